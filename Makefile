@@ -1,0 +1,36 @@
+# Two commands do all the set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install sample model bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job on the sample district: the nightly run with the shipped model.
+run: $(STAMP)
+	$(VENV)/bin/escalation-risk validate data/sample
+	$(VENV)/bin/escalation-risk nightly data/sample --model models/default --as-of 2025-06-30 --store sqlite:///out/alerts.db --out out
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Regenerate the committed sample district and the shipped model.
+sample: $(STAMP)
+	$(VENV)/bin/escalation-risk sample data/sample --persons 20000 --seed 7
+
+model: $(STAMP)
+	$(VENV)/bin/escalation-risk train data/sample --cutoff 2025-01-01 --out models/default
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py --persons 100000
+
+clean:
+	rm -rf $(VENV) out

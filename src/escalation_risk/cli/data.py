@@ -1,0 +1,53 @@
+"""``validate`` and ``sample``: the data side of the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..dataset import DataValidationError, load_dataset
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Write every problem found (table, row, column, value, reason) to this CSV.")
+@click.option("--show", default=20, show_default=True, help="How many problems to print.")
+def validate(data_dir: str, report: str | None, show: int) -> None:
+    """Validate DATA_DIR against the data contract; exit 1 if any row breaks it."""
+    try:
+        ds = load_dataset(data_dir, errors="quarantine")
+    except DataValidationError as e:  # structural: missing table/column, unreadable file
+        click.echo(str(e), err=True)
+        raise SystemExit(1)
+    click.echo(ds.summary().to_string(index=False))
+    q = ds.quarantine
+    if report:
+        Path(report).parent.mkdir(parents=True, exist_ok=True)
+        q.to_csv(report, index=False)
+    if len(q):
+        click.echo(f"\n{len(q)} problem(s) in {sum(len(r) for r in ds.rejected.values())} row(s):", err=True)
+        click.echo(q.head(show).to_string(index=False), err=True)
+        raise SystemExit(1)
+    inc = ds.incidents
+    click.echo(f"\nvalid: {len(inc)} incidents from {inc['reported_at'].min():%Y-%m-%d} "
+               f"to {inc['reported_at'].max():%Y-%m-%d}; "
+               f"{int((inc['kind'] == 'dispute').sum())} disputes, "
+               f"{int((inc['kind'] == 'criminal_case').sum())} criminal cases")
+
+
+@click.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--persons", default=20000, show_default=True, help="People in the district.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--start", default="2021-07-01", show_default=True)
+@click.option("--end", default="2025-06-30", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str) -> None:
+    """Generate a synthetic district in the contract's shape into OUT_DIR."""
+    from ..synth import generate_tables, write_tables
+    tables, truth = generate_tables(persons, seed=seed, start=start, end=end)
+    write_tables(tables, out_dir, fmt=fmt, truth=truth)
+    counts = ", ".join(f"{k}={len(v)}" for k, v in tables.items())
+    click.echo(f"wrote {out_dir}: {counts}")
