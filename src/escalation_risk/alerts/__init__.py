@@ -1,0 +1,44 @@
+"""Alerts: the store of nightly scores and alerts, and the alert lifecycle.
+
+``AlertStore`` records each night's scores, raises one alert per dispute at an alert
+level, and follows it through the lifecycle in ``lifecycle`` (raised -> assigned ->
+in_progress -> resolved | escalated -> follow_up -> closed) with an append-only audit
+trail. This package receives DataFrames from the scoring layer and imports nothing
+from it.
+"""
+
+from escalation_risk.alerts.lifecycle import (
+    DUE_DAYS,
+    LEVELS,
+    OPEN_STATUSES,
+    STATUSES,
+    TRANSITIONS,
+    TRENDS,
+    AlertTransitionError,
+    allowed_next,
+    due_at,
+)
+from escalation_risk.alerts.store import (
+    SCHEMA_VERSION,
+    AlertNotFoundError,
+    AlertStore,
+    NightSummary,
+    SchemaVersionError,
+)
+
+__all__ = [
+    "AlertStore",
+    "NightSummary",
+    "AlertTransitionError",
+    "AlertNotFoundError",
+    "SchemaVersionError",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "OPEN_STATUSES",
+    "TRANSITIONS",
+    "LEVELS",
+    "TRENDS",
+    "DUE_DAYS",
+    "allowed_next",
+    "due_at",
+]

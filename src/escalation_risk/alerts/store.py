@@ -1,0 +1,988 @@
+"""The alert store: score history, nightly runs, alerts and their audit trail.
+
+One SQLAlchemy Core schema behind one URL: SQLite by default (a file, or ``sqlite://``
+in memory), any SQLAlchemy URL (PostgreSQL) in production. The schema is created on
+first use and versioned in ``schema_version``; a store written by a newer version of
+this library is refused rather than silently misread.
+
+What the store holds, and what it never holds: dispute ids, model versions, scores,
+the reasons text the scoring layer wrote, and the names of the staff who act on an
+alert. No person's name, id number or phone ever reaches it; the scoring layer hands
+over pseudonymous dispute ids only, and ``record_night`` keeps only the columns it
+knows.
+
+The alerts layer sits below the command line and above scoring: it receives score
+DataFrames and imports nothing from the model, scoring or nightly modules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from escalation_risk.alerts.lifecycle import (
+    ACTIVE_STATUSES,
+    DUE_DAYS,
+    FOLLOW_UP_STATUSES,
+    LEVEL_RANK,
+    LEVELS,
+    OPEN_STATUSES,
+    STATUSES,
+    TRENDS,
+    AlertTransitionError,
+    allowed_next,
+    check_transition,
+    due_at,
+    tighten_due,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AlertStore",
+    "NightSummary",
+    "AlertNotFoundError",
+    "SchemaVersionError",
+]
+
+#: Bump when the tables change, and add the step to ``_MIGRATIONS``.
+SCHEMA_VERSION = 1
+
+# SQLite caps the number of bound parameters per statement; IN lists are chunked.
+_CHUNK = 500
+
+metadata = sa.MetaData()
+
+schema_version_table = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+
+scores_table = sa.Table(
+    "scores",
+    metadata,
+    sa.Column("score_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dispute_id", sa.String(128), nullable=False),
+    sa.Column("as_of", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("trend", sa.String(16), nullable=False),
+    sa.Column("delta", sa.Float, nullable=True),
+    sa.Column("reasons", sa.Text, nullable=False),  # JSON list of str
+    sa.Column("plan", sa.Text, nullable=False),
+    sa.UniqueConstraint("dispute_id", "as_of", "model_version", name="uq_scores_dispute_night"),
+    sa.Index("ix_scores_dispute_as_of", "dispute_id", "as_of"),
+)
+
+runs_table = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("as_of", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=True),
+    sa.Column("n_scored", sa.Integer, nullable=False, default=0),
+    *(sa.Column(f"n_{lvl}", sa.Integer, nullable=False, default=0) for lvl in LEVELS),
+    sa.Column("n_new_alerts", sa.Integer, nullable=False, default=0),
+    sa.Column("n_updated_alerts", sa.Integer, nullable=False, default=0),
+    sa.Column("n_rising", sa.Integer, nullable=False, default=0),
+    sa.Column("n_overdue", sa.Integer, nullable=False, default=0),
+    sa.UniqueConstraint("as_of", "model_version", name="uq_runs_night"),
+)
+
+alerts_table = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dispute_id", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("trend", sa.String(16), nullable=False),
+    sa.Column("delta", sa.Float, nullable=True),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("raised_by", sa.String(128), nullable=False),
+    sa.Column("raised_at", sa.DateTime, nullable=False),
+    sa.Column("due_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    # When the status last changed: follow-up reminders count from here.
+    sa.Column("status_at", sa.DateTime, nullable=False),
+    # The night of the score the alert currently shows; older nights never overwrite it.
+    sa.Column("last_as_of", sa.DateTime, nullable=False),
+    sa.Column("closed_at", sa.DateTime, nullable=True),
+    sa.Column("outcome", sa.Text, nullable=True),
+    sa.Column("escalated_to_crime", sa.Boolean, nullable=True),
+    sa.Index("ix_alerts_status", "status"),
+)
+# One open alert per dispute, enforced by the database itself (a partial unique index
+# on both SQLite and PostgreSQL), so even a buggy caller cannot open a second one.
+sa.Index(
+    "uq_alerts_one_open_per_dispute",
+    alerts_table.c.dispute_id,
+    unique=True,
+    sqlite_where=alerts_table.c.status != "closed",
+    postgresql_where=alerts_table.c.status != "closed",
+)
+
+events_table = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.alert_id"), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("who", sa.String(128), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),  # raised/updated/assigned/status/closed
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),  # the owner after the event
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Index("ix_alert_events_alert", "alert_id"),
+)
+
+# The audit trail is append-only; the database refuses edits, not just this code.
+for _op in ("UPDATE", "DELETE"):
+    sa.event.listen(
+        events_table,
+        "after_create",
+        sa.DDL(
+            f"CREATE TRIGGER alert_events_no_{_op.lower()} BEFORE {_op} ON alert_events "
+            "BEGIN SELECT RAISE(ABORT, 'alert_events is append-only'); END"
+        ).execute_if(dialect="sqlite"),
+    )
+sa.event.listen(
+    events_table,
+    "after_create",
+    sa.DDL(
+        "CREATE OR REPLACE FUNCTION alert_events_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'alert_events is append-only'; END $$"
+    ).execute_if(dialect="postgresql"),
+)
+sa.event.listen(
+    events_table,
+    "after_create",
+    sa.DDL(
+        "CREATE TRIGGER alert_events_no_change BEFORE UPDATE OR DELETE ON alert_events "
+        "FOR EACH ROW EXECUTE FUNCTION alert_events_append_only()"
+    ).execute_if(dialect="postgresql"),
+)
+
+# version found -> function(connection) bringing it to version + 1.
+_MIGRATIONS: dict[int, Any] = {}
+
+_SCORE_COLUMNS = (
+    "dispute_id", "as_of", "model_version", "probability", "level", "trend", "delta",
+    "reasons", "plan",
+)
+_ALERT_COLUMNS = tuple(c.name for c in alerts_table.columns)
+_EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
+_RUN_COLUMNS = tuple(c.name for c in runs_table.columns)
+_OUTCOME_COLUMNS = (
+    "dispute_id", "alert_id", "raised_at", "closed_at", "outcome", "escalated_to_crime",
+)
+_DATETIME_COLUMNS = frozenset(
+    {"as_of", "started_at", "finished_at", "raised_at", "due_at", "updated_at",
+     "status_at", "last_as_of", "closed_at", "at", "applied_at"}
+)
+
+
+class AlertNotFoundError(LookupError):
+    """No alert with the given id in the store."""
+
+    def __init__(self, alert_id: Any) -> None:
+        self.alert_id = alert_id
+        super().__init__(f"alert {alert_id}: no such alert in the store")
+
+
+class SchemaVersionError(RuntimeError):
+    """The store's schema is of a version this library cannot read or migrate."""
+
+
+@dataclass(frozen=True)
+class NightSummary:
+    """What one nightly run did to the store.
+
+    ``by_level`` counts the disputes scored at each level; ``rising`` counts scored
+    disputes whose trend is rising; ``overdue`` counts open, unresolved alerts past
+    due at ``as_of``. ``already_recorded`` is true when this night had been recorded
+    before and nothing changed (the counts are those of the first recording).
+    """
+
+    as_of: pd.Timestamp
+    model_version: str
+    n_scored: int
+    by_level: dict[str, int] = field(default_factory=dict)
+    new_alerts: int = 0
+    updated_alerts: int = 0
+    rising: int = 0
+    overdue: int = 0
+    already_recorded: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain dict (as_of as ISO text), for JSON output and logs."""
+        out = asdict(self)
+        out["as_of"] = pd.Timestamp(self.as_of).isoformat()
+        return out
+
+    def __str__(self) -> str:
+        levels = ", ".join(f"{k} {v}" for k, v in self.by_level.items())
+        again = " (already recorded; nothing changed)" if self.already_recorded else ""
+        return (
+            f"{pd.Timestamp(self.as_of):%Y-%m-%d} model {self.model_version}: "
+            f"{self.n_scored} scored ({levels}); {self.new_alerts} new alerts, "
+            f"{self.updated_alerts} updated, {self.rising} rising, {self.overdue} overdue"
+            f"{again}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+
+
+def _timestamp(value: Any, name: str) -> datetime:
+    """A naive datetime from anything pandas reads as a timestamp."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected a timestamp, got {value!r}") from exc
+    if ts is pd.NaT or pd.isna(ts):
+        raise ValueError(f"{name}: expected a timestamp, got {value!r}")
+    if ts.tzinfo is not None:
+        raise ValueError(f"{name}: expected naive local time, got {value!r} with a time zone")
+    return ts.to_pydatetime()
+
+
+def _now(at: Any, name: str = "at") -> datetime:
+    return datetime.now().replace(microsecond=0) if at is None else _timestamp(at, name)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _reasons_list(value: Any, where: str) -> list[str]:
+    """Reasons as a list of str, from a list, an array, a JSON string or nothing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{where}: column 'reasons' must be a list of str or a JSON list, "
+                f"got {value!r}"
+            ) from exc
+    if isinstance(value, (list, tuple, np.ndarray)):
+        out = list(value)
+        if all(isinstance(r, str) for r in out):
+            return out
+    raise ValueError(
+        f"{where}: column 'reasons' must be a list of str or a JSON list, got {value!r}"
+    )
+
+
+def _dumps(reasons: list[str]) -> str:
+    # ensure_ascii=False keeps Chinese reasons readable in the database itself.
+    return json.dumps(reasons, ensure_ascii=False)
+
+
+def _loads(text: Any) -> list[str]:
+    return json.loads(text) if isinstance(text, str) and text else []
+
+
+def _frame(rows: Iterable[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """A DataFrame from result rows with stable columns and dtypes, even when empty."""
+    df = pd.DataFrame([tuple(r) for r in rows], columns=list(columns))
+    for col in df.columns:
+        if col in _DATETIME_COLUMNS:
+            df[col] = pd.to_datetime(df[col])
+        elif col == "reasons":
+            df[col] = pd.Series([_loads(v) for v in df[col]], index=df.index, dtype=object)
+        elif col == "escalated_to_crime":
+            df[col] = df[col].astype("boolean")
+        elif col in ("probability", "delta"):
+            df[col] = df[col].astype(float)
+    return df
+
+
+def _plain(value: Any) -> Any:
+    """Python scalars for a dict handed to callers (pd.Timestamp for times)."""
+    if isinstance(value, datetime):
+        return pd.Timestamp(value)
+    return value
+
+
+def _score_rows(scores: pd.DataFrame, night: datetime) -> list[dict[str, Any]]:
+    """Validate the nightly scores and turn them into plain row dicts."""
+    if not isinstance(scores, pd.DataFrame):
+        raise TypeError(f"scores: expected a pandas DataFrame, got {type(scores).__name__}")
+    required = ("dispute_id", "probability", "level", "trend", "reasons", "plan")
+    missing = [c for c in required if c not in scores.columns]
+    if missing:
+        raise ValueError(
+            f"scores: missing required column(s) {missing}; got {list(scores.columns)}"
+        )
+    if scores.empty:
+        return []
+
+    def fail(col: str, mask: pd.Series, rule: str) -> None:
+        bad = scores.index[mask.to_numpy()]
+        if len(bad):
+            first = bad[0]
+            raise ValueError(
+                f"scores: column '{col}' row {first!r} value {scores.at[first, col]!r} "
+                f"breaks rule: {rule} ({len(bad)} row(s) in all)"
+            )
+
+    fail("dispute_id", scores["dispute_id"].isna(), "required")
+    ids = scores["dispute_id"].astype(str)
+    fail("dispute_id", ids.duplicated(keep="first"), "one score per dispute per night")
+    if "as_of" in scores.columns:
+        as_of = pd.to_datetime(scores["as_of"], errors="coerce")
+        fail("as_of", as_of.isna() | (as_of != pd.Timestamp(night)), f"equals the night's as_of {night}")
+    prob = pd.to_numeric(scores["probability"], errors="coerce")
+    fail("probability", prob.isna() | (prob < 0) | (prob > 1), "a number in [0, 1]")
+    fail("level", ~scores["level"].isin(LEVELS), f"one of {LEVELS}")
+    fail("trend", ~scores["trend"].isin(TRENDS), f"one of {TRENDS}")
+    if "delta" in scores.columns:
+        delta = pd.to_numeric(scores["delta"], errors="coerce")
+        fail("delta", delta.isna() & scores["delta"].notna(), "a number or missing")
+    else:
+        delta = pd.Series(np.nan, index=scores.index)
+    plan = scores["plan"]
+
+    rows = []
+    for i, (idx, did) in enumerate(ids.items()):
+        d = delta.iloc[i]
+        p = plan.iloc[i]
+        rows.append(
+            {
+                "dispute_id": did,
+                "probability": float(prob.iloc[i]),
+                "level": str(scores["level"].iloc[i]),
+                "trend": str(scores["trend"].iloc[i]),
+                "delta": None if pd.isna(d) else float(d),
+                "reasons": _dumps(_reasons_list(scores["reasons"].iloc[i], f"scores row {idx!r}")),
+                "plan": "" if p is None or (not isinstance(p, str) and pd.isna(p)) else str(p),
+            }
+        )
+    return rows
+
+
+def _url_for_messages(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------------
+# the store
+
+
+class AlertStore:
+    """Score history, nightly runs, alerts and their append-only audit trail.
+
+    ``url`` is any SQLAlchemy URL: ``sqlite:///out/alerts.db`` (the folder is created),
+    ``sqlite://`` in memory, or ``postgresql+psycopg://...`` in production. The schema
+    is created on first use. Use as a context manager, or call ``close``, to release
+    the connection pool.
+    """
+
+    def __init__(self, url: str = "sqlite:///alerts.db") -> None:
+        self.url = sa.make_url(url)
+        if self.url.get_backend_name() == "sqlite":
+            db = self.url.database
+            if db and db != ":memory:" and not db.startswith("file:"):
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(self.url)
+        if self.url.get_backend_name() == "sqlite":
+            # SQLite ignores foreign keys unless asked, per connection.
+            sa.event.listen(self.engine, "connect", _sqlite_foreign_keys)
+        self._ensure_schema()
+
+    def __repr__(self) -> str:
+        return f"AlertStore({_url_for_messages(self.url)!r})"
+
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection pool (an in-memory SQLite store is then gone)."""
+        self.engine.dispose()
+
+    # -- schema --------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        with self.engine.begin() as conn:
+            found = None
+            if sa.inspect(conn).has_table("schema_version"):
+                found = conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
+            if found is not None and found > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"alert store {_url_for_messages(self.url)} has schema version {found}, "
+                    f"newer than this escalation_risk understands ({SCHEMA_VERSION}); "
+                    "upgrade escalation_risk instead of writing to it"
+                )
+            metadata.create_all(conn)
+            if found is None:
+                conn.execute(
+                    sa.insert(schema_version_table).values(version=SCHEMA_VERSION, applied_at=_now(None))
+                )
+                return
+            while found < SCHEMA_VERSION:
+                step = _MIGRATIONS.get(found)
+                if step is None:
+                    raise SchemaVersionError(
+                        f"alert store {_url_for_messages(self.url)} has schema version "
+                        f"{found}; no migration to {found + 1} is known"
+                    )
+                step(conn)
+                found += 1
+                conn.execute(sa.insert(schema_version_table).values(version=found, applied_at=_now(None)))
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the store."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar())
+
+    # -- the nightly run -------------------------------------------------------
+
+    def record_night(
+        self,
+        scores: pd.DataFrame,
+        as_of: Any,
+        model_version: str,
+        *,
+        alert_levels: Sequence[str] = ("red", "orange", "yellow"),
+        raised_by: str = "system",
+    ) -> NightSummary:
+        """Record one night's scores and raise or update alerts, all in one transaction.
+
+        ``scores`` has columns dispute_id, probability, level, trend, reasons, plan
+        and optionally as_of (must equal ``as_of``) and delta. Recording the same
+        night (``as_of`` and ``model_version``) again changes nothing and returns the
+        first recording's summary with ``already_recorded=True``.
+
+        A dispute reaching a level in ``alert_levels`` without an open alert gets one,
+        owned by ``raised_by``. An open alert follows its dispute's latest score; a
+        change of level or trend is logged as an ``updated`` event, a rise in level
+        tightens the due time, and a drop to blue leaves the alert open for a person
+        to close.
+        """
+        night = _timestamp(as_of, "as_of")
+        if not isinstance(model_version, str) or not model_version:
+            raise ValueError(f"model_version: expected a non-empty str, got {model_version!r}")
+        bad = [lvl for lvl in alert_levels if lvl not in DUE_DAYS]
+        if bad:
+            raise ValueError(
+                f"alert_levels: {bad} cannot raise alerts; expected a subset of {tuple(DUE_DAYS)}"
+            )
+        rows = _score_rows(scores, night)
+        started = _now(None)
+
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.select(runs_table).where(
+                    runs_table.c.as_of == night, runs_table.c.model_version == model_version
+                )
+            ).mappings().first()
+            if done is not None:
+                return _summary_from_run(done, already_recorded=True)
+
+            run_id = conn.execute(
+                sa.insert(runs_table).values(as_of=night, model_version=model_version, started_at=started)
+            ).inserted_primary_key[0]
+            if rows:
+                conn.execute(
+                    sa.insert(scores_table),
+                    [dict(r, as_of=night, model_version=model_version) for r in rows],
+                )
+            new, updated = _apply_alerts(conn, rows, night, model_version, tuple(alert_levels), raised_by)
+            overdue = conn.execute(
+                sa.select(sa.func.count()).select_from(alerts_table).where(
+                    alerts_table.c.status.in_(ACTIVE_STATUSES), alerts_table.c.due_at < night
+                )
+            ).scalar_one()
+            by_level = {lvl: sum(r["level"] == lvl for r in rows) for lvl in LEVELS}
+            rising = sum(r["trend"] == "rising" for r in rows)
+            conn.execute(
+                sa.update(runs_table)
+                .where(runs_table.c.run_id == run_id)
+                .values(
+                    finished_at=_now(None),
+                    n_scored=len(rows),
+                    n_new_alerts=new,
+                    n_updated_alerts=updated,
+                    n_rising=rising,
+                    n_overdue=overdue,
+                    **{f"n_{lvl}": n for lvl, n in by_level.items()},
+                )
+            )
+        return NightSummary(
+            as_of=pd.Timestamp(night),
+            model_version=model_version,
+            n_scored=len(rows),
+            by_level=by_level,
+            new_alerts=new,
+            updated_alerts=updated,
+            rising=rising,
+            overdue=overdue,
+        )
+
+    def previous_scores(
+        self,
+        dispute_ids: Iterable[Any] | None,
+        before: Any,
+        model_version: str | None = None,
+    ) -> pd.DataFrame:
+        """The latest recorded score of each dispute strictly before ``before``.
+
+        For the scoring layer's trend. ``dispute_ids=None`` means every dispute; a
+        dispute never scored before is simply absent. Any model version counts unless
+        ``model_version`` is given, so a new model does not reset every trend to new.
+        """
+        cutoff = _timestamp(before, "before")
+        s = scores_table
+        rank = sa.func.row_number().over(
+            partition_by=s.c.dispute_id, order_by=(s.c.as_of.desc(), s.c.score_id.desc())
+        ).label("rank")
+        conditions = [s.c.as_of < cutoff]
+        if model_version is not None:
+            conditions.append(s.c.model_version == model_version)
+        groups: list[Sequence[Any] | None]
+        if dispute_ids is None:
+            groups = [None]
+        else:
+            groups = list(_chunks(list(dict.fromkeys(str(d) for d in dispute_ids))))
+        rows: list[Any] = []
+        with self.engine.connect() as conn:
+            for group in groups:
+                where = conditions if group is None else [*conditions, s.c.dispute_id.in_(group)]
+                inner = sa.select(*(s.c[c] for c in _SCORE_COLUMNS), rank).where(*where).subquery()
+                query = (
+                    sa.select(*(inner.c[c] for c in _SCORE_COLUMNS))
+                    .where(inner.c.rank == 1)
+                    .order_by(inner.c.dispute_id)
+                )
+                rows.extend(conn.execute(query))
+        return _frame(rows, _SCORE_COLUMNS)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def assign(self, alert_id: int, to: str, by: str, note: str = "", at: Any = None) -> dict[str, Any]:
+        """Make ``to`` the owner of an open alert; a ``raised`` alert becomes ``assigned``.
+
+        Later statuses are kept: a handover does not undo work done. Returns the alert.
+        """
+        _require_text(to, "to")
+        when = _now(at)
+
+        def change(current: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+            if current["status"] == "closed":
+                raise AlertTransitionError(
+                    alert_id, "closed", "assigned", (), "a closed alert keeps its last owner"
+                )
+            status = "assigned" if current["status"] == "raised" else current["status"]
+            return status, {"owner": to}, note
+
+        return self._change(alert_id, "assigned", by, when, change)
+
+    def update(self, alert_id: int, status: str, by: str, note: str = "", at: Any = None) -> dict[str, Any]:
+        """Move an alert to ``status`` if the lifecycle allows it. Returns the alert.
+
+        ``assigned`` goes through ``assign`` (it needs an owner) and ``closed``
+        through ``close`` (it needs an outcome).
+        """
+        when = _now(at)
+
+        def change(current: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+            hint = {
+                "assigned": "use assign(), which records the new owner",
+                "closed": "use close(), which records the outcome",
+            }.get(status, "")
+            if hint:
+                allowed = tuple(s for s in allowed_next(current["status"]) if s not in ("assigned", "closed"))
+                raise AlertTransitionError(alert_id, current["status"], status, allowed, hint)
+            check_transition(alert_id, current["status"], status)
+            return status, {}, note
+
+        return self._change(alert_id, "status", by, when, change)
+
+    def close(
+        self,
+        alert_id: int,
+        by: str,
+        outcome: str,
+        escalated_to_crime: bool | None,
+        note: str = "",
+        at: Any = None,
+    ) -> dict[str, Any]:
+        """Close an alert after its follow-up, recording the outcome. Returns the alert.
+
+        ``escalated_to_crime`` is whether the dispute did turn into a crime (None when
+        not known); with ``outcome`` it becomes a label for the next training.
+        """
+        _require_text(outcome, "outcome")
+        if escalated_to_crime is not None:
+            if not isinstance(escalated_to_crime, (bool, np.bool_)):
+                raise ValueError(
+                    f"escalated_to_crime: expected True, False or None, got {escalated_to_crime!r}"
+                )
+            escalated_to_crime = bool(escalated_to_crime)
+        when = _now(at)
+
+        def change(current: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+            check_transition(alert_id, current["status"], "closed")
+            values = {"closed_at": when, "outcome": outcome, "escalated_to_crime": escalated_to_crime}
+            text = f"outcome: {outcome}" + (f"; {note}" if note else "")
+            return "closed", values, text
+
+        return self._change(alert_id, "closed", by, when, change)
+
+    def _change(self, alert_id: int, event: str, who: str, when: datetime, change: Any) -> dict[str, Any]:
+        """Apply one human action to one alert and log it, in one transaction."""
+        _require_text(who, "by")
+        alert_id = _alert_id(alert_id)
+        a = alerts_table
+        with self.engine.begin() as conn:
+            current = conn.execute(sa.select(a).where(a.c.alert_id == alert_id)).mappings().first()
+            if current is None:
+                raise AlertNotFoundError(alert_id)
+            current = dict(current)
+            if when < current["raised_at"]:
+                raise ValueError(
+                    f"alert {alert_id}: at {when} is before the alert was raised ({current['raised_at']})"
+                )
+            status, values, note = change(current)
+            values = {**values, "status": status, "updated_at": when}
+            if status != current["status"]:
+                values["status_at"] = when
+            # Guard on the status read above, so two people acting at once cannot
+            # both succeed from the same starting state.
+            res = conn.execute(
+                sa.update(a)
+                .where(a.c.alert_id == alert_id, a.c.status == current["status"])
+                .values(**values)
+            )
+            if res.rowcount != 1:
+                raise AlertTransitionError(
+                    alert_id, current["status"], status, allowed_next(current["status"]),
+                    "the alert changed meanwhile; reload and retry",
+                )
+            conn.execute(
+                sa.insert(events_table).values(
+                    alert_id=alert_id,
+                    at=when,
+                    who=who,
+                    event=event,
+                    from_status=current["status"],
+                    to_status=status,
+                    owner=values.get("owner", current["owner"]),
+                    note=note or "",
+                )
+            )
+        return self.alert(alert_id)
+
+    # -- reading ---------------------------------------------------------------
+
+    def alerts(
+        self,
+        status: str | Iterable[str] | None = None,
+        level: str | Iterable[str] | None = None,
+        dispute_id: str | None = None,
+    ) -> pd.DataFrame:
+        """Alerts, newest first, optionally filtered.
+
+        ``status`` is a status, several, or ``"open"`` for every status but closed;
+        ``level`` one level or several.
+        """
+        a = alerts_table
+        query = sa.select(a).order_by(a.c.alert_id.desc())
+        if status is not None:
+            wanted = _one_or_many(status, "status", (*STATUSES, "open"))
+            if "open" in wanted:
+                wanted = sorted(set(wanted) - {"open"} | set(OPEN_STATUSES))
+            query = query.where(a.c.status.in_(wanted))
+        if level is not None:
+            query = query.where(a.c.level.in_(_one_or_many(level, "level", LEVELS)))
+        if dispute_id is not None:
+            query = query.where(a.c.dispute_id == str(dispute_id))
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(query), _ALERT_COLUMNS)
+
+    def alert(self, alert_id: int) -> dict[str, Any]:
+        """One alert as a dict, with its audit trail under ``"events"`` (oldest first)."""
+        alert_id = _alert_id(alert_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)
+            ).mappings().first()
+            if row is None:
+                raise AlertNotFoundError(alert_id)
+            events = conn.execute(
+                sa.select(events_table)
+                .where(events_table.c.alert_id == alert_id)
+                .order_by(events_table.c.event_id)
+            ).mappings().all()
+        out = {k: _plain(v) for k, v in row.items()}
+        out["reasons"] = _loads(row["reasons"])
+        out["events"] = [{k: _plain(v) for k, v in e.items()} for e in events]
+        return out
+
+    def events(self, alert_id: int | None = None) -> pd.DataFrame:
+        """The audit trail, oldest first; of one alert when ``alert_id`` is given."""
+        query = sa.select(events_table).order_by(events_table.c.event_id)
+        if alert_id is not None:
+            query = query.where(events_table.c.alert_id == _alert_id(alert_id))
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(query), _EVENT_COLUMNS)
+
+    def overdue(self, now: Any = None) -> pd.DataFrame:
+        """Open alerts not yet resolved whose due time has passed, most overdue first.
+
+        Adds ``overdue_by`` (a Timedelta).
+        """
+        when = _now(now, "now")
+        a = alerts_table
+        query = (
+            sa.select(a)
+            .where(a.c.status.in_(ACTIVE_STATUSES), a.c.due_at < when)
+            .order_by(a.c.due_at, a.c.alert_id)
+        )
+        with self.engine.connect() as conn:
+            df = _frame(conn.execute(query), _ALERT_COLUMNS)
+        df["overdue_by"] = pd.Timestamp(when) - df["due_at"]
+        return df
+
+    def follow_ups_due(self, now: Any = None, days: int = 7) -> pd.DataFrame:
+        """Alerts resolved or escalated more than ``days`` ago and not yet followed up.
+
+        Adds ``waiting`` (a Timedelta since the alert was resolved or escalated).
+        """
+        if days < 0:
+            raise ValueError(f"days: expected a number >= 0, got {days!r}")
+        when = _now(now, "now")
+        a = alerts_table
+        query = (
+            sa.select(a)
+            .where(
+                a.c.status.in_(FOLLOW_UP_STATUSES),
+                a.c.status_at < when - pd.Timedelta(days=days).to_pytimedelta(),
+            )
+            .order_by(a.c.status_at, a.c.alert_id)
+        )
+        with self.engine.connect() as conn:
+            df = _frame(conn.execute(query), _ALERT_COLUMNS)
+        df["waiting"] = pd.Timestamp(when) - df["status_at"]
+        return df
+
+    def outcomes(self) -> pd.DataFrame:
+        """Closed alerts with their recorded outcome: labels for the next training."""
+        a = alerts_table
+        query = (
+            sa.select(*(a.c[c] for c in _OUTCOME_COLUMNS))
+            .where(a.c.status == "closed")
+            .order_by(a.c.closed_at, a.c.alert_id)
+        )
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(query), _OUTCOME_COLUMNS)
+
+    def scores(
+        self,
+        dispute_id: str | None = None,
+        as_of: Any = None,
+        model_version: str | None = None,
+    ) -> pd.DataFrame:
+        """The score history, oldest night first, optionally filtered."""
+        s = scores_table
+        query = sa.select(*(s.c[c] for c in _SCORE_COLUMNS)).order_by(s.c.as_of, s.c.dispute_id, s.c.score_id)
+        if dispute_id is not None:
+            query = query.where(s.c.dispute_id == str(dispute_id))
+        if as_of is not None:
+            query = query.where(s.c.as_of == _timestamp(as_of, "as_of"))
+        if model_version is not None:
+            query = query.where(s.c.model_version == model_version)
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(query), _SCORE_COLUMNS)
+
+    def runs(self) -> pd.DataFrame:
+        """One row per recorded night, oldest first."""
+        query = sa.select(runs_table).order_by(runs_table.c.as_of, runs_table.c.run_id)
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(query), _RUN_COLUMNS)
+
+
+# ---------------------------------------------------------------------------
+# internals of record_night and the lifecycle
+
+
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _require_text(value: Any, name: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name}: expected a non-empty str, got {value!r}")
+
+
+def _alert_id(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise AlertNotFoundError(value) from exc
+
+
+def _one_or_many(value: str | Iterable[str], name: str, allowed: Sequence[str]) -> list[str]:
+    values = [value] if isinstance(value, str) else list(value)
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"{name}: unknown value(s) {unknown}; expected some of {tuple(allowed)}")
+    return values
+
+
+def _summary_from_run(run: Any, *, already_recorded: bool) -> NightSummary:
+    return NightSummary(
+        as_of=pd.Timestamp(run["as_of"]),
+        model_version=run["model_version"],
+        n_scored=run["n_scored"],
+        by_level={lvl: run[f"n_{lvl}"] for lvl in LEVELS},
+        new_alerts=run["n_new_alerts"],
+        updated_alerts=run["n_updated_alerts"],
+        rising=run["n_rising"],
+        overdue=run["n_overdue"],
+        already_recorded=already_recorded,
+    )
+
+
+def _fmt(ts: datetime) -> str:
+    return f"{ts:%Y-%m-%d %H:%M}"
+
+
+def _apply_alerts(
+    conn: sa.Connection,
+    rows: list[dict[str, Any]],
+    night: datetime,
+    model_version: str,
+    alert_levels: tuple[str, ...],
+    who: str,
+) -> tuple[int, int]:
+    """Raise new alerts and bring open ones up to tonight's scores; returns (new, updated)."""
+    a = alerts_table
+    open_alerts = {
+        r["dispute_id"]: dict(r)
+        for r in conn.execute(sa.select(a).where(a.c.status != "closed")).mappings()
+    }
+    to_raise: list[dict[str, Any]] = []
+    to_update: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for r in rows:
+        current = open_alerts.get(r["dispute_id"])
+        if current is None:
+            if r["level"] in alert_levels:
+                to_raise.append(
+                    {
+                        **{k: r[k] for k in ("dispute_id", "level", "probability", "trend", "delta", "reasons", "plan")},
+                        "model_version": model_version,
+                        "status": "raised",
+                        "owner": who,
+                        "raised_by": who,
+                        "raised_at": night,
+                        "due_at": due_at(r["level"], night).to_pydatetime(),
+                        "updated_at": night,
+                        "status_at": night,
+                        "last_as_of": night,
+                    }
+                )
+            continue
+        # A backfilled older night is kept in the score history but must not roll
+        # an alert back to an older picture.
+        if night < current["last_as_of"]:
+            continue
+        due = current["due_at"]
+        if LEVEL_RANK[r["level"]] > LEVEL_RANK[current["level"]]:
+            due = tighten_due(due, r["level"], night).to_pydatetime()
+        changes = []
+        if r["level"] != current["level"]:
+            changes.append(f"level {current['level']} -> {r['level']}")
+        if r["trend"] != current["trend"]:
+            changes.append(f"trend {current['trend']} -> {r['trend']}")
+        if due != current["due_at"]:
+            changes.append(f"due {_fmt(current['due_at'])} -> {_fmt(due)}")
+        to_update.append(
+            {
+                "b_alert_id": current["alert_id"],
+                **{k: r[k] for k in ("level", "probability", "trend", "delta", "reasons", "plan")},
+                "model_version": model_version,
+                "due_at": due,
+                "updated_at": night,
+                "last_as_of": night,
+            }
+        )
+        if changes:
+            events.append(
+                {
+                    "alert_id": current["alert_id"],
+                    "at": night,
+                    "who": who,
+                    "event": "updated",
+                    "from_status": current["status"],
+                    "to_status": current["status"],
+                    "owner": current["owner"],
+                    "note": "; ".join(changes),
+                }
+            )
+    if to_update:
+        conn.execute(
+            # executemany: the SET clause takes the column keys of the parameter dicts.
+            sa.update(a).where(a.c.alert_id == sa.bindparam("b_alert_id")),
+            to_update,
+        )
+    if to_raise:
+        conn.execute(sa.insert(a), to_raise)
+        raised = {r["dispute_id"] for r in to_raise}
+        by_dispute = {r["dispute_id"]: r for r in to_raise}
+        new_ids = conn.execute(
+            sa.select(a.c.alert_id, a.c.dispute_id).where(
+                a.c.status == "raised", a.c.raised_at == night
+            )
+        ).all()
+        for alert_id, dispute_id in sorted(new_ids):
+            if dispute_id not in raised:
+                continue
+            r = by_dispute[dispute_id]
+            events.append(
+                {
+                    "alert_id": alert_id,
+                    "at": night,
+                    "who": who,
+                    "event": "raised",
+                    "from_status": None,
+                    "to_status": "raised",
+                    "owner": who,
+                    "note": f"{r['level']}, p={r['probability']:.2f}, trend {r['trend']}, model {model_version}",
+                }
+            )
+    if events:
+        conn.execute(sa.insert(events_table), events)
+    return len(to_raise), sum(e["event"] == "updated" for e in events)
