@@ -7,7 +7,7 @@ trail. This package receives DataFrames from the scoring layer and imports nothi
 from it.
 """
 
-from escalation_risk.alerts.lifecycle import (
+from .lifecycle import (
     DUE_DAYS,
     LEVELS,
     OPEN_STATUSES,
@@ -18,7 +18,7 @@ from escalation_risk.alerts.lifecycle import (
     allowed_next,
     due_at,
 )
-from escalation_risk.alerts.store import (
+from .store import (
     SCHEMA_VERSION,
     AlertNotFoundError,
     AlertStore,

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from escalation_risk.alerts.lifecycle import (
+from .lifecycle import (
     ACTIVE_STATUSES,
     DUE_DAYS,
     FOLLOW_UP_STATUSES,
@@ -399,7 +399,7 @@ class AlertStore:
 
     ``url`` is any SQLAlchemy URL: ``sqlite:///out/alerts.db`` (the folder is created),
     ``sqlite://`` in memory, or ``postgresql+psycopg://...`` in production. The schema
-    is created on first use. Use as a context manager, or call ``close``, to release
+    is created on first use. Use as a context manager, or call ``dispose``, to release
     the connection pool.
     """
 
@@ -422,10 +422,13 @@ class AlertStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.dispose()
 
-    def close(self) -> None:
-        """Release the connection pool (an in-memory SQLite store is then gone)."""
+    def dispose(self) -> None:
+        """Release the connection pool (an in-memory SQLite store is then gone).
+
+        Named ``dispose`` because ``close`` closes an alert.
+        """
         self.engine.dispose()
 
     # -- schema --------------------------------------------------------------

@@ -1,0 +1,297 @@
+"""``escalation-risk alerts``: list, inspect and act on alerts from the command line.
+
+A thin layer over ``AlertStore``. Every subcommand takes ``--store URL`` (default from
+the environment variable ``ESCALATION_RISK_STORE``, else ``sqlite:///alerts.db``).
+Exit codes: 0 ok; 1 a refused action or a store problem (unknown alert, illegal
+transition, unreadable store), with one line on stderr; 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from ..alerts import (
+    LEVELS,
+    STATUSES,
+    AlertNotFoundError,
+    AlertStore,
+    AlertTransitionError,
+    SchemaVersionError,
+)
+
+STORE_ENV = "ESCALATION_RISK_STORE"
+DEFAULT_STORE = "sqlite:///alerts.db"
+
+# What a person needs to see in a terminal; csv and json carry every column.
+_TABLE_COLUMNS = (
+    "alert_id", "dispute_id", "level", "probability", "trend", "status", "owner",
+    "raised_at", "due_at",
+)
+_EVENT_COLUMNS = ("at", "who", "event", "from_status", "to_status", "owner", "note")
+
+
+# ---------------------------------------------------------------------------
+# options and plumbing
+
+
+def _check_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        sa.make_url(value)
+    except sa.exc.ArgumentError as exc:
+        raise click.BadParameter(f"not a SQLAlchemy URL: {value!r}") from exc
+    return value
+
+
+class _Timestamp(click.ParamType):
+    """A date or date-time, read as a naive pandas Timestamp."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> pd.Timestamp:
+        if isinstance(value, pd.Timestamp):
+            return value
+        try:
+            ts = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            ts = pd.NaT
+        if pd.isna(ts) or ts.tzinfo is not None:
+            self.fail(f"expected a date like 2025-06-30 or 2025-06-30T14:00, got {value!r}", param, ctx)
+        return ts
+
+
+TIMESTAMP = _Timestamp()
+
+
+def _store_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--store", "store_url", envvar=STORE_ENV, default=DEFAULT_STORE, show_default=True,
+        metavar="URL", callback=_check_url,
+        help=f"Alert store, a SQLAlchemy URL (env {STORE_ENV}).",
+    )(f)
+
+
+def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+        show_default=True, help="Output format.",
+    )(f)
+
+
+def _fail(exc: BaseException) -> None:
+    message = " ".join(str(exc).split())  # one line, whatever the driver said
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+@contextmanager
+def _opened(url: str) -> Iterator[AlertStore]:
+    """The store at ``url``; known failures become one line on stderr and exit 1."""
+    try:
+        store = AlertStore(url)
+    except (SchemaVersionError, sa.exc.SQLAlchemyError, OSError) as exc:
+        _fail(exc)
+    try:
+        yield store
+    except (AlertNotFoundError, AlertTransitionError, ValueError, sa.exc.SQLAlchemyError) as exc:
+        _fail(exc)
+    finally:
+        store.dispose()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, pd.Timedelta):
+        return str(value)
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    return value
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _jsonable(v) for k, v in row.items()} for row in df.to_dict("records")]
+
+
+def _for_table(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    out = df[[c for c in columns if c in df.columns]].copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M").fillna("")
+        elif col == "probability":
+            out[col] = out[col].map(lambda p: f"{p:.2f}")
+    return out
+
+
+def _emit(df: pd.DataFrame, fmt: str, columns: Sequence[str], empty: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(_records(df), ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        out = df.copy()
+        if "reasons" in out.columns:
+            out["reasons"] = [json.dumps(list(r), ensure_ascii=False) for r in out["reasons"]]
+        click.echo(out.to_csv(index=False), nl=False)
+    elif df.empty:
+        click.echo(empty)
+    else:
+        click.echo(_for_table(df, columns).to_string(index=False))
+
+
+def _done(alert: dict[str, Any], what: str) -> None:
+    click.echo(f"alert {alert['alert_id']} ({alert['dispute_id']}): {what}; "
+               f"status {alert['status']}, owner {alert['owner']}")
+
+
+# ---------------------------------------------------------------------------
+# the group
+
+
+@click.group("alerts")
+def alerts() -> None:
+    """List, inspect and act on alerts (raised -> assigned -> in_progress ->
+    resolved | escalated -> follow_up -> closed)."""
+
+
+@alerts.command("list")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([*STATUSES, "open"]),
+              help="Only these statuses (repeatable). Default: open alerts.")
+@click.option("--all", "everything", is_flag=True, help="Closed alerts too.")
+@click.option("--level", "levels", multiple=True, type=click.Choice(LEVELS),
+              help="Only these levels (repeatable).")
+@_store_option
+@_format_option
+def list_alerts(statuses: tuple[str, ...], everything: bool, levels: tuple[str, ...],
+                store_url: str, fmt: str) -> None:
+    """List alerts, newest first."""
+    status: Sequence[str] | None = statuses or (None if everything else ["open"])
+    with _opened(store_url) as store:
+        df = store.alerts(status=status, level=levels or None)
+    _emit(df, fmt, _TABLE_COLUMNS, "no alerts")
+
+
+@alerts.command("show")
+@click.argument("alert_id", type=int)
+@_store_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+def show(alert_id: int, store_url: str, fmt: str) -> None:
+    """Show one alert with its full audit trail."""
+    with _opened(store_url) as store:
+        alert = store.alert(alert_id)
+    if fmt == "json":
+        click.echo(json.dumps({k: _jsonable(v) if k != "events" else [
+            {ek: _jsonable(ev) for ek, ev in e.items()} for e in v] for k, v in alert.items()},
+            ensure_ascii=False, indent=2))
+        return
+    events = pd.DataFrame(alert.pop("events"))
+    width = max(len(k) for k in alert)
+    for key, value in alert.items():
+        if key == "reasons":
+            value = "; ".join(value) if value else ""
+        elif isinstance(value, pd.Timestamp):
+            value = f"{value:%Y-%m-%d %H:%M}"
+        elif value is None:
+            value = ""
+        click.echo(f"{key:<{width}}  {value}")
+    click.echo("\nevents:")
+    if events.empty:
+        click.echo("(none)")
+    else:
+        events["at"] = pd.to_datetime(events["at"])
+        click.echo(_for_table(events.fillna(""), _EVENT_COLUMNS).to_string(index=False))
+
+
+@alerts.command("assign")
+@click.argument("alert_id", type=int)
+@click.option("--to", "to", required=True, help="The new owner, who follows the alert from now on.")
+@click.option("--by", "by", required=True, help="Who makes the assignment.")
+@click.option("--note", default="", help="Free text for the audit trail.")
+@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@_store_option
+def assign(alert_id: int, to: str, by: str, note: str, at: pd.Timestamp | None, store_url: str) -> None:
+    """Assign ALERT_ID to a person (who then owns it until it is closed)."""
+    with _opened(store_url) as store:
+        alert = store.assign(alert_id, to=to, by=by, note=note, at=at)
+    _done(alert, f"assigned to {to}")
+
+
+@alerts.command("update")
+@click.argument("alert_id", type=int)
+@click.option("--status", required=True, type=click.Choice(STATUSES), help="The new status.")
+@click.option("--by", "by", required=True, help="Who makes the change.")
+@click.option("--note", default="", help="Free text for the audit trail.")
+@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@_store_option
+def update(alert_id: int, status: str, by: str, note: str, at: pd.Timestamp | None, store_url: str) -> None:
+    """Move ALERT_ID to another status, if the lifecycle allows it."""
+    with _opened(store_url) as store:
+        alert = store.update(alert_id, status, by=by, note=note, at=at)
+    _done(alert, f"now {status}")
+
+
+@alerts.command("close")
+@click.argument("alert_id", type=int)
+@click.option("--by", "by", required=True, help="Who closes it.")
+@click.option("--outcome", required=True, help="What happened, in a few words.")
+@click.option("--escalated/--not-escalated", "escalated", default=None,
+              help="Whether the dispute turned into a crime (omit if not known).")
+@click.option("--note", default="", help="Free text for the audit trail.")
+@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@_store_option
+def close(alert_id: int, by: str, outcome: str, escalated: bool | None, note: str,
+          at: pd.Timestamp | None, store_url: str) -> None:
+    """Close ALERT_ID after its follow-up, recording the outcome."""
+    with _opened(store_url) as store:
+        alert = store.close(alert_id, by=by, outcome=outcome, escalated_to_crime=escalated,
+                            note=note, at=at)
+    _done(alert, f"closed ({outcome})")
+
+
+@alerts.command("overdue")
+@click.option("--now", type=TIMESTAMP, default=None, help="The clock to judge by (default: now).")
+@_store_option
+@_format_option
+def overdue(now: pd.Timestamp | None, store_url: str, fmt: str) -> None:
+    """Open alerts past their due time and not yet resolved."""
+    with _opened(store_url) as store:
+        df = store.overdue(now)
+    _emit(df, fmt, (*_TABLE_COLUMNS, "overdue_by"), "no overdue alerts")
+
+
+@alerts.command("follow-ups")
+@click.option("--now", type=TIMESTAMP, default=None, help="The clock to judge by (default: now).")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(min=0),
+              help="Resolved or escalated more than this many days ago.")
+@_store_option
+@_format_option
+def follow_ups(now: pd.Timestamp | None, days: int, store_url: str, fmt: str) -> None:
+    """Resolved or escalated alerts waiting for a follow-up visit."""
+    with _opened(store_url) as store:
+        df = store.follow_ups_due(now, days=days)
+    _emit(df, fmt, (*_TABLE_COLUMNS, "status_at", "waiting"), "no follow-ups due")
+
+
+@alerts.command("outcomes")
+@_store_option
+@_format_option
+def outcomes(store_url: str, fmt: str) -> None:
+    """Closed alerts with their recorded outcomes (labels for the next training)."""
+    with _opened(store_url) as store:
+        df = store.outcomes()
+    _emit(df, fmt, tuple(df.columns), "no closed alerts")
