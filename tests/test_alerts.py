@@ -1,0 +1,539 @@
+"""The alert store, the alert lifecycle and the ``alerts`` command line."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from escalation_risk.alerts import (
+    SCHEMA_VERSION,
+    TRANSITIONS,
+    AlertNotFoundError,
+    AlertStore,
+    AlertTransitionError,
+    SchemaVersionError,
+    due_at,
+)
+from escalation_risk.alerts import store as store_module
+from escalation_risk.cli.alerts import alerts as alerts_cli
+
+NIGHT1 = pd.Timestamp("2025-06-30")
+NIGHT2 = pd.Timestamp("2025-07-01")
+NIGHT3 = pd.Timestamp("2025-07-02")
+
+
+def scores(as_of, rows):
+    """A nightly scores frame from (dispute_id, probability, level, trend) tuples."""
+    return pd.DataFrame(
+        {
+            "dispute_id": [r[0] for r in rows],
+            "as_of": pd.Timestamp(as_of),
+            "probability": [r[1] for r in rows],
+            "level": [r[2] for r in rows],
+            "trend": [r[3] for r in rows],
+            "delta": [np.nan if r[3] == "new" else 0.1 for r in rows],
+            "reasons": ([["邻里纠纷多次调解失败", "近30天两次报警"]] + [json.dumps(["debt"])] * (len(rows) - 1))[: len(rows)],
+            "plan": ["网格员当日上门"] * len(rows),
+        }
+    )
+
+
+NIGHT1_SCORES = [
+    ("d1", 0.91, "red", "new"),
+    ("d2", 0.55, "orange", "new"),
+    ("d3", 0.30, "yellow", "new"),
+    ("d4", 0.05, "blue", "new"),
+]
+
+
+def dump(store: AlertStore) -> dict[str, list[tuple]]:
+    """Every row of every table, in primary-key order."""
+    out = {}
+    with store.engine.connect() as conn:
+        for table in store_module.metadata.sorted_tables:
+            query = sa.select(table).order_by(*table.primary_key.columns)
+            out[table.name] = [tuple(r) for r in conn.execute(query)]
+    return out
+
+
+@pytest.fixture
+def store():
+    with AlertStore("sqlite://") as s:
+        yield s
+
+
+@pytest.fixture
+def night1(store):
+    store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+    return store
+
+
+def alert_of(store, dispute_id):
+    df = store.alerts(dispute_id=dispute_id)
+    assert len(df) == 1
+    return store.alert(int(df["alert_id"].iloc[0]))
+
+
+# ---------------------------------------------------------------------------
+# record_night
+
+
+def test_record_night_raises_alerts_for_alert_levels_only(store):
+    summary = store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+    assert summary.n_scored == 4
+    assert summary.by_level == {"red": 1, "orange": 1, "yellow": 1, "blue": 1}
+    assert (summary.new_alerts, summary.updated_alerts, summary.overdue) == (3, 0, 0)
+    a = store.alerts()
+    assert sorted(a["dispute_id"]) == ["d1", "d2", "d3"]
+    assert set(a["status"]) == {"raised"} and set(a["owner"]) == {"system"}
+    assert len(store.scores()) == 4
+    d1 = alert_of(store, "d1")
+    assert d1["reasons"] == ["邻里纠纷多次调解失败", "近30天两次报警"]
+    assert [e["event"] for e in d1["events"]] == ["raised"]
+    run = store.runs().iloc[0]
+    assert (run["n_scored"], run["n_red"], run["n_new_alerts"]) == (4, 1, 3)
+
+
+def test_record_night_is_idempotent(tmp_path):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    with AlertStore(url) as s:
+        s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+        s.record_night(scores(NIGHT2, [("d1", 0.95, "red", "rising"), ("d4", 0.6, "orange", "rising")]), NIGHT2, "m1")
+        before = dump(s)
+    # Again, from a fresh process's point of view: a new store object on the same file.
+    with AlertStore(url) as s:
+        again = s.record_night(scores(NIGHT2, [("d1", 0.95, "red", "rising"), ("d4", 0.6, "orange", "rising")]), NIGHT2, "m1")
+        first_again = s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+        after = dump(s)
+    assert after == before
+    assert again.already_recorded and first_again.already_recorded
+    assert (again.new_alerts, again.updated_alerts) == (1, 1)  # the first recording's counts
+
+
+@pytest.mark.parametrize("on_night", [1, 2])
+def test_failure_mid_transaction_leaves_store_unchanged(store, monkeypatch, on_night):
+    if on_night == 2:
+        store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+    before = dump(store)
+    real = store_module._apply_alerts
+
+    def apply_then_crash(*args, **kwargs):
+        real(*args, **kwargs)  # scores, run, alerts and events are written by now
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(store_module, "_apply_alerts", apply_then_crash)
+    night = NIGHT1 if on_night == 1 else NIGHT2
+    rows = NIGHT1_SCORES if on_night == 1 else [("d1", 0.99, "red", "rising"), ("d4", 0.7, "orange", "rising")]
+    with pytest.raises(RuntimeError, match="power cut"):
+        store.record_night(scores(night, rows), night, "m1")
+    assert dump(store) == before
+    # and the night can be recorded properly afterwards
+    monkeypatch.setattr(store_module, "_apply_alerts", real)
+    assert not store.record_night(scores(night, rows), night, "m1").already_recorded
+
+
+def test_one_open_alert_per_dispute_across_nights(night1):
+    for night in (NIGHT2, NIGHT3):
+        night1.record_night(scores(night, [("d1", 0.9, "red", "steady")]), night, "m1")
+    d1 = night1.alerts(dispute_id="d1")
+    assert len(d1) == 1
+    assert d1["last_as_of"].iloc[0] == NIGHT3
+    assert len(night1.scores(dispute_id="d1")) == 3
+    # the database itself refuses a second open alert for a dispute
+    with pytest.raises(sa.exc.IntegrityError):
+        with night1.engine.begin() as conn:
+            row = dict(conn.execute(sa.select(store_module.alerts_table).where(
+                store_module.alerts_table.c.dispute_id == "d1")).mappings().one())
+            row.pop("alert_id")
+            conn.execute(sa.insert(store_module.alerts_table).values(**row))
+
+
+def test_level_change_updates_the_alert_and_tightens_due(night1):
+    d3 = alert_of(night1, "d3")
+    assert d3["due_at"] == pd.Timestamp("2025-07-07 23:59:59")  # yellow: 7 days
+    s = night1.record_night(scores(NIGHT2, [("d3", 0.8, "red", "rising")]), NIGHT2, "m1")
+    assert (s.new_alerts, s.updated_alerts, s.rising) == (0, 1, 1)
+    d3 = alert_of(night1, "d3")
+    assert (d3["level"], d3["trend"], d3["probability"]) == ("red", "rising", 0.8)
+    assert d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59")  # red: the same day
+    update = d3["events"][-1]
+    assert update["event"] == "updated" and update["from_status"] == update["to_status"] == "raised"
+    assert "level yellow -> red" in update["note"] and "trend new -> rising" in update["note"]
+    # falling back never loosens the due time
+    night1.record_night(scores(NIGHT3, [("d3", 0.4, "yellow", "falling")]), NIGHT3, "m1")
+    d3 = alert_of(night1, "d3")
+    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59")
+
+
+def test_drop_to_blue_keeps_the_alert_open(night1):
+    night1.record_night(scores(NIGHT2, [("d2", 0.05, "blue", "falling")]), NIGHT2, "m1")
+    d2 = alert_of(night1, "d2")
+    assert d2["status"] == "raised" and d2["level"] == "blue"
+    assert d2["events"][-1]["event"] == "updated"
+
+
+def test_same_level_and_trend_is_no_event(night1):
+    s = night1.record_night(scores(NIGHT2, [("d1", 0.93, "red", "new")]), NIGHT2, "m1")
+    assert s.updated_alerts == 0
+    d1 = alert_of(night1, "d1")
+    assert d1["probability"] == 0.93 and len(d1["events"]) == 1
+
+
+def test_older_night_backfilled_does_not_roll_the_alert_back(night1):
+    night1.record_night(scores(NIGHT3, [("d1", 0.95, "red", "rising")]), NIGHT3, "m1")
+    night1.record_night(scores(NIGHT2, [("d1", 0.40, "yellow", "falling")]), NIGHT2, "m1")
+    d1 = alert_of(night1, "d1")
+    assert (d1["level"], d1["probability"]) == ("red", 0.95)
+    assert len(night1.scores(dispute_id="d1")) == 3
+
+
+def test_closed_alert_then_a_new_one_for_the_same_dispute(night1):
+    a = alert_of(night1, "d1")["alert_id"]
+    night1.update(a, "escalated", by="wang", at=NIGHT1 + pd.Timedelta(hours=9))
+    night1.update(a, "follow_up", by="wang", at=NIGHT1 + pd.Timedelta(days=1))
+    night1.close(a, by="wang", outcome="police took over", escalated_to_crime=False,
+                 at=NIGHT1 + pd.Timedelta(days=1, hours=1))
+    night1.record_night(scores(NIGHT3, [("d1", 0.9, "red", "rising")]), NIGHT3, "m1")
+    d1 = night1.alerts(dispute_id="d1")
+    assert list(d1["status"]) == ["raised", "closed"]  # newest first
+
+
+def test_alert_levels_and_raised_by(store):
+    store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", alert_levels=("red",), raised_by="grid-07")
+    a = store.alerts()
+    assert list(a["dispute_id"]) == ["d1"] and a["owner"].iloc[0] == "grid-07"
+    with pytest.raises(ValueError, match="alert_levels"):
+        store.record_night(scores(NIGHT2, NIGHT1_SCORES), NIGHT2, "m1", alert_levels=("blue",))
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda df: df.drop(columns="level"), "missing required column"),
+        (lambda df: df.assign(level=["red", "purple", "blue", "blue"]), "column 'level' row 1 value 'purple'"),
+        (lambda df: df.assign(probability=[0.1, 1.5, 0.2, 0.2]), "column 'probability'"),
+        (lambda df: df.assign(dispute_id=["a", "a", "b", "c"]), "one score per dispute"),
+        (lambda df: df.assign(as_of=NIGHT2), "column 'as_of'"),
+        (lambda df: df.assign(reasons=["not json", "[]", "[]", "[]"]), "column 'reasons'"),
+    ],
+)
+def test_scores_are_validated_at_the_boundary(store, change, match):
+    with pytest.raises(ValueError, match=match):
+        store.record_night(change(scores(NIGHT1, NIGHT1_SCORES)), NIGHT1, "m1")
+    assert store.runs().empty and store.scores().empty
+
+
+def test_only_known_columns_are_stored(store):
+    df = scores(NIGHT1, NIGHT1_SCORES).assign(name="张三", phone="13800000000")
+    store.record_night(df, NIGHT1, "m1")
+    text = repr(dump(store))
+    assert "张三" not in text and "13800000000" not in text
+
+
+def test_previous_scores_latest_strictly_before(night1):
+    night1.record_night(scores(NIGHT2, [("d1", 0.8, "red", "falling")]), NIGHT2, "m1")
+    night1.record_night(scores(NIGHT2, [("d1", 0.7, "orange", "falling")]), NIGHT2, "m2")
+    prev = night1.previous_scores(["d1", "d2", "never"], before=NIGHT2)
+    assert list(prev["dispute_id"]) == ["d1", "d2"]
+    assert prev.set_index("dispute_id").loc["d1", "probability"] == 0.91
+    later = night1.previous_scores(["d1"], before=NIGHT3)
+    assert later["probability"].iloc[0] == 0.7  # the latest recorded on that night
+    assert night1.previous_scores(["d1"], before=NIGHT3, model_version="m1")["probability"].iloc[0] == 0.8
+    assert night1.previous_scores(["d1"], before=NIGHT1).empty
+    assert len(night1.previous_scores(None, before=NIGHT3)) == 4
+    assert isinstance(prev["reasons"].iloc[0], list)
+
+
+# ---------------------------------------------------------------------------
+# lifecycle
+
+
+def test_lifecycle_happy_path(night1):
+    a = alert_of(night1, "d2")["alert_id"]
+    t = NIGHT1 + pd.Timedelta(hours=8)
+    assert night1.assign(a, to="wang", by="chief", note="网格7", at=t)["status"] == "assigned"
+    night1.update(a, "in_progress", by="wang", at=t + pd.Timedelta(hours=1))
+    night1.update(a, "resolved", by="wang", note="调解达成协议", at=t + pd.Timedelta(days=1))
+    night1.update(a, "follow_up", by="wang", at=t + pd.Timedelta(days=8))
+    closed = night1.close(a, by="wang", outcome="agreement held", escalated_to_crime=False,
+                          note="回访正常", at=t + pd.Timedelta(days=9))
+    assert closed["status"] == "closed" and closed["owner"] == "wang"
+    assert closed["closed_at"] == t + pd.Timedelta(days=9)
+    assert closed["escalated_to_crime"] is False
+    ev = closed["events"]
+    assert [(e["from_status"], e["to_status"]) for e in ev] == [
+        (None, "raised"), ("raised", "assigned"), ("assigned", "in_progress"),
+        ("in_progress", "resolved"), ("resolved", "follow_up"), ("follow_up", "closed"),
+    ]
+    assert [e["who"] for e in ev] == ["system", "chief", "wang", "wang", "wang", "wang"]
+    assert ev[1]["owner"] == "wang" and ev[1]["note"] == "网格7"
+    assert ev[-1]["note"] == "outcome: agreement held; 回访正常"
+
+
+def test_whoever_raises_it_follows_it(store):
+    store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", raised_by="li")
+    a = alert_of(store, "d1")["alert_id"]
+    after = store.update(a, "in_progress", by="li", at=NIGHT1 + pd.Timedelta(hours=1))
+    assert after["owner"] == "li"
+    # a handover later keeps the status and moves ownership
+    after = store.assign(a, to="zhao", by="li", at=NIGHT1 + pd.Timedelta(hours=2))
+    assert (after["status"], after["owner"]) == ("in_progress", "zhao")
+
+
+@pytest.mark.parametrize(
+    "steps, requested",
+    [
+        ([], "resolved"),
+        ([], "follow_up"),
+        (["escalated"], "resolved"),
+        (["in_progress", "resolved"], "escalated"),
+    ],
+)
+def test_illegal_transitions_are_refused_with_a_clear_message(night1, steps, requested):
+    a = alert_of(night1, "d1")["alert_id"]
+    for s in steps:
+        night1.update(a, s, by="wang")
+    before = dump(night1)
+    current = steps[-1] if steps else "raised"
+    with pytest.raises(AlertTransitionError) as err:
+        night1.update(a, requested, by="wang")
+    msg = str(err.value)
+    assert f"alert {a}" in msg and f"'{current}'" in msg and f"'{requested}'" in msg
+    for allowed in TRANSITIONS[current] - {"assigned", "closed"}:
+        assert allowed in msg
+    assert isinstance(err.value, ValueError)
+    assert (err.value.current, err.value.requested) == (current, requested)
+    assert dump(night1) == before  # no event for a refused change
+
+
+def test_close_needs_follow_up_and_closed_is_final(night1):
+    a = alert_of(night1, "d1")["alert_id"]
+    with pytest.raises(AlertTransitionError, match="allowed from 'raised'"):
+        night1.close(a, by="wang", outcome="x", escalated_to_crime=None)
+    with pytest.raises(AlertTransitionError, match="use close"):
+        night1.update(a, "closed", by="wang")
+    with pytest.raises(AlertTransitionError, match="use assign"):
+        night1.update(a, "assigned", by="wang")
+    night1.update(a, "escalated", by="wang")
+    night1.update(a, "follow_up", by="wang")
+    night1.close(a, by="wang", outcome="crime recorded", escalated_to_crime=True)
+    with pytest.raises(AlertTransitionError, match="none"):
+        night1.update(a, "in_progress", by="wang")
+    with pytest.raises(AlertTransitionError):
+        night1.assign(a, to="zhao", by="wang")
+
+
+def test_unknown_alert_and_bad_arguments(night1):
+    with pytest.raises(AlertNotFoundError, match="alert 999"):
+        night1.alert(999)
+    with pytest.raises(AlertNotFoundError):
+        night1.update(999, "in_progress", by="wang")
+    a = alert_of(night1, "d1")["alert_id"]
+    with pytest.raises(ValueError, match="unknown status"):
+        night1.update(a, "done", by="wang")
+    with pytest.raises(ValueError, match="outcome"):
+        night1.close(a, by="wang", outcome="", escalated_to_crime=None)
+    with pytest.raises(ValueError, match="before the alert was raised"):
+        night1.update(a, "in_progress", by="wang", at=NIGHT1 - pd.Timedelta(days=1))
+
+
+def test_events_are_append_only(night1):
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+        with night1.engine.begin() as conn:
+            conn.execute(sa.update(store_module.events_table).values(note="rewritten"))
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+        with night1.engine.begin() as conn:
+            conn.execute(sa.delete(store_module.events_table))
+
+
+# ---------------------------------------------------------------------------
+# due times, overdue, follow-ups, outcomes
+
+
+def test_due_times_by_level():
+    raised = pd.Timestamp("2025-06-30 15:00")
+    assert due_at("red", raised) == pd.Timestamp("2025-06-30 23:59:59")
+    assert due_at("orange", raised) == pd.Timestamp("2025-07-03 23:59:59")
+    assert due_at("yellow", raised) == pd.Timestamp("2025-07-07 23:59:59")
+
+
+def test_overdue_with_fixed_clocks(night1):
+    assert night1.overdue("2025-06-30 23:00").empty
+    late = night1.overdue("2025-07-01 08:00")
+    assert list(late["dispute_id"]) == ["d1"]
+    assert late["overdue_by"].iloc[0] == pd.Timedelta(hours=8, seconds=1)
+    assert list(night1.overdue("2025-07-09")["dispute_id"]) == ["d1", "d2", "d3"]
+    # the next night counts it too
+    assert night1.record_night(scores(NIGHT2, []), NIGHT2, "m1").overdue == 1
+    a = alert_of(night1, "d1")["alert_id"]
+    night1.update(a, "in_progress", by="wang", at="2025-07-01 09:00")
+    night1.update(a, "resolved", by="wang", at="2025-07-01 12:00")
+    assert list(night1.overdue("2025-07-09")["dispute_id"]) == ["d2", "d3"]
+
+
+def test_follow_ups_due(night1):
+    a = alert_of(night1, "d1")["alert_id"]
+    b = alert_of(night1, "d2")["alert_id"]
+    night1.update(a, "escalated", by="wang", at="2025-07-01 10:00")
+    night1.update(b, "in_progress", by="li", at="2025-07-01 10:00")
+    night1.update(b, "resolved", by="li", at="2025-07-03 10:00")
+    assert night1.follow_ups_due("2025-07-08 09:00").empty
+    due = night1.follow_ups_due("2025-07-08 11:00")
+    assert list(due["alert_id"]) == [a]
+    assert list(night1.follow_ups_due("2025-07-11", days=7)["alert_id"]) == [a, b]
+    assert list(night1.follow_ups_due("2025-07-04", days=1)["alert_id"]) == [a]
+    night1.update(a, "follow_up", by="wang", at="2025-07-09")
+    assert list(night1.follow_ups_due("2025-07-11")["alert_id"]) == [b]
+
+
+def test_outcomes_for_training(night1):
+    assert list(night1.outcomes().columns) == [
+        "dispute_id", "alert_id", "raised_at", "closed_at", "outcome", "escalated_to_crime",
+    ]
+    assert night1.outcomes().empty
+    for dispute, crime in (("d1", True), ("d2", None)):
+        a = alert_of(night1, dispute)["alert_id"]
+        night1.update(a, "escalated", by="wang", at="2025-07-01")
+        night1.update(a, "follow_up", by="wang", at="2025-07-08")
+        night1.close(a, by="wang", outcome="done", escalated_to_crime=crime, at="2025-07-09")
+    out = night1.outcomes()
+    assert list(out["dispute_id"]) == ["d1", "d2"]
+    assert bool(out["escalated_to_crime"].iloc[0]) is True
+    assert pd.isna(out["escalated_to_crime"].iloc[1])
+    assert (out["raised_at"] == NIGHT1).all()
+
+
+# ---------------------------------------------------------------------------
+# schema
+
+
+def test_schema_created_and_versioned(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sub' / 'alerts.db'}"
+    with AlertStore(url) as s:
+        assert s.schema_version == SCHEMA_VERSION
+        tables = set(sa.inspect(s.engine).get_table_names())
+    assert {"schema_version", "scores", "runs", "alerts", "alert_events"} <= tables
+    with AlertStore(url) as s:  # reopening creates nothing new
+        assert s.schema_version == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    with AlertStore(url) as s:
+        with s.engine.begin() as conn:
+            conn.execute(sa.insert(store_module.schema_version_table).values(
+                version=SCHEMA_VERSION + 1, applied_at=pd.Timestamp("2030-01-01").to_pydatetime()))
+    with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
+        AlertStore(url)
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+@pytest.fixture
+def cli_store(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    with AlertStore(url) as s:
+        s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+        ids = {d: int(s.alerts(dispute_id=d)["alert_id"].iloc[0]) for d in ("d1", "d2", "d3")}
+    monkeypatch.delenv("ESCALATION_RISK_STORE", raising=False)
+    return url, ids
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(alerts_cli, [str(a) for a in args], env=env)
+
+
+def test_cli_end_to_end(cli_store):
+    url, ids = cli_store
+    a = ids["d1"]
+
+    listed = run("list", "--store", url)
+    assert listed.exit_code == 0, listed.output
+    assert "d1" in listed.stdout and "red" in listed.stdout
+
+    as_json = json.loads(run("list", "--store", url, "--format", "json", "--level", "red").stdout)
+    assert [r["dispute_id"] for r in as_json] == ["d1"]
+    assert as_json[0]["reasons"] == ["邻里纠纷多次调解失败", "近30天两次报警"]
+
+    as_csv = pd.read_csv(io.StringIO(run("list", "--store", url, "--format", "csv").stdout))
+    assert sorted(as_csv["dispute_id"]) == ["d1", "d2", "d3"]
+
+    steps = [
+        ("assign", a, "--to", "wang", "--by", "chief", "--note", "网格7", "--at", "2025-06-30T08:00"),
+        ("update", a, "--status", "in_progress", "--by", "wang", "--at", "2025-06-30T09:00"),
+        ("update", a, "--status", "escalated", "--by", "wang", "--note", "交派出所", "--at", "2025-06-30T10:00"),
+        ("update", a, "--status", "follow_up", "--by", "wang", "--at", "2025-07-07"),
+        ("close", a, "--by", "wang", "--outcome", "case opened", "--escalated", "--at", "2025-07-08"),
+    ]
+    for step in steps:
+        result = run(*step, "--store", url)
+        assert result.exit_code == 0, result.output
+    assert "closed" in result.stdout
+
+    shown = run("show", a, "--store", url)
+    assert shown.exit_code == 0
+    assert "交派出所" in shown.stdout and "case opened" in shown.stdout
+    detail = json.loads(run("show", a, "--store", url, "--format", "json").stdout)
+    assert detail["status"] == "closed" and detail["escalated_to_crime"] is True
+    assert len(detail["events"]) == 6
+
+    outcomes = json.loads(run("outcomes", "--store", url, "--format", "json").stdout)
+    assert outcomes == [{
+        "dispute_id": "d1", "alert_id": a, "raised_at": "2025-06-30T00:00:00",
+        "closed_at": "2025-07-08T00:00:00", "outcome": "case opened", "escalated_to_crime": True,
+    }]
+    assert "d1" not in run("list", "--store", url).stdout  # closed: not open any more
+    assert "d1" in run("list", "--all", "--store", url).stdout
+
+
+def test_cli_overdue_and_follow_ups(cli_store):
+    url, ids = cli_store
+    result = run("overdue", "--now", "2025-07-01T08:00", "--store", url)
+    assert result.exit_code == 0
+    assert "d1" in result.stdout and "d2" not in result.stdout
+    assert run("overdue", "--now", "2025-06-30T12:00", "--store", url).stdout.strip() == "no overdue alerts"
+    run("update", ids["d2"], "--status", "escalated", "--by", "li", "--at", "2025-07-01", "--store", url)
+    due = json.loads(run("follow-ups", "--now", "2025-07-09", "--store", url, "--format", "json").stdout)
+    assert [r["dispute_id"] for r in due] == ["d2"]
+
+
+def test_cli_store_from_environment(cli_store):
+    url, _ = cli_store
+    result = run("list", "--format", "json", env={"ESCALATION_RISK_STORE": url})
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 3
+
+
+def test_cli_errors(cli_store):
+    url, ids = cli_store
+    unknown = run("show", 999, "--store", url)
+    assert unknown.exit_code == 1
+    assert unknown.stderr.strip() == "error: alert 999: no such alert in the store"
+
+    illegal = run("update", ids["d1"], "--status", "closed", "--by", "wang", "--store", url)
+    assert illegal.exit_code == 1
+    lines = illegal.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot go from 'raised' to 'closed'" in lines[0]
+    assert "Traceback" not in illegal.output
+
+    assert run("update", ids["d1"], "--status", "done", "--by", "wang", "--store", url).exit_code == 2
+    assert run("assign", ids["d1"], "--by", "wang", "--store", url).exit_code == 2  # no --to
+    assert run("show", "not-a-number", "--store", url).exit_code == 2
+    assert run("overdue", "--now", "someday", "--store", url).exit_code == 2
+    assert run("list", "--store", "not a url").exit_code == 2
+
+
+def test_cli_refuses_newer_schema(tmp_path):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    with AlertStore(url) as s, s.engine.begin() as conn:
+        conn.execute(sa.insert(store_module.schema_version_table).values(
+            version=SCHEMA_VERSION + 1, applied_at=pd.Timestamp("2030-01-01").to_pydatetime()))
+    result = run("list", "--store", url)
+    assert result.exit_code == 1 and "newer" in result.stderr
