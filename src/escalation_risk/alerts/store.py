@@ -366,23 +366,20 @@ def _score_rows(scores: pd.DataFrame, night: datetime) -> list[dict[str, Any]]:
         fail("delta", delta.isna() & scores["delta"].notna(), "a number or missing")
     else:
         delta = pd.Series(np.nan, index=scores.index)
-    plan = scores["plan"]
-
-    rows = []
-    for i, (idx, did) in enumerate(ids.items()):
-        d = delta.iloc[i]
-        p = plan.iloc[i]
-        rows.append(
-            {
-                "dispute_id": did,
-                "probability": float(prob.iloc[i]),
-                "level": str(scores["level"].iloc[i]),
-                "trend": str(scores["trend"].iloc[i]),
-                "delta": None if pd.isna(d) else float(d),
-                "reasons": _dumps(_reasons_list(scores["reasons"].iloc[i], f"scores row {idx!r}")),
-                "plan": "" if p is None or (not isinstance(p, str) and pd.isna(p)) else str(p),
-            }
+    # Plain lists: per-row .iloc on 50,000 disputes costs seconds.
+    plans = ["" if p is None or (not isinstance(p, str) and pd.isna(p)) else str(p)
+             for p in scores["plan"].tolist()]
+    reasons = [_dumps(_reasons_list(r, f"scores row {idx!r}"))
+               for idx, r in zip(scores.index, scores["reasons"].tolist())]
+    deltas = [None if pd.isna(d) else float(d) for d in delta.tolist()]
+    rows = [
+        {"dispute_id": did, "probability": float(p), "level": str(lvl), "trend": str(tr),
+         "delta": d, "reasons": r, "plan": pl}
+        for did, p, lvl, tr, d, r, pl in zip(
+            ids.tolist(), prob.tolist(), scores["level"].tolist(), scores["trend"].tolist(),
+            deltas, reasons, plans,
         )
+    ]
     return rows
 
 
