@@ -1,0 +1,85 @@
+"""The dispute itself: its category and source, money at stake, age, follow-up
+records that name it, mediation attempts so far, and the danger words in its text."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..contract import DISPUTE_CATEGORIES, SOURCES
+from .common import group_max, group_sum
+from .index import DAY, OFF, HistoryIndex
+from .points import PointSet
+from .registry import Feature, REGISTRY
+
+FAMILY = "dispute"
+
+
+def register(lexicon) -> None:
+    R = REGISTRY.add
+    R(Feature("category", FAMILY, "dispute category: {v}", "纠纷类别：{v}", "category", DISPUTE_CATEGORIES),
+      Feature("source", FAMILY, "reported through: {v}", "来源：{v}", "category", SOURCES),
+      Feature("log_amount", FAMILY, "money at stake (log CNY {v})", "涉及金额（对数 {v}）", "number"),
+      Feature("days_open", FAMILY, "open for {v} days", "已持续 {v} 天", "number"),
+      Feature("report_lag_days", FAMILY, "reported {v} days after it happened", "事发 {v} 天后才报告", "number"),
+      Feature("as_of_month", FAMILY, "month of the year {v}", "月份 {v}", "number"),
+      Feature("n_person_parties", FAMILY, "{v} people involved", "涉及 {v} 人"),
+      Feature("n_org_parties", FAMILY, "{v} organisations involved", "涉及 {v} 个单位"),
+      Feature("followups", FAMILY, "{v} later records (calls, complaints, petitions) about this dispute",
+              "该纠纷后续已有 {v} 条报警、投诉或信访记录"),
+      Feature("followups_30d", FAMILY, "{v} records about this dispute in the last 30 days",
+              "近30天该纠纷新增 {v} 条记录"),
+      Feature("followup_police_calls", FAMILY, "{v} police calls about this dispute",
+              "该纠纷已报警 {v} 次"),
+      Feature("followup_complaints", FAMILY, "{v} complaints about this dispute", "该纠纷已投诉 {v} 次"),
+      Feature("followup_petitions", FAMILY, "{v} petitions about this dispute", "该纠纷已信访 {v} 次"),
+      Feature("mediations", FAMILY, "{v} mediation attempts so far", "已调解 {v} 次"),
+      Feature("mediations_failed", FAMILY, "{v} failed mediations", "调解失败 {v} 次"),
+      Feature("last_mediation_failed", FAMILY, "the last mediation failed", "最近一次调解失败", "flag"),
+      Feature("days_since_mediation", FAMILY, "{v} days since the last mediation", "距上次调解 {v} 天", "number"))
+    for s in lexicon.signals:
+        en, zh = lexicon.labels[s]
+        R(Feature(f"text_{s}", FAMILY, en, zh, "flag"),
+          Feature(f"followup_text_{s}", FAMILY, f"{{v}} later record(s) about this dispute: {en}",
+                  f"后续 {{v}} 条记录：{zh}"))
+
+
+def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    n = len(P)
+    t = P.t
+    out: dict[str, np.ndarray] = {
+        "category": P.category, "source": P.source,
+        "log_amount": np.log1p(np.clip(P.amount, 0, None)),
+        "days_open": (t - P.rep) / DAY,
+        "report_lag_days": np.maximum(P.rep - P.occ, 0) / DAY,
+        "as_of_month": P.as_of.astype("datetime64[M]").astype(int) % 12 + 1.0,
+        "n_person_parties": np.bincount(P.pp_pt, minlength=n)[:n].astype(float),
+        "n_org_parties": np.bincount(P.op_pt, minlength=n)[:n].astype(float),
+    }
+    fu = idx.followups
+    out["followups"] = fu.count(P.d, np.full(n, -OFF), t).astype(float)
+    out["followups_30d"] = fu.count(P.d, t - 30 * DAY, t).astype(float)
+    owner, pos = fu.expand(P.d, np.full(n, -OFF), t)
+    kinds = fu.payload["kind"][pos]
+    for k, name in (("police_call", "followup_police_calls"), ("complaint", "followup_complaints"),
+                    ("petition", "followup_petitions")):
+        out[name] = group_sum(n, owner, kinds == k)
+    sig = idx.inc_signals[fu.payload["inc"][pos]]
+    for j, s in enumerate(idx.lexicon.signals):
+        out[f"text_{s}"] = P.signals[:, j].astype(float)
+        out[f"followup_text_{s}"] = group_sum(n, owner, sig[:, j])
+
+    med = idx.mediations
+    mo, mpos = med.expand(P.d, np.full(n, -OFF), t)
+    m_pt = np.concatenate([mo, P.extra_mediations["pt"].to_numpy(np.int64)])
+    m_t = np.concatenate([med.t[mpos], P.extra_mediations["t"].to_numpy(np.int64)])
+    m_failed = np.concatenate([med.payload["failed"][mpos], P.extra_mediations["failed"].to_numpy(bool)])
+    keep = m_t <= t[m_pt]
+    m_pt, m_t, m_failed = m_pt[keep], m_t[keep], m_failed[keep]
+    out["mediations"] = np.bincount(m_pt, minlength=n)[:n].astype(float)
+    out["mediations_failed"] = group_sum(n, m_pt, m_failed)
+    last_t = group_max(n, m_pt, m_t, empty=np.nan)
+    # The last session's outcome; ties at the same moment count as failed if any failed.
+    at_last = m_t == last_t[m_pt]
+    out["last_mediation_failed"] = group_max(n, m_pt[at_last], m_failed[at_last], empty=0.0)
+    out["days_since_mediation"] = (t - last_t) / DAY
+    return out

@@ -1,0 +1,70 @@
+"""The household around each party at as_of: who else lives there, whether any of
+them has concerns or a criminal record, whether the home has seen domestic
+disputes before, and whether it is rented."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .common import group_max, group_nunique, households_at, unique_parties
+from .index import OFF, HistoryIndex
+from .points import PointSet
+from .registry import Feature, REGISTRY
+
+FAMILY = "household"
+
+
+def register() -> None:
+    REGISTRY.add(
+        Feature("hh_coresidents", FAMILY, "{v} other people live with the parties", "与当事人同住的其他人 {v} 人"),
+        Feature("hh_coresident_flags", FAMILY, "{v} co-residents with concerns on record",
+                "同住人员中有 {v} 人有关注记录"),
+        Feature("hh_coresident_criminal", FAMILY, "{v} co-residents with a criminal record",
+                "同住人员中有 {v} 人有刑事案件记录"),
+        Feature("hh_domestic_disputes", FAMILY, "{v} earlier family disputes in the parties' households",
+                "当事人家庭此前有 {v} 起婚姻家庭纠纷"),
+        Feature("hh_rented", FAMILY, "a party lives in rented housing", "当事人租房居住", "flag"),
+    )
+
+
+def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    n = len(P)
+    pt, person = unique_parties(P)
+    t = P.t[pt]
+    hh = households_at(idx, person, t)
+    h_pt = pt[hh["row"].to_numpy()]
+    h_id = hh["household"].to_numpy()
+    h_t = P.t[h_pt]
+    out: dict[str, np.ndarray] = {"hh_rented": group_max(n, h_pt, idx.household_tenure[h_id] == "rented")}
+
+    mem = idx.members
+    mo, mpos = mem.expand(h_id, np.full(len(h_id), -OFF), h_t)
+    live = mem.payload["end"][mpos] > h_t[mo]
+    m_pt = h_pt[mo][live]
+    m_person = mem.payload["person"][mpos][live]
+    m_t = P.t[m_pt]
+    # Everyone in the parties' households, parties included (for domestic history) ...
+    everyone = pd.DataFrame({"pt": m_pt, "p": m_person}).drop_duplicates()
+    everyone = everyone[everyone["p"] >= 0]
+    # ... and the co-residents, parties excluded.
+    parties = pd.DataFrame({"pt": pt, "p": person, "party": True})
+    co = everyone.merge(parties, on=["pt", "p"], how="left")
+    co = co[co["party"].isna()]
+    c_pt = co["pt"].to_numpy(np.int64)
+    c_p = co["p"].to_numpy(np.int64)
+    c_t = P.t[c_pt]
+    out["hh_coresidents"] = np.bincount(c_pt, minlength=n)[:n].astype(float)
+    flagged = idx.flags.count(c_p, np.full(len(c_p), -OFF), c_t) > 0
+    out["hh_coresident_flags"] = np.bincount(c_pt[flagged], minlength=n)[:n].astype(float)
+    crim = idx.person_events["crime_suspect"].count(c_p, np.full(len(c_p), -OFF), c_t) > 0
+    out["hh_coresident_criminal"] = np.bincount(c_pt[crim], minlength=n)[:n].astype(float)
+
+    e_pt = everyone["pt"].to_numpy(np.int64)
+    e_p = everyone["p"].to_numpy(np.int64)
+    dis = idx.person_events["dispute"]
+    do, dpos = dis.expand(e_p, np.full(len(e_p), -OFF), P.t[e_pt])
+    inc = dis.payload["inc"][dpos]
+    fam = (idx.inc_category[inc] == "marriage_family") & (inc != P.d[e_pt[do]])
+    out["hh_domestic_disputes"] = group_nunique(n, e_pt[do][fam], inc[fam])
+    return out

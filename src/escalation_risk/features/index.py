@@ -1,0 +1,304 @@
+"""The history index: a district's records arranged for point-in-time look-ups.
+
+Every fact the features use becomes a :class:`Timeline`, an array of events sorted
+by (entity, availability time). A question such as "how many police calls did this
+person have in the 30 days before as_of?" is then two binary searches, for one point
+or for 200,000 at once, so the batch job and ``score_dispute()`` run the very same
+code and get the very same numbers. Nothing is counted unless its availability
+time (``reported_at``, ``held_at``, ``recorded_at``, ``since``, ``start_date``,
+``closed_at``) is at or before the point's ``as_of``.
+
+The index is built once per Dataset (cached in ``ds.cache``) in a few vectorised
+passes; building it is the cost of a night, querying it is nearly free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..contract import VIOLENT_OFFENCES
+from ..dataset import Dataset
+from ..linking import link_persons
+from .lexicon import Lexicon, load_lexicon
+
+# Times are int64 seconds; an event key packs (entity, time) into one sortable int64.
+OFF = np.int64(1 << 33)          # times live in [-OFF, OFF): years 1697..2242
+SHIFT = np.int64(1 << 34)
+ALWAYS = -OFF + 1                # a missing start: known since before the data
+NEVER = OFF - 1                  # a missing end: not ended
+DAY = np.int64(86400)
+MAX_PAIR_PARTIES = 50            # incidents with more person parties make no pair ties (mass events)
+
+
+def to_secs(values, missing: int) -> np.ndarray:
+    """Timestamps as int64 seconds; NaT becomes ``missing`` (ALWAYS or NEVER)."""
+    a = np.asarray(pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]"))
+    out = a.astype(np.int64)
+    out[np.isnat(a)] = missing
+    return out
+
+
+def ragged(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expand ranges [start, stop) into (owner, position) pairs, without a Python loop."""
+    lens = np.maximum(stop - start, 0)
+    total = int(lens.sum())
+    owner = np.repeat(np.arange(len(start)), lens)
+    if total == 0:
+        return owner, np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(lens) - lens
+    pos = np.arange(total) - np.repeat(offsets, lens) + np.repeat(start, lens)
+    return owner, pos
+
+
+@dataclass
+class Timeline:
+    """Events sorted by (entity, time), with payload columns in the same order."""
+
+    key: np.ndarray
+    t: np.ndarray
+    ent: np.ndarray
+    payload: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, ent, t, **payload) -> "Timeline":
+        ent = np.asarray(ent, dtype=np.int64)
+        t = np.asarray(t, dtype=np.int64)
+        ok = ent >= 0
+        ent, t = ent[ok], t[ok]
+        key = ent * SHIFT + (t + OFF)
+        order = np.argsort(key, kind="stable")
+        return cls(key=key[order], t=t[order], ent=ent[order],
+                   payload={k: np.asarray(v)[ok][order] for k, v in payload.items()})
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def _k(self, ent, t) -> np.ndarray:
+        return np.asarray(ent, np.int64) * SHIFT + (np.asarray(t, np.int64) + OFF)
+
+    def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """Positions [start, stop) of the events of ``ent`` with lo < time <= hi."""
+        start = np.searchsorted(self.key, self._k(ent, lo), side="right")
+        stop = np.searchsorted(self.key, self._k(ent, hi), side="right")
+        return start, np.maximum(stop, start)
+
+    def count(self, ent, lo, hi) -> np.ndarray:
+        """Number of events of ``ent`` with lo < time <= hi."""
+        start, stop = self.bounds(ent, lo, hi)
+        return stop - start
+
+    def expand(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """(query row, event position) for every event of each query in its window."""
+        return ragged(*self.bounds(ent, lo, hi))
+
+    def merge(self, other: "Timeline") -> "Timeline":
+        """This timeline with ``other``'s events added (for appending new records)."""
+        return Timeline.build(np.concatenate([self.ent, other.ent]), np.concatenate([self.t, other.t]),
+                              **{k: np.concatenate([v, other.payload[k]]) for k, v in self.payload.items()})
+
+
+def _codes(values, categories) -> np.ndarray:
+    return pd.Categorical(pd.Series(values).astype(object), categories=list(categories)).codes.astype(np.int16)
+
+
+class HistoryIndex:
+    """Point-in-time look-up structures over one Dataset. Build with :func:`history_index`."""
+
+    def __init__(self, ds: Dataset, lexicon: Lexicon | None = None):
+        self.lexicon = lexicon or load_lexicon()
+        key = link_persons(ds)
+        self.person_key = key
+        # Canonical persons, numbered; every source person_id maps onto its canonical number.
+        self.persons = pd.Index(pd.unique(key.to_numpy()), name="person_key")
+        self.pid_to_int = pd.Series(self.persons.get_indexer(key.to_numpy()), index=key.index)
+        p = ds.persons.assign(_k=self.pid_to_int.reindex(ds.persons["person_id"]).to_numpy())
+        # A canonical person's attributes: the first non-null across its records.
+        attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
+        attrs = attrs.reindex(np.arange(len(self.persons)))
+        self.birth_year = attrs["birth_year"].astype("float64").to_numpy()
+        self.gender = attrs["gender"].astype(object).to_numpy()
+        self.hukou = attrs["hukou"].astype(object).to_numpy()
+        self.employment = attrs["employment"].astype(object).to_numpy()
+
+        self.places = pd.Index(ds.places["place_id"].to_numpy(dtype=object))
+        self.grids = pd.Index(pd.unique(ds.places["grid_id"].to_numpy(dtype=object)))
+        self.place_grid = self.grids.get_indexer(ds.places["grid_id"].to_numpy(dtype=object))
+        self.places_type = ds.places["place_type"].astype(object).to_numpy()
+        self.orgs = pd.Index(ds.organizations["org_id"].to_numpy(dtype=object))
+        self.org_type = ds.organizations["org_type"].astype(object).to_numpy()
+
+        self._build_incidents(ds)
+        self._build_people(ds)
+
+    # ------------------------------------------------------------------ incidents and parties
+    def _build_incidents(self, ds: Dataset) -> None:
+        inc = ds.incidents
+        self.incidents = pd.Index(inc["incident_id"].to_numpy(dtype=object))
+        self.inc_kind = inc["kind"].astype(object).to_numpy()
+        self.inc_category = inc["category"].astype(object).to_numpy()
+        self.inc_source = inc["source"].astype(object).to_numpy()
+        self.inc_rep = to_secs(inc["reported_at"], ALWAYS)
+        self.inc_occ = to_secs(inc["occurred_at"], ALWAYS)
+        self.inc_closed = to_secs(inc["closed_at"], NEVER)
+        self.inc_amount = inc["amount"].to_numpy(dtype="float64")
+        self.inc_place = self.places.get_indexer(inc["place_id"].to_numpy(dtype=object))
+        self.inc_desc = inc["description"]
+        self.inc_related = self.incidents.get_indexer(inc["related_incident_id"].to_numpy(dtype=object))
+        self.inc_signals = self.lexicon.matrix(inc["description"])
+        crim = self.inc_kind == "criminal_case"
+        self.inc_violent = crim & np.isin(self.inc_category, VIOLENT_OFFENCES)
+
+        parties = ds.incident_parties
+        pi = self.incidents.get_indexer(parties["incident_id"].to_numpy(dtype=object))
+        is_person = (parties["party_type"] == "person").to_numpy()
+        person = np.where(is_person, self.pid_to_int.reindex(parties["party_id"]).fillna(-1).to_numpy(), -1)
+        role = parties["role"].astype(object).to_numpy()
+        pp = pd.DataFrame({"inc": pi[is_person], "person": person[is_person].astype(np.int64),
+                           "role": role[is_person]})
+        # Two source ids of one canonical person in one incident count once.
+        pp = pp[pp["person"] >= 0].drop_duplicates(["inc", "person", "role"])
+        self.party_inc = Timeline.build(pp["inc"], np.zeros(len(pp), np.int64),
+                                        person=pp["person"].to_numpy(), role=pp["role"].to_numpy())
+        # (incident, person) membership, hashed once so a point's own-dispute test is O(1).
+        self.inc_person = pd.Index(np.unique(pp["inc"].to_numpy(np.int64) * SHIFT + pp["person"].to_numpy(np.int64)))
+        org = ~is_person
+        op = pd.DataFrame({"inc": pi[org], "org": self.orgs.get_indexer(parties["party_id"][org].to_numpy(dtype=object))})
+        op = op[op["org"] >= 0].drop_duplicates()
+        self.org_party_inc = Timeline.build(op["inc"], np.zeros(len(op), np.int64), org=op["org"].to_numpy())
+
+        # Person timelines by kind, and criminal cases by role.
+        inc_of = pp["inc"].to_numpy()
+        per = pp["person"].to_numpy()
+        t = self.inc_rep[inc_of]
+        kind = self.inc_kind[inc_of]
+        prole = pp["role"].to_numpy()
+        self.person_events: dict[str, Timeline] = {}
+        pe = pd.DataFrame({"person": per, "inc": inc_of}).drop_duplicates()
+        pe_kind = self.inc_kind[pe["inc"].to_numpy()]
+        for k in ("dispute", "police_call", "complaint", "petition", "criminal_case"):
+            m = pe_kind == k
+            self.person_events[k] = Timeline.build(pe["person"].to_numpy()[m], self.inc_rep[pe["inc"].to_numpy()[m]],
+                                                   inc=pe["inc"].to_numpy()[m])
+        crim_p = kind == "criminal_case"
+        sus = crim_p & (prole == "suspect")
+        vic = crim_p & (prole == "victim")
+        self.person_events["crime_suspect"] = Timeline.build(per[sus], t[sus], inc=inc_of[sus])
+        self.person_events["crime_victim"] = Timeline.build(per[vic], t[vic], inc=inc_of[vic])
+        vs = sus & self.inc_violent[inc_of]
+        self.person_events["violent_suspect"] = Timeline.build(per[vs], t[vs], inc=inc_of[vs])
+        j = [self.lexicon.signals.index(s) for s in ("threat", "revenge", "weapon", "violence")
+             if s in self.lexicon.signals]
+        danger = self.inc_signals[:, j].any(axis=1) if j else np.zeros(len(self.incidents), bool)
+        pd_ = pe[danger[pe["inc"].to_numpy()]]
+        self.person_events["danger_text"] = Timeline.build(pd_["person"], self.inc_rep[pd_["inc"].to_numpy()],
+                                                           inc=pd_["inc"].to_numpy())
+
+        # Pairs of persons in the same incident: earlier conflicts between the same parties,
+        # and each person's distinct counterparties.
+        sizes = pp.groupby("inc")["person"].transform("nunique").to_numpy()
+        small = pe.merge(pd.DataFrame({"inc": inc_of, "size": sizes}).drop_duplicates("inc"), on="inc")
+        small = small[small["size"].between(2, MAX_PAIR_PARTIES)][["inc", "person"]]
+        pairs = small.merge(small, on="inc")
+        pairs = pairs[pairs["person_x"] < pairs["person_y"]]
+        a = pairs["person_x"].to_numpy(np.int64)
+        b = pairs["person_y"].to_numpy(np.int64)
+        pinc = pairs["inc"].to_numpy()
+        self.pairs = pd.Index(np.unique(a * SHIFT + b))
+        pair_id = self.pairs.get_indexer(a * SHIFT + b)
+        self.pair_events = Timeline.build(pair_id, self.inc_rep[pinc], inc=pinc,
+                                          police=(self.inc_kind[pinc] == "police_call"))
+        first = pd.DataFrame({"a": np.concatenate([a, b]), "b": np.concatenate([b, a]),
+                              "t": np.concatenate([self.inc_rep[pinc]] * 2)}).groupby(["a", "b"], sort=False)["t"].min()
+        fa = first.index.get_level_values(0).to_numpy()
+        fb = first.index.get_level_values(1).to_numpy()
+        self.counterparties = Timeline.build(fa, first.to_numpy(), other=fb)
+
+        # Follow-up records that name a dispute, and mediations of each incident.
+        rel = self.inc_related >= 0
+        idx = np.flatnonzero(rel)
+        self.followups = Timeline.build(self.inc_related[rel], self.inc_rep[rel], inc=idx,
+                                        kind=self.inc_kind[rel])
+        med = ds.mediations
+        mi = self.incidents.get_indexer(med["incident_id"].to_numpy(dtype=object))
+        self.med_ids = pd.Index(med["mediation_id"].to_numpy(dtype=object))
+        self.mediations = Timeline.build(mi, to_secs(med["held_at"], ALWAYS),
+                                         failed=(med["outcome"] == "failed").to_numpy(),
+                                         mid=np.arange(len(med)))
+        # Failed mediations as part of each party's history.
+        mp = pd.DataFrame({"inc": mi, "t": to_secs(med["held_at"], ALWAYS),
+                           "failed": (med["outcome"] == "failed").to_numpy()})
+        mp = mp[mp["failed"]].merge(pe, on="inc")
+        self.person_events["failed_mediation"] = Timeline.build(mp["person"], mp["t"], inc=mp["inc"].to_numpy())
+
+        # Places and grids.
+        has_place = self.inc_place >= 0
+        pl = self.inc_place[has_place]
+        tt = self.inc_rep[has_place]
+        ids = np.flatnonzero(has_place)
+        v = self.inc_violent[has_place]
+        d = self.inc_kind[has_place] == "dispute"
+        self.place_events = Timeline.build(pl, tt, inc=ids)
+        self.place_violent = Timeline.build(pl[v], tt[v], inc=ids[v])
+        self.place_disputes = Timeline.build(pl[d], tt[d], inc=ids[d])
+        g = self.place_grid[pl]
+        self.grid_events = Timeline.build(g, tt, inc=ids)
+        self.grid_violent = Timeline.build(g[v], tt[v], inc=ids[v])
+
+        # Disputes against each organisation (group-incident risk), with their closing time.
+        oi = self.org_party_inc.ent
+        od = self.inc_kind[oi] == "dispute"
+        self.org_disputes = Timeline.build(self.org_party_inc.payload["org"][od], self.inc_rep[oi[od]],
+                                           inc=oi[od], closed=self.inc_closed[oi[od]])
+
+    # ------------------------------------------------------------------ people, households, ties
+    def _build_people(self, ds: Dataset) -> None:
+        fl = ds.person_flags
+        fp = self.pid_to_int.reindex(fl["person_id"]).fillna(-1).to_numpy(np.int64)
+        self.flags = Timeline.build(fp, to_secs(fl["recorded_at"], ALWAYS), flag=fl["flag"].astype(object).to_numpy())
+
+        hm = ds.household_members
+        hh = pd.Index(ds.households["household_id"].to_numpy(dtype=object))
+        self.households = hh
+        self.household_place = self.places.get_indexer(ds.households["place_id"].to_numpy(dtype=object))
+        self.household_tenure = ds.households["tenure"].astype(object).to_numpy()
+        mp = self.pid_to_int.reindex(hm["person_id"]).fillna(-1).to_numpy(np.int64)
+        mh = hh.get_indexer(hm["household_id"].to_numpy(dtype=object))
+        start = to_secs(hm["start_date"], ALWAYS)
+        end = to_secs(hm["end_date"], NEVER)
+        # An ending is known only from the moment it happens, so "member at t" is
+        # start <= t < end, which reads nothing recorded after t.
+        self.memberships = Timeline.build(mp, start, household=mh, end=end)
+        self.members = Timeline.build(mh, start, person=mp, end=end)
+
+        rel = ds.relations
+        ra = self.pid_to_int.reindex(rel["person_a"]).fillna(-1).to_numpy(np.int64)
+        rb = self.pid_to_int.reindex(rel["person_b"]).fillna(-1).to_numpy(np.int64)
+        since = to_secs(rel["since"], ALWAYS)
+        kind = rel["relation"].astype(object).to_numpy()
+        ok = (ra >= 0) & (rb >= 0) & (ra != rb)
+        self.relations = Timeline.build(np.concatenate([ra[ok], rb[ok]]), np.concatenate([since[ok]] * 2),
+                                        other=np.concatenate([rb[ok], ra[ok]]), relation=np.concatenate([kind[ok]] * 2))
+        self.rel_pairs = pd.Index(np.minimum(ra[ok], rb[ok]) * SHIFT + np.maximum(ra[ok], rb[ok]))
+        self.rel_pair_kind = kind[ok]
+        self.rel_pair_since = since[ok]
+
+    # ------------------------------------------------------------------ helpers used by families
+    def incident_positions(self, ids) -> np.ndarray:
+        """Integer positions of incident ids (-1 when not in the history)."""
+        return self.incidents.get_indexer(pd.Series(ids).to_numpy(dtype=object))
+
+    def person_ints(self, party_ids) -> np.ndarray:
+        """Canonical person numbers of raw person_ids (-1 when unknown)."""
+        return self.pid_to_int.reindex(pd.Series(party_ids, dtype=object)).fillna(-1).to_numpy(np.int64)
+
+
+def history_index(ds: Dataset, lexicon: Lexicon | None = None) -> HistoryIndex:
+    """The HistoryIndex of ``ds``, built once and cached on the dataset."""
+    idx = ds.cache.get("history_index")
+    if idx is None or (lexicon is not None and idx.lexicon is not lexicon):
+        idx = HistoryIndex(ds, lexicon)
+        ds.cache["history_index"] = idx
+    return idx

@@ -1,0 +1,59 @@
+"""Text signals: a documented, extensible lexicon of danger words in Chinese and English.
+
+The lexicon lives in ``escalation_risk/lexicon/signals.json``: one list of regular
+expressions per signal (threat, revenge, weapon, drinking, self-harm, violence,
+repeated petitions, agitation, group action). Pass another file to
+:func:`load_lexicon` to extend it; every signal becomes a pair of features.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..dataset import STR_DTYPE
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Signals with their patterns and their readable labels (English, Chinese)."""
+
+    patterns: dict[str, tuple[str, ...]]
+    labels: dict[str, tuple[str, str]]
+
+    @property
+    def signals(self) -> list[str]:
+        return list(self.patterns)
+
+    def matrix(self, texts: pd.Series) -> np.ndarray:
+        """0/1 matrix (len(texts) x signals): which signals each text shows.
+
+        The same vectorised call serves a district and a single dispute, so batch
+        and online features agree to the bit.
+        """
+        s = pd.Series(texts, dtype=STR_DTYPE).fillna("").reset_index(drop=True)
+        out = np.zeros((len(s), len(self.patterns)), dtype=np.int8)
+        for j, pats in enumerate(self.patterns.values()):
+            out[:, j] = s.str.contains("(?i)(?:" + "|".join(pats) + ")", regex=True).to_numpy(dtype=bool)
+        return out
+
+
+@lru_cache(maxsize=8)
+def load_lexicon(path: str | None = None) -> Lexicon:
+    """Read a lexicon JSON (default: the one shipped with the package)."""
+    if path is None:
+        text = resources.files("escalation_risk").joinpath("lexicon/signals.json").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    raw = json.loads(text)
+    labels = {k: tuple(v) for k, v in raw.get("_labels", {}).items()}
+    patterns = {k: tuple(v) for k, v in raw.items() if not k.startswith("_")}
+    for k in patterns:
+        labels.setdefault(k, (k.replace("_", " "), k))
+    return Lexicon(patterns=patterns, labels=labels)

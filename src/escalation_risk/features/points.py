@@ -1,0 +1,139 @@
+"""Points to score: a dispute at a moment, with its own facts and its parties.
+
+A :class:`PointSet` holds, for many points at once, what the feature families need
+about the disputes themselves. It is built either from the history (the batch
+path: the dispute is a record of the Dataset) or from plain dicts (the online
+path: ``score_dispute``), so both paths feed the same family code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .index import ALWAYS, NEVER, OFF, HistoryIndex, to_secs
+
+
+@dataclass
+class PointSet:
+    """Disputes at moments, arranged as arrays (one entry per point)."""
+
+    dispute_id: np.ndarray
+    as_of: np.ndarray            # datetime64[ns]
+    t: np.ndarray                # as_of in int64 seconds
+    d: np.ndarray                # position of the dispute in the history, -1 if not there
+    category: np.ndarray
+    source: np.ndarray
+    amount: np.ndarray
+    rep: np.ndarray
+    occ: np.ndarray
+    place: np.ndarray
+    signals: np.ndarray          # (n, signals) text signals of the dispute's own description
+    pp_pt: np.ndarray            # person parties: point, canonical person number, role
+    pp_person: np.ndarray
+    pp_role: np.ndarray
+    op_pt: np.ndarray            # organisation parties: point, org number
+    op_org: np.ndarray
+    # Mediations given with an online request that the history does not hold yet.
+    extra_mediations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"pt": pd.Series([], dtype=np.int64), "t": pd.Series([], dtype=np.int64),
+         "failed": pd.Series([], dtype=bool)}))
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def _as_of_array(as_of) -> np.ndarray:
+    return pd.to_datetime(pd.Series(as_of)).to_numpy(dtype="datetime64[ns]")
+
+
+def points_from_history(idx: HistoryIndex, points: pd.DataFrame) -> PointSet:
+    """The batch path: each point names a dispute of the history and a moment."""
+    missing = [c for c in ("dispute_id", "as_of") if c not in points.columns]
+    if missing:
+        raise ValueError(f"points needs columns dispute_id and as_of; missing {missing}")
+    ids = points["dispute_id"].to_numpy(dtype=object)
+    d = idx.incident_positions(ids)
+    as_of = _as_of_array(points["as_of"])
+    if np.isnat(as_of).any():
+        raise ValueError(f"points: as_of is missing or not a timestamp in row(s) "
+                         f"{np.flatnonzero(np.isnat(as_of))[:10].tolist()}")
+    t = to_secs(as_of, ALWAYS)
+    unknown = d < 0
+    if unknown.any():
+        raise ValueError(f"points: {int(unknown.sum())} dispute_id(s) not in the data, e.g. "
+                         f"{ids[unknown][:5].tolist()}")
+    not_dispute = idx.inc_kind[d] != "dispute"
+    if not_dispute.any():
+        raise ValueError(f"points: {int(not_dispute.sum())} id(s) are not disputes, e.g. "
+                         f"{ids[not_dispute][:5].tolist()}")
+    early = idx.inc_rep[d] > t
+    if early.any():
+        raise ValueError(f"points: {int(early.sum())} point(s) have as_of before the dispute was reported "
+                         f"(nothing is known of it then), e.g. {ids[early][:5].tolist()}")
+    pp_pt, pos = idx.party_inc.expand(d, -1, 0)
+    op_pt, opos = idx.org_party_inc.expand(d, -1, 0)
+    return PointSet(
+        dispute_id=ids, as_of=as_of, t=t, d=d,
+        category=idx.inc_category[d], source=idx.inc_source[d], amount=idx.inc_amount[d],
+        rep=idx.inc_rep[d], occ=idx.inc_occ[d], place=idx.inc_place[d],
+        signals=idx.inc_signals[d],
+        pp_pt=pp_pt, pp_person=idx.party_inc.payload["person"][pos], pp_role=idx.party_inc.payload["role"][pos],
+        op_pt=op_pt, op_org=idx.org_party_inc.payload["org"][opos],
+    )
+
+
+def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.DataFrame,
+                        as_of, mediations: pd.DataFrame | None = None) -> PointSet:
+    """The online path: disputes given as validated contract rows (one per point).
+
+    ``incidents``, ``parties`` and ``mediations`` have the contract's columns and
+    types (see ``Dataset``'s tables). Parties and mediations refer to the disputes
+    by ``incident_id``. A dispute that is also in the history keeps the history's
+    follow-ups and mediations; mediations given here are added when new.
+    """
+    n = len(incidents)
+    ids = incidents["incident_id"].to_numpy(dtype=object)
+    as_of = _as_of_array(as_of if np.ndim(as_of) else [as_of] * n)
+    t = to_secs(as_of, ALWAYS)
+    rep = to_secs(incidents["reported_at"], ALWAYS)
+    if (rep > t).any():
+        raise ValueError("as_of is before the dispute's reported_at: nothing is known of it then")
+    pt_of = pd.Series(np.arange(n), index=pd.Index(ids))
+    persons = parties[parties["party_type"] == "person"]
+    pp_pt = pt_of.reindex(persons["incident_id"].to_numpy(dtype=object)).to_numpy()
+    pp_person = idx.person_ints(persons["party_id"])
+    roles = persons["role"].astype(object).to_numpy()
+    known = pp_person >= 0
+    # Unknown people still count as parties; they have no history to look up.
+    pp = pd.DataFrame({"pt": pp_pt, "person": pp_person, "role": roles})
+    pp = pd.concat([pp[known].drop_duplicates(["pt", "person", "role"]), pp[~known]]).sort_values(
+        "pt", kind="stable")
+    orgs = parties[parties["party_type"] == "organization"]
+    op = pd.DataFrame({"pt": pt_of.reindex(orgs["incident_id"].to_numpy(dtype=object)).to_numpy(),
+                       "org": idx.orgs.get_indexer(orgs["party_id"].to_numpy(dtype=object))})
+    op = op[op["org"] >= 0].drop_duplicates().sort_values("pt", kind="stable")
+    extra = pd.DataFrame({"pt": pd.Series([], dtype=np.int64), "t": pd.Series([], dtype=np.int64),
+                          "failed": pd.Series([], dtype=bool)})
+    if mediations is not None and len(mediations):
+        new = mediations[idx.med_ids.get_indexer(mediations["mediation_id"].to_numpy(dtype=object)) < 0]
+        extra = pd.DataFrame({"pt": pt_of.reindex(new["incident_id"].to_numpy(dtype=object)).to_numpy(np.int64),
+                              "t": to_secs(new["held_at"], ALWAYS),
+                              "failed": (new["outcome"] == "failed").to_numpy()})
+    return PointSet(
+        dispute_id=ids, as_of=as_of, t=t, d=idx.incident_positions(ids),
+        category=incidents["category"].astype(object).to_numpy(),
+        source=incidents["source"].astype(object).to_numpy(),
+        amount=incidents["amount"].to_numpy(dtype="float64"),
+        rep=rep, occ=to_secs(incidents["occurred_at"], ALWAYS),
+        place=idx.places.get_indexer(incidents["place_id"].to_numpy(dtype=object)),
+        signals=idx.lexicon.matrix(incidents["description"]),
+        pp_pt=pp["pt"].to_numpy(np.int64), pp_person=pp["person"].to_numpy(np.int64),
+        pp_role=pp["role"].to_numpy(), op_pt=op["pt"].to_numpy(np.int64), op_org=op["org"].to_numpy(np.int64),
+        extra_mediations=extra,
+    )
+
+
+__all__ = ["PointSet", "points_from_history", "points_from_records", "NEVER", "OFF"]
