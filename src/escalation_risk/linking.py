@@ -85,7 +85,17 @@ def link_persons(ds: Dataset, existing: pd.Series | None = None) -> pd.Series:
     if existing is not None:
         known = frame["pid"].map(existing)
         prior = known.groupby(frame["comp"]).transform("min")
-        key = prior.where(prior.notna(), key)
+        # When an earlier link no longer holds (a corrected id number), several groups
+        # claim one old key; two people must never share a key, so it stays with the
+        # group holding the record it was named after (else the first group) and the
+        # others take their own smallest person_id.
+        claims = pd.DataFrame({"comp": frame["comp"], "prior": prior,
+                               "named": frame["pid"] == prior}).dropna(subset=["prior"])
+        claims = claims.groupby("comp", as_index=False).agg(prior=("prior", "first"), named=("named", "any"))
+        owner = claims.sort_values(["prior", "named", "comp"], ascending=[True, False, True]) \
+            .drop_duplicates("prior").set_index("prior")["comp"]
+        keeps = frame["comp"].to_numpy() == prior.map(owner).to_numpy()
+        key = prior.where(prior.notna() & keeps, key)
     out = pd.Series(key.to_numpy(), index=pd.Index(ids, name="person_id"), name="person_key").astype(object)
     if existing is None:
         ds.cache["person_key"] = out
