@@ -1,0 +1,93 @@
+"""Shared fixtures: a tiny hand-built district whose every number is known."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+KEY = "test-key"
+
+
+def tiny_tables() -> dict[str, pd.DataFrame]:
+    """Raw contract tables of a hand-built district (raw PII, as a source system holds it).
+
+    People: p1 (张伟, violent past), p2 (his wife), p3 = p1 recorded again by the police
+    (same id_number), p4 a neighbour, p5 a worker. Disputes: d1 spouses (p1, p2),
+    d2 neighbours (p1, p4), d3 wage dispute against org o1.
+    """
+    persons = pd.DataFrame({
+        "person_id": ["p1", "p2", "p3", "p4", "p5"],
+        "birth_year": [1980, 1982, 1980, 1990, None],
+        "gender": ["male", "female", "male", "male", "unknown"],
+        "hukou": ["local", "local", "local", "migrant", "migrant"],
+        "employment": ["unemployed", "employed", "unemployed", "employed", "employed"],
+        "name": ["张伟", "李娜", "张伟", "王强", "赵敏"],
+        "id_number": ["110101198001011234", "110101198202023456", "110101198001011234", None, None],
+        "phone": ["13800000001", "13800000002", "138-0000-0001", "13800000004", None],
+    })
+    places = pd.DataFrame({"place_id": ["pl1", "pl2", "pl3"], "grid_id": ["g1", "g1", "g2"],
+                           "town": ["t", "t", "t"], "district": ["d", "d", "d"],
+                           "place_type": ["residential", "residential", "industrial"],
+                           "lat": [30.0, 30.001, 30.01], "lon": [120.0, 120.001, 120.01]})
+    households = pd.DataFrame({"household_id": ["h1", "h2"], "place_id": ["pl1", "pl2"],
+                               "tenure": ["owned", "rented"]})
+    household_members = pd.DataFrame({
+        "household_id": ["h1", "h1", "h2"], "person_id": ["p1", "p2", "p4"],
+        "role": ["head", "spouse", "head"],
+        "start_date": [None, None, "2024-01-01"], "end_date": [None, "2024-06-01", None]})
+    organizations = pd.DataFrame({"org_id": ["o1"], "org_type": ["enterprise"], "place_id": ["pl3"],
+                                  "name": ["某某制造厂"]})
+    incidents = pd.DataFrame({
+        "incident_id": ["d1", "c1", "d2", "d3", "x1", "k1"],
+        "kind": ["dispute", "police_call", "dispute", "dispute", "criminal_case", "criminal_case"],
+        "category": ["marriage_family", "marriage_family", "neighbor", "labor_wage", "assault", "intentional_injury"],
+        "occurred_at": ["2024-03-01", "2024-03-10T21:00:00", "2024-04-01", "2024-04-05", "2023-01-01", "2024-04-20"],
+        "reported_at": ["2024-03-02", "2024-03-10T21:30:00", "2024-04-02", "2024-04-05", "2023-01-02", "2024-04-21"],
+        "place_id": ["pl1", "pl1", "pl2", "pl3", "pl2", "pl1"],
+        "source": ["grid_worker", "police_110", "walk_in", "hotline_12345", "police_110", "police_110"],
+        "status": ["open", "closed", "resolved", "open", "closed", "closed"],
+        "closed_at": [None, "2024-03-11", "2024-05-01", None, "2023-02-01", "2024-05-01"],
+        "amount": [None, None, 500.0, 20000.0, None, None],
+        "description": ["夫妻因家务争吵，男方酒后扬言要报复", "丈夫喝醉后威胁妻子，拿起菜刀", "楼上漏水引发邻里争执",
+                        "Workers say wages unpaid for 3 months", "打架斗殴", "丈夫持刀伤人"],
+        "related_incident_id": [None, "d1", None, None, None, "d1"],
+    })
+    incident_parties = pd.DataFrame({
+        "incident_id": ["d1", "d1", "c1", "c1", "d2", "d2", "d3", "d3", "x1", "k1", "k1"],
+        "party_id": ["p1", "p2", "p3", "p2", "p1", "p4", "p5", "o1", "p3", "p1", "p2"],
+        "party_type": ["person", "person", "person", "person", "person", "person", "person", "organization",
+                       "person", "person", "person"],
+        "role": ["respondent", "complainant", "suspect", "victim", "respondent", "complainant", "complainant",
+                 "respondent", "suspect", "suspect", "victim"],
+    })
+    mediations = pd.DataFrame({"mediation_id": ["m1", "m2"], "incident_id": ["d1", "d1"],
+                               "held_at": ["2024-03-05", "2024-03-20"],
+                               "mediator_type": ["grid_worker", "people_mediation_committee"],
+                               "outcome": ["failed", "failed"]})
+    person_flags = pd.DataFrame({"person_id": ["p3", "p1"], "flag": ["prior_violence", "substance"],
+                                 "recorded_at": ["2023-01-05", "2024-03-15"]})
+    relations = pd.DataFrame({"person_a": ["p1", "p1"], "person_b": ["p2", "p4"],
+                              "relation": ["spouse", "neighbor"], "since": ["2005-01-01", None]})
+    return dict(persons=persons, places=places, households=households, household_members=household_members,
+                organizations=organizations, incidents=incidents, incident_parties=incident_parties,
+                mediations=mediations, person_flags=person_flags, relations=relations)
+
+
+@pytest.fixture
+def tables() -> dict[str, pd.DataFrame]:
+    return tiny_tables()
+
+
+@pytest.fixture
+def tiny_ds():
+    from escalation_risk import Dataset
+    return Dataset.from_frames(pseudonym_key=KEY, **tiny_tables())
+
+
+@pytest.fixture(autouse=True)
+def _quiet_dev_key_warning():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no pseudonym key given")
+        yield

@@ -1,0 +1,231 @@
+"""The data contract in code: loading, validation, quarantine, pseudonymisation."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from escalation_risk import DataValidationError, Dataset, load_dataset
+from escalation_risk.contract import TABLES
+
+from conftest import KEY, tiny_tables
+
+RAW_PII = ["张伟", "李娜", "王强", "赵敏", "110101198001011234", "110101198202023456", "13800000001",
+           "13800000002", "13800000004", "138-0000-0001"]
+
+
+def _write(tables: dict[str, pd.DataFrame], folder, fmt: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        if fmt == "csv":
+            df.to_csv(folder / f"{name}.csv", index=False)
+        else:
+            df.to_parquet(folder / f"{name}.parquet", index=False)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_round_trip_every_table(tmp_path, fmt):
+    direct = Dataset.from_frames(pseudonym_key=KEY, **tiny_tables())
+    _write(tiny_tables(), tmp_path / fmt, fmt)
+    loaded = load_dataset(tmp_path / fmt, pseudonym_key=KEY)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(loaded, name), getattr(direct, name), check_dtype=True)
+    assert loaded.quarantine.empty
+
+
+def test_dataset_write_and_reload_keeps_pseudonyms(tmp_path, tiny_ds):
+    tiny_ds.write(tmp_path / "out", fmt="parquet")
+    frames = {p.stem: pd.read_parquet(p) for p in (tmp_path / "out").glob("*.parquet")}
+    again = Dataset.from_frames(pseudonymised=True, **frames)
+    pd.testing.assert_frame_equal(again.persons, tiny_ds.persons)
+    assert tiny_ds.fingerprint() == again.fingerprint()
+
+
+def test_types_are_parsed(tiny_ds):
+    inc = tiny_ds.incidents
+    assert str(inc["reported_at"].dtype) == "datetime64[ns]"
+    assert isinstance(inc["kind"].dtype, pd.CategoricalDtype)
+    assert inc["amount"].dtype == "float64"
+    assert str(tiny_ds.persons["birth_year"].dtype) == "Int64"
+
+
+def test_missing_optional_tables_are_empty_with_columns():
+    t = tiny_tables()
+    ds = Dataset.from_frames(pseudonym_key=KEY, persons=t["persons"], places=t["places"],
+                             incidents=t["incidents"].assign(related_incident_id=None),
+                             incident_parties=t["incident_parties"][t["incident_parties"].party_type == "person"])
+    assert ds.mediations.empty and list(ds.mediations.columns) == TABLES["mediations"].column_names
+    assert str(ds.mediations["held_at"].dtype) == "datetime64[ns]"
+
+
+# ----------------------------------------------------------------------------- each rule
+
+def _break(table: str, row: int, column: str, value) -> dict[str, pd.DataFrame]:
+    t = tiny_tables()
+    df = t[table].astype(object)
+    df.loc[row, column] = value
+    t[table] = df
+    return t
+
+
+RULES = [
+    ("persons", 1, "birth_year", "nineteen", "not a number"),
+    ("persons", 1, "gender", "robot", "unknown code"),
+    ("persons", 1, "person_id", "p1", "duplicate id"),
+    ("incidents", 2, "reported_at", "2024-13-45", "not an ISO 8601 timestamp"),
+    ("incidents", 2, "reported_at", "2024-03-01", "must not be before occurred_at"),
+    ("incidents", 2, "amount", -5, "must be >= 0"),
+    ("incidents", 2, "amount", "lots", "not a number"),
+    ("incidents", 2, "category", "assault", "an offence code only on criminal cases"),
+    ("incidents", 2, "kind", None, "required value is missing"),
+    ("incidents", 2, "place_id", "nowhere", "refers to a missing place"),
+    ("incident_parties", 4, "incident_id", "zz", "refers to a missing incident"),
+    ("incident_parties", 4, "party_id", "ghost", "refers to a missing person"),
+    ("incident_parties", 7, "party_id", "o9", "refers to a missing organization"),
+    ("household_members", 2, "household_id", "h9", "refers to a missing household"),
+    ("mediations", 1, "incident_id", "zz", "refers to a missing incident"),
+    ("relations", 1, "relation", "rival", "unknown code"),
+    ("person_flags", 0, "recorded_at", "yesterday", "not an ISO 8601 timestamp"),
+]
+
+
+@pytest.mark.parametrize("table,row,column,value,reason", RULES)
+def test_each_rule_strict_names_table_column_row(table, row, column, value, reason):
+    with pytest.raises(DataValidationError) as e:
+        Dataset.from_frames(pseudonym_key=KEY, **_break(table, row, column, value))
+    msg = str(e.value)
+    assert f"table {table!r}" in msg and f"column {column!r}" in msg and f"row {row}" in msg
+    assert reason in msg
+    p = e.value.problems
+    assert ((p["table"] == table) & (p["column"] == column) & (p["row"] == row)).any()
+
+
+@pytest.mark.parametrize("table,row,column,value,reason", RULES)
+def test_each_rule_quarantine_conserves_rows(table, row, column, value, reason):
+    t = _break(table, row, column, value)
+    ds = Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", **t)
+    q = ds.quarantine
+    assert ((q["table"] == table) & (q["row"] == row) & q["reason"].str.contains(reason, regex=False)).any()
+    for name in TABLES:
+        kept = len(getattr(ds, name))
+        rejected = len(ds.rejected.get(name, ()))
+        assert kept + rejected == len(t[name]) == ds.rows_read[name], name
+
+
+def test_quarantine_cascades_to_dependants():
+    # A rejected incident takes its parties and mediations with it, with a reason each.
+    ds = Dataset.from_frames(pseudonym_key=KEY, errors="quarantine",
+                             **_break("incidents", 0, "reported_at", "not a date"))
+    assert "d1" not in set(ds.incidents["incident_id"])
+    assert not ds.incident_parties["incident_id"].isin(["d1"]).any()
+    assert len(ds.rejected["mediations"]) == 2
+    assert (ds.quarantine.query("table == 'mediations'")["reason"] == "refers to a missing incident").all()
+
+
+def test_many_problems_are_counted(tables):
+    tables["persons"] = tables["persons"].assign(gender="robot")
+    with pytest.raises(DataValidationError) as e:
+        Dataset.from_frames(pseudonym_key=KEY, **tables)
+    assert len(e.value.problems) >= 5
+
+
+def test_structural_problems_raise_even_in_quarantine(tables):
+    with pytest.raises(DataValidationError, match="required table is missing"):
+        Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", persons=tables["persons"],
+                            places=tables["places"], incidents=tables["incidents"])
+    t = tiny_tables()
+    t["incidents"] = t["incidents"].drop(columns=["reported_at"])
+    with pytest.raises(DataValidationError, match="column 'reported_at'.*required column is missing"):
+        Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", **t)
+
+
+def test_unknown_columns_are_kept(tables):
+    tables["persons"]["favourite_colour"] = "blue"
+    ds = Dataset.from_frames(pseudonym_key=KEY, **tables)
+    assert "favourite_colour" in ds.persons.columns
+
+
+def test_not_utf8_file(tmp_path):
+    _write(tiny_tables(), tmp_path, "csv")
+    (tmp_path / "persons.csv").write_bytes("person_id,name\np1,张伟\n".encode("gbk"))
+    with pytest.raises(DataValidationError, match="persons.csv is not UTF-8"):
+        load_dataset(tmp_path, pseudonym_key=KEY)
+
+
+def test_not_a_table(tmp_path):
+    _write(tiny_tables(), tmp_path, "parquet")
+    (tmp_path / "places.parquet").write_bytes(b"this is not parquet")
+    with pytest.raises(DataValidationError, match="places.parquet is not a readable Parquet table"):
+        load_dataset(tmp_path, pseudonym_key=KEY)
+    (tmp_path / "places.parquet").unlink()
+    (tmp_path / "places.csv").write_text("")
+    with pytest.raises(DataValidationError, match="places.csv is empty"):
+        load_dataset(tmp_path, pseudonym_key=KEY)
+
+
+def test_booleans_and_bad_errors_argument(tables):
+    with pytest.raises(ValueError, match="errors must be"):
+        Dataset.from_frames(pseudonym_key=KEY, errors="ignore", **tables)
+
+
+# ----------------------------------------------------------------------------- pseudonymisation
+
+def _everything_as_text(ds: Dataset) -> str:
+    parts = [df.astype(str).to_csv() for df in ds.tables().values()]
+    parts += [df.astype(str).to_csv() for df in ds.rejected.values()]
+    parts.append(ds.quarantine.astype(str).to_csv())
+    return "\n".join(parts)
+
+
+def test_no_raw_identifier_anywhere(tmp_path, tiny_ds):
+    text = _everything_as_text(tiny_ds)
+    for raw in RAW_PII:
+        assert raw not in text
+    assert "13800000001" not in text and "110101198001011234" not in text
+
+
+def test_no_raw_identifier_in_errors_about_those_rows():
+    t = tiny_tables()
+    t["persons"] = t["persons"].astype(object)
+    t["persons"].loc[0, "gender"] = "robot"
+    t["persons"].loc[1, "person_id"] = "p1"
+    with pytest.raises(DataValidationError) as e:
+        Dataset.from_frames(pseudonym_key=KEY, **t)
+    ds = Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", **t)
+    for raw in RAW_PII:
+        assert raw not in str(e.value)
+        assert raw not in e.value.problems.to_csv()
+    assert all(raw not in _everything_as_text(ds) for raw in RAW_PII)
+
+
+def test_pseudonyms_are_keyed_and_normalised(tables):
+    a = Dataset.from_frames(pseudonym_key="k1", **tiny_tables())
+    b = Dataset.from_frames(pseudonym_key="k1", **tiny_tables())
+    c = Dataset.from_frames(pseudonym_key="k2", **tiny_tables())
+    assert a.persons["name"].equals(b.persons["name"])
+    assert not (a.persons["name"] == c.persons["name"]).any()
+    # Same phone written two ways gets the same pseudonym (p1 and p3).
+    ph = a.persons.set_index("person_id")["phone"]
+    assert ph["p1"] == ph["p3"]
+
+
+def test_key_from_environment(monkeypatch):
+    monkeypatch.setenv("ESCALATION_RISK_PSEUDONYM_KEY", "k1")
+    a = Dataset.from_frames(**tiny_tables())
+    b = Dataset.from_frames(pseudonym_key="k1", **tiny_tables())
+    assert a.persons["name"].equals(b.persons["name"])
+
+
+def test_dev_key_warns(monkeypatch):
+    monkeypatch.delenv("ESCALATION_RISK_PSEUDONYM_KEY", raising=False)
+    with pytest.warns(UserWarning, match="development key"):
+        Dataset.from_frames(**tiny_tables())
+
+
+def test_cut_keeps_only_what_was_known(tiny_ds):
+    cut = tiny_ds.cut("2024-03-31")
+    assert set(cut.incidents["incident_id"]) == {"d1", "c1", "x1"}
+    assert cut.incidents.set_index("incident_id").loc["c1", "closed_at"] == pd.Timestamp("2024-03-11")
+    assert len(cut.mediations) == 2 and len(cut.person_flags) == 2
+    # A membership that ends later is still running at the cut.
+    assert cut.household_members["end_date"].isna().all()
