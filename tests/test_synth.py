@@ -173,12 +173,13 @@ def test_escalation_rate_and_open_backlog_are_plausible(tables):
 
 
 def test_heat_shows_in_the_record(tables):
-    lab = _labels(tables)
-    inc = tables["incidents"].set_index("incident_id")
-    desc = inc.loc[lab.incident_id, "description"]
-    threat = desc.str.contains("扬言|要他好看|报复|threatened|make them pay").to_numpy()
+    # a larger district: the lift of threat words is real but modest (~1.6x), noisy at 2,000 people
+    big, _ = generate_tables(10000, seed=1)
+    lab = _labels(big)
+    desc = big["incidents"].set_index("incident_id").loc[lab.incident_id, "description"]
+    threat = desc.str.contains("报复|要他好看|付出代价|弄死|revenge|make them pay").to_numpy()
     y = lab.y.to_numpy()
-    assert y[threat].mean() > y[~threat].mean()
+    assert y[threat].mean() > 1.2 * y[~threat].mean()
     # follow-ups carry the dispute's parties and often name it
     fu = tables["incidents"].query("kind in ['police_call', 'complaint', 'petition']")
     linked = fu.related_incident_id.notna().mean()

@@ -1266,11 +1266,12 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     mem_start = hh_start[mem_hh]
     mem_end = hh_end[mem_hh]
     child_later = (mem_role == _R["child"]) & (p["age"] < 4) & (rng.random(n) < 0.5)
-    mem_start = np.where(child_later & np.isnan(mem_start), rng.uniform(0, T, n), mem_start)
+    born_by = np.where(np.isnan(mem_end), T, mem_end)  # a baby joins before the family moves out
+    mem_start = np.where(child_later & np.isnan(mem_start), rng.uniform(0, 1, n) * born_by, mem_start)
     d_ep = np.flatnonzero((e["cat"] == _DC["marriage_family"]) & (e["sub"] == 0) & (rng.random(e["E"]) < 0.04 + 0.10 * _sig(e["h0"])))
     t_div = e["t0"][d_ep] + rng.uniform(60, 400, len(d_ep))
     spouse_p = np.where(p["role"][e["bp"][d_ep]] == _R["head"], e["a"][d_ep], e["bp"][d_ep])
-    ok = (t_div < T) & np.isnan(mem_end[spouse_p])
+    ok = (t_div < T) & np.isnan(mem_end[spouse_p]) & ~(mem_start[spouse_p] >= t_div)
     spouse_p, t_div, d_ep = spouse_p[ok], t_div[ok], d_ep[ok]
     _, first = np.unique(spouse_p, return_index=True)
     spouse_p, t_div, d_ep = spouse_p[first], t_div[first], d_ep[first]
