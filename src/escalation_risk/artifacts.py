@@ -1,0 +1,124 @@
+"""Saving and loading a trained model without pickle.
+
+A model directory holds plain files only:
+
+- ``model.txt``: the LightGBM booster in its own text format;
+- ``calibrator.json``: the calibration map (Platt a, b or isotonic X/Y arrays);
+- ``baselines.json``: the logistic-regression and checklist baselines as numbers;
+- ``manifest.json``: features (names, dtypes, categories), label settings,
+  thresholds, metrics, the training data's fingerprint, cutoff, seed, versions,
+  creation time, the SHA-256 of every other file, and a digest of its own content.
+
+Loading checks all of it before anything is parsed: a missing or foreign
+directory, a file whose hash differs, an edited manifest, a library of another
+major.minor version, or a feature list the installed library does not compute
+any more each raise :class:`ModelLoadError` naming the file. Nothing is ever
+unpickled, so a model directory can be reviewed and cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from . import __version__
+
+FORMAT = "escalation-risk-model"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.txt"
+CALIBRATOR_FILE = "calibrator.json"
+BASELINES_FILE = "baselines.json"
+MANIFEST_FILE = "manifest.json"
+HASHED_FILES = (MODEL_FILE, CALIBRATOR_FILE, BASELINES_FILE)
+
+
+class ModelLoadError(ValueError):
+    """A model directory that cannot be trusted or used; the message names the file."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _content_digest(manifest: dict) -> str:
+    """SHA-256 of the manifest's content without its own digest (canonical JSON)."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True, allow_nan=True)
+                          .encode()).hexdigest()
+
+
+def _dump(obj, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
+
+
+def write_model_dir(out_dir, *, booster_text: str, calibrator: dict, baselines: dict, manifest: dict) -> Path:
+    """Write the model files, then the manifest with their hashes and its own digest."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MODEL_FILE).write_text(booster_text, encoding="utf-8")
+    _dump(calibrator, out / CALIBRATOR_FILE)
+    _dump(baselines, out / BASELINES_FILE)
+    manifest = dict(manifest)
+    manifest["format"] = FORMAT
+    manifest["format_version"] = FORMAT_VERSION
+    manifest["files"] = {name: sha256_file(out / name) for name in HASHED_FILES}
+    manifest["manifest_sha256"] = _content_digest(manifest)
+    _dump(manifest, out / MANIFEST_FILE)
+    return out
+
+
+def _major_minor(version: str) -> tuple[str, ...]:
+    return tuple(str(version).split(".")[:2])
+
+
+def read_model_dir(path, *, expected_features: list[str] | None = None) -> dict:
+    """Verify a model directory and return its parts: booster_text, calibrator, baselines, manifest."""
+    d = Path(path)
+    if not d.is_dir():
+        raise ModelLoadError(f"{d}: not a directory")
+    mpath = d / MANIFEST_FILE
+    if not mpath.is_file():
+        raise ModelLoadError(f"{mpath}: missing; {d} is not an escalation-risk model directory")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{mpath}: not valid JSON ({e}); the file was damaged or edited") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelLoadError(f"{mpath}: not an escalation-risk model manifest (format "
+                             f"{manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    if manifest.get("manifest_sha256") != _content_digest(manifest):
+        raise ModelLoadError(f"{mpath}: content does not match its digest; the manifest was edited")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(f"{mpath}: format version {manifest.get('format_version')} is not supported "
+                             f"(expected {FORMAT_VERSION})")
+    saved = manifest.get("library_version", "?")
+    if _major_minor(saved) != _major_minor(__version__):
+        raise ModelLoadError(f"{mpath}: trained with escalation-risk {saved}, which is not compatible with "
+                             f"the installed {__version__} (major.minor must match); retrain the model")
+    files = manifest.get("files") or {}
+    for name in HASHED_FILES:
+        fpath = d / name
+        if not fpath.is_file():
+            raise ModelLoadError(f"{fpath}: missing")
+        if name not in files or sha256_file(fpath) != files[name]:
+            raise ModelLoadError(f"{fpath}: SHA-256 does not match the manifest; the file was changed or "
+                                 f"replaced")
+    if expected_features is not None and manifest.get("features", {}).get("names") != list(expected_features):
+        raise ModelLoadError(f"{mpath}: the model's feature list differs from the features this version of "
+                             f"escalation-risk computes; retrain the model")
+    try:
+        calibrator = json.loads((d / CALIBRATOR_FILE).read_text(encoding="utf-8"))
+        baselines = json.loads((d / BASELINES_FILE).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:  # hashes matched, so the writer itself was wrong
+        raise ModelLoadError(f"{d}: unreadable JSON ({e})") from None
+    return {"booster_text": (d / MODEL_FILE).read_text(encoding="utf-8"), "calibrator": calibrator,
+            "baselines": baselines, "manifest": manifest}
+
+
+__all__ = ["ModelLoadError", "write_model_dir", "read_model_dir", "sha256_file", "MODEL_FILE",
+           "CALIBRATOR_FILE", "BASELINES_FILE", "MANIFEST_FILE"]

@@ -1,0 +1,69 @@
+"""Reasons behind a score, from SHAP contributions.
+
+LightGBM's ``pred_contrib`` splits each row's log-odds into one additive
+contribution per feature plus a bias (TreeSHAP). A *reason* is a feature whose
+contribution raises the risk: the top-k positive contributions of a row, each
+turned into a sentence in English and Chinese from the feature registry, filled
+with the feature's value for that row. Features that lower the risk are never
+given as reasons: a warning explains what is worrying, not what is reassuring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .features import REGISTRY
+
+
+def top_reasons(contributions: pd.DataFrame, X: pd.DataFrame, top: int = 3) -> list[list[dict]]:
+    """For each row, up to ``top`` features with a positive contribution, strongest first.
+
+    ``contributions`` has one column per feature (a ``bias`` column is ignored) and
+    the rows of ``X``. Each reason is a dict: feature, value, contribution, en, zh.
+    """
+    if top <= 0 or len(contributions) == 0:
+        return [[] for _ in range(len(contributions))]
+    names = [c for c in contributions.columns if c != "bias"]
+    C = contributions[names].to_numpy(dtype=float)
+    k = min(top, C.shape[1])
+    # One argsort over the whole matrix; only the sentences below loop, over the k reasons.
+    order = np.argsort(-C, axis=1, kind="stable")[:, :k]
+    vals = np.take_along_axis(C, order, axis=1)
+    keep = vals > 0
+    cols = {n: X[n].to_numpy(dtype=object) for n in names}
+    out: list[list[dict]] = []
+    for i in range(len(C)):
+        row = []
+        for j in np.flatnonzero(keep[i]):
+            name = names[order[i, j]]
+            value = cols[name][i]
+            f = REGISTRY[name]
+            row.append({"feature": name, "value": _plain(value), "contribution": float(vals[i, j]),
+                        "en": f.sentence(value, "en"), "zh": f.sentence(value, "zh")})
+        out.append(row)
+    return out
+
+
+def _plain(value):
+    """A JSON-friendly scalar (None for missing)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    return str(value)
+
+
+def global_importance(contributions: pd.DataFrame) -> pd.DataFrame:
+    """Mean |SHAP| per feature over the rows given, largest first, with its description."""
+    names = [c for c in contributions.columns if c != "bias"]
+    imp = np.abs(contributions[names].to_numpy(dtype=float)).mean(axis=0) if len(contributions) else \
+        np.zeros(len(names))
+    out = pd.DataFrame({"feature": names, "mean_abs_shap": imp,
+                        "en": [REGISTRY[n].en for n in names], "zh": [REGISTRY[n].zh for n in names]})
+    return out.sort_values("mean_abs_shap", ascending=False, kind="stable").reset_index(drop=True)
+
+
+__all__ = ["top_reasons", "global_importance"]
