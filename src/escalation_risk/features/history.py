@@ -62,15 +62,17 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     # Is the scored dispute itself in this person's dispute history? Then leave it out.
     own = (d >= 0) & (idx.inc_person.get_indexer(d * SHIFT + person) >= 0)
     own_rep = P.rep[pt]
+    # The scored dispute sits in its parties' dispute timeline, and in their danger-text
+    # timeline when its own text has danger words; either way it is not "history".
+    own_in = {"dispute": own, "danger_text": own & idx.inc_danger[np.clip(d, 0, None)]}
     out: dict[str, np.ndarray] = {}
     for ev, (wins, _, _) in EVENTS.items():
         tl = idx.person_events[ev]
         for w in wins:
             c = tl.count(person, lo_of(t, WINDOWS[w]), t).astype(float)
-            if ev == "dispute":
+            if ev in own_in:
                 days = WINDOWS[w]
-                inside = own & ((days is None) | (own_rep > t - (days or 0) * DAY))
-                c = c - inside
+                c = c - (own_in[ev] & ((days is None) | (own_rep > t - (days or 0) * DAY)))
             out[f"hist_{ev}_{w}_max"] = group_max(n, pt, c)
             out[f"hist_{ev}_{w}_sum"] = group_sum(n, pt, c)
 

@@ -31,6 +31,12 @@ class Lexicon:
     def signals(self) -> list[str]:
         return list(self.patterns)
 
+    @staticmethod
+    def _regex(patterns: tuple[str, ...]) -> str:
+        # Groups inside the patterns are made non-capturing: only a yes/no is wanted.
+        body = "|".join(p.replace("(?:", "(").replace("(", "(?:").replace("(?:?", "(?") for p in patterns)
+        return "(?i)(?:" + body + ")"
+
     def matrix(self, texts: pd.Series) -> np.ndarray:
         """0/1 matrix (len(texts) x signals): which signals each text shows.
 
@@ -40,7 +46,7 @@ class Lexicon:
         s = pd.Series(texts, dtype=STR_DTYPE).fillna("").reset_index(drop=True)
         out = np.zeros((len(s), len(self.patterns)), dtype=np.int8)
         for j, pats in enumerate(self.patterns.values()):
-            out[:, j] = s.str.contains("(?i)(?:" + "|".join(pats) + ")", regex=True).to_numpy(dtype=bool)
+            out[:, j] = s.str.contains(self._regex(pats), regex=True).to_numpy(dtype=bool)
         return out
 
 

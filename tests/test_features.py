@@ -1,0 +1,166 @@
+"""Point-in-time features: known answers on a hand-built district, the point-in-time
+property on a generated one, and batch/online agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from escalation_risk import Dataset
+from escalation_risk.features import (
+    CATEGORICAL, FEATURE_NAMES, REGISTRY, build_features, compute_features, history_index, load_lexicon,
+    points_from_records,
+)
+from escalation_risk.synth import generate_district
+
+from conftest import KEY, tiny_tables
+
+
+def _feat(ds, dispute_id, as_of) -> pd.Series:
+    return build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [as_of]})).iloc[0]
+
+
+def test_dispute_family_known_answers(tiny_ds):
+    x = _feat(tiny_ds, "d1", "2024-04-25")
+    assert x["days_open"] == 54
+    assert x["followups"] == 2 and x["followup_police_calls"] == 1 and x["followups_30d"] == 1
+    assert x["mediations"] == 2 and x["mediations_failed"] == 2 and x["last_mediation_failed"] == 1
+    assert x["days_since_mediation"] == 36
+    assert x["text_threat"] == 1 and x["text_revenge"] == 1 and x["text_drinking"] == 1
+    assert x["followup_text_weapon"] == 2  # 菜刀 in the police call, 持刀 in the criminal case
+    early = _feat(tiny_ds, "d1", "2024-03-02")
+    assert early["followups"] == 0 and early["mediations"] == 0 and np.isnan(early["days_since_mediation"])
+
+
+def test_party_history_counts_canonical_person(tiny_ds):
+    # p3 is p1 recorded by the police: his 2023 assault counts in p1's history.
+    x = _feat(tiny_ds, "d1", "2024-03-02")
+    assert x["hist_crime_suspect_all_max"] == 1 and x["hist_violent_suspect_all_max"] == 1
+    assert x["hist_days_since_last"] == 425
+    assert x["flag_prior_violence"] == 1      # recorded on p3 in 2023
+    assert x["flag_substance"] == 0           # recorded on p1 only on 2024-03-15
+    assert x["hist_dispute_all_max"] == 0     # the scored dispute is not its own history
+    later = _feat(tiny_ds, "d1", "2024-04-25")
+    assert later["flag_substance"] == 1
+    assert later["hist_police_call_90d_sum"] == 2   # c1: p3 (= p1) and p2
+    assert later["hist_dispute_30d_max"] == 1       # d2 on 2024-04-02
+    assert later["hist_trend_max"] == pytest.approx(2 / (1 / 3 + 1))
+
+
+def test_pair_people_household_place(tiny_ds):
+    x = _feat(tiny_ds, "d1", "2024-04-25")
+    assert x["pair_prior_conflicts"] == 2 and x["pair_relation"] == "spouse" and x["pair_intimate"] == 1
+    assert x["pair_cohabit"] == 1
+    assert x["age_max"] == 44 and x["age_min"] == 42 and x["n_female"] == 1
+    assert x["place_incidents_90d"] == 2 and x["place_violent_90d"] == 1
+    y = _feat(tiny_ds, "d2", "2024-04-25")
+    assert y["pair_relation"] == "neighbor" and y["pair_cohabit"] == 0
+    assert y["hh_coresidents"] == 1 and y["hh_domestic_disputes"] == 1 and y["hh_rented"] == 1
+    assert y["grid_incidents_90d"] == 3
+    # After p2's membership ended on 2024-06-01 the spouses no longer live together.
+    t = tiny_tables()
+    ds = Dataset.from_frames(pseudonym_key=KEY, **t)
+    assert _feat(ds, "d1", "2024-06-02")["pair_cohabit"] == 0
+
+
+def test_network_and_organisation():
+    t = tiny_tables()
+    # A second wage dispute against the same employer, and a criminal neighbour of p1.
+    t["incidents"] = pd.concat([t["incidents"], pd.DataFrame({
+        "incident_id": ["d4"], "kind": ["dispute"], "category": ["labor_wage"], "occurred_at": ["2024-04-10"],
+        "reported_at": ["2024-04-10"], "place_id": ["pl3"], "source": ["walk_in"], "status": ["open"],
+        "closed_at": [None], "amount": [9000.0], "description": ["集体讨薪"], "related_incident_id": [None]})])
+    t["incident_parties"] = pd.concat([t["incident_parties"], pd.DataFrame({
+        "incident_id": ["d4", "d4", "x1"], "party_id": ["p2", "o1", "p4"],
+        "party_type": ["person", "organization", "person"], "role": ["complainant", "respondent", "suspect"]})])
+    ds = Dataset.from_frames(pseudonym_key=KEY, **t)
+    x = _feat(ds, "d3", "2024-04-25")
+    assert x["org_open_disputes_30d"] == 1 and x["org_disputes_365d"] == 1
+    y = _feat(ds, "d1", "2024-03-02")
+    assert y["net_size"] == 1 and y["net_criminal"] == 1 and y["net_violent"] == 1   # p4, neighbour of p1
+
+
+def test_text_signals_chinese_and_english():
+    lex = load_lexicon()
+    m = lex.matrix(pd.Series(["他扬言要报复，还拿着菜刀", "He was drunk and threatened to kill her",
+                              "Repeatedly petitioned the county", "楼上漏水", None]))
+    col = {s: j for j, s in enumerate(lex.signals)}
+    assert m[0, col["threat"]] and m[0, col["revenge"]] and m[0, col["weapon"]]
+    assert m[1, col["drinking"]] and m[1, col["threat"]]
+    assert m[2, col["repeated_petition"]]
+    assert not m[3].any() and not m[4].any()
+
+
+def test_columns_order_and_dtypes_are_stable(tiny_ds):
+    pts = pd.DataFrame({"dispute_id": ["d2", "d1"], "as_of": ["2024-04-25", "2024-04-25"]})
+    X = build_features(tiny_ds, pts)
+    assert list(X.columns) == ["dispute_id", "as_of"] + FEATURE_NAMES
+    assert list(X["dispute_id"]) == ["d2", "d1"]
+    for name in FEATURE_NAMES:
+        if name in CATEGORICAL:
+            assert list(X[name].cat.categories) == list(REGISTRY[name].categories)
+        else:
+            assert X[name].dtype == "float64", name
+    assert all(REGISTRY[n].en and REGISTRY[n].zh for n in FEATURE_NAMES)
+
+
+def test_bad_points_are_refused(tiny_ds):
+    with pytest.raises(ValueError, match="not in the data"):
+        build_features(tiny_ds, pd.DataFrame({"dispute_id": ["nope"], "as_of": ["2024-05-01"]}))
+    with pytest.raises(ValueError, match="not disputes"):
+        build_features(tiny_ds, pd.DataFrame({"dispute_id": ["c1"], "as_of": ["2024-05-01"]}))
+    with pytest.raises(ValueError, match="before the dispute was reported"):
+        build_features(tiny_ds, pd.DataFrame({"dispute_id": ["d1"], "as_of": ["2024-01-01"]}))
+
+
+# ----------------------------------------------------------------------------- point in time
+
+@pytest.fixture(scope="module")
+def district():
+    return generate_district(2500, seed=5, pseudonym_key=KEY)
+
+
+def _open_points(ds, T, limit=400):
+    inc = ds.incidents
+    d = inc[(inc["kind"] == "dispute") & (inc["reported_at"] <= T)]
+    d = d.sort_values("incident_id").tail(limit)
+    return pd.DataFrame({"dispute_id": d["incident_id"].to_numpy(), "as_of": T})
+
+
+@settings(max_examples=12, deadline=None)
+@given(day=st.integers(min_value=200, max_value=1400), seconds=st.integers(min_value=0, max_value=86399))
+def test_point_in_time_property(district, day, seconds):
+    """Features at T are identical whether or not the data holds anything recorded after T."""
+    T = pd.Timestamp("2021-07-01") + pd.Timedelta(days=day, seconds=seconds)
+    pts = _open_points(district, T)
+    if pts.empty:
+        return
+    full = build_features(district, pts)
+    cut = build_features(district.cut(T), pts)
+    pd.testing.assert_frame_equal(full, cut)
+
+
+def test_points_at_report_time_ignore_the_future(district):
+    inc = district.incidents
+    d = inc[inc["kind"] == "dispute"].sample(200, random_state=1)
+    pts = pd.DataFrame({"dispute_id": d["incident_id"].to_numpy(), "as_of": d["reported_at"].to_numpy()})
+    full = build_features(district, pts)
+    for i in range(0, 200, 40):  # each point against the data as it stood at its own moment
+        T = pts["as_of"].iloc[i]
+        one = build_features(district.cut(T), pts.iloc[[i]])
+        pd.testing.assert_frame_equal(full.iloc[[i]].reset_index(drop=True), one)
+
+
+def test_online_records_give_the_batch_features(district):
+    """The same dispute given as plain rows gets exactly the features the batch computes."""
+    idx = history_index(district)
+    inc = district.incidents
+    d = inc[inc["kind"] == "dispute"].sample(50, random_state=2)
+    as_of = d["reported_at"] + pd.Timedelta(days=20)
+    batch = build_features(district, pd.DataFrame({"dispute_id": d["incident_id"].to_numpy(),
+                                                   "as_of": as_of.to_numpy()}))
+    parties = district.incident_parties[district.incident_parties["incident_id"].isin(d["incident_id"])]
+    online = compute_features(idx, points_from_records(idx, d.reset_index(drop=True), parties, as_of.to_numpy()))
+    pd.testing.assert_frame_equal(batch, online)
