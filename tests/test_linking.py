@@ -222,3 +222,25 @@ def test_incremental_merge_of_two_old_groups_takes_one_old_key():
     after = link_persons(dataset([("p1", "A", 1980, "1", "X"), ("p2", "B", 1981, "2", None),
                                   ("p0", "B", 1981, "2", "X")]), existing=before)
     assert set(after) == {"p1"}
+
+
+def test_sample_district_linkage_against_truth():
+    """On the committed sample: every duplicated person found, no two people merged."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from escalation_risk import load_dataset
+    from escalation_risk.linking import link_persons
+
+    root = Path(__file__).resolve().parents[1] / "data" / "sample"
+    ds = load_dataset(root, pseudonym_key="test")
+    key = link_persons(ds)
+    truth = pd.read_parquet(root / "truth" / "person_truth.parquet").set_index("person_id")["true_person"]
+    df = pd.DataFrame({"key": key, "true": truth.reindex(key.index)})
+    assert df["true"].notna().all()
+    dup = df[df.groupby("true")["key"].transform("size") > 1]
+    recall = dup.groupby("true")["key"].nunique().eq(1).mean()
+    assert dup["true"].nunique() > 100
+    assert recall >= 0.99
+    assert (df.groupby("key")["true"].nunique() == 1).all()

@@ -44,8 +44,7 @@ def _links(persons: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     triple = persons[["name", "birth_year", "phone"]]
     full = triple.notna().all(axis=1).to_numpy()
     if full.any():
-        t = triple[full].astype(str).agg("|".join, axis=1)
-        codes = pd.factorize(t)[0]
+        codes = triple[full].groupby(["name", "birth_year", "phone"], sort=False).ngroup().to_numpy()
         sub = pd.DataFrame({"g": codes, "pos": pos[full], "has_id": has_id[full],
                             "idn": idn[full].to_numpy()})
         # A triple shared by records with two different id numbers is ambiguous: skip it.

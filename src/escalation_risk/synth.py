@@ -445,14 +445,23 @@ def _id_numbers(rng: np.random.Generator, birth_year: np.ndarray, male: np.ndarr
     region = np.where(local, LOCAL_REGION, _pick(rng, MIGRANT_REGIONS, n))
     month = rng.integers(1, 13, n)
     day = rng.integers(1, 29, n)
-    seq = rng.integers(0, 500, n) * 2 + male.astype(int)  # odd for men
-    body = (pd.Series(region.astype(str)) + pd.Series(birth_year).astype(str).str.zfill(4)
-            + pd.Series(month).astype(str).str.zfill(2) + pd.Series(day).astype(str).str.zfill(2)
-            + pd.Series(seq).astype(str).str.zfill(3))
+    born = (pd.Series(region.astype(str)) + pd.Series(birth_year).astype(str).str.zfill(4)
+            + pd.Series(month).astype(str).str.zfill(2) + pd.Series(day).astype(str).str.zfill(2))
+    # Real id numbers are unique: people born the same day in the same region and of the
+    # same sex take consecutive sequence numbers from a random start.
+    nth = pd.DataFrame({"b": born, "m": male}).groupby(["b", "m"]).cumcount().to_numpy()
+    seq = ((_start_of(born, male, rng) + nth) % 500) * 2 + male.astype(int)
+    body = born + pd.Series(seq).astype(str).str.zfill(3)
     digits = np.frombuffer("".join(body.tolist()).encode("ascii"), dtype=np.uint8).reshape(n, 17) - 48
     w = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
     chk = np.array(list("10X98765432"), dtype=object)[(digits.astype(np.int64) @ w) % 11]
     return (body + pd.Series(chk).astype(str)).to_numpy(dtype=object)
+
+
+def _start_of(born: pd.Series, male: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random sequence start per (region and birth date, sex) group."""
+    codes = pd.factorize(born.to_numpy(dtype=object) + np.where(male, "m", "f"))[0]
+    return rng.integers(0, 500, codes.max() + 1 if len(codes) else 0)[codes]
 
 
 def _phones(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -1358,7 +1367,8 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     cand = np.flatnonzero(same)
     ns = cand[rng.random(len(cand)) < 0.006]
     names[srt[ns + 1]] = names[srt[ns]]
-    idn = _id_numbers(rng, by, male, p["hukou"] == 0)
+    idn_all = _id_numbers(rng, by, male, p["hukou"] == 0)
+    idn = idn_all.copy()
     phone = _phones(rng, n)
     no_phone = (p["age"] < 14) | (rng.random(n) < 0.04)
     no_id = rng.random(n) < np.where(p["hukou"] == 1, 0.05, 0.015)
@@ -1378,9 +1388,9 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     dup_idn = np.where(no_id_dup, None, idn[dup_src])
     # the police copy of an id-less person keeps only name, birth year and phone
     dup_phone = np.where(no_id_dup, phone[dup_src], np.where(rng.random(n_dup) < 0.6, phone[dup_src], None))
-    idn[dup_src[~no_id_dup]] = np.where(idn[dup_src[~no_id_dup]] == None, _id_numbers(  # noqa: E711
-        rng, by[dup_src[~no_id_dup]], male[dup_src[~no_id_dup]], p["hukou"][dup_src[~no_id_dup]] == 0),
-        idn[dup_src[~no_id_dup]])
+    # A duplicated person whose first record lacked the id number gets their own one back.
+    idn[dup_src[~no_id_dup]] = np.where(idn[dup_src[~no_id_dup]] == None,  # noqa: E711
+                                        idn_all[dup_src[~no_id_dup]], idn[dup_src[~no_id_dup]])
     dup_idn = np.where(no_id_dup, None, idn[dup_src])
     n_tot = n + n_dup
     dup_of = np.full(n, -1)
