@@ -358,6 +358,17 @@ class Dataset:
                          "quarantined": len(self.rejected.get(name, ()))})
         return pd.DataFrame(rows)
 
+    def append(self, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | None = None,
+               **tables: pd.DataFrame) -> "Dataset":
+        """A new Dataset: this one plus new rows, validated like a file (only the new rows
+        are checked, against this dataset's ids and references)."""
+        unknown = set(tables) - set(TABLES)
+        if unknown:
+            raise TypeError(f"unknown table(s) {sorted(unknown)}; the contract's tables are {sorted(TABLES)}")
+        out = _build(dict(tables), errors=errors, key=resolve_pseudonym_key(pseudonym_key), source=self.source,
+                     base=self)
+        return out
+
     def cut(self, as_of) -> "Dataset":
         """The dataset as it stood at ``as_of``: only records available by then.
 
@@ -457,11 +468,55 @@ def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
     return _build(tables, errors=errors, key=key, source=str(folder))
 
 
+def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
+    """Pseudonymise, parse and check the row rules of one table: (raw, parsed, problems)."""
+    spec = TABLES[name]
+    raw = raw.copy()
+    # Pseudonymise first: nothing below, error messages included, sees a raw identifier.
+    for c in PII_COLUMNS[name]:
+        if c in raw.columns and key is not None:
+            raw[c] = pseudonymise(raw[c], key, c)
+    df = pd.DataFrame(index=raw.index)
+    problems = []
+    for c in spec.columns:
+        col, prob = _parse_column(name, c, raw[c.name] if c.name in raw.columns else
+                                  pd.Series(np.nan, index=raw.index, dtype=object))
+        df[c.name] = col
+        if prob is not None:
+            problems.append(prob)
+    for c in raw.columns:  # unknown columns are kept, ignored by the library
+        if c not in df.columns:
+            df[c] = raw[c]
+    prob = _schema_problems(spec, df[spec.column_names])
+    if prob is not None:
+        problems.append(prob)
+    return raw, df, problems
+
+
+def validate_rows(name: str, rows: pd.DataFrame, *, pseudonym_key: str | bytes | None = None) -> pd.DataFrame:
+    """Validate rows of one table on their own (types, codes, row rules; no references)
+    and return them typed, or raise :class:`DataValidationError` as a file would."""
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}")
+    spec = TABLES[name]
+    rows = rows.reset_index(drop=True)
+    absent = [c.name for c in spec.columns if c.required and c.name not in rows.columns]
+    if absent:
+        raise DataValidationError(pd.concat(
+            [_structural(name, c, "required column is missing").problems for c in absent], ignore_index=True))
+    _, df, problems = _parse_table(name, rows, resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None)
+    if problems:
+        raise DataValidationError(pd.concat(problems, ignore_index=True))
+    return _finish_types(spec, df)
+
+
 def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | None,
-           source: str | None) -> Dataset:
+           source: str | None, base: Dataset | None = None) -> Dataset:
+    """Validate ``tables``; with ``base``, they are new rows checked against it and appended."""
     if errors not in ("raise", "quarantine"):
         raise ValueError(f"errors must be 'raise' or 'quarantine', got {errors!r}")
-    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    missing = [] if base is not None else [t for t in REQUIRED_TABLES if t not in tables]
     if missing:
         raise DataValidationError(pd.concat(
             [_structural(t, "", "required table is missing").problems for t in missing], ignore_index=True))
@@ -483,24 +538,8 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
         if absent:
             raise DataValidationError(pd.concat(
                 [_structural(name, c, "required column is missing").problems for c in absent], ignore_index=True))
-        raw = raw.copy()
-        # Pseudonymise first: nothing below, error messages included, sees a raw identifier.
-        for c in PII_COLUMNS[name]:
-            if c in raw.columns and key is not None:
-                raw[c] = pseudonymise(raw[c], key, c)
-        df = pd.DataFrame(index=raw.index)
-        for c in spec.columns:
-            col, prob = _parse_column(name, c, raw[c.name] if c.name in raw.columns else
-                                      pd.Series(np.nan, index=raw.index, dtype=object))
-            df[c.name] = col
-            if prob is not None:
-                problems.append(prob)
-        extra = [c for c in raw.columns if c not in df.columns]
-        for c in extra:  # unknown columns are kept, ignored by the library
-            df[c] = raw[c]
-        prob = _schema_problems(spec, df[spec.column_names])
-        if prob is not None:
-            problems.append(prob)
+        raw, df, probs = _parse_table(name, raw, key)
+        problems.extend(probs)
         parsed[name] = df
         raw_frames[name] = raw
 
@@ -519,12 +558,20 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
             rt, rc = c.ref
             ok_keys = parsed[rt][rc][~bad_rows.get(rt, np.zeros(len(parsed[rt]), bool))] if rt != name else \
                 df[rc][~bad]
+            if base is not None:
+                ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
             refs.append((c.name, df[c.name].notna() & ~df[c.name].isin(ok_keys), f"refers to a missing {rt[:-1]}"))
         if name == "incident_parties":
             for ptype, rt, rc in (("person", "persons", "person_id"), ("organization", "organizations", "org_id")):
                 ok_keys = parsed[rt][rc][~bad_rows.get(rt, np.zeros(len(parsed[rt]), bool))]
+                if base is not None:
+                    ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
                 miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~df["party_id"].isin(ok_keys)
                 refs.append(("party_id", miss, f"refers to a missing {rt[:-1]} (party_type {ptype})"))
+        spec_key = TABLES[name].key
+        if base is not None and spec_key is not None and len(df):
+            refs.append((spec_key, df[spec_key].isin(getattr(base, name)[spec_key]),
+                         "duplicate id (already in the history)"))
         for col, miss, reason in refs:
             miss = miss.to_numpy(dtype=bool)
             if miss.any():
@@ -549,6 +596,9 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
             # Related-incident links to a rejected incident are dropped from the kept rows
             # only through the rejection above; nothing is silently rewritten.
         out[name] = _finish_types(TABLES[name], df.reset_index(drop=True))
+        if base is not None:
+            out[name] = pd.concat([getattr(base, name), out[name]], ignore_index=True) if len(out[name]) \
+                else getattr(base, name)
     if len(allp):
         log.warning("quarantined %d row(s) in %d table(s)", sum(int(b.sum()) for b in bad_rows.values()),
                     len(rejected))
