@@ -229,3 +229,31 @@ def test_cut_keeps_only_what_was_known(tiny_ds):
     assert len(cut.mediations) == 2 and len(cut.person_flags) == 2
     # A membership that ends later is still running at the cut.
     assert cut.household_members["end_date"].isna().all()
+
+
+# ----------------------------------------------------------------------------- small-request engine
+
+@pytest.mark.parametrize("table,row,column,value,reason", RULES)
+def test_record_engine_reports_what_the_frame_engine_reports(table, row, column, value, reason):
+    """validate_rows answers a service's few rows record by record; it must agree exactly
+    with the vectorised engine used for files (same problems, same messages)."""
+    from escalation_risk.dataset import validate_rows
+    t = _break(table, row, column, value)[table]
+    results = {}
+    for engine in ("frame", "records"):
+        try:
+            results[engine] = validate_rows(table, t, pseudonym_key=KEY, engine=engine)
+        except DataValidationError as e:
+            results[engine] = e.problems.sort_values(["row", "column"], kind="stable").reset_index(drop=True)
+    a, b = results["frame"], results["records"]
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+@pytest.mark.parametrize("table", ["incidents", "incident_parties", "mediations", "persons", "relations",
+                                   "household_members", "places"])
+def test_record_engine_types_match_frame_engine(table):
+    from escalation_risk.dataset import validate_rows
+    t = tiny_tables()[table]
+    a = validate_rows(table, t, pseudonym_key=KEY, engine="frame")
+    b = validate_rows(table, t, pseudonym_key=KEY, engine="records")
+    pd.testing.assert_frame_equal(a, b)

@@ -239,6 +239,8 @@ def table_schema(spec: TableSpec) -> pa.DataFrameSchema:
 
 
 _SCHEMAS = {name: table_schema(spec) for name, spec in TABLES.items()}
+_CODE_DTYPES = {c.codes: pd.CategoricalDtype(list(c.codes)) for spec in TABLES.values() for c in spec.columns
+                if c.codes}
 _COLUMNS = {c.name: c for spec in TABLES.values() for c in spec.columns if c.codes}
 
 
@@ -494,21 +496,163 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
     return raw, df, problems
 
 
-def validate_rows(name: str, rows: pd.DataFrame, *, pseudonym_key: str | bytes | None = None) -> pd.DataFrame:
+SMALL = 32  # up to this many rows, validate_rows checks record by record (no pandas/pandera overhead)
+
+
+def validate_rows(name: str, rows: pd.DataFrame | list[dict], *, pseudonym_key: str | bytes | None = None,
+                  engine: Literal["auto", "frame", "records"] = "auto") -> pd.DataFrame:
     """Validate rows of one table on their own (types, codes, row rules; no references)
-    and return them typed, or raise :class:`DataValidationError` as a file would."""
+    and return them typed, or raise :class:`DataValidationError` as a file would.
+
+    A handful of rows (a service's request) goes through a record-by-record engine
+    that applies the same contract spec with the same messages in microseconds;
+    larger frames through the vectorised one used for files. Tests hold the two to
+    identical results.
+    """
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}")
     spec = TABLES[name]
-    rows = rows.reset_index(drop=True)
-    absent = [c.name for c in spec.columns if c.required and c.name not in rows.columns]
+    records = rows if isinstance(rows, list) else None
+    if records is None:
+        rows = rows.reset_index(drop=True)
+        columns = list(rows.columns)
+    else:
+        columns = list(dict.fromkeys(k for r in records for k in r))
+    absent = [c.name for c in spec.columns if c.required and c.name not in columns]
     if absent:
         raise DataValidationError(pd.concat(
             [_structural(name, c, "required column is missing").problems for c in absent], ignore_index=True))
-    _, df, problems = _parse_table(name, rows, resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None)
+    key = resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None
+    n = len(records) if records is not None else len(rows)
+    if engine == "records" or (engine == "auto" and n <= SMALL and not PII_COLUMNS[name]):
+        if records is None:
+            records = rows.to_dict("records")
+        return _validate_records(spec, records, columns, key)
+    if records is not None:
+        rows = pd.DataFrame(records)
+    _, df, problems = _parse_table(name, rows, key)
     if problems:
         raise DataValidationError(pd.concat(problems, ignore_index=True))
     return _finish_types(spec, df)
+
+
+def _missing(v) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float) and v != v:
+        return True
+    return isinstance(v, str) and v.strip() == ""
+
+
+def _record_value(table: str, col: Column, v, row: int, problems: list):
+    """Parse one value like :func:`_parse_column` would; problems go to ``problems``."""
+    if _missing(v):
+        return None
+    kind = col.kind
+    if kind in ("id", "str", "text", "pii"):
+        return str(v).strip()
+    if kind == "code":
+        return str(v).strip().lower()
+    if kind == "timestamp":
+        if isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "isoformat") and not isinstance(v, str):
+            ts = pd.Timestamp(v)
+            return ts.tz_localize(None) if ts.tzinfo is not None else ts
+        try:
+            ts = pd.to_datetime(str(v).strip(), format="ISO8601")
+        except (ValueError, TypeError, OverflowError):
+            problems.append((row, col.name, v, "not an ISO 8601 timestamp"))
+            return None
+        return ts.tz_localize(None) if ts.tzinfo is not None else ts
+    if kind in ("int", "float"):
+        if isinstance(v, bool):
+            x = float(v)
+        else:
+            try:
+                x = float(str(v).strip()) if isinstance(v, str) else float(v)
+            except (TypeError, ValueError):
+                problems.append((row, col.name, v, "not a number"))
+                return None
+            if x != x:
+                problems.append((row, col.name, v, "not a number"))
+                return None
+        if kind == "int" and x != np.floor(x):
+            problems.append((row, col.name, v, "not a whole number"))
+            return None
+        return x
+    if kind == "bool":
+        t = str(v).strip().lower()
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+        problems.append((row, col.name, v, "not a boolean (true/false/1/0)"))
+        return None
+    raise AssertionError(kind)
+
+
+def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], key: bytes | None) -> pd.DataFrame:
+    """The record-by-record engine of :func:`validate_rows` (same spec, same messages)."""
+    problems: list[tuple] = []
+    parsed = {c.name: [] for c in spec.columns}
+    for c in spec.columns:
+        if c.kind == "pii" and key is not None:
+            # Pseudonymise first, exactly as the file path does: nothing below sees the raw value.
+            hashed = pseudonymise(pd.Series([r.get(c.name) for r in records], dtype=object), key, c.name)
+            records = [dict(r, **{c.name: h}) for r, h in zip(records, hashed.tolist())]
+    for i, rec in enumerate(records):
+        for c in spec.columns:
+            parsed[c.name].append(_record_value(spec.name, c, rec.get(c.name), i, problems))
+    for c in spec.columns:
+        vals = parsed[c.name]
+        for i, v in enumerate(vals):
+            if v is None:
+                if c.required:
+                    problems.append((i, c.name, None, "required value is missing"))
+                continue
+            if c.codes is not None and v not in c.codes:
+                problems.append((i, c.name, v, f"unknown code (expected one of {', '.join(c.codes)})"))
+            if c.min is not None and v < c.min:
+                problems.append((i, c.name, v, f"must be >= {float(c.min)}"))
+        if c.unique:
+            seen = set()
+            for i, v in enumerate(vals):
+                if v is not None and v in seen:
+                    problems.append((i, c.name, v, "duplicate id"))
+                seen.add(v)
+    if spec.name == "incidents":
+        offence, dispute = set(OFFENCE_CATEGORIES), set(DISPUTE_CATEGORIES)
+        for i in range(len(records)):
+            rep, occ = parsed["reported_at"][i], parsed["occurred_at"][i]
+            if rep is not None and occ is not None and rep < occ:
+                problems.append((i, "reported_at", rep, "must not be before occurred_at"))
+            kind, cat = parsed["kind"][i], parsed["category"][i]
+            if kind is not None and cat is not None and cat not in (offence if kind == "criminal_case" else dispute):
+                problems.append((i, "category", cat, "an offence code only on criminal cases, a dispute code otherwise"))
+    if problems:
+        frames = [_problems(spec.name, [r], col, [v], reason) for r, col, v, reason in problems]
+        raise DataValidationError(pd.concat(frames, ignore_index=True).sort_values("row", kind="stable"))
+    data = {}
+    for c in spec.columns:
+        vals = parsed[c.name]
+        if c.kind == "code":
+            data[c.name] = pd.Categorical.from_codes([-1 if v is None else c.codes.index(v) for v in vals],
+                                                     dtype=_CODE_DTYPES[c.codes])
+        elif c.kind == "timestamp":
+            data[c.name] = np.array([np.datetime64("NaT") if v is None else v.to_datetime64() for v in vals],
+                                    dtype="datetime64[ns]")
+        elif c.kind == "int":
+            data[c.name] = pd.array([None if v is None else int(v) for v in vals], dtype="Int64")
+        elif c.kind == "float":
+            data[c.name] = np.array([np.nan if v is None else v for v in vals], dtype="float64")
+        elif c.kind == "bool":
+            data[c.name] = pd.array(vals, dtype="boolean")
+        else:
+            data[c.name] = pd.array([np.nan if v is None else v for v in vals], dtype=STR_DTYPE)
+    df = pd.DataFrame(data)
+    for k in columns:  # unknown columns are kept, ignored by the library
+        if k not in df.columns:
+            df[k] = pd.Series([r.get(k) for r in records], dtype=object)
+    return df
 
 
 def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | None,

@@ -58,15 +58,16 @@ class RiskAssessment:
         return d
 
 
-def _frame(records: Mapping | Iterable[Mapping] | pd.DataFrame, what: str) -> pd.DataFrame:
-    if isinstance(records, pd.DataFrame):
-        return records.reset_index(drop=True)
-    if isinstance(records, Mapping):
-        records = [records]
-    rows = list(records)
-    if rows and not all(isinstance(r, Mapping) for r in rows):
+def _records(rows: Mapping | Iterable[Mapping] | pd.DataFrame, what: str, **defaults) -> list[dict]:
+    """Plain dicts from a dict, a list of dicts or a DataFrame; ``defaults`` fill absent keys."""
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.to_dict("records")
+    elif isinstance(rows, Mapping):
+        rows = [rows]
+    rows = list(rows)
+    if not all(isinstance(r, Mapping) for r in rows):
         raise TypeError(f"{what} must be a dict or a list of dicts in the contract's columns")
-    return pd.DataFrame(rows)
+    return [{**defaults, **r} for r in rows]
 
 
 class Scorer:
@@ -94,28 +95,18 @@ class Scorer:
         history are scored as parties without a record. Raises
         :class:`~escalation_risk.DataValidationError` for a missing or bad field.
         """
-        inc = _frame(dispute, "dispute")
+        inc = _records(dispute, "dispute", kind="dispute")
         if len(inc) != 1:
             raise ValueError("score_dispute takes exactly one dispute")
-        if "kind" not in inc.columns:
-            inc["kind"] = "dispute"
         inc = validate_rows("incidents", inc)
         if inc.loc[0, "kind"] != "dispute":
             raise DataValidationError(pd.DataFrame([{"table": "incidents", "row": 0, "column": "kind",
                                                      "value": repr(str(inc.loc[0, "kind"])),
                                                      "reason": "score_dispute scores disputes only"}]))
         did = inc.loc[0, "incident_id"]
-        parties = _frame(parties, "parties")
-        if "incident_id" not in parties.columns:
-            parties["incident_id"] = did
-        parties = validate_rows("incident_parties", parties)
-        meds = _frame(mediations, "mediations")
-        if len(meds):
-            if "incident_id" not in meds.columns:
-                meds["incident_id"] = did
-            meds = validate_rows("mediations", meds)
-        else:
-            meds = None
+        parties = validate_rows("incident_parties", _records(parties, "parties", incident_id=did))
+        meds = _records(mediations, "mediations", incident_id=did)
+        meds = validate_rows("mediations", meds) if meds else None
         if not (parties["incident_id"] == did).all():
             raise ValueError("every party must belong to the dispute being scored")
         when = pd.Timestamp.now().floor("s") if as_of is None else pd.Timestamp(as_of)
@@ -137,7 +128,8 @@ class Scorer:
 
         The new rows are validated like a file; on error nothing changes.
         """
-        frames = {name: _frame(rows, name) for name, rows in tables.items()}
+        frames = {name: rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(_records(rows, name))
+                  for name, rows in tables.items()}
         with self._lock:
             history = self.history.append(pseudonym_key=self._key, **frames)
             idx = history_index(history)

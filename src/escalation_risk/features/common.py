@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: F401  (group_nunique)
 
-from .index import DAY, OFF
+from .index import DAY, OFF, SHIFT
 from .points import PointSet
 
 WINDOWS = {"30d": 30, "90d": 90, "365d": 365, "all": None}
@@ -16,11 +16,24 @@ def lo_of(t: np.ndarray, days: int | None) -> np.ndarray:
     return np.full_like(t, -OFF) if days is None else t - days * DAY
 
 
+def pack(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two non-negative int arrays as one sortable int64 key (b < 2**34)."""
+    return np.asarray(a, np.int64) * SHIFT + np.asarray(b, np.int64)
+
+
+def unpack(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return k // SHIFT, k % SHIFT
+
+
+def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (a, b) pairs, sorted by a then b (numpy only: cheap for one point too)."""
+    return unpack(np.unique(pack(a, b)))
+
+
 def unique_parties(P: PointSet) -> tuple[np.ndarray, np.ndarray]:
-    """(point, person) once per canonical person and point, unknown persons dropped."""
+    """(point, person) once per canonical person and point, sorted, unknown persons dropped."""
     known = P.pp_person >= 0
-    key = pd.DataFrame({"pt": P.pp_pt[known], "person": P.pp_person[known]}).drop_duplicates()
-    return key["pt"].to_numpy(np.int64), key["person"].to_numpy(np.int64)
+    return unique_pairs(P.pp_pt[known], P.pp_person[known])
 
 
 def group_max(n: int, owner: np.ndarray, values: np.ndarray, empty: float = 0.0) -> np.ndarray:
@@ -54,9 +67,15 @@ def ceil_days(seconds: np.ndarray) -> np.ndarray:
     return seconds / float(DAY)
 
 
-def households_at(idx, persons: np.ndarray, t: np.ndarray) -> pd.DataFrame:
+def households_at(idx, persons: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, household) for each query row's households at its time t (started, not ended)."""
     ms = idx.memberships
     owner, pos = ms.expand(persons, np.full(len(persons), -OFF), t)
     live = ms.payload["end"][pos] > t[owner]
-    return pd.DataFrame({"row": owner[live], "household": ms.payload["household"][pos][live]}).drop_duplicates()
+    return unique_pairs(owner[live], ms.payload["household"][pos][live])
+
+
+def minus(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b) that are not among the pairs (c, d)."""
+    keep = ~np.isin(pack(a, b), pack(c, d))
+    return a[keep], b[keep]

@@ -5,9 +5,8 @@ disputes before, and whether it is rented."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from .common import group_max, group_nunique, households_at, unique_parties
+from .common import group_max, group_nunique, households_at, minus, unique_pairs, unique_parties
 from .index import OFF, HistoryIndex
 from .points import PointSet
 from .registry import Feature, REGISTRY
@@ -32,27 +31,20 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     n = len(P)
     pt, person = unique_parties(P)
     t = P.t[pt]
-    hh = households_at(idx, person, t)
-    h_pt = pt[hh["row"].to_numpy()]
-    h_id = hh["household"].to_numpy()
+    h_row, h_id = households_at(idx, person, t)
+    h_pt = pt[h_row]
     h_t = P.t[h_pt]
     out: dict[str, np.ndarray] = {"hh_rented": group_max(n, h_pt, idx.household_tenure[h_id] == "rented")}
 
     mem = idx.members
     mo, mpos = mem.expand(h_id, np.full(len(h_id), -OFF), h_t)
     live = mem.payload["end"][mpos] > h_t[mo]
-    m_pt = h_pt[mo][live]
     m_person = mem.payload["person"][mpos][live]
-    m_t = P.t[m_pt]
+    known = m_person >= 0
     # Everyone in the parties' households, parties included (for domestic history) ...
-    everyone = pd.DataFrame({"pt": m_pt, "p": m_person}).drop_duplicates()
-    everyone = everyone[everyone["p"] >= 0]
+    e_pt, e_p = unique_pairs(h_pt[mo][live][known], m_person[known])
     # ... and the co-residents, parties excluded.
-    parties = pd.DataFrame({"pt": pt, "p": person, "party": True})
-    co = everyone.merge(parties, on=["pt", "p"], how="left")
-    co = co[co["party"].isna()]
-    c_pt = co["pt"].to_numpy(np.int64)
-    c_p = co["p"].to_numpy(np.int64)
+    c_pt, c_p = minus(e_pt, e_p, pt, person)
     c_t = P.t[c_pt]
     out["hh_coresidents"] = np.bincount(c_pt, minlength=n)[:n].astype(float)
     flagged = idx.flags.count(c_p, np.full(len(c_p), -OFF), c_t) > 0
@@ -60,8 +52,6 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     crim = idx.person_events["crime_suspect"].count(c_p, np.full(len(c_p), -OFF), c_t) > 0
     out["hh_coresident_criminal"] = np.bincount(c_pt[crim], minlength=n)[:n].astype(float)
 
-    e_pt = everyone["pt"].to_numpy(np.int64)
-    e_p = everyone["p"].to_numpy(np.int64)
     dis = idx.person_events["dispute"]
     do, dpos = dis.expand(e_p, np.full(len(e_p), -OFF), P.t[e_pt])
     inc = dis.payload["inc"][dpos]

@@ -114,6 +114,8 @@ class HistoryIndex:
         # Canonical persons, numbered; every source person_id maps onto its canonical number.
         self.persons = pd.Index(pd.unique(key.to_numpy()), name="person_key")
         self.pid_to_int = pd.Series(self.persons.get_indexer(key.to_numpy()), index=key.index)
+        self._pid_index = pd.Index(key.index.to_numpy(dtype=object))
+        self._pid_codes = np.append(self.pid_to_int.to_numpy(np.int64), -1)  # position -1 -> unknown
         p = ds.persons.assign(_k=self.pid_to_int.reindex(ds.persons["person_id"]).to_numpy())
         # A canonical person's attributes: the first non-null across its records.
         attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
@@ -293,7 +295,7 @@ class HistoryIndex:
 
     def person_ints(self, party_ids) -> np.ndarray:
         """Canonical person numbers of raw person_ids (-1 when unknown)."""
-        return self.pid_to_int.reindex(pd.Series(party_ids, dtype=object)).fillna(-1).to_numpy(np.int64)
+        return self._pid_codes[self._pid_index.get_indexer(np.asarray(party_ids, dtype=object))]
 
 
 def history_index(ds: Dataset, lexicon: Lexicon | None = None) -> HistoryIndex:

@@ -9,9 +9,8 @@ counterparties (not households, which the household family already covers).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from .common import households_at, unique_parties
+from .common import households_at, minus, unique_pairs, unique_parties
 from .index import OFF, HistoryIndex
 from .points import PointSet
 from .registry import Feature, REGISTRY
@@ -31,33 +30,31 @@ def register() -> None:
     )
 
 
-def _ties(idx: HistoryIndex, person: np.ndarray, t: np.ndarray, households: bool) -> pd.DataFrame:
+def _ties(idx: HistoryIndex, person: np.ndarray, t: np.ndarray, households: bool) -> tuple[np.ndarray, np.ndarray]:
     """(row, other) for every tie of each query person known at its t."""
-    parts = []
+    rows, others = [], []
     for tl in (idx.relations, idx.counterparties):
         o, pos = tl.expand(person, np.full(len(person), -OFF), t)
-        parts.append(pd.DataFrame({"row": o, "other": tl.payload["other"][pos]}))
+        rows.append(o)
+        others.append(tl.payload["other"][pos])
     if households:
-        hh = households_at(idx, person, t)
-        h_row = hh["row"].to_numpy()
-        h_id = hh["household"].to_numpy()
+        h_row, h_id = households_at(idx, person, t)
         mem = idx.members
         mo, mpos = mem.expand(h_id, np.full(len(h_id), -OFF), t[h_row])
         live = mem.payload["end"][mpos] > t[h_row][mo]
-        parts.append(pd.DataFrame({"row": h_row[mo][live], "other": mem.payload["person"][mpos][live]}))
-    return pd.concat(parts, ignore_index=True)
+        rows.append(h_row[mo][live])
+        others.append(mem.payload["person"][mpos][live])
+    row, other = np.concatenate(rows), np.concatenate(others)
+    known = other >= 0
+    return row[known], other[known]
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     n = len(P)
     pt, person = unique_parties(P)
     t = P.t[pt]
-    ring1 = _ties(idx, person, t, households=True)
-    ring1 = pd.DataFrame({"pt": pt[ring1["row"].to_numpy()], "p": ring1["other"].to_numpy()})
-    parties = pd.DataFrame({"pt": pt, "p": person})
-    ring1 = _minus(ring1.drop_duplicates(), parties)
-    r_pt = ring1["pt"].to_numpy(np.int64)
-    r_p = ring1["p"].to_numpy(np.int64)
+    row, other = _ties(idx, person, t, households=True)
+    r_pt, r_p = minus(*unique_pairs(pt[row], other), pt, person)
     r_t = P.t[r_pt]
     crim = idx.person_events["crime_suspect"].count(r_p, np.full(len(r_p), -OFF), r_t) > 0
     violent = idx.person_events["violent_suspect"].count(r_p, np.full(len(r_p), -OFF), r_t) > 0
@@ -67,17 +64,9 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
            "net_criminal": np.bincount(r_pt[crim], minlength=n)[:n].astype(float),
            "net_violent": np.bincount(r_pt[violent], minlength=n)[:n].astype(float)}
 
-    ring2 = _ties(idx, r_p, r_t, households=False)
-    ring2 = pd.DataFrame({"pt": r_pt[ring2["row"].to_numpy()], "p": ring2["other"].to_numpy()}).drop_duplicates()
-    ring2 = _minus(_minus(ring2, parties), ring1)
-    s_pt = ring2["pt"].to_numpy(np.int64)
-    s_p = ring2["p"].to_numpy(np.int64)
+    row2, other2 = _ties(idx, r_p, r_t, households=False)
+    s_pt, s_p = minus(*minus(*unique_pairs(r_pt[row2], other2), pt, person), r_pt, r_p)
     crim2 = idx.person_events["crime_suspect"].count(s_p, np.full(len(s_p), -OFF), P.t[s_pt]) > 0
     out["net2_criminal"] = np.bincount(s_pt[crim2], minlength=n)[:n].astype(float)
     return out
 
-
-def _minus(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Rows (pt, p) of ``a`` not in ``b``."""
-    m = a.merge(b[["pt", "p"]].assign(_in=True), on=["pt", "p"], how="left")
-    return m[m["_in"].isna()][["pt", "p"]]

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..contract import RELATIONS
-from .common import group_max, households_at, unique_parties
-from .index import DAY, OFF, SHIFT, HistoryIndex
+from .common import group_max, households_at, pack, unique_parties, unpack
+from .index import DAY, OFF, SHIFT, HistoryIndex, ragged
 from .points import PointSet
 from .registry import Feature, REGISTRY
 
@@ -36,21 +36,19 @@ def register() -> None:
     )
 
 
-def party_pairs(P: PointSet) -> pd.DataFrame:
+def party_pairs(P: PointSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs (pt, a, b) with a < b among each point's known person parties."""
-    pt, person = unique_parties(P)
-    df = pd.DataFrame({"pt": pt, "p": person})
-    df = df[df.groupby("pt").cumcount() < MAX_PARTIES]
-    pairs = df.merge(df, on="pt")
-    return pairs[pairs["p_x"] < pairs["p_y"]].rename(columns={"p_x": "a", "p_y": "b"})
+    pt, person = unique_parties(P)  # sorted by point, then person
+    rank = np.arange(len(pt)) - np.searchsorted(pt, pt, side="left")
+    keep = rank < MAX_PARTIES
+    pt, person = pt[keep], person[keep]
+    owner, pos = ragged(np.arange(len(pt)) + 1, np.searchsorted(pt, pt, side="right"))
+    return pt[owner], person[owner], person[pos]
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     n = len(P)
-    pr = party_pairs(P)
-    pt = pr["pt"].to_numpy(np.int64)
-    a = pr["a"].to_numpy(np.int64)
-    b = pr["b"].to_numpy(np.int64)
+    pt, a, b = party_pairs(P)
     t = P.t[pt]
     pid = idx.pairs.get_indexer(a * SHIFT + b)
     ev = idx.pair_events
@@ -71,11 +69,9 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
            "pair_police_calls_30d": group_max(n, pt, police)}
 
     # Living together at t: a shared household membership that has started and not ended.
-    ha = households_at(idx, a, t)
-    hb = households_at(idx, b, t)
-    both = ha.merge(hb, on=["row", "household"])
+    both = np.intersect1d(pack(*households_at(idx, a, t)), pack(*households_at(idx, b, t)))
     co = np.zeros(len(pid), bool)
-    co[both["row"].to_numpy()] = True
+    co[unpack(both)[0]] = True
     out["pair_cohabit"] = group_max(n, pt, co)
 
     # The recorded tie, known once its `since` has passed.

@@ -47,9 +47,8 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     if missing.any():
         pt, person = unique_parties(P)
         sel = missing[pt]
-        hh = households_at(idx, person[sel], t[pt[sel]])
-        home = idx.household_place[hh["household"].to_numpy()]
-        fallback = group_min(n, pt[sel][hh["row"].to_numpy()], home.astype(float), empty=-1)
+        h_row, h_id = households_at(idx, person[sel], t[pt[sel]])
+        fallback = group_min(n, pt[sel][h_row], idx.household_place[h_id].astype(float), empty=-1)
         place = np.where(missing, fallback, place).astype(np.int64)
     has = place >= 0
     grid = np.where(has, idx.place_grid[np.clip(place, 0, None)], -1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .index import ALWAYS, NEVER, OFF, HistoryIndex, to_secs
+from .index import ALWAYS, NEVER, OFF, SHIFT, HistoryIndex, to_secs
 
 
 @dataclass
@@ -101,25 +101,22 @@ def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.
     rep = to_secs(incidents["reported_at"], ALWAYS)
     if (rep > t).any():
         raise ValueError("as_of is before the dispute's reported_at: nothing is known of it then")
-    pt_of = pd.Series(np.arange(n), index=pd.Index(ids))
-    persons = parties[parties["party_type"] == "person"]
-    pp_pt = pt_of.reindex(persons["incident_id"].to_numpy(dtype=object)).to_numpy()
-    pp_person = idx.person_ints(persons["party_id"])
-    roles = persons["role"].astype(object).to_numpy()
-    known = pp_person >= 0
-    # Unknown people still count as parties; they have no history to look up.
-    pp = pd.DataFrame({"pt": pp_pt, "person": pp_person, "role": roles})
-    pp = pd.concat([pp[known].drop_duplicates(["pt", "person", "role"]), pp[~known]]).sort_values(
-        "pt", kind="stable")
-    orgs = parties[parties["party_type"] == "organization"]
-    op = pd.DataFrame({"pt": pt_of.reindex(orgs["incident_id"].to_numpy(dtype=object)).to_numpy(),
-                       "org": idx.orgs.get_indexer(orgs["party_id"].to_numpy(dtype=object))})
-    op = op[op["org"] >= 0].drop_duplicates().sort_values("pt", kind="stable")
-    extra = pd.DataFrame({"pt": pd.Series([], dtype=np.int64), "t": pd.Series([], dtype=np.int64),
-                          "failed": pd.Series([], dtype=bool)})
+    pt_of = pd.Index(ids)
+    is_person = (parties["party_type"] == "person").to_numpy()
+    pp_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object)[is_person]).astype(np.int64)
+    pp_person = idx.person_ints(parties["party_id"].to_numpy(dtype=object)[is_person])
+    roles = parties["role"].astype(object).to_numpy()[is_person]
+    # People unknown to the history still count as parties; they have no record to look up.
+    order = np.argsort(pp_pt, kind="stable")
+    orgs = ~is_person
+    op_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
+    op_org = idx.orgs.get_indexer(parties["party_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
+    ok = op_org >= 0
+    op = np.unique(op_pt[ok] * SHIFT + op_org[ok])
+    extra = PointSet.__dataclass_fields__["extra_mediations"].default_factory()
     if mediations is not None and len(mediations):
         new = mediations[idx.med_ids.get_indexer(mediations["mediation_id"].to_numpy(dtype=object)) < 0]
-        extra = pd.DataFrame({"pt": pt_of.reindex(new["incident_id"].to_numpy(dtype=object)).to_numpy(np.int64),
+        extra = pd.DataFrame({"pt": pt_of.get_indexer(new["incident_id"].to_numpy(dtype=object)).astype(np.int64),
                               "t": to_secs(new["held_at"], ALWAYS),
                               "failed": (new["outcome"] == "failed").to_numpy()})
     return PointSet(
@@ -130,8 +127,8 @@ def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.
         rep=rep, occ=to_secs(incidents["occurred_at"], ALWAYS),
         place=idx.places.get_indexer(incidents["place_id"].to_numpy(dtype=object)),
         signals=idx.lexicon.matrix(incidents["description"]),
-        pp_pt=pp["pt"].to_numpy(np.int64), pp_person=pp["person"].to_numpy(np.int64),
-        pp_role=pp["role"].to_numpy(), op_pt=op["pt"].to_numpy(np.int64), op_org=op["org"].to_numpy(np.int64),
+        pp_pt=pp_pt[order], pp_person=pp_person[order], pp_role=roles[order],
+        op_pt=op // SHIFT, op_org=op % SHIFT,
         extra_mediations=extra,
     )
 
