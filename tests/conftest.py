@@ -91,3 +91,16 @@ def _quiet_dev_key_warning():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no pseudonym key given")
         yield
+
+
+@pytest.fixture(scope="session")
+def small_district():
+    """A generated district small enough to train on in seconds."""
+    from escalation_risk.synth import generate_district
+    return generate_district(4000, seed=2, pseudonym_key=KEY)
+
+
+@pytest.fixture(scope="session")
+def small_model(small_district):
+    from escalation_risk import train
+    return train(small_district, cutoff="2025-01-01", seed=0)
