@@ -197,13 +197,15 @@ def _level_name(level: str, lang: str) -> str:
 
 # --------------------------------------------------------------------------- graph
 
-def neighbourhood(data, dispute_id: str, *, as_of=None, k: int = 2, ax: Axes | None = None,
-                  lang: Lang = "auto", seed: int = 0) -> Figure:
+def neighbourhood(data, dispute_id: str, *, as_of=None, k: int = 2, max_nodes: int = 150,
+                  ax: Axes | None = None, lang: Lang = "auto", seed: int = 0) -> Figure:
     """The graph within ``k`` hops of a dispute, nodes coloured by type, parties highlighted.
 
     ``data`` is a Dataset (its graph is built at ``as_of``) or a graph from
     :func:`escalation_risk.build_graph`. Grids are reached but not walked through.
-    Persons are labelled by the tail of their pseudonymous key.
+    When the ``k``-hop graph has more than ``max_nodes`` nodes, fewer hops are
+    drawn (down to 1) and the title says so. Persons are labelled by the tail of
+    their pseudonymous key.
     """
     from .graph import build_graph, draw_neighbourhood
     from .graph import neighbourhood as _hood
@@ -211,9 +213,15 @@ def neighbourhood(data, dispute_id: str, *, as_of=None, k: int = 2, ax: Axes | N
     lang = resolve_lang(lang)
     G = data if hasattr(data, "nodes") else build_graph(data, as_of=as_of)
     H = _hood(G, dispute_id, k=k)
+    hops = k
+    # A crowded ball is unreadable: a mass wage dispute reaches hundreds of nodes in two hops.
+    while len(H) > max_nodes and hops > 1:
+        hops -= 1
+        H = _hood(G, dispute_id, k=hops)
     fig, ax = _axes(ax, (9, 7))
     draw_neighbourhood(H, ax=ax, seed=seed)
-    ax.set_title(_t("neighbourhood", lang, d=H.graph["center"]), fontsize=10)
+    title = _t("neighbourhood", lang, d=H.graph["center"])
+    ax.set_title(f"{title} (k={hops})", fontsize=10)
     return _finish(fig, lang)
 
 
