@@ -1,0 +1,67 @@
+"""``train`` and ``evaluate``: the model side of the command line."""
+
+from __future__ import annotations
+
+import click
+
+from ..dataset import DataValidationError, load_dataset
+
+
+def _load(data_dir: str):
+    try:
+        return load_dataset(data_dir)
+    except DataValidationError as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--cutoff", required=True, help="Train on what was known at this date (YYYY-MM-DD).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--horizon", default=90, show_default=True, type=click.IntRange(min=1), help="Label horizon in days.")
+@click.option("--seed", default=0, show_default=True, type=int)
+def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int) -> None:
+    """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
+    from ..model import train as train_model
+    from ..model_card import write_model_card
+    ds = _load(data_dir)
+    try:
+        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed)
+    except ValueError as e:
+        click.echo(f"training failed: {e}", err=True)
+        raise SystemExit(1)
+    model.save(out_dir)
+    card = write_model_card(model, out_dir)
+    import pandas as pd
+    val = model.manifest["metrics"]["validation"]
+    table = pd.DataFrame(val["scorers"]).T[["roc_auc", "average_precision", "brier", "ece", "precision@1%",
+                                            "precision@5%", "precision@10%", "recall@5%"]]
+    click.echo(f"model {model.version} saved to {out_dir} (card: {card.name})")
+    click.echo(f"validation window {val['period']['start'][:10]} .. {val['period']['end'][:10]}: "
+               f"{val['period']['n']} disputes, {val['period']['positives']} escalated")
+    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A model directory written by `train`.")
+@click.option("--start", default=None, help="First report date scored (default: the model's cutoff).")
+@click.option("--end", default=None, help="Report dates before this one (default: the end of the data).")
+def evaluate(data_dir: str, model_dir: str, start: str | None, end: str | None) -> None:
+    """Print the model's and the baselines' metrics on DATA_DIR's disputes at report time."""
+    from ..model import load_model
+    try:
+        model = load_model(model_dir)
+    except ValueError as e:  # ModelLoadError is a ValueError
+        click.echo(f"cannot load the model: {e}", err=True)
+        raise SystemExit(1)
+    ds = _load(data_dir)
+    try:
+        ev = model.evaluate(ds, start=start, end=end)
+    except ValueError as e:
+        click.echo(f"evaluation failed: {e}", err=True)
+        raise SystemExit(1)
+    click.echo(f"model {model.version} on {data_dir}")
+    click.echo(ev.table())

@@ -1,0 +1,159 @@
+"""The model card: what a trained model is for, what it is not for, and how well it does.
+
+``write_model_card(model, out_dir)`` writes ``MODEL_CARD.md`` and the calibration
+plot ``calibration.png`` beside it, from the model's manifest only (so a card can
+be regenerated from a saved model directory at any time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .features import REGISTRY  # noqa: E402
+
+METRIC_COLUMNS = ["roc_auc", "average_precision", "brier", "ece", "precision@1%", "precision@5%",
+                  "precision@10%", "recall@5%", "recall@10%"]
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _calibration_plot(curves: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    top = max(0.05, float(curves[["mean_predicted", "observed"]].max().max()) * 1.05) if len(curves) else 1.0
+    ax.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="perfect calibration")
+    for scorer, g in curves.groupby("scorer", sort=False):
+        ax.plot(g["mean_predicted"], g["observed"], marker="o", lw=1.5, label=scorer.replace("_", " "))
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("mean predicted probability (quantile bin)")
+    ax.set_ylabel("observed escalation rate")
+    ax.set_title("Calibration on the validation window")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_model_card(model, out_dir) -> Path:
+    """Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = model.manifest
+    val = m["metrics"]["validation"]
+    tr = m["training"]
+    lab = m["labels"]
+    scorers = pd.DataFrame(val["scorers"]).T
+    scorers = scorers[[c for c in METRIC_COLUMNS if c in scorers.columns]]
+    scorers.insert(0, "scorer", scorers.index)
+    by_group = pd.DataFrame(val["by_group"])
+    curves = pd.DataFrame(val["calibration"])
+    _calibration_plot(curves, out / "calibration.png")
+    imp = pd.DataFrame(m.get("importance", []))
+    if len(imp):
+        imp["description"] = [REGISTRY[f].en if f in REGISTRY else "" for f in imp["feature"]]
+    periods = tr["periods"]
+    offences = "all offences" if lab["offences"] is None else ", ".join(lab["offences"])
+    th = m["thresholds"]
+    budget = m.get("budget", {})
+
+    text = f"""# Model card: escalation risk (民转刑预警) — {m['model_version']}
+
+Trained {m['created_at']} with escalation-risk {m['library_version']} and LightGBM {m['lightgbm_version']};
+data cut at **{m['cutoff'][:10]}**, seed {m['seed']}. Training data fingerprint
+`{m['training_data']['fingerprint'][:16]}…` (at the cutoff: `{m['training_data']['fingerprint_at_cutoff'][:16]}…`).
+
+## Intended use
+Ranking the open disputes of a district by the chance that a crime involving their parties
+follows within **{lab['horizon_days']} days**, so that grid workers, mediators and police look first
+at the few disputes most likely to turn violent, with the reasons that raised each score and
+a suggested response plan. A probability of 0.2 means that about one in five such disputes
+escalated in the validation period.
+
+## Not intended use
+- **No automatic decisions about people.** The score is a prompt to look, not a finding. A
+  person reviews every alert and decides what to do; nothing may be done to a party (detention,
+  sanction, denial of a service, a record) because of a score.
+- Not a measure of anyone's guilt, character or dangerousness, and not for use outside dispute
+  prevention (credit, employment, housing, immigration, sentencing).
+- Not valid for data from another district or period without re-validation (`escalation-risk
+  evaluate`), nor after a change in how disputes are recorded.
+
+## Data and label
+Disputes scored at their report time{(' and every ' + str(tr['config']['rescore_every_days']) + ' days while open') if tr['config'].get('rescore_every_days') else ''}.
+A dispute escalates when a criminal case ({offences}) occurs in the {lab['horizon_days']} days after the
+moment scored and {'shares a person party with the dispute (after record linkage) or ' if lab['shared_party'] else ''}names the
+dispute as its origin. Only records available at the moment scored shape the features.
+
+| split | as_of from | as_of to | examples | escalated |
+|---|---|---|---|---|
+| training | {periods['train_as_of'][0][:10]} | {periods['train_as_of'][1][:10]} | {tr['n_train']} | {tr['positives_train']} |
+| validation | {periods['validation_as_of'][0][:10]} | {periods['validation_as_of'][1][:10]} | {tr['n_validation']} | {tr['positives_validation']} |
+
+Training examples end one horizon before the validation window, and the validation labels end
+at the cutoff, so no label window overlaps another split. {tr['best_iteration']} trees
+(early stopping on the validation window); probabilities calibrated there with
+**{m['calibration']['method']}** (lower cross-validated Brier score).
+
+## Metrics (validation window)
+The model against a logistic regression on the same features and a DASH/ODARA-style checklist
+(number of yes-answers: prior police calls, prior violence or crime, threats, weapon, violence
+described, failed mediation, concerns on record, follow-up reports, cohabiting intimate
+partners, repeated conflict between the parties). Precision and recall at the top 1/5/10% of
+disputes; ECE over 10 equal-count bins.
+
+{_table(scorers)}
+
+![calibration](calibration.png)
+
+Alert thresholds (probability at or above): red {th['red']:.3f}, orange {th['orange']:.3f},
+yellow {th['yellow']:.3f}, for budgets {', '.join(f'{k} {v:.0%}' for k, v in budget.items())} of the validation window.
+
+## Per-group metrics (validation window)
+Groups are taken from the dispute's parties: gender mix, the youngest party's age band, whether
+any party lacks local hukou, and the dispute category. Alerts at the orange threshold (top 5%).
+Differences in alert rate largely follow differences in observed escalation; check that alert
+precision and recall do not differ much between groups before use.
+
+{_table(by_group) if len(by_group) else '(none)'}
+
+## What drives the scores
+Mean |SHAP| on the validation window, top features:
+
+{_table(imp[['feature', 'mean_abs_shap', 'description']].head(15)) if len(imp) else '(none)'}
+
+## Limitations
+- The label sees only crimes that were recorded and linked to the dispute's parties; crimes
+  against or by people not named in the dispute, or not reported, are missed.
+- Record linkage errors move history between people; features use the canonical person key.
+- Metrics come from one validation window just before the cutoff; quality drifts with time
+  and with recording practices. Re-evaluate on new months and retrain regularly.
+- Small groups give noisy per-group metrics (see `count`).
+- Reasons are SHAP contributions of features that raised the score: associations in the data,
+  not causes, and never a reason to act against a person.
+"""
+    path = out / "MODEL_CARD.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+__all__ = ["write_model_card"]
