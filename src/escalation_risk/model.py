@@ -37,6 +37,7 @@ import datetime as _dt
 import hashlib
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "max_rescores": 12,             # at most this many later moments per dispute
     "validation_months": 6,         # fully-labelled as_of months held out for early stopping and calibration
     "burn_in_days": 0,              # skip examples this close to the start of the data (short histories)
+    "recency_half_life_days": None,  # weight training examples down with age (None: equal weights)
     "num_boost_round": 600,
     "early_stopping_rounds": 50,
     "num_threads": 2,
@@ -106,6 +108,11 @@ CHECKLIST_ITEMS: list[dict] = [
     {"item": "cohabiting_intimate_partners", "any_of": [[["pair_intimate", 1], ["pair_cohabit", 1]]]},
     {"item": "repeat_conflict_between_parties", "any_of": [[["pair_prior_conflicts", 1]]]},
 ]
+
+# Counts are heavy-tailed and grow as a district's history lengthens; without the log
+# and the clip one unusual month swings a linear model far out of range, which would
+# make it a straw man rather than a baseline.
+LR_OPTS: dict = {"log1p": True, "clip": 5.0}
 
 GROUP_ATTRIBUTES = ("gender", "age_band", "hukou", "dispute_category")
 
@@ -283,7 +290,11 @@ def _design(X: pd.DataFrame, spec: dict) -> np.ndarray:
     num = X[spec["numeric"]].to_numpy(dtype=float)
     med = np.asarray(spec["median"])
     num = np.where(np.isnan(num), med, num)
+    if spec.get("log1p"):
+        num = np.sign(num) * np.log1p(np.abs(num))
     num = (num - np.asarray(spec["mean"])) / np.asarray(spec["scale"])
+    if spec.get("clip"):
+        num = np.clip(num, -spec["clip"], spec["clip"])
     parts = [num]
     for col, cats in spec["categories"].items():
         v = X[col].astype(object).to_numpy()
@@ -294,13 +305,17 @@ def _design(X: pd.DataFrame, spec: dict) -> np.ndarray:
 def _fit_logistic(X: pd.DataFrame, y: np.ndarray, seed: int) -> dict:
     numeric = [c for c in FEATURE_NAMES if c not in CATEGORICAL]
     num = X[numeric].to_numpy(dtype=float)
-    med = np.nanmedian(num, axis=0)
+    with warnings.catch_warnings():  # a feature never observed in training has no median: 0 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(num, axis=0)
     med = np.where(np.isnan(med), 0.0, med)
     filled = np.where(np.isnan(num), med, num)
+    if LR_OPTS.get("log1p"):
+        filled = np.sign(filled) * np.log1p(np.abs(filled))
     mean, scale = filled.mean(axis=0), filled.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     spec = {"numeric": numeric, "median": med.tolist(), "mean": mean.tolist(), "scale": scale.tolist(),
-            "categories": {c: list(REGISTRY[c].categories) for c in CATEGORICAL}}
+            "categories": {c: list(REGISTRY[c].categories) for c in CATEGORICAL}, **LR_OPTS}
     lr = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(_design(X, spec), y)
     spec["coef"] = lr.coef_[0].tolist()
     spec["intercept"] = float(lr.intercept_[0])
@@ -667,7 +682,11 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
 
     params = {**LGB_PARAMS, **cfg["lgb_params"], "seed": seed, "deterministic": True,
               "num_threads": cfg["num_threads"], "force_col_wise": True}
-    dtr = lgb.Dataset(Xtr, ytr, categorical_feature=CATEGORICAL, free_raw_data=False)
+    weight = None
+    if cfg["recency_half_life_days"]:
+        age = (points["as_of"][~is_val].max() - points["as_of"][~is_val]).dt.days.to_numpy(dtype=float)
+        weight = 0.5 ** (age / cfg["recency_half_life_days"])
+    dtr = lgb.Dataset(Xtr, ytr, weight=weight, categorical_feature=CATEGORICAL, free_raw_data=False)
     dva = lgb.Dataset(Xva, yva, reference=dtr, categorical_feature=CATEGORICAL, free_raw_data=False)
     booster = lgb.train(params, dtr, num_boost_round=cfg["num_boost_round"], valid_sets=[dva],
                         valid_names=["validation"],
