@@ -540,7 +540,9 @@ class RiskModel:
 
     def reasons(self, X: pd.DataFrame, top: int = 3, lang: str = "en") -> list[list[dict]]:
         """Up to ``top`` risk-raising reasons per row (feature, value, contribution, en, zh,
-        and ``text`` in ``lang``). Costs a SHAP pass, about 1.5 ms per row."""
+        and ``text`` in ``lang``). Costs a TreeSHAP pass: budget up to ~1.5 ms per row
+        (measured 0.13 ms per row for a 150-tree model on 2 cores), against ~0.005 ms
+        for the probability alone."""
         if lang not in ("en", "zh"):
             raise ValueError(f"lang must be 'en' or 'zh', got {lang!r}")
         out = top_reasons(self.contributions(X), X, top)
@@ -561,8 +563,9 @@ class RiskModel:
         ``when`` is a timestamp (every dispute open then is scored at that moment) or
         a DataFrame of dispute_id, as_of. ``history`` holds earlier scores (dispute_id,
         probability) for the trend. Levels use the manifest's thresholds unless
-        ``thresholds`` is given. Reasons (TreeSHAP, about 1.5 ms per row) are computed
-        only for alerted rows (red, orange, yellow) unless ``reasons_for="all"``;
+        ``thresholds`` is given. Reasons (TreeSHAP: budget up to ~1.5 ms per row,
+        measured 0.13 ms for a 150-tree model, 30x the probability) are computed only
+        for alerted rows (red, orange, yellow) unless ``reasons_for="all"``;
         rows without reasons get empty lists and, when blue, the routine plan.
         """
         if reasons_for not in ("alerts", "all"):

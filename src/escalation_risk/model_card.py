@@ -21,9 +21,14 @@ METRIC_COLUMNS = ["roc_auc", "average_precision", "brier", "ece", "precision@1%"
                   "precision@10%", "recall@5%", "recall@10%"]
 
 
-def _fmt(v) -> str:
+INT_COLUMNS = {"count", "n", "positives"}
+
+
+def _fmt(v, column: str = "") -> str:
     if v is None or (isinstance(v, float) and v != v):
         return "—"
+    if column in INT_COLUMNS:
+        return f"{int(v)}"
     if isinstance(v, float):
         return f"{v:.3f}"
     return str(v)
@@ -33,7 +38,7 @@ def _table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(_fmt(r[c], c) for c in cols) + " |")
     return "\n".join(lines)
 
 
@@ -70,7 +75,7 @@ def write_model_card(model, out_dir) -> Path:
     _calibration_plot(curves, out / "calibration.png")
     imp = pd.DataFrame(m.get("importance", []))
     if len(imp):
-        imp["description"] = [REGISTRY[f].en if f in REGISTRY else "" for f in imp["feature"]]
+        imp["description"] = [REGISTRY[f].en.replace("{v}", "N") if f in REGISTRY else "" for f in imp["feature"]]
     periods = tr["periods"]
     offences = "all offences" if lab["offences"] is None else ", ".join(lab["offences"])
     th = m["thresholds"]
