@@ -64,11 +64,13 @@ SCORERS = ("model", "logistic_regression", "checklist")
 DEFAULT_BUDGETS = (0.01, 0.05, 0.10)
 
 # Conservative settings: the model must hold on districts unlike the one it was
-# tuned on, so shallow trees, large leaves, subsampling and L2 over a tuned fit.
+# tuned on, so small trees, large leaves, subsampling and L2 over a tuned fit. On four
+# generated 20k districts, 7 leaves / 100 per leaf / L2 10 ranked as well as 15 or 31
+# leaves (mean AUC equal, precision at 5% +0.01) with less room to overfit.
 LGB_PARAMS: dict[str, Any] = {
-    "objective": "binary", "metric": "binary_logloss", "learning_rate": 0.03, "num_leaves": 15,
-    "min_data_in_leaf": 50, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
-    "lambda_l2": 5.0, "min_sum_hessian_in_leaf": 1.0, "cat_smooth": 20.0, "cat_l2": 10.0,
+    "objective": "binary", "metric": "binary_logloss", "learning_rate": 0.03, "num_leaves": 7,
+    "min_data_in_leaf": 100, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
+    "lambda_l2": 10.0, "min_sum_hessian_in_leaf": 1.0, "cat_smooth": 20.0, "cat_l2": 10.0,
     "min_data_per_group": 50, "max_bin": 255, "verbosity": -1,
 }
 
