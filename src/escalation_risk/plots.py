@@ -176,13 +176,25 @@ def _finish(fig: Figure, lang: str) -> Figure:
     font = find_cjk_font()
     texts = fig.findobj(Text)
     if lang == "zh" and font is not None:
-        # DejaVu first keeps Latin and digits as usual; CJK glyphs fall back to the CJK font.
+        bold = _has_bold(font)
         for t in texts:
+            if not _CJK_CHAR.search(t.get_text() or ""):
+                continue  # Latin-only text keeps the default font (and its bold)
+            # DejaVu first keeps Latin and digits as usual; CJK glyphs fall back to the CJK font.
             t.set_fontfamily(["DejaVu Sans", font])
+            if not bold and t.get_fontweight() not in ("normal", 400, "regular"):
+                t.set_fontweight("normal")  # no bold face: matplotlib would log a miss at every draw
     elif font is None and any(_CJK_CHAR.search(t.get_text() or "") for t in texts):
         warnings.warn("a label holds Chinese characters but no CJK font is installed; it will show boxes",
                       UserWarning, stacklevel=3)
     return fig
+
+
+@lru_cache(maxsize=8)
+def _has_bold(font: str) -> bool:
+    from matplotlib import font_manager as fm
+
+    return any(f.name == font and isinstance(f.weight, int) and f.weight >= 600 for f in fm.fontManager.ttflist)
 
 
 def _wrap(s: str, lang: str, width: int = 46) -> str:
@@ -197,7 +209,7 @@ def _level_name(level: str, lang: str) -> str:
 
 # --------------------------------------------------------------------------- graph
 
-def neighbourhood(data, dispute_id: str, *, as_of=None, k: int = 2, max_nodes: int = 150,
+def neighbourhood(data, dispute_id: str, *, as_of=None, k: int = 2, max_nodes: int = 300,
                   ax: Axes | None = None, lang: Lang = "auto", seed: int = 0) -> Figure:
     """The graph within ``k`` hops of a dispute, nodes coloured by type, parties highlighted.
 
