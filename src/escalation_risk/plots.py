@@ -215,8 +215,8 @@ def neighbourhood(data, dispute_id: str, *, as_of=None, k: int = 2, max_nodes: i
 
     ``data`` is a Dataset (its graph is built at ``as_of``) or a graph from
     :func:`escalation_risk.build_graph`. Grids are reached but not walked through.
-    When the ``k``-hop graph has more than ``max_nodes`` nodes, fewer hops are
-    drawn (down to 1) and the title says so. Persons are labelled by the tail of
+    When the ``k``-hop graph has more than ``max_nodes`` nodes, places are no
+    longer walked through, then fewer hops are drawn (down to 1); the title says so. Persons are labelled by the tail of
     their pseudonymous key.
     """
     from .graph import build_graph, draw_neighbourhood
@@ -225,15 +225,20 @@ def neighbourhood(data, dispute_id: str, *, as_of=None, k: int = 2, max_nodes: i
     lang = resolve_lang(lang)
     G = data if hasattr(data, "nodes") else build_graph(data, as_of=as_of)
     H = _hood(G, dispute_id, k=k)
-    hops = k
-    # A crowded ball is unreadable: a mass wage dispute reaches hundreds of nodes in two hops.
+    hops, note = k, f"k={k}"
+    # A crowded ball is unreadable: a busy address or a mass wage dispute reaches hundreds
+    # of nodes in two hops. First stop walking through places, then take fewer hops.
+    if len(H) > max_nodes:
+        H = _hood(G, dispute_id, k=k, stop_at=("grid", "place"))
+        note = f"k={k}, not through places"
     while len(H) > max_nodes and hops > 1:
         hops -= 1
-        H = _hood(G, dispute_id, k=hops)
+        H = _hood(G, dispute_id, k=hops, stop_at=("grid", "place"))
+        note = f"k={hops}, not through places"
     fig, ax = _axes(ax, (9, 7))
     draw_neighbourhood(H, ax=ax, seed=seed)
     title = _t("neighbourhood", lang, d=H.graph["center"])
-    ax.set_title(f"{title} (k={hops})", fontsize=10)
+    ax.set_title(f"{title} ({note})", fontsize=10)
     return _finish(fig, lang)
 
 
