@@ -31,7 +31,8 @@ def top_reasons(contributions: pd.DataFrame, X: pd.DataFrame, top: int = 3) -> l
     order = np.argsort(-C, axis=1, kind="stable")[:, :k]
     vals = np.take_along_axis(C, order, axis=1)
     keep = vals > 0
-    cols = {n: X[n].to_numpy(dtype=object) for n in names}
+    used = np.unique(order[keep])  # only the features that are reasons somewhere
+    cols = {names[u]: X[names[u]].to_numpy(dtype=object) for u in used}
     out: list[list[dict]] = []
     for i in range(len(C)):
         row = []
