@@ -27,7 +27,7 @@ sample: $(STAMP)
 	$(VENV)/bin/escalation-risk sample data/sample --persons 20000 --seed 7
 
 model: $(STAMP)
-	$(VENV)/bin/escalation-risk train data/sample --cutoff 2025-01-01 --out models/default
+	$(VENV)/bin/escalation-risk train data/sample --cutoff 2025-01-01 --rescore-every 30 --out models/default
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --persons 100000

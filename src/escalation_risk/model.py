@@ -168,6 +168,19 @@ def open_points(ds: Dataset, when) -> pd.DataFrame:
                          "as_of": np.full(len(d), t.to_datetime64()).astype("datetime64[ns]")})
 
 
+def night_points(ds: Dataset, *, start, end=None, day: int = 10, horizon_days: int = DEFAULT_HORIZON_DAYS
+                 ) -> pd.DataFrame:
+    """Every dispute open on day ``day`` of each month in [start, end], as the nightly job
+    would score it; ``end`` defaults to the last night whose horizon is inside the data."""
+    start = pd.Timestamp(start)
+    end = pd.Timestamp(end) if end is not None else data_end(ds) - pd.Timedelta(days=horizon_days)
+    first = (start - pd.Timedelta(days=day - 1)).to_period("M").to_timestamp() + pd.Timedelta(days=day - 1)
+    nights = [n for n in pd.date_range(first, end, freq="MS") + pd.Timedelta(days=day - 1) if start <= n <= end]
+    if not nights:
+        raise ValueError(f"no night between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
+    return pd.concat([open_points(ds, n) for n in nights], ignore_index=True)
+
+
 def example_points(ds: Dataset, *, every_days: int | None, max_rescores: int, until) -> pd.DataFrame:
     """Training examples: disputes at report time, plus later moments while still open."""
     base = report_points(ds)

@@ -59,8 +59,37 @@ def _calibration_plot(curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def write_model_card(model, out_dir) -> Path:
-    """Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path."""
+def _scorer_table(ev) -> str:
+    scorers = ev.metrics[[c for c in METRIC_COLUMNS if c in ev.metrics.columns]].copy()
+    scorers.insert(0, "scorer", scorers.index)
+    return _table(scorers)
+
+
+def _held_out(test, nights) -> str:
+    """The section on disputes after the cutoff, which training never saw."""
+    if test is None:
+        return ("## Held-out test\nNo disputes after the cutoff had a fully observed horizon in the "
+                "training data; run `escalation-risk evaluate` on newer data.\n")
+    per = test.period
+    span = f"{str(per.get('start', ''))[:10]} .. {str(per.get('end', ''))[:10]}"
+    text = (f"## Held-out test (after the cutoff)\nNeither training, early stopping, calibration nor the "
+            f"thresholds saw these disputes: these are the figures to expect.\n\n"
+            f"**At report time** (the contract's backtest): disputes reported {span} whose horizon ends "
+            f"inside the data, {per.get('n', '?')} disputes, {per.get('positives', '?')} escalated.\n\n"
+            f"{_scorer_table(test)}\n")
+    if nights is not None:
+        text += (f"\n**On nightly runs** (what the nightly job scores): every dispute open on the 10th of each "
+                 f"month after the cutoff, {nights.period.get('n', '?')} dispute-nights, "
+                 f"{nights.period.get('positives', '?')} escalated.\n\n{_scorer_table(nights)}\n")
+    return text
+
+
+def write_model_card(model, out_dir, test=None, nights=None) -> Path:
+    """Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path.
+
+    ``test`` and ``nights`` are optional :class:`~escalation_risk.model.Evaluation`\ s on
+    disputes after the cutoff (held out): at report time, and open on monthly nights.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = model.manifest
@@ -119,8 +148,10 @@ at the cutoff, so no label window overlaps another split. {tr['best_iteration']}
 (early stopping on the validation window); probabilities calibrated there with
 **{m['calibration']['method']}** (lower cross-validated Brier score).
 
+{_held_out(test, nights)}
 ## Metrics (validation window)
-The model against a logistic regression on the same features and a DASH/ODARA-style checklist
+These come from the window used for early stopping, calibration and thresholds, so they
+are optimistic, the calibration error most of all. The model against a logistic regression on the same features and a DASH/ODARA-style checklist
 (number of yes-answers: prior police calls, prior violence or crime, threats, weapon, violence
 described, failed mediation, concerns on record, follow-up reports, cohabiting intimate
 partners, repeated conflict between the parties). Precision and recall at the top 1/5/10% of

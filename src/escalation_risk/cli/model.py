@@ -21,18 +21,30 @@ def _load(data_dir: str):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--horizon", default=90, show_default=True, type=click.IntRange(min=1), help="Label horizon in days.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int) -> None:
+@click.option("--rescore-every", "rescore_every", default=None, type=click.IntRange(min=1),
+              help="Also train on open disputes re-scored every N days (as the nightly job sees them).")
+@click.option("--max-rescores", default=6, show_default=True, type=click.IntRange(min=1))
+def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
+          max_rescores: int) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..model import train as train_model
     from ..model_card import write_model_card
     ds = _load(data_dir)
     try:
-        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed)
+        config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
+        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config)
     except ValueError as e:
         click.echo(f"training failed: {e}", err=True)
         raise SystemExit(1)
     model.save(out_dir)
-    card = write_model_card(model, out_dir)
+    from ..model import night_points
+    test, nights = None, None
+    try:  # the months after the cutoff, where labels are already observed, are a true test
+        test = model.evaluate(ds, start=cutoff)
+        nights = model.evaluate(ds, points=night_points(ds, start=cutoff, horizon_days=horizon))
+    except ValueError:
+        pass
+    card = write_model_card(model, out_dir, test=test, nights=nights)
     import pandas as pd
     val = model.manifest["metrics"]["validation"]
     table = pd.DataFrame(val["scorers"]).T[["roc_auc", "average_precision", "brier", "ece", "precision@1%",
@@ -41,6 +53,10 @@ def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int) -> 
     click.echo(f"validation window {val['period']['start'][:10]} .. {val['period']['end'][:10]}: "
                f"{val['period']['n']} disputes, {val['period']['positives']} escalated")
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if test is not None:
+        click.echo(f"held-out after the cutoff, at report time: {test.table()}")
+    if nights is not None:
+        click.echo(f"held-out after the cutoff, open disputes on monthly nights: {nights.table()}")
 
 
 @click.command()
