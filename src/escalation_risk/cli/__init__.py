@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import click
 
@@ -20,6 +21,8 @@ def main(verbose: bool) -> None:
     """Early warning of disputes likely to turn into crimes (民转刑)."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # A warning is a message to the operator here, not a pointer into our source.
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
 def _register() -> None:
