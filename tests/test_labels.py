@@ -99,3 +99,21 @@ def test_shorter_horizon_and_alignment(ds):
     y = make_labels(ds, p, horizon_days=45)
     assert list(y.index) == list(p.index)
     assert y.tolist() == [0.0, 1.0, 0.0]  # K2 is 90 days on, K3 31 days on
+
+
+def test_recorded_outcomes_close_the_loop():
+    """An alert closed as 'escalated to a crime' labels its dispute even when the data lack the crime."""
+    import pandas as pd
+
+    from escalation_risk import Dataset, make_labels
+    from conftest import KEY, tiny_tables
+
+    ds = Dataset.from_frames(pseudonym_key=KEY, **tiny_tables())
+    pts = pd.DataFrame({"dispute_id": ["d2", "d2", "d3"], "as_of": ["2024-04-02", "2023-10-01", "2024-04-05"]})
+    base = make_labels(ds, pts, horizon_days=14)
+    outcomes = pd.DataFrame({"dispute_id": ["d2", "d3"], "closed_at": ["2024-04-10", "2024-04-10"],
+                             "escalated_to_crime": [True, False]})
+    y = make_labels(ds, pts, horizon_days=14, outcomes=outcomes)
+    assert y.iloc[0] == 1.0 and base.iloc[0] == 0.0      # closed as escalated within the horizon
+    assert y.iloc[1] == base.iloc[1]                     # closing outside that point's horizon
+    assert y.iloc[2] == base.iloc[2] == 0.0              # a recorded "no crime" changes nothing

@@ -42,13 +42,21 @@ def _offences(offences: Iterable[str] | None) -> list[str] | None:
 
 
 def make_labels(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = DEFAULT_HORIZON_DAYS,
-                offences: Iterable[str] | None = None, shared_party: bool = True) -> pd.Series:
+                offences: Iterable[str] | None = None, shared_party: bool = True,
+                outcomes: pd.DataFrame | None = None) -> pd.Series:
     """1.0 / 0.0 / NaN for each ``(dispute_id, as_of)`` point, index aligned with ``points``.
 
     ``offences`` limits the criminal-case categories counted (None = all);
     ``shared_party=False`` counts only cases that name the dispute in
     ``related_incident_id``. Points whose ``as_of + horizon`` lies after the last
     record of the data are NaN (unlabelled), never negative.
+
+    ``outcomes`` closes the loop: the recorded outcomes of handled alerts
+    (``AlertStore.outcomes()``: dispute_id, closed_at, escalated_to_crime). An alert
+    closed as escalated to a crime makes the points of its dispute within the horizon
+    before the closing positive, even when the crime is missing from the data
+    (recorded elsewhere, or not linked). A recorded "no crime" never overrides a
+    crime in the data.
     """
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
@@ -85,6 +93,13 @@ def make_labels(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = DEFAUL
                                      on="incident_id").drop(columns="incident_id").drop_duplicates()
         m = pts.merge(dispute_people, on="dispute_id").merge(crime_people, on="person")
         hits.append(m.loc[(m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= m["as_of"] + horizon), "pt"])
+
+    if outcomes is not None and len(outcomes):
+        esc = outcomes[outcomes["escalated_to_crime"].fillna(False).astype(bool)]
+        esc = pd.DataFrame({"dispute_id": esc["dispute_id"].to_numpy(dtype=object),
+                            "closed_at": pd.to_datetime(esc["closed_at"]).to_numpy(dtype="datetime64[ns]")})
+        m = pts.merge(esc, on="dispute_id")
+        hits.append(m.loc[(m["closed_at"] > m["as_of"]) & (m["closed_at"] <= m["as_of"] + horizon), "pt"])
 
     y = np.zeros(len(pts))
     y[np.unique(np.concatenate([h.to_numpy(dtype=np.int64) for h in hits]))] = 1.0

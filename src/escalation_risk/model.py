@@ -681,12 +681,13 @@ def _split(points: pd.DataFrame, *, cutoff: pd.Timestamp, start: pd.Timestamp, h
 
 
 def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed: int = 0,
-          config: dict | None = None) -> RiskModel:
+          config: dict | None = None, outcomes: pd.DataFrame | None = None) -> RiskModel:
     """Train, calibrate and validate a model on the data known at ``cutoff``.
 
     See the module docstring for the design; ``config`` overrides
-    :data:`DEFAULT_CONFIG`. Deterministic for a given dataset, cutoff, seed and
-    ``num_threads``.
+    :data:`DEFAULT_CONFIG`. ``outcomes`` (``AlertStore.outcomes()``) feeds the recorded
+    outcomes of handled alerts back into the labels (those closed by the cutoff).
+    Deterministic for a given dataset, cutoff, seed and ``num_threads``.
     """
     cfg = _config(config)
     cutoff = pd.Timestamp(cutoff)
@@ -701,8 +702,10 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
                              validation_months=cfg["validation_months"])
     points = points[tr | va].reset_index(drop=True)
     is_val = va[tr | va]
+    if outcomes is not None and len(outcomes):
+        outcomes = outcomes[pd.to_datetime(outcomes["closed_at"]) <= cutoff]
     y = make_labels(known, points, horizon_days=horizon_days, offences=cfg["offences"],
-                    shared_party=cfg["shared_party"]).to_numpy()
+                    shared_party=cfg["shared_party"], outcomes=outcomes).to_numpy()
     ok = ~np.isnan(y)  # the cut data end a little before the cutoff: drop what they cannot label
     points, y, is_val = points[ok].reset_index(drop=True), y[ok].astype(int), is_val[ok]
     if len(np.unique(y[~is_val])) < 2 or len(np.unique(y[is_val])) < 2:

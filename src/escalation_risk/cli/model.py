@@ -24,15 +24,21 @@ def _load(data_dir: str):
 @click.option("--rescore-every", "rescore_every", default=None, type=click.IntRange(min=1),
               help="Also train on open disputes re-scored every N days (as the nightly job sees them).")
 @click.option("--max-rescores", default=6, show_default=True, type=click.IntRange(min=1))
+@click.option("--store", default=None, help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
 def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
-          max_rescores: int) -> None:
+          max_rescores: int, store: str | None) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..model import train as train_model
     from ..model_card import write_model_card
     ds = _load(data_dir)
     try:
         config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
-        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config)
+        outcomes = None
+        if store:
+            from ..alerts import AlertStore
+            with AlertStore(store) as st:
+                outcomes = st.outcomes()
+        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
     except ValueError as e:
         click.echo(f"training failed: {e}", err=True)
         raise SystemExit(1)
