@@ -1,0 +1,616 @@
+#!/usr/bin/env python
+"""Benchmarks at district and province scale: time and memory of each stage as a user meets it.
+
+    python benchmarks/run.py --persons 100000                 # `make bench`
+    python benchmarks/run.py --persons 1000000 --skip-train   # province scale
+
+Generates a district with the package's own generator, writes it as Parquet to a
+temporary folder, then times each stage (wall seconds and peak RSS of that stage)
+and prints one table, which is also written into BENCHMARKS.md (one section per
+``--persons``, replaced when the same size is run again).
+
+Peak RSS of a stage: a background thread samples VmRSS from /proc/self/status
+every 20 ms and keeps the maximum; because a long C call holding the GIL can hide
+a short spike from the thread, the stage's peak is also raised to VmHWM whenever
+the process high-water mark grew during the stage (then VmHWM *is* the stage's
+peak). The nightly job runs in a fresh child process (as a cron job would), so its
+peak is its own, not the benchmark's accumulated state.
+
+Not part of the test suite. No dependency beyond the package's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))  # run from a checkout even without `pip install -e`
+
+import escalation_risk as er  # noqa: E402
+from escalation_risk import graph as er_graph  # noqa: E402
+from escalation_risk.features import history_index  # noqa: E402
+from escalation_risk.model import open_points, report_points  # noqa: E402
+from escalation_risk.response import ALERT_LEVELS, assign_levels  # noqa: E402
+from escalation_risk.synth import generate_district, generate_tables, write_tables  # noqa: E402
+
+MB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- memory
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    """Max VmRSS over a window, sampled by a daemon thread every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self._peak = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = _status_kb("VmRSS")
+            with self._lock:
+                if rss > self._peak:
+                    self._peak = rss
+            self._stop.wait(self.interval)
+
+    def reset(self) -> int:
+        rss = _status_kb("VmRSS")
+        with self._lock:
+            self._peak = rss
+        return rss
+
+    def peak(self) -> int:
+        rss = _status_kb("VmRSS")
+        with self._lock:
+            self._peak = max(self._peak, rss)
+            return self._peak
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# --------------------------------------------------------------------------- stages
+
+_ROWS: list[dict] = []  # every finished stage, also reachable when a run fails
+
+
+class Bench:
+    def __init__(self, profile_dir: Path | None, profile_stages: set[str]):
+        self.rows: list[dict] = _ROWS
+        self.sampler = RssSampler()
+        self.profile_dir = profile_dir
+        self.profile_stages = profile_stages
+
+    @contextmanager
+    def stage(self, key: str, label: str, target_s: float | None = None):
+        """Time a stage; the body may set ``info["notes"]`` and ``info[...]``."""
+        info: dict = {"stage": label, "key": key, "notes": "", "target_s": target_s}
+        gc.collect()
+        hwm0 = _status_kb("VmHWM")
+        info["rss_start_mb"] = self.sampler.reset() / 1024
+        prof = None
+        if self.profile_dir is not None and (key in self.profile_stages or "all" in self.profile_stages):
+            prof = cProfile.Profile()
+        print(f"  … {label}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        if prof:
+            prof.enable()
+        try:
+            yield info
+        finally:
+            if prof:
+                prof.disable()
+            info["seconds"] = time.perf_counter() - t0
+            peak = self.sampler.peak()
+            hwm1 = _status_kb("VmHWM")
+            if hwm1 > hwm0:
+                peak = max(peak, hwm1)
+            info["peak_mb"] = peak / 1024
+            if prof:
+                self.profile_dir.mkdir(parents=True, exist_ok=True)
+                prof.dump_stats(str(self.profile_dir / f"{key}.prof"))
+            self.rows.append(info)
+            print(f"    {info['seconds']:8.2f} s  {info['peak_mb']:8.0f} MB  {info['notes']}", file=sys.stderr,
+                  flush=True)
+
+
+def _rate(n: int, s: float) -> str:
+    return f"{n / s:,.0f} rows/s" if s > 0 else "n/a"
+
+
+# --------------------------------------------------------------------------- nightly child
+
+def nightly_child(data: str, model: str, night: str, store: str, out: str, prof: str = "") -> None:
+    """Run one night in this (fresh) process and print a JSON line with time and memory."""
+    sampler = RssSampler()
+    rss0 = sampler.reset()
+    profiler = cProfile.Profile() if prof else None
+    t0 = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    report = er.run_night(data, model, night, store=store, out_dir=out)
+    if profiler:
+        profiler.disable()
+    wall = time.perf_counter() - t0
+    if profiler:
+        profiler.dump_stats(prof)
+    peak = max(sampler.peak(), _status_kb("VmHWM"))
+    s = report.summary
+    print("NIGHTLY_JSON " + json.dumps({
+        "seconds": wall, "peak_mb": peak / 1024, "rss_start_mb": rss0 / 1024,
+        "parts": {k: round(v, 2) for k, v in report.seconds.items()},
+        "n_scored": s.n_scored, "new_alerts": s.new_alerts, "by_level": s.by_level,
+    }))
+
+
+# --------------------------------------------------------------------------- machine
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = int(line.split()[1]) / MB
+    except OSError:
+        pass
+    import lightgbm
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    return {"cpu": cpu, "cores": cores, "ram_gb": round(mem, 1), "python": platform.python_version(),
+            "numpy": np.__version__, "pandas": pd.__version__, "lightgbm": lightgbm.__version__,
+            "escalation_risk": er.__version__, "platform": platform.platform()}
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except Exception:  # noqa: BLE001 - informative only
+        la = os.getloadavg()
+        return f"load average: {la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f}"
+
+
+def git_rev() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev + (" + uncommitted changes in src/" if dirty else "")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- the run
+
+def score_requests(ds: er.Dataset, night: pd.Timestamp, n: int, seed: int) -> list[tuple[dict, list[dict]]]:
+    """``n`` online requests: open disputes of the history, re-sent as new disputes (fresh ids)
+    with their real parties, so the parties' whole history is looked up."""
+    pts = open_points(ds, night)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(pts), size=n, replace=len(pts) < n)
+    ids = pts["dispute_id"].to_numpy(dtype=object)[pick]
+    inc = ds.incidents.set_index("incident_id")
+    cols = [c.name for c in er.contract.TABLES["incidents"].columns]
+    pcols = [c.name for c in er.contract.TABLES["incident_parties"].columns]
+    parties = ds.incident_parties[ds.incident_parties["incident_id"].isin(set(ids))]
+    by_inc = {k: g for k, g in parties.groupby("incident_id", sort=False)}
+    out = []
+    for i, did in enumerate(ids):
+        row = inc.loc[did]
+        new_id = f"BENCH-{i:06d}"
+        d = {c: (row[c] if c != "incident_id" else new_id) for c in cols if c == "incident_id" or c in row.index}
+        d = {k: (None if (not isinstance(v, str) and pd.isna(v)) else v) for k, v in d.items()}
+        d["related_incident_id"] = None
+        d["closed_at"] = None
+        d["status"] = "open"
+        ps = by_inc.get(did)
+        plist = [] if ps is None else [
+            {c: (new_id if c == "incident_id" else (None if (not isinstance(v, str) and pd.isna(v)) else v))
+             for c, v in r.items() if c in pcols} for r in ps.to_dict("records")]
+        out.append((d, plist))
+    return out
+
+
+def run(args) -> dict:
+    t_script = time.perf_counter()
+    started = _dt.datetime.now().astimezone()
+    load_start = uptime()
+    bench = Bench(Path(args.profile_dir) if args.profile_dir else None,
+                  set(s for s in (args.profile or "").split(",") if s))
+    N = args.persons
+    tmp = Path(tempfile.mkdtemp(prefix=f"er-bench-{N}-", dir=args.tmp))
+    data_dir = tmp / "data"
+    extra: dict = {"tmp": str(tmp)}
+    print(f"benchmark: {N:,} persons, seed {args.seed}, temp {tmp}", file=sys.stderr)
+
+    # ---------------------------------------------------------------- data
+    with bench.stage("generate", "generate (synth.generate_tables)") as s:
+        tables, truth = generate_tables(N, seed=args.seed)
+        n_rows = sum(len(t) for t in tables.values())
+        n_inc = len(tables["incidents"])
+        n_disp = int((tables["incidents"]["kind"] == "dispute").sum())
+        s["notes"] = f"{n_rows:,} rows in {len(tables)} tables; {n_inc:,} incidents, {n_disp:,} disputes"
+
+    with bench.stage("write", "write Parquet (synth.write_tables)") as s:
+        write_tables(tables, data_dir, "parquet")
+        size = sum(f.stat().st_size for f in data_dir.glob("*.parquet"))
+        s["notes"] = f"{size / MB:,.0f} MB on disk"
+    del tables, truth
+
+    with bench.stage("load", "load + validate (load_dataset, Parquet)") as s:
+        ds = er.load_dataset(data_dir)
+        s["notes"] = f"{len(ds.persons):,} persons, {len(ds.incidents):,} incidents, " \
+                     f"{len(ds.incident_parties):,} parties; {len(ds.quarantine)} problems"
+
+    night = pd.Timestamp(ds.incidents["reported_at"].max()).normalize()
+    extra["night"] = str(night.date())
+
+    with bench.stage("link", "link persons (link_persons)") as s:
+        key = er.link_persons(ds)
+        s["notes"] = f"{len(key):,} person_ids -> {key.nunique():,} persons"
+
+    with bench.stage("adjacency", f"build adjacency (graph.adjacency at {night.date()})") as s:
+        A, keys = er_graph.adjacency(ds, as_of=night)
+        s["notes"] = f"{len(keys):,} persons, {A.nnz // 2:,} ties"
+    del A, keys
+
+    with bench.stage("index", "history index build (history_index)") as s:
+        idx = history_index(ds)
+        s["notes"] = f"{len(idx.incidents):,} incidents, {len(idx.persons):,} persons"
+
+    pts_open = open_points(ds, night)
+    with bench.stage("features_open", f"features, all open disputes at {night.date()}") as s:
+        X_open = er.build_features(ds, pts_open)
+    bench.rows[-1]["notes"] = f"{len(X_open):,} points, {_rate(len(X_open), bench.rows[-1]['seconds'])}"
+
+    allp = report_points(ds)
+    M = min(args.points if args.points is not None else 200_000, len(allp))
+    rng = np.random.default_rng(args.seed)
+    pts_m = allp.iloc[np.sort(rng.choice(len(allp), size=M, replace=False))].reset_index(drop=True)
+    with bench.stage("features_points", f"features, {M:,} disputes at report time") as s:
+        X_m = er.build_features(ds, pts_m)
+    bench.rows[-1]["notes"] = f"{len(X_m):,} of {len(allp):,} disputes, " \
+                              f"{_rate(len(X_m), bench.rows[-1]['seconds'])}"
+    del X_m, pts_m, allp
+
+    # ---------------------------------------------------------------- model
+    cutoff = (night - pd.DateOffset(months=6)).normalize()
+    model_note = ""
+    if args.model:
+        model = er.load_model(args.model)
+        model_note = f"model loaded from {args.model} ({model.version})"
+    elif args.skip_train:
+        with bench.stage("train_small", f"train on a {args.train_persons:,}-person district (not at N)") as s:
+            small = generate_district(args.train_persons, seed=args.seed)
+            c_small = (pd.Timestamp(small.incidents["reported_at"].max()).normalize()
+                       - pd.DateOffset(months=6)).normalize()
+            model = er.train(small, cutoff=c_small, seed=args.seed)
+            tr = model.manifest["training"]
+            s["notes"] = (f"--skip-train: generate + train at {args.train_persons:,} persons; "
+                          f"{tr['n_train']:,} examples, {tr['best_iteration']} trees")
+            del small
+        model_note = f"--skip-train: model trained on a {args.train_persons:,}-person district, same seed"
+    else:
+        with bench.stage("train", f"train (cutoff {cutoff.date()}, early stopping)") as s:
+            model = er.train(ds, cutoff=cutoff, seed=args.seed)
+            tr = model.manifest["training"]
+            s["notes"] = (f"{tr['n_train']:,} train + {tr['n_validation']:,} validation examples, "
+                          f"{tr['best_iteration']} trees")
+        model_note = "trained at this N"
+    extra["model"] = model_note
+
+    # ---------------------------------------------------------------- batch scoring
+    never = {lvl: float("inf") for lvl in ALERT_LEVELS}
+    with bench.stage("score", "batch score with levels (RiskModel.score, no reasons)") as s:
+        sc = model.score(ds, night, thresholds=never)
+    t_score = bench.rows[-1]["seconds"]
+    bench.rows[-1]["notes"] = f"{len(sc):,} open disputes, {_rate(len(sc), t_score)} (features included)"
+    del sc
+
+    Mx = model._matrix(X_open)
+    reps = max(1, int(2e5 // max(len(Mx), 1)))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        model.booster.predict(Mx, raw_score=True)
+    t_raw = (time.perf_counter() - t0) / reps
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        p = model.predict_proba(X_open)
+    t_proba = (time.perf_counter() - t0) / reps
+    n = len(X_open)
+    extra["throughput"] = {
+        "rows": n,
+        "booster_predict_rows_s": n / t_raw if t_raw else float("nan"),
+        "predict_proba_rows_s": n / t_proba if t_proba else float("nan"),
+        "score_rows_s": n / t_score if t_score else float("nan"),
+    }
+    del Mx
+
+    levels = assign_levels(p, model.thresholds)
+    alerted = np.flatnonzero(np.isin(levels, ALERT_LEVELS))
+    Xa = X_open.iloc[alerted]
+    with bench.stage("reasons", "reasons for the alerted (RiskModel.contributions)") as s:
+        C = model.contributions(Xa)
+    t_c = bench.rows[-1]["seconds"]
+    t0 = time.perf_counter()
+    model.reasons(Xa)
+    t_r = time.perf_counter() - t0
+    bench.rows[-1]["notes"] = (f"{len(Xa):,} alerted of {n:,}; SHAP {1e3 * t_c / max(len(Xa), 1):.2f} ms/row; "
+                               f"full reasons() {t_r:.2f} s, {1e3 * t_r / max(len(Xa), 1):.2f} ms/row")
+    extra["alerted"] = {lvl: int((levels == lvl).sum()) for lvl in ALERT_LEVELS}
+    del C, Xa
+
+    # ---------------------------------------------------------------- online scoring
+    reqs = score_requests(ds, night, args.calls + args.warmup, args.seed)
+    with bench.stage("scorer", "Scorer(model, history) (index cached on the dataset)") as s:
+        scorer = er.Scorer(model, ds)
+    lat = []
+    lat_nr = []
+    with bench.stage("score_dispute", f"score_dispute() x {args.calls:,} warm") as s:
+        for i, (d, ps) in enumerate(reqs):
+            t0 = time.perf_counter()
+            scorer.score_dispute(d, ps, as_of=night)
+            if i >= args.warmup:
+                lat.append(time.perf_counter() - t0)
+        # the same calls without reasons (top_reasons=0): the SHAP share of the latency
+        for i, (d, ps) in enumerate(reqs[: args.warmup + 200]):
+            t0 = time.perf_counter()
+            scorer.score_dispute(d, ps, as_of=night, top_reasons=0)
+            if i >= args.warmup:
+                lat_nr.append(time.perf_counter() - t0)
+        ms = np.array(lat) * 1e3
+        ms_nr = np.array(lat_nr) * 1e3
+        s["latency"] = {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
+                        "p99": float(np.percentile(ms, 99)), "max": float(ms.max()),
+                        "p50_no_reasons": float(np.percentile(ms_nr, 50)),
+                        "p99_no_reasons": float(np.percentile(ms_nr, 99))}
+        la = s["latency"]
+        s["notes"] = (f"p50 {la['p50']:.1f} ms, p90 {la['p90']:.1f} ms, p99 {la['p99']:.1f} ms, "
+                      f"max {la['max']:.1f} ms (with 3 reasons); without reasons p50 {la['p50_no_reasons']:.1f}, "
+                      f"p99 {la['p99_no_reasons']:.1f} ms")
+    extra["latency"] = bench.rows[-1]["latency"]
+    bench.rows[-1]["seconds"] = float(np.sum(lat))  # the timed calls only
+    bench_peak_mb = max(r["peak_mb"] for r in bench.rows)
+
+    # ---------------------------------------------------------------- nightly, fresh process
+    model_dir = tmp / "model"
+    model.save(model_dir)
+    del scorer, reqs, X_open, pts_open, idx, key, ds
+    gc.collect()
+    store = f"sqlite:///{tmp / 'alerts.db'}"
+    prof = ""
+    if bench.profile_dir is not None and ({"nightly", "all"} & bench.profile_stages):
+        bench.profile_dir.mkdir(parents=True, exist_ok=True)
+        prof = str(bench.profile_dir / "nightly.prof")
+    with bench.stage("nightly", "nightly job end to end (run_night, fresh process, SQLite)") as s:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_nightly-child", str(data_dir),
+                               str(model_dir), str(night.date()), store, str(tmp / "out"), prof],
+                              capture_output=True, text=True)
+        t_proc = time.perf_counter() - t0
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("NIGHTLY_JSON ")]
+        if proc.returncode or not line:
+            s["notes"] = f"FAILED (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"
+            child = None
+        else:
+            child = json.loads(line[0].split(" ", 1)[1])
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in child["parts"].items())
+            s["notes"] = (f"{child['n_scored']:,} scored, {child['new_alerts']:,} alerts; "
+                          f"run_night {child['seconds']:.1f} s ({parts}); process {t_proc:.1f} s with imports")
+    if child is not None:
+        bench.rows[-1]["seconds"] = child["seconds"]
+        bench.rows[-1]["peak_mb"] = child["peak_mb"]
+    extra["nightly"] = child
+
+    bench.sampler.stop()
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+        extra["tmp"] = "(removed)"
+    total = time.perf_counter() - t_script
+    return {"persons": N, "seed": args.seed, "points": M, "started": started.isoformat(timespec="seconds"),
+            "load_start": load_start, "load_end": uptime(), "machine": machine(), "git": git_rev(),
+            "rows": bench.rows, "extra": extra, "total_seconds": total,
+            "bench_peak_mb": bench_peak_mb, "hwm_mb": _status_kb("VmHWM") / 1024}
+
+
+# --------------------------------------------------------------------------- report
+
+def _verdict(row: dict, N: int) -> str:
+    k, t = row["key"], row["seconds"]
+    if N <= 200_000:
+        if k == "score_dispute":
+            return ""
+        return "ok" if t < 30 else "**MISS** (<30 s)"
+    if k == "nightly":
+        ok = t < 300 and row["peak_mb"] < 8192
+        return "ok" if ok else "**MISS** (<300 s, <8 GB)"
+    if k == "generate":
+        return "ok" if t < 600 else "**MISS** (<600 s)"
+    return ""
+
+
+def render(res: dict) -> str:
+    N = res["persons"]
+    m = res["machine"]
+    ex = res["extra"]
+    out = [f"### {N:,} persons (seed {res['seed']}, night {ex['night']})", ""]
+    out.append(f"- date: {res['started']}; commit {res['git']}")
+    out.append(f"- machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM; {m['platform']}")
+    out.append(f"- versions: python {m['python']}, numpy {m['numpy']}, pandas {m['pandas']}, "
+               f"lightgbm {m['lightgbm']}, escalation_risk {m['escalation_risk']}")
+    out.append(f"- load at start: `{res['load_start']}`")
+    out.append(f"- load at end: `{res['load_end']}`")
+    out.append(f"- model: {ex['model']}")
+    out.append("")
+    out.append("| stage | wall s | peak RSS MB | rows / notes | target |")
+    out.append("|---|---:|---:|---|---|")
+    for r in res["rows"]:
+        out.append(f"| {r['stage']} | {r['seconds']:.2f} | {r['peak_mb']:,.0f} | {r['notes']} | "
+                   f"{_verdict(r, N)} |")
+    out.append(f"| **whole script** | **{res['total_seconds']:.1f}** | {max(res['hwm_mb'], res['bench_peak_mb']):,.0f} "
+               f"| benchmark process high-water mark {res['hwm_mb']:,.0f} MB | "
+               f"{('ok' if res['total_seconds'] < 180 else '**MISS** (<180 s)') if N <= 200_000 else ''} |")
+    tp = ex["throughput"]
+    out.append("")
+    out.append(f"Scoring throughput on the same {tp['rows']:,}-row feature matrix (open disputes): "
+               f"raw `lightgbm.Booster.predict` {tp['booster_predict_rows_s']:,.0f} rows/s; "
+               f"`RiskModel.predict_proba` {tp['predict_proba_rows_s']:,.0f} rows/s; "
+               f"library batch score (`RiskModel.score`, features included) {tp['score_rows_s']:,.0f} rows/s "
+               f"— ratio booster / library = {tp['booster_predict_rows_s'] / tp['score_rows_s']:,.0f}x.")
+    la = ex["latency"]
+    out.append("")
+    target = "" if N <= 200_000 else (" (target p99 < 20 ms: " + ("ok" if la["p99"] < 20 else "**MISS**") + ")")
+    out.append(f"`score_dispute()` warm latency: p50 {la['p50']:.1f} ms, p90 {la['p90']:.1f} ms, "
+               f"p99 {la['p99']:.1f} ms, max {la['max']:.1f} ms{target}; without reasons "
+               f"p50 {la['p50_no_reasons']:.1f} ms, p99 {la['p99_no_reasons']:.1f} ms. Alerted at the night: "
+               + ", ".join(f"{k} {v:,}" for k, v in ex["alerted"].items()) + ".")
+    if N > 200_000:
+        peak = max(res["hwm_mb"], res["bench_peak_mb"], (ex.get("nightly") or {}).get("peak_mb", 0))
+        out.append("")
+        out.append(f"Peak memory: benchmark process {res['hwm_mb']:,.0f} MB (history, features and model all "
+                   f"held), nightly process {(ex.get('nightly') or {}).get('peak_mb', float('nan')):,.0f} MB "
+                   f"(target < 8,192 MB: {'ok' if peak < 8192 else '**MISS**'} for the larger).")
+    out.append("")
+    return "\n".join(out)
+
+
+INTRO = """# Benchmarks
+
+How long each stage takes and how much memory it holds, as a user meets it, at
+district (100,000 persons) and province (1,000,000 persons) scale.
+
+    make bench                                            # python benchmarks/run.py --persons 100000
+    .venv/bin/python benchmarks/run.py --persons 1000000 --skip-train
+
+`benchmarks/run.py` generates a district with the package's own generator
+(`synth.generate_tables`, seed 0 unless `--seed`), writes it as Parquet to a temp
+folder and times each stage. Options: `--points M` (features for M disputes at
+their report time, default min(200,000, all)), `--skip-train` (train on a
+20,000-person district instead, `--train-persons`), `--model DIR` (load a model),
+`--profile STAGE,...` with `--profile-dir` (cProfile of those stages), `--out`
+(this file; the run's section is replaced when the same `--persons` is run again).
+
+Peak RSS per stage: a thread samples VmRSS every 20 ms; when the process
+high-water mark (VmHWM) grew during a stage, that mark is the stage's peak. The
+nightly job runs in a fresh process (as the cron job would), from the Parquet
+folder, so its figures include loading and indexing and its memory is its own.
+The CPU is shared with other work; each run records `uptime` at its start and end.
+
+## Targets
+
+| scale | target |
+|---|---|
+| 100,000 persons | every stage under 30 s; the whole script under 3 minutes |
+| 1,000,000 persons | nightly end to end under 5 minutes; peak memory under 8 GB; generation under 10 minutes; `score_dispute()` p99 under 20 ms warm with the whole history in memory |
+
+## Runs
+
+"""
+
+
+def write_markdown(path: Path, section: str, N: int) -> None:
+    begin, end = f"<!-- run persons={N} -->", f"<!-- /run persons={N} -->"
+    block = f"{begin}\n{section}\n{end}\n"
+    text = path.read_text(encoding="utf-8") if path.exists() else INTRO
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", lambda _m: block, text, flags=re.S)
+    else:
+        # at the end of the "## Runs" section: before the next "## " heading, if any
+        runs = text.find("\n## Runs")
+        nxt = text.find("\n## ", runs + 1) if runs >= 0 else -1
+        if nxt >= 0:
+            text = text[:nxt].rstrip("\n") + "\n\n" + block + text[nxt:]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv=None) -> None:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "--_nightly-child":
+        nightly_child(*argv[1:7])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--persons", type=int, required=True)
+    ap.add_argument("--points", type=int, default=None, help="disputes at report time (default min(200,000, all))")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="markdown file to update ('' : none)")
+    ap.add_argument("--skip-train", action="store_true",
+                    help="do not train at N; train on a --train-persons district instead")
+    ap.add_argument("--train-persons", type=int, default=20_000)
+    ap.add_argument("--model", default=None, help="load this model directory instead of training")
+    ap.add_argument("--calls", type=int, default=1000, help="timed score_dispute calls")
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--profile", default="", help="comma-separated stage keys to cProfile ('all')")
+    ap.add_argument("--profile-dir", default=None)
+    ap.add_argument("--tmp", default=None, help="parent of the temp folder")
+    ap.add_argument("--keep", action="store_true", help="keep the temp folder (data, model, store)")
+    ap.add_argument("--json", default=None, help="also write the raw results here")
+    args = ap.parse_args(argv)
+    if args.profile and not args.profile_dir:
+        args.profile_dir = str(Path(tempfile.gettempdir()) / f"er-bench-prof-{args.persons}")
+
+    try:
+        res = run(args)
+    except BaseException:
+        print("\nFAILED; stages finished before the failure:", file=sys.stderr)
+        for r in _ROWS:
+            print(f"  {r['stage']}: {r.get('seconds', float('nan')):.2f} s, {r.get('peak_mb', 0):,.0f} MB, "
+                  f"{r['notes']}", file=sys.stderr)
+        raise
+    section = render(res)
+    print()
+    print(section)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
+    if args.out:
+        write_markdown(Path(args.out), section, args.persons)
+        print(f"(written to {args.out}; temp folder {res['extra']['tmp']})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
