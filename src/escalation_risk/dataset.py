@@ -37,7 +37,9 @@ from typing import Iterable, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.pandas as pandera_pa
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .contract import (
     DISPUTE_CATEGORIES, OFFENCE_CATEGORIES, PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES,
@@ -207,35 +209,35 @@ def _bad(table: str, col: Column, raw: pd.Series, bad: pd.Series, reason: str) -
 
 # --------------------------------------------------------------------------- the schema
 
-def _row_rules(spec: TableSpec) -> list[pa.Check]:
+def _row_rules(spec: TableSpec) -> list[pandera_pa.Check]:
     """Rules that span columns of one row, named 'column: rule' for reporting."""
     if spec.name != "incidents":
         return []
     offence = set(OFFENCE_CATEGORIES)
     dispute = set(DISPUTE_CATEGORIES)
     return [
-        pa.Check(lambda d: d["reported_at"].isna() | d["occurred_at"].isna()
+        pandera_pa.Check(lambda d: d["reported_at"].isna() | d["occurred_at"].isna()
                  | (d["reported_at"] >= d["occurred_at"]),
                  name="reported_at: must not be before occurred_at"),
-        pa.Check(lambda d: d["kind"].isna() | d["category"].isna()
+        pandera_pa.Check(lambda d: d["kind"].isna() | d["category"].isna()
                  | np.where(d["kind"] == "criminal_case", d["category"].isin(offence),
                             d["category"].isin(dispute)),
                  name="category: an offence code only on criminal cases, a dispute code otherwise"),
     ]
 
 
-def table_schema(spec: TableSpec) -> pa.DataFrameSchema:
+def table_schema(spec: TableSpec) -> pandera_pa.DataFrameSchema:
     """The pandera schema of one table's row rules, built from its contract spec."""
     cols = {}
     for c in spec.columns:
         checks = []
         if c.codes is not None:
-            checks.append(pa.Check.isin(list(c.codes)))
+            checks.append(pandera_pa.Check.isin(list(c.codes)))
         if c.min is not None:
-            checks.append(pa.Check.ge(c.min))
-        cols[c.name] = pa.Column(None, checks=checks, nullable=not c.required, unique=c.unique,
+            checks.append(pandera_pa.Check.ge(c.min))
+        cols[c.name] = pandera_pa.Column(None, checks=checks, nullable=not c.required, unique=c.unique,
                                  report_duplicates="exclude_first", required=True)
-    return pa.DataFrameSchema(cols, checks=_row_rules(spec), name=spec.name)
+    return pandera_pa.DataFrameSchema(cols, checks=_row_rules(spec), name=spec.name)
 
 
 _SCHEMAS = {name: table_schema(spec) for name, spec in TABLES.items()}
@@ -265,7 +267,7 @@ def _schema_problems(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame | None:
     try:
         _SCHEMAS[spec.name].validate(df, lazy=True)
         return None
-    except pa.errors.SchemaErrors as e:
+    except pandera_pa.errors.SchemaErrors as e:
         fc = e.failure_cases
     fc = fc[fc["index"].notna()]
     if fc.empty:
@@ -468,6 +470,14 @@ def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
         if df is not None:
             tables[name] = df
     return _build(tables, errors=errors, key=key, source=str(folder))
+
+
+def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """values.isin(keys) for id strings through Arrow's hash set: pandas' Arrow-string
+    isin builds a Python object per key, which dominated loading a large district."""
+    mask = pc.is_in(pa.array(values.astype(object).where(values.notna(), None), type=pa.string()),
+                    value_set=pa.array(pd.unique(keys.dropna().astype(object)), type=pa.string()))
+    return pd.Series(mask.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
 
 def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
@@ -704,17 +714,17 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
                 df[rc][~bad]
             if base is not None:
                 ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
-            refs.append((c.name, df[c.name].notna() & ~df[c.name].isin(ok_keys), f"refers to a missing {rt[:-1]}"))
+            refs.append((c.name, df[c.name].notna() & ~_isin(df[c.name], ok_keys), f"refers to a missing {rt[:-1]}"))
         if name == "incident_parties":
             for ptype, rt, rc in (("person", "persons", "person_id"), ("organization", "organizations", "org_id")):
                 ok_keys = parsed[rt][rc][~bad_rows.get(rt, np.zeros(len(parsed[rt]), bool))]
                 if base is not None:
                     ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
-                miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~df["party_id"].isin(ok_keys)
+                miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~_isin(df["party_id"], ok_keys)
                 refs.append(("party_id", miss, f"refers to a missing {rt[:-1]} (party_type {ptype})"))
         spec_key = TABLES[name].key
         if base is not None and spec_key is not None and len(df):
-            refs.append((spec_key, df[spec_key].isin(getattr(base, name)[spec_key]),
+            refs.append((spec_key, _isin(df[spec_key], getattr(base, name)[spec_key]),
                          "duplicate id (already in the history)"))
         for col, miss, reason in refs:
             miss = miss.to_numpy(dtype=bool)

