@@ -868,7 +868,6 @@ def _episodes(rng: np.random.Generator, p: dict, g: dict, o: dict, n: int, T: fl
 def _simulate(rng: np.random.Generator, p: dict, g: dict, o: dict, e: dict, acc: _Acc, T: float) -> dict:
     """Run the episodes in weekly steps: follow-ups, mediations, heat, escalation."""
     E = e["E"]
-    cats = np.array(DISPUTE_CATEGORIES, dtype=object)
     cat = e["cat"]
     par = np.array([_CAT_PARAMS[c] for c in DISPUTE_CATEGORIES])
     a, bp = e["a"], e["bp"]
@@ -911,7 +910,6 @@ def _simulate(rng: np.random.Generator, p: dict, g: dict, o: dict, e: dict, acc:
         [0.50, 0.30, 0.20]])
     fu_kinds = np.array([_K["police_call"], _K["complaint"], _K["petition"]])
     med_p = np.array([_MEDIATORS[c] for c in DISPUTE_CATEGORIES])
-    fu_src = np.array([_S["police_110"], _S["hotline_12345"], _S["petition_office"]])
     S = 30
     for s in range(S):
         ws = e["t0"] + 7.0 * s
@@ -1090,7 +1088,6 @@ def _descriptions(rng: np.random.Generator, kind: np.ndarray, cat: np.ndarray, h
     en = rng.random(N) < 0.10
     out = np.empty(N, dtype=object)
     out[:] = ""
-    kinds = np.array(INCIDENT_KINDS, dtype=object)
     is_crime = kind == _K["criminal_case"]
     for lang, mask_l, body_d, off_d, pre_d in ((0, ~en, _ZH_BODY, _ZH_OFFENCE, _ZH_PREFIX), (1, en, _EN_BODY, _EN_OFFENCE, _EN_PREFIX)):
         for ki, kname in enumerate(INCIDENT_KINDS):

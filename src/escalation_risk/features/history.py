@@ -9,7 +9,6 @@ dispute being scored is never part of its own parties' history.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from .common import WINDOWS, group_max, group_min, group_sum, lo_of, unique_parties
 from .index import DAY, OFF, SHIFT, HistoryIndex
