@@ -14,7 +14,7 @@ The public API is this page; everything else is importable but not promised::
     a = er.Scorer(model, ds).score_dispute(dispute, parties)
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
 from .contract import CONTRACT_VERSION  # noqa: E402
 from .dataset import DataValidationError, Dataset, load_dataset  # noqa: E402

@@ -22,7 +22,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 
 FORMAT = "escalation-risk-model"
 FORMAT_VERSION = 1

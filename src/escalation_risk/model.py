@@ -50,7 +50,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from . import __version__
+from ._version import __version__
 from .artifacts import ModelLoadError, read_model_dir, write_model_dir
 from .dataset import Dataset
 from .explain import global_importance, top_reasons
