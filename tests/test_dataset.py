@@ -257,3 +257,12 @@ def test_record_engine_types_match_frame_engine(table):
     a = validate_rows(table, t, pseudonym_key=KEY, engine="frame")
     b = validate_rows(table, t, pseudonym_key=KEY, engine="records")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_csv_with_byte_order_mark(tmp_path):
+    """Spreadsheet exports often start with a UTF-8 BOM; the header must still be read."""
+    _write(tiny_tables(), tmp_path, "csv")
+    text = (tmp_path / "persons.csv").read_text(encoding="utf-8")
+    (tmp_path / "persons.csv").write_text(text, encoding="utf-8-sig")
+    ds = load_dataset(tmp_path, pseudonym_key=KEY)
+    assert list(ds.persons["person_id"]) == ["p1", "p2", "p3", "p4", "p5"]

@@ -441,7 +441,7 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame | None:
             raise _structural(name, "", f"{pq.name} is not a readable Parquet table ({type(e).__name__})") from None
     if csv.exists():
         try:
-            return pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+            return pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
         except UnicodeDecodeError as e:
             raise _structural(name, "", f"{csv.name} is not UTF-8 text (bad byte at offset {e.start})") from None
         except pd.errors.EmptyDataError:
