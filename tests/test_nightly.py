@@ -130,3 +130,16 @@ def test_cli_exit_codes(tmp_path, data_dir, model_dir):
     no_model = runner.invoke(main, ["nightly", str(data_dir), "--model", str(tmp_path / "nope"), "--as-of", NIGHT,
                                     "--store", f"sqlite:///{tmp_path / 'a.db'}", "--out", str(tmp_path / "o")])
     assert no_model.exit_code == 1 and "error" in no_model.output
+
+
+def test_cli_threshold_override(tmp_path, data_dir, model_dir):
+    runner = CliRunner()
+    base = ["nightly", str(data_dir), "--model", str(model_dir), "--as-of", NIGHT, "--no-progress",
+            "--out", str(tmp_path / "out")]
+    r = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'a.db'}",
+                                    "--thresholds", "red=0.99,orange=0.98,yellow=0.97"])
+    assert r.exit_code == 0, r.output
+    scores = pd.read_csv(tmp_path / "out" / f"scores-{NIGHT}.csv")
+    assert (scores["level"] == "blue").mean() > 0.9
+    bad = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'b.db'}", "--thresholds", "red=0.1"])
+    assert bad.exit_code == 2

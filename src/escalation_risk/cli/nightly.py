@@ -21,8 +21,11 @@ from ..dataset import DataValidationError
               show_default="$ESCALATION_RISK_STORE or sqlite:///alerts.db", help="SQLAlchemy URL of the alert store.")
 @click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the scores and the quarantine report.")
+@click.option("--thresholds", default=None, metavar="red=P,orange=P,yellow=P",
+              help="Override the model's level thresholds for this run.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
-def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str, progress: bool | None) -> None:
+def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str, thresholds: str | None,
+            progress: bool | None) -> None:
     """Score every dispute open on the night AS_OF and raise or update alerts."""
     from ..artifacts import ModelLoadError
     from ..nightly import run_night
@@ -30,13 +33,28 @@ def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str,
         night = pd.Timestamp(as_of)
     except ValueError:
         raise click.BadParameter(f"not a date: {as_of!r}", param_hint="--as-of")
+    levels = _thresholds(thresholds) if thresholds else None
     if progress is None:
         progress = sys.stderr.isatty()
     try:
-        report = run_night(data_dir, model_dir, night, store=store, out_dir=out_dir, progress=progress)
+        report = run_night(data_dir, model_dir, night, store=store, out_dir=out_dir, progress=progress,
+                           thresholds=levels)
     except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1)
     click.echo(str(report))
     if "scores" in report.files:
         click.echo(f"scores: {report.files['scores']}")
+
+
+def _thresholds(text: str) -> dict[str, float]:
+    """'red=0.5,orange=0.2,yellow=0.1' -> thresholds; all three levels, red >= orange >= yellow."""
+    try:
+        pairs = dict(part.split("=", 1) for part in text.split(","))
+        out = {k.strip(): float(v) for k, v in pairs.items()}
+    except ValueError:
+        raise click.BadParameter(f"expected red=P,orange=P,yellow=P, got {text!r}", param_hint="--thresholds")
+    if set(out) != {"red", "orange", "yellow"} or not (out["red"] >= out["orange"] >= out["yellow"]):
+        raise click.BadParameter("give red, orange and yellow, with red >= orange >= yellow",
+                                 param_hint="--thresholds")
+    return out
