@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd  # noqa: F401  (group_nunique)
 
-from .index import DAY, OFF, SHIFT, unique_keys
+from .index import DAY, SHIFT, unique_keys
 from .points import PointSet
 
 WINDOWS = {"30d": 30, "90d": 90, "365d": 365, "all": None}
 
 
-def lo_of(t: np.ndarray, days: int | None) -> np.ndarray:
+def lo_of(t: np.ndarray, days: int | None) -> np.ndarray | None:
     """Window start (exclusive) for a window of ``days`` ending at ``t``; None = all history."""
-    return np.full_like(t, -OFF) if days is None else t - days * DAY
+    return None if days is None else t - days * DAY
 
 
 def pack(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -56,23 +55,28 @@ def group_sum(n: int, owner: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def group_nunique(n: int, owner: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Distinct ``values`` per owner."""
-    if len(owner) == 0:
-        return np.zeros(n)
-    u = pd.DataFrame({"o": owner, "v": values}).drop_duplicates()
-    return np.bincount(u["o"].to_numpy(), minlength=n)[:n].astype(float)
-
-
-def ceil_days(seconds: np.ndarray) -> np.ndarray:
-    return seconds / float(DAY)
+    """Distinct non-negative int ``values`` per owner."""
+    o, _ = unique_pairs(owner, values)
+    return np.bincount(o, minlength=n)[:n].astype(float)
 
 
 def households_at(idx, persons: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, household) for each query row's households at its time t (started, not ended)."""
     ms = idx.memberships
-    owner, pos = ms.expand(persons, np.full(len(persons), -OFF), t)
+    owner, pos = ms.expand(persons, None, t)
     live = ms.payload["end"][pos] > t[owner]
     return unique_pairs(owner[live], ms.payload["household"][pos][live])
+
+
+def members_at(idx, h_row: np.ndarray, h_id: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, person) for the members at t of the households ``h_id`` (as :func:`households_at`
+    gives them, ``t`` being each query row's time); unknown persons dropped."""
+    mem = idx.members
+    mo, mpos = mem.expand(h_id, None, t[h_row])
+    live = mem.payload["end"][mpos] > t[h_row][mo]
+    person = mem.payload["person"][mpos][live]
+    known = person >= 0
+    return h_row[mo][live][known], person[known]
 
 
 def minus(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..contract import DISPUTE_CATEGORIES, SOURCES
 from .common import group_max, group_sum
-from .index import DAY, OFF, HistoryIndex
+from .index import DAY, HistoryIndex
 from .points import PointSet
 from .registry import Feature, REGISTRY
 
@@ -56,9 +56,9 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         "n_org_parties": np.bincount(P.op_pt, minlength=n)[:n].astype(float),
     }
     fu = idx.followups
-    out["followups"] = fu.count(P.d, np.full(n, -OFF), t).astype(float)
+    out["followups"] = fu.count(P.d, None, t).astype(float)
     out["followups_30d"] = fu.count(P.d, t - 30 * DAY, t).astype(float)
-    owner, pos = fu.expand(P.d, np.full(n, -OFF), t)
+    owner, pos = fu.expand(P.d, None, t)
     kinds = fu.payload["kind"][pos]
     for k, name in (("police_call", "followup_police_calls"), ("complaint", "followup_complaints"),
                     ("petition", "followup_petitions")):
@@ -69,7 +69,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         out[f"followup_text_{s}"] = group_sum(n, owner, sig[:, j])
 
     med = idx.mediations
-    mo, mpos = med.expand(P.d, np.full(n, -OFF), t)
+    mo, mpos = med.expand(P.d, None, t)
     m_pt = np.concatenate([mo, P.extra_mediations["pt"].to_numpy(np.int64)])
     m_t = np.concatenate([med.t[mpos], P.extra_mediations["t"].to_numpy(np.int64)])
     m_failed = np.concatenate([med.payload["failed"][mpos], P.extra_mediations["failed"].to_numpy(bool)])

@@ -79,7 +79,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     last = np.full(len(person), -OFF)
     for ev in ("dispute", "police_call", "complaint", "petition", "criminal_case"):
         tl = idx.person_events[ev]
-        start, stop = tl.bounds(person, np.full(len(person), -OFF), t)
+        start, stop = tl.bounds(person, None, t)
         has = stop > start
         i = np.where(has, stop - 1, 0)
         if ev == "dispute" and len(tl):
@@ -107,7 +107,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         before += b
     out["hist_trend_max"] = group_max(n, pt, (recent + 1.0) / (before / 3.0 + 1.0), empty=1.0)
 
-    cp = idx.counterparties.count(person, np.full(len(person), -OFF), t).astype(float)
+    cp = idx.counterparties.count(person, None, t).astype(float)
     out["hist_counterparties_max"] = group_max(n, pt, cp)
     out["hist_counterparties_sum"] = group_sum(n, pt, cp)
     return out

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import group_max, group_nunique, households_at, minus, unique_pairs, unique_parties
-from .index import OFF, HistoryIndex
+from .common import group_max, group_nunique, households_at, members_at, minus, unique_pairs, unique_parties
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import Feature, REGISTRY
 
@@ -33,27 +33,22 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     t = P.t[pt]
     h_row, h_id = households_at(idx, person, t)
     h_pt = pt[h_row]
-    h_t = P.t[h_pt]
     out: dict[str, np.ndarray] = {"hh_rented": group_max(n, h_pt, idx.household_tenure[h_id] == "rented")}
 
-    mem = idx.members
-    mo, mpos = mem.expand(h_id, np.full(len(h_id), -OFF), h_t)
-    live = mem.payload["end"][mpos] > h_t[mo]
-    m_person = mem.payload["person"][mpos][live]
-    known = m_person >= 0
+    m_row, m_person = members_at(idx, h_row, h_id, t)
     # Everyone in the parties' households, parties included (for domestic history) ...
-    e_pt, e_p = unique_pairs(h_pt[mo][live][known], m_person[known])
+    e_pt, e_p = unique_pairs(pt[m_row], m_person)
     # ... and the co-residents, parties excluded.
     c_pt, c_p = minus(e_pt, e_p, pt, person)
     c_t = P.t[c_pt]
     out["hh_coresidents"] = np.bincount(c_pt, minlength=n)[:n].astype(float)
-    flagged = idx.flags.count(c_p, np.full(len(c_p), -OFF), c_t) > 0
+    flagged = idx.flags.count(c_p, None, c_t) > 0
     out["hh_coresident_flags"] = np.bincount(c_pt[flagged], minlength=n)[:n].astype(float)
-    crim = idx.person_events["crime_suspect"].count(c_p, np.full(len(c_p), -OFF), c_t) > 0
+    crim = idx.person_events["crime_suspect"].count(c_p, None, c_t) > 0
     out["hh_coresident_criminal"] = np.bincount(c_pt[crim], minlength=n)[:n].astype(float)
 
     dis = idx.person_events["dispute"]
-    do, dpos = dis.expand(e_p, np.full(len(e_p), -OFF), P.t[e_pt])
+    do, dpos = dis.expand(e_p, None, P.t[e_pt])
     inc = dis.payload["inc"][dpos]
     fam = (idx.inc_category[inc] == "marriage_family") & (inc != P.d[e_pt[do]])
     out["hh_domestic_disputes"] = group_nunique(n, e_pt[do][fam], inc[fam])

@@ -97,13 +97,14 @@ class Timeline:
         return np.asarray(ent, np.int64) * SHIFT + (np.asarray(t, np.int64) + OFF)
 
     def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        """Positions [start, stop) of the events of ``ent`` with lo < time <= hi."""
-        start = _search(self.key, self._k(ent, lo))
+        """Positions [start, stop) of the events of ``ent`` with lo < time <= hi
+        (``lo=None``: the whole history up to hi)."""
+        start = _search(self.key, self._k(ent, -OFF if lo is None else lo))
         stop = _search(self.key, self._k(ent, hi))
         return start, np.maximum(stop, start)
 
     def count(self, ent, lo, hi) -> np.ndarray:
-        """Number of events of ``ent`` with lo < time <= hi."""
+        """Number of events of ``ent`` with lo < time <= hi (``lo=None``: since always)."""
         start, stop = self.bounds(ent, lo, hi)
         return stop - start
 

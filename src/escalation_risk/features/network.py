@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import households_at, minus, unique_pairs, unique_parties
-from .index import OFF, HistoryIndex
+from .common import households_at, members_at, minus, unique_pairs, unique_parties
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import Feature, REGISTRY
 
@@ -34,16 +34,13 @@ def _ties(idx: HistoryIndex, person: np.ndarray, t: np.ndarray, households: bool
     """(row, other) for every tie of each query person known at its t."""
     rows, others = [], []
     for tl in (idx.relations, idx.counterparties):
-        o, pos = tl.expand(person, np.full(len(person), -OFF), t)
+        o, pos = tl.expand(person, None, t)
         rows.append(o)
         others.append(tl.payload["other"][pos])
     if households:
-        h_row, h_id = households_at(idx, person, t)
-        mem = idx.members
-        mo, mpos = mem.expand(h_id, np.full(len(h_id), -OFF), t[h_row])
-        live = mem.payload["end"][mpos] > t[h_row][mo]
-        rows.append(h_row[mo][live])
-        others.append(mem.payload["person"][mpos][live])
+        m_row, m_person = members_at(idx, *households_at(idx, person, t), t)
+        rows.append(m_row)
+        others.append(m_person)
     row, other = np.concatenate(rows), np.concatenate(others)
     known = other >= 0
     return row[known], other[known]
@@ -56,9 +53,9 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     row, other = _ties(idx, person, t, households=True)
     r_pt, r_p = minus(*unique_pairs(pt[row], other), pt, person)
     r_t = P.t[r_pt]
-    crim = idx.person_events["crime_suspect"].count(r_p, np.full(len(r_p), -OFF), r_t) > 0
-    violent = idx.person_events["violent_suspect"].count(r_p, np.full(len(r_p), -OFF), r_t) > 0
-    fo, fpos = idx.flags.expand(r_p, np.full(len(r_p), -OFF), r_t)
+    crim = idx.person_events["crime_suspect"].count(r_p, None, r_t) > 0
+    violent = idx.person_events["violent_suspect"].count(r_p, None, r_t) > 0
+    fo, fpos = idx.flags.expand(r_p, None, r_t)
     violent[fo[idx.flags.payload["flag"][fpos] == "prior_violence"]] = True
     out = {"net_size": np.bincount(r_pt, minlength=n)[:n].astype(float),
            "net_criminal": np.bincount(r_pt[crim], minlength=n)[:n].astype(float),
@@ -66,7 +63,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
 
     row2, other2 = _ties(idx, r_p, r_t, households=False)
     s_pt, s_p = minus(*minus(*unique_pairs(r_pt[row2], other2), pt, person), r_pt, r_p)
-    crim2 = idx.person_events["crime_suspect"].count(s_p, np.full(len(s_p), -OFF), P.t[s_pt]) > 0
+    crim2 = idx.person_events["crime_suspect"].count(s_p, None, P.t[s_pt]) > 0
     out["net2_criminal"] = np.bincount(s_pt[crim2], minlength=n)[:n].astype(float)
     return out
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..contract import RELATIONS
 from .common import group_max, households_at, pack, unique_parties, unpack
-from .index import DAY, OFF, SHIFT, HistoryIndex, ragged
+from .index import DAY, SHIFT, HistoryIndex, ragged
 from .points import PointSet
 from .registry import Feature, REGISTRY
 
@@ -53,10 +53,10 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     pid = idx.pairs.get_indexer(a * SHIFT + b)
     ev = idx.pair_events
     own = P.d[pt]
-    start, stop = ev.bounds(pid, np.full(len(pid), -OFF), t)
+    start, stop = ev.bounds(pid, None, t)
     total = (stop - start).astype(float)
     # The scored dispute is itself a record between its parties: leave it out.
-    owner, pos = ev.expand(pid, np.full(len(pid), -OFF), t)
+    owner, pos = ev.expand(pid, None, t)
     is_own = ev.payload["inc"][pos] == own[owner]
     total -= np.bincount(owner[is_own], minlength=len(pid))[:len(pid)]
     y_start, _ = ev.bounds(pid, t - 365 * DAY, t)
@@ -76,7 +76,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
 
     # The recorded tie, known once its `since` has passed.
     rel = idx.relations
-    ro, rpos = rel.expand(a, np.full(len(a), -OFF), t)
+    ro, rpos = rel.expand(a, None, t)
     match = rel.payload["other"][rpos] == b[ro]
     kinds = pd.Series(rel.payload["relation"][rpos][match])
     rank = kinds.map({k: i for i, k in enumerate(RELATION_PRIORITY)}).to_numpy(dtype=float)

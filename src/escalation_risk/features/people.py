@@ -8,7 +8,7 @@ import numpy as np
 
 from ..contract import FLAGS
 from .common import group_max, group_min, group_sum, unique_parties
-from .index import OFF, HistoryIndex
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import Feature, REGISTRY
 
@@ -53,7 +53,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     }
     for k in ("age_max", "age_min"):
         out[k][~np.isfinite(out[k])] = np.nan
-    owner, pos = idx.flags.expand(person, np.full(len(person), -OFF), t)
+    owner, pos = idx.flags.expand(person, None, t)
     flag = idx.flags.payload["flag"][pos]
     out["n_flags"] = group_sum(n, pt[owner], np.ones(len(owner)))
     for f in FLAGS:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .index import ALWAYS, NEVER, OFF, SHIFT, HistoryIndex, to_secs, unique_keys
+from .index import ALWAYS, SHIFT, HistoryIndex, to_secs, unique_keys
 
 
 @dataclass
@@ -37,12 +37,15 @@ class PointSet:
     op_pt: np.ndarray            # organisation parties: point, org number
     op_org: np.ndarray
     # Mediations given with an online request that the history does not hold yet.
-    extra_mediations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        {"pt": pd.Series([], dtype=np.int64), "t": pd.Series([], dtype=np.int64),
-         "failed": pd.Series([], dtype=bool)}))
+    extra_mediations: pd.DataFrame = field(default_factory=lambda: _mediations([], [], []))
 
     def __len__(self) -> int:
         return len(self.t)
+
+
+def _mediations(pt, t, failed) -> pd.DataFrame:
+    return pd.DataFrame({"pt": np.asarray(pt, np.int64), "t": np.asarray(t, np.int64),
+                         "failed": np.asarray(failed, bool)})
 
 
 def _as_of_array(as_of) -> np.ndarray:
@@ -113,12 +116,11 @@ def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.
     op_org = idx.orgs.get_indexer(parties["party_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
     ok = op_org >= 0
     op = unique_keys(op_pt[ok] * SHIFT + op_org[ok])
-    extra = PointSet.__dataclass_fields__["extra_mediations"].default_factory()
+    extra = _mediations([], [], [])
     if mediations is not None and len(mediations):
         new = mediations[idx.med_ids.get_indexer(mediations["mediation_id"].to_numpy(dtype=object)) < 0]
-        extra = pd.DataFrame({"pt": pt_of.get_indexer(new["incident_id"].to_numpy(dtype=object)).astype(np.int64),
-                              "t": to_secs(new["held_at"], ALWAYS),
-                              "failed": (new["outcome"] == "failed").to_numpy()})
+        extra = _mediations(pt_of.get_indexer(new["incident_id"].to_numpy(dtype=object)),
+                            to_secs(new["held_at"], ALWAYS), (new["outcome"] == "failed").to_numpy())
     return PointSet(
         dispute_id=ids, as_of=as_of, t=t, d=idx.incident_positions(ids),
         category=incidents["category"].astype(object).to_numpy(),
@@ -133,4 +135,4 @@ def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.
     )
 
 
-__all__ = ["PointSet", "points_from_history", "points_from_records", "NEVER", "OFF"]
+__all__ = ["PointSet", "points_from_history", "points_from_records"]
