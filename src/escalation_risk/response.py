@@ -15,6 +15,7 @@ call it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -130,29 +131,37 @@ _CATEGORY_PLAN = {
 }
 
 
-def choose_plan(category: str | None, reasons: Sequence[str], level: str) -> str:
-    """The plan code for one dispute from its category, its leading reasons (feature
-    names, strongest first) and its level."""
-    lead = [r for r in reasons if r]
-    touch = lambda keys: any(any(k in r for k in keys) for r in lead)  # noqa: E731
-    if touch(_THREAT):
-        return "family_violence_warning" if category == "marriage_family" else "weapon_threat_response"
-    if category == "marriage_family" and touch(("pair_cohabit", "pair_intimate", "hh_domestic", "text_violence")):
-        return "family_violence_warning"
-    if touch(_FLAGGED):
-        return "psychological_intervention"
-    if touch(_GROUP) and category in ("labor_wage", "consumer_finance", "property_management", "land_housing"):
-        return "group_incident_prevention"
-    if touch(("petition", "text_repeated_petition")):
-        return "repeat_petition_handling"
-    if touch(_HISTORY):
-        return "police_joint_visit"
-    if level in ALERT_LEVELS:
-        return _CATEGORY_PLAN.get(category or "", "grid_visit_24h")
-    return "routine_follow_up"
+_GROUP_CATEGORIES = ("labor_wage", "consumer_finance", "property_management", "land_housing")
+
+
+def _mentions(joined: pd.Series, keys: Sequence[str]) -> np.ndarray:
+    """Whether any reason (joined by '|') contains any of ``keys``."""
+    return joined.str.contains("|".join(re.escape(k) for k in keys), regex=True).to_numpy(dtype=bool)
 
 
 def choose_plans(categories: Sequence, reasons: Sequence[Sequence[str]], levels: Sequence[str]) -> np.ndarray:
-    """:func:`choose_plan` over many disputes."""
-    return np.array([choose_plan(c if isinstance(c, str) else None, r, lv)
-                     for c, r, lv in zip(categories, reasons, levels)], dtype=object)
+    """The plan code of each dispute from its category, its leading reasons (feature
+    names, strongest first) and its level; the first rule that applies wins."""
+    cat = pd.Series(list(categories), dtype=object).where(lambda c: c.map(lambda v: isinstance(v, str)), "")
+    joined = pd.Series([list(r) for r in reasons], dtype=object).str.join("|").fillna("")
+    level = np.asarray(list(levels), dtype=object)
+    family = (cat == "marriage_family").to_numpy()
+    threat = _mentions(joined, _THREAT)
+    rules = [
+        (threat & family, "family_violence_warning"),
+        (threat, "weapon_threat_response"),
+        (family & _mentions(joined, ("pair_cohabit", "pair_intimate", "hh_domestic", "text_violence")),
+         "family_violence_warning"),
+        (_mentions(joined, _FLAGGED), "psychological_intervention"),
+        (_mentions(joined, _GROUP) & cat.isin(_GROUP_CATEGORIES).to_numpy(), "group_incident_prevention"),
+        (_mentions(joined, ("petition", "text_repeated_petition")), "repeat_petition_handling"),
+        (_mentions(joined, _HISTORY), "police_joint_visit"),
+    ]
+    by_category = cat.map(_CATEGORY_PLAN).fillna("grid_visit_24h").to_numpy(dtype=object)
+    fallback = np.where(np.isin(level, ALERT_LEVELS), by_category, "routine_follow_up")
+    return np.select([m for m, _ in rules], [p for _, p in rules], default=fallback).astype(object)
+
+
+def choose_plan(category: str | None, reasons: Sequence[str], level: str) -> str:
+    """:func:`choose_plans` for one dispute."""
+    return str(choose_plans([category], [list(reasons)], [level])[0])
