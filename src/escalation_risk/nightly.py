@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .alerts import AlertStore, NightSummary
 from .dataset import Dataset, load_dataset
-from .model import RiskModel, load_model
+from .model import RiskModel, load_model, open_points
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,9 @@ def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, 
 
     t0 = time.perf_counter()
     steps.set_postfix_str("score open disputes")
-    open_ids = ds.incidents.loc[(ds.incidents["kind"] == "dispute") & (ds.incidents["reported_at"] <= night)
-                                & ~(ds.incidents["closed_at"] <= night), "incident_id"]
-    previous = st.previous_scores(open_ids.tolist(), before=night)
-    scores = rm.score(ds, night, history=previous, thresholds=thresholds)
+    points = open_points(ds, night)
+    previous = st.previous_scores(points["dispute_id"].tolist(), before=night)
+    scores = rm.score(ds, points, history=previous, thresholds=thresholds)
     seconds["score"] = time.perf_counter() - t0
     steps.update()
 
