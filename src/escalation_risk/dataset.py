@@ -472,6 +472,14 @@ def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
     return _build(tables, errors=errors, key=key, source=str(folder))
 
 
+def _require_columns(spec: TableSpec, columns) -> None:
+    """Raise (whatever the error mode) when required columns are absent: nothing to keep."""
+    absent = [c.name for c in spec.columns if c.required and c.name not in columns]
+    if absent:
+        raise DataValidationError(pd.concat(
+            [_structural(spec.name, c, "required column is missing").problems for c in absent], ignore_index=True))
+
+
 def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
     """values.isin(keys) for id strings through Arrow's hash set: pandas' Arrow-string
     isin builds a Python object per key, which dominated loading a large district."""
@@ -528,10 +536,7 @@ def validate_rows(name: str, rows: pd.DataFrame | list[dict], *, pseudonym_key: 
         columns = list(rows.columns)
     else:
         columns = list(dict.fromkeys(k for r in records for k in r))
-    absent = [c.name for c in spec.columns if c.required and c.name not in columns]
-    if absent:
-        raise DataValidationError(pd.concat(
-            [_structural(name, c, "required column is missing").problems for c in absent], ignore_index=True))
+    _require_columns(spec, columns)
     key = resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None
     n = len(records) if records is not None else len(rows)
     if engine == "records" or (engine == "auto" and n <= SMALL and not PII_COLUMNS[name]):
@@ -688,10 +693,7 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
             continue
         raw = tables[name].reset_index(drop=True)
         rows_read[name] = len(raw)
-        absent = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
-        if absent:
-            raise DataValidationError(pd.concat(
-                [_structural(name, c, "required column is missing").problems for c in absent], ignore_index=True))
+        _require_columns(spec, raw.columns)
         raw, df, probs = _parse_table(name, raw, key)
         problems.extend(probs)
         parsed[name] = df
