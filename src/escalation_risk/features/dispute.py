@@ -56,9 +56,9 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         "n_org_parties": np.bincount(P.op_pt, minlength=n)[:n].astype(float),
     }
     fu = idx.followups
-    out["followups"] = fu.count(P.d, None, t).astype(float)
-    out["followups_30d"] = fu.count(P.d, t - 30 * DAY, t).astype(float)
     owner, pos = fu.expand(P.d, None, t)
+    out["followups"] = np.bincount(owner, minlength=n)[:n].astype(float)
+    out["followups_30d"] = group_sum(n, owner, fu.t[pos] > t[owner] - 30 * DAY)
     kinds = fu.payload["kind"][pos]
     for k, name in (("police_call", "followup_police_calls"), ("complaint", "followup_complaints"),
                     ("petition", "followup_petitions")):
