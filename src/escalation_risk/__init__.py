@@ -12,6 +12,7 @@ The public API is this page; everything else is importable but not promised::
     model.save("models/default"); model = er.load_model("models/default")
     scores = model.score(ds, "2025-06-30")        # every dispute open that night
     a = er.Scorer(model, ds).score_dispute(dispute, parties)
+    cases = er.similar_cases(model, ds, dispute_id, as_of, k=10)  # the typical-case library
 """
 
 from ._version import __version__  # noqa: E402,F401
@@ -24,6 +25,7 @@ from .features import build_features, feature_table  # noqa: E402
 from .labels import make_labels  # noqa: E402
 from .model import RiskModel, backtest, evaluate, load_model, train  # noqa: E402
 from .scoring import RiskAssessment, Scorer, score_dispute  # noqa: E402
+from .cases import CaseIndex, build_case_index, similar_cases, typical_cases  # noqa: E402
 from .alerts import AlertStore  # noqa: E402
 from .nightly import run_night  # noqa: E402
 
@@ -33,6 +35,7 @@ __all__ = [
     "build_features", "feature_table", "make_labels",
     "RiskModel", "train", "evaluate", "backtest", "load_model",
     "RiskAssessment", "Scorer", "score_dispute",
+    "CaseIndex", "build_case_index", "similar_cases", "typical_cases",
     "AlertStore", "run_night",
     "__version__",
 ]

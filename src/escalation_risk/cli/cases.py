@@ -1,0 +1,153 @@
+"""``cases``: the past disputes most like one, and the typical-case library of a period."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from ..dataset import DataValidationError, Dataset, load_dataset
+
+MODEL_ENV = "ESCALATION_RISK_MODEL"
+DEFAULT_MODEL = "models/default"
+
+
+def _when(value: str | None, name: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        ts = pd.NaT
+    if pd.isna(ts):
+        raise click.BadParameter(f"expected a date like 2025-06-30 or 2025-06-30T14:00, got {value!r}",
+                                 param_hint=name)
+    return ts
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def case_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """An answer table as JSON-ready dicts."""
+    return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict("records")]
+
+
+def for_csv(df: pd.DataFrame) -> pd.DataFrame:
+    """List and dict columns as JSON text, for a CSV file."""
+    out = df.copy()
+    for col in ("reasons", "reason_features", "shared_reasons", "mediations"):
+        if col in out.columns:
+            out[col] = [json.dumps(_plain(v), ensure_ascii=False) for v in out[col]]
+    return out
+
+
+def case_lines(df: pd.DataFrame, *, reasons: bool = True) -> list[str]:
+    """A readable block per case, for a terminal."""
+    lines = []
+    for r in df.itertuples(index=False):
+        esc = {True: "escalated" + (f" ({r.escalated_offence})" if r.escalated_offence else ""),
+               False: "did not escalate", None: "outcome not yet known"}[r.escalated]
+        meds = ", ".join(f"{m['held_at'][:10]} {m['mediator_type']}: {m['outcome']}" for m in r.mediations) or "none"
+        closed = f", closed {pd.Timestamp(r.closed_at):%Y-%m-%d}" if r.closed_at is not None and \
+            not pd.isna(r.closed_at) else ""
+        other = "" if r.same_category else " [other category]"
+        lines.append(f"{r.rank:>2}. {r.dispute_id} {r.category}{other}, reported {r.reported_at:%Y-%m-%d}, "
+                     f"score then {r.probability:.2f} ({r.level}); plan {r.plan}; {esc}{closed}")
+        lines.append(f"    mediations: {meds}")
+        if reasons and r.reasons:
+            lines.append(f"    reasons then: {'; '.join(r.reasons)}")
+    return lines
+
+
+def _load(data_dir: str) -> Dataset:
+    try:
+        return load_dataset(data_dir)
+    except DataValidationError as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(1)
+
+
+@click.command("cases")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--dispute", "dispute_id", default=None, help="The dispute whose similar past cases are wanted.")
+@click.option("--as-of", "as_of", default=None,
+              help="What was known at this moment (required with --dispute; default for --typical: the data's end).")
+@click.option("--model", "model_dir", default=lambda: os.environ.get(MODEL_ENV, DEFAULT_MODEL),
+              show_default=f"${MODEL_ENV} or {DEFAULT_MODEL}", type=click.Path(file_okay=False),
+              help="Model directory.")
+@click.option("--k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="How many cases.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--typical", is_flag=True, help="Build the typical-case library of a period instead.")
+@click.option("--start", default=None, help="--typical: disputes reported from this date.")
+@click.option("--end", default=None, help="--typical: disputes reported before this date.")
+@click.option("--per-category", default=3, show_default=True, type=click.IntRange(min=1),
+              help="--typical: escalated and defused cases per category.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="--typical: write typical-cases.csv and typical-cases.md here (default: print the report).")
+def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: str, k: int, fmt: str,
+          typical: bool, start: str | None, end: str | None, per_category: int, out_dir: str | None) -> None:
+    """The past disputes most like --dispute as known at --as-of, in the model's own terms
+    (nearest on SHAP contributions, same category first); or, with --typical, the
+    typical-case library of a period: per category the typical escalations and the
+    near-misses that were defused, with their reasons and what was done."""
+    from ..artifacts import ModelLoadError
+    from ..cases import build_case_index, similar_cases, typical_cases, typical_report
+    from ..model import load_model
+    if not typical and (dispute_id is None or as_of is None):
+        raise click.UsageError("give --dispute ID and --as-of DATE (or --typical)")
+    t = _when(as_of, "--as-of")
+    t0, t1 = _when(start, "--start"), _when(end, "--end")
+    ds = _load(data_dir)
+    try:
+        model = load_model(model_dir)
+        if typical:
+            index = build_case_index(model, ds, t)
+            lib = typical_cases(index, t0, t1, as_of=t, per_category=per_category)
+            report = typical_report(lib)
+            if out_dir is not None:
+                out = Path(out_dir)
+                out.mkdir(parents=True, exist_ok=True)
+                for_csv(lib).to_csv(out / "typical-cases.csv", index=False)
+                (out / "typical-cases.md").write_text(report, encoding="utf-8")
+                click.echo(f"{len(lib)} cases in {lib['category'].nunique() if len(lib) else 0} categories: "
+                           f"{out / 'typical-cases.csv'}, {out / 'typical-cases.md'}")
+            elif fmt == "csv":
+                click.echo(for_csv(lib).to_csv(index=False), nl=False)
+            elif fmt == "json":
+                click.echo(json.dumps(case_records(lib), ensure_ascii=False, indent=2))
+            else:
+                click.echo(report)
+            return
+        assert dispute_id is not None and t is not None
+        df = similar_cases(model, ds, dispute_id, t, k=k)
+    except (ModelLoadError, FileNotFoundError, ValueError) as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(1)
+    q = df.attrs["query"]
+    if fmt == "json":
+        click.echo(json.dumps({"query": q, "cases": case_records(df)}, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        click.echo(for_csv(df).to_csv(index=False), nl=False)
+    else:
+        click.echo(f"dispute {q['dispute_id']} ({q['category']}) at {q['as_of'][:16]}: score {q['probability']:.2f}; "
+                   f"leading reasons {', '.join(q['reason_features']) or '-'}")
+        click.echo(f"the {len(df)} most similar past disputes (model {q['model_version']}):")
+        for line in case_lines(df):
+            click.echo(line)
