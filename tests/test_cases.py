@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import KEY
 
 import escalation_risk as er
 from escalation_risk.cases import CASE_COLUMNS, build_case_index, case_index, typical_cases, typical_report
 from escalation_risk.labels import data_end
-
-from conftest import KEY
 
 
 def _disputes(ds, start, end):

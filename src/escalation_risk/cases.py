@@ -314,11 +314,12 @@ def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days:
             en[i] = [r["en"] for r in rs]
             zh[i] = [r["zh"] for r in rs]
     levels = assign_levels(prob, model.thresholds)
-    plans = choose_plans(cat.tolist(), feats, levels)
+    plans = choose_plans(cat.tolist(), feats, levels.tolist())
 
     # Category blocks, each in report order: "known at t" is then a prefix.
     order = np.lexsort((ids.astype(str), rep, cat.astype(str)))
-    ids, rep, cat, C, prob, levels, plans = (a[order] for a in (ids, rep, cat, C, prob, levels, plans))
+    ids, rep, cat, levels, plans = (a[order] for a in (ids, rep, cat, levels, plans))
+    C, prob = C[order], prob[order]
     feats, en, zh = ([lst[i] for i in order] for lst in (feats, en, zh))
     blocks: dict[str, tuple[int, int]] = {}
     if n:

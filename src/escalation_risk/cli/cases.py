@@ -11,7 +11,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..dataset import DataValidationError, Dataset, load_dataset
+from ..dataset import Dataset, DataValidationError, load_dataset
 
 MODEL_ENV = "ESCALATION_RISK_MODEL"
 DEFAULT_MODEL = "models/default"
@@ -81,7 +81,7 @@ def _load(data_dir: str) -> Dataset:
         return load_dataset(data_dir)
     except DataValidationError as e:
         click.echo(str(e), err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 @click.command("cases")
@@ -139,7 +139,7 @@ def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: s
         df = similar_cases(model, ds, dispute_id, t, k=k)
     except (ModelLoadError, FileNotFoundError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     q = df.attrs["query"]
     if fmt == "json":
         click.echo(json.dumps({"query": q, "cases": case_records(df)}, ensure_ascii=False, indent=2))
