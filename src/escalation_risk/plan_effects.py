@@ -37,7 +37,8 @@ from .dataset import Dataset
 from .labels import DEFAULT_HORIZON_DAYS, make_labels
 from .response import ALERT_LEVELS
 
-__all__ = ["CAVEAT", "plan_units", "score_band", "plan_effects", "format_plan_report", "plot_plan_effects", "REPORT_COLUMNS"]
+__all__ = ["CAVEAT", "plan_units", "score_band", "plan_effects", "format_plan_report", "plot_plan_effects",
+           "REPORT_COLUMNS"]
 
 CAVEAT = ("Observational: plans were not assigned at random. Each plan is compared with disputes of the same "
           "category and a similar score that got another plan, which removes the risk the score and the category "
