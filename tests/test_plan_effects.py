@@ -161,3 +161,26 @@ def test_cli_plans_report(tmp_path, store_url, small_district):
                            env={"ESCALATION_RISK_PSEUDONYM_KEY": KEY})
     got = json.loads(r.output)
     assert got["caveat"] == CAVEAT and {row["plan"] for row in got["rows"]} >= {"routine_follow_up"}
+
+
+def test_alerts_show_lists_three_similar_past_cases(tmp_path, store_url, small_district, small_model):
+    from click.testing import CliRunner
+
+    from escalation_risk.cli import main
+    data, model_dir = tmp_path / "data", tmp_path / "model"
+    small_district.write(data)
+    small_model.save(model_dir)
+    with er.AlertStore(store_url[0]) as st:
+        a = st.alerts().iloc[0]
+    env = {"ESCALATION_RISK_PSEUDONYM_KEY": KEY, "ESCALATION_RISK_DATA": None}
+    args = ["alerts", "show", str(a["alert_id"]), "--store", store_url[0]]
+    r = CliRunner().invoke(main, args + ["--data", str(data), "--model", str(model_dir), "--format", "json"],
+                           env=env)
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)["similar_cases"]
+    want = er.similar_cases(small_model, small_district, a["dispute_id"], a["last_as_of"], k=3)
+    assert [c["dispute_id"] for c in got] == want["dispute_id"].tolist()
+    r = CliRunner().invoke(main, args + ["--data", str(data), "--model", str(model_dir)], env=env)
+    assert r.exit_code == 0 and "similar past cases:" in r.output and " 3. " in r.output
+    r = CliRunner().invoke(main, args, env=env)  # without the data the alert is still shown
+    assert r.exit_code == 0 and "give --data DIR" in r.output

@@ -151,3 +151,21 @@ def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: s
         click.echo(f"the {len(df)} most similar past disputes (model {q['model_version']}):")
         for line in case_lines(df):
             click.echo(line)
+
+
+def alert_cases(alert: dict[str, Any], data_dir: str | None, model_dir: str, *, as_json: bool = False,
+                k: int = 3) -> list | str:
+    """The ``k`` most similar past cases of an alert's dispute at the night it last showed:
+    JSON-ready dicts, or a one-line note when they cannot be found (the alert view
+    must work without the data)."""
+    if data_dir is None:
+        return "(give --data DIR, or set ESCALATION_RISK_DATA, to list the three most similar past cases)"
+    from ..artifacts import ModelLoadError
+    from ..cases import similar_cases
+    from ..model import load_model
+    try:
+        ds = load_dataset(data_dir)
+        df = similar_cases(load_model(model_dir), ds, str(alert["dispute_id"]), alert["last_as_of"], k=k)
+    except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as e:
+        return f"(similar past cases unavailable: {' '.join(str(e).split())})"
+    return case_records(df) if as_json else case_lines(df)
