@@ -49,10 +49,10 @@ from .explain import top_reasons
 from .features import build_features, compute_features, history_index, points_from_records
 from .labels import DEFAULT_HORIZON_DAYS, data_end
 from .linking import link_persons
-from .model import RiskModel
+from .model import RiskModel, apply_calibrator
 from .response import ALERT_LEVELS, PLANS, assign_levels, choose_plans
 
-__all__ = ["CaseIndex", "build_case_index", "case_index", "similar_cases", "similar_to_records",
+__all__ = ["CaseIndex", "build_case_index", "case_index", "use_case_index", "similar_cases", "similar_to_records",
            "typical_cases", "typical_report", "CASE_COLUMNS"]
 
 #: The columns of an answer, one row per similar past dispute, nearest first.
@@ -92,7 +92,9 @@ class CaseIndex:
     closed_at: np.ndarray = field(default_factory=lambda: np.zeros(0, "datetime64[ns]"))
     crime_known_at: np.ndarray = field(default_factory=lambda: np.zeros(0, "datetime64[ns]"))
     crime_offence: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
-    mediations: pd.DataFrame = field(default_factory=pd.DataFrame)  # sorted by case row, held_at
+    # Mediations of the cases as plain arrays (held_at, outcome_known_at, mediator_type, outcome),
+    # sorted by case row then held_at; a case's are [med_start, med_end).
+    mediations: dict[str, np.ndarray] = field(default_factory=dict)
     med_start: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     med_end: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     _pos: pd.Index | None = field(default=None, repr=False)
@@ -171,15 +173,14 @@ class CaseIndex:
 
     def mediations_of(self, row: int, as_of) -> list[dict]:
         """The mediations of one case held by ``as_of``, outcomes as recorded by then."""
-        t = pd.Timestamp(as_of)
-        m = self.mediations.iloc[self.med_start[row]:self.med_end[row]]
-        out = []
-        for held, known, who, outcome in zip(m["held_at"], m["outcome_known_at"], m["mediator_type"], m["outcome"]):
-            if held > t:
-                break  # sorted by held_at within the case
-            out.append({"held_at": pd.Timestamp(held).isoformat(), "mediator_type": str(who),
-                        "outcome": str(outcome) if known <= t else "pending"})
-        return out
+        t = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "ns")
+        lo, hi = int(self.med_start[row]), int(self.med_end[row])
+        m = self.mediations
+        held, known = m["held_at"][lo:hi], m["outcome_known_at"][lo:hi]
+        n = int(np.searchsorted(held, t, side="right"))  # sorted by held_at within the case
+        who, outcome = m["mediator_type"][lo:lo + n], m["outcome"][lo:lo + n]
+        return [{"held_at": pd.Timestamp(held[i]).isoformat(), "mediator_type": str(who[i]),
+                 "outcome": str(outcome[i]) if known[i] <= t else "pending"} for i in range(n)]
 
     def records(self, rows: np.ndarray, distances: np.ndarray, as_of, *, query_category: str | None = None,
                 query_reasons: Iterable[str] = ()) -> pd.DataFrame:
@@ -245,7 +246,7 @@ def _escalation_facts(ds: Dataset, ids: np.ndarray, rep: np.ndarray, horizon_day
     return known, offence
 
 
-def _mediation_table(ds: Dataset, ids: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _mediation_table(ds: Dataset, ids: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Mediations of the indexed disputes sorted by case row and held_at, with each
     case's [start, end) slice; ``outcome_known_at`` is ``outcome_at`` when the data
     carry it (contract 1.1), else ``held_at``."""
@@ -261,7 +262,11 @@ def _mediation_table(ds: Dataset, ids: np.ndarray) -> tuple[pd.DataFrame, np.nda
     r = out["row"].to_numpy()
     start = np.searchsorted(r, np.arange(len(ids)), side="left")
     end = np.searchsorted(r, np.arange(len(ids)), side="right")
-    return out, start, end
+    arrays = {"held_at": out["held_at"].to_numpy(dtype="datetime64[ns]"),
+              "outcome_known_at": out["outcome_known_at"].to_numpy(dtype="datetime64[ns]"),
+              "mediator_type": out["mediator_type"].to_numpy(dtype=object),
+              "outcome": out["outcome"].to_numpy(dtype=object)}
+    return arrays, start, end
 
 
 def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days: int | None = None,
@@ -345,21 +350,30 @@ def case_index(model: RiskModel, ds: Dataset) -> CaseIndex:
     return idx
 
 
+def use_case_index(ds: Dataset, index: CaseIndex) -> None:
+    """Make ``index`` (e.g. tonight's, built by the nightly job) the one :func:`case_index`
+    returns for ``ds`` and the index's model."""
+    ds.cache[(_CACHE_KEY, index.model_version)] = index
+
+
 # ---------------------------------------------------------------------- queries
 
 def _answer(model: RiskModel, index: CaseIndex, X: pd.DataFrame, dispute_id: str, as_of, k: int,
             same_category_first: bool) -> pd.DataFrame:
     if index.model_version != model.version:
         raise ValueError(f"the case index was built with model {index.model_version}, not {model.version}")
-    contrib = model.contributions(X)
-    q = contrib[index.feature_names].to_numpy(dtype=np.float32)[0]
+    contrib = model.contributions(X)  # columns: the model's features, then the bias
+    row = contrib.to_numpy(dtype=np.float64)[0]
+    q = row[:-1].astype(np.float32)
+    # The contributions add up to the raw score: no second pass through the trees.
+    probability = float(apply_calibrator(np.array([row.sum()]), model.calibrator)[0])
     category = str(X["category"].astype(object).iloc[0])
     query_reasons = [r["feature"] for r in top_reasons(contrib, X, 3)[0]]
     rows, dist = index.neighbours(q, category, as_of, k=k, exclude=dispute_id,
                                   same_category_first=same_category_first)
     out = index.records(rows, dist, as_of, query_category=category, query_reasons=query_reasons)
     out.attrs["query"] = {"dispute_id": dispute_id, "as_of": pd.Timestamp(as_of).isoformat(),
-                          "category": category, "probability": float(model.predict_proba(X)[0]),
+                          "category": category, "probability": probability,
                           "reason_features": query_reasons, "model_version": model.version}
     return out
 
