@@ -196,3 +196,28 @@ def test_cli_cases(tmp_path, small_district, small_model):
     assert (out / "typical-cases.md").read_text().startswith("# Typical cases")
     r = runner.invoke(main, ["cases", str(data), "--model", str(model_dir)], env=env)
     assert r.exit_code == 2 and "--dispute" in r.output
+    # The nightly index: built once, then read by the queries.
+    idx_dir = tmp_path / "index"
+    r = runner.invoke(main, ["cases", str(data), "--build-index", str(idx_dir), "--as-of", "2025-06-30",
+                             "--model", str(model_dir)], env=env)
+    assert r.exit_code == 0 and (idx_dir / "manifest.json").is_file(), r.output
+    r = runner.invoke(main, ["cases", str(data), "--dispute", d["incident_id"], "--as-of", as_of, "--index",
+                             str(idx_dir), "--model", str(model_dir), "--k", "4", "--format", "json"], env=env)
+    assert r.exit_code == 0 and json.loads(r.output) == got
+
+
+def test_index_saved_and_loaded_gives_the_same_answers(tmp_path, small_district, small_model, queries):
+    from escalation_risk.cases import CaseIndexLoadError, load_case_index
+    idx = case_index(small_model, small_district)
+    idx.save(tmp_path / "idx")
+    back = load_case_index(tmp_path / "idx", small_model)
+    assert len(back) == len(idx) and back.blocks == idx.blocks
+    for did, as_of in queries[:5]:
+        a = er.similar_cases(small_model, small_district, did, as_of, index=idx)
+        b = er.similar_cases(small_model, small_district, did, as_of, index=back)
+        pd.testing.assert_frame_equal(a, b)
+    with open(tmp_path / "idx" / "contributions.npy", "r+b") as f:  # a changed file is refused
+        f.seek(-4, 2)
+        f.write(b"\x00\x00\x80\x7f")
+    with pytest.raises(CaseIndexLoadError, match="contributions.npy: missing or changed"):
+        load_case_index(tmp_path / "idx")

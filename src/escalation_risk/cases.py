@@ -37,13 +37,16 @@ near-misses that looked like them (alerted) but were defused, with what was done
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .artifacts import sha256_file
 from .dataset import Dataset, validate_rows
 from .explain import top_reasons
 from .features import build_features, compute_features, history_index, points_from_records
@@ -52,7 +55,8 @@ from .linking import link_persons
 from .model import RiskModel, apply_calibrator
 from .response import ALERT_LEVELS, PLANS, assign_levels, choose_plans
 
-__all__ = ["CaseIndex", "build_case_index", "case_index", "use_case_index", "similar_cases", "similar_to_records",
+__all__ = ["CaseIndex", "build_case_index", "case_index", "use_case_index", "load_case_index",
+           "CaseIndexLoadError", "similar_cases", "similar_to_records",
            "typical_cases", "typical_report", "CASE_COLUMNS"]
 
 #: The columns of an answer, one row per similar past dispute, nearest first.
@@ -208,6 +212,80 @@ class CaseIndex:
                 "distance": float(dist),
             })
         return pd.DataFrame(recs, columns=CASE_COLUMNS)
+
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index to a folder of plain files (Parquet, one ``.npy`` of floats and
+        a JSON manifest with their SHA-256); no pickle. Returns the folder."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        cases = pd.DataFrame({
+            "dispute_id": self.dispute_id.astype(str), "category": self.category.astype(str),
+            "reported_at": self.reported_at, "probability": self.probability, "level": self.level.astype(str),
+            "plan": self.plan.astype(str),
+            "reason_features": [json.dumps(r) for r in self.reason_features],
+            "reasons_en": [json.dumps(r, ensure_ascii=False) for r in self.reasons_en],
+            "reasons_zh": [json.dumps(r, ensure_ascii=False) for r in self.reasons_zh],
+            "closed_at": self.closed_at, "crime_known_at": self.crime_known_at,
+            "crime_offence": [None if v is None else str(v) for v in self.crime_offence],
+            "med_start": self.med_start, "med_end": self.med_end})
+        cases.to_parquet(out / _FILES[0], index=False)
+        pd.DataFrame({k: (v.astype(str) if v.dtype == object else v) for k, v in self.mediations.items()}) \
+            .to_parquet(out / _FILES[1], index=False)
+        np.save(out / _FILES[2], self.contributions, allow_pickle=False)
+        manifest = {"format": _FORMAT, "format_version": 1, "model_version": self.model_version,
+                    "night": self.night.isoformat(), "horizon_days": self.horizon_days,
+                    "feature_names": self.feature_names, "blocks": {k: list(v) for k, v in self.blocks.items()},
+                    "sha256": {f: sha256_file(out / f) for f in _FILES}}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        return out
+
+
+_FORMAT = "escalation-risk-case-index"
+_FILES = ("cases.parquet", "mediations.parquet", "contributions.npy")
+
+
+class CaseIndexLoadError(ValueError):
+    """A case-index folder that cannot be used; the message names the file."""
+
+
+def load_case_index(path: str | Path, model: RiskModel | None = None) -> CaseIndex:
+    """Read a folder written by :meth:`CaseIndex.save`, checking every file's hash (and,
+    with ``model``, that the index was built with it)."""
+    folder = Path(path)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CaseIndexLoadError(f"{folder / 'manifest.json'}: not a readable case index ({e})") from None
+    if manifest.get("format") != _FORMAT:
+        raise CaseIndexLoadError(f"{folder / 'manifest.json'}: not a case index")
+    for f in _FILES:
+        if not (folder / f).is_file() or sha256_file(folder / f) != manifest["sha256"].get(f):
+            raise CaseIndexLoadError(f"{folder / f}: missing or changed since the index was written")
+    if model is not None and manifest["model_version"] != model.version:
+        raise CaseIndexLoadError(f"{folder}: built with model {manifest['model_version']}, not {model.version}")
+    c = pd.read_parquet(folder / _FILES[0])
+    m = pd.read_parquet(folder / _FILES[1])
+    offence = c["crime_offence"].to_numpy(dtype=object)
+    return CaseIndex(
+        model_version=manifest["model_version"], night=pd.Timestamp(manifest["night"]),
+        horizon_days=int(manifest["horizon_days"]), dispute_id=c["dispute_id"].to_numpy(dtype=object),
+        category=c["category"].to_numpy(dtype=object), reported_at=c["reported_at"].to_numpy("datetime64[ns]"),
+        probability=c["probability"].to_numpy(dtype=float), level=c["level"].to_numpy(dtype=object),
+        plan=c["plan"].to_numpy(dtype=object), reason_features=[json.loads(v) for v in c["reason_features"]],
+        reasons_en=[json.loads(v) for v in c["reasons_en"]], reasons_zh=[json.loads(v) for v in c["reasons_zh"]],
+        contributions=np.load(folder / _FILES[2], allow_pickle=False), feature_names=list(manifest["feature_names"]),
+        blocks={k: (int(v[0]), int(v[1])) for k, v in manifest["blocks"].items()},
+        closed_at=c["closed_at"].to_numpy("datetime64[ns]"),
+        crime_known_at=c["crime_known_at"].to_numpy("datetime64[ns]"),
+        crime_offence=np.array([None if v is None or pd.isna(v) else v for v in offence], dtype=object),
+        mediations={"held_at": m["held_at"].to_numpy("datetime64[ns]"),
+                    "outcome_known_at": m["outcome_known_at"].to_numpy("datetime64[ns]"),
+                    "mediator_type": m["mediator_type"].to_numpy(dtype=object),
+                    "outcome": m["outcome"].to_numpy(dtype=object)},
+        med_start=c["med_start"].to_numpy(dtype=np.int64), med_end=c["med_end"].to_numpy(dtype=np.int64))
 
 
 # ---------------------------------------------------------------------- building

@@ -14,6 +14,7 @@ import pandas as pd
 from ..dataset import Dataset, DataValidationError, load_dataset
 
 MODEL_ENV = "ESCALATION_RISK_MODEL"
+INDEX_ENV = "ESCALATION_RISK_CASE_INDEX"
 DEFAULT_MODEL = "models/default"
 
 
@@ -101,24 +102,46 @@ def _load(data_dir: str) -> Dataset:
               help="--typical: escalated and defused cases per category.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="--typical: write typical-cases.csv and typical-cases.md here (default: print the report).")
+@click.option("--index", "index_dir", envvar=INDEX_ENV, default=None, type=click.Path(file_okay=False),
+              help=f"A case index written by --build-index (env {INDEX_ENV}); default: build one now.")
+@click.option("--build-index", "build_dir", default=None, type=click.Path(file_okay=False),
+              help="Build the case index of the night --as-of (default: the data's end) into this folder, "
+                   "reusing --index (last night's) for the disputes it holds.")
 def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: str, k: int, fmt: str,
-          typical: bool, start: str | None, end: str | None, per_category: int, out_dir: str | None) -> None:
+          typical: bool, start: str | None, end: str | None, per_category: int, out_dir: str | None,
+          index_dir: str | None, build_dir: str | None) -> None:
     """The past disputes most like --dispute as known at --as-of, in the model's own terms
     (nearest on SHAP contributions, same category first); or, with --typical, the
     typical-case library of a period: per category the typical escalations and the
-    near-misses that were defused, with their reasons and what was done."""
+    near-misses that were defused, with their reasons and what was done; or, with
+    --build-index, tonight's case index for the others to load."""
     from ..artifacts import ModelLoadError
-    from ..cases import build_case_index, similar_cases, typical_cases, typical_report
+    from ..cases import (
+        CaseIndexLoadError,
+        build_case_index,
+        load_case_index,
+        similar_cases,
+        typical_cases,
+        typical_report,
+    )
     from ..model import load_model
-    if not typical and (dispute_id is None or as_of is None):
-        raise click.UsageError("give --dispute ID and --as-of DATE (or --typical)")
+    if not (typical or build_dir) and (dispute_id is None or as_of is None):
+        raise click.UsageError("give --dispute ID and --as-of DATE (or --typical, or --build-index DIR)")
     t = _when(as_of, "--as-of")
     t0, t1 = _when(start, "--start"), _when(end, "--end")
     ds = _load(data_dir)
     try:
         model = load_model(model_dir)
+        index = load_case_index(index_dir, model) if index_dir else None
+        if build_dir:
+            index = build_case_index(model, ds, t, previous=index)
+            index.save(build_dir)
+            click.echo(f"case index of {index.night:%Y-%m-%d %H:%M}: {len(index):,} disputes, "
+                       f"model {index.model_version} -> {build_dir}")
+            return
         if typical:
-            index = build_case_index(model, ds, t)
+            if index is None or (t is not None and index.night < t):
+                index = build_case_index(model, ds, t)
             lib = typical_cases(index, t0, t1, as_of=t, per_category=per_category)
             report = typical_report(lib)
             if out_dir is not None:
@@ -136,8 +159,8 @@ def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: s
                 click.echo(report)
             return
         assert dispute_id is not None and t is not None
-        df = similar_cases(model, ds, dispute_id, t, k=k)
-    except (ModelLoadError, FileNotFoundError, ValueError) as e:
+        df = similar_cases(model, ds, dispute_id, t, k=k, index=index)
+    except (ModelLoadError, CaseIndexLoadError, FileNotFoundError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
     q = df.attrs["query"]
@@ -161,11 +184,14 @@ def alert_cases(alert: dict[str, Any], data_dir: str | None, model_dir: str, *, 
     if data_dir is None:
         return "(give --data DIR, or set ESCALATION_RISK_DATA, to list the three most similar past cases)"
     from ..artifacts import ModelLoadError
-    from ..cases import similar_cases
+    from ..cases import load_case_index, similar_cases
     from ..model import load_model
     try:
         ds = load_dataset(data_dir)
-        df = similar_cases(load_model(model_dir), ds, str(alert["dispute_id"]), alert["last_as_of"], k=k)
+        model = load_model(model_dir)
+        # Tonight's index when the nightly job left one ($ESCALATION_RISK_CASE_INDEX), else built now.
+        index = load_case_index(os.environ[INDEX_ENV], model) if os.environ.get(INDEX_ENV) else None
+        df = similar_cases(model, ds, str(alert["dispute_id"]), alert["last_as_of"], k=k, index=index)
     except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as e:
         return f"(similar past cases unavailable: {' '.join(str(e).split())})"
     return case_records(df) if as_json else case_lines(df)
