@@ -293,9 +293,11 @@ def load_case_index(path: str | Path, model: RiskModel | None = None) -> CaseInd
 def _escalation_facts(ds: Dataset, ids: np.ndarray, rep: np.ndarray, horizon_days: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     """For each dispute: when a crime counting for its label was first reported (NaT: none)
-    and that crime's offence. The label's rule (labels.py): a criminal case with
-    ``reported < occurred_at <= reported + horizon`` sharing a canonical person party
-    or naming the dispute in ``related_incident_id``."""
+    and that crime's offence. The label's rule (labels.py, checked against it in the
+    tests): a criminal case with ``reported < occurred_at <= reported + horizon``
+    sharing a canonical person party or naming the dispute in ``related_incident_id``;
+    known once the case is reported (and, for a shared party, once both parties are on
+    record)."""
     inc = ds.incidents
     crimes = inc.loc[inc["kind"] == "criminal_case",
                      ["incident_id", "occurred_at", "reported_at", "category", "related_incident_id"]]
@@ -307,11 +309,18 @@ def _escalation_facts(ds: Dataset, ids: np.ndarray, rep: np.ndarray, horizon_day
     hits.append(m[["pt", "rep", "occurred_at", "reported_at", "category"]])
     key = link_persons(ds)
     parties = ds.incident_parties
-    parties = parties.loc[parties["party_type"] == "person", ["incident_id", "party_id"]].astype(object)
-    parties = parties.assign(person=parties["party_id"].map(key)).dropna(subset=["person"])[["incident_id", "person"]]
-    disp = parties.rename(columns={"incident_id": "dispute_id"}).drop_duplicates()
-    crime_people = parties.merge(crimes, on="incident_id")[["person", "occurred_at", "reported_at", "category"]]
-    m = pts.merge(disp, on="dispute_id").merge(crime_people.drop_duplicates(), on="person")
+    parties = parties.loc[parties["party_type"] == "person"]
+    # A party put on an incident later (contract 1.1 ``added_at``) links it only from then.
+    added = pd.to_datetime(parties["added_at"]) if "added_at" in parties.columns else \
+        pd.Series(pd.NaT, index=parties.index, dtype="datetime64[ns]")
+    parties = pd.DataFrame({"incident_id": parties["incident_id"].astype(object),
+                            "person": parties["party_id"].astype(object).map(key), "added": added})
+    parties = parties.dropna(subset=["person"])
+    disp = parties.rename(columns={"incident_id": "dispute_id", "added": "added_d"})
+    crime_people = parties.merge(crimes, on="incident_id")[["person", "added", "occurred_at", "reported_at",
+                                                            "category"]]
+    m = pts.merge(disp, on="dispute_id").merge(crime_people, on="person")
+    m["reported_at"] = m[["reported_at", "added", "added_d"]].max(axis=1)  # known once the link is
     hits.append(m[["pt", "rep", "occurred_at", "reported_at", "category"]])
     h = pd.concat(hits, ignore_index=True)
     horizon = pd.Timedelta(days=horizon_days)
