@@ -62,6 +62,7 @@ def test_units_are_first_alerts_with_their_labels(units, store_url, small_distri
     other = units["dispute_id"] != closed_escalated
     assert (units.loc[other, "escalated"].to_numpy() == y[other].to_numpy()).all()
     assert units.loc[~other, "escalated"].tolist() == [1]  # the store's recorded outcome
+    assert units.loc[~other, "handled"].tolist() == [True] and units.loc[other, "handled"].sum() == 0
     cat = small_district.incidents.set_index("incident_id")["category"].astype(object)
     assert (units["category"] == units["dispute_id"].map(cat)).all()
 

@@ -50,15 +50,16 @@ REPORT_COLUMNS = ["group_by", "group", "plan", "n", "escalated", "rate", "rate_l
 
 def plan_units(store: AlertStore, ds: Dataset, *, horizon_days: int = DEFAULT_HORIZON_DAYS) -> pd.DataFrame:
     """One row per dispute the store scored: dispute_id, as_of, category, level,
-    probability, plan, alerted, status and outcome of its alert (if any), escalated.
+    probability, plan, alerted, handled (someone acted on its alert), status and
+    outcome of its alert (if any), escalated.
 
     ``as_of`` is the night of the dispute's first alert, or of its first score when it
     never reached an alert level. Disputes missing from ``ds`` or whose horizon after
     ``as_of`` is not over in the data are left out (counts in ``out.attrs``).
     """
     s = store.scores()
-    cols = ["dispute_id", "as_of", "category", "level", "probability", "plan", "alerted", "alert_status",
-            "alert_outcome", "escalated"]
+    cols = ["dispute_id", "as_of", "category", "level", "probability", "plan", "alerted", "handled",
+            "alert_status", "alert_outcome", "escalated"]
     if s.empty:
         return pd.DataFrame(columns=cols)
     s = s.sort_values(["dispute_id", "as_of"], kind="stable")
@@ -75,6 +76,10 @@ def plan_units(store: AlertStore, ds: Dataset, *, horizon_days: int = DEFAULT_HO
     a = alerts.set_index("dispute_id")
     first["alert_status"] = first["dispute_id"].map(a["status"]).where(first["alerted"])
     first["alert_outcome"] = first["dispute_id"].map(a["outcome"]).where(first["alerted"])
+    # Handled: someone acted on the alert (assigned it or moved its status), not only the nightly job.
+    ev = store.events()
+    acted = set(ev.loc[ev["event"].isin(["assigned", "status", "closed"]), "alert_id"])
+    first["handled"] = first["dispute_id"].map(a["alert_id"]).isin(acted) & first["alerted"]
     y = make_labels(ds, first[["dispute_id", "as_of"]], horizon_days=horizon_days, outcomes=store.outcomes())
     first["escalated"] = y.to_numpy()
     unlabelled = int(first["escalated"].isna().sum())
