@@ -185,3 +185,24 @@ def test_alerts_show_lists_three_similar_past_cases(tmp_path, store_url, small_d
     assert r.exit_code == 0 and "similar past cases:" in r.output and " 3. " in r.output
     r = CliRunner().invoke(main, args, env=env)  # without the data the alert is still shown
     assert r.exit_code == 0 and "give --data DIR" in r.output
+
+
+def test_cases_with_the_recorded_alerts_as_of(store_url):
+    """A case's recorded alert as it stood at as_of: nothing before it was raised, its
+    status from the audit trail, its outcome only once closed."""
+    from escalation_risk.cli.cases import with_alerts
+    did = store_url[1]  # the dispute whose alert the fixture worked and closed as escalated
+    with er.AlertStore(store_url[0]) as st:
+        a = st.alerts(dispute_id=did).sort_values("alert_id").iloc[0]
+        never = set(st.scores()["dispute_id"]) - set(st.alerts()["dispute_id"])
+    other = sorted(never)[0]
+    df = pd.DataFrame({"dispute_id": [did, other]})
+    before = with_alerts(df, store_url[0], a["raised_at"] - pd.Timedelta(seconds=1))
+    assert before["alert_plan"].isna().all()
+    with er.AlertStore(store_url[0]) as st:
+        then = st.scores(dispute_id=did, as_of=a["raised_at"])["plan"].iloc[0]
+    mid = with_alerts(df, store_url[0], a["raised_at"])
+    assert mid["alert_plan"].iloc[0] == then and pd.isna(mid["alert_plan"].iloc[1])
+    assert mid["alert_status"].iloc[0] == "raised" and mid["alert_outcome"].isna().all()
+    after = with_alerts(df, store_url[0], a["closed_at"])
+    assert after["alert_status"].iloc[0] == "closed" and after["alert_outcome"].iloc[0] == "affray"

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from ..dataset import Dataset, DataValidationError, load_dataset
 
@@ -72,9 +73,44 @@ def case_lines(df: pd.DataFrame, *, reasons: bool = True) -> list[str]:
         lines.append(f"{r.rank:>2}. {r.dispute_id} {r.category}{other}, reported {r.reported_at:%Y-%m-%d}, "
                      f"score then {r.probability:.2f} ({r.level}); plan {r.plan}; {esc}{closed}")
         lines.append(f"    mediations: {meds}")
+        if getattr(r, "alert_plan", None):
+            lines.append(f"    recorded alert: plan {r.alert_plan}, {r.alert_status}"
+                         f"{', outcome: ' + r.alert_outcome if r.alert_outcome else ''}")
         if reasons and r.reasons:
             lines.append(f"    reasons then: {'; '.join(r.reasons)}")
     return lines
+
+
+def with_alerts(df: pd.DataFrame, store_url: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Add what the alert store recorded for each case, as it stood at ``as_of``: the plan
+    of its first alert raised by then (that of the last night scored by ``as_of``), that
+    alert's status then (from the audit trail) and its outcome if it was closed by then."""
+    from ..alerts import AlertStore
+    plans: list[str | None] = []
+    statuses: list[str | None] = []
+    outcomes: list[str | None] = []
+    with AlertStore(store_url) as store:
+        for did in df["dispute_id"]:
+            a = store.alerts(dispute_id=str(did))
+            a = a[a["raised_at"] <= as_of].sort_values("alert_id")
+            if a.empty:
+                plans.append(None)
+                statuses.append(None)
+                outcomes.append(None)
+                continue
+            first = a.iloc[0]
+            ev = store.events(int(first["alert_id"]))
+            ev = ev[ev["at"] <= as_of]
+            # The alert's plan follows the nightly scores: take the last night's by as_of, not today's.
+            sc = store.scores(dispute_id=str(did))
+            sc = sc[(sc["as_of"] <= as_of) & (sc["as_of"] >= first["raised_at"])]
+            plans.append(str(sc["plan"].iloc[-1]) if len(sc) else str(first["plan"]))
+            statuses.append(str(ev["to_status"].iloc[-1]) if len(ev) else "raised")
+            closed = first["closed_at"]
+            outcomes.append(str(first["outcome"]) if not pd.isna(closed) and closed <= as_of else None)
+    out = df.copy()
+    out["alert_plan"], out["alert_status"], out["alert_outcome"] = plans, statuses, outcomes
+    return out
 
 
 def _load(data_dir: str) -> Dataset:
@@ -107,9 +143,11 @@ def _load(data_dir: str) -> Dataset:
 @click.option("--build-index", "build_dir", default=None, type=click.Path(file_okay=False),
               help="Build the case index of the night --as-of (default: the data's end) into this folder, "
                    "reusing --index (last night's) for the disputes it holds.")
+@click.option("--store", "store_url", default=None, metavar="URL",
+              help="Alert store: add each case's recorded alert (plan, status, outcome as of --as-of).")
 def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: str, k: int, fmt: str,
           typical: bool, start: str | None, end: str | None, per_category: int, out_dir: str | None,
-          index_dir: str | None, build_dir: str | None) -> None:
+          index_dir: str | None, build_dir: str | None, store_url: str | None) -> None:
     """The past disputes most like --dispute as known at --as-of, in the model's own terms
     (nearest on SHAP contributions, same category first); or, with --typical, the
     typical-case library of a period: per category the typical escalations and the
@@ -160,7 +198,9 @@ def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: s
             return
         assert dispute_id is not None and t is not None
         df = similar_cases(model, ds, dispute_id, t, k=k, index=index)
-    except (ModelLoadError, CaseIndexLoadError, FileNotFoundError, ValueError) as e:
+        if store_url:
+            df = with_alerts(df, store_url, t)
+    except (ModelLoadError, CaseIndexLoadError, FileNotFoundError, ValueError, sa.exc.SQLAlchemyError) as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
     q = df.attrs["query"]
