@@ -121,7 +121,8 @@ def test_nightly_index_reuses_last_night(small_district, small_model):
     np.testing.assert_array_equal(inc.dispute_id, full.dispute_id)
     np.testing.assert_allclose(inc.contributions, full.contributions, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(inc.probability, full.probability)
-    assert inc.reason_features == full.reason_features
+    assert inc.reason_features == full.reason_features and inc.reasons_zh == full.reasons_zh
+    assert inc.plan.tolist() == full.plan.tolist() and inc.level.tolist() == full.level.tolist()
     assert inc.blocks == full.blocks
 
 

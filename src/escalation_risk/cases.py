@@ -377,9 +377,12 @@ def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days:
 
     C = np.zeros((n, len(names)), dtype=np.float32)
     prob = np.zeros(n)
-    feats: list[list[str]] = [[] for _ in range(n)]
-    en: list[list[str]] = [[] for _ in range(n)]
-    zh: list[list[str]] = [[] for _ in range(n)]
+    # Every entry is replaced below, never appended to, so one shared empty list is safe (and
+    # 100,000 fresh lists would wake the garbage collector over the whole dataset).
+    feats: list[list[str]] = [[]] * n
+    en: list[list[str]] = [[]] * n
+    zh: list[list[str]] = [[]] * n
+    plans = np.empty(n, dtype=object)
     reuse = np.full(n, -1)
     if previous is not None and previous.model_version == model.version and previous.feature_names == names:
         prev_pos = pd.Index(previous.dispute_id)
@@ -394,6 +397,7 @@ def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days:
         src = reuse[old]
         C[old] = previous.contributions[src]
         prob[old] = previous.probability[src]
+        plans[old] = previous.plan[src]  # same model, same thresholds: same level and plan
         for i, s in zip(old, src):
             feats[i], en[i], zh[i] = previous.reason_features[s], previous.reasons_en[s], previous.reasons_zh[s]
     if len(new):
@@ -406,7 +410,8 @@ def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days:
             en[i] = [r["en"] for r in rs]
             zh[i] = [r["zh"] for r in rs]
     levels = assign_levels(prob, model.thresholds)
-    plans = choose_plans(cat.tolist(), feats, levels.tolist())
+    if len(new):
+        plans[new] = choose_plans(cat[new].tolist(), [feats[i] for i in new], levels[new].tolist())
 
     # Category blocks, each in report order: "known at t" is then a prefix.
     order = np.lexsort((ids.astype(str), rep, cat.astype(str)))
