@@ -466,7 +466,9 @@ def _answer(model: RiskModel, index: CaseIndex, X: pd.DataFrame, dispute_id: str
     out = index.records(rows, dist, as_of, query_category=category, query_reasons=query_reasons)
     out.attrs["query"] = {"dispute_id": dispute_id, "as_of": pd.Timestamp(as_of).isoformat(),
                           "category": category, "probability": probability,
-                          "reason_features": query_reasons, "model_version": model.version}
+                          "reason_features": query_reasons, "model_version": model.version,
+                          # Disputes reported after the index's night are not in it.
+                          "index_night": index.night.isoformat()}
     return out
 
 
