@@ -181,6 +181,8 @@ def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: s
             if index is None or (t is not None and index.night < t):
                 index = build_case_index(model, ds, t)
             lib = typical_cases(index, t0, t1, as_of=t, per_category=per_category)
+            if store_url and len(lib):
+                lib = with_alerts(lib, store_url, t if t is not None else index.night)
             report = typical_report(lib)
             if out_dir is not None:
                 out = Path(out_dir)
