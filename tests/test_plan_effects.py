@@ -206,3 +206,15 @@ def test_cases_with_the_recorded_alerts_as_of(store_url):
     assert mid["alert_status"].iloc[0] == "raised" and mid["alert_outcome"].isna().all()
     after = with_alerts(df, store_url[0], a["closed_at"])
     assert after["alert_status"].iloc[0] == "closed" and after["alert_outcome"].iloc[0] == "affray"
+
+
+def test_typical_library_with_what_the_store_recorded(store_url, small_district, small_model):
+    from escalation_risk.cases import case_index, typical_cases, typical_report
+    from escalation_risk.cli.cases import with_alerts
+    as_of = pd.Timestamp("2025-03-31")
+    lib = typical_cases(case_index(small_model, small_district), "2023-01-01", "2025-01-01", as_of=as_of)
+    lib = with_alerts(lib, store_url[0], as_of)
+    recorded = lib["alert_plan"].notna()
+    assert recorded.any()
+    assert (lib.loc[recorded, "reported_at"] <= as_of).all()
+    assert "; alert: plan " in typical_report(lib)

@@ -578,7 +578,17 @@ def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_cat
     return out
 
 
-def typical_report(library: pd.DataFrame, index: CaseIndex | None = None) -> str:
+def _recorded(r: pd.Series) -> str:
+    """What the alert store recorded for a case, when the library was joined with it."""
+    plan = r.get("alert_plan")
+    if not isinstance(plan, str):
+        return ""
+    outcome = r.get("alert_outcome")
+    return f"; alert: plan {plan}, {r.get('alert_status')}" + (f", outcome {outcome}" if isinstance(outcome, str)
+                                                                 else "")
+
+
+def typical_report(library: pd.DataFrame) -> str:
     """A short readable report (Markdown) of a :func:`typical_cases` table."""
     period = library.attrs.get("period", {})
     span = f"{(period.get('start') or 'the start')[:10]} to {(period.get('end') or 'the end')[:10]}"
@@ -599,13 +609,13 @@ def typical_report(library: pd.DataFrame, index: CaseIndex | None = None) -> str
             lines.append(f"- escalated: {r['dispute_id']} reported {r['reported_at']:%Y-%m-%d}, score "
                          f"{r['probability']:.2f} ({r['level']}), offence {r['escalated_offence']}; plan "
                          f"{r['plan']}; {r['n_mediations']} mediation(s)"
-                         f"{', last ' + str(r['last_mediation_outcome']) if r['n_mediations'] else ''}; "
-                         f"because: {'; '.join(r['reasons']) or '-'}")
+                         f"{', last ' + str(r['last_mediation_outcome']) if r['n_mediations'] else ''}"
+                         f"{_recorded(r)}; because: {'; '.join(r['reasons']) or '-'}")
         for _, r in dfd.iterrows():
             lines.append(f"- defused: {r['dispute_id']} reported {r['reported_at']:%Y-%m-%d}, score "
                          f"{r['probability']:.2f} ({r['level']}); plan {r['plan']}; {r['n_mediations']} "
                          f"mediation(s){', last ' + str(r['last_mediation_outcome']) if r['n_mediations'] else ''}"
-                         f"; because: {'; '.join(r['reasons']) or '-'}")
+                         f"{_recorded(r)}; because: {'; '.join(r['reasons']) or '-'}")
         if dfd.empty:
             lines.append("- no alerted dispute of this kind was defused in the period")
         lines.append("")
