@@ -29,7 +29,9 @@ def _register() -> None:
     from .data import sample, validate
     main.add_command(validate)
     main.add_command(sample)
-    for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",))):
+    for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",)),
+                          ("governance", ("governance",)), ("drift", ("drift",)),
+                          ("briefing", ("briefing",))):
         try:
             mod = __import__(f"{__name__}.{module}", fromlist=list(names))
         except ImportError:  # a subcommand module not built yet
