@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .alerts import AlertStore, NightSummary
 from .dataset import Dataset, load_dataset
+from .drift import DriftReport, check_night
 from .model import RiskModel, load_model, open_points
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,14 @@ class NightReport:
     quarantined_rows: int
     files: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    drift: DriftReport | None = None  # tonight's features against the model's validation window
 
     def __str__(self) -> str:
         lines = [str(self.summary)]
         if self.quarantined_rows:
             lines.append(f"quarantined rows: {self.quarantined_rows} (see {self.files.get('quarantine')})")
+        if self.drift is not None:
+            lines.append(f"drift: {self.drift.verdict}")
         return "\n".join(lines)
 
 
@@ -62,7 +66,8 @@ def _for_csv(scores: pd.DataFrame) -> pd.DataFrame:
 
 def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, *,
               store: str | AlertStore = "sqlite:///alerts.db", out_dir: str | Path | None = "out",
-              progress: bool = False, thresholds: dict[str, float] | None = None) -> NightReport:
+              progress: bool = False, thresholds: dict[str, float] | None = None,
+              check_drift: bool = True) -> NightReport:
     """Run one night and return its report. Safe to run again for the same night."""
     night = pd.Timestamp(as_of)
     tag = _night_tag(night)
@@ -112,4 +117,6 @@ def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, 
     seconds["record"] = time.perf_counter() - t0
     steps.update()
     steps.close()
-    return NightReport(summary=summary, scores=scores, quarantined_rows=quarantined, files=files, seconds=seconds)
+    drift = check_night(rm, ds, night) if check_drift else None  # logs a warning when features moved
+    return NightReport(summary=summary, scores=scores, quarantined_rows=quarantined, files=files, seconds=seconds,
+                       drift=drift)
