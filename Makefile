@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(VENV)/bin/escalation-risk nightly data/sample --model models/default --as-of 2025-06-30 --store sqlite:///out/alerts.db --out out
 
 test: $(STAMP)
+	bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -q
 
 # Regenerate the committed sample district and the shipped model.

@@ -24,10 +24,14 @@ from ..dataset import DataValidationError
 @click.option("--thresholds", default=None, metavar="red=P,orange=P,yellow=P",
               help="Override the model's level thresholds for this run.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True, help="The briefing's language.")
 def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str, thresholds: str | None,
-            progress: bool | None) -> None:
+            progress: bool | None, report: bool, lang: str) -> None:
     """Score every dispute open on the night AS_OF and raise or update alerts."""
     from ..artifacts import ModelLoadError
+    from ..briefing import write_briefing
+    from ..dataset import load_dataset
     from ..nightly import run_night
     try:
         night = pd.Timestamp(as_of)
@@ -37,14 +41,19 @@ def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str,
     if progress is None:
         progress = sys.stderr.isatty()
     try:
-        report = run_night(data_dir, model_dir, night, store=store, out_dir=out_dir, progress=progress,
+        ds = load_dataset(data_dir, errors="quarantine") if report else None
+        result = run_night(data_dir if ds is None else ds, model_dir, night, store=store, out_dir=out_dir, progress=progress,
                            thresholds=levels)
+        if ds is not None:
+            result.files["briefing"] = write_briefing(ds, store, night, out_dir, lang=lang, drift=result.drift,
+                                                      scores=result.scores)
     except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
-    click.echo(str(report))
-    if "scores" in report.files:
-        click.echo(f"scores: {report.files['scores']}")
+    click.echo(str(result))
+    for what in ("scores", "briefing"):
+        if what in result.files:
+            click.echo(f"{what}: {result.files[what]}")
 
 
 def _thresholds(text: str) -> dict[str, float]:
