@@ -84,6 +84,7 @@ def test_report_names_a_moved_feature(small_district, small_model):
 
 def test_drift_cli(small_district, small_model, tmp_path):
     from conftest import KEY
+
     from escalation_risk.cli import main
     data, model = tmp_path / "data", tmp_path / "model"
     small_district.write(data)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
 from conftest import KEY
+
 from escalation_risk import AlertStore, Dataset
 from escalation_risk.governance import NOT_ENOUGH_DATA, escalations, governance_index
 

@@ -99,9 +99,10 @@ def _counts(store: AlertStore, night: pd.Timestamp, nights: int) -> dict[str, An
     runs = runs[runs["as_of"] <= night].sort_values("as_of")
     # One row per night: the latest model's run of it.
     runs = runs.drop_duplicates("as_of", keep="last").tail(nights)
-    rows = [{"night": f"{r.as_of:%Y-%m-%d}", "scored": int(r.n_scored),
-             **{lv: int(getattr(r, f"n_{lv}")) for lv in _LEVELS}, "new": int(r.n_new_alerts)}
-            for r in runs.itertuples()]
+    rows: list[dict[str, Any]] = [
+        {"night": f"{r.as_of:%Y-%m-%d}", "scored": int(r.n_scored),
+         **{lv: int(getattr(r, f"n_{lv}")) for lv in _LEVELS}, "new": int(r.n_new_alerts)}
+        for r in runs.itertuples()]
     tonight = rows[-1] if rows and runs["as_of"].iloc[-1] == night else None
     prev = rows[-2] if tonight is not None and len(rows) > 1 else None
     change = {k: (tonight[k] - prev[k]) for k in ("scored", *_LEVELS, "new")} if tonight and prev else None

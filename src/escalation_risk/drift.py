@@ -59,7 +59,7 @@ BINS = 10
 _MISSING = "\0missing"
 
 
-def psi_from_counts(expected: Sequence[float], actual: Sequence[float]) -> float:
+def psi_from_counts(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
     """PSI between two histograms over the same bins (counts or shares)."""
     e = np.asarray(expected, dtype=float)
     a = np.asarray(actual, dtype=float)
@@ -217,7 +217,9 @@ def drift_report(model: RiskModel, ds: Dataset, *, start: Any, end: Any, referen
                           categorical=[c for c in CATEGORICAL if c in model.feature_names])
     pr, pc = model.predict_proba(Xr), model.predict_proba(Xc)
     lv_r, lv_c = assign_levels(pr, model.thresholds), assign_levels(pc, model.thresholds)
-    score = {"psi": psi(pr, pc), "reference_quantiles": _quantiles(pr), "recent_quantiles": _quantiles(pc),
+    score_psi = psi(pr, pc)
+    score: dict[str, Any] = {
+             "psi": score_psi, "reference_quantiles": _quantiles(pr), "recent_quantiles": _quantiles(pc),
              "reference_levels": {lv: float(np.mean(lv_r == lv)) for lv in (*ALERT_LEVELS, "blue")},
              "recent_levels": {lv: float(np.mean(lv_c == lv)) for lv in (*ALERT_LEVELS, "blue")},
              "reference_alerted": float(np.isin(lv_r, ALERT_LEVELS).mean()),
@@ -232,7 +234,7 @@ def drift_report(model: RiskModel, ds: Dataset, *, start: Any, end: Any, referen
         calibration = {"n": int(known.sum()), "positives": int(yk.sum()), "mean_predicted": float(pk.mean()),
                        "observed": float(yk.mean()), "brier": float(brier_score_loss(yk, pk, labels=[0, 1])),
                        "ece": expected_calibration_error(yk, pk)}
-    verdict, verdict_zh, moved = _verdict(feats, score["psi"])
+    verdict, verdict_zh, moved = _verdict(feats, score_psi)
     return DriftReport(reference=(r0, r1), recent=(s, e), n_reference=len(ref_pts), n_recent=len(cur_pts),
                        features=feats, score=score, calibration=calibration, verdict=verdict, verdict_zh=verdict_zh,
                        moved=moved)

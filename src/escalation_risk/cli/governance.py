@@ -34,18 +34,18 @@ def governance(data_dir: str, store: str | None, by: str, period: str, as_of: st
         try:
             pd.Timestamp(as_of)
         except ValueError:
-            raise click.BadParameter(f"not a date: {as_of!r}", param_hint="--as-of")
+            raise click.BadParameter(f"not a date: {as_of!r}", param_hint="--as-of") from None
     try:
         pd.Period("2024-01-01", freq=period)
     except ValueError:
-        raise click.BadParameter(f"not a pandas period code: {period!r}", param_hint="--period")
+        raise click.BadParameter(f"not a pandas period code: {period!r}", param_hint="--period") from None
     try:
         ds = load_dataset(data_dir)
         st = AlertStore(store) if store else None
         g = governance_index(ds, st, by=by, period=period, as_of=as_of, min_denominator=min_denominator)
     except (DataValidationError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     out = g.assign(period=g["period"].astype(str))
     if fmt == "json":
         recs = json.loads(out.drop(columns="detail").to_json(orient="records", force_ascii=False))

@@ -25,7 +25,8 @@ from ..dataset import DataValidationError
               help="Override the model's level thresholds for this run.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`).")
-@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True, help="The briefing's language.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="The briefing's language.")
 def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str, thresholds: str | None,
             progress: bool | None, report: bool, lang: str) -> None:
     """Score every dispute open on the night AS_OF and raise or update alerts."""
@@ -42,8 +43,8 @@ def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str,
         progress = sys.stderr.isatty()
     try:
         ds = load_dataset(data_dir, errors="quarantine") if report else None
-        result = run_night(data_dir if ds is None else ds, model_dir, night, store=store, out_dir=out_dir, progress=progress,
-                           thresholds=levels)
+        result = run_night(data_dir if ds is None else ds, model_dir, night, store=store, out_dir=out_dir,
+                           progress=progress, thresholds=levels)
         if ds is not None:
             result.files["briefing"] = write_briefing(ds, store, night, out_dir, lang=lang, drift=result.drift,
                                                       scores=result.scores)
