@@ -117,6 +117,8 @@ def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, 
     seconds["record"] = time.perf_counter() - t0
     steps.update()
     steps.close()
+    t0 = time.perf_counter()
     drift = check_night(rm, ds, night) if check_drift else None  # logs a warning when features moved
+    seconds["drift"] = time.perf_counter() - t0
     return NightReport(summary=summary, scores=scores, quarantined_rows=quarantined, files=files, seconds=seconds,
                        drift=drift)
