@@ -32,6 +32,10 @@ PHONE = (390, 2200)
 
 
 def _chromium() -> str:
+    # Without a Chinese font the screenshot would show empty boxes and prove nothing.
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    if not fonts.strip():
+        pytest.fail("no Chinese font: run `bash scripts/ensure-chromium.sh` (make test does)")
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path:
@@ -208,3 +212,27 @@ def test_briefing_cli(district, store_url, tmp_path):
     assert res.exit_code == 0, res.output
     path = tmp_path / "out" / "briefing-2024-03-26.en.html"
     assert path.exists() and "Overdue alerts by owner" in path.read_text(encoding="utf-8")
+
+
+def test_nightly_report_writes_the_briefing(small_district, small_model, tmp_path):
+    from escalation_risk.cli import main
+    data, model, out = tmp_path / "data", tmp_path / "model", tmp_path / "out"
+    small_district.write(data)
+    small_model.save(model)
+    res = CliRunner(env={"ESCALATION_RISK_PSEUDONYM_KEY": KEY}).invoke(
+        main, ["nightly", str(data), "--model", str(model), "--as-of", "2025-06-30",
+               "--store", f"sqlite:///{tmp_path / 'alerts.db'}", "--out", str(out), "--report"])
+    assert res.exit_code == 0, res.output
+    page = out / "briefing-2025-06-30.html"
+    assert f"briefing: {page}" in res.output and "drift: " in res.output
+    dom = _run_chromium(page, tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for heading in SECTIONS_ZH[:4]:
+        assert heading in dom.stdout, heading
+    # The drift line is the night's verdict, in Chinese; the alerts' reasons are the Chinese ones.
+    drift = dom.stdout[dom.stdout.index('id="drift"'):]
+    assert re.search("建议重新训练|关注|稳定", drift)
+    # The first night recorded: every red and orange alert is new.
+    cards = re.findall(r'<article class="card card-\w+">(.*?)</article>', dom.stdout, re.S)
+    assert cards
+    assert re.search(r"<li>[^<]*[\u4e00-\u9fff]", cards[0])

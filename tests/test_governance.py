@@ -177,9 +177,24 @@ def test_units_roll_up_and_time_is_respected(district, store):
     assert r.denominator == 0 and r.status == NOT_ENOUGH_DATA   # no crime yet
 
 
+def test_effectiveness_waits_for_the_horizon(district, store):
+    # On 2024-05-15 no March dispute has had its 90 days: no rate yet, not a flattering 0.
+    g = governance_index(district, store, as_of="2024-05-15", min_denominator=1)
+    r = _row(g, "g1", "2024-03", "effectiveness")
+    assert r.denominator == 0 and r.status == NOT_ENOUGH_DATA and np.isnan(r.score)
+    # Participation needs no horizon.
+    assert _row(g, "g1", "2024-03", "participation").denominator == 20
+
+
 def test_without_store_the_store_dimensions_say_so(district):
     g = governance_index(district, None, as_of=AS_OF, min_denominator=2)
     assert set(g.loc[g["indicator"].isin(["risk_perception", "closed_loop"]), "status"]) == {"no alert store"}
+    # An empty store: two escalations, neither alerted; no alert to judge.
+    with AlertStore("sqlite://") as empty:
+        g = governance_index(district, empty, as_of=AS_OF, min_denominator=2)
+    r = _row(g, "g1", "2024-03", "risk_perception")
+    assert (r.numerator, r.denominator, r.score) == (0, 2, 0.0)
+    assert _row(g, "g1", "2024-03", "closed_loop").denominator == 0
 
 
 def test_bad_arguments_are_named(district):

@@ -184,14 +184,17 @@ def _governance(ds: Dataset, store: AlertStore, night: pd.Timestamp, by: str, pe
         by_ind = grp.set_index("indicator")
         for k in names:
             if k not in by_ind.index:
-                cells.append({"score": "–", "change": "", "note": ""})
+                cells.append({"score": "–", "change": "", "direction": "", "note": ""})
                 continue
             r = by_ind.loc[k]
             if r["status"] != "ok":
                 note = t["no_store"] if r["status"] == "no alert store" else t["not_enough"]
-                cells.append({"score": "–", "change": "", "note": note})
+                cells.append({"score": "–", "change": "", "direction": "", "note": note})
             else:
-                cells.append({"score": _num(r["score"], 1), "change": _signed(r["change"]), "note": ""})
+                ch = r["change"]
+                direction = "" if not np.isfinite(ch) or round(ch, 1) == 0 else "better" if ch > 0 else "worse"
+                cells.append({"score": _num(r["score"], 1), "change": _signed(ch), "direction": direction,
+                              "note": ""})
         rows.append({"unit": unit, "cells": cells})
     return {"period": str(per), "heads": heads, "rows": rows}
 

@@ -14,8 +14,8 @@ risk_perception    a dispute that escalated (the month of      an alert on it wa
                    its first crime)                            before that crime
 closed_loop        an alert whose due time has passed by       it was handled (resolved or    100 x share
                    ``as_of`` (the month it was raised)         escalated) by its due time
-effectiveness      a dispute reported (its report month)       it escalated                   100 - rate / 2,
-                                                                                              rate per 1,000
+effectiveness      a dispute reported (its report month) at    it escalated within            100 - rate / 2,
+                   least ``horizon_days`` before ``as_of``     ``horizon_days`` of its report rate per 1,000
                                                                                               (floor 0)
 participation      a dispute reported (its report month)       residents brought it: source   100 x share
                                                                hotline_12345, walk_in or
@@ -28,7 +28,9 @@ A dispute *escalated* when a criminal case occurred after the dispute was report
 no later than ``horizon_days`` (90) after it was closed (any time while it is open),
 and either shares a person party with it (on the canonical person key) or names it in
 ``related_incident_id``: the contract's label rule, stretched over the dispute's whole
-open life. Recent disputes may still escalate: their counts are as known at ``as_of``.
+open life. Effectiveness counts only disputes whose ``horizon_days`` after the report have
+passed by ``as_of``, so a recent period is "not enough data" rather than flattered by
+crimes that have not happened yet (the contract's label at report time).
 
 Each indicator carries ``detail`` figures that are not scored: the median lead time
 from the first alert to the crime (risk perception); alerts overdue at ``as_of`` and
@@ -154,13 +156,19 @@ def _records(ds: Dataset, store: AlertStore | None, by: str, freq: str, t: pd.Ti
     disputes = inc[inc["kind"] == "dispute"]
     d_ids = disputes["incident_id"].astype(object).to_numpy()
     esc = escalations(ds, as_of=t, horizon_days=horizon_days)
-    escalated = np.isin(d_ids, esc["dispute_id"].to_numpy(dtype=object))
-    d_period = disputes["reported_at"].dt.to_period(freq).to_numpy()
+    horizon = pd.Timedelta(days=horizon_days)
+    reported = disputes["reported_at"]
+    first_crime = esc.set_index("dispute_id")["occurred_at"]
+    # reindex, not map: Series.map over an empty datetime Series fails in pandas.
+    crime_at = first_crime.reindex(d_ids).to_numpy(dtype="datetime64[ns]")
+    escalated = crime_at <= (reported + horizon).to_numpy()   # NaT compares False
+    d_period = reported.dt.to_period(freq).to_numpy()
     out: dict[str, pd.DataFrame | None] = {}
 
-    out["effectiveness"] = pd.DataFrame({"unit": units.loc[d_ids].to_numpy(), "period": d_period,
-                                         "hit": escalated.astype(float),
-                                         "repeat": _repeat_disputes(ds, disputes).astype(float)})
+    settled = (reported + horizon <= t).to_numpy()
+    out["effectiveness"] = pd.DataFrame({"unit": units.loc[d_ids].to_numpy()[settled], "period": d_period[settled],
+                                         "hit": escalated[settled].astype(float),
+                                         "repeat": _repeat_disputes(ds, disputes)[settled].astype(float)})
     resident = disputes["source"].astype(object).isin(RESIDENT_SOURCES).to_numpy()
     out["participation"] = pd.DataFrame({"unit": units.loc[d_ids].to_numpy(), "period": d_period,
                                          "hit": resident.astype(float)})
@@ -181,7 +189,7 @@ def _records(ds: Dataset, store: AlertStore | None, by: str, freq: str, t: pd.Ti
     alerts = store.alerts()
     alerts = alerts[alerts["raised_at"] <= t]
     first_alert = alerts.groupby("dispute_id")["raised_at"].min()
-    e = esc.assign(first_alert=esc["dispute_id"].map(first_alert))
+    e = esc.assign(first_alert=first_alert.reindex(esc["dispute_id"].astype(str)).to_numpy(dtype="datetime64[ns]"))
     before = (e["first_alert"] < e["occurred_at"]).to_numpy()
     lead = (e["occurred_at"] - e["first_alert"]).dt.total_seconds().to_numpy() / 86400.0
     out["risk_perception"] = pd.DataFrame({"unit": units.loc[e["dispute_id"]].to_numpy(),
