@@ -222,7 +222,7 @@ def _repeat_disputes(ds: Dataset, disputes: pd.DataFrame) -> np.ndarray:
     pairs = p.merge(p, on="d")
     pairs = pairs[pairs["person_x"] < pairs["person_y"]]
     when = pd.Series(disputes["reported_at"].to_numpy(), index=ids.to_numpy())
-    pairs = pairs.assign(t=pairs["d"].map(when)).sort_values(["t", "d"])
+    pairs = pairs.assign(t=when.reindex(pairs["d"].to_numpy()).to_numpy()).sort_values(["t", "d"])
     first = pairs.groupby(["person_x", "person_y"])["t"].transform("min")
     repeat = set(pairs.loc[pairs["t"] > first, "d"])
     return ids.isin(repeat).to_numpy()
