@@ -152,7 +152,8 @@ def test_each_indicator_known_answer(district, store):
 
 
 def test_not_enough_data_below_threshold(district, store):
-    g = governance_index(district, store, by="grid", period="M", as_of=AS_OF)   # min 10
+    import escalation_risk as er
+    g = er.governance_index(district, store, by="grid", period="M", as_of=AS_OF)   # min 10
     r = _row(g, "g1", "2024-03", "risk_perception")
     assert r.status == NOT_ENOUGH_DATA and np.isnan(r.score) and np.isnan(r.value)
     assert (r.numerator, r.denominator) == (1, 2)   # still traceable
