@@ -15,7 +15,7 @@ the staff names the store already holds appear; never a party's name, id or phon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +69,10 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
-@dataclass
-class _Ctx:
-    t: dict[str, str]
-    lang: str
-
-
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("escalation_risk", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
-    return env
+    return jinja2.Environment(loader=jinja2.PackageLoader("escalation_risk", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
 
 
 def _num(v: Any, digits: int = 0) -> str:
@@ -118,6 +111,15 @@ def _plan_text(code: str, lang: str) -> str:
     return code if p is None else (p.zh if lang == "zh" else p.en)
 
 
+def _reason_list(v: Any) -> list[str]:
+    """Reasons as a list, from a list or the JSON text a store column may hold."""
+    if isinstance(v, str):
+        v = json.loads(v) if v.strip().startswith("[") else [v]
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return []
+    return [str(x) for x in v]
+
+
 def _new_alerts(store: AlertStore, night: pd.Timestamp, lang: str, scores: pd.DataFrame | None,
                 limit: int) -> tuple[list[dict[str, Any]], int]:
     a = store.alerts(level=["red", "orange"])
@@ -128,8 +130,11 @@ def _new_alerts(store: AlertStore, night: pd.Timestamp, lang: str, scores: pd.Da
     col = "reasons_zh" if lang == "zh" else "reasons"
     if scores is not None and col in scores.columns:
         own = {str(d): list(r) for d, r in zip(scores["dispute_id"], scores[col])}
+    # A store that keeps the reasons in both languages has a reasons_zh column.
+    stored = a[col] if col in a.columns else a["reasons"]
+    a = a.assign(shown=[_reason_list(v) for v in stored])
     rows = [{"alert_id": int(r.alert_id), "dispute_id": r.dispute_id, "level": r.level,
-             "probability": f"{r.probability:.1%}", "reasons": own.get(str(r.dispute_id), list(r.reasons)),
+             "probability": f"{r.probability:.1%}", "reasons": own.get(str(r.dispute_id), r.shown),
              "plan": _plan_text(r.plan, lang), "owner": r.owner, "due": f"{r.due_at:%Y-%m-%d %H:%M}"}
             for r in a.head(limit).itertuples()]
     return rows, max(0, len(a) - limit)
