@@ -252,7 +252,9 @@ def _aggregate(name: str, rec: pd.DataFrame, min_n: int) -> pd.DataFrame:
     agg["status"] = np.where(ok, "ok", NOT_ENOUGH_DATA)
     agg.loc[~ok, "value"] = np.nan
     agg["score"] = [(_score(name, v) if np.isfinite(v) else np.nan) for v in agg["value"]]
-    agg["detail"] = [{k: _plain(s.loc[idx]) for k, s in extra.items()} for idx in agg.index]
+    # Plain arrays: .loc per row on a MultiIndex costs seconds over thousands of unit-periods.
+    cols = {k: v.reindex(agg.index).to_numpy() for k, v in extra.items()}
+    agg["detail"] = [{k: _plain(cols[k][i]) for k in cols} for i in range(len(agg))]
     agg = agg.reset_index()
     agg["indicator"] = name
     return agg
@@ -264,6 +266,26 @@ def _plain(v: Any) -> Any:
     if isinstance(v, float):
         return None if not np.isfinite(v) else (int(v) if v.is_integer() else v)
     return v
+
+
+def _composite(long: pd.DataFrame, w: Mapping[str, float]) -> pd.DataFrame:
+    """The weighted mean of each unit-period's scored dimensions (see the module docstring)."""
+    if long.empty:
+        return long.iloc[:0]
+    wide = long.set_index(["unit", "period", "indicator"])["score"].unstack("indicator")
+    names = [k for k in INDICATORS if k in wide.columns]
+    S = wide[names].to_numpy(dtype=float)
+    W = np.array([w.get(k, 0.0) for k in names])
+    present = np.isfinite(S)
+    have = (present * W).sum(axis=1)
+    ok = (have >= 0.5 * sum(w.values())) & (have > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(ok, (np.nan_to_num(S) * W).sum(axis=1) / have, np.nan)
+    detail = [{"dimensions": [k for k, p in zip(names, row) if p], "weight_present": round(float(h), 4)}
+              for row, h in zip(present, have)]
+    keys = wide.index.to_frame(index=False)
+    return keys.assign(indicator=COMPOSITE[0], numerator=np.nan, denominator=np.nan, value=np.nan, score=score,
+                       status=np.where(ok, "ok", NOT_ENOUGH_DATA), detail=detail)
 
 
 def governance_index(ds: Dataset, store: AlertStore | str | None = None, *, by: str = "grid",
@@ -316,18 +338,8 @@ def governance_index(ds: Dataset, store: AlertStore | str | None = None, *, by: 
         rows.append(part)
     long = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=COLUMNS)
 
-    comp = []
-    for (unit, per), grp in long.groupby(["unit", "period"], sort=False):
-        scores = {r.indicator: r.score for r in grp.itertuples() if np.isfinite(r.score)}
-        have = sum(w.get(k, 0.0) for k in scores)
-        ok = have >= 0.5 * sum(w.values()) and have > 0
-        comp.append({"unit": unit, "period": per, "indicator": COMPOSITE[0], "numerator": np.nan,
-                     "denominator": np.nan, "value": np.nan,
-                     "score": sum(w.get(k, 0.0) * s for k, s in scores.items()) / have if ok else np.nan,
-                     "status": "ok" if ok else NOT_ENOUGH_DATA,
-                     "detail": {"dimensions": sorted(scores, key=list(INDICATORS).index),
-                                "weight_present": round(have, 4)}})
-    long = pd.concat([long, pd.DataFrame(comp)], ignore_index=True) if comp else long
+    comp = _composite(long, w)
+    long = pd.concat([long, comp], ignore_index=True) if len(comp) else long
     names = {**INDICATORS, COMPOSITE[0]: COMPOSITE[1]}
     order = {k: i for i, k in enumerate(names)}
     long["name_zh"] = long["indicator"].map(lambda k: names[k][0])
