@@ -102,16 +102,18 @@ def psi(reference: Sequence[Any] | pd.Series, recent: Sequence[Any] | pd.Series,
 
 
 def feature_drift(reference: pd.DataFrame, recent: pd.DataFrame, features: Sequence[str], *,
-                  categorical: Sequence[str] = (), seasonal: Sequence[str] = (), bins: int = BINS) -> pd.DataFrame:
+                  categorical: Sequence[str] = (), seasonal: Sequence[str] = (), bins: int = BINS,
+                  threshold: float = MOVED) -> pd.DataFrame:
     """Per feature: psi, missing rates in both windows and their change, and a reading
-    (stable / moderate / moved; ``seasonal`` features read "seasonal"), largest PSI first."""
+    (stable / moderate / moved above ``threshold``; ``seasonal`` features read "seasonal"),
+    largest PSI first."""
     rows = []
     cats = set(categorical)
     for f in features:
         e, a = _bin(reference[f], recent[f], f in cats, bins)
         p = psi_from_counts(e, a)
         m_ref, m_cur = float(reference[f].isna().mean()), float(recent[f].isna().mean())
-        moved = p > MOVED or abs(m_cur - m_ref) > MISSING_MOVED
+        moved = p > threshold or abs(m_cur - m_ref) > MISSING_MOVED
         rows.append({"feature": f, "psi": p, "missing_reference": m_ref, "missing_recent": m_cur,
                      "missing_change": m_cur - m_ref,
                      "reading": "seasonal" if f in seasonal else "moved" if moved
@@ -166,10 +168,10 @@ def _window_points(ds: Dataset, start: pd.Timestamp, end: pd.Timestamp, max_poin
     return pts
 
 
-def _verdict(feats: pd.DataFrame, score_psi: float) -> tuple[str, str, list[str]]:
+def _verdict(feats: pd.DataFrame, score_psi: float, threshold: float) -> tuple[str, str, list[str]]:
     moved = feats.loc[feats["reading"] == "moved", "feature"].tolist()
     moderate = feats.loc[feats["reading"] == "moderate", "feature"].tolist()
-    if moved or score_psi > MOVED:
+    if moved or score_psi > threshold:
         names = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
         what = f"{len(moved)} feature(s) moved ({names})" if moved else "the score distribution moved"
         what_zh = f"{len(moved)} 个特征漂移（{names}）" if moved else "风险分布漂移"
@@ -195,10 +197,14 @@ def _reference_window(model: RiskModel) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def drift_report(model: RiskModel, ds: Dataset, *, start: Any, end: Any, reference: tuple[Any, Any] | None = None,
-                 max_points: int = 5000, seed: int = 0, recent_points: pd.DataFrame | None = None) -> DriftReport:
+                 max_points: int = 5000, seed: int = 0, recent_points: pd.DataFrame | None = None,
+                 threshold: float = MOVED) -> DriftReport:
     """Drift of the window ``[start, end]`` against ``reference`` (default: the model's
     validation window). ``recent_points`` (dispute_id, as_of) replaces the recent
-    window's nights, e.g. tonight's open disputes."""
+    window's nights, e.g. tonight's open disputes. A feature whose PSI exceeds
+    ``threshold`` (0.25) moved."""
+    if not threshold > 0:
+        raise ValueError(f"threshold: expected a PSI above 0, got {threshold!r}")
     r0, r1 = (_reference_window(model) if reference is None
               else (pd.Timestamp(reference[0]), pd.Timestamp(reference[1])))
     s, e = pd.Timestamp(start), pd.Timestamp(end)
@@ -213,7 +219,7 @@ def drift_report(model: RiskModel, ds: Dataset, *, start: Any, end: Any, referen
         which = "reference" if len(ref_pts) == 0 else "recent"
         raise ValueError(f"the {which} window holds no open dispute: choose other dates")
     Xr, Xc = build_features(ds, ref_pts), build_features(ds, cur_pts)
-    feats = feature_drift(Xr, Xc, model.feature_names, seasonal=SEASONAL,
+    feats = feature_drift(Xr, Xc, model.feature_names, seasonal=SEASONAL, threshold=threshold,
                           categorical=[c for c in CATEGORICAL if c in model.feature_names])
     pr, pc = model.predict_proba(Xr), model.predict_proba(Xc)
     lv_r, lv_c = assign_levels(pr, model.thresholds), assign_levels(pc, model.thresholds)
@@ -234,32 +240,33 @@ def drift_report(model: RiskModel, ds: Dataset, *, start: Any, end: Any, referen
         calibration = {"n": int(known.sum()), "positives": int(yk.sum()), "mean_predicted": float(pk.mean()),
                        "observed": float(yk.mean()), "brier": float(brier_score_loss(yk, pk, labels=[0, 1])),
                        "ece": expected_calibration_error(yk, pk)}
-    verdict, verdict_zh, moved = _verdict(feats, score_psi)
+    verdict, verdict_zh, moved = _verdict(feats, score_psi, threshold)
     return DriftReport(reference=(r0, r1), recent=(s, e), n_reference=len(ref_pts), n_recent=len(cur_pts),
                        features=feats, score=score, calibration=calibration, verdict=verdict, verdict_zh=verdict_zh,
                        moved=moved)
 
 
-def night_drift(model: RiskModel, ds: Dataset, night: Any, *, max_points: int = 2000, seed: int = 0
-                ) -> DriftReport:
+def night_drift(model: RiskModel, ds: Dataset, night: Any, *, max_points: int = 2000, seed: int = 0,
+                threshold: float = MOVED) -> DriftReport:
     """The nightly check: tonight's open disputes against the model's validation window.
 
     Logs a warning naming the features that moved; the caller decides what else to do
     with the report (the briefing prints its verdict).
     """
     t = pd.Timestamp(night)
-    rep = drift_report(model, ds, start=t, end=t, recent_points=open_points(ds, t), max_points=max_points, seed=seed)
+    rep = drift_report(model, ds, start=t, end=t, recent_points=open_points(ds, t), max_points=max_points, seed=seed,
+                       threshold=threshold)
     if rep.moved or rep.verdict.startswith("retrain"):
         log.warning("drift on %s: %s", f"{t:%Y-%m-%d}", rep.verdict)
     return rep
 
 
-def check_night(model: RiskModel, ds: Dataset, night: Any, *, max_points: int = 2000, seed: int = 0
-                ) -> DriftReport | None:
+def check_night(model: RiskModel, ds: Dataset, night: Any, *, max_points: int = 2000, seed: int = 0,
+                threshold: float = MOVED) -> DriftReport | None:
     """:func:`night_drift` for the nightly job: a drift check that cannot fail the night
     (a model without a validation window, an empty window: logged, None returned)."""
     try:
-        return night_drift(model, ds, night, max_points=max_points, seed=seed)
+        return night_drift(model, ds, night, max_points=max_points, seed=seed, threshold=threshold)
     except ValueError as e:
         log.warning("drift not checked: %s", e)
         return None

@@ -31,9 +31,11 @@ def _date(text: str | None, option: str) -> pd.Timestamp | None:
 @click.option("--reference-to", "ref_end", default=None)
 @click.option("--max-points", type=click.IntRange(min=100), default=5000, show_default=True,
               help="At most this many dispute-nights per window (a seeded sample).")
+@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
+              help="A feature whose PSI exceeds this moved.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def drift(data_dir: str, model_dir: str, start: str, end: str, ref_start: str | None, ref_end: str | None,
-          max_points: int, fmt: str) -> None:
+          max_points: int, threshold: float, fmt: str) -> None:
     """Has DATA_DIR drifted, between --from and --to, from what the model was validated on?"""
     from ..artifacts import ModelLoadError
     from ..dataset import load_dataset
@@ -48,7 +50,7 @@ def drift(data_dir: str, model_dir: str, start: str, end: str, ref_start: str | 
         ds = load_dataset(data_dir)
         model = load_model(model_dir)
         rep = drift_report(model, ds, start=s, end=e, reference=None if rs is None else (rs, re_),
-                           max_points=max_points)
+                           max_points=max_points, threshold=threshold)
     except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
