@@ -178,6 +178,16 @@ def test_units_roll_up_and_time_is_respected(district, store):
     assert r.denominator == 0 and r.status == NOT_ENOUGH_DATA   # no crime yet
 
 
+def test_risk_perception_counts_from_the_stores_first_night(district):
+    # A store that began on 2024-03-22: d0's crime (03-20) came before it, d1's (03-25) after.
+    with AlertStore("sqlite://") as st:
+        st.record_night(_scores({"d1": "orange"}), "2024-03-22", "m1")
+        g = governance_index(district, st, as_of=AS_OF, min_denominator=1)
+    r = _row(g, "g1", "2024-03", "risk_perception")
+    assert (r.numerator, r.denominator, r.score) == (1, 1, 100.0)
+    assert r.detail == {"median_lead_days": 3.0}
+
+
 def test_effectiveness_waits_for_the_horizon(district, store):
     # On 2024-05-15 no March dispute has had its 90 days: no rate yet, not a flattering 0.
     g = governance_index(district, store, as_of="2024-05-15", min_denominator=1)
@@ -190,12 +200,12 @@ def test_effectiveness_waits_for_the_horizon(district, store):
 def test_without_store_the_store_dimensions_say_so(district):
     g = governance_index(district, None, as_of=AS_OF, min_denominator=2)
     assert set(g.loc[g["indicator"].isin(["risk_perception", "closed_loop"]), "status"]) == {"no alert store"}
-    # An empty store: two escalations, neither alerted; no alert to judge.
+    # An empty store has recorded no night: nothing to judge yet, rather than a score of 0.
     with AlertStore("sqlite://") as empty:
         g = governance_index(district, empty, as_of=AS_OF, min_denominator=2)
-    r = _row(g, "g1", "2024-03", "risk_perception")
-    assert (r.numerator, r.denominator, r.score) == (0, 2, 0.0)
-    assert _row(g, "g1", "2024-03", "closed_loop").denominator == 0
+    for ind in ("risk_perception", "closed_loop"):
+        r = _row(g, "g1", "2024-03", ind)
+        assert r.denominator == 0 and r.status == NOT_ENOUGH_DATA
 
 
 def test_bad_arguments_are_named(district):

@@ -38,6 +38,9 @@ follow-ups done among alerts resolved or escalated (closed loop); repeat dispute
 between the same two people (effectiveness). The contract holds no satisfaction
 survey, so public evaluation rests on mediation outcomes alone.
 
+Risk perception counts only crimes after the alert store's first recorded night: before
+it no alert could have been raised.
+
 A ratio whose denominator is below ``min_denominator`` (10) is reported as
 ``"not enough data"``, without value or score. The composite is the weighted mean of
 the dimensions that have a score (weights in ``WEIGHTS``: 0.25, 0.25, 0.20, 0.15,
@@ -189,6 +192,10 @@ def _records(ds: Dataset, store: AlertStore | None, by: str, freq: str, t: pd.Ti
     alerts = store.alerts()
     alerts = alerts[alerts["raised_at"] <= t]
     first_alert = alerts.groupby("dispute_id")["raised_at"].min()
+    # Before the store's first night no alert could exist: those crimes say nothing about it.
+    runs = store.runs()
+    started = runs["as_of"].min() if len(runs) else pd.Timestamp.max
+    esc = esc[esc["occurred_at"] > started]
     e = esc.assign(first_alert=first_alert.reindex(esc["dispute_id"].astype(str)).to_numpy(dtype="datetime64[ns]"))
     before = (e["first_alert"] < e["occurred_at"]).to_numpy()
     lead = (e["occurred_at"] - e["first_alert"]).dt.total_seconds().to_numpy() / 86400.0
