@@ -143,7 +143,8 @@ class DriftReport:
         lines = [f"reference {self.reference[0]:%Y-%m-%d}..{self.reference[1]:%Y-%m-%d} ({self.n_reference} points), "
                  f"recent {self.recent[0]:%Y-%m-%d}..{self.recent[1]:%Y-%m-%d} ({self.n_recent} points)",
                  f"features: {int((f['reading'] == 'moved').sum())} moved, "
-                 f"{int((f['reading'] == 'moderate').sum())} moderate, {int((f['reading'] == 'stable').sum())} stable",
+                 f"{int((f['reading'] == 'moderate').sum())} moderate, {int((f['reading'] == 'stable').sum())} stable, "
+                 f"{int((f['reading'] == 'seasonal').sum())} seasonal",
                  f.head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}"),
                  f"score: PSI {self.score['psi']:.3f}; median {self.score['recent_quantiles']['50%']:.3f} "
                  f"(reference {self.score['reference_quantiles']['50%']:.3f}); alerted "
