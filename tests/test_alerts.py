@@ -21,6 +21,7 @@ from escalation_risk.alerts import (
     due_at,
 )
 from escalation_risk.alerts import store as store_module
+from escalation_risk.alerts.store import NightConflictError, StoreBusyError
 from escalation_risk.cli.alerts import alerts as alerts_cli
 
 NIGHT1 = pd.Timestamp("2025-06-30")
@@ -187,7 +188,9 @@ def test_same_level_and_trend_is_no_event(night1):
 
 def test_older_night_backfilled_does_not_roll_the_alert_back(night1):
     night1.record_night(scores(NIGHT3, [("d1", 0.95, "red", "rising")]), NIGHT3, "m1")
-    night1.record_night(scores(NIGHT2, [("d1", 0.40, "yellow", "falling")]), NIGHT2, "m1")
+    with pytest.raises(NightConflictError, match="older than the newest recorded night"):
+        night1.record_night(scores(NIGHT2, [("d1", 0.40, "yellow", "falling")]), NIGHT2, "m1")
+    night1.record_night(scores(NIGHT2, [("d1", 0.40, "yellow", "falling")]), NIGHT2, "m1", backfill=True)
     d1 = alert_of(night1, "d1")
     assert (d1["level"], d1["probability"]) == ("red", 0.95)
     assert len(night1.scores(dispute_id="d1")) == 3
@@ -537,3 +540,81 @@ def test_cli_refuses_newer_schema(tmp_path):
             version=SCHEMA_VERSION + 1, applied_at=pd.Timestamp("2030-01-01").to_pydatetime()))
     result = run("list", "--store", url)
     assert result.exit_code == 1 and "newer" in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# corrected exports, order, the recording lock (issue 14)
+
+
+def test_same_input_is_a_no_op_changed_input_is_refused_and_replace_keeps_the_old(store):
+    first = scores(NIGHT1, NIGHT1_SCORES)
+    store.record_night(first, NIGHT1, "m1", input_fingerprint="a" * 64)
+    again = store.record_night(first, NIGHT1, "m1", input_fingerprint="a" * 64)
+    assert again.already_recorded
+    corrected = scores(NIGHT1, [("d1", 0.20, "blue", "new"), ("d9", 0.93, "red", "new")])
+    with pytest.raises(NightConflictError, match="different input.*--replace"):
+        store.record_night(corrected, NIGHT1, "m1", input_fingerprint="b" * 64)
+    assert set(store.scores()["dispute_id"]) == {r[0] for r in NIGHT1_SCORES}  # nothing written
+    summary = store.record_night(corrected, NIGHT1, "m1", input_fingerprint="b" * 64, replace=True)
+    assert not summary.already_recorded and summary.n_scored == 2
+    assert set(store.scores()["dispute_id"]) == {"d1", "d9"}
+    old = store.replaced_runs()
+    assert len(old) == 1 and old["input_fingerprint"].iloc[0] == "a" * 64
+    assert old["replaced_by_fingerprint"].iloc[0] == "b" * 64 and old["n_scored"].iloc[0] == len(NIGHT1_SCORES)
+    with store.engine.connect() as conn:
+        kept = conn.execute(sa.select(sa.func.count()).select_from(store_module.replaced_scores_table)).scalar()
+    assert kept == len(NIGHT1_SCORES)
+    # The alert raised the first time is still there, now showing the corrected score.
+    assert alert_of(store, "d1")["level"] == "blue"
+
+
+def test_recording_lock_is_per_store_and_reentrant(tmp_path):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    with AlertStore(url) as a, AlertStore(url) as b, AlertStore(f"sqlite:///{tmp_path / 'other.db'}") as c:
+        with a.recording_lock():
+            with a.recording_lock():  # the nightly job holds it around record_night
+                pass
+            with pytest.raises(StoreBusyError, match="another night is being recorded"):
+                with b.recording_lock(timeout=0.3):
+                    pass
+            with pytest.raises(StoreBusyError):
+                b.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+            with c.recording_lock():  # another store is not held up
+                pass
+        b.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+        assert b.last_night() == NIGHT1
+
+
+def test_both_languages_are_kept_and_notes_are_masked(store):
+    df = scores(NIGHT1, [("d1", 0.91, "red", "new")])
+    df["reasons_zh"] = [["双方近30天报警 2 次"]]
+    store.record_night(df, NIGHT1, "m1")
+    a = alert_of(store, "d1")
+    assert list(store.scores()["reasons_zh"].iloc[0]) == ["双方近30天报警 2 次"]
+    store.assign(a["alert_id"], to="li", by="wang", note="call her on 13812345678, id 11010519491231002X",
+                 at=NIGHT1 + pd.Timedelta(hours=1))
+    note = store.events(a["alert_id"])["note"].iloc[-1]
+    assert "13812345678" not in note and "11010519491231002X" not in note and "[phone]" in note
+
+
+def test_a_version_1_store_is_migrated(tmp_path):
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a store as schema 1 wrote it
+        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DATETIME)"))
+        conn.execute(sa.text("INSERT INTO schema_version VALUES (1, '2025-01-01 00:00:00')"))
+        conn.execute(sa.text(
+            "CREATE TABLE runs (run_id INTEGER PRIMARY KEY, as_of DATETIME NOT NULL, model_version VARCHAR(128) "
+            "NOT NULL, started_at DATETIME NOT NULL, finished_at DATETIME, n_scored INTEGER NOT NULL, n_red INTEGER "
+            "NOT NULL, n_orange INTEGER NOT NULL, n_yellow INTEGER NOT NULL, n_blue INTEGER NOT NULL, n_new_alerts "
+            "INTEGER NOT NULL, n_updated_alerts INTEGER NOT NULL, n_rising INTEGER NOT NULL, n_overdue INTEGER "
+            "NOT NULL, CONSTRAINT uq_runs_night UNIQUE (as_of, model_version))"))
+        for table in ("scores", "alerts", "alert_events"):
+            ddl = sa.schema.CreateTable(store_module.metadata.tables[table]).compile(engine)
+            text = str(ddl).replace("\treasons_zh TEXT, \n", "")
+            conn.execute(sa.text(text))
+    engine.dispose()
+    with AlertStore(url) as s:
+        assert s.schema_version == 2
+        s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="c" * 64)
+        assert s.last_night() == NIGHT1
