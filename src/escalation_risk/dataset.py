@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 # Strings keep NaN as their missing value so numpy-style masks keep working.
 STR_DTYPE = pd.StringDtype(na_value=np.nan)
 MAX_LISTED = 10
+PSEUDONYMISED_MARKER = "PSEUDONYMISED"
 
 ErrorsMode = Literal["raise", "quarantine"]
 
@@ -336,7 +337,7 @@ def _finish_types(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
     for c in spec.columns:
         if c.kind == "code":
             df[c.name] = pd.Categorical(df[c.name].astype(object).where(df[c.name].notna()),
-                                        categories=list(c.codes))
+                                        categories=list(c.codes or ()))
     return df
 
 
@@ -378,7 +379,7 @@ class Dataset:
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_frames(cls, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | None = None,
+    def from_frames(cls, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | os.PathLike[str] | None = None,
                     pseudonymised: bool = False, **tables: pd.DataFrame) -> Dataset:
         """Build a Dataset from DataFrames named like the contract's tables, with full validation.
 
@@ -404,7 +405,7 @@ class Dataset:
                          "quarantined": len(self.rejected.get(name, ()))})
         return pd.DataFrame(rows)
 
-    def append(self, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | None = None,
+    def append(self, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | os.PathLike[str] | None = None,
                **tables: pd.DataFrame) -> Dataset:
         """A new Dataset: this one plus new rows, validated like a file (only the new rows
         are checked, against this dataset's ids and references)."""
@@ -449,9 +450,14 @@ class Dataset:
         return out
 
     def write(self, path: str | os.PathLike, fmt: Literal["parquet", "csv"] = "parquet") -> Path:
-        """Write every table as ``NAME.parquet`` or ``NAME.csv`` (pseudonyms, never raw PII)."""
+        """Write every table as ``NAME.parquet`` or ``NAME.csv`` (pseudonyms, never raw PII).
+
+        A marker file says the folder holds pseudonyms: :func:`load_dataset` reads it
+        back without hashing them again (and without a key)."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
+        (out / PSEUDONYMISED_MARKER).write_text(
+            "The personal-data columns of these tables hold keyed pseudonyms written by escalation_risk.\n")
         for name, df in self.tables().items():
             if fmt == "parquet":
                 df.to_parquet(out / f"{name}.parquet", index=False)
@@ -494,7 +500,7 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame | None:
 
 
 def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
-                 pseudonym_key: str | bytes | None = None) -> Dataset:
+                 pseudonym_key: str | bytes | os.PathLike[str] | None = None) -> Dataset:
     """Read and validate a folder of contract tables (``NAME.csv`` or ``NAME.parquet``).
 
     ``errors="raise"`` raises :class:`DataValidationError` on any bad row;
@@ -505,7 +511,9 @@ def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {folder}")
-    key = resolve_pseudonym_key(pseudonym_key)
+    # A folder written by Dataset.write already holds pseudonyms: hashing them again
+    # would need the key for nothing and call every pseudonym a malformed id number.
+    key = None if (folder / PSEUDONYMISED_MARKER).exists() else resolve_pseudonym_key(pseudonym_key)
     tables = {}
     for name in TABLES:
         df = _read_table(folder, name)
@@ -640,9 +648,9 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
     # Checked on the raw values only: pseudonyms (key None) are not id numbers any more.
     raw, problems = _check_identifiers(name, raw) if key is not None else (raw, [])
     # Pseudonymise first: nothing below, error messages included, sees a raw identifier.
-    for c in PII_COLUMNS[name]:
-        if c in raw.columns and key is not None:
-            raw[c] = pseudonymise(raw[c], key, c)
+    for pii in PII_COLUMNS[name]:
+        if pii in raw.columns and key is not None:
+            raw[pii] = pseudonymise(raw[pii], key, pii)
     df = pd.DataFrame(index=raw.index)
     for c in spec.columns:
         col, prob = _parse_column(name, c, raw[c.name] if c.name in raw.columns else
@@ -663,7 +671,8 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
 SMALL = 32  # up to this many rows, validate_rows checks record by record (no pandas/pandera overhead)
 
 
-def validate_rows(name: str, rows: pd.DataFrame | list[dict], *, pseudonym_key: str | bytes | None = None,
+def validate_rows(name: str, rows: pd.DataFrame | list[dict], *,
+                  pseudonym_key: str | bytes | os.PathLike[str] | None = None,
                   engine: Literal["auto", "frame", "records"] = "auto") -> pd.DataFrame:
     """Validate rows of one table on their own (types, codes, row rules; no references)
     and return them typed, or raise :class:`DataValidationError` as a file would.
@@ -676,22 +685,22 @@ def validate_rows(name: str, rows: pd.DataFrame | list[dict], *, pseudonym_key: 
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}")
     spec = TABLES[name]
-    records = rows if isinstance(rows, list) else None
-    if records is None:
-        rows = rows.reset_index(drop=True)
-        columns = list(rows.columns)
+    records: list[dict] | None = rows if isinstance(rows, list) else None
+    frame: pd.DataFrame | None = None if isinstance(rows, list) else rows.reset_index(drop=True)
+    if frame is not None:
+        columns = list(frame.columns)
     else:
-        columns = list(dict.fromkeys(k for r in records for k in r))
+        columns = list(dict.fromkeys(k for r in records or [] for k in r))
     _require_columns(spec, columns)
     key = resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None
-    n = len(records) if records is not None else len(rows)
+    n = len(frame) if frame is not None else len(records or [])
     if engine == "records" or (engine == "auto" and n <= SMALL and not PII_COLUMNS[name]):
-        if records is None:
-            records = rows.to_dict("records")
-        return _validate_records(spec, records, columns, key)
-    if records is not None:
-        rows = pd.DataFrame(records)
-    _, df, problems = _parse_table(name, rows, key)
+        if frame is not None:
+            records = frame.to_dict("records")
+        return _validate_records(spec, records or [], columns, key)
+    if frame is None:
+        frame = pd.DataFrame(records)
+    _, df, problems = _parse_table(name, frame, key)
     if problems:
         raise DataValidationError(pd.concat(problems, ignore_index=True))
     return _finish_types(spec, df)
@@ -810,9 +819,10 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
     data = {}
     for c in spec.columns:
         vals = parsed[c.name]
-        if c.kind == "code":
-            data[c.name] = pd.Categorical.from_codes([-1 if v is None else c.codes.index(v) for v in vals],
-                                                     dtype=_CODE_DTYPES[c.codes])
+        if c.kind == "code" and c.codes is not None:
+            codes = c.codes
+            data[c.name] = pd.Categorical.from_codes([-1 if v is None else codes.index(v) for v in vals],
+                                                     dtype=_CODE_DTYPES[codes])
         elif c.kind == "timestamp":
             data[c.name] = np.array([np.datetime64("NaT") if v is None else v.to_datetime64() for v in vals],
                                     dtype="datetime64[ns]")

@@ -56,6 +56,7 @@ __all__ = [
     "SchemaVersionError",
     "NightConflictError",
     "StoreBusyError",
+    "MissingDriverError",
 ]
 
 #: Bump when the tables change, and add the step to ``_MIGRATIONS``.
@@ -264,6 +265,18 @@ class NightConflictError(ValueError):
     ``backfill``)."""
 
 
+class MissingDriverError(RuntimeError):
+    """The database driver a store URL needs is not installed; the message names the extra."""
+
+
+def _driver_message(url: sa.URL, e: BaseException) -> str:
+    backend = url.get_backend_name()
+    extra = {"postgresql": "postgres"}.get(backend)
+    how = (f"install it with: pip install 'escalation-risk[{extra}]'" if extra
+           else "install the driver this URL names")
+    return f"alert store {_url_for_messages(url)}: the {url.drivername} database driver is not installed ({e}); {how}"
+
+
 class StoreBusyError(RuntimeError):
     """Another process holds the store's recording lock."""
 
@@ -459,15 +472,22 @@ class AlertStore:
     the connection pool.
     """
 
-    def __init__(self, url: str = "sqlite:///alerts.db") -> None:
+    def __init__(self, url: str = "sqlite:///alerts.db", *, create: bool = True) -> None:
         self._lock_depth = 0
         self._thread_lock = threading.Lock()
         self.url = sa.make_url(url)
         if self.url.get_backend_name() == "sqlite":
             db = self.url.database
             if db and db != ":memory:" and not db.startswith("file:"):
+                if not create and not Path(db).expanduser().is_file():
+                    # Reading a store that is not there is a mistake (a typo in the path),
+                    # not a reason to make an empty one.
+                    raise FileNotFoundError(f"alert store {db} does not exist")
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(self.url)
+        try:
+            self.engine = sa.create_engine(self.url)
+        except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as e:
+            raise MissingDriverError(_driver_message(self.url, e)) from None
         if self.url.get_backend_name() == "sqlite":
             # SQLite ignores foreign keys unless asked, per connection.
             sa.event.listen(self.engine, "connect", _sqlite_foreign_keys)
@@ -596,10 +616,12 @@ class AlertStore:
                     "its trends would be computed against the wrong night. Record it with backfill "
                     "(--backfill) if that is what you mean")
 
-            run_id = conn.execute(
+            inserted = conn.execute(
                 sa.insert(runs_table).values(as_of=night, model_version=model_version, started_at=started,
                                              input_fingerprint=input_fingerprint)
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            run_id = inserted[0]
             if rows:
                 conn.execute(
                     sa.insert(scores_table),
@@ -1045,9 +1067,11 @@ def _summary_from_run(run: Any, *, already_recorded: bool) -> NightSummary:
 
 def _archive_run(conn: sa.Connection, done: dict[str, Any], fingerprint: str | None, at: datetime) -> None:
     """Move a recorded night (run and scores) to the replaced_* tables."""
-    replaced_id = conn.execute(sa.insert(replaced_runs_table).values(
+    inserted = conn.execute(sa.insert(replaced_runs_table).values(
         replaced_at=at, replaced_by_fingerprint=fingerprint, old_run_id=done["run_id"],
-        **{k: v for k, v in done.items() if k != "run_id"})).inserted_primary_key[0]
+        **{k: v for k, v in done.items() if k != "run_id"})).inserted_primary_key
+    assert inserted is not None
+    replaced_id = inserted[0]
     s = scores_table
     night = (s.c.as_of == done["as_of"], s.c.model_version == done["model_version"])
     cols = [c.name for c in s.columns if c.name != "score_id"]
