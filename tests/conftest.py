@@ -90,6 +90,8 @@ def _no_key_from_the_environment(monkeypatch):
     """Every test passes its key explicitly: nothing may come from the developer's shell."""
     monkeypatch.delenv("ESCALATION_RISK_PSEUDONYM_KEY", raising=False)
     monkeypatch.delenv("ESCALATION_RISK_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.delenv("ESCALATION_RISK_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("ESCALATION_RISK_SIGNING_KEY_FILE", raising=False)
 
 
 def valid_id(tag: str) -> str:
