@@ -7,9 +7,12 @@ pipeline:
 
 1. structure: required tables and columns present, files readable as UTF-8 tables
    (problems here always raise: there is nothing sensible to keep);
-2. pseudonymisation of ``name``, ``id_number`` and ``phone`` with a keyed hash
-   (HMAC-SHA256), *before* anything else looks at the rows, so that no raw
-   identifier can reach a DataFrame, a log line or an error message;
+2. identifiers checked (an id number with a valid GB 11643 check digit or the old
+   15-digit form, an 11-digit mobile; a bad one is reported by rule and row, never
+   its value, and treated as missing), then pseudonymisation of ``name``,
+   ``id_number`` and ``phone`` with a keyed hash (HMAC-SHA256, a key of at least 32
+   bytes: :mod:`.pseudonym_keys`), *before* anything else looks at the rows, so that
+   no raw identifier can reach a DataFrame, a log line or an error message;
 3. parsing of every column into its contract type (unparseable values are problems);
 4. the contract's row rules, declared once as a pandera schema per table (codes,
    non-null, unique ids, ranges, ``reported_at >= occurred_at``, offence categories
@@ -18,10 +21,12 @@ pipeline:
    a rejected row are rejected with it.
 
 With ``errors="raise"`` any problem raises :class:`DataValidationError`; with
-``errors="quarantine"`` good rows are kept and every bad row goes to
-``ds.quarantine`` (one line per problem: table, row, column, value, reason) and
-``ds.rejected[table]`` (the row itself, pseudonymised). For each table, kept rows
-plus rejected rows equal the rows read.
+``errors="quarantine"`` good rows are kept, a bad value in a column the record can
+do without (a code, a number, a phone) is blanked with its row kept, and every other
+bad row goes to ``ds.quarantine`` (one line per problem: table, row, line of a CSV
+file, column, value masked, reason, action) and ``ds.rejected[table]`` (the row's ids,
+codes, times and numbers; never free text or personal data). For each table, kept
+rows plus rejected rows equal the rows read.
 """
 
 from __future__ import annotations
@@ -412,8 +417,9 @@ class Dataset:
         unknown = set(tables) - set(TABLES)
         if unknown:
             raise TypeError(f"unknown table(s) {sorted(unknown)}; the contract's tables are {sorted(TABLES)}")
-        out = _build(dict(tables), errors=errors, key=resolve_pseudonym_key(pseudonym_key), source=self.source,
-                     base=self)
+        # Only tables with personal data need the key (new incidents alone do not).
+        key = resolve_pseudonym_key(pseudonym_key) if any(PII_COLUMNS.get(t) for t in tables) else None
+        out = _build(dict(tables), errors=errors, key=key, source=self.source, base=self)
         return out
 
     def cut(self, as_of) -> Dataset:
