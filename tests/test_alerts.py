@@ -157,19 +157,19 @@ def test_one_open_alert_per_dispute_across_nights(night1):
 
 def test_level_change_updates_the_alert_and_tightens_due(night1):
     d3 = alert_of(night1, "d3")
-    assert d3["due_at"] == pd.Timestamp("2025-07-07 23:59:59")  # yellow: 7 days
+    assert d3["due_at"] == pd.Timestamp("2025-07-07 23:59:59.999999")  # yellow: 7 days
     s = night1.record_night(scores(NIGHT2, [("d3", 0.8, "red", "rising")]), NIGHT2, "m1")
     assert (s.new_alerts, s.updated_alerts, s.rising) == (0, 1, 1)
     d3 = alert_of(night1, "d3")
     assert (d3["level"], d3["trend"], d3["probability"]) == ("red", "rising", 0.8)
-    assert d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59")  # red: the same day
+    assert d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59.999999")  # red: the same day
     update = d3["events"][-1]
     assert update["event"] == "updated" and update["from_status"] == update["to_status"] == "raised"
     assert "level yellow -> red" in update["note"] and "trend new -> rising" in update["note"]
     # falling back never loosens the due time
     night1.record_night(scores(NIGHT3, [("d3", 0.4, "yellow", "falling")]), NIGHT3, "m1")
     d3 = alert_of(night1, "d3")
-    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59")
+    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59.999999")
 
 
 def test_drop_to_blue_keeps_the_alert_open(night1):
@@ -361,16 +361,16 @@ def test_events_are_append_only(night1):
 
 def test_due_times_by_level():
     raised = pd.Timestamp("2025-06-30 15:00")
-    assert due_at("red", raised) == pd.Timestamp("2025-06-30 23:59:59")
-    assert due_at("orange", raised) == pd.Timestamp("2025-07-03 23:59:59")
-    assert due_at("yellow", raised) == pd.Timestamp("2025-07-07 23:59:59")
+    assert due_at("red", raised) == pd.Timestamp("2025-06-30 23:59:59.999999")
+    assert due_at("orange", raised) == pd.Timestamp("2025-07-03 23:59:59.999999")
+    assert due_at("yellow", raised) == pd.Timestamp("2025-07-07 23:59:59.999999")
 
 
 def test_overdue_with_fixed_clocks(night1):
     assert night1.overdue("2025-06-30 23:00").empty
     late = night1.overdue("2025-07-01 08:00")
     assert list(late["dispute_id"]) == ["d1"]
-    assert late["overdue_by"].iloc[0] == pd.Timedelta(hours=8, seconds=1)
+    assert late["overdue_by"].iloc[0] == pd.Timedelta(hours=8, microseconds=1)
     assert list(night1.overdue("2025-07-09")["dispute_id"]) == ["d1", "d2", "d3"]
     # the next night counts it too
     assert night1.record_night(scores(NIGHT2, []), NIGHT2, "m1").overdue == 1

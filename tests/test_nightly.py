@@ -158,6 +158,7 @@ def test_a_date_means_the_end_of_that_day(tmp_path, small_district, small_model)
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     report = run_night(small_district, small_model, NIGHT, store=url, out_dir=tmp_path / "out")
     assert set(today["incident_id"]) <= set(report.scores["dispute_id"])  # reported that day: scored
+    assert report.summary.overdue == 0  # a red alert raised tonight is due tonight, not overdue already
     written = pd.read_csv(report.files["scores"])
     assert set(written["as_of"]) == {"2025-06-30T23:59:59.999999"}
     with AlertStore(url) as st:
