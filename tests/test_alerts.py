@@ -591,6 +591,7 @@ def test_both_languages_are_kept_and_notes_are_masked(store):
     store.record_night(df, NIGHT1, "m1")
     a = alert_of(store, "d1")
     assert list(store.scores()["reasons_zh"].iloc[0]) == ["双方近30天报警 2 次"]
+    assert a["reasons_zh"] == ["双方近30天报警 2 次"] and a["reasons"] == ["邻里纠纷多次调解失败", "近30天两次报警"]
     store.assign(a["alert_id"], to="li", by="wang", note="call her on 13812345678, id 11010519491231002X",
                  at=NIGHT1 + pd.Timedelta(hours=1))
     note = store.events(a["alert_id"])["note"].iloc[-1]

@@ -935,6 +935,7 @@ class AlertStore:
             ).mappings().all()
         out = {k: _plain(v) for k, v in row.items()}
         out["reasons"] = _loads(row["reasons"])
+        out["reasons_zh"] = _loads(row.get("reasons_zh"))
         out["events"] = [{k: _plain(v) for k, v in e.items()} for e in events]
         return out
 

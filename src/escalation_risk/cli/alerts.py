@@ -132,8 +132,9 @@ def _emit(df: pd.DataFrame, fmt: str, columns: Sequence[str], empty: str) -> Non
         click.echo(json.dumps(_records(df), ensure_ascii=False, indent=2))
     elif fmt == "csv":
         out = df.copy()
-        if "reasons" in out.columns:
-            out["reasons"] = [json.dumps(list(r), ensure_ascii=False) for r in out["reasons"]]
+        for col in ("reasons", "reasons_zh"):
+            if col in out.columns:
+                out[col] = [json.dumps(list(r), ensure_ascii=False) for r in out[col]]
         click.echo(out.to_csv(index=False), nl=False)
     elif df.empty:
         click.echo(empty)
@@ -190,7 +191,7 @@ def show(alert_id: int, store_url: str, fmt: str) -> None:
     events = pd.DataFrame(alert.pop("events"))
     width = max(len(k) for k in alert)
     for key, value in alert.items():
-        if key == "reasons":
+        if key in ("reasons", "reasons_zh"):
             value = "; ".join(value) if value else ""
         elif isinstance(value, pd.Timestamp):
             value = f"{value:%Y-%m-%d %H:%M}"
