@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+# Synthetic districts only: the committed sample key, public on purpose (child processes inherit it).
+os.environ.setdefault("ESCALATION_RISK_PSEUDONYM_KEY_FILE", str(HERE.parent / "data" / "sample" / "SAMPLE_KEY"))
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout even without `pip install -e`
 

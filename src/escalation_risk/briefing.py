@@ -240,7 +240,9 @@ def write_briefing(ds: Dataset, store: AlertStore | str, night: Any, out_dir: st
     """Write ``OUT/briefing-<night>.html`` (``briefing-<night>.en.html`` in English); returns the path."""
     when = pd.Timestamp(night)
     lang = kwargs.get("lang", "zh")
-    tag = when.strftime("%Y-%m-%d") if when == when.normalize() else when.strftime("%Y-%m-%dT%H%M%S")
+    # A whole day (its start, or its end as the nightly job reads a date) is named by its date.
+    whole_day = when in (when.normalize(), when.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
+    tag = when.strftime("%Y-%m-%d") if whole_day else when.strftime("%Y-%m-%dT%H%M%S")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / (f"briefing-{tag}.html" if lang == "zh" else f"briefing-{tag}.{lang}.html")

@@ -30,10 +30,11 @@ def briefing(data_dir: str, store: str, as_of: str, model_dir: str | None, lang:
     from ..artifacts import ModelLoadError
     from ..briefing import write_briefing
     from ..dataset import load_dataset
+    from ..nightly import resolve_night
     try:
-        night = pd.Timestamp(as_of)
-    except ValueError:
-        raise click.BadParameter(f"not a date: {as_of!r}", param_hint="--as-of") from None
+        night = resolve_night(as_of)  # the same moment the nightly job recorded (a date: its end)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--as-of") from None
     try:
         ds = load_dataset(data_dir, errors="quarantine")
         drift = None
