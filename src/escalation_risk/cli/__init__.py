@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 the job failed (bad data, a refused action), 2 bad arguments
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -43,18 +44,11 @@ def _register() -> None:
     from .data import keygen, sample, validate
     main.add_command(validate)
     main.add_command(sample)
-<<<<<<< HEAD
+    main.add_command(keygen)
     for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",)),
                           ("governance", ("governance",)), ("drift", ("drift",)),
                           ("briefing", ("briefing",))):
-=======
-    main.add_command(keygen)
-    for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",))):
->>>>>>> issue-14
-        try:
-            mod = __import__(f"{__name__}.{module}", fromlist=list(names))
-        except ImportError:  # a subcommand module not built yet
-            continue
+        mod = importlib.import_module(f"{__name__}.{module}")
         for n in names:
             main.add_command(getattr(mod, n))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import click
-import pandas as pd
 
 from ..dataset import DataValidationError
 
