@@ -13,6 +13,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..dataset import Dataset, DataValidationError, load_dataset
+from ..pseudonym_keys import PseudonymKeyError
+from .errors import fail
 
 MODEL_ENV = "ESCALATION_RISK_MODEL"
 INDEX_ENV = "ESCALATION_RISK_CASE_INDEX"
@@ -116,6 +118,8 @@ def with_alerts(df: pd.DataFrame, store_url: str, as_of: pd.Timestamp) -> pd.Dat
 def _load(data_dir: str) -> Dataset:
     try:
         return load_dataset(data_dir)
+    except PseudonymKeyError as e:
+        fail(e)
     except DataValidationError as e:
         click.echo(str(e), err=True)
         raise SystemExit(1) from None
@@ -234,6 +238,6 @@ def alert_cases(alert: dict[str, Any], data_dir: str | None, model_dir: str, *, 
         # Tonight's index when the nightly job left one ($ESCALATION_RISK_CASE_INDEX), else built now.
         index = load_case_index(os.environ[INDEX_ENV], model) if os.environ.get(INDEX_ENV) else None
         df = similar_cases(model, ds, str(alert["dispute_id"]), alert["last_as_of"], k=k, index=index)
-    except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as e:
+    except (DataValidationError, PseudonymKeyError, ModelLoadError, FileNotFoundError, ValueError) as e:
         return f"(similar past cases unavailable: {' '.join(str(e).split())})"
     return case_records(df) if as_json else case_lines(df)

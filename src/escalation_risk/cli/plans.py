@@ -9,6 +9,7 @@ import click
 import sqlalchemy as sa
 
 from ..dataset import DataValidationError, load_dataset
+from ..pseudonym_keys import PseudonymKeyError
 from .cases import case_records
 
 
@@ -30,7 +31,7 @@ def plans_report(data_dir: str, store_url: str, horizon: int, band_width: float,
         ds = load_dataset(data_dir)
         with AlertStore(store_url) as store:
             units = plan_units(store, ds, horizon_days=horizon)
-    except (DataValidationError, SchemaVersionError, sa.exc.SQLAlchemyError, ValueError) as e:
+    except (DataValidationError, PseudonymKeyError, SchemaVersionError, sa.exc.SQLAlchemyError, ValueError) as e:
         click.echo(f"error: {' '.join(str(e).split())}", err=True)
         raise SystemExit(1) from None
     if units.empty:
