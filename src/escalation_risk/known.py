@@ -78,6 +78,14 @@ def party_since(parties: pd.DataFrame, incidents: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(np.isnat(added), at_report, added), index=parties.index, dtype="datetime64[ns]")
 
 
+def added_by(added_at, when):
+    """For labels: a party row counts when it was on its incident by ``when`` (the end of a
+    point's horizon). Parties without ``added_at`` belong to their incident from the
+    start; one added later counts only once added, so a label reads what the data knew
+    when the horizon closed."""
+    return pd.isna(added_at) | (added_at <= when)
+
+
 def outcome_since(mediations: pd.DataFrame) -> pd.Series:
     """When each mediation's outcome is known: ``outcome_at``, else ``held_at``."""
     held = mediations["held_at"]
@@ -253,6 +261,6 @@ def time_varying_facts(tables: dict[str, pd.DataFrame]) -> list[str]:
     return out
 
 
-__all__ = ["MAX_GROUP", "open_at", "party_since", "outcome_since", "tie_members", "known_incidents",
+__all__ = ["MAX_GROUP", "open_at", "added_by", "party_since", "outcome_since", "tie_members", "known_incidents",
            "known_parties", "known_mediations", "attribute_history", "attributes_at", "known_members",
            "not_after", "cut_tables", "time_varying_facts", "TABLES"]
