@@ -221,7 +221,7 @@ class HistoryIndex:
         vs = sus & self.inc_violent[inc_of]
         self.person_events["violent_suspect"] = Timeline.build(per[vs], t[vs], inc=inc_of[vs])
         j = self.danger_columns()
-        danger = self.inc_signals[:, j].any(axis=1) if j else np.zeros(len(self.incidents), bool)
+        danger = np.asarray(self.inc_signals[:, j].any(axis=1)) if j else np.zeros(len(self.incidents), bool)
         self.inc_danger = danger
         dm = danger[pe_inc]
         self.person_events["danger_text"] = Timeline.build(pe_person[dm], pe_t[dm], inc=pe_inc[dm])
