@@ -95,7 +95,8 @@ def make_labels(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = DEFAUL
             .drop_duplicates(["incident_id", "person"])
         dispute_people = parties.rename(columns={"incident_id": "dispute_id", "added_at": "added_d"})
         crime_people = parties.merge(crimes[["incident_id", "occurred_at"]].astype({"incident_id": object}),
-                                     on="incident_id").drop(columns="incident_id").rename(columns={"added_at": "added_c"})
+                                     on="incident_id").drop(columns="incident_id")
+        crime_people = crime_people.rename(columns={"added_at": "added_c"})
         m = pts.merge(dispute_people, on="dispute_id").merge(crime_people, on="person")
         end = m["as_of"] + horizon
         hit = (m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= end)

@@ -110,8 +110,8 @@ class Scorer:
         parties = validate_rows("incident_parties", _records(parties, "parties", incident_id=did))
         meds = _records(mediations, "mediations", incident_id=did)
         meds = validate_rows("mediations", meds) if meds else None
-        note_rows = _records(notes, "notes", incident_id=did)
-        note_rows = validate_rows("incident_notes", note_rows) if note_rows else None
+        given_notes = _records(notes, "notes", incident_id=did)
+        note_rows = validate_rows("incident_notes", given_notes) if given_notes else None
         _not_before_report(inc, parties, note_rows)
         if not (parties["incident_id"] == did).all():
             raise ValueError("every party must belong to the dispute being scored")

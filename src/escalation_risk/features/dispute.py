@@ -85,7 +85,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     for j, s in enumerate(idx.lexicon.signals):
         out[f"text_{s}"] = np.maximum(P.signals[:, j].astype(float), group_max(n, n_pt, n_sig[:, j]))
         out[f"followup_text_{s}"] = group_sum(n, owner, sig[:, j])
-    danger = n_sig[:, idx.danger_columns()].any(axis=1)
+    danger = np.asarray(n_sig[:, idx.danger_columns()].any(axis=1), dtype=bool)
     out["notes"] = np.bincount(n_pt, minlength=n)[:n].astype(float)
     out["notes_danger"] = group_sum(n, n_pt, danger)
     last_note = group_max(n, n_pt, n_t, empty=np.nan)
