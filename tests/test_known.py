@@ -346,7 +346,8 @@ def test_score_dispute_takes_notes(small_model, late_ds):
     parties = [{"incident_id": "q1", "party_id": "p1", "party_type": "person", "role": "respondent"},
                {"incident_id": "q1", "party_id": "p4", "party_type": "person", "role": "complainant",
                 "added_at": "2024-04-20"}]
-    notes = [{"incident_id": "q1", "note_id": "q1n1", "recorded_at": "2024-04-10", "text": "回访：当事人扬言要拿刀砍人"}]
+    notes = [{"incident_id": "q1", "note_id": "q1n1", "recorded_at": "2024-04-10",
+              "text": "回访：当事人扬言要拿刀砍人"}]
     idx = history_index(late_ds)
     rows = (validate_rows("incidents", [d]), validate_rows("incident_parties", parties))
     inc2 = pd.concat([rows[0], rows[0].assign(incident_id="q2")], ignore_index=True)
