@@ -78,6 +78,17 @@ criminal suspect usually gets ``prior_violence`` weeks after the case, some
 ``community_correction`` months later; people with two or more petitions become
 ``key_person``.
 
+Facts recorded later (contract 1.1; ``late_facts=True``, drawn from a second random
+stream so that the 1.0 tables of a seed do not change): after an escalation a household
+member of the suspect is often put on the dispute days later; some crime witnesses are
+named weeks after the report; a third of mediation outcomes are typed in days after the
+session; suspects unemployed at export lost their job 2-10 months after their first
+crime (before that their history says employed); some locals were migrants until a
+date; some people were registered only during the period (unknown before). Grid
+workers' return visits in the first weeks leave notes whose threat and weapon phrases
+follow the heat the visit found, and most escalations leave a note on the dispute
+("当事人因持刀伤人被刑事立案").
+
 Record linkage noise. About 3.5% of people also have a second ``person_id`` created
 by the police system (used on police calls and criminal cases): two thirds with the
 same id number, one third without id number but with the same name, birth year and
