@@ -67,12 +67,18 @@ def open_at(reported, closed, t):
     return (reported <= t) & ~(closed <= t)
 
 
-def party_since(parties: pd.DataFrame, incidents: pd.DataFrame) -> pd.Series:
-    """When each party row is on its incident: ``added_at``, else the incident's ``reported_at``."""
-    rep = pd.Series(incidents["reported_at"].to_numpy(dtype="datetime64[ns]"),
-                    index=pd.Index(incidents["incident_id"].to_numpy(dtype=object)))
-    rep = rep[~rep.index.duplicated()]
-    at_report = rep.reindex(parties["incident_id"].to_numpy(dtype=object)).to_numpy(dtype="datetime64[ns]")
+def party_since(parties: pd.DataFrame, incidents: pd.DataFrame, positions: np.ndarray | None = None) -> pd.Series:
+    """When each party row is on its incident: ``added_at``, else the incident's ``reported_at``.
+
+    ``positions`` (each party's incident row in ``incidents``, -1 if absent) spares the
+    id look-up when the caller already has it.
+    """
+    if positions is None:
+        # Incident ids are unique in a validated Dataset (the contract's key).
+        ids = pd.Index(incidents["incident_id"].to_numpy(dtype=object))
+        positions = ids.get_indexer(parties["incident_id"].to_numpy(dtype=object))
+    rep = np.append(incidents["reported_at"].to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))
+    at_report = rep[np.asarray(positions)]
     added = parties["added_at"].to_numpy(dtype="datetime64[ns]") if "added_at" in parties else \
         np.full(len(parties), np.datetime64("NaT"), "datetime64[ns]")
     return pd.Series(np.where(np.isnat(added), at_report, added), index=parties.index, dtype="datetime64[ns]")

@@ -178,7 +178,7 @@ class HistoryIndex:
 
         parties = ds.incident_parties
         pi = self.incidents.get_indexer(parties["incident_id"].to_numpy(dtype=object))
-        since = to_secs(party_since(parties, inc), ALWAYS)
+        since = to_secs(party_since(parties, inc, pi), ALWAYS)
         is_person = (parties["party_type"] == "person").to_numpy()
         person = np.where(is_person, self.pid_to_int.reindex(parties["party_id"]).fillna(-1).to_numpy(), -1)
         role = parties["role"].astype(object).to_numpy()
