@@ -39,6 +39,7 @@ from .known import (
     known_incidents,
     known_members,
     known_parties,
+    member_at,
     not_after,
     party_since,
     tie_members,
@@ -211,7 +212,7 @@ def _edge_codes(ds: Dataset, as_of=None, kinds: Iterable[str] | None = None) -> 
     if _wanted("household", kinds):
         h = _cached(ds, "household", _household_ties)
         if t is not None:
-            h = h[(h["start"] <= t) & (h["end"] > t)]
+            h = h[member_at(h["start"], h["end"], t)]
         parts.append(h.assign(kind="household", weight=1))
     if _wanted("relation", kinds):
         r = _cached(ds, "relation", _relation_ties)
@@ -253,10 +254,12 @@ def person_edges(ds: Dataset, as_of=None) -> pd.DataFrame:
       ``since`` of that pair and code (NaT: since before the data).
     - ``co_incident``: both are person parties of some incident. One row per pair,
       not per shared incident (that table is too large at district scale):
-      ``start`` is the earliest ``reported_at`` they shared, ``weight`` the number
-      of incidents they shared (known by ``as_of``). Incidents with more than
-      ``MAX_GROUP`` (50) person parties, and households with more than 50 members
-      over time, add no ties: they would add n²/2 ties about nobody in particular.
+      ``start`` is the earliest moment they shared an incident (its ``reported_at``,
+      or the later ``added_at`` of the two), ``weight`` the number of incidents they
+      shared (known by ``as_of``). A person who joins an incident or a household that
+      already had ``MAX_GROUP`` (50) persons makes no ties there
+      (:func:`escalation_risk.known.tie_members`): a mass event would add n²/2 ties
+      about nobody in particular.
 
     With ``as_of``, only ties known and still running then: ``start`` null or
     ``<= as_of`` and ``end`` null or ``> as_of``.

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .contract import ATTRIBUTES, TABLES
+from .contract import ATTRIBUTES
 
 MAX_GROUP = 50  # above this many distinct persons at arrival, a group makes no pair ties
 UNKNOWN = "unknown"
@@ -65,6 +65,12 @@ def open_at(reported, closed, t):
     (a null closing is a far-future sentinel): ``~(closed <= t)`` holds for both.
     """
     return (reported <= t) & ~(closed <= t)
+
+
+def member_at(start, end, t):
+    """A membership (or tie) runs at t when started by t and not ended by t; a null start is
+    "since before the data" and a null end "still running" (here as the extreme values)."""
+    return (start <= t) & ~(end <= t)
 
 
 def party_since(parties: pd.DataFrame, incidents: pd.DataFrame, positions: np.ndarray | None = None) -> pd.Series:
@@ -267,6 +273,6 @@ def time_varying_facts(tables: dict[str, pd.DataFrame]) -> list[str]:
     return out
 
 
-__all__ = ["MAX_GROUP", "open_at", "added_by", "party_since", "outcome_since", "tie_members", "known_incidents",
-           "known_parties", "known_mediations", "attribute_history", "attributes_at", "known_members",
-           "not_after", "cut_tables", "time_varying_facts", "TABLES"]
+__all__ = ["MAX_GROUP", "open_at", "member_at", "added_by", "party_since", "outcome_since", "tie_members",
+           "known_incidents", "known_parties", "known_mediations", "attribute_history", "attributes_at",
+           "known_members", "not_after", "cut_tables", "time_varying_facts"]
