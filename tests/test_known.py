@@ -368,3 +368,40 @@ def test_score_dispute_takes_notes(small_model, late_ds):
         scorer.score_dispute(d, given, notes=[dict(note, recorded_at="2024-03-01")], as_of="2024-04-21")
     with pytest.raises(DataValidationError, match="added_at"):
         scorer.score_dispute(d, [dict(given[1], added_at="2024-03-01")], as_of="2024-04-21")
+
+
+def test_model_card_and_evaluate_say_which_facts_were_dated(tmp_path, small_district, small_model):
+    from click.testing import CliRunner
+
+    from escalation_risk.cli import main
+    from escalation_risk.model_card import write_model_card
+    facts = small_model.manifest["training_data"]["time_varying_facts"]
+    assert facts == time_varying_facts(small_district.tables()) and not any(f.startswith("no ") for f in facts)
+    card = write_model_card(small_model, tmp_path / "card").read_text(encoding="utf-8")
+    assert "Time-varying facts in the training data" in card and all(f in card for f in facts)
+    old = dict(small_model.manifest, training_data={"fingerprint": "0" * 64, "fingerprint_at_cutoff": "0" * 64})
+    small_model.manifest, kept = old, small_model.manifest
+    try:
+        assert "Time-varying facts: not recorded" in write_model_card(small_model, tmp_path / "old").read_text(
+            encoding="utf-8")
+    finally:
+        small_model.manifest = kept
+    small_district.write(tmp_path / "data", fmt="csv")
+    small_model.save(tmp_path / "model")
+    r = CliRunner().invoke(main, ["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "model"),
+                                  "--start", "2025-01-01"])
+    assert r.exit_code == 0, r.output
+    assert "time-varying facts in these data" in r.output
+    assert f"incident_notes: {len(small_district.incident_notes)} later notes" in r.output
+
+
+def test_appended_notes_and_parties_are_checked_against_the_history(late_ds):
+    note = pd.DataFrame({"note_id": ["n9"], "incident_id": ["d2"], "recorded_at": ["2024-04-01"], "text": ["x"]})
+    with pytest.raises(Exception, match="must not be before its incident's reported_at"):
+        late_ds.append(pseudonym_key=KEY, incident_notes=note)
+    ok = late_ds.append(pseudonym_key=KEY, incident_notes=note.assign(recorded_at="2024-04-03"))
+    assert len(ok.incident_notes) == 4 and _feat(ok, "d2", "2024-04-04")["notes"] == 1
+    party = pd.DataFrame({"incident_id": ["d2"], "party_id": ["p5"], "party_type": ["person"], "role": ["other"],
+                          "added_at": ["2024-03-30"]})
+    q = late_ds.append(pseudonym_key=KEY, errors="quarantine", incident_parties=party)
+    assert q.quarantine["reason"].tolist() == ["must not be before its incident's reported_at"]
