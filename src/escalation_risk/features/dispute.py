@@ -94,10 +94,10 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
 
     med = idx.mediations
     mo, mpos = med.expand(P.d, None, t)
-    m_pt = np.concatenate([mo, P.extra_mediations["pt"].to_numpy(np.int64)])
-    m_t = np.concatenate([med.t[mpos], P.extra_mediations["t"].to_numpy(np.int64)])
-    m_failed = np.concatenate([med.payload["failed"][mpos], P.extra_mediations["failed"].to_numpy(bool)])
-    m_out = np.concatenate([med.payload["out_t"][mpos], P.extra_mediations["out_t"].to_numpy(np.int64)])
+    m_pt = np.concatenate([mo, P.extra_mediations["pt"]])
+    m_t = np.concatenate([med.t[mpos], P.extra_mediations["t"]])
+    m_failed = np.concatenate([med.payload["failed"][mpos], P.extra_mediations["failed"]])
+    m_out = np.concatenate([med.payload["out_t"][mpos], P.extra_mediations["out_t"]])
     keep = m_t <= t[m_pt]
     # Before its outcome_at a mediation has been held and its outcome is pending.
     m_failed = m_failed & (m_out <= t[m_pt])
