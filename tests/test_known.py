@@ -405,3 +405,19 @@ def test_appended_notes_and_parties_are_checked_against_the_history(late_ds):
                           "added_at": ["2024-03-30"]})
     q = late_ds.append(pseudonym_key=KEY, errors="quarantine", incident_parties=party)
     assert q.quarantine["reason"].tolist() == ["must not be before its incident's reported_at"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_1_1_files_round_trip(tmp_path, fmt):
+    direct = Dataset.from_frames(pseudonym_key=KEY, **late_tables())
+    for name, df in late_tables().items():
+        if fmt == "csv":
+            df.to_csv(tmp_path / f"{name}.csv", index=False)
+        else:
+            df.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    loaded = load_dataset(tmp_path, pseudonym_key=KEY)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(loaded, name), getattr(direct, name), obj=name)
+    loaded.write(tmp_path / "again", fmt=fmt)
+    again = load_dataset(tmp_path / "again", pseudonym_key=KEY)
+    assert len(again.incident_notes) == 3 and again.incident_parties["added_at"].notna().sum() == 1
