@@ -392,6 +392,7 @@ def test_model_card_and_evaluate_say_which_facts_were_dated(tmp_path, small_dist
                                   "--start", "2025-01-01"])
     assert r.exit_code == 0, r.output
     assert "time-varying facts in these data" in r.output
+    assert small_model.evaluate(small_district).period["time_varying_facts"] == facts
     assert f"incident_notes: {len(small_district.incident_notes)} later notes" in r.output
 
 
