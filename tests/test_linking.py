@@ -32,11 +32,12 @@ def same(key: pd.Series, *ids: str) -> bool:
 
 
 def test_equal_id_numbers_link_whatever_else_differs():
-    # Formatting differences in the id number are normalised before hashing.
+    # Formatting differences in the id number are normalised before hashing; two valid,
+    # different id numbers are two people even when name, birth year and phone agree.
     key = link_persons(dataset([
-        ("police-1", "Wang Wei", 1980, "138 0000 0001", "11010119800101001x"),
-        ("mediation-7", "王伟", None, None, "11010119800101001X"),
-        ("other", "Wang Wei", 1980, "13800000001", "220101198001010011"),
+        ("police-1", "Wang Wei", 1980, "138 0000 0001", "11010119800101007x"),
+        ("mediation-7", "王伟", None, None, "110101 19800101007X"),
+        ("other", "Wang Wei", 1980, "13800000001", "220101198001010016"),
     ]))
     assert same(key, "police-1", "mediation-7")
     assert key["police-1"] == "mediation-7"  # the smallest person_id names the group
@@ -168,7 +169,8 @@ def test_incremental_with_unknown_records_only():
 def test_explain_links_names_the_rule():
     ds = dataset(ROWS)
     ex = explain_links(ds)
-    assert list(ex.columns) == ["person_key", "person_id", "linked_to", "rule"]
+    assert list(ex.columns) == ["person_key", "person_id", "linked_to", "rule", "weight", "match_probability",
+                                "id_number", "name", "birth", "phone", "gender"]
     rules = {(r.person_id, r.linked_to): r.rule for r in ex.itertuples()}
     assert rules[("p03", "p01")] == RULE_ID
     assert rules[("p02", "p01")] == RULE_FALLBACK
