@@ -7,8 +7,8 @@ time: an old 15-digit id, a mistyped digit, 章 for 张, 陳 for 陈, a new phon
 linkage keys on load; this module links records on those keys, Fellegi–Sunter style:
 
 1. **Blocking** (vectorised, sort-based): candidate pairs share the id number, or the
-   birth date written in the id, or the toneless pinyin of the name and the birth
-   year, or the phone. Blocks larger than ``max_block`` are skipped (and counted).
+   birth date written in the id, or the fuzzy pinyin of the name (homophones and
+   near-homophones alike) and the birth year, or the phone. Blocks larger than ``max_block`` are skipped (and counted).
 2. **Comparison levels** per pair and field: id number (exact, check digit only,
    typo, transposition, different, conflict), name (exact, same pinyin, same fuzzy
    pinyin, different), birth (same id birth date, same year, ...), phone, gender;
@@ -82,7 +82,7 @@ def _default_m() -> dict[str, dict[str, float]]:
     # does to real records; EM could refine them, the defaults are deliberately modest.
     return {
         "id_number": {"exact": 0.92, "check_digit": 0.005, "typo": 0.04, "transposed": 0.005,
-                      "different": 0.03, "conflict": 0.0},
+                      "different": 0.005, "conflict": 0.0},
         "name": {"exact": 0.85, "pinyin": 0.08, "fuzzy_pinyin": 0.04, "different": 0.03},
         "birth": {"date": 0.96, "date_differs_same_year": 0.03, "date_differs": 0.01,
                   "year": 0.95, "year_off_by_one": 0.03, "year_differs": 0.02},
@@ -270,7 +270,7 @@ def _block_rules(k: _Keys) -> list[tuple[str, np.ndarray]]:
     return [
         ("id_number", k.idn),
         ("id_birth_date", k.date),
-        ("pinyin+birth_year", _combine(k.pinyin, k.year.astype(np.int64))),
+        ("fuzzy_pinyin+birth_year", _combine(k.fuzzy, k.year.astype(np.int64))),
         ("phone", k.phone),
     ]
 
@@ -411,8 +411,9 @@ def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float)
     # Without id evidence a pair needs the phone, a name that sounds the same and the
     # birth year: name and birth year alone never link (a district has namesakes).
     triple = (phone == 1) & np.isin(name, (1, 2, 3)) & np.isin(birth, (1, 2, 4))
-    # A transposition between two valid ids counts only when everything else agrees.
-    all_else = np.isin(name, (1, 2)) & np.isin(birth, (1, 2, 4)) & (phone == 1) & (gender != 2)
+    # A transposition between two valid ids counts only when everything else agrees: the
+    # name sounds the same, the birth year is the same, no phone or gender differs.
+    all_else = np.isin(name, (1, 2)) & np.isin(birth, (1, 2, 4)) & (phone != 2) & (gender != 2)
     ok = (weight >= threshold) & (idl != ID_CONFLICT) & (id_pos | triple)
     # The same id number is the same person: it is the identifier the law gives.
     return (idl == ID_EXACT) | (ok & ((idl != ID_TRANSPOSED) | all_else))
