@@ -7,8 +7,10 @@ time: an old 15-digit id, a mistyped digit, 章 for 张, 陳 for 陈, a new phon
 linkage keys on load; this module links records on those keys, Fellegi–Sunter style:
 
 1. **Blocking** (vectorised, sort-based): candidate pairs share the id number, or the
-   birth date written in the id, or the fuzzy pinyin of the name (homophones and
-   near-homophones alike) and the birth year, or the phone. Blocks larger than ``max_block`` are skipped (and counted).
+   birth date and sequence number written in it (a typo in the region or the check
+   digit), or its digits in sorted order and the date or the sequence (a
+   transposition), or the fuzzy pinyin of the name (homophones and near-homophones
+   alike) and the birth year, or the phone. Blocks larger than ``max_block`` are skipped (and counted).
 2. **Comparison levels** per pair and field: id number (exact, check digit only,
    typo, transposition, different, conflict), name (exact, same pinyin, same fuzzy
    pinyin, different), birth (same id birth date, same year, ...), phone, gender;
@@ -123,7 +125,7 @@ class LinkageModel:
     max_block: int = 2_000
     max_group: int = 8
     ambiguity_margin: float = 10.0
-    u_sample: int = 1_000_000
+    u_sample: int = 500_000
     seed: int = 0
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)
     u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
@@ -197,8 +199,8 @@ def _keys(persons: pd.DataFrame) -> _Keys:
     year = np.where(np.isnan(by), id_year, np.nan_to_num(by)).astype(np.int16)
     id_sex = num("lk_id_sex", np.full(n, -1), np.int8)
     if "gender" in persons.columns:
-        g = persons["gender"].astype(object)
-        sex = np.where(g == "male", 1, np.where(g == "female", 0, id_sex)).astype(np.int8)
+        g = pd.Categorical(persons["gender"], categories=["female", "male"]).codes  # -1: unknown or missing
+        sex = np.where(g >= 0, g, id_sex).astype(np.int8)
     else:
         sex = id_sex
     return _Keys(
@@ -237,7 +239,7 @@ def _block_pairs(key: np.ndarray, max_block: int, need: np.ndarray | None = None
     n = len(key)
     skipped = np.zeros(n, dtype=bool)
     rows = np.flatnonzero(key != 0)
-    order = rows[np.argsort(key[rows], kind="stable")]
+    order = rows[np.argsort(key[rows])]  # pairs come out the same whatever the order within a block
     k = key[order]
     if len(k) < 2:
         return np.array([], np.int64), np.array([], np.int64), skipped, 0
@@ -267,9 +269,15 @@ def _block_pairs(key: np.ndarray, max_block: int, need: np.ndarray | None = None
 
 
 def _block_rules(k: _Keys) -> list[tuple[str, np.ndarray]]:
+    # Each rule is there for a kind of noise the others miss, with small blocks: a typo in
+    # the region or the check digit keeps birth date and sequence; a transposition keeps
+    # the digits and the date or the sequence; a typo in the date keeps the name's sound
+    # and the birth year.
     return [
         ("id_number", k.idn),
-        ("id_birth_date", k.date),
+        ("id_birth_date+sequence", _combine(k.date, k.seq)),
+        ("id_digits+birth_date", _combine(k.digits, k.date)),
+        ("id_digits+sequence", _combine(k.digits, k.seq)),
         ("fuzzy_pinyin+birth_year", _combine(k.fuzzy, k.year.astype(np.int64))),
         ("phone", k.phone),
     ]
@@ -304,43 +312,54 @@ def _agree(a: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return (x == a[j]) & (x != 0)
 
 
+def _levels(conds: list[tuple[np.ndarray, int]], n: int) -> np.ndarray:
+    """The first matching level of each pair (0 where none): np.select without its copies."""
+    out = np.zeros(n, dtype=np.int8)
+    for cond, lv in reversed(conds):
+        out[cond] = lv
+    return out
+
+
 def _compare(k: _Keys, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
     """Agreement level (int8 code into LEVELS) of every field for the pairs (i, j)."""
+    m = len(i)
     ida, idb = k.idn[i], k.idn[j]
     present = (ida != 0) & (idb != 0)
     exact = present & (ida == idb)
+    del ida, idb
     ka, kb = k.kind[i], k.kind[j]
-    shaped = np.isin(ka, (ID_VALID, ID_BAD)) & np.isin(kb, (ID_VALID, ID_BAD))
+    shaped = ((ka == ID_VALID) | (ka == ID_BAD)) & ((kb == ID_VALID) | (kb == ID_BAD))
     seg = (_agree(k.region, i, j).astype(np.int8) + _agree(k.date, i, j) + _agree(k.seq, i, j))
     diff = present & ~exact
     check = diff & shaped & (seg == 3)
     typo = diff & shaped & ~check & ((ka == ID_BAD) | (kb == ID_BAD)) & (seg >= 2)
     both_valid = (ka == ID_VALID) & (kb == ID_VALID)
-    transposed = diff & both_valid & _agree(k.digits, i, j) & (seg >= 1)
+    transposed = diff & both_valid & (seg >= 1) & _agree(k.digits, i, j)
     conflict = diff & ~check & ~typo & ~transposed & (both_valid | ((ka == ID_OTHER) & (kb == ID_OTHER)))
-    idl = np.select([exact, check, typo, transposed, conflict, present],
-                    [ID_EXACT, ID_CHECK, ID_TYPO, ID_TRANSPOSED, ID_CONFLICT, ID_DIFFERENT], 0).astype(np.int8)
+    idl = _levels([(exact, ID_EXACT), (check, ID_CHECK), (typo, ID_TYPO), (transposed, ID_TRANSPOSED),
+                   (conflict, ID_CONFLICT), (present, ID_DIFFERENT)], m)
 
     na, nb = k.name[i], k.name[j]
     npres = (na != 0) & (nb != 0)
-    namel = np.select([npres & (na == nb), npres & (k.pinyin[i] == k.pinyin[j]),
-                       npres & (k.fuzzy[i] == k.fuzzy[j]), npres], [1, 2, 3, 4], 0).astype(np.int8)
+    namel = _levels([(npres & (na == nb), 1), (npres & (k.pinyin[i] == k.pinyin[j]), 2),
+                     (npres & (k.fuzzy[i] == k.fuzzy[j]), 3), (npres, 4)], m)
+    del na, nb
 
     da, db = k.date[i], k.date[j]
     ya, yb = k.year[i].astype(np.int32), k.year[j].astype(np.int32)
     dates = (da != 0) & (db != 0)
     years = (ya != 0) & (yb != 0)
     dy = np.abs(ya - yb)
-    birth = np.select([dates & (da == db), dates & years & (dy == 0), dates,
-                       years & (dy == 0), years & (dy == 1), years], [1, 2, 3, 4, 5, 6], 0).astype(np.int8)
+    birth = _levels([(dates & (da == db), 1), (dates & years & (dy == 0), 2), (dates, 3),
+                     (years & (dy == 0), 4), (years & (dy == 1), 5), (years, 6)], m)
 
     pa, pb = k.phone[i], k.phone[j]
     ppres = (pa != 0) & (pb != 0)
-    phone = np.select([ppres & (pa == pb), ppres], [1, 2], 0).astype(np.int8)
+    phone = _levels([(ppres & (pa == pb), 1), (ppres, 2)], m)
 
     sa, sb = k.sex[i], k.sex[j]
     spres = (sa >= 0) & (sb >= 0)
-    gender = np.select([spres & (sa == sb), spres], [1, 2], 0).astype(np.int8)
+    gender = _levels([(spres & (sa == sb), 1), (spres, 2)], m)
     return {"id_number": idl, "name": namel, "birth": birth, "phone": phone, "gender": gender}
 
 
@@ -385,9 +404,9 @@ def _estimate(k: _Keys, model: LinkageModel) -> _Weights:
     tf, m_tf = {}, {}
     for f, arr in (("id_number", k.idn), ("name", k.name), ("phone", k.phone)):
         present = arr != 0
-        _, inv, cnt = np.unique(arr[present], return_inverse=True, return_counts=True)
+        codes = pd.factorize(arr[present])[0]
         c = np.ones(n)
-        c[present] = cnt[inv]
+        c[present] = np.bincount(codes)[codes]
         # Others holding the same value, over the population: the pair itself is not chance.
         tf[f] = np.log2(np.maximum(c - 1.0, 1.0) / pop)
         m_tf[f] = model.m[f]["exact"]
@@ -540,8 +559,15 @@ def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
     pairs involving a new record, and pairs inside an existing group, are compared.
     """
     persons = keys.reset_index(drop=True)
-    if persons["person_id"].duplicated().any():
-        raise ValueError("link_keys: column 'person_id' has duplicate values; each record needs its own id")
+    if "person_id" not in persons.columns:
+        raise ValueError("link_keys: the keys table needs a 'person_id' column")
+    if persons["person_id"].isna().any() or persons["person_id"].duplicated().any():
+        raise ValueError("link_keys: column 'person_id' has missing or duplicate values; each record needs "
+                         "its own id")
+    return _link(persons, existing, model)
+
+
+def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel) -> Linkage:
     k = _keys(persons)
     n = k.n
     new = None
@@ -551,9 +577,8 @@ def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
     i, j, stats = _candidates(k, model, new)
     if existing is not None and new is not None:
         ei, ej = _existing_pairs(k, existing, ~new)
+        # Both records old: never among the candidates, which all involve a new record.
         i, j = np.r_[i, ei], np.r_[j, ej]
-        pair = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
-        i, j = pair // n, pair % n
         stats["pairs_existing_groups"] = len(ei)
     wt = _estimate(k, model)
     levels = _compare(k, i, j)
@@ -566,8 +591,14 @@ def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
     comp, kept, gstats = _groups(k, ai, aj, weight[acc], levels["id_number"][acc] == ID_TRANSPOSED, model)
     stats.update(gstats)
     ids = k.pid
+    # The smallest person_id names a group; only groups of two or more need a look.
+    multi = np.bincount(comp)[comp] > 1
+    key_arr = ids.copy()
+    if multi.any():
+        sub = pd.Series(ids[multi]).groupby(comp[multi]).transform("min")
+        key_arr[multi] = sub.to_numpy(dtype=object)
+    key = pd.Series(key_arr, dtype=object)
     frame = pd.DataFrame({"comp": comp, "pid": ids})
-    key = frame.groupby("comp")["pid"].transform("min")
     if existing is not None:
         known_key = frame["pid"].map(existing)
         prior_key = known_key.groupby(frame["comp"]).transform("min")
@@ -591,7 +622,7 @@ def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
         "records": n, "candidate_pairs": len(i), "accepted_pairs": int(acc.sum()),
         "kept_pairs": int(accepted_kept.sum()), "weight_threshold": t, "prior_log2_odds": prior,
         "expected_false_matches": float((1.0 - prob[accepted_kept]).sum()),
-        "persons": int(out.nunique()),
+        "persons": int((np.bincount(comp) > 0).sum()),
     })
     return Linkage(key=out, pairs=pairs, stats=stats)
 
@@ -611,7 +642,7 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel) -> Li
     cacheable = existing is None and model is DEFAULT_MODEL
     if cacheable and "linkage" in ds.cache:
         return ds.cache["linkage"]
-    res = link_keys(ds.persons, existing=existing, model=model)
+    res = _link(ds.persons, existing, model)  # person_id: unique and present by the contract
     if cacheable:
         ds.cache["linkage"] = res
         ds.cache["person_key"] = res.key
