@@ -199,8 +199,12 @@ def _keys(persons: pd.DataFrame) -> _Keys:
     year = np.where(np.isnan(by), id_year, np.nan_to_num(by)).astype(np.int16)
     id_sex = num("lk_id_sex", np.full(n, -1), np.int8)
     if "gender" in persons.columns:
-        g = pd.Categorical(persons["gender"], categories=["female", "male"]).codes  # -1: unknown or missing
-        sex = np.where(g >= 0, g, id_sex).astype(np.int8)
+        g = persons["gender"]
+        if not isinstance(g.dtype, pd.CategoricalDtype):
+            g = g.astype("category")
+        code = np.array([1 if c == "male" else 0 if c == "female" else -1 for c in g.cat.categories] + [-1],
+                        dtype=np.int8)[g.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry
+        sex = np.where(code >= 0, code, id_sex).astype(np.int8)
     else:
         sex = id_sex
     return _Keys(
