@@ -252,8 +252,19 @@ def test_sample_district_linkage_against_truth():
 
 from escalation_risk.linking import LEVELS, LinkageModel, link_keys, linkage_summary  # noqa: E402
 from escalation_risk.normalize import (  # noqa: E402
-    ID_BAD, ID_OTHER, ID_VALID, gb11643_check_digit, id_birth_date, id_kind, id_sex, is_valid_id,
-    linkage_keys, name_pinyin, normalise_id, normalise_name, normalise_phone,
+    ID_BAD,
+    ID_OTHER,
+    ID_VALID,
+    gb11643_check_digit,
+    id_birth_date,
+    id_kind,
+    id_sex,
+    is_valid_id,
+    linkage_keys,
+    name_pinyin,
+    normalise_id,
+    normalise_name,
+    normalise_phone,
 )
 
 # The worked example of GB 11643-1999: 11010519491231002X, a woman born 1949-12-31.

@@ -288,12 +288,12 @@ def _block_rules(k: _Keys) -> list[tuple[str, np.ndarray]]:
 
 
 def _candidates(k: _Keys, model: LinkageModel, new: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """Candidate pairs from every blocking rule, each pair once."""
     rules = _block_rules(k)
     done: list[tuple[np.ndarray, np.ndarray]] = []
     out_i, out_j = [], []
-    stats: dict[str, int] = {}
+    stats: dict[str, float] = {}
     for name, key in rules:
         i, j, skipped, n_big = _block_pairs(key, model.max_block, need=new)
         keep = np.ones(len(i), dtype=bool)
@@ -450,7 +450,7 @@ def _firm_ids(k: _Keys) -> np.ndarray:
 
 
 def _groups(k: _Keys, i: np.ndarray, j: np.ndarray, w: np.ndarray, transposed: np.ndarray,
-            model: LinkageModel) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+            model: LinkageModel) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """Component label per record, and which accepted edges the chaining guard kept."""
     n = k.n
     graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
@@ -462,7 +462,7 @@ def _groups(k: _Keys, i: np.ndarray, j: np.ndarray, w: np.ndarray, transposed: n
     n_tr = np.bincount(comp[i[transposed]], minlength=len(size))
     bad = (n_ids > 1 + n_tr) | (size > model.max_group)
     kept = np.ones(len(i), dtype=bool)
-    stats = {"components_reclustered": int(bad.sum())}
+    stats: dict[str, float] = {"components_reclustered": int(bad.sum())}
     if not bad.any():
         return comp, kept, stats
     next_label = comp.max() + 1
