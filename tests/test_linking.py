@@ -207,21 +207,22 @@ def test_many_records_link_vectorised(n):
 def test_incremental_split_never_leaves_two_people_under_one_key():
     # p5 and p9 shared an id number; the id of p9 was then corrected. The old key must
     # not stay on both: it stays with the record it was named after.
-    before = link_persons(dataset([("p5", "A", 1980, "1", "X"), ("p9", "B", 1981, "2", "X"),
-                                   ("p7", "C", 1982, "3", "X")]))
+    before = link_persons(dataset([("p5", "A", 1980, "1", "X"), ("p9", "A", 1981, "2", "X"),
+                                   ("p7", "A", 1982, "3", "X")]))
     assert set(before) == {"p5"}
-    after = link_persons(dataset([("p5", "A", 1980, "1", "X"), ("p9", "B", 1981, "2", "Y"),
-                                  ("p7", "C", 1982, "3", "Y")]), existing=before)
+    after = link_persons(dataset([("p5", "A", 1980, "1", "X"), ("p9", "A", 1981, "2", "Y"),
+                                  ("p7", "A", 1982, "3", "Y")]), existing=before)
     assert after["p5"] == "p5"
     assert after["p9"] == after["p7"] == "p7"
     # Named record gone from its old group: the first group by position keeps the key.
-    after = link_persons(dataset([("p9", "B", 1981, "2", "Y"), ("p7", "C", 1982, "3", "Z")]), existing=before)
+    after = link_persons(dataset([("p9", "A", 1981, "2", "Y"), ("p7", "A", 1982, "3", "Z")]), existing=before)
     assert after.nunique() == 2 and "p5" in set(after)
 
 
 def test_incremental_merge_of_two_old_groups_takes_one_old_key():
-    before = link_persons(dataset([("p1", "A", 1980, "1", "X"), ("p2", "B", 1981, "2", None)]))
-    after = link_persons(dataset([("p1", "A", 1980, "1", "X"), ("p2", "B", 1981, "2", None),
+    before = link_persons(dataset([("p1", "B", 1980, "1", "X"), ("p2", "B", 1981, "2", None)]))
+    assert before.nunique() == 2
+    after = link_persons(dataset([("p1", "B", 1980, "1", "X"), ("p2", "B", 1981, "2", None),
                                   ("p0", "B", 1981, "2", "X")]), existing=before)
     assert set(after) == {"p1"}
 
@@ -395,6 +396,14 @@ def test_two_valid_ids_are_two_people_unless_one_transposition_and_all_else_agre
     assert len({key["a"], key["b"], key["c"]}) == 3
 
 
+def test_an_id_typed_onto_another_persons_number_does_not_merge_two_people():
+    # Same id number, but nothing else agrees: a mistyped id that landed on a real one.
+    rows = [("a", "张春磊", 1994, "17770771634", A, "male"), ("b", "李丽云", 1994, "13079409668", A, "male"),
+            ("c", "张春磊", None, None, A, None)]
+    key = link_persons(people(rows, 500))
+    assert key["a"] == key["c"] != key["b"]
+
+
 def test_homophone_and_traditional_names_link_with_birth_and_phone():
     rows = [("a", "张伟", 1980, "13811112222", None, "male"), ("b", "章玮", 1980, "+86 138 1111 2222", None, "male"),
             ("c", "陳偉", 1975, "13722223333", None, "male"), ("d", "陈伟", 1975, "13722223333", None, "male"),
@@ -405,6 +414,10 @@ def test_homophone_and_traditional_names_link_with_birth_and_phone():
     assert key["a"] == key["b"]
     assert key["c"] == key["d"] == key["e"]
     assert key["f"] != key["g"]  # one family phone, two names: two people
+    # A family phone, one surname, one birth year, homophone given names, another sex: two people.
+    key = link_persons(people([("h", "王华", 1979, "18533900879", None, "male"),
+                               ("w", "王花", 1979, "18533900879", None, "female")], 500))
+    assert key["h"] != key["w"]
     lv = explain_links(ds).set_index(["person_id", "linked_to"])
     assert lv.loc[("b", "a"), "name"] == "pinyin"
     assert lv.loc[("d", "c"), "name"] == "exact"

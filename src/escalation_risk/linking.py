@@ -8,7 +8,7 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
 
 1. **Blocking** (vectorised, sort-based): candidate pairs share the id number, or the
    birth date and sequence number written in it (a typo in the region or the check
-   digit), or its digits in sorted order and the date or the sequence (a
+   digit), or the id with each pair of neighbouring digits put in order (a
    transposition), or the fuzzy pinyin of the name (homophones and near-homophones
    alike) and the birth year, or the phone. Blocks larger than ``max_block`` are skipped (and counted).
 2. **Comparison levels** per pair and field: id number (exact, check digit only,
@@ -89,7 +89,7 @@ def _default_m() -> dict[str, dict[str, float]]:
         "birth": {"date": 0.96, "date_differs_same_year": 0.03, "date_differs": 0.01,
                   "year": 0.95, "year_off_by_one": 0.03, "year_differs": 0.02},
         "phone": {"exact": 0.75, "different": 0.25},
-        "gender": {"same": 0.98, "different": 0.02},
+        "gender": {"same": 0.995, "different": 0.005},
     }
 
 
@@ -153,7 +153,8 @@ class _Keys:
     region: np.ndarray
     date: np.ndarray
     seq: np.ndarray
-    digits: np.ndarray
+    swap_even: np.ndarray
+    swap_odd: np.ndarray
     kind: np.ndarray
     year: np.ndarray
     sex: np.ndarray
@@ -209,7 +210,8 @@ def _keys(persons: pd.DataFrame) -> _Keys:
         sex = id_sex
     return _Keys(
         pid=persons["person_id"].to_numpy(dtype=object), idn=idn, region=num("lk_id_region", zero),
-        date=num("lk_id_date", zero), seq=num("lk_id_seq", zero), digits=num("lk_id_digits", zero), kind=kind,
+        date=num("lk_id_date", zero), seq=num("lk_id_seq", zero), swap_even=num("lk_id_swap_even", zero),
+        swap_odd=num("lk_id_swap_odd", zero), kind=kind,
         year=year, sex=sex, name=name, pinyin=num("lk_pinyin", name), fuzzy=num("lk_fuzzy", name), phone=phone,
     )
 
@@ -275,13 +277,13 @@ def _block_pairs(key: np.ndarray, max_block: int, need: np.ndarray | None = None
 def _block_rules(k: _Keys) -> list[tuple[str, np.ndarray]]:
     # Each rule is there for a kind of noise the others miss, with small blocks: a typo in
     # the region or the check digit keeps birth date and sequence; a transposition keeps
-    # the digits and the date or the sequence; a typo in the date keeps the name's sound
-    # and the birth year.
+    # the id with neighbouring digits put in order; a typo in the date keeps the name's
+    # sound and the birth year.
     return [
         ("id_number", k.idn),
         ("id_birth_date+sequence", _combine(k.date, k.seq)),
-        ("id_digits+birth_date", _combine(k.digits, k.date)),
-        ("id_digits+sequence", _combine(k.digits, k.seq)),
+        ("id_transposed_even", k.swap_even),
+        ("id_transposed_odd", k.swap_odd),
         ("fuzzy_pinyin+birth_year", _combine(k.fuzzy, k.year.astype(np.int64))),
         ("phone", k.phone),
     ]
@@ -338,7 +340,7 @@ def _compare(k: _Keys, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
     check = diff & shaped & (seg == 3)
     typo = diff & shaped & ~check & ((ka == ID_BAD) | (kb == ID_BAD)) & (seg >= 2)
     both_valid = (ka == ID_VALID) & (kb == ID_VALID)
-    transposed = diff & both_valid & (seg >= 1) & _agree(k.digits, i, j)
+    transposed = diff & both_valid & (_agree(k.swap_even, i, j) | _agree(k.swap_odd, i, j))
     conflict = diff & ~check & ~typo & ~transposed & (both_valid | ((ka == ID_OTHER) & (kb == ID_OTHER)))
     idl = _levels([(exact, ID_EXACT), (check, ID_CHECK), (typo, ID_TYPO), (transposed, ID_TRANSPOSED),
                    (conflict, ID_CONFLICT), (present, ID_DIFFERENT)], m)
@@ -433,13 +435,16 @@ def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float)
     id_pos = np.isin(idl, (ID_CHECK, ID_TYPO, ID_TRANSPOSED))
     # Without id evidence a pair needs the phone, a name that sounds the same and the
     # birth year: name and birth year alone never link (a district has namesakes).
-    triple = (phone == 1) & np.isin(name, (1, 2, 3)) & np.isin(birth, (1, 2, 4))
+    triple = (phone == 1) & np.isin(name, (1, 2, 3)) & np.isin(birth, (1, 2, 4)) & (gender != 2)
     # A transposition between two valid ids counts only when everything else agrees: the
     # name sounds the same, the birth year is the same, no phone or gender differs.
     all_else = np.isin(name, (1, 2)) & np.isin(birth, (1, 2, 4)) & (phone != 2) & (gender != 2)
     ok = (weight >= threshold) & (idl != ID_CONFLICT) & (id_pos | triple)
-    # The same id number is the same person: it is the identifier the law gives.
-    return (idl == ID_EXACT) | (ok & ((idl != ID_TRANSPOSED) | all_else))
+    # The same id number is the same person (the identifier the law gives), unless the names
+    # differ outright and the weights do not carry it: then it is a mistyped id that landed on
+    # another person's number.
+    same_id = (idl == ID_EXACT) & ((name != 4) | (weight >= threshold))
+    return same_id | (ok & ((idl != ID_TRANSPOSED) | all_else))
 
 
 # --------------------------------------------------------------------------- groups
