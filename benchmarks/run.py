@@ -491,6 +491,9 @@ def _verdict(row: dict, N: int) -> str:
         return "ok" if ok else "**MISS** (<300 s, <8 GB)"
     if k == "generate":
         return "ok" if t < 600 else "**MISS** (<600 s)"
+    if k == "link":
+        ok = t <= 5 and row["peak_mb"] - row["rss_start_mb"] <= 1024
+        return "ok" if ok else "**MISS** (<=5 s, <=1 GB over the stage's start)"
     return ""
 
 
