@@ -537,3 +537,18 @@ def test_noisy_district_recall_and_false_merges():
     assert true_pairs > 800
     assert recall >= 0.97, recall
     assert false_merges <= len(key) / 10_000, false_merges
+
+
+def test_sample_command_writes_linkage_noise_with_its_truth(tmp_path):
+    from click.testing import CliRunner
+
+    from escalation_risk.cli import main as cli
+
+    out = tmp_path / "noisy"
+    res = CliRunner().invoke(cli, ["sample", str(out), "--persons", "400", "--seed", "3", "--linkage-noise", "1"])
+    assert res.exit_code == 0, res.output
+    truth = pd.read_parquet(out / "truth" / "person_truth.parquet")
+    dup = truth[truth.duplicated("true_person", keep=False)]
+    noisy = truth.loc[truth["noise"] != "", "person_id"]
+    assert len(noisy) > 0 and set(noisy) <= set(dup["person_id"])  # noise only on duplicate records
+    assert CliRunner().invoke(cli, ["sample", str(out), "--persons", "400", "--linkage-noise", "2"]).exit_code == 2
