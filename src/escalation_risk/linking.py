@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -115,7 +117,10 @@ class LinkageModel:
     (``duplicates_per_record`` over the ``population``, at least ``min_population``)
     it fixes the weight threshold, and ``1 - threshold`` bounds the expected share of
     false matches among accepted pairs (most accepted pairs are far above it: the
-    expected count is reported per run).
+    expected count is reported per run). ``keep_margin`` (bits) is the benefit of the
+    doubt a pair inside an existing group gets when linking incrementally: a link
+    breaks when the evidence turns against it (a corrected id), not when new records
+    shift the term frequencies by a hair.
     """
 
     threshold: float = 0.99
@@ -125,6 +130,7 @@ class LinkageModel:
     max_block: int = 2_000
     max_group: int = 8
     ambiguity_margin: float = 10.0
+    keep_margin: float = 3.0
     u_sample: int = 500_000
     seed: int = 0
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)
@@ -551,13 +557,59 @@ class Linkage:
     stats: dict[str, float]
 
 
-def _existing_pairs(k: _Keys, existing: pd.Series, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _prior_keys(pid: np.ndarray, existing: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each record's earlier key, -1 for a new record; the earlier keys by code).
+
+    Arrow's hash look-up: pandas' isin/map on a million string ids build a Python object
+    per id and took seconds."""
+    pos = pc.index_in(pa.array(pid, type=pa.string()),
+                      value_set=pa.array(existing.index.to_numpy(dtype=object), type=pa.string()))
+    pos = pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes, uniq = pd.factorize(existing.to_numpy(dtype=object))
+    prior = np.where(pos >= 0, codes[np.maximum(pos, 0)], -1)
+    return prior, np.asarray(uniq, dtype=object)
+
+
+def _existing_pairs(prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of known records inside one existing group (re-checked, so a corrected record can leave)."""
-    prior = pd.Series(k.pid).map(existing)
-    codes = pd.factorize(prior)[0].astype(np.int64) + 1
-    codes[~known] = 0
-    i, j, _, _ = _block_pairs(codes, max_block=10**9)
+    i, j, _, _ = _block_pairs(prior.astype(np.int64) + 1, max_block=10**9)
     return i, j
+
+
+def _keep_keys(pid: np.ndarray, comp: np.ndarray, key: np.ndarray, prior: np.ndarray,
+               uniq: np.ndarray) -> np.ndarray:
+    """Earlier keys carried over to the new groups.
+
+    A group takes the earlier key of its known records (the smallest, when a new
+    record joined two old groups). When an earlier link no longer holds (a corrected id
+    number), several groups claim one old key; two people must never share a key, so
+    it stays with the group holding the record it was named after (else the first
+    group) and the others keep their own smallest person_id.
+    """
+    known = prior >= 0
+    cp = pd.DataFrame({"comp": comp[known], "prior": prior[known]}).drop_duplicates()
+    n_old = cp.groupby("comp")["prior"].transform("size").to_numpy()
+    many = cp[n_old > 1]
+    if len(many):  # the smallest earlier key by its text
+        many = many.assign(text=uniq[many["prior"].to_numpy()]).sort_values(["comp", "text"]) \
+            .drop_duplicates("comp")[["comp", "prior"]]
+    chosen = pd.concat([cp[n_old == 1], many])
+    comp_prior = np.full(int(comp.max()) + 1 if len(comp) else 0, -1, dtype=np.int64)
+    comp_prior[chosen["comp"].to_numpy()] = chosen["prior"].to_numpy()
+    rec_prior = comp_prior[comp]
+    has = rec_prior >= 0
+    named = np.zeros(len(pid), dtype=bool)
+    named[has] = pid[has] == uniq[rec_prior[has]]
+    claims = pd.DataFrame({"comp": comp[has], "prior": rec_prior[has], "named": named[has]}) \
+        .groupby("comp", as_index=False).agg(prior=("prior", "first"), named=("named", "any"))
+    owner = claims.sort_values(["prior", "named", "comp"], ascending=[True, False, True]) \
+        .drop_duplicates("prior")
+    owner_of = np.full(len(uniq), -1, dtype=np.int64)
+    owner_of[owner["prior"].to_numpy()] = owner["comp"].to_numpy()
+    keeps = has & (owner_of[np.maximum(rec_prior, 0)] == comp)
+    out = key.copy()
+    out[keeps] = uniq[rec_prior[keeps]]
+    return out
 
 
 def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
@@ -581,11 +633,11 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     n = k.n
     new = None
     if existing is not None:
-        known = persons["person_id"].isin(existing.index).to_numpy()
-        new = ~known
+        prior_code, prior_keys = _prior_keys(k.pid, existing)
+        new = prior_code < 0
     i, j, stats = _candidates(k, model, new)
-    if existing is not None and new is not None:
-        ei, ej = _existing_pairs(k, existing, ~new)
+    if existing is not None:
+        ei, ej = _existing_pairs(prior_code)
         # Both records old: never among the candidates, which all involve a new record.
         i, j = np.r_[i, ei], np.r_[j, ej]
         stats["pairs_existing_groups"] = len(ei)
@@ -593,7 +645,11 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     levels = _compare(k, i, j)
     weight = _score(levels, wt, i)
     t = model.weight_threshold(n)
-    acc = _accept(levels, weight, t)
+    judged = weight
+    if existing is not None and len(ei):
+        judged = weight.copy()
+        judged[len(i) - len(ei):] += model.keep_margin
+    acc = _accept(levels, judged, t)
     prior = model.prior_log2_odds(n)
     prob = 1.0 / (1.0 + np.exp2(-np.clip(weight + prior, -1000, 1000)))
     ai, aj = i[acc], j[acc]
@@ -606,23 +662,9 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     if multi.any():
         sub = pd.Series(ids[multi]).groupby(comp[multi]).transform("min")
         key_arr[multi] = sub.to_numpy(dtype=object)
-    key = pd.Series(key_arr, dtype=object)
-    frame = pd.DataFrame({"comp": comp, "pid": ids})
     if existing is not None:
-        known_key = frame["pid"].map(existing)
-        prior_key = known_key.groupby(frame["comp"]).transform("min")
-        # When an earlier link no longer holds (a corrected id number), several groups
-        # claim one old key; two people must never share a key, so it stays with the
-        # group holding the record it was named after (else the first group) and the
-        # others take their own smallest person_id.
-        claims = pd.DataFrame({"comp": frame["comp"], "prior": prior_key,
-                               "named": frame["pid"] == prior_key}).dropna(subset=["prior"])
-        claims = claims.groupby("comp", as_index=False).agg(prior=("prior", "first"), named=("named", "any"))
-        owner = claims.sort_values(["prior", "named", "comp"], ascending=[True, False, True]) \
-            .drop_duplicates("prior").set_index("prior")["comp"]
-        keeps = frame["comp"].to_numpy() == prior_key.map(owner).to_numpy()
-        key = prior_key.where(prior_key.notna() & keeps, key)
-    out = pd.Series(key.to_numpy(), index=pd.Index(ids, name="person_id"), name="person_key").astype(object)
+        key_arr = _keep_keys(ids, comp, key_arr, prior_code, prior_keys)
+    out = pd.Series(key_arr, index=pd.Index(ids, name="person_id"), name="person_key", dtype=object)
     accepted_kept = np.zeros(len(i), dtype=bool)
     accepted_kept[np.flatnonzero(acc)[kept]] = True
     pairs = pd.DataFrame({"i": i, "j": j, "weight": weight, "match_probability": prob, "accepted": acc,
