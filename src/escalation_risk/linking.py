@@ -10,7 +10,8 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
    birth date and sequence number written in it (a typo in the region or the check
    digit), or the id with each pair of neighbouring digits put in order (a
    transposition), or the fuzzy pinyin of the name (homophones and near-homophones
-   alike) and the birth year, or the phone. Blocks larger than ``max_block`` are skipped (and counted).
+   alike) and the birth year, or the phone. Blocks larger than ``max_block`` are
+   skipped (and counted).
 2. **Comparison levels** per pair and field: id number (exact, check digit only,
    typo, transposition, different, conflict), name (exact, same pinyin, same fuzzy
    pinyin, different), birth (same id birth date, same year, ...), phone, gender;
@@ -21,12 +22,16 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
    adjustment for exact names, phones and ids (a common name is weak evidence).
 4. **Decision**: a pair is accepted when its posterior match probability, from the
    summed weight and the prior of a random pair being one person, reaches
-   ``threshold``; the expected number of false matches among accepted pairs is the
-   sum of ``1 - p`` and is reported in :func:`linkage_summary`. Hard rules on top:
+   ``threshold`` (0.99 by default: by the model, at most 1 accepted pair in 100 is
+   two people; the expected number of false matches among accepted pairs is the sum
+   of ``1 - p``, reported by :func:`linkage_summary`: 0.37 among 34,000 pairs on the
+   noisy 1M-record benchmark district, where none was measured). Hard rules on top:
    two valid, different id numbers (or two different other documents) are two
    people, unless the ids are one transposition apart and every other field agrees;
-   name and birth year alone never link (the pair must share an id-number level
-   or the phone); a check-digit failure is evidence of a typo, not of another person.
+   the same id number is one person unless the names differ outright and the
+   weights say otherwise; without id evidence a pair needs the phone, the birth
+   year, a name that sounds the same and no contrary sex (name and birth year alone
+   never link); a check-digit failure is evidence of a typo, not of another person.
 5. **Groups**: connected components of accepted pairs, guarded against chaining: a
    component holding two firm, different id numbers (not joined by an accepted
    transposition) or more than ``max_group`` records is re-clustered greedily by
