@@ -555,6 +555,8 @@ district (100,000 persons) and province (1,000,000 persons) scale.
 folder and times each stage. Options: `--points M` (features for M disputes at
 their report time, default min(200,000, all)), `--skip-train` (train on a
 20,000-person district instead, `--train-persons`), `--model DIR` (load a model),
+`--linkage-noise P` (share of duplicate person records written with linkage noise,
+default 0.25; the link stage reports recall and false merges against the truth),
 `--profile STAGE,...` with `--profile-dir` (cProfile of those stages), `--out`
 (this file; the run's section is replaced when the same `--persons` is run again).
 
