@@ -552,3 +552,14 @@ def test_sample_command_writes_linkage_noise_with_its_truth(tmp_path):
     noisy = truth.loc[truth["noise"] != "", "person_id"]
     assert len(noisy) > 0 and set(noisy) <= set(dup["person_id"])  # noise only on duplicate records
     assert CliRunner().invoke(cli, ["sample", str(out), "--persons", "400", "--linkage-noise", "2"]).exit_code == 2
+
+
+def test_tables_without_linkage_keys_still_link_on_the_pseudonyms():
+    # Frames pseudonymised elsewhere (no lk_ columns): equal pseudonyms link, different
+    # documents stay apart, the no-id rule holds.
+    ds = dataset(ROWS)
+    bare = ds.persons.drop(columns=[c for c in ds.persons.columns if c.startswith("lk_")])
+    again = Dataset.from_frames(pseudonymised=True, persons=bare, places=ds.places, incidents=ds.incidents,
+                                incident_parties=ds.incident_parties)
+    assert not any(c.startswith("lk_") for c in again.persons.columns)
+    assert groups(link_persons(again)) == groups(link_persons(ds))
