@@ -19,13 +19,13 @@ from escalation_risk.plan_effects import (
     score_band,
 )
 
-NIGHTS = pd.date_range("2023-01-01", "2024-12-01", freq="MS") + pd.Timedelta(days=9)
+NIGHTS = pd.date_range("2022-07-01", "2024-12-01", freq="MS") + pd.Timedelta(days=9)
 PLANTED = "grid_visit_24h"
 
 
 @pytest.fixture(scope="module")
 def store_url(tmp_path_factory, small_district, small_model):
-    """Two years of monthly nights recorded by the nightly path (scores, alerts)."""
+    """Thirty monthly nights recorded by the nightly path (scores, alerts)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'alerts.db'}"
     with er.AlertStore(url) as st:
         for night in NIGHTS:
@@ -98,7 +98,7 @@ def _replicates(units: pd.DataFrame, effect: float, n: int = 30) -> pd.DataFrame
         row = rep[rep["plan"] == PLANTED].iloc[0]
         # The truth on the matched treated: what happened minus what would have happened without the plan.
         m = _matched(u, treated)
-        assert row["n_matched"] == m.sum() >= 0.9 * row["n"]
+        assert row["n_matched"] == m.sum() >= 0.8 * row["n"]
         truth = float(u["escalated"].to_numpy()[m].mean() - before[m].mean())
         rows.append({"truth": truth, "effect": row["effect"], "lo": row["effect_lo"], "hi": row["effect_hi"],
                      "naive": row["naive_effect"]})
@@ -118,7 +118,8 @@ def test_matching_recovers_a_planted_effect(units):
     assert r["truth"].mean() < -0.05
     assert r["covered"].mean() >= 0.85                           # the interval holds the truth
     assert abs(r["effect"].mean() - r["truth"].mean()) < 0.01     # the size, without bias
-    assert (r["hi"] < 0).mean() >= 0.8                            # the sign
+    assert (r["effect"] < 0).mean() >= 0.95                       # the sign
+    assert (r["hi"] < 0).mean() >= 0.8                            # and an interval that excludes no effect
     # Without matching the confounding hides most of the benefit.
     assert abs(r["naive"].mean() - r["truth"].mean()) > 3 * abs(r["effect"].mean() - r["truth"].mean())
 
