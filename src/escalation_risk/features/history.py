@@ -20,7 +20,7 @@ import numpy as np
 from .common import WINDOWS, group_max, group_min, group_sum, lo_of, unique_parties
 from .index import DAY, MAX_PAIR_PARTIES, OFF, SHIFT, HistoryIndex, ragged
 from .points import PointSet
-from .registry import Feature, REGISTRY
+from .registry import REGISTRY, Feature
 
 FAMILY = "party_history"
 
