@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from escalation_risk import DataValidationError, Scorer
+from escalation_risk import Dataset, DataValidationError, Scorer, build_features
+from escalation_risk.features import history_index
 from escalation_risk.response import PLANS
 
 NIGHT = pd.Timestamp("2025-06-30")
@@ -66,6 +67,138 @@ def test_bad_or_missing_fields_get_the_file_errors(small_district, scorer):
         scorer.score_dispute(row, [{**parties[0], "role": "bystander"}], as_of=NIGHT)
     with pytest.raises(DataValidationError, match="scores disputes only"):
         scorer.score_dispute({**row, "kind": "police_call"}, parties, as_of=NIGHT)
+
+
+# ----------------------------------------------------------------------------- disputes the history never saw
+
+def _withheld_set(ds, n=54, seed=0) -> list[str]:
+    """Disputes of several kinds: with mediations, with organisations, between people with
+    long histories, and others across the categories."""
+    inc, parties = ds.incidents, ds.incident_parties
+    cand = inc[(inc["kind"] == "dispute") & (inc["reported_at"] >= "2024-09-01")
+               & (inc["reported_at"] < NIGHT - pd.Timedelta(days=45))]
+    ids = cand["incident_id"]
+    has_med = ids.isin(ds.mediations["incident_id"])
+    has_org = ids.isin(parties.loc[parties["party_type"] == "organization", "incident_id"])
+    records = parties[parties["party_type"] == "person"].groupby("party_id")["incident_id"].nunique()
+    busy = parties[(parties["party_type"] == "person") & parties["party_id"].map(records).ge(6)]["incident_id"]
+    long_hist = ids.isin(busy)
+    rng = np.random.default_rng(seed)
+    chosen: list[str] = []
+    for mask in (has_med, has_org, long_hist, ~(has_med | has_org | long_hist)):
+        pool = [d for d in ids[mask.to_numpy()] if d not in chosen]
+        chosen += list(rng.choice(pool, size=min(n // 4, len(pool)), replace=False))
+    return chosen
+
+
+def _without(ds, withheld: list[str]) -> Dataset:
+    """The dataset without the withheld disputes, their parties, mediations and the later
+    records that name them (which cannot exist without them)."""
+    inc = ds.incidents
+    gone = set(withheld)
+    while True:
+        more = set(inc.loc[inc["related_incident_id"].isin(gone), "incident_id"]) - gone
+        if not more:
+            break
+        gone |= more
+    t = ds.tables()
+    t["incidents"] = inc[~inc["incident_id"].isin(gone)].reset_index(drop=True)
+    for name in ("incident_parties", "mediations"):
+        t[name] = t[name][~t[name]["incident_id"].isin(gone)].reset_index(drop=True)
+    return Dataset(**t)
+
+
+def _with(ds: Dataset, rows: dict[str, pd.DataFrame]) -> Dataset:
+    t = ds.tables()
+    for name, df in rows.items():
+        t[name] = pd.concat([t[name], df], ignore_index=True)
+    return Dataset(**t)
+
+
+def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
+    """Each withheld dispute, one at a time: score_dispute on the history without it, then
+    after Scorer.add of its records, against RiskModel.score on the data with it (built
+    from scratch). Probability, level, plan and reasons agree."""
+    withheld = _withheld_set(small_district)
+    assert len(withheld) >= 50
+    base = _without(small_district, withheld)
+    scorer = Scorer(small_model, base)
+    rng = np.random.default_rng(1)
+    cats, levels, with_meds = set(), [], 0
+    for d in withheld:
+        row, parties, meds = _request(small_district, d)
+        row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
+        as_of = row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 40)), seconds=int(rng.integers(0, 86400)))
+        own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
+               "mediations": pd.DataFrame(meds) if meds else small_district.mediations.iloc[:0]}
+        ref = _with(scorer.history, {k: v.astype(getattr(small_district, k).dtypes.to_dict()) for k, v in own.items()})
+        b = small_model.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
+        before = scorer.score_dispute(row, parties, mediations=meds, as_of=as_of)
+        scorer.add(**{k: v for k, v in own.items() if len(v)})
+        after = scorer.score_dispute(row, parties, mediations=meds, as_of=as_of)
+        for a in (before, after):
+            assert abs(a.probability - b["probability"]) < 1e-9, d
+            assert (a.level, a.plan) == (b["level"], b["plan"]), d
+            assert [r["feature"] for r in a.reasons] == b["reason_features"], d
+            assert [r["en"] for r in a.reasons] == b["reasons"], d
+        cats.add(row["category"])
+        levels.append(b["level"])
+        with_meds += any(m["held_at"] <= as_of for m in meds)
+    assert len(cats) >= 5 and with_meds >= 10
+    assert set(levels) - {"blue"}, "no alerted dispute among the withheld: the plan rule went untested"
+    # The history grown by add() is the history built from scratch on the same rows.
+    assert len(scorer.history.incidents) == len(base.incidents) + len(withheld)
+
+
+def test_own_records_do_not_count_in_the_parties_history(small_district):
+    """The counts the issue found apart: a dispute's own counterparties and failed mediations."""
+    med = small_district.mediations
+    d = med[med["outcome"] == "failed"]["incident_id"].value_counts().index[0]
+    parties = small_district.incident_parties
+    people = parties[(parties["incident_id"] == d) & (parties["party_type"] == "person")]["party_id"].to_numpy()
+    assert len(people) >= 2
+    when = med[med["incident_id"] == d]["held_at"].max() + pd.Timedelta(days=1)
+    rest = _without(small_district, [d])
+    own = {name: getattr(small_district, name)[getattr(small_district, name)["incident_id"] == d]
+           for name in ("incidents", "incident_parties", "mediations")}
+    own["incidents"] = own["incidents"].assign(related_incident_id=pd.NA)
+    with_it = _with(rest, own)
+    x = build_features(with_it, pd.DataFrame({"dispute_id": [d], "as_of": [when]})).iloc[0]
+    t = np.full(len(people), pd.Timestamp(when).value // 10**9)
+    idx, full = history_index(rest), history_index(with_it)
+    ks, kf = idx.person_ints(people), full.person_ints(people)
+    # The parties' counts on the history without the dispute ...
+    assert x["hist_failed_mediation_all_max"] == idx.person_events["failed_mediation"].count(ks, None, t).max()
+    assert x["hist_counterparties_max"] == idx.counterparties.count(ks, None, t).max()
+    # ... which the dispute does raise in the index that holds it (the test bites).
+    assert full.person_events["failed_mediation"].count(kf, None, t).max() > x["hist_failed_mediation_all_max"]
+    assert full.counterparties.count(kf, None, t).sum() > x["hist_counterparties_sum"]
+
+
+def test_bad_calls_name_the_field_and_change_nothing(small_district, scorer):
+    d = small_district.incidents.query("kind == 'dispute'").iloc[0]["incident_id"]
+    row, parties, _ = _request(small_district, d)
+    n = len(scorer.history.incidents)
+    cases = [
+        (({k: v for k, v in row.items() if k != "category"}, parties), {}, "column 'category'.*required column"),
+        ((row, parties), {"as_of": "30/06/2025 noon"}, "column 'as_of'.*not an ISO 8601 timestamp.*30/06/2025"),
+        ((row, parties), {"as_of": row["reported_at"] - pd.Timedelta(hours=1)},
+         "column 'as_of'.*before the dispute's reported_at"),
+        ((row, []), {"as_of": NIGHT}, "table 'incident_parties', column 'party_id'.*at least one party"),
+        (({**row, "place_id": "PL-NOWHERE"}, parties), {"as_of": NIGHT},
+         "column 'place_id'.*place the history does not hold.*'PL-NOWHERE'"),
+        ((row, parties + [{"party_id": "ORG-NOWHERE", "party_type": "organization", "role": "respondent"}]),
+         {"as_of": NIGHT}, "column 'party_id'.*organisation the history does not hold.*'ORG-NOWHERE'"),
+        ((row, [{**parties[0], "incident_id": "OTHER"}]), {"as_of": NIGHT},
+         "column 'incident_id'.*must be the scored dispute's incident_id"),
+        ((row, parties), {"as_of": NIGHT, "mediations": [{"mediation_id": "m", "held_at": "2025-01-01",
+                                                          "mediator_type": "court", "outcome": "maybe"}]},
+         "table 'mediations', column 'outcome'.*unknown code"),
+    ]
+    for args, kwargs, message in cases:
+        with pytest.raises(DataValidationError, match=message):
+            scorer.score_dispute(*args, **kwargs)
+    assert len(scorer.history.incidents) == n
 
 
 def test_a_new_dispute_of_known_people(small_district, scorer):

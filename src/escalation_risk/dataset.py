@@ -612,8 +612,19 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
     raise AssertionError(kind)
 
 
-def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], key: bytes | None) -> pd.DataFrame:
-    """The record-by-record engine of :func:`validate_rows` (same spec, same messages)."""
+def parse_records(name: str, records: list[dict], *, pseudonym_key: str | bytes | None = None
+                  ) -> dict[str, list]:
+    """:func:`validate_rows` for a handful of records, without building a DataFrame:
+    column name -> parsed values (None when missing), or :class:`DataValidationError`."""
+    spec = TABLES[name]
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    _require_columns(spec, columns)
+    key = resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None
+    return _check_records(spec, records, key)[0]
+
+
+def _check_records(spec: TableSpec, records: list[dict], key: bytes | None) -> tuple[dict[str, list], list[dict]]:
+    """The checks of the record engine: (parsed columns, records as pseudonymised)."""
     problems: list[tuple] = []
     parsed = {c.name: [] for c in spec.columns}
     for c in spec.columns:
@@ -654,6 +665,12 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
     if problems:
         frames = [_problems(spec.name, [r], col, [v], reason) for r, col, v, reason in problems]
         raise DataValidationError(pd.concat(frames, ignore_index=True).sort_values("row", kind="stable"))
+    return parsed, records
+
+
+def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], key: bytes | None) -> pd.DataFrame:
+    """The record-by-record engine of :func:`validate_rows` (same spec, same messages)."""
+    parsed, records = _check_records(spec, records, key)
     data = {}
     for c in spec.columns:
         vals = parsed[c.name]

@@ -310,11 +310,36 @@ class HistoryIndex:
     # ------------------------------------------------------------------ helpers used by families
     def incident_positions(self, ids) -> np.ndarray:
         """Integer positions of incident ids (-1 when not in the history)."""
-        return self.incidents.get_indexer(pd.Series(ids).to_numpy(dtype=object))
+        return positions(self.incidents, ids)
 
     def person_ints(self, party_ids) -> np.ndarray:
         """Canonical person numbers of raw person_ids (-1 when unknown)."""
-        return self._pid_codes[self._pid_index.get_indexer(np.asarray(party_ids, dtype=object))]
+        return self._pid_codes[positions(self._pid_index, party_ids)]
+
+    def place_positions(self, ids) -> np.ndarray:
+        """Positions of place ids (-1 when missing or not in the history)."""
+        return positions(self.places, ids)
+
+    def org_positions(self, ids) -> np.ndarray:
+        """Positions of organisation ids (-1 when not in the history)."""
+        return positions(self.orgs, ids)
+
+    def mediation_positions(self, ids) -> np.ndarray:
+        """Positions of mediation ids (-1 when not in the history)."""
+        return positions(self.med_ids, ids)
+
+
+def positions(index: pd.Index, ids) -> np.ndarray:
+    """Positions of ``ids`` in a unique ``index`` (-1 when absent or missing). A handful of
+    ids go through the index's hash table one by one: ``get_indexer`` costs ~50 us a call."""
+    ids = ids.to_numpy(dtype=object) if isinstance(ids, pd.Series) else np.asarray(ids, dtype=object)
+    if len(ids) > 16:
+        return index.get_indexer(ids)
+    out = np.full(len(ids), -1, dtype=np.int64)
+    for i, x in enumerate(ids):
+        if not (x is None or x is pd.NA or (isinstance(x, float) and x != x)) and x in index:
+            out[i] = index.get_loc(x)
+    return out
 
 
 def history_index(ds: Dataset, lexicon: Lexicon | None = None) -> HistoryIndex:

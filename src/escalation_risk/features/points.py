@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .index import ALWAYS, SHIFT, HistoryIndex, to_secs, unique_keys
+from .index import ALWAYS, HistoryIndex, to_secs
 
 
 @dataclass
@@ -88,49 +88,80 @@ def points_from_history(idx: HistoryIndex, points: pd.DataFrame) -> PointSet:
     )
 
 
-def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.DataFrame,
-                        as_of, mediations: pd.DataFrame | None = None) -> PointSet:
+def _obj(values) -> np.ndarray:
+    """A column (Series, list, array) as an object array, missing values as None."""
+    if isinstance(values, pd.Series):
+        return values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
+    return np.asarray(list(values), dtype=object)
+
+
+def _secs(values, missing: int) -> np.ndarray:
+    """Timestamps as int64 seconds like :func:`to_secs`, without pandas for a handful."""
+    if isinstance(values, pd.Series) or len(values) > 64:
+        return to_secs(values, missing)
+    out = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        out[i] = missing if v is None or v is pd.NaT or (isinstance(v, float) and v != v) else \
+            pd.Timestamp(v).value // 1_000_000_000
+    return out
+
+
+def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations=None) -> PointSet:
     """The online path: disputes given as validated contract rows (one per point).
 
-    ``incidents``, ``parties`` and ``mediations`` have the contract's columns and
-    types (see ``Dataset``'s tables). Parties and mediations refer to the disputes
-    by ``incident_id``. A dispute that is also in the history keeps the history's
+    ``incidents``, ``parties`` and ``mediations`` are DataFrames, or mappings of
+    column name to values, with the contract's columns and types (see ``Dataset``'s
+    tables); parties and mediations refer to the disputes by ``incident_id``. The
+    parties count as the batch counts them: a canonical person once per role,
+    people unknown to the history (no record to look up) once per id and role,
+    organisations once. A dispute that is also in the history keeps the history's
     follow-ups and mediations; mediations given here are added when new.
     """
-    n = len(incidents)
-    ids = incidents["incident_id"].to_numpy(dtype=object)
+    ids = _obj(incidents["incident_id"])
+    n = len(ids)
     as_of = _as_of_array(as_of if np.ndim(as_of) else [as_of] * n)
     t = to_secs(as_of, ALWAYS)
-    rep = to_secs(incidents["reported_at"], ALWAYS)
+    rep = _secs(incidents["reported_at"], ALWAYS)
     if (rep > t).any():
         raise ValueError("as_of is before the dispute's reported_at: nothing is known of it then")
-    pt_of = pd.Index(ids)
-    is_person = (parties["party_type"] == "person").to_numpy()
-    pp_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object)[is_person]).astype(np.int64)
-    pp_person = idx.person_ints(parties["party_id"].to_numpy(dtype=object)[is_person])
-    roles = parties["role"].astype(object).to_numpy()[is_person]
-    # People unknown to the history still count as parties; they have no record to look up.
-    order = np.argsort(pp_pt, kind="stable")
-    orgs = ~is_person
-    op_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
-    op_org = idx.orgs.get_indexer(parties["party_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
+    pt_of = {d: i for i, d in enumerate(ids)}
+    p_inc, p_id = _obj(parties["incident_id"]), _obj(parties["party_id"])
+    p_type, p_role = _obj(parties["party_type"]), _obj(parties["role"])
+    is_person = p_type == "person"
+    person = np.full(len(p_id), -1, dtype=np.int64)
+    person[is_person] = idx.person_ints(p_id[is_person])
+    persons: dict[tuple, tuple] = {}
+    orgs: dict[tuple, None] = {}
+    for i in range(len(p_id)):
+        pt = pt_of.get(p_inc[i], -1)
+        if pt < 0:
+            continue
+        if is_person[i]:
+            who = person[i] if person[i] >= 0 else ("new", p_id[i])
+            persons.setdefault((pt, who, p_role[i]), (pt, person[i], p_role[i]))
+        else:
+            orgs[(pt, p_id[i])] = None
+    pp = sorted(persons.values(), key=lambda r: r[0])  # stable: by point, in the order given
+    op = sorted(orgs)
+    op_org = idx.org_positions([o for _, o in op])
     ok = op_org >= 0
-    op = unique_keys(op_pt[ok] * SHIFT + op_org[ok])
     extra = _mediations([], [], [])
-    if mediations is not None and len(mediations):
-        new = mediations[idx.med_ids.get_indexer(mediations["mediation_id"].to_numpy(dtype=object)) < 0]
-        extra = _mediations(pt_of.get_indexer(new["incident_id"].to_numpy(dtype=object)),
-                            to_secs(new["held_at"], ALWAYS), (new["outcome"] == "failed").to_numpy())
+    if mediations is not None and len(mediations["mediation_id"]):
+        m_id, m_inc = _obj(mediations["mediation_id"]), _obj(mediations["incident_id"])
+        new = idx.mediation_positions(m_id) < 0
+        extra = _mediations([pt_of.get(x, -1) for x in m_inc[new]], _secs(_obj(mediations["held_at"])[new], ALWAYS),
+                            _obj(mediations["outcome"])[new] == "failed")
+        extra = extra[extra["pt"] >= 0].reset_index(drop=True)
     return PointSet(
         dispute_id=ids, as_of=as_of, t=t, d=idx.incident_positions(ids),
-        category=incidents["category"].astype(object).to_numpy(),
-        source=incidents["source"].astype(object).to_numpy(),
-        amount=incidents["amount"].to_numpy(dtype="float64"),
-        rep=rep, occ=to_secs(incidents["occurred_at"], ALWAYS),
-        place=idx.places.get_indexer(incidents["place_id"].to_numpy(dtype=object)),
-        signals=idx.lexicon.matrix(incidents["description"]),
-        pp_pt=pp_pt[order], pp_person=pp_person[order], pp_role=roles[order],
-        op_pt=op // SHIFT, op_org=op % SHIFT,
+        category=_obj(incidents["category"]), source=_obj(incidents["source"]),
+        amount=np.array([np.nan if v is None else v for v in _obj(incidents["amount"])], dtype="float64"),
+        rep=rep, occ=_secs(incidents["occurred_at"], ALWAYS),
+        place=idx.place_positions(_obj(incidents["place_id"])),
+        signals=idx.lexicon.matrix(pd.Series(_obj(incidents["description"]), dtype=object)),
+        pp_pt=np.array([r[0] for r in pp], dtype=np.int64), pp_person=np.array([r[1] for r in pp], dtype=np.int64),
+        pp_role=np.array([r[2] for r in pp], dtype=object),
+        op_pt=np.array([p for p, _ in op], dtype=np.int64)[ok], op_org=op_org[ok],
         extra_mediations=extra,
     )
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -10,7 +13,7 @@ from ..artifacts import ModelLoadError, read_model_dir, write_model_dir
 from ..dataset import Dataset
 from ..explain import global_importance, top_reasons
 from ..features import FEATURE_NAMES, build_features
-from ..response import ALERT_LEVELS, assign_levels, choose_plans, compute_trend
+from ..response import ALERT_LEVELS, PLAN_REASONS, assign_levels, choose_plans, compute_trend
 from .calibration import apply_calibrator
 from .metrics import DEFAULT_BUDGETS, Evaluation
 from .points import open_points
@@ -33,6 +36,7 @@ class RiskModel:
         self.feature_names: list[str] = list(manifest["features"]["names"])
         self.thresholds: dict[str, float] = dict(manifest["thresholds"])
         self.version: str = manifest["model_version"]
+        self._codes: dict[str, dict[str, float]] | None = None  # category -> code, built on first use
 
     def __repr__(self) -> str:
         return (f"RiskModel(version={self.version!r}, cutoff={self.manifest.get('cutoff')!r}, "
@@ -66,10 +70,28 @@ class RiskModel:
             M[:, j] = codes
         return M
 
-    def _predict(self, X: pd.DataFrame, **kind) -> np.ndarray:
+    def matrix_from_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """The same matrix as :meth:`_matrix`, from feature columns as
+        :func:`~escalation_risk.features.compute_columns` gives them: no DataFrame, which
+        is most of the cost of one row. Every method taking ``X`` also takes this matrix."""
+        if self._codes is None:
+            self._codes = {c: {v: float(i) for i, v in enumerate(values)}
+                           for c, values in self.manifest["features"]["categories"].items()}
+        n = len(columns[self.feature_names[0]])
+        M = np.empty((n, len(self.feature_names)), dtype=np.float64)
+        for j, c in enumerate(self.feature_names):
+            codes = self._codes.get(c)
+            if codes is None:
+                M[:, j] = columns[c]
+            else:
+                M[:, j] = [codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in columns[c]]
+        return M
+
+    def _predict(self, X: pd.DataFrame | np.ndarray, **kind) -> np.ndarray:
         # One thread for a handful of rows: starting threads costs more than the trees.
         threads = 1 if len(X) < 256 else self.manifest.get("num_threads", 0) or 0
-        return np.asarray(self.booster.predict(self._matrix(X), num_threads=threads, **kind), dtype=float)
+        M = X if isinstance(X, np.ndarray) else self._matrix(X)
+        return np.asarray(self.booster.predict(M, num_threads=threads, **kind), dtype=float)
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         """The booster's log-odds for each row of ``X`` (uncalibrated)."""
@@ -88,7 +110,7 @@ class RiskModel:
         if len(X) == 0:
             return pd.DataFrame(columns=cols, dtype=float)
         C = self._predict(X, pred_contrib=True)
-        return pd.DataFrame(C, columns=cols, index=X.index)
+        return pd.DataFrame(C, columns=cols, index=X.index if isinstance(X, pd.DataFrame) else None)
 
     def reasons(self, X: pd.DataFrame, top: int = 3, lang: str = "en") -> list[list[dict]]:
         """Up to ``top`` risk-raising reasons per row (feature, value, contribution, en, zh,
@@ -138,18 +160,20 @@ class RiskModel:
         trend, delta = compute_trend(out, history)
         out["level"], out["trend"], out["delta"] = levels, trend, delta
         want = np.ones(len(X), bool) if reasons_for == "all" else np.isin(levels, ALERT_LEVELS)
-        en = [[] for _ in range(len(X))]
-        zh = [[] for _ in range(len(X))]
-        feats = [[] for _ in range(len(X))]
+        en: list[list[str]] = [[] for _ in range(len(X))]
+        zh: list[list[str]] = [[] for _ in range(len(X))]
+        feats: list[list[str]] = [[] for _ in range(len(X))]
         rows = np.flatnonzero(want)
         if len(rows):
             sub = X.iloc[rows]
-            for i, rs in zip(rows, _reasons_of(self, sub, top_reasons)):
-                en[i] = [r["en"] for r in rs]
-                zh[i] = [r["zh"] for r in rs]
+            # The plan reads PLAN_REASONS reasons however many are displayed.
+            for i, rs in zip(rows, _reasons_of(self, sub, max(top_reasons, PLAN_REASONS))):
+                en[i] = [r["en"] for r in rs[:top_reasons]]
+                zh[i] = [r["zh"] for r in rs[:top_reasons]]
                 feats[i] = [r["feature"] for r in rs]
-        out["reasons"], out["reasons_zh"], out["reason_features"] = en, zh, feats
         out["plan"] = choose_plans(X["category"].astype(object).tolist(), feats, levels)
+        feats = [f[:top_reasons] for f in feats]
+        out["reasons"], out["reasons_zh"], out["reason_features"] = en, zh, feats
         return out[cols]
 
     def evaluate(self, ds: Dataset, points: pd.DataFrame | None = None, *, start=None, end=None,
