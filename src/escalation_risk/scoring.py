@@ -27,7 +27,7 @@ import pandas as pd
 
 from .dataset import Dataset, DataValidationError, load_dataset, parse_records
 from .explain import top_reasons as _top_reasons
-from .features import FEATURE_NAMES, HistoryIndex, compute_columns, history_index, points_from_records
+from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 
@@ -199,7 +199,10 @@ class Scorer:
         level = str(assign_levels(np.array([prob]), self.model.thresholds)[0])
         # The plan reads PLAN_REASONS reasons of an alert, however many are displayed.
         k = max(top_reasons, PLAN_REASONS) if level in ALERT_LEVELS else max(top_reasons, 0)
-        reasons = _top_reasons(self.model.contributions(M), _one_row(cols), k)[0] if k else []
+        reasons = []
+        if k:
+            reasons = _top_reasons(*_reason_frames(self.model.feature_names, cols,
+                                                   self.model.contribution_matrix(M)[0, :-1], k), k)[0]
         plan = choose_plan(req.incident["category"][0], [r["feature"] for r in reasons], level)
         shown = [{**{key: _plain(v) for key, v in r.items()}, "text": r["en"]} for r in reasons[:max(top_reasons, 0)]]
         return RiskAssessment(dispute_id=str(req.incident["incident_id"][0]), as_of=req.as_of, probability=prob,
@@ -219,9 +222,17 @@ class Scorer:
             self._state = _State(history, history_index(history))
 
 
-def _one_row(cols: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One point's features as a one-row object frame, for the reason sentences."""
-    return pd.DataFrame(np.array([[cols[name][0] for name in FEATURE_NAMES]], dtype=object), columns=FEATURE_NAMES)
+def _reason_frames(names: list[str], cols: dict[str, np.ndarray], contrib: np.ndarray, k: int
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(contributions, values) of the one point's k largest contributors, in feature order,
+    for :func:`~escalation_risk.explain.top_reasons`: its stable ranking of these k
+    columns is its ranking of all of them, and frames of all 125 features cost more than
+    computing the features."""
+    top = np.sort(np.argsort(-contrib, kind="stable")[:k])
+    chosen = pd.Index([names[j] for j in top], dtype=object)  # object labels: no string inference
+    values = np.empty((1, len(chosen)), dtype=object)
+    values[0, :] = [cols[name][0] for name in chosen]
+    return pd.DataFrame(contrib[top][None, :], columns=chosen), pd.DataFrame(values, columns=chosen)
 
 
 def _plain(v):

@@ -70,9 +70,9 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
 
     med = idx.mediations
     mo, mpos = med.expand(P.d, None, t)
-    m_pt = np.concatenate([mo, P.extra_mediations["pt"].to_numpy(np.int64)])
-    m_t = np.concatenate([med.t[mpos], P.extra_mediations["t"].to_numpy(np.int64)])
-    m_failed = np.concatenate([med.payload["failed"][mpos], P.extra_mediations["failed"].to_numpy(bool)])
+    m_pt = np.concatenate([mo, P.extra_mediations["pt"]])
+    m_t = np.concatenate([med.t[mpos], P.extra_mediations["t"]])
+    m_failed = np.concatenate([med.payload["failed"][mpos], P.extra_mediations["failed"]])
     keep = m_t <= t[m_pt]
     m_pt, m_t, m_failed = m_pt[keep], m_t[keep], m_failed[keep]
     out["mediations"] = np.bincount(m_pt, minlength=n)[:n].astype(float)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import WINDOWS, group_max, group_min, group_sum, lo_of, unique_parties
-from .index import DAY, MAX_PAIR_PARTIES, OFF, SHIFT, HistoryIndex, ragged
+from .index import DAY, MAX_PAIR_PARTIES, OFF, SHIFT, HistoryIndex, positions, ragged
 from .points import PointSet
 from .registry import REGISTRY, Feature
 
@@ -71,7 +71,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     t = P.t[pt]
     d = P.d[pt]
     # Is the scored dispute itself in this person's dispute history? Then leave it out.
-    own = (d >= 0) & (idx.inc_person.get_indexer(d * SHIFT + person) >= 0)
+    own = (d >= 0) & (positions(idx.inc_person, d * SHIFT + person) >= 0)
     own_rep = P.rep[pt]
     # The scored dispute sits in its parties' dispute timeline, and in their danger-text
     # timeline when its own text has danger words; either way it is not "history".
@@ -152,7 +152,7 @@ def _ties_only_from_own(idx: HistoryIndex, P: PointSet, pt: np.ndarray, person: 
     # Rows are sorted by (point, person): every i < j of one point is a pair (a < b).
     i, j = ragged(np.arange(len(rows)) + 1, np.searchsorted(r_pt, r_pt, side="right"))
     i, j = rows[i], rows[j]
-    pid = idx.pairs.get_indexer(person[i] * SHIFT + person[j])
+    pid = positions(idx.pairs, person[i] * SHIFT + person[j])
     ev = idx.pair_events
     owner, pos = ev.expand(pid, None, P.t[pt[i]])
     is_own = ev.payload["inc"][pos] == P.d[pt[i]][owner]

@@ -332,6 +332,10 @@ class HistoryIndex:
 def positions(index: pd.Index, ids) -> np.ndarray:
     """Positions of ``ids`` in a unique ``index`` (-1 when absent or missing). A handful of
     ids go through the index's hash table one by one: ``get_indexer`` costs ~50 us a call."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind == "i":  # int64 keys (pairs, memberships)
+        if len(ids) > 16:
+            return index.get_indexer(ids)
+        return np.array([index.get_loc(x) if x in index else -1 for x in ids.tolist()], dtype=np.int64)
     ids = ids.to_numpy(dtype=object) if isinstance(ids, pd.Series) else np.asarray(ids, dtype=object)
     if len(ids) > 16:
         return index.get_indexer(ids)

@@ -36,19 +36,21 @@ class PointSet:
     pp_role: np.ndarray
     op_pt: np.ndarray            # organisation parties: point, org number
     op_org: np.ndarray
-    # Mediations given with an online request that the history does not hold yet.
-    extra_mediations: pd.DataFrame = field(default_factory=lambda: _mediations([], [], []))
+    # Mediations given with an online request that the history does not hold yet:
+    # "pt" (point), "t" (held_at, seconds), "failed".
+    extra_mediations: dict[str, np.ndarray] = field(default_factory=lambda: _mediations([], [], []))
 
     def __len__(self) -> int:
         return len(self.t)
 
 
-def _mediations(pt, t, failed) -> pd.DataFrame:
-    return pd.DataFrame({"pt": np.asarray(pt, np.int64), "t": np.asarray(t, np.int64),
-                         "failed": np.asarray(failed, bool)})
+def _mediations(pt, t, failed) -> dict[str, np.ndarray]:
+    return {"pt": np.asarray(pt, np.int64), "t": np.asarray(t, np.int64), "failed": np.asarray(failed, bool)}
 
 
 def _as_of_array(as_of) -> np.ndarray:
+    if isinstance(as_of, list) and len(as_of) == 1 and isinstance(as_of[0], pd.Timestamp):
+        return np.array([as_of[0].to_datetime64()], dtype="datetime64[ns]")  # one call: no pandas round trip
     return pd.to_datetime(pd.Series(as_of)).to_numpy(dtype="datetime64[ns]")
 
 
@@ -102,7 +104,7 @@ def _secs(values, missing: int) -> np.ndarray:
     out = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
         out[i] = missing if v is None or v is pd.NaT or (isinstance(v, float) and v != v) else \
-            pd.Timestamp(v).value // 1_000_000_000
+            np.datetime64(pd.Timestamp(v).to_datetime64(), "s").astype(np.int64)
     return out
 
 
@@ -120,7 +122,7 @@ def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations
     ids = _obj(incidents["incident_id"])
     n = len(ids)
     as_of = _as_of_array(as_of if np.ndim(as_of) else [as_of] * n)
-    t = to_secs(as_of, ALWAYS)
+    t = _secs(list(as_of), ALWAYS) if n <= 64 else to_secs(as_of, ALWAYS)
     rep = _secs(incidents["reported_at"], ALWAYS)
     if (rep > t).any():
         raise ValueError("as_of is before the dispute's reported_at: nothing is known of it then")
@@ -149,16 +151,18 @@ def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations
     if mediations is not None and len(mediations["mediation_id"]):
         m_id, m_inc = _obj(mediations["mediation_id"]), _obj(mediations["incident_id"])
         new = idx.mediation_positions(m_id) < 0
-        extra = _mediations([pt_of.get(x, -1) for x in m_inc[new]], _secs(_obj(mediations["held_at"])[new], ALWAYS),
-                            _obj(mediations["outcome"])[new] == "failed")
-        extra = extra[extra["pt"] >= 0].reset_index(drop=True)
+        m_pt = np.array([pt_of.get(x, -1) for x in m_inc[new]], dtype=np.int64)
+        ok_m = m_pt >= 0
+        extra = _mediations(m_pt[ok_m], _secs(_obj(mediations["held_at"])[new], ALWAYS)[ok_m],
+                            (_obj(mediations["outcome"])[new] == "failed")[ok_m])
     return PointSet(
         dispute_id=ids, as_of=as_of, t=t, d=idx.incident_positions(ids),
         category=_obj(incidents["category"]), source=_obj(incidents["source"]),
         amount=np.array([np.nan if v is None else v for v in _obj(incidents["amount"])], dtype="float64"),
         rep=rep, occ=_secs(incidents["occurred_at"], ALWAYS),
         place=idx.place_positions(_obj(incidents["place_id"])),
-        signals=idx.lexicon.matrix(pd.Series(_obj(incidents["description"]), dtype=object)),
+        signals=idx.lexicon.matrix(pd.Series(_obj(incidents["description"]), dtype=object) if n > 64
+                                   else list(_obj(incidents["description"]))),
         pp_pt=np.array([r[0] for r in pp], dtype=np.int64), pp_person=np.array([r[1] for r in pp], dtype=np.int64),
         pp_role=np.array([r[2] for r in pp], dtype=object),
         op_pt=np.array([p for p, _ in op], dtype=np.int64)[ok], op_org=op_org[ok],

@@ -103,6 +103,12 @@ class RiskModel:
         """Calibrated probability of a crime within the horizon (0.2: about one in five)."""
         return apply_calibrator(self.raw_score(X), self.calibrator)
 
+    def contribution_matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """:meth:`contributions` as a bare array (columns: ``feature_names``, then the bias)."""
+        if len(X) == 0:
+            return np.zeros((0, len(self.feature_names) + 1))
+        return self._predict(X, pred_contrib=True)
+
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """TreeSHAP contributions to the log-odds: one column per feature plus ``bias``;
         each row sums to :meth:`raw_score`."""
