@@ -13,6 +13,7 @@ from escalation_risk.features import history_index
 from escalation_risk.response import PLANS
 
 NIGHT = pd.Timestamp("2025-06-30")
+KEY = "test-key"
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +174,79 @@ def test_own_records_do_not_count_in_the_parties_history(small_district):
     # ... which the dispute does raise in the index that holds it (the test bites).
     assert full.person_events["failed_mediation"].count(kf, None, t).max() > x["hist_failed_mediation_all_max"]
     assert full.counterparties.count(kf, None, t).sum() > x["hist_counterparties_sum"]
+
+
+def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_district):
+    """Every kind of new record, added in several calls: the index grown in place gives the
+    features of an index built from scratch on the same history, for every open dispute."""
+    from escalation_risk.features import build_features as features_of
+    from escalation_risk.model.points import open_points
+
+    ds = small_district
+    sc = Scorer(small_model, ds, pseudonym_key=KEY)
+    inc, parties = ds.incidents, ds.incident_parties
+    people = ds.persons["person_id"].tolist()
+    open_now = open_points(ds, NIGHT)["dispute_id"]
+    old_dispute = inc[inc["incident_id"].isin(open_now) & (inc["reported_at"] < "2025-06-01")].iloc[0]["incident_id"]
+    other_open = inc[inc["incident_id"].isin(open_now) & (inc["incident_id"] != old_dispute)].iloc[-1]["incident_id"]
+    # An existing follow-up of an open dispute: a late party touches it, not its dispute.
+    old_call = inc[inc["related_incident_id"].isin(open_now) & ~inc["related_incident_id"].isin([old_dispute])
+                   & (inc["kind"] == "police_call")].iloc[0]["incident_id"]
+    with_org = parties[parties["party_type"] == "organization"].iloc[0]
+    day = pd.Timestamp("2025-06-20")
+    # 1. New places, an organisation, a household with members, flags and a relation.
+    sc.add(places=[{"place_id": "PL-N1", "grid_id": "G-NEW", "town": "t", "district": "d", "place_type": "residential"}],
+           organizations=[{"org_id": "ORG-N1", "org_type": "enterprise", "place_id": "PL-N1", "name": "新厂"}],
+           households=[{"household_id": "HH-N1", "place_id": "PL-N1", "tenure": "rented"}],
+           household_members=[{"household_id": "HH-N1", "person_id": people[0], "role": "head",
+                               "start_date": "2025-06-01"},
+                              {"household_id": "HH-N1", "person_id": people[1], "role": "other",
+                               "start_date": "2025-06-01"}],
+           person_flags=[{"person_id": people[0], "flag": "substance", "recorded_at": "2025-06-10"}],
+           relations=[{"person_a": people[0], "person_b": people[2], "relation": "creditor_debtor",
+                       "since": "2025-05-01"}])
+    # 2. A new person, new disputes (one at the new place against the new organisation, one
+    #    between people who already met), a follow-up call on an old dispute, a mediation of
+    #    an old dispute and a late party added to it.
+    sc.add(persons=[{"person_id": "P-N1", "birth_year": 1990, "gender": "male", "hukou": "migrant",
+                     "employment": "unemployed", "name": "新人", "id_number": None, "phone": None}],
+           incidents=[{"incident_id": "D-N1", "kind": "dispute", "category": "labor_wage", "occurred_at": day,
+                       "reported_at": day, "place_id": "PL-N1", "source": "walk_in", "description": "讨薪，扬言报复"},
+                      {"incident_id": "D-N2", "kind": "dispute", "category": "neighbor", "occurred_at": day,
+                       "reported_at": day, "source": "grid_worker"},
+                      {"incident_id": "C-N1", "kind": "police_call", "category": "neighbor", "occurred_at": day,
+                       "reported_at": day, "source": "police_110", "related_incident_id": old_dispute,
+                       "description": "再次冲突，拿刀"},
+                      {"incident_id": "C-N2", "kind": "complaint", "category": "neighbor", "occurred_at": day,
+                       "reported_at": day, "source": "hotline_12345", "related_incident_id": other_open}],
+           incident_parties=[{"incident_id": "D-N1", "party_id": "P-N1", "party_type": "person",
+                              "role": "complainant"},
+                             {"incident_id": "D-N1", "party_id": "ORG-N1", "party_type": "organization",
+                              "role": "respondent"},
+                             {"incident_id": "D-N1", "party_id": with_org["party_id"], "party_type": "organization",
+                              "role": "respondent"},
+                             {"incident_id": "D-N2", "party_id": people[0], "party_type": "person", "role": "other"},
+                             {"incident_id": "D-N2", "party_id": people[1], "party_type": "person", "role": "other"},
+                             {"incident_id": "C-N1", "party_id": people[3], "party_type": "person", "role": "other"},
+                             {"incident_id": old_dispute, "party_id": "P-N1", "party_type": "person",
+                              "role": "respondent"},
+                             {"incident_id": old_call, "party_id": people[5], "party_type": "person",
+                              "role": "witness"}],
+           mediations=[{"mediation_id": "M-N1", "incident_id": old_dispute, "held_at": day,
+                        "mediator_type": "court", "outcome": "failed"},
+                       {"mediation_id": "M-N2", "incident_id": "D-N2", "held_at": day + pd.Timedelta(days=2),
+                        "mediator_type": "grid_worker", "outcome": "failed"}])
+    grown = sc.history
+    assert sc._state.idx is grown.cache["history_index"]
+    assert set(sc._state.idx.append_cache) == {"incident_parties", "mediations"}   # grown, not re-built
+    fresh = Dataset(**grown.tables())
+    assert "history_index" not in fresh.cache
+    pts = open_points(grown, NIGHT)
+    assert {"D-N1", "D-N2", old_dispute} <= set(pts["dispute_id"])
+    pd.testing.assert_frame_equal(features_of(grown, pts), features_of(fresh, pts))
+    x = features_of(grown, pts).set_index("dispute_id")
+    assert x.loc["D-N1", "n_org_parties"] == 2 and x.loc[old_dispute, "followups"] >= 1
+    assert x.loc["D-N2", "pair_cohabit"] == 1 and x.loc["D-N2", "mediations_failed"] == 1
 
 
 def test_bad_calls_name_the_field_and_change_nothing(small_district, scorer):

@@ -28,6 +28,7 @@ import pandas as pd
 from .dataset import Dataset, DataValidationError, load_dataset, parse_records
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
+from .features.index_append import append_to_index
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 
@@ -218,8 +219,16 @@ class Scorer:
         frames = {name: rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(_records(rows, name))
                   for name, rows in tables.items()}
         with self._lock:
-            history = self._state.history.append(pseudonym_key=self._key, **frames)
-            self._state = _State(history, history_index(history))
+            state = self._state
+            history = state.history.append(pseudonym_key=self._key, **frames)
+            added = {name: getattr(history, name).iloc[len(getattr(state.history, name)):]
+                     for name in frames if len(getattr(history, name)) > len(getattr(state.history, name))}
+            idx = append_to_index(state.idx, history, added) if added else state.idx
+            if idx is None:  # a change the index cannot take in place (see index_append): re-build
+                idx = history_index(history)
+            history.cache["history_index"] = idx
+            history.cache["person_key"] = idx.person_key
+            self._state = _State(history, idx)
 
 
 def _reason_frames(names: list[str], cols: dict[str, np.ndarray], contrib: np.ndarray, k: int

@@ -152,6 +152,8 @@ class HistoryIndex:
 
         self._build_incidents(ds)
         self._build_people(ds)
+        # Structures that only appending new records needs (see .index_append), built on first use.
+        self.append_cache: dict = {}
 
     # ------------------------------------------------------------------ incidents and parties
     def _build_incidents(self, ds: Dataset) -> None:
