@@ -319,6 +319,43 @@ def test_thread_safe(small_district, batch, scorer):
     assert np.allclose(probs, expected, atol=1e-12, rtol=0)
 
 
+def test_calls_during_an_add_see_one_history(small_model, small_district):
+    """Calls racing an add() get the answer of the history before it or after it, never a mix."""
+    import threading
+
+    people = small_district.persons["person_id"].iloc[:2].tolist()
+    dispute = {"incident_id": "RACE-1", "kind": "dispute", "category": "neighbor", "occurred_at": "2025-06-20",
+               "reported_at": "2025-06-20", "source": "grid_worker"}
+    parties = [{"incident_id": "RACE-1", "party_id": p, "party_type": "person", "role": "other"} for p in people]
+    calls = [{"incident_id": f"RACE-c{i}", "kind": "police_call", "category": "neighbor",
+              "occurred_at": f"2025-06-2{i}", "reported_at": f"2025-06-2{i}", "related_incident_id": "RACE-1",
+              "description": "双方再次发生冲突，一方扬言报复"} for i in range(1, 4)]
+    new = dict(incidents=[dispute] + calls,
+               incident_parties=parties + [{**p, "incident_id": c["incident_id"]} for c in calls for p in parties])
+    ref = Scorer(small_model, small_district)
+    before = ref.score_dispute(dispute, parties, as_of=NIGHT).probability
+    ref.add(**new)
+    after = ref.score_dispute(dispute, parties, as_of=NIGHT).probability
+    assert before != after
+    sc = Scorer(small_model, small_district)
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def caller():
+        while not stop.is_set():
+            seen.append(sc.score_dispute(dispute, parties, as_of=NIGHT).probability)
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(caller) for _ in range(3)]
+        sc.add(**new)
+        last = sc.score_dispute(dispute, parties, as_of=NIGHT).probability
+        stop.set()
+        for f in futures:
+            f.result()
+    assert last == pytest.approx(after, abs=1e-12)
+    assert seen and all(min(abs(p - before), abs(p - after)) < 1e-12 for p in seen)
+
+
 def test_module_shortcut_uses_environment(tmp_path, monkeypatch, small_model, small_district):
     import escalation_risk.scoring as scoring
     small_model.save(tmp_path / "model")
