@@ -412,7 +412,8 @@ def run(args) -> dict:
                         "cpu_p99_no_reasons": float(np.percentile(ms_nr_cpu, 99))}
         la = s["latency"]
         s["notes"] = (f"wall p50 {la['p50']:.1f} ms, p90 {la['p90']:.1f} ms, p99 {la['p99']:.1f} ms, "
-                      f"max {la['max']:.1f} ms (with 3 reasons); CPU p50 {la['cpu_p50']:.1f}, p99 {la['cpu_p99']:.1f} ms; "
+                      f"max {la['max']:.1f} ms (with 3 reasons); "
+                      f"CPU p50 {la['cpu_p50']:.1f}, p99 {la['cpu_p99']:.1f} ms; "
                       f"without reasons wall p50 {la['p50_no_reasons']:.1f}, p99 {la['p99_no_reasons']:.1f} ms")
     extra["latency"] = bench.rows[-1]["latency"]
     bench.rows[-1]["seconds"] = float(np.sum(lat))  # the timed calls only
@@ -462,21 +463,23 @@ def run(args) -> dict:
     if bench.profile_dir is not None and ({"nightly", "all"} & bench.profile_stages):
         bench.profile_dir.mkdir(parents=True, exist_ok=True)
         prof = str(bench.profile_dir / "nightly.prof")
-    with bench.stage("nightly", "nightly job end to end (run_night, fresh process, SQLite)") as s:
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_nightly-child", str(data_dir),
-                               str(model_dir), str(night.date()), store, str(tmp / "out"), prof],
-                              capture_output=True, text=True)
-        t_proc = time.perf_counter() - t0
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("NIGHTLY_JSON ")]
-        if proc.returncode or not line:
-            s["notes"] = f"FAILED (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"
-            child = None
-        else:
-            child = json.loads(line[0].split(" ", 1)[1])
-            parts = ", ".join(f"{k} {v:.1f}" for k, v in child["parts"].items())
-            s["notes"] = (f"{child['n_scored']:,} scored, {child['new_alerts']:,} alerts; "
-                          f"run_night {child['seconds']:.1f} s ({parts}); process {t_proc:.1f} s with imports")
+    child = None
+    if not args.skip_nightly:
+        with bench.stage("nightly", "nightly job end to end (run_night, fresh process, SQLite)") as s:
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_nightly-child", str(data_dir),
+                                   str(model_dir), str(night.date()), store, str(tmp / "out"), prof],
+                                  capture_output=True, text=True)
+            t_proc = time.perf_counter() - t0
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("NIGHTLY_JSON ")]
+            if proc.returncode or not line:
+                s["notes"] = f"FAILED (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"
+                child = None
+            else:
+                child = json.loads(line[0].split(" ", 1)[1])
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in child["parts"].items())
+                s["notes"] = (f"{child['n_scored']:,} scored, {child['new_alerts']:,} alerts; "
+                              f"run_night {child['seconds']:.1f} s ({parts}); process {t_proc:.1f} s with imports")
     if child is not None:
         bench.rows[-1]["seconds"] = child["seconds"]
         bench.rows[-1]["peak_mb"] = child["peak_mb"]
@@ -629,6 +632,7 @@ def main(argv=None) -> None:
     ap.add_argument("--train-persons", type=int, default=20_000)
     ap.add_argument("--model", default=None, help="load this model directory instead of training")
     ap.add_argument("--calls", type=int, default=1000, help="timed score_dispute calls")
+    ap.add_argument("--skip-nightly", action="store_true", help="leave out the nightly job (online figures only)")
     ap.add_argument("--adds", type=int, default=20, help="Scorer.add calls of one dispute each")
     ap.add_argument("--day-adds", type=int, default=1000, help="disputes added in one Scorer.add call")
     ap.add_argument("--warmup", type=int, default=50)
