@@ -626,7 +626,7 @@ def parse_records(name: str, records: list[dict], *, pseudonym_key: str | bytes 
 def _check_records(spec: TableSpec, records: list[dict], key: bytes | None) -> tuple[dict[str, list], list[dict]]:
     """The checks of the record engine: (parsed columns, records as pseudonymised)."""
     problems: list[tuple] = []
-    parsed = {c.name: [] for c in spec.columns}
+    parsed: dict[str, list] = {c.name: [] for c in spec.columns}
     for c in spec.columns:
         if c.kind == "pii" and key is not None:
             # Pseudonymise first, exactly as the file path does: nothing below sees the raw value.

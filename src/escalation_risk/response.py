@@ -143,8 +143,8 @@ def _mentions(joined: pd.Series, keys: Sequence[str]) -> np.ndarray:
     return joined.str.contains("|".join(re.escape(k) for k in keys), regex=True).to_numpy(dtype=bool)
 
 
-def choose_plans(categories: Sequence, reasons: Sequence[Sequence[str]], levels: Sequence[str] | np.ndarray
-                 ) -> np.ndarray:
+def choose_plans(categories: Sequence, reasons: Sequence[Sequence[str]],
+                 levels: Sequence[str] | np.ndarray) -> np.ndarray:
     """The plan code of each dispute from its category, its leading reasons (feature
     names, strongest first; only the first :data:`PLAN_REASONS` are read) and its
     level: ``routine_follow_up`` when blue, else the first rule that applies."""

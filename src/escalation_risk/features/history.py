@@ -75,7 +75,8 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     own_rep = P.rep[pt]
     # The scored dispute sits in its parties' dispute timeline, and in their danger-text
     # timeline when its own text has danger words; either way it is not "history".
-    own_in = {"dispute": own, "danger_text": own & np.asarray(idx.inc_danger)[np.clip(d, 0, None)]}
+    danger = np.asarray(idx.inc_danger)[np.clip(d, 0, None)]
+    own_in: dict[str, np.ndarray] = {"dispute": own, "danger_text": own & danger}
     # Its failed mediations sit in each of its parties' failed-mediation timeline.
     med = idx.mediations
     mo, mpos = med.expand(P.d, None, P.t)
