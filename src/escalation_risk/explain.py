@@ -10,29 +10,38 @@ given as reasons: a warning explains what is worrying, not what is reassuring.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
 from .features import REGISTRY
 
 
-def top_reasons(contributions: pd.DataFrame, X: pd.DataFrame, top: int = 3) -> list[list[dict]]:
+def top_reasons(contributions: pd.DataFrame | np.ndarray, X: pd.DataFrame | Mapping[str, Sequence], top: int = 3,
+                *, names: Sequence[str] | None = None) -> list[list[dict]]:
     """For each row, up to ``top`` features with a positive contribution, strongest first.
 
     ``contributions`` has one column per feature (a ``bias`` column is ignored) and
     the rows of ``X``. Each reason is a dict: feature, value, contribution, en, zh.
+    With ``names``, ``contributions`` is a bare array with those columns and ``X`` any
+    mapping of feature name to values (one scored dispute: no frames to build).
     """
     if top <= 0 or len(contributions) == 0:
         return [[] for _ in range(len(contributions))]
-    names = [c for c in contributions.columns if c != "bias"]
-    C = contributions[names].to_numpy(dtype=float)
+    if names is None:
+        assert isinstance(contributions, pd.DataFrame)
+        names = [c for c in contributions.columns if c != "bias"]
+        C = contributions[names].to_numpy(dtype=float)
+    else:
+        C = np.asarray(contributions, dtype=float)[:, :len(names)]
     k = min(top, C.shape[1])
     # One argsort over the whole matrix; only the sentences below loop, over the k reasons.
     order = np.argsort(-C, axis=1, kind="stable")[:, :k]
     vals = np.take_along_axis(C, order, axis=1)
     keep = vals > 0
     used = np.unique(order[keep])  # only the features that are reasons somewhere
-    cols = {names[u]: X[names[u]].to_numpy(dtype=object) for u in used}
+    cols = {names[u]: np.asarray(X[names[u]], dtype=object) for u in used}
     out: list[list[dict]] = []
     for i in range(len(C)):
         row = []

@@ -202,8 +202,7 @@ class Scorer:
         k = max(top_reasons, PLAN_REASONS) if level in ALERT_LEVELS else max(top_reasons, 0)
         reasons = []
         if k:
-            reasons = _top_reasons(*_reason_frames(self.model.feature_names, cols,
-                                                   self.model.contribution_matrix(M)[0, :-1], k), k)[0]
+            reasons = _top_reasons(self.model.contribution_matrix(M), cols, k, names=self.model.feature_names)[0]
         plan = choose_plan(req.incident["category"][0], [r["feature"] for r in reasons], level)
         shown = [{**{key: _plain(v) for key, v in r.items()}, "text": r["en"]} for r in reasons[:max(top_reasons, 0)]]
         return RiskAssessment(dispute_id=str(req.incident["incident_id"][0]), as_of=req.as_of, probability=prob,
@@ -229,19 +228,6 @@ class Scorer:
             history.cache["history_index"] = idx
             history.cache["person_key"] = idx.person_key
             self._state = _State(history, idx)
-
-
-def _reason_frames(names: list[str], cols: dict[str, np.ndarray], contrib: np.ndarray, k: int
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(contributions, values) of the one point's k largest contributors, in feature order,
-    for :func:`~escalation_risk.explain.top_reasons`: its stable ranking of these k
-    columns is its ranking of all of them, and frames of all 125 features cost more than
-    computing the features."""
-    top = np.sort(np.argsort(-contrib, kind="stable")[:k])
-    chosen = pd.Index([names[j] for j in top], dtype=object)  # object labels: no string inference
-    values = np.empty((1, len(chosen)), dtype=object)
-    values[0, :] = [cols[name][0] for name in chosen]
-    return pd.DataFrame(contrib[top][None, :], columns=chosen), pd.DataFrame(values, columns=chosen)
 
 
 def _plain(v):

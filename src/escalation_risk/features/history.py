@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import WINDOWS, group_max, group_min, group_sum, lo_of, unique_parties
+from .common import WINDOWS, group_max, group_min, group_sum, unique_parties
 from .index import DAY, MAX_PAIR_PARTIES, OFF, SHIFT, HistoryIndex, positions, ragged
 from .points import PointSet
 from .registry import REGISTRY, Feature
@@ -83,10 +83,14 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     failed = med.payload["failed"][mpos]
     own_failed_pt, own_failed_t = mo[failed], med.t[mpos][failed]
     out: dict[str, np.ndarray] = {}
+    k = len(person)
     for ev, (wins, _, _) in EVENTS.items():
         tl = idx.person_events[ev]
-        for w in wins:
-            c = tl.count(person, lo_of(t, WINDOWS[w]), t).astype(float)
+        # Every window in one look-up (a window "all" starts at -OFF, before any record).
+        counts = tl.count(np.tile(person, len(wins)), np.concatenate([
+            np.full(k, -OFF) if WINDOWS[w] is None else t - WINDOWS[w] * DAY for w in wins]), np.tile(t, len(wins)))
+        for i, w in enumerate(wins):
+            c = counts[i * k:(i + 1) * k].astype(float)
             days = WINDOWS[w]
             if ev in own_in:
                 c = c - (own_in[ev] & ((days is None) | (own_rep > t - (days or 0) * DAY)))
