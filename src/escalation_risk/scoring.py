@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from .contract import TABLES
 from .dataset import Dataset, DataValidationError, load_dataset, parse_records
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
@@ -149,6 +150,43 @@ def _check_references(idx: HistoryIndex, req: _Request) -> None:
                            "hold (add the organisation first)", row=i)
 
 
+def _context(history: Dataset, idx: HistoryIndex, frames: dict[str, pd.DataFrame]) -> Dataset:
+    """The history's rows that new rows name (references) or share a key with (duplicates),
+    found through the index's id look-ups: what validating the new rows needs to see."""
+    index_of = {"persons": idx._pid_index, "places": idx.places, "organizations": idx.orgs,
+                "households": idx.households, "incidents": idx.incidents, "mediations": idx.med_ids}
+    wanted: dict[str, list] = {name: [] for name in index_of}
+
+    def ids(df: pd.DataFrame, col: str, mask=None) -> list:
+        if col not in df.columns:
+            return []
+        values = df[col] if mask is None else df.loc[mask, col]
+        return [str(v).strip() for v in values if not (v is None or (not isinstance(v, str) and pd.isna(v)))]
+
+    for name, df in frames.items():
+        spec = TABLES.get(name)
+        if spec is None:
+            continue  # Dataset.append names the unknown table
+        if spec.key is not None and name in wanted:
+            wanted[name] += ids(df, spec.key)
+        for c in spec.columns:
+            if c.ref is not None and c.ref[0] in wanted:
+                wanted[c.ref[0]] += ids(df, c.name)
+        if name == "incident_parties" and "party_type" in df.columns:
+            kind = df["party_type"].astype(str).str.strip().str.lower()
+            wanted["persons"] += ids(df, "party_id", (kind == "person").to_numpy())
+            wanted["organizations"] += ids(df, "party_id", (kind == "organization").to_numpy())
+    tables = {}
+    for name in TABLES:
+        table = getattr(history, name)
+        if name in wanted and wanted[name]:
+            pos = index_of[name].get_indexer(pd.unique(np.array(wanted[name], dtype=object)))
+            tables[name] = table.iloc[np.sort(pos[pos >= 0])].reset_index(drop=True)
+        else:
+            tables[name] = table.iloc[:0]
+    return Dataset(**tables)
+
+
 @dataclass(frozen=True)
 class _State:
     """The history and its index, swapped together so a call sees one consistent history."""
@@ -219,9 +257,17 @@ class Scorer:
                   for name, rows in tables.items()}
         with self._lock:
             state = self._state
-            history = state.history.append(pseudonym_key=self._key, **frames)
-            added = {name: getattr(history, name).iloc[len(getattr(state.history, name)):]
-                     for name in frames if len(getattr(history, name)) > len(getattr(state.history, name))}
+            # Validated against only the rows they name or could collide with (found through the
+            # index's id look-ups): checking against whole tables costs a pass over the district.
+            context = _context(state.history, state.idx, frames)
+            checked = context.append(pseudonym_key=self._key, **frames)
+            added = {name: getattr(checked, name).iloc[len(getattr(context, name)):].reset_index(drop=True)
+                     for name in frames}
+            added = {name: df for name, df in added.items() if len(df)}
+            old = state.history
+            history = Dataset(**{name: pd.concat([getattr(old, name), added[name]], ignore_index=True)
+                                 if name in added else getattr(old, name) for name in TABLES},
+                              source=old.source, rows_read=old.rows_read)
             idx = append_to_index(state.idx, history, added) if added else state.idx
             if idx is None:  # a change the index cannot take in place (see index_append): re-build
                 idx = history_index(history)
