@@ -26,6 +26,7 @@ plus rejected rows equal the rows read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -307,6 +308,12 @@ def _finish_types(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
 
 def empty_table(name: str) -> pd.DataFrame:
     """An empty frame with the table's contract columns and dtypes."""
+    return _empty_table(name).copy()
+
+
+@functools.cache
+def _empty_table(name: str) -> pd.DataFrame:
+    # Built once per table: each append of a few rows would otherwise parse ten empty tables.
     spec = TABLES[name]
     df = pd.DataFrame({c.name: pd.Series([], dtype=object) for c in spec.columns})
     parsed = {c.name: _parse_column(name, c, df[c.name])[0] for c in spec.columns}
