@@ -41,7 +41,21 @@ def test_batch_and_online_give_the_same_probability(small_district, batch, score
         assert abs(a.probability - batch.loc[d, "probability"]) < 1e-9
         assert a.level == batch.loc[d, "level"]
         assert [r["feature"] for r in a.reasons] == batch.loc[d, "reason_features"]
-        assert a.plan in PLANS and a.model_version == scorer.model.version
+        assert a.plan == batch.loc[d, "plan"] and a.model_version == scorer.model.version
+
+
+def test_plans_agree_with_the_nightly_batch_for_every_level(small_model, small_district, scorer):
+    """The batch computes reasons only for alerts (the nightly default); the plans must not
+    notice: every open dispute, blue ones included, gets the same plan on both paths."""
+    nightly = small_model.score(small_district, NIGHT).set_index("dispute_id")
+    assert (nightly["level"] == "blue").any() and (nightly["level"] != "blue").any()
+    assert (nightly.loc[nightly["level"] == "blue", "plan"] == "routine_follow_up").all()
+    ids = nightly.index.to_series().sample(min(120, len(nightly)), random_state=3)
+    for d in ids:
+        row, parties, meds = _request(small_district, d)
+        a = scorer.score_dispute(row, parties, mediations=meds, as_of=NIGHT, top_reasons=1)
+        assert (a.level, a.plan) == (nightly.loc[d, "level"], nightly.loc[d, "plan"]), d
+        assert a.plan in PLANS and len(a.reasons) <= 1
 
 
 def test_plain_strings_work_like_typed_rows(small_district, batch, scorer):
