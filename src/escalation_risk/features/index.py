@@ -9,7 +9,9 @@ time (``reported_at``, ``held_at``, ``recorded_at``, ``since``, ``start_date``,
 ``closed_at``) is at or before the point's ``as_of``.
 
 The index is built once per Dataset (cached in ``ds.cache``) in a few vectorised
-passes; building it is the cost of a night, querying it is nearly free.
+passes; building it is the cost of a night, querying it is nearly free. New records
+are added to a built index by :mod:`.index_append` (``Scorer.add``), which re-reads
+only the incidents they touch; a new part of the index must be listed there too.
 """
 
 from __future__ import annotations
