@@ -263,6 +263,29 @@ def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_distri
     assert x.loc["D-N2", "pair_cohabit"] == 1 and x.loc["D-N2", "mediations_failed"] == 1
 
 
+@pytest.mark.parametrize("kind", ["str", "int"])
+def test_growing_id_index_answers_like_a_pandas_index(kind):
+    from escalation_risk.features.index import IdIndex, positions
+
+    def ids(a, b):
+        return [f"id{i}" for i in range(a, b)] if kind == "str" else np.arange(a, b, dtype=np.int64) * 7
+    grown = IdIndex(pd.Index(ids(0, 100)))
+    for a in range(100, 12_000, 1_000):  # past the fold-in size: both layers exercised
+        before = grown
+        grown = grown.append(ids(a, a + 1_000))
+        assert len(before) == a  # the old one is unchanged (readers keep their snapshot)
+    plain = pd.Index(ids(0, 12_100))
+    assert len(grown) == len(plain) and (grown.to_numpy() == plain.to_numpy()).all()
+    probe = np.concatenate([np.asarray(ids(0, 12_100), dtype=object)[::97], np.asarray(ids(20_000, 20_010), object)])
+    if kind == "int":
+        probe = probe.astype(np.int64)
+    assert (grown.get_indexer(probe) == plain.get_indexer(probe)).all()
+    assert (positions(grown, probe[:10]) == plain.get_indexer(probe[:10])).all()
+    assert (grown.take([0, 5_000, 12_099]) == plain.to_numpy()[[0, 5_000, 12_099]]).all()
+    small = IdIndex(pd.Index(ids(0, 100_000))).append(ids(100_000, 100_010))
+    assert small.extra and small.get_loc(ids(100_005, 100_006)[0]) == 100_005
+
+
 def test_bad_calls_name_the_field_and_change_nothing(small_district, scorer):
     d = small_district.incidents.query("kind == 'dispute'").iloc[0]["incident_id"]
     row, parties, _ = _request(small_district, d)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..linking import link_persons
-from .index import NEVER, SHIFT, HistoryIndex, Timeline
+from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline
 
 # timeline -> (kind of its entity, {payload column: kind}); None = a plain value.
 # "src" marks where the incident an event comes from is: "ent" or a payload column.
@@ -73,16 +73,17 @@ OTHER = {
 KNOWN = set(TIMELINES) | set(PER_INCIDENT) | OTHER
 
 
-def _positions_or_new(index: pd.Index, ids: np.ndarray) -> tuple[np.ndarray, pd.Index]:
+def _positions_or_new(index: pd.Index | IdIndex, ids: np.ndarray) -> tuple[np.ndarray, IdIndex]:
     """Positions of ``ids`` in ``index``, appending the ones it lacks (in order of first
     appearance): (positions, the grown index)."""
-    pos = index.get_indexer(ids)
+    grown = IdIndex.of(index)
+    pos = grown.get_indexer(ids)
     missing = pos < 0
     if missing.any():
-        new = pd.unique(ids[missing])
-        index = index.append(pd.Index(new, dtype=index.dtype))
-        pos[missing] = len(index) - len(new) + pd.Index(new).get_indexer(ids[missing])
-    return pos, index
+        new = pd.unique(np.asarray(ids)[missing])
+        grown = grown.append(new)
+        pos[missing] = len(grown) - len(new) + pd.Index(new).get_indexer(np.asarray(ids)[missing])
+    return pos, grown
 
 
 def _remap(values: np.ndarray, mapping: np.ndarray) -> np.ndarray:
@@ -164,11 +165,11 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
         codes, out.persons = _positions_or_new(idx.persons, new_keys)
         out.person_key = key
         out.pid_to_int = pd.concat([idx.pid_to_int, pd.Series(codes, index=pd.Index(new_pids, name="person_id"))])
-        out._pid_index = idx._pid_index.append(pd.Index(new_pids, dtype=object))
+        out._pid_index = IdIndex.of(idx._pid_index).append(new_pids)
         out._pid_codes = np.append(out.pid_to_int.to_numpy(np.int64), -1)
         # Attributes of the canonical persons with a new record: the first non-null across their records.
         touched = np.unique(codes)
-        pids = key.index[key.isin(out.persons[touched]).to_numpy()]
+        pids = key.index[key.isin(out.persons.take(touched)).to_numpy()]
         p = history.persons[history.persons["person_id"].isin(pids)]
         p = p.assign(_k=out.pid_to_int.reindex(p["person_id"]).to_numpy())
         attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
@@ -181,24 +182,24 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
         pmap_key = key
     if "places" in added and len(added["places"]):
         pl = added["places"]
-        out.places = idx.places.append(pd.Index(pl["place_id"].to_numpy(dtype=object)))
+        out.places = IdIndex.of(idx.places).append(pl["place_id"].to_numpy(dtype=object))
         g, out.grids = _positions_or_new(idx.grids, pl["grid_id"].to_numpy(dtype=object))
         out.place_grid = np.concatenate([idx.place_grid, g])
         out.places_type = np.concatenate([idx.places_type, pl["place_type"].astype(object).to_numpy()])
     if "organizations" in added and len(added["organizations"]):
         o = added["organizations"]
-        out.orgs = idx.orgs.append(pd.Index(o["org_id"].to_numpy(dtype=object)))
+        out.orgs = IdIndex.of(idx.orgs).append(o["org_id"].to_numpy(dtype=object))
         out.org_type = np.concatenate([idx.org_type, o["org_type"].astype(object).to_numpy()])
     if "households" in added and len(added["households"]):
         h = added["households"]
-        out.households = idx.households.append(pd.Index(h["household_id"].to_numpy(dtype=object)))
+        out.households = IdIndex.of(idx.households).append(h["household_id"].to_numpy(dtype=object))
         out.household_place = np.concatenate([idx.household_place,
                                               out.places.get_indexer(h["place_id"].to_numpy(dtype=object))])
         out.household_tenure = np.concatenate([idx.household_tenure, h["tenure"].astype(object).to_numpy()])
 
     # ---------------------------------------------------------------- the small index
     new_ids, old_pos = _touched(idx, history, added)
-    inc_ids = np.concatenate([idx.incidents.to_numpy()[old_pos], new_ids])
+    inc_ids = np.concatenate([IdIndex.of(idx.incidents).take(old_pos), new_ids])
     inc = history.incidents
     sub_inc = inc.iloc[np.concatenate([old_pos, len(idx.incidents) + np.arange(len(new_ids))])] \
         .reset_index(drop=True)
@@ -270,7 +271,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     maps["pair"], out.pairs = _positions_or_new(idx.pairs, pair_keys)
 
     # New incidents' own arrays, in the big index's numbers.
-    out.incidents = idx.incidents.append(pd.Index(new_ids, dtype=object))
+    out.incidents = IdIndex.of(idx.incidents).append(new_ids)
     is_new = np.arange(len(old_pos), len(inc_ids))
     for name, kind in PER_INCIDENT.items():
         v = getattr(sub, name)[is_new]
@@ -283,9 +284,8 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     out.inc_desc = inc["description"]
     keys = np.asarray(sub.inc_person.to_numpy(), dtype=np.int64)
     ip = np.unique(_remap(keys // SHIFT, maps["inc"]) * SHIFT + _remap(keys % SHIFT, maps["person"]))
-    have = idx.inc_person.to_numpy()
-    ip = ip[~_member(ip, have)]
-    out.inc_person = pd.Index(np.insert(have, np.searchsorted(have, ip), ip))
+    have = IdIndex.of(idx.inc_person)
+    out.inc_person = have.append(ip[have.get_indexer(ip) < 0])
 
     # ---------------------------------------------------------------- timelines
     old_sorted = np.sort(old_pos)
@@ -320,7 +320,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     start, stop = pe.bounds(touched_pairs, None, np.full(len(touched_pairs), NEVER))
     has = stop > start
     first_t = pe.t[np.minimum(start, max(len(pe.t) - 1, 0))][has] if len(pe.t) else np.zeros(0, np.int64)
-    keys = out.pairs.to_numpy()[touched_pairs]
+    keys = out.pairs.take(touched_pairs)
     pa, pb = keys // SHIFT, keys % SHIFT
     cp = idx.counterparties
     old_cp = _member(cp.ent * SHIFT + cp.payload["other"], np.sort(np.concatenate([pa * SHIFT + pb, pb * SHIFT + pa])))
