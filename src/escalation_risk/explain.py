@@ -3,29 +3,32 @@
 LightGBM's ``pred_contrib`` splits each row's log-odds into one additive
 contribution per feature plus a bias (TreeSHAP). A *reason* is a feature whose
 contribution raises the risk: the top-k positive contributions of a row, each
-turned into a sentence in English and Chinese from the feature registry, filled
-with the feature's value for that row. Features that lower the risk are never
+turned into one plain sentence in English and Chinese (:mod:`.features.sentences`)
+from the row's values: its own, and the few others a sentence needs (a total over
+the parties is told per party from the maximum and the number of parties). Features that lower the risk are never
 given as reasons: a warning explains what is worrying, not what is reassuring.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .features import REGISTRY
+from .features.sentences import render
 
 
-def top_reasons(contributions: pd.DataFrame | np.ndarray, X: pd.DataFrame | Mapping[str, Sequence], top: int = 3,
+def top_reasons(contributions: pd.DataFrame | np.ndarray, X: pd.DataFrame | Mapping[str, Any], top: int = 3,
                 *, names: Sequence[str] | None = None) -> list[list[dict]]:
     """For each row, up to ``top`` features with a positive contribution, strongest first.
 
     ``contributions`` has one column per feature (a ``bias`` column is ignored) and
     the rows of ``X``. Each reason is a dict: feature, value, contribution, en, zh.
-    With ``names``, ``contributions`` is a bare array with those columns and ``X`` any
-    mapping of feature name to values (one scored dispute: no frames to build).
+    With ``names``, ``contributions`` is a bare array with those columns first and ``X``
+    any mapping of feature name to values (one scored dispute: no frames to build).
     """
     if top <= 0 or len(contributions) == 0:
         return [[] for _ in range(len(contributions))]
@@ -40,19 +43,40 @@ def top_reasons(contributions: pd.DataFrame | np.ndarray, X: pd.DataFrame | Mapp
     order = np.argsort(-C, axis=1, kind="stable")[:, :k]
     vals = np.take_along_axis(C, order, axis=1)
     keep = vals > 0
-    used = np.unique(order[keep])  # only the features that are reasons somewhere
-    cols = {names[u]: np.asarray(X[names[u]], dtype=object) for u in used}
+    cols: dict[str, np.ndarray] = {}  # columns read on demand, once
     out: list[list[dict]] = []
     for i in range(len(C)):
-        row = []
+        reasons = []
+        values = _Row(X, i, cols)
         for j in np.flatnonzero(keep[i]):
             name = names[order[i, j]]
-            value = cols[name][i]
-            f = REGISTRY[name]
-            row.append({"feature": name, "value": _plain(value), "contribution": float(vals[i, j]),
-                        "en": f.sentence(value, "en"), "zh": f.sentence(value, "zh")})
-        out.append(row)
+            value = values[name]
+            reasons.append({"feature": name, "value": _plain(value), "contribution": float(vals[i, j]),
+                            "en": render(name, values, "en"), "zh": render(name, values, "zh")})
+        out.append(reasons)
     return out
+
+
+class _Row(Mapping[str, Any]):
+    """One row of ``X`` as a mapping, reading each column only when a sentence asks."""
+
+    def __init__(self, X: pd.DataFrame | Mapping[str, Any], i: int, cols: dict[str, np.ndarray]) -> None:
+        self._X, self._i, self._cols = X, i, cols
+        self._names = list(X.columns) if isinstance(X, pd.DataFrame) else list(X)
+
+    def __getitem__(self, name: str) -> Any:
+        col = self._cols.get(name)
+        if col is None:
+            if name not in self._X:
+                raise KeyError(name)
+            col = self._cols[name] = np.asarray(self._X[name], dtype=object)
+        return col[self._i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def _plain(value):

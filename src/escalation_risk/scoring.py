@@ -104,10 +104,12 @@ class _Request:
     parties: dict[str, list]
     mediations: dict[str, list] | None
     as_of: pd.Timestamp
+    notes: dict[str, list] | None = None
 
 
 def parse_request(dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame,
-                  mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None) -> _Request:
+                  mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None,
+                  notes: Iterable[Mapping] | pd.DataFrame = ()) -> _Request:
     """Validate one call's dicts as a file's rows would be (same checks, same messages),
     plus what only a call can get wrong: no party, rows of another dispute, an ``as_of``
     that does not parse or comes before the dispute's ``reported_at``."""
@@ -125,16 +127,24 @@ def parse_request(dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame,
     prs = parse_records("incident_parties", rows)
     meds = _records(mediations, "mediations", incident_id=did)
     med = parse_records("mediations", meds) if meds else None
-    for table, cols in (("incident_parties", prs), ("mediations", med)):
+    given_notes = _records(notes, "notes", incident_id=did)
+    note_cols = parse_records("incident_notes", given_notes) if given_notes else None
+    for table, cols in (("incident_parties", prs), ("mediations", med), ("incident_notes", note_cols)):
         for i, v in enumerate(cols["incident_id"] if cols else ()):
             if v != did:
                 raise _problem(table, "incident_id", v, f"must be the scored dispute's incident_id {did!r}", row=i)
+    # Contract 1.1, as a file is checked: no party added and no note written before the report.
+    rep = incident["reported_at"][0]
+    for table, cols, col in (("incident_parties", prs, "added_at"), ("incident_notes", note_cols, "recorded_at")):
+        for i, v in enumerate(cols.get(col, ()) if cols else ()):
+            if v is not None and v < rep:
+                raise _problem(table, col, v.isoformat(), "must not be before its incident's reported_at", row=i)
     when = _parse_as_of(as_of)
     if when < incident["reported_at"][0]:
         raise _problem("score_dispute", "as_of", when.isoformat(),
                        f"is before the dispute's reported_at {incident['reported_at'][0].isoformat()}: "
                        f"nothing is known of it then", row=None)
-    return _Request(incident, prs, med, when)
+    return _Request(incident, prs, med, when, note_cols)
 
 
 def _check_references(idx: HistoryIndex, req: _Request) -> None:
@@ -154,7 +164,8 @@ def _context(history: Dataset, idx: HistoryIndex, frames: dict[str, pd.DataFrame
     """The history's rows that new rows name (references) or share a key with (duplicates),
     found through the index's id look-ups: what validating the new rows needs to see."""
     index_of = {"persons": idx._pid_index, "places": idx.places, "organizations": idx.orgs,
-                "households": idx.households, "incidents": idx.incidents, "mediations": idx.med_ids}
+                "households": idx.households, "incidents": idx.incidents, "mediations": idx.med_ids,
+                "incident_notes": idx.note_ids}
     wanted: dict[str, list] = {name: [] for name in index_of}
 
     def ids(df: pd.DataFrame, col: str, mask=None) -> list:
@@ -215,12 +226,15 @@ class Scorer:
         return self._state.history
 
     def score_dispute(self, dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame, *,
-                      mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None,
+                      mediations: Iterable[Mapping] | pd.DataFrame = (),
+                      notes: Iterable[Mapping] | pd.DataFrame = (), as_of=None,
                       top_reasons: int = 3) -> RiskAssessment:
         """Score one dispute given as a dict in the contract's ``incidents`` columns.
 
         ``parties`` are dicts in the ``incident_parties`` columns (``incident_id`` may be
-        left out), ``mediations`` likewise. ``as_of`` defaults to now. The dispute need
+        left out), ``mediations`` and ``notes`` (``incident_notes``: note_id, recorded_at,
+        text) likewise; parties added, outcomes and notes recorded after ``as_of`` are not
+        read. ``as_of`` defaults to now. The dispute need
         not be in the history: its own records are never part of its parties' history
         (see the feature notes), so it gets the number, level, plan and reasons the batch
         gives it once it is in the data. People not in the history are scored as parties
@@ -228,10 +242,10 @@ class Scorer:
         field and value for a missing or bad field, no party, an ``as_of`` that does not
         parse or precedes ``reported_at``, or a place or organisation the history lacks.
         """
-        req = parse_request(dispute, parties, mediations, as_of)
+        req = parse_request(dispute, parties, mediations, as_of, notes)
         state = self._state  # one consistent snapshot even if add() swaps the history meanwhile
         _check_references(state.idx, req)
-        P = points_from_records(state.idx, req.incident, req.parties, req.as_of, req.mediations)
+        P = points_from_records(state.idx, req.incident, req.parties, req.as_of, req.mediations, req.notes)
         cols = compute_columns(state.idx, P)
         M = self.model.matrix_from_columns(cols)
         prob = float(self.model.predict_proba(M)[0])
@@ -301,6 +315,7 @@ def default_scorer() -> Scorer:
 
 
 def score_dispute(dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame, *,
-                  mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None) -> RiskAssessment:
+                  mediations: Iterable[Mapping] | pd.DataFrame = (), notes: Iterable[Mapping] | pd.DataFrame = (),
+                  as_of=None) -> RiskAssessment:
     """Score one dispute with the default scorer (see :func:`default_scorer`)."""
-    return default_scorer().score_dispute(dispute, parties, mediations=mediations, as_of=as_of)
+    return default_scorer().score_dispute(dispute, parties, mediations=mediations, notes=notes, as_of=as_of)

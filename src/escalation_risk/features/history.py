@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import WINDOWS, group_max, group_min, group_sum, unique_parties
-from .index import DAY, MAX_PAIR_PARTIES, OFF, SHIFT, HistoryIndex, positions, ragged
+from .index import DAY, OFF, SHIFT, HistoryIndex, positions, ragged
 from .points import PointSet
 from .registry import REGISTRY, Feature
 
@@ -71,17 +71,21 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     t = P.t[pt]
     d = P.d[pt]
     # Is the scored dispute itself in this person's dispute history? Then leave it out.
-    own = (d >= 0) & (positions(idx.inc_person, d * SHIFT + person) >= 0)
-    own_rep = P.rep[pt]
+    at = positions(idx.inc_person, d * SHIFT + person)
+    own = (d >= 0) & (at >= 0)
+    # The scored dispute is in a party's timelines from the party's arrival on it (added_at).
+    own_rep = np.where(own, idx.inc_person_t[np.maximum(at, 0)], P.rep[pt])
     # The scored dispute sits in its parties' dispute timeline, and in their danger-text
     # timeline when its own text has danger words; either way it is not "history".
     danger = np.asarray(idx.inc_danger)[np.clip(d, 0, None)]
     own_in: dict[str, np.ndarray] = {"dispute": own, "danger_text": own & danger}
-    # Its failed mediations sit in each of its parties' failed-mediation timeline.
-    med = idx.mediations
-    mo, mpos = med.expand(P.d, None, P.t)
-    failed = med.payload["failed"][mpos]
-    own_failed_pt, own_failed_t = mo[failed], med.t[mpos][failed]
+    # Its failed mediations sit in each of its parties' failed-mediation timeline (from the
+    # outcome, or the party's arrival): found there by incident, whatever their time.
+    fm = idx.person_events["failed_mediation"]
+    own_rows = np.flatnonzero(own)
+    fo, fpos = fm.expand(person[own_rows], None, t[own_rows])
+    mine = fm.payload["inc"][fpos] == d[own_rows][fo]
+    own_failed_row, own_failed_t = own_rows[fo[mine]], fm.t[fpos][mine]
     out: dict[str, np.ndarray] = {}
     k = len(person)
     for ev, (wins, _, _) in EVENTS.items():
@@ -89,15 +93,15 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         # Every window in one look-up (a window "all" starts at -OFF, before any record).
         counts = tl.count(np.tile(person, len(wins)), np.concatenate([
             np.full(k, -OFF) if WINDOWS[w] is None else t - WINDOWS[w] * DAY for w in wins]), np.tile(t, len(wins)))
-        for i, w in enumerate(wins):
-            c = counts[i * k:(i + 1) * k].astype(float)
+        for j, w in enumerate(wins):
+            c = counts[j * k:(j + 1) * k].astype(float)
             days = WINDOWS[w]
             if ev in own_in:
                 c = c - (own_in[ev] & ((days is None) | (own_rep > t - (days or 0) * DAY)))
-            elif ev == "failed_mediation" and len(own_failed_pt):
-                inside = own_failed_t > (P.t[own_failed_pt] - days * DAY) if days else \
-                    np.ones(len(own_failed_pt), bool)
-                c = c - own * np.bincount(own_failed_pt[inside], minlength=n)[:n][pt]
+            elif ev == "failed_mediation" and len(own_failed_row):
+                inside = own_failed_t > (t[own_failed_row] - days * DAY) if days else \
+                    np.ones(len(own_failed_row), bool)
+                c = c - np.bincount(own_failed_row[inside], minlength=k)[:k]
             out[f"hist_{ev}_{w}_max"] = group_max(n, pt, c)
             out[f"hist_{ev}_{w}_sum"] = group_sum(n, pt, c)
 
@@ -150,7 +154,8 @@ def _ties_only_from_own(idx: HistoryIndex, P: PointSet, pt: np.ndarray, person: 
         return out
     r_pt = pt[rows]
     size = np.searchsorted(r_pt, r_pt, side="right") - np.searchsorted(r_pt, r_pt, side="left")
-    rows = rows[(size >= 2) & (size <= MAX_PAIR_PARTIES)]
+    # Every pair of a big dispute too: early arrivals of a large group may still be tied.
+    rows = rows[size >= 2]
     if len(rows) < 2:
         return out
     r_pt = pt[rows]

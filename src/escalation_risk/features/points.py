@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .index import ALWAYS, HistoryIndex, to_secs
+from .index import ALWAYS, HistoryIndex, positions, to_secs
 
 
 @dataclass
@@ -36,16 +36,25 @@ class PointSet:
     pp_role: np.ndarray
     op_pt: np.ndarray            # organisation parties: point, org number
     op_org: np.ndarray
-    # Mediations given with an online request that the history does not hold yet:
-    # "pt" (point), "t" (held_at, seconds), "failed".
+    # Mediations and notes given with an online request that the history does not hold yet:
+    # mediations as "pt" (point), "t" (held_at, seconds), "failed", "out_t" (outcome known).
     extra_mediations: dict[str, np.ndarray] = field(default_factory=lambda: _mediations([], [], []))
+    # (point, recorded_at seconds, 0/1 signal matrix) of each note given online.
+    extra_notes: tuple[np.ndarray, np.ndarray, np.ndarray] = field(
+        default_factory=lambda: _notes([], [], np.zeros((0, 0), np.int8)))
 
     def __len__(self) -> int:
         return len(self.t)
 
 
-def _mediations(pt, t, failed) -> dict[str, np.ndarray]:
-    return {"pt": np.asarray(pt, np.int64), "t": np.asarray(t, np.int64), "failed": np.asarray(failed, bool)}
+def _mediations(pt, t, failed, out_t=None) -> dict[str, np.ndarray]:
+    t = np.asarray(t, np.int64)
+    return {"pt": np.asarray(pt, np.int64), "t": t, "failed": np.asarray(failed, bool),
+            "out_t": t if out_t is None else np.maximum(np.asarray(out_t, np.int64), t)}
+
+
+def _notes(pt, t, signals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.asarray(pt, np.int64), np.asarray(t, np.int64), np.asarray(signals, np.int8)
 
 
 def _as_of_array(as_of) -> np.ndarray:
@@ -78,8 +87,9 @@ def points_from_history(idx: HistoryIndex, points: pd.DataFrame) -> PointSet:
     if early.any():
         raise ValueError(f"points: {int(early.sum())} point(s) have as_of before the dispute was reported "
                          f"(nothing is known of it then), e.g. {ids[early][:5].tolist()}")
-    pp_pt, pos = idx.party_inc.expand(d, -1, 0)
-    op_pt, opos = idx.org_party_inc.expand(d, -1, 0)
+    # Parties on the dispute by as_of (added_at; null: from the report).
+    pp_pt, pos = idx.party_inc.expand(d, None, t)
+    op_pt, opos = idx.org_party_inc.expand(d, None, t)
     return PointSet(
         dispute_id=ids, as_of=as_of, t=t, d=d,
         category=idx.inc_category[d], source=idx.inc_source[d], amount=idx.inc_amount[d],
@@ -108,16 +118,22 @@ def _secs(values, missing: int) -> np.ndarray:
     return out
 
 
-def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations=None) -> PointSet:
+def _col(rows, name: str, n: int) -> np.ndarray:
+    """A column of a frame or a mapping of columns; all None when absent (an optional column)."""
+    return _obj(rows[name]) if name in rows else np.full(n, None, dtype=object)
+
+
+def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations=None, notes=None) -> PointSet:
     """The online path: disputes given as validated contract rows (one per point).
 
-    ``incidents``, ``parties`` and ``mediations`` are DataFrames, or mappings of
-    column name to values, with the contract's columns and types (see ``Dataset``'s
-    tables); parties and mediations refer to the disputes by ``incident_id``. The
-    parties count as the batch counts them: a canonical person once per role,
-    people unknown to the history (no record to look up) once per id and role,
-    organisations once. A dispute that is also in the history keeps the history's
-    follow-ups and mediations; mediations given here are added when new.
+    ``incidents``, ``parties``, ``mediations`` and ``notes`` are DataFrames, or mappings
+    of column name to values, with the contract's columns and types (see ``Dataset``'s
+    tables); parties, mediations and notes refer to the disputes by ``incident_id``. The
+    parties count as the batch counts them: a canonical person once per role, people
+    unknown to the history (no record to look up) once per id and role, organisations
+    once. A dispute that is also in the history keeps the history's follow-ups,
+    mediations and notes; those given here are added when new. Parties added, outcomes
+    and notes recorded after a point's as_of are not read.
     """
     ids = _obj(incidents["incident_id"])
     n = len(ids)
@@ -129,6 +145,8 @@ def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations
     pt_of = {d: i for i, d in enumerate(ids)}
     p_inc, p_id = _obj(parties["incident_id"]), _obj(parties["party_id"])
     p_type, p_role = _obj(parties["party_type"]), _obj(parties["role"])
+    # A party added after as_of is not on the dispute yet (added_at; null: from the report).
+    p_added = _secs(_col(parties, "added_at", len(p_id)), ALWAYS)
     is_person = p_type == "person"
     person = np.full(len(p_id), -1, dtype=np.int64)
     person[is_person] = idx.person_ints(p_id[is_person])
@@ -136,7 +154,7 @@ def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations
     orgs: dict[tuple, None] = {}
     for i in range(len(p_id)):
         pt = pt_of.get(p_inc[i], -1)
-        if pt < 0:
+        if pt < 0 or p_added[i] > t[pt]:
             continue
         if is_person[i]:
             who = person[i] if person[i] >= 0 else ("new", p_id[i])
@@ -153,8 +171,20 @@ def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations
         new = idx.mediation_positions(m_id) < 0
         m_pt = np.array([pt_of.get(x, -1) for x in m_inc[new]], dtype=np.int64)
         ok_m = m_pt >= 0
-        extra = _mediations(m_pt[ok_m], _secs(_obj(mediations["held_at"])[new], ALWAYS)[ok_m],
-                            (_obj(mediations["outcome"])[new] == "failed")[ok_m])
+        held = _secs(_obj(mediations["held_at"])[new], ALWAYS)
+        # The outcome is known from outcome_at (null: the session itself).
+        out_at = _secs(_col(mediations, "outcome_at", len(m_id))[new], ALWAYS)
+        out_t = np.where(out_at == ALWAYS, held, out_at)
+        extra = _mediations(m_pt[ok_m], held[ok_m], (_obj(mediations["outcome"])[new] == "failed")[ok_m],
+                            out_t[ok_m])
+    extra_notes = _notes([], [], np.zeros((0, len(idx.lexicon.signals)), np.int8))
+    if notes is not None and len(notes["note_id"]):
+        n_id, n_inc = _obj(notes["note_id"]), _obj(notes["incident_id"])
+        new = positions(idx.note_ids, n_id) < 0
+        n_pt = np.array([pt_of.get(x, -1) for x in n_inc[new]], dtype=np.int64)
+        texts = list(_obj(notes["text"])[new])
+        extra_notes = _notes(n_pt, _secs(_obj(notes["recorded_at"])[new], ALWAYS),
+                             idx.lexicon.matrix(texts if len(texts) <= 64 else pd.Series(texts, dtype=object)))
     return PointSet(
         dispute_id=ids, as_of=as_of, t=t, d=idx.incident_positions(ids),
         category=_obj(incidents["category"]), source=_obj(incidents["source"]),
@@ -166,7 +196,7 @@ def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations
         pp_pt=np.array([r[0] for r in pp], dtype=np.int64), pp_person=np.array([r[1] for r in pp], dtype=np.int64),
         pp_role=np.array([r[2] for r in pp], dtype=object),
         op_pt=np.array([p for p, _ in op], dtype=np.int64)[ok], op_org=op_org[ok],
-        extra_mediations=extra,
+        extra_mediations=extra, extra_notes=extra_notes,
     )
 
 
