@@ -13,7 +13,7 @@ from escalation_risk.features import history_index
 from escalation_risk.response import PLANS
 
 NIGHT = pd.Timestamp("2025-06-30")
-KEY = "test-key"
+from conftest import KEY  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,9 @@ def test_plain_strings_work_like_typed_rows(small_district, batch, scorer):
     as_text = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in row.items()
                if not (isinstance(v, float) and np.isnan(v)) and v is not pd.NaT}
     as_text = {k: (str(v) if k in ("kind", "category", "source", "status") else v) for k, v in as_text.items()}
-    a = scorer.score_dispute(as_text, [{k: str(v) for k, v in p.items() if k != "incident_id"} for p in parties],
-                             as_of="2025-06-30")
+    # Missing values are left out, as a client sending text would (the text 'NaT' is no timestamp).
+    a = scorer.score_dispute(as_text, [{k: str(v) for k, v in p.items() if k != "incident_id" and not pd.isna(v)}
+                                       for p in parties], as_of="2025-06-30")
     assert abs(a.probability - batch.loc[d, "probability"]) < 1e-9
 
 
@@ -246,13 +247,16 @@ def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_distri
                               "role": "respondent"},
                              {"incident_id": old_call, "party_id": people[5], "party_type": "person",
                               "role": "witness"}],
+           incident_notes=[{"note_id": "N-N1", "incident_id": old_dispute, "recorded_at": day,
+                            "text": "对方扬言要报复"},
+                           {"note_id": "N-N2", "incident_id": "D-N1", "recorded_at": day, "text": "工人聚集"}],
            mediations=[{"mediation_id": "M-N1", "incident_id": old_dispute, "held_at": day,
                         "mediator_type": "court", "outcome": "failed"},
                        {"mediation_id": "M-N2", "incident_id": "D-N2", "held_at": day + pd.Timedelta(days=2),
                         "mediator_type": "grid_worker", "outcome": "failed"}])
     grown = sc.history
     assert sc._state.idx is grown.cache["history_index"]
-    assert set(sc._state.idx.append_cache) == {"incident_parties", "mediations"}   # grown, not re-built
+    assert set(sc._state.idx.append_cache) == {"incident_parties", "mediations", "incident_notes"}  # grown
     fresh = Dataset(**grown.tables())
     assert "history_index" not in fresh.cache
     pts = open_points(grown, NIGHT)

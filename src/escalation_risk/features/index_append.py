@@ -56,6 +56,7 @@ TIMELINES: dict[str, tuple[str, dict[str, str | None], str | None]] = {
     "memberships": ("person", {"household": "household", "end": None}, None),
     "members": ("household", {"person": "person", "end": None}, None),
     "relations": ("person", {"other": "person", "relation": None}, None),
+    "notes": ("inc", {"row": "note"}, "ent"),
 }
 PERSON_EVENTS = ("person", {"inc": "inc"}, "inc")  # every idx.person_events[k]
 # Per-incident arrays, appended for new incidents (kind when the values are numbers of something).
@@ -68,7 +69,8 @@ OTHER = {
     "append_cache", "lexicon", "person_key", "persons", "pid_to_int", "_pid_index", "_pid_codes", "birth_year",
     "gender", "hukou", "employment", "places", "grids", "place_grid", "places_type", "orgs", "org_type", "incidents",
     "inc_desc", "inc_person", "pairs", "counterparties", "med_ids", "person_events", "households", "household_place",
-    "household_tenure", "rel_pairs", "rel_pair_kind", "rel_pair_since",
+    "household_tenure", "rel_pairs", "rel_pair_kind", "rel_pair_since", "attr_timelines", "inc_person_t",
+    "note_ids", "note_signals",
 }
 KNOWN = set(TIMELINES) | set(PER_INCIDENT) | OTHER
 
@@ -150,6 +152,8 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     record that joins two people who had separate keys): re-build then."""
     if set(vars(idx)) - KNOWN:
         return None
+    if "person_attributes" in added:
+        return None  # attribute timelines are per canonical person over all its records: re-build
     out = copy.copy(idx)
     out.person_events = dict(idx.person_events)
 
@@ -209,7 +213,8 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     # small index (it is kept as a position in the big one below).
     related = sub_inc["related_incident_id"]
     sub_inc = sub_inc.assign(related_incident_id=related.where(related.isin(inc_ids)))
-    in_sub = {"incident_parties": history.incident_parties, "mediations": history.mediations}
+    in_sub = {"incident_parties": history.incident_parties, "mediations": history.mediations,
+              "incident_notes": history.incident_notes}
     tables: dict[str, pd.DataFrame] = {}
     row_maps: dict[str, Timeline] = {}
     for name, df in in_sub.items():
@@ -247,7 +252,8 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     places = rows_of(out.places, history.places, place_ids)
     orgs = rows_of(out.orgs, history.organizations,
                    parties.loc[parties["party_type"] == "organization", "party_id"].to_numpy(dtype=object))
-    sub_ds = Dataset(persons=persons, places=places, organizations=orgs, **tables)
+    sub_ds = Dataset(persons=persons, places=places, organizations=orgs,
+                     person_attributes=history.person_attributes.iloc[:0], **tables)
     sub_ds.cache["person_key"] = pmap_key.reindex(persons["person_id"].to_numpy(dtype=object))
     sub = HistoryIndex(sub_ds, idx.lexicon)
     if set(vars(sub)) - KNOWN:
@@ -265,6 +271,11 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     }
     med_pos, out.med_ids = _positions_or_new(idx.med_ids, sub.med_ids.to_numpy(dtype=object))
     maps["med"] = med_pos
+    note_pos, out.note_ids = _positions_or_new(idx.note_ids, sub.note_ids.to_numpy(dtype=object))
+    maps["note"] = note_pos
+    fresh = note_pos >= len(idx.note_ids)
+    order = np.argsort(note_pos[fresh], kind="stable")
+    out.note_signals = np.concatenate([idx.note_signals, sub.note_signals[fresh][order]])
     sa, sb = sub.pairs.to_numpy() // SHIFT, sub.pairs.to_numpy() % SHIFT
     a, b = _remap(sa, maps["person"]), _remap(sb, maps["person"])
     pair_keys = np.minimum(a, b) * SHIFT + np.maximum(a, b)
@@ -283,9 +294,13 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     out.inc_related[n_old:] = out.incidents.get_indexer(rel_ids)
     out.inc_desc = inc["description"]
     keys = np.asarray(sub.inc_person.to_numpy(), dtype=np.int64)
-    ip = np.unique(_remap(keys // SHIFT, maps["inc"]) * SHIFT + _remap(keys % SHIFT, maps["person"]))
+    ip = _remap(keys // SHIFT, maps["inc"]) * SHIFT + _remap(keys % SHIFT, maps["person"])
     have = IdIndex.of(idx.inc_person)
-    out.inc_person = have.append(ip[have.get_indexer(ip) < 0])
+    at = have.get_indexer(ip)
+    out.inc_person = have.append(ip[at < 0])
+    # Arrival of each person on each incident, aligned with inc_person's positions.
+    out.inc_person_t = np.concatenate([idx.inc_person_t, sub.inc_person_t[at < 0]])
+    out.inc_person_t[at[at >= 0]] = sub.inc_person_t[at >= 0]
 
     # ---------------------------------------------------------------- timelines
     old_sorted = np.sort(old_pos)
