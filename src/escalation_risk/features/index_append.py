@@ -24,7 +24,8 @@ re-builds, so a forgotten part costs time, never correctness.
 
 New people are linked against the existing ones (``link_persons`` with the existing
 keys: a pass over the persons table, only when persons are added). If a new record
-links two people who had separate keys, the index is re-built.
+links two people who had separate keys, or new ``person_attributes`` rows arrive
+(their timelines are per canonical person over all its records), the index is re-built.
 """
 
 from __future__ import annotations
