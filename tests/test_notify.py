@@ -258,3 +258,20 @@ def test_cli_deliver_and_remind(tmp_path, receiver):
     assert {m["type"] for m in receiver.delivered[1:]} == {"reminder", "summary"}
     _, body = receiver.requests[-1]
     assert verify_signature(body, receiver.requests[-1][0], SECRET)
+
+
+def test_the_nightly_job_sends_its_new_alerts_once(small_district, small_model, tmp_path, receiver):
+    from escalation_risk.nightly import run_night
+
+    hook = Webhook(receiver.url, secret=SECRET, timeout_s=2.0)
+    with AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}") as st:
+        report = run_night(small_district, small_model, "2025-06-30", store=st, out_dir=tmp_path, notify=hook,
+                           check_drift=False)
+        assert report.delivery is not None and report.delivery.ok
+        alerts = st.alerts()
+        wanted = set(alerts.loc[alerts["level"].isin(["red", "orange"]), "dispute_id"])
+        assert wanted and {m["dispute_id"] for m in receiver.delivered} == wanted
+        again = run_night(small_district, small_model, "2025-06-30", store=st, out_dir=tmp_path, notify=hook,
+                          check_drift=False)
+        assert again.delivery is not None and again.delivery.delivered == 0
+    assert len(receiver.delivered) == len(wanted)

@@ -26,7 +26,7 @@ from ..alerts import (
     AlertStore,
     AlertTransitionError,
 )
-from .errors import check_store_url, fail, open_store
+from .errors import EXIT_DELIVERY_PENDING, check_store_url, fail, open_store
 
 STORE_ENV = "ESCALATION_RISK_STORE"
 DEFAULT_STORE = "sqlite:///alerts.db"
@@ -339,7 +339,7 @@ def deliver(store_url: str, notify_url: str, notify_secret: str | None, notify_t
         report = Notifier(store, hook).deliver()
     click.echo(str(report))
     if not report.ok:
-        raise SystemExit(4)
+        raise SystemExit(EXIT_DELIVERY_PENDING)
 
 
 @alerts.command()
@@ -364,4 +364,4 @@ def remind(store_url: str, notify_url: str, notify_secret: str | None, notify_ti
         report = n.deliver()
     click.echo(f"{queued} reminder message(s) queued; {report}")
     if not report.ok:
-        raise SystemExit(4)
+        raise SystemExit(EXIT_DELIVERY_PENDING)
