@@ -33,6 +33,9 @@ class RiskModel:
         self.feature_names: list[str] = list(manifest["features"]["names"])
         self.thresholds: dict[str, float] = dict(manifest["thresholds"])
         self.version: str = manifest["model_version"]
+        # The held-out evaluation when ``train(..., holdout=...)`` made one (its figures
+        # are also in ``manifest["metrics"]["holdout"]``, which is what a loaded model has).
+        self.holdout: Evaluation | None = None
 
     def __repr__(self) -> str:
         return (f"RiskModel(version={self.version!r}, cutoff={self.manifest.get('cutoff')!r}, "
@@ -153,11 +156,12 @@ class RiskModel:
         return out[cols]
 
     def evaluate(self, ds: Dataset, points: pd.DataFrame | None = None, *, start=None, end=None,
-                 budgets=DEFAULT_BUDGETS) -> Evaluation:
+                 budgets=DEFAULT_BUDGETS, intervals: bool = False, n_boot: int = 200, seed: int = 0) -> Evaluation:
         """See :func:`.evaluation.evaluate`."""
         from .evaluation import evaluate  # evaluation builds on this module
 
-        return evaluate(self, ds, points, start=start, end=end, budgets=budgets)
+        return evaluate(self, ds, points, start=start, end=end, budgets=budgets, intervals=intervals,
+                        n_boot=n_boot, seed=seed)
 
     def save(self, out_dir) -> None:
         """Write the model directory (see :mod:`.artifacts`); no pickle."""
