@@ -163,3 +163,48 @@ def test_online_records_give_the_batch_features(district):
     parties = district.incident_parties[district.incident_parties["incident_id"].isin(d["incident_id"])]
     online = compute_features(idx, points_from_records(idx, d.reset_index(drop=True), parties, as_of.to_numpy()))
     pd.testing.assert_frame_equal(batch, online)
+
+
+# ----------------------------------------------------------------------------- the lexicon
+
+def _custom_lexicon(tmp_path):
+    """The shipped lexicon without ``drinking``, with a new ``domestic_chore`` signal and
+    patterns that use escaped parentheses and a bracket class."""
+    import json
+    from importlib import resources
+
+    raw = json.loads(resources.files("escalation_risk").joinpath("lexicon/signals.json").read_text("utf-8"))
+    del raw["drinking"], raw["_labels"]["drinking"]
+    raw["domestic_chore"] = ["家务", r"\(chores\)", "[(（]家事[)）]"]
+    raw["_labels"]["domestic_chore"] = ["a quarrel over chores", "因家务起争执"]
+    path = tmp_path / "lexicon.json"
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    return load_lexicon(str(path))
+
+
+def test_lexicon_patterns_keep_escapes_and_bracket_classes(tmp_path):
+    lex = _custom_lexicon(tmp_path)
+    m = lex.matrix(pd.Series(["argued (chores) again", "argued chores again", "因（家事）争吵", "家事"]))
+    j = lex.signals.index("domestic_chore")
+    assert m[:, j].tolist() == [1, 0, 1, 0]
+    # Groups still match as written (要(你|他|她)(的)?命 in the shipped lexicon).
+    assert load_lexicon().matrix(pd.Series(["要他的命"]))[0, load_lexicon().signals.index("threat")] == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"threat": ["(?<=x)y"]}', encoding="utf-8")
+    with pytest.raises(ValueError, match="threat"):
+        load_lexicon(str(bad))
+
+
+def test_custom_lexicon_signal_becomes_a_feature(tiny_ds, tmp_path):
+    from escalation_risk.features import feature_names
+
+    lex = _custom_lexicon(tmp_path)
+    pts = pd.DataFrame({"dispute_id": ["d1", "d2"], "as_of": ["2024-04-25", "2024-04-25"]})
+    X = build_features(tiny_ds, pts, lexicon=lex)
+    assert list(X.columns) == ["dispute_id", "as_of"] + feature_names(lex)
+    assert "text_domestic_chore" in X and "followup_text_domestic_chore" in X
+    assert "text_drinking" not in X and "followup_text_drinking" not in X
+    assert X["text_domestic_chore"].tolist() == [1.0, 0.0]          # d1: 夫妻因家务争吵
+    assert REGISTRY["text_domestic_chore"].en == "a quarrel over chores"
+    # The shipped lexicon again gives the shipped columns: the cached index follows the lexicon.
+    assert list(build_features(tiny_ds, pts).columns) == ["dispute_id", "as_of"] + FEATURE_NAMES

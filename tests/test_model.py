@@ -350,3 +350,34 @@ def test_cli_evaluate(ds, saved, tmp_path):
     (bad / "calibrator.json").write_text("{}")
     failed = runner.invoke(cli, ["evaluate", str(data), "--model", str(bad)])
     assert failed.exit_code == 1 and "calibrator.json" in failed.output
+
+
+def test_a_custom_lexicon_trains_saves_and_scores(small_district, tmp_path):
+    import json
+    from importlib import resources
+
+    from escalation_risk import Scorer
+    from escalation_risk.features import feature_names, load_lexicon
+
+    raw = json.loads(resources.files("escalation_risk").joinpath("lexicon/signals.json").read_text("utf-8"))
+    del raw["drinking"], raw["_labels"]["drinking"]
+    raw["money"] = ["欠", "工资", "wage", "debt"]
+    (tmp_path / "lex.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    lex = load_lexicon(str(tmp_path / "lex.json"))
+    m = train(small_district, cutoff="2025-01-01", seed=0, lexicon=lex, config={"param_grid": []})
+    assert m.feature_names == feature_names(lex) and "text_money" in m.feature_names
+    assert "text_drinking" not in m.feature_names
+    m.save(tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    assert loaded.lexicon == lex
+    pts = report_points(small_district, "2025-02-01", "2025-02-10")
+    pd.testing.assert_frame_equal(loaded.score(small_district, pts), m.score(small_district, pts))
+    X = build_features(small_district, pts, lexicon=lex)
+    assert X["text_money"].sum() > 0
+    # The online scorer computes the same columns with the model's lexicon.
+    d = pts["dispute_id"].iloc[0]
+    inc, par, med = (t[t["incident_id"] == d] for t in (small_district.incidents, small_district.incident_parties,
+                                                         small_district.mediations))
+    a = Scorer(loaded, small_district).score_dispute(inc.iloc[0].to_dict(), par.to_dict("records"),
+                                                     mediations=med.to_dict("records"), as_of=pts["as_of"].iloc[0])
+    assert a.probability == pytest.approx(float(loaded.predict_proba(X.iloc[[0]])[0]))

@@ -36,11 +36,19 @@ def register(lexicon) -> None:
       Feature("mediations_failed", FAMILY, "{v} failed mediations", "调解失败 {v} 次"),
       Feature("last_mediation_failed", FAMILY, "the last mediation failed", "最近一次调解失败", "flag"),
       Feature("days_since_mediation", FAMILY, "{v} days since the last mediation", "距上次调解 {v} 天", "number"))
+    R(*text_features(lexicon))
+
+
+def text_features(lexicon) -> list[Feature]:
+    """The pair of features of each signal of ``lexicon``: in the dispute's own text, and
+    in the later records about it."""
+    out = []
     for s in lexicon.signals:
         en, zh = lexicon.labels[s]
-        R(Feature(f"text_{s}", FAMILY, en, zh, "flag"),
-          Feature(f"followup_text_{s}", FAMILY, f"{{v}} later record(s) about this dispute: {en}",
-                  f"后续 {{v}} 条记录：{zh}"))
+        out += [Feature(f"text_{s}", FAMILY, en, zh, "flag"),
+                Feature(f"followup_text_{s}", FAMILY, f"{{v}} later record(s) about this dispute: {en}",
+                        f"后续 {{v}} 条记录：{zh}")]
+    return out
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:

@@ -59,7 +59,7 @@ from .._version import __version__
 from ..artifacts import jsonable
 from ..dataset import Dataset
 from ..explain import global_importance
-from ..features import CATEGORICAL, FEATURE_NAMES, REGISTRY, build_features
+from ..features import CATEGORICAL, REGISTRY, Lexicon, build_features, feature_names
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
 from .baselines import _fit_checklist, _fit_logistic
@@ -205,7 +205,8 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
 
 
 def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed: int = 0,
-          config: dict | None = None, outcomes: pd.DataFrame | None = None, holdout=None) -> RiskModel:
+          config: dict | None = None, outcomes: pd.DataFrame | None = None, holdout=None,
+          lexicon: Lexicon | None = None) -> RiskModel:
     """Train, calibrate and validate a model on the data known at ``cutoff``.
 
     See the module docstring for the design; ``config`` overrides
@@ -215,7 +216,8 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
     ends inside ``ds``), an end date (reported before it) or a ``(start, end)`` pair not
     before the cutoff; its metrics, with 95% bootstrap intervals, go to
     ``manifest["metrics"]["holdout"]`` and :attr:`RiskModel.holdout`. A holdout with
-    no labelled dispute raises ``ValueError``.
+    no labelled dispute raises ``ValueError``. ``lexicon`` (:func:`~escalation_risk.features.load_lexicon`)
+    replaces the shipped text lexicon; the model stores it and scores with it.
     Deterministic for a given dataset, cutoff, seed and ``num_threads``.
     """
     cfg = _config(config)
@@ -249,8 +251,9 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
                          f"({int(y.sum())} escalated of {len(y)} labelled examples); choose a later cutoff")
     periods["folds"] = [periods["folds"][k] for k in kept]
     folds = [folds[k] for k in kept]
-    X = build_features(known, points)
-    F = X[FEATURE_NAMES]
+    names = feature_names(lexicon)
+    X = build_features(known, points, lexicon=lexicon)
+    F = X[names]
     as_of = points["as_of"]
     oot = np.zeros(len(y), dtype=bool)
     for _, wi in folds:
@@ -293,7 +296,7 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
     if len(recent) > 5000:  # importance from a fixed sample: TreeSHAP costs ~0.1-1 ms a row
         recent = recent.sample(5000, random_state=seed)
     contrib = np.asarray(booster.predict(recent, pred_contrib=True))
-    importance = global_importance(pd.DataFrame(contrib, columns=FEATURE_NAMES + ["bias"]))
+    importance = global_importance(pd.DataFrame(contrib, columns=names + ["bias"]))
 
     booster_text = booster.model_to_string()
     version = f"{cutoff:%Y%m%d}-s{seed}-{hashlib.sha256(booster_text.encode()).hexdigest()[:10]}"
@@ -308,8 +311,8 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
         "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "cutoff": cutoff, "seed": seed,
         "labels": {"horizon_days": horizon_days, "offences": cfg["offences"], "shared_party": cfg["shared_party"]},
-        "features": {"names": FEATURE_NAMES,
-                     "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in FEATURE_NAMES},
+        "features": {"names": names,
+                     "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in names},
                      "categories": {c: list(REGISTRY[c].categories) for c in CATEGORICAL}},
         "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
                           "source": ds.source},
@@ -321,6 +324,7 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
                         "fitted_on": "out-of-time predictions of the rolling-origin windows"},
         "budget": cfg["budget"], "thresholds": thresholds,
         "metrics": {"validation": ev.to_dict()},
+        **({"lexicon": lexicon.to_dict()} if lexicon is not None else {}),
         "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
     }
     model = RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines)
