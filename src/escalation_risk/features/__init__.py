@@ -66,7 +66,8 @@ def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
         np.zeros((0, len(numeric_names)))
     out = pd.DataFrame(numeric, columns=numeric_names)
     for name in CATEGORICAL:
-        out[name] = pd.Categorical(pd.Series(cols[name], dtype=object), categories=list(REGISTRY[name].categories))
+        cats = list(REGISTRY[name].categories or ())
+        out[name] = pd.Categorical(pd.Series(cols[name], dtype=object), categories=cats)
     out.insert(0, "as_of", pd.Series(P.as_of, dtype="datetime64[ns]"))
     out.insert(0, "dispute_id", pd.Series(P.dispute_id, dtype=object))
     return out[["dispute_id", "as_of"] + names]
@@ -88,6 +89,7 @@ def feature_table() -> pd.DataFrame:
     return REGISTRY.table()
 
 
-__all__ = ["build_features", "compute_features", "feature_names", "feature_table", "FEATURE_NAMES", "CATEGORICAL", "REGISTRY",
+__all__ = ["build_features", "compute_features", "feature_names", "feature_table", "FEATURE_NAMES", "CATEGORICAL",
+           "REGISTRY",
            "Feature", "Registry", "HistoryIndex", "history_index", "Lexicon", "load_lexicon", "PointSet",
            "points_from_history", "points_from_records"]

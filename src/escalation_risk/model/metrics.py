@@ -164,7 +164,8 @@ def bootstrap_intervals(y: np.ndarray, scorers: dict[str, tuple[np.ndarray, np.n
         draws = [np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
                  for _ in range(n_boot)]
     names = list(scorers)
-    est = {n: {m: _boot_metric(m, y, *map(np.asarray, scorers[n]), bins) for m in metrics} for n in names}
+    est = {n: {m: _boot_metric(m, y, np.asarray(scorers[n][0]), np.asarray(scorers[n][1]), bins) for m in metrics}
+           for n in names}
     boot = {n: {m: np.empty(n_boot) for m in metrics} for n in names}
     for b, idx in enumerate(draws):
         yb = y[idx]

@@ -172,7 +172,8 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
             grid: list[dict], base: dict, cfg: dict) -> tuple[int, int, list[dict], list[list[np.ndarray]]]:
     """Rolling-origin validation of each parameter set: (chosen set, number of trees,
     the search table, raw out-of-time scores per set and fold at its number of trees)."""
-    table, raws = [], []
+    table: list[dict[str, Any]] = []
+    raws: list[list[np.ndarray]] = []
     for i, overrides in enumerate(grid):
         params = {**base, **overrides}
         curves, boosters = [], []
@@ -191,7 +192,8 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
         common = min(len(c) for c in curves)
         mean_curve = np.mean([c[:common] for c in curves], axis=0)
         n_trees = int(np.argmin(mean_curve)) + 1
-        raw = [np.asarray(b.predict(F[wi], raw_score=True, num_iteration=n_trees)) for b, (_, wi) in zip(boosters, folds)]
+        raw = [np.asarray(b.predict(F[wi], raw_score=True, num_iteration=n_trees))
+               for b, (_, wi) in zip(boosters, folds)]
         yw = np.concatenate([y[wi] for _, wi in folds])
         table.append({"params": overrides, "n_trees": n_trees, "window_log_loss": float(mean_curve[n_trees - 1]),
                       "window_auc": float(roc_auc_score(yw, np.concatenate(raw))) if 0 < yw.sum() < len(yw)
@@ -200,8 +202,8 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
         raws.append(raw)
         log.info("parameter set %d %s: %d trees, window log-loss %.5f", i, overrides, n_trees,
                  table[-1]["window_log_loss"])
-    best = int(np.argmin([t["window_log_loss"] for t in table]))
-    return best, table[best]["n_trees"], table, raws
+    best = int(np.argmin([float(t["window_log_loss"]) for t in table]))
+    return best, int(table[best]["n_trees"]), table, raws
 
 
 def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed: int = 0,
@@ -286,7 +288,7 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
     ev = _evaluate_arrays(y_oot, X_oot, p_oot, {}, thresholds["orange"], DEFAULT_BUDGETS, cfg["ece_bins"],
                           {"what": "out-of-time predictions of the rolling-origin windows (the fold boosters)",
                            "start": periods["validation_as_of"][0], "end": periods["validation_as_of"][1]},
-                          scores=oot_scores)  # type: ignore[arg-type]
+                          scores=oot_scores)
 
     # The refit: every labelled example, the chosen parameters and number of trees.
     dall = _lgb_dataset(F, y, _recency_weight(as_of, cfg["recency_half_life_days"]))
@@ -313,7 +315,7 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
         "labels": {"horizon_days": horizon_days, "offences": cfg["offences"], "shared_party": cfg["shared_party"]},
         "features": {"names": names,
                      "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in names},
-                     "categories": {c: list(REGISTRY[c].categories) for c in CATEGORICAL}},
+                     "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
         "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
                           "source": ds.source},
         "training": {"config": cfg, "lightgbm_params": params, "best_iteration": n_trees,
