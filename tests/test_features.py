@@ -39,11 +39,13 @@ def test_party_history_counts_canonical_person(tiny_ds):
     x = _feat(tiny_ds, "d1", "2024-03-02")
     assert x["hist_crime_suspect_all_max"] == 1 and x["hist_violent_suspect_all_max"] == 1
     assert x["hist_days_since_last"] == 425
+    assert x["hist_days_since_offence"] == 425 and x["hist_crime_suspect_90d_max"] == 0
     assert x["flag_prior_violence"] == 1      # recorded on p3 in 2023
     assert x["flag_substance"] == 0           # recorded on p1 only on 2024-03-15
     assert x["hist_dispute_all_max"] == 0     # the scored dispute is not its own history
     later = _feat(tiny_ds, "d1", "2024-04-25")
     assert later["flag_substance"] == 1
+    assert later["hist_days_since_offence"] == 4 and later["hist_crime_suspect_90d_max"] == 1  # k1, 2024-04-21
     assert later["hist_police_call_90d_sum"] == 2   # c1: p3 (= p1) and p2
     assert later["hist_dispute_30d_max"] == 1       # d2 on 2024-04-02
     assert later["hist_trend_max"] == pytest.approx(2 / (1 / 3 + 1))
