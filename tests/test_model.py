@@ -113,6 +113,13 @@ def test_intervals_cover_their_estimates_and_shrink_with_data():
         assert iv.loc[("noise", "roc_auc"), "lo"] < 0.5 < iv.loc[("noise", "roc_auc"), "hi"]
     width = {n: (iv["hi"] - iv["lo"]).loc[("model", "roc_auc")] for n, iv in out.items()}
     assert width[8000] < 0.6 * width[1000]
+    # The bootstrap's fast metrics are sklearn's, ties included.
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from escalation_risk.model.metrics import _fast_ap, _fast_auc
+    s = np.round(good, 1)
+    assert _fast_ap(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert _fast_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
 
 
 def test_holdout_from_train_is_after_the_cutoff_and_untouched(small_district, small_model):
@@ -381,3 +388,19 @@ def test_a_custom_lexicon_trains_saves_and_scores(small_district, tmp_path):
     a = Scorer(loaded, small_district).score_dispute(inc.iloc[0].to_dict(), par.to_dict("records"),
                                                      mediations=med.to_dict("records"), as_of=pts["as_of"].iloc[0])
     assert a.probability == pytest.approx(float(loaded.predict_proba(X.iloc[[0]])[0]))
+
+
+def test_cli_train_reports_the_held_out_test_or_says_why_not(small_district, tmp_path):
+    data = small_district.write(tmp_path / "data")
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["train", str(data), "--cutoff", "2025-01-01", "--out", str(tmp_path / "m")])
+    assert ok.exit_code == 0, ok.output
+    assert "held-out after the cutoff, disputes at report time" in ok.output and "95% bootstrap" in ok.output
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "## Held-out test (after the cutoff)" in card and "first reported after the cutoff" in card
+    # A cutoff whose following months have no observed horizon: said on stderr and in the card.
+    end = str(small_district.incidents["reported_at"].max().date())
+    late = runner.invoke(cli, ["train", str(data), "--cutoff", end, "--out", str(tmp_path / "late")])
+    assert late.exit_code == 0, late.output
+    assert "no held-out test:" in late.output
+    assert "**No held-out figure**" in (tmp_path / "late" / "MODEL_CARD.md").read_text(encoding="utf-8")
