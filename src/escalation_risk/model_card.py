@@ -127,7 +127,7 @@ def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str
     periods = tr["periods"]
     folds = periods.get("folds", [])
     search = [{"set": i, "parameters": ", ".join(f"{k}={v}" for k, v in r["params"].items()),
-               "trees": r["n_trees"], "window log-loss": r["window_log_loss"], "window AUC": r["window_auc"],
+               "trees": r["n_trees"], "window log-loss": f"{r['window_log_loss']:.5f}", "window AUC": r["window_auc"],
                "chosen": "yes" if i == tr.get("chosen") else ""}
               for i, r in enumerate(tr.get("search", []))]
     offences = "all offences" if lab["offences"] is None else ", ".join(lab["offences"])
