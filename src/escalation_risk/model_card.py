@@ -162,7 +162,7 @@ A dispute escalates when a criminal case ({offences}) occurs in the {lab['horizo
 moment scored and {'shares a person party with the dispute (after record linkage) or ' if lab['shared_party'] else ''}names the
 dispute as its origin. Only records available at the moment scored shape the features.
 
-| examples | as_of from | as_of to | examples | escalated |
+| set | as_of from | as_of to | examples | escalated |
 |---|---|---|---|---|
 | final model (all labelled history) | {periods['train_as_of'][0][:10]} | {periods['train_as_of'][1][:10]} | {tr['n_train']} | {tr['positives_train']} |
 | out-of-time windows (choosing) | {periods['validation_as_of'][0][:10]} | {periods['validation_as_of'][1][:10]} | {tr['n_validation']} | {tr['positives_validation']} |
