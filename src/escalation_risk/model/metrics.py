@@ -165,7 +165,9 @@ def bootstrap_intervals(y: np.ndarray, scorers: dict[str, tuple[np.ndarray, np.n
     ``scorers`` maps a name to (probabilities, ranking score). With ``groups`` (e.g.
     the dispute of each dispute-night) whole groups are resampled, so repeated scores
     of one dispute do not narrow the interval. One long table: scorer, metric,
-    estimate, lo, hi (a difference is named ``"model - <scorer>"``).
+    estimate, lo, hi (a difference is named ``"model - <scorer>"``). The calibration
+    error is biased upwards under resampling (noise adds to it), so its interval sits
+    above the estimate: read its upper end as a conservative bound.
     """
     y = np.asarray(y, dtype=float)
     rng = np.random.default_rng(seed)
