@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pandas as pd
 import pytest
 
-KEY = "test-key"
+# Public on purpose, like data/sample/SAMPLE_KEY: for synthetic test data only.
+KEY = "SAMPLE-ONLY test pseudonym key: public, synthetic data only"
 
 
 def tiny_tables() -> dict[str, pd.DataFrame]:
@@ -24,7 +23,7 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
         "hukou": ["local", "local", "local", "migrant", "migrant"],
         "employment": ["unemployed", "employed", "unemployed", "employed", "employed"],
         "name": ["张伟", "李娜", "张伟", "王强", "赵敏"],
-        "id_number": ["110101198001011234", "110101198202023456", "110101198001011234", None, None],
+        "id_number": ["11010519491231002X", "110101198202023459", "11010519491231002X", None, None],
         "phone": ["13800000001", "13800000002", "138-0000-0001", "13800000004", None],
     })
     places = pd.DataFrame({"place_id": ["pl1", "pl2", "pl3"], "grid_id": ["g1", "g1", "g2"],
@@ -87,10 +86,23 @@ def tiny_ds():
 
 
 @pytest.fixture(autouse=True)
-def _quiet_dev_key_warning():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="no pseudonym key given")
-        yield
+def _no_key_from_the_environment(monkeypatch):
+    """Every test passes its key explicitly: nothing may come from the developer's shell."""
+    monkeypatch.delenv("ESCALATION_RISK_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("ESCALATION_RISK_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.delenv("ESCALATION_RISK_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("ESCALATION_RISK_SIGNING_KEY_FILE", raising=False)
+
+
+def valid_id(tag: str) -> str:
+    """A well-formed 18-character id number (valid date and check digit) standing for ``tag``."""
+    import hashlib
+
+    from escalation_risk.idnumbers import gb11643_check_digit
+    h = int(hashlib.sha256(tag.encode()).hexdigest(), 16)
+    born = pd.Timestamp("1950-01-01") + pd.Timedelta(days=h % 20000)
+    body = f"110101{born:%Y%m%d}{(h >> 20) % 1000:03d}"
+    return body + gb11643_check_digit(body)
 
 
 @pytest.fixture(scope="session")

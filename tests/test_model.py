@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import KEY
 from escalation_risk import Dataset, artifacts
 from escalation_risk.artifacts import ModelLoadError
 from escalation_risk.cli import main as cli
@@ -47,7 +48,7 @@ HORIZON = 90
 
 @pytest.fixture(scope="module")
 def ds():
-    return generate_district(PERSONS, seed=DISTRICT_SEED)
+    return generate_district(PERSONS, seed=DISTRICT_SEED, pseudonym_key=KEY)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,8 @@ def test_intervals_cover_their_estimates_and_shrink_with_data():
         good = y + rng.normal(0, 0.8, n)
         noise = rng.random(n)
         iv = bootstrap_intervals(y, {"model": (1 / (1 + np.exp(-good)), good), "noise": (noise, noise)},
-                                 metrics=("roc_auc", "precision@5%"), n_boot=100, seed=0).set_index(["scorer", "metric"])
+                                 metrics=("roc_auc", "precision@5%"), n_boot=100, seed=0)
+        iv = iv.set_index(["scorer", "metric"])
         out[n] = iv
         assert (iv["lo"] <= iv["estimate"]).all() and (iv["estimate"] <= iv["hi"]).all()
         assert iv.loc[("model - noise", "roc_auc"), "lo"] > 0.1          # a real lead is significant

@@ -18,7 +18,10 @@ DataFrames and imports nothing from the model, scoring or nightly modules.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +31,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from ..masking import mask_identifiers
 from .lifecycle import (
     ACTIVE_STATUSES,
     DUE_DAYS,
@@ -50,11 +54,16 @@ __all__ = [
     "NightSummary",
     "AlertNotFoundError",
     "SchemaVersionError",
+    "NightConflictError",
+    "StoreBusyError",
+    "MissingDriverError",
 ]
 
 #: Bump when the tables change, and add the step to ``_MIGRATIONS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+# One advisory lock key for "recording a night" in a PostgreSQL store.
+_PG_LOCK_KEY = 0x65725F6E69676874  # "er_night"
 # SQLite caps the number of bound parameters per statement; IN lists are chunked.
 _CHUNK = 500
 
@@ -80,6 +89,7 @@ scores_table = sa.Table(
     sa.Column("delta", sa.Float, nullable=True),
     sa.Column("reasons", sa.Text, nullable=False),  # JSON list of str
     sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("reasons_zh", sa.Text, nullable=True),  # JSON list of str (schema 2)
     sa.UniqueConstraint("dispute_id", "as_of", "model_version", name="uq_scores_dispute_night"),
     sa.Index("ix_scores_dispute_as_of", "dispute_id", "as_of"),
 )
@@ -98,7 +108,33 @@ runs_table = sa.Table(
     sa.Column("n_updated_alerts", sa.Integer, nullable=False, default=0),
     sa.Column("n_rising", sa.Integer, nullable=False, default=0),
     sa.Column("n_overdue", sa.Integer, nullable=False, default=0),
+    # SHA-256 of the night's input (data and settings), to tell a re-run from a correction (schema 2).
+    sa.Column("input_fingerprint", sa.String(64), nullable=True),
     sa.UniqueConstraint("as_of", "model_version", name="uq_runs_night"),
+)
+
+# A night recorded again on a corrected export (``replace=True``) moves its first
+# recording here, run and scores, so the audit trail keeps what was seen then (schema 2).
+def _columns_like(table: sa.Table, skip: str) -> list[sa.Column]:
+    """Fresh columns of the same names and types (no keys, no constraints)."""
+    return [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns if c.name != skip]
+
+
+replaced_runs_table = sa.Table(
+    "replaced_runs",
+    metadata,
+    sa.Column("replaced_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("replaced_at", sa.DateTime, nullable=False),
+    sa.Column("replaced_by_fingerprint", sa.String(64), nullable=True),
+    sa.Column("old_run_id", sa.Integer, nullable=False),
+    *_columns_like(runs_table, "run_id"),
+)
+replaced_scores_table = sa.Table(
+    "replaced_scores",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("replaced_id", sa.Integer, sa.ForeignKey("replaced_runs.replaced_id"), nullable=False),
+    *_columns_like(scores_table, "score_id"),
 )
 
 alerts_table = sa.Table(
@@ -113,6 +149,7 @@ alerts_table = sa.Table(
     sa.Column("delta", sa.Float, nullable=True),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("reasons_zh", sa.Text, nullable=True),  # schema 2
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("owner", sa.String(128), nullable=False),
     sa.Column("raised_by", sa.String(128), nullable=False),
@@ -183,9 +220,20 @@ sa.event.listen(
 # version found -> function(connection) bringing it to version + 1.
 _MIGRATIONS: dict[int, Any] = {}
 
+
+def _migrate_1_to_2(conn: sa.Connection) -> None:
+    """Schema 2: the input fingerprint of a run, Chinese reasons (the archive tables
+    for replaced nights are created by ``create_all``)."""
+    for table, column, kind in (("runs", "input_fingerprint", "VARCHAR(64)"), ("scores", "reasons_zh", "TEXT"),
+                                ("alerts", "reasons_zh", "TEXT")):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+
+_MIGRATIONS[1] = _migrate_1_to_2
+
 _SCORE_COLUMNS = (
     "dispute_id", "as_of", "model_version", "probability", "level", "trend", "delta",
-    "reasons", "plan",
+    "reasons", "plan", "reasons_zh",
 )
 _ALERT_COLUMNS = tuple(c.name for c in alerts_table.columns)
 _EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
@@ -209,6 +257,28 @@ class AlertNotFoundError(LookupError):
 
 class SchemaVersionError(RuntimeError):
     """The store's schema is of a version this library cannot read or migrate."""
+
+
+class NightConflictError(ValueError):
+    """A night that cannot be recorded as asked: its input differs from the recorded
+    one (use ``replace``), or it is older than the newest recorded night (use
+    ``backfill``)."""
+
+
+class MissingDriverError(RuntimeError):
+    """The database driver a store URL needs is not installed; the message names the extra."""
+
+
+def _driver_message(url: sa.URL, e: BaseException) -> str:
+    backend = url.get_backend_name()
+    extra = {"postgresql": "postgres"}.get(backend)
+    how = (f"install it with: pip install 'escalation-risk[{extra}]'" if extra
+           else "install the driver this URL names")
+    return f"alert store {_url_for_messages(url)}: the {url.drivername} database driver is not installed ({e}); {how}"
+
+
+class StoreBusyError(RuntimeError):
+    """Another process holds the store's recording lock."""
 
 
 @dataclass(frozen=True)
@@ -313,7 +383,7 @@ def _frame(rows: Iterable[Any], columns: Sequence[str]) -> pd.DataFrame:
     for col in df.columns:
         if col in _DATETIME_COLUMNS:
             df[col] = pd.to_datetime(df[col])
-        elif col == "reasons":
+        elif col in ("reasons", "reasons_zh"):
             df[col] = pd.Series([_loads(v) for v in df[col]], index=df.index, dtype=object)
         elif col == "escalated_to_crime":
             df[col] = df[col].astype("boolean")
@@ -371,13 +441,15 @@ def _score_rows(scores: pd.DataFrame, night: datetime) -> list[dict[str, Any]]:
              for p in scores["plan"].tolist()]
     reasons = [_dumps(_reasons_list(r, f"scores row {idx!r}"))
                for idx, r in zip(scores.index, scores["reasons"].tolist())]
+    zh = scores["reasons_zh"].tolist() if "reasons_zh" in scores.columns else [None] * len(scores)
+    reasons_zh = [_dumps(_reasons_list(r, f"scores row {idx!r}")) for idx, r in zip(scores.index, zh)]
     deltas = [None if pd.isna(d) else float(d) for d in delta.tolist()]
     rows = [
         {"dispute_id": did, "probability": float(p), "level": str(lvl), "trend": str(tr),
-         "delta": d, "reasons": r, "plan": pl}
-        for did, p, lvl, tr, d, r, pl in zip(
+         "delta": d, "reasons": r, "plan": pl, "reasons_zh": rz}
+        for did, p, lvl, tr, d, r, pl, rz in zip(
             ids.tolist(), prob.tolist(), scores["level"].tolist(), scores["trend"].tolist(),
-            deltas, reasons, plans,
+            deltas, reasons, plans, reasons_zh,
         )
     ]
     return rows
@@ -400,13 +472,22 @@ class AlertStore:
     the connection pool.
     """
 
-    def __init__(self, url: str = "sqlite:///alerts.db") -> None:
+    def __init__(self, url: str = "sqlite:///alerts.db", *, create: bool = True) -> None:
+        self._lock_depth = 0
+        self._thread_lock = threading.Lock()
         self.url = sa.make_url(url)
         if self.url.get_backend_name() == "sqlite":
             db = self.url.database
             if db and db != ":memory:" and not db.startswith("file:"):
+                if not create and not Path(db).expanduser().is_file():
+                    # Reading a store that is not there is a mistake (a typo in the path),
+                    # not a reason to make an empty one.
+                    raise FileNotFoundError(f"alert store {db} does not exist")
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(self.url)
+        try:
+            self.engine = sa.create_engine(self.url)
+        except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as e:
+            raise MissingDriverError(_driver_message(self.url, e)) from None
         if self.url.get_backend_name() == "sqlite":
             # SQLite ignores foreign keys unless asked, per connection.
             sa.event.listen(self.engine, "connect", _sqlite_foreign_keys)
@@ -474,6 +555,9 @@ class AlertStore:
         *,
         alert_levels: Sequence[str] = ("red", "orange", "yellow"),
         raised_by: str = "system",
+        input_fingerprint: str | None = None,
+        replace: bool = False,
+        backfill: bool = False,
     ) -> NightSummary:
         """Record one night's scores and raise or update alerts, all in one transaction.
 
@@ -487,6 +571,14 @@ class AlertStore:
         change of level or trend is logged as an ``updated`` event, a rise in level
         tightens the due time, and a drop to blue leaves the alert open for a person
         to close.
+
+        ``input_fingerprint`` identifies the night's input. A night already recorded
+        from the same input is a no-op; from a different one it raises
+        :class:`NightConflictError` unless ``replace``, which moves the first
+        recording (run and scores) to ``replaced_runs``/``replaced_scores`` and
+        records this one. A night older than the newest recorded night is refused
+        unless ``backfill``: its trends would be computed against the wrong night.
+        The whole step holds the store's recording lock (:meth:`recording_lock`).
         """
         night = _timestamp(as_of, "as_of")
         if not isinstance(model_version, str) or not model_version:
@@ -499,18 +591,37 @@ class AlertStore:
         rows = _score_rows(scores, night)
         started = _now(None)
 
-        with self.engine.begin() as conn:
+        with self.recording_lock(), self.engine.begin() as conn:
             done = conn.execute(
                 sa.select(runs_table).where(
                     runs_table.c.as_of == night, runs_table.c.model_version == model_version
                 )
             ).mappings().first()
             if done is not None:
-                return _summary_from_run(done, already_recorded=True)
+                same = input_fingerprint is None or done["input_fingerprint"] in (None, input_fingerprint)
+                if same and not replace:
+                    return _summary_from_run(done, already_recorded=True)
+                if not replace:
+                    raise NightConflictError(
+                        f"night {night.isoformat()} was recorded at {_fmt(done['started_at'])} from different "
+                        f"input (fingerprint {str(done['input_fingerprint'])[:12]}, this input "
+                        f"{input_fingerprint[:12] if input_fingerprint else None}); nothing was written. "
+                        "If the export was corrected, record it again with replace (--replace): the first "
+                        "recording stays in the audit trail")
+                _archive_run(conn, dict(done), input_fingerprint, started)
+            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))).scalar()
+            if newest is not None and night < newest and not backfill:
+                raise NightConflictError(
+                    f"night {night.isoformat()} is older than the newest recorded night {newest.isoformat()}; "
+                    "its trends would be computed against the wrong night. Record it with backfill "
+                    "(--backfill) if that is what you mean")
 
-            run_id = conn.execute(
-                sa.insert(runs_table).values(as_of=night, model_version=model_version, started_at=started)
-            ).inserted_primary_key[0]
+            inserted = conn.execute(
+                sa.insert(runs_table).values(as_of=night, model_version=model_version, started_at=started,
+                                             input_fingerprint=input_fingerprint)
+            ).inserted_primary_key
+            assert inserted is not None
+            run_id = inserted[0]
             if rows:
                 conn.execute(
                     sa.insert(scores_table),
@@ -547,6 +658,83 @@ class AlertStore:
             rising=rising,
             overdue=overdue,
         )
+
+    @contextmanager
+    def recording_lock(self, timeout: float = 0.0) -> Iterator[None]:
+        """Hold the store's recording lock: one night at a time per store.
+
+        A SQLite file store locks ``<file>.lock`` (``fcntl``), PostgreSQL takes a
+        session advisory lock, an in-memory store a process lock. Re-entrant within
+        one store object, so the nightly job can hold it from reading the previous
+        scores to recording. Raises :class:`StoreBusyError` after ``timeout`` seconds.
+        """
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        release = self._acquire(timeout)
+        self._lock_depth = 1
+        try:
+            yield
+        finally:
+            self._lock_depth = 0
+            release()
+
+    def _acquire(self, timeout: float) -> Callable[[], None]:
+        deadline = time.monotonic() + timeout
+        busy = (f"another night is being recorded in alert store {_url_for_messages(self.url)}; "
+                "try again when it has finished")
+        backend = self.url.get_backend_name()
+        db = self.url.database
+        if backend == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
+            import fcntl  # POSIX only, as are the servers this runs on
+
+            f = open(Path(db).expanduser().with_name(Path(db).name + ".lock"), "a+")
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        f.close()
+                        raise StoreBusyError(busy) from None
+                    time.sleep(0.2)
+
+            def unlock_file() -> None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                f.close()
+            return unlock_file
+        if backend == "postgresql":
+            conn = self.engine.connect()
+            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY}).scalar():
+                if time.monotonic() >= deadline:
+                    conn.close()
+                    raise StoreBusyError(busy)
+                time.sleep(0.2)
+
+            def unlock_pg() -> None:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.close()
+            return unlock_pg
+        got = self._thread_lock.acquire(timeout=timeout) if timeout > 0 else self._thread_lock.acquire(blocking=False)
+        if not got:
+            raise StoreBusyError(busy)
+        return self._thread_lock.release
+
+    def last_night(self) -> pd.Timestamp | None:
+        """The newest night recorded in the store, or None."""
+        with self.engine.connect() as conn:
+            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))).scalar()
+        return None if newest is None else pd.Timestamp(newest)
+
+    def replaced_runs(self) -> pd.DataFrame:
+        """First recordings of nights recorded again on corrected input, with when."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(replaced_runs_table).order_by(replaced_runs_table.c.replaced_id)).all()
+        return _frame(rows, [c.name for c in replaced_runs_table.columns])
 
     def previous_scores(
         self,
@@ -652,7 +840,8 @@ class AlertStore:
 
         def change(current: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
             check_transition(alert_id, current["status"], "closed")
-            values = {"closed_at": when, "outcome": outcome, "escalated_to_crime": escalated_to_crime}
+            values = {"closed_at": when, "outcome": mask_identifiers(outcome),
+                      "escalated_to_crime": escalated_to_crime}
             text = f"outcome: {outcome}" + (f"; {note}" if note else "")
             return "closed", values, text
 
@@ -697,7 +886,8 @@ class AlertStore:
                     from_status=current["status"],
                     to_status=status,
                     owner=values.get("owner", current["owner"]),
-                    note=note or "",
+                    # People type phone numbers into notes; the trail never keeps one.
+                    note=mask_identifiers(note or ""),
                 )
             )
         return self.alert(alert_id)
@@ -745,6 +935,7 @@ class AlertStore:
             ).mappings().all()
         out = {k: _plain(v) for k, v in row.items()}
         out["reasons"] = _loads(row["reasons"])
+        out["reasons_zh"] = _loads(row.get("reasons_zh"))
         out["events"] = [{k: _plain(v) for k, v in e.items()} for e in events]
         return out
 
@@ -875,6 +1066,22 @@ def _summary_from_run(run: Any, *, already_recorded: bool) -> NightSummary:
     )
 
 
+def _archive_run(conn: sa.Connection, done: dict[str, Any], fingerprint: str | None, at: datetime) -> None:
+    """Move a recorded night (run and scores) to the replaced_* tables."""
+    inserted = conn.execute(sa.insert(replaced_runs_table).values(
+        replaced_at=at, replaced_by_fingerprint=fingerprint, old_run_id=done["run_id"],
+        **{k: v for k, v in done.items() if k != "run_id"})).inserted_primary_key
+    assert inserted is not None
+    replaced_id = inserted[0]
+    s = scores_table
+    night = (s.c.as_of == done["as_of"], s.c.model_version == done["model_version"])
+    cols = [c.name for c in s.columns if c.name != "score_id"]
+    conn.execute(sa.insert(replaced_scores_table).from_select(
+        ["replaced_id", *cols], sa.select(sa.literal(replaced_id), *(s.c[c] for c in cols)).where(*night)))
+    conn.execute(sa.delete(s).where(*night))
+    conn.execute(sa.delete(runs_table).where(runs_table.c.run_id == done["run_id"]))
+
+
 def _fmt(ts: datetime) -> str:
     return f"{ts:%Y-%m-%d %H:%M}"
 
@@ -903,7 +1110,7 @@ def _apply_alerts(
                 to_raise.append(
                     {
                         **{k: r[k] for k in ("dispute_id", "level", "probability", "trend", "delta", "reasons",
-                                             "plan")},
+                                             "plan", "reasons_zh")},
                         "model_version": model_version,
                         "status": "raised",
                         "owner": who,
@@ -933,7 +1140,7 @@ def _apply_alerts(
         to_update.append(
             {
                 "b_alert_id": current["alert_id"],
-                **{k: r[k] for k in ("level", "probability", "trend", "delta", "reasons", "plan")},
+                **{k: r[k] for k in ("level", "probability", "trend", "delta", "reasons", "plan", "reasons_zh")},
                 "model_version": model_version,
                 "due_at": due,
                 "updated_at": night,

@@ -3,41 +3,63 @@
 from __future__ import annotations
 
 import click
+import pandas as pd
 
 from ..dataset import DataValidationError, load_dataset
+from ..pseudonym_keys import PseudonymKeyError
+from .errors import check_store_url, fail, open_store
 
 
 def _load(data_dir: str):
     try:
         return load_dataset(data_dir)
+    except PseudonymKeyError as e:
+        fail(e)
     except DataValidationError as e:
         click.echo(str(e), err=True)
         raise SystemExit(1) from None
 
 
+def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> pd.Timestamp | None:
+    """A date option read strictly: an unparsable value is exit 2 naming the option."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        ts = pd.NaT
+    if pd.isna(ts) or ts.tzinfo is not None:
+        raise click.BadParameter(f"not a date: {value!r} (expected e.g. 2025-01-01)", param=param)
+    return ts
+
+
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--cutoff", required=True, help="Train on what was known at this date (YYYY-MM-DD).")
+@click.option("--cutoff", required=True, callback=_date, help="Train on what was known at this date (YYYY-MM-DD).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--horizon", default=90, show_default=True, type=click.IntRange(min=1), help="Label horizon in days.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--rescore-every", "rescore_every", default=None, type=click.IntRange(min=1),
               help="Also train on open disputes re-scored every N days (as the nightly job sees them).")
 @click.option("--max-rescores", default=6, show_default=True, type=click.IntRange(min=1))
-@click.option("--store", default=None,
+@click.option("--store", default=None, callback=lambda c, p, v: v if v is None else check_store_url(c, p, v),
               help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
-def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
+def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
           max_rescores: int, store: str | None) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..model import train as train_model
     from ..model_card import write_model_card
     ds = _load(data_dir)
+    newest = ds.incidents["reported_at"].max()
+    if pd.isna(newest) or cutoff > newest:
+        fail(f"--cutoff {cutoff:%Y-%m-%d} is after the newest record in the data "
+             f"({'none' if pd.isna(newest) else f'{newest:%Y-%m-%d}'}): there is nothing after it to learn "
+             "from or test on; choose an earlier cutoff")
     try:
         config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
         outcomes = None
         if store:
-            from ..alerts import AlertStore
-            with AlertStore(store) as st:
+            with open_store(store, create=False) as st:
                 outcomes = st.outcomes()
         model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
     except ValueError as e:
@@ -48,7 +70,6 @@ def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, res
     if why_not:
         click.echo(f"no held-out test: {why_not}", err=True)
     card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not)
-    import pandas as pd
     val = model.manifest["metrics"]["validation"]
     table = pd.DataFrame(val["scorers"]).T[["roc_auc", "average_precision", "brier", "ece", "precision@1%",
                                             "precision@5%", "precision@10%", "recall@5%"]]
@@ -63,11 +84,9 @@ def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, res
                    f"{nights.table()}")
 
 
-def _held_out(model, ds, cutoff: str, horizon: int):
+def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):
     """The held-out evaluations after the cutoff (at report time; open on monthly nights,
     disputes first reported after the cutoff only), and why there are none when so."""
-    import pandas as pd
-
     from ..model import night_points
     try:  # the months after the cutoff, where labels are already observed, are a true test
         test = model.evaluate(ds, start=cutoff, intervals=True)
@@ -77,7 +96,7 @@ def _held_out(model, ds, cutoff: str, horizon: int):
         pts = night_points(ds, start=cutoff, horizon_days=horizon)
         rep = ds.incidents.set_index("incident_id").loc[pts["dispute_id"], "reported_at"].to_numpy()
         # Disputes open at the cutoff were training examples: leave them out of the test.
-        pts = pts[rep >= pd.Timestamp(cutoff).to_datetime64()].reset_index(drop=True)
+        pts = pts[rep >= cutoff.to_datetime64()].reset_index(drop=True)
         nights = model.evaluate(ds, points=pts, intervals=True)
     except ValueError as e:
         return test, None, f"no monthly night after the cutoff to test on ({e})"
@@ -88,9 +107,10 @@ def _held_out(model, ds, cutoff: str, horizon: int):
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="A model directory written by `train`.")
-@click.option("--start", default=None, help="First report date scored (default: the model's cutoff).")
-@click.option("--end", default=None, help="Report dates before this one (default: the end of the data).")
-def evaluate(data_dir: str, model_dir: str, start: str | None, end: str | None) -> None:
+@click.option("--start", default=None, callback=_date, help="First report date scored (default: the model's cutoff).")
+@click.option("--end", default=None, callback=_date,
+              help="Report dates before this one (default: the end of the data).")
+def evaluate(data_dir: str, model_dir: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
     """Print the model's and the baselines' metrics on DATA_DIR's disputes at report time."""
     from ..model import load_model
     try:
