@@ -74,6 +74,32 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
                 mediations=mediations, person_flags=person_flags, relations=relations)
 
 
+def late_tables() -> dict[str, pd.DataFrame]:
+    """The tiny district with contract 1.1's late facts, each with a known answer.
+
+    - p4 (the neighbour) is added to d1 on 2024-04-22, after the crime k1 (row 11);
+    - m2's failed outcome is typed in on 2024-04-10, three weeks after the session;
+    - p1 was employed until 2024-04-15 (the export says unemployed); p4 has a hukou
+      row (migrant) only from 2024-05-01, so before that it is unknown;
+    - d1 has a calm return-visit note (2024-03-25) and a note after the crime
+      (2024-04-22, a knife); d3 has a note with a threat (2024-04-06).
+    """
+    t = tiny_tables()
+    t["incident_parties"] = pd.concat([t["incident_parties"].assign(added_at=None), pd.DataFrame({
+        "incident_id": ["d1"], "party_id": ["p4"], "party_type": ["person"], "role": ["other"],
+        "added_at": ["2024-04-22"]})], ignore_index=True)
+    t["mediations"] = t["mediations"].assign(outcome_at=[None, "2024-04-10"])
+    t["person_attributes"] = pd.DataFrame({
+        "person_id": ["p1", "p1", "p4"], "attribute": ["employment", "employment", "hukou"],
+        "value": ["employed", "unemployed", "migrant"],
+        "recorded_at": ["2020-01-01", "2024-04-15", "2024-05-01"]})
+    t["incident_notes"] = pd.DataFrame({
+        "note_id": ["n1", "n2", "n3"], "incident_id": ["d1", "d1", "d3"],
+        "recorded_at": ["2024-03-25", "2024-04-22T10:00:00", "2024-04-06"],
+        "text": ["回访：双方情绪平稳", "当事人因持刀伤人被刑事立案", "工人扬言要堵厂门"]})
+    return t
+
+
 @pytest.fixture
 def tables() -> dict[str, pd.DataFrame]:
     return tiny_tables()

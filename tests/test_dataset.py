@@ -13,7 +13,7 @@ from escalation_risk import DataValidationError, Dataset, load_dataset
 from escalation_risk.contract import TABLES
 from escalation_risk.pseudonym_keys import PseudonymKeyError, generate_key_file, resolve_pseudonym_key
 
-from conftest import KEY, tiny_tables
+from conftest import KEY, late_tables, tiny_tables
 
 RAW_PII = ["张伟", "李娜", "王强", "赵敏", "11010519491231002X", "110101198202023459", "13800000001",
            "13800000002", "13800000004", "138-0000-0001"]
@@ -66,7 +66,7 @@ def test_missing_optional_tables_are_empty_with_columns():
 # ----------------------------------------------------------------------------- each rule
 
 def _break(table: str, row: int, column: str, value) -> dict[str, pd.DataFrame]:
-    t = tiny_tables()
+    t = late_tables()
     df = t[table].astype(object)
     df.loc[row, column] = value
     t[table] = df
@@ -91,6 +91,18 @@ RULES = [
     ("mediations", 1, "incident_id", "zz", "refers to a missing incident"),
     ("relations", 1, "relation", "rival", "unknown code"),
     ("person_flags", 0, "recorded_at", "yesterday", "not an ISO 8601 timestamp"),
+    # contract 1.1
+    ("incident_parties", 11, "added_at", "2024-03-01", "must not be before its incident's reported_at"),
+    ("incident_parties", 11, "added_at", "soon", "not an ISO 8601 timestamp"),
+    ("mediations", 1, "outcome_at", "2024-03-19", "must not be before held_at"),
+    ("person_attributes", 0, "value", "migrant", "not one of its attribute's codes"),
+    ("person_attributes", 2, "value", "employed", "not one of its attribute's codes"),
+    ("person_attributes", 1, "attribute", "salary", "unknown code"),
+    ("person_attributes", 1, "person_id", "ghost", "refers to a missing person"),
+    ("person_attributes", 1, "recorded_at", None, "required value is missing"),
+    ("incident_notes", 0, "recorded_at", "2024-03-01T23:00:00", "must not be before its incident's reported_at"),
+    ("incident_notes", 1, "incident_id", "zz", "refers to a missing incident"),
+    ("incident_notes", 1, "note_id", "n1", "duplicate id"),
 ]
 
 
@@ -291,10 +303,10 @@ def test_record_engine_reports_what_the_frame_engine_reports(table, row, column,
 
 
 @pytest.mark.parametrize("table", ["incidents", "incident_parties", "mediations", "persons", "relations",
-                                   "household_members", "places"])
+                                   "household_members", "places", "person_attributes", "incident_notes"])
 def test_record_engine_types_match_frame_engine(table):
     from escalation_risk.dataset import validate_rows
-    t = tiny_tables()[table]
+    t = late_tables()[table]
     a = validate_rows(table, t, pseudonym_key=KEY, engine="frame")
     b = validate_rows(table, t, pseudonym_key=KEY, engine="records")
     pd.testing.assert_frame_equal(a, b)

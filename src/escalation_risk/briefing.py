@@ -131,8 +131,9 @@ def _new_alerts(store: AlertStore, night: pd.Timestamp, lang: str, scores: pd.Da
     if scores is not None and col in scores.columns:
         own = {str(d): list(r) for d, r in zip(scores["dispute_id"], scores[col])}
     # A store that keeps the reasons in both languages has a reasons_zh column.
+    # A night recorded with one language only (older stores, other writers) shows that one.
     stored = a[col] if col in a.columns else a["reasons"]
-    a = a.assign(shown=[_reason_list(v) for v in stored])
+    a = a.assign(shown=[_reason_list(v) or _reason_list(en) for v, en in zip(stored, a["reasons"])])
     rows = [{"alert_id": int(r.alert_id), "dispute_id": r.dispute_id, "level": r.level,
              "probability": f"{r.probability:.1%}", "reasons": own.get(str(r.dispute_id), r.shown),
              "plan": _plan_text(r.plan, lang), "owner": r.owner, "due": f"{r.due_at:%Y-%m-%d %H:%M}"}

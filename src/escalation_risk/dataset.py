@@ -49,6 +49,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .contract import (
+    ATTRIBUTE_CODES,
+    CONTRACT_1_1,
     DISPUTE_CATEGORIES,
     OFFENCE_CATEGORIES,
     PII_COLUMNS,
@@ -59,6 +61,7 @@ from .contract import (
     TableSpec,
 )
 from .idnumbers import is_valid_id, is_valid_mobile, normalise_id, normalise_phone
+from .known import cut_tables
 from .masking import mask_identifiers
 from .pseudonym_keys import KEY_ENV, KEY_FILE_ENV, PseudonymKeyError, resolve_pseudonym_key  # noqa: F401
 
@@ -257,8 +260,26 @@ def _bad(table: str, col: Column, raw: pd.Series, bad: pd.Series, reason: str) -
 
 # --------------------------------------------------------------------------- the schema
 
+def _attribute_value_ok(d: pd.DataFrame) -> pd.Series:
+    ok = pd.Series(True, index=d.index)
+    for attr, codes in ATTRIBUTE_CODES.items():
+        m = d["attribute"] == attr
+        ok &= ~m | d["value"].isin(codes)
+    return ok | d["value"].isna() | d["attribute"].isna()
+
+
+VALUE_RULE = "not one of its attribute's codes"
+OUTCOME_RULE = "must not be before held_at"
+BEFORE_REPORT = "must not be before its incident's reported_at"
+
+
 def _row_rules(spec: TableSpec) -> list[pandera_pa.Check]:
     """Rules that span columns of one row, named 'column: rule' for reporting."""
+    if spec.name == "person_attributes":
+        return [pandera_pa.Check(_attribute_value_ok, name=f"value: {VALUE_RULE}")]
+    if spec.name == "mediations":
+        return [pandera_pa.Check(lambda d: d["outcome_at"].isna() | d["held_at"].isna()
+                                 | (d["outcome_at"] >= d["held_at"]), name=f"outcome_at: {OUTCOME_RULE}")]
     if spec.name != "incidents":
         return []
     offence = set(OFFENCE_CATEGORIES)
@@ -376,6 +397,9 @@ class Dataset:
     mediations: pd.DataFrame
     person_flags: pd.DataFrame
     relations: pd.DataFrame
+    # Contract 1.1 tables: empty for a 1.0 export.
+    person_attributes: pd.DataFrame = field(default_factory=lambda: empty_table("person_attributes"))
+    incident_notes: pd.DataFrame = field(default_factory=lambda: empty_table("incident_notes"))
     quarantine: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PROBLEM_COLUMNS))
     rejected: dict[str, pd.DataFrame] = field(default_factory=dict)
     rows_read: dict[str, int] = field(default_factory=dict)
@@ -423,37 +447,14 @@ class Dataset:
         return out
 
     def cut(self, as_of) -> Dataset:
-        """The dataset as it stood at ``as_of``: only records available by then.
+        """The dataset as it stood at ``as_of``, by the rules of :mod:`escalation_risk.known`.
 
-        Incidents reported later vanish (with their parties and mediations); a
-        closing after ``as_of`` is not yet known, so ``closed_at`` is blanked and
-        ``status`` reset to open. Used to test point-in-time correctness.
+        Incidents reported later vanish with their parties, notes and mediations; a
+        party added later is not yet on its incident; an outcome recorded later is
+        pending; a closing after ``as_of`` is blank (status open); people's hukou and
+        employment are as they stood. Used to test point-in-time correctness.
         """
-        t = pd.Timestamp(as_of)
-        inc = self.incidents[self.incidents["reported_at"] <= t].copy()
-        later = inc["closed_at"] > t
-        inc.loc[later, "closed_at"] = pd.NaT
-        inc.loc[later, "status"] = "open"
-        inc["related_incident_id"] = inc["related_incident_id"].where(
-            inc["related_incident_id"].isin(inc["incident_id"]))
-        keep = set(inc["incident_id"])
-        hm = self.household_members
-        hm = hm[hm["start_date"].isna() | (hm["start_date"] <= t)].copy()
-        hm.loc[hm["end_date"] > t, "end_date"] = pd.NaT
-        rel = self.relations
-        out = Dataset(
-            persons=self.persons, places=self.places, households=self.households,
-            organizations=self.organizations, household_members=hm.reset_index(drop=True),
-            incidents=inc.reset_index(drop=True),
-            incident_parties=self.incident_parties[self.incident_parties["incident_id"].isin(keep)]
-            .reset_index(drop=True),
-            mediations=self.mediations[self.mediations["incident_id"].isin(keep)
-                                       & (self.mediations["held_at"] <= t)].reset_index(drop=True),
-            person_flags=self.person_flags[self.person_flags["recorded_at"] <= t].reset_index(drop=True),
-            relations=rel[rel["since"].isna() | (rel["since"] <= t)].reset_index(drop=True),
-            source=self.source,
-        )
-        return out
+        return Dataset(**cut_tables(self.tables(), as_of), source=self.source)
 
     def write(self, path: str | os.PathLike, fmt: Literal["parquet", "csv"] = "parquet") -> Path:
         """Write every table as ``NAME.parquet`` or ``NAME.csv`` (pseudonyms, never raw PII).
@@ -476,6 +477,10 @@ class Dataset:
         h = hashlib.sha256()
         for name in TABLE_ORDER:
             df = getattr(self, name)
+            if name in CONTRACT_1_1 and not len(df) and not CONTRACT_1_1[name]:
+                continue  # an absent 1.1 table: a 1.0 export keeps its fingerprint
+            if name in CONTRACT_1_1:
+                df = df.drop(columns=[c for c in CONTRACT_1_1[name] if df[c].isna().all()])
             h.update(name.encode())
             h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
         return h.hexdigest()
@@ -819,6 +824,16 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
             if kind is not None and cat is not None and cat not in (offence if kind == "criminal_case" else dispute):
                 problems.append((i, "category", cat,
                                  "an offence code only on criminal cases, a dispute code otherwise"))
+    if spec.name == "person_attributes":
+        for i in range(len(records)):
+            attr, val = parsed["attribute"][i], parsed["value"][i]
+            if attr in ATTRIBUTE_CODES and val is not None and val not in ATTRIBUTE_CODES[attr]:
+                problems.append((i, "value", val, VALUE_RULE))
+    if spec.name == "mediations":
+        for i in range(len(records)):
+            held, out = parsed["held_at"][i], parsed["outcome_at"][i]
+            if held is not None and out is not None and out < held:
+                problems.append((i, "outcome_at", out, OUTCOME_RULE))
     if problems:
         frames = [_problems(spec.name, [r], col, [v], reason) for r, col, v, reason in problems]
         raise DataValidationError(pd.concat(frames, ignore_index=True).sort_values("row", kind="stable"))
@@ -845,6 +860,21 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
         if k not in df.columns:
             df[k] = pd.Series([r.get(k) for r in records], dtype=object)
     return df
+
+
+def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None
+                   ) -> tuple[str, pd.Series, str]:
+    """Contract 1.1: a party's ``added_at`` and a note's ``recorded_at`` are not before the
+    report of their incident (looked up among the new incidents, then the history)."""
+    col = "added_at" if name == "incident_parties" else "recorded_at"
+    inc = incidents if base is None else pd.concat([base.incidents, incidents])
+    rep = pd.Series(inc["reported_at"].to_numpy(dtype="datetime64[ns]"),
+                    index=pd.Index(inc["incident_id"].to_numpy(dtype=object)))
+    rep = rep[~rep.index.duplicated(keep="last")]
+    at = rep.reindex(df["incident_id"].to_numpy(dtype=object)).to_numpy(dtype="datetime64[ns]")
+    when = df[col].to_numpy(dtype="datetime64[ns]")
+    bad = ~np.isnat(when) & ~np.isnat(at) & (when < at)
+    return col, pd.Series(bad, index=df.index), BEFORE_REPORT
 
 
 def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | None,
@@ -913,6 +943,8 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
                     ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
                 miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~_isin(df["party_id"], ok_keys)
                 refs.append(("party_id", miss, f"refers to a missing {rt[:-1]} (party_type {ptype})"))
+        if name in ("incident_parties", "incident_notes"):
+            refs.append(_before_report(name, df, parsed["incidents"], base))
         spec_key = TABLES[name].key
         if base is not None and spec_key is not None and len(df):
             refs.append((spec_key, _isin(df[spec_key], getattr(base, name)[spec_key]),

@@ -48,10 +48,12 @@ def validate(data_dir: str, report: str | None, show: int) -> None:
 @click.option("--start", default="2021-07-01", show_default=True)
 @click.option("--end", default="2025-06-30", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str) -> None:
+@click.option("--late-facts/--no-late-facts", default=True, show_default=True,
+              help="Write contract 1.1's facts recorded after a report (--no-late-facts: a 1.0 export).")
+def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str, late_facts: bool) -> None:
     """Generate a synthetic district in the contract's shape into OUT_DIR."""
     from ..synth import generate_tables, write_tables
-    tables, truth = generate_tables(persons, seed=seed, start=start, end=end)
+    tables, truth = generate_tables(persons, seed=seed, start=start, end=end, late_facts=late_facts)
     write_tables(tables, out_dir, fmt=fmt, truth=truth)
     counts = ", ".join(f"{k}={len(v)}" for k, v in tables.items())
     click.echo(f"wrote {out_dir}: {counts}")

@@ -126,3 +126,6 @@ def evaluate(data_dir: str, model_dir: str, start: pd.Timestamp | None, end: pd.
         raise SystemExit(1) from None
     click.echo(f"model {model.version} on {data_dir}")
     click.echo(ev.table())
+    click.echo("time-varying facts in these data (what this evaluation could check):")
+    for fact in ev.period["time_varying_facts"]:
+        click.echo(f"  - {fact}")

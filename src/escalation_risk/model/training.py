@@ -61,6 +61,7 @@ from ..artifacts import jsonable
 from ..dataset import Dataset
 from ..explain import global_importance
 from ..features import CATEGORICAL, REGISTRY, Lexicon, build_features, feature_names
+from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
 from .baselines import _fit_checklist, _fit_logistic
@@ -327,6 +328,7 @@ def _train(ds: Dataset, cfg: dict, *, cutoff, horizon_days: int, seed: int, outc
                      "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in names},
                      "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
         "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
+                          "time_varying_facts": time_varying_facts(ds.tables()),
                           "source": ds.source},
         "training": {"config": cfg, "lightgbm_params": params, "best_iteration": n_trees,
                      "search": search, "chosen": best,
