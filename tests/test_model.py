@@ -165,7 +165,8 @@ def test_model_degrades_gracefully_without_optional_tables(small_district):
     assert np.isfinite(p).all() and len(np.unique(p)) > 20
     # What such data still carry: ages, criminal history by recency, the parties' past disputes.
     used = set(pd.DataFrame(m.manifest["importance"]).query("mean_abs_shap > 0")["feature"])
-    assert {"age_min", "hist_dispute_all_sum"} & used and any(f.startswith("hist_crime") for f in used), used
+    assert {"age_min", "hist_dispute_all_sum"} & used, used
+    assert any(f.startswith(("hist_crime", "hist_violent")) or f == "hist_days_since_offence" for f in used), used
     for absent in ("text_threat", "place_incidents_90d", "hh_coresidents", "flag_prior_violence", "mediations"):
         assert X[absent].nunique(dropna=False) <= 1, absent      # the absent tables give constants, not errors
     assert m.holdout.metrics.loc["model", "roc_auc"] > 0.55
