@@ -38,13 +38,11 @@ _DEFAULT_TEXT: set[str] = {f.name for f in dispute.text_features(load_lexicon())
 def feature_names(lexicon: Lexicon | None = None) -> list[str]:
     """The feature columns computed with ``lexicon`` (default: the shipped one, i.e.
     :data:`FEATURE_NAMES`): a removed signal's pair of text features is left out, a new
-    signal's pair comes last (and is registered, so reasons can describe it)."""
+    signal's pair comes last (described in the registry, so reasons can read it)."""
     if lexicon is None:
         return FEATURE_NAMES
     own = dispute.text_features(lexicon)
-    for f in own:
-        if f.name not in REGISTRY:
-            REGISTRY.add(f)
+    REGISTRY.describe(*own)
     names = [f.name for f in own]
     kept = [n for n in FEATURE_NAMES if n not in _DEFAULT_TEXT or n in names]
     return kept + [n for n in names if n not in kept]
