@@ -8,10 +8,11 @@ import pytest
 
 from escalation_risk.response import PLANS, assign_levels, choose_plan, choose_plans, choose_thresholds, compute_trend
 
-
 PLAN_CASES = [
     ("marriage_family", ["text_threat"], "red", "family_violence_warning"),
-    ("debt", ["followup_text_weapon", "text_threat"], "blue", "weapon_threat_response"),
+    ("debt", ["followup_text_weapon", "text_threat"], "orange", "weapon_threat_response"),
+    ("debt", ["followup_text_weapon", "text_threat"], "blue", "routine_follow_up"),   # no alert, no plan
+    ("debt", ["days_open", "log_amount", "n_male", "text_threat"], "red", "debt_mediation_judicial"),  # 4th unread
     ("marriage_family", ["pair_cohabit"], "yellow", "family_violence_warning"),
     ("neighbor", ["flag_mental_health"], "orange", "psychological_intervention"),
     ("labor_wage", ["org_open_disputes_30d"], "yellow", "group_incident_prevention"),
@@ -21,9 +22,8 @@ PLAN_CASES = [
     ("medical", ["days_open"], "orange", "medical_dispute_mediation"),
     (None, [], "red", "grid_visit_24h"),
     ("debt", [], "blue", "routine_follow_up"),
-    (np.nan, ["flag_substance"], "blue", "psychological_intervention"),
+    (np.nan, ["flag_substance"], "orange", "psychological_intervention"),
 ]
-
 
 
 @pytest.mark.parametrize("category,reasons,level,plan", PLAN_CASES)
@@ -39,6 +39,13 @@ def test_plans_vectorised_agree_with_single():
         cases = [PLAN_CASES[i] for i in order]
         many = choose_plans([c for c, *_ in cases], [r for _, r, *_ in cases], [lv for _, _, lv, _ in cases])
         assert list(many) == [plan for *_, plan in cases]
+    # And the single-dispute path agrees with the vectorised one on more mixed rows.
+    cases = [("debt", ["text_weapon"], "red"), (np.nan, ["flag_substance"], "blue"), ("traffic", [], "yellow"),
+             ("marriage_family", ["pair_intimate"], "orange"), ("labor_wage", ["text_group"], "yellow"),
+             (None, ["hist_petition_90d_max"], "red"), ("neighbor", ["net_violent"], "yellow"),
+             ("debt", ["a", "b", "c", "text_threat"], "red"), ("medical", ["text_revenge"], "blue")]
+    many = choose_plans([c for c, _, _ in cases], [r for _, r, _ in cases], [lv for _, _, lv in cases])
+    assert list(many) == [choose_plan(c if isinstance(c, str) else None, r, lv) for c, r, lv in cases]
 
 
 def test_levels_follow_thresholds_and_budget():

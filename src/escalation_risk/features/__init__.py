@@ -48,8 +48,10 @@ def feature_names(lexicon: Lexicon | None = None) -> list[str]:
     return kept + [n for n in names if n not in kept]
 
 
-def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
-    """Features for a PointSet: the one code path behind batch and online scoring."""
+def compute_columns(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """Feature name -> values for a PointSet: the one code path behind batch and online
+    scoring (:func:`compute_features` frames it; ``score_dispute`` reads it directly).
+    The text features follow the index's lexicon (:func:`feature_names`)."""
     names = feature_names(idx.lexicon)
     cols: dict[str, np.ndarray] = {}
     for fam in FAMILIES:
@@ -57,6 +59,13 @@ def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
     missing = set(names) - set(cols)
     if missing:  # a family and its registration disagree: a bug, not bad data
         raise AssertionError(f"features not computed: {sorted(missing)}")
+    return cols
+
+
+def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
+    """Features for a PointSet as a frame: dispute_id, as_of, then one column per feature."""
+    cols = compute_columns(idx, P)
+    names = feature_names(idx.lexicon)
     n = len(P)
     numeric_names = [c for c in names if c not in CATEGORICAL]
     # Numbers as one float block (cheap for one row or a million), then the categoricals.
@@ -87,7 +96,8 @@ def feature_table() -> pd.DataFrame:
     return REGISTRY.table()
 
 
-__all__ = ["build_features", "compute_features", "feature_names", "feature_table", "FEATURE_NAMES", "CATEGORICAL",
+__all__ = ["build_features", "compute_columns", "compute_features", "feature_names", "feature_table", "FEATURE_NAMES",
+           "CATEGORICAL",
            "REGISTRY",
            "Feature", "Registry", "HistoryIndex", "history_index", "Lexicon", "load_lexicon", "PointSet",
            "points_from_history", "points_from_records"]
