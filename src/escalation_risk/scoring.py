@@ -217,7 +217,7 @@ class Scorer:
     def __init__(self, model: RiskModel, history: Dataset, *, pseudonym_key: str | bytes | None = None):
         self.model = model
         self._key = pseudonym_key
-        self._state = _State(history, history_index(history))
+        self._state = _State(history, history_index(history, model.lexicon))
         self._lock = threading.Lock()  # one add() at a time; readers never wait
 
     @property
@@ -291,7 +291,7 @@ class Scorer:
                               source=old.source, rows_read=old.rows_read)
             idx = append_to_index(state.idx, history, added) if added else state.idx
             if idx is None:  # a change the index cannot take in place (see index_append): re-build
-                idx = history_index(history)
+                idx = history_index(history, self.model.lexicon)
             history.cache["history_index"] = idx
             history.cache["person_key"] = idx.person_key
             self._state = _State(history, idx)

@@ -38,6 +38,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._features: dict[str, Feature] = {}
+        self._described: dict[str, Feature] = {}
 
     def add(self, *features: Feature) -> None:
         for f in features:
@@ -45,11 +46,19 @@ class Registry:
                 raise ValueError(f"feature {f.name!r} registered twice")
             self._features[f.name] = f
 
+    def describe(self, *features: Feature) -> None:
+        """Make features findable by name (``registry[name]``, ``name in registry``) for
+        their reasons, without adding them to the registry's own ordered list: the text
+        features of a custom lexicon, which only the models trained with it compute."""
+        for f in features:
+            if f.name not in self._features:
+                self._described[f.name] = f
+
     def __getitem__(self, name: str) -> Feature:
-        return self._features[name]
+        return self._features[name] if name in self._features else self._described[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self._features
+        return name in self._features or name in self._described
 
     def __iter__(self):
         return iter(self._features.values())
