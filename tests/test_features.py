@@ -39,11 +39,13 @@ def test_party_history_counts_canonical_person(tiny_ds):
     x = _feat(tiny_ds, "d1", "2024-03-02")
     assert x["hist_crime_suspect_all_max"] == 1 and x["hist_violent_suspect_all_max"] == 1
     assert x["hist_days_since_last"] == 425
+    assert x["hist_days_since_offence"] == 425 and x["hist_crime_suspect_90d_max"] == 0
     assert x["flag_prior_violence"] == 1      # recorded on p3 in 2023
     assert x["flag_substance"] == 0           # recorded on p1 only on 2024-03-15
     assert x["hist_dispute_all_max"] == 0     # the scored dispute is not its own history
     later = _feat(tiny_ds, "d1", "2024-04-25")
     assert later["flag_substance"] == 1
+    assert later["hist_days_since_offence"] == 4 and later["hist_crime_suspect_90d_max"] == 1  # k1, 2024-04-21
     assert later["hist_police_call_90d_sum"] == 2   # c1: p3 (= p1) and p2
     assert later["hist_dispute_30d_max"] == 1       # d2 on 2024-04-02
     assert later["hist_trend_max"] == pytest.approx(2 / (1 / 3 + 1))
@@ -135,8 +137,7 @@ def test_point_in_time_property(district, day, seconds):
     """Features at T are identical whether or not the data holds anything recorded after T."""
     T = pd.Timestamp("2021-07-01") + pd.Timedelta(days=day, seconds=seconds)
     pts = _open_points(district, T)
-    if pts.empty:
-        return
+    assert len(pts) > 0  # day >= 200: the district has disputes by then, so the property is exercised
     full = build_features(district, pts)
     cut = build_features(district.cut(T), pts)
     pd.testing.assert_frame_equal(full, cut)
@@ -164,3 +165,48 @@ def test_online_records_give_the_batch_features(district):
     parties = district.incident_parties[district.incident_parties["incident_id"].isin(d["incident_id"])]
     online = compute_features(idx, points_from_records(idx, d.reset_index(drop=True), parties, as_of.to_numpy()))
     pd.testing.assert_frame_equal(batch, online)
+
+
+# ----------------------------------------------------------------------------- the lexicon
+
+def _custom_lexicon(tmp_path):
+    """The shipped lexicon without ``drinking``, with a new ``domestic_chore`` signal and
+    patterns that use escaped parentheses and a bracket class."""
+    import json
+    from importlib import resources
+
+    raw = json.loads(resources.files("escalation_risk").joinpath("lexicon/signals.json").read_text("utf-8"))
+    del raw["drinking"], raw["_labels"]["drinking"]
+    raw["domestic_chore"] = ["家务", r"\(chores\)", "[(（]家事[)）]"]
+    raw["_labels"]["domestic_chore"] = ["a quarrel over chores", "因家务起争执"]
+    path = tmp_path / "lexicon.json"
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    return load_lexicon(str(path))
+
+
+def test_lexicon_patterns_keep_escapes_and_bracket_classes(tmp_path):
+    lex = _custom_lexicon(tmp_path)
+    m = lex.matrix(pd.Series(["argued (chores) again", "argued chores again", "因（家事）争吵", "家事"]))
+    j = lex.signals.index("domestic_chore")
+    assert m[:, j].tolist() == [1, 0, 1, 0]
+    # Groups still match as written (要(你|他|她)(的)?命 in the shipped lexicon).
+    assert load_lexicon().matrix(pd.Series(["要他的命"]))[0, load_lexicon().signals.index("threat")] == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"threat": ["(?<=x)y"]}', encoding="utf-8")
+    with pytest.raises(ValueError, match="threat"):
+        load_lexicon(str(bad))
+
+
+def test_custom_lexicon_signal_becomes_a_feature(tiny_ds, tmp_path):
+    from escalation_risk.features import feature_names
+
+    lex = _custom_lexicon(tmp_path)
+    pts = pd.DataFrame({"dispute_id": ["d1", "d2"], "as_of": ["2024-04-25", "2024-04-25"]})
+    X = build_features(tiny_ds, pts, lexicon=lex)
+    assert list(X.columns) == ["dispute_id", "as_of"] + feature_names(lex)
+    assert "text_domestic_chore" in X and "followup_text_domestic_chore" in X
+    assert "text_drinking" not in X and "followup_text_drinking" not in X
+    assert X["text_domestic_chore"].tolist() == [1.0, 0.0]          # d1: 夫妻因家务争吵
+    assert REGISTRY["text_domestic_chore"].en == "a quarrel over chores"
+    # The shipped lexicon again gives the shipped columns: the cached index follows the lexicon.
+    assert list(build_features(tiny_ds, pts).columns) == ["dispute_id", "as_of"] + FEATURE_NAMES

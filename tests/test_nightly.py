@@ -132,16 +132,29 @@ def test_cli_exit_codes(tmp_path, data_dir, model_dir):
     assert no_model.exit_code == 1 and "error" in no_model.output
 
 
-def test_cli_threshold_override(tmp_path, data_dir, model_dir):
+def test_cli_threshold_override(tmp_path, data_dir, model_dir, small_model):
+    """Every written level follows the thresholds given on the command line, and those
+    thresholds level at least a tenth of the disputes differently from the model's own:
+    a run that ignored the override would fail here."""
+    from escalation_risk.response import assign_levels
+
     runner = CliRunner()
     base = ["nightly", str(data_dir), "--model", str(model_dir), "--as-of", NIGHT, "--no-progress",
             "--out", str(tmp_path / "out")]
-    r = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'a.db'}",
-                                    "--thresholds", "red=0.99,orange=0.98,yellow=0.97"])
+    r = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'a.db'}", "--thresholds", "red=1,orange=1,yellow=1"])
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(tmp_path / "out" / f"scores-{NIGHT}.csv")["probability"].to_numpy()
+    # Thresholds that put about 60% / 40% / 20% of this night's disputes at or above each
+    # level: far from the model's 10% budget.
+    yellow, orange, red = (float(v) for v in pd.Series(p).quantile([0.4, 0.6, 0.8]))
+    override = {"red": red, "orange": orange, "yellow": yellow}
+    r = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'b.db'}",
+                                    "--thresholds", ",".join(f"{k}={v!r}" for k, v in override.items())])
     assert r.exit_code == 0, r.output
     scores = pd.read_csv(tmp_path / "out" / f"scores-{NIGHT}.csv")
-    assert (scores["level"] == "blue").mean() > 0.9
-    bad = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'b.db'}", "--thresholds", "red=0.1"])
+    assert (scores["level"].to_numpy() == assign_levels(scores["probability"].to_numpy(), override)).all()
+    assert (assign_levels(scores["probability"].to_numpy(), small_model.thresholds) != scores["level"]).mean() > 0.1
+    bad = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'c.db'}", "--thresholds", "red=0.1"])
     assert bad.exit_code == 2
 
 

@@ -9,7 +9,7 @@ import pytest
 from escalation_risk.response import PLANS, assign_levels, choose_plan, choose_plans, choose_thresholds, compute_trend
 
 
-@pytest.mark.parametrize("category,reasons,level,plan", [
+PLAN_CASES = [
     ("marriage_family", ["text_threat"], "red", "family_violence_warning"),
     ("debt", ["followup_text_weapon", "text_threat"], "blue", "weapon_threat_response"),
     ("marriage_family", ["pair_cohabit"], "yellow", "family_violence_warning"),
@@ -21,16 +21,24 @@ from escalation_risk.response import PLANS, assign_levels, choose_plan, choose_p
     ("medical", ["days_open"], "orange", "medical_dispute_mediation"),
     (None, [], "red", "grid_visit_24h"),
     ("debt", [], "blue", "routine_follow_up"),
-])
+    (np.nan, ["flag_substance"], "blue", "psychological_intervention"),
+]
+
+
+
+@pytest.mark.parametrize("category,reasons,level,plan", PLAN_CASES)
 def test_plan_rules(category, reasons, level, plan):
     assert choose_plan(category, reasons, level) == plan
     assert plan in PLANS
 
 
 def test_plans_vectorised_agree_with_single():
-    cases = [("debt", ["text_weapon"], "red"), (np.nan, ["flag_substance"], "blue"), ("traffic", [], "yellow")]
-    many = choose_plans([c for c, _, _ in cases], [r for _, r, _ in cases], [lv for _, _, lv in cases])
-    assert list(many) == [choose_plan(c if isinstance(c, str) else None, r, lv) for c, r, lv in cases]
+    """One vectorised call over mixed rows gives each row the plan its rules say (known
+    answers, not the single-row wrapper), in every order: rows never leak into each other."""
+    for order in (range(len(PLAN_CASES)), reversed(range(len(PLAN_CASES)))):
+        cases = [PLAN_CASES[i] for i in order]
+        many = choose_plans([c for c, *_ in cases], [r for _, r, *_ in cases], [lv for _, _, lv, _ in cases])
+        assert list(many) == [plan for *_, plan in cases]
 
 
 def test_levels_follow_thresholds_and_budget():

@@ -242,9 +242,6 @@ def test_round_trip_through_files(tmp_path, fmt):
 
 
 def test_generate_district_validates_clean():
-    dataset = pytest.importorskip("escalation_risk.dataset")
-    if not hasattr(dataset.Dataset, "from_frames"):
-        pytest.skip("Dataset.from_frames not written yet")
     ds = generate_district(600, seed=4, pseudonym_key=KEY)
     summary = ds.summary()
     assert (summary.quarantined == 0).all(), summary

@@ -52,7 +52,7 @@ def _calibration_plot(curves: pd.DataFrame, path: Path) -> None:
     ax.set_ylim(0, top)
     ax.set_xlabel("mean predicted probability (quantile bin)")
     ax.set_ylabel("observed escalation rate")
-    ax.set_title("Calibration on the validation window")
+    ax.set_title("Calibration, out-of-time windows")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -65,22 +65,36 @@ def _scorer_table(ev) -> str:
     return _table(scorers)
 
 
-def _held_out(test, nights) -> str:
+def _interval_table(ev) -> str:
+    iv = ev.interval_table() if ev.intervals is not None else None
+    if iv is None or not len(iv):
+        return ""
+    iv = iv.reset_index()
+    return ("\n95% bootstrap intervals (a dispute scored on several nights is resampled whole; a "
+            "`model - x` row is the model's paired lead over scorer x):\n\n" + _table(iv) + "\n")
+
+
+def _held_out(test, nights, reason: str | None = None) -> str:
     """The section on disputes after the cutoff, which training never saw."""
     if test is None:
-        return ("## Held-out test\nNo disputes after the cutoff had a fully observed horizon in the "
-                "training data; run `escalation-risk evaluate` on newer data.\n")
+        why = f" ({reason})" if reason else ""
+        return ("## Held-out test\n**No held-out figure**: no dispute reported after the cutoff has its "
+                f"horizon inside the data{why}. The metrics below are out-of-time validation "
+                "figures from before the cutoff; run `escalation-risk evaluate` on newer data for a true "
+                "test.\n")
     per = test.period
     span = f"{str(per.get('start', ''))[:10]} .. {str(per.get('end', ''))[:10]}"
-    text = (f"## Held-out test (after the cutoff)\nNeither training, early stopping, calibration nor the "
-            f"thresholds saw these disputes: these are the figures to expect.\n\n"
+    text = (f"## Held-out test (after the cutoff)\nNeither training, the parameter search, early stopping, "
+            f"calibration nor the thresholds saw these disputes: these are the figures to expect.\n\n"
             f"**At report time** (the contract's backtest): disputes reported {span} whose horizon ends "
             f"inside the data, {per.get('n', '?')} disputes, {per.get('positives', '?')} escalated.\n\n"
-            f"{_scorer_table(test)}\n")
+            f"{_scorer_table(test)}\n{_interval_table(test)}")
     if nights is not None:
-        text += (f"\n**On nightly runs** (what the nightly job scores): every dispute open on the 10th of each "
-                 f"month after the cutoff, {nights.period.get('n', '?')} dispute-nights, "
-                 f"{nights.period.get('positives', '?')} escalated.\n\n{_scorer_table(nights)}\n")
+        text += (f"\n**On nightly runs** (what the nightly job scores): the disputes first reported after the "
+                 f"cutoff, each night it was open (the 10th of each month), {nights.period.get('n', '?')} "
+                 f"dispute-nights, {nights.period.get('positives', '?')} escalated. Disputes already open at "
+                 f"the cutoff are left out: many were training examples.\n\n{_scorer_table(nights)}\n"
+                 f"{_interval_table(nights)}")
     return text
 
 
@@ -94,14 +108,19 @@ def _time_varying(m: dict) -> str:
             "unchanged):\n\n" + "\n".join(f"- {f}" for f in facts) + "\n")
 
 
-def write_model_card(model, out_dir, test=None, nights=None) -> Path:
+def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str | None = None) -> Path:
     r"""Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path.
 
     ``test`` and ``nights`` are optional :class:`~escalation_risk.model.Evaluation`\ s on
-    disputes after the cutoff (held out): at report time, and open on monthly nights.
+    disputes first reported after the cutoff (held out): at report time, and open on
+    monthly nights. Without ``test`` the model's own holdout (``train(..., holdout=...)``)
+    is used when it has one; otherwise the card says there is no held-out figure, and
+    why (``no_test_reason``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if test is None:
+        test = getattr(model, "holdout", None)
     m = model.manifest
     val = m["metrics"]["validation"]
     tr = m["training"]
@@ -116,6 +135,11 @@ def write_model_card(model, out_dir, test=None, nights=None) -> Path:
     if len(imp):
         imp["description"] = [REGISTRY[f].en.replace("{v}", "N") if f in REGISTRY else "" for f in imp["feature"]]
     periods = tr["periods"]
+    folds = periods.get("folds", [])
+    search = [{"set": i, "parameters": ", ".join(f"{k}={v}" for k, v in r["params"].items()),
+               "trees": r["n_trees"], "window log-loss": f"{r['window_log_loss']:.5f}", "window AUC": r["window_auc"],
+               "chosen": "yes" if i == tr.get("chosen") else ""}
+              for i, r in enumerate(tr.get("search", []))]
     offences = "all offences" if lab["offences"] is None else ", ".join(lab["offences"])
     th = m["thresholds"]
     budget = m.get("budget", {})
@@ -148,21 +172,29 @@ A dispute escalates when a criminal case ({offences}) occurs in the {lab['horizo
 moment scored and {'shares a person party with the dispute (after record linkage) or ' if lab['shared_party'] else ''}names the
 dispute as its origin. Only records available at the moment scored shape the features.
 
-| split | as_of from | as_of to | examples | escalated |
+| set | as_of from | as_of to | examples | escalated |
 |---|---|---|---|---|
-| training | {periods['train_as_of'][0][:10]} | {periods['train_as_of'][1][:10]} | {tr['n_train']} | {tr['positives_train']} |
-| validation | {periods['validation_as_of'][0][:10]} | {periods['validation_as_of'][1][:10]} | {tr['n_validation']} | {tr['positives_validation']} |
+| final model (all labelled history) | {periods['train_as_of'][0][:10]} | {periods['train_as_of'][1][:10]} | {tr['n_train']} | {tr['positives_train']} |
+| out-of-time windows (choosing) | {periods['validation_as_of'][0][:10]} | {periods['validation_as_of'][1][:10]} | {tr['n_validation']} | {tr['positives_validation']} |
 
 {_time_varying(m)}
-Training examples end one horizon before the validation window, and the validation labels end
-at the cutoff, so no label window overlaps another split. {tr['best_iteration']} trees
-(early stopping on the validation window); probabilities calibrated there with
-**{m['calibration']['method']}** (lower cross-validated Brier score).
+**How it was chosen.** {len(folds)} rolling-origin windows cover the validation period; for each,
+a booster learns from the examples whose labels end before the window starts (a one-horizon
+gap) and predicts the window. Those out-of-time predictions chose the parameter set (lowest
+fold-averaged log-loss), the number of trees (**{tr['best_iteration']}**, where that log-loss is
+lowest), the calibration (**{m['calibration']['method']}**, lower cross-validated Brier score on
+them) and the alert thresholds. The final booster was then refitted with those settings on
+*all* labelled history up to the cutoff; the calibration map was never fitted on its own
+training scores.
 
-{_held_out(test, nights)}
-## Metrics (validation window)
-These come from the window used for early stopping, calibration and thresholds, so they
-are optimistic, the calibration error most of all. The model against a logistic regression on the same features and a DASH/ODARA-style checklist
+{_table(pd.DataFrame(search)) if len(search) else ''}
+
+{_held_out(test, nights, no_test_reason)}
+## Metrics (out-of-time validation windows)
+Out-of-time predictions of the fold boosters (each trained on less history than the final
+model) on the windows that also chose the settings, calibration and thresholds: slightly
+optimistic for the choice, pessimistic for the amount of history. The held-out test above is
+the figure to quote. The baselines here are also fitted per fold, out of time. The model against a logistic regression on the same features and a DASH/ODARA-style checklist
 (number of yes-answers: prior police calls, prior violence or crime, threats, weapon, violence
 described, failed mediation, concerns on record, follow-up reports, cohabiting intimate
 partners, repeated conflict between the parties). Precision and recall at the top 1/5/10% of
@@ -173,9 +205,9 @@ disputes; ECE over 10 equal-count bins.
 ![calibration](calibration.png)
 
 Alert thresholds (probability at or above): red {th['red']:.3f}, orange {th['orange']:.3f},
-yellow {th['yellow']:.3f}, for budgets {', '.join(f'{k} {v:.0%}' for k, v in budget.items())} of the validation window.
+yellow {th['yellow']:.3f}, for budgets {', '.join(f'{k} {v:.0%}' for k, v in budget.items())} of the out-of-time windows.
 
-## Per-group metrics (validation window)
+## Per-group metrics (out-of-time validation windows)
 Groups are taken from the dispute's parties: gender mix, the youngest party's age band, whether
 any party lacks local hukou, and the dispute category. Alerts at the orange threshold (top 5%).
 Differences in alert rate largely follow differences in observed escalation; check that alert
@@ -184,7 +216,7 @@ precision and recall do not differ much between groups before use.
 {_table(by_group) if len(by_group) else '(none)'}
 
 ## What drives the scores
-Mean |SHAP| on the validation window, top features:
+Mean |SHAP| of the final model on the validation windows' examples, top features:
 
 {_table(imp[['feature', 'mean_abs_shap', 'description']].head(15)) if len(imp) else '(none)'}
 
@@ -192,8 +224,8 @@ Mean |SHAP| on the validation window, top features:
 - The label sees only crimes that were recorded and linked to the dispute's parties; crimes
   against or by people not named in the dispute, or not reported, are missed.
 - Record linkage errors move history between people; features use the canonical person key.
-- Metrics come from one validation window just before the cutoff; quality drifts with time
-  and with recording practices. Re-evaluate on new months and retrain regularly.
+- Quality drifts with time and with recording practices: the held-out figures describe the
+  months after the cutoff only. Re-evaluate on new months and retrain regularly.
 - Small groups give noisy per-group metrics (see `count`).
 - Reasons are SHAP contributions of features that raised the score: associations in the data,
   not causes, and never a reason to act against a person.

@@ -82,7 +82,7 @@ class Scorer:
         self.model = model
         self.history = history
         self._key = pseudonym_key
-        self._idx = history_index(history)
+        self._idx = history_index(history, model.lexicon)
         self._lock = threading.Lock()  # guards swapping in a new history in add()
 
     def score_dispute(self, dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame, *,
@@ -138,7 +138,7 @@ class Scorer:
                   for name, rows in tables.items()}
         with self._lock:
             history = self.history.append(pseudonym_key=self._key, **frames)
-            idx = history_index(history)
+            idx = history_index(history, self.model.lexicon)
             self.history, self._idx = history, idx
 
 

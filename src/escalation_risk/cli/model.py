@@ -66,25 +66,41 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
         click.echo(f"training failed: {e}", err=True)
         raise SystemExit(1) from None
     model.save(out_dir)
-    from ..model import night_points
-    test, nights = None, None
-    try:  # the months after the cutoff, where labels are already observed, are a true test
-        test = model.evaluate(ds, start=cutoff)
-        nights = model.evaluate(ds, points=night_points(ds, start=cutoff, horizon_days=horizon))
-    except ValueError:
-        pass
-    card = write_model_card(model, out_dir, test=test, nights=nights)
+    test, nights, why_not = _held_out(model, ds, cutoff, horizon)
+    if why_not:
+        click.echo(f"no held-out test: {why_not}", err=True)
+    card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not)
     val = model.manifest["metrics"]["validation"]
     table = pd.DataFrame(val["scorers"]).T[["roc_auc", "average_precision", "brier", "ece", "precision@1%",
                                             "precision@5%", "precision@10%", "recall@5%"]]
     click.echo(f"model {model.version} saved to {out_dir} (card: {card.name})")
-    click.echo(f"validation window {val['period']['start'][:10]} .. {val['period']['end'][:10]}: "
+    click.echo(f"out-of-time validation windows {val['period']['start'][:10]} .. {val['period']['end'][:10]}: "
                f"{val['period']['n']} disputes, {val['period']['positives']} escalated")
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
     if test is not None:
-        click.echo(f"held-out after the cutoff, at report time: {test.table()}")
+        click.echo(f"held-out after the cutoff, disputes at report time: {test.table()}")
     if nights is not None:
-        click.echo(f"held-out after the cutoff, open disputes on monthly nights: {nights.table()}")
+        click.echo(f"held-out after the cutoff, disputes first reported after it, open on monthly nights: "
+                   f"{nights.table()}")
+
+
+def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):
+    """The held-out evaluations after the cutoff (at report time; open on monthly nights,
+    disputes first reported after the cutoff only), and why there are none when so."""
+    from ..model import night_points
+    try:  # the months after the cutoff, where labels are already observed, are a true test
+        test = model.evaluate(ds, start=cutoff, intervals=True)
+    except ValueError as e:
+        return None, None, str(e)
+    try:
+        pts = night_points(ds, start=cutoff, horizon_days=horizon)
+        rep = ds.incidents.set_index("incident_id").loc[pts["dispute_id"], "reported_at"].to_numpy()
+        # Disputes open at the cutoff were training examples: leave them out of the test.
+        pts = pts[rep >= cutoff.to_datetime64()].reset_index(drop=True)
+        nights = model.evaluate(ds, points=pts, intervals=True)
+    except ValueError as e:
+        return test, None, f"no monthly night after the cutoff to test on ({e})"
+    return test, nights, None
 
 
 @click.command()
@@ -104,7 +120,7 @@ def evaluate(data_dir: str, model_dir: str, start: pd.Timestamp | None, end: pd.
         raise SystemExit(1) from None
     ds = _load(data_dir)
     try:
-        ev = model.evaluate(ds, start=start, end=end)
+        ev = model.evaluate(ds, start=start, end=end, intervals=True)
     except ValueError as e:
         click.echo(f"evaluation failed: {e}", err=True)
         raise SystemExit(1) from None

@@ -32,37 +32,55 @@ for _family in FAMILIES[1:]:
 
 FEATURE_NAMES: list[str] = REGISTRY.names
 CATEGORICAL: list[str] = [f.name for f in REGISTRY if f.kind == "category"]
-_NUMERIC: list[str] = [n for n in FEATURE_NAMES if n not in CATEGORICAL]
+_DEFAULT_TEXT: set[str] = {f.name for f in dispute.text_features(load_lexicon())}
+
+
+def feature_names(lexicon: Lexicon | None = None) -> list[str]:
+    """The feature columns computed with ``lexicon`` (default: the shipped one, i.e.
+    :data:`FEATURE_NAMES`): a removed signal's pair of text features is left out, a new
+    signal's pair comes last (and is registered, so reasons can describe it)."""
+    if lexicon is None:
+        return FEATURE_NAMES
+    own = dispute.text_features(lexicon)
+    for f in own:
+        if f.name not in REGISTRY:
+            REGISTRY.add(f)
+    names = [f.name for f in own]
+    kept = [n for n in FEATURE_NAMES if n not in _DEFAULT_TEXT or n in names]
+    return kept + [n for n in names if n not in kept]
 
 
 def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
     """Features for a PointSet: the one code path behind batch and online scoring."""
+    names = feature_names(idx.lexicon)
     cols: dict[str, np.ndarray] = {}
     for fam in FAMILIES:
         cols.update(fam.compute(idx, P))
-    missing = set(FEATURE_NAMES) - set(cols)
+    missing = set(names) - set(cols)
     if missing:  # a family and its registration disagree: a bug, not bad data
         raise AssertionError(f"features not computed: {sorted(missing)}")
     n = len(P)
+    numeric_names = [c for c in names if c not in CATEGORICAL]
     # Numbers as one float block (cheap for one row or a million), then the categoricals.
-    numeric = np.column_stack([np.asarray(cols[name], dtype="float64") for name in _NUMERIC]) if n else \
-        np.zeros((0, len(_NUMERIC)))
-    out = pd.DataFrame(numeric, columns=_NUMERIC)
+    numeric = np.column_stack([np.asarray(cols[name], dtype="float64") for name in numeric_names]) if n else \
+        np.zeros((0, len(numeric_names)))
+    out = pd.DataFrame(numeric, columns=numeric_names)
     for name in CATEGORICAL:
         cats = list(REGISTRY[name].categories or ())
         out[name] = pd.Categorical(pd.Series(cols[name], dtype=object), categories=cats)
     out.insert(0, "as_of", pd.Series(P.as_of, dtype="datetime64[ns]"))
     out.insert(0, "dispute_id", pd.Series(P.dispute_id, dtype=object))
-    return out[["dispute_id", "as_of"] + FEATURE_NAMES]
+    return out[["dispute_id", "as_of"] + names]
 
 
-def build_features(ds: Dataset, points: pd.DataFrame) -> pd.DataFrame:
+def build_features(ds: Dataset, points: pd.DataFrame, *, lexicon: Lexicon | None = None) -> pd.DataFrame:
     """Features of each ``(dispute_id, as_of)`` point, one row per point, in order.
 
     Only records available at or before a point's ``as_of`` shape its row. The
-    dataset's history index is built on first use and cached on ``ds``.
+    dataset's history index is built on first use and cached on ``ds``. ``lexicon``
+    (default: the shipped one) sets the text features (:func:`feature_names`).
     """
-    idx = history_index(ds)
+    idx = history_index(ds, lexicon)
     return compute_features(idx, points_from_history(idx, points))
 
 
@@ -71,6 +89,7 @@ def feature_table() -> pd.DataFrame:
     return REGISTRY.table()
 
 
-__all__ = ["build_features", "compute_features", "feature_table", "FEATURE_NAMES", "CATEGORICAL", "REGISTRY",
+__all__ = ["build_features", "compute_features", "feature_names", "feature_table", "FEATURE_NAMES", "CATEGORICAL",
+           "REGISTRY",
            "Feature", "Registry", "HistoryIndex", "history_index", "Lexicon", "load_lexicon", "PointSet",
            "points_from_history", "points_from_records"]

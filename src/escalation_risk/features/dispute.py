@@ -44,12 +44,20 @@ def register(lexicon) -> None:
               "该纠纷有 {v} 条回访记录提到威胁、凶器或暴力"),
       Feature("latest_note_danger", FAMILY, "the latest note on this dispute mentions threats, weapons or violence",
               "最近一条回访记录提到威胁、凶器或暴力", "flag"))
+    R(*text_features(lexicon))
+
+
+def text_features(lexicon) -> list[Feature]:
+    """The pair of features of each signal of ``lexicon``: in the dispute's own text (the
+    description as first recorded plus the notes written by as_of), and in the later
+    records about it."""
+    out = []
     for s in lexicon.signals:
         en, zh = lexicon.labels[s]
-        # The text is the description as first recorded plus the notes written by as_of.
-        R(Feature(f"text_{s}", FAMILY, en, zh, "flag"),
-          Feature(f"followup_text_{s}", FAMILY, f"{{v}} later record(s) about this dispute: {en}",
-                  f"后续 {{v}} 条记录：{zh}"))
+        out += [Feature(f"text_{s}", FAMILY, en, zh, "flag"),
+                Feature(f"followup_text_{s}", FAMILY, f"{{v}} later record(s) about this dispute: {en}",
+                        f"后续 {{v}} 条记录：{zh}")]
+    return out
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:

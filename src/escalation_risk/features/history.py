@@ -23,7 +23,7 @@ EVENTS = {
     "police_call": (("30d", "90d", "365d", "all"), "police calls", "报警"),
     "complaint": (("90d", "365d", "all"), "complaints", "投诉"),
     "petition": (("90d", "365d", "all"), "petitions", "信访"),
-    "crime_suspect": (("365d", "all"), "criminal cases as suspect", "作为嫌疑人的刑事案件"),
+    "crime_suspect": (("90d", "365d", "all"), "criminal cases as suspect", "作为嫌疑人的刑事案件"),
     "crime_victim": (("365d", "all"), "criminal cases as victim", "作为被害人的刑事案件"),
     "violent_suspect": (("all",), "violent offences as suspect", "作为嫌疑人的暴力犯罪"),
     "danger_text": (("90d", "all"), "records with threats, weapons or violence", "含威胁、凶器或暴力描述的记录"),
@@ -45,6 +45,8 @@ def register() -> None:
                       f"各方当事人{WINDOW_ZH[w]}共有 {{v}} 次{zh}"))
     R(Feature("hist_days_since_last", FAMILY, "a party's previous record was {v} days ago",
               "当事人上一次记录距今 {v} 天", "number"),
+      Feature("hist_days_since_offence", FAMILY, "a party's last criminal case as suspect was {v} days ago",
+              "当事人上一次作为嫌疑人的刑事案件距今 {v} 天", "number"),
       Feature("hist_trend_max", FAMILY, "a party's records are speeding up (last 30 days vs the 90 before: x{v})",
               "当事人近期记录明显增多（近30天对比之前90天：{v} 倍）", "number"),
       Feature("hist_counterparties_max", FAMILY, "a party has been in conflict with {v} different people",
@@ -94,6 +96,15 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     since = np.where(last > -OFF, (t - last) / DAY, np.nan)
     out["hist_days_since_last"] = group_min(n, pt, np.where(np.isnan(since), np.inf, since), empty=np.nan)
     out["hist_days_since_last"][np.isinf(out["hist_days_since_last"])] = np.nan
+
+    # Prior offences by recency: a record of a year ago weighs differently from one of ten,
+    # and data sets with little else (ages, priors, charges) still carry this.
+    tl = idx.person_events["crime_suspect"]
+    start, stop = tl.bounds(person, None, t)
+    has = stop > start
+    last_off = np.where(has, (t - tl.t[np.clip(stop - 1, 0, None)]) / DAY, np.inf) if len(tl) else \
+        np.full(len(person), np.inf)
+    out["hist_days_since_offence"] = group_min(n, pt, last_off, empty=np.nan)
 
     recent = np.zeros(len(person))
     before = np.zeros(len(person))

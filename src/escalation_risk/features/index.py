@@ -385,9 +385,11 @@ class HistoryIndex:
 
 
 def history_index(ds: Dataset, lexicon: Lexicon | None = None) -> HistoryIndex:
-    """The HistoryIndex of ``ds``, built once and cached on the dataset."""
+    """The HistoryIndex of ``ds`` with ``lexicon`` (default: the shipped one), built once
+    and cached on the dataset."""
     idx = ds.cache.get("history_index")
-    if idx is None or (lexicon is not None and idx.lexicon is not lexicon):
+    want = lexicon or load_lexicon()
+    if idx is None or (idx.lexicon is not want and idx.lexicon != want):
         idx = HistoryIndex(ds, lexicon)
         ds.cache["history_index"] = idx
     return idx

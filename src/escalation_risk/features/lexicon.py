@@ -2,8 +2,13 @@
 
 The lexicon lives in ``escalation_risk/lexicon/signals.json``: one list of regular
 expressions per signal (threat, revenge, weapon, drinking, self-harm, violence,
-repeated petitions, agitation, group action). Pass another file to
-:func:`load_lexicon` to extend it; every signal becomes a pair of features.
+repeated petitions, agitation, group action), matched case-insensitively by RE2 (the
+engine pyarrow uses: no look-around or back-references). Pass another file to
+:func:`load_lexicon` to extend or trim it; every signal becomes the pair of features
+``text_<signal>`` and ``followup_text_<signal>``
+(:func:`escalation_risk.features.feature_names`), a removed signal's pair is gone,
+and ``build_features(ds, points, lexicon=...)`` / ``train(..., lexicon=...)`` use it.
+A model trained with a custom lexicon stores it in its manifest and scores with it.
 """
 
 from __future__ import annotations
@@ -33,9 +38,14 @@ class Lexicon:
 
     @staticmethod
     def _regex(patterns: tuple[str, ...]) -> str:
-        # Groups inside the patterns are made non-capturing: only a yes/no is wanted.
-        body = "|".join(p.replace("(?:", "(").replace("(", "(?:").replace("(?:?", "(?") for p in patterns)
-        return "(?i)(?:" + body + ")"
+        # Groups are made non-capturing (only a yes/no is wanted); escaped parentheses
+        # and parentheses inside bracket classes are literal text and stay as written.
+        return "(?i)(?:" + "|".join(_non_capturing(p) for p in patterns) + ")"
+
+    def to_dict(self) -> dict:
+        """The lexicon in its JSON file's shape (for a model's manifest)."""
+        return {"_labels": {k: list(v) for k, v in self.labels.items()},
+                **{k: list(v) for k, v in self.patterns.items()}}
 
     def matrix(self, texts: pd.Series) -> np.ndarray:
         """0/1 matrix (len(texts) x signals): which signals each text shows.
@@ -53,6 +63,67 @@ class Lexicon:
         return out
 
 
+def _non_capturing(pattern: str) -> str:
+    """``pattern`` with every capturing group ``(`` made ``(?:``; escapes (``\\(``) and
+    bracket classes (``[(（]``) are copied untouched."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+        elif c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":  # a leading ] is a literal member of the class
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            out.append(pattern[i:j + 1])
+            i = j + 1
+        elif c == "(" and not pattern.startswith("(?", i):
+            out.append("(?:")
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def lexicon_from_dict(raw: dict, where: str = "lexicon") -> Lexicon:
+    """A :class:`Lexicon` from the JSON shape (signal -> patterns, ``_labels``, ``_doc``);
+    every pattern is compiled by RE2 here so that a bad one is named at load time."""
+    labels = {k: tuple(v) for k, v in raw.get("_labels", {}).items()}
+    patterns = {}
+    for k, v in raw.items():
+        if k.startswith("_"):
+            continue
+        if not k.isidentifier() or not isinstance(v, list) or not v or not all(isinstance(p, str) for p in v):
+            raise ValueError(f"{where}: signal {k!r} must be a name (letters, digits, _) with a non-empty "
+                             f"list of regular expressions")
+        patterns[k] = tuple(v)
+    for k in patterns:
+        labels.setdefault(k, (k.replace("_", " "), k))
+    lex = Lexicon(patterns=patterns, labels={k: labels[k] for k in patterns})
+    probe = pa.array([""], type=pa.string())
+    for k, pats in patterns.items():
+        try:
+            pc.match_substring_regex(probe, lex._regex(pats))
+        except pa.ArrowInvalid as e:
+            bad = [p for p in pats if not _compiles(probe, p)]
+            raise ValueError(f"{where}: signal {k!r}: pattern(s) {bad} are not valid RE2 ({e})") from None
+    return lex
+
+
+def _compiles(probe: pa.Array, pattern: str) -> bool:
+    try:
+        pc.match_substring_regex(probe, Lexicon._regex((pattern,)))
+        return True
+    except pa.ArrowInvalid:
+        return False
+
+
 @lru_cache(maxsize=8)
 def load_lexicon(path: str | None = None) -> Lexicon:
     """Read a lexicon JSON (default: the one shipped with the package)."""
@@ -60,9 +131,4 @@ def load_lexicon(path: str | None = None) -> Lexicon:
         text = resources.files("escalation_risk").joinpath("lexicon/signals.json").read_text(encoding="utf-8")
     else:
         text = Path(path).read_text(encoding="utf-8")
-    raw = json.loads(text)
-    labels = {k: tuple(v) for k, v in raw.get("_labels", {}).items()}
-    patterns = {k: tuple(v) for k, v in raw.items() if not k.startswith("_")}
-    for k in patterns:
-        labels.setdefault(k, (k.replace("_", " "), k))
-    return Lexicon(patterns=patterns, labels=labels)
+    return lexicon_from_dict(json.loads(text), where=str(path or "signals.json"))

@@ -51,9 +51,11 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         fallback = group_min(n, pt[sel][h_row], idx.household_place[h_id].astype(float), empty=-1)
         place = np.where(missing, fallback, place).astype(np.int64)
     has = place >= 0
-    grid = np.where(has, idx.place_grid[np.clip(place, 0, None)], -1)
-    ptype = idx.places_type[np.clip(place, 0, None)].astype(object)
-    ptype[~has] = None
+    # Look up only the known places: a data set without a places table has none to index.
+    grid = np.full(n, -1, dtype=np.asarray(idx.place_grid).dtype if len(idx.place_grid) else np.int64)
+    grid[has] = idx.place_grid[place[has]]
+    ptype = np.full(n, None, dtype=object)
+    ptype[has] = idx.places_type[place[has]]
     out: dict[str, np.ndarray] = {"place_type": ptype}
     own_at_place = np.where(P.place >= 0, P.d, -1)  # only a dispute recorded at the place counts itself
     for w, days in (("90d", 90), ("365d", 365)):

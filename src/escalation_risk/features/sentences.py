@@ -244,6 +244,18 @@ def _since_last(v: Any, row: Mapping[str, Any], lang: Lang) -> str:
         _zh(f"当事人上一次记录在 {k} 天前")
 
 
+def _since_offence(v: Any, row: Mapping[str, Any], lang: Lang) -> str:
+    if missing(v):
+        return _en("no party has a criminal case as suspect on record") if lang == "en" else \
+            _zh("各方当事人均无作为嫌疑人的刑事案件记录")
+    k = _int(v)
+    if k == 0:
+        return _en("a party was a suspect in a criminal case today") if lang == "en" else \
+            _zh("当事人今天涉及一起刑事案件（嫌疑人）")
+    return _en(f"a party's last criminal case as suspect was {_days(k)} ago") if lang == "en" else \
+        _zh(f"当事人上一次作为嫌疑人的刑事案件在 {k} 天前")
+
+
 def _trend(v: Any, row: Mapping[str, Any], lang: Lang) -> str:
     if missing(v):
         return _en("whether a party's records are speeding up is not known") if lang == "en" else \
@@ -419,6 +431,7 @@ def _build() -> dict[str, Renderer]:
                                         f"当事人{zwin}{zh_noun}的次数")
             S[f"hist_{ev}_{w}_sum"] = PartyTotal(f"hist_{ev}_{w}_max", (one, many), win, zh_noun, zwin)
     S["hist_days_since_last"] = _since_last
+    S["hist_days_since_offence"] = _since_offence
     S["hist_trend_max"] = _trend
     S["hist_counterparties_max"] = C("one party has been in conflict with 1 other person before",
                                      "one party has been in conflict with {n} different people before",

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from ..features import CATEGORICAL, FEATURE_NAMES, REGISTRY
+from ..features import CATEGORICAL, REGISTRY
 from .calibration import _sigmoid
 
 # A DASH/ODARA-style checklist: each item is yes when any of its alternatives holds,
@@ -44,6 +44,9 @@ def checklist_items(X: pd.DataFrame, items: list[dict] = CHECKLIST_ITEMS) -> pd.
         for alt in it["any_of"]:
             ok = np.ones(len(X), dtype=bool)
             for feat, minimum in alt:
+                if feat not in X.columns:  # e.g. a text signal a custom lexicon removed: no
+                    ok[:] = False
+                    continue
                 ok &= (X[feat].to_numpy(dtype=float) >= minimum)  # NaN >= m is False
             yes |= ok
         out[it["item"]] = yes.astype(int)
@@ -91,7 +94,7 @@ def _design(X: pd.DataFrame, spec: dict) -> np.ndarray:
 
 
 def _fit_logistic(X: pd.DataFrame, y: np.ndarray, seed: int) -> dict:
-    numeric = [c for c in FEATURE_NAMES if c not in CATEGORICAL]
+    numeric = [c for c in X.columns if c not in CATEGORICAL and c not in ("dispute_id", "as_of")]
     num = X[numeric].to_numpy(dtype=float)
     with warnings.catch_warnings():  # a feature never observed in training has no median: 0 below
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -16,12 +16,15 @@ from .training import train
 
 
 def evaluate(model: RiskModel, ds: Dataset, points: pd.DataFrame | None = None, *, start=None, end=None,
-             budgets=DEFAULT_BUDGETS) -> Evaluation:
+             budgets=DEFAULT_BUDGETS, intervals: bool = False, n_boot: int = 200, seed: int = 0) -> Evaluation:
     """Metrics of the model and both baselines on labelled points of ``ds``.
 
     Default points: every dispute reported in ``[start, end)`` at its report time,
     ``start`` defaulting to the model's cutoff and ``end`` to the end of the data.
     Labels follow the model's label settings; unlabelled points are left out.
+    ``intervals``: 95% bootstrap intervals of the main metrics and of the model's lead
+    over each baseline (``n_boot`` resamples; a dispute scored at several moments is
+    resampled whole).
     """
     if points is None:
         start = pd.Timestamp(start) if start is not None else pd.Timestamp(model.manifest["cutoff"])
@@ -40,10 +43,12 @@ def evaluate(model: RiskModel, ds: Dataset, points: pd.DataFrame | None = None, 
         raise ValueError(f"no labelled points to evaluate ({len(points)} points, none with its "
                          f"{lab['horizon_days']}-day horizon inside the data)")
     points, y = points[ok].reset_index(drop=True), y[ok]
-    X = build_features(ds, points)
+    X = build_features(ds, points, lexicon=model.lexicon)
     bins = model.manifest.get("training", {}).get("config", {}).get("ece_bins", 10)
     return _evaluate_arrays(y, X, model.predict_proba(X), model.baselines, model.thresholds["orange"],
-                            budgets, bins, period)
+                            budgets, bins, period, intervals=intervals, n_boot=n_boot, seed=seed,
+                            groups=points["dispute_id"].to_numpy(dtype=object)
+                            if points["dispute_id"].duplicated().any() else None)
 
 
 def backtest(ds: Dataset, cutoffs, *, horizon_days: int = DEFAULT_HORIZON_DAYS, seed: int = 0,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from ..artifacts import jsonable
@@ -110,6 +111,110 @@ def _group_metrics(alert_threshold: float) -> dict:
             "alert_rate": alert_rate, "alert_precision": alert_precision, "alert_recall": alert_recall}
 
 
+# The metrics given a 95% interval: the ranking ones, the alert-budget precision and the
+# calibration error (the figures the quality bar is set in).
+INTERVAL_METRICS = ("roc_auc", "average_precision", "precision@5%", "ece", "brier")
+
+
+def _fast_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC AUC from average ranks (ties count half), as ``roc_auc_score``."""
+    n1 = y.sum()
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(s)
+    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _fast_ap(y: np.ndarray, s: np.ndarray) -> float:
+    """Average precision as ``average_precision_score`` (tied scores form one step),
+    without its validation overhead, which dominated the bootstrap."""
+    pos = y.sum()
+    if pos == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(ss)), len(ss) - 1]  # the end of each run of tied scores
+    tps = np.cumsum(ys)[last]
+    precision = tps / (last + 1)
+    recall = tps / pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _boot_metric(name: str, y: np.ndarray, p: np.ndarray, rank: np.ndarray, bins: int) -> float:
+    if name == "roc_auc":
+        return _fast_auc(y, rank)
+    if name == "average_precision":
+        return _fast_ap(y, rank)
+    if name == "ece":
+        return expected_calibration_error(y, p, bins)
+    if name == "brier":
+        return float(np.mean((p - y) ** 2))
+    if name.startswith("precision@"):
+        return _at_budget(y, rank, float(name[len("precision@"):-1]) / 100)[0]
+    raise ValueError(f"no bootstrap for metric {name!r}")
+
+
+def bootstrap_intervals(y: np.ndarray, scorers: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                        groups: np.ndarray | None = None, metrics=INTERVAL_METRICS, n_boot: int = 200,
+                        level: float = 0.95, bins: int = 10, seed: int = 0,
+                        reference: str | None = "model") -> pd.DataFrame:
+    """Percentile bootstrap intervals of each scorer's metrics, and of the paired
+    difference between ``reference`` and every other scorer.
+
+    ``scorers`` maps a name to (probabilities, ranking score). With ``groups`` (e.g.
+    the dispute of each dispute-night) whole groups are resampled, so repeated scores
+    of one dispute do not narrow the interval. One long table: scorer, metric,
+    estimate, lo, hi (a difference is named ``"model - <scorer>"``). The calibration
+    error is biased upwards under resampling (noise adds to it), so its interval sits
+    above the estimate: read its upper end as a conservative bound.
+    """
+    y = np.asarray(y, dtype=float)
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        members = [np.array([i]) for i in range(len(y))]
+        draws = [rng.integers(0, len(y), len(y)) for _ in range(n_boot)]
+    else:
+        codes, uniq = pd.factorize(pd.Series(groups, dtype=object))
+        order = np.argsort(codes, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(codes, minlength=len(uniq)))[:-1])
+        draws = [np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+                 for _ in range(n_boot)]
+    names = list(scorers)
+    est = {n: {m: _boot_metric(m, y, np.asarray(scorers[n][0]), np.asarray(scorers[n][1]), bins) for m in metrics}
+           for n in names}
+    boot = {n: {m: np.empty(n_boot) for m in metrics} for n in names}
+    for b, idx in enumerate(draws):
+        yb = y[idx]
+        for n in names:
+            p, r = scorers[n]
+            pb, rb = np.asarray(p)[idx], np.asarray(r)[idx]
+            for m in metrics:
+                boot[n][m][b] = _boot_metric(m, yb, pb, rb, bins)
+    a = (1 - level) / 2
+    rows = []
+
+    def _row(name: str, m: str, e: float, draws_: np.ndarray) -> None:
+        ok = draws_[~np.isnan(draws_)]
+        lo, hi = (np.quantile(ok, [a, 1 - a]) if len(ok) else (np.nan, np.nan))
+        rows.append({"scorer": name, "metric": m, "estimate": e, "lo": float(lo), "hi": float(hi)})
+
+    for n in names:
+        for m in metrics:
+            _row(n, m, est[n][m], boot[n][m])
+    if reference in est:
+        for n in names:
+            if n != reference:
+                for m in metrics:
+                    _row(f"{reference} - {n}", m, est[reference][m] - est[n][m], boot[reference][m] - boot[n][m])
+    return pd.DataFrame(rows)
+
+
+def format_interval(row) -> str:
+    """``0.785 [0.762, 0.806]``."""
+    return f"{row['estimate']:.3f} [{row['lo']:.3f}, {row['hi']:.3f}]"
+
+
 @dataclass
 class Evaluation:
     """The result of evaluating a model on labelled points.
@@ -118,7 +223,8 @@ class Evaluation:
     ``by_group``: the model's metrics per group (attribute, group, metrics), alerts
     at the model's orange threshold (the 5% budget); ``frames``: the fairlearn
     ``MetricFrame`` per attribute (``.difference()``, ``.ratio()``);
-    ``calibration``: calibration-curve data per scorer; ``period``: what was scored.
+    ``calibration``: calibration-curve data per scorer; ``period``: what was scored;
+    ``intervals``: 95% bootstrap intervals (:func:`bootstrap_intervals`), when asked.
     """
 
     metrics: pd.DataFrame
@@ -126,43 +232,69 @@ class Evaluation:
     calibration: pd.DataFrame
     frames: dict[str, MetricFrame] = field(repr=False)
     period: dict = field(default_factory=dict)
+    intervals: pd.DataFrame | None = None
 
     def table(self, columns=("roc_auc", "average_precision", "brier", "ece", "precision@1%", "precision@5%",
                              "precision@10%", "recall@5%")) -> str:
         """The metrics table as text."""
         cols = [c for c in columns if c in self.metrics.columns]
         head = f"{self.period.get('n', '?')} labelled points, {self.period.get('positives', '?')} escalated"
-        return head + "\n" + self.metrics[cols].to_string(float_format=lambda v: f"{v:.4f}")
+        text = head + "\n" + self.metrics[cols].to_string(float_format=lambda v: f"{v:.4f}")
+        if self.intervals is not None and len(self.intervals):
+            text += "\n95% bootstrap intervals:\n" + self.interval_table().to_string()
+        return text
+
+    def interval_table(self) -> pd.DataFrame:
+        """Estimate and 95% interval per scorer (rows) and metric (columns), as text."""
+        if self.intervals is None or not len(self.intervals):
+            return pd.DataFrame()
+        iv = self.intervals.assign(text=self.intervals.apply(format_interval, axis=1))
+        return iv.pivot(index="scorer", columns="metric", values="text").reindex(
+            index=list(dict.fromkeys(iv["scorer"])), columns=list(dict.fromkeys(iv["metric"])))
 
     def to_dict(self) -> dict:
         """Plain-JSON form for the manifest and the model card."""
-        return jsonable({"period": self.period, "scorers": self.metrics.to_dict(orient="index"),
-                          "by_group": self.by_group.to_dict(orient="records"),
-                          "calibration": self.calibration.to_dict(orient="records")})
+        out = {"period": self.period, "scorers": self.metrics.to_dict(orient="index"),
+               "by_group": self.by_group.to_dict(orient="records"),
+               "calibration": self.calibration.to_dict(orient="records")}
+        if self.intervals is not None:
+            out["intervals"] = self.intervals.to_dict(orient="records")
+        return jsonable(out)
+
+
+def baseline_scores(X: pd.DataFrame, baselines: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(probabilities, ranking score) of each stored baseline on ``X``."""
+    p_lr = _logistic_proba(X, baselines["logistic_regression"])
+    s_ck, p_ck = _checklist_proba(X, baselines["checklist"])
+    return {"logistic_regression": (p_lr, p_lr), "checklist": (p_ck, s_ck)}
 
 
 def _evaluate_arrays(y: np.ndarray, X: pd.DataFrame, p_model: np.ndarray, baselines: dict,
-                     alert_threshold: float, budgets, bins: int, period: dict) -> Evaluation:
-    p_lr = _logistic_proba(X, baselines["logistic_regression"])
-    s_ck, p_ck = _checklist_proba(X, baselines["checklist"])
-    rows = {"model": score_metrics(y, p_model, budgets=budgets, bins=bins),
-            "logistic_regression": score_metrics(y, p_lr, budgets=budgets, bins=bins),
-            "checklist": score_metrics(y, p_ck, rank=s_ck, budgets=budgets, bins=bins)}
+                     alert_threshold: float, budgets, bins: int, period: dict, *,
+                     scores: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                     intervals: bool = False, groups: np.ndarray | None = None, seed: int = 0,
+                     n_boot: int = 200) -> Evaluation:
+    """Metrics of the model and the baselines; ``scores`` gives the baselines' (proba, rank)
+    directly (e.g. out-of-time predictions) instead of applying ``baselines`` to ``X``."""
+    scorers = {"model": (np.asarray(p_model, float), np.asarray(p_model, float)),
+               **(scores if scores is not None else baseline_scores(X, baselines))}
+    rows = {name: score_metrics(y, p, rank=r, budgets=budgets, bins=bins) for name, (p, r) in scorers.items()}
     metrics = pd.DataFrame.from_dict(rows, orient="index")
     metrics.index.name = "scorer"
-    curves = pd.concat([calibration_curve(y, p, bins).assign(scorer=name)
-                        for name, p in (("model", p_model), ("logistic_regression", p_lr), ("checklist", p_ck))],
+    curves = pd.concat([calibration_curve(y, p, bins).assign(scorer=name) for name, (p, _) in scorers.items()],
                        ignore_index=True)
-    groups = group_attributes(X)
+    groups_of = group_attributes(X)
     frames, parts = {}, []
     for attr in GROUP_ATTRIBUTES:
         mf = MetricFrame(metrics=_group_metrics(alert_threshold), y_true=y, y_pred=p_model,
-                         sensitive_features=groups[attr].rename(attr))
+                         sensitive_features=groups_of[attr].rename(attr))
         frames[attr] = mf
         bg = mf.by_group.reset_index().rename(columns={attr: "group"})
         bg.insert(0, "attribute", attr)
         parts.append(bg)
     by_group = pd.concat(parts, ignore_index=True)
     period = {**period, "n": int(len(y)), "positives": int(np.sum(y))}
-    return Evaluation(metrics=metrics, by_group=by_group, calibration=curves, frames=frames, period=period)
-
+    iv = (bootstrap_intervals(y, scorers, groups=groups, bins=bins, seed=seed, n_boot=n_boot)
+          if intervals else None)
+    return Evaluation(metrics=metrics, by_group=by_group, calibration=curves, frames=frames, period=period,
+                      intervals=iv)

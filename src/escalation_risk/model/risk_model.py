@@ -9,7 +9,8 @@ import pandas as pd
 from ..artifacts import ModelLoadError, read_model_dir, write_model_dir
 from ..dataset import Dataset
 from ..explain import global_importance, top_reasons
-from ..features import FEATURE_NAMES, build_features
+from ..features import Lexicon, build_features, feature_names
+from ..features.lexicon import lexicon_from_dict
 from ..response import ALERT_LEVELS, assign_levels, choose_plans, compute_trend
 from .calibration import apply_calibrator
 from .metrics import DEFAULT_BUDGETS, Evaluation
@@ -33,6 +34,12 @@ class RiskModel:
         self.feature_names: list[str] = list(manifest["features"]["names"])
         self.thresholds: dict[str, float] = dict(manifest["thresholds"])
         self.version: str = manifest["model_version"]
+        # A custom text lexicon travels with the model; None: the shipped one.
+        self.lexicon: Lexicon | None = (lexicon_from_dict(manifest["lexicon"], where="manifest lexicon")
+                                        if manifest.get("lexicon") else None)
+        # The held-out evaluation when ``train(..., holdout=...)`` made one (its figures
+        # are also in ``manifest["metrics"]["holdout"]``, which is what a loaded model has).
+        self.holdout: Evaluation | None = None
 
     def __repr__(self) -> str:
         return (f"RiskModel(version={self.version!r}, cutoff={self.manifest.get('cutoff')!r}, "
@@ -130,7 +137,7 @@ class RiskModel:
                 "reason_features", "plan"]
         if len(points) == 0:
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
-        X = build_features(ds, points)
+        X = build_features(ds, points, lexicon=self.lexicon)
         p = self.predict_proba(X)
         levels = assign_levels(p, thresholds or self.thresholds)
         out = pd.DataFrame({"dispute_id": X["dispute_id"].to_numpy(dtype=object),
@@ -153,11 +160,12 @@ class RiskModel:
         return out[cols]
 
     def evaluate(self, ds: Dataset, points: pd.DataFrame | None = None, *, start=None, end=None,
-                 budgets=DEFAULT_BUDGETS) -> Evaluation:
+                 budgets=DEFAULT_BUDGETS, intervals: bool = False, n_boot: int = 200, seed: int = 0) -> Evaluation:
         """See :func:`.evaluation.evaluate`."""
         from .evaluation import evaluate  # evaluation builds on this module
 
-        return evaluate(self, ds, points, start=start, end=end, budgets=budgets)
+        return evaluate(self, ds, points, start=start, end=end, budgets=budgets, intervals=intervals,
+                        n_boot=n_boot, seed=seed)
 
     def save(self, out_dir) -> None:
         """Write the model directory (see :mod:`.artifacts`); no pickle."""
@@ -175,7 +183,14 @@ def load_model(path) -> RiskModel:
     Raises :class:`~.artifacts.ModelLoadError` for a tampered, foreign or
     incompatible directory.
     """
-    parts = read_model_dir(path, expected_features=FEATURE_NAMES)
+    parts = read_model_dir(path)
+    try:
+        lex = lexicon_from_dict(parts["manifest"]["lexicon"]) if parts["manifest"].get("lexicon") else None
+    except ValueError as e:
+        raise ModelLoadError(f"{path}/manifest.json: {e}") from None
+    if parts["manifest"].get("features", {}).get("names") != feature_names(lex):
+        raise ModelLoadError(f"{path}/manifest.json: the model's feature list differs from the features this "
+                             f"version of escalation-risk computes; retrain the model")
     try:
         booster = lgb.Booster(model_str=parts["booster_text"])
     except lgb.basic.LightGBMError as e:

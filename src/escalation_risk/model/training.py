@@ -9,27 +9,40 @@ The design, in the order :func:`train` runs it:
    ``config["rescore_every_days"]`` also re-scored every so many days while still
    open, as the nightly job sees it. Only examples whose label is fully observed
    are used (``as_of + horizon <= cutoff``).
-3. **Temporal split.** The last ``validation_months`` of fully-labelled ``as_of``
-   form the validation window; training examples end one horizon before it, so no
-   training label window overlaps a validation one.
-4. **LightGBM** on the registry's features with native categoricals, conservative
-   settings, early stopping on the validation window, deterministic threads and
-   seed. No class re-weighting: the booster's raw scores are log-odds of the real
-   base rate.
-5. **Calibration** on the validation window: Platt scaling or isotonic regression,
-   whichever has the lower Brier score in 5-fold cross-validation there. Both are
-   stored as plain numbers.
-6. **Baselines and metrics** on the validation window: the model against a
-   logistic regression on the same features and a DASH/ODARA-style checklist;
-   ROC AUC, average precision, Brier, expected calibration error, precision and
-   recall at alert budgets, per-group metrics (fairlearn ``MetricFrame``).
-7. **Thresholds** for the alert levels from the validation window's
-   probabilities (:func:`response.choose_thresholds`).
+3. **Rolling-origin validation, for choosing only.** The last ``validation_months``
+   of labelled ``as_of`` are cut into ``folds`` consecutive windows. For each window
+   a booster is trained on every example whose label window ends before the window
+   starts (a gap of one horizon, so no label overlaps) and predicts the window: these
+   are out-of-time predictions. They choose, for each of a few parameter sets
+   (:data:`PARAM_GRID`), the number of trees (the minimum of the fold-averaged
+   validation log-loss), then the parameter set (the lowest such log-loss), the
+   calibration map and the alert thresholds.
+4. **Refit on all of it.** The final booster is trained with the chosen parameters and
+   number of trees on *every* labelled example up to the cutoff, the validation
+   windows included: the most recent history, the most informative for the months
+   ahead, is not thrown away.
+5. **Calibration** on the out-of-time predictions of step 3 (cross-fitting: the map is
+   never fitted on scores of examples the final booster saw): Platt scaling or
+   isotonic regression, whichever has the lower Brier score in 5-fold
+   cross-validation there. The fold boosters share the final one's parameters and
+   number of trees, so their raw scores are on its scale. Stored as plain numbers.
+6. **Baselines and metrics** on the same out-of-time windows: the model against a
+   logistic regression on the same features and a DASH/ODARA-style checklist, each
+   also fitted per fold on the fold's training examples only; ROC AUC, average
+   precision, Brier, expected calibration error, precision and recall at alert
+   budgets, per-group metrics (fairlearn ``MetricFrame``). The stored baselines are
+   refitted on all labelled examples, like the model.
+7. **Thresholds** for the alert levels from the calibrated out-of-time probabilities
+   (:func:`response.choose_thresholds`).
+8. **A true held-out figure**, with ``holdout=``: every dispute first reported after
+   the cutoff, at its report time, scored by the final model and both baselines, with
+   95% bootstrap intervals. Nothing in steps 1-7 saw these disputes or their labels.
 
 :class:`RiskModel` holds the booster, the calibration map, the baselines and the
 manifest; it scores, explains, evaluates and saves itself (no pickle, see
 :mod:`.artifacts`).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -40,27 +53,27 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from .._version import __version__
 from ..artifacts import jsonable
 from ..dataset import Dataset
 from ..explain import global_importance
-from ..features import CATEGORICAL, FEATURE_NAMES, REGISTRY, build_features
+from ..features import CATEGORICAL, REGISTRY, Lexicon, build_features, feature_names
 from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
 from .baselines import _fit_checklist, _fit_logistic
 from .calibration import apply_calibrator, fit_calibrator
-from .metrics import DEFAULT_BUDGETS, _evaluate_arrays
+from .metrics import DEFAULT_BUDGETS, _evaluate_arrays, baseline_scores
 from .points import example_points
 from .risk_model import RiskModel
 
 log = logging.getLogger(__name__)
 
-# Conservative settings: the model must hold on districts unlike the one it was
-# tuned on, so small trees, large leaves, subsampling and L2 over a tuned fit. On four
-# generated 20k districts, 7 leaves / 100 per leaf / L2 10 ranked as well as 15 or 31
-# leaves (mean AUC equal, precision at 5% +0.01) with less room to overfit.
+# Settings common to every parameter set: subsampling and categorical smoothing keep a
+# booster from chasing rare values; learning rate and early stopping set the size.
 LGB_PARAMS: dict[str, Any] = {
     "objective": "binary", "metric": "binary_logloss", "learning_rate": 0.03, "num_leaves": 7,
     "min_data_in_leaf": 100, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
@@ -68,16 +81,33 @@ LGB_PARAMS: dict[str, Any] = {
     "min_data_per_group": 50, "max_bin": 255, "verbosity": -1,
 }
 
+# The parameter sets compared by rolling-origin validation at every training (step 3 of
+# the design): from small, heavily regularised trees to LightGBM's own defaults of size,
+# so that a district with a lot of signal in interactions can use it and one with
+# little is not overfitted. Three sets keep training within a few boosters of the
+# single fit it replaced.
+PARAM_GRID: list[dict[str, Any]] = [
+    {"num_leaves": 7, "min_data_in_leaf": 100, "lambda_l2": 10.0},
+    {"num_leaves": 15, "min_data_in_leaf": 50, "lambda_l2": 3.0},
+    {"num_leaves": 31, "min_data_in_leaf": 20, "lambda_l2": 1.0, "feature_fraction": 0.6},
+]
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "rescore_every_days": None,     # also re-score open disputes every N days (None: report time only)
     "max_rescores": 12,             # at most this many later moments per dispute
-    "validation_months": 6,         # fully-labelled as_of months held out for early stopping and calibration
+    "validation_months": 6,         # the last labelled as_of months, cut into rolling-origin windows
+    "folds": 3,                     # rolling-origin windows (each trained on what came a horizon before it)
+    "param_grid": None,             # parameter sets to compare (None: PARAM_GRID); [] uses lgb_params only
     "burn_in_days": 0,              # skip examples this close to the start of the data (short histories)
     "recency_half_life_days": None,  # weight training examples down with age (None: equal weights)
     "num_boost_round": 600,
     "early_stopping_rounds": 50,
-    "num_threads": 2,
-    "lgb_params": {},               # overrides of LGB_PARAMS
+    "min_train_positives": 20,      # a fold with fewer escalated training examples is skipped
+    # One thread: on a shared machine OpenMP threads spin-wait for busy cores (a 150-tree
+    # fit took 19 s on 2 threads against 0.8 s on one, load 10 on 2 cores), and the
+    # boosters here are small; one thread is also the most reproducible across machines.
+    "num_threads": 1,
+    "lgb_params": {},               # overrides of LGB_PARAMS, applied to every parameter set
     "calibration": "auto",          # "auto" (lower CV Brier), "platt" or "isotonic"
     "calibration_folds": 5,
     "budget": dict(DEFAULT_BUDGET),  # cumulative share of disputes at or above each level
@@ -96,108 +126,246 @@ def _config(config: dict | None) -> dict:
 
 
 
-def _split(points: pd.DataFrame, *, cutoff: pd.Timestamp, start: pd.Timestamp, horizon: pd.Timedelta,
-           validation_months: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Masks of training and validation examples and the periods they cover."""
+def _folds(points: pd.DataFrame, *, cutoff: pd.Timestamp, start: pd.Timestamp, horizon: pd.Timedelta,
+           validation_months: int, folds: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], dict]:
+    """The labelled examples and the rolling-origin folds over them.
+
+    Returns the mask of labelled examples (``start <= as_of`` and ``as_of + horizon <=
+    cutoff``), one (train, window) pair of masks per fold, oldest window first, and the
+    periods they cover. A fold trains on examples whose label window ends when its
+    window starts, so no training label overlaps a validated one.
+    """
+    if folds < 1 or validation_months < 1:
+        raise ValueError(f"config: folds ({folds}) and validation_months ({validation_months}) must be >= 1")
     as_of = points["as_of"]
     labelled_end = cutoff - horizon                  # as_of + horizon <= cutoff
     val_start = labelled_end - pd.DateOffset(months=validation_months)
-    train_end = val_start - horizon                  # a gap of one horizon: no label window overlaps
-    if train_end <= start:
+    if val_start - horizon <= start:
         raise ValueError(f"cutoff {cutoff.date()} leaves no training period: the data start {start.date()}, "
                          f"validation needs {validation_months} months and two horizons of "
                          f"{horizon.days} days")
-    train = ((as_of >= start) & (as_of + horizon <= val_start)).to_numpy()
-    val = ((as_of >= val_start) & (as_of <= labelled_end)).to_numpy()
-    periods = {"train_as_of": [start, train_end], "validation_as_of": [val_start, labelled_end],
-               "labels_observed_until": cutoff}
-    return train, val, periods
+    labelled = ((as_of >= start) & (as_of <= labelled_end)).to_numpy()
+    edges = [val_start + (labelled_end - val_start) * k / folds for k in range(folds + 1)]
+    pairs, windows = [], []
+    for k in range(folds):
+        w0, w1 = edges[k], edges[k + 1]
+        window = labelled & ((as_of >= w0) & ((as_of <= w1) if k == folds - 1 else (as_of < w1))).to_numpy()
+        train = labelled & (as_of + horizon <= w0).to_numpy()
+        pairs.append((train, window))
+        windows.append({"train_as_of": [start, w0 - horizon], "window_as_of": [w0, w1]})
+    periods = {"train_as_of": [start, labelled_end], "validation_as_of": [val_start, labelled_end],
+               "labels_observed_until": cutoff, "folds": windows}
+    return labelled, pairs, periods
+
+
+def _lgb_dataset(X: pd.DataFrame, y: np.ndarray, weight: np.ndarray | None, reference=None) -> lgb.Dataset:
+    return lgb.Dataset(X, y, weight=weight, reference=reference, categorical_feature=CATEGORICAL,
+                       free_raw_data=False)
+
+
+def _recency_weight(as_of: pd.Series, half_life: float | None) -> np.ndarray | None:
+    if not half_life:
+        return None
+    age = (as_of.max() - as_of).dt.days.to_numpy(dtype=float)
+    return 0.5 ** (age / half_life)
+
+
+def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[np.ndarray, np.ndarray]],
+            grid: list[dict], base: dict, cfg: dict) -> tuple[int, int, list[dict], list[list[np.ndarray]]]:
+    """Rolling-origin validation of each parameter set: (chosen set, number of trees,
+    the search table, raw out-of-time scores per set and fold at its number of trees)."""
+    table: list[dict[str, Any]] = []
+    raws: list[list[np.ndarray]] = []
+    for i, overrides in enumerate(grid):
+        params = {**base, **overrides}
+        curves, boosters = [], []
+        for tr, wi in folds:
+            dtr = _lgb_dataset(F[tr], y[tr], _recency_weight(as_of[tr], cfg["recency_half_life_days"]))
+            dva = _lgb_dataset(F[wi], y[wi], None, reference=dtr)
+            rec: dict = {}
+            b = lgb.train(params, dtr, num_boost_round=cfg["num_boost_round"], valid_sets=[dva],
+                          valid_names=["window"],
+                          callbacks=[lgb.early_stopping(cfg["early_stopping_rounds"], verbose=False),
+                                     lgb.record_evaluation(rec)])
+            curves.append(np.asarray(rec["window"]["binary_logloss"]))
+            boosters.append(b)
+        # One number of trees for every fold: the minimum of the fold-averaged curve (over
+        # the rounds every fold ran), so the choice is the one the refit will use.
+        common = min(len(c) for c in curves)
+        mean_curve = np.mean([c[:common] for c in curves], axis=0)
+        n_trees = int(np.argmin(mean_curve)) + 1
+        raw = [np.asarray(b.predict(F[wi], raw_score=True, num_iteration=n_trees))
+               for b, (_, wi) in zip(boosters, folds)]
+        yw = np.concatenate([y[wi] for _, wi in folds])
+        table.append({"params": overrides, "n_trees": n_trees, "window_log_loss": float(mean_curve[n_trees - 1]),
+                      "window_auc": float(roc_auc_score(yw, np.concatenate(raw))) if 0 < yw.sum() < len(yw)
+                      else float("nan"),
+                      "fold_best_iterations": [int(np.argmin(c)) + 1 for c in curves]})
+        raws.append(raw)
+        log.info("parameter set %d %s: %d trees, window log-loss %.5f", i, overrides, n_trees,
+                 table[-1]["window_log_loss"])
+    best = int(np.argmin([float(t["window_log_loss"]) for t in table]))
+    return best, int(table[best]["n_trees"]), table, raws
 
 
 def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed: int = 0,
-          config: dict | None = None, outcomes: pd.DataFrame | None = None) -> RiskModel:
+          config: dict | None = None, outcomes: pd.DataFrame | None = None, holdout=None,
+          lexicon: Lexicon | None = None) -> RiskModel:
     """Train, calibrate and validate a model on the data known at ``cutoff``.
 
     See the module docstring for the design; ``config`` overrides
     :data:`DEFAULT_CONFIG`. ``outcomes`` (``AlertStore.outcomes()``) feeds the recorded
     outcomes of handled alerts back into the labels (those closed by the cutoff).
+    ``holdout``: ``True`` (every dispute first reported after the cutoff whose horizon
+    ends inside ``ds``), an end date (reported before it) or a ``(start, end)`` pair not
+    before the cutoff; its metrics, with 95% bootstrap intervals, go to
+    ``manifest["metrics"]["holdout"]`` and :attr:`RiskModel.holdout`. A holdout with
+    no labelled dispute raises ``ValueError``. ``lexicon`` (:func:`~escalation_risk.features.load_lexicon`)
+    replaces the shipped text lexicon; the model stores it and scores with it.
     Deterministic for a given dataset, cutoff, seed and ``num_threads``.
     """
     cfg = _config(config)
+    # BLAS (the logistic regressions, calibration) gets the same thread budget as
+    # LightGBM: on shared cores, spinning BLAS threads made each L-BFGS step 25 ms.
+    with threadpool_limits(limits=cfg["num_threads"]):
+        return _train(ds, cfg, cutoff=cutoff, horizon_days=horizon_days, seed=seed, outcomes=outcomes,
+                      holdout=holdout, lexicon=lexicon)
+
+
+def _train(ds: Dataset, cfg: dict, *, cutoff, horizon_days: int, seed: int, outcomes: pd.DataFrame | None,
+           holdout, lexicon: Lexicon | None) -> RiskModel:
     cutoff = pd.Timestamp(cutoff)
     horizon = pd.Timedelta(days=horizon_days)
+    hold_span = _holdout_span(holdout, cutoff)
     full_fingerprint = ds.fingerprint()
     known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
     start = pd.Timestamp(known.incidents["reported_at"].min()) + pd.Timedelta(days=cfg["burn_in_days"])
 
     points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
                             until=cutoff)
-    tr, va, periods = _split(points, cutoff=cutoff, start=start, horizon=horizon,
-                             validation_months=cfg["validation_months"])
-    points = points[tr | va].reset_index(drop=True)
-    is_val = va[tr | va]
+    labelled, folds, periods = _folds(points, cutoff=cutoff, start=start, horizon=horizon,
+                                      validation_months=cfg["validation_months"], folds=cfg["folds"])
+    points = points[labelled].reset_index(drop=True)
+    folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
     if outcomes is not None and len(outcomes):
         outcomes = outcomes[pd.to_datetime(outcomes["closed_at"]) <= cutoff]
     y = make_labels(known, points, horizon_days=horizon_days, offences=cfg["offences"],
                     shared_party=cfg["shared_party"], outcomes=outcomes).to_numpy()
     ok = ~np.isnan(y)  # the cut data end a little before the cutoff: drop what they cannot label
-    points, y, is_val = points[ok].reset_index(drop=True), y[ok].astype(int), is_val[ok]
-    if len(np.unique(y[~is_val])) < 2 or len(np.unique(y[is_val])) < 2:
-        raise ValueError(f"training ({int((~is_val).sum())} examples) and validation ({int(is_val.sum())}) "
-                         f"both need escalated and non-escalated disputes; choose a later cutoff")
-    X = build_features(known, points)
-    F = X[FEATURE_NAMES]
-    Xtr, Xva, ytr, yva = F[~is_val], F[is_val], y[~is_val], y[is_val]
-    log.info("training on %d examples (%d escalated), validating on %d (%d escalated)",
-             len(ytr), ytr.sum(), len(yva), yva.sum())
+    points, y = points[ok].reset_index(drop=True), np.nan_to_num(y[ok]).astype(int)
+    folds = [(tr[ok], wi[ok]) for tr, wi in folds]
+    # A fold needs both outcomes in its window and enough escalations to learn from.
+    kept = [k for k, (tr, wi) in enumerate(folds)
+            if y[tr].sum() >= cfg["min_train_positives"] and (~y[tr].astype(bool)).any()
+            and 0 < y[wi].sum() < wi.sum()]
+    if not kept:
+        raise ValueError(f"no validation fold has escalated and non-escalated disputes in its window and at "
+                         f"least {cfg['min_train_positives']} escalated training examples before it "
+                         f"({int(y.sum())} escalated of {len(y)} labelled examples); choose a later cutoff")
+    periods["folds"] = [periods["folds"][k] for k in kept]
+    folds = [folds[k] for k in kept]
+    names = feature_names(lexicon)
+    X = build_features(known, points, lexicon=lexicon)
+    F = X[names]
+    as_of = points["as_of"]
+    oot = np.zeros(len(y), dtype=bool)
+    for _, wi in folds:
+        oot |= wi
+    log.info("training on %d labelled examples (%d escalated); %d rolling-origin windows hold %d (%d escalated)",
+             len(y), y.sum(), len(folds), oot.sum(), y[oot].sum())
 
-    params = {**LGB_PARAMS, **cfg["lgb_params"], "seed": seed, "deterministic": True,
-              "num_threads": cfg["num_threads"], "force_col_wise": True}
-    weight = None
-    if cfg["recency_half_life_days"]:
-        age = (points["as_of"][~is_val].max() - points["as_of"][~is_val]).dt.days.to_numpy(dtype=float)
-        weight = 0.5 ** (age / cfg["recency_half_life_days"])
-    dtr = lgb.Dataset(Xtr, ytr, weight=weight, categorical_feature=CATEGORICAL, free_raw_data=False)
-    dva = lgb.Dataset(Xva, yva, reference=dtr, categorical_feature=CATEGORICAL, free_raw_data=False)
-    booster = lgb.train(params, dtr, num_boost_round=cfg["num_boost_round"], valid_sets=[dva],
-                        valid_names=["validation"],
-                        callbacks=[lgb.early_stopping(cfg["early_stopping_rounds"], verbose=False)])
-    # Keep only the trees early stopping chose, so the saved model is the validated one.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    base = {**LGB_PARAMS, **cfg["lgb_params"], "seed": seed, "deterministic": True,
+            "num_threads": cfg["num_threads"], "force_col_wise": True}
+    grid = PARAM_GRID if cfg["param_grid"] is None else (cfg["param_grid"] or [{}])
+    grid = [{**g, **cfg["lgb_params"]} for g in grid]  # explicit overrides win over every set
+    best, n_trees, search, raws = _search(F, y, as_of, folds, grid, base, cfg)
+    params = {**base, **grid[best]}
 
-    raw_va = np.asarray(booster.predict(Xva, raw_score=True))
-    calibrator = fit_calibrator(raw_va, yva, method=cfg["calibration"], folds=cfg["calibration_folds"], seed=seed)
-    p_va = apply_calibrator(raw_va, calibrator)
-    thresholds = choose_thresholds(p_va, cfg["budget"])
+    # Out-of-time predictions of the chosen set, window by window, oldest first.
+    y_oot = np.concatenate([y[wi] for _, wi in folds])
+    X_oot = pd.concat([X[wi] for _, wi in folds], ignore_index=True)
+    raw_oot = np.concatenate(raws[best])
+    calibrator = fit_calibrator(raw_oot, y_oot, method=cfg["calibration"], folds=cfg["calibration_folds"],
+                                seed=seed)
+    p_oot = apply_calibrator(raw_oot, calibrator)
+    thresholds = choose_thresholds(p_oot, cfg["budget"])
+    fold_scores: dict[str, list[np.ndarray]] = {"logistic_regression": [], "checklist": []}
+    for tr, wi in folds:  # the baselines out of time too, each from its fold's training examples only
+        bs = baseline_scores(F[wi], {"logistic_regression": _fit_logistic(F[tr], y[tr], seed),
+                                     "checklist": _fit_checklist(F[tr], y[tr])})
+        for name, (p, r) in bs.items():
+            fold_scores[name].append(np.stack([p, r]))
+    oot_scores = {name: tuple(np.concatenate(v, axis=1)) for name, v in fold_scores.items()}
+    ev = _evaluate_arrays(y_oot, X_oot, p_oot, {}, thresholds["orange"], DEFAULT_BUDGETS, cfg["ece_bins"],
+                          {"what": "out-of-time predictions of the rolling-origin windows (the fold boosters)",
+                           "start": periods["validation_as_of"][0], "end": periods["validation_as_of"][1]},
+                          scores=oot_scores)
 
-    baselines = {"logistic_regression": _fit_logistic(Xtr, ytr, seed), "checklist": _fit_checklist(Xtr, ytr)}
-    ev = _evaluate_arrays(yva, Xva, p_va, baselines, thresholds["orange"], DEFAULT_BUDGETS, cfg["ece_bins"],
-                          {"what": "validation window", "start": periods["validation_as_of"][0],
-                           "end": periods["validation_as_of"][1]})
-    contrib = np.asarray(booster.predict(Xva, pred_contrib=True))
-    importance = global_importance(pd.DataFrame(contrib, columns=FEATURE_NAMES + ["bias"]))
+    # The refit: every labelled example, the chosen parameters and number of trees.
+    dall = _lgb_dataset(F, y, _recency_weight(as_of, cfg["recency_half_life_days"]))
+    booster = lgb.train(params, dall, num_boost_round=n_trees)
+    baselines = {"logistic_regression": _fit_logistic(F, y, seed), "checklist": _fit_checklist(F, y)}
+    recent = F[oot]
+    if len(recent) > 5000:  # importance from a fixed sample: TreeSHAP costs ~0.1-1 ms a row
+        recent = recent.sample(5000, random_state=seed)
+    contrib = np.asarray(booster.predict(recent, pred_contrib=True))
+    importance = global_importance(pd.DataFrame(contrib, columns=names + ["bias"]))
 
     booster_text = booster.model_to_string()
     version = f"{cutoff:%Y%m%d}-s{seed}-{hashlib.sha256(booster_text.encode()).hexdigest()[:10]}"
-    manifest = jsonable({
+    fold_rows = [{**periods["folds"][k], "n_train": int(tr.sum()), "positives_train": int(y[tr].sum()),
+                  "n_window": int(wi.sum()), "positives_window": int(y[wi].sum())}
+                 for k, (tr, wi) in enumerate(folds)]
+    periods["folds"] = fold_rows
+    manifest = {
         "model_version": version,
         "library_version": __version__,
         "lightgbm_version": lgb.__version__,
         "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "cutoff": cutoff, "seed": seed,
         "labels": {"horizon_days": horizon_days, "offences": cfg["offences"], "shared_party": cfg["shared_party"]},
-        "features": {"names": FEATURE_NAMES,
-                     "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in FEATURE_NAMES},
+        "features": {"names": names,
+                     "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in names},
                      "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
         "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
                           "time_varying_facts": time_varying_facts(ds.tables()),
                           "source": ds.source},
-        "training": {"config": cfg, "lightgbm_params": params, "best_iteration": booster.current_iteration(),
-                     "periods": periods, "n_train": len(ytr), "positives_train": int(ytr.sum()),
-                     "n_validation": len(yva), "positives_validation": int(yva.sum())},
-        "calibration": {"method": calibrator["method"], "cv": calibrator["cv"]},
+        "training": {"config": cfg, "lightgbm_params": params, "best_iteration": n_trees,
+                     "search": search, "chosen": best,
+                     "periods": periods, "n_train": len(y), "positives_train": int(y.sum()),
+                     "n_validation": int(len(y_oot)), "positives_validation": int(y_oot.sum())},
+        "calibration": {"method": calibrator["method"], "cv": calibrator["cv"],
+                        "fitted_on": "out-of-time predictions of the rolling-origin windows"},
         "budget": cfg["budget"], "thresholds": thresholds,
         "metrics": {"validation": ev.to_dict()},
+        **({"lexicon": lexicon.to_dict()} if lexicon is not None else {}),
         "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
-    })
-    return RiskModel(lgb.Booster(model_str=booster_text), calibrator, manifest, baselines)
+    }
+    model = RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines)
+    if hold_span is not None:
+        # Imported here: evaluation builds on this module (backtest trains).
+        from .evaluation import evaluate
+        hold = evaluate(model, ds, start=hold_span[0], end=hold_span[1], intervals=True, seed=seed)
+        model.manifest["metrics"]["holdout"] = hold.to_dict()
+        model.holdout = hold
+    return model
+
+
+def _holdout_span(holdout, cutoff: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp | None] | None:
+    """``holdout`` as a [start, end) span of report dates, never before the cutoff."""
+    if holdout is None or holdout is False:
+        return None
+    if holdout is True:
+        return cutoff, None
+    if isinstance(holdout, (tuple, list)):
+        if len(holdout) != 2:
+            raise ValueError(f"holdout: give True, an end date or (start, end), got {holdout!r}")
+        hs, he = pd.Timestamp(holdout[0]), (pd.Timestamp(holdout[1]) if holdout[1] is not None else None)
+    else:
+        hs, he = cutoff, pd.Timestamp(holdout)
+    if hs < cutoff:
+        raise ValueError(f"holdout starts {hs.date()}, before the cutoff {cutoff.date()}: those disputes "
+                         f"are training examples, not held out")
+    if he is not None and he <= hs:
+        raise ValueError(f"holdout ends {he.date()}, not after its start {hs.date()}")
+    return hs, he
