@@ -198,7 +198,8 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"RiskClassifier.fit: y has {len(labels)} labels for {len(pts)} points")
             bad = np.flatnonzero(~np.isnan(labels) & ~np.isin(labels, (0.0, 1.0)))
             if len(bad):
-                raise ValueError(f"RiskClassifier.fit: y row {int(bad[0])}: value {float(labels[bad[0]])} is not 0 or 1")
+                raise ValueError(f"RiskClassifier.fit: y row {int(bad[0])}: value {float(labels[bad[0]])} "
+                                 f"is not 0 or 1")
         cfg = _config(self.train_config())
         with threadpool_limits(limits=cfg["num_threads"]):
             self.model_ = _train_on_points(ds, pts, labels, cfg, cutoff=cutoff, horizon_days=self.horizon_days,
