@@ -6,6 +6,7 @@ import warnings
 
 import pandas as pd
 import pytest
+from pg import pg_server, store_url  # noqa: F401  (fixtures: a throwaway PostgreSQL server)
 
 KEY = "test-key"
 

@@ -15,6 +15,9 @@ The public API is this page; everything else is importable but not promised::
 """
 
 from ._version import __version__  # noqa: E402,F401
+from ._pandera_import import import_pandera  # noqa: E402
+
+import_pandera()  # before any module that validates: see _pandera_import
 
 from .contract import CONTRACT_VERSION  # noqa: E402
 from .dataset import DataValidationError, Dataset, load_dataset  # noqa: E402
