@@ -19,9 +19,10 @@ from escalation_risk.artifacts import ModelLoadError
 from escalation_risk.cli import main as cli
 from escalation_risk.features import FEATURE_NAMES, REGISTRY, build_features
 from escalation_risk.model import (
-    RiskModel, _split, apply_calibrator, backtest, evaluate, example_points, fit_calibrator, load_model,
+    RiskModel, apply_calibrator, backtest, evaluate, example_points, fit_calibrator, load_model,
     report_points, train,
 )
+from escalation_risk.model.training import _split
 from escalation_risk.model_card import write_model_card
 from escalation_risk.synth import generate_district
 

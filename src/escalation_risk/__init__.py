@@ -14,21 +14,21 @@ The public API is this page; everything else is importable but not promised::
     a = er.Scorer(model, ds).score_dispute(dispute, parties)
 """
 
-from ._version import __version__  # noqa: E402,F401
 from ._pandera_import import import_pandera  # noqa: E402
+from ._version import __version__  # noqa: E402,F401
 
 import_pandera()  # before any module that validates: see _pandera_import
 
-from .contract import CONTRACT_VERSION  # noqa: E402
-from .dataset import DataValidationError, Dataset, load_dataset  # noqa: E402
-from .linking import explain_links, link_persons  # noqa: E402
-from .graph import build_graph  # noqa: E402
-from .features import build_features, feature_table  # noqa: E402
-from .labels import make_labels  # noqa: E402
-from .model import RiskModel, backtest, evaluate, load_model, train  # noqa: E402
-from .scoring import RiskAssessment, Scorer, score_dispute  # noqa: E402
 from .alerts import AlertStore  # noqa: E402
+from .contract import CONTRACT_VERSION  # noqa: E402
+from .dataset import Dataset, DataValidationError, load_dataset  # noqa: E402
+from .features import build_features, feature_table  # noqa: E402
+from .graph import build_graph  # noqa: E402
+from .labels import make_labels  # noqa: E402
+from .linking import explain_links, link_persons  # noqa: E402
+from .model import RiskModel, backtest, evaluate, load_model, train  # noqa: E402
 from .nightly import run_night  # noqa: E402
+from .scoring import RiskAssessment, Scorer, score_dispute  # noqa: E402
 
 __all__ = [
     "CONTRACT_VERSION", "DataValidationError", "Dataset", "load_dataset",

@@ -18,9 +18,15 @@ unpickled, so a model directory can be reviewed and cannot run code.
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
+import math
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from ._version import __version__
 
@@ -120,5 +126,21 @@ def read_model_dir(path, *, expected_features: list[str] | None = None) -> dict:
             "baselines": baselines, "manifest": manifest}
 
 
-__all__ = ["ModelLoadError", "write_model_dir", "read_model_dir", "sha256_file", "MODEL_FILE",
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: NaN becomes None, numpy scalars become Python ones."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, (pd.Timestamp, _dt.datetime, _dt.date)):
+        return pd.Timestamp(obj).isoformat()
+    return obj
+
+
+__all__ = ["ModelLoadError", "jsonable", "write_model_dir", "read_model_dir", "sha256_file", "MODEL_FILE",
            "CALIBRATOR_FILE", "BASELINES_FILE", "MANIFEST_FILE"]

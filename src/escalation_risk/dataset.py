@@ -31,9 +31,10 @@ import hmac
 import logging
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -42,8 +43,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .contract import (
-    DISPUTE_CATEGORIES, OFFENCE_CATEGORIES, PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES,
-    Column, TableSpec,
+    DISPUTE_CATEGORIES,
+    OFFENCE_CATEGORIES,
+    PII_COLUMNS,
+    REQUIRED_TABLES,
+    TABLE_ORDER,
+    TABLES,
+    Column,
+    TableSpec,
 )
 
 log = logging.getLogger(__name__)
@@ -337,7 +344,7 @@ class Dataset:
 
     @classmethod
     def from_frames(cls, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | None = None,
-                    pseudonymised: bool = False, **tables: pd.DataFrame) -> "Dataset":
+                    pseudonymised: bool = False, **tables: pd.DataFrame) -> Dataset:
         """Build a Dataset from DataFrames named like the contract's tables, with full validation.
 
         ``pseudonymised=True`` says the personal-data columns already hold pseudonyms
@@ -363,7 +370,7 @@ class Dataset:
         return pd.DataFrame(rows)
 
     def append(self, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | None = None,
-               **tables: pd.DataFrame) -> "Dataset":
+               **tables: pd.DataFrame) -> Dataset:
         """A new Dataset: this one plus new rows, validated like a file (only the new rows
         are checked, against this dataset's ids and references)."""
         unknown = set(tables) - set(TABLES)
@@ -373,7 +380,7 @@ class Dataset:
                      base=self)
         return out
 
-    def cut(self, as_of) -> "Dataset":
+    def cut(self, as_of) -> Dataset:
         """The dataset as it stood at ``as_of``: only records available by then.
 
         Incidents reported later vanish (with their parties and mediations); a
@@ -642,7 +649,8 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
                 problems.append((i, "reported_at", rep, "must not be before occurred_at"))
             kind, cat = parsed["kind"][i], parsed["category"][i]
             if kind is not None and cat is not None and cat not in (offence if kind == "criminal_case" else dispute):
-                problems.append((i, "category", cat, "an offence code only on criminal cases, a dispute code otherwise"))
+                problems.append((i, "category", cat,
+                                 "an offence code only on criminal cases, a dispute code otherwise"))
     if problems:
         frames = [_problems(spec.name, [r], col, [v], reason) for r, col, v, reason in problems]
         raise DataValidationError(pd.concat(frames, ignore_index=True).sort_values("row", kind="stable"))

@@ -85,7 +85,7 @@ def _held_out(test, nights) -> str:
 
 
 def write_model_card(model, out_dir, test=None, nights=None) -> Path:
-    """Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path.
+    r"""Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path.
 
     ``test`` and ``nights`` are optional :class:`~escalation_risk.model.Evaluation`\ s on
     disputes after the cutoff (held out): at report time, and open on monthly nights.

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .dataset import DataValidationError, Dataset, load_dataset, validate_rows
+from .dataset import Dataset, DataValidationError, load_dataset, validate_rows
 from .features import compute_features, history_index, points_from_records
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLANS, assign_levels, choose_plan

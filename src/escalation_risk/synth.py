@@ -1089,7 +1089,7 @@ def _descriptions(rng: np.random.Generator, kind: np.ndarray, cat: np.ndarray, h
     out = np.empty(N, dtype=object)
     out[:] = ""
     is_crime = kind == _K["criminal_case"]
-    for lang, mask_l, body_d, off_d, pre_d in ((0, ~en, _ZH_BODY, _ZH_OFFENCE, _ZH_PREFIX), (1, en, _EN_BODY, _EN_OFFENCE, _EN_PREFIX)):
+    for _lang, mask_l, body_d, off_d, pre_d in ((0, ~en, _ZH_BODY, _ZH_OFFENCE, _ZH_PREFIX), (1, en, _EN_BODY, _EN_OFFENCE, _EN_PREFIX)):
         for ki, kname in enumerate(INCIDENT_KINDS):
             m = mask_l & (kind == ki)
             if not m.any():

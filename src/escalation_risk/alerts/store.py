@@ -1052,7 +1052,8 @@ def _apply_alerts(
             if r["level"] in alert_levels:
                 to_raise.append(
                     {
-                        **{k: r[k] for k in ("dispute_id", "level", "probability", "trend", "delta", "reasons", "plan")},
+                        **{k: r[k] for k in ("dispute_id", "level", "probability", "trend", "delta", "reasons",
+                                             "plan")},
                         "model_version": model_version,
                         "district": district,
                         "status": "raised",

@@ -20,7 +20,7 @@ def validate(data_dir: str, report: str | None, show: int) -> None:
         ds = load_dataset(data_dir, errors="quarantine")
     except DataValidationError as e:  # structural: missing table/column, unreadable file
         click.echo(str(e), err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     click.echo(ds.summary().to_string(index=False))
     q = ds.quarantine
     if report:
@@ -29,7 +29,7 @@ def validate(data_dir: str, report: str | None, show: int) -> None:
     if len(q):
         click.echo(f"\n{len(q)} problem(s) in {sum(len(r) for r in ds.rejected.values())} row(s):", err=True)
         click.echo(q.head(show).to_string(index=False), err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     inc = ds.incidents
     click.echo(f"\nvalid: {len(inc)} incidents from {inc['reported_at'].min():%Y-%m-%d} "
                f"to {inc['reported_at'].max():%Y-%m-%d}; "

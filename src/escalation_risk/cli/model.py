@@ -12,7 +12,7 @@ def _load(data_dir: str):
         return load_dataset(data_dir)
     except DataValidationError as e:
         click.echo(str(e), err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 @click.command()
@@ -24,7 +24,8 @@ def _load(data_dir: str):
 @click.option("--rescore-every", "rescore_every", default=None, type=click.IntRange(min=1),
               help="Also train on open disputes re-scored every N days (as the nightly job sees them).")
 @click.option("--max-rescores", default=6, show_default=True, type=click.IntRange(min=1))
-@click.option("--store", default=None, help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
+@click.option("--store", default=None,
+              help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
 def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
           max_rescores: int, store: str | None) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
@@ -41,7 +42,7 @@ def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, res
         model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
     except ValueError as e:
         click.echo(f"training failed: {e}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     model.save(out_dir)
     from ..model import night_points
     test, nights = None, None
@@ -78,12 +79,12 @@ def evaluate(data_dir: str, model_dir: str, start: str | None, end: str | None) 
         model = load_model(model_dir)
     except ValueError as e:  # ModelLoadError is a ValueError
         click.echo(f"cannot load the model: {e}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     ds = _load(data_dir)
     try:
         ev = model.evaluate(ds, start=start, end=end)
     except ValueError as e:
         click.echo(f"evaluation failed: {e}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     click.echo(f"model {model.version} on {data_dir}")
     click.echo(ev.table())

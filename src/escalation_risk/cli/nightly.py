@@ -32,7 +32,7 @@ def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str,
     try:
         night = pd.Timestamp(as_of)
     except ValueError:
-        raise click.BadParameter(f"not a date: {as_of!r}", param_hint="--as-of")
+        raise click.BadParameter(f"not a date: {as_of!r}", param_hint="--as-of") from None
     levels = _thresholds(thresholds) if thresholds else None
     if progress is None:
         progress = sys.stderr.isatty()
@@ -41,7 +41,7 @@ def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str,
                            thresholds=levels)
     except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     click.echo(str(report))
     if "scores" in report.files:
         click.echo(f"scores: {report.files['scores']}")
@@ -53,8 +53,8 @@ def _thresholds(text: str) -> dict[str, float]:
         pairs = dict(part.split("=", 1) for part in text.split(","))
         out = {k.strip(): float(v) for k, v in pairs.items()}
     except ValueError:
-        raise click.BadParameter(f"expected red=P,orange=P,yellow=P, got {text!r}", param_hint="--thresholds")
+        raise click.BadParameter(f"expected red=P,orange=P,yellow=P, got {text!r}", param_hint="--thresholds") from None
     if set(out) != {"red", "orange", "yellow"} or not (out["red"] >= out["orange"] >= out["yellow"]):
         raise click.BadParameter("give red, orange and yellow, with red >= orange >= yellow",
-                                 param_hint="--thresholds")
+                                 param_hint="--thresholds") from None
     return out

@@ -9,7 +9,7 @@ from ..contract import DISPUTE_CATEGORIES, SOURCES
 from .common import group_max, group_sum
 from .index import DAY, HistoryIndex
 from .points import PointSet
-from .registry import Feature, REGISTRY
+from .registry import REGISTRY, Feature
 
 FAMILY = "dispute"
 

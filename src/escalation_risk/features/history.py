@@ -13,7 +13,7 @@ import numpy as np
 from .common import WINDOWS, group_max, group_min, group_sum, lo_of, unique_parties
 from .index import DAY, OFF, SHIFT, HistoryIndex
 from .points import PointSet
-from .registry import Feature, REGISTRY
+from .registry import REGISTRY, Feature
 
 FAMILY = "party_history"
 

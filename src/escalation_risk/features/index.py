@@ -80,7 +80,7 @@ class Timeline:
     payload: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, ent, t, **payload) -> "Timeline":
+    def build(cls, ent, t, **payload) -> Timeline:
         ent = np.asarray(ent, dtype=np.int64)
         t = np.asarray(t, dtype=np.int64)
         ok = ent >= 0
@@ -112,7 +112,7 @@ class Timeline:
         """(query row, event position) for every event of each query in its window."""
         return ragged(*self.bounds(ent, lo, hi))
 
-    def merge(self, other: "Timeline") -> "Timeline":
+    def merge(self, other: Timeline) -> Timeline:
         """This timeline with ``other``'s events added (for appending new records)."""
         return Timeline.build(np.concatenate([self.ent, other.ent]), np.concatenate([self.t, other.t]),
                               **{k: np.concatenate([v, other.payload[k]]) for k, v in self.payload.items()})
@@ -185,7 +185,8 @@ class HistoryIndex:
         # (incident, person) membership, hashed once so a point's own-dispute test is O(1).
         self.inc_person = pd.Index(unique_keys(pp["inc"].to_numpy(np.int64) * SHIFT + pp["person"].to_numpy(np.int64)))
         org = ~is_person
-        op = pd.DataFrame({"inc": pi[org], "org": self.orgs.get_indexer(parties["party_id"][org].to_numpy(dtype=object))})
+        org_ids = parties["party_id"][org].to_numpy(dtype=object)
+        op = pd.DataFrame({"inc": pi[org], "org": self.orgs.get_indexer(org_ids)})
         op = op[op["org"] >= 0].drop_duplicates()
         self.org_party_inc = Timeline.build(op["inc"], np.zeros(len(op), np.int64), org=op["org"].to_numpy())
 

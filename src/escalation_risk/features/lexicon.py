@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-
 @dataclass(frozen=True)
 class Lexicon:
     """Signals with their patterns and their readable labels (English, Chinese)."""

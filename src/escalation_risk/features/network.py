@@ -13,7 +13,7 @@ import numpy as np
 from .common import households_at, members_at, minus, unique_pairs, unique_parties
 from .index import HistoryIndex
 from .points import PointSet
-from .registry import Feature, REGISTRY
+from .registry import REGISTRY, Feature
 
 FAMILY = "network"
 

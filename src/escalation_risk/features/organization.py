@@ -9,7 +9,7 @@ import numpy as np
 from .common import group_max
 from .index import DAY, HistoryIndex
 from .points import PointSet
-from .registry import Feature, REGISTRY
+from .registry import REGISTRY, Feature
 
 FAMILY = "organization"
 

@@ -11,7 +11,7 @@ from ..contract import RELATIONS
 from .common import group_max, households_at, pack, unique_parties, unpack
 from .index import DAY, SHIFT, HistoryIndex, ragged
 from .points import PointSet
-from .registry import Feature, REGISTRY
+from .registry import REGISTRY, Feature
 
 FAMILY = "pair"
 MAX_PARTIES = 12  # pairs among at most this many parties per dispute (mass disputes have hundreds)

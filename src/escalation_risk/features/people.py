@@ -10,7 +10,7 @@ from ..contract import FLAGS
 from .common import group_max, group_min, group_sum, unique_parties
 from .index import HistoryIndex
 from .points import PointSet
-from .registry import Feature, REGISTRY
+from .registry import REGISTRY, Feature
 
 FAMILY = "people"
 FLAG_TEXT = {

@@ -13,7 +13,7 @@ from ..contract import PLACE_TYPES
 from .common import group_min, households_at, unique_parties
 from .index import DAY, HistoryIndex, Timeline
 from .points import PointSet
-from .registry import Feature, REGISTRY
+from .registry import REGISTRY, Feature
 
 FAMILY = "place"
 
