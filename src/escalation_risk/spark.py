@@ -135,18 +135,18 @@ def link_rows_filter(spark: Any) -> Callable[[list[tuple[str, str]], bytes], pd.
         todo = spark.sparkContext.parallelize(items, len(items)).toDF("district string, folder string")
         k = todo.mapInPandas(keys, schema).cache()
         try:
-            by_id = (k.where(F.col("id_number").isNotNull()).groupBy("id_number")
-                     .agg(F.countDistinct("district").alias("n")).where("n >= 2").select("id_number"))
-            triple = F.concat_ws("|", "name", F.col("birth_year").cast("bigint").cast("string"), "phone")
-            kt = k.withColumn("_t", F.when(F.col("name").isNotNull() & F.col("birth_year").isNotNull()
-                                           & F.col("phone").isNotNull(), triple))
-            by_t = (kt.where(F.col("_t").isNotNull()).groupBy("_t").agg(F.countDistinct("district").alias("n"))
-                    .where("n >= 2").select("_t"))
-            shared = (kt.join(F.broadcast(by_id.withColumn("_i", F.lit(True))), "id_number", "left")
-                      .join(F.broadcast(by_t.withColumn("_s", F.lit(True))), "_t", "left")
-                      .where(F.col("_i").isNotNull() | F.col("_s").isNotNull())
-                      .select("district", "person_id", "local_key", *LINK_COLUMNS))
-            rows = shared.toPandas()
+            # One column of identifiers (the id number, and the full triple) and one
+            # aggregation: those held in two districts or more, joined back to their rows.
+            triple = F.when(F.col("name").isNotNull() & F.col("birth_year").isNotNull() & F.col("phone").isNotNull(),
+                            F.concat_ws("|", F.lit("t"), "name", F.col("birth_year").cast("bigint").cast("string"),
+                                        "phone"))
+            ident = F.explode(F.array_compact(F.array(F.concat_ws("|", F.lit("i"), "id_number"), triple)))
+            kid = k.where(F.col("id_number").isNotNull() | triple.isNotNull()).select("*", ident.alias("_k"))
+            kid = kid.where(F.col("_k") != "i")  # concat_ws skips nulls: "i" alone is no id number
+            shared = (kid.groupBy("_k").agg(F.countDistinct("district").alias("_n")).where("_n >= 2")
+                      .select("_k"))
+            rows = (kid.join(F.broadcast(shared), "_k", "left_semi")
+                    .select("district", "person_id", "local_key", *LINK_COLUMNS).distinct().toPandas())
         finally:
             k.unpersist()
         return rows.astype({c: object for c in rows.columns if c != "birth_year"}).sort_values(

@@ -114,7 +114,7 @@ from escalation_risk.contract import (
     TENURES,
 )
 
-__all__ = ["generate_tables", "generate_district", "write_tables", "generate_province", "write_province"]
+__all__ = ["generate_tables", "generate_district", "write_tables", "generate_province", "iter_province", "write_province"]
 
 CENTRE = (30.27, 120.16)
 DISTRICT_NAME = "示范区"
@@ -1511,7 +1511,13 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, fmt: str 
 
 def generate_province(n_districts: int, n_persons: int, seed: int = 0, shared: float = 0.02,
                       start: str = "2021-07-01", end: str = "2025-06-30") -> dict[str, dict[str, pd.DataFrame]]:
-    """A synthetic province: district code -> raw contract tables (contract 1.1, "A province").
+    """A synthetic province: district code -> raw contract tables (see :func:`iter_province`)."""
+    return dict(iter_province(n_districts, n_persons, seed=seed, shared=shared, start=start, end=end))
+
+
+def iter_province(n_districts: int, n_persons: int, seed: int = 0, shared: float = 0.02,
+                  start: str = "2021-07-01", end: str = "2025-06-30"):
+    """The districts of a synthetic province, one at a time: (district code, raw contract tables).
 
     Each district is :func:`generate_tables` with its own seed, so ids repeat across
     districts (they are unique inside a district only). A fraction ``shared`` of each
@@ -1522,7 +1528,6 @@ def generate_province(n_districts: int, n_persons: int, seed: int = 0, shared: f
     if n_districts < 1 or not 0 <= shared < 1:
         raise ValueError(f"need n_districts >= 1 and 0 <= shared < 1, got {n_districts!r}, {shared!r}")
     rng = np.random.default_rng(seed)
-    out: dict[str, dict[str, pd.DataFrame]] = {}
     prev: pd.DataFrame | None = None
     for i in range(n_districts):
         tables, _ = generate_tables(n_persons, seed=seed * 1000 + i, start=start, end=end)
@@ -1540,14 +1545,13 @@ def generate_province(n_districts: int, n_persons: int, seed: int = 0, shared: f
             for c in ("name", "id_number", "phone", "birth_year", "gender"):
                 persons.loc[persons.index[dst], c] = prev[c].to_numpy()[src]
             tables["persons"] = persons
-        out[f"3301{i + 1:02d}"] = tables
+        yield f"3301{i + 1:02d}", tables
         prev = persons
-    return out
 
 
-def write_province(province: dict[str, dict[str, pd.DataFrame]], out_dir: str | Path, fmt: str = "parquet") -> Path:
-    """Write a province: one district dataset folder per district code."""
+def write_province(province, out_dir: str | Path, fmt: str = "parquet") -> Path:
+    """Write a province (a dict or :func:`iter_province`): one dataset folder per district code."""
     out = Path(out_dir)
-    for code, tables in province.items():
+    for code, tables in (province.items() if isinstance(province, dict) else province):
         write_tables(tables, out / code, fmt=fmt)
     return out
