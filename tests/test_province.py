@@ -199,3 +199,21 @@ def test_generated_province_shares_people(tmp_path: Path):
     assert cross.n_people >= 30
     assert set(cross.links["district"]) == set(prov)
     assert np.all(cross.links.groupby(["key_district", "key_person"])["district"].nunique() >= 2)
+
+
+def test_train_on_a_province(tmp_path: Path):
+    """One model from the districts of a province; the same id in two districts stays two records."""
+    raw = generate_province(2, 1500, seed=5, shared=0.05)
+    root = write_province(raw, tmp_path / "p")
+    ds = P.province_dataset(root, pseudonym_key=KEY)
+    assert len(ds.incidents) == sum(len(t["incidents"]) for t in raw.values())
+    assert ds.persons["person_id"].is_unique and ds.persons["person_id"].str.startswith("3301").all()
+    # the people registered in both districts are one person for the model's histories
+    key = __import__("escalation_risk").link_persons(ds)
+    alone = sum(__import__("escalation_risk").link_persons(load_dataset(f, pseudonym_key=KEY)).nunique()
+                for f in P.open_province(root).folders.values())
+    assert alone - key.nunique() >= 70
+    one = P.province_dataset(root, max_districts=1, seed=0, pseudonym_key=KEY)
+    assert one.persons["person_id"].str[:6].nunique() == 1
+    model = __import__("escalation_risk").train(ds, cutoff="2025-01-01")
+    assert model.manifest["training"]["n_train"] > 0

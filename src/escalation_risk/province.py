@@ -44,6 +44,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .alerts import AlertStore, NightSummary
+from .contract import TABLES
 from .dataset import Dataset, _read_table, empty_table, load_dataset, resolve_pseudonym_key
 from .linking import link_persons
 from .model import RiskModel, load_model, open_points
@@ -421,6 +422,52 @@ def cross_district(province: Province, mapper: Mapper = local_map, *,
 
     parts = mapper(history, [(d, province.folders[d]) for d in sharing])
     return CrossDistrict.combine(links, parts)
+
+
+# --------------------------------------------------------------------------- training
+
+def province_dataset(path: str | os.PathLike, *, max_districts: int | None = None, seed: int = 0,
+                     mapper: Mapper = local_map, pseudonym_key: str | bytes | None = None) -> Dataset:
+    """The districts of a province as one Dataset, to train one model on (``train`` on a province).
+
+    Every district is loaded by a district task (on Spark when ``mapper`` is Spark's);
+    the driver joins them: ids become ``DISTRICT/ID`` inside this training set only
+    (the model keeps no id), so the same id in two districts is two records, while
+    linkage over the union joins the same person across districts, as the nightly
+    job does. Large provinces are sampled by district: ``max_districts`` districts
+    drawn with ``seed`` (whole districts, so each keeps its people's histories whole).
+    """
+    province = open_province(path)
+    codes = province.districts
+    if max_districts is not None and len(codes) > max_districts:
+        rng = np.random.default_rng(seed)
+        codes = sorted(rng.choice(codes, size=max_districts, replace=False).tolist())
+    key = resolve_pseudonym_key(pseudonym_key)
+    parts = mapper(lambda it: _qualified(load_dataset(it[1], errors="quarantine", pseudonym_key=key), it[0]),
+                   [(d, province.folders[d]) for d in codes])
+    tables = {}
+    for name in TABLES:
+        frames = [p[name] for p in parts if name in p]
+        tables[name] = pd.concat(frames, ignore_index=True) if frames else empty_table(name)
+    return Dataset.from_frames(pseudonymised=True, **tables)
+
+
+def _qualified(ds: Dataset, district: str) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name, spec in TABLES.items():
+        df = getattr(ds, name, None)
+        if df is None:
+            continue
+        df = df.copy()
+        for col in spec.columns:
+            if col.kind == "id" and col.name in df.columns:
+                v = df[col.name]
+                df[col.name] = (district + "/" + v.astype(object).where(v.notna(), None)).where(v.notna())
+        for col in spec.columns:
+            if col.kind in ("code",) and col.name in df.columns:
+                df[col.name] = df[col.name].astype(object)
+        out[name] = df
+    return out
 
 
 @dataclass

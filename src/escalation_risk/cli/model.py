@@ -8,7 +8,10 @@ from ..dataset import DataValidationError, load_dataset
 
 
 def _load(data_dir: str):
+    from ..province import is_province, province_dataset
     try:
+        if is_province(data_dir):  # a province: its districts as one training set (see province_dataset)
+            return province_dataset(data_dir)
         return load_dataset(data_dir)
     except DataValidationError as e:
         click.echo(str(e), err=True)
