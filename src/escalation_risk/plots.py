@@ -138,7 +138,7 @@ def find_cjk_font() -> str | None:
     return _cjk_font_cached()
 
 
-def resolve_lang(lang: Lang = "auto") -> str:
+def resolve_lang(lang: Lang = "auto") -> Literal["en", "zh"]:
     """``"zh"`` or ``"en"``: Chinese only when asked for (or ``auto``) and a CJK font exists.
 
     Warns once per process when Chinese labels are replaced by English ones.
@@ -168,7 +168,9 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is None:
         fig = Figure(figsize=figsize, layout="constrained")
         return fig, fig.add_subplot()
-    return ax.figure, ax
+    root = ax.figure
+    assert isinstance(root, Figure), "draw into axes of a top-level Figure"
+    return root, ax
 
 
 def _finish(fig: Figure, lang: str) -> Figure:
@@ -262,7 +264,7 @@ def score_distribution(scores: pd.DataFrame, *, thresholds: Mapping[str, float] 
     present = [lv for lv in LEVEL_ORDER if (scores["level"] == lv).any()][::-1]
     data = [scores.loc[scores["level"] == lv, "probability"].to_numpy(dtype=float) for lv in present]
     if data:
-        ax.hist(data, bins=edges, stacked=True, color=[LEVEL_COLOURS[lv] for lv in present],
+        ax.hist(data, bins=list(edges), stacked=True, color=[LEVEL_COLOURS[lv] for lv in present],
                 label=[f"{_level_name(lv, lang)} ({len(d)})" for lv, d in zip(present, data)])
     for lv, t in (thresholds or {}).items():
         if lv in LEVEL_COLOURS:
@@ -341,7 +343,7 @@ def precision_at_budget(evaluation, *, scorers: Sequence[str] | None = None, ax:
     metrics, _ = _evaluation_parts(evaluation)
     if metrics is None:
         raise ValueError("precision_at_budget needs an Evaluation or its metrics frame")
-    cols = {}
+    cols: dict[str, Any] = {}
     for c in metrics.columns:
         m = _AT.match(str(c))
         if m:
@@ -597,16 +599,16 @@ def metrics_by_group(evaluation, *, metrics: Sequence[str] = ("alert_rate", "ale
         ypos.append(y)
         y += 1
         prev = a
-    ypos = -np.asarray(ypos)
+    yarr = -np.asarray(ypos)
     for j, m in enumerate(metrics):
         if m not in bg.columns:
             raise ValueError(f"metrics: {m!r} is not a column of by_group ({', '.join(bg.columns)})")
         vals = bg[m].to_numpy(dtype=float)
-        ax.barh(ypos + (j - (n_m - 1) / 2) * h, np.nan_to_num(vals), height=h, color=cmap(j),
+        ax.barh(yarr + (j - (n_m - 1) / 2) * h, np.nan_to_num(vals), height=h, color=cmap(j),
                 label=_t(m, lang))
     labels = [f"{_t(a, lang)} · {g}" + (f"  (n={int(c)})" if "count" in bg.columns else "")
               for a, g, c in zip(bg["attribute"], bg["group"], bg.get("count", pd.Series([0] * len(bg))))]
-    ax.set_yticks(ypos, labels, fontsize=8)
+    ax.set_yticks(yarr, labels, fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_title(_t("metrics_by_group", lang), fontsize=10)
     ax.legend(frameon=False, fontsize=8, loc="lower right")

@@ -139,7 +139,8 @@ def _mentions(joined: pd.Series, keys: Sequence[str]) -> np.ndarray:
     return joined.str.contains("|".join(re.escape(k) for k in keys), regex=True).to_numpy(dtype=bool)
 
 
-def choose_plans(categories: Sequence, reasons: Sequence[Sequence[str]], levels: Sequence[str]) -> np.ndarray:
+def choose_plans(categories: Sequence, reasons: Sequence[Sequence[str]],
+                 levels: Sequence[str] | np.ndarray) -> np.ndarray:
     """The plan code of each dispute from its category, its leading reasons (feature
     names, strongest first) and its level; the first rule that applies wins."""
     cat = pd.Series(list(categories), dtype=object).where(lambda c: c.map(lambda v: isinstance(v, str)), "")

@@ -89,6 +89,7 @@ the real person.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -297,7 +298,7 @@ def _sig(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _choice_p(rng: np.random.Generator, probs: np.ndarray, size: int | None = None) -> np.ndarray:
+def _choice_p(rng: np.random.Generator, probs: np.ndarray | list[float], size: int | None = None) -> np.ndarray:
     """Draw indices from a 1-D probability vector (normalised here)."""
     p = np.asarray(probs, dtype=float)
     return rng.choice(len(p), size=size, p=p / p.sum())
@@ -375,11 +376,11 @@ def _people(rng: np.random.Generator, n: int, year0: int) -> dict:
         age = np.maximum(0, head_age[c] - 22 - 3 * k - rng.integers(0, 9, len(c)))
         add(c, _R["child"], age, rng.random(len(c)) < 0.52, 2 + k)
     for k in range(2):
-        p = np.flatnonzero(n_par > k)
-        age = np.minimum(96, head_age[p] + 24 + rng.integers(0, 9, len(p)))
-        male = np.full(len(p), k == 0) if k == 0 else np.zeros(len(p), bool)
-        male = np.where(n_par[p] == 1, rng.random(len(p)) < 0.45, male)
-        add(p, _R["parent"], age, male, 5 + k)
+        par = np.flatnonzero(n_par > k)
+        age = np.minimum(96, head_age[par] + 24 + rng.integers(0, 9, len(par)))
+        male = np.full(len(par), k == 0) if k == 0 else np.zeros(len(par), bool)
+        male = np.where(n_par[par] == 1, rng.random(len(par)) < 0.45, male)
+        add(par, _R["parent"], age, male, 5 + k)
     for k in range(9):
         t = np.flatnonzero(n_ten > k)
         role = np.where(htype[t] == 3, _R["other"], _R["tenant"])
@@ -387,7 +388,7 @@ def _people(rng: np.random.Generator, n: int, year0: int) -> dict:
 
     phh = np.concatenate(hh_list)
     order = np.lexsort((np.concatenate(slot_l), phh))[:n]
-    p = {
+    p: dict[str, Any] = {
         "hh": phh[order],
         "role": np.concatenate(role_l)[order],
         "age": np.concatenate(age_l)[order].astype(np.int64),
@@ -439,6 +440,10 @@ def _people(rng: np.random.Generator, n: int, year0: int) -> dict:
     return p
 
 
+# A None branch for np.where: the result is an object array with None (numpy's stubs accept no bare None).
+_NONE = np.array(None, dtype=object)
+
+
 def _id_numbers(rng: np.random.Generator, birth_year: np.ndarray, male: np.ndarray, local: np.ndarray) -> np.ndarray:
     """18-character resident id numbers with a valid ISO 7064 MOD 11-2 check digit."""
     n = len(birth_year)
@@ -472,7 +477,7 @@ def _phones(rng: np.random.Generator, n: int) -> np.ndarray:
 # ============================================================== geography
 def _geography(rng: np.random.Generator, p: dict, n: int) -> dict:
     H, ht = p["H"], p["hh_type"]
-    g = {}
+    g: dict = {}
     rural = np.flatnonzero(ht == 1)
     urban = rng.permutation(np.flatnonzero((ht == 0) | (ht == 2)))
     dorm = np.flatnonzero(ht == 3)
@@ -530,7 +535,7 @@ def _geography(rng: np.random.Generator, p: dict, n: int) -> dict:
 
 # ============================================================== organisations
 def _organizations(rng: np.random.Generator, p: dict, g: dict, n: int) -> dict:
-    o = {}
+    o: dict = {}
     n_ent = max(6, n // 45)
     n_bank = max(3, n // 15000)
     n_ins = max(2, n // 30000)
@@ -850,7 +855,7 @@ def _episodes(rng: np.random.Generator, p: dict, g: dict, o: dict, n: int, T: fl
     b = p["grid_adults"].pick(rng, p["grid"][a])
     ep("other", a, np.where(b == a, -1, b))
 
-    e = {key: np.concatenate([x[key] for x in parts]) for key in parts[0]}
+    e: dict[str, Any] = {key: np.concatenate([x[key] for x in parts]) for key in parts[0]}
     # an episode with no counterpart at all gets an acquaintance in the grid
     none = (e["bp"] < 0) & (e["bo"] < 0)
     e["bp"][none] = p["grid_adults"].pick(rng, p["grid"][e["a"][none]])
@@ -1334,10 +1339,10 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     flag(cc0, "community_correction", -rng.uniform(30, 1000, len(cc0)))
     crime_susp = person_rows & (prole == _PR["suspect"])
     cs_p, cs_t = ppid[crime_susp], rep[pinc[crime_susp]]
-    m = rng.random(len(cs_p)) < 0.7
-    flag(cs_p[m], "prior_violence", cs_t[m] + rng.uniform(1, 30, m.sum()))
-    m = rng.random(len(cs_p)) < 0.3
-    flag(cs_p[m], "community_correction", cs_t[m] + rng.uniform(60, 300, m.sum()))
+    sel = rng.random(len(cs_p)) < 0.7
+    flag(cs_p[sel], "prior_violence", cs_t[sel] + rng.uniform(1, 30, sel.sum()))
+    sel = rng.random(len(cs_p)) < 0.3
+    flag(cs_p[sel], "community_correction", cs_t[sel] + rng.uniform(60, 300, sel.sum()))
     pet_rows = person_rows & (kind[pinc] == _K["petition"])
     pp, pt_ = ppid[pet_rows], rep[pinc[pet_rows]]
     o2 = np.lexsort((pt_, pp))
@@ -1369,8 +1374,8 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     phone = _phones(rng, n)
     no_phone = (p["age"] < 14) | (rng.random(n) < 0.04)
     no_id = rng.random(n) < np.where(p["hukou"] == 1, 0.05, 0.015)
-    phone = np.where(no_phone, None, phone)
-    idn = np.where(no_id, None, idn)
+    phone = np.where(no_phone, _NONE, phone)
+    idn = np.where(no_id, _NONE, idn)
 
     # ---- duplicate police-system records of people who meet the police
     pol = (kind == _K["police_call"]) | (kind == _K["criminal_case"])
@@ -1382,13 +1387,13 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     n_dup = int(round(0.035 * n))
     dup_src = np.sort(rng.choice(n, size=n_dup, replace=False, p=w / w.sum()))
     no_id_dup = (rng.random(n_dup) < 1 / 3) & (phone[dup_src] != None)  # noqa: E711
-    dup_idn = np.where(no_id_dup, None, idn[dup_src])
+    dup_idn = np.where(no_id_dup, _NONE, idn[dup_src])
     # the police copy of an id-less person keeps only name, birth year and phone
-    dup_phone = np.where(no_id_dup, phone[dup_src], np.where(rng.random(n_dup) < 0.6, phone[dup_src], None))
+    dup_phone = np.where(no_id_dup, phone[dup_src], np.where(rng.random(n_dup) < 0.6, phone[dup_src], _NONE))
     # A duplicated person whose first record lacked the id number gets their own one back.
     idn[dup_src[~no_id_dup]] = np.where(idn[dup_src[~no_id_dup]] == None,  # noqa: E711
                                         idn_all[dup_src[~no_id_dup]], idn[dup_src[~no_id_dup]])
-    dup_idn = np.where(no_id_dup, None, idn[dup_src])
+    dup_idn = np.where(no_id_dup, _NONE, idn[dup_src])
     n_tot = n + n_dup
     dup_of = np.full(n, -1)
     dup_of[dup_src] = n + np.arange(n_dup)

@@ -559,7 +559,7 @@ class AlertStore:
     def schema_version(self) -> int:
         """The schema version recorded in the store."""
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar())
+            return int(conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar_one())
 
     # -- the nightly run -------------------------------------------------------
 
@@ -779,10 +779,10 @@ class AlertStore:
         alert_id = _alert_id(alert_id)
         a = alerts_table
         with self.engine.begin() as conn:
-            current = conn.execute(sa.select(a).where(a.c.alert_id == alert_id)).mappings().first()
-            if current is None:
+            found = conn.execute(sa.select(a).where(a.c.alert_id == alert_id)).mappings().first()
+            if found is None:
                 raise AlertNotFoundError(alert_id)
-            current = dict(current)
+            current = dict(found)
             if when < current["raised_at"]:
                 raise ValueError(
                     f"alert {alert_id}: at {when} is before the alert was raised ({current['raised_at']})"

@@ -49,7 +49,8 @@ def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
         np.zeros((0, len(_NUMERIC)))
     out = pd.DataFrame(numeric, columns=_NUMERIC)
     for name in CATEGORICAL:
-        out[name] = pd.Categorical(pd.Series(cols[name], dtype=object), categories=list(REGISTRY[name].categories))
+        cats = list(REGISTRY[name].categories or ())
+        out[name] = pd.Categorical(pd.Series(cols[name], dtype=object), categories=cats)
     out.insert(0, "as_of", pd.Series(P.as_of, dtype="datetime64[ns]"))
     out.insert(0, "dispute_id", pd.Series(P.dispute_id, dtype=object))
     return out[["dispute_id", "as_of"] + FEATURE_NAMES]

@@ -63,7 +63,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     own_rep = P.rep[pt]
     # The scored dispute sits in its parties' dispute timeline, and in their danger-text
     # timeline when its own text has danger words; either way it is not "history".
-    own_in = {"dispute": own, "danger_text": own & idx.inc_danger[np.clip(d, 0, None)]}
+    own_in: dict[str, np.ndarray] = {"dispute": own, "danger_text": own & idx.inc_danger[np.clip(d, 0, None)]}
     out: dict[str, np.ndarray] = {}
     for ev, (wins, _, _) in EVENTS.items():
         tl = idx.person_events[ev]

@@ -212,7 +212,7 @@ class HistoryIndex:
         self.person_events["violent_suspect"] = Timeline.build(per[vs], t[vs], inc=inc_of[vs])
         j = [self.lexicon.signals.index(s) for s in ("threat", "revenge", "weapon", "violence")
              if s in self.lexicon.signals]
-        danger = self.inc_signals[:, j].any(axis=1) if j else np.zeros(len(self.incidents), bool)
+        danger = np.asarray(self.inc_signals[:, j].any(axis=1)) if j else np.zeros(len(self.incidents), bool)
         self.inc_danger = danger
         pd_ = pe[danger[pe["inc"].to_numpy()]]
         self.person_events["danger_text"] = Timeline.build(pd_["person"], self.inc_rep[pd_["inc"].to_numpy()],

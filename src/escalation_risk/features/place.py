@@ -52,7 +52,8 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         place = np.where(missing, fallback, place).astype(np.int64)
     has = place >= 0
     grid = np.where(has, idx.place_grid[np.clip(place, 0, None)], -1)
-    ptype = np.where(has, idx.places_type[np.clip(place, 0, None)], None)
+    ptype = idx.places_type[np.clip(place, 0, None)].astype(object)
+    ptype[~has] = None
     out: dict[str, np.ndarray] = {"place_type": ptype}
     own_at_place = np.where(P.place >= 0, P.d, -1)  # only a dispute recorded at the place counts itself
     for w, days in (("90d", 90), ("365d", 365)):

@@ -138,9 +138,9 @@ class RiskModel:
         trend, delta = compute_trend(out, history)
         out["level"], out["trend"], out["delta"] = levels, trend, delta
         want = np.ones(len(X), bool) if reasons_for == "all" else np.isin(levels, ALERT_LEVELS)
-        en = [[] for _ in range(len(X))]
-        zh = [[] for _ in range(len(X))]
-        feats = [[] for _ in range(len(X))]
+        en: list[list[str]] = [[] for _ in range(len(X))]
+        zh: list[list[str]] = [[] for _ in range(len(X))]
+        feats: list[list[str]] = [[] for _ in range(len(X))]
         rows = np.flatnonzero(want)
         if len(rows):
             sub = X.iloc[rows]

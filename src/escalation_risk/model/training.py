@@ -187,7 +187,7 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
         "labels": {"horizon_days": horizon_days, "offences": cfg["offences"], "shared_party": cfg["shared_party"]},
         "features": {"names": FEATURE_NAMES,
                      "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in FEATURE_NAMES},
-                     "categories": {c: list(REGISTRY[c].categories) for c in CATEGORICAL}},
+                     "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
         "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
                           "source": ds.source},
         "training": {"config": cfg, "lightgbm_params": params, "best_iteration": booster.current_iteration(),
