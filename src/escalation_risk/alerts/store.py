@@ -613,10 +613,12 @@ class AlertStore:
             if done is not None:
                 return _summary_from_run(done, already_recorded=True)
 
-            run_id = conn.execute(
+            inserted = conn.execute(
                 sa.insert(runs_table).values(district=district, as_of=night, model_version=model_version,
                                              started_at=started)
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None  # an INSERT of one row always has one
+            run_id = inserted[0]
             if rows:
                 conn.execute(
                     sa.insert(scores_table),
