@@ -16,10 +16,12 @@ install: $(STAMP)
 
 # The main job on the sample district: the nightly run with the shipped model.
 run: $(STAMP)
-	$(VENV)/bin/escalation-risk validate data/sample
-	$(VENV)/bin/escalation-risk nightly data/sample --model models/default --as-of 2025-06-30 --store sqlite:///out/alerts.db --out out
+	$(VENV)/bin/escalation-risk --key-file data/sample/SAMPLE_KEY validate data/sample
+	$(VENV)/bin/escalation-risk --key-file data/sample/SAMPLE_KEY nightly data/sample --model models/default --as-of 2025-06-30 --store sqlite:///out/alerts.db --out out
 
 test: $(STAMP)
+	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-java-postgres.sh
 	$(PY) -m pytest -q
 
 # Regenerate the committed sample district and the shipped model.
@@ -27,7 +29,7 @@ sample: $(STAMP)
 	$(VENV)/bin/escalation-risk sample data/sample --persons 20000 --seed 7
 
 model: $(STAMP)
-	$(VENV)/bin/escalation-risk train data/sample --cutoff 2025-01-01 --rescore-every 30 --out models/default
+	$(VENV)/bin/escalation-risk --key-file data/sample/SAMPLE_KEY train data/sample --cutoff 2025-01-01 --rescore-every 30 --out models/default
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --persons 100000

@@ -43,12 +43,16 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+# Synthetic districts only: the committed sample key, public on purpose (child processes inherit it).
+os.environ.setdefault("ESCALATION_RISK_PSEUDONYM_KEY_FILE", str(HERE.parent / "data" / "sample" / "SAMPLE_KEY"))
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout even without `pip install -e`
 
 import escalation_risk as er  # noqa: E402
 from escalation_risk import graph as er_graph  # noqa: E402
+from escalation_risk.briefing import write_briefing  # noqa: E402
 from escalation_risk.features import history_index  # noqa: E402
+from escalation_risk.governance import governance_index  # noqa: E402
 from escalation_risk.model import open_points, report_points  # noqa: E402
 from escalation_risk.response import ALERT_LEVELS, assign_levels  # noqa: E402
 from escalation_risk.synth import generate_district, generate_tables, write_tables  # noqa: E402
@@ -445,6 +449,15 @@ def run(args) -> dict:
         bench.rows[-1]["seconds"] = child["seconds"]
         bench.rows[-1]["peak_mb"] = child["peak_mb"]
     extra["nightly"] = child
+
+    if child is not None:
+        ds = er.load_dataset(data_dir)  # freed before the nightly child; loaded again outside the timings
+        with bench.stage("governance", "governance index (by grid, monthly, with the store)") as s:
+            g = governance_index(ds, store, by="grid", period="M", as_of=night)
+            s["notes"] = f"{len(g):,} rows, {int((g['status'] == 'ok').sum()):,} with a score"
+        with bench.stage("briefing", "daily briefing HTML (write_briefing)") as s:
+            page = write_briefing(ds, store, night, tmp / "out")
+            s["notes"] = f"{page.stat().st_size / 1024:.0f} KB"
 
     bench.sampler.stop()
     if not args.keep:

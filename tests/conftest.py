@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pandas as pd
 import pytest
 from pg import pg_server, store_url  # noqa: F401  (fixtures: a throwaway PostgreSQL server)
 
-KEY = "test-key"
+# Public on purpose, like data/sample/SAMPLE_KEY: for synthetic test data only.
+KEY = "SAMPLE-ONLY test pseudonym key: public, synthetic data only"
 
 
 def tiny_tables() -> dict[str, pd.DataFrame]:
@@ -25,7 +24,7 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
         "hukou": ["local", "local", "local", "migrant", "migrant"],
         "employment": ["unemployed", "employed", "unemployed", "employed", "employed"],
         "name": ["张伟", "李娜", "张伟", "王强", "赵敏"],
-        "id_number": ["110101198001011234", "110101198202023456", "110101198001011234", None, None],
+        "id_number": ["11010519491231002X", "110101198202023459", "11010519491231002X", None, None],
         "phone": ["13800000001", "13800000002", "138-0000-0001", "13800000004", None],
     })
     places = pd.DataFrame({"place_id": ["pl1", "pl2", "pl3"], "grid_id": ["g1", "g1", "g2"],
@@ -76,6 +75,32 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
                 mediations=mediations, person_flags=person_flags, relations=relations)
 
 
+def late_tables() -> dict[str, pd.DataFrame]:
+    """The tiny district with contract 1.1's late facts, each with a known answer.
+
+    - p4 (the neighbour) is added to d1 on 2024-04-22, after the crime k1 (row 11);
+    - m2's failed outcome is typed in on 2024-04-10, three weeks after the session;
+    - p1 was employed until 2024-04-15 (the export says unemployed); p4 has a hukou
+      row (migrant) only from 2024-05-01, so before that it is unknown;
+    - d1 has a calm return-visit note (2024-03-25) and a note after the crime
+      (2024-04-22, a knife); d3 has a note with a threat (2024-04-06).
+    """
+    t = tiny_tables()
+    t["incident_parties"] = pd.concat([t["incident_parties"].assign(added_at=None), pd.DataFrame({
+        "incident_id": ["d1"], "party_id": ["p4"], "party_type": ["person"], "role": ["other"],
+        "added_at": ["2024-04-22"]})], ignore_index=True)
+    t["mediations"] = t["mediations"].assign(outcome_at=[None, "2024-04-10"])
+    t["person_attributes"] = pd.DataFrame({
+        "person_id": ["p1", "p1", "p4"], "attribute": ["employment", "employment", "hukou"],
+        "value": ["employed", "unemployed", "migrant"],
+        "recorded_at": ["2020-01-01", "2024-04-15", "2024-05-01"]})
+    t["incident_notes"] = pd.DataFrame({
+        "note_id": ["n1", "n2", "n3"], "incident_id": ["d1", "d1", "d3"],
+        "recorded_at": ["2024-03-25", "2024-04-22T10:00:00", "2024-04-06"],
+        "text": ["回访：双方情绪平稳", "当事人因持刀伤人被刑事立案", "工人扬言要堵厂门"]})
+    return t
+
+
 @pytest.fixture
 def tables() -> dict[str, pd.DataFrame]:
     return tiny_tables()
@@ -88,10 +113,23 @@ def tiny_ds():
 
 
 @pytest.fixture(autouse=True)
-def _quiet_dev_key_warning():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="no pseudonym key given")
-        yield
+def _no_key_from_the_environment(monkeypatch):
+    """Every test passes its key explicitly: nothing may come from the developer's shell."""
+    monkeypatch.delenv("ESCALATION_RISK_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("ESCALATION_RISK_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.delenv("ESCALATION_RISK_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("ESCALATION_RISK_SIGNING_KEY_FILE", raising=False)
+
+
+def valid_id(tag: str) -> str:
+    """A well-formed 18-character id number (valid date and check digit) standing for ``tag``."""
+    import hashlib
+
+    from escalation_risk.idnumbers import gb11643_check_digit
+    h = int(hashlib.sha256(tag.encode()).hexdigest(), 16)
+    born = pd.Timestamp("1950-01-01") + pd.Timedelta(days=h % 20000)
+    body = f"110101{born:%Y%m%d}{(h >> 20) % 1000:03d}"
+    return body + gb11643_check_digit(body)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from escalation_risk.alerts import (
     due_at,
 )
 from escalation_risk.alerts import store as store_module
+from escalation_risk.alerts.store import NightConflictError, StoreBusyError
 from escalation_risk.cli.alerts import alerts as alerts_cli
 
 NIGHT1 = pd.Timestamp("2025-06-30")
@@ -160,19 +161,19 @@ def test_one_open_alert_per_dispute_across_nights(night1):
 
 def test_level_change_updates_the_alert_and_tightens_due(night1):
     d3 = alert_of(night1, "d3")
-    assert d3["due_at"] == pd.Timestamp("2025-07-07 23:59:59")  # yellow: 7 days
+    assert d3["due_at"] == pd.Timestamp("2025-07-07 23:59:59.999999")  # yellow: 7 days
     s = night1.record_night(scores(NIGHT2, [("d3", 0.8, "red", "rising")]), NIGHT2, "m1")
     assert (s.new_alerts, s.updated_alerts, s.rising) == (0, 1, 1)
     d3 = alert_of(night1, "d3")
     assert (d3["level"], d3["trend"], d3["probability"]) == ("red", "rising", 0.8)
-    assert d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59")  # red: the same day
+    assert d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59.999999")  # red: the same day
     update = d3["events"][-1]
     assert update["event"] == "updated" and update["from_status"] == update["to_status"] == "raised"
     assert "level yellow -> red" in update["note"] and "trend new -> rising" in update["note"]
     # falling back never loosens the due time
     night1.record_night(scores(NIGHT3, [("d3", 0.4, "yellow", "falling")]), NIGHT3, "m1")
     d3 = alert_of(night1, "d3")
-    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59")
+    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59.999999")
 
 
 def test_drop_to_blue_keeps_the_alert_open(night1):
@@ -191,7 +192,9 @@ def test_same_level_and_trend_is_no_event(night1):
 
 def test_older_night_backfilled_does_not_roll_the_alert_back(night1):
     night1.record_night(scores(NIGHT3, [("d1", 0.95, "red", "rising")]), NIGHT3, "m1")
-    night1.record_night(scores(NIGHT2, [("d1", 0.40, "yellow", "falling")]), NIGHT2, "m1")
+    with pytest.raises(NightConflictError, match="older than the newest recorded night"):
+        night1.record_night(scores(NIGHT2, [("d1", 0.40, "yellow", "falling")]), NIGHT2, "m1")
+    night1.record_night(scores(NIGHT2, [("d1", 0.40, "yellow", "falling")]), NIGHT2, "m1", backfill=True)
     d1 = alert_of(night1, "d1")
     assert (d1["level"], d1["probability"]) == ("red", 0.95)
     assert len(night1.scores(dispute_id="d1")) == 3
@@ -362,16 +365,16 @@ def test_events_are_append_only(night1):
 
 def test_due_times_by_level():
     raised = pd.Timestamp("2025-06-30 15:00")
-    assert due_at("red", raised) == pd.Timestamp("2025-06-30 23:59:59")
-    assert due_at("orange", raised) == pd.Timestamp("2025-07-03 23:59:59")
-    assert due_at("yellow", raised) == pd.Timestamp("2025-07-07 23:59:59")
+    assert due_at("red", raised) == pd.Timestamp("2025-06-30 23:59:59.999999")
+    assert due_at("orange", raised) == pd.Timestamp("2025-07-03 23:59:59.999999")
+    assert due_at("yellow", raised) == pd.Timestamp("2025-07-07 23:59:59.999999")
 
 
 def test_overdue_with_fixed_clocks(night1):
     assert night1.overdue("2025-06-30 23:00").empty
     late = night1.overdue("2025-07-01 08:00")
     assert list(late["dispute_id"]) == ["d1"]
-    assert late["overdue_by"].iloc[0] == pd.Timedelta(hours=8, seconds=1)
+    assert late["overdue_by"].iloc[0] == pd.Timedelta(hours=8, microseconds=1)
     assert list(night1.overdue("2025-07-09")["dispute_id"]) == ["d1", "d2", "d3"]
     # the next night counts it too
     assert night1.record_night(scores(NIGHT2, []), NIGHT2, "m1").overdue == 1
@@ -622,7 +625,7 @@ def _v1_metadata() -> sa.MetaData:
               store_module.alerts_table, store_module.events_table):
         cols = []
         for c in t.columns:
-            if c.name == "district":
+            if c.name in ("district", "input_fingerprint", "reasons_zh"):  # added by schemas 2 and 3
                 continue
             kind = sa.DateTime() if isinstance(c.type, store_module._Instant) else c.type
             fks = [sa.ForeignKey("alerts.alert_id")] if c.foreign_keys else []
@@ -662,3 +665,82 @@ def test_schema_1_store_is_migrated(store_url):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"):
             with s.engine.begin() as conn:
                 conn.execute(sa.delete(store_module.events_table))
+
+
+# ---------------------------------------------------------------------------
+# corrected exports, order, the recording lock (issue 14)
+
+
+def test_same_input_is_a_no_op_changed_input_is_refused_and_replace_keeps_the_old(store):
+    first = scores(NIGHT1, NIGHT1_SCORES)
+    store.record_night(first, NIGHT1, "m1", input_fingerprint="a" * 64)
+    again = store.record_night(first, NIGHT1, "m1", input_fingerprint="a" * 64)
+    assert again.already_recorded
+    corrected = scores(NIGHT1, [("d1", 0.20, "blue", "new"), ("d9", 0.93, "red", "new")])
+    with pytest.raises(NightConflictError, match="different input.*--replace"):
+        store.record_night(corrected, NIGHT1, "m1", input_fingerprint="b" * 64)
+    assert set(store.scores()["dispute_id"]) == {r[0] for r in NIGHT1_SCORES}  # nothing written
+    summary = store.record_night(corrected, NIGHT1, "m1", input_fingerprint="b" * 64, replace=True)
+    assert not summary.already_recorded and summary.n_scored == 2
+    assert set(store.scores()["dispute_id"]) == {"d1", "d9"}
+    old = store.replaced_runs()
+    assert len(old) == 1 and old["input_fingerprint"].iloc[0] == "a" * 64
+    assert old["replaced_by_fingerprint"].iloc[0] == "b" * 64 and old["n_scored"].iloc[0] == len(NIGHT1_SCORES)
+    with store.engine.connect() as conn:
+        kept = conn.execute(sa.select(sa.func.count()).select_from(store_module.replaced_scores_table)).scalar()
+    assert kept == len(NIGHT1_SCORES)
+    # The alert raised the first time is still there, now showing the corrected score.
+    assert alert_of(store, "d1")["level"] == "blue"
+
+
+def test_recording_lock_is_per_store_and_reentrant(tmp_path):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    with AlertStore(url) as a, AlertStore(url) as b, AlertStore(f"sqlite:///{tmp_path / 'other.db'}") as c:
+        with a.recording_lock():
+            with a.recording_lock():  # the nightly job holds it around record_night
+                pass
+            with pytest.raises(StoreBusyError, match="another night is being recorded"):
+                with b.recording_lock(timeout=0.3):
+                    pass
+            with pytest.raises(StoreBusyError):
+                b.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+            with c.recording_lock():  # another store is not held up
+                pass
+        b.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+        assert b.last_night() == NIGHT1
+
+
+def test_both_languages_are_kept_and_notes_are_masked(store):
+    df = scores(NIGHT1, [("d1", 0.91, "red", "new")])
+    df["reasons_zh"] = [["双方近30天报警 2 次"]]
+    store.record_night(df, NIGHT1, "m1")
+    a = alert_of(store, "d1")
+    assert list(store.scores()["reasons_zh"].iloc[0]) == ["双方近30天报警 2 次"]
+    assert a["reasons_zh"] == ["双方近30天报警 2 次"] and a["reasons"] == ["邻里纠纷多次调解失败", "近30天两次报警"]
+    store.assign(a["alert_id"], to="li", by="wang", note="call her on 13812345678, id 11010519491231002X",
+                 at=NIGHT1 + pd.Timedelta(hours=1))
+    note = store.events(a["alert_id"])["note"].iloc[-1]
+    assert "13812345678" not in note and "11010519491231002X" not in note and "[phone]" in note
+
+
+def test_a_version_1_store_is_migrated(tmp_path):
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a store as schema 1 wrote it
+        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DATETIME)"))
+        conn.execute(sa.text("INSERT INTO schema_version VALUES (1, '2025-01-01 00:00:00')"))
+        conn.execute(sa.text(
+            "CREATE TABLE runs (run_id INTEGER PRIMARY KEY, as_of DATETIME NOT NULL, model_version VARCHAR(128) "
+            "NOT NULL, started_at DATETIME NOT NULL, finished_at DATETIME, n_scored INTEGER NOT NULL, n_red INTEGER "
+            "NOT NULL, n_orange INTEGER NOT NULL, n_yellow INTEGER NOT NULL, n_blue INTEGER NOT NULL, n_new_alerts "
+            "INTEGER NOT NULL, n_updated_alerts INTEGER NOT NULL, n_rising INTEGER NOT NULL, n_overdue INTEGER "
+            "NOT NULL, CONSTRAINT uq_runs_night UNIQUE (as_of, model_version))"))
+        for table in ("scores", "alerts", "alert_events"):
+            ddl = sa.schema.CreateTable(store_module.metadata.tables[table]).compile(engine)
+            text = str(ddl).replace("\treasons_zh TEXT, \n", "")
+            conn.execute(sa.text(text))
+    engine.dispose()
+    with AlertStore(url) as s:
+        assert s.schema_version == 2
+        s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="c" * 64)
+        assert s.last_night() == NIGHT1

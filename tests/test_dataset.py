@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from escalation_risk import DataValidationError, Dataset, load_dataset
 from escalation_risk.contract import TABLES
+from escalation_risk.pseudonym_keys import PseudonymKeyError, generate_key_file, resolve_pseudonym_key
 
-from conftest import KEY, tiny_tables
+from conftest import KEY, late_tables, tiny_tables
 
-RAW_PII = ["张伟", "李娜", "王强", "赵敏", "110101198001011234", "110101198202023456", "13800000001",
+RAW_PII = ["张伟", "李娜", "王强", "赵敏", "11010519491231002X", "110101198202023459", "13800000001",
            "13800000002", "13800000004", "138-0000-0001"]
 
 
@@ -61,7 +66,7 @@ def test_missing_optional_tables_are_empty_with_columns():
 # ----------------------------------------------------------------------------- each rule
 
 def _break(table: str, row: int, column: str, value) -> dict[str, pd.DataFrame]:
-    t = tiny_tables()
+    t = late_tables()
     df = t[table].astype(object)
     df.loc[row, column] = value
     t[table] = df
@@ -86,6 +91,18 @@ RULES = [
     ("mediations", 1, "incident_id", "zz", "refers to a missing incident"),
     ("relations", 1, "relation", "rival", "unknown code"),
     ("person_flags", 0, "recorded_at", "yesterday", "not an ISO 8601 timestamp"),
+    # contract 1.1
+    ("incident_parties", 11, "added_at", "2024-03-01", "must not be before its incident's reported_at"),
+    ("incident_parties", 11, "added_at", "soon", "not an ISO 8601 timestamp"),
+    ("mediations", 1, "outcome_at", "2024-03-19", "must not be before held_at"),
+    ("person_attributes", 0, "value", "migrant", "not one of its attribute's codes"),
+    ("person_attributes", 2, "value", "employed", "not one of its attribute's codes"),
+    ("person_attributes", 1, "attribute", "salary", "unknown code"),
+    ("person_attributes", 1, "person_id", "ghost", "refers to a missing person"),
+    ("person_attributes", 1, "recorded_at", None, "required value is missing"),
+    ("incident_notes", 0, "recorded_at", "2024-03-01T23:00:00", "must not be before its incident's reported_at"),
+    ("incident_notes", 1, "incident_id", "zz", "refers to a missing incident"),
+    ("incident_notes", 1, "note_id", "n1", "duplicate id"),
 ]
 
 
@@ -181,7 +198,7 @@ def test_no_raw_identifier_anywhere(tmp_path, tiny_ds):
     text = _everything_as_text(tiny_ds)
     for raw in RAW_PII:
         assert raw not in text
-    assert "13800000001" not in text and "110101198001011234" not in text
+    assert "13800000001" not in text and "11010519491231002X" not in text
 
 
 def test_no_raw_identifier_in_errors_about_those_rows():
@@ -198,10 +215,14 @@ def test_no_raw_identifier_in_errors_about_those_rows():
     assert all(raw not in _everything_as_text(ds) for raw in RAW_PII)
 
 
+K1 = "first SAMPLE-ONLY key for tests, 32+ bytes"
+K2 = "second SAMPLE-ONLY key for tests, 32+ bytes"
+
+
 def test_pseudonyms_are_keyed_and_normalised(tables):
-    a = Dataset.from_frames(pseudonym_key="k1", **tiny_tables())
-    b = Dataset.from_frames(pseudonym_key="k1", **tiny_tables())
-    c = Dataset.from_frames(pseudonym_key="k2", **tiny_tables())
+    a = Dataset.from_frames(pseudonym_key=K1, **tiny_tables())
+    b = Dataset.from_frames(pseudonym_key=K1, **tiny_tables())
+    c = Dataset.from_frames(pseudonym_key=K2, **tiny_tables())
     assert a.persons["name"].equals(b.persons["name"])
     assert not (a.persons["name"] == c.persons["name"]).any()
     # Same phone written two ways gets the same pseudonym (p1 and p3).
@@ -210,16 +231,48 @@ def test_pseudonyms_are_keyed_and_normalised(tables):
 
 
 def test_key_from_environment(monkeypatch):
-    monkeypatch.setenv("ESCALATION_RISK_PSEUDONYM_KEY", "k1")
+    monkeypatch.setenv("ESCALATION_RISK_PSEUDONYM_KEY", K1)
     a = Dataset.from_frames(**tiny_tables())
-    b = Dataset.from_frames(pseudonym_key="k1", **tiny_tables())
+    b = Dataset.from_frames(pseudonym_key=K1, **tiny_tables())
     assert a.persons["name"].equals(b.persons["name"])
 
 
-def test_dev_key_warns(monkeypatch):
-    monkeypatch.delenv("ESCALATION_RISK_PSEUDONYM_KEY", raising=False)
-    with pytest.warns(UserWarning, match="development key"):
+def test_no_key_is_refused_with_how_to_make_one():
+    with pytest.raises(PseudonymKeyError, match="escalation-risk keygen PATH"):
         Dataset.from_frames(**tiny_tables())
+
+
+@pytest.mark.parametrize("key,match", [
+    ("", "0 bytes"), ("short", "at least 32"), ("a" * 40, "too repetitive"),
+    ("escalation-risk-development-key", "published development key"),
+])
+def test_weak_keys_are_refused(key, match, monkeypatch):
+    with pytest.raises(PseudonymKeyError, match=match):
+        Dataset.from_frames(pseudonym_key=key, **tiny_tables())
+    monkeypatch.setenv("ESCALATION_RISK_PSEUDONYM_KEY", key)  # an empty variable is no key either
+    with pytest.raises(PseudonymKeyError, match=match):
+        Dataset.from_frames(**tiny_tables())
+
+
+def test_key_file_from_keygen(tmp_path, monkeypatch):
+    path = generate_key_file(tmp_path / "district.key")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(path.read_text().strip()) == 64
+    with pytest.raises(FileExistsError):
+        generate_key_file(path)  # never overwrites a key
+    monkeypatch.setenv("ESCALATION_RISK_PSEUDONYM_KEY_FILE", str(path))
+    a = Dataset.from_frames(**tiny_tables())
+    b = Dataset.from_frames(pseudonym_key=path, **tiny_tables())
+    c = Dataset.from_frames(pseudonym_key=path.read_text().strip(), **tiny_tables())
+    assert a.persons["name"].equals(b.persons["name"]) and a.persons["name"].equals(c.persons["name"])
+    monkeypatch.setenv("ESCALATION_RISK_PSEUDONYM_KEY_FILE", str(tmp_path / "nope.key"))
+    with pytest.raises(PseudonymKeyError, match="does not exist"):
+        Dataset.from_frames(**tiny_tables())
+
+
+def test_the_sample_key_is_committed_and_usable():
+    key = resolve_pseudonym_key(Path(__file__).parents[1] / "data" / "sample" / "SAMPLE_KEY")
+    assert key.startswith(b"SAMPLE-ONLY")
 
 
 def test_cut_keeps_only_what_was_known(tiny_ds):
@@ -250,10 +303,10 @@ def test_record_engine_reports_what_the_frame_engine_reports(table, row, column,
 
 
 @pytest.mark.parametrize("table", ["incidents", "incident_parties", "mediations", "persons", "relations",
-                                   "household_members", "places"])
+                                   "household_members", "places", "person_attributes", "incident_notes"])
 def test_record_engine_types_match_frame_engine(table):
     from escalation_risk.dataset import validate_rows
-    t = tiny_tables()[table]
+    t = late_tables()[table]
     a = validate_rows(table, t, pseudonym_key=KEY, engine="frame")
     b = validate_rows(table, t, pseudonym_key=KEY, engine="records")
     pd.testing.assert_frame_equal(a, b)
@@ -266,3 +319,83 @@ def test_csv_with_byte_order_mark(tmp_path):
     (tmp_path / "persons.csv").write_text(text, encoding="utf-8-sig")
     ds = load_dataset(tmp_path, pseudonym_key=KEY)
     assert list(ds.persons["person_id"]) == ["p1", "p2", "p3", "p4", "p5"]
+
+
+# ----------------------------------------------------------------------------- input checks (issue 14)
+
+def test_malformed_identifiers_are_reported_without_value_and_the_person_kept():
+    t = tiny_tables()
+    t["persons"] = t["persons"].astype(object)
+    t["persons"].loc[0, "id_number"] = "110105194912310021"  # wrong check digit
+    t["persons"].loc[1, "phone"] = "1380000000"  # 10 digits
+    with pytest.raises(DataValidationError, match="GB 11643 check digit"):
+        Dataset.from_frames(pseudonym_key=KEY, **t)
+    ds = Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", **t)
+    assert len(ds.persons) == 5 and not ds.rejected
+    p = ds.persons.set_index("person_id")
+    assert pd.isna(p.loc["p1", "id_number"]) and pd.isna(p.loc["p2", "phone"])
+    q = ds.quarantine
+    assert set(q["column"]) == {"id_number", "phone"} and (q["value"] == "").all()
+    assert (q["action"] == "value set to missing, row kept").all()
+    text = q.to_csv()
+    assert "110105194912310021" not in text and "1380000000" not in text
+    # p1 still takes part in its disputes: nothing cascaded.
+    assert len(ds.incident_parties) == len(t["incident_parties"])
+
+
+def test_one_bad_non_essential_field_keeps_the_person_and_their_links():
+    t = _break("persons", 0, "gender", "robot")
+    ds = Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", **t)
+    assert "p1" in set(ds.persons["person_id"])
+    assert pd.isna(ds.persons.set_index("person_id").loc["p1", "gender"])
+    for name in ("incident_parties", "relations", "household_members"):
+        assert len(getattr(ds, name)) == len(t[name]), name
+    row = ds.quarantine.iloc[0]
+    assert (row["column"], row["action"]) == ("gender", "value set to missing, row kept")
+    # An id or a time the record cannot do without still sets the row aside.
+    ds = Dataset.from_frames(pseudonym_key=KEY, errors="quarantine",
+                             **_break("incidents", 0, "closed_at", "soon"))
+    assert "d1" not in set(ds.incidents["incident_id"])
+    assert (ds.quarantine["action"] == "row set aside").all()
+
+
+@pytest.mark.parametrize("table,row,column,value,reason", [
+    ("persons", 1, "birth_year", 2999, "in the future"),
+    ("incidents", 2, "amount", float("inf"), "not a finite number"),
+    ("incidents", 2, "amount", "inf", "not a finite number"),
+    ("incidents", 2, "reported_at", "2024.04.02", "not an ISO 8601 timestamp"),
+    ("incidents", 2, "reported_at", "20240402", "not an ISO 8601 timestamp"),
+])
+def test_more_input_rules(table, row, column, value, reason):
+    with pytest.raises(DataValidationError, match=reason):
+        Dataset.from_frames(pseudonym_key=KEY, **_break(table, row, column, value))
+
+
+def test_documented_date_forms_are_accepted():
+    for value in ("2024/04/02", "2024-04-02 08:30", "2024-04-02T08:30:00+08:00", "2024-4-2"):
+        ds = Dataset.from_frames(pseudonym_key=KEY, **_break("incidents", 2, "reported_at", value))
+        assert ds.incidents.set_index("incident_id").loc["d2", "reported_at"].date() == pd.Timestamp("2024-04-02").date()
+    # A mix of naive and offset times is no crash either.
+    t = _break("incidents", 2, "closed_at", "2024-05-01T00:00:00Z")
+    assert len(Dataset.from_frames(pseudonym_key=KEY, **t).incidents) == 6
+
+
+def test_reports_give_the_csv_line_and_never_free_text(tmp_path):
+    t = tiny_tables()
+    t["incidents"] = t["incidents"].astype(object)
+    # A description over three lines: the bad row below is not on line row + 2.
+    t["incidents"].loc[0, "description"] = "张三 身份证 11010519491231002X\n电话 13812345678\n第三行"
+    t["incidents"].loc[2, "category"] = "王五 13912345678"
+    t["incidents"].loc[2, "description"] = "secret text 13812345678"
+    _write(t, tmp_path, "csv")
+    ds = load_dataset(tmp_path, pseudonym_key=KEY, errors="quarantine")
+    q = ds.quarantine.query("table == 'incidents'")
+    assert set(q["row"]) == {2} and set(q["line"]) == {6}  # header, d1 on lines 2-4, c1 on 5
+    assert "[phone]" in q["value"].iloc[0] and "13912345678" not in q["value"].iloc[0]
+    rej = ds.rejected["incidents"]
+    assert "description" not in rej.columns and rej["_line"].tolist() == [6]
+    text = "\n".join(df.astype(str).to_csv() for df in ds.rejected.values()) + ds.quarantine.to_csv()
+    for raw in ("secret text", "13812345678", "13912345678", "11010519491231002X", "张伟"):
+        assert raw not in text
+    with pytest.raises(DataValidationError, match=r"row 2 \(line 6 of the file\)"):
+        load_dataset(tmp_path, pseudonym_key=KEY)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import KEY, valid_id
 from escalation_risk.dataset import Dataset
 from escalation_risk.graph import (
     MAX_GROUP, adjacency, build_graph, co_residents, dispute_parties, draw_neighbourhood,
@@ -31,7 +32,7 @@ def district() -> Dataset:
         "birth_year": [1980, 1980, 1982, 2010, 1990, 1995, 1975, 1988, 1970],
         "gender": ["male", "male", "female", "female", "male", "female", "male", "male", "male"],
         "name": ["Wang Wei", "Wang Wei", "Li Na", "Wang Fang", "Zhao Lei", "Sun Li", "Zhou Jie", "Wu Gang", "Xu Ming"],
-        "id_number": ["ID1", "ID1", "ID2", None, "ID4", "ID5", "ID6", "ID7", "ID8"],
+        "id_number": [valid_id("ID1"), valid_id("ID1"), valid_id("ID2"), None, valid_id("ID4"), valid_id("ID5"), valid_id("ID6"), valid_id("ID7"), valid_id("ID8")],
         "phone": ["13800000001", None, "13800000002", None, None, None, "13800000006", None, None],
     })
     places = pd.DataFrame({"place_id": ["pl1", "pl2", "pl3"], "grid_id": ["g1", "g1", "g2"],
@@ -65,7 +66,7 @@ def district() -> Dataset:
                               "relation": ["spouse", "acquaintance", "relative"],
                               "since": ["2010-05-01", "2024-03-15", None]})
     return Dataset.from_frames(
-        pseudonym_key="test", persons=persons, places=places, households=households,
+        pseudonym_key=KEY, persons=persons, places=places, households=households,
         household_members=members, organizations=orgs, incidents=incidents, incident_parties=parties,
         person_flags=flags, relations=relations)
 
@@ -138,7 +139,7 @@ def test_mass_incidents_add_no_ties():
     n = MAX_GROUP + 1
     ids = [f"w{i:03d}" for i in range(n)]
     ds = Dataset.from_frames(
-        pseudonym_key="test",
+        pseudonym_key=KEY,
         persons=pd.DataFrame({"person_id": ids}),
         places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
         incidents=pd.DataFrame({"incident_id": ["mass", "small"], "kind": "dispute", "category": "labor_wage",
@@ -153,7 +154,7 @@ def test_mass_incidents_add_no_ties():
 
 def test_empty_optional_tables():
     ds = Dataset.from_frames(
-        pseudonym_key="test", persons=pd.DataFrame({"person_id": ["a", "b"]}),
+        pseudonym_key=KEY, persons=pd.DataFrame({"person_id": ["a", "b"]}),
         places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
         incidents=pd.DataFrame({"incident_id": ["i"], "kind": "dispute", "category": "debt",
                                 "occurred_at": "2024-01-01", "reported_at": "2024-01-02"}),
@@ -235,7 +236,7 @@ def test_adjacency_agrees_with_networkx_on_random_district():
     n, n_h, n_i = 300, 80, 200
     ids = [f"q{i:04d}" for i in range(n)]
     # Every fifth record is a second record of another person, linked by id number.
-    idn = [f"N{i % 240}" for i in range(n)]
+    idn = [valid_id(f"N{i % 240}") for i in range(n)]
     members = pd.DataFrame({
         "household_id": [f"h{h}" for h in rng.integers(0, n_h, n)], "person_id": ids,
         "start_date": pd.to_datetime("2015-01-01") + pd.to_timedelta(rng.integers(0, 3000, n), "D"),
@@ -250,7 +251,7 @@ def test_adjacency_agrees_with_networkx_on_random_district():
     rel = pd.DataFrame({"person_a": rng.choice(ids, 60), "person_b": rng.choice(ids, 60),
                         "relation": rng.choice(["spouse", "sibling", "neighbor"], 60)})
     ds = Dataset.from_frames(
-        pseudonym_key="test",
+        pseudonym_key=KEY,
         persons=pd.DataFrame({"person_id": ids, "id_number": idn}),
         places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
         households=pd.DataFrame({"household_id": [f"h{h}" for h in range(n_h)], "place_id": "pl"}),
@@ -386,7 +387,7 @@ def test_edges_cached_but_as_of_consistent(ds):
 def test_all_pairs_of_small_household_are_tied():
     members = pd.DataFrame({"household_id": "h", "person_id": list("abcd")})
     ds = Dataset.from_frames(
-        pseudonym_key="test", persons=pd.DataFrame({"person_id": list("abcd")}),
+        pseudonym_key=KEY, persons=pd.DataFrame({"person_id": list("abcd")}),
         places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
         households=pd.DataFrame({"household_id": ["h"], "place_id": ["pl"]}), household_members=members,
         incidents=pd.DataFrame({"incident_id": ["i"], "kind": "dispute", "category": "debt",

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import KEY
 from escalation_risk.dataset import Dataset
 from escalation_risk.labels import make_labels
 
@@ -15,7 +16,7 @@ AS_OF = pd.Timestamp("2024-01-01")  # + 90 days = 2024-03-31 (2024 is a leap yea
 def district() -> Dataset:
     persons = pd.DataFrame({
         "person_id": ["a1", "b1", "a2", "a2x", "a3", "z", "a4", "a4dup", "a5", "a6", "a7"],
-        "id_number": [None, None, None, None, None, None, "110101199001010011", "110101199001010011", None,
+        "id_number": [None, None, None, None, None, None, "110101199001010015", "110101199001010015", None,
                       None, None],
     })
     inc = [  # incident_id, kind, category, occurred_at, related_incident_id
@@ -42,7 +43,7 @@ def district() -> Dataset:
                ("D2x", "a2x"), ("K2x", "a2x"), ("D3", "a3"), ("K3", "z"), ("D4", "a4"), ("K4", "a4dup"),
                ("D5", "a5"), ("K5", "a5"), ("D6", "a6"), ("D7", "a7"), ("END", "z")]
     return Dataset.from_frames(
-        pseudonym_key="test", persons=persons,
+        pseudonym_key=KEY, persons=persons,
         places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
         incidents=incidents,
         incident_parties=pd.DataFrame(parties, columns=["incident_id", "party_id"]).assign(party_type="person",

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import KEY
 from escalation_risk import artifacts
 from escalation_risk.artifacts import ModelLoadError
 from escalation_risk.cli import main as cli
@@ -43,7 +44,7 @@ HORIZON = 90
 
 @pytest.fixture(scope="module")
 def ds():
-    return generate_district(PERSONS, seed=DISTRICT_SEED)
+    return generate_district(PERSONS, seed=DISTRICT_SEED, pseudonym_key=KEY)
 
 
 @pytest.fixture(scope="module")

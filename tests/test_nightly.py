@@ -143,3 +143,109 @@ def test_cli_threshold_override(tmp_path, data_dir, model_dir):
     assert (scores["level"] == "blue").mean() > 0.9
     bad = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'b.db'}", "--thresholds", "red=0.1"])
     assert bad.exit_code == 2
+
+
+# ----------------------------------------------------------------------------- issue 14: safe to run in production
+
+def test_a_date_means_the_end_of_that_day(tmp_path, small_district, small_model):
+    from escalation_risk.nightly import resolve_night
+    night = resolve_night(NIGHT)
+    assert night == pd.Timestamp("2025-06-30 23:59:59.999999")
+    assert resolve_night("2025-06-30T18:00") == pd.Timestamp("2025-06-30 18:00")
+    inc = small_district.incidents
+    today = inc[(inc["kind"] == "dispute") & (inc["reported_at"].dt.normalize() == pd.Timestamp(NIGHT))]
+    assert len(today) > 0, "the sample should have disputes reported on the night itself"
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    report = run_night(small_district, small_model, NIGHT, store=url, out_dir=tmp_path / "out")
+    assert set(today["incident_id"]) <= set(report.scores["dispute_id"])  # reported that day: scored
+    assert report.summary.overdue == 0  # a red alert raised tonight is due tonight, not overdue already
+    written = pd.read_csv(report.files["scores"])
+    assert set(written["as_of"]) == {"2025-06-30T23:59:59.999999"}
+    with AlertStore(url) as st:
+        assert st.runs()["as_of"].iloc[0] == night
+        assert st.last_night() == night
+
+
+def test_a_stale_export_is_refused(tmp_path, small_district, small_model):
+    from escalation_risk.nightly import StaleDataError
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    with pytest.raises(StaleDataError, match="days after the newest record.*--allow-stale"):
+        run_night(small_district, small_model, "2030-01-01", store=url, out_dir=None)
+    with AlertStore(url) as st:
+        assert st.last_night() is None
+    run_night(small_district, small_model, "2025-07-05", store=url, out_dir=None)  # inside the 7-day margin
+    late = run_night(small_district, small_model, "2025-08-01", store=url, out_dir=None, allow_stale=True)
+    assert late.summary.n_scored > 0
+
+
+def test_cli_corrected_export_replace_backfill_and_exit_codes(tmp_path, data_dir, model_dir):
+    import shutil
+    runner = CliRunner()
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    base = ["nightly", str(data), "--model", str(model_dir), "--store", url, "--out", str(tmp_path / "out"),
+            "--no-progress"]
+    assert runner.invoke(main, base + ["--as-of", NIGHT]).exit_code == 0
+    same = runner.invoke(main, base + ["--as-of", NIGHT])
+    assert same.exit_code == 0 and "already recorded" in same.output
+    inc = pd.read_csv(data / "incidents.csv", dtype=str)
+    inc.loc[3, "amount"] = "123456"  # a corrected export
+    inc.to_csv(data / "incidents.csv", index=False)
+    changed = runner.invoke(main, base + ["--as-of", NIGHT])
+    assert changed.exit_code == 1 and "different input" in changed.output and "--replace" in changed.output
+    assert "Traceback" not in changed.output
+    replaced = runner.invoke(main, base + ["--as-of", NIGHT, "--replace"])
+    assert replaced.exit_code == 0, replaced.output
+    with AlertStore(url) as st:
+        assert len(st.replaced_runs()) == 1 and len(st.runs()) == 1
+    older = runner.invoke(main, base + ["--as-of", "2025-06-20"])
+    assert older.exit_code == 1 and "--backfill" in older.output
+    assert runner.invoke(main, base + ["--as-of", "2025-06-20", "--backfill"]).exit_code == 0
+    # A bad row: the night is recorded, and the exit code tells the scheduler (3).
+    inc.loc[5, "category"] = "alien_abduction"
+    inc.loc[5, "description"] = "张三 身份证 11010519491231002X 电话 13812345678"
+    inc.to_csv(data / "incidents.csv", index=False)
+    q = runner.invoke(main, base + ["--as-of", "2025-07-01"])
+    assert q.exit_code == 3, q.output
+    rejected = (tmp_path / "out" / "rejected-2025-07-01" / "incidents.csv").read_text()
+    assert "description" not in rejected and "13812345678" not in rejected and "11010519491231002X" not in rejected
+
+
+def test_cli_errors_not_tracebacks(tmp_path, data_dir, model_dir):
+    runner = CliRunner()
+    run = ["nightly", str(data_dir), "--model", str(model_dir), "--out", str(tmp_path / "o"), "--no-progress"]
+    bad_url = runner.invoke(main, run + ["--as-of", NIGHT, "--store", "alerts.db"])
+    assert bad_url.exit_code == 2 and "not a database URL" in bad_url.output
+    unknown_db = runner.invoke(main, run + ["--as-of", NIGHT, "--store", "oracle2://x/y"])
+    assert unknown_db.exit_code == 2 and "unknown database" in unknown_db.output
+    no_driver = runner.invoke(main, run + ["--as-of", NIGHT, "--store", "postgresql+psycopg2://u@localhost/db"])
+    assert no_driver.exit_code == 1 and "escalation-risk[postgres]" in no_driver.output
+    bad_date = runner.invoke(main, run + ["--as-of", "30/06/2025x", "--store", f"sqlite:///{tmp_path / 'a.db'}"])
+    assert bad_date.exit_code == 2 and "--as-of" in bad_date.output and "30/06/2025x" in bad_date.output
+    missing = tmp_path / "nowhere" / "alerts.db"
+    listed = runner.invoke(main, ["alerts", "list", "--store", f"sqlite:///{missing}"])
+    assert listed.exit_code == 1 and "does not exist" in listed.output
+    assert not missing.parent.exists()  # nothing created
+    bad_cutoff = runner.invoke(main, ["train", str(data_dir), "--cutoff", "soon", "--out", str(tmp_path / "m")])
+    assert bad_cutoff.exit_code == 2 and "--cutoff" in bad_cutoff.output
+    late = runner.invoke(main, ["train", str(data_dir), "--cutoff", "2030-01-01", "--out", str(tmp_path / "m")])
+    assert late.exit_code == 1 and "choose an earlier cutoff" in late.output
+    for r in (bad_url, unknown_db, no_driver, bad_date, listed, bad_cutoff, late):
+        assert "Traceback" not in r.output
+
+
+def test_keygen_and_no_key(tmp_path, small_district):
+    runner = CliRunner()
+    key = tmp_path / "district.key"
+    r = runner.invoke(main, ["keygen", str(key)])
+    assert r.exit_code == 0 and (key.stat().st_mode & 0o777) == 0o600
+    again = runner.invoke(main, ["keygen", str(key)])
+    assert again.exit_code == 1 and "never overwritten" in again.output
+    from escalation_risk.synth import generate_tables, write_tables
+    tables, _ = generate_tables(300, seed=1)
+    write_tables(tables, tmp_path / "raw", fmt="csv")
+    no_key = runner.invoke(main, ["validate", str(tmp_path / "raw")])
+    assert no_key.exit_code == 1 and "keygen" in no_key.output and "Traceback" not in no_key.output
+    ok = runner.invoke(main, ["--key-file", str(key), "validate", str(tmp_path / "raw")])
+    assert ok.exit_code == 0, ok.output

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 import escalation_risk as er  # noqa: E402
+from conftest import KEY  # noqa: E402
 from escalation_risk import plots  # noqa: E402
 
 NIGHTS = ("2025-06-23", "2025-06-30")
@@ -26,7 +27,7 @@ def district():
     from escalation_risk.synth import generate_district
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return generate_district(3000, seed=3)
+        return generate_district(3000, seed=3, pseudonym_key=KEY)
 
 
 @pytest.fixture(scope="module")

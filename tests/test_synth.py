@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import KEY
 from escalation_risk.contract import TABLES
 from escalation_risk.synth import generate_district, generate_tables, write_tables
 
@@ -244,7 +245,7 @@ def test_generate_district_validates_clean():
     dataset = pytest.importorskip("escalation_risk.dataset")
     if not hasattr(dataset.Dataset, "from_frames"):
         pytest.skip("Dataset.from_frames not written yet")
-    ds = generate_district(600, seed=4, pseudonym_key="test-key")
+    ds = generate_district(600, seed=4, pseudonym_key=KEY)
     summary = ds.summary()
     assert (summary.quarantined == 0).all(), summary
     raw, _ = generate_tables(600, seed=4)

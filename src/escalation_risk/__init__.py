@@ -12,6 +12,9 @@ The public API is this page; everything else is importable but not promised::
     model.save("models/default"); model = er.load_model("models/default")
     scores = model.score(ds, "2025-06-30")        # every dispute open that night
     a = er.Scorer(model, ds).score_dispute(dispute, parties)
+    g = er.governance_index(ds, store, by="grid", period="M")   # five indicators + composite
+    d = er.drift_report(model, ds, start="2025-01-01", end="2025-06-30")
+    er.write_briefing(ds, store, "2025-06-30", "out")             # out/briefing-2025-06-30.html
 """
 
 from ._pandera_import import import_pandera  # noqa: E402
@@ -20,9 +23,12 @@ from ._version import __version__  # noqa: E402,F401
 import_pandera()  # before any module that validates: see _pandera_import
 
 from .alerts import AlertStore  # noqa: E402
+from .briefing import write_briefing  # noqa: E402
 from .contract import CONTRACT_VERSION  # noqa: E402
 from .dataset import Dataset, DataValidationError, load_dataset  # noqa: E402
+from .drift import drift_report  # noqa: E402
 from .features import build_features, feature_table  # noqa: E402
+from .governance import governance_index  # noqa: E402
 from .graph import build_graph  # noqa: E402
 from .labels import make_labels  # noqa: E402
 from .linking import explain_links, link_persons  # noqa: E402
@@ -37,5 +43,6 @@ __all__ = [
     "RiskModel", "train", "evaluate", "backtest", "load_model",
     "RiskAssessment", "Scorer", "score_dispute",
     "AlertStore", "run_night",
+    "governance_index", "drift_report", "write_briefing",
     "__version__",
 ]

@@ -14,14 +14,25 @@ directory, a file whose hash differs, an edited manifest, a library of another
 major.minor version, or a feature list the installed library does not compute
 any more each raise :class:`ModelLoadError` naming the file. Nothing is ever
 unpickled, so a model directory can be reviewed and cannot run code.
+
+Hashes catch damage, not a deliberate change: whoever edits a file can fix its
+hash too. Against that, a model is signed: with a signing key (the argument, or
+``$ESCALATION_RISK_SIGNING_KEY_FILE`` / ``$ESCALATION_RISK_SIGNING_KEY``, made like a
+pseudonym key with ``escalation-risk keygen``), saving writes ``manifest.sig``, an
+HMAC-SHA256 of the manifest (which holds every other file's hash), and loading
+with a key configured refuses a model that is unsigned or whose signature does not
+match. Without a key configured, loading checks the hashes only and says so.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import hmac
 import json
+import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +48,35 @@ CALIBRATOR_FILE = "calibrator.json"
 BASELINES_FILE = "baselines.json"
 MANIFEST_FILE = "manifest.json"
 HASHED_FILES = (MODEL_FILE, CALIBRATOR_FILE, BASELINES_FILE)
+SIGNATURE_FILE = "manifest.sig"
+SIGNING_KEY_ENV = "ESCALATION_RISK_SIGNING_KEY"
+SIGNING_KEY_FILE_ENV = "ESCALATION_RISK_SIGNING_KEY_FILE"
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(ValueError):
     """A model directory that cannot be trusted or used; the message names the file."""
+
+
+def resolve_signing_key(key: str | bytes | os.PathLike[str] | None = None) -> bytes | None:
+    """The model signing key: the argument (a key or a key file's path), else
+    ``$ESCALATION_RISK_SIGNING_KEY``, else the file in ``$ESCALATION_RISK_SIGNING_KEY_FILE``,
+    else None (models are then neither signed nor checked for a signature)."""
+    from .pseudonym_keys import check_key, read_key_file
+    if isinstance(key, os.PathLike):
+        return read_key_file(key)
+    if key is not None:
+        return check_key(key.encode() if isinstance(key, str) else bytes(key), "the signing_key argument")
+    env = os.environ.get(SIGNING_KEY_ENV)
+    if env is not None:
+        return check_key(env.strip().encode(), f"${SIGNING_KEY_ENV}")
+    path = os.environ.get(SIGNING_KEY_FILE_ENV)
+    return read_key_file(path) if path else None
+
+
+def _signature(key: bytes, manifest_bytes: bytes) -> str:
+    return hmac.new(key, b"escalation-risk-model:" + manifest_bytes, hashlib.sha256).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -62,8 +98,10 @@ def _dump(obj, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
 
 
-def write_model_dir(out_dir, *, booster_text: str, calibrator: dict, baselines: dict, manifest: dict) -> Path:
-    """Write the model files, then the manifest with their hashes and its own digest."""
+def write_model_dir(out_dir, *, booster_text: str, calibrator: dict, baselines: dict, manifest: dict,
+                    signing_key: Any = None) -> Path:
+    """Write the model files, then the manifest with their hashes and its own digest,
+    then its signature when a signing key is given or configured."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_text(booster_text, encoding="utf-8")
@@ -75,6 +113,12 @@ def write_model_dir(out_dir, *, booster_text: str, calibrator: dict, baselines: 
     manifest["files"] = {name: sha256_file(out / name) for name in HASHED_FILES}
     manifest["manifest_sha256"] = _content_digest(manifest)
     _dump(manifest, out / MANIFEST_FILE)
+    key = resolve_signing_key(signing_key)
+    sig = out / SIGNATURE_FILE
+    if key is not None:
+        sig.write_text(_signature(key, (out / MANIFEST_FILE).read_bytes()) + "\n", encoding="ascii")
+    elif sig.exists():
+        sig.unlink()  # a stale signature of an earlier model would only mislead
     return out
 
 
@@ -82,14 +126,29 @@ def _major_minor(version: str) -> tuple[str, ...]:
     return tuple(str(version).split(".")[:2])
 
 
-def read_model_dir(path, *, expected_features: list[str] | None = None) -> dict:
-    """Verify a model directory and return its parts: booster_text, calibrator, baselines, manifest."""
+def read_model_dir(path, *, expected_features: list[str] | None = None, signing_key: Any = None) -> dict:
+    """Verify a model directory and return its parts: booster_text, calibrator, baselines, manifest.
+
+    With a signing key given or configured, the manifest's signature must be there and match."""
     d = Path(path)
     if not d.is_dir():
         raise ModelLoadError(f"{d}: not a directory")
     mpath = d / MANIFEST_FILE
     if not mpath.is_file():
         raise ModelLoadError(f"{mpath}: missing; {d} is not an escalation-risk model directory")
+    key = resolve_signing_key(signing_key)
+    sig = d / SIGNATURE_FILE
+    if key is not None:
+        if not sig.is_file():
+            raise ModelLoadError(f"{sig}: missing; a signing key is configured, so only signed models are loaded "
+                                 "(sign it by saving it again with the key)")
+        expected = _signature(key, mpath.read_bytes())
+        if not hmac.compare_digest(sig.read_text(encoding="ascii", errors="replace").strip(), expected):
+            raise ModelLoadError(f"{sig}: the signature does not match: the model was changed after it was signed, "
+                                 "or signed with another key")
+    else:
+        log.info("%s: no signing key configured; checking file hashes only (they catch damage, not a "
+                 "deliberate change)", d)
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -142,5 +201,6 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["ModelLoadError", "jsonable", "write_model_dir", "read_model_dir", "sha256_file", "MODEL_FILE",
+__all__ = ["ModelLoadError", "jsonable", "write_model_dir", "read_model_dir", "resolve_signing_key",
+           "SIGNATURE_FILE", "sha256_file", "MODEL_FILE",
            "CALIBRATOR_FILE", "BASELINES_FILE", "MANIFEST_FILE"]

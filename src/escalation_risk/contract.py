@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 Kind = Literal["id", "str", "text", "int", "float", "bool", "timestamp", "code", "pii"]
 
@@ -50,6 +50,10 @@ MEDIATOR_TYPES = (
     "industry_committee", "other",
 )
 MEDIATION_OUTCOMES = ("agreement", "partial", "failed", "pending")
+# Attributes whose history person_attributes may hold (1.1), with their codes.
+ATTRIBUTE_CODES = {"hukou": HUKOU, "employment": EMPLOYMENT}
+ATTRIBUTES = tuple(ATTRIBUTE_CODES)
+ATTRIBUTE_VALUES = tuple(dict.fromkeys(v for codes in ATTRIBUTE_CODES.values() for v in codes))
 RELATIONS = (
     "spouse", "ex_spouse", "partner", "parent_child", "sibling", "relative", "neighbor",
     "landlord_tenant", "employer_employee", "creditor_debtor", "acquaintance", "other",
@@ -118,6 +122,14 @@ TABLES: dict[str, TableSpec] = {
             C("flag", "code", required=True, codes=FLAGS),
             C("recorded_at", "timestamp", required=True),
         ), available_at=("recorded_at",), doc="concerns on record, point in time"),
+        TableSpec("person_attributes", (
+            C("person_id", "id", required=True, ref=("persons", "person_id")),
+            C("attribute", "code", required=True, codes=ATTRIBUTES),
+            C("value", "code", required=True, codes=ATTRIBUTE_VALUES, doc="one of its attribute's codes"),
+            C("recorded_at", "timestamp", required=True),
+        ), available_at=("recorded_at",),
+            doc="how hukou and employment stood over time (1.1): a value holds from its recorded_at "
+                "until the person's next row for the same attribute"),
         TableSpec("places", (
             C("place_id", "id", required=True, unique=True),
             C("grid_id", "id", required=True),
@@ -162,14 +174,23 @@ TABLES: dict[str, TableSpec] = {
             C("party_id", "id", required=True),
             C("party_type", "code", required=True, codes=PARTY_TYPES),
             C("role", "code", codes=PARTY_ROLES),
-        ), required=True, doc="who took part in an incident, and how"),
+            C("added_at", "timestamp", doc="1.1: on the incident from then; null = from its reported_at"),
+        ), required=True, available_at=("added_at",), doc="who took part in an incident, and how"),
         TableSpec("mediations", (
             C("mediation_id", "id", required=True, unique=True),
             C("incident_id", "id", required=True, ref=("incidents", "incident_id")),
             C("held_at", "timestamp", required=True),
             C("mediator_type", "code", codes=MEDIATOR_TYPES),
             C("outcome", "code", codes=MEDIATION_OUTCOMES),
-        ), key="mediation_id", available_at=("held_at",), doc="调解: mediation sessions"),
+            C("outcome_at", "timestamp", doc="1.1: outcome recorded then; pending before; null = at held_at"),
+        ), key="mediation_id", available_at=("held_at", "outcome_at"), doc="调解: mediation sessions"),
+        TableSpec("incident_notes", (
+            C("note_id", "id", required=True, unique=True),
+            C("incident_id", "id", required=True, ref=("incidents", "incident_id")),
+            C("recorded_at", "timestamp", required=True),
+            C("text", "text"),
+        ), key="note_id", available_at=("recorded_at",),
+            doc="what was written about an incident after its report (1.1): visits, progress, later facts"),
         TableSpec("relations", (
             C("person_a", "id", required=True, ref=("persons", "person_id")),
             C("person_b", "id", required=True, ref=("persons", "person_id")),
@@ -184,7 +205,11 @@ del C
 # quarantined with it (a party of a rejected incident is itself unusable).
 TABLE_ORDER = (
     "persons", "places", "organizations", "households", "household_members",
-    "person_flags", "relations", "incidents", "incident_parties", "mediations",
+    "person_flags", "person_attributes", "relations", "incidents", "incident_parties", "mediations",
+    "incident_notes",
 )
+# Tables and columns that contract 1.1 added; a 1.0 export simply lacks them.
+CONTRACT_1_1 = {"incident_parties": ("added_at",), "mediations": ("outcome_at",),
+                "person_attributes": (), "incident_notes": ()}
 REQUIRED_TABLES = tuple(n for n, t in TABLES.items() if t.required)
 PII_COLUMNS = {n: tuple(c.name for c in t.columns if c.kind == "pii") for n, t in TABLES.items()}

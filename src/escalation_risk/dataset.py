@@ -7,9 +7,12 @@ pipeline:
 
 1. structure: required tables and columns present, files readable as UTF-8 tables
    (problems here always raise: there is nothing sensible to keep);
-2. pseudonymisation of ``name``, ``id_number`` and ``phone`` with a keyed hash
-   (HMAC-SHA256), *before* anything else looks at the rows, so that no raw
-   identifier can reach a DataFrame, a log line or an error message;
+2. identifiers checked (an id number with a valid GB 11643 check digit or the old
+   15-digit form, an 11-digit mobile; a bad one is reported by rule and row, never
+   its value, and treated as missing), then pseudonymisation of ``name``,
+   ``id_number`` and ``phone`` with a keyed hash (HMAC-SHA256, a key of at least 32
+   bytes: :mod:`.pseudonym_keys`), *before* anything else looks at the rows, so that
+   no raw identifier can reach a DataFrame, a log line or an error message;
 3. parsing of every column into its contract type (unparseable values are problems);
 4. the contract's row rules, declared once as a pandera schema per table (codes,
    non-null, unique ids, ranges, ``reported_at >= occurred_at``, offence categories
@@ -18,19 +21,22 @@ pipeline:
    a rejected row are rejected with it.
 
 With ``errors="raise"`` any problem raises :class:`DataValidationError`; with
-``errors="quarantine"`` good rows are kept and every bad row goes to
-``ds.quarantine`` (one line per problem: table, row, column, value, reason) and
-``ds.rejected[table]`` (the row itself, pseudonymised). For each table, kept rows
-plus rejected rows equal the rows read.
+``errors="quarantine"`` good rows are kept, a bad value in a column the record can
+do without (a code, a number, a phone) is blanked with its row kept, and every other
+bad row goes to ``ds.quarantine`` (one line per problem: table, row, line of a CSV
+file, column, value masked, reason, action) and ``ds.rejected[table]`` (the row's ids,
+codes, times and numbers; never free text or personal data). For each table, kept
+rows plus rejected rows equal the rows read.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
 import logging
 import os
-import warnings
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +49,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .contract import (
+    ATTRIBUTE_CODES,
+    CONTRACT_1_1,
     DISPUTE_CATEGORIES,
     OFFENCE_CATEGORIES,
     PII_COLUMNS,
@@ -52,14 +60,17 @@ from .contract import (
     Column,
     TableSpec,
 )
+from .idnumbers import is_valid_id, is_valid_mobile, normalise_id, normalise_phone
+from .known import cut_tables
+from .masking import mask_identifiers
+from .pseudonym_keys import KEY_ENV, KEY_FILE_ENV, PseudonymKeyError, resolve_pseudonym_key  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 # Strings keep NaN as their missing value so numpy-style masks keep working.
 STR_DTYPE = pd.StringDtype(na_value=np.nan)
-DEV_PSEUDONYM_KEY = "escalation-risk-development-key"
-KEY_ENV = "ESCALATION_RISK_PSEUDONYM_KEY"
 MAX_LISTED = 10
+PSEUDONYMISED_MARKER = "PSEUDONYMISED"
 
 ErrorsMode = Literal["raise", "quarantine"]
 
@@ -87,17 +98,26 @@ def _describe(p) -> str:
         where += f", column {p.column!r}"
     if p.row is not None and not pd.isna(p.row) and int(p.row) >= 0:
         where += f", row {int(p.row)}"
+    line = getattr(p, "line", None)
+    if line is not None and not pd.isna(line):
+        where += f" (line {int(line)} of the file)"
     value = f" (value {p.value})" if p.value else ""
     return f"{where}: {p.reason}{value}"
 
 
 PROBLEM_COLUMNS = ["table", "row", "column", "value", "reason"]
+# What happened to the row a problem was found in (the report's ``action`` column).
+SET_ASIDE = "row set aside"
+NULLED = "value set to missing, row kept"
+# Columns whose values are never shown in a report: personal identifiers and free text.
+HIDDEN_COLUMNS = {n: frozenset(c.name for c in t.columns if c.kind in ("pii", "text")) for n, t in TABLES.items()}
 
 
 def _problems(table: str, rows: Iterable[int], column: str, values: Iterable, reason: str) -> pd.DataFrame:
     rows = list(rows)
-    pii = column in PII_COLUMNS.get(table, ())
-    shown = ["" if pii or pd.isna(v) else _short(v) for v in values] if rows else []
+    hidden = column in HIDDEN_COLUMNS.get(table, ())
+    # A bad code can still hold what someone typed (a name, a phone): show it masked.
+    shown = ["" if hidden or pd.isna(v) else mask_identifiers(_short(v)) for v in values] if rows else []
     return pd.DataFrame({"table": table, "row": pd.array(rows, dtype="Int64"), "column": column,
                          "value": shown, "reason": reason}, columns=PROBLEM_COLUMNS)
 
@@ -115,18 +135,6 @@ def _structural(table: str, column: str, reason: str) -> DataValidationError:
 
 
 # --------------------------------------------------------------------------- pseudonymisation
-
-def resolve_pseudonym_key(key: str | bytes | None) -> bytes:
-    """The HMAC key: the argument, else ``$ESCALATION_RISK_PSEUDONYM_KEY``, else the dev key."""
-    if key is None:
-        key = os.environ.get(KEY_ENV)
-    if key is None:
-        warnings.warn(f"no pseudonym key given and {KEY_ENV} is not set: using the public development "
-                      "key. Pseudonyms made with it are not secret; set a key in production.",
-                      UserWarning, stacklevel=3)
-        key = DEV_PSEUDONYM_KEY
-    return key.encode() if isinstance(key, str) else key
-
 
 def _normalise_pii(column: str, s: pd.Series) -> pd.Series:
     s = _as_str(s)
@@ -152,6 +160,7 @@ def pseudonymise(values: pd.Series, key: bytes, column: str) -> pd.Series:
 
 # --------------------------------------------------------------------------- parsing
 
+NOT_FINITE = "not a finite number"
 _TRUE = {"true", "1", "t", "yes"}
 _FALSE = {"false", "0", "f", "no"}
 
@@ -177,11 +186,8 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
             out = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
             return out.astype("datetime64[ns]"), None
         text = _as_str(raw)
-        out = pd.to_datetime(text, format="ISO8601", errors="coerce")
-        if getattr(out.dt, "tz", None) is not None:
-            out = out.dt.tz_localize(None)
-        bad = text.notna() & out.isna()
-        return out.astype("datetime64[ns]"), _bad(table, col, raw, bad, "not an ISO 8601 timestamp")
+        out, bad = _parse_timestamps(text)
+        return out, _bad(table, col, raw, bad, BAD_TIMESTAMP)
     if kind in ("int", "float"):
         if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
             out = raw.astype("float64")
@@ -191,6 +197,10 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
             out = pd.to_numeric(text, errors="coerce").astype("float64")
             bad = text.notna() & out.isna()
         probs = _bad(table, col, raw, bad, "not a number")
+        infinite = out.notna() & ~np.isfinite(out.fillna(0))
+        if infinite.any():
+            out = out.where(~infinite)
+            probs = pd.concat([p for p in (probs, _bad(table, col, raw, infinite, NOT_FINITE)) if p is not None])
         if kind == "int":
             frac = out.notna() & (out != np.floor(out.fillna(0)))
             out = out.where(~frac)
@@ -208,6 +218,40 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
     raise AssertionError(kind)
 
 
+# The documented forms: ISO 8601 dates and date-times (``T`` or a space before the time),
+# and the same with ``/`` between the date's parts as Chinese systems often export. An
+# offset (``+08:00``, ``Z``) is dropped: the contract's times are naive local times.
+TIMESTAMP_FORMATS = "2024-03-05, 2024-03-05T14:20:00, 2024-03-05 14:20 or 2024/03/05"
+BAD_TIMESTAMP = f"not an ISO 8601 timestamp (documented forms: {TIMESTAMP_FORMATS})"
+_TS_PATTERN = (r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})"
+               r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
+_TS_RE = re.compile(_TS_PATTERN)
+_OFFSET = r"([T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _parse_timestamps(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse strings in the documented forms: (timestamps, bad mask)."""
+    ok = text.str.fullmatch(_TS_PATTERN).fillna(False).astype(bool)
+    # Drop any offset and put dashes in the date, then one vectorised ISO parse.
+    clean = text.where(ok).str.replace(_OFFSET, r"\1", regex=True).str.replace("/", "-", regex=False)
+    out = pd.to_datetime(clean, format="ISO8601", errors="coerce").astype("datetime64[ns]")
+    bad = text.notna() & out.isna()
+    return out, bad
+
+
+def _parse_timestamp(v: str) -> pd.Timestamp | None:
+    """One string in a documented form, or None (the record engine's twin of the above)."""
+    m = _TS_RE.fullmatch(v)
+    if m is None:
+        return None
+    y, _, mo, d, h, mi, sec = m.groups()
+    try:
+        return pd.Timestamp(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0)) \
+            if "." not in v else pd.Timestamp(re.sub(_OFFSET, r"\1", v).replace("/", "-"))
+    except ValueError:
+        return None
+
+
 def _bad(table: str, col: Column, raw: pd.Series, bad: pd.Series, reason: str) -> pd.DataFrame | None:
     if not bad.any():
         return None
@@ -216,8 +260,26 @@ def _bad(table: str, col: Column, raw: pd.Series, bad: pd.Series, reason: str) -
 
 # --------------------------------------------------------------------------- the schema
 
+def _attribute_value_ok(d: pd.DataFrame) -> pd.Series:
+    ok = pd.Series(True, index=d.index)
+    for attr, codes in ATTRIBUTE_CODES.items():
+        m = d["attribute"] == attr
+        ok &= ~m | d["value"].isin(codes)
+    return ok | d["value"].isna() | d["attribute"].isna()
+
+
+VALUE_RULE = "not one of its attribute's codes"
+OUTCOME_RULE = "must not be before held_at"
+BEFORE_REPORT = "must not be before its incident's reported_at"
+
+
 def _row_rules(spec: TableSpec) -> list[pandera_pa.Check]:
     """Rules that span columns of one row, named 'column: rule' for reporting."""
+    if spec.name == "person_attributes":
+        return [pandera_pa.Check(_attribute_value_ok, name=f"value: {VALUE_RULE}")]
+    if spec.name == "mediations":
+        return [pandera_pa.Check(lambda d: d["outcome_at"].isna() | d["held_at"].isna()
+                                 | (d["outcome_at"] >= d["held_at"]), name=f"outcome_at: {OUTCOME_RULE}")]
     if spec.name != "incidents":
         return []
     offence = set(OFFENCE_CATEGORIES)
@@ -301,7 +363,7 @@ def _finish_types(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
     for c in spec.columns:
         if c.kind == "code":
             df[c.name] = pd.Categorical(df[c.name].astype(object).where(df[c.name].notna()),
-                                        categories=list(c.codes))
+                                        categories=list(c.codes or ()))
     return df
 
 
@@ -335,6 +397,9 @@ class Dataset:
     mediations: pd.DataFrame
     person_flags: pd.DataFrame
     relations: pd.DataFrame
+    # Contract 1.1 tables: empty for a 1.0 export.
+    person_attributes: pd.DataFrame = field(default_factory=lambda: empty_table("person_attributes"))
+    incident_notes: pd.DataFrame = field(default_factory=lambda: empty_table("incident_notes"))
     quarantine: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PROBLEM_COLUMNS))
     rejected: dict[str, pd.DataFrame] = field(default_factory=dict)
     rows_read: dict[str, int] = field(default_factory=dict)
@@ -343,7 +408,7 @@ class Dataset:
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_frames(cls, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | None = None,
+    def from_frames(cls, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | os.PathLike[str] | None = None,
                     pseudonymised: bool = False, **tables: pd.DataFrame) -> Dataset:
         """Build a Dataset from DataFrames named like the contract's tables, with full validation.
 
@@ -369,54 +434,37 @@ class Dataset:
                          "quarantined": len(self.rejected.get(name, ()))})
         return pd.DataFrame(rows)
 
-    def append(self, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | None = None,
+    def append(self, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | os.PathLike[str] | None = None,
                **tables: pd.DataFrame) -> Dataset:
         """A new Dataset: this one plus new rows, validated like a file (only the new rows
         are checked, against this dataset's ids and references)."""
         unknown = set(tables) - set(TABLES)
         if unknown:
             raise TypeError(f"unknown table(s) {sorted(unknown)}; the contract's tables are {sorted(TABLES)}")
-        out = _build(dict(tables), errors=errors, key=resolve_pseudonym_key(pseudonym_key), source=self.source,
-                     base=self)
+        # Only tables with personal data need the key (new incidents alone do not).
+        key = resolve_pseudonym_key(pseudonym_key) if any(PII_COLUMNS.get(t) for t in tables) else None
+        out = _build(dict(tables), errors=errors, key=key, source=self.source, base=self)
         return out
 
     def cut(self, as_of) -> Dataset:
-        """The dataset as it stood at ``as_of``: only records available by then.
+        """The dataset as it stood at ``as_of``, by the rules of :mod:`escalation_risk.known`.
 
-        Incidents reported later vanish (with their parties and mediations); a
-        closing after ``as_of`` is not yet known, so ``closed_at`` is blanked and
-        ``status`` reset to open. Used to test point-in-time correctness.
+        Incidents reported later vanish with their parties, notes and mediations; a
+        party added later is not yet on its incident; an outcome recorded later is
+        pending; a closing after ``as_of`` is blank (status open); people's hukou and
+        employment are as they stood. Used to test point-in-time correctness.
         """
-        t = pd.Timestamp(as_of)
-        inc = self.incidents[self.incidents["reported_at"] <= t].copy()
-        later = inc["closed_at"] > t
-        inc.loc[later, "closed_at"] = pd.NaT
-        inc.loc[later, "status"] = "open"
-        inc["related_incident_id"] = inc["related_incident_id"].where(
-            inc["related_incident_id"].isin(inc["incident_id"]))
-        keep = set(inc["incident_id"])
-        hm = self.household_members
-        hm = hm[hm["start_date"].isna() | (hm["start_date"] <= t)].copy()
-        hm.loc[hm["end_date"] > t, "end_date"] = pd.NaT
-        rel = self.relations
-        out = Dataset(
-            persons=self.persons, places=self.places, households=self.households,
-            organizations=self.organizations, household_members=hm.reset_index(drop=True),
-            incidents=inc.reset_index(drop=True),
-            incident_parties=self.incident_parties[self.incident_parties["incident_id"].isin(keep)]
-            .reset_index(drop=True),
-            mediations=self.mediations[self.mediations["incident_id"].isin(keep)
-                                       & (self.mediations["held_at"] <= t)].reset_index(drop=True),
-            person_flags=self.person_flags[self.person_flags["recorded_at"] <= t].reset_index(drop=True),
-            relations=rel[rel["since"].isna() | (rel["since"] <= t)].reset_index(drop=True),
-            source=self.source,
-        )
-        return out
+        return Dataset(**cut_tables(self.tables(), as_of), source=self.source)
 
     def write(self, path: str | os.PathLike, fmt: Literal["parquet", "csv"] = "parquet") -> Path:
-        """Write every table as ``NAME.parquet`` or ``NAME.csv`` (pseudonyms, never raw PII)."""
+        """Write every table as ``NAME.parquet`` or ``NAME.csv`` (pseudonyms, never raw PII).
+
+        A marker file says the folder holds pseudonyms: :func:`load_dataset` reads it
+        back without hashing them again (and without a key)."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
+        (out / PSEUDONYMISED_MARKER).write_text(
+            "The personal-data columns of these tables hold keyed pseudonyms written by escalation_risk.\n")
         for name, df in self.tables().items():
             if fmt == "parquet":
                 df.to_parquet(out / f"{name}.parquet", index=False)
@@ -429,6 +477,10 @@ class Dataset:
         h = hashlib.sha256()
         for name in TABLE_ORDER:
             df = getattr(self, name)
+            if name in CONTRACT_1_1 and not len(df) and not CONTRACT_1_1[name]:
+                continue  # an absent 1.1 table: a 1.0 export keeps its fingerprint
+            if name in CONTRACT_1_1:
+                df = df.drop(columns=[c for c in CONTRACT_1_1[name] if df[c].isna().all()])
             h.update(name.encode())
             h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
         return h.hexdigest()
@@ -459,7 +511,7 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame | None:
 
 
 def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
-                 pseudonym_key: str | bytes | None = None) -> Dataset:
+                 pseudonym_key: str | bytes | os.PathLike[str] | None = None) -> Dataset:
     """Read and validate a folder of contract tables (``NAME.csv`` or ``NAME.parquet``).
 
     ``errors="raise"`` raises :class:`DataValidationError` on any bad row;
@@ -470,13 +522,64 @@ def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {folder}")
-    key = resolve_pseudonym_key(pseudonym_key)
+    # A folder written by Dataset.write already holds pseudonyms: hashing them again
+    # would need the key for nothing and call every pseudonym a malformed id number.
+    key = None if (folder / PSEUDONYMISED_MARKER).exists() else resolve_pseudonym_key(pseudonym_key)
     tables = {}
     for name in TABLES:
         df = _read_table(folder, name)
         if df is not None:
             tables[name] = df
-    return _build(tables, errors=errors, key=key, source=str(folder))
+    try:
+        ds = _build(tables, errors=errors, key=key, source=str(folder))
+    except DataValidationError as e:
+        if e.problems["row"].isna().all():
+            raise
+        raise DataValidationError(_with_lines(e.problems, folder)[0]) from None
+    _add_line_numbers(ds, folder)
+    return ds
+
+
+def _csv_lines(path: Path) -> np.ndarray:
+    """The line of the file each data record starts on (the header is line 1); a quoted
+    cell spanning lines makes this differ from row + 2."""
+    starts = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        last = 0
+        for i, rec in enumerate(reader):
+            if i > 0 and rec:  # pandas skips blank lines too
+                starts.append(last + 1)
+            last = reader.line_num
+    return np.asarray(starts, dtype=np.int64)
+
+
+def _with_lines(problems: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The problems with a ``line`` column (the CSV file's line number), and the line
+    of every record of the CSV tables that had problems."""
+    q = problems.copy()
+    q["line"] = pd.array([pd.NA] * len(q), dtype="Int64")
+    found: dict[str, np.ndarray] = {}
+    for name in pd.unique(q["table"]) if len(q) else []:
+        path = folder / f"{name}.csv"
+        if (folder / f"{name}.parquet").exists() or not path.exists():
+            continue
+        lines = found[name] = _csv_lines(path)
+        mine = (q["table"] == name) & q["row"].notna()
+        rows = q.loc[mine, "row"].astype("int64").to_numpy()
+        if len(lines):
+            q.loc[mine, "line"] = pd.array(lines[np.minimum(rows, len(lines) - 1)], dtype="Int64")
+    order = [*PROBLEM_COLUMNS[:2], "line", *PROBLEM_COLUMNS[2:]]
+    return q[order + [c for c in q.columns if c not in order]], found
+
+
+def _add_line_numbers(ds: Dataset, folder: Path) -> None:
+    """Give every problem in a CSV table the file's line number, and every rejected row its ``_line``."""
+    ds.quarantine, found = _with_lines(ds.quarantine, folder)
+    for name, lines in found.items():
+        if name in ds.rejected:
+            r = ds.rejected[name]
+            ds.rejected[name] = r.assign(_line=lines[r["_row"].to_numpy()])
 
 
 def _require_columns(spec: TableSpec, columns) -> None:
@@ -495,17 +598,71 @@ def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
     return pd.Series(mask.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
 
+# --------------------------------------------------------------------------- identifiers and plausibility
+
+BAD_ID = ("not a valid id number (18 characters with a GB 11643 check digit, or the old 15-digit form); "
+          "treated as missing for linkage")
+BAD_PHONE = "not an 11-digit mobile number; treated as missing for linkage"
+_IDENTIFIER_RULES = {"id_number": (normalise_id, is_valid_id, BAD_ID),
+                     "phone": (normalise_phone, is_valid_mobile, BAD_PHONE)}
+
+
+def _nullable(table: str, column: str) -> bool:
+    """Whether a bad value in this column can be blanked with its row kept: not for
+    required columns, ids and references (the row means nothing without them) nor for
+    times (a blank ``closed_at`` would make a closed dispute open)."""
+    spec = TABLES.get(table)
+    if spec is None or column not in spec.column_names:
+        return False
+    c = spec.column(column)
+    return not (c.required or c.unique or c.ref is not None or c.kind in ("id", "timestamp"))
+
+
+def _check_identifiers(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Malformed id numbers and phones, found before pseudonymisation: reported by rule
+    and row (never the value) and set to missing, so they cannot link two people."""
+    problems = []
+    for column, (normalise, valid, reason) in _IDENTIFIER_RULES.items():
+        if column not in PII_COLUMNS.get(name, ()) or column not in raw.columns:
+            continue
+        text = _as_str(raw[column])
+        present = text.dropna()
+        if present.empty:
+            continue
+        verdict = {v: valid(normalise(v)) for v in pd.unique(present)}
+        bad = present.map(verdict).astype(bool).eq(False)
+        if bad.any():
+            rows = bad.index[bad.to_numpy()]
+            problems.append(_problems(name, rows, column, [np.nan] * len(rows), reason))
+            raw[column] = text.where(~text.index.isin(rows))
+    return raw, problems
+
+
+def _plausibility(name: str, df: pd.DataFrame) -> list[pd.DataFrame]:
+    """Values of the right type that cannot be true: a birth year in the future."""
+    if name != "persons" or "birth_year" not in df.columns:
+        return []
+    this_year = pd.Timestamp.now().year
+    future = (df["birth_year"] > this_year).fillna(False).to_numpy(dtype=bool)
+    if not future.any():
+        return []
+    rows = df.index[future]
+    return [_problems(name, rows, "birth_year", df["birth_year"].to_numpy()[future],
+                      f"in the future (after {this_year})")]
+
+
 def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
     """Pseudonymise, parse and check the row rules of one table: (raw, parsed, problems)."""
     spec = TABLES[name]
     raw = raw.copy()
+    # Checked on the raw values only: pseudonyms (key None) are not id numbers any more.
+    raw, problems = _check_identifiers(name, raw) if key is not None else (raw, [])
     # Pseudonymise first: nothing below, error messages included, sees a raw identifier.
-    for c in PII_COLUMNS[name]:
-        if c in raw.columns and key is not None:
-            raw[c] = pseudonymise(raw[c], key, c)
+    for pii in PII_COLUMNS[name]:
+        if pii in raw.columns and key is not None:
+            raw[pii] = pseudonymise(raw[pii], key, pii)
     df = pd.DataFrame(index=raw.index)
-    problems = []
     for c in spec.columns:
         col, prob = _parse_column(name, c, raw[c.name] if c.name in raw.columns else
                                   pd.Series(np.nan, index=raw.index, dtype=object))
@@ -518,13 +675,15 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
     prob = _schema_problems(spec, df[spec.column_names])
     if prob is not None:
         problems.append(prob)
+    problems.extend(_plausibility(name, df))
     return raw, df, problems
 
 
 SMALL = 32  # up to this many rows, validate_rows checks record by record (no pandas/pandera overhead)
 
 
-def validate_rows(name: str, rows: pd.DataFrame | list[dict], *, pseudonym_key: str | bytes | None = None,
+def validate_rows(name: str, rows: pd.DataFrame | list[dict], *,
+                  pseudonym_key: str | bytes | os.PathLike[str] | None = None,
                   engine: Literal["auto", "frame", "records"] = "auto") -> pd.DataFrame:
     """Validate rows of one table on their own (types, codes, row rules; no references)
     and return them typed, or raise :class:`DataValidationError` as a file would.
@@ -537,22 +696,22 @@ def validate_rows(name: str, rows: pd.DataFrame | list[dict], *, pseudonym_key: 
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}")
     spec = TABLES[name]
-    records = rows if isinstance(rows, list) else None
-    if records is None:
-        rows = rows.reset_index(drop=True)
-        columns = list(rows.columns)
+    records: list[dict] | None = rows if isinstance(rows, list) else None
+    frame: pd.DataFrame | None = None if isinstance(rows, list) else rows.reset_index(drop=True)
+    if frame is not None:
+        columns = list(frame.columns)
     else:
-        columns = list(dict.fromkeys(k for r in records for k in r))
+        columns = list(dict.fromkeys(k for r in records or [] for k in r))
     _require_columns(spec, columns)
     key = resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None
-    n = len(records) if records is not None else len(rows)
+    n = len(frame) if frame is not None else len(records or [])
     if engine == "records" or (engine == "auto" and n <= SMALL and not PII_COLUMNS[name]):
-        if records is None:
-            records = rows.to_dict("records")
-        return _validate_records(spec, records, columns, key)
-    if records is not None:
-        rows = pd.DataFrame(records)
-    _, df, problems = _parse_table(name, rows, key)
+        if frame is not None:
+            records = frame.to_dict("records")
+        return _validate_records(spec, records or [], columns, key)
+    if frame is None:
+        frame = pd.DataFrame(records)
+    _, df, problems = _parse_table(name, frame, key)
     if problems:
         raise DataValidationError(pd.concat(problems, ignore_index=True))
     return _finish_types(spec, df)
@@ -579,12 +738,10 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
         if isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "isoformat") and not isinstance(v, str):
             ts = pd.Timestamp(v)
             return ts.tz_localize(None) if ts.tzinfo is not None else ts
-        try:
-            ts = pd.to_datetime(str(v).strip(), format="ISO8601")
-        except (ValueError, TypeError, OverflowError):
-            problems.append((row, col.name, v, "not an ISO 8601 timestamp"))
-            return None
-        return ts.tz_localize(None) if ts.tzinfo is not None else ts
+        ts = _parse_timestamp(str(v).strip())
+        if ts is None:
+            problems.append((row, col.name, v, BAD_TIMESTAMP))
+        return ts
     if kind in ("int", "float"):
         if isinstance(v, bool):
             x = float(v)
@@ -597,6 +754,9 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
             if x != x:
                 problems.append((row, col.name, v, "not a number"))
                 return None
+        if not np.isfinite(x):
+            problems.append((row, col.name, v, NOT_FINITE))
+            return None
         if kind == "int" and x != np.floor(x):
             problems.append((row, col.name, v, "not a whole number"))
             return None
@@ -614,8 +774,19 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
 
 def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], key: bytes | None) -> pd.DataFrame:
     """The record-by-record engine of :func:`validate_rows` (same spec, same messages)."""
+    records = list(records)  # identifiers are blanked below: never in the caller's list
     problems: list[tuple] = []
-    parsed = {c.name: [] for c in spec.columns}
+    parsed: dict[str, list] = {c.name: [] for c in spec.columns}
+    for c in spec.columns:
+        rule = _IDENTIFIER_RULES.get(c.name) if c.kind == "pii" and key is not None else None
+        if rule is None:
+            continue
+        normalise, valid, reason = rule
+        for i, r in enumerate(records):
+            v = r.get(c.name)
+            if not _missing(v) and not valid(normalise(str(v).strip())):
+                problems.append((i, c.name, None, reason))
+                records[i] = dict(r, **{c.name: None})
     for c in spec.columns:
         if c.kind == "pii" and key is not None:
             # Pseudonymise first, exactly as the file path does: nothing below sees the raw value.
@@ -635,6 +806,8 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
                 problems.append((i, c.name, v, f"unknown code (expected one of {', '.join(c.codes)})"))
             if c.min is not None and v < c.min:
                 problems.append((i, c.name, v, f"must be >= {float(c.min)}"))
+            if spec.name == "persons" and c.name == "birth_year" and v > pd.Timestamp.now().year:
+                problems.append((i, c.name, v, f"in the future (after {pd.Timestamp.now().year})"))
         if c.unique:
             seen = set()
             for i, v in enumerate(vals):
@@ -651,15 +824,26 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
             if kind is not None and cat is not None and cat not in (offence if kind == "criminal_case" else dispute):
                 problems.append((i, "category", cat,
                                  "an offence code only on criminal cases, a dispute code otherwise"))
+    if spec.name == "person_attributes":
+        for i in range(len(records)):
+            attr, val = parsed["attribute"][i], parsed["value"][i]
+            if attr in ATTRIBUTE_CODES and val is not None and val not in ATTRIBUTE_CODES[attr]:
+                problems.append((i, "value", val, VALUE_RULE))
+    if spec.name == "mediations":
+        for i in range(len(records)):
+            held, out = parsed["held_at"][i], parsed["outcome_at"][i]
+            if held is not None and out is not None and out < held:
+                problems.append((i, "outcome_at", out, OUTCOME_RULE))
     if problems:
         frames = [_problems(spec.name, [r], col, [v], reason) for r, col, v, reason in problems]
         raise DataValidationError(pd.concat(frames, ignore_index=True).sort_values("row", kind="stable"))
     data = {}
     for c in spec.columns:
         vals = parsed[c.name]
-        if c.kind == "code":
-            data[c.name] = pd.Categorical.from_codes([-1 if v is None else c.codes.index(v) for v in vals],
-                                                     dtype=_CODE_DTYPES[c.codes])
+        if c.kind == "code" and c.codes is not None:
+            codes = c.codes
+            data[c.name] = pd.Categorical.from_codes([-1 if v is None else codes.index(v) for v in vals],
+                                                     dtype=_CODE_DTYPES[codes])
         elif c.kind == "timestamp":
             data[c.name] = np.array([np.datetime64("NaT") if v is None else v.to_datetime64() for v in vals],
                                     dtype="datetime64[ns]")
@@ -676,6 +860,21 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
         if k not in df.columns:
             df[k] = pd.Series([r.get(k) for r in records], dtype=object)
     return df
+
+
+def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None
+                   ) -> tuple[str, pd.Series, str]:
+    """Contract 1.1: a party's ``added_at`` and a note's ``recorded_at`` are not before the
+    report of their incident (looked up among the new incidents, then the history)."""
+    col = "added_at" if name == "incident_parties" else "recorded_at"
+    inc = incidents if base is None else pd.concat([base.incidents, incidents])
+    rep = pd.Series(inc["reported_at"].to_numpy(dtype="datetime64[ns]"),
+                    index=pd.Index(inc["incident_id"].to_numpy(dtype=object)))
+    rep = rep[~rep.index.duplicated(keep="last")]
+    at = rep.reindex(df["incident_id"].to_numpy(dtype=object)).to_numpy(dtype="datetime64[ns]")
+    when = df[col].to_numpy(dtype="datetime64[ns]")
+    bad = ~np.isnat(when) & ~np.isnat(at) & (when < at)
+    return col, pd.Series(bad, index=df.index), BEFORE_REPORT
 
 
 def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | None,
@@ -707,12 +906,24 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
         parsed[name] = df
         raw_frames[name] = raw
 
-    # References, in dependency order: a row pointing at a rejected row is rejected too.
     allp = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=PROBLEM_COLUMNS)
+    soft = allp.apply(lambda p: _nullable(p["table"], p["column"]), axis=1).astype(bool) if len(allp) else \
+        pd.Series(False, index=allp.index)
+    if errors == "quarantine":
+        # A bad value the record can do without is blanked and the row kept, so one
+        # typo in a person's gender does not take their disputes and ties with it.
+        for (name, col), grp in allp[soft].groupby(["table", "column"], sort=False):
+            rows = grp["row"].astype("int64").to_numpy()
+            drop = np.zeros(len(parsed[name]), dtype=bool)
+            drop[rows] = True
+            parsed[name][col] = parsed[name][col].mask(drop)
+    else:
+        soft[:] = False
+    # References, in dependency order: a row pointing at a rejected row is rejected too.
     for name in TABLE_ORDER:
         df = parsed[name]
         bad = np.zeros(len(df), dtype=bool)
-        mine = allp[allp["table"] == name]
+        mine = allp[(allp["table"] == name) & ~soft]
         if len(mine):
             bad[mine["row"].astype("int64").to_numpy()] = True
         refs = []
@@ -732,6 +943,8 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
                     ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
                 miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~_isin(df["party_id"], ok_keys)
                 refs.append(("party_id", miss, f"refers to a missing {rt[:-1]} (party_type {ptype})"))
+        if name in ("incident_parties", "incident_notes"):
+            refs.append(_before_report(name, df, parsed["incidents"], base))
         spec_key = TABLES[name].key
         if base is not None and spec_key is not None and len(df):
             refs.append((spec_key, _isin(df[spec_key], getattr(base, name)[spec_key]),
@@ -748,6 +961,8 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
                             kind="stable").reset_index(drop=True)
     if len(allp) and errors == "raise":
         raise DataValidationError(allp)
+    allp["action"] = [SET_ASIDE if bad_rows.get(t, np.zeros(0, bool))[int(r)] else NULLED
+                      for t, r in zip(allp["table"], allp["row"])] if len(allp) else pd.Series(dtype=object)
 
     out: dict[str, pd.DataFrame] = {}
     rejected: dict[str, pd.DataFrame] = {}
@@ -755,7 +970,14 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
         df = parsed[name]
         bad = bad_rows.get(name, np.zeros(len(df), bool))
         if bad.any():
-            rejected[name] = raw_frames[name][bad].assign(_row=np.flatnonzero(bad))
+            # Ids, codes, times and numbers only: free text and personal data never leave.
+            keep = [c.name for c in TABLES[name].columns
+                    if c.name not in HIDDEN_COLUMNS[name] and c.name in raw_frames[name].columns]
+            rows = raw_frames[name].loc[bad, keep].copy()
+            for c in rows.columns:  # a bad code can be anything someone typed
+                if not pd.api.types.is_numeric_dtype(rows[c]) and not pd.api.types.is_datetime64_any_dtype(rows[c]):
+                    rows[c] = rows[c].map(lambda v: mask_identifiers(v) if isinstance(v, str) else v)
+            rejected[name] = rows.assign(_row=np.flatnonzero(bad))
             df = df[~bad]
             # Related-incident links to a rejected incident are dropped from the kept rows
             # only through the rejection above; nothing is silently rewritten.
@@ -764,6 +986,6 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
             out[name] = pd.concat([getattr(base, name), out[name]], ignore_index=True) if len(out[name]) \
                 else getattr(base, name)
     if len(allp):
-        log.warning("quarantined %d row(s) in %d table(s)", sum(int(b.sum()) for b in bad_rows.values()),
-                    len(rejected))
+        log.warning("quarantined %d row(s) in %d table(s); %d value(s) set to missing in kept rows",
+                    sum(int(b.sum()) for b in bad_rows.values()), len(rejected), int((allp["action"] == NULLED).sum()))
     return Dataset(**out, quarantine=allp, rejected=rejected, rows_read=rows_read, source=source)

@@ -3,17 +3,22 @@
 LightGBM's ``pred_contrib`` splits each row's log-odds into one additive
 contribution per feature plus a bias (TreeSHAP). A *reason* is a feature whose
 contribution raises the risk: the top-k positive contributions of a row, each
-turned into a sentence in English and Chinese from the feature registry, filled
-with the feature's value for that row. Features that lower the risk are never
+turned into one plain sentence in English and Chinese (:mod:`.features.sentences`)
+from the row's values: its own, and the few others a sentence needs (a total over
+the parties is told per party from the maximum and the number of parties). Features that lower the risk are never
 given as reasons: a warning explains what is worrying, not what is reassuring.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from .features import REGISTRY
+from .features.sentences import render
 
 
 def top_reasons(contributions: pd.DataFrame, X: pd.DataFrame, top: int = 3) -> list[list[dict]]:
@@ -31,19 +36,39 @@ def top_reasons(contributions: pd.DataFrame, X: pd.DataFrame, top: int = 3) -> l
     order = np.argsort(-C, axis=1, kind="stable")[:, :k]
     vals = np.take_along_axis(C, order, axis=1)
     keep = vals > 0
-    used = np.unique(order[keep])  # only the features that are reasons somewhere
-    cols = {names[u]: X[names[u]].to_numpy(dtype=object) for u in used}
+    cols: dict[str, np.ndarray] = {}  # columns read on demand, once
     out: list[list[dict]] = []
     for i in range(len(C)):
-        row = []
+        reasons = []
+        values = _Row(X, i, cols)
         for j in np.flatnonzero(keep[i]):
             name = names[order[i, j]]
-            value = cols[name][i]
-            f = REGISTRY[name]
-            row.append({"feature": name, "value": _plain(value), "contribution": float(vals[i, j]),
-                        "en": f.sentence(value, "en"), "zh": f.sentence(value, "zh")})
-        out.append(row)
+            value = values[name]
+            reasons.append({"feature": name, "value": _plain(value), "contribution": float(vals[i, j]),
+                            "en": render(name, values, "en"), "zh": render(name, values, "zh")})
+        out.append(reasons)
     return out
+
+
+class _Row(Mapping[str, Any]):
+    """One row of ``X`` as a mapping, reading each column only when a sentence asks."""
+
+    def __init__(self, X: pd.DataFrame, i: int, cols: dict[str, np.ndarray]) -> None:
+        self._X, self._i, self._cols = X, i, cols
+
+    def __getitem__(self, name: str) -> Any:
+        col = self._cols.get(name)
+        if col is None:
+            if name not in self._X.columns:
+                raise KeyError(name)
+            col = self._cols[name] = self._X[name].to_numpy(dtype=object)
+        return col[self._i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._X.columns)
+
+    def __len__(self) -> int:
+        return len(self._X.columns)
 
 
 def _plain(value):

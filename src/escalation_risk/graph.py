@@ -17,9 +17,10 @@ Persons are always canonical keys from :func:`escalation_risk.linking.link_perso
 several ``person_id`` records of one person are one row, one column, one node.
 
 Point in time: every function taking ``as_of`` uses only what was known then, by
-the availability times of the data contract (``reported_at``, ``recorded_at``,
-``start_date``, ``end_date``, ``since``). Persons, places, households and
-organisations carry no availability time in the contract and are always present.
+the availability rules of :mod:`escalation_risk.known` (``reported_at``,
+``added_at``, ``recorded_at``, ``start_date``, ``end_date``, ``since``, and the
+group-size cap judged at each person's arrival). Persons, places, households and
+organisations are always present; a person's hukou and employment are as they stood.
 """
 
 from __future__ import annotations
@@ -32,14 +33,25 @@ import pandas as pd
 from scipy.sparse import coo_matrix, csr_matrix
 
 from .dataset import Dataset
+from .known import (
+    MAX_GROUP,
+    attributes_at,
+    known_incidents,
+    known_members,
+    known_parties,
+    member_at,
+    not_after,
+    party_since,
+    tie_members,
+)
 from .linking import link_persons
 
 EDGE_COLUMNS = ["a", "b", "kind", "start", "end", "weight"]
 BASE_KINDS = ("household", "relation", "co_incident")
-# Above this many distinct persons, an incident (a mass wage dispute, a petition
-# signed by a whole village) or a household (a factory dormitory registered as one
-# collective household) says little about any one pair and would add n²/2 ties.
-MAX_GROUP = 50
+# Above MAX_GROUP distinct persons (judged at each arrival, known.tie_members), an
+# incident (a mass wage dispute, a petition signed by a whole village) or a household
+# (a factory dormitory registered as one collective household) says little about any
+# one pair and would add n²/2 ties.
 NODE_TYPES = ("person", "household", "place", "grid", "org", "incident")
 EDGE_TYPES = ("member_of", "lives_at", "located_at", "in_grid", "party_to", "related_to", "relation")
 
@@ -129,8 +141,11 @@ def _household_ties(ds: Dataset) -> pd.DataFrame:
     e = _ns(hm["end_date"])
     e = np.where(e == _I8_MIN, _I8_MAX, e)
     ok = p >= 0
+    g, gp, _ = tie_members(h[ok], p[ok], s[ok], MAX_GROUP)
+    width = np.int64(len(_person_codes(ds)[1]) + 1)
+    ok &= np.isin(h * width + p, g * width + gp)  # members within the cap at their arrival
     idx = np.flatnonzero(ok)
-    i, j = _pairs_within(h[idx], p[idx], MAX_GROUP)
+    i, j = _pairs_within(h[idx], p[idx], np.iinfo(np.int64).max)
     i, j = idx[i], idx[j]
     start, end = np.maximum(s[i], s[j]), np.minimum(e[i], e[j])
     overlap = start < end
@@ -151,18 +166,18 @@ def _relation_ties(ds: Dataset) -> pd.DataFrame:
 
 
 def _incident_pair_rows(ds: Dataset) -> pd.DataFrame:
-    """One row per (pair of person parties, incident): a, b (codes), t (reported_at ns)."""
+    """One row per (pair of person parties, incident): a, b (codes), t (ns: when the later of
+    the two was on the incident, its reported_at unless added later)."""
     ip = ds.incident_parties
     ip = ip[ip["party_type"] == "person"]
     p = _codes_of(ds, ip["party_id"])
     inc = ds.incidents
     ipos = pd.Index(inc["incident_id"]).get_indexer(ip["incident_id"].to_numpy(dtype=object))
+    since = _ns(party_since(ip, inc))
     ok = (p >= 0) & (ipos >= 0)
-    df = pd.DataFrame({"g": ipos[ok], "p": p[ok]}).drop_duplicates(ignore_index=True)
-    g, p = df["g"].to_numpy(), df["p"].to_numpy()
-    i, j = _pairs_within(g, p, MAX_GROUP)
-    t = _ns(inc["reported_at"])[g[i]]
-    return pd.DataFrame({"a": p[i], "b": p[j], "t": t})
+    g, p, s = tie_members(ipos[ok], p[ok], since[ok], MAX_GROUP)
+    i, j = _pairs_within(g, p, np.iinfo(np.int64).max)
+    return pd.DataFrame({"a": p[i], "b": p[j], "t": np.maximum(s[i], s[j])})
 
 
 def _cached(ds: Dataset, name: str, fn):
@@ -197,7 +212,7 @@ def _edge_codes(ds: Dataset, as_of=None, kinds: Iterable[str] | None = None) -> 
     if _wanted("household", kinds):
         h = _cached(ds, "household", _household_ties)
         if t is not None:
-            h = h[(h["start"] <= t) & (h["end"] > t)]
+            h = h[member_at(h["start"], h["end"], t)]
         parts.append(h.assign(kind="household", weight=1))
     if _wanted("relation", kinds):
         r = _cached(ds, "relation", _relation_ties)
@@ -239,10 +254,12 @@ def person_edges(ds: Dataset, as_of=None) -> pd.DataFrame:
       ``since`` of that pair and code (NaT: since before the data).
     - ``co_incident``: both are person parties of some incident. One row per pair,
       not per shared incident (that table is too large at district scale):
-      ``start`` is the earliest ``reported_at`` they shared, ``weight`` the number
-      of incidents they shared (known by ``as_of``). Incidents with more than
-      ``MAX_GROUP`` (50) person parties, and households with more than 50 members
-      over time, add no ties: they would add n²/2 ties about nobody in particular.
+      ``start`` is the earliest moment they shared an incident (its ``reported_at``,
+      or the later ``added_at`` of the two), ``weight`` the number of incidents they
+      shared (known by ``as_of``). A person who joins an incident or a household that
+      already had ``MAX_GROUP`` (50) persons makes no ties there
+      (:func:`escalation_risk.known.tie_members`): a mass event would add n²/2 ties
+      about nobody in particular.
 
     With ``as_of``, only ties known and still running then: ``start`` null or
     ``<= as_of`` and ``end`` null or ``> as_of``.
@@ -307,23 +324,11 @@ def _prefix(prefix: str, s: pd.Series) -> pd.Series:
 
 def _memberships(ds: Dataset, as_of=None) -> pd.DataFrame:
     """household_members as known at ``as_of``: later starts dropped, later ends blanked."""
-    hm = ds.household_members
-    if as_of is None:
-        return hm.copy()
-    t = pd.Timestamp(as_of)
-    hm = hm[hm["start_date"].isna() | (hm["start_date"] <= t)].copy()
-    hm.loc[hm["end_date"] > t, "end_date"] = pd.NaT
-    return hm
+    return ds.household_members.copy() if as_of is None else known_members(ds.household_members, as_of)
 
 
 def _incidents(ds: Dataset, as_of=None) -> pd.DataFrame:
-    inc = ds.incidents
-    if as_of is None:
-        return inc
-    t = pd.Timestamp(as_of)
-    inc = inc[inc["reported_at"] <= t].copy()
-    inc.loc[inc["closed_at"] > t, "closed_at"] = pd.NaT
-    return inc
+    return ds.incidents if as_of is None else known_incidents(ds.incidents, as_of)
 
 
 def build_graph(ds: Dataset, as_of=None) -> nx.MultiDiGraph:
@@ -346,7 +351,8 @@ def build_graph(ds: Dataset, as_of=None) -> nx.MultiDiGraph:
     time, and free text may hold personal data.
 
     With ``as_of``: incidents reported later are absent with their parties and
-    links, a ``closed_at`` after ``as_of`` is blank; flags recorded later,
+    links, parties added later are absent, a ``closed_at`` after ``as_of`` is blank,
+    hukou and employment are as they stood; flags recorded later,
     relations since later and memberships starting later are absent. Memberships
     that ended by ``as_of`` are kept with ``ended=True`` (former co-residents
     matter, e.g. a separated spouse); an end after ``as_of`` is blank.
@@ -356,14 +362,15 @@ def build_graph(ds: Dataset, as_of=None) -> nx.MultiDiGraph:
     pk, _, _, _ = _person_codes(ds)
 
     # Persons: one node per canonical key, attributes from its first record with a value.
-    persons = ds.persons.assign(person_key=ds.persons["person_id"].map(pk))
+    persons = ds.persons if t is None else attributes_at(ds.persons, ds.person_attributes, t)
+    persons = persons.assign(person_key=persons["person_id"].map(pk))
     cols = [c for c in ("birth_year", "gender", "hukou", "employment") if c in persons.columns]
     grouped = persons.groupby("person_key", sort=True, observed=True)
     pattrs = grouped[cols].first()
     pattrs["person_ids"] = grouped["person_id"].agg(lambda s: sorted(s.astype(str)))
     flags = ds.person_flags
     if t is not None:
-        flags = flags[flags["recorded_at"] <= t]
+        flags = flags[not_after(flags["recorded_at"], t)]
     flags = flags.sort_values("recorded_at", kind="stable")
     fl = pd.Series(list(zip(flags["flag"].astype(str), flags["recorded_at"])),
                    index=flags["person_id"].map(pk).to_numpy(), dtype=object)
@@ -397,11 +404,13 @@ def build_graph(ds: Dataset, as_of=None) -> nx.MultiDiGraph:
 
     ip = ds.incident_parties
     ip = ip[ip["incident_id"].isin(inc["incident_id"])]
+    if t is not None:
+        ip = known_parties(ip, ds.incidents, t)
     is_person = (ip["party_type"] == "person").to_numpy()
     src = np.where(is_person, "person:" + ip["party_id"].map(pk).astype(object).astype(str),
                    "org:" + ip["party_id"].astype(object).astype(str))
     _edges(g, pd.Series(src), _prefix("incident", ip["incident_id"]), "party_to",
-           ip[["role", "party_id"]])
+           ip[["role", "party_id", "added_at"]])
 
     hm = _memberships(ds, as_of)
     attrs = pd.DataFrame({"role": hm["role"].to_numpy(), "start": hm["start_date"].to_numpy(),
@@ -411,7 +420,7 @@ def build_graph(ds: Dataset, as_of=None) -> nx.MultiDiGraph:
 
     rel = ds.relations
     if t is not None:
-        rel = rel[rel["since"].isna() | (rel["since"] <= t)]
+        rel = rel[not_after(rel["since"], t, null_known=True)]
     ka, kb = rel["person_a"].map(pk), rel["person_b"].map(pk)
     rel, ka, kb = rel[ka != kb], ka[ka != kb], kb[ka != kb]
     _edges(g, _prefix("person", ka), _prefix("person", kb), "relation",

@@ -5,7 +5,8 @@ The default question (data contract, "The question the model answers"): the poin
 ``as_of < occurred_at <= as_of + horizon`` and either shares a person party with
 the dispute (any role, compared on the canonical person key from record linkage,
 so one person under two ``person_id`` values still counts) or names the dispute in
-``related_incident_id``.
+``related_incident_id``. A party added to either record later (contract 1.1
+``added_at``) counts once added by the end of the horizon (:func:`escalation_risk.known.added_by`).
 
 A point whose horizon runs past the last record of the data is *unlabelled*
 (NaN): the data cannot say whether a crime followed, and treating it as a
@@ -21,6 +22,7 @@ import pandas as pd
 
 from .contract import OFFENCE_CATEGORIES
 from .dataset import Dataset
+from .known import added_by
 from .linking import link_persons
 
 DEFAULT_HORIZON_DAYS = 90
@@ -85,14 +87,21 @@ def make_labels(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = DEFAUL
     if shared_party:
         key = link_persons(ds)
         parties = ds.incident_parties
-        parties = parties.loc[parties["party_type"] == "person", ["incident_id", "party_id"]]
+        parties = parties.loc[parties["party_type"] == "person", ["incident_id", "party_id", "added_at"]]
         parties = parties.assign(person=parties["party_id"].astype(object).map(key)).dropna(subset=["person"])
-        parties = parties[["incident_id", "person"]].astype(object)
-        dispute_people = parties.drop_duplicates().rename(columns={"incident_id": "dispute_id"})
+        parties = parties[["incident_id", "person", "added_at"]].astype({"incident_id": object, "person": object})
+        # A person added to an incident several times counts from the earliest (NaT: from the start).
+        parties = parties.sort_values("added_at", na_position="first", kind="stable") \
+            .drop_duplicates(["incident_id", "person"])
+        dispute_people = parties.rename(columns={"incident_id": "dispute_id", "added_at": "added_d"})
         crime_people = parties.merge(crimes[["incident_id", "occurred_at"]].astype({"incident_id": object}),
-                                     on="incident_id").drop(columns="incident_id").drop_duplicates()
+                                     on="incident_id").drop(columns="incident_id")
+        crime_people = crime_people.rename(columns={"added_at": "added_c"})
         m = pts.merge(dispute_people, on="dispute_id").merge(crime_people, on="person")
-        hits.append(m.loc[(m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= m["as_of"] + horizon), "pt"])
+        end = m["as_of"] + horizon
+        hit = (m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= end)
+        hit &= added_by(m["added_d"], end) & added_by(m["added_c"], end)
+        hits.append(m.loc[hit, "pt"])
 
     if outcomes is not None and len(outcomes):
         esc = outcomes[outcomes["escalated_to_crime"].fillna(False).astype(bool)]

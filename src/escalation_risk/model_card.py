@@ -84,6 +84,16 @@ def _held_out(test, nights) -> str:
     return text
 
 
+def _time_varying(m: dict) -> str:
+    """Which facts the training data dated (contract 1.1): what the backtest could check."""
+    facts = m["training_data"].get("time_varying_facts")
+    if facts is None:
+        return ("Time-varying facts: not recorded (a model trained before contract 1.1: parties, outcomes, "
+                "hukou and employment were read as of the export).\n")
+    return ("Time-varying facts in the training data (what the backtest could check, and what it took as "
+            "unchanged):\n\n" + "\n".join(f"- {f}" for f in facts) + "\n")
+
+
 def write_model_card(model, out_dir, test=None, nights=None) -> Path:
     r"""Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path.
 
@@ -143,6 +153,7 @@ dispute as its origin. Only records available at the moment scored shape the fea
 | training | {periods['train_as_of'][0][:10]} | {periods['train_as_of'][1][:10]} | {tr['n_train']} | {tr['positives_train']} |
 | validation | {periods['validation_as_of'][0][:10]} | {periods['validation_as_of'][1][:10]} | {tr['n_validation']} | {tr['positives_validation']} |
 
+{_time_varying(m)}
 Training examples end one horizon before the validation window, and the validation labels end
 at the cutoff, so no label window overlaps another split. {tr['best_iteration']} trees
 (early stopping on the validation window); probabilities calibrated there with

@@ -86,12 +86,15 @@ class Scorer:
         self._lock = threading.Lock()  # guards swapping in a new history in add()
 
     def score_dispute(self, dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame, *,
-                      mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None,
+                      mediations: Iterable[Mapping] | pd.DataFrame = (),
+                      notes: Iterable[Mapping] | pd.DataFrame = (), as_of=None,
                       top_reasons: int = 3) -> RiskAssessment:
         """Score one dispute given as a dict in the contract's ``incidents`` columns.
 
         ``parties`` are dicts in the ``incident_parties`` columns (``incident_id`` may be
-        left out), ``mediations`` likewise. ``as_of`` defaults to now. People not in the
+        left out), ``mediations`` and ``notes`` (``incident_notes``: note_id, recorded_at,
+        text) likewise; parties added, outcomes and notes recorded after ``as_of`` are not
+        read. ``as_of`` defaults to now. People not in the
         history are scored as parties without a record. Raises
         :class:`~escalation_risk.DataValidationError` for a missing or bad field.
         """
@@ -107,12 +110,15 @@ class Scorer:
         parties = validate_rows("incident_parties", _records(parties, "parties", incident_id=did))
         meds = _records(mediations, "mediations", incident_id=did)
         meds = validate_rows("mediations", meds) if meds else None
+        given_notes = _records(notes, "notes", incident_id=did)
+        note_rows = validate_rows("incident_notes", given_notes) if given_notes else None
+        _not_before_report(inc, parties, note_rows)
         if not (parties["incident_id"] == did).all():
             raise ValueError("every party must belong to the dispute being scored")
         when = pd.Timestamp.now().floor("s") if as_of is None else pd.Timestamp(as_of)
 
         idx = self._idx  # one consistent snapshot even if add() swaps the history meanwhile
-        P = points_from_records(idx, inc, parties, when, meds)
+        P = points_from_records(idx, inc, parties, when, meds, note_rows)
         X = compute_features(idx, P)
         prob = float(self.model.predict_proba(X)[0])
         level = str(assign_levels(np.array([prob]), self.model.thresholds)[0])
@@ -134,6 +140,19 @@ class Scorer:
             history = self.history.append(pseudonym_key=self._key, **frames)
             idx = history_index(history)
             self.history, self._idx = history, idx
+
+
+def _not_before_report(inc: pd.DataFrame, parties: pd.DataFrame, notes: pd.DataFrame | None) -> None:
+    """Contract 1.1 as a file is checked: no party added and no note written before the report."""
+    rep = inc.loc[0, "reported_at"]
+    for table, df, col in (("incident_parties", parties, "added_at"), ("incident_notes", notes, "recorded_at")):
+        if df is None:
+            continue
+        bad = np.flatnonzero((df[col] < rep).to_numpy())
+        if len(bad):
+            raise DataValidationError(pd.DataFrame([{
+                "table": table, "row": int(i), "column": col, "value": df[col].iloc[i].isoformat(),
+                "reason": "must not be before its incident's reported_at"} for i in bad]))
 
 
 def _plain(v):
@@ -161,6 +180,7 @@ def default_scorer() -> Scorer:
 
 
 def score_dispute(dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame, *,
-                  mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None) -> RiskAssessment:
+                  mediations: Iterable[Mapping] | pd.DataFrame = (), notes: Iterable[Mapping] | pd.DataFrame = (),
+                  as_of=None) -> RiskAssessment:
     """Score one dispute with the default scorer (see :func:`default_scorer`)."""
-    return default_scorer().score_dispute(dispute, parties, mediations=mediations, as_of=as_of)
+    return default_scorer().score_dispute(dispute, parties, mediations=mediations, notes=notes, as_of=as_of)

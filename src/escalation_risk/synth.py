@@ -78,6 +78,17 @@ criminal suspect usually gets ``prior_violence`` weeks after the case, some
 ``community_correction`` months later; people with two or more petitions become
 ``key_person``.
 
+Facts recorded later (contract 1.1; ``late_facts=True``, drawn from a second random
+stream so that the 1.0 tables of a seed do not change): after an escalation a household
+member of the suspect is often put on the dispute days later; some crime witnesses are
+named weeks after the report; a third of mediation outcomes are typed in days after the
+session; suspects unemployed at export lost their job 2-10 months after their first
+crime (before that their history says employed); some locals were migrants until a
+date; some people were registered only during the period (unknown before). Grid
+workers' return visits in the first weeks leave notes whose threat and weapon phrases
+follow the heat the visit found, and most escalations leave a note on the dispute
+("当事人因持刀伤人被刑事立案").
+
 Record linkage noise. About 3.5% of people also have a second ``person_id`` created
 by the police system (used on police calls and criminal cases): two thirds with the
 same id number, one third without id number but with the same name, birth year and
@@ -95,6 +106,7 @@ import numpy as np
 import pandas as pd
 
 from escalation_risk.contract import (
+    CONTRACT_1_1,
     DISPUTE_CATEGORIES,
     EMPLOYMENT,
     FLAGS,
@@ -118,6 +130,7 @@ from escalation_risk.contract import (
 __all__ = ["generate_tables", "generate_district", "write_tables", "generate_province", "iter_province", "write_province"]
 
 CENTRE = (30.27, 120.16)
+VISIT_WEEKS = (0, 1, 3, 7, 11)  # return visits of grid workers: the weeks after a dispute's report
 DISTRICT_NAME = "示范区"
 
 # code indices used internally
@@ -916,6 +929,7 @@ def _simulate(rng: np.random.Generator, p: dict, g: dict, o: dict, e: dict, acc:
     fu_kinds = np.array([_K["police_call"], _K["complaint"], _K["petition"]])
     med_p = np.array([_MEDIATORS[c] for c in DISPUTE_CATEGORIES])
     S = 30
+    h_visit = np.zeros((E, len(VISIT_WEEKS)), np.float32)
     for s in range(S):
         ws = e["t0"] + 7.0 * s
         lo = np.maximum(ws, t_rep)  # nothing of the episode is recorded before the dispute itself
@@ -968,12 +982,14 @@ def _simulate(rng: np.random.Generator, p: dict, g: dict, o: dict, e: dict, acc:
             n_med[mids] += 1
         # heat relaxes; escalation hazard
         h = np.clip(0.88 * h + rng.normal(0, 0.25, E), -4.0, 5.0)
+        if s in VISIT_WEEKS:  # the heat a return visit at the end of this week would find
+            h_visit[:, VISIT_WEEKS.index(s)] = h
         lam = np.exp(np.minimum(lin + 0.8 * h, 3.0)) * np.exp(-s / 12.0) * np.where(lo < tc, 1.0, 0.3)
         fire = alive & (rng.random(E) < -np.expm1(-lam))
         t_esc[fire] = lo[fire] + rng.uniform(0.05, 7.0, fire.sum())
         alive &= ~fire
     e.update(tc=tc, agreed=agreed, failed_last=failed_last, n_med=n_med, t_esc=t_esc, t_rep=t_rep,
-             n_fu=n_fu, h_end=h, gsize=gsize, tr_max=tr_max)
+             n_fu=n_fu, h_end=h, gsize=gsize, tr_max=tr_max, h_visit=h_visit)
     return e
 
 
@@ -1137,6 +1153,124 @@ def _descriptions(rng: np.random.Generator, kind: np.ndarray, cat: np.ndarray, h
     return out
 
 
+# ============================================================== late facts (contract 1.1)
+_ZH_VISIT = {"calm": ["回访：双方情绪平稳", "回访：已按协议履行", "回访：矛盾基本化解", "回访：双方未再发生争执"],
+             "open": ["回访：矛盾仍未化解", "回访：双方仍有争执", "回访：当事人情绪激动，拒不接受调解",
+                      "回访：双方僵持不下"]}
+_EN_VISIT = {"calm": ["Return visit: parties calm", "Return visit: the agreement is being kept"],
+             "open": ["Return visit: conflict unresolved", "Return visit: parties still arguing, hostile"]}
+_ZH_AFTER_CRIME = {
+    "assault": "当事人因殴打他人被公安机关立案", "intentional_injury": "当事人因持刀伤人被刑事立案",
+    "homicide": "当事人持刀致人死亡，已被刑事拘留", "arson": "当事人泼汽油纵火，已被刑事拘留",
+    "property_damage": "当事人因故意毁坏财物被立案", "threat_intimidation": "当事人因威胁恐吓他人被立案",
+    "affray": "双方发生斗殴，已移送公安机关", "illegal_detention": "当事人因非法拘禁被刑事立案",
+    "other": "当事人涉嫌违法犯罪，已移送公安机关",
+}
+_EN_AFTER_CRIME = "Party now under criminal investigation (case opened by the police)"
+
+
+def _late_facts(rng: np.random.Generator, *, p: dict, e: dict, n: int, T: float, new_of: np.ndarray,
+                kind: np.ndarray, cat: np.ndarray, rep: np.ndarray, closed: np.ndarray, ep_of: np.ndarray,
+                pinc: np.ndarray, ppid: np.ndarray, ptype: np.ndarray, prole: np.ndarray, med_t: np.ndarray,
+                cs_p: np.ndarray, cs_t: np.ndarray) -> dict:
+    """Facts recorded after the report (contract 1.1), drawn from their own random stream so
+    that every 1.0 table of a seed stays as it was.
+
+    - parties added later: a household member of the suspect put on the dispute days
+      after an escalation (35%), a relative of a party joining a dispute (4%), a crime's
+      witness named weeks after the report (half of them);
+    - outcomes typed in days after the session (35% of mediations);
+    - hukou and employment histories written back from the export values: a suspect
+      unemployed at export lost their job months after the crime; some locals were
+      migrants before; some people were registered only during the period (unknown before);
+    - notes: return visits in the first weeks, with danger words as likely as the heat then
+      found makes them, and a note on the dispute after its escalation to a crime.
+    """
+    out: dict = {}
+    hh = _Groups(p["hh"], np.arange(n), p["H"])
+    persons_on = set((pinc[ptype == 0].astype(np.int64) * (n + 1) + ppid[ptype == 0]).tolist())
+    # -- a witness of a crime named only later
+    added = np.full(len(pinc), np.nan)
+    wit = np.flatnonzero((ptype == 0) & (prole == _PR["witness"]) & (kind[pinc] == _K["criminal_case"]))
+    wit = wit[rng.random(len(wit)) < 0.5]
+    tw = rep[pinc[wit]] + rng.uniform(1, 30, len(wit))
+    added[wit[tw < T]] = tw[tw < T]
+    out["party_added"] = added
+    # -- new parties: a relative of the suspect after an escalation; a relative joining a quarrel
+    esc = np.flatnonzero(~np.isnan(e["t_esc"]))
+    crime = new_of[e["crime_inc"]]
+    disp = new_of[e["inc"][esc]]
+    ok = (crime >= 0) & (disp >= 0)
+    esc, crime, disp, susp = esc[ok], crime[ok], disp[ok], e["crime_susp"][ok]
+    rel = hh.pick(rng, p["hh"][np.maximum(susp, 0)])
+    t_rel = rep[crime] + rng.uniform(0.5, 20, len(crime))
+    m1 = (rng.random(len(crime)) < 0.35) & (susp >= 0) & (rel >= 0) & (rel != susp) & (t_rel < T)
+    d_all = np.flatnonzero((kind == _K["dispute"]) & (ep_of >= 0))
+    a = e["a"][ep_of[d_all]]
+    rel2 = hh.pick(rng, p["hh"][a])
+    t_rel2 = rep[d_all] + rng.lognormal(np.log(10), 0.8, len(d_all))
+    m2 = (rng.random(len(d_all)) < 0.04) & (rel2 >= 0) & (rel2 != a) & (t_rel2 < T)
+    li = np.concatenate([disp[m1], d_all[m2]])
+    lp = np.concatenate([rel[m1], rel2[m2]])
+    lt = np.concatenate([t_rel[m1], t_rel2[m2]])
+    new = ~np.isin(li.astype(np.int64) * (n + 1) + lp, np.fromiter(persons_on, np.int64, len(persons_on)))
+    li, lp, lt = li[new], lp[new], lt[new]
+    _, first = np.unique(li.astype(np.int64) * (n + 1) + lp, return_index=True)
+    out["late_parties"] = (li[first], lp[first], lt[first])
+    # -- outcomes typed in later
+    delay = med_t + rng.lognormal(np.log(4), 0.9, len(med_t))
+    out["outcome_at"] = np.where((rng.random(len(med_t)) < 0.35) & (delay < T), delay, np.nan)
+    # -- attribute histories, consistent with the export-time values in persons
+    ap, aa, av, at = [], [], [], []
+
+    def rows(pid, attr, value, t):
+        ap.append(pid); aa.append(np.full(len(pid), attr, dtype=object)); av.append(value); at.append(t)
+
+    order = np.lexsort((cs_t, cs_p))
+    cp, ct = cs_p[order], cs_t[order]
+    first_crime = np.r_[True, cp[1:] != cp[:-1]] if len(cp) else np.zeros(0, bool)
+    cp, ct = cp[first_crime], ct[first_crime]
+    lost = ct + rng.uniform(60, 300, len(cp))
+    m = (p["employment"][cp] == 1) & (lost < T) & (rng.random(len(cp)) < 0.8)
+    cp, lost = cp[m], lost[m]
+    rows(cp, "employment", np.full(len(cp), "employed", dtype=object), -rng.uniform(30, 2000, len(cp)))
+    rows(cp, "employment", np.full(len(cp), "unemployed", dtype=object), lost)
+    loc = np.flatnonzero((p["hukou"] == 0) & p["adult"] & (rng.random(n) < 0.03))
+    rows(loc, "hukou", np.full(len(loc), "migrant", dtype=object), -rng.uniform(100, 3000, len(loc)))
+    rows(loc, "hukou", np.full(len(loc), "local", dtype=object), rng.uniform(0, T, len(loc)))
+    late = np.flatnonzero(p["adult"] & (rng.random(n) < 0.01))
+    rows(late, "employment", np.asarray(EMPLOYMENT, dtype=object)[p["employment"][late]], rng.uniform(0, T, len(late)))
+    out["attributes"] = tuple(np.concatenate(x) for x in (ap, aa, av, at))
+    # -- notes: return visits, and what was written after an escalation
+    ni, nt, nx = [], [], []
+    d_ep = ep_of[d_all]
+    for k, w in enumerate(VISIT_WEEKS):
+        tv = np.maximum(e["t0"][d_ep] + 7.0 * (w + 1), rep[d_all]) + rng.uniform(0, 2, len(d_all))
+        open_then = np.isnan(closed[d_all]) | (tv < closed[d_all])
+        m = open_then & (tv < T) & (rng.random(len(d_all)) < 0.4)
+        h = e["h_visit"][d_ep[m], k].astype(float)
+        en = rng.random(m.sum()) < 0.10
+        calm = h < 0.3
+        text = np.where(en, np.where(calm, np.asarray(_EN_VISIT["calm"], object)[rng.integers(0, 2, m.sum())],
+                                     np.asarray(_EN_VISIT["open"], object)[rng.integers(0, 2, m.sum())]),
+                        np.where(calm, np.asarray(_ZH_VISIT["calm"], object)[rng.integers(0, 4, m.sum())],
+                                 np.asarray(_ZH_VISIT["open"], object)[rng.integers(0, 4, m.sum())]))
+        for key, pr in (("threat", _sig(-3.0 + 1.1 * h)), ("weapon", _sig(-4.4 + 1.0 * h))):
+            hit = rng.random(m.sum()) < pr
+            pick_zh = np.asarray(_ZH_KW[key], object)[rng.integers(0, len(_ZH_KW[key]), m.sum())]
+            pick_en = np.asarray(_EN_KW[key], object)[rng.integers(0, len(_EN_KW[key]), m.sum())]
+            text = np.where(hit, text + np.where(en, pick_en, pick_zh), text)
+        ni.append(d_all[m]); nt.append(tv[m]); nx.append(text + np.where(en, ".", "。"))
+    off = np.asarray(OFFENCE_CATEGORIES, object)[cat[crime]]
+    t_note = rep[crime] + rng.uniform(0.5, 15, len(crime))
+    m = (rng.random(len(crime)) < 0.6) & (t_note < T)
+    en = rng.random(m.sum()) < 0.10
+    ni.append(disp[m]); nt.append(t_note[m])
+    nx.append(np.where(en, _EN_AFTER_CRIME, np.array([_ZH_AFTER_CRIME[o] for o in off[m]], dtype=object)) + "。")
+    out["notes"] = (np.concatenate(ni), np.concatenate(nt), np.concatenate(nx))
+    return out
+
+
 # ============================================================== assembly
 def _days_to_ts(t0: np.datetime64, days: np.ndarray) -> np.ndarray:
     days = np.asarray(days, dtype=float)
@@ -1149,13 +1283,18 @@ def _days_to_ts(t0: np.datetime64, days: np.ndarray) -> np.ndarray:
 
 
 def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
-                    end: str = "2025-06-30") -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+                    end: str = "2025-06-30", late_facts: bool = True
+                    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Generate a synthetic district: the contract tables and the person truth.
 
     Returns ``(tables, person_truth)``: ``tables`` maps each contract table name to a
     DataFrame with exactly the contract's columns (raw, with fake PII on persons);
     ``person_truth(person_id, true_person)`` maps every person_id, including the
     duplicate records of the police system, to the real person.
+
+    ``late_facts`` (default) adds contract 1.1's facts recorded after a report (see
+    :func:`_late_facts`); they come from their own random stream, so the 1.0 tables and
+    columns of a seed are the same either way. ``late_facts=False`` gives a 1.0 export.
     """
     if int(n_persons) < 50:
         raise ValueError(f"n_persons must be at least 50, got {n_persons!r}")
@@ -1478,17 +1617,41 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
         "household_members": members, "organizations": orgs, "incidents": incidents,
         "incident_parties": parties, "mediations": mediations, "relations": relations,
     }
+    if late_facts:
+        lf = _late_facts(np.random.default_rng([int(seed), 11]), p=p, e=e, n=n, T=T, new_of=new_of, kind=kind,
+                         cat=cat, rep=rep, closed=closed, ep_of=ep_of, pinc=pinc, ppid=ppid, ptype=ptype,
+                         prole=prole, med_t=med_t, cs_p=cs_p, cs_t=cs_t)
+        added = pd.Series(ts(lf["party_added"]))
+        li, lp, lt = lf["late_parties"]
+        parties = pd.concat([
+            parties.assign(added_at=added.iloc[np.argsort(pinc, kind="stable")].to_numpy()),
+            pd.DataFrame({"incident_id": iid[li], "party_id": pid_str[lp], "party_type": "person", "role": "other",
+                          "added_at": ts(lt)})], ignore_index=True)
+        tables["incident_parties"] = parties
+        tables["mediations"] = mediations.assign(outcome_at=ts(lf["outcome_at"]))
+        ap, aa, av, at = lf["attributes"]
+        tables["person_attributes"] = pd.DataFrame({"person_id": pid_str[ap], "attribute": aa, "value": av,
+                                                    "recorded_at": ts(at)}).sort_values("recorded_at",
+                                                                                        ignore_index=True)
+        ni, nt, nx = lf["notes"]
+        no = np.argsort(nt, kind="stable")
+        tables["incident_notes"] = pd.DataFrame({
+            "note_id": _fmt_ids("N", len(ni), max(7, len(str(len(ni))))), "incident_id": iid[ni[no]],
+            "recorded_at": ts(nt[no]), "text": nx[no]})
     for name, df in tables.items():
-        tables[name] = df[TABLES[name].column_names]
+        cols = TABLES[name].column_names
+        if not late_facts:  # a 1.0 export: without the columns contract 1.1 added
+            cols = [c for c in cols if c not in CONTRACT_1_1.get(name, ())]
+        tables[name] = df[cols]
     return tables, truth
 
 
 def generate_district(n_persons: int, seed: int = 0, start: str = "2021-07-01", end: str = "2025-06-30",
-                      pseudonym_key: str | bytes | None = None):
+                      pseudonym_key: str | bytes | None = None, late_facts: bool = True):
     """Generate a district and load it as a validated, pseudonymised ``Dataset``."""
     from escalation_risk.dataset import Dataset  # lazy: the loader imports heavier modules
 
-    tables, _ = generate_tables(n_persons, seed=seed, start=start, end=end)
+    tables, _ = generate_tables(n_persons, seed=seed, start=start, end=end, late_facts=late_facts)
     return Dataset.from_frames(pseudonym_key=pseudonym_key, **tables)
 
 

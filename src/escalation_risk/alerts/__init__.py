@@ -22,8 +22,10 @@ from .store import (
     SCHEMA_VERSION,
     AlertNotFoundError,
     AlertStore,
+    NightConflictError,
     NightSummary,
     SchemaVersionError,
+    StoreBusyError,
 )
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "AlertTransitionError",
     "AlertNotFoundError",
     "SchemaVersionError",
+    "NightConflictError",
+    "StoreBusyError",
     "SCHEMA_VERSION",
     "STATUSES",
     "OPEN_STATUSES",

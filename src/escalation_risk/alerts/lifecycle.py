@@ -139,13 +139,14 @@ def check_transition(alert_id: int, current: str, requested: str, hint: str = ""
 def due_at(level: str, at: pd.Timestamp) -> pd.Timestamp:
     """When an alert of ``level`` raised at ``at`` is due: the end of day ``DUE_DAYS``.
 
-    The end of a day is 23:59:59, so a red alert raised on the night of 30 June is
-    overdue from 1 July 00:00.
+    The end of a day is 23:59:59.999999, the moment a night given as a date stands
+    for, so a red alert raised on the night of 30 June is due that same moment (not
+    overdue on the night that raised it) and overdue from 1 July 00:00.
     """
     if level not in DUE_DAYS:
         raise ValueError(f"level {level!r} carries no due time; expected one of {tuple(DUE_DAYS)}")
     day = pd.Timestamp(at).normalize()
-    return day + pd.Timedelta(days=DUE_DAYS[level] + 1) - pd.Timedelta(seconds=1)
+    return day + pd.Timedelta(days=DUE_DAYS[level] + 1) - pd.Timedelta(microseconds=1)
 
 
 def tighten_due(current_due: pd.Timestamp, level: str, at: pd.Timestamp) -> pd.Timestamp:

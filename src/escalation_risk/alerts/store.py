@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +34,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from ..masking import mask_identifiers
 from .lifecycle import (
     ACTIVE_STATUSES,
     DUE_DAYS,
@@ -52,18 +57,24 @@ __all__ = [
     "NightSummary",
     "AlertNotFoundError",
     "SchemaVersionError",
+    "NightConflictError",
+    "StoreBusyError",
+    "MissingDriverError",
 ]
 
 #: Bump when the tables change, and add the step to ``_MIGRATIONS``.
-#: 2: a ``district`` in every key (a province's districts share one store) and
+#: 2: the input fingerprint of a run, Chinese reasons, the archive of replaced nights.
+#: 3: a ``district`` in every key (a province's districts share one store) and
 #: timezone-aware timestamps.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The zone of the naive local times the library reads and hands back (contract: naive
 #: local time); the store itself holds instants (UTC).
 TIMEZONE_ENV = "ESCALATION_RISK_TIMEZONE"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
+# One advisory lock key for "recording a night" in a PostgreSQL store.
+_PG_LOCK_KEY = 0x65725F6E69676874  # "er_night"
 # SQLite caps the number of bound parameters per statement; IN lists are chunked.
 _CHUNK = 500
 
@@ -133,6 +144,7 @@ scores_table = sa.Table(
     sa.Column("delta", sa.Float, nullable=True),
     sa.Column("reasons", sa.Text, nullable=False),  # JSON list of str
     sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("reasons_zh", sa.Text, nullable=True),  # JSON list of str (schema 2)
     sa.UniqueConstraint("district", "dispute_id", "as_of", "model_version", name="uq_scores_dispute_night"),
     sa.Index("ix_scores_dispute_as_of", "district", "dispute_id", "as_of"),
 )
@@ -152,7 +164,33 @@ runs_table = sa.Table(
     sa.Column("n_updated_alerts", sa.Integer, nullable=False, default=0),
     sa.Column("n_rising", sa.Integer, nullable=False, default=0),
     sa.Column("n_overdue", sa.Integer, nullable=False, default=0),
+    # SHA-256 of the night's input (data and settings), to tell a re-run from a correction (schema 2).
+    sa.Column("input_fingerprint", sa.String(64), nullable=True),
     sa.UniqueConstraint("district", "as_of", "model_version", name="uq_runs_night"),
+)
+
+# A night recorded again on a corrected export (``replace=True``) moves its first
+# recording here, run and scores, so the audit trail keeps what was seen then (schema 2).
+def _columns_like(table: sa.Table, skip: str) -> list[sa.Column]:
+    """Fresh columns of the same names and types (no keys, no constraints)."""
+    return [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns if c.name != skip]
+
+
+replaced_runs_table = sa.Table(
+    "replaced_runs",
+    metadata,
+    sa.Column("replaced_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("replaced_at", _Instant, nullable=False),
+    sa.Column("replaced_by_fingerprint", sa.String(64), nullable=True),
+    sa.Column("old_run_id", sa.Integer, nullable=False),
+    *_columns_like(runs_table, "run_id"),
+)
+replaced_scores_table = sa.Table(
+    "replaced_scores",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("replaced_id", sa.Integer, sa.ForeignKey("replaced_runs.replaced_id"), nullable=False),
+    *_columns_like(scores_table, "score_id"),
 )
 
 alerts_table = sa.Table(
@@ -168,6 +206,7 @@ alerts_table = sa.Table(
     sa.Column("delta", sa.Float, nullable=True),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("reasons_zh", sa.Text, nullable=True),  # schema 2
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("owner", sa.String(128), nullable=False),
     sa.Column("raised_by", sa.String(128), nullable=False),
@@ -238,14 +277,14 @@ sa.event.listen(
 
 
 
-def _migrate_1_to_2(conn: sa.Connection) -> None:
-    """Schema 1 -> 2: every row gets district '' and its naive local times become instants.
+def _migrate_2_to_3(conn: sa.Connection) -> None:
+    """Schema 2 -> 3: every row gets district '' and its naive local times become instants.
 
-    The keys and the time type change, which SQLite cannot alter in place: the four
-    tables are read, dropped and created again (with their triggers) and the rows
-    written back, alert ids and event ids kept.
+    The keys and the time type change, which SQLite cannot alter in place: the tables
+    are read, dropped and created again (with their triggers) and the rows written
+    back, alert ids and event ids kept.
     """
-    tables = (scores_table, runs_table, alerts_table, events_table)
+    tables = (scores_table, runs_table, alerts_table, events_table, replaced_runs_table, replaced_scores_table)
     rows: dict[str, list[dict[str, Any]]] = {}
     for t in tables:
         result = conn.execute(sa.text(f"SELECT * FROM {t.name}")).mappings().all()
@@ -262,18 +301,29 @@ def _migrate_1_to_2(conn: sa.Connection) -> None:
             conn.execute(sa.insert(t), rows[t.name])
     if conn.dialect.name == "postgresql":  # serials continue after the ids copied in
         for t, pk in ((scores_table, "score_id"), (runs_table, "run_id"), (alerts_table, "alert_id"),
-                      (events_table, "event_id")):
+                      (events_table, "event_id"), (replaced_runs_table, "replaced_id"), (replaced_scores_table, "id")):
             conn.execute(sa.text(
                 f"SELECT setval(pg_get_serial_sequence('{t.name}', '{pk}'), "
                 f"COALESCE((SELECT MAX({pk}) FROM {t.name}), 0) + 1, false)"))
 
 
 # version found -> function(connection) bringing it to version + 1.
-_MIGRATIONS: dict[int, Any] = {1: _migrate_1_to_2}
+_MIGRATIONS: dict[int, Any] = {2: _migrate_2_to_3}
+
+
+def _migrate_1_to_2(conn: sa.Connection) -> None:
+    """Schema 2: the input fingerprint of a run, Chinese reasons (the archive tables
+    for replaced nights are created by ``create_all``)."""
+    for table, column, kind in (("runs", "input_fingerprint", "VARCHAR(64)"), ("scores", "reasons_zh", "TEXT"),
+                                ("alerts", "reasons_zh", "TEXT")):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+
+_MIGRATIONS[1] = _migrate_1_to_2
 
 _SCORE_COLUMNS = (
     "district", "dispute_id", "as_of", "model_version", "probability", "level", "trend", "delta",
-    "reasons", "plan",
+    "reasons", "plan", "reasons_zh",
 )
 _ALERT_COLUMNS = tuple(c.name for c in alerts_table.columns)
 _EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
@@ -283,7 +333,7 @@ _OUTCOME_COLUMNS = (
 )
 _DATETIME_COLUMNS = frozenset(
     {"as_of", "started_at", "finished_at", "raised_at", "due_at", "updated_at",
-     "status_at", "last_as_of", "closed_at", "at", "applied_at"}
+     "status_at", "last_as_of", "closed_at", "at", "applied_at", "replaced_at"}
 )
 
 
@@ -297,6 +347,28 @@ class AlertNotFoundError(LookupError):
 
 class SchemaVersionError(RuntimeError):
     """The store's schema is of a version this library cannot read or migrate."""
+
+
+class NightConflictError(ValueError):
+    """A night that cannot be recorded as asked: its input differs from the recorded
+    one (use ``replace``), or it is older than the newest recorded night (use
+    ``backfill``)."""
+
+
+class MissingDriverError(RuntimeError):
+    """The database driver a store URL needs is not installed; the message names the extra."""
+
+
+def _driver_message(url: sa.URL, e: BaseException) -> str:
+    backend = url.get_backend_name()
+    extra = {"postgresql": "postgres"}.get(backend)
+    how = (f"install it with: pip install 'escalation-risk[{extra}]'" if extra
+           else "install the driver this URL names")
+    return f"alert store {_url_for_messages(url)}: the {url.drivername} database driver is not installed ({e}); {how}"
+
+
+class StoreBusyError(RuntimeError):
+    """Another process holds the store's recording lock."""
 
 
 @dataclass(frozen=True)
@@ -403,7 +475,7 @@ def _frame(rows: Iterable[Any], columns: Sequence[str]) -> pd.DataFrame:
     for col in df.columns:
         if col in _DATETIME_COLUMNS:
             df[col] = pd.to_datetime(df[col])
-        elif col == "reasons":
+        elif col in ("reasons", "reasons_zh"):
             df[col] = pd.Series([_loads(v) for v in df[col]], index=df.index, dtype=object)
         elif col == "escalated_to_crime":
             df[col] = df[col].astype("boolean")
@@ -461,13 +533,15 @@ def _score_rows(scores: pd.DataFrame, night: datetime) -> list[dict[str, Any]]:
              for p in scores["plan"].tolist()]
     reasons = [_dumps(_reasons_list(r, f"scores row {idx!r}"))
                for idx, r in zip(scores.index, scores["reasons"].tolist())]
+    zh = scores["reasons_zh"].tolist() if "reasons_zh" in scores.columns else [None] * len(scores)
+    reasons_zh = [_dumps(_reasons_list(r, f"scores row {idx!r}")) for idx, r in zip(scores.index, zh)]
     deltas = [None if pd.isna(d) else float(d) for d in delta.tolist()]
     rows = [
         {"dispute_id": did, "probability": float(p), "level": str(lvl), "trend": str(tr),
-         "delta": d, "reasons": r, "plan": pl}
-        for did, p, lvl, tr, d, r, pl in zip(
+         "delta": d, "reasons": r, "plan": pl, "reasons_zh": rz}
+        for did, p, lvl, tr, d, r, pl, rz in zip(
             ids.tolist(), prob.tolist(), scores["level"].tolist(), scores["trend"].tolist(),
-            deltas, reasons, plans,
+            deltas, reasons, plans, reasons_zh,
         )
     ]
     return rows
@@ -490,17 +564,26 @@ class AlertStore:
     the connection pool.
     """
 
-    def __init__(self, url: str = "sqlite:///alerts.db", *, timezone: str | None = None) -> None:
+    def __init__(self, url: str = "sqlite:///alerts.db", *, create: bool = True, timezone: str | None = None) -> None:
+        self._lock_depth: dict[str, int] = {}
+        self._thread_locks: dict[str, threading.Lock] = {}
         self.url = sa.make_url(url)
         self.timezone = ZoneInfo(timezone or os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE)
         sqlite = self.url.get_backend_name() == "sqlite"
         if sqlite:
             db = self.url.database
             if db and db != ":memory:" and not db.startswith("file:"):
+                if not create and not Path(db).expanduser().is_file():
+                    # Reading a store that is not there is a mistake (a typo in the path),
+                    # not a reason to make an empty one.
+                    raise FileNotFoundError(f"alert store {db} does not exist")
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
         # Nights of several districts may write at once: SQLite makes them queue
         # (for up to a minute) instead of failing at once with "database is locked".
-        self.engine = sa.create_engine(self.url, connect_args={"timeout": 60} if sqlite else {})
+        try:
+            self.engine = sa.create_engine(self.url, connect_args={"timeout": 60} if sqlite else {})
+        except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as e:
+            raise MissingDriverError(_driver_message(self.url, e)) from None
         self.engine.dialect._escalation_risk_zone = self.timezone  # type: ignore[attr-defined]
         if sqlite:
             # SQLite ignores foreign keys unless asked, per connection; and its driver's
@@ -571,6 +654,9 @@ class AlertStore:
         *,
         alert_levels: Sequence[str] = ("red", "orange", "yellow"),
         raised_by: str = "system",
+        input_fingerprint: str | None = None,
+        replace: bool = False,
+        backfill: bool = False,
         district: str | None = None,
     ) -> NightSummary:
         """Record one night's scores and raise or update alerts, all in one transaction.
@@ -590,6 +676,14 @@ class AlertStore:
         change of level or trend is logged as an ``updated`` event, a rise in level
         tightens the due time, and a drop to blue leaves the alert open for a person
         to close.
+
+        ``input_fingerprint`` identifies the night's input. A night already recorded
+        from the same input is a no-op; from a different one it raises
+        :class:`NightConflictError` unless ``replace``, which moves the first
+        recording (run and scores) to ``replaced_runs``/``replaced_scores`` and
+        records this one. A night older than the newest recorded night is refused
+        unless ``backfill``: its trends would be computed against the wrong night.
+        The whole step holds the store's recording lock (:meth:`recording_lock`).
         """
         night = _timestamp(as_of, "as_of")
         if not isinstance(model_version, str) or not model_version:
@@ -603,7 +697,8 @@ class AlertStore:
         rows = _score_rows(scores, night)
         started = _now(None)
 
-        with self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+        with self.recording_lock(district=district), \
+                self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             done = conn.execute(
                 sa.select(runs_table).where(
                     runs_table.c.district == district,
@@ -611,11 +706,28 @@ class AlertStore:
                 )
             ).mappings().first()
             if done is not None:
-                return _summary_from_run(done, already_recorded=True)
+                same = input_fingerprint is None or done["input_fingerprint"] in (None, input_fingerprint)
+                if same and not replace:
+                    return _summary_from_run(done, already_recorded=True)
+                if not replace:
+                    raise NightConflictError(
+                        f"night {night.isoformat()} was recorded at {_fmt(done['started_at'])} from different "
+                        f"input (fingerprint {str(done['input_fingerprint'])[:12]}, this input "
+                        f"{input_fingerprint[:12] if input_fingerprint else None}); nothing was written. "
+                        "If the export was corrected, record it again with replace (--replace): the first "
+                        "recording stays in the audit trail")
+                _archive_run(conn, dict(done), input_fingerprint, started)
+            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))
+                                  .where(runs_table.c.district == district)).scalar()
+            if newest is not None and night < newest and not backfill:
+                raise NightConflictError(
+                    f"night {night.isoformat()} is older than the newest recorded night {newest.isoformat()}; "
+                    "its trends would be computed against the wrong night. Record it with backfill "
+                    "(--backfill) if that is what you mean")
 
             inserted = conn.execute(
                 sa.insert(runs_table).values(district=district, as_of=night, model_version=model_version,
-                                             started_at=started)
+                                             started_at=started, input_fingerprint=input_fingerprint)
             ).inserted_primary_key
             assert inserted is not None  # an INSERT of one row always has one
             run_id = inserted[0]
@@ -658,6 +770,90 @@ class AlertStore:
             overdue=overdue,
             district=district,
         )
+
+    @contextmanager
+    def recording_lock(self, timeout: float = 0.0, district: str = "") -> Iterator[None]:
+        """Hold the store's recording lock of a district: one night at a time per district.
+
+        A SQLite file store locks ``<file>.lock`` (``<file>.<district>.lock`` for a
+        district of a province), PostgreSQL takes a session advisory lock keyed by the
+        district, an in-memory store a process lock. Nights of different districts
+        do not wait for each other here (the database orders their writes).
+        Re-entrant within one store object, so the nightly job can hold it from
+        reading the previous scores to recording. Raises :class:`StoreBusyError` after
+        ``timeout`` seconds.
+        """
+        if self._lock_depth.get(district):
+            self._lock_depth[district] += 1
+            try:
+                yield
+            finally:
+                self._lock_depth[district] -= 1
+            return
+        release = self._acquire(timeout, district)
+        self._lock_depth[district] = 1
+        try:
+            yield
+        finally:
+            self._lock_depth[district] = 0
+            release()
+
+    def _acquire(self, timeout: float, district: str = "") -> Callable[[], None]:
+        deadline = time.monotonic() + timeout
+        busy = (f"another night is being recorded in alert store {_url_for_messages(self.url)}; "
+                "try again when it has finished")
+        backend = self.url.get_backend_name()
+        db = self.url.database
+        if backend == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
+            import fcntl  # POSIX only, as are the servers this runs on
+
+            suffix = f".{zlib.crc32(district.encode()):08x}.lock" if district else ".lock"
+            f = open(Path(db).expanduser().with_name(Path(db).name + suffix), "a+")
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        f.close()
+                        raise StoreBusyError(busy) from None
+                    time.sleep(0.2)
+
+            def unlock_file() -> None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                f.close()
+            return unlock_file
+        if backend == "postgresql":
+            conn = self.engine.connect()
+            key = _PG_LOCK_KEY ^ zlib.crc32(district.encode()) if district else _PG_LOCK_KEY
+            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                if time.monotonic() >= deadline:
+                    conn.close()
+                    raise StoreBusyError(busy)
+                time.sleep(0.2)
+
+            def unlock_pg() -> None:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.close()
+            return unlock_pg
+        lock = self._thread_locks.setdefault(district, threading.Lock())
+        got = lock.acquire(timeout=timeout) if timeout > 0 else lock.acquire(blocking=False)
+        if not got:
+            raise StoreBusyError(busy)
+        return lock.release
+
+    def last_night(self, district: str = "") -> pd.Timestamp | None:
+        """The newest night recorded in the store for ``district``, or None."""
+        with self.engine.connect() as conn:
+            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))
+                                  .where(runs_table.c.district == district)).scalar()
+        return None if newest is None else pd.Timestamp(newest)
+
+    def replaced_runs(self) -> pd.DataFrame:
+        """First recordings of nights recorded again on corrected input, with when."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(replaced_runs_table).order_by(replaced_runs_table.c.replaced_id)).all()
+        return _frame(rows, [c.name for c in replaced_runs_table.columns])
 
     def previous_scores(
         self,
@@ -769,7 +965,8 @@ class AlertStore:
 
         def change(current: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
             check_transition(alert_id, current["status"], "closed")
-            values = {"closed_at": when, "outcome": outcome, "escalated_to_crime": escalated_to_crime}
+            values = {"closed_at": when, "outcome": mask_identifiers(outcome),
+                      "escalated_to_crime": escalated_to_crime}
             text = f"outcome: {outcome}" + (f"; {note}" if note else "")
             return "closed", values, text
 
@@ -814,7 +1011,8 @@ class AlertStore:
                     from_status=current["status"],
                     to_status=status,
                     owner=values.get("owner", current["owner"]),
-                    note=note or "",
+                    # People type phone numbers into notes; the trail never keeps one.
+                    note=mask_identifiers(note or ""),
                 )
             )
         return self.alert(alert_id)
@@ -865,6 +1063,7 @@ class AlertStore:
             ).mappings().all()
         out = {k: _plain(v) for k, v in row.items()}
         out["reasons"] = _loads(row["reasons"])
+        out["reasons_zh"] = _loads(row.get("reasons_zh"))
         out["events"] = [{k: _plain(v) for k, v in e.items()} for e in events]
         return out
 
@@ -1026,6 +1225,23 @@ def _summary_from_run(run: Any, *, already_recorded: bool) -> NightSummary:
     )
 
 
+def _archive_run(conn: sa.Connection, done: dict[str, Any], fingerprint: str | None, at: datetime) -> None:
+    """Move a recorded night (run and scores) to the replaced_* tables."""
+    inserted = conn.execute(sa.insert(replaced_runs_table).values(
+        replaced_at=at, replaced_by_fingerprint=fingerprint, old_run_id=done["run_id"],
+        **{k: v for k, v in done.items() if k != "run_id"})).inserted_primary_key
+    assert inserted is not None
+    replaced_id = inserted[0]
+    s = scores_table
+    night = (s.c.district == done["district"], s.c.as_of == done["as_of"],
+             s.c.model_version == done["model_version"])
+    cols = [c.name for c in s.columns if c.name != "score_id"]
+    conn.execute(sa.insert(replaced_scores_table).from_select(
+        ["replaced_id", *cols], sa.select(sa.literal(replaced_id), *(s.c[c] for c in cols)).where(*night)))
+    conn.execute(sa.delete(s).where(*night))
+    conn.execute(sa.delete(runs_table).where(runs_table.c.run_id == done["run_id"]))
+
+
 def _fmt(ts: datetime) -> str:
     return f"{ts:%Y-%m-%d %H:%M}"
 
@@ -1055,7 +1271,7 @@ def _apply_alerts(
                 to_raise.append(
                     {
                         **{k: r[k] for k in ("dispute_id", "level", "probability", "trend", "delta", "reasons",
-                                             "plan")},
+                                             "plan", "reasons_zh")},
                         "model_version": model_version,
                         "district": district,
                         "status": "raised",
@@ -1086,7 +1302,7 @@ def _apply_alerts(
         to_update.append(
             {
                 "b_alert_id": current["alert_id"],
-                **{k: r[k] for k in ("level", "probability", "trend", "delta", "reasons", "plan")},
+                **{k: r[k] for k in ("level", "probability", "trend", "delta", "reasons", "plan", "reasons_zh")},
                 "model_version": model_version,
                 "due_at": due,
                 "updated_at": night,

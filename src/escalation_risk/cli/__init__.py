@@ -1,11 +1,14 @@
 """The ``escalation-risk`` command line: thin over the public API.
 
-Exit codes: 0 ok, 1 the job failed (bad data, a refused action), 2 bad arguments.
+Exit codes: 0 ok, 1 the job failed (bad data, a refused action), 2 bad arguments,
+3 the nightly job ran but rows were quarantined.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import sys
 import warnings
 
@@ -17,8 +20,20 @@ from .._version import __version__
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="escalation-risk")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
-def main(verbose: bool) -> None:
-    """Early warning of disputes likely to turn into crimes (民转刑)."""
+@click.option("--key-file", type=click.Path(dir_okay=False), default=None,
+              help="Pseudonym key file (made by `escalation-risk keygen`); default "
+                   "$ESCALATION_RISK_PSEUDONYM_KEY_FILE.")
+def main(verbose: bool, key_file: str | None) -> None:
+    """Early warning of disputes likely to turn into crimes (民转刑).
+
+    Names, id numbers and phones are pseudonymised with a secret key on load: make one
+    with `escalation-risk keygen PATH` and pass --key-file PATH (or set
+    ESCALATION_RISK_PSEUDONYM_KEY_FILE). There is no default key.
+    """
+    if key_file is not None:
+        from ..pseudonym_keys import KEY_ENV, KEY_FILE_ENV
+        os.environ[KEY_FILE_ENV] = key_file
+        os.environ.pop(KEY_ENV, None)  # the option wins over a key in the environment
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # A warning is a message to the operator here, not a pointer into our source.
@@ -26,14 +41,14 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from .data import sample, validate
+    from .data import keygen, sample, validate
     main.add_command(validate)
     main.add_command(sample)
-    for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",))):
-        try:
-            mod = __import__(f"{__name__}.{module}", fromlist=list(names))
-        except ImportError:  # a subcommand module not built yet
-            continue
+    main.add_command(keygen)
+    for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",)),
+                          ("governance", ("governance",)), ("drift", ("drift",)),
+                          ("briefing", ("briefing",))):
+        mod = importlib.import_module(f"{__name__}.{module}")
         for n in names:
             main.add_command(getattr(mod, n))
 

@@ -25,8 +25,8 @@ from ..alerts import (
     AlertNotFoundError,
     AlertStore,
     AlertTransitionError,
-    SchemaVersionError,
 )
+from .errors import check_store_url, fail, open_store
 
 STORE_ENV = "ESCALATION_RISK_STORE"
 DEFAULT_STORE = "sqlite:///alerts.db"
@@ -43,12 +43,7 @@ _EVENT_COLUMNS = ("at", "who", "event", "from_status", "to_status", "owner", "no
 # options and plumbing
 
 
-def _check_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    try:
-        sa.make_url(value)
-    except sa.exc.ArgumentError as exc:
-        raise click.BadParameter(f"not a SQLAlchemy URL: {value!r}") from exc
-    return value
+_check_url = check_store_url
 
 
 class _Timestamp(click.ParamType):
@@ -86,25 +81,18 @@ def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def _fail(exc: BaseException) -> None:
-    message = " ".join(str(exc).split())  # one line, whatever the driver said
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(1)
+_fail = fail
 
 
 @contextmanager
 def _opened(url: str) -> Iterator[AlertStore]:
-    """The store at ``url``; known failures become one line on stderr and exit 1."""
-    try:
-        store = AlertStore(url)
-    except (SchemaVersionError, sa.exc.SQLAlchemyError, OSError) as exc:
-        _fail(exc)
-    try:
-        yield store
-    except (AlertNotFoundError, AlertTransitionError, ValueError, sa.exc.SQLAlchemyError) as exc:
-        _fail(exc)
-    finally:
-        store.dispose()
+    """The store at ``url``, which must exist (reading or acting on alerts never makes
+    a new empty store); known failures become one line on stderr and exit 1."""
+    with open_store(url, create=False) as store:
+        try:
+            yield store
+        except (AlertNotFoundError, AlertTransitionError, ValueError, sa.exc.SQLAlchemyError) as exc:
+            _fail(exc)
 
 
 def _jsonable(value: Any) -> Any:
@@ -144,8 +132,9 @@ def _emit(df: pd.DataFrame, fmt: str, columns: Sequence[str], empty: str) -> Non
         click.echo(json.dumps(_records(df), ensure_ascii=False, indent=2))
     elif fmt == "csv":
         out = df.copy()
-        if "reasons" in out.columns:
-            out["reasons"] = [json.dumps(list(r), ensure_ascii=False) for r in out["reasons"]]
+        for col in ("reasons", "reasons_zh"):
+            if col in out.columns:
+                out[col] = [json.dumps(list(r), ensure_ascii=False) for r in out[col]]
         click.echo(out.to_csv(index=False), nl=False)
     elif df.empty:
         click.echo(empty)
@@ -202,7 +191,7 @@ def show(alert_id: int, store_url: str, fmt: str) -> None:
     events = pd.DataFrame(alert.pop("events"))
     width = max(len(k) for k in alert)
     for key, value in alert.items():
-        if key == "reasons":
+        if key in ("reasons", "reasons_zh"):
             value = "; ".join(value) if value else ""
         elif isinstance(value, pd.Timestamp):
             value = f"{value:%Y-%m-%d %H:%M}"

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from ..dataset import DataValidationError, load_dataset
+from ..pseudonym_keys import KEY_FILE_ENV, PseudonymKeyError, generate_key_file
+from .errors import fail
 
 
 @click.command()
@@ -18,6 +20,8 @@ def validate(data_dir: str, report: str | None, show: int) -> None:
     """Validate DATA_DIR against the data contract; exit 1 if any row breaks it."""
     try:
         ds = load_dataset(data_dir, errors="quarantine")
+    except PseudonymKeyError as e:
+        fail(e)
     except DataValidationError as e:  # structural: missing table/column, unreadable file
         click.echo(str(e), err=True)
         raise SystemExit(1) from None
@@ -44,10 +48,30 @@ def validate(data_dir: str, report: str | None, show: int) -> None:
 @click.option("--start", default="2021-07-01", show_default=True)
 @click.option("--end", default="2025-06-30", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str) -> None:
+@click.option("--late-facts/--no-late-facts", default=True, show_default=True,
+              help="Write contract 1.1's facts recorded after a report (--no-late-facts: a 1.0 export).")
+def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str, late_facts: bool) -> None:
     """Generate a synthetic district in the contract's shape into OUT_DIR."""
     from ..synth import generate_tables, write_tables
-    tables, truth = generate_tables(persons, seed=seed, start=start, end=end)
+    tables, truth = generate_tables(persons, seed=seed, start=start, end=end, late_facts=late_facts)
     write_tables(tables, out_dir, fmt=fmt, truth=truth)
     counts = ", ".join(f"{k}={len(v)}" for k, v in tables.items())
     click.echo(f"wrote {out_dir}: {counts}")
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+def keygen(path: str) -> None:
+    """Write a new random pseudonym key to PATH, readable only by you.
+
+    Keep it safe and keep it: pseudonyms made with another key never match these, so
+    losing it splits every person's history. An existing file is never overwritten.
+    """
+    try:
+        out = generate_key_file(path)
+    except FileExistsError:
+        fail(f"{path} already exists; a key is never overwritten (choose another path)")
+    except OSError as e:
+        fail(f"cannot write {path}: {e.strerror}")
+    click.echo(f"wrote a new pseudonym key to {out} (mode 600). Use it with --key-file {out} "
+               f"or {KEY_FILE_ENV}={out}")

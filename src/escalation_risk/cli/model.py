@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import click
+import pandas as pd
 
 from ..dataset import DataValidationError, load_dataset
+from ..pseudonym_keys import PseudonymKeyError
+from .errors import check_store_url, fail, open_store
 
 
 def _load(data_dir: str):
@@ -13,34 +16,53 @@ def _load(data_dir: str):
         if is_province(data_dir):  # a province: its districts as one training set (see province_dataset)
             return province_dataset(data_dir)
         return load_dataset(data_dir)
+    except PseudonymKeyError as e:
+        fail(e)
     except DataValidationError as e:
         click.echo(str(e), err=True)
         raise SystemExit(1) from None
 
 
+def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> pd.Timestamp | None:
+    """A date option read strictly: an unparsable value is exit 2 naming the option."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        ts = pd.NaT
+    if pd.isna(ts) or ts.tzinfo is not None:
+        raise click.BadParameter(f"not a date: {value!r} (expected e.g. 2025-01-01)", param=param)
+    return ts
+
+
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--cutoff", required=True, help="Train on what was known at this date (YYYY-MM-DD).")
+@click.option("--cutoff", required=True, callback=_date, help="Train on what was known at this date (YYYY-MM-DD).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--horizon", default=90, show_default=True, type=click.IntRange(min=1), help="Label horizon in days.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--rescore-every", "rescore_every", default=None, type=click.IntRange(min=1),
               help="Also train on open disputes re-scored every N days (as the nightly job sees them).")
 @click.option("--max-rescores", default=6, show_default=True, type=click.IntRange(min=1))
-@click.option("--store", default=None,
+@click.option("--store", default=None, callback=lambda c, p, v: v if v is None else check_store_url(c, p, v),
               help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
-def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
+def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
           max_rescores: int, store: str | None) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..model import train as train_model
     from ..model_card import write_model_card
     ds = _load(data_dir)
+    newest = ds.incidents["reported_at"].max()
+    if pd.isna(newest) or cutoff > newest:
+        fail(f"--cutoff {cutoff:%Y-%m-%d} is after the newest record in the data "
+             f"({'none' if pd.isna(newest) else f'{newest:%Y-%m-%d}'}): there is nothing after it to learn "
+             "from or test on; choose an earlier cutoff")
     try:
         config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
         outcomes = None
         if store:
-            from ..alerts import AlertStore
-            with AlertStore(store) as st:
+            with open_store(store, create=False) as st:
                 outcomes = st.outcomes()
         model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
     except ValueError as e:
@@ -55,7 +77,6 @@ def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, res
     except ValueError:
         pass
     card = write_model_card(model, out_dir, test=test, nights=nights)
-    import pandas as pd
     val = model.manifest["metrics"]["validation"]
     table = pd.DataFrame(val["scorers"]).T[["roc_auc", "average_precision", "brier", "ece", "precision@1%",
                                             "precision@5%", "precision@10%", "recall@5%"]]
@@ -73,9 +94,10 @@ def train(data_dir: str, cutoff: str, out_dir: str, horizon: int, seed: int, res
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="A model directory written by `train`.")
-@click.option("--start", default=None, help="First report date scored (default: the model's cutoff).")
-@click.option("--end", default=None, help="Report dates before this one (default: the end of the data).")
-def evaluate(data_dir: str, model_dir: str, start: str | None, end: str | None) -> None:
+@click.option("--start", default=None, callback=_date, help="First report date scored (default: the model's cutoff).")
+@click.option("--end", default=None, callback=_date,
+              help="Report dates before this one (default: the end of the data).")
+def evaluate(data_dir: str, model_dir: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
     """Print the model's and the baselines' metrics on DATA_DIR's disputes at report time."""
     from ..model import load_model
     try:
@@ -91,3 +113,6 @@ def evaluate(data_dir: str, model_dir: str, start: str | None, end: str | None) 
         raise SystemExit(1) from None
     click.echo(f"model {model.version} on {data_dir}")
     click.echo(ev.table())
+    click.echo("time-varying facts in these data (what this evaluation could check):")
+    for fact in ev.period["time_varying_facts"]:
+        click.echo(f"  - {fact}")

@@ -1,4 +1,9 @@
-"""``nightly``: the batch job, one night end to end."""
+"""``nightly``: the batch job, one night end to end.
+
+Exit codes, for a scheduler: 0 the night ran clean; 1 it failed (nothing recorded);
+2 bad arguments; 3 the night ran and was recorded, but rows were set aside or values
+blanked (see the quarantine report).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,20 @@ import click
 import pandas as pd
 
 from ..dataset import DataValidationError
+from ..pseudonym_keys import PseudonymKeyError
+from .errors import EXIT_QUARANTINED, check_store_url, fail, open_store
+
+AS_OF_HELP = ("The night scored. A date (2025-06-30) means the END of that day, so everything reported on it "
+              "is scored; a date-time (2025-06-30T18:00) means that moment. The exact moment is written in "
+              "the scores file and the store.")
+
+
+def _night(_ctx: click.Context, param: click.Parameter, value: str) -> pd.Timestamp:
+    from ..nightly import resolve_night
+    try:
+        return resolve_night(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param=param) from None
 
 
 @click.command()
@@ -16,50 +35,75 @@ from ..dataset import DataValidationError
 @click.option("--model", "model_dir", default=lambda: os.environ.get("ESCALATION_RISK_MODEL", "models/default"),
               show_default="$ESCALATION_RISK_MODEL or models/default", type=click.Path(file_okay=False),
               help="Model directory.")
-@click.option("--as-of", "as_of", required=True, help="The night scored, e.g. 2025-06-30.")
+@click.option("--as-of", "as_of", required=True, callback=_night, metavar="DATE|DATETIME", help=AS_OF_HELP)
 @click.option("--store", default=lambda: os.environ.get("ESCALATION_RISK_STORE", "sqlite:///alerts.db"),
-              show_default="$ESCALATION_RISK_STORE or sqlite:///alerts.db", help="SQLAlchemy URL of the alert store.")
+              show_default="$ESCALATION_RISK_STORE or sqlite:///alerts.db", callback=check_store_url,
+              help="SQLAlchemy URL of the alert store.")
 @click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the scores and the quarantine report.")
 @click.option("--thresholds", default=None, metavar="red=P,orange=P,yellow=P",
               help="Override the model's level thresholds for this run.")
+@click.option("--stale-days", default=7.0, show_default=True, type=click.FloatRange(min=0),
+              help="Refuse a night more than this many days after the newest record in the data.")
+@click.option("--allow-stale", is_flag=True, help="Score a night far after the newest record anyway.")
+@click.option("--replace", is_flag=True,
+              help="Record a night already recorded from different input (a corrected export); the first "
+                   "recording stays in the audit trail.")
+@click.option("--backfill", is_flag=True, help="Record a night older than the newest recorded one.")
+@click.option("--lock-timeout", default=600.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait while another night is being recorded in the same store.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="The briefing's language.")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="For a province folder: run the districts in this process, or one Spark task each.")
 @click.option("--spark-master", default=None, metavar="URL",
               help="With --engine spark: e.g. local[2]; default: the session of spark-submit, else local[*].")
-def nightly(data_dir: str, model_dir: str, as_of: str, store: str, out_dir: str, thresholds: str | None,
-            progress: bool | None, engine: str = "local", spark_master: str | None = None) -> None:
+def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_dir: str, thresholds: str | None,
+            stale_days: float, allow_stale: bool, replace: bool, backfill: bool, lock_timeout: float,
+            progress: bool | None, report: bool, lang: str, engine: str = "local",
+            spark_master: str | None = None) -> None:
     """Score every dispute open on the night AS_OF and raise or update alerts.
 
     DATA_DIR is a district's folder, or a province's: a folder of district folders
     named by district code (each district recorded in its own transaction).
+
+    Exit 0 ok, 1 failed, 2 bad arguments, 3 recorded but with quarantined rows.
     """
+    from ..alerts import NightConflictError, StoreBusyError
     from ..artifacts import ModelLoadError
-    from ..nightly import run_night
-    try:
-        night = pd.Timestamp(as_of)
-    except ValueError:
-        raise click.BadParameter(f"not a date: {as_of!r}", param_hint="--as-of") from None
+    from ..briefing import write_briefing
+    from ..dataset import load_dataset
+    from ..nightly import StaleDataError, run_night
     levels = _thresholds(thresholds) if thresholds else None
     if progress is None:
         progress = sys.stderr.isatty()
     from ..province import is_province
     if is_province(data_dir):
-        _province_night(data_dir, model_dir, night, store, out_dir, levels, engine, spark_master)
+        _province_night(data_dir, model_dir, as_of, store, out_dir, levels, engine, spark_master)
         return
     if engine != "local" or spark_master:
         raise click.BadParameter(f"{data_dir} is a district's folder; --engine spark runs a province folder "
                                  "(a folder of district folders)", param_hint="--engine")
     try:
-        report = run_night(data_dir, model_dir, night, store=store, out_dir=out_dir, progress=progress,
-                           thresholds=levels)
-    except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as e:
-        click.echo(f"error: {e}", err=True)
-        raise SystemExit(1) from None
-    click.echo(str(report))
-    if "scores" in report.files:
-        click.echo(f"scores: {report.files['scores']}")
+        ds = load_dataset(data_dir, errors="quarantine") if report else None
+        with open_store(store) as st:
+            result = run_night(data_dir if ds is None else ds, model_dir, as_of, store=st, out_dir=out_dir,
+                               progress=progress, thresholds=levels, stale_days=stale_days, allow_stale=allow_stale,
+                               replace=replace, backfill=backfill, lock_timeout=lock_timeout)
+            if ds is not None:
+                result.files["briefing"] = write_briefing(ds, st, result.summary.as_of, out_dir, lang=lang,
+                                                          drift=result.drift, scores=result.scores)
+    except (DataValidationError, ModelLoadError, PseudonymKeyError, StaleDataError, NightConflictError,
+            StoreBusyError, FileNotFoundError, ValueError) as e:
+        fail(e)
+    click.echo(str(result))
+    for what in ("scores", "briefing"):
+        if what in result.files:
+            click.echo(f"{what}: {result.files[what]}")
+    if result.quarantined_rows or result.nulled_values:
+        raise SystemExit(EXIT_QUARANTINED)
 
 
 def _thresholds(text: str) -> dict[str, float]:
@@ -68,10 +112,11 @@ def _thresholds(text: str) -> dict[str, float]:
         pairs = dict(part.split("=", 1) for part in text.split(","))
         out = {k.strip(): float(v) for k, v in pairs.items()}
     except ValueError:
-        raise click.BadParameter(f"expected red=P,orange=P,yellow=P, got {text!r}", param_hint="--thresholds") from None
+        raise click.BadParameter(f"expected red=P,orange=P,yellow=P, got {text!r}",
+                                 param_hint="--thresholds") from None
     if set(out) != {"red", "orange", "yellow"} or not (out["red"] >= out["orange"] >= out["yellow"]):
         raise click.BadParameter("give red, orange and yellow, with red >= orange >= yellow",
-                                 param_hint="--thresholds") from None
+                                 param_hint="--thresholds")
     return out
 
 
@@ -81,14 +126,14 @@ def _province_night(data_dir: str, model_dir: str, night: pd.Timestamp, store: s
     from ..province import ProvinceError, run_province_night
     from ..spark import SparkUnavailableError
     try:
-        report = run_province_night(data_dir, model_dir, night, store=store, out_dir=out_dir, engine=engine,
-                                    spark_master=spark_master, thresholds=levels)
-    except SparkUnavailableError as e:
-        click.echo(f"error: {e}", err=True)
-        raise SystemExit(1) from None
-    except (DataValidationError, ModelLoadError, ProvinceError, FileNotFoundError, ValueError) as e:
-        click.echo(f"error: {e}", err=True)
-        raise SystemExit(1) from None
+        with open_store(store) as st:
+            report = run_province_night(data_dir, model_dir, night, store=st, out_dir=out_dir, engine=engine,
+                                        spark_master=spark_master, thresholds=levels)
+    except (SparkUnavailableError, DataValidationError, ModelLoadError, PseudonymKeyError, ProvinceError,
+            FileNotFoundError, ValueError) as e:
+        fail(e)
     click.echo(str(report))
     if "scores" in report.files:
         click.echo(f"scores: {report.files['scores']}")
+    if report.quarantined_rows:
+        raise SystemExit(EXIT_QUARANTINED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..known import member_at
 from .index import DAY, SHIFT, unique_keys
 from .points import PointSet
 
@@ -64,7 +65,7 @@ def households_at(idx, persons: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, 
     """(row, household) for each query row's households at its time t (started, not ended)."""
     ms = idx.memberships
     owner, pos = ms.expand(persons, None, t)
-    live = ms.payload["end"][pos] > t[owner]
+    live = member_at(ms.t[pos], ms.payload["end"][pos], t[owner])
     return unique_pairs(owner[live], ms.payload["household"][pos][live])
 
 
@@ -73,7 +74,7 @@ def members_at(idx, h_row: np.ndarray, h_id: np.ndarray, t: np.ndarray) -> tuple
     gives them, ``t`` being each query row's time); unknown persons dropped."""
     mem = idx.members
     mo, mpos = mem.expand(h_id, None, t[h_row])
-    live = mem.payload["end"][mpos] > t[h_row][mo]
+    live = member_at(mem.t[mpos], mem.payload["end"][mpos], t[h_row][mo])
     person = mem.payload["person"][mpos][live]
     known = person >= 0
     return h_row[mo][live][known], person[known]

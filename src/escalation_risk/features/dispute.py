@@ -1,5 +1,7 @@
 """The dispute itself: its category and source, money at stake, age, follow-up
-records that name it, mediation attempts so far, and the danger words in its text."""
+records that name it, mediation attempts so far (an outcome counts from its
+``outcome_at``), the notes written on it so far, and the danger words in its text
+(the description as first recorded plus the notes recorded by as_of)."""
 
 from __future__ import annotations
 
@@ -35,9 +37,16 @@ def register(lexicon) -> None:
       Feature("mediations", FAMILY, "{v} mediation attempts so far", "已调解 {v} 次"),
       Feature("mediations_failed", FAMILY, "{v} failed mediations", "调解失败 {v} 次"),
       Feature("last_mediation_failed", FAMILY, "the last mediation failed", "最近一次调解失败", "flag"),
-      Feature("days_since_mediation", FAMILY, "{v} days since the last mediation", "距上次调解 {v} 天", "number"))
+      Feature("days_since_mediation", FAMILY, "{v} days since the last mediation", "距上次调解 {v} 天", "number"),
+      Feature("notes", FAMILY, "{v} notes written on this dispute so far (visits, progress)",
+              "该纠纷至今已有 {v} 条回访或进展记录"),
+      Feature("notes_danger", FAMILY, "{v} notes on this dispute mention threats, weapons or violence",
+              "该纠纷有 {v} 条回访记录提到威胁、凶器或暴力"),
+      Feature("latest_note_danger", FAMILY, "the latest note on this dispute mentions threats, weapons or violence",
+              "最近一条回访记录提到威胁、凶器或暴力", "flag"))
     for s in lexicon.signals:
         en, zh = lexicon.labels[s]
+        # The text is the description as first recorded plus the notes written by as_of.
         R(Feature(f"text_{s}", FAMILY, en, zh, "flag"),
           Feature(f"followup_text_{s}", FAMILY, f"{{v}} later record(s) about this dispute: {en}",
                   f"后续 {{v}} 条记录：{zh}"))
@@ -64,16 +73,34 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
                     ("petition", "followup_petitions")):
         out[name] = group_sum(n, owner, kinds == k)
     sig = idx.inc_signals[fu.payload["inc"][pos]]
+    # Notes recorded by as_of: the history's (the dispute is a record) and those given online.
+    nl = idx.notes
+    no, npos = nl.expand(P.d, None, t)
+    x_pt, x_t, x_sig = P.extra_notes
+    keep = x_t <= t[x_pt] if len(x_pt) else np.zeros(0, bool)
+    n_pt = np.concatenate([no, x_pt[keep]])
+    n_t = np.concatenate([nl.t[npos], x_t[keep]])
+    n_sig = np.concatenate([idx.note_signals[nl.payload["row"][npos]],
+                            x_sig.reshape(len(x_pt), len(idx.lexicon.signals))[keep]])
     for j, s in enumerate(idx.lexicon.signals):
-        out[f"text_{s}"] = P.signals[:, j].astype(float)
+        out[f"text_{s}"] = np.maximum(P.signals[:, j].astype(float), group_max(n, n_pt, n_sig[:, j]))
         out[f"followup_text_{s}"] = group_sum(n, owner, sig[:, j])
+    danger = np.asarray(n_sig[:, idx.danger_columns()].any(axis=1), dtype=bool)
+    out["notes"] = np.bincount(n_pt, minlength=n)[:n].astype(float)
+    out["notes_danger"] = group_sum(n, n_pt, danger)
+    last_note = group_max(n, n_pt, n_t, empty=np.nan)
+    latest = n_t == last_note[n_pt]
+    out["latest_note_danger"] = group_max(n, n_pt[latest], danger[latest])
 
     med = idx.mediations
     mo, mpos = med.expand(P.d, None, t)
-    m_pt = np.concatenate([mo, P.extra_mediations["pt"].to_numpy(np.int64)])
-    m_t = np.concatenate([med.t[mpos], P.extra_mediations["t"].to_numpy(np.int64)])
-    m_failed = np.concatenate([med.payload["failed"][mpos], P.extra_mediations["failed"].to_numpy(bool)])
+    m_pt = np.concatenate([mo, P.extra_mediations["pt"]])
+    m_t = np.concatenate([med.t[mpos], P.extra_mediations["t"]])
+    m_failed = np.concatenate([med.payload["failed"][mpos], P.extra_mediations["failed"]])
+    m_out = np.concatenate([med.payload["out_t"][mpos], P.extra_mediations["out_t"]])
     keep = m_t <= t[m_pt]
+    # Before its outcome_at a mediation has been held and its outcome is pending.
+    m_failed = m_failed & (m_out <= t[m_pt])
     m_pt, m_t, m_failed = m_pt[keep], m_t[keep], m_failed[keep]
     out["mediations"] = np.bincount(m_pt, minlength=n)[:n].astype(float)
     out["mediations_failed"] = group_sum(n, m_pt, m_failed)

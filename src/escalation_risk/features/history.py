@@ -59,8 +59,10 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     t = P.t[pt]
     d = P.d[pt]
     # Is the scored dispute itself in this person's dispute history? Then leave it out.
-    own = (d >= 0) & (idx.inc_person.get_indexer(d * SHIFT + person) >= 0)
-    own_rep = P.rep[pt]
+    at = idx.inc_person.get_indexer(d * SHIFT + person)
+    own = (d >= 0) & (at >= 0)
+    # The scored dispute is in a party's timelines from the party's arrival on it (added_at).
+    own_rep = np.where(own, idx.inc_person_t[np.maximum(at, 0)], P.rep[pt])
     # The scored dispute sits in its parties' dispute timeline, and in their danger-text
     # timeline when its own text has danger words; either way it is not "history".
     own_in: dict[str, np.ndarray] = {"dispute": own, "danger_text": own & idx.inc_danger[np.clip(d, 0, None)]}

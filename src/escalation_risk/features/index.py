@@ -5,8 +5,11 @@ by (entity, availability time). A question such as "how many police calls did th
 person have in the 30 days before as_of?" is then two binary searches, for one point
 or for 200,000 at once, so the batch job and ``score_dispute()`` run the very same
 code and get the very same numbers. Nothing is counted unless its availability
-time (``reported_at``, ``held_at``, ``recorded_at``, ``since``, ``start_date``,
-``closed_at``) is at or before the point's ``as_of``.
+time (``reported_at``, ``added_at``, ``held_at``, ``outcome_at``, ``recorded_at``,
+``since``, ``start_date``, ``closed_at``) is at or before the point's ``as_of``: each
+event's time here is the one :mod:`escalation_risk.known` gives it (a party is on an
+incident from its ``added_at``, a person's events count from their arrival on the
+incident, a failed mediation from its ``outcome_at``).
 
 The index is built once per Dataset (cached in ``ds.cache``) in a few vectorised
 passes; building it is the cost of a night, querying it is nearly free.
@@ -19,8 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..contract import VIOLENT_OFFENCES
+from ..contract import ATTRIBUTES, VIOLENT_OFFENCES
 from ..dataset import Dataset
+from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
 from .lexicon import Lexicon, load_lexicon
 
@@ -30,7 +34,7 @@ SHIFT = np.int64(1 << 34)
 ALWAYS = -OFF + 1                # a missing start: known since before the data
 NEVER = OFF - 1                  # a missing end: not ended
 DAY = np.int64(86400)
-MAX_PAIR_PARTIES = 50            # incidents with more person parties make no pair ties (mass events)
+MAX_PAIR_PARTIES = MAX_GROUP     # incidents with more person parties make no pair ties (known.tie_members)
 
 
 def to_secs(values, missing: int) -> np.ndarray:
@@ -142,6 +146,7 @@ class HistoryIndex:
         self.gender = attrs["gender"].astype(object).to_numpy()
         self.hukou = attrs["hukou"].astype(object).to_numpy()
         self.employment = attrs["employment"].astype(object).to_numpy()
+        self._build_attributes(ds, p)
 
         self.places = pd.Index(ds.places["place_id"].to_numpy(dtype=object))
         self.grids = pd.Index(pd.unique(ds.places["grid_id"].to_numpy(dtype=object)))
@@ -173,36 +178,41 @@ class HistoryIndex:
 
         parties = ds.incident_parties
         pi = self.incidents.get_indexer(parties["incident_id"].to_numpy(dtype=object))
+        since = to_secs(party_since(parties, inc, pi), ALWAYS)
         is_person = (parties["party_type"] == "person").to_numpy()
         person = np.where(is_person, self.pid_to_int.reindex(parties["party_id"]).fillna(-1).to_numpy(), -1)
         role = parties["role"].astype(object).to_numpy()
         pp = pd.DataFrame({"inc": pi[is_person], "person": person[is_person].astype(np.int64),
-                           "role": role[is_person]})
-        # Two source ids of one canonical person in one incident count once.
-        pp = pp[pp["person"] >= 0].drop_duplicates(["inc", "person", "role"])
-        self.party_inc = Timeline.build(pp["inc"], np.zeros(len(pp), np.int64),
+                           "role": role[is_person], "t": since[is_person]})
+        # Two source ids of one canonical person in one incident count once, from the earlier.
+        pp = pp[pp["person"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "person", "role"])
+        self.party_inc = Timeline.build(pp["inc"], pp["t"].to_numpy(np.int64),
                                         person=pp["person"].to_numpy(), role=pp["role"].to_numpy())
-        # (incident, person) membership, hashed once so a point's own-dispute test is O(1).
-        self.inc_person = pd.Index(unique_keys(pp["inc"].to_numpy(np.int64) * SHIFT + pp["person"].to_numpy(np.int64)))
+        # (incident, person) membership, hashed once so a point's own-dispute test is O(1),
+        # with the person's arrival on the incident.
+        pe = pp.drop_duplicates(["inc", "person"])[["person", "inc", "t"]]
+        pe_key = pe["inc"].to_numpy(np.int64) * SHIFT + pe["person"].to_numpy(np.int64)
+        order = np.argsort(pe_key, kind="stable")
+        self.inc_person = pd.Index(pe_key[order])
+        self.inc_person_t = pe["t"].to_numpy(np.int64)[order]
         org = ~is_person
         org_ids = parties["party_id"][org].to_numpy(dtype=object)
-        op = pd.DataFrame({"inc": pi[org], "org": self.orgs.get_indexer(org_ids)})
-        op = op[op["org"] >= 0].drop_duplicates()
-        self.org_party_inc = Timeline.build(op["inc"], np.zeros(len(op), np.int64), org=op["org"].to_numpy())
+        op = pd.DataFrame({"inc": pi[org], "org": self.orgs.get_indexer(org_ids), "t": since[org]})
+        op = op[op["org"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "org"])
+        self.org_party_inc = Timeline.build(op["inc"], op["t"].to_numpy(np.int64), org=op["org"].to_numpy())
 
-        # Person timelines by kind, and criminal cases by role.
+        # Person timelines by kind, and criminal cases by role: from the person's arrival.
         inc_of = pp["inc"].to_numpy()
         per = pp["person"].to_numpy()
-        t = self.inc_rep[inc_of]
+        t = pp["t"].to_numpy(np.int64)
         kind = self.inc_kind[inc_of]
         prole = pp["role"].to_numpy()
         self.person_events: dict[str, Timeline] = {}
-        pe = pd.DataFrame({"person": per, "inc": inc_of}).drop_duplicates()
-        pe_kind = self.inc_kind[pe["inc"].to_numpy()]
+        pe_inc, pe_person, pe_t = pe["inc"].to_numpy(), pe["person"].to_numpy(), pe["t"].to_numpy(np.int64)
+        pe_kind = self.inc_kind[pe_inc]
         for k in ("dispute", "police_call", "complaint", "petition", "criminal_case"):
             m = pe_kind == k
-            self.person_events[k] = Timeline.build(pe["person"].to_numpy()[m], self.inc_rep[pe["inc"].to_numpy()[m]],
-                                                   inc=pe["inc"].to_numpy()[m])
+            self.person_events[k] = Timeline.build(pe_person[m], pe_t[m], inc=pe_inc[m])
         crim_p = kind == "criminal_case"
         sus = crim_p & (prole == "suspect")
         vic = crim_p & (prole == "victim")
@@ -210,30 +220,28 @@ class HistoryIndex:
         self.person_events["crime_victim"] = Timeline.build(per[vic], t[vic], inc=inc_of[vic])
         vs = sus & self.inc_violent[inc_of]
         self.person_events["violent_suspect"] = Timeline.build(per[vs], t[vs], inc=inc_of[vs])
-        j = [self.lexicon.signals.index(s) for s in ("threat", "revenge", "weapon", "violence")
-             if s in self.lexicon.signals]
+        j = self.danger_columns()
         danger = np.asarray(self.inc_signals[:, j].any(axis=1)) if j else np.zeros(len(self.incidents), bool)
         self.inc_danger = danger
-        pd_ = pe[danger[pe["inc"].to_numpy()]]
-        self.person_events["danger_text"] = Timeline.build(pd_["person"], self.inc_rep[pd_["inc"].to_numpy()],
-                                                           inc=pd_["inc"].to_numpy())
+        dm = danger[pe_inc]
+        self.person_events["danger_text"] = Timeline.build(pe_person[dm], pe_t[dm], inc=pe_inc[dm])
 
         # Pairs of persons in the same incident: earlier conflicts between the same parties,
-        # and each person's distinct counterparties.
-        sizes = pp.groupby("inc")["person"].transform("nunique").to_numpy()
-        small = pe.merge(pd.DataFrame({"inc": inc_of, "size": sizes}).drop_duplicates("inc"), on="inc")
-        small = small[small["size"].between(2, MAX_PAIR_PARTIES)][["inc", "person"]]
+        # and each person's distinct counterparties. The group-size cap is known.tie_members'.
+        g, gp, gt = tie_members(pe_inc, pe_person, pe_t, MAX_PAIR_PARTIES)
+        small = pd.DataFrame({"inc": g, "person": gp, "t": gt})
         pairs = small.merge(small, on="inc")
         pairs = pairs[pairs["person_x"] < pairs["person_y"]]
         a = pairs["person_x"].to_numpy(np.int64)
         b = pairs["person_y"].to_numpy(np.int64)
         pinc = pairs["inc"].to_numpy()
+        tied = np.maximum(pairs["t_x"].to_numpy(np.int64), pairs["t_y"].to_numpy(np.int64))
         self.pairs = pd.Index(unique_keys(a * SHIFT + b))
         pair_id = self.pairs.get_indexer(a * SHIFT + b)
-        self.pair_events = Timeline.build(pair_id, self.inc_rep[pinc], inc=pinc,
+        self.pair_events = Timeline.build(pair_id, tied, inc=pinc,
                                           police=(self.inc_kind[pinc] == "police_call"))
         first = pd.DataFrame({"a": np.concatenate([a, b]), "b": np.concatenate([b, a]),
-                              "t": np.concatenate([self.inc_rep[pinc]] * 2)}).groupby(["a", "b"], sort=False)["t"].min()
+                              "t": np.concatenate([tied] * 2)}).groupby(["a", "b"], sort=False)["t"].min()
         fa = first.index.get_level_values(0).to_numpy()
         fb = first.index.get_level_values(1).to_numpy()
         self.counterparties = Timeline.build(fa, first.to_numpy(), other=fb)
@@ -246,14 +254,24 @@ class HistoryIndex:
         med = ds.mediations
         mi = self.incidents.get_indexer(med["incident_id"].to_numpy(dtype=object))
         self.med_ids = pd.Index(med["mediation_id"].to_numpy(dtype=object))
-        self.mediations = Timeline.build(mi, to_secs(med["held_at"], ALWAYS),
-                                         failed=(med["outcome"] == "failed").to_numpy(),
-                                         mid=np.arange(len(med)))
-        # Failed mediations as part of each party's history.
-        mp = pd.DataFrame({"inc": mi, "t": to_secs(med["held_at"], ALWAYS),
-                           "failed": (med["outcome"] == "failed").to_numpy()})
-        mp = mp[mp["failed"]].merge(pe, on="inc")
-        self.person_events["failed_mediation"] = Timeline.build(mp["person"], mp["t"], inc=mp["inc"].to_numpy())
+        held = to_secs(med["held_at"], ALWAYS)
+        # An outcome exists from outcome_at (null: the session); until then it is pending.
+        out_t = np.maximum(to_secs(outcome_since(med), ALWAYS), held)
+        failed = (med["outcome"] == "failed").to_numpy()
+        self.mediations = Timeline.build(mi, held, failed=failed, out_t=out_t, mid=np.arange(len(med)))
+        # Failed mediations as part of each party's history: known from the outcome, for
+        # people on the incident by then.
+        mp = pd.DataFrame({"inc": mi, "t_out": out_t, "failed": failed})
+        mp = mp[mp["failed"]].merge(pe.rename(columns={"t": "t_on"}), on="inc")
+        self.person_events["failed_mediation"] = Timeline.build(
+            mp["person"], np.maximum(mp["t_out"], mp["t_on"]).to_numpy(np.int64), inc=mp["inc"].to_numpy())
+
+        # Notes written on incidents after their report (contract 1.1), with their signals.
+        notes = ds.incident_notes
+        ni = self.incidents.get_indexer(notes["incident_id"].to_numpy(dtype=object))
+        self.note_ids = pd.Index(notes["note_id"].to_numpy(dtype=object))
+        self.note_signals = self.lexicon.matrix(notes["text"])
+        self.notes = Timeline.build(ni, to_secs(notes["recorded_at"], ALWAYS), row=np.arange(len(notes)))
 
         # Places and grids.
         has_place = self.inc_place >= 0
@@ -269,10 +287,11 @@ class HistoryIndex:
         self.grid_events = Timeline.build(g, tt, inc=ids)
         self.grid_violent = Timeline.build(g[v], tt[v], inc=ids[v])
 
-        # Disputes against each organisation (group-incident risk), with their closing time.
+        # Disputes against each organisation (group-incident risk), with their closing time,
+        # from the moment the organisation is a party.
         oi = self.org_party_inc.ent
         od = self.inc_kind[oi] == "dispute"
-        self.org_disputes = Timeline.build(self.org_party_inc.payload["org"][od], self.inc_rep[oi[od]],
+        self.org_disputes = Timeline.build(self.org_party_inc.payload["org"][od], self.org_party_inc.t[od],
                                            inc=oi[od], closed=self.inc_closed[oi[od]])
 
     # ------------------------------------------------------------------ people, households, ties
@@ -306,6 +325,54 @@ class HistoryIndex:
         self.rel_pairs = pd.Index(np.minimum(ra[ok], rb[ok]) * SHIFT + np.maximum(ra[ok], rb[ok]))
         self.rel_pair_kind = kind[ok]
         self.rel_pair_since = since[ok]
+
+    # ------------------------------------------------------------------ attributes over time
+    def _build_attributes(self, ds: Dataset, p: pd.DataFrame) -> None:
+        """Each canonical person's hukou and employment as a step function of time.
+
+        Per source record the contract's rule applies (latest row by t; rows but none
+        by t: unknown; no rows: the persons value); a canonical person takes the first
+        non-null value of its records in person_id order, as for the static attributes.
+        Only people with rows get a timeline; the rest keep the static value.
+        """
+        self.attr_timelines: dict[str, Timeline] = {}
+        hist = attribute_history(ds.persons, ds.person_attributes)
+        for attr in ATTRIBUTES:
+            h = hist[hist["attribute"] == attr]
+            h = h.assign(_k=self.pid_to_int.reindex(h["person_id"]).to_numpy(), t=to_secs(h["since"], ALWAYS))
+            h = h[h["_k"].notna()].astype({"_k": np.int64})
+            if not len(h):
+                self.attr_timelines[attr] = Timeline.build([], [], value=np.array([], dtype=object))
+                continue
+            recs = p.loc[p["_k"].isin(h["_k"].unique()), ["person_id", "_k", attr]].astype({"person_id": object})
+            recs[attr] = recs[attr].astype(object)
+            steps = h[["_k", "t"]].drop_duplicates()
+            grid = steps.merge(recs, on="_k").sort_values("t", kind="stable")
+            hh = h[["person_id", "t", "value"]].astype({"person_id": object}).sort_values("t", kind="stable")
+            # Latest step of each record at each change point of its canonical person.
+            grid = pd.merge_asof(grid, hh, on="t", by="person_id", direction="backward")
+            has_rows = grid["person_id"].isin(hh["person_id"]).to_numpy()
+            grid["v"] = np.where(has_rows, grid["value"].to_numpy(dtype=object), grid[attr].to_numpy(dtype=object))
+            grid = grid.sort_values(["_k", "t", "person_id"], kind="stable")
+            val = grid.groupby(["_k", "t"], sort=False)["v"].first()
+            self.attr_timelines[attr] = Timeline.build(val.index.get_level_values(0).to_numpy(np.int64),
+                                                       val.index.get_level_values(1).to_numpy(np.int64),
+                                                       value=val.to_numpy(dtype=object))
+
+    def attribute_at(self, attr: str, person: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """``attr`` (hukou or employment) of canonical persons at times t, by the contract's rule."""
+        static = getattr(self, attr)[person] if len(person) else np.array([], dtype=object)
+        tl = self.attr_timelines[attr]
+        if not len(tl) or not len(person):
+            return static
+        start, stop = tl.bounds(person, None, t)
+        has = stop > start
+        return np.where(has, tl.payload["value"][np.maximum(stop - 1, 0)], static)
+
+    def danger_columns(self) -> list[int]:
+        """Columns of the lexicon matrix that signal danger (threat, revenge, weapon, violence)."""
+        return [self.lexicon.signals.index(s) for s in ("threat", "revenge", "weapon", "violence")
+                if s in self.lexicon.signals]
 
     # ------------------------------------------------------------------ helpers used by families
     def incident_positions(self, ids) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..known import open_at
 from .common import group_max
 from .index import DAY, HistoryIndex
 from .points import PointSet
@@ -31,8 +32,8 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     own = P.d[pt]
     od = idx.org_disputes
     o, pos = od.expand(org, t - 30 * DAY, t)
-    # Still open at t: not closed, or closed only after t (a closing is known when it happens).
-    open_ = (od.payload["closed"][pos] > t[o]) & (od.payload["inc"][pos] != own[o])
+    # Still open at t (known.open_at: reported, here as an organisation's dispute, and not closed by t).
+    open_ = open_at(od.t[pos], od.payload["closed"][pos], t[o]) & (od.payload["inc"][pos] != own[o])
     recent = np.bincount(o[open_], minlength=len(org))[:len(org)].astype(float)
     year = od.count(org, t - 365 * DAY, t).astype(float)
     yo, ypos = od.expand(org, t - 365 * DAY, t)

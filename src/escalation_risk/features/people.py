@@ -1,4 +1,5 @@
-"""The people themselves at as_of: age, gender, residence status, work, and the
+"""The people themselves at as_of: age, gender, residence status and work as they
+stood then (``person_attributes``), and the
 concerns on record for them by then (mental health, substance use, community
 correction, prior violence, key person)."""
 
@@ -48,8 +49,9 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         "age_min": group_min(n, pt, np.nan_to_num(age, nan=np.inf), empty=np.nan),
         "n_male": group_sum(n, pt, idx.gender[person] == "male"),
         "n_female": group_sum(n, pt, idx.gender[person] == "female"),
-        "n_migrant": group_sum(n, pt, idx.hukou[person] == "migrant"),
-        "n_unemployed": group_sum(n, pt, idx.employment[person] == "unemployed"),
+        # hukou and employment as they stood at as_of (person_attributes, contract 1.1)
+        "n_migrant": group_sum(n, pt, idx.attribute_at("hukou", person, t) == "migrant"),
+        "n_unemployed": group_sum(n, pt, idx.attribute_at("employment", person, t) == "unemployed"),
     }
     for k in ("age_max", "age_min"):
         out[k][~np.isfinite(out[k])] = np.nan

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..known import outcome_since
 from .index import ALWAYS, SHIFT, HistoryIndex, to_secs, unique_keys
 
 
@@ -36,16 +37,24 @@ class PointSet:
     pp_role: np.ndarray
     op_pt: np.ndarray            # organisation parties: point, org number
     op_org: np.ndarray
-    # Mediations given with an online request that the history does not hold yet.
+    # Mediations and notes given with an online request that the history does not hold yet.
     extra_mediations: pd.DataFrame = field(default_factory=lambda: _mediations([], [], []))
+    # (point, recorded_at seconds, 0/1 signal matrix) of each note given online.
+    extra_notes: tuple[np.ndarray, np.ndarray, np.ndarray] = field(
+        default_factory=lambda: _notes([], [], np.zeros((0, 0), np.int8)))
 
     def __len__(self) -> int:
         return len(self.t)
 
 
-def _mediations(pt, t, failed) -> pd.DataFrame:
-    return pd.DataFrame({"pt": np.asarray(pt, np.int64), "t": np.asarray(t, np.int64),
-                         "failed": np.asarray(failed, bool)})
+def _mediations(pt, t, failed, out_t=None) -> pd.DataFrame:
+    t = np.asarray(t, np.int64)
+    return pd.DataFrame({"pt": np.asarray(pt, np.int64), "t": t, "failed": np.asarray(failed, bool),
+                         "out_t": t if out_t is None else np.maximum(np.asarray(out_t, np.int64), t)})
+
+
+def _notes(pt, t, signals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.asarray(pt, np.int64), np.asarray(t, np.int64), np.asarray(signals, np.int8)
 
 
 def _as_of_array(as_of) -> np.ndarray:
@@ -76,8 +85,9 @@ def points_from_history(idx: HistoryIndex, points: pd.DataFrame) -> PointSet:
     if early.any():
         raise ValueError(f"points: {int(early.sum())} point(s) have as_of before the dispute was reported "
                          f"(nothing is known of it then), e.g. {ids[early][:5].tolist()}")
-    pp_pt, pos = idx.party_inc.expand(d, -1, 0)
-    op_pt, opos = idx.org_party_inc.expand(d, -1, 0)
+    # Parties on the dispute by as_of (added_at; null: from the report).
+    pp_pt, pos = idx.party_inc.expand(d, None, t)
+    op_pt, opos = idx.org_party_inc.expand(d, None, t)
     return PointSet(
         dispute_id=ids, as_of=as_of, t=t, d=d,
         category=idx.inc_category[d], source=idx.inc_source[d], amount=idx.inc_amount[d],
@@ -89,13 +99,15 @@ def points_from_history(idx: HistoryIndex, points: pd.DataFrame) -> PointSet:
 
 
 def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.DataFrame,
-                        as_of, mediations: pd.DataFrame | None = None) -> PointSet:
+                        as_of, mediations: pd.DataFrame | None = None,
+                        notes: pd.DataFrame | None = None) -> PointSet:
     """The online path: disputes given as validated contract rows (one per point).
 
-    ``incidents``, ``parties`` and ``mediations`` have the contract's columns and
-    types (see ``Dataset``'s tables). Parties and mediations refer to the disputes
-    by ``incident_id``. A dispute that is also in the history keeps the history's
-    follow-ups and mediations; mediations given here are added when new.
+    ``incidents``, ``parties``, ``mediations`` and ``notes`` have the contract's columns
+    and types (see ``Dataset``'s tables). Parties, mediations and notes refer to the
+    disputes by ``incident_id``. A dispute that is also in the history keeps the
+    history's follow-ups, mediations and notes; those given here are added when new.
+    Parties added, outcomes and notes recorded after a point's as_of are not read.
     """
     n = len(incidents)
     ids = incidents["incident_id"].to_numpy(dtype=object)
@@ -105,6 +117,10 @@ def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.
     if (rep > t).any():
         raise ValueError("as_of is before the dispute's reported_at: nothing is known of it then")
     pt_of = pd.Index(ids)
+    if "added_at" in parties:  # a party added after as_of is not on the dispute yet
+        p_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object))
+        p_added = to_secs(parties["added_at"], ALWAYS)
+        parties = parties[p_added <= t[np.maximum(p_pt, 0)]]
     is_person = (parties["party_type"] == "person").to_numpy()
     pp_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object)[is_person]).astype(np.int64)
     pp_person = idx.person_ints(parties["party_id"].to_numpy(dtype=object)[is_person])
@@ -120,7 +136,13 @@ def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.
     if mediations is not None and len(mediations):
         new = mediations[idx.med_ids.get_indexer(mediations["mediation_id"].to_numpy(dtype=object)) < 0]
         extra = _mediations(pt_of.get_indexer(new["incident_id"].to_numpy(dtype=object)),
-                            to_secs(new["held_at"], ALWAYS), (new["outcome"] == "failed").to_numpy())
+                            to_secs(new["held_at"], ALWAYS), (new["outcome"] == "failed").to_numpy(),
+                            to_secs(outcome_since(new), ALWAYS))
+    extra_notes = _notes([], [], np.zeros((0, len(idx.lexicon.signals)), np.int8))
+    if notes is not None and len(notes):
+        new = notes[idx.note_ids.get_indexer(notes["note_id"].to_numpy(dtype=object)) < 0]
+        extra_notes = _notes(pt_of.get_indexer(new["incident_id"].to_numpy(dtype=object)),
+                             to_secs(new["recorded_at"], ALWAYS), idx.lexicon.matrix(new["text"]))
     return PointSet(
         dispute_id=ids, as_of=as_of, t=t, d=idx.incident_positions(ids),
         category=incidents["category"].astype(object).to_numpy(),
@@ -131,7 +153,7 @@ def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.
         signals=idx.lexicon.matrix(incidents["description"]),
         pp_pt=pp_pt[order], pp_person=pp_person[order], pp_role=roles[order],
         op_pt=op // SHIFT, op_org=op % SHIFT,
-        extra_mediations=extra,
+        extra_mediations=extra, extra_notes=extra_notes,
     )
 
 

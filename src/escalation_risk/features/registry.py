@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 
@@ -26,17 +25,10 @@ class Feature:
     categories: tuple[str, ...] | None = None
 
     def sentence(self, value, lang: Literal["en", "zh"] = "en") -> str:
-        """The readable reason for this feature at ``value``."""
-        template = self.en if lang == "en" else self.zh
-        if self.kind == "category":
-            v = "?" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-        elif value is None or pd.isna(value):
-            v = "—"
-        elif self.kind in ("count", "flag"):
-            v = f"{float(value):.0f}"
-        else:
-            v = f"{float(value):.1f}"
-        return template.format(v=v)
+        """The readable reason for this feature at ``value`` alone (see
+        :mod:`.sentences`; a reason about several parties reads more of the row there)."""
+        from .sentences import render
+        return render(self.name, {self.name: value}, lang)
 
 
 class Registry:

@@ -7,6 +7,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..features import build_features
+from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from .metrics import DEFAULT_BUDGETS, Evaluation, _evaluate_arrays
 from .points import report_points
@@ -29,6 +30,8 @@ def evaluate(model: RiskModel, ds: Dataset, points: pd.DataFrame | None = None, 
     else:
         points = points[["dispute_id", "as_of"]].reset_index(drop=True)
         period = {"what": "given points", "start": points["as_of"].min(), "end": points["as_of"].max()}
+    # What the data dated (contract 1.1): what this evaluation could check, and what it could not.
+    period["time_varying_facts"] = time_varying_facts(ds.tables())
     lab = model.label_settings
     y = make_labels(ds, points, horizon_days=lab["horizon_days"], offences=lab["offences"],
                     shared_party=lab["shared_party"]).to_numpy()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
+from ..known import open_at
 from ..labels import DEFAULT_HORIZON_DAYS, data_end
 
 
@@ -27,7 +28,7 @@ def open_points(ds: Dataset, when) -> pd.DataFrame:
     """Every dispute open at ``when``: reported by then and not closed by then."""
     t = pd.Timestamp(when)
     inc = ds.incidents
-    m = (inc["kind"] == "dispute") & (inc["reported_at"] <= t) & (inc["closed_at"].isna() | (inc["closed_at"] > t))
+    m = (inc["kind"] == "dispute") & open_at(inc["reported_at"], inc["closed_at"], t)
     d = inc[m]
     return pd.DataFrame({"dispute_id": d["incident_id"].to_numpy(dtype=object),
                          "as_of": np.full(len(d), t.to_datetime64()).astype("datetime64[ns]")})
@@ -58,7 +59,7 @@ def example_points(ds: Dataset, *, every_days: int | None, max_rescores: int, un
     ids = np.repeat(base["dispute_id"].to_numpy(dtype=object), len(k))
     cl = np.repeat(closed, len(k))
     as_of = rep + np.tile(k, len(base)) * np.timedelta64(every_days, "D")
-    keep = (np.isnat(cl) | (as_of < cl)) & (as_of <= np.datetime64(pd.Timestamp(until)))
+    keep = open_at(rep, cl, as_of) & (as_of <= np.datetime64(pd.Timestamp(until)))
     keep |= np.tile(k == 0, len(base))
     return pd.DataFrame({"dispute_id": ids[keep], "as_of": as_of[keep]}).reset_index(drop=True)
 

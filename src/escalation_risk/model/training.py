@@ -46,6 +46,7 @@ from ..artifacts import jsonable
 from ..dataset import Dataset
 from ..explain import global_importance
 from ..features import CATEGORICAL, FEATURE_NAMES, REGISTRY, build_features
+from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
 from .baselines import _fit_checklist, _fit_logistic
@@ -189,6 +190,7 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
                      "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in FEATURE_NAMES},
                      "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
         "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
+                          "time_varying_facts": time_varying_facts(ds.tables()),
                           "source": ds.source},
         "training": {"config": cfg, "lightgbm_params": params, "best_iteration": booster.current_iteration(),
                      "periods": periods, "n_train": len(ytr), "positives_train": int(ytr.sum()),
