@@ -741,6 +741,6 @@ def test_a_version_1_store_is_migrated(tmp_path):
             conn.execute(sa.text(text))
     engine.dispose()
     with AlertStore(url) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == SCHEMA_VERSION
         s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="c" * 64)
         assert s.last_night() == NIGHT1

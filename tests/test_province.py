@@ -33,7 +33,7 @@ def tiny_province() -> dict[str, dict[str, pd.DataFrame]]:
     b = tiny_tables()
     persons = b["persons"].copy()
     persons.loc[1:, "name"] = ["周敏", "吴刚", "郑华", "冯丽"]
-    persons.loc[1:, "id_number"] = ["330101198202020001", "330101198001010002", None, None]
+    persons.loc[1:, "id_number"] = ["330101198202020005", "330101198001010003", None, None]
     persons.loc[1:, "phone"] = ["13900000002", "13900000003", "13900000004", None]
     b["persons"] = persons
     drop = {"c1", "x1", "k1"}
@@ -174,6 +174,7 @@ def test_cli_spark_engine_without_pyspark_says_how_to_install(tiny_province_dir:
                                                              small_model, monkeypatch):
     model_dir = tmp_path / "model"
     small_model.save(model_dir)
+    monkeypatch.setenv("ESCALATION_RISK_PSEUDONYM_KEY", KEY)
     monkeypatch.setitem(sys.modules, "pyspark", None)  # as if the extra were not installed
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
     result = CliRunner().invoke(cli, ["nightly", str(tiny_province_dir), "--model", str(model_dir), "--as-of",

@@ -16,6 +16,7 @@ from conftest import KEY
 from escalation_risk import AlertStore
 from escalation_risk import province as P
 from escalation_risk import spark as S
+from escalation_risk.nightly import resolve_night
 from escalation_risk.synth import generate_province, write_province
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(900),
@@ -80,10 +81,10 @@ def test_score_province_returns_a_spark_dataframe(spark, province_dir: Path, sma
     assert df.columns[:3] == ["district", "dispute_id", "as_of"]
     assert df.rdd.getNumPartitions() == 3  # one partition per district, on purpose
     got = df.toPandas().sort_values(["district", "dispute_id"], ignore_index=True)
-    want = pd.concat([P.score_district(f, d, small_model, NIGHT, local_cross, pseudonym_key=KEY).scores
+    want = pd.concat([P.score_district(f, d, small_model, resolve_night(NIGHT), local_cross, pseudonym_key=KEY).scores
                       for d, f in P.open_province(province_dir).folders.items()])
     want = want.sort_values(["district", "dispute_id"], ignore_index=True)
     assert got[["district", "dispute_id"]].values.tolist() == want[["district", "dispute_id"]].values.tolist()
     np.testing.assert_allclose(got["probability"], want["probability"], rtol=0, atol=1e-9)
-    assert (pd.to_datetime(got["as_of"]) == pd.Timestamp(NIGHT)).all()
+    assert (pd.to_datetime(got["as_of"]) == resolve_night(NIGHT)).all()
     assert [list(r) for r in got["reasons"]] == [list(r) for r in want["reasons"]]

@@ -491,10 +491,6 @@ class ProvinceReport:
         return "\n".join(lines)
 
 
-def _night_tag(as_of: pd.Timestamp) -> str:
-    return as_of.strftime("%Y-%m-%d") if as_of == as_of.normalize() else as_of.strftime("%Y-%m-%dT%H%M%S")
-
-
 def run_province_night(path: str | os.PathLike, model: str | os.PathLike | RiskModel, as_of: Any, *,
                        store: str | AlertStore = "sqlite:///alerts.db", out_dir: str | os.PathLike | None = "out",
                        engine: str = "local", spark: Any = None, spark_master: str | None = None,
@@ -502,14 +498,16 @@ def run_province_night(path: str | os.PathLike, model: str | os.PathLike | RiskM
                        pseudonym_key: str | bytes | None = None) -> ProvinceReport:
     """One night over every district of a province, on the local engine or on Spark.
 
+    ``as_of`` is read as a district's night is (a date is the end of that day).
+
     Both engines run the same district tasks and give the same scores; the driver
     writes ``scores-<night>.csv`` (with ``district``) and records each district's night
     in its own transaction. Safe to run again: a district already recorded that night
     changes nothing.
     """
-    from .nightly import _for_csv  # the same CSV form as a district's night
+    from .nightly import _for_csv, _night_tag, resolve_night  # a district's night: same moment, same files
 
-    night = pd.Timestamp(as_of)
+    night = resolve_night(as_of)
     tag = _night_tag(night)
     province = open_province(path)
     rm = model if isinstance(model, RiskModel) else load_model(model)

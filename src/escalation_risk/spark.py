@@ -175,7 +175,8 @@ def score_province(spark: Any, path: str | os.PathLike, model: str | os.PathLike
     province = open_province(path)
     rm = model if isinstance(model, RiskModel) else load_model(model)
     key = resolve_pseudonym_key(pseudonym_key)
-    night = pd.Timestamp(as_of)
+    from .nightly import resolve_night
+    night = resolve_night(as_of)
     if cross is None:
         cross = cross_district(province, district_mapper(spark), pseudonym_key=key,
                                link_rows=link_rows_filter(spark))
