@@ -51,6 +51,8 @@ sys.path.insert(0, str(ROOT / "src"))  # run from a checkout even without `pip i
 import escalation_risk as er  # noqa: E402
 from escalation_risk import graph as er_graph  # noqa: E402
 from escalation_risk.briefing import write_briefing  # noqa: E402
+from escalation_risk import linking as er_linking  # noqa: E402
+from escalation_risk import normalize as er_normalize  # noqa: E402
 from escalation_risk.features import history_index  # noqa: E402
 from escalation_risk.governance import governance_index  # noqa: E402
 from escalation_risk.model import open_points, report_points  # noqa: E402
@@ -273,7 +275,7 @@ def run(args) -> dict:
 
     # ---------------------------------------------------------------- data
     with bench.stage("generate", "generate (synth.generate_tables)") as s:
-        tables, truth = generate_tables(N, seed=args.seed)
+        tables, truth = generate_tables(N, seed=args.seed, linkage_noise=args.linkage_noise)
         n_rows = sum(len(t) for t in tables.values())
         n_inc = len(tables["incidents"])
         n_disp = int((tables["incidents"]["kind"] == "dispute").sum())
@@ -283,7 +285,13 @@ def run(args) -> dict:
         write_tables(tables, data_dir, "parquet")
         size = sum(f.stat().st_size for f in data_dir.glob("*.parquet"))
         s["notes"] = f"{size / MB:,.0f} MB on disk"
-    del tables, truth
+
+    with bench.stage("linkage_keys", "linkage keys (normalize.linkage_keys, part of load)"):
+        lk = er_normalize.linkage_keys(tables["persons"], b"benchmark-linkage-key-0123456789")
+    bench.rows[-1]["notes"] = f"{len(lk):,} person records, {lk.shape[1]} keys, " \
+                              f"{_rate(len(lk), bench.rows[-1]['seconds'])}"
+    truth = truth.set_index("person_id")["true_person"]
+    del tables, lk
 
     with bench.stage("load", "load + validate (load_dataset, Parquet)") as s:
         ds = er.load_dataset(data_dir)
@@ -293,9 +301,23 @@ def run(args) -> dict:
     night = pd.Timestamp(ds.incidents["reported_at"].max()).normalize()
     extra["night"] = str(night.date())
 
-    with bench.stage("link", "link persons (link_persons)") as s:
+    with bench.stage("link", "link persons (link_persons)", target_s=5.0 * N / 1_000_000):
         key = er.link_persons(ds)
-        s["notes"] = f"{len(key):,} person_ids -> {key.nunique():,} persons"
+    st = er_linking.linkage_summary(ds)
+    t = truth.reindex(key.index).to_numpy()
+    sizes = pd.Series(t).value_counts()
+    true_pairs = int((sizes * (sizes - 1) // 2).sum())
+    found = pd.DataFrame({"t": t, "k": key.to_numpy()}).groupby(["t", "k"]).size()
+    recall = float((found * (found - 1) // 2).sum()) / max(true_pairs, 1)
+    false_merges = int((pd.Series(t).groupby(key.to_numpy()).nunique() - 1).sum())
+    row = bench.rows[-1]
+    row["notes"] = (f"{len(key):,} person_ids -> {key.nunique():,} persons; {st['candidate_pairs']:,} candidate "
+                    f"pairs; recall of true pairs {recall:.4f}, {false_merges} false merges "
+                    f"({false_merges / len(key) * 1e4:.2f} per 10,000), expected {st['expected_false_matches']:.2f}; "
+                    f"+{row['peak_mb'] - row['rss_start_mb']:,.0f} MB over the stage's start "
+                    f"(linkage noise {args.linkage_noise})")
+    extra["linkage"] = {"recall": recall, "false_merges": false_merges, **st}
+    del truth
 
     with bench.stage("adjacency", f"build adjacency (graph.adjacency at {night.date()})") as s:
         A, keys = er_graph.adjacency(ds, as_of=night)
@@ -483,6 +505,9 @@ def _verdict(row: dict, N: int) -> str:
         return "ok" if ok else "**MISS** (<300 s, <8 GB)"
     if k == "generate":
         return "ok" if t < 600 else "**MISS** (<600 s)"
+    if k == "link":
+        ok = t <= 5 and row["peak_mb"] - row["rss_start_mb"] <= 1024
+        return "ok" if ok else "**MISS** (<=5 s, <=1 GB over the stage's start)"
     return ""
 
 
@@ -544,6 +569,8 @@ district (100,000 persons) and province (1,000,000 persons) scale.
 folder and times each stage. Options: `--points M` (features for M disputes at
 their report time, default min(200,000, all)), `--skip-train` (train on a
 20,000-person district instead, `--train-persons`), `--model DIR` (load a model),
+`--linkage-noise P` (share of duplicate person records written with linkage noise,
+default 0.25; the link stage reports recall and false merges against the truth),
 `--profile STAGE,...` with `--profile-dir` (cProfile of those stages), `--out`
 (this file; the run's section is replaced when the same `--persons` is run again).
 
@@ -597,6 +624,8 @@ def main(argv=None) -> None:
     ap.add_argument("--persons", type=int, required=True)
     ap.add_argument("--points", type=int, default=None, help="disputes at report time (default min(200,000, all))")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--linkage-noise", type=float, default=0.25,
+                    help="share of duplicate person records written with linkage noise (synth linkage_noise)")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="markdown file to update ('' : none)")
     ap.add_argument("--skip-train", action="store_true",
                     help="do not train at N; train on a --train-persons district instead")

@@ -33,10 +33,11 @@ def same(key: pd.Series, *ids: str) -> bool:
 
 
 def test_equal_id_numbers_link_whatever_else_differs():
-    # Formatting differences in the id number are normalised before hashing.
+    # Formatting differences in the id number are normalised before hashing; two valid,
+    # different id numbers are two people even when name, birth year and phone agree.
     key = link_persons(dataset([
-        ("police-1", "Wang Wei", 1980, "138 0000 0001", "11010519491231002x"),
-        ("mediation-7", "王伟", None, None, "11010519491231002X"),
+        ("police-1", "Wang Wei", 1980, "138 0000 0001", "11010119800101007x"),
+        ("mediation-7", "王伟", None, None, "110101 19800101007X"),
         ("other", "Wang Wei", 1980, "13800000001", "220101198001010016"),
     ]))
     assert same(key, "police-1", "mediation-7")
@@ -169,7 +170,8 @@ def test_incremental_with_unknown_records_only():
 def test_explain_links_names_the_rule():
     ds = dataset(ROWS)
     ex = explain_links(ds)
-    assert list(ex.columns) == ["person_key", "person_id", "linked_to", "rule"]
+    assert list(ex.columns) == ["person_key", "person_id", "linked_to", "rule", "weight", "match_probability",
+                                "id_number", "name", "birth", "phone", "gender"]
     rules = {(r.person_id, r.linked_to): r.rule for r in ex.itertuples()}
     assert rules[("p03", "p01")] == RULE_ID
     assert rules[("p02", "p01")] == RULE_FALLBACK
@@ -206,21 +208,22 @@ def test_many_records_link_vectorised(n):
 def test_incremental_split_never_leaves_two_people_under_one_key():
     # p5 and p9 shared an id number; the id of p9 was then corrected. The old key must
     # not stay on both: it stays with the record it was named after.
-    before = link_persons(dataset([("p5", "A", 1980, "13900000001", valid_id("X")), ("p9", "B", 1981, "13900000002", valid_id("X")),
-                                   ("p7", "C", 1982, "13900000003", valid_id("X"))]))
+    before = link_persons(dataset([("p5", "A", 1980, "13900000001", valid_id("X")), ("p9", "A", 1981, "13900000002", valid_id("X")),
+                                   ("p7", "A", 1982, "13900000003", valid_id("X"))]))
     assert set(before) == {"p5"}
-    after = link_persons(dataset([("p5", "A", 1980, "13900000001", valid_id("X")), ("p9", "B", 1981, "13900000002", valid_id("Y")),
-                                  ("p7", "C", 1982, "13900000003", valid_id("Y"))]), existing=before)
+    after = link_persons(dataset([("p5", "A", 1980, "13900000001", valid_id("X")), ("p9", "A", 1981, "13900000002", valid_id("Y")),
+                                  ("p7", "A", 1982, "13900000003", valid_id("Y"))]), existing=before)
     assert after["p5"] == "p5"
     assert after["p9"] == after["p7"] == "p7"
     # Named record gone from its old group: the first group by position keeps the key.
-    after = link_persons(dataset([("p9", "B", 1981, "13900000002", valid_id("Y")), ("p7", "C", 1982, "13900000003", valid_id("Z"))]), existing=before)
+    after = link_persons(dataset([("p9", "A", 1981, "13900000002", valid_id("Y")), ("p7", "A", 1982, "13900000003", valid_id("Z"))]), existing=before)
     assert after.nunique() == 2 and "p5" in set(after)
 
 
 def test_incremental_merge_of_two_old_groups_takes_one_old_key():
-    before = link_persons(dataset([("p1", "A", 1980, "13900000001", valid_id("X")), ("p2", "B", 1981, "13900000002", None)]))
-    after = link_persons(dataset([("p1", "A", 1980, "13900000001", valid_id("X")), ("p2", "B", 1981, "13900000002", None),
+    before = link_persons(dataset([("p1", "B", 1980, "13900000001", valid_id("X")), ("p2", "B", 1981, "13900000002", None)]))
+    assert before.nunique() == 2
+    after = link_persons(dataset([("p1", "B", 1980, "13900000001", valid_id("X")), ("p2", "B", 1981, "13900000002", None),
                                   ("p0", "B", 1981, "13900000002", valid_id("X"))]), existing=before)
     assert set(after) == {"p1"}
 
@@ -245,3 +248,319 @@ def test_sample_district_linkage_against_truth():
     assert dup["true"].nunique() > 100
     assert recall >= 0.99
     assert (df.groupby("key")["true"].nunique() == 1).all()
+
+
+# --------------------------------------------------------------------------- normalisation
+
+from escalation_risk.linking import LEVELS, LinkageModel, link_keys, linkage_summary  # noqa: E402
+from escalation_risk.normalize import (  # noqa: E402
+    ID_BAD,
+    ID_OTHER,
+    ID_VALID,
+    gb11643_check_digit,
+    id_birth_date,
+    id_kind,
+    id_sex,
+    is_valid_id,
+    linkage_keys,
+    name_pinyin,
+    normalise_id,
+    normalise_name,
+    normalise_phone,
+)
+
+# The worked example of GB 11643-1999: 11010519491231002X, a woman born 1949-12-31.
+STD_ID = "11010519491231002X"
+
+
+def test_check_digit_known_answers():
+    assert gb11643_check_digit("11010519491231002") == "X"
+    assert gb11643_check_digit("44052418800101001") == "4"  # 195 mod 11 = 8 -> "4"
+    assert is_valid_id(STD_ID) and is_valid_id(STD_ID.lower())
+    assert not is_valid_id("110105194912310021")  # one check digit off
+    assert not is_valid_id("11010519491231003X")  # one body digit off: the check catches it
+    with pytest.raises(ValueError):
+        gb11643_check_digit("1101051949123100")
+
+
+def test_fifteen_digit_ids_become_eighteen():
+    # The 15-digit form drops the century and the check digit.
+    out = normalise_id(pd.Series(["110105491231002", "440524800101001"]))
+    assert list(out) == [STD_ID, "440524198001010013"]  # 196 mod 11 = 9 -> "3"
+    assert (id_kind(out) == ID_VALID).all()
+
+
+def test_id_formatting_is_normalised():
+    raw = pd.Series(["１１０１０５１９４９１２３１００２ｘ", "110105 19491231 002x", "110105-19491231-002X",
+                     " 11010519491231002x ", "", None, "ID-A", "IDA"])
+    out = normalise_id(raw)
+    assert list(out[:4]) == [STD_ID] * 4
+    assert out[4] is None and out[5] is None
+    assert out[6] != out[7]  # separators go only from resident ids: two other documents stay two
+    kinds = id_kind(out)
+    assert list(kinds[6:]) == [ID_OTHER, ID_OTHER]
+    assert id_kind(normalise_id(pd.Series(["110105194912310021", "110105194913310023"]))).tolist() == \
+        [ID_BAD, ID_BAD]  # a failing check digit; an impossible birth date
+
+
+def test_birth_date_and_sex_from_the_id():
+    ids = normalise_id(pd.Series([STD_ID, "440524198001010014", "ID-A", None]))
+    assert list(id_birth_date(ids)) == ["19491231", "19800101", None, None]
+    assert list(id_sex(ids)) == [0, 1, -1, -1]  # 17th digit: even female, odd male
+
+
+def test_names_and_phones_are_normalised():
+    names = normalise_name(pd.Series(["陳 偉", "王\u3000伟", "Wang Wei", "张伟", None]))
+    assert list(names) == ["陈伟", "王伟", "wangwei", "张伟", None]
+    tone, fuzzy = name_pinyin(pd.Series(["张伟", "章玮", "陈伟", "程伟", "wangwei", "王伟"]))
+    assert tone[0] == tone[1] == "zhangwei"  # homophones
+    assert tone[2] != tone[3] and fuzzy[2] == fuzzy[3]  # chen/cheng: near homophones
+    assert tone[4] == tone[5]
+    phones = normalise_phone(pd.Series(["+86 138-0000-0001", "１３８００００００01", "0086 13800000001", " "]))
+    assert list(phones) == ["13800000001"] * 3 + [None]
+
+
+def test_linkage_keys_hold_no_raw_value():
+    raw = pd.DataFrame({"name": ["张伟"], "id_number": [STD_ID], "phone": ["13800000001"]})
+    keys = linkage_keys(raw, b"k" * 32)
+    text = keys.to_csv()
+    for v in ("张伟", "zhangwei", STD_ID, "19491231", "13800000001", "110105"):
+        assert v not in text
+    other = linkage_keys(raw, b"j" * 32)
+    assert (keys["lk_id"] != other["lk_id"]).all()  # keyed: another key, other hashes
+
+
+# --------------------------------------------------------------------------- linkage decisions
+
+P = ["person_id", "name", "birth_year", "phone", "id_number", "gender"]
+
+
+def people(rows: list[tuple], background: int = 0, seed: int = 0) -> Dataset:
+    """A dataset of ``rows`` plus ``background`` unrelated people (realistic frequencies)."""
+    rng = np.random.default_rng(seed)
+    extra = []
+    for b in range(background):
+        body = f"3301{rng.integers(10, 99)}{rng.integers(1940, 2005)}{rng.integers(1, 13):02d}" \
+               f"{rng.integers(1, 29):02d}{rng.integers(0, 1000):03d}"
+        extra.append((f"bg{b:05d}", f"姓{b}名", int(body[6:10]), f"139{rng.integers(0, 10**8):08d}",
+                      body + gb11643_check_digit(body), "male" if int(body[16]) % 2 else "female"))
+    persons = pd.DataFrame(rows + extra, columns=P)
+    return Dataset.from_frames(
+        pseudonym_key="test", persons=persons,
+        places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
+        incidents=pd.DataFrame({"incident_id": ["i"], "kind": "dispute", "category": "debt",
+                                "occurred_at": "2024-01-01", "reported_at": "2024-01-01"}),
+        incident_parties=pd.DataFrame({"incident_id": ["i"], "party_id": [persons["person_id"][0]],
+                                       "party_type": "person"}),
+    )
+
+
+def idn(body17: str) -> str:
+    return body17 + gb11643_check_digit(body17)
+
+
+A = idn("33010619800315123")
+
+
+def test_old_and_new_id_of_one_person_link():
+    ds = people([("a", "张伟", 1980, None, A, "male"), ("b", "張偉", None, None, "330106800315123", None)], 500)
+    key = link_persons(ds)
+    assert key["a"] == key["b"]
+    assert explain_links(ds).set_index("person_id").loc["b", "rule"] == "id_number"
+
+
+def test_check_digit_failure_is_a_typo_not_another_person():
+    typo_check = A[:17] + ("0" if A[17] != "0" else "1")
+    typo_body = A[:15] + str((int(A[15]) + 3) % 10) + A[16:]  # a body digit, check not recomputed
+    ds = people([("a", "张伟", 1980, None, A, "male"), ("b", "张伟", 1980, None, typo_check, "male"),
+                 ("c", "张伟", 1980, None, typo_body, "male")], 500)
+    key = link_persons(ds)
+    assert key["a"] == key["b"] == key["c"]
+    ex = explain_links(ds).set_index(["person_id", "linked_to"])
+    assert ex.loc[("b", "a"), "id_number"] == "check_digit"
+    assert ex.loc[("c", "a"), "id_number"] == "typo"
+
+
+def test_two_valid_ids_are_two_people_unless_one_transposition_and_all_else_agrees():
+    swapped = idn(A[:14] + A[15] + A[14] + A[16])  # two sequence digits swapped, check recomputed
+    assert is_valid_id(swapped) and swapped != A
+    other = idn(A[:14] + "777")
+    rows = [("a", "张伟", 1980, "13811112222", A, "male"), ("b", "张伟", 1980, "13811112222", swapped, "male"),
+            ("c", "张伟", 1980, "13811112222", other, "male")]
+    key = link_persons(people(rows, 500))
+    assert key["a"] == key["b"] != key["c"]
+    ex = explain_links(people(rows, 500))
+    assert set(ex["id_number"]) == {"transposed"}
+    # The same transposition with another phone: two people.
+    rows[1] = ("b", "张伟", 1980, "13899998888", swapped, "male")
+    key = link_persons(people(rows, 500))
+    assert len({key["a"], key["b"], key["c"]}) == 3
+
+
+def test_an_id_typed_onto_another_persons_number_does_not_merge_two_people():
+    # Same id number, but nothing else agrees: a mistyped id that landed on a real one.
+    rows = [("a", "张春磊", 1994, "17770771634", A, "male"), ("b", "李丽云", 1994, "13079409668", A, "male"),
+            ("c", "张春磊", None, None, A, None)]
+    key = link_persons(people(rows, 500))
+    assert key["a"] == key["c"] != key["b"]
+
+
+def test_homophone_and_traditional_names_link_with_birth_and_phone():
+    rows = [("a", "张伟", 1980, "13811112222", None, "male"), ("b", "章玮", 1980, "+86 138 1111 2222", None, "male"),
+            ("c", "陳偉", 1975, "13722223333", None, "male"), ("d", "陈伟", 1975, "13722223333", None, "male"),
+            ("e", "程伟", 1975, "13722223333", None, "male"),
+            ("f", "李娜", 1990, "13633334444", None, "female"), ("g", "王芳", 1990, "13633334444", None, "female")]
+    ds = people(rows, 500)
+    key = link_persons(ds)
+    assert key["a"] == key["b"]
+    assert key["c"] == key["d"] == key["e"]
+    assert key["f"] != key["g"]  # one family phone, two names: two people
+    # A family phone, one surname, one birth year, homophone given names, another sex: two people.
+    key = link_persons(people([("h", "王华", 1979, "18533900879", None, "male"),
+                               ("w", "王花", 1979, "18533900879", None, "female")], 500))
+    assert key["h"] != key["w"]
+    lv = explain_links(ds).set_index(["person_id", "linked_to"])
+    assert lv.loc[("b", "a"), "name"] == "pinyin"
+    assert lv.loc[("d", "c"), "name"] == "exact"
+    assert lv.loc[("e", "c"), "name"] == "fuzzy_pinyin"
+
+
+def test_namesakes_with_a_common_name_and_birth_year_stay_apart():
+    # Forty people called 张伟 born in 1985, each with an own phone or none, some with an
+    # id number: nothing but name and birth year (and gender) agrees between any two.
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in range(40):
+        body = f"330106{1985}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}{k:03d}"
+        rows.append((f"z{k:02d}", "张伟", 1985, f"1370000{k:04d}" if k % 3 else None,
+                     idn(body[:17]) if k % 2 else None, "male"))
+    key = link_persons(people(rows, 2000))
+    assert key.loc[[r[0] for r in rows]].nunique() == 40
+
+
+def test_chaining_is_guarded():
+    # c links a by the phone, d links b by an id typo, c and d share another phone: the
+    # chain a-c-d-b would put two valid id numbers in one group. It must not.
+    b_id = idn("33010619800315456")
+    d_id = b_id[:15] + str((int(b_id[15]) + 1) % 10) + b_id[16:]
+    rows = [("a", "张伟", 1980, "13811112222", A, "male"), ("b", "张伟", 1980, None, b_id, "male"),
+            ("c", "张伟", 1980, "13811112222", None, "male"), ("d", "张伟", 1980, "13811112222", d_id, "male")]
+    ds = people(rows, 500)
+    key = link_persons(ds)
+    assert key["a"] != key["b"]
+    assert linkage_summary(ds)["components_reclustered"] >= 1
+    # No group anywhere holds two different valid id numbers.
+    p = ds.persons.assign(key=key.reindex(ds.persons["person_id"]).to_numpy())
+    valid = p[p["lk_id_kind"] == ID_VALID]
+    assert (valid.groupby("key")["lk_id"].nunique() <= 1).all()
+
+
+def test_explain_links_shows_levels_never_values():
+    rows = [("a", "张伟", 1980, "13811112222", A, "male"), ("b", "章伟", 1980, "13811112222", None, "male")]
+    ex = explain_links(people(rows, 200))
+    assert len(ex) == 1
+    for f in ("id_number", "name", "birth", "phone", "gender"):
+        assert set(ex[f].astype(str)) <= set(LEVELS[f])
+    row = ex.iloc[0]
+    assert (row["id_number"], row["name"], row["birth"], row["phone"]) == ("missing", "pinyin", "year", "exact")
+    assert 0.99 <= row["match_probability"] <= 1 and row["weight"] > 0
+    text = ex.to_csv()
+    for raw in ("张伟", "章伟", "zhang", A, "13811112222", "1980"):
+        assert raw not in text
+
+
+def test_threshold_states_its_false_match_rate():
+    model = LinkageModel(threshold=0.999)
+    ds = people([("a", "张伟", 1980, "13811112222", A, "male")], 1000)
+    res = link_keys(ds.persons, model=model)
+    p = 2.0 ** -res.stats["weight_threshold"] * 2.0 ** -res.stats["prior_log2_odds"]
+    assert abs(1 / (1 + p) - 0.999) < 1e-9  # the weight threshold is the stated probability
+    assert res.stats["expected_false_matches"] >= 0
+    assert LinkageModel(threshold=0.9).weight_threshold(10**6) < model.weight_threshold(10**6)
+
+
+def test_link_keys_is_the_same_function_of_the_keys_table():
+    ds = people([("a", "张伟", 1980, "13811112222", A, "male"), ("b", "章伟", 1980, "13811112222", None, "male")],
+                300)
+    keys = ds.persons[["person_id", "birth_year", "gender"] + [c for c in ds.persons.columns if c.startswith("lk_")]]
+    pd.testing.assert_series_equal(link_keys(keys).key, link_persons(ds))
+
+
+def test_incremental_links_only_new_records():
+    old_rows = [("a", "张伟", 1980, "13811112222", A, "male"), ("b", "李娜", 1990, "13633334444", None, "female"),
+                ("c", "李娜", 1990, "13633334444", None, "female"),
+                ("f", "王强", 1960, "13900001111", None, "male"), ("g", "赵敏", 1962, "13900001111", None, "female")]
+    before = link_persons(people(old_rows, 300))
+    new_rows = old_rows + [("n1", "張偉", 1980, None, "330106800315123", "male"),  # old 15-digit form
+                           ("n2", "王芳", 1970, "13555556666", None, "female")]
+    ds = people(new_rows, 300)
+    res = link_keys(ds.persons, existing=before)
+    after = res.key
+    assert (after.loc[before.index] == before).all()
+    assert after["n1"] == before["a"]
+    assert after["n2"] == "n2"
+    # Only pairs with a new record were blocked, plus the pairs inside old groups.
+    ids = after.index.to_numpy()
+    pairs = res.pairs
+    both_old = ~pd.Series(ids[pairs["i"]]).str.startswith("n").to_numpy() & \
+        ~pd.Series(ids[pairs["j"]]).str.startswith("n").to_numpy()
+    assert both_old.sum() == res.stats["pairs_existing_groups"] == 1  # b-c
+    # f and g (a family phone) are compared when the whole district is linked, not now.
+    assert res.stats["candidate_pairs"] < link_keys(ds.persons).stats["candidate_pairs"]
+    assert after["f"] != after["g"]
+
+
+# --------------------------------------------------------------------------- a noisy district
+
+def test_noisy_district_recall_and_false_merges():
+    """Duplicates written with every kind of noise: recall of true pairs >= 0.97 and at most
+    one false merge per 10,000 records."""
+    from escalation_risk.synth import generate_tables
+
+    tables, truth = generate_tables(30000, seed=5, linkage_noise=0.25)
+    kinds = truth["noise"][truth["noise"] != ""].str.split(",").explode().value_counts()
+    for k in ("id_old15", "id_typo", "id_check", "id_transposed", "id_format", "name_homophone",
+              "name_traditional", "name_spacing", "phone_changed", "phone_format"):
+        assert kinds.get(k, 0) >= 5, k
+    persons = tables["persons"]
+    ds = Dataset.from_frames(pseudonym_key="test", persons=persons, places=tables["places"].head(1),
+                             incidents=pd.DataFrame({"incident_id": ["i"], "kind": "dispute", "category": "debt",
+                                                     "occurred_at": "2024-01-01", "reported_at": "2024-01-01"}),
+                             incident_parties=pd.DataFrame({"incident_id": ["i"], "party_id": [persons["person_id"][0]],
+                                                            "party_type": "person"}))
+    key = link_persons(ds)
+    t = truth.set_index("person_id")["true_person"].reindex(key.index)
+    sizes = t.value_counts()
+    true_pairs = int((sizes * (sizes - 1) // 2).sum())
+    found = pd.DataFrame({"t": t.to_numpy(), "k": key.to_numpy()}).groupby(["t", "k"]).size()
+    recall = float((found * (found - 1) // 2).sum()) / true_pairs
+    false_merges = int((pd.Series(t.to_numpy()).groupby(key.to_numpy()).nunique() - 1).sum())
+    assert true_pairs > 800
+    assert recall >= 0.97, recall
+    assert false_merges <= len(key) / 10_000, false_merges
+
+
+def test_sample_command_writes_linkage_noise_with_its_truth(tmp_path):
+    from click.testing import CliRunner
+
+    from escalation_risk.cli import main as cli
+
+    out = tmp_path / "noisy"
+    res = CliRunner().invoke(cli, ["sample", str(out), "--persons", "400", "--seed", "3", "--linkage-noise", "1"])
+    assert res.exit_code == 0, res.output
+    truth = pd.read_parquet(out / "truth" / "person_truth.parquet")
+    dup = truth[truth.duplicated("true_person", keep=False)]
+    noisy = truth.loc[truth["noise"] != "", "person_id"]
+    assert len(noisy) > 0 and set(noisy) <= set(dup["person_id"])  # noise only on duplicate records
+    assert CliRunner().invoke(cli, ["sample", str(out), "--persons", "400", "--linkage-noise", "2"]).exit_code == 2
+
+
+def test_tables_without_linkage_keys_still_link_on_the_pseudonyms():
+    # Frames pseudonymised elsewhere (no lk_ columns): equal pseudonyms link, different
+    # documents stay apart, the no-id rule holds.
+    ds = dataset(ROWS)
+    bare = ds.persons.drop(columns=[c for c in ds.persons.columns if c.startswith("lk_")])
+    again = Dataset.from_frames(pseudonymised=True, persons=bare, places=ds.places, incidents=ds.incidents,
+                                incident_parties=ds.incident_parties)
+    assert not any(c.startswith("lk_") for c in again.persons.columns)
+    assert groups(link_persons(again)) == groups(link_persons(ds))

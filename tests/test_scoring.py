@@ -48,7 +48,9 @@ def test_plain_strings_work_like_typed_rows(small_district, batch, scorer):
     as_text = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in row.items()
                if not (isinstance(v, float) and np.isnan(v)) and v is not pd.NaT}
     as_text = {k: (str(v) if k in ("kind", "category", "source", "status") else v) for k, v in as_text.items()}
-    a = scorer.score_dispute(as_text, [{k: str(v) for k, v in p.items() if k != "incident_id"} for p in parties],
+    # Missing values are left out, as a form would leave them blank (str(NaT) is not a date).
+    plain = [{k: str(v) for k, v in p.items() if k != "incident_id" and not pd.isna(v)} for p in parties]
+    a = scorer.score_dispute(as_text, plain,
                              as_of="2025-06-30")
     assert abs(a.probability - batch.loc[d, "probability"]) < 1e-9
 

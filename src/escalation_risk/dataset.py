@@ -48,6 +48,7 @@ import pandera.pandas as pandera_pa
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import normalize
 from .contract import (
     ATTRIBUTE_CODES,
     CONTRACT_1_1,
@@ -138,11 +139,15 @@ def _structural(table: str, column: str, reason: str) -> DataValidationError:
 
 def _normalise_pii(column: str, s: pd.Series) -> pd.Series:
     s = _as_str(s)
+    # One written form per identifier (half-width, separators, 15 -> 18 digit ids,
+    # traditional -> simplified names): see escalation_risk.normalize.
     if column == "phone":
-        s = s.str.replace(r"\D", "", regex=True).str[-11:]
+        s = normalize.normalise_phone(s)
     elif column == "id_number":
-        s = s.str.upper()
-    return s.where(s != "")
+        s = normalize.normalise_id(s)
+    elif column == "name":
+        s = normalize.normalise_name(s)
+    return s.where(s.notna() & (s != ""))
 
 
 def pseudonymise(values: pd.Series, key: bytes, column: str) -> pd.Series:
@@ -901,6 +906,9 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
         raw = tables[name].reset_index(drop=True)
         rows_read[name] = len(raw)
         _require_columns(spec, raw.columns)
+        if name == "persons" and key is not None:
+            # Record-linkage keys come from the raw identifiers, hashed with the same key.
+            raw = raw.assign(**normalize.linkage_keys(raw, key))
         raw, df, probs = _parse_table(name, raw, key)
         problems.extend(probs)
         parsed[name] = df

@@ -95,6 +95,15 @@ same id number, one third without id number but with the same name, birth year a
 phone. Deliberate namesakes (same name and birth year, different person) exist, and
 some people lack a phone or an id number. ``person_truth`` maps every person_id to
 the real person.
+
+With ``linkage_noise=p`` (0 by default), each duplicate record is, with probability
+``p``, written the way real records are (see :func:`_linkage_noise`): an old 15-digit
+id, a mistyped id digit or check digit, two id digits transposed (check recomputed),
+full-width digits and a lower-case ``x``, a homophone or look-alike character in the
+name (张/章, 陈/程), traditional characters, inner spaces, a changed phone or a phone
+written ``+86 138-...``; and, as hard negatives, the members of some households give
+the head's phone number. The noise has its own random streams: the district is otherwise
+the same, and ``person_truth`` gains a ``noise`` column naming what was done.
 """
 
 from __future__ import annotations
@@ -1282,8 +1291,96 @@ def _days_to_ts(t0: np.datetime64, days: np.ndarray) -> np.ndarray:
     return out
 
 
+# Homophones and look-alikes clerks write for one another (same or near pinyin).
+_NAME_SWAPS = {
+    "张": "章", "王": "汪", "陈": "程", "伟": "玮", "刘": "柳", "杨": "阳", "林": "凌", "静": "婧",
+    "丽": "莉", "军": "君", "明": "铭", "华": "桦", "芳": "方", "敏": "闵", "涛": "滔", "斌": "彬",
+    "辉": "晖", "鹏": "朋", "浩": "昊", "俊": "骏", "琪": "淇", "志": "智", "燕": "艳", "红": "宏",
+    "春": "纯", "东": "冬", "永": "勇", "云": "芸", "飞": "菲", "翔": "祥", "慧": "惠", "婷": "亭",
+    "琳": "玲", "晶": "静", "凯": "恺", "鑫": "新", "峰": "锋", "健": "建", "成": "程", "荣": "蓉",
+    "清": "青", "周": "州", "吴": "武", "徐": "许", "朱": "珠", "郭": "国", "罗": "骆", "唐": "汤",
+    "金": "晶", "娜": "那", "磊": "垒", "刚": "钢", "宇": "雨", "梅": "媚", "亮": "良", "利": "力",
+}
+_FULLWIDTH = {ord(c): ord(c) + 0xFEE0 for c in "0123456789X"}
+
+
+def _linkage_noise(rng: np.random.Generator, name: np.ndarray, idn: np.ndarray, phone: np.ndarray,
+                   rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Write duplicate records as real systems do; returns (name, id, phone, noise kinds).
+
+    A noisy record gets one to three kinds, each where it applies: ``id_old15`` (the
+    15-digit form: no century, no check digit), ``id_typo`` (one body digit mistyped,
+    check not recomputed), ``id_check`` (the check digit mistyped), ``id_transposed``
+    (two adjacent body digits swapped and the check recomputed, as systems that compute
+    it do), ``id_format`` (full-width digits, inner spaces, lower-case x), ``name_homophone``,
+    ``name_traditional``, ``name_spacing``, ``phone_changed``, ``phone_format``.
+    """
+    import zhconv  # the generator writes traditional forms with the same table the loader reads
+
+    from .normalize import gb11643_check_digit
+
+    m = len(name)
+    name, idn, phone = name.copy(), idn.copy(), phone.copy()
+    kinds: list[list[str]] = [[] for _ in range(m)]
+    noisy = np.flatnonzero(rng.random(m) < rate)
+    id_kinds = ["id_old15", "id_typo", "id_check", "id_transposed", "id_format"]
+    id_p = np.array([0.25, 0.25, 0.1, 0.1, 0.3])
+    all_kinds = ["id", "name_homophone", "name_traditional", "name_spacing", "phone_changed", "phone_format"]
+    all_p = np.array([0.35, 0.2, 0.12, 0.08, 0.12, 0.13])
+    for r in noisy:
+        for kind in rng.choice(all_kinds, size=int(rng.integers(1, 4)), replace=False, p=all_p):
+            if kind == "id":
+                if idn[r] is None:
+                    continue
+                kind = str(rng.choice(id_kinds, p=id_p))
+                v = str(idn[r])
+                if kind == "id_old15" and v[6:8] == "19":
+                    v = v[:6] + v[8:17]
+                elif kind == "id_typo":
+                    pos = int(rng.integers(0, 17))
+                    v = v[:pos] + str((int(v[pos]) + int(rng.integers(1, 10))) % 10) + v[pos + 1:]
+                elif kind == "id_check":
+                    v = v[:17] + str(rng.choice([c for c in "0123456789X" if c != v[17]]))
+                elif kind == "id_transposed":
+                    pos = int(rng.integers(0, 16))
+                    if v[pos] == v[pos + 1]:
+                        continue
+                    body = v[:pos] + v[pos + 1] + v[pos] + v[pos + 2:17]
+                    v = body + gb11643_check_digit(body)
+                elif kind == "id_format":
+                    v = v.translate(_FULLWIDTH) if rng.random() < 0.5 else v[:6] + " " + v[6:14] + " " + v[14:]
+                    v = v.replace("X", "x").replace("Ｘ", "ｘ")
+                else:
+                    continue
+                idn[r] = v
+            elif kind == "name_homophone":
+                chars = [i for i, c in enumerate(name[r]) if c in _NAME_SWAPS]
+                if not chars:
+                    continue
+                i = int(rng.choice(chars))
+                name[r] = name[r][:i] + _NAME_SWAPS[name[r][i]] + name[r][i + 1:]
+            elif kind == "name_traditional":
+                trad = zhconv.convert(name[r], "zh-tw")
+                if trad == name[r]:
+                    continue
+                name[r] = trad
+            elif kind == "name_spacing":
+                name[r] = name[r][0] + ("\u3000" if rng.random() < 0.5 else " ") + name[r][1:]
+            elif kind == "phone_changed":
+                if phone[r] is None:
+                    continue
+                phone[r] = _phones(rng, 1)[0]
+            elif kind == "phone_format":
+                if phone[r] is None:
+                    continue
+                v = str(phone[r])
+                phone[r] = f"+86 {v[:3]}-{v[3:7]}-{v[7:]}" if rng.random() < 0.5 else v.translate(_FULLWIDTH)
+            kinds[r].append(kind)
+    return name, idn, phone, np.array([",".join(k) for k in kinds], dtype=object)
+
+
 def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
-                    end: str = "2025-06-30", late_facts: bool = True
+                    end: str = "2025-06-30", late_facts: bool = True, linkage_noise: float = 0.0
                     ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Generate a synthetic district: the contract tables and the person truth.
 
@@ -1295,7 +1392,11 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     ``late_facts`` (default) adds contract 1.1's facts recorded after a report (see
     :func:`_late_facts`); they come from their own random stream, so the 1.0 tables and
     columns of a seed are the same either way. ``late_facts=False`` gives a 1.0 export.
+    ``linkage_noise`` is the share of duplicate records written with record-linkage noise
+    (module docstring).
     """
+    if not 0.0 <= float(linkage_noise) <= 1.0:
+        raise ValueError(f"linkage_noise must be between 0 and 1, got {linkage_noise!r}")
     if int(n_persons) < 50:
         raise ValueError(f"n_persons must be at least 50, got {n_persons!r}")
     n = int(n_persons)
@@ -1515,6 +1616,17 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     no_id = rng.random(n) < np.where(p["hukou"] == 1, 0.05, 0.015)
     phone = np.where(no_phone, _NONE, phone)
     idn = np.where(no_id, _NONE, idn)
+    if linkage_noise > 0:
+        # Hard negatives for linkage: some families give one phone number for everyone.
+        frng = np.random.default_rng([seed, 18])
+        hh = p["hh"]
+        head_of = np.full(int(hh.max()) + 1, -1)
+        heads = np.flatnonzero(p["role"] == _R["head"])
+        head_of[hh[heads]] = heads
+        family = frng.random(int(hh.max()) + 1) < 0.5 * linkage_noise
+        share = family[hh] & (head_of[hh] >= 0) & (phone != None) & (p["role"] != _R["head"])  # noqa: E711
+        share &= phone[np.maximum(head_of[hh], 0)] != None  # noqa: E711
+        phone = np.where(share, phone[np.maximum(head_of[hh], 0)], phone)
 
     # ---- duplicate police-system records of people who meet the police
     pol = (kind == _K["police_call"]) | (kind == _K["criminal_case"])
@@ -1542,6 +1654,11 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     fswap = np.isin(ff, [_FL["prior_violence"], _FL["community_correction"]]) & (dup_of[fp] >= 0) & (rng.random(len(fp)) < 0.5)
     fp = np.where(fswap, dup_of[fp], fp)
     true_of = np.concatenate([np.arange(n), dup_src])
+    dup_name = names[dup_src]
+    dup_noise = np.full(n_dup, "", dtype=object)
+    if linkage_noise > 0:
+        dup_name, dup_idn, dup_phone, dup_noise = _linkage_noise(
+            np.random.default_rng([seed, 17]), dup_name, dup_idn, dup_phone, float(linkage_noise))
 
     # ---- ids
     pw = max(6, len(str(n_tot)))
@@ -1569,12 +1686,14 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
         "gender": codes(GENDERS, np.concatenate([np.where(male, 0, 1), np.where(male[dup_src], 0, 1)])),
         "hukou": codes(HUKOU, np.concatenate([p["hukou"], p["hukou"][dup_src]])),
         "employment": codes(EMPLOYMENT, np.concatenate([p["employment"], np.where(rng.random(n_dup) < 0.5, p["employment"][dup_src], 4)])),
-        "name": np.concatenate([names, names[dup_src]]),
+        "name": np.concatenate([names, dup_name]),
         "id_number": np.concatenate([idn, dup_idn]),
         "phone": np.concatenate([phone, dup_phone]),
     })
     persons = persons.iloc[np.argsort(perm, kind="stable")].reset_index(drop=True)
     truth = pd.DataFrame({"person_id": pid_str, "true_person": tp_true[true_of]})
+    if linkage_noise > 0:
+        truth["noise"] = np.concatenate([np.full(n, "", dtype=object), dup_noise])
     truth = truth.iloc[np.argsort(perm, kind="stable")].reset_index(drop=True)
     places = pd.DataFrame({
         "place_id": plid, "grid_id": gid[g["pl_grid"]], "town": g["town_name"][g["grid_town"][g["pl_grid"]]],

@@ -50,10 +50,14 @@ def validate(data_dir: str, report: str | None, show: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
 @click.option("--late-facts/--no-late-facts", default=True, show_default=True,
               help="Write contract 1.1's facts recorded after a report (--no-late-facts: a 1.0 export).")
-def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str, late_facts: bool) -> None:
+@click.option("--linkage-noise", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of duplicate person records written with record-linkage noise.")
+def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str, late_facts: bool,
+           linkage_noise: float) -> None:
     """Generate a synthetic district in the contract's shape into OUT_DIR."""
     from ..synth import generate_tables, write_tables
-    tables, truth = generate_tables(persons, seed=seed, start=start, end=end, late_facts=late_facts)
+    tables, truth = generate_tables(persons, seed=seed, start=start, end=end, late_facts=late_facts,
+                                    linkage_noise=linkage_noise)
     write_tables(tables, out_dir, fmt=fmt, truth=truth)
     counts = ", ".join(f"{k}={len(v)}" for k, v in tables.items())
     click.echo(f"wrote {out_dir}: {counts}")

@@ -379,13 +379,29 @@ def _build() -> dict[str, Renderer]:
                                       "最近一次调解失败", "最近一次调解未失败或尚未调解",
                                       "whether the last mediation failed is not known", "最近一次调解是否失败不详")
     S["days_since_mediation"] = _since_mediation
+    S["notes"] = C("1 note has been written on this dispute so far (a visit or progress)",
+                   "{n} notes have been written on this dispute so far (visits, progress)",
+                   "no note has been written on this dispute yet", "notes on this dispute",
+                   "该纠纷已有 {n} 条走访或进展记录", "该纠纷尚无走访或进展记录", "该纠纷走访或进展记录数")
+    S["notes_danger"] = C("1 note on this dispute mentions threats, weapons or violence",
+                          "{n} notes on this dispute mention threats, weapons or violence",
+                          "no note on this dispute mentions threats, weapons or violence",
+                          "notes on this dispute that mention threats, weapons or violence",
+                          "该纠纷有 {n} 条记录提到威胁、凶器或暴力", "该纠纷的记录中没有提到威胁、凶器或暴力",
+                          "该纠纷提到威胁、凶器或暴力的记录数")
+    S["latest_note_danger"] = Flag("the latest note on this dispute mentions threats, weapons or violence",
+                                   "the latest note on this dispute does not mention threats, weapons or violence",
+                                   "该纠纷最新一条记录提到威胁、凶器或暴力",
+                                   "该纠纷最新一条记录未提到威胁、凶器或暴力",
+                                   "there is no note on this dispute yet", "该纠纷尚无走访或进展记录")
     for sig in load_lexicon().signals:
         en, zh = SIGNAL_WORDS.get(sig, (sig.replace("_", " "), ""))
         zh = zh or load_lexicon().labels[sig][1]
-        S[f"text_{sig}"] = Flag(f"the description of the dispute mentions {en}",
-                                f"the description of the dispute does not mention {en}",
-                                f"纠纷描述中提到{zh}", f"纠纷描述中未提到{zh}",
-                                f"whether the description mentions {en} is not known", f"纠纷描述是否提到{zh}不详")
+        # The text is the description as first recorded plus the notes written by as_of.
+        S[f"text_{sig}"] = Flag(f"the description or notes of the dispute mention {en}",
+                                f"the description and notes of the dispute do not mention {en}",
+                                f"纠纷描述或走访记录中提到{zh}", f"纠纷描述和走访记录中未提到{zh}",
+                                f"whether the dispute's text mentions {en} is not known", f"纠纷记录是否提到{zh}不详")
         S[f"followup_text_{sig}"] = C(f"1 later record about this dispute mentions {en}",
                                       f"{{n}} later records about this dispute mention {en}",
                                       f"no later record about this dispute mentions {en}",
