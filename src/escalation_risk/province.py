@@ -46,7 +46,7 @@ from scipy.sparse.csgraph import connected_components
 from .alerts import AlertStore, NightSummary
 from .contract import TABLES
 from .dataset import Dataset, _read_table, empty_table, load_dataset, resolve_pseudonym_key
-from .linking import link_persons
+from .linking import DEFAULT_MODEL, Linkage, _linkage, link_persons
 from .model import RiskModel, load_model, open_points
 from .response import compute_trend
 
@@ -327,8 +327,16 @@ def with_shared_history(ds: Dataset, district: str, cross: CrossDistrict) -> Dat
              "person_flags": fflags}
     tables = {t: _append(getattr(ds, t), added[t]) for t in SHARED_TABLES}
     out = dataclasses.replace(ds, **tables, cache={})
-    out.cache["person_key"] = person_key.astype(object)
+    # The province's linkage, made once, is the linkage of this task: nothing is linked again.
+    local_run = _linkage_of(ds)
+    out.cache["linkage"] = Linkage(key=person_key.astype(object), pairs=local_run.pairs,
+                                   stats={**local_run.stats, "foreign_records": float(keep.sum())})
+    out.cache["person_key"] = out.cache["linkage"].key
     return out
+
+
+def _linkage_of(ds: Dataset) -> Linkage:
+    return _linkage(ds, None, DEFAULT_MODEL)
 
 
 def _qualify(district: pd.Series, ids: pd.Series) -> pd.Series:
