@@ -15,8 +15,10 @@ COLUMNS = ["person_id", "name", "birth_year", "phone", "id_number"]
 
 def dataset(rows: list[tuple]) -> Dataset:
     persons = pd.DataFrame(rows, columns=COLUMNS)
+    # Quarantine, as a nightly load would: an id that fails its check is reported and
+    # blanked, while its linkage keys keep it as evidence of a typo.
     return Dataset.from_frames(
-        pseudonym_key=KEY, persons=persons,
+        pseudonym_key=KEY, persons=persons, errors="quarantine",
         places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
         incidents=pd.DataFrame({"incident_id": ["i"], "kind": "dispute", "category": "debt",
                                 "occurred_at": "2024-01-01", "reported_at": "2024-01-01"}),
@@ -345,8 +347,10 @@ def people(rows: list[tuple], background: int = 0, seed: int = 0) -> Dataset:
         extra.append((f"bg{b:05d}", f"姓{b}名", int(body[6:10]), f"139{rng.integers(0, 10**8):08d}",
                       body + gb11643_check_digit(body), "male" if int(body[16]) % 2 else "female"))
     persons = pd.DataFrame(rows + extra, columns=P)
+    # Quarantine, as a nightly load would: an id that fails its check is reported and
+    # blanked, while its linkage keys keep it as evidence of a typo.
     return Dataset.from_frames(
-        pseudonym_key="test", persons=persons,
+        pseudonym_key=KEY, persons=persons, errors="quarantine",
         places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
         incidents=pd.DataFrame({"incident_id": ["i"], "kind": "dispute", "category": "debt",
                                 "occurred_at": "2024-01-01", "reported_at": "2024-01-01"}),
@@ -523,7 +527,7 @@ def test_noisy_district_recall_and_false_merges():
               "name_traditional", "name_spacing", "phone_changed", "phone_format"):
         assert kinds.get(k, 0) >= 5, k
     persons = tables["persons"]
-    ds = Dataset.from_frames(pseudonym_key="test", persons=persons, places=tables["places"].head(1),
+    ds = Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", persons=persons, places=tables["places"].head(1),
                              incidents=pd.DataFrame({"incident_id": ["i"], "kind": "dispute", "category": "debt",
                                                      "occurred_at": "2024-01-01", "reported_at": "2024-01-01"}),
                              incident_parties=pd.DataFrame({"incident_id": ["i"], "party_id": [persons["person_id"][0]],

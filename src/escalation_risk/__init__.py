@@ -6,6 +6,7 @@ The public API is this page; everything else is importable but not promised::
     ds = er.load_dataset("data/sample")          # validated, pseudonymised tables
     key = er.link_persons(ds)                     # person_id -> canonical person
     G = er.build_graph(ds, as_of="2025-06-30")    # networkx graph of 人房企事物
+    H = er.neighbourhood(G, "D1", k=2)            # the k-hop graph around one dispute
     X = er.build_features(ds, points)             # points: dispute_id, as_of
     y = er.make_labels(ds, points, horizon_days=90)
     model = er.train(ds, cutoff="2025-01-01")     # calibrated LightGBM + manifest
@@ -29,7 +30,7 @@ from .dataset import Dataset, DataValidationError, load_dataset  # noqa: E402
 from .drift import drift_report  # noqa: E402
 from .features import build_features, feature_table  # noqa: E402
 from .governance import governance_index  # noqa: E402
-from .graph import build_graph  # noqa: E402
+from .graph import build_graph, neighbourhood  # noqa: E402
 from .labels import make_labels  # noqa: E402
 from .linking import explain_links, link_persons  # noqa: E402
 from .model import RiskModel, backtest, evaluate, load_model, train  # noqa: E402
@@ -38,7 +39,7 @@ from .scoring import RiskAssessment, Scorer, score_dispute  # noqa: E402
 
 __all__ = [
     "CONTRACT_VERSION", "DataValidationError", "Dataset", "load_dataset",
-    "link_persons", "explain_links", "build_graph",
+    "link_persons", "explain_links", "build_graph", "neighbourhood",
     "build_features", "feature_table", "make_labels",
     "RiskModel", "train", "evaluate", "backtest", "load_model",
     "RiskAssessment", "Scorer", "score_dispute",

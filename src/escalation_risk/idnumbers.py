@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import unicodedata
 
 __all__ = ["gb11643_check_digit", "is_valid_id", "is_valid_mobile", "normalise_id", "normalise_phone"]
 
@@ -29,8 +30,9 @@ def gb11643_check_digit(first17: str) -> str:
 
 
 def normalise_id(s: str) -> str:
-    """Spaces removed and a lower-case check 'x' upper-cased: the form checked and hashed."""
-    return "".join(s.split()).upper()
+    """Half-width (NFKC: full-width digits and the ideographic space), spaces removed and a
+    lower-case check 'x' upper-cased: the form checked."""
+    return "".join(unicodedata.normalize("NFKC", s).split()).upper()
 
 
 def _valid_date(year: int, month: int, day: int) -> bool:
@@ -56,7 +58,7 @@ def is_valid_id(s: str) -> bool:
 
 def normalise_phone(s: str) -> str:
     """Digits only, without a +86/0086 country prefix: the form checked and hashed."""
-    d = re.sub(r"\D", "", s)
+    d = re.sub(r"\D", "", unicodedata.normalize("NFKC", s))
     if len(d) == 13 and d.startswith("86"):
         d = d[2:]
     elif len(d) == 15 and d.startswith("0086"):

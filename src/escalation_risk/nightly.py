@@ -37,6 +37,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .alerts import AlertStore, NightSummary
+from .alerts.notify import DeliveryReport, Notifier, Webhook
 from .dataset import Dataset, load_dataset
 from .drift import DriftReport, check_night
 from .model import RiskModel, load_model, open_points
@@ -106,6 +107,7 @@ class NightReport:
     seconds: dict[str, float] = field(default_factory=dict)
     drift: DriftReport | None = None  # tonight's features against the model's validation window
     nulled_values: int = 0
+    delivery: DeliveryReport | None = None  # webhook messages of the night, when asked for
 
     def __str__(self) -> str:
         lines = [f"night {self.summary.as_of.isoformat()}: {self.summary}"]
@@ -116,6 +118,8 @@ class NightReport:
         if self.nulled_values:
             lines.append(f"values set to missing in kept rows: {self.nulled_values} "
                          f"(see {self.files.get('quarantine')})")
+        if self.delivery is not None:
+            lines.append(f"messages: {self.delivery}")
         return "\n".join(lines)
 
 
@@ -138,13 +142,19 @@ def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, 
               progress: bool = False, thresholds: dict[str, float] | None = None,
               stale_days: float = DEFAULT_STALE_DAYS, allow_stale: bool = False, replace: bool = False,
               backfill: bool = False, lock_timeout: float = 600.0,
-              pseudonym_key: str | bytes | Path | None = None, check_drift: bool = True) -> NightReport:
+              pseudonym_key: str | bytes | Path | None = None, check_drift: bool = True,
+              notify: Webhook | None = None, notify_level: str = "orange") -> NightReport:
     """Run one night and return its report. Safe to run again for the same night.
 
     ``as_of`` is read by :func:`resolve_night` (a date is the end of that day). Raises
     :class:`StaleDataError` when the night is more than ``stale_days`` after the
     newest record (unless ``allow_stale``), and the store's ``NightConflictError``
     for a changed input (unless ``replace``) or an older night (unless ``backfill``).
+
+    With ``notify`` (a :class:`~.alerts.notify.Webhook`), once the night is recorded one
+    message per new or rising alert at or above ``notify_level`` is queued in the store
+    and sent; a dead endpoint leaves them pending (``report.delivery``) and never fails
+    the night. A re-run sends nothing twice.
     """
     night = resolve_night(as_of)
     tag = _night_tag(night)
@@ -212,5 +222,10 @@ def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, 
     t0 = time.perf_counter()
     drift = check_night(rm, ds, night) if check_drift else None  # logs a warning when features moved
     seconds["drift"] = time.perf_counter() - t0
+    delivery = None
+    if notify is not None:
+        t0 = time.perf_counter()
+        delivery = Notifier(st, notify, min_level=notify_level).notify_night(night)
+        seconds["notify"] = time.perf_counter() - t0
     return NightReport(summary=summary, scores=scores, quarantined_rows=quarantined, files=files, seconds=seconds,
-                       nulled_values=nulled, drift=drift)
+                       nulled_values=nulled, drift=drift, delivery=delivery)

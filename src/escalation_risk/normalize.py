@@ -31,6 +31,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+# The scalar rules live in one place; this module vectorises them for whole columns.
+from .idnumbers import gb11643_check_digit, is_valid_id  # noqa: F401 (re-exported)
+
 # ---------------------------------------------------------------- characters
 
 _HALF = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
@@ -60,25 +63,12 @@ id-shaped characters that fail the check or the date (a typo); any other documen
 _ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
 
 
-def gb11643_check_digit(first17: str) -> str:
-    """The GB 11643-1999 check character (ISO 7064 MOD 11-2) of the first 17 digits."""
-    if len(first17) != 17 or not first17.isdigit():
-        raise ValueError("expected 17 digits")
-    return str(_check_digits(np.array([first17]))[0])
-
-
 def _check_digits(bodies: np.ndarray) -> np.ndarray:
     """Vectorised check characters of an array of 17-digit ASCII strings."""
     if len(bodies) == 0:
         return np.array([], dtype="<U1")
     digits = np.frombuffer("".join(bodies.tolist()).encode("ascii"), dtype=np.uint8).reshape(-1, 17) - 48
     return _CHECK[(digits.astype(np.int64) @ _WEIGHTS) % 11]
-
-
-def is_valid_id(s: str) -> bool:
-    """True for an 18-character resident id number with a valid birth date and check digit."""
-    norm = normalise_id(pd.Series([s], dtype=object))
-    return bool(id_kind(norm)[0] == ID_VALID)
 
 
 def normalise_id(s: pd.Series) -> pd.Series:

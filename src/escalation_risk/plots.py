@@ -5,10 +5,13 @@ Every function draws one picture and returns its matplotlib ``Figure``. Pass
 a new ``Figure`` is made with the object API, not pyplot, so the functions run
 headless (Agg), leave no figure open and display inline in Jupyter.
 
-Labels come in English or Chinese: ``lang="en"``, ``"zh"`` or ``"auto"`` (the
-default: Chinese when a CJK font is installed). Without a CJK font, Chinese
-would render as empty boxes, so the labels fall back to English and a warning
-says so, once per process. :func:`find_cjk_font` tells which font is used.
+Labels come in Chinese or English: ``lang="zh"``, ``"en"`` or ``"auto"`` (the
+default: Chinese). The Chinese font comes with the install: Noto Sans CJK SC from
+the ``mplfonts`` dependency, registered with matplotlib on first use, so no system
+font or configuration is needed (an installed CJK font is preferred when present).
+Were no CJK font found at all, Chinese would render as empty boxes, so the labels
+would fall back to English with a warning. :func:`find_cjk_font` tells which font
+is used.
 
 What the figures show and need:
 
@@ -29,11 +32,13 @@ key, disputes by their id and category.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import textwrap
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -52,6 +57,8 @@ SCORER_COLOURS = {"model": "#d62728", "logistic_regression": "#1f77b4", "checkli
 SCORER_STYLES = {"model": "-", "logistic_regression": "--", "checklist": ":"}
 
 # Family names (matched case-insensitively as substrings) of fonts with CJK glyphs.
+# The font that comes with the install (the mplfonts package ships Noto Sans CJK SC).
+BUNDLED_CJK_FONT = "NotoSansCJKsc-Regular.otf"
 CJK_FONT_NAMES = ("Noto Sans CJK", "Noto Serif CJK", "Source Han Sans", "Source Han Serif",
                   "WenQuanYi", "SimHei", "Microsoft YaHei", "PingFang", "Heiti", "Hiragino Sans GB",
                   "AR PL UMing", "AR PL UKai", "Droid Sans Fallback", "Sarasa")
@@ -123,6 +130,10 @@ def _cjk_font_cached() -> str | None:
         for name in names:
             if want.lower() in name.lower():
                 return name
+    bundled = bundled_cjk_font_file()
+    if bundled is not None:
+        fm.fontManager.addfont(str(bundled))
+        return fm.FontProperties(fname=str(bundled)).get_name()
     for path in sorted(fm.findSystemFonts()):
         if _CJK_FILE_PATTERN.search(path.rsplit("/", 1)[-1]):
             try:
@@ -130,6 +141,21 @@ def _cjk_font_cached() -> str | None:
                 return fm.FontProperties(fname=path).get_name()
             except Exception:  # an unreadable font file is no reason to fail a plot
                 continue
+    return None
+
+
+def bundled_cjk_font_file() -> Path | None:
+    """Noto Sans CJK SC as shipped by the ``mplfonts`` dependency, or None.
+
+    Located without importing ``mplfonts`` (whose import pulls in a command-line
+    framework): the font is all that is used, registered with matplotlib's font
+    manager for this process, so no configuration or system font is needed.
+    """
+    spec = importlib.util.find_spec("mplfonts")
+    for base in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(base) / "fonts" / BUNDLED_CJK_FONT
+        if path.is_file():
+            return path
     return None
 
 

@@ -26,7 +26,7 @@ from ..alerts import (
     AlertStore,
     AlertTransitionError,
 )
-from .errors import check_store_url, fail, open_store
+from .errors import EXIT_DELIVERY_PENDING, check_store_url, fail, open_store
 
 STORE_ENV = "ESCALATION_RISK_STORE"
 DEFAULT_STORE = "sqlite:///alerts.db"
@@ -284,3 +284,74 @@ def outcomes(store_url: str, fmt: str) -> None:
     with _opened(store_url) as store:
         df = store.outcomes()
     _emit(df, fmt, tuple(df.columns), "no closed alerts")
+
+
+# ---------------------------------------------------------------------------
+# delivery to people: webhook messages and the daily review
+
+NOTIFY_URL_ENV = "ESCALATION_RISK_NOTIFY_URL"
+NOTIFY_SECRET_ENV = "ESCALATION_RISK_NOTIFY_SECRET"
+
+
+def notify_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--notify URL`` and the signing secret, shared by the commands that send messages."""
+    f = click.option("--notify-shape", type=click.Choice(["json", "wecom", "dingtalk", "feishu"]), default="json",
+                     show_default=True, help="Payload shape: our JSON, or an office platform's text message.")(f)
+    f = click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+                     help="Seconds before one request is given up (it stays pending).")(f)
+    f = click.option("--notify-secret", envvar=NOTIFY_SECRET_ENV, default=None, metavar="SECRET",
+                     help=f"HMAC secret signing each request (env {NOTIFY_SECRET_ENV}).")(f)
+    return f
+
+
+def make_webhook(url: str, secret: str | None, timeout: float, shape: str) -> Any:
+    """The Webhook for the CLI options (bad settings: exit 2 with the option named)."""
+    from ..alerts.notify import Webhook
+
+    try:
+        return Webhook(url, secret=secret.encode() if secret else None, timeout_s=timeout, shape=shape)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--notify") from None
+
+
+@alerts.command()
+@_store_option
+@click.option("--notify", "notify_url", envvar=NOTIFY_URL_ENV, required=True, metavar="URL",
+              help=f"Webhook to POST to (env {NOTIFY_URL_ENV}).")
+@notify_options
+def deliver(store_url: str, notify_url: str, notify_secret: str | None, notify_timeout: float,
+            notify_shape: str) -> None:
+    """Send the messages still pending (failed or not yet tried). Exit 4 when some stay pending."""
+    from ..alerts.notify import Notifier
+
+    hook = make_webhook(notify_url, notify_secret, notify_timeout, notify_shape)
+    with _opened(store_url) as store:
+        report = Notifier(store, hook).deliver()
+    click.echo(str(report))
+    if not report.ok:
+        raise SystemExit(EXIT_DELIVERY_PENDING)
+
+
+@alerts.command()
+@_store_option
+@click.option("--notify", "notify_url", envvar=NOTIFY_URL_ENV, required=True, metavar="URL",
+              help=f"Webhook to POST to (env {NOTIFY_URL_ENV}).")
+@notify_options
+@click.option("--at", "at", type=TIMESTAMP, default=None, help="The moment of the review (default: now, UTC).")
+def remind(store_url: str, notify_url: str, notify_secret: str | None, notify_timeout: float, notify_shape: str,
+           at: pd.Timestamp | None) -> None:
+    """The daily review: one message per owner (overdue and due today) and an office summary.
+
+    Idempotent per day: a second run the same day sends only what is still pending.
+    Exit 4 when some messages stay pending.
+    """
+    from ..alerts.notify import Notifier
+
+    hook = make_webhook(notify_url, notify_secret, notify_timeout, notify_shape)
+    with _opened(store_url) as store:
+        n = Notifier(store, hook)
+        queued = n.queue_reminders(at)
+        report = n.deliver()
+    click.echo(f"{queued} reminder message(s) queued; {report}")
+    if not report.ok:
+        raise SystemExit(EXIT_DELIVERY_PENDING)

@@ -13,6 +13,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_ARGUMENTS = 2  # click's own code for usage errors
 EXIT_QUARANTINED = 3
+EXIT_DELIVERY_PENDING = 4  # the night is recorded; some webhook messages wait for `alerts deliver`
 
 
 def fail(exc: BaseException | str) -> NoReturn:

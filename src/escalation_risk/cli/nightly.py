@@ -2,7 +2,8 @@
 
 Exit codes, for a scheduler: 0 the night ran clean; 1 it failed (nothing recorded);
 2 bad arguments; 3 the night ran and was recorded, but rows were set aside or values
-blanked (see the quarantine report).
+blanked (see the quarantine report); 4 the night ran clean but some webhook messages
+are still pending (``alerts deliver`` sends them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pandas as pd
 
 from ..dataset import DataValidationError
 from ..pseudonym_keys import PseudonymKeyError
-from .errors import EXIT_QUARANTINED, check_store_url, fail, open_store
+from .alerts import make_webhook, notify_options
+from .errors import EXIT_DELIVERY_PENDING, EXIT_QUARANTINED, check_store_url, fail, open_store
 
 AS_OF_HELP = ("The night scored. A date (2025-06-30) means the END of that day, so everything reported on it "
               "is scored; a date-time (2025-06-30T18:00) means that moment. The exact moment is written in "
@@ -53,6 +55,11 @@ def _night(_ctx: click.Context, param: click.Parameter, value: str) -> pd.Timest
 @click.option("--lock-timeout", default=600.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds to wait while another night is being recorded in the same store.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@click.option("--notify", "notify_url", envvar="ESCALATION_RISK_NOTIFY_URL", default=None, metavar="URL",
+              help="POST one message per new or rising alert to this webhook (env ESCALATION_RISK_NOTIFY_URL).")
+@click.option("--notify-level", type=click.Choice(["red", "orange", "yellow"]), default="orange", show_default=True,
+              help="Lowest level that sends a message.")
+@notify_options
 @click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
               help="The briefing's language.")
@@ -62,15 +69,18 @@ def _night(_ctx: click.Context, param: click.Parameter, value: str) -> pd.Timest
               help="With --engine spark: e.g. local[2]; default: the session of spark-submit, else local[*].")
 def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_dir: str, thresholds: str | None,
             stale_days: float, allow_stale: bool, replace: bool, backfill: bool, lock_timeout: float,
-            progress: bool | None, report: bool, lang: str, engine: str = "local",
+            progress: bool | None, notify_url: str | None, notify_level: str, notify_secret: str | None,
+            notify_timeout: float, notify_shape: str, report: bool, lang: str, engine: str = "local",
             spark_master: str | None = None) -> None:
     """Score every dispute open on the night AS_OF and raise or update alerts.
 
     DATA_DIR is a district's folder, or a province's: a folder of district folders
     named by district code (each district recorded in its own transaction).
 
-    Exit 0 ok, 1 failed, 2 bad arguments, 3 recorded but with quarantined rows.
+    Exit 0 ok, 1 failed, 2 bad arguments, 3 recorded but with quarantined rows,
+    4 recorded but some messages are still pending (send them later with `alerts deliver`).
     """
+    hook = make_webhook(notify_url, notify_secret, notify_timeout, notify_shape) if notify_url else None
     from ..alerts import NightConflictError, StoreBusyError
     from ..artifacts import ModelLoadError
     from ..briefing import write_briefing
@@ -91,7 +101,8 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
         with open_store(store) as st:
             result = run_night(data_dir if ds is None else ds, model_dir, as_of, store=st, out_dir=out_dir,
                                progress=progress, thresholds=levels, stale_days=stale_days, allow_stale=allow_stale,
-                               replace=replace, backfill=backfill, lock_timeout=lock_timeout)
+                               replace=replace, backfill=backfill, lock_timeout=lock_timeout, notify=hook,
+                               notify_level=notify_level)
             if ds is not None:
                 result.files["briefing"] = write_briefing(ds, st, result.summary.as_of, out_dir, lang=lang,
                                                           drift=result.drift, scores=result.scores)
@@ -104,6 +115,8 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
             click.echo(f"{what}: {result.files[what]}")
     if result.quarantined_rows or result.nulled_values:
         raise SystemExit(EXIT_QUARANTINED)
+    if result.delivery is not None and not result.delivery.ok:
+        raise SystemExit(EXIT_DELIVERY_PENDING)
 
 
 def _thresholds(text: str) -> dict[str, float]:

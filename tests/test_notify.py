@@ -1,0 +1,277 @@
+"""Alerts that reach people: webhook messages against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from escalation_risk.alerts import AlertStore
+from escalation_risk.alerts.notify import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Notifier,
+    Webhook,
+    mask_identifiers,
+    verify_signature,
+)
+from escalation_risk.cli.alerts import alerts as alerts_cli
+
+SECRET = b"test-webhook-secret-not-for-production"
+NIGHT1 = pd.Timestamp("2025-06-30")
+NIGHT2 = pd.Timestamp("2025-07-01")
+
+
+class Receiver:
+    """A webhook endpoint on a free loopback port: records each request; ``fail_first``
+    answers 500 that many times, ``hang_s`` holds each request that long before answering."""
+
+    def __init__(self, fail_first: int = 0, hang_s: float = 0.0) -> None:
+        self.fail_first, self.hang_s = fail_first, hang_s
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.delivered: list[dict] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.requests.append((dict(self.headers), body))
+                    fail = receiver.fail_first > 0
+                    if fail:
+                        receiver.fail_first -= 1
+                if receiver.hang_s:
+                    time.sleep(receiver.hang_s)
+                self.send_response(500 if fail else 200)
+                self.end_headers()
+                if not fail:
+                    with receiver.lock:
+                        receiver.delivered.append(json.loads(body))
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def scores(as_of, rows):
+    return pd.DataFrame({
+        "dispute_id": [r[0] for r in rows], "as_of": pd.Timestamp(as_of),
+        "probability": [r[1] for r in rows], "level": [r[2] for r in rows], "trend": [r[3] for r in rows],
+        "delta": [np.nan if r[3] == "new" else 0.1 for r in rows],
+        "reasons": [["the two parties have 3 and 2 other disputes in the last year",
+                     "caller gave phone 13812345678 and id 110101198001011234"]] * len(rows),
+        "plan": ["debt_mediation_judicial"] * len(rows),
+    })
+
+
+@pytest.fixture
+def store():
+    with AlertStore("sqlite://") as s:
+        s.record_night(scores(NIGHT1, [("d1", 0.91, "red", "new"), ("d2", 0.40, "orange", "new"),
+                                       ("d3", 0.20, "yellow", "new"), ("d4", 0.02, "blue", "new")]), NIGHT1, "m1")
+        yield s
+
+
+def notifier(store, url, **kw):
+    kw.setdefault("sleep", lambda s: None)  # backoff without waiting in tests
+    return Notifier(store, Webhook(url, secret=SECRET, timeout_s=kw.pop("timeout_s", 2.0)), **kw)
+
+
+def test_messages_of_a_night_are_its_new_alerts_at_or_above_the_level(store, receiver):
+    n = notifier(store, receiver.url)
+    report = n.notify_night(NIGHT1)
+    assert report.ok and report.delivered == 2
+    got = {m["dispute_id"]: m for m in receiver.delivered}
+    assert set(got) == {"d1", "d2"}  # yellow and blue are below orange
+    d1 = got["d1"]
+    assert (d1["level"], d1["event"], d1["plan"]) == ("red", "new", "debt_mediation_judicial")
+    assert d1["plan_zh"] and d1["plan_en"] and d1["text"].startswith("【红色新增预警】纠纷 d1")
+    assert d1["due_at"] and d1["owner"] == "system" and d1["probability"] == pytest.approx(0.91)
+
+
+def test_a_rising_alert_is_sent_and_an_unchanged_one_is_not(store, receiver):
+    n = notifier(store, receiver.url)
+    n.notify_night(NIGHT1)
+    store.record_night(scores(NIGHT2, [("d1", 0.92, "red", "steady"), ("d2", 0.45, "orange", "steady"),
+                                       ("d3", 0.70, "red", "rising"), ("d5", 0.6, "orange", "new")]), NIGHT2, "m1")
+    receiver.delivered.clear()
+    assert n.notify_night(NIGHT2).ok
+    got = {m["dispute_id"]: m for m in receiver.delivered}
+    assert set(got) == {"d3", "d5"}
+    assert (got["d3"]["event"], got["d3"]["previous_level"], got["d3"]["level"]) == ("rising", "yellow", "red")
+    assert "黄色→红色" in got["d3"]["text"]
+    assert got["d5"]["event"] == "new"
+
+
+def test_a_rerun_sends_nothing(store, receiver):
+    n = notifier(store, receiver.url)
+    n.notify_night(NIGHT1)
+    sent = len(receiver.requests)
+    report = n.notify_night(NIGHT1)
+    assert report.delivered == 0 and len(receiver.requests) == sent == 2
+    # A new Notifier on the same store (a new process) knows too.
+    assert notifier(store, receiver.url).notify_night(NIGHT1).delivered == 0
+
+
+def test_a_flaky_server_gets_each_message_exactly_once(store):
+    r = Receiver(fail_first=2)
+    try:
+        report = notifier(store, r.url, retries=3, max_consecutive_failures=5).notify_night(NIGHT1)
+        assert report.ok and report.delivered == 2
+        ids = [m["message_id"] for m in r.delivered]
+        assert len(ids) == len(set(ids)) == 2
+        assert len(r.requests) == 4  # two 500s, then each message once
+    finally:
+        r.close()
+
+
+def test_a_dead_endpoint_times_out_leaves_messages_pending_then_deliver_sends_them(store, receiver):
+    dead = Receiver(hang_s=1.5)
+    try:
+        n = notifier(store, dead.url, timeout_s=0.3, retries=2, max_consecutive_failures=2)
+        t0 = time.monotonic()
+        report = n.notify_night(NIGHT1)
+        took = time.monotonic() - t0
+        assert not report.ok and report.pending == 2 and report.delivered == 0
+        assert took < 5  # two timeouts, then the circuit opens: the night is not held
+        pending = n.pending()
+        # The first message was tried twice and timed out; the circuit then opened, so
+        # the second was not tried at all.
+        assert pending["attempts"].tolist() == [2, 0]
+        assert "timed out" in pending["last_error"].iloc[0] and pd.isna(pending["last_error"].iloc[1])
+    finally:
+        dead.close()
+    # Later, the endpoint is back: `alerts deliver` sends what is pending, once.
+    later = notifier(store, receiver.url)
+    assert later.deliver().delivered == 2
+    assert later.pending().empty and len(receiver.delivered) == 2
+    log = later.log()
+    assert (log["status"] == "delivered").all() and log["attempts"].tolist() == [3, 1]
+    assert log["last_error"].isna().all() and log["delivered_at"].notna().all()
+
+
+def test_signatures_verify_and_forgeries_do_not(store, receiver):
+    notifier(store, receiver.url).notify_night(NIGHT1)
+    headers, body = receiver.requests[0]
+    assert verify_signature(body, headers, SECRET)
+    assert not verify_signature(body + b" ", headers, SECRET)
+    assert not verify_signature(body, headers, b"another secret")
+    stale = dict(headers)
+    assert not verify_signature(body, stale, SECRET, now=int(headers[TIMESTAMP_HEADER]) + 3600)
+    assert headers[SIGNATURE_HEADER].startswith("sha256=")
+
+
+def test_no_personal_data_in_any_body(store, receiver):
+    n = notifier(store, receiver.url)
+    n.notify_night(NIGHT1)
+    n.remind(at="2025-07-05 09:00")
+    bodies = b"\n".join(b for _, b in receiver.requests).decode("utf-8")
+    assert "13812345678" not in bodies and "110101198001011234" not in bodies
+    assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", bodies)
+    assert not re.search(r"(?<!\d)\d{17}[\dXx](?!\d)", bodies)
+
+
+def test_mask_identifiers():
+    assert mask_identifiers("call 13812345678 now") == "call 138****5678 now"
+    assert mask_identifiers("id 11010119800101123X.") == "id 110***********123X."
+    assert mask_identifiers("138-1234-5678") == "138****5678"
+    assert mask_identifiers("amount 20000 yuan, 3 calls") == "amount 20000 yuan, 3 calls"
+
+
+def test_reminders_one_per_owner_and_an_office_summary_idempotent_per_day(store, receiver):
+    d1 = int(store.alerts(dispute_id="d1")["alert_id"].iloc[0])
+    d2 = int(store.alerts(dispute_id="d2")["alert_id"].iloc[0])
+    store.assign(d1, to="grid worker 07", by="duty officer", at="2025-06-30 08:00")
+    store.assign(d2, to="grid worker 09", by="duty officer", at="2025-06-30 08:00")
+    n = notifier(store, receiver.url)
+    # Raised on 30 June: red was due that day (overdue now), orange is due on 3 July (today),
+    # yellow on 7 July (nothing to say to its owner yet).
+    report = n.remind(at="2025-07-03 09:00")
+    assert report.ok
+    by_type = {}
+    for m in receiver.delivered:
+        by_type.setdefault(m["type"], []).append(m)
+    owners = {m["owner"]: m for m in by_type["reminder"]}
+    assert set(owners) == {"grid worker 07", "grid worker 09"}
+    assert owners["grid worker 07"]["overdue"] == 1 and owners["grid worker 07"]["alerts"][0]["dispute_id"] == "d1"
+    assert owners["grid worker 09"]["due_today"] == 1 and owners["grid worker 09"]["overdue"] == 0
+    summary = by_type["summary"][0]
+    assert summary["open_by_level"] == {"red": 1, "orange": 1, "yellow": 1, "blue": 0}
+    assert summary["overdue_by_owner"]["grid worker 07"] == 1
+    sent = len(receiver.requests)
+    assert n.remind(at="2025-07-03 17:00").delivered == 0 and len(receiver.requests) == sent
+    assert n.remind(at="2025-07-04 09:00").delivered > 0  # a new day, a new review
+
+
+def test_platform_shape_sends_the_chinese_text(store, receiver):
+    n = Notifier(store, Webhook(receiver.url, secret=SECRET, shape="wecom"), sleep=lambda s: None)
+    n.notify_night(NIGHT1)
+    m = receiver.delivered[0]
+    assert m["msgtype"] == "text" and m["text"]["content"].startswith("【红色新增预警】")
+
+
+def test_bad_settings_are_refused(store):
+    with pytest.raises(ValueError, match="http"):
+        Webhook("ftp://example.invalid/x")
+    with pytest.raises(ValueError, match="shape"):
+        Webhook("http://127.0.0.1:9/x", shape="fax")
+    with pytest.raises(ValueError, match="min_level"):
+        Notifier(store, Webhook("http://127.0.0.1:9/x"), min_level="blue")
+
+
+def test_cli_deliver_and_remind(tmp_path, receiver):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    with AlertStore(url) as s:
+        s.record_night(scores(NIGHT1, [("d1", 0.91, "red", "new")]), NIGHT1, "m1")
+        Notifier(s, Webhook("http://127.0.0.1:9/unreachable", timeout_s=0.2), sleep=lambda x: None).queue_night(NIGHT1)
+    env = {"ESCALATION_RISK_NOTIFY_SECRET": SECRET.decode()}
+    res = CliRunner().invoke(alerts_cli, ["deliver", "--store", url, "--notify", receiver.url], env=env)
+    assert res.exit_code == 0, res.output
+    assert "1 delivered, 0 pending" in res.output and len(receiver.delivered) == 1
+    res = CliRunner().invoke(alerts_cli, ["remind", "--store", url, "--notify", receiver.url,
+                                          "--at", "2025-07-02 09:00"], env=env)
+    assert res.exit_code == 0, res.output
+    assert {m["type"] for m in receiver.delivered[1:]} == {"reminder", "summary"}
+    _, body = receiver.requests[-1]
+    assert verify_signature(body, receiver.requests[-1][0], SECRET)
+
+
+def test_the_nightly_job_sends_its_new_alerts_once(small_district, small_model, tmp_path, receiver):
+    from escalation_risk.nightly import run_night
+
+    hook = Webhook(receiver.url, secret=SECRET, timeout_s=2.0)
+    with AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}") as st:
+        report = run_night(small_district, small_model, "2025-06-30", store=st, out_dir=tmp_path, notify=hook,
+                           check_drift=False)
+        assert report.delivery is not None and report.delivery.ok
+        alerts = st.alerts()
+        wanted = set(alerts.loc[alerts["level"].isin(["red", "orange"]), "dispute_id"])
+        assert wanted and {m["dispute_id"] for m in receiver.delivered} == wanted
+        again = run_night(small_district, small_model, "2025-06-30", store=st, out_dir=tmp_path, notify=hook,
+                          check_drift=False)
+        assert again.delivery is not None and again.delivery.delivered == 0
+    assert len(receiver.delivered) == len(wanted)
