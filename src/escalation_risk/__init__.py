@@ -19,7 +19,11 @@ The public API is this page; everything else is importable but not promised::
     cases = er.similar_cases(model, ds, dispute_id, as_of, k=10)  # the typical-case library
 """
 
+from ._pandera_import import import_pandera  # noqa: E402
 from ._version import __version__  # noqa: E402,F401
+
+import_pandera()  # before any module that validates: see _pandera_import
+
 from .alerts import AlertStore  # noqa: E402
 from .briefing import write_briefing  # noqa: E402
 from .cases import CaseIndex, build_case_index, similar_cases, typical_cases  # noqa: E402
