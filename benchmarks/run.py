@@ -479,6 +479,47 @@ def run(args) -> dict:
     bench.rows[-1]["seconds"] = float(np.sum(one) + t_day)
     bench_peak_mb = max(r["peak_mb"] for r in bench.rows)
 
+    # ---------------------------------------------------------------- similar past cases
+    from escalation_risk.cases import build_case_index, similar_cases, use_case_index
+    before = night - pd.Timedelta(days=1)
+    with bench.stage("case_index", f"case index from scratch, disputes to {before.date()} (build_case_index)") as s:
+        t0 = time.perf_counter()
+        prev_idx = build_case_index(model, ds, before)
+        s["notes"] = (f"{len(prev_idx):,} disputes at report time in {len(prev_idx.blocks)} categories "
+                      f"(features + TreeSHAP + reasons), {_rate(len(prev_idx), time.perf_counter() - t0)}")
+    with bench.stage("case_index_night", f"case index of the night {night.date()} from the previous one") as s:
+        cidx = build_case_index(model, ds, night, previous=prev_idx)
+        s["notes"] = f"{len(cidx) - len(prev_idx):,} new disputes; {len(cidx):,} in the index"
+    del prev_idx
+    use_case_index(ds, cidx)
+    pts_cases = open_points(ds, night)
+    rng = np.random.default_rng(args.seed)
+    pick = pts_cases["dispute_id"].to_numpy(dtype=object)[rng.choice(len(pts_cases), size=args.case_calls + 20)]
+    with bench.stage("similar_cases", f"similar_cases(k=10) x {args.case_calls:,} warm (batch path, by id)") as s:
+        lat = []
+        for i, did in enumerate(pick):
+            t0 = time.perf_counter()
+            similar_cases(model, ds, did, night, k=10, index=cidx)
+            if i >= 20:
+                lat.append(time.perf_counter() - t0)
+        ms = np.array(lat) * 1e3
+        lat_d = []
+        for i, (d, ps) in enumerate(reqs[: args.case_calls + 20]):
+            t0 = time.perf_counter()
+            scorer.similar_cases(d, ps, as_of=night, k=10)
+            if i >= 20:
+                lat_d.append(time.perf_counter() - t0)
+        ms_d = np.array(lat_d) * 1e3
+        s["latency"] = {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+                        "p50_dicts": float(np.percentile(ms_d, 50)), "p99_dicts": float(np.percentile(ms_d, 99))}
+        la = s["latency"]
+        s["notes"] = (f"by id p50 {la['p50']:.1f} ms, p99 {la['p99']:.1f} ms; Scorer.similar_cases (dicts) "
+                      f"p50 {la['p50_dicts']:.1f} ms, p99 {la['p99_dicts']:.1f} ms; target < 50 ms")
+    extra["similar_cases"] = bench.rows[-1]["latency"]
+    bench.rows[-1]["seconds"] = float(np.sum(lat) + np.sum(lat_d))
+    del cidx, pts_cases
+    bench_peak_mb = max(r["peak_mb"] for r in bench.rows)
+
     # ---------------------------------------------------------------- nightly, fresh process
     model_dir = tmp / "model"
     model.save(model_dir)
@@ -535,6 +576,9 @@ def run(args) -> dict:
 
 def _verdict(row: dict, N: int) -> str:
     k, t = row["key"], row["seconds"]
+    if k == "similar_cases":
+        lat = row.get("latency", {})
+        return "ok" if max(lat.get("p99", 1e9), lat.get("p99_dicts", 1e9)) < 50 else "**MISS** (p99 < 50 ms)"
     if N <= 200_000:
         if k == "score_dispute":
             return ""
@@ -678,6 +722,7 @@ def main(argv=None) -> None:
     ap.add_argument("--adds", type=int, default=20, help="Scorer.add calls of one dispute each")
     ap.add_argument("--day-adds", type=int, default=1000, help="disputes added in one Scorer.add call")
     ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--case-calls", type=int, default=300, help="timed similar_cases calls (each path)")
     ap.add_argument("--profile", default="", help="comma-separated stage keys to cProfile ('all')")
     ap.add_argument("--profile-dir", default=None)
     ap.add_argument("--tmp", default=None, help="parent of the temp folder")

@@ -17,7 +17,7 @@ def test_documentation_builds_strict(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "WARNING" not in run.stderr, run.stderr
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
-    for name in ("load_dataset", "build_features", "score_dispute", "RiskModel"):
+    for name in ("load_dataset", "build_features", "score_dispute", "RiskModel", "RiskClassifier"):
         assert name in api
     features = (site / "features" / "index.html").read_text(encoding="utf-8")
     import escalation_risk as er

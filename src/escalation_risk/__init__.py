@@ -16,11 +16,13 @@ The public API is this page; everything else is importable but not promised::
     g = er.governance_index(ds, store, by="grid", period="M")   # five indicators + composite
     d = er.drift_report(model, ds, start="2025-01-01", end="2025-06-30")
     er.write_briefing(ds, store, "2025-06-30", "out")             # out/briefing-2025-06-30.html
+    cases = er.similar_cases(model, ds, dispute_id, as_of, k=10)  # the typical-case library
 """
 
 from ._version import __version__  # noqa: E402,F401
 from .alerts import AlertStore  # noqa: E402
 from .briefing import write_briefing  # noqa: E402
+from .cases import CaseIndex, build_case_index, similar_cases, typical_cases  # noqa: E402
 from .contract import CONTRACT_VERSION  # noqa: E402
 from .dataset import Dataset, DataValidationError, load_dataset  # noqa: E402
 from .drift import drift_report  # noqa: E402
@@ -39,6 +41,7 @@ __all__ = [
     "build_features", "feature_table", "make_labels",
     "RiskModel", "train", "evaluate", "backtest", "load_model",
     "RiskAssessment", "Scorer", "score_dispute",
+    "CaseIndex", "build_case_index", "similar_cases", "typical_cases",
     "AlertStore", "run_night",
     "governance_index", "drift_report", "write_briefing",
     "__version__",

@@ -261,6 +261,13 @@ class Scorer:
                               level=level, reasons=shown, plan=plan, plan_text=PLANS[plan].en,
                               plan_text_zh=PLANS[plan].zh, model_version=self.model.version)
 
+    def similar_cases(self, dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame, *,
+                      mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None, k: int = 10) -> pd.DataFrame:
+        """The ``k`` past disputes of the history most like this one (see :mod:`.cases`)."""
+        from .cases import similar_to_records
+        return similar_to_records(self.model, self.history, dispute, parties, mediations=mediations,
+                                  as_of=as_of, k=k)
+
     def add(self, **tables: pd.DataFrame | Iterable[Mapping]) -> None:
         """Append new records (contract tables by name) to the history and its index.
 

@@ -179,14 +179,22 @@ def list_alerts(statuses: tuple[str, ...], everything: bool, levels: tuple[str, 
 @_store_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format.")
-def show(alert_id: int, store_url: str, fmt: str) -> None:
-    """Show one alert with its full audit trail."""
+@click.option("--data", "data_dir", envvar="ESCALATION_RISK_DATA", default=None, type=click.Path(file_okay=False),
+              help="The district's data (env ESCALATION_RISK_DATA): also list the 3 most similar past cases.")
+@click.option("--model", "model_dir", envvar="ESCALATION_RISK_MODEL", default="models/default", show_default=True,
+              type=click.Path(file_okay=False), help="Model directory for the similar cases.")
+def show(alert_id: int, store_url: str, fmt: str, data_dir: str | None, model_dir: str) -> None:
+    """Show one alert with its full audit trail (and, with --data, the 3 most similar past cases)."""
     with _opened(store_url) as store:
         alert = store.alert(alert_id)
+    from .cases import alert_cases
+    similar = alert_cases(alert, data_dir, model_dir, as_json=fmt == "json")
     if fmt == "json":
-        click.echo(json.dumps({k: _jsonable(v) if k != "events" else [
-            {ek: _jsonable(ev) for ek, ev in e.items()} for e in v] for k, v in alert.items()},
-            ensure_ascii=False, indent=2))
+        out = {k: _jsonable(v) if k != "events" else [
+            {ek: _jsonable(ev) for ek, ev in e.items()} for e in v] for k, v in alert.items()}
+        if isinstance(similar, list):
+            out["similar_cases"] = similar
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     events = pd.DataFrame(alert.pop("events"))
     width = max(len(k) for k in alert)
@@ -204,6 +212,8 @@ def show(alert_id: int, store_url: str, fmt: str) -> None:
     else:
         events["at"] = pd.to_datetime(events["at"])
         click.echo(_for_table(events.fillna(""), _EVENT_COLUMNS).to_string(index=False))
+    click.echo("\nsimilar past cases:")
+    click.echo("\n".join(similar) if isinstance(similar, list) else similar)
 
 
 @alerts.command("assign")

@@ -235,22 +235,51 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
 def _train(ds: Dataset, cfg: dict, *, cutoff, horizon_days: int, seed: int, outcomes: pd.DataFrame | None,
            holdout, lexicon: Lexicon | None) -> RiskModel:
     cutoff = pd.Timestamp(cutoff)
-    horizon = pd.Timedelta(days=horizon_days)
     hold_span = _holdout_span(holdout, cutoff)
-    full_fingerprint = ds.fingerprint()
     known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
-    start = pd.Timestamp(known.incidents["reported_at"].min()) + pd.Timedelta(days=cfg["burn_in_days"])
-
     points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
                             until=cutoff)
+    model = _train_on_points(ds, points, None, cfg, cutoff=cutoff, horizon_days=horizon_days, seed=seed,
+                             outcomes=outcomes, lexicon=lexicon, known=known)
+    if hold_span is not None:
+        # Imported here: evaluation builds on this module (backtest trains).
+        from .evaluation import evaluate
+        hold = evaluate(model, ds, start=hold_span[0], end=hold_span[1], intervals=True, seed=seed)
+        model.manifest["metrics"]["holdout"] = hold.to_dict()
+        model.holdout = hold
+    return model
+
+
+def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cfg: dict, *, cutoff,
+                     horizon_days: int, seed: int, outcomes: pd.DataFrame | None = None,
+                     lexicon: Lexicon | None = None, known: Dataset | None = None) -> RiskModel:
+    """Steps 3-7 of the design on given ``(dispute_id, as_of)`` points: the one code path of
+    :func:`train` (which passes its example points) and of
+    :class:`escalation_risk.estimators.RiskClassifier` (which passes the caller's).
+
+    Points outside the labelled span (before the burn-in, or whose horizon ends after
+    ``cutoff``) are not used. ``y`` (0/1 per point; ``None``: :func:`make_labels` on the
+    data known at ``cutoff``); points whose label is NaN are not used either. The caller
+    sets the thread limits (:func:`train` does); ``known`` is ``ds`` cut at ``cutoff`` if
+    the caller has it already.
+    """
+    cutoff = pd.Timestamp(cutoff)
+    horizon = pd.Timedelta(days=horizon_days)
+    full_fingerprint = ds.fingerprint()
+    if known is None:
+        known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
+    start = pd.Timestamp(known.incidents["reported_at"].min()) + pd.Timedelta(days=cfg["burn_in_days"])
     labelled, folds, periods = _folds(points, cutoff=cutoff, start=start, horizon=horizon,
                                       validation_months=cfg["validation_months"], folds=cfg["folds"])
     points = points[labelled].reset_index(drop=True)
     folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
-    if outcomes is not None and len(outcomes):
-        outcomes = outcomes[pd.to_datetime(outcomes["closed_at"]) <= cutoff]
-    y = make_labels(known, points, horizon_days=horizon_days, offences=cfg["offences"],
-                    shared_party=cfg["shared_party"], outcomes=outcomes).to_numpy()
+    if y is None:
+        if outcomes is not None and len(outcomes):
+            outcomes = outcomes[pd.to_datetime(outcomes["closed_at"]) <= cutoff]
+        y = make_labels(known, points, horizon_days=horizon_days, offences=cfg["offences"],
+                        shared_party=cfg["shared_party"], outcomes=outcomes).to_numpy()
+    else:
+        y = np.asarray(y, dtype=float)[labelled]
     ok = ~np.isnan(y)  # the cut data end a little before the cutoff: drop what they cannot label
     points, y = points[ok].reset_index(drop=True), np.nan_to_num(y[ok]).astype(int)
     folds = [(tr[ok], wi[ok]) for tr, wi in folds]
@@ -341,14 +370,7 @@ def _train(ds: Dataset, cfg: dict, *, cutoff, horizon_days: int, seed: int, outc
         **({"lexicon": lexicon.to_dict()} if lexicon is not None else {}),
         "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
     }
-    model = RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines)
-    if hold_span is not None:
-        # Imported here: evaluation builds on this module (backtest trains).
-        from .evaluation import evaluate
-        hold = evaluate(model, ds, start=hold_span[0], end=hold_span[1], intervals=True, seed=seed)
-        model.manifest["metrics"]["holdout"] = hold.to_dict()
-        model.holdout = hold
-    return model
+    return RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines)
 
 
 def _holdout_span(holdout, cutoff: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp | None] | None:
