@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,spark,postgres]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,6 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-java-postgres.sh
 	$(PY) -m pytest -q
 
 # Regenerate the committed sample district and the shipped model.

@@ -3,6 +3,7 @@
 
     python benchmarks/run.py --persons 100000                 # `make bench`
     python benchmarks/run.py --persons 1000000 --skip-train   # province scale
+    python benchmarks/run.py --province                       # 10 districts, local engine vs Spark
 
 Generates a district with the package's own generator, writes it as Parquet to a
 temporary folder, then times each stage (wall seconds and peak RSS of that stage)
@@ -613,6 +614,11 @@ def main(argv=None) -> None:
         argv = sys.argv[1:]
     if argv and argv[0] == "--_nightly-child":
         nightly_child(*argv[1:7])
+        return
+    if "--province" in argv:  # the province benchmark: local engine against Spark (benchmarks/province.py)
+        sys.path.insert(0, str(HERE))
+        from province import main as province_main
+        province_main(argv)
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--persons", type=int, required=True)

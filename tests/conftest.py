@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from pg import pg_server, store_url  # noqa: F401  (fixtures: a throwaway PostgreSQL server)
 
 # Public on purpose, like data/sample/SAMPLE_KEY: for synthetic test data only.
 KEY = "SAMPLE-ONLY test pseudonym key: public, synthetic data only"

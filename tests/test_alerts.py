@@ -1,4 +1,8 @@
-"""The alert store, the alert lifecycle and the ``alerts`` command line."""
+"""The alert store, the alert lifecycle and the ``alerts`` command line.
+
+Every test that takes ``store``, ``night1``, ``store_url`` or ``cli_store`` runs twice:
+on SQLite and on a real PostgreSQL server started for the session (tests/pg.py).
+"""
 
 from __future__ import annotations
 
@@ -64,8 +68,8 @@ def dump(store: AlertStore) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture
-def store():
-    with AlertStore("sqlite://") as s:
+def store(store_url):
+    with AlertStore(store_url) as s:
         yield s
 
 
@@ -101,8 +105,8 @@ def test_record_night_raises_alerts_for_alert_levels_only(store):
     assert (run["n_scored"], run["n_red"], run["n_new_alerts"]) == (4, 1, 3)
 
 
-def test_record_night_is_idempotent(tmp_path):
-    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+def test_record_night_is_idempotent(store_url):
+    url = store_url
     with AlertStore(url) as s:
         s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
         s.record_night(scores(NIGHT2, [("d1", 0.95, "red", "rising"), ("d4", 0.6, "orange", "rising")]), NIGHT2, "m1")
@@ -397,7 +401,7 @@ def test_follow_ups_due(night1):
 
 def test_outcomes_for_training(night1):
     assert list(night1.outcomes().columns) == [
-        "dispute_id", "alert_id", "raised_at", "closed_at", "outcome", "escalated_to_crime",
+        "district", "dispute_id", "alert_id", "raised_at", "closed_at", "outcome", "escalated_to_crime",
     ]
     assert night1.outcomes().empty
     for dispute, crime in (("d1", True), ("d2", None)):
@@ -426,8 +430,8 @@ def test_schema_created_and_versioned(tmp_path):
         assert s.schema_version == SCHEMA_VERSION
 
 
-def test_newer_schema_is_refused(tmp_path):
-    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+def test_newer_schema_is_refused(store_url):
+    url = store_url
     with AlertStore(url) as s:
         with s.engine.begin() as conn:
             conn.execute(sa.insert(store_module.schema_version_table).values(
@@ -441,8 +445,8 @@ def test_newer_schema_is_refused(tmp_path):
 
 
 @pytest.fixture
-def cli_store(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+def cli_store(store_url, monkeypatch):
+    url = store_url
     with AlertStore(url) as s:
         s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
         ids = {d: int(s.alerts(dispute_id=d)["alert_id"].iloc[0]) for d in ("d1", "d2", "d3")}
@@ -490,7 +494,7 @@ def test_cli_end_to_end(cli_store):
 
     outcomes = json.loads(run("outcomes", "--store", url, "--format", "json").stdout)
     assert outcomes == [{
-        "dispute_id": "d1", "alert_id": a, "raised_at": "2025-06-30T00:00:00",
+        "district": "", "dispute_id": "d1", "alert_id": a, "raised_at": "2025-06-30T00:00:00",
         "closed_at": "2025-07-08T00:00:00", "outcome": "case opened", "escalated_to_crime": True,
     }]
     assert "d1" not in run("list", "--store", url).stdout  # closed: not open any more
@@ -533,13 +537,134 @@ def test_cli_errors(cli_store):
     assert run("list", "--store", "not a url").exit_code == 2
 
 
-def test_cli_refuses_newer_schema(tmp_path):
-    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+def test_cli_refuses_newer_schema(store_url):
+    url = store_url
     with AlertStore(url) as s, s.engine.begin() as conn:
         conn.execute(sa.insert(store_module.schema_version_table).values(
             version=SCHEMA_VERSION + 1, applied_at=pd.Timestamp("2030-01-01").to_pydatetime()))
     result = run("list", "--store", url)
     assert result.exit_code == 1 and "newer" in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# districts of a province, concurrency, time zones, migration
+
+
+def test_districts_are_part_of_every_key(store):
+    """Ids are unique inside a district only: d1 of district A and d1 of B are two disputes."""
+    a = store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", district="330102")
+    b = store.record_night(scores(NIGHT1, NIGHT1_SCORES[:2]).assign(district="330106"), NIGHT1, "m1")
+    assert (a.district, b.district) == ("330102", "330106")
+    assert (a.new_alerts, b.new_alerts) == (3, 2) and not b.already_recorded
+    alerts = store.alerts()
+    assert sorted(zip(alerts["district"], alerts["dispute_id"])) == [
+        ("330102", "d1"), ("330102", "d2"), ("330102", "d3"), ("330106", "d1"), ("330106", "d2")]
+    assert len(store.alerts(district="330106")) == 2
+    # each district's night is idempotent on its own
+    assert store.record_night(scores(NIGHT1, NIGHT1_SCORES[:2]), NIGHT1, "m1", district="330106").already_recorded
+    # the trend of B's d1 reads B's history only
+    store.record_night(scores(NIGHT2, [("d1", 0.2, "yellow", "falling")]), NIGHT2, "m1", district="330106")
+    prev = store.previous_scores(["d1"], before=NIGHT3, district="330106")
+    assert prev[["district", "dispute_id", "probability"]].values.tolist() == [["330106", "d1", 0.2]]
+    both = store.previous_scores(["d1"], before=NIGHT3, district=None)
+    assert sorted(both["probability"]) == [0.2, 0.91]
+    assert store.previous_scores(["d1"], before=NIGHT3).empty  # '' is a district of its own
+    runs = store.runs()
+    assert sorted(runs["district"]) == ["330102", "330106", "330106"]
+    with pytest.raises(ValueError, match="one district of the night"):
+        store.record_night(scores(NIGHT3, NIGHT1_SCORES).assign(district=["x", "x", "y", "y"]), NIGHT3, "m1")
+
+
+def test_concurrent_nights_of_different_districts(store_url):
+    """Eight districts record the same night at once into one store: none fails, none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = [(f"d{i}", 0.5 + i / 1000, "orange", "new") for i in range(300)]
+    districts = [f"33{i:04d}" for i in range(8)]
+    with AlertStore(store_url) as s:  # schema made once, before the race
+        pass
+
+    def night(district):
+        with AlertStore(store_url) as s:
+            return s.record_night(scores(NIGHT1, rows), NIGHT1, "m1", district=district)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        summaries = list(pool.map(night, districts))
+    assert [s.new_alerts for s in summaries] == [300] * 8
+    with AlertStore(store_url) as s:
+        assert len(s.scores()) == 2400 and len(s.alerts(status="open")) == 2400
+        assert s.events()["alert_id"].is_unique
+        per = s.alerts().groupby("district").size()
+        assert per.to_dict() == dict.fromkeys(districts, 300)
+
+
+def test_times_are_instants_in_the_store(store_url):
+    """The store keeps instants: a reader in another zone sees the same moment in its own time."""
+    with AlertStore(store_url, timezone="Asia/Shanghai") as s:
+        s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
+        a = alert_of(s, "d1")
+        assert a["raised_at"] == NIGHT1  # naive local time in, the same out
+        with s.engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT raised_at FROM alerts WHERE dispute_id = 'd1'")).scalar_one()
+        if s.engine.dialect.name == "postgresql":
+            assert stored.tzinfo is not None  # timestamp with time zone
+            assert stored == pd.Timestamp("2025-06-29 16:00", tz="UTC")
+        else:
+            assert str(stored).startswith("2025-06-29 16:00:00")  # UTC text
+    with AlertStore(store_url, timezone="UTC") as s:
+        assert alert_of(s, "d1")["raised_at"] == pd.Timestamp("2025-06-29 16:00")
+        # comparisons are between instants too
+        assert len(s.overdue(now=pd.Timestamp("2025-06-30 16:00"))) == 1  # red: due by 2025-06-30 15:59:59 UTC
+        assert s.overdue(now=pd.Timestamp("2025-06-30 15:00")).empty
+
+
+def _v1_metadata() -> sa.MetaData:
+    """The schema 1 tables: no district, naive timestamps."""
+    md = sa.MetaData()
+    for t in (store_module.schema_version_table, store_module.scores_table, store_module.runs_table,
+              store_module.alerts_table, store_module.events_table):
+        cols = []
+        for c in t.columns:
+            if c.name in ("district", "input_fingerprint", "reasons_zh"):  # added by schemas 2 and 3
+                continue
+            kind = sa.DateTime() if isinstance(c.type, store_module._Instant) else c.type
+            fks = [sa.ForeignKey("alerts.alert_id")] if c.foreign_keys else []
+            cols.append(sa.Column(c.name, kind, *fks, primary_key=c.primary_key, nullable=c.nullable,
+                                  autoincrement=c.autoincrement))
+        sa.Table(t.name, md, *cols)
+    return md
+
+
+def test_schema_1_store_is_migrated(store_url):
+    engine = sa.create_engine(store_url)
+    md = _v1_metadata()
+    md.create_all(engine)
+    at = pd.Timestamp("2025-06-30").to_pydatetime()
+    with engine.begin() as conn:
+        conn.execute(sa.insert(md.tables["schema_version"]).values(version=1, applied_at=at))
+        conn.execute(sa.insert(md.tables["scores"]).values(
+            score_id=1, dispute_id="d1", as_of=at, model_version="m1", probability=0.9, level="red", trend="new",
+            delta=None, reasons="[]", plan="p"))
+        conn.execute(sa.insert(md.tables["alerts"]).values(
+            alert_id=7, dispute_id="d1", model_version="m1", level="red", probability=0.9, trend="new", delta=None,
+            reasons="[]", plan="p", status="raised", owner="system", raised_by="system", raised_at=at,
+            due_at=pd.Timestamp("2025-06-30 23:59:59").to_pydatetime(), updated_at=at, status_at=at,
+            last_as_of=at))
+        conn.execute(sa.insert(md.tables["alert_events"]).values(
+            event_id=1, alert_id=7, at=at, who="system", event="raised", to_status="raised", owner="system",
+            note=""))
+    engine.dispose()
+    with AlertStore(store_url) as s:
+        assert s.schema_version == SCHEMA_VERSION
+        a = s.alert(7)
+        assert (a["district"], a["raised_at"], [e["event"] for e in a["events"]]) == ("", NIGHT1, ["raised"])
+        assert s.scores()["district"].tolist() == [""]
+        # the migrated store works on: a new night updates the old alert, new ids follow the old ones
+        s.record_night(scores(NIGHT2, [("d1", 0.95, "red", "rising"), ("d9", 0.9, "red", "new")]), NIGHT2, "m1")
+        assert alert_of(s, "d1")["alert_id"] == 7 and alert_of(s, "d9")["alert_id"] > 7
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with s.engine.begin() as conn:
+                conn.execute(sa.delete(store_module.events_table))
 
 
 # ---------------------------------------------------------------------------
@@ -616,6 +741,6 @@ def test_a_version_1_store_is_migrated(tmp_path):
             conn.execute(sa.text(text))
     engine.dispose()
     with AlertStore(url) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == SCHEMA_VERSION
         s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="c" * 64)
         assert s.last_night() == NIGHT1

@@ -18,7 +18,11 @@ The public API is this page; everything else is importable but not promised::
     er.write_briefing(ds, store, "2025-06-30", "out")             # out/briefing-2025-06-30.html
 """
 
+from ._pandera_import import import_pandera  # noqa: E402
 from ._version import __version__  # noqa: E402,F401
+
+import_pandera()  # before any module that validates: see _pandera_import
+
 from .alerts import AlertStore  # noqa: E402
 from .briefing import write_briefing  # noqa: E402
 from .contract import CONTRACT_VERSION  # noqa: E402

@@ -18,14 +18,17 @@ DataFrames and imports nothing from the model, scoring or nightly modules.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -60,12 +63,63 @@ __all__ = [
 ]
 
 #: Bump when the tables change, and add the step to ``_MIGRATIONS``.
-SCHEMA_VERSION = 2
+#: 2: the input fingerprint of a run, Chinese reasons, the archive of replaced nights.
+#: 3: a ``district`` in every key (a province's districts share one store) and
+#: timezone-aware timestamps.
+SCHEMA_VERSION = 3
+
+#: The zone of the naive local times the library reads and hands back (contract: naive
+#: local time); the store itself holds instants (UTC).
+TIMEZONE_ENV = "ESCALATION_RISK_TIMEZONE"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 # One advisory lock key for "recording a night" in a PostgreSQL store.
 _PG_LOCK_KEY = 0x65725F6E69676874  # "er_night"
 # SQLite caps the number of bound parameters per statement; IN lists are chunked.
 _CHUNK = 500
+
+
+
+class _Instant(sa.types.TypeDecorator):
+    """A moment in time: naive local time in Python, an instant in the database.
+
+    PostgreSQL stores ``timestamp with time zone``; SQLite, which has no such type,
+    stores UTC text. Naive values are read as local time in the store's zone (set on
+    the engine's dialect by :class:`AlertStore`) and come back the same way, so the
+    rest of the library keeps the contract's naive local times while the store keeps
+    instants that any client, in any zone, reads right.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_zone(dialect))
+        value = value.astimezone(timezone.utc)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):  # a raw SQLite value read without the type
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(_zone(dialect)).replace(tzinfo=None)
+
+
+def _zone(dialect: sa.Dialect) -> ZoneInfo:
+    zone = getattr(dialect, "_escalation_risk_zone", None)
+    return zone if zone is not None else ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def _district_column() -> sa.Column:
+    # '' for a single district's store: NULL would not take part in unique keys.
+    return sa.Column("district", sa.String(64), nullable=False, server_default="", default="")
+
 
 metadata = sa.MetaData()
 
@@ -73,15 +127,16 @@ schema_version_table = sa.Table(
     "schema_version",
     metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("applied_at", sa.DateTime, nullable=False),
+    sa.Column("applied_at", _Instant, nullable=False),
 )
 
 scores_table = sa.Table(
     "scores",
     metadata,
     sa.Column("score_id", sa.Integer, primary_key=True, autoincrement=True),
+    _district_column(),
     sa.Column("dispute_id", sa.String(128), nullable=False),
-    sa.Column("as_of", sa.DateTime, nullable=False),
+    sa.Column("as_of", _Instant, nullable=False),
     sa.Column("model_version", sa.String(128), nullable=False),
     sa.Column("probability", sa.Float, nullable=False),
     sa.Column("level", sa.String(16), nullable=False),
@@ -90,18 +145,19 @@ scores_table = sa.Table(
     sa.Column("reasons", sa.Text, nullable=False),  # JSON list of str
     sa.Column("plan", sa.Text, nullable=False),
     sa.Column("reasons_zh", sa.Text, nullable=True),  # JSON list of str (schema 2)
-    sa.UniqueConstraint("dispute_id", "as_of", "model_version", name="uq_scores_dispute_night"),
-    sa.Index("ix_scores_dispute_as_of", "dispute_id", "as_of"),
+    sa.UniqueConstraint("district", "dispute_id", "as_of", "model_version", name="uq_scores_dispute_night"),
+    sa.Index("ix_scores_dispute_as_of", "district", "dispute_id", "as_of"),
 )
 
 runs_table = sa.Table(
     "runs",
     metadata,
     sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("as_of", sa.DateTime, nullable=False),
+    _district_column(),
+    sa.Column("as_of", _Instant, nullable=False),
     sa.Column("model_version", sa.String(128), nullable=False),
-    sa.Column("started_at", sa.DateTime, nullable=False),
-    sa.Column("finished_at", sa.DateTime, nullable=True),
+    sa.Column("started_at", _Instant, nullable=False),
+    sa.Column("finished_at", _Instant, nullable=True),
     sa.Column("n_scored", sa.Integer, nullable=False, default=0),
     *(sa.Column(f"n_{lvl}", sa.Integer, nullable=False, default=0) for lvl in LEVELS),
     sa.Column("n_new_alerts", sa.Integer, nullable=False, default=0),
@@ -110,7 +166,7 @@ runs_table = sa.Table(
     sa.Column("n_overdue", sa.Integer, nullable=False, default=0),
     # SHA-256 of the night's input (data and settings), to tell a re-run from a correction (schema 2).
     sa.Column("input_fingerprint", sa.String(64), nullable=True),
-    sa.UniqueConstraint("as_of", "model_version", name="uq_runs_night"),
+    sa.UniqueConstraint("district", "as_of", "model_version", name="uq_runs_night"),
 )
 
 # A night recorded again on a corrected export (``replace=True``) moves its first
@@ -124,7 +180,7 @@ replaced_runs_table = sa.Table(
     "replaced_runs",
     metadata,
     sa.Column("replaced_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("replaced_at", sa.DateTime, nullable=False),
+    sa.Column("replaced_at", _Instant, nullable=False),
     sa.Column("replaced_by_fingerprint", sa.String(64), nullable=True),
     sa.Column("old_run_id", sa.Integer, nullable=False),
     *_columns_like(runs_table, "run_id"),
@@ -141,6 +197,7 @@ alerts_table = sa.Table(
     "alerts",
     metadata,
     sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    _district_column(),
     sa.Column("dispute_id", sa.String(128), nullable=False),
     sa.Column("model_version", sa.String(128), nullable=False),
     sa.Column("level", sa.String(16), nullable=False),
@@ -153,22 +210,23 @@ alerts_table = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("owner", sa.String(128), nullable=False),
     sa.Column("raised_by", sa.String(128), nullable=False),
-    sa.Column("raised_at", sa.DateTime, nullable=False),
-    sa.Column("due_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("raised_at", _Instant, nullable=False),
+    sa.Column("due_at", _Instant, nullable=False),
+    sa.Column("updated_at", _Instant, nullable=False),
     # When the status last changed: follow-up reminders count from here.
-    sa.Column("status_at", sa.DateTime, nullable=False),
+    sa.Column("status_at", _Instant, nullable=False),
     # The night of the score the alert currently shows; older nights never overwrite it.
-    sa.Column("last_as_of", sa.DateTime, nullable=False),
-    sa.Column("closed_at", sa.DateTime, nullable=True),
+    sa.Column("last_as_of", _Instant, nullable=False),
+    sa.Column("closed_at", _Instant, nullable=True),
     sa.Column("outcome", sa.Text, nullable=True),
     sa.Column("escalated_to_crime", sa.Boolean, nullable=True),
     sa.Index("ix_alerts_status", "status"),
 )
-# One open alert per dispute, enforced by the database itself (a partial unique index
+# One open alert per (district, dispute), enforced by the database itself (a partial unique index
 # on both SQLite and PostgreSQL), so even a buggy caller cannot open a second one.
 sa.Index(
     "uq_alerts_one_open_per_dispute",
+    alerts_table.c.district,
     alerts_table.c.dispute_id,
     unique=True,
     sqlite_where=alerts_table.c.status != "closed",
@@ -180,7 +238,7 @@ events_table = sa.Table(
     metadata,
     sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.alert_id"), nullable=False),
-    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("at", _Instant, nullable=False),
     sa.Column("who", sa.String(128), nullable=False),
     sa.Column("event", sa.String(16), nullable=False),  # raised/updated/assigned/status/closed
     sa.Column("from_status", sa.String(16), nullable=True),
@@ -217,8 +275,40 @@ sa.event.listen(
     ).execute_if(dialect="postgresql"),
 )
 
+
+
+def _migrate_2_to_3(conn: sa.Connection) -> None:
+    """Schema 2 -> 3: every row gets district '' and its naive local times become instants.
+
+    The keys and the time type change, which SQLite cannot alter in place: the tables
+    are read, dropped and created again (with their triggers) and the rows written
+    back, alert ids and event ids kept.
+    """
+    tables = (scores_table, runs_table, alerts_table, events_table, replaced_runs_table, replaced_scores_table)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for t in tables:
+        result = conn.execute(sa.text(f"SELECT * FROM {t.name}")).mappings().all()
+        rows[t.name] = [
+            {k: (pd.Timestamp(v).to_pydatetime() if k in _DATETIME_COLUMNS and v is not None else v)
+             for k, v in r.items()}
+            for r in result
+        ]
+    for t in reversed(tables):
+        conn.execute(sa.text(f"DROP TABLE {t.name}"))
+    metadata.create_all(conn, tables=list(tables))
+    for t in tables:
+        if rows[t.name]:
+            conn.execute(sa.insert(t), rows[t.name])
+    if conn.dialect.name == "postgresql":  # serials continue after the ids copied in
+        for t, pk in ((scores_table, "score_id"), (runs_table, "run_id"), (alerts_table, "alert_id"),
+                      (events_table, "event_id"), (replaced_runs_table, "replaced_id"), (replaced_scores_table, "id")):
+            conn.execute(sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{t.name}', '{pk}'), "
+                f"COALESCE((SELECT MAX({pk}) FROM {t.name}), 0) + 1, false)"))
+
+
 # version found -> function(connection) bringing it to version + 1.
-_MIGRATIONS: dict[int, Any] = {}
+_MIGRATIONS: dict[int, Any] = {2: _migrate_2_to_3}
 
 
 def _migrate_1_to_2(conn: sa.Connection) -> None:
@@ -232,18 +322,18 @@ def _migrate_1_to_2(conn: sa.Connection) -> None:
 _MIGRATIONS[1] = _migrate_1_to_2
 
 _SCORE_COLUMNS = (
-    "dispute_id", "as_of", "model_version", "probability", "level", "trend", "delta",
+    "district", "dispute_id", "as_of", "model_version", "probability", "level", "trend", "delta",
     "reasons", "plan", "reasons_zh",
 )
 _ALERT_COLUMNS = tuple(c.name for c in alerts_table.columns)
 _EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
 _RUN_COLUMNS = tuple(c.name for c in runs_table.columns)
 _OUTCOME_COLUMNS = (
-    "dispute_id", "alert_id", "raised_at", "closed_at", "outcome", "escalated_to_crime",
+    "district", "dispute_id", "alert_id", "raised_at", "closed_at", "outcome", "escalated_to_crime",
 )
 _DATETIME_COLUMNS = frozenset(
     {"as_of", "started_at", "finished_at", "raised_at", "due_at", "updated_at",
-     "status_at", "last_as_of", "closed_at", "at", "applied_at"}
+     "status_at", "last_as_of", "closed_at", "at", "applied_at", "replaced_at"}
 )
 
 
@@ -300,6 +390,7 @@ class NightSummary:
     rising: int = 0
     overdue: int = 0
     already_recorded: bool = False
+    district: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """A plain dict (as_of as ISO text), for JSON output and logs."""
@@ -310,8 +401,9 @@ class NightSummary:
     def __str__(self) -> str:
         levels = ", ".join(f"{k} {v}" for k, v in self.by_level.items())
         again = " (already recorded; nothing changed)" if self.already_recorded else ""
+        where = f"district {self.district} " if self.district else ""
         return (
-            f"{pd.Timestamp(self.as_of):%Y-%m-%d} model {self.model_version}: "
+            f"{where}{pd.Timestamp(self.as_of):%Y-%m-%d} model {self.model_version}: "
             f"{self.n_scored} scored ({levels}); {self.new_alerts} new alerts, "
             f"{self.updated_alerts} updated, {self.rising} rising, {self.overdue} overdue"
             f"{again}"
@@ -472,11 +564,13 @@ class AlertStore:
     the connection pool.
     """
 
-    def __init__(self, url: str = "sqlite:///alerts.db", *, create: bool = True) -> None:
-        self._lock_depth = 0
-        self._thread_lock = threading.Lock()
+    def __init__(self, url: str = "sqlite:///alerts.db", *, create: bool = True, timezone: str | None = None) -> None:
+        self._lock_depth: dict[str, int] = {}
+        self._thread_locks: dict[str, threading.Lock] = {}
         self.url = sa.make_url(url)
-        if self.url.get_backend_name() == "sqlite":
+        self.timezone = ZoneInfo(timezone or os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE)
+        sqlite = self.url.get_backend_name() == "sqlite"
+        if sqlite:
             db = self.url.database
             if db and db != ":memory:" and not db.startswith("file:"):
                 if not create and not Path(db).expanduser().is_file():
@@ -484,13 +578,18 @@ class AlertStore:
                     # not a reason to make an empty one.
                     raise FileNotFoundError(f"alert store {db} does not exist")
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # Nights of several districts may write at once: SQLite makes them queue
+        # (for up to a minute) instead of failing at once with "database is locked".
         try:
-            self.engine = sa.create_engine(self.url)
+            self.engine = sa.create_engine(self.url, connect_args={"timeout": 60} if sqlite else {})
         except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as e:
             raise MissingDriverError(_driver_message(self.url, e)) from None
-        if self.url.get_backend_name() == "sqlite":
-            # SQLite ignores foreign keys unless asked, per connection.
+        self.engine.dialect._escalation_risk_zone = self.timezone  # type: ignore[attr-defined]
+        if sqlite:
+            # SQLite ignores foreign keys unless asked, per connection; and its driver's
+            # own transaction handling is replaced by ours (see _sqlite_begin).
             sa.event.listen(self.engine, "connect", _sqlite_foreign_keys)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._ensure_schema()
 
     def __repr__(self) -> str:
@@ -558,8 +657,14 @@ class AlertStore:
         input_fingerprint: str | None = None,
         replace: bool = False,
         backfill: bool = False,
+        district: str | None = None,
     ) -> NightSummary:
         """Record one night's scores and raise or update alerts, all in one transaction.
+
+        ``district`` names the district of a province the night is for (default: the
+        one value of the scores' ``district`` column, else ``""``, a lone district).
+        Each district's night is its own transaction and is idempotent on its own;
+        nights of different districts may be recorded at the same time.
 
         ``scores`` has columns dispute_id, probability, level, trend, reasons, plan
         and optionally as_of (must equal ``as_of``) and delta. Recording the same
@@ -588,13 +693,16 @@ class AlertStore:
             raise ValueError(
                 f"alert_levels: {bad} cannot raise alerts; expected a subset of {tuple(DUE_DAYS)}"
             )
+        district = _night_district(scores, district)
         rows = _score_rows(scores, night)
         started = _now(None)
 
-        with self.recording_lock(), self.engine.begin() as conn:
+        with self.recording_lock(district=district), \
+                self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             done = conn.execute(
                 sa.select(runs_table).where(
-                    runs_table.c.as_of == night, runs_table.c.model_version == model_version
+                    runs_table.c.district == district,
+                    runs_table.c.as_of == night, runs_table.c.model_version == model_version,
                 )
             ).mappings().first()
             if done is not None:
@@ -609,7 +717,8 @@ class AlertStore:
                         "If the export was corrected, record it again with replace (--replace): the first "
                         "recording stays in the audit trail")
                 _archive_run(conn, dict(done), input_fingerprint, started)
-            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))).scalar()
+            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))
+                                  .where(runs_table.c.district == district)).scalar()
             if newest is not None and night < newest and not backfill:
                 raise NightConflictError(
                     f"night {night.isoformat()} is older than the newest recorded night {newest.isoformat()}; "
@@ -617,20 +726,22 @@ class AlertStore:
                     "(--backfill) if that is what you mean")
 
             inserted = conn.execute(
-                sa.insert(runs_table).values(as_of=night, model_version=model_version, started_at=started,
-                                             input_fingerprint=input_fingerprint)
+                sa.insert(runs_table).values(district=district, as_of=night, model_version=model_version,
+                                             started_at=started, input_fingerprint=input_fingerprint)
             ).inserted_primary_key
-            assert inserted is not None
+            assert inserted is not None  # an INSERT of one row always has one
             run_id = inserted[0]
             if rows:
                 conn.execute(
                     sa.insert(scores_table),
-                    [dict(r, as_of=night, model_version=model_version) for r in rows],
+                    [dict(r, district=district, as_of=night, model_version=model_version) for r in rows],
                 )
-            new, updated = _apply_alerts(conn, rows, night, model_version, tuple(alert_levels), raised_by)
+            new, updated = _apply_alerts(conn, rows, night, model_version, tuple(alert_levels), raised_by,
+                                         district)
             overdue = conn.execute(
                 sa.select(sa.func.count()).select_from(alerts_table).where(
-                    alerts_table.c.status.in_(ACTIVE_STATUSES), alerts_table.c.due_at < night
+                    alerts_table.c.district == district,
+                    alerts_table.c.status.in_(ACTIVE_STATUSES), alerts_table.c.due_at < night,
                 )
             ).scalar_one()
             by_level = {lvl: sum(r["level"] == lvl for r in rows) for lvl in LEVELS}
@@ -657,33 +768,37 @@ class AlertStore:
             updated_alerts=updated,
             rising=rising,
             overdue=overdue,
+            district=district,
         )
 
     @contextmanager
-    def recording_lock(self, timeout: float = 0.0) -> Iterator[None]:
-        """Hold the store's recording lock: one night at a time per store.
+    def recording_lock(self, timeout: float = 0.0, district: str = "") -> Iterator[None]:
+        """Hold the store's recording lock of a district: one night at a time per district.
 
-        A SQLite file store locks ``<file>.lock`` (``fcntl``), PostgreSQL takes a
-        session advisory lock, an in-memory store a process lock. Re-entrant within
-        one store object, so the nightly job can hold it from reading the previous
-        scores to recording. Raises :class:`StoreBusyError` after ``timeout`` seconds.
+        A SQLite file store locks ``<file>.lock`` (``<file>.<district>.lock`` for a
+        district of a province), PostgreSQL takes a session advisory lock keyed by the
+        district, an in-memory store a process lock. Nights of different districts
+        do not wait for each other here (the database orders their writes).
+        Re-entrant within one store object, so the nightly job can hold it from
+        reading the previous scores to recording. Raises :class:`StoreBusyError` after
+        ``timeout`` seconds.
         """
-        if self._lock_depth:
-            self._lock_depth += 1
+        if self._lock_depth.get(district):
+            self._lock_depth[district] += 1
             try:
                 yield
             finally:
-                self._lock_depth -= 1
+                self._lock_depth[district] -= 1
             return
-        release = self._acquire(timeout)
-        self._lock_depth = 1
+        release = self._acquire(timeout, district)
+        self._lock_depth[district] = 1
         try:
             yield
         finally:
-            self._lock_depth = 0
+            self._lock_depth[district] = 0
             release()
 
-    def _acquire(self, timeout: float) -> Callable[[], None]:
+    def _acquire(self, timeout: float, district: str = "") -> Callable[[], None]:
         deadline = time.monotonic() + timeout
         busy = (f"another night is being recorded in alert store {_url_for_messages(self.url)}; "
                 "try again when it has finished")
@@ -692,7 +807,8 @@ class AlertStore:
         if backend == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
             import fcntl  # POSIX only, as are the servers this runs on
 
-            f = open(Path(db).expanduser().with_name(Path(db).name + ".lock"), "a+")
+            suffix = f".{zlib.crc32(district.encode()):08x}.lock" if district else ".lock"
+            f = open(Path(db).expanduser().with_name(Path(db).name + suffix), "a+")
             while True:
                 try:
                     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -709,25 +825,28 @@ class AlertStore:
             return unlock_file
         if backend == "postgresql":
             conn = self.engine.connect()
-            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY}).scalar():
+            key = _PG_LOCK_KEY ^ zlib.crc32(district.encode()) if district else _PG_LOCK_KEY
+            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 if time.monotonic() >= deadline:
                     conn.close()
                     raise StoreBusyError(busy)
                 time.sleep(0.2)
 
             def unlock_pg() -> None:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.close()
             return unlock_pg
-        got = self._thread_lock.acquire(timeout=timeout) if timeout > 0 else self._thread_lock.acquire(blocking=False)
+        lock = self._thread_locks.setdefault(district, threading.Lock())
+        got = lock.acquire(timeout=timeout) if timeout > 0 else lock.acquire(blocking=False)
         if not got:
             raise StoreBusyError(busy)
-        return self._thread_lock.release
+        return lock.release
 
-    def last_night(self) -> pd.Timestamp | None:
-        """The newest night recorded in the store, or None."""
+    def last_night(self, district: str = "") -> pd.Timestamp | None:
+        """The newest night recorded in the store for ``district``, or None."""
         with self.engine.connect() as conn:
-            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))).scalar()
+            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))
+                                  .where(runs_table.c.district == district)).scalar()
         return None if newest is None else pd.Timestamp(newest)
 
     def replaced_runs(self) -> pd.DataFrame:
@@ -741,19 +860,25 @@ class AlertStore:
         dispute_ids: Iterable[Any] | None,
         before: Any,
         model_version: str | None = None,
+        *,
+        district: str | None = "",
     ) -> pd.DataFrame:
         """The latest recorded score of each dispute strictly before ``before``.
 
         For the scoring layer's trend. ``dispute_ids=None`` means every dispute; a
         dispute never scored before is simply absent. Any model version counts unless
         ``model_version`` is given, so a new model does not reset every trend to new.
+        ``district`` is the district the ids belong to (``""``: a lone district;
+        ``None``: every district, one row per district and dispute).
         """
         cutoff = _timestamp(before, "before")
         s = scores_table
         rank = sa.func.row_number().over(
-            partition_by=s.c.dispute_id, order_by=(s.c.as_of.desc(), s.c.score_id.desc())
+            partition_by=(s.c.district, s.c.dispute_id), order_by=(s.c.as_of.desc(), s.c.score_id.desc())
         ).label("rank")
         conditions = [s.c.as_of < cutoff]
+        if district is not None:
+            conditions.append(s.c.district == district)
         if model_version is not None:
             conditions.append(s.c.model_version == model_version)
         groups: list[Sequence[Any] | None]
@@ -769,7 +894,7 @@ class AlertStore:
                 query = (
                     sa.select(*(inner.c[c] for c in _SCORE_COLUMNS))
                     .where(inner.c.rank == 1)
-                    .order_by(inner.c.dispute_id)
+                    .order_by(inner.c.district, inner.c.dispute_id)
                 )
                 rows.extend(conn.execute(query))
         return _frame(rows, _SCORE_COLUMNS)
@@ -899,11 +1024,12 @@ class AlertStore:
         status: str | Iterable[str] | None = None,
         level: str | Iterable[str] | None = None,
         dispute_id: str | None = None,
+        district: str | None = None,
     ) -> pd.DataFrame:
         """Alerts, newest first, optionally filtered.
 
         ``status`` is a status, several, or ``"open"`` for every status but closed;
-        ``level`` one level or several.
+        ``level`` one level or several; ``district`` one district of a province.
         """
         a = alerts_table
         query = sa.select(a).order_by(a.c.alert_id.desc())
@@ -916,6 +1042,8 @@ class AlertStore:
             query = query.where(a.c.level.in_(_one_or_many(level, "level", LEVELS)))
         if dispute_id is not None:
             query = query.where(a.c.dispute_id == str(dispute_id))
+        if district is not None:
+            query = query.where(a.c.district == str(district))
         with self.engine.connect() as conn:
             return _frame(conn.execute(query), _ALERT_COLUMNS)
 
@@ -1002,10 +1130,14 @@ class AlertStore:
         dispute_id: str | None = None,
         as_of: Any = None,
         model_version: str | None = None,
+        district: str | None = None,
     ) -> pd.DataFrame:
         """The score history, oldest night first, optionally filtered."""
         s = scores_table
-        query = sa.select(*(s.c[c] for c in _SCORE_COLUMNS)).order_by(s.c.as_of, s.c.dispute_id, s.c.score_id)
+        query = sa.select(*(s.c[c] for c in _SCORE_COLUMNS)).order_by(
+            s.c.as_of, s.c.district, s.c.dispute_id, s.c.score_id)
+        if district is not None:
+            query = query.where(s.c.district == str(district))
         if dispute_id is not None:
             query = query.where(s.c.dispute_id == str(dispute_id))
         if as_of is not None:
@@ -1017,7 +1149,7 @@ class AlertStore:
 
     def runs(self) -> pd.DataFrame:
         """One row per recorded night, oldest first."""
-        query = sa.select(runs_table).order_by(runs_table.c.as_of, runs_table.c.run_id)
+        query = sa.select(runs_table).order_by(runs_table.c.as_of, runs_table.c.district, runs_table.c.run_id)
         with self.engine.connect() as conn:
             return _frame(conn.execute(query), _RUN_COLUMNS)
 
@@ -1030,6 +1162,32 @@ def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Transactions are begun by _sqlite_begin, not implicitly by the driver.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # A night takes the write lock when it starts (BEGIN IMMEDIATE): two nights that
+    # began as readers could not both upgrade, and one would fail instead of waiting.
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _night_district(scores: Any, district: str | None) -> str:
+    """The district of one night's scores: the argument, else the scores' one value."""
+    found: list[str] = []
+    if isinstance(scores, pd.DataFrame) and "district" in scores.columns and len(scores):
+        found = sorted({str(d) for d in scores["district"].dropna().unique()})
+        if scores["district"].isna().any() or len(found) > 1 or (district is not None and found != [district]):
+            raise ValueError(
+                f"scores: column 'district' must hold the one district of the night "
+                f"({district!r} given), got {found}{' and missing values' if scores['district'].isna().any() else ''}"
+            )
+    if district is None:
+        district = found[0] if found else ""
+    if not isinstance(district, str) or len(district) > 64:
+        raise ValueError(f"district: expected a str of at most 64 characters, got {district!r}")
+    return district
 
 
 def _require_text(value: Any, name: str) -> None:
@@ -1063,6 +1221,7 @@ def _summary_from_run(run: Any, *, already_recorded: bool) -> NightSummary:
         rising=run["n_rising"],
         overdue=run["n_overdue"],
         already_recorded=already_recorded,
+        district=run["district"],
     )
 
 
@@ -1074,7 +1233,8 @@ def _archive_run(conn: sa.Connection, done: dict[str, Any], fingerprint: str | N
     assert inserted is not None
     replaced_id = inserted[0]
     s = scores_table
-    night = (s.c.as_of == done["as_of"], s.c.model_version == done["model_version"])
+    night = (s.c.district == done["district"], s.c.as_of == done["as_of"],
+             s.c.model_version == done["model_version"])
     cols = [c.name for c in s.columns if c.name != "score_id"]
     conn.execute(sa.insert(replaced_scores_table).from_select(
         ["replaced_id", *cols], sa.select(sa.literal(replaced_id), *(s.c[c] for c in cols)).where(*night)))
@@ -1093,12 +1253,13 @@ def _apply_alerts(
     model_version: str,
     alert_levels: tuple[str, ...],
     who: str,
+    district: str = "",
 ) -> tuple[int, int]:
     """Raise new alerts and bring open ones up to tonight's scores; returns (new, updated)."""
     a = alerts_table
     open_alerts = {
         r["dispute_id"]: dict(r)
-        for r in conn.execute(sa.select(a).where(a.c.status != "closed")).mappings()
+        for r in conn.execute(sa.select(a).where(a.c.status != "closed", a.c.district == district)).mappings()
     }
     to_raise: list[dict[str, Any]] = []
     to_update: list[dict[str, Any]] = []
@@ -1112,6 +1273,7 @@ def _apply_alerts(
                         **{k: r[k] for k in ("dispute_id", "level", "probability", "trend", "delta", "reasons",
                                              "plan", "reasons_zh")},
                         "model_version": model_version,
+                        "district": district,
                         "status": "raised",
                         "owner": who,
                         "raised_by": who,
@@ -1172,7 +1334,7 @@ def _apply_alerts(
         by_dispute = {r["dispute_id"]: r for r in to_raise}
         new_ids = conn.execute(
             sa.select(a.c.alert_id, a.c.dispute_id).where(
-                a.c.status == "raised", a.c.raised_at == night
+                a.c.status == "raised", a.c.raised_at == night, a.c.district == district
             )
         ).all()
         for alert_id, dispute_id in sorted(new_ids):

@@ -11,7 +11,10 @@ from .errors import check_store_url, fail, open_store
 
 
 def _load(data_dir: str):
+    from ..province import is_province, province_dataset
     try:
+        if is_province(data_dir):  # a province: its districts as one training set (see province_dataset)
+            return province_dataset(data_dir)
         return load_dataset(data_dir)
     except PseudonymKeyError as e:
         fail(e)

@@ -63,11 +63,19 @@ def _night(_ctx: click.Context, param: click.Parameter, value: str) -> pd.Timest
 @click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
               help="The briefing's language.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="For a province folder: run the districts in this process, or one Spark task each.")
+@click.option("--spark-master", default=None, metavar="URL",
+              help="With --engine spark: e.g. local[2]; default: the session of spark-submit, else local[*].")
 def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_dir: str, thresholds: str | None,
             stale_days: float, allow_stale: bool, replace: bool, backfill: bool, lock_timeout: float,
             progress: bool | None, notify_url: str | None, notify_level: str, notify_secret: str | None,
-            notify_timeout: float, notify_shape: str, report: bool, lang: str) -> None:
+            notify_timeout: float, notify_shape: str, report: bool, lang: str, engine: str = "local",
+            spark_master: str | None = None) -> None:
     """Score every dispute open on the night AS_OF and raise or update alerts.
+
+    DATA_DIR is a district's folder, or a province's: a folder of district folders
+    named by district code (each district recorded in its own transaction).
 
     Exit 0 ok, 1 failed, 2 bad arguments, 3 recorded but with quarantined rows,
     4 recorded but some messages are still pending (send them later with `alerts deliver`).
@@ -81,6 +89,13 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
     levels = _thresholds(thresholds) if thresholds else None
     if progress is None:
         progress = sys.stderr.isatty()
+    from ..province import is_province
+    if is_province(data_dir):
+        _province_night(data_dir, model_dir, as_of, store, out_dir, levels, engine, spark_master)
+        return
+    if engine != "local" or spark_master:
+        raise click.BadParameter(f"{data_dir} is a district's folder; --engine spark runs a province folder "
+                                 "(a folder of district folders)", param_hint="--engine")
     try:
         ds = load_dataset(data_dir, errors="quarantine") if report else None
         with open_store(store) as st:
@@ -116,3 +131,22 @@ def _thresholds(text: str) -> dict[str, float]:
         raise click.BadParameter("give red, orange and yellow, with red >= orange >= yellow",
                                  param_hint="--thresholds")
     return out
+
+
+def _province_night(data_dir: str, model_dir: str, night: pd.Timestamp, store: str, out_dir: str,
+                    levels: dict[str, float] | None, engine: str, spark_master: str | None) -> None:
+    from ..artifacts import ModelLoadError
+    from ..province import ProvinceError, run_province_night
+    from ..spark import SparkUnavailableError
+    try:
+        with open_store(store) as st:
+            report = run_province_night(data_dir, model_dir, night, store=st, out_dir=out_dir, engine=engine,
+                                        spark_master=spark_master, thresholds=levels)
+    except (SparkUnavailableError, DataValidationError, ModelLoadError, PseudonymKeyError, ProvinceError,
+            FileNotFoundError, ValueError) as e:
+        fail(e)
+    click.echo(str(report))
+    if "scores" in report.files:
+        click.echo(f"scores: {report.files['scores']}")
+    if report.quarantined_rows:
+        raise SystemExit(EXIT_QUARANTINED)
