@@ -47,7 +47,7 @@ def _register() -> None:
     main.add_command(keygen)
     for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",)),
                           ("governance", ("governance",)), ("drift", ("drift",)),
-                          ("briefing", ("briefing",))):
+                          ("briefing", ("briefing",)), ("store", ("store",))):
         mod = importlib.import_module(f"{__name__}.{module}")
         for n in names:
             main.add_command(getattr(mod, n))
