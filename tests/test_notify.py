@@ -50,11 +50,12 @@ class Receiver:
                         receiver.fail_first -= 1
                 if receiver.hang_s:
                     time.sleep(receiver.hang_s)
-                self.send_response(500 if fail else 200)
-                self.end_headers()
                 if not fail:
+                    # Recorded before answering: once the client has its 200 the test may look.
                     with receiver.lock:
                         receiver.delivered.append(json.loads(body))
+                self.send_response(500 if fail else 200)
+                self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
