@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install sample model bench clean
+.PHONY: run test lint install sample model bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ run: $(STAMP)
 	$(VENV)/bin/escalation-risk --key-file data/sample/SAMPLE_KEY validate data/sample
 	$(VENV)/bin/escalation-risk --key-file data/sample/SAMPLE_KEY nightly data/sample --model models/default --as-of 2025-06-30 --store sqlite:///out/alerts.db --out out
 
-test: $(STAMP)
+# The linter and the type checker first: a red `make test` names what to fix in seconds.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/mypy src
+
+test: lint
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-java-postgres.sh
 	$(PY) -m pytest -q

@@ -414,32 +414,70 @@ def run(args) -> dict:
     reqs = score_requests(ds, night, args.calls + args.warmup, args.seed)
     with bench.stage("scorer", "Scorer(model, history) (index cached on the dataset)") as s:
         scorer = er.Scorer(model, ds)
-    lat = []
-    lat_nr = []
-    with bench.stage("score_dispute", f"score_dispute() x {args.calls:,} warm") as s:
+    lat, cpu, lat_nr, cpu_nr = [], [], [], []
+    with bench.stage("score_dispute", f"score_dispute() x {args.calls:,} warm, disputes the history never saw") as s:
         for i, (d, ps) in enumerate(reqs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             scorer.score_dispute(d, ps, as_of=night)
             if i >= args.warmup:
                 lat.append(time.perf_counter() - t0)
+                cpu.append(time.thread_time() - c0)
         # the same calls without reasons (top_reasons=0): the SHAP share of the latency
         for i, (d, ps) in enumerate(reqs[: args.warmup + 200]):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             scorer.score_dispute(d, ps, as_of=night, top_reasons=0)
             if i >= args.warmup:
                 lat_nr.append(time.perf_counter() - t0)
-        ms = np.array(lat) * 1e3
-        ms_nr = np.array(lat_nr) * 1e3
+                cpu_nr.append(time.thread_time() - c0)
+        ms, ms_cpu = np.array(lat) * 1e3, np.array(cpu) * 1e3
+        ms_nr, ms_nr_cpu = np.array(lat_nr) * 1e3, np.array(cpu_nr) * 1e3
         s["latency"] = {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
                         "p99": float(np.percentile(ms, 99)), "max": float(ms.max()),
+                        "cpu_p50": float(np.percentile(ms_cpu, 50)), "cpu_p99": float(np.percentile(ms_cpu, 99)),
                         "p50_no_reasons": float(np.percentile(ms_nr, 50)),
-                        "p99_no_reasons": float(np.percentile(ms_nr, 99))}
+                        "p99_no_reasons": float(np.percentile(ms_nr, 99)),
+                        "cpu_p99_no_reasons": float(np.percentile(ms_nr_cpu, 99))}
         la = s["latency"]
-        s["notes"] = (f"p50 {la['p50']:.1f} ms, p90 {la['p90']:.1f} ms, p99 {la['p99']:.1f} ms, "
-                      f"max {la['max']:.1f} ms (with 3 reasons); without reasons p50 {la['p50_no_reasons']:.1f}, "
-                      f"p99 {la['p99_no_reasons']:.1f} ms")
+        s["notes"] = (f"wall p50 {la['p50']:.1f} ms, p90 {la['p90']:.1f} ms, p99 {la['p99']:.1f} ms, "
+                      f"max {la['max']:.1f} ms (with 3 reasons); "
+                      f"CPU p50 {la['cpu_p50']:.1f}, p99 {la['cpu_p99']:.1f} ms; "
+                      f"without reasons wall p50 {la['p50_no_reasons']:.1f}, p99 {la['p99_no_reasons']:.1f} ms")
     extra["latency"] = bench.rows[-1]["latency"]
     bench.rows[-1]["seconds"] = float(np.sum(lat))  # the timed calls only
+
+    # Scorer.add: one new dispute at a time, then a day's worth in one call, against the full re-index.
+    add_reqs = score_requests(ds, night, args.adds + args.day_adds, args.seed + 1)
+
+    def add_rows(batch, tag):
+        inc_rows, party_rows, med_rows = [], [], []
+        for j, (d, ps) in enumerate(batch):
+            new_id = f"{tag}-{j:06d}"
+            inc_rows.append({**d, "incident_id": new_id, "reported_at": night, "occurred_at": night})
+            party_rows += [{**p, "incident_id": new_id} for p in ps]
+            med_rows.append({"mediation_id": f"M{new_id}", "incident_id": new_id, "held_at": night,
+                             "mediator_type": "grid_worker", "outcome": "failed"})
+        return {"incidents": inc_rows, "incident_parties": party_rows, "mediations": med_rows}
+
+    with bench.stage("scorer_add", f"Scorer.add: {args.adds} single disputes, then {args.day_adds:,} in one call") as s:
+        one = []
+        for j in range(args.adds):
+            t0 = time.perf_counter()
+            scorer.add(**add_rows(add_reqs[j:j + 1], f"ADD1-{j}"))
+            one.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        scorer.add(**add_rows(add_reqs[args.adds:], "ADDDAY"))
+        t_day = time.perf_counter() - t0
+        grown = scorer.history
+        t0 = time.perf_counter()
+        history_index(er.Dataset(**grown.tables()))
+        t_full = time.perf_counter() - t0
+        s["add"] = {"one_p50_ms": float(np.median(one) * 1e3), "one_max_ms": float(np.max(one) * 1e3),
+                    "day_s": t_day, "day_rows": args.day_adds, "rebuild_s": t_full}
+        s["notes"] = (f"one dispute (+parties, +1 mediation): median {s['add']['one_p50_ms']:.0f} ms, "
+                      f"max {s['add']['one_max_ms']:.0f} ms; {args.day_adds:,} disputes in one call "
+                      f"{t_day:.2f} s; re-indexing the grown history from scratch {t_full:.2f} s")
+    extra["add"] = bench.rows[-1]["add"]
+    bench.rows[-1]["seconds"] = float(np.sum(one) + t_day)
     bench_peak_mb = max(r["peak_mb"] for r in bench.rows)
 
     # ---------------------------------------------------------------- nightly, fresh process
@@ -452,21 +490,23 @@ def run(args) -> dict:
     if bench.profile_dir is not None and ({"nightly", "all"} & bench.profile_stages):
         bench.profile_dir.mkdir(parents=True, exist_ok=True)
         prof = str(bench.profile_dir / "nightly.prof")
-    with bench.stage("nightly", "nightly job end to end (run_night, fresh process, SQLite)") as s:
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_nightly-child", str(data_dir),
-                               str(model_dir), str(night.date()), store, str(tmp / "out"), prof],
-                              capture_output=True, text=True)
-        t_proc = time.perf_counter() - t0
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("NIGHTLY_JSON ")]
-        if proc.returncode or not line:
-            s["notes"] = f"FAILED (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"
-            child = None
-        else:
-            child = json.loads(line[0].split(" ", 1)[1])
-            parts = ", ".join(f"{k} {v:.1f}" for k, v in child["parts"].items())
-            s["notes"] = (f"{child['n_scored']:,} scored, {child['new_alerts']:,} alerts; "
-                          f"run_night {child['seconds']:.1f} s ({parts}); process {t_proc:.1f} s with imports")
+    child = None
+    if not args.skip_nightly:
+        with bench.stage("nightly", "nightly job end to end (run_night, fresh process, SQLite)") as s:
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_nightly-child", str(data_dir),
+                                   str(model_dir), str(night.date()), store, str(tmp / "out"), prof],
+                                  capture_output=True, text=True)
+            t_proc = time.perf_counter() - t0
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("NIGHTLY_JSON ")]
+            if proc.returncode or not line:
+                s["notes"] = f"FAILED (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"
+                child = None
+            else:
+                child = json.loads(line[0].split(" ", 1)[1])
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in child["parts"].items())
+                s["notes"] = (f"{child['n_scored']:,} scored, {child['new_alerts']:,} alerts; "
+                              f"run_night {child['seconds']:.1f} s ({parts}); process {t_proc:.1f} s with imports")
     if child is not None:
         bench.rows[-1]["seconds"] = child["seconds"]
         bench.rows[-1]["peak_mb"] = child["peak_mb"]
@@ -541,11 +581,19 @@ def render(res: dict) -> str:
                f"— ratio booster / library = {tp['booster_predict_rows_s'] / tp['score_rows_s']:,.0f}x.")
     la = ex["latency"]
     out.append("")
-    target = "" if N <= 200_000 else (" (target p99 < 20 ms: " + ("ok" if la["p99"] < 20 else "**MISS**") + ")")
-    out.append(f"`score_dispute()` warm latency: p50 {la['p50']:.1f} ms, p90 {la['p90']:.1f} ms, "
-               f"p99 {la['p99']:.1f} ms, max {la['max']:.1f} ms{target}; without reasons "
+    target = " (target p99 <= 5 ms: " + ("ok" if la["p99"] <= 5 else "**MISS**") + ")"
+    out.append(f"`score_dispute()` warm latency (disputes the history never saw, 3 reasons): p50 {la['p50']:.1f} ms, "
+               f"p90 {la['p90']:.1f} ms, p99 {la['p99']:.1f} ms, max {la['max']:.1f} ms{target}; CPU time per call "
+               f"p50 {la.get('cpu_p50', float('nan')):.1f} ms, p99 {la.get('cpu_p99', float('nan')):.1f} ms "
+               f"(the wall figure less the waits for a core); without reasons "
                f"p50 {la['p50_no_reasons']:.1f} ms, p99 {la['p99_no_reasons']:.1f} ms. Alerted at the night: "
                + ", ".join(f"{k} {v:,}" for k, v in ex["alerted"].items()) + ".")
+    ad = ex.get("add")
+    if ad:
+        out.append("")
+        out.append(f"`Scorer.add()`: one new dispute with its parties and a mediation {ad['one_p50_ms']:.0f} ms "
+                   f"(median; max {ad['one_max_ms']:.0f} ms); {ad['day_rows']:,} disputes in one call "
+                   f"{ad['day_s']:.2f} s; re-indexing the grown history from scratch {ad['rebuild_s']:.2f} s.")
     if N > 200_000:
         peak = max(res["hwm_mb"], res["bench_peak_mb"], (ex.get("nightly") or {}).get("peak_mb", 0))
         out.append("")
@@ -584,8 +632,8 @@ The CPU is shared with other work; each run records `uptime` at its start and en
 
 | scale | target |
 |---|---|
-| 100,000 persons | every stage under 30 s; the whole script under 3 minutes |
-| 1,000,000 persons | nightly end to end under 5 minutes; peak memory under 8 GB; generation under 10 minutes; `score_dispute()` p99 under 20 ms warm with the whole history in memory |
+| 100,000 persons | every stage under 30 s; the whole script under 3 minutes; `score_dispute()` p99 at most 5 ms warm (3 reasons, a dispute the history never saw) |
+| 1,000,000 persons | nightly end to end under 5 minutes; peak memory under 8 GB; generation under 10 minutes; `score_dispute()` p99 at most 5 ms warm with the whole history in memory (3 reasons) |
 
 ## Runs
 
@@ -632,6 +680,9 @@ def main(argv=None) -> None:
     ap.add_argument("--train-persons", type=int, default=20_000)
     ap.add_argument("--model", default=None, help="load this model directory instead of training")
     ap.add_argument("--calls", type=int, default=1000, help="timed score_dispute calls")
+    ap.add_argument("--skip-nightly", action="store_true", help="leave out the nightly job (online figures only)")
+    ap.add_argument("--adds", type=int, default=20, help="Scorer.add calls of one dispute each")
+    ap.add_argument("--day-adds", type=int, default=1000, help="disputes added in one Scorer.add call")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--profile", default="", help="comma-separated stage keys to cProfile ('all')")
     ap.add_argument("--profile-dir", default=None)

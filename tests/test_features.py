@@ -164,3 +164,15 @@ def test_online_records_give_the_batch_features(district):
     parties = district.incident_parties[district.incident_parties["incident_id"].isin(d["incident_id"])]
     online = compute_features(idx, points_from_records(idx, d.reset_index(drop=True), parties, as_of.to_numpy()))
     pd.testing.assert_frame_equal(batch, online)
+
+
+def test_lexicon_engines_agree_on_a_district(district):
+    """Arrow's vectorised RE2 (the batch) and RE2's compiled patterns (a single dispute)
+    give the same matrix on every text of a district, edge cases included."""
+    lex = load_lexicon()
+    texts = pd.concat([district.incidents["description"],
+                       pd.Series(["", None, "WARNED him to pay", "kill him", "KILL HIM!", "菜刀", "酒后", "skill him"])],
+                      ignore_index=True)
+    arrow = lex.matrix(texts, engine="arrow")
+    one_by_one = lex.matrix(texts, engine="re2")
+    assert arrow.any() and (arrow == one_by_one).all()

@@ -11,7 +11,9 @@ from escalation_risk.response import PLANS, assign_levels, choose_plan, choose_p
 
 @pytest.mark.parametrize("category,reasons,level,plan", [
     ("marriage_family", ["text_threat"], "red", "family_violence_warning"),
-    ("debt", ["followup_text_weapon", "text_threat"], "blue", "weapon_threat_response"),
+    ("debt", ["followup_text_weapon", "text_threat"], "orange", "weapon_threat_response"),
+    ("debt", ["followup_text_weapon", "text_threat"], "blue", "routine_follow_up"),   # no alert, no plan
+    ("debt", ["days_open", "log_amount", "n_male", "text_threat"], "red", "debt_mediation_judicial"),  # 4th unread
     ("marriage_family", ["pair_cohabit"], "yellow", "family_violence_warning"),
     ("neighbor", ["flag_mental_health"], "orange", "psychological_intervention"),
     ("labor_wage", ["org_open_disputes_30d"], "yellow", "group_incident_prevention"),
@@ -28,7 +30,10 @@ def test_plan_rules(category, reasons, level, plan):
 
 
 def test_plans_vectorised_agree_with_single():
-    cases = [("debt", ["text_weapon"], "red"), (np.nan, ["flag_substance"], "blue"), ("traffic", [], "yellow")]
+    cases = [("debt", ["text_weapon"], "red"), (np.nan, ["flag_substance"], "blue"), ("traffic", [], "yellow"),
+             ("marriage_family", ["pair_intimate"], "orange"), ("labor_wage", ["text_group"], "yellow"),
+             (None, ["hist_petition_90d_max"], "red"), ("neighbor", ["net_violent"], "yellow"),
+             ("debt", ["a", "b", "c", "text_threat"], "red"), ("medical", ["text_revenge"], "blue")]
     many = choose_plans([c for c, _, _ in cases], [r for _, r, _ in cases], [lv for _, _, lv in cases])
     assert list(many) == [choose_plan(c if isinstance(c, str) else None, r, lv) for c, r, lv in cases]
 

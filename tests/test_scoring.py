@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from escalation_risk import DataValidationError, Scorer
+from escalation_risk import Dataset, DataValidationError, Scorer, build_features
+from escalation_risk.features import history_index
 from escalation_risk.response import PLANS
 
 NIGHT = pd.Timestamp("2025-06-30")
+from conftest import KEY  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,21 @@ def test_batch_and_online_give_the_same_probability(small_district, batch, score
         assert abs(a.probability - batch.loc[d, "probability"]) < 1e-9
         assert a.level == batch.loc[d, "level"]
         assert [r["feature"] for r in a.reasons] == batch.loc[d, "reason_features"]
-        assert a.plan in PLANS and a.model_version == scorer.model.version
+        assert a.plan == batch.loc[d, "plan"] and a.model_version == scorer.model.version
+
+
+def test_plans_agree_with_the_nightly_batch_for_every_level(small_model, small_district, scorer):
+    """The batch computes reasons only for alerts (the nightly default); the plans must not
+    notice: every open dispute, blue ones included, gets the same plan on both paths."""
+    nightly = small_model.score(small_district, NIGHT).set_index("dispute_id")
+    assert (nightly["level"] == "blue").any() and (nightly["level"] != "blue").any()
+    assert (nightly.loc[nightly["level"] == "blue", "plan"] == "routine_follow_up").all()
+    ids = nightly.index.to_series().sample(min(120, len(nightly)), random_state=3)
+    for d in ids:
+        row, parties, meds = _request(small_district, d)
+        a = scorer.score_dispute(row, parties, mediations=meds, as_of=NIGHT, top_reasons=1)
+        assert (a.level, a.plan) == (nightly.loc[d, "level"], nightly.loc[d, "plan"]), d
+        assert a.plan in PLANS and len(a.reasons) <= 1
 
 
 def test_plain_strings_work_like_typed_rows(small_district, batch, scorer):
@@ -68,6 +84,237 @@ def test_bad_or_missing_fields_get_the_file_errors(small_district, scorer):
         scorer.score_dispute(row, [{**parties[0], "role": "bystander"}], as_of=NIGHT)
     with pytest.raises(DataValidationError, match="scores disputes only"):
         scorer.score_dispute({**row, "kind": "police_call"}, parties, as_of=NIGHT)
+
+
+# ----------------------------------------------------------------------------- disputes the history never saw
+
+def _withheld_set(ds, n=54, seed=0) -> list[str]:
+    """Disputes of several kinds: with mediations, with organisations, between people with
+    long histories, and others across the categories."""
+    inc, parties = ds.incidents, ds.incident_parties
+    cand = inc[(inc["kind"] == "dispute") & (inc["reported_at"] >= "2024-09-01")
+               & (inc["reported_at"] < NIGHT - pd.Timedelta(days=45))]
+    ids = cand["incident_id"]
+    has_med = ids.isin(ds.mediations["incident_id"])
+    has_org = ids.isin(parties.loc[parties["party_type"] == "organization", "incident_id"])
+    records = parties[parties["party_type"] == "person"].groupby("party_id")["incident_id"].nunique()
+    busy = parties[(parties["party_type"] == "person") & parties["party_id"].map(records).ge(6)]["incident_id"]
+    long_hist = ids.isin(busy)
+    rng = np.random.default_rng(seed)
+    chosen: list[str] = []
+    for mask in (has_med, has_org, long_hist, ~(has_med | has_org | long_hist)):
+        pool = [d for d in ids[mask.to_numpy()] if d not in chosen]
+        chosen += list(rng.choice(pool, size=min(n // 4, len(pool)), replace=False))
+    return chosen
+
+
+def _without(ds, withheld: list[str]) -> Dataset:
+    """The dataset without the withheld disputes, their parties, mediations and the later
+    records that name them (which cannot exist without them)."""
+    inc = ds.incidents
+    gone = set(withheld)
+    while True:
+        more = set(inc.loc[inc["related_incident_id"].isin(gone), "incident_id"]) - gone
+        if not more:
+            break
+        gone |= more
+    t = ds.tables()
+    t["incidents"] = inc[~inc["incident_id"].isin(gone)].reset_index(drop=True)
+    for name in ("incident_parties", "mediations"):
+        t[name] = t[name][~t[name]["incident_id"].isin(gone)].reset_index(drop=True)
+    return Dataset(**t)
+
+
+def _with(ds: Dataset, rows: dict[str, pd.DataFrame]) -> Dataset:
+    t = ds.tables()
+    for name, df in rows.items():
+        t[name] = pd.concat([t[name], df], ignore_index=True)
+    return Dataset(**t)
+
+
+def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
+    """Each withheld dispute, one at a time: score_dispute on the history without it, then
+    after Scorer.add of its records, against RiskModel.score on the data with it (built
+    from scratch). Probability, level, plan and reasons agree."""
+    withheld = _withheld_set(small_district)
+    assert len(withheld) >= 50
+    base = _without(small_district, withheld)
+    scorer = Scorer(small_model, base)
+    rng = np.random.default_rng(1)
+    cats, levels, with_meds = set(), [], 0
+    for d in withheld:
+        row, parties, meds = _request(small_district, d)
+        row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
+        as_of = row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 40)), seconds=int(rng.integers(0, 86400)))
+        own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
+               "mediations": pd.DataFrame(meds) if meds else small_district.mediations.iloc[:0]}
+        ref = _with(scorer.history, {k: v.astype(getattr(small_district, k).dtypes.to_dict()) for k, v in own.items()})
+        b = small_model.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
+        before = scorer.score_dispute(row, parties, mediations=meds, as_of=as_of)
+        scorer.add(**{k: v for k, v in own.items() if len(v)})
+        after = scorer.score_dispute(row, parties, mediations=meds, as_of=as_of)
+        for a in (before, after):
+            assert abs(a.probability - b["probability"]) < 1e-9, d
+            assert (a.level, a.plan) == (b["level"], b["plan"]), d
+            assert [r["feature"] for r in a.reasons] == b["reason_features"], d
+            assert [r["en"] for r in a.reasons] == b["reasons"], d
+        cats.add(row["category"])
+        levels.append(b["level"])
+        with_meds += any(m["held_at"] <= as_of for m in meds)
+    assert len(cats) >= 5 and with_meds >= 10
+    assert set(levels) - {"blue"}, "no alerted dispute among the withheld: the plan rule went untested"
+    # The history grown by add() is the history built from scratch on the same rows.
+    assert len(scorer.history.incidents) == len(base.incidents) + len(withheld)
+
+
+def test_own_records_do_not_count_in_the_parties_history(small_district):
+    """The counts the issue found apart: a dispute's own counterparties and failed mediations."""
+    med = small_district.mediations
+    d = med[med["outcome"] == "failed"]["incident_id"].value_counts().index[0]
+    parties = small_district.incident_parties
+    people = parties[(parties["incident_id"] == d) & (parties["party_type"] == "person")]["party_id"].to_numpy()
+    assert len(people) >= 2
+    when = med[med["incident_id"] == d]["held_at"].max() + pd.Timedelta(days=1)
+    rest = _without(small_district, [d])
+    own = {name: getattr(small_district, name)[getattr(small_district, name)["incident_id"] == d]
+           for name in ("incidents", "incident_parties", "mediations")}
+    own["incidents"] = own["incidents"].assign(related_incident_id=pd.NA)
+    with_it = _with(rest, own)
+    x = build_features(with_it, pd.DataFrame({"dispute_id": [d], "as_of": [when]})).iloc[0]
+    t = np.full(len(people), pd.Timestamp(when).value // 10**9)
+    idx, full = history_index(rest), history_index(with_it)
+    ks, kf = idx.person_ints(people), full.person_ints(people)
+    # The parties' counts on the history without the dispute ...
+    assert x["hist_failed_mediation_all_max"] == idx.person_events["failed_mediation"].count(ks, None, t).max()
+    assert x["hist_counterparties_max"] == idx.counterparties.count(ks, None, t).max()
+    # ... which the dispute does raise in the index that holds it (the test bites).
+    assert full.person_events["failed_mediation"].count(kf, None, t).max() > x["hist_failed_mediation_all_max"]
+    assert full.counterparties.count(kf, None, t).sum() > x["hist_counterparties_sum"]
+
+
+def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_district):
+    """Every kind of new record, added in several calls: the index grown in place gives the
+    features of an index built from scratch on the same history, for every open dispute."""
+    from escalation_risk.features import build_features as features_of
+    from escalation_risk.model.points import open_points
+
+    ds = small_district
+    sc = Scorer(small_model, ds, pseudonym_key=KEY)
+    inc, parties = ds.incidents, ds.incident_parties
+    people = ds.persons["person_id"].tolist()
+    open_now = open_points(ds, NIGHT)["dispute_id"]
+    old_dispute = inc[inc["incident_id"].isin(open_now) & (inc["reported_at"] < "2025-06-01")].iloc[0]["incident_id"]
+    other_open = inc[inc["incident_id"].isin(open_now) & (inc["incident_id"] != old_dispute)].iloc[-1]["incident_id"]
+    # An existing follow-up of an open dispute: a late party touches it, not its dispute.
+    old_call = inc[inc["related_incident_id"].isin(open_now) & ~inc["related_incident_id"].isin([old_dispute])
+                   & (inc["kind"] == "police_call")].iloc[0]["incident_id"]
+    with_org = parties[parties["party_type"] == "organization"].iloc[0]
+    day = pd.Timestamp("2025-06-20")
+    # 1. New places, an organisation, a household with members, flags and a relation.
+    sc.add(places=[{"place_id": "PL-N1", "grid_id": "G-NEW", "town": "t", "district": "d", "place_type": "residential"}],
+           organizations=[{"org_id": "ORG-N1", "org_type": "enterprise", "place_id": "PL-N1", "name": "新厂"}],
+           households=[{"household_id": "HH-N1", "place_id": "PL-N1", "tenure": "rented"}],
+           household_members=[{"household_id": "HH-N1", "person_id": people[0], "role": "head",
+                               "start_date": "2025-06-01"},
+                              {"household_id": "HH-N1", "person_id": people[1], "role": "other",
+                               "start_date": "2025-06-01"}],
+           person_flags=[{"person_id": people[0], "flag": "substance", "recorded_at": "2025-06-10"}],
+           relations=[{"person_a": people[0], "person_b": people[2], "relation": "creditor_debtor",
+                       "since": "2025-05-01"}])
+    # 2. A new person, new disputes (one at the new place against the new organisation, one
+    #    between people who already met), a follow-up call on an old dispute, a mediation of
+    #    an old dispute and a late party added to it.
+    sc.add(persons=[{"person_id": "P-N1", "birth_year": 1990, "gender": "male", "hukou": "migrant",
+                     "employment": "unemployed", "name": "新人", "id_number": None, "phone": None}],
+           incidents=[{"incident_id": "D-N1", "kind": "dispute", "category": "labor_wage", "occurred_at": day,
+                       "reported_at": day, "place_id": "PL-N1", "source": "walk_in", "description": "讨薪，扬言报复"},
+                      {"incident_id": "D-N2", "kind": "dispute", "category": "neighbor", "occurred_at": day,
+                       "reported_at": day, "source": "grid_worker"},
+                      {"incident_id": "C-N1", "kind": "police_call", "category": "neighbor", "occurred_at": day,
+                       "reported_at": day, "source": "police_110", "related_incident_id": old_dispute,
+                       "description": "再次冲突，拿刀"},
+                      {"incident_id": "C-N2", "kind": "complaint", "category": "neighbor", "occurred_at": day,
+                       "reported_at": day, "source": "hotline_12345", "related_incident_id": other_open}],
+           incident_parties=[{"incident_id": "D-N1", "party_id": "P-N1", "party_type": "person",
+                              "role": "complainant"},
+                             {"incident_id": "D-N1", "party_id": "ORG-N1", "party_type": "organization",
+                              "role": "respondent"},
+                             {"incident_id": "D-N1", "party_id": with_org["party_id"], "party_type": "organization",
+                              "role": "respondent"},
+                             {"incident_id": "D-N2", "party_id": people[0], "party_type": "person", "role": "other"},
+                             {"incident_id": "D-N2", "party_id": people[1], "party_type": "person", "role": "other"},
+                             {"incident_id": "C-N1", "party_id": people[3], "party_type": "person", "role": "other"},
+                             {"incident_id": old_dispute, "party_id": "P-N1", "party_type": "person",
+                              "role": "respondent"},
+                             {"incident_id": old_call, "party_id": people[5], "party_type": "person",
+                              "role": "witness"}],
+           incident_notes=[{"note_id": "N-N1", "incident_id": old_dispute, "recorded_at": day,
+                            "text": "对方扬言要报复"},
+                           {"note_id": "N-N2", "incident_id": "D-N1", "recorded_at": day, "text": "工人聚集"}],
+           mediations=[{"mediation_id": "M-N1", "incident_id": old_dispute, "held_at": day,
+                        "mediator_type": "court", "outcome": "failed"},
+                       {"mediation_id": "M-N2", "incident_id": "D-N2", "held_at": day + pd.Timedelta(days=2),
+                        "mediator_type": "grid_worker", "outcome": "failed"}])
+    grown = sc.history
+    assert sc._state.idx is grown.cache["history_index"]
+    assert set(sc._state.idx.append_cache) == {"incident_parties", "mediations", "incident_notes"}  # grown
+    fresh = Dataset(**grown.tables())
+    assert "history_index" not in fresh.cache
+    pts = open_points(grown, NIGHT)
+    assert {"D-N1", "D-N2", old_dispute} <= set(pts["dispute_id"])
+    pd.testing.assert_frame_equal(features_of(grown, pts), features_of(fresh, pts))
+    x = features_of(grown, pts).set_index("dispute_id")
+    assert x.loc["D-N1", "n_org_parties"] == 2 and x.loc[old_dispute, "followups"] >= 1
+    assert x.loc["D-N2", "pair_cohabit"] == 1 and x.loc["D-N2", "mediations_failed"] == 1
+
+
+@pytest.mark.parametrize("kind", ["str", "int"])
+def test_growing_id_index_answers_like_a_pandas_index(kind):
+    from escalation_risk.features.index import IdIndex, positions
+
+    def ids(a, b):
+        return [f"id{i}" for i in range(a, b)] if kind == "str" else np.arange(a, b, dtype=np.int64) * 7
+    grown = IdIndex(pd.Index(ids(0, 100)))
+    for a in range(100, 12_000, 1_000):  # past the fold-in size: both layers exercised
+        before = grown
+        grown = grown.append(ids(a, a + 1_000))
+        assert len(before) == a  # the old one is unchanged (readers keep their snapshot)
+    plain = pd.Index(ids(0, 12_100))
+    assert len(grown) == len(plain) and (grown.to_numpy() == plain.to_numpy()).all()
+    probe = np.concatenate([np.asarray(ids(0, 12_100), dtype=object)[::97], np.asarray(ids(20_000, 20_010), object)])
+    if kind == "int":
+        probe = probe.astype(np.int64)
+    assert (grown.get_indexer(probe) == plain.get_indexer(probe)).all()
+    assert (positions(grown, probe[:10]) == plain.get_indexer(probe[:10])).all()
+    assert (grown.take([0, 5_000, 12_099]) == plain.to_numpy()[[0, 5_000, 12_099]]).all()
+    small = IdIndex(pd.Index(ids(0, 100_000))).append(ids(100_000, 100_010))
+    assert small.extra and small.get_loc(ids(100_005, 100_006)[0]) == 100_005
+
+
+def test_bad_calls_name_the_field_and_change_nothing(small_district, scorer):
+    d = small_district.incidents.query("kind == 'dispute'").iloc[0]["incident_id"]
+    row, parties, _ = _request(small_district, d)
+    n = len(scorer.history.incidents)
+    cases = [
+        (({k: v for k, v in row.items() if k != "category"}, parties), {}, "column 'category'.*required column"),
+        ((row, parties), {"as_of": "30/06/2025 noon"}, "column 'as_of'.*not an ISO 8601 timestamp.*30/06/2025"),
+        ((row, parties), {"as_of": row["reported_at"] - pd.Timedelta(hours=1)},
+         "column 'as_of'.*before the dispute's reported_at"),
+        ((row, []), {"as_of": NIGHT}, "table 'incident_parties', column 'party_id'.*at least one party"),
+        (({**row, "place_id": "PL-NOWHERE"}, parties), {"as_of": NIGHT},
+         "column 'place_id'.*place the history does not hold.*'PL-NOWHERE'"),
+        ((row, parties + [{"party_id": "ORG-NOWHERE", "party_type": "organization", "role": "respondent"}]),
+         {"as_of": NIGHT}, "column 'party_id'.*organisation the history does not hold.*'ORG-NOWHERE'"),
+        ((row, [{**parties[0], "incident_id": "OTHER"}]), {"as_of": NIGHT},
+         "column 'incident_id'.*must be the scored dispute's incident_id"),
+        ((row, parties), {"as_of": NIGHT, "mediations": [{"mediation_id": "m", "held_at": "2025-01-01",
+                                                          "mediator_type": "court", "outcome": "maybe"}]},
+         "table 'mediations', column 'outcome'.*unknown code"),
+    ]
+    for args, kwargs, message in cases:
+        with pytest.raises(DataValidationError, match=message):
+            scorer.score_dispute(*args, **kwargs)
+    assert len(scorer.history.incidents) == n
 
 
 def test_a_new_dispute_of_known_people(small_district, scorer):
@@ -112,6 +359,43 @@ def test_thread_safe(small_district, batch, scorer):
                               reqs * 3))
     expected = [batch.loc[d, "probability"] for d in ids] * 3
     assert np.allclose(probs, expected, atol=1e-12, rtol=0)
+
+
+def test_calls_during_an_add_see_one_history(small_model, small_district):
+    """Calls racing an add() get the answer of the history before it or after it, never a mix."""
+    import threading
+
+    people = small_district.persons["person_id"].iloc[:2].tolist()
+    dispute = {"incident_id": "RACE-1", "kind": "dispute", "category": "neighbor", "occurred_at": "2025-06-20",
+               "reported_at": "2025-06-20", "source": "grid_worker"}
+    parties = [{"incident_id": "RACE-1", "party_id": p, "party_type": "person", "role": "other"} for p in people]
+    calls = [{"incident_id": f"RACE-c{i}", "kind": "police_call", "category": "neighbor",
+              "occurred_at": f"2025-06-2{i}", "reported_at": f"2025-06-2{i}", "related_incident_id": "RACE-1",
+              "description": "双方再次发生冲突，一方扬言报复"} for i in range(1, 4)]
+    new = dict(incidents=[dispute] + calls,
+               incident_parties=parties + [{**p, "incident_id": c["incident_id"]} for c in calls for p in parties])
+    ref = Scorer(small_model, small_district)
+    before = ref.score_dispute(dispute, parties, as_of=NIGHT).probability
+    ref.add(**new)
+    after = ref.score_dispute(dispute, parties, as_of=NIGHT).probability
+    assert before != after
+    sc = Scorer(small_model, small_district)
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def caller():
+        while not stop.is_set():
+            seen.append(sc.score_dispute(dispute, parties, as_of=NIGHT).probability)
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(caller) for _ in range(3)]
+        sc.add(**new)
+        last = sc.score_dispute(dispute, parties, as_of=NIGHT).probability
+        stop.set()
+        for f in futures:
+            f.result()
+    assert last == pytest.approx(after, abs=1e-12)
+    assert seen and all(min(abs(p - before), abs(p - after)) < 1e-12 for p in seen)
 
 
 def test_module_shortcut_uses_environment(tmp_path, monkeypatch, small_model, small_district):

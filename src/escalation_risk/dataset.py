@@ -32,6 +32,7 @@ rows plus rejected rows equal the rows read.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import hmac
 import logging
@@ -374,6 +375,12 @@ def _finish_types(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
 
 def empty_table(name: str) -> pd.DataFrame:
     """An empty frame with the table's contract columns and dtypes."""
+    return _empty_table(name).copy()
+
+
+@functools.cache
+def _empty_table(name: str) -> pd.DataFrame:
+    # Built once per table: each append of a few rows would otherwise parse ten empty tables.
     spec = TABLES[name]
     df = pd.DataFrame({c.name: pd.Series([], dtype=object) for c in spec.columns})
     parsed = {c.name: _parse_column(name, c, df[c.name])[0] for c in spec.columns}
@@ -777,8 +784,19 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
     raise AssertionError(kind)
 
 
-def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], key: bytes | None) -> pd.DataFrame:
-    """The record-by-record engine of :func:`validate_rows` (same spec, same messages)."""
+def parse_records(name: str, records: list[dict], *, pseudonym_key: str | bytes | None = None
+                  ) -> dict[str, list]:
+    """:func:`validate_rows` for a handful of records, without building a DataFrame:
+    column name -> parsed values (None when missing), or :class:`DataValidationError`."""
+    spec = TABLES[name]
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    _require_columns(spec, columns)
+    key = resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None
+    return _check_records(spec, records, key)[0]
+
+
+def _check_records(spec: TableSpec, records: list[dict], key: bytes | None) -> tuple[dict[str, list], list[dict]]:
+    """The checks of the record engine: (parsed columns, records as pseudonymised)."""
     records = list(records)  # identifiers are blanked below: never in the caller's list
     problems: list[tuple] = []
     parsed: dict[str, list] = {c.name: [] for c in spec.columns}
@@ -842,6 +860,12 @@ def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], 
     if problems:
         frames = [_problems(spec.name, [r], col, [v], reason) for r, col, v, reason in problems]
         raise DataValidationError(pd.concat(frames, ignore_index=True).sort_values("row", kind="stable"))
+    return parsed, records
+
+
+def _validate_records(spec: TableSpec, records: list[dict], columns: list[str], key: bytes | None) -> pd.DataFrame:
+    """The record-by-record engine of :func:`validate_rows` (same spec, same messages)."""
+    parsed, records = _check_records(spec, records, key)
     data = {}
     for c in spec.columns:
         vals = parsed[c.name]

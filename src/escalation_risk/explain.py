@@ -11,7 +11,7 @@ given as reasons: a warning explains what is worrying, not what is reassuring.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,16 +21,23 @@ from .features import REGISTRY
 from .features.sentences import render
 
 
-def top_reasons(contributions: pd.DataFrame, X: pd.DataFrame, top: int = 3) -> list[list[dict]]:
+def top_reasons(contributions: pd.DataFrame | np.ndarray, X: pd.DataFrame | Mapping[str, Any], top: int = 3,
+                *, names: Sequence[str] | None = None) -> list[list[dict]]:
     """For each row, up to ``top`` features with a positive contribution, strongest first.
 
     ``contributions`` has one column per feature (a ``bias`` column is ignored) and
     the rows of ``X``. Each reason is a dict: feature, value, contribution, en, zh.
+    With ``names``, ``contributions`` is a bare array with those columns first and ``X``
+    any mapping of feature name to values (one scored dispute: no frames to build).
     """
     if top <= 0 or len(contributions) == 0:
         return [[] for _ in range(len(contributions))]
-    names = [c for c in contributions.columns if c != "bias"]
-    C = contributions[names].to_numpy(dtype=float)
+    if names is None:
+        assert isinstance(contributions, pd.DataFrame)
+        names = [c for c in contributions.columns if c != "bias"]
+        C = contributions[names].to_numpy(dtype=float)
+    else:
+        C = np.asarray(contributions, dtype=float)[:, :len(names)]
     k = min(top, C.shape[1])
     # One argsort over the whole matrix; only the sentences below loop, over the k reasons.
     order = np.argsort(-C, axis=1, kind="stable")[:, :k]
@@ -53,22 +60,23 @@ def top_reasons(contributions: pd.DataFrame, X: pd.DataFrame, top: int = 3) -> l
 class _Row(Mapping[str, Any]):
     """One row of ``X`` as a mapping, reading each column only when a sentence asks."""
 
-    def __init__(self, X: pd.DataFrame, i: int, cols: dict[str, np.ndarray]) -> None:
+    def __init__(self, X: pd.DataFrame | Mapping[str, Any], i: int, cols: dict[str, np.ndarray]) -> None:
         self._X, self._i, self._cols = X, i, cols
+        self._names = list(X.columns) if isinstance(X, pd.DataFrame) else list(X)
 
     def __getitem__(self, name: str) -> Any:
         col = self._cols.get(name)
         if col is None:
-            if name not in self._X.columns:
+            if name not in self._X:
                 raise KeyError(name)
-            col = self._cols[name] = self._X[name].to_numpy(dtype=object)
+            col = self._cols[name] = np.asarray(self._X[name], dtype=object)
         return col[self._i]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._X.columns)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._X.columns)
+        return len(self._names)
 
 
 def _plain(value):

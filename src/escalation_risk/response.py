@@ -6,8 +6,11 @@
   yellow the next 5%), and can be overridden per run.
 - Trend compares a dispute's score with its previous score: rising, steady,
   falling (and the delta), or new when it has none.
-- The plan is one of the documented response plans in :data:`PLANS`, chosen from
-  the dispute's category and the leading reasons behind its score.
+- The plan is one of the documented response plans in :data:`PLANS`. A blue
+  dispute raises no alert and gets ``routine_follow_up``; an alerted one gets the
+  plan its category and its first :data:`PLAN_REASONS` reasons call for. So the plan
+  never depends on whether reasons were computed for a blue dispute, nor on how
+  many reasons a caller asked to display: batch and online agree.
 
 This module only holds rules on plain values; the model and the scoring layers
 call it.
@@ -27,6 +30,7 @@ ALERT_LEVELS = ("red", "orange", "yellow")
 # Share of disputes at or above each level (cumulative): the alert budget.
 DEFAULT_BUDGET = {"red": 0.01, "orange": 0.05, "yellow": 0.10}
 TREND_TOLERANCE = 0.02
+PLAN_REASONS = 3  # the plan reads this many leading reasons, however many are displayed
 
 
 def choose_thresholds(probabilities: np.ndarray, budget: dict[str, float] | None = None) -> dict[str, float]:
@@ -142,10 +146,14 @@ def _mentions(joined: pd.Series, keys: Sequence[str]) -> np.ndarray:
 def choose_plans(categories: Sequence, reasons: Sequence[Sequence[str]],
                  levels: Sequence[str] | np.ndarray) -> np.ndarray:
     """The plan code of each dispute from its category, its leading reasons (feature
-    names, strongest first) and its level; the first rule that applies wins."""
+    names, strongest first; only the first :data:`PLAN_REASONS` are read) and its
+    level: ``routine_follow_up`` when blue, else the first rule that applies."""
     cat = pd.Series(list(categories), dtype=object).where(lambda c: c.map(lambda v: isinstance(v, str)), "")
-    joined = pd.Series([list(r) for r in reasons], dtype=object).str.join("|").fillna("")
     level = np.asarray(list(levels), dtype=object)
+    alert = np.isin(level, ALERT_LEVELS)
+    # Reasons of blue disputes are never read: the batch does not compute them.
+    joined = pd.Series([list(r)[:PLAN_REASONS] if a else [] for r, a in zip(reasons, alert)],
+                       dtype=object).str.join("|").fillna("")
     family = (cat == "marriage_family").to_numpy()
     threat = _mentions(joined, _THREAT)
     rules = [
@@ -159,10 +167,32 @@ def choose_plans(categories: Sequence, reasons: Sequence[Sequence[str]],
         (_mentions(joined, _HISTORY), "police_joint_visit"),
     ]
     by_category = cat.map(_CATEGORY_PLAN).fillna("grid_visit_24h").to_numpy(dtype=object)
-    fallback = np.where(np.isin(level, ALERT_LEVELS), by_category, "routine_follow_up")
-    return np.select([m for m, _ in rules], [p for _, p in rules], default=fallback).astype(object)
+    plans = np.select([m for m, _ in rules], [p for _, p in rules], default=by_category)
+    return np.where(alert, plans, "routine_follow_up").astype(object)
 
 
 def choose_plan(category: str | None, reasons: Sequence[str], level: str) -> str:
-    """:func:`choose_plans` for one dispute."""
-    return str(choose_plans([category], [list(reasons)], [level])[0])
+    """:func:`choose_plans` for one dispute, without pandas (the online path's cost)."""
+    if level not in ALERT_LEVELS:
+        return "routine_follow_up"
+    cat = category if isinstance(category, str) else ""
+    joined = "|".join(list(reasons)[:PLAN_REASONS])
+
+    def any_of(keys: Sequence[str]) -> bool:
+        return any(k in joined for k in keys)
+
+    threat = any_of(_THREAT)
+    family = cat == "marriage_family"
+    if threat:
+        return "family_violence_warning" if family else "weapon_threat_response"
+    if family and any_of(("pair_cohabit", "pair_intimate", "hh_domestic", "text_violence")):
+        return "family_violence_warning"
+    if any_of(_FLAGGED):
+        return "psychological_intervention"
+    if any_of(_GROUP) and cat in _GROUP_CATEGORIES:
+        return "group_incident_prevention"
+    if any_of(("petition", "text_repeated_petition")):
+        return "repeat_petition_handling"
+    if any_of(_HISTORY):
+        return "police_joint_visit"
+    return _CATEGORY_PLAN.get(cat, "grid_visit_24h")

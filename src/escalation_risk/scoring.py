@@ -3,9 +3,12 @@
 A :class:`Scorer` holds a model and a district's history, indexed once. Each call
 validates the dispute given as plain dicts (the same checks and messages as a
 file), computes its features through the very code the batch uses
-(:func:`escalation_risk.features.compute_features`) and returns a
-:class:`RiskAssessment`. So, once a dispute is in the data, ``score_dispute`` and
-``RiskModel.score`` give the same probability.
+(:func:`escalation_risk.features.compute_columns`) and returns a
+:class:`RiskAssessment`. A dispute's own records never count in its parties',
+pair's, place's or network's history, so a dispute the history has never seen
+gets the probability, level, plan and reasons that ``RiskModel.score`` gives it
+once it is in the data. The online path builds no DataFrame until the reasons'
+sentences: at one row, pandas' per-call overhead was most of the latency.
 
 ``escalation_risk.score_dispute(...)`` is the shortcut over a default scorer: the
 model from ``$ESCALATION_RISK_MODEL`` (default ``models/default``) and the history
@@ -22,10 +25,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset, DataValidationError, load_dataset, validate_rows
-from .features import compute_features, history_index, points_from_records
+from .contract import TABLES
+from .dataset import Dataset, DataValidationError, load_dataset, parse_records
+from .explain import top_reasons as _top_reasons
+from .features import HistoryIndex, compute_columns, history_index, points_from_records
+from .features.index_append import append_to_index
 from .model import RiskModel, load_model
-from .response import ALERT_LEVELS, PLANS, assign_levels, choose_plan
+from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 
 MODEL_ENV = "ESCALATION_RISK_MODEL"
 DATA_ENV = "ESCALATION_RISK_DATA"
@@ -70,20 +76,154 @@ def _records(rows: Mapping | Iterable[Mapping] | pd.DataFrame, what: str, **defa
     return [{**defaults, **r} for r in rows]
 
 
+def _problem(table: str, column: str, value, reason: str, row: int | None = 0) -> DataValidationError:
+    shown = "" if value is None else (repr(value) if isinstance(value, str) else str(value))
+    return DataValidationError(pd.DataFrame([{"table": table, "row": row, "column": column,
+                                              "value": shown[:40], "reason": reason}]))
+
+
+def _parse_as_of(as_of) -> pd.Timestamp:
+    """The moment to score at, as the contract reads a timestamp (ISO 8601, naive local time)."""
+    if as_of is None:
+        return pd.Timestamp.now().floor("s")
+    try:
+        ts = pd.to_datetime(as_of.strip(), format="ISO8601") if isinstance(as_of, str) else pd.Timestamp(as_of)
+    except (ValueError, TypeError, OverflowError):
+        ts = pd.NaT
+    if ts is pd.NaT or not isinstance(ts, pd.Timestamp):
+        raise _problem("score_dispute", "as_of", as_of if isinstance(as_of, str) else type(as_of).__name__,
+                       "not an ISO 8601 timestamp", row=None)
+    return ts.tz_localize(None) if ts.tzinfo is not None else ts
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One validated call: the contract's columns as plain values (no DataFrame)."""
+
+    incident: dict[str, list]
+    parties: dict[str, list]
+    mediations: dict[str, list] | None
+    as_of: pd.Timestamp
+    notes: dict[str, list] | None = None
+
+
+def parse_request(dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame,
+                  mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None,
+                  notes: Iterable[Mapping] | pd.DataFrame = ()) -> _Request:
+    """Validate one call's dicts as a file's rows would be (same checks, same messages),
+    plus what only a call can get wrong: no party, rows of another dispute, an ``as_of``
+    that does not parse or comes before the dispute's ``reported_at``."""
+    inc = _records(dispute, "dispute", kind="dispute")
+    if len(inc) != 1:
+        raise ValueError("score_dispute takes exactly one dispute")
+    incident = parse_records("incidents", inc)
+    if incident["kind"][0] != "dispute":
+        raise _problem("incidents", "kind", incident["kind"][0], "score_dispute scores disputes only")
+    did = incident["incident_id"][0]
+    rows = _records(parties, "parties", incident_id=did)
+    if not rows:
+        raise _problem("incident_parties", "party_id", None, "a dispute needs at least one party; none given",
+                       row=None)
+    prs = parse_records("incident_parties", rows)
+    meds = _records(mediations, "mediations", incident_id=did)
+    med = parse_records("mediations", meds) if meds else None
+    given_notes = _records(notes, "notes", incident_id=did)
+    note_cols = parse_records("incident_notes", given_notes) if given_notes else None
+    for table, cols in (("incident_parties", prs), ("mediations", med), ("incident_notes", note_cols)):
+        for i, v in enumerate(cols["incident_id"] if cols else ()):
+            if v != did:
+                raise _problem(table, "incident_id", v, f"must be the scored dispute's incident_id {did!r}", row=i)
+    # Contract 1.1, as a file is checked: no party added and no note written before the report.
+    rep = incident["reported_at"][0]
+    for table, cols, col in (("incident_parties", prs, "added_at"), ("incident_notes", note_cols, "recorded_at")):
+        for i, v in enumerate(cols.get(col, ()) if cols else ()):
+            if v is not None and v < rep:
+                raise _problem(table, col, v.isoformat(), "must not be before its incident's reported_at", row=i)
+    when = _parse_as_of(as_of)
+    if when < incident["reported_at"][0]:
+        raise _problem("score_dispute", "as_of", when.isoformat(),
+                       f"is before the dispute's reported_at {incident['reported_at'][0].isoformat()}: "
+                       f"nothing is known of it then", row=None)
+    return _Request(incident, prs, med, when, note_cols)
+
+
+def _check_references(idx: HistoryIndex, req: _Request) -> None:
+    """Places and organisations must be the history's: an unknown one would silently read
+    as "no records there". People may be new (a first dispute); they have no record yet."""
+    place = req.incident["place_id"][0]
+    if place is not None and idx.place_positions([place])[0] < 0:
+        raise _problem("incidents", "place_id", place, "refers to a place the history does not hold "
+                       "(add the place first)")
+    for i, (ptype, pid) in enumerate(zip(req.parties["party_type"], req.parties["party_id"])):
+        if ptype == "organization" and idx.org_positions([pid])[0] < 0:
+            raise _problem("incident_parties", "party_id", pid, "refers to an organisation the history does not "
+                           "hold (add the organisation first)", row=i)
+
+
+def _context(history: Dataset, idx: HistoryIndex, frames: dict[str, pd.DataFrame]) -> Dataset:
+    """The history's rows that new rows name (references) or share a key with (duplicates),
+    found through the index's id look-ups: what validating the new rows needs to see."""
+    index_of = {"persons": idx._pid_index, "places": idx.places, "organizations": idx.orgs,
+                "households": idx.households, "incidents": idx.incidents, "mediations": idx.med_ids,
+                "incident_notes": idx.note_ids}
+    wanted: dict[str, list] = {name: [] for name in index_of}
+
+    def ids(df: pd.DataFrame, col: str, mask=None) -> list:
+        if col not in df.columns:
+            return []
+        values = df[col] if mask is None else df.loc[mask, col]
+        return [str(v).strip() for v in values if not (v is None or (not isinstance(v, str) and pd.isna(v)))]
+
+    for name, df in frames.items():
+        spec = TABLES.get(name)
+        if spec is None:
+            continue  # Dataset.append names the unknown table
+        if spec.key is not None and name in wanted:
+            wanted[name] += ids(df, spec.key)
+        for c in spec.columns:
+            if c.ref is not None and c.ref[0] in wanted:
+                wanted[c.ref[0]] += ids(df, c.name)
+        if name == "incident_parties" and "party_type" in df.columns:
+            kind = df["party_type"].astype(str).str.strip().str.lower()
+            wanted["persons"] += ids(df, "party_id", (kind == "person").to_numpy())
+            wanted["organizations"] += ids(df, "party_id", (kind == "organization").to_numpy())
+    tables = {}
+    for name in TABLES:
+        table = getattr(history, name)
+        if name in wanted and wanted[name]:
+            pos = index_of[name].get_indexer(pd.unique(np.array(wanted[name], dtype=object)))
+            tables[name] = table.iloc[np.sort(pos[pos >= 0])].reset_index(drop=True)
+        else:
+            tables[name] = table.iloc[:0]
+    return Dataset(**tables)
+
+
+@dataclass(frozen=True)
+class _State:
+    """The history and its index, swapped together so a call sees one consistent history."""
+
+    history: Dataset
+    idx: HistoryIndex
+
+
 class Scorer:
     """Scores single disputes against a history, fast and thread-safe.
 
     ``Scorer(model, history)`` indexes the history once (seconds for a district);
     each :meth:`score_dispute` then takes a few milliseconds. :meth:`add` appends new
-    records to the history and re-indexes it, without reloading anything from disk.
+    records to the history and its index, at a cost that follows the rows added.
     """
 
     def __init__(self, model: RiskModel, history: Dataset, *, pseudonym_key: str | bytes | None = None):
         self.model = model
-        self.history = history
         self._key = pseudonym_key
-        self._idx = history_index(history)
-        self._lock = threading.Lock()  # guards swapping in a new history in add()
+        self._state = _State(history, history_index(history))
+        self._lock = threading.Lock()  # one add() at a time; readers never wait
+
+    @property
+    def history(self) -> Dataset:
+        """The history as it stands (the data the scorer was built on plus what was added)."""
+        return self._state.history
 
     def score_dispute(self, dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame, *,
                       mediations: Iterable[Mapping] | pd.DataFrame = (),
@@ -94,65 +234,60 @@ class Scorer:
         ``parties`` are dicts in the ``incident_parties`` columns (``incident_id`` may be
         left out), ``mediations`` and ``notes`` (``incident_notes``: note_id, recorded_at,
         text) likewise; parties added, outcomes and notes recorded after ``as_of`` are not
-        read. ``as_of`` defaults to now. People not in the
-        history are scored as parties without a record. Raises
-        :class:`~escalation_risk.DataValidationError` for a missing or bad field.
+        read. ``as_of`` defaults to now. The dispute need
+        not be in the history: its own records are never part of its parties' history
+        (see the feature notes), so it gets the number, level, plan and reasons the batch
+        gives it once it is in the data. People not in the history are scored as parties
+        without a record. Raises :class:`~escalation_risk.DataValidationError` naming the
+        field and value for a missing or bad field, no party, an ``as_of`` that does not
+        parse or precedes ``reported_at``, or a place or organisation the history lacks.
         """
-        inc = _records(dispute, "dispute", kind="dispute")
-        if len(inc) != 1:
-            raise ValueError("score_dispute takes exactly one dispute")
-        inc = validate_rows("incidents", inc)
-        if inc.loc[0, "kind"] != "dispute":
-            raise DataValidationError(pd.DataFrame([{"table": "incidents", "row": 0, "column": "kind",
-                                                     "value": repr(str(inc.loc[0, "kind"])),
-                                                     "reason": "score_dispute scores disputes only"}]))
-        did = inc.loc[0, "incident_id"]
-        parties = validate_rows("incident_parties", _records(parties, "parties", incident_id=did))
-        meds = _records(mediations, "mediations", incident_id=did)
-        meds = validate_rows("mediations", meds) if meds else None
-        given_notes = _records(notes, "notes", incident_id=did)
-        note_rows = validate_rows("incident_notes", given_notes) if given_notes else None
-        _not_before_report(inc, parties, note_rows)
-        if not (parties["incident_id"] == did).all():
-            raise ValueError("every party must belong to the dispute being scored")
-        when = pd.Timestamp.now().floor("s") if as_of is None else pd.Timestamp(as_of)
-
-        idx = self._idx  # one consistent snapshot even if add() swaps the history meanwhile
-        P = points_from_records(idx, inc, parties, when, meds, note_rows)
-        X = compute_features(idx, P)
-        prob = float(self.model.predict_proba(X)[0])
+        req = parse_request(dispute, parties, mediations, as_of, notes)
+        state = self._state  # one consistent snapshot even if add() swaps the history meanwhile
+        _check_references(state.idx, req)
+        P = points_from_records(state.idx, req.incident, req.parties, req.as_of, req.mediations, req.notes)
+        cols = compute_columns(state.idx, P)
+        M = self.model.matrix_from_columns(cols)
+        prob = float(self.model.predict_proba(M)[0])
         level = str(assign_levels(np.array([prob]), self.model.thresholds)[0])
-        reasons = self.model.reasons(X, top=top_reasons)[0] if top_reasons else []
-        plan = choose_plan(str(inc.loc[0, "category"]), [r["feature"] for r in reasons], level)
-        return RiskAssessment(dispute_id=str(did), as_of=when, probability=prob, level=level,
-                              reasons=[{k: _plain(v) for k, v in r.items()} for r in reasons], plan=plan,
-                              plan_text=PLANS[plan].en, plan_text_zh=PLANS[plan].zh,
-                              model_version=self.model.version)
+        # The plan reads PLAN_REASONS reasons of an alert, however many are displayed.
+        k = max(top_reasons, PLAN_REASONS) if level in ALERT_LEVELS else max(top_reasons, 0)
+        reasons = []
+        if k:
+            reasons = _top_reasons(self.model.contribution_matrix(M), cols, k, names=self.model.feature_names)[0]
+        plan = choose_plan(req.incident["category"][0], [r["feature"] for r in reasons], level)
+        shown = [{**{key: _plain(v) for key, v in r.items()}, "text": r["en"]} for r in reasons[:max(top_reasons, 0)]]
+        return RiskAssessment(dispute_id=str(req.incident["incident_id"][0]), as_of=req.as_of, probability=prob,
+                              level=level, reasons=shown, plan=plan, plan_text=PLANS[plan].en,
+                              plan_text_zh=PLANS[plan].zh, model_version=self.model.version)
 
     def add(self, **tables: pd.DataFrame | Iterable[Mapping]) -> None:
-        """Append new records (contract tables by name) to the history and re-index it.
+        """Append new records (contract tables by name) to the history and its index.
 
-        The new rows are validated like a file; on error nothing changes.
+        The new rows are validated like a file against the history's ids and
+        references; on error nothing changes.
         """
         frames = {name: rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(_records(rows, name))
                   for name, rows in tables.items()}
         with self._lock:
-            history = self.history.append(pseudonym_key=self._key, **frames)
-            idx = history_index(history)
-            self.history, self._idx = history, idx
-
-
-def _not_before_report(inc: pd.DataFrame, parties: pd.DataFrame, notes: pd.DataFrame | None) -> None:
-    """Contract 1.1 as a file is checked: no party added and no note written before the report."""
-    rep = inc.loc[0, "reported_at"]
-    for table, df, col in (("incident_parties", parties, "added_at"), ("incident_notes", notes, "recorded_at")):
-        if df is None:
-            continue
-        bad = np.flatnonzero((df[col] < rep).to_numpy())
-        if len(bad):
-            raise DataValidationError(pd.DataFrame([{
-                "table": table, "row": int(i), "column": col, "value": df[col].iloc[i].isoformat(),
-                "reason": "must not be before its incident's reported_at"} for i in bad]))
+            state = self._state
+            # Validated against only the rows they name or could collide with (found through the
+            # index's id look-ups): checking against whole tables costs a pass over the district.
+            context = _context(state.history, state.idx, frames)
+            checked = context.append(pseudonym_key=self._key, **frames)
+            added = {name: getattr(checked, name).iloc[len(getattr(context, name)):].reset_index(drop=True)
+                     for name in frames}
+            added = {name: df for name, df in added.items() if len(df)}
+            old = state.history
+            history = Dataset(**{name: pd.concat([getattr(old, name), added[name]], ignore_index=True)
+                                 if name in added else getattr(old, name) for name in TABLES},
+                              source=old.source, rows_read=old.rows_read)
+            idx = append_to_index(state.idx, history, added) if added else state.idx
+            if idx is None:  # a change the index cannot take in place (see index_append): re-build
+                idx = history_index(history)
+            history.cache["history_index"] = idx
+            history.cache["person_key"] = idx.person_key
+            self._state = _State(history, idx)
 
 
 def _plain(v):

@@ -35,14 +35,21 @@ CATEGORICAL: list[str] = [f.name for f in REGISTRY if f.kind == "category"]
 _NUMERIC: list[str] = [n for n in FEATURE_NAMES if n not in CATEGORICAL]
 
 
-def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
-    """Features for a PointSet: the one code path behind batch and online scoring."""
+def compute_columns(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """Feature name -> values for a PointSet: the one code path behind batch and online
+    scoring (:func:`compute_features` frames it; ``score_dispute`` reads it directly)."""
     cols: dict[str, np.ndarray] = {}
     for fam in FAMILIES:
         cols.update(fam.compute(idx, P))
     missing = set(FEATURE_NAMES) - set(cols)
     if missing:  # a family and its registration disagree: a bug, not bad data
         raise AssertionError(f"features not computed: {sorted(missing)}")
+    return cols
+
+
+def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
+    """Features for a PointSet as a frame: dispute_id, as_of, then one column per feature."""
+    cols = compute_columns(idx, P)
     n = len(P)
     # Numbers as one float block (cheap for one row or a million), then the categoricals.
     numeric = np.column_stack([np.asarray(cols[name], dtype="float64") for name in _NUMERIC]) if n else \
@@ -71,6 +78,7 @@ def feature_table() -> pd.DataFrame:
     return REGISTRY.table()
 
 
-__all__ = ["build_features", "compute_features", "feature_table", "FEATURE_NAMES", "CATEGORICAL", "REGISTRY",
+__all__ = ["build_features", "compute_columns", "compute_features", "feature_table", "FEATURE_NAMES", "CATEGORICAL",
+           "REGISTRY",
            "Feature", "Registry", "HistoryIndex", "history_index", "Lexicon", "load_lexicon", "PointSet",
            "points_from_history", "points_from_records"]

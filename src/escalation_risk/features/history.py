@@ -2,16 +2,23 @@
 how recently, whether it is speeding up, and with how many different people.
 
 Counted per canonical person (all source ids of one person together), then
-aggregated over the dispute's person parties as the maximum and the sum. The
-dispute being scored is never part of its own parties' history.
+aggregated over the dispute's person parties as the maximum and the sum.
+
+The scored dispute's own records are never part of its parties' history: not the
+dispute itself (``hist_dispute_*``, ``hist_danger_text_*``, the trend, the days
+since the last record), not its mediations (``hist_failed_mediation_*``: those are
+the dispute family's ``mediations_failed``), not the ties it creates between its
+own parties (``hist_counterparties_*``). So a dispute scores the same whether it
+is already in the history (the batch) or arrives as a service call's dicts that
+the history has never seen (``score_dispute``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .common import WINDOWS, group_max, group_min, group_sum, lo_of, unique_parties
-from .index import DAY, OFF, SHIFT, HistoryIndex
+from .common import WINDOWS, group_max, group_min, group_sum, unique_parties
+from .index import DAY, OFF, SHIFT, HistoryIndex, positions, ragged
 from .points import PointSet
 from .registry import REGISTRY, Feature
 
@@ -33,6 +40,7 @@ WINDOW_EN = {"30d": "in the last 30 days", "90d": "in the last 90 days", "365d":
              "all": "on record"}
 WINDOW_ZH = {"30d": "近30天", "90d": "近90天", "365d": "近一年", "all": "历史累计"}
 TREND_KINDS = ("dispute", "police_call", "complaint", "petition")
+OWN_NOTE = "the scored dispute's own records (itself, its mediations, the ties it creates) are not counted"
 
 
 def register() -> None:
@@ -40,17 +48,21 @@ def register() -> None:
     for ev, (wins, en, zh) in EVENTS.items():
         for w in wins:
             R(Feature(f"hist_{ev}_{w}_max", FAMILY, f"a party has {{v}} {en} {WINDOW_EN[w]}",
-                      f"当事人{WINDOW_ZH[w]}有 {{v}} 次{zh}"),
+                      f"当事人{WINDOW_ZH[w]}有 {{v}} 次{zh}", note=OWN_NOTE),
               Feature(f"hist_{ev}_{w}_sum", FAMILY, f"the parties have {{v}} {en} {WINDOW_EN[w]} together",
-                      f"各方当事人{WINDOW_ZH[w]}共有 {{v}} 次{zh}"))
+                      f"各方当事人{WINDOW_ZH[w]}共有 {{v}} 次{zh}", note=OWN_NOTE))
     R(Feature("hist_days_since_last", FAMILY, "a party's previous record was {v} days ago",
-              "当事人上一次记录距今 {v} 天", "number"),
+              "当事人上一次记录距今 {v} 天", "number", note=OWN_NOTE),
       Feature("hist_trend_max", FAMILY, "a party's records are speeding up (last 30 days vs the 90 before: x{v})",
-              "当事人近期记录明显增多（近30天对比之前90天：{v} 倍）", "number"),
+              "当事人近期记录明显增多（近30天对比之前90天：{v} 倍）", "number", note=OWN_NOTE),
       Feature("hist_counterparties_max", FAMILY, "a party has been in conflict with {v} different people",
-              "当事人曾与 {v} 个不同的人发生冲突"),
+              "当事人曾与 {v} 个不同的人发生冲突",
+              note="people met in other records only: a co-party of the scored dispute counts when an "
+                   "earlier or other record ties them"),
       Feature("hist_counterparties_sum", FAMILY, "the parties' conflicts involve {v} different people in all",
-              "各方当事人共与 {v} 人发生过冲突"))
+              "各方当事人共与 {v} 人发生过冲突",
+              note="people met in other records only: a co-party of the scored dispute counts when an "
+                   "earlier or other record ties them"))
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
@@ -59,21 +71,37 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     t = P.t[pt]
     d = P.d[pt]
     # Is the scored dispute itself in this person's dispute history? Then leave it out.
-    at = idx.inc_person.get_indexer(d * SHIFT + person)
+    at = positions(idx.inc_person, d * SHIFT + person)
     own = (d >= 0) & (at >= 0)
     # The scored dispute is in a party's timelines from the party's arrival on it (added_at).
     own_rep = np.where(own, idx.inc_person_t[np.maximum(at, 0)], P.rep[pt])
     # The scored dispute sits in its parties' dispute timeline, and in their danger-text
     # timeline when its own text has danger words; either way it is not "history".
-    own_in: dict[str, np.ndarray] = {"dispute": own, "danger_text": own & idx.inc_danger[np.clip(d, 0, None)]}
+    danger = np.asarray(idx.inc_danger)[np.clip(d, 0, None)]
+    own_in: dict[str, np.ndarray] = {"dispute": own, "danger_text": own & danger}
+    # Its failed mediations sit in each of its parties' failed-mediation timeline (from the
+    # outcome, or the party's arrival): found there by incident, whatever their time.
+    fm = idx.person_events["failed_mediation"]
+    own_rows = np.flatnonzero(own)
+    fo, fpos = fm.expand(person[own_rows], None, t[own_rows])
+    mine = fm.payload["inc"][fpos] == d[own_rows][fo]
+    own_failed_row, own_failed_t = own_rows[fo[mine]], fm.t[fpos][mine]
     out: dict[str, np.ndarray] = {}
+    k = len(person)
     for ev, (wins, _, _) in EVENTS.items():
         tl = idx.person_events[ev]
-        for w in wins:
-            c = tl.count(person, lo_of(t, WINDOWS[w]), t).astype(float)
+        # Every window in one look-up (a window "all" starts at -OFF, before any record).
+        counts = tl.count(np.tile(person, len(wins)), np.concatenate([
+            np.full(k, -OFF) if WINDOWS[w] is None else t - WINDOWS[w] * DAY for w in wins]), np.tile(t, len(wins)))
+        for j, w in enumerate(wins):
+            c = counts[j * k:(j + 1) * k].astype(float)
+            days = WINDOWS[w]
             if ev in own_in:
-                days = WINDOWS[w]
                 c = c - (own_in[ev] & ((days is None) | (own_rep > t - (days or 0) * DAY)))
+            elif ev == "failed_mediation" and len(own_failed_row):
+                inside = own_failed_t > (t[own_failed_row] - days * DAY) if days else \
+                    np.ones(len(own_failed_row), bool)
+                c = c - np.bincount(own_failed_row[inside], minlength=k)[:k]
             out[f"hist_{ev}_{w}_max"] = group_max(n, pt, c)
             out[f"hist_{ev}_{w}_sum"] = group_sum(n, pt, c)
 
@@ -109,7 +137,38 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         before += b
     out["hist_trend_max"] = group_max(n, pt, (recent + 1.0) / (before / 3.0 + 1.0), empty=1.0)
 
-    cp = idx.counterparties.count(person, None, t).astype(float)
+    cp = idx.counterparties.count(person, None, t).astype(float) - _ties_only_from_own(idx, P, pt, person, own)
     out["hist_counterparties_max"] = group_max(n, pt, cp)
     out["hist_counterparties_sum"] = group_sum(n, pt, cp)
+    return out
+
+
+def _ties_only_from_own(idx: HistoryIndex, P: PointSet, pt: np.ndarray, person: np.ndarray,
+                        own: np.ndarray) -> np.ndarray:
+    """Per (point, person) row: co-parties this person is tied to, by as_of, only through
+    the scored dispute itself (no other shared record). Zero for a dispute the history
+    does not hold, which creates no tie there."""
+    out = np.zeros(len(pt))
+    rows = np.flatnonzero(own)
+    if len(rows) < 2:
+        return out
+    r_pt = pt[rows]
+    size = np.searchsorted(r_pt, r_pt, side="right") - np.searchsorted(r_pt, r_pt, side="left")
+    # Every pair of a big dispute too: early arrivals of a large group may still be tied.
+    rows = rows[size >= 2]
+    if len(rows) < 2:
+        return out
+    r_pt = pt[rows]
+    # Rows are sorted by (point, person): every i < j of one point is a pair (a < b).
+    i, j = ragged(np.arange(len(rows)) + 1, np.searchsorted(r_pt, r_pt, side="right"))
+    i, j = rows[i], rows[j]
+    pid = positions(idx.pairs, person[i] * SHIFT + person[j])
+    ev = idx.pair_events
+    owner, pos = ev.expand(pid, None, P.t[pt[i]])
+    is_own = ev.payload["inc"][pos] == P.d[pt[i]][owner]
+    n_all = np.bincount(owner, minlength=len(i))[:len(i)]
+    n_own = np.bincount(owner[is_own], minlength=len(i))[:len(i)]
+    only = (n_own > 0) & (n_all == n_own)
+    np.add.at(out, i[only], 1.0)
+    np.add.at(out, j[only], 1.0)
     return out

@@ -5,11 +5,10 @@ creditor and debtor, ...)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ..contract import RELATIONS
 from .common import group_max, households_at, pack, unique_parties, unpack
-from .index import DAY, SHIFT, HistoryIndex, ragged
+from .index import DAY, SHIFT, HistoryIndex, positions, ragged
 from .points import PointSet
 from .registry import REGISTRY, Feature
 
@@ -19,6 +18,7 @@ INTIMATE = ("spouse", "ex_spouse", "partner")
 # When parties hold several ties, the one reported is the first in this order.
 RELATION_PRIORITY = ("ex_spouse", "spouse", "partner", "creditor_debtor", "landlord_tenant", "employer_employee",
                      "neighbor", "parent_child", "sibling", "relative", "acquaintance", "other")
+_RANK = {k: float(i) for i, k in enumerate(RELATION_PRIORITY)}
 
 
 def register() -> None:
@@ -50,7 +50,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     n = len(P)
     pt, a, b = party_pairs(P)
     t = P.t[pt]
-    pid = idx.pairs.get_indexer(a * SHIFT + b)
+    pid = positions(idx.pairs, a * SHIFT + b)
     ev = idx.pair_events
     own = P.d[pt]
     start, stop = ev.bounds(pid, None, t)
@@ -78,8 +78,8 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     rel = idx.relations
     ro, rpos = rel.expand(a, None, t)
     match = rel.payload["other"][rpos] == b[ro]
-    kinds = pd.Series(rel.payload["relation"][rpos][match])
-    rank = kinds.map({k: i for i, k in enumerate(RELATION_PRIORITY)}).to_numpy(dtype=float)
+    kinds = rel.payload["relation"][rpos][match]
+    rank = np.array([_RANK.get(k, np.nan) for k in kinds.tolist()], dtype=float)
     best = group_max(n, pt[ro[match]], -rank, empty=np.nan)
     out["pair_relation"] = np.where(np.isnan(best), "none",
                                     np.array(RELATION_PRIORITY + ("none",), dtype=object)[

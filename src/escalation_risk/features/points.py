@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..known import outcome_since
-from .index import ALWAYS, SHIFT, HistoryIndex, to_secs, unique_keys
+from .index import ALWAYS, HistoryIndex, positions, to_secs
 
 
 @dataclass
@@ -37,8 +36,9 @@ class PointSet:
     pp_role: np.ndarray
     op_pt: np.ndarray            # organisation parties: point, org number
     op_org: np.ndarray
-    # Mediations and notes given with an online request that the history does not hold yet.
-    extra_mediations: pd.DataFrame = field(default_factory=lambda: _mediations([], [], []))
+    # Mediations and notes given with an online request that the history does not hold yet:
+    # mediations as "pt" (point), "t" (held_at, seconds), "failed", "out_t" (outcome known).
+    extra_mediations: dict[str, np.ndarray] = field(default_factory=lambda: _mediations([], [], []))
     # (point, recorded_at seconds, 0/1 signal matrix) of each note given online.
     extra_notes: tuple[np.ndarray, np.ndarray, np.ndarray] = field(
         default_factory=lambda: _notes([], [], np.zeros((0, 0), np.int8)))
@@ -47,10 +47,10 @@ class PointSet:
         return len(self.t)
 
 
-def _mediations(pt, t, failed, out_t=None) -> pd.DataFrame:
+def _mediations(pt, t, failed, out_t=None) -> dict[str, np.ndarray]:
     t = np.asarray(t, np.int64)
-    return pd.DataFrame({"pt": np.asarray(pt, np.int64), "t": t, "failed": np.asarray(failed, bool),
-                         "out_t": t if out_t is None else np.maximum(np.asarray(out_t, np.int64), t)})
+    return {"pt": np.asarray(pt, np.int64), "t": t, "failed": np.asarray(failed, bool),
+            "out_t": t if out_t is None else np.maximum(np.asarray(out_t, np.int64), t)}
 
 
 def _notes(pt, t, signals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,6 +58,8 @@ def _notes(pt, t, signals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _as_of_array(as_of) -> np.ndarray:
+    if isinstance(as_of, list) and len(as_of) == 1 and isinstance(as_of[0], pd.Timestamp):
+        return np.array([as_of[0].to_datetime64()], dtype="datetime64[ns]")  # one call: no pandas round trip
     return pd.to_datetime(pd.Series(as_of)).to_numpy(dtype="datetime64[ns]")
 
 
@@ -98,61 +100,102 @@ def points_from_history(idx: HistoryIndex, points: pd.DataFrame) -> PointSet:
     )
 
 
-def points_from_records(idx: HistoryIndex, incidents: pd.DataFrame, parties: pd.DataFrame,
-                        as_of, mediations: pd.DataFrame | None = None,
-                        notes: pd.DataFrame | None = None) -> PointSet:
+def _obj(values) -> np.ndarray:
+    """A column (Series, list, array) as an object array, missing values as None."""
+    if isinstance(values, pd.Series):
+        return values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
+    return np.asarray(list(values), dtype=object)
+
+
+def _secs(values, missing: int) -> np.ndarray:
+    """Timestamps as int64 seconds like :func:`to_secs`, without pandas for a handful."""
+    if isinstance(values, pd.Series) or len(values) > 64:
+        return to_secs(values, missing)
+    out = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        out[i] = missing if v is None or v is pd.NaT or (isinstance(v, float) and v != v) else \
+            np.datetime64(pd.Timestamp(v).to_datetime64(), "s").astype(np.int64)
+    return out
+
+
+def _col(rows, name: str, n: int) -> np.ndarray:
+    """A column of a frame or a mapping of columns; all None when absent (an optional column)."""
+    return _obj(rows[name]) if name in rows else np.full(n, None, dtype=object)
+
+
+def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations=None, notes=None) -> PointSet:
     """The online path: disputes given as validated contract rows (one per point).
 
-    ``incidents``, ``parties``, ``mediations`` and ``notes`` have the contract's columns
-    and types (see ``Dataset``'s tables). Parties, mediations and notes refer to the
-    disputes by ``incident_id``. A dispute that is also in the history keeps the
-    history's follow-ups, mediations and notes; those given here are added when new.
-    Parties added, outcomes and notes recorded after a point's as_of are not read.
+    ``incidents``, ``parties``, ``mediations`` and ``notes`` are DataFrames, or mappings
+    of column name to values, with the contract's columns and types (see ``Dataset``'s
+    tables); parties, mediations and notes refer to the disputes by ``incident_id``. The
+    parties count as the batch counts them: a canonical person once per role, people
+    unknown to the history (no record to look up) once per id and role, organisations
+    once. A dispute that is also in the history keeps the history's follow-ups,
+    mediations and notes; those given here are added when new. Parties added, outcomes
+    and notes recorded after a point's as_of are not read.
     """
-    n = len(incidents)
-    ids = incidents["incident_id"].to_numpy(dtype=object)
+    ids = _obj(incidents["incident_id"])
+    n = len(ids)
     as_of = _as_of_array(as_of if np.ndim(as_of) else [as_of] * n)
-    t = to_secs(as_of, ALWAYS)
-    rep = to_secs(incidents["reported_at"], ALWAYS)
+    t = _secs(list(as_of), ALWAYS) if n <= 64 else to_secs(as_of, ALWAYS)
+    rep = _secs(incidents["reported_at"], ALWAYS)
     if (rep > t).any():
         raise ValueError("as_of is before the dispute's reported_at: nothing is known of it then")
-    pt_of = pd.Index(ids)
-    if "added_at" in parties:  # a party added after as_of is not on the dispute yet
-        p_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object))
-        p_added = to_secs(parties["added_at"], ALWAYS)
-        parties = parties[p_added <= t[np.maximum(p_pt, 0)]]
-    is_person = (parties["party_type"] == "person").to_numpy()
-    pp_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object)[is_person]).astype(np.int64)
-    pp_person = idx.person_ints(parties["party_id"].to_numpy(dtype=object)[is_person])
-    roles = parties["role"].astype(object).to_numpy()[is_person]
-    # People unknown to the history still count as parties; they have no record to look up.
-    order = np.argsort(pp_pt, kind="stable")
-    orgs = ~is_person
-    op_pt = pt_of.get_indexer(parties["incident_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
-    op_org = idx.orgs.get_indexer(parties["party_id"].to_numpy(dtype=object)[orgs]).astype(np.int64)
+    pt_of = {d: i for i, d in enumerate(ids)}
+    p_inc, p_id = _obj(parties["incident_id"]), _obj(parties["party_id"])
+    p_type, p_role = _obj(parties["party_type"]), _obj(parties["role"])
+    # A party added after as_of is not on the dispute yet (added_at; null: from the report).
+    p_added = _secs(_col(parties, "added_at", len(p_id)), ALWAYS)
+    is_person = p_type == "person"
+    person = np.full(len(p_id), -1, dtype=np.int64)
+    person[is_person] = idx.person_ints(p_id[is_person])
+    persons: dict[tuple, tuple] = {}
+    orgs: dict[tuple, None] = {}
+    for i in range(len(p_id)):
+        pt = pt_of.get(p_inc[i], -1)
+        if pt < 0 or p_added[i] > t[pt]:
+            continue
+        if is_person[i]:
+            who = person[i] if person[i] >= 0 else ("new", p_id[i])
+            persons.setdefault((pt, who, p_role[i]), (pt, person[i], p_role[i]))
+        else:
+            orgs[(pt, p_id[i])] = None
+    pp = sorted(persons.values(), key=lambda r: r[0])  # stable: by point, in the order given
+    op = sorted(orgs)
+    op_org = idx.org_positions([o for _, o in op])
     ok = op_org >= 0
-    op = unique_keys(op_pt[ok] * SHIFT + op_org[ok])
     extra = _mediations([], [], [])
-    if mediations is not None and len(mediations):
-        new = mediations[idx.med_ids.get_indexer(mediations["mediation_id"].to_numpy(dtype=object)) < 0]
-        extra = _mediations(pt_of.get_indexer(new["incident_id"].to_numpy(dtype=object)),
-                            to_secs(new["held_at"], ALWAYS), (new["outcome"] == "failed").to_numpy(),
-                            to_secs(outcome_since(new), ALWAYS))
+    if mediations is not None and len(mediations["mediation_id"]):
+        m_id, m_inc = _obj(mediations["mediation_id"]), _obj(mediations["incident_id"])
+        new = idx.mediation_positions(m_id) < 0
+        m_pt = np.array([pt_of.get(x, -1) for x in m_inc[new]], dtype=np.int64)
+        ok_m = m_pt >= 0
+        held = _secs(_obj(mediations["held_at"])[new], ALWAYS)
+        # The outcome is known from outcome_at (null: the session itself).
+        out_at = _secs(_col(mediations, "outcome_at", len(m_id))[new], ALWAYS)
+        out_t = np.where(out_at == ALWAYS, held, out_at)
+        extra = _mediations(m_pt[ok_m], held[ok_m], (_obj(mediations["outcome"])[new] == "failed")[ok_m],
+                            out_t[ok_m])
     extra_notes = _notes([], [], np.zeros((0, len(idx.lexicon.signals)), np.int8))
-    if notes is not None and len(notes):
-        new = notes[idx.note_ids.get_indexer(notes["note_id"].to_numpy(dtype=object)) < 0]
-        extra_notes = _notes(pt_of.get_indexer(new["incident_id"].to_numpy(dtype=object)),
-                             to_secs(new["recorded_at"], ALWAYS), idx.lexicon.matrix(new["text"]))
+    if notes is not None and len(notes["note_id"]):
+        n_id, n_inc = _obj(notes["note_id"]), _obj(notes["incident_id"])
+        new = positions(idx.note_ids, n_id) < 0
+        n_pt = np.array([pt_of.get(x, -1) for x in n_inc[new]], dtype=np.int64)
+        texts = list(_obj(notes["text"])[new])
+        extra_notes = _notes(n_pt, _secs(_obj(notes["recorded_at"])[new], ALWAYS),
+                             idx.lexicon.matrix(texts if len(texts) <= 64 else pd.Series(texts, dtype=object)))
     return PointSet(
         dispute_id=ids, as_of=as_of, t=t, d=idx.incident_positions(ids),
-        category=incidents["category"].astype(object).to_numpy(),
-        source=incidents["source"].astype(object).to_numpy(),
-        amount=incidents["amount"].to_numpy(dtype="float64"),
-        rep=rep, occ=to_secs(incidents["occurred_at"], ALWAYS),
-        place=idx.places.get_indexer(incidents["place_id"].to_numpy(dtype=object)),
-        signals=idx.lexicon.matrix(incidents["description"]),
-        pp_pt=pp_pt[order], pp_person=pp_person[order], pp_role=roles[order],
-        op_pt=op // SHIFT, op_org=op % SHIFT,
+        category=_obj(incidents["category"]), source=_obj(incidents["source"]),
+        amount=np.array([np.nan if v is None else v for v in _obj(incidents["amount"])], dtype="float64"),
+        rep=rep, occ=_secs(incidents["occurred_at"], ALWAYS),
+        place=idx.place_positions(_obj(incidents["place_id"])),
+        signals=idx.lexicon.matrix(pd.Series(_obj(incidents["description"]), dtype=object) if n > 64
+                                   else list(_obj(incidents["description"]))),
+        pp_pt=np.array([r[0] for r in pp], dtype=np.int64), pp_person=np.array([r[1] for r in pp], dtype=np.int64),
+        pp_role=np.array([r[2] for r in pp], dtype=object),
+        op_pt=np.array([p for p, _ in op], dtype=np.int64)[ok], op_org=op_org[ok],
         extra_mediations=extra, extra_notes=extra_notes,
     )
 

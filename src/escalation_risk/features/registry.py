@@ -23,6 +23,8 @@ class Feature:
     zh: str
     kind: Literal["count", "number", "flag", "category"] = "count"
     categories: tuple[str, ...] | None = None
+    # What is and is not counted, where a reader could wonder (the scored dispute's own records).
+    note: str = ""
 
     def sentence(self, value, lang: Literal["en", "zh"] = "en") -> str:
         """The readable reason for this feature at ``value`` alone (see
@@ -60,9 +62,9 @@ class Registry:
         return list(self._features)
 
     def table(self) -> pd.DataFrame:
-        """One row per feature: name, family, kind, English and Chinese description."""
-        return pd.DataFrame([{"name": f.name, "family": f.family, "kind": f.kind, "en": f.en, "zh": f.zh}
-                             for f in self])
+        """One row per feature: name, family, kind, English and Chinese description, note."""
+        return pd.DataFrame([{"name": f.name, "family": f.family, "kind": f.kind, "en": f.en, "zh": f.zh,
+                              "note": f.note} for f in self])
 
 
 REGISTRY = Registry()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -10,7 +13,7 @@ from ..artifacts import ModelLoadError, read_model_dir, write_model_dir
 from ..dataset import Dataset
 from ..explain import global_importance, top_reasons
 from ..features import FEATURE_NAMES, build_features
-from ..response import ALERT_LEVELS, assign_levels, choose_plans, compute_trend
+from ..response import ALERT_LEVELS, PLAN_REASONS, assign_levels, choose_plans, compute_trend
 from .calibration import apply_calibrator
 from .metrics import DEFAULT_BUDGETS, Evaluation
 from .points import open_points
@@ -33,6 +36,7 @@ class RiskModel:
         self.feature_names: list[str] = list(manifest["features"]["names"])
         self.thresholds: dict[str, float] = dict(manifest["thresholds"])
         self.version: str = manifest["model_version"]
+        self._codes: dict[str, dict[str, float]] | None = None  # category -> code, built on first use
 
     def __repr__(self) -> str:
         return (f"RiskModel(version={self.version!r}, cutoff={self.manifest.get('cutoff')!r}, "
@@ -66,10 +70,28 @@ class RiskModel:
             M[:, j] = codes
         return M
 
-    def _predict(self, X: pd.DataFrame, **kind) -> np.ndarray:
+    def matrix_from_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """The same matrix as :meth:`_matrix`, from feature columns as
+        :func:`~escalation_risk.features.compute_columns` gives them: no DataFrame, which
+        is most of the cost of one row. Every method taking ``X`` also takes this matrix."""
+        if self._codes is None:
+            self._codes = {c: {v: float(i) for i, v in enumerate(values)}
+                           for c, values in self.manifest["features"]["categories"].items()}
+        n = len(columns[self.feature_names[0]])
+        M = np.empty((n, len(self.feature_names)), dtype=np.float64)
+        for j, c in enumerate(self.feature_names):
+            codes = self._codes.get(c)
+            if codes is None:
+                M[:, j] = columns[c]
+            else:
+                M[:, j] = [codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in columns[c]]
+        return M
+
+    def _predict(self, X: pd.DataFrame | np.ndarray, **kind) -> np.ndarray:
         # One thread for a handful of rows: starting threads costs more than the trees.
         threads = 1 if len(X) < 256 else self.manifest.get("num_threads", 0) or 0
-        return np.asarray(self.booster.predict(self._matrix(X), num_threads=threads, **kind), dtype=float)
+        M = X if isinstance(X, np.ndarray) else self._matrix(X)
+        return np.asarray(self.booster.predict(M, num_threads=threads, **kind), dtype=float)
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         """The booster's log-odds for each row of ``X`` (uncalibrated)."""
@@ -81,6 +103,12 @@ class RiskModel:
         """Calibrated probability of a crime within the horizon (0.2: about one in five)."""
         return apply_calibrator(self.raw_score(X), self.calibrator)
 
+    def contribution_matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """:meth:`contributions` as a bare array (columns: ``feature_names``, then the bias)."""
+        if len(X) == 0:
+            return np.zeros((0, len(self.feature_names) + 1))
+        return self._predict(X, pred_contrib=True)
+
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """TreeSHAP contributions to the log-odds: one column per feature plus ``bias``;
         each row sums to :meth:`raw_score`."""
@@ -88,7 +116,7 @@ class RiskModel:
         if len(X) == 0:
             return pd.DataFrame(columns=cols, dtype=float)
         C = self._predict(X, pred_contrib=True)
-        return pd.DataFrame(C, columns=cols, index=X.index)
+        return pd.DataFrame(C, columns=cols, index=X.index if isinstance(X, pd.DataFrame) else None)
 
     def reasons(self, X: pd.DataFrame, top: int = 3, lang: str = "en") -> list[list[dict]]:
         """Up to ``top`` risk-raising reasons per row (feature, value, contribution, en, zh,
@@ -144,12 +172,14 @@ class RiskModel:
         rows = np.flatnonzero(want)
         if len(rows):
             sub = X.iloc[rows]
-            for i, rs in zip(rows, _reasons_of(self, sub, top_reasons)):
-                en[i] = [r["en"] for r in rs]
-                zh[i] = [r["zh"] for r in rs]
+            # The plan reads PLAN_REASONS reasons however many are displayed.
+            for i, rs in zip(rows, _reasons_of(self, sub, max(top_reasons, PLAN_REASONS))):
+                en[i] = [r["en"] for r in rs[:top_reasons]]
+                zh[i] = [r["zh"] for r in rs[:top_reasons]]
                 feats[i] = [r["feature"] for r in rs]
-        out["reasons"], out["reasons_zh"], out["reason_features"] = en, zh, feats
         out["plan"] = choose_plans(X["category"].astype(object).tolist(), feats, levels)
+        feats = [f[:top_reasons] for f in feats]
+        out["reasons"], out["reasons_zh"], out["reason_features"] = en, zh, feats
         return out[cols]
 
     def evaluate(self, ds: Dataset, points: pd.DataFrame | None = None, *, start=None, end=None,
