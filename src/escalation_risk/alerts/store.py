@@ -523,9 +523,11 @@ class AlertStore:
     """Score history, nightly runs, alerts and their append-only audit trail.
 
     ``url`` is any SQLAlchemy URL: ``sqlite:///out/alerts.db`` (the folder is created),
-    ``sqlite://`` in memory, or ``postgresql+psycopg://...`` in production. The schema
-    is created on first use. Use as a context manager, or call ``dispose``, to release
-    the connection pool.
+    ``sqlite://`` in memory, or ``postgresql+psycopg://...`` in production. An empty
+    database gets the current schema (by the migrations) on first use; a store at an
+    older schema raises :class:`SchemaVersionError` saying to run ``escalation-risk store
+    upgrade`` (see :func:`upgrade_store`). Use as a context manager, or call ``dispose``,
+    to release the connection pool.
     """
 
     def __init__(self, url: str = "sqlite:///alerts.db", *, create: bool = True, timezone: str | None = None) -> None:
