@@ -654,6 +654,9 @@ def test_schema_1_store_is_migrated(store_url):
             event_id=1, alert_id=7, at=at, who="system", event="raised", to_status="raised", owner="system",
             note=""))
     engine.dispose()
+    with pytest.raises(SchemaVersionError, match="escalation-risk store upgrade"):
+        AlertStore(store_url)  # an old store is upgraded on purpose, not on opening
+    store_module.upgrade_store(store_url)
     with AlertStore(store_url) as s:
         assert s.schema_version == SCHEMA_VERSION
         a = s.alert(7)
@@ -740,6 +743,7 @@ def test_a_version_1_store_is_migrated(tmp_path):
             text = str(ddl).replace("\treasons_zh TEXT, \n", "")
             conn.execute(sa.text(text))
     engine.dispose()
+    store_module.upgrade_store(url)
     with AlertStore(url) as s:
         assert s.schema_version == SCHEMA_VERSION
         s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="c" * 64)

@@ -61,7 +61,7 @@ LEVEL_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "�
 TREND_ZH = {"rising": "上升", "steady": "持平", "falling": "下降", "new": "新增"}
 
 # The store's own tables are the store's business; the delivery log lives in its own
-# metadata and is created beside them on first use.
+# metadata, and is created with them by the store's migrations (revision 0004).
 _metadata = sa.MetaData()
 notifications_table = sa.Table(
     "notifications",
@@ -220,7 +220,6 @@ class Notifier:
         self.max_consecutive_failures = max_consecutive_failures
         self._sleep = sleep
         self._clock = clock or (lambda: datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0))
-        _metadata.create_all(store.engine, checkfirst=True)
 
     # -- queueing ---------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """The alert store: score history, nightly runs, alerts and their audit trail.
 
 One SQLAlchemy Core schema behind one URL: SQLite by default (a file, or ``sqlite://``
-in memory), any SQLAlchemy URL (PostgreSQL) in production. The schema is created on
-first use and versioned in ``schema_version``; a store written by a newer version of
-this library is refused rather than silently misread.
+in memory), any SQLAlchemy URL (PostgreSQL) in production. The schema is made and
+changed by Alembic migrations shipped in ``alerts/migrations`` (``upgrade_store``, or
+``escalation-risk store upgrade``). An empty database is brought to the current schema
+on first use; a store at an older schema is refused until it is upgraded (an upgrade
+rewrites tables, so it is the operator's decision, after a backup), and a store written
+by a newer version of this library is refused rather than silently misread.
 
 What the store holds, and what it never holds: dispute ids, model versions, scores,
 the reasons text the scoring layer wrote, and the names of the staff who act on an
@@ -60,13 +63,18 @@ __all__ = [
     "NightConflictError",
     "StoreBusyError",
     "MissingDriverError",
+    "SchemaState",
+    "schema_state",
+    "upgrade_store",
 ]
 
-#: Bump when the tables change, and add the step to ``_MIGRATIONS``.
-#: 2: the input fingerprint of a run, Chinese reasons, the archive of replaced nights.
-#: 3: a ``district`` in every key (a province's districts share one store) and
-#: timezone-aware timestamps.
-SCHEMA_VERSION = 3
+#: The schema this release reads and writes. Each version is one Alembic revision in
+#: ``alerts/migrations/versions`` (revision id ``000N``); bump both together.
+#: 1: the first release. 2: the input fingerprint of a run, Chinese reasons, the archive
+#: of replaced nights. 3: a ``district`` in every key (a province's districts share one
+#: store) and timezone-aware timestamps. 4: the ``notifications`` delivery log.
+SCHEMA_VERSION = 4
+_MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 #: The zone of the naive local times the library reads and hands back (contract: naive
 #: local time); the store itself holds instants (UTC).
@@ -276,50 +284,6 @@ sa.event.listen(
 )
 
 
-
-def _migrate_2_to_3(conn: sa.Connection) -> None:
-    """Schema 2 -> 3: every row gets district '' and its naive local times become instants.
-
-    The keys and the time type change, which SQLite cannot alter in place: the tables
-    are read, dropped and created again (with their triggers) and the rows written
-    back, alert ids and event ids kept.
-    """
-    tables = (scores_table, runs_table, alerts_table, events_table, replaced_runs_table, replaced_scores_table)
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for t in tables:
-        result = conn.execute(sa.text(f"SELECT * FROM {t.name}")).mappings().all()
-        rows[t.name] = [
-            {k: (pd.Timestamp(v).to_pydatetime() if k in _DATETIME_COLUMNS and v is not None else v)
-             for k, v in r.items()}
-            for r in result
-        ]
-    for t in reversed(tables):
-        conn.execute(sa.text(f"DROP TABLE {t.name}"))
-    metadata.create_all(conn, tables=list(tables))
-    for t in tables:
-        if rows[t.name]:
-            conn.execute(sa.insert(t), rows[t.name])
-    if conn.dialect.name == "postgresql":  # serials continue after the ids copied in
-        for t, pk in ((scores_table, "score_id"), (runs_table, "run_id"), (alerts_table, "alert_id"),
-                      (events_table, "event_id"), (replaced_runs_table, "replaced_id"), (replaced_scores_table, "id")):
-            conn.execute(sa.text(
-                f"SELECT setval(pg_get_serial_sequence('{t.name}', '{pk}'), "
-                f"COALESCE((SELECT MAX({pk}) FROM {t.name}), 0) + 1, false)"))
-
-
-# version found -> function(connection) bringing it to version + 1.
-_MIGRATIONS: dict[int, Any] = {2: _migrate_2_to_3}
-
-
-def _migrate_1_to_2(conn: sa.Connection) -> None:
-    """Schema 2: the input fingerprint of a run, Chinese reasons (the archive tables
-    for replaced nights are created by ``create_all``)."""
-    for table, column, kind in (("runs", "input_fingerprint", "VARCHAR(64)"), ("scores", "reasons_zh", "TEXT"),
-                                ("alerts", "reasons_zh", "TEXT")):
-        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
-
-
-_MIGRATIONS[1] = _migrate_1_to_2
 
 _SCORE_COLUMNS = (
     "district", "dispute_id", "as_of", "model_version", "probability", "level", "trend", "delta",
@@ -559,12 +523,18 @@ class AlertStore:
     """Score history, nightly runs, alerts and their append-only audit trail.
 
     ``url`` is any SQLAlchemy URL: ``sqlite:///out/alerts.db`` (the folder is created),
-    ``sqlite://`` in memory, or ``postgresql+psycopg://...`` in production. The schema
-    is created on first use. Use as a context manager, or call ``dispose``, to release
-    the connection pool.
+    ``sqlite://`` in memory, or ``postgresql+psycopg://...`` in production. An empty
+    database gets the current schema (by the migrations) on first use; a store at an
+    older schema raises :class:`SchemaVersionError` saying to run ``escalation-risk store
+    upgrade`` (see :func:`upgrade_store`). Use as a context manager, or call ``dispose``,
+    to release the connection pool.
     """
 
     def __init__(self, url: str = "sqlite:///alerts.db", *, create: bool = True, timezone: str | None = None) -> None:
+        self._connect(url, create=create, timezone=timezone)
+        self._ensure_schema()
+
+    def _connect(self, url: str, *, create: bool, timezone: str | None) -> None:
         self._lock_depth: dict[str, int] = {}
         self._thread_locks: dict[str, threading.Lock] = {}
         self.url = sa.make_url(url)
@@ -590,7 +560,6 @@ class AlertStore:
             # own transaction handling is replaced by ours (see _sqlite_begin).
             sa.event.listen(self.engine, "connect", _sqlite_foreign_keys)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
-        self._ensure_schema()
 
     def __repr__(self) -> str:
         return f"AlertStore({_url_for_messages(self.url)!r})"
@@ -612,31 +581,16 @@ class AlertStore:
 
     def _ensure_schema(self) -> None:
         with self.engine.begin() as conn:
-            found = None
-            if sa.inspect(conn).has_table("schema_version"):
-                found = conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
-            if found is not None and found > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"alert store {_url_for_messages(self.url)} has schema version {found}, "
-                    f"newer than this escalation_risk understands ({SCHEMA_VERSION}); "
-                    "upgrade escalation_risk instead of writing to it"
-                )
-            metadata.create_all(conn)
-            if found is None:
-                conn.execute(
-                    sa.insert(schema_version_table).values(version=SCHEMA_VERSION, applied_at=_now(None))
-                )
+            state = _read_state(conn, self.url)
+            if state.empty:  # a new store: made by the migrations, the one path to every schema
+                _run_migrations(conn, state)
                 return
-            while found < SCHEMA_VERSION:
-                step = _MIGRATIONS.get(found)
-                if step is None:
-                    raise SchemaVersionError(
-                        f"alert store {_url_for_messages(self.url)} has schema version "
-                        f"{found}; no migration to {found + 1} is known"
-                    )
-                step(conn)
-                found += 1
-                conn.execute(sa.insert(schema_version_table).values(version=found, applied_at=_now(None)))
+        if not state.up_to_date:
+            raise SchemaVersionError(
+                f"alert store {_url_for_messages(self.url)} is at schema version {state.version}, this "
+                f"escalation_risk needs {SCHEMA_VERSION}: back it up, then run "
+                f"`escalation-risk store upgrade --store {_url_for_messages(self.url)}`"
+            )
 
     @property
     def schema_version(self) -> int:
@@ -1152,6 +1106,107 @@ class AlertStore:
         query = sa.select(runs_table).order_by(runs_table.c.as_of, runs_table.c.district, runs_table.c.run_id)
         with self.engine.connect() as conn:
             return _frame(conn.execute(query), _RUN_COLUMNS)
+
+
+# ---------------------------------------------------------------------------
+# the schema: Alembic revisions 0001..000N are schema versions 1..N
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a store's schema stands: ``version`` (None for an empty database), the
+    Alembic ``revision`` (None for a store made before Alembic, or an empty one)."""
+
+    url: str
+    version: int | None
+    revision: str | None
+
+    @property
+    def empty(self) -> bool:
+        """No store here yet: the migrations will make one."""
+        return self.version is None and self.revision is None
+
+    @property
+    def up_to_date(self) -> bool:
+        """At the schema this release reads and writes."""
+        return self.version == SCHEMA_VERSION and self.revision == _revision(SCHEMA_VERSION)
+
+    def __str__(self) -> str:
+        if self.empty:
+            return f"{self.url}: empty (the first use creates schema version {SCHEMA_VERSION})"
+        where = f"revision {self.revision}" if self.revision else "made before Alembic migrations"
+        status = ("up to date" if self.up_to_date else
+                  f"needs `escalation-risk store upgrade --store {self.url}`" if (self.version or 0) < SCHEMA_VERSION
+                  else "newer than this escalation_risk")
+        return f"{self.url}: schema version {self.version} ({where}); this release: {SCHEMA_VERSION}, {status}"
+
+
+def _revision(version: int) -> str:
+    return f"{version:04d}"
+
+
+def _read_state(conn: sa.Connection, url: sa.URL) -> SchemaState:
+    """The store's schema state; a newer store than this release knows is refused here."""
+    names = set(sa.inspect(conn).get_table_names())
+    version = revision = None
+    if "schema_version" in names:
+        version = conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
+    if "alembic_version" in names:
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    known = {_revision(v) for v in range(1, SCHEMA_VERSION + 1)}
+    if (version is not None and version > SCHEMA_VERSION) or (revision is not None and revision not in known):
+        raise SchemaVersionError(
+            f"alert store {_url_for_messages(url)} has schema version {version}, newer than this "
+            f"escalation_risk understands ({SCHEMA_VERSION}; Alembic revision {revision}, this release knows "
+            f"up to {_revision(SCHEMA_VERSION)}); "
+            "upgrade escalation_risk instead of writing to it"
+        )
+    return SchemaState(_url_for_messages(url), version, revision)
+
+
+def _run_migrations(conn: sa.Connection, state: SchemaState) -> None:
+    """Bring the store on ``conn`` to the head revision, in the caller's transaction."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()  # built here: users need no alembic.ini
+    config.set_main_option("script_location", str(_MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    if state.revision is None and state.version is not None:
+        # A store made before Alembic: its schema_version says which revision it is at.
+        command.stamp(config, _revision(state.version))
+    command.upgrade(config, "head")
+
+
+def schema_state(url: str) -> SchemaState:
+    """The schema state of the store at ``url``, without changing it."""
+    store = AlertStore.__new__(AlertStore)
+    store._connect(url, create=False, timezone=None)
+    try:
+        with store.engine.connect() as conn:
+            return _read_state(conn, store.url)
+    finally:
+        store.dispose()
+
+
+def upgrade_store(url: str, *, timezone: str | None = None) -> tuple[SchemaState, SchemaState]:
+    """Bring the store at ``url`` to this release's schema, in one transaction; returns
+    the states before and after. Back the store up first: tables are rewritten.
+
+    ``timezone`` is the zone of the naive local times a store before schema 3 holds
+    (default: $ESCALATION_RISK_TIMEZONE, else Asia/Shanghai).
+    """
+    store = AlertStore.__new__(AlertStore)
+    store._connect(url, create=True, timezone=timezone)
+    try:
+        with store.engine.begin() as conn:
+            before = _read_state(conn, store.url)
+            if not before.up_to_date:
+                _run_migrations(conn, before)
+        with store.engine.connect() as conn:
+            return before, _read_state(conn, store.url)
+    finally:
+        store.dispose()
 
 
 # ---------------------------------------------------------------------------

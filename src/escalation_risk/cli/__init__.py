@@ -47,7 +47,8 @@ def _register() -> None:
     main.add_command(keygen)
     for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",)),
                           ("governance", ("governance",)), ("drift", ("drift",)),
-                          ("briefing", ("briefing",)), ("cases", ("cases",)), ("plans", ("plans_report",))):
+                          ("briefing", ("briefing",)), ("cases", ("cases",)), ("plans", ("plans_report",)),
+                          ("store", ("store",))):
         mod = importlib.import_module(f"{__name__}.{module}")
         for n in names:
             main.add_command(getattr(mod, n))
