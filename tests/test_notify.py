@@ -19,10 +19,10 @@ from escalation_risk.alerts.notify import (
     TIMESTAMP_HEADER,
     Notifier,
     Webhook,
-    mask_identifiers,
     verify_signature,
 )
 from escalation_risk.cli.alerts import alerts as alerts_cli
+from escalation_risk.masking import mask_identifiers
 
 SECRET = b"test-webhook-secret-not-for-production"
 NIGHT1 = pd.Timestamp("2025-06-30")
@@ -196,10 +196,10 @@ def test_no_personal_data_in_any_body(store, receiver):
     assert not re.search(r"(?<!\d)\d{17}[\dXx](?!\d)", bodies)
 
 
-def test_mask_identifiers():
-    assert mask_identifiers("call 13812345678 now") == "call 138****5678 now"
-    assert mask_identifiers("id 11010119800101123X.") == "id 110***********123X."
-    assert mask_identifiers("138-1234-5678") == "138****5678"
+def test_messages_use_the_shared_masking():
+    assert mask_identifiers("call 13812345678 now") == "call [phone] now"
+    assert mask_identifiers("id 11010119800101123X.") == "id [id number]."
+    assert mask_identifiers("138-1234-5678") == "[phone]"
     assert mask_identifiers("amount 20000 yuan, 3 calls") == "amount 20000 yuan, 3 calls"
 
 

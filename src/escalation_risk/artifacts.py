@@ -63,16 +63,8 @@ def resolve_signing_key(key: str | bytes | os.PathLike[str] | None = None) -> by
     """The model signing key: the argument (a key or a key file's path), else
     ``$ESCALATION_RISK_SIGNING_KEY``, else the file in ``$ESCALATION_RISK_SIGNING_KEY_FILE``,
     else None (models are then neither signed nor checked for a signature)."""
-    from .pseudonym_keys import check_key, read_key_file
-    if isinstance(key, os.PathLike):
-        return read_key_file(key)
-    if key is not None:
-        return check_key(key.encode() if isinstance(key, str) else bytes(key), "the signing_key argument")
-    env = os.environ.get(SIGNING_KEY_ENV)
-    if env is not None:
-        return check_key(env.strip().encode(), f"${SIGNING_KEY_ENV}")
-    path = os.environ.get(SIGNING_KEY_FILE_ENV)
-    return read_key_file(path) if path else None
+    from .pseudonym_keys import find_key
+    return find_key(key, argument="signing_key", env=SIGNING_KEY_ENV, file_env=SIGNING_KEY_FILE_ENV)
 
 
 def _signature(key: bytes, manifest_bytes: bytes) -> str:

@@ -66,22 +66,31 @@ def read_key_file(path: str | os.PathLike[str]) -> bytes:
     return check_key(text, f"file {p}")
 
 
+def find_key(key: str | bytes | os.PathLike[str] | None, *, argument: str, env: str, file_env: str
+             ) -> bytes | None:
+    """A key from, in order: the argument (a key, or a ``Path`` to a key file), the
+    environment variable ``env``, the file named by ``file_env``; None when none is set.
+    Every key found is checked for strength."""
+    if isinstance(key, os.PathLike):
+        return read_key_file(key)
+    if key is not None:
+        return check_key(key.encode() if isinstance(key, str) else bytes(key), f"the {argument} argument")
+    value = os.environ.get(env)
+    if value is not None:
+        return check_key(value.strip().encode(), f"${env}")
+    path = os.environ.get(file_env)
+    return read_key_file(path) if path else None
+
+
 def resolve_pseudonym_key(key: str | bytes | os.PathLike[str] | None = None) -> bytes:
     """The HMAC key: the argument (a key, or a ``Path`` to a key file), else
     ``$ESCALATION_RISK_PSEUDONYM_KEY``, else the file named by
     ``$ESCALATION_RISK_PSEUDONYM_KEY_FILE``; raise :class:`PseudonymKeyError` when
     there is none or it is too weak. Nothing falls back to a default."""
-    if isinstance(key, os.PathLike):
-        return read_key_file(key)
-    if key is not None:
-        return check_key(key.encode() if isinstance(key, str) else bytes(key), "the pseudonym_key argument")
-    env = os.environ.get(KEY_ENV)
-    if env is not None:
-        return check_key(env.strip().encode(), f"${KEY_ENV}")
-    path = os.environ.get(KEY_FILE_ENV)
-    if path:
-        return read_key_file(path)
-    raise PseudonymKeyError(f"no pseudonym key: neither {KEY_ENV} nor {KEY_FILE_ENV} is set; {_HOW}")
+    found = find_key(key, argument="pseudonym_key", env=KEY_ENV, file_env=KEY_FILE_ENV)
+    if found is None:
+        raise PseudonymKeyError(f"no pseudonym key: neither {KEY_ENV} nor {KEY_FILE_ENV} is set; {_HOW}")
+    return found
 
 
 def generate_key_file(path: str | os.PathLike[str]) -> Path:

@@ -26,7 +26,7 @@ captured message cannot be replayed later).
 
 Bodies carry the pseudonymous dispute id, level, trend, probability, reasons, plan, due
 time and owner: never a name, id number, phone, description or note. Reasons are the
-registry's sentences and pass through :func:`mask_identifiers` all the same.
+registry's sentences and pass through :func:`~escalation_risk.masking.mask_identifiers` all the same.
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from ..masking import mask_identifiers
 from ..response import PLANS
 from .lifecycle import ACTIVE_STATUSES, LEVEL_RANK
 from .store import AlertStore
 
-__all__ = ["Webhook", "Notifier", "DeliveryReport", "sign", "verify_signature", "mask_identifiers",
+__all__ = ["Webhook", "Notifier", "DeliveryReport", "sign", "verify_signature",
            "SHAPES", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "notifications_table"]
 
 SIGNATURE_HEADER = "X-Escalation-Risk-Signature"
@@ -81,20 +82,6 @@ notifications_table = sa.Table(
     sa.Column("delivered_at", sa.DateTime, nullable=True),
     sa.Index("ix_notifications_status", "status"),
 )
-
-_ID_LIKE = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
-_PHONE_LIKE = re.compile(r"(?<!\d)1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?!\d)")
-
-
-def mask_identifiers(text: str) -> str:
-    """``text`` with id-number-like and mobile-like digit runs masked (``110***********1234``)."""
-    def _mask(m: re.Match[str]) -> str:
-        s = m.group(0)
-        digits = re.sub(r"[\s-]", "", s)
-        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-
-    return _PHONE_LIKE.sub(_mask, _ID_LIKE.sub(_mask, str(text)))
-
 
 def _utc_naive(value: Any) -> datetime:
     """A naive UTC datetime (the store's instants may come back aware or naive)."""
