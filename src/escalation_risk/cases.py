@@ -41,13 +41,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .artifacts import sha256_file
-from .dataset import Dataset, validate_rows
+from .dataset import Dataset, as_records, validate_rows
 from .explain import top_reasons
 from .features import build_features, compute_features, history_index, points_from_records
 from .labels import DEFAULT_HORIZON_DAYS, data_end
@@ -491,17 +490,6 @@ def similar_cases(model: RiskModel, ds: Dataset, dispute_id: str, as_of, k: int 
                    same_category_first)
 
 
-def _rows(rows: Mapping | Iterable[Mapping] | pd.DataFrame, what: str, **defaults: Any) -> list[dict]:
-    if isinstance(rows, pd.DataFrame):
-        rows = rows.to_dict("records")
-    elif isinstance(rows, Mapping):
-        rows = [rows]
-    out = list(rows)
-    if not all(isinstance(r, Mapping) for r in out):
-        raise TypeError(f"{what} must be a dict or a list of dicts in the contract's columns")
-    return [{**defaults, **r} for r in out]
-
-
 def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,
                        parties: Iterable[Mapping] | pd.DataFrame, *, mediations: Iterable[Mapping] | pd.DataFrame = (),
                        as_of=None, k: int = 10, index: CaseIndex | None = None,
@@ -510,13 +498,13 @@ def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,
     (as :meth:`Scorer.score_dispute` takes it), against the disputes of ``history``."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    inc = _rows(dispute, "dispute", kind="dispute")
+    inc = as_records(dispute, "dispute", kind="dispute")
     if len(inc) != 1:
         raise ValueError("similar cases are found for exactly one dispute")
     inc_df = validate_rows("incidents", inc)
     did = inc_df.loc[0, "incident_id"]
-    parts = validate_rows("incident_parties", _rows(parties, "parties", incident_id=did))
-    meds = _rows(mediations, "mediations", incident_id=did)
+    parts = validate_rows("incident_parties", as_records(parties, "parties", incident_id=did))
+    meds = as_records(mediations, "mediations", incident_id=did)
     med_df = validate_rows("mediations", meds) if meds else None
     when = pd.Timestamp.now().floor("s") if as_of is None else pd.Timestamp(as_of)
     idx = history_index(history)

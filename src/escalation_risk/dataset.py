@@ -38,7 +38,7 @@ import hmac
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -782,6 +782,19 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
         problems.append((row, col.name, v, "not a boolean (true/false/1/0)"))
         return None
     raise AssertionError(kind)
+
+
+def as_records(rows: Mapping | Iterable[Mapping] | pd.DataFrame, what: str, **defaults) -> list[dict]:
+    """Plain dicts from a service request's dict, list of dicts or DataFrame; ``defaults``
+    fill absent keys (e.g. the dispute's ``incident_id`` on its parties)."""
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.to_dict("records")
+    elif isinstance(rows, Mapping):
+        rows = [rows]
+    out = list(rows)
+    if not all(isinstance(r, Mapping) for r in out):
+        raise TypeError(f"{what} must be a dict or a list of dicts in the contract's columns")
+    return [{**defaults, **r} for r in out]
 
 
 def parse_records(name: str, records: list[dict], *, pseudonym_key: str | bytes | None = None

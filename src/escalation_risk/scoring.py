@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import TABLES
-from .dataset import Dataset, DataValidationError, load_dataset, parse_records
+from .dataset import Dataset, DataValidationError, as_records, load_dataset, parse_records
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.index_append import append_to_index
@@ -62,18 +62,6 @@ class RiskAssessment:
         d = asdict(self)
         d["as_of"] = self.as_of.isoformat()
         return d
-
-
-def _records(rows: Mapping | Iterable[Mapping] | pd.DataFrame, what: str, **defaults) -> list[dict]:
-    """Plain dicts from a dict, a list of dicts or a DataFrame; ``defaults`` fill absent keys."""
-    if isinstance(rows, pd.DataFrame):
-        rows = rows.to_dict("records")
-    elif isinstance(rows, Mapping):
-        rows = [rows]
-    rows = list(rows)
-    if not all(isinstance(r, Mapping) for r in rows):
-        raise TypeError(f"{what} must be a dict or a list of dicts in the contract's columns")
-    return [{**defaults, **r} for r in rows]
 
 
 def _problem(table: str, column: str, value, reason: str, row: int | None = 0) -> DataValidationError:
@@ -113,21 +101,21 @@ def parse_request(dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame,
     """Validate one call's dicts as a file's rows would be (same checks, same messages),
     plus what only a call can get wrong: no party, rows of another dispute, an ``as_of``
     that does not parse or comes before the dispute's ``reported_at``."""
-    inc = _records(dispute, "dispute", kind="dispute")
+    inc = as_records(dispute, "dispute", kind="dispute")
     if len(inc) != 1:
         raise ValueError("score_dispute takes exactly one dispute")
     incident = parse_records("incidents", inc)
     if incident["kind"][0] != "dispute":
         raise _problem("incidents", "kind", incident["kind"][0], "score_dispute scores disputes only")
     did = incident["incident_id"][0]
-    rows = _records(parties, "parties", incident_id=did)
+    rows = as_records(parties, "parties", incident_id=did)
     if not rows:
         raise _problem("incident_parties", "party_id", None, "a dispute needs at least one party; none given",
                        row=None)
     prs = parse_records("incident_parties", rows)
-    meds = _records(mediations, "mediations", incident_id=did)
+    meds = as_records(mediations, "mediations", incident_id=did)
     med = parse_records("mediations", meds) if meds else None
-    given_notes = _records(notes, "notes", incident_id=did)
+    given_notes = as_records(notes, "notes", incident_id=did)
     note_cols = parse_records("incident_notes", given_notes) if given_notes else None
     for table, cols in (("incident_parties", prs), ("mediations", med), ("incident_notes", note_cols)):
         for i, v in enumerate(cols["incident_id"] if cols else ()):
@@ -265,6 +253,7 @@ class Scorer:
                       mediations: Iterable[Mapping] | pd.DataFrame = (), as_of=None, k: int = 10) -> pd.DataFrame:
         """The ``k`` past disputes of the history most like this one (see :mod:`.cases`)."""
         from .cases import similar_to_records
+
         return similar_to_records(self.model, self.history, dispute, parties, mediations=mediations,
                                   as_of=as_of, k=k)
 
@@ -274,7 +263,7 @@ class Scorer:
         The new rows are validated like a file against the history's ids and
         references; on error nothing changes.
         """
-        frames = {name: rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(_records(rows, name))
+        frames = {name: rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(as_records(rows, name))
                   for name, rows in tables.items()}
         with self._lock:
             state = self._state
