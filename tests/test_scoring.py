@@ -328,7 +328,7 @@ def test_a_new_dispute_of_known_people(small_district, scorer):
     assert 0 <= a.probability <= 1 and a.dispute_id == "NEW-1"
     calm = scorer.score_dispute({**dispute, "description": "债务纠纷"}, parties, as_of="2025-06-30")
     assert calm.probability <= a.probability
-    assert a.to_dict()["as_of"] == "2025-06-30T00:00:00"
+    assert a.to_dict()["as_of"] == "2025-06-30T23:59:59.999999"  # a date naming a moment: its end (clock)
 
 
 def test_add_appends_history_without_reload(small_model, small_district):

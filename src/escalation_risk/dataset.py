@@ -37,7 +37,6 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ import pandera.pandas as pandera_pa
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import normalize
+from . import clock, normalize
 from .contract import (
     ATTRIBUTE_CODES,
     CONTRACT_1_1,
@@ -189,7 +188,9 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
         return _as_str(raw).str.lower(), None
     if kind == "timestamp":
         if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-            out = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
+            # An aware column (Parquet with a zone) is converted to the zone, never stripped.
+            out = raw.dt.tz_convert(clock.zone()).dt.tz_localize(None) \
+                if getattr(raw.dt, "tz", None) is not None else raw
             return out.astype("datetime64[ns]"), None
         text = _as_str(raw)
         out, bad = _parse_timestamps(text)
@@ -226,36 +227,12 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
 
 # The documented forms: ISO 8601 dates and date-times (``T`` or a space before the time),
 # and the same with ``/`` between the date's parts as Chinese systems often export. An
-# offset (``+08:00``, ``Z``) is dropped: the contract's times are naive local times.
-TIMESTAMP_FORMATS = "2024-03-05, 2024-03-05T14:20:00, 2024-03-05 14:20 or 2024/03/05"
+# offset (``+08:00``, ``Z``) is converted to the zone: the contract's times are naive local times.
+TIMESTAMP_FORMATS = "2024-03-05, 2024-03-05T14:20:00, 2024-03-05 14:20 or 2024/03/05 (an offset is converted)"
 BAD_TIMESTAMP = f"not an ISO 8601 timestamp (documented forms: {TIMESTAMP_FORMATS})"
-_TS_PATTERN = (r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})"
-               r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
-_TS_RE = re.compile(_TS_PATTERN)
-_OFFSET = r"([T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(?:Z|[+-]\d{2}(?::?\d{2})?)$"
-
-
-def _parse_timestamps(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse strings in the documented forms: (timestamps, bad mask)."""
-    ok = text.str.fullmatch(_TS_PATTERN).fillna(False).astype(bool)
-    # Drop any offset and put dashes in the date, then one vectorised ISO parse.
-    clean = text.where(ok).str.replace(_OFFSET, r"\1", regex=True).str.replace("/", "-", regex=False)
-    out = pd.to_datetime(clean, format="ISO8601", errors="coerce").astype("datetime64[ns]")
-    bad = text.notna() & out.isna()
-    return out, bad
-
-
-def _parse_timestamp(v: str) -> pd.Timestamp | None:
-    """One string in a documented form, or None (the record engine's twin of the above)."""
-    m = _TS_RE.fullmatch(v)
-    if m is None:
-        return None
-    y, _, mo, d, h, mi, sec = m.groups()
-    try:
-        return pd.Timestamp(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0)) \
-            if "." not in v else pd.Timestamp(re.sub(_OFFSET, r"\1", v).replace("/", "-"))
-    except ValueError:
-        return None
+# One reading of recorded times for both engines: the kernel's (offsets converted, never dropped).
+_parse_timestamps = clock.parse_series
+_parse_timestamp = clock.parse_one
 
 
 def _bad(table: str, col: Column, raw: pd.Series, bad: pd.Series, reason: str) -> pd.DataFrame | None:

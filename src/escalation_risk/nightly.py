@@ -23,11 +23,9 @@ One night, end to end:
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +34,10 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import clock
 from .alerts import AlertStore, NightSummary
 from .alerts.notify import DeliveryReport, Notifier, Webhook
+from .clock import end_of_day
 from .dataset import Dataset, load_dataset
 from .drift import DriftReport, check_night
 from .model import RiskModel, load_model, open_points
@@ -45,7 +45,6 @@ from .model import RiskModel, load_model, open_points
 log = logging.getLogger(__name__)
 
 DEFAULT_STALE_DAYS = 7
-_DATE_ONLY = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 
 
 class StaleDataError(ValueError):
@@ -53,30 +52,9 @@ class StaleDataError(ValueError):
 
 
 def resolve_night(as_of: Any) -> pd.Timestamp:
-    """The exact moment a night stands for: a date (``"2025-06-30"`` or a
-    ``datetime.date``) is the end of that day, 23:59:59.999999, so everything reported
-    on it is scored; a date-time (a string with a time, a ``datetime``, a Timestamp)
-    is that moment."""
-    if isinstance(as_of, str):
-        text = as_of.strip()
-        try:
-            ts = pd.Timestamp(text)
-        except (TypeError, ValueError):
-            raise ValueError(f"not a date or date-time: {as_of!r} (expected 2025-06-30 or 2025-06-30T18:00)") \
-                from None
-        if pd.isna(ts):
-            raise ValueError(f"not a date or date-time: {as_of!r}")
-        if ts.tzinfo is not None:
-            raise ValueError(f"{as_of!r} has a time zone; give naive local time like the data")
-        return end_of_day(ts) if _DATE_ONLY.fullmatch(text) else ts
-    if isinstance(as_of, _dt.date) and not isinstance(as_of, _dt.datetime):
-        return end_of_day(pd.Timestamp(as_of))
-    return pd.Timestamp(as_of)
-
-
-def end_of_day(ts: pd.Timestamp) -> pd.Timestamp:
-    """The last microsecond of ``ts``'s day (microseconds: what SQL stores keep)."""
-    return ts.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    """The exact moment a night stands for, by the one rule (:func:`escalation_risk.clock.to_moment`):
+    a date is the end of that day, a date-time that moment, an offset converted to the zone."""
+    return clock.to_moment(as_of, what="night")
 
 
 def newest_record(ds: Dataset) -> pd.Timestamp | None:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from . import clock
 from .contract import TABLES
 from .dataset import Dataset, DataValidationError, as_records, load_dataset, parse_records
 from .explain import top_reasons as _top_reasons
@@ -71,17 +72,14 @@ def _problem(table: str, column: str, value, reason: str, row: int | None = 0) -
 
 
 def _parse_as_of(as_of) -> pd.Timestamp:
-    """The moment to score at, as the contract reads a timestamp (ISO 8601, naive local time)."""
+    """The moment to score at, by the one rule (a date: its end; an offset converted; none: now in the zone)."""
     if as_of is None:
-        return pd.Timestamp.now().floor("s")
+        return clock.now().floor("s")
     try:
-        ts = pd.to_datetime(as_of.strip(), format="ISO8601") if isinstance(as_of, str) else pd.Timestamp(as_of)
-    except (ValueError, TypeError, OverflowError):
-        ts = pd.NaT
-    if ts is pd.NaT or not isinstance(ts, pd.Timestamp):
+        return clock.to_moment(as_of, what="as_of")
+    except clock.MomentError:
         raise _problem("score_dispute", "as_of", as_of if isinstance(as_of, str) else type(as_of).__name__,
-                       "not an ISO 8601 timestamp", row=None)
-    return ts.tz_localize(None) if ts.tzinfo is not None else ts
+                       "not an ISO 8601 timestamp", row=None) from None
 
 
 @dataclass(frozen=True)

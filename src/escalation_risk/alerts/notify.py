@@ -40,12 +40,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
+from .. import clock as _clock
 from ..masking import mask_identifiers
 from ..response import PLANS
 from .lifecycle import ACTIVE_STATUSES, LEVEL_RANK
@@ -206,7 +207,8 @@ class Notifier:
         self.backoff_s = backoff_s
         self.max_consecutive_failures = max_consecutive_failures
         self._sleep = sleep
-        self._clock = clock or (lambda: datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0))
+        # The kernel's clock: naive local time in the store's zone, like every time the store keeps.
+        self._clock = clock or (lambda: _clock.now().floor("s").to_pydatetime())
 
     # -- queueing ---------------------------------------------------------------
 

@@ -21,7 +21,6 @@ DataFrames and imports nothing from the model, scoring or nightly modules.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import zlib
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from .. import clock
 from ..masking import mask_identifiers
 from .lifecycle import (
     ACTIVE_STATUSES,
@@ -78,8 +78,8 @@ _MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 #: The zone of the naive local times the library reads and hands back (contract: naive
 #: local time); the store itself holds instants (UTC).
-TIMEZONE_ENV = "ESCALATION_RISK_TIMEZONE"
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+TIMEZONE_ENV = clock.TIMEZONE_ENV
+DEFAULT_TIMEZONE = clock.DEFAULT_TIMEZONE
 
 # One advisory lock key for "recording a night" in a PostgreSQL store.
 _PG_LOCK_KEY = 0x65725F6E69676874  # "er_night"
@@ -392,7 +392,8 @@ def _timestamp(value: Any, name: str) -> datetime:
 
 
 def _now(at: Any, name: str = "at") -> datetime:
-    return datetime.now().replace(microsecond=0) if at is None else _timestamp(at, name)
+    """``at``, or now in the configured zone (the kernel's clock, never the host's local time)."""
+    return clock.now().floor("s").to_pydatetime() if at is None else _timestamp(at, name)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -538,7 +539,7 @@ class AlertStore:
         self._lock_depth: dict[str, int] = {}
         self._thread_locks: dict[str, threading.Lock] = {}
         self.url = sa.make_url(url)
-        self.timezone = ZoneInfo(timezone or os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE)
+        self.timezone = clock.zone(timezone)
         sqlite = self.url.get_backend_name() == "sqlite"
         if sqlite:
             db = self.url.database
