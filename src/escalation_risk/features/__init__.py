@@ -21,8 +21,20 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
-from . import (after_mediation, circle, dispute, history, household, network, organization, pair, people, place,
-               text_model, velocity)
+from . import (
+    after_mediation,
+    circle,
+    dispute,
+    history,
+    household,
+    network,
+    organization,
+    pair,
+    people,
+    place,
+    text_model,
+    velocity,
+)
 from .index import HistoryIndex, history_index
 from .lexicon import Lexicon, load_lexicon
 from .points import PointSet, points_from_history, points_from_records

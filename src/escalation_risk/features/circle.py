@@ -47,8 +47,8 @@ def register() -> None:
                 note="counterparts of earlier records only, a suspect in a criminal case after the tie and "
                      "before as_of"),
         Feature("circle_counterparts_offended_share", FAMILY,
-                "share of a party's earlier counterparts who later offended: {v}",
-                "当事人此前的冲突对象中后来涉嫌犯罪的比例 {v}", "number",
+                "share of a party's earlier counterparts who later offended: {v}%",
+                "当事人此前的冲突对象中后来涉嫌犯罪的比例 {v}%", "number",
                 note="counterparts of earlier records only, a suspect in a criminal case after the tie and "
                      "before as_of"),
     )
@@ -100,6 +100,6 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     n_cp = np.bincount(co, minlength=k)[:k].astype(float)
     n_off = np.bincount(co[offended], minlength=k)[:k].astype(float)
     out["circle_counterparts_offended"] = group_max(n, pt, n_off)
-    share = np.where(n_cp > 0, n_off / np.maximum(n_cp, 1.0), -np.inf)
+    share = np.where(n_cp > 0, 100.0 * n_off / np.maximum(n_cp, 1.0), -np.inf)  # a percentage
     out["circle_counterparts_offended_share"] = group_max(n, pt, share, empty=np.nan)
     return out
