@@ -66,8 +66,8 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
             ("no party has recent records", "各方当事人近期均无记录"),
             (f"a party's recent records weigh {{x}} (each counts half after {h} days)",
              f"有一方当事人近期记录强度为 {{x}}（每 {h} 天减半）"))
-    S["vel_pair_last_gap_min"] = gap("the same parties'", "双方", "the parties do not have two earlier records together",
-                                     "双方此前共同记录不足两条")
+    S["vel_pair_last_gap_min"] = gap("the same parties'", "双方",
+                                     "the parties do not have two earlier records together", "双方此前共同记录不足两条")
     S["vel_pair_intensity_30d_max"] = number(
         ("how recent the parties' shared records are is not known", "双方近期冲突强度不详"),
         ("the parties have no recent records together", "双方近期没有共同记录"),

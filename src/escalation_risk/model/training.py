@@ -95,6 +95,9 @@ PARAM_GRID: list[dict[str, Any]] = [
     {"num_leaves": 31, "min_data_in_leaf": 20, "lambda_l2": 1.0, "feature_fraction": 0.6},
 ]
 
+# See BENCHMARKS.md, "Does each family earn its place".
+FAMILIES_OFF: tuple[str, ...] = ()
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "rescore_every_days": None,     # also re-score open disputes every N days (None: report time only)
     "max_rescores": 12,             # at most this many later moments per dispute
@@ -118,6 +121,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "shared_party": True,           # label: a shared person party suffices
     "ece_bins": 10,
     "text_model_folds": 5,          # the text model's scores for training come from this many folds (by dispute)
+    # Feature families left out unless asked for ([]: all): those whose ablation on fresh
+    # districts (benchmarks/ablation.py) showed no gain on any seed stay behind this setting.
+    "families_off": list(FAMILIES_OFF),
 }
 
 
@@ -300,7 +306,7 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
                          f"({int(y.sum())} escalated of {len(y)} labelled examples); choose a later cutoff")
     periods["folds"] = [periods["folds"][k] for k in kept]
     folds = [folds[k] for k in kept]
-    dropped = REGISTRY.excluded(exclude)
+    dropped = REGISTRY.excluded(list(exclude or []) + list(cfg["families_off"] or []))
     names = [n for n in feature_names(lexicon) if n not in dropped]
     X = build_features(known, points, lexicon=lexicon)
     text: TextModel | None = None
@@ -369,7 +375,9 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
         "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "cutoff": cutoff, "seed": seed,
         "labels": {"horizon_days": horizon_days, "offences": cfg["offences"], "shared_party": cfg["shared_party"]},
-        "features": {"names": names, "excluded": {"requested": list(exclude or []), "features": dropped},
+        "features": {"names": names, "excluded": {"requested": list(exclude or []),
+                                                  "families_off": list(cfg["families_off"] or []),
+                                                  "features": dropped},
                      "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in names},
                      "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
         "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
