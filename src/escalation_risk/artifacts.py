@@ -102,7 +102,7 @@ def write_model_dir(out_dir, *, booster_text: str, calibrator: dict, baselines: 
     (out / MODEL_FILE).write_text(booster_text, encoding="utf-8")
     _dump(calibrator, out / CALIBRATOR_FILE)
     _dump(baselines, out / BASELINES_FILE)
-    hashed = HASHED_FILES
+    hashed: tuple[str, ...] = HASHED_FILES
     if text_model is not None:
         (out / TEXT_MODEL_FILE).write_text(json.dumps(text_model, separators=(",", ":")) + "\n", encoding="utf-8")
         hashed = hashed + (TEXT_MODEL_FILE,)

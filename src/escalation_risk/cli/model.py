@@ -47,8 +47,10 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> pd.
 @click.option("--max-rescores", default=6, show_default=True, type=click.IntRange(min=1))
 @click.option("--store", default=None, callback=lambda c, p, v: v if v is None else check_store_url(c, p, v),
               help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
+@click.option("--exclude", default="", help="Comma-separated personal attributes (gender,hukou,age) the model must do "
+              "without, with every feature derived from them, and/or feature families. Nothing by default.")
 def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
-          max_rescores: int, store: str | None) -> None:
+          max_rescores: int, store: str | None, exclude: str) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..model import train as train_model
     from ..model_card import write_model_card
@@ -64,7 +66,8 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
         if store:
             with open_store(store, create=False) as st:
                 outcomes = st.outcomes()
-        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
+        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes,
+                            exclude=[x.strip() for x in exclude.split(",") if x.strip()])
     except ValueError as e:
         click.echo(f"training failed: {e}", err=True)
         raise SystemExit(1) from None

@@ -65,7 +65,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     after = r_t > f_at[r_pt]
 
     def any_of(cols: list[int]) -> np.ndarray:
-        return r_sig[:, cols].any(axis=1) if cols else np.zeros(len(r_pt), bool)
+        return np.asarray(r_sig[:, cols].any(axis=1)) if cols else np.zeros(len(r_pt), bool)
 
     out["am_danger_after_failed"] = group_sum(n, r_pt, after & any_of(danger_cols))
     out["am_threat_after_failed"] = group_max(n, r_pt, after & any_of(threat_cols))

@@ -108,11 +108,11 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     # The pair: records shared by two parties of the dispute (its own record left out).
     ppt, a, b = party_pairs(P)
     pid = positions(idx.pairs, a * SHIFT + b)
-    ev = idx.pair_events
+    pev = idx.pair_events
     pt_t = P.t[ppt]
-    po, ppos = ev.expand(pid, None, pt_t)
-    keep = ev.payload["inc"][ppos] != P.d[ppt][po]
-    po, ptm = po[keep], ev.t[ppos][keep]
+    po, ppos = pev.expand(pid, None, pt_t)
+    keep = pev.payload["inc"][ppos] != P.d[ppt][po]
+    po, ptm = po[keep], pev.t[ppos][keep]
     m = len(pid)
     pair_gap, _ = _gaps(m, po, ptm)
     out["vel_pair_last_gap_min"] = group_min(n, ppt, np.nan_to_num(pair_gap, nan=np.inf))
