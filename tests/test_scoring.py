@@ -120,7 +120,7 @@ def _without(ds, withheld: list[str]) -> Dataset:
         gone |= more
     t = ds.tables()
     t["incidents"] = inc[~inc["incident_id"].isin(gone)].reset_index(drop=True)
-    for name in ("incident_parties", "mediations"):
+    for name in ("incident_parties", "mediations", "incident_notes"):
         t[name] = t[name][~t[name]["incident_id"].isin(gone)].reset_index(drop=True)
     return Dataset(**t)
 
@@ -141,18 +141,22 @@ def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
     base = _without(small_district, withheld)
     scorer = Scorer(small_model, base)
     rng = np.random.default_rng(1)
-    cats, levels, with_meds = set(), [], 0
+    cats, levels, with_meds, with_notes = set(), [], 0, 0
     for d in withheld:
         row, parties, meds = _request(small_district, d)
+        # Its notes travel with the request (the text and its model read them), as they reach the history.
+        notes = small_district.incident_notes[small_district.incident_notes["incident_id"] == d].to_dict("records")
         row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
         as_of = row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 40)), seconds=int(rng.integers(0, 86400)))
         own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
-               "mediations": pd.DataFrame(meds) if meds else small_district.mediations.iloc[:0]}
+               "mediations": pd.DataFrame(meds) if meds else small_district.mediations.iloc[:0],
+               "incident_notes": pd.DataFrame(notes) if notes else small_district.incident_notes.iloc[:0]}
         ref = _with(scorer.history, {k: v.astype(getattr(small_district, k).dtypes.to_dict()) for k, v in own.items()})
         b = small_model.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
-        before = scorer.score_dispute(row, parties, mediations=meds, as_of=as_of)
+        before = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
         scorer.add(**{k: v for k, v in own.items() if len(v)})
-        after = scorer.score_dispute(row, parties, mediations=meds, as_of=as_of)
+        after = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
+        with_notes += any(n["recorded_at"] <= as_of for n in notes)
         for a in (before, after):
             assert abs(a.probability - b["probability"]) < 1e-9, d
             assert (a.level, a.plan) == (b["level"], b["plan"]), d
@@ -161,7 +165,7 @@ def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
         cats.add(row["category"])
         levels.append(b["level"])
         with_meds += any(m["held_at"] <= as_of for m in meds)
-    assert len(cats) >= 5 and with_meds >= 10
+    assert len(cats) >= 5 and with_meds >= 10 and with_notes >= 5
     assert set(levels) - {"blue"}, "no alerted dispute among the withheld: the plan rule went untested"
     # The history grown by add() is the history built from scratch on the same rows.
     assert len(scorer.history.incidents) == len(base.incidents) + len(withheld)

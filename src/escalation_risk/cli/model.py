@@ -75,7 +75,10 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     test, nights, why_not = _held_out(model, ds, cutoff, horizon)
     if why_not:
         click.echo(f"no held-out test: {why_not}", err=True)
-    card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not)
+    fairness = None
+    if test is not None and model.manifest["features"]["excluded"]["requested"]:
+        fairness = _with_and_without(model, ds, cutoff, horizon, seed, config, outcomes)
+    card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not, fairness=fairness)
     val = model.manifest["metrics"]["validation"]
     table = pd.DataFrame(val["scorers"]).T[["roc_auc", "average_precision", "brier", "ece", "precision@1%",
                                             "precision@5%", "precision@10%", "recall@5%"]]
@@ -88,6 +91,26 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     if nights is not None:
         click.echo(f"held-out after the cutoff, disputes first reported after it, open on monthly nights: "
                    f"{nights.table()}")
+
+
+def _with_and_without(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int, config, outcomes):
+    """The excluding model beside the same training with nothing excluded, on the held-out
+    disputes at report time (for the card's fairness table)."""
+    from ..features import build_features
+    from ..labels import make_labels
+    from ..model import report_points
+    from ..model import train as train_model
+    from ..model.metrics import group_attributes
+    from ..model_card import fairness_comparison
+    full = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
+    pts = report_points(ds, cutoff, None)
+    y = make_labels(ds, pts, horizon_days=horizon).to_numpy()
+    pts, y = pts[~pd.isna(y)].reset_index(drop=True), y[~pd.isna(y)]
+    X = build_features(ds, pts, lexicon=model.lexicon, text=full.text_model)
+    Xm = build_features(ds, pts, lexicon=model.lexicon, text=model.text_model)
+    asked = ",".join(model.manifest["features"]["excluded"]["requested"])
+    return fairness_comparison({"all features": full.predict_proba(X), f"without {asked}": model.predict_proba(Xm)},
+                               y, group_attributes(X)[["gender", "hukou", "age_band"]], seed=seed)
 
 
 def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):
