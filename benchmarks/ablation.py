@@ -121,6 +121,11 @@ def main() -> None:
                                           seed=seed, n_boot=min(args.n_boot, 300))
                         fair.append(f.assign(seed=seed, attribute=attr, model=name))
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+        if args.out:  # after every seed: a long run stopped early keeps what it measured
+            Path(args.out).write_text(json.dumps({"ablation": rows, "targets": targets,
+                                                  "fairness": pd.concat(fair).to_dict(orient="records"),
+                                                  "persons": args.persons, "seeds": args.seeds}, default=float,
+                                                 indent=1))
     tab = pd.DataFrame(rows)
 
     def fmt(v):
