@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 import escalation_risk as er
 from escalation_risk import Dataset
+from escalation_risk.artifacts import ModelLoadError
 from escalation_risk.features import REGISTRY, SENSITIVE, build_features
 from escalation_risk.features.text_model import TextModel, fit_out_of_fold
 from escalation_risk.model_card import write_model_card
@@ -167,3 +168,8 @@ def test_train_without_the_attributes(small_district, tmp_path):
     np.testing.assert_array_equal(s1["probability"].to_numpy(), s2["probability"].to_numpy())
     card = write_model_card(back, tmp_path / "m").read_text(encoding="utf-8")
     assert "Excluded on request: **gender, hukou, age**" in card and "`n_migrant`" in card
+    # The text model is hashed with the rest: an edited one is refused.
+    tm = tmp_path / "m" / "text_model.json"
+    tm.write_text(tm.read_text(encoding="utf-8").replace('"intercept":', '"intercept":1+'), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="text_model.json"):
+        er.load_model(tmp_path / "m")
