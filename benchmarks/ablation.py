@@ -10,7 +10,7 @@ and view, the paired bootstrap 95% interval of the change in ROC AUC and in prec
 in the top 5% (full model minus the model without the family; resampled by dispute),
 and whether the family earns its place (an interval above zero). Without the text
 model the lexicon is left alone: that row is the comparison with the lexicon alone.
-For the attributes: per group (gender, hukou, age band) the false-positive rate at
+For the attributes: per group (gender, hukou, age band) AUC, precision and the false-positive rate at
 the alert budget (the top 5%) with and without them, with intervals.
 
     python benchmarks/ablation.py --persons 12000 --seeds 11 13 17 --out /tmp/ablation.json
@@ -31,6 +31,7 @@ from escalation_risk.features import build_features
 from escalation_risk.labels import make_labels
 from escalation_risk.model import night_points, report_points
 from escalation_risk.model.metrics import bootstrap_intervals, group_attributes
+from escalation_risk.model_card import fairness_comparison
 from escalation_risk.synth import generate_district
 
 FAMILIES = ("velocity", "after_mediation", "circle", "text_model")
@@ -44,29 +45,6 @@ def _views(ds: er.Dataset, cutoff: pd.Timestamp, end: pd.Timestamp, horizon: int
     first = ds.incidents.set_index("incident_id").loc[nights["dispute_id"], "reported_at"].to_numpy()
     # Disputes open at the cutoff were training examples: only those first reported after it.
     return {"report": rep, "nights": nights[first >= cutoff.to_datetime64()].reset_index(drop=True)}
-
-
-def fpr_at_budget(y: np.ndarray, p: np.ndarray, groups: pd.Series, budget: float = 0.05, *, n_boot: int = 300,
-                  seed: int = 0) -> pd.DataFrame:
-    """Per group: the false-positive rate when the top ``budget`` share is alerted, with a
-    bootstrap 95% interval (the threshold re-drawn in each resample)."""
-    rng = np.random.default_rng(seed)
-    y, p, g = np.asarray(y), np.asarray(p), groups.to_numpy(dtype=object)
-
-    def fpr(idx: np.ndarray) -> dict:
-        thr = np.quantile(p[idx], 1 - budget)
-        out = {}
-        for k in pd.unique(g):
-            m = idx[(g[idx] == k) & (y[idx] == 0)]
-            out[k] = float((p[m] >= thr).mean()) if len(m) else np.nan
-        return out
-
-    est = fpr(np.arange(len(y)))
-    boots = [fpr(rng.integers(0, len(y), len(y))) for _ in range(n_boot)]
-    return pd.DataFrame([{"group": k, "n": int((g == k).sum()), "fpr": v,
-                          "lo": float(np.nanquantile([b.get(k, np.nan) for b in boots], 0.025)),
-                          "hi": float(np.nanquantile([b.get(k, np.nan) for b in boots], 0.975))}
-                         for k, v in est.items()])
 
 
 def main() -> None:
@@ -114,12 +92,11 @@ def main() -> None:
                     r[m] = [float(e), float(lo), float(hi)]
                 rows.append(r)
             if view == "report":
-                groups = group_attributes(X)
-                for attr in ("gender", "hukou", "age_band"):
-                    for name in ("full", "gender,hukou,age"):
-                        f = fpr_at_budget(y, scorers["model" if name == "full" else name][0], groups[attr],
-                                          seed=seed, n_boot=min(args.n_boot, 300))
-                        fair.append(f.assign(seed=seed, attribute=attr, model=name))
+                f = fairness_comparison({"all features": scorers["model"][0],
+                                         "without gender, hukou, age": scorers["gender,hukou,age"][0]},
+                                        y, group_attributes(X)[["gender", "hukou", "age_band"]], seed=seed,
+                                        n_boot=min(args.n_boot, 300))
+                fair.append(f.assign(seed=seed))
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
         if args.out:  # after every seed: a long run stopped early keeps what it measured
             Path(args.out).write_text(json.dumps({"ablation": rows, "targets": targets,
@@ -140,7 +117,7 @@ def main() -> None:
     print("\ntargets (report time, the full model):")
     print(pd.DataFrame(targets).to_string(index=False))
     fr = pd.concat(fair, ignore_index=True)
-    print("\nfalse-positive rate at the 5% budget per group, with and without gender, hukou and age:")
+    print("\nAUC, precision and false-positive rate at the 5% budget per group, with and without the attributes:")
     print(fr.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.out:
         Path(args.out).write_text(json.dumps({"ablation": rows, "targets": targets,
