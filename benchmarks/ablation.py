@@ -13,7 +13,7 @@ model the lexicon is left alone: that row is the comparison with the lexicon alo
 For the attributes: per group (gender, hukou, age band) AUC, precision and the false-positive rate at
 the alert budget (the top 5%) with and without them, with intervals.
 
-    python benchmarks/ablation.py --persons 12000 --seeds 11 13 17 --out /tmp/ablation.json
+    python benchmarks/ablation.py --persons 10000 --seeds 11 13 17 --n-boot 400 --out /tmp/ablation.json
 """
 
 from __future__ import annotations
