@@ -7,6 +7,7 @@ be regenerated from a saved model directory at any time).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -152,7 +153,9 @@ def fairness_comparison(scores: dict[str, np.ndarray], y: np.ndarray, groups: pd
     rows = []
     for key, (auc, prec, fpr) in est.items():
         b = np.array([bt[key] for bt in boots], dtype=float)
-        lo, hi = np.nanquantile(b, 0.025, axis=0), np.nanquantile(b, 0.975, axis=0)
+        with warnings.catch_warnings():  # a group with no alert in any resample has no precision: NaN, said as —
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanquantile(b, 0.025, axis=0), np.nanquantile(b, 0.975, axis=0)
         name, attr, k = key
         m = masks[(attr, k)]
         rows.append({"model": name, "attribute": attr, "group": k, "n": int(m.sum()),
