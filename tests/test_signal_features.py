@@ -155,7 +155,7 @@ def test_exclude_knows_what_each_attribute_shapes():
 
 def test_train_without_the_attributes(small_district, tmp_path):
     m = er.train(small_district, cutoff="2025-01-01", seed=0, exclude=["gender", "hukou", "age"],
-                 config={"param_grid": []})
+                 config={"param_grid": [], "families_off": []})
     gone = {"n_male", "n_female", "n_migrant", "age_max", "age_min"}
     assert not gone & set(m.feature_names) and "text_model_score" in m.feature_names
     assert m.manifest["features"]["excluded"]["requested"] == ["gender", "hukou", "age"]
@@ -173,3 +173,34 @@ def test_train_without_the_attributes(small_district, tmp_path):
     tm.write_text(tm.read_text(encoding="utf-8").replace('"intercept":', '"intercept":1+'), encoding="utf-8")
     with pytest.raises(ModelLoadError, match="text_model.json"):
         er.load_model(tmp_path / "m")
+
+
+def test_families_behind_the_setting_are_off_by_default_and_online_agrees_when_on(small_district):
+    """The families that did not earn their place are off unless asked for; switched on,
+    a dispute the history never saw gets the batch's probability and reasons."""
+    from test_scoring import NIGHT, _request, _with, _withheld_set, _without
+
+    from escalation_risk.model.training import DEFAULT_CONFIG, FAMILIES_OFF
+    assert list(DEFAULT_CONFIG["families_off"]) == list(FAMILIES_OFF)
+    on = er.train(small_district, cutoff="2025-01-01", seed=0, config={"param_grid": [], "families_off": []})
+    new = {f.name for f in REGISTRY if f.family in ("velocity", "after_mediation", "circle", "text_model")}
+    assert new <= set(on.feature_names)
+    default = er.train(small_district, cutoff="2025-01-01", seed=0, config={"param_grid": []})
+    assert not {f.name for f in REGISTRY if f.family in FAMILIES_OFF} & set(default.feature_names)
+    assert default.manifest["features"]["excluded"]["families_off"] == list(FAMILIES_OFF)
+    withheld = _withheld_set(small_district, n=16, seed=5)
+    scorer = er.Scorer(on, _without(small_district, withheld))
+    rng = np.random.default_rng(2)
+    for d in withheld:
+        row, parties, meds = _request(small_district, d)
+        notes = small_district.incident_notes[small_district.incident_notes["incident_id"] == d].to_dict("records")
+        row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
+        as_of = min(row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 60))), NIGHT)
+        own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
+               "mediations": pd.DataFrame(meds) if meds else small_district.mediations.iloc[:0],
+               "incident_notes": pd.DataFrame(notes) if notes else small_district.incident_notes.iloc[:0]}
+        ref = _with(scorer.history, {k: v.astype(getattr(small_district, k).dtypes.to_dict()) for k, v in own.items()})
+        b = on.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
+        a = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
+        assert abs(a.probability - b["probability"]) < 1e-9, d
+        assert [r["en"] for r in a.reasons] == b["reasons"], d
