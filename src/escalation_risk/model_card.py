@@ -177,8 +177,10 @@ def _fairness_section(fairness: pd.DataFrame | None, m: dict) -> str:
     used += ("" if not off else f" Families left out by the default setting (they did not earn their place, below): "
              f"{', '.join(off)}.")
     if fairness is None or not len(fairness):
-        return ("## Personal attributes (fairness as a setting)\n" + used + " Train with `--exclude gender,hukou,age`"
-                " for a card comparing the model with and without them.\n")
+        hint = (" No comparison with the same training on every feature was made for this card (`escalation-risk "
+                "train --exclude ...` writes one)." if asked else " Train with `--exclude gender,hukou,age` for a card "
+                "comparing the model with and without them.")
+        return "## Personal attributes (fairness as a setting)\n" + used + hint + "\n"
     f = fairness.copy()
     p_col = [c for c in f.columns if c.startswith("precision@")][0]
     r_col = [c for c in f.columns if c.startswith("fpr@")][0]
