@@ -44,6 +44,9 @@ from .text_model import TextModel
 FAMILIES = (dispute, history, pair, people, household, place, network, organization, velocity, after_mediation,
             circle)
 
+# Families a model may leave out (config families_off): skipped online when it does.
+OPTIONAL = (velocity, after_mediation, circle)
+
 dispute.register(load_lexicon())
 for _family in FAMILIES[1:]:
     _family.register()
@@ -67,15 +70,25 @@ def feature_names(lexicon: Lexicon | None = None) -> list[str]:
     return kept + [n for n in names if n not in kept]
 
 
-def compute_columns(idx: HistoryIndex, P: PointSet, text: TextModel | None = None) -> dict[str, np.ndarray]:
+def compute_columns(idx: HistoryIndex, P: PointSet, text: TextModel | None = None,
+                    needed: list[str] | None = None) -> dict[str, np.ndarray]:
     """Feature name -> values for a PointSet: the one code path behind batch and online
     scoring (:func:`compute_features` frames it; ``score_dispute`` reads it directly).
     The text features follow the index's lexicon (:func:`feature_names`); ``text`` is a
-    trained model's text model (None: ``text_model_score`` is missing)."""
+    trained model's text model (None: ``text_model_score`` is missing). With ``needed``
+    (a model's features) the optional families none of them reads are skipped (a third
+    of a single dispute's cost); the others are always computed, as reasons read them."""
     names = feature_names(idx.lexicon)
+    if needed is not None:
+        want = set(needed)
+        skip = {fam.FAMILY for fam in OPTIONAL if not want & {f.name for f in REGISTRY if f.family == fam.FAMILY}}
+        names = [n for n in names if REGISTRY[n].family not in skip]
+    else:
+        skip = set()
     cols: dict[str, np.ndarray] = {}
     for fam in FAMILIES:
-        cols.update(fam.compute(idx, P))
+        if fam.FAMILY not in skip:
+            cols.update(fam.compute(idx, P))
     cols.update(text_model.compute(idx, P, text))
     missing = set(names) - set(cols)
     if missing:  # a family and its registration disagree: a bug, not bad data
