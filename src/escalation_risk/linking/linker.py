@@ -1,0 +1,191 @@
+"""The linker: decisions, the result, and the public functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..dataset import Dataset
+from .blocking import _candidates
+from .comparisons import _compare
+from .groups import _existing_pairs, _groups, _keep_keys, _prior_keys
+from .keys import _keys
+from .model import (
+    DEFAULT_MODEL,
+    FIELDS,
+    ID_CHECK,
+    ID_CONFLICT,
+    ID_EXACT,
+    ID_TRANSPOSED,
+    ID_TYPO,
+    LEVELS,
+    RULE_ID,
+    LinkageModel,
+)
+from .parameters import _estimate, _score
+
+
+def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float) -> np.ndarray:
+    idl, name, birth, phone, gender = (levels[f] for f in FIELDS)
+    id_pos = np.isin(idl, (ID_CHECK, ID_TYPO, ID_TRANSPOSED))
+    # Without id evidence a pair needs the phone, a name that sounds the same and the
+    # birth year: name and birth year alone never link (a district has namesakes).
+    triple = (phone == 1) & np.isin(name, (1, 2, 3)) & np.isin(birth, (1, 2, 4)) & (gender != 2)
+    # A transposition between two valid ids counts only when everything else agrees: the
+    # name sounds the same, the birth year is the same, no phone or gender differs.
+    all_else = np.isin(name, (1, 2)) & np.isin(birth, (1, 2, 4)) & (phone != 2) & (gender != 2)
+    ok = (weight >= threshold) & (idl != ID_CONFLICT) & (id_pos | triple)
+    # The same id number is the same person (the identifier the law gives), unless the names
+    # differ outright and the weights do not carry it: then it is a mistyped id that landed on
+    # another person's number.
+    same_id = (idl == ID_EXACT) & ((name != 4) | (weight >= threshold))
+    return same_id | (ok & ((idl != ID_TRANSPOSED) | all_else))
+
+
+
+@dataclass
+class Linkage:
+    """One linkage run: the key per record, the scored candidate pairs and the figures."""
+
+    key: pd.Series
+    pairs: pd.DataFrame
+    stats: dict[str, float]
+
+
+
+def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
+              model: LinkageModel = DEFAULT_MODEL) -> Linkage:
+    """Link the records of a keys table (``person_id``, ``birth_year``, ``gender``, ``lk_*``).
+
+    ``existing`` is an earlier ``person_key`` Series: its records keep their keys; only
+    pairs involving a new record, and pairs inside an existing group, are compared.
+    """
+    persons = keys.reset_index(drop=True)
+    if "person_id" not in persons.columns:
+        raise ValueError("link_keys: the keys table needs a 'person_id' column")
+    if persons["person_id"].isna().any() or persons["person_id"].duplicated().any():
+        raise ValueError("link_keys: column 'person_id' has missing or duplicate values; each record needs "
+                         "its own id")
+    return _link(persons, existing, model)
+
+
+def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel) -> Linkage:
+    k = _keys(persons)
+    n = k.n
+    new = None
+    if existing is not None:
+        prior_code, prior_keys = _prior_keys(k.pid, existing)
+        new = prior_code < 0
+    i, j, stats = _candidates(k, model, new)
+    if existing is not None:
+        ei, ej = _existing_pairs(prior_code)
+        # Both records old: never among the candidates, which all involve a new record.
+        i, j = np.r_[i, ei], np.r_[j, ej]
+        stats["pairs_existing_groups"] = len(ei)
+    wt = _estimate(k, model)
+    levels = _compare(k, i, j)
+    weight = _score(levels, wt, i)
+    t = model.weight_threshold(n)
+    judged = weight
+    if existing is not None and len(ei):
+        judged = weight.copy()
+        judged[len(i) - len(ei):] += model.keep_margin
+    acc = _accept(levels, judged, t)
+    prior = model.prior_log2_odds(n)
+    prob = 1.0 / (1.0 + np.exp2(-np.clip(weight + prior, -1000, 1000)))
+    ai, aj = i[acc], j[acc]
+    comp, kept, gstats = _groups(k, ai, aj, weight[acc], levels["id_number"][acc] == ID_TRANSPOSED, model)
+    stats.update(gstats)
+    ids = k.pid
+    # The smallest person_id names a group; only groups of two or more need a look.
+    multi = np.bincount(comp)[comp] > 1
+    key_arr = ids.copy()
+    if multi.any():
+        sub = pd.Series(ids[multi]).groupby(comp[multi]).transform("min")
+        key_arr[multi] = sub.to_numpy(dtype=object)
+    if existing is not None:
+        key_arr = _keep_keys(ids, comp, key_arr, prior_code, prior_keys)
+    out = pd.Series(key_arr, index=pd.Index(ids, name="person_id"), name="person_key", dtype=object)
+    accepted_kept = np.zeros(len(i), dtype=bool)
+    accepted_kept[np.flatnonzero(acc)[kept]] = True
+    pairs = pd.DataFrame({"i": i, "j": j, "weight": weight, "match_probability": prob, "accepted": acc,
+                          "kept": accepted_kept, **levels})
+    stats.update({
+        "records": n, "candidate_pairs": len(i), "accepted_pairs": int(acc.sum()),
+        "kept_pairs": int(accepted_kept.sum()), "weight_threshold": t, "prior_log2_odds": prior,
+        "expected_false_matches": float((1.0 - prob[accepted_kept]).sum()),
+        "persons": int((np.bincount(comp) > 0).sum()),
+    })
+    return Linkage(key=out, pairs=pairs, stats=stats)
+
+
+def link_persons(ds: Dataset, existing: pd.Series | None = None,
+                 model: LinkageModel = DEFAULT_MODEL) -> pd.Series:
+    """Map every ``person_id`` to a canonical person key (a Series named ``person_key``).
+
+    ``existing`` is an earlier result: people it knows keep their key, new records
+    join the group they link to, or start their own. The result is cached on the
+    dataset when ``existing`` is not given (and the default model is used).
+    """
+    return _linkage(ds, existing, model).key
+
+
+def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel) -> Linkage:
+    cacheable = existing is None and model is DEFAULT_MODEL
+    if cacheable and "linkage" in ds.cache:
+        return ds.cache["linkage"]
+    res = _link(ds.persons, existing, model)  # person_id: unique and present by the contract
+    if cacheable:
+        ds.cache["linkage"] = res
+        ds.cache["person_key"] = res.key
+    return res
+
+
+def linkage_summary(ds: Dataset) -> dict[str, float]:
+    """Figures of the dataset's linkage: candidate and accepted pairs per blocking rule,
+    the weight threshold, the expected number of false matches among kept pairs, the
+    components the chaining guard re-clustered."""
+    return dict(_linkage(ds, None, DEFAULT_MODEL).stats)
+
+
+def _rule(levels: pd.DataFrame) -> pd.Series:
+    """A short name of the agreeing evidence: ``id_number`` when the id is the same."""
+    parts = []
+    idl = levels["id_number"]
+    parts.append(np.where(idl.isin([ID_CHECK, ID_TYPO, ID_TRANSPOSED]),
+                          "id_number~" + idl.map(dict(enumerate(LEVELS["id_number"]))).astype(str), ""))
+    nm = levels["name"]
+    parts.append(np.select([nm == 1, nm == 2, nm == 3], ["name", "name~pinyin", "name~fuzzy_pinyin"], ""))
+    b = levels["birth"]
+    parts.append(np.select([b == 1, b.isin([2, 4])], ["birth_date", "birth_year"], ""))
+    parts.append(np.where(levels["phone"] == 1, "phone", ""))
+    joined = pd.Series(["+".join(p for p in row if p) for row in zip(*parts)], index=levels.index, dtype=object)
+    return joined.where(idl != ID_EXACT, RULE_ID)
+
+
+def explain_links(ds: Dataset) -> pd.DataFrame:
+    """The evidence behind every link: one row per accepted pair inside one group.
+
+    Columns: person_key, person_id, linked_to (the pair, ``linked_to`` the smaller id),
+    rule (the agreeing evidence, ``id_number`` when the id is the same), weight (summed
+    log2 match weight), match_probability, and the agreement level of each field
+    (id_number, name, birth, phone, gender). Levels only: never a value. Records that
+    stand alone are not listed.
+    """
+    res = _linkage(ds, None, DEFAULT_MODEL)
+    p = res.pairs[res.pairs["kept"]]
+    ids = res.key.index.to_numpy(dtype=object)
+    a, b = ids[p["i"].to_numpy()], ids[p["j"].to_numpy()]
+    swap = a < b
+    out = pd.DataFrame({"person_id": np.where(swap, b, a), "linked_to": np.where(swap, a, b)})
+    out.insert(0, "person_key", out["person_id"].map(res.key))
+    lv = p[list(FIELDS)].reset_index(drop=True)
+    out["rule"] = _rule(lv).to_numpy()
+    out["weight"] = p["weight"].round(2).to_numpy()
+    out["match_probability"] = p["match_probability"].to_numpy()
+    for f in FIELDS:
+        out[f] = pd.Categorical.from_codes(lv[f].to_numpy(), categories=list(LEVELS[f]))
+    same = out["person_key"].to_numpy() == out["linked_to"].map(res.key).to_numpy()
+    return out[same].sort_values(["person_key", "person_id", "linked_to"], ignore_index=True)

@@ -1,0 +1,100 @@
+"""Parameters of the probabilistic linkage: fields, levels, the model and its defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RULE_ID = "id_number"
+RULE_FALLBACK = "name+birth_year+phone"
+
+FIELDS = ("id_number", "name", "birth", "phone", "gender")
+LEVELS: dict[str, tuple[str, ...]] = {
+    "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
+    "name": ("missing", "exact", "pinyin", "fuzzy_pinyin", "different"),
+    "birth": ("missing", "date", "date_differs_same_year", "date_differs", "year", "year_off_by_one",
+              "year_differs"),
+    "phone": ("missing", "exact", "different"),
+    "gender": ("missing", "same", "different"),
+}
+# Levels compared under the same data (both ids' birth dates known, or not): u is
+# estimated within each mode.
+_MODES: dict[str, tuple[tuple[int, ...], ...]] = {
+    "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4),), "birth": ((1, 2, 3), (4, 5, 6)),
+    "phone": ((1, 2),), "gender": ((1, 2),),
+}
+# Levels whose u is the frequency of the agreed value (term-frequency adjustment).
+_TF_LEVEL = {"id_number": 1, "name": 1, "phone": 1}
+
+ID_EXACT, ID_CHECK, ID_TYPO, ID_TRANSPOSED, ID_DIFFERENT, ID_CONFLICT = 1, 2, 3, 4, 5, 6
+
+
+def _default_m() -> dict[str, dict[str, float]]:
+    # P(level | same person, both values present). Set from what each kind of noise
+    # does to real records; EM could refine them, the defaults are deliberately modest.
+    return {
+        "id_number": {"exact": 0.92, "check_digit": 0.005, "typo": 0.04, "transposed": 0.005,
+                      "different": 0.005, "conflict": 0.0},
+        "name": {"exact": 0.85, "pinyin": 0.08, "fuzzy_pinyin": 0.04, "different": 0.03},
+        "birth": {"date": 0.96, "date_differs_same_year": 0.03, "date_differs": 0.01,
+                  "year": 0.95, "year_off_by_one": 0.03, "year_differs": 0.02},
+        "phone": {"exact": 0.75, "different": 0.25},
+        "gender": {"same": 0.995, "different": 0.005},
+    }
+
+
+def _default_u0() -> dict[str, dict[str, float]]:
+    # Prior u (two different people) used where the data are too few to estimate it:
+    # one pseudo-observation at this value joins the sampled pairs.
+    return {
+        "id_number": {"exact": 1e-6, "check_digit": 1e-7, "typo": 1e-6, "transposed": 1e-7,
+                      "different": 0.01, "conflict": 0.99},
+        "name": {"exact": 1e-3, "pinyin": 3e-4, "fuzzy_pinyin": 5e-4, "different": 0.998},
+        "birth": {"date": 3e-5, "date_differs_same_year": 0.015, "date_differs": 0.985,
+                  "year": 0.015, "year_off_by_one": 0.03, "year_differs": 0.955},
+        "phone": {"exact": 1e-6, "different": 1.0},
+        "gender": {"same": 0.5, "different": 0.5},
+    }
+
+
+@dataclass(frozen=True)
+class LinkageModel:
+    """Parameters of the probabilistic linkage.
+
+    ``threshold`` is the posterior match probability a pair needs; with the prior
+    (``duplicates_per_record`` over the ``population``, at least ``min_population``)
+    it fixes the weight threshold, and ``1 - threshold`` bounds the expected share of
+    false matches among accepted pairs (most accepted pairs are far above it: the
+    expected count is reported per run). ``keep_margin`` (bits) is the benefit of the
+    doubt a pair inside an existing group gets when linking incrementally: a link
+    breaks when the evidence turns against it (a corrected id), not when new records
+    shift the term frequencies by a hair.
+    """
+
+    threshold: float = 0.99
+    duplicates_per_record: float = 0.05
+    population: int | None = None
+    min_population: int = 100_000
+    max_block: int = 2_000
+    max_group: int = 8
+    ambiguity_margin: float = 10.0
+    keep_margin: float = 3.0
+    u_sample: int = 500_000
+    seed: int = 0
+    m: dict[str, dict[str, float]] = field(default_factory=_default_m)
+    u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
+
+    def prior_log2_odds(self, n_records: int) -> float:
+        """log2 odds that two random records are one person."""
+        pop = self.population or max(n_records, self.min_population)
+        lam = min(0.5, 2 * self.duplicates_per_record / max(pop, 2))
+        return float(np.log2(lam / (1 - lam)))
+
+    def weight_threshold(self, n_records: int) -> float:
+        """The summed match weight a pair needs to reach ``threshold``."""
+        return float(np.log2(self.threshold / (1 - self.threshold)) - self.prior_log2_odds(n_records))
+
+
+DEFAULT_MODEL = LinkageModel()
+
