@@ -1758,7 +1758,8 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
             "note_id": _fmt_ids("N", len(ni), max(7, len(str(len(ni))))), "incident_id": iid[ni[no]],
             "recorded_at": ts(nt[no]), "text": nx[no]})
     for name, df in tables.items():
-        cols = TABLES[name].column_names
+        # The optional persons.recorded_at is not generated: every record known throughout.
+        cols = [c for c in TABLES[name].column_names if not (name == "persons" and c == "recorded_at")]
         if not late_facts:  # a 1.0 export: without the columns contract 1.1 added
             cols = [c for c in cols if c not in CONTRACT_1_1.get(name, ())]
         tables[name] = df[cols]

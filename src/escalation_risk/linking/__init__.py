@@ -48,8 +48,11 @@ and the ``lk_*`` columns): :func:`link_keys` links any such table, e.g. a provin
 """
 
 
-from .linker import Linkage, _linkage, explain_links, link_keys, link_persons, linkage_summary
-from .model import DEFAULT_MODEL, FIELDS, LEVELS, RULE_FALLBACK, RULE_ID, LinkageModel
+from .evidence import graph_evidence
+from .linker import Linkage, _linkage, explain_links, link_keys, link_persons, linkage_parameters, linkage_summary
+from .model import DEFAULT_MODEL, FIELDS, GRAPH_FIELDS, LEVELS, RULE_FALLBACK, RULE_ID, LinkageModel
+from .parameters import em_m, estimate_u
 
-__all__ = ["DEFAULT_MODEL", "FIELDS", "LEVELS", "RULE_FALLBACK", "RULE_ID", "Linkage", "LinkageModel",
-           "_linkage", "explain_links", "link_keys", "link_persons", "linkage_summary"]
+__all__ = ["DEFAULT_MODEL", "FIELDS", "GRAPH_FIELDS", "LEVELS", "RULE_FALLBACK", "RULE_ID", "Linkage",
+           "LinkageModel", "_linkage", "em_m", "estimate_u", "explain_links", "graph_evidence", "link_keys",
+           "link_persons", "linkage_parameters", "linkage_summary"]

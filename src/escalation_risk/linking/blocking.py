@@ -67,23 +67,27 @@ def _block_rules(k: _Keys) -> list[tuple[str, np.ndarray]]:
     # Each rule is there for a kind of noise the others miss, with small blocks: a typo in
     # the region or the check digit keeps birth date and sequence; a transposition keeps
     # the id with neighbouring digits put in order; a typo in the date keeps the name's
-    # sound and the birth year.
+    # sound and the birth year. The order matters: a pair belongs to the first rule
+    # proposing it (the EM sessions of parameters.py train by rule).
     return [
         ("id_number", k.idn),
         ("id_birth_date+sequence", _combine(k.date, k.seq)),
         ("id_transposed_even", k.swap_even),
         ("id_transposed_odd", k.swap_odd),
         ("fuzzy_pinyin+birth_year", _combine(k.fuzzy, k.year.astype(np.int64))),
+        # Look-alike characters (伟/伦) change the sound: the name's shape and the birth year.
+        ("name_shape+birth_year", _combine(k.shape, k.year.astype(np.int64))),
         ("phone", k.phone),
     ]
 
 
 def _candidates(k: _Keys, model: LinkageModel, new: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Candidate pairs from every blocking rule, each pair once."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+    """Candidate pairs from every blocking rule, each pair once: (i, j, the rule that
+    proposed the pair first (index into :func:`_block_rules`), figures)."""
     rules = _block_rules(k)
     done: list[tuple[np.ndarray, np.ndarray]] = []
-    out_i, out_j = [], []
+    out_i, out_j, out_r = [], [], []
     stats: dict[str, float] = {}
     for name, key in rules:
         i, j, skipped, n_big = _block_pairs(key, model.max_block, need=new)
@@ -94,8 +98,9 @@ def _candidates(k: _Keys, model: LinkageModel, new: np.ndarray | None
             keep &= ~((pkey[i] == pkey[j]) & (pkey[i] != 0) & ~pskip[i])
         out_i.append(i[keep])
         out_j.append(j[keep])
+        out_r.append(np.full(int(keep.sum()), len(done), dtype=np.int8))
         stats[f"pairs_{name}"] = int(keep.sum())
         stats[f"skipped_blocks_{name}"] = n_big
         done.append((key, skipped))
-    return np.concatenate(out_i), np.concatenate(out_j), stats
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_r), stats
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..normalize import ID_NONE, ID_OTHER
+from .evidence import _Graph
 
 
 @dataclass
@@ -26,7 +27,9 @@ class _Keys:
     name: np.ndarray
     pinyin: np.ndarray
     fuzzy: np.ndarray
+    shape: np.ndarray
     phone: np.ndarray
+    graph: _Graph | None = None
 
     @property
     def n(self) -> int:
@@ -77,6 +80,7 @@ def _keys(persons: pd.DataFrame) -> _Keys:
         pid=persons["person_id"].to_numpy(dtype=object), idn=idn, region=num("lk_id_region", zero),
         date=num("lk_id_date", zero), seq=num("lk_id_seq", zero), swap_even=num("lk_id_swap_even", zero),
         swap_odd=num("lk_id_swap_odd", zero), kind=kind,
-        year=year, sex=sex, name=name, pinyin=num("lk_pinyin", name), fuzzy=num("lk_fuzzy", name), phone=phone,
+        year=year, sex=sex, name=name, pinyin=num("lk_pinyin", name), fuzzy=num("lk_fuzzy", name),
+        shape=num("lk_shape", name), phone=phone,
     )
 

@@ -9,23 +9,34 @@ import numpy as np
 RULE_ID = "id_number"
 RULE_FALLBACK = "name+birth_year+phone"
 
-FIELDS = ("id_number", "name", "birth", "phone", "gender")
+FIELDS = ("id_number", "name", "birth", "phone", "gender", "counterparty", "place")
+GRAPH_FIELDS = ("counterparty", "place")
 LEVELS: dict[str, tuple[str, ...]] = {
     "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
-    "name": ("missing", "exact", "pinyin", "fuzzy_pinyin", "different"),
+    # "shape": every character the same or a look-alike (伟/伦, 己/已), the sound differing.
+    "name": ("missing", "exact", "pinyin", "fuzzy_pinyin", "shape", "different"),
     "birth": ("missing", "date", "date_differs_same_year", "date_differs", "year", "year_off_by_one",
               "year_differs"),
     "phone": ("missing", "exact", "different"),
     "gender": ("missing", "same", "different"),
+    # Graph evidence (evidence.py): a shared counterpart in incidents or relations; the
+    # closest shared whereabouts (one household, else one place, else one grid).
+    "counterparty": ("missing", "shared", "none"),
+    "place": ("missing", "household", "place", "grid", "none"),
 }
 # Levels compared under the same data (both ids' birth dates known, or not): u is
 # estimated within each mode.
 _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
-    "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4),), "birth": ((1, 2, 3), (4, 5, 6)),
-    "phone": ((1, 2),), "gender": ((1, 2),),
+    "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
+    "phone": ((1, 2),), "gender": ((1, 2),), "counterparty": ((1, 2),), "place": ((1, 2, 3, 4),),
 }
 # Levels whose u is the frequency of the agreed value (term-frequency adjustment).
 _TF_LEVEL = {"id_number": 1, "name": 1, "phone": 1}
+# Graph levels whose u is the frequency of the rarest shared item: level -> kind of item.
+_TF_GRAPH = {("counterparty", 1): "counterparty", ("place", 1): "household", ("place", 2): "place",
+             ("place", 3): "grid"}
+NAME_SOUND = (1, 2, 3)  # exact, same pinyin, same fuzzy pinyin
+NAME_SHAPE, NAME_DIFFERENT = 4, 5
 
 ID_EXACT, ID_CHECK, ID_TYPO, ID_TRANSPOSED, ID_DIFFERENT, ID_CONFLICT = 1, 2, 3, 4, 5, 6
 
@@ -36,11 +47,13 @@ def _default_m() -> dict[str, dict[str, float]]:
     return {
         "id_number": {"exact": 0.92, "check_digit": 0.005, "typo": 0.04, "transposed": 0.005,
                       "different": 0.005, "conflict": 0.0},
-        "name": {"exact": 0.85, "pinyin": 0.08, "fuzzy_pinyin": 0.04, "different": 0.03},
+        "name": {"exact": 0.85, "pinyin": 0.08, "fuzzy_pinyin": 0.04, "shape": 0.01, "different": 0.02},
         "birth": {"date": 0.96, "date_differs_same_year": 0.03, "date_differs": 0.01,
                   "year": 0.95, "year_off_by_one": 0.03, "year_differs": 0.02},
         "phone": {"exact": 0.75, "different": 0.25},
         "gender": {"same": 0.995, "different": 0.005},
+        "counterparty": {"shared": 0.3, "none": 0.7},
+        "place": {"household": 0.05, "place": 0.3, "grid": 0.4, "none": 0.25},
     }
 
 
@@ -50,11 +63,13 @@ def _default_u0() -> dict[str, dict[str, float]]:
     return {
         "id_number": {"exact": 1e-6, "check_digit": 1e-7, "typo": 1e-6, "transposed": 1e-7,
                       "different": 0.01, "conflict": 0.99},
-        "name": {"exact": 1e-3, "pinyin": 3e-4, "fuzzy_pinyin": 5e-4, "different": 0.998},
+        "name": {"exact": 1e-3, "pinyin": 3e-4, "fuzzy_pinyin": 5e-4, "shape": 1e-4, "different": 0.998},
         "birth": {"date": 3e-5, "date_differs_same_year": 0.015, "date_differs": 0.985,
                   "year": 0.015, "year_off_by_one": 0.03, "year_differs": 0.955},
         "phone": {"exact": 1e-6, "different": 1.0},
         "gender": {"same": 0.5, "different": 0.5},
+        "counterparty": {"shared": 1e-4, "none": 1.0},
+        "place": {"household": 1e-5, "place": 1e-3, "grid": 0.02, "none": 0.98},
     }
 
 
@@ -70,6 +85,12 @@ class LinkageModel:
     doubt a pair inside an existing group gets when linking incrementally: a link
     breaks when the evidence turns against it (a corrected id), not when new records
     shift the term frequencies by a hair.
+
+    ``m`` holds the starting values (and the fallback where the data are too few):
+    with ``em`` the m probabilities are learnt by expectation-maximisation on the
+    blocked pairs, one training session per blocking rule with the rule's own fields
+    held out (up to ``em_sample`` pairs each, seeded; a session needs ``em_min_pairs``).
+    ``graph=False`` ignores graph evidence (the comparison as a general linker sees it).
     """
 
     threshold: float = 0.99
@@ -82,6 +103,11 @@ class LinkageModel:
     keep_margin: float = 3.0
     u_sample: int = 500_000
     seed: int = 0
+    em: bool = True
+    em_sample: int = 150_000
+    em_min_pairs: int = 300
+    em_iterations: int = 25
+    graph: bool = True
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)
     u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
 
