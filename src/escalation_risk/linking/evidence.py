@@ -49,7 +49,7 @@ KINDS = ("counterparty", "household", "place", "grid")
 EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
 # The rarest items kept per record and kind (the strongest evidence): bounds the work per
 # pair at K x K comparisons whatever a record's history.
-MAX_ITEMS = {"counterparty": 8, "household": 2, "place": 6, "grid": 3}
+MAX_ITEMS = {"counterparty": 4, "household": 1, "place": 3, "grid": 2}
 
 
 def _hash(prefix: str, values: np.ndarray) -> np.ndarray:
@@ -208,15 +208,12 @@ def _shared(g: _Graph, kind: str, i: np.ndarray, j: np.ndarray) -> tuple[np.ndar
     """(both hold items, share one, records holding the rarest shared item) for pairs (i, j)."""
     a, c = g.items[kind], g.counts[kind]
     ai = a[i]
-    present = (ai[:, 0] != 0) & (a[j, 0] != 0)
+    bj = a[j]
+    present = (ai[:, 0] != 0) & (bj[:, 0] != 0)
     best = np.full(len(i), np.inf)
-    ci = c[i]
     for q in range(a.shape[1]):
-        bj = a[j, q]
-        eq = (ai == bj[:, None]) & (bj[:, None] != 0)
-        hit = eq.any(axis=1)
-        if hit.any():
-            cnt = np.where(eq, ci, np.inf).min(axis=1)
-            best = np.minimum(best, np.where(hit, cnt, np.inf))
+        # An item's count is the same on both sides: the rarest shared one is found from j's.
+        hit = (ai == bj[:, q:q + 1]).any(axis=1) & (bj[:, q] != 0)
+        best = np.where(hit, np.minimum(best, c[j, q]), best)
     shared = present & np.isfinite(best)
     return present, shared, np.where(shared, best, 0.0)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..known import persons_at
-from .blocking import _block_rules, _candidates
+from .blocking import _candidates
 from .comparisons import _compare
 from .evidence import EVIDENCE_COLUMNS, _graph_arrays, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _prior_keys
@@ -95,17 +95,15 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     if existing is not None:
         prior_code, prior_keys = _prior_keys(k.pid, existing)
         new = prior_code < 0
-    i, j, rule, stats = _candidates(k, model, new)
-    rule_names = [name for name, _ in _block_rules(k)]
+    i, j, _, stats = _candidates(k, model, new)
     if existing is not None:
         ei, ej = _existing_pairs(prior_code)
         # Both records old: never among the candidates, which all involve a new record.
         i, j = np.r_[i, ei], np.r_[j, ej]
-        rule = np.r_[rule, np.full(len(ei), -1, dtype=np.int8)]
         stats["pairs_existing_groups"] = len(ei)
     gcounts: dict[str, np.ndarray] = {}
     levels = _compare(k, i, j, graph=model.graph, counts=gcounts)
-    wt = _estimate(k, model, levels, rule, rule_names)
+    wt = _estimate(k, model, levels, i, j)
     weight = _score(levels, wt, i, gcounts)
     t = model.weight_threshold(n)
     judged = weight

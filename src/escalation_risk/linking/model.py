@@ -89,7 +89,9 @@ class LinkageModel:
     ``m`` holds the starting values (and the fallback where the data are too few):
     with ``em`` the m probabilities are learnt by expectation-maximisation on the
     blocked pairs, one training session per blocking rule with the rule's own fields
-    held out (up to ``em_sample`` pairs each, seeded; a session needs ``em_min_pairs``).
+    held out (up to ``em_sample`` pairs each, seeded; a session needs ``em_min_pairs``
+    pairs, and its estimate of a field counts only when it found ``em_min_matches``
+    matches with that field present).
     ``graph=False`` ignores graph evidence (the comparison as a general linker sees it).
     """
 
@@ -106,6 +108,7 @@ class LinkageModel:
     em: bool = True
     em_sample: int = 150_000
     em_min_pairs: int = 300
+    em_min_matches: float = 30.0
     em_iterations: int = 25
     graph: bool = True
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)

@@ -7,8 +7,11 @@
   on the candidate pairs, as Splink does: one training session per blocking rule, each
   leaving out the fields its rule made agree (pairs found by the same name and birth year
   say nothing about how often a true duplicate keeps its name), u held fixed, the share of
-  matches estimated. A field's m is the mean over the sessions that estimated it; where no
-  session had enough pairs, the model's starting values stand.
+  matches estimated. A field's m is the mean over the sessions that estimated it, weighted by the matches each found; where no
+  session had enough pairs, the model's starting values stand. The graph levels' m are
+  then learnt on all candidate pairs from the identifiers' posteriors, the graph left out
+  of the E step (left in, EM takes the members of one household, who share a phone, a
+  home and a grid, for one person).
 - **term frequencies**: an exact id number, name or phone weighs by how many records hold
   it (a common name is weak evidence), and a shared graph item by how many records hold
   the rarest one shared (a counterpart shared by hundreds counts for little).
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .blocking import _block_rules
 from .comparisons import _compare
 from .keys import _Keys
 from .model import _MODES, _TF_GRAPH, _TF_LEVEL, FIELDS, GRAPH_FIELDS, LEVELS, LinkageModel
@@ -82,18 +86,21 @@ def _log_table(m: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, np.ndarray],
-         fields: tuple[str, ...], lam0: float = 0.1, iterations: int = 25, tol: float = 1e-5
-         ) -> tuple[dict[str, np.ndarray], float]:
-    """m per level of ``fields`` by EM on pairs' ``levels``, u held fixed; (m, share of matches).
+         fields: tuple[str, ...], lam0: float = 0.1, iterations: int = 25, tol: float = 1e-5,
+         update: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], float]:
+    """m per level by EM on pairs' ``levels``, u held fixed; returns (m, share of matches).
 
-    E step: each pair's match probability from the prior share and the weights of its
-    levels (a missing level weighs nothing). M step: m of a level is the expected number
-    of matches showing it over the matches with the field present (within each mode), with
-    one pseudo-observation at the starting value; the share is the mean probability.
+    E step: each pair's match probability from the share of matches and the weights of
+    its levels in ``fields`` (a missing level weighs nothing). M step: the m of each level
+    of the ``update`` fields (default: ``fields``; a field outside ``fields`` is learnt
+    from the others' posteriors without feeding back) is the expected number of matches
+    showing it over the matches with the field present (within each mode), with one
+    pseudo-observation at the starting value; the share is the mean probability.
     """
-    m = {f: m0[f].astype(float).copy() for f in fields}
+    update = fields if update is None else update
+    m = {f: m0[f].astype(float).copy() for f in set(fields) | set(update)}
     lam = float(np.clip(lam0, 1e-6, 1 - 1e-6))
-    lv = {f: levels[f].astype(np.intp) for f in fields}
+    lv = {f: levels[f].astype(np.intp) for f in m}
     npairs = len(next(iter(lv.values()))) if lv else 0
     if npairs == 0:
         return m, lam
@@ -103,7 +110,7 @@ def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, 
             s += _log_table(m[f], u[f])[lv[f]]
         p = 1.0 / (1.0 + np.exp2(-np.clip(s, -200, 200)))
         change = 0.0
-        for f in fields:
+        for f in update:
             sums = np.bincount(lv[f], weights=p, minlength=len(m[f]))
             new = m[f].copy()
             for mode in _MODES[f]:
@@ -120,46 +127,71 @@ def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, 
     return m, lam
 
 
-def _train_m(levels: dict[str, np.ndarray], rule: np.ndarray, rule_names: list[str], u: dict[str, np.ndarray],
+def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: dict[str, np.ndarray],
              model: LinkageModel) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, float]]:
-    """m per field from the EM sessions (one per blocking rule in :data:`SESSIONS`)."""
+    """m per field: the identifiers' by EM sessions (one per blocking rule in :data:`SESSIONS`),
+    then the graph levels' from the identifiers' posteriors on all candidate pairs.
+
+    The graph fields stay out of every E step: a household's members share a phone, a home
+    and a grid, and EM left free would take "one family" for "one person"."""
     m0 = _m_default(model)
-    graph_fields = GRAPH_FIELDS if model.graph else ()
-    estimates: dict[str, list[np.ndarray]] = {f: [] for f in FIELDS}
+    ident = tuple(f for f in FIELDS if f not in GRAPH_FIELDS)
+    estimates: dict[str, list[tuple[np.ndarray, float]]] = {f: [] for f in FIELDS}
     lam: dict[str, float] = {}
+    rng = np.random.default_rng(model.seed + 1)
+
+    def sample(rows: np.ndarray) -> np.ndarray:
+        return np.sort(rng.choice(rows, model.em_sample, replace=False)) if len(rows) > model.em_sample else rows
+
     if model.em:
-        rng = np.random.default_rng(model.seed + 1)
         for name, held in SESSIONS.items():
-            if name not in rule_names:
-                continue
-            rows = np.flatnonzero(rule == rule_names.index(name))
+            rows = sessions.get(name, np.array([], np.int64))
             if len(rows) < model.em_min_pairs:
                 continue
-            if len(rows) > model.em_sample:
-                rows = np.sort(rng.choice(rows, model.em_sample, replace=False))
-            fields = tuple(f for f in FIELDS if f not in held and (f not in GRAPH_FIELDS or f in graph_fields))
+            rows = sample(rows)
+            fields = tuple(f for f in ident if f not in held)
             m, share = em_m({f: levels[f][rows] for f in fields}, u, m0, fields, iterations=model.em_iterations)
             lam[name] = share
             for f in fields:
                 # A session whose pairs never show the field present learnt nothing about it.
-                if (levels[f][rows] != 0).sum() >= model.em_min_pairs:
-                    estimates[f].append(m[f])
+                # Weighted by the matches the session found: one that found none (pairs sharing a
+                # family phone) says how non-matches look, not matches.
+                matches = share * float((levels[f][rows] != 0).sum())
+                if matches >= model.em_min_matches:
+                    estimates[f].append((m[f], matches))
     out, source = {}, {}
-    for f in FIELDS:
+    for f in ident:
         if estimates[f]:
-            out[f], source[f] = np.mean(estimates[f], axis=0), "em"
+            w = np.array([e[1] for e in estimates[f]])
+            out[f], source[f] = (np.stack([e[0] for e in estimates[f]]) * w[:, None]).sum(axis=0) / w.sum(), "em"
         else:
             out[f], source[f] = m0[f], "default"
+    for f in GRAPH_FIELDS:
+        out[f], source[f] = m0[f], "default"
+    rows = sample(np.arange(len(levels[FIELDS[0]])))
+    if model.em and model.graph and len(rows) >= model.em_min_pairs:
+        m, share = em_m({f: levels[f][rows] for f in FIELDS}, u, {**m0, **out}, ident, lam0=0.5,
+                        iterations=model.em_iterations, update=GRAPH_FIELDS)
+        lam["all_candidates"] = share
+        for f in GRAPH_FIELDS:
+            if share * float((levels[f][rows] != 0).sum()) >= model.em_min_matches:
+                out[f], source[f] = m[f], "em"
+    for f in FIELDS:
         out[f][0] = 0.0
     return out, source, lam
 
 
-def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], rule: np.ndarray,
-              rule_names: list[str]) -> _Weights:
-    """u from random pairs, m by EM on the candidate pairs (``levels``, ``rule``), term frequencies."""
+def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray
+              ) -> _Weights:
+    """u from random pairs, m by EM on the candidate pairs (``i``, ``j``; their ``levels``),
+    term frequencies. A session takes every candidate pair its blocking rule's key agrees
+    on, whichever rule proposed it first (as Splink's training sessions do)."""
     si, sj = _random_pairs(k.n, model.u_sample, model.seed)
     u = estimate_u(_compare(k, si, sj, graph=model.graph), model)
-    m, source, lam = _train_m(levels, rule, rule_names, u, model)
+    rule_keys = dict(_block_rules(k))
+    sessions = {name: np.flatnonzero((rule_keys[name][i] == rule_keys[name][j]) & (rule_keys[name][i] != 0))
+                for name in SESSIONS if name in rule_keys}
+    m, source, lam = _train_m(levels, sessions, u, model)
     table = {f: _log_table(m[f], u[f]) for f in FIELDS}
     pop = max(k.n, model.population or 0, model.min_population)
     tf = {}
