@@ -16,8 +16,8 @@ linker sees only the identifiers; this module turns the district's graph into
 - ``place``: the places of its incidents and of its households.
 - ``grid``: the grids of those places.
 
-Items are keyed hashes of ids already pseudonymous (person, place and grid ids), never a
-name or a raw identifier. How often each item is held is its term frequency: a counterpart
+Items are codes of ids already pseudonymous (person, place and grid ids, the keyed hash of
+an id number), never a name or a raw identifier. How often each item is held is its term frequency: a counterpart
 shared by hundreds of records (a bank, a property company) counts for little.
 
 Point in time: with ``as_of``, every item comes from records known then, by the rules of
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..known import (
     MAX_GROUP,
@@ -41,7 +43,6 @@ from ..known import (
     known_parties,
     not_after,
     party_since,
-    persons_at,
     tie_members,
 )
 
@@ -52,25 +53,25 @@ EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
 MAX_ITEMS = {"counterparty": 4, "household": 1, "place": 3, "grid": 2}
 
 
-def _hash(prefix: str, values: np.ndarray) -> np.ndarray:
-    h = pd.util.hash_array(np.asarray([prefix + str(v) for v in values], dtype=object)).view(np.int64).copy()
-    h[h == 0] = 1  # 0 means "no item"
-    return h
+def _positions(ids: pd.Series | np.ndarray, index: pa.Array) -> np.ndarray:
+    """Position of each id in ``index`` (-1 where absent): Arrow's hash look-up, fast on strings."""
+    arr = pa.array(np.asarray(ids, dtype=object), type=pa.string(), from_pandas=True)
+    return pc.index_in(arr, value_set=index).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _hash_ids(prefix: str, values: pd.Series) -> np.ndarray:
-    """Keyed-by-prefix int64 hash of each id, computed once per distinct id."""
-    codes, uniq = pd.factorize(values.astype(object), use_na_sentinel=True)
-    h = _hash(prefix, np.asarray(uniq, dtype=object))
-    out = np.zeros(len(values), dtype=np.int64)
-    ok = codes >= 0
-    out[ok] = h[codes[ok]]
-    return out
+def _codes(values: pd.Series | np.ndarray) -> np.ndarray:
+    """1-based int64 codes of ids (0 where missing): an item names an id within one call."""
+    codes = pd.factorize(pd.Series(np.asarray(values, dtype=object)), use_na_sentinel=True)[0].astype(np.int64)
+    return codes + 1
 
 
-def _frame(person_id: np.ndarray, kind: str, item: np.ndarray) -> pd.DataFrame:
-    ok = item != 0
-    return pd.DataFrame({"person_id": np.asarray(person_id, dtype=object)[ok], "kind": kind, "item": item[ok]})
+def _unique_pairs(rec: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each (record, item) once, by hashing rather than sorting."""
+    if not len(rec):
+        return rec, item
+    codes, uniq = pd.factorize(item)
+    key = pd.unique(rec.astype(np.int64) * np.int64(len(uniq)) + codes)
+    return key // len(uniq), np.asarray(uniq, dtype=np.int64)[key % len(uniq)]
 
 
 def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFrame:
@@ -80,13 +81,16 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
     ``tables()``, or raw frames holding at least ``persons``, ``incidents``,
     ``incident_parties`` and ``places``; ``households``, ``household_members`` and
     ``relations`` are used when present). ``as_of``: only what was known then.
+    ``person_id`` is categorical over the persons' ids; ``item`` an int64 that names a
+    counterpart, household, place or grid within this result (never a name or an
+    identifier's value).
     """
     persons = tables["persons"]
     incidents, parties = tables["incidents"], tables["incident_parties"]
     members = tables.get("household_members")
     relations = tables.get("relations")
+    known = np.ones(len(persons), dtype=bool)
     if as_of is not None:
-        persons = persons_at(persons, as_of)
         incidents = known_incidents(incidents, as_of)
         parties = known_parties(parties[parties["incident_id"].isin(incidents["incident_id"])],
                                 tables["incidents"], as_of)
@@ -94,76 +98,95 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
             members = known_members(members, as_of)
         if relations is not None:
             relations = relations[not_after(relations["since"], as_of, null_known=True)]
-    pid_all = persons["person_id"].astype(object)
-    if "recorded_at" in persons and as_of is not None:
-        # A record not yet recorded holds no evidence (persons_at blanked its identifiers).
-        late = persons["recorded_at"].to_numpy(dtype="datetime64[ns]") > np.datetime64(pd.Timestamp(as_of))
-        known_ids = pd.Index(pid_all[~late])
-    else:
-        known_ids = pd.Index(pid_all)
-    # A counterpart person is their firm id number where they have one, else their record.
-    ident = _hash_ids("p:", pid_all)
+        if "recorded_at" in persons:
+            # A record not yet recorded holds no evidence (persons_at blanks its identifiers).
+            known = ~(persons["recorded_at"] > pd.Timestamp(as_of)).to_numpy(dtype=bool)
+    pid = persons["person_id"].to_numpy(dtype=object)
+    index = pa.array(pid, type=pa.string())
+    n = len(pid)
+    # A counterpart person is their id number's keyed hash where they have one (their other
+    # records then count as the same counterpart), else their record (negative codes).
+    ident = -np.arange(1, n + 1, dtype=np.int64)
     if "lk_id" in persons:
         lk = persons["lk_id"].to_numpy(dtype=np.int64, na_value=0)
         ident = np.where(lk != 0, lk, ident)
-    ident_of = pd.Series(ident, index=pd.Index(pid_all))
-    out: list[pd.DataFrame] = []
+    recs: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
+    items: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
+
+    def add(kind: str, rec: np.ndarray, item: np.ndarray) -> None:
+        ok = (rec >= 0) & (item != 0)
+        recs[kind].append(rec[ok])
+        items[kind].append(item[ok])
 
     # Counterparties in incidents, under the group-size cap judged at each arrival.
     is_person = (parties["party_type"].astype(object) == "person").to_numpy()
-    inc_pos = pd.Index(incidents["incident_id"].astype(object)).get_indexer(parties["incident_id"].astype(object))
+    inc_pos = _positions(parties["incident_id"], pa.array(incidents["incident_id"].to_numpy(dtype=object),
+                                                          type=pa.string()))
     since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    party_ident = np.where(is_person, 0, _hash_ids("o:", parties["party_id"]))
-    if is_person.any():
-        party_ident[is_person] = ident_of.reindex(parties["party_id"][is_person].astype(object)).fillna(0) \
-            .to_numpy(dtype=np.int64)
-    pcode, puniq = pd.factorize(pd.Series(np.where(is_person, "p" + parties["party_id"].astype(str),
-                                                   "o" + parties["party_id"].astype(str))))
-    ok = inc_pos >= 0
-    g, gp, _ = tie_members(inc_pos[ok], pcode[ok], since[ok], MAX_GROUP)
+    rec = np.where(is_person, _positions(parties["party_id"], index), -1)
+    org = np.where(is_person, 0, _codes(parties["party_id"].where(~is_person)))
+    # One code per party: persons by record, organisations after them.
+    party = np.where(is_person, rec, n + org)
+    party_ident = np.where(is_person, ident[np.maximum(rec, 0)], -(2 ** 50) - org)
+    ok = (inc_pos >= 0) & ((rec >= 0) | ~is_person)
+    g, gp, _ = tie_members(inc_pos[ok], party[ok], since[ok], MAX_GROUP)
     if len(g):
-        # Each member's counterparts: the other members of the same incident.
-        first = pd.DataFrame({"pcode": pcode[ok], "ident": party_ident[ok], "person": is_person[ok],
-                              "pid": parties["party_id"].astype(object).to_numpy()[ok]}).drop_duplicates("pcode")
-        first = first.set_index("pcode")
-        tm = pd.DataFrame({"g": g, "p": gp})
-        pairs = tm.merge(tm, on="g", suffixes=("", "_o"))
-        pairs = pairs[pairs["p"] != pairs["p_o"]]
-        who = first.reindex(pairs["p"].to_numpy())
-        other = first["ident"].reindex(pairs["p_o"].to_numpy()).to_numpy(dtype=np.int64)
-        mine = who["person"].to_numpy(dtype=bool)
-        out.append(_frame(who["pid"].to_numpy()[mine], "counterparty", other[mine]))
+        ident_of = np.zeros(int(party.max()) + 1 if len(party) else 0, dtype=np.int64)
+        ident_of[party[ok]] = party_ident[ok]
+        order = np.argsort(g, kind="stable")
+        g, gp = g[order], gp[order]
+        starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+        sizes = np.diff(np.r_[starts, len(g)])
+        # Every ordered pair of members of one incident: member -> the other's identity.
+        rep = np.repeat(sizes, sizes)
+        a = np.repeat(np.arange(len(g)), rep)
+        first = np.repeat(np.repeat(starts, sizes), rep)
+        b = first + (np.arange(len(a)) - np.repeat(np.cumsum(rep) - rep, rep))
+        keep = (a != b) & (gp[a] < n)
+        add("counterparty", gp[a[keep]], ident_of[gp[b[keep]]])
     if relations is not None and len(relations):
-        a, b = relations["person_a"].astype(object), relations["person_b"].astype(object)
-        out.append(_frame(a.to_numpy(), "counterparty", ident_of.reindex(b).fillna(0).to_numpy(dtype=np.int64)))
-        out.append(_frame(b.to_numpy(), "counterparty", ident_of.reindex(a).fillna(0).to_numpy(dtype=np.int64)))
+        ra, rb = _positions(relations["person_a"], index), _positions(relations["person_b"], index)
+        both = (ra >= 0) & (rb >= 0)
+        add("counterparty", ra[both], ident[rb[both]])
+        add("counterparty", rb[both], ident[ra[both]])
 
     # Places and grids of the record's incidents and households.
     places = tables["places"]
-    grid_of = pd.Series(places["grid_id"].astype(object).to_numpy(), index=places["place_id"].astype(object))
-    inc_place = incidents["place_id"].astype(object).to_numpy()
-    pp = parties[is_person & ok]
-    pl = pd.Series(inc_place[inc_pos[is_person & ok]], dtype=object)
-    loc = [(pp["party_id"].astype(object).to_numpy(), pl)]
+    pl_index = pa.array(places["place_id"].to_numpy(dtype=object), type=pa.string())
+    grid_code = _codes(places["grid_id"])
+    inc_place = _positions(incidents["place_id"], pl_index)
+    where = [(rec[is_person & ok], inc_place[inc_pos[is_person & ok]])]
     if members is not None and len(members):
+        mrec = _positions(members["person_id"], index)
+        add("household", mrec, _codes(members["household_id"]))
         households = tables.get("households")
-        out.append(_frame(members["person_id"].astype(object).to_numpy(), "household",
-                          _hash_ids("h:", members["household_id"])))
         if households is not None and len(households):
-            hplace = pd.Series(households["place_id"].astype(object).to_numpy(),
-                               index=households["household_id"].astype(object))
-            loc.append((members["person_id"].astype(object).to_numpy(),
-                        pd.Series(hplace.reindex(members["household_id"].astype(object)).to_numpy(), dtype=object)))
-    for who_ids, place in loc:
-        out.append(_frame(who_ids, "place", _hash_ids("l:", place)))
-        out.append(_frame(who_ids, "grid", _hash_ids("g:", pd.Series(grid_of.reindex(place).to_numpy(),
-                                                                     dtype=object))))
-    if not out:
-        return pd.DataFrame({"person_id": pd.Series([], dtype=object), "kind": pd.Series([], dtype=object),
-                             "item": pd.Series([], dtype=np.int64)})
-    ev = pd.concat(out, ignore_index=True)
-    ev = ev[ev["person_id"].isin(known_ids)]
-    return ev.drop_duplicates(EVIDENCE_COLUMNS, ignore_index=True)
+            hpos = _positions(members["household_id"], pa.array(households["household_id"].to_numpy(dtype=object),
+                                                                  type=pa.string()))
+            hplace = _positions(households["place_id"], pl_index)
+            where.append((mrec, np.where(hpos >= 0, hplace[np.maximum(hpos, 0)], -1)))
+    for r, place in where:
+        has = place >= 0
+        add("place", r[has], place[has] + 1)
+        add("grid", r[has], grid_code[place[has]])
+
+    out_rec, out_kind, out_item = [], [], []
+    for kind in KINDS:
+        if not recs[kind]:
+            continue
+        r, it = np.concatenate(recs[kind]), np.concatenate(items[kind])
+        r, it = _unique_pairs(r[known[r]], it[known[r]])
+        out_rec.append(r)
+        out_item.append(it)
+        out_kind.append(np.full(len(r), KINDS.index(kind), dtype=np.int8))
+    r = np.concatenate(out_rec) if out_rec else np.array([], np.int64)
+    return pd.DataFrame({
+        "person_id": pd.Categorical.from_codes(r, categories=pd.Index(pid, dtype=object)) if len(set(pid)) == n
+        else pd.Series(pid[r], dtype=object),
+        "kind": pd.Categorical.from_codes(np.concatenate(out_kind) if out_kind else np.array([], np.int8),
+                                          categories=list(KINDS)),
+        "item": np.concatenate(out_item) if out_item else np.array([], np.int64),
+    })
 
 
 @dataclass
@@ -180,7 +203,14 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
     if evidence is None:
         return None
     n = len(pid)
-    rec_all = pd.Index(pd.Series(pid, dtype=object)).get_indexer(evidence["person_id"].astype(object))
+    index = pa.array(np.asarray(pid, dtype=object), type=pa.string())
+    who = evidence["person_id"]
+    if isinstance(who.dtype, pd.CategoricalDtype):  # one look-up per category, not per row
+        cat = _positions(who.cat.categories.to_numpy(dtype=object), index)
+        codes = who.cat.codes.to_numpy()
+        rec_all = np.where(codes >= 0, cat[np.maximum(codes, 0)], -1)
+    else:
+        rec_all = _positions(who, index)
     kind_all = evidence["kind"].astype(object).to_numpy()
     item_all = evidence["item"].to_numpy(dtype=np.int64)
     items, counts, holders = {}, {}, {}
@@ -191,6 +221,8 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
         a = np.zeros((n, k), dtype=np.int64)
         c = np.zeros((n, k), dtype=np.float64)
         if len(rec):
+            # One row per record and item (evidence frames from elsewhere may repeat rows).
+            rec, item = _unique_pairs(rec, item)
             codes = pd.factorize(item)[0]
             cnt = np.bincount(codes)[codes]
             order = np.lexsort((item, cnt, rec))  # per record, rarest first (ties by item: order-free)

@@ -7,8 +7,8 @@
   on the candidate pairs, as Splink does: one training session per blocking rule, each
   leaving out the fields its rule made agree (pairs found by the same name and birth year
   say nothing about how often a true duplicate keeps its name), u held fixed, the share of
-  matches estimated. A field's m is the mean over the sessions that estimated it, weighted by the matches each found; where no
-  session had enough pairs, the model's starting values stand. The graph levels' m are
+  matches estimated. A field's m is the mean over the sessions that estimated it, weighted
+  by the matches each found; where no session had enough, the model's starting values stand. The graph levels' m are
   then learnt on all candidate pairs from the identifiers' posteriors, the graph left out
   of the E step (left in, EM takes the members of one household, who share a phone, a
   home and a grid, for one person).
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .blocking import _block_rules
-from .comparisons import _compare
+from .comparisons import _compare, _compare_graph
 from .keys import _Keys
 from .model import _MODES, _TF_GRAPH, _TF_LEVEL, FIELDS, GRAPH_FIELDS, LEVELS, LinkageModel
 
@@ -187,7 +187,12 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     term frequencies. A session takes every candidate pair its blocking rule's key agrees
     on, whichever rule proposed it first (as Splink's training sessions do)."""
     si, sj = _random_pairs(k.n, model.u_sample, model.seed)
-    u = estimate_u(_compare(k, si, sj, graph=model.graph), model)
+    sample = _compare(k, si, sj, graph=False)
+    if model.graph and k.graph is not None:
+        # Graph levels are dearer to compare: a fifth of the pairs tells their u well enough.
+        few = max(len(si) // 5, min(len(si), 1000))
+        sample.update(_compare_graph(k.graph, si[:few], sj[:few])[0])
+    u = estimate_u(sample, model)
     rule_keys = dict(_block_rules(k))
     sessions = {name: np.flatnonzero((rule_keys[name][i] == rule_keys[name][j]) & (rule_keys[name][i] != 0))
                 for name in SESSIONS if name in rule_keys}
