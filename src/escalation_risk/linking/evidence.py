@@ -53,9 +53,19 @@ EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
 MAX_ITEMS = {"counterparty": 4, "household": 1, "place": 3, "grid": 2}
 
 
+def _arrow(ids: pd.Series | np.ndarray) -> pa.Array:
+    """Ids as an Arrow string array (no copy through Python objects for Arrow-backed columns)."""
+    if isinstance(ids, pd.Series | pd.Index):
+        try:
+            return pa.array(ids, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return pa.array(np.asarray(ids, dtype=object), type=pa.string(), from_pandas=True)
+
+
 def _positions(ids: pd.Series | np.ndarray, index: pa.Array) -> np.ndarray:
     """Position of each id in ``index`` (-1 where absent): Arrow's hash look-up, fast on strings."""
-    arr = pa.array(np.asarray(ids, dtype=object), type=pa.string(), from_pandas=True)
+    arr = _arrow(ids)
     return pc.index_in(arr, value_set=index).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -102,7 +112,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
             # A record not yet recorded holds no evidence (persons_at blanks its identifiers).
             known = ~(persons["recorded_at"] > pd.Timestamp(as_of)).to_numpy(dtype=bool)
     pid = persons["person_id"].to_numpy(dtype=object)
-    index = pa.array(pid, type=pa.string())
+    index = _arrow(persons["person_id"])
     n = len(pid)
     # A counterpart person is their id number's keyed hash where they have one (their other
     # records then count as the same counterpart), else their record (negative codes).
@@ -120,8 +130,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
 
     # Counterparties in incidents, under the group-size cap judged at each arrival.
     is_person = (parties["party_type"].astype(object) == "person").to_numpy()
-    inc_pos = _positions(parties["incident_id"], pa.array(incidents["incident_id"].to_numpy(dtype=object),
-                                                          type=pa.string()))
+    inc_pos = _positions(parties["incident_id"], _arrow(incidents["incident_id"]))
     since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)
     rec = np.where(is_person, _positions(parties["party_id"], index), -1)
     org = np.where(is_person, 0, _codes(parties["party_id"].where(~is_person)))
@@ -152,7 +161,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
 
     # Places and grids of the record's incidents and households.
     places = tables["places"]
-    pl_index = pa.array(places["place_id"].to_numpy(dtype=object), type=pa.string())
+    pl_index = _arrow(places["place_id"])
     grid_code = _codes(places["grid_id"])
     inc_place = _positions(incidents["place_id"], pl_index)
     where = [(rec[is_person & ok], inc_place[inc_pos[is_person & ok]])]
@@ -161,8 +170,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
         add("household", mrec, _codes(members["household_id"]))
         households = tables.get("households")
         if households is not None and len(households):
-            hpos = _positions(members["household_id"], pa.array(households["household_id"].to_numpy(dtype=object),
-                                                                  type=pa.string()))
+            hpos = _positions(members["household_id"], _arrow(households["household_id"]))
             hplace = _positions(households["place_id"], pl_index)
             where.append((mrec, np.where(hpos >= 0, hplace[np.maximum(hpos, 0)], -1)))
     for r, place in where:
@@ -180,13 +188,15 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
         out_item.append(it)
         out_kind.append(np.full(len(r), KINDS.index(kind), dtype=np.int8))
     r = np.concatenate(out_rec) if out_rec else np.array([], np.int64)
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "person_id": pd.Categorical.from_codes(r, categories=pd.Index(pid, dtype=object)) if len(set(pid)) == n
         else pd.Series(pid[r], dtype=object),
         "kind": pd.Categorical.from_codes(np.concatenate(out_kind) if out_kind else np.array([], np.int8),
                                           categories=list(KINDS)),
         "item": np.concatenate(out_item) if out_item else np.array([], np.int64),
     })
+    out.attrs["unique_rows"] = True  # each (record, kind, item) once: spares the check when linking
+    return out
 
 
 @dataclass
@@ -203,29 +213,40 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
     if evidence is None:
         return None
     n = len(pid)
-    index = pa.array(np.asarray(pid, dtype=object), type=pa.string())
+    index = _arrow(pd.Series(pid, dtype=object))
     who = evidence["person_id"]
     if isinstance(who.dtype, pd.CategoricalDtype):  # one look-up per category, not per row
-        cat = _positions(who.cat.categories.to_numpy(dtype=object), index)
+        cat = _positions(pd.Series(who.cat.categories), index)
         codes = who.cat.codes.to_numpy()
         rec_all = np.where(codes >= 0, cat[np.maximum(codes, 0)], -1)
     else:
         rec_all = _positions(who, index)
-    kind_all = evidence["kind"].astype(object).to_numpy()
+    kinds = evidence["kind"]
+    if isinstance(kinds.dtype, pd.CategoricalDtype):  # compare small codes, not strings
+        kind_all = np.asarray(kinds.cat.categories, dtype=object)[kinds.cat.codes.to_numpy()] \
+            if list(kinds.cat.categories) != list(KINDS) else None
+        kind_code = kinds.cat.codes.to_numpy()
+    else:
+        kind_all, kind_code = None, None
+    if kind_code is None or kind_all is not None:
+        names = np.asarray(kinds, dtype=object)
+        kind_code = np.full(len(names), -1, dtype=np.int64)
+        for code, kind in enumerate(KINDS):
+            kind_code[names == kind] = code
     item_all = evidence["item"].to_numpy(dtype=np.int64)
     items, counts, holders = {}, {}, {}
-    for kind in KINDS:
+    for kc, kind in enumerate(KINDS):
         k = MAX_ITEMS[kind]
-        sel = (kind_all == kind) & (rec_all >= 0)
+        sel = (kind_code == kc) & (rec_all >= 0)
         rec, item = rec_all[sel], item_all[sel]
         a = np.zeros((n, k), dtype=np.int64)
         c = np.zeros((n, k), dtype=np.float64)
         if len(rec):
-            # One row per record and item (evidence frames from elsewhere may repeat rows).
-            rec, item = _unique_pairs(rec, item)
+            if not evidence.attrs.get("unique_rows"):  # frames from elsewhere may repeat rows
+                rec, item = _unique_pairs(rec, item)
             codes = pd.factorize(item)[0]
             cnt = np.bincount(codes)[codes]
-            order = np.lexsort((item, cnt, rec))  # per record, rarest first (ties by item: order-free)
+            order = _rarest_first(rec, cnt, item)
             rec, item, cnt = rec[order], item[order], cnt[order]
             start = np.r_[0, np.flatnonzero(rec[1:] != rec[:-1]) + 1]
             rank = np.arange(len(rec)) - np.repeat(start, np.diff(np.r_[start, len(rec)]))
@@ -234,6 +255,16 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
             c[rec[keep], rank[keep]] = cnt[keep]
         items[kind], counts[kind], holders[kind] = a, c, int((a[:, 0] != 0).sum())
     return _Graph(items=items, counts=counts, holders=holders)
+
+
+def _rarest_first(rec: np.ndarray, cnt: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """The order putting each record's items together, rarest first (ties broken by the item
+    itself, so the result does not depend on the row order): one int64 key when it fits."""
+    if len(rec) and rec.max() < 2**21:
+        tie = ((item.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(43)).astype(np.int64)
+        key = (rec.astype(np.int64) << 42) | (np.minimum(cnt, 2**21 - 1).astype(np.int64) << 21) | tie
+        return np.argsort(key)
+    return np.lexsort((item, cnt, rec))
 
 
 def _shared(g: _Graph, kind: str, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
