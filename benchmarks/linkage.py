@@ -107,7 +107,8 @@ def _quality(res: linking.Linkage, truth: pd.DataFrame, persons: pd.DataFrame, g
     # No id number on one side and the phone changed: only name and birth year are left
     # of the identifiers (never enough alone); with graph evidence shared they may link.
     per["name_birth_only"] = per["no_id"] & per["noise"].str.contains("phone_changed")
-    per["graph"] = graph_shared.reindex(per.index).fillna(False).to_numpy(dtype=bool)
+    per["evidence"] = graph_shared.reindex(per.index).fillna("").to_numpy(dtype=object)
+    per["graph"] = per["evidence"] != ""
     kinds = per.assign(kind=per["noise"].str.split(",")).explode("kind")
     by_kind = kinds.groupby(kinds["kind"].replace("", "(none)"))["ok"].agg(["mean", "size"])
     nb = per[per["name_birth_only"]]
@@ -115,6 +116,7 @@ def _quality(res: linking.Linkage, truth: pd.DataFrame, persons: pd.DataFrame, g
             "records": len(key), "by_kind": by_kind, "nb_pairs": len(nb), "nb_graph_pairs": int(nb["graph"].sum()),
             "nb_graph_recall": float(nb.loc[nb["graph"], "ok"].mean()) if nb["graph"].any() else float("nan"),
             "nb_recall": float(nb["ok"].mean()) if len(nb) else float("nan"),
+            "nb_by_evidence": nb[nb["graph"]].groupby("evidence")["ok"].agg(["mean", "size"]),
             "other_recall": float(per.loc[~per["name_birth_only"], "ok"].mean())}
 
 
@@ -130,8 +132,11 @@ def _graph_shared(keys: pd.DataFrame, evidence: pd.DataFrame, truth: pd.DataFram
     df = df[df.groupby("t")["t"].transform("size") == 2].sort_values(["t", "r"])
     i, j = df["r"].to_numpy()[0::2], df["r"].to_numpy()[1::2]
     levels, _ = _compare_graph(_graph_arrays(evidence, pid), i, j)
-    shared = (levels["counterparty"] == 1) | np.isin(levels["place"], (1, 2, 3))
-    return pd.Series(shared, index=df["t"].to_numpy()[0::2])
+    # The strongest graph evidence the two records share ("" for none).
+    pl = levels["place"]
+    best = np.select([levels["counterparty"] == 1, pl == 1, pl == 2, pl == 3],
+                     ["counterparty", "household", "place", "grid only"], "")
+    return pd.Series(best, index=df["t"].to_numpy()[0::2])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,7 +223,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{q['nb_pairs']:,} duplicate pairs have only name and birth year left of the identifiers "
               f"(no id number on one side, phone changed), {q['nb_graph_pairs']:,} of them with graph evidence "
               f"shared: recall **{q['nb_graph_recall']:.3f}** on those, {q['nb_recall']:.3f} on all "
-              f"{q['nb_pairs']:,}; recall over the other pairs: {q['other_recall']:.4f}.")
+              f"{q['nb_pairs']:,}; recall over the other pairs: {q['other_recall']:.4f}. By the strongest graph "
+              f"evidence shared: " + ", ".join(f"{k} {r['mean']:.3f} ({int(r['size'])} pairs)"
+                                                for k, r in q["nb_by_evidence"].iterrows()) + ".")
         print()
     print(f"Expected false matches stated by the model (graph on) at threshold {linking.DEFAULT_MODEL.threshold}: "
           f"{st['expected_false_matches']:.2f} (weight threshold {st['weight_threshold']:.1f} bits); "

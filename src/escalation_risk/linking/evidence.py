@@ -129,10 +129,20 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
         items[kind].append(item[ok])
 
     # Counterparties in incidents, under the group-size cap judged at each arrival.
-    is_person = (parties["party_type"].astype(object) == "person").to_numpy()
+    is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
     inc_pos = _positions(parties["incident_id"], _arrow(incidents["incident_id"]))
+    # Every look-up of a person id in one pass over the persons' index (one hash table).
+    cols = [parties["party_id"]]
+    if relations is not None and len(relations):
+        cols += [relations["person_a"], relations["person_b"]]
+    if members is not None and len(members):
+        cols.append(members["person_id"])
+    pos = _positions(pd.concat([c.astype(object) if c.dtype == object else c for c in cols], ignore_index=True),
+                     index)
+    bounds = np.cumsum([0] + [len(c) for c in cols])
+    looked = [pos[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    rec = np.where(is_person, _positions(parties["party_id"], index), -1)
+    rec = np.where(is_person, looked[0], -1)
     org = np.where(is_person, 0, _codes(parties["party_id"].where(~is_person)))
     # One code per party: persons by record, organisations after them.
     party = np.where(is_person, rec, n + org)
@@ -154,7 +164,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
         keep = (a != b) & (gp[a] < n)
         add("counterparty", gp[a[keep]], ident_of[gp[b[keep]]])
     if relations is not None and len(relations):
-        ra, rb = _positions(relations["person_a"], index), _positions(relations["person_b"], index)
+        ra, rb = looked[1], looked[2]
         both = (ra >= 0) & (rb >= 0)
         add("counterparty", ra[both], ident[rb[both]])
         add("counterparty", rb[both], ident[ra[both]])
@@ -166,7 +176,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
     inc_place = _positions(incidents["place_id"], pl_index)
     where = [(rec[is_person & ok], inc_place[inc_pos[is_person & ok]])]
     if members is not None and len(members):
-        mrec = _positions(members["person_id"], index)
+        mrec = looked[-1]
         add("household", mrec, _codes(members["household_id"]))
         households = tables.get("households")
         if households is not None and len(households):
