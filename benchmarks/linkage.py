@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--cache", default=None, help="folder to keep the generated tables and truth in")
     ap.add_argument("--no-incremental", action="store_true", help="skip the incremental 1%% step")
+    ap.add_argument("--prepare", action="store_true", help="only generate the district into --cache, then stop")
     args = ap.parse_args(argv)
     n = args.persons
     cache = Path(args.cache) if args.cache else None
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
             for t, df in tables.items():
                 df.to_parquet(cache / stem / f"{t}.parquet")
             truth.to_parquet(cache / stem / "truth.parquet")
+    if args.prepare:
+        return
     persons = tables["persons"]
     load0 = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 

@@ -330,7 +330,8 @@ def with_shared_history(ds: Dataset, district: str, cross: CrossDistrict) -> Dat
     # The province's linkage, made once, is the linkage of this task: nothing is linked again.
     local_run = _linkage_of(ds)
     out.cache["linkage"] = Linkage(key=person_key.astype(object), pairs=local_run.pairs,
-                                   stats={**local_run.stats, "foreign_records": float(keep.sum())})
+                                   stats={**local_run.stats, "foreign_records": float(keep.sum())},
+                                   parameters=local_run.parameters)
     out.cache["person_key"] = out.cache["linkage"].key
     return out
 
