@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import KEY, valid_id
+
 from escalation_risk.dataset import Dataset
 from escalation_risk.linking import RULE_FALLBACK, RULE_ID, explain_links, link_persons
 
@@ -572,7 +572,7 @@ def test_tables_without_linkage_keys_still_link_on_the_pseudonyms():
 
 # --------------------------------------------------------------------------- learnt weights
 
-from escalation_risk.linking import em_m, estimate_u, graph_evidence, linkage_parameters  # noqa: E402
+from escalation_risk.linking import GRAPH_MODEL, em_m, estimate_u, graph_evidence, linkage_parameters  # noqa: E402
 from escalation_risk.linking.model import _MODES, DEFAULT_MODEL  # noqa: E402
 from escalation_risk.linking.parameters import _m_default, _random_pairs  # noqa: E402
 
@@ -668,22 +668,26 @@ PAIR = [("a", "郑晓燕", 1976, "13811112222", A, "female"), ("b", "郑晓燕",
 
 
 def test_name_birth_year_and_a_shared_counterpart_link_name_and_birth_year_alone_do_not():
-    alone = link_persons(district(PAIR, []))
+    # The default model (training's linkage) reads no graph evidence: the pair stays apart.
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+                         ("n2", "x", "2024-03-02")])
+    assert link_persons(ds)["a"] != link_persons(ds)["b"]
+    alone = link_persons(district(PAIR, []), model=GRAPH_MODEL)
     assert alone["a"] != alone["b"]
     # Both records meet the same neighbour x, in two disputes at his door.
     ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
                          ("n2", "x", "2024-03-02")])
-    key = link_persons(ds)
+    key = link_persons(ds, model=GRAPH_MODEL)
     assert key["a"] == key["b"] != key["x"]
-    ex = explain_links(ds).set_index(["person_id", "linked_to"])
+    ex = explain_links(ds, GRAPH_MODEL).set_index(["person_id", "linked_to"])
     assert ex.loc[("b", "a"), "counterparty"] == "shared"
     assert "counterparty" in ex.loc[("b", "a"), "rule"]
     # A counterpart shared by a thousand records (the bank) counts for little: no link.
     ds = district(PAIR, [("o1", "a", "2024-01-10"), ("o1", "bank", "2024-01-10"), ("o2", "b", "2024-03-02"),
                          ("o2", "bank", "2024-03-02")])
-    key = link_persons(ds)
+    key = link_persons(ds, model=GRAPH_MODEL)
     assert key["a"] != key["b"]
-    lv = explain_links(ds)
+    lv = explain_links(ds, GRAPH_MODEL)
     assert lv.empty or not ({"a", "b"} <= set(lv["person_id"]) | set(lv["linked_to"]))
 
 
@@ -692,7 +696,7 @@ def test_graph_evidence_never_links_different_names_or_birth_years():
             ("c", "刘芳", 1976, None, None, "female"), ("x", "冯建国", 1950, "13655554444", None, "male")]
     ds = district(rows, [(f"n{k}", p, "2024-01-10") for k, p in enumerate("abc")] +
                   [(f"n{k}", "x", "2024-01-10") for k in range(3)])
-    key = link_persons(ds)
+    key = link_persons(ds, model=GRAPH_MODEL)
     assert key.loc[["a", "b", "c"]].nunique() == 3
 
 
@@ -700,12 +704,13 @@ def test_graph_evidence_is_read_as_known_at_the_moment():
     parties = [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-06-02"),
                ("n2", "x", "2024-06-02")]
     ds = district(PAIR, parties)
-    before, after = link_persons(ds, as_of="2024-03-01"), link_persons(ds, as_of="2024-07-01")
+    before, after = link_persons(ds, model=GRAPH_MODEL, as_of="2024-03-01"), \
+        link_persons(ds, model=GRAPH_MODEL, as_of="2024-07-01")
     assert before["a"] != before["b"]  # the dispute that ties b to x was not yet reported
     assert after["a"] == after["b"]
     # The same as linking the dataset cut at that moment.
-    pd.testing.assert_series_equal(before, link_persons(ds.cut("2024-03-01")))
-    pd.testing.assert_series_equal(after.sort_index(), link_persons(ds.cut("2024-07-01")).sort_index())
+    pd.testing.assert_series_equal(before, link_persons(ds.cut("2024-03-01"), model=GRAPH_MODEL))
+    pd.testing.assert_series_equal(after.sort_index(), link_persons(ds.cut("2024-07-01"), model=GRAPH_MODEL).sort_index())
     ev = graph_evidence(ds.tables(), as_of="2024-03-01")
     assert "b" not in set(ev.loc[ev["kind"] == "counterparty", "person_id"].astype(str))
 
@@ -744,13 +749,13 @@ def test_look_alike_characters_are_a_name_level_below_the_sound():
 def test_parameters_are_saved_with_the_linkage_and_shown_without_values():
     ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
                          ("n2", "x", "2024-03-02")])
-    par = linkage_parameters(ds)
+    par = linkage_parameters(ds, GRAPH_MODEL)
     assert list(par.columns) == ["field", "level", "m", "u", "weight", "term_frequency", "m_from"]
     assert set(par["field"]) == set(LEVELS)
     for f, g in par.groupby("field"):
         assert list(g["level"]) == list(LEVELS[f][1:])
     assert ((par["m"] >= 0) & (par["m"] <= 1) & (par["u"] > 0) & (par["u"] <= 1)).all()
-    ex = explain_links(ds)
+    ex = explain_links(ds, GRAPH_MODEL)
     pd.testing.assert_frame_equal(ex.attrs["parameters"], par)
     text = par.to_csv() + ex.to_csv()
     for raw in ("郑晓燕", "zheng", A, "13811112222", "13799990000", "1976"):

@@ -232,7 +232,7 @@ def persons_at(persons: pd.DataFrame, t) -> pd.DataFrame:
     out = persons.copy()
     for col in out.columns:
         if col in PII_COLUMNS.get("persons", ()):
-            out[col] = out[col].astype(object).where(~late, None)
+            out[col] = out[col].mask(late)  # missing, in the column's own dtype
         elif col.startswith("lk_"):
             # 0 is "missing" for every key but the sex digit, whose missing value is -1.
             out.loc[late, col] = -1 if col == "lk_id_sex" else 0

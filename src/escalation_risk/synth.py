@@ -96,9 +96,6 @@ phone. Deliberate namesakes (same name and birth year, different person) exist, 
 some people lack a phone or an id number. ``person_truth`` maps every person_id to
 the real person.
 
-With ``late_facts``, a duplicate record's ``recorded_at`` is the report of the first
-incident it is a party of (the police system made it then); other records have none.
-
 With ``linkage_noise=p`` (0 by default), each duplicate record is, with probability
 ``p``, written the way real records are (see :func:`_linkage_noise`): an old 15-digit
 id, a mistyped id digit or check digit, two id digits transposed (check recomputed),
@@ -1780,17 +1777,10 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
         tables["incident_notes"] = pd.DataFrame({
             "note_id": _fmt_ids("N", len(ni), max(7, len(str(len(ni))))), "incident_id": iid[ni[no]],
             "recorded_at": ts(nt[no]), "text": nx[no]})
-    if late_facts:
-        # The police system creates its record of a person at the first call it is made for
-        # (persons.recorded_at); everyone else's records are known throughout.
-        first = tables["incident_parties"].merge(tables["incidents"][["incident_id", "reported_at"]],
-                                                 on="incident_id").groupby("party_id")["reported_at"].min()
-        made = first.reindex(pid_str[n:])
-        tables["persons"] = tables["persons"].assign(
-            recorded_at=tables["persons"]["person_id"].map(made).astype("datetime64[ns]"))
     for name, df in tables.items():
-        cols = [c for c in TABLES[name].column_names
-                if late_facts or not (name == "persons" and c == "recorded_at")]
+        # The optional persons.recorded_at is not generated: every record is known throughout
+        # (features for training read one linkage; see linking's note on availability).
+        cols = [c for c in TABLES[name].column_names if not (name == "persons" and c == "recorded_at")]
         if not late_facts:  # a 1.0 export: without the columns contract 1.1 added
             cols = [c for c in cols if c not in CONTRACT_1_1.get(name, ())]
         tables[name] = df[cols]

@@ -17,6 +17,7 @@ from .keys import _keys
 from .model import (
     DEFAULT_MODEL,
     FIELDS,
+    GRAPH_MODEL,
     ID_CHECK,
     ID_CONFLICT,
     ID_EXACT,
@@ -151,18 +152,20 @@ def link_persons(ds: Dataset, existing: pd.Series | None = None,
     join the group they link to, or start their own. The result is cached on the
     dataset when ``existing`` is not given (and the default model is used).
 
-    The evidence is what ``ds`` holds: identifiers and the graph around each record
-    (:func:`~escalation_risk.linking.graph_evidence`). ``as_of``: link as known at that
-    moment (graph evidence from records known then, by :mod:`escalation_risk.known`; a
-    person record with a later ``recorded_at`` stands alone). Without it the linkage is
-    read as of the export (a cut Dataset, ``ds.cut(t)``, is its own export at t).
+    The evidence is what ``ds`` holds: identifiers, and with ``GRAPH_MODEL`` the graph
+    around each record (:func:`~escalation_risk.linking.graph_evidence`). ``as_of``: link
+    as known at that moment (graph evidence from records known then, by
+    :mod:`escalation_risk.known`; a person record with a later ``recorded_at`` stands
+    alone). Without it the linkage is read as of the export (a cut Dataset,
+    ``ds.cut(t)``, is its own export at t).
     """
     return _linkage(ds, existing, model, as_of=as_of).key
 
 
 def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of=None) -> Linkage:
-    cacheable = existing is None and model is DEFAULT_MODEL
-    slot = "linkage" if as_of is None else ("linkage", pd.Timestamp(as_of))
+    cacheable = existing is None and (model is DEFAULT_MODEL or model is GRAPH_MODEL)
+    slot = "linkage" if as_of is None and model is DEFAULT_MODEL else \
+        ("linkage", model.graph, None if as_of is None else pd.Timestamp(as_of))
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
     persons = ds.persons if as_of is None else persons_at(ds.persons, as_of)
@@ -170,16 +173,16 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
     res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
     if cacheable:
         ds.cache[slot] = res
-        if as_of is None:
+        if slot == "linkage":
             ds.cache["person_key"] = res.key
     return res
 
 
-def linkage_summary(ds: Dataset) -> dict[str, float]:
+def linkage_summary(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> dict[str, float]:
     """Figures of the dataset's linkage: candidate and accepted pairs per blocking rule,
     the weight threshold, the expected number of false matches among kept pairs, the
     components the chaining guard re-clustered."""
-    return dict(_linkage(ds, None, DEFAULT_MODEL).stats)
+    return dict(_linkage(ds, None, model, as_of=as_of).stats)
 
 
 def _rule(levels: pd.DataFrame) -> pd.Series:
@@ -201,15 +204,15 @@ def _rule(levels: pd.DataFrame) -> pd.Series:
     return joined.where(idl != ID_EXACT, RULE_ID)
 
 
-def linkage_parameters(ds: Dataset) -> pd.DataFrame:
+def linkage_parameters(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
     """The trained parameters of the dataset's linkage: per field and level, m (learnt by
     EM, or the model's default where the data were too few: ``m_from``), u (from random
     pairs), the weight log2(m/u) in bits, and whether the level is term-frequency adjusted
     (its weight then depends on how many records hold the agreed value). Never a value."""
-    return _linkage(ds, None, DEFAULT_MODEL).parameters.copy()
+    return _linkage(ds, None, model, as_of=as_of).parameters.copy()
 
 
-def explain_links(ds: Dataset) -> pd.DataFrame:
+def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
     """The evidence behind every link: one row per accepted pair inside one group.
 
     Columns: person_key, person_id, linked_to (the pair, ``linked_to`` the smaller id),
@@ -218,9 +221,9 @@ def explain_links(ds: Dataset) -> pd.DataFrame:
     (id_number, name, birth, phone, gender, and the graph's counterparty and place).
     Levels only: never a value. Records that stand alone are not listed. The trained
     parameters (:func:`linkage_parameters`: levels, m, u and weights) ride along in
-    ``.attrs["parameters"]``.
+    ``.attrs["parameters"]``. ``model`` and ``as_of`` as for :func:`link_persons`.
     """
-    res = _linkage(ds, None, DEFAULT_MODEL)
+    res = _linkage(ds, None, model, as_of=as_of)
     p = res.pairs[res.pairs["kept"]]
     ids = res.key.index.to_numpy(dtype=object)
     a, b = ids[p["i"].to_numpy()], ids[p["j"].to_numpy()]

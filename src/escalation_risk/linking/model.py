@@ -92,7 +92,12 @@ class LinkageModel:
     held out (up to ``em_sample`` pairs each, seeded; a session needs ``em_min_pairs``
     pairs, and its estimate of a field counts only when it found ``em_min_matches``
     matches with that field present).
-    ``graph=False`` ignores graph evidence (the comparison as a general linker sees it).
+    ``graph=True`` (:data:`GRAPH_MODEL`) compares graph evidence too. It is off in the
+    default model, the linkage training reads: features at every moment T of a history
+    read one linkage, and a link that only an incident after T revealed would carry that
+    incident into features at T (the point-in-time property of ``tests/test_known.py``
+    catches it). A linkage as of one moment (``link_persons(ds, GRAPH_MODEL, as_of=t)``,
+    the night at t, a review of duplicates) may use it.
     """
 
     threshold: float = 0.99
@@ -110,7 +115,7 @@ class LinkageModel:
     em_min_pairs: int = 300
     em_min_matches: float = 30.0
     em_iterations: int = 25
-    graph: bool = True
+    graph: bool = False
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)
     u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
 
@@ -126,4 +131,5 @@ class LinkageModel:
 
 
 DEFAULT_MODEL = LinkageModel()
+GRAPH_MODEL = LinkageModel(graph=True)
 
