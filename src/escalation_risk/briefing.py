@@ -297,18 +297,18 @@ def build_briefing_index(store: AlertStore | str, night: Any, districts: Sequenc
 
 def write_night_briefing(datasets: Mapping[str, Callable[[], Dataset]], store: AlertStore, night: Any,
                          out_dir: str | Path, *, lang: str = "zh", drifts: Mapping[str, Any] | None = None,
-                         scores: Mapping[str, pd.DataFrame] | None = None) -> dict[str, Path]:
+                         scores: Mapping[str, pd.DataFrame] | None = None, **kwargs: Any) -> dict[str, Path]:
     """The briefing of a night: a lone district's page (district ``""``), or a province's
     index and one page per district. ``datasets`` gives each district's data when asked
-    (one district in memory at a time). Returns ``{"briefing": index or page, "briefing
+    (one district in memory at a time); ``kwargs`` go to :func:`build_briefing`. Returns ``{"briefing": index or page, "briefing
     CODE": page, ...}``."""
     drifts, scores = drifts or {}, scores or {}
     codes = list(datasets)
     if codes == [""]:
         return {"briefing": write_briefing(datasets[""](), store, night, out_dir, lang=lang, drift=drifts.get(""),
-                                           scores=scores.get(""))}
+                                           scores=scores.get(""), **kwargs)}
     files = {f"briefing {c}": write_briefing(datasets[c](), store, night, out_dir, lang=lang, drift=drifts.get(c),
-                                             scores=scores.get(c), district=c) for c in codes}
+                                             scores=scores.get(c), district=c, **kwargs) for c in codes}
     when = pd.Timestamp(night)
     index = Path(out_dir) / _page_name(when, lang)
     index.write_text(build_briefing_index(store, when, codes, lang=lang, drifts=drifts), encoding="utf-8")

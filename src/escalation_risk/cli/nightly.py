@@ -83,6 +83,8 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
     from ..province import ProvinceError
     from ..spark import SparkUnavailableError
     levels = _thresholds(thresholds) if thresholds else None
+    if spark_master and engine != "spark":
+        raise click.BadParameter("--spark-master is for --engine spark", param_hint="--spark-master")
     if progress is None:
         progress = sys.stderr.isatty()
     try:
