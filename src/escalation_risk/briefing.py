@@ -300,8 +300,8 @@ def write_night_briefing(datasets: Mapping[str, Callable[[], Dataset]], store: A
                          scores: Mapping[str, pd.DataFrame] | None = None, **kwargs: Any) -> dict[str, Path]:
     """The briefing of a night: a lone district's page (district ``""``), or a province's
     index and one page per district. ``datasets`` gives each district's data when asked
-    (one district in memory at a time); ``kwargs`` go to :func:`build_briefing`. Returns ``{"briefing": index or page, "briefing
-    CODE": page, ...}``."""
+    (one district in memory at a time); ``kwargs`` go to :func:`build_briefing`.
+    Returns ``{"briefing": index or page, "briefing CODE": page, ...}``."""
     drifts, scores = drifts or {}, scores or {}
     codes = list(datasets)
     if codes == [""]:
