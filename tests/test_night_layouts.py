@@ -36,7 +36,7 @@ def layouts(tmp_path_factory) -> Path:
     for folder in ("district", f"prov1/{CODE}", f"prov3/{CODE}"):
         write_tables(main_district, root / folder, fmt="csv")
     for code, seed in (("330102", 8), ("330103", 9)):
-        write_tables(generate_tables(300, seed=seed)[0], root / "prov3" / code, fmt="csv")
+        write_tables(generate_tables(150, seed=seed)[0], root / "prov3" / code, fmt="csv")
     (root / "key").write_text(KEY)
     (root / "key").chmod(0o600)
     return root

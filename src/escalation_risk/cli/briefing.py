@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..dataset import DataValidationError
 from ..province import is_province
-from .districts import district_option, folders, in_store
+from .districts import district_option, folders
 from .errors import check_store_url, fail, open_store
 from .params import MOMENT
 
@@ -44,7 +44,6 @@ def briefing(data_dir: str, store: str, as_of: pd.Timestamp, model_dir: str | No
     from ..artifacts import ModelLoadError
     from ..briefing import write_briefing, write_night_briefing
     from ..dataset import load_dataset
-    found = folders(data_dir, district)
     try:
         model = None
         if model_dir is not None:
@@ -56,12 +55,12 @@ def briefing(data_dir: str, store: str, as_of: pd.Timestamp, model_dir: str | No
             return None if model is None else check_night(model, ds, as_of)
 
         with open_store(store, create=False) as st:
-            recorded = store_districts(st)
+            found = folders(data_dir, district, store_districts(st))
             if len(found) == 1 and not is_province(data_dir):
                 code, folder = next(iter(found.items()))
                 ds = load_dataset(folder, errors="quarantine")
                 path = write_briefing(ds, st, as_of, out_dir, lang=lang, drift=drift_of(ds), by=by, period=period,
-                                      district=in_store(code, recorded) or None)
+                                      district=code)
             else:
                 datasets = {c: partial(load_dataset, f, errors="quarantine") for c, f in found.items()}
                 drifts = {c: drift_of(load()) for c, load in datasets.items()} if model is not None else {}

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 DISTRICT_HELP = ("With a province folder: only this district (its code, the name of its folder). A folder "
-                 "inside a province folder is that district.")
+                 "inside a province folder is that district when the store holds its nights.")
 
 
 def district_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -17,22 +17,20 @@ def district_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--district", default=None, metavar="CODE", help=DISTRICT_HELP)(f)
 
 
-def folders(data_dir: str, district: str | None) -> dict[str, Path]:
-    """District code -> folder for DATA_DIR: a province's districts (or the one named), a
-    district folder inside a province (its name), else a lone district (code ``""``);
-    an unknown district is exit 2."""
+def folders(data_dir: str, district: str | None, recorded: list[str] | None = None) -> dict[str, Path]:
+    """District code -> folder for DATA_DIR: a province's districts (or the one named), else
+    one district: ``--district``, or, for a folder inside a province folder whose name is
+    a district in the store (``recorded``), that district; else a lone district (``""``).
+    An unknown district is exit 2."""
     from ..province import ProvinceError, districts_of, folder_district
+    if district is None and recorded is not None:
+        name = folder_district(data_dir)
+        district = name if name in recorded else None
     try:
-        found = districts_of(data_dir, district if district is not None else folder_district(data_dir))
+        found = districts_of(data_dir, district)
     except ProvinceError as e:
         raise click.BadParameter(str(e), param_hint="--district") from None
     return {code: Path(str(src)) for code, src in found.items()}
-
-
-def in_store(code: str, recorded: list[str]) -> str:
-    """The district a store holds a folder's nights under: ``code``, or ``""`` when the
-    store holds only a lone district (the folder was run on its own)."""
-    return "" if code and code not in recorded and "" in recorded else code
 
 
 def heading(code: str) -> str:

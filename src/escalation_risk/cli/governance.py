@@ -11,7 +11,7 @@ import click
 import pandas as pd
 
 from ..dataset import DataValidationError
-from .districts import district_option, folders, in_store
+from .districts import district_option, folders
 from .errors import check_store_url, fail, open_store
 
 
@@ -46,15 +46,14 @@ def governance(data_dir: str, store: str | None, by: str, period: str, as_of: st
         pd.Period("2024-01-01", freq=period)
     except ValueError:
         raise click.BadParameter(f"not a pandas period code: {period!r}", param_hint="--period") from None
-    found = folders(data_dir, district)
     parts = []
     with ExitStack() as stack:
         st = stack.enter_context(open_store(check_store_url(None, None, store), create=False)) if store else None
-        recorded = store_districts(st) if st is not None else []
+        found = folders(data_dir, district, store_districts(st) if st is not None else None)
         for code, folder in found.items():
             try:
                 ds = load_dataset(folder)
-                view = district_view(st, in_store(code, recorded)) if st is not None else None
+                view = district_view(st, code) if st is not None else None
                 g = governance_index(ds, view, by=by, period=period, as_of=as_of, min_denominator=min_denominator)
             except (DataValidationError, ValueError) as e:
                 fail(f"{f'district {code}: ' if code else ''}{e}")
