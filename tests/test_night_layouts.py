@@ -178,3 +178,35 @@ def test_the_same_refusals_whatever_the_layout(layout: str, layouts: Path, model
     quarantined = night(as_of="2025-07-01")
     assert quarantined.exit_code == 3, quarantined.output
     assert (out / "quarantine-2025-07-01.csv").exists()
+
+
+def test_every_data_command_takes_a_province(layouts: Path, model_dir: Path):
+    prov, key = layouts / "prov3", ["--key-file", str(layouts / "key")]
+    run = CliRunner().invoke
+    every = run(main, ["validate", str(prov), *key])
+    assert every.exit_code == 0, every.output
+    assert [ln for ln in every.output.splitlines() if ln.startswith("== district")] == \
+        [f"== district {c} ==" for c in ("330101", "330102", "330103")]
+    one = run(main, ["validate", str(prov), "--district", "330102", *key])
+    assert one.exit_code == 0 and "330101" not in one.output and "== district 330102 ==" in one.output
+    unknown = run(main, ["validate", str(prov), "--district", "339999", *key])
+    assert unknown.exit_code == 2 and "339999" in unknown.output
+    gov = run(main, ["governance", str(prov), "--format", "csv", *key])
+    assert gov.exit_code == 0, gov.output
+    table = pd.read_csv(__import__("io").StringIO(gov.output), dtype={"district": str})
+    assert sorted(set(table["district"])) == ["330101", "330102", "330103"]
+    drift = run(main, ["drift", str(prov), "--district", "330103", "--model", str(model_dir), "--from", "2025-01-01",
+                       "--to", NIGHT, "--format", "json", *key])
+    assert drift.exit_code == 0, drift.output
+    assert [d["district"] for d in __import__("json").loads(drift.output)] == ["330103"]
+
+
+def test_store_urls_are_resolved_and_shown(tmp_path: Path, monkeypatch):
+    from escalation_risk.cli.errors import check_store_url, resolve_store_url
+    monkeypatch.chdir(tmp_path)
+    assert resolve_store_url("sqlite:///var/er/alerts.db") == f"sqlite:///{tmp_path}/var/er/alerts.db"
+    assert resolve_store_url("sqlite://") == "sqlite://"
+    assert check_store_url(None, None, "postgres://er:pw@db.local:5432/er") == \
+        "postgresql+psycopg://er:pw@db.local:5432/er"
+    r = CliRunner().invoke(main, ["alerts", "list", "--store", "sqlite:///var/er/alerts.db"])
+    assert r.exit_code == 1 and f"{tmp_path}/var/er/alerts.db" in r.output  # the path meant, in full

@@ -358,7 +358,9 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
         return done
 
     done = step("load")
-    keep = eng.keeps_data
+    # A lone district is loaded once; a province's districts are loaded again by each task
+    # that needs them, so that no more than one district's data is held at a time.
+    keep = eng.keeps_data and not several
     loads: list[DistrictLoad] = eng.map(
         lambda it: _load_district(it[0], it[1], key, with_keys=several, keep=keep), list(sources.items()))
     data_of: dict[str, Path | Dataset] = {d.district: d.ds if d.ds is not None else sources[d.district]
@@ -379,9 +381,15 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     done()
 
     done = step("score")
-    results: list[DistrictResult] = eng.map(
-        lambda it: score_loaded(_data(it[1], key), it[0], rm, night, it[2], thresholds=thresholds),
-        [(c, data_of[c], cross.for_district(c)) for c in codes])
+    def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
+        ds = _data(it[1], key)
+        result = score_loaded(ds, it[0], rm, night, it[2], thresholds=thresholds)
+        # Tonight's features against the model's validation window, while the district is
+        # loaded; reported in the drift step, after the night is recorded.
+        result.drift = check_night(rm, ds, night) if check_drift else None
+        return result
+
+    results: list[DistrictResult] = eng.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
     done()
 
     done = step("record")
@@ -402,11 +410,8 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
         delivery = Notifier(st, notify, min_level=notify_level).notify_night(night) if notify is not None else None
         done()
 
-        done = step("drift")  # logs a warning when features moved; never fails the night
-        drifts: dict[str, DriftReport | None] = {}
-        if check_drift:
-            drifts = dict(zip(codes, eng.map(lambda it: check_night(rm, _data(it[1], key), night),
-                                             [(c, data_of[c]) for c in codes])))
+        done = step("drift")  # a warning was logged where features moved; drift never fails the night
+        drifts: dict[str, DriftReport | None] = {r.district: r.drift for r in results} if check_drift else {}
         done()
 
         done = step("briefing")

@@ -400,6 +400,7 @@ class DistrictResult:
     seconds: float
     peak_rss_mb: float
     pid: int = field(default_factory=os.getpid)
+    drift: Any = None  # the district's DriftReport, when the night checks drift
 
 
 def score_loaded(ds: Dataset, district: str, model: RiskModel, night: pd.Timestamp, cross: CrossDistrict,

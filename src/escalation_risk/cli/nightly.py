@@ -1,6 +1,8 @@
 """``nightly``: the batch job, one night end to end.
 
-Exit codes, for a scheduler: 0 the night ran clean; 1 it failed (nothing recorded);
+Exit codes, for a scheduler: 0 the night ran clean; 1 it failed (nothing recorded: bad data, a
+stale export, a corrected export without --replace, an older night without --backfill, or
+the store busy with another night past --lock-timeout; one line on stderr);
 2 bad arguments; 3 the night ran and was recorded, but rows were set aside or values
 blanked (see the quarantine report); 4 the night ran clean but some webhook messages
 are still pending (``alerts deliver`` sends them).
@@ -73,7 +75,8 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
     own transaction under the store's lock; with --report it gets an index page and a
     page per district.
 
-    Exit 0 ok, 1 failed, 2 bad arguments, 3 recorded but with quarantined rows,
+    Exit 0 ok, 1 failed (refused, or the store busy past --lock-timeout), 2 bad arguments,
+    3 recorded but with quarantined rows,
     4 recorded but some messages are still pending (send them later with `alerts deliver`).
     """
     hook = make_webhook(notify_url, notify_secret, notify_timeout, notify_shape) if notify_url else None
