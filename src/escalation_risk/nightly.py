@@ -70,6 +70,7 @@ from .province import (
     apply_trend,
     cross_district,
     districts_of,
+    is_province,
     known_key,
     linkage_keys,
     local_map,
@@ -319,8 +320,8 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     """Run one night of a district or a province and return its report. Safe to run again.
 
     ``data`` is a district's folder or a Dataset (a province of one district, recorded
-    as district ``""``), or a province folder (each district recorded under its code;
-    ``district`` picks one). ``as_of`` is read by :func:`resolve_night` (a date is the
+    as district ``""``, or as ``district`` when given), or a province folder (each
+    district recorded under its code). ``as_of`` is read by :func:`resolve_night` (a date is the
     end of that day). ``engine`` runs the district tasks: ``"local"``, ``"spark"``
     (``spark``: a session; ``spark_master``) or an :class:`Engine`.
 
@@ -339,6 +340,9 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     night = resolve_night(as_of)
     tag = _night_tag(night)
     eng = get_engine(engine, spark=spark, spark_master=spark_master)
+    if district is not None and not isinstance(data, Dataset) and is_province(data):
+        raise ValueError(f"district={district!r}: a province's night runs every district (its linkage reads "
+                         "them all); give a district's own folder to run it alone")
     sources = districts_of(data, district)
     codes = list(sources)
     several = len(codes) > 1
