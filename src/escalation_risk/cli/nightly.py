@@ -55,7 +55,8 @@ AS_OF_HELP = ("The night scored. A date (2025-06-30) means the END of that day, 
 @click.option("--notify-level", type=click.Choice(["red", "orange", "yellow"]), default="orange", show_default=True,
               help="Lowest level that sends a message.")
 @notify_options
-@click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`).")
+@click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`); a province: "
+              "that page is an index of the districts, each with its own briefing-NIGHT-CODE.html.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
               help="The briefing's language.")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
