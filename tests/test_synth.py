@@ -61,9 +61,7 @@ def test_same_seed_same_frames_other_seed_differs():
 def test_every_table_has_exactly_the_contract_columns(tables):
     assert set(tables) == set(TABLES)
     for name, df in tables.items():
-        # persons.recorded_at is optional and not generated (every record known throughout).
-        want = [c for c in TABLES[name].column_names if (name, c) != ("persons", "recorded_at")]
-        assert list(df.columns) == want, name
+        assert list(df.columns) == TABLES[name].column_names, name
         assert len(df) > 0, name
 
 

@@ -1777,10 +1777,12 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
         tables["incident_notes"] = pd.DataFrame({
             "note_id": _fmt_ids("N", len(ni), max(7, len(str(len(ni))))), "incident_id": iid[ni[no]],
             "recorded_at": ts(nt[no]), "text": nx[no]})
+    # persons.recorded_at left null: every record known throughout (training's features read
+    # one linkage, as of the export; see escalation_risk.linking on availability).
+    tables["persons"] = tables["persons"].assign(
+        recorded_at=pd.Series(pd.NaT, index=tables["persons"].index, dtype=tables["incidents"]["reported_at"].dtype))
     for name, df in tables.items():
-        # The optional persons.recorded_at is not generated: every record is known throughout
-        # (features for training read one linkage; see linking's note on availability).
-        cols = [c for c in TABLES[name].column_names if not (name == "persons" and c == "recorded_at")]
+        cols = TABLES[name].column_names
         if not late_facts:  # a 1.0 export: without the columns contract 1.1 added
             cols = [c for c in cols if c not in CONTRACT_1_1.get(name, ())]
         tables[name] = df[cols]
