@@ -11,6 +11,7 @@ from conftest import KEY
 
 import escalation_risk as er
 from escalation_risk.cases import CASE_COLUMNS, build_case_index, case_index, typical_cases, typical_report
+from escalation_risk.clock import to_moment
 from escalation_risk.labels import data_end
 
 
@@ -224,3 +225,25 @@ def test_index_saved_and_loaded_gives_the_same_answers(tmp_path, small_district,
         f.write(b"\x00\x00\x80\x7f")
     with pytest.raises(CaseIndexLoadError, match="contributions.npy: missing or changed"):
         load_case_index(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("as_of", ["2024-06-30", "2025-03-15"])
+def test_escalated_on_full_export_equals_cut_export(small_district, small_model, as_of):
+    """The one escalation rule says when each escalation became known: the case index of the
+    night as_of gives the same escalated flags on the full export (late facts included) as
+    on the export cut at as_of (a date: the end of that day)."""
+    t = to_moment(as_of)
+    assert small_district.incident_parties["added_at"].notna().any()  # late facts present
+    full = build_case_index(small_model, small_district, as_of)
+    cut = build_case_index(small_model, small_district.cut(t), as_of)
+    assert full.night == cut.night == t
+    np.testing.assert_array_equal(full.dispute_id, cut.dispute_id)
+    rows = np.arange(len(full))
+    got, want = full.escalated(rows, t), cut.escalated(rows, t)
+    assert sum(e is True for e in want) > 5 and sum(e is False for e in want) > 100
+    assert got == want
+    # A dispute reported on the night's day is in the index.
+    day = full.reported_at[(full.reported_at >= pd.Timestamp(as_of).to_datetime64())]
+    inc = small_district.incidents
+    on_day = inc[(inc["kind"] == "dispute") & (inc["reported_at"].dt.normalize() == pd.Timestamp(as_of))]
+    assert len(day) == len(on_day)

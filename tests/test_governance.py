@@ -234,3 +234,19 @@ def test_cli_csv_and_json(district, tmp_path):
     assert NOT_ENOUGH_DATA in res.output
     res = runner.invoke(main, ["governance", str(data), "--by", "street"])
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize("as_of", ["2024-06-30", "2025-03-15"])
+def test_full_export_equals_cut_export(small_district, as_of):
+    """With late facts (parties added later, outcomes recorded later, closings), the index
+    at as_of reads nothing after it: the full export gives what the export cut at as_of gives."""
+    from escalation_risk.clock import to_moment
+    ds = small_district
+    assert ds.incident_parties["added_at"].notna().any()
+    t = to_moment(as_of)
+    full = governance_index(ds, by="town", as_of=as_of)
+    cut = governance_index(ds.cut(t), by="town", as_of=as_of)
+    pd.testing.assert_frame_equal(full, cut)
+    e_full, e_cut = escalations(ds, as_of=as_of), escalations(ds.cut(t), as_of=as_of)
+    assert len(e_full) > 5
+    pd.testing.assert_frame_equal(e_full, e_cut)

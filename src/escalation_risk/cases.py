@@ -49,8 +49,7 @@ from .artifacts import sha256_file
 from .dataset import Dataset, as_records, validate_rows
 from .explain import top_reasons
 from .features import build_features, compute_features, history_index, points_from_records
-from .labels import DEFAULT_HORIZON_DAYS, data_end
-from .linking import link_persons
+from .labels import DEFAULT_HORIZON_DAYS, data_end, escalating_crimes
 from .model import RiskModel, apply_calibrator
 from .response import ALERT_LEVELS, PLANS, assign_levels, choose_plans
 
@@ -291,43 +290,13 @@ def load_case_index(path: str | Path, model: RiskModel | None = None) -> CaseInd
 
 def _escalation_facts(ds: Dataset, ids: np.ndarray, rep: np.ndarray, horizon_days: int
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """For each dispute: when a crime counting for its label was first reported (NaT: none)
-    and that crime's offence. The label's rule (labels.py, checked against it in the
-    tests): a criminal case with ``reported < occurred_at <= reported + horizon``
-    sharing a canonical person party or naming the dispute in ``related_incident_id``;
-    known once the case is reported (and, for a shared party, once both parties are on
-    record)."""
-    inc = ds.incidents
-    crimes = inc.loc[inc["kind"] == "criminal_case",
-                     ["incident_id", "occurred_at", "reported_at", "category", "related_incident_id"]]
-    crimes = crimes.astype({"incident_id": object, "category": object, "related_incident_id": object})
-    pts = pd.DataFrame({"pt": np.arange(len(ids)), "dispute_id": ids, "rep": rep})
-    hits = []
-    m = pts.merge(crimes.dropna(subset=["related_incident_id"]), left_on="dispute_id",
-                  right_on="related_incident_id")
-    hits.append(m[["pt", "rep", "occurred_at", "reported_at", "category"]])
-    key = link_persons(ds)
-    parties = ds.incident_parties
-    parties = parties.loc[parties["party_type"] == "person"]
-    # A party put on an incident later (contract 1.1 ``added_at``) links it only from then.
-    added = pd.to_datetime(parties["added_at"]) if "added_at" in parties.columns else \
-        pd.Series(pd.NaT, index=parties.index, dtype="datetime64[ns]")
-    parties = pd.DataFrame({"incident_id": parties["incident_id"].astype(object),
-                            "person": parties["party_id"].astype(object).map(key), "added": added})
-    parties = parties.dropna(subset=["person"])
-    disp = parties.rename(columns={"incident_id": "dispute_id", "added": "added_d"})
-    crime_people = parties.merge(crimes, on="incident_id")[["person", "added", "occurred_at", "reported_at",
-                                                            "category"]]
-    m = pts.merge(disp, on="dispute_id").merge(crime_people, on="person")
-    m["reported_at"] = m[["reported_at", "added", "added_d"]].max(axis=1)  # known once the link is
-    hits.append(m[["pt", "rep", "occurred_at", "reported_at", "category"]])
-    h = pd.concat(hits, ignore_index=True)
-    horizon = pd.Timedelta(days=horizon_days)
-    h = h[(h["occurred_at"] > h["rep"]) & (h["occurred_at"] <= h["rep"] + horizon)]
-    h = h.sort_values(["pt", "reported_at"], kind="stable").drop_duplicates("pt")
+    """For each dispute: when a crime counting for its label at report time became known
+    (NaT: none) and that crime's offence, by the one rule (:func:`escalation_risk.labels.escalating_crimes`)."""
+    h = escalating_crimes(ds, pd.DataFrame({"dispute_id": ids, "as_of": rep}), horizon_days=horizon_days)
+    h = h.sort_values(["pt", "known_at"], kind="stable").drop_duplicates("pt")
     known = np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[ns]")
     offence = np.full(len(ids), None, dtype=object)
-    known[h["pt"].to_numpy()] = h["reported_at"].to_numpy(dtype="datetime64[ns]")
+    known[h["pt"].to_numpy()] = h["known_at"].to_numpy(dtype="datetime64[ns]")
     offence[h["pt"].to_numpy()] = h["category"].to_numpy(dtype=object)
     return known, offence
 
