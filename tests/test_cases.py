@@ -207,7 +207,7 @@ def test_cli_cases(tmp_path, small_district, small_model):
                              str(idx_dir), "--model", str(model_dir), "--k", "4", "--format", "json"], env=env)
     assert r.exit_code == 0, r.output
     from_index = json.loads(r.output)
-    assert from_index["cases"] == got["cases"] and from_index["query"]["index_night"] == "2025-06-30T00:00:00"
+    assert from_index["cases"] == got["cases"] and from_index["query"]["index_night"] == "2025-06-30T23:59:59.999999"
 
 
 def test_index_saved_and_loaded_gives_the_same_answers(tmp_path, small_district, small_model, queries):

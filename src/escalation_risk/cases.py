@@ -45,7 +45,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import clock
 from .artifacts import sha256_file
+from .clock import to_moment
 from .dataset import Dataset, as_records, validate_rows
 from .explain import top_reasons
 from .features import build_features, compute_features, history_index, points_from_records
@@ -130,7 +132,7 @@ class CaseIndex:
         q = np.asarray(contributions, dtype=np.float32).reshape(-1)
         if len(q) != self.contributions.shape[1]:
             raise ValueError(f"contributions: expected {self.contributions.shape[1]} values, got {len(q)}")
-        t = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "ns")
+        t = np.datetime64(to_moment(as_of).to_datetime64(), "ns")
         skip = self.position(exclude) if exclude is not None else -1
 
         def nearest(lo: int, hi: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +168,7 @@ class CaseIndex:
 
     def escalated(self, rows: np.ndarray, as_of) -> list[bool | None]:
         """Whether each case escalated, as known at ``as_of`` (None: not yet known)."""
-        t = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "ns")
+        t = np.datetime64(to_moment(as_of).to_datetime64(), "ns")
         end = self.reported_at[rows] + np.timedelta64(self.horizon_days, "D")
         known = self.crime_known_at[rows]
         yes = ~np.isnat(known) & (known <= t)
@@ -175,7 +177,7 @@ class CaseIndex:
 
     def mediations_of(self, row: int, as_of) -> list[dict]:
         """The mediations of one case held by ``as_of``, outcomes as recorded by then."""
-        t = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "ns")
+        t = np.datetime64(to_moment(as_of).to_datetime64(), "ns")
         lo, hi = int(self.med_start[row]), int(self.med_end[row])
         m = self.mediations
         held, known = m["held_at"][lo:hi], m["outcome_known_at"][lo:hi]
@@ -187,7 +189,7 @@ class CaseIndex:
     def records(self, rows: np.ndarray, distances: np.ndarray, as_of, *, query_category: str | None = None,
                 query_reasons: Iterable[str] = ()) -> pd.DataFrame:
         """The answer table (:data:`CASE_COLUMNS`) for the given rows, as known at ``as_of``."""
-        t = pd.Timestamp(as_of)
+        t = to_moment(as_of)
         qr = set(query_reasons)
         esc = self.escalated(rows, t)
         recs = []
@@ -333,7 +335,7 @@ def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days:
     already holds, so only the newly reported ones go through features and TreeSHAP;
     the time-stamped facts (mediations, closings, crimes) are always re-read.
     """
-    night = pd.Timestamp(as_of) if as_of is not None else data_end(ds)
+    night = to_moment(as_of) if as_of is not None else data_end(ds)
     horizon = int(horizon_days or model.label_settings.get("horizon_days", DEFAULT_HORIZON_DAYS))
     inc = ds.incidents
     d = inc[(inc["kind"] == "dispute") & (inc["reported_at"] <= night)]
@@ -432,7 +434,7 @@ def _answer(model: RiskModel, index: CaseIndex, X: pd.DataFrame, dispute_id: str
     rows, dist = index.neighbours(q, category, as_of, k=k, exclude=dispute_id,
                                   same_category_first=same_category_first)
     out = index.records(rows, dist, as_of, query_category=category, query_reasons=query_reasons)
-    out.attrs["query"] = {"dispute_id": dispute_id, "as_of": pd.Timestamp(as_of).isoformat(),
+    out.attrs["query"] = {"dispute_id": dispute_id, "as_of": to_moment(as_of).isoformat(),
                           "category": category, "probability": probability,
                           "reason_features": query_reasons, "model_version": model.version,
                           # Disputes reported after the index's night are not in it.
@@ -453,7 +455,7 @@ def similar_cases(model: RiskModel, ds: Dataset, dispute_id: str, as_of, k: int 
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    t = pd.Timestamp(as_of)
+    t = to_moment(as_of)
     X = build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [t]}))
     return _answer(model, index if index is not None else case_index(model, ds), X, dispute_id, t, k,
                    same_category_first)
@@ -475,7 +477,7 @@ def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,
     parts = validate_rows("incident_parties", as_records(parties, "parties", incident_id=did))
     meds = as_records(mediations, "mediations", incident_id=did)
     med_df = validate_rows("mediations", meds) if meds else None
-    when = pd.Timestamp.now().floor("s") if as_of is None else pd.Timestamp(as_of)
+    when = clock.now().floor("s") if as_of is None else to_moment(as_of)
     idx = history_index(history)
     X = compute_features(idx, points_from_records(idx, inc_df, parts, when, med_df))
     return _answer(model, index if index is not None else case_index(model, history), X, str(did), when, k,
@@ -485,7 +487,9 @@ def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,
 # ---------------------------------------------------------------------- the curated library
 
 def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_category: int = 3) -> pd.DataFrame:
-    """The typical-case library of disputes reported in ``[start, end)``, known at ``as_of``.
+    """The typical-case library of disputes reported in ``[start, end]``, known at ``as_of``
+    (dates by :func:`escalation_risk.clock.to_moment`: ``start`` its day's start, ``end``
+    and ``as_of`` their day's end).
 
     Per category: the ``per_category`` escalated disputes closest to the centre of
     the category's escalations in contribution space (the most typical ones), and as
@@ -496,9 +500,11 @@ def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_cat
     within the category and kind, ``distance`` to the centre) plus ``kind``
     (``escalated`` / ``defused``).
     """
-    t = pd.Timestamp(as_of) if as_of is not None else index.night
-    lo = np.datetime64(pd.Timestamp(start).to_datetime64(), "ns") if start is not None else None
-    hi = np.datetime64(pd.Timestamp(end).to_datetime64(), "ns") if end is not None else None
+    t = to_moment(as_of) if as_of is not None else index.night
+    start = to_moment(start, role="start", what="start") if start is not None else None
+    end = to_moment(end, what="end") if end is not None else None
+    lo = np.datetime64(start.to_datetime64(), "ns") if start is not None else None
+    hi = np.datetime64(end.to_datetime64(), "ns") if end is not None else None
     frames = []
     for category, (b0, b1) in index.blocks.items():
         rows = np.arange(b0, b1)
@@ -507,7 +513,7 @@ def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_cat
         if lo is not None:
             keep &= rep >= lo
         if hi is not None:
-            keep &= rep < hi
+            keep &= rep <= hi
         rows = rows[keep]
         if len(rows) == 0:
             continue
@@ -530,8 +536,8 @@ def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_cat
     if not frames:
         return pd.DataFrame(columns=["kind", *CASE_COLUMNS])
     out = pd.concat(frames, ignore_index=True)
-    out.attrs["period"] = {"start": None if start is None else pd.Timestamp(start).isoformat(),
-                           "end": None if end is None else pd.Timestamp(end).isoformat(), "as_of": t.isoformat()}
+    out.attrs["period"] = {"start": None if start is None else start.isoformat(),
+                           "end": None if end is None else end.isoformat(), "as_of": t.isoformat()}
     return out
 
 

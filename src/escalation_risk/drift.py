@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss
 
+from .clock import to_moment
 from .dataset import Dataset
 from .features import CATEGORICAL, build_features
 from .labels import make_labels
@@ -200,15 +201,17 @@ def _reference_window(model: RiskModel) -> tuple[pd.Timestamp, pd.Timestamp]:
 def drift_report(model: RiskModel, ds: Dataset, *, start: Any, end: Any, reference: tuple[Any, Any] | None = None,
                  max_points: int = 5000, seed: int = 0, recent_points: pd.DataFrame | None = None,
                  threshold: float = MOVED) -> DriftReport:
-    """Drift of the window ``[start, end]`` against ``reference`` (default: the model's
+    """Drift of the window ``[start, end]`` (dates: from the start of ``start``'s day to the
+    end of ``end``'s, :func:`escalation_risk.clock.to_moment`) against ``reference`` (default: the model's
     validation window). ``recent_points`` (dispute_id, as_of) replaces the recent
     window's nights, e.g. tonight's open disputes. A feature whose PSI exceeds
     ``threshold`` (0.25) moved."""
     if not threshold > 0:
         raise ValueError(f"threshold: expected a PSI above 0, got {threshold!r}")
     r0, r1 = (_reference_window(model) if reference is None
-              else (pd.Timestamp(reference[0]), pd.Timestamp(reference[1])))
-    s, e = pd.Timestamp(start), pd.Timestamp(end)
+              else (to_moment(reference[0], role="start", what="reference start"),
+                    to_moment(reference[1], what="reference end")))
+    s, e = to_moment(start, role="start", what="start"), to_moment(end, what="end")
     ref_pts = _window_points(ds, r0, r1, max_points, seed)
     if recent_points is None:
         cur_pts = _window_points(ds, s, e, max_points, seed)

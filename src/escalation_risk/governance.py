@@ -29,7 +29,8 @@ no later than ``horizon_days`` (90) after it was closed (any time while it is op
 and either shares a person party with it (on the canonical person key, both parties on
 record by then) or names it in ``related_incident_id``: the contract's label rule
 (:func:`escalation_risk.labels.escalating_crimes`), stretched over the dispute's whole
-open life, and counted only once known (the crime reported and the party on it by ``as_of``). Effectiveness counts only disputes whose ``horizon_days`` after the report have
+open life, and counted only once known (the crime reported and the party on it by
+``as_of``). Effectiveness counts only disputes whose ``horizon_days`` after the report have
 passed by ``as_of``, so a recent period is "not enough data" rather than flattered by
 crimes that have not happened yet (the contract's label at report time).
 
@@ -61,8 +62,8 @@ import numpy as np
 import pandas as pd
 
 from .alerts import AlertStore
-from .dataset import Dataset
 from .clock import to_moment
+from .dataset import Dataset
 from .known import known_incidents, known_parties
 from .labels import DEFAULT_HORIZON_DAYS, data_end, escalating_crimes
 from .linking import link_persons

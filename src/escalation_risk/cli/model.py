@@ -8,6 +8,7 @@ import pandas as pd
 from ..dataset import DataValidationError, load_dataset
 from ..pseudonym_keys import PseudonymKeyError
 from .errors import check_store_url, fail, open_store
+from .params import MOMENT, RANGE_START
 
 
 def _load(data_dir: str):
@@ -23,22 +24,10 @@ def _load(data_dir: str):
         raise SystemExit(1) from None
 
 
-def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> pd.Timestamp | None:
-    """A date option read strictly: an unparsable value is exit 2 naming the option."""
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        ts = pd.NaT
-    if pd.isna(ts) or ts.tzinfo is not None:
-        raise click.BadParameter(f"not a date: {value!r} (expected e.g. 2025-01-01)", param=param)
-    return ts
-
-
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--cutoff", required=True, callback=_date, help="Train on what was known at this date (YYYY-MM-DD).")
+@click.option("--cutoff", required=True, type=MOMENT,
+              help="Train on what was known at this moment (a date: the end of that day).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--horizon", default=90, show_default=True, type=click.IntRange(min=1), help="Label horizon in days.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -110,9 +99,10 @@ def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="A model directory written by `train`.")
-@click.option("--start", default=None, callback=_date, help="First report date scored (default: the model's cutoff).")
-@click.option("--end", default=None, callback=_date,
-              help="Report dates before this one (default: the end of the data).")
+@click.option("--start", default=None, type=RANGE_START,
+              help="First report date scored, from the start of that day (default: the model's cutoff).")
+@click.option("--end", default=None, type=MOMENT,
+              help="Last report date scored, to the end of that day (default: the end of the data).")
 def evaluate(data_dir: str, model_dir: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
     """Print the model's and the baselines' metrics on DATA_DIR's disputes at report time."""
     from ..model import load_model
