@@ -43,63 +43,19 @@ from .features import CATEGORICAL, build_features
 from .labels import make_labels
 from .model import RiskModel, expected_calibration_error, open_points
 from .response import ALERT_LEVELS, assign_levels
+from .stability import BINS, EPSILON, histograms, psi, psi_from_counts
 
 __all__ = ["psi", "psi_from_counts", "feature_drift", "drift_report", "night_drift", "DriftReport",
            "EPSILON", "MOVED", "MODERATE", "MISSING_MOVED", "NIGHTS", "SEASONAL", "check_night"]
 
 log = logging.getLogger(__name__)
 
-EPSILON = 1e-4
 MODERATE = 0.10
 MOVED = 0.25
 MISSING_MOVED = 0.10
 #: Calendar features change with the window by design: reported, never a reason to retrain.
 SEASONAL = ("as_of_month",)
 NIGHTS = 6
-BINS = 10
-_MISSING = "\0missing"
-
-
-def psi_from_counts(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
-    """PSI between two histograms over the same bins (counts or shares)."""
-    e = np.asarray(expected, dtype=float)
-    a = np.asarray(actual, dtype=float)
-    if e.shape != a.shape or e.ndim != 1 or len(e) == 0:
-        raise ValueError(f"expected and actual must be histograms over the same bins, got {e.shape} and {a.shape}")
-    if e.sum() <= 0 or a.sum() <= 0:
-        raise ValueError("expected and actual must each hold at least one count")
-    e = np.maximum(e / e.sum(), EPSILON)
-    a = np.maximum(a / a.sum(), EPSILON)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def _bin(reference: pd.Series, recent: pd.Series, categorical: bool, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Histograms of both series over bins taken from the reference (missing: last bin)."""
-    if categorical:
-        ref = reference.astype(object).where(reference.notna(), _MISSING)
-        cur = recent.astype(object).where(recent.notna(), _MISSING)
-        cats = sorted(set(ref) | set(cur), key=str)
-        return (ref.value_counts().reindex(cats, fill_value=0).to_numpy(float),
-                cur.value_counts().reindex(cats, fill_value=0).to_numpy(float))
-    r = pd.to_numeric(reference, errors="coerce").to_numpy(float)
-    c = pd.to_numeric(recent, errors="coerce").to_numpy(float)
-    finite = r[np.isfinite(r)]
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.zeros(0)
-
-    def hist(x: np.ndarray) -> np.ndarray:
-        ok = np.isfinite(x)
-        h = np.bincount(np.searchsorted(edges, x[ok], side="right"), minlength=len(edges) + 1).astype(float)
-        return np.append(h, float((~ok).sum()))
-
-    return hist(r), hist(c)
-
-
-def psi(reference: Sequence[Any] | pd.Series, recent: Sequence[Any] | pd.Series, *, categorical: bool = False,
-        bins: int = BINS) -> float:
-    """PSI of ``recent`` against ``reference``: numeric values cut at the reference's
-    quantiles (``bins`` bins, ties merged), categories as they come; missing is a bin."""
-    e, a = _bin(pd.Series(reference), pd.Series(recent), categorical, bins)
-    return psi_from_counts(e, a)
 
 
 def feature_drift(reference: pd.DataFrame, recent: pd.DataFrame, features: Sequence[str], *,
@@ -111,7 +67,7 @@ def feature_drift(reference: pd.DataFrame, recent: pd.DataFrame, features: Seque
     rows = []
     cats = set(categorical)
     for f in features:
-        e, a = _bin(reference[f], recent[f], f in cats, bins)
+        e, a = histograms(reference[f], recent[f], f in cats, bins)
         p = psi_from_counts(e, a)
         m_ref, m_cur = float(reference[f].isna().mean()), float(recent[f].isna().mean())
         moved = p > threshold or abs(m_cur - m_ref) > MISSING_MOVED
