@@ -43,10 +43,8 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     from ..model_card import write_model_card
     ds = _load(data_dir)
     newest = ds.incidents["reported_at"].max()
-    if pd.isna(newest) or cutoff > newest:
-        fail(f"--cutoff {cutoff:%Y-%m-%d} is after the newest record in the data "
-             f"({'none' if pd.isna(newest) else f'{newest:%Y-%m-%d}'}): there is nothing after it to learn "
-             "from or test on; choose an earlier cutoff")
+    if pd.isna(newest):
+        fail("the data hold no incident: there is nothing to learn from")
     try:
         config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
         outcomes = None
@@ -78,8 +76,17 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
 
 def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):
     """The held-out evaluations after the cutoff (at report time; open on monthly nights,
-    disputes first reported after the cutoff only), and why there are none when so."""
+    disputes first reported after the cutoff only), and why there are none when so.
+
+    Training on everything up to today is the production call: with the cutoff at (or
+    after) the data's end there is nothing to test on, and the reason says so."""
+    from ..labels import data_end
     from ..model import night_points
+    end = data_end(ds)
+    if cutoff >= end:
+        return None, None, (f"the cutoff {cutoff:%Y-%m-%d %H:%M} is at or after the data's last record "
+                            f"({end:%Y-%m-%d %H:%M}): no dispute after it to test on. To measure the model, "
+                            f"train with an earlier cutoff (at least {horizon} days before the end)")
     try:  # the months after the cutoff, where labels are already observed, are a true test
         test = model.evaluate(ds, start=cutoff, intervals=True)
     except ValueError as e:

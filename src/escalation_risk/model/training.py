@@ -270,7 +270,9 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
     if known is None:
         known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
     start = pd.Timestamp(known.incidents["reported_at"].min()) + pd.Timedelta(days=cfg["burn_in_days"])
-    labelled, folds, periods = _folds(points, cutoff=cutoff, start=start, horizon=horizon,
+    # A cutoff after the data's end (train on everything: the production call) observes
+    # labels only until the last record; the folds end there.
+    labelled, folds, periods = _folds(points, cutoff=min(cutoff, data_end(ds)), start=start, horizon=horizon,
                                       validation_months=cfg["validation_months"], folds=cfg["folds"])
     points = points[labelled].reset_index(drop=True)
     folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
