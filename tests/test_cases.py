@@ -189,13 +189,20 @@ def test_cli_cases(tmp_path, small_district, small_model):
     r = runner.invoke(main, ["cases", str(data), "--dispute", d["incident_id"], "--as-of", as_of,
                              "--model", str(model_dir), "--format", "table"], env=env)
     assert r.exit_code == 0 and d["incident_id"] in r.output
+    # Reasons read as sentences, never as raw feature names.
+    q = got["query"]
+    assert q["reasons"] and all(sentence in r.output for sentence in q["reasons"])
+    assert not any(name in r.output for name in q["reason_features"] + [f for c in got["cases"]
+                                                                     for f in c["reason_features"]])
     out = tmp_path / "lib"
     r = runner.invoke(main, ["cases", str(data), "--typical", "--start", "2023-01-01", "--end", "2024-07-01",
                              "--model", str(model_dir), "--out", str(out)], env=env)
     assert r.exit_code == 0, r.output
     lib = pd.read_csv(out / "typical-cases.csv")
     assert {"kind", "category", "dispute_id", "plan", "escalated"} <= set(lib.columns) and len(lib)
-    assert (out / "typical-cases.md").read_text().startswith("# Typical cases")
+    report = (out / "typical-cases.md").read_text()
+    assert report.startswith("# Typical cases") and "Leading reasons of the typical escalations" in report
+    assert not any(f in report for fs in lib["reason_features"] for f in json.loads(fs))
     r = runner.invoke(main, ["cases", str(data), "--model", str(model_dir)], env=env)
     assert r.exit_code == 2 and "--dispute" in r.output
     # The nightly index: built once, then read by the queries.

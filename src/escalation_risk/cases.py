@@ -430,13 +430,15 @@ def _answer(model: RiskModel, index: CaseIndex, X: pd.DataFrame, dispute_id: str
     # The contributions add up to the raw score: no second pass through the trees.
     probability = float(apply_calibrator(np.array([row.sum()]), model.calibrator)[0])
     category = str(X["category"].astype(object).iloc[0])
-    query_reasons = [r["feature"] for r in top_reasons(contrib, X, 3)[0]]
+    leading = top_reasons(contrib, X, 3)[0]
+    query_reasons = [r["feature"] for r in leading]
     rows, dist = index.neighbours(q, category, as_of, k=k, exclude=dispute_id,
                                   same_category_first=same_category_first)
     out = index.records(rows, dist, as_of, query_category=category, query_reasons=query_reasons)
     out.attrs["query"] = {"dispute_id": dispute_id, "as_of": to_moment(as_of).isoformat(),
                           "category": category, "probability": probability,
-                          "reason_features": query_reasons, "model_version": model.version,
+                          "reason_features": query_reasons, "reasons": [r["en"] for r in leading],
+                          "reasons_zh": [r["zh"] for r in leading], "model_version": model.version,
                           # Disputes reported after the index's night are not in it.
                           "index_night": index.night.isoformat()}
     return out
@@ -566,8 +568,12 @@ def typical_report(library: pd.DataFrame) -> str:
         lines.append(f"## {category}")
         reasons = pd.Series([r for rs in esc["reason_features"] for r in rs]).value_counts().head(3)
         if len(reasons):
+            # Each reason read as a sentence (one of its cases'), never as a raw feature name.
+            said = {f: s for fs, ss in zip(esc["reason_features"], esc["reasons"]) for f, s in zip(fs, ss)
+                    if len(fs) == len(ss)}
             lines.append("Leading reasons of the typical escalations: " +
-                         ", ".join(f"{name} ({n})" for name, n in reasons.items()) + ".")
+                         "; ".join(f"{said.get(name, name)} ({n} of {len(esc)})" for name, n in reasons.items())
+                         + ".")
         for _, r in esc.iterrows():
             lines.append(f"- escalated: {r['dispute_id']} reported {r['reported_at']:%Y-%m-%d}, score "
                          f"{r['probability']:.2f} ({r['level']}), offence {r['escalated_offence']}; plan "

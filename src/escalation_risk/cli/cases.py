@@ -205,7 +205,7 @@ def cases(data_dir: str, dispute_id: str | None, as_of: pd.Timestamp | None, mod
         click.echo(for_csv(df).to_csv(index=False), nl=False)
     else:
         click.echo(f"dispute {q['dispute_id']} ({q['category']}) at {q['as_of'][:16]}: score {q['probability']:.2f}; "
-                   f"leading reasons {', '.join(q['reason_features']) or '-'}")
+                   f"leading reasons: {'; '.join(q['reasons']) or '-'}")
         click.echo(f"the {len(df)} most similar past disputes (model {q['model_version']}):")
         for line in case_lines(df):
             click.echo(line)
