@@ -398,7 +398,8 @@ def test_follow_ups_due(night1):
     due = night1.follow_ups_due("2025-07-08 11:00")
     assert list(due["alert_id"]) == [a]
     assert list(night1.follow_ups_due("2025-07-11", days=7)["alert_id"]) == [a, b]
-    assert list(night1.follow_ups_due("2025-07-04", days=1)["alert_id"]) == [a]
+    assert list(night1.follow_ups_due("2025-07-04 09:00", days=1)["alert_id"]) == [a]
+    assert list(night1.follow_ups_due("2025-07-04", days=1)["alert_id"]) == [a, b]  # a date: its end
     night1.update(a, "follow_up", by="wang", at="2025-07-09")
     assert list(night1.follow_ups_due("2025-07-11")["alert_id"]) == [b]
 

@@ -87,7 +87,7 @@ def store_url(tmp_path_factory) -> str:
             ("d4", "orange", 0.30, ["a failed mediation"], "family_mediation"),
             ("d6", "red", 0.55, ["threats recorded"], "weapon_threat_response"),
             ("d5", "yellow", 0.12, ["repeat dispute"], "family_mediation"),
-            ("d30", "blue", 0.01, [], "routine_follow_up")]), "2024-03-15", "m1")
+            ("d30", "blue", 0.01, [], "routine_follow_up")]), pd.Timestamp("2024-03-15"), "m1")
         ids = st.alerts().set_index("dispute_id")["alert_id"]
         st.assign(ids["d6"], to="王网格员", by="center", at="2024-03-15T08:00")
         st.update(ids["d0"], "in_progress", by="w", at="2024-03-15T09:00")
@@ -97,7 +97,7 @@ def store_url(tmp_path_factory) -> str:
              "weapon_threat_response"),
             ("d7", "orange", 0.33, ["threats recorded in the follow-ups"], "family_mediation"),
             ("d6", "red", 0.58, ["threats recorded"], "weapon_threat_response"),
-            ("d8", "blue", 0.02, [], "routine_follow_up")]), NIGHT, "m1")
+            ("d8", "blue", 0.02, [], "routine_follow_up")]), pd.Timestamp(NIGHT), "m1")
     return url
 
 

@@ -84,7 +84,7 @@ def _store(url: str = "sqlite://") -> AlertStore:
     resolved that day: on time).
     """
     st = AlertStore(url)
-    st.record_night(_scores({"d0": "red", "d4": "orange", "d5": "yellow", "d6": "red"}), "2024-03-15", "m1")
+    st.record_night(_scores({"d0": "red", "d4": "orange", "d5": "yellow", "d6": "red"}), pd.Timestamp("2024-03-15"), "m1")
     ids = st.alerts().set_index("dispute_id")["alert_id"]
     st.update(ids["d0"], "in_progress", by="w", at="2024-03-15T09:00")
     st.update(ids["d0"], "resolved", by="w", at="2024-03-15T20:00")
@@ -92,7 +92,7 @@ def _store(url: str = "sqlite://") -> AlertStore:
     st.update(ids["d4"], "resolved", by="w", at="2024-03-20")
     st.update(ids["d5"], "escalated", by="w", at="2024-03-16")
     st.update(ids["d5"], "follow_up", by="w", at="2024-03-25")
-    st.record_night(_scores({"d1": "red"}), "2024-03-26", "m1")
+    st.record_night(_scores({"d1": "red"}), pd.Timestamp("2024-03-26"), "m1")
     d1 = st.alerts(dispute_id="d1")["alert_id"].iloc[0]
     st.update(d1, "in_progress", by="w", at="2024-03-26T08:00")
     st.update(d1, "resolved", by="w", at="2024-03-26T18:00")
@@ -181,7 +181,7 @@ def test_units_roll_up_and_time_is_respected(district, store):
 def test_risk_perception_counts_from_the_stores_first_night(district):
     # A store that began on 2024-03-22: d0's crime (03-20) came before it, d1's (03-25) after.
     with AlertStore("sqlite://") as st:
-        st.record_night(_scores({"d1": "orange"}), "2024-03-22", "m1")
+        st.record_night(_scores({"d1": "orange"}), pd.Timestamp("2024-03-22"), "m1")
         g = governance_index(district, st, as_of=AS_OF, min_denominator=1)
     r = _row(g, "g1", "2024-03", "risk_perception")
     assert (r.numerator, r.denominator, r.score) == (1, 1, 100.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..clock import to_moment
+from ..clock import end_of_day, to_moment
 from ..dataset import Dataset
 from ..known import open_at
 from ..labels import DEFAULT_HORIZON_DAYS, data_end
@@ -40,12 +40,13 @@ def open_points(ds: Dataset, when) -> pd.DataFrame:
 
 def night_points(ds: Dataset, *, start, end=None, day: int = 10, horizon_days: int = DEFAULT_HORIZON_DAYS
                  ) -> pd.DataFrame:
-    """Every dispute open on day ``day`` of each month in [start, end], as the nightly job
-    would score it; ``end`` defaults to the last night whose horizon is inside the data."""
+    """Every dispute open on the night of day ``day`` of each month in [start, end], as the
+    nightly job would score it: at the end of that day (the night of a date). ``end``
+    defaults to the last night whose horizon is inside the data."""
     start = to_moment(start, role="start", what="start")
     end = to_moment(end, what="end") if end is not None else data_end(ds) - pd.Timedelta(days=horizon_days)
-    first = (start - pd.Timedelta(days=day - 1)).to_period("M").to_timestamp() + pd.Timedelta(days=day - 1)
-    nights = [n for n in pd.date_range(first, end, freq="MS") + pd.Timedelta(days=day - 1) if start <= n <= end]
+    months = pd.date_range(start.to_period("M").to_timestamp(), end, freq="MS")
+    nights = [n for n in (end_of_day(m + pd.Timedelta(days=day - 1)) for m in months) if start <= n <= end]
     if not nights:
         raise ValueError(f"no night between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
     return pd.concat([open_points(ds, n) for n in nights], ignore_index=True)
