@@ -213,7 +213,7 @@ def night_drift(model: RiskModel, ds: Dataset, night: Any, *, max_points: int = 
     Logs a warning naming the features that moved; the caller decides what else to do
     with the report (the briefing prints its verdict).
     """
-    t = pd.Timestamp(night)
+    t = to_moment(night, what="night")
     rep = drift_report(model, ds, start=t, end=t, recent_points=open_points(ds, t), max_points=max_points, seed=seed,
                        threshold=threshold)
     if rep.moved or rep.verdict.startswith("retrain"):

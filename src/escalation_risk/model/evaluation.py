@@ -58,7 +58,7 @@ def backtest(ds: Dataset, cutoffs, *, horizon_days: int = DEFAULT_HORIZON_DAYS, 
              config: dict | None = None) -> pd.DataFrame:
     """Train at each cutoff and evaluate on the disputes reported until the next one
     (the last until the end of the data): one row per cutoff and scorer."""
-    cutoffs = sorted(pd.Timestamp(c) for c in cutoffs)
+    cutoffs = sorted(to_moment(c, what="cutoff") for c in cutoffs)
     rows = []
     for i, c in enumerate(cutoffs):
         end = cutoffs[i + 1] if i + 1 < len(cutoffs) else None
