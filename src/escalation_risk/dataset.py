@@ -95,7 +95,9 @@ class DataValidationError(ValueError):
         more = len(self.problems) - MAX_LISTED
         if more > 0:
             lines.append(f"... and {more} more problem(s)")
-        super().__init__(f"{len(self.problems)} data contract problem(s):\n  " + "\n  ".join(lines) + QUARANTINE_HINT)
+        rows = pd.to_numeric(self.problems["row"], errors="coerce") if "row" in self.problems else pd.Series([])
+        hint = QUARANTINE_HINT if (rows >= 0).any() else ""  # a missing table or column: quarantine cannot help
+        super().__init__(f"{len(self.problems)} data contract problem(s):\n  " + "\n  ".join(lines) + hint)
 
 
 def _describe(p) -> str:
