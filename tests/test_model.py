@@ -132,9 +132,10 @@ def test_holdout_from_train_is_after_the_cutoff_and_untouched(small_district, sm
     held = train(small_district, cutoff="2025-01-01", seed=0, holdout=True)
     assert held.version == small_model.version                 # the holdout changes nothing in training
     h = held.manifest["metrics"]["holdout"]
-    assert pd.Timestamp(h["period"]["start"]) == pd.Timestamp("2025-01-01") and h["period"]["n"] > 100
+    # The cutoff 2025-01-01 is the end of that day: the holdout starts after it.
+    assert pd.Timestamp(h["period"]["start"]) == pd.Timestamp("2025-01-01 23:59:59.999999") and h["period"]["n"] > 100
     ev = held.holdout
-    again = evaluate(small_model, small_district, start="2025-01-01")
+    again = evaluate(small_model, small_district)  # from the model's cutoff
     assert ev.metrics.loc["model", "roc_auc"] == pytest.approx(again.metrics.loc["model", "roc_auc"])
     assert ev.period["n"] == again.period["n"]
     assert {"model", "model - logistic_regression", "model - checklist"} <= set(ev.intervals["scorer"])
