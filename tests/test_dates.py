@@ -143,10 +143,9 @@ def test_cli(day, small_district, small_model, tmp_path):
 # By parameter name: ``--to`` of ``drift`` is ``end``, ``--to`` of ``alerts assign`` an owner.
 MOMENT_OPTIONS = {"as_of", "at", "now", "cutoff", "end", "ref_end"}
 START_OPTIONS = {"start", "ref_start"}
-# nightly and briefing read their --as-of through nightly.resolve_night (the same rule; the
-# night pipeline's own tests check it there); sample's --start/--end are the span the
-# generator draws synthetic records in, not a moment of the data.
-NIGHT_COMMANDS = {"nightly", "briefing", "sample"}
+# sample's --start/--end are the span the generator draws synthetic records in, not a
+# moment of the data.
+NOT_MOMENTS = {"sample"}
 
 
 def _commands(group: click.Group, prefix: str = ""):
@@ -162,7 +161,7 @@ def test_every_date_option_is_the_one_type():
     for name, cmd in _commands(main):
         for p in cmd.params:
             if not isinstance(p, click.Option) or p.name not in MOMENT_OPTIONS | START_OPTIONS \
-                    or name in NIGHT_COMMANDS:
+                    or name in NOT_MOMENTS:
                 continue
             seen += 1
             assert isinstance(p.type, Moment), f"{name} {p.opts[0]}: {p.type!r} is not cli.params.Moment"
