@@ -97,7 +97,7 @@ def store_url(tmp_path_factory) -> str:
              "weapon_threat_response"),
             ("d7", "orange", 0.33, ["threats recorded in the follow-ups"], "family_mediation"),
             ("d6", "red", 0.58, ["threats recorded"], "weapon_threat_response"),
-            ("d8", "blue", 0.02, [], "routine_follow_up")]), pd.Timestamp(NIGHT), "m1")
+            ("d8", "blue", 0.02, [], "routine_follow_up")]), NIGHT, "m1")
     return url
 
 
@@ -149,9 +149,10 @@ def test_briefing_renders_in_chromium_zh(pages, tmp_path):
     assert PLANS["weapon_threat_response"].zh in cards[0][1]
     assert "d7" in cards[1][1] and PLANS["family_mediation"].zh in cards[1][1]
     assert not any(" d6 " in c[1] for c in cards)
-    # Overdue by owner: d6 (red, due by the end of 03-16) with 王网格员, 9.0 days; d4 (orange, due 03-18) with its raiser.
+    # Overdue by owner: d6 (red, due by the end of 03-16) with 王网格员, 10.0 days at the end of 03-26; d4 (orange,
+    # due 03-18) with its raiser.
     overdue = dom.stdout[dom.stdout.index('id="overdue"'):dom.stdout.index('id="heat"')]
-    assert "王网格员" in overdue and "9.0" in overdue
+    assert "王网格员" in overdue and "10.0" in overdue
     # Heat table: tonight's scores by grid (all four disputes are in g1).
     heat = dom.stdout[dom.stdout.index('id="heat"'):dom.stdout.index('id="governance"')]
     assert re.search(r"<td>g1</td><td class=\"n\">4</td><td class=\"n\">2</td><td class=\"n\">1</td>", heat)
