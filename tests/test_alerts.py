@@ -126,20 +126,21 @@ def test_failure_mid_transaction_leaves_store_unchanged(store, monkeypatch, on_n
     if on_night == 2:
         store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
     before = dump(store)
-    real = store_module._apply_alerts
+    from escalation_risk.alerts import recording  # where record_night looks it up
+    real = recording._apply_alerts
 
     def apply_then_crash(*args, **kwargs):
         real(*args, **kwargs)  # scores, run, alerts and events are written by now
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(store_module, "_apply_alerts", apply_then_crash)
+    monkeypatch.setattr(recording, "_apply_alerts", apply_then_crash)
     night = NIGHT1 if on_night == 1 else NIGHT2
     rows = NIGHT1_SCORES if on_night == 1 else [("d1", 0.99, "red", "rising"), ("d4", 0.7, "orange", "rising")]
     with pytest.raises(RuntimeError, match="power cut"):
         store.record_night(scores(night, rows), night, "m1")
     assert dump(store) == before
     # and the night can be recorded properly afterwards
-    monkeypatch.setattr(store_module, "_apply_alerts", real)
+    monkeypatch.setattr(recording, "_apply_alerts", real)
     assert not store.record_night(scores(night, rows), night, "m1").already_recorded
 
 
