@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta, timezone
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,12 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pandas as pd
 import pytest
+import standardwebhooks
 from click.testing import CliRunner
 
 from escalation_risk.alerts import AlertStore
 from escalation_risk.alerts.notify import (
+    ID_HEADER,
     SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     Notifier,
     Webhook,
     verify_signature,
@@ -180,10 +182,15 @@ def test_signatures_verify_and_forgeries_do_not(store, receiver):
     headers, body = receiver.requests[0]
     assert verify_signature(body, headers, SECRET)
     assert not verify_signature(body + b" ", headers, SECRET)
-    assert not verify_signature(body, headers, b"another secret")
-    stale = dict(headers)
-    assert not verify_signature(body, stale, SECRET, now=int(headers[TIMESTAMP_HEADER]) + 3600)
-    assert headers[SIGNATURE_HEADER].startswith("sha256=")
+    assert not verify_signature(body, headers, b"another secret of at least thirty-two bytes")
+    assert not verify_signature(body, {**headers, ID_HEADER: "er_someone_else"}, SECRET)  # the id is signed
+    # A captured request replayed an hour later is refused (the timestamp is signed too).
+    hook = Webhook(receiver.url, secret=SECRET)
+    old = hook.headers(headers[ID_HEADER], body, at=datetime.now(timezone.utc) - timedelta(hours=1))
+    assert not verify_signature(body, old, SECRET)
+    assert headers[SIGNATURE_HEADER].startswith("v1,")
+    # The receiver's own check, with the standardwebhooks package directly.
+    assert standardwebhooks.Webhook(SECRET).verify(body, headers)["message_id"] == headers[ID_HEADER]
 
 
 def test_no_personal_data_in_any_body(store, receiver):

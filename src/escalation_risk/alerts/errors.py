@@ -25,6 +25,11 @@ class NightConflictError(ValueError):
     ``backfill``)."""
 
 
+class StoreKeyError(NightConflictError):
+    """A night whose ids were made with another pseudonym key than the store's nights:
+    recording it would split every person's history in two. Nothing is written."""
+
+
 class MissingDriverError(RuntimeError):
     """The database driver a store URL needs is not installed; the message names the extra."""
 

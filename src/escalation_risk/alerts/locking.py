@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 
 from .connection import StoreBase
 from .errors import StoreBusyError, _url_for_messages
@@ -55,24 +57,16 @@ class Locking(StoreBase):
         backend = self.url.get_backend_name()
         db = self.url.database
         if backend == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
-            import fcntl  # POSIX only, as are the servers this runs on
-
+            # filelock: flock(2) on POSIX, the same on every platform we might meet; it
+            # polls until the timeout, and a killed holder's lock goes with its process.
             suffix = f".{zlib.crc32(district.encode()):08x}.lock" if district else ".lock"
-            f = open(Path(db).expanduser().with_name(Path(db).name + suffix), "a+")
-            while True:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        f.close()
-                        raise StoreBusyError(busy) from None
-                    time.sleep(0.2)
-
-            def unlock_file() -> None:
-                fcntl.flock(f, fcntl.LOCK_UN)
-                f.close()
-            return unlock_file
+            lock_file = FileLock(Path(db).expanduser().with_name(Path(db).name + suffix),
+                                 timeout=max(timeout, 0.0), thread_local=False, poll_interval=0.1)
+            try:
+                lock_file.acquire()
+            except FileLockTimeout:
+                raise StoreBusyError(busy) from None
+            return lock_file.release
         if backend == "postgresql":
             conn = self.engine.connect()
             key = _PG_LOCK_KEY ^ zlib.crc32(district.encode()) if district else _PG_LOCK_KEY

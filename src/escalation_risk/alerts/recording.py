@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from .errors import NightConflictError
+from .errors import NightConflictError, StoreKeyError
 from .lifecycle import (
     ACTIVE_STATUSES,
     DUE_DAYS,
@@ -78,6 +78,7 @@ class Recording(Locking):
         alert_levels: Sequence[str] = ("red", "orange", "yellow"),
         raised_by: str = "system",
         input_fingerprint: str | None = None,
+        key_fingerprint: str | None = None,
         replace: bool = False,
         backfill: bool = False,
         district: str | None = None,
@@ -106,6 +107,10 @@ class Recording(Locking):
         recording (run and scores) to ``replaced_runs``/``replaced_scores`` and
         records this one. A night older than the newest recorded night is refused
         unless ``backfill``: its trends would be computed against the wrong night.
+        ``key_fingerprint`` names the pseudonym key the night's ids were made with
+        (``pseudonym_keys.key_fingerprint``). The store keeps it with its first night and
+        refuses a night under another key with :class:`StoreKeyError`, whatever
+        ``replace`` says: ids made with two keys never meet in one store.
         The whole step holds the store's recording lock (:meth:`recording_lock`).
         """
         night = _timestamp(as_of, "as_of")
@@ -122,6 +127,7 @@ class Recording(Locking):
 
         with self.recording_lock(district=district), \
                 self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            _check_key(conn, key_fingerprint)
             done = conn.execute(
                 sa.select(runs_table).where(
                     runs_table.c.district == district,
@@ -150,7 +156,8 @@ class Recording(Locking):
 
             inserted = conn.execute(
                 sa.insert(runs_table).values(district=district, as_of=night, model_version=model_version,
-                                             started_at=started, input_fingerprint=input_fingerprint)
+                                             started_at=started, input_fingerprint=input_fingerprint,
+                                             key_fingerprint=key_fingerprint)
             ).inserted_primary_key
             assert inserted is not None  # an INSERT of one row always has one
             run_id = inserted[0]
@@ -227,6 +234,23 @@ def _summary_from_run(run: Any, *, already_recorded: bool) -> NightSummary:
         already_recorded=already_recorded,
         district=run["district"],
     )
+
+
+def _check_key(conn: sa.Connection, key_fingerprint: str | None) -> None:
+    """Refuse a night under another pseudonym key than the store's recorded nights."""
+    if key_fingerprint is None:
+        return
+    if not isinstance(key_fingerprint, str) or not 8 <= len(key_fingerprint) <= 64:
+        raise ValueError(f"key_fingerprint: expected a str of 8 to 64 characters, got {key_fingerprint!r}")
+    r = runs_table
+    other = conn.execute(sa.select(r.c.key_fingerprint).where(
+        r.c.key_fingerprint.is_not(None), r.c.key_fingerprint != key_fingerprint).limit(1)).scalar()
+    if other is not None:
+        # The fingerprints name the keys without showing them; neither is a secret.
+        raise StoreKeyError(
+            f"this store was recorded with another pseudonym key (fingerprint {other}, this night's key "
+            f"{key_fingerprint}); nothing was written. Its ids were made with that key: use the store of this "
+            "key, or the key of this store")
 
 
 def _archive_run(conn: sa.Connection, done: dict[str, Any], fingerprint: str | None, at: datetime) -> None:

@@ -15,8 +15,9 @@ from .tables import schema_version_table
 #: ``alerts/migrations/versions`` (revision id ``000N``); bump both together.
 #: 1: the first release. 2: the input fingerprint of a run, Chinese reasons, the archive
 #: of replaced nights. 3: a ``district`` in every key (a province's districts share one
-#: store) and timezone-aware timestamps. 4: the ``notifications`` delivery log.
-SCHEMA_VERSION = 4
+#: store) and timezone-aware timestamps. 4: the ``notifications`` delivery log. 5: delivery
+#: claims and webhook ids, the pseudonym key's fingerprint of each run.
+SCHEMA_VERSION = 5
 _MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 

@@ -34,6 +34,7 @@ from .errors import (
     NightConflictError,
     SchemaVersionError,
     StoreBusyError,
+    StoreKeyError,
     _driver_message,
     _url_for_messages,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "SchemaVersionError",
     "NightConflictError",
     "StoreBusyError",
+    "StoreKeyError",
     "MissingDriverError",
     "SchemaState",
     "schema_state",

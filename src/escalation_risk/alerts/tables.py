@@ -60,6 +60,9 @@ runs_table = sa.Table(
     sa.Column("n_overdue", sa.Integer, nullable=False, default=0),
     # SHA-256 of the night's input (data and settings), to tell a re-run from a correction (schema 2).
     sa.Column("input_fingerprint", sa.String(64), nullable=True),
+    # The fingerprint of the pseudonym key the night's ids were made with (schema 5): one
+    # store, one key; a night under another key is refused (see recording.StoreKeyError).
+    sa.Column("key_fingerprint", sa.String(64), nullable=True),
     sa.UniqueConstraint("district", "as_of", "model_version", name="uq_runs_night"),
 )
 
@@ -142,33 +145,9 @@ events_table = sa.Table(
     sa.Index("ix_alert_events_alert", "alert_id"),
 )
 
-# The audit trail is append-only; the database refuses edits, not just this code.
-for _op in ("UPDATE", "DELETE"):
-    sa.event.listen(
-        events_table,
-        "after_create",
-        sa.DDL(
-            f"CREATE TRIGGER alert_events_no_{_op.lower()} BEFORE {_op} ON alert_events "
-            "BEGIN SELECT RAISE(ABORT, 'alert_events is append-only'); END"
-        ).execute_if(dialect="sqlite"),
-    )
-sa.event.listen(
-    events_table,
-    "after_create",
-    sa.DDL(
-        "CREATE OR REPLACE FUNCTION alert_events_append_only() RETURNS trigger "
-        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'alert_events is append-only'; END $$"
-    ).execute_if(dialect="postgresql"),
-)
-sa.event.listen(
-    events_table,
-    "after_create",
-    sa.DDL(
-        "CREATE TRIGGER alert_events_no_change BEFORE UPDATE OR DELETE ON alert_events "
-        "FOR EACH ROW EXECUTE FUNCTION alert_events_append_only()"
-    ).execute_if(dialect="postgresql"),
-)
-
+# The audit trail is append-only: the database refuses edits, not just this code. The
+# triggers are made by the migrations (``migrations/_common.append_only_triggers``, the one
+# definition), which own the schema; these tables are what the code reads and writes.
 
 
 _SCORE_COLUMNS = (
