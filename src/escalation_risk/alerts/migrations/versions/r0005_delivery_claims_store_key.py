@@ -13,6 +13,7 @@ Create Date: 2026-12-05
   older than the deliverer's lease is taken over (the claimer died).
 - ``runs.key_fingerprint`` (and ``replaced_runs``): the fingerprint of the pseudonym key
   a night's ids were made with; a store refuses nights under another key.
+- ``schema_version.applied_at`` an instant on PostgreSQL too, as the code reads it.
 """
 
 from __future__ import annotations
@@ -50,4 +51,8 @@ def upgrade() -> None:
     op.create_index("uq_notifications_webhook_id", "notifications", ["webhook_id"], unique=True)
     op.add_column("runs", sa.Column("key_fingerprint", sa.String(64), nullable=True))
     op.add_column("replaced_runs", sa.Column("key_fingerprint", sa.String(64), nullable=True))
+    if conn.dialect.name == "postgresql":
+        # Schemas 1 to 4 kept it naive (UTC, written by record_version); the code reads an instant.
+        op.alter_column("schema_version", "applied_at", type_=sa.DateTime(timezone=True),
+                        existing_nullable=False, postgresql_using="applied_at AT TIME ZONE 'UTC'")
     record_version(conn, 5)
