@@ -352,7 +352,7 @@ def test_a_requeued_old_night_sends_that_nights_picture_under_that_nights_key(re
         assert (m["level"], m["trend"], m["plan"], m["probability"]) == ("orange", "new", "debt_mediation_judicial",
                                                                           0.4)
         assert "later" not in m["reasons"] and m["night"].startswith("2025-06-30")
-        assert n.log()["key"].tolist() == [f"alert:{m['alert_id']}:2025-06-30T00:00:00:orange"]
+        assert n.log()["key"].tolist() == ["alert::d1:2025-06-30T00:00:00:orange"]
         assert n.queue_night(NIGHT1) == 0  # the same night again: the same key, nothing new
         assert n.notify_night(NIGHT2).delivered == 1
         assert (receiver.delivered[-1]["level"], receiver.delivered[-1]["previous_level"]) == ("red", "orange")

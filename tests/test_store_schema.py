@@ -239,3 +239,32 @@ def test_the_schema_comparison_sees_a_missing_revision(store_url):
                 ("add_index", "uq_notifications_webhook_id")} <= found
     finally:
         engine.dispose()
+
+
+def test_revision_0005_keys_old_alert_messages_by_dispute_and_gives_every_message_an_id(store_url):
+    from alembic import command
+    from alembic.config import Config
+
+    from escalation_risk.alerts.notify import webhook_id
+
+    make_v1_store(store_url)
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(store_module._MIGRATIONS_DIR))
+            config.attributes["connection"] = conn
+            command.stamp(config, "0001")  # a store made before Alembic, as _run_migrations does
+            command.upgrade(config, "0004")
+            conn.execute(sa.text(
+                "INSERT INTO notifications (key, kind, alert_id, owner, body, created_at, status, attempts) VALUES "
+                "('alert:7:2025-06-30T00:00:00:red', 'alert', 7, NULL, '{}', '2025-06-30 01:00:00', 'delivered', 1), "
+                "('reminder:李:2025-07-01', 'reminder', NULL, '李', '{}', '2025-07-01 09:00:00', 'pending', 0)"))
+    finally:
+        engine.dispose()
+    store_module.upgrade_store(store_url)
+    with AlertStore(store_url) as s, s.engine.connect() as conn:
+        rows = conn.execute(sa.select(notifications_table.c.key, notifications_table.c.webhook_id)
+                            .order_by(notifications_table.c.notification_id)).all()
+    assert [r[0] for r in rows] == ["alert::d1:2025-06-30T00:00:00:red", "reminder:李:2025-07-01"]
+    assert [r[1] for r in rows] == [webhook_id(r[0]) for r in rows] and all(r[1].isascii() for r in rows)

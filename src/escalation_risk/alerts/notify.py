@@ -477,7 +477,8 @@ def alert_message(alert: dict[str, Any], night: datetime, *, kind: str,
                   previous_level: str | None = None) -> dict[str, Any]:
     """The JSON message for one alert on one night (``kind``: ``new`` or ``rising``), from
     ``alert`` holding the night's level, probability, trend, reasons and plan and the
-    alert's id, district, dispute, owner and due time. ``message_id`` is the queue's key."""
+    alert's id, district, dispute, owner and due time. ``message_id`` is the queue's key
+    (district, dispute, night and level: one alert per dispute and night)."""
     level = str(alert["level"])
     plan = PLANS.get(str(alert["plan"]))
     reasons = [mask_identifiers(r) for r in (alert.get("reasons") or [])][:3]
@@ -492,10 +493,13 @@ def alert_message(alert: dict[str, Any], night: datetime, *, kind: str,
     if plan is not None:
         lines.append("处置方案：" + plan.zh)
     lines.append(f"责任人：{alert['owner']}；处置期限：{(due or '')[:16]}。")
+    district = str(alert.get("district") or "")
     return {
-        "message_id": f"alert:{alert['alert_id']}:{night:%Y-%m-%dT%H:%M:%S}:{level}",
+        # The queue's key names the night's alert by what it is, not by its row number: a
+        # night recorded again after a crash may number its alerts differently (PostgreSQL).
+        "message_id": f"alert:{district}:{alert['dispute_id']}:{night:%Y-%m-%dT%H:%M:%S}:{level}",
         "type": "alert", "event": kind, "alert_id": int(alert["alert_id"]),
-        "district": str(alert.get("district") or ""), "dispute_id": str(alert["dispute_id"]),
+        "district": district, "dispute_id": str(alert["dispute_id"]),
         "night": night.isoformat(), "level": level, "level_zh": LEVEL_ZH[level], "previous_level": previous_level,
         "trend": str(alert["trend"]), "probability": round(p, 4), "reasons": reasons, "reasons_zh": reasons_zh,
         "plan": str(alert["plan"]), "plan_en": plan.en if plan else None, "plan_zh": plan.zh if plan else None,

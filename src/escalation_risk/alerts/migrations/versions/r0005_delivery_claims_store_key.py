@@ -8,6 +8,9 @@ Create Date: 2026-12-05
   header of the Standard Webhooks scheme, and ``message_id`` in a JSON body), fixed when
   the message is queued so that every resend carries the same one; ASCII, and no owner's
   name in it (a reminder's key has one). Messages queued before get theirs here.
+- An alert message's key becomes ``alert:DISTRICT:DISPUTE:NIGHT:LEVEL`` (it was
+  ``alert:ALERT_ID:NIGHT:LEVEL``): a night recorded again after a crash may number its
+  alerts differently on PostgreSQL, and its messages must keep their keys.
 - ``notifications.claim`` and ``claimed_at``: a deliverer claims a message (status
   ``sending``) before it POSTs, so two deliverers never send the same message; a claim
   older than the deliverer's lease is taken over (the claimer died).
@@ -43,9 +46,17 @@ def upgrade() -> None:
     op.add_column("notifications", sa.Column("claim", sa.String(32), nullable=True))
     op.add_column("notifications", sa.Column("claimed_at", sa.DateTime, nullable=True))
     n = sa.table("notifications", sa.column("notification_id", sa.Integer), sa.column("key", sa.String),
-                 sa.column("webhook_id", sa.String))
-    for nid, key in conn.execute(sa.select(n.c.notification_id, n.c.key)).all():
-        conn.execute(sa.update(n).where(n.c.notification_id == nid).values(webhook_id=webhook_id(key)))
+                 sa.column("kind", sa.String), sa.column("alert_id", sa.Integer), sa.column("webhook_id", sa.String))
+    a = sa.table("alerts", sa.column("alert_id", sa.Integer), sa.column("district", sa.String),
+                 sa.column("dispute_id", sa.String))
+    rows = conn.execute(sa.select(n.c.notification_id, n.c.key, n.c.kind, a.c.district, a.c.dispute_id)
+                        .select_from(n.outerjoin(a, a.c.alert_id == n.c.alert_id))).all()
+    for nid, key, kind, district, dispute_id in rows:
+        parts = key.split(":")
+        if kind == "alert" and dispute_id is not None and len(parts) >= 4 and parts[1].isdigit():
+            # alert:ID:NIGHT:LEVEL, NIGHT itself holding colons (2025-06-30T00:00:00)
+            key = f"alert:{district}:{dispute_id}:{':'.join(parts[2:])}"
+        conn.execute(sa.update(n).where(n.c.notification_id == nid).values(key=key, webhook_id=webhook_id(key)))
     with op.batch_alter_table("notifications") as batch:  # SQLite: NOT NULL needs the table rebuilt
         batch.alter_column("webhook_id", existing_type=sa.String(64), nullable=False)
     op.create_index("uq_notifications_webhook_id", "notifications", ["webhook_id"], unique=True)
