@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +90,35 @@ def _run_migrations(conn: sa.Connection, state: SchemaState) -> None:
     command.upgrade(config, "head")
 
 
+# A transaction-scoped advisory lock for changing a PostgreSQL store's schema.
+_PG_SCHEMA_LOCK_KEY = 0x65725F736368656D  # "er_schem"
+
+
+@contextmanager
+def _schema_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that holds the store's schema lock from its start: two processes
+    making or upgrading one store wait for each other instead of both creating tables
+    (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock)."""
+    with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK_KEY})
+        yield conn
+
+
+def ensure_created(engine: sa.Engine, url: sa.URL) -> SchemaState:
+    """The store's state; an empty store is first brought to head by the migrations, once,
+    even when several processes open it at the same moment."""
+    with engine.connect() as conn:
+        state = _read_state(conn, url)
+    if not state.empty:
+        return state  # the usual case: no lock taken, a reader never waits for a night
+    with _schema_transaction(engine) as conn:
+        state = _read_state(conn, url)  # again, under the lock: another process may have made it
+        if state.empty:
+            _run_migrations(conn, state)
+        return _read_state(conn, url)
+
+
 def schema_state(url: str) -> SchemaState:
     """The schema state of the store at ``url``, without changing it."""
     parsed, _zone, engine = connect(url, create=False, timezone=None)
@@ -107,7 +138,7 @@ def upgrade_store(url: str, *, timezone: str | None = None) -> tuple[SchemaState
     """
     parsed, _zone, engine = connect(url, create=True, timezone=timezone)
     try:
-        with engine.begin() as conn:
+        with _schema_transaction(engine) as conn:
             before = _read_state(conn, parsed)
             if not before.up_to_date:
                 _run_migrations(conn, before)

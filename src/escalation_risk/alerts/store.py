@@ -63,6 +63,7 @@ from .schema import (
     _read_state,
     _revision,
     _run_migrations,
+    ensure_created,
     schema_state,
     upgrade_store,
 )
@@ -146,11 +147,8 @@ class AlertStore(Recording, Actions):
         self.engine.dispose()
 
     def _ensure_schema(self) -> None:
-        with self.engine.begin() as conn:
-            state = _read_state(conn, self.url)
-            if state.empty:  # a new store: made by the migrations, the one path to every schema
-                _run_migrations(conn, state)
-                return
+        # A new store is made by the migrations, the one path to every schema.
+        state = ensure_created(self.engine, self.url)
         if not state.up_to_date:
             raise SchemaVersionError(
                 f"alert store {_url_for_messages(self.url)} is at schema version {state.version}, this "
