@@ -375,7 +375,9 @@ class Notifier:
         if self.store.engine.dialect.name == "postgresql":
             # A row another deliverer is claiming right now is skipped, not waited for.
             pick = pick.with_for_update(skip_locked=True)
-        stmt = (sa.update(n).where(n.c.notification_id.in_(pick.scalar_subquery()), free)
+        # "= (SELECT ...)", not "IN (SELECT ...)": PostgreSQL may run an IN subquery once per
+        # row it scans, and with SKIP LOCKED each run picks another row, claiming them all.
+        stmt = (sa.update(n).where(n.c.notification_id == pick.scalar_subquery(), free)
                 .values(status="sending", claim=token, claimed_at=now)
                 .returning(n.c.notification_id, n.c.webhook_id, n.c.body))
         # BEGIN IMMEDIATE on SQLite: the claim is a write from its first statement.
