@@ -21,12 +21,13 @@ Prints one markdown section (paste it into BENCHMARKS.md).
 from __future__ import annotations
 
 import argparse
-import random
-import signal
+import functools
+import itertools
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,8 +35,7 @@ TESTS = HERE.parent / "tests"
 sys.path[:0] = [str(HERE.parent / "src"), str(TESTS)]
 
 from pg import PostgresServer, _bindir  # noqa: E402
-from procs import record_nights  # noqa: E402
-from test_processes import CountingReceiver, finish, natural_dump, queue_messages, spawn, wait_line  # noqa: E402
+from test_processes import CountingReceiver, finish, kill_and_rerun, queue_messages, spawn, wait_line  # noqa: E402
 
 SEED = 25
 
@@ -61,29 +61,14 @@ def race(url: str, messages: int, folder: Path) -> dict:
 
 
 def kills(new_url, points: int, disputes: int) -> dict:
-    clean = new_url()
-    t0 = time.perf_counter()
-    record_nights(clean, SEED, disputes)
-    took = time.perf_counter() - t0
-    expected = natural_dump(clean)
-    rng = random.Random(SEED)
-    hit = differ = 0
-    progress = []
-    for delay in sorted(rng.uniform(0, took) for _ in range(points)):
-        url = new_url()
-        p = spawn("nights", url, SEED, disputes)
-        wait_line(p, "ready")
-        time.sleep(delay)
-        alive = p.poll() is None
-        p.send_signal(signal.SIGKILL)
-        p.communicate(timeout=60)
-        hit += alive
-        before = natural_dump(url)
-        progress.append(len(before.get("runs", [])))
-        record_nights(url, SEED, disputes)
-        differ += natural_dump(url) != expected
-    return {"tried": points, "hit_live": hit, "differ": differ, "clean_seconds": took,
-            "nights_done_at_kill": progress}
+    took, done = kill_and_rerun(new_url, points, disputes)
+    return {"tried": points, "hit_live": sum(alive for _, alive, _, _ in done),
+            "differ": sum(not equal for *_, equal in done), "clean_seconds": took,
+            "nights_done_at_kill": [recorded for _, _, recorded, _ in done]}
+
+
+def _sqlite_url(folder: Path, made: Iterator[int]) -> str:
+    return f"sqlite:///{folder / f'alerts-{next(made)}.db'}"
 
 
 def main() -> None:
@@ -100,10 +85,7 @@ def main() -> None:
         for backend in args.backends.split(","):
             server = None
             if backend == "sqlite":
-                made = iter(range(10_000))
-
-                def new_url() -> str:
-                    return f"sqlite:///{folder / f'alerts-{next(made)}.db'}"
+                new_url = functools.partial(_sqlite_url, folder, itertools.count())
             else:
                 bindir = _bindir()
                 if bindir is None:

@@ -159,20 +159,23 @@ def test_two_processes_record_the_same_night_once_and_different_nights_both(new_
         assert {k.split(":")[1] for k in n.log()["key"]} == set(DISTRICTS)
 
 
-def test_a_night_killed_at_random_points_and_rerun_equals_a_clean_run(new_store):
-    n = 400
-    clean = new_store()
+def kill_and_rerun(new_url: Any, points: int, disputes: int) -> tuple[float, list[tuple[float, bool, int, bool]]]:
+    """Record the nights cleanly on a fresh store; then, ``points`` times on another fresh
+    store, SIGKILL a night process at a seeded random moment of its run and re-run it.
+    Returns the clean run's seconds and, per point: the delay, whether the process was
+    still running, the nights it had recorded, and whether the store then equals the clean
+    run's."""
+    clean = new_url()
     t0 = time.perf_counter()
-    record_nights(clean, SEED, n)
+    record_nights(clean, SEED, disputes)
     took = time.perf_counter() - t0
     expected = natural_dump(clean)
     assert len(expected["runs"]) == len(NIGHTS) * len(DISTRICTS) and expected["notifications"]
-
     rng = random.Random(SEED)
-    mid_run = []
-    for delay in sorted(rng.uniform(0, took) for _ in range(10)):
-        url = new_store()
-        p = spawn("nights", url, SEED, n)
+    out = []
+    for delay in sorted(rng.uniform(0, took) for _ in range(points)):
+        url = new_url()
+        p = spawn("nights", url, SEED, disputes)
         wait_line(p, "ready")
         time.sleep(delay)
         alive = p.poll() is None
@@ -180,13 +183,18 @@ def test_a_night_killed_at_random_points_and_rerun_equals_a_clean_run(new_store)
         p.communicate(timeout=60)
         with AlertStore(url) as s:
             recorded = len(s.runs())
-        mid_run.append((round(delay, 2), alive, recorded))
-        record_nights(url, SEED, n)  # the re-run
-        assert natural_dump(url) == expected, f"after a kill at {delay:.2f} s ({recorded} nights recorded)"
-    print(f"\nkill points (delay s, alive when killed, nights recorded before the re-run): {mid_run}")
+        record_nights(url, SEED, disputes)  # the re-run
+        out.append((round(delay, 2), alive, recorded, natural_dump(url) == expected))
+    return took, out
+
+
+def test_a_night_killed_at_random_points_and_rerun_equals_a_clean_run(new_store):
+    _, points = kill_and_rerun(new_store, 10, 400)
+    print(f"\nkill points (delay s, alive when killed, nights recorded, store equal after the re-run): {points}")
+    assert all(equal for *_, equal in points)
     # most points must land inside the run, at different places, or this proves little
-    assert sum(alive for _, alive, _ in mid_run) >= 6
-    assert len({recorded for _, alive, recorded in mid_run if alive}) >= 3
+    assert sum(alive for _, alive, _, _ in points) >= 6
+    assert len({recorded for _, alive, recorded, _ in points if alive}) >= 3
 
 
 # ---------------------------------------------------------------------------

@@ -220,19 +220,27 @@ def test_a_schema_1_store_upgraded_is_the_codes_schema(store_url):
         assert s.alert(7)["events"][1]["who"] == "wang"  # the rows came through the rebuild
 
 
-def test_the_schema_comparison_sees_a_missing_revision(store_url):
-    """The comparison above can fail: a store stopped at revision 0004 lacks schema 5's
-    columns and index, and autogenerate names them."""
+def _upgrade_to(conn: sa.Connection, revision: str, *, stamp: str | None = None) -> None:
+    """Run the shipped migrations up to ``revision`` only (``stamp``: a store made before
+    Alembic, at that revision, as _run_migrations does)."""
     from alembic import command
     from alembic.config import Config
 
+    config = Config()
+    config.set_main_option("script_location", str(store_module._MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    if stamp:
+        command.stamp(config, stamp)
+    command.upgrade(config, revision)
+
+
+def test_the_schema_comparison_sees_a_missing_revision(store_url):
+    """The comparison above can fail: a store stopped at revision 0004 lacks schema 5's
+    columns and index, and autogenerate names them."""
     engine = sa.create_engine(store_url)
     try:
         with engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(store_module._MIGRATIONS_DIR))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0004")
+            _upgrade_to(conn, "0004")
         found = {(d[0], d[3].name if d[0] == "add_column" else getattr(d[1], "name", None))
                  for d in _schema_differences(engine) if isinstance(d, tuple)}
         assert {("add_column", "webhook_id"), ("add_column", "key_fingerprint"),
@@ -242,20 +250,13 @@ def test_the_schema_comparison_sees_a_missing_revision(store_url):
 
 
 def test_revision_0005_keys_old_alert_messages_by_dispute_and_gives_every_message_an_id(store_url):
-    from alembic import command
-    from alembic.config import Config
-
     from escalation_risk.alerts.notify import webhook_id
 
     make_v1_store(store_url)
     engine = sa.create_engine(store_url)
     try:
         with engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(store_module._MIGRATIONS_DIR))
-            config.attributes["connection"] = conn
-            command.stamp(config, "0001")  # a store made before Alembic, as _run_migrations does
-            command.upgrade(config, "0004")
+            _upgrade_to(conn, "0004", stamp="0001")
             conn.execute(sa.text(
                 "INSERT INTO notifications (key, kind, alert_id, owner, body, created_at, status, attempts) VALUES "
                 "('alert:7:2025-06-30T00:00:00:red', 'alert', 7, NULL, '{}', '2025-06-30 01:00:00', 'delivered', 1), "
