@@ -37,7 +37,7 @@ SRC = HERE.parent / "src"
 SECRET = b"test-webhook-secret-not-for-production"
 SEED = 25
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # real processes: minutes on a busy machine
 
 
 def spawn(*args: Any) -> subprocess.Popen:
