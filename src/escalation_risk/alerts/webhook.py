@@ -177,6 +177,8 @@ class Webhook:
             raise DeliveryError(f"timed out after {self.timeout_s:g} s ({type(e).__name__})") from None
         except httpx.HTTPError as e:
             raise DeliveryError(f"unreachable: {type(e).__name__}: {self._scrub(str(e))}"[:200]) from None
+        except httpx.InvalidURL:  # its message quotes the URL, key and all
+            raise DeliveryError(f"invalid URL {self.shown}") from None
         if not 200 <= answer.status_code < 300:
             raise DeliveryError(f"HTTP {answer.status_code}")
 
