@@ -26,6 +26,7 @@ from .store import (
     NightSummary,
     SchemaVersionError,
     StoreBusyError,
+    StoreKeyError,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "SchemaVersionError",
     "NightConflictError",
     "StoreBusyError",
+    "StoreKeyError",
     "SCHEMA_VERSION",
     "STATUSES",
     "OPEN_STATUSES",
