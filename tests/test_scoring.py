@@ -132,6 +132,19 @@ def _with(ds: Dataset, rows: dict[str, pd.DataFrame]) -> Dataset:
     return Dataset(**t)
 
 
+def _withheld_request(ds, d):
+    """A withheld dispute as a request (row, parties, mediations, notes) and as the tables
+    that add it to a history (``own``, typed as ``ds``'s). Its notes travel with the request
+    (the text and its model read them), as they reach the history."""
+    row, parties, meds = _request(ds, d)
+    notes = ds.incident_notes[ds.incident_notes["incident_id"] == d].to_dict("records")
+    row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
+    own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
+           "mediations": pd.DataFrame(meds) if meds else ds.mediations.iloc[:0],
+           "incident_notes": pd.DataFrame(notes) if notes else ds.incident_notes.iloc[:0]}
+    return row, parties, meds, notes, {k: v.astype(getattr(ds, k).dtypes.to_dict()) for k, v in own.items()}
+
+
 def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
     """Each withheld dispute, one at a time: score_dispute on the history without it, then
     after Scorer.add of its records, against RiskModel.score on the data with it (built
@@ -143,15 +156,9 @@ def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
     rng = np.random.default_rng(1)
     cats, levels, with_meds, with_notes = set(), [], 0, 0
     for d in withheld:
-        row, parties, meds = _request(small_district, d)
-        # Its notes travel with the request (the text and its model read them), as they reach the history.
-        notes = small_district.incident_notes[small_district.incident_notes["incident_id"] == d].to_dict("records")
-        row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
+        row, parties, meds, notes, own = _withheld_request(small_district, d)
         as_of = row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 40)), seconds=int(rng.integers(0, 86400)))
-        own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
-               "mediations": pd.DataFrame(meds) if meds else small_district.mediations.iloc[:0],
-               "incident_notes": pd.DataFrame(notes) if notes else small_district.incident_notes.iloc[:0]}
-        ref = _with(scorer.history, {k: v.astype(getattr(small_district, k).dtypes.to_dict()) for k, v in own.items()})
+        ref = _with(scorer.history, own)
         b = small_model.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
         before = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
         scorer.add(**{k: v for k, v in own.items() if len(v)})

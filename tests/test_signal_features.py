@@ -178,7 +178,7 @@ def test_train_without_the_attributes(small_district, tmp_path):
 def test_families_behind_the_setting_are_off_by_default_and_online_agrees_when_on(small_district):
     """The families that did not earn their place are off unless asked for; switched on,
     a dispute the history never saw gets the batch's probability and reasons."""
-    from test_scoring import NIGHT, _request, _with, _withheld_set, _without
+    from test_scoring import NIGHT, _with, _withheld_request, _withheld_set, _without
 
     from escalation_risk.model.training import DEFAULT_CONFIG, FAMILIES_OFF
     assert list(DEFAULT_CONFIG["families_off"]) == list(FAMILIES_OFF)
@@ -192,14 +192,9 @@ def test_families_behind_the_setting_are_off_by_default_and_online_agrees_when_o
     scorer = er.Scorer(on, _without(small_district, withheld))
     rng = np.random.default_rng(2)
     for d in withheld:
-        row, parties, meds = _request(small_district, d)
-        notes = small_district.incident_notes[small_district.incident_notes["incident_id"] == d].to_dict("records")
-        row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
+        row, parties, meds, notes, own = _withheld_request(small_district, d)
         as_of = min(row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 60))), NIGHT)
-        own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
-               "mediations": pd.DataFrame(meds) if meds else small_district.mediations.iloc[:0],
-               "incident_notes": pd.DataFrame(notes) if notes else small_district.incident_notes.iloc[:0]}
-        ref = _with(scorer.history, {k: v.astype(getattr(small_district, k).dtypes.to_dict()) for k, v in own.items()})
+        ref = _with(scorer.history, own)
         b = on.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
         a = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
         assert abs(a.probability - b["probability"]) < 1e-9, d
