@@ -19,8 +19,10 @@ from escalation_risk.model_card import write_model_card
 DAY = 86400.0
 
 
-def _feat(ds, dispute_id, as_of) -> pd.Series:
-    return build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [as_of]})).iloc[0]
+def _feat(ds, dispute_id, as_of: str) -> pd.Series:
+    # At midnight: a bare date names the end of its day (clock.to_moment), the answers below count whole days.
+    when = as_of if "T" in as_of else as_of + "T00:00"
+    return build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [when]})).iloc[0]
 
 
 def _days(a: str, b: str) -> float:
