@@ -121,7 +121,7 @@ def test_matching_recovers_a_planted_effect(units):
     assert (r["effect"] < 0).mean() >= 0.95                       # the sign
     # Power, not correctness: how often the interval also excludes no effect depends on the
     # district's size and on the model's scores (93% with the model of issue 18's branch, 73%
-    # after issue 15's refit, 80% with issue 29's features; it moves with every refit). The
+    # after issue 15's refit, 80% and 100% in issue 29's runs; it moves with every refit). The
     # sign and size within the interval, above, are what the issue asks for.
     assert (r["hi"] < 0).mean() >= 0.6
     # Without matching the confounding hides most of the benefit.
