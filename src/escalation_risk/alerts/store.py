@@ -73,7 +73,8 @@ __all__ = [
 #: 1: the first release. 2: the input fingerprint of a run, Chinese reasons, the archive
 #: of replaced nights. 3: a ``district`` in every key (a province's districts share one
 #: store) and timezone-aware timestamps. 4: the ``notifications`` delivery log.
-SCHEMA_VERSION = 4
+#: 6: the desk's users, sessions, service tokens and access log (escalation_risk.desk).
+SCHEMA_VERSION = 6
 _MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 #: The zone of the naive local times the library reads and hands back (contract: naive

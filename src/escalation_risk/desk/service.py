@@ -1,0 +1,217 @@
+"""What the desk's pages show, over the store, the scorer's history and the model.
+
+:class:`Desk` is the app's one object: the alert store (through its public API), the
+directory of users, one :class:`~escalation_risk.Scorer` whose history says which grid
+and district each dispute is in, and small caches for what is costly to compute (similar
+cases of an alert per night, the governance index, the latest briefing). Every action
+goes through the store's lifecycle methods with the acting user as ``by``; the rules of
+who may do what to an alert are the store's, the desk only decides whose alert it is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import clock
+from ..alerts import LEVELS, AlertStore, allowed_next
+from ..alerts.lifecycle import ACTIVE_STATUSES, LEVEL_RANK
+from ..response import PLANS
+from ..scoring import Scorer
+from .users import Directory, User
+
+__all__ = ["Desk"]
+
+#: How long the supervisor's governance index and briefing are reused before recomputing.
+CACHE_SECONDS = 600.0
+
+
+class _TTLCache:
+    """A small thread-safe cache: an LRU of at most ``size`` entries, each valid ``ttl`` seconds."""
+
+    def __init__(self, size: int, ttl: float | None = None) -> None:
+        self.size, self.ttl = size, ttl
+        self._items: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and (self.ttl is None or now - hit[0] < self.ttl):
+                self._items.move_to_end(key)
+                return hit[1]
+        value = make()  # outside the lock: a slow computation never blocks the other pages
+        with self._lock:
+            self._items[key] = (now, value)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
+class Desk:
+    """The store, the users and one scorer, as the desk and the API use them."""
+
+    def __init__(self, store: AlertStore, scorer: Scorer, *, directory: Directory | None = None) -> None:
+        self.store = store
+        self.scorer = scorer
+        self.directory = directory or Directory(store)
+        self._places: pd.DataFrame | None = None
+        self._places_of: int = -1
+        self._lock = threading.Lock()
+        self._similar = _TTLCache(512)
+        self._slow = _TTLCache(32, CACHE_SECONDS)
+
+    # -- where a dispute is ---------------------------------------------------------
+
+    def places(self) -> pd.DataFrame:
+        """dispute_id -> grid, district, from the scorer's history (rebuilt when it grows)."""
+        history = self.scorer.history
+        with self._lock:
+            if self._places is None or self._places_of != len(history.incidents):
+                inc = history.incidents[["incident_id", "place_id"]]
+                pl = history.places[["place_id", "grid_id", "district"]]
+                m = inc.merge(pl, on="place_id", how="left").drop_duplicates("incident_id")
+                self._places = pd.DataFrame({"grid": m["grid_id"].astype(object).to_numpy(),
+                                             "district": m["district"].astype(object).to_numpy()},
+                                            index=pd.Index(m["incident_id"].astype(str), name="dispute_id"))
+                self._places_of = len(history.incidents)
+            return self._places
+
+    def place(self, alert: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(grid, district) of an alert's dispute; the store's district wins when it has one."""
+        places = self.places()
+        did = str(alert["dispute_id"])
+        grid = district = None
+        if did in places.index:
+            row = places.loc[did]
+            grid = None if pd.isna(row["grid"]) else str(row["grid"])
+            district = None if pd.isna(row["district"]) else str(row["district"])
+        return grid, (alert.get("district") or district)
+
+    def _with_places(self, df: pd.DataFrame) -> pd.DataFrame:
+        places = self.places()
+        ids = df["dispute_id"].astype(str)
+        pos = places.index.get_indexer(ids)
+        found = pos >= 0
+        grid = np.full(len(df), None, dtype=object)
+        district = np.full(len(df), None, dtype=object)
+        grid[found] = places["grid"].to_numpy()[pos[found]]
+        district[found] = places["district"].to_numpy()[pos[found]]
+        own = df["district"].astype(str).to_numpy() if "district" in df else np.full(len(df), "")
+        district = np.where(own != "", own, district)
+        return df.assign(grid=grid, place_district=district)
+
+    def visible(self, user: User, df: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``df`` (alerts) that ``user`` may see."""
+        df = self._with_places(df)
+        if user.role == "admin":
+            return df
+        if user.role == "supervisor":
+            return df[df["place_district"].to_numpy() == user.district]
+        return df[df["grid"].isin(list(user.grids)).to_numpy()]
+
+    # -- my alerts ----------------------------------------------------------------------
+
+    def my_alerts(self, user: User) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Open alerts ``user`` may see, overdue first, then by level and due time; and the counts."""
+        now = clock.now()
+        df = self.visible(user, self.store.alerts(status="open"))
+        overdue = df["status"].isin(ACTIVE_STATUSES).to_numpy() & (df["due_at"] < now).to_numpy()
+        df = df.assign(overdue=overdue, rank=-df["level"].map(LEVEL_RANK).fillna(-1).astype(int))
+        df = df.sort_values(["overdue", "rank", "due_at", "alert_id"], ascending=[False, True, True, True])
+        counts = {"open": int(len(df)), "overdue": int(overdue.sum()),
+                  **{lvl: int((df["level"] == lvl).sum()) for lvl in LEVELS}}
+        return df, counts
+
+    # -- one alert -------------------------------------------------------------------------
+
+    def alert(self, alert_id: int) -> dict[str, Any]:
+        """The alert with its audit trail (the store's), its grid and district, and what may follow."""
+        a = self.store.alert(alert_id)
+        a["grid"], a["place_district"] = self.place(a)
+        a["overdue"] = a["status"] in ACTIVE_STATUSES and pd.Timestamp(a["due_at"]) < clock.now()
+        a["next"] = [s for s in allowed_next(a["status"]) if s not in ("assigned", "closed")]
+        a["can_close"] = "closed" in allowed_next(a["status"])
+        plan = PLANS.get(a["plan"])
+        a["plan_zh"] = plan.zh if plan else a["plan"]
+        a["plan_en"] = plan.en if plan else a["plan"]
+        return a
+
+    def similar(self, a: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
+        """The ``k`` most similar past cases of the alert's dispute, as known the night it shows."""
+        from ..cases import similar_cases
+
+        def find() -> list[dict[str, Any]]:
+            did = str(a["dispute_id"])
+            if did not in self.places().index:
+                return []  # a dispute the desk's history does not hold: nothing to compare
+            try:
+                df = similar_cases(self.scorer.model, self.scorer.history, did, pd.Timestamp(a["last_as_of"]),
+                                   k=k)
+            except (KeyError, ValueError, IndexError):
+                return []
+            return df.to_dict("records")
+
+        return list(self._similar.get((int(a["alert_id"]), str(a["last_as_of"]), k), find))
+
+    def workers_for(self, grid: str | None) -> list[str]:
+        """Enabled workers given ``grid``: whom a supervisor may assign its alerts to."""
+        return [u.username for u in self.directory.users()
+                if not u.disabled and u.role == "worker" and grid in u.grids]
+
+    # -- supervisor -------------------------------------------------------------------------
+
+    def supervisor(self, user: User, district: str | None) -> dict[str, Any]:
+        """Open and overdue alerts per grid and by owner, the governance index and the briefing's night."""
+        now = clock.now()
+        df = self.visible(user, self.store.alerts(status="open"))
+        if district:
+            df = df[df["place_district"].to_numpy() == district]
+        overdue = df["status"].isin(ACTIVE_STATUSES).to_numpy() & (df["due_at"] < now).to_numpy()
+        df = df.assign(overdue=overdue, grid=df["grid"].fillna("?"))
+        by_grid = (df.groupby("grid").agg(open=("alert_id", "size"), overdue=("overdue", "sum"))
+                   .reset_index().sort_values(["overdue", "open"], ascending=False))
+        late = df[df["overdue"]]
+        by_owner = (late.groupby("owner").agg(count=("alert_id", "size"), oldest_due=("due_at", "min"))
+                    .reset_index().sort_values("count", ascending=False))
+        wanted = district or (user.district if user.role == "supervisor" else None)
+        p = self.places()
+        grids = set(df["grid"]) | set((p if wanted is None else p[p["district"] == wanted])["grid"].dropna())
+        return {"by_grid": by_grid.to_dict("records"), "by_owner": by_owner.to_dict("records"),
+                "late": late.sort_values("due_at").head(50).to_dict("records"),
+                "governance": self.governance(sorted(str(g) for g in grids)),
+                "night": self.store.last_night()}
+
+    def governance(self, grids: list[str]) -> list[dict[str, Any]]:
+        """The composite governance index of the current period for ``grids`` (cached a few minutes)."""
+        from ..governance import governance_index
+
+        def compute() -> pd.DataFrame:
+            return governance_index(self.scorer.history, self.store, by="grid", period="M",
+                                    as_of=clock.now())
+        try:
+            gi = self._slow.get(("governance", clock.today()), compute)
+        except (ValueError, KeyError):
+            return []
+        if not len(gi):
+            return []
+        last = gi["period"].max()
+        rows = gi[(gi["period"] == last) & gi["unit"].astype(str).isin(grids)]
+        return rows.to_dict("records")
+
+    def briefing(self, lang: str) -> str | None:
+        """The briefing page of the latest recorded night (cached a few minutes), or None."""
+        from ..briefing import build_briefing
+
+        night = self.store.last_night()
+        if night is None:
+            return None
+        return str(self._slow.get(("briefing", str(night), lang),
+                                  lambda: build_briefing(self.scorer.history, self.store, night, lang=lang)))
