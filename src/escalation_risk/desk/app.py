@@ -51,6 +51,7 @@ SESSION_MAX_AGE = 12 * 3600
 MAX_NOTE = 500
 #: Columns whose values are personal data or free text: an error names them, never shows them.
 _HIDDEN = frozenset({"name", "id_number", "phone", "description", "text", "note", "outcome"})
+_ECHOED = frozenset({"as_of", "top_reasons", "limit", "offset", "status", "level"})
 _FIELD_OF_TABLE = {"incidents": "dispute", "incident_parties": "parties", "mediations": "mediations",
                    "incident_notes": "notes", "score_dispute": ""}
 
@@ -203,7 +204,10 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
         for e in exc.errors():
             loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path", "form")]
             column = loc[-1] if loc else ""
-            detail.append({"field": ".".join(loc), "value": _shown(column, e.get("input")), "reason": e.get("msg")})
+            value = e.get("input")
+            # Only our own small parameters are echoed; the dispute's parts may hold anything.
+            shown = _shown(column, value) if column in _ECHOED else f"({type(value).__name__})"
+            detail.append({"field": ".".join(loc), "value": shown, "reason": e.get("msg")})
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(DataValidationError)
