@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import click
 
@@ -53,7 +54,10 @@ def serve(store_url: str, model_dir: str, data_dir: str, host: str, port: int, s
             scorer = Scorer(model, load_dataset(data_dir))
         except (OSError, ValueError) as e:
             fail(e)
-        app = create_app(Desk(store, scorer), secret_key=secret, secure_cookies=secure_cookies)
+        desk = Desk(store, scorer)
+        # The case index and the alert list are built while the server already answers.
+        threading.Thread(target=desk.warm, name="desk-warm", daemon=True).start()
+        app = create_app(desk, secret_key=secret, secure_cookies=secure_cookies)
         click.echo(f"serving the desk on http://{host}:{port}/ (model {model.version})", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                     proxy_headers=False, server_header=False)

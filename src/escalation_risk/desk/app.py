@@ -324,6 +324,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
         a = owned(request, user, alert_id)
         try:
             action(a)
+            desk.changed()
         except (AlertTransitionError, ValueError) as e:
             return _alert_page(request, user, csrf, desk.alert(alert_id), error=mask_identifiers(str(e)),
                                status=409)

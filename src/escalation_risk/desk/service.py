@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,11 @@ __all__ = ["Desk"]
 
 #: How long the supervisor's governance index and briefing are reused before recomputing.
 CACHE_SECONDS = 600.0
+#: How long the list of open alerts is reused. The desk's own actions refresh it at once;
+#: a change made elsewhere (the nightly job, the command line) shows within this time.
+#: Reading every open alert costs tens of milliseconds per thousand (the store's row
+#: conversion), too much for each page view at district scale.
+LIST_SECONDS = 10.0
 
 
 class _TTLCache:
@@ -67,6 +72,25 @@ class Desk:
         self._lock = threading.Lock()
         self._similar = _TTLCache(512)
         self._slow = _TTLCache(32, CACHE_SECONDS)
+        self._open = _TTLCache(1, LIST_SECONDS)
+
+    def warm(self) -> None:
+        """Compute ahead what the first page views would wait for: the dispute -> grid table,
+        the case index of similar cases, the open alerts. Run in a background thread at start."""
+        from ..cases import case_index
+
+        self.places()
+        self.open_alerts()
+        case_index(self.scorer.model, self.scorer.history)
+
+    def changed(self) -> None:
+        """An alert changed through the desk: the next list reads the store again."""
+        self._open = _TTLCache(1, LIST_SECONDS)
+
+    def open_alerts(self) -> pd.DataFrame:
+        """Every open alert with its grid and district (reused for ``LIST_SECONDS``)."""
+        cache = self._open
+        return cast(pd.DataFrame, cache.get("open", lambda: self._with_places(self.store.alerts(status="open"))))
 
     # -- where a dispute is ---------------------------------------------------------
 
@@ -109,8 +133,7 @@ class Desk:
         return df.assign(grid=grid, place_district=district)
 
     def visible(self, user: User, df: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``df`` (alerts) that ``user`` may see."""
-        df = self._with_places(df)
+        """The rows of ``df`` (alerts with places, see :meth:`open_alerts`) that ``user`` may see."""
         if user.role == "admin":
             return df
         if user.role == "supervisor":
@@ -122,7 +145,7 @@ class Desk:
     def my_alerts(self, user: User) -> tuple[pd.DataFrame, dict[str, Any]]:
         """Open alerts ``user`` may see, overdue first, then by level and due time; and the counts."""
         now = clock.now()
-        df = self.visible(user, self.store.alerts(status="open"))
+        df = self.visible(user, self.open_alerts())
         overdue = df["status"].isin(ACTIVE_STATUSES).to_numpy() & (df["due_at"] < now).to_numpy()
         df = df.assign(overdue=overdue, rank=-df["level"].map(LEVEL_RANK).fillna(-1).astype(int))
         df = df.sort_values(["overdue", "rank", "due_at", "alert_id"], ascending=[False, True, True, True])
@@ -171,7 +194,7 @@ class Desk:
     def supervisor(self, user: User, district: str | None) -> dict[str, Any]:
         """Open and overdue alerts per grid and by owner, the governance index and the briefing's night."""
         now = clock.now()
-        df = self.visible(user, self.store.alerts(status="open"))
+        df = self.visible(user, self.open_alerts())
         if district:
             df = df[df["place_district"].to_numpy() == district]
         overdue = df["status"].isin(ACTIVE_STATUSES).to_numpy() & (df["due_at"] < now).to_numpy()
