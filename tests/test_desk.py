@@ -374,7 +374,7 @@ def test_api_needs_a_token_with_the_scope(server, site, small_district, withheld
     assert r.status_code == 200
     with AlertStore(site["url"]) as store:
         assert r.json()["count"] == len(store.alerts(status="open"))
-    assert len(r.json()["alerts"]) == 5
+    assert len(r.json()["alerts"]) == 5 and all(isinstance(a["reasons"], list) for a in r.json()["alerts"])
     # Stored as digests only.
     eng = sa.create_engine(site["url"])
     with eng.connect() as conn:

@@ -18,6 +18,7 @@ never a traceback, never a personal identifier or free text.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
 import secrets
@@ -395,6 +396,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
     def briefing(request: Request, who: tuple[User, str] = Depends(signed_in)) -> Response:
         user, csrf = who
         if user.role not in ("supervisor", "admin"):
+            desk.directory.record("forbidden", user.username, _address(request), "briefing")
             raise _Refused(403, "forbidden")
         page = desk.briefing(lang_of(request))
         if page is None:
@@ -448,7 +450,9 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
                                        "reason": f"expected one of {', '.join(allowed)}"}])
         df = desk.store.alerts(status=status, level=level, district=district, dispute_id=dispute_id)
         page = df.iloc[offset:offset + limit]
-        rows = [_plain(r) for r in page.to_dict("records")]
+        lists = ("reasons", "reasons_zh")  # JSON text in the store, lists in the answer
+        rows = [_plain({**r, **{c: json.loads(r[c]) if isinstance(r[c], str) else [] for c in lists}})
+                for r in page.to_dict("records")]
         return JSONResponse({"count": int(len(df)), "offset": offset, "alerts": rows})
 
     return app

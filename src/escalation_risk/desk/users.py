@@ -30,6 +30,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from .. import clock
 from ..alerts import AlertStore
+from ..masking import mask_identifiers
 
 __all__ = [
     "ROLES", "SCOPES", "User", "UserError", "Directory",
@@ -319,7 +320,11 @@ class Directory:
     # -- the access log -----------------------------------------------------------------
 
     def record(self, event: str, username: str, address: str, detail: str = "") -> None:
-        """Append one line to the access log (and the ``escalation_risk.desk.access`` logger)."""
+        """Append one line to the access log (and the ``escalation_risk.desk.access`` logger).
+
+        The user name is as typed at sign-in, so it is masked like any typed text: a phone
+        number typed into the name field never reaches the log."""
+        username, detail = mask_identifiers(username[:64]), mask_identifiers(detail[:255])
         with self.engine.begin() as conn:
             conn.execute(sa.insert(access_log_table).values(at=_now(), event=event, username=username[:64],
                                                             address=address[:64], detail=detail[:255]))
