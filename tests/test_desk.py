@@ -9,13 +9,8 @@ Chromium through Playwright on a phone-sized viewport.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -28,6 +23,7 @@ from test_scoring import _withheld_set, _without
 from escalation_risk import Scorer
 from escalation_risk.alerts import AlertStore
 from escalation_risk.cli import main
+from escalation_risk.desk.process import served
 from escalation_risk.desk.users import MAX_FAILS_PER_ADDRESS, Directory, tokens_table
 from escalation_risk.nightly import run_night
 
@@ -35,12 +31,6 @@ NIGHT = "2025-06-30"
 PASSWORD = {"w1": "correct horse 1", "w2": "correct horse 2", "s1": "correct horse 3", "r1": "correct horse 4"}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-extensions", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -93,35 +83,9 @@ def site(tmp_path_factory, small_model, base):
 @pytest.fixture(scope="module")
 def server(site):
     """`escalation-risk serve` as a child process on a free port; stopped after the module."""
-    port = _free_port()
-    env = {**os.environ, "ESCALATION_RISK_DESK_SECRET": secrets.token_hex(32)}
-    cmd = [sys.executable, "-c", "from escalation_risk.cli import main; main()", "serve", "--store", site["url"],
-           "--model", str(site["root"] / "model"), "--data", str(site["root"] / "data"), "--port", str(port)]
-    log = open(site["root"] / "server.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("the server stopped: " + (site["root"] / "server.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not come up in 180 s")
-            time.sleep(0.3)
+    with served(site["url"], site["root"] / "model", site["root"] / "data", site["root"] / "server.log",
+                env={"ESCALATION_RISK_DESK_SECRET": secrets.token_hex(32)}) as base_url:
         yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

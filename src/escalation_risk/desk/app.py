@@ -239,9 +239,9 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
-        """Alive, with the model's version and the store's schema."""
+        """Alive, with the model's version, the store's schema and whether the caches are warm."""
         return {"status": "ok", "version": __version__, "model_version": desk.scorer.model.version,
-                "schema_version": desk.store.schema_version}
+                "schema_version": desk.store.schema_version, "warm": desk.warmed}
 
     # -- signing in and out ----------------------------------------------------------------
 

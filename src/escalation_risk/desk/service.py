@@ -73,6 +73,8 @@ class Desk:
         self._similar = _TTLCache(512)
         self._slow = _TTLCache(32, CACHE_SECONDS)
         self._open = _TTLCache(1, LIST_SECONDS)
+        #: Whether :meth:`warm` has finished (``/healthz`` says so).
+        self.warmed = False
 
     def warm(self) -> None:
         """Compute ahead what the first page views would wait for: the dispute -> grid table,
@@ -82,6 +84,7 @@ class Desk:
         self.places()
         self.open_alerts()
         case_index(self.scorer.model, self.scorer.history)
+        self.warmed = True
 
     def changed(self) -> None:
         """An alert changed through the desk: the next list reads the store again."""
