@@ -33,7 +33,7 @@ from ..alerts import AlertStore
 from ..masking import mask_identifiers
 
 __all__ = [
-    "ROLES", "SCOPES", "User", "UserError", "Directory",
+    "ROLES", "SCOPES", "metadata", "User", "UserError", "Directory",
     "LOGIN_WINDOW", "MAX_FAILS_PER_USER", "MAX_FAILS_PER_ADDRESS",
 ]
 
@@ -50,30 +50,31 @@ SESSION_IDLE = pd.Timedelta(hours=12)
 MIN_PASSWORD = 10
 _NAME = re.compile(r"^[A-Za-z0-9_.\-一-鿿]{1,64}$")
 
-_meta = sa.MetaData()
+# The tables as migration 0006 makes them (alerts/migrations/versions/r0006_desk_users.py).
+metadata = sa.MetaData()
 users_table = sa.Table(
-    "desk_users", _meta,
+    "desk_users", metadata,
     sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("username", sa.String(64), nullable=False, unique=True),
     sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("grids", sa.Text, nullable=False),
-    sa.Column("district", sa.String(64), nullable=False),
+    sa.Column("grids", sa.Text, nullable=False, server_default="[]"),  # JSON list of grid ids
+    sa.Column("district", sa.String(64), nullable=False, server_default=""),
     sa.Column("password_hash", sa.String(255), nullable=False),
-    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 sessions_table = sa.Table(
-    "desk_sessions", _meta,
+    "desk_sessions", metadata,
     sa.Column("session_hash", sa.String(64), primary_key=True),
-    sa.Column("user_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("desk_users.user_id"), nullable=False),
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("last_seen_at", sa.DateTime, nullable=False),
     sa.Column("ended_at", sa.DateTime, nullable=True),
 )
 tokens_table = sa.Table(
-    "desk_tokens", _meta,
+    "desk_tokens", metadata,
     sa.Column("token_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
@@ -82,13 +83,15 @@ tokens_table = sa.Table(
     sa.Column("revoked_at", sa.DateTime, nullable=True),
 )
 access_log_table = sa.Table(
-    "desk_access_log", _meta,
+    "desk_access_log", metadata,
     sa.Column("log_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.DateTime, nullable=False),
     sa.Column("event", sa.String(32), nullable=False),
-    sa.Column("username", sa.String(64), nullable=False),
-    sa.Column("address", sa.String(64), nullable=False),
-    sa.Column("detail", sa.String(255), nullable=False),
+    sa.Column("username", sa.String(64), nullable=False, server_default=""),
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Column("detail", sa.String(255), nullable=False, server_default=""),
+    sa.Index("ix_desk_access_log_user", "event", "username", "at"),
+    sa.Index("ix_desk_access_log_address", "event", "address", "at"),
 )
 
 
