@@ -102,8 +102,9 @@ def browser():
 
 
 def _phone(browser):
+    """A phone-sized browser with the page's own scripts off: the desk works without them."""
     return browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                               locale="zh-CN")
+                               locale="zh-CN", java_script_enabled=False)
 
 
 def _login(page, server: str, name: str) -> None:
@@ -146,6 +147,7 @@ def test_worker_flow_on_a_phone(server, site, browser):
     page.wait_for_url(f"{server}/alerts/{alert_id}")
     assert page.locator("#reasons li").count() > 0 and page.inner_text("#plan").strip()
     assert page.locator("#similar tr").count() == 4, "three similar past cases and the header"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
     page.click("#take")
     page.wait_for_url(re.compile(rf"/alerts/{alert_id}\?done=1$"))
@@ -177,6 +179,7 @@ def test_worker_flow_on_a_phone(server, site, browser):
         a = store.alert(alert_id)
     assert a["status"] == "closed" and a["outcome"] == "settled_by_mediation" and a["escalated_to_crime"] is False
     assert [e["who"] for e in a["events"][1:]] == ["w1"] * 5
+    site["handled"] = alert_id
 
     # English by the switch, kept for the session.
     page.click("#lang-switch")
@@ -202,6 +205,8 @@ def test_another_grid_is_refused_and_logged(server, site, browser):
     assert r.status == 403
     with AlertStore(site["url"]) as store:
         assert store.alert(other)["owner"] != "w2"
+    if "handled" in site:  # the alert w1 took and closed in the flow above
+        assert page.goto(f"{server}/alerts/{site['handled']}").status == 403
     log = _access_log(site["url"])
     refused = log[(log["event"] == "forbidden") & (log["username"] == "w2")]
     assert (refused["detail"] == f"alert {other}").sum() == 2
