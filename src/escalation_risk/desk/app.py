@@ -461,7 +461,8 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
 def _page_headers() -> dict[str, str]:
     return {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin",
-            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'"}
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                                   "form-action 'self'"}
 
 
 def _fmt_time(v: Any) -> str:
