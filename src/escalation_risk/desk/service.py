@@ -10,6 +10,7 @@ who may do what to an alert are the store's, the desk only decides whose alert i
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -27,6 +28,8 @@ from ..scoring import Scorer
 from .users import Directory, User
 
 __all__ = ["Desk"]
+
+log = logging.getLogger("escalation_risk.desk")
 
 #: How long the supervisor's governance index and briefing are reused before recomputing.
 CACHE_SECONDS = 600.0
@@ -181,7 +184,9 @@ class Desk:
             try:
                 df = similar_cases(self.scorer.model, self.scorer.history, did, pd.Timestamp(a["last_as_of"]),
                                    k=k)
-            except (KeyError, ValueError, IndexError):
+            except (KeyError, ValueError, IndexError) as e:
+                # The page still serves the alert; the operator learns why the cases are missing.
+                log.warning("similar cases of alert %s: %s", a["alert_id"], type(e).__name__)
                 return []
             return df.to_dict("records")
 
@@ -224,7 +229,8 @@ class Desk:
                                     as_of=clock.now())
         try:
             gi = self._slow.get(("governance", clock.today()), compute)
-        except (ValueError, KeyError):
+        except (ValueError, KeyError) as e:
+            log.warning("governance index for the supervisor's page: %s", type(e).__name__)
             return []
         if not len(gi):
             return []
