@@ -17,11 +17,13 @@ never a traceback, never a personal identifier or free text.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import math
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +42,7 @@ from .._version import __version__
 from ..alerts import LEVELS, OUTCOMES, STATUSES, AlertNotFoundError, AlertTransitionError
 from ..dataset import DataValidationError
 from ..masking import mask_identifiers
-from .service import Desk
+from .service import Desk, TTLCache
 from .text import EVENT_NAMES, LANGS, LEVEL_NAMES, OUTCOME_NAMES, STATUS_NAMES, TEXT, TREND_NAMES
 from .users import User
 
@@ -50,6 +52,9 @@ log = logging.getLogger("escalation_risk.desk")
 SESSION_COOKIE = "er_desk"
 SESSION_MAX_AGE = 12 * 3600
 MAX_NOTE = 500
+#: Alerts per page of "my alerts": a phone's worth of scrolling.
+PAGE_SIZE = 100
+TOKEN_SECONDS = 30.0
 #: Columns whose values are personal data or free text: an error names them, never shows them.
 _HIDDEN = frozenset({"name", "id_number", "phone", "description", "text", "note", "outcome"})
 _ECHOED = frozenset({"as_of", "top_reasons", "limit", "offset", "status", "level"})
@@ -297,12 +302,15 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
     # -- my alerts and one alert ------------------------------------------------------------
 
     @app.get("/alerts", include_in_schema=False, response_class=HTMLResponse)
-    def my_alerts(request: Request, who: tuple[User, str] = Depends(signed_in)) -> Response:
+    def my_alerts(request: Request, page: int = Query(1, ge=1), who: tuple[User, str] = Depends(signed_in)
+                  ) -> Response:
         user, csrf = who
         df, counts = desk.my_alerts(user)
-        rows = df.head(500).to_dict("records")
+        pages = max(1, -(-len(df) // PAGE_SIZE))
+        page = min(page, pages)
+        rows = df.iloc[(page - 1) * PAGE_SIZE:page * PAGE_SIZE].to_dict("records")
         return render(request, "alerts.html.j2", user=user, csrf=csrf, alerts=rows, counts=counts,
-                      more=max(len(df) - len(rows), 0))
+                      page=page, pages=pages)
 
     @app.get("/alerts/{alert_id}", include_in_schema=False, response_class=HTMLResponse)
     def one_alert(request: Request, alert_id: int, who: tuple[User, str] = Depends(signed_in)) -> Response:
@@ -320,12 +328,11 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
                       workers=workers, outcome_codes=OUTCOMES, message=message, error=error)
 
     def act(request: Request, user: User, csrf: str, alert_id: int, given: str,
-            action: Callable[[dict[str, Any]], Any]) -> Response:
+            action: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
         check_csrf(request, given, csrf, user.username)
         a = owned(request, user, alert_id)
         try:
-            action(a)
-            desk.changed()
+            desk.changed(action(a))
         except (AlertTransitionError, ValueError) as e:
             return _alert_page(request, user, csrf, desk.alert(alert_id), error=mask_identifiers(str(e)),
                                status=409)
@@ -405,6 +412,10 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
 
     # -- the JSON API ------------------------------------------------------------------------
 
+    # A token's scopes are looked up in the store at most every TOKEN_SECONDS (a revoked
+    # token stops working within that time): a query per call is a noticeable share of a score.
+    tokens = TTLCache(1024, TOKEN_SECONDS)
+
     def scope(name: str) -> Callable[[Request], str]:
         def check(request: Request) -> str:
             auth = request.headers.get("authorization", "")
@@ -412,7 +423,8 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
             if kind.lower() != "bearer" or not token.strip():
                 raise _ApiError(401, "a bearer token is required (Authorization: Bearer TOKEN)",
                                 {"WWW-Authenticate": "Bearer"})
-            found = desk.directory.token(token.strip())
+            token = token.strip()
+            found = tokens.get(hashlib.sha256(token.encode()).hexdigest(), lambda: desk.directory.token(token))
             if found is None:
                 desk.directory.record("token_refused", "", _address(request), request.url.path)
                 raise _ApiError(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
@@ -427,6 +439,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
     @app.post("/api/v1/score", tags=["api"])
     def score(body: ScoreRequest, service: str = Depends(scope("score"))) -> JSONResponse:
         """Score one dispute: ``Scorer.score_dispute``'s input as JSON, its answer as JSON."""
+        started = time.perf_counter()
         try:
             answer = desk.scorer.score_dispute(body.dispute, body.parties, mediations=body.mediations,
                                                notes=body.notes, as_of=body.as_of, top_reasons=body.top_reasons)
@@ -435,7 +448,8 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
         except ValueError as e:  # a request shape score_dispute refuses (several disputes, ...)
             raise _ApiError(422, [{"field": "dispute", "value": None, "reason": mask_identifiers(str(e))[:200]}]
                             ) from None
-        return JSONResponse(_plain(answer.to_dict()))
+        took = 1e3 * (time.perf_counter() - started)
+        return JSONResponse(_plain(answer.to_dict()), headers={"Server-Timing": f"score;dur={took:.2f}"})
 
     @app.get("/api/v1/alerts", tags=["api"])
     def api_alerts(status: str | None = Query(None, description="a status, or 'open'"),

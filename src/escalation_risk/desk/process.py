@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -25,12 +26,13 @@ def free_port() -> int:
 
 @contextmanager
 def served(store: str, model_dir: str | Path, data_dir: str | Path, log_file: str | Path, *,
-           env: Mapping[str, str] | None = None, timeout: float = 180.0) -> Iterator[str]:
+           env: Mapping[str, str] | None = None, timeout: float = 180.0, warm: bool = False) -> Iterator[str]:
     """Run ``escalation-risk serve`` in its own process until the block ends; yields its base URL.
 
-    Waits until ``/healthz`` answers (raising ``RuntimeError`` with the end of the
-    server's output if it stops or does not come up within ``timeout`` seconds), and
-    stops the process (its pid only) when the block is left."""
+    Waits until ``/healthz`` answers (with ``warm``: until it says the caches are warm),
+    raising ``RuntimeError`` with the end of the server's output if it stops or does not
+    come up within ``timeout`` seconds; stops the process (its pid only) when the block
+    is left."""
     port = free_port()
     cmd = [sys.executable, "-c", "from escalation_risk.cli import main; main()", "serve", "--store", store,
            "--model", str(model_dir), "--data", str(data_dir), "--port", str(port)]
@@ -44,7 +46,7 @@ def served(store: str, model_dir: str | Path, data_dir: str | Path, log_file: st
                     raise RuntimeError("the desk stopped: " + Path(log_file).read_text(errors="replace")[-2000:])
                 try:
                     with urllib.request.urlopen(f"{base}/healthz", timeout=2) as r:
-                        if r.status == 200:
+                        if r.status == 200 and (not warm or json.load(r).get("warm")):
                             break
                 except (urllib.error.URLError, OSError):
                     pass

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,14 +33,11 @@ log = logging.getLogger("escalation_risk.desk")
 
 #: How long the supervisor's governance index and briefing are reused before recomputing.
 CACHE_SECONDS = 600.0
-#: How long the list of open alerts is reused. The desk's own actions refresh it at once;
-#: a change made elsewhere (the nightly job, the command line) shows within this time.
-#: Reading every open alert costs tens of milliseconds per thousand (the store's row
-#: conversion), too much for each page view at district scale.
+#: How long the list of open alerts is used before it is re-read (see ``_OpenAlerts``).
 LIST_SECONDS = 10.0
 
 
-class _TTLCache:
+class TTLCache:
     """A small thread-safe cache: an LRU of at most ``size`` entries, each valid ``ttl`` seconds."""
 
     def __init__(self, size: int, ttl: float | None = None) -> None:
@@ -63,6 +60,72 @@ class _TTLCache:
         return value
 
 
+class _OpenAlerts:
+    """The open alerts, read from the store at most every ``ttl`` seconds, never in a page's time.
+
+    Reading every open alert costs tens of milliseconds per thousand (the store converts
+    each row), so a page gets the last list at once and an expired list is re-read in the
+    background. The desk's own actions patch the list with the store's answer right away,
+    so whoever acted sees the change; changes made elsewhere (the nightly job, the command
+    line) show within ``ttl`` seconds and a re-read.
+    """
+
+    _PATCHED = ("status", "owner", "updated_at", "status_at", "closed_at", "outcome", "escalated_to_crime")
+
+    def __init__(self, load: Callable[[], pd.DataFrame], ttl: float) -> None:
+        self._load, self.ttl = load, ttl
+        self._df: pd.DataFrame | None = None
+        self._at = 0.0
+        self._busy = False
+        self._patches: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> pd.DataFrame:
+        with self._lock:
+            df, stale = self._df, time.monotonic() - self._at > self.ttl
+            start = df is not None and stale and not self._busy
+            if start:
+                self._busy = True
+                self._patches = {}
+        if df is None:
+            return self._refresh()
+        if start:
+            threading.Thread(target=self._refresh, name="desk-open-alerts", daemon=True).start()
+        return df
+
+    def _refresh(self) -> pd.DataFrame:
+        try:
+            df = self._load()
+            with self._lock:
+                for alert in self._patches.values():  # actions taken while the store was being read
+                    df = self._patched(df, alert)
+                self._df, self._at = df, time.monotonic()
+            return df
+        finally:
+            with self._lock:
+                self._busy = False
+
+    def patch(self, alert: dict[str, Any]) -> None:
+        """Apply an alert as the store returned it after an action (a closed one leaves the list)."""
+        with self._lock:
+            if self._busy:
+                self._patches[int(alert["alert_id"])] = alert
+            if self._df is not None:
+                self._df = self._patched(self._df, alert)
+
+    def _patched(self, df: pd.DataFrame, alert: dict[str, Any]) -> pd.DataFrame:
+        hit = (df["alert_id"] == alert["alert_id"]).to_numpy()
+        if alert["status"] == "closed":
+            return df[~hit]
+        if not hit.any():
+            return df
+        df = df.copy()  # readers may hold the old frame
+        for col in self._PATCHED:
+            if col in df.columns and col in alert:
+                df.loc[hit, col] = alert[col]
+        return df
+
+
 class Desk:
     """The store, the users and one scorer, as the desk and the API use them."""
 
@@ -73,9 +136,9 @@ class Desk:
         self._places: pd.DataFrame | None = None
         self._places_of: int = -1
         self._lock = threading.Lock()
-        self._similar = _TTLCache(512)
-        self._slow = _TTLCache(32, CACHE_SECONDS)
-        self._open = _TTLCache(1, LIST_SECONDS)
+        self._similar = TTLCache(512)
+        self._slow = TTLCache(32, CACHE_SECONDS)
+        self._open = _OpenAlerts(lambda: self._with_places(self.store.alerts(status="open")), LIST_SECONDS)
         #: Whether :meth:`warm` has finished (``/healthz`` says so).
         self.warmed = False
 
@@ -87,16 +150,16 @@ class Desk:
         self.places()
         self.open_alerts()
         case_index(self.scorer.model, self.scorer.history)
+        self.governance([])
         self.warmed = True
 
-    def changed(self) -> None:
-        """An alert changed through the desk: the next list reads the store again."""
-        self._open = _TTLCache(1, LIST_SECONDS)
+    def changed(self, alert: dict[str, Any]) -> None:
+        """An alert changed through the desk (``alert`` as the store returned it): lists show it at once."""
+        self._open.patch(alert)
 
     def open_alerts(self) -> pd.DataFrame:
-        """Every open alert with its grid and district (reused for ``LIST_SECONDS``)."""
-        cache = self._open
-        return cast(pd.DataFrame, cache.get("open", lambda: self._with_places(self.store.alerts(status="open"))))
+        """Every open alert with its grid and district (see ``_OpenAlerts`` for how fresh)."""
+        return self._open.get()
 
     # -- where a dispute is ---------------------------------------------------------
 
