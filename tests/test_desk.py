@@ -425,3 +425,25 @@ def test_users_and_tokens_commands(tmp_path):
     with AlertStore(url) as store:
         assert Directory(store).token(token) == ("svc", frozenset({"score", "alerts"}))
     assert runner.invoke(main, ["tokens", "add", "svc", "--scope", "everything", "--store", url]).exit_code == 1
+
+
+def test_a_province_store_repeating_dispute_ids_keeps_each_alert_in_its_district(tmp_path, tiny_ds):
+    """Dispute ids repeat across a province's districts: the desk's history (district 'd')
+    places only the alert of its own district in a grid."""
+    from types import SimpleNamespace
+
+    from escalation_risk.desk import Desk
+    from escalation_risk.desk.users import User
+
+    scores = pd.DataFrame({"dispute_id": ["d1"], "probability": [0.9], "level": ["red"], "trend": ["new"],
+                           "reasons": [["两次报警"]], "plan": ["family_mediation"]})
+    with AlertStore(f"sqlite:///{tmp_path / 'a.db'}") as store:
+        for district in ("d", "x"):
+            store.record_night(scores, NIGHT, "m1", district=district)
+        desk = Desk(store, SimpleNamespace(history=tiny_ds))  # only the history is read here
+        listed = desk.open_alerts().set_index("district")
+        assert listed.loc["d", "grid"] == "g1" and listed.loc["x", "grid"] is None
+        worker = User(1, "w", "worker", ("g1",))
+        assert desk.visible(worker, desk.open_alerts())["district"].tolist() == ["d"]
+        chief_x = User(2, "c", "supervisor", (), "x")
+        assert desk.visible(chief_x, desk.open_alerts())["district"].tolist() == ["x"]

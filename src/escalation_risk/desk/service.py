@@ -178,28 +178,33 @@ class Desk:
             return self._places
 
     def place(self, alert: dict[str, Any]) -> tuple[str | None, str | None]:
-        """(grid, district) of an alert's dispute; the store's district wins when it has one."""
-        places = self.places()
-        did = str(alert["dispute_id"])
-        grid = district = None
-        if did in places.index:
-            row = places.loc[did]
-            grid = None if pd.isna(row["grid"]) else str(row["grid"])
-            district = None if pd.isna(row["district"]) else str(row["district"])
-        return grid, (alert.get("district") or district)
+        """(grid, district) of an alert's dispute (see :meth:`_with_places`)."""
+        row = self._with_places(pd.DataFrame([{"dispute_id": alert["dispute_id"],
+                                               "district": alert.get("district") or ""}])).iloc[0]
+        return row["grid"], row["place_district"]
 
     def _with_places(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` (alerts) with the ``grid`` and ``place_district`` of each dispute.
+
+        The grid comes from the scorer's history, one district's data. In a province's
+        store dispute ids repeat across districts, so an alert of another district (its
+        ``district`` set and not the history's) gets no grid: only its district's
+        supervisor and admins see it. The store's district wins when it has one."""
         places = self.places()
-        ids = df["dispute_id"].astype(str)
-        pos = places.index.get_indexer(ids)
-        found = pos >= 0
-        grid = np.full(len(df), None, dtype=object)
-        district = np.full(len(df), None, dtype=object)
-        grid[found] = places["grid"].to_numpy()[pos[found]]
-        district[found] = places["district"].to_numpy()[pos[found]]
+        pos = places.index.get_indexer(df["dispute_id"].astype(str))
         own = df["district"].astype(str).to_numpy() if "district" in df else np.full(len(df), "")
-        district = np.where(own != "", own, district)
-        return df.assign(grid=grid, place_district=district)
+        found = pos >= 0
+        there = np.full(len(df), None, dtype=object)
+        there[found] = places["district"].to_numpy()[pos[found]]
+        found &= (own == "") | (own == there)
+        grid = np.full(len(df), None, dtype=object)
+        grid[found] = places["grid"].to_numpy()[pos[found]]
+        district = np.full(len(df), None, dtype=object)
+        district[found] = there[found]
+        district[own != ""] = own[own != ""]
+        # Object columns, so a missing grid stays None (a string column would make it NaN).
+        return df.assign(grid=pd.Series(grid, index=df.index, dtype=object),
+                         place_district=pd.Series(district, index=df.index, dtype=object))
 
     def visible(self, user: User, df: pd.DataFrame) -> pd.DataFrame:
         """The rows of ``df`` (alerts with places, see :meth:`open_alerts`) that ``user`` may see."""
