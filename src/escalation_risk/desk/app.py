@@ -25,7 +25,7 @@ import math
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jinja2
@@ -416,8 +416,10 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
     # token stops working within that time): a query per call is a noticeable share of a score.
     tokens = TTLCache(1024, TOKEN_SECONDS)
 
-    def scope(name: str) -> Callable[[Request], str]:
-        def check(request: Request) -> str:
+    def scope(name: str) -> Callable[[Request], Awaitable[str]]:
+        # Async on purpose: a sync dependency costs a hop to the thread pool per call. A cached
+        # token costs nothing; a look-up or a refusal is one short query.
+        async def check(request: Request) -> str:
             auth = request.headers.get("authorization", "")
             kind, _, token = auth.partition(" ")
             if kind.lower() != "bearer" or not token.strip():
@@ -437,8 +439,10 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
         return check
 
     @app.post("/api/v1/score", tags=["api"])
-    def score(body: ScoreRequest, service: str = Depends(scope("score"))) -> JSONResponse:
+    async def score(body: ScoreRequest, service: str = Depends(scope("score"))) -> JSONResponse:
         """Score one dispute: ``Scorer.score_dispute``'s input as JSON, its answer as JSON."""
+        # In the event loop, not the thread pool: a call is a few milliseconds of CPU under the
+        # GIL, so threads would only add hand-overs and contention (see BENCHMARKS.md).
         started = time.perf_counter()
         try:
             answer = desk.scorer.score_dispute(body.dispute, body.parties, mediations=body.mediations,
