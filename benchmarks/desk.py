@@ -104,6 +104,18 @@ def _store(ds: er.Dataset, url: str, n_alerts: int, model_version: str, seed: in
     return {"token": token, "alert_ids": alert_ids, "grid": str(grid)}
 
 
+def _timed(client, paths: list[str]) -> list[float]:
+    """Seconds per GET of each path, one after another."""
+    out = []
+    for path in paths:
+        t = time.perf_counter()
+        r = client.get(path)
+        out.append(time.perf_counter() - t)
+        if r.status_code != 200:
+            raise RuntimeError(f"GET {path}: {r.status_code}")
+    return out
+
+
 def _login(client, name: str, password: str) -> None:
     page = client.get("/login").text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -178,30 +190,13 @@ def run(args) -> dict:
         with httpx.Client(base_url=base, timeout=60, follow_redirects=True) as admin:
             _login(admin, "bench-admin", "bench-password-1")
             ids = rng.choice(st["alert_ids"], size=min(args.pages, len(st["alert_ids"])), replace=False)
-            first, again = [], []
-            for a in ids:
-                t = time.perf_counter()
-                assert admin.get(f"/alerts/{a}").status_code == 200
-                first.append(time.perf_counter() - t)
-            for a in ids:
-                t = time.perf_counter()
-                admin.get(f"/alerts/{a}")
-                again.append(time.perf_counter() - t)
-            res["alert_first"], res["alert_again"] = _pcts(first), _pcts(again)
-            lat = []
-            for _ in range(args.lists):
-                t = time.perf_counter()
-                admin.get("/alerts")
-                lat.append(time.perf_counter() - t)
-            res["list_admin"] = _pcts(lat)
+            pages = [f"/alerts/{a}" for a in ids]
+            res["alert_first"] = _pcts(_timed(admin, pages))
+            res["alert_again"] = _pcts(_timed(admin, pages))
+            res["list_admin"] = _pcts(_timed(admin, ["/alerts"] * args.lists))
         with httpx.Client(base_url=base, timeout=60, follow_redirects=True) as worker:
             _login(worker, "bench-worker", "bench-password-2")
-            lat = []
-            for _ in range(args.lists):
-                t = time.perf_counter()
-                worker.get("/alerts")
-                lat.append(time.perf_counter() - t)
-            res["list_worker"] = _pcts(lat)
+            res["list_worker"] = _pcts(_timed(worker, ["/alerts"] * args.lists))
             res["worker_open"] = int(re.search(r'id="count-open">(\d+)<', worker.get("/alerts").text).group(1))
     res["uptime_end"] = uptime()
     return res

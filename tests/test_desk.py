@@ -109,6 +109,14 @@ def _phone(browser):
     return ctx
 
 
+def _signed_in(browser, server: str, name: str):
+    """(context, page) of a phone signed in as ``name``, on "my alerts"."""
+    ctx = _phone(browser)
+    page = ctx.new_page()
+    _login(page, server, name)
+    return ctx, page
+
+
 def _login(page, server: str, name: str) -> None:
     page.goto(f"{server}/login")
     page.fill("#username", name)
@@ -125,9 +133,7 @@ def _access_log(url: str) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- the worker's flow
 
 def test_worker_flow_on_a_phone(server, site, browser):
-    ctx = _phone(browser)
-    page = ctx.new_page()
-    _login(page, server, "w1")
+    ctx, page = _signed_in(browser, server, "w1")
     assert "我的预警" in page.inner_text("h1")
     items = page.locator("li[data-alert-id]")
     assert items.count() > 0
@@ -197,9 +203,7 @@ def test_worker_flow_on_a_phone(server, site, browser):
 
 def test_another_grid_is_refused_and_logged(server, site, browser):
     other = int(site["alerts"].query("grid == @site['g1']")["alert_id"].iloc[-1])
-    ctx = _phone(browser)
-    page = ctx.new_page()
-    _login(page, server, "w2")
+    ctx, page = _signed_in(browser, server, "w2")
     grids = {g for g in page.locator("li[data-alert-id]").evaluate_all("els => els.map(e => e.dataset.grid)")}
     assert grids == {site["g2"]}
     resp = page.goto(f"{server}/alerts/{other}")
@@ -221,9 +225,7 @@ def test_another_grid_is_refused_and_logged(server, site, browser):
 
 def test_forms_without_the_csrf_token_are_refused(server, site, browser):
     target = int(site["alerts"].query("grid == @site['g1']")["alert_id"].iloc[-1])
-    ctx = _phone(browser)
-    page = ctx.new_page()
-    _login(page, server, "w1")
+    ctx, page = _signed_in(browser, server, "w1")
     before = len(_access_log(site["url"]).query("event == 'csrf_refused'"))
     for form in ({}, {"csrf_token": "forged"}):
         r = ctx.request.post(f"{server}/alerts/{target}/take", form=form, max_redirects=0)
@@ -240,9 +242,7 @@ def test_forms_without_the_csrf_token_are_refused(server, site, browser):
 
 
 def test_logout_ends_the_session(server, site, browser):
-    ctx = _phone(browser)
-    page = ctx.new_page()
-    _login(page, server, "w1")
+    ctx, page = _signed_in(browser, server, "w1")
     cookies = ctx.cookies()
     (cookie,) = [c for c in cookies if c["name"] == "er_desk"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
@@ -260,9 +260,7 @@ def test_logout_ends_the_session(server, site, browser):
 
 
 def test_supervisor_page(server, site, browser):
-    ctx = _phone(browser)
-    page = ctx.new_page()
-    _login(page, server, "s1")
+    ctx, page = _signed_in(browser, server, "s1")
     page.goto(f"{server}/supervisor")
     grids = page.locator("#by-grid tr td:first-child").all_inner_texts()
     assert site["g1"] in grids
@@ -281,9 +279,7 @@ def test_supervisor_page(server, site, browser):
     page.click("#briefing")
     assert "日报" in page.content()
     # A worker may not.
-    w = _phone(browser)
-    wp = w.new_page()
-    _login(wp, server, "w2")
+    w, wp = _signed_in(browser, server, "w2")
     assert wp.goto(f"{server}/supervisor").status == 403
     w.close()
     ctx.close()
