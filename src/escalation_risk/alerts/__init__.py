@@ -27,6 +27,7 @@ from .store import (
     NightSummary,
     SchemaVersionError,
     StoreBusyError,
+    StoreKeyError,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "SchemaVersionError",
     "NightConflictError",
     "StoreBusyError",
+    "StoreKeyError",
     "SCHEMA_VERSION",
     "STATUSES",
     "OPEN_STATUSES",

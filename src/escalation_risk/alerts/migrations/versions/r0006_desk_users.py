@@ -20,7 +20,7 @@ from alembic import op
 from escalation_risk.alerts.migrations._common import record_version
 
 revision = "0006"
-down_revision = "0004"  # TODO(desk): "0005" once branch `delivery`'s revision is merged
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
