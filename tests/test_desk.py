@@ -125,6 +125,12 @@ def _login(page, server: str, name: str) -> None:
     page.wait_for_url(f"{server}/alerts")
 
 
+def _untouched(site, k: int = -1) -> int:
+    """An alert of grid g1 other than the one the worker's flow handles (``k`` from the end)."""
+    g1 = site["alerts"].query("grid == @site['g1']")["alert_id"]
+    return int(g1[g1 != site.get("handled")].iloc[k])
+
+
 def _access_log(url: str) -> pd.DataFrame:
     with AlertStore(url) as store:
         return Directory(store).access_log()
@@ -202,7 +208,7 @@ def test_worker_flow_on_a_phone(server, site, browser):
 
 
 def test_another_grid_is_refused_and_logged(server, site, browser):
-    other = int(site["alerts"].query("grid == @site['g1']")["alert_id"].iloc[-1])
+    other = _untouched(site)
     ctx, page = _signed_in(browser, server, "w2")
     grids = {g for g in page.locator("li[data-alert-id]").evaluate_all("els => els.map(e => e.dataset.grid)")}
     assert grids == {site["g2"]}
@@ -224,7 +230,7 @@ def test_another_grid_is_refused_and_logged(server, site, browser):
 
 
 def test_forms_without_the_csrf_token_are_refused(server, site, browser):
-    target = int(site["alerts"].query("grid == @site['g1']")["alert_id"].iloc[-1])
+    target = _untouched(site)
     ctx, page = _signed_in(browser, server, "w1")
     before = len(_access_log(site["url"]).query("event == 'csrf_refused'"))
     for form in ({}, {"csrf_token": "forged"}):
@@ -266,8 +272,7 @@ def test_supervisor_page(server, site, browser):
     assert site["g1"] in grids
     assert page.locator("#governance tr").count() > 1
     # Assigning goes through the store's assign, with the supervisor as the one who did it.
-    g1 = site["alerts"].query("grid == @site['g1']")["alert_id"]
-    target = int(g1[g1 != site.get("handled")].iloc[-2])  # not the alert the worker closed
+    target = _untouched(site, -2)
     page.goto(f"{server}/alerts/{target}")
     page.select_option("#to", "w1")
     page.click("#assign")
