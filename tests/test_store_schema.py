@@ -15,6 +15,7 @@ from escalation_risk.alerts import SCHEMA_VERSION, AlertStore, SchemaVersionErro
 from escalation_risk.alerts import store as store_module
 from escalation_risk.alerts.notify import notifications_table
 from escalation_risk.cli import main
+from escalation_risk.desk.users import metadata as desk_metadata
 
 # The DDL the first release (schema 1) ran, as SQLite compiled it; {id} and {ts} are the
 # dialect's serial key and naive timestamp types.
@@ -96,8 +97,8 @@ def cli(*args: str) -> tuple[int, str]:
 
 def test_a_previous_release_store_is_refused_then_upgraded_by_the_cli(store_url):
     make_v1_store(store_url)
-    with pytest.raises(SchemaVersionError, match=r"schema version 1, this escalation_risk needs 5: back it up, "
-                                                 r"then run `escalation-risk store upgrade --store "):
+    with pytest.raises(SchemaVersionError, match=rf"schema version 1, this escalation_risk needs {SCHEMA_VERSION}: "
+                                                 r"back it up, then run `escalation-risk store upgrade --store "):
         AlertStore(store_url)
     code, out = cli("alerts", "list", "--store", store_url)  # a night or a listing: the same refusal
     assert code == 1 and "run `escalation-risk store upgrade --store" in out
@@ -106,9 +107,9 @@ def test_a_previous_release_store_is_refused_then_upgraded_by_the_cli(store_url)
 
     code, out = cli("store", "upgrade", "--store", store_url)
     assert code == 0, out
-    assert f"schema version 1 -> schema version {SCHEMA_VERSION} (revision 0005)" in out
+    assert f"schema version 1 -> schema version {SCHEMA_VERSION} (revision {SCHEMA_VERSION:04d})" in out
     code, out = cli("store", "current", "--store", store_url)
-    assert code == 0 and "revision 0005" in out and "up to date" in out
+    assert code == 0 and f"revision {SCHEMA_VERSION:04d}" in out and "up to date" in out
 
     with AlertStore(store_url) as s:
         assert s.schema_version == SCHEMA_VERSION
@@ -140,10 +141,10 @@ def test_a_previous_release_store_is_refused_then_upgraded_by_the_cli(store_url)
 def test_a_new_store_is_made_by_the_migrations_and_matches_the_code(store_url):
     with AlertStore(store_url) as s:
         state = store_module.schema_state(store_url)
-        assert (state.version, state.revision, state.up_to_date) == (SCHEMA_VERSION, "0005", True)
+        assert (state.version, state.revision, state.up_to_date) == (SCHEMA_VERSION, f"{SCHEMA_VERSION:04d}", True)
         inspector = sa.inspect(s.engine)
         # the one path gives every table the columns the code reads and writes
-        for table in [*store_module.metadata.sorted_tables, notifications_table]:
+        for table in [*store_module.metadata.sorted_tables, notifications_table, *desk_metadata.sorted_tables]:
             found = {c["name"] for c in inspector.get_columns(table.name)}
             assert found == {c.name for c in table.columns}, table.name
         with s.engine.connect() as conn:
@@ -156,16 +157,18 @@ def test_an_empty_database_is_upgraded_from_nothing_and_a_newer_revision_is_refu
     assert code == 0 and f"empty -> schema version {SCHEMA_VERSION}" in out
     with AlertStore(store_url) as s, s.engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
-    with pytest.raises(SchemaVersionError, match="schema version 5, newer than this escalation_risk.*revision 0099"):
+    with pytest.raises(SchemaVersionError,
+                       match=f"schema version {SCHEMA_VERSION}, newer than this escalation_risk.*revision 0099"):
         AlertStore(store_url)
     code, out = cli("store", "upgrade", "--store", store_url)
     assert code == 1 and "newer" in out
 
 
 def _code_metadata() -> sa.MetaData:
-    """Every table the code reads and writes: the store's and the notifier's delivery log."""
+    """Every table the code reads and writes: the store's, the notifier's delivery log and the
+    desk's users, sessions, tokens and access log."""
     md = sa.MetaData()
-    for table in [*store_module.metadata.sorted_tables, notifications_table]:
+    for table in [*store_module.metadata.sorted_tables, notifications_table, *desk_metadata.sorted_tables]:
         table.to_metadata(md)
     return md
 

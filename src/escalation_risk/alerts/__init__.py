@@ -11,6 +11,7 @@ from .lifecycle import (
     DUE_DAYS,
     LEVELS,
     OPEN_STATUSES,
+    OUTCOMES,
     STATUSES,
     TRANSITIONS,
     TRENDS,
@@ -45,6 +46,7 @@ __all__ = [
     "LEVELS",
     "TRENDS",
     "DUE_DAYS",
+    "OUTCOMES",
     "allowed_next",
     "due_at",
 ]

@@ -19,7 +19,8 @@ from .tables import schema_version_table
 #: of replaced nights. 3: a ``district`` in every key (a province's districts share one
 #: store) and timezone-aware timestamps. 4: the ``notifications`` delivery log. 5: delivery
 #: claims and webhook ids, the pseudonym key's fingerprint of each run.
-SCHEMA_VERSION = 5
+#: 6: the desk's users, sessions, service tokens and access log (escalation_risk.desk).
+SCHEMA_VERSION = 6
 _MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
