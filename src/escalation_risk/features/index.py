@@ -14,7 +14,8 @@ incident, a failed mediation from its ``outcome_at``).
 The index is built once per Dataset (cached in ``ds.cache``) in a few vectorised
 passes; building it is the cost of a night, querying it is nearly free. New records
 are added to a built index by :mod:`.index_append` (``Scorer.add``), which re-reads
-only the incidents they touch; a new part of the index must be listed there too.
+only the incidents they touch and keeps the change as a small delta over these arrays
+(:mod:`.delta`); a new part of the index must be listed there too.
 """
 
 from __future__ import annotations
@@ -174,7 +175,6 @@ class HistoryIndex:
         self.inc_closed = to_secs(inc["closed_at"], NEVER)
         self.inc_amount = inc["amount"].to_numpy(dtype="float64")
         self.inc_place = self.places.get_indexer(inc["place_id"].to_numpy(dtype=object))
-        self.inc_desc = inc["description"]
         self.inc_related = self.incidents.get_indexer(inc["related_incident_id"].to_numpy(dtype=object))
         self.inc_signals = self.lexicon.matrix(inc["description"])
         crim = self.inc_kind == "criminal_case"
@@ -326,7 +326,7 @@ class HistoryIndex:
         ok = (ra >= 0) & (rb >= 0) & (ra != rb)
         self.relations = Timeline.build(np.concatenate([ra[ok], rb[ok]]), np.concatenate([since[ok]] * 2),
                                         other=np.concatenate([rb[ok], ra[ok]]), relation=np.concatenate([kind[ok]] * 2))
-        self.rel_pairs = pd.Index(np.minimum(ra[ok], rb[ok]) * SHIFT + np.maximum(ra[ok], rb[ok]))
+        self.rel_pairs = np.minimum(ra[ok], rb[ok]) * SHIFT + np.maximum(ra[ok], rb[ok])
         self.rel_pair_kind = kind[ok]
         self.rel_pair_since = since[ok]
 

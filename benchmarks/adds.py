@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""The service's day: ``Scorer.add`` one dispute at a time, with calls in between.
+
+    python benchmarks/adds.py --persons 1000000 --data /tmp/er-scale/d1m   # reuses a generated district
+
+Loads a district (generated once with the package's generator, seed 0, linkage noise
+0.25, and kept in ``--data`` for the next run), builds a Scorer, then adds ``--adds``
+new disputes one call each (the dispute, its parties, a failed mediation; the parties
+are the people of an open dispute of the history, so their whole history is touched),
+and after every ``--block`` adds times ``--calls`` warm ``score_dispute`` calls of
+disputes the history never saw. Prints the add latency (p50, p90, p99, max), the
+score_dispute p99 per block and the compactions of the index's delta, plus ``uptime``
+at start and end (the machine is shared). ``--check`` compares the grown index's
+features with an index built from scratch on the same history (parity).
+
+Not part of the test suite; figures go into BENCHMARKS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+os.environ.setdefault("ESCALATION_RISK_PSEUDONYM_KEY_FILE", str(HERE.parent / "data" / "sample" / "SAMPLE_KEY"))
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+import escalation_risk as er  # noqa: E402
+from escalation_risk.synth import generate_tables, write_tables  # noqa: E402
+from run import score_requests  # noqa: E402
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def district(persons: int, data: Path) -> Path:
+    """The cached district in ``data`` (generated there on first use)."""
+    if not (data / "incidents.parquet").exists():
+        t0 = time.perf_counter()
+        tables, truth = generate_tables(persons, seed=0, linkage_noise=0.25)
+        write_tables(tables, data, "parquet", truth=truth)
+        print(f"generated {persons:,} persons into {data} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return data
+
+
+def add_rows(d: dict, ps: list[dict], new_id: str, night: pd.Timestamp) -> dict:
+    return {"incidents": [{**d, "incident_id": new_id, "reported_at": night, "occurred_at": night}],
+            "incident_parties": [{**p, "incident_id": new_id} for p in ps],
+            "mediations": [{"mediation_id": f"M{new_id}", "incident_id": new_id, "held_at": night,
+                            "mediator_type": "grid_worker", "outcome": "failed"}]}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--persons", type=int, default=100_000)
+    ap.add_argument("--data", default=None, help="district folder (generated there when missing)")
+    ap.add_argument("--model", default=str(HERE.parent / "models" / "default"))
+    ap.add_argument("--adds", type=int, default=1000)
+    ap.add_argument("--block", type=int, default=100)
+    ap.add_argument("--calls", type=int, default=200, help="timed score_dispute calls per block")
+    ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
+    args = ap.parse_args(argv)
+    print("load at start:", uptime())
+    data = district(args.persons, Path(args.data or f"/tmp/er-scale/d{args.persons}"))
+    model = er.load_model(args.model)
+    t0 = time.perf_counter()
+    ds = er.load_dataset(data, errors="quarantine")
+    t_load = time.perf_counter() - t0
+    night = pd.Timestamp(ds.incidents["reported_at"].max()).normalize()
+    t0 = time.perf_counter()
+    scorer = er.Scorer(model, ds)
+    t_index = time.perf_counter() - t0
+    print(f"{len(ds.persons):,} person records; load {t_load:.1f} s, Scorer (index) {t_index:.1f} s")
+    reqs = score_requests(ds, night, args.adds + args.calls + 50, 1)
+    calls, adds = reqs[: args.calls + 50], reqs[args.calls + 50:]
+    del ds
+
+    def p99_block() -> tuple[float, float]:
+        lat = []
+        for i, (d, ps) in enumerate(calls):
+            t = time.perf_counter()
+            scorer.score_dispute(d, ps, as_of=night)
+            if i >= 50:
+                lat.append(time.perf_counter() - t)
+        ms = np.array(lat) * 1e3
+        return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+    p50, p99 = p99_block()
+    print(f"score_dispute before adds: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    times = []
+    for j, (d, ps) in enumerate(adds):
+        t = time.perf_counter()
+        scorer.add(**add_rows(d, ps, f"ADD-{j:06d}", night))
+        times.append(time.perf_counter() - t)
+        if (j + 1) % args.block == 0:
+            p50, p99 = p99_block()
+            ms = np.array(times[-args.block:]) * 1e3
+            print(f"after {j + 1:5d} adds: add p50 {np.median(ms):.1f} ms, max {ms.max():.1f} ms; "
+                  f"score_dispute p50 {p50:.1f} ms, p99 {p99:.1f} ms; delta {scorer.delta_size():,} events")
+    ms = np.array(times) * 1e3
+    print(f"{len(ms)} adds: p50 {np.percentile(ms, 50):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, "
+          f"p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms; compactions {scorer.compactions}")
+    if args.check:
+        from escalation_risk.features import build_features
+        from escalation_risk.model.points import open_points
+
+        grown = scorer.history
+        fresh = er.Dataset(**grown.tables())
+        pts = open_points(grown, night)
+        pts = pts[pts["dispute_id"].str.startswith("ADD-")].reset_index(drop=True)
+        pd.testing.assert_frame_equal(build_features(grown, pts), build_features(fresh, pts))
+        print(f"parity: features of {len(pts):,} added disputes equal a rebuilt index's")
+    print("load at end:", uptime())
+
+
+if __name__ == "__main__":
+    main()
