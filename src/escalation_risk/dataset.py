@@ -911,11 +911,13 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
     bad_rows: dict[str, np.ndarray] = {}
     rows_read: dict[str, int] = {}
     raw_frames: dict[str, pd.DataFrame] = {}
+    typed: set[str] = set()  # frames already in their final types (nothing to finish)
     for name in TABLE_ORDER:
         spec = TABLES[name]
         if name not in tables:
             parsed[name] = empty_table(name)
             rows_read[name] = 0
+            typed.add(name)
             continue
         raw = tables[name].reset_index(drop=True)
         rows_read[name] = len(raw)
@@ -923,6 +925,16 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
         if name == "persons" and key is not None:
             # Record-linkage keys come from the raw identifiers, hashed with the same key.
             raw = raw.assign(**normalize.linkage_keys(raw, key))
+        if len(raw) <= SMALL and not PII_COLUMNS[name]:
+            # A service's few rows: the record engine (same spec, same result, without the
+            # frame engine's fixed cost); on any problem the frame engine names them all.
+            try:
+                parsed[name] = _validate_records(spec, raw.to_dict("records"), list(raw.columns), None)
+                raw_frames[name] = raw
+                typed.add(name)
+                continue
+            except DataValidationError:
+                pass
         raw, df, probs = _parse_table(name, raw, key)
         problems.extend(probs)
         parsed[name] = df
@@ -945,6 +957,9 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
     for name in TABLE_ORDER:
         df = parsed[name]
         bad = np.zeros(len(df), dtype=bool)
+        if not len(df):
+            bad_rows[name] = bad
+            continue
         mine = allp[(allp["table"] == name) & ~soft]
         if len(mine):
             bad[mine["row"].astype("int64").to_numpy()] = True
@@ -1003,7 +1018,7 @@ def _build(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | 
             df = df[~bad]
             # Related-incident links to a rejected incident are dropped from the kept rows
             # only through the rejection above; nothing is silently rewritten.
-        out[name] = _finish_types(TABLES[name], df.reset_index(drop=True))
+        out[name] = df if name in typed and not bad.any() else _finish_types(TABLES[name], df.reset_index(drop=True))
         if base is not None:
             out[name] = pd.concat([getattr(base, name), out[name]], ignore_index=True) if len(out[name]) \
                 else getattr(base, name)

@@ -134,7 +134,9 @@ class HistoryIndex:
 
     def __init__(self, ds: Dataset, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or load_lexicon()
-        key = link_persons(ds)
+        # A key already decided for these records (an append's few people, keyed by the
+        # district's linkage) is used as it is: linking them again could only disagree.
+        key = ds.cache["person_key"] if "person_key" in ds.cache else link_persons(ds)
         self.person_key = key
         # Canonical persons, numbered; every source person_id maps onto its canonical number.
         self.persons = pd.Index(pd.unique(key.to_numpy()), name="person_key")
@@ -342,6 +344,9 @@ class HistoryIndex:
         self.attr_timelines: dict[str, Timeline] = {}
         hist = attribute_history(ds.persons, ds.person_attributes)
         for attr in ATTRIBUTES:
+            if not len(hist):
+                self.attr_timelines[attr] = Timeline.build([], [], value=np.array([], dtype=object))
+                continue
             h = hist[hist["attribute"] == attr]
             h = h.assign(_k=self.pid_to_int.reindex(h["person_id"]).to_numpy(), t=to_secs(h["since"], ALWAYS))
             h = h[h["_k"].notna()].astype({"_k": np.int64})
@@ -430,6 +435,14 @@ class IdIndex:
         return int(p) if p is not None else int(self.base.get_loc(x))
 
     def get_indexer(self, ids) -> np.ndarray:
+        if not self._int:
+            # A missing id is nowhere; asking pandas for None costs a pass over the index.
+            ids = np.asarray(ids, dtype=object)
+            given = ~pd.isna(ids)
+            if not given.all():
+                out = np.full(len(ids), -1, dtype=np.int64)
+                out[given] = self.get_indexer(ids[given])
+                return out
         out = np.asarray(self.base.get_indexer(ids), dtype=np.int64)
         if self.extra:
             miss = np.flatnonzero(out < 0)

@@ -87,6 +87,8 @@ def _positions_or_new(index: pd.Index | IdIndex, ids: np.ndarray) -> tuple[np.nd
     """Positions of ``ids`` in ``index``, appending the ones it lacks (in order of first
     appearance): (positions, the grown index)."""
     grown = IdIndex.of(index)
+    if not len(ids):
+        return np.zeros(0, np.int64), grown
     pos = grown.get_indexer(ids)
     missing = pos < 0
     if missing.any():
