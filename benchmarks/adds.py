@@ -59,6 +59,12 @@ def add_rows(d: dict, ps: list[dict], new_id: str, night: pd.Timestamp) -> dict:
                             "mediator_type": "grid_worker", "outcome": "failed"}]}
 
 
+def _figures(wall: list[float], cpu: list[float]) -> str:
+    w, c = np.array(wall) * 1e3, np.array(cpu) * 1e3
+    return (f"wall p50 {np.percentile(w, 50):.1f} p99 {np.percentile(w, 99):.1f} max {w.max():.1f} ms, "
+            f"CPU p50 {np.percentile(c, 50):.1f} p99 {np.percentile(c, 99):.1f} ms")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--persons", type=int, default=100_000)
@@ -70,7 +76,7 @@ def main(argv=None) -> None:
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
-    data = district(args.persons, Path(args.data or f"/tmp/er-scale/d{args.persons}"))
+    data = district(args.persons, Path(args.data or f"/tmp/er-bench-district-{args.persons}"))
     model = er.load_model(args.model)
     t0 = time.perf_counter()
     ds = er.load_dataset(data, errors="quarantine")
@@ -84,31 +90,27 @@ def main(argv=None) -> None:
     calls, adds = reqs[: args.calls + 50], reqs[args.calls + 50:]
     del ds
 
-    def p99_block() -> tuple[float, float]:
-        lat = []
+    def p99_block() -> str:
+        lat, cpu = [], []
         for i, (d, ps) in enumerate(calls):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             scorer.score_dispute(d, ps, as_of=night)
             if i >= 50:
                 lat.append(time.perf_counter() - t)
-        ms = np.array(lat) * 1e3
-        return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+                cpu.append(time.thread_time() - c)
+        return _figures(lat, cpu)
 
-    p50, p99 = p99_block()
-    print(f"score_dispute before adds: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    times = []
+    print(f"score_dispute before adds: {p99_block()}")
+    times, cpus = [], []
     for j, (d, ps) in enumerate(adds):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         scorer.add(**add_rows(d, ps, f"ADD-{j:06d}", night))
         times.append(time.perf_counter() - t)
+        cpus.append(time.thread_time() - c)
         if (j + 1) % args.block == 0:
-            p50, p99 = p99_block()
-            ms = np.array(times[-args.block:]) * 1e3
-            print(f"after {j + 1:5d} adds: add p50 {np.median(ms):.1f} ms, max {ms.max():.1f} ms; "
-                  f"score_dispute p50 {p50:.1f} ms, p99 {p99:.1f} ms; delta {scorer.delta_size():,} events")
-    ms = np.array(times) * 1e3
-    print(f"{len(ms)} adds: p50 {np.percentile(ms, 50):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, "
-          f"p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms; compactions {scorer.compactions}")
+            print(f"after {j + 1:5d} adds: add {_figures(times[-args.block:], cpus[-args.block:])}; "
+                  f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{uptime()[-16:]}]")
+    print(f"{len(times)} adds: {_figures(times, cpus)}")
     if args.check:
         from escalation_risk.features import build_features
         from escalation_risk.model.points import open_points

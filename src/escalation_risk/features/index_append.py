@@ -3,8 +3,8 @@
 A service adds each day's records as they come (``Scorer.add``). Re-building the index
 re-sorts every timeline of the district; here only the records that change are read:
 
-1. The *touched* incidents are the new ones, the existing ones that get a new party or
-   mediation, and the existing ones a new record names as its ``related_incident_id``.
+1. The *touched* incidents are the new ones, the existing ones that get a new party,
+   mediation or note, and the existing ones a new record names as its ``related_incident_id``.
 2. A small index is built, by the very build code of :class:`HistoryIndex`, over the
    touched incidents with all their parties and mediations, the new rows of the other
    tables, and only the people, places, organisations and households they mention.
@@ -145,7 +145,7 @@ def _touched(idx: HistoryIndex, added: dict[str, pd.DataFrame]) -> tuple[np.ndar
     new_inc = added.get("incidents")
     new_ids = new_inc["incident_id"].to_numpy(dtype=object) if new_inc is not None else np.array([], object)
     mentioned = [new_inc["related_incident_id"].dropna().to_numpy(dtype=object)] if new_inc is not None else []
-    for name in ("incident_parties", "mediations"):
+    for name in ("incident_parties", "mediations", "incident_notes"):
         if name in added:
             mentioned.append(added[name]["incident_id"].to_numpy(dtype=object))
     ids = np.concatenate(mentioned) if mentioned else np.array([], object)
