@@ -6,7 +6,8 @@
 Loads a district (generated once with the package's generator, seed 0, linkage noise
 0.25, and kept in ``--data`` for the next run), builds a Scorer, then adds ``--adds``
 new disputes one call each (the dispute, its parties, a failed mediation; the parties
-are the people of an open dispute of the history, so their whole history is touched),
+are the people of an open dispute of the history, so their whole history is touched;
+every ``--touch``-th add also mediates an existing dispute, which re-reads it),
 and after every ``--block`` adds times ``--calls`` warm ``score_dispute`` calls of
 disputes the history never saw. Prints the add latency (p50, p90, p99, max), the
 score_dispute p99 per block and the compactions of the index's delta, plus ``uptime``
@@ -33,9 +34,11 @@ os.environ.setdefault("ESCALATION_RISK_PSEUDONYM_KEY_FILE", str(HERE.parent / "d
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-import escalation_risk as er  # noqa: E402
-from escalation_risk.synth import generate_tables, write_tables  # noqa: E402
 from run import score_requests  # noqa: E402
+
+import escalation_risk as er  # noqa: E402
+from escalation_risk.model.points import open_points  # noqa: E402
+from escalation_risk.synth import generate_tables, write_tables  # noqa: E402
 
 
 def uptime() -> str:
@@ -52,11 +55,16 @@ def district(persons: int, data: Path) -> Path:
     return data
 
 
-def add_rows(d: dict, ps: list[dict], new_id: str, night: pd.Timestamp) -> dict:
+def add_rows(d: dict, ps: list[dict], new_id: str, night: pd.Timestamp, old: str | None = None) -> dict:
+    """One dispute with its parties and a failed mediation; with ``old``, also a failed
+    mediation of that existing dispute (which re-reads it: its events leave the base)."""
+    meds = [{"mediation_id": f"M{new_id}", "incident_id": new_id, "held_at": night,
+             "mediator_type": "grid_worker", "outcome": "failed"}]
+    if old is not None:
+        meds.append({"mediation_id": f"MO{new_id}", "incident_id": old, "held_at": night,
+                     "mediator_type": "court", "outcome": "failed"})
     return {"incidents": [{**d, "incident_id": new_id, "reported_at": night, "occurred_at": night}],
-            "incident_parties": [{**p, "incident_id": new_id} for p in ps],
-            "mediations": [{"mediation_id": f"M{new_id}", "incident_id": new_id, "held_at": night,
-                            "mediator_type": "grid_worker", "outcome": "failed"}]}
+            "incident_parties": [{**p, "incident_id": new_id} for p in ps], "mediations": meds}
 
 
 def _figures(wall: list[float], cpu: list[float]) -> str:
@@ -73,6 +81,7 @@ def main(argv=None) -> None:
     ap.add_argument("--adds", type=int, default=1000)
     ap.add_argument("--block", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200, help="timed score_dispute calls per block")
+    ap.add_argument("--touch", type=int, default=10, help="every N-th add also mediates an existing dispute (0: none)")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
@@ -88,6 +97,9 @@ def main(argv=None) -> None:
     print(f"{len(ds.persons):,} person records; load {t_load:.1f} s, Scorer (index) {t_index:.1f} s")
     reqs = score_requests(ds, night, args.adds + args.calls + 50, 1)
     calls, adds = reqs[: args.calls + 50], reqs[args.calls + 50:]
+    # Every --touch-th add also mediates an existing open dispute of the history.
+    open_ids = open_points(ds, night)["dispute_id"].to_numpy(dtype=object)
+    olds = np.random.default_rng(2).choice(open_ids, size=len(adds))
     del ds
 
     def p99_block() -> str:
@@ -104,7 +116,8 @@ def main(argv=None) -> None:
     times, cpus = [], []
     for j, (d, ps) in enumerate(adds):
         t, c = time.perf_counter(), time.thread_time()
-        scorer.add(**add_rows(d, ps, f"ADD-{j:06d}", night))
+        old = olds[j] if args.touch and j % args.touch == 0 else None
+        scorer.add(**add_rows(d, ps, f"ADD-{j:06d}", night, old))
         times.append(time.perf_counter() - t)
         cpus.append(time.thread_time() - c)
         if (j + 1) % args.block == 0:
@@ -113,7 +126,6 @@ def main(argv=None) -> None:
     print(f"{len(times)} adds: {_figures(times, cpus)}")
     if args.check:
         from escalation_risk.features import build_features
-        from escalation_risk.model.points import open_points
 
         grown = scorer.history
         fresh = er.Dataset(**grown.tables())

@@ -21,6 +21,7 @@ only the incidents they touch and keeps the change as a small delta over these a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ from ..dataset import Dataset
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
 from .lexicon import Lexicon, load_lexicon
+
+if TYPE_CHECKING:
+    from .delta import DeltaTimeline
 
 # Times are int64 seconds; an event key packs (entity, time) into one sortable int64.
 OFF = np.int64(1 << 33)          # times live in [-OFF, OFF): years 1697..2242
@@ -213,7 +217,8 @@ class HistoryIndex:
         t = pp["t"].to_numpy(np.int64)
         kind = self.inc_kind[inc_of]
         prole = pp["role"].to_numpy()
-        self.person_events: dict[str, Timeline] = {}
+        # (a grown index holds some timelines in their delta form, see .delta)
+        self.person_events: dict[str, Timeline | DeltaTimeline] = {}
         pe_inc, pe_person, pe_t = pe["inc"].to_numpy(), pe["person"].to_numpy(), pe["t"].to_numpy(np.int64)
         pe_kind = self.inc_kind[pe_inc]
         for k in ("dispute", "police_call", "complaint", "petition", "criminal_case"):
@@ -250,12 +255,12 @@ class HistoryIndex:
                               "t": np.concatenate([tied] * 2)}).groupby(["a", "b"], sort=False)["t"].min()
         fa = first.index.get_level_values(0).to_numpy()
         fb = first.index.get_level_values(1).to_numpy()
-        self.counterparties = Timeline.build(fa, first.to_numpy(), other=fb)
+        self.counterparties: Timeline | DeltaTimeline = Timeline.build(fa, first.to_numpy(), other=fb)
 
         # Follow-up records that name a dispute, and mediations of each incident.
         rel = self.inc_related >= 0
         idx = np.flatnonzero(rel)
-        self.followups = Timeline.build(self.inc_related[rel], self.inc_rep[rel], inc=idx,
+        self.followups: Timeline | DeltaTimeline = Timeline.build(self.inc_related[rel], self.inc_rep[rel], inc=idx,
                                         kind=self.inc_kind[rel])
         med = ds.mediations
         mi = self.incidents.get_indexer(med["incident_id"].to_numpy(dtype=object))

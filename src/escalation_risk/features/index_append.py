@@ -166,7 +166,6 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     if "person_attributes" in added:
         return None  # attribute timelines are per canonical person over all its records: re-build
     out = copy.copy(idx)
-    out.person_events = dict(idx.person_events)
 
     # ---------------------------------------------------------------- people, places, organisations
     pmap_key = idx.person_key
@@ -318,10 +317,10 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     # ---------------------------------------------------------------- timelines
     old_sorted = np.sort(old_pos)
 
-    def merged(big: Timeline | DeltaTimeline, small: Timeline, spec) -> Timeline | DeltaTimeline:
+    def merged(big: Timeline | DeltaTimeline, small: Timeline | DeltaTimeline, spec) -> Timeline | DeltaTimeline:
         ent_kind, payload, src = spec
-        ent = _remap(small.ent, maps[ent_kind])
-        pay = {k: (_remap(v, maps[kind]) if kind else v) for k, v in small.payload.items()
+        ent = _remap(np.asarray(small.ent), maps[ent_kind])  # the small index is built plain
+        pay = {k: (_remap(np.asarray(v), maps[kind]) if kind else v) for k, v in small.payload.items()
                for kind in [payload.get(k)]}
         return _edit(big, src, old_sorted, Timeline.build(ent, small.t, **pay))
 
@@ -336,6 +335,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         src = src[outside]
         out.followups = _edit(out.followups, None, src, Timeline.build(
             out.inc_related[src], out.inc_rep[src], inc=src, kind=out.inc_kind[src]))
+    out.person_events = dict(idx.person_events)
     for k, tl in sub.person_events.items():
         out.person_events[k] = merged(idx.person_events[k], tl, PERSON_EVENTS)
 
