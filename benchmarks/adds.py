@@ -64,7 +64,7 @@ def add_rows(d: dict, ps: list[dict], new_id: str, night: pd.Timestamp, old: str
         meds.append({"mediation_id": f"MO{new_id}", "incident_id": old, "held_at": night,
                      "mediator_type": "court", "outcome": "failed"})
     return {"incidents": [{**d, "incident_id": new_id, "reported_at": night, "occurred_at": night}],
-            "incident_parties": [{**p, "incident_id": new_id} for p in ps], "mediations": meds}
+            "incident_parties": [{**p, "incident_id": new_id, "added_at": None} for p in ps], "mediations": meds}
 
 
 def _figures(wall: list[float], cpu: list[float]) -> str:

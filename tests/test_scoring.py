@@ -315,9 +315,9 @@ def test_many_adds_in_a_row_equal_a_rebuilt_index(small_model, small_district, m
         disputes.append(new)
     grown = sc.history
     if limit is None:
-        assert sc.delta_size() > 0 and len(sc._state.history.added["incidents"]) == 80  # all still in the deltas
+        assert sc.delta_size() > 0 and sc._state.history.n_added("incidents") == 80  # all still in the deltas
     else:
-        assert len(sc._state.history.added.get("incidents", ())) < 40  # folded into the base tables
+        assert sc._state.history.n_added("incidents") < 40  # folded into the base tables
     fresh = Dataset(**grown.tables())
     pts = open_points(grown, NIGHT)
     assert set(disputes) <= set(pts["dispute_id"])

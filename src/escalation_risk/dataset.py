@@ -581,7 +581,12 @@ def _require_columns(spec: TableSpec, columns) -> None:
 
 def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
     """values.isin(keys) for id strings through Arrow's hash set: pandas' Arrow-string
-    isin builds a Python object per key, which dominated loading a large district."""
+    isin builds a Python object per key, which dominated loading a large district. A few
+    values against a few keys (an add checked against its context) go through a set."""
+    if len(values) <= SMALL and len(keys) <= 64 * SMALL:
+        keyset = {k for k in keys.astype(object) if isinstance(k, str)}
+        return pd.Series([isinstance(v, str) and v in keyset for v in values.astype(object)], index=values.index,
+                         dtype=bool)
     mask = pc.is_in(pa.array(values.astype(object).where(values.notna(), None), type=pa.string()),
                     value_set=pa.array(pd.unique(keys.dropna().astype(object)), type=pa.string()))
     return pd.Series(mask.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)

@@ -164,6 +164,8 @@ class DeltaTimeline:
         """This timeline without the base events at ``base_drop`` (base positions) and the
         delta events flagged in ``delta_drop``, with ``add``'s events after any equal keys
         (as a stable build puts later rows). Compacted when the delta grows past its limit."""
+        if not len(base_drop) and (delta_drop is None or not delta_drop.any()) and not len(add):
+            return self if len(self.delta) or len(self.dropped) else self.base
         dropped = self.dropped
         if len(base_drop):
             dropped = np.union1d(dropped, np.asarray(base_drop, np.int64))
@@ -234,19 +236,34 @@ def positions_of(tl: Timeline, column: str, values: np.ndarray) -> np.ndarray:
 
 class Stacked:
     """A history as the Dataset it was loaded as plus the rows added since, by table,
-    read by position: an add appends to the small frames instead of copying the
-    district's tables; :meth:`dataset` concatenates them (once, when asked)."""
+    read by position: an add appends its small frames (kept as chunks, joined every
+    CHUNKS adds or when read) instead of copying the district's tables; :meth:`dataset`
+    concatenates everything (once, when asked)."""
 
-    def __init__(self, base: Dataset, added: dict[str, pd.DataFrame] | None = None):
+    CHUNKS = 32
+
+    def __init__(self, base: Dataset, chunks: dict[str, list[pd.DataFrame]] | None = None):
         self.base = base
-        self.added = {k: v for k, v in (added or {}).items() if len(v)}
-        self._dataset: Dataset | None = None if self.added else base
+        self._chunks = {k: v for k, v in (chunks or {}).items() if v}
+        self._n_added = {k: sum(len(c) for c in v) for k, v in self._chunks.items()}
+        self._dataset: Dataset | None = None if self._chunks else base
         self._lock = threading.Lock()
         self._empty: dict[str, pd.DataFrame] = {}
 
     def n(self, name: str) -> int:
         """Rows of table ``name``."""
-        return len(getattr(self.base, name)) + len(self.added.get(name, ()))
+        return len(getattr(self.base, name)) + self._n_added.get(name, 0)
+
+    def n_added(self, name: str) -> int:
+        """Rows of table ``name`` added since the base (not yet folded into it)."""
+        return self._n_added.get(name, 0)
+
+    def _added(self, name: str) -> pd.DataFrame:
+        with self._lock:
+            chunks = self._chunks[name]
+            if len(chunks) > 1:
+                chunks[:] = [pd.concat(chunks, ignore_index=True)]
+            return chunks[0]
 
     def rows(self, name: str, pos) -> pd.DataFrame:
         """Rows at positions ``pos`` (in that order), with a fresh RangeIndex."""
@@ -257,9 +274,13 @@ class Stacked:
                 self._empty[name] = base.iloc[:0]
             return self._empty[name].copy(deep=False)
         nb = len(base)
-        extra = self.added.get(name)
-        if extra is None or not len(pos) or (pos < nb).all():
+        if name not in self._chunks or (pos < nb).all():
             return base.iloc[pos].reset_index(drop=True)
+        last = self._chunks[name][-1]
+        first = self.n(name) - len(last)
+        if (pos >= first).all():  # the rows of the last add: from its own chunk, nothing joined
+            return last.iloc[pos - first].reset_index(drop=True)
+        extra = self._added(name)
         if (pos >= nb).all():
             return extra.iloc[pos - nb].reset_index(drop=True)
         inb = pos < nb
@@ -274,30 +295,39 @@ class Stacked:
         parts = []
         if start < nb:
             parts.append(base[col].iloc[start:min(stop, nb)].to_numpy(dtype=object))
-        if stop > nb and name in self.added:
-            parts.append(self.added[name][col].iloc[max(start - nb, 0):stop - nb].to_numpy(dtype=object))
+        if stop > nb and name in self._chunks:
+            last = self._chunks[name][-1]
+            first = self.n(name) - len(last)  # the rows of the last add: read from its own chunk
+            frame, at = (last, first) if start >= first else (self._added(name), nb)
+            parts.append(frame[col].iloc[max(start - at, 0):stop - at].to_numpy(dtype=object))
         return np.concatenate(parts) if parts else np.array([], dtype=object)
 
     def plus(self, added: dict[str, pd.DataFrame], fold: int | None = None) -> Stacked:
         """A new Stacked with ``added`` (validated rows, by table) at the end; the added rows
         are folded into the base tables once they pass ``fold`` rows (default: a sixteenth
         of the district's incidents, at least MIN_DELTA), so reading stays cheap."""
-        grown = {name: pd.concat([self.added[name], df], ignore_index=True) if name in self.added else df
-                 for name, df in added.items() if len(df)}
-        merged = {**self.added, **grown}
+        with self._lock:
+            chunks = {k: list(v) for k, v in self._chunks.items()}
+        for name, df in added.items():
+            if len(df):
+                chunks.setdefault(name, []).append(df)
+                if len(chunks[name]) > self.CHUNKS:
+                    chunks[name] = [pd.concat(chunks[name], ignore_index=True)]
         limit = fold if fold is not None else delta_limit(len(self.base.incidents))
-        if sum(len(v) for v in merged.values()) > limit:
-            return Stacked(_concat(self.base, merged))
-        out = Stacked(self.base, merged)
+        if sum(len(c) for v in chunks.values() for c in v) > limit:
+            return Stacked(_concat(self.base, {k: pd.concat(v, ignore_index=True) for k, v in chunks.items()}))
+        out = Stacked(self.base, chunks)
         out._empty = self._empty
         return out
 
     def dataset(self) -> Dataset:
         """The whole history as one Dataset (concatenated on first use, then kept)."""
-        with self._lock:
-            if self._dataset is None:
-                self._dataset = _concat(self.base, self.added)
-            return self._dataset
+        if self._dataset is None:
+            added = {name: self._added(name) for name in self._chunks}
+            with self._lock:
+                if self._dataset is None:
+                    self._dataset = _concat(self.base, added)
+        return self._dataset
 
 
 def _concat(base: Dataset, added: dict[str, pd.DataFrame]) -> Dataset:

@@ -46,7 +46,11 @@ MAX_PAIR_PARTIES = MAX_GROUP     # incidents with more person parties make no pa
 
 def to_secs(values, missing: int) -> np.ndarray:
     """Timestamps as int64 seconds; NaT becomes ``missing`` (ALWAYS or NEVER)."""
-    a = np.asarray(pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]"))
+    if isinstance(values, (pd.Series, np.ndarray)) and values.dtype.kind == "M":  # already naive datetimes
+        a = np.asarray(values.to_numpy(dtype="datetime64[s]") if isinstance(values, pd.Series)
+                       else values.astype("datetime64[s]"))
+    else:
+        a = np.asarray(pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]"))
     out = a.astype(np.int64)
     out[np.isnat(a)] = missing
     return out
@@ -68,6 +72,16 @@ def ragged(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     offsets = np.cumsum(lens) - lens
     pos = np.arange(total) - np.repeat(offsets, lens) + np.repeat(start, lens)
     return owner, pos
+
+
+def join_on(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs (i, j) with ``left[i] == right[j]``, in an inner merge's order (left rows in
+    order, each with its matches in right's order): a merge without pandas' fixed cost,
+    which dominated indexing the few incidents of an add."""
+    order = np.argsort(right, kind="stable")
+    rs = np.asarray(right)[order]
+    li, pos = ragged(np.searchsorted(rs, left, side="left"), np.searchsorted(rs, left, side="right"))
+    return li, order[pos]
 
 
 def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -240,13 +254,13 @@ class HistoryIndex:
         # Pairs of persons in the same incident: earlier conflicts between the same parties,
         # and each person's distinct counterparties. The group-size cap is known.tie_members'.
         g, gp, gt = tie_members(pe_inc, pe_person, pe_t, MAX_PAIR_PARTIES)
-        small = pd.DataFrame({"inc": g, "person": gp, "t": gt})
-        pairs = small.merge(small, on="inc")
-        pairs = pairs[pairs["person_x"] < pairs["person_y"]]
-        a = pairs["person_x"].to_numpy(np.int64)
-        b = pairs["person_y"].to_numpy(np.int64)
-        pinc = pairs["inc"].to_numpy()
-        tied = np.maximum(pairs["t_x"].to_numpy(np.int64), pairs["t_y"].to_numpy(np.int64))
+        gp, gt = np.asarray(gp, np.int64), np.asarray(gt, np.int64)
+        x, y = join_on(np.asarray(g, np.int64), np.asarray(g, np.int64))
+        keep = gp[x] < gp[y]
+        x, y = x[keep], y[keep]
+        a, b = gp[x], gp[y]
+        pinc = np.asarray(g, np.int64)[x]
+        tied = np.maximum(gt[x], gt[y])
         self.pairs = pd.Index(unique_keys(a * SHIFT + b))
         pair_id = self.pairs.get_indexer(a * SHIFT + b)
         self.pair_events = Timeline.build(pair_id, tied, inc=pinc,
@@ -272,10 +286,10 @@ class HistoryIndex:
         self.mediations = Timeline.build(mi, held, failed=failed, out_t=out_t, mid=np.arange(len(med)))
         # Failed mediations as part of each party's history: known from the outcome, for
         # people on the incident by then.
-        mp = pd.DataFrame({"inc": mi, "t_out": out_t, "failed": failed})
-        mp = mp[mp["failed"]].merge(pe.rename(columns={"t": "t_on"}), on="inc")
+        f_inc, f_out = np.asarray(mi, np.int64)[failed], out_t[failed]
+        fi, fj = join_on(f_inc, pe_inc.astype(np.int64))
         self.person_events["failed_mediation"] = Timeline.build(
-            mp["person"], np.maximum(mp["t_out"], mp["t_on"]).to_numpy(np.int64), inc=mp["inc"].to_numpy())
+            pe_person[fj], np.maximum(f_out[fi], pe_t[fj]), inc=f_inc[fi])
 
         # Notes written on incidents after their report (contract 1.1), with their signals.
         notes = ds.incident_notes
