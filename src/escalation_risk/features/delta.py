@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..contract import TABLES
 from ..dataset import Dataset
-from .index import OFF, Timeline, _search, ragged
+from .index import OFF, Timeline, Windows, _search, ragged
 
 MIN_DELTA = 4096
 _USED: dict[int, int] = {}  # id(buffer) -> length in use, so one buffer is only ever extended by its last view
@@ -101,7 +101,7 @@ class _Merged:
         return a if dtype is None else a.astype(dtype)
 
 
-class DeltaTimeline:
+class DeltaTimeline(Windows):
     """A Timeline as base - dropped + delta (see the module notes). Build with :meth:`of`."""
 
     def __init__(self, base: Timeline, dropped: np.ndarray, delta: Timeline):
@@ -143,22 +143,6 @@ class DeltaTimeline:
         if len(self.delta):
             b = b + np.searchsorted(self.delta.key, q, side="right")
         return b
-
-    def _k(self, ent, t) -> np.ndarray:
-        return self.base._k(ent, t)
-
-    def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`Timeline.bounds`, in merged positions."""
-        start = self._rank(self._k(ent, -OFF if lo is None else lo))
-        stop = self._rank(self._k(ent, hi))
-        return start, np.maximum(stop, start)
-
-    def count(self, ent, lo, hi) -> np.ndarray:
-        start, stop = self.bounds(ent, lo, hi)
-        return stop - start
-
-    def expand(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        return ragged(*self.bounds(ent, lo, hi))
 
     def edit(self, base_drop: np.ndarray, delta_drop: np.ndarray | None, add: Timeline) -> Timeline | DeltaTimeline:
         """This timeline without the base events at ``base_drop`` (base positions) and the

@@ -95,8 +95,36 @@ def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return out
 
 
+class Windows:
+    """Window questions over events sorted by key (entity, time): a Timeline's, or a grown
+    timeline's in its merged order (:class:`.delta.DeltaTimeline`), through ``_rank``."""
+
+    def _rank(self, q: np.ndarray) -> np.ndarray:
+        """Events with key <= q (searchsorted side='right')."""
+        raise NotImplementedError
+
+    def _k(self, ent, t) -> np.ndarray:
+        return np.asarray(ent, np.int64) * SHIFT + (np.asarray(t, np.int64) + OFF)
+
+    def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """Positions [start, stop) of the events of ``ent`` with lo < time <= hi
+        (``lo=None``: the whole history up to hi)."""
+        start = self._rank(self._k(ent, -OFF if lo is None else lo))
+        stop = self._rank(self._k(ent, hi))
+        return start, np.maximum(stop, start)
+
+    def count(self, ent, lo, hi) -> np.ndarray:
+        """Number of events of ``ent`` with lo < time <= hi (``lo=None``: since always)."""
+        start, stop = self.bounds(ent, lo, hi)
+        return stop - start
+
+    def expand(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """(query row, event position) for every event of each query in its window."""
+        return ragged(*self.bounds(ent, lo, hi))
+
+
 @dataclass
-class Timeline:
+class Timeline(Windows):
     """Events sorted by (entity, time), with payload columns in the same order."""
 
     key: np.ndarray
@@ -118,24 +146,8 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.key)
 
-    def _k(self, ent, t) -> np.ndarray:
-        return np.asarray(ent, np.int64) * SHIFT + (np.asarray(t, np.int64) + OFF)
-
-    def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        """Positions [start, stop) of the events of ``ent`` with lo < time <= hi
-        (``lo=None``: the whole history up to hi)."""
-        start = _search(self.key, self._k(ent, -OFF if lo is None else lo))
-        stop = _search(self.key, self._k(ent, hi))
-        return start, np.maximum(stop, start)
-
-    def count(self, ent, lo, hi) -> np.ndarray:
-        """Number of events of ``ent`` with lo < time <= hi (``lo=None``: since always)."""
-        start, stop = self.bounds(ent, lo, hi)
-        return stop - start
-
-    def expand(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        """(query row, event position) for every event of each query in its window."""
-        return ragged(*self.bounds(ent, lo, hi))
+    def _rank(self, q: np.ndarray) -> np.ndarray:
+        return _search(self.key, q)
 
     def merge(self, other: Timeline) -> Timeline:
         """This timeline with ``other``'s events added (for appending new records)."""
