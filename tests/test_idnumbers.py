@@ -38,3 +38,50 @@ def test_mobiles():
     assert not is_valid_mobile("1381234567")
     assert not is_valid_mobile("12812345678")
     assert not is_valid_mobile("021-12345678")
+
+
+def _oracle(s: str) -> bool:
+    """The scalar rule as it was written before it was vectorised (datetime.date, regex)."""
+    import datetime as dt
+    import re
+
+    from escalation_risk.idnumbers import normalise_id
+
+    def date_ok(y, m, d):
+        try:
+            dt.date(y, m, d)
+        except ValueError:
+            return False
+        return True
+
+    s = normalise_id(s)
+    if re.fullmatch(r"[0-9]{17}[0-9X]", s):
+        check = "10X98765432"[sum(int(c) * w for c, w in zip(s[:17], (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8,
+                                                                        4, 2))) % 11]
+        return date_ok(int(s[6:10]), int(s[10:12]), int(s[12:14])) and check == s[17]
+    if re.fullmatch(r"[0-9]{15}", s):
+        return date_ok(1900 + int(s[6:8]), int(s[8:10]), int(s[10:12]))
+    return False
+
+
+def test_vectorised_id_check_agrees_with_the_scalar_rule():
+    """valid_ids (the loader's vectorised check) against the rule written out per value, on
+    valid numbers, every kind of near miss and junk: the same verdict for each."""
+    import numpy as np
+
+    from escalation_risk.idnumbers import gb11643_check_digit, is_valid_id, valid_ids
+
+    rng = np.random.default_rng(3)
+    values = ["", "x", "1" * 17, "1" * 19, "１１０１０１１９９００３０７１２３Ｘ", " 110101 19900307 123x ", "11010190030712", "110101900229123",
+              "110101000229123", "110101200002291234", "11010119000229123X", "11010119960229123X"]
+    for _ in range(3000):
+        y, m, d = int(rng.integers(1890, 2030)), int(rng.integers(0, 14)), int(rng.integers(0, 33))
+        first = f"{int(rng.integers(110000, 660000))}{y:04d}{m:02d}{d:02d}{int(rng.integers(0, 1000)):03d}"
+        good = first + gb11643_check_digit(first)
+        values += [good, first + str(int(rng.integers(0, 10))), good.lower(), good[:6] + good[8:14] + good[14:17],
+                   good[:10] + "A" + good[11:]]
+    got = valid_ids(values)
+    want = np.array([_oracle(v) for v in values])
+    assert (got == want).all(), [v for v, g, w in zip(values, got, want) if g != w][:5]
+    assert want.sum() > 1000 and (~want).sum() > 1000
+    assert [is_valid_id(v) for v in values[:200]] == list(want[:200])

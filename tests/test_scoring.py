@@ -279,6 +279,67 @@ def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_distri
     assert x.loc["D-N2", "pair_cohabit"] == 1 and x.loc["D-N2", "mediations_failed"] == 1
 
 
+@pytest.mark.parametrize("limit", [None, 40])
+def test_many_adds_in_a_row_equal_a_rebuilt_index(small_model, small_district, monkeypatch, limit):
+    """Sixty adds in a row, as a service's day brings them: new disputes of known people,
+    follow-up calls, mediations, late parties and notes on old and on just-added disputes.
+    The grown index (its deltas kept, or with ``limit`` merged into the base every few
+    adds, history tables folded too) gives every open dispute the features of an index
+    built from scratch, and score_dispute the rebuilt history's batch probability."""
+    from escalation_risk.features import build_features as features_of
+    from escalation_risk.features import delta
+    from escalation_risk.model.points import open_points
+
+    if limit is not None:
+        monkeypatch.setattr(delta, "delta_limit", lambda n_base: limit)
+    ds = small_district
+    rng = np.random.default_rng(7)
+    sc = Scorer(small_model, ds, pseudonym_key=KEY)
+    people = ds.persons["person_id"].to_numpy(dtype=object)
+    open_now = open_points(ds, NIGHT)["dispute_id"].to_numpy(dtype=object)
+    disputes = list(rng.choice(open_now, 10, replace=False))
+    for j in range(60):
+        day = pd.Timestamp("2025-06-01") + pd.Timedelta(hours=int(rng.integers(0, 24 * 28)))
+        who = rng.choice(people, 3, replace=False)
+        new = f"D-A{j}"
+        incidents = [{"incident_id": new, "kind": "dispute", "category": "neighbor", "occurred_at": day,
+                      "reported_at": day, "source": "grid_worker", "description": "邻里纠纷"}]
+        parties = [{"incident_id": new, "party_id": p, "party_type": "person", "role": r}
+                   for p, r in zip(who[:2], ("complainant", "respondent"))]
+        extra: dict = {}
+        earlier = disputes[int(rng.integers(0, len(disputes)))]
+        if j % 3 == 0:
+            incidents.append({"incident_id": f"C-A{j}", "kind": "police_call", "category": "neighbor",
+                              "occurred_at": day, "reported_at": day, "source": "police_110",
+                              "related_incident_id": earlier, "description": "再次冲突，扬言报复"})
+            parties.append({"incident_id": f"C-A{j}", "party_id": who[2], "party_type": "person", "role": "other"})
+        if j % 4 == 1:
+            extra["mediations"] = [{"mediation_id": f"M-A{j}", "incident_id": earlier, "held_at": day,
+                                    "mediator_type": "grid_worker", "outcome": "failed"}]
+        if j % 5 == 2:
+            parties.append({"incident_id": earlier, "party_id": who[2], "party_type": "person", "role": "witness",
+                            "added_at": NIGHT - pd.Timedelta(days=1)})
+        if j % 7 == 3:
+            extra["incident_notes"] = [{"note_id": f"N-A{j}", "incident_id": earlier, "recorded_at": NIGHT,
+                                        "text": "对方扬言要报复"}]
+        sc.add(incidents=incidents, incident_parties=parties, **extra)
+        disputes.append(new)
+    grown = sc.history
+    if limit is None:
+        assert sc.delta_size() > 0 and sc._state.history.n_added("incidents") == 80  # all still in the deltas
+    else:
+        assert sc._state.history.n_added("incidents") < 40  # folded into the base tables
+    fresh = Dataset(**grown.tables())
+    pts = open_points(grown, NIGHT)
+    assert set(disputes) <= set(pts["dispute_id"])
+    pd.testing.assert_frame_equal(features_of(grown, pts), features_of(fresh, pts))
+    batch = small_model.score(fresh, NIGHT).set_index("dispute_id")
+    for d in disputes[-12:]:
+        row, ps, meds = _request(grown, d)
+        got = sc.score_dispute(row, ps, mediations=meds, as_of=NIGHT).probability
+        assert got == pytest.approx(batch.loc[d, "probability"], abs=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["str", "int"])
 def test_growing_id_index_answers_like_a_pandas_index(kind):
     from escalation_risk.features.index import IdIndex, positions

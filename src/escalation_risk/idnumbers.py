@@ -9,23 +9,32 @@ character (ISO 7064 MOD 11-2: a digit or ``X``); the old 15-digit form has a
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import unicodedata
+from collections.abc import Sequence
 
-__all__ = ["gb11643_check_digit", "is_valid_id", "is_valid_mobile", "normalise_id", "normalise_phone"]
+import numpy as np
+
+__all__ = ["gb11643_check_digit", "is_valid_id", "is_valid_mobile", "normalise_id", "normalise_phone", "valid_ids"]
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_ID18 = re.compile(r"\d{17}[\dX]")
-_ID15 = re.compile(r"\d{15}")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def _check_codes(digits17: np.ndarray) -> np.ndarray:
+    """Code points of the check characters of rows of 17 digits (ISO 7064 MOD 11-2)."""
+    return _CHECK_CODES[(digits17 @ np.array(_WEIGHTS)) % 11]
+
+
+_CHECK_CODES = np.array([ord(c) for c in _CHECK], dtype=np.int64)
 
 
 def gb11643_check_digit(first17: str) -> str:
     """The check character ('0'-'9' or 'X') of an 18-character id number from its first 17 digits."""
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
         raise ValueError("expected exactly 17 digits")
+    # The scalar form of _check_codes (same weights and table): a generator calls it per person.
     return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
 
 
@@ -35,25 +44,43 @@ def normalise_id(s: str) -> str:
     return "".join(unicodedata.normalize("NFKC", s).split()).upper()
 
 
-def _valid_date(year: int, month: int, day: int) -> bool:
-    try:
-        _dt.date(year, month, day)
-    except ValueError:
-        return False
-    return True
+def _valid_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Whether each (year, month, day) is a real calendar date (years 1-9999, as ``datetime.date``)."""
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month, 0, 12)] + \
+        (leap & (month == 2))
+    return (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
+
+
+def valid_ids(values: Sequence[str] | np.ndarray) -> np.ndarray:
+    """:func:`is_valid_id` of many values at once (vectorised: a district's million id
+    numbers in a fraction of a second instead of a Python call each)."""
+    norm = [normalise_id(v) for v in values]
+    out = np.zeros(len(norm), dtype=bool)
+    lens = np.fromiter((len(v) for v in norm), dtype=np.int64, count=len(norm))
+    for n in (18, 15):
+        rows = np.flatnonzero(lens == n)
+        if not len(rows):
+            continue
+        cp = np.array([norm[i] for i in rows], dtype=f"U{n}").view(np.uint32).reshape(-1, n).astype(np.int64)
+        d = cp - ord("0")
+        is_digit = (d >= 0) & (d <= 9)
+        if n == 18:
+            ok = is_digit[:, :17].all(axis=1) & (is_digit[:, 17] | (cp[:, 17] == ord("X")))
+            year = d[:, 6:10] @ np.array([1000, 100, 10, 1])
+            month, day = d[:, 10] * 10 + d[:, 11], d[:, 12] * 10 + d[:, 13]
+            ok &= _valid_dates(year, month, day) & (_check_codes(np.where(is_digit, d, 0)[:, :17]) == cp[:, 17])
+        else:
+            ok = is_digit.all(axis=1)
+            ok &= _valid_dates(1900 + d[:, 6] * 10 + d[:, 7], d[:, 8] * 10 + d[:, 9], d[:, 10] * 10 + d[:, 11])
+        out[rows] = ok
+    return out
 
 
 def is_valid_id(s: str) -> bool:
     """True for an 18-character id number with a real birth date and the right check
     character, or an old 15-digit one with a real birth date (after :func:`normalise_id`)."""
-    s = normalise_id(s)
-    if _ID18.fullmatch(s):
-        if not _valid_date(int(s[6:10]), int(s[10:12]), int(s[12:14])):
-            return False
-        return gb11643_check_digit(s[:17]) == s[17]
-    if _ID15.fullmatch(s):
-        return _valid_date(1900 + int(s[6:8]), int(s[8:10]), int(s[10:12]))
-    return False
+    return bool(valid_ids([s])[0])
 
 
 def normalise_phone(s: str) -> str:

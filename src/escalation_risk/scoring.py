@@ -30,7 +30,8 @@ from .contract import TABLES
 from .dataset import Dataset, DataValidationError, as_records, load_dataset, parse_records
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
-from .features.index_append import append_to_index
+from .features.delta import Stacked
+from .features.index_append import append_to_index, delta_events
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 
@@ -146,7 +147,7 @@ def _check_references(idx: HistoryIndex, req: _Request) -> None:
                            "hold (add the organisation first)", row=i)
 
 
-def _context(history: Dataset, idx: HistoryIndex, frames: dict[str, pd.DataFrame]) -> Dataset:
+def _context(history: Stacked, idx: HistoryIndex, frames: dict[str, pd.DataFrame]) -> Dataset:
     """The history's rows that new rows name (references) or share a key with (duplicates),
     found through the index's id look-ups: what validating the new rows needs to see."""
     index_of = {"persons": idx._pid_index, "places": idx.places, "organizations": idx.orgs,
@@ -175,12 +176,10 @@ def _context(history: Dataset, idx: HistoryIndex, frames: dict[str, pd.DataFrame
             wanted["organizations"] += ids(df, "party_id", (kind == "organization").to_numpy())
     tables = {}
     for name in TABLES:
-        table = getattr(history, name)
+        pos = np.zeros(0, np.int64)
         if name in wanted and wanted[name]:
             pos = index_of[name].get_indexer(pd.unique(np.array(wanted[name], dtype=object)))
-            tables[name] = table.iloc[np.sort(pos[pos >= 0])].reset_index(drop=True)
-        else:
-            tables[name] = table.iloc[:0]
+        tables[name] = history.rows(name, np.sort(pos[pos >= 0]))
     return Dataset(**tables)
 
 
@@ -188,7 +187,7 @@ def _context(history: Dataset, idx: HistoryIndex, frames: dict[str, pd.DataFrame
 class _State:
     """The history and its index, swapped together so a call sees one consistent history."""
 
-    history: Dataset
+    history: Stacked
     idx: HistoryIndex
 
 
@@ -197,19 +196,32 @@ class Scorer:
 
     ``Scorer(model, history)`` indexes the history once (seconds for a district);
     each :meth:`score_dispute` then takes a few milliseconds. :meth:`add` appends new
-    records to the history and its index, at a cost that follows the rows added.
+    records to the history and its index, at a cost that follows the rows added: the
+    history is kept as the loaded tables plus the rows added since, the index as its
+    arrays plus a small delta, merged on a threshold (see
+    :mod:`escalation_risk.features.delta`). Each add publishes a new state whole, so a
+    call sees the history before an add or after it, never a mix.
     """
 
     def __init__(self, model: RiskModel, history: Dataset, *, pseudonym_key: str | bytes | None = None):
         self.model = model
         self._key = pseudonym_key
-        self._state = _State(history, history_index(history, model.lexicon))
+        self._state = _State(Stacked(history), history_index(history, model.lexicon))
         self._lock = threading.Lock()  # one add() at a time; readers never wait
 
     @property
     def history(self) -> Dataset:
-        """The history as it stands (the data the scorer was built on plus what was added)."""
-        return self._state.history
+        """The history as it stands (the data the scorer was built on plus what was added),
+        as one Dataset: concatenated on first use after an add."""
+        state = self._state
+        ds = state.history.dataset()
+        ds.cache.setdefault("history_index", state.idx)
+        ds.cache.setdefault("person_key", state.idx.person_key)
+        return ds
+
+    def delta_size(self) -> int:
+        """Events the index holds in its deltas, not yet merged into its arrays."""
+        return delta_events(self._state.idx)
 
     def score_dispute(self, dispute: Mapping, parties: Iterable[Mapping] | pd.DataFrame, *,
                       mediations: Iterable[Mapping] | pd.DataFrame = (),
@@ -272,15 +284,10 @@ class Scorer:
             added = {name: getattr(checked, name).iloc[len(getattr(context, name)):].reset_index(drop=True)
                      for name in frames}
             added = {name: df for name, df in added.items() if len(df)}
-            old = state.history
-            history = Dataset(**{name: pd.concat([getattr(old, name), added[name]], ignore_index=True)
-                                 if name in added else getattr(old, name) for name in TABLES},
-                              source=old.source, rows_read=old.rows_read)
+            history = state.history.plus(added)
             idx = append_to_index(state.idx, history, added) if added else state.idx
             if idx is None:  # a change the index cannot take in place (see index_append): re-build
-                idx = history_index(history, self.model.lexicon)
-            history.cache["history_index"] = idx
-            history.cache["person_key"] = idx.person_key
+                idx = history_index(history.dataset(), self.model.lexicon)
             self._state = _State(history, idx)
 
 

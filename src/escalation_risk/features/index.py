@@ -14,12 +14,14 @@ incident, a failed mediation from its ``outcome_at``).
 The index is built once per Dataset (cached in ``ds.cache``) in a few vectorised
 passes; building it is the cost of a night, querying it is nearly free. New records
 are added to a built index by :mod:`.index_append` (``Scorer.add``), which re-reads
-only the incidents they touch; a new part of the index must be listed there too.
+only the incidents they touch and keeps the change as a small delta over these arrays
+(:mod:`.delta`); a new part of the index must be listed there too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,9 @@ from ..dataset import Dataset
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
 from .lexicon import Lexicon, load_lexicon
+
+if TYPE_CHECKING:
+    from .delta import DeltaTimeline
 
 # Times are int64 seconds; an event key packs (entity, time) into one sortable int64.
 OFF = np.int64(1 << 33)          # times live in [-OFF, OFF): years 1697..2242
@@ -41,7 +46,11 @@ MAX_PAIR_PARTIES = MAX_GROUP     # incidents with more person parties make no pa
 
 def to_secs(values, missing: int) -> np.ndarray:
     """Timestamps as int64 seconds; NaT becomes ``missing`` (ALWAYS or NEVER)."""
-    a = np.asarray(pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]"))
+    if isinstance(values, (pd.Series, np.ndarray)) and values.dtype.kind == "M":  # already naive datetimes
+        a = np.asarray(values.to_numpy(dtype="datetime64[s]") if isinstance(values, pd.Series)
+                       else values.astype("datetime64[s]"))
+    else:
+        a = np.asarray(pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]"))
     out = a.astype(np.int64)
     out[np.isnat(a)] = missing
     return out
@@ -65,6 +74,16 @@ def ragged(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return owner, pos
 
 
+def join_on(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs (i, j) with ``left[i] == right[j]``, in an inner merge's order (left rows in
+    order, each with its matches in right's order): a merge without pandas' fixed cost,
+    which dominated indexing the few incidents of an add."""
+    order = np.argsort(right, kind="stable")
+    rs = np.asarray(right)[order]
+    li, pos = ragged(np.searchsorted(rs, left, side="left"), np.searchsorted(rs, left, side="right"))
+    return li, order[pos]
+
+
 def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """searchsorted(side="right") with the queries sorted first: in key order the binary
     searches walk memory in order (20x faster for millions of unsorted queries)."""
@@ -76,8 +95,36 @@ def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return out
 
 
+class Windows:
+    """Window questions over events sorted by key (entity, time): a Timeline's, or a grown
+    timeline's in its merged order (:class:`.delta.DeltaTimeline`), through ``_rank``."""
+
+    def _rank(self, q: np.ndarray) -> np.ndarray:
+        """Events with key <= q (searchsorted side='right')."""
+        raise NotImplementedError
+
+    def _k(self, ent, t) -> np.ndarray:
+        return np.asarray(ent, np.int64) * SHIFT + (np.asarray(t, np.int64) + OFF)
+
+    def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """Positions [start, stop) of the events of ``ent`` with lo < time <= hi
+        (``lo=None``: the whole history up to hi)."""
+        start = self._rank(self._k(ent, -OFF if lo is None else lo))
+        stop = self._rank(self._k(ent, hi))
+        return start, np.maximum(stop, start)
+
+    def count(self, ent, lo, hi) -> np.ndarray:
+        """Number of events of ``ent`` with lo < time <= hi (``lo=None``: since always)."""
+        start, stop = self.bounds(ent, lo, hi)
+        return stop - start
+
+    def expand(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """(query row, event position) for every event of each query in its window."""
+        return ragged(*self.bounds(ent, lo, hi))
+
+
 @dataclass
-class Timeline:
+class Timeline(Windows):
     """Events sorted by (entity, time), with payload columns in the same order."""
 
     key: np.ndarray
@@ -99,24 +146,8 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.key)
 
-    def _k(self, ent, t) -> np.ndarray:
-        return np.asarray(ent, np.int64) * SHIFT + (np.asarray(t, np.int64) + OFF)
-
-    def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        """Positions [start, stop) of the events of ``ent`` with lo < time <= hi
-        (``lo=None``: the whole history up to hi)."""
-        start = _search(self.key, self._k(ent, -OFF if lo is None else lo))
-        stop = _search(self.key, self._k(ent, hi))
-        return start, np.maximum(stop, start)
-
-    def count(self, ent, lo, hi) -> np.ndarray:
-        """Number of events of ``ent`` with lo < time <= hi (``lo=None``: since always)."""
-        start, stop = self.bounds(ent, lo, hi)
-        return stop - start
-
-    def expand(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        """(query row, event position) for every event of each query in its window."""
-        return ragged(*self.bounds(ent, lo, hi))
+    def _rank(self, q: np.ndarray) -> np.ndarray:
+        return _search(self.key, q)
 
     def merge(self, other: Timeline) -> Timeline:
         """This timeline with ``other``'s events added (for appending new records)."""
@@ -133,7 +164,9 @@ class HistoryIndex:
 
     def __init__(self, ds: Dataset, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or load_lexicon()
-        key = link_persons(ds)
+        # A key already decided for these records (an append's few people, keyed by the
+        # district's linkage) is used as it is: linking them again could only disagree.
+        key = ds.cache["person_key"] if "person_key" in ds.cache else link_persons(ds)
         self.person_key = key
         # Canonical persons, numbered; every source person_id maps onto its canonical number.
         self.persons = pd.Index(pd.unique(key.to_numpy()), name="person_key")
@@ -174,9 +207,9 @@ class HistoryIndex:
         self.inc_closed = to_secs(inc["closed_at"], NEVER)
         self.inc_amount = inc["amount"].to_numpy(dtype="float64")
         self.inc_place = self.places.get_indexer(inc["place_id"].to_numpy(dtype=object))
-        self.inc_desc = inc["description"]
         self.inc_related = self.incidents.get_indexer(inc["related_incident_id"].to_numpy(dtype=object))
         self.inc_signals = self.lexicon.matrix(inc["description"])
+        self.inc_desc = inc["description"].to_numpy(dtype=object)  # the text model reads it at as_of
         crim = self.inc_kind == "criminal_case"
         self.inc_violent = crim & np.isin(self.inc_category, VIOLENT_OFFENCES)
 
@@ -211,7 +244,8 @@ class HistoryIndex:
         t = pp["t"].to_numpy(np.int64)
         kind = self.inc_kind[inc_of]
         prole = pp["role"].to_numpy()
-        self.person_events: dict[str, Timeline] = {}
+        # (a grown index holds some timelines in their delta form, see .delta)
+        self.person_events: dict[str, Timeline | DeltaTimeline] = {}
         pe_inc, pe_person, pe_t = pe["inc"].to_numpy(), pe["person"].to_numpy(), pe["t"].to_numpy(np.int64)
         pe_kind = self.inc_kind[pe_inc]
         for k in ("dispute", "police_call", "complaint", "petition", "criminal_case"):
@@ -233,13 +267,13 @@ class HistoryIndex:
         # Pairs of persons in the same incident: earlier conflicts between the same parties,
         # and each person's distinct counterparties. The group-size cap is known.tie_members'.
         g, gp, gt = tie_members(pe_inc, pe_person, pe_t, MAX_PAIR_PARTIES)
-        small = pd.DataFrame({"inc": g, "person": gp, "t": gt})
-        pairs = small.merge(small, on="inc")
-        pairs = pairs[pairs["person_x"] < pairs["person_y"]]
-        a = pairs["person_x"].to_numpy(np.int64)
-        b = pairs["person_y"].to_numpy(np.int64)
-        pinc = pairs["inc"].to_numpy()
-        tied = np.maximum(pairs["t_x"].to_numpy(np.int64), pairs["t_y"].to_numpy(np.int64))
+        gp, gt = np.asarray(gp, np.int64), np.asarray(gt, np.int64)
+        x, y = join_on(np.asarray(g, np.int64), np.asarray(g, np.int64))
+        keep = gp[x] < gp[y]
+        x, y = x[keep], y[keep]
+        a, b = gp[x], gp[y]
+        pinc = np.asarray(g, np.int64)[x]
+        tied = np.maximum(gt[x], gt[y])
         self.pairs = pd.Index(unique_keys(a * SHIFT + b))
         pair_id = self.pairs.get_indexer(a * SHIFT + b)
         self.pair_events = Timeline.build(pair_id, tied, inc=pinc,
@@ -248,12 +282,12 @@ class HistoryIndex:
                               "t": np.concatenate([tied] * 2)}).groupby(["a", "b"], sort=False)["t"].min()
         fa = first.index.get_level_values(0).to_numpy()
         fb = first.index.get_level_values(1).to_numpy()
-        self.counterparties = Timeline.build(fa, first.to_numpy(), other=fb)
+        self.counterparties: Timeline | DeltaTimeline = Timeline.build(fa, first.to_numpy(), other=fb)
 
         # Follow-up records that name a dispute, and mediations of each incident.
         rel = self.inc_related >= 0
         idx = np.flatnonzero(rel)
-        self.followups = Timeline.build(self.inc_related[rel], self.inc_rep[rel], inc=idx,
+        self.followups: Timeline | DeltaTimeline = Timeline.build(self.inc_related[rel], self.inc_rep[rel], inc=idx,
                                         kind=self.inc_kind[rel])
         med = ds.mediations
         mi = self.incidents.get_indexer(med["incident_id"].to_numpy(dtype=object))
@@ -265,10 +299,10 @@ class HistoryIndex:
         self.mediations = Timeline.build(mi, held, failed=failed, out_t=out_t, mid=np.arange(len(med)))
         # Failed mediations as part of each party's history: known from the outcome, for
         # people on the incident by then.
-        mp = pd.DataFrame({"inc": mi, "t_out": out_t, "failed": failed})
-        mp = mp[mp["failed"]].merge(pe.rename(columns={"t": "t_on"}), on="inc")
+        f_inc, f_out = np.asarray(mi, np.int64)[failed], out_t[failed]
+        fi, fj = join_on(f_inc, pe_inc.astype(np.int64))
         self.person_events["failed_mediation"] = Timeline.build(
-            mp["person"], np.maximum(mp["t_out"], mp["t_on"]).to_numpy(np.int64), inc=mp["inc"].to_numpy())
+            pe_person[fj], np.maximum(f_out[fi], pe_t[fj]), inc=f_inc[fi])
 
         # Notes written on incidents after their report (contract 1.1), with their signals.
         notes = ds.incident_notes
@@ -328,7 +362,7 @@ class HistoryIndex:
         ok = (ra >= 0) & (rb >= 0) & (ra != rb)
         self.relations = Timeline.build(np.concatenate([ra[ok], rb[ok]]), np.concatenate([since[ok]] * 2),
                                         other=np.concatenate([rb[ok], ra[ok]]), relation=np.concatenate([kind[ok]] * 2))
-        self.rel_pairs = pd.Index(np.minimum(ra[ok], rb[ok]) * SHIFT + np.maximum(ra[ok], rb[ok]))
+        self.rel_pairs = np.minimum(ra[ok], rb[ok]) * SHIFT + np.maximum(ra[ok], rb[ok])
         self.rel_pair_kind = kind[ok]
         self.rel_pair_since = since[ok]
 
@@ -344,6 +378,9 @@ class HistoryIndex:
         self.attr_timelines: dict[str, Timeline] = {}
         hist = attribute_history(ds.persons, ds.person_attributes)
         for attr in ATTRIBUTES:
+            if not len(hist):
+                self.attr_timelines[attr] = Timeline.build([], [], value=np.array([], dtype=object))
+                continue
             h = hist[hist["attribute"] == attr]
             h = h.assign(_k=self.pid_to_int.reindex(h["person_id"]).to_numpy(), t=to_secs(h["since"], ALWAYS))
             h = h[h["_k"].notna()].astype({"_k": np.int64})
@@ -432,6 +469,14 @@ class IdIndex:
         return int(p) if p is not None else int(self.base.get_loc(x))
 
     def get_indexer(self, ids) -> np.ndarray:
+        if not self._int:
+            # A missing id is nowhere; asking pandas for None costs a pass over the index.
+            ids = np.asarray(ids, dtype=object)
+            given = ~pd.isna(ids)
+            if not given.all():
+                out = np.full(len(ids), -1, dtype=np.int64)
+                out[given] = self.get_indexer(ids[given])
+                return out
         out = np.asarray(self.base.get_indexer(ids), dtype=np.int64)
         if self.extra:
             miss = np.flatnonzero(out < 0)

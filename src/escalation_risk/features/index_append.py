@@ -3,17 +3,23 @@
 A service adds each day's records as they come (``Scorer.add``). Re-building the index
 re-sorts every timeline of the district; here only the records that change are read:
 
-1. The *touched* incidents are the new ones, the existing ones that get a new party or
-   mediation, and the existing ones a new record names as its ``related_incident_id``.
+1. The *touched* incidents are the new ones, the existing ones that get a new party,
+   mediation or note, and the existing ones a new record names as its ``related_incident_id``.
 2. A small index is built, by the very build code of :class:`HistoryIndex`, over the
    touched incidents with all their parties and mediations, the new rows of the other
    tables, and only the people, places, organisations and households they mention.
 3. Its numbers (incident, person, pair, place, grid, organisation, household,
    mediation) are mapped onto the big index's, new entities appended at the end.
 4. Each timeline of the big index loses the events that came from a touched existing
-   incident and gains the small index's events, inserted at their sorted place (one
-   ``searchsorted`` and one copy per array: no re-sorting); the counterparty ties of
-   the pairs involved are recomputed from the pair timeline.
+   incident and gains the small index's events, as a :class:`~.delta.DeltaTimeline`:
+   the big sorted arrays stay as they are, the drops and the new events live in a
+   small delta merged into them on a threshold (see :mod:`.delta`); the counterparty
+   ties of the pairs involved are recomputed from the pair timeline. Per-incident and
+   other per-entity arrays grow through spare capacity (:func:`.delta.grow`).
+
+The history itself is a :class:`~.delta.Stacked` (the loaded tables plus the rows added
+since), read by position: nothing in an add is proportional to the district, except
+adding persons (linkage reads the persons table, see below).
 
 The result is a new index (the old one is left untouched, so a reader holding it keeps
 one consistent history) whose features equal those of an index built from scratch on
@@ -37,6 +43,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..linking import link_persons
+from .delta import DeltaTimeline, Stacked, grow, positions_of
 from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline
 
 # timeline -> (kind of its entity, {payload column: kind}); None = a plain value.
@@ -64,12 +71,13 @@ PERSON_EVENTS = ("person", {"inc": "inc"}, "inc")  # every idx.person_events[k]
 PER_INCIDENT: dict[str, str | None] = {
     "inc_kind": None, "inc_category": None, "inc_source": None, "inc_rep": None, "inc_occ": None,
     "inc_closed": None, "inc_amount": None, "inc_place": "place", "inc_related": "inc", "inc_signals": None,
+    "inc_desc": None,
     "inc_violent": None, "inc_danger": None,
 }
 OTHER = {
     "append_cache", "lexicon", "person_key", "persons", "pid_to_int", "_pid_index", "_pid_codes", "birth_year",
     "gender", "hukou", "employment", "places", "grids", "place_grid", "places_type", "orgs", "org_type", "incidents",
-    "inc_desc", "inc_person", "pairs", "counterparties", "med_ids", "person_events", "households", "household_place",
+    "inc_person", "pairs", "counterparties", "med_ids", "person_events", "households", "household_place",
     "household_tenure", "rel_pairs", "rel_pair_kind", "rel_pair_since", "attr_timelines", "inc_person_t",
     "note_ids", "note_signals", "note_text",
 }
@@ -80,6 +88,8 @@ def _positions_or_new(index: pd.Index | IdIndex, ids: np.ndarray) -> tuple[np.nd
     """Positions of ``ids`` in ``index``, appending the ones it lacks (in order of first
     appearance): (positions, the grown index)."""
     grown = IdIndex.of(index)
+    if not len(ids):
+        return np.zeros(0, np.int64), grown
     pos = grown.get_indexer(ids)
     missing = pos < 0
     if missing.any():
@@ -106,39 +116,37 @@ def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return sorted_keys[pos] == values
 
 
-def _rows_by_incident(idx: HistoryIndex, history: Dataset, name: str, n_base: int) -> Timeline:
-    """Row positions of ``name`` (incident_parties or mediations) by incident position, built
-    once per scorer (a pass over the table's first ``n_base`` rows, those ``idx`` indexes)
-    and then grown with each append."""
+def _rows_by_incident(idx: HistoryIndex, history: Stacked, name: str, n_base: int) -> Timeline | DeltaTimeline:
+    """Row positions of ``name`` (incident_parties, mediations, incident_notes) by incident
+    position, built once per scorer (a pass over the table's first ``n_base`` rows, those
+    ``idx`` indexes) and then grown with each append."""
     rows = idx.append_cache.get(name)
     if rows is None:
-        df = getattr(history, name).iloc[:n_base]
-        inc = idx.incidents.get_indexer(df["incident_id"].to_numpy(dtype=object))
-        rows = Timeline.build(inc, np.zeros(len(df), np.int64), row=np.arange(len(df)))
+        ids = history.column(name, "incident_id", 0, n_base)
+        inc = idx.incidents.get_indexer(ids)
+        rows = Timeline.build(inc, np.zeros(len(ids), np.int64), row=np.arange(len(ids)))
         idx.append_cache[name] = rows
     return rows
 
 
-def _insert(tl: Timeline, drop: np.ndarray | None, add: Timeline) -> Timeline:
-    """``tl`` without the events flagged in ``drop``, with ``add``'s events in sorted place."""
-    if drop is not None and drop.any():
-        keep = ~drop
-        tl = Timeline(key=tl.key[keep], t=tl.t[keep], ent=tl.ent[keep],
-                      payload={k: v[keep] for k, v in tl.payload.items()})
-    if not len(add):
-        return tl
-    at = np.searchsorted(tl.key, add.key, side="right")  # after equal keys, as a stable build puts later rows
-    return Timeline(key=np.insert(tl.key, at, add.key), t=np.insert(tl.t, at, add.t),
-                    ent=np.insert(tl.ent, at, add.ent),
-                    payload={k: np.insert(v, at, add.payload[k]) for k, v in tl.payload.items()})
+def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline
+          ) -> Timeline | DeltaTimeline:
+    """``tl`` without the events whose ``column`` ("ent" or a payload column; None: none)
+    is one of the ``touched`` numbers (sorted), with ``add``'s events after equal keys."""
+    d = DeltaTimeline.of(tl)
+    if column is None or not len(touched):
+        return d.edit(np.zeros(0, np.int64), None, add)
+    base_drop = positions_of(d.base, column, touched)
+    delta_col = d.delta.ent if column == "ent" else d.delta.payload[column]
+    return d.edit(base_drop, _member(np.asarray(delta_col, np.int64), touched), add)
 
 
-def _touched(idx: HistoryIndex, history: Dataset, added: dict[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+def _touched(idx: HistoryIndex, added: dict[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
     """(ids of the new incidents, positions of the existing incidents the new rows touch)."""
     new_inc = added.get("incidents")
     new_ids = new_inc["incident_id"].to_numpy(dtype=object) if new_inc is not None else np.array([], object)
     mentioned = [new_inc["related_incident_id"].dropna().to_numpy(dtype=object)] if new_inc is not None else []
-    for name in ("incident_parties", "mediations"):
+    for name in ("incident_parties", "mediations", "incident_notes"):
         if name in added:
             mentioned.append(added[name]["incident_id"].to_numpy(dtype=object))
     ids = np.concatenate(mentioned) if mentioned else np.array([], object)
@@ -146,22 +154,26 @@ def _touched(idx: HistoryIndex, history: Dataset, added: dict[str, pd.DataFrame]
     return new_ids, np.unique(old[old >= 0])
 
 
-def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.DataFrame]) -> HistoryIndex | None:
+def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[str, pd.DataFrame]
+                    ) -> HistoryIndex | None:
     """The index of ``history`` (the old history plus the validated rows ``added``, by
-    table), built from ``idx`` (the index of the old history) by touching only what the
-    new rows change. None when it cannot (an index part it does not know, or a new
-    record that joins two people who had separate keys): re-build then."""
+    table, at its end), built from ``idx`` (the index of the old history) by touching
+    only what the new rows change. None when it cannot (an index part it does not know,
+    or a new record that joins two people who had separate keys): re-build then."""
+    if isinstance(history, Dataset):
+        history = Stacked(history)
     if set(vars(idx)) - KNOWN:
         return None
     if "person_attributes" in added:
         return None  # attribute timelines are per canonical person over all its records: re-build
     out = copy.copy(idx)
-    out.person_events = dict(idx.person_events)
 
     # ---------------------------------------------------------------- people, places, organisations
     pmap_key = idx.person_key
     if "persons" in added and len(added["persons"]):
-        key = link_persons(history, existing=idx.person_key)
+        # Linkage reads the whole persons table: adding persons costs a pass over it.
+        full = history.dataset()
+        key = link_persons(full, existing=idx.person_key)
         old = key.reindex(idx.person_key.index)
         if (old.to_numpy(dtype=object) != idx.person_key.to_numpy(dtype=object)).any():
             return None  # a new record links two known people: their histories merge
@@ -175,12 +187,12 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
         # Attributes of the canonical persons with a new record: the first non-null across their records.
         touched = np.unique(codes)
         pids = key.index[key.isin(out.persons.take(touched)).to_numpy()]
-        p = history.persons[history.persons["person_id"].isin(pids)]
+        p = full.persons[full.persons["person_id"].isin(pids)]
         p = p.assign(_k=out.pid_to_int.reindex(p["person_id"]).to_numpy())
         attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
-        grow = len(out.persons) - len(idx.persons)
+        n_new = len(out.persons) - len(idx.persons)
         for col, dtype in (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object)):
-            arr = np.concatenate([getattr(idx, col), np.full(grow, np.nan if dtype == "float64" else None,
+            arr = np.concatenate([getattr(idx, col), np.full(n_new, np.nan if dtype == "float64" else None,
                                                              dtype=dtype)])
             arr[attrs.index.to_numpy(np.int64)] = attrs[col].astype(dtype).to_numpy()
             setattr(out, col, arr)
@@ -189,52 +201,47 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
         pl = added["places"]
         out.places = IdIndex.of(idx.places).append(pl["place_id"].to_numpy(dtype=object))
         g, out.grids = _positions_or_new(idx.grids, pl["grid_id"].to_numpy(dtype=object))
-        out.place_grid = np.concatenate([idx.place_grid, g])
-        out.places_type = np.concatenate([idx.places_type, pl["place_type"].astype(object).to_numpy()])
+        out.place_grid = grow(idx.place_grid, g)
+        out.places_type = grow(idx.places_type, pl["place_type"].astype(object).to_numpy())
     if "organizations" in added and len(added["organizations"]):
         o = added["organizations"]
         out.orgs = IdIndex.of(idx.orgs).append(o["org_id"].to_numpy(dtype=object))
-        out.org_type = np.concatenate([idx.org_type, o["org_type"].astype(object).to_numpy()])
+        out.org_type = grow(idx.org_type, o["org_type"].astype(object).to_numpy())
     if "households" in added and len(added["households"]):
         h = added["households"]
         out.households = IdIndex.of(idx.households).append(h["household_id"].to_numpy(dtype=object))
-        out.household_place = np.concatenate([idx.household_place,
-                                              out.places.get_indexer(h["place_id"].to_numpy(dtype=object))])
-        out.household_tenure = np.concatenate([idx.household_tenure, h["tenure"].astype(object).to_numpy()])
+        out.household_place = grow(idx.household_place, out.places.get_indexer(h["place_id"].to_numpy(dtype=object)))
+        out.household_tenure = grow(idx.household_tenure, h["tenure"].astype(object).to_numpy())
 
     # ---------------------------------------------------------------- the small index
-    new_ids, old_pos = _touched(idx, history, added)
+    new_ids, old_pos = _touched(idx, added)
     inc_ids = np.concatenate([IdIndex.of(idx.incidents).take(old_pos), new_ids])
-    inc = history.incidents
-    sub_inc = inc.iloc[np.concatenate([old_pos, len(idx.incidents) + np.arange(len(new_ids))])] \
-        .reset_index(drop=True)
+    sub_inc = history.rows("incidents", np.concatenate([old_pos, len(idx.incidents) + np.arange(len(new_ids))]))
     if not (sub_inc["incident_id"].to_numpy(dtype=object) == inc_ids).all():
         return None  # the history is not the old one plus the new rows at the end
     # A touched incident's related record is not re-indexed, only named: drop the link in the
     # small index (it is kept as a position in the big one below).
     related = sub_inc["related_incident_id"]
     sub_inc = sub_inc.assign(related_incident_id=related.where(related.isin(inc_ids)))
-    in_sub = {"incident_parties": history.incident_parties, "mediations": history.mediations,
-              "incident_notes": history.incident_notes}
     tables: dict[str, pd.DataFrame] = {}
-    row_maps: dict[str, Timeline] = {}
-    for name, df in in_sub.items():
-        n_base = len(df) - len(added.get(name, ()))
+    row_maps: dict[str, Timeline | DeltaTimeline] = {}
+    for name in ("incident_parties", "mediations", "incident_notes"):
+        n_all = history.n(name)
+        n_base = n_all - len(added.get(name, ()))
         rows = _rows_by_incident(idx, history, name, n_base)
         _, pos = rows.expand(old_pos, None, np.zeros(len(old_pos), np.int64))
-        new_rows = np.arange(n_base, len(df))
-        tables[name] = df.iloc[np.concatenate([rows.payload["row"][pos], new_rows])].reset_index(drop=True)
-        new_inc = (idx.incidents.get_indexer(df["incident_id"].iloc[n_base:].to_numpy(dtype=object)) if len(new_rows)
-                   else np.zeros(0, np.int64))
-        new_inc = np.where(new_inc >= 0, new_inc,
-                           len(idx.incidents) + pd.Index(new_ids).get_indexer(
-                               df["incident_id"].iloc[n_base:].to_numpy(dtype=object)))
-        row_maps[name] = _insert(rows, None, Timeline.build(new_inc, np.zeros(len(new_rows), np.int64), row=new_rows))
+        new_rows = np.arange(n_base, n_all)
+        tables[name] = history.rows(name, np.concatenate([rows.payload["row"][pos], new_rows]))
+        new_ids_of = history.column(name, "incident_id", n_base, n_all)
+        new_inc = idx.incidents.get_indexer(new_ids_of) if len(new_rows) else np.zeros(0, np.int64)
+        new_inc = np.where(new_inc >= 0, new_inc, len(idx.incidents) + pd.Index(new_ids).get_indexer(new_ids_of))
+        row_maps[name] = _edit(rows, None, old_pos,
+                               Timeline.build(new_inc, np.zeros(len(new_rows), np.int64), row=new_rows))
     tables["incidents"] = sub_inc
     for name in ("person_flags", "household_members", "relations"):
-        tables[name] = added.get(name, getattr(history, name).iloc[:0])
+        tables[name] = added.get(name, history.rows(name, []))
     hh = out.households.get_indexer(pd.unique(tables["household_members"]["household_id"].to_numpy(dtype=object)))
-    tables["households"] = history.households.iloc[np.sort(hh[hh >= 0])].reset_index(drop=True)
+    tables["households"] = history.rows("households", np.sort(hh[hh >= 0]))
     parties = tables["incident_parties"]
     pids = pd.unique(np.concatenate([
         parties.loc[parties["party_type"] == "person", "party_id"].to_numpy(dtype=object),
@@ -243,18 +250,18 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
         tables["relations"]["person_a"].to_numpy(dtype=object),
         tables["relations"]["person_b"].to_numpy(dtype=object)]))
 
-    def rows_of(index: pd.Index, table: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
+    def rows_of(index: pd.Index | IdIndex, table: str, ids: np.ndarray) -> pd.DataFrame:
         pos = index.get_indexer(pd.unique(ids)) if len(ids) else np.zeros(0, np.int64)
-        return table.iloc[np.sort(pos[pos >= 0])].reset_index(drop=True)
+        return history.rows(table, np.sort(pos[pos >= 0]))
 
-    persons = rows_of(out._pid_index, history.persons, pids)
+    persons = rows_of(out._pid_index, "persons", pids)
     place_ids = np.concatenate([sub_inc["place_id"].dropna().to_numpy(dtype=object),
                                 tables["households"]["place_id"].dropna().to_numpy(dtype=object)])
-    places = rows_of(out.places, history.places, place_ids)
-    orgs = rows_of(out.orgs, history.organizations,
+    places = rows_of(out.places, "places", place_ids)
+    orgs = rows_of(out.orgs, "organizations",
                    parties.loc[parties["party_type"] == "organization", "party_id"].to_numpy(dtype=object))
     sub_ds = Dataset(persons=persons, places=places, organizations=orgs,
-                     person_attributes=history.person_attributes.iloc[:0], **tables)
+                     person_attributes=history.rows("person_attributes", []), **tables)
     sub_ds.cache["person_key"] = pmap_key.reindex(persons["person_id"].to_numpy(dtype=object))
     sub = HistoryIndex(sub_ds, idx.lexicon)
     if set(vars(sub)) - KNOWN:
@@ -276,8 +283,8 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     maps["note"] = note_pos
     fresh = note_pos >= len(idx.note_ids)
     order = np.argsort(note_pos[fresh], kind="stable")
-    out.note_signals = np.concatenate([idx.note_signals, sub.note_signals[fresh][order]])
-    out.note_text = np.concatenate([idx.note_text, sub.note_text[fresh][order]])
+    out.note_signals = grow(idx.note_signals, sub.note_signals[fresh][order])
+    out.note_text = grow(idx.note_text, sub.note_text[fresh][order])  # object dtype: no truncation
     sa, sb = sub.pairs.to_numpy() // SHIFT, sub.pairs.to_numpy() % SHIFT
     a, b = _remap(sa, maps["person"]), _remap(sb, maps["person"])
     pair_keys = np.minimum(a, b) * SHIFT + np.maximum(a, b)
@@ -290,32 +297,34 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
         v = getattr(sub, name)[is_new]
         if kind is not None:
             v = _remap(v, maps[kind])
-        setattr(out, name, np.concatenate([getattr(idx, name), v]))
-    # A new record naming an incident outside the small index: its position in the big one.
-    rel_ids = inc["related_incident_id"].iloc[n_old:].to_numpy(dtype=object)
+        setattr(out, name, grow(getattr(idx, name), v))
+    # A new record naming an incident outside the small index: its position in the big one
+    # (written into the grown part only: the old index's arrays end before it).
+    rel_ids = history.column("incidents", "related_incident_id", n_old, history.n("incidents"))
     out.inc_related[n_old:] = out.incidents.get_indexer(rel_ids)
-    out.inc_desc = inc["description"]
     keys = np.asarray(sub.inc_person.to_numpy(), dtype=np.int64)
     ip = _remap(keys // SHIFT, maps["inc"]) * SHIFT + _remap(keys % SHIFT, maps["person"])
     have = IdIndex.of(idx.inc_person)
     at = have.get_indexer(ip)
     out.inc_person = have.append(ip[at < 0])
     # Arrival of each person on each incident, aligned with inc_person's positions.
-    out.inc_person_t = np.concatenate([idx.inc_person_t, sub.inc_person_t[at < 0]])
-    out.inc_person_t[at[at >= 0]] = sub.inc_person_t[at >= 0]
+    out.inc_person_t = grow(idx.inc_person_t, sub.inc_person_t[at < 0])
+    again = at >= 0
+    if (out.inc_person_t[at[again]] != sub.inc_person_t[again]).any():
+        # A known person's arrival on a touched incident moved: copy, never write into the
+        # old index's part of a shared buffer.
+        out.inc_person_t = out.inc_person_t.copy()
+        out.inc_person_t[at[again]] = sub.inc_person_t[again]
 
     # ---------------------------------------------------------------- timelines
     old_sorted = np.sort(old_pos)
 
-    def merged(big: Timeline, small: Timeline, spec) -> Timeline:
+    def merged(big: Timeline | DeltaTimeline, small: Timeline | DeltaTimeline, spec) -> Timeline | DeltaTimeline:
         ent_kind, payload, src = spec
-        drop = None
-        if src is not None and len(old_sorted):
-            drop = _member(big.ent if src == "ent" else big.payload[src], old_sorted)
-        ent = _remap(small.ent, maps[ent_kind])
-        pay = {k: (_remap(v, maps[kind]) if kind else v) for k, v in small.payload.items()
+        ent = _remap(np.asarray(small.ent), maps[ent_kind])  # the small index is built plain
+        pay = {k: (_remap(np.asarray(v), maps[kind]) if kind else v) for k, v in small.payload.items()
                for kind in [payload.get(k)]}
-        return _insert(big, drop, Timeline.build(ent, small.t, **pay))
+        return _edit(big, src, old_sorted, Timeline.build(ent, small.t, **pay))
 
     for name, spec in TIMELINES.items():
         setattr(out, name, merged(getattr(idx, name), getattr(sub, name), spec))
@@ -326,8 +335,9 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     outside = (target >= 0) & ~_member(target, np.sort(src))
     if outside.any():
         src = src[outside]
-        out.followups = _insert(out.followups, None, Timeline.build(
+        out.followups = _edit(out.followups, None, src, Timeline.build(
             out.inc_related[src], out.inc_rep[src], inc=src, kind=out.inc_kind[src]))
+    out.person_events = dict(idx.person_events)
     for k, tl in sub.person_events.items():
         out.person_events[k] = merged(idx.person_events[k], tl, PERSON_EVENTS)
 
@@ -339,18 +349,28 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     first_t = pe.t[np.minimum(start, max(len(pe.t) - 1, 0))][has] if len(pe.t) else np.zeros(0, np.int64)
     keys = out.pairs.take(touched_pairs)
     pa, pb = keys // SHIFT, keys % SHIFT
-    cp = idx.counterparties
-    old_cp = _member(cp.ent * SHIFT + cp.payload["other"], np.sort(np.concatenate([pa * SHIFT + pb, pb * SHIFT + pa])))
-    out.counterparties = _insert(cp, old_cp, Timeline.build(
+    cp = DeltaTimeline.of(idx.counterparties)
+    gone = np.sort(np.concatenate([pa * SHIFT + pb, pb * SHIFT + pa]))
+    # The ties of those pairs: among the events of their persons (binary searches, no scan).
+    near = positions_of(cp.base, "ent", np.concatenate([pa, pb]))
+    base_drop = near[_member(cp.base.ent[near] * SHIFT + cp.base.payload["other"][near], gone)]
+    delta_drop = _member(cp.delta.ent * SHIFT + cp.delta.payload["other"], gone)
+    out.counterparties = cp.edit(base_drop, delta_drop, Timeline.build(
         np.concatenate([pa[has], pb[has]]), np.concatenate([first_t] * 2),
         other=np.concatenate([pb[has], pa[has]])))
 
     # Relations' pair keys.
     if len(sub.rel_pairs):
-        rk = sub.rel_pairs.to_numpy()
+        rk = sub.rel_pairs
         ra, rb = _remap(rk // SHIFT, maps["person"]), _remap(rk % SHIFT, maps["person"])
-        out.rel_pairs = idx.rel_pairs.append(pd.Index(np.minimum(ra, rb) * SHIFT + np.maximum(ra, rb)))
-        out.rel_pair_kind = np.concatenate([idx.rel_pair_kind, sub.rel_pair_kind])
-        out.rel_pair_since = np.concatenate([idx.rel_pair_since, sub.rel_pair_since])
+        out.rel_pairs = grow(idx.rel_pairs, np.minimum(ra, rb) * SHIFT + np.maximum(ra, rb))
+        out.rel_pair_kind = grow(idx.rel_pair_kind, sub.rel_pair_kind)
+        out.rel_pair_since = grow(idx.rel_pair_since, sub.rel_pair_since)
     out.append_cache = row_maps
     return out
+
+
+def delta_events(idx: HistoryIndex) -> int:
+    """Events held in the deltas of ``idx``'s timelines (dropped base events included)."""
+    tls = [getattr(idx, name) for name in TIMELINES] + list(idx.person_events.values()) + [idx.counterparties]
+    return sum(len(t.delta) + len(t.dropped) for t in tls if isinstance(t, DeltaTimeline))

@@ -155,8 +155,7 @@ def point_texts(idx: HistoryIndex, P: PointSet) -> list[str]:
     if P.description is not None:
         desc = [d if isinstance(d, str) else "" for d in P.description]
     else:
-        values = idx.inc_desc.to_numpy(dtype=object) if isinstance(idx.inc_desc, pd.Series) else idx.inc_desc
-        desc = [d if isinstance(d, str) else "" for d in np.asarray(values, dtype=object)[P.d]]
+        desc = [d if isinstance(d, str) else "" for d in np.asarray(idx.inc_desc, dtype=object)[P.d]]
     nl = idx.notes
     no, npos = nl.expand(P.d, None, P.t)
     n_t = nl.t[npos]

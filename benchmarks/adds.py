@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""The service's day: ``Scorer.add`` one dispute at a time, with calls in between.
+
+    python benchmarks/adds.py --persons 1000000 --data /tmp/er-scale/d1m   # reuses a generated district
+
+Loads a district (generated once with the package's generator, seed 0, linkage noise
+0.25, and kept in ``--data`` for the next run), builds a Scorer, then adds ``--adds``
+new disputes one call each (the dispute, its parties, a failed mediation; the parties
+are the people of an open dispute of the history, so their whole history is touched;
+every ``--touch``-th add also mediates an existing dispute, which re-reads it),
+and after every ``--block`` adds times ``--calls`` warm ``score_dispute`` calls of
+disputes the history never saw. Prints the add latency (p50, p90, p99, max), the
+score_dispute p99 per block and the compactions of the index's delta, plus ``uptime``
+at start and end (the machine is shared). ``--check`` compares the grown index's
+features with an index built from scratch on the same history (parity).
+
+Not part of the test suite; figures go into BENCHMARKS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+os.environ.setdefault("ESCALATION_RISK_PSEUDONYM_KEY_FILE", str(HERE.parent / "data" / "sample" / "SAMPLE_KEY"))
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from run import score_requests  # noqa: E402
+
+import escalation_risk as er  # noqa: E402
+from escalation_risk.model.points import open_points  # noqa: E402
+from escalation_risk.synth import generate_tables, write_tables  # noqa: E402
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def district(persons: int, data: Path) -> Path:
+    """The cached district in ``data`` (generated there on first use)."""
+    if not (data / "incidents.parquet").exists():
+        t0 = time.perf_counter()
+        tables, truth = generate_tables(persons, seed=0, linkage_noise=0.25)
+        write_tables(tables, data, "parquet", truth=truth)
+        print(f"generated {persons:,} persons into {data} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return data
+
+
+def add_rows(d: dict, ps: list[dict], new_id: str, night: pd.Timestamp, old: str | None = None) -> dict:
+    """One dispute with its parties and a failed mediation; with ``old``, also a failed
+    mediation of that existing dispute (which re-reads it: its events leave the base)."""
+    meds = [{"mediation_id": f"M{new_id}", "incident_id": new_id, "held_at": night,
+             "mediator_type": "grid_worker", "outcome": "failed"}]
+    if old is not None:
+        meds.append({"mediation_id": f"MO{new_id}", "incident_id": old, "held_at": night,
+                     "mediator_type": "court", "outcome": "failed"})
+    return {"incidents": [{**d, "incident_id": new_id, "reported_at": night, "occurred_at": night}],
+            "incident_parties": [{**p, "incident_id": new_id, "added_at": None} for p in ps], "mediations": meds}
+
+
+def _figures(wall: list[float], cpu: list[float]) -> str:
+    w, c = np.array(wall) * 1e3, np.array(cpu) * 1e3
+    return (f"wall p50 {np.percentile(w, 50):.1f} p99 {np.percentile(w, 99):.1f} max {w.max():.1f} ms, "
+            f"CPU p50 {np.percentile(c, 50):.1f} p99 {np.percentile(c, 99):.1f} ms")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--persons", type=int, default=100_000)
+    ap.add_argument("--data", default=None, help="district folder (generated there when missing)")
+    ap.add_argument("--model", default=str(HERE.parent / "models" / "default"))
+    ap.add_argument("--adds", type=int, default=1000)
+    ap.add_argument("--block", type=int, default=100)
+    ap.add_argument("--calls", type=int, default=200, help="timed score_dispute calls per block")
+    ap.add_argument("--touch", type=int, default=10, help="every N-th add also mediates an existing dispute (0: none)")
+    ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
+    args = ap.parse_args(argv)
+    print("load at start:", uptime())
+    data = district(args.persons, Path(args.data or f"/tmp/er-bench-district-{args.persons}"))
+    model = er.load_model(args.model)
+    t0 = time.perf_counter()
+    ds = er.load_dataset(data, errors="quarantine")
+    t_load = time.perf_counter() - t0
+    night = pd.Timestamp(ds.incidents["reported_at"].max()).normalize()
+    t0 = time.perf_counter()
+    scorer = er.Scorer(model, ds)
+    t_index = time.perf_counter() - t0
+    print(f"{len(ds.persons):,} person records; load {t_load:.1f} s, Scorer (index) {t_index:.1f} s")
+    reqs = score_requests(ds, night, args.adds + args.calls + 50, 1)
+    calls, adds = reqs[: args.calls + 50], reqs[args.calls + 50:]
+    # Every --touch-th add also mediates an existing open dispute of the history.
+    open_ids = open_points(ds, night)["dispute_id"].to_numpy(dtype=object)
+    olds = np.random.default_rng(2).choice(open_ids, size=len(adds))
+    del ds
+
+    def p99_block() -> str:
+        lat, cpu = [], []
+        for i, (d, ps) in enumerate(calls):
+            t, c = time.perf_counter(), time.thread_time()
+            scorer.score_dispute(d, ps, as_of=night)
+            if i >= 50:
+                lat.append(time.perf_counter() - t)
+                cpu.append(time.thread_time() - c)
+        return _figures(lat, cpu)
+
+    print(f"score_dispute before adds: {p99_block()}")
+    times, cpus = [], []
+    for j, (d, ps) in enumerate(adds):
+        t, c = time.perf_counter(), time.thread_time()
+        old = olds[j] if args.touch and j % args.touch == 0 else None
+        scorer.add(**add_rows(d, ps, f"ADD-{j:06d}", night, old))
+        times.append(time.perf_counter() - t)
+        cpus.append(time.thread_time() - c)
+        if (j + 1) % args.block == 0:
+            print(f"after {j + 1:5d} adds: add {_figures(times[-args.block:], cpus[-args.block:])}; "
+                  f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{uptime()[-16:]}]")
+    print(f"{len(times)} adds: {_figures(times, cpus)}")
+    if args.check:
+        from escalation_risk.features import build_features
+
+        grown = scorer.history
+        fresh = er.Dataset(**grown.tables())
+        pts = open_points(grown, night)
+        pts = pts[pts["dispute_id"].str.startswith("ADD-")].reset_index(drop=True)
+        pd.testing.assert_frame_equal(build_features(grown, pts), build_features(fresh, pts))
+        print(f"parity: features of {len(pts):,} added disputes equal a rebuilt index's")
+    print("load at end:", uptime())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""A base plus a small delta: what lets ``Scorer.add`` cost the rows it adds, not the district.
+
+A grown index must answer exactly as an index built from scratch, yet copying a
+district's timelines on every add (``np.insert`` into arrays of millions of events)
+makes one add cost seconds at a million people. Two structures avoid the copy:
+
+- :class:`DeltaTimeline` is a :class:`~.index.Timeline` seen as its *base* (the big,
+  immutable, sorted arrays), minus the base events *dropped* since (sorted positions),
+  plus a small sorted *delta*. It answers ``bounds``/``count``/``expand`` and indexes its
+  ``key``/``t``/``ent``/``payload`` arrays by positions of the *merged* order, the order
+  the materialised timeline would have, so feature code reads it as a plain Timeline.
+  An edit re-sorts only the delta; once the delta passes :func:`delta_limit` the
+  timeline is :meth:`~DeltaTimeline.compact`-ed into a new plain base (the one add
+  that crosses the threshold pays one copy; later ones start small again).
+- :class:`Stacked` is the history itself as the loaded tables plus the rows added
+  since, read by position.
+- :func:`grow` appends to an array through spare capacity at the end of its buffer
+  (doubling when full): the old view is untouched, so a reader holding the old index
+  keeps its own consistent arrays, and an add copies only its own rows.
+
+Both are immutable from a reader's point of view: an edit returns a new object, and
+the state is swapped whole (``Scorer``), so a call sees the history before an add or
+after it, never a mix.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+import pandas as pd
+
+from ..contract import TABLES
+from ..dataset import Dataset
+from .index import OFF, Timeline, Windows, _search, ragged
+
+MIN_DELTA = 4096
+_USED: dict[int, int] = {}  # id(buffer) -> length in use, so one buffer is only ever extended by its last view
+
+
+def delta_limit(n_base: int) -> int:
+    """Events a delta may hold before it is merged into the base: a sixteenth of the base
+    (at least MIN_DELTA), so the merges cost O(1) per event added, amortised."""
+    return max(MIN_DELTA, n_base // 16)
+
+
+def grow(arr: np.ndarray, extra) -> np.ndarray:
+    """``arr`` followed by ``extra`` along axis 0, written into spare capacity of ``arr``'s
+    buffer when it is the buffer's last view (else into a new buffer twice the size).
+    ``arr`` itself is unchanged."""
+    extra = np.asarray(extra, dtype=arr.dtype)
+    n, k = len(arr), len(extra)
+    if not k:
+        return arr
+    buf = arr.base
+    if (isinstance(buf, np.ndarray) and buf.dtype == arr.dtype and buf.ndim == arr.ndim
+            and buf.shape[1:] == arr.shape[1:] and len(buf) >= n + k and buf.flags.c_contiguous
+            and arr.__array_interface__["data"][0] == buf.__array_interface__["data"][0]
+            and _USED.get(id(buf)) == n):
+        buf[n:n + k] = extra
+    else:
+        buf = np.empty((max(2 * (n + k), 1024),) + arr.shape[1:], dtype=arr.dtype)
+        buf[:n] = arr
+        buf[n:n + k] = extra
+        weakref.finalize(buf, _USED.pop, id(buf), None)
+    _USED[id(buf)] = n + k
+    return buf[:n + k]
+
+
+class _Merged:
+    """One array of a DeltaTimeline, indexed by merged positions (read-only)."""
+
+    __slots__ = ("_tl", "_base", "_delta")
+
+    def __init__(self, tl: DeltaTimeline, base: np.ndarray, delta: np.ndarray):
+        self._tl, self._base, self._delta = tl, base, delta
+
+    def __len__(self) -> int:
+        return len(self._tl)
+
+    @property
+    def dtype(self):
+        return self._base.dtype
+
+    def __getitem__(self, pos):
+        scalar = np.isscalar(pos)
+        pos = np.atleast_1d(np.asarray(pos))
+        if pos.dtype == bool:
+            pos = np.flatnonzero(pos)
+        elif pos.dtype.kind not in "iu":
+            raise TypeError("a delta timeline's arrays are indexed by positions")
+        is_delta, where = self._tl._locate(pos.astype(np.int64, copy=False))
+        out = np.empty(len(pos), dtype=np.result_type(self._base.dtype, self._delta.dtype))
+        out[~is_delta] = self._base[where[~is_delta]]
+        out[is_delta] = self._delta[where[is_delta]]
+        return out[0] if scalar else out
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[np.arange(len(self))]
+        return a if dtype is None else a.astype(dtype)
+
+
+class DeltaTimeline(Windows):
+    """A Timeline as base - dropped + delta (see the module notes). Build with :meth:`of`."""
+
+    def __init__(self, base: Timeline, dropped: np.ndarray, delta: Timeline):
+        self.base, self.dropped, self.delta = base, dropped, delta
+        # Alive base events before each delta event; a delta event's merged position.
+        below = np.searchsorted(base.key, delta.key, side="right")
+        self._d_alive = below - np.searchsorted(dropped, below, side="left")
+        self._d_merged = self._d_alive + np.arange(len(delta))
+        self._shift = dropped - np.arange(len(dropped))
+        self.key = _Merged(self, base.key, delta.key)
+        self.t = _Merged(self, base.t, delta.t)
+        self.ent = _Merged(self, base.ent, delta.ent)
+        self.payload = {k: _Merged(self, v, delta.payload[k]) for k, v in base.payload.items()}
+
+    @staticmethod
+    def of(tl: Timeline | DeltaTimeline) -> DeltaTimeline:
+        if isinstance(tl, DeltaTimeline):
+            return tl
+        return DeltaTimeline(tl, np.zeros(0, np.int64), _empty_like(tl))
+
+    def __len__(self) -> int:
+        return len(self.base) - len(self.dropped) + len(self.delta)
+
+    def _locate(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Merged positions -> (is a delta event, position in the delta or the base)."""
+        nd = np.searchsorted(self._d_merged, pos, side="left")
+        is_delta = np.zeros(len(pos), bool)
+        inside = nd < len(self._d_merged)
+        is_delta[inside] = self._d_merged[nd[inside]] == pos[inside]
+        alive = pos - nd
+        base_pos = alive + np.searchsorted(self._shift, alive, side="right")
+        return is_delta, np.where(is_delta, nd, base_pos)
+
+    def _rank(self, q: np.ndarray) -> np.ndarray:
+        """Events with key <= q in the merged order (searchsorted side='right')."""
+        b = _search(self.base.key, q)
+        if len(self.dropped):
+            b = b - np.searchsorted(self.dropped, b, side="left")
+        if len(self.delta):
+            b = b + np.searchsorted(self.delta.key, q, side="right")
+        return b
+
+    def edit(self, base_drop: np.ndarray, delta_drop: np.ndarray | None, add: Timeline) -> Timeline | DeltaTimeline:
+        """This timeline without the base events at ``base_drop`` (base positions) and the
+        delta events flagged in ``delta_drop``, with ``add``'s events after any equal keys
+        (as a stable build puts later rows). Compacted when the delta grows past its limit."""
+        if not len(base_drop) and (delta_drop is None or not delta_drop.any()) and not len(add):
+            return self if len(self.delta) or len(self.dropped) else self.base
+        dropped = self.dropped
+        if len(base_drop):
+            dropped = np.union1d(dropped, np.asarray(base_drop, np.int64))
+        delta = self.delta
+        if delta_drop is not None and delta_drop.any():
+            delta = _take(delta, np.flatnonzero(~delta_drop))
+        if len(add):
+            delta = _cat(delta, add)
+        out = DeltaTimeline(self.base, dropped, delta)
+        if len(out.delta) + len(out.dropped) > delta_limit(len(self.base)):
+            return out.compact()
+        return out
+
+    def compact(self) -> Timeline:
+        """The materialised timeline (one copy of the base)."""
+        keep = np.ones(len(self.base), bool)
+        keep[self.dropped] = False
+        at = self._d_alive
+
+        def merge(b: np.ndarray, d: np.ndarray) -> np.ndarray:
+            return np.insert(b[keep], at, d) if len(d) else b[keep]
+        return Timeline(key=merge(self.base.key, self.delta.key), t=merge(self.base.t, self.delta.t),
+                        ent=merge(self.base.ent, self.delta.ent),
+                        payload={k: merge(v, self.delta.payload[k]) for k, v in self.base.payload.items()})
+
+
+def _empty_like(tl: Timeline) -> Timeline:
+    return Timeline(key=tl.key[:0].copy(), t=tl.t[:0].copy(), ent=tl.ent[:0].copy(),
+                    payload={k: v[:0].copy() for k, v in tl.payload.items()})
+
+
+def _take(tl: Timeline, pos: np.ndarray) -> Timeline:
+    return Timeline(key=tl.key[pos], t=tl.t[pos], ent=tl.ent[pos], payload={k: v[pos] for k, v in tl.payload.items()})
+
+
+def _cat(a: Timeline, b: Timeline) -> Timeline:
+    """a and b's events sorted by key, a's before b's on equal keys (both sorted)."""
+    key = np.concatenate([a.key, b.key])
+    order = np.argsort(key, kind="stable")
+
+    def c(x, y):
+        return np.concatenate([x, np.asarray(y, dtype=x.dtype) if x.dtype != object else y])[order]
+    return Timeline(key=key[order], t=c(a.t, b.t), ent=c(a.ent, b.ent),
+                    payload={k: c(v, b.payload[k]) for k, v in a.payload.items()})
+
+
+def positions_of(tl: Timeline, column: str, values: np.ndarray) -> np.ndarray:
+    """Base positions of the events of a plain timeline whose ``column`` ("ent" or a payload
+    column) is in ``values``: binary searches on the sorted key for "ent"; for a payload
+    column through an order of that column, built once per timeline and kept on it."""
+    values = np.unique(np.asarray(values, np.int64))
+    if not len(values) or not len(tl):
+        return np.zeros(0, np.int64)
+    if column == "ent":
+        start = np.searchsorted(tl.key, tl._k(values, -OFF), side="right")
+        stop = np.searchsorted(tl.key, tl._k(values, OFF - 1), side="right")
+        return ragged(start, stop)[1]
+    cache = tl.__dict__.setdefault("_by_column", {})
+    if column not in cache:
+        col = np.asarray(tl.payload[column], np.int64)
+        order = np.argsort(col, kind="stable")
+        cache[column] = (col[order], order)
+    sorted_col, order = cache[column]
+    start = np.searchsorted(sorted_col, values, side="left")
+    stop = np.searchsorted(sorted_col, values, side="right")
+    return np.sort(order[ragged(start, stop)[1]])
+
+
+class Stacked:
+    """A history as the Dataset it was loaded as plus the rows added since, by table,
+    read by position: an add appends its small frames (kept as chunks, joined every
+    CHUNKS adds or when read) instead of copying the district's tables; :meth:`dataset`
+    concatenates everything (once, when asked)."""
+
+    CHUNKS = 32
+
+    def __init__(self, base: Dataset, chunks: dict[str, list[pd.DataFrame]] | None = None):
+        self.base = base
+        self._chunks = {k: v for k, v in (chunks or {}).items() if v}
+        self._n_added = {k: sum(len(c) for c in v) for k, v in self._chunks.items()}
+        self._dataset: Dataset | None = None if self._chunks else base
+        self._lock = threading.Lock()
+        self._empty: dict[str, pd.DataFrame] = {}
+
+    def n(self, name: str) -> int:
+        """Rows of table ``name``."""
+        return len(getattr(self.base, name)) + self._n_added.get(name, 0)
+
+    def n_added(self, name: str) -> int:
+        """Rows of table ``name`` added since the base (not yet folded into it)."""
+        return self._n_added.get(name, 0)
+
+    def _added(self, name: str) -> pd.DataFrame:
+        with self._lock:
+            chunks = self._chunks[name]
+            if len(chunks) > 1:
+                chunks[:] = [pd.concat(chunks, ignore_index=True)]
+            return chunks[0]
+
+    def rows(self, name: str, pos) -> pd.DataFrame:
+        """Rows at positions ``pos`` (in that order), with a fresh RangeIndex."""
+        pos = np.asarray(pos, dtype=np.int64)
+        base = getattr(self.base, name)
+        if not len(pos):  # the typed empty table, taken once (iloc on a wide frame costs ~1 ms)
+            if name not in self._empty:
+                self._empty[name] = base.iloc[:0]
+            return self._empty[name].copy(deep=False)
+        nb = len(base)
+        if name not in self._chunks or (pos < nb).all():
+            return base.iloc[pos].reset_index(drop=True)
+        last = self._chunks[name][-1]
+        first = self.n(name) - len(last)
+        if (pos >= first).all():  # the rows of the last add: from its own chunk, nothing joined
+            return last.iloc[pos - first].reset_index(drop=True)
+        extra = self._added(name)
+        if (pos >= nb).all():
+            return extra.iloc[pos - nb].reset_index(drop=True)
+        inb = pos < nb
+        both = pd.concat([base.iloc[pos[inb]], extra.iloc[pos[~inb] - nb]], ignore_index=True)
+        order = np.concatenate([np.flatnonzero(inb), np.flatnonzero(~inb)])
+        return both.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+
+    def column(self, name: str, col: str, start: int, stop: int) -> np.ndarray:
+        """Values of ``col`` in rows [start, stop), as objects."""
+        base = getattr(self.base, name)
+        nb = len(base)
+        parts = []
+        if start < nb:
+            parts.append(base[col].iloc[start:min(stop, nb)].to_numpy(dtype=object))
+        if stop > nb and name in self._chunks:
+            last = self._chunks[name][-1]
+            first = self.n(name) - len(last)  # the rows of the last add: read from its own chunk
+            frame, at = (last, first) if start >= first else (self._added(name), nb)
+            parts.append(frame[col].iloc[max(start - at, 0):stop - at].to_numpy(dtype=object))
+        return np.concatenate(parts) if parts else np.array([], dtype=object)
+
+    def plus(self, added: dict[str, pd.DataFrame], fold: int | None = None) -> Stacked:
+        """A new Stacked with ``added`` (validated rows, by table) at the end; the added rows
+        are folded into the base tables once they pass ``fold`` rows (default: a sixteenth
+        of the district's incidents, at least MIN_DELTA), so reading stays cheap."""
+        with self._lock:
+            chunks = {k: list(v) for k, v in self._chunks.items()}
+        for name, df in added.items():
+            if len(df):
+                chunks.setdefault(name, []).append(df)
+                if len(chunks[name]) > self.CHUNKS:
+                    chunks[name] = [pd.concat(chunks[name], ignore_index=True)]
+        limit = fold if fold is not None else delta_limit(len(self.base.incidents))
+        if sum(len(c) for v in chunks.values() for c in v) > limit:
+            return Stacked(_concat(self.base, {k: pd.concat(v, ignore_index=True) for k, v in chunks.items()}))
+        out = Stacked(self.base, chunks)
+        out._empty = self._empty
+        return out
+
+    def dataset(self) -> Dataset:
+        """The whole history as one Dataset (concatenated on first use, then kept)."""
+        if self._dataset is None:
+            added = {name: self._added(name) for name in self._chunks}
+            with self._lock:
+                if self._dataset is None:
+                    self._dataset = _concat(self.base, added)
+        return self._dataset
+
+
+def _concat(base: Dataset, added: dict[str, pd.DataFrame]) -> Dataset:
+    return Dataset(**{name: pd.concat([getattr(base, name), added[name]], ignore_index=True)
+                      if name in added else getattr(base, name) for name in TABLES},
+                   source=base.source, rows_read=base.rows_read)
