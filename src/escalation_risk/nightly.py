@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import clock
+from . import clock, outputs
 from .alerts import AlertStore, NightSummary
 from .alerts.notify import DeliveryReport, Notifier, Webhook
 from .clock import end_of_day
@@ -160,11 +160,11 @@ def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, 
         out.mkdir(parents=True, exist_ok=True)
         if len(ds.quarantine):
             files["quarantine"] = out / f"quarantine-{tag}.csv"
-            ds.quarantine.to_csv(files["quarantine"], index=False)
+            outputs.to_csv(ds.quarantine, "quarantine", files["quarantine"])
             rej = out / f"rejected-{tag}"
             rej.mkdir(exist_ok=True)
             for name, rows in ds.rejected.items():
-                rows.to_csv(rej / f"{name}.csv", index=False)
+                outputs.to_csv(rows, f"rejected/{name}", rej / f"{name}.csv")
             log.warning("quarantined %d row(s); report in %s", quarantined, files["quarantine"])
     seconds["load"] = time.perf_counter() - t0
     steps.update()
@@ -193,7 +193,7 @@ def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, 
     if out is not None and not summary.already_recorded:
         # Written once the night is recorded, so the file never shows a night the store refused.
         files["scores"] = out / f"scores-{tag}.csv"
-        _for_csv(scores).to_csv(files["scores"], index=False, date_format="%Y-%m-%dT%H:%M:%S.%f")
+        outputs.to_csv(_for_csv(scores), "scores", files["scores"], date_format="%Y-%m-%dT%H:%M:%S.%f")
     seconds["write"] = time.perf_counter() - t0
     steps.update()
     steps.close()

@@ -43,6 +43,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from . import outputs
 from .alerts import AlertStore, NightSummary
 from .contract import TABLES
 from .dataset import Dataset, _read_table, empty_table, load_dataset, resolve_pseudonym_key
@@ -563,16 +564,16 @@ def run_province_night(path: str | os.PathLike, model: str | os.PathLike | RiskM
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         files["scores"] = out / f"scores-{tag}.csv"
-        _for_csv(scores).to_csv(files["scores"], index=False)
+        outputs.to_csv(_for_csv(scores), "scores", files["scores"])
         if quarantined:
             files["quarantine"] = out / f"quarantine-{tag}.csv"
-            pd.concat([r.quarantine for r in results if len(r.quarantine)], ignore_index=True).to_csv(
-                files["quarantine"], index=False)
+            outputs.to_csv(pd.concat([r.quarantine for r in results if len(r.quarantine)], ignore_index=True),
+                           "quarantine", files["quarantine"])
             for r in results:
                 for name, rows in r.rejected.items():
                     rej = out / f"rejected-{tag}" / r.district
                     rej.mkdir(parents=True, exist_ok=True)
-                    rows.to_csv(rej / f"{name}.csv", index=False)
+                    outputs.to_csv(rows, f"rejected/{name}", rej / f"{name}.csv")
     seconds["total"] = time.perf_counter() - t_all
     tasks = pd.DataFrame([{"district": r.district, "disputes": len(r.scores), "seconds": r.seconds,
                            "peak_rss_mb": r.peak_rss_mb, "pid": r.pid} for r in results])

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from .. import outputs
 from ..alerts import (
     LEVELS,
     STATUSES,
@@ -128,14 +129,13 @@ def _for_table(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _emit(df: pd.DataFrame, fmt: str, columns: Sequence[str], empty: str) -> None:
+    # Only the declared columns leave, whatever the format: an outcome typed by staff as its length.
+    df = outputs.allowed(df, "alerts")
+    columns = [c if c in df.columns else f"{c}_chars" for c in columns]
     if fmt == "json":
         click.echo(json.dumps(_records(df), ensure_ascii=False, indent=2))
     elif fmt == "csv":
-        out = df.copy()
-        for col in ("reasons", "reasons_zh"):
-            if col in out.columns:
-                out[col] = [json.dumps(list(r), ensure_ascii=False) for r in out[col]]
-        click.echo(out.to_csv(index=False), nl=False)
+        click.echo(outputs.to_csv(df, "alerts"), nl=False)
     elif df.empty:
         click.echo(empty)
     else:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..dataset import DataValidationError, load_dataset
+from .. import outputs
+from ..dataset import DataValidationError, load_dataset, mark_synthetic
 from ..pseudonym_keys import KEY_FILE_ENV, PseudonymKeyError, generate_key_file
 from .errors import fail
 
@@ -29,7 +30,7 @@ def validate(data_dir: str, report: str | None, show: int) -> None:
     q = ds.quarantine
     if report:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
-        q.to_csv(report, index=False)
+        outputs.to_csv(q, "quarantine", report)
     if len(q):
         click.echo(f"\n{len(q)} problem(s) in {sum(len(r) for r in ds.rejected.values())} row(s):", err=True)
         click.echo(q.head(show).to_string(index=False), err=True)
@@ -59,6 +60,8 @@ def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str
     tables, truth = generate_tables(persons, seed=seed, start=start, end=end, late_facts=late_facts,
                                     linkage_noise=linkage_noise)
     write_tables(tables, out_dir, fmt=fmt, truth=truth)
+    # Generated data: the public sample key may read this folder, and only such a folder.
+    mark_synthetic(out_dir)
     counts = ", ".join(f"{k}={len(v)}" for k, v in tables.items())
     click.echo(f"wrote {out_dir}: {counts}")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import click
 import pandas as pd
 
+from .. import outputs
 from ..dataset import DataValidationError
 
 
@@ -46,15 +46,14 @@ def governance(data_dir: str, store: str | None, by: str, period: str, as_of: st
     except (DataValidationError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
-    out = g.assign(period=g["period"].astype(str))
+    out = outputs.allowed(g.assign(period=g["period"].astype(str)), "governance")
     if fmt == "json":
         recs = json.loads(out.drop(columns="detail").to_json(orient="records", force_ascii=False))
         for rec, detail in zip(recs, out["detail"]):
             rec["detail"] = detail
         click.echo(json.dumps(recs, ensure_ascii=False, indent=1))
     elif fmt == "csv":
-        out = out.assign(detail=[json.dumps(d, ensure_ascii=False) for d in out["detail"]])
-        out.to_csv(sys.stdout, index=False, float_format="%.4g")
+        click.echo(outputs.to_csv(out, "governance", float_format="%.4g"), nl=False)
     else:
         show = out[["unit", "period", "name_zh", "indicator", "numerator", "denominator", "score", "change", "status"]]
         click.echo(show.to_string(index=False, float_format=lambda v: f"{v:.1f}"))

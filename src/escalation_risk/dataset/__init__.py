@@ -41,6 +41,7 @@ from ..pseudonym_keys import KEY_ENV, KEY_FILE_ENV, PseudonymKeyError, resolve_p
 from .build import ErrorsMode, _before_report, _isin, build_parts
 from .files import _add_line_numbers, _csv_lines, _read_table, _with_lines, load_dataset
 from .frame import Dataset, _build
+from .markers import PSEUDONYMISED_MARKER, SYNTHETIC_MARKER, MarkerError, mark_synthetic
 from .parsing import (
     BAD_TIMESTAMP,
     NOT_FINITE,
@@ -69,7 +70,7 @@ from .problems import (
     _short,
     _structural,
 )
-from .pseudonyms import BAD_ID, BAD_PHONE, PSEUDONYMISED_MARKER, _check_identifiers, _normalise_pii, pseudonymise
+from .pseudonyms import BAD_ID, BAD_PHONE, _check_identifiers, _normalise_pii, pseudonymise
 from .validation import (
     BEFORE_REPORT,
     OUTCOME_RULE,
@@ -89,7 +90,8 @@ from .validation import (
 __all__ = [
     "BAD_ID", "BAD_PHONE", "BAD_TIMESTAMP", "BEFORE_REPORT", "HIDDEN_COLUMNS", "KEY_ENV", "KEY_FILE_ENV",
     "MAX_LISTED", "NOT_FINITE", "NULLED", "OUTCOME_RULE", "PROBLEM_COLUMNS", "PSEUDONYMISED_MARKER", "SET_ASIDE",
-    "SMALL", "STR_DTYPE", "TIMESTAMP_FORMATS", "VALUE_RULE", "DataValidationError", "Dataset", "ErrorsMode",
+    "SMALL", "STR_DTYPE", "SYNTHETIC_MARKER", "TIMESTAMP_FORMATS", "VALUE_RULE", "DataValidationError", "Dataset",
+    "ErrorsMode", "MarkerError", "mark_synthetic",
     "PseudonymKeyError", "as_records", "build_parts", "empty_table", "load_dataset", "parse_records",
     "pseudonymise", "resolve_pseudonym_key", "table_schema", "validate_rows",
 ]

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from .. import normalize
 from ..contract import REQUIRED_TABLES, TABLE_ORDER, TABLES
-from ..masking import mask_identifiers
+from ..pseudonym_keys import key_fingerprint
 from .parsing import _finish_types, empty_table
 from .problems import (
     HIDDEN_COLUMNS,
@@ -24,6 +24,7 @@ from .problems import (
     _problems,
     _require_columns,
     _structural,
+    rejected_value,
 )
 from .validation import BEFORE_REPORT, _nullable, _parse_table
 
@@ -159,9 +160,9 @@ def build_parts(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: byt
             keep = [c.name for c in TABLES[name].columns
                     if c.name not in HIDDEN_COLUMNS[name] and c.name in raw_frames[name].columns]
             rows = raw_frames[name].loc[bad, keep].copy()
-            for c in rows.columns:  # a bad code can be anything someone typed
+            for c in rows.columns:  # a bad code or id can be anything someone typed
                 if not pd.api.types.is_numeric_dtype(rows[c]) and not pd.api.types.is_datetime64_any_dtype(rows[c]):
-                    rows[c] = rows[c].map(lambda v: mask_identifiers(v) if isinstance(v, str) else v)
+                    rows[c] = rows[c].astype(object).map(lambda v, t=name, c=c: rejected_value(t, c, v))
             rejected[name] = rows.assign(_row=np.flatnonzero(bad))
             df = df[~bad]
             # Related-incident links to a rejected incident are dropped from the kept rows
@@ -173,4 +174,6 @@ def build_parts(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: byt
     if len(allp):
         log.warning("quarantined %d row(s) in %d table(s); %d value(s) set to missing in kept rows",
                     sum(int(b.sum()) for b in bad_rows.values()), len(rejected), int((allp["action"] == NULLED).sum()))
-    return dict(**out, quarantine=allp, rejected=rejected, rows_read=rows_read, source=source)
+    made_with = key_fingerprint(key) if key is not None else None
+    return dict(**out, quarantine=allp, rejected=rejected, rows_read=rows_read, source=source,
+                key_fingerprint=made_with)

@@ -11,14 +11,17 @@ import numpy as np
 import pandas as pd
 
 from ..contract import TABLES
-from ..pseudonym_keys import resolve_pseudonym_key
+from ..outputs import restore_text
+from ..pseudonym_keys import KEY_ENV, KEY_FILE_ENV, find_key
 from .build import ErrorsMode
 from .frame import Dataset, _build
+from .markers import check_pseudonyms, folder_key
 from .problems import PROBLEM_COLUMNS, DataValidationError, _structural
-from .pseudonyms import PSEUDONYMISED_MARKER
 
 
-def _read_table(folder: Path, name: str) -> pd.DataFrame | None:
+def _read_table(folder: Path, name: str, *, written: bool = False) -> pd.DataFrame | None:
+    """One table of ``folder`` (None when absent). ``written``: the folder was written by
+    :meth:`Dataset.write`, whose CSV text cells are undone from their formula-safe form."""
     pq, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
     if pq.exists():
         try:
@@ -27,7 +30,8 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame | None:
             raise _structural(name, "", f"{pq.name} is not a readable Parquet table ({type(e).__name__})") from None
     if csv.exists():
         try:
-            return pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+            df = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+            return restore_text(df) if written else df
         except UnicodeDecodeError as e:
             raise _structural(name, "", f"{csv.name} is not UTF-8 text (bad byte at offset {e.start})") from None
         except pd.errors.EmptyDataError:
@@ -49,20 +53,25 @@ def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {folder}")
-    # A folder written by Dataset.write already holds pseudonyms: hashing them again
-    # would need the key for nothing and call every pseudonym a malformed id number.
-    key = None if (folder / PSEUDONYMISED_MARKER).exists() else resolve_pseudonym_key(pseudonym_key)
+    # A folder written by Dataset.write already holds pseudonyms: hashed again they would
+    # be every one a malformed id number. Its marker names the key they were made with,
+    # which must be the caller's (when one is set); raw data need a key.
+    given = find_key(pseudonym_key, argument="pseudonym_key", env=KEY_ENV, file_env=KEY_FILE_ENV)
+    key, fingerprint = folder_key(folder, given)
     tables = {}
     for name in TABLES:
-        df = _read_table(folder, name)
+        df = _read_table(folder, name, written=key is None)
         if df is not None:
             tables[name] = df
+    if key is None:
+        check_pseudonyms(folder, tables)
     try:
         ds = _build(tables, errors=errors, key=key, source=str(folder))
     except DataValidationError as e:
         if e.problems["row"].isna().all():
             raise
         raise DataValidationError(_with_lines(e.problems, folder)[0]) from None
+    ds.key_fingerprint = fingerprint
     _add_line_numbers(ds, folder)
     return ds
 

@@ -12,11 +12,12 @@ import pandas as pd
 
 from ..contract import CONTRACT_1_1, PII_COLUMNS, TABLE_ORDER, TABLES
 from ..known import cut_tables
-from ..pseudonym_keys import resolve_pseudonym_key
+from ..outputs import protect_text
+from ..pseudonym_keys import PseudonymKeyError, key_fingerprint, resolve_pseudonym_key
 from .build import ErrorsMode, build_parts
+from .markers import is_synthetic, mark_synthetic, write_pseudonymised_marker
 from .parsing import empty_table
 from .problems import PROBLEM_COLUMNS
-from .pseudonyms import PSEUDONYMISED_MARKER
 
 # --------------------------------------------------------------------------- the Dataset
 
@@ -47,6 +48,8 @@ class Dataset:
     rejected: dict[str, pd.DataFrame] = field(default_factory=dict)
     rows_read: dict[str, int] = field(default_factory=dict)
     source: str | None = None
+    # The fingerprint of the key the pseudonyms were made with (None: not known).
+    key_fingerprint: str | None = field(default=None, compare=False)
     # Derived structures (person key, indexes) cached by higher layers; not data.
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -56,13 +59,18 @@ class Dataset:
         """Build a Dataset from DataFrames named like the contract's tables, with full validation.
 
         ``pseudonymised=True`` says the personal-data columns already hold pseudonyms
-        (frames taken from another Dataset) so they are not hashed twice.
+        (frames taken from another Dataset) so they are not hashed twice; ``pseudonym_key``
+        then only names the key they were made with (:attr:`key_fingerprint`).
         """
         unknown = set(tables) - set(TABLES)
         if unknown:
             raise TypeError(f"unknown table(s) {sorted(unknown)}; the contract's tables are {sorted(TABLES)}")
-        return _build(dict(tables), errors=errors, key=None if pseudonymised else resolve_pseudonym_key(pseudonym_key),
-                      source=None)
+        if pseudonymised:
+            made_with = None if pseudonym_key is None else key_fingerprint(resolve_pseudonym_key(pseudonym_key))
+            out = _build(dict(tables), errors=errors, key=None, source=None)
+            out.key_fingerprint = made_with
+            return out
+        return _build(dict(tables), errors=errors, key=resolve_pseudonym_key(pseudonym_key), source=None)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The contract tables by name."""
@@ -86,7 +94,11 @@ class Dataset:
             raise TypeError(f"unknown table(s) {sorted(unknown)}; the contract's tables are {sorted(TABLES)}")
         # Only tables with personal data need the key (new incidents alone do not).
         key = resolve_pseudonym_key(pseudonym_key) if any(PII_COLUMNS.get(t) for t in tables) else None
+        if key is not None and self.key_fingerprint not in (None, key_fingerprint(key)):
+            raise PseudonymKeyError("the new rows' pseudonym key is not the one this dataset's pseudonyms were "
+                                    "made with: mixed in, every person's history would split; use the same key")
         out = _build(dict(tables), errors=errors, key=key, source=self.source, base=self)
+        out.key_fingerprint = self.key_fingerprint if self.key_fingerprint is not None else out.key_fingerprint
         return out
 
     def cut(self, as_of) -> Dataset:
@@ -97,22 +109,36 @@ class Dataset:
         pending; a closing after ``as_of`` is blank (status open); people's hukou and
         employment are as they stood. Used to test point-in-time correctness.
         """
-        return Dataset(**cut_tables(self.tables(), as_of), source=self.source)
+        return Dataset(**cut_tables(self.tables(), as_of), source=self.source, key_fingerprint=self.key_fingerprint)
 
-    def write(self, path: str | os.PathLike, fmt: Literal["parquet", "csv"] = "parquet") -> Path:
+    def write(self, path: str | os.PathLike, fmt: Literal["parquet", "csv"] = "parquet", *,
+              pseudonym_key: str | bytes | os.PathLike[str] | None = None, synthetic: bool | None = None) -> Path:
         """Write every table as ``NAME.parquet`` or ``NAME.csv`` (pseudonyms, never raw PII).
 
-        A marker file says the folder holds pseudonyms: :func:`load_dataset` reads it
-        back without hashing them again (and without a key)."""
+        A ``PSEUDONYMISED`` marker says the folder holds pseudonyms and names the key they
+        were made with (:attr:`key_fingerprint`, or that of ``pseudonym_key`` when the
+        dataset does not know it): :func:`load_dataset` reads it back without hashing them
+        again, and refuses it with another key. ``synthetic`` (default: as the folder the
+        dataset was read from) writes the ``SYNTHETIC`` marker. CSV text cells a spreadsheet
+        would run as formulas are written inert and read back as they were."""
+        fp = self.key_fingerprint
+        if fp is None:
+            if pseudonym_key is None:
+                raise PseudonymKeyError("the key this dataset's pseudonyms were made with is not known: pass "
+                                        "pseudonym_key= to write them (the folder's marker names it)")
+            fp = key_fingerprint(resolve_pseudonym_key(pseudonym_key))
+        if synthetic is None:
+            synthetic = self.source is not None and is_synthetic(Path(self.source))
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
-        (out / PSEUDONYMISED_MARKER).write_text(
-            "The personal-data columns of these tables hold keyed pseudonyms written by escalation_risk.\n")
+        write_pseudonymised_marker(out, fp)
+        if synthetic:
+            mark_synthetic(out)
         for name, df in self.tables().items():
             if fmt == "parquet":
                 df.to_parquet(out / f"{name}.parquet", index=False)
             else:
-                df.to_csv(out / f"{name}.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
+                protect_text(df).to_csv(out / f"{name}.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
         return out
 
     def fingerprint(self) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import clock
-from ..contract import TABLES, Column, TableSpec
+from ..contract import ID_RULE, TABLES, Column, TableSpec, is_safe_id
 from .problems import _problems
 
 # Strings keep NaN as their missing value so numpy-style masks keep working.
@@ -30,7 +30,14 @@ def _as_str(s: pd.Series) -> pd.Series:
 def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, pd.DataFrame | None]:
     """Parse one column into its contract type; values that do not parse are problems."""
     kind = col.kind
-    if kind in ("id", "str", "text", "pii"):
+    if kind == "id":
+        out = _as_str(raw)
+        present = out.dropna()
+        verdict = {v: is_safe_id(v) for v in pd.unique(present)}
+        bad = pd.Series(False, index=raw.index)
+        bad[present.index] = ~present.map(verdict).astype(bool)
+        return out, _bad(table, col, raw, bad, ID_RULE)
+    if kind in ("str", "text", "pii"):
         return _as_str(raw), None
     if kind == "code":
         # Codes stay strings here; the schema checks them, then they become categoricals.
@@ -125,7 +132,12 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
     if _missing(v):
         return None
     kind = col.kind
-    if kind in ("id", "str", "text", "pii"):
+    if kind == "id":
+        s = str(v).strip()
+        if not is_safe_id(s):
+            problems.append((row, col.name, v, ID_RULE))
+        return s
+    if kind in ("str", "text", "pii"):
         return str(v).strip()
     if kind == "code":
         return str(v).strip().lower()

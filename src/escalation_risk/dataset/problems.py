@@ -1,17 +1,20 @@
 """Problems found in a district's tables: the error, the report's rows and their wording.
 
-A problem names table, row, column and reason; its value is shown only masked, and
-never for personal-data or free-text columns.
+A problem names table, row, column and reason. Its value is shown only where it is a
+number or a date in a numeric or date column (masked all the same); anything else
+(a code, an id, a name typed where a number belongs) is shown as its length, so a
+report never repeats what someone typed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
-from ..contract import TABLES, TableSpec
+from ..contract import TABLES, TableSpec, is_safe_id
 from ..masking import mask_identifiers
 
 MAX_LISTED = 10
@@ -54,11 +57,47 @@ NULLED = "value set to missing, row kept"
 HIDDEN_COLUMNS = {n: frozenset(c.name for c in t.columns if c.kind in ("pii", "text")) for n, t in TABLES.items()}
 
 
+# The kinds whose bad value a report may show, and the characters such a value is made of
+# (digits and the punctuation of numbers and dates): anything else is shown by its length.
+SHOWN_KINDS = frozenset({"int", "float", "timestamp"})
+_NUMBER_OR_DATE = re.compile(r"^[0-9.,:/ T+\-eE]*\Z")
+_KINDS = {n: {c.name: c.kind for c in t.columns} for n, t in TABLES.items()}
+
+
+def shown_value(table: str, column: str, v) -> str:
+    """What a report may say of the bad value ``v`` of ``table.column``: the value (masked)
+    when the column is numeric or a date and the value a number or a date; "" for personal
+    data and free text; its length otherwise."""
+    if v is None or (not isinstance(v, (list, tuple, np.ndarray)) and pd.isna(v)):
+        return ""
+    kind = _KINDS.get(table, {}).get(column)
+    if kind in ("pii", "text") or column in HIDDEN_COLUMNS.get(table, ()):
+        return ""
+    if kind in SHOWN_KINDS and (not isinstance(v, str) or _NUMBER_OR_DATE.match(v.strip())):
+        return mask_identifiers(_short(v))
+    return f"[{len(str(v))} characters]"
+
+
+def rejected_value(table: str, column: str, v):
+    """A cell of a rejected-row file: a valid code, a safe id, a number or a date as it was
+    read; a value in a ``str`` column (a town) masked; anything else its length."""
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return v
+    col = TABLES[table].column(column)
+    if not isinstance(v, str):
+        return v if col.kind in (*SHOWN_KINDS, "bool") else f"[{len(str(v))} characters]"
+    s = v.strip()
+    if col.kind == "id" and is_safe_id(s) or col.codes is not None and s.lower() in col.codes \
+            or col.kind in (*SHOWN_KINDS, "bool") and _NUMBER_OR_DATE.match(s):
+        return v
+    if col.kind == "str":
+        return mask_identifiers(v)
+    return f"[{len(v)} characters]"
+
+
 def _problems(table: str, rows: Iterable[int], column: str, values: Iterable, reason: str) -> pd.DataFrame:
     rows = list(rows)
-    hidden = column in HIDDEN_COLUMNS.get(table, ())
-    # A bad code can still hold what someone typed (a name, a phone): show it masked.
-    shown = ["" if hidden or pd.isna(v) else mask_identifiers(_short(v)) for v in values] if rows else []
+    shown = [shown_value(table, column, v) for v in values] if rows else []
     return pd.DataFrame({"table": table, "row": pd.array(rows, dtype="Int64"), "column": column,
                          "value": shown, "reason": reason}, columns=PROBLEM_COLUMNS)
 

@@ -19,7 +19,6 @@ from ..idnumbers import is_valid_id, is_valid_mobile, normalise_id, normalise_ph
 from .parsing import STR_DTYPE, _as_str
 from .problems import _problems
 
-PSEUDONYMISED_MARKER = "PSEUDONYMISED"
 
 def _normalise_pii(column: str, s: pd.Series) -> pd.Series:
     s = _as_str(s)
