@@ -10,13 +10,15 @@ and carries ``<column>_chars``, its length, instead.
 
 Every CSV cell the library writes goes through :func:`neutralise`: a cell starting
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe,
-so Excel or WPS opens it as text, never as a formula (OWASP's CSV-injection advice).
+so Excel or WPS opens it as text, never as a formula, and every text cell is quoted
+(OWASP's CSV-injection advice).
 
 This is the kernel: it knows column names, never the modules that make the tables.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -76,8 +78,6 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                       "due_at", "updated_at", "status_at", "last_as_of", "closed_at", "escalated_to_crime",
                       "overdue_by", "waiting"),
            lengths=("outcome",), doc="`alerts list`, `overdue`, `follow-ups`, `outcomes` (table, CSV, JSON)"),
-    Output("events", ("event_id", "alert_id", "at", "who", "event", "from_status", "to_status", "owner"),
-           lengths=("note",), doc="an alert's audit trail as `alerts show` prints it"),
     Output("governance", ("by", "unit", "period", "indicator", "name_zh", "name_en", "numerator", "denominator",
                           "value", "score", "change", "status", "detail"), doc="`governance` (CSV, JSON)"),
     Output("drift", ("feature", "psi", "missing_reference", "missing_recent", "missing_change", "reading"),
@@ -194,6 +194,8 @@ def to_csv(df: pd.DataFrame, out: str | Output, path: str | os.PathLike[str] | N
     ``kwargs`` go to :meth:`pandas.DataFrame.to_csv` (``date_format``, ``float_format``)."""
     table = allowed(df, out)
     table = pd.DataFrame({c: _cell_text(table[c]) for c in table.columns}, index=table.index)
+    # Every text cell in double quotes (OWASP): a carriage return inside one stays inside it.
+    kwargs.setdefault("quoting", csv.QUOTE_NONNUMERIC)
     if path is None:
         buf = io.StringIO()
         table.to_csv(buf, index=False, **kwargs)
