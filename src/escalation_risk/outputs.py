@@ -131,7 +131,11 @@ def allowed(df: pd.DataFrame, out: str | Output) -> pd.DataFrame:
     each ``lengths`` column replaced by its length. Attributes (``df.attrs``) are kept."""
     o = output(out)
     cols = {c: df[c] for c in o.columns if c in df.columns}
-    cols.update({f"{c}_chars": df[c].map(_length).astype("Int64") for c in o.lengths if c in df.columns})
+    for c in o.lengths:
+        if c in df.columns:
+            cols[f"{c}_chars"] = df[c].map(_length).astype("Int64")
+        elif f"{c}_chars" in df.columns:  # already cut to this output: the lengths stay
+            cols[f"{c}_chars"] = df[f"{c}_chars"]
     res = pd.DataFrame(cols, index=df.index)
     res.attrs = dict(df.attrs)
     return res
@@ -141,7 +145,11 @@ def only(row: Mapping[str, Any], out: str | Output) -> dict[str, Any]:
     """One record (a dict) cut to the output's columns, lengths for its ``lengths`` columns."""
     o = output(out)
     rec = {c: row[c] for c in o.columns if c in row}
-    rec.update({f"{c}_chars": _length(row[c]) if row[c] is not None else None for c in o.lengths if c in row})
+    for c in o.lengths:
+        if c in row:
+            rec[f"{c}_chars"] = _length(row[c]) if row[c] is not None else None
+        elif f"{c}_chars" in row:
+            rec[f"{c}_chars"] = row[f"{c}_chars"]
     return rec
 
 

@@ -71,7 +71,7 @@ def case_lines(df: pd.DataFrame, *, reasons: bool = True) -> list[str]:
             # The outcome is text typed by staff: only its length is shown.
             chars = getattr(r, "alert_outcome_chars", None)
             lines.append(f"    recorded alert: plan {r.alert_plan}, {r.alert_status}"
-                         f"{f', outcome recorded ({chars} characters)' if chars and not pd.isna(chars) else ''}")
+                         f"{'' if chars is None or pd.isna(chars) else f', outcome recorded ({int(chars)} characters)'}")
         if reasons and r.reasons:
             lines.append(f"    reasons then: {'; '.join(r.reasons)}")
     return lines
