@@ -70,8 +70,8 @@ def case_lines(df: pd.DataFrame, *, reasons: bool = True) -> list[str]:
         if getattr(r, "alert_plan", None):
             # The outcome is text typed by staff: only its length is shown.
             chars = getattr(r, "alert_outcome_chars", None)
-            lines.append(f"    recorded alert: plan {r.alert_plan}, {r.alert_status}"
-                         f"{'' if chars is None or pd.isna(chars) else f', outcome recorded ({int(chars)} characters)'}")
+            said = "" if chars is None or pd.isna(chars) else f", outcome recorded ({int(chars)} characters)"
+            lines.append(f"    recorded alert: plan {r.alert_plan}, {r.alert_status}{said}")
         if reasons and r.reasons:
             lines.append(f"    reasons then: {'; '.join(r.reasons)}")
     return lines

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..contract import TABLES, TableSpec, is_safe_id
 from ..masking import mask_identifiers
+from ..outputs import allowed
 
 MAX_LISTED = 10
 
@@ -28,7 +29,8 @@ class DataValidationError(ValueError):
     """
 
     def __init__(self, problems: pd.DataFrame):
-        self.problems = problems.reset_index(drop=True)
+        # Only the declared columns of a problem row, whatever the caller assembled.
+        self.problems = allowed(problems.reset_index(drop=True), "problems")
         lines = [_describe(p) for p in self.problems.head(MAX_LISTED).itertuples()]
         more = len(self.problems) - MAX_LISTED
         if more > 0:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pandera_pa
 
+from .. import clock
 from ..contract import ATTRIBUTE_CODES, DISPUTE_CATEGORIES, OFFENCE_CATEGORIES, PII_COLUMNS, TABLES, TableSpec
 from ..pseudonym_keys import resolve_pseudonym_key
 from .parsing import STR_DTYPE, _finish_types, _missing, _parse_column, _record_value
@@ -133,7 +134,7 @@ def _plausibility(name: str, df: pd.DataFrame) -> list[pd.DataFrame]:
     """Values of the right type that cannot be true: a birth year in the future."""
     if name != "persons" or "birth_year" not in df.columns:
         return []
-    this_year = pd.Timestamp.now().year
+    this_year = clock.now().year
     future = (df["birth_year"] > this_year).fillna(False).to_numpy(dtype=bool)
     if not future.any():
         return []
@@ -254,8 +255,8 @@ def _check_records(spec: TableSpec, records: list[dict], key: bytes | None) -> t
                 problems.append((i, c.name, v, f"unknown code (expected one of {', '.join(c.codes)})"))
             if c.min is not None and v < c.min:
                 problems.append((i, c.name, v, f"must be >= {float(c.min)}"))
-            if spec.name == "persons" and c.name == "birth_year" and v > pd.Timestamp.now().year:
-                problems.append((i, c.name, v, f"in the future (after {pd.Timestamp.now().year})"))
+            if spec.name == "persons" and c.name == "birth_year" and v > clock.now().year:
+                problems.append((i, c.name, v, f"in the future (after {clock.now().year})"))
         if c.unique:
             seen = set()
             for i, v in enumerate(vals):
