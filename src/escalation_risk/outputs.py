@@ -34,7 +34,7 @@ import pandas as pd
 from .contract import TABLES
 
 __all__ = ["FORMULA_START", "OUTPUTS", "Output", "allowed", "check_columns", "neutralise", "only", "output",
-           "protect_text", "records", "rejected_output", "restore_text", "to_csv", "write_text"]
+           "plain", "protect_text", "records", "rejected_output", "restore_text", "to_csv", "write_text"]
 
 #: The first characters that make a spreadsheet read a cell as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -160,12 +160,12 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A cell as JSON can hold it (lists, dicts, timestamps, numpy scalars)."""
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp):
@@ -181,18 +181,30 @@ def _plain(value: Any) -> Any:
 
 def records(df: pd.DataFrame, out: str | Output) -> list[dict[str, Any]]:
     """The output's rows as JSON-ready dicts (only its columns)."""
-    return [{k: _plain(v) for k, v in row.items()} for row in allowed(df, out).to_dict("records")]
+    return [{k: plain(v) for k, v in row.items()} for row in allowed(df, out).to_dict("records")]
+
+
+_NESTED = (list, tuple, np.ndarray, Mapping)
+
+
+def _json_default(value: Any) -> Any:
+    out = plain(value)
+    if out is value:
+        raise TypeError(f"not JSON: {type(value).__name__}")
+    return out
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, _NESTED):
+        v = json.dumps(v.tolist() if isinstance(v, np.ndarray) else v, ensure_ascii=False, default=_json_default)
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
 
 
 def _cell_text(series: pd.Series) -> pd.Series:
     """A column ready for a CSV cell: nested values as JSON text, text neutralised."""
     if series.dtype != object and not isinstance(series.dtype, (pd.StringDtype, pd.CategoricalDtype)):
         return series
-    def one(v: Any) -> Any:
-        if isinstance(v, (list, tuple, np.ndarray, Mapping)):
-            v = json.dumps(_plain(v), ensure_ascii=False)
-        return neutralise(v)
-    return series.astype(object).map(one)
+    return pd.Series([_cell(v) for v in series.astype(object).tolist()], index=series.index, dtype=object)
 
 
 def to_csv(df: pd.DataFrame, out: str | Output, path: str | os.PathLike[str] | None = None, **kwargs: Any

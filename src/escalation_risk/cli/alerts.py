@@ -9,13 +9,11 @@ transition, unreadable store), with one line on stderr; 2 bad arguments.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import click
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -96,22 +94,8 @@ def _opened(url: str) -> Iterator[AlertStore]:
             _fail(exc)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, pd.Timedelta):
-        return str(value)
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(value) else float(value)
-    return value
+# One JSON reading of a cell for every output.
+_jsonable = outputs.plain
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

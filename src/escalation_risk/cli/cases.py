@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -35,18 +34,7 @@ def _when(value: str | None, name: str) -> pd.Timestamp | None:
     return ts
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+_plain = outputs.plain
 
 
 def case_records(df: pd.DataFrame, output: str = "cases") -> list[dict[str, Any]]:

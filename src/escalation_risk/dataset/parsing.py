@@ -32,10 +32,11 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
     kind = col.kind
     if kind == "id":
         out = _as_str(raw)
-        present = out.dropna()
-        verdict = {v: is_safe_id(v) for v in pd.unique(present)}
-        bad = pd.Series(False, index=raw.index)
-        bad[present.index] = ~present.map(verdict).astype(bool)
+        # Each distinct id checked once (ids repeat across rows of parties, notes, links).
+        codes, uniques = pd.factorize(out)
+        verdict = np.fromiter(map(is_safe_id, uniques.to_numpy(dtype=object).tolist()), dtype=bool, count=len(uniques))
+        bad = pd.Series((codes >= 0) & ~verdict[np.maximum(codes, 0)] if len(uniques) else False,
+                        index=raw.index, dtype=bool)
         return out, _bad(table, col, raw, bad, ID_RULE)
     if kind in ("str", "text", "pii"):
         return _as_str(raw), None
