@@ -10,15 +10,14 @@ and carries ``<column>_chars``, its length, instead.
 
 Every CSV cell the library writes goes through :func:`neutralise`: a cell starting
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe,
-so Excel or WPS opens it as text, never as a formula, and every text cell is quoted
-(OWASP's CSV-injection advice).
+so Excel or WPS opens it as text, never as a formula (OWASP's CSV-injection advice).
+Lines end in CRLF (RFC 4180), so a cell holding a carriage return is quoted whole.
 
 This is the kernel: it knows column names, never the modules that make the tables.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -214,8 +213,9 @@ def to_csv(df: pd.DataFrame, out: str | Output, path: str | os.PathLike[str] | N
     ``kwargs`` go to :meth:`pandas.DataFrame.to_csv` (``date_format``, ``float_format``)."""
     table = allowed(df, out)
     table = pd.DataFrame({c: _cell_text(table[c]) for c in table.columns}, index=table.index)
-    # Every text cell in double quotes (OWASP): a carriage return inside one stays inside it.
-    kwargs.setdefault("quoting", csv.QUOTE_NONNUMERIC)
+    # RFC 4180 line ends: a cell holding a carriage return or a newline is then quoted, so a
+    # lone "\r" stays inside its cell instead of starting a row in Excel.
+    kwargs.setdefault("lineterminator", "\r\n")
     if path is None:
         buf = io.StringIO()
         table.to_csv(buf, index=False, **kwargs)
