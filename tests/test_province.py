@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import KEY, tiny_tables
 
-from escalation_risk import AlertStore, load_dataset
+from escalation_risk import AlertStore, Dataset, load_dataset
 from escalation_risk import province as P
 from escalation_risk.cli import main as cli
 from escalation_risk.features import build_features
@@ -70,8 +70,8 @@ def test_open_province_and_its_errors(tiny_province_dir: Path, tmp_path: Path):
 def test_links_join_one_person_across_districts(tiny_province_dir: Path):
     prov = P.open_province(tiny_province_dir)
     cross = P.cross_district(prov, pseudonym_key=KEY)
-    # p1 and its police record p3 are one local group in A (key p1); B's p1 is the same person
-    assert cross.links.values.tolist() == [[A, "p1", A, "p1"], [B, "p1", A, "p1"]]
+    # p1 and its police record p3 are one person in A (key p1); B's p1 is the same person
+    assert cross.links.values.tolist() == [[A, "p1", A, "p1"], [A, "p3", A, "p1"], [B, "p1", A, "p1"]]
     assert cross.n_people == 1
     h = cross.history
     assert sorted(zip(h["persons"]["district"], h["persons"]["person_id"])) == [(A, "p1"), (A, "p3"), (B, "p1")]
@@ -81,24 +81,34 @@ def test_links_join_one_person_across_districts(tiny_province_dir: Path):
     assert "110101198001011234" not in h["persons"].to_string()
 
 
-def test_province_links_rules():
-    def rows(*r):
-        return pd.DataFrame(r, columns=["district", "person_id", "local_key", "id_number", "name", "birth_year",
-                                        "phone"])
-    keys = rows(
-        ("A", "a1", "a1", "ID1", "n1", 1980.0, "ph1"),
-        ("B", "b7", "b7", "ID1", None, None, None),           # same id number: linked
-        ("C", "c2", "c2", None, "n1", 1980.0, "ph1"),         # no id number, same triple as a1: linked
-        ("A", "a2", "a2", None, "n2", 1990.0, "ph2"),         # name + year + phone shared by two id numbers:
-        ("B", "b2", "b2", "ID8", "n2", 1990.0, "ph2"),        #   ambiguous, no link for a2
-        ("C", "c3", "c3", "ID9", "n2", 1990.0, "ph2"),
-        ("A", "a5", "a5", None, "n5", 1970.0, None),          # name + year alone never link
-        ("B", "b5", "b5", None, "n5", 1970.0, None),
-    )
-    links = P.province_links(keys)
-    assert links.values.tolist() == [["A", "a1", "A", "a1"], ["B", "b7", "A", "a1"], ["C", "c2", "A", "a1"]]
-    # filtering first (what an engine does where the keys live) gives the same links
-    assert P.province_links(P.shared_identifier_rows(keys)).equals(links)
+def test_the_night_links_the_province_as_training_does(tmp_path: Path):
+    """One province linkage: the night's keys group the persons exactly as link_persons groups
+    the training set made of the same province (province_dataset)."""
+    root = write_province(generate_province(2, 300, seed=4, shared=0.05), tmp_path / "p")
+    prov = P.open_province(root)
+    cross = P.cross_district(prov, pseudonym_key=KEY)
+    night = cross.keys.assign(q=cross.keys["district"] + "/" + cross.keys["person_id"],
+                              k=cross.keys["key_district"] + "/" + cross.keys["key_person"]).set_index("q")["k"]
+    trained = __import__("escalation_risk").link_persons(P.province_dataset(root, pseudonym_key=KEY))
+    assert set(night.index) == set(trained.index)
+    as_sets = lambda key: {frozenset(g) for g in key.index.to_series().groupby(key.to_numpy()).agg(list)}  # noqa: E731
+    assert as_sets(night) == as_sets(trained.reindex(night.index))
+    assert cross.n_people >= 15
+
+
+def test_a_mistyped_id_is_one_person_across_districts():
+    """B's p1 has a mistyped id number and no phone: no exact identifier is shared with A's p1,
+    and the probabilistic linkage (name, birth year, the id's typo) still makes one person of them."""
+    t = tiny_province()
+    b = t[B]["persons"]
+    idn = b.loc[0, "id_number"]
+    b.loc[0, "id_number"] = idn[:14] + ("1" if idn[14] != "1" else "2") + idn[15:]
+    b.loc[0, "phone"] = None
+    keys = pd.concat([P.linkage_keys(Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", **t[c]), c)
+                      for c in (A, B)], ignore_index=True)
+    pk = P.province_keys(keys).set_index(["district", "person_id"])
+    assert tuple(pk.loc[(B, "p1")]) == (A, "p1")
+    assert tuple(pk.loc[(B, "p2")]) == (B, "p2")  # B's other people stay B's
 
 
 def test_history_features_see_every_district(tiny_province_dir: Path):
@@ -164,10 +174,10 @@ def test_cli_nightly_on_a_province(tiny_province_dir: Path, tmp_path: Path, smal
     assert result.exit_code == 0, result.output
     assert f"district {A}" in result.stdout and f"district {B}" in result.stdout
     assert (tmp_path / "out" / "scores-2024-04-10.csv").exists()
-    # --engine spark is for provinces; on a district's folder it is a bad argument
+    # a Spark master is for the spark engine: a bad argument otherwise
     bad = CliRunner().invoke(cli, ["nightly", str(tiny_province_dir / A), "--model", str(model_dir), "--as-of",
-                                   "2024-04-10", "--store", url, "--engine", "spark"])
-    assert bad.exit_code == 2 and "province folder" in bad.output
+                                   "2024-04-10", "--store", url, "--spark-master", "local[2]"])
+    assert bad.exit_code == 2 and "--engine spark" in bad.output
 
 
 def test_cli_spark_engine_without_pyspark_says_how_to_install(tiny_province_dir: Path, tmp_path: Path,

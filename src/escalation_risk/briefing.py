@@ -16,6 +16,7 @@ the staff names the store already holds appear; never a party's name, id or phon
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,18 @@ import pandas as pd
 
 from ._version import __version__
 from .alerts import AlertStore
+from .alerts.district import district_view
 from .dataset import Dataset
 from .governance import INDICATORS, governance_index
 from .outputs import only, write_text
 from .response import PLANS
 
-__all__ = ["build_briefing", "write_briefing", "LANGS"]
+__all__ = ["build_briefing", "write_briefing", "write_night_briefing", "LANGS"]
 
 LANGS = ("zh", "en")
 _LEVELS = ("red", "orange", "yellow", "blue")
 _TEMPLATE = "briefing.html.j2"
+_INDEX_TEMPLATE = "briefing_index.html.j2"
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -50,6 +53,7 @@ TEXT: dict[str, dict[str, str]] = {
         "drift_none": "本次未检测模型漂移。", "footer": "仅含假名化编号；不含当事人姓名、证件号或电话。",
         "model": "模型版本", "more": "另有 {n} 条未列出", "unknown": "（未知）", "no_run": "预警库中无该日记录。",
         "gov_note": "分值 0–100；“数据不足”表示样本少于阈值。",
+        "districts": "各区县", "district": "区县", "overdue_n": "超期预警", "total": "合计",
     },
     "en": {
         "title": "Daily dispute-risk briefing", "counts": "Tonight's counts by level", "night": "Night",
@@ -66,6 +70,7 @@ TEXT: dict[str, dict[str, str]] = {
         "footer": "Pseudonymous ids only; no party's name, id number or phone.", "model": "Model",
         "more": "{n} more not listed", "unknown": "(unknown)", "no_run": "The store holds no run for this night.",
         "gov_note": "Scores 0-100; 'not enough data' when too few records.",
+        "districts": "Districts", "district": "District", "overdue_n": "Overdue", "total": "Total",
     },
 }
 
@@ -210,8 +215,11 @@ def _governance(ds: Dataset, store: AlertStore, night: pd.Timestamp, by: str, pe
 
 def build_briefing(ds: Dataset, store: AlertStore | str, night: Any, *, lang: str = "zh",
                    drift: Any = None, scores: pd.DataFrame | None = None, by: str = "town",
-                   period: str = "M", nights: int = 7, limit: int = 50) -> str:
+                   period: str = "M", nights: int = 7, limit: int = 50, district: str | None = None) -> str:
     """The briefing of ``night`` as one HTML string (see the module docstring).
+
+    ``district``: the district of a province store the page is about (its runs, alerts
+    and scores only; ``None``: the whole store, a lone district's).
 
     ``drift`` is a :class:`~escalation_risk.drift.DriftReport` (or None: not checked);
     ``scores`` the night's scores from the nightly job, whose ``reasons_zh`` give the
@@ -222,7 +230,7 @@ def build_briefing(ds: Dataset, store: AlertStore | str, night: Any, *, lang: st
         raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
     t = TEXT[lang]
     when = pd.Timestamp(night)
-    st = AlertStore(store) if isinstance(store, str) else store
+    st = district_view(AlertStore(store) if isinstance(store, str) else store, district)
     counts = _counts(st, when, nights)
     new, more = _new_alerts(st, when, lang, scores, limit)
     if drift is None:
@@ -231,7 +239,7 @@ def build_briefing(ds: Dataset, store: AlertStore | str, night: Any, *, lang: st
         drift_line = drift.verdict_zh if lang == "zh" else drift.verdict
         drift_level = drift.verdict.split(":", 1)[0]
     page = _env().get_template(_TEMPLATE).render(
-        t=t, lang=lang, html_lang="zh-CN" if lang == "zh" else "en", night=f"{when:%Y-%m-%d}",
+        t=t, lang=lang, place=district or "", html_lang="zh-CN" if lang == "zh" else "en", night=f"{when:%Y-%m-%d}",
         levels=_LEVELS, counts=counts, new_alerts=new, more=t["more"].format(n=more) if more else "",
         overdue=_overdue(st, when), heat=_heat(ds, st, when, t, limit),
         governance=_governance(ds, st, when, by, period, t, lang), drift_line=drift_line,
@@ -241,13 +249,70 @@ def build_briefing(ds: Dataset, store: AlertStore | str, night: Any, *, lang: st
 
 def write_briefing(ds: Dataset, store: AlertStore | str, night: Any, out_dir: str | Path = "out", **kwargs: Any
                    ) -> Path:
-    """Write ``OUT/briefing-<night>.html`` (``briefing-<night>.en.html`` in English); returns the path."""
+    """Write ``OUT/briefing-<night>.html`` (``briefing-<night>.en.html`` in English; with
+    ``district=CODE``, ``briefing-<night>-CODE.html``); returns the path."""
     when = pd.Timestamp(night)
-    lang = kwargs.get("lang", "zh")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / _page_name(when, kwargs.get("lang", "zh"), kwargs.get("district"))
+    return write_text(path, build_briefing(ds, store, when, **kwargs))
+
+
+def _page_name(when: pd.Timestamp, lang: str, district: str | None = None) -> str:
     # A whole day (its start, or its end as the nightly job reads a date) is named by its date.
     whole_day = when in (when.normalize(), when.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
     tag = when.strftime("%Y-%m-%d") if whole_day else when.strftime("%Y-%m-%dT%H%M%S")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / (f"briefing-{tag}.html" if lang == "zh" else f"briefing-{tag}.{lang}.html")
-    return write_text(path, build_briefing(ds, store, when, **kwargs))
+    if district:
+        tag = f"{tag}-{district}"
+    return f"briefing-{tag}.html" if lang == "zh" else f"briefing-{tag}.{lang}.html"
+
+
+def build_briefing_index(store: AlertStore | str, night: Any, districts: Sequence[str], *, lang: str = "zh",
+                         drifts: Mapping[str, Any] | None = None) -> str:
+    """A province's night on one page: each district's counts, linking to the district's page."""
+    if lang not in LANGS:
+        raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
+    t = TEXT[lang]
+    when = pd.Timestamp(night)
+    st = AlertStore(store) if isinstance(store, str) else store
+    runs = st.runs()
+    runs = runs[runs["as_of"] == when]
+    rows: list[dict[str, Any]] = []
+    model = ""
+    for code in districts:
+        r = runs[runs["district"] == code].tail(1)
+        run = None
+        if len(r):
+            x = r.iloc[0]
+            model = str(x["model_version"])
+            run = {"scored": int(x["n_scored"]), **{lv: int(x[f"n_{lv}"]) for lv in _LEVELS},
+                   "new": int(x["n_new_alerts"]), "overdue": int(x["n_overdue"])}
+        d = (drifts or {}).get(code)
+        rows.append(only({"district": code, "page": _page_name(when, lang, code), "run": run,
+                          "drift": "" if d is None else (d.verdict_zh if lang == "zh" else d.verdict)},
+                         "briefing_districts"))
+    found = [r["run"] for r in rows if r["run"]]
+    total = {k: sum(r[k] for r in found) for k in found[0]} if found else None
+    return _env().get_template(_INDEX_TEMPLATE).render(
+        t=t, lang=lang, html_lang="zh-CN" if lang == "zh" else "en", night=f"{when:%Y-%m-%d}", place="",
+        levels=_LEVELS, counts={"model": model}, districts=rows, total=total, version=__version__)
+
+
+def write_night_briefing(datasets: Mapping[str, Callable[[], Dataset]], store: AlertStore, night: Any,
+                         out_dir: str | Path, *, lang: str = "zh", drifts: Mapping[str, Any] | None = None,
+                         scores: Mapping[str, pd.DataFrame] | None = None, **kwargs: Any) -> dict[str, Path]:
+    """The briefing of a night: a lone district's page (district ``""``), or a province's
+    index and one page per district. ``datasets`` gives each district's data when asked
+    (one district in memory at a time); ``kwargs`` go to :func:`build_briefing`.
+    Returns ``{"briefing": index or page, "briefing CODE": page, ...}``."""
+    drifts, scores = drifts or {}, scores or {}
+    codes = list(datasets)
+    if codes == [""]:
+        return {"briefing": write_briefing(datasets[""](), store, night, out_dir, lang=lang, drift=drifts.get(""),
+                                           scores=scores.get(""), **kwargs)}
+    files = {f"briefing {c}": write_briefing(datasets[c](), store, night, out_dir, lang=lang, drift=drifts.get(c),
+                                             scores=scores.get(c), district=c, **kwargs) for c in codes}
+    when = pd.Timestamp(night)
+    index = Path(out_dir) / _page_name(when, lang)
+    write_text(index, build_briefing_index(store, when, codes, lang=lang, drifts=drifts))
+    return {"briefing": index, **files}

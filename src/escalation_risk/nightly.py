@@ -1,24 +1,42 @@
-"""The nightly job: validate, score every open dispute, record, raise or update alerts.
+"""The nightly job: one pipeline for a district and a province (a district is a province of one).
 
-The night. A date (``2025-06-30``) means the *end* of that day, 23:59:59.999999,
-so a cron job run with ``--as-of $(date +%F)`` scores the disputes reported that day;
-a date-time (``2025-06-30T18:00``) means that moment. The exact moment is written in
-the scores file's ``as_of`` column and recorded in the store.
+The night. A date (``2025-06-30``) means the *end* of that day, 23:59:59.999999 (the
+kernel's one rule, :func:`escalation_risk.clock.to_moment`), so a cron job run with
+``--as-of $(date +%F)`` scores the disputes reported that day; a date-time
+(``2025-06-30T18:00``) means that moment. The exact moment is written in the scores
+file's ``as_of`` column and recorded in the store.
 
-One night, end to end:
+:func:`run_night` runs the same steps in the same order for a district's folder (or a
+Dataset), a province of one district and a province of many; only where the district
+tasks run differs (the :class:`Engine`: this process, or Spark):
 
-1. load the district's data with ``errors="quarantine"``: bad rows are set aside
-   with their reasons in ``OUT/quarantine-<night>.csv`` (and the rows themselves,
+1. **load and validate** every district with ``errors="quarantine"``: bad rows are set
+   aside with their reasons in ``OUT/quarantine-<night>.csv`` (and the rows themselves,
    ids, codes and times only, never free text or personal data, in
-   ``OUT/rejected-<night>/``), the good ones go on;
-2. refuse a stale export: a night more than ``stale_days`` after the newest record
-   would score every never-closed dispute as open (``allow_stale`` overrides);
-3. under the store's recording lock, score every dispute open at the night (trend
-   against each dispute's previous score in the store, reasons and plans for the
-   alerted ones), write ``OUT/scores-<night>.csv`` and record the night: scores
-   appended, alerts raised or updated, in one transaction. The same night on the same
-   input changes nothing; on a changed input it is refused unless ``replace``; a
-   night older than the newest recorded one is refused unless ``backfill``.
+   ``OUT/rejected-<night>/``, one folder per district of a province);
+2. **stale check**: refuse a night more than ``stale_days`` after a district's newest
+   record (every never-closed dispute would be scored as open; ``allow_stale``
+   overrides);
+3. **province-wide linkage**: the persons of every district linked by the linkage
+   training uses (:func:`escalation_risk.province.province_keys`), and the records of
+   people seen in several districts handed to each (a province of one keeps its own
+   linkage);
+4. **score each district** (the engine's step): every dispute open at the night;
+5. **record each district** under the store's recording lock (all the districts' locks
+   are taken first, then each district's previous scores are read for the trend and its
+   night recorded in its own transaction, with the input's fingerprint): the same night
+   on the same input changes nothing; on a changed input it is refused unless
+   ``replace``; a night older than the newest recorded one is refused unless
+   ``backfill``. Then ``OUT/scores-<night>.csv``;
+6. **notify**: one webhook message per new or rising alert (``notify``);
+7. **drift**: tonight's features against the model's validation window, per district;
+8. **briefing** (``report``): ``OUT/briefing-<night>.html``; a province gets one page per
+   district (``briefing-<night>-<district>.html``) and an index page with each
+   district's counts (``briefing-<night>.html``).
+
+The exit codes are the command line's (:mod:`escalation_risk.cli.nightly`): 0 clean,
+1 failed (nothing recorded), 2 bad arguments, 3 recorded with quarantined rows or
+blanked values, 4 recorded with webhook messages still pending.
 """
 
 from __future__ import annotations
@@ -26,8 +44,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +62,20 @@ from .alerts.notify import DeliveryReport, Notifier, Webhook
 from .clock import end_of_day
 from .dataset import Dataset, load_dataset
 from .drift import DriftReport, check_night
-from .model import RiskModel, load_model, open_points
+from .model import RiskModel, load_model
+from .province import (
+    CrossDistrict,
+    DistrictResult,
+    Mapper,
+    apply_trend,
+    cross_district,
+    districts_of,
+    is_province,
+    known_key,
+    linkage_keys,
+    local_map,
+    score_loaded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,33 +101,129 @@ def newest_record(ds: Dataset) -> pd.Timestamp | None:
     return max(found) if found else None
 
 
-def input_fingerprint(ds: Dataset, model_version: str, thresholds: dict[str, float] | None) -> str:
-    """SHA-256 of what decides a night's scores: the data, the model, the thresholds."""
-    h = hashlib.sha256(ds.fingerprint().encode())
+def _fingerprint(data: dict[str, str], model_version: str, thresholds: dict[str, float] | None) -> str:
+    """SHA-256 of the data fingerprints (district -> Dataset.fingerprint), the model, the thresholds.
+
+    One district: its data's fingerprint, as a district's night always had. Several: every
+    district's, for each district's night: the province's linkage and its shared
+    histories make each district's scores depend on the whole export."""
+    if len(data) == 1:
+        h = hashlib.sha256(next(iter(data.values())).encode())
+    else:
+        h = hashlib.sha256(json.dumps(sorted(data.items())).encode())
     h.update(model_version.encode())
     h.update(json.dumps(thresholds, sort_keys=True).encode())
     return h.hexdigest()
 
 
+def input_fingerprint(ds: Dataset, model_version: str, thresholds: dict[str, float] | None) -> str:
+    """SHA-256 of what decides a district's night: the data, the model, the thresholds."""
+    return _fingerprint({"": ds.fingerprint()}, model_version, thresholds)
+
+
+# --------------------------------------------------------------------------- engines
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the district tasks of a night run: the one thing that differs between engines.
+
+    ``map(fn, items)`` runs ``fn`` on every item and returns the results in order;
+    ``keeps_data`` says the loaded districts stay in this process between steps (the
+    local engine), so they are loaded once; a remote engine's tasks load their folder.
+    """
+
+    name: str
+    map: Mapper
+    keeps_data: bool
+
+
+LOCAL = Engine("local", local_map, keeps_data=True)
+
+
+def get_engine(engine: str | Engine = "local", *, spark: Any = None, spark_master: str | None = None) -> Engine:
+    """An :class:`Engine` by name: ``"local"``, or ``"spark"`` (``spark``: a session to use;
+    else ``spark_master``, else the session of ``spark-submit``, else ``local[*]``)."""
+    if isinstance(engine, Engine):
+        return engine
+    if engine == "local":
+        if spark is not None or spark_master:
+            raise ValueError("a Spark session or master is for engine 'spark'")
+        return LOCAL
+    if engine == "spark":
+        from . import spark as er_spark
+        session = spark if spark is not None else er_spark.session(spark_master)
+        return Engine("spark", er_spark.district_mapper(session), keeps_data=False)
+    raise ValueError(f"engine must be 'local' or 'spark', got {engine!r}")
+
+
+# --------------------------------------------------------------------------- the report
+
+@dataclass
+class DistrictLoad:
+    """What loading one district tells the night (small: no table travels back but the keys)."""
+
+    district: str
+    fingerprint: str
+    newest: pd.Timestamp | None
+    quarantine: pd.DataFrame
+    rejected: dict[str, pd.DataFrame]
+    quarantined_rows: int
+    nulled_values: int
+    keys: pd.DataFrame | None = None  # linkage keys, for a province of several districts
+    ds: Dataset | None = None  # the loaded district, when the engine keeps data
+
+
 @dataclass
 class NightReport:
-    """What a night did: the store's summary, the files written, what was quarantined."""
+    """What a night did: one store summary per district, the files, what was quarantined."""
 
-    summary: NightSummary
+    summaries: dict[str, NightSummary]
     scores: pd.DataFrame
     quarantined_rows: int
     files: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    drift: DriftReport | None = None  # tonight's features against the model's validation window
+    drifts: dict[str, DriftReport | None] = field(default_factory=dict)
     nulled_values: int = 0
     delivery: DeliveryReport | None = None  # webhook messages of the night, when asked for
+    cross_people: int = 0  # persons seen in two districts or more
+    tasks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    store: str = ""  # where the night was recorded (the resolved URL, password hidden)
+
+    @property
+    def districts(self) -> list[str]:
+        """The district codes of the night (``[""]``: a lone district)."""
+        return list(self.summaries)
+
+    @property
+    def summary(self) -> NightSummary:
+        """The night's summary: a lone district's, or the province's totals (district ``"*"``)."""
+        if len(self.summaries) == 1:
+            return next(iter(self.summaries.values()))
+        s = list(self.summaries.values())
+        return NightSummary(
+            as_of=s[0].as_of, model_version=s[0].model_version, n_scored=sum(x.n_scored for x in s),
+            by_level={lv: sum(x.by_level.get(lv, 0) for x in s) for lv in s[0].by_level},
+            new_alerts=sum(x.new_alerts for x in s), updated_alerts=sum(x.updated_alerts for x in s),
+            rising=sum(x.rising for x in s), overdue=sum(x.overdue for x in s),
+            already_recorded=all(x.already_recorded for x in s), district="*")
+
+    @property
+    def drift(self) -> DriftReport | None:
+        """A lone district's drift report (a province's are in ``drifts``)."""
+        return next(iter(self.drifts.values())) if len(self.drifts) == 1 else None
 
     def __str__(self) -> str:
-        lines = [f"night {self.summary.as_of.isoformat()}: {self.summary}"]
+        if len(self.summaries) == 1:
+            lines = [f"night {self.summary.as_of.isoformat()}: {self.summary}"]
+        else:
+            lines = [f"night {self.summary.as_of.isoformat()}:"] + [str(s) for s in self.summaries.values()]
+            lines.append(f"province: {len(self.summaries)} districts, {len(self.scores)} disputes scored, "
+                         f"{self.cross_people} people seen in several districts")
         if self.quarantined_rows:
             lines.append(f"quarantined rows: {self.quarantined_rows} (see {self.files.get('quarantine')})")
-        if self.drift is not None:
-            lines.append(f"drift: {self.drift.verdict}")
+        for code, d in self.drifts.items():
+            if d is not None:
+                lines.append(f"drift{f' {code}' if code else ''}: {d.verdict}")
         if self.nulled_values:
             lines.append(f"values set to missing in kept rows: {self.nulled_values} "
                          f"(see {self.files.get('quarantine')})")
@@ -115,95 +246,198 @@ def _for_csv(scores: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def run_night(data: str | Path | Dataset, model: str | Path | RiskModel, as_of, *,
+# --------------------------------------------------------------------------- the steps
+
+def _load_district(code: str, source: Path | Dataset, key: bytes | None, *, with_keys: bool,
+                   keep: bool) -> DistrictLoad:
+    ds = source if isinstance(source, Dataset) else load_dataset(source, errors="quarantine", pseudonym_key=key)
+    quarantine = ds.quarantine.copy()
+    if code:
+        quarantine.insert(0, "district", code)
+    nulled = int((ds.quarantine["action"] == "value set to missing, row kept").sum()) \
+        if "action" in ds.quarantine.columns else 0
+    return DistrictLoad(code, ds.fingerprint(), newest_record(ds), quarantine, dict(ds.rejected),
+                        sum(len(r) for r in ds.rejected.values()), nulled,
+                        keys=linkage_keys(ds, code) if with_keys else None, ds=ds if keep else None)
+
+
+def _check_stale(loads: list[DistrictLoad], night: pd.Timestamp, stale_days: float) -> None:
+    for d in loads:
+        if d.newest is not None and night - d.newest > pd.Timedelta(days=stale_days):
+            where = f"district {d.district}: " if d.district else ""
+            raise StaleDataError(
+                f"{where}the night {night.isoformat()} is {(night - d.newest).days} days after the newest record "
+                f"in the data ({d.newest.isoformat()}); every dispute never closed would be scored as open. "
+                f"Export fresh data, or pass allow_stale (--allow-stale) if the district really had no records "
+                f"for {stale_days:g}+ days")
+
+
+def _write_quarantine(loads: list[DistrictLoad], out: Path, tag: str) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    found = [d for d in loads if len(d.quarantine)]
+    if not found:
+        return files
+    out.mkdir(parents=True, exist_ok=True)
+    files["quarantine"] = out / f"quarantine-{tag}.csv"
+    outputs.to_csv(pd.concat([d.quarantine for d in found], ignore_index=True), "quarantine", files["quarantine"])
+    for d in loads:
+        for name, rows in d.rejected.items():
+            rej = out / f"rejected-{tag}" / d.district if d.district else out / f"rejected-{tag}"
+            rej.mkdir(parents=True, exist_ok=True)
+            outputs.to_csv(rows, f"rejected/{name}", rej / f"{name}.csv")
+    log.warning("quarantined %d row(s); report in %s", sum(d.quarantined_rows for d in loads), files["quarantine"])
+    return files
+
+
+def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, model_version: str,
+            fingerprint: str, *, replace: bool, backfill: bool, lock_timeout: float
+            ) -> tuple[dict[str, NightSummary], list[pd.DataFrame]]:
+    """Record every district's night: all the locks first, then, per district, the previous
+    scores (the trend) and the recording, so no other night comes between the two."""
+    summaries: dict[str, NightSummary] = {}
+    scored: list[pd.DataFrame] = []
+    with ExitStack() as locks:
+        for r in sorted(results, key=lambda r: r.district):  # one order: two provinces never deadlock
+            locks.enter_context(st.recording_lock(timeout=lock_timeout, district=r.district))
+        for r in results:
+            previous = st.previous_scores(r.scores["dispute_id"].tolist(), before=night, district=r.district)
+            s = apply_trend(r.scores, previous)
+            summaries[r.district] = st.record_night(s, night, model_version, input_fingerprint=fingerprint,
+                                                    replace=replace, backfill=backfill, district=r.district)
+            scored.append(s)
+    return summaries, scored
+
+
+def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | RiskModel, as_of: Any, *,
               store: str | AlertStore = "sqlite:///alerts.db", out_dir: str | Path | None = "out",
               progress: bool = False, thresholds: dict[str, float] | None = None,
               stale_days: float = DEFAULT_STALE_DAYS, allow_stale: bool = False, replace: bool = False,
               backfill: bool = False, lock_timeout: float = 600.0,
               pseudonym_key: str | bytes | Path | None = None, check_drift: bool = True,
-              notify: Webhook | None = None, notify_level: str = "orange") -> NightReport:
-    """Run one night and return its report. Safe to run again for the same night.
+              notify: Webhook | None = None, notify_level: str = "orange", report: bool = False,
+              lang: str = "zh", engine: str | Engine = "local", spark: Any = None,
+              spark_master: str | None = None, district: str | None = None) -> NightReport:
+    """Run one night of a district or a province and return its report. Safe to run again.
 
-    ``as_of`` is read by :func:`resolve_night` (a date is the end of that day). Raises
-    :class:`StaleDataError` when the night is more than ``stale_days`` after the
-    newest record (unless ``allow_stale``), and the store's ``NightConflictError``
-    for a changed input (unless ``replace``) or an older night (unless ``backfill``).
+    ``data`` is a district's folder or a Dataset (a province of one district, recorded
+    as district ``""``, or as ``district`` when given), or a province folder (each
+    district recorded under its code). ``as_of`` is read by :func:`resolve_night` (a date is the
+    end of that day). ``engine`` runs the district tasks: ``"local"``, ``"spark"``
+    (``spark``: a session; ``spark_master``) or an :class:`Engine`.
+
+    Raises :class:`StaleDataError` when the night is more than ``stale_days`` after a
+    district's newest record (unless ``allow_stale``), the store's ``NightConflictError``
+    for a changed input (unless ``replace``) or an older night (unless ``backfill``),
+    and ``StoreBusyError`` when another night holds the store's lock for more than
+    ``lock_timeout`` seconds.
 
     With ``notify`` (a :class:`~.alerts.notify.Webhook`), once the night is recorded one
     message per new or rising alert at or above ``notify_level`` is queued in the store
     and sent; a dead endpoint leaves them pending (``report.delivery``) and never fails
-    the night. A re-run sends nothing twice.
+    the night. A re-run sends nothing twice. With ``report``, the briefing is written
+    to ``out_dir`` in ``lang``.
     """
     night = resolve_night(as_of)
     tag = _night_tag(night)
+    eng = get_engine(engine, spark=spark, spark_master=spark_master)
+    if district is not None and not isinstance(data, Dataset) and is_province(data):
+        raise ValueError(f"district={district!r}: a province's night runs every district (its linkage reads "
+                         "them all); give a district's own folder to run it alone")
+    sources = districts_of(data, district)
+    codes = list(sources)
+    several = len(codes) > 1
+    key = known_key(pseudonym_key)
     out = Path(out_dir) if out_dir is not None else None
     files: dict[str, Path] = {}
     seconds: dict[str, float] = {}
-    steps = tqdm(total=4, desc=f"night {tag}", disable=not progress, unit="step")
+    steps = tqdm(total=7, desc=f"night {tag}", disable=not progress, unit="step")
 
-    t0 = time.perf_counter()
-    steps.set_postfix_str("load and validate")
-    ds = data if isinstance(data, Dataset) else load_dataset(data, errors="quarantine",
-                                                             pseudonym_key=pseudonym_key)
-    newest = newest_record(ds)
-    if newest is not None and night - newest > pd.Timedelta(days=stale_days) and not allow_stale:
-        raise StaleDataError(
-            f"the night {night.isoformat()} is {(night - newest).days} days after the newest record in the data "
-            f"({newest.isoformat()}); every dispute never closed would be scored as open. Export fresh data, "
-            f"or pass allow_stale (--allow-stale) if the district really had no records for {stale_days:g}+ days")
+    def step(name: str) -> Callable[[], None]:
+        steps.set_postfix_str(name)
+        t0 = time.perf_counter()
+
+        def done() -> None:
+            seconds[name] = time.perf_counter() - t0
+            steps.update()
+        return done
+
+    done = step("load")
+    # A lone district is loaded once; a province's districts are loaded again by each task
+    # that needs them, so that no more than one district's data is held at a time.
+    keep = eng.keeps_data and not several
+    loads: list[DistrictLoad] = eng.map(
+        lambda it: _load_district(it[0], it[1], key, with_keys=several, keep=keep), list(sources.items()))
+    data_of: dict[str, Path | Dataset] = {d.district: d.ds if d.ds is not None else sources[d.district]
+                                          for d in loads}
+    if not allow_stale:
+        _check_stale(loads, night, stale_days)
     rm = model if isinstance(model, RiskModel) else load_model(model)
-    st = store if isinstance(store, AlertStore) else AlertStore(store)
-    quarantined = sum(len(r) for r in ds.rejected.values())
-    nulled = int((ds.quarantine["action"] == "value set to missing, row kept").sum()) \
-        if "action" in ds.quarantine.columns else 0
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        if len(ds.quarantine):
-            files["quarantine"] = out / f"quarantine-{tag}.csv"
-            outputs.to_csv(ds.quarantine, "quarantine", files["quarantine"])
-            rej = out / f"rejected-{tag}"
-            rej.mkdir(exist_ok=True)
-            for name, rows in ds.rejected.items():
-                outputs.to_csv(rows, f"rejected/{name}", rej / f"{name}.csv")
-            log.warning("quarantined %d row(s); report in %s", quarantined, files["quarantine"])
-    seconds["load"] = time.perf_counter() - t0
-    steps.update()
+        files.update(_write_quarantine(loads, out, tag))
+    fingerprint = _fingerprint({d.district: d.fingerprint for d in loads}, rm.version, thresholds)
+    done()
 
-    fingerprint = input_fingerprint(ds, rm.version, thresholds)
-    # One night at a time per store, from reading the previous scores (the trend) to
-    # recording: two nights at once would each compute trends against the wrong one.
-    with st.recording_lock(timeout=lock_timeout):
-        t0 = time.perf_counter()
-        steps.set_postfix_str("score open disputes")
-        points = open_points(ds, night)
-        previous = st.previous_scores(points["dispute_id"].tolist(), before=night)
-        scores = rm.score(ds, points, history=previous, thresholds=thresholds)
-        seconds["score"] = time.perf_counter() - t0
-        steps.update()
+    done = step("link")
+    keys = pd.concat([d.keys for d in loads if d.keys is not None], ignore_index=True) if several else None
+    cross = cross_district(data_of, eng.map, pseudonym_key=key, keys=keys) if several else CrossDistrict.empty()
+    for d in loads:  # what the engine keeps is in data_of; the loads need not hold the keys any more
+        d.keys = None
+    done()
 
-        t0 = time.perf_counter()
-        steps.set_postfix_str("record alerts")
-        summary = st.record_night(scores, night, rm.version, input_fingerprint=fingerprint, replace=replace,
-                                  backfill=backfill)
-        seconds["record"] = time.perf_counter() - t0
-        steps.update()
+    done = step("score")
+    def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
+        ds = _data(it[1], key)
+        result = score_loaded(ds, it[0], rm, night, it[2], thresholds=thresholds)
+        # Tonight's features against the model's validation window, while the district is
+        # loaded; reported in the drift step, after the night is recorded.
+        result.drift = check_night(rm, ds, night) if check_drift else None
+        return result
 
-    t0 = time.perf_counter()
-    steps.set_postfix_str("write scores")
-    if out is not None and not summary.already_recorded:
-        # Written once the night is recorded, so the file never shows a night the store refused.
-        files["scores"] = out / f"scores-{tag}.csv"
-        outputs.to_csv(_for_csv(scores), "scores", files["scores"], date_format="%Y-%m-%dT%H:%M:%S.%f")
-    seconds["write"] = time.perf_counter() - t0
-    steps.update()
-    steps.close()
-    t0 = time.perf_counter()
-    drift = check_night(rm, ds, night) if check_drift else None  # logs a warning when features moved
-    seconds["drift"] = time.perf_counter() - t0
-    delivery = None
-    if notify is not None:
-        t0 = time.perf_counter()
-        delivery = Notifier(st, notify, min_level=notify_level).notify_night(night)
-        seconds["notify"] = time.perf_counter() - t0
-    return NightReport(summary=summary, scores=scores, quarantined_rows=quarantined, files=files, seconds=seconds,
-                       nulled_values=nulled, drift=drift, delivery=delivery)
+    results: list[DistrictResult] = eng.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
+    done()
+
+    done = step("record")
+    own_store = not isinstance(store, AlertStore)
+    st: AlertStore = store if isinstance(store, AlertStore) else AlertStore(str(store))
+    try:
+        summaries, scored = _record(st, results, night, rm.version, fingerprint, replace=replace,
+                                    backfill=backfill, lock_timeout=lock_timeout)
+        scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
+        if out is not None and not all(s.already_recorded for s in summaries.values()):
+            # Written once the night is recorded, so the file never shows a night the store refused.
+            out.mkdir(parents=True, exist_ok=True)
+            files["scores"] = out / f"scores-{tag}.csv"
+            outputs.to_csv(_for_csv(scores), "scores", files["scores"], date_format="%Y-%m-%dT%H:%M:%S.%f")
+        done()
+
+        done = step("notify")
+        delivery = Notifier(st, notify, min_level=notify_level).notify_night(night) if notify is not None else None
+        done()
+
+        done = step("drift")  # a warning was logged where features moved; drift never fails the night
+        drifts: dict[str, DriftReport | None] = {r.district: r.drift for r in results} if check_drift else {}
+        done()
+
+        done = step("briefing")
+        if report and out is not None:
+            from .briefing import write_night_briefing
+            loaders: dict[str, Callable[[], Dataset]] = {c: partial(_data, data_of[c], key) for c in codes}
+            files.update(write_night_briefing(loaders, st, night, out, lang=lang, drifts=drifts,
+                                              scores=dict(zip(codes, scored))))
+        done()
+        where = st.url.render_as_string(hide_password=True)
+    finally:
+        steps.close()
+        if own_store:
+            st.dispose()
+    tasks = pd.DataFrame([{"district": r.district, "disputes": len(r.scores), "seconds": r.seconds,
+                           "peak_rss_mb": r.peak_rss_mb, "pid": r.pid} for r in results])
+    seconds["total"] = sum(seconds.values())
+    return NightReport(summaries=summaries, scores=scores, quarantined_rows=sum(d.quarantined_rows for d in loads),
+                       files=files, seconds=seconds, drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
+                       delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
+
+
+def _data(source: Path | Dataset, key: bytes | None) -> Dataset:
+    """A district's data in a task: what the engine kept, else its folder loaded again."""
+    return source if isinstance(source, Dataset) else load_dataset(source, errors="quarantine", pseudonym_key=key)

@@ -147,15 +147,18 @@ def alerts() -> None:
 @click.option("--all", "everything", is_flag=True, help="Closed alerts too.")
 @click.option("--level", "levels", multiple=True, type=click.Choice(LEVELS),
               help="Only these levels (repeatable).")
+@click.option("--district", default=None, metavar="CODE", help="Only this district of a province store.")
 @_store_option
 @_format_option
-def list_alerts(statuses: tuple[str, ...], everything: bool, levels: tuple[str, ...],
+def list_alerts(statuses: tuple[str, ...], everything: bool, levels: tuple[str, ...], district: str | None,
                 store_url: str, fmt: str) -> None:
-    """List alerts, newest first."""
+    """List alerts, newest first (with their district on a province store: dispute ids repeat
+    across districts)."""
     status: Sequence[str] | None = statuses or (None if everything else ["open"])
     with _opened(store_url) as store:
-        df = store.alerts(status=status, level=levels or None)
-    _emit(df, fmt, _TABLE_COLUMNS, "no alerts")
+        df = store.alerts(status=status, level=levels or None, district=district)
+    province = "district" in df.columns and (df["district"].astype(str) != "").any()
+    _emit(df, fmt, ("district", *_TABLE_COLUMNS) if province else _TABLE_COLUMNS, "no alerts")
 
 
 @alerts.command("show")

@@ -9,6 +9,7 @@ import click
 from .. import outputs
 from ..dataset import DataValidationError, load_dataset, mark_synthetic
 from ..pseudonym_keys import KEY_FILE_ENV, PseudonymKeyError, generate_key_file
+from .districts import district_option, folders, heading
 from .errors import fail
 
 
@@ -17,29 +18,39 @@ from .errors import fail
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
               help="Write every problem found (table, row, column, value, reason) to this CSV.")
 @click.option("--show", default=20, show_default=True, help="How many problems to print.")
-def validate(data_dir: str, report: str | None, show: int) -> None:
-    """Validate DATA_DIR against the data contract; exit 1 if any row breaks it."""
-    try:
-        ds = load_dataset(data_dir, errors="quarantine")
-    except PseudonymKeyError as e:
-        fail(e)
-    except DataValidationError as e:  # structural: missing table/column, unreadable file
-        click.echo(str(e), err=True)
-        raise SystemExit(1) from None
-    click.echo(ds.summary().to_string(index=False))
-    q = ds.quarantine
+@district_option
+def validate(data_dir: str, report: str | None, show: int, district: str | None) -> None:
+    """Validate DATA_DIR (a district's folder, or a province's: each district) against the
+    data contract; exit 1 if any row breaks it."""
+    import pandas as pd
+    problems = []
+    for code, folder in folders(data_dir, district).items():
+        try:
+            ds = load_dataset(folder, errors="quarantine")
+        except PseudonymKeyError as e:
+            fail(e)
+        except DataValidationError as e:  # structural: missing table/column, unreadable file
+            click.echo(f"{f'district {code}: ' if code else ''}{e}", err=True)
+            raise SystemExit(1) from None
+        if code:
+            click.echo(heading(code))
+        click.echo(ds.summary().to_string(index=False))
+        q = ds.quarantine
+        if len(q):
+            click.echo(f"\n{len(q)} problem(s) in {sum(len(r) for r in ds.rejected.values())} row(s):", err=True)
+            click.echo(q.head(show).to_string(index=False), err=True)
+            problems.append(q.assign(district=code)[["district", *q.columns]] if code else q)
+            continue
+        inc = ds.incidents
+        click.echo(f"\nvalid: {len(inc)} incidents from {inc['reported_at'].min():%Y-%m-%d} "
+                   f"to {inc['reported_at'].max():%Y-%m-%d}; "
+                   f"{int((inc['kind'] == 'dispute').sum())} disputes, "
+                   f"{int((inc['kind'] == 'criminal_case').sum())} criminal cases")
     if report:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
-        outputs.to_csv(q, "quarantine", report)
-    if len(q):
-        click.echo(f"\n{len(q)} problem(s) in {sum(len(r) for r in ds.rejected.values())} row(s):", err=True)
-        click.echo(q.head(show).to_string(index=False), err=True)
+        outputs.to_csv(pd.concat(problems, ignore_index=True) if problems else ds.quarantine, "quarantine", report)
+    if problems:
         raise SystemExit(1) from None
-    inc = ds.incidents
-    click.echo(f"\nvalid: {len(inc)} incidents from {inc['reported_at'].min():%Y-%m-%d} "
-               f"to {inc['reported_at'].max():%Y-%m-%d}; "
-               f"{int((inc['kind'] == 'dispute').sum())} disputes, "
-               f"{int((inc['kind'] == 'criminal_case').sum())} criminal cases")
 
 
 @click.command()

@@ -10,6 +10,8 @@ import pandas as pd
 
 from .. import outputs
 from ..dataset import DataValidationError
+from .districts import district_option, folders, heading
+from .errors import fail
 
 
 def _date(text: str | None, option: str) -> pd.Timestamp | None:
@@ -35,9 +37,12 @@ def _date(text: str | None, option: str) -> pd.Timestamp | None:
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
               help="A feature whose PSI exceeds this moved.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@district_option
 def drift(data_dir: str, model_dir: str, start: str, end: str, ref_start: str | None, ref_end: str | None,
-          max_points: int, threshold: float, fmt: str) -> None:
-    """Has DATA_DIR drifted, between --from and --to, from what the model was validated on?"""
+          max_points: int, threshold: float, fmt: str, district: str | None) -> None:
+    """Has DATA_DIR drifted, between --from and --to, from what the model was validated on?
+
+    A province folder: each district's report (JSON: a list, each with its ``district``)."""
     from ..artifacts import ModelLoadError
     from ..dataset import load_dataset
     from ..drift import drift_report
@@ -47,21 +52,30 @@ def drift(data_dir: str, model_dir: str, start: str, end: str, ref_start: str | 
     if (rs is None) != (re_ is None):
         raise click.BadParameter("give both --reference-from and --reference-to, or neither",
                                  param_hint="--reference-from")
+    found = folders(data_dir, district)
     try:
-        ds = load_dataset(data_dir)
         model = load_model(model_dir)
-        rep = drift_report(model, ds, start=s, end=e, reference=None if rs is None else (rs, re_),
-                           max_points=max_points, threshold=threshold)
-    except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
+    except (ModelLoadError, FileNotFoundError, ValueError) as exc:
+        fail(exc)
+    reports = []
+    for code, folder in found.items():
+        try:
+            ds = load_dataset(folder)
+            rep = drift_report(model, ds, start=s, end=e, reference=None if rs is None else (rs, re_),
+                               max_points=max_points, threshold=threshold)
+        except (DataValidationError, FileNotFoundError, ValueError) as exc:
+            fail(f"{f'district {code}: ' if code else ''}{exc}")
+        reports.append((code, rep))
     if fmt == "json":
-        out = {"reference": [str(rep.reference[0]), str(rep.reference[1])],
-               "recent": [str(rep.recent[0]), str(rep.recent[1])], "n_reference": rep.n_reference,
-               "n_recent": rep.n_recent,
-               "features": json.loads(outputs.allowed(rep.features, "drift").to_json(orient="records")),
-               "score": rep.score, "calibration": rep.calibration, "verdict": rep.verdict,
-               "verdict_zh": rep.verdict_zh, "moved": rep.moved}
-        click.echo(json.dumps(out, ensure_ascii=False, indent=1))
+        outs = []
+        for code, rep in reports:
+            out = {"reference": [str(rep.reference[0]), str(rep.reference[1])],
+                   "recent": [str(rep.recent[0]), str(rep.recent[1])], "n_reference": rep.n_reference,
+                   "n_recent": rep.n_recent,
+                   "features": json.loads(outputs.allowed(rep.features, "drift").to_json(orient="records")),
+                   "score": rep.score, "calibration": rep.calibration, "verdict": rep.verdict,
+                   "verdict_zh": rep.verdict_zh, "moved": rep.moved}
+            outs.append({"district": code, **out} if code else out)
+        click.echo(json.dumps(outs if len(outs) > 1 or reports[0][0] else outs[0], ensure_ascii=False, indent=1))
     else:
-        click.echo(str(rep))
+        click.echo("\n\n".join(f"{heading(code)}\n{rep}" if code else str(rep) for code, rep in reports))

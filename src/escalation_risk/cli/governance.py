@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 
 import click
 import pandas as pd
 
 from .. import outputs
 from ..dataset import DataValidationError
+from .districts import district_option, folders
+from .errors import check_store_url, fail, open_store
 
 
 @click.command()
@@ -23,11 +26,15 @@ from ..dataset import DataValidationError
 @click.option("--min-denominator", type=click.IntRange(min=1), default=10, show_default=True,
               help="Below this many records an indicator says 'not enough data'.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@district_option
 def governance(data_dir: str, store: str | None, by: str, period: str, as_of: str | None, min_denominator: int,
-               fmt: str) -> None:
+               fmt: str, district: str | None) -> None:
     """The governance index of DATA_DIR: risk perception, closed loop, effectiveness,
-    participation, evaluation and their composite, each with numerator and denominator."""
-    from ..alerts import AlertStore
+    participation, evaluation and their composite, each with numerator and denominator.
+
+    A province folder gives every district's (a ``district`` column first), each read
+    with its own nights in the store."""
+    from ..alerts.district import district_view, store_districts
     from ..dataset import load_dataset
     from ..governance import governance_index
     if as_of is not None:
@@ -39,13 +46,19 @@ def governance(data_dir: str, store: str | None, by: str, period: str, as_of: st
         pd.Period("2024-01-01", freq=period)
     except ValueError:
         raise click.BadParameter(f"not a pandas period code: {period!r}", param_hint="--period") from None
-    try:
-        ds = load_dataset(data_dir)
-        st = AlertStore(store) if store else None
-        g = governance_index(ds, st, by=by, period=period, as_of=as_of, min_denominator=min_denominator)
-    except (DataValidationError, ValueError) as e:
-        click.echo(f"error: {e}", err=True)
-        raise SystemExit(1) from None
+    parts = []
+    with ExitStack() as stack:
+        st = stack.enter_context(open_store(check_store_url(None, None, store), create=False)) if store else None
+        found = folders(data_dir, district, store_districts(st) if st is not None else None)
+        for code, folder in found.items():
+            try:
+                ds = load_dataset(folder)
+                view = district_view(st, code) if st is not None else None
+                g = governance_index(ds, view, by=by, period=period, as_of=as_of, min_denominator=min_denominator)
+            except (DataValidationError, ValueError) as e:
+                fail(f"{f'district {code}: ' if code else ''}{e}")
+            parts.append(g.assign(district=code)[["district", *g.columns]] if code else g)
+    g = pd.concat(parts, ignore_index=True)
     out = outputs.allowed(g.assign(period=g["period"].astype(str)), "governance")
     if fmt == "json":
         recs = json.loads(out.drop(columns="detail").to_json(orient="records", force_ascii=False))
@@ -55,5 +68,7 @@ def governance(data_dir: str, store: str | None, by: str, period: str, as_of: st
     elif fmt == "csv":
         click.echo(outputs.to_csv(out, "governance", float_format="%.4g"), nl=False)
     else:
-        show = out[["unit", "period", "name_zh", "indicator", "numerator", "denominator", "score", "change", "status"]]
+        first = ["district"] if "district" in out.columns else []
+        show = out[[*first, "unit", "period", "name_zh", "indicator", "numerator", "denominator", "score", "change",
+                    "status"]]
         click.echo(show.to_string(index=False, float_format=lambda v: f"{v:.1f}"))

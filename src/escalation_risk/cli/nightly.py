@@ -1,6 +1,8 @@
 """``nightly``: the batch job, one night end to end.
 
-Exit codes, for a scheduler: 0 the night ran clean; 1 it failed (nothing recorded);
+Exit codes, for a scheduler: 0 the night ran clean; 1 it failed (nothing recorded: bad data, a
+stale export, a corrected export without --replace, an older night without --backfill, or
+the store busy with another night past --lock-timeout; one line on stderr);
 2 bad arguments; 3 the night ran and was recorded, but rows were set aside or values
 blanked (see the quarantine report); 4 the night ran clean but some webhook messages
 are still pending (``alerts deliver`` sends them).
@@ -18,18 +20,11 @@ from ..dataset import DataValidationError
 from ..pseudonym_keys import PseudonymKeyError
 from .alerts import make_webhook, notify_options
 from .errors import EXIT_DELIVERY_PENDING, EXIT_QUARANTINED, check_store_url, fail, open_store
+from .params import MOMENT
 
 AS_OF_HELP = ("The night scored. A date (2025-06-30) means the END of that day, so everything reported on it "
               "is scored; a date-time (2025-06-30T18:00) means that moment. The exact moment is written in "
               "the scores file and the store.")
-
-
-def _night(_ctx: click.Context, param: click.Parameter, value: str) -> pd.Timestamp:
-    from ..nightly import resolve_night
-    try:
-        return resolve_night(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param=param) from None
 
 
 @click.command()
@@ -37,7 +32,7 @@ def _night(_ctx: click.Context, param: click.Parameter, value: str) -> pd.Timest
 @click.option("--model", "model_dir", default=lambda: os.environ.get("ESCALATION_RISK_MODEL", "models/default"),
               show_default="$ESCALATION_RISK_MODEL or models/default", type=click.Path(file_okay=False),
               help="Model directory.")
-@click.option("--as-of", "as_of", required=True, callback=_night, metavar="DATE|DATETIME", help=AS_OF_HELP)
+@click.option("--as-of", "as_of", required=True, type=MOMENT, metavar="DATE|DATETIME", help=AS_OF_HELP)
 @click.option("--store", default=lambda: os.environ.get("ESCALATION_RISK_STORE", "sqlite:///alerts.db"),
               show_default="$ESCALATION_RISK_STORE or sqlite:///alerts.db", callback=check_store_url,
               help="SQLAlchemy URL of the alert store.")
@@ -60,11 +55,12 @@ def _night(_ctx: click.Context, param: click.Parameter, value: str) -> pd.Timest
 @click.option("--notify-level", type=click.Choice(["red", "orange", "yellow"]), default="orange", show_default=True,
               help="Lowest level that sends a message.")
 @notify_options
-@click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`).")
+@click.option("--report", is_flag=True, help="Also write OUT/briefing-NIGHT.html (see `briefing`); a province: "
+              "that page is an index of the districts, each with its own briefing-NIGHT-CODE.html.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
               help="The briefing's language.")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
-              help="For a province folder: run the districts in this process, or one Spark task each.")
+              help="Where the districts are scored: in this process, or one Spark task each.")
 @click.option("--spark-master", default=None, metavar="URL",
               help="With --engine spark: e.g. local[2]; default: the session of spark-submit, else local[*].")
 def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_dir: str, thresholds: str | None,
@@ -75,41 +71,38 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
     """Score every dispute open on the night AS_OF and raise or update alerts.
 
     DATA_DIR is a district's folder, or a province's: a folder of district folders
-    named by district code (each district recorded in its own transaction).
+    named by district code. Both run the same night, every option alike: a province is
+    linked province-wide, then each district is scored (--engine) and recorded in its
+    own transaction under the store's lock; with --report it gets an index page and a
+    page per district.
 
-    Exit 0 ok, 1 failed, 2 bad arguments, 3 recorded but with quarantined rows,
+    Exit 0 ok, 1 failed (refused, or the store busy past --lock-timeout), 2 bad arguments,
+    3 recorded but with quarantined rows,
     4 recorded but some messages are still pending (send them later with `alerts deliver`).
     """
     hook = make_webhook(notify_url, notify_secret, notify_timeout, notify_shape) if notify_url else None
     from ..alerts import NightConflictError, StoreBusyError
     from ..artifacts import ModelLoadError
-    from ..briefing import write_briefing
-    from ..dataset import load_dataset
     from ..nightly import StaleDataError, run_night
+    from ..province import ProvinceError
+    from ..spark import SparkUnavailableError
     levels = _thresholds(thresholds) if thresholds else None
+    if spark_master and engine != "spark":
+        raise click.BadParameter("--spark-master is for --engine spark", param_hint="--spark-master")
     if progress is None:
         progress = sys.stderr.isatty()
-    from ..province import is_province
-    if is_province(data_dir):
-        _province_night(data_dir, model_dir, as_of, store, out_dir, levels, engine, spark_master)
-        return
-    if engine != "local" or spark_master:
-        raise click.BadParameter(f"{data_dir} is a district's folder; --engine spark runs a province folder "
-                                 "(a folder of district folders)", param_hint="--engine")
     try:
-        ds = load_dataset(data_dir, errors="quarantine") if report else None
         with open_store(store) as st:
-            result = run_night(data_dir if ds is None else ds, model_dir, as_of, store=st, out_dir=out_dir,
-                               progress=progress, thresholds=levels, stale_days=stale_days, allow_stale=allow_stale,
-                               replace=replace, backfill=backfill, lock_timeout=lock_timeout, notify=hook,
-                               notify_level=notify_level)
-            if ds is not None:
-                result.files["briefing"] = write_briefing(ds, st, result.summary.as_of, out_dir, lang=lang,
-                                                          drift=result.drift, scores=result.scores)
+            result = run_night(data_dir, model_dir, as_of, store=st, out_dir=out_dir, progress=progress,
+                               thresholds=levels, stale_days=stale_days, allow_stale=allow_stale, replace=replace,
+                               backfill=backfill, lock_timeout=lock_timeout, notify=hook,
+                               notify_level=notify_level, report=report, lang=lang, engine=engine,
+                               spark_master=spark_master)
     except (DataValidationError, ModelLoadError, PseudonymKeyError, StaleDataError, NightConflictError,
-            StoreBusyError, FileNotFoundError, ValueError) as e:
+            StoreBusyError, SparkUnavailableError, ProvinceError, FileNotFoundError, ValueError) as e:
         fail(e)
     click.echo(str(result))
+    click.echo(f"store: {result.store}")
     for what in ("scores", "briefing"):
         if what in result.files:
             click.echo(f"{what}: {result.files[what]}")
@@ -131,22 +124,3 @@ def _thresholds(text: str) -> dict[str, float]:
         raise click.BadParameter("give red, orange and yellow, with red >= orange >= yellow",
                                  param_hint="--thresholds")
     return out
-
-
-def _province_night(data_dir: str, model_dir: str, night: pd.Timestamp, store: str, out_dir: str,
-                    levels: dict[str, float] | None, engine: str, spark_master: str | None) -> None:
-    from ..artifacts import ModelLoadError
-    from ..province import ProvinceError, run_province_night
-    from ..spark import SparkUnavailableError
-    try:
-        with open_store(store) as st:
-            report = run_province_night(data_dir, model_dir, night, store=st, out_dir=out_dir, engine=engine,
-                                        spark_master=spark_master, thresholds=levels)
-    except (SparkUnavailableError, DataValidationError, ModelLoadError, PseudonymKeyError, ProvinceError,
-            FileNotFoundError, ValueError) as e:
-        fail(e)
-    click.echo(str(report))
-    if "scores" in report.files:
-        click.echo(f"scores: {report.files['scores']}")
-    if report.quarantined_rows:
-        raise SystemExit(EXIT_QUARANTINED)
