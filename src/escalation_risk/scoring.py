@@ -275,7 +275,7 @@ class Scorer:
             old = state.history
             history = Dataset(**{name: pd.concat([getattr(old, name), added[name]], ignore_index=True)
                                  if name in added else getattr(old, name) for name in TABLES},
-                              source=old.source, rows_read=old.rows_read)
+                              source=old.source, rows_read=old.rows_read, key_fingerprint=old.key_fingerprint)
             idx = append_to_index(state.idx, history, added) if added else state.idx
             if idx is None:  # a change the index cannot take in place (see index_append): re-build
                 idx = history_index(history, self.model.lexicon)
