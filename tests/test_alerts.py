@@ -166,14 +166,14 @@ def test_level_change_updates_the_alert_and_tightens_due(night1):
     assert (s.new_alerts, s.updated_alerts, s.rising) == (0, 1, 1)
     d3 = alert_of(night1, "d3")
     assert (d3["level"], d3["trend"], d3["probability"]) == ("red", "rising", 0.8)
-    assert d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59.999999")  # red: the same day
+    assert d3["due_at"] == pd.Timestamp("2025-07-02 23:59:59.999999")  # red: by the end of the next day
     update = d3["events"][-1]
     assert update["event"] == "updated" and update["from_status"] == update["to_status"] == "raised"
     assert "level yellow -> red" in update["note"] and "trend new -> rising" in update["note"]
     # falling back never loosens the due time
     night1.record_night(scores(NIGHT3, [("d3", 0.4, "yellow", "falling")]), NIGHT3, "m1")
     d3 = alert_of(night1, "d3")
-    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59.999999")
+    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-02 23:59:59.999999")
 
 
 def test_drop_to_blue_keeps_the_alert_open(night1):
@@ -365,22 +365,26 @@ def test_events_are_append_only(night1):
 
 def test_due_times_by_level():
     raised = pd.Timestamp("2025-06-30 15:00")
-    assert due_at("red", raised) == pd.Timestamp("2025-06-30 23:59:59.999999")
+    # Time counts from when people can act: the morning after the night.
+    assert due_at("red", raised) == pd.Timestamp("2025-07-01 23:59:59.999999")
+    assert due_at("red", pd.Timestamp("2025-06-30 23:59:59.999999")) == pd.Timestamp("2025-07-01 23:59:59.999999")
     assert due_at("orange", raised) == pd.Timestamp("2025-07-03 23:59:59.999999")
     assert due_at("yellow", raised) == pd.Timestamp("2025-07-07 23:59:59.999999")
 
 
 def test_overdue_with_fixed_clocks(night1):
     assert night1.overdue("2025-06-30 23:00").empty
-    late = night1.overdue("2025-07-01 08:00")
+    assert night1.overdue("2025-07-01 23:00").empty  # the red alert's day to act
+    late = night1.overdue("2025-07-02 08:00")
     assert list(late["dispute_id"]) == ["d1"]
     assert late["overdue_by"].iloc[0] == pd.Timedelta(hours=8, microseconds=1)
     assert list(night1.overdue("2025-07-09")["dispute_id"]) == ["d1", "d2", "d3"]
-    # the next night counts it too
-    assert night1.record_night(scores(NIGHT2, []), NIGHT2, "m1").overdue == 1
+    # a later night counts it too
+    assert night1.record_night(scores(NIGHT2, []), NIGHT2, "m1").overdue == 0
+    assert night1.record_night(scores(NIGHT3, []), NIGHT3, "m1").overdue == 1
     a = alert_of(night1, "d1")["alert_id"]
-    night1.update(a, "in_progress", by="wang", at="2025-07-01 09:00")
-    night1.update(a, "resolved", by="wang", at="2025-07-01 12:00")
+    night1.update(a, "in_progress", by="wang", at="2025-07-02 09:00")
+    night1.update(a, "resolved", by="wang", at="2025-07-02 12:00")
     assert list(night1.overdue("2025-07-09")["dispute_id"]) == ["d2", "d3"]
 
 
@@ -394,7 +398,8 @@ def test_follow_ups_due(night1):
     due = night1.follow_ups_due("2025-07-08 11:00")
     assert list(due["alert_id"]) == [a]
     assert list(night1.follow_ups_due("2025-07-11", days=7)["alert_id"]) == [a, b]
-    assert list(night1.follow_ups_due("2025-07-04", days=1)["alert_id"]) == [a]
+    assert list(night1.follow_ups_due("2025-07-04 09:00", days=1)["alert_id"]) == [a]
+    assert list(night1.follow_ups_due("2025-07-04", days=1)["alert_id"]) == [a, b]  # a date: its end
     night1.update(a, "follow_up", by="wang", at="2025-07-09")
     assert list(night1.follow_ups_due("2025-07-11")["alert_id"]) == [b]
 
@@ -496,7 +501,7 @@ def test_cli_end_to_end(cli_store):
     # The outcome is text typed by staff: the listing carries its length and the code, never the text.
     assert outcomes == [{
         "district": "", "dispute_id": "d1", "alert_id": a, "raised_at": "2025-06-30T00:00:00",
-        "closed_at": "2025-07-08T00:00:00", "outcome_chars": 11, "escalated_to_crime": True,
+        "closed_at": "2025-07-08T23:59:59.999999", "outcome_chars": 11, "escalated_to_crime": True,
     }]
     assert "d1" not in run("list", "--store", url).stdout  # closed: not open any more
     assert "d1" in run("list", "--all", "--store", url).stdout
@@ -504,7 +509,7 @@ def test_cli_end_to_end(cli_store):
 
 def test_cli_overdue_and_follow_ups(cli_store):
     url, ids = cli_store
-    result = run("overdue", "--now", "2025-07-01T08:00", "--store", url)
+    result = run("overdue", "--now", "2025-07-02T08:00", "--store", url)
     assert result.exit_code == 0
     assert "d1" in result.stdout and "d2" not in result.stdout
     assert run("overdue", "--now", "2025-06-30T12:00", "--store", url).stdout.strip() == "no overdue alerts"
@@ -615,8 +620,8 @@ def test_times_are_instants_in_the_store(store_url):
     with AlertStore(store_url, timezone="UTC") as s:
         assert alert_of(s, "d1")["raised_at"] == pd.Timestamp("2025-06-29 16:00")
         # comparisons are between instants too
-        assert len(s.overdue(now=pd.Timestamp("2025-06-30 16:00"))) == 1  # red: due by 2025-06-30 15:59:59 UTC
-        assert s.overdue(now=pd.Timestamp("2025-06-30 15:00")).empty
+        assert len(s.overdue(now=pd.Timestamp("2025-07-01 16:00"))) == 1  # red: due by 2025-07-01 15:59:59 UTC
+        assert s.overdue(now=pd.Timestamp("2025-07-01 15:00")).empty
 
 
 def _v1_metadata() -> sa.MetaData:

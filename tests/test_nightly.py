@@ -242,9 +242,7 @@ def test_cli_errors_not_tracebacks(tmp_path, data_dir, model_dir):
     assert not missing.parent.exists()  # nothing created
     bad_cutoff = runner.invoke(main, ["train", str(data_dir), "--cutoff", "soon", "--out", str(tmp_path / "m")])
     assert bad_cutoff.exit_code == 2 and "--cutoff" in bad_cutoff.output
-    late = runner.invoke(main, ["train", str(data_dir), "--cutoff", "2030-01-01", "--out", str(tmp_path / "m")])
-    assert late.exit_code == 1 and "choose an earlier cutoff" in late.output
-    for r in (bad_url, unknown_db, no_driver, bad_date, listed, bad_cutoff, late):
+    for r in (bad_url, unknown_db, no_driver, bad_date, listed, bad_cutoff):
         assert "Traceback" not in r.output
 
 

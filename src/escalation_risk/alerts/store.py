@@ -379,16 +379,9 @@ class NightSummary:
 
 
 def _timestamp(value: Any, name: str) -> datetime:
-    """A naive datetime from anything pandas reads as a timestamp."""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected a timestamp, got {value!r}") from exc
-    if ts is pd.NaT or pd.isna(ts):
-        raise ValueError(f"{name}: expected a timestamp, got {value!r}")
-    if ts.tzinfo is not None:
-        raise ValueError(f"{name}: expected naive local time, got {value!r} with a time zone")
-    return ts.to_pydatetime()
+    """A naive local datetime by the one moment rule (:func:`escalation_risk.clock.to_moment`:
+    a date is the end of that day, an offset converted to the zone)."""
+    return clock.to_moment(value, what=name).to_pydatetime()
 
 
 def _now(at: Any, name: str = "at") -> datetime:

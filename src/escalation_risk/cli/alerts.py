@@ -26,6 +26,7 @@ from ..alerts import (
     AlertTransitionError,
 )
 from .errors import EXIT_DELIVERY_PENDING, check_store_url, fail, open_store
+from .params import MOMENT
 
 STORE_ENV = "ESCALATION_RISK_STORE"
 DEFAULT_STORE = "sqlite:///alerts.db"
@@ -45,24 +46,6 @@ _EVENT_COLUMNS = ("at", "who", "event", "from_status", "to_status", "owner", "no
 _check_url = check_store_url
 
 
-class _Timestamp(click.ParamType):
-    """A date or date-time, read as a naive pandas Timestamp."""
-
-    name = "DATE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> pd.Timestamp:
-        if isinstance(value, pd.Timestamp):
-            return value
-        try:
-            ts = pd.Timestamp(value)
-        except (TypeError, ValueError):
-            ts = pd.NaT
-        if pd.isna(ts) or ts.tzinfo is not None:
-            self.fail(f"expected a date like 2025-06-30 or 2025-06-30T14:00, got {value!r}", param, ctx)
-        return ts
-
-
-TIMESTAMP = _Timestamp()
 
 
 def _store_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -208,7 +191,7 @@ def show(alert_id: int, store_url: str, fmt: str, data_dir: str | None, model_di
 @click.option("--to", "to", required=True, help="The new owner, who follows the alert from now on.")
 @click.option("--by", "by", required=True, help="Who makes the assignment.")
 @click.option("--note", default="", help="Free text for the audit trail.")
-@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@click.option("--at", type=MOMENT, default=None, help="When (a date: the end of that day; default: now).")
 @_store_option
 def assign(alert_id: int, to: str, by: str, note: str, at: pd.Timestamp | None, store_url: str) -> None:
     """Assign ALERT_ID to a person (who then owns it until it is closed)."""
@@ -222,7 +205,7 @@ def assign(alert_id: int, to: str, by: str, note: str, at: pd.Timestamp | None, 
 @click.option("--status", required=True, type=click.Choice(STATUSES), help="The new status.")
 @click.option("--by", "by", required=True, help="Who makes the change.")
 @click.option("--note", default="", help="Free text for the audit trail.")
-@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@click.option("--at", type=MOMENT, default=None, help="When (a date: the end of that day; default: now).")
 @_store_option
 def update(alert_id: int, status: str, by: str, note: str, at: pd.Timestamp | None, store_url: str) -> None:
     """Move ALERT_ID to another status, if the lifecycle allows it."""
@@ -238,7 +221,7 @@ def update(alert_id: int, status: str, by: str, note: str, at: pd.Timestamp | No
 @click.option("--escalated/--not-escalated", "escalated", default=None,
               help="Whether the dispute turned into a crime (omit if not known).")
 @click.option("--note", default="", help="Free text for the audit trail.")
-@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@click.option("--at", type=MOMENT, default=None, help="When (a date: the end of that day; default: now).")
 @_store_option
 def close(alert_id: int, by: str, outcome: str, escalated: bool | None, note: str,
           at: pd.Timestamp | None, store_url: str) -> None:
@@ -250,7 +233,7 @@ def close(alert_id: int, by: str, outcome: str, escalated: bool | None, note: st
 
 
 @alerts.command("overdue")
-@click.option("--now", type=TIMESTAMP, default=None, help="The clock to judge by (default: now).")
+@click.option("--now", type=MOMENT, default=None, help="The clock to judge by (default: now).")
 @_store_option
 @_format_option
 def overdue(now: pd.Timestamp | None, store_url: str, fmt: str) -> None:
@@ -261,7 +244,7 @@ def overdue(now: pd.Timestamp | None, store_url: str, fmt: str) -> None:
 
 
 @alerts.command("follow-ups")
-@click.option("--now", type=TIMESTAMP, default=None, help="The clock to judge by (default: now).")
+@click.option("--now", type=MOMENT, default=None, help="The clock to judge by (default: now).")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(min=0),
               help="Resolved or escalated more than this many days ago.")
 @_store_option
@@ -334,7 +317,7 @@ def deliver(store_url: str, notify_url: str, notify_secret: str | None, notify_t
 @click.option("--notify", "notify_url", envvar=NOTIFY_URL_ENV, required=True, metavar="URL",
               help=f"Webhook to POST to (env {NOTIFY_URL_ENV}).")
 @notify_options
-@click.option("--at", "at", type=TIMESTAMP, default=None, help="The moment of the review (default: now, UTC).")
+@click.option("--at", "at", type=MOMENT, default=None, help="The moment of the review (default: now).")
 def remind(store_url: str, notify_url: str, notify_secret: str | None, notify_timeout: float, notify_shape: str,
            at: pd.Timestamp | None) -> None:
     """The daily review: one message per owner (overdue and due today) and an office summary.

@@ -63,6 +63,7 @@ from .problems import (
     MAX_LISTED,
     NULLED,
     PROBLEM_COLUMNS,
+    QUARANTINE_HINT,
     SET_ASIDE,
     DataValidationError,
     _problems,
@@ -89,7 +90,8 @@ from .validation import (
 
 __all__ = [
     "BAD_ID", "BAD_PHONE", "BAD_TIMESTAMP", "BEFORE_REPORT", "HIDDEN_COLUMNS", "KEY_ENV", "KEY_FILE_ENV",
-    "MAX_LISTED", "NOT_FINITE", "NULLED", "OUTCOME_RULE", "PROBLEM_COLUMNS", "PSEUDONYMISED_MARKER", "SET_ASIDE",
+    "MAX_LISTED", "NOT_FINITE", "NULLED", "OUTCOME_RULE", "PROBLEM_COLUMNS", "PSEUDONYMISED_MARKER", "QUARANTINE_HINT",
+    "SET_ASIDE",
     "SMALL", "STR_DTYPE", "SYNTHETIC_MARKER", "TIMESTAMP_FORMATS", "VALUE_RULE", "DataValidationError", "Dataset",
     "ErrorsMode", "MarkerError", "mark_synthetic",
     "PseudonymKeyError", "as_records", "build_parts", "empty_table", "load_dataset", "parse_records",
