@@ -126,20 +126,21 @@ def test_failure_mid_transaction_leaves_store_unchanged(store, monkeypatch, on_n
     if on_night == 2:
         store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
     before = dump(store)
-    real = store_module._apply_alerts
+    from escalation_risk.alerts import recording  # where record_night looks it up
+    real = recording._apply_alerts
 
     def apply_then_crash(*args, **kwargs):
         real(*args, **kwargs)  # scores, run, alerts and events are written by now
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(store_module, "_apply_alerts", apply_then_crash)
+    monkeypatch.setattr(recording, "_apply_alerts", apply_then_crash)
     night = NIGHT1 if on_night == 1 else NIGHT2
     rows = NIGHT1_SCORES if on_night == 1 else [("d1", 0.99, "red", "rising"), ("d4", 0.7, "orange", "rising")]
     with pytest.raises(RuntimeError, match="power cut"):
         store.record_night(scores(night, rows), night, "m1")
     assert dump(store) == before
     # and the night can be recorded properly afterwards
-    monkeypatch.setattr(store_module, "_apply_alerts", real)
+    monkeypatch.setattr(recording, "_apply_alerts", real)
     assert not store.record_night(scores(night, rows), night, "m1").already_recorded
 
 
@@ -754,3 +755,46 @@ def test_a_version_1_store_is_migrated(tmp_path):
         assert s.schema_version == SCHEMA_VERSION
         s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="c" * 64)
         assert s.last_night() == NIGHT1
+
+
+# ---------------------------------------------------------------------------
+# the store knows its pseudonym key
+
+KEY_A, KEY_B = "a1" * 8, "b2" * 8  # fingerprints (pseudonym_keys.key_fingerprint), not keys
+
+
+def test_a_night_under_another_pseudonym_key_is_refused_by_name(store):
+    from escalation_risk.alerts import StoreKeyError
+
+    store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="f" * 64,
+                       key_fingerprint=KEY_A)
+    before = dump(store)
+    assert store.runs()["key_fingerprint"].tolist() == [KEY_A]
+    attempts = [
+        dict(as_of=NIGHT1, input_fingerprint="g" * 64),  # the same night re-run with another key
+        dict(as_of=NIGHT1, input_fingerprint="g" * 64, replace=True),  # even with replace
+        dict(as_of=NIGHT2, input_fingerprint="h" * 64),  # a new night with another key
+    ]
+    for kw in attempts:
+        night = kw.pop("as_of")
+        with pytest.raises(StoreKeyError, match="this store was recorded with another pseudonym key") as err:
+            store.record_night(scores(night, NIGHT1_SCORES), night, "m1", key_fingerprint=KEY_B, **kw)
+        assert "replace" not in str(err.value) and KEY_A in str(err.value)
+        assert dump(store) == before  # nothing was written
+    # the store's own key goes on; a caller that names no key is not checked (older callers)
+    assert not store.record_night(scores(NIGHT2, NIGHT1_SCORES), NIGHT2, "m1", key_fingerprint=KEY_A).already_recorded
+    assert not store.record_night(scores(NIGHT3, NIGHT1_SCORES), NIGHT3, "m1").already_recorded
+
+
+def test_cli_close_echoes_only_the_masked_outcome(cli_store):
+    url, ids = cli_store
+    a = ids["d1"]
+    for step in (("update", a, "--status", "in_progress", "--by", "wang"),
+                 ("update", a, "--status", "resolved", "--by", "wang"),
+                 ("update", a, "--status", "follow_up", "--by", "wang")):
+        assert run(*step, "--store", url).exit_code == 0
+    result = run("close", a, "--by", "wang", "--outcome", "agreed; call 13812345678 or 110101198001011234",
+                 "--not-escalated", "--store", url)
+    assert result.exit_code == 0, result.output
+    assert "13812345678" not in result.output and "110101198001011234" not in result.output
+    assert "[phone]" in result.output and "[id number]" in result.output

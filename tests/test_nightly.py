@@ -71,7 +71,7 @@ def test_crash_mid_night_leaves_store_as_it_was(tmp_path, small_district, small_
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     run_night(small_district, small_model, "2025-06-16", store=url, out_dir=None)
     before = _dump(url)
-    import escalation_risk.alerts.store as store_mod
+    import escalation_risk.alerts.recording as store_mod  # where record_night looks it up
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full (injected)")

@@ -42,6 +42,7 @@ __all__ = [
     "LEVEL_RANK",
     "TRENDS",
     "DUE_DAYS",
+    "OUTCOMES",
     "AlertTransitionError",
     "allowed_next",
     "check_transition",
@@ -89,6 +90,19 @@ TRENDS: tuple[str, ...] = ("rising", "steady", "falling", "new")
 #: the night that raised it (or raised its level). An alert of the night of D is due by
 #: the end of D+1 (red), D+3 (orange), D+7 (yellow).
 DUE_DAYS: Mapping[str, int] = {"red": 1, "orange": 3, "yellow": 7}
+
+#: The outcomes a closing person picks from (the desk's list; ``close`` itself takes any
+#: text so that older records and the command line keep working). With
+#: ``escalated_to_crime`` they become the next training labels.
+OUTCOMES: tuple[str, ...] = (
+    "settled_by_mediation",   # an agreement reached in mediation
+    "settled_by_parties",     # the parties settled it themselves
+    "referred_to_court",      # handed to a court or arbitration
+    "referred_to_police",     # handed to the police
+    "referred_to_authority",  # handed to another authority (labour, housing, ...)
+    "withdrawn",              # the complaint was withdrawn
+    "parties_moved_away",     # the parties left the area
+)
 
 
 class AlertTransitionError(ValueError):

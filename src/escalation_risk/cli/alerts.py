@@ -229,7 +229,8 @@ def close(alert_id: int, by: str, outcome: str, escalated: bool | None, note: st
     with _opened(store_url) as store:
         alert = store.close(alert_id, by=by, outcome=outcome, escalated_to_crime=escalated,
                             note=note, at=at)
-    _done(alert, f"closed ({outcome})")
+    # The confirmation shows the outcome as the store kept it (masked), never as typed.
+    _done(alert, f"closed ({alert['outcome']})")
 
 
 @alerts.command("overdue")
@@ -280,16 +281,26 @@ def notify_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
                      help="Seconds before one request is given up (it stays pending).")(f)
     f = click.option("--notify-secret", envvar=NOTIFY_SECRET_ENV, default=None, metavar="SECRET",
-                     help=f"HMAC secret signing each request (env {NOTIFY_SECRET_ENV}).")(f)
+                     help=f"Secret signing each request, Standard Webhooks (whsec_<base64>, or text of at "
+                          f"least 32 bytes); required to send. Prefer the env {NOTIFY_SECRET_ENV}: an "
+                          "option shows in the process list.")(f)
     return f
 
 
 def make_webhook(url: str, secret: str | None, timeout: float, shape: str) -> Any:
-    """The Webhook for the CLI options (bad settings: exit 2 with the option named)."""
-    from ..alerts.notify import Webhook
+    """The Webhook for the CLI options (bad settings: exit 2 with the option named; the
+    secret is required, and never shown)."""
+    from ..alerts.webhook import MIN_SECRET_BYTES, Webhook, WebhookSecretError, secret_bytes
 
+    if not secret:
+        raise click.BadParameter(f"a secret of at least {MIN_SECRET_BYTES} bytes is required to send "
+                                 f"(env {NOTIFY_SECRET_ENV})", param_hint="--notify-secret")
     try:
-        return Webhook(url, secret=secret.encode() if secret else None, timeout_s=timeout, shape=shape)
+        key = secret_bytes(secret)
+    except WebhookSecretError as exc:
+        raise click.BadParameter(str(exc), param_hint="--notify-secret") from None
+    try:
+        return Webhook(url, secret=key, timeout_s=timeout, shape=shape)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--notify") from None
 
@@ -299,14 +310,20 @@ def make_webhook(url: str, secret: str | None, timeout: float, shape: str) -> An
 @click.option("--notify", "notify_url", envvar=NOTIFY_URL_ENV, required=True, metavar="URL",
               help=f"Webhook to POST to (env {NOTIFY_URL_ENV}).")
 @notify_options
+@click.option("--reclaim-after", type=click.FloatRange(min=0), default=600.0, show_default=True, metavar="SECONDS",
+              help="Send again a message another deliverer claimed this long ago and never marked (it died); "
+                   "the resend carries the same webhook-id.")
 def deliver(store_url: str, notify_url: str, notify_secret: str | None, notify_timeout: float,
-            notify_shape: str) -> None:
-    """Send the messages still pending (failed or not yet tried). Exit 4 when some stay pending."""
+            notify_shape: str, reclaim_after: float) -> None:
+    """Send the messages still pending (failed or not yet tried). Exit 4 when some stay pending.
+
+    Safe to run twice at once (cron and a person): each message is claimed before it is sent.
+    """
     from ..alerts.notify import Notifier
 
     hook = make_webhook(notify_url, notify_secret, notify_timeout, notify_shape)
     with _opened(store_url) as store:
-        report = Notifier(store, hook).deliver()
+        report = Notifier(store, hook, lease_s=reclaim_after).deliver()
     click.echo(str(report))
     if not report.ok:
         raise SystemExit(EXIT_DELIVERY_PENDING)
