@@ -57,6 +57,7 @@ from escalation_risk.features import history_index  # noqa: E402
 from escalation_risk.governance import governance_index  # noqa: E402
 from escalation_risk.model import open_points, report_points  # noqa: E402
 from escalation_risk.response import ALERT_LEVELS, assign_levels  # noqa: E402
+from escalation_risk.dataset import mark_synthetic  # noqa: E402
 from escalation_risk.synth import generate_district, generate_tables, write_tables  # noqa: E402
 
 MB = 1024 * 1024
@@ -283,6 +284,7 @@ def run(args) -> dict:
 
     with bench.stage("write", "write Parquet (synth.write_tables)") as s:
         write_tables(tables, data_dir, "parquet")
+        mark_synthetic(data_dir)  # read with the public sample key: only a synthetic folder may be
         size = sum(f.stat().st_size for f in data_dir.glob("*.parquet"))
         s["notes"] = f"{size / MB:,.0f} MB on disk"
 

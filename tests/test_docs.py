@@ -32,10 +32,12 @@ def test_guides_python_blocks_run_as_written(tmp_path, monkeypatch):
     import re
     import shutil
 
+    from escalation_risk.dataset import mark_synthetic
     from escalation_risk.synth import generate_tables, write_tables
     tables, _ = generate_tables(4000, seed=2)
     write_tables(tables, tmp_path / "data" / "sample")
     shutil.copy(ROOT / "data" / "sample" / "SAMPLE_KEY", tmp_path / "data" / "sample" / "SAMPLE_KEY")
+    mark_synthetic(tmp_path / "data" / "sample")  # generated: the public sample key may read it, as the real one
     monkeypatch.chdir(tmp_path)
     blocks = [(md.relative_to(ROOT), code) for md in sorted((ROOT / "docs").rglob("*.md"))
               for code in re.findall(r"```python\n(.*?)```", md.read_text(encoding="utf-8"), re.S)]

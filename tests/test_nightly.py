@@ -260,3 +260,20 @@ def test_keygen_and_no_key(tmp_path, small_district):
     assert no_key.exit_code == 1 and "keygen" in no_key.output and "Traceback" not in no_key.output
     ok = runner.invoke(main, ["--key-file", str(key), "validate", str(tmp_path / "raw")])
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_night_made_with_another_pseudonym_key_is_refused_by_name(tmp_path, small_district, small_model):
+    """The night passes its key's fingerprint to the store: ids made with another key would
+    split every person's history, so the store refuses them by name, never hinting --replace."""
+    import dataclasses
+
+    from escalation_risk.alerts import StoreKeyError
+    assert small_district.key_fingerprint  # loaded with a key: the night knows which
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    run_night(small_district, small_model, "2025-06-29", store=url, out_dir=None, check_drift=False)
+    other = dataclasses.replace(small_district, key_fingerprint="0" * 64)
+    with pytest.raises(StoreKeyError, match="another pseudonym key") as refused:
+        run_night(other, small_model, NIGHT, store=url, out_dir=None, check_drift=False)
+    assert "replace" not in str(refused.value)
+    with AlertStore(url) as st:
+        assert len(st.runs()) == 1

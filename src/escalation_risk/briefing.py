@@ -30,6 +30,7 @@ from .alerts.district import district_view
 from .clock import to_moment
 from .dataset import Dataset
 from .governance import INDICATORS, governance_index
+from .outputs import only, write_text
 from .response import PLANS
 
 __all__ = ["build_briefing", "write_briefing", "write_night_briefing", "LANGS"]
@@ -140,9 +141,10 @@ def _new_alerts(store: AlertStore, night: pd.Timestamp, lang: str, scores: pd.Da
     # A night recorded with one language only (older stores, other writers) shows that one.
     stored = a[col] if col in a.columns else a["reasons"]
     a = a.assign(shown=[_reason_list(v) or _reason_list(en) for v, en in zip(stored, a["reasons"])])
-    rows = [{"alert_id": int(r.alert_id), "dispute_id": r.dispute_id, "level": r.level,
-             "probability": f"{r.probability:.1%}", "reasons": own.get(str(r.dispute_id), r.shown),
-             "plan": _plan_text(r.plan, lang), "owner": r.owner, "due": f"{r.due_at:%Y-%m-%d %H:%M}"}
+    rows = [only({"alert_id": int(r.alert_id), "dispute_id": r.dispute_id, "level": r.level,
+                  "probability": f"{r.probability:.1%}", "reasons": own.get(str(r.dispute_id), r.shown),
+                  "plan": _plan_text(r.plan, lang), "owner": r.owner, "due": f"{r.due_at:%Y-%m-%d %H:%M}"},
+                 "briefing_alerts")
             for r in a.head(limit).itertuples()]
     return rows, max(0, len(a) - limit)
 
@@ -153,10 +155,11 @@ def _overdue(store: AlertStore, night: pd.Timestamp) -> list[dict[str, Any]]:
         return []
     rows = []
     for owner, g in od.groupby("owner", sort=False):
-        rows.append({"owner": owner, "count": len(g), **{lv: int((g["level"] == lv).sum()) for lv in _LEVELS[:3]},
-                     "oldest": f"{g['overdue_by'].max() / pd.Timedelta(days=1):.1f}",
-                     "alerts": ", ".join(str(i) for i in g["alert_id"].head(8))
-                     + (" …" if len(g) > 8 else "")})
+        rows.append(only({"owner": owner, "count": len(g),
+                          **{lv: int((g["level"] == lv).sum()) for lv in _LEVELS[:3]},
+                          "oldest": f"{g['overdue_by'].max() / pd.Timedelta(days=1):.1f}",
+                          "alerts": ", ".join(str(i) for i in g["alert_id"].head(8))
+                          + (" …" if len(g) > 8 else "")}, "briefing_overdue"))
     return sorted(rows, key=lambda r: (-r["count"], str(r["owner"])))
 
 
@@ -176,10 +179,10 @@ def _heat(ds: Dataset, store: AlertStore, night: pd.Timestamp, t: dict[str, str]
                                 yellow=("level", lambda x: int((x == "yellow").sum())))
     agg = agg.sort_values(["expected", "open"], ascending=False).head(limit)
     top = float(agg["expected"].max()) or 1.0
-    return [{"grid": grid_id, "open": int(r.open), "red": int(r.red), "orange": int(r.orange),
-             "yellow": int(r.yellow), "expected": f"{r.expected:.1f}", "mean_p": f"{r.mean_p:.1%}",
-             # Heat: the share of the hottest grid's expected escalations, as the cell's red alpha.
-             "heat": f"{0.08 + 0.6 * r.expected / top:.2f}"}
+    return [only({"grid": grid_id, "open": int(r.open), "red": int(r.red), "orange": int(r.orange),
+                  "yellow": int(r.yellow), "expected": f"{r.expected:.1f}", "mean_p": f"{r.mean_p:.1%}",
+                  # Heat: the share of the hottest grid's expected escalations, as the cell's red alpha.
+                  "heat": f"{0.08 + 0.6 * r.expected / top:.2f}"}, "briefing_heat")
             for grid_id, r in agg.iterrows()]
 
 
@@ -253,8 +256,7 @@ def write_briefing(ds: Dataset, store: AlertStore | str, night: Any, out_dir: st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / _page_name(when, kwargs.get("lang", "zh"), kwargs.get("district"))
-    path.write_text(build_briefing(ds, store, when, **kwargs), encoding="utf-8")
-    return path
+    return write_text(path, build_briefing(ds, store, when, **kwargs))
 
 
 def _page_name(when: pd.Timestamp, lang: str, district: str | None = None) -> str:
@@ -287,8 +289,9 @@ def build_briefing_index(store: AlertStore | str, night: Any, districts: Sequenc
             run = {"scored": int(x["n_scored"]), **{lv: int(x[f"n_{lv}"]) for lv in _LEVELS},
                    "new": int(x["n_new_alerts"]), "overdue": int(x["n_overdue"])}
         d = (drifts or {}).get(code)
-        rows.append({"district": code, "page": _page_name(when, lang, code), "run": run,
-                     "drift": "" if d is None else (d.verdict_zh if lang == "zh" else d.verdict)})
+        rows.append(only({"district": code, "page": _page_name(when, lang, code), "run": run,
+                          "drift": "" if d is None else (d.verdict_zh if lang == "zh" else d.verdict)},
+                         "briefing_districts"))
     found = [r["run"] for r in rows if r["run"]]
     total = {k: sum(r[k] for r in found) for k in found[0]} if found else None
     return _env().get_template(_INDEX_TEMPLATE).render(
@@ -312,5 +315,5 @@ def write_night_briefing(datasets: Mapping[str, Callable[[], Dataset]], store: A
                                              scores=scores.get(c), district=c, **kwargs) for c in codes}
     when = to_moment(night, what="night")  # a date: the end of that night's day
     index = Path(out_dir) / _page_name(when, lang)
-    index.write_text(build_briefing_index(store, when, codes, lang=lang, drifts=drifts), encoding="utf-8")
+    write_text(index, build_briefing_index(store, when, codes, lang=lang, drifts=drifts))
     return {"briefing": index, **files}

@@ -548,9 +548,10 @@ def _recorded(r: pd.Series) -> str:
     plan = r.get("alert_plan")
     if not isinstance(plan, str):
         return ""
-    outcome = r.get("alert_outcome")
-    return f"; alert: plan {plan}, {r.get('alert_status')}" + (f", outcome {outcome}" if isinstance(outcome, str)
-                                                                 else "")
+    # The outcome is text typed by staff: a report says only that one was recorded, and its length.
+    chars = r.get("alert_outcome_chars")
+    return f"; alert: plan {plan}, {r.get('alert_status')}" + (
+        f", outcome recorded ({int(chars)} characters)" if chars is not None and not pd.isna(chars) else "")
 
 
 def typical_report(library: pd.DataFrame) -> str:

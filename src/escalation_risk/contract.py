@@ -12,6 +12,7 @@ at or before ``as_of``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -58,6 +59,17 @@ RELATIONS = (
     "spouse", "ex_spouse", "partner", "parent_child", "sibling", "relative", "neighbor",
     "landlord_tenant", "employer_employee", "creditor_debtor", "acquaintance", "other",
 )
+# Every id (kind ``id``): a letter or digit, then letters, digits, ``_ . : / -``; at most 128
+# characters (the store's width). Nothing a spreadsheet would run as a formula, no spaces.
+ID_PATTERN = re.compile(r"[^\W_][\w.:/-]{0,127}")
+ID_RULE = "not a safe id (a letter or digit, then letters, digits, _ . : / or -; at most 128 characters)"
+
+
+def is_safe_id(value: str) -> bool:
+    """Whether ``value`` follows :data:`ID_PATTERN`."""
+    return ID_PATTERN.fullmatch(value) is not None
+
+
 # Offences that count as violence for place, network and history features.
 VIOLENT_OFFENCES = ("assault", "intentional_injury", "homicide", "arson", "affray",
                     "illegal_detention", "threat_intimidation")
@@ -154,7 +166,7 @@ TABLES: dict[str, TableSpec] = {
             C("org_id", "id", required=True, unique=True),
             C("org_type", "code", codes=ORG_TYPES),
             C("place_id", "id", ref=("places", "place_id")),
-            C("name", "str"),
+            C("name", "text", doc="free text typed by staff: never written out"),
         ), key="org_id", doc="企: organisations"),
         TableSpec("incidents", (
             C("incident_id", "id", required=True, unique=True),

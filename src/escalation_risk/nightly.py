@@ -56,7 +56,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import clock
+from . import clock, outputs
 from .alerts import AlertStore, NightSummary
 from .alerts.notify import DeliveryReport, Notifier, Webhook
 from .clock import end_of_day
@@ -76,6 +76,7 @@ from .province import (
     local_map,
     score_loaded,
 )
+from .pseudonym_keys import key_fingerprint as fingerprint_of_key
 
 log = logging.getLogger(__name__)
 
@@ -279,19 +280,19 @@ def _write_quarantine(loads: list[DistrictLoad], out: Path, tag: str) -> dict[st
         return files
     out.mkdir(parents=True, exist_ok=True)
     files["quarantine"] = out / f"quarantine-{tag}.csv"
-    pd.concat([d.quarantine for d in found], ignore_index=True).to_csv(files["quarantine"], index=False)
+    outputs.to_csv(pd.concat([d.quarantine for d in found], ignore_index=True), "quarantine", files["quarantine"])
     for d in loads:
         for name, rows in d.rejected.items():
             rej = out / f"rejected-{tag}" / d.district if d.district else out / f"rejected-{tag}"
             rej.mkdir(parents=True, exist_ok=True)
-            rows.to_csv(rej / f"{name}.csv", index=False)
+            outputs.to_csv(rows, f"rejected/{name}", rej / f"{name}.csv")
     log.warning("quarantined %d row(s); report in %s", sum(d.quarantined_rows for d in loads), files["quarantine"])
     return files
 
 
 def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, model_version: str,
-            fingerprint: str, *, replace: bool, backfill: bool, lock_timeout: float
-            ) -> tuple[dict[str, NightSummary], list[pd.DataFrame]]:
+            fingerprint: str, *, replace: bool, backfill: bool, lock_timeout: float,
+            key_fingerprint: str | None = None) -> tuple[dict[str, NightSummary], list[pd.DataFrame]]:
     """Record every district's night: all the locks first, then, per district, the previous
     scores (the trend) and the recording, so no other night comes between the two."""
     summaries: dict[str, NightSummary] = {}
@@ -303,7 +304,8 @@ def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, 
             previous = st.previous_scores(r.scores["dispute_id"].tolist(), before=night, district=r.district)
             s = apply_trend(r.scores, previous)
             summaries[r.district] = st.record_night(s, night, model_version, input_fingerprint=fingerprint,
-                                                    replace=replace, backfill=backfill, district=r.district)
+                                                    key_fingerprint=key_fingerprint, replace=replace,
+                                                    backfill=backfill, district=r.district)
             scored.append(s)
     return summaries, scored
 
@@ -400,14 +402,17 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     own_store = not isinstance(store, AlertStore)
     st: AlertStore = store if isinstance(store, AlertStore) else AlertStore(str(store))
     try:
+        # The store knows its key: a night pseudonymised with another key is refused by name.
         summaries, scored = _record(st, results, night, rm.version, fingerprint, replace=replace,
-                                    backfill=backfill, lock_timeout=lock_timeout)
+                                    backfill=backfill, lock_timeout=lock_timeout,
+                                    key_fingerprint=fingerprint_of_key(key) if key is not None
+                                    else getattr(data, "key_fingerprint", None))
         scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
         if out is not None and not all(s.already_recorded for s in summaries.values()):
             # Written once the night is recorded, so the file never shows a night the store refused.
             out.mkdir(parents=True, exist_ok=True)
             files["scores"] = out / f"scores-{tag}.csv"
-            _for_csv(scores).to_csv(files["scores"], index=False, date_format="%Y-%m-%dT%H:%M:%S.%f")
+            outputs.to_csv(_for_csv(scores), "scores", files["scores"], date_format="%Y-%m-%dT%H:%M:%S.%f")
         done()
 
         done = step("notify")

@@ -9,19 +9,27 @@ so there is no default key: the caller passes one, or points
 variety in it, or the development key earlier versions published is refused.
 
 The committed sample district comes with ``data/sample/SAMPLE_KEY``, a key that is
-public on purpose: for the synthetic sample, the tests and the notebooks only.
+public on purpose: for the synthetic sample, the tests and the notebooks only. A
+folder is read with it only when it carries a ``SYNTHETIC`` marker
+(:func:`refuse_sample_key`).
+
+A key is named without being shown by its fingerprint (:func:`key_fingerprint`, an
+HMAC of a constant under the key): the ``PSEUDONYMISED`` marker of a folder of
+pseudonyms carries it, so pseudonyms made with another key are refused by name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import stat
 import warnings
 from pathlib import Path
 
-__all__ = ["KEY_ENV", "KEY_FILE_ENV", "MIN_KEY_BYTES", "PseudonymKeyError", "generate_key_file",
-           "read_key_file", "resolve_pseudonym_key"]
+__all__ = ["KEY_ENV", "KEY_FILE_ENV", "MIN_KEY_BYTES", "SAMPLE_KEY_FINGERPRINT", "PseudonymKeyError",
+           "generate_key_file", "key_fingerprint", "read_key_file", "refuse_sample_key", "resolve_pseudonym_key"]
 
 KEY_ENV = "ESCALATION_RISK_PSEUDONYM_KEY"
 KEY_FILE_ENV = "ESCALATION_RISK_PSEUDONYM_KEY_FILE"
@@ -33,8 +41,29 @@ _HOW = (f"make one with `escalation-risk keygen PATH` and set {KEY_FILE_ENV}=PAT
         "(or pass pseudonym_key=...)")
 
 
+# The constant whose HMAC names a key: changing it changes every fingerprint.
+_FINGERPRINT_MESSAGE = b"escalation-risk pseudonym key fingerprint v1"
+#: The fingerprint of the public sample key, ``data/sample/SAMPLE_KEY``.
+SAMPLE_KEY_FINGERPRINT = "fd69472651240d4a"
+
+
 class PseudonymKeyError(ValueError):
     """No usable pseudonym key; the message says how to make one."""
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A name for ``key`` that reveals nothing of it: 16 hex characters of an HMAC of a
+    constant. Two keys with the same fingerprint are the same key (to 64 bits)."""
+    return hmac.new(key, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()[:16]
+
+
+def refuse_sample_key(fingerprint: str, synthetic: bool, where: str) -> None:
+    """Raise when the public sample key (by its fingerprint) is used for ``where`` and that
+    is not marked synthetic: real data hashed with a published key is not pseudonymised."""
+    if fingerprint == SAMPLE_KEY_FINGERPRINT and not synthetic:
+        raise PseudonymKeyError(f"{where} has no SYNTHETIC marker, and the pseudonym key is the public sample "
+                                f"key (data/sample/SAMPLE_KEY), which hides nothing: it is for synthetic data "
+                                f"only; {_HOW}")
 
 
 def check_key(key: bytes, where: str) -> bytes:

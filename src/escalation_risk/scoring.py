@@ -284,7 +284,7 @@ class Scorer:
             added = {name: getattr(checked, name).iloc[len(getattr(context, name)):].reset_index(drop=True)
                      for name in frames}
             added = {name: df for name, df in added.items() if len(df)}
-            history = state.history.plus(added)
+            history = state.history.plus(added)  # the key's fingerprint travels with the base (features.delta)
             idx = append_to_index(state.idx, history, added) if added else state.idx
             if idx is None:  # a change the index cannot take in place (see index_append): re-build
                 idx = history_index(history.dataset(), self.model.lexicon)

@@ -9,16 +9,15 @@ transition, unreadable store), with one line on stderr; 2 bad arguments.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import click
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from .. import outputs
 from ..alerts import (
     LEVELS,
     STATUSES,
@@ -78,22 +77,8 @@ def _opened(url: str) -> Iterator[AlertStore]:
             _fail(exc)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, pd.Timedelta):
-        return str(value)
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(value) else float(value)
-    return value
+# One JSON reading of a cell for every output.
+_jsonable = outputs.plain
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -111,14 +96,13 @@ def _for_table(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _emit(df: pd.DataFrame, fmt: str, columns: Sequence[str], empty: str) -> None:
+    # Only the declared columns leave, whatever the format: an outcome typed by staff as its length.
+    df = outputs.allowed(df, "alerts")
+    columns = [c if c in df.columns else f"{c}_chars" for c in columns]
     if fmt == "json":
         click.echo(json.dumps(_records(df), ensure_ascii=False, indent=2))
     elif fmt == "csv":
-        out = df.copy()
-        for col in ("reasons", "reasons_zh"):
-            if col in out.columns:
-                out[col] = [json.dumps(list(r), ensure_ascii=False) for r in out[col]]
-        click.echo(out.to_csv(index=False), nl=False)
+        click.echo(outputs.to_csv(df, "alerts"), nl=False)
     elif df.empty:
         click.echo(empty)
     else:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from .. import outputs
 from ..dataset import Dataset, DataValidationError, load_dataset
 from ..pseudonym_keys import PseudonymKeyError
 from .errors import fail
@@ -22,32 +22,12 @@ INDEX_ENV = "ESCALATION_RISK_CASE_INDEX"
 DEFAULT_MODEL = "models/default"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+_plain = outputs.plain
 
 
-def case_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """An answer table as JSON-ready dicts."""
-    return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict("records")]
-
-
-def for_csv(df: pd.DataFrame) -> pd.DataFrame:
-    """List and dict columns as JSON text, for a CSV file."""
-    out = df.copy()
-    for col in ("reasons", "reason_features", "shared_reasons", "mediations"):
-        if col in out.columns:
-            out[col] = [json.dumps(_plain(v), ensure_ascii=False) for v in out[col]]
-    return out
+def case_records(df: pd.DataFrame, output: str = "cases") -> list[dict[str, Any]]:
+    """An answer table as JSON-ready dicts, only the declared output's columns."""
+    return [{k: _plain(v) for k, v in row.items()} for row in outputs.allowed(df, output).to_dict("records")]
 
 
 def case_lines(df: pd.DataFrame, *, reasons: bool = True) -> list[str]:
@@ -64,8 +44,10 @@ def case_lines(df: pd.DataFrame, *, reasons: bool = True) -> list[str]:
                      f"score then {r.probability:.2f} ({r.level}); plan {r.plan}; {esc}{closed}")
         lines.append(f"    mediations: {meds}")
         if getattr(r, "alert_plan", None):
-            lines.append(f"    recorded alert: plan {r.alert_plan}, {r.alert_status}"
-                         f"{', outcome: ' + r.alert_outcome if r.alert_outcome else ''}")
+            # The outcome is text typed by staff: only its length is shown.
+            chars = getattr(r, "alert_outcome_chars", None)
+            said = "" if chars is None or pd.isna(chars) else f", outcome recorded ({int(chars)} characters)"
+            lines.append(f"    recorded alert: plan {r.alert_plan}, {r.alert_status}{said}")
         if reasons and r.reasons:
             lines.append(f"    reasons then: {'; '.join(r.reasons)}")
     return lines
@@ -176,18 +158,19 @@ def cases(data_dir: str, dispute_id: str | None, as_of: pd.Timestamp | None, mod
             lib = typical_cases(index, t0, t1, as_of=t, per_category=per_category)
             if store_url and len(lib):
                 lib = with_alerts(lib, store_url, t if t is not None else index.night)
+            lib = outputs.allowed(lib, "typical_cases")
             report = typical_report(lib)
             if out_dir is not None:
                 out = Path(out_dir)
                 out.mkdir(parents=True, exist_ok=True)
-                for_csv(lib).to_csv(out / "typical-cases.csv", index=False)
-                (out / "typical-cases.md").write_text(report, encoding="utf-8")
+                outputs.to_csv(lib, "typical_cases", out / "typical-cases.csv")
+                outputs.write_text(out / "typical-cases.md", report)
                 click.echo(f"{len(lib)} cases in {lib['category'].nunique() if len(lib) else 0} categories: "
                            f"{out / 'typical-cases.csv'}, {out / 'typical-cases.md'}")
             elif fmt == "csv":
-                click.echo(for_csv(lib).to_csv(index=False), nl=False)
+                click.echo(outputs.to_csv(lib, "typical_cases"), nl=False)
             elif fmt == "json":
-                click.echo(json.dumps(case_records(lib), ensure_ascii=False, indent=2))
+                click.echo(json.dumps(case_records(lib, "typical_cases"), ensure_ascii=False, indent=2))
             else:
                 click.echo(report)
             return
@@ -198,11 +181,12 @@ def cases(data_dir: str, dispute_id: str | None, as_of: pd.Timestamp | None, mod
     except (ModelLoadError, CaseIndexLoadError, FileNotFoundError, ValueError, sa.exc.SQLAlchemyError) as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
+    df = outputs.allowed(df, "cases")
     q = df.attrs["query"]
     if fmt == "json":
         click.echo(json.dumps({"query": q, "cases": case_records(df)}, ensure_ascii=False, indent=2))
     elif fmt == "csv":
-        click.echo(for_csv(df).to_csv(index=False), nl=False)
+        click.echo(outputs.to_csv(df, "cases"), nl=False)
     else:
         click.echo(f"dispute {q['dispute_id']} ({q['category']}) at {q['as_of'][:16]}: score {q['probability']:.2f}; "
                    f"leading reasons: {'; '.join(q['reasons']) or '-'}")
@@ -229,4 +213,4 @@ def alert_cases(alert: dict[str, Any], data_dir: str | None, model_dir: str, *, 
         df = similar_cases(model, ds, str(alert["dispute_id"]), alert["last_as_of"], k=k, index=index)
     except (DataValidationError, PseudonymKeyError, ModelLoadError, FileNotFoundError, ValueError) as e:
         return f"(similar past cases unavailable: {' '.join(str(e).split())})"
-    return case_records(df) if as_json else case_lines(df)
+    return case_records(df) if as_json else case_lines(outputs.allowed(df, "cases"))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..dataset import DataValidationError, load_dataset
+from .. import outputs
+from ..dataset import DataValidationError, load_dataset, mark_synthetic
 from ..pseudonym_keys import KEY_FILE_ENV, PseudonymKeyError, generate_key_file
 from .districts import district_option, folders, heading
 from .errors import fail
@@ -47,7 +48,7 @@ def validate(data_dir: str, report: str | None, show: int, district: str | None)
                    f"{int((inc['kind'] == 'criminal_case').sum())} criminal cases")
     if report:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
-        (pd.concat(problems, ignore_index=True) if problems else ds.quarantine).to_csv(report, index=False)
+        outputs.to_csv(pd.concat(problems, ignore_index=True) if problems else ds.quarantine, "quarantine", report)
     if problems:
         raise SystemExit(1) from None
 
@@ -70,6 +71,8 @@ def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str
     tables, truth = generate_tables(persons, seed=seed, start=start, end=end, late_facts=late_facts,
                                     linkage_noise=linkage_noise)
     write_tables(tables, out_dir, fmt=fmt, truth=truth)
+    # Generated data: the public sample key may read this folder, and only such a folder.
+    mark_synthetic(out_dir)
     counts = ", ".join(f"{k}={len(v)}" for k, v in tables.items())
     click.echo(f"wrote {out_dir}: {counts}")
 

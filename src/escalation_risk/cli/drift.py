@@ -8,6 +8,7 @@ import os
 import click
 import pandas as pd
 
+from .. import outputs
 from ..dataset import DataValidationError
 from .districts import district_option, folders, heading
 from .errors import fail
@@ -63,7 +64,8 @@ def drift(data_dir: str, model_dir: str, start: pd.Timestamp, end: pd.Timestamp,
         for code, rep in reports:
             out = {"reference": [str(rep.reference[0]), str(rep.reference[1])],
                    "recent": [str(rep.recent[0]), str(rep.recent[1])], "n_reference": rep.n_reference,
-                   "n_recent": rep.n_recent, "features": json.loads(rep.features.to_json(orient="records")),
+                   "n_recent": rep.n_recent,
+                   "features": json.loads(outputs.allowed(rep.features, "drift").to_json(orient="records")),
                    "score": rep.score, "calibration": rep.calibration, "verdict": rep.verdict,
                    "verdict_zh": rep.verdict_zh, "moved": rep.moved}
             outs.append({"district": code, **out} if code else out)

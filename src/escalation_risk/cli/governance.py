@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from contextlib import ExitStack
 
 import click
 import pandas as pd
 
+from .. import outputs
 from ..dataset import DataValidationError
 from .districts import district_option, folders
 from .errors import check_store_url, fail, open_store
@@ -56,15 +56,14 @@ def governance(data_dir: str, store: str | None, by: str, period: str, as_of: pd
                 fail(f"{f'district {code}: ' if code else ''}{e}")
             parts.append(g.assign(district=code)[["district", *g.columns]] if code else g)
     g = pd.concat(parts, ignore_index=True)
-    out = g.assign(period=g["period"].astype(str))
+    out = outputs.allowed(g.assign(period=g["period"].astype(str)), "governance")
     if fmt == "json":
         recs = json.loads(out.drop(columns="detail").to_json(orient="records", force_ascii=False))
         for rec, detail in zip(recs, out["detail"]):
             rec["detail"] = detail
         click.echo(json.dumps(recs, ensure_ascii=False, indent=1))
     elif fmt == "csv":
-        out = out.assign(detail=[json.dumps(d, ensure_ascii=False) for d in out["detail"]])
-        out.to_csv(sys.stdout, index=False, float_format="%.4g")
+        click.echo(outputs.to_csv(out, "governance", float_format="%.4g"), nl=False)
     else:
         first = ["district"] if "district" in out.columns else []
         show = out[[*first, "unit", "period", "name_zh", "indicator", "numerator", "denominator", "score", "change",

@@ -8,9 +8,9 @@ import os
 import click
 import sqlalchemy as sa
 
+from .. import outputs
 from ..dataset import DataValidationError, load_dataset
 from ..pseudonym_keys import PseudonymKeyError
-from .cases import case_records
 
 
 @click.command("plans-report")
@@ -44,10 +44,10 @@ def plans_report(data_dir: str, store_url: str, horizon: int, band_width: float,
         ax = plot_plan_effects(report)
         ax.figure.savefig(figure, dpi=120, bbox_inches="tight")
     if fmt == "json":
-        click.echo(json.dumps({"caveat": CAVEAT, "units": len(units), "rows": case_records(report)},
+        click.echo(json.dumps({"caveat": CAVEAT, "units": len(units), "rows": outputs.records(report, "plan_effects")},
                               ensure_ascii=False, indent=2))
     elif fmt == "csv":
-        click.echo(report.to_csv(index=False), nl=False)
+        click.echo(outputs.to_csv(report, "plan_effects"), nl=False)
     else:
         click.echo(format_plan_report(report, units))
 

@@ -317,4 +317,4 @@ class Stacked:
 def _concat(base: Dataset, added: dict[str, pd.DataFrame]) -> Dataset:
     return Dataset(**{name: pd.concat([getattr(base, name), added[name]], ignore_index=True)
                       if name in added else getattr(base, name) for name in TABLES},
-                   source=base.source, rows_read=base.rows_read)
+                   source=base.source, rows_read=base.rows_read, key_fingerprint=base.key_fingerprint)

@@ -1,0 +1,199 @@
+"""One district's tables validated together: each table's rows, then the references between
+tables in dependency order, then quarantine (a bad row set aside, a bad optional value blanked)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import normalize
+from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
+from ..pseudonym_keys import key_fingerprint
+from .parsing import _finish_types, empty_table
+from .problems import (
+    HIDDEN_COLUMNS,
+    NULLED,
+    PROBLEM_COLUMNS,
+    SET_ASIDE,
+    DataValidationError,
+    _problems,
+    _require_columns,
+    _structural,
+    rejected_value,
+)
+from .validation import BEFORE_REPORT, SMALL, _nullable, _parse_table, _validate_records
+
+if TYPE_CHECKING:
+    from .frame import Dataset
+
+log = logging.getLogger("escalation_risk.dataset")
+
+ErrorsMode = Literal["raise", "quarantine"]
+
+def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """values.isin(keys) for id strings through Arrow's hash set: pandas' Arrow-string
+    isin builds a Python object per key, which dominated loading a large district. A few
+    values against a few keys (an add checked against its context) go through a set."""
+    if len(values) <= SMALL and len(keys) <= 64 * SMALL:
+        keyset = {k for k in keys.astype(object) if isinstance(k, str)}
+        return pd.Series([isinstance(v, str) and v in keyset for v in values.astype(object)], index=values.index,
+                         dtype=bool)
+    mask = pc.is_in(pa.array(values.astype(object).where(values.notna(), None), type=pa.string()),
+                    value_set=pa.array(pd.unique(keys.dropna().astype(object)), type=pa.string()))
+    return pd.Series(mask.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+
+
+
+def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None
+                   ) -> tuple[str, pd.Series, str]:
+    """Contract 1.1: a party's ``added_at`` and a note's ``recorded_at`` are not before the
+    report of their incident (looked up among the new incidents, then the history)."""
+    col = "added_at" if name == "incident_parties" else "recorded_at"
+    inc = incidents if base is None else pd.concat([base.incidents, incidents])
+    rep = pd.Series(inc["reported_at"].to_numpy(dtype="datetime64[ns]"),
+                    index=pd.Index(inc["incident_id"].to_numpy(dtype=object)))
+    rep = rep[~rep.index.duplicated(keep="last")]
+    at = rep.reindex(df["incident_id"].to_numpy(dtype=object)).to_numpy(dtype="datetime64[ns]")
+    when = df[col].to_numpy(dtype="datetime64[ns]")
+    bad = ~np.isnat(when) & ~np.isnat(at) & (when < at)
+    return col, pd.Series(bad, index=df.index), BEFORE_REPORT
+
+
+def build_parts(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | None,
+                source: str | None, base: Dataset | None = None) -> dict:
+    """Validate ``tables``; with ``base``, they are new rows checked against it and appended.
+    Returns the keyword arguments of the :class:`Dataset` they make."""
+    if errors not in ("raise", "quarantine"):
+        raise ValueError(f"errors must be 'raise' or 'quarantine', got {errors!r}")
+    missing = [] if base is not None else [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise DataValidationError(pd.concat(
+            [_structural(t, "", "required table is missing").problems for t in missing], ignore_index=True))
+
+    parsed: dict[str, pd.DataFrame] = {}
+    problems: list[pd.DataFrame] = []
+    bad_rows: dict[str, np.ndarray] = {}
+    rows_read: dict[str, int] = {}
+    raw_frames: dict[str, pd.DataFrame] = {}
+    typed: set[str] = set()  # frames already in their final types (nothing to finish)
+    for name in TABLE_ORDER:
+        spec = TABLES[name]
+        if name not in tables:
+            parsed[name] = empty_table(name)
+            rows_read[name] = 0
+            typed.add(name)
+            continue
+        raw = tables[name].reset_index(drop=True)
+        rows_read[name] = len(raw)
+        _require_columns(spec, raw.columns)
+        if name == "persons" and key is not None:
+            # Record-linkage keys come from the raw identifiers, hashed with the same key.
+            raw = raw.assign(**normalize.linkage_keys(raw, key))
+        if len(raw) <= SMALL and not PII_COLUMNS[name]:
+            # A service's few rows: the record engine (same spec, same result, without the
+            # frame engine's fixed cost); on any problem the frame engine names them all.
+            try:
+                parsed[name] = _validate_records(spec, raw.to_dict("records"), list(raw.columns), None)
+                raw_frames[name] = raw
+                typed.add(name)
+                continue
+            except DataValidationError:
+                pass
+        raw, df, probs = _parse_table(name, raw, key)
+        problems.extend(probs)
+        parsed[name] = df
+        raw_frames[name] = raw
+
+    allp = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=PROBLEM_COLUMNS)
+    soft = allp.apply(lambda p: _nullable(p["table"], p["column"]), axis=1).astype(bool) if len(allp) else \
+        pd.Series(False, index=allp.index)
+    if errors == "quarantine":
+        # A bad value the record can do without is blanked and the row kept, so one
+        # typo in a person's gender does not take their disputes and ties with it.
+        for (name, col), grp in allp[soft].groupby(["table", "column"], sort=False):
+            rows = grp["row"].astype("int64").to_numpy()
+            drop = np.zeros(len(parsed[name]), dtype=bool)
+            drop[rows] = True
+            parsed[name][col] = parsed[name][col].mask(drop)
+    else:
+        soft[:] = False
+    # References, in dependency order: a row pointing at a rejected row is rejected too.
+    for name in TABLE_ORDER:
+        df = parsed[name]
+        bad = np.zeros(len(df), dtype=bool)
+        if not len(df):
+            bad_rows[name] = bad
+            continue
+        mine = allp[(allp["table"] == name) & ~soft]
+        if len(mine):
+            bad[mine["row"].astype("int64").to_numpy()] = True
+        refs = []
+        for c in TABLES[name].columns:
+            if c.ref is None:
+                continue
+            rt, rc = c.ref
+            ok_keys = parsed[rt][rc][~bad_rows.get(rt, np.zeros(len(parsed[rt]), bool))] if rt != name else \
+                df[rc][~bad]
+            if base is not None:
+                ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
+            refs.append((c.name, df[c.name].notna() & ~_isin(df[c.name], ok_keys), f"refers to a missing {rt[:-1]}"))
+        if name == "incident_parties":
+            for ptype, rt, rc in (("person", "persons", "person_id"), ("organization", "organizations", "org_id")):
+                ok_keys = parsed[rt][rc][~bad_rows.get(rt, np.zeros(len(parsed[rt]), bool))]
+                if base is not None:
+                    ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
+                miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~_isin(df["party_id"], ok_keys)
+                refs.append(("party_id", miss, f"refers to a missing {rt[:-1]} (party_type {ptype})"))
+        if name in ("incident_parties", "incident_notes"):
+            refs.append(_before_report(name, df, parsed["incidents"], base))
+        spec_key = TABLES[name].key
+        if base is not None and spec_key is not None and len(df):
+            refs.append((spec_key, _isin(df[spec_key], getattr(base, name)[spec_key]),
+                         "duplicate id (already in the history)"))
+        for col, miss, reason in refs:
+            miss = miss.to_numpy(dtype=bool)
+            if miss.any():
+                p = _problems(name, np.flatnonzero(miss), col, df[col].to_numpy()[miss], reason)
+                allp = pd.concat([allp, p], ignore_index=True)
+                bad |= miss
+        bad_rows[name] = bad
+
+    allp = allp.sort_values(["table", "row"], key=lambda s: s.map(TABLE_ORDER.index) if s.name == "table" else s,
+                            kind="stable").reset_index(drop=True)
+    if len(allp) and errors == "raise":
+        raise DataValidationError(allp)
+    allp["action"] = [SET_ASIDE if bad_rows.get(t, np.zeros(0, bool))[int(r)] else NULLED
+                      for t, r in zip(allp["table"], allp["row"])] if len(allp) else pd.Series(dtype=object)
+
+    out: dict[str, pd.DataFrame] = {}
+    rejected: dict[str, pd.DataFrame] = {}
+    for name in TABLE_ORDER:
+        df = parsed[name]
+        bad = bad_rows.get(name, np.zeros(len(df), bool))
+        if bad.any():
+            # Ids, codes, times and numbers only: free text and personal data never leave.
+            keep = [c.name for c in TABLES[name].columns
+                    if c.name not in HIDDEN_COLUMNS[name] and c.name in raw_frames[name].columns]
+            rows = raw_frames[name].loc[bad, keep].copy()
+            for c in rows.columns:  # a bad code or id can be anything someone typed
+                if not pd.api.types.is_numeric_dtype(rows[c]) and not pd.api.types.is_datetime64_any_dtype(rows[c]):
+                    rows[c] = rows[c].astype(object).map(lambda v, t=name, c=c: rejected_value(t, c, v))
+            rejected[name] = rows.assign(_row=np.flatnonzero(bad))
+            df = df[~bad]
+            # Related-incident links to a rejected incident are dropped from the kept rows
+            # only through the rejection above; nothing is silently rewritten.
+        out[name] = df if name in typed and not bad.any() else _finish_types(TABLES[name], df.reset_index(drop=True))
+        if base is not None:
+            out[name] = pd.concat([getattr(base, name), out[name]], ignore_index=True) if len(out[name]) \
+                else getattr(base, name)
+    if len(allp):
+        log.warning("quarantined %d row(s) in %d table(s); %d value(s) set to missing in kept rows",
+                    sum(int(b.sum()) for b in bad_rows.values()), len(rejected), int((allp["action"] == NULLED).sum()))
+    made_with = key_fingerprint(key) if key is not None else None
+    return dict(**out, quarantine=allp, rejected=rejected, rows_read=rows_read, source=source,
+                key_fingerprint=made_with)
