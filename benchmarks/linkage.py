@@ -133,8 +133,10 @@ def _graph_shared(keys: pd.DataFrame, evidence: pd.DataFrame, truth: pd.DataFram
     levels, _ = _compare_graph(_graph_arrays(evidence, pid), i, j)
     # The strongest graph evidence the two records share ("" for none).
     pl = levels["place"]
-    best = np.select([levels["counterparty"] == 1, pl == 1, pl == 2, pl == 3],
-                     ["counterparty", "household", "place", "grid only"], "")
+    cp = levels["counterparty"] == 1
+    best = np.select([cp & np.isin(pl, (1, 2, 3)), cp, pl == 1, pl == 2, pl == 3, pl == 4],
+                     ["counterparty+place", "counterparty", "household", "place at overlapping times",
+                      "place", "grid only"], "")
     return pd.Series(best, index=df["t"].to_numpy()[0::2])
 
 

@@ -27,6 +27,7 @@ from .model import (
     NAME_DIFFERENT,
     NAME_SHAPE,
     NAME_SOUND,
+    PLACE_SHARED,
     RULE_ID,
     LinkageModel,
 )
@@ -42,7 +43,7 @@ def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float)
     # same with evidence from the graph (a shared counterpart, household, place or grid):
     # name and birth year alone never link (a district has namesakes).
     triple = (phone == 1) & np.isin(name, NAME_SOUND + (NAME_SHAPE,)) & same_year & (gender != 2)
-    graph = (levels["counterparty"] == 1) | np.isin(levels["place"], (1, 2, 3))
+    graph = (levels["counterparty"] == 1) | np.isin(levels["place"], PLACE_SHARED)
     with_graph = graph & np.isin(name, NAME_SOUND) & same_year & (gender != 2)
     # A transposition between two valid ids counts only when everything else agrees: the
     # name sounds the same, the birth year is the same, no phone or gender differs.
@@ -199,7 +200,8 @@ def _rule(levels: pd.DataFrame) -> pd.Series:
     parts.append(np.where(levels["phone"] == 1, "phone", ""))
     parts.append(np.where(levels["counterparty"] == 1, "counterparty", ""))
     pl = levels["place"]
-    parts.append(np.select([pl == 1, pl == 2, pl == 3], ["household", "place", "grid"], ""))
+    parts.append(np.select([pl == 1, pl == 2, pl == 3, pl == 4],
+                           ["household", "place~overlapping", "place", "grid"], ""))
     joined = pd.Series(["+".join(p for p in row if p) for row in zip(*parts)], index=levels.index, dtype=object)
     return joined.where(idl != ID_EXACT, RULE_ID)
 
