@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Expected false matches stated by the model (graph on) at threshold {linking.DEFAULT_MODEL.threshold}: "
           f"{st['expected_false_matches']:.2f} (weight threshold {st['weight_threshold']:.1f} bits); "
           f"EM share of matches per session: "
-          + ", ".join(f"{k[23:]} {v:.3f}" for k, v in st.items() if k.startswith("em_share_of_matches_")) + ".")
+          + ", ".join(f"{k[20:]} {v:.3f}" for k, v in st.items() if k.startswith("em_share_of_matches_")) + ".")
     print()
     print("Recall by kind of noise on the duplicate record:")
     print()

@@ -790,3 +790,25 @@ def test_a_place_shared_at_overlapping_times_weighs_more_than_the_place_alone():
     mine = ev[ev["person_id"].astype(str) == "a"]
     assert (mine["kind"] == "place_time").sum() == 2  # the report's window and the next
     assert (mine["kind"] == "place").sum() == 1
+
+
+def test_graph_arrays_do_not_depend_on_the_order_or_repetition_of_evidence_rows():
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+                         ("n2", "x", "2024-03-02")], background=300)
+    ev = graph_evidence(ds.tables())
+    mixed = pd.concat([ev, ev.head(500)]).sample(frac=1.0, random_state=4).reset_index(drop=True)
+    mixed.attrs = {}  # a frame from elsewhere: rows repeated, in any order
+    pid = ds.persons["person_id"].to_numpy(dtype=object)
+    a, b = _graph_arrays(ev, pid), _graph_arrays(mixed, pid)
+    assert a is not None and b is not None
+    for kind in a.items:
+        np.testing.assert_array_equal(a.items[kind], b.items[kind])
+        np.testing.assert_array_equal(a.counts[kind], b.counts[kind])
+        # Each record's items rarest first.
+        c = a.counts[kind]
+        held = a.items[kind] != 0
+        assert (np.where(held[:, 1:], c[:, 1:] - c[:, :-1], 0) >= 0).all()
+    key = link_keys(ds.persons, model=GRAPH_MODEL, graph=ev).key
+    pd.testing.assert_series_equal(key, link_keys(ds.persons, model=GRAPH_MODEL, graph=mixed).key)
