@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .clock import to_moment
 from .contract import ATTRIBUTES, PII_COLUMNS
 
 MAX_GROUP = 50  # above this many distinct persons at arrival, a group makes no pair ties
@@ -52,10 +53,8 @@ UNKNOWN = "unknown"
 
 
 def _t(t) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    if ts is pd.NaT:
-        raise ValueError("the moment t must be a timestamp, got NaT")
-    return ts
+    """The moment t by the one rule (a date: the end of that day; :func:`escalation_risk.clock.to_moment`)."""
+    return to_moment(t, what="the moment t")
 
 
 def not_after(times: pd.Series, t, *, null_known: bool = False) -> pd.Series:
