@@ -42,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..clock import to_moment
 from ..known import (
     MAX_GROUP,
     known_incidents,
@@ -133,7 +134,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
             relations = relations[not_after(relations["since"], as_of, null_known=True)]
         if "recorded_at" in persons:
             # A record not yet recorded holds no evidence (persons_at blanks its identifiers).
-            known = ~(persons["recorded_at"] > pd.Timestamp(as_of)).to_numpy(dtype=bool)
+            known = ~(persons["recorded_at"] > to_moment(as_of, what="as_of")).to_numpy(dtype=bool)
     pid = persons["person_id"].to_numpy(dtype=object)
     index = _arrow(persons["person_id"])
     n = len(pid)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..clock import to_moment
 from ..dataset import Dataset
 from ..known import persons_at
 from .blocking import _candidates
@@ -166,7 +167,7 @@ def link_persons(ds: Dataset, existing: pd.Series | None = None,
 def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of=None) -> Linkage:
     cacheable = existing is None and (model is DEFAULT_MODEL or model is GRAPH_MODEL)
     slot = "linkage" if as_of is None and model is DEFAULT_MODEL else \
-        ("linkage", model.graph, None if as_of is None else pd.Timestamp(as_of))
+        ("linkage", model.graph, None if as_of is None else to_moment(as_of, what="as_of"))
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
     persons = ds.persons if as_of is None else persons_at(ds.persons, as_of)
