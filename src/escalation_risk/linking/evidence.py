@@ -61,8 +61,10 @@ EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
 MAX_ITEMS = {"counterparty": 4, "household": 1, "place": 3, "grid": 2, "place_time": 4}
 
 
-def _arrow(ids: pd.Series | np.ndarray) -> pa.Array:
+def _arrow(ids: pd.Series | np.ndarray | pa.Array) -> pa.Array:
     """Ids as an Arrow string array (no copy through Python objects for Arrow-backed columns)."""
+    if isinstance(ids, pa.Array | pa.ChunkedArray):
+        return ids
     if isinstance(ids, pd.Series | pd.Index):
         try:
             return pa.array(ids, type=pa.string(), from_pandas=True)
@@ -77,12 +79,17 @@ def _positions(ids: pd.Series | np.ndarray, index: pa.Array) -> np.ndarray:
     return pc.index_in(arr, value_set=index).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _codes(values: pd.Series | np.ndarray) -> np.ndarray:
-    """1-based int64 codes of ids (0 where missing): an item names an id within one call.
-    Arrow's dictionary encoding: no pass through Python objects."""
+def _codes(values: pd.Series | np.ndarray | pa.Array, where: np.ndarray | None = None) -> np.ndarray:
+    """1-based int64 codes of ids (0 where missing, and outside ``where``): an item names an
+    id within one call. Arrow's dictionary encoding: no pass through Python objects."""
     arr = _arrow(values)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if where is not None:
+        out = np.zeros(len(arr), dtype=np.int64)
+        if where.any():
+            out[where] = _codes(pc.filter(arr, pa.array(where)))
+        return out
     enc = pc.dictionary_encode(arr)
     return pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
 
@@ -169,7 +176,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
     looked = [pos[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)
     rec = np.where(is_person, looked[0], -1)
-    org = np.where(is_person, 0, _codes(parties["party_id"]))
+    org = _codes(parties["party_id"], where=~is_person)
     # One code per party: persons by record, organisations after them (items likewise).
     party = np.where(is_person, rec, n + org)
     party_ident = np.where(is_person, ident[np.maximum(rec, 0)], n + org)
@@ -264,9 +271,13 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
     index = _arrow(pd.Series(pid, dtype=object))
     who = evidence["person_id"]
     if isinstance(who.dtype, pd.CategoricalDtype):  # one look-up per category, not per row
-        cat = _positions(pd.Series(who.cat.categories), index)
+        cats = who.cat.categories
         codes = who.cat.codes.to_numpy()
-        rec_all = np.where(codes >= 0, cat[np.maximum(codes, 0)], -1)
+        if len(cats) == n and np.array_equal(np.asarray(cats, dtype=object), pid):
+            rec_all = codes.astype(np.int64)  # the usual case: evidence of these records, in this order
+        else:
+            cat = _positions(pd.Series(cats), index)
+            rec_all = np.where(codes >= 0, cat[np.maximum(codes, 0)], -1)
     else:
         rec_all = _positions(who, index)
     kinds = evidence["kind"]
@@ -282,11 +293,19 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
         for code, kind in enumerate(KINDS):
             kind_code[names == kind] = code
     item_all = evidence["item"].to_numpy(dtype=np.int64)
+    # Rows grouped by kind (as graph_evidence writes them): slices rather than masks.
+    bounds = np.searchsorted(kind_code, np.arange(len(KINDS) + 1)) \
+        if len(kind_code) and (np.diff(kind_code) >= 0).all() else None
     items, counts, holders = {}, {}, {}
     for kc, kind in enumerate(KINDS):
         k = MAX_ITEMS[kind]
-        sel = (kind_code == kc) & (rec_all >= 0)
-        rec, item = rec_all[sel], item_all[sel]
+        if bounds is not None:
+            rec, item = rec_all[bounds[kc]:bounds[kc + 1]], item_all[bounds[kc]:bounds[kc + 1]]
+            if len(rec) and rec.min() < 0:
+                rec, item = rec[rec >= 0], item[rec >= 0]
+        else:
+            sel = (kind_code == kc) & (rec_all >= 0)
+            rec, item = rec_all[sel], item_all[sel]
         a = np.zeros((n, k), dtype=np.int64)
         c = np.zeros((n, k), dtype=np.float64)
         if len(rec):
