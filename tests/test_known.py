@@ -19,7 +19,16 @@ from hypothesis import given, settings, strategies as st
 
 from escalation_risk import Dataset, build_graph, load_dataset, make_labels
 from escalation_risk.contract import CONTRACT_1_1, CONTRACT_VERSION, TABLES
-from escalation_risk.features import REGISTRY, build_features, compute_features, history_index, points_from_records
+from escalation_risk.features import (
+    REGISTRY,
+    TextModel,
+    build_features,
+    compute_features,
+    history_index,
+    points_from_history,
+    points_from_records,
+)
+from escalation_risk.features.text_model import point_texts
 from escalation_risk.known import open_at, tie_members, time_varying_facts
 from escalation_risk.synth import generate_tables
 
@@ -334,14 +343,29 @@ def test_online_parties_outcomes_and_notes_give_the_batch_features(late_district
     history = Dataset.from_frames(pseudonymised=True, **dict(
         t, mediations=meds[~meds["incident_id"].isin(ids)], incident_notes=notes[~notes["incident_id"].isin(ids)]))
     idx = history_index(history)
-    online = compute_features(idx, points_from_records(
+    P = points_from_records(
         idx, d.reset_index(drop=True), ds.incident_parties[ds.incident_parties["incident_id"].isin(ids)], as_of,
-        meds[meds["incident_id"].isin(ids)], notes[notes["incident_id"].isin(ids)]))
-    # A party's failed-mediation history reads the history only (the dispute's own
-    # sessions there are another change's subject), so it is left out here.
-    cols = [c for c in batch.columns if not c.startswith("hist_failed_mediation")]
+        meds[meds["incident_id"].isin(ids)], notes[notes["incident_id"].isin(ids)])
+    online = compute_features(idx, P)
+    # Every column, the parties' failed-mediation history included: the dispute's own
+    # sessions are never part of it, whether the history holds them (batch) or not (online).
+    failed = [c for c in batch.columns if c.startswith("hist_failed_mediation")]
+    assert failed and batch[failed].to_numpy().sum() > 0, "no failed mediation in the parties' histories"
     assert online["notes"].sum() > 0 and online["mediations"].sum() > 0
-    pd.testing.assert_frame_equal(batch[cols], online[cols])
+    assert (online["am_days_since_failed"].notna()).sum() > 0, "no failed session on the disputes: untested"
+    pd.testing.assert_frame_equal(batch, online)
+
+    # The text model reads the description and the notes given online as the batch reads
+    # them from the history (fitted here on the batch's texts, labelled by danger words).
+    full = history_index(ds)
+    pts = pd.DataFrame({"dispute_id": d["incident_id"].to_numpy(), "as_of": as_of})
+    texts = point_texts(full, points_from_history(full, pts))
+    assert sum("\n" in x for x in texts) > 0, "no note in the texts: the notes went untested"
+    tm = TextModel.fit(texts * 3, np.tile((batch["notes_danger"] > 0).to_numpy(int), 3))
+    assert np.abs(tm.coef).sum() > 0
+    b, o = build_features(ds, pts, text=tm)["text_model_score"], compute_features(idx, P, tm)["text_model_score"]
+    assert b.notna().all() and b.std() > 0
+    np.testing.assert_allclose(b.to_numpy(), o.to_numpy(), rtol=0, atol=1e-12)
 
 
 def test_score_dispute_takes_notes(small_model, late_ds):

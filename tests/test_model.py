@@ -19,6 +19,7 @@ from escalation_risk import Dataset, artifacts
 from escalation_risk.artifacts import ModelLoadError
 from escalation_risk.cli import main as cli
 from escalation_risk.features import FEATURE_NAMES, REGISTRY, build_features
+from escalation_risk.model.training import FAMILIES_OFF
 from escalation_risk.model import (
     RiskModel, apply_calibrator, backtest, evaluate, example_points, fit_calibrator, load_model,
     report_points, train,
@@ -225,7 +226,9 @@ def test_calibrators_are_plain_numbers_and_monotone():
 
 def test_contributions_sum_to_raw_score(model, X):
     C = model.contributions(X)
-    assert list(C.columns) == FEATURE_NAMES + ["bias"]
+    # The model's columns: every feature but the families behind the families_off setting.
+    off = set(REGISTRY.excluded(list(FAMILIES_OFF)))
+    assert list(C.columns) == [n for n in FEATURE_NAMES if n not in off] + ["bias"]
     np.testing.assert_allclose(C.sum(axis=1).to_numpy(), model.raw_score(X), atol=1e-6)
 
 
@@ -244,7 +247,7 @@ def test_reasons_are_positive_and_readable(model, X):
 
 def test_global_importance(model, X):
     imp = model.importance(X)
-    assert sorted(imp["feature"]) == sorted(FEATURE_NAMES)
+    assert sorted(imp["feature"]) == sorted(model.feature_names)
     assert imp["mean_abs_shap"].is_monotonic_decreasing and imp["mean_abs_shap"].iloc[0] > 0
 
 
@@ -380,7 +383,8 @@ def test_a_custom_lexicon_trains_saves_and_scores(small_district, tmp_path):
     (tmp_path / "lex.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
     lex = load_lexicon(str(tmp_path / "lex.json"))
     m = train(small_district, cutoff="2025-01-01", seed=0, lexicon=lex, config={"param_grid": []})
-    assert m.feature_names == feature_names(lex) and "text_money" in m.feature_names
+    off = set(REGISTRY.excluded(list(FAMILIES_OFF)))
+    assert m.feature_names == [n for n in feature_names(lex) if n not in off] and "text_money" in m.feature_names
     assert "text_drinking" not in m.feature_names
     m.save(tmp_path / "model")
     loaded = load_model(tmp_path / "model")

@@ -121,10 +121,38 @@ def test_matching_recovers_a_planted_effect(units):
     assert (r["effect"] < 0).mean() >= 0.95                       # the sign
     # Power, not correctness: how often the interval also excludes no effect depends on the
     # district's size and on the model's scores (93% with the model of issue 18's branch, 73%
-    # after issue 15's refit). The issue asks for the sign and size within the interval, above.
+    # after issue 15's refit, 80% and 100% in issue 29's runs; it moves with every refit). The
+    # sign and size within the interval, above, are what the issue asks for.
     assert (r["hi"] < 0).mean() >= 0.6
     # Without matching the confounding hides most of the benefit.
     assert abs(r["naive"].mean() - r["truth"].mean()) > 3 * abs(r["effect"].mean() - r["truth"].mean())
+
+
+def test_a_cause_the_matching_does_not_see_is_not_removed_and_the_report_says_so(units):
+    """Treatment that also depends on a cause outside the match (staff who sense the danger
+    the score missed: here, noisily, the outcome itself), with no effect planted. Matching
+    on category and score cannot remove that part: the estimate blames the plan and its
+    interval does not widen to hold the truth (zero). What the report can do is say so,
+    and it does, before any figure."""
+    rows = []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        u = units.copy()
+        logit = np.log(u["probability"] / (1 - u["probability"]))
+        hidden = u["escalated"].to_numpy() * (rng.random(len(u)) < 0.7)  # seen by staff, not by the score
+        z = -1.0 + 1.5 * (logit - logit.mean()) / logit.std() + 2.0 * hidden
+        treated = rng.random(len(u)) < 1 / (1 + np.exp(-z))
+        u["plan"] = np.where(treated, PLANTED, np.where(u["plan"] == PLANTED, "routine_follow_up", u["plan"]))
+        row = plan_effects(u, by=("overall",)).set_index("plan").loc[PLANTED]
+        rows.append({"effect": row["effect"], "lo": row["effect_lo"], "hi": row["effect_hi"]})
+    r = pd.DataFrame(rows)
+    covered = ((r["lo"] <= 0) & (0 <= r["hi"])).mean()
+    print(f"unmatched cause, no effect: matched {r['effect'].mean():+.3f}, interval holds 0 in {covered:.0%}")
+    assert r["effect"].mean() > 0.02          # biased: the plan looks harmful
+    assert covered < 0.5                       # and the interval does not widen to say "unknown"
+    text = format_plan_report(plan_effects(u, by=("overall",)), u)
+    first = text.index("Caveat.")
+    assert first < text.index("By overall") and "nothing else" in text and "not as a proven effect" in text
 
 
 def test_no_effect_planted_no_effect_found(units):

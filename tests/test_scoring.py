@@ -120,7 +120,7 @@ def _without(ds, withheld: list[str]) -> Dataset:
         gone |= more
     t = ds.tables()
     t["incidents"] = inc[~inc["incident_id"].isin(gone)].reset_index(drop=True)
-    for name in ("incident_parties", "mediations"):
+    for name in ("incident_parties", "mediations", "incident_notes"):
         t[name] = t[name][~t[name]["incident_id"].isin(gone)].reset_index(drop=True)
     return Dataset(**t)
 
@@ -132,6 +132,19 @@ def _with(ds: Dataset, rows: dict[str, pd.DataFrame]) -> Dataset:
     return Dataset(**t)
 
 
+def _withheld_request(ds, d):
+    """A withheld dispute as a request (row, parties, mediations, notes) and as the tables
+    that add it to a history (``own``, typed as ``ds``'s). Its notes travel with the request
+    (the text and its model read them), as they reach the history."""
+    row, parties, meds = _request(ds, d)
+    notes = ds.incident_notes[ds.incident_notes["incident_id"] == d].to_dict("records")
+    row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
+    own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
+           "mediations": pd.DataFrame(meds) if meds else ds.mediations.iloc[:0],
+           "incident_notes": pd.DataFrame(notes) if notes else ds.incident_notes.iloc[:0]}
+    return row, parties, meds, notes, {k: v.astype(getattr(ds, k).dtypes.to_dict()) for k, v in own.items()}
+
+
 def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
     """Each withheld dispute, one at a time: score_dispute on the history without it, then
     after Scorer.add of its records, against RiskModel.score on the data with it (built
@@ -141,18 +154,16 @@ def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
     base = _without(small_district, withheld)
     scorer = Scorer(small_model, base)
     rng = np.random.default_rng(1)
-    cats, levels, with_meds = set(), [], 0
+    cats, levels, with_meds, with_notes = set(), [], 0, 0
     for d in withheld:
-        row, parties, meds = _request(small_district, d)
-        row = {**row, "related_incident_id": None, "status": "open", "closed_at": None}
+        row, parties, meds, notes, own = _withheld_request(small_district, d)
         as_of = row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 40)), seconds=int(rng.integers(0, 86400)))
-        own = {"incidents": pd.DataFrame([row]), "incident_parties": pd.DataFrame(parties),
-               "mediations": pd.DataFrame(meds) if meds else small_district.mediations.iloc[:0]}
-        ref = _with(scorer.history, {k: v.astype(getattr(small_district, k).dtypes.to_dict()) for k, v in own.items()})
+        ref = _with(scorer.history, own)
         b = small_model.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
-        before = scorer.score_dispute(row, parties, mediations=meds, as_of=as_of)
+        before = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
         scorer.add(**{k: v for k, v in own.items() if len(v)})
-        after = scorer.score_dispute(row, parties, mediations=meds, as_of=as_of)
+        after = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
+        with_notes += any(n["recorded_at"] <= as_of for n in notes)
         for a in (before, after):
             assert abs(a.probability - b["probability"]) < 1e-9, d
             assert (a.level, a.plan) == (b["level"], b["plan"]), d
@@ -161,7 +172,7 @@ def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
         cats.add(row["category"])
         levels.append(b["level"])
         with_meds += any(m["held_at"] <= as_of for m in meds)
-    assert len(cats) >= 5 and with_meds >= 10
+    assert len(cats) >= 5 and with_meds >= 10 and with_notes >= 5
     assert set(levels) - {"blue"}, "no alerted dispute among the withheld: the plan rule went untested"
     # The history grown by add() is the history built from scratch on the same rows.
     assert len(scorer.history.incidents) == len(base.incidents) + len(withheld)

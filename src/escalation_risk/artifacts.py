@@ -5,6 +5,8 @@ A model directory holds plain files only:
 - ``model.txt``: the LightGBM booster in its own text format;
 - ``calibrator.json``: the calibration map (Platt a, b or isotonic X/Y arrays);
 - ``baselines.json``: the logistic-regression and checklist baselines as numbers;
+- ``text_model.json``: the text model's numbers (hashed n-gram columns, idf, weights;
+  never a string of the texts), for a model that reads ``text_model_score``;
 - ``manifest.json``: features (names, dtypes, categories), label settings,
   thresholds, metrics, the training data's fingerprint, cutoff, seed, versions,
   creation time, the SHA-256 of every other file, and a digest of its own content.
@@ -47,6 +49,7 @@ MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
 BASELINES_FILE = "baselines.json"
 MANIFEST_FILE = "manifest.json"
+TEXT_MODEL_FILE = "text_model.json"  # only for a model that reads text_model_score
 HASHED_FILES = (MODEL_FILE, CALIBRATOR_FILE, BASELINES_FILE)
 SIGNATURE_FILE = "manifest.sig"
 SIGNING_KEY_ENV = "ESCALATION_RISK_SIGNING_KEY"
@@ -91,7 +94,7 @@ def _dump(obj, path: Path) -> None:
 
 
 def write_model_dir(out_dir, *, booster_text: str, calibrator: dict, baselines: dict, manifest: dict,
-                    signing_key: Any = None) -> Path:
+                    signing_key: Any = None, text_model: dict | None = None) -> Path:
     """Write the model files, then the manifest with their hashes and its own digest,
     then its signature when a signing key is given or configured."""
     out = Path(out_dir)
@@ -99,10 +102,16 @@ def write_model_dir(out_dir, *, booster_text: str, calibrator: dict, baselines: 
     (out / MODEL_FILE).write_text(booster_text, encoding="utf-8")
     _dump(calibrator, out / CALIBRATOR_FILE)
     _dump(baselines, out / BASELINES_FILE)
+    hashed: tuple[str, ...] = HASHED_FILES
+    if text_model is not None:
+        (out / TEXT_MODEL_FILE).write_text(json.dumps(text_model, separators=(",", ":")) + "\n", encoding="utf-8")
+        hashed = hashed + (TEXT_MODEL_FILE,)
+    elif (out / TEXT_MODEL_FILE).exists():
+        (out / TEXT_MODEL_FILE).unlink()  # an earlier model's text model would only mislead
     manifest = dict(manifest)
     manifest["format"] = FORMAT
     manifest["format_version"] = FORMAT_VERSION
-    manifest["files"] = {name: sha256_file(out / name) for name in HASHED_FILES}
+    manifest["files"] = {name: sha256_file(out / name) for name in hashed}
     manifest["manifest_sha256"] = _content_digest(manifest)
     _dump(manifest, out / MANIFEST_FILE)
     key = resolve_signing_key(signing_key)
@@ -158,7 +167,7 @@ def read_model_dir(path, *, expected_features: list[str] | None = None, signing_
         raise ModelLoadError(f"{mpath}: trained with escalation-risk {saved}, which is not compatible with "
                              f"the installed {__version__} (major.minor must match); retrain the model")
     files = manifest.get("files") or {}
-    for name in HASHED_FILES:
+    for name in HASHED_FILES + ((TEXT_MODEL_FILE,) if TEXT_MODEL_FILE in files else ()):
         fpath = d / name
         if not fpath.is_file():
             raise ModelLoadError(f"{fpath}: missing")
@@ -171,10 +180,12 @@ def read_model_dir(path, *, expected_features: list[str] | None = None, signing_
     try:
         calibrator = json.loads((d / CALIBRATOR_FILE).read_text(encoding="utf-8"))
         baselines = json.loads((d / BASELINES_FILE).read_text(encoding="utf-8"))
+        text_model = json.loads((d / TEXT_MODEL_FILE).read_text(encoding="utf-8")) \
+            if TEXT_MODEL_FILE in files else None
     except json.JSONDecodeError as e:  # hashes matched, so the writer itself was wrong
         raise ModelLoadError(f"{d}: unreadable JSON ({e})") from None
     return {"booster_text": (d / MODEL_FILE).read_text(encoding="utf-8"), "calibrator": calibrator,
-            "baselines": baselines, "manifest": manifest}
+            "baselines": baselines, "manifest": manifest, "text_model": text_model}
 
 
 

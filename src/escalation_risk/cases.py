@@ -371,7 +371,7 @@ def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days:
         for i, s in zip(old, src):
             feats[i], en[i], zh[i] = previous.reason_features[s], previous.reasons_en[s], previous.reasons_zh[s]
     if len(new):
-        X = build_features(ds, pd.DataFrame({"dispute_id": ids[new], "as_of": rep[new]}))
+        X = build_features(ds, pd.DataFrame({"dispute_id": ids[new], "as_of": rep[new]}), text=model.text_model)
         contrib = model.contributions(X)
         C[new] = contrib[names].to_numpy(dtype=np.float32)
         prob[new] = model.predict_proba(X)
@@ -458,7 +458,7 @@ def similar_cases(model: RiskModel, ds: Dataset, dispute_id: str, as_of, k: int 
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     t = to_moment(as_of)
-    X = build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [t]}))
+    X = build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [t]}), text=model.text_model)
     return _answer(model, index if index is not None else case_index(model, ds), X, dispute_id, t, k,
                    same_category_first)
 
@@ -481,7 +481,7 @@ def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,
     med_df = validate_rows("mediations", meds) if meds else None
     when = clock.now().floor("s") if as_of is None else to_moment(as_of)
     idx = history_index(history)
-    X = compute_features(idx, points_from_records(idx, inc_df, parts, when, med_df))
+    X = compute_features(idx, points_from_records(idx, inc_df, parts, when, med_df), model.text_model)
     return _answer(model, index if index is not None else case_index(model, history), X, str(did), when, k,
                    same_category_first)
 

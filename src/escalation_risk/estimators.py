@@ -133,7 +133,8 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
     known at the cutoff; NaN labels are not used). ``cutoff``: the day the training data
     are known up to (``None``: the last point's ``as_of`` plus ``horizon_days``, the first
     day every point's label is known); points whose horizon ends after an explicit cutoff
-    raise ``ValueError``. ``seed`` and ``lexicon`` are :func:`train`'s; every other
+    raise ``ValueError``. ``seed``, ``lexicon`` and ``exclude`` are :func:`train`'s
+    (``families_off=None``: the default setting); every other
     parameter is the :data:`~escalation_risk.model.training.DEFAULT_CONFIG` option of the
     same name (``lgb_params=None``: ``{}``; ``budget=None``: the default budget), except
     ``rescore_every_days``/``max_rescores``, which choose points and so do not apply.
@@ -149,7 +150,8 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
                  num_boost_round: int = 600, early_stopping_rounds: int = 50, min_train_positives: int = 20,
                  num_threads: int = 1, lgb_params: dict | None = None, calibration: str = "auto",
                  calibration_folds: int = 5, budget: dict | None = None, offences: list[str] | None = None,
-                 shared_party: bool = True, ece_bins: int = 10):
+                 shared_party: bool = True, ece_bins: int = 10, text_model_folds: int = 5,
+                 families_off: list[str] | None = None, exclude: list[str] | None = None):
         self.dataset = dataset
         self.cutoff = cutoff
         self.horizon_days = horizon_days
@@ -171,12 +173,16 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         self.offences = offences
         self.shared_party = shared_party
         self.ece_bins = ece_bins
+        self.text_model_folds = text_model_folds
+        self.families_off = families_off
+        self.exclude = exclude
 
     def train_config(self) -> dict:
         """The :func:`train` ``config`` these parameters stand for (for comparisons)."""
         cfg = {k: getattr(self, k) for k in DEFAULT_CONFIG if k not in POINT_OPTIONS}
         cfg["lgb_params"] = dict(self.lgb_params or {})
         cfg["budget"] = dict(DEFAULT_BUDGET) if self.budget is None else dict(self.budget)
+        cfg["families_off"] = list(DEFAULT_CONFIG["families_off"] if self.families_off is None else self.families_off)
         return cfg
 
     def fit(self, points: pd.DataFrame, y: Any = None) -> RiskClassifier:
@@ -205,7 +211,7 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         cfg = _config(self.train_config())
         with threadpool_limits(limits=cfg["num_threads"]):
             self.model_ = _train_on_points(ds, pts, labels, cfg, cutoff=cutoff, horizon_days=self.horizon_days,
-                                           seed=self.seed, lexicon=self.lexicon)
+                                           seed=self.seed, lexicon=self.lexicon, exclude=self.exclude)
         self.cutoff_ = cutoff
         self.classes_ = np.array([0, 1])
         return self
@@ -215,7 +221,8 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         model: RiskModel = self.model_
         pts = _check_points(points, "RiskClassifier.predict_proba")
-        X = build_features(_check_dataset(self.dataset, "RiskClassifier"), pts, lexicon=self.lexicon)
+        X = build_features(_check_dataset(self.dataset, "RiskClassifier"), pts, lexicon=self.lexicon,
+                           text=model.text_model)
         p = model.predict_proba(X)
         return np.column_stack([1.0 - p, p])
 

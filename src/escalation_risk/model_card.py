@@ -7,12 +7,14 @@ be regenerated from a saved model directory at any time).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .features import REGISTRY  # noqa: E402
@@ -108,14 +110,132 @@ def _time_varying(m: dict) -> str:
             "unchanged):\n\n" + "\n".join(f"- {f}" for f in facts) + "\n")
 
 
-def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str | None = None) -> Path:
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    pos = y == 1
+    if pos.all() or not pos.any():
+        return float("nan")
+    r = pd.Series(s).rank().to_numpy()
+    return float((r[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum()))
+
+
+def fairness_comparison(scores: dict[str, np.ndarray], y: np.ndarray, groups: pd.DataFrame, *,
+                        budget: float = 0.05, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """AUC, precision and false-positive rate at the alert budget, overall and per group,
+    for each scorer in ``scores`` (e.g. the model with and without the personal
+    attributes) on the same disputes ``y``, with percentile bootstrap 95% intervals.
+
+    The budget alerts the top ``budget`` share of all disputes (one threshold for every
+    group, re-drawn in each resample); a group's precision is that of its alerts and its
+    false-positive rate the share of its non-escalated disputes alerted. ``groups``: one
+    column per attribute (:func:`escalation_risk.model.metrics.group_attributes`)."""
+    y = np.asarray(y, dtype=int)
+    cells = [("all", "all", np.ones(len(y), bool))]
+    for attr in groups.columns:
+        g = groups[attr].astype(str).to_numpy()
+        cells += [(attr, k, g == k) for k in pd.unique(g)]
+
+    def figures(idx: np.ndarray) -> dict:
+        out = {}
+        for name, s in scores.items():
+            sb, yb = np.asarray(s)[idx], y[idx]
+            alert = sb >= np.quantile(sb, 1 - budget)
+            for attr, k, m in cells:
+                mb = m[idx]
+                neg = mb & (yb == 0)
+                out[(name, attr, k)] = (_auc(yb[mb], sb[mb]), float(yb[mb & alert].mean()) if (mb & alert).any()
+                                        else float("nan"), float(alert[neg].mean()) if neg.any() else float("nan"))
+        return out
+
+    masks = {(attr, k): m for attr, k, m in cells}
+    est = figures(np.arange(len(y)))
+    rng = np.random.default_rng(seed)
+    boots = [figures(rng.integers(0, len(y), len(y))) for _ in range(n_boot)]
+    rows = []
+    for key, (auc, prec, fpr) in est.items():
+        b = np.array([bt[key] for bt in boots], dtype=float)
+        with warnings.catch_warnings():  # a group with no alert in any resample has no precision: NaN, said as —
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanquantile(b, 0.025, axis=0), np.nanquantile(b, 0.975, axis=0)
+        name, attr, k = key
+        m = masks[(attr, k)]
+        rows.append({"model": name, "attribute": attr, "group": k, "n": int(m.sum()),
+                     "escalated": int(y[m].sum()), "roc_auc": auc, "roc_auc_lo": lo[0], "roc_auc_hi": hi[0],
+                     f"precision@{budget:.0%}": prec, "precision_lo": lo[1], "precision_hi": hi[1],
+                     f"fpr@{budget:.0%}": fpr, "fpr_lo": lo[2], "fpr_hi": hi[2]})
+    return pd.DataFrame(rows)
+
+
+def _fairness_section(fairness: pd.DataFrame | None, m: dict) -> str:
+    ex = m["features"].get("excluded") or {}
+    asked = ex.get("requested") or []
+    derived = [f for f in ex.get("features", []) if f in REGISTRY and set(REGISTRY[f].uses) & set(asked)]
+    used = ("Nothing was excluded: the model reads every feature, including those derived from gender, "
+            "hukou and age." if not asked else
+            f"Excluded on request: **{', '.join(asked)}**, and with them every feature derived from them: "
+            f"{', '.join(f'`{f}`' for f in derived) or 'none'}.")
+    off = ex.get("families_off") or []
+    used += ("" if not off else f" Families left out by the default setting (they did not earn their place, below): "
+             f"{', '.join(off)}.")
+    if fairness is None or not len(fairness):
+        hint = (" No comparison with the same training on every feature was made for this card (`escalation-risk "
+                "train --exclude ...` writes one)." if asked else " Train with `--exclude gender,hukou,age` for a card "
+                "comparing the model with and without them.")
+        return "## Personal attributes (fairness as a setting)\n" + used + hint + "\n"
+    f = fairness.copy()
+    p_col = [c for c in f.columns if c.startswith("precision@")][0]
+    r_col = [c for c in f.columns if c.startswith("fpr@")][0]
+
+    def iv(v, lo, hi) -> str:
+        return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    tab = pd.DataFrame({"model": f["model"], "attribute": f["attribute"], "group": f["group"], "n": f["n"],
+                        "escalated": f["escalated"],
+                        "AUC": [iv(*r) for r in f[["roc_auc", "roc_auc_lo", "roc_auc_hi"]].to_numpy()],
+                        p_col: [iv(*r) for r in f[[p_col, "precision_lo", "precision_hi"]].to_numpy()],
+                        "false-positive rate": [iv(*r) for r in f[[r_col, "fpr_lo", "fpr_hi"]].to_numpy()]})
+    return f"""## Personal attributes (fairness as a setting)
+{used}
+
+The same training with and without the personal attributes, on the held-out disputes (first
+reported after the cutoff, at report time). The alert budget alerts the top
+{p_col.split('@')[1]} of all disputes with one threshold for everyone; per group, the precision of
+its alerts and its false-positive rate (the share of its disputes that did not escalate and were
+alerted). 95% bootstrap intervals.
+
+{_table(tab)}
+"""
+
+
+def _ablation_section() -> str:
+    """The per-family ablation measured on fresh districts (benchmarks/ablation.py)."""
+    from .model.training import ABLATION
+    if not ABLATION:
+        return ""
+    rows = pd.DataFrame(ABLATION["rows"])
+
+    def iv(v) -> str:
+        return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+
+    tab = pd.DataFrame({"seed": rows["seed"], "view": rows["view"], "without": rows["without"],
+                        "Δ AUC": rows["roc_auc"].map(iv), "Δ P@5%": rows["precision@5%"].map(iv)})
+    return f"""## Does each feature family earn its place
+{ABLATION['what']} Δ: the full model minus the model trained without the family (paired
+bootstrap 95% interval, resampled by dispute). {ABLATION['verdict']}
+
+{_table(tab)}
+"""
+
+
+def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str | None = None,
+                     fairness: pd.DataFrame | None = None) -> Path:
     r"""Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path.
 
     ``test`` and ``nights`` are optional :class:`~escalation_risk.model.Evaluation`\ s on
     disputes first reported after the cutoff (held out): at report time, and open on
     monthly nights. Without ``test`` the model's own holdout (``train(..., holdout=...)``)
     is used when it has one; otherwise the card says there is no held-out figure, and
-    why (``no_test_reason``).
+    why (``no_test_reason``). ``fairness`` (:func:`fairness_comparison`) adds the model
+    with and without the personal attributes; the card always says which were used.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -215,6 +335,8 @@ precision and recall do not differ much between groups before use.
 
 {_table(by_group) if len(by_group) else '(none)'}
 
+{_fairness_section(fairness, m)}
+{_ablation_section()}
 ## What drives the scores
 Mean |SHAP| of the final model on the validation windows' examples, top features:
 
@@ -235,4 +357,4 @@ Mean |SHAP| of the final model on the validation windows' examples, top features
     return path
 
 
-__all__ = ["write_model_card"]
+__all__ = ["write_model_card", "fairness_comparison"]

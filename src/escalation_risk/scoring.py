@@ -232,7 +232,7 @@ class Scorer:
         state = self._state  # one consistent snapshot even if add() swaps the history meanwhile
         _check_references(state.idx, req)
         P = points_from_records(state.idx, req.incident, req.parties, req.as_of, req.mediations, req.notes)
-        cols = compute_columns(state.idx, P)
+        cols = compute_columns(state.idx, P, self.model.text_model, needed=self.model.feature_names)
         M = self.model.matrix_from_columns(cols)
         prob = float(self.model.predict_proba(M)[0])
         level = str(assign_levels(np.array([prob]), self.model.thresholds)[0])

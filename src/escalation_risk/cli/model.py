@@ -36,8 +36,10 @@ def _load(data_dir: str):
 @click.option("--max-rescores", default=6, show_default=True, type=click.IntRange(min=1))
 @click.option("--store", default=None, callback=lambda c, p, v: v if v is None else check_store_url(c, p, v),
               help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
+@click.option("--exclude", default="", help="Comma-separated personal attributes (gender,hukou,age) the model must do "
+              "without, with every feature derived from them, and/or feature families. Nothing by default.")
 def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
-          max_rescores: int, store: str | None) -> None:
+          max_rescores: int, store: str | None, exclude: str) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..model import train as train_model
     from ..model_card import write_model_card
@@ -51,7 +53,8 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
         if store:
             with open_store(store, create=False) as st:
                 outcomes = st.outcomes()
-        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
+        model = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes,
+                            exclude=[x.strip() for x in exclude.split(",") if x.strip()])
     except ValueError as e:
         click.echo(f"training failed: {e}", err=True)
         raise SystemExit(1) from None
@@ -59,7 +62,10 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     test, nights, why_not = _held_out(model, ds, cutoff, horizon)
     if why_not:
         click.echo(f"no held-out test: {why_not}", err=True)
-    card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not)
+    fairness = None
+    if test is not None and model.manifest["features"]["excluded"]["requested"]:
+        fairness = _with_and_without(model, ds, cutoff, horizon, seed, config, outcomes)
+    card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not, fairness=fairness)
     val = model.manifest["metrics"]["validation"]
     table = pd.DataFrame(val["scorers"]).T[["roc_auc", "average_precision", "brier", "ece", "precision@1%",
                                             "precision@5%", "precision@10%", "recall@5%"]]
@@ -72,6 +78,26 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     if nights is not None:
         click.echo(f"held-out after the cutoff, disputes first reported after it, open on monthly nights: "
                    f"{nights.table()}")
+
+
+def _with_and_without(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int, config, outcomes):
+    """The excluding model beside the same training with nothing excluded, on the held-out
+    disputes at report time (for the card's fairness table)."""
+    from ..features import build_features
+    from ..labels import make_labels
+    from ..model import report_points
+    from ..model import train as train_model
+    from ..model.metrics import group_attributes
+    from ..model_card import fairness_comparison
+    full = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
+    pts = report_points(ds, cutoff, None)
+    y = make_labels(ds, pts, horizon_days=horizon).to_numpy()
+    pts, y = pts[~pd.isna(y)].reset_index(drop=True), y[~pd.isna(y)]
+    X = build_features(ds, pts, lexicon=model.lexicon, text=full.text_model)
+    Xm = build_features(ds, pts, lexicon=model.lexicon, text=model.text_model)
+    asked = ",".join(model.manifest["features"]["excluded"]["requested"])
+    return fairness_comparison({"all features": full.predict_proba(X), f"without {asked}": model.predict_proba(Xm)},
+                               y, group_attributes(X)[["gender", "hukou", "age_band"]], seed=seed)
 
 
 def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):

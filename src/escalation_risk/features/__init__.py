@@ -5,7 +5,10 @@ in the order given, with one column per feature of :data:`REGISTRY`. Families, o
 module each: the dispute itself (:mod:`.dispute`), the parties' histories
 (:mod:`.history`), the pair (:mod:`.pair`), the people (:mod:`.people`), the
 household (:mod:`.household`), the place and grid (:mod:`.place`), the network
-around the parties (:mod:`.network`), organisations (:mod:`.organization`).
+around the parties (:mod:`.network`), organisations (:mod:`.organization`), escalation
+velocity (:mod:`.velocity`), what followed a failed mediation (:mod:`.after_mediation`),
+violence in the family circle and where a party's conflicts led (:mod:`.circle`), and
+the text read by a trained linear model (:mod:`.text_model`, given the model).
 
 Point-in-time correctness: every family reads the history through
 :class:`~.index.HistoryIndex`, whose look-ups only see records available at or
@@ -18,17 +21,36 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
-from . import dispute, history, household, network, organization, pair, people, place
+from . import (
+    after_mediation,
+    circle,
+    dispute,
+    history,
+    household,
+    network,
+    organization,
+    pair,
+    people,
+    place,
+    text_model,
+    velocity,
+)
 from .index import HistoryIndex, history_index
 from .lexicon import Lexicon, load_lexicon
 from .points import PointSet, points_from_history, points_from_records
-from .registry import REGISTRY, Feature, Registry
+from .registry import REGISTRY, SENSITIVE, Feature, Registry
+from .text_model import TextModel
 
-FAMILIES = (dispute, history, pair, people, household, place, network, organization)
+FAMILIES = (dispute, history, pair, people, household, place, network, organization, velocity, after_mediation,
+            circle)
+
+# Families a model may leave out (config families_off): skipped online when it does.
+OPTIONAL = (velocity, after_mediation, circle)
 
 dispute.register(load_lexicon())
 for _family in FAMILIES[1:]:
     _family.register()
+text_model.register()
 
 FEATURE_NAMES: list[str] = REGISTRY.names
 CATEGORICAL: list[str] = [f.name for f in REGISTRY if f.kind == "category"]
@@ -48,23 +70,35 @@ def feature_names(lexicon: Lexicon | None = None) -> list[str]:
     return kept + [n for n in names if n not in kept]
 
 
-def compute_columns(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+def compute_columns(idx: HistoryIndex, P: PointSet, text: TextModel | None = None,
+                    needed: list[str] | None = None) -> dict[str, np.ndarray]:
     """Feature name -> values for a PointSet: the one code path behind batch and online
     scoring (:func:`compute_features` frames it; ``score_dispute`` reads it directly).
-    The text features follow the index's lexicon (:func:`feature_names`)."""
+    The text features follow the index's lexicon (:func:`feature_names`); ``text`` is a
+    trained model's text model (None: ``text_model_score`` is missing). With ``needed``
+    (a model's features) the optional families none of them reads are skipped (a third
+    of a single dispute's cost); the others are always computed, as reasons read them."""
     names = feature_names(idx.lexicon)
+    if needed is not None:
+        want = set(needed)
+        skip = {fam.FAMILY for fam in OPTIONAL if not want & {f.name for f in REGISTRY if f.family == fam.FAMILY}}
+        names = [n for n in names if REGISTRY[n].family not in skip]
+    else:
+        skip = set()
     cols: dict[str, np.ndarray] = {}
     for fam in FAMILIES:
-        cols.update(fam.compute(idx, P))
+        if fam.FAMILY not in skip:
+            cols.update(fam.compute(idx, P))
+    cols.update(text_model.compute(idx, P, text))
     missing = set(names) - set(cols)
     if missing:  # a family and its registration disagree: a bug, not bad data
         raise AssertionError(f"features not computed: {sorted(missing)}")
     return cols
 
 
-def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
+def compute_features(idx: HistoryIndex, P: PointSet, text: TextModel | None = None) -> pd.DataFrame:
     """Features for a PointSet as a frame: dispute_id, as_of, then one column per feature."""
-    cols = compute_columns(idx, P)
+    cols = compute_columns(idx, P, text)
     names = feature_names(idx.lexicon)
     n = len(P)
     numeric_names = [c for c in names if c not in CATEGORICAL]
@@ -80,15 +114,17 @@ def compute_features(idx: HistoryIndex, P: PointSet) -> pd.DataFrame:
     return out[["dispute_id", "as_of"] + names]
 
 
-def build_features(ds: Dataset, points: pd.DataFrame, *, lexicon: Lexicon | None = None) -> pd.DataFrame:
+def build_features(ds: Dataset, points: pd.DataFrame, *, lexicon: Lexicon | None = None,
+                   text: TextModel | None = None) -> pd.DataFrame:
     """Features of each ``(dispute_id, as_of)`` point, one row per point, in order.
 
     Only records available at or before a point's ``as_of`` shape its row. The
     dataset's history index is built on first use and cached on ``ds``. ``lexicon``
-    (default: the shipped one) sets the text features (:func:`feature_names`).
+    (default: the shipped one) sets the text features (:func:`feature_names`); ``text``
+    (a trained model's :class:`TextModel`) scores the text (else ``text_model_score`` is NaN).
     """
     idx = history_index(ds, lexicon)
-    return compute_features(idx, points_from_history(idx, points))
+    return compute_features(idx, points_from_history(idx, points), text)
 
 
 def feature_table() -> pd.DataFrame:
@@ -97,7 +133,7 @@ def feature_table() -> pd.DataFrame:
 
 
 __all__ = ["build_features", "compute_columns", "compute_features", "feature_names", "feature_table", "FEATURE_NAMES",
-           "CATEGORICAL",
+           "CATEGORICAL", "SENSITIVE", "TextModel",
            "REGISTRY",
            "Feature", "Registry", "HistoryIndex", "history_index", "Lexicon", "load_lexicon", "PointSet",
            "points_from_history", "points_from_records"]

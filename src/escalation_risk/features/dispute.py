@@ -82,14 +82,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
         out[name] = group_sum(n, owner, kinds == k)
     sig = idx.inc_signals[fu.payload["inc"][pos]]
     # Notes recorded by as_of: the history's (the dispute is a record) and those given online.
-    nl = idx.notes
-    no, npos = nl.expand(P.d, None, t)
-    x_pt, x_t, x_sig = P.extra_notes
-    keep = x_t <= t[x_pt] if len(x_pt) else np.zeros(0, bool)
-    n_pt = np.concatenate([no, x_pt[keep]])
-    n_t = np.concatenate([nl.t[npos], x_t[keep]])
-    n_sig = np.concatenate([idx.note_signals[nl.payload["row"][npos]],
-                            x_sig.reshape(len(x_pt), len(idx.lexicon.signals))[keep]])
+    n_pt, n_t, n_sig = notes_known(idx, P)
     for j, s in enumerate(idx.lexicon.signals):
         out[f"text_{s}"] = np.maximum(P.signals[:, j].astype(float), group_max(n, n_pt, n_sig[:, j]))
         out[f"followup_text_{s}"] = group_sum(n, owner, sig[:, j])
@@ -100,6 +93,36 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     latest = n_t == last_note[n_pt]
     out["latest_note_danger"] = group_max(n, n_pt[latest], danger[latest])
 
+    m_pt, m_t, m_failed = mediations_known(idx, P)
+    out["mediations"] = np.bincount(m_pt, minlength=n)[:n].astype(float)
+    out["mediations_failed"] = group_sum(n, m_pt, m_failed)
+    last_t = group_max(n, m_pt, m_t, empty=np.nan)
+    # The last session's outcome; ties at the same moment count as failed if any failed.
+    at_last = m_t == last_t[m_pt]
+    out["last_mediation_failed"] = group_max(n, m_pt[at_last], m_failed[at_last], empty=0.0)
+    out["days_since_mediation"] = (t - last_t) / DAY
+    return out
+
+
+def notes_known(idx: HistoryIndex, P: PointSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The notes on each point's dispute recorded by its as_of, the history's and those
+    given online: (point, recorded_at seconds, signal matrix)."""
+    t = P.t
+    nl = idx.notes
+    no, npos = nl.expand(P.d, None, t)
+    x_pt, x_t, x_sig = P.extra_notes
+    keep = x_t <= t[x_pt] if len(x_pt) else np.zeros(0, bool)
+    n_pt = np.concatenate([no, x_pt[keep]])
+    n_t = np.concatenate([nl.t[npos], x_t[keep]])
+    n_sig = np.concatenate([idx.note_signals[nl.payload["row"][npos]],
+                            x_sig.reshape(len(x_pt), len(idx.lexicon.signals))[keep]])
+    return n_pt, n_t, n_sig
+
+
+def mediations_known(idx: HistoryIndex, P: PointSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sessions on each point's dispute held by its as_of, the history's and those
+    given online: (point, held_at seconds, failed as known at as_of)."""
+    t = P.t
     med = idx.mediations
     mo, mpos = med.expand(P.d, None, t)
     m_pt = np.concatenate([mo, P.extra_mediations["pt"]])
@@ -109,12 +132,4 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     keep = m_t <= t[m_pt]
     # Before its outcome_at a mediation has been held and its outcome is pending.
     m_failed = m_failed & (m_out <= t[m_pt])
-    m_pt, m_t, m_failed = m_pt[keep], m_t[keep], m_failed[keep]
-    out["mediations"] = np.bincount(m_pt, minlength=n)[:n].astype(float)
-    out["mediations_failed"] = group_sum(n, m_pt, m_failed)
-    last_t = group_max(n, m_pt, m_t, empty=np.nan)
-    # The last session's outcome; ties at the same moment count as failed if any failed.
-    at_last = m_t == last_t[m_pt]
-    out["last_mediation_failed"] = group_max(n, m_pt[at_last], m_failed[at_last], empty=0.0)
-    out["days_since_mediation"] = (t - last_t) / DAY
-    return out
+    return m_pt[keep], m_t[keep], m_failed[keep]

@@ -275,6 +275,8 @@ class HistoryIndex:
         ni = self.incidents.get_indexer(notes["incident_id"].to_numpy(dtype=object))
         self.note_ids = pd.Index(notes["note_id"].to_numpy(dtype=object))
         self.note_signals = self.lexicon.matrix(notes["text"])
+        # The notes' own text, read only by a trained text model (features.text_model).
+        self.note_text = notes["text"].to_numpy(dtype=object)
         self.notes = Timeline.build(ni, to_secs(notes["recorded_at"], ALWAYS), row=np.arange(len(notes)))
 
         # Places and grids.

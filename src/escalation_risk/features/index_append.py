@@ -71,7 +71,7 @@ OTHER = {
     "gender", "hukou", "employment", "places", "grids", "place_grid", "places_type", "orgs", "org_type", "incidents",
     "inc_desc", "inc_person", "pairs", "counterparties", "med_ids", "person_events", "households", "household_place",
     "household_tenure", "rel_pairs", "rel_pair_kind", "rel_pair_since", "attr_timelines", "inc_person_t",
-    "note_ids", "note_signals",
+    "note_ids", "note_signals", "note_text",
 }
 KNOWN = set(TIMELINES) | set(PER_INCIDENT) | OTHER
 
@@ -277,6 +277,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset, added: dict[str, pd.Dat
     fresh = note_pos >= len(idx.note_ids)
     order = np.argsort(note_pos[fresh], kind="stable")
     out.note_signals = np.concatenate([idx.note_signals, sub.note_signals[fresh][order]])
+    out.note_text = np.concatenate([idx.note_text, sub.note_text[fresh][order]])
     sa, sb = sub.pairs.to_numpy() // SHIFT, sub.pairs.to_numpy() % SHIFT
     a, b = _remap(sa, maps["person"]), _remap(sb, maps["person"])
     pair_keys = np.minimum(a, b) * SHIFT + np.maximum(a, b)

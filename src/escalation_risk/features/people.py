@@ -26,11 +26,11 @@ FLAG_TEXT = {
 
 def register() -> None:
     R = REGISTRY.add
-    R(Feature("age_max", FAMILY, "the oldest party is {v}", "最年长当事人 {v} 岁", "number"),
-      Feature("age_min", FAMILY, "the youngest party is {v}", "最年轻当事人 {v} 岁", "number"),
-      Feature("n_male", FAMILY, "{v} male parties", "男性当事人 {v} 人"),
-      Feature("n_female", FAMILY, "{v} female parties", "女性当事人 {v} 人"),
-      Feature("n_migrant", FAMILY, "{v} parties without local hukou", "外来人口当事人 {v} 人"),
+    R(Feature("age_max", FAMILY, "the oldest party is {v}", "最年长当事人 {v} 岁", "number", uses=("age",)),
+      Feature("age_min", FAMILY, "the youngest party is {v}", "最年轻当事人 {v} 岁", "number", uses=("age",)),
+      Feature("n_male", FAMILY, "{v} male parties", "男性当事人 {v} 人", uses=("gender",)),
+      Feature("n_female", FAMILY, "{v} female parties", "女性当事人 {v} 人", uses=("gender",)),
+      Feature("n_migrant", FAMILY, "{v} parties without local hukou", "外来人口当事人 {v} 人", uses=("hukou",)),
       Feature("n_unemployed", FAMILY, "{v} unemployed parties", "无业当事人 {v} 人"),
       Feature("n_flags", FAMILY, "{v} concerns on record for the parties", "当事人共有 {v} 条关注记录"))
     for f in FLAGS:

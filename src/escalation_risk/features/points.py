@@ -43,6 +43,10 @@ class PointSet:
     # (point, recorded_at seconds, 0/1 signal matrix) of each note given online.
     extra_notes: tuple[np.ndarray, np.ndarray, np.ndarray] = field(
         default_factory=lambda: _notes([], [], np.zeros((0, 0), np.int8)))
+    # Their text, and the dispute's description as given online (None: the history's);
+    # read only by a trained text model (:mod:`.text_model`).
+    extra_note_text: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    description: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.t)
@@ -180,11 +184,13 @@ def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations
         extra = _mediations(m_pt[ok_m], held[ok_m], (_obj(mediations["outcome"])[new] == "failed")[ok_m],
                             out_t[ok_m])
     extra_notes = _notes([], [], np.zeros((0, len(idx.lexicon.signals)), np.int8))
+    note_text = np.zeros(0, dtype=object)
     if notes is not None and len(notes["note_id"]):
         n_id, n_inc = _obj(notes["note_id"]), _obj(notes["incident_id"])
         new = positions(idx.note_ids, n_id) < 0
         n_pt = np.array([pt_of.get(x, -1) for x in n_inc[new]], dtype=np.int64)
         texts = list(_obj(notes["text"])[new])
+        note_text = np.asarray(texts, dtype=object)
         extra_notes = _notes(n_pt, _secs(_obj(notes["recorded_at"])[new], ALWAYS),
                              idx.lexicon.matrix(texts if len(texts) <= 64 else pd.Series(texts, dtype=object)))
     return PointSet(
@@ -198,7 +204,8 @@ def points_from_records(idx: HistoryIndex, incidents, parties, as_of, mediations
         pp_pt=np.array([r[0] for r in pp], dtype=np.int64), pp_person=np.array([r[1] for r in pp], dtype=np.int64),
         pp_role=np.array([r[2] for r in pp], dtype=object),
         op_pt=np.array([p for p, _ in op], dtype=np.int64)[ok], op_org=op_org[ok],
-        extra_mediations=extra, extra_notes=extra_notes,
+        extra_mediations=extra, extra_notes=extra_notes, extra_note_text=note_text,
+        description=_obj(incidents["description"]),
     )
 
 

@@ -25,6 +25,9 @@ class Feature:
     categories: tuple[str, ...] | None = None
     # What is and is not counted, where a reader could wonder (the scored dispute's own records).
     note: str = ""
+    # Personal attributes the value is derived from ("gender", "hukou", "age"): what
+    # ``train(..., exclude=[...])`` removes with the attribute.
+    uses: tuple[str, ...] = ()
 
     def sentence(self, value, lang: Literal["en", "zh"] = "en") -> str:
         """The readable reason for this feature at ``value`` alone (see
@@ -71,9 +74,30 @@ class Registry:
         return list(self._features)
 
     def table(self) -> pd.DataFrame:
-        """One row per feature: name, family, kind, English and Chinese description, note."""
+        """One row per feature: name, family, kind, English and Chinese description, note,
+        and the personal attributes it is derived from."""
         return pd.DataFrame([{"name": f.name, "family": f.family, "kind": f.kind, "en": f.en, "zh": f.zh,
-                              "note": f.note} for f in self])
+                              "note": f.note, "uses": ",".join(f.uses)} for f in self])
+
+    @property
+    def families(self) -> list[str]:
+        return list(dict.fromkeys(f.family for f in self))
+
+    def excluded(self, exclude) -> list[str]:
+        """The features removed by ``exclude``: personal attributes (:data:`SENSITIVE`), with
+        every feature derived from them, and/or whole families by name. Raises
+        ``ValueError`` naming an entry that is neither."""
+        out: list[str] = []
+        for item in exclude or ():
+            if item in SENSITIVE:
+                out += [f.name for f in self if item in f.uses]
+            elif item in self.families:
+                out += [f.name for f in self if f.family == item]
+            else:
+                raise ValueError(f"exclude: {item!r} is neither a personal attribute ({', '.join(SENSITIVE)}) "
+                                 f"nor a feature family ({', '.join(self.families)})")
+        return list(dict.fromkeys(out))
 
 
+SENSITIVE = ("gender", "hukou", "age")  # attributes a model can be asked to do without
 REGISTRY = Registry()

@@ -577,6 +577,8 @@ def _build() -> dict[str, Renderer]:
                                "other disputes against the same organisation in the last year",
                                "近一年针对同一单位另有 {n} 起纠纷", "近一年没有针对同一单位的其他纠纷",
                                "近一年针对同一单位的其他纠纷")
+    from .sentences_signal import build as _signal  # the escalation families, in their own module
+    S.update(_signal(C, Flag, missing, _en, _zh, _num, _days))
     return S
 
 

@@ -46,7 +46,7 @@ def evaluate(model: RiskModel, ds: Dataset, points: pd.DataFrame | None = None, 
         raise ValueError(f"no labelled points to evaluate ({len(points)} points, none with its "
                          f"{lab['horizon_days']}-day horizon inside the data)")
     points, y = points[ok].reset_index(drop=True), y[ok]
-    X = build_features(ds, points, lexicon=model.lexicon)
+    X = build_features(ds, points, lexicon=model.lexicon, text=model.text_model)
     bins = model.manifest.get("training", {}).get("config", {}).get("ece_bins", 10)
     return _evaluate_arrays(y, X, model.predict_proba(X), model.baselines, model.thresholds["orange"],
                             budgets, bins, period, intervals=intervals, n_boot=n_boot, seed=seed,

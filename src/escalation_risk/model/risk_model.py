@@ -12,7 +12,7 @@ import pandas as pd
 from ..artifacts import ModelLoadError, read_model_dir, write_model_dir
 from ..dataset import Dataset
 from ..explain import global_importance, top_reasons
-from ..features import Lexicon, build_features, feature_names
+from ..features import Lexicon, TextModel, build_features, feature_names
 from ..features.lexicon import lexicon_from_dict
 from ..response import ALERT_LEVELS, PLAN_REASONS, assign_levels, choose_plans, compute_trend
 from .calibration import apply_calibrator
@@ -29,7 +29,8 @@ class RiskModel:
     :func:`train` or :func:`load_model`.
     """
 
-    def __init__(self, booster: lgb.Booster, calibrator: dict, manifest: dict, baselines: dict):
+    def __init__(self, booster: lgb.Booster, calibrator: dict, manifest: dict, baselines: dict,
+                 text_model: TextModel | None = None):
         self.booster = booster
         self.calibrator = calibrator
         self.manifest = manifest
@@ -40,6 +41,8 @@ class RiskModel:
         # A custom text lexicon travels with the model; None: the shipped one.
         self.lexicon: Lexicon | None = (lexicon_from_dict(manifest["lexicon"], where="manifest lexicon")
                                         if manifest.get("lexicon") else None)
+        # The text model behind ``text_model_score`` (None: the model does without it).
+        self.text_model = text_model
         # The held-out evaluation when ``train(..., holdout=...)`` made one (its figures
         # are also in ``manifest["metrics"]["holdout"]``, which is what a loaded model has).
         self.holdout: Evaluation | None = None
@@ -165,7 +168,7 @@ class RiskModel:
                 "reason_features", "plan"]
         if len(points) == 0:
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
-        X = build_features(ds, points, lexicon=self.lexicon)
+        X = build_features(ds, points, lexicon=self.lexicon, text=self.text_model)
         p = self.predict_proba(X)
         levels = assign_levels(p, thresholds or self.thresholds)
         out = pd.DataFrame({"dispute_id": X["dispute_id"].to_numpy(dtype=object),
@@ -200,7 +203,8 @@ class RiskModel:
     def save(self, out_dir) -> None:
         """Write the model directory (see :mod:`.artifacts`); no pickle."""
         write_model_dir(out_dir, booster_text=self.booster.model_to_string(), calibrator=self.calibrator,
-                        baselines=self.baselines, manifest=self.manifest)
+                        baselines=self.baselines, manifest=self.manifest,
+                        text_model=None if self.text_model is None else self.text_model.to_dict())
 
 
 def _reasons_of(model: RiskModel, X: pd.DataFrame, top: int) -> list[list[dict]]:
@@ -218,11 +222,23 @@ def load_model(path) -> RiskModel:
         lex = lexicon_from_dict(parts["manifest"]["lexicon"]) if parts["manifest"].get("lexicon") else None
     except ValueError as e:
         raise ModelLoadError(f"{path}/manifest.json: {e}") from None
-    if parts["manifest"].get("features", {}).get("names") != feature_names(lex):
+    # A model may use fewer features than are computed (``train(..., exclude=...)``), never others.
+    names = parts["manifest"].get("features", {}).get("names")
+    computed = feature_names(lex)
+    if not isinstance(names, list) or not set(names) <= set(computed) or \
+            names != [n for n in computed if n in set(names)]:
         raise ModelLoadError(f"{path}/manifest.json: the model's feature list differs from the features this "
                              f"version of escalation-risk computes; retrain the model")
+    text = None
+    if "text_model_score" in names:
+        if parts.get("text_model") is None:
+            raise ModelLoadError(f"{path}: the model reads text_model_score but has no text_model.json")
+        try:
+            text = TextModel.from_dict(parts["text_model"])
+        except (KeyError, ValueError) as e:
+            raise ModelLoadError(f"{path}/text_model.json: {e}") from None
     try:
         booster = lgb.Booster(model_str=parts["booster_text"])
     except lgb.basic.LightGBMError as e:
         raise ModelLoadError(f"{path}/model.txt: not a LightGBM model ({e})") from None
-    return RiskModel(booster, parts["calibrator"], parts["manifest"], parts["baselines"])
+    return RiskModel(booster, parts["calibrator"], parts["manifest"], parts["baselines"], text_model=text)

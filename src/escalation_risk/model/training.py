@@ -47,7 +47,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
@@ -61,7 +63,10 @@ from ..artifacts import jsonable
 from ..clock import to_moment
 from ..dataset import Dataset
 from ..explain import global_importance
-from ..features import CATEGORICAL, REGISTRY, Lexicon, build_features, feature_names
+from ..features import CATEGORICAL, REGISTRY, Lexicon, TextModel, build_features, feature_names, history_index
+from ..features.points import points_from_history
+from ..features.text_model import NAME as TEXT_FEATURE
+from ..features.text_model import fit_out_of_fold, point_texts
 from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
@@ -93,6 +98,14 @@ PARAM_GRID: list[dict[str, Any]] = [
     {"num_leaves": 31, "min_data_in_leaf": 20, "lambda_l2": 1.0, "feature_fraction": 0.6},
 ]
 
+# The per-family ablation on fresh districts (benchmarks/ablation.py; BENCHMARKS.md, "Does
+# each family earn its place"), shown in every model card. A family whose change in AUC and
+# in precision at 5% held zero on every seed and view is left out by default (FAMILIES_OFF)
+# and can be switched back on with config={"families_off": []}.
+ABLATION: dict[str, Any] = json.loads((Path(__file__).parent / "ablation.json").read_text(encoding="utf-8")) \
+    if (Path(__file__).parent / "ablation.json").is_file() else {}
+FAMILIES_OFF: tuple[str, ...] = tuple(ABLATION.get("families_off", ()))
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "rescore_every_days": None,     # also re-score open disputes every N days (None: report time only)
     "max_rescores": 12,             # at most this many later moments per dispute
@@ -115,6 +128,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "offences": None,               # label: offence categories counted (None = all)
     "shared_party": True,           # label: a shared person party suffices
     "ece_bins": 10,
+    "text_model_folds": 5,          # the text model's scores for training come from this many folds (by dispute)
+    # Feature families left out unless asked for ([]: all): those whose ablation on fresh
+    # districts (benchmarks/ablation.py) showed no gain on any seed stay behind this setting.
+    "families_off": list(FAMILIES_OFF),
 }
 
 
@@ -211,7 +228,7 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
 
 def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed: int = 0,
           config: dict | None = None, outcomes: pd.DataFrame | None = None, holdout=None,
-          lexicon: Lexicon | None = None) -> RiskModel:
+          lexicon: Lexicon | None = None, exclude=None) -> RiskModel:
     """Train, calibrate and validate a model on the data known at ``cutoff``.
 
     See the module docstring for the design; ``config`` overrides
@@ -223,25 +240,28 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
     ``manifest["metrics"]["holdout"]`` and :attr:`RiskModel.holdout`. A holdout with
     no labelled dispute raises ``ValueError``. ``lexicon`` (:func:`~escalation_risk.features.load_lexicon`)
     replaces the shipped text lexicon; the model stores it and scores with it.
-    Deterministic for a given dataset, cutoff, seed and ``num_threads``.
+    ``exclude``: personal attributes (``"gender"``, ``"hukou"``, ``"age"``) the model must
+    do without, each with every feature derived from it (the registry's ``uses``), and/or
+    feature families by name (``"text_model"``, ``"velocity"``, ...); nothing by default.
+    The manifest records what was excluded. Deterministic for a given dataset, cutoff, seed and ``num_threads``.
     """
     cfg = _config(config)
     # BLAS (the logistic regressions, calibration) gets the same thread budget as
     # LightGBM: on shared cores, spinning BLAS threads made each L-BFGS step 25 ms.
     with threadpool_limits(limits=cfg["num_threads"]):
         return _train(ds, cfg, cutoff=cutoff, horizon_days=horizon_days, seed=seed, outcomes=outcomes,
-                      holdout=holdout, lexicon=lexicon)
+                      holdout=holdout, lexicon=lexicon, exclude=exclude)
 
 
 def _train(ds: Dataset, cfg: dict, *, cutoff, horizon_days: int, seed: int, outcomes: pd.DataFrame | None,
-           holdout, lexicon: Lexicon | None) -> RiskModel:
+           holdout, lexicon: Lexicon | None, exclude=None) -> RiskModel:
     cutoff = to_moment(cutoff, what="cutoff")
     hold_span = _holdout_span(holdout, cutoff)
     known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
     points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
                             until=cutoff)
     model = _train_on_points(ds, points, None, cfg, cutoff=cutoff, horizon_days=horizon_days, seed=seed,
-                             outcomes=outcomes, lexicon=lexicon, known=known)
+                             outcomes=outcomes, lexicon=lexicon, known=known, exclude=exclude)
     if hold_span is not None:
         # Imported here: evaluation builds on this module (backtest trains).
         from .evaluation import evaluate
@@ -253,7 +273,7 @@ def _train(ds: Dataset, cfg: dict, *, cutoff, horizon_days: int, seed: int, outc
 
 def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cfg: dict, *, cutoff,
                      horizon_days: int, seed: int, outcomes: pd.DataFrame | None = None,
-                     lexicon: Lexicon | None = None, known: Dataset | None = None) -> RiskModel:
+                     lexicon: Lexicon | None = None, known: Dataset | None = None, exclude=None) -> RiskModel:
     """Steps 3-7 of the design on given ``(dispute_id, as_of)`` points: the one code path of
     :func:`train` (which passes its example points) and of
     :class:`escalation_risk.estimators.RiskClassifier` (which passes the caller's).
@@ -296,8 +316,17 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
                          f"({int(y.sum())} escalated of {len(y)} labelled examples); choose a later cutoff")
     periods["folds"] = [periods["folds"][k] for k in kept]
     folds = [folds[k] for k in kept]
-    names = feature_names(lexicon)
+    dropped = REGISTRY.excluded(list(exclude or []) + list(cfg["families_off"] or []))
+    names = [n for n in feature_names(lexicon) if n not in dropped]
     X = build_features(known, points, lexicon=lexicon)
+    text: TextModel | None = None
+    if TEXT_FEATURE in names:
+        # Out of fold: no row's text score comes from a model that saw its dispute.
+        idx = history_index(known, lexicon)
+        texts = point_texts(idx, points_from_history(idx, points))
+        X[TEXT_FEATURE] = fit_out_of_fold(texts, y, points["dispute_id"].to_numpy(dtype=object),
+                                          folds=cfg["text_model_folds"], seed=seed)
+        text = TextModel.fit(texts, y, seed=seed)
     F = X[names]
     as_of = points["as_of"]
     oot = np.zeros(len(y), dtype=bool)
@@ -356,7 +385,9 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
         "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "cutoff": cutoff, "seed": seed,
         "labels": {"horizon_days": horizon_days, "offences": cfg["offences"], "shared_party": cfg["shared_party"]},
-        "features": {"names": names,
+        "features": {"names": names, "excluded": {"requested": list(exclude or []),
+                                                  "families_off": list(cfg["families_off"] or []),
+                                                  "features": dropped},
                      "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in names},
                      "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
         "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
@@ -373,7 +404,8 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
         **({"lexicon": lexicon.to_dict()} if lexicon is not None else {}),
         "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
     }
-    return RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines)
+    return RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines,
+                     text_model=text)
 
 
 def _holdout_span(holdout, cutoff: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp | None] | None:
