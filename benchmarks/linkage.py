@@ -133,8 +133,10 @@ def _graph_shared(keys: pd.DataFrame, evidence: pd.DataFrame, truth: pd.DataFram
     levels, _ = _compare_graph(_graph_arrays(evidence, pid), i, j)
     # The strongest graph evidence the two records share ("" for none).
     pl = levels["place"]
-    best = np.select([levels["counterparty"] == 1, pl == 1, pl == 2, pl == 3],
-                     ["counterparty", "household", "place", "grid only"], "")
+    cp = levels["counterparty"] == 1
+    best = np.select([cp & np.isin(pl, (1, 2, 3)), cp, pl == 1, pl == 2, pl == 3, pl == 4],
+                     ["counterparty+place", "counterparty", "household", "place at overlapping times",
+                      "place", "grid only"], "")
     return pd.Series(best, index=df["t"].to_numpy()[0::2])
 
 
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Expected false matches stated by the model (graph on) at threshold {linking.DEFAULT_MODEL.threshold}: "
           f"{st['expected_false_matches']:.2f} (weight threshold {st['weight_threshold']:.1f} bits); "
           f"EM share of matches per session: "
-          + ", ".join(f"{k[23:]} {v:.3f}" for k, v in st.items() if k.startswith("em_share_of_matches_")) + ".")
+          + ", ".join(f"{k[20:]} {v:.3f}" for k, v in st.items() if k.startswith("em_share_of_matches_")) + ".")
     print()
     print("Recall by kind of noise on the duplicate record:")
     print()

@@ -572,6 +572,7 @@ def test_tables_without_linkage_keys_still_link_on_the_pseudonyms():
 
 # --------------------------------------------------------------------------- learnt weights
 
+from escalation_risk import linking  # noqa: E402
 from escalation_risk.linking import GRAPH_MODEL, em_m, estimate_u, graph_evidence, linkage_parameters  # noqa: E402
 from escalation_risk.linking.model import _MODES, DEFAULT_MODEL  # noqa: E402
 from escalation_risk.linking.parameters import _m_default, _random_pairs  # noqa: E402
@@ -630,10 +631,11 @@ def test_u_from_random_pairs_of_a_keys_table():
 # --------------------------------------------------------------------------- graph evidence
 
 def district(rows: list[tuple], parties: list[tuple[str, str, str]], background: int = 1500,
-             recorded_at: dict[str, str] | None = None) -> Dataset:
+             recorded_at: dict[str, str] | None = None, at: dict[str, str] | None = None) -> Dataset:
     """People ``rows`` plus ``background`` people, each background pair in a dispute of its
     own at a place of its own, all of them also against one big organisation; ``parties``
-    are extra (incident_id, party_id, reported_at) rows, the incident at a place named by it."""
+    are extra (incident_id, party_id, reported_at) rows, the incident at a place named by it
+    (or by ``at``: incident_id -> place_id)."""
     rng = np.random.default_rng(1)
     extra = [(f"bg{b:05d}", f"背景{b}", int(rng.integers(1940, 2005)), f"139{rng.integers(0, 10**8):08d}", None,
               "male" if b % 2 else "female") for b in range(background)]
@@ -648,7 +650,7 @@ def district(rows: list[tuple], parties: list[tuple[str, str, str]], background:
         par += [(f"bo{b}", f"bg{b:05d}", "person"), (f"bo{b}", "bank", "organization")]
     for iid, pid, when in parties:
         if iid not in {i[0] for i in inc}:
-            inc.append((iid, f"pl-{iid}", when))
+            inc.append((iid, (at or {}).get(iid, f"pl-{iid}"), when))
         par.append((iid, pid, "organization" if pid == "bank" else "person"))
     places = sorted({i[1] for i in inc})
     return Dataset.from_frames(
@@ -760,3 +762,53 @@ def test_parameters_are_saved_with_the_linkage_and_shown_without_values():
     text = par.to_csv() + ex.to_csv()
     for raw in ("郑晓燕", "zheng", A, "13811112222", "13799990000", "1976"):
         assert raw not in text
+
+
+def test_a_place_shared_at_overlapping_times_weighs_more_than_the_place_alone():
+    # A market where 300 background records each had one incident, a month apart in turn over
+    # years; a and b (one person: no id on b, phone changed) each had one incident there.
+    market = [(f"m{k}", f"bg{k:05d}", str((pd.Timestamp("2019-01-05") + pd.Timedelta(days=5 * k)).date()))
+              for k in range(300)]
+    at = {f"m{k}": "pl-market" for k in range(300)} | {"ma": "pl-market", "mb": "pl-market"}
+
+    def pair(b_when: str) -> pd.Series:
+        ds = district(PAIR, market + [("ma", "a", "2024-01-10"), ("mb", "b", b_when)], at=at)
+        res = linking.linker._linkage(ds, None, GRAPH_MODEL)
+        ids = res.key.index.to_numpy(dtype=object)
+        p = res.pairs
+        hit = p[(ids[p["i"]] == "a") & (ids[p["j"]] == "b") | (ids[p["i"]] == "b") & (ids[p["j"]] == "a")]
+        assert len(hit) == 1
+        return hit.iloc[0]
+
+    close, far = pair("2024-01-20"), pair("2021-06-01")
+    assert LEVELS["place"][close["place"]] == "place_overlapping"
+    assert LEVELS["place"][far["place"]] == "place"
+    # The market shared years apart says little (300 records hold it): no link.
+    assert not far["accepted"]
+    assert close["weight"] > far["weight"] + 3
+    ev = graph_evidence(district(PAIR, [("ma", "a", "2024-01-10")], at=at).tables())
+    mine = ev[ev["person_id"].astype(str) == "a"]
+    assert (mine["kind"] == "place_time").sum() == 2  # the report's window and the next
+    assert (mine["kind"] == "place").sum() == 1
+
+
+def test_graph_arrays_do_not_depend_on_the_order_or_repetition_of_evidence_rows():
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+                         ("n2", "x", "2024-03-02")], background=300)
+    ev = graph_evidence(ds.tables())
+    mixed = pd.concat([ev, ev.head(500)]).sample(frac=1.0, random_state=4).reset_index(drop=True)
+    mixed.attrs = {}  # a frame from elsewhere: rows repeated, in any order
+    pid = ds.persons["person_id"].to_numpy(dtype=object)
+    a, b = _graph_arrays(ev, pid), _graph_arrays(mixed, pid)
+    assert a is not None and b is not None
+    for kind in a.items:
+        np.testing.assert_array_equal(a.items[kind], b.items[kind])
+        np.testing.assert_array_equal(a.counts[kind], b.counts[kind])
+        # Each record's items rarest first.
+        c = a.counts[kind]
+        held = a.items[kind] != 0
+        assert (np.where(held[:, 1:], c[:, 1:] - c[:, :-1], 0) >= 0).all()
+    key = link_keys(ds.persons, model=GRAPH_MODEL, graph=ev).key
+    pd.testing.assert_series_equal(key, link_keys(ds.persons, model=GRAPH_MODEL, graph=mixed).key)

@@ -17,7 +17,8 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
    check digit only, typo, transposition, different, conflict), name (exact, same
    pinyin, same fuzzy pinyin, same shape, different), birth (same id birth date, same
    year, ...), phone, gender, and from the graph (:mod:`.evidence`): counterparty
-   (shared, none) and place (one household, one place, one grid, none); missing values
+   (shared, none) and place (one household, one place at overlapping times, one place, one
+   grid, none); missing values
    are a level of their own with weight 0.
 3. **Match weights** ``log2(m/u)`` per level (:mod:`.parameters`): ``m`` (how often a
    true duplicate shows the level) learnt by EM on the blocked pairs, ``u`` (how often

@@ -79,8 +79,10 @@ def _compare_graph(g: _Graph | None, i: np.ndarray, j: np.ndarray
                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Graph levels of the pairs, and for each TF kind the holders of the rarest shared item.
 
-    ``place`` takes the closest shared whereabouts: one household, else one place, else
-    one grid (a shared household is a shared place and grid too: counted once)."""
+    ``place`` takes the closest shared whereabouts: one household, else one place at
+    overlapping times, else one place, else one grid (a shared household is a shared place
+    and grid too: counted once). The counterpart is a field of its own: a pair sharing a
+    counterpart and a place adds both weights."""
     m = len(i)
     zero = np.zeros(m, dtype=np.int8)
     if g is None:
@@ -90,7 +92,9 @@ def _compare_graph(g: _Graph | None, i: np.ndarray, j: np.ndarray
     _, hh_shared, hh_count = _shared(g, "household", i, j)
     _, pl_shared, pl_count = _shared(g, "place", i, j)
     gr_present, gr_shared, gr_count = _shared(g, "grid", i, j)
-    place = _levels([(hh_shared, 1), (pl_shared, 2), (gr_shared, 3), (gr_present, 4)], m)
-    counts = {"counterparty": cp_count, "household": hh_count, "place": pl_count, "grid": gr_count}
+    _, pt_shared, pt_count = _shared(g, "place_time", i, j)
+    place = _levels([(hh_shared, 1), (pt_shared, 2), (pl_shared, 3), (gr_shared, 4), (gr_present, 5)], m)
+    counts = {"counterparty": cp_count, "household": hh_count, "place_time": pt_count, "place": pl_count,
+              "grid": gr_count}
     return {"counterparty": counterparty, "place": place}, counts
 

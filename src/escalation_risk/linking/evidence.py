@@ -15,6 +15,12 @@ linker sees only the identifiers; this module turns the district's graph into
 - ``household``: the households the record is a member of.
 - ``place``: the places of its incidents and of its households.
 - ``grid``: the grids of those places.
+- ``place_time``: a place of the record's incidents with the time the incident was
+  reported, in windows of :data:`PLACE_WINDOW_DAYS` (each incident names its window and
+  the next, so two incidents at one place share an item when reported within one window
+  of each other, and never when more than two apart). A police call and the mediation of
+  the same quarrel happen at one door within days; a market's hundreds of visitors rarely
+  do in the same weeks, and the term frequency of the (place, window) says how rarely.
 
 Items are codes of ids already pseudonymous (person, place and grid ids, the keyed hash of
 an id number), never a name or a raw identifier. How often each item is held is its term frequency: a counterpart
@@ -36,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..clock import to_moment
 from ..known import (
     MAX_GROUP,
     known_incidents,
@@ -46,15 +53,18 @@ from ..known import (
     tie_members,
 )
 
-KINDS = ("counterparty", "household", "place", "grid")
+KINDS = ("counterparty", "household", "place", "grid", "place_time")
+PLACE_WINDOW_DAYS = 30
 EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
 # The rarest items kept per record and kind (the strongest evidence): bounds the work per
 # pair at K x K comparisons whatever a record's history.
-MAX_ITEMS = {"counterparty": 4, "household": 1, "place": 3, "grid": 2}
+MAX_ITEMS = {"counterparty": 4, "household": 1, "place": 3, "grid": 2, "place_time": 4}
 
 
-def _arrow(ids: pd.Series | np.ndarray) -> pa.Array:
+def _arrow(ids: pd.Series | np.ndarray | pa.Array) -> pa.Array:
     """Ids as an Arrow string array (no copy through Python objects for Arrow-backed columns)."""
+    if isinstance(ids, pa.Array | pa.ChunkedArray):
+        return ids
     if isinstance(ids, pd.Series | pd.Index):
         try:
             return pa.array(ids, type=pa.string(), from_pandas=True)
@@ -69,19 +79,40 @@ def _positions(ids: pd.Series | np.ndarray, index: pa.Array) -> np.ndarray:
     return pc.index_in(arr, value_set=index).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _codes(values: pd.Series | np.ndarray) -> np.ndarray:
-    """1-based int64 codes of ids (0 where missing): an item names an id within one call."""
-    codes = pd.factorize(pd.Series(np.asarray(values, dtype=object)), use_na_sentinel=True)[0].astype(np.int64)
-    return codes + 1
+def _codes(values: pd.Series | np.ndarray | pa.Array, where: np.ndarray | None = None) -> np.ndarray:
+    """1-based int64 codes of ids (0 where missing, and outside ``where``): an item names an
+    id within one call. Arrow's dictionary encoding: no pass through Python objects."""
+    arr = _arrow(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if where is not None:
+        out = np.zeros(len(arr), dtype=np.int64)
+        if where.any():
+            out[where] = _codes(pc.filter(arr, pa.array(where)))
+        return out
+    enc = pc.dictionary_encode(arr)
+    return pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+
+
+def _bits(x: int) -> int:
+    return max(int(x), 1).bit_length()
 
 
 def _unique_pairs(rec: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each (record, item) once, by hashing rather than sorting."""
+    """Each (record, item) once, ordered by record then item: one sort of a packed int64 key
+    (numpy's vectorised sort is several times faster than hashing millions of keys)."""
     if not len(rec):
         return rec, item
-    codes, uniq = pd.factorize(item)
-    key = pd.unique(rec.astype(np.int64) * np.int64(len(uniq)) + codes)
-    return key // len(uniq), np.asarray(uniq, dtype=np.int64)[key % len(uniq)]
+    rec, item = rec.astype(np.int64), item.astype(np.int64)
+    uniq = None
+    if item.min() < 0 or _bits(rec.max()) + _bits(item.max()) > 62:
+        codes, uniq = pd.factorize(item, sort=True)  # sorted: codes keep the items' order
+        item = codes.astype(np.int64)
+    shift = np.int64(_bits(item.max()))
+    key = np.sort((rec << shift) | item)
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    r, it = key >> shift, key & ((np.int64(1) << shift) - 1)
+    return r, (it if uniq is None else np.asarray(uniq, dtype=np.int64)[it])
 
 
 def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFrame:
@@ -110,7 +141,7 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
             relations = relations[not_after(relations["since"], as_of, null_known=True)]
         if "recorded_at" in persons:
             # A record not yet recorded holds no evidence (persons_at blanks its identifiers).
-            known = ~(persons["recorded_at"] > pd.Timestamp(as_of)).to_numpy(dtype=bool)
+            known = ~(persons["recorded_at"] > to_moment(as_of, what="as_of")).to_numpy(dtype=bool)
     pid = persons["person_id"].to_numpy(dtype=object)
     index = _arrow(persons["person_id"])
     n = len(pid)
@@ -120,6 +151,8 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
     if "lk_id" in persons:
         lk = persons["lk_id"].to_numpy(dtype=np.int64, na_value=0)
         ident = np.where(lk != 0, lk, ident)
+    # Compact codes 1..n (n values, not one per pair): items then pack into one int64 key.
+    ident = pd.factorize(ident)[0].astype(np.int64) + 1
     recs: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
     items: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
 
@@ -143,10 +176,10 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
     looked = [pos[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)
     rec = np.where(is_person, looked[0], -1)
-    org = np.where(is_person, 0, _codes(parties["party_id"].where(~is_person)))
-    # One code per party: persons by record, organisations after them.
+    org = _codes(parties["party_id"], where=~is_person)
+    # One code per party: persons by record, organisations after them (items likewise).
     party = np.where(is_person, rec, n + org)
-    party_ident = np.where(is_person, ident[np.maximum(rec, 0)], -(2 ** 50) - org)
+    party_ident = np.where(is_person, ident[np.maximum(rec, 0)], n + org)
     ok = (inc_pos >= 0) & ((rec >= 0) | ~is_person)
     g, gp, _ = tie_members(inc_pos[ok], party[ok], since[ok], MAX_GROUP)
     if len(g):
@@ -174,7 +207,19 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
     pl_index = _arrow(places["place_id"])
     grid_code = _codes(places["grid_id"])
     inc_place = _positions(incidents["place_id"], pl_index)
-    where = [(rec[is_person & ok], inc_place[inc_pos[is_person & ok]])]
+    at = is_person & ok
+    where = [(rec[at], inc_place[inc_pos[at]])]
+    # Places at overlapping times: (place, window of the report) and (place, the next window).
+    reported = incidents["reported_at"].to_numpy(dtype="datetime64[ns]")
+    window = np.int64(PLACE_WINDOW_DAYS * 86_400 * 10**9)
+    inc_rec, inc_pl = where[0]
+    when = reported[inc_pos[at]]
+    dated = (inc_pl >= 0) & ~np.isnat(when)
+    if dated.any():
+        w = when[dated].view(np.int64) // window
+        w = w - w.min() + 1
+        code = (inc_pl[dated].astype(np.int64) + 1) * (w.max() + 2)
+        add("place_time", np.r_[inc_rec[dated], inc_rec[dated]], np.r_[code + w, code + w + 1])
     if members is not None and len(members):
         mrec = looked[-1]
         add("household", mrec, _codes(members["household_id"]))
@@ -226,9 +271,13 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
     index = _arrow(pd.Series(pid, dtype=object))
     who = evidence["person_id"]
     if isinstance(who.dtype, pd.CategoricalDtype):  # one look-up per category, not per row
-        cat = _positions(pd.Series(who.cat.categories), index)
+        cats = who.cat.categories
         codes = who.cat.codes.to_numpy()
-        rec_all = np.where(codes >= 0, cat[np.maximum(codes, 0)], -1)
+        if len(cats) == n and np.array_equal(np.asarray(cats, dtype=object), pid):
+            rec_all = codes.astype(np.int64)  # the usual case: evidence of these records, in this order
+        else:
+            cat = _positions(pd.Series(cats), index)
+            rec_all = np.where(codes >= 0, cat[np.maximum(codes, 0)], -1)
     else:
         rec_all = _positions(who, index)
     kinds = evidence["kind"]
@@ -244,20 +293,25 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
         for code, kind in enumerate(KINDS):
             kind_code[names == kind] = code
     item_all = evidence["item"].to_numpy(dtype=np.int64)
+    # Rows grouped by kind (as graph_evidence writes them): slices rather than masks.
+    bounds = np.searchsorted(kind_code, np.arange(len(KINDS) + 1)) \
+        if len(kind_code) and (np.diff(kind_code) >= 0).all() else None
     items, counts, holders = {}, {}, {}
     for kc, kind in enumerate(KINDS):
         k = MAX_ITEMS[kind]
-        sel = (kind_code == kc) & (rec_all >= 0)
-        rec, item = rec_all[sel], item_all[sel]
+        if bounds is not None:
+            rec, item = rec_all[bounds[kc]:bounds[kc + 1]], item_all[bounds[kc]:bounds[kc + 1]]
+            if len(rec) and rec.min() < 0:
+                rec, item = rec[rec >= 0], item[rec >= 0]
+        else:
+            sel = (kind_code == kc) & (rec_all >= 0)
+            rec, item = rec_all[sel], item_all[sel]
         a = np.zeros((n, k), dtype=np.int64)
         c = np.zeros((n, k), dtype=np.float64)
         if len(rec):
             if not evidence.attrs.get("unique_rows"):  # frames from elsewhere may repeat rows
                 rec, item = _unique_pairs(rec, item)
-            codes = pd.factorize(item)[0]
-            cnt = np.bincount(codes)[codes]
-            order = _rarest_first(rec, cnt, item)
-            rec, item, cnt = rec[order], item[order], cnt[order]
+            rec, item, cnt = _rarest_first(rec, item)
             start = np.r_[0, np.flatnonzero(rec[1:] != rec[:-1]) + 1]
             rank = np.arange(len(rec)) - np.repeat(start, np.diff(np.r_[start, len(rec)]))
             keep = rank < k
@@ -267,14 +321,28 @@ def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | No
     return _Graph(items=items, counts=counts, holders=holders)
 
 
-def _rarest_first(rec: np.ndarray, cnt: np.ndarray, item: np.ndarray) -> np.ndarray:
-    """The order putting each record's items together, rarest first (ties broken by the item
-    itself, so the result does not depend on the row order): one int64 key when it fits."""
-    if len(rec) and rec.max() < 2**21:
-        tie = ((item.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(43)).astype(np.int64)
-        key = (rec.astype(np.int64) << 42) | (np.minimum(cnt, 2**21 - 1).astype(np.int64) << 21) | tie
-        return np.argsort(key)
-    return np.lexsort((item, cnt, rec))
+def _rarest_first(rec: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(record, item, records holding the item) with each record's items together, rarest
+    first, ties broken by the item itself (the result does not depend on the row order).
+
+    Items as :func:`graph_evidence` codes them (small non-negative ints) sort as one packed
+    value (record, count, item): a value sort, several times faster than an argsort. Counts
+    above what the key holds tie among themselves (all of them common)."""
+    compact = len(item) and item.min() >= 0 and item.max() < 4 * len(item) + 2**20 and rec.min() >= 0
+    if compact:
+        table = np.bincount(item)
+        rb, ib = _bits(rec.max()), _bits(item.max())
+        cb = 62 - rb - ib
+        if cb >= 8:
+            key = (rec.astype(np.int64) << np.int64(cb + ib)) | \
+                (np.minimum(table[item], 2**cb - 1).astype(np.int64) << np.int64(ib)) | item.astype(np.int64)
+            key = np.sort(key)
+            it = key & ((np.int64(1) << np.int64(ib)) - 1)
+            return key >> np.int64(cb + ib), it, table[it]
+    codes = pd.factorize(item)[0]
+    cnt = np.bincount(codes)[codes] if len(codes) else np.zeros(0, np.int64)
+    order = np.lexsort((item, cnt, rec))
+    return rec[order], item[order], cnt[order]
 
 
 def _shared(g: _Graph, kind: str, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..clock import to_moment
 from ..dataset import Dataset
 from ..known import persons_at
 from .blocking import _candidates
@@ -27,6 +28,7 @@ from .model import (
     NAME_DIFFERENT,
     NAME_SHAPE,
     NAME_SOUND,
+    PLACE_SHARED,
     RULE_ID,
     LinkageModel,
 )
@@ -42,7 +44,7 @@ def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float)
     # same with evidence from the graph (a shared counterpart, household, place or grid):
     # name and birth year alone never link (a district has namesakes).
     triple = (phone == 1) & np.isin(name, NAME_SOUND + (NAME_SHAPE,)) & same_year & (gender != 2)
-    graph = (levels["counterparty"] == 1) | np.isin(levels["place"], (1, 2, 3))
+    graph = (levels["counterparty"] == 1) | np.isin(levels["place"], PLACE_SHARED)
     with_graph = graph & np.isin(name, NAME_SOUND) & same_year & (gender != 2)
     # A transposition between two valid ids counts only when everything else agrees: the
     # name sounds the same, the birth year is the same, no phone or gender differs.
@@ -165,7 +167,7 @@ def link_persons(ds: Dataset, existing: pd.Series | None = None,
 def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of=None) -> Linkage:
     cacheable = existing is None and (model is DEFAULT_MODEL or model is GRAPH_MODEL)
     slot = "linkage" if as_of is None and model is DEFAULT_MODEL else \
-        ("linkage", model.graph, None if as_of is None else pd.Timestamp(as_of))
+        ("linkage", model.graph, None if as_of is None else to_moment(as_of, what="as_of"))
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
     persons = ds.persons if as_of is None else persons_at(ds.persons, as_of)
@@ -199,7 +201,8 @@ def _rule(levels: pd.DataFrame) -> pd.Series:
     parts.append(np.where(levels["phone"] == 1, "phone", ""))
     parts.append(np.where(levels["counterparty"] == 1, "counterparty", ""))
     pl = levels["place"]
-    parts.append(np.select([pl == 1, pl == 2, pl == 3], ["household", "place", "grid"], ""))
+    parts.append(np.select([pl == 1, pl == 2, pl == 3, pl == 4],
+                           ["household", "place~overlapping", "place", "grid"], ""))
     joined = pd.Series(["+".join(p for p in row if p) for row in zip(*parts)], index=levels.index, dtype=object)
     return joined.where(idl != ID_EXACT, RULE_ID)
 

@@ -20,21 +20,23 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "phone": ("missing", "exact", "different"),
     "gender": ("missing", "same", "different"),
     # Graph evidence (evidence.py): a shared counterpart in incidents or relations; the
-    # closest shared whereabouts (one household, else one place, else one grid).
+    # closest shared whereabouts (one household, else one place at overlapping times, else
+    # one place, else one grid).
     "counterparty": ("missing", "shared", "none"),
-    "place": ("missing", "household", "place", "grid", "none"),
+    "place": ("missing", "household", "place_overlapping", "place", "grid", "none"),
 }
 # Levels compared under the same data (both ids' birth dates known, or not): u is
 # estimated within each mode.
 _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
-    "phone": ((1, 2),), "gender": ((1, 2),), "counterparty": ((1, 2),), "place": ((1, 2, 3, 4),),
+    "phone": ((1, 2),), "gender": ((1, 2),), "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
 }
 # Levels whose u is the frequency of the agreed value (term-frequency adjustment).
 _TF_LEVEL = {"id_number": 1, "name": 1, "phone": 1}
 # Graph levels whose u is the frequency of the rarest shared item: level -> kind of item.
-_TF_GRAPH = {("counterparty", 1): "counterparty", ("place", 1): "household", ("place", 2): "place",
-             ("place", 3): "grid"}
+_TF_GRAPH = {("counterparty", 1): "counterparty", ("place", 1): "household", ("place", 2): "place_time",
+             ("place", 3): "place", ("place", 4): "grid"}
+PLACE_SHARED = (1, 2, 3, 4)  # household, place at overlapping times, place, grid
 NAME_SOUND = (1, 2, 3)  # exact, same pinyin, same fuzzy pinyin
 NAME_SHAPE, NAME_DIFFERENT = 4, 5
 
@@ -53,7 +55,7 @@ def _default_m() -> dict[str, dict[str, float]]:
         "phone": {"exact": 0.75, "different": 0.25},
         "gender": {"same": 0.995, "different": 0.005},
         "counterparty": {"shared": 0.3, "none": 0.7},
-        "place": {"household": 0.05, "place": 0.3, "grid": 0.4, "none": 0.25},
+        "place": {"household": 0.05, "place_overlapping": 0.15, "place": 0.2, "grid": 0.35, "none": 0.25},
     }
 
 
@@ -69,7 +71,7 @@ def _default_u0() -> dict[str, dict[str, float]]:
         "phone": {"exact": 1e-6, "different": 1.0},
         "gender": {"same": 0.5, "different": 0.5},
         "counterparty": {"shared": 1e-4, "none": 1.0},
-        "place": {"household": 1e-5, "place": 1e-3, "grid": 0.02, "none": 0.98},
+        "place": {"household": 1e-5, "place_overlapping": 1e-4, "place": 1e-3, "grid": 0.02, "none": 0.98},
     }
 
 
