@@ -401,6 +401,13 @@ class DistrictResult:
     peak_rss_mb: float
     pid: int = field(default_factory=os.getpid)
     drift: Any = None  # the district's DriftReport, when the night checks drift
+    #: An engine whose tasks write their scores (Spark) leaves ``scores`` empty and gives
+    #: this reader of the written file instead: the driver holds one district at a time.
+    reader: Callable[[], pd.DataFrame] | None = None
+
+    def read(self) -> pd.DataFrame:
+        """The district's scores (from the task's file, when it wrote one)."""
+        return self.reader() if self.reader is not None else self.scores
 
 
 def score_loaded(ds: Dataset, district: str, model: RiskModel, night: pd.Timestamp, cross: CrossDistrict,
