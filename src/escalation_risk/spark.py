@@ -319,9 +319,11 @@ def _score_task(item: tuple[str, str], *, root: str, tag: str, model: Any, night
 
 def read_scores(root: Path, tag: str, district: str) -> pd.DataFrame:
     """One district's scores of one night from the ``scores`` dataset, as the local engine gives them."""
-    s = _read(partition(root, tag, district))
+    folder = partition(root, tag, district)
+    s = _read(folder)
     if s is None:
         raise FileNotFoundError(f"no scores of district {district or '(lone)'} for night {tag} in {root}")
+    COLLECTED["scores_bytes"] += (folder / "part-0.parquet").stat().st_size
     for c in ("reasons", "reasons_zh", "reason_features"):
         s[c] = [list(v) for v in s[c]]
     s = s.astype({c: object for c in s.columns if s[c].dtype == "str" or str(s[c].dtype) == "string"})
@@ -342,6 +344,11 @@ class SparkRun:
     sharing: list[str] = field(default_factory=list)
 
 
+#: What this process's driver collected from district tasks since the count was reset (a
+#: benchmark's figure): ``bytes`` of the task rows (pickled), ``scores_bytes`` of score files read.
+COLLECTED: dict[str, int] = {"bytes": 0, "scores_bytes": 0}
+
+
 def _run(spark: Any, fn: Any, items: Sequence[tuple[str, str]], group: str) -> list[dict[str, Any]]:
     """One task per item, each in its own partition on purpose (hashing codes put several in one)."""
     if not items:
@@ -349,9 +356,11 @@ def _run(spark: Any, fn: Any, items: Sequence[tuple[str, str]], group: str) -> l
     sc = spark.sparkContext
     sc.setJobGroup(f"escalation-risk-{group}", f"{group}: {len(items)} district task(s)")
     try:
-        return list(sc.parallelize(list(items), len(items)).map(fn).collect())
+        rows = list(sc.parallelize(list(items), len(items)).map(fn).collect())
     finally:
         sc.setLocalProperty("spark.jobGroup.id", None)
+    COLLECTED["bytes"] += len(pickle.dumps(rows))
+    return rows
 
 
 @dataclass(frozen=True)
