@@ -187,3 +187,13 @@ def test_a_killed_executor_changes_nothing_in_the_store(spark, spark_cluster, pr
     assert sorted(report.summaries) == DISTRICTS
     _same_alerts(local_night[1], url)
     assert sum(s.n_scored for s in report.summaries.values()) == len(local_night[0].scores)
+
+
+def test_the_pseudonym_key_is_in_no_cluster_log(spark, spark_night, spark_cluster):
+    """The key reaches executors through their environment only: no master, worker or executor log holds it."""
+    if spark.sparkContext.master.startswith("local"):
+        pytest.skip("the cluster's own logs (master, workers, executors' stdout/stderr)")
+    assert spark.sparkContext.environment.get("ESCALATION_RISK_PSEUDONYM_KEY") == KEY  # it is on its way
+    logs = [p for p in spark_cluster.logs.rglob("*") if p.is_file() and p.suffix not in (".jar", ".py", ".zip")]
+    assert any("CoarseGrainedExecutorBackend" in p.read_text(errors="replace") for p in logs)  # logs were read
+    assert not [p for p in logs if KEY in p.read_text(errors="replace")]
