@@ -50,7 +50,12 @@ def spark(request):
 @pytest.fixture(scope="module")
 def province_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("province")
-    return write_province(generate_province(3, 600, seed=11, shared=0.05), root)
+    province = generate_province(3, 600, seed=11, shared=0.05)
+    # one bad row, so that both engines quarantine it: the report and the rejected rows must agree
+    m = province["330102"]["mediations"]
+    m["held_at"] = m["held_at"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    m.loc[m.index[0], "held_at"] = "not a date"
+    return write_province(province, root)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +106,16 @@ def test_spark_night_equals_local_night(local_night, spark_night):
     pd.testing.assert_frame_equal(files["local"].drop(columns="probability"),
                                   files["spark"].drop(columns="probability"))
     _same_alerts(local_url, remote_url)
+    # the same quarantine: the report (written by the driver from the tasks' Parquet) and the rejected rows
+    assert remote.quarantined_rows == local.quarantined_rows > 0
+    pd.testing.assert_frame_equal(pd.read_csv(remote.files["quarantine"]), pd.read_csv(local.files["quarantine"]))
+    rejected = {e: sorted(p.relative_to(r.files["quarantine"].parent) for p in
+                          (r.files["quarantine"].parent / f"rejected-{TAG}").rglob("*.csv"))
+                for e, r in (("local", local), ("spark", remote))}
+    assert rejected["local"] == rejected["spark"] != []
+    for f in rejected["local"]:
+        pd.testing.assert_frame_equal(pd.read_csv(remote.files["quarantine"].parent / f),
+                                      pd.read_csv(local.files["quarantine"].parent / f))
     assert {d: s.n_scored for d, s in remote.summaries.items()} == {d: s.n_scored for d, s in local.summaries.items()}
     assert set(remote.drifts) == set(DISTRICTS)
 
