@@ -1,9 +1,11 @@
 """The province on Spark, on ``local[2]`` and on a standalone cluster of two workers.
 
-The same night as the local engine (scores, files, alerts, links); each district one
-task that writes its own partition; an executor killed mid-night changes nothing in
-the store. Never skipped: without Java the fixtures fail with the reason. Every test
-has a timeout, because a Spark job short of memory hangs instead of failing.
+The same night as the local engine (scores, files, quarantine, alerts, links) and
+each district one task writing its own partition, on both; on the cluster only (one
+run is enough, and only there are executors separate processes): ``score_province``,
+an executor killed mid-night changing nothing in the store, and no log holding the key.
+Never skipped: without Java the fixtures fail with the reason. Every test has a
+timeout, because a Spark job short of memory hangs instead of failing.
 """
 
 from __future__ import annotations
@@ -156,10 +158,9 @@ def test_spark_linkage_gives_the_local_links(spark_night, province_dir: Path):
         sorted(map(tuple, P._shared(want)[["district", "person_id"]].values.tolist()))
 
 
+@pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster only: see the docstring
 def test_score_province_returns_the_written_dataset_lazily(spark, province_dir: Path, small_model, local_night,
                                                             tmp_path: Path):
-    if spark.sparkContext.master.startswith("local"):
-        pytest.skip("run once, on the cluster (the local[2] night above covers local mode)")
     df = S.score_province(spark, province_dir, small_model, NIGHT, work_dir=tmp_path, pseudonym_key=KEY)
     assert df.columns[:3] == ["district", "dispute_id", "as_of"]
     assert "FileScan parquet" in df._jdf.queryExecution().executedPlan().toString()  # reads the dataset
@@ -171,10 +172,9 @@ def test_score_province_returns_the_written_dataset_lazily(spark, province_dir: 
     assert [list(r) for r in got["reasons"]] == [list(r) for r in want["reasons"]]
 
 
+@pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster only: see the docstring
 def test_a_killed_executor_changes_nothing_in_the_store(spark, spark_cluster, province_dir: Path, small_model,
                                                         local_night, tmp_path: Path):
-    if spark.sparkContext.master.startswith("local"):
-        pytest.skip("an executor process to kill exists on the cluster only")
     url, out = f"sqlite:///{tmp_path / 'killed.db'}", tmp_path / "out"
     scores = out / "spark" / "scores" / f"night={TAG}"
     killed: list[tuple[int, int]] = []  # (executor pid, districts written when it was killed)
@@ -204,10 +204,9 @@ def test_a_killed_executor_changes_nothing_in_the_store(spark, spark_cluster, pr
     assert sum(s.n_scored for s in report.summaries.values()) == len(local_night[0].scores)
 
 
+@pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster only: see the docstring
 def test_the_pseudonym_key_is_in_no_cluster_log(spark, spark_night, spark_cluster):
     """The key reaches executors through their environment only: no master, worker or executor log holds it."""
-    if spark.sparkContext.master.startswith("local"):
-        pytest.skip("the cluster's own logs (master, workers, executors' stdout/stderr)")
     assert spark.sparkContext.environment.get("ESCALATION_RISK_PSEUDONYM_KEY") == KEY  # it is on its way
     logs = [p for p in spark_cluster.logs.rglob("*") if p.is_file() and p.suffix not in (".jar", ".py", ".zip")]
     assert any("CoarseGrainedExecutorBackend" in p.read_text(errors="replace") for p in logs)  # logs were read
