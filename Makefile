@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install sample model bench clean
+.PHONY: run test lint install sample model bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,9 @@ model: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --persons 100000
 
+# The documentation site (docs/, mkdocs.yml), every warning an error, into site/.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict -d site
+
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out site

@@ -7,16 +7,18 @@ Generates a district whose duplicate person records carry linkage noise
 (``synth.generate_tables(linkage_noise=...)``), then measures:
 
 - the linkage keys made on load (``normalize.linkage_keys`` on the raw persons);
-- ``linking.link_keys`` on the whole keys table: wall and CPU seconds, the peak RSS
-  over the stage's start (a thread samples VmRSS every 10 ms), candidate pairs per
-  blocking rule;
-- recall of true duplicate pairs (overall and per kind of noise), false merges (extra
-  true persons under one key) per 10,000 records, and the expected false matches the
-  model states for its threshold;
+- the graph evidence (``linking.graph_evidence``: counterparts, households, places, grids);
+- ``linking.link_keys`` on the whole keys table with the graph levels on and off: wall
+  and CPU seconds, the peak RSS over the stage's start (a thread samples VmRSS every
+  10 ms), candidate pairs per blocking rule;
+- recall of true duplicate pairs (overall, per kind of noise, and on the pairs left with
+  only name and birth year plus graph evidence), false merges (extra true persons under
+  one key) per 10,000 records, the expected false matches the model states for its
+  threshold, and the trained parameters;
 - incremental linking of the last 1% of records against the key of the rest.
 
 Prints one markdown section (paste it into BENCHMARKS.md). ``--cache`` keeps the
-generated persons and truth as Parquet, so a re-run skips generation.
+generated tables and truth as Parquet, so a re-run skips generation.
 """
 
 from __future__ import annotations
@@ -86,44 +88,14 @@ def _pairs_found(true: np.ndarray, key: np.ndarray) -> tuple[int, int]:
     return int((found * (found - 1) // 2).sum()), total
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--persons", type=int, required=True)
-    ap.add_argument("--noise", type=float, default=0.25)
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--cache", default=None, help="folder to keep the generated persons and truth in")
-    args = ap.parse_args(argv)
-    n = args.persons
-    cache = Path(args.cache) if args.cache else None
-    stem = f"persons-{n}-{args.seed}-{args.noise}"
-    if cache and (cache / f"{stem}.parquet").exists():
-        persons = pd.read_parquet(cache / f"{stem}.parquet")
-        truth = pd.read_parquet(cache / f"{stem}-truth.parquet")
-    else:
-        tables, truth = generate_tables(n, seed=args.seed, linkage_noise=args.noise)
-        persons = tables["persons"]
-        del tables
-        if cache:
-            cache.mkdir(parents=True, exist_ok=True)
-            persons.to_parquet(cache / f"{stem}.parquet")
-            truth.to_parquet(cache / f"{stem}-truth.parquet")
-    load0 = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-    normalize.linkage_keys(persons.head(50), KEY)  # imports and character tables, once per process
-    with Peak() as pk:
-        lk = normalize.linkage_keys(persons, KEY)
-    keys = pd.concat([persons[["person_id", "birth_year", "gender"]], lk], axis=1)
-    del lk
-    with Peak() as pl:
-        res = linking.link_keys(keys)
-    st = res.stats
+def _quality(res: linking.Linkage, truth: pd.DataFrame, persons: pd.DataFrame, graph_shared: pd.Series
+             ) -> dict:
+    """Recall of true duplicate pairs (overall, per kind of noise, per evidence left) and false merges."""
     key = res.key.to_numpy()
     t = truth.set_index("person_id").reindex(res.key.index)
     true = t["true_person"].to_numpy()
     found, total = _pairs_found(true, key)
     false_merges = int((pd.Series(true).groupby(key).nunique() - 1).sum())
-
-    # Recall per kind of noise: pairs whose duplicate record carries that kind.
     noise = t["noise"].fillna("").to_numpy() if "noise" in t else np.full(len(t), "")
     no_id = persons.set_index("person_id")["id_number"].reindex(res.key.index).isna().to_numpy()
     dup = pd.DataFrame({"t": true, "k": key, "noise": noise, "no_id": no_id})
@@ -131,22 +103,98 @@ def main(argv: list[str] | None = None) -> None:
     per = dup.groupby("t").agg(ok=("k", "nunique"), noise=("noise", lambda s: ",".join(x for x in s if x)),
                                no_id=("no_id", "any"))
     per["ok"] = per["ok"] == 1
-    # Pairs the rules refuse by design: no id number on one side and the phone changed
-    # leave name and birth year alone, which never link.
-    refused = per["no_id"] & per["noise"].str.contains("phone_changed")
-    linkable_recall = float(per.loc[~refused, "ok"].mean())
+    # No id number on one side and the phone changed: only name and birth year are left
+    # of the identifiers (never enough alone); with graph evidence shared they may link.
+    per["name_birth_only"] = per["no_id"] & per["noise"].str.contains("phone_changed")
+    per["evidence"] = graph_shared.reindex(per.index).fillna("").to_numpy(dtype=object)
+    per["graph"] = per["evidence"] != ""
     kinds = per.assign(kind=per["noise"].str.split(",")).explode("kind")
     by_kind = kinds.groupby(kinds["kind"].replace("", "(none)"))["ok"].agg(["mean", "size"])
+    nb = per[per["name_birth_only"]]
+    return {"recall": found / max(total, 1), "found": found, "total": total, "false_merges": false_merges,
+            "records": len(key), "by_kind": by_kind, "nb_pairs": len(nb), "nb_graph_pairs": int(nb["graph"].sum()),
+            "nb_graph_recall": float(nb.loc[nb["graph"], "ok"].mean()) if nb["graph"].any() else float("nan"),
+            "nb_recall": float(nb["ok"].mean()) if len(nb) else float("nan"),
+            "nb_by_evidence": nb[nb["graph"]].groupby("evidence")["ok"].agg(["mean", "size"]),
+            "other_recall": float(per.loc[~per["name_birth_only"], "ok"].mean())}
 
-    # Incremental: the last 1% of records are new.
-    cut = int(len(keys) * 0.99)
-    before = linking.link_keys(keys.iloc[:cut]).key
-    with Peak() as pi:
-        inc = linking.link_keys(keys, existing=before)
-    moved = int((inc.key.loc[before.index] != before).sum())
+
+def _graph_shared(keys: pd.DataFrame, evidence: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
+    """Per true person with two records: do the two share any graph evidence (a counterpart,
+    household, place or grid)?"""
+    from escalation_risk.linking.comparisons import _compare_graph
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    pid = keys["person_id"].to_numpy(dtype=object)
+    tp = truth.set_index("person_id")["true_person"].reindex(pid).to_numpy()
+    df = pd.DataFrame({"t": tp, "r": np.arange(len(pid))})
+    df = df[df.groupby("t")["t"].transform("size") == 2].sort_values(["t", "r"])
+    i, j = df["r"].to_numpy()[0::2], df["r"].to_numpy()[1::2]
+    levels, _ = _compare_graph(_graph_arrays(evidence, pid), i, j)
+    # The strongest graph evidence the two records share ("" for none).
+    pl = levels["place"]
+    best = np.select([levels["counterparty"] == 1, pl == 1, pl == 2, pl == 3],
+                     ["counterparty", "household", "place", "grid only"], "")
+    return pd.Series(best, index=df["t"].to_numpy()[0::2])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--persons", type=int, required=True)
+    ap.add_argument("--noise", type=float, default=0.25)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--cache", default=None, help="folder to keep the generated tables and truth in")
+    ap.add_argument("--no-incremental", action="store_true", help="skip the incremental 1%% step")
+    ap.add_argument("--prepare", action="store_true", help="only generate the district into --cache, then stop")
+    args = ap.parse_args(argv)
+    n = args.persons
+    cache = Path(args.cache) if args.cache else None
+    stem = f"tables-{n}-{args.seed}-{args.noise}"
+    names = ("persons", "incidents", "incident_parties", "places", "households", "household_members", "relations")
+    if cache and (cache / stem / "truth.parquet").exists():
+        tables = {t: pd.read_parquet(cache / stem / f"{t}.parquet") for t in names}
+        truth = pd.read_parquet(cache / stem / "truth.parquet")
+    else:
+        full, truth = generate_tables(n, seed=args.seed, linkage_noise=args.noise)
+        tables = {t: full[t] for t in names}
+        del full
+        if cache:
+            (cache / stem).mkdir(parents=True, exist_ok=True)
+            for t, df in tables.items():
+                df.to_parquet(cache / stem / f"{t}.parquet")
+            truth.to_parquet(cache / stem / "truth.parquet")
+    if args.prepare:
+        return
+    persons = tables["persons"]
+    load0 = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+    normalize.linkage_keys(persons.head(50), KEY)  # imports and character tables, once per process
+    with Peak() as pk:
+        lk = normalize.linkage_keys(persons, KEY)
+    keys = pd.concat([persons[["person_id", "birth_year", "gender"]], lk], axis=1)
+    del lk
+    with Peak() as pg:
+        evidence = linking.graph_evidence({**tables, "persons": keys})
+    with Peak() as pl:
+        res = linking.link_keys(keys, model=linking.GRAPH_MODEL, graph=evidence)
+    with Peak() as po:
+        off = linking.link_keys(keys)  # the default model: identifiers only
+    shared = _graph_shared(keys, evidence, truth)
+    q_on = _quality(res, truth, persons, shared)
+    q_off = _quality(off, truth, persons, shared)
+    st = res.stats
+
+    if not args.no_incremental:
+        # Incremental: the last 1% of records are new.
+        cut = int(len(keys) * 0.99)
+        before = linking.link_keys(keys.iloc[:cut], model=linking.GRAPH_MODEL, graph=evidence).key
+        with Peak() as pi:
+            inc = linking.link_keys(keys, existing=before, model=linking.GRAPH_MODEL, graph=evidence)
+        moved = int((inc.key.loc[before.index] != before).sum())
     load1 = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
-    rules = ", ".join(f"{k[6:]} {v:,}" for k, v in st.items() if k.startswith("pairs_"))
+    rules = ", ".join(f"{k[6:]} {v:,}" for k, v in st.items() if k.startswith("pairs_") and k[6:] in
+                      [r for r, _ in linking.blocking._block_rules(linking.keys._keys(keys.head(0)))])
     print(f"### Record linkage, {len(keys):,} person records ({n:,} persons, noise {args.noise}, seed {args.seed})")
     print()
     print(f"- load at start: `{load0}`; at end: `{load1}`")
@@ -155,28 +203,52 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---:|---:|---|")
     print(f"| linkage keys on load (`normalize.linkage_keys`) | {pk.wall:.2f} | {pk.cpu:.2f} | "
           f"{pk.peak - pk.start:,.0f} | {len(keys):,} records, {len(normalize.KEY_COLUMNS)} keys |")
-    print(f"| link the district (`link_keys`) | {pl.wall:.2f} | {pl.cpu:.2f} | {pl.peak - pl.start:,.0f} | "
-          f"{st['candidate_pairs']:,} candidate pairs ({rules}); {st['accepted_pairs']:,} accepted, "
-          f"{st.get('edges_cut', 0)} cut by the chaining guard in {st['components_reclustered']} components |")
-    print(f"| link the last 1% against the rest (`existing=`) | {pi.wall:.2f} | {pi.cpu:.2f} | "
-          f"{pi.peak - pi.start:,.0f} | {inc.stats['candidate_pairs']:,} candidate pairs "
-          f"({inc.stats['pairs_existing_groups']:,} inside existing groups); {moved} of {len(before):,} earlier "
-          f"records changed key |")
+    print(f"| graph evidence (`linking.graph_evidence`) | {pg.wall:.2f} | {pg.cpu:.2f} | {pg.peak - pg.start:,.0f} | "
+          f"{len(evidence):,} items ({', '.join(f'{k} {v:,}' for k, v in evidence['kind'].value_counts().items())}) |")
+    print(f"| link the district, graph levels on (`link_keys(model=GRAPH_MODEL, graph=...)`) | {pl.wall:.2f} | {pl.cpu:.2f} | "
+          f"{pl.peak - pl.start:,.0f} | {st['candidate_pairs']:,} candidate pairs ({rules}); "
+          f"{st['accepted_pairs']:,} accepted ({st['pairs_linked_by_graph_evidence']:,} on name, birth year and "
+          f"graph evidence), {st.get('edges_cut', 0)} cut by the chaining guard in {st['components_reclustered']} "
+          f"components |")
+    print(f"| link the district, graph levels off (the default model) | {po.wall:.2f} | {po.cpu:.2f} | {po.peak - po.start:,.0f} | "
+          f"{off.stats['accepted_pairs']:,} accepted |")
+    if not args.no_incremental:
+        print(f"| link the last 1% against the rest (`existing=`, graph on) | {pi.wall:.2f} | {pi.cpu:.2f} | "
+              f"{pi.peak - pi.start:,.0f} | {inc.stats['candidate_pairs']:,} candidate pairs "
+              f"({inc.stats['pairs_existing_groups']:,} inside existing groups); {moved} of {len(before):,} earlier "
+              f"records changed key |")
     print()
-    print(f"Quality against the truth: recall of true duplicate pairs **{found / max(total, 1):.4f}** "
-          f"({found:,} of {total:,}); false merges **{false_merges}** ({false_merges / len(keys) * 1e4:.2f} per "
-          f"10,000 records); expected false matches stated by the model at threshold "
-          f"{linking.DEFAULT_MODEL.threshold}: {st['expected_false_matches']:.2f} "
-          f"(weight threshold {st['weight_threshold']:.1f} bits). {int(refused.sum()):,} duplicate pairs have no "
-          f"id number on one side and a changed phone (only name and birth year left, which never link); "
-          f"recall over the other pairs: **{linkable_recall:.4f}**.")
+    for label, q in (("on", q_on), ("off", q_off)):
+        print(f"Graph levels **{label}**: recall of true duplicate pairs **{q['recall']:.4f}** "
+              f"({q['found']:,} of {q['total']:,}); false merges **{q['false_merges']}** "
+              f"({q['false_merges'] / q['records'] * 1e4:.2f} per 10,000 records). "
+              f"{q['nb_pairs']:,} duplicate pairs have only name and birth year left of the identifiers "
+              f"(no id number on one side, phone changed), {q['nb_graph_pairs']:,} of them with graph evidence "
+              f"shared: recall **{q['nb_graph_recall']:.3f}** on those, {q['nb_recall']:.3f} on all "
+              f"{q['nb_pairs']:,}; recall over the other pairs: {q['other_recall']:.4f}. By the strongest graph "
+              f"evidence shared: " + ", ".join(f"{k} {r['mean']:.3f} ({int(r['size'])} pairs)"
+                                                for k, r in q["nb_by_evidence"].iterrows()) + ".")
+        print()
+    print(f"Expected false matches stated by the model (graph on) at threshold {linking.DEFAULT_MODEL.threshold}: "
+          f"{st['expected_false_matches']:.2f} (weight threshold {st['weight_threshold']:.1f} bits); "
+          f"EM share of matches per session: "
+          + ", ".join(f"{k[23:]} {v:.3f}" for k, v in st.items() if k.startswith("em_share_of_matches_")) + ".")
     print()
     print("Recall by kind of noise on the duplicate record:")
     print()
-    print("| noise | pairs | recall |")
-    print("|---|---:|---:|")
-    for kind, row in by_kind.sort_values("size", ascending=False).iterrows():
-        print(f"| {kind} | {int(row['size']):,} | {row['mean']:.3f} |")
+    print("| noise | pairs | recall, graph on | recall, graph off |")
+    print("|---|---:|---:|---:|")
+    both = q_on["by_kind"].join(q_off["by_kind"]["mean"].rename("off"))
+    for kind, row in both.sort_values("size", ascending=False).iterrows():
+        print(f"| {kind} | {int(row['size']):,} | {row['mean']:.3f} | {row['off']:.3f} |")
+    print()
+    print("Trained parameters (graph on; `linkage_parameters`):")
+    print()
+    print("| field | level | m | u | weight (bits) | m from |")
+    print("|---|---|---:|---:|---:|---|")
+    for r in res.parameters.itertuples():
+        tf = " (TF)" if r.term_frequency else ""
+        print(f"| {r.field} | {r.level}{tf} | {r.m:.4f} | {r.u:.2e} | {r.weight:.1f} | {r.m_from} |")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ directory directly under /tmp owned by it (pytest's tmp_path sits under a 0700 r
 directory the ``postgres`` user cannot enter). It listens on 127.0.0.1 and a free port
 only, with fsync off: the data is thrown away.
 
-When the PostgreSQL binaries are absent the PostgreSQL half of the tests is skipped
-with that reason (shown by ``-ra``); ``apt-get install -y postgresql`` brings them.
+When the PostgreSQL binaries (or psycopg) are absent the PostgreSQL half of the tests
+FAILS, saying what to install: never a silent skip, which would let a green run hide a
+store never tried on PostgreSQL. ``scripts/ensure-java-postgres.sh`` (run by ``make test``)
+installs the server.
 """
 
 from __future__ import annotations
@@ -93,14 +95,15 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    """The session's PostgreSQL server (skipped, with the reason, when PostgreSQL is absent)."""
+    """The session's PostgreSQL server (a failure, saying what to install, when PostgreSQL is absent)."""
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
+        pytest.fail("PostgreSQL server binaries not found (initdb, pg_ctl): run scripts/ensure-java-postgres.sh "
+                    "or apt-get install -y postgresql", pytrace=False)
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg not installed (pip install 'escalation-risk[postgres]')")
+        pytest.fail("psycopg not installed: pip install 'escalation-risk[postgres]'", pytrace=False)
     server = PostgresServer(bindir)
     t0 = time.perf_counter()
     server.start()

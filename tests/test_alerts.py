@@ -126,20 +126,21 @@ def test_failure_mid_transaction_leaves_store_unchanged(store, monkeypatch, on_n
     if on_night == 2:
         store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
     before = dump(store)
-    real = store_module._apply_alerts
+    from escalation_risk.alerts import recording  # where record_night looks it up
+    real = recording._apply_alerts
 
     def apply_then_crash(*args, **kwargs):
         real(*args, **kwargs)  # scores, run, alerts and events are written by now
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(store_module, "_apply_alerts", apply_then_crash)
+    monkeypatch.setattr(recording, "_apply_alerts", apply_then_crash)
     night = NIGHT1 if on_night == 1 else NIGHT2
     rows = NIGHT1_SCORES if on_night == 1 else [("d1", 0.99, "red", "rising"), ("d4", 0.7, "orange", "rising")]
     with pytest.raises(RuntimeError, match="power cut"):
         store.record_night(scores(night, rows), night, "m1")
     assert dump(store) == before
     # and the night can be recorded properly afterwards
-    monkeypatch.setattr(store_module, "_apply_alerts", real)
+    monkeypatch.setattr(recording, "_apply_alerts", real)
     assert not store.record_night(scores(night, rows), night, "m1").already_recorded
 
 
@@ -166,14 +167,14 @@ def test_level_change_updates_the_alert_and_tightens_due(night1):
     assert (s.new_alerts, s.updated_alerts, s.rising) == (0, 1, 1)
     d3 = alert_of(night1, "d3")
     assert (d3["level"], d3["trend"], d3["probability"]) == ("red", "rising", 0.8)
-    assert d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59.999999")  # red: the same day
+    assert d3["due_at"] == pd.Timestamp("2025-07-02 23:59:59.999999")  # red: by the end of the next day
     update = d3["events"][-1]
     assert update["event"] == "updated" and update["from_status"] == update["to_status"] == "raised"
     assert "level yellow -> red" in update["note"] and "trend new -> rising" in update["note"]
     # falling back never loosens the due time
     night1.record_night(scores(NIGHT3, [("d3", 0.4, "yellow", "falling")]), NIGHT3, "m1")
     d3 = alert_of(night1, "d3")
-    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-01 23:59:59.999999")
+    assert d3["level"] == "yellow" and d3["due_at"] == pd.Timestamp("2025-07-02 23:59:59.999999")
 
 
 def test_drop_to_blue_keeps_the_alert_open(night1):
@@ -365,22 +366,26 @@ def test_events_are_append_only(night1):
 
 def test_due_times_by_level():
     raised = pd.Timestamp("2025-06-30 15:00")
-    assert due_at("red", raised) == pd.Timestamp("2025-06-30 23:59:59.999999")
+    # Time counts from when people can act: the morning after the night.
+    assert due_at("red", raised) == pd.Timestamp("2025-07-01 23:59:59.999999")
+    assert due_at("red", pd.Timestamp("2025-06-30 23:59:59.999999")) == pd.Timestamp("2025-07-01 23:59:59.999999")
     assert due_at("orange", raised) == pd.Timestamp("2025-07-03 23:59:59.999999")
     assert due_at("yellow", raised) == pd.Timestamp("2025-07-07 23:59:59.999999")
 
 
 def test_overdue_with_fixed_clocks(night1):
     assert night1.overdue("2025-06-30 23:00").empty
-    late = night1.overdue("2025-07-01 08:00")
+    assert night1.overdue("2025-07-01 23:00").empty  # the red alert's day to act
+    late = night1.overdue("2025-07-02 08:00")
     assert list(late["dispute_id"]) == ["d1"]
     assert late["overdue_by"].iloc[0] == pd.Timedelta(hours=8, microseconds=1)
     assert list(night1.overdue("2025-07-09")["dispute_id"]) == ["d1", "d2", "d3"]
-    # the next night counts it too
-    assert night1.record_night(scores(NIGHT2, []), NIGHT2, "m1").overdue == 1
+    # a later night counts it too
+    assert night1.record_night(scores(NIGHT2, []), NIGHT2, "m1").overdue == 0
+    assert night1.record_night(scores(NIGHT3, []), NIGHT3, "m1").overdue == 1
     a = alert_of(night1, "d1")["alert_id"]
-    night1.update(a, "in_progress", by="wang", at="2025-07-01 09:00")
-    night1.update(a, "resolved", by="wang", at="2025-07-01 12:00")
+    night1.update(a, "in_progress", by="wang", at="2025-07-02 09:00")
+    night1.update(a, "resolved", by="wang", at="2025-07-02 12:00")
     assert list(night1.overdue("2025-07-09")["dispute_id"]) == ["d2", "d3"]
 
 
@@ -394,7 +399,8 @@ def test_follow_ups_due(night1):
     due = night1.follow_ups_due("2025-07-08 11:00")
     assert list(due["alert_id"]) == [a]
     assert list(night1.follow_ups_due("2025-07-11", days=7)["alert_id"]) == [a, b]
-    assert list(night1.follow_ups_due("2025-07-04", days=1)["alert_id"]) == [a]
+    assert list(night1.follow_ups_due("2025-07-04 09:00", days=1)["alert_id"]) == [a]
+    assert list(night1.follow_ups_due("2025-07-04", days=1)["alert_id"]) == [a, b]  # a date: its end
     night1.update(a, "follow_up", by="wang", at="2025-07-09")
     assert list(night1.follow_ups_due("2025-07-11")["alert_id"]) == [b]
 
@@ -495,7 +501,7 @@ def test_cli_end_to_end(cli_store):
     outcomes = json.loads(run("outcomes", "--store", url, "--format", "json").stdout)
     assert outcomes == [{
         "district": "", "dispute_id": "d1", "alert_id": a, "raised_at": "2025-06-30T00:00:00",
-        "closed_at": "2025-07-08T00:00:00", "outcome": "case opened", "escalated_to_crime": True,
+        "closed_at": "2025-07-08T23:59:59.999999", "outcome": "case opened", "escalated_to_crime": True,
     }]
     assert "d1" not in run("list", "--store", url).stdout  # closed: not open any more
     assert "d1" in run("list", "--all", "--store", url).stdout
@@ -503,7 +509,7 @@ def test_cli_end_to_end(cli_store):
 
 def test_cli_overdue_and_follow_ups(cli_store):
     url, ids = cli_store
-    result = run("overdue", "--now", "2025-07-01T08:00", "--store", url)
+    result = run("overdue", "--now", "2025-07-02T08:00", "--store", url)
     assert result.exit_code == 0
     assert "d1" in result.stdout and "d2" not in result.stdout
     assert run("overdue", "--now", "2025-06-30T12:00", "--store", url).stdout.strip() == "no overdue alerts"
@@ -614,8 +620,8 @@ def test_times_are_instants_in_the_store(store_url):
     with AlertStore(store_url, timezone="UTC") as s:
         assert alert_of(s, "d1")["raised_at"] == pd.Timestamp("2025-06-29 16:00")
         # comparisons are between instants too
-        assert len(s.overdue(now=pd.Timestamp("2025-06-30 16:00"))) == 1  # red: due by 2025-06-30 15:59:59 UTC
-        assert s.overdue(now=pd.Timestamp("2025-06-30 15:00")).empty
+        assert len(s.overdue(now=pd.Timestamp("2025-07-01 16:00"))) == 1  # red: due by 2025-07-01 15:59:59 UTC
+        assert s.overdue(now=pd.Timestamp("2025-07-01 15:00")).empty
 
 
 def _v1_metadata() -> sa.MetaData:
@@ -748,3 +754,46 @@ def test_a_version_1_store_is_migrated(tmp_path):
         assert s.schema_version == SCHEMA_VERSION
         s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="c" * 64)
         assert s.last_night() == NIGHT1
+
+
+# ---------------------------------------------------------------------------
+# the store knows its pseudonym key
+
+KEY_A, KEY_B = "a1" * 8, "b2" * 8  # fingerprints (pseudonym_keys.key_fingerprint), not keys
+
+
+def test_a_night_under_another_pseudonym_key_is_refused_by_name(store):
+    from escalation_risk.alerts import StoreKeyError
+
+    store.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", input_fingerprint="f" * 64,
+                       key_fingerprint=KEY_A)
+    before = dump(store)
+    assert store.runs()["key_fingerprint"].tolist() == [KEY_A]
+    attempts = [
+        dict(as_of=NIGHT1, input_fingerprint="g" * 64),  # the same night re-run with another key
+        dict(as_of=NIGHT1, input_fingerprint="g" * 64, replace=True),  # even with replace
+        dict(as_of=NIGHT2, input_fingerprint="h" * 64),  # a new night with another key
+    ]
+    for kw in attempts:
+        night = kw.pop("as_of")
+        with pytest.raises(StoreKeyError, match="this store was recorded with another pseudonym key") as err:
+            store.record_night(scores(night, NIGHT1_SCORES), night, "m1", key_fingerprint=KEY_B, **kw)
+        assert "replace" not in str(err.value) and KEY_A in str(err.value)
+        assert dump(store) == before  # nothing was written
+    # the store's own key goes on; a caller that names no key is not checked (older callers)
+    assert not store.record_night(scores(NIGHT2, NIGHT1_SCORES), NIGHT2, "m1", key_fingerprint=KEY_A).already_recorded
+    assert not store.record_night(scores(NIGHT3, NIGHT1_SCORES), NIGHT3, "m1").already_recorded
+
+
+def test_cli_close_echoes_only_the_masked_outcome(cli_store):
+    url, ids = cli_store
+    a = ids["d1"]
+    for step in (("update", a, "--status", "in_progress", "--by", "wang"),
+                 ("update", a, "--status", "resolved", "--by", "wang"),
+                 ("update", a, "--status", "follow_up", "--by", "wang")):
+        assert run(*step, "--store", url).exit_code == 0
+    result = run("close", a, "--by", "wang", "--outcome", "agreed; call 13812345678 or 110101198001011234",
+                 "--not-escalated", "--store", url)
+    assert result.exit_code == 0, result.output
+    assert "13812345678" not in result.output and "110101198001011234" not in result.output
+    assert "[phone]" in result.output and "[id number]" in result.output

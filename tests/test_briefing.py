@@ -87,7 +87,7 @@ def store_url(tmp_path_factory) -> str:
             ("d4", "orange", 0.30, ["a failed mediation"], "family_mediation"),
             ("d6", "red", 0.55, ["threats recorded"], "weapon_threat_response"),
             ("d5", "yellow", 0.12, ["repeat dispute"], "family_mediation"),
-            ("d30", "blue", 0.01, [], "routine_follow_up")]), "2024-03-15", "m1")
+            ("d30", "blue", 0.01, [], "routine_follow_up")]), pd.Timestamp("2024-03-15"), "m1")
         ids = st.alerts().set_index("dispute_id")["alert_id"]
         st.assign(ids["d6"], to="王网格员", by="center", at="2024-03-15T08:00")
         st.update(ids["d0"], "in_progress", by="w", at="2024-03-15T09:00")
@@ -149,7 +149,8 @@ def test_briefing_renders_in_chromium_zh(pages, tmp_path):
     assert PLANS["weapon_threat_response"].zh in cards[0][1]
     assert "d7" in cards[1][1] and PLANS["family_mediation"].zh in cards[1][1]
     assert not any(" d6 " in c[1] for c in cards)
-    # Overdue by owner: d6 (red, due 03-15) with 王网格员, 10.0 days; d4 (orange, due 03-18) with its raiser.
+    # Overdue by owner: d6 (red, due by the end of 03-16) with 王网格员, 10.0 days at the end of 03-26; d4 (orange,
+    # due 03-18) with its raiser.
     overdue = dom.stdout[dom.stdout.index('id="overdue"'):dom.stdout.index('id="heat"')]
     assert "王网格员" in overdue and "10.0" in overdue
     # Heat table: tonight's scores by grid (all four disputes are in g1).

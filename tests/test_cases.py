@@ -11,6 +11,7 @@ from conftest import KEY
 
 import escalation_risk as er
 from escalation_risk.cases import CASE_COLUMNS, build_case_index, case_index, typical_cases, typical_report
+from escalation_risk.clock import to_moment
 from escalation_risk.labels import data_end
 
 
@@ -188,13 +189,20 @@ def test_cli_cases(tmp_path, small_district, small_model):
     r = runner.invoke(main, ["cases", str(data), "--dispute", d["incident_id"], "--as-of", as_of,
                              "--model", str(model_dir), "--format", "table"], env=env)
     assert r.exit_code == 0 and d["incident_id"] in r.output
+    # Reasons read as sentences, never as raw feature names.
+    q = got["query"]
+    assert q["reasons"] and all(sentence in r.output for sentence in q["reasons"])
+    assert not any(name in r.output for name in q["reason_features"] + [f for c in got["cases"]
+                                                                     for f in c["reason_features"]])
     out = tmp_path / "lib"
     r = runner.invoke(main, ["cases", str(data), "--typical", "--start", "2023-01-01", "--end", "2024-07-01",
                              "--model", str(model_dir), "--out", str(out)], env=env)
     assert r.exit_code == 0, r.output
     lib = pd.read_csv(out / "typical-cases.csv")
     assert {"kind", "category", "dispute_id", "plan", "escalated"} <= set(lib.columns) and len(lib)
-    assert (out / "typical-cases.md").read_text().startswith("# Typical cases")
+    report = (out / "typical-cases.md").read_text()
+    assert report.startswith("# Typical cases") and "Leading reasons of the typical escalations" in report
+    assert not any(f in report for fs in lib["reason_features"] for f in json.loads(fs))
     r = runner.invoke(main, ["cases", str(data), "--model", str(model_dir)], env=env)
     assert r.exit_code == 2 and "--dispute" in r.output
     # The nightly index: built once, then read by the queries.
@@ -206,7 +214,7 @@ def test_cli_cases(tmp_path, small_district, small_model):
                              str(idx_dir), "--model", str(model_dir), "--k", "4", "--format", "json"], env=env)
     assert r.exit_code == 0, r.output
     from_index = json.loads(r.output)
-    assert from_index["cases"] == got["cases"] and from_index["query"]["index_night"] == "2025-06-30T00:00:00"
+    assert from_index["cases"] == got["cases"] and from_index["query"]["index_night"] == "2025-06-30T23:59:59.999999"
 
 
 def test_index_saved_and_loaded_gives_the_same_answers(tmp_path, small_district, small_model, queries):
@@ -224,3 +232,25 @@ def test_index_saved_and_loaded_gives_the_same_answers(tmp_path, small_district,
         f.write(b"\x00\x00\x80\x7f")
     with pytest.raises(CaseIndexLoadError, match="contributions.npy: missing or changed"):
         load_case_index(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("as_of", ["2024-06-30", "2025-03-15"])
+def test_escalated_on_full_export_equals_cut_export(small_district, small_model, as_of):
+    """The one escalation rule says when each escalation became known: the case index of the
+    night as_of gives the same escalated flags on the full export (late facts included) as
+    on the export cut at as_of (a date: the end of that day)."""
+    t = to_moment(as_of)
+    assert small_district.incident_parties["added_at"].notna().any()  # late facts present
+    full = build_case_index(small_model, small_district, as_of)
+    cut = build_case_index(small_model, small_district.cut(t), as_of)
+    assert full.night == cut.night == t
+    np.testing.assert_array_equal(full.dispute_id, cut.dispute_id)
+    rows = np.arange(len(full))
+    got, want = full.escalated(rows, t), cut.escalated(rows, t)
+    assert sum(e is True for e in want) > 5 and sum(e is False for e in want) > 100
+    assert got == want
+    # A dispute reported on the night's day is in the index.
+    day = full.reported_at[(full.reported_at >= pd.Timestamp(as_of).to_datetime64())]
+    inc = small_district.incidents
+    on_day = inc[(inc["kind"] == "dispute") & (inc["reported_at"].dt.normalize() == pd.Timestamp(as_of))]
+    assert len(day) == len(on_day)

@@ -113,6 +113,7 @@ def test_each_rule_strict_names_table_column_row(table, row, column, value, reas
     msg = str(e.value)
     assert f"table {table!r}" in msg and f"column {column!r}" in msg and f"row {row}" in msg
     assert reason in msg
+    assert msg.rstrip().endswith('load with errors="quarantine".')  # the way to keep the good rows
     p = e.value.problems
     assert ((p["table"] == table) & (p["column"] == column) & (p["row"] == row)).any()
 
@@ -147,9 +148,10 @@ def test_many_problems_are_counted(tables):
 
 
 def test_structural_problems_raise_even_in_quarantine(tables):
-    with pytest.raises(DataValidationError, match="required table is missing"):
+    with pytest.raises(DataValidationError, match="required table is missing") as e:
         Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", persons=tables["persons"],
                             places=tables["places"], incidents=tables["incidents"])
+    assert "errors=" not in str(e.value)  # quarantine would not help: not suggested
     t = tiny_tables()
     t["incidents"] = t["incidents"].drop(columns=["reported_at"])
     with pytest.raises(DataValidationError, match="column 'reported_at'.*required column is missing"):

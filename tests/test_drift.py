@@ -117,3 +117,18 @@ def test_nightly_warns_when_features_drift(small_district, small_model, tmp_path
     assert any("drift on 2025-06-30: retrain" in r.getMessage() for r in caplog.records)
     assert "drift: retrain" in str(rep)
     assert run_night(ds, small_model, "2025-06-30", store="sqlite://", out_dir=None, check_drift=False).drift is None
+
+
+def test_one_psi_for_the_drift_command_and_the_plots():
+    """The plots' drift table and the drift command read the same PSI over the same bins."""
+    from escalation_risk import plots
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"count": rng.poisson(1.0, 2000).astype(float), "x": rng.normal(0, 1, 2000)})
+    cur = pd.DataFrame({"count": rng.poisson(1.6, 1500).astype(float), "x": rng.normal(0.4, 1, 1500)})
+    cur.loc[:200, "x"] = np.nan
+    table = plots.drift_table(ref, cur).set_index("feature")
+    cmd = feature_drift(ref, cur, ["count", "x"]).set_index("feature")
+    for f in ("count", "x"):
+        assert table.loc[f, "psi"] == pytest.approx(cmd.loc[f, "psi"], rel=1e-12)
+        assert table.loc[f, "psi"] == pytest.approx(psi(ref[f], cur[f]), rel=1e-12)
+    assert cmd.loc["x", "psi"] > 0.1

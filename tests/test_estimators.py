@@ -15,13 +15,14 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks as checks
 
 from escalation_risk import make_labels
+from escalation_risk.clock import to_moment
 from escalation_risk.estimators import POINT_OPTIONS, PointFeatures, RiskClassifier
 from escalation_risk.features import CATEGORICAL, build_features, feature_names
 from escalation_risk.labels import data_end
 from escalation_risk.model.points import report_points
 from escalation_risk.model.training import DEFAULT_CONFIG
 
-CUTOFF = pd.Timestamp("2025-01-01")  # small_model's
+CUTOFF = to_moment("2025-01-01")  # small_model's: a cutoff date is the end of that day
 HORIZON = 90
 
 

@@ -19,7 +19,8 @@ from conftest import KEY, tiny_tables
 
 
 def _feat(ds, dispute_id, as_of) -> pd.Series:
-    return build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [as_of]})).iloc[0]
+    """Features at midnight starting ``as_of``'s day (a date alone would be the end of that day)."""
+    return build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [pd.Timestamp(as_of)]})).iloc[0]
 
 
 def test_dispute_family_known_answers(tiny_ds):

@@ -84,7 +84,7 @@ def _store(url: str = "sqlite://") -> AlertStore:
     resolved that day: on time).
     """
     st = AlertStore(url)
-    st.record_night(_scores({"d0": "red", "d4": "orange", "d5": "yellow", "d6": "red"}), "2024-03-15", "m1")
+    st.record_night(_scores({"d0": "red", "d4": "orange", "d5": "yellow", "d6": "red"}), pd.Timestamp("2024-03-15"), "m1")
     ids = st.alerts().set_index("dispute_id")["alert_id"]
     st.update(ids["d0"], "in_progress", by="w", at="2024-03-15T09:00")
     st.update(ids["d0"], "resolved", by="w", at="2024-03-15T20:00")
@@ -92,7 +92,7 @@ def _store(url: str = "sqlite://") -> AlertStore:
     st.update(ids["d4"], "resolved", by="w", at="2024-03-20")
     st.update(ids["d5"], "escalated", by="w", at="2024-03-16")
     st.update(ids["d5"], "follow_up", by="w", at="2024-03-25")
-    st.record_night(_scores({"d1": "red"}), "2024-03-26", "m1")
+    st.record_night(_scores({"d1": "red"}), pd.Timestamp("2024-03-26"), "m1")
     d1 = st.alerts(dispute_id="d1")["alert_id"].iloc[0]
     st.update(d1, "in_progress", by="w", at="2024-03-26T08:00")
     st.update(d1, "resolved", by="w", at="2024-03-26T18:00")
@@ -181,7 +181,7 @@ def test_units_roll_up_and_time_is_respected(district, store):
 def test_risk_perception_counts_from_the_stores_first_night(district):
     # A store that began on 2024-03-22: d0's crime (03-20) came before it, d1's (03-25) after.
     with AlertStore("sqlite://") as st:
-        st.record_night(_scores({"d1": "orange"}), "2024-03-22", "m1")
+        st.record_night(_scores({"d1": "orange"}), pd.Timestamp("2024-03-22"), "m1")
         g = governance_index(district, st, as_of=AS_OF, min_denominator=1)
     r = _row(g, "g1", "2024-03", "risk_perception")
     assert (r.numerator, r.denominator, r.score) == (1, 1, 100.0)
@@ -234,3 +234,19 @@ def test_cli_csv_and_json(district, tmp_path):
     assert NOT_ENOUGH_DATA in res.output
     res = runner.invoke(main, ["governance", str(data), "--by", "street"])
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize("as_of", ["2024-06-30", "2025-03-15"])
+def test_full_export_equals_cut_export(small_district, as_of):
+    """With late facts (parties added later, outcomes recorded later, closings), the index
+    at as_of reads nothing after it: the full export gives what the export cut at as_of gives."""
+    from escalation_risk.clock import to_moment
+    ds = small_district
+    assert ds.incident_parties["added_at"].notna().any()
+    t = to_moment(as_of)
+    full = governance_index(ds, by="town", as_of=as_of)
+    cut = governance_index(ds.cut(t), by="town", as_of=as_of)
+    pd.testing.assert_frame_equal(full, cut)
+    e_full, e_cut = escalations(ds, as_of=as_of), escalations(ds.cut(t), as_of=as_of)
+    assert len(e_full) > 5
+    pd.testing.assert_frame_equal(e_full, e_cut)

@@ -298,7 +298,7 @@ def test_duplicate_person_ids_are_one_node(ds):
 
 def test_graph_as_of(ds):
     G = build_graph(ds, as_of="2024-01-15")
-    assert G.graph["as_of"] == T("2024-01-15")
+    assert G.graph["as_of"] == T("2024-01-15 23:59:59.999999")  # a date: the end of that day
     assert by_type(G)["incident"] == 2  # d1, pc1
     assert "incident:c1" not in G and "incident:d2" not in G
     assert G.nodes["person:p6"]["flags"] == []  # recorded 2024-02-01

@@ -220,6 +220,12 @@ def expected_cut(raw: dict[str, pd.DataFrame], when) -> dict[str, pd.DataFrame]:
     persons = out["persons"].copy()
     for attr in ("hukou", "employment"):
         persons[attr] = [value.get((pid, attr), v) for pid, v in zip(persons["person_id"], persons[attr])]
+    # A person record recorded after T is a row without identifiers (it cannot link yet).
+    if "recorded_at" in persons:
+        late = (ts(persons["recorded_at"]) > T).to_numpy()
+        for col in ("name", "id_number", "phone"):
+            persons[col] = persons[col].astype(object)
+            persons.loc[late, col] = None
     out["persons"] = persons
     out["person_attributes"] = attrs[ts(attrs["recorded_at"]) <= T]
     return {k: v.reset_index(drop=True) for k, v in out.items()}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import KEY, valid_id
+
 from escalation_risk.dataset import Dataset
 from escalation_risk.linking import RULE_FALLBACK, RULE_ID, explain_links, link_persons
 
@@ -173,7 +173,7 @@ def test_explain_links_names_the_rule():
     ds = dataset(ROWS)
     ex = explain_links(ds)
     assert list(ex.columns) == ["person_key", "person_id", "linked_to", "rule", "weight", "match_probability",
-                                "id_number", "name", "birth", "phone", "gender"]
+                                "id_number", "name", "birth", "phone", "gender", "counterparty", "place"]
     rules = {(r.person_id, r.linked_to): r.rule for r in ex.itertuples()}
     assert rules[("p03", "p01")] == RULE_ID
     assert rules[("p02", "p01")] == RULE_FALLBACK
@@ -568,3 +568,195 @@ def test_tables_without_linkage_keys_still_link_on_the_pseudonyms():
                                 incident_parties=ds.incident_parties)
     assert not any(c.startswith("lk_") for c in again.persons.columns)
     assert groups(link_persons(again)) == groups(link_persons(ds))
+
+
+# --------------------------------------------------------------------------- learnt weights
+
+from escalation_risk.linking import GRAPH_MODEL, em_m, estimate_u, graph_evidence, linkage_parameters  # noqa: E402
+from escalation_risk.linking.model import _MODES, DEFAULT_MODEL  # noqa: E402
+from escalation_risk.linking.parameters import _m_default, _random_pairs  # noqa: E402
+
+
+def _planted(rng: np.random.Generator, probs: np.ndarray, size: int) -> np.ndarray:
+    return rng.choice(len(probs), size=size, p=probs / probs.sum()).astype(np.int8)
+
+
+def test_em_recovers_planted_m_and_u_recovers_planted_u():
+    # Planted: for each field, how a match and a non-match show its levels (level 0,
+    # missing, never drawn). EM sees only the levels, with u from the non-matches.
+    rng = np.random.default_rng(7)
+    m_true = {"name": np.array([0, 0.80, 0.10, 0.04, 0.02, 0.04]), "phone": np.array([0, 0.70, 0.30]),
+              "gender": np.array([0, 0.97, 0.03]), "counterparty": np.array([0, 0.45, 0.55])}
+    u_true = {"name": np.array([0, 0.02, 0.01, 0.01, 0.005, 0.955]), "phone": np.array([0, 0.001, 0.999]),
+              "gender": np.array([0, 0.5, 0.5]), "counterparty": np.array([0, 0.01, 0.99])}
+    n, lam = 60_000, 0.2
+    match = rng.random(n) < lam
+    levels = {}
+    for f in m_true:
+        lv = np.empty(n, dtype=np.int8)
+        lv[match] = _planted(rng, m_true[f], int(match.sum()))
+        lv[~match] = _planted(rng, u_true[f], int((~match).sum()))
+        levels[f] = lv
+    # u from random pairs: here a large sample of non-matches.
+    randoms = {f: _planted(rng, u_true[f], 400_000) for f in m_true}
+    for f in ("id_number", "birth", "place"):
+        randoms[f] = np.zeros(400_000, dtype=np.int8)
+    u = estimate_u(randoms, DEFAULT_MODEL)
+    for f in m_true:
+        assert np.allclose(u[f][1:], u_true[f][1:], atol=0.003, rtol=0.1), (f, u[f], u_true[f])
+    m, share = em_m(levels, u, _m_default(DEFAULT_MODEL), tuple(m_true))
+    assert abs(share - match.mean()) < 0.01
+    for f in m_true:
+        assert np.allclose(m[f][1:], m_true[f][1:], atol=0.015), (f, m[f], m_true[f])
+        for mode in _MODES[f]:
+            assert abs(m[f][list(mode)].sum() - 1) < 1e-9
+
+
+def test_u_from_random_pairs_of_a_keys_table():
+    # 40 names and 20 birth years drawn uniformly: two random records share a name with
+    # probability 1/40 and a birth year with 1/20, whatever else they hold.
+    rng = np.random.default_rng(3)
+    n = 4000
+    keys = pd.DataFrame({"person_id": [f"r{i}" for i in range(n)], "birth_year": rng.integers(1960, 1980, n),
+                         "gender": None, "lk_name": rng.integers(1, 41, n), "lk_phone": rng.integers(1, 10**9, n)})
+    res = link_keys(keys)
+    par = res.parameters.set_index(["field", "level"])
+    assert abs(par.loc[("name", "exact"), "u"] - 1 / 40) < 0.004
+    assert abs(par.loc[("birth", "year"), "u"] - 1 / 20) < 0.006
+    si, sj = _random_pairs(n, 1000, 0)
+    assert (si != sj).all() and len(si) == 1000
+
+
+# --------------------------------------------------------------------------- graph evidence
+
+def district(rows: list[tuple], parties: list[tuple[str, str, str]], background: int = 1500,
+             recorded_at: dict[str, str] | None = None) -> Dataset:
+    """People ``rows`` plus ``background`` people, each background pair in a dispute of its
+    own at a place of its own, all of them also against one big organisation; ``parties``
+    are extra (incident_id, party_id, reported_at) rows, the incident at a place named by it."""
+    rng = np.random.default_rng(1)
+    extra = [(f"bg{b:05d}", f"背景{b}", int(rng.integers(1940, 2005)), f"139{rng.integers(0, 10**8):08d}", None,
+              "male" if b % 2 else "female") for b in range(background)]
+    persons = pd.DataFrame(rows + extra, columns=P)
+    if recorded_at:
+        persons["recorded_at"] = persons["person_id"].map(recorded_at)
+    inc, par = [], []
+    for b in range(0, background - 1, 2):
+        inc.append((f"bi{b}", f"pl{b}", "2023-01-01"))
+        par += [(f"bi{b}", f"bg{b:05d}", "person"), (f"bi{b}", f"bg{b + 1:05d}", "person")]
+        inc.append((f"bo{b}", "pl-bank", "2023-02-01"))
+        par += [(f"bo{b}", f"bg{b:05d}", "person"), (f"bo{b}", "bank", "organization")]
+    for iid, pid, when in parties:
+        if iid not in {i[0] for i in inc}:
+            inc.append((iid, f"pl-{iid}", when))
+        par.append((iid, pid, "organization" if pid == "bank" else "person"))
+    places = sorted({i[1] for i in inc})
+    return Dataset.from_frames(
+        pseudonym_key=KEY, persons=persons, errors="quarantine",
+        places=pd.DataFrame({"place_id": places, "grid_id": [f"g{k % 7}" for k in range(len(places))]}),
+        organizations=pd.DataFrame({"org_id": ["bank"], "org_type": ["bank"]}),
+        incidents=pd.DataFrame({"incident_id": [i[0] for i in inc], "kind": "dispute", "category": "debt",
+                                "occurred_at": [i[2] for i in inc], "reported_at": [i[2] for i in inc],
+                                "place_id": [i[1] for i in inc]}),
+        incident_parties=pd.DataFrame(par, columns=["incident_id", "party_id", "party_type"]),
+    )
+
+
+# a and b: one person (no id number on b, phone changed), only name and birth year agree.
+PAIR = [("a", "郑晓燕", 1976, "13811112222", A, "female"), ("b", "郑晓燕", 1976, "13799990000", None, "female"),
+        ("x", "冯建国", 1950, "13655554444", None, "male")]
+
+
+def test_name_birth_year_and_a_shared_counterpart_link_name_and_birth_year_alone_do_not():
+    # The default model (training's linkage) reads no graph evidence: the pair stays apart.
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+                         ("n2", "x", "2024-03-02")])
+    assert link_persons(ds)["a"] != link_persons(ds)["b"]
+    alone = link_persons(district(PAIR, []), model=GRAPH_MODEL)
+    assert alone["a"] != alone["b"]
+    # Both records meet the same neighbour x, in two disputes at his door.
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+                         ("n2", "x", "2024-03-02")])
+    key = link_persons(ds, model=GRAPH_MODEL)
+    assert key["a"] == key["b"] != key["x"]
+    ex = explain_links(ds, GRAPH_MODEL).set_index(["person_id", "linked_to"])
+    assert ex.loc[("b", "a"), "counterparty"] == "shared"
+    assert "counterparty" in ex.loc[("b", "a"), "rule"]
+    # A counterpart shared by a thousand records (the bank) counts for little: no link.
+    ds = district(PAIR, [("o1", "a", "2024-01-10"), ("o1", "bank", "2024-01-10"), ("o2", "b", "2024-03-02"),
+                         ("o2", "bank", "2024-03-02")])
+    key = link_persons(ds, model=GRAPH_MODEL)
+    assert key["a"] != key["b"]
+    lv = explain_links(ds, GRAPH_MODEL)
+    assert lv.empty or not ({"a", "b"} <= set(lv["person_id"]) | set(lv["linked_to"]))
+
+
+def test_graph_evidence_never_links_different_names_or_birth_years():
+    rows = [("a", "郑晓燕", 1976, "13811112222", A, "female"), ("b", "郑晓燕", 1977, None, None, "female"),
+            ("c", "刘芳", 1976, None, None, "female"), ("x", "冯建国", 1950, "13655554444", None, "male")]
+    ds = district(rows, [(f"n{k}", p, "2024-01-10") for k, p in enumerate("abc")] +
+                  [(f"n{k}", "x", "2024-01-10") for k in range(3)])
+    key = link_persons(ds, model=GRAPH_MODEL)
+    assert key.loc[["a", "b", "c"]].nunique() == 3
+
+
+def test_graph_evidence_is_read_as_known_at_the_moment():
+    parties = [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-06-02"),
+               ("n2", "x", "2024-06-02")]
+    ds = district(PAIR, parties)
+    before, after = link_persons(ds, model=GRAPH_MODEL, as_of="2024-03-01"), \
+        link_persons(ds, model=GRAPH_MODEL, as_of="2024-07-01")
+    assert before["a"] != before["b"]  # the dispute that ties b to x was not yet reported
+    assert after["a"] == after["b"]
+    # The same as linking the dataset cut at that moment.
+    pd.testing.assert_series_equal(before, link_persons(ds.cut("2024-03-01"), model=GRAPH_MODEL))
+    pd.testing.assert_series_equal(after.sort_index(), link_persons(ds.cut("2024-07-01"), model=GRAPH_MODEL).sort_index())
+    ev = graph_evidence(ds.tables(), as_of="2024-03-01")
+    assert "b" not in set(ev.loc[ev["kind"] == "counterparty", "person_id"].astype(str))
+
+
+def test_a_person_record_links_only_from_when_it_was_recorded():
+    rows = [("a", "张伟", 1980, "13811112222", A, "male"), ("b", "張偉", 1980, None, A, "male")]
+    ds = district(rows, [], background=50, recorded_at={"a": "2023-01-01", "b": "2024-05-01"})
+    assert link_persons(ds)["b"] == "a"  # as of the export
+    early = link_persons(ds, as_of="2024-04-30")
+    assert early["b"] == "b" and early["a"] == "a"
+    assert link_persons(ds, as_of="2024-05-01")["b"] == "a"
+    cut = ds.cut("2024-04-30")
+    assert link_persons(cut)["b"] == "b"
+    blank = cut.persons.set_index("person_id")
+    assert blank.loc["b", "lk_id"] == 0 and pd.isna(blank.loc["b", "id_number"])
+    assert blank.loc["a", "lk_id"] != 0  # a record already recorded keeps its identifiers
+
+
+def test_look_alike_characters_are_a_name_level_below_the_sound():
+    rows = [("a", "王伟", 1980, "13811112222", None, "male"), ("b", "王伦", 1980, "13811112222", None, "male"),
+            ("c", "李明", 1990, None, A, "male"), ("d", "李朋", 1990, None, A, "male")]
+    ds = people(rows, 500)
+    key = link_persons(ds)
+    assert key["a"] == key["b"] and key["c"] == key["d"]
+    ex = explain_links(ds).set_index(["person_id", "linked_to"])
+    assert ex.loc[("b", "a"), "name"] == "shape"
+    par = linkage_parameters(ds).set_index(["field", "level"])
+    assert par.loc[("name", "fuzzy_pinyin"), "weight"] > par.loc[("name", "different"), "weight"]
+    assert par.loc[("name", "shape"), "weight"] > par.loc[("name", "different"), "weight"]
+    # A look-alike name and the birth year alone (the phone differs) never link.
+    key = link_persons(people([("a", "王伟", 1980, "13811112222", None, "male"),
+                               ("b", "王伦", 1980, "13899998888", None, "male")], 500))
+    assert key["a"] != key["b"]
+
+
+def test_parameters_are_saved_with_the_linkage_and_shown_without_values():
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+                         ("n2", "x", "2024-03-02")])
+    par = linkage_parameters(ds, GRAPH_MODEL)
+    assert list(par.columns) == ["field", "level", "m", "u", "weight", "term_frequency", "m_from"]
+    assert set(par["field"]) == set(LEVELS)
+    for f, g in par.groupby("field"):
+        assert list(g["level"]) == list(LEVELS[f][1:])
+    assert ((par["m"] >= 0) & (par["m"] <= 1) & (par["u"] > 0) & (par["u"] <= 1)).all()
+    ex = explain_links(ds, GRAPH_MODEL)
+    pd.testing.assert_frame_equal(ex.attrs["parameters"], par)
+    text = par.to_csv() + ex.to_csv()
+    for raw in ("郑晓燕", "zheng", A, "13811112222", "13799990000", "1976"):
+        assert raw not in text

@@ -132,9 +132,10 @@ def test_holdout_from_train_is_after_the_cutoff_and_untouched(small_district, sm
     held = train(small_district, cutoff="2025-01-01", seed=0, holdout=True)
     assert held.version == small_model.version                 # the holdout changes nothing in training
     h = held.manifest["metrics"]["holdout"]
-    assert pd.Timestamp(h["period"]["start"]) == pd.Timestamp("2025-01-01") and h["period"]["n"] > 100
+    # The cutoff 2025-01-01 is the end of that day: the holdout starts after it.
+    assert pd.Timestamp(h["period"]["start"]) == pd.Timestamp("2025-01-01 23:59:59.999999") and h["period"]["n"] > 100
     ev = held.holdout
-    again = evaluate(small_model, small_district, start="2025-01-01")
+    again = evaluate(small_model, small_district)  # from the model's cutoff
     assert ev.metrics.loc["model", "roc_auc"] == pytest.approx(again.metrics.loc["model", "roc_auc"])
     assert ev.period["n"] == again.period["n"]
     assert {"model", "model - logistic_regression", "model - checklist"} <= set(ev.intervals["scorer"])
@@ -405,9 +406,13 @@ def test_cli_train_reports_the_held_out_test_or_says_why_not(small_district, tmp
     assert "held-out after the cutoff, disputes at report time" in ok.output and "95% bootstrap" in ok.output
     card = (tmp_path / "m" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Held-out test (after the cutoff)" in card and "first reported after the cutoff" in card
-    # A cutoff whose following months have no observed horizon: said on stderr and in the card.
+    # Training on everything (the cutoff at the data's end, or after it: the production call)
+    # works; the held-out test is skipped and the reason said on stderr and in the card.
     end = str(small_district.incidents["reported_at"].max().date())
-    late = runner.invoke(cli, ["train", str(data), "--cutoff", end, "--out", str(tmp_path / "late")])
-    assert late.exit_code == 0, late.output
-    assert "no held-out test:" in late.output
-    assert "**No held-out figure**" in (tmp_path / "late" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    for cutoff in (end, "2030-01-01"):
+        late = runner.invoke(cli, ["train", str(data), "--cutoff", cutoff, "--out", str(tmp_path / cutoff)])
+        assert late.exit_code == 0, late.output
+        assert "no held-out test: the cutoff" in late.output and "at or after the data's last record" in late.output
+        card = (tmp_path / cutoff / "MODEL_CARD.md").read_text(encoding="utf-8")
+        assert "**No held-out figure**" in card and "at or after the data's last record" in card
+        assert f"saved to {tmp_path / cutoff}" in late.output

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import KEY
-from test_notify import Receiver
+from test_notify import SECRET, Receiver
 
 from escalation_risk import AlertStore
 from escalation_risk.cli import main
@@ -53,7 +53,8 @@ def _nightly(root: Path, data: Path, model_dir: Path, url: str, out: Path, *extr
     # --key-file after the subcommand, as an operator writes it
     args = ["nightly", "--key-file", str(root / "key"), str(data), "--model", str(model_dir), "--as-of", as_of,
             "--store", url, "--out", str(out), "--no-progress", *extra]
-    return CliRunner().invoke(main, args)
+    # --notify needs a signing secret (at least 32 bytes), from the environment as in production
+    return CliRunner().invoke(main, args, env={"ESCALATION_RISK_NOTIFY_SECRET": SECRET.decode()})
 
 
 def _main_district(data: Path, code: str) -> Path:

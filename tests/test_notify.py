@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta, timezone
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,12 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pandas as pd
 import pytest
+import standardwebhooks
 from click.testing import CliRunner
 
 from escalation_risk.alerts import AlertStore
 from escalation_risk.alerts.notify import (
+    ID_HEADER,
     SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     Notifier,
     Webhook,
     verify_signature,
@@ -180,10 +182,15 @@ def test_signatures_verify_and_forgeries_do_not(store, receiver):
     headers, body = receiver.requests[0]
     assert verify_signature(body, headers, SECRET)
     assert not verify_signature(body + b" ", headers, SECRET)
-    assert not verify_signature(body, headers, b"another secret")
-    stale = dict(headers)
-    assert not verify_signature(body, stale, SECRET, now=int(headers[TIMESTAMP_HEADER]) + 3600)
-    assert headers[SIGNATURE_HEADER].startswith("sha256=")
+    assert not verify_signature(body, headers, b"another secret of at least thirty-two bytes")
+    assert not verify_signature(body, {**headers, ID_HEADER: "er_someone_else"}, SECRET)  # the id is signed
+    # A captured request replayed an hour later is refused (the timestamp is signed too).
+    hook = Webhook(receiver.url, secret=SECRET)
+    old = hook.headers(headers[ID_HEADER], body, at=datetime.now(timezone.utc) - timedelta(hours=1))
+    assert not verify_signature(body, old, SECRET)
+    assert headers[SIGNATURE_HEADER].startswith("v1,")
+    # The receiver's own check, with the standardwebhooks package directly.
+    assert standardwebhooks.Webhook(SECRET).verify(body, headers)["message_id"] == headers[ID_HEADER]
 
 
 def test_no_personal_data_in_any_body(store, receiver):
@@ -276,3 +283,96 @@ def test_the_nightly_job_sends_its_new_alerts_once(small_district, small_model, 
                           check_drift=False)
         assert again.delivery is not None and again.delivery.delivered == 0
     assert len(receiver.delivered) == len(wanted)
+
+
+# ---------------------------------------------------------------------------
+# exactly once per message id, and the secret
+
+
+@pytest.mark.parametrize("shape", ["json", "wecom", "dingtalk", "feishu"])
+def test_every_shape_carries_the_messages_id_signed(store, receiver, shape):
+    n = Notifier(store, Webhook(receiver.url, secret=SECRET, shape=shape), sleep=lambda s: None)
+    assert n.notify_night(NIGHT1).delivered == 2
+    stored = set(n.log()["webhook_id"])
+    sent = [h[ID_HEADER] for h, _ in receiver.requests]
+    assert sorted(sent) == sorted(stored) and len(stored) == 2
+    for headers, body in receiver.requests:
+        assert verify_signature(body, headers, SECRET)
+        if shape == "json":
+            assert json.loads(body)["message_id"] == headers[ID_HEADER]
+        else:  # a platform's text body has no room for an id: the header carries it
+            assert headers[ID_HEADER] not in body.decode("utf-8")
+
+
+def test_a_secret_is_required_to_send_and_never_shown(store, receiver, tmp_path):
+    from escalation_risk.alerts.notify import WebhookSecretError
+
+    short = b"0123456789abcdef-short"
+    with pytest.raises(WebhookSecretError, match="22 bytes; at least 32") as err:
+        Webhook(receiver.url, secret=short)
+    assert short.decode() not in str(err.value)
+    unsigned = Notifier(store, Webhook(receiver.url), sleep=lambda s: None)
+    assert unsigned.queue_night(NIGHT1) == 2
+    with pytest.raises(WebhookSecretError, match="required to send"):
+        unsigned.deliver()
+    assert receiver.requests == [] and set(unsigned.pending()["status"]) == {"pending"}  # nothing claimed
+    # A platform URL carries its key: repr, errors and the log show it without.
+    hook = Webhook("http://127.0.0.1:9/cgi-bin/webhook/send?key=TOKEN-IN-QUERY-0123", secret=SECRET,
+                   timeout_s=0.5)
+    feishu = Webhook("https://open.feishu.cn/open-apis/bot/v2/hook/0f3c9a7e-55aa-4d1b-9c1e-TOKEN", secret=SECRET)
+    for shown in (repr(hook), repr(feishu), repr(Notifier(store, hook))):
+        assert "TOKEN" not in shown and SECRET.decode() not in shown and "secret=<set>" in shown
+    report = Notifier(store, hook, retries=1, max_consecutive_failures=1, sleep=lambda s: None).deliver()
+    assert not report.ok and report.errors
+    logged = " ".join(str(e) for e in report.errors) + " ".join(map(str, unsigned.pending()["last_error"]))
+    assert "TOKEN" not in logged and SECRET.decode() not in logged and "unreachable" in logged
+    # the command line: no secret, or a short one, is refused before anything is sent, and never echoed
+    url = store.url.render_as_string()
+    res = CliRunner().invoke(alerts_cli, ["deliver", "--store", url, "--notify", receiver.url], env={
+        "ESCALATION_RISK_NOTIFY_SECRET": ""})
+    assert res.exit_code == 2 and "--notify-secret" in res.output and "required to send" in res.output
+    res = CliRunner().invoke(alerts_cli, ["deliver", "--store", url, "--notify", receiver.url],
+                             env={"ESCALATION_RISK_NOTIFY_SECRET": short.decode()})
+    assert res.exit_code == 2 and short.decode() not in res.output and "at least 32" in res.output
+
+
+def scores_by_district(as_of, district, rows):
+    return scores(as_of, rows).assign(district=district)
+
+
+def test_a_requeued_old_night_sends_that_nights_picture_under_that_nights_key(receiver):
+    with AlertStore("sqlite://") as s:
+        s.record_night(scores(NIGHT1, [("d1", 0.40, "orange", "new")]), NIGHT1, "m1")
+        later = scores(NIGHT2, [("d1", 0.95, "red", "rising")]).assign(plan="police_joint", reasons=[["later"]] * 1)
+        s.record_night(later, NIGHT2, "m1")
+        n = notifier(s, receiver.url)
+        # NIGHT1 queued only now, after NIGHT2 moved the alert to red: NIGHT1's picture is sent
+        assert n.notify_night(NIGHT1).delivered == 1
+        m = receiver.delivered[-1]
+        assert (m["level"], m["trend"], m["plan"], m["probability"]) == ("orange", "new", "debt_mediation_judicial",
+                                                                          0.4)
+        assert "later" not in m["reasons"] and m["night"].startswith("2025-06-30")
+        assert n.log()["key"].tolist() == ["alert::d1:2025-06-30T00:00:00:orange"]
+        assert n.queue_night(NIGHT1) == 0  # the same night again: the same key, nothing new
+        assert n.notify_night(NIGHT2).delivered == 1
+        assert (receiver.delivered[-1]["level"], receiver.delivered[-1]["previous_level"]) == ("red", "orange")
+
+
+def test_rising_compares_the_same_dispute_in_the_same_district(receiver):
+    with AlertStore("sqlite://") as s:
+        # dispute ids are unique only inside a district: "d1" of district A and of district B
+        s.record_night(scores_by_district(NIGHT1, "A", [("d1", 0.30, "yellow", "new")]), NIGHT1, "m1")
+        s.record_night(scores_by_district(NIGHT1, "B", [("d1", 0.95, "red", "new")]), NIGHT1, "m1")
+        s.record_night(scores_by_district(NIGHT2, "A", [("d1", 0.92, "red", "rising")]), NIGHT2, "m1")
+        n = notifier(s, receiver.url)
+        messages = n.night_messages(NIGHT2)
+        assert [(m["district"], m["event"], m["previous_level"], m["level"]) for m in messages] == [
+            ("A", "rising", "yellow", "red")]
+
+
+def test_queueing_is_insert_or_ignore(store, receiver):
+    n = notifier(store, receiver.url)
+    messages = n.night_messages(NIGHT1)
+    assert n._enqueue(messages) == 2
+    assert n._enqueue(messages + messages) == 0  # a second queuer with the same keys adds nothing, raises nothing
+    assert len(n.log()) == 2

@@ -222,3 +222,27 @@ def test_typical_library_with_what_the_store_recorded(store_url, small_district,
     assert recorded.any()
     assert (lib.loc[recorded, "reported_at"] <= as_of).all()
     assert "; alert: plan " in typical_report(lib)
+
+
+def test_cli_plans_report_says_what_it_needs(tmp_path, small_district, small_model):
+    """A store of the data's last night (the quickstart's) has no outcome yet: the error says what is needed."""
+    from click.testing import CliRunner
+
+    from escalation_risk.cli import main
+    data = tmp_path / "data"
+    small_district.write(data)
+    env = {"ESCALATION_RISK_PSEUDONYM_KEY": KEY}
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    with er.AlertStore(empty):
+        pass
+    r = CliRunner().invoke(main, ["plans-report", "--store", empty, str(data)], env=env)
+    assert r.exit_code == 1 and "holds no scored dispute" in r.output and "nightly" in r.output
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    night = "2025-06-30"
+    with er.AlertStore(url) as st:
+        st.record_night(small_model.score(small_district, night), night, small_model.version)
+        n = len(st.scores())
+    r = CliRunner().invoke(main, ["plans-report", "--store", url, str(data)], env=env)
+    assert r.exit_code == 1, r.output
+    assert "90-day horizon" in r.output and f"{n} have a horizon still open" in r.output
+    assert "2025-06-30" in r.output and "Traceback" not in r.output

@@ -27,6 +27,7 @@ import pandas as pd
 from ._version import __version__
 from .alerts import AlertStore
 from .alerts.district import district_view
+from .clock import to_moment
 from .dataset import Dataset
 from .governance import INDICATORS, governance_index
 from .response import PLANS
@@ -226,7 +227,7 @@ def build_briefing(ds: Dataset, store: AlertStore | str, night: Any, *, lang: st
     if lang not in LANGS:
         raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
     t = TEXT[lang]
-    when = pd.Timestamp(night)
+    when = to_moment(night, what="night")  # a date: the end of that night's day
     st = district_view(AlertStore(store) if isinstance(store, str) else store, district)
     counts = _counts(st, when, nights)
     new, more = _new_alerts(st, when, lang, scores, limit)
@@ -248,7 +249,7 @@ def write_briefing(ds: Dataset, store: AlertStore | str, night: Any, out_dir: st
                    ) -> Path:
     """Write ``OUT/briefing-<night>.html`` (``briefing-<night>.en.html`` in English; with
     ``district=CODE``, ``briefing-<night>-CODE.html``); returns the path."""
-    when = pd.Timestamp(night)
+    when = to_moment(night, what="night")  # a date: the end of that night's day
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / _page_name(when, kwargs.get("lang", "zh"), kwargs.get("district"))
@@ -271,7 +272,7 @@ def build_briefing_index(store: AlertStore | str, night: Any, districts: Sequenc
     if lang not in LANGS:
         raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
     t = TEXT[lang]
-    when = pd.Timestamp(night)
+    when = to_moment(night, what="night")  # a date: the end of that night's day
     st = AlertStore(store) if isinstance(store, str) else store
     runs = st.runs()
     runs = runs[runs["as_of"] == when]
@@ -309,7 +310,7 @@ def write_night_briefing(datasets: Mapping[str, Callable[[], Dataset]], store: A
                                            scores=scores.get(""), **kwargs)}
     files = {f"briefing {c}": write_briefing(datasets[c](), store, night, out_dir, lang=lang, drift=drifts.get(c),
                                              scores=scores.get(c), district=c, **kwargs) for c in codes}
-    when = pd.Timestamp(night)
+    when = to_moment(night, what="night")  # a date: the end of that night's day
     index = Path(out_dir) / _page_name(when, lang)
     index.write_text(build_briefing_index(store, when, codes, lang=lang, drifts=drifts), encoding="utf-8")
     return {"briefing": index, **files}

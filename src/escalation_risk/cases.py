@@ -45,12 +45,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import clock
 from .artifacts import sha256_file
+from .clock import to_moment
 from .dataset import Dataset, as_records, validate_rows
 from .explain import top_reasons
 from .features import build_features, compute_features, history_index, points_from_records
-from .labels import DEFAULT_HORIZON_DAYS, data_end
-from .linking import link_persons
+from .labels import DEFAULT_HORIZON_DAYS, data_end, escalating_crimes
 from .model import RiskModel, apply_calibrator
 from .response import ALERT_LEVELS, PLANS, assign_levels, choose_plans
 
@@ -131,7 +132,7 @@ class CaseIndex:
         q = np.asarray(contributions, dtype=np.float32).reshape(-1)
         if len(q) != self.contributions.shape[1]:
             raise ValueError(f"contributions: expected {self.contributions.shape[1]} values, got {len(q)}")
-        t = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "ns")
+        t = np.datetime64(to_moment(as_of).to_datetime64(), "ns")
         skip = self.position(exclude) if exclude is not None else -1
 
         def nearest(lo: int, hi: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +168,7 @@ class CaseIndex:
 
     def escalated(self, rows: np.ndarray, as_of) -> list[bool | None]:
         """Whether each case escalated, as known at ``as_of`` (None: not yet known)."""
-        t = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "ns")
+        t = np.datetime64(to_moment(as_of).to_datetime64(), "ns")
         end = self.reported_at[rows] + np.timedelta64(self.horizon_days, "D")
         known = self.crime_known_at[rows]
         yes = ~np.isnat(known) & (known <= t)
@@ -176,7 +177,7 @@ class CaseIndex:
 
     def mediations_of(self, row: int, as_of) -> list[dict]:
         """The mediations of one case held by ``as_of``, outcomes as recorded by then."""
-        t = np.datetime64(pd.Timestamp(as_of).to_datetime64(), "ns")
+        t = np.datetime64(to_moment(as_of).to_datetime64(), "ns")
         lo, hi = int(self.med_start[row]), int(self.med_end[row])
         m = self.mediations
         held, known = m["held_at"][lo:hi], m["outcome_known_at"][lo:hi]
@@ -188,7 +189,7 @@ class CaseIndex:
     def records(self, rows: np.ndarray, distances: np.ndarray, as_of, *, query_category: str | None = None,
                 query_reasons: Iterable[str] = ()) -> pd.DataFrame:
         """The answer table (:data:`CASE_COLUMNS`) for the given rows, as known at ``as_of``."""
-        t = pd.Timestamp(as_of)
+        t = to_moment(as_of)
         qr = set(query_reasons)
         esc = self.escalated(rows, t)
         recs = []
@@ -291,43 +292,13 @@ def load_case_index(path: str | Path, model: RiskModel | None = None) -> CaseInd
 
 def _escalation_facts(ds: Dataset, ids: np.ndarray, rep: np.ndarray, horizon_days: int
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """For each dispute: when a crime counting for its label was first reported (NaT: none)
-    and that crime's offence. The label's rule (labels.py, checked against it in the
-    tests): a criminal case with ``reported < occurred_at <= reported + horizon``
-    sharing a canonical person party or naming the dispute in ``related_incident_id``;
-    known once the case is reported (and, for a shared party, once both parties are on
-    record)."""
-    inc = ds.incidents
-    crimes = inc.loc[inc["kind"] == "criminal_case",
-                     ["incident_id", "occurred_at", "reported_at", "category", "related_incident_id"]]
-    crimes = crimes.astype({"incident_id": object, "category": object, "related_incident_id": object})
-    pts = pd.DataFrame({"pt": np.arange(len(ids)), "dispute_id": ids, "rep": rep})
-    hits = []
-    m = pts.merge(crimes.dropna(subset=["related_incident_id"]), left_on="dispute_id",
-                  right_on="related_incident_id")
-    hits.append(m[["pt", "rep", "occurred_at", "reported_at", "category"]])
-    key = link_persons(ds)
-    parties = ds.incident_parties
-    parties = parties.loc[parties["party_type"] == "person"]
-    # A party put on an incident later (contract 1.1 ``added_at``) links it only from then.
-    added = pd.to_datetime(parties["added_at"]) if "added_at" in parties.columns else \
-        pd.Series(pd.NaT, index=parties.index, dtype="datetime64[ns]")
-    parties = pd.DataFrame({"incident_id": parties["incident_id"].astype(object),
-                            "person": parties["party_id"].astype(object).map(key), "added": added})
-    parties = parties.dropna(subset=["person"])
-    disp = parties.rename(columns={"incident_id": "dispute_id", "added": "added_d"})
-    crime_people = parties.merge(crimes, on="incident_id")[["person", "added", "occurred_at", "reported_at",
-                                                            "category"]]
-    m = pts.merge(disp, on="dispute_id").merge(crime_people, on="person")
-    m["reported_at"] = m[["reported_at", "added", "added_d"]].max(axis=1)  # known once the link is
-    hits.append(m[["pt", "rep", "occurred_at", "reported_at", "category"]])
-    h = pd.concat(hits, ignore_index=True)
-    horizon = pd.Timedelta(days=horizon_days)
-    h = h[(h["occurred_at"] > h["rep"]) & (h["occurred_at"] <= h["rep"] + horizon)]
-    h = h.sort_values(["pt", "reported_at"], kind="stable").drop_duplicates("pt")
+    """For each dispute: when a crime counting for its label at report time became known
+    (NaT: none) and that crime's offence, by the one rule (:func:`escalation_risk.labels.escalating_crimes`)."""
+    h = escalating_crimes(ds, pd.DataFrame({"dispute_id": ids, "as_of": rep}), horizon_days=horizon_days)
+    h = h.sort_values(["pt", "known_at"], kind="stable").drop_duplicates("pt")
     known = np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[ns]")
     offence = np.full(len(ids), None, dtype=object)
-    known[h["pt"].to_numpy()] = h["reported_at"].to_numpy(dtype="datetime64[ns]")
+    known[h["pt"].to_numpy()] = h["known_at"].to_numpy(dtype="datetime64[ns]")
     offence[h["pt"].to_numpy()] = h["category"].to_numpy(dtype=object)
     return known, offence
 
@@ -364,7 +335,7 @@ def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days:
     already holds, so only the newly reported ones go through features and TreeSHAP;
     the time-stamped facts (mediations, closings, crimes) are always re-read.
     """
-    night = pd.Timestamp(as_of) if as_of is not None else data_end(ds)
+    night = to_moment(as_of) if as_of is not None else data_end(ds)
     horizon = int(horizon_days or model.label_settings.get("horizon_days", DEFAULT_HORIZON_DAYS))
     inc = ds.incidents
     d = inc[(inc["kind"] == "dispute") & (inc["reported_at"] <= night)]
@@ -459,13 +430,15 @@ def _answer(model: RiskModel, index: CaseIndex, X: pd.DataFrame, dispute_id: str
     # The contributions add up to the raw score: no second pass through the trees.
     probability = float(apply_calibrator(np.array([row.sum()]), model.calibrator)[0])
     category = str(X["category"].astype(object).iloc[0])
-    query_reasons = [r["feature"] for r in top_reasons(contrib, X, 3)[0]]
+    leading = top_reasons(contrib, X, 3)[0]
+    query_reasons = [r["feature"] for r in leading]
     rows, dist = index.neighbours(q, category, as_of, k=k, exclude=dispute_id,
                                   same_category_first=same_category_first)
     out = index.records(rows, dist, as_of, query_category=category, query_reasons=query_reasons)
-    out.attrs["query"] = {"dispute_id": dispute_id, "as_of": pd.Timestamp(as_of).isoformat(),
+    out.attrs["query"] = {"dispute_id": dispute_id, "as_of": to_moment(as_of).isoformat(),
                           "category": category, "probability": probability,
-                          "reason_features": query_reasons, "model_version": model.version,
+                          "reason_features": query_reasons, "reasons": [r["en"] for r in leading],
+                          "reasons_zh": [r["zh"] for r in leading], "model_version": model.version,
                           # Disputes reported after the index's night are not in it.
                           "index_night": index.night.isoformat()}
     return out
@@ -484,7 +457,7 @@ def similar_cases(model: RiskModel, ds: Dataset, dispute_id: str, as_of, k: int 
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    t = pd.Timestamp(as_of)
+    t = to_moment(as_of)
     X = build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [t]}))
     return _answer(model, index if index is not None else case_index(model, ds), X, dispute_id, t, k,
                    same_category_first)
@@ -506,7 +479,7 @@ def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,
     parts = validate_rows("incident_parties", as_records(parties, "parties", incident_id=did))
     meds = as_records(mediations, "mediations", incident_id=did)
     med_df = validate_rows("mediations", meds) if meds else None
-    when = pd.Timestamp.now().floor("s") if as_of is None else pd.Timestamp(as_of)
+    when = clock.now().floor("s") if as_of is None else to_moment(as_of)
     idx = history_index(history)
     X = compute_features(idx, points_from_records(idx, inc_df, parts, when, med_df))
     return _answer(model, index if index is not None else case_index(model, history), X, str(did), when, k,
@@ -516,7 +489,9 @@ def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,
 # ---------------------------------------------------------------------- the curated library
 
 def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_category: int = 3) -> pd.DataFrame:
-    """The typical-case library of disputes reported in ``[start, end)``, known at ``as_of``.
+    """The typical-case library of disputes reported in ``[start, end]``, known at ``as_of``
+    (dates by :func:`escalation_risk.clock.to_moment`: ``start`` its day's start, ``end``
+    and ``as_of`` their day's end).
 
     Per category: the ``per_category`` escalated disputes closest to the centre of
     the category's escalations in contribution space (the most typical ones), and as
@@ -527,9 +502,11 @@ def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_cat
     within the category and kind, ``distance`` to the centre) plus ``kind``
     (``escalated`` / ``defused``).
     """
-    t = pd.Timestamp(as_of) if as_of is not None else index.night
-    lo = np.datetime64(pd.Timestamp(start).to_datetime64(), "ns") if start is not None else None
-    hi = np.datetime64(pd.Timestamp(end).to_datetime64(), "ns") if end is not None else None
+    t = to_moment(as_of) if as_of is not None else index.night
+    start = to_moment(start, role="start", what="start") if start is not None else None
+    end = to_moment(end, what="end") if end is not None else None
+    lo = np.datetime64(start.to_datetime64(), "ns") if start is not None else None
+    hi = np.datetime64(end.to_datetime64(), "ns") if end is not None else None
     frames = []
     for category, (b0, b1) in index.blocks.items():
         rows = np.arange(b0, b1)
@@ -538,7 +515,7 @@ def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_cat
         if lo is not None:
             keep &= rep >= lo
         if hi is not None:
-            keep &= rep < hi
+            keep &= rep <= hi
         rows = rows[keep]
         if len(rows) == 0:
             continue
@@ -561,8 +538,8 @@ def typical_cases(index: CaseIndex, start=None, end=None, *, as_of=None, per_cat
     if not frames:
         return pd.DataFrame(columns=["kind", *CASE_COLUMNS])
     out = pd.concat(frames, ignore_index=True)
-    out.attrs["period"] = {"start": None if start is None else pd.Timestamp(start).isoformat(),
-                           "end": None if end is None else pd.Timestamp(end).isoformat(), "as_of": t.isoformat()}
+    out.attrs["period"] = {"start": None if start is None else start.isoformat(),
+                           "end": None if end is None else end.isoformat(), "as_of": t.isoformat()}
     return out
 
 
@@ -591,8 +568,12 @@ def typical_report(library: pd.DataFrame) -> str:
         lines.append(f"## {category}")
         reasons = pd.Series([r for rs in esc["reason_features"] for r in rs]).value_counts().head(3)
         if len(reasons):
+            # Each reason read as a sentence (one of its cases'), never as a raw feature name.
+            said = {f: s for fs, ss in zip(esc["reason_features"], esc["reasons"]) for f, s in zip(fs, ss)
+                    if len(fs) == len(ss)}
             lines.append("Leading reasons of the typical escalations: " +
-                         ", ".join(f"{name} ({n})" for name, n in reasons.items()) + ".")
+                         "; ".join(f"{said.get(name, name)} ({n} of {len(esc)})" for name, n in reasons.items())
+                         + ".")
         for _, r in esc.iterrows():
             lines.append(f"- escalated: {r['dispute_id']} reported {r['reported_at']:%Y-%m-%d}, score "
                          f"{r['probability']:.2f} ({r['level']}), offence {r['escalated_offence']}; plan "

@@ -117,6 +117,27 @@ def to_moment(value: Any, *, role: Role = "moment", what: str = "as_of", tz: str
         raise MomentError(f"{what}: not a date or date-time: {type(value).__name__} (accepted: {FORMS})") from None
 
 
+def to_moments(values: Any, *, role: Role = "moment", what: str = "as_of", tz: str | None = None) -> pd.Series:
+    """A column of user values by :func:`to_moment` (a column of dates: each the end of its day).
+
+    A datetime column is kept as it is (an aware one converted to the zone); any other
+    is read value by value. Raises :class:`MomentError` naming ``what``, the row and the value.
+    """
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        if getattr(s.dt, "tz", None) is not None:
+            s = s.dt.tz_convert(zone(tz)).dt.tz_localize(None)
+        return s.astype("datetime64[ns]")
+    seen: dict[Any, pd.Timestamp] = {}
+    out = []
+    for i, v in enumerate(s.tolist()):
+        key = (type(v), v)
+        if key not in seen:
+            seen[key] = to_moment(v, role=role, what=f"{what} row {i}", tz=tz)
+        out.append(seen[key])
+    return pd.Series(out, index=s.index, dtype="datetime64[ns]")
+
+
 def _from_text(text: str, *, role: Role, what: str, tz: str | None) -> pd.Timestamp:
     s = text.strip()
     m = _MOMENT_RE.fullmatch(s)

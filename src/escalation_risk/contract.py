@@ -116,7 +116,9 @@ TABLES: dict[str, TableSpec] = {
             C("hukou", "code", codes=HUKOU),
             C("employment", "code", codes=EMPLOYMENT),
             C("name", "pii"), C("id_number", "pii"), C("phone", "pii"),
-        ), required=True, key="person_id", doc="人: people"),
+            C("recorded_at", "timestamp", doc="optional: when the source system created the record; it "
+                                              "links (record linkage) only from then"),
+        ), required=True, key="person_id", available_at=("recorded_at",), doc="人: people"),
         TableSpec("person_flags", (
             C("person_id", "id", required=True, ref=("persons", "person_id")),
             C("flag", "code", required=True, codes=FLAGS),

@@ -76,6 +76,11 @@ PSEUDONYMISED_MARKER = "PSEUDONYMISED"
 ErrorsMode = Literal["raise", "quarantine"]
 
 
+#: How every strict load's error ends: the way to keep the good rows.
+QUARANTINE_HINT = ('\nTo keep the good rows and set the bad ones aside (listed in ds.quarantine), load with '
+                   'errors="quarantine".')
+
+
 class DataValidationError(ValueError):
     """Input that breaks the data contract.
 
@@ -90,7 +95,9 @@ class DataValidationError(ValueError):
         more = len(self.problems) - MAX_LISTED
         if more > 0:
             lines.append(f"... and {more} more problem(s)")
-        super().__init__(f"{len(self.problems)} data contract problem(s):\n  " + "\n  ".join(lines))
+        rows = pd.to_numeric(self.problems["row"], errors="coerce") if "row" in self.problems else pd.Series([])
+        hint = QUARANTINE_HINT if (rows >= 0).any() else ""  # a missing table or column: quarantine cannot help
+        super().__init__(f"{len(self.problems)} data contract problem(s):\n  " + "\n  ".join(lines) + hint)
 
 
 def _describe(p) -> str:

@@ -37,68 +37,25 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss
 
+from .clock import to_moment
 from .dataset import Dataset
 from .features import CATEGORICAL, build_features
 from .labels import make_labels
 from .model import RiskModel, expected_calibration_error, open_points
 from .response import ALERT_LEVELS, assign_levels
+from .stability import BINS, EPSILON, histograms, psi, psi_from_counts
 
 __all__ = ["psi", "psi_from_counts", "feature_drift", "drift_report", "night_drift", "DriftReport",
            "EPSILON", "MOVED", "MODERATE", "MISSING_MOVED", "NIGHTS", "SEASONAL", "check_night"]
 
 log = logging.getLogger(__name__)
 
-EPSILON = 1e-4
 MODERATE = 0.10
 MOVED = 0.25
 MISSING_MOVED = 0.10
 #: Calendar features change with the window by design: reported, never a reason to retrain.
 SEASONAL = ("as_of_month",)
 NIGHTS = 6
-BINS = 10
-_MISSING = "\0missing"
-
-
-def psi_from_counts(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
-    """PSI between two histograms over the same bins (counts or shares)."""
-    e = np.asarray(expected, dtype=float)
-    a = np.asarray(actual, dtype=float)
-    if e.shape != a.shape or e.ndim != 1 or len(e) == 0:
-        raise ValueError(f"expected and actual must be histograms over the same bins, got {e.shape} and {a.shape}")
-    if e.sum() <= 0 or a.sum() <= 0:
-        raise ValueError("expected and actual must each hold at least one count")
-    e = np.maximum(e / e.sum(), EPSILON)
-    a = np.maximum(a / a.sum(), EPSILON)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def _bin(reference: pd.Series, recent: pd.Series, categorical: bool, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Histograms of both series over bins taken from the reference (missing: last bin)."""
-    if categorical:
-        ref = reference.astype(object).where(reference.notna(), _MISSING)
-        cur = recent.astype(object).where(recent.notna(), _MISSING)
-        cats = sorted(set(ref) | set(cur), key=str)
-        return (ref.value_counts().reindex(cats, fill_value=0).to_numpy(float),
-                cur.value_counts().reindex(cats, fill_value=0).to_numpy(float))
-    r = pd.to_numeric(reference, errors="coerce").to_numpy(float)
-    c = pd.to_numeric(recent, errors="coerce").to_numpy(float)
-    finite = r[np.isfinite(r)]
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.zeros(0)
-
-    def hist(x: np.ndarray) -> np.ndarray:
-        ok = np.isfinite(x)
-        h = np.bincount(np.searchsorted(edges, x[ok], side="right"), minlength=len(edges) + 1).astype(float)
-        return np.append(h, float((~ok).sum()))
-
-    return hist(r), hist(c)
-
-
-def psi(reference: Sequence[Any] | pd.Series, recent: Sequence[Any] | pd.Series, *, categorical: bool = False,
-        bins: int = BINS) -> float:
-    """PSI of ``recent`` against ``reference``: numeric values cut at the reference's
-    quantiles (``bins`` bins, ties merged), categories as they come; missing is a bin."""
-    e, a = _bin(pd.Series(reference), pd.Series(recent), categorical, bins)
-    return psi_from_counts(e, a)
 
 
 def feature_drift(reference: pd.DataFrame, recent: pd.DataFrame, features: Sequence[str], *,
@@ -110,7 +67,7 @@ def feature_drift(reference: pd.DataFrame, recent: pd.DataFrame, features: Seque
     rows = []
     cats = set(categorical)
     for f in features:
-        e, a = _bin(reference[f], recent[f], f in cats, bins)
+        e, a = histograms(reference[f], recent[f], f in cats, bins)
         p = psi_from_counts(e, a)
         m_ref, m_cur = float(reference[f].isna().mean()), float(recent[f].isna().mean())
         moved = p > threshold or abs(m_cur - m_ref) > MISSING_MOVED
@@ -200,15 +157,17 @@ def _reference_window(model: RiskModel) -> tuple[pd.Timestamp, pd.Timestamp]:
 def drift_report(model: RiskModel, ds: Dataset, *, start: Any, end: Any, reference: tuple[Any, Any] | None = None,
                  max_points: int = 5000, seed: int = 0, recent_points: pd.DataFrame | None = None,
                  threshold: float = MOVED) -> DriftReport:
-    """Drift of the window ``[start, end]`` against ``reference`` (default: the model's
+    """Drift of the window ``[start, end]`` (dates: from the start of ``start``'s day to the
+    end of ``end``'s, :func:`escalation_risk.clock.to_moment`) against ``reference`` (default: the model's
     validation window). ``recent_points`` (dispute_id, as_of) replaces the recent
     window's nights, e.g. tonight's open disputes. A feature whose PSI exceeds
     ``threshold`` (0.25) moved."""
     if not threshold > 0:
         raise ValueError(f"threshold: expected a PSI above 0, got {threshold!r}")
     r0, r1 = (_reference_window(model) if reference is None
-              else (pd.Timestamp(reference[0]), pd.Timestamp(reference[1])))
-    s, e = pd.Timestamp(start), pd.Timestamp(end)
+              else (to_moment(reference[0], role="start", what="reference start"),
+                    to_moment(reference[1], what="reference end")))
+    s, e = to_moment(start, role="start", what="start"), to_moment(end, what="end")
     ref_pts = _window_points(ds, r0, r1, max_points, seed)
     if recent_points is None:
         cur_pts = _window_points(ds, s, e, max_points, seed)
@@ -254,7 +213,7 @@ def night_drift(model: RiskModel, ds: Dataset, night: Any, *, max_points: int = 
     Logs a warning naming the features that moved; the caller decides what else to do
     with the report (the briefing prints its verdict).
     """
-    t = pd.Timestamp(night)
+    t = to_moment(night, what="night")
     rep = drift_report(model, ds, start=t, end=t, recent_points=open_points(ds, t), max_points=max_points, seed=seed,
                        threshold=threshold)
     if rep.moved or rep.verdict.startswith("retrain"):

@@ -42,6 +42,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from .clock import to_moments
 from .dataset import Dataset
 from .features import Lexicon, build_features, feature_names
 from .labels import DEFAULT_HORIZON_DAYS
@@ -69,7 +70,8 @@ def _check_points(points: Any, who: str) -> pd.DataFrame:
     missing = [c for c in ("dispute_id", "as_of") if c not in points.columns]
     if missing:
         raise ValueError(f"{who}: points lack column(s) {missing}; have {list(points.columns)[:8]}")
-    as_of = pd.to_datetime(points["as_of"], errors="coerce")
+    # A date alone is the end of its day, by the one rule (clock.to_moment).
+    as_of = to_moments(points["as_of"], what=f"{who}: points column as_of")  # a MomentError is a ValueError
     bad = np.flatnonzero(as_of.isna().to_numpy())
     if len(bad):
         raise ValueError(f"{who}: points column as_of row {int(bad[0])}: value {points['as_of'].iloc[bad[0]]!r} "

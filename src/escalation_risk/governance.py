@@ -26,9 +26,11 @@ evaluation         a mediation whose outcome is known (the     agreement 1, part
 
 A dispute *escalated* when a criminal case occurred after the dispute was reported and
 no later than ``horizon_days`` (90) after it was closed (any time while it is open),
-and either shares a person party with it (on the canonical person key) or names it in
-``related_incident_id``: the contract's label rule, stretched over the dispute's whole
-open life. Effectiveness counts only disputes whose ``horizon_days`` after the report have
+and either shares a person party with it (on the canonical person key, both parties on
+record by then) or names it in ``related_incident_id``: the contract's label rule
+(:func:`escalation_risk.labels.escalating_crimes`), stretched over the dispute's whole
+open life, and counted only once known (the crime reported and the party on it by
+``as_of``). Effectiveness counts only disputes whose ``horizon_days`` after the report have
 passed by ``as_of``, so a recent period is "not enough data" rather than flattered by
 crimes that have not happened yet (the contract's label at report time).
 
@@ -60,8 +62,10 @@ import numpy as np
 import pandas as pd
 
 from .alerts import AlertStore
+from .clock import to_moment
 from .dataset import Dataset
-from .labels import DEFAULT_HORIZON_DAYS, data_end
+from .known import known_incidents, known_parties
+from .labels import DEFAULT_HORIZON_DAYS, data_end, escalating_crimes
 from .linking import link_persons
 
 __all__ = [
@@ -113,33 +117,31 @@ def _units(ds: Dataset, by: str) -> pd.Series:
 def escalations(ds: Dataset, *, as_of=None, horizon_days: int = DEFAULT_HORIZON_DAYS) -> pd.DataFrame:
     """Disputes that escalated by ``as_of``: dispute_id and the first crime's crime_id, occurred_at.
 
-    The rule is in the module docstring. Crimes reported after ``as_of`` are unknown.
+    The label's rule (:func:`escalation_risk.labels.escalating_crimes`) over the
+    dispute's open life (window: from its report to ``horizon_days`` after its closing
+    as known at ``as_of``), counting only escalations known by ``as_of``: the crime
+    reported and the shared party on both records by then.
     """
-    t = data_end(ds) if as_of is None else pd.Timestamp(as_of)
+    t = _moment(ds, as_of)
     horizon = pd.Timedelta(days=horizon_days)
-    inc = ds.incidents[ds.incidents["reported_at"] <= t]
-    disputes = inc.loc[inc["kind"] == "dispute", ["incident_id", "reported_at", "closed_at"]]
-    disputes = disputes.astype({"incident_id": object}).rename(columns={"incident_id": "dispute_id"})
-    crimes = inc.loc[inc["kind"] == "criminal_case", ["incident_id", "occurred_at", "related_incident_id"]]
-    crimes = crimes.astype({"incident_id": object, "related_incident_id": object}).rename(
-        columns={"incident_id": "crime_id"})
+    # The disputes as known at t: a closing recorded later is not yet known (still open).
+    inc = known_incidents(ds.incidents, t)
+    disputes = inc[(inc["kind"] == "dispute").to_numpy()]
+    closed = disputes["closed_at"].to_numpy(dtype="datetime64[ns]")
+    until = np.where(np.isnat(closed), np.datetime64(pd.Timestamp.max.floor("D")), closed + horizon.to_timedelta64())
+    pts = pd.DataFrame({"dispute_id": disputes["incident_id"].to_numpy(dtype=object),
+                        "as_of": disputes["reported_at"].to_numpy(dtype="datetime64[ns]"), "until": until})
+    h = escalating_crimes(ds, pts, horizon_days=horizon_days)
+    h = h[((h["known_at"] <= t) & (h["occurred_at"] <= t)).to_numpy()]
+    h = h.assign(dispute_id=pts["dispute_id"].to_numpy()[h["pt"].to_numpy()])
+    m = h.sort_values(["dispute_id", "occurred_at", "crime_id"]).drop_duplicates("dispute_id")
     cols = ["dispute_id", "crime_id", "occurred_at"]
-    pairs = [crimes.dropna(subset=["related_incident_id"]).rename(columns={"related_incident_id": "dispute_id"})[cols]]
-    key = link_persons(ds)
-    parties = ds.incident_parties
-    parties = parties.loc[parties["party_type"] == "person", ["incident_id", "party_id"]]
-    parties = pd.DataFrame({"incident_id": parties["incident_id"].astype(object).to_numpy(),
-                            "person": parties["party_id"].astype(object).map(key).to_numpy()}).dropna()
-    parties = parties.drop_duplicates()
-    shared = (parties.rename(columns={"incident_id": "dispute_id"})
-              .merge(parties.rename(columns={"incident_id": "crime_id"}), on="person")
-              .merge(crimes[["crime_id", "occurred_at"]], on="crime_id"))
-    pairs.append(shared[cols])
-    m = pd.concat(pairs, ignore_index=True).merge(disputes, on="dispute_id")
-    end = m["closed_at"].fillna(pd.Timestamp.max - horizon) + horizon
-    m = m[(m["occurred_at"] > m["reported_at"]) & (m["occurred_at"] <= end) & (m["occurred_at"] <= t)]
-    m = m.sort_values(["dispute_id", "occurred_at", "crime_id"]).drop_duplicates("dispute_id")
     return m[cols].reset_index(drop=True)
+
+
+def _moment(ds: Dataset, as_of: Any) -> pd.Timestamp:
+    """``as_of`` by the one moment rule (a date: the end of that day); None: the data's end."""
+    return data_end(ds) if as_of is None else to_moment(as_of, what="as_of")
 
 
 def _status_at(events: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
@@ -156,6 +158,7 @@ def _records(ds: Dataset, store: AlertStore | None, by: str, freq: str, t: pd.Ti
     """Per indicator, one row per record: unit, period, hit (0..1) and extra figures."""
     units = _units(ds, by)
     inc = ds.incidents[ds.incidents["reported_at"] <= t]
+    d_known = set(inc["incident_id"].astype(object))
     disputes = inc[inc["kind"] == "dispute"]
     d_ids = disputes["incident_id"].astype(object).to_numpy()
     esc = escalations(ds, as_of=t, horizon_days=horizon_days)
@@ -171,7 +174,7 @@ def _records(ds: Dataset, store: AlertStore | None, by: str, freq: str, t: pd.Ti
     settled = (reported + horizon <= t).to_numpy()
     out["effectiveness"] = pd.DataFrame({"unit": units.loc[d_ids].to_numpy()[settled], "period": d_period[settled],
                                          "hit": escalated[settled].astype(float),
-                                         "repeat": _repeat_disputes(ds, disputes)[settled].astype(float)})
+                                         "repeat": _repeat_disputes(ds, disputes, t)[settled].astype(float)})
     resident = disputes["source"].astype(object).isin(RESIDENT_SOURCES).to_numpy()
     out["participation"] = pd.DataFrame({"unit": units.loc[d_ids].to_numpy(), "period": d_period,
                                          "hit": resident.astype(float)})
@@ -179,7 +182,7 @@ def _records(ds: Dataset, store: AlertStore | None, by: str, freq: str, t: pd.Ti
     med = ds.mediations
     med_at = med["outcome_at"].fillna(med["held_at"]) if "outcome_at" in med.columns else med["held_at"]
     known = (med_at <= t) & med["outcome"].astype(object).isin(["agreement", "partial", "failed"])
-    known &= med["incident_id"].astype(object).isin(units.index)
+    known &= med["incident_id"].astype(object).isin(d_known)
     mk = med[known]
     value = mk["outcome"].astype(object).map({"agreement": 1.0, "partial": 0.5, "failed": 0.0})
     out["evaluation"] = pd.DataFrame({"unit": units.loc[mk["incident_id"].astype(object)].to_numpy(),
@@ -218,11 +221,12 @@ def _records(ds: Dataset, store: AlertStore | None, by: str, freq: str, t: pd.Ti
     return out
 
 
-def _repeat_disputes(ds: Dataset, disputes: pd.DataFrame) -> np.ndarray:
-    """Per dispute (in ``disputes``' order): do two of its people share an earlier dispute?"""
+def _repeat_disputes(ds: Dataset, disputes: pd.DataFrame, t: pd.Timestamp) -> np.ndarray:
+    """Per dispute (in ``disputes``' order): do two of its people share an earlier dispute
+    (the parties on record by ``t``)?"""
     key = link_persons(ds)
     ids = disputes["incident_id"].astype(object)
-    p = ds.incident_parties
+    p = known_parties(ds.incident_parties, ds.incidents, t)
     p = p[(p["party_type"] == "person") & p["incident_id"].astype(object).isin(ids)]
     p = pd.DataFrame({"d": p["incident_id"].astype(object).to_numpy(),
                       "person": p["party_id"].astype(object).map(key).to_numpy()}).dropna().drop_duplicates()
@@ -320,7 +324,7 @@ def governance_index(ds: Dataset, store: AlertStore | str | None = None, *, by: 
     unknown = set(w) - set(INDICATORS)
     if unknown or any(v < 0 for v in w.values()) or not sum(w.values()) > 0:
         raise ValueError(f"weights: expected non-negative weights of {list(INDICATORS)}, got {w}")
-    t = data_end(ds) if as_of is None else pd.Timestamp(as_of)
+    t = _moment(ds, as_of)
     st = AlertStore(store) if isinstance(store, str) else store
     recs = _records(ds, st, by, period, t, horizon_days)
 

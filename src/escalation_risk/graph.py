@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix, csr_matrix
 
+from .clock import to_moment
 from .dataset import Dataset
 from .known import (
     MAX_GROUP,
@@ -75,9 +76,7 @@ def _ts(a: np.ndarray) -> np.ndarray:
 def _as_of_ns(as_of) -> int | None:
     if as_of is None:
         return None
-    t = pd.Timestamp(as_of)
-    if t is pd.NaT:
-        raise ValueError("as_of must be a timestamp or None, got NaT")
+    t = to_moment(as_of, what="as_of")
     return int(t.as_unit("ns").value)
 
 
@@ -357,7 +356,7 @@ def build_graph(ds: Dataset, as_of=None) -> nx.MultiDiGraph:
     that ended by ``as_of`` are kept with ``ended=True`` (former co-residents
     matter, e.g. a separated spouse); an end after ``as_of`` is blank.
     """
-    t = None if as_of is None else pd.Timestamp(as_of)
+    t = None if as_of is None else to_moment(as_of, what="as_of")
     g = nx.MultiDiGraph(as_of=t)
     pk, _, _, _ = _person_codes(ds)
 

@@ -23,7 +23,13 @@ The rules, table by table, at a moment t:
 - ``incident_notes``, ``person_flags``: present when ``recorded_at <= t``.
 - ``household_members``: present when ``start_date`` is null or ``<= t``; an
   ``end_date`` after t is blank. ``relations``: ``since`` null or ``<= t``.
-- persons, places, households, organisations: always present.
+- ``persons``: always present (other tables refer to them). With the optional
+  ``recorded_at`` (when the source system created the record), a record recorded
+  after t is known only as a row: its identifiers (``name``, ``id_number``, ``phone``
+  and their linkage keys) are blank at t, so it links to nobody and lends no graph
+  evidence before it exists. Without ``recorded_at`` every record is taken as known
+  throughout, and record linkage reads the export as it is.
+- places, households, organisations: always present.
 
 One more rule lives here because it depends on what is known when: the group-size
 cap. An incident or household with many people (a wage protest of 300, a factory
@@ -39,17 +45,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .contract import ATTRIBUTES
+from .clock import to_moment
+from .contract import ATTRIBUTES, PII_COLUMNS
 
 MAX_GROUP = 50  # above this many distinct persons at arrival, a group makes no pair ties
 UNKNOWN = "unknown"
 
 
 def _t(t) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    if ts is pd.NaT:
-        raise ValueError("the moment t must be a timestamp, got NaT")
-    return ts
+    """The moment t by the one rule (a date: the end of that day; :func:`escalation_risk.clock.to_moment`)."""
+    return to_moment(t, what="the moment t")
 
 
 def not_after(times: pd.Series, t, *, null_known: bool = False) -> pd.Series:
@@ -214,6 +219,25 @@ def known_members(members: pd.DataFrame, t) -> pd.DataFrame:
     return hm
 
 
+def persons_at(persons: pd.DataFrame, t) -> pd.DataFrame:
+    """``persons`` as known at t: a record whose ``recorded_at`` is after t keeps its row,
+    but its identifiers and linkage keys (``lk_*``) are blank (the record cannot link yet).
+    Without a ``recorded_at`` column (or where it is null) a record is known throughout."""
+    if "recorded_at" not in persons.columns:
+        return persons
+    late = (persons["recorded_at"] > _t(t)).to_numpy(dtype=bool)
+    if not late.any():
+        return persons
+    out = persons.copy()
+    for col in out.columns:
+        if col in PII_COLUMNS.get("persons", ()):
+            out[col] = out[col].mask(late)  # missing, in the column's own dtype
+        elif col.startswith("lk_"):
+            # 0 is "missing" for every key but the sex digit, whose missing value is -1.
+            out.loc[late, col] = -1 if col == "lk_id_sex" else 0
+    return out
+
+
 def cut_tables(tables: dict[str, pd.DataFrame], t) -> dict[str, pd.DataFrame]:
     """Every contract table as it stood at t (missing tables stay missing)."""
     t = _t(t)
@@ -240,7 +264,7 @@ def cut_tables(tables: dict[str, pd.DataFrame], t) -> dict[str, pd.DataFrame]:
                 df = df[df["incident_id"].isin(ids)]
         out[name] = df
     if "persons" in tables:
-        out["persons"] = attributes_at(tables["persons"], tables.get("person_attributes"), t)
+        out["persons"] = persons_at(attributes_at(tables["persons"], tables.get("person_attributes"), t), t)
     return {k: v.reset_index(drop=True) for k, v in out.items()}
 
 
@@ -275,4 +299,4 @@ def time_varying_facts(tables: dict[str, pd.DataFrame]) -> list[str]:
 
 __all__ = ["MAX_GROUP", "open_at", "member_at", "added_by", "party_since", "outcome_since", "tie_members",
            "known_incidents", "known_parties", "known_mediations", "attribute_history", "attributes_at",
-           "known_members", "not_after", "cut_tables", "time_varying_facts"]
+           "known_members", "not_after", "persons_at", "cut_tables", "time_varying_facts"]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .contract import OFFENCE_CATEGORIES
 from .dataset import Dataset
-from .known import added_by
+from .known import added_by, party_since
 from .linking import link_persons
 
 DEFAULT_HORIZON_DAYS = 90
@@ -41,6 +41,67 @@ def _offences(offences: Iterable[str] | None) -> list[str] | None:
     if unknown:
         raise ValueError(f"offences: unknown offence categories {unknown}; expected some of {list(OFFENCE_CATEGORIES)}")
     return offences
+
+
+def escalating_crimes(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = DEFAULT_HORIZON_DAYS,
+                      offences: Iterable[str] | None = None, shared_party: bool = True) -> pd.DataFrame:
+    """The one escalation rule: every criminal case that makes a point escalate, and when that became known.
+
+    ``points`` has ``dispute_id`` and ``as_of`` and, optionally, ``until`` (the end of
+    the window; default ``as_of + horizon``). A case counts for a point when
+    ``as_of < occurred_at <= until`` and it names the dispute in
+    ``related_incident_id`` or shares a person party with it (canonical person key),
+    both parties on their incidents by ``until`` (:func:`escalation_risk.known.added_by`).
+
+    One row per (point, case): ``pt`` (the point's position), ``crime_id``,
+    ``occurred_at``, ``category`` and ``known_at``, the moment the escalation could be
+    known: the case reported and, for a shared party, both parties on record
+    (:func:`escalation_risk.known.party_since`). Labels, the case library, the governance
+    index and the plan report all read escalation from here.
+    """
+    offences = _offences(offences)
+    horizon = pd.Timedelta(days=horizon_days)
+    pts = pd.DataFrame({"pt": np.arange(len(points)),
+                        "dispute_id": points["dispute_id"].to_numpy(dtype=object),
+                        "as_of": pd.to_datetime(points["as_of"]).to_numpy(dtype="datetime64[ns]")})
+    pts["until"] = (pd.to_datetime(points["until"]).to_numpy(dtype="datetime64[ns]") if "until" in points
+                    else pts["as_of"] + horizon)
+    inc = ds.incidents
+    crimes = inc.loc[inc["kind"] == "criminal_case", ["incident_id", "occurred_at", "reported_at", "category",
+                                                      "related_incident_id"]]
+    if offences is not None:
+        crimes = crimes[crimes["category"].astype(object).isin(offences)]
+    crimes = pd.DataFrame({"crime_id": crimes["incident_id"].to_numpy(dtype=object),
+                           "occurred_at": crimes["occurred_at"].to_numpy(dtype="datetime64[ns]"),
+                           "crime_reported": crimes["reported_at"].to_numpy(dtype="datetime64[ns]"),
+                           "category": crimes["category"].to_numpy(dtype=object),
+                           "related": crimes["related_incident_id"].to_numpy(dtype=object)})
+    cols = ["pt", "crime_id", "occurred_at", "category", "known_at"]
+    found = []
+    # A case that names the dispute it grew from: known once the case is reported.
+    m = pts.merge(crimes.dropna(subset=["related"]), left_on="dispute_id", right_on="related")
+    found.append(m.assign(known_at=m["crime_reported"]))
+
+    if shared_party:
+        key = link_persons(ds)
+        parties = ds.incident_parties
+        parties = parties[(parties["party_type"] == "person").to_numpy()]
+        people = pd.DataFrame({"incident_id": parties["incident_id"].to_numpy(dtype=object),
+                               "person": parties["party_id"].astype(object).map(key).to_numpy(dtype=object),
+                               "added": parties["added_at"].to_numpy(dtype="datetime64[ns]"),
+                               "since": party_since(parties, inc).to_numpy(dtype="datetime64[ns]")})
+        people = people.dropna(subset=["person"])
+        disp = people.rename(columns={"incident_id": "dispute_id", "added": "added_d", "since": "since_d"})
+        crime_people = people.merge(crimes, left_on="incident_id", right_on="crime_id").drop(columns="incident_id")
+        m = pts.merge(disp, on="dispute_id").merge(crime_people, on="person")
+        m = m[(added_by(m["added_d"], m["until"]) & added_by(m["added"], m["until"])).to_numpy()]
+        found.append(m.assign(known_at=m[["crime_reported", "since_d", "since"]].max(axis=1)))
+
+    h = pd.concat([f for f in found], ignore_index=True)
+    h = h[((h["occurred_at"] > h["as_of"]) & (h["occurred_at"] <= h["until"])).to_numpy()]
+    # One row per (point, case): the earliest moment any of its links was on record.
+    h = h.sort_values(["pt", "crime_id", "known_at"], kind="stable").drop_duplicates(["pt", "crime_id"])
+    return h[cols].astype({"known_at": "datetime64[ns]", "occurred_at": "datetime64[ns]"}).reset_index(drop=True)
 
 
 def make_labels(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = DEFAULT_HORIZON_DAYS,
@@ -65,43 +126,13 @@ def make_labels(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = DEFAUL
     missing = [c for c in ("dispute_id", "as_of") if c not in points.columns]
     if missing:
         raise ValueError(f"points needs columns dispute_id and as_of; missing {missing}")
-    offences = _offences(offences)
-    horizon = pd.Timedelta(days=horizon_days)
-
-    pts = pd.DataFrame({"pt": np.arange(len(points)),
-                        "dispute_id": points["dispute_id"].to_numpy(dtype=object),
+    pts = pd.DataFrame({"dispute_id": points["dispute_id"].to_numpy(dtype=object),
                         "as_of": pd.to_datetime(points["as_of"]).to_numpy(dtype="datetime64[ns]")})
+    crimes = escalating_crimes(ds, pts, horizon_days=horizon_days, offences=offences, shared_party=shared_party)
+    hits = [crimes["pt"]]
+    pts["pt"] = np.arange(len(pts))
+    horizon = pd.Timedelta(days=horizon_days)
     inc = ds.incidents
-    crimes = inc.loc[inc["kind"] == "criminal_case", ["incident_id", "occurred_at", "category",
-                                                      "related_incident_id"]]
-    if offences is not None:
-        crimes = crimes[crimes["category"].astype(object).isin(offences)]
-
-    hits = []
-    # A case that names the dispute it grew from.
-    rel = crimes.dropna(subset=["related_incident_id"])
-    m = pts.merge(rel[["related_incident_id", "occurred_at"]].astype({"related_incident_id": object}),
-                  left_on="dispute_id", right_on="related_incident_id")
-    hits.append(m.loc[(m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= m["as_of"] + horizon), "pt"])
-
-    if shared_party:
-        key = link_persons(ds)
-        parties = ds.incident_parties
-        parties = parties.loc[parties["party_type"] == "person", ["incident_id", "party_id", "added_at"]]
-        parties = parties.assign(person=parties["party_id"].astype(object).map(key)).dropna(subset=["person"])
-        parties = parties[["incident_id", "person", "added_at"]].astype({"incident_id": object, "person": object})
-        # A person added to an incident several times counts from the earliest (NaT: from the start).
-        parties = parties.sort_values("added_at", na_position="first", kind="stable") \
-            .drop_duplicates(["incident_id", "person"])
-        dispute_people = parties.rename(columns={"incident_id": "dispute_id", "added_at": "added_d"})
-        crime_people = parties.merge(crimes[["incident_id", "occurred_at"]].astype({"incident_id": object}),
-                                     on="incident_id").drop(columns="incident_id")
-        crime_people = crime_people.rename(columns={"added_at": "added_c"})
-        m = pts.merge(dispute_people, on="dispute_id").merge(crime_people, on="person")
-        end = m["as_of"] + horizon
-        hit = (m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= end)
-        hit &= added_by(m["added_d"], end) & added_by(m["added_c"], end)
-        hits.append(m.loc[hit, "pt"])
 
     if outcomes is not None and len(outcomes):
         esc = outcomes[outcomes["escalated_to_crime"].fillna(False).astype(bool)]
@@ -117,4 +148,4 @@ def make_labels(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = DEFAUL
     return pd.Series(y, index=points.index, name="label")
 
 
-__all__ = ["make_labels", "data_end", "DEFAULT_HORIZON_DAYS"]
+__all__ = ["make_labels", "escalating_crimes", "data_end", "DEFAULT_HORIZON_DAYS"]

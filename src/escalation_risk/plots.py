@@ -49,6 +49,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
 
+from .stability import BINS, psi
+
 Lang = Literal["en", "zh", "auto"]
 
 LEVEL_COLOURS = {"red": "#d62728", "orange": "#ff7f0e", "yellow": "#e6b800", "blue": "#1f77b4"}
@@ -691,29 +693,14 @@ def alert_map(alerts: pd.DataFrame, ds, *, ax: Axes | None = None, lang: Lang = 
 
 # --------------------------------------------------------------------------- drift
 
-def _psi(a: np.ndarray, b: np.ndarray, bins: int) -> float:
-    """PSI of ``b`` against reference ``a`` over the reference's quantile bins."""
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) == 0 or len(b) == 0:
-        return float("nan")
-    edges = np.unique(np.quantile(a, np.linspace(0, 1, bins + 1)))
-    # Counts pile up on a few values (most are 0), so bins are the distinct edges;
-    # a feature with a single value gets two bins: that value and above it.
-    edges = np.r_[-np.inf, edges[1:-1], np.inf] if len(edges) > 2 else np.r_[-np.inf, edges[0], np.inf]
-    pa = np.histogram(a, edges)[0] / len(a)
-    pb = np.histogram(b, edges)[0] / len(b)
-    eps = 1e-4  # an empty bin on one side would be an infinite PSI
-    pa, pb = np.clip(pa, eps, None), np.clip(pb, eps, None)
-    return float(np.sum((pb - pa) * np.log(pb / pa)))
-
-
 def drift_table(X_ref: pd.DataFrame, X_new: pd.DataFrame, features: Sequence[str] | None = None, *,
-                bins: int = 10) -> pd.DataFrame:
+                bins: int = BINS) -> pd.DataFrame:
     """How each numeric feature shifted from ``X_ref`` to ``X_new``.
 
     One row per feature: mean in each period, the standardised mean difference
-    (difference over the pooled standard deviation), the PSI over the reference's
-    deciles (above 0.1 worth watching, above 0.25 a real shift), and the share of
+    (difference over the pooled standard deviation), the PSI (the one of
+    :func:`escalation_risk.drift.psi`, the ``drift`` command's: the reference's deciles,
+    missing values a bin; above 0.1 worth watching, above 0.25 a real shift), and the share of
     missing values in each. Sorted by PSI, largest first. Default features: every
     numeric column both frames share, except ids and dates.
     """
@@ -727,7 +714,8 @@ def drift_table(X_ref: pd.DataFrame, X_new: pd.DataFrame, features: Sequence[str
         ma, mb = np.nanmean(a) if np.isfinite(a).any() else np.nan, np.nanmean(b) if np.isfinite(b).any() else np.nan
         sd = np.sqrt((np.nanvar(a) + np.nanvar(b)) / 2) if np.isfinite(a).any() and np.isfinite(b).any() else np.nan
         smd = (mb - ma) / sd if sd and np.isfinite(sd) and sd > 0 else 0.0 if ma == mb else np.nan
-        rows.append({"feature": f, "mean_ref": ma, "mean_new": mb, "smd": smd, "psi": _psi(a, b, bins),
+        p = psi(a, b, bins=bins) if len(a) and len(b) else np.nan
+        rows.append({"feature": f, "mean_ref": ma, "mean_new": mb, "smd": smd, "psi": p,
                      "missing_ref": float(np.isnan(a).mean()) if len(a) else np.nan,
                      "missing_new": float(np.isnan(b).mean()) if len(b) else np.nan})
     out = pd.DataFrame(rows, columns=["feature", "mean_ref", "mean_new", "smd", "psi", "missing_ref",

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .clock import to_moment
 from .contract import TABLES
 from .dataset import Dataset, empty_table, load_dataset, resolve_pseudonym_key
 from .linking import Linkage, link_keys
@@ -409,7 +410,7 @@ def score_district(folder: str | os.PathLike | Dataset, district: str, model: Ri
     """:func:`score_loaded` on a district's folder (loaded with quarantine) or Dataset."""
     ds = folder if isinstance(folder, Dataset) else load_dataset(folder, errors="quarantine",
                                                                  pseudonym_key=pseudonym_key)
-    return score_loaded(ds, district, model, pd.Timestamp(as_of), cross, thresholds=thresholds)
+    return score_loaded(ds, district, model, to_moment(as_of, what="as_of"), cross, thresholds=thresholds)
 
 
 def apply_trend(scores: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:

@@ -1302,6 +1302,15 @@ _NAME_SWAPS = {
     "金": "晶", "娜": "那", "磊": "垒", "刚": "钢", "宇": "雨", "梅": "媚", "亮": "良", "利": "力",
 }
 _FULLWIDTH = {ord(c): ord(c) + 0xFEE0 for c in "0123456789X"}
+# Look-alike characters (形近字) a clerk copying a handwritten form writes for one another,
+# sounding different: the generator's own list of plausible misreadings of its names.
+_LOOKALIKES = {
+    "王": "玉", "伟": "伦", "明": "朋", "李": "季", "吴": "昊", "郑": "邓", "曹": "曾", "贾": "贯",
+    "夏": "复", "杜": "社", "金": "全", "熊": "能", "孟": "盂", "雷": "雪", "龙": "尤", "万": "方",
+    "史": "吏", "尹": "伊", "冯": "马", "秦": "泰", "白": "自", "田": "由", "余": "佘", "梅": "海",
+    "秀": "季", "东": "车", "云": "去", "佳": "住", "军": "车", "洋": "详", "成": "戍", "林": "材",
+    "文": "丈", "晓": "烧", "宇": "字", "平": "半", "颖": "频", "倩": "清", "娟": "捐", "霞": "瑕",
+}
 
 
 def _linkage_noise(rng: np.random.Generator, name: np.ndarray, idn: np.ndarray, phone: np.ndarray,
@@ -1313,7 +1322,9 @@ def _linkage_noise(rng: np.random.Generator, name: np.ndarray, idn: np.ndarray, 
     check not recomputed), ``id_check`` (the check digit mistyped), ``id_transposed``
     (two adjacent body digits swapped and the check recomputed, as systems that compute
     it do), ``id_format`` (full-width digits, inner spaces, lower-case x), ``name_homophone``,
-    ``name_traditional``, ``name_spacing``, ``phone_changed``, ``phone_format``.
+    ``name_traditional``, ``name_spacing``, ``phone_changed``, ``phone_format``; and, on a
+    stream of its own, ``name_lookalike`` (a character misread for a look-alike that
+    sounds different, 伟/伦) on a tenth as many records.
     """
     import zhconv  # the generator writes traditional forms with the same table the loader reads
 
@@ -1376,6 +1387,15 @@ def _linkage_noise(rng: np.random.Generator, name: np.ndarray, idn: np.ndarray, 
                 v = str(phone[r])
                 phone[r] = f"+86 {v[:3]}-{v[3:7]}-{v[7:]}" if rng.random() < 0.5 else v.translate(_FULLWIDTH)
             kinds[r].append(kind)
+    # Look-alike characters, on their own stream so the kinds above stay as they were.
+    lrng = np.random.default_rng(rng.integers(0, 2**32))
+    for r in np.flatnonzero(lrng.random(m) < 0.1 * rate):
+        chars = [i for i, c in enumerate(name[r]) if c in _LOOKALIKES]
+        if not chars:
+            continue
+        i = int(lrng.choice(chars))
+        name[r] = name[r][:i] + _LOOKALIKES[name[r][i]] + name[r][i + 1:]
+        kinds[r].append("name_lookalike")
     return name, idn, phone, np.array([",".join(k) for k in kinds], dtype=object)
 
 
@@ -1757,6 +1777,10 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
         tables["incident_notes"] = pd.DataFrame({
             "note_id": _fmt_ids("N", len(ni), max(7, len(str(len(ni))))), "incident_id": iid[ni[no]],
             "recorded_at": ts(nt[no]), "text": nx[no]})
+    # persons.recorded_at left null: every record known throughout (training's features read
+    # one linkage, as of the export; see escalation_risk.linking on availability).
+    tables["persons"] = tables["persons"].assign(
+        recorded_at=pd.Series(pd.NaT, index=tables["persons"].index, dtype=tables["incidents"]["reported_at"].dtype))
     for name, df in tables.items():
         cols = TABLES[name].column_names
         if not late_facts:  # a 1.0 export: without the columns contract 1.1 added

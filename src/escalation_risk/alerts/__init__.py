@@ -11,6 +11,7 @@ from .lifecycle import (
     DUE_DAYS,
     LEVELS,
     OPEN_STATUSES,
+    OUTCOMES,
     STATUSES,
     TRANSITIONS,
     TRENDS,
@@ -26,6 +27,7 @@ from .store import (
     NightSummary,
     SchemaVersionError,
     StoreBusyError,
+    StoreKeyError,
 )
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "SchemaVersionError",
     "NightConflictError",
     "StoreBusyError",
+    "StoreKeyError",
     "SCHEMA_VERSION",
     "STATUSES",
     "OPEN_STATUSES",
@@ -43,6 +46,7 @@ __all__ = [
     "LEVELS",
     "TRENDS",
     "DUE_DAYS",
+    "OUTCOMES",
     "allowed_next",
     "due_at",
 ]

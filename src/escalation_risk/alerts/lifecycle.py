@@ -42,6 +42,7 @@ __all__ = [
     "LEVEL_RANK",
     "TRENDS",
     "DUE_DAYS",
+    "OUTCOMES",
     "AlertTransitionError",
     "allowed_next",
     "check_transition",
@@ -85,9 +86,23 @@ LEVELS: tuple[str, ...] = ("red", "orange", "yellow", "blue")
 LEVEL_RANK: Mapping[str, int] = {"blue": 0, "yellow": 1, "orange": 2, "red": 3}
 TRENDS: tuple[str, ...] = ("rising", "steady", "falling", "new")
 
-#: Days after the day an alert is raised (or its level rises) by whose end it is due:
-#: red the same day, orange within 3 days, yellow within 7.
-DUE_DAYS: Mapping[str, int] = {"red": 0, "orange": 3, "yellow": 7}
+#: Days people get to act on an alert, counted from when they can act: the morning after
+#: the night that raised it (or raised its level). An alert of the night of D is due by
+#: the end of D+1 (red), D+3 (orange), D+7 (yellow).
+DUE_DAYS: Mapping[str, int] = {"red": 1, "orange": 3, "yellow": 7}
+
+#: The outcomes a closing person picks from (the desk's list; ``close`` itself takes any
+#: text so that older records and the command line keep working). With
+#: ``escalated_to_crime`` they become the next training labels.
+OUTCOMES: tuple[str, ...] = (
+    "settled_by_mediation",   # an agreement reached in mediation
+    "settled_by_parties",     # the parties settled it themselves
+    "referred_to_court",      # handed to a court or arbitration
+    "referred_to_police",     # handed to the police
+    "referred_to_authority",  # handed to another authority (labour, housing, ...)
+    "withdrawn",              # the complaint was withdrawn
+    "parties_moved_away",     # the parties left the area
+)
 
 
 class AlertTransitionError(ValueError):
@@ -137,11 +152,13 @@ def check_transition(alert_id: int, current: str, requested: str, hint: str = ""
 
 
 def due_at(level: str, at: pd.Timestamp) -> pd.Timestamp:
-    """When an alert of ``level`` raised at ``at`` is due: the end of day ``DUE_DAYS``.
+    """When an alert of ``level`` raised at ``at`` is due: ``DUE_DAYS[level]`` whole days
+    counted from the start of the day after ``at``'s, to the end of the last one.
 
-    The end of a day is 23:59:59.999999, the moment a night given as a date stands
-    for, so a red alert raised on the night of 30 June is due that same moment (not
-    overdue on the night that raised it) and overdue from 1 July 00:00.
+    A night is recorded at the end of its day (23:59:59.999999), when nobody can act:
+    the time counts from the next morning. A red alert of the night of 30 June is due
+    by the end of 1 July (overdue from 2 July 00:00), an orange one by the end of 3 July,
+    a yellow one by the end of 7 July.
     """
     if level not in DUE_DAYS:
         raise ValueError(f"level {level!r} carries no due time; expected one of {tuple(DUE_DAYS)}")

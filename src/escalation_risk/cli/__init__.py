@@ -71,7 +71,7 @@ def _register() -> None:
     for module, names in (("model", ("train", "evaluate")), ("nightly", ("nightly",)), ("alerts", ("alerts",)),
                           ("governance", ("governance",)), ("drift", ("drift",)),
                           ("briefing", ("briefing",)), ("cases", ("cases",)), ("plans", ("plans_report",)),
-                          ("store", ("store",))):
+                          ("store", ("store",)), ("serve", ("serve",)), ("users", ("users", "tokens"))):
         mod = importlib.import_module(f"{__name__}.{module}")
         for n in names:
             main.add_command(getattr(mod, n))

@@ -27,6 +27,7 @@ from ..alerts import (
     AlertTransitionError,
 )
 from .errors import EXIT_DELIVERY_PENDING, check_store_url, fail, open_store
+from .params import MOMENT
 
 STORE_ENV = "ESCALATION_RISK_STORE"
 DEFAULT_STORE = "sqlite:///alerts.db"
@@ -46,24 +47,6 @@ _EVENT_COLUMNS = ("at", "who", "event", "from_status", "to_status", "owner", "no
 _check_url = check_store_url
 
 
-class _Timestamp(click.ParamType):
-    """A date or date-time, read as a naive pandas Timestamp."""
-
-    name = "DATE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> pd.Timestamp:
-        if isinstance(value, pd.Timestamp):
-            return value
-        try:
-            ts = pd.Timestamp(value)
-        except (TypeError, ValueError):
-            ts = pd.NaT
-        if pd.isna(ts) or ts.tzinfo is not None:
-            self.fail(f"expected a date like 2025-06-30 or 2025-06-30T14:00, got {value!r}", param, ctx)
-        return ts
-
-
-TIMESTAMP = _Timestamp()
 
 
 def _store_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -224,7 +207,7 @@ def show(alert_id: int, store_url: str, fmt: str, data_dir: str | None, model_di
 @click.option("--to", "to", required=True, help="The new owner, who follows the alert from now on.")
 @click.option("--by", "by", required=True, help="Who makes the assignment.")
 @click.option("--note", default="", help="Free text for the audit trail.")
-@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@click.option("--at", type=MOMENT, default=None, help="When (a date: the end of that day; default: now).")
 @_store_option
 def assign(alert_id: int, to: str, by: str, note: str, at: pd.Timestamp | None, store_url: str) -> None:
     """Assign ALERT_ID to a person (who then owns it until it is closed)."""
@@ -238,7 +221,7 @@ def assign(alert_id: int, to: str, by: str, note: str, at: pd.Timestamp | None, 
 @click.option("--status", required=True, type=click.Choice(STATUSES), help="The new status.")
 @click.option("--by", "by", required=True, help="Who makes the change.")
 @click.option("--note", default="", help="Free text for the audit trail.")
-@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@click.option("--at", type=MOMENT, default=None, help="When (a date: the end of that day; default: now).")
 @_store_option
 def update(alert_id: int, status: str, by: str, note: str, at: pd.Timestamp | None, store_url: str) -> None:
     """Move ALERT_ID to another status, if the lifecycle allows it."""
@@ -254,7 +237,7 @@ def update(alert_id: int, status: str, by: str, note: str, at: pd.Timestamp | No
 @click.option("--escalated/--not-escalated", "escalated", default=None,
               help="Whether the dispute turned into a crime (omit if not known).")
 @click.option("--note", default="", help="Free text for the audit trail.")
-@click.option("--at", type=TIMESTAMP, default=None, help="When (default: now).")
+@click.option("--at", type=MOMENT, default=None, help="When (a date: the end of that day; default: now).")
 @_store_option
 def close(alert_id: int, by: str, outcome: str, escalated: bool | None, note: str,
           at: pd.Timestamp | None, store_url: str) -> None:
@@ -262,11 +245,12 @@ def close(alert_id: int, by: str, outcome: str, escalated: bool | None, note: st
     with _opened(store_url) as store:
         alert = store.close(alert_id, by=by, outcome=outcome, escalated_to_crime=escalated,
                             note=note, at=at)
-    _done(alert, f"closed ({outcome})")
+    # The confirmation shows the outcome as the store kept it (masked), never as typed.
+    _done(alert, f"closed ({alert['outcome']})")
 
 
 @alerts.command("overdue")
-@click.option("--now", type=TIMESTAMP, default=None, help="The clock to judge by (default: now).")
+@click.option("--now", type=MOMENT, default=None, help="The clock to judge by (default: now).")
 @_store_option
 @_format_option
 def overdue(now: pd.Timestamp | None, store_url: str, fmt: str) -> None:
@@ -277,7 +261,7 @@ def overdue(now: pd.Timestamp | None, store_url: str, fmt: str) -> None:
 
 
 @alerts.command("follow-ups")
-@click.option("--now", type=TIMESTAMP, default=None, help="The clock to judge by (default: now).")
+@click.option("--now", type=MOMENT, default=None, help="The clock to judge by (default: now).")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(min=0),
               help="Resolved or escalated more than this many days ago.")
 @_store_option
@@ -313,16 +297,26 @@ def notify_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
                      help="Seconds before one request is given up (it stays pending).")(f)
     f = click.option("--notify-secret", envvar=NOTIFY_SECRET_ENV, default=None, metavar="SECRET",
-                     help=f"HMAC secret signing each request (env {NOTIFY_SECRET_ENV}).")(f)
+                     help=f"Secret signing each request, Standard Webhooks (whsec_<base64>, or text of at "
+                          f"least 32 bytes); required to send. Prefer the env {NOTIFY_SECRET_ENV}: an "
+                          "option shows in the process list.")(f)
     return f
 
 
 def make_webhook(url: str, secret: str | None, timeout: float, shape: str) -> Any:
-    """The Webhook for the CLI options (bad settings: exit 2 with the option named)."""
-    from ..alerts.notify import Webhook
+    """The Webhook for the CLI options (bad settings: exit 2 with the option named; the
+    secret is required, and never shown)."""
+    from ..alerts.webhook import MIN_SECRET_BYTES, Webhook, WebhookSecretError, secret_bytes
 
+    if not secret:
+        raise click.BadParameter(f"a secret of at least {MIN_SECRET_BYTES} bytes is required to send "
+                                 f"(env {NOTIFY_SECRET_ENV})", param_hint="--notify-secret")
     try:
-        return Webhook(url, secret=secret.encode() if secret else None, timeout_s=timeout, shape=shape)
+        key = secret_bytes(secret)
+    except WebhookSecretError as exc:
+        raise click.BadParameter(str(exc), param_hint="--notify-secret") from None
+    try:
+        return Webhook(url, secret=key, timeout_s=timeout, shape=shape)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--notify") from None
 
@@ -332,14 +326,20 @@ def make_webhook(url: str, secret: str | None, timeout: float, shape: str) -> An
 @click.option("--notify", "notify_url", envvar=NOTIFY_URL_ENV, required=True, metavar="URL",
               help=f"Webhook to POST to (env {NOTIFY_URL_ENV}).")
 @notify_options
+@click.option("--reclaim-after", type=click.FloatRange(min=0), default=600.0, show_default=True, metavar="SECONDS",
+              help="Send again a message another deliverer claimed this long ago and never marked (it died); "
+                   "the resend carries the same webhook-id.")
 def deliver(store_url: str, notify_url: str, notify_secret: str | None, notify_timeout: float,
-            notify_shape: str) -> None:
-    """Send the messages still pending (failed or not yet tried). Exit 4 when some stay pending."""
+            notify_shape: str, reclaim_after: float) -> None:
+    """Send the messages still pending (failed or not yet tried). Exit 4 when some stay pending.
+
+    Safe to run twice at once (cron and a person): each message is claimed before it is sent.
+    """
     from ..alerts.notify import Notifier
 
     hook = make_webhook(notify_url, notify_secret, notify_timeout, notify_shape)
     with _opened(store_url) as store:
-        report = Notifier(store, hook).deliver()
+        report = Notifier(store, hook, lease_s=reclaim_after).deliver()
     click.echo(str(report))
     if not report.ok:
         raise SystemExit(EXIT_DELIVERY_PENDING)
@@ -350,7 +350,7 @@ def deliver(store_url: str, notify_url: str, notify_secret: str | None, notify_t
 @click.option("--notify", "notify_url", envvar=NOTIFY_URL_ENV, required=True, metavar="URL",
               help=f"Webhook to POST to (env {NOTIFY_URL_ENV}).")
 @notify_options
-@click.option("--at", "at", type=TIMESTAMP, default=None, help="The moment of the review (default: now, UTC).")
+@click.option("--at", "at", type=MOMENT, default=None, help="The moment of the review (default: now).")
 def remind(store_url: str, notify_url: str, notify_secret: str | None, notify_timeout: float, notify_shape: str,
            at: pd.Timestamp | None) -> None:
     """The daily review: one message per owner (overdue and due today) and an office summary.

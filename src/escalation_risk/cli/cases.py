@@ -15,23 +15,11 @@ import sqlalchemy as sa
 from ..dataset import Dataset, DataValidationError, load_dataset
 from ..pseudonym_keys import PseudonymKeyError
 from .errors import fail
+from .params import MOMENT, RANGE_START
 
 MODEL_ENV = "ESCALATION_RISK_MODEL"
 INDEX_ENV = "ESCALATION_RISK_CASE_INDEX"
 DEFAULT_MODEL = "models/default"
-
-
-def _when(value: str | None, name: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        ts = pd.NaT
-    if pd.isna(ts):
-        raise click.BadParameter(f"expected a date like 2025-06-30 or 2025-06-30T14:00, got {value!r}",
-                                 param_hint=name)
-    return ts
 
 
 def _plain(value: Any) -> Any:
@@ -128,16 +116,18 @@ def _load(data_dir: str) -> Dataset:
 @click.command("cases")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--dispute", "dispute_id", default=None, help="The dispute whose similar past cases are wanted.")
-@click.option("--as-of", "as_of", default=None,
-              help="What was known at this moment (required with --dispute; default for --typical: the data's end).")
+@click.option("--as-of", "as_of", default=None, type=MOMENT,
+              help="What was known at this moment, a date: the end of that day (required with --dispute; "
+                   "default for --typical: the data's end).")
 @click.option("--model", "model_dir", default=lambda: os.environ.get(MODEL_ENV, DEFAULT_MODEL),
               show_default=f"${MODEL_ENV} or {DEFAULT_MODEL}", type=click.Path(file_okay=False),
               help="Model directory.")
 @click.option("--k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="How many cases.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--typical", is_flag=True, help="Build the typical-case library of a period instead.")
-@click.option("--start", default=None, help="--typical: disputes reported from this date.")
-@click.option("--end", default=None, help="--typical: disputes reported before this date.")
+@click.option("--start", default=None, type=RANGE_START,
+              help="--typical: disputes reported from this date (its start).")
+@click.option("--end", default=None, type=MOMENT, help="--typical: disputes reported up to this date (its end).")
 @click.option("--per-category", default=3, show_default=True, type=click.IntRange(min=1),
               help="--typical: escalated and defused cases per category.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
@@ -149,8 +139,8 @@ def _load(data_dir: str) -> Dataset:
                    "reusing --index (last night's) for the disputes it holds.")
 @click.option("--store", "store_url", default=None, metavar="URL",
               help="Alert store: add each case's recorded alert (plan, status, outcome as of --as-of).")
-def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: str, k: int, fmt: str,
-          typical: bool, start: str | None, end: str | None, per_category: int, out_dir: str | None,
+def cases(data_dir: str, dispute_id: str | None, as_of: pd.Timestamp | None, model_dir: str, k: int, fmt: str,
+          typical: bool, start: pd.Timestamp | None, end: pd.Timestamp | None, per_category: int, out_dir: str | None,
           index_dir: str | None, build_dir: str | None, store_url: str | None) -> None:
     """The past disputes most like --dispute as known at --as-of, in the model's own terms
     (nearest on SHAP contributions, same category first); or, with --typical, the
@@ -169,8 +159,7 @@ def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: s
     from ..model import load_model
     if not (typical or build_dir) and (dispute_id is None or as_of is None):
         raise click.UsageError("give --dispute ID and --as-of DATE (or --typical, or --build-index DIR)")
-    t = _when(as_of, "--as-of")
-    t0, t1 = _when(start, "--start"), _when(end, "--end")
+    t, t0, t1 = as_of, start, end
     ds = _load(data_dir)
     try:
         model = load_model(model_dir)
@@ -216,7 +205,7 @@ def cases(data_dir: str, dispute_id: str | None, as_of: str | None, model_dir: s
         click.echo(for_csv(df).to_csv(index=False), nl=False)
     else:
         click.echo(f"dispute {q['dispute_id']} ({q['category']}) at {q['as_of'][:16]}: score {q['probability']:.2f}; "
-                   f"leading reasons {', '.join(q['reason_features']) or '-'}")
+                   f"leading reasons: {'; '.join(q['reasons']) or '-'}")
         click.echo(f"the {len(df)} most similar past disputes (model {q['model_version']}):")
         for line in case_lines(df):
             click.echo(line)

@@ -11,34 +11,28 @@ import pandas as pd
 from ..dataset import DataValidationError
 from .districts import district_option, folders, heading
 from .errors import fail
-
-
-def _date(text: str | None, option: str) -> pd.Timestamp | None:
-    if text is None:
-        return None
-    try:
-        return pd.Timestamp(text)
-    except ValueError:
-        raise click.BadParameter(f"not a date: {text!r}", param_hint=option) from None
+from .params import MOMENT, RANGE_START
 
 
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_dir", default=lambda: os.environ.get("ESCALATION_RISK_MODEL", "models/default"),
               show_default="$ESCALATION_RISK_MODEL or models/default", type=click.Path(file_okay=False))
-@click.option("--from", "start", required=True, help="First night of the recent window, e.g. 2025-01-01.")
-@click.option("--to", "end", required=True, help="Last night of the recent window, e.g. 2025-06-30.")
-@click.option("--reference-from", "ref_start", default=None, help="Reference window (default: the model's "
-              "validation window).")
-@click.option("--reference-to", "ref_end", default=None)
+@click.option("--from", "start", required=True, type=RANGE_START,
+              help="Start of the recent window, e.g. 2025-01-01 (from the start of that day).")
+@click.option("--to", "end", required=True, type=MOMENT,
+              help="End of the recent window, e.g. 2025-06-30 (to the end of that day).")
+@click.option("--reference-from", "ref_start", default=None, type=RANGE_START,
+              help="Reference window (default: the model's validation window).")
+@click.option("--reference-to", "ref_end", default=None, type=MOMENT)
 @click.option("--max-points", type=click.IntRange(min=100), default=5000, show_default=True,
               help="At most this many dispute-nights per window (a seeded sample).")
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
               help="A feature whose PSI exceeds this moved.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @district_option
-def drift(data_dir: str, model_dir: str, start: str, end: str, ref_start: str | None, ref_end: str | None,
-          max_points: int, threshold: float, fmt: str, district: str | None) -> None:
+def drift(data_dir: str, model_dir: str, start: pd.Timestamp, end: pd.Timestamp, ref_start: pd.Timestamp | None,
+          ref_end: pd.Timestamp | None, max_points: int, threshold: float, fmt: str, district: str | None) -> None:
     """Has DATA_DIR drifted, between --from and --to, from what the model was validated on?
 
     A province folder: each district's report (JSON: a list, each with its ``district``)."""
@@ -46,8 +40,7 @@ def drift(data_dir: str, model_dir: str, start: str, end: str, ref_start: str | 
     from ..dataset import load_dataset
     from ..drift import drift_report
     from ..model import load_model
-    s, e = _date(start, "--from"), _date(end, "--to")
-    rs, re_ = _date(ref_start, "--reference-from"), _date(ref_end, "--reference-to")
+    s, e, rs, re_ = start, end, ref_start, ref_end
     if (rs is None) != (re_ is None):
         raise click.BadParameter("give both --reference-from and --reference-to, or neither",
                                  param_hint="--reference-from")

@@ -13,6 +13,7 @@ import pandas as pd
 from ..dataset import DataValidationError
 from .districts import district_option, folders
 from .errors import check_store_url, fail, open_store
+from .params import MOMENT
 
 
 @click.command()
@@ -22,12 +23,13 @@ from .errors import check_store_url, fail, open_store
               "risk perception and closed-loop handling are not computed).")
 @click.option("--by", type=click.Choice(["grid", "town", "district"]), default="grid", show_default=True)
 @click.option("--period", default="M", show_default=True, help="A pandas period code: M, Q, Y, W...")
-@click.option("--as-of", "as_of", default=None, help="Count only what was known then (default: the data's end).")
+@click.option("--as-of", "as_of", default=None, type=MOMENT,
+              help="Count only what was known then (a date: the end of that day; default: the data's end).")
 @click.option("--min-denominator", type=click.IntRange(min=1), default=10, show_default=True,
               help="Below this many records an indicator says 'not enough data'.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @district_option
-def governance(data_dir: str, store: str | None, by: str, period: str, as_of: str | None, min_denominator: int,
+def governance(data_dir: str, store: str | None, by: str, period: str, as_of: pd.Timestamp | None, min_denominator: int,
                fmt: str, district: str | None) -> None:
     """The governance index of DATA_DIR: risk perception, closed loop, effectiveness,
     participation, evaluation and their composite, each with numerator and denominator.
@@ -37,11 +39,6 @@ def governance(data_dir: str, store: str | None, by: str, period: str, as_of: st
     from ..alerts.district import district_view, store_districts
     from ..dataset import load_dataset
     from ..governance import governance_index
-    if as_of is not None:
-        try:
-            pd.Timestamp(as_of)
-        except ValueError:
-            raise click.BadParameter(f"not a date: {as_of!r}", param_hint="--as-of") from None
     try:
         pd.Period("2024-01-01", freq=period)
     except ValueError:

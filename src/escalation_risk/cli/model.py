@@ -8,6 +8,7 @@ import pandas as pd
 from ..dataset import DataValidationError, load_dataset
 from ..pseudonym_keys import PseudonymKeyError
 from .errors import check_store_url, fail, open_store
+from .params import MOMENT, RANGE_START
 
 
 def _load(data_dir: str):
@@ -23,22 +24,10 @@ def _load(data_dir: str):
         raise SystemExit(1) from None
 
 
-def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> pd.Timestamp | None:
-    """A date option read strictly: an unparsable value is exit 2 naming the option."""
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        ts = pd.NaT
-    if pd.isna(ts) or ts.tzinfo is not None:
-        raise click.BadParameter(f"not a date: {value!r} (expected e.g. 2025-01-01)", param=param)
-    return ts
-
-
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--cutoff", required=True, callback=_date, help="Train on what was known at this date (YYYY-MM-DD).")
+@click.option("--cutoff", required=True, type=MOMENT,
+              help="Train on what was known at this moment (a date: the end of that day).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--horizon", default=90, show_default=True, type=click.IntRange(min=1), help="Label horizon in days.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -54,10 +43,8 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     from ..model_card import write_model_card
     ds = _load(data_dir)
     newest = ds.incidents["reported_at"].max()
-    if pd.isna(newest) or cutoff > newest:
-        fail(f"--cutoff {cutoff:%Y-%m-%d} is after the newest record in the data "
-             f"({'none' if pd.isna(newest) else f'{newest:%Y-%m-%d}'}): there is nothing after it to learn "
-             "from or test on; choose an earlier cutoff")
+    if pd.isna(newest):
+        fail("the data hold no incident: there is nothing to learn from")
     try:
         config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
         outcomes = None
@@ -89,8 +76,17 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
 
 def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):
     """The held-out evaluations after the cutoff (at report time; open on monthly nights,
-    disputes first reported after the cutoff only), and why there are none when so."""
+    disputes first reported after the cutoff only), and why there are none when so.
+
+    Training on everything up to today is the production call: with the cutoff at (or
+    after) the data's end there is nothing to test on, and the reason says so."""
+    from ..labels import data_end
     from ..model import night_points
+    end = data_end(ds)
+    if cutoff >= end:
+        return None, None, (f"the cutoff {cutoff:%Y-%m-%d %H:%M} is at or after the data's last record "
+                            f"({end:%Y-%m-%d %H:%M}): no dispute after it to test on. To measure the model, "
+                            f"train with an earlier cutoff (at least {horizon} days before the end)")
     try:  # the months after the cutoff, where labels are already observed, are a true test
         test = model.evaluate(ds, start=cutoff, intervals=True)
     except ValueError as e:
@@ -110,9 +106,10 @@ def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="A model directory written by `train`.")
-@click.option("--start", default=None, callback=_date, help="First report date scored (default: the model's cutoff).")
-@click.option("--end", default=None, callback=_date,
-              help="Report dates before this one (default: the end of the data).")
+@click.option("--start", default=None, type=RANGE_START,
+              help="First report date scored, from the start of that day (default: the model's cutoff).")
+@click.option("--end", default=None, type=MOMENT,
+              help="Last report date scored, to the end of that day (default: the end of the data).")
 def evaluate(data_dir: str, model_dir: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
     """Print the model's and the baselines' metrics on DATA_DIR's disputes at report time."""
     from ..model import load_model

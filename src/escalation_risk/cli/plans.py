@@ -35,7 +35,7 @@ def plans_report(data_dir: str, store_url: str, horizon: int, band_width: float,
         click.echo(f"error: {' '.join(str(e).split())}", err=True)
         raise SystemExit(1) from None
     if units.empty:
-        click.echo("error: the store holds no scored dispute with an observed outcome", err=True)
+        click.echo(f"error: {_what_it_needs(units.attrs, ds, data_dir, horizon)}", err=True)
         raise SystemExit(1)
     report = plan_effects(units, band_width=band_width)
     if figure:
@@ -50,3 +50,17 @@ def plans_report(data_dir: str, store_url: str, horizon: int, band_width: float,
         click.echo(report.to_csv(index=False), nl=False)
     else:
         click.echo(format_plan_report(report, units))
+
+
+def _what_it_needs(counts: dict, ds, data_dir: str, horizon: int) -> str:
+    """Why there is nothing to compare, and what the report needs."""
+    from ..labels import data_end
+    if not counts:
+        return ("the store holds no scored dispute: the report compares the plans of recorded nights; "
+                "record some first (escalation-risk nightly DATA --store URL)")
+    end = data_end(ds)
+    return (f"no scored dispute in the store has an observed outcome yet: the report needs disputes whose "
+            f"{horizon}-day horizon after their first alert (or first score) ended by the data's last record "
+            f"({end:%Y-%m-%d}); of the store's disputes {counts.get('horizon_not_over', 0)} have a horizon still "
+            f"open and {counts.get('not_in_data', 0)} are not in {data_dir}. Run it again on data reaching "
+            f"{horizon} days past the first recorded nights")

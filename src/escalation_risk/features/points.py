@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..clock import to_moments
 from .index import ALWAYS, HistoryIndex, positions, to_secs
 
 
@@ -60,7 +61,8 @@ def _notes(pt, t, signals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _as_of_array(as_of) -> np.ndarray:
     if isinstance(as_of, list) and len(as_of) == 1 and isinstance(as_of[0], pd.Timestamp):
         return np.array([as_of[0].to_datetime64()], dtype="datetime64[ns]")  # one call: no pandas round trip
-    return pd.to_datetime(pd.Series(as_of)).to_numpy(dtype="datetime64[ns]")
+    # A date alone is the end of its day (the one rule); datetime columns pass as they are.
+    return to_moments(pd.Series(as_of)).to_numpy(dtype="datetime64[ns]")
 
 
 def points_from_history(idx: HistoryIndex, points: pd.DataFrame) -> PointSet:

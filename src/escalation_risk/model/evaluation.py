@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..clock import to_moment
 from ..dataset import Dataset
 from ..features import build_features
 from ..known import time_varying_facts
@@ -19,15 +20,17 @@ def evaluate(model: RiskModel, ds: Dataset, points: pd.DataFrame | None = None, 
              budgets=DEFAULT_BUDGETS, intervals: bool = False, n_boot: int = 200, seed: int = 0) -> Evaluation:
     """Metrics of the model and both baselines on labelled points of ``ds``.
 
-    Default points: every dispute reported in ``[start, end)`` at its report time,
-    ``start`` defaulting to the model's cutoff and ``end`` to the end of the data.
+    Default points: every dispute reported in ``[start, end]`` at its report time
+    (a date: ``start`` its start, ``end`` its end), ``start`` defaulting to the model's
+    cutoff and ``end`` to the end of the data.
     Labels follow the model's label settings; unlabelled points are left out.
     ``intervals``: 95% bootstrap intervals of the main metrics and of the model's lead
     over each baseline (``n_boot`` resamples; a dispute scored at several moments is
     resampled whole).
     """
     if points is None:
-        start = pd.Timestamp(start) if start is not None else pd.Timestamp(model.manifest["cutoff"])
+        start = (to_moment(start, role="start", what="start") if start is not None
+                 else pd.Timestamp(model.manifest["cutoff"]))
         points = report_points(ds, start, end)
         period = {"what": "disputes at report time", "start": start, "end": end if end is not None else data_end(ds)}
     else:
@@ -55,7 +58,7 @@ def backtest(ds: Dataset, cutoffs, *, horizon_days: int = DEFAULT_HORIZON_DAYS, 
              config: dict | None = None) -> pd.DataFrame:
     """Train at each cutoff and evaluate on the disputes reported until the next one
     (the last until the end of the data): one row per cutoff and scorer."""
-    cutoffs = sorted(pd.Timestamp(c) for c in cutoffs)
+    cutoffs = sorted(to_moment(c, what="cutoff") for c in cutoffs)
     rows = []
     for i, c in enumerate(cutoffs):
         end = cutoffs[i + 1] if i + 1 < len(cutoffs) else None

@@ -58,6 +58,7 @@ from threadpoolctl import threadpool_limits
 
 from .._version import __version__
 from ..artifacts import jsonable
+from ..clock import to_moment
 from ..dataset import Dataset
 from ..explain import global_importance
 from ..features import CATEGORICAL, REGISTRY, Lexicon, build_features, feature_names
@@ -234,7 +235,7 @@ def train(ds: Dataset, *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS, seed
 
 def _train(ds: Dataset, cfg: dict, *, cutoff, horizon_days: int, seed: int, outcomes: pd.DataFrame | None,
            holdout, lexicon: Lexicon | None) -> RiskModel:
-    cutoff = pd.Timestamp(cutoff)
+    cutoff = to_moment(cutoff, what="cutoff")
     hold_span = _holdout_span(holdout, cutoff)
     known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
     points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
@@ -263,13 +264,15 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
     sets the thread limits (:func:`train` does); ``known`` is ``ds`` cut at ``cutoff`` if
     the caller has it already.
     """
-    cutoff = pd.Timestamp(cutoff)
+    cutoff = to_moment(cutoff, what="cutoff")
     horizon = pd.Timedelta(days=horizon_days)
     full_fingerprint = ds.fingerprint()
     if known is None:
         known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
     start = pd.Timestamp(known.incidents["reported_at"].min()) + pd.Timedelta(days=cfg["burn_in_days"])
-    labelled, folds, periods = _folds(points, cutoff=cutoff, start=start, horizon=horizon,
+    # A cutoff after the data's end (train on everything: the production call) observes
+    # labels only until the last record; the folds end there.
+    labelled, folds, periods = _folds(points, cutoff=min(cutoff, data_end(ds)), start=start, horizon=horizon,
                                       validation_months=cfg["validation_months"], folds=cfg["folds"])
     points = points[labelled].reset_index(drop=True)
     folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
@@ -382,9 +385,10 @@ def _holdout_span(holdout, cutoff: pd.Timestamp) -> tuple[pd.Timestamp, pd.Times
     if isinstance(holdout, (tuple, list)):
         if len(holdout) != 2:
             raise ValueError(f"holdout: give True, an end date or (start, end), got {holdout!r}")
-        hs, he = pd.Timestamp(holdout[0]), (pd.Timestamp(holdout[1]) if holdout[1] is not None else None)
+        hs = to_moment(holdout[0], role="start", what="holdout start")
+        he = to_moment(holdout[1], what="holdout end") if holdout[1] is not None else None
     else:
-        hs, he = cutoff, pd.Timestamp(holdout)
+        hs, he = cutoff, to_moment(holdout, what="holdout end")
     if hs < cutoff:
         raise ValueError(f"holdout starts {hs.date()}, before the cutoff {cutoff.date()}: those disputes "
                          f"are training examples, not held out")

@@ -10,9 +10,14 @@ _schema_version = sa.table("schema_version", sa.column("version", sa.Integer), s
 
 
 def record_version(conn: sa.Connection, version: int) -> None:
-    """Append ``version`` to ``schema_version`` (what releases before Alembic read)."""
-    conn.execute(sa.insert(_schema_version).values(
-        version=version, applied_at=datetime.now(timezone.utc).replace(tzinfo=None)))
+    """Append ``version`` to ``schema_version`` (what releases before Alembic read), applied
+    now in UTC: naive before schema 5, an instant once 0005 made the column one on PostgreSQL."""
+    now = datetime.now(timezone.utc)
+    aware = conn.dialect.name == "postgresql" and conn.execute(sa.text(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'schema_version' AND column_name = 'applied_at'")).scalar() == "timestamp with time zone"
+    applied_at = now if aware else now.replace(tzinfo=None)
+    conn.execute(sa.insert(_schema_version).values(version=version, applied_at=applied_at))
 
 
 def append_only_triggers(conn: sa.Connection) -> None:

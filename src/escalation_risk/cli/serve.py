@@ -1,0 +1,68 @@
+"""``escalation-risk serve``: the alert desk and the JSON API under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import click
+
+from .alerts import DEFAULT_STORE, STORE_ENV
+from .errors import check_store_url, fail, open_store
+
+SECRET_ENV = "ESCALATION_RISK_DESK_SECRET"
+SECRET_FILE_ENV = "ESCALATION_RISK_DESK_SECRET_FILE"
+
+
+@click.command("serve")
+@click.option("--store", "store_url", envvar=STORE_ENV, default=DEFAULT_STORE, show_default=True, metavar="URL",
+              callback=check_store_url, help=f"Alert store, a SQLAlchemy URL (env {STORE_ENV}).")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Model directory (made by `escalation-risk train`).")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The district's data folder: the scorer's history, and where each dispute's grid is.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--secret-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help=f"Key that signs the session cookies (default ${SECRET_ENV} or the file in ${SECRET_FILE_ENV}; "
+                   "without one a random key is made and sessions end when the server stops).")
+@click.option("--secure-cookies/--no-secure-cookies", default=False, show_default=True,
+              help="Send cookies over HTTPS only (behind a TLS proxy).")
+def serve(store_url: str, model_dir: str, data_dir: str, host: str, port: int, secret_file: str | None,
+          secure_cookies: bool) -> None:
+    """Serve the alert desk (pages for workers and supervisors) and the JSON API."""
+    import uvicorn
+
+    from ..dataset import load_dataset
+    from ..desk import Desk, create_app
+    from ..model import load_model
+    from ..pseudonym_keys import PseudonymKeyError, find_key
+    from ..scoring import Scorer
+
+    log = logging.getLogger("escalation_risk.desk")
+    try:
+        secret = find_key(None if secret_file is None else _path(secret_file), argument="--secret-file",
+                          env=SECRET_ENV, file_env=SECRET_FILE_ENV)
+    except PseudonymKeyError as e:
+        fail(str(e).replace("pseudonym key", "desk secret"))
+    if secret is None:
+        log.warning("no desk secret given: a random one signs the cookies; sessions end when the server stops")
+    with open_store(store_url) as store:
+        try:
+            model = load_model(model_dir)
+            scorer = Scorer(model, load_dataset(data_dir))
+        except (OSError, ValueError) as e:
+            fail(e)
+        desk = Desk(store, scorer)
+        # The case index and the alert list are built while the server already answers.
+        threading.Thread(target=desk.warm, name="desk-warm", daemon=True).start()
+        app = create_app(desk, secret_key=secret, secure_cookies=secure_cookies)
+        click.echo(f"serving the desk on http://{host}:{port}/ (model {model.version})", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                    proxy_headers=False, server_header=False)
+
+
+def _path(p: str) -> os.PathLike[str]:
+    from pathlib import Path
+    return Path(p)

@@ -1,0 +1,162 @@
+"""Groups: connected components of accepted pairs, guarded against chaining; keys kept over runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from ..normalize import ID_OTHER, ID_VALID
+from .blocking import _block_pairs
+from .keys import _Keys
+from .model import LinkageModel
+
+
+def _firm_ids(k: _Keys) -> np.ndarray:
+    """Id numbers that identify a person firmly (valid, or another document); 0 otherwise."""
+    return np.where(np.isin(k.kind, (ID_VALID, ID_OTHER)), k.idn, 0)
+
+
+def _groups(k: _Keys, i: np.ndarray, j: np.ndarray, w: np.ndarray, transposed: np.ndarray,
+            model: LinkageModel) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Component label per record, and which accepted edges the chaining guard kept."""
+    n = k.n
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    firm = _firm_ids(k)
+    size = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
+    has = firm != 0
+    n_ids = pd.Series(firm[has]).groupby(comp[has]).nunique().reindex(range(len(size)), fill_value=0).to_numpy()
+    n_tr = np.bincount(comp[i[transposed]], minlength=len(size))
+    bad = (n_ids > 1 + n_tr) | (size > model.max_group)
+    kept = np.ones(len(i), dtype=bool)
+    stats: dict[str, float] = {"components_reclustered": int(bad.sum())}
+    if not bad.any():
+        return comp, kept, stats
+    next_label = comp.max() + 1
+    edge_bad = bad[comp[i]]
+    eidx = np.flatnonzero(edge_bad)
+    order = np.argsort(comp[i[eidx]], kind="stable")
+    eidx = eidx[order]
+    ecomp = comp[i[eidx]]
+    bounds = np.flatnonzero(np.r_[True, ecomp[1:] != ecomp[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        sel = eidx[a:b]
+        labels, keep_local = _recluster(i[sel], j[sel], w[sel], transposed[sel], firm, model)
+        kept[sel] = keep_local
+        for nodes in labels:
+            comp[nodes] = next_label
+            next_label += 1
+    stats["edges_cut"] = int((~kept).sum())
+    return comp, kept, stats
+
+
+def _recluster(ei: np.ndarray, ej: np.ndarray, ew: np.ndarray, etr: np.ndarray, firm: np.ndarray,
+               model: LinkageModel) -> tuple[list[list[int]], np.ndarray]:
+    """Greedy clustering of one suspicious component: strongest edges first, never two firm
+    ids in one group (unless joined by a transposition edge), never more than max_group."""
+    nodes = np.unique(np.r_[ei, ej])
+    # A record without a firm id that matches two firm identities about equally well joins neither.
+    drop = np.zeros(len(ei), dtype=bool)
+    for r in nodes:
+        if firm[r]:
+            continue
+        mine = np.flatnonzero((ei == r) | (ej == r))
+        other = np.where(ei[mine] == r, ej[mine], ei[mine])
+        fid = firm[other]
+        best: dict[int, float] = {}
+        for f, wt in zip(fid, ew[mine]):
+            if f:
+                best[int(f)] = max(best.get(int(f), -np.inf), float(wt))
+        if len(best) >= 2:
+            top = sorted(best.values(), reverse=True)
+            if top[0] - top[1] < model.ambiguity_margin:
+                drop[mine] = True
+    parent = {int(r): int(r) for r in nodes}
+    ids = {int(r): ({int(firm[r])} if firm[r] else set()) for r in nodes}
+    size = {int(r): 1 for r in nodes}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    keep = np.zeros(len(ei), dtype=bool)
+    for e in np.argsort(-ew, kind="stable"):
+        if drop[e]:
+            continue
+        a, b = find(int(ei[e])), find(int(ej[e]))
+        if a == b:
+            keep[e] = True
+            continue
+        merged = ids[a] | ids[b]
+        allowed = len(merged) <= 1 or (etr[e] and len(ids[a]) == 1 and len(ids[b]) == 1)
+        if not allowed or size[a] + size[b] > model.max_group:
+            continue
+        parent[b] = a
+        ids[a], size[a] = merged, size[a] + size[b]
+        keep[e] = True
+    out: dict[int, list[int]] = {}
+    for r in nodes:
+        out.setdefault(find(int(r)), []).append(int(r))
+    return list(out.values()), keep
+
+
+
+def _prior_keys(pid: np.ndarray, existing: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each record's earlier key, -1 for a new record; the earlier keys by code).
+
+    Arrow's hash look-up: pandas' isin/map on a million string ids build a Python object
+    per id and took seconds."""
+    pos = pc.index_in(pa.array(pid, type=pa.string()),
+                      value_set=pa.array(existing.index.to_numpy(dtype=object), type=pa.string()))
+    pos = pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes, uniq = pd.factorize(existing.to_numpy(dtype=object))
+    prior = np.where(pos >= 0, codes[np.maximum(pos, 0)], -1)
+    return prior, np.asarray(uniq, dtype=object)
+
+
+def _existing_pairs(prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of known records inside one existing group (re-checked, so a corrected record can leave)."""
+    i, j, _, _ = _block_pairs(prior.astype(np.int64) + 1, max_block=10**9)
+    return i, j
+
+
+def _keep_keys(pid: np.ndarray, comp: np.ndarray, key: np.ndarray, prior: np.ndarray,
+               uniq: np.ndarray) -> np.ndarray:
+    """Earlier keys carried over to the new groups.
+
+    A group takes the earlier key of its known records (the smallest, when a new
+    record joined two old groups). When an earlier link no longer holds (a corrected id
+    number), several groups claim one old key; two people must never share a key, so
+    it stays with the group holding the record it was named after (else the first
+    group) and the others keep their own smallest person_id.
+    """
+    known = prior >= 0
+    cp = pd.DataFrame({"comp": comp[known], "prior": prior[known]}).drop_duplicates()
+    n_old = cp.groupby("comp")["prior"].transform("size").to_numpy()
+    many = cp[n_old > 1]
+    if len(many):  # the smallest earlier key by its text
+        many = many.assign(text=uniq[many["prior"].to_numpy()]).sort_values(["comp", "text"]) \
+            .drop_duplicates("comp")[["comp", "prior"]]
+    chosen = pd.concat([cp[n_old == 1], many])
+    comp_prior = np.full(int(comp.max()) + 1 if len(comp) else 0, -1, dtype=np.int64)
+    comp_prior[chosen["comp"].to_numpy()] = chosen["prior"].to_numpy()
+    rec_prior = comp_prior[comp]
+    has = rec_prior >= 0
+    named = np.zeros(len(pid), dtype=bool)
+    named[has] = pid[has] == uniq[rec_prior[has]]
+    claims = pd.DataFrame({"comp": comp[has], "prior": rec_prior[has], "named": named[has]}) \
+        .groupby("comp", as_index=False).agg(prior=("prior", "first"), named=("named", "any"))
+    owner = claims.sort_values(["prior", "named", "comp"], ascending=[True, False, True]) \
+        .drop_duplicates("prior")
+    owner_of = np.full(len(uniq), -1, dtype=np.int64)
+    owner_of[owner["prior"].to_numpy()] = owner["comp"].to_numpy()
+    keeps = has & (owner_of[np.maximum(rec_prior, 0)] == comp)
+    out = key.copy()
+    out[keeps] = uniq[rec_prior[keeps]]
+    return out

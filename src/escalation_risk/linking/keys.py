@@ -1,0 +1,86 @@
+"""The keys table as arrays: one int64 key per identifier part, 0 where missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..normalize import ID_NONE, ID_OTHER
+from .evidence import _Graph
+
+
+@dataclass
+class _Keys:
+    pid: np.ndarray
+    idn: np.ndarray
+    region: np.ndarray
+    date: np.ndarray
+    seq: np.ndarray
+    swap_even: np.ndarray
+    swap_odd: np.ndarray
+    kind: np.ndarray
+    year: np.ndarray
+    sex: np.ndarray
+    name: np.ndarray
+    pinyin: np.ndarray
+    fuzzy: np.ndarray
+    shape: np.ndarray
+    phone: np.ndarray
+    graph: _Graph | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.pid)
+
+
+def _str_hash(s: pd.Series) -> np.ndarray:
+    """int64 hashes of (already pseudonymised) strings, 0 for missing: for tables without lk_ keys."""
+    obj = s.astype(object)
+    miss = obj.isna().to_numpy()
+    h = pd.util.hash_array(obj.where(~miss, "").to_numpy(dtype=object)).view(np.int64).copy()
+    h[h == 0] = 1
+    h[miss] = 0
+    return h
+
+
+def _keys(persons: pd.DataFrame) -> _Keys:
+    n = len(persons)
+    zero = np.zeros(n, dtype=np.int64)
+
+    def num(col: str, fallback: np.ndarray, dtype: Any = np.int64) -> np.ndarray:
+        if col in persons.columns:
+            return persons[col].to_numpy(dtype=dtype, na_value=0)
+        return fallback.astype(dtype)
+
+    has_lk = "lk_id" in persons.columns
+    idn = num("lk_id", _str_hash(persons["id_number"]) if "id_number" in persons else zero)
+    name = num("lk_name", _str_hash(persons["name"]) if "name" in persons else zero)
+    phone = num("lk_phone", _str_hash(persons["phone"]) if "phone" in persons else zero)
+    # Without lk_ keys nothing is known of an id's form: any two different ids conflict.
+    kind = num("lk_id_kind", np.where(idn != 0, ID_OTHER, ID_NONE), np.int8) if has_lk else \
+        np.where(idn != 0, ID_OTHER, ID_NONE).astype(np.int8)
+    id_year = num("lk_id_year", zero, np.int16)
+    by = persons["birth_year"].to_numpy(dtype=float, na_value=np.nan) if "birth_year" in persons else \
+        np.full(n, np.nan)
+    year = np.where(np.isnan(by), id_year, np.nan_to_num(by)).astype(np.int16)
+    id_sex = num("lk_id_sex", np.full(n, -1), np.int8)
+    if "gender" in persons.columns:
+        g = persons["gender"]
+        if not isinstance(g.dtype, pd.CategoricalDtype):
+            g = g.astype("category")
+        code = np.array([1 if c == "male" else 0 if c == "female" else -1 for c in g.cat.categories] + [-1],
+                        dtype=np.int8)[g.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry
+        sex = np.where(code >= 0, code, id_sex).astype(np.int8)
+    else:
+        sex = id_sex
+    return _Keys(
+        pid=persons["person_id"].to_numpy(dtype=object), idn=idn, region=num("lk_id_region", zero),
+        date=num("lk_id_date", zero), seq=num("lk_id_seq", zero), swap_even=num("lk_id_swap_even", zero),
+        swap_odd=num("lk_id_swap_odd", zero), kind=kind,
+        year=year, sex=sex, name=name, pinyin=num("lk_pinyin", name), fuzzy=num("lk_fuzzy", name),
+        shape=num("lk_shape", name), phone=phone,
+    )
+

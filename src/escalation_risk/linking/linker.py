@@ -1,0 +1,242 @@
+"""The linker: decisions, the result, and the public functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..dataset import Dataset
+from ..known import persons_at
+from .blocking import _candidates
+from .comparisons import _compare
+from .evidence import EVIDENCE_COLUMNS, _graph_arrays, graph_evidence
+from .groups import _existing_pairs, _groups, _keep_keys, _prior_keys
+from .keys import _keys
+from .model import (
+    DEFAULT_MODEL,
+    FIELDS,
+    GRAPH_MODEL,
+    ID_CHECK,
+    ID_CONFLICT,
+    ID_EXACT,
+    ID_TRANSPOSED,
+    ID_TYPO,
+    LEVELS,
+    NAME_DIFFERENT,
+    NAME_SHAPE,
+    NAME_SOUND,
+    RULE_ID,
+    LinkageModel,
+)
+from .parameters import _estimate, _score, parameters_table
+
+
+def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float) -> np.ndarray:
+    idl, name, birth, phone, gender = (levels[f] for f in FIELDS[:5])
+    id_pos = np.isin(idl, (ID_CHECK, ID_TYPO, ID_TRANSPOSED))
+    same_year = np.isin(birth, (1, 2, 4))
+    # Without id evidence a pair needs the birth year, no contrary sex, and either the
+    # phone with a name that sounds the same or looks the same, or a name that sounds the
+    # same with evidence from the graph (a shared counterpart, household, place or grid):
+    # name and birth year alone never link (a district has namesakes).
+    triple = (phone == 1) & np.isin(name, NAME_SOUND + (NAME_SHAPE,)) & same_year & (gender != 2)
+    graph = (levels["counterparty"] == 1) | np.isin(levels["place"], (1, 2, 3))
+    with_graph = graph & np.isin(name, NAME_SOUND) & same_year & (gender != 2)
+    # A transposition between two valid ids counts only when everything else agrees: the
+    # name sounds the same, the birth year is the same, no phone or gender differs.
+    all_else = np.isin(name, (1, 2)) & same_year & (phone != 2) & (gender != 2)
+    ok = (weight >= threshold) & (idl != ID_CONFLICT) & (id_pos | triple | with_graph)
+    # The same id number is the same person (the identifier the law gives), unless the names
+    # differ outright and the weights do not carry it: then it is a mistyped id that landed on
+    # another person's number.
+    same_id = (idl == ID_EXACT) & ((name != NAME_DIFFERENT) | (weight >= threshold))
+    return same_id | (ok & ((idl != ID_TRANSPOSED) | all_else))
+
+
+@dataclass
+class Linkage:
+    """One linkage run: the key per record, the scored candidate pairs, the figures, and the
+    trained parameters (:func:`~escalation_risk.linking.parameters.parameters_table`)."""
+
+    key: pd.Series
+    pairs: pd.DataFrame
+    stats: dict[str, float]
+    parameters: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
+              model: LinkageModel = DEFAULT_MODEL, graph: pd.DataFrame | None = None) -> Linkage:
+    """Link the records of a keys table (``person_id``, ``birth_year``, ``gender``, ``lk_*``).
+
+    ``existing`` is an earlier ``person_key`` Series: its records keep their keys; only
+    pairs involving a new record, and pairs inside an existing group, are compared.
+    ``graph`` is graph evidence (:func:`~escalation_risk.linking.graph_evidence`, rows for
+    any of the records); without it the graph levels are missing.
+    """
+    persons = keys.reset_index(drop=True)
+    if "person_id" not in persons.columns:
+        raise ValueError("link_keys: the keys table needs a 'person_id' column")
+    if persons["person_id"].isna().any() or persons["person_id"].duplicated().any():
+        raise ValueError("link_keys: column 'person_id' has missing or duplicate values; each record needs "
+                         "its own id")
+    if graph is not None and not set(EVIDENCE_COLUMNS) <= set(graph.columns):
+        raise ValueError(f"link_keys: graph evidence needs the columns {EVIDENCE_COLUMNS}, got {list(graph.columns)}")
+    return _link(persons, existing, model, graph)
+
+
+def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel,
+          graph: pd.DataFrame | None = None) -> Linkage:
+    k = _keys(persons)
+    if model.graph and graph is not None:
+        k.graph = _graph_arrays(graph, k.pid)
+    n = k.n
+    new = None
+    if existing is not None:
+        prior_code, prior_keys = _prior_keys(k.pid, existing)
+        new = prior_code < 0
+    i, j, _, stats = _candidates(k, model, new)
+    if existing is not None:
+        ei, ej = _existing_pairs(prior_code)
+        # Both records old: never among the candidates, which all involve a new record.
+        i, j = np.r_[i, ei], np.r_[j, ej]
+        stats["pairs_existing_groups"] = len(ei)
+    gcounts: dict[str, np.ndarray] = {}
+    levels = _compare(k, i, j, graph=model.graph, counts=gcounts)
+    wt = _estimate(k, model, levels, i, j)
+    weight = _score(levels, wt, i, gcounts)
+    t = model.weight_threshold(n)
+    judged = weight
+    if existing is not None and len(ei):
+        judged = weight.copy()
+        judged[len(i) - len(ei):] += model.keep_margin
+    acc = _accept(levels, judged, t)
+    prior = model.prior_log2_odds(n)
+    prob = 1.0 / (1.0 + np.exp2(-np.clip(weight + prior, -1000, 1000)))
+    ai, aj = i[acc], j[acc]
+    comp, kept, gstats = _groups(k, ai, aj, weight[acc], levels["id_number"][acc] == ID_TRANSPOSED, model)
+    stats.update(gstats)
+    ids = k.pid
+    # The smallest person_id names a group; only groups of two or more need a look.
+    multi = np.bincount(comp)[comp] > 1
+    key_arr = ids.copy()
+    if multi.any():
+        sub = pd.Series(ids[multi]).groupby(comp[multi]).transform("min")
+        key_arr[multi] = sub.to_numpy(dtype=object)
+    if existing is not None:
+        key_arr = _keep_keys(ids, comp, key_arr, prior_code, prior_keys)
+    out = pd.Series(key_arr, index=pd.Index(ids, name="person_id"), name="person_key", dtype=object)
+    accepted_kept = np.zeros(len(i), dtype=bool)
+    accepted_kept[np.flatnonzero(acc)[kept]] = True
+    pairs = pd.DataFrame({"i": i, "j": j, "weight": weight, "match_probability": prob, "accepted": acc,
+                          "kept": accepted_kept, **levels})
+    graph_route = accepted_kept & ~np.isin(levels["id_number"], (ID_EXACT, ID_CHECK, ID_TYPO, ID_TRANSPOSED)) \
+        & (levels["phone"] != 1)
+    stats.update({
+        "records": n, "candidate_pairs": len(i), "accepted_pairs": int(acc.sum()),
+        "kept_pairs": int(accepted_kept.sum()), "weight_threshold": t, "prior_log2_odds": prior,
+        "expected_false_matches": float((1.0 - prob[accepted_kept]).sum()),
+        "persons": int((np.bincount(comp) > 0).sum()),
+        "pairs_linked_by_graph_evidence": int(graph_route.sum()),
+        **{f"em_share_of_matches_{name}": v for name, v in wt.lam.items()},
+    })
+    return Linkage(key=out, pairs=pairs, stats=stats, parameters=parameters_table(wt))
+
+
+def link_persons(ds: Dataset, existing: pd.Series | None = None,
+                 model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.Series:
+    """Map every ``person_id`` to a canonical person key (a Series named ``person_key``).
+
+    ``existing`` is an earlier result: people it knows keep their key, new records
+    join the group they link to, or start their own. The result is cached on the
+    dataset when ``existing`` is not given (and the default model is used).
+
+    The evidence is what ``ds`` holds: identifiers, and with ``GRAPH_MODEL`` the graph
+    around each record (:func:`~escalation_risk.linking.graph_evidence`). ``as_of``: link
+    as known at that moment (graph evidence from records known then, by
+    :mod:`escalation_risk.known`; a person record with a later ``recorded_at`` stands
+    alone). Without it the linkage is read as of the export (a cut Dataset,
+    ``ds.cut(t)``, is its own export at t).
+    """
+    return _linkage(ds, existing, model, as_of=as_of).key
+
+
+def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of=None) -> Linkage:
+    cacheable = existing is None and (model is DEFAULT_MODEL or model is GRAPH_MODEL)
+    slot = "linkage" if as_of is None and model is DEFAULT_MODEL else \
+        ("linkage", model.graph, None if as_of is None else pd.Timestamp(as_of))
+    if cacheable and slot in ds.cache:
+        return ds.cache[slot]
+    persons = ds.persons if as_of is None else persons_at(ds.persons, as_of)
+    evidence = graph_evidence(ds.tables(), as_of) if model.graph else None
+    res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
+    if cacheable:
+        ds.cache[slot] = res
+        if slot == "linkage":
+            ds.cache["person_key"] = res.key
+    return res
+
+
+def linkage_summary(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> dict[str, float]:
+    """Figures of the dataset's linkage: candidate and accepted pairs per blocking rule,
+    the weight threshold, the expected number of false matches among kept pairs, the
+    components the chaining guard re-clustered."""
+    return dict(_linkage(ds, None, model, as_of=as_of).stats)
+
+
+def _rule(levels: pd.DataFrame) -> pd.Series:
+    """A short name of the agreeing evidence: ``id_number`` when the id is the same."""
+    parts = []
+    idl = levels["id_number"]
+    parts.append(np.where(idl.isin([ID_CHECK, ID_TYPO, ID_TRANSPOSED]),
+                          "id_number~" + idl.map(dict(enumerate(LEVELS["id_number"]))).astype(str), ""))
+    nm = levels["name"]
+    parts.append(np.select([nm == 1, nm == 2, nm == 3, nm == NAME_SHAPE],
+                           ["name", "name~pinyin", "name~fuzzy_pinyin", "name~shape"], ""))
+    b = levels["birth"]
+    parts.append(np.select([b == 1, b.isin([2, 4])], ["birth_date", "birth_year"], ""))
+    parts.append(np.where(levels["phone"] == 1, "phone", ""))
+    parts.append(np.where(levels["counterparty"] == 1, "counterparty", ""))
+    pl = levels["place"]
+    parts.append(np.select([pl == 1, pl == 2, pl == 3], ["household", "place", "grid"], ""))
+    joined = pd.Series(["+".join(p for p in row if p) for row in zip(*parts)], index=levels.index, dtype=object)
+    return joined.where(idl != ID_EXACT, RULE_ID)
+
+
+def linkage_parameters(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
+    """The trained parameters of the dataset's linkage: per field and level, m (learnt by
+    EM, or the model's default where the data were too few: ``m_from``), u (from random
+    pairs), the weight log2(m/u) in bits, and whether the level is term-frequency adjusted
+    (its weight then depends on how many records hold the agreed value). Never a value."""
+    return _linkage(ds, None, model, as_of=as_of).parameters.copy()
+
+
+def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
+    """The evidence behind every link: one row per accepted pair inside one group.
+
+    Columns: person_key, person_id, linked_to (the pair, ``linked_to`` the smaller id),
+    rule (the agreeing evidence, ``id_number`` when the id is the same), weight (summed
+    log2 match weight), match_probability, and the agreement level of each field
+    (id_number, name, birth, phone, gender, and the graph's counterparty and place).
+    Levels only: never a value. Records that stand alone are not listed. The trained
+    parameters (:func:`linkage_parameters`: levels, m, u and weights) ride along in
+    ``.attrs["parameters"]``. ``model`` and ``as_of`` as for :func:`link_persons`.
+    """
+    res = _linkage(ds, None, model, as_of=as_of)
+    p = res.pairs[res.pairs["kept"]]
+    ids = res.key.index.to_numpy(dtype=object)
+    a, b = ids[p["i"].to_numpy()], ids[p["j"].to_numpy()]
+    swap = a < b
+    out = pd.DataFrame({"person_id": np.where(swap, b, a), "linked_to": np.where(swap, a, b)})
+    out.insert(0, "person_key", out["person_id"].map(res.key))
+    lv = p[list(FIELDS)].reset_index(drop=True)
+    out["rule"] = _rule(lv).to_numpy()
+    out["weight"] = p["weight"].round(2).to_numpy()
+    out["match_probability"] = p["match_probability"].to_numpy()
+    for f in FIELDS:
+        out[f] = pd.Categorical.from_codes(lv[f].to_numpy(), categories=list(LEVELS[f]))
+    same = out["person_key"].to_numpy() == out["linked_to"].map(res.key).to_numpy()
+    out = out[same].sort_values(["person_key", "person_id", "linked_to"], ignore_index=True)
+    out.attrs["parameters"] = res.parameters.copy()
+    return out

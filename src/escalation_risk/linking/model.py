@@ -1,0 +1,135 @@
+"""Parameters of the probabilistic linkage: fields, levels, the model and its defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RULE_ID = "id_number"
+RULE_FALLBACK = "name+birth_year+phone"
+
+FIELDS = ("id_number", "name", "birth", "phone", "gender", "counterparty", "place")
+GRAPH_FIELDS = ("counterparty", "place")
+LEVELS: dict[str, tuple[str, ...]] = {
+    "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
+    # "shape": every character the same or a look-alike (伟/伦, 己/已), the sound differing.
+    "name": ("missing", "exact", "pinyin", "fuzzy_pinyin", "shape", "different"),
+    "birth": ("missing", "date", "date_differs_same_year", "date_differs", "year", "year_off_by_one",
+              "year_differs"),
+    "phone": ("missing", "exact", "different"),
+    "gender": ("missing", "same", "different"),
+    # Graph evidence (evidence.py): a shared counterpart in incidents or relations; the
+    # closest shared whereabouts (one household, else one place, else one grid).
+    "counterparty": ("missing", "shared", "none"),
+    "place": ("missing", "household", "place", "grid", "none"),
+}
+# Levels compared under the same data (both ids' birth dates known, or not): u is
+# estimated within each mode.
+_MODES: dict[str, tuple[tuple[int, ...], ...]] = {
+    "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
+    "phone": ((1, 2),), "gender": ((1, 2),), "counterparty": ((1, 2),), "place": ((1, 2, 3, 4),),
+}
+# Levels whose u is the frequency of the agreed value (term-frequency adjustment).
+_TF_LEVEL = {"id_number": 1, "name": 1, "phone": 1}
+# Graph levels whose u is the frequency of the rarest shared item: level -> kind of item.
+_TF_GRAPH = {("counterparty", 1): "counterparty", ("place", 1): "household", ("place", 2): "place",
+             ("place", 3): "grid"}
+NAME_SOUND = (1, 2, 3)  # exact, same pinyin, same fuzzy pinyin
+NAME_SHAPE, NAME_DIFFERENT = 4, 5
+
+ID_EXACT, ID_CHECK, ID_TYPO, ID_TRANSPOSED, ID_DIFFERENT, ID_CONFLICT = 1, 2, 3, 4, 5, 6
+
+
+def _default_m() -> dict[str, dict[str, float]]:
+    # P(level | same person, both values present). Set from what each kind of noise
+    # does to real records; EM could refine them, the defaults are deliberately modest.
+    return {
+        "id_number": {"exact": 0.92, "check_digit": 0.005, "typo": 0.04, "transposed": 0.005,
+                      "different": 0.005, "conflict": 0.0},
+        "name": {"exact": 0.85, "pinyin": 0.08, "fuzzy_pinyin": 0.04, "shape": 0.01, "different": 0.02},
+        "birth": {"date": 0.96, "date_differs_same_year": 0.03, "date_differs": 0.01,
+                  "year": 0.95, "year_off_by_one": 0.03, "year_differs": 0.02},
+        "phone": {"exact": 0.75, "different": 0.25},
+        "gender": {"same": 0.995, "different": 0.005},
+        "counterparty": {"shared": 0.3, "none": 0.7},
+        "place": {"household": 0.05, "place": 0.3, "grid": 0.4, "none": 0.25},
+    }
+
+
+def _default_u0() -> dict[str, dict[str, float]]:
+    # Prior u (two different people) used where the data are too few to estimate it:
+    # one pseudo-observation at this value joins the sampled pairs.
+    return {
+        "id_number": {"exact": 1e-6, "check_digit": 1e-7, "typo": 1e-6, "transposed": 1e-7,
+                      "different": 0.01, "conflict": 0.99},
+        "name": {"exact": 1e-3, "pinyin": 3e-4, "fuzzy_pinyin": 5e-4, "shape": 1e-4, "different": 0.998},
+        "birth": {"date": 3e-5, "date_differs_same_year": 0.015, "date_differs": 0.985,
+                  "year": 0.015, "year_off_by_one": 0.03, "year_differs": 0.955},
+        "phone": {"exact": 1e-6, "different": 1.0},
+        "gender": {"same": 0.5, "different": 0.5},
+        "counterparty": {"shared": 1e-4, "none": 1.0},
+        "place": {"household": 1e-5, "place": 1e-3, "grid": 0.02, "none": 0.98},
+    }
+
+
+@dataclass(frozen=True)
+class LinkageModel:
+    """Parameters of the probabilistic linkage.
+
+    ``threshold`` is the posterior match probability a pair needs; with the prior
+    (``duplicates_per_record`` over the ``population``, at least ``min_population``)
+    it fixes the weight threshold, and ``1 - threshold`` bounds the expected share of
+    false matches among accepted pairs (most accepted pairs are far above it: the
+    expected count is reported per run). ``keep_margin`` (bits) is the benefit of the
+    doubt a pair inside an existing group gets when linking incrementally: a link
+    breaks when the evidence turns against it (a corrected id), not when new records
+    shift the term frequencies by a hair.
+
+    ``m`` holds the starting values (and the fallback where the data are too few):
+    with ``em`` the m probabilities are learnt by expectation-maximisation on the
+    blocked pairs, one training session per blocking rule with the rule's own fields
+    held out (up to ``em_sample`` pairs each, seeded; a session needs ``em_min_pairs``
+    pairs, and its estimate of a field counts only when it found ``em_min_matches``
+    matches with that field present).
+    ``graph=True`` (:data:`GRAPH_MODEL`) compares graph evidence too. It is off in the
+    default model, the linkage training reads: features at every moment T of a history
+    read one linkage, and a link that only an incident after T revealed would carry that
+    incident into features at T (the point-in-time property of ``tests/test_known.py``
+    catches it). A linkage as of one moment (``link_persons(ds, GRAPH_MODEL, as_of=t)``,
+    the night at t, a review of duplicates) may use it.
+    """
+
+    threshold: float = 0.99
+    duplicates_per_record: float = 0.05
+    population: int | None = None
+    min_population: int = 100_000
+    max_block: int = 2_000
+    max_group: int = 8
+    ambiguity_margin: float = 10.0
+    keep_margin: float = 3.0
+    u_sample: int = 500_000
+    seed: int = 0
+    em: bool = True
+    em_sample: int = 150_000
+    em_min_pairs: int = 300
+    em_min_matches: float = 30.0
+    em_iterations: int = 25
+    graph: bool = False
+    m: dict[str, dict[str, float]] = field(default_factory=_default_m)
+    u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
+
+    def prior_log2_odds(self, n_records: int) -> float:
+        """log2 odds that two random records are one person."""
+        pop = self.population or max(n_records, self.min_population)
+        lam = min(0.5, 2 * self.duplicates_per_record / max(pop, 2))
+        return float(np.log2(lam / (1 - lam)))
+
+    def weight_threshold(self, n_records: int) -> float:
+        """The summed match weight a pair needs to reach ``threshold``."""
+        return float(np.log2(self.threshold / (1 - self.threshold)) - self.prior_log2_odds(n_records))
+
+
+DEFAULT_MODEL = LinkageModel()
+GRAPH_MODEL = LinkageModel(graph=True)
+

@@ -1,0 +1,249 @@
+"""Match weights: u from random pairs, m learnt by EM on the blocked pairs, term frequencies.
+
+- **u** (how often two different people show a level) is counted on a seeded sample of
+  random pairs, with one pseudo-observation at the model's prior ``u0`` so a level the
+  sample never saw keeps a small, non-zero u.
+- **m** (how often one person's two records show it) is learnt by expectation-maximisation
+  on the candidate pairs, as Splink does: one training session per blocking rule, each
+  leaving out the fields its rule made agree (pairs found by the same name and birth year
+  say nothing about how often a true duplicate keeps its name), u held fixed, the share of
+  matches estimated. A field's m is the mean over the sessions that estimated it, weighted
+  by the matches each found; where no session had enough, the model's starting values stand. The graph levels' m are
+  then learnt on all candidate pairs from the identifiers' posteriors, the graph left out
+  of the E step (left in, EM takes the members of one household, who share a phone, a
+  home and a grid, for one person).
+- **term frequencies**: an exact id number, name or phone weighs by how many records hold
+  it (a common name is weak evidence), and a shared graph item by how many records hold
+  the rarest one shared (a counterpart shared by hundreds counts for little).
+
+The trained parameters travel with the linkage (:attr:`Linkage.parameters`) and are shown
+by :func:`~escalation_risk.linking.linkage_parameters`: levels and weights, never values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .blocking import _block_rules
+from .comparisons import _compare, _compare_graph
+from .keys import _Keys
+from .model import _MODES, _TF_GRAPH, _TF_LEVEL, FIELDS, GRAPH_FIELDS, LEVELS, LinkageModel
+
+# Training sessions: the blocking rule, and the fields it made agree (left out of the session).
+SESSIONS = {"id_number": ("id_number",), "fuzzy_pinyin+birth_year": ("name", "birth"), "phone": ("phone",)}
+_M_FLOOR = 1e-6  # a level never seen among matches is rare, not impossible (EM's logs need it)
+
+
+@dataclass
+class _Weights:
+    m: dict[str, np.ndarray]          # per level code (index 0, missing, unused)
+    u: dict[str, np.ndarray]
+    table: dict[str, np.ndarray]      # log2(m/u) per level code (missing = 0)
+    tf: dict[str, np.ndarray]         # per-record log2 u of the agreed value, for TF levels
+    holders: dict[str, int]           # records holding any graph item, per kind
+    m_from: dict[str, str] = field(default_factory=dict)  # field -> "em" or "default"
+    lam: dict[str, float] = field(default_factory=dict)   # share of matches per session
+
+
+def _m_default(model: LinkageModel) -> dict[str, np.ndarray]:
+    return {f: np.array([0.0] + [model.m[f][lv] for lv in LEVELS[f][1:]]) for f in FIELDS}
+
+
+def _random_pairs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if n < 2:
+        return np.array([], np.int64), np.array([], np.int64)
+    if n * (n - 1) // 2 <= size:
+        si, sj = np.triu_indices(n, 1)
+        return si.astype(np.int64), sj.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    si = rng.integers(0, n, size)
+    sj = rng.integers(0, n - 1, size)
+    return si, sj + (sj >= si)  # never a record with itself
+
+
+def estimate_u(levels: dict[str, np.ndarray], model: LinkageModel) -> dict[str, np.ndarray]:
+    """u per level code from the levels of random pairs (within each mode of a field)."""
+    us = {}
+    for f in FIELDS:
+        names = LEVELS[f]
+        counts = np.bincount(levels[f], minlength=len(names)).astype(float)
+        u = np.ones(len(names))
+        for mode in _MODES[f]:
+            total = counts[list(mode)].sum()
+            for lv in mode:
+                u[lv] = (counts[lv] + 1.0) / (total + 1.0 / model.u0[f][names[lv]])
+        us[f] = u
+    return us
+
+
+def _log_table(m: np.ndarray, u: np.ndarray) -> np.ndarray:
+    w = np.log2(np.maximum(m, _M_FLOOR) / u)
+    w[0] = 0.0
+    return w
+
+
+def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, np.ndarray],
+         fields: tuple[str, ...], lam0: float = 0.1, iterations: int = 25, tol: float = 1e-5,
+         update: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], float]:
+    """m per level by EM on pairs' ``levels``, u held fixed; returns (m, share of matches).
+
+    E step: each pair's match probability from the share of matches and the weights of
+    its levels in ``fields`` (a missing level weighs nothing). M step: the m of each level
+    of the ``update`` fields (default: ``fields``; a field outside ``fields`` is learnt
+    from the others' posteriors without feeding back) is the expected number of matches
+    showing it over the matches with the field present (within each mode), with one
+    pseudo-observation at the starting value; the share is the mean probability.
+    """
+    update = fields if update is None else update
+    m = {f: m0[f].astype(float).copy() for f in set(fields) | set(update)}
+    lam = float(np.clip(lam0, 1e-6, 1 - 1e-6))
+    lv = {f: levels[f].astype(np.intp) for f in m}
+    npairs = len(next(iter(lv.values()))) if lv else 0
+    if npairs == 0:
+        return m, lam
+    for _ in range(iterations):
+        s = np.full(npairs, np.log2(lam / (1 - lam)))
+        for f in fields:
+            s += _log_table(m[f], u[f])[lv[f]]
+        p = 1.0 / (1.0 + np.exp2(-np.clip(s, -200, 200)))
+        change = 0.0
+        for f in update:
+            sums = np.bincount(lv[f], weights=p, minlength=len(m[f]))
+            new = m[f].copy()
+            for mode in _MODES[f]:
+                idx = list(mode)
+                denom = sums[idx].sum()
+                new[idx] = (sums[idx] + m0[f][idx] / max(m0[f][idx].sum(), 1e-12)) / (denom + 1.0)
+            change = max(change, float(np.abs(new - m[f]).max()))
+            m[f] = new
+        new_lam = float(np.clip(p.mean(), 1e-6, 1 - 1e-6))
+        change = max(change, abs(new_lam - lam))
+        lam = new_lam
+        if change < tol:
+            break
+    return m, lam
+
+
+def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: dict[str, np.ndarray],
+             model: LinkageModel) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, float]]:
+    """m per field: the identifiers' by EM sessions (one per blocking rule in :data:`SESSIONS`),
+    then the graph levels' from the identifiers' posteriors on all candidate pairs.
+
+    The graph fields stay out of every E step: a household's members share a phone, a home
+    and a grid, and EM left free would take "one family" for "one person"."""
+    m0 = _m_default(model)
+    ident = tuple(f for f in FIELDS if f not in GRAPH_FIELDS)
+    estimates: dict[str, list[tuple[np.ndarray, float]]] = {f: [] for f in FIELDS}
+    lam: dict[str, float] = {}
+    rng = np.random.default_rng(model.seed + 1)
+
+    def sample(rows: np.ndarray) -> np.ndarray:
+        return np.sort(rng.choice(rows, model.em_sample, replace=False)) if len(rows) > model.em_sample else rows
+
+    if model.em:
+        for name, held in SESSIONS.items():
+            rows = sessions.get(name, np.array([], np.int64))
+            if len(rows) < model.em_min_pairs:
+                continue
+            rows = sample(rows)
+            fields = tuple(f for f in ident if f not in held)
+            m, share = em_m({f: levels[f][rows] for f in fields}, u, m0, fields, iterations=model.em_iterations)
+            lam[name] = share
+            for f in fields:
+                # A session whose pairs never show the field present learnt nothing about it.
+                # Weighted by the matches the session found: one that found none (pairs sharing a
+                # family phone) says how non-matches look, not matches.
+                matches = share * float((levels[f][rows] != 0).sum())
+                if matches >= model.em_min_matches:
+                    estimates[f].append((m[f], matches))
+    out, source = {}, {}
+    for f in ident:
+        if estimates[f]:
+            w = np.array([e[1] for e in estimates[f]])
+            out[f], source[f] = (np.stack([e[0] for e in estimates[f]]) * w[:, None]).sum(axis=0) / w.sum(), "em"
+        else:
+            out[f], source[f] = m0[f], "default"
+    for f in GRAPH_FIELDS:
+        out[f], source[f] = m0[f], "default"
+    rows = sample(np.arange(len(levels[FIELDS[0]])))
+    if model.em and model.graph and len(rows) >= model.em_min_pairs:
+        m, share = em_m({f: levels[f][rows] for f in FIELDS}, u, {**m0, **out}, ident, lam0=0.5,
+                        iterations=model.em_iterations, update=GRAPH_FIELDS)
+        lam["all_candidates"] = share
+        for f in GRAPH_FIELDS:
+            if share * float((levels[f][rows] != 0).sum()) >= model.em_min_matches:
+                out[f], source[f] = m[f], "em"
+    for f in FIELDS:
+        out[f][0] = 0.0
+    return out, source, lam
+
+
+def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray
+              ) -> _Weights:
+    """u from random pairs, m by EM on the candidate pairs (``i``, ``j``; their ``levels``),
+    term frequencies. A session takes every candidate pair its blocking rule's key agrees
+    on, whichever rule proposed it first (as Splink's training sessions do)."""
+    si, sj = _random_pairs(k.n, model.u_sample, model.seed)
+    sample = _compare(k, si, sj, graph=False)
+    if model.graph and k.graph is not None:
+        # Graph levels are dearer to compare: a fifth of the pairs tells their u well enough.
+        few = max(len(si) // 5, min(len(si), 1000))
+        sample.update(_compare_graph(k.graph, si[:few], sj[:few])[0])
+    u = estimate_u(sample, model)
+    rule_keys = dict(_block_rules(k))
+    sessions = {name: np.flatnonzero((rule_keys[name][i] == rule_keys[name][j]) & (rule_keys[name][i] != 0))
+                for name in SESSIONS if name in rule_keys}
+    m, source, lam = _train_m(levels, sessions, u, model)
+    table = {f: _log_table(m[f], u[f]) for f in FIELDS}
+    pop = max(k.n, model.population or 0, model.min_population)
+    tf = {}
+    for f, arr in (("id_number", k.idn), ("name", k.name), ("phone", k.phone)):
+        present = arr != 0
+        codes = pd.factorize(arr[present])[0]
+        c = np.ones(k.n)
+        c[present] = np.bincount(codes)[codes]
+        # Others holding the same value, over the population: the pair itself is not chance.
+        tf[f] = np.log2(np.maximum(c - 1.0, 1.0) / pop)
+    holders = dict(k.graph.holders) if k.graph is not None else {}
+    return _Weights(m=m, u=u, table=table, tf=tf, holders=holders, m_from=source, lam=lam)
+
+
+def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
+           graph_counts: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Summed match weight of each pair, term-frequency adjusted where a value is shared."""
+    total = np.zeros(len(i), dtype=np.float64)
+    for f in FIELDS:
+        w = wt.table[f][levels[f]]
+        if f in _TF_LEVEL:
+            hit = levels[f] == _TF_LEVEL[f]
+            w = np.where(hit, np.log2(max(wt.m[f][_TF_LEVEL[f]], _M_FLOOR)) - wt.tf[f][i], w)
+        total += w
+    for (f, lv), kind in _TF_GRAPH.items():
+        if not graph_counts or kind not in graph_counts:
+            continue
+        hit = levels[f] == lv
+        if not hit.any():
+            continue
+        # u of sharing this item by chance: the other records holding it, among the holders.
+        holders = max(wt.holders.get(kind, 2), 2)
+        u_tf = np.maximum(graph_counts[kind][hit] - 1.0, 1.0) / holders
+        total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - np.log2(u_tf) - wt.table[f][lv]
+    return total
+
+
+def parameters_table(wt: _Weights) -> pd.DataFrame:
+    """The trained parameters: one row per field and level (m, u, weight in bits, where m
+    came from). Levels and weights only, never a value."""
+    rows = []
+    for f in FIELDS:
+        for code, name in enumerate(LEVELS[f]):
+            if code == 0:
+                continue
+            rows.append({"field": f, "level": name, "m": float(wt.m[f][code]), "u": float(wt.u[f][code]),
+                         "weight": float(wt.table[f][code]),
+                         "term_frequency": (f in _TF_LEVEL and code == _TF_LEVEL[f]) or (f, code) in _TF_GRAPH,
+                         "m_from": wt.m_from.get(f, "default")})
+    return pd.DataFrame(rows)
