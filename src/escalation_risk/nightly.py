@@ -328,13 +328,19 @@ def _write_quarantine(loads: list[DistrictLoad], out: Path, tag: str) -> dict[st
 def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, model_version: str,
             fingerprint: str, *, replace: bool, backfill: bool, lock_timeout: float,
             key_fingerprint: str | None = None) -> tuple[dict[str, NightSummary], list[pd.DataFrame]]:
-    """Record every district's night: all the locks first, then, per district, the previous
-    scores (the trend) and the recording, so no other night comes between the two."""
+    """Record every district's night: all the locks first, then every district checked, then,
+    per district, the previous scores (the trend) and the recording, so no other night comes
+    between the two. All or nothing per decision: a district refused (a corrected export
+    without ``replace``, an older night without ``backfill``, another key) records none."""
     summaries: dict[str, NightSummary] = {}
     scored: list[pd.DataFrame] = []
     with ExitStack() as locks:
         for r in sorted(results, key=lambda r: r.district):  # one order: two provinces never deadlock
             locks.enter_context(st.recording_lock(timeout=lock_timeout, district=r.district))
+        for r in results:  # under the locks, the answers still hold when each district is recorded
+            st.check_night(r.scores, night, model_version, input_fingerprint=fingerprint,
+                           key_fingerprint=key_fingerprint, replace=replace, backfill=backfill,
+                           district=r.district)
         for r in results:
             # An engine that wrote the scores to files hands over a reader: one district at a time.
             tonight = r.read()
