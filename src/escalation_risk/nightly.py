@@ -308,6 +308,15 @@ def _check_stale(loads: list[DistrictLoad], night: pd.Timestamp, stale_days: flo
                 f"for {stale_days:g}+ days")
 
 
+def write_rejected(rejected: dict[str, pd.DataFrame], out: Path, tag: str, district: str) -> None:
+    """A district's rejected rows, one CSV per table, through the allow-list (ids, codes and
+    times only): the one writer for every engine."""
+    for name, rows in rejected.items():
+        rej = out / f"rejected-{tag}" / district if district else out / f"rejected-{tag}"
+        rej.mkdir(parents=True, exist_ok=True)
+        outputs.to_csv(rows, f"rejected/{name}", rej / f"{name}.csv")
+
+
 def _write_quarantine(loads: list[DistrictLoad], out: Path, tag: str) -> dict[str, Path]:
     files: dict[str, Path] = {}
     found = [d for d in loads if len(d.quarantine)]
@@ -317,10 +326,7 @@ def _write_quarantine(loads: list[DistrictLoad], out: Path, tag: str) -> dict[st
     files["quarantine"] = out / f"quarantine-{tag}.csv"
     outputs.to_csv(pd.concat([d.quarantine for d in found], ignore_index=True), "quarantine", files["quarantine"])
     for d in loads:
-        for name, rows in d.rejected.items():
-            rej = out / f"rejected-{tag}" / d.district if d.district else out / f"rejected-{tag}"
-            rej.mkdir(parents=True, exist_ok=True)
-            outputs.to_csv(rows, f"rejected/{name}", rej / f"{name}.csv")
+        write_rejected(d.rejected, out, tag, d.district)
     log.warning("quarantined %d row(s); report in %s", sum(d.quarantined_rows for d in loads), files["quarantine"])
     return files
 

@@ -53,7 +53,7 @@ import pandas as pd
 
 from .dataset import Dataset, load_dataset
 from .model import RiskModel, load_model
-from .nightly import DistrictLoad, Engine, _night_tag, newest_record, resolve_night
+from .nightly import DistrictLoad, Engine, _night_tag, newest_record, resolve_night, write_rejected
 from .province import (
     SHARED_TABLES,
     CrossDistrict,
@@ -250,10 +250,7 @@ def _load_task(item: tuple[str, str], *, root: str, tag: str, keys: bool, out: s
     if len(q):
         _write(q.astype({c: str for c in q.columns if q[c].dtype == object}), partition(r / "quarantine", tag, code))
     if out is not None and len(q):
-        for name, rows in ds.rejected.items():  # ids, codes and times only (the loader's rule)
-            rej = Path(out) / f"rejected-{tag}" / code if code else Path(out) / f"rejected-{tag}"
-            rej.mkdir(parents=True, exist_ok=True)
-            rows.to_csv(rej / f"{name}.csv", index=False)
+        write_rejected(ds.rejected, Path(out), tag, code)  # the local engine's writer (the allow-list)
     nulled = int((q["action"] == "value set to missing, row kept").sum()) if "action" in q.columns else 0
     return {"district": code, "fingerprint": ds.fingerprint(), "newest": newest_record(ds),
             "quarantined_rows": sum(len(x) for x in ds.rejected.values()), "nulled_values": nulled,
