@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from pg import pg_server, store_url  # noqa: F401  (fixtures: a throwaway PostgreSQL server)
+from spark_cluster import spark_cluster  # noqa: F401  (fixture: a standalone Spark master and two workers)
 
 # Public on purpose, like data/sample/SAMPLE_KEY: for synthetic test data only.
 KEY = "SAMPLE-ONLY test pseudonym key: public, synthetic data only"

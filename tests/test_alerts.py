@@ -686,6 +686,34 @@ def test_schema_1_store_is_migrated(store_url):
 # corrected exports, order, the recording lock (issue 14)
 
 
+def test_check_night_answers_as_record_night_and_writes_nothing(store):
+    first = scores(NIGHT2, NIGHT1_SCORES)
+    kw = {"input_fingerprint": "a" * 64, "key_fingerprint": "k" * 16, "district": "330103"}
+    assert store.check_night(first, NIGHT2, "m1", **kw) is None  # a new night: may be recorded
+    assert dump(store)["runs"] == []
+    recorded = store.record_night(first, NIGHT2, "m1", **kw)
+    before = dump(store)
+    again = store.check_night(first, NIGHT2, "m1", **kw)
+    assert again is not None and again.already_recorded and again.n_scored == recorded.n_scored
+    refusals = [  # (arguments, the refusal both give)
+        ({**kw, "input_fingerprint": "b" * 64}, "^district 330103: night .*different input.*--replace"),
+        ({**kw, "input_fingerprint": "b" * 64, "as_of": NIGHT1},
+         "^district 330103: night 2025-06-30T00:00:00 is older.*--backfill"),
+        ({**kw, "key_fingerprint": "z" * 16}, "another pseudonym key"),
+    ]
+    for args, refusal in refusals:
+        night = args.pop("as_of", NIGHT2)
+        with pytest.raises(NightConflictError, match=refusal):
+            store.check_night(scores(night, NIGHT1_SCORES), night, "m1", **args)
+        with pytest.raises(NightConflictError, match=refusal):
+            store.record_night(scores(night, NIGHT1_SCORES), night, "m1", **args)
+    assert dump(store) == before
+    # what the flags allow, the check allows, and still writes nothing
+    assert store.check_night(first, NIGHT2, "m1", **{**kw, "input_fingerprint": "b" * 64}, replace=True) is None
+    assert store.check_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1", **kw, backfill=True) is None
+    assert dump(store) == before
+
+
 def test_same_input_is_a_no_op_changed_input_is_refused_and_replace_keeps_the_old(store):
     first = scores(NIGHT1, NIGHT1_SCORES)
     store.record_night(first, NIGHT1, "m1", input_fingerprint="a" * 64)

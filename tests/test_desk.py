@@ -45,8 +45,8 @@ def base(small_district, withheld):
     t = _without(small_district, withheld).tables()
     # Their notes go too: a folder on disk is checked for references, a Dataset in memory is not.
     t["incident_notes"] = t["incident_notes"][t["incident_notes"]["incident_id"].isin(t["incidents"]["incident_id"])]
-    return Dataset(**{k: v.reset_index(drop=True) for k, v in t.items()},
-                   key_fingerprint=small_district.key_fingerprint, source=small_district.source)
+    return Dataset(**{k: v.reset_index(drop=True) for k, v in t.items()}, source=small_district.source,
+                   key_fingerprint=small_district.key_fingerprint)
 
 
 @pytest.fixture(scope="module")

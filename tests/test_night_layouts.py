@@ -210,3 +210,79 @@ def test_store_urls_are_resolved_and_shown(tmp_path: Path, monkeypatch):
         "postgresql+psycopg://er:pw@db.local:5432/er"
     r = CliRunner().invoke(main, ["alerts", "list", "--store", "sqlite:///var/er/alerts.db"])
     assert r.exit_code == 1 and f"{tmp_path}/var/er/alerts.db" in r.output  # the path meant, in full
+
+
+# --------------------------------------------------------------------------- all or nothing
+
+THIRD = "330103"
+
+
+@pytest.fixture(scope="module")
+def small_province(tmp_path_factory) -> Path:
+    """A province of three small districts (sharing nobody), with its key file."""
+    root = tmp_path_factory.mktemp("small-province")
+    for code, seed in (("330101", 7), ("330102", 8), (THIRD, 9)):
+        write_tables(generate_tables(150, seed=seed)[0], root / "prov" / code, fmt="csv")
+    (root / "key").write_text(KEY)
+    (root / "key").chmod(0o600)
+    return root
+
+
+def test_a_province_night_is_recorded_whole_or_not_at_all(small_province: Path, model_dir: Path,
+                                                           store_url: str, tmp_path: Path):
+    """A refusal of any district records no district, and names the one refused."""
+    from escalation_risk.alerts import NightConflictError
+    from escalation_risk.nightly import run_night
+    prov = tmp_path / "prov"
+    shutil.copytree(small_province / "prov", prov)
+    key = small_province / "key"
+
+    def province(as_of: str = NIGHT, **kw):
+        return run_night(prov, model_dir, as_of, store=store_url, out_dir=None, pseudonym_key=key,
+                         check_drift=False, **kw)
+
+    def alone(as_of: str, **kw):  # the third district's night run on its own beforehand
+        return run_night(prov / THIRD, model_dir, as_of, store=store_url, out_dir=None, pseudonym_key=key,
+                         check_drift=False, district=THIRD, **kw)
+
+    def recorded() -> tuple[list[tuple[str, str]], dict[str, int], dict[str, int]]:
+        with AlertStore(store_url) as st:
+            runs = st.runs()
+            codes = ("330101", "330102", THIRD)
+            return (sorted(zip(runs["district"], runs["as_of"].dt.strftime("%Y-%m-%d"))),
+                    {c: len(st.scores(district=c)) for c in codes}, {c: len(st.alerts(district=c)) for c in codes})
+
+    # the third district's night was recorded alone; then its export was corrected
+    alone(NIGHT)
+    before = recorded()
+    assert before[0] == [(THIRD, NIGHT)] and before[1][THIRD] > 0
+    incidents = prov / THIRD / "incidents.csv"
+    inc = pd.read_csv(incidents, dtype=str)
+    inc.loc[3, "amount"] = "123456"
+    inc.to_csv(incidents, index=False)
+    with pytest.raises(NightConflictError, match=f"^district {THIRD}: night .*different input.*--replace"):
+        province()
+    assert recorded() == before  # nothing in the first two districts, nothing changed in the third
+    # the operator's view: exit 1, the district named, no traceback
+    r = _nightly(small_province, prov, model_dir, store_url, tmp_path / "out", "--no-progress")
+    assert r.exit_code == 1 and f"district {THIRD}: night" in r.output and "Traceback" not in r.output
+    assert recorded() == before
+
+    replaced = province(replace=True)
+    assert sorted(replaced.summaries) == ["330101", "330102", THIRD]
+    runs, scores, _ = recorded()
+    assert runs == [(c, NIGHT) for c in ("330101", "330102", THIRD)]
+    assert all(n > 0 for n in scores.values())
+    with AlertStore(store_url) as st:
+        assert st.replaced_runs()["district"].tolist() == [THIRD]
+
+    # a later night recorded for the third district alone: the province's next night is older there
+    alone("2025-07-02", allow_stale=True)
+    before = recorded()
+    with pytest.raises(NightConflictError, match=f"^district {THIRD}: night 2025-07-01.*older.*--backfill"):
+        province("2025-07-01", allow_stale=True)
+    assert recorded() == before
+    assert [n for n in before[0] if n[1] == "2025-07-01"] == []
+    backfilled = province("2025-07-01", allow_stale=True, backfill=True)
+    assert sorted(backfilled.summaries) == ["330101", "330102", THIRD]
+    assert [d for d, n in recorded()[0] if n == "2025-07-01"] == ["330101", "330102", THIRD]

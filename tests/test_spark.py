@@ -1,38 +1,50 @@
-"""The province on Spark (local[2]): the same scores and alerts as the local engine.
+"""The province on Spark, on ``local[2]`` and on a standalone cluster of two workers.
 
-Skipped only when Java is absent (the reason is printed by ``-ra``); every test has a
+The same night as the local engine (scores, files, quarantine, alerts, links) and
+each district one task writing its own partition, on both; on the cluster only (one
+run is enough, and only there are executors separate processes): ``score_province``,
+an executor killed mid-night changing nothing in the store, and no log holding the key.
+Never skipped: without Java the fixtures fail with the reason. Every test has a
 timeout, because a Spark job short of memory hangs instead of failing.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import KEY
 
-from escalation_risk import AlertStore
+from escalation_risk import AlertStore, load_dataset
 from escalation_risk import province as P
 from escalation_risk import spark as S
 from escalation_risk.nightly import resolve_night
 from escalation_risk.synth import generate_province, write_province
 
-pytestmark = [pytest.mark.spark, pytest.mark.timeout(900),
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(600),
               # PySpark 4 predates pandas 3 and says so at every conversion; the tests check the values
               pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 
 NIGHT = "2025-03-31"
+TAG = "2025-03-31"
+DISTRICTS = ["330101", "330102", "330103"]
 
 
-@pytest.fixture(scope="module")
-def spark():
+@pytest.fixture(scope="module", params=["local[2]", "cluster"])
+def spark(request):
     why = S.java_missing()
-    if why:
-        pytest.skip(why)
-    session = S.session("local[2]")
+    if why:  # fail, never skip: scripts/ensure-java-postgres.sh installs Java
+        pytest.fail(f"the Spark tests need Java: {why}")
+    master = request.getfixturevalue("spark_cluster").master_url if request.param == "cluster" else request.param
+    session = S.session(master, pseudonym_key=KEY)
     yield session
     session.stop()
 
@@ -40,7 +52,30 @@ def spark():
 @pytest.fixture(scope="module")
 def province_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("province")
-    return write_province(generate_province(3, 600, seed=11, shared=0.05), root)
+    province = generate_province(3, 600, seed=11, shared=0.05)
+    # one bad row, so that both engines quarantine it: the report and the rejected rows must agree
+    m = province["330102"]["mediations"]
+    m["held_at"] = m["held_at"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    m.loc[m.index[0], "held_at"] = "not a date"
+    return write_province(province, root)
+
+
+@pytest.fixture(scope="module")
+def local_night(province_dir: Path, small_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("local")
+    url = f"sqlite:///{tmp / 'local.db'}"
+    report = P.run_province_night(province_dir, small_model, NIGHT, store=url, out_dir=tmp / "out",
+                                  engine="local", pseudonym_key=KEY)
+    return report, url
+
+
+@pytest.fixture(scope="module")
+def spark_night(spark, province_dir: Path, small_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("spark")
+    url = f"sqlite:///{tmp / 'spark.db'}"
+    report = P.run_province_night(province_dir, small_model, NIGHT, store=url, out_dir=tmp / "out",
+                                  engine="spark", spark=spark, pseudonym_key=KEY)
+    return report, url, tmp / "out"
 
 
 def _alerts(url: str) -> pd.DataFrame:
@@ -51,61 +86,128 @@ def _alerts(url: str) -> pd.DataFrame:
     return a[cols].sort_values(["district", "dispute_id"], ignore_index=True)
 
 
-def _district_stages(spark, group: str) -> list[tuple[str, int, int]]:
-    """(name, tasks, completed tasks) of the stages Spark ran for ``group`` whose call site is a
-    collect in spark.py (the district mapper): what Spark itself counted, not the results."""
-    tracker = spark.sparkContext.statusTracker()
-    out = []
-    for job in tracker.getJobIdsForGroup(group):
-        info = tracker.getJobInfo(job)
-        for stage in (info.stageIds if info else ()):
-            si = tracker.getStageInfo(stage)
-            if si is not None and si.name.startswith("collect at") and "spark.py" in si.name:
-                out.append((si.name, si.numTasks, si.numCompletedTasks))
-    return out
-
-
-def test_spark_night_equals_local_night(spark, province_dir: Path, tmp_path: Path, small_model):
-    urls = {e: f"sqlite:///{tmp_path / e}.db" for e in ("local", "spark")}
-    reports = {}
-    for e in ("local", "spark"):
-        if e == "spark":
-            spark.sparkContext.setJobGroup("night-test", "the province night on Spark")
-        reports[e] = P.run_province_night(province_dir, small_model, NIGHT, store=urls[e], out_dir=tmp_path / e,
-                                          engine=e, spark=spark if e == "spark" else None, pseudonym_key=KEY)
-    spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
-    local, remote = (reports[e].scores for e in ("local", "spark"))
-    assert len(local) > 100 and set(local["district"]) == {"330101", "330102", "330103"}
-    assert local[["district", "dispute_id"]].equals(remote[["district", "dispute_id"]])
-    np.testing.assert_allclose(remote["probability"], local["probability"], rtol=0, atol=1e-9)
-    assert (local["level"] == remote["level"]).all() and (local["plan"] == remote["plan"]).all()
-    assert reports["spark"].cross_people == reports["local"].cross_people > 0
-    # the same files and the same alerts in the store
-    files = {e: pd.read_csv(reports[e].files["scores"]) for e in reports}
-    pd.testing.assert_frame_equal(files["local"].drop(columns="probability"),
-                                  files["spark"].drop(columns="probability"))
-    a, b = _alerts(urls["local"]), _alerts(urls["spark"])
+def _same_alerts(url_a: str, url_b: str) -> None:
+    a, b = _alerts(url_a), _alerts(url_b)
     assert len(a) > 0
     pd.testing.assert_frame_equal(a.drop(columns="probability"), b.drop(columns="probability"))
     np.testing.assert_allclose(a["probability"], b["probability"], rtol=0, atol=1e-9)
-    # one task per district, as Spark counted them (the report's task list is built from the
-    # results, so it could not tell one task per district from one task for all)
-    stages = _district_stages(spark, "night-test")
-    assert stages and all(n == done == local["district"].nunique() for _, n, done in stages), stages
-    assert sorted(reports["spark"].tasks["district"]) == sorted(local["district"].unique())
 
 
-def test_score_province_returns_a_spark_dataframe(spark, province_dir: Path, small_model):
-    # the cross-district part on Spark is checked by the night above (same scores); here, the local one
-    local_cross = P.cross_district(P.open_province(province_dir), pseudonym_key=KEY)
-    df = S.score_province(spark, province_dir, small_model, NIGHT, pseudonym_key=KEY, cross=local_cross)
+def test_spark_night_equals_local_night(local_night, spark_night):
+    (local, local_url), (remote, remote_url, _) = local_night, spark_night
+    ls, rs = local.scores, remote.scores
+    assert len(ls) > 100 and set(ls["district"]) == set(DISTRICTS)
+    assert ls[["district", "dispute_id"]].values.tolist() == rs[["district", "dispute_id"]].values.tolist()
+    np.testing.assert_allclose(rs["probability"], ls["probability"], rtol=0, atol=1e-9)
+    for c in ("level", "plan", "trend"):
+        assert ls[c].tolist() == rs[c].tolist()
+    assert [list(r) for r in ls["reasons"]] == [list(r) for r in rs["reasons"]]
+    assert (pd.to_datetime(rs["as_of"]) == resolve_night(NIGHT)).all()
+    assert remote.cross_people == local.cross_people > 0
+    files = {e: pd.read_csv(r.files["scores"]) for e, r in (("local", local), ("spark", remote))}
+    pd.testing.assert_frame_equal(files["local"].drop(columns="probability"),
+                                  files["spark"].drop(columns="probability"))
+    _same_alerts(local_url, remote_url)
+    # the same quarantine: the report (written by the driver from the tasks' Parquet) and the rejected rows
+    assert remote.quarantined_rows == local.quarantined_rows > 0
+    pd.testing.assert_frame_equal(pd.read_csv(remote.files["quarantine"]), pd.read_csv(local.files["quarantine"]))
+    rejected = {e: sorted(p.relative_to(r.files["quarantine"].parent) for p in
+                          (r.files["quarantine"].parent / f"rejected-{TAG}").rglob("*.csv"))
+                for e, r in (("local", local), ("spark", remote))}
+    assert rejected["local"] == rejected["spark"] != []
+    for f in rejected["local"]:
+        pd.testing.assert_frame_equal(pd.read_csv(remote.files["quarantine"].parent / f),
+                                      pd.read_csv(local.files["quarantine"].parent / f))
+    assert {d: s.n_scored for d, s in remote.summaries.items()} == {d: s.n_scored for d, s in local.summaries.items()}
+    assert set(remote.drifts) == set(DISTRICTS)
+
+
+def test_each_district_task_writes_its_own_partition(spark, spark_night, local_night):
+    (local, _), (remote, _, out) = local_night, spark_night
+    # the score job: one stage of exactly one task per district (Spark's own bookkeeping)
+    tracker = spark.sparkContext.statusTracker()
+    jobs = tracker.getJobIdsForGroup("escalation-risk-score")
+    assert len(jobs) == 1
+    stages = [tracker.getStageInfo(s) for s in tracker.getJobInfo(jobs[0]).stageIds]
+    assert [(s.numTasks, s.numCompletedTasks) for s in stages] == [(3, 3)]
+    # each district's partition holds that district's disputes and no other's
+    root = out / "spark" / "scores" / f"night={TAG}"
+    assert sorted(p.name for p in root.iterdir()) == [f"district={d}" for d in DISTRICTS]
+    for d in DISTRICTS:
+        files = list((root / f"district={d}").glob("*.parquet"))
+        assert len(files) == 1
+        got = pq.read_table(files[0]).to_pandas()
+        want = local.scores[local.scores["district"] == d]
+        assert sorted(got["dispute_id"]) == sorted(want["dispute_id"]) and len(got) > 0
+    # the driver collected one small row per task, no score table: pids of the executors that ran them
+    assert sorted(remote.tasks["district"]) == DISTRICTS and (remote.tasks["pid"] != os.getpid()).all()
+
+
+def test_spark_linkage_gives_the_local_links(spark_night, province_dir: Path):
+    _, _, out = spark_night
+    folders = P.open_province(province_dir).folders
+    keys = pd.concat([P.linkage_keys(load_dataset(f, errors="quarantine", pseudonym_key=KEY), d)
+                      for d, f in folders.items()], ignore_index=True)
+    want = P.province_keys(keys).sort_values(["district", "person_id"], ignore_index=True)
+    got = pd.concat([S._read_all(out / "spark" / "province_keys" / f"night={TAG}")], ignore_index=True)
+    got = got[want.columns].astype(object).sort_values(["district", "person_id"], ignore_index=True)
+    assert len(want) == len(keys) and (want["key_district"] != want["district"]).any()  # linked across
+    pd.testing.assert_frame_equal(got, want.astype(object))
+    links = S._read_all(out / "spark" / "links" / f"night={TAG}")
+    assert sorted(map(tuple, links[["district", "person_id"]].values.tolist())) == \
+        sorted(map(tuple, P._shared(want)[["district", "person_id"]].values.tolist()))
+
+
+@pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster only: see the docstring
+def test_score_province_returns_the_written_dataset_lazily(spark, province_dir: Path, small_model, local_night,
+                                                            tmp_path: Path):
+    df = S.score_province(spark, province_dir, small_model, NIGHT, work_dir=tmp_path, pseudonym_key=KEY)
     assert df.columns[:3] == ["district", "dispute_id", "as_of"]
-    assert df.rdd.getNumPartitions() == 3  # one partition per district, on purpose
+    assert "FileScan parquet" in df._jdf.queryExecution().executedPlan().toString()  # reads the dataset
     got = df.toPandas().sort_values(["district", "dispute_id"], ignore_index=True)
-    want = pd.concat([P.score_district(f, d, small_model, resolve_night(NIGHT), local_cross, pseudonym_key=KEY).scores
-                      for d, f in P.open_province(province_dir).folders.items()])
-    want = want.sort_values(["district", "dispute_id"], ignore_index=True)
+    want = local_night[0].scores.sort_values(["district", "dispute_id"], ignore_index=True)
     assert got[["district", "dispute_id"]].values.tolist() == want[["district", "dispute_id"]].values.tolist()
     np.testing.assert_allclose(got["probability"], want["probability"], rtol=0, atol=1e-9)
     assert (pd.to_datetime(got["as_of"]) == resolve_night(NIGHT)).all()
     assert [list(r) for r in got["reasons"]] == [list(r) for r in want["reasons"]]
+
+
+@pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster only: see the docstring
+def test_a_killed_executor_changes_nothing_in_the_store(spark, spark_cluster, province_dir: Path, small_model,
+                                                        local_night, tmp_path: Path):
+    url, out = f"sqlite:///{tmp_path / 'killed.db'}", tmp_path / "out"
+    scores = out / "spark" / "scores" / f"night={TAG}"
+    killed: list[tuple[int, int]] = []  # (executor pid, districts written when it was killed)
+    stop = threading.Event()
+
+    def kill_mid_night() -> None:
+        while not stop.is_set():
+            done = len(list(scores.glob("district=*/part-0.parquet"))) if scores.exists() else 0
+            pids = spark_cluster.executor_pids()
+            if done >= 1 and pids:  # the score stage is under way: kill an executor running a task
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append((pids[0], done))
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=kill_mid_night)
+    watcher.start()
+    try:
+        report = P.run_province_night(province_dir, small_model, NIGHT, store=url, out_dir=out, engine="spark",
+                                      spark=spark, pseudonym_key=KEY)
+    finally:
+        stop.set()
+        watcher.join()
+    assert killed and killed[0][1] < len(DISTRICTS), f"the executor was not killed mid-night: {killed}"
+    assert sorted(report.summaries) == DISTRICTS
+    _same_alerts(local_night[1], url)
+    assert sum(s.n_scored for s in report.summaries.values()) == len(local_night[0].scores)
+
+
+@pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster only: see the docstring
+def test_the_pseudonym_key_is_in_no_cluster_log(spark, spark_night, spark_cluster):
+    """The key reaches executors through their environment only: no master, worker or executor log holds it."""
+    assert spark.sparkContext.environment.get("ESCALATION_RISK_PSEUDONYM_KEY") == KEY  # it is on its way
+    logs = [p for p in spark_cluster.logs.rglob("*") if p.is_file() and p.suffix not in (".jar", ".py", ".zip")]
+    assert any("CoarseGrainedExecutorBackend" in p.read_text(errors="replace") for p in logs)  # logs were read
+    assert not [p for p in logs if KEY in p.read_text(errors="replace")]

@@ -130,20 +130,55 @@ class Engine:
 
     ``map(fn, items)`` runs ``fn`` on every item and returns the results in order;
     ``keeps_data`` says the loaded districts stay in this process between steps (the
-    local engine), so they are loaded once; a remote engine's tasks load their folder.
+    local engine), so they are loaded once. The steps :meth:`load`, :meth:`link` and
+    :meth:`score` run the district tasks through ``map``; an engine whose tasks read and
+    write files themselves (Spark: :class:`escalation_risk.spark.SparkEngine`) overrides them.
     """
 
     name: str
     map: Mapper
     keeps_data: bool
 
+    def load(self, sources: dict[str, Path | Dataset], key: bytes | None, *, several: bool, tag: str,
+             out: Path | None) -> list[DistrictLoad]:
+        """Step 1: every district loaded and validated (with its linkage keys when ``several``)."""
+        keep = self.keeps_data and not several
+        return self.map(lambda it: _load_district(it[0], it[1], key, with_keys=several, keep=keep),
+                        list(sources.items()))
+
+    def link(self, data_of: dict[str, Path | Dataset], loads: list[DistrictLoad], key: bytes | None, *,
+             several: bool, tag: str, out: Path | None) -> Any:
+        """Step 3: the cross-district part (anything with ``n_people``, handed to :meth:`score`)."""
+        if not several:
+            return CrossDistrict.empty()
+        keys = pd.concat([d.keys for d in loads if d.keys is not None], ignore_index=True)
+        for d in loads:  # what the engine keeps is in data_of; the loads need not hold the keys any more
+            d.keys = None
+        return cross_district(data_of, self.map, pseudonym_key=key, keys=keys)
+
+    def score(self, codes: list[str], data_of: dict[str, Path | Dataset], cross: Any, model: RiskModel,
+              night: pd.Timestamp, key: bytes | None, *, thresholds: dict[str, float] | None,
+              check_drift: bool) -> list[DistrictResult]:
+        """Step 4: every district scored (trend not applied), with its drift report."""
+        def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
+            ds = _data(it[1], key)
+            result = score_loaded(ds, it[0], model, night, it[2], thresholds=thresholds)
+            # Tonight's features against the model's validation window, while the district is
+            # loaded; reported in the drift step, after the night is recorded.
+            result.drift = check_night(model, ds, night) if check_drift else None
+            return result
+
+        return self.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
+
 
 LOCAL = Engine("local", local_map, keeps_data=True)
 
 
-def get_engine(engine: str | Engine = "local", *, spark: Any = None, spark_master: str | None = None) -> Engine:
+def get_engine(engine: str | Engine = "local", *, spark: Any = None, spark_master: str | None = None,
+               pseudonym_key: str | bytes | Path | None = None) -> Engine:
     """An :class:`Engine` by name: ``"local"``, or ``"spark"`` (``spark``: a session to use;
-    else ``spark_master``, else the session of ``spark-submit``, else ``local[*]``)."""
+    else ``spark_master``, else the session of ``spark-submit``, else ``local[*]``; a new
+    session gets ``pseudonym_key`` for its executors)."""
     if isinstance(engine, Engine):
         return engine
     if engine == "local":
@@ -152,8 +187,8 @@ def get_engine(engine: str | Engine = "local", *, spark: Any = None, spark_maste
         return LOCAL
     if engine == "spark":
         from . import spark as er_spark
-        session = spark if spark is not None else er_spark.session(spark_master)
-        return Engine("spark", er_spark.district_mapper(session), keeps_data=False)
+        session = spark if spark is not None else er_spark.session(spark_master, pseudonym_key=pseudonym_key)
+        return er_spark.SparkEngine.of(session)
     raise ValueError(f"engine must be 'local' or 'spark', got {engine!r}")
 
 
@@ -293,16 +328,24 @@ def _write_quarantine(loads: list[DistrictLoad], out: Path, tag: str) -> dict[st
 def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, model_version: str,
             fingerprint: str, *, replace: bool, backfill: bool, lock_timeout: float,
             key_fingerprint: str | None = None) -> tuple[dict[str, NightSummary], list[pd.DataFrame]]:
-    """Record every district's night: all the locks first, then, per district, the previous
-    scores (the trend) and the recording, so no other night comes between the two."""
+    """Record every district's night: all the locks first, then every district checked, then,
+    per district, the previous scores (the trend) and the recording, so no other night comes
+    between the two. All or nothing per decision: a district refused (a corrected export
+    without ``replace``, an older night without ``backfill``, another key) records none."""
     summaries: dict[str, NightSummary] = {}
     scored: list[pd.DataFrame] = []
     with ExitStack() as locks:
         for r in sorted(results, key=lambda r: r.district):  # one order: two provinces never deadlock
             locks.enter_context(st.recording_lock(timeout=lock_timeout, district=r.district))
+        for r in results:  # under the locks, the answers still hold when each district is recorded
+            st.check_night(r.scores, night, model_version, input_fingerprint=fingerprint,
+                           key_fingerprint=key_fingerprint, replace=replace, backfill=backfill,
+                           district=r.district)
         for r in results:
-            previous = st.previous_scores(r.scores["dispute_id"].tolist(), before=night, district=r.district)
-            s = apply_trend(r.scores, previous)
+            # An engine that wrote the scores to files hands over a reader: one district at a time.
+            tonight = r.read()
+            previous = st.previous_scores(tonight["dispute_id"].tolist(), before=night, district=r.district)
+            s = apply_trend(tonight, previous)
             summaries[r.district] = st.record_night(s, night, model_version, input_fingerprint=fingerprint,
                                                     key_fingerprint=key_fingerprint, replace=replace,
                                                     backfill=backfill, district=r.district)
@@ -341,7 +384,6 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     """
     night = resolve_night(as_of)
     tag = _night_tag(night)
-    eng = get_engine(engine, spark=spark, spark_master=spark_master)
     if district is not None and not isinstance(data, Dataset) and is_province(data):
         raise ValueError(f"district={district!r}: a province's night runs every district (its linkage reads "
                          "them all); give a district's own folder to run it alone")
@@ -349,6 +391,7 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     codes = list(sources)
     several = len(codes) > 1
     key = known_key(pseudonym_key)
+    eng = get_engine(engine, spark=spark, spark_master=spark_master, pseudonym_key=key)
     out = Path(out_dir) if out_dir is not None else None
     files: dict[str, Path] = {}
     seconds: dict[str, float] = {}
@@ -366,9 +409,7 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     done = step("load")
     # A lone district is loaded once; a province's districts are loaded again by each task
     # that needs them, so that no more than one district's data is held at a time.
-    keep = eng.keeps_data and not several
-    loads: list[DistrictLoad] = eng.map(
-        lambda it: _load_district(it[0], it[1], key, with_keys=several, keep=keep), list(sources.items()))
+    loads = eng.load(sources, key, several=several, tag=tag, out=out)
     data_of: dict[str, Path | Dataset] = {d.district: d.ds if d.ds is not None else sources[d.district]
                                           for d in loads}
     if not allow_stale:
@@ -380,22 +421,11 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     done()
 
     done = step("link")
-    keys = pd.concat([d.keys for d in loads if d.keys is not None], ignore_index=True) if several else None
-    cross = cross_district(data_of, eng.map, pseudonym_key=key, keys=keys) if several else CrossDistrict.empty()
-    for d in loads:  # what the engine keeps is in data_of; the loads need not hold the keys any more
-        d.keys = None
+    cross = eng.link(data_of, loads, key, several=several, tag=tag, out=out)
     done()
 
     done = step("score")
-    def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
-        ds = _data(it[1], key)
-        result = score_loaded(ds, it[0], rm, night, it[2], thresholds=thresholds)
-        # Tonight's features against the model's validation window, while the district is
-        # loaded; reported in the drift step, after the night is recorded.
-        result.drift = check_night(rm, ds, night) if check_drift else None
-        return result
-
-    results: list[DistrictResult] = eng.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
+    results = eng.score(codes, data_of, cross, rm, night, key, thresholds=thresholds, check_drift=check_drift)
     done()
 
     done = step("record")
@@ -435,8 +465,9 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
         steps.close()
         if own_store:
             st.dispose()
-    tasks = pd.DataFrame([{"district": r.district, "disputes": len(r.scores), "seconds": r.seconds,
-                           "peak_rss_mb": r.peak_rss_mb, "pid": r.pid} for r in results])
+    tasks = pd.DataFrame([{"district": r.district, "disputes": n, "seconds": r.seconds,
+                           "peak_rss_mb": r.peak_rss_mb, "pid": r.pid}
+                          for r, n in zip(results, (len(x) for x in scored))])
     seconds["total"] = sum(seconds.values())
     return NightReport(summaries=summaries, scores=scores, quarantined_rows=sum(d.quarantined_rows for d in loads),
                        files=files, seconds=seconds, drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),

@@ -41,8 +41,8 @@ import pandas as pd
 
 from .clock import to_moment
 from .contract import TABLES
-from .dataset import Dataset, _read_table, empty_table, load_dataset, resolve_pseudonym_key
-from .linking import Linkage, link_keys, link_persons
+from .dataset import Dataset, empty_table, load_dataset, resolve_pseudonym_key
+from .linking import Linkage, link_keys
 from .model import RiskModel, open_points
 from .normalize import KEY_COLUMNS
 from .pseudonym_keys import KEY_ENV, KEY_FILE_ENV, find_key
@@ -50,8 +50,6 @@ from .response import compute_trend
 
 log = logging.getLogger(__name__)
 
-#: Identifiers that link records of one person (pseudonymised on load).
-LINK_COLUMNS = ("id_number", "name", "birth_year", "phone")
 #: Tables of the shared histories, in the order a district task appends them.
 SHARED_TABLES = ("persons", "incidents", "incident_parties", "mediations", "person_flags")
 _FOREIGN = "~"  # internal ids of foreign records start with this (sorts after every real id)
@@ -153,28 +151,6 @@ def linkage_keys(ds: Dataset, district: str) -> pd.DataFrame:
     cols = [c for c in LINK_KEY_COLUMNS if c in ds.persons.columns]
     out = ds.persons[cols].reset_index(drop=True)
     out.insert(0, "district", district)
-    return out
-
-
-def district_link_keys(folder: str | os.PathLike, district: str, pseudonym_key: str | bytes | None = None
-                       ) -> pd.DataFrame:
-    """Exact identifiers (id number, name, birth year, phone) of a district's persons,
-    pseudonymised, with their key in the district's own linkage.
-
-    Kept for :func:`escalation_risk.spark.link_rows_filter`; the night links the
-    province with :func:`province_keys` on :func:`linkage_keys`.
-    """
-    raw = _read_table(Path(folder), "persons")
-    if raw is None:
-        raise ProvinceError(f"district {district}: no persons table in {folder}")
-    empties = {t: empty_table(t) for t in ("places", "incidents", "incident_parties")}
-    ds = Dataset.from_frames(errors="quarantine", pseudonym_key=pseudonym_key, persons=raw, **empties)
-    p = ds.persons
-    key = link_persons(ds)
-    out = pd.DataFrame({"district": district, "person_id": p["person_id"].astype(object).to_numpy(),
-                        "local_key": key.reindex(p["person_id"]).astype(object).to_numpy()})
-    for c in LINK_COLUMNS:
-        out[c] = p[c].astype("float64" if c == "birth_year" else object).to_numpy()
     return out
 
 
@@ -402,6 +378,13 @@ class DistrictResult:
     peak_rss_mb: float
     pid: int = field(default_factory=os.getpid)
     drift: Any = None  # the district's DriftReport, when the night checks drift
+    #: An engine whose tasks write their scores (Spark) leaves ``scores`` empty and gives
+    #: this reader of the written file instead: the driver holds one district at a time.
+    reader: Callable[[], pd.DataFrame] | None = None
+
+    def read(self) -> pd.DataFrame:
+        """The district's scores (from the task's file, when it wrote one)."""
+        return self.reader() if self.reader is not None else self.scores
 
 
 def score_loaded(ds: Dataset, district: str, model: RiskModel, night: pd.Timestamp, cross: CrossDistrict,

@@ -1,46 +1,73 @@
-"""The province on Apache Spark: each district one task, the cross-district part once.
+"""The province on Apache Spark: executors read their district, write Parquet; the driver keeps counts.
 
 Needs the ``spark`` extra (``pip install 'escalation-risk[spark]'``) and Java 17+
-(``apt-get install -y openjdk-17-jre-headless``). The district tasks are the very
-functions of :mod:`escalation_risk.province`, so the Spark night gives the local
-engine's scores; Spark only decides where they run:
+(``apt-get install -y openjdk-17-jre-headless``). The night is
+:func:`escalation_risk.nightly.run_night`, the one pipeline; :class:`SparkEngine` is its
+"load, link, score the districts" steps on Spark. What travels:
 
-- every district is its own partition on purpose (``parallelize`` with one slice per
-  district): hashing district codes (``repartition(n, "district")``) put several
-  districts into one partition, run one after another;
-- the link keys of all districts stay in Spark; only the rows whose identifiers occur
-  in two districts or more come back to the driver (a Spark ``groupBy``), where the
-  province's links are made once;
-- the cross-district part and the model travel to the tasks inside the task closure,
-  which PySpark broadcasts when it is large, so each task reads only its own folder.
+- **to executors**: district codes and folder paths, the model's files as bytes in one
+  broadcast, and the pseudonym key through ``spark.executorEnv`` (set when the session
+  is made, :func:`session`; never in a closure, a task or a log: its conf name is
+  redacted). Each task reads its own district folder, so the province folder and the
+  work folder must be at the same path on every executor (one machine, a shared file
+  system);
+- **written by executors** under the work folder (``OUT/spark`` by default), each a
+  Parquet dataset partitioned by ``night=`` and ``district=``: ``keys`` (a district's
+  persons as pseudonyms and hashed linkage keys), ``quarantine`` (the problem report:
+  table, row, column, masked value, reason; never free text), ``province_keys``,
+  ``links`` (persons seen in two districts or more), ``history/TABLE`` (their
+  records) and ``scores``. A file is written under a temporary name and renamed, so a
+  retried task replaces its first attempt's file instead of adding to it;
+- **to the driver**: one small row per task (counts, seconds, memory, pid, the
+  district's drift report) and the list of districts sharing people. The recording
+  step reads one district's scores at a time from the ``scores`` dataset.
 
-On a cluster the province folder must be readable by the executors (a shared file
-system) at the same path. ``session()`` makes a session for this machine or joins the
-one ``spark-submit`` made; :func:`score_province` is the analyst's entry point.
+The cross-district part is a Spark job: link keys per district on executors (each
+district read once), the province linkage (:func:`escalation_risk.province.province_keys`,
+the linkage training uses, on the keys in district order, so the same links as the
+local engine) in one task over the keys dataset, the grouping by person key (persons
+in two districts or more) in Spark, then each sharing district hands over its shared
+people's records. Each score task reads its persons' keys, the links and the shared
+records (small beside a district) from those datasets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import shutil
 import sys
+import tempfile
+import time
+import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pandas as pd
 
-from .dataset import resolve_pseudonym_key
+from .dataset import Dataset, load_dataset
 from .model import RiskModel, load_model
+from .nightly import DistrictLoad, Engine, _night_tag, newest_record, resolve_night
 from .province import (
-    LINK_COLUMNS,
+    SHARED_TABLES,
     CrossDistrict,
-    Mapper,
-    cross_district,
-    district_link_keys,
+    DistrictResult,
+    district_shared_history,
+    known_key,
+    linkage_keys,
+    local_map,
     open_province,
-    score_district,
+    peak_rss_mb,
+    province_keys,
+    score_loaded,
 )
+from .pseudonym_keys import KEY_ENV
 
 INSTALL_HINT = ("the spark engine needs PySpark: pip install 'escalation-risk[spark]' "
                 "(and Java 17 or later: apt-get install -y openjdk-17-jre-headless)")
@@ -49,6 +76,8 @@ INSTALL_HINT = ("the spark engine needs PySpark: pip install 'escalation-risk[sp
 SCORE_SCHEMA = ("district string, dispute_id string, as_of timestamp_ntz, probability double, level string, "
                 "trend string, delta double, reasons array<string>, reasons_zh array<string>, "
                 "reason_features array<string>, plan string")
+_LONE = "__HIVE_DEFAULT_PARTITION__"  # the partition of a lone district (code "")
+_REDACT = r"(?i)secret|password|token|access[.]?key|pseudonym"
 
 
 class SparkUnavailableError(RuntimeError):
@@ -74,12 +103,20 @@ def _pyspark() -> Any:
     return pyspark, SparkSession
 
 
-def session(master: str | None = None, *, driver_memory: str = "2g", app_name: str = "escalation-risk") -> Any:
+def _on_this_machine(master: str | None) -> bool:
+    return master is None or master.startswith("local") or "127.0.0.1" in master or "localhost" in master
+
+
+def session(master: str | None = None, *, pseudonym_key: str | bytes | os.PathLike | None = None,
+            driver_memory: str = "2g", executor_memory: str = "1g", app_name: str = "escalation-risk") -> Any:
     """A SparkSession: the active one (``spark-submit``, a notebook), else a new one on ``master``.
 
-    For a new session on this machine: workers run this interpreter (so they find this
-    package), the driver gets ``driver_memory`` (at 1g a large job ran out of heap and
-    hung instead of failing), the UI is off and everything binds to 127.0.0.1.
+    The pseudonym key (the argument, else ``$ESCALATION_RISK_PSEUDONYM_KEY[_FILE]``) goes
+    to executors as ``spark.executorEnv.ESCALATION_RISK_PSEUDONYM_KEY`` (redacted in
+    Spark's logs), so a task never carries it. For a new session on this machine:
+    workers run this interpreter (so they find this package), the driver gets
+    ``driver_memory`` (at 1g a large job ran out of heap and hung instead of failing),
+    the UI is off and everything binds to 127.0.0.1.
     """
     _, SparkSession = _pyspark()
     # PySpark warns at every pandas conversion that it predates pandas 3; our frames
@@ -96,102 +133,371 @@ def session(master: str | None = None, *, driver_memory: str = "2g", app_name: s
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    if master is None or master.startswith("local"):
+    if _on_this_machine(master):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = (builder.config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1"))
+    key = known_key(pseudonym_key)
+    if key is not None:
+        builder = builder.config(f"spark.executorEnv.{KEY_ENV}", _key_text(key))
+    if os.environ.get("PYTHONPATH"):  # a development checkout: executors import the same package
+        builder = builder.config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
     return (builder.config("spark.driver.memory", driver_memory)
+            .config("spark.executor.memory", executor_memory)
+            .config("spark.redaction.regex", _REDACT)
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")  # codes stay strings
             .config("spark.python.worker.reuse", "true")
             .config("spark.sql.shuffle.partitions", "8")
             .config("spark.executorEnv.PYTHONWARNINGS", "ignore:PySpark does not yet fully support pandas")
             .getOrCreate())
 
 
-def district_mapper(spark: Any) -> Mapper:
-    """Run a district function over districts on Spark, one partition per district."""
-    def run(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        if not items:
-            return []
-        return list(spark.sparkContext.parallelize(list(items), len(items)).map(fn).collect())
-    return run
+def _key_text(key: bytes) -> str:
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        raise ValueError("the pseudonym key must be text to reach Spark executors through their environment "
+                         "(make one with `escalation-risk keygen`)") from None
 
 
-def link_rows_filter(spark: Any) -> Callable[[list[tuple[str, str]], bytes], pd.DataFrame]:
-    """Step 1 on Spark: link keys per district task, shared identifiers found by a Spark groupBy."""
-    from pyspark.sql import functions as F
+def _check_executor_key(spark: Any, key: bytes | None) -> None:
+    """The executors must pseudonymise with the driver's key: it is in the session's executorEnv."""
+    given = spark.sparkContext.environment.get(KEY_ENV)
+    if key is None:
+        return
+    if given is None or hashlib.sha256(given.strip().encode()).digest() != hashlib.sha256(key).digest():
+        raise ValueError("the Spark session's executors do not have this pseudonym key: make the session with "
+                         "escalation_risk.spark.session(master, pseudonym_key=...) (it goes to executors as "
+                         f"spark.executorEnv.{KEY_ENV}), or start spark-submit with "
+                         f"--conf spark.executorEnv.{KEY_ENV}=...")
 
-    def run(items: list[tuple[str, str]], key: bytes) -> pd.DataFrame:
-        schema = ("district string, person_id string, local_key string, id_number string, name string, "
-                  "birth_year double, phone string")
 
-        def keys(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            for batch in batches:
-                for district, folder in zip(batch["district"], batch["folder"]):
-                    yield district_link_keys(folder, district, key)
+# --------------------------------------------------------------------------- files on executors
 
-        todo = spark.sparkContext.parallelize(items, len(items)).toDF("district string, folder string")
-        k = todo.mapInPandas(keys, schema).cache()
+def partition(root: Path, tag: str, district: str) -> Path:
+    """The folder of one district's night in a dataset: ``ROOT/night=TAG/district=CODE``."""
+    return root / f"night={tag}" / f"district={quote(district, safe='') if district else _LONE}"
+
+
+def _write(df: pd.DataFrame, folder: Path) -> None:
+    """One Parquet file per district and night, renamed into place: a retried task replaces it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{uuid.uuid4().hex}.tmp"  # Spark and pyarrow skip names starting with "."
+    pq.write_table(pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False), tmp)
+    os.replace(tmp, folder / "part-0.parquet")
+
+
+def _read(folder: Path) -> pd.DataFrame | None:
+    """One district's file of a dataset, or None when the task wrote none."""
+    import pyarrow.parquet as pq
+    f = folder / "part-0.parquet"
+    return pq.read_table(f).to_pandas() if f.exists() else None
+
+
+def _read_all(root: Path) -> pd.DataFrame | None:
+    """Every district of one night of a (small) dataset, in district order, with ``district``."""
+    if not root.is_dir():
+        return None
+    frames = []
+    for d in sorted(root.iterdir()):
+        if d.name.startswith("district=") and (df := _read(d)) is not None:
+            code = d.name.split("=", 1)[1]
+            df.insert(0, "district", "" if code == _LONE else unquote(code))
+            frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _model_files(model: RiskModel | str | os.PathLike) -> dict[str, bytes]:
+    """The model directory's files as bytes: what the broadcast carries, once."""
+    if isinstance(model, RiskModel):
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save(tmp)
+            return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+    return {p.name: p.read_bytes() for p in Path(model).iterdir() if p.is_file()}
+
+
+_MODELS: dict[str, RiskModel] = {}  # per executor process: the broadcast model, loaded once
+
+
+def _model_of(files: dict[str, bytes]) -> RiskModel:
+    digest = hashlib.sha256(b"".join(files[k] for k in sorted(files))).hexdigest()
+    if digest not in _MODELS:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                (Path(tmp) / name).write_bytes(data)
+            _MODELS[digest] = load_model(tmp)  # verified against its manifest, as on the driver
+    return _MODELS[digest]
+
+
+# --------------------------------------------------------------------------- the tasks
+
+def _load_task(item: tuple[str, str], *, root: str, tag: str, keys: bool, out: str | None) -> dict[str, Any]:
+    """Load one district on an executor: its keys and problem report go to Parquet; counts come back."""
+    t0 = time.perf_counter()
+    code, folder = item
+    ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
+    r = Path(root)
+    if keys:
+        k = linkage_keys(ds, code).drop(columns="district")
+        k["_row"] = range(len(k))  # the local engine's order: the linkage samples pairs by position
+        _write(k, partition(r / "keys", tag, code))
+    q = ds.quarantine
+    if len(q):
+        _write(q.astype({c: str for c in q.columns if q[c].dtype == object}), partition(r / "quarantine", tag, code))
+    if out is not None and len(q):
+        for name, rows in ds.rejected.items():  # ids, codes and times only (the loader's rule)
+            rej = Path(out) / f"rejected-{tag}" / code if code else Path(out) / f"rejected-{tag}"
+            rej.mkdir(parents=True, exist_ok=True)
+            rows.to_csv(rej / f"{name}.csv", index=False)
+    nulled = int((q["action"] == "value set to missing, row kept").sum()) if "action" in q.columns else 0
+    return {"district": code, "fingerprint": ds.fingerprint(), "newest": newest_record(ds),
+            "quarantined_rows": sum(len(x) for x in ds.rejected.values()), "nulled_values": nulled,
+            "problems": len(q), "persons": len(ds.persons), "seconds": time.perf_counter() - t0,
+            "peak_rss_mb": peak_rss_mb(), "pid": os.getpid()}
+
+
+def _province_keys_task(pdf: pd.DataFrame) -> pd.DataFrame:
+    """The province linkage over every district's keys, in the local engine's order."""
+    pdf = pdf.astype({"district": object}).sort_values(["district", "_row"], kind="stable", ignore_index=True)
+    return province_keys(pdf.drop(columns="_row"))
+
+
+def _history_task(item: tuple[str, str], *, root: str, tag: str) -> dict[str, Any]:
+    """A sharing district hands over its shared people's records (a second read of this district)."""
+    t0 = time.perf_counter()
+    code, folder = item
+    ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
+    links = _read_all(Path(root) / "links" / f"night={tag}")
+    assert links is not None
+    parts = district_shared_history(ds, code, links[links["district"] == code])
+    for t, df in parts.items():
+        _write(df.drop(columns="district"), partition(Path(root) / "history" / t, tag, code))
+    return {"district": code, "rows": sum(len(df) for df in parts.values()),
+            "seconds": time.perf_counter() - t0, "pid": os.getpid()}
+
+
+def cross_of(root: Path, tag: str, district: str) -> CrossDistrict:
+    """What one score task needs from the cross-district datasets: its persons' province keys,
+    the links and the shared records (the local engine's :meth:`CrossDistrict.for_district`)."""
+    mine = _read(partition(root / "province_keys", tag, district))
+    if mine is None:
+        return CrossDistrict.empty()
+    mine.insert(0, "district", district)
+    links = _read_all(root / "links" / f"night={tag}")
+    keys = pd.concat([mine, links], ignore_index=True).drop_duplicates(["district", "person_id"]) \
+        if links is not None else mine
+    history = {}
+    for t in SHARED_TABLES:
+        h = _read_all(root / "history" / t / f"night={tag}")
+        history[t] = h if h is not None else pd.DataFrame(columns=["district"])
+    return CrossDistrict(keys.astype(object).reset_index(drop=True), history).for_district(district)
+
+
+def _score_task(item: tuple[str, str], *, root: str, tag: str, model: Any, night: pd.Timestamp,
+                thresholds: dict[str, float] | None, check_drift: bool) -> dict[str, Any]:
+    """Score one district on an executor and write its scores; counts and the drift report come back."""
+    from .drift import check_night
+    t0 = time.perf_counter()
+    code, folder = item
+    rm = _model_of(model.value)
+    ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
+    result = score_loaded(ds, code, rm, night, cross_of(Path(root), tag, code), thresholds=thresholds)
+    s = result.scores.drop(columns=[c for c in ("district",) if c in result.scores.columns])
+    s["as_of"] = s["as_of"].astype("datetime64[us]")
+    for c in ("reasons", "reasons_zh", "reason_features"):
+        s[c] = [list(v) for v in s[c]]
+    _write(s, partition(Path(root) / "scores", tag, code))
+    drift = check_night(rm, ds, night) if check_drift else None
+    return {"district": code, "disputes": len(s), "seconds": time.perf_counter() - t0,
+            "peak_rss_mb": peak_rss_mb(), "pid": os.getpid(), "drift": pickle.dumps(drift)}
+
+
+def read_scores(root: Path, tag: str, district: str) -> pd.DataFrame:
+    """One district's scores of one night from the ``scores`` dataset, as the local engine gives them."""
+    folder = partition(root, tag, district)
+    s = _read(folder)
+    if s is None:
+        raise FileNotFoundError(f"no scores of district {district or '(lone)'} for night {tag} in {root}")
+    COLLECTED["scores_bytes"] += (folder / "part-0.parquet").stat().st_size
+    for c in ("reasons", "reasons_zh", "reason_features"):
+        s[c] = [list(v) for v in s[c]]
+    s = s.astype({c: object for c in s.columns if s[c].dtype == "str" or str(s[c].dtype) == "string"})
+    if district:
+        s.insert(0, "district", district)
+    return s
+
+
+# --------------------------------------------------------------------------- the engine
+
+@dataclass
+class SparkRun:
+    """What the Spark link step leaves for the score step (paths and counts, no table)."""
+
+    root: Path
+    tag: str
+    n_people: int = 0
+    sharing: list[str] = field(default_factory=list)
+
+
+#: What this process's driver collected from district tasks since the count was reset (a
+#: benchmark's figure): ``bytes`` of the task rows (pickled), ``scores_bytes`` of score files read.
+COLLECTED: dict[str, int] = {"bytes": 0, "scores_bytes": 0}
+
+
+def _run(spark: Any, fn: Any, items: Sequence[tuple[str, str]], group: str) -> list[dict[str, Any]]:
+    """One task per item, each in its own partition on purpose (hashing codes put several in one)."""
+    if not items:
+        return []
+    sc = spark.sparkContext
+    sc.setJobGroup(f"escalation-risk-{group}", f"{group}: {len(items)} district task(s)")
+    try:
+        rows = list(sc.parallelize(list(items), len(items)).map(fn).collect())
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    COLLECTED["bytes"] += len(pickle.dumps(rows))
+    return rows
+
+
+@dataclass(frozen=True)
+class SparkEngine(Engine):
+    """The night's district steps on Spark (:func:`escalation_risk.nightly.run_night`).
+
+    ``work_dir``: where executors write the night's datasets (default ``OUT/spark``, or a
+    temporary folder without an output folder); at the same path on every executor."""
+
+    spark: Any = None
+    work_dir: Path | None = None
+
+    @classmethod
+    def of(cls, spark: Any, work_dir: str | os.PathLike | None = None) -> SparkEngine:
+        """The engine on a session (``map`` runs the driver's own small steps in place)."""
+        return cls("spark", local_map, False, spark, Path(work_dir) if work_dir is not None else None)
+
+    def _root(self, out: Path | None) -> Path:
+        if self.work_dir is not None:
+            return self.work_dir
+        if out is not None:
+            return out / "spark"
+        root = Path(tempfile.mkdtemp(prefix="escalation-risk-spark-"))
+        object.__setattr__(self, "work_dir", root)
+        return root
+
+    def load(self, sources: dict[str, Any], key: bytes | None, *, several: bool, tag: str,
+             out: Path | None) -> list[Any]:
+        if any(isinstance(s, Dataset) for s in sources.values()):
+            raise ValueError("the spark engine reads district folders (executors load them): give a folder, "
+                             "not a Dataset")
+        _check_executor_key(self.spark, key)
+        root = self._root(out)
+        for sub in ("keys", "quarantine", "province_keys", "links", "scores", *(f"history/{t}" for t in SHARED_TABLES)):
+            shutil.rmtree(root / sub / f"night={tag}", ignore_errors=True)  # a night's files are its run's
+        rows = _run(self.spark, partial(_load_task, root=str(root), tag=tag, keys=several,
+                                        out=str(out) if out is not None else None),
+                    [(c, str(f)) for c, f in sources.items()], "load")
+        loads = []
+        for r in rows:
+            q = _read(partition(root / "quarantine", tag, r["district"])) if r["problems"] else None
+            if q is None:
+                q = pd.DataFrame()
+            elif r["district"]:
+                q.insert(0, "district", r["district"])
+            loads.append(DistrictLoad(r["district"], r["fingerprint"], r["newest"], q, {}, r["quarantined_rows"],
+                                      r["nulled_values"]))
+        return loads
+
+    def link(self, data_of: dict[str, Any], loads: list[Any], key: bytes | None, *, several: bool, tag: str,
+             out: Path | None) -> SparkRun:
+        from pyspark.sql import functions as F
+        root = self._root(out)
+        run = SparkRun(root, tag)
+        if not several:
+            return run
+        sc = self.spark.sparkContext
+        sc.setJobGroup("escalation-risk-link", "province linkage")
+        keys = self.spark.read.parquet(str(root / "keys" / f"night={tag}"))
+        schema = "district string, person_id string, key_district string, key_person string"
+        pk = keys.groupBy(F.lit(0).alias("_all")).applyInPandas(_province_keys_task, schema)
+        pk.write.mode("overwrite").partitionBy("district").parquet(str(root / "province_keys" / f"night={tag}"))
+        pk = self.spark.read.parquet(str(root / "province_keys" / f"night={tag}"))
+        groups = (pk.groupBy("key_district", "key_person").agg(F.countDistinct("district").alias("_n"))
+                  .where("_n >= 2").select("key_district", "key_person"))
+        links = pk.join(groups, ["key_district", "key_person"], "left_semi") \
+            .select("district", "person_id", "key_district", "key_person")
+        links.repartition("district").write.mode("overwrite").partitionBy("district") \
+            .parquet(str(root / "links" / f"night={tag}"))
+        links = self.spark.read.parquet(str(root / "links" / f"night={tag}"))
+        run.n_people = links.select("key_district", "key_person").distinct().count()
+        run.sharing = sorted(r["district"] for r in links.select("district").distinct().collect())
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        # Spark's partitioned writer names files part-*.parquet: keep one per district under our name.
+        for ds_name in ("province_keys", "links"):
+            _one_file_per_district(root / ds_name / f"night={tag}")
+        folders = {c: str(data_of[c]) for c in run.sharing}
+        _run(self.spark, partial(_history_task, root=str(root), tag=tag), list(folders.items()), "history")
+        return run
+
+    def score(self, codes: list[str], data_of: dict[str, Any], cross: SparkRun, model: RiskModel,
+              night: pd.Timestamp, key: bytes | None, *, thresholds: dict[str, float] | None,
+              check_drift: bool) -> list[DistrictResult]:
+        bc = self.spark.sparkContext.broadcast(_model_files(model))
         try:
-            # One column of identifiers (the id number, and the full triple) and one
-            # aggregation: those held in two districts or more, joined back to their rows.
-            triple = F.when(F.col("name").isNotNull() & F.col("birth_year").isNotNull() & F.col("phone").isNotNull(),
-                            F.concat_ws("|", F.lit("t"), "name", F.col("birth_year").cast("bigint").cast("string"),
-                                        "phone"))
-            ident = F.explode(F.array_compact(F.array(F.concat_ws("|", F.lit("i"), "id_number"), triple)))
-            kid = k.where(F.col("id_number").isNotNull() | triple.isNotNull()).select("*", ident.alias("_k"))
-            kid = kid.where(F.col("_k") != "i")  # concat_ws skips nulls: "i" alone is no id number
-            shared = (kid.groupBy("_k").agg(F.countDistinct("district").alias("_n")).where("_n >= 2")
-                      .select("_k"))
-            rows = (kid.join(F.broadcast(shared), "_k", "left_semi")
-                    .select("district", "person_id", "local_key", *LINK_COLUMNS).distinct().toPandas())
+            rows = _run(self.spark, partial(_score_task, root=str(cross.root), tag=cross.tag, model=bc, night=night,
+                                            thresholds=thresholds, check_drift=check_drift),
+                        [(c, str(data_of[c])) for c in codes], "score")
         finally:
-            k.unpersist()
-        return rows.astype({c: object for c in rows.columns if c != "birth_year"}).sort_values(
-            ["district", "person_id"], ignore_index=True)
-    return run
+            bc.unpersist()
+        scores_root = cross.root / "scores"
+        return [DistrictResult(r["district"], pd.DataFrame(), r["seconds"], r["peak_rss_mb"], r["pid"],
+                               pickle.loads(r["drift"]),
+                               reader=partial(read_scores, scores_root, cross.tag, r["district"]))
+                for r in rows]
 
 
-def cross_district_on_spark(spark: Any, path: str | os.PathLike, *,
-                            pseudonym_key: str | bytes | None = None) -> CrossDistrict:
-    """The cross-district part of a province, computed on Spark."""
-    return cross_district(open_province(path), district_mapper(spark), pseudonym_key=pseudonym_key,
-                          link_rows=link_rows_filter(spark))
+def _one_file_per_district(night_dir: Path) -> None:
+    """Rename a Spark-written partitioned dataset to one ``part-0.parquet`` per district."""
+    import pyarrow.parquet as pq
+    for d in night_dir.iterdir():
+        if not d.name.startswith("district="):
+            continue
+        parts = sorted(d.glob("part-*.parquet"))
+        if len(parts) == 1 and parts[0].name == "part-0.parquet":
+            continue
+        frame = pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+        for p in parts:
+            p.unlink()
+        _write(frame, d)
 
+
+# --------------------------------------------------------------------------- the analyst's entry point
 
 def score_province(spark: Any, path: str | os.PathLike, model: str | os.PathLike | RiskModel, as_of: Any, *,
                    pseudonym_key: str | bytes | None = None, thresholds: dict[str, float] | None = None,
-                   cross: CrossDistrict | None = None) -> Any:
+                   work_dir: str | os.PathLike | None = None) -> Any:
     """Every dispute open at ``as_of`` in every district of a province, scored: a Spark DataFrame.
 
-    Columns: :data:`SCORE_SCHEMA` (``district`` first, ids as the districts wrote them).
-    The trend is ``new`` throughout: trends come from a store's earlier nights, which
-    the nightly job applies (``escalation-risk nightly PROVINCE_DIR --engine spark``).
-    The DataFrame is lazy; each action runs the district tasks again, so ``cache()``
-    it when used twice.
+    The district tasks run (load, province linkage, score) and write the ``scores``
+    dataset under ``work_dir`` (a temporary folder by default); the DataFrame returned
+    reads it lazily (columns :data:`SCORE_SCHEMA`, ``district`` first). Nothing is
+    recorded and the trend is ``new`` throughout: trends come from a store's earlier
+    nights, which the nightly job applies (``escalation-risk nightly PROVINCE_DIR
+    --engine spark``).
     """
     province = open_province(path)
-    rm = model if isinstance(model, RiskModel) else load_model(model)
-    key = resolve_pseudonym_key(pseudonym_key)
-    from .nightly import resolve_night
     night = resolve_night(as_of)
-    if cross is None:
-        cross = cross_district(province, district_mapper(spark), pseudonym_key=key,
-                               link_rows=link_rows_filter(spark))
-    shared = cross
-
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            for district, folder in zip(batch["district"], batch["folder"]):
-                s = score_district(folder, district, rm, night, shared, pseudonym_key=key,
-                                   thresholds=thresholds).scores
-                s["as_of"] = s["as_of"].astype("datetime64[us]")
-                for c in ("reasons", "reasons_zh", "reason_features"):
-                    s[c] = [list(v) for v in s[c]]
-                yield s
-
-    items = [(d, str(f)) for d, f in province.folders.items()]
-    todo = spark.sparkContext.parallelize(items, len(items)).toDF("district string, folder string")
-    return todo.mapInPandas(score, SCORE_SCHEMA)
+    tag = _night_tag(night)
+    rm = model if isinstance(model, RiskModel) else load_model(model)
+    key = known_key(pseudonym_key)
+    eng = SparkEngine.of(spark, work_dir)
+    sources: dict[str, Any] = dict(province.folders)
+    several = len(sources) > 1
+    eng.load(sources, key, several=several, tag=tag, out=None)
+    run = eng.link(sources, [], key, several=several, tag=tag, out=None)
+    eng.score(list(sources), sources, run, rm, night, key, thresholds=thresholds, check_drift=False)
+    schema = SCORE_SCHEMA.replace("district string, ", "") + ", night string, district string"
+    df = spark.read.schema(schema).parquet(str(run.root / "scores")).where(f"night = '{tag}'")
+    return df.select("district", *[c for c in df.columns if c not in ("district", "night")])

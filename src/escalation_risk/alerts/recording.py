@@ -113,46 +113,23 @@ class Recording(Locking):
         ``replace`` says: ids made with two keys never meet in one store.
         The whole step holds the store's recording lock (:meth:`recording_lock`).
         """
-        night = _timestamp(as_of, "as_of")
-        if not isinstance(model_version, str) or not model_version:
-            raise ValueError(f"model_version: expected a non-empty str, got {model_version!r}")
+        night, district = _night_of(scores, as_of, model_version, district)
         bad = [lvl for lvl in alert_levels if lvl not in DUE_DAYS]
         if bad:
             raise ValueError(
                 f"alert_levels: {bad} cannot raise alerts; expected a subset of {tuple(DUE_DAYS)}"
             )
-        district = _night_district(scores, district)
         rows = _score_rows(scores, night)
         started = _now(None)
 
         with self.recording_lock(district=district), \
                 self.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
-            _check_key(conn, key_fingerprint)
-            done = conn.execute(
-                sa.select(runs_table).where(
-                    runs_table.c.district == district,
-                    runs_table.c.as_of == night, runs_table.c.model_version == model_version,
-                )
-            ).mappings().first()
+            done = _decide(conn, district, night, model_version, input_fingerprint=input_fingerprint,
+                           key_fingerprint=key_fingerprint, replace=replace, backfill=backfill)
+            if done is not None and not replace:
+                return _summary_from_run(done, already_recorded=True)
             if done is not None:
-                same = input_fingerprint is None or done["input_fingerprint"] in (None, input_fingerprint)
-                if same and not replace:
-                    return _summary_from_run(done, already_recorded=True)
-                if not replace:
-                    raise NightConflictError(
-                        f"night {night.isoformat()} was recorded at {_fmt(done['started_at'])} from different "
-                        f"input (fingerprint {str(done['input_fingerprint'])[:12]}, this input "
-                        f"{input_fingerprint[:12] if input_fingerprint else None}); nothing was written. "
-                        "If the export was corrected, record it again with replace (--replace): the first "
-                        "recording stays in the audit trail")
                 _archive_run(conn, dict(done), input_fingerprint, started)
-            newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))
-                                  .where(runs_table.c.district == district)).scalar()
-            if newest is not None and night < newest and not backfill:
-                raise NightConflictError(
-                    f"night {night.isoformat()} is older than the newest recorded night {newest.isoformat()}; "
-                    "its trends would be computed against the wrong night. Record it with backfill "
-                    "(--backfill) if that is what you mean")
 
             inserted = conn.execute(
                 sa.insert(runs_table).values(district=district, as_of=night, model_version=model_version,
@@ -201,6 +178,78 @@ class Recording(Locking):
             district=district,
         )
 
+
+    def check_night(
+        self,
+        scores: pd.DataFrame,
+        as_of: Any,
+        model_version: str,
+        *,
+        input_fingerprint: str | None = None,
+        key_fingerprint: str | None = None,
+        replace: bool = False,
+        backfill: bool = False,
+        district: str | None = None,
+    ) -> NightSummary | None:
+        """Raise the refusal :meth:`record_night` would raise for this night, writing nothing.
+
+        The same rule as :meth:`record_night` (a corrected export without ``replace``, an
+        older night without ``backfill``, another pseudonym key). Returns the first
+        recording's summary (``already_recorded=True``) when recording would be a no-op,
+        else None. The answer holds only while the district's :meth:`recording_lock` is
+        held from this check to the recording: a province's night checks every district
+        under all their locks before recording any, so a refusal of one records none.
+        """
+        night, district = _night_of(scores, as_of, model_version, district)
+        with self.engine.connect() as conn:
+            done = _decide(conn, district, night, model_version, input_fingerprint=input_fingerprint,
+                           key_fingerprint=key_fingerprint, replace=replace, backfill=backfill)
+        if done is not None and not replace:
+            return _summary_from_run(done, already_recorded=True)
+        return None
+
+
+def _night_of(scores: Any, as_of: Any, model_version: str, district: str | None) -> tuple[datetime, str]:
+    """The night and the district a night's arguments name, checked."""
+    night = _timestamp(as_of, "as_of")
+    if not isinstance(model_version, str) or not model_version:
+        raise ValueError(f"model_version: expected a non-empty str, got {model_version!r}")
+    return night, _night_district(scores, district)
+
+
+def _decide(conn: sa.Connection, district: str, night: datetime, model_version: str, *,
+            input_fingerprint: str | None, key_fingerprint: str | None, replace: bool,
+            backfill: bool) -> Any:
+    """The one rule for whether a district's night may be recorded (record and check share it).
+
+    Raises the refusal, naming the district of a province; else returns the run already
+    recorded for this night (a no-op unless ``replace``), or None."""
+    _check_key(conn, key_fingerprint)
+    where = f"district {district}: " if district else ""
+    done = conn.execute(
+        sa.select(runs_table).where(
+            runs_table.c.district == district,
+            runs_table.c.as_of == night, runs_table.c.model_version == model_version,
+        )
+    ).mappings().first()
+    if done is not None and not replace:
+        if input_fingerprint is None or done["input_fingerprint"] in (None, input_fingerprint):
+            return done
+        raise NightConflictError(
+            f"{where}night {night.isoformat()} was recorded at {_fmt(done['started_at'])} from different "
+            f"input (fingerprint {str(done['input_fingerprint'])[:12]}, this input "
+            f"{input_fingerprint[:12] if input_fingerprint else None}); nothing was written. "
+            "If the export was corrected, record it again with replace (--replace): the first "
+            "recording stays in the audit trail")
+    # The replaced run has this very night, so counting it or not never changes "older".
+    newest = conn.execute(sa.select(sa.func.max(runs_table.c.as_of))
+                          .where(runs_table.c.district == district)).scalar()
+    if newest is not None and night < newest and not backfill:
+        raise NightConflictError(
+            f"{where}night {night.isoformat()} is older than the newest recorded night {newest.isoformat()}; "
+            "its trends would be computed against the wrong night; nothing was written. Record it with "
+            "backfill (--backfill) if that is what you mean")
+    return done
 
 
 def _night_district(scores: Any, district: str | None) -> str:
