@@ -493,10 +493,15 @@ def test_cli_end_to_end(cli_store):
 
     shown = run("show", a, "--store", url)
     assert shown.exit_code == 0
-    assert "交派出所" in shown.stdout and "case opened" in shown.stdout
+    # Notes and the outcome are text typed by staff: shown by their lengths only.
+    assert "交派出所" not in shown.stdout and "case opened" not in shown.stdout
+    assert "note_chars" in shown.stdout and "outcome_chars" in shown.stdout
     detail = json.loads(run("show", a, "--store", url, "--format", "json").stdout)
     assert detail["status"] == "closed" and detail["escalated_to_crime"] is True
     assert len(detail["events"]) == 6
+    assert "outcome" not in detail and detail["outcome_chars"] == len("case opened")
+    assert [e["note_chars"] for e in detail["events"]][1:3] == [len("网格7"), 0]
+    assert all("note" not in e for e in detail["events"])
 
     outcomes = json.loads(run("outcomes", "--store", url, "--format", "json").stdout)
     # The outcome is text typed by staff: the listing carries its length and the code, never the text.
@@ -825,4 +830,4 @@ def test_cli_close_echoes_only_the_masked_outcome(cli_store):
                  "--not-escalated", "--store", url)
     assert result.exit_code == 0, result.output
     assert "13812345678" not in result.output and "110101198001011234" not in result.output
-    assert "[phone]" in result.output and "[id number]" in result.output
+    assert "characters" in result.output and "agreed" not in result.output

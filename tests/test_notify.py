@@ -376,3 +376,61 @@ def test_queueing_is_insert_or_ignore(store, receiver):
     assert n._enqueue(messages) == 2
     assert n._enqueue(messages + messages) == 0  # a second queuer with the same keys adds nothing, raises nothing
     assert len(n.log()) == 2
+
+
+# ---------------------------------------------------------------------------
+# the allow-list: one declared field list per body, in escalation_risk.outputs
+
+
+def _paths(value, prefix=""):
+    """Every key path of a JSON body ("text.content"), lists looked into."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield f"{prefix}{k}"
+            yield from _paths(v, f"{prefix}{k}.")
+    elif isinstance(value, list):
+        for v in value:
+            yield from _paths(v, prefix)
+
+
+def test_body_fields_are_the_allow_lists():
+    from escalation_risk import outputs
+    from escalation_risk.alerts.notify import BODY_FIELDS
+
+    for kind, fields in BODY_FIELDS.items():
+        assert fields == outputs.output(f"webhook_{kind}").columns
+        assert set(fields) <= set(outputs.output("webhook").columns)
+
+
+@pytest.mark.parametrize("shape", ["json", "wecom", "dingtalk", "feishu"])
+def test_every_shape_carries_only_declared_fields(store, receiver, shape):
+    from escalation_risk import outputs
+
+    d1 = int(store.alerts(dispute_id="d1")["alert_id"].iloc[0])
+    # Free text typed by staff, with a name, a phone and an id number: never in a body.
+    store.assign(d1, to="grid worker 07", by="duty officer", at="2025-06-30 08:00",
+                 note="张三 13812345678 110101198001011234")
+    n = Notifier(store, Webhook(receiver.url, secret=SECRET, shape=shape), sleep=lambda s: None)
+    n.notify_night(NIGHT1)
+    n.remind(at="2025-07-03 09:00")
+    bodies = [json.loads(b) for _, b in receiver.requests]
+    assert {"alert", "reminder", "summary"} <= {m.get("type") for m in bodies} or shape != "json"
+    assert len(bodies) >= 4
+    for body in bodies:
+        if shape == "json":
+            declared = set(outputs.output(f"webhook_{body['type']}").columns)
+            extra = set(body) - declared
+            for item in body.get("alerts") or []:
+                extra |= set(item) - set(outputs.output("webhook_reminder_item").columns)
+        else:
+            extra = set(_paths(body)) - set(outputs.output(f"webhook_{shape}").columns)
+        assert not extra, f"{shape}: fields outside the allow-list: {sorted(extra)}"
+        text = json.dumps(body, ensure_ascii=False)
+        assert "张三" not in text and "13812345678" not in text and "110101198001011234" not in text
+
+
+def test_a_field_outside_the_list_fails_the_check(store):
+    from escalation_risk.alerts.notify import _declared
+
+    with pytest.raises(ValueError, match="not declared"):
+        _declared({"message_id": "x", "type": "summary", "day": "2025-07-03", "note": "张三"})

@@ -63,6 +63,32 @@ _CASES = ("kind", "rank", "dispute_id", "category", "same_category", "reported_a
           "last_mediation_outcome", "closed_at", "escalated", "escalated_offence", "distance",
           "alert_plan", "alert_status")
 
+_ALERT_COLUMNS = ("district", "alert_id", "dispute_id", "model_version", "level", "probability", "trend", "delta",
+                  "reasons", "plan", "reasons_zh", "status", "owner", "raised_by", "raised_at", "due_at",
+                  "updated_at", "status_at", "last_as_of", "closed_at", "escalated_to_crime")
+
+#: A webhook message's types: each body carries only its type's declared fields
+#: (escalation_risk.alerts.notify builds them; ``text`` is made from codes, never from
+#: text typed by staff; ``owner`` is a staff member's user name as the store keeps it).
+_WEBHOOK_TYPES = ("webhook_alert", "webhook_reminder", "webhook_summary")
+_WEBHOOK = (
+    Output("webhook_alert", ("message_id", "type", "event", "alert_id", "district", "dispute_id", "night", "level",
+                             "level_zh", "previous_level", "trend", "probability", "reasons", "reasons_zh", "plan",
+                             "plan_en", "plan_zh", "due_at", "owner", "text"),
+           doc="a webhook message for a new or rising alert"),
+    Output("webhook_reminder", ("message_id", "type", "owner", "day", "overdue", "due_today", "alerts", "text"),
+           doc="a webhook reminder to one owner"),
+    Output("webhook_summary", ("message_id", "type", "day", "open_by_level", "overdue_by_owner", "text"),
+           doc="the office's daily webhook summary"),
+    Output("webhook_reminder_item", ("alert_id", "dispute_id", "level", "status", "due_at", "state"),
+           doc="one alert inside a reminder's `alerts`"),
+    # The platform shapes (escalation_risk.alerts.webhook): every key path of the body; the
+    # text is the message's own `text`, nothing else.
+    Output("webhook_wecom", ("msgtype", "text", "text.content"), doc="WeCom's body around a message's text"),
+    Output("webhook_dingtalk", ("msgtype", "text", "text.content"), doc="DingTalk's body around a message's text"),
+    Output("webhook_feishu", ("msg_type", "content", "content.text"), doc="Feishu's body around a message's text"),
+)
+
 OUTPUTS: dict[str, Output] = {o.name: o for o in (
     Output("scores", _SCORES, doc="scores-NIGHT.csv: one row per open dispute scored that night"),
     Output("quarantine", _PROBLEMS,
@@ -72,10 +98,7 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
     Output("cases", _CASES, lengths=("alert_outcome",),
            doc="`cases --dispute` (CSV, JSON) and `alerts show`'s similar cases"),
     Output("typical_cases", _CASES, lengths=("alert_outcome",), doc="typical-cases.csv / .md, `cases --typical`"),
-    Output("alerts", ("district", "alert_id", "dispute_id", "model_version", "level", "probability", "trend",
-                      "delta", "reasons", "plan", "reasons_zh", "status", "owner", "raised_by", "raised_at",
-                      "due_at", "updated_at", "status_at", "last_as_of", "closed_at", "escalated_to_crime",
-                      "overdue_by", "waiting"),
+    Output("alerts", (*_ALERT_COLUMNS, "overdue_by", "waiting"),
            lengths=("outcome",), doc="`alerts list`, `overdue`, `follow-ups`, `outcomes` (table, CSV, JSON)"),
     Output("governance", ("district", "by", "unit", "period", "indicator", "name_zh", "name_en", "numerator",
                           "denominator", "value", "score", "change", "status", "detail"),
@@ -93,12 +116,25 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
            doc="a province's briefing index: each district's page and counts"),
     Output("briefing_heat", ("grid", "open", "red", "orange", "yellow", "expected", "mean_p", "heat"),
            doc="the briefing's grid heat table"),
-    Output("webhook", ("message_id", "type", "event", "alert_id", "dispute_id", "district", "night", "level",
-                       "level_zh", "previous_level", "trend", "probability", "reasons", "reasons_zh", "plan",
-                       "plan_en", "plan_zh", "due_at", "owner", "text", "day", "overdue", "due_today", "alerts",
-                       "open_by_level", "overdue_by_owner"),
-           doc="a webhook message's body (alert, reminder and summary messages); `text` is built by the "
-               "library from codes, never from text typed by staff"),
+    *_WEBHOOK,
+    Output("webhook", tuple(dict.fromkeys(c for o in _WEBHOOK if o.name in _WEBHOOK_TYPES for c in o.columns)),
+           doc="any webhook message's body: the union of the three types' fields"),
+    # The alert desk (escalation_risk.desk): its JSON API and its pages.
+    Output("api_alerts", _ALERT_COLUMNS, lengths=("outcome",),
+           doc="`GET /api/v1/alerts`: one row per alert; the outcome typed by staff as its length"),
+    Output("score_answer", ("dispute_id", "as_of", "probability", "level", "reasons", "plan", "plan_text",
+                            "plan_text_zh", "model_version"),
+           doc="`POST /api/v1/score`'s answer (Scorer.score_dispute's RiskAssessment)"),
+    Output("api_error", ("field", "table", "column", "value", "reason"),
+           doc="one item of an API error body's `detail`; `value` only for numeric and date fields "
+               "(escalation_risk.dataset.problems.shown_value), else null"),
+    Output("desk_alert", ("alert_id", "district", "dispute_id", "level", "probability", "trend", "reasons",
+                          "reasons_zh", "plan", "plan_zh", "plan_en", "status", "owner", "grid", "place_district",
+                          "raised_at", "due_at", "updated_at", "status_at", "last_as_of", "closed_at",
+                          "escalated_to_crime", "overdue", "next", "can_close", "rank", "events"),
+           lengths=("outcome",), doc="the desk's pages: an alert (list rows, the alert page, the supervisor's)"),
+    Output("alert_events", ("at", "who", "event", "from_status", "to_status", "owner"), lengths=("note",),
+           doc="an alert's audit trail (the desk's page, `alerts show`): the note typed by staff as its length"),
 )}
 
 

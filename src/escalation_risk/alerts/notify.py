@@ -28,7 +28,8 @@ every shape).
 "Rising" compares the night's level with the same dispute's previous recorded score in
 the same district (dispute ids are unique only inside a district).
 
-Bodies carry only the fields declared in :data:`BODY_FIELDS`: the pseudonymous dispute id,
+Bodies carry only the fields declared in :data:`BODY_FIELDS` (the allow-list's
+``webhook_<type>`` outputs in :mod:`escalation_risk.outputs`): the pseudonymous dispute id,
 level, trend, probability, reasons, plan, due time and owner; never a name, id number,
 phone, description or note. Reasons are the registry's sentences and pass through
 :func:`~escalation_risk.masking.mask_identifiers` all the same.
@@ -53,6 +54,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import clock as _clock
 from ..masking import mask_identifiers
+from ..outputs import output
 from ..response import PLANS
 from .lifecycle import ACTIVE_STATUSES, LEVEL_RANK
 from .rows import _frame, _loads
@@ -79,16 +81,13 @@ __all__ = ["Webhook", "Notifier", "DeliveryReport", "WebhookSecretError", "Deliv
 LEVEL_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 TREND_ZH = {"rising": "上升", "steady": "持平", "falling": "下降", "new": "新增"}
 
-#: Every field a webhook body may carry, per message type: the one list the privacy
-#: checks read (a builder producing any other field fails). Free text typed by staff is
-#: never among them; ``owner`` is a staff member's name as the store keeps it.
+#: Every field a webhook body may carry, per message type: read from the allow-list
+#: (escalation_risk.outputs, ``webhook_<type>``), the one place they are declared; a
+#: builder producing any other field fails.
 BODY_FIELDS: dict[str, tuple[str, ...]] = {
-    "alert": ("message_id", "type", "event", "alert_id", "district", "dispute_id", "night", "level", "level_zh",
-              "previous_level", "trend", "probability", "reasons", "reasons_zh", "plan", "plan_en", "plan_zh",
-              "due_at", "owner", "text"),
-    "reminder": ("message_id", "type", "owner", "day", "overdue", "due_today", "alerts", "text"),
-    "summary": ("message_id", "type", "day", "open_by_level", "overdue_by_owner", "text"),
-}
+    t: output(f"webhook_{t}").columns for t in ("alert", "reminder", "summary")}
+#: The fields of one alert inside a reminder's ``alerts``.
+ITEM_FIELDS: tuple[str, ...] = output("webhook_reminder_item").columns
 
 # The store's own tables are the store's business; the delivery log lives in its own
 # metadata, and is created with them by the store's migrations (revisions 0004, 0005).
@@ -471,8 +470,9 @@ class Notifier:
 
 
 def _reminder_item(r: dict[str, Any], state: str) -> dict[str, Any]:
-    return {"alert_id": int(r["alert_id"]), "dispute_id": str(r["dispute_id"]), "level": str(r["level"]),
+    item = {"alert_id": int(r["alert_id"]), "dispute_id": str(r["dispute_id"]), "level": str(r["level"]),
             "status": str(r["status"]), "due_at": _iso(r["due_at"]) or "", "state": state}
+    return {k: item[k] for k in ITEM_FIELDS}
 
 
 def alert_message(alert: dict[str, Any], night: datetime, *, kind: str,

@@ -36,7 +36,6 @@ _TABLE_COLUMNS = (
     "alert_id", "dispute_id", "level", "probability", "trend", "status", "owner",
     "raised_at", "due_at",
 )
-_EVENT_COLUMNS = ("at", "who", "event", "from_status", "to_status", "owner", "note")
 
 
 # ---------------------------------------------------------------------------
@@ -159,6 +158,9 @@ def show(alert_id: int, store_url: str, fmt: str, data_dir: str | None, model_di
         alert = store.alert(alert_id)
     from .cases import alert_cases
     similar = alert_cases(alert, data_dir, model_dir, as_json=fmt == "json")
+    # Only the declared columns leave: the outcome and the notes typed by staff as their lengths.
+    trail = [outputs.only(e, "alert_events") for e in alert.pop("events")]
+    alert = {**outputs.only(alert, "alerts"), "events": trail}
     if fmt == "json":
         out = {k: _jsonable(v) if k != "events" else [
             {ek: _jsonable(ev) for ek, ev in e.items()} for e in v] for k, v in alert.items()}
@@ -181,7 +183,7 @@ def show(alert_id: int, store_url: str, fmt: str, data_dir: str | None, model_di
         click.echo("(none)")
     else:
         events["at"] = pd.to_datetime(events["at"])
-        click.echo(_for_table(events.fillna(""), _EVENT_COLUMNS).to_string(index=False))
+        click.echo(_for_table(events.fillna(""), outputs.output("alert_events").header).to_string(index=False))
     click.echo("\nsimilar past cases:")
     click.echo("\n".join(similar) if isinstance(similar, list) else similar)
 
@@ -229,8 +231,8 @@ def close(alert_id: int, by: str, outcome: str, escalated: bool | None, note: st
     with _opened(store_url) as store:
         alert = store.close(alert_id, by=by, outcome=outcome, escalated_to_crime=escalated,
                             note=note, at=at)
-    # The confirmation shows the outcome as the store kept it (masked), never as typed.
-    _done(alert, f"closed ({alert['outcome']})")
+    # The confirmation names the outcome by its length, as every output does (see outputs.py).
+    _done(alert, f"closed (outcome recorded, {outputs.only(alert, 'alerts')['outcome_chars']} characters)")
 
 
 @alerts.command("overdue")

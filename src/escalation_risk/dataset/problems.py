@@ -73,13 +73,19 @@ _NUMBER_OR_DATE = re.compile(r"^[0-9.,:/ T+\-eE]*\Z")
 _KINDS = {n: {c.name: c.kind for c in t.columns} for n, t in TABLES.items()}
 
 
-def shown_value(table: str, column: str, v) -> str:
+def column_kind(table: str, column: str) -> str | None:
+    """The contract's kind of ``table.column`` (None for a table or column it does not declare)."""
+    return _KINDS.get(table, {}).get(column)
+
+
+def shown_value(table: str, column: str, v, kind: str | None = None) -> str:
     """What a report may say of the bad value ``v`` of ``table.column``: the value (masked)
     when the column is numeric or a date and the value a number or a date; "" for personal
-    data and free text; its length otherwise."""
+    data and free text; its length otherwise. ``kind`` names the kind of a field outside
+    the contract (an API's own parameter); the contract's kind wins."""
     if v is None or (not isinstance(v, (list, tuple, np.ndarray)) and pd.isna(v)):
         return ""
-    kind = _KINDS.get(table, {}).get(column)
+    kind = column_kind(table, column) or kind
     if kind in ("pii", "text") or column in HIDDEN_COLUMNS.get(table, ()):
         return ""
     if kind in SHOWN_KINDS and (not isinstance(v, str) or _NUMBER_OR_DATE.match(v.strip())):

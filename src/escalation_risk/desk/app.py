@@ -11,8 +11,14 @@ digest is in the store (so signing out ends it for good) and the language; every
 carries the session's CSRF token and a POST without the right one is refused (403) and
 logged; a worker asking for another grid's alert gets 403 and the attempt is logged;
 failed sign-ins are counted per user name and per address (see ``users``); API calls
-need a bearer token with the route's scope. Errors are JSON naming the field and value,
-never a traceback, never a personal identifier or free text.
+need a bearer token with the route's scope. Errors are JSON naming the field, and its
+value only for numeric and date fields (as the quarantine report does), never a
+traceback, never a personal identifier or free text.
+
+What leaves goes through the allow-list (:mod:`escalation_risk.outputs`): the API's alert
+rows (``api_alerts``), the score answer (``score_answer``), each error item
+(``api_error``), the pages' alerts (``desk_alert``) and audit trail (``alert_events``).
+Outcomes and notes typed by staff are shown by their length, never as typed.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from .._version import __version__
 from ..alerts import LEVELS, OUTCOMES, STATUSES, AlertNotFoundError, AlertTransitionError
 from ..dataset import DataValidationError
+from ..dataset.problems import SHOWN_KINDS, column_kind, shown_value
 from ..masking import mask_identifiers
+from ..outputs import allowed, only
 from .service import Desk, TTLCache
 from .text import EVENT_NAMES, LANGS, LEVEL_NAMES, OUTCOME_NAMES, STATUS_NAMES, TEXT, TREND_NAMES
 from .users import User
@@ -55,9 +63,9 @@ MAX_NOTE = 500
 #: Alerts per page of "my alerts": a phone's worth of scrolling.
 PAGE_SIZE = 100
 TOKEN_SECONDS = 30.0
-#: Columns whose values are personal data or free text: an error names them, never shows them.
-_HIDDEN = frozenset({"name", "id_number", "phone", "description", "text", "note", "outcome"})
-_ECHOED = frozenset({"as_of", "top_reasons", "limit", "offset", "status", "level"})
+#: The kinds of the API's own fields (outside the contract's tables): an error shows a bad
+#: value only for numeric and date fields.
+_PARAM_KINDS = {"as_of": "timestamp", "top_reasons": "int", "limit": "int", "offset": "int"}
 _FIELD_OF_TABLE = {"incidents": "dispute", "incident_parties": "parties", "mediations": "mediations",
                    "incident_notes": "notes", "score_dispute": ""}
 
@@ -112,13 +120,27 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _shown(column: str, value: Any) -> Any:
-    """A bad value as an error may show it: masked, short, never personal data or free text."""
-    if column in _HIDDEN:
-        return "(not shown)"
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return mask_identifiers(str(value))[:40]
+def _shown(table: str, column: str, value: Any) -> str | None:
+    """A bad value as an error may show it: only in a numeric or date field (masked, short,
+    by the quarantine report's rule); None for anything else."""
+    kind = column_kind(table, column) or _PARAM_KINDS.get(column)
+    if kind not in SHOWN_KINDS or value is None:
+        return None
+    return shown_value(table, column, value, kind=kind)
+
+
+def _error(**item: Any) -> dict[str, Any]:
+    """One item of an error body, cut to the declared ``api_error`` fields."""
+    return only(item, "api_error")
+
+
+def _page_alert(a: dict[str, Any]) -> dict[str, Any]:
+    """An alert as a page may show it (``desk_alert``): its audit trail's notes and its
+    outcome typed by staff as their lengths."""
+    out = only(a, "desk_alert")
+    if "events" in out:
+        out["events"] = [only(e, "alert_events") for e in out["events"]]
+    return out
 
 
 def _address(request: Request) -> str:
@@ -211,9 +233,9 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
             loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path", "form")]
             column = loc[-1] if loc else ""
             value = e.get("input")
-            # Only our own small parameters are echoed; the dispute's parts may hold anything.
-            shown = _shown(column, value) if column in _ECHOED else f"({type(value).__name__})"
-            detail.append({"field": ".".join(loc), "value": shown, "reason": e.get("msg")})
+            # Only our own numeric and date parameters are echoed; the dispute's parts may hold anything.
+            shown = _shown("", column, value) if len(loc) == 1 else None
+            detail.append(_error(field=".".join(loc), value=shown, reason=e.get("msg")))
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(DataValidationError)
@@ -225,8 +247,8 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
             row = None if p.row is None or pd.isna(p.row) else int(p.row)
             if field in ("parties", "mediations", "notes") and row is not None:
                 field = f"{field}[{row}]"
-            detail.append({"field": ".".join(x for x in (field, column) if x), "table": table, "column": column,
-                           "value": _shown(column, p.value), "reason": str(p.reason)})
+            detail.append(_error(field=".".join(x for x in (field, column) if x), table=table, column=column,
+                                 value=_shown(table, column, p.value), reason=mask_identifiers(str(p.reason))))
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -308,7 +330,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
         df, counts = desk.my_alerts(user)
         pages = max(1, -(-len(df) // PAGE_SIZE))
         page = min(page, pages)
-        rows = df.iloc[(page - 1) * PAGE_SIZE:page * PAGE_SIZE].to_dict("records")
+        rows = [_page_alert(r) for r in df.iloc[(page - 1) * PAGE_SIZE:page * PAGE_SIZE].to_dict("records")]
         return render(request, "alerts.html.j2", user=user, csrf=csrf, alerts=rows, counts=counts,
                       page=page, pages=pages)
 
@@ -323,8 +345,9 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
         lang = lang_of(request)
         reasons = (a.get("reasons_zh") or a["reasons"]) if lang == "zh" else a["reasons"]
         workers = desk.workers_for(a["grid"]) if user.role in ("supervisor", "admin") else []
-        return render(request, "alert.html.j2", status, user=user, csrf=csrf, a=a, reasons=reasons,
-                      plan=a["plan_zh"] if lang == "zh" else a["plan_en"], similar=desk.similar(a),
+        similar = allowed(pd.DataFrame(desk.similar(a)), "cases").to_dict("records")
+        return render(request, "alert.html.j2", status, user=user, csrf=csrf, a=_page_alert(a), reasons=reasons,
+                      plan=a["plan_zh"] if lang == "zh" else a["plan_en"], similar=similar,
                       workers=workers, outcome_codes=OUTCOMES, message=message, error=error)
 
     def act(request: Request, user: User, csrf: str, alert_id: int, given: str,
@@ -354,7 +377,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
             if user.role not in ("supervisor", "admin"):
                 raise _Refused(403, "forbidden")
             if to not in desk.workers_for(a["grid"]):
-                raise ValueError(f"to: {to[:64]!r} is not a worker of grid {a['grid']}")
+                raise ValueError(f"to: not a worker of grid {a['grid']}")
             return desk.store.assign(alert_id, to=to, by=user.username)
         return act(request, user, csrf, alert_id, csrf_token, do)
 
@@ -365,7 +388,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
 
         def do(a: dict[str, Any]) -> Any:
             if status not in STATUSES:
-                raise ValueError(f"status: expected one of {', '.join(a['next'])}, got {status[:32]!r}")
+                raise ValueError(f"status: expected one of {', '.join(a['next'])}")
             return desk.store.update(alert_id, status, by=user.username, note=note.strip()[:MAX_NOTE])
         return act(request, user, csrf, alert_id, csrf_token, do)
 
@@ -377,7 +400,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
 
         def do(a: dict[str, Any]) -> Any:
             if outcome not in OUTCOMES:
-                raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)}, got {outcome[:40]!r}")
+                raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)}")
             crime = {"yes": True, "no": False}.get(escalated)
             return desk.store.close(alert_id, by=user.username, outcome=outcome, escalated_to_crime=crime,
                                     note=note.strip()[:MAX_NOTE])
@@ -396,6 +419,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
             desk.directory.record("forbidden", user.username, _address(request), "another district")
             raise _Refused(403, "forbidden")
         view = desk.supervisor(user, district or None)
+        view["late"] = [_page_alert(r) for r in view["late"]]
         return render(request, "supervisor.html.j2", user=user, csrf=csrf, v=view,
                       district=district or user.district)
 
@@ -450,10 +474,11 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
         except DataValidationError:
             raise
         except ValueError as e:  # a request shape score_dispute refuses (several disputes, ...)
-            raise _ApiError(422, [{"field": "dispute", "value": None, "reason": mask_identifiers(str(e))[:200]}]
+            raise _ApiError(422, [_error(field="dispute", value=None, reason=mask_identifiers(str(e))[:200])]
                             ) from None
         took = 1e3 * (time.perf_counter() - started)
-        return JSONResponse(_plain(answer.to_dict()), headers={"Server-Timing": f"score;dur={took:.2f}"})
+        return JSONResponse(_plain(only(answer.to_dict(), "score_answer")),
+                            headers={"Server-Timing": f"score;dur={took:.2f}"})
 
     @app.get("/api/v1/alerts", tags=["api"])
     def api_alerts(status: str | None = Query(None, description="a status, or 'open'"),
@@ -462,14 +487,15 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
                    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
                    service: str = Depends(scope("alerts"))) -> JSONResponse:
         """Alerts, newest first, filtered like ``AlertStore.alerts``."""
-        for field, value, allowed in (("status", status, (*STATUSES, "open")), ("level", level, LEVELS)):
-            if value is not None and value not in allowed:
-                raise _ApiError(422, [{"field": field, "value": _shown(field, value),
-                                       "reason": f"expected one of {', '.join(allowed)}"}])
+        for field, value, codes in (("status", status, (*STATUSES, "open")), ("level", level, LEVELS)):
+            if value is not None and value not in codes:
+                raise _ApiError(422, [_error(field=field, value=_shown("", field, value),
+                                             reason=f"expected one of {', '.join(codes)}")])
         df = desk.store.alerts(status=status, level=level, district=district, dispute_id=dispute_id)
         page = df.iloc[offset:offset + limit]
         lists = ("reasons", "reasons_zh")  # JSON text in the store, lists in the answer
-        rows = [_plain({**r, **{c: json.loads(r[c]) if isinstance(r[c], str) else [] for c in lists}})
+        rows = [_plain(only({**r, **{c: json.loads(r[c]) if isinstance(r[c], str) else [] for c in lists}},
+                            "api_alerts"))
                 for r in page.to_dict("records")]
         return JSONResponse({"count": int(len(df)), "offset": offset, "alerts": rows})
 

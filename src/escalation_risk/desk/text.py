@@ -23,7 +23,7 @@ TEXT: dict[str, dict[str, str]] = {
         "change": "变化", "count": "数量", "alert": "预警", "dispute": "纠纷", "raised": "发起",
         "escalated_to_crime": "转为刑事", "category": "类别", "reported": "上报时间", "outcome_past": "结果",
         "no_briefing": "尚无日报。", "not_enough": "数据不足", "overdue_since": "逾期",
-        "prev": "上一页", "next": "下一页",
+        "prev": "上一页", "next": "下一页", "note_chars": "（已记录说明 %d 字，不在页面显示）",
     },
     "en": {
         "app": "Dispute early-warning desk", "login": "Sign in", "username": "User name", "password": "Password",
@@ -44,6 +44,7 @@ TEXT: dict[str, dict[str, str]] = {
         "raised": "Raised", "escalated_to_crime": "Became a crime", "category": "Category",
         "reported": "Reported", "outcome_past": "Outcome", "no_briefing": "No briefing yet.",
         "not_enough": "not enough data", "overdue_since": "overdue", "prev": "Previous", "next": "Next",
+        "note_chars": "(a note of %d characters is on record; not shown)",
     },
 }
 
