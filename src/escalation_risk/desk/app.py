@@ -126,6 +126,8 @@ def _shown(table: str, column: str, value: Any) -> str | None:
     kind = column_kind(table, column) or _PARAM_KINDS.get(column)
     if kind not in SHOWN_KINDS or value is None:
         return None
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]  # a problem row carries a string's repr: judge the value itself
     return shown_value(table, column, value, kind=kind)
 
 
