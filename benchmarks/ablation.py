@@ -2,24 +2,32 @@
 
 For each seed (never the sample's 7): generate a district, train the full model
 (every family, re-scored monthly while open, as ``make model`` trains) at the cutoff,
-then the same training without one family at a time (``train(..., exclude=[family])``)
-and without the personal attributes (``exclude=["gender", "hukou", "age"]``). Every
-model scores the disputes first reported in the year after the cutoff, at report time
-and on monthly nights while open (the nightly job's view). Prints, per seed, family
-and view, the paired bootstrap 95% interval of the change in ROC AUC and in precision
-in the top 5% (full model minus the model without the family; resampled by dispute),
-and whether the family earns its place (an interval above zero). Without the text
-model the lexicon is left alone: that row is the comparison with the lexicon alone.
-For the attributes: per group (gender, hukou, age band) AUC, precision and the false-positive rate at
-the alert budget (the top 5%) with and without them, with intervals.
+then the same model without one family at a time (``exclude=[family]``), without all
+four (the default of before issue 29) and, with ``--fairness``, without the personal
+attributes (``exclude=["gender", "hukou", "age"]``). The models share the examples,
+features and text-model scores (``train_variants``); with ``--share-search`` the
+variants use the parameter set the full model chose (they differ only in features;
+each still picks its number of trees). Every model scores the disputes first reported
+in the year after the cutoff, at report time and on monthly nights while open (the
+nightly job's view). Prints, per seed, family and view, the paired bootstrap 95%
+interval of the change in ROC AUC and in precision in the top 5% (full model minus the
+model without the family; resampled by dispute), and whether the family earns its place
+(an interval above zero). Without the text model the lexicon is left alone: that row is
+the comparison with the lexicon alone. The targets (lead over the logistic regression
+on the same features, P@5% against it, ECE) for every variant, at report time and on
+nights. With ``--fairness``, per group (gender, hukou, age band) AUC, precision and the
+false-positive rate at the alert budget (the top 5%) with and without the attributes.
+CPU time, peak RSS and the load average are printed per seed.
 
-    python benchmarks/ablation.py --persons 10000 --seeds 11 13 17 --n-boot 400 --out /tmp/ablation.json
+    python benchmarks/ablation.py --persons 40000 --seeds 11 13 17 --n-boot 400 --share-search --out /tmp/a.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import time
 from pathlib import Path
 
@@ -30,7 +38,8 @@ import escalation_risk as er
 from escalation_risk.features import build_features
 from escalation_risk.labels import make_labels
 from escalation_risk.model import night_points, report_points
-from escalation_risk.model.metrics import bootstrap_intervals, group_attributes
+from escalation_risk.model.metrics import baseline_scores, bootstrap_intervals, group_attributes
+from escalation_risk.model.training import train_variants
 from escalation_risk.model_card import fairness_comparison
 from escalation_risk.synth import generate_district
 
@@ -47,6 +56,10 @@ def _views(ds: er.Dataset, cutoff: pd.Timestamp, end: pd.Timestamp, horizon: int
     return {"report": rep, "nights": nights[first >= cutoff.to_datetime64()].reset_index(drop=True)}
 
 
+def _fmt(v) -> str:
+    return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--persons", type=int, default=12000)
@@ -54,35 +67,45 @@ def main() -> None:
     ap.add_argument("--cutoff", default="2024-07-01")
     ap.add_argument("--horizon", type=int, default=90)
     ap.add_argument("--n-boot", type=int, default=500)
+    ap.add_argument("--share-search", action="store_true",
+                    help="variants use the full model's parameter set (a third of the boosters)")
+    ap.add_argument("--fairness", action="store_true", help="also the model without gender, hukou, age")
+    ap.add_argument("--calibration", default="auto", help="the calibrator: auto, platt or isotonic")
     ap.add_argument("--out", default=None, help="Write every figure as JSON here.")
     args = ap.parse_args()
     key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
     cutoff = pd.Timestamp(args.cutoff)
     end = cutoff + pd.DateOffset(years=1)
-    rows, targets, fair = [], [], []
+    config = {**CONFIG, "calibration": args.calibration}
+    variants: dict[str, list[str]] = {"full": [], **{f: [f] for f in FAMILIES}, "none of the four": list(FAMILIES)}
+    if args.fairness:
+        variants["gender,hukou,age"] = list(ATTRIBUTES)
+    rows, targets, fair, costs = [], [], [], []
+
+    def dump() -> None:  # after every seed: a long run stopped early keeps what it measured
+        if args.out:
+            Path(args.out).write_text(json.dumps(
+                {"ablation": rows, "targets": targets, "costs": costs,
+                 "fairness": pd.concat(fair).to_dict(orient="records") if fair else [],
+                 "persons": args.persons, "seeds": args.seeds, "share_search": args.share_search,
+                 "calibration": args.calibration, "n_boot": args.n_boot}, default=float, indent=1))
+
     for seed in args.seeds:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ds = generate_district(args.persons, seed=seed, pseudonym_key=key)
-        full = er.train(ds, cutoff=cutoff, horizon_days=args.horizon, seed=0, config=CONFIG,
-                        holdout=(cutoff, end))
-        models = {"full": full}
-        for fam in FAMILIES:
-            models[fam] = er.train(ds, cutoff=cutoff, horizon_days=args.horizon, seed=0, config=CONFIG, exclude=[fam])
-        models["gender,hukou,age"] = er.train(ds, cutoff=cutoff, horizon_days=args.horizon, seed=0, config=CONFIG,
-                                              exclude=list(ATTRIBUTES))
-        hv = full.holdout.intervals.set_index(["scorer", "metric"])
-        targets.append({"seed": seed, **{f"{s} {m}": [hv.loc[(s, m), c] for c in ("estimate", "lo", "hi")]
-                                         for s in ("model", "logistic_regression", "model - logistic_regression")
-                                         for m in ("roc_auc", "precision@5%", "ece")}})
+        models = train_variants(ds, variants, cutoff=cutoff, horizon_days=args.horizon, seed=0, config=config,
+                                share_search=args.share_search)
+        full = models["full"]
+        t_train = time.process_time() - c0
         for view, pts in _views(ds, cutoff, end, args.horizon).items():
             y = make_labels(ds, pts, horizon_days=args.horizon).to_numpy()
             ok = ~np.isnan(y)
             pts, y = pts[ok].reset_index(drop=True), y[ok]
+            groups = pts["dispute_id"].to_numpy(dtype=object)
             X = build_features(ds, pts, text=full.text_model)
             scorers = {("model" if name == "full" else name): (m.predict_proba(X),) * 2 for name, m in models.items()}
-            iv = bootstrap_intervals(y, scorers, groups=pts["dispute_id"].to_numpy(dtype=object),
-                                     metrics=("roc_auc", "precision@5%"), n_boot=args.n_boot, seed=seed)
-            iv = iv.set_index(["scorer", "metric"])
+            iv = bootstrap_intervals(y, scorers, groups=groups, metrics=("roc_auc", "precision@5%"),
+                                     n_boot=args.n_boot, seed=seed).set_index(["scorer", "metric"])
             for name in models:
                 if name == "full":
                     continue
@@ -91,39 +114,50 @@ def main() -> None:
                     e, lo, hi = iv.loc[(f"model - {name}", m), ["estimate", "lo", "hi"]]
                     r[m] = [float(e), float(lo), float(hi)]
                 rows.append(r)
-            if view == "report":
+            # The targets of every variant against the logistic regression on its own features.
+            for name, m in models.items():
+                p = m.predict_proba(X)
+                lr = baseline_scores(X, m.baselines)["logistic_regression"]
+                tv = bootstrap_intervals(y, {"model": (p, p), "logistic_regression": lr}, groups=groups,
+                                         metrics=("roc_auc", "precision@5%", "ece"), n_boot=args.n_boot,
+                                         seed=seed).set_index(["scorer", "metric"])
+                targets.append({"seed": seed, "view": view, "variant": name, "n": int(len(y)),
+                                "positives": int(y.sum()), "calibration": m.calibrator["method"],
+                                "calibration_n": int(m.calibrator.get("n", 0)),
+                                **{f"{s} {k}": [float(v) for v in tv.loc[(s, k), ["estimate", "lo", "hi"]]]
+                                   for s in ("model", "logistic_regression", "model - logistic_regression")
+                                   for k in ("roc_auc", "precision@5%", "ece")}})
+            if view == "report" and args.fairness:
                 f = fairness_comparison({"all features": scorers["model"][0],
                                          "without gender, hukou, age": scorers["gender,hukou,age"][0]},
                                         y, group_attributes(X)[["gender", "hukou", "age_band"]], seed=seed,
                                         n_boot=min(args.n_boot, 300))
                 fair.append(f.assign(seed=seed))
-        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
-        if args.out:  # after every seed: a long run stopped early keeps what it measured
-            Path(args.out).write_text(json.dumps({"ablation": rows, "targets": targets,
-                                                  "fairness": pd.concat(fair).to_dict(orient="records"),
-                                                  "persons": args.persons, "seeds": args.seeds}, default=float,
-                                                 indent=1))
+        costs.append({"seed": seed, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                      "train_cpu_s": t_train,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "load_avg": os.getloadavg()})
+        print(f"seed {seed}: {costs[-1]}", flush=True)
+        dump()
     tab = pd.DataFrame(rows)
-
-    def fmt(v):
-        return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
-
-    show = tab.assign(**{m: tab[m].map(fmt) for m in ("roc_auc", "precision@5%")})
+    show = tab.assign(**{m: tab[m].map(_fmt) for m in ("roc_auc", "precision@5%")})
     print("\nchange when the family is removed (full minus without; paired 95% bootstrap):")
     print(show.to_string(index=False))
-    earns = tab.assign(above=tab["roc_auc"].map(lambda v: v[1] > 0) | tab["precision@5%"].map(lambda v: v[1] > 0))
-    print("\nfamily earns its place (an interval above zero on some seed and view):")
-    print(earns.groupby("without")["above"].any().to_string())
-    print("\ntargets (report time, the full model):")
-    print(pd.DataFrame(targets).to_string(index=False))
-    fr = pd.concat(fair, ignore_index=True)
-    print("\nAUC, precision and false-positive rate at the 5% budget per group, with and without the attributes:")
-    print(fr.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if args.out:
-        Path(args.out).write_text(json.dumps({"ablation": rows, "targets": targets,
-                                              "fairness": fr.to_dict(orient="records"),
-                                              "persons": args.persons, "seeds": args.seeds}, default=float,
-                                             indent=1))
+    fam = tab[tab["without"].isin(FAMILIES)]
+    earns = fam.assign(above=fam["roc_auc"].map(lambda v: v[1] > 0) | fam["precision@5%"].map(lambda v: v[1] > 0),
+                       below=fam["roc_auc"].map(lambda v: v[2] < 0) | fam["precision@5%"].map(lambda v: v[2] < 0))
+    print("\nfamily earns its place (an interval above zero on some seed and view, none below zero):")
+    print(earns.groupby("without")[["above", "below"]].any().to_string())
+    tt = pd.DataFrame(targets)
+    cols = ["model - logistic_regression roc_auc", "model - logistic_regression precision@5%", "model ece"]
+    print("\ntargets (lead over the logistic regression, P@5% lead, ECE):")
+    print(tt.assign(**{c: tt[c].map(_fmt) for c in cols})[["seed", "view", "variant", "calibration",
+                                                          "calibration_n", *cols]].to_string(index=False))
+    if fair:
+        fr = pd.concat(fair, ignore_index=True)
+        print("\nAUC, precision and false-positive rate at the 5% budget per group, with and without the attributes:")
+        print(fr.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    dump()
 
 
 if __name__ == "__main__":

@@ -90,20 +90,32 @@ class TextModel:
         """Log-odds of each text."""
         if not len(texts):
             return np.zeros(0)
+        return self.score_counts(_counts(texts))
+
+    def score_counts(self, counts: sp.csr_matrix) -> np.ndarray:
+        """Log-odds of texts already hashed (:func:`_counts`)."""
+        if not counts.shape[0]:
+            return np.zeros(0)
         _, coef = self._full()
-        row, w, col = self._rows(_counts(texts))
-        raw = np.bincount(row, weights=w * coef[col], minlength=len(texts)) + self.intercept
+        row, w, col = self._rows(counts)
+        raw = np.bincount(row, weights=w * coef[col], minlength=counts.shape[0]) + self.intercept
         # Rounded: a reason rounding -3.05 must read the same on the batch and online paths.
         return np.round(raw, 6)
 
     @classmethod
     def fit(cls, texts: list[str], y: np.ndarray, *, seed: int = 0, C: float = 1.0) -> TextModel:
         """Fit on ``texts`` with labels ``y`` (0/1)."""
+        return cls.fit_counts(_counts(texts), y, seed=seed, C=C)
+
+    @classmethod
+    def fit_counts(cls, counts: sp.csr_matrix, y: np.ndarray, *, seed: int = 0, C: float = 1.0) -> TextModel:
+        """Fit on texts already hashed (:func:`_counts`): hashing is most of the cost, so
+        out-of-fold fitting hashes once and slices rows."""
         from sklearn.linear_model import LogisticRegression
-        counts = _counts(texts)
+        counts = counts.tocsr()
         df = np.bincount(counts.indices, minlength=N_FEATURES)
         columns = np.flatnonzero(df >= MIN_DF)
-        n = len(texts)
+        n = counts.shape[0]
         idf = np.log((1.0 + n) / (1.0 + df[columns])) + 1.0
         tm = cls(columns=columns, idf=idf, coef=np.zeros(len(columns)), intercept=0.0)
         y = np.asarray(y, dtype=int)
@@ -138,15 +150,24 @@ def fit_out_of_fold(texts: list[str], y: np.ndarray, groups: np.ndarray, *, fold
                     seed: int = 0) -> np.ndarray:
     """Each text's score from a model fitted on the other folds (folds by ``groups``,
     so every moment of one dispute is scored by a model that saw none of them)."""
+    return fit_with_out_of_fold(texts, y, groups, folds=folds, seed=seed)[0]
+
+
+def fit_with_out_of_fold(texts: list[str], y: np.ndarray, groups: np.ndarray, *, folds: int = 5,
+                         seed: int = 0) -> tuple[np.ndarray, TextModel]:
+    """:func:`fit_out_of_fold`'s scores and the model fitted on every text, hashing each
+    text once (hashing cost most of a training's text work when done per fold)."""
     from sklearn.model_selection import GroupKFold
+    y = np.asarray(y)
+    counts = _counts(texts)
     out = np.zeros(len(texts))
     g = pd.factorize(pd.Series(groups, dtype=object))[0]
     # Groups shuffled by the seed, then dealt into folds: GroupKFold alone is deterministic by size.
     perm = np.random.default_rng(seed).permutation(g.max() + 1 if len(g) else 0)
     for tr, te in GroupKFold(n_splits=folds).split(np.zeros(len(g)), y, perm[g]):
-        tm = TextModel.fit([texts[i] for i in tr], y[tr], seed=seed)
-        out[te] = tm.score([texts[i] for i in te])
-    return out
+        tm = TextModel.fit_counts(counts[tr], y[tr], seed=seed)
+        out[te] = tm.score_counts(counts[te])
+    return out, TextModel.fit_counts(counts, y, seed=seed)
 
 
 def point_texts(idx: HistoryIndex, P: PointSet) -> list[str]:

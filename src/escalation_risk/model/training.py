@@ -66,7 +66,7 @@ from ..explain import global_importance
 from ..features import CATEGORICAL, REGISTRY, Lexicon, TextModel, build_features, feature_names, history_index
 from ..features.points import points_from_history
 from ..features.text_model import NAME as TEXT_FEATURE
-from ..features.text_model import fit_out_of_fold, point_texts
+from ..features.text_model import fit_with_out_of_fold, point_texts
 from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
@@ -284,6 +284,22 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
     sets the thread limits (:func:`train` does); ``known`` is ``ds`` cut at ``cutoff`` if
     the caller has it already.
     """
+    ex = _examples(ds, points, y, cfg, cutoff=cutoff, horizon_days=horizon_days, seed=seed, outcomes=outcomes,
+                   lexicon=lexicon, known=known, excludes=[exclude])
+    return _fit(ex, cfg, cutoff=to_moment(cutoff, what="cutoff"), horizon_days=horizon_days, seed=seed,
+                lexicon=lexicon, exclude=exclude)
+
+
+def _dropped(cfg: dict, exclude) -> list[str]:
+    return REGISTRY.excluded(list(exclude or []) + list(cfg["families_off"] or []))
+
+
+def _examples(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cfg: dict, *, cutoff, horizon_days: int,
+              seed: int, outcomes: pd.DataFrame | None, lexicon: Lexicon | None, known: Dataset | None,
+              excludes: list) -> dict[str, Any]:
+    """The labelled examples, folds and feature matrix (the text model's out-of-fold
+    score included when any of ``excludes`` keeps it): everything before the boosters,
+    shared by the models of :func:`train_variants`."""
     cutoff = to_moment(cutoff, what="cutoff")
     horizon = pd.Timedelta(days=horizon_days)
     full_fingerprint = ds.fingerprint()
@@ -316,17 +332,57 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
                          f"({int(y.sum())} escalated of {len(y)} labelled examples); choose a later cutoff")
     periods["folds"] = [periods["folds"][k] for k in kept]
     folds = [folds[k] for k in kept]
-    dropped = REGISTRY.excluded(list(exclude or []) + list(cfg["families_off"] or []))
-    names = [n for n in feature_names(lexicon) if n not in dropped]
     X = build_features(known, points, lexicon=lexicon)
     text: TextModel | None = None
-    if TEXT_FEATURE in names:
+    if any(TEXT_FEATURE not in _dropped(cfg, e) for e in excludes):
         # Out of fold: no row's text score comes from a model that saw its dispute.
         idx = history_index(known, lexicon)
         texts = point_texts(idx, points_from_history(idx, points))
-        X[TEXT_FEATURE] = fit_out_of_fold(texts, y, points["dispute_id"].to_numpy(dtype=object),
-                                          folds=cfg["text_model_folds"], seed=seed)
-        text = TextModel.fit(texts, y, seed=seed)
+        X[TEXT_FEATURE], text = fit_with_out_of_fold(texts, y, points["dispute_id"].to_numpy(dtype=object),
+                                                     folds=cfg["text_model_folds"], seed=seed)
+    return {"points": points, "y": y, "folds": folds, "periods": periods, "X": X, "text": text,
+            "known": known, "fingerprint": full_fingerprint, "ds": ds}
+
+
+def train_variants(ds: Dataset, variants: dict[str, Any], *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS,
+                   seed: int = 0, config: dict | None = None, lexicon: Lexicon | None = None,
+                   share_search: bool = False) -> dict[str, RiskModel]:
+    """One model per entry of ``variants`` (name: what to ``exclude``, as :func:`train`
+    takes it), each the model ``train(ds, cutoff=..., exclude=...)`` returns, but sharing
+    the examples, labels, features and the text model's out-of-fold scores: an ablation
+    builds them once instead of once per model (no ``holdout``: the caller evaluates).
+
+    ``share_search``: the first variant searches the parameter sets; the others use the
+    set it chose (each still chooses its number of trees out of time), so the variants
+    differ only in their features, at a third of the boosters.
+    """
+    cfg = _config(config)
+    with threadpool_limits(limits=cfg["num_threads"]):
+        cut = to_moment(cutoff, what="cutoff")
+        known = ds.cut(cut) if data_end(ds) > cut else ds
+        points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
+                                until=cut)
+        ex = _examples(ds, points, None, cfg, cutoff=cut, horizon_days=horizon_days, seed=seed, outcomes=None,
+                       lexicon=lexicon, known=known, excludes=list(variants.values()))
+        out: dict[str, RiskModel] = {}
+        for name, exclude in variants.items():
+            out[name] = _fit(ex, cfg, cutoff=cut, horizon_days=horizon_days, seed=seed, lexicon=lexicon,
+                             exclude=exclude)
+            if share_search and len(out) == 1:
+                tr = out[name].manifest["training"]
+                cfg = {**cfg, "param_grid": [tr["search"][tr["chosen"]]["params"]]}
+        return out
+
+
+def _fit(ex: dict[str, Any], cfg: dict, *, cutoff: pd.Timestamp, horizon_days: int, seed: int,
+         lexicon: Lexicon | None, exclude) -> RiskModel:
+    """Steps 3-7 on prepared examples (:func:`_examples`), without the features ``exclude``
+    and ``cfg["families_off"]`` drop."""
+    points, y, folds, periods, X = ex["points"], ex["y"], ex["folds"], dict(ex["periods"]), ex["X"]
+    known, full_fingerprint, ds = ex["known"], ex["fingerprint"], ex["ds"]
+    dropped = _dropped(cfg, exclude)
+    names = [n for n in feature_names(lexicon) if n not in dropped]
+    text: TextModel | None = ex["text"] if TEXT_FEATURE in names else None
     F = X[names]
     as_of = points["as_of"]
     oot = np.zeros(len(y), dtype=bool)
