@@ -38,7 +38,13 @@ import escalation_risk as er
 from escalation_risk.features import build_features
 from escalation_risk.labels import make_labels
 from escalation_risk.model import night_points, report_points
-from escalation_risk.model.metrics import baseline_scores, bootstrap_intervals, group_attributes
+from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
+from escalation_risk.model.metrics import (
+    baseline_scores,
+    bootstrap_intervals,
+    expected_calibration_error,
+    group_attributes,
+)
 from escalation_risk.model.training import train_variants
 from escalation_risk.model_card import fairness_comparison
 from escalation_risk.synth import generate_district
@@ -71,15 +77,20 @@ def main() -> None:
                     help="variants use the full model's parameter set (a third of the boosters)")
     ap.add_argument("--fairness", action="store_true", help="also the model without gender, hukou, age")
     ap.add_argument("--calibration", default="auto", help="the calibrator: auto, platt or isotonic")
+    ap.add_argument("--validation-months", type=int, default=6, help="the calibration set: months of windows")
+    ap.add_argument("--only", nargs="+", default=None,
+                    help="train only these variants (e.g. 'none of the four' for the targets and calibrators)")
     ap.add_argument("--out", default=None, help="Write every figure as JSON here.")
     args = ap.parse_args()
     key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
     cutoff = pd.Timestamp(args.cutoff)
     end = cutoff + pd.DateOffset(years=1)
-    config = {**CONFIG, "calibration": args.calibration}
+    config = {**CONFIG, "calibration": args.calibration, "validation_months": args.validation_months}
     variants: dict[str, list[str]] = {"full": [], **{f: [f] for f in FAMILIES}, "none of the four": list(FAMILIES)}
     if args.fairness:
         variants["gender,hukou,age"] = list(ATTRIBUTES)
+    if args.only:
+        variants = {k: v for k, v in variants.items() if k in args.only}
     rows, targets, fair, costs = [], [], [], []
 
     def dump() -> None:  # after every seed: a long run stopped early keeps what it measured
@@ -95,7 +106,7 @@ def main() -> None:
         ds = generate_district(args.persons, seed=seed, pseudonym_key=key)
         models = train_variants(ds, variants, cutoff=cutoff, horizon_days=args.horizon, seed=0, config=config,
                                 share_search=args.share_search)
-        full = models["full"]
+        full = next(iter(models.values()))  # the text model is shared: any variant's serves
         t_train = time.process_time() - c0
         for view, pts in _views(ds, cutoff, end, args.horizon).items():
             y = make_labels(ds, pts, horizon_days=args.horizon).to_numpy()
@@ -104,10 +115,11 @@ def main() -> None:
             groups = pts["dispute_id"].to_numpy(dtype=object)
             X = build_features(ds, pts, text=full.text_model)
             scorers = {("model" if name == "full" else name): (m.predict_proba(X),) * 2 for name, m in models.items()}
-            iv = bootstrap_intervals(y, scorers, groups=groups, metrics=("roc_auc", "precision@5%"),
-                                     n_boot=args.n_boot, seed=seed).set_index(["scorer", "metric"])
+            iv = pd.DataFrame() if "model" not in scorers else bootstrap_intervals(
+                y, scorers, groups=groups, metrics=("roc_auc", "precision@5%"), n_boot=args.n_boot,
+                seed=seed).set_index(["scorer", "metric"])
             for name in models:
-                if name == "full":
+                if name == "full" or "model" not in scorers:
                     continue
                 r = {"seed": seed, "view": view, "without": name, "n": int(len(y)), "positives": int(y.sum())}
                 for m in ("roc_auc", "precision@5%"):
@@ -121,9 +133,16 @@ def main() -> None:
                 tv = bootstrap_intervals(y, {"model": (p, p), "logistic_regression": lr}, groups=groups,
                                          metrics=("roc_auc", "precision@5%", "ece"), n_boot=args.n_boot,
                                          seed=seed).set_index(["scorer", "metric"])
+                # The calibrators on the same out-of-time scores: which would have been better here.
+                raw, val = m.raw_score(X), m.validation or {}
+                alt = {f"ece {c}": expected_calibration_error(
+                    y, apply_calibrator(raw, fit_calibrator(val["raw"], val["y"], method=c, seed=0)))
+                    for c in ("platt", "isotonic")} if val else {}
                 targets.append({"seed": seed, "view": view, "variant": name, "n": int(len(y)),
                                 "positives": int(y.sum()), "calibration": m.calibrator["method"],
                                 "calibration_n": int(m.calibrator.get("n", 0)),
+                                "calibration_cv": m.calibrator.get("cv", {}),
+                                "mean p": float(p.mean()), "rate": float(y.mean()), **alt,
                                 **{f"{s} {k}": [float(v) for v in tv.loc[(s, k), ["estimate", "lo", "hi"]]]
                                    for s in ("model", "logistic_regression", "model - logistic_regression")
                                    for k in ("roc_auc", "precision@5%", "ece")}})
@@ -139,6 +158,15 @@ def main() -> None:
                       "load_avg": os.getloadavg()})
         print(f"seed {seed}: {costs[-1]}", flush=True)
         dump()
+    tt = pd.DataFrame(targets)
+    cols = ["model - logistic_regression roc_auc", "model - logistic_regression precision@5%", "model ece"]
+    print("\ntargets (lead over the logistic regression, P@5% lead, ECE; the ECE each calibrator gives):")
+    print(tt.assign(**{c: tt[c].map(_fmt) for c in cols})[
+        ["seed", "view", "variant", "calibration", "calibration_n", *cols, "ece platt", "ece isotonic", "mean p",
+         "rate"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if not rows:
+        dump()
+        return
     tab = pd.DataFrame(rows)
     show = tab.assign(**{m: tab[m].map(_fmt) for m in ("roc_auc", "precision@5%")})
     print("\nchange when the family is removed (full minus without; paired 95% bootstrap):")
@@ -148,11 +176,6 @@ def main() -> None:
                        below=fam["roc_auc"].map(lambda v: v[2] < 0) | fam["precision@5%"].map(lambda v: v[2] < 0))
     print("\nfamily earns its place (an interval above zero on some seed and view, none below zero):")
     print(earns.groupby("without")[["above", "below"]].any().to_string())
-    tt = pd.DataFrame(targets)
-    cols = ["model - logistic_regression roc_auc", "model - logistic_regression precision@5%", "model ece"]
-    print("\ntargets (lead over the logistic regression, P@5% lead, ECE):")
-    print(tt.assign(**{c: tt[c].map(_fmt) for c in cols})[["seed", "view", "variant", "calibration",
-                                                          "calibration_n", *cols]].to_string(index=False))
     if fair:
         fr = pd.concat(fair, ignore_index=True)
         print("\nAUC, precision and false-positive rate at the 5% budget per group, with and without the attributes:")

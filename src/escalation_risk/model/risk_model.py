@@ -46,6 +46,9 @@ class RiskModel:
         # The held-out evaluation when ``train(..., holdout=...)`` made one (its figures
         # are also in ``manifest["metrics"]["holdout"]``, which is what a loaded model has).
         self.holdout: Evaluation | None = None
+        # The out-of-time raw scores and labels the calibrator was fitted on, when this
+        # process trained the model (not saved): lets a benchmark compare calibrators.
+        self.validation: dict[str, np.ndarray] | None = None
         self._codes: dict[str, dict[str, float]] | None = None  # category -> code, built on first use
 
     def __repr__(self) -> str:

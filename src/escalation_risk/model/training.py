@@ -460,8 +460,10 @@ def _fit(ex: dict[str, Any], cfg: dict, *, cutoff: pd.Timestamp, horizon_days: i
         **({"lexicon": lexicon.to_dict()} if lexicon is not None else {}),
         "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
     }
-    return RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines,
-                     text_model=text)
+    model = RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines,
+                      text_model=text)
+    model.validation = {"raw": raw_oot, "y": y_oot}
+    return model
 
 
 def _holdout_span(holdout, cutoff: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp | None] | None:
