@@ -207,3 +207,21 @@ def test_families_behind_the_setting_are_off_by_default_and_online_agrees_when_o
         a = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
         assert abs(a.probability - b["probability"]) < 1e-9, d
         assert [r["en"] for r in a.reasons] == b["reasons"], d
+
+
+def test_train_variants_gives_what_train_gives(small_district):
+    """The ablation's shared build: each variant is the model ``train(exclude=...)`` returns."""
+    from escalation_risk.model.training import train_variants
+    cfg = {"param_grid": [], "families_off": []}
+    got = train_variants(small_district, {"all": [], "no velocity": ["velocity"]}, cutoff="2025-01-01", seed=0,
+                         config=cfg)
+    alone = er.train(small_district, cutoff="2025-01-01", seed=0, config=cfg, exclude=["velocity"])
+    v = got["no velocity"]
+    assert v.booster.model_to_string() == alone.booster.model_to_string()
+    assert v.calibrator == alone.calibrator and v.thresholds == alone.thresholds
+    assert not {f.name for f in REGISTRY if f.family == "velocity"} & set(v.feature_names)
+    assert "vel_burst_30d_max" in got["all"].feature_names
+    from escalation_risk.model import report_points
+    X = build_features(small_district, report_points(small_district, "2025-01-01", "2025-03-01").head(50),
+                       text=v.text_model)
+    np.testing.assert_array_equal(v.predict_proba(X), alone.predict_proba(X))
