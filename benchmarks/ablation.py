@@ -66,6 +66,65 @@ def _fmt(v) -> str:
     return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
 
 
+def _earns(rows: list[dict]) -> pd.DataFrame:
+    """Per family: an interval above zero on some seed and view (AUC or P@5%), and one
+    wholly below zero (clearly negative). A family earns its place with the first and
+    without the second."""
+    tab = pd.DataFrame(rows)
+    tab = tab[tab["without"].isin(FAMILIES)]
+    tab = tab.assign(above=tab["roc_auc"].map(lambda v: v[1] > 0) | tab["precision@5%"].map(lambda v: v[1] > 0),
+                     below=tab["roc_auc"].map(lambda v: v[2] < 0) | tab["precision@5%"].map(lambda v: v[2] < 0))
+    out = tab.groupby("without")[["above", "below"]].any()
+    return out.assign(earns=out["above"] & ~out["below"])
+
+
+def merge(files: list[str], write: str | None) -> None:
+    """Per-seed runs (``--out``) into the markdown tables of BENCHMARKS.md and, with
+    ``write``, the ablation file every model card shows (``model/ablation.json``)."""
+    runs = [json.loads(Path(f).read_text()) for f in files]
+    rows = [r for run in runs for r in run["ablation"]]
+    targets = [t for run in runs for t in run["targets"]]
+    print("| without | seed | view | disputes | escalated | Δ AUC | Δ P@5% | interval above zero |")
+    print("|---|---:|---|---:|---:|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["without"] not in FAMILIES, r["without"], r["seed"], r["view"] != "report")):
+        above = r["roc_auc"][1] > 0 or r["precision@5%"][1] > 0
+        below = r["roc_auc"][2] < 0 or r["precision@5%"][2] < 0
+        print(f"| {r['without']} | {r['seed']} | {r['view']} | {r['n']:,} | {r['positives']:,} | {_fmt(r['roc_auc'])} "
+              f"| {_fmt(r['precision@5%'])} | {'yes' if above else ('below zero' if below else 'no')} |")
+    earns = _earns(rows)
+    print("\n" + earns.to_string())
+    print("\n| seed | view | variant | lead over LR (AUC) | P@5% model vs LR | ECE (bootstrap) | Platt | isotonic "
+          "| chosen | mean p / rate |")
+    print("|---:|---|---|---|---|---|---|---|---|---|")
+    for t in targets:
+        print(f"| {t['seed']} | {t['view']} | {t['variant']} | {_fmt(t['model - logistic_regression roc_auc'])} "
+              f"| {t['model precision@5%'][0]:.3f} vs {t['logistic_regression precision@5%'][0]:.3f} "
+              f"| {_fmt(t['model ece'])} | {t.get('ece platt', float('nan')):.3f} "
+              f"| {t.get('ece isotonic', float('nan')):.3f} | {t['calibration']} ({t['calibration_n']:,}) "
+              f"| {t.get('mean p', float('nan')):.3f} / {t.get('rate', float('nan')):.3f} |")
+    for run in runs:
+        for c in run.get("costs", []):
+            print(f"seed {c['seed']}: {run['persons']:,} people, wall {c['wall_s']:.0f} s, CPU {c['cpu_s']:.0f} s, "
+                  f"peak RSS {c['peak_rss_mb']:.0f} MB, load {c['load_avg'][0]:.1f}")
+    if write:
+        kept = sorted(f for f in FAMILIES if f in earns.index and earns.loc[f, "earns"])
+        off = [f for f in FAMILIES if f not in kept]
+        seeds = sorted({r["seed"] for r in rows})
+        persons = sorted({run["persons"] for run in runs})
+        Path(write).write_text(json.dumps({
+            "what": f"Measured by benchmarks/ablation.py on {time.strftime('%Y-%m-%d')} (2 shared cores): synthetic "
+                    f"districts of {', '.join(f'{n:,}' for n in persons)} people, seeds "
+                    f"{', '.join(map(str, seeds))} (never the sample's 7), trained at 2024-07-01 with monthly "
+                    f"re-scoring (the variants with the full model's parameter set), scored on the disputes first "
+                    f"reported in the following year at report time (report) and on monthly nights while open "
+                    f"(nights).",
+            "verdict": f"Kept (an interval above zero on some seed and view, none below zero): "
+                       f"{', '.join(kept) or 'none'}. Behind the setting config={{\"families_off\": []}}: "
+                       f"{', '.join(off) or 'none'}. The row 'none of the four' removes all four at once.",
+            "families_off": off, "rows": rows, "targets": targets}, default=float, indent=1) + "\n")
+        print(f"wrote {write}: kept {kept or 'none'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--persons", type=int, default=12000)
@@ -81,7 +140,12 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None,
                     help="train only these variants (e.g. 'none of the four' for the targets and calibrators)")
     ap.add_argument("--out", default=None, help="Write every figure as JSON here.")
+    ap.add_argument("--merge", nargs="+", default=None, help="print the tables of these per-seed --out files")
+    ap.add_argument("--write-ablation", default=None, help="with --merge: write the model cards' ablation file here")
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, args.write_ablation)
+        return
     key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
     cutoff = pd.Timestamp(args.cutoff)
     end = cutoff + pd.DateOffset(years=1)
@@ -171,11 +235,8 @@ def main() -> None:
     show = tab.assign(**{m: tab[m].map(_fmt) for m in ("roc_auc", "precision@5%")})
     print("\nchange when the family is removed (full minus without; paired 95% bootstrap):")
     print(show.to_string(index=False))
-    fam = tab[tab["without"].isin(FAMILIES)]
-    earns = fam.assign(above=fam["roc_auc"].map(lambda v: v[1] > 0) | fam["precision@5%"].map(lambda v: v[1] > 0),
-                       below=fam["roc_auc"].map(lambda v: v[2] < 0) | fam["precision@5%"].map(lambda v: v[2] < 0))
     print("\nfamily earns its place (an interval above zero on some seed and view, none below zero):")
-    print(earns.groupby("without")[["above", "below"]].any().to_string())
+    print(_earns(rows).to_string())
     if fair:
         fr = pd.concat(fair, ignore_index=True)
         print("\nAUC, precision and false-positive rate at the 5% budget per group, with and without the attributes:")
