@@ -321,9 +321,7 @@ def read_scores(root: Path, tag: str, district: str) -> pd.DataFrame:
     if s is None:
         raise FileNotFoundError(f"no scores of district {district or '(lone)'} for night {tag} in {root}")
     COLLECTED["scores_bytes"] += (folder / "part-0.parquet").stat().st_size
-    for c in ("reasons", "reasons_zh", "reason_features"):
-        s[c] = [list(v) for v in s[c]]
-    s = s.astype({c: object for c in s.columns if s[c].dtype == "str" or str(s[c].dtype) == "string"})
+    s = _as_local(s)
     if district:
         s.insert(0, "district", district)
     return s
@@ -391,7 +389,8 @@ class SparkEngine(Engine):
                              "not a Dataset")
         _check_executor_key(self.spark, key)
         root = self._root(out)
-        for sub in ("keys", "quarantine", "province_keys", "links", "scores", *(f"history/{t}" for t in SHARED_TABLES)):
+        for sub in ("keys", "quarantine", "province_keys", "links", "scores", "recorded",
+                    *(f"history/{t}" for t in SHARED_TABLES)):
             shutil.rmtree(root / sub / f"night={tag}", ignore_errors=True)  # a night's files are its run's
         rows = _run(self.spark, partial(_load_task, root=str(root), tag=tag, keys=several,
                                         out=str(out) if out is not None else None),
@@ -453,6 +452,34 @@ class SparkEngine(Engine):
                                pickle.loads(r["drift"]),
                                reader=partial(read_scores, scores_root, cross.tag, r["district"]))
                 for r in rows]
+
+    def hold(self, district: str, scores: pd.DataFrame, *, tag: str, out: Path | None) -> Any:
+        """A recorded district's scores wait in ``recorded/night=/district=`` (the driver's
+        memory stays one district's): the report, the CSV and the briefing read them back."""
+        folder = partition(self._root(out) / "recorded", tag, district)
+        s = scores.copy()
+        if "as_of" in s.columns:
+            s["as_of"] = s["as_of"].astype("datetime64[us]")
+        for c in ("reasons", "reasons_zh", "reason_features"):
+            if c in s.columns:
+                s[c] = [list(v) for v in s[c]]
+        _write(s, folder)
+        return partial(_read_recorded, folder)
+
+
+def _read_recorded(folder: Path) -> pd.DataFrame:
+    s = _read(folder)
+    if s is None:
+        raise FileNotFoundError(f"no recorded scores in {folder}")
+    return _as_local(s)
+
+
+def _as_local(s: pd.DataFrame) -> pd.DataFrame:
+    """A scores frame read from Parquet as the local engine holds it: lists, object text."""
+    for c in ("reasons", "reasons_zh", "reason_features"):
+        if c in s.columns:
+            s[c] = [list(v) for v in s[c]]
+    return s.astype({c: object for c in s.columns if s[c].dtype == "str" or str(s[c].dtype) == "string"})
 
 
 def _one_file_per_district(night_dir: Path) -> None:
