@@ -525,3 +525,46 @@ def score_province(spark: Any, path: str | os.PathLike, model: str | os.PathLike
     schema = SCORE_SCHEMA.replace("district string, ", "") + ", night string, district string"
     df = spark.read.schema(schema).parquet(str(run.root / "scores")).where(f"night = '{tag}'")
     return df.select("district", *[c for c in df.columns if c not in ("district", "night")])
+
+
+# --------------------------------------------------------------------------- training by districts
+
+def _examples_task(item: tuple[str, str], *, root: str, tag: str, cutoff: pd.Timestamp, horizon_days: int,
+                   config: dict | None) -> dict[str, Any]:
+    """One district's training examples on an executor, written as Parquet; facts come back."""
+    from .province_training import district_examples, examples_task_facts
+    t0 = time.perf_counter()
+    code, folder = item
+    ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
+    made = district_examples(ds, code, cross_of(Path(root), tag, code), cutoff=cutoff, horizon_days=horizon_days,
+                             config=config)
+    _write(made.examples.drop(columns="district"), partition(Path(root) / "examples", tag, code))
+    return {**examples_task_facts(made), "seconds": time.perf_counter() - t0}
+
+
+def province_examples(spark: Any, province: Any, key: bytes | None, *, cutoff: pd.Timestamp, horizon_days: int,
+                      config: dict | None, work_dir: str | os.PathLike | None = None
+                      ) -> tuple[list[dict[str, Any]], Any]:
+    """The examples of every district of ``province`` made on executors (linked province-wide
+    by the night's load and link steps), written under ``WORK/examples/night=train-CUTOFF``.
+    Returns each district's facts (in code order) and a reader of one district's examples."""
+    eng = SparkEngine.of(spark, work_dir)
+    tag = f"train-{_night_tag(cutoff)}"
+    sources: dict[str, Any] = dict(sorted(province.folders.items()))
+    several = len(sources) > 1
+    shutil.rmtree(eng._root(None) / "examples" / f"night={tag}", ignore_errors=True)
+    eng.load(sources, key, several=several, tag=tag, out=None)
+    run = eng.link(sources, [], key, several=several, tag=tag, out=None)
+    rows = _run(spark, partial(_examples_task, root=str(run.root), tag=tag, cutoff=cutoff, horizon_days=horizon_days,
+                               config=config), [(c, str(f)) for c, f in sources.items()], "examples")
+    rows = sorted(rows, key=lambda r: r["district"])
+
+    def reader(code: str) -> pd.DataFrame:
+        folder = partition(run.root / "examples", tag, code)
+        ex = _read(folder)
+        if ex is None:
+            raise FileNotFoundError(f"no training examples of district {code} in {folder}")
+        ex.insert(0, "district", code)
+        return ex
+    return rows, reader
+
