@@ -161,8 +161,17 @@ def test_spark_linkage_gives_the_local_links(spark_night, province_dir: Path):
     assert len(want) == len(keys) and (want["key_district"] != want["district"]).any()  # linked across
     pd.testing.assert_frame_equal(got, want.astype(object))
     links = S._read_all(out / "spark" / "links" / f"night={TAG}")
+    shared = P._shared(want)
     assert sorted(map(tuple, links[["district", "person_id"]].values.tolist())) == \
-        sorted(map(tuple, P._shared(want)[["district", "person_id"]].values.tolist()))
+        sorted(map(tuple, shared[["district", "person_id"]].values.tolist()))
+    # each score task's share, by a Spark join: the people of the groups holding one of its people, no other
+    for d in DISTRICTS:
+        need = S._read(S.partition(out / "spark" / "need", TAG, d))
+        groups = set(zip(shared.loc[shared["district"] == d, "key_district"],
+                         shared.loc[shared["district"] == d, "key_person"]))
+        expect = shared[[k in groups for k in zip(shared["key_district"], shared["key_person"])]]
+        assert len(expect) and sorted(zip(need["source"], need["person_id"])) == \
+            sorted(zip(expect["district"], expect["person_id"]))
 
 
 @pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster only: see the docstring
