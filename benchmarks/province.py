@@ -64,20 +64,23 @@ def _executor_jvm_peaks_mb(app_id: str) -> list[float]:
     return out
 
 
+def _session(engine: str, master: str) -> tuple:
+    """(session, its JVM's pid, seconds to start it) for engine spark; (None, None, 0.0) else."""
+    if engine != "spark":
+        return None, None, 0.0
+    from escalation_risk import spark as S
+    t0 = time.perf_counter()
+    spark = S.session(master)
+    return spark, int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()), time.perf_counter() - t0
+
+
 def child(engine: str, province: str, model: str, night: str, store: str, out: str, result: str,
           master: str = "") -> None:
     """One night in this (fresh) process; writes what it measured as JSON to ``result``."""
     t_start = time.perf_counter()
     from escalation_risk import province as P
-    spark = None
-    jvm_pid = None
-    t_session = 0.0
-    if engine == "spark":
-        from escalation_risk import spark as S
-        t0 = time.perf_counter()
-        spark = S.session(master)
-        t_session = time.perf_counter() - t0
-        jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+    from escalation_risk import spark as S
+    spark, jvm_pid, t_session = _session(engine, master)
     t0 = time.perf_counter()
     rep = P.run_province_night(province, model, night, store=f"sqlite:///{store}", out_dir=out, engine=engine,
                                spark=spark)
@@ -101,14 +104,9 @@ def child(engine: str, province: str, model: str, night: str, store: str, out: s
 def train_child(engine: str, province: str, cutoff: str, result: str, master: str = "", max_points: str = "") -> None:
     """``train_province`` in this (fresh) process; its time, memory and booster to ``result``."""
     t_start = time.perf_counter()
+    from escalation_risk import spark as S
     from escalation_risk.province_training import train_province
-    spark, jvm_pid, t_session = None, None, 0.0
-    if engine == "spark":
-        from escalation_risk import spark as S
-        t0 = time.perf_counter()
-        spark = S.session(master)
-        t_session = time.perf_counter() - t0
-        jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+    spark, jvm_pid, t_session = _session(engine, master)
     t0 = time.perf_counter()
     model = train_province(province, cutoff=cutoff, engine=engine, spark=spark,
                            max_points=int(max_points) if max_points else None)
@@ -123,17 +121,21 @@ def train_child(engine: str, province: str, cutoff: str, result: str, master: st
     Path(result).write_text(json.dumps(res, default=float), encoding="utf-8")
 
 
-def _run_train(engine: str, tmp: Path, province: Path, cutoff: str, master: str = "", max_points: int = 0) -> dict:
-    result = tmp / f"train-{engine}.json"
-    cmd = [sys.executable, str(HERE / "province.py"), "--_train", engine, str(province), cutoff, str(result), master,
-           str(max_points or "")]
-    print(f"  … {engine} train {master}", file=sys.stderr, flush=True)
+def _in_child(cmd: list[str], result: Path, what: str, key: str) -> dict:
+    """Run one measured child process; its JSON, with the wall time of the whole process."""
+    print(f"  … {what}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, timeout=7200)
+    subprocess.run([sys.executable, str(HERE / "province.py"), *cmd], check=True, timeout=7200)
     res = json.loads(result.read_text(encoding="utf-8"))
     res["wall_s"] = time.perf_counter() - t0
-    print(f"    {res['train_s']:.1f} s train", file=sys.stderr, flush=True)
+    print(f"    {res[key]:.1f} s, {res['wall_s']:.1f} s process", file=sys.stderr, flush=True)
     return res
+
+
+def _run_train(engine: str, tmp: Path, province: Path, cutoff: str, master: str = "", max_points: int = 0) -> dict:
+    result = tmp / f"train-{engine}.json"
+    return _in_child(["--_train", engine, str(province), cutoff, str(result), master, str(max_points or "")],
+                     result, f"{engine} train {master}", "train_s")
 
 
 def _run_child(engine: str, tmp: Path, province: Path, model: str, night: str, master: str = "") -> dict:
@@ -141,15 +143,8 @@ def _run_child(engine: str, tmp: Path, province: Path, model: str, night: str, m
     result = tmp / f"{engine}.json"
     for old in (out, tmp / f"{engine}.db"):  # each size's night from a clean store and folder
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-    cmd = [sys.executable, str(HERE / "province.py"), "--_child", engine, str(province), model, night,
-           str(tmp / f"{engine}.db"), str(out), str(result), master]
-    print(f"  … {engine} night {master}", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, timeout=7200)
-    res = json.loads(result.read_text(encoding="utf-8"))
-    res["wall_s"] = time.perf_counter() - t0
-    print(f"    {res['night_s']:.1f} s night, {res['wall_s']:.1f} s process", file=sys.stderr, flush=True)
-    return res
+    return _in_child(["--_child", engine, str(province), model, night, str(tmp / f"{engine}.db"), str(out),
+                      str(result), master], result, f"{engine} night {master}", "night_s")
 
 
 def _alerts(db: Path) -> list[tuple]:
@@ -367,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
         meta = {"persons": args.persons, "seed": args.seed, "night": args.night, "max_districts": sizes[-1],
                 "model": Path(args.model).name, "generate_s": generate_s, "git": git,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
+                "machine": f"{os.cpu_count()} cores, "
+                           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
                 "load_start": f"{load_start[0]:.1f}", "load_end": f"{os.getloadavg()[0]:.1f}"}
         section = render(meta, runs, train)
         print(section)
