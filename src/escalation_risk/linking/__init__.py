@@ -66,11 +66,11 @@ records known then (:mod:`escalation_risk.known`), and a person record only from
 """
 
 
-from .evidence import graph_evidence
+from .evidence import GraphEvidence, graph_evidence
 from .linker import Linkage, _linkage, explain_links, link_keys, link_persons, linkage_parameters, linkage_summary
 from .model import DEFAULT_MODEL, FIELDS, GRAPH_FIELDS, GRAPH_MODEL, LEVELS, RULE_FALLBACK, RULE_ID, LinkageModel
 from .parameters import em_m, estimate_u
 
-__all__ = ["DEFAULT_MODEL", "FIELDS", "GRAPH_FIELDS", "GRAPH_MODEL", "LEVELS", "RULE_FALLBACK", "RULE_ID", "Linkage",
+__all__ = ["DEFAULT_MODEL", "FIELDS", "GRAPH_FIELDS", "GRAPH_MODEL", "GraphEvidence", "LEVELS", "RULE_FALLBACK", "RULE_ID", "Linkage",
            "LinkageModel", "_linkage", "em_m", "estimate_u", "explain_links", "graph_evidence", "link_keys",
            "link_persons", "linkage_parameters", "linkage_summary"]
