@@ -792,7 +792,7 @@ def test_a_place_shared_at_overlapping_times_weighs_more_than_the_place_alone():
     assert (mine["kind"] == "place").sum() == 1
 
 
-def test_graph_arrays_do_not_depend_on_the_order_or_repetition_of_evidence_rows():
+def test_graph_evidence_does_not_depend_on_the_order_or_repetition_of_evidence_rows():
     from escalation_risk.linking.evidence import _graph_arrays
 
     ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
@@ -803,12 +803,39 @@ def test_graph_arrays_do_not_depend_on_the_order_or_repetition_of_evidence_rows(
     pid = ds.persons["person_id"].to_numpy(dtype=object)
     a, b = _graph_arrays(ev, pid), _graph_arrays(mixed, pid)
     assert a is not None and b is not None
-    for kind in a.items:
-        np.testing.assert_array_equal(a.items[kind], b.items[kind])
+    for kind in a.mats:
+        assert (a.mats[kind] != b.mats[kind]).nnz == 0
         np.testing.assert_array_equal(a.counts[kind], b.counts[kind])
-        # Each record's items rarest first.
-        c = a.counts[kind]
-        held = a.items[kind] != 0
-        assert (np.where(held[:, 1:], c[:, 1:] - c[:, :-1], 0) >= 0).all()
-    key = link_keys(ds.persons, model=GRAPH_MODEL, graph=ev).key
-    pd.testing.assert_series_equal(key, link_keys(ds.persons, model=GRAPH_MODEL, graph=mixed).key)
+        # A count is how many records hold the item.
+        np.testing.assert_array_equal(a.counts[kind], np.asarray(a.mats[kind].sum(axis=0)).ravel())
+    # The matrices made straight from the tables (as_frame=False) are the frame's evidence.
+    direct = graph_evidence(ds.tables(), as_frame=False)
+    for kind in a.mats:
+        per_record = np.diff(direct.mats[kind].indptr)
+        np.testing.assert_array_equal(per_record, np.diff(a.mats[kind].indptr))
+        assert sorted(direct.counts[kind][direct.counts[kind] > 0]) == sorted(a.counts[kind][a.counts[kind] > 0])
+    key = link_keys(ds.persons, model=GRAPH_MODEL, graph=ev)
+    for other in (mixed, direct):
+        res = link_keys(ds.persons, model=GRAPH_MODEL, graph=other)
+        pd.testing.assert_series_equal(key.key, res.key)
+        np.testing.assert_allclose(key.pairs["weight"], res.pairs["weight"])
+    # Records in another order (or some missing): the evidence follows them.
+    order = np.random.default_rng(2).permutation(len(pid))[:-3]
+    moved = direct.for_records(pid[order])
+    for kind in direct.mats:
+        assert (moved.mats[kind] != direct.mats[kind][order]).nnz == 0
+
+
+def test_ids_are_coded_exactly_from_their_bytes():
+    from escalation_risk.linking.evidence import _encode, _positions
+
+    ids = pd.Series(["abcdefghijk", "abcdefghijkl", None, "x", "abcdefghijk", "abcdefgh", "abcdefg", "郑"])
+    codes = _encode(ids, pd.Series(["x", "abcdefghijkl", "zz", "abcdefg"]))
+    assert codes[0].tolist() == [0, 1, -1, 2, 0, 3, 4, 5] and codes[1].tolist() == [2, 1, 6, 4]
+    # Short ids, mixed lengths (persons and organisations in one column), missing values.
+    index = pd.Series(["P01", "P0002", "O7", "abcdefgh"])
+    assert _positions(pd.Series(["O7", "P01", "P1", None, "abcdefgh", "P0002"]), index).tolist() == \
+        [2, 0, -1, -1, 3, 1]
+    # Ids longer than eight bytes take the exact slow path: same answers.
+    long = pd.Series(["person-000001", "person-000002"])
+    assert _positions(pd.Series(["person-000002", "person-00000", "person-000001"]), long).tolist() == [1, -1, 0]

@@ -98,22 +98,17 @@ def _bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return data, off[:-1], np.where(valid, np.diff(off), 0), valid
 
 
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+
+
 def _pack(data: np.ndarray, start: np.ndarray, lens: np.ndarray, at: int = 0) -> np.ndarray:
-    """Bytes ``at`` .. ``at + 7`` of each string as one uint64 (zero past the string's end)."""
-    n = len(start)
+    """Bytes ``at`` .. ``at + 7`` of each string as one uint64 (zero past the string's end):
+    one unaligned 8-byte read per string, the bytes past its end masked off."""
+    buf = np.zeros(len(data) + 16, dtype=np.uint8)
+    buf[:len(data)] = data
+    words = np.ndarray(shape=(len(data) + 8,), dtype="<u8", buffer=buf.data, strides=(1,))
     take = np.clip(lens - at, 0, 8)
-    out = np.zeros((n, 8), dtype=np.uint8)
-    if n and (take == take[0]).all() and (np.diff(start) == lens[:-1]).all():
-        # One width, stored back to back (the usual id column): a reshape, no gather.
-        w = int(take[0])
-        if w:
-            s0 = int(start[0]) + at
-            out[:, :w] = data[s0: s0 + n * int(lens[0])].reshape(n, int(lens[0]))[:, :w]
-    elif take.any():
-        rows = np.repeat(np.arange(n), take)
-        within = np.arange(len(rows)) - np.repeat(np.cumsum(take) - take, take)
-        out.ravel()[rows * 8 + within] = data[np.repeat(start + at, take) + within]
-    return out.view("<u8").ravel()
+    return words[np.minimum(start + at, len(data))] & _LOW_BYTES[take]
 
 
 def _key64(values: pd.Series | np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -353,17 +348,24 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     width = int(party_ident.max(initial=-1)) + 1
     r_inc = sparse.csr_matrix((np.ones(int(person_row.sum()), np.int32), (p[person_row], g[person_row])),
                               shape=(n, n_inc))
-    inc_id = sparse.csr_matrix((np.ones(len(g), np.int32), (g, party_ident)), shape=(n_inc, max(width, 1)))
-    cp = (r_inc @ inc_id).tocoo()
-    crow, ccol = cp.row.astype(np.int64), cp.col.astype(np.int64)
-    other = ccol != ident[crow] if n else np.zeros(0, bool)  # a counterpart is someone else
-    crow, ccol = crow[other], ccol[other]
+    inc_id = sparse.csr_matrix((np.ones(len(g), np.int32), (g, party_ident)),
+                               shape=(n_inc, max(width, n_ident, 1)))
+    cp = (r_inc @ inc_id).tocsr()
+    cp.sort_indices()
+    crow = np.repeat(np.arange(n), np.diff(cp.indptr))
+    cp.data[cp.indices == ident[crow]] = 0  # a counterpart is someone else
+    if not everyone:
+        cp.data[~known[crow]] = 0
+    cp.eliminate_zeros()
+    del crow
     if has_rel:
         ra, rb = index.find(relations["person_a"]), index.find(relations["person_b"])
         both = (ra >= 0) & (rb >= 0)
-        crow = np.r_[crow, ra[both], rb[both]]
-        ccol = np.r_[ccol, ident[rb[both]], ident[ra[both]]]
-    mats = {"counterparty": _matrix(mine(crow), ccol, n, max(width, n_ident))}
+        rel = _matrix(mine(np.r_[ra[both], rb[both]]), np.r_[ident[rb[both]], ident[ra[both]]], n, cp.shape[1])
+        cp = (cp + rel).tocsr()
+    cp.data = np.ones(len(cp.data), dtype=np.int8)
+    cp.has_sorted_indices = True
+    mats = {"counterparty": cp}
 
     # Places and grids of the record's incidents and households.
     n_pl = len(places)
