@@ -845,3 +845,64 @@ def test_ids_are_coded_exactly_from_their_bytes():
     # Ids longer than eight bytes take the exact slow path: same answers.
     long = pd.Series(["person-000001", "person-000002"])
     assert _positions(pd.Series(["person-000002", "person-00000", "person-000001"]), long).tolist() == [1, -1, 0]
+
+
+def test_a_rare_name_sound_with_the_birth_year_and_a_place_links_a_common_one_does_not():
+    # Two pairs, each one person written twice (a homophone name, no id and no phone on the
+    # second record), each pair's two incidents at one door ten days apart: the same
+    # evidence but for how common the name's sound is. 郑晓燕/郑小燕 is one pair's sound; 300
+    # other people with ids are called 张伟 and born in 1980, like c/d (张伟/章伟).
+    rng = np.random.default_rng(5)
+    common = []
+    for k in range(300):
+        body = f"3301061980{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}{rng.integers(0, 500) * 2 + 1:03d}"
+        common.append((f"zw{k:03d}", "张伟", 1980, f"137{rng.integers(0, 10**8):08d}",
+                       body + gb11643_check_digit(body), "male"))
+    rows = [("a", "郑晓燕", 1976, "13811112222", A, "female"), ("b", "郑小燕", 1976, None, None, "female"),
+            ("c", "张伟", 1980, "13822223333", idn("33010619800101001"), "male"),
+            ("d", "章伟", 1980, None, None, "male")] + common
+    parties = [("ia", "a", "2024-01-10"), ("ib", "b", "2024-01-20"), ("ic", "c", "2024-01-10"),
+               ("id", "d", "2024-01-20")]
+    ds = district(rows, parties, at={"ia": "door1", "ib": "door1", "ic": "door2", "id": "door2"})
+    res = linking.linker._linkage(ds, None, GRAPH_MODEL)
+    ids = res.key.index.to_numpy(dtype=object)
+    p = res.pairs
+
+    def pair(x: str, y: str) -> pd.Series:
+        hit = p[((ids[p["i"]] == x) & (ids[p["j"]] == y)) | ((ids[p["i"]] == y) & (ids[p["j"]] == x))]
+        assert len(hit) == 1
+        return hit.iloc[0]
+
+    rare, common_ = pair("a", "b"), pair("c", "d")
+    for row in (rare, common_):  # the same levels: same sound, birth year, place at overlapping times
+        assert LEVELS["name"][row["name"]] == "pinyin" and LEVELS["place"][row["place"]] == "place_overlapping"
+    assert rare["weight"] > common_["weight"] + 6  # log2 of ~300 holders of the sound against 1
+    key = res.key
+    assert key["a"] == key["b"]
+    assert key["c"] != key["d"]
+    # Without the place, the rare name and the birth year alone still do not link.
+    alone = link_persons(district(rows, []), model=GRAPH_MODEL)
+    assert alone["a"] != alone["b"]
+
+
+def test_graph_u_is_read_among_namesakes_known_to_be_two_people():
+    # 60 pairs of namesakes (same name and birth year, two valid ids: two people), each
+    # pair in one dispute with the other: among namesakes, sharing a counterpart is common,
+    # so a shared counterpart says less than random pairs would make it say.
+    rng = np.random.default_rng(9)
+    twins, parties = [], [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+                          ("n2", "x", "2024-03-02")]
+    for k in range(60):
+        for side in (0, 1):
+            body = f"3301061975{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}{rng.integers(0, 999):03d}"
+            twins.append((f"t{k:02d}{side}", f"双{k}", 1975, None, body + gb11643_check_digit(body), "male"))
+        parties += [(f"q{k}", f"t{k:02d}0", "2024-02-01"), (f"q{k}", f"t{k:02d}1", "2024-02-01"),
+                    (f"q{k}", f"r{k}", "2024-02-01")]
+        twins.append((f"r{k}", f"邻{k}", 1960, None, None, "female"))
+    plain = linking.linker._linkage(district(PAIR, parties[:4]), None, GRAPH_MODEL)
+    near = linking.linker._linkage(district(PAIR + twins, parties), None, GRAPH_MODEL)
+    assert near.stats["namesake_pairs_for_graph_u"] >= 60 > plain.stats["namesake_pairs_for_graph_u"]
+    assert near.stats["graph_u_namesakes_over_random_counterparty_shared"] > 2
+    par = {r: x.parameters.set_index(["field", "level"]).loc[("counterparty", "shared"), "u"] for r, x in
+           (("plain", plain), ("near", near))}
+    assert par["near"] > par["plain"]
