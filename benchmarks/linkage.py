@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{q['nb_pairs']:,}; recall over the other pairs: {q['other_recall']:.4f}. By the strongest graph "
               f"evidence shared: " + ", ".join(f"{k} {r['mean']:.3f} ({int(r['size'])} pairs)"
                                                 for k, r in q["nb_by_evidence"].iterrows()) + "; by the name's "
-              f"level: " + ", ".join(f"{k} {r['mean']:.3f} ({int(r['size'])} pairs)"
+              "level: " + ", ".join(f"{k} {r['mean']:.3f} ({int(r['size'])} pairs)"
                                       for k, r in q["nb_by_name"].iterrows())
               + f". Without the grid-only pairs: recall {q['nb_graph_no_grid_recall']:.3f} over "
               f"{q['nb_graph_no_grid_pairs']:,} pairs.")

@@ -143,11 +143,12 @@ def _encode(*columns: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
         return [np.zeros(0, np.int64) for _ in arrs]
     data, start, lens, valid = _bytes(pa.concat_arrays([a.cast(pa.large_string()) for a in arrs]))
     width = int(lens.max(initial=0))
-    code = None
+    code: np.ndarray | None = None
     if valid.any() and (lens[valid] != width).any():
         code = _refactor(None, np.where(valid, lens, -1))  # "ab" and "ab\0" differ by length
     for at in range(0, max(width, 1), 8):
         code = _refactor(code, _pack(data, start, lens, at))
+    assert code is not None
     out = np.where(valid, code, -1)
     return list(np.split(out, np.cumsum(sizes)[:-1]))
 
@@ -159,14 +160,13 @@ class _Index:
     def __init__(self, ids: pd.Series | np.ndarray | pa.Array) -> None:
         self.ids = ids
         k = _key64(ids)
-        self.table = pd.Index(k[0]) if k is not None and k[1].all() else None
-        if self.table is not None and not self.table.is_unique:
-            self.table = None
+        table = pd.Index(k[0]) if k is not None and k[1].all() else None
+        self.table: pd.Index | None = table if table is not None and table.is_unique else None
 
     def find(self, query: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
         """Row of each ``query`` id in the index, -1 where none."""
         kq = _key64(query) if self.table is not None else None
-        if kq is not None:
+        if kq is not None and self.table is not None:
             return np.where(kq[1], self.table.get_indexer(kq[0]), -1).astype(np.int64)
         mine, theirs = _encode(self.ids, query)
         return _lookup(theirs, mine)
@@ -283,6 +283,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     """The evidence matrices straight from the tables (see :func:`graph_evidence`)."""
     persons = tables["persons"]
     incidents, parties = tables["incidents"], tables["incident_parties"]
+    empty = pd.DataFrame()
     members = tables.get("household_members")
     relations = tables.get("relations")
     households = tables.get("households")
@@ -303,6 +304,9 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     has_rel = relations is not None and len(relations) > 0
     has_mem = members is not None and len(members) > 0
     has_hh = has_mem and households is not None and len(households) > 0
+    relations = relations if relations is not None else empty
+    members = members if members is not None else empty
+    households = households if households is not None else empty
     pid = persons["person_id"].to_numpy(dtype=object)
 
     # Every person id looked up in one hash table of the persons' ids.

@@ -30,7 +30,7 @@ import pandas as pd
 from .blocking import _block_rules
 from .comparisons import _compare, _compare_graph
 from .keys import _Keys
-from .model import ID_CONFLICT, _MODES, _TF_GRAPH, _TF_LEVELS, FIELDS, GRAPH_FIELDS, LEVELS, LinkageModel
+from .model import _MODES, _TF_GRAPH, _TF_LEVELS, FIELDS, GRAPH_FIELDS, ID_CONFLICT, LEVELS, LinkageModel
 
 # Training sessions: the blocking rule, and the fields it made agree (left out of the session).
 SESSIONS = {"id_number": ("id_number",), "fuzzy_pinyin+birth_year": ("name", "birth"), "phone": ("phone",)}
