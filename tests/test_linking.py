@@ -842,6 +842,12 @@ def test_ids_are_coded_exactly_from_their_bytes():
     index = pd.Series(["P01", "P0002", "O7", "abcdefgh"])
     assert _positions(pd.Series(["O7", "P01", "P1", None, "abcdefgh", "P0002"]), index).tolist() == \
         [2, 0, -1, -1, 3, 1]
+    # An index stored in order, queries in order (a binary search) or not (the hash table).
+    ordered = pd.Series(["I001", "I002", "I010", "J1"])
+    assert _positions(pd.Series(["I001", "I001", "I002", "I003", None, "J1"]), ordered).tolist() == \
+        [0, 0, 1, -1, -1, 3]
+    assert _positions(pd.Series(["J1", "I001", "I010", "I002", "K", "I001"]), ordered).tolist() == \
+        [3, 0, 2, 1, -1, 0]
     # Ids longer than eight bytes take the exact slow path: same answers.
     long = pd.Series(["person-000001", "person-000002"])
     assert _positions(pd.Series(["person-000002", "person-00000", "person-000001"]), long).tolist() == [1, -1, 0]

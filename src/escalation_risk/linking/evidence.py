@@ -155,17 +155,32 @@ def _encode(*columns: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
 
 class _Index:
     """Unique ids as one hash table of integers (their bytes), probed by other ids: pandas'
-    integer look-up, built once however many columns are looked up in it."""
+    integer look-up, built once however many columns are looked up in it. Ids stored in
+    order (a table exported by its key) are found by a binary search instead when the
+    queries come mostly in order too (a child table exported by its parent's key)."""
 
     def __init__(self, ids: pd.Series | np.ndarray | pa.Array) -> None:
         self.ids = ids
         k = _key64(ids)
-        table = pd.Index(k[0]) if k is not None and k[1].all() else None
-        self.table: pd.Index | None = table if table is not None and table.is_unique else None
+        self.table: pd.Index | None = None
+        self.ordered: np.ndarray | None = None
+        if k is not None and k[1].all():
+            order_key = k[0].byteswap()  # the first byte most significant: the ids' own order
+            if len(order_key) > 1 and (order_key[1:] > order_key[:-1]).all():
+                self.ordered = order_key
+            else:
+                table = pd.Index(k[0])
+                self.table = table if table.is_unique else None
 
     def find(self, query: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
         """Row of each ``query`` id in the index, -1 where none."""
-        kq = _key64(query) if self.table is not None else None
+        kq = _key64(query) if self.table is not None or self.ordered is not None else None
+        if kq is not None and self.ordered is not None:
+            q = kq[0].byteswap()
+            if np.count_nonzero(q[1:] < q[:-1]) <= len(q) // 100:  # mostly in order: cache-friendly
+                pos = np.minimum(np.searchsorted(self.ordered, q), len(self.ordered) - 1)
+                return np.where(kq[1] & (self.ordered[pos] == q), pos, -1).astype(np.int64)
+            self.table = pd.Index(self.ordered.byteswap())
         if kq is not None and self.table is not None:
             return np.where(kq[1], self.table.get_indexer(kq[0]), -1).astype(np.int64)
         mine, theirs = _encode(self.ids, query)
