@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .keys import _Keys
 from .model import LinkageModel
@@ -99,11 +100,9 @@ def _candidates(k: _Keys, model: LinkageModel, new: np.ndarray | None
         stats[f"skipped_blocks_{name}"] = n_big
     i, j, rule = np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_r)
     # Each pair once, from the first rule that proposed it (a pair an earlier rule left in a
-    # skipped block was never proposed by it): one stable sort of the pairs packed in an int64.
+    # skipped block was never proposed by it): the pairs packed in an int64, one hash pass.
     lo, hi = np.minimum(i, j), np.maximum(i, j)
-    packed = (lo << np.int64(32)) | hi
-    _, first = np.unique(packed, return_index=True)
-    first = np.sort(first)
+    first = ~pd.Series((lo << np.int64(32)) | hi).duplicated(keep="first").to_numpy()
     i, j, rule = i[first], j[first], rule[first]
     counts = np.bincount(rule, minlength=len(rules))
     for r, (name, _) in enumerate(rules):
