@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{st['accepted_pairs']:,} accepted ({st['pairs_linked_by_graph_evidence']:,} on name, birth year and "
           f"graph evidence), {st.get('edges_cut', 0)} cut by the chaining guard in {st['components_reclustered']} "
           f"components |")
+    split = ", ".join(f"{k[4:]} {v:.2f}" for k, v in st.items() if k.startswith("cpu_"))
+    print(f"| CPU split of the link, graph levels on (`Linkage.stats['cpu_*']`) | | "
+          f"{sum(v for k, v in st.items() if k.startswith('cpu_')):.2f} | | {split} (evidence build: the row above) |")
     print(f"| **evidence build + link, graph levels on** | {pg.wall + pl.wall:.2f} | **{pg.cpu + pl.cpu:.2f}** | "
           f"{max(pg.peak - pg.start, 0) + max(pl.peak - pl.start, 0):,.0f} | the target: at most 5 s |")
     print(f"| link the district, graph levels off (the default model) | {po.wall:.2f} | {po.cpu:.2f} | {po.peak - po.start:,.0f} | "
