@@ -104,12 +104,24 @@ _LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 
 def _pack(data: np.ndarray, start: np.ndarray, lens: np.ndarray, at: int = 0) -> np.ndarray:
     """Bytes ``at`` .. ``at + 7`` of each string as one uint64 (zero past the string's end):
-    one unaligned 8-byte read per string, the bytes past its end masked off."""
-    buf = np.zeros(len(data) + 16, dtype=np.uint8)
-    buf[:len(data)] = data
-    words = np.ndarray(shape=(len(data) + 8,), dtype="<u8", buffer=buf.data, strides=(1,))
+    one unaligned 8-byte read per string in place, the bytes past its end masked off (only
+    the last eight bytes of the buffer are copied, padded, for reads that would run past it)."""
+    n = len(data)
     take = np.clip(lens - at, 0, 8)
-    return words[np.minimum(start + at, len(data))] & _LOW_BYTES[take]
+    pos = np.minimum(start + at, n)
+    base = max(n - 8, 0)
+    tail = np.zeros(24, dtype=np.uint8)
+    tail[:n - base] = data[base:]
+    tail_words = np.ndarray(shape=(17,), dtype="<u8", buffer=tail.data, strides=(1,))
+    data = np.ascontiguousarray(data)
+    if n >= 8:
+        words = np.ndarray(shape=(n - 7,), dtype="<u8", buffer=data.data, strides=(1,))
+        out = words[np.minimum(pos, n - 8)]
+    else:
+        out = np.zeros(len(pos), dtype=np.uint64)
+    over = np.flatnonzero(pos > n - 8)
+    out[over] = tail_words[pos[over] - base]
+    return out & _LOW_BYTES[take]
 
 
 def _key64(values: pd.Series | np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
