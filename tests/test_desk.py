@@ -29,6 +29,10 @@ from escalation_risk.nightly import run_night
 
 NIGHT = "2025-06-30"
 PASSWORD = {"w1": "correct horse 1", "w2": "correct horse 2", "s1": "correct horse 3", "r1": "correct horse 4"}
+# Under `make test`'s xdist the whole module runs in one worker: one site, server and browser, and the
+# tests that follow the worker's flow see the store it left, as in a serial run.
+pytestmark = pytest.mark.xdist_group("desk")
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-extensions", "--no-first-run"]
 
