@@ -315,6 +315,55 @@ def test_login_is_rate_limited_per_address(site):
         assert not d.login_blocked("someone", "10.0.0.10")
 
 
+
+def _failed_login(c, name: str, headers: dict[str, str]) -> None:
+    page = c.get("/login", headers=headers).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = c.post("/login", data={"username": name, "password": "not the password", "csrf_token": csrf},
+               headers=headers)
+    assert r.status_code == 401
+
+
+def _addresses(url: str, name: str) -> list[str]:
+    log = _access_log(url)
+    return log.loc[(log["username"] == name) & (log["event"] == "login_failed"), "address"].tolist()
+
+
+def test_a_spoofed_forwarded_for_does_not_change_the_address(server, site):
+    """The server trusts no proxy by default: a client's own X-Forwarded-For is ignored, so
+    it cannot move its failed sign-ins to another address's count."""
+    with httpx.Client(base_url=server) as c:
+        _failed_login(c, "spoof-probe", {"X-Forwarded-For": "203.0.113.7"})
+    assert _addresses(site["url"], "spoof-probe") == ["127.0.0.1"]
+
+
+def test_a_trusted_proxy_gives_the_client_address(site, small_model, base):
+    """Behind a trusted proxy the address is the nearest untrusted hop of X-Forwarded-For
+    (a client-supplied entry before it is ignored); from any other client the header is ignored."""
+    import asyncio
+
+    from escalation_risk.desk import Desk, create_app
+    from escalation_risk.desk.app import check_proxies
+
+    async def fail_from(app, peer: str, name: str) -> None:
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://desk") as c:
+            page = (await c.get("/login", headers=spoofed)).text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            r = await c.post("/login", data={"username": name, "password": "not the password",
+                                             "csrf_token": csrf}, headers=spoofed)
+            assert r.status_code == 401
+
+    with pytest.raises(ValueError, match="proxy.example"):
+        check_proxies(["proxy.example"])
+    spoofed = {"X-Forwarded-For": "198.51.100.9, 203.0.113.8"}
+    with AlertStore(site["url"]) as store:
+        app = create_app(Desk(store, Scorer(small_model, base)), trusted_proxies=["10.1.0.0/16"])
+        asyncio.run(fail_from(app, "10.1.2.3", "via-proxy"))
+        asyncio.run(fail_from(app, "192.0.2.5", "not-via-proxy"))
+    assert _addresses(site["url"], "via-proxy") == ["203.0.113.8"]
+    assert _addresses(site["url"], "not-via-proxy") == ["192.0.2.5"]
+
 # ----------------------------------------------------------------------------- the JSON API
 
 def _request_of(ds, dispute_id):

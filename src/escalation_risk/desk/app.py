@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import math
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import jinja2
@@ -43,6 +44,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .._version import __version__
 from ..alerts import LEVELS, OUTCOMES, STATUSES, AlertNotFoundError, AlertTransitionError
@@ -54,7 +56,7 @@ from .service import Desk, TTLCache
 from .text import EVENT_NAMES, LANGS, LEVEL_NAMES, OUTCOME_NAMES, STATUS_NAMES, TEXT, TREND_NAMES
 from .users import User
 
-__all__ = ["create_app", "SESSION_COOKIE"]
+__all__ = ["create_app", "check_proxies", "SESSION_COOKIE"]
 
 log = logging.getLogger("escalation_risk.desk")
 SESSION_COOKIE = "er_desk"
@@ -145,13 +147,37 @@ def _page_alert(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_proxies(proxies: Sequence[str]) -> list[str]:
+    """``proxies`` as IP addresses or networks (``10.0.0.0/8``); ``ValueError`` naming a value
+    that is neither. ``*`` (trust any client's header) is refused: anyone could then choose
+    the address their failed sign-ins count against."""
+    out = []
+    for p in proxies:
+        p = p.strip()
+        try:
+            if "/" in p:
+                ipaddress.ip_network(p, strict=False)
+            else:
+                ipaddress.ip_address(p)
+        except ValueError:
+            raise ValueError(f"trusted proxy {p!r}: not an IP address or network") from None
+        out.append(p)
+    return out
+
+
 def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cookies: bool = False) -> FastAPI:
+def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cookies: bool = False,
+               trusted_proxies: Sequence[str] = ()) -> FastAPI:
     """The desk and API over ``desk``. ``secret_key`` signs the cookies (random when None:
-    sessions then end when the process does); ``secure_cookies`` sends them over HTTPS only."""
+    sessions then end when the process does); ``secure_cookies`` sends them over HTTPS only.
+
+    ``trusted_proxies`` (addresses or networks, see :func:`check_proxies`): a request that
+    comes from one of them is taken to be from the address its ``X-Forwarded-For`` names
+    (the nearest hop that is not itself a trusted proxy), for sign-in limits and the
+    access log alike; from anywhere else the header is ignored. None trusted by default."""
     app = FastAPI(title="escalation_risk desk", version=__version__,
                   description="The alert desk's JSON API: score a dispute, read alerts. Bearer tokens from "
                               "`escalation-risk tokens add NAME --scope score[,alerts]`.")
@@ -159,6 +185,10 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
     app.add_middleware(SessionMiddleware, secret_key=key.decode() if isinstance(key, bytes) else key,
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE, same_site="lax",
                        https_only=secure_cookies)
+    proxies = check_proxies(trusted_proxies)
+    if proxies:
+        # Added last, so it runs first: every later layer sees the client's address.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.state.desk = desk
     env = jinja2.Environment(loader=jinja2.PackageLoader("escalation_risk", "desk/templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
