@@ -9,6 +9,7 @@ Chromium through Playwright on a phone-sized viewport.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from pathlib import Path
@@ -395,6 +396,31 @@ def test_score_equals_score_dispute_on_withheld_disputes(server, site, small_dis
         assert [x["feature"] for x in got["reasons"]] == [x["feature"] for x in want["reasons"]]
         levels.add(got["level"])
     assert len(levels) >= 1
+
+
+
+def test_forked_scoring_processes_answer_as_the_server_does(small_district, small_model, base, withheld):
+    """``serve --score-processes``: a forked child gives the answer the server's own process gives,
+    and a bad request comes back as the contract's problems, not a crash."""
+    import asyncio
+
+    from escalation_risk.desk.pool import ScorePool, score_payload
+
+    scorer = Scorer(small_model, base)
+    pool = ScorePool(scorer, 1)
+    try:
+        assert pool.pids and all(pid != os.getpid() for pid in pool.pids)
+        for d in list(withheld)[:3]:
+            dispute, parties, meds = _request_of(small_district, d)
+            req = {"dispute": dispute, "parties": parties, "mediations": meds, "as_of": NIGHT}
+            kind, got, took = asyncio.run(asyncio.wait_for(pool.score(req), 120))
+            assert kind == "ok" and took > 0
+            assert got == score_payload(scorer, req)[1]
+        bad = {**req, "dispute": {**dispute, "reported_at": "not a date"}}
+        kind, problems, _ = asyncio.run(asyncio.wait_for(pool.score(bad), 120))
+        assert kind == "invalid" and "reported_at" in set(problems["column"])
+    finally:
+        pool.close()
 
 
 def test_api_needs_a_token_with_the_scope(server, site, small_district, withheld):

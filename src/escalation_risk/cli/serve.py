@@ -38,8 +38,12 @@ PROXY_ENV = "ESCALATION_RISK_TRUSTED_PROXIES"
               type=click.Path(exists=True, file_okay=False),
               help=f"Tonight's case index (`escalation-risk cases --build-index DIR`, env {INDEX_ENV}); "
                    "default: built from --data in the background after start.")
+@click.option("--score-processes", default=0, show_default=True, type=click.IntRange(0, 64),
+              help="Score the API's calls in this many forked processes (about one per core): concurrent "
+                   "calls then run at once instead of one after another. 0: in the server's own process.")
 def serve(store_url: str, model_dir: str, data_dir: str, host: str, port: int, secret_file: str | None,
-          secure_cookies: bool, trusted_proxies: tuple[str, ...], case_index_dir: str | None) -> None:
+          secure_cookies: bool, trusted_proxies: tuple[str, ...], case_index_dir: str | None,
+          score_processes: int) -> None:
     """Serve the alert desk (pages for workers and supervisors) and the JSON API."""
     import uvicorn
 
@@ -47,6 +51,7 @@ def serve(store_url: str, model_dir: str, data_dir: str, host: str, port: int, s
     from ..dataset import load_dataset
     from ..desk import Desk, create_app
     from ..desk.app import check_proxies
+    from ..desk.pool import ScorePool
     from ..model import load_model
     from ..pseudonym_keys import PseudonymKeyError, find_key
     from ..scoring import Scorer
@@ -72,9 +77,12 @@ def serve(store_url: str, model_dir: str, data_dir: str, host: str, port: int, s
         except (OSError, ValueError, CaseIndexLoadError) as e:
             fail(e)
         desk = Desk(store, scorer)
+        # Forked before any thread starts and before the model first runs (see desk.pool).
+        pool = ScorePool(scorer, score_processes)
         # The case index and the alert list are built while the server already answers.
         threading.Thread(target=desk.warm, name="desk-warm", daemon=True).start()
-        app = create_app(desk, secret_key=secret, secure_cookies=secure_cookies, trusted_proxies=proxies)
+        app = create_app(desk, secret_key=secret, secure_cookies=secure_cookies, trusted_proxies=proxies,
+                         pool=pool)
         click.echo(f"serving the desk on http://{host}:{port}/ (model {model.version})", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                     proxy_headers=False, server_header=False)
