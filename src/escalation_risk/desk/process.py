@@ -14,7 +14,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["free_port", "served"]
+__all__ = ["free_port", "served", "Served"]
+
+
+class Served(str):
+    """The base URL of a served desk; ``pid`` is the server's process id."""
+
+    pid: int
 
 
 def free_port() -> int:
@@ -27,7 +33,7 @@ def free_port() -> int:
 @contextmanager
 def served(store: str, model_dir: str | Path, data_dir: str | Path, log_file: str | Path, *,
            env: Mapping[str, str] | None = None, timeout: float = 180.0, warm: bool = False,
-           args: Sequence[str] = ()) -> Iterator[str]:
+           args: Sequence[str] = ()) -> Iterator[Served]:
     """Run ``escalation-risk serve`` in its own process until the block ends; yields its base URL.
 
     Waits until ``/healthz`` answers (with ``warm``: until it says the caches are warm),
@@ -54,7 +60,9 @@ def served(store: str, model_dir: str | Path, data_dir: str | Path, log_file: st
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the desk did not come up in {timeout:.0f} s")
                 time.sleep(0.3)
-            yield base
+            url = Served(base)
+            url.pid = proc.pid
+            yield url
         finally:
             proc.terminate()
             try:

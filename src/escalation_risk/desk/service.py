@@ -34,6 +34,8 @@ log = logging.getLogger("escalation_risk.desk")
 
 #: How long the supervisor's governance index and briefing are reused before recomputing.
 CACHE_SECONDS = 600.0
+#: Alerts whose similar cases are kept (found once per alert and night, then reused).
+SIMILAR_ENTRIES = 20_000
 #: How long the list of open alerts is used before it is re-read (see ``_OpenAlerts``).
 LIST_SECONDS = 10.0
 
@@ -151,7 +153,8 @@ class Desk:
         self._places: _Places | None = None
         self._places_of: int = -1
         self._lock = threading.Lock()
-        self._similar = TTLCache(512)
+        # An entry is three small rows: room for every open alert of a busy district.
+        self._similar = TTLCache(SIMILAR_ENTRIES)
         self._slow = TTLCache(32, CACHE_SECONDS)
         self._open = _OpenAlerts(lambda: self._with_places(self.store.alerts(status="open")), LIST_SECONDS)
         #: Whether :meth:`warm` has finished (``/healthz`` says so).
