@@ -365,6 +365,26 @@ def test_a_trusted_proxy_gives_the_client_address(site, small_model, base):
     assert _addresses(site["url"], "via-proxy") == ["203.0.113.8"]
     assert _addresses(site["url"], "not-via-proxy") == ["192.0.2.5"]
 
+
+def test_similar_cases_prepared_at_warm_equal_similar_cases(site, small_model, base):
+    """The desk finds the open alerts' feature rows in one batch when it warms; a page's similar
+    cases from them are exactly :func:`similar_cases` of the alert's dispute and night."""
+    from escalation_risk.cases import similar_cases
+    from escalation_risk.desk import Desk
+
+    with AlertStore(site["url"]) as store:
+        desk = Desk(store, Scorer(small_model, base))
+        desk.warm()
+        alerts = store.alerts(status="open").head(6)
+        assert len(alerts) and desk._query_pos
+        for alert_id in alerts["alert_id"]:
+            a = desk.alert(int(alert_id))
+            assert (str(a["dispute_id"]), pd.Timestamp(a["last_as_of"])) in desk._query_pos
+            want = similar_cases(small_model, base, str(a["dispute_id"]), a["last_as_of"], k=3)
+            assert len(want) == 3
+            assert pd.DataFrame(desk.similar(a)).equals(want.reset_index(drop=True))
+
+
 # ----------------------------------------------------------------------------- the JSON API
 
 def _request_of(ds, dispute_id):

@@ -156,6 +156,10 @@ class Desk:
         # An entry is three small rows: room for every open alert of a busy district.
         self._similar = TTLCache(SIMILAR_ENTRIES)
         self._slow = TTLCache(32, CACHE_SECONDS)
+        #: (dispute_id, night) -> row of ``_query_rows``: the open alerts' feature rows and their
+        #: contributions, computed in one batch by :meth:`warm` (a page then only searches).
+        self._query_pos: dict[tuple[str, pd.Timestamp], int] = {}
+        self._query_rows: tuple[pd.DataFrame, pd.DataFrame] | None = None
         self._open = _OpenAlerts(lambda: self._with_places(self.store.alerts(status="open")), LIST_SECONDS)
         #: Whether :meth:`warm` has finished (``/healthz`` says so).
         self.warmed = False
@@ -166,8 +170,9 @@ class Desk:
         from ..cases import case_index
 
         self.places()
-        self.open_alerts()
+        open_alerts = self.open_alerts()
         case_index(self.scorer.model, self.scorer.history)
+        self._prepare_queries(open_alerts)
         self.governance([])
         self.warmed = True
 
@@ -273,17 +278,43 @@ class Desk:
         a["plan_en"] = plan.en if plan else a["plan"]
         return a
 
+    def _prepare_queries(self, alerts: pd.DataFrame) -> None:
+        """The feature rows and contributions of ``alerts``' disputes as of their nights, in one
+        batch: what finding an alert's similar cases would otherwise compute per page."""
+        from ..features import build_features
+
+        history, model = self.scorer.history, self.scorer.model
+        did = alerts["dispute_id"].astype(str).to_numpy(dtype=object)
+        night = pd.to_datetime(alerts["last_as_of"]).to_numpy()
+        inc = history.incidents
+        reported = pd.Series(inc["reported_at"].to_numpy(), index=inc["incident_id"].astype(str).to_numpy(dtype=object))
+        rep = reported[~reported.index.duplicated()].reindex(did).to_numpy()
+        # Only what similar cases would accept: a dispute of the history, asked about once reported.
+        keep = ~pd.isna(rep) & (rep <= night)
+        pts = pd.DataFrame({"dispute_id": did[keep], "as_of": night[keep]}).drop_duplicates(ignore_index=True)
+        if not len(pts):
+            return
+        X = build_features(history, pts, text=model.text_model)
+        C = model.contributions(X)
+        self._query_rows = (X, C)
+        self._query_pos = {(d, pd.Timestamp(t)): i for i, (d, t) in enumerate(zip(pts["dispute_id"], pts["as_of"]))}
+
     def similar(self, a: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
         """The ``k`` most similar past cases of the alert's dispute, as known the night it shows."""
-        from ..cases import similar_cases
+        from ..cases import case_index, similar_cases, similar_from_features
 
         def find() -> list[dict[str, Any]]:
-            did = str(a["dispute_id"])
+            did, night = str(a["dispute_id"]), pd.Timestamp(a["last_as_of"])
             if not self.knows(did):
                 return []  # a dispute the desk's history does not hold: nothing to compare
+            model, history = self.scorer.model, self.scorer.history
+            pos, rows = self._query_pos.get((did, night)), self._query_rows
             try:
-                df = similar_cases(self.scorer.model, self.scorer.history, did, pd.Timestamp(a["last_as_of"]),
-                                   k=k)
+                if pos is not None and rows is not None:
+                    df = similar_from_features(model, case_index(model, history), rows[0].iloc[[pos]], did, night,
+                                               k=k, contributions=rows[1].iloc[[pos]])
+                else:
+                    df = similar_cases(model, history, did, night, k=k)
             except (KeyError, ValueError, IndexError) as e:
                 # The page still serves the alert; the operator learns why the cases are missing.
                 log.warning("similar cases of alert %s: %s", a["alert_id"], type(e).__name__)
