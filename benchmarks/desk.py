@@ -74,12 +74,17 @@ def _threads(n: int, work, items: list) -> tuple[list[float], float]:
     lat: list[list[float]] = [[] for _ in range(n)]
     start = threading.Barrier(n + 1)
 
+    failed: list[BaseException] = []
+
     def run(i: int) -> None:
         start.wait()
-        for item in items[i::n]:
-            t0 = time.perf_counter()
-            work(i, item)
-            lat[i].append(time.perf_counter() - t0)
+        try:
+            for item in items[i::n]:
+                t0 = time.perf_counter()
+                work(i, item)
+                lat[i].append(time.perf_counter() - t0)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            failed.append(e)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
@@ -88,6 +93,8 @@ def _threads(n: int, work, items: list) -> tuple[list[float], float]:
     t0 = time.perf_counter()
     for t in threads:
         t.join()
+    if failed:
+        raise failed[0]
     return [x for part in lat for x in part], time.perf_counter() - t0
 
 
@@ -204,6 +211,13 @@ class _Http:
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.inside: list[float] = []
 
+    def reconnect(self) -> None:
+        """Fresh connections, made outside the timed calls (the server closes one idle for 5 s,
+        as it is while the in-process calls run)."""
+        for c in self.conns:
+            c.close()
+            c.connect()
+
     def post(self, i: int, body: bytes) -> None:
         c = self.conns[i]
         c.request("POST", "/api/v1/score", body=body, headers=self.headers)
@@ -240,6 +254,7 @@ def _compare(scorer, base: str, pid: int, token: str, reqs: list, bodies: list[b
         wall[key] += w
 
     def over_http(idx: list[int], client: _Http, threads: int, key: str) -> None:
+        client.reconnect()
         c0, s0 = time.process_time(), _cpu_of(pid)
         client.inside.clear()
         got, w = _threads(threads, lambda i, k: client.post(i, bodies[k]), idx)
