@@ -317,6 +317,15 @@ def test_login_is_rate_limited_per_address(site):
 
 
 
+def _run_async(coro):
+    """``asyncio.run`` in a thread of its own: Playwright's sync API keeps a loop in this one."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
+
+
 def _failed_login(c, name: str, headers: dict[str, str]) -> None:
     page = c.get("/login", headers=headers).text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -341,8 +350,6 @@ def test_a_spoofed_forwarded_for_does_not_change_the_address(server, site):
 def test_a_trusted_proxy_gives_the_client_address(site, small_model, base):
     """Behind a trusted proxy the address is the nearest untrusted hop of X-Forwarded-For
     (a client-supplied entry before it is ignored); from any other client the header is ignored."""
-    import asyncio
-
     from escalation_risk.desk import Desk, create_app
     from escalation_risk.desk.app import check_proxies
 
@@ -360,8 +367,8 @@ def test_a_trusted_proxy_gives_the_client_address(site, small_model, base):
     spoofed = {"X-Forwarded-For": "198.51.100.9, 203.0.113.8"}
     with AlertStore(site["url"]) as store:
         app = create_app(Desk(store, Scorer(small_model, base)), trusted_proxies=["10.1.0.0/16"])
-        asyncio.run(fail_from(app, "10.1.2.3", "via-proxy"))
-        asyncio.run(fail_from(app, "192.0.2.5", "not-via-proxy"))
+        _run_async(fail_from(app, "10.1.2.3", "via-proxy"))
+        _run_async(fail_from(app, "192.0.2.5", "not-via-proxy"))
     assert _addresses(site["url"], "via-proxy") == ["203.0.113.8"]
     assert _addresses(site["url"], "not-via-proxy") == ["192.0.2.5"]
 
@@ -433,11 +440,11 @@ def test_forked_scoring_processes_answer_as_the_server_does(small_district, smal
         for d in list(withheld)[:3]:
             dispute, parties, meds = _request_of(small_district, d)
             req = {"dispute": dispute, "parties": parties, "mediations": meds, "as_of": NIGHT}
-            kind, got, took = asyncio.run(asyncio.wait_for(pool.score(req), 120))
+            kind, got, took = _run_async(asyncio.wait_for(pool.score(req), 120))
             assert kind == "ok" and took > 0
             assert got == score_payload(scorer, req)[1]
         bad = {**req, "dispute": {**dispute, "reported_at": "not a date"}}
-        kind, problems, _ = asyncio.run(asyncio.wait_for(pool.score(bad), 120))
+        kind, problems, _ = _run_async(asyncio.wait_for(pool.score(bad), 120))
         assert kind == "invalid" and "reported_at" in set(problems["column"])
     finally:
         pool.close()
