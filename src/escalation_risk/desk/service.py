@@ -319,6 +319,9 @@ class Desk:
                 # The page still serves the alert; the operator learns why the cases are missing.
                 log.warning("similar cases of alert %s: %s", a["alert_id"], type(e).__name__)
                 return []
+            # The query's description in attrs is not shown here, and pandas deep-copies attrs
+            # on every row taken: a third of the page's cost.
+            df.attrs.clear()
             return df.to_dict("records")
 
         return list(self._similar.get((int(a["alert_id"]), str(a["last_as_of"]), k), find))
