@@ -29,6 +29,8 @@ from escalation_risk.nightly import resolve_night
 from escalation_risk.synth import generate_province, write_province
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(600),
+              # under `make test`'s xdist, local[2] and the cluster run in one worker: the cluster starts once
+              pytest.mark.xdist_group("spark"),
               # PySpark 4 predates pandas 3 and says so at every conversion; the tests check the values
               pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
