@@ -853,6 +853,24 @@ def test_ids_are_coded_exactly_from_their_bytes():
     assert _positions(pd.Series(["person-000002", "person-00000", "person-000001"]), long).tolist() == [1, -1, 0]
 
 
+def test_several_columns_looked_up_at_once_give_what_pandas_gives():
+    from escalation_risk.linking.evidence import _Index
+
+    rng = np.random.default_rng(5)
+    # Ids of mixed lengths up to eight bytes (the integer path), some the buffer's last bytes.
+    pool = np.array([f"P{v}" for v in rng.choice(10**6, 400, replace=False)] + ["O7", "x", "abcdefgh"], dtype=object)
+    for stored in (np.sort(pool), rng.permutation(pool)):  # an index in order, and not
+        index = pd.Series(stored)
+        want = pd.Index(stored)
+        queries = [pd.Series(np.where(rng.random(n) < 0.1, None, rng.choice(np.r_[pool, ["P-1", "zz"]], n)))
+                   for n in (1, 50, 999)]
+        queries.append(pd.Series(np.sort(pool)[::3]))  # queries in order: the binary search
+        got = _Index(index).find_many(*queries)
+        for q, g in zip(queries, got):
+            expected = np.where(q.isna(), -1, want.get_indexer(q.fillna("missing")))
+            assert g.tolist() == expected.tolist()
+
+
 def test_a_rare_name_sound_with_the_birth_year_and_a_place_links_a_common_one_does_not():
     # Two pairs, each one person written twice (a homophone name, no id and no phone on the
     # second record), each pair's two incidents at one door ten days apart: the same
