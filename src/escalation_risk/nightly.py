@@ -45,6 +45,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -218,6 +219,8 @@ class NightReport:
     quarantined_rows: int
     files: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process's CPU time per step
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # this process's high-water RSS at each step's end
     drifts: dict[str, DriftReport | None] = field(default_factory=dict)
     nulled_values: int = 0
     delivery: DeliveryReport | None = None  # webhook messages of the night, when asked for
@@ -401,14 +404,18 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     out = Path(out_dir) if out_dir is not None else None
     files: dict[str, Path] = {}
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    peak: dict[str, float] = {}
     steps = tqdm(total=7, desc=f"night {tag}", disable=not progress, unit="step")
 
     def step(name: str) -> Callable[[], None]:
         steps.set_postfix_str(name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
 
         def done() -> None:
             seconds[name] = time.perf_counter() - t0
+            cpu[name] = time.process_time() - c0
+            peak[name] = _peak_rss_mb()
             steps.update()
         return done
 
@@ -475,9 +482,16 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
                            "peak_rss_mb": r.peak_rss_mb, "pid": r.pid}
                           for r, n in zip(results, (len(x) for x in scored))])
     seconds["total"] = sum(seconds.values())
+    cpu["total"] = sum(cpu.values())
     return NightReport(summaries=summaries, scores=scores, quarantined_rows=sum(d.quarantined_rows for d in loads),
-                       files=files, seconds=seconds, drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
+                       files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, drifts=drifts,
+                       nulled_values=sum(d.nulled_values for d in loads),
                        delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
+
+
+def _peak_rss_mb() -> float:
+    """This process's high-water resident memory so far (MB; Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _data(source: Path | Dataset, key: bytes | None) -> Dataset:
