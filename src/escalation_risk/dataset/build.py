@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import normalize
 from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
 from ..pseudonym_keys import key_fingerprint
-from .parsing import _finish_types, empty_table
+from .parsing import _finish_types, arrow_strings, empty_table
 from .problems import (
     HIDDEN_COLUMNS,
     NULLED,
@@ -43,8 +42,7 @@ def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
         keyset = {k for k in keys.astype(object) if isinstance(k, str)}
         return pd.Series([isinstance(v, str) and v in keyset for v in values.astype(object)], index=values.index,
                          dtype=bool)
-    mask = pc.is_in(pa.array(values.astype(object).where(values.notna(), None), type=pa.string()),
-                    value_set=pa.array(pd.unique(keys.dropna().astype(object)), type=pa.string()))
+    mask = pc.is_in(arrow_strings(values), value_set=arrow_strings(keys), skip_nulls=True)
     return pd.Series(mask.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
 

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .. import clock
-from ..contract import ID_RULE, TABLES, Column, TableSpec, is_safe_id
+from ..contract import ID_RULE, TABLES, Column, TableSpec, is_safe_id, safe_ids
 from .problems import _problems
 
 # Strings keep NaN as their missing value so numpy-style masks keep working.
@@ -27,6 +28,20 @@ def _as_str(s: pd.Series) -> pd.Series:
     return out.where(out != "")
 
 
+def arrow_strings(values) -> pa.Array:
+    """String values (ids) as one Arrow large_string array, nulls for missing: zero-copy
+    from an Arrow-backed column, converted otherwise (an object array, a list)."""
+    if isinstance(values, (pd.Series, pd.Index)):
+        values = values.array
+    if isinstance(values, pd.api.extensions.ExtensionArray) and hasattr(values, "__arrow_array__"):
+        arr = pa.array(values)
+    else:
+        arr = pa.array(np.asarray(values, dtype=object), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
+
+
 def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, pd.DataFrame | None]:
     """Parse one column into its contract type; values that do not parse are problems."""
     kind = col.kind
@@ -34,7 +49,7 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
         out = _as_str(raw)
         # Each distinct id checked once (ids repeat across rows of parties, notes, links).
         codes, uniques = pd.factorize(out)
-        verdict = np.fromiter(map(is_safe_id, uniques.to_numpy(dtype=object).tolist()), dtype=bool, count=len(uniques))
+        verdict = safe_ids(pa.array(uniques)) if len(uniques) else np.zeros(0, dtype=bool)
         bad = pd.Series((codes >= 0) & ~verdict[np.maximum(codes, 0)] if len(uniques) else False,
                         index=raw.index, dtype=bool)
         return out, _bad(table, col, raw, bad, ID_RULE)
