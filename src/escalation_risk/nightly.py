@@ -281,7 +281,10 @@ def _for_csv(scores: pd.DataFrame) -> pd.DataFrame:
     out = scores.copy()
     for c in ("reasons", "reasons_zh", "reason_features"):
         if c in out.columns:
-            out[c] = out[c].map(lambda v: json.dumps(list(v), ensure_ascii=False))
+            # Most rows share a few lists (the blue rows' empty one): each written once.
+            memo: dict[tuple, str] = {}
+            out[c] = [memo[t] if t in memo else memo.setdefault(t, json.dumps(list(t), ensure_ascii=False))
+                      for t in map(tuple, out[c])]
     return out
 
 
