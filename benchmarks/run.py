@@ -181,6 +181,7 @@ def nightly_child(data: str, model: str, night: str, store: str, out: str, prof:
         "parts": {k: round(v, 2) for k, v in report.seconds.items()},
         "cpu_parts": {k: round(v, 2) for k, v in report.cpu_seconds.items()},
         "hwm_mb_after": {k: round(v) for k, v in report.peak_rss_mb.items()},
+        "rss_mb_after": {k: round(v) for k, v in report.rss_mb.items()},
         "n_scored": s.n_scored, "new_alerts": s.new_alerts, "by_level": s.by_level,
     }))
 

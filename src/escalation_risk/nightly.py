@@ -221,6 +221,7 @@ class NightReport:
     seconds: dict[str, float] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process's CPU time per step
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # this process's high-water RSS at each step's end
+    rss_mb: dict[str, float] = field(default_factory=dict)  # this process's RSS at each step's end (Linux)
     drifts: dict[str, DriftReport | None] = field(default_factory=dict)
     nulled_values: int = 0
     delivery: DeliveryReport | None = None  # webhook messages of the night, when asked for
@@ -409,6 +410,7 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
     peak: dict[str, float] = {}
+    held: dict[str, float] = {}
     steps = tqdm(total=7, desc=f"night {tag}", disable=not progress, unit="step")
 
     def step(name: str) -> Callable[[], None]:
@@ -419,6 +421,7 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
             seconds[name] = time.perf_counter() - t0
             cpu[name] = time.process_time() - c0
             peak[name] = _peak_rss_mb()
+            held[name] = _rss_mb()
             steps.update()
         return done
 
@@ -487,7 +490,8 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     seconds["total"] = sum(seconds.values())
     cpu["total"] = sum(cpu.values())
     return NightReport(summaries=summaries, scores=scores, quarantined_rows=sum(d.quarantined_rows for d in loads),
-                       files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, drifts=drifts,
+                       files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, rss_mb=held,
+                       drifts=drifts,
                        nulled_values=sum(d.nulled_values for d in loads),
                        delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
 
@@ -495,6 +499,14 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
 def _peak_rss_mb() -> float:
     """This process's high-water resident memory so far (MB; Linux reports kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (MB; NaN where /proc is not there)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def _data(source: Path | Dataset, key: bytes | None) -> Dataset:

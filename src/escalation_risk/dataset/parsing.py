@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from .. import clock
 from ..contract import ID_RULE, TABLES, Column, TableSpec, is_safe_id, safe_ids
+from ..lookup import arrow_strings  # noqa: F401 (importable from here)
 from .problems import _problems
 
 # Strings keep NaN as their missing value so numpy-style masks keep working.
@@ -26,20 +27,6 @@ def _as_str(s: pd.Series) -> pd.Series:
         s = s.astype(object)
     out = s.astype(STR_DTYPE).str.strip()
     return out.where(out != "")
-
-
-def arrow_strings(values) -> pa.Array:
-    """String values (ids) as one Arrow large_string array, nulls for missing: zero-copy
-    from an Arrow-backed column, converted otherwise (an object array, a list)."""
-    if isinstance(values, (pd.Series, pd.Index)):
-        values = values.array
-    if isinstance(values, pd.api.extensions.ExtensionArray) and hasattr(values, "__arrow_array__"):
-        arr = pa.array(values)
-    else:
-        arr = pa.array(np.asarray(values, dtype=object), from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
 
 
 def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, pd.DataFrame | None]:

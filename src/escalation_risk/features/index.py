@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from ..contract import ATTRIBUTES, VIOLENT_OFFENCES
 from ..dataset import Dataset
-from ..dataset.parsing import arrow_strings
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
+from ..lookup import id_positions
 from .lexicon import Lexicon, load_lexicon
 
 if TYPE_CHECKING:
@@ -84,20 +83,6 @@ def join_on(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray
     rs = np.asarray(right)[order]
     li, pos = ragged(np.searchsorted(rs, left, side="left"), np.searchsorted(rs, left, side="right"))
     return li, order[pos]
-
-
-def id_positions(keys, ids) -> np.ndarray:
-    """Position in ``keys`` (unique string ids) of each of ``ids``, -1 when absent or missing:
-    ``pd.Index(keys).get_indexer(ids)`` through Arrow's hash table, without a Python object
-    per id (building the index of a million-person district went through pandas' object
-    hash table a dozen times)."""
-    k, v = arrow_strings(keys), arrow_strings(ids)
-    if len(v) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if len(k) == 0:
-        return np.full(len(v), -1, dtype=np.int64)
-    pos = pc.index_in(v, value_set=k, skip_nulls=True)
-    return np.asarray(pos.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
