@@ -112,3 +112,15 @@ def test_reasons_written_once_per_list_equal_one_per_row():
     out = _for_csv(scores)
     for c in ("reasons", "reasons_zh", "reason_features"):
         assert out[c].tolist() == [json.dumps(list(v), ensure_ascii=False) for v in scores[c]]
+
+
+@pytest.mark.parametrize("dtype", [STR_DTYPE, pd.StringDtype(), object])
+def test_csv_cells_of_a_text_column_equal_one_cell_at_a_time(dtype):
+    from escalation_risk.outputs import _cell, _cell_text
+
+    s = pd.Series(["=1+2", "+x", "-", "@a", "\tq", "\rr", "ok", "", None, "中=", " =a"], dtype=dtype)
+    got = _cell_text(s).tolist()
+    want = [_cell(v) for v in s.astype(object).tolist()]
+    assert [repr(v) for v in got] == [repr(v) for v in want]
+    assert got[0] == "'=1+2" and got[6] == "ok"
+
