@@ -3,7 +3,7 @@
 
     python benchmarks/run.py --persons 100000                 # `make bench`
     python benchmarks/run.py --persons 1000000 --skip-train   # province scale
-    python benchmarks/run.py --province                       # 10 districts, local engine vs Spark
+    python benchmarks/run.py --province                       # 3, 10, 20 districts, local engine vs Spark, and train
 
 Generates a district with the package's own generator, writes it as Parquet to a
 temporary folder, then times each stage (wall seconds and peak RSS of that stage)

@@ -12,7 +12,7 @@ from ..dataset import Dataset
 from ..known import persons_at
 from .blocking import _candidates
 from .comparisons import _compare
-from .evidence import EVIDENCE_COLUMNS, _graph_arrays, graph_evidence
+from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, _ids_unique, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _prior_keys
 from .keys import _keys
 from .model import (
@@ -69,27 +69,28 @@ class Linkage:
 
 
 def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
-              model: LinkageModel = DEFAULT_MODEL, graph: pd.DataFrame | None = None) -> Linkage:
+              model: LinkageModel = DEFAULT_MODEL, graph: pd.DataFrame | GraphEvidence | None = None) -> Linkage:
     """Link the records of a keys table (``person_id``, ``birth_year``, ``gender``, ``lk_*``).
 
     ``existing`` is an earlier ``person_key`` Series: its records keep their keys; only
     pairs involving a new record, and pairs inside an existing group, are compared.
-    ``graph`` is graph evidence (:func:`~escalation_risk.linking.graph_evidence`, rows for
-    any of the records); without it the graph levels are missing.
+    ``graph`` is graph evidence (:func:`~escalation_risk.linking.graph_evidence`: a frame
+    with rows for any of the records, or its ``as_frame=False`` form, the matrices, which
+    spares the frame); without it the graph levels are missing.
     """
     persons = keys.reset_index(drop=True)
     if "person_id" not in persons.columns:
         raise ValueError("link_keys: the keys table needs a 'person_id' column")
-    if persons["person_id"].isna().any() or persons["person_id"].duplicated().any():
+    if persons["person_id"].isna().any() or not _ids_unique(persons["person_id"]):
         raise ValueError("link_keys: column 'person_id' has missing or duplicate values; each record needs "
                          "its own id")
-    if graph is not None and not set(EVIDENCE_COLUMNS) <= set(graph.columns):
+    if isinstance(graph, pd.DataFrame) and not set(EVIDENCE_COLUMNS) <= set(graph.columns):
         raise ValueError(f"link_keys: graph evidence needs the columns {EVIDENCE_COLUMNS}, got {list(graph.columns)}")
     return _link(persons, existing, model, graph)
 
 
 def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel,
-          graph: pd.DataFrame | None = None) -> Linkage:
+          graph: pd.DataFrame | GraphEvidence | None = None) -> Linkage:
     k = _keys(persons)
     if model.graph and graph is not None:
         k.graph = _graph_arrays(graph, k.pid)
@@ -142,6 +143,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         "persons": int((np.bincount(comp) > 0).sum()),
         "pairs_linked_by_graph_evidence": int(graph_route.sum()),
         **{f"em_share_of_matches_{name}": v for name, v in wt.lam.items()},
+        "namesake_pairs_for_graph_u": wt.namesakes,
+        **{f"graph_u_namesakes_over_random_{f}_{LEVELS[f][lv]}": r for (f, lv), r in wt.ratio.items()},
     })
     return Linkage(key=out, pairs=pairs, stats=stats, parameters=parameters_table(wt))
 
@@ -171,7 +174,7 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
     persons = ds.persons if as_of is None else persons_at(ds.persons, as_of)
-    evidence = graph_evidence(ds.tables(), as_of) if model.graph else None
+    evidence = graph_evidence(ds.tables(), as_of, as_frame=False) if model.graph else None
     res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
     if cacheable:
         ds.cache[slot] = res

@@ -285,24 +285,53 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
     the caller has it already.
     """
     cutoff = to_moment(cutoff, what="cutoff")
-    horizon = pd.Timedelta(days=horizon_days)
-    full_fingerprint = ds.fingerprint()
     if known is None:
         known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
     start = pd.Timestamp(known.incidents["reported_at"].min()) + pd.Timedelta(days=cfg["burn_in_days"])
+
+    def labels(pts: pd.DataFrame, labelled: np.ndarray) -> np.ndarray:
+        if y is not None:
+            return np.asarray(y, dtype=float)[labelled]
+        done = outcomes
+        if done is not None and len(done):
+            done = done[pd.to_datetime(done["closed_at"]) <= cutoff]
+        return make_labels(known, pts, horizon_days=horizon_days, offences=cfg["offences"],
+                           shared_party=cfg["shared_party"], outcomes=done).to_numpy()
+
+    def text(pts: pd.DataFrame, yy: np.ndarray) -> tuple[np.ndarray, TextModel]:
+        # Out of fold: no row's text score comes from a model that saw its dispute.
+        idx = history_index(known, lexicon)
+        texts = point_texts(idx, points_from_history(idx, pts))
+        return (fit_out_of_fold(texts, yy, pts["dispute_id"].to_numpy(dtype=object),
+                                folds=cfg["text_model_folds"], seed=seed),
+                TextModel.fit(texts, yy, seed=seed))
+
+    training_data = {"fingerprint": ds.fingerprint(), "fingerprint_at_cutoff": known.fingerprint(),
+                     "time_varying_facts": time_varying_facts(ds.tables()), "source": ds.source}
+    return fit_examples(points, labels, lambda pts: build_features(known, pts, lexicon=lexicon), cfg,
+                        cutoff=cutoff, end=data_end(ds), start=start, horizon_days=horizon_days, seed=seed,
+                        lexicon=lexicon, exclude=exclude, text=text, training_data=training_data)
+
+
+def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *, cutoff: pd.Timestamp,
+                 end: pd.Timestamp, start: pd.Timestamp, horizon_days: int, seed: int,
+                 lexicon: Lexicon | None = None, exclude=None, text: Any = None,
+                 training_data: dict | None = None) -> RiskModel:
+    """Steps 3-7 on example points whose labels and features come from the callers:
+    ``labels(points, labelled_mask) -> y`` (NaN: not used) and ``features(points) -> X``
+    for the labelled points; ``text(points, y) -> (column, TextModel)`` when the text
+    model is on (None: it must be off). ``start``: the first labelled moment (the data's
+    first report plus the burn-in); ``end``: the data's last record. The one fitting
+    step of :func:`train` and of a province trained by districts
+    (:func:`escalation_risk.province_training.train_province`)."""
+    horizon = pd.Timedelta(days=horizon_days)
     # A cutoff after the data's end (train on everything: the production call) observes
     # labels only until the last record; the folds end there.
-    labelled, folds, periods = _folds(points, cutoff=min(cutoff, data_end(ds)), start=start, horizon=horizon,
+    labelled, folds, periods = _folds(points, cutoff=min(cutoff, end), start=start, horizon=horizon,
                                       validation_months=cfg["validation_months"], folds=cfg["folds"])
     points = points[labelled].reset_index(drop=True)
     folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
-    if y is None:
-        if outcomes is not None and len(outcomes):
-            outcomes = outcomes[pd.to_datetime(outcomes["closed_at"]) <= cutoff]
-        y = make_labels(known, points, horizon_days=horizon_days, offences=cfg["offences"],
-                        shared_party=cfg["shared_party"], outcomes=outcomes).to_numpy()
-    else:
-        y = np.asarray(y, dtype=float)[labelled]
+    y = labels(points, labelled)
     ok = ~np.isnan(y)  # the cut data end a little before the cutoff: drop what they cannot label
     points, y = points[ok].reset_index(drop=True), np.nan_to_num(y[ok]).astype(int)
     folds = [(tr[ok], wi[ok]) for tr, wi in folds]
@@ -318,15 +347,13 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
     folds = [folds[k] for k in kept]
     dropped = REGISTRY.excluded(list(exclude or []) + list(cfg["families_off"] or []))
     names = [n for n in feature_names(lexicon) if n not in dropped]
-    X = build_features(known, points, lexicon=lexicon)
-    text: TextModel | None = None
+    X = features(points)
+    text_model: TextModel | None = None
     if TEXT_FEATURE in names:
-        # Out of fold: no row's text score comes from a model that saw its dispute.
-        idx = history_index(known, lexicon)
-        texts = point_texts(idx, points_from_history(idx, points))
-        X[TEXT_FEATURE] = fit_out_of_fold(texts, y, points["dispute_id"].to_numpy(dtype=object),
-                                          folds=cfg["text_model_folds"], seed=seed)
-        text = TextModel.fit(texts, y, seed=seed)
+        if text is None:
+            raise ValueError("the text model is on (config families_off without 'text_model'), and these "
+                             "examples carry no text: train with the text model off")
+        X[TEXT_FEATURE], text_model = text(points, y)
     F = X[names]
     as_of = points["as_of"]
     oot = np.zeros(len(y), dtype=bool)
@@ -390,9 +417,7 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
                                                   "features": dropped},
                      "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in names},
                      "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
-        "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
-                          "time_varying_facts": time_varying_facts(ds.tables()),
-                          "source": ds.source},
+        "training_data": training_data or {},
         "training": {"config": cfg, "lightgbm_params": params, "best_iteration": n_trees,
                      "search": search, "chosen": best,
                      "periods": periods, "n_train": len(y), "positives_train": int(y.sum()),
@@ -405,7 +430,7 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
         "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
     }
     return RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines,
-                     text_model=text)
+                     text_model=text_model)
 
 
 def _holdout_span(holdout, cutoff: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp | None] | None:
