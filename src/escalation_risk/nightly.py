@@ -45,6 +45,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
@@ -228,6 +229,9 @@ class NightReport:
     quarantined_rows: int
     files: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process's CPU time per step
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # this process's high-water RSS at each step's end
+    rss_mb: dict[str, float] = field(default_factory=dict)  # this process's RSS at each step's end (Linux)
     drifts: dict[str, DriftReport | None] = field(default_factory=dict)
     nulled_values: int = 0
     delivery: DeliveryReport | None = None  # webhook messages of the night, when asked for
@@ -299,7 +303,10 @@ def _for_csv(scores: pd.DataFrame) -> pd.DataFrame:
     out = scores.copy()
     for c in ("reasons", "reasons_zh", "reason_features"):
         if c in out.columns:
-            out[c] = out[c].map(lambda v: json.dumps(list(v), ensure_ascii=False))
+            # Most rows share a few lists (the blue rows' empty one): each written once.
+            memo: dict[tuple, str] = {}
+            out[c] = [memo[t] if t in memo else memo.setdefault(t, json.dumps(list(t), ensure_ascii=False))
+                      for t in map(tuple, out[c])]
     return out
 
 
@@ -459,14 +466,20 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     out = Path(out_dir) if out_dir is not None else None
     files: dict[str, Path] = {}
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    peak: dict[str, float] = {}
+    held: dict[str, float] = {}
     steps = tqdm(total=7, desc=f"night {tag}", disable=not progress, unit="step")
 
     def step(name: str) -> Callable[[], None]:
         steps.set_postfix_str(name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
 
         def done() -> None:
             seconds[name] = time.perf_counter() - t0
+            cpu[name] = time.process_time() - c0
+            peak[name] = _peak_rss_mb()
+            held[name] = _rss_mb()
             steps.update()
         return done
 
@@ -533,10 +546,25 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     tasks = pd.DataFrame([{"district": r.district, "disputes": summaries[r.district].n_scored, "seconds": r.seconds,
                            "peak_rss_mb": r.peak_rss_mb, "pid": r.pid} for r in results])
     seconds["total"] = sum(seconds.values())
+    cpu["total"] = sum(cpu.values())
     return NightReport(summaries=summaries, by_district=readers,
                        quarantined_rows=sum(d.quarantined_rows for d in loads),
-                       files=files, seconds=seconds, drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
+                       files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, rss_mb=held,
+                       drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
                        delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
+
+
+def _peak_rss_mb() -> float:
+    """This process's high-water resident memory so far (MB; Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (MB; NaN where /proc is not there)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def _data(source: Path | Dataset, key: bytes | None) -> Dataset:
