@@ -24,10 +24,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src
 	$(VENV)/bin/mypy src
 
+# Two pytest-xdist workers (one per core here): groups marked xdist_group (the Spark tests, the desk
+# and its browser) each run whole in one worker, so their session and module fixtures start once.
+PYTEST_WORKERS ?= 2
 test: lint
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-java-postgres.sh
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Regenerate the committed sample district and the shipped model.
 sample: $(STAMP)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Province benchmark: the same night on the local engine and on a standalone Spark cluster.
 
-    python benchmarks/run.py --province                        # 4 districts of 5,000 persons
-    python benchmarks/province.py --province --districts 3 --persons 20000
+    python benchmarks/run.py --province                        # 3, 10, 20 districts of 5,000 persons
+    python benchmarks/province.py --province --districts 3,10,20 --persons 10000 --train-districts 10
 
 Generates a province (``synth.iter_province``: ids repeat across districts, some
 people registered in two districts), writes it as Parquet, then runs
@@ -64,20 +64,23 @@ def _executor_jvm_peaks_mb(app_id: str) -> list[float]:
     return out
 
 
+def _session(engine: str, master: str) -> tuple:
+    """(session, its JVM's pid, seconds to start it) for engine spark; (None, None, 0.0) else."""
+    if engine != "spark":
+        return None, None, 0.0
+    from escalation_risk import spark as S
+    t0 = time.perf_counter()
+    spark = S.session(master)
+    return spark, int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()), time.perf_counter() - t0
+
+
 def child(engine: str, province: str, model: str, night: str, store: str, out: str, result: str,
           master: str = "") -> None:
     """One night in this (fresh) process; writes what it measured as JSON to ``result``."""
     t_start = time.perf_counter()
     from escalation_risk import province as P
-    spark = None
-    jvm_pid = None
-    t_session = 0.0
-    if engine == "spark":
-        from escalation_risk import spark as S
-        t0 = time.perf_counter()
-        spark = S.session(master)
-        t_session = time.perf_counter() - t0
-        jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+    from escalation_risk import spark as S
+    spark, jvm_pid, t_session = _session(engine, master)
     t0 = time.perf_counter()
     rep = P.run_province_night(province, model, night, store=f"sqlite:///{store}", out_dir=out, engine=engine,
                                spark=spark)
@@ -87,7 +90,8 @@ def child(engine: str, province: str, model: str, night: str, store: str, out: s
         "process_s": time.perf_counter() - t_start, "seconds": rep.seconds,
         "driver_python_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "jvm_peak_mb": _vmhwm_kb(jvm_pid) / 1024 if jvm_pid else None,
-        "tasks": rep.tasks.to_dict(orient="list"), "scored": len(rep.scores),
+        "tasks": rep.tasks.to_dict(orient="list"), "scored": sum(s.n_scored for s in rep.summaries.values()),
+        "cpu_s": time.process_time(),
         "alerts": sum(s.new_alerts for s in rep.summaries.values()), "cross_people": rep.cross_people,
     }
     if spark is not None:
@@ -97,18 +101,50 @@ def child(engine: str, province: str, model: str, night: str, store: str, out: s
     Path(result).write_text(json.dumps(res, default=float), encoding="utf-8")
 
 
+def train_child(engine: str, province: str, cutoff: str, result: str, master: str = "", max_points: str = "") -> None:
+    """``train_province`` in this (fresh) process; its time, memory and booster to ``result``."""
+    t_start = time.perf_counter()
+    from escalation_risk import spark as S
+    from escalation_risk.province_training import train_province
+    spark, jvm_pid, t_session = _session(engine, master)
+    t0 = time.perf_counter()
+    model = train_province(province, cutoff=cutoff, engine=engine, spark=spark,
+                           max_points=int(max_points) if max_points else None)
+    res = {"engine": engine, "train_s": time.perf_counter() - t0, "session_s": t_session,
+           "process_s": time.perf_counter() - t_start, "cpu_s": time.process_time(),
+           "driver_python_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "jvm_peak_mb": _vmhwm_kb(jvm_pid) / 1024 if jvm_pid else None,
+           "sample": model.manifest["training_data"]["sample"], "booster": model.booster.model_to_string()}
+    if spark is not None:
+        res["collected"] = dict(S.COLLECTED)
+        spark.stop()
+    Path(result).write_text(json.dumps(res, default=float), encoding="utf-8")
+
+
+def _in_child(cmd: list[str], result: Path, what: str, key: str) -> dict:
+    """Run one measured child process; its JSON, with the wall time of the whole process."""
+    print(f"  … {what}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(HERE / "province.py"), *cmd], check=True, timeout=7200)
+    res = json.loads(result.read_text(encoding="utf-8"))
+    res["wall_s"] = time.perf_counter() - t0
+    print(f"    {res[key]:.1f} s, {res['wall_s']:.1f} s process", file=sys.stderr, flush=True)
+    return res
+
+
+def _run_train(engine: str, tmp: Path, province: Path, cutoff: str, master: str = "", max_points: int = 0) -> dict:
+    result = tmp / f"train-{engine}.json"
+    return _in_child(["--_train", engine, str(province), cutoff, str(result), master, str(max_points or "")],
+                     result, f"{engine} train {master}", "train_s")
+
+
 def _run_child(engine: str, tmp: Path, province: Path, model: str, night: str, master: str = "") -> dict:
     out = tmp / f"out-{engine}"
     result = tmp / f"{engine}.json"
-    cmd = [sys.executable, str(HERE / "province.py"), "--_child", engine, str(province), model, night,
-           str(tmp / f"{engine}.db"), str(out), str(result), master]
-    print(f"  … {engine} night {master}", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, timeout=7200)
-    res = json.loads(result.read_text(encoding="utf-8"))
-    res["wall_s"] = time.perf_counter() - t0
-    print(f"    {res['night_s']:.1f} s night, {res['wall_s']:.1f} s process", file=sys.stderr, flush=True)
-    return res
+    for old in (out, tmp / f"{engine}.db"):  # each size's night from a clean store and folder
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    return _in_child(["--_child", engine, str(province), model, night, str(tmp / f"{engine}.db"), str(out),
+                      str(result), master], result, f"{engine} night {master}", "night_s")
 
 
 def _alerts(db: Path) -> list[tuple]:
@@ -140,68 +176,83 @@ def _mmm(v: list[float], fmt: str = ".1f") -> str:
     return " / ".join(format(x, fmt) for x in (min(v), sum(v) / len(v), max(v)))
 
 
-def render(meta: dict, local: dict, spark: dict, cmp: dict) -> str:
-    ok = cmp["same_rows"] and cmp["max_abs_diff"] <= 1e-9 and cmp["other_columns_equal"] and cmp["alerts_equal"]
-    n = meta["districts"]
-    col = spark["collected"]
-    ls, ss = local["seconds"], spark["seconds"]
+def _same(cmp: dict) -> bool:
+    return bool(cmp["same_rows"] and cmp["max_abs_diff"] <= 1e-9 and cmp["other_columns_equal"]
+                and cmp["alerts_equal"])
+
+
+def render(meta: dict, runs: list[tuple[int, dict, dict, dict]], train: dict | None) -> str:
+    """The section: one row per province size and engine, the training run, the projection."""
     lines = [
-        f"### Province: {n} districts of {meta['persons']:,} persons, local engine and a standalone cluster "
-        f"(seed {meta['seed']}, night {meta['night']})",
+        f"### Province: {', '.join(str(r[0]) for r in runs)} districts of {meta['persons']:,} persons, local "
+        f"engine and a standalone cluster (seed {meta['seed']}, night {meta['night']})",
         "",
         f"{meta['date']}, git {meta['git']}, {meta['machine']}; load average at start {meta['load_start']}, "
-        f"at end {meta['load_end']} (a machine shared with other engineers: times are inflated and noisy). "
-        f"Province generated and written in {meta['generate_s']:.0f} s; {local['cross_people']:,} people seen "
-        f"in two districts; model `{meta['model']}`. Spark: a master and two workers of one core and 1 GB each "
-        f"(`spark-class`, as in `tests/spark_cluster.py`), executors of 1 GB, driver `spark.driver.memory` 2g.",
+        f"at end {meta['load_end']} (a machine shared with 5 other engineers: wall times are inflated several-"
+        f"fold and noisy; CPU time is the driver process's own). One province of {meta['max_districts']} "
+        f"districts generated in {meta['generate_s']:.0f} s; the smaller runs take its first districts. Each "
+        "night and each training in a fresh process. Spark: a master and two workers of one core and 1 GB "
+        "(`spark-class`, as in `tests/spark_cluster.py`), executors of 1 GB, driver `spark.driver.memory` 2g; "
+        f"model `{meta['model']}`.",
         "",
-        "| | local engine | spark engine, 2-worker standalone cluster |",
-        "|---|---|---|",
-        f"| night (run_province_night) | {local['night_s']:.1f} s | {spark['night_s']:.1f} s "
-        f"(+ session start {spark['session_s']:.1f} s) |",
-        *(f"| of which {k} | {ls.get(k, 0):.1f} s | {ss.get(k, 0):.1f} s |"
-          for k in ("load", "link", "score", "record")),
-        f"| process end to end (with imports) | {local['wall_s']:.1f} s | {spark['wall_s']:.1f} s |",
-        f"| driver peak memory | {local['driver_python_peak_mb']:,.0f} MB (the one process) | "
-        f"Python {spark['driver_python_peak_mb']:,.0f} MB + JVM {spark['jvm_peak_mb']:,.0f} MB |",
-        f"| district score task, seconds (min / mean / max) | {_mmm(local['tasks']['seconds'])} "
-        f"(scoring only: the district is loaded already) | {_mmm(spark['tasks']['seconds'])} (the whole "
-        "task: read the folder and the cross-district files, score, drift, write Parquet) |",
-        f"| district task memory (peak RSS of the process running it, MB) | "
-        f"{_mmm(local['tasks']['peak_rss_mb'], ',.0f')} (the driver itself) | "
-        f"Python worker {_mmm(spark['tasks']['peak_rss_mb'], ',.0f')}; executor JVMs "
-        f"{', '.join(format(x, ',.0f') for x in spark['executor_jvm_peak_mb']) or 'n/a'} |",
-        f"| bytes collected to the driver | everything (one process) | task rows {col['bytes']:,} B "
-        f"({col['bytes'] / n:,.0f} B per district); score files read back to record: "
-        f"{col['scores_bytes']:,} B ({col['scores_bytes'] / n:,.0f} B per district) |",
-        f"| scored, alerts | {local['scored']:,}, {cmp['alerts_local']:,} | {spark['scored']:,}, "
-        f"{cmp['alerts_spark']:,} |",
-        "",
-        f"Same night: {'yes' if ok else 'NO'} — {cmp['rows']:,} scores, same (district, dispute) rows "
-        f"{cmp['same_rows']}, max |Δp| {cmp['max_abs_diff']:.1e} (target ≤ 1e-9), other columns equal "
-        f"{cmp['other_columns_equal']}, alerts equal {cmp['alerts_equal']}.",
-        "",
+        "| districts | engine | night wall | driver CPU | driver peak memory | district task s (min / mean / max) "
+        "| task memory MB (min / mean / max) | collected per district | same night as local |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    # Districts this small are all fixed cost (imports, model, drift sample): scaling them
-    # by 140x says nothing. The projection starts from the district-size runs above instead.
+    for n, local, spark, cmp in runs:
+        col = spark["collected"]
+        lines.append(
+            f"| {n} | local | {local['night_s']:.1f} s | {local['cpu_s']:.1f} s | "
+            f"{local['driver_python_peak_mb']:,.0f} MB | {_mmm(local['tasks']['seconds'])} (scoring only) | "
+            f"{_mmm(local['tasks']['peak_rss_mb'], ',.0f')} (the driver itself) | everything (one process) | |")
+        lines.append(
+            f"| {n} | spark | {spark['night_s']:.1f} s (+ session {spark['session_s']:.1f} s) | "
+            f"{spark['cpu_s']:.1f} s | Python {spark['driver_python_peak_mb']:,.0f} MB + JVM "
+            f"{spark['jvm_peak_mb']:,.0f} MB | {_mmm(spark['tasks']['seconds'])} | Python worker "
+            f"{_mmm(spark['tasks']['peak_rss_mb'], ',.0f')}; executor JVMs "
+            f"{', '.join(format(x, ',.0f') for x in spark['executor_jvm_peak_mb']) or 'n/a'} | task rows "
+            f"{col['bytes'] / n:,.0f} B; score files read back to record {col['scores_bytes'] / n:,.0f} B | "
+            f"{'yes' if _same(cmp) else 'NO'} ({cmp['rows']:,} scores, max abs diff {cmp['max_abs_diff']:.0e}) |")
+    lines.append("")
+    steps = ", ".join(f"{n} districts: local " + " / ".join(f"{k} {lo['seconds'].get(k, 0):.0f}"
+                                                              for k in ("load", "link", "score", "record"))
+                      + " s, spark " + " / ".join(f"{k} {sp['seconds'].get(k, 0):.0f}"
+                                                  for k in ("load", "link", "score", "record")) + " s"
+                      for n, lo, sp, _ in runs)
+    lines += [f"Steps (load / link / score / record, wall): {steps}.", ""]
+    if train is not None:
+        lo, sp = train["local"], train["spark"]
+        smp = sp["sample"]
+        lines += [
+            f"**`train --engine spark`** on the {train['districts']}-district province (cutoff {train['cutoff']}, "
+            f"sample by point, seed {smp['seed']}: {smp['sampled']:,} of {smp['examples']:,} examples): spark "
+            f"{sp['train_s']:.1f} s wall (+ session {sp['session_s']:.1f} s), driver CPU {sp['cpu_s']:.1f} s, "
+            f"driver peak Python {sp['driver_python_peak_mb']:,.0f} MB + JVM {sp['jvm_peak_mb']:,.0f} MB; "
+            f"local engine (`train_province`, same sample) {lo['train_s']:.1f} s, CPU {lo['cpu_s']:.1f} s, "
+            f"peak {lo['driver_python_peak_mb']:,.0f} MB. Same booster: "
+            f"{'yes' if lo['booster'] == sp['booster'] else 'NO'}.",
+            "",
+        ]
+    # Districts this small are mostly fixed cost (imports, model, drift sample): the projection
+    # starts from the district-size runs instead.
     a = ANCHOR_1M
     f = 700_000 / 1_000_000
     load, score, rec = a["load_s"] * f, a["score_s"] * f, a["record_s"] * f
     link_one_task = a["link_s"] * 63  # 63 M records in one task, if it were linear and fitted
-    fixed = spark["session_s"] + ss.get("link", 0)  # Spark's own fixed cost, measured here (loaded machine)
+    sp_last = runs[-1][2]
+    fixed = sp_last["session_s"] + sp_last["seconds"].get("link", 0)
     lines += [
         "**Projection, not a measurement**, to 90 districts of 700,000 people (63 M), on N executors of one "
-        "core and at least 5 GB. The districts above are too small to scale from (fixed costs dominate), so "
-        f"it starts from the 1,000,000-person district night measured above ({a['night_s']:.0f} s, "
-        f"{a['peak_gb']:.1f} GB: load {a['load_s']:.0f} s, score {a['score_s']:.0f} s, record "
-        f"{a['record_s']:.1f} s) and the 1,035,000-record linkage ({a['link_s']:.1f} s), taken as linear in "
-        f"people: per 700,000-person district, load {load:.0f} s, score {score:.0f} s, record {rec:.1f} s. "
-        "On Spark each district is read by its load task, its score task and (when it shares people) its "
-        "history task: ⌈90/N⌉ × (3 × load + score), plus the province linkage in one task "
-        f"(≈ {link_one_task / 60:.0f} min), plus the driver recording 90 districts one after another "
-        f"(≈ {90 * rec / 60:.0f} min), plus Spark's fixed cost measured here ({fixed:.0f} s):",
+        "core and at least 5 GB, from the 1,000,000-person district night "
+        f"({a['night_s']:.0f} s, {a['peak_gb']:.1f} GB: load {a['load_s']:.0f} s, score {a['score_s']:.0f} s, "
+        f"record {a['record_s']:.1f} s) and the 1,035,000-record linkage ({a['link_s']:.1f} s), taken as linear "
+        f"in people: per district load {load:.0f} s, score {score:.0f} s, record {rec:.1f} s. Each district is "
+        "read by its load, score and (when it shares people) history task: ⌈90/N⌉ × (3 × load + score), plus "
+        f"the province linkage, still ONE task (≈ {link_one_task / 60:.0f} min), plus the driver recording "
+        f"districts one after another (≈ {90 * rec / 60:.0f} min), plus Spark's fixed cost measured here "
+        f"({fixed:.0f} s):",
         "",
-        "| executors N | projected night | of which the serial part (linkage, recording, fixed) |",
+        "| executors N | projected night | of which serial (linkage, recording, fixed) |",
         "|---|---|---|",
     ]
     serial = link_one_task + 90 * rec + fixed
@@ -210,14 +261,12 @@ def render(meta: dict, local: dict, spark: dict, cmp: dict) -> str:
         lines.append(f"| {e} | {t / 60:,.0f} min | {serial / 60:,.0f} min |")
     lines += [
         "",
-        "What this leaves out, honestly: the province linkage runs as ONE Spark task over every person's "
-        f"keys; at 63 M records its keys frame alone is about {a['keys_gb'] * 63:.0f} GB, which fits no "
-        "executor: before that size the linkage must itself be spread (blocking keys grouped in Spark, pairs "
-        "scored per block, components joined), which this branch does not do. A score task at 700,000 "
-        f"people needs about {a['peak_gb'] * f:.1f} GB. The driver holds no district (task rows, "
-        f"{col['bytes'] / n:,.0f} B per district here, and one district's scores while recording it), but "
-        "the night's report and scores CSV still concatenate every district's scores on the driver "
-        f"(≈ {a['open'] * f * 90 / 1e6:.0f} M rows at that size): flat in districts it is not yet.",
+        "Left out, honestly: the province linkage is one Spark task over every person's keys; at 63 M records "
+        f"its keys frame alone is about {a['keys_gb'] * 63:.0f} GB, which fits no executor (it must itself be "
+        "spread: blocking keys grouped in Spark, pairs scored per block with parameters estimated once, "
+        f"components joined). A score task at 700,000 people needs about {a['peak_gb'] * f:.1f} GB. The driver "
+        "holds one district's scores at a time (recording, the CSV written district by district, the report "
+        "reading when asked).",
     ]
     return "\n".join(lines)
 
@@ -243,9 +292,16 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "--_child":
         child(*argv[1:9])
         return
+    if argv and argv[0] == "--_train":
+        train_child(*argv[1:7])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--province", action="store_true", help="(the flag run.py dispatches on)")
-    ap.add_argument("--districts", type=int, default=4)
+    ap.add_argument("--districts", default="3,10,20", help="province sizes, e.g. 3,10,20 (one province, "
+                    "the smaller take its first districts)")
+    ap.add_argument("--train-districts", type=int, default=10, help="train on this size (0: no training run)")
+    ap.add_argument("--cutoff", default="2025-01-01")
+    ap.add_argument("--max-points", type=int, default=0, help="training sample size (0: every example)")
     ap.add_argument("--persons", type=int, default=5_000, help="persons per district")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--night", default="2025-06-30")
@@ -258,37 +314,59 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("ESCALATION_RISK_PSEUDONYM_KEY", "benchmark-only pseudonym key: public, synthetic data")
 
     from escalation_risk.synth import iter_province, write_province
+    sizes = sorted(int(x) for x in args.districts.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="er-province-", dir=args.tmp))
     load_start = os.getloadavg()
     try:
-        print(f"  … generate {args.districts} districts of {args.persons:,}", file=sys.stderr, flush=True)
+        print(f"  … generate {sizes[-1]} districts of {args.persons:,}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        province = tmp / "province"
+        full = tmp / "province"
         # one district at a time: only the previous district is held while generating
-        write_province(iter_province(args.districts, args.persons, seed=args.seed), province)
+        write_province(iter_province(sizes[-1], args.persons, seed=args.seed), full)
         generate_s = time.perf_counter() - t0
         print(f"    {generate_s:.0f} s", file=sys.stderr, flush=True)
-        local = _run_child("local", tmp, province, args.model, args.night)
+        codes = sorted(p.name for p in full.iterdir() if p.is_dir())
+
+        def province_of(n: int) -> Path:
+            if n == len(codes):
+                return full
+            sub = tmp / f"province-{n}"
+            sub.mkdir(exist_ok=True)
+            for c in codes[:n]:
+                if not (sub / c).exists():
+                    (sub / c).symlink_to(full / c, target_is_directory=True)
+            return sub
+
         sys.path.insert(0, str(ROOT / "tests"))
         from spark_cluster import start_cluster  # the test suite's standalone cluster: master + 2 workers
         (tmp / "cluster").mkdir()
         cluster = start_cluster(tmp / "cluster")
+        runs, train = [], None
         try:
-            spark = _run_child("spark", tmp, province, args.model, args.night, cluster.master_url)
+            for n in sizes:
+                prov = province_of(n)
+                local = _run_child("local", tmp, prov, args.model, args.night)
+                spark = _run_child("spark", tmp, prov, args.model, args.night, cluster.master_url)
+                runs.append((n, local, spark, compare(tmp, args.night)))
+                Path(tmp / f"results-{n}.json").write_text(json.dumps(runs[-1], default=float), encoding="utf-8")
+                if n == args.train_districts:
+                    train = {"districts": n, "cutoff": args.cutoff,
+                             "spark": _run_train("spark", tmp, prov, args.cutoff, cluster.master_url,
+                                                 args.max_points),
+                             "local": _run_train("local", tmp, prov, args.cutoff, "", args.max_points)}
+                    Path(tmp / "results-train.json").write_text(json.dumps(train, default=float), encoding="utf-8")
         finally:
             cluster.stop()
-        cmp = compare(tmp, args.night)
         git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=ROOT).stdout.strip()
-        meta = {"districts": args.districts, "persons": args.persons, "seed": args.seed, "night": args.night,
+        meta = {"persons": args.persons, "seed": args.seed, "night": args.night, "max_districts": sizes[-1],
                 "model": Path(args.model).name, "generate_s": generate_s, "git": git,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": f"{os.cpu_count()} cores", "load_start": f"{load_start[0]:.1f}",
-                "load_end": f"{os.getloadavg()[0]:.1f}"}
-        section = render(meta, local, spark, cmp)
+                "machine": f"{os.cpu_count()} cores, "
+                           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
+                "load_start": f"{load_start[0]:.1f}", "load_end": f"{os.getloadavg()[0]:.1f}"}
+        section = render(meta, runs, train)
         print(section)
-        Path(tmp / "results.json").write_text(json.dumps({"local": local, "spark": spark, "compare": cmp},
-                                                         default=float), encoding="utf-8")
         if args.out:
             write_markdown(Path(args.out), section)
     finally:

@@ -3,7 +3,7 @@
 
     python benchmarks/run.py --persons 100000                 # `make bench`
     python benchmarks/run.py --persons 1000000 --skip-train   # province scale
-    python benchmarks/run.py --province                       # 10 districts, local engine vs Spark
+    python benchmarks/run.py --province                       # 3, 10, 20 districts, local engine vs Spark, and train
 
 Generates a district with the package's own generator, writes it as Parquet to a
 temporary folder, then times each stage (wall seconds and peak RSS of that stage)
@@ -163,11 +163,12 @@ def nightly_child(data: str, model: str, night: str, store: str, out: str, prof:
     """Run one night in this (fresh) process and print a JSON line with time and memory."""
     sampler = RssSampler()
     rss0 = sampler.reset()
-    profiler = cProfile.Profile() if prof else None
-    t0 = time.perf_counter()
+    profiler = cProfile.Profile(time.process_time) if prof else None  # CPU time: the machine is shared
+    t0, c0 = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     report = er.run_night(data, model, night, store=store, out_dir=out)
+    cpu = time.process_time() - c0
     if profiler:
         profiler.disable()
     wall = time.perf_counter() - t0
@@ -176,8 +177,11 @@ def nightly_child(data: str, model: str, night: str, store: str, out: str, prof:
     peak = max(sampler.peak(), _status_kb("VmHWM"))
     s = report.summary
     print("NIGHTLY_JSON " + json.dumps({
-        "seconds": wall, "peak_mb": peak / 1024, "rss_start_mb": rss0 / 1024,
+        "seconds": wall, "cpu_seconds": cpu, "peak_mb": peak / 1024, "rss_start_mb": rss0 / 1024,
         "parts": {k: round(v, 2) for k, v in report.seconds.items()},
+        "cpu_parts": {k: round(v, 2) for k, v in report.cpu_seconds.items()},
+        "hwm_mb_after": {k: round(v) for k, v in report.peak_rss_mb.items()},
+        "rss_mb_after": {k: round(v) for k, v in report.rss_mb.items()},
         "n_scored": s.n_scored, "new_alerts": s.new_alerts, "by_level": s.by_level,
     }))
 

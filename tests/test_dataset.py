@@ -5,15 +5,13 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from conftest import KEY, late_tables, tiny_tables
 
-from escalation_risk import DataValidationError, Dataset, load_dataset
+from escalation_risk import Dataset, DataValidationError, load_dataset
 from escalation_risk.contract import TABLES
 from escalation_risk.pseudonym_keys import PseudonymKeyError, generate_key_file, resolve_pseudonym_key
-
-from conftest import KEY, late_tables, tiny_tables
 
 RAW_PII = ["张伟", "李娜", "王强", "赵敏", "11010519491231002X", "110101198202023459", "13800000001",
            "13800000002", "13800000004", "138-0000-0001"]

@@ -9,6 +9,7 @@ Chromium through Playwright on a phone-sized viewport.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from pathlib import Path
@@ -29,6 +30,10 @@ from escalation_risk.nightly import run_night
 
 NIGHT = "2025-06-30"
 PASSWORD = {"w1": "correct horse 1", "w2": "correct horse 2", "s1": "correct horse 3", "r1": "correct horse 4"}
+# Under `make test`'s xdist the whole module runs in one worker: one site, server and browser, and the
+# tests that follow the worker's flow see the store it left, as in a serial run.
+pytestmark = pytest.mark.xdist_group("desk")
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-extensions", "--no-first-run"]
 
@@ -315,6 +320,82 @@ def test_login_is_rate_limited_per_address(site):
         assert not d.login_blocked("someone", "10.0.0.10")
 
 
+
+def _run_async(coro):
+    """``asyncio.run`` in a thread of its own: Playwright's sync API keeps a loop in this one."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
+
+
+def _failed_login(c, name: str, headers: dict[str, str]) -> None:
+    page = c.get("/login", headers=headers).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = c.post("/login", data={"username": name, "password": "not the password", "csrf_token": csrf},
+               headers=headers)
+    assert r.status_code == 401
+
+
+def _addresses(url: str, name: str) -> list[str]:
+    log = _access_log(url)
+    return log.loc[(log["username"] == name) & (log["event"] == "login_failed"), "address"].tolist()
+
+
+def test_a_spoofed_forwarded_for_does_not_change_the_address(server, site):
+    """The server trusts no proxy by default: a client's own X-Forwarded-For is ignored, so
+    it cannot move its failed sign-ins to another address's count."""
+    with httpx.Client(base_url=server) as c:
+        _failed_login(c, "spoof-probe", {"X-Forwarded-For": "203.0.113.7"})
+    assert _addresses(site["url"], "spoof-probe") == ["127.0.0.1"]
+
+
+def test_a_trusted_proxy_gives_the_client_address(site, small_model, base):
+    """Behind a trusted proxy the address is the nearest untrusted hop of X-Forwarded-For
+    (a client-supplied entry before it is ignored); from any other client the header is ignored."""
+    from escalation_risk.desk import Desk, create_app
+    from escalation_risk.desk.app import check_proxies
+
+    async def fail_from(app, peer: str, name: str) -> None:
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://desk") as c:
+            page = (await c.get("/login", headers=spoofed)).text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            r = await c.post("/login", data={"username": name, "password": "not the password",
+                                             "csrf_token": csrf}, headers=spoofed)
+            assert r.status_code == 401
+
+    with pytest.raises(ValueError, match="proxy.example"):
+        check_proxies(["proxy.example"])
+    spoofed = {"X-Forwarded-For": "198.51.100.9, 203.0.113.8"}
+    with AlertStore(site["url"]) as store:
+        app = create_app(Desk(store, Scorer(small_model, base)), trusted_proxies=["10.1.0.0/16"])
+        _run_async(fail_from(app, "10.1.2.3", "via-proxy"))
+        _run_async(fail_from(app, "192.0.2.5", "not-via-proxy"))
+    assert _addresses(site["url"], "via-proxy") == ["203.0.113.8"]
+    assert _addresses(site["url"], "not-via-proxy") == ["192.0.2.5"]
+
+
+def test_similar_cases_prepared_at_warm_equal_similar_cases(site, small_model, base):
+    """The desk finds the open alerts' feature rows in one batch when it warms; a page's similar
+    cases from them are exactly :func:`similar_cases` of the alert's dispute and night."""
+    from escalation_risk.cases import similar_cases
+    from escalation_risk.desk import Desk
+
+    with AlertStore(site["url"]) as store:
+        desk = Desk(store, Scorer(small_model, base))
+        desk.warm()
+        alerts = store.alerts(status="open").head(6)
+        assert len(alerts) and desk._query_pos
+        for alert_id in alerts["alert_id"]:
+            a = desk.alert(int(alert_id))
+            assert (str(a["dispute_id"]), pd.Timestamp(a["last_as_of"])) in desk._query_pos
+            want = similar_cases(small_model, base, str(a["dispute_id"]), a["last_as_of"], k=3)
+            assert len(want) == 3
+            assert pd.DataFrame(desk.similar(a)).equals(want.reset_index(drop=True))
+
+
 # ----------------------------------------------------------------------------- the JSON API
 
 def _request_of(ds, dispute_id):
@@ -346,6 +427,31 @@ def test_score_equals_score_dispute_on_withheld_disputes(server, site, small_dis
         assert [x["feature"] for x in got["reasons"]] == [x["feature"] for x in want["reasons"]]
         levels.add(got["level"])
     assert len(levels) >= 1
+
+
+
+def test_forked_scoring_processes_answer_as_the_server_does(small_district, small_model, base, withheld):
+    """``serve --score-processes``: a forked child gives the answer the server's own process gives,
+    and a bad request comes back as the contract's problems, not a crash."""
+    import asyncio
+
+    from escalation_risk.desk.pool import ScorePool, score_payload
+
+    scorer = Scorer(small_model, base)
+    pool = ScorePool(scorer, 1)
+    try:
+        assert pool.pids and all(pid != os.getpid() for pid in pool.pids)
+        for d in list(withheld)[:3]:
+            dispute, parties, meds = _request_of(small_district, d)
+            req = {"dispute": dispute, "parties": parties, "mediations": meds, "as_of": NIGHT}
+            kind, got, took = _run_async(asyncio.wait_for(pool.score(req), 120))
+            assert kind == "ok" and took > 0
+            assert got == score_payload(scorer, req)[1]
+        bad = {**req, "dispute": {**dispute, "reported_at": "not a date"}}
+        kind, problems, _ = _run_async(asyncio.wait_for(pool.score(bad), 120))
+        assert kind == "invalid" and "reported_at" in set(problems["column"])
+    finally:
+        pool.close()
 
 
 def test_api_needs_a_token_with_the_scope(server, site, small_district, withheld):

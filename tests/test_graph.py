@@ -8,12 +8,19 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import KEY, valid_id
+
 from escalation_risk.dataset import Dataset
 from escalation_risk.graph import (
-    MAX_GROUP, adjacency, build_graph, co_residents, dispute_parties, draw_neighbourhood,
-    households_of, neighbourhood, person_edges,
+    MAX_GROUP,
+    adjacency,
+    build_graph,
+    co_residents,
+    dispute_parties,
+    draw_neighbourhood,
+    households_of,
+    neighbourhood,
+    person_edges,
 )
 
 T = pd.Timestamp

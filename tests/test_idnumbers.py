@@ -1,7 +1,11 @@
 import pytest
 
 from escalation_risk.idnumbers import (
-    gb11643_check_digit, is_valid_id, is_valid_mobile, normalise_id, normalise_phone,
+    gb11643_check_digit,
+    is_valid_id,
+    is_valid_mobile,
+    normalise_id,
+    normalise_phone,
 )
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import KEY, late_tables, tiny_tables
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from escalation_risk import Dataset, build_graph, load_dataset, make_labels
 from escalation_risk.contract import CONTRACT_1_1, CONTRACT_VERSION, TABLES
@@ -31,8 +33,6 @@ from escalation_risk.features import (
 from escalation_risk.features.text_model import point_texts
 from escalation_risk.known import open_at, tie_members, time_varying_facts
 from escalation_risk.synth import generate_tables
-
-from conftest import KEY, late_tables, tiny_tables
 
 GOLDEN = Path(__file__).parent / "data" / "features_1_0.parquet"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import KEY
+
 from escalation_risk.dataset import Dataset
 from escalation_risk.labels import make_labels
 
@@ -105,9 +105,9 @@ def test_shorter_horizon_and_alignment(ds):
 def test_recorded_outcomes_close_the_loop():
     """An alert closed as 'escalated to a crime' labels its dispute even when the data lack the crime."""
     import pandas as pd
+    from conftest import KEY, tiny_tables
 
     from escalation_risk import Dataset, make_labels
-    from conftest import KEY, tiny_tables
 
     ds = Dataset.from_frames(pseudonym_key=KEY, **tiny_tables())
     pts = pd.DataFrame({"dispute_id": ["d2", "d2", "d3"], "as_of": ["2024-04-02", "2023-10-01", "2024-04-05"]})

@@ -792,7 +792,7 @@ def test_a_place_shared_at_overlapping_times_weighs_more_than_the_place_alone():
     assert (mine["kind"] == "place").sum() == 1
 
 
-def test_graph_arrays_do_not_depend_on_the_order_or_repetition_of_evidence_rows():
+def test_graph_evidence_does_not_depend_on_the_order_or_repetition_of_evidence_rows():
     from escalation_risk.linking.evidence import _graph_arrays
 
     ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
@@ -803,12 +803,130 @@ def test_graph_arrays_do_not_depend_on_the_order_or_repetition_of_evidence_rows(
     pid = ds.persons["person_id"].to_numpy(dtype=object)
     a, b = _graph_arrays(ev, pid), _graph_arrays(mixed, pid)
     assert a is not None and b is not None
-    for kind in a.items:
-        np.testing.assert_array_equal(a.items[kind], b.items[kind])
+    for kind in a.mats:
+        assert (a.mats[kind] != b.mats[kind]).nnz == 0
         np.testing.assert_array_equal(a.counts[kind], b.counts[kind])
-        # Each record's items rarest first.
-        c = a.counts[kind]
-        held = a.items[kind] != 0
-        assert (np.where(held[:, 1:], c[:, 1:] - c[:, :-1], 0) >= 0).all()
-    key = link_keys(ds.persons, model=GRAPH_MODEL, graph=ev).key
-    pd.testing.assert_series_equal(key, link_keys(ds.persons, model=GRAPH_MODEL, graph=mixed).key)
+        # A count is how many records hold the item.
+        np.testing.assert_array_equal(a.counts[kind], np.asarray(a.mats[kind].sum(axis=0)).ravel())
+    # The matrices made straight from the tables (as_frame=False) are the frame's evidence.
+    direct = graph_evidence(ds.tables(), as_frame=False)
+    for kind in a.mats:
+        per_record = np.diff(direct.mats[kind].indptr)
+        np.testing.assert_array_equal(per_record, np.diff(a.mats[kind].indptr))
+        assert sorted(direct.counts[kind][direct.counts[kind] > 0]) == sorted(a.counts[kind][a.counts[kind] > 0])
+    key = link_keys(ds.persons, model=GRAPH_MODEL, graph=ev)
+    for other in (mixed, direct):
+        res = link_keys(ds.persons, model=GRAPH_MODEL, graph=other)
+        pd.testing.assert_series_equal(key.key, res.key)
+        np.testing.assert_allclose(key.pairs["weight"], res.pairs["weight"])
+    # Records in another order (or some missing): the evidence follows them.
+    order = np.random.default_rng(2).permutation(len(pid))[:-3]
+    moved = direct.for_records(pid[order])
+    for kind in direct.mats:
+        assert (moved.mats[kind] != direct.mats[kind][order]).nnz == 0
+
+
+def test_ids_are_coded_exactly_from_their_bytes():
+    from escalation_risk.linking.evidence import _encode, _positions
+
+    ids = ["abcdefghijk", "abcdefghijkl", None, "x", "abcdefghijk", "abcdefgh", "abcdefg", "郑", "x", "zz",
+           "abcdefghijkl", "abcdefg"]
+    codes = np.concatenate(_encode(pd.Series(ids[:8]), pd.Series(ids[8:])))
+    # One code per distinct id across both columns, -1 where missing.
+    for a, ca in zip(ids, codes):
+        assert (ca == -1) == (a is None)
+        for b, cb in zip(ids, codes):
+            if a is not None and b is not None:
+                assert (ca == cb) == (a == b), (a, b)
+    # Short ids, mixed lengths (persons and organisations in one column), missing values.
+    index = pd.Series(["P01", "P0002", "O7", "abcdefgh"])
+    assert _positions(pd.Series(["O7", "P01", "P1", None, "abcdefgh", "P0002"]), index).tolist() == \
+        [2, 0, -1, -1, 3, 1]
+    # An index stored in order, queries in order (a binary search) or not (the hash table).
+    ordered = pd.Series(["I001", "I002", "I010", "J1"])
+    assert _positions(pd.Series(["I001", "I001", "I002", "I003", None, "J1"]), ordered).tolist() == \
+        [0, 0, 1, -1, -1, 3]
+    assert _positions(pd.Series(["J1", "I001", "I010", "I002", "K", "I001"]), ordered).tolist() == \
+        [3, 0, 2, 1, -1, 0]
+    # Ids longer than eight bytes take the exact slow path: same answers.
+    long = pd.Series(["person-000001", "person-000002"])
+    assert _positions(pd.Series(["person-000002", "person-00000", "person-000001"]), long).tolist() == [1, -1, 0]
+
+
+def test_several_columns_looked_up_at_once_give_what_pandas_gives():
+    from escalation_risk.linking.evidence import _Index
+
+    rng = np.random.default_rng(5)
+    # Ids of mixed lengths up to eight bytes (the integer path), some the buffer's last bytes.
+    pool = np.array([f"P{v}" for v in rng.choice(10**6, 400, replace=False)] + ["O7", "x", "abcdefgh"], dtype=object)
+    for stored in (np.sort(pool), rng.permutation(pool)):  # an index in order, and not
+        index = pd.Series(stored)
+        want = pd.Index(stored)
+        queries = [pd.Series(np.where(rng.random(n) < 0.1, None, rng.choice(np.r_[pool, ["P-1", "zz"]], n)))
+                   for n in (1, 50, 999)]
+        queries.append(pd.Series(np.sort(pool)[::3]))  # queries in order: the binary search
+        got = _Index(index).find_many(*queries)
+        for q, g in zip(queries, got):
+            expected = np.where(q.isna(), -1, want.get_indexer(q.fillna("missing")))
+            assert g.tolist() == expected.tolist()
+
+
+def test_a_rare_name_sound_with_the_birth_year_and_a_place_links_a_common_one_does_not():
+    # Two pairs, each one person written twice (a homophone name, no id and no phone on the
+    # second record), each pair's two incidents at one door ten days apart: the same
+    # evidence but for how common the name's sound is. 郑晓燕/郑小燕 is one pair's sound; 300
+    # other people with ids are called 张伟 and born in 1980, like c/d (张伟/章伟).
+    rng = np.random.default_rng(5)
+    common = []
+    for k in range(300):
+        body = f"3301061980{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}{rng.integers(0, 500) * 2 + 1:03d}"
+        common.append((f"zw{k:03d}", "张伟", 1980, f"137{rng.integers(0, 10**8):08d}",
+                       body + gb11643_check_digit(body), "male"))
+    rows = [("a", "郑晓燕", 1976, "13811112222", A, "female"), ("b", "郑小燕", 1976, None, None, "female"),
+            ("c", "张伟", 1980, "13822223333", idn("33010619800101001"), "male"),
+            ("d", "章伟", 1980, None, None, "male")] + common
+    parties = [("ia", "a", "2024-01-10"), ("ib", "b", "2024-01-20"), ("ic", "c", "2024-01-10"),
+               ("id", "d", "2024-01-20")]
+    ds = district(rows, parties, at={"ia": "door1", "ib": "door1", "ic": "door2", "id": "door2"})
+    res = linking.linker._linkage(ds, None, GRAPH_MODEL)
+    ids = res.key.index.to_numpy(dtype=object)
+    p = res.pairs
+
+    def pair(x: str, y: str) -> pd.Series:
+        hit = p[((ids[p["i"]] == x) & (ids[p["j"]] == y)) | ((ids[p["i"]] == y) & (ids[p["j"]] == x))]
+        assert len(hit) == 1
+        return hit.iloc[0]
+
+    rare, common_ = pair("a", "b"), pair("c", "d")
+    for row in (rare, common_):  # the same levels: same sound, birth year, place at overlapping times
+        assert LEVELS["name"][row["name"]] == "pinyin" and LEVELS["place"][row["place"]] == "place_overlapping"
+    assert rare["weight"] > common_["weight"] + 6  # log2 of ~300 holders of the sound against 1
+    key = res.key
+    assert key["a"] == key["b"]
+    assert key["c"] != key["d"]
+    # Without the place, the rare name and the birth year alone still do not link.
+    alone = link_persons(district(rows, []), model=GRAPH_MODEL)
+    assert alone["a"] != alone["b"]
+
+
+def test_graph_u_is_read_among_namesakes_known_to_be_two_people():
+    # 60 pairs of namesakes (same name and birth year, two valid ids: two people), each
+    # pair in one dispute with the other: among namesakes, sharing a counterpart is common,
+    # so a shared counterpart says less than random pairs would make it say.
+    rng = np.random.default_rng(9)
+    twins, parties = [], [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+                          ("n2", "x", "2024-03-02")]
+    for k in range(60):
+        for side in (0, 1):
+            body = f"3301061975{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}{rng.integers(0, 999):03d}"
+            twins.append((f"t{k:02d}{side}", f"双{k}", 1975, None, body + gb11643_check_digit(body), "male"))
+        parties += [(f"q{k}", f"t{k:02d}0", "2024-02-01"), (f"q{k}", f"t{k:02d}1", "2024-02-01"),
+                    (f"q{k}", f"r{k}", "2024-02-01")]
+        twins.append((f"r{k}", f"邻{k}", 1960, None, None, "female"))
+    plain = linking.linker._linkage(district(PAIR, parties[:4]), None, GRAPH_MODEL)
+    near = linking.linker._linkage(district(PAIR + twins, parties), None, GRAPH_MODEL)
+    assert near.stats["namesake_pairs_for_graph_u"] >= 60 > plain.stats["namesake_pairs_for_graph_u"]
+    assert near.stats["graph_u_namesakes_over_random_counterparty_shared"] > 2
+    par = {r: x.parameters.set_index(["field", "level"]).loc[("counterparty", "shared"), "u"] for r, x in
+           (("plain", plain), ("near", near))}
+    assert par["near"] > par["plain"]

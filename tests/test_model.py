@@ -28,6 +28,10 @@ from escalation_risk.model.training import _folds
 from escalation_risk.model_card import write_model_card
 from escalation_risk.synth import generate_district
 
+# Under `make test`'s xdist the module runs in one worker, so the 20,000-person district and
+# its model (below) are built once, not once per worker.
+pytestmark = pytest.mark.xdist_group("model")
+
 # The quality comparison is measured on this district: 20,000 people is the smallest size
 # at which nine months of test disputes (~3,700, ~230 escalated) make AUC, precision at 5%
 # and a 10-bin calibration error stable enough to compare; at 8,000-12,000 people the

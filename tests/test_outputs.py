@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import KEY
 
 from escalation_risk import outputs
 from escalation_risk.cli import main
 from escalation_risk.contract import TABLES
 from escalation_risk.outputs import FORMULA_START, OUTPUTS
-
-from conftest import KEY
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "escalation_risk"
 
@@ -123,7 +122,7 @@ def test_every_library_csv_goes_through_the_writer():
 def test_a_formula_id_is_refused_by_name(tmp_path):
     from conftest import tiny_tables
 
-    from escalation_risk import DataValidationError, Dataset, load_dataset
+    from escalation_risk import Dataset, DataValidationError, load_dataset
     t = tiny_tables()
     t["incidents"] = t["incidents"].astype(object)
     t["incidents"].loc[2, "incident_id"] = '=HYPERLINK("http://x","y")'

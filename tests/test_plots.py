@@ -13,11 +13,11 @@ matplotlib.use("Agg")  # headless, whatever the environment says
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from conftest import KEY  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 import escalation_risk as er  # noqa: E402
-from conftest import KEY  # noqa: E402
 from escalation_risk import plots  # noqa: E402
 
 NIGHTS = ("2025-06-23", "2025-06-30")

@@ -228,3 +228,15 @@ def test_train_on_a_province(tmp_path: Path):
     assert one.persons["person_id"].str[:6].nunique() == 1
     model = __import__("escalation_risk").train(ds, cutoff="2025-01-01")
     assert model.manifest["training"]["n_train"] > 0
+
+
+def test_cli_train_engine_options_are_checked_before_any_work(tiny_province_dir: Path, tmp_path: Path):
+    """--engine spark trains a province, never a district; --max-points and --spark-master are spark's."""
+    out = str(tmp_path / "m")
+    district = CliRunner().invoke(cli, ["train", str(tiny_province_dir / A), "--cutoff", "2024-06-01", "--out", out,
+                                        "--engine", "spark"])
+    assert district.exit_code == 2 and "province folder" in district.output
+    local = CliRunner().invoke(cli, ["train", str(tiny_province_dir), "--cutoff", "2024-06-01", "--out", out,
+                                     "--max-points", "100"])
+    assert local.exit_code == 2 and "--engine spark" in local.output
+    assert not Path(out).exists()

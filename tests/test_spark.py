@@ -29,6 +29,8 @@ from escalation_risk.nightly import resolve_night
 from escalation_risk.synth import generate_province, write_province
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(600),
+              # under `make test`'s xdist, local[2] and the cluster run in one worker: the cluster starts once
+              pytest.mark.xdist_group("spark"),
               # PySpark 4 predates pandas 3 and says so at every conversion; the tests check the values
               pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
@@ -141,6 +143,13 @@ def test_each_district_task_writes_its_own_partition(spark, spark_night, local_n
         assert sorted(got["dispute_id"]) == sorted(want["dispute_id"]) and len(got) > 0
     # the driver collected one small row per task, no score table: pids of the executors that ran them
     assert sorted(remote.tasks["district"]) == DISTRICTS and (remote.tasks["pid"] != os.getpid()).all()
+    # the recorded scores (trend applied) wait in a file per district, read one district at a time
+    recorded = out / "spark" / "recorded" / f"night={TAG}"
+    assert sorted(p.name for p in recorded.iterdir()) == [f"district={d}" for d in DISTRICTS]
+    for d in DISTRICTS:
+        got, want = remote.scores_of(d), local.scores_of(d)
+        assert got["dispute_id"].tolist() == want["dispute_id"].tolist() and got["trend"].tolist() == \
+            want["trend"].tolist()
 
 
 def test_spark_linkage_gives_the_local_links(spark_night, province_dir: Path):
@@ -154,8 +163,17 @@ def test_spark_linkage_gives_the_local_links(spark_night, province_dir: Path):
     assert len(want) == len(keys) and (want["key_district"] != want["district"]).any()  # linked across
     pd.testing.assert_frame_equal(got, want.astype(object))
     links = S._read_all(out / "spark" / "links" / f"night={TAG}")
+    shared = P._shared(want)
     assert sorted(map(tuple, links[["district", "person_id"]].values.tolist())) == \
-        sorted(map(tuple, P._shared(want)[["district", "person_id"]].values.tolist()))
+        sorted(map(tuple, shared[["district", "person_id"]].values.tolist()))
+    # each score task's share, by a Spark join: the people of the groups holding one of its people, no other
+    for d in DISTRICTS:
+        need = S._read(S.partition(out / "spark" / "need", TAG, d))
+        groups = set(zip(shared.loc[shared["district"] == d, "key_district"],
+                         shared.loc[shared["district"] == d, "key_person"]))
+        expect = shared[[k in groups for k in zip(shared["key_district"], shared["key_person"])]]
+        assert len(expect) and sorted(zip(need["source"], need["person_id"])) == \
+            sorted(zip(expect["district"], expect["person_id"]))
 
 
 @pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster only: see the docstring
@@ -211,3 +229,29 @@ def test_the_pseudonym_key_is_in_no_cluster_log(spark, spark_night, spark_cluste
     logs = [p for p in spark_cluster.logs.rglob("*") if p.is_file() and p.suffix not in (".jar", ".py", ".zip")]
     assert any("CoarseGrainedExecutorBackend" in p.read_text(errors="replace") for p in logs)  # logs were read
     assert not [p for p in logs if KEY in p.read_text(errors="replace")]
+
+
+@pytest.mark.parametrize("spark", ["local[2]"], indirect=True)  # one run: the examples travel as on the cluster
+def test_training_by_districts_on_spark_gives_the_local_booster(spark, province_dir: Path, tmp_path: Path):
+    """Examples made and written by executors, a seeded sample by point read by the driver:
+    the same LightGBM booster as the local engine on the same sample."""
+    from escalation_risk.province_training import sample_mask, train_province
+    opts = {"cutoff": "2025-01-01", "pseudonym_key": KEY, "config": {"param_grid": []}, "max_points": 1500,
+            "seed": 1}
+    local = train_province(province_dir, engine="local", **opts)
+    remote = train_province(province_dir, engine="spark", spark=spark, work_dir=tmp_path, **opts)
+    assert remote.booster.model_to_string() == local.booster.model_to_string()
+    sample = remote.manifest["training_data"]["sample"]
+    assert sample == local.manifest["training_data"]["sample"]
+    assert sample["by"] == "point" and 0 < sample["sampled"] < sample["examples"] and sample["districts"] == DISTRICTS
+    tracker = spark.sparkContext.statusTracker()
+    jobs = tracker.getJobIdsForGroup("escalation-risk-examples")
+    stages = [tracker.getStageInfo(s) for s in tracker.getJobInfo(jobs[-1]).stageIds]
+    assert [(s.numTasks, s.numCompletedTasks) for s in stages] == [(3, 3)]  # one task per district
+    written = sorted(p.parent.name for p in (tmp_path / "examples").rglob("part-0.parquet"))
+    assert written == [f"district={d}" for d in DISTRICTS]
+    # another seed draws another sample (the seed is the sample's), about the fraction asked
+    ex = pd.DataFrame({"district": "330101", "dispute_id": [f"d{i}" for i in range(2000)],
+                       "as_of": pd.Timestamp("2024-05-01")})
+    a, b = sample_mask(ex, 0.3, 1), sample_mask(ex, 0.3, 2)
+    assert (a != b).any() and 450 < a.sum() < 750 and (sample_mask(ex, 0.3, 1) == a).all()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import KEY
+
 from escalation_risk.contract import TABLES
 from escalation_risk.synth import generate_district, generate_tables, write_tables
 

@@ -56,7 +56,7 @@ from .model import RiskModel, apply_calibrator
 from .response import ALERT_LEVELS, PLANS, assign_levels, choose_plans
 
 __all__ = ["CaseIndex", "build_case_index", "case_index", "use_case_index", "load_case_index",
-           "CaseIndexLoadError", "similar_cases", "similar_to_records",
+           "CaseIndexLoadError", "similar_cases", "similar_from_features", "similar_to_records",
            "typical_cases", "typical_report", "CASE_COLUMNS"]
 
 #: The columns of an answer, one row per similar past dispute, nearest first.
@@ -421,10 +421,11 @@ def use_case_index(ds: Dataset, index: CaseIndex) -> None:
 # ---------------------------------------------------------------------- queries
 
 def _answer(model: RiskModel, index: CaseIndex, X: pd.DataFrame, dispute_id: str, as_of, k: int,
-            same_category_first: bool) -> pd.DataFrame:
+            same_category_first: bool, contrib: pd.DataFrame | None = None) -> pd.DataFrame:
     if index.model_version != model.version:
         raise ValueError(f"the case index was built with model {index.model_version}, not {model.version}")
-    contrib = model.contributions(X)  # columns: the model's features, then the bias
+    if contrib is None:
+        contrib = model.contributions(X)  # columns: the model's features, then the bias
     row = contrib.to_numpy(dtype=np.float64)[0]
     q = row[:-1].astype(np.float32)
     # The contributions add up to the raw score: no second pass through the trees.
@@ -461,6 +462,18 @@ def similar_cases(model: RiskModel, ds: Dataset, dispute_id: str, as_of, k: int 
     X = build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [t]}), text=model.text_model)
     return _answer(model, index if index is not None else case_index(model, ds), X, dispute_id, t, k,
                    same_category_first)
+
+
+def similar_from_features(model: RiskModel, index: CaseIndex, X: pd.DataFrame, dispute_id: str, as_of,
+                          k: int = 10, *, contributions: pd.DataFrame | None = None,
+                          same_category_first: bool = True) -> pd.DataFrame:
+    """:func:`similar_cases` for a dispute whose feature row is already at hand: ``X`` is its one
+    row as :func:`~escalation_risk.features.build_features` gives it for ``as_of`` (and
+    ``contributions`` that row's :meth:`RiskModel.contributions`, if computed). For callers that
+    build many rows in one batch (the desk, for every open alert) and ask one by one."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    return _answer(model, index, X, dispute_id, to_moment(as_of), k, same_category_first, contributions)
 
 
 def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,

@@ -44,10 +44,11 @@ def top_reasons(contributions: pd.DataFrame | np.ndarray, X: pd.DataFrame | Mapp
     vals = np.take_along_axis(C, order, axis=1)
     keep = vals > 0
     cols: dict[str, np.ndarray] = {}  # columns read on demand, once
+    columns = list(X.columns) if isinstance(X, pd.DataFrame) else list(X)  # once, not per row
     out: list[list[dict]] = []
     for i in range(len(C)):
         reasons = []
-        values = _Row(X, i, cols)
+        values = _Row(X, i, cols, columns)
         for j in np.flatnonzero(keep[i]):
             name = names[order[i, j]]
             value = values[name]
@@ -60,9 +61,10 @@ def top_reasons(contributions: pd.DataFrame | np.ndarray, X: pd.DataFrame | Mapp
 class _Row(Mapping[str, Any]):
     """One row of ``X`` as a mapping, reading each column only when a sentence asks."""
 
-    def __init__(self, X: pd.DataFrame | Mapping[str, Any], i: int, cols: dict[str, np.ndarray]) -> None:
+    def __init__(self, X: pd.DataFrame | Mapping[str, Any], i: int, cols: dict[str, np.ndarray],
+                 names: list[str] | None = None) -> None:
         self._X, self._i, self._cols = X, i, cols
-        self._names = list(X.columns) if isinstance(X, pd.DataFrame) else list(X)
+        self._names = names if names is not None else list(X.columns) if isinstance(X, pd.DataFrame) else list(X)
 
     def __getitem__(self, name: str) -> Any:
         col = self._cols.get(name)

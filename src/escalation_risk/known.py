@@ -47,6 +47,7 @@ import pandas as pd
 
 from .clock import to_moment
 from .contract import ATTRIBUTES, PII_COLUMNS
+from .lookup import id_positions
 
 MAX_GROUP = 50  # above this many distinct persons at arrival, a group makes no pair ties
 UNKNOWN = "unknown"
@@ -86,8 +87,7 @@ def party_since(parties: pd.DataFrame, incidents: pd.DataFrame, positions: np.nd
     """
     if positions is None:
         # Incident ids are unique in a validated Dataset (the contract's key).
-        ids = pd.Index(incidents["incident_id"].to_numpy(dtype=object))
-        positions = ids.get_indexer(parties["incident_id"].to_numpy(dtype=object))
+        positions = id_positions(incidents["incident_id"], parties["incident_id"])
     rep = np.append(incidents["reported_at"].to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))
     at_report = rep[np.asarray(positions)]
     added = parties["added_at"].to_numpy(dtype="datetime64[ns]") if "added_at" in parties else \

@@ -85,7 +85,11 @@ def escalating_crimes(ds: Dataset, points: pd.DataFrame, *, horizon_days: int = 
     if shared_party:
         key = link_persons(ds)
         parties = ds.incident_parties
-        parties = parties[(parties["party_type"] == "person").to_numpy()]
+        # Only the rows the merges below can reach: the points' disputes and the cases (a
+        # night's drift check labels 2,000 points, not the district's millions of parties).
+        reach = pd.unique(np.concatenate([pts["dispute_id"].to_numpy(dtype=object),
+                                          crimes["crime_id"].to_numpy(dtype=object)]))
+        parties = parties[((parties["party_type"] == "person") & parties["incident_id"].isin(reach)).to_numpy()]
         people = pd.DataFrame({"incident_id": parties["incident_id"].to_numpy(dtype=object),
                                "person": parties["party_id"].astype(object).map(key).to_numpy(dtype=object),
                                "added": parties["added_at"].to_numpy(dtype="datetime64[ns]"),

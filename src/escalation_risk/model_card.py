@@ -268,7 +268,7 @@ def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str
 
 Trained {m['created_at']} with escalation-risk {m['library_version']} and LightGBM {m['lightgbm_version']};
 data cut at **{m['cutoff'][:10]}**, seed {m['seed']}. Training data fingerprint
-`{m['training_data']['fingerprint'][:16]}…` (at the cutoff: `{m['training_data']['fingerprint_at_cutoff'][:16]}…`).
+`{m['training_data']['fingerprint'][:16]}…` (at the cutoff: `{m['training_data']['fingerprint_at_cutoff'][:16]}…`).{_sample_line(m)}
 
 ## Intended use
 Ranking the open disputes of a district by the chance that a crime involving their parties
@@ -358,3 +358,14 @@ Mean |SHAP| of the final model on the validation windows' examples, top features
 
 
 __all__ = ["write_model_card", "fairness_comparison"]
+
+
+def _sample_line(m: dict) -> str:
+    """The training sample of a province trained by districts, as the card states it."""
+    sample = m["training_data"].get("sample")
+    if not sample:
+        return ""
+    return (f"\nTrained by districts ({len(sample['districts'])} districts): a sample **by point**, seed "
+            f"{sample['seed']}: {sample['sampled']:,} of {sample['examples']:,} examples (fraction "
+            f"{sample['fraction']:.4g}; {sample['rule']}).")
+

@@ -45,8 +45,9 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -170,6 +171,14 @@ class Engine:
 
         return self.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
 
+    def hold(self, district: str, scores: pd.DataFrame, *, tag: str, out: Path | None) -> Callable[[], pd.DataFrame]:
+        """Where a recorded district's scores (trend applied) wait for the report, the CSV and
+        the briefing; returns their reader. Here: in memory (the local engine holds every
+        district's scores anyway). An engine whose driver must stay flat in the number of
+        districts (Spark) writes them to a file instead and reads them back when asked."""
+        del district, tag, out
+        return lambda: scores
+
 
 LOCAL = Engine("local", local_map, keeps_data=True)
 
@@ -214,16 +223,32 @@ class NightReport:
     """What a night did: one store summary per district, the files, what was quarantined."""
 
     summaries: dict[str, NightSummary]
-    scores: pd.DataFrame
+    #: Each district's recorded scores (trend applied), read when asked: :attr:`scores`
+    #: joins them; :meth:`scores_of` reads one (the driver's memory stays one district's).
+    by_district: dict[str, Callable[[], pd.DataFrame]]
     quarantined_rows: int
     files: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process's CPU time per step
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # this process's high-water RSS at each step's end
+    rss_mb: dict[str, float] = field(default_factory=dict)  # this process's RSS at each step's end (Linux)
     drifts: dict[str, DriftReport | None] = field(default_factory=dict)
     nulled_values: int = 0
     delivery: DeliveryReport | None = None  # webhook messages of the night, when asked for
     cross_people: int = 0  # persons seen in two districts or more
     tasks: pd.DataFrame = field(default_factory=pd.DataFrame)
     store: str = ""  # where the night was recorded (the resolved URL, password hidden)
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        """Every district's scores of the night, in district order (read now: a province's
+        whole night in memory; :meth:`scores_of` reads one district)."""
+        frames = [read() for read in self.by_district.values()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def scores_of(self, district: str) -> pd.DataFrame:
+        """One district's scores of the night."""
+        return self.by_district[district]()
 
     @property
     def districts(self) -> list[str]:
@@ -253,7 +278,7 @@ class NightReport:
             lines = [f"night {self.summary.as_of.isoformat()}: {self.summary}"]
         else:
             lines = [f"night {self.summary.as_of.isoformat()}:"] + [str(s) for s in self.summaries.values()]
-            lines.append(f"province: {len(self.summaries)} districts, {len(self.scores)} disputes scored, "
+            lines.append(f"province: {len(self.summaries)} districts, {self.summary.n_scored} disputes scored, "
                          f"{self.cross_people} people seen in several districts")
         if self.quarantined_rows:
             lines.append(f"quarantined rows: {self.quarantined_rows} (see {self.files.get('quarantine')})")
@@ -278,7 +303,10 @@ def _for_csv(scores: pd.DataFrame) -> pd.DataFrame:
     out = scores.copy()
     for c in ("reasons", "reasons_zh", "reason_features"):
         if c in out.columns:
-            out[c] = out[c].map(lambda v: json.dumps(list(v), ensure_ascii=False))
+            # Most rows share a few lists (the blue rows' empty one): each written once.
+            memo: dict[tuple, str] = {}
+            out[c] = [memo[t] if t in memo else memo.setdefault(t, json.dumps(list(t), ensure_ascii=False))
+                      for t in map(tuple, out[c])]
     return out
 
 
@@ -333,13 +361,19 @@ def _write_quarantine(loads: list[DistrictLoad], out: Path, tag: str) -> dict[st
 
 def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, model_version: str,
             fingerprint: str, *, replace: bool, backfill: bool, lock_timeout: float,
-            key_fingerprint: str | None = None) -> tuple[dict[str, NightSummary], list[pd.DataFrame]]:
+            key_fingerprint: str | None = None,
+            hold: Callable[[str, pd.DataFrame], Callable[[], pd.DataFrame]] = lambda d, s: lambda: s,
+            ) -> tuple[dict[str, NightSummary], dict[str, Callable[[], pd.DataFrame]]]:
     """Record every district's night: all the locks first, then every district checked, then,
     per district, the previous scores (the trend) and the recording, so no other night comes
     between the two. All or nothing per decision: a district refused (a corrected export
-    without ``replace``, an older night without ``backfill``, another key) records none."""
+    without ``replace``, an older night without ``backfill``, another key) records none.
+
+    Each district's recorded scores go to ``hold`` (the engine's :meth:`Engine.hold`), which
+    returns their reader: the driver holds one district's scores at a time when the engine
+    keeps them out of memory."""
     summaries: dict[str, NightSummary] = {}
-    scored: list[pd.DataFrame] = []
+    scored: dict[str, Callable[[], pd.DataFrame]] = {}
     with ExitStack() as locks:
         for r in sorted(results, key=lambda r: r.district):  # one order: two provinces never deadlock
             locks.enter_context(st.recording_lock(timeout=lock_timeout, district=r.district))
@@ -352,11 +386,42 @@ def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, 
             tonight = r.read()
             previous = st.previous_scores(tonight["dispute_id"].tolist(), before=night, district=r.district)
             s = apply_trend(tonight, previous)
+            del tonight, previous
             summaries[r.district] = st.record_night(s, night, model_version, input_fingerprint=fingerprint,
                                                     key_fingerprint=key_fingerprint, replace=replace,
                                                     backfill=backfill, district=r.district)
-            scored.append(s)
+            scored[r.district] = hold(r.district, s)
+            del s
     return summaries, scored
+
+
+class _Scores(Mapping[str, pd.DataFrame]):
+    """A night's recorded scores by district, each read when asked (one district at a time)."""
+
+    def __init__(self, readers: dict[str, Callable[[], pd.DataFrame]]) -> None:
+        self._readers = readers
+
+    def __getitem__(self, district: str) -> pd.DataFrame:
+        return self._readers[district]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._readers)
+
+    def __len__(self) -> int:
+        return len(self._readers)
+
+
+def _write_scores_csv(scores: Mapping[str, pd.DataFrame], path: Path) -> None:
+    """The night's scores CSV, written district by district (renamed into place when whole)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    first = True
+    for code in scores:
+        outputs.to_csv(_for_csv(scores[code]), "scores", tmp, date_format="%Y-%m-%dT%H:%M:%S.%f",
+                       mode="w" if first else "a", header=first)
+        first = False
+    if first:  # no district: an empty file with the header, as before
+        outputs.to_csv(_for_csv(pd.DataFrame()), "scores", tmp)
+    os.replace(tmp, path)
 
 
 def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | RiskModel, as_of: Any, *,
@@ -401,14 +466,20 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     out = Path(out_dir) if out_dir is not None else None
     files: dict[str, Path] = {}
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    peak: dict[str, float] = {}
+    held: dict[str, float] = {}
     steps = tqdm(total=7, desc=f"night {tag}", disable=not progress, unit="step")
 
     def step(name: str) -> Callable[[], None]:
         steps.set_postfix_str(name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
 
         def done() -> None:
             seconds[name] = time.perf_counter() - t0
+            cpu[name] = time.process_time() - c0
+            peak[name] = _peak_rss_mb()
+            held[name] = _rss_mb()
             steps.update()
         return done
 
@@ -439,16 +510,17 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     st: AlertStore = store if isinstance(store, AlertStore) else AlertStore(str(store))
     try:
         # The store knows its key: a night pseudonymised with another key is refused by name.
-        summaries, scored = _record(st, results, night, rm.version, fingerprint, replace=replace,
-                                    backfill=backfill, lock_timeout=lock_timeout,
-                                    key_fingerprint=fingerprint_of_key(key) if key is not None
-                                    else getattr(data, "key_fingerprint", None))
-        scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
+        summaries, readers = _record(st, results, night, rm.version, fingerprint, replace=replace,
+                                     backfill=backfill, lock_timeout=lock_timeout,
+                                     key_fingerprint=fingerprint_of_key(key) if key is not None
+                                     else getattr(data, "key_fingerprint", None),
+                                     hold=partial(eng.hold, tag=tag, out=out))
+        scored = _Scores(readers)
         if out is not None and not all(s.already_recorded for s in summaries.values()):
             # Written once the night is recorded, so the file never shows a night the store refused.
             out.mkdir(parents=True, exist_ok=True)
             files["scores"] = out / f"scores-{tag}.csv"
-            outputs.to_csv(_for_csv(scores), "scores", files["scores"], date_format="%Y-%m-%dT%H:%M:%S.%f")
+            _write_scores_csv(scored, files["scores"])
         done()
 
         done = step("notify")
@@ -464,20 +536,35 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
             from .briefing import write_night_briefing
             loaders: dict[str, Callable[[], Dataset]] = {c: partial(_data, data_of[c], key) for c in codes}
             files.update(write_night_briefing(loaders, st, night, out, lang=lang, drifts=drifts,
-                                              scores=dict(zip(codes, scored))))
+                                              scores=scored))
         done()
         where = st.url.render_as_string(hide_password=True)
     finally:
         steps.close()
         if own_store:
             st.dispose()
-    tasks = pd.DataFrame([{"district": r.district, "disputes": n, "seconds": r.seconds,
-                           "peak_rss_mb": r.peak_rss_mb, "pid": r.pid}
-                          for r, n in zip(results, (len(x) for x in scored))])
+    tasks = pd.DataFrame([{"district": r.district, "disputes": summaries[r.district].n_scored, "seconds": r.seconds,
+                           "peak_rss_mb": r.peak_rss_mb, "pid": r.pid} for r in results])
     seconds["total"] = sum(seconds.values())
-    return NightReport(summaries=summaries, scores=scores, quarantined_rows=sum(d.quarantined_rows for d in loads),
-                       files=files, seconds=seconds, drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
+    cpu["total"] = sum(cpu.values())
+    return NightReport(summaries=summaries, by_district=readers,
+                       quarantined_rows=sum(d.quarantined_rows for d in loads),
+                       files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, rss_mb=held,
+                       drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
                        delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
+
+
+def _peak_rss_mb() -> float:
+    """This process's high-water resident memory so far (MB; Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (MB; NaN where /proc is not there)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def _data(source: Path | Dataset, key: bytes | None) -> Dataset:

@@ -296,13 +296,17 @@ def hash64(values: pd.Series | np.ndarray, key: bytes, salt: str) -> np.ndarray:
         codes, uniq = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
     base = hashlib.blake2b(key=_mac_key(key), digest_size=8)
     base.update(salt.encode() + b":")
+    copy = base.copy  # the keyed state is set up once, not per value
 
-    def mac(v: object) -> bytes:
-        h = base.copy()  # the keyed state is set up once, not per value
-        h.update(str(v).encode())
+    def mac(v: bytes) -> bytes:
+        h = copy()
+        h.update(v)
         return h.digest()
 
-    h = np.frombuffer(b"".join(map(mac, np.asarray(uniq).tolist())), dtype="<i8").astype(np.int64)
+    uniq = np.asarray(uniq)
+    # str(v).encode() of each value; numpy writes an integer's decimal digits itself.
+    data = uniq.astype("S").tolist() if uniq.dtype.kind in "iu" else [str(v).encode() for v in uniq.tolist()]
+    h = np.frombuffer(b"".join(map(mac, data)), dtype="<i8").astype(np.int64)
     h[h == 0] = 1  # 0 means missing
     out = np.zeros(len(arr), dtype=np.int64)
     ok = codes >= 0

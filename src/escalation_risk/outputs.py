@@ -242,6 +242,13 @@ def _cell_text(series: pd.Series) -> pd.Series:
     """A column ready for a CSV cell: nested values as JSON text, text neutralised."""
     if series.dtype != object and not isinstance(series.dtype, (pd.StringDtype, pd.CategoricalDtype)):
         return series
+    if isinstance(series.dtype, pd.StringDtype):
+        # Text only (nothing nested): the formula check in one vectorised pass, not a call per cell.
+        out = series.astype(object)
+        risky = series.str.startswith(FORMULA_START).fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            out[risky] = ["'" + v for v in out[risky]]
+        return out
     return pd.Series([_cell(v) for v in series.astype(object).tolist()], index=series.index, dtype=object)
 
 

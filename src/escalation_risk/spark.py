@@ -15,20 +15,29 @@ Needs the ``spark`` extra (``pip install 'escalation-risk[spark]'``) and Java 17
   Parquet dataset partitioned by ``night=`` and ``district=``: ``keys`` (a district's
   persons as pseudonyms and hashed linkage keys), ``quarantine`` (the problem report:
   table, row, column, masked value, reason; never free text), ``province_keys``,
-  ``links`` (persons seen in two districts or more), ``history/TABLE`` (their
-  records) and ``scores``. A file is written under a temporary name and renamed, so a
-  retried task replaces its first attempt's file instead of adding to it;
+  ``links`` (persons seen in two districts or more), ``need`` (per district, the people
+  of every group holding one of its people), ``history/TABLE`` (their records),
+  ``scores``, ``recorded`` (written by the driver: a district's scores once recorded,
+  trend applied) and, for training, ``examples``. A file is written under a temporary
+  name and renamed, so a retried task replaces its first attempt's file instead of
+  adding to it;
 - **to the driver**: one small row per task (counts, seconds, memory, pid, the
   district's drift report) and the list of districts sharing people. The recording
-  step reads one district's scores at a time from the ``scores`` dataset.
+  step reads one district's scores at a time from the ``scores`` dataset, and writes it
+  to ``recorded``, from which the scores CSV, the report and the briefing read it back
+  one district at a time: the driver's memory does not grow with the districts.
 
 The cross-district part is a Spark job: link keys per district on executors (each
 district read once), the province linkage (:func:`escalation_risk.province.province_keys`,
 the linkage training uses, on the keys in district order, so the same links as the
 local engine) in one task over the keys dataset, the grouping by person key (persons
 in two districts or more) in Spark, then each sharing district hands over its shared
-people's records. Each score task reads its persons' keys, the links and the shared
-records (small beside a district) from those datasets.
+people's records. A Spark join writes, per district, the people of the groups that
+hold one of its people (``need``): each score task reads its persons' keys, that list
+and the shared records of the districts it names, never the whole province's. The
+linkage itself is still one task over every person's keys (its parameters are
+estimated on the whole province, so splitting it changes the links): at 63 M people
+it must be spread by blocking key, which is not built.
 """
 
 from __future__ import annotations
@@ -199,12 +208,16 @@ def _read(folder: Path) -> pd.DataFrame | None:
     return pq.read_table(f).to_pandas() if f.exists() else None
 
 
-def _read_all(root: Path) -> pd.DataFrame | None:
-    """Every district of one night of a (small) dataset, in district order, with ``district``."""
+def _read_all(root: Path, only: set[str] | None = None) -> pd.DataFrame | None:
+    """Every district of one night of a (small) dataset (or the districts ``only``), in
+    district order, with ``district``."""
     if not root.is_dir():
         return None
     frames = []
+    names = None if only is None else {partition(Path(), "", c).name for c in only}
     for d in sorted(root.iterdir()):
+        if names is not None and d.name not in names:
+            continue
         if d.name.startswith("district=") and (df := _read(d)) is not None:
             code = d.name.split("=", 1)[1]
             df.insert(0, "district", "" if code == _LONE else unquote(code))
@@ -269,9 +282,10 @@ def _history_task(item: tuple[str, str], *, root: str, tag: str) -> dict[str, An
     t0 = time.perf_counter()
     code, folder = item
     ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
-    links = _read_all(Path(root) / "links" / f"night={tag}")
+    links = _read(partition(Path(root) / "links", tag, code))  # this district's shared people only
     assert links is not None
-    parts = district_shared_history(ds, code, links[links["district"] == code])
+    links.insert(0, "district", code)
+    parts = district_shared_history(ds, code, links)
     for t, df in parts.items():
         _write(df.drop(columns="district"), partition(Path(root) / "history" / t, tag, code))
     return {"district": code, "rows": sum(len(df) for df in parts.values()),
@@ -279,18 +293,25 @@ def _history_task(item: tuple[str, str], *, root: str, tag: str) -> dict[str, An
 
 
 def cross_of(root: Path, tag: str, district: str) -> CrossDistrict:
-    """What one score task needs from the cross-district datasets: its persons' province keys,
-    the links and the shared records (the local engine's :meth:`CrossDistrict.for_district`)."""
+    """What one score task needs from the cross-district datasets (the local engine's
+    :meth:`CrossDistrict.for_district`): its persons' province keys, and from the
+    ``need`` dataset (a Spark join: the people of every person group holding one of this
+    district's people) the districts it shares people with, whose shared records alone
+    it reads. Nothing of the rest of the province."""
     mine = _read(partition(root / "province_keys", tag, district))
     if mine is None:
         return CrossDistrict.empty()
     mine.insert(0, "district", district)
-    links = _read_all(root / "links" / f"night={tag}")
-    keys = pd.concat([mine, links], ignore_index=True).drop_duplicates(["district", "person_id"]) \
-        if links is not None else mine
+    need = _read(partition(root / "need", tag, district))
+    if need is None or need.empty:
+        return CrossDistrict(mine.astype(object).reset_index(drop=True),
+                             {t: pd.DataFrame(columns=["district"]) for t in SHARED_TABLES})
+    groups = need.rename(columns={"source": "district"})[["district", "person_id", "key_district", "key_person"]]
+    keys = pd.concat([mine, groups], ignore_index=True).drop_duplicates(["district", "person_id"])
+    sources = set(groups["district"].astype(str))
     history = {}
     for t in SHARED_TABLES:
-        h = _read_all(root / "history" / t / f"night={tag}")
+        h = _read_all(root / "history" / t / f"night={tag}", only=sources)
         history[t] = h if h is not None else pd.DataFrame(columns=["district"])
     return CrossDistrict(keys.astype(object).reset_index(drop=True), history).for_district(district)
 
@@ -321,9 +342,7 @@ def read_scores(root: Path, tag: str, district: str) -> pd.DataFrame:
     if s is None:
         raise FileNotFoundError(f"no scores of district {district or '(lone)'} for night {tag} in {root}")
     COLLECTED["scores_bytes"] += (folder / "part-0.parquet").stat().st_size
-    for c in ("reasons", "reasons_zh", "reason_features"):
-        s[c] = [list(v) for v in s[c]]
-    s = s.astype({c: object for c in s.columns if s[c].dtype == "str" or str(s[c].dtype) == "string"})
+    s = _as_local(s)
     if district:
         s.insert(0, "district", district)
     return s
@@ -391,7 +410,8 @@ class SparkEngine(Engine):
                              "not a Dataset")
         _check_executor_key(self.spark, key)
         root = self._root(out)
-        for sub in ("keys", "quarantine", "province_keys", "links", "scores", *(f"history/{t}" for t in SHARED_TABLES)):
+        for sub in ("keys", "quarantine", "province_keys", "links", "need", "scores", "recorded",
+                    *(f"history/{t}" for t in SHARED_TABLES)):
             shutil.rmtree(root / sub / f"night={tag}", ignore_errors=True)  # a night's files are its run's
         rows = _run(self.spark, partial(_load_task, root=str(root), tag=tag, keys=several,
                                         out=str(out) if out is not None else None),
@@ -428,11 +448,17 @@ class SparkEngine(Engine):
         links.repartition("district").write.mode("overwrite").partitionBy("district") \
             .parquet(str(root / "links" / f"night={tag}"))
         links = self.spark.read.parquet(str(root / "links" / f"night={tag}"))
+        # What each district's score task needs, by a join: every person of each group that holds one of
+        # its people (the districts it shares people with, and whose shared records to read).
+        groups = links.select("district", "key_district", "key_person").distinct()
+        need = groups.join(links.withColumnRenamed("district", "source"), ["key_district", "key_person"])
+        need.select("district", "source", "person_id", "key_district", "key_person").repartition("district") \
+            .write.mode("overwrite").partitionBy("district").parquet(str(root / "need" / f"night={tag}"))
         run.n_people = links.select("key_district", "key_person").distinct().count()
         run.sharing = sorted(r["district"] for r in links.select("district").distinct().collect())
         sc.setLocalProperty("spark.jobGroup.id", None)
         # Spark's partitioned writer names files part-*.parquet: keep one per district under our name.
-        for ds_name in ("province_keys", "links"):
+        for ds_name in ("province_keys", "links", "need"):
             _one_file_per_district(root / ds_name / f"night={tag}")
         folders = {c: str(data_of[c]) for c in run.sharing}
         _run(self.spark, partial(_history_task, root=str(root), tag=tag), list(folders.items()), "history")
@@ -453,6 +479,34 @@ class SparkEngine(Engine):
                                pickle.loads(r["drift"]),
                                reader=partial(read_scores, scores_root, cross.tag, r["district"]))
                 for r in rows]
+
+    def hold(self, district: str, scores: pd.DataFrame, *, tag: str, out: Path | None) -> Any:
+        """A recorded district's scores wait in ``recorded/night=/district=`` (the driver's
+        memory stays one district's): the report, the CSV and the briefing read them back."""
+        folder = partition(self._root(out) / "recorded", tag, district)
+        s = scores.copy()
+        if "as_of" in s.columns:
+            s["as_of"] = s["as_of"].astype("datetime64[us]")
+        for c in ("reasons", "reasons_zh", "reason_features"):
+            if c in s.columns:
+                s[c] = [list(v) for v in s[c]]
+        _write(s, folder)
+        return partial(_read_recorded, folder)
+
+
+def _read_recorded(folder: Path) -> pd.DataFrame:
+    s = _read(folder)
+    if s is None:
+        raise FileNotFoundError(f"no recorded scores in {folder}")
+    return _as_local(s)
+
+
+def _as_local(s: pd.DataFrame) -> pd.DataFrame:
+    """A scores frame read from Parquet as the local engine holds it: lists, object text."""
+    for c in ("reasons", "reasons_zh", "reason_features"):
+        if c in s.columns:
+            s[c] = [list(v) for v in s[c]]
+    return s.astype({c: object for c in s.columns if s[c].dtype == "str" or str(s[c].dtype) == "string"})
 
 
 def _one_file_per_district(night_dir: Path) -> None:
@@ -498,3 +552,46 @@ def score_province(spark: Any, path: str | os.PathLike, model: str | os.PathLike
     schema = SCORE_SCHEMA.replace("district string, ", "") + ", night string, district string"
     df = spark.read.schema(schema).parquet(str(run.root / "scores")).where(f"night = '{tag}'")
     return df.select("district", *[c for c in df.columns if c not in ("district", "night")])
+
+
+# --------------------------------------------------------------------------- training by districts
+
+def _examples_task(item: tuple[str, str], *, root: str, tag: str, cutoff: pd.Timestamp, horizon_days: int,
+                   config: dict | None) -> dict[str, Any]:
+    """One district's training examples on an executor, written as Parquet; facts come back."""
+    from .province_training import district_examples, examples_task_facts
+    t0 = time.perf_counter()
+    code, folder = item
+    ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
+    made = district_examples(ds, code, cross_of(Path(root), tag, code), cutoff=cutoff, horizon_days=horizon_days,
+                             config=config)
+    _write(made.examples.drop(columns="district"), partition(Path(root) / "examples", tag, code))
+    return {**examples_task_facts(made), "seconds": time.perf_counter() - t0}
+
+
+def province_examples(spark: Any, province: Any, key: bytes | None, *, cutoff: pd.Timestamp, horizon_days: int,
+                      config: dict | None, work_dir: str | os.PathLike | None = None
+                      ) -> tuple[list[dict[str, Any]], Any]:
+    """The examples of every district of ``province`` made on executors (linked province-wide
+    by the night's load and link steps), written under ``WORK/examples/night=train-CUTOFF``.
+    Returns each district's facts (in code order) and a reader of one district's examples."""
+    eng = SparkEngine.of(spark, work_dir)
+    tag = f"train-{_night_tag(cutoff)}"
+    sources: dict[str, Any] = dict(sorted(province.folders.items()))
+    several = len(sources) > 1
+    shutil.rmtree(eng._root(None) / "examples" / f"night={tag}", ignore_errors=True)
+    eng.load(sources, key, several=several, tag=tag, out=None)
+    run = eng.link(sources, [], key, several=several, tag=tag, out=None)
+    rows = _run(spark, partial(_examples_task, root=str(run.root), tag=tag, cutoff=cutoff, horizon_days=horizon_days,
+                               config=config), [(c, str(f)) for c, f in sources.items()], "examples")
+    rows = sorted(rows, key=lambda r: r["district"])
+
+    def reader(code: str) -> pd.DataFrame:
+        folder = partition(run.root / "examples", tag, code)
+        ex = _read(folder)
+        if ex is None:
+            raise FileNotFoundError(f"no training examples of district {code} in {folder}")
+        ex.insert(0, "district", code)
+        return ex
+    return rows, reader
+

@@ -67,6 +67,20 @@ def _dumps(reasons: list[str]) -> str:
     return json.dumps(reasons, ensure_ascii=False)
 
 
+def _dumps_rows(index: pd.Index, values: list[Any]) -> list[str]:
+    """:func:`_dumps` of each row's reasons (checked by :func:`_reasons_list`); most rows
+    share a few lists (the blue rows' empty one), each written once."""
+    memo: dict[tuple[str, ...], str] = {}
+    out = []
+    for idx, r in zip(index, values):
+        rs = tuple(_reasons_list(r, f"scores row {idx!r}"))
+        text = memo.get(rs)
+        if text is None:
+            text = memo[rs] = _dumps(list(rs))
+        out.append(text)
+    return out
+
+
 def _loads(text: Any) -> list[str]:
     return json.loads(text) if isinstance(text, str) and text else []
 
@@ -133,10 +147,9 @@ def _score_rows(scores: pd.DataFrame, night: datetime) -> list[dict[str, Any]]:
     # Plain lists: per-row .iloc on 50,000 disputes costs seconds.
     plans = ["" if p is None or (not isinstance(p, str) and pd.isna(p)) else str(p)
              for p in scores["plan"].tolist()]
-    reasons = [_dumps(_reasons_list(r, f"scores row {idx!r}"))
-               for idx, r in zip(scores.index, scores["reasons"].tolist())]
+    reasons = _dumps_rows(scores.index, scores["reasons"].tolist())
     zh = scores["reasons_zh"].tolist() if "reasons_zh" in scores.columns else [None] * len(scores)
-    reasons_zh = [_dumps(_reasons_list(r, f"scores row {idx!r}")) for idx, r in zip(scores.index, zh)]
+    reasons_zh = _dumps_rows(scores.index, zh)
     deltas = [None if pd.isna(d) else float(d) for d in delta.tolist()]
     rows = [
         {"dispute_id": did, "probability": float(p), "level": str(lvl), "trend": str(tr),

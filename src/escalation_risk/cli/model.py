@@ -38,11 +38,23 @@ def _load(data_dir: str):
               help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
 @click.option("--exclude", default="", help="Comma-separated personal attributes (gender,hukou,age) the model must do "
               "without, with every feature derived from them, and/or feature families. Nothing by default.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="spark (a province): examples made per district on Spark executors, a seeded sample by "
+              "point (--max-points) fitted on this machine; local: the province's districts joined here.")
+@click.option("--spark-master", default=None, help="With --engine spark: e.g. local[2] or spark://HOST:PORT.")
+@click.option("--max-points", default=None, type=click.IntRange(min=1),
+              help="With --engine spark: fit on a seeded sample of at most this many examples (by point).")
 def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
-          max_rescores: int, store: str | None, exclude: str) -> None:
+          max_rescores: int, store: str | None, exclude: str, engine: str = "local", spark_master: str | None = None,
+          max_points: int | None = None) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..model import train as train_model
     from ..model_card import write_model_card
+    if engine == "spark":
+        return _train_on_spark(data_dir, cutoff, out_dir, horizon, seed, rescore_every, max_rescores, store,
+                               exclude, spark_master, max_points)
+    if spark_master or max_points:
+        raise click.BadParameter("--spark-master and --max-points are for --engine spark", param_hint="--engine")
     ds = _load(data_dir)
     newest = ds.incidents["reported_at"].max()
     if pd.isna(newest):
@@ -78,6 +90,35 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     if nights is not None:
         click.echo(f"held-out after the cutoff, disputes first reported after it, open on monthly nights: "
                    f"{nights.table()}")
+
+
+def _train_on_spark(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int,
+                    rescore_every: int | None, max_rescores: int, store: str | None, exclude: str,
+                    spark_master: str | None, max_points: int | None) -> None:
+    """``train PROVINCE --engine spark``: :func:`escalation_risk.province_training.train_province`."""
+    from .. import spark as er_spark
+    from ..model_card import write_model_card
+    from ..province import is_province
+    from ..province_training import train_province
+    if not is_province(data_dir):
+        raise click.BadParameter("--engine spark trains a province folder (a folder of district folders)",
+                                 param_hint="DATA_DIR")
+    if store or exclude:
+        raise click.BadParameter("--store and --exclude are not built for --engine spark", param_hint="--engine")
+    config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
+    try:
+        session = er_spark.session(spark_master)
+        model = train_province(data_dir, cutoff=cutoff, engine="spark", spark=session, max_points=max_points,
+                               seed=seed, horizon_days=horizon, config=config)
+    except (ValueError, er_spark.SparkUnavailableError, PseudonymKeyError) as e:
+        click.echo(f"training failed: {e}", err=True)
+        raise SystemExit(1) from None
+    model.save(out_dir)
+    card = write_model_card(model, out_dir, no_test_reason="a province trained by districts on Spark: the held-out "
+                            "evaluation reads the whole province; run `evaluate` on a district")
+    sample = model.manifest["training_data"]["sample"]
+    click.echo(f"model {model.version} saved to {out_dir} (card: {card.name}); trained on {sample['sampled']} of "
+               f"{sample['examples']} examples of {len(sample['districts'])} districts (sample by point, seed {seed})")
 
 
 def _with_and_without(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int, config, outcomes):

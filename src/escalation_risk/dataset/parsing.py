@@ -7,9 +7,11 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .. import clock
-from ..contract import ID_RULE, TABLES, Column, TableSpec, is_safe_id
+from ..contract import ID_RULE, TABLES, Column, TableSpec, is_safe_id, safe_ids
+from ..lookup import arrow_strings  # noqa: F401 (importable from here)
 from .problems import _problems
 
 # Strings keep NaN as their missing value so numpy-style masks keep working.
@@ -34,7 +36,7 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
         out = _as_str(raw)
         # Each distinct id checked once (ids repeat across rows of parties, notes, links).
         codes, uniques = pd.factorize(out)
-        verdict = np.fromiter(map(is_safe_id, uniques.to_numpy(dtype=object).tolist()), dtype=bool, count=len(uniques))
+        verdict = safe_ids(pa.array(uniques)) if len(uniques) else np.zeros(0, dtype=bool)
         bad = pd.Series((codes >= 0) & ~verdict[np.maximum(codes, 0)] if len(uniques) else False,
                         index=raw.index, dtype=bool)
         return out, _bad(table, col, raw, bad, ID_RULE)

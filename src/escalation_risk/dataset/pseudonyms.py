@@ -8,14 +8,13 @@ mobile), then replaced by a keyed hash (HMAC-SHA256 with the key of
 from __future__ import annotations
 
 import hashlib
-import hmac
 
 import numpy as np
 import pandas as pd
 
 from .. import normalize
 from ..contract import PII_COLUMNS
-from ..idnumbers import is_valid_id, is_valid_mobile, normalise_id, normalise_phone, valid_ids
+from ..idnumbers import is_valid_id, is_valid_mobile, normalise_id, normalise_phone, valid_ids, valid_mobiles
 from .parsing import STR_DTYPE, _as_str
 from .problems import _problems
 
@@ -41,9 +40,29 @@ def pseudonymise(values: pd.Series, key: bytes, column: str) -> pd.Series:
     """
     norm = _normalise_pii(column, values)
     uniq = pd.unique(norm.dropna())
-    salt = column.encode() + b":"
-    table = {v: hmac.new(key, salt + v.encode(), hashlib.sha256).hexdigest()[:20] for v in uniq}
+    table = dict(zip(uniq, hmac_hex20(key, column.encode() + b":", uniq.tolist())))
     return norm.map(table).astype(STR_DTYPE)
+
+
+def hmac_hex20(key: bytes, salt: bytes, values: list[str]) -> list[str]:
+    """``hmac.new(key, salt + v.encode(), sha256).hexdigest()[:20]`` of each value (RFC 2104,
+    the same bytes), with the key's inner and outer states set up once rather than per
+    value: a district's million names, ids and phones in a third of the time."""
+    block = hashlib.sha256().block_size
+    k = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
+    inner.update(salt)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
+    icopy, ocopy = inner.copy, outer.copy
+
+    def one(v: str) -> str:
+        h = icopy()
+        h.update(v.encode())
+        o = ocopy()
+        o.update(h.digest())
+        return o.hexdigest()[:20]
+
+    return list(map(one, values))
 
 
 BAD_ID = ("not a valid id number (18 characters with a GB 11643 check digit, or the old 15-digit form); "
@@ -65,8 +84,10 @@ def _check_identifiers(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list
         if present.empty:
             continue
         distinct = pd.unique(present)
-        if column == "id_number":  # a million of them on a province's load: the vectorised rule
+        if column == "id_number":  # a million of them on a province's load: the vectorised rules
             verdict = dict(zip(distinct, valid_ids(distinct).tolist()))
+        elif column == "phone":
+            verdict = dict(zip(distinct, valid_mobiles(distinct).tolist()))
         else:
             verdict = {v: valid(normalise(v)) for v in distinct}
         bad = present.map(verdict).astype(bool).eq(False)

@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import math
 import secrets
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jinja2
-import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +43,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .._version import __version__
 from ..alerts import LEVELS, OUTCOMES, STATUSES, AlertNotFoundError, AlertTransitionError
@@ -50,11 +51,12 @@ from ..dataset import DataValidationError
 from ..dataset.problems import SHOWN_KINDS, column_kind, shown_value
 from ..masking import mask_identifiers
 from ..outputs import allowed, only
+from .pool import ScorePool, plain
 from .service import Desk, TTLCache
 from .text import EVENT_NAMES, LANGS, LEVEL_NAMES, OUTCOME_NAMES, STATUS_NAMES, TEXT, TREND_NAMES
 from .users import User
 
-__all__ = ["create_app", "SESSION_COOKIE"]
+__all__ = ["create_app", "check_proxies", "SESSION_COOKIE"]
 
 log = logging.getLogger("escalation_risk.desk")
 SESSION_COOKIE = "er_desk"
@@ -99,27 +101,6 @@ class ScoreRequest(BaseModel):
     top_reasons: int = Field(default=3, ge=0, le=10)
 
 
-def _plain(v: Any) -> Any:
-    """A JSON-ready value (no NaN, no numpy, timestamps as ISO strings)."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_plain(x) for x in v]
-    if v is None or v is pd.NaT or v is pd.NA:
-        return None
-    if isinstance(v, (pd.Timestamp,)):
-        return v.isoformat()
-    if isinstance(v, pd.Timedelta):
-        return str(v)
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v
-
-
 def _shown(table: str, column: str, value: Any) -> str | None:
     """A bad value as an error may show it: only in a numeric or date field (masked, short,
     by the quarantine report's rule); None for anything else."""
@@ -145,20 +126,60 @@ def _page_alert(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_proxies(proxies: Sequence[str]) -> list[str]:
+    """``proxies`` as IP addresses or networks (``10.0.0.0/8``); ``ValueError`` naming a value
+    that is neither. ``*`` (trust any client's header) is refused: anyone could then choose
+    the address their failed sign-ins count against."""
+    out = []
+    for p in proxies:
+        p = p.strip()
+        try:
+            if "/" in p:
+                ipaddress.ip_network(p, strict=False)
+            else:
+                ipaddress.ip_address(p)
+        except ValueError:
+            raise ValueError(f"trusted proxy {p!r}: not an IP address or network") from None
+        out.append(p)
+    return out
+
+
 def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cookies: bool = False) -> FastAPI:
+def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cookies: bool = False,
+               trusted_proxies: Sequence[str] = (), pool: ScorePool | None = None) -> FastAPI:
     """The desk and API over ``desk``. ``secret_key`` signs the cookies (random when None:
-    sessions then end when the process does); ``secure_cookies`` sends them over HTTPS only."""
-    app = FastAPI(title="escalation_risk desk", version=__version__,
+    sessions then end when the process does); ``secure_cookies`` sends them over HTTPS only.
+
+    ``trusted_proxies`` (addresses or networks, see :func:`check_proxies`): a request that
+    comes from one of them is taken to be from the address its ``X-Forwarded-For`` names
+    (the nearest hop that is not itself a trusted proxy), for sign-in limits and the
+    access log alike; from anywhere else the header is ignored. None trusted by default.
+
+    ``pool`` scores the API's calls (see :mod:`.pool`; default: in the server's event loop);
+    the app closes it when the server stops."""
+    scoring = pool if pool is not None else ScorePool(desk.scorer)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            scoring.close()
+
+    app = FastAPI(title="escalation_risk desk", version=__version__, lifespan=lifespan,
                   description="The alert desk's JSON API: score a dispute, read alerts. Bearer tokens from "
                               "`escalation-risk tokens add NAME --scope score[,alerts]`.")
     key = secret_key if secret_key is not None else secrets.token_hex(32)
     app.add_middleware(SessionMiddleware, secret_key=key.decode() if isinstance(key, bytes) else key,
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE, same_site="lax",
                        https_only=secure_cookies)
+    proxies = check_proxies(trusted_proxies)
+    if proxies:
+        # Added last, so it runs first: every later layer sees the client's address.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.state.desk = desk
     env = jinja2.Environment(loader=jinja2.PackageLoader("escalation_risk", "desk/templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
@@ -467,20 +488,14 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
     @app.post("/api/v1/score", tags=["api"])
     async def score(body: ScoreRequest, service: str = Depends(scope("score"))) -> JSONResponse:
         """Score one dispute: ``Scorer.score_dispute``'s input as JSON, its answer as JSON."""
-        # In the event loop, not the thread pool: a call is a few milliseconds of CPU under the
-        # GIL, so threads would only add hand-overs and contention (see BENCHMARKS.md).
-        started = time.perf_counter()
-        try:
-            answer = desk.scorer.score_dispute(body.dispute, body.parties, mediations=body.mediations,
-                                               notes=body.notes, as_of=body.as_of, top_reasons=body.top_reasons)
-        except DataValidationError:
-            raise
-        except ValueError as e:  # a request shape score_dispute refuses (several disputes, ...)
-            raise _ApiError(422, [_error(field="dispute", value=None, reason=mask_identifiers(str(e))[:200])]
-                            ) from None
-        took = 1e3 * (time.perf_counter() - started)
-        return JSONResponse(_plain(only(answer.to_dict(), "score_answer")),
-                            headers={"Server-Timing": f"score;dur={took:.2f}"})
+        kind, what, took = await scoring.score({
+            "dispute": body.dispute, "parties": body.parties, "mediations": body.mediations, "notes": body.notes,
+            "as_of": body.as_of, "top_reasons": body.top_reasons})
+        if kind == "invalid":
+            raise DataValidationError(what)
+        if kind == "refused":  # a request shape score_dispute refuses (several disputes, ...)
+            raise _ApiError(422, [_error(field="dispute", value=None, reason=mask_identifiers(str(what))[:200])])
+        return JSONResponse(what, headers={"Server-Timing": f"score;dur={took:.2f}"})
 
     @app.get("/api/v1/alerts", tags=["api"])
     def api_alerts(status: str | None = Query(None, description="a status, or 'open'"),
@@ -496,7 +511,7 @@ def create_app(desk: Desk, *, secret_key: str | bytes | None = None, secure_cook
         df = desk.store.alerts(status=status, level=level, district=district, dispute_id=dispute_id)
         page = df.iloc[offset:offset + limit]
         lists = ("reasons", "reasons_zh")  # JSON text in the store, lists in the answer
-        rows = [_plain(only({**r, **{c: json.loads(r[c]) if isinstance(r[c], str) else [] for c in lists}},
+        rows = [plain(only({**r, **{c: json.loads(r[c]) if isinstance(r[c], str) else [] for c in lists}},
                             "api_alerts"))
                 for r in page.to_dict("records")]
         return JSONResponse({"count": int(len(df)), "offset": offset, "alerts": rows})

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,8 @@ log = logging.getLogger("escalation_risk.desk")
 
 #: How long the supervisor's governance index and briefing are reused before recomputing.
 CACHE_SECONDS = 600.0
+#: Alerts whose similar cases are kept (found once per alert and night, then reused).
+SIMILAR_ENTRIES = 20_000
 #: How long the list of open alerts is used before it is re-read (see ``_OpenAlerts``).
 LIST_SECONDS = 10.0
 
@@ -126,6 +129,20 @@ class _OpenAlerts:
         return df
 
 
+@dataclass(frozen=True)
+class _Places:
+    """Where each dispute of the history is, as plain object arrays: the frame's string
+    columns would be converted on every look-up (a page's cost at 100,000 persons)."""
+
+    index: pd.Index
+    grid: np.ndarray
+    district: np.ndarray
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"grid": self.grid, "district": self.district}, index=self.index)
+
+
 class Desk:
     """The store, the users and one scorer, as the desk and the API use them."""
 
@@ -133,11 +150,16 @@ class Desk:
         self.store = store
         self.scorer = scorer
         self.directory = directory or Directory(store)
-        self._places: pd.DataFrame | None = None
+        self._places: _Places | None = None
         self._places_of: int = -1
         self._lock = threading.Lock()
-        self._similar = TTLCache(512)
+        # An entry is three small rows: room for every open alert of a busy district.
+        self._similar = TTLCache(SIMILAR_ENTRIES)
         self._slow = TTLCache(32, CACHE_SECONDS)
+        #: (dispute_id, night) -> row of ``_query_rows``: the open alerts' feature rows and their
+        #: contributions, computed in one batch by :meth:`warm` (a page then only searches).
+        self._query_pos: dict[tuple[str, pd.Timestamp], int] = {}
+        self._query_rows: tuple[pd.DataFrame, pd.DataFrame] | None = None
         self._open = _OpenAlerts(lambda: self._with_places(self.store.alerts(status="open")), LIST_SECONDS)
         #: Whether :meth:`warm` has finished (``/healthz`` says so).
         self.warmed = False
@@ -148,8 +170,9 @@ class Desk:
         from ..cases import case_index
 
         self.places()
-        self.open_alerts()
+        open_alerts = self.open_alerts()
         case_index(self.scorer.model, self.scorer.history)
+        self._prepare_queries(open_alerts)
         self.governance([])
         self.warmed = True
 
@@ -165,46 +188,60 @@ class Desk:
 
     def places(self) -> pd.DataFrame:
         """dispute_id -> grid, district, from the scorer's history (rebuilt when it grows)."""
+        return self._place_table().frame
+
+    def _place_table(self) -> _Places:
         history = self.scorer.history
         with self._lock:
             if self._places is None or self._places_of != len(history.incidents):
                 inc = history.incidents[["incident_id", "place_id"]]
                 pl = history.places[["place_id", "grid_id", "district"]]
                 m = inc.merge(pl, on="place_id", how="left").drop_duplicates("incident_id")
-                self._places = pd.DataFrame({"grid": m["grid_id"].astype(object).to_numpy(),
-                                             "district": m["district"].astype(object).to_numpy()},
-                                            index=pd.Index(m["incident_id"].astype(str), name="dispute_id"))
+                self._places = _Places(pd.Index(m["incident_id"].astype(str).to_numpy(dtype=object), dtype=object,
+                                                name="dispute_id"),
+                                       m["grid_id"].to_numpy(dtype=object, na_value=None),
+                                       m["district"].to_numpy(dtype=object, na_value=None))
                 self._places_of = len(history.incidents)
             return self._places
 
     def place(self, alert: dict[str, Any]) -> tuple[str | None, str | None]:
-        """(grid, district) of an alert's dispute (see :meth:`_with_places`)."""
-        row = self._with_places(pd.DataFrame([{"dispute_id": alert["dispute_id"],
-                                               "district": alert.get("district") or ""}])).iloc[0]
-        return row["grid"], row["place_district"]
+        """(grid, district) of an alert's dispute (see :meth:`_locate`)."""
+        grid, district = self._locate(np.array([str(alert["dispute_id"])], dtype=object),
+                                      np.array([alert.get("district") or ""], dtype=object))
+        return grid[0], district[0]
 
     def _with_places(self, df: pd.DataFrame) -> pd.DataFrame:
-        """``df`` (alerts) with the ``grid`` and ``place_district`` of each dispute.
+        """``df`` (alerts) with the ``grid`` and ``place_district`` of each dispute (see :meth:`_locate`)."""
+        own = df["district"].fillna("").astype(str).to_numpy(dtype=object) if "district" in df \
+            else np.full(len(df), "", dtype=object)
+        grid, district = self._locate(df["dispute_id"].astype(str).to_numpy(dtype=object), own)
+        # Object columns, so a missing grid stays None (a string column would make it NaN).
+        return df.assign(grid=pd.Series(grid, index=df.index, dtype=object),
+                         place_district=pd.Series(district, index=df.index, dtype=object))
+
+    def _locate(self, dispute_ids: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The grid and district of each dispute, given the district its alert names (``""`` if none).
 
         The grid comes from the scorer's history, one district's data. In a province's
         store dispute ids repeat across districts, so an alert of another district (its
         ``district`` set and not the history's) gets no grid: only its district's
         supervisor and admins see it. The store's district wins when it has one."""
-        places = self.places()
-        pos = places.index.get_indexer(df["dispute_id"].astype(str))
-        own = df["district"].astype(str).to_numpy() if "district" in df else np.full(len(df), "")
+        places = self._place_table()
+        pos = places.index.get_indexer(dispute_ids)
         found = pos >= 0
-        there = np.full(len(df), None, dtype=object)
-        there[found] = places["district"].to_numpy()[pos[found]]
+        there = np.full(len(pos), None, dtype=object)
+        there[found] = places.district[pos[found]]
         found &= (own == "") | (own == there)
-        grid = np.full(len(df), None, dtype=object)
-        grid[found] = places["grid"].to_numpy()[pos[found]]
-        district = np.full(len(df), None, dtype=object)
+        grid = np.full(len(pos), None, dtype=object)
+        grid[found] = places.grid[pos[found]]
+        district = np.full(len(pos), None, dtype=object)
         district[found] = there[found]
         district[own != ""] = own[own != ""]
-        # Object columns, so a missing grid stays None (a string column would make it NaN).
-        return df.assign(grid=pd.Series(grid, index=df.index, dtype=object),
-                         place_district=pd.Series(district, index=df.index, dtype=object))
+        return grid, district
+
+    def knows(self, dispute_id: str) -> bool:
+        """Whether the desk's history holds ``dispute_id``."""
+        return str(dispute_id) in self._place_table().index
 
     def visible(self, user: User, df: pd.DataFrame) -> pd.DataFrame:
         """The rows of ``df`` (alerts with places, see :meth:`open_alerts`) that ``user`` may see."""
@@ -241,21 +278,50 @@ class Desk:
         a["plan_en"] = plan.en if plan else a["plan"]
         return a
 
+    def _prepare_queries(self, alerts: pd.DataFrame) -> None:
+        """The feature rows and contributions of ``alerts``' disputes as of their nights, in one
+        batch: what finding an alert's similar cases would otherwise compute per page."""
+        from ..features import build_features
+
+        history, model = self.scorer.history, self.scorer.model
+        did = alerts["dispute_id"].astype(str).to_numpy(dtype=object)
+        night = pd.to_datetime(alerts["last_as_of"]).to_numpy()
+        inc = history.incidents
+        reported = pd.Series(inc["reported_at"].to_numpy(), index=inc["incident_id"].astype(str).to_numpy(dtype=object))
+        rep = reported[~reported.index.duplicated()].reindex(did).to_numpy()
+        # Only what similar cases would accept: a dispute of the history, asked about once reported.
+        keep = ~pd.isna(rep) & (rep <= night)
+        pts = pd.DataFrame({"dispute_id": did[keep], "as_of": night[keep]}).drop_duplicates(ignore_index=True)
+        if not len(pts):
+            return
+        X = build_features(history, pts, text=model.text_model)
+        C = model.contributions(X)
+        self._query_rows = (X, C)
+        self._query_pos = {(d, pd.Timestamp(t)): i for i, (d, t) in enumerate(zip(pts["dispute_id"], pts["as_of"]))}
+
     def similar(self, a: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
         """The ``k`` most similar past cases of the alert's dispute, as known the night it shows."""
-        from ..cases import similar_cases
+        from ..cases import case_index, similar_cases, similar_from_features
 
         def find() -> list[dict[str, Any]]:
-            did = str(a["dispute_id"])
-            if did not in self.places().index:
+            did, night = str(a["dispute_id"]), pd.Timestamp(a["last_as_of"])
+            if not self.knows(did):
                 return []  # a dispute the desk's history does not hold: nothing to compare
+            model, history = self.scorer.model, self.scorer.history
+            pos, rows = self._query_pos.get((did, night)), self._query_rows
             try:
-                df = similar_cases(self.scorer.model, self.scorer.history, did, pd.Timestamp(a["last_as_of"]),
-                                   k=k)
+                if pos is not None and rows is not None:
+                    df = similar_from_features(model, case_index(model, history), rows[0].iloc[[pos]], did, night,
+                                               k=k, contributions=rows[1].iloc[[pos]])
+                else:
+                    df = similar_cases(model, history, did, night, k=k)
             except (KeyError, ValueError, IndexError) as e:
                 # The page still serves the alert; the operator learns why the cases are missing.
                 log.warning("similar cases of alert %s: %s", a["alert_id"], type(e).__name__)
                 return []
+            # The query's description in attrs is not shown here, and pandas deep-copies attrs
+            # on every row taken: a third of the page's cost.
+            df.attrs.clear()
             return df.to_dict("records")
 
         return list(self._similar.get((int(a["alert_id"]), str(a["last_as_of"]), k), find))

@@ -30,6 +30,7 @@ from ..contract import ATTRIBUTES, VIOLENT_OFFENCES
 from ..dataset import Dataset
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
+from ..lookup import id_positions
 from .lexicon import Lexicon, load_lexicon
 
 if TYPE_CHECKING:
@@ -86,10 +87,11 @@ def join_on(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """searchsorted(side="right") with the queries sorted first: in key order the binary
-    searches walk memory in order (20x faster for millions of unsorted queries)."""
+    searches walk memory in order (20x faster for millions of unsorted queries). Equal
+    queries get equal answers, so the sort need not be stable."""
     if len(queries) < 1024:
         return np.searchsorted(keys, queries, side="right")
-    order = np.argsort(queries, kind="stable")
+    order = np.argsort(queries)
     out = np.empty(len(queries), dtype=np.int64)
     out[order] = np.searchsorted(keys, queries[order], side="right")
     return out
@@ -174,6 +176,7 @@ class HistoryIndex:
         self._pid_index = pd.Index(key.index.to_numpy(dtype=object))
         self._pid_codes = np.append(self.pid_to_int.to_numpy(np.int64), -1)  # position -1 -> unknown
         p = ds.persons.assign(_k=self.pid_to_int.reindex(ds.persons["person_id"]).to_numpy())
+        self._pid_keys = key.index  # for _person_of while building; not kept
         # A canonical person's attributes: the first non-null across its records.
         attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
         attrs = attrs.reindex(np.arange(len(self.persons)))
@@ -185,15 +188,20 @@ class HistoryIndex:
 
         self.places = pd.Index(ds.places["place_id"].to_numpy(dtype=object))
         self.grids = pd.Index(pd.unique(ds.places["grid_id"].to_numpy(dtype=object)))
-        self.place_grid = self.grids.get_indexer(ds.places["grid_id"].to_numpy(dtype=object))
+        self.place_grid = id_positions(self.grids, ds.places["grid_id"])
         self.places_type = ds.places["place_type"].astype(object).to_numpy()
         self.orgs = pd.Index(ds.organizations["org_id"].to_numpy(dtype=object))
         self.org_type = ds.organizations["org_type"].astype(object).to_numpy()
 
         self._build_incidents(ds)
         self._build_people(ds)
+        del self._pid_keys
         # Structures that only appending new records needs (see .index_append), built on first use.
         self.append_cache: dict = {}
+
+    def _person_of(self, person_ids: pd.Series) -> np.ndarray:
+        """The canonical person number of each source person_id (-1: unknown or missing)."""
+        return self._pid_codes[id_positions(self._pid_keys, person_ids)]
 
     # ------------------------------------------------------------------ incidents and parties
     def _build_incidents(self, ds: Dataset) -> None:
@@ -206,18 +214,18 @@ class HistoryIndex:
         self.inc_occ = to_secs(inc["occurred_at"], ALWAYS)
         self.inc_closed = to_secs(inc["closed_at"], NEVER)
         self.inc_amount = inc["amount"].to_numpy(dtype="float64")
-        self.inc_place = self.places.get_indexer(inc["place_id"].to_numpy(dtype=object))
-        self.inc_related = self.incidents.get_indexer(inc["related_incident_id"].to_numpy(dtype=object))
+        self.inc_place = id_positions(ds.places["place_id"], inc["place_id"])
+        self.inc_related = id_positions(inc["incident_id"], inc["related_incident_id"])
         self.inc_signals = self.lexicon.matrix(inc["description"])
         self.inc_desc = inc["description"].to_numpy(dtype=object)  # the text model reads it at as_of
         crim = self.inc_kind == "criminal_case"
         self.inc_violent = crim & np.isin(self.inc_category, VIOLENT_OFFENCES)
 
         parties = ds.incident_parties
-        pi = self.incidents.get_indexer(parties["incident_id"].to_numpy(dtype=object))
+        pi = id_positions(inc["incident_id"], parties["incident_id"])
         since = to_secs(party_since(parties, inc, pi), ALWAYS)
         is_person = (parties["party_type"] == "person").to_numpy()
-        person = np.where(is_person, self.pid_to_int.reindex(parties["party_id"]).fillna(-1).to_numpy(), -1)
+        person = np.where(is_person, self._person_of(parties["party_id"]), -1)
         role = parties["role"].astype(object).to_numpy()
         pp = pd.DataFrame({"inc": pi[is_person], "person": person[is_person].astype(np.int64),
                            "role": role[is_person], "t": since[is_person]})
@@ -234,7 +242,7 @@ class HistoryIndex:
         self.inc_person_t = pe["t"].to_numpy(np.int64)[order]
         org = ~is_person
         org_ids = parties["party_id"][org].to_numpy(dtype=object)
-        op = pd.DataFrame({"inc": pi[org], "org": self.orgs.get_indexer(org_ids), "t": since[org]})
+        op = pd.DataFrame({"inc": pi[org], "org": id_positions(ds.organizations["org_id"], org_ids), "t": since[org]})
         op = op[op["org"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "org"])
         self.org_party_inc = Timeline.build(op["inc"], op["t"].to_numpy(np.int64), org=op["org"].to_numpy())
 
@@ -290,7 +298,7 @@ class HistoryIndex:
         self.followups: Timeline | DeltaTimeline = Timeline.build(self.inc_related[rel], self.inc_rep[rel], inc=idx,
                                         kind=self.inc_kind[rel])
         med = ds.mediations
-        mi = self.incidents.get_indexer(med["incident_id"].to_numpy(dtype=object))
+        mi = id_positions(inc["incident_id"], med["incident_id"])
         self.med_ids = pd.Index(med["mediation_id"].to_numpy(dtype=object))
         held = to_secs(med["held_at"], ALWAYS)
         # An outcome exists from outcome_at (null: the session); until then it is pending.
@@ -306,7 +314,7 @@ class HistoryIndex:
 
         # Notes written on incidents after their report (contract 1.1), with their signals.
         notes = ds.incident_notes
-        ni = self.incidents.get_indexer(notes["incident_id"].to_numpy(dtype=object))
+        ni = id_positions(inc["incident_id"], notes["incident_id"])
         self.note_ids = pd.Index(notes["note_id"].to_numpy(dtype=object))
         self.note_signals = self.lexicon.matrix(notes["text"])
         # The notes' own text, read only by a trained text model (features.text_model).
@@ -337,16 +345,16 @@ class HistoryIndex:
     # ------------------------------------------------------------------ people, households, ties
     def _build_people(self, ds: Dataset) -> None:
         fl = ds.person_flags
-        fp = self.pid_to_int.reindex(fl["person_id"]).fillna(-1).to_numpy(np.int64)
+        fp = self._person_of(fl["person_id"])
         self.flags = Timeline.build(fp, to_secs(fl["recorded_at"], ALWAYS), flag=fl["flag"].astype(object).to_numpy())
 
         hm = ds.household_members
         hh = pd.Index(ds.households["household_id"].to_numpy(dtype=object))
         self.households = hh
-        self.household_place = self.places.get_indexer(ds.households["place_id"].to_numpy(dtype=object))
+        self.household_place = id_positions(ds.places["place_id"], ds.households["place_id"])
         self.household_tenure = ds.households["tenure"].astype(object).to_numpy()
-        mp = self.pid_to_int.reindex(hm["person_id"]).fillna(-1).to_numpy(np.int64)
-        mh = hh.get_indexer(hm["household_id"].to_numpy(dtype=object))
+        mp = self._person_of(hm["person_id"])
+        mh = id_positions(ds.households["household_id"], hm["household_id"])
         start = to_secs(hm["start_date"], ALWAYS)
         end = to_secs(hm["end_date"], NEVER)
         # An ending is known only from the moment it happens, so "member at t" is
@@ -355,8 +363,8 @@ class HistoryIndex:
         self.members = Timeline.build(mh, start, person=mp, end=end)
 
         rel = ds.relations
-        ra = self.pid_to_int.reindex(rel["person_a"]).fillna(-1).to_numpy(np.int64)
-        rb = self.pid_to_int.reindex(rel["person_b"]).fillna(-1).to_numpy(np.int64)
+        ra = self._person_of(rel["person_a"])
+        rb = self._person_of(rel["person_b"])
         since = to_secs(rel["since"], ALWAYS)
         kind = rel["relation"].astype(object).to_numpy()
         ok = (ra >= 0) & (rb >= 0) & (ra != rb)

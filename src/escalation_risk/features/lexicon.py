@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import re2
 
+from ..dataset.parsing import arrow_strings
+
 # Up to this many texts, RE2's own Python binding (patterns compiled once) reads them;
 # more go through Arrow's vectorised RE2, which compiles the patterns on every call
 # (3 ms: most of one score_dispute). One engine, RE2, either way; a test holds the two
@@ -71,8 +73,14 @@ class Lexicon:
                             dtype=np.int8).reshape(len(values), len(self.patterns))
         # pyarrow's RE2 engine directly: the same engine for one text or millions, and
         # without pandas' per-call overhead, which dominated single-dispute scoring.
-        arr = pa.array(pd.Series(texts, dtype=object).where(pd.notna(texts), "").astype(str).tolist()
-                       if not isinstance(texts, pa.Array) else texts, type=pa.string())
+        if isinstance(texts, pa.Array):
+            arr = texts
+        elif isinstance(texts, pd.Series) and isinstance(texts.dtype, pd.StringDtype):
+            # An Arrow-backed column (a loaded district's): read in place, no Python string per text.
+            arr = pc.fill_null(arrow_strings(texts), "")
+        else:
+            arr = pa.array(pd.Series(texts, dtype=object).where(pd.notna(texts), "").astype(str).tolist(),
+                           type=pa.string())
         out = np.zeros((len(arr), len(self.patterns)), dtype=np.int8)
         for j, pats in enumerate(self.patterns.values()):
             out[:, j] = pc.match_substring_regex(arr, self._regex(pats)).to_numpy(zero_copy_only=False)

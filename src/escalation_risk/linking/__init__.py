@@ -23,9 +23,13 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
 3. **Match weights** ``log2(m/u)`` per level (:mod:`.parameters`): ``m`` (how often a
    true duplicate shows the level) learnt by EM on the blocked pairs, ``u`` (how often
    two different people do) from a seeded sample of random pairs, with term-frequency
-   adjustment for exact names, phones and ids (a common name is weak evidence) and for
-   shared graph items (a counterpart shared by hundreds counts for little). The trained
-   parameters ride with the result (:func:`linkage_parameters`).
+   adjustment for exact names, phones and ids, and for a name's sound at the pinyin and
+   fuzzy-pinyin levels (a common name, or 张伟's sound, is weak evidence; a rare one is
+   strong), and for shared graph items (a counterpart shared by hundreds counts for
+   little). The graph levels' u is read among namesakes known to be two people (same
+   sound and birth year, two valid ids), the pairs the graph must tell apart, with the
+   random pairs' u as its prior. The trained parameters ride with the result
+   (:func:`linkage_parameters`).
 4. **Decision**: a pair is accepted when its posterior match probability, from the
    summed weight and the prior of a random pair being one person, reaches
    ``threshold`` (0.99 by default: by the model, at most 1 accepted pair in 100 is
@@ -50,6 +54,11 @@ The canonical key of a group is its smallest ``person_id``, or, with ``existing=
 compares only pairs with a new record, plus the pairs inside each existing group (so a
 corrected record can leave its group); it never re-links the rest of the district.
 
+Graph evidence is held as sparse matrices, records x items per kind
+(:class:`GraphEvidence`, ``graph_evidence(tables, as_frame=False)``), built from the tables
+with ids coded from their bytes; a pair's shared items are found by one sparse product of
+the two records' rows, every item compared.
+
 Everything is a function of the keys table (``person_id``, ``birth_year``, ``gender``
 and the ``lk_*`` columns) and, optionally, graph evidence (:func:`graph_evidence`):
 :func:`link_keys` links any such table, e.g. a province's.
@@ -66,11 +75,12 @@ records known then (:mod:`escalation_risk.known`), and a person record only from
 """
 
 
-from .evidence import graph_evidence
+from .evidence import GraphEvidence, graph_evidence
 from .linker import Linkage, _linkage, explain_links, link_keys, link_persons, linkage_parameters, linkage_summary
 from .model import DEFAULT_MODEL, FIELDS, GRAPH_FIELDS, GRAPH_MODEL, LEVELS, RULE_FALLBACK, RULE_ID, LinkageModel
 from .parameters import em_m, estimate_u
 
-__all__ = ["DEFAULT_MODEL", "FIELDS", "GRAPH_FIELDS", "GRAPH_MODEL", "LEVELS", "RULE_FALLBACK", "RULE_ID", "Linkage",
+__all__ = ["DEFAULT_MODEL", "FIELDS", "GRAPH_FIELDS", "GRAPH_MODEL", "GraphEvidence", "LEVELS", "RULE_FALLBACK",
+           "RULE_ID", "Linkage",
            "LinkageModel", "_linkage", "em_m", "estimate_u", "explain_links", "graph_evidence", "link_keys",
            "link_persons", "linkage_parameters", "linkage_summary"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .keys import _Keys
 from .model import LinkageModel
@@ -86,21 +87,24 @@ def _candidates(k: _Keys, model: LinkageModel, new: np.ndarray | None
     """Candidate pairs from every blocking rule, each pair once: (i, j, the rule that
     proposed the pair first (index into :func:`_block_rules`), figures)."""
     rules = _block_rules(k)
-    done: list[tuple[np.ndarray, np.ndarray]] = []
     out_i, out_j, out_r = [], [], []
     stats: dict[str, float] = {}
-    for name, key in rules:
-        i, j, skipped, n_big = _block_pairs(key, model.max_block, need=new)
-        keep = np.ones(len(i), dtype=bool)
+    for r, (name, key) in enumerate(rules):
+        i, j, _, n_big = _block_pairs(key, model.max_block, need=new)
         if new is not None:
-            keep &= new[i] | new[j]
-        for pkey, pskip in done:  # already proposed by an earlier rule
-            keep &= ~((pkey[i] == pkey[j]) & (pkey[i] != 0) & ~pskip[i])
-        out_i.append(i[keep])
-        out_j.append(j[keep])
-        out_r.append(np.full(int(keep.sum()), len(done), dtype=np.int8))
-        stats[f"pairs_{name}"] = int(keep.sum())
+            keep = new[i] | new[j]
+            i, j = i[keep], j[keep]
+        out_i.append(i)
+        out_j.append(j)
+        out_r.append(np.full(len(i), r, dtype=np.int8))
         stats[f"skipped_blocks_{name}"] = n_big
-        done.append((key, skipped))
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_r), stats
-
+    i, j, rule = np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_r)
+    # Each pair once, from the first rule that proposed it (a pair an earlier rule left in a
+    # skipped block was never proposed by it): the pairs packed in an int64, one hash pass.
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    first = ~pd.Series((lo << np.int64(32)) | hi).duplicated(keep="first").to_numpy()
+    i, j, rule = i[first], j[first], rule[first]
+    counts = np.bincount(rule, minlength=len(rules))
+    for r, (name, _) in enumerate(rules):
+        stats[f"pairs_{name}"] = int(counts[r])
+    return i, j, rule, stats

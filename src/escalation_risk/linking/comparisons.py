@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..normalize import ID_BAD, ID_OTHER, ID_VALID
-from .evidence import _Graph, _shared
+from .evidence import GraphEvidence, _shared_all
 from .keys import _Keys
 from .model import ID_CHECK, ID_CONFLICT, ID_DIFFERENT, ID_EXACT, ID_TRANSPOSED, ID_TYPO, NAME_DIFFERENT, NAME_SHAPE
 
@@ -75,7 +75,7 @@ def _compare(k: _Keys, i: np.ndarray, j: np.ndarray, graph: bool = True,
     return out
 
 
-def _compare_graph(g: _Graph | None, i: np.ndarray, j: np.ndarray
+def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray
                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Graph levels of the pairs, and for each TF kind the holders of the rarest shared item.
 
@@ -87,12 +87,13 @@ def _compare_graph(g: _Graph | None, i: np.ndarray, j: np.ndarray
     zero = np.zeros(m, dtype=np.int8)
     if g is None:
         return {"counterparty": zero, "place": zero.copy()}, {}
-    cp_present, cp_shared, cp_count = _shared(g, "counterparty", i, j)
+    sh = _shared_all(g, i, j)
+    cp_present, cp_shared, cp_count = sh["counterparty"]
     counterparty = _levels([(cp_shared, 1), (cp_present, 2)], m)
-    _, hh_shared, hh_count = _shared(g, "household", i, j)
-    _, pl_shared, pl_count = _shared(g, "place", i, j)
-    gr_present, gr_shared, gr_count = _shared(g, "grid", i, j)
-    _, pt_shared, pt_count = _shared(g, "place_time", i, j)
+    _, hh_shared, hh_count = sh["household"]
+    _, pl_shared, pl_count = sh["place"]
+    gr_present, gr_shared, gr_count = sh["grid"]
+    _, pt_shared, pt_count = sh["place_time"]
     place = _levels([(hh_shared, 1), (pt_shared, 2), (pl_shared, 3), (gr_shared, 4), (gr_present, 5)], m)
     counts = {"counterparty": cp_count, "household": hh_count, "place_time": pt_count, "place": pl_count,
               "grid": gr_count}

@@ -22,6 +22,11 @@ linker sees only the identifiers; this module turns the district's graph into
   the same quarrel happen at one door within days; a market's hundreds of visitors rarely
   do in the same weeks, and the term frequency of the (place, window) says how rarely.
 
+Each kind is held as a sparse matrix, records x items (:class:`GraphEvidence`), built
+straight from the tables with integer codes (ids are coded from their bytes, never through
+a Python object per id) and compared pair by pair with sparse row products: every item a
+record holds is compared, not a capped few.
+
 Items are codes of ids already pseudonymous (person, place and grid ids, the keyed hash of
 an id number), never a name or a raw identifier. How often each item is held is its term frequency: a counterpart
 shared by hundreds of records (a bank, a property company) counts for little.
@@ -35,12 +40,13 @@ yet recorded (``persons.recorded_at`` after ``as_of``) are dropped with it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy import sparse
 
 from ..clock import to_moment
 from ..known import (
@@ -56,81 +62,278 @@ from ..known import (
 KINDS = ("counterparty", "household", "place", "grid", "place_time")
 PLACE_WINDOW_DAYS = 30
 EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
-# The rarest items kept per record and kind (the strongest evidence): bounds the work per
-# pair at K x K comparisons whatever a record's history.
-MAX_ITEMS = {"counterparty": 4, "household": 1, "place": 3, "grid": 2, "place_time": 4}
 
 
 def _arrow(ids: pd.Series | np.ndarray | pa.Array) -> pa.Array:
-    """Ids as an Arrow string array (no copy through Python objects for Arrow-backed columns)."""
-    if isinstance(ids, pa.Array | pa.ChunkedArray):
-        return ids
-    if isinstance(ids, pd.Series | pd.Index):
-        try:
-            return pa.array(ids, type=pa.string(), from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass
-    return pa.array(np.asarray(ids, dtype=object), type=pa.string(), from_pandas=True)
-
-
-def _positions(ids: pd.Series | np.ndarray, index: pa.Array) -> np.ndarray:
-    """Position of each id in ``index`` (-1 where absent): Arrow's hash look-up, fast on strings."""
-    arr = _arrow(ids)
-    return pc.index_in(arr, value_set=index).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _codes(values: pd.Series | np.ndarray | pa.Array, where: np.ndarray | None = None) -> np.ndarray:
-    """1-based int64 codes of ids (0 where missing, and outside ``where``): an item names an
-    id within one call. Arrow's dictionary encoding: no pass through Python objects."""
-    arr = _arrow(values)
+    """Ids as one Arrow string array (no copy through Python objects for Arrow-backed columns)."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if isinstance(ids, pa.Array):
+        arr = ids
+    else:
+        arr = None
+        if isinstance(ids, pd.Series | pd.Index):
+            try:
+                arr = pa.array(ids, type=pa.string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                arr = None
+        if arr is None:
+            obj = np.asarray(ids, dtype=object)
+            try:
+                arr = pa.array(obj, type=pa.string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids of another type: their text
+                arr = pa.array([None if pd.isna(v) else str(v) for v in obj], type=pa.string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if where is not None:
-        out = np.zeros(len(arr), dtype=np.int64)
-        if where.any():
-            out[where] = _codes(pc.filter(arr, pa.array(where)))
+    return arr
+
+
+def _bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(data bytes, start, length, valid) of a string array, without a Python object per value."""
+    big = arr.cast(pa.large_string())
+    n = len(big)
+    bufs = big.buffers()
+    off = np.frombuffer(bufs[1], dtype=np.int64)[big.offset: big.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    valid = ~big.is_null().to_numpy(zero_copy_only=False)
+    return data, off[:-1], np.where(valid, np.diff(off), 0), valid
+
+
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+
+
+def _pack(data: np.ndarray, start: np.ndarray, lens: np.ndarray, at: int = 0) -> np.ndarray:
+    """Bytes ``at`` .. ``at + 7`` of each string as one uint64 (zero past the string's end):
+    one unaligned 8-byte read per string in place, the bytes past its end masked off (only
+    the last eight bytes of the buffer are copied, padded, for reads that would run past it)."""
+    n = len(data)
+    take = np.clip(lens - at, 0, 8)
+    pos = np.minimum(start + at, n)
+    base = max(n - 8, 0)
+    tail = np.zeros(24, dtype=np.uint8)
+    tail[:n - base] = data[base:]
+    tail_words = np.ndarray(shape=(17,), dtype="<u8", buffer=tail.data, strides=(1,))
+    data = np.ascontiguousarray(data)
+    if n >= 8:
+        words = np.ndarray(shape=(n - 7,), dtype="<u8", buffer=data.data, strides=(1,))
+        out = words[np.minimum(pos, n - 8)]
+    else:
+        out = np.zeros(len(pos), dtype=np.uint64)
+    over = np.flatnonzero(pos > n - 8)
+    out[over] = tail_words[pos[over] - base]
+    return out & _LOW_BYTES[take]
+
+
+def _key64(values: pd.Series | np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each id as one exact uint64 (its bytes), and where it is present; None when an id is
+    longer than eight bytes or holds a control byte below 8."""
+    data, start, lens, valid = _bytes(_arrow(values))
+    if int(lens.max(initial=0)) > 8 or (data < 8).any():
+        return None
+    # A string shorter than eight bytes carries its length in the last byte: with no byte
+    # below 8 in any id, no two ids (of this column or another) share a key.
+    short = lens < 8
+    return _pack(data, start, lens) | np.where(short, lens, 0).astype(np.uint64) << np.uint64(56), valid
+
+
+def _refactor(code: np.ndarray | None, part: np.ndarray) -> np.ndarray:
+    """Codes of the pairs (code, part): integer hash tables only."""
+    pc_, uniq = pd.factorize(part)
+    if code is None:
+        return pc_.astype(np.int64)
+    return pd.factorize(code * np.int64(max(len(uniq), 1)) + pc_)[0].astype(np.int64)
+
+
+def _encode(*columns: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
+    """int64 codes of ids, one code per distinct id across all ``columns`` (-1 where missing).
+
+    Exact: each id's bytes packed eight at a time into integers (and its length), coded
+    by pandas' integer hash tables: no Python object per id (Arrow's and pandas' string
+    look-ups took seconds on millions of ids)."""
+    arrs = [_arrow(c) for c in columns]
+    sizes = [len(a) for a in arrs]
+    if not sum(sizes):
+        return [np.zeros(0, np.int64) for _ in arrs]
+    data, start, lens, valid = _bytes(pa.concat_arrays([a.cast(pa.large_string()) for a in arrs]))
+    width = int(lens.max(initial=0))
+    code: np.ndarray | None = None
+    if valid.any() and (lens[valid] != width).any():
+        code = _refactor(None, np.where(valid, lens, -1))  # "ab" and "ab\0" differ by length
+    for at in range(0, max(width, 1), 8):
+        code = _refactor(code, _pack(data, start, lens, at))
+    assert code is not None
+    out = np.where(valid, code, -1)
+    return list(np.split(out, np.cumsum(sizes)[:-1]))
+
+
+class _Index:
+    """Unique ids as one set of integers (their bytes), probed by other ids: Arrow's integer
+    set look-up (about 40% cheaper than pandas' hash table on millions of probes), its table
+    built once per call of :meth:`find_many` however many columns are looked up. Ids stored
+    in order (a table exported by its key) are found by a binary search instead when the
+    queries come mostly in order too (a child table exported by its parent's key)."""
+
+    def __init__(self, ids: pd.Series | np.ndarray | pa.Array) -> None:
+        self.ids = ids
+        k = _key64(ids)
+        self.keys: np.ndarray | None = None  # unique integer keys, for the set look-up
+        self.ordered: np.ndarray | None = None
+        if k is not None and k[1].all():
+            order_key = k[0].byteswap()  # the first byte most significant: the ids' own order
+            if len(order_key) > 1 and (order_key[1:] > order_key[:-1]).all():
+                self.ordered = order_key
+                self.keys = k[0]
+            elif pd.Index(k[0]).is_unique:
+                self.keys = k[0]
+
+    def find(self, query: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
+        """Row of each ``query`` id in the index, -1 where none."""
+        return self.find_many(query)[0]
+
+    def find_many(self, *queries: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
+        """:meth:`find` for several columns, hashed in one pass."""
+        kqs = [_key64(q) for q in queries] if self.keys is not None else [None]
+        if any(kq is None for kq in kqs):
+            return [_lookup(*reversed(_encode(self.ids, q))) for q in queries]
+        out: list[np.ndarray | None] = [None] * len(queries)
+        rest = []
+        for c, kq in enumerate(kqs):
+            assert kq is not None
+            if self.ordered is not None:
+                q = kq[0].byteswap()
+                if np.count_nonzero(q[1:] < q[:-1]) <= len(q) // 100:  # mostly in order: cache-friendly
+                    pos = np.minimum(np.searchsorted(self.ordered, q), len(self.ordered) - 1)
+                    out[c] = np.where(kq[1] & (self.ordered[pos] == q), pos, -1).astype(np.int64)
+                    continue
+            rest.append(c)
+        if rest:
+            assert self.keys is not None
+            allq = np.concatenate([kqs[c][0] for c in rest])  # type: ignore[index]
+            found = pc.fill_null(pc.index_in(pa.array(allq), value_set=pa.array(self.keys)), -1)
+            hits = found.to_numpy(zero_copy_only=False).astype(np.int64)
+            for c, part in zip(rest, np.split(hits, np.cumsum([len(kqs[c][0]) for c in rest])[:-1])):  # type: ignore[index]
+                out[c] = np.where(kqs[c][1], part, -1)  # type: ignore[index]
+        return [o for o in out if o is not None]
+
+
+def _ids_unique(ids: pd.Series) -> bool:
+    """No id twice (on the ids' bytes as integers where they fit; else pandas' own check)."""
+    k = _key64(ids)
+    if k is not None and k[1].all():
+        return bool(pd.Index(k[0]).is_unique)
+    return not ids.duplicated().any()
+
+
+def _positions(query: pd.Series | np.ndarray | pa.Array, index: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
+    """Row of ``index`` (unique ids) holding each ``query`` id, -1 where none."""
+    return _Index(index).find(query)
+
+
+def _lookup(query: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Position in the index of each query code (-1 where absent); codes from one :func:`_encode`."""
+    top = int(max(query.max(initial=-1), index.max(initial=-1))) + 1
+    pos_of = np.full(top + 1, -1, dtype=np.int64)  # the last slot answers code -1
+    ok = index >= 0
+    pos_of[index[ok]] = np.flatnonzero(ok)
+    return pos_of[query]
+
+
+def _codes(values: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
+    """0-based int64 codes of ids (-1 where missing)."""
+    k = _key64(values)
+    if k is None:
+        return _encode(values)[0]
+    return np.where(k[1], pd.factorize(k[0])[0], -1).astype(np.int64)
+
+
+@dataclass
+class GraphEvidence:
+    """Graph evidence of the person records ``pid``: per kind, a records x items matrix
+    (CSR, 0/1, each row's items in order) and how many records hold each item (its term
+    frequency); ``holders``: records holding any item of the kind. Items are codes that
+    name a counterpart, household, place or grid within this object, never a value."""
+
+    pid: np.ndarray
+    mats: dict[str, sparse.csr_matrix]
+    counts: dict[str, np.ndarray]
+    holders: dict[str, int]
+    _wide: tuple[sparse.csr_matrix, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def wide(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+        """Every kind side by side (records x all items, kinds in :data:`KINDS` order), the
+        first column of each kind, and every item's count: made once, then kept."""
+        if self._wide is None:
+            mats = [self.mats[k] for k in KINDS]
+            offsets = np.cumsum([0] + [m.shape[1] for m in mats])[:-1]
+            wide = sparse.hstack(mats, format="csr", dtype=np.int8)
+            wide.has_sorted_indices = True  # each row: kind by kind, each kind in order
+            self._wide = (wide, offsets.astype(np.int64), np.concatenate([self.counts[k] for k in KINDS]))
+        return self._wide
+
+    def held(self) -> np.ndarray:
+        """Per record, a bit per kind (:data:`KINDS` order) that it holds any item of."""
+        out = np.zeros(len(self.pid), dtype=np.int8)
+        for kc, k in enumerate(KINDS):
+            out |= ((np.diff(self.mats[k].indptr) > 0) << kc).astype(np.int8)
         return out
-    enc = pc.dictionary_encode(arr)
-    return pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+
+    def for_records(self, pid: np.ndarray) -> GraphEvidence:
+        """The same evidence with rows aligned to ``pid`` (records it lacks hold nothing)."""
+        if len(pid) == len(self.pid) and (pid is self.pid or np.array_equal(pid, self.pid)):
+            return self
+        pos = _positions(pd.Series(pid, dtype=object), pd.Series(self.pid, dtype=object))
+        mats = {}
+        for kind, a in self.mats.items():
+            ext = sparse.vstack([a, sparse.csr_matrix((1, a.shape[1]), dtype=a.dtype)], format="csr")
+            mats[kind] = ext[np.where(pos >= 0, pos, a.shape[0])]
+        holders = {kind: int((np.diff(m.indptr) > 0).sum()) for kind, m in mats.items()}
+        return GraphEvidence(pid=np.asarray(pid, dtype=object), mats=mats, counts=dict(self.counts),
+                             holders=holders)
 
 
 def _bits(x: int) -> int:
     return max(int(x), 1).bit_length()
 
 
-def _unique_pairs(rec: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each (record, item) once, ordered by record then item: one sort of a packed int64 key
-    (numpy's vectorised sort is several times faster than hashing millions of keys)."""
-    if not len(rec):
-        return rec, item
-    rec, item = rec.astype(np.int64), item.astype(np.int64)
-    uniq = None
-    if item.min() < 0 or _bits(rec.max()) + _bits(item.max()) > 62:
-        codes, uniq = pd.factorize(item, sort=True)  # sorted: codes keep the items' order
-        item = codes.astype(np.int64)
-    shift = np.int64(_bits(item.max()))
-    key = np.sort((rec << shift) | item)
-    key = key[np.r_[True, key[1:] != key[:-1]]]
-    r, it = key >> shift, key & ((np.int64(1) << shift) - 1)
-    return r, (it if uniq is None else np.asarray(uniq, dtype=np.int64)[it])
+def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None) -> sparse.csr_matrix:
+    """Records x items, 0/1: each (record, item) once, each row's items in order (one sort of
+    a packed int64 key: numpy's sort is several times faster than hashing millions of keys)."""
+    ok = (rec >= 0) & (item >= 0)
+    rec, item = rec[ok].astype(np.int64), item[ok].astype(np.int64)
+    width = int(item.max(initial=-1)) + 1 if width is None else int(width)
+    shift = _bits(width)
+    if _bits(n) + shift > 62:
+        a = sparse.csr_matrix((np.ones(len(rec), dtype=np.int32), (rec, item)), shape=(n, width))
+        a.data = np.ones(len(a.data), dtype=np.int8)
+        return a
+    key = np.sort((rec << np.int64(shift)) | item)
+    if len(key):
+        key = key[np.r_[True, key[1:] != key[:-1]]]
+    r = key >> np.int64(shift)
+    indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n))]
+    a = sparse.csr_matrix((np.ones(len(key), dtype=np.int8), key & np.int64((1 << shift) - 1), indptr),
+                          shape=(n, width))
+    a.has_sorted_indices = True
+    return a
 
 
-def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFrame:
-    """Evidence items (``person_id``, ``kind``, ``item``) of every person record.
+def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix]) -> GraphEvidence:
+    counts = {k: np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64) for k, a in mats.items()}
+    holders = {k: int((np.diff(a.indptr) > 0).sum()) for k, a in mats.items()}
+    return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders)
 
-    ``tables`` are contract tables by name (a :class:`~escalation_risk.dataset.Dataset`'s
-    ``tables()``, or raw frames holding at least ``persons``, ``incidents``,
-    ``incident_parties`` and ``places``; ``households``, ``household_members`` and
-    ``relations`` are used when present). ``as_of``: only what was known then.
-    ``person_id`` is categorical over the persons' ids; ``item`` an int64 that names a
-    counterpart, household, place or grid within this result (never a name or an
-    identifier's value).
-    """
+
+def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
+    """The evidence matrices straight from the tables (see :func:`graph_evidence`)."""
     persons = tables["persons"]
     incidents, parties = tables["incidents"], tables["incident_parties"]
+    empty = pd.DataFrame()
     members = tables.get("household_members")
     relations = tables.get("relations")
-    known = np.ones(len(persons), dtype=bool)
+    households = tables.get("households")
+    places = tables["places"]
+    n = len(persons)
+    known = np.ones(n, dtype=bool)
     if as_of is not None:
         incidents = known_incidents(incidents, as_of)
         parties = known_parties(parties[parties["incident_id"].isin(incidents["incident_id"])],
@@ -142,219 +345,220 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None) -> pd.DataFra
         if "recorded_at" in persons:
             # A record not yet recorded holds no evidence (persons_at blanks its identifiers).
             known = ~(persons["recorded_at"] > to_moment(as_of, what="as_of")).to_numpy(dtype=bool)
+    has_rel = relations is not None and len(relations) > 0
+    has_mem = members is not None and len(members) > 0
+    has_hh = has_mem and households is not None and len(households) > 0
+    relations = relations if relations is not None else empty
+    members = members if members is not None else empty
+    households = households if households is not None else empty
     pid = persons["person_id"].to_numpy(dtype=object)
-    index = _arrow(persons["person_id"])
-    n = len(pid)
+
+    # Every person id looked up in one hash table of the persons' ids.
+    index = _Index(persons["person_id"])
+    queries = [parties["party_id"]] + ([relations["person_a"], relations["person_b"]] if has_rel else []) \
+        + ([members["person_id"]] if has_mem else [])
+    found = index.find_many(*queries)
+    party_rec = found[0]
+    inc_pos = _positions(parties["incident_id"], incidents["incident_id"])
+    n_inc = len(incidents)
+
+    everyone = bool(known.all())
+
+    def mine(rec: np.ndarray) -> np.ndarray:
+        """Records not yet known hold nothing."""
+        return rec if everyone else np.where((rec >= 0) & known[np.maximum(rec, 0)], rec, -1)
+
     # A counterpart person is their id number's keyed hash where they have one (their other
-    # records then count as the same counterpart), else their record (negative codes).
+    # records then count as the same counterpart), else their record; an organisation its id.
     ident = -np.arange(1, n + 1, dtype=np.int64)
     if "lk_id" in persons:
         lk = persons["lk_id"].to_numpy(dtype=np.int64, na_value=0)
         ident = np.where(lk != 0, lk, ident)
-    # Compact codes 1..n (n values, not one per pair): items then pack into one int64 key.
-    ident = pd.factorize(ident)[0].astype(np.int64) + 1
-    recs: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
-    items: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
-
-    def add(kind: str, rec: np.ndarray, item: np.ndarray) -> None:
-        ok = (rec >= 0) & (item != 0)
-        recs[kind].append(rec[ok])
-        items[kind].append(item[ok])
-
-    # Counterparties in incidents, under the group-size cap judged at each arrival.
+    ident = pd.factorize(ident)[0].astype(np.int64)
+    n_ident = int(ident.max(initial=-1)) + 1
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
-    inc_pos = _positions(parties["incident_id"], _arrow(incidents["incident_id"]))
-    # Every look-up of a person id in one pass over the persons' index (one hash table).
-    cols = [parties["party_id"]]
-    if relations is not None and len(relations):
-        cols += [relations["person_a"], relations["person_b"]]
-    if members is not None and len(members):
-        cols.append(members["person_id"])
-    pos = _positions(pd.concat([c.astype(object) if c.dtype == object else c for c in cols], ignore_index=True),
-                     index)
-    bounds = np.cumsum([0] + [len(c) for c in cols])
-    looked = [pos[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    rec = np.where(is_person, looked[0], -1)
-    org = _codes(parties["party_id"], where=~is_person)
-    # One code per party: persons by record, organisations after them (items likewise).
-    party = np.where(is_person, rec, n + org)
-    party_ident = np.where(is_person, ident[np.maximum(rec, 0)], n + org)
-    ok = (inc_pos >= 0) & ((rec >= 0) | ~is_person)
-    g, gp, _ = tie_members(inc_pos[ok], party[ok], since[ok], MAX_GROUP)
-    if len(g):
-        ident_of = np.zeros(int(party.max()) + 1 if len(party) else 0, dtype=np.int64)
-        ident_of[party[ok]] = party_ident[ok]
-        order = np.argsort(g, kind="stable")
-        g, gp = g[order], gp[order]
-        starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-        sizes = np.diff(np.r_[starts, len(g)])
-        # Every ordered pair of members of one incident: member -> the other's identity.
-        rep = np.repeat(sizes, sizes)
-        a = np.repeat(np.arange(len(g)), rep)
-        first = np.repeat(np.repeat(starts, sizes), rep)
-        b = first + (np.arange(len(a)) - np.repeat(np.cumsum(rep) - rep, rep))
-        keep = (a != b) & (gp[a] < n)
-        add("counterparty", gp[a[keep]], ident_of[gp[b[keep]]])
-    if relations is not None and len(relations):
-        ra, rb = looked[1], looked[2]
+    rec = np.where(is_person, party_rec, -1)
+    party_code = np.full(len(parties), -1, dtype=np.int64)
+    if (~is_person).any():
+        party_code[~is_person] = _codes(_arrow(parties["party_id"]).filter(pa.array(~is_person)))
+    ok = (inc_pos >= 0) & np.where(is_person, rec >= 0, party_code >= 0)
+    party = np.where(is_person, rec, n + party_code)  # one code per party: records, then organisations
+    g, p = inc_pos[ok], party[ok]
+    # The group-size cap (known.tie_members, judged at each arrival) can only bite in an
+    # incident with more party rows than the cap: the rest pass whole.
+    rows_in = np.bincount(g, minlength=n_inc)
+    big = rows_in[g] > MAX_GROUP
+    if big.any():
+        since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)[ok]
+        gb, pb, _ = tie_members(g[big], p[big], since[big], MAX_GROUP)
+        g, p = np.r_[g[~big], gb], np.r_[p[~big], pb]
+    person_row = p < n
+    party_ident = np.where(person_row, ident[np.minimum(p, n - 1)] if n else 0, n_ident + (p - n))
+    # records x incidents, times incidents x identities: each record's counterparts (a
+    # sparse product: every pair of members once, never a Python loop).
+    width = int(party_ident.max(initial=-1)) + 1
+    r_inc = sparse.csr_matrix((np.ones(int(person_row.sum()), np.int32), (p[person_row], g[person_row])),
+                              shape=(n, n_inc))
+    inc_id = sparse.csr_matrix((np.ones(len(g), np.int32), (g, party_ident)),
+                               shape=(n_inc, max(width, n_ident, 1)))
+    cp = (r_inc @ inc_id).tocsr()
+    cp.sort_indices()
+    crow = np.repeat(np.arange(n), np.diff(cp.indptr))
+    cp.data[cp.indices == ident[crow]] = 0  # a counterpart is someone else
+    if not everyone:
+        cp.data[~known[crow]] = 0
+    cp.eliminate_zeros()
+    del crow
+    if has_rel:
+        ra, rb = found[1], found[2]
         both = (ra >= 0) & (rb >= 0)
-        add("counterparty", ra[both], ident[rb[both]])
-        add("counterparty", rb[both], ident[ra[both]])
+        rel = _matrix(mine(np.r_[ra[both], rb[both]]), np.r_[ident[rb[both]], ident[ra[both]]], n, cp.shape[1])
+        cp = (cp + rel).tocsr()
+    cp.data = np.ones(len(cp.data), dtype=np.int8)
+    cp.has_sorted_indices = True
+    mats = {"counterparty": cp}
 
     # Places and grids of the record's incidents and households.
-    places = tables["places"]
-    pl_index = _arrow(places["place_id"])
-    grid_code = _codes(places["grid_id"])
-    inc_place = _positions(incidents["place_id"], pl_index)
+    n_pl = len(places)
+    place_index = _Index(places["place_id"])
+    inc_place = place_index.find(incidents["place_id"])
     at = is_person & ok
-    where = [(rec[at], inc_place[inc_pos[at]])]
+    prec, pplace = rec[at], inc_place[inc_pos[at]]
     # Places at overlapping times: (place, window of the report) and (place, the next window).
     reported = incidents["reported_at"].to_numpy(dtype="datetime64[ns]")
-    window = np.int64(PLACE_WINDOW_DAYS * 86_400 * 10**9)
-    inc_rec, inc_pl = where[0]
     when = reported[inc_pos[at]]
-    dated = (inc_pl >= 0) & ~np.isnat(when)
+    dated = (pplace >= 0) & ~np.isnat(when)
+    window = np.int64(PLACE_WINDOW_DAYS * 86_400 * 10**9)
     if dated.any():
         w = when[dated].view(np.int64) // window
-        w = w - w.min() + 1
-        code = (inc_pl[dated].astype(np.int64) + 1) * (w.max() + 2)
-        add("place_time", np.r_[inc_rec[dated], inc_rec[dated]], np.r_[code + w, code + w + 1])
-    if members is not None and len(members):
-        mrec = looked[-1]
-        add("household", mrec, _codes(members["household_id"]))
-        households = tables.get("households")
-        if households is not None and len(households):
-            hpos = _positions(members["household_id"], _arrow(households["household_id"]))
-            hplace = _positions(households["place_id"], pl_index)
-            where.append((mrec, np.where(hpos >= 0, hplace[np.maximum(hpos, 0)], -1)))
-    for r, place in where:
-        has = place >= 0
-        add("place", r[has], place[has] + 1)
-        add("grid", r[has], grid_code[place[has]])
+        w = w - w.min()
+        nw = int(w.max()) + 2
+        code = pplace[dated].astype(np.int64) * nw + w
+        mats["place_time"] = _matrix(mine(np.r_[prec[dated], prec[dated]]), np.r_[code, code + 1], n, n_pl * nw)
+    else:
+        mats["place_time"] = sparse.csr_matrix((n, 0), dtype=np.int8)
+    if has_mem:
+        mrec = found[-1]
+        mats["household"] = _matrix(mine(mrec), _codes(members["household_id"]), n)
+        if has_hh:
+            hpos = _positions(members["household_id"], households["household_id"])
+            hplace = place_index.find(households["place_id"])
+            prec = np.r_[prec, mrec]
+            pplace = np.r_[pplace, np.where(hpos >= 0, hplace[np.maximum(hpos, 0)], -1)]
+    else:
+        mats["household"] = sparse.csr_matrix((n, 0), dtype=np.int8)
+    mats["place"] = place = _matrix(mine(prec), pplace, n, n_pl)
+    # The grids of those places, from each record's places once.
+    grid = _codes(places["grid_id"])
+    mats["grid"] = _matrix(np.repeat(np.arange(n), np.diff(place.indptr)), grid[place.indices], n)
+    return _finish(pid, {k: mats[k] for k in KINDS})
 
-    out_rec, out_kind, out_item = [], [], []
-    for kind in KINDS:
-        if not recs[kind]:
-            continue
-        r, it = np.concatenate(recs[kind]), np.concatenate(items[kind])
-        r, it = _unique_pairs(r[known[r]], it[known[r]])
-        out_rec.append(r)
-        out_item.append(it)
-        out_kind.append(np.full(len(r), KINDS.index(kind), dtype=np.int8))
-    r = np.concatenate(out_rec) if out_rec else np.array([], np.int64)
+
+def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: bool = True
+                   ) -> pd.DataFrame | GraphEvidence:
+    """Evidence items (``person_id``, ``kind``, ``item``) of every person record.
+
+    ``tables`` are contract tables by name (a :class:`~escalation_risk.dataset.Dataset`'s
+    ``tables()``, or raw frames holding at least ``persons``, ``incidents``,
+    ``incident_parties`` and ``places``; ``households``, ``household_members`` and
+    ``relations`` are used when present). ``as_of``: only what was known then.
+    ``person_id`` is categorical over the persons' ids; ``item`` an int64 that names a
+    counterpart, household, place or grid within this result (never a name or an
+    identifier's value). With ``as_frame=False`` the same evidence as a
+    :class:`GraphEvidence` (sparse matrices, what :func:`link_keys` compares; no frame of
+    millions of rows is made).
+    """
+    ev = _build(tables, as_of)
+    if not as_frame:
+        return ev
+    return _frame(ev)
+
+
+def _frame(ev: GraphEvidence) -> pd.DataFrame:
+    rec, kind, item = [], [], []
+    for kc, k in enumerate(KINDS):
+        a = ev.mats[k]
+        rec.append(np.repeat(np.arange(a.shape[0]), np.diff(a.indptr)))
+        item.append(a.indices.astype(np.int64) + 1)
+        kind.append(np.full(a.nnz, kc, dtype=np.int8))
+    r = np.concatenate(rec)
+    pid = ev.pid
+    unique = len(pd.unique(pid)) == len(pid)
     out = pd.DataFrame({
-        "person_id": pd.Categorical.from_codes(r, categories=pd.Index(pid, dtype=object)) if len(set(pid)) == n
+        "person_id": pd.Categorical.from_codes(r, categories=pd.Index(pid, dtype=object)) if unique
         else pd.Series(pid[r], dtype=object),
-        "kind": pd.Categorical.from_codes(np.concatenate(out_kind) if out_kind else np.array([], np.int8),
-                                          categories=list(KINDS)),
-        "item": np.concatenate(out_item) if out_item else np.array([], np.int64),
+        "kind": pd.Categorical.from_codes(np.concatenate(kind), categories=list(KINDS)),
+        "item": np.concatenate(item),
     })
-    out.attrs["unique_rows"] = True  # each (record, kind, item) once: spares the check when linking
     return out
 
 
-@dataclass
-class _Graph:
-    """Per kind: the record's rarest items (n x K, 0 = none) and how many records hold each."""
-
-    items: dict[str, np.ndarray]
-    counts: dict[str, np.ndarray]
-    holders: dict[str, int]  # records holding any item of the kind
-
-
-def _graph_arrays(evidence: pd.DataFrame | None, pid: np.ndarray) -> _Graph | None:
-    """Evidence items as padded arrays aligned with the records ``pid``; None without evidence."""
+def _graph_arrays(evidence: pd.DataFrame | GraphEvidence | None, pid: np.ndarray) -> GraphEvidence | None:
+    """Evidence as :class:`GraphEvidence` aligned with the records ``pid``; None without evidence.
+    A frame may come from elsewhere: rows in any order, repeated, for other records too."""
     if evidence is None:
         return None
+    if isinstance(evidence, GraphEvidence):
+        return evidence.for_records(np.asarray(pid, dtype=object))
     n = len(pid)
-    index = _arrow(pd.Series(pid, dtype=object))
     who = evidence["person_id"]
     if isinstance(who.dtype, pd.CategoricalDtype):  # one look-up per category, not per row
         cats = who.cat.categories
-        codes = who.cat.codes.to_numpy()
+        codes = who.cat.codes.to_numpy().astype(np.int64)
         if len(cats) == n and np.array_equal(np.asarray(cats, dtype=object), pid):
-            rec_all = codes.astype(np.int64)  # the usual case: evidence of these records, in this order
+            rec_all = codes
         else:
-            cat = _positions(pd.Series(cats), index)
+            cat = _positions(pd.Series(np.asarray(cats, dtype=object)), pd.Series(pid, dtype=object))
             rec_all = np.where(codes >= 0, cat[np.maximum(codes, 0)], -1)
     else:
-        rec_all = _positions(who, index)
-    kinds = evidence["kind"]
-    if isinstance(kinds.dtype, pd.CategoricalDtype):  # compare small codes, not strings
-        kind_all = np.asarray(kinds.cat.categories, dtype=object)[kinds.cat.codes.to_numpy()] \
-            if list(kinds.cat.categories) != list(KINDS) else None
-        kind_code = kinds.cat.codes.to_numpy()
-    else:
-        kind_all, kind_code = None, None
-    if kind_code is None or kind_all is not None:
-        names = np.asarray(kinds, dtype=object)
-        kind_code = np.full(len(names), -1, dtype=np.int64)
-        for code, kind in enumerate(KINDS):
-            kind_code[names == kind] = code
+        rec_all = _positions(who, pd.Series(pid, dtype=object))
+    kinds = np.asarray(evidence["kind"].astype(object), dtype=object)
     item_all = evidence["item"].to_numpy(dtype=np.int64)
-    # Rows grouped by kind (as graph_evidence writes them): slices rather than masks.
-    bounds = np.searchsorted(kind_code, np.arange(len(KINDS) + 1)) \
-        if len(kind_code) and (np.diff(kind_code) >= 0).all() else None
-    items, counts, holders = {}, {}, {}
-    for kc, kind in enumerate(KINDS):
-        k = MAX_ITEMS[kind]
-        if bounds is not None:
-            rec, item = rec_all[bounds[kc]:bounds[kc + 1]], item_all[bounds[kc]:bounds[kc + 1]]
-            if len(rec) and rec.min() < 0:
-                rec, item = rec[rec >= 0], item[rec >= 0]
-        else:
-            sel = (kind_code == kc) & (rec_all >= 0)
-            rec, item = rec_all[sel], item_all[sel]
-        a = np.zeros((n, k), dtype=np.int64)
-        c = np.zeros((n, k), dtype=np.float64)
-        if len(rec):
-            if not evidence.attrs.get("unique_rows"):  # frames from elsewhere may repeat rows
-                rec, item = _unique_pairs(rec, item)
-            rec, item, cnt = _rarest_first(rec, item)
-            start = np.r_[0, np.flatnonzero(rec[1:] != rec[:-1]) + 1]
-            rank = np.arange(len(rec)) - np.repeat(start, np.diff(np.r_[start, len(rec)]))
-            keep = rank < k
-            a[rec[keep], rank[keep]] = item[keep]
-            c[rec[keep], rank[keep]] = cnt[keep]
-        items[kind], counts[kind], holders[kind] = a, c, int((a[:, 0] != 0).sum())
-    return _Graph(items=items, counts=counts, holders=holders)
+    mats = {}
+    for kind in KINDS:
+        sel = (kinds == kind) & (rec_all >= 0)
+        item = pd.factorize(item_all[sel], sort=True)[0]  # sorted: the result does not depend on row order
+        mats[kind] = _matrix(rec_all[sel], item.astype(np.int64), n)
+    return _finish(np.asarray(pid, dtype=object), mats)
 
 
-def _rarest_first(rec: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(record, item, records holding the item) with each record's items together, rarest
-    first, ties broken by the item itself (the result does not depend on the row order).
+def _shared_all(g: GraphEvidence, i: np.ndarray, j: np.ndarray, kinds: tuple[str, ...] = KINDS
+                ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per kind: (both hold items, share one, records holding the rarest shared item) for
+    the pairs (i, j). Every item of both records is compared: one sparse elementwise product
+    of the two records' rows of all kinds side by side (each row's items are ordered by kind,
+    so a pair's shared items of one kind are contiguous)."""
+    wide, offsets, counts = g.wide()
+    held = g.held()
+    out = {}
+    n = len(i)
+    mins = {}
+    sel = np.flatnonzero((held[i] & held[j]) != 0)
+    if len(sel):
+        both = wide[i[sel]].multiply(wide[j[sel]]).tocsr()
+        both.eliminate_zeros()
+        if both.nnz:
+            row = np.repeat(np.arange(len(sel)), np.diff(both.indptr))
+            kind = np.searchsorted(offsets, both.indices, side="right") - 1
+            vals = counts[both.indices]
+            first = np.r_[True, (row[1:] != row[:-1]) | (kind[1:] != kind[:-1])]
+            start = np.flatnonzero(first)
+            low = np.minimum.reduceat(vals, start)
+            for kc, k in enumerate(KINDS):
+                hit = kind[start] == kc
+                c = np.zeros(n, dtype=np.float64)
+                c[sel[row[start[hit]]]] = low[hit]
+                mins[k] = c
+    for kc, k in enumerate(KINDS):
+        if k not in kinds:
+            continue
+        bit = np.int8(1 << kc)
+        present = ((held[i] & bit) != 0) & ((held[j] & bit) != 0)
+        count = mins.get(k, np.zeros(n, dtype=np.float64))
+        out[k] = (present, count > 0, count)
+    return out
 
-    Items as :func:`graph_evidence` codes them (small non-negative ints) sort as one packed
-    value (record, count, item): a value sort, several times faster than an argsort. Counts
-    above what the key holds tie among themselves (all of them common)."""
-    compact = len(item) and item.min() >= 0 and item.max() < 4 * len(item) + 2**20 and rec.min() >= 0
-    if compact:
-        table = np.bincount(item)
-        rb, ib = _bits(rec.max()), _bits(item.max())
-        cb = 62 - rb - ib
-        if cb >= 8:
-            key = (rec.astype(np.int64) << np.int64(cb + ib)) | \
-                (np.minimum(table[item], 2**cb - 1).astype(np.int64) << np.int64(ib)) | item.astype(np.int64)
-            key = np.sort(key)
-            it = key & ((np.int64(1) << np.int64(ib)) - 1)
-            return key >> np.int64(cb + ib), it, table[it]
-    codes = pd.factorize(item)[0]
-    cnt = np.bincount(codes)[codes] if len(codes) else np.zeros(0, np.int64)
-    order = np.lexsort((item, cnt, rec))
-    return rec[order], item[order], cnt[order]
 
-
-def _shared(g: _Graph, kind: str, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _shared(g: GraphEvidence, kind: str, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(both hold items, share one, records holding the rarest shared item) for pairs (i, j)."""
-    a, c = g.items[kind], g.counts[kind]
-    ai = a[i]
-    bj = a[j]
-    present = (ai[:, 0] != 0) & (bj[:, 0] != 0)
-    best = np.full(len(i), np.inf)
-    for q in range(a.shape[1]):
-        # An item's count is the same on both sides: the rarest shared one is found from j's.
-        hit = (ai == bj[:, q:q + 1]).any(axis=1) & (bj[:, q] != 0)
-        best = np.where(hit, np.minimum(best, c[j, q]), best)
-    shared = present & np.isfinite(best)
-    return present, shared, np.where(shared, best, 0.0)
+    return _shared_all(g, i, j, (kind,))[kind]

@@ -28,8 +28,12 @@ def _groups(k: _Keys, i: np.ndarray, j: np.ndarray, w: np.ndarray, transposed: n
     _, comp = connected_components(graph, directed=False)
     firm = _firm_ids(k)
     size = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
-    has = firm != 0
-    n_ids = pd.Series(firm[has]).groupby(comp[has]).nunique().reindex(range(len(size)), fill_value=0).to_numpy()
+    # Distinct firm ids per component; only components of two or more records can hold two.
+    has = (firm != 0) & (size[comp] > 1)
+    n_ids = np.zeros(len(size), dtype=np.int64)
+    if has.any():
+        pairs = pd.DataFrame({"c": comp[has], "f": firm[has]}).drop_duplicates()
+        n_ids = np.bincount(pairs["c"].to_numpy(), minlength=len(size))
     n_tr = np.bincount(comp[i[transposed]], minlength=len(size))
     bad = (n_ids > 1 + n_tr) | (size > model.max_group)
     kept = np.ones(len(i), dtype=bool)

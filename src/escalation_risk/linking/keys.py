@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..normalize import ID_NONE, ID_OTHER
-from .evidence import _Graph
+from .evidence import GraphEvidence
 
 
 @dataclass
@@ -29,7 +29,7 @@ class _Keys:
     fuzzy: np.ndarray
     shape: np.ndarray
     phone: np.ndarray
-    graph: _Graph | None = None
+    graph: GraphEvidence | None = None
 
     @property
     def n(self) -> int:

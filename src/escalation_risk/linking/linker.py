@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +13,7 @@ from ..dataset import Dataset
 from ..known import persons_at
 from .blocking import _candidates
 from .comparisons import _compare
-from .evidence import EVIDENCE_COLUMNS, _graph_arrays, graph_evidence
+from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, _ids_unique, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _prior_keys
 from .keys import _keys
 from .model import (
@@ -69,36 +70,46 @@ class Linkage:
 
 
 def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
-              model: LinkageModel = DEFAULT_MODEL, graph: pd.DataFrame | None = None) -> Linkage:
+              model: LinkageModel = DEFAULT_MODEL, graph: pd.DataFrame | GraphEvidence | None = None) -> Linkage:
     """Link the records of a keys table (``person_id``, ``birth_year``, ``gender``, ``lk_*``).
 
     ``existing`` is an earlier ``person_key`` Series: its records keep their keys; only
     pairs involving a new record, and pairs inside an existing group, are compared.
-    ``graph`` is graph evidence (:func:`~escalation_risk.linking.graph_evidence`, rows for
-    any of the records); without it the graph levels are missing.
+    ``graph`` is graph evidence (:func:`~escalation_risk.linking.graph_evidence`: a frame
+    with rows for any of the records, or its ``as_frame=False`` form, the matrices, which
+    spares the frame); without it the graph levels are missing.
     """
     persons = keys.reset_index(drop=True)
     if "person_id" not in persons.columns:
         raise ValueError("link_keys: the keys table needs a 'person_id' column")
-    if persons["person_id"].isna().any() or persons["person_id"].duplicated().any():
+    if persons["person_id"].isna().any() or not _ids_unique(persons["person_id"]):
         raise ValueError("link_keys: column 'person_id' has missing or duplicate values; each record needs "
                          "its own id")
-    if graph is not None and not set(EVIDENCE_COLUMNS) <= set(graph.columns):
+    if isinstance(graph, pd.DataFrame) and not set(EVIDENCE_COLUMNS) <= set(graph.columns):
         raise ValueError(f"link_keys: graph evidence needs the columns {EVIDENCE_COLUMNS}, got {list(graph.columns)}")
     return _link(persons, existing, model, graph)
 
 
 def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel,
-          graph: pd.DataFrame | None = None) -> Linkage:
+          graph: pd.DataFrame | GraphEvidence | None = None) -> Linkage:
+    # CPU seconds per stage ride in the figures (``cpu_*``): where a linkage's time goes.
+    clock = [time.process_time()]
+
+    def lap() -> float:
+        clock.append(time.process_time())
+        return clock[-1] - clock[-2]
+
     k = _keys(persons)
     if model.graph and graph is not None:
         k.graph = _graph_arrays(graph, k.pid)
+    cpu = {"cpu_keys": lap()}
     n = k.n
     new = None
     if existing is not None:
         prior_code, prior_keys = _prior_keys(k.pid, existing)
         new = prior_code < 0
     i, j, _, stats = _candidates(k, model, new)
+    cpu["cpu_blocking"] = lap()
     if existing is not None:
         ei, ej = _existing_pairs(prior_code)
         # Both records old: never among the candidates, which all involve a new record.
@@ -106,7 +117,9 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         stats["pairs_existing_groups"] = len(ei)
     gcounts: dict[str, np.ndarray] = {}
     levels = _compare(k, i, j, graph=model.graph, counts=gcounts)
+    cpu["cpu_comparing"] = lap()
     wt = _estimate(k, model, levels, i, j)
+    cpu["cpu_training"] = lap()
     weight = _score(levels, wt, i, gcounts)
     t = model.weight_threshold(n)
     judged = weight
@@ -117,6 +130,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     prior = model.prior_log2_odds(n)
     prob = 1.0 / (1.0 + np.exp2(-np.clip(weight + prior, -1000, 1000)))
     ai, aj = i[acc], j[acc]
+    cpu["cpu_scoring"] = lap()
     comp, kept, gstats = _groups(k, ai, aj, weight[acc], levels["id_number"][acc] == ID_TRANSPOSED, model)
     stats.update(gstats)
     ids = k.pid
@@ -135,6 +149,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
                           "kept": accepted_kept, **levels})
     graph_route = accepted_kept & ~np.isin(levels["id_number"], (ID_EXACT, ID_CHECK, ID_TYPO, ID_TRANSPOSED)) \
         & (levels["phone"] != 1)
+    cpu["cpu_grouping"] = lap()
+    stats.update(cpu)
     stats.update({
         "records": n, "candidate_pairs": len(i), "accepted_pairs": int(acc.sum()),
         "kept_pairs": int(accepted_kept.sum()), "weight_threshold": t, "prior_log2_odds": prior,
@@ -142,6 +158,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         "persons": int((np.bincount(comp) > 0).sum()),
         "pairs_linked_by_graph_evidence": int(graph_route.sum()),
         **{f"em_share_of_matches_{name}": v for name, v in wt.lam.items()},
+        "namesake_pairs_for_graph_u": wt.namesakes,
+        **{f"graph_u_namesakes_over_random_{f}_{LEVELS[f][lv]}": r for (f, lv), r in wt.ratio.items()},
     })
     return Linkage(key=out, pairs=pairs, stats=stats, parameters=parameters_table(wt))
 
@@ -171,7 +189,7 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
     persons = ds.persons if as_of is None else persons_at(ds.persons, as_of)
-    evidence = graph_evidence(ds.tables(), as_of) if model.graph else None
+    evidence = graph_evidence(ds.tables(), as_of, as_frame=False) if model.graph else None
     res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
     if cacheable:
         ds.cache[slot] = res

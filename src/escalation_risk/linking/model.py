@@ -31,8 +31,11 @@ _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
     "phone": ((1, 2),), "gender": ((1, 2),), "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
 }
-# Levels whose u is the frequency of the agreed value (term-frequency adjustment).
-_TF_LEVEL = {"id_number": 1, "name": 1, "phone": 1}
+# Levels whose u is the frequency of the agreed value (term-frequency adjustment): an exact
+# id, name or phone; and a name that sounds the same by how common that sound is (张伟's
+# sound is shared by thousands, a rare name's by its bearer): (field, level) -> key.
+_TF_LEVELS = {("id_number", 1): "id_number", ("name", 1): "name", ("name", 2): "pinyin",
+              ("name", 3): "fuzzy", ("phone", 1): "phone"}
 # Graph levels whose u is the frequency of the rarest shared item: level -> kind of item.
 _TF_GRAPH = {("counterparty", 1): "counterparty", ("place", 1): "household", ("place", 2): "place_time",
              ("place", 3): "place", ("place", 4): "grid"}

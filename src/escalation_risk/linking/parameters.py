@@ -30,7 +30,7 @@ import pandas as pd
 from .blocking import _block_rules
 from .comparisons import _compare, _compare_graph
 from .keys import _Keys
-from .model import _MODES, _TF_GRAPH, _TF_LEVEL, FIELDS, GRAPH_FIELDS, LEVELS, LinkageModel
+from .model import _MODES, _TF_GRAPH, _TF_LEVELS, FIELDS, GRAPH_FIELDS, ID_CONFLICT, LEVELS, LinkageModel
 
 # Training sessions: the blocking rule, and the fields it made agree (left out of the session).
 SESSIONS = {"id_number": ("id_number",), "fuzzy_pinyin+birth_year": ("name", "birth"), "phone": ("phone",)}
@@ -46,6 +46,9 @@ class _Weights:
     holders: dict[str, int]           # records holding any graph item, per kind
     m_from: dict[str, str] = field(default_factory=dict)  # field -> "em" or "default"
     lam: dict[str, float] = field(default_factory=dict)   # share of matches per session
+    # graph (field, level) -> u among namesakes over u among random pairs (scales the TF u)
+    ratio: dict[tuple[str, int], float] = field(default_factory=dict)
+    namesakes: int = 0  # namesake pairs known to be two people, that the graph u was read on
 
 
 def _m_default(model: LinkageModel) -> dict[str, np.ndarray]:
@@ -197,10 +200,15 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     sessions = {name: np.flatnonzero((rule_keys[name][i] == rule_keys[name][j]) & (rule_keys[name][i] != 0))
                 for name in SESSIONS if name in rule_keys}
     m, source, lam = _train_m(levels, sessions, u, model)
+    ratio: dict[tuple[str, int], float] = {}
+    namesakes = 0
+    if model.graph and k.graph is not None and "fuzzy_pinyin+birth_year" in sessions:
+        u, ratio, namesakes = _u_among_namesakes(levels, sessions["fuzzy_pinyin+birth_year"], u)
     table = {f: _log_table(m[f], u[f]) for f in FIELDS}
     pop = max(k.n, model.population or 0, model.min_population)
     tf = {}
-    for f, arr in (("id_number", k.idn), ("name", k.name), ("phone", k.phone)):
+    for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
+                   ("phone", k.phone)):
         present = arr != 0
         codes = pd.factorize(arr[present])[0]
         c = np.ones(k.n)
@@ -208,7 +216,33 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
         # Others holding the same value, over the population: the pair itself is not chance.
         tf[f] = np.log2(np.maximum(c - 1.0, 1.0) / pop)
     holders = dict(k.graph.holders) if k.graph is not None else {}
-    return _Weights(m=m, u=u, table=table, tf=tf, holders=holders, m_from=source, lam=lam)
+    return _Weights(m=m, u=u, table=table, tf=tf, holders=holders, m_from=source, lam=lam, ratio=ratio,
+                    namesakes=namesakes)
+
+
+def _u_among_namesakes(levels: dict[str, np.ndarray], block: np.ndarray, u: dict[str, np.ndarray]
+                       ) -> tuple[dict[str, np.ndarray], dict[tuple[str, int], float], int]:
+    """u of the graph levels among the pairs the graph must tell apart: two records whose
+    names sound the same with the same birth year, known to be two people (two valid,
+    different id numbers). Whether two namesakes share a counterpart, a place or a grid is
+    what matters, not whether two random people do (namesakes may live closer together,
+    as families and villages share surnames). The random pairs' u is the prior (one
+    pseudo-observation of each level at its random rate), so few namesakes change little.
+    Returns the new u, its ratio to the random pairs' per (field, level), and the namesakes."""
+    two = block[levels["id_number"][block] == ID_CONFLICT]
+    out, ratio = dict(u), {}
+    for f in GRAPH_FIELDS:
+        lv = levels[f][two]
+        counts = np.bincount(lv, minlength=len(LEVELS[f])).astype(float)
+        new = u[f].copy()
+        for mode in _MODES[f]:
+            idx = list(mode)
+            strength = min(1.0 / max(float(u[f][idx].min()), 1e-12), 1e5)
+            new[idx] = (counts[idx] + strength * u[f][idx]) / (counts[idx].sum() + strength)
+        for code in range(1, len(new)):
+            ratio[(f, code)] = float(new[code] / u[f][code])
+        out[f] = new
+    return out, ratio, int(len(two))
 
 
 def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
@@ -216,11 +250,11 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
     """Summed match weight of each pair, term-frequency adjusted where a value is shared."""
     total = np.zeros(len(i), dtype=np.float64)
     for f in FIELDS:
-        w = wt.table[f][levels[f]]
-        if f in _TF_LEVEL:
-            hit = levels[f] == _TF_LEVEL[f]
-            w = np.where(hit, np.log2(max(wt.m[f][_TF_LEVEL[f]], _M_FLOOR)) - wt.tf[f][i], w)
-        total += w
+        total += wt.table[f][levels[f]]
+    for (f, lv), key in _TF_LEVELS.items():
+        hit = levels[f] == lv
+        if hit.any():
+            total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - wt.tf[key][i[hit]] - wt.table[f][lv]
     for (f, lv), kind in _TF_GRAPH.items():
         if not graph_counts or kind not in graph_counts:
             continue
@@ -229,7 +263,7 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
             continue
         # u of sharing this item by chance: the other records holding it, among the holders.
         holders = max(wt.holders.get(kind, 2), 2)
-        u_tf = np.maximum(graph_counts[kind][hit] - 1.0, 1.0) / holders
+        u_tf = np.maximum(graph_counts[kind][hit] - 1.0, 1.0) / holders * wt.ratio.get((f, lv), 1.0)
         total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - np.log2(u_tf) - wt.table[f][lv]
     return total
 
@@ -244,6 +278,6 @@ def parameters_table(wt: _Weights) -> pd.DataFrame:
                 continue
             rows.append({"field": f, "level": name, "m": float(wt.m[f][code]), "u": float(wt.u[f][code]),
                          "weight": float(wt.table[f][code]),
-                         "term_frequency": (f in _TF_LEVEL and code == _TF_LEVEL[f]) or (f, code) in _TF_GRAPH,
+                         "term_frequency": (f, code) in _TF_LEVELS or (f, code) in _TF_GRAPH,
                          "m_from": wt.m_from.get(f, "default")})
     return pd.DataFrame(rows)

@@ -273,7 +273,8 @@ def _train(ds: Dataset, cfg: dict, *, cutoff, horizon_days: int, seed: int, outc
 
 def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cfg: dict, *, cutoff,
                      horizon_days: int, seed: int, outcomes: pd.DataFrame | None = None,
-                     lexicon: Lexicon | None = None, known: Dataset | None = None, exclude=None) -> RiskModel:
+                     lexicon: Lexicon | None = None, known: Dataset | None = None, exclude=None,
+                     _features: Any = None, _text_cache: dict | None = None) -> RiskModel:
     """Steps 3-7 of the design on given ``(dispute_id, as_of)`` points: the one code path of
     :func:`train` (which passes its example points) and of
     :class:`escalation_risk.estimators.RiskClassifier` (which passes the caller's).
@@ -284,41 +285,63 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
     sets the thread limits (:func:`train` does); ``known`` is ``ds`` cut at ``cutoff`` if
     the caller has it already.
     """
-    ex = _examples(ds, points, y, cfg, cutoff=cutoff, horizon_days=horizon_days, seed=seed, outcomes=outcomes,
-                   lexicon=lexicon, known=known, excludes=[exclude])
-    return _fit(ex, cfg, cutoff=to_moment(cutoff, what="cutoff"), horizon_days=horizon_days, seed=seed,
-                lexicon=lexicon, exclude=exclude)
-
-
-def _dropped(cfg: dict, exclude) -> list[str]:
-    return REGISTRY.excluded(list(exclude or []) + list(cfg["families_off"] or []))
-
-
-def _examples(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cfg: dict, *, cutoff, horizon_days: int,
-              seed: int, outcomes: pd.DataFrame | None, lexicon: Lexicon | None, known: Dataset | None,
-              excludes: list) -> dict[str, Any]:
-    """The labelled examples, folds and feature matrix (the text model's out-of-fold
-    score included when any of ``excludes`` keeps it): everything before the boosters,
-    shared by the models of :func:`train_variants`."""
     cutoff = to_moment(cutoff, what="cutoff")
-    horizon = pd.Timedelta(days=horizon_days)
-    full_fingerprint = ds.fingerprint()
     if known is None:
         known = ds.cut(cutoff) if data_end(ds) > cutoff else ds
     start = pd.Timestamp(known.incidents["reported_at"].min()) + pd.Timedelta(days=cfg["burn_in_days"])
+
+    def labels(pts: pd.DataFrame, labelled: np.ndarray) -> np.ndarray:
+        if y is not None:
+            return np.asarray(y, dtype=float)[labelled]
+        done = outcomes
+        if done is not None and len(done):
+            done = done[pd.to_datetime(done["closed_at"]) <= cutoff]
+        return make_labels(known, pts, horizon_days=horizon_days, offences=cfg["offences"],
+                           shared_party=cfg["shared_party"], outcomes=done).to_numpy()
+
+    def text(pts: pd.DataFrame, yy: np.ndarray) -> tuple[np.ndarray, TextModel]:
+        if _text_cache is not None and "text" in _text_cache:  # train_variants: the same points and labels
+            return _text_cache["text"]
+        got = _text(pts, yy)
+        if _text_cache is not None:
+            _text_cache["text"] = got
+        return got
+
+    def _text(pts: pd.DataFrame, yy: np.ndarray) -> tuple[np.ndarray, TextModel]:
+        # Out of fold: no row's text score comes from a model that saw its dispute.
+        idx = history_index(known, lexicon)
+        texts = point_texts(idx, points_from_history(idx, pts))
+        # Hashed once for the folds and the kept model (hashing was most of the text work).
+        return fit_with_out_of_fold(texts, yy, pts["dispute_id"].to_numpy(dtype=object),
+                                    folds=cfg["text_model_folds"], seed=seed)
+
+    training_data = {"fingerprint": ds.fingerprint(), "fingerprint_at_cutoff": known.fingerprint(),
+                     "time_varying_facts": time_varying_facts(ds.tables()), "source": ds.source}
+    build = _features or build_features
+    return fit_examples(points, labels, lambda pts: build(known, pts, lexicon=lexicon), cfg,
+                        cutoff=cutoff, end=data_end(ds), start=start, horizon_days=horizon_days, seed=seed,
+                        lexicon=lexicon, exclude=exclude, text=text, training_data=training_data)
+
+
+def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *, cutoff: pd.Timestamp,
+                 end: pd.Timestamp, start: pd.Timestamp, horizon_days: int, seed: int,
+                 lexicon: Lexicon | None = None, exclude=None, text: Any = None,
+                 training_data: dict | None = None) -> RiskModel:
+    """Steps 3-7 on example points whose labels and features come from the callers:
+    ``labels(points, labelled_mask) -> y`` (NaN: not used) and ``features(points) -> X``
+    for the labelled points; ``text(points, y) -> (column, TextModel)`` when the text
+    model is on (None: it must be off). ``start``: the first labelled moment (the data's
+    first report plus the burn-in); ``end``: the data's last record. The one fitting
+    step of :func:`train` and of a province trained by districts
+    (:func:`escalation_risk.province_training.train_province`)."""
+    horizon = pd.Timedelta(days=horizon_days)
     # A cutoff after the data's end (train on everything: the production call) observes
     # labels only until the last record; the folds end there.
-    labelled, folds, periods = _folds(points, cutoff=min(cutoff, data_end(ds)), start=start, horizon=horizon,
+    labelled, folds, periods = _folds(points, cutoff=min(cutoff, end), start=start, horizon=horizon,
                                       validation_months=cfg["validation_months"], folds=cfg["folds"])
     points = points[labelled].reset_index(drop=True)
     folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
-    if y is None:
-        if outcomes is not None and len(outcomes):
-            outcomes = outcomes[pd.to_datetime(outcomes["closed_at"]) <= cutoff]
-        y = make_labels(known, points, horizon_days=horizon_days, offences=cfg["offences"],
-                        shared_party=cfg["shared_party"], outcomes=outcomes).to_numpy()
-    else:
-        y = np.asarray(y, dtype=float)[labelled]
+    y = labels(points, labelled)
     ok = ~np.isnan(y)  # the cut data end a little before the cutoff: drop what they cannot label
     points, y = points[ok].reset_index(drop=True), np.nan_to_num(y[ok]).astype(int)
     folds = [(tr[ok], wi[ok]) for tr, wi in folds]
@@ -332,57 +355,15 @@ def _examples(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cfg: dict
                          f"({int(y.sum())} escalated of {len(y)} labelled examples); choose a later cutoff")
     periods["folds"] = [periods["folds"][k] for k in kept]
     folds = [folds[k] for k in kept]
-    X = build_features(known, points, lexicon=lexicon)
-    text: TextModel | None = None
-    if any(TEXT_FEATURE not in _dropped(cfg, e) for e in excludes):
-        # Out of fold: no row's text score comes from a model that saw its dispute.
-        idx = history_index(known, lexicon)
-        texts = point_texts(idx, points_from_history(idx, points))
-        X[TEXT_FEATURE], text = fit_with_out_of_fold(texts, y, points["dispute_id"].to_numpy(dtype=object),
-                                                     folds=cfg["text_model_folds"], seed=seed)
-    return {"points": points, "y": y, "folds": folds, "periods": periods, "X": X, "text": text,
-            "known": known, "fingerprint": full_fingerprint, "ds": ds}
-
-
-def train_variants(ds: Dataset, variants: dict[str, Any], *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS,
-                   seed: int = 0, config: dict | None = None, lexicon: Lexicon | None = None,
-                   share_search: bool = False) -> dict[str, RiskModel]:
-    """One model per entry of ``variants`` (name: what to ``exclude``, as :func:`train`
-    takes it), each the model ``train(ds, cutoff=..., exclude=...)`` returns, but sharing
-    the examples, labels, features and the text model's out-of-fold scores: an ablation
-    builds them once instead of once per model (no ``holdout``: the caller evaluates).
-
-    ``share_search``: the first variant searches the parameter sets; the others use the
-    set it chose (each still chooses its number of trees out of time), so the variants
-    differ only in their features, at a third of the boosters.
-    """
-    cfg = _config(config)
-    with threadpool_limits(limits=cfg["num_threads"]):
-        cut = to_moment(cutoff, what="cutoff")
-        known = ds.cut(cut) if data_end(ds) > cut else ds
-        points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
-                                until=cut)
-        ex = _examples(ds, points, None, cfg, cutoff=cut, horizon_days=horizon_days, seed=seed, outcomes=None,
-                       lexicon=lexicon, known=known, excludes=list(variants.values()))
-        out: dict[str, RiskModel] = {}
-        for name, exclude in variants.items():
-            out[name] = _fit(ex, cfg, cutoff=cut, horizon_days=horizon_days, seed=seed, lexicon=lexicon,
-                             exclude=exclude)
-            if share_search and len(out) == 1:
-                tr = out[name].manifest["training"]
-                cfg = {**cfg, "param_grid": [tr["search"][tr["chosen"]]["params"]]}
-        return out
-
-
-def _fit(ex: dict[str, Any], cfg: dict, *, cutoff: pd.Timestamp, horizon_days: int, seed: int,
-         lexicon: Lexicon | None, exclude) -> RiskModel:
-    """Steps 3-7 on prepared examples (:func:`_examples`), without the features ``exclude``
-    and ``cfg["families_off"]`` drop."""
-    points, y, folds, periods, X = ex["points"], ex["y"], ex["folds"], dict(ex["periods"]), ex["X"]
-    known, full_fingerprint, ds = ex["known"], ex["fingerprint"], ex["ds"]
-    dropped = _dropped(cfg, exclude)
+    dropped = REGISTRY.excluded(list(exclude or []) + list(cfg["families_off"] or []))
     names = [n for n in feature_names(lexicon) if n not in dropped]
-    text: TextModel | None = ex["text"] if TEXT_FEATURE in names else None
+    X = features(points)
+    text_model: TextModel | None = None
+    if TEXT_FEATURE in names:
+        if text is None:
+            raise ValueError("the text model is on (config families_off without 'text_model'), and these "
+                             "examples carry no text: train with the text model off")
+        X[TEXT_FEATURE], text_model = text(points, y)
     F = X[names]
     as_of = points["as_of"]
     oot = np.zeros(len(y), dtype=bool)
@@ -446,9 +427,7 @@ def _fit(ex: dict[str, Any], cfg: dict, *, cutoff: pd.Timestamp, horizon_days: i
                                                   "features": dropped},
                      "dtypes": {n: ("category" if n in CATEGORICAL else "float64") for n in names},
                      "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}},
-        "training_data": {"fingerprint": full_fingerprint, "fingerprint_at_cutoff": known.fingerprint(),
-                          "time_varying_facts": time_varying_facts(ds.tables()),
-                          "source": ds.source},
+        "training_data": training_data or {},
         "training": {"config": cfg, "lightgbm_params": params, "best_iteration": n_trees,
                      "search": search, "chosen": best,
                      "periods": periods, "n_train": len(y), "positives_train": int(y.sum()),
@@ -461,9 +440,47 @@ def _fit(ex: dict[str, Any], cfg: dict, *, cutoff: pd.Timestamp, horizon_days: i
         "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
     }
     model = RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines,
-                      text_model=text)
+                      text_model=text_model)
+    # The out-of-time scores the calibrator was fitted on (in memory only): a benchmark compares calibrators.
     model.validation = {"raw": raw_oot, "y": y_oot}
     return model
+
+
+def train_variants(ds: Dataset, variants: dict[str, Any], *, cutoff, horizon_days: int = DEFAULT_HORIZON_DAYS,
+                   seed: int = 0, config: dict | None = None, lexicon: Lexicon | None = None,
+                   share_search: bool = False) -> dict[str, RiskModel]:
+    """One model per entry of ``variants`` (name: what to ``exclude``, as :func:`train`
+    takes it), each the model ``train(ds, cutoff=..., exclude=...)`` returns, but sharing
+    the features and the text model's out-of-fold scores: an ablation builds them once
+    instead of once per model (no ``holdout``: the caller evaluates).
+
+    ``share_search``: the first variant searches the parameter sets; the others use the
+    set it chose (each still chooses its number of trees out of time), so the variants
+    differ only in their features, at a third of the boosters.
+    """
+    cfg = _config(config)
+    cut = to_moment(cutoff, what="cutoff")
+    known = ds.cut(cut) if data_end(ds) > cut else ds
+    points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
+                            until=cut)
+    cache: dict[str, Any] = {}
+    build = build_features
+
+    def features(kn: Dataset, pts: pd.DataFrame, lexicon: Lexicon | None = None) -> pd.DataFrame:
+        if "X" not in cache:
+            cache["X"] = build(kn, pts, lexicon=lexicon)
+        return cache["X"].copy()
+
+    out: dict[str, RiskModel] = {}
+    with threadpool_limits(limits=cfg["num_threads"]):
+        for name, exclude in variants.items():
+            out[name] = _train_on_points(ds, points, None, cfg, cutoff=cut, horizon_days=horizon_days, seed=seed,
+                                         lexicon=lexicon, known=known, exclude=exclude, _features=features,
+                                         _text_cache=cache)
+            if share_search and len(out) == 1:
+                tr = out[name].manifest["training"]
+                cfg = {**cfg, "param_grid": [tr["search"][tr["chosen"]]["params"]]}
+    return out
 
 
 def _holdout_span(holdout, cutoff: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp | None] | None:
