@@ -17,6 +17,7 @@ from ``$ESCALATION_RISK_DATA``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -31,9 +32,11 @@ from .dataset import Dataset, DataValidationError, as_records, load_dataset, par
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
-from .features.index_append import append_to_index, delta_events
+from .features.index_append import append_to_index, delta_events, fold_index, needs_fold
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
+
+log = logging.getLogger(__name__)
 
 MODEL_ENV = "ESCALATION_RISK_MODEL"
 DATA_ENV = "ESCALATION_RISK_DATA"
@@ -191,6 +194,31 @@ class _State:
     idx: HistoryIndex
 
 
+FOLDS = ("background", "inline", "never")
+CATCH_UP = 8  # adds a finished fold may still have to re-apply when it takes the lock
+
+
+def _over_limit(state: _State) -> bool:
+    return state.history.over_limit() or needs_fold(state.idx)
+
+
+def _fold(state: _State) -> _State:
+    """The state with its deltas (history rows and index timelines past their limits)
+    folded into new bases: the same history, the same answers, cheaper to read."""
+    history = state.history.folded() if state.history.over_limit() else state.history
+    return _State(history, fold_index(state.idx))
+
+
+def _reapply(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _State:
+    """``state`` with the validated rows of ``adds`` appended in order, as add() did."""
+    history, idx = state.history, state.idx
+    for added in adds:
+        history = history.plus(added)
+        grown = append_to_index(idx, history, added, fold=False)
+        idx = grown if grown is not None else history_index(history.dataset(), lexicon)
+    return _State(history, idx)
+
+
 class Scorer:
     """Scores single disputes against a history, fast and thread-safe.
 
@@ -198,16 +226,32 @@ class Scorer:
     each :meth:`score_dispute` then takes a few milliseconds. :meth:`add` appends new
     records to the history and its index, at a cost that follows the rows added: the
     history is kept as the loaded tables plus the rows added since, the index as its
-    arrays plus a small delta, merged on a threshold (see
-    :mod:`escalation_risk.features.delta`). Each add publishes a new state whole, so a
-    call sees the history before an add or after it, never a mix.
+    arrays plus a small delta (see :mod:`escalation_risk.features.delta`). Each add
+    publishes a new state whole, so a call sees the history before an add or after it,
+    never a mix.
+
+    An add never merges the delta into the base itself. Once the delta passes its limit,
+    ``fold="background"`` (the default) folds a snapshot of the state on a thread (one
+    at a time) while adds go on into the delta; when it is done the adds made since the
+    snapshot are re-applied onto the folded state and the result is published whole.
+    ``fold="inline"`` folds at the end of the add that passes the limit (deterministic,
+    for tests); ``fold="never"`` keeps everything in the deltas. All three give the same
+    scores. :meth:`wait_for_fold` waits for a running fold.
     """
 
-    def __init__(self, model: RiskModel, history: Dataset, *, pseudonym_key: str | bytes | None = None):
+    def __init__(self, model: RiskModel, history: Dataset, *, pseudonym_key: str | bytes | None = None,
+                 fold: str = "background"):
+        if fold not in FOLDS:
+            raise ValueError(f"fold must be one of {', '.join(FOLDS)}, not {fold!r}")
         self.model = model
         self._key = pseudonym_key
+        self._fold_mode = fold
         self._state = _State(Stacked(history), history_index(history, model.lexicon))
         self._lock = threading.Lock()  # one add() at a time; readers never wait
+        self._fold_thread: threading.Thread | None = None
+        self._since_snapshot: list[dict[str, pd.DataFrame]] | None = None  # None: no fold to publish
+        self.folds = 0  # folds published (inline or background)
+        self.fold_error: BaseException | None = None  # the last background fold's failure, if any
 
     @property
     def history(self) -> Dataset:
@@ -284,11 +328,64 @@ class Scorer:
             added = {name: getattr(checked, name).iloc[len(getattr(context, name)):].reset_index(drop=True)
                      for name in frames}
             added = {name: df for name, df in added.items() if len(df)}
+            if not added:
+                return
             history = state.history.plus(added)  # the key's fingerprint travels with the base (features.delta)
-            idx = append_to_index(state.idx, history, added) if added else state.idx
+            idx = append_to_index(state.idx, history, added, fold=False)
             if idx is None:  # a change the index cannot take in place (see index_append): re-build
                 idx = history_index(history.dataset(), self.model.lexicon)
+                self._since_snapshot = None  # a fold running now would publish a stale index: drop it
+            elif self._since_snapshot is not None:
+                self._since_snapshot.append(added)
             self._state = _State(history, idx)
+            self._maybe_fold()
+
+    def _maybe_fold(self) -> None:
+        """Fold the deltas once past their limit: here (inline) or on a thread (background).
+        Called holding ``self._lock``."""
+        if self._fold_mode == "never" or self._fold_thread is not None or not _over_limit(self._state):
+            return
+        if self._fold_mode == "inline":
+            self._state = _fold(self._state)
+            self.folds += 1
+            return
+        self._since_snapshot = []
+        self._fold_thread = threading.Thread(target=self._fold_in_background, args=(self._state,),
+                                             name="scorer-fold", daemon=True)
+        self._fold_thread.start()
+
+    def _fold_in_background(self, snapshot: _State) -> None:
+        """Fold ``snapshot``, catch up with the adds made meanwhile (outside the lock while
+        there are many), then, holding the lock, re-apply the last few and publish."""
+        try:
+            state, done = _fold(snapshot), 0
+            while True:
+                with self._lock:
+                    pending = self._since_snapshot
+                    if pending is None:
+                        return  # dropped: an add re-built the index meanwhile
+                    if len(pending) - done <= CATCH_UP:
+                        self._state = _reapply(state, pending[done:], self.model.lexicon)
+                        self.folds += 1
+                        return
+                    todo = list(pending[done:])
+                state = _reapply(state, todo, self.model.lexicon)  # adds go on meanwhile
+                done += len(todo)
+        except Exception as e:  # the deltas stay and keep answering; the next add may try again
+            self.fold_error = e
+            log.exception("background fold of the scorer's history failed")
+        finally:
+            with self._lock:
+                self._since_snapshot = None
+                self._fold_thread = None
+
+    def wait_for_fold(self, timeout: float | None = None) -> bool:
+        """Wait for a background fold to be published (True) or the timeout (False)."""
+        thread = self._fold_thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
 
 def _plain(v):

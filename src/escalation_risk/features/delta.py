@@ -144,10 +144,12 @@ class DeltaTimeline(Windows):
             b = b + np.searchsorted(self.delta.key, q, side="right")
         return b
 
-    def edit(self, base_drop: np.ndarray, delta_drop: np.ndarray | None, add: Timeline) -> Timeline | DeltaTimeline:
+    def edit(self, base_drop: np.ndarray, delta_drop: np.ndarray | None, add: Timeline, *,
+             fold: bool = True) -> Timeline | DeltaTimeline:
         """This timeline without the base events at ``base_drop`` (base positions) and the
         delta events flagged in ``delta_drop``, with ``add``'s events after any equal keys
-        (as a stable build puts later rows). Compacted when the delta grows past its limit."""
+        (as a stable build puts later rows). Compacted when the delta grows past its limit,
+        unless ``fold`` is False (the caller folds later, e.g. in the background)."""
         if not len(base_drop) and (delta_drop is None or not delta_drop.any()) and not len(add):
             return self if len(self.delta) or len(self.dropped) else self.base
         dropped = self.dropped
@@ -159,9 +161,13 @@ class DeltaTimeline(Windows):
         if len(add):
             delta = _cat(delta, add)
         out = DeltaTimeline(self.base, dropped, delta)
-        if len(out.delta) + len(out.dropped) > delta_limit(len(self.base)):
+        if fold and out.over_limit():
             return out.compact()
         return out
+
+    def over_limit(self) -> bool:
+        """Whether the delta (events added and base events dropped) has passed its limit."""
+        return len(self.delta) + len(self.dropped) > delta_limit(len(self.base))
 
     def compact(self) -> Timeline:
         """The materialised timeline (one copy of the base)."""
@@ -171,9 +177,14 @@ class DeltaTimeline(Windows):
 
         def merge(b: np.ndarray, d: np.ndarray) -> np.ndarray:
             return np.insert(b[keep], at, d) if len(d) else b[keep]
-        return Timeline(key=merge(self.base.key, self.delta.key), t=merge(self.base.t, self.delta.t),
-                        ent=merge(self.base.ent, self.delta.ent),
-                        payload={k: merge(v, self.delta.payload[k]) for k, v in self.base.payload.items()})
+        out = Timeline(key=merge(self.base.key, self.delta.key), t=merge(self.base.t, self.delta.t),
+                       ent=merge(self.base.ent, self.delta.ent),
+                       payload={k: merge(v, self.delta.payload[k]) for k, v in self.base.payload.items()})
+        # The column orders positions_of keeps on a base, made again here (a fold may run in
+        # the background) so the next edit does not pay a sort of the whole timeline.
+        for column in self.base.__dict__.get("_by_column", {}):
+            positions_of(out, column, np.zeros(1, np.int64))
+        return out
 
 
 def _empty_like(tl: Timeline) -> Timeline:
@@ -286,10 +297,10 @@ class Stacked:
             parts.append(frame[col].iloc[max(start - at, 0):stop - at].to_numpy(dtype=object))
         return np.concatenate(parts) if parts else np.array([], dtype=object)
 
-    def plus(self, added: dict[str, pd.DataFrame], fold: int | None = None) -> Stacked:
-        """A new Stacked with ``added`` (validated rows, by table) at the end; the added rows
-        are folded into the base tables once they pass ``fold`` rows (default: a sixteenth
-        of the district's incidents, at least MIN_DELTA), so reading stays cheap."""
+    def plus(self, added: dict[str, pd.DataFrame]) -> Stacked:
+        """A new Stacked with ``added`` (validated rows, by table) at the end. Never folds
+        the rows into the base tables: :meth:`over_limit` says when to, :meth:`folded` does
+        (the caller chooses when and on which thread)."""
         with self._lock:
             chunks = {k: list(v) for k, v in self._chunks.items()}
         for name, df in added.items():
@@ -297,12 +308,22 @@ class Stacked:
                 chunks.setdefault(name, []).append(df)
                 if len(chunks[name]) > self.CHUNKS:
                     chunks[name] = [pd.concat(chunks[name], ignore_index=True)]
-        limit = fold if fold is not None else delta_limit(len(self.base.incidents))
-        if sum(len(c) for v in chunks.values() for c in v) > limit:
-            return Stacked(_concat(self.base, {k: pd.concat(v, ignore_index=True) for k, v in chunks.items()}))
         out = Stacked(self.base, chunks)
         out._empty = self._empty
         return out
+
+    def over_limit(self) -> bool:
+        """Whether the rows added since the base have passed a sixteenth of the district's
+        incidents (at least MIN_DELTA): folding them then keeps reading cheap, amortised."""
+        return sum(self._n_added.values()) > delta_limit(len(self.base.incidents))
+
+    def folded(self) -> Stacked:
+        """The same history with the added rows folded into new base tables (one copy of
+        each table that has added rows; this Stacked is left as it is)."""
+        if not self._chunks:
+            return self
+        ds = self._dataset or _concat(self.base, {name: self._added(name) for name in self._chunks})
+        return Stacked(ds)
 
     def dataset(self) -> Dataset:
         """The whole history as one Dataset (concatenated on first use, then kept)."""

@@ -129,16 +129,17 @@ def _rows_by_incident(idx: HistoryIndex, history: Stacked, name: str, n_base: in
     return rows
 
 
-def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline
+def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True
           ) -> Timeline | DeltaTimeline:
     """``tl`` without the events whose ``column`` ("ent" or a payload column; None: none)
-    is one of the ``touched`` numbers (sorted), with ``add``'s events after equal keys."""
+    is one of the ``touched`` numbers (sorted), with ``add``'s events after equal keys
+    (compacted past its limit only when ``fold``)."""
     d = DeltaTimeline.of(tl)
     if column is None or not len(touched):
-        return d.edit(np.zeros(0, np.int64), None, add)
+        return d.edit(np.zeros(0, np.int64), None, add, fold=fold)
     base_drop = positions_of(d.base, column, touched)
     delta_col = d.delta.ent if column == "ent" else d.delta.payload[column]
-    return d.edit(base_drop, _member(np.asarray(delta_col, np.int64), touched), add)
+    return d.edit(base_drop, _member(np.asarray(delta_col, np.int64), touched), add, fold=fold)
 
 
 def _touched(idx: HistoryIndex, added: dict[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
@@ -154,12 +155,14 @@ def _touched(idx: HistoryIndex, added: dict[str, pd.DataFrame]) -> tuple[np.ndar
     return new_ids, np.unique(old[old >= 0])
 
 
-def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[str, pd.DataFrame]
-                    ) -> HistoryIndex | None:
+def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[str, pd.DataFrame], *,
+                    fold: bool = True) -> HistoryIndex | None:
     """The index of ``history`` (the old history plus the validated rows ``added``, by
     table, at its end), built from ``idx`` (the index of the old history) by touching
     only what the new rows change. None when it cannot (an index part it does not know,
-    or a new record that joins two people who had separate keys): re-build then."""
+    or a new record that joins two people who had separate keys): re-build then.
+    With ``fold`` False no timeline is compacted here, whatever its delta (see
+    :func:`fold_index`)."""
     if isinstance(history, Dataset):
         history = Stacked(history)
     if set(vars(idx)) - KNOWN:
@@ -236,7 +239,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         new_inc = idx.incidents.get_indexer(new_ids_of) if len(new_rows) else np.zeros(0, np.int64)
         new_inc = np.where(new_inc >= 0, new_inc, len(idx.incidents) + pd.Index(new_ids).get_indexer(new_ids_of))
         row_maps[name] = _edit(rows, None, old_pos,
-                               Timeline.build(new_inc, np.zeros(len(new_rows), np.int64), row=new_rows))
+                               Timeline.build(new_inc, np.zeros(len(new_rows), np.int64), row=new_rows), fold)
     tables["incidents"] = sub_inc
     for name in ("person_flags", "household_members", "relations"):
         tables[name] = added.get(name, history.rows(name, []))
@@ -324,7 +327,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         ent = _remap(np.asarray(small.ent), maps[ent_kind])  # the small index is built plain
         pay = {k: (_remap(np.asarray(v), maps[kind]) if kind else v) for k, v in small.payload.items()
                for kind in [payload.get(k)]}
-        return _edit(big, src, old_sorted, Timeline.build(ent, small.t, **pay))
+        return _edit(big, src, old_sorted, Timeline.build(ent, small.t, **pay), fold)
 
     for name, spec in TIMELINES.items():
         setattr(out, name, merged(getattr(idx, name), getattr(sub, name), spec))
@@ -336,7 +339,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     if outside.any():
         src = src[outside]
         out.followups = _edit(out.followups, None, src, Timeline.build(
-            out.inc_related[src], out.inc_rep[src], inc=src, kind=out.inc_kind[src]))
+            out.inc_related[src], out.inc_rep[src], inc=src, kind=out.inc_kind[src]), fold)
     out.person_events = dict(idx.person_events)
     for k, tl in sub.person_events.items():
         out.person_events[k] = merged(idx.person_events[k], tl, PERSON_EVENTS)
@@ -357,7 +360,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     delta_drop = _member(cp.delta.ent * SHIFT + cp.delta.payload["other"], gone)
     out.counterparties = cp.edit(base_drop, delta_drop, Timeline.build(
         np.concatenate([pa[has], pb[has]]), np.concatenate([first_t] * 2),
-        other=np.concatenate([pb[has], pa[has]])))
+        other=np.concatenate([pb[has], pa[has]])), fold=fold)
 
     # Relations' pair keys.
     if len(sub.rel_pairs):
@@ -374,3 +377,35 @@ def delta_events(idx: HistoryIndex) -> int:
     """Events held in the deltas of ``idx``'s timelines (dropped base events included)."""
     tls = [getattr(idx, name) for name in TIMELINES] + list(idx.person_events.values()) + [idx.counterparties]
     return sum(len(t.delta) + len(t.dropped) for t in tls if isinstance(t, DeltaTimeline))
+
+
+def _timelines(idx: HistoryIndex):
+    """(where, name, timeline) of every timeline an add edits, the append cache's included."""
+    for name in TIMELINES:
+        yield "attr", name, getattr(idx, name)
+    yield "attr", "counterparties", idx.counterparties
+    for k, tl in idx.person_events.items():
+        yield "person_events", k, tl
+    for name, tl in idx.append_cache.items():
+        yield "append_cache", name, tl
+
+
+def needs_fold(idx: HistoryIndex) -> bool:
+    """Whether a timeline's delta has passed its limit (see :func:`fold_index`)."""
+    return any(isinstance(tl, DeltaTimeline) and tl.over_limit() for _, _, tl in _timelines(idx))
+
+
+def fold_index(idx: HistoryIndex) -> HistoryIndex:
+    """``idx`` with every timeline whose delta passed its limit compacted into a plain one
+    (the work an add skips with ``fold=False``): a new index, ``idx`` left untouched, so it
+    can run on a snapshot in the background while adds go on."""
+    out = copy.copy(idx)
+    out.person_events = dict(idx.person_events)
+    out.append_cache = dict(idx.append_cache)
+    for where, name, tl in _timelines(idx):
+        if isinstance(tl, DeltaTimeline) and tl.over_limit():
+            if where == "attr":
+                setattr(out, name, tl.compact())
+            else:
+                getattr(out, where)[name] = tl.compact()
+    return out
