@@ -279,22 +279,44 @@ def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_distri
     assert x.loc["D-N2", "pair_cohabit"] == 1 and x.loc["D-N2", "mediations_failed"] == 1
 
 
-@pytest.mark.parametrize("limit", [None, 40])
-def test_many_adds_in_a_row_equal_a_rebuilt_index(small_model, small_district, monkeypatch, limit):
+@pytest.mark.parametrize("limit,fold", [(None, "background"), (40, "inline"), (40, "background"), (40, "never")])
+def test_many_adds_in_a_row_equal_a_rebuilt_index(small_model, small_district, monkeypatch, limit, fold):
     """Sixty adds in a row, as a service's day brings them: new disputes of known people,
     follow-up calls, mediations, late parties and notes on old and on just-added disputes.
     The grown index (its deltas kept, or with ``limit`` merged into the base every few
-    adds, history tables folded too) gives every open dispute the features of an index
-    built from scratch, and score_dispute the rebuilt history's batch probability."""
+    adds, history tables folded too: inline, on a background thread while the next adds
+    arrive, or never) gives every open dispute the features of an index built from
+    scratch, and score_dispute the rebuilt history's batch probability."""
+    import threading
+
+    from escalation_risk import scoring
     from escalation_risk.features import build_features as features_of
     from escalation_risk.features import delta
     from escalation_risk.model.points import open_points
 
     if limit is not None:
         monkeypatch.setattr(delta, "delta_limit", lambda n_base: limit)
+    # A background fold is held until three adds have arrived after its snapshot, so the
+    # adds made during a fold are re-applied (one at a time outside the lock, CATCH_UP=1).
+    gate, reapplied = threading.Event(), []
+    real_fold, real_reapply = scoring._fold, scoring._reapply
+
+    def held_fold(state):
+        assert gate.wait(30)
+        gate.clear()
+        return real_fold(state)
+
+    def counted_reapply(state, adds, lexicon):
+        reapplied.append(len(adds))
+        return real_reapply(state, adds, lexicon)
+
+    if fold == "background":
+        monkeypatch.setattr(scoring, "_fold", held_fold)
+        monkeypatch.setattr(scoring, "_reapply", counted_reapply)
+        monkeypatch.setattr(scoring, "CATCH_UP", 1)
     ds = small_district
     rng = np.random.default_rng(7)
-    sc = Scorer(small_model, ds, pseudonym_key=KEY)
+    sc = Scorer(small_model, ds, pseudonym_key=KEY, fold=fold)
     people = ds.persons["person_id"].to_numpy(dtype=object)
     open_now = open_points(ds, NIGHT)["dispute_id"].to_numpy(dtype=object)
     disputes = list(rng.choice(open_now, 10, replace=False))
@@ -324,11 +346,20 @@ def test_many_adds_in_a_row_equal_a_rebuilt_index(small_model, small_district, m
                                         "text": "对方扬言要报复"}]
         sc.add(incidents=incidents, incident_parties=parties, **extra)
         disputes.append(new)
+        if sc._since_snapshot is not None and len(sc._since_snapshot) >= 3:
+            gate.set()
+    gate.set()
+    assert sc.wait_for_fold(60) and sc.fold_error is None
     grown = sc.history
-    if limit is None:
+    if limit is None or fold == "never":
         assert sc.delta_size() > 0 and sc._state.history.n_added("incidents") == 80  # all still in the deltas
-    else:
+        assert sc.folds == 0
+    elif fold == "inline":
         assert sc._state.history.n_added("incidents") < 40  # folded into the base tables
+        assert sc.folds >= 2
+    else:
+        assert sc.folds >= 2 and sum(reapplied) >= 3 * sc.folds  # adds arrived during each fold
+        assert sc._state.history.n_added("incidents") < 80
     fresh = Dataset(**grown.tables())
     pts = open_points(grown, NIGHT)
     assert set(disputes) <= set(pts["dispute_id"])
@@ -486,3 +517,8 @@ def test_module_shortcut_uses_environment(tmp_path, monkeypatch, small_model, sm
     monkeypatch.setattr(scoring, "_DEFAULT", None)
     with pytest.raises(RuntimeError, match="ESCALATION_RISK_DATA"):
         scoring.score_dispute(row, parties)
+
+
+def test_fold_mode_is_checked(small_model, small_district):
+    with pytest.raises(ValueError, match="fold must be one of"):
+        Scorer(small_model, small_district, fold="sometimes")

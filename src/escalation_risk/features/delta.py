@@ -10,8 +10,8 @@ makes one add cost seconds at a million people. Two structures avoid the copy:
   ``key``/``t``/``ent``/``payload`` arrays by positions of the *merged* order, the order
   the materialised timeline would have, so feature code reads it as a plain Timeline.
   An edit re-sorts only the delta; once the delta passes :func:`delta_limit` the
-  timeline is :meth:`~DeltaTimeline.compact`-ed into a new plain base (the one add
-  that crosses the threshold pays one copy; later ones start small again).
+  timeline is :meth:`~DeltaTimeline.compact`-ed into a new plain base: by the edit
+  itself, or (``fold=False``, as ``Scorer`` does) later, on a snapshot, off the add's path.
 - :class:`Stacked` is the history itself as the loaded tables plus the rows added
   since, read by position.
 - :func:`grow` appends to an array through spare capacity at the end of its buffer
@@ -182,7 +182,7 @@ class DeltaTimeline(Windows):
                        payload={k: merge(v, self.delta.payload[k]) for k, v in self.base.payload.items()})
         # The column orders positions_of keeps on a base, made again here (a fold may run in
         # the background) so the next edit does not pay a sort of the whole timeline.
-        for column in self.base.__dict__.get("_by_column", {}):
+        for column in list(self.base.__dict__.get("_by_column", {})):  # list: an add may be filling it
             positions_of(out, column, np.zeros(1, np.int64))
         return out
 
