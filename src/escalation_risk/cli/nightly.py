@@ -78,7 +78,8 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
     named by district code. Both run the same night, every option alike: a province is
     linked province-wide, then each district is scored (--engine) and recorded in its
     own transaction under the store's lock; with --report it gets an index page and a
-    page per district.
+    page per district. A district's folder inside a province folder is that district
+    when the store holds its nights.
 
     Exit 0 ok, 1 failed (refused, or the store busy past --lock-timeout), 2 bad arguments,
     3 recorded but with quarantined rows,
