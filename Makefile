@@ -21,7 +21,7 @@ run: $(STAMP)
 
 # The linter and the type checker first: a red `make test` names what to fix in seconds.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src
+	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
 # Two pytest-xdist workers (one per core here): groups marked xdist_group (the Spark tests, the desk

@@ -43,7 +43,8 @@ def scores(as_of, rows):
             "level": [r[2] for r in rows],
             "trend": [r[3] for r in rows],
             "delta": [np.nan if r[3] == "new" else 0.1 for r in rows],
-            "reasons": ([["邻里纠纷多次调解失败", "近30天两次报警"]] + [json.dumps(["debt"])] * (len(rows) - 1))[: len(rows)],
+            "reasons": ([["邻里纠纷多次调解失败", "近30天两次报警"]]
+                        + [json.dumps(["debt"])] * (len(rows) - 1))[: len(rows)],
             "plan": ["网格员当日上门"] * len(rows),
         }
     )
@@ -113,7 +114,8 @@ def test_record_night_is_idempotent(store_url):
         before = dump(s)
     # Again, from a fresh process's point of view: a new store object on the same file.
     with AlertStore(url) as s:
-        again = s.record_night(scores(NIGHT2, [("d1", 0.95, "red", "rising"), ("d4", 0.6, "orange", "rising")]), NIGHT2, "m1")
+        again = s.record_night(scores(NIGHT2, [("d1", 0.95, "red", "rising"), ("d4", 0.6, "orange", "rising")]),
+                               NIGHT2, "m1")
         first_again = s.record_night(scores(NIGHT1, NIGHT1_SCORES), NIGHT1, "m1")
         after = dump(s)
     assert after == before

@@ -374,7 +374,8 @@ def test_more_input_rules(table, row, column, value, reason):
 def test_documented_date_forms_are_accepted():
     for value in ("2024/04/02", "2024-04-02 08:30", "2024-04-02T08:30:00+08:00", "2024-4-2"):
         ds = Dataset.from_frames(pseudonym_key=KEY, **_break("incidents", 2, "reported_at", value))
-        assert ds.incidents.set_index("incident_id").loc["d2", "reported_at"].date() == pd.Timestamp("2024-04-02").date()
+        got = ds.incidents.set_index("incident_id").loc["d2", "reported_at"]
+        assert got.date() == pd.Timestamp("2024-04-02").date()
     # A mix of naive and offset times is no crash either.
     t = _break("incidents", 2, "closed_at", "2024-05-01T00:00:00Z")
     assert len(Dataset.from_frames(pseudonym_key=KEY, **t).incidents) == 6

@@ -6,16 +6,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import KEY, tiny_tables
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from escalation_risk import Dataset
 from escalation_risk.features import (
-    CATEGORICAL, FEATURE_NAMES, REGISTRY, build_features, compute_features, history_index, load_lexicon,
+    CATEGORICAL,
+    FEATURE_NAMES,
+    REGISTRY,
+    build_features,
+    compute_features,
+    history_index,
+    load_lexicon,
     points_from_records,
 )
 from escalation_risk.synth import generate_district
-
-from conftest import KEY, tiny_tables
 
 
 def _feat(ds, dispute_id, as_of) -> pd.Series:
@@ -173,7 +179,8 @@ def test_lexicon_engines_agree_on_a_district(district):
     give the same matrix on every text of a district, edge cases included."""
     lex = load_lexicon()
     texts = pd.concat([district.incidents["description"],
-                       pd.Series(["", None, "WARNED him to pay", "kill him", "KILL HIM!", "菜刀", "酒后", "skill him"])],
+                       pd.Series(["", None, "WARNED him to pay", "kill him", "KILL HIM!", "菜刀", "酒后",
+                                  "skill him"])],
                       ignore_index=True)
     arrow = lex.matrix(texts, engine="arrow")
     one_by_one = lex.matrix(texts, engine="re2")

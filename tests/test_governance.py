@@ -84,7 +84,8 @@ def _store(url: str = "sqlite://") -> AlertStore:
     resolved that day: on time).
     """
     st = AlertStore(url)
-    st.record_night(_scores({"d0": "red", "d4": "orange", "d5": "yellow", "d6": "red"}), pd.Timestamp("2024-03-15"), "m1")
+    st.record_night(_scores({"d0": "red", "d4": "orange", "d5": "yellow", "d6": "red"}), pd.Timestamp("2024-03-15"),
+                    "m1")
     ids = st.alerts().set_index("dispute_id")["alert_id"]
     st.update(ids["d0"], "in_progress", by="w", at="2024-03-15T09:00")
     st.update(ids["d0"], "resolved", by="w", at="2024-03-15T20:00")

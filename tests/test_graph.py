@@ -39,7 +39,8 @@ def district() -> Dataset:
         "birth_year": [1980, 1980, 1982, 2010, 1990, 1995, 1975, 1988, 1970],
         "gender": ["male", "male", "female", "female", "male", "female", "male", "male", "male"],
         "name": ["Wang Wei", "Wang Wei", "Li Na", "Wang Fang", "Zhao Lei", "Sun Li", "Zhou Jie", "Wu Gang", "Xu Ming"],
-        "id_number": [valid_id("ID1"), valid_id("ID1"), valid_id("ID2"), None, valid_id("ID4"), valid_id("ID5"), valid_id("ID6"), valid_id("ID7"), valid_id("ID8")],
+        "id_number": [valid_id("ID1"), valid_id("ID1"), valid_id("ID2"), None, valid_id("ID4"), valid_id("ID5"),
+                      valid_id("ID6"), valid_id("ID7"), valid_id("ID8")],
         "phone": ["13800000001", None, "13800000002", None, None, None, "13800000006", None, None],
     })
     places = pd.DataFrame({"place_id": ["pl1", "pl2", "pl3"], "grid_id": ["g1", "g1", "g2"],

@@ -76,7 +76,8 @@ def test_vectorised_id_check_agrees_with_the_scalar_rule():
     from escalation_risk.idnumbers import gb11643_check_digit, is_valid_id, valid_ids
 
     rng = np.random.default_rng(3)
-    values = ["", "x", "1" * 17, "1" * 19, "１１０１０１１９９００３０７１２３Ｘ", " 110101 19900307 123x ", "11010190030712", "110101900229123",
+    values = ["", "x", "1" * 17, "1" * 19, "１１０１０１１９９００３０７１２３Ｘ", " 110101 19900307 123x ",
+              "11010190030712", "110101900229123",
               "110101000229123", "110101200002291234", "11010119000229123X", "11010119960229123X"]
     for _ in range(3000):
         y, m, d = int(rng.integers(1890, 2030)), int(rng.integers(0, 14)), int(rng.integers(0, 33))

@@ -210,22 +210,27 @@ def test_many_records_link_vectorised(n):
 def test_incremental_split_never_leaves_two_people_under_one_key():
     # p5 and p9 shared an id number; the id of p9 was then corrected. The old key must
     # not stay on both: it stays with the record it was named after.
-    before = link_persons(dataset([("p5", "A", 1980, "13900000001", valid_id("X")), ("p9", "A", 1981, "13900000002", valid_id("X")),
+    before = link_persons(dataset([("p5", "A", 1980, "13900000001", valid_id("X")),
+                                   ("p9", "A", 1981, "13900000002", valid_id("X")),
                                    ("p7", "A", 1982, "13900000003", valid_id("X"))]))
     assert set(before) == {"p5"}
-    after = link_persons(dataset([("p5", "A", 1980, "13900000001", valid_id("X")), ("p9", "A", 1981, "13900000002", valid_id("Y")),
+    after = link_persons(dataset([("p5", "A", 1980, "13900000001", valid_id("X")),
+                                  ("p9", "A", 1981, "13900000002", valid_id("Y")),
                                   ("p7", "A", 1982, "13900000003", valid_id("Y"))]), existing=before)
     assert after["p5"] == "p5"
     assert after["p9"] == after["p7"] == "p7"
     # Named record gone from its old group: the first group by position keeps the key.
-    after = link_persons(dataset([("p9", "A", 1981, "13900000002", valid_id("Y")), ("p7", "A", 1982, "13900000003", valid_id("Z"))]), existing=before)
+    after = link_persons(dataset([("p9", "A", 1981, "13900000002", valid_id("Y")),
+                                  ("p7", "A", 1982, "13900000003", valid_id("Z"))]), existing=before)
     assert after.nunique() == 2 and "p5" in set(after)
 
 
 def test_incremental_merge_of_two_old_groups_takes_one_old_key():
-    before = link_persons(dataset([("p1", "B", 1980, "13900000001", valid_id("X")), ("p2", "B", 1981, "13900000002", None)]))
+    before = link_persons(dataset([("p1", "B", 1980, "13900000001", valid_id("X")),
+                                   ("p2", "B", 1981, "13900000002", None)]))
     assert before.nunique() == 2
-    after = link_persons(dataset([("p1", "B", 1980, "13900000001", valid_id("X")), ("p2", "B", 1981, "13900000002", None),
+    after = link_persons(dataset([("p1", "B", 1980, "13900000001", valid_id("X")),
+                                  ("p2", "B", 1981, "13900000002", None),
                                   ("p0", "B", 1981, "13900000002", valid_id("X"))]), existing=before)
     assert set(after) == {"p1"}
 
@@ -712,7 +717,8 @@ def test_graph_evidence_is_read_as_known_at_the_moment():
     assert after["a"] == after["b"]
     # The same as linking the dataset cut at that moment.
     pd.testing.assert_series_equal(before, link_persons(ds.cut("2024-03-01"), model=GRAPH_MODEL))
-    pd.testing.assert_series_equal(after.sort_index(), link_persons(ds.cut("2024-07-01"), model=GRAPH_MODEL).sort_index())
+    pd.testing.assert_series_equal(after.sort_index(),
+                                   link_persons(ds.cut("2024-07-01"), model=GRAPH_MODEL).sort_index())
     ev = graph_evidence(ds.tables(), as_of="2024-03-01")
     assert "b" not in set(ev.loc[ev["kind"] == "counterparty", "person_id"].astype(str))
 

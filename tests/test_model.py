@@ -13,18 +13,24 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
 from conftest import KEY
+
 from escalation_risk import Dataset, artifacts
 from escalation_risk.artifacts import ModelLoadError
 from escalation_risk.cli import main as cli
 from escalation_risk.features import FEATURE_NAMES, REGISTRY, build_features
-from escalation_risk.model.training import FAMILIES_OFF
 from escalation_risk.model import (
-    RiskModel, apply_calibrator, backtest, evaluate, example_points, fit_calibrator, load_model,
-    report_points, train,
+    RiskModel,
+    apply_calibrator,
+    backtest,
+    evaluate,
+    example_points,
+    fit_calibrator,
+    load_model,
+    report_points,
+    train,
 )
-from escalation_risk.model.training import _folds
+from escalation_risk.model.training import FAMILIES_OFF, _folds
 from escalation_risk.model_card import write_model_card
 from escalation_risk.synth import generate_district
 

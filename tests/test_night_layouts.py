@@ -116,6 +116,16 @@ def test_one_night_whatever_the_layout(layouts: Path, model_dir: Path, tmp_path:
         assert f'href="briefing-{NIGHT}-{CODE}.html"' in other["index"]
     assert 'href="briefing-2025-06-30-330103.html"' in seen["province of three"]["index"]
 
+    # `nightly` on the district's own folder, with the province's store: that district's night again
+    # (a province of one links as the district alone), not a lone district "" beside it
+    url1 = f"sqlite:///{tmp_path / 'province of one' / 'alerts.db'}"
+    again = _nightly(layouts, layouts / "prov1" / CODE, model_dir, url1, tmp_path / "prov1-again")
+    assert again.exit_code == 0, again.output
+    with AlertStore(url1) as st:
+        assert sorted(st.runs()["district"]) == [CODE]
+        pd.testing.assert_frame_equal(st.alerts(district=CODE).drop(columns=["district"]).reset_index(drop=True),
+                                      seen["province of one"]["alerts"])
+
     # `briefing` on a district folder of a province reads that district's night in the province store
     url3 = f"sqlite:///{tmp_path / 'province of three' / 'alerts.db'}"
     nightly_out = tmp_path / "province of three" / "out"

@@ -47,7 +47,7 @@ def test_night_is_idempotent(tmp_path, small_district, small_model):
     first = run_night(small_district, small_model, NIGHT, store=url, out_dir=tmp_path / "out")
     assert first.summary.n_scored == len(first.scores) > 0
     assert sum(first.summary.by_level.values()) == first.summary.n_scored
-    assert first.summary.new_alerts == sum(first.summary.by_level[l] for l in ("red", "orange", "yellow"))
+    assert first.summary.new_alerts == sum(first.summary.by_level[lv] for lv in ("red", "orange", "yellow"))
     before = _dump(url)
     scores_file = (tmp_path / "out" / f"scores-{NIGHT}.csv").read_bytes()
     again = run_night(small_district, small_model, NIGHT, store=url, out_dir=tmp_path / "out")
@@ -141,7 +141,8 @@ def test_cli_threshold_override(tmp_path, data_dir, model_dir, small_model):
     runner = CliRunner()
     base = ["nightly", str(data_dir), "--model", str(model_dir), "--as-of", NIGHT, "--no-progress",
             "--out", str(tmp_path / "out")]
-    r = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'a.db'}", "--thresholds", "red=1,orange=1,yellow=1"])
+    r = runner.invoke(main, base + ["--store", f"sqlite:///{tmp_path / 'a.db'}",
+                                    "--thresholds", "red=1,orange=1,yellow=1"])
     assert r.exit_code == 0, r.output
     p = pd.read_csv(tmp_path / "out" / f"scores-{NIGHT}.csv")["probability"].to_numpy()
     # Thresholds that put about 60% / 40% / 20% of this night's disputes at or above each

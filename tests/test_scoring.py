@@ -72,7 +72,8 @@ def test_plain_strings_work_like_typed_rows(small_district, batch, scorer):
 
 
 def test_bad_or_missing_fields_get_the_file_errors(small_district, scorer):
-    row, parties, _ = _request(small_district, small_district.incidents.query("kind == 'dispute'").iloc[0]["incident_id"])
+    first = small_district.incidents.query("kind == 'dispute'").iloc[0]["incident_id"]
+    row, parties, _ = _request(small_district, first)
     with pytest.raises(DataValidationError, match="column 'category'.*unknown code"):
         scorer.score_dispute({**row, "category": "alien_abduction"}, parties, as_of=NIGHT)
     bad = {k: v for k, v in row.items() if k != "reported_at"}
@@ -222,7 +223,8 @@ def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_distri
     with_org = parties[parties["party_type"] == "organization"].iloc[0]
     day = pd.Timestamp("2025-06-20")
     # 1. New places, an organisation, a household with members, flags and a relation.
-    sc.add(places=[{"place_id": "PL-N1", "grid_id": "G-NEW", "town": "t", "district": "d", "place_type": "residential"}],
+    sc.add(places=[{"place_id": "PL-N1", "grid_id": "G-NEW", "town": "t", "district": "d",
+                    "place_type": "residential"}],
            organizations=[{"org_id": "ORG-N1", "org_type": "enterprise", "place_id": "PL-N1", "name": "新厂"}],
            households=[{"household_id": "HH-N1", "place_id": "PL-N1", "tenure": "rented"}],
            household_members=[{"household_id": "HH-N1", "person_id": people[0], "role": "head",

@@ -238,7 +238,8 @@ def test_round_trip_through_files(tmp_path, fmt):
                 pd.testing.assert_series_equal(got, df[col.name], check_dtype=False, check_names=False)
             elif col.kind in ("id", "code", "pii", "str", "text"):
                 want = df[col.name].astype(object).where(df[col.name].notna(), None)
-                assert back[col.name].astype(object).where(back[col.name].notna(), None).tolist() == want.tolist(), (name, col.name)
+                got = back[col.name].astype(object).where(back[col.name].notna(), None)
+                assert got.tolist() == want.tolist(), (name, col.name)
 
 
 def test_generate_district_validates_clean():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 import pandas as pd
@@ -21,6 +22,9 @@ from ..pseudonym_keys import PseudonymKeyError
 from .alerts import make_webhook, notify_options
 from .errors import EXIT_DELIVERY_PENDING, EXIT_QUARANTINED, check_store_url, fail, open_store
 from .params import MOMENT
+
+if TYPE_CHECKING:
+    from ..alerts import AlertStore
 
 AS_OF_HELP = ("The night scored. A date (2025-06-30) means the END of that day, so everything reported on it "
               "is scored; a date-time (2025-06-30T18:00) means that moment. The exact moment is written in "
@@ -74,7 +78,8 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
     named by district code. Both run the same night, every option alike: a province is
     linked province-wide, then each district is scored (--engine) and recorded in its
     own transaction under the store's lock; with --report it gets an index page and a
-    page per district.
+    page per district. A district's folder inside a province folder is that district
+    when the store holds its nights.
 
     Exit 0 ok, 1 failed (refused, or the store busy past --lock-timeout), 2 bad arguments,
     3 recorded but with quarantined rows,
@@ -94,6 +99,7 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
     try:
         with open_store(store) as st:
             result = run_night(data_dir, model_dir, as_of, store=st, out_dir=out_dir, progress=progress,
+                               district=_folder_district(data_dir, st),
                                thresholds=levels, stale_days=stale_days, allow_stale=allow_stale, replace=replace,
                                backfill=backfill, lock_timeout=lock_timeout, notify=hook,
                                notify_level=notify_level, report=report, lang=lang, engine=engine,
@@ -110,6 +116,16 @@ def nightly(data_dir: str, model_dir: str, as_of: pd.Timestamp, store: str, out_
         raise SystemExit(EXIT_QUARANTINED)
     if result.delivery is not None and not result.delivery.ok:
         raise SystemExit(EXIT_DELIVERY_PENDING)
+
+
+def _folder_district(data_dir: str, store: AlertStore) -> str | None:
+    """A district's folder inside a province folder is that district when the store holds its
+    nights (as ``briefing`` and ``governance`` read it), so that its night is not recorded as a
+    lone district ``""`` beside the province's."""
+    from ..alerts.district import store_districts
+    from ..province import folder_district
+    name = folder_district(data_dir)
+    return name if name is not None and name in store_districts(store) else None
 
 
 def _thresholds(text: str) -> dict[str, float]:
