@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..lookup import id_positions
 from ..normalize import ID_OTHER, ID_VALID
 from .blocking import _block_pairs
 from .keys import _Keys
@@ -114,11 +113,9 @@ def _recluster(ei: np.ndarray, ej: np.ndarray, ew: np.ndarray, etr: np.ndarray, 
 def _prior_keys(pid: np.ndarray, existing: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(code of each record's earlier key, -1 for a new record; the earlier keys by code).
 
-    Arrow's hash look-up: pandas' isin/map on a million string ids build a Python object
-    per id and took seconds."""
-    pos = pc.index_in(pa.array(pid, type=pa.string()),
-                      value_set=pa.array(existing.index.to_numpy(dtype=object), type=pa.string()))
-    pos = pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    Arrow's hash look-up (:func:`escalation_risk.lookup.id_positions`): pandas' isin/map on
+    a million string ids build a Python object per id and took seconds."""
+    pos = id_positions(existing.index, pid)
     codes, uniq = pd.factorize(existing.to_numpy(dtype=object))
     prior = np.where(pos >= 0, codes[np.maximum(pos, 0)], -1)
     return prior, np.asarray(uniq, dtype=object)
