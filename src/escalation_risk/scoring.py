@@ -209,14 +209,21 @@ def _fold(state: _State) -> _State:
     return _State(history, fold_index(state.idx))
 
 
+def _appended(state: _State, added: dict[str, pd.DataFrame], lexicon) -> tuple[_State, bool]:
+    """``state`` with validated rows appended (deltas unfolded), and whether the index had to
+    be re-built: a change it cannot take in place (see index_append)."""
+    history = state.history.plus(added)  # the key's fingerprint travels with the base (features.delta)
+    idx = append_to_index(state.idx, history, added, fold=False)
+    if idx is None:
+        return _State(history, history_index(history.dataset(), lexicon)), True
+    return _State(history, idx), False
+
+
 def _reapply(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _State:
     """``state`` with the validated rows of ``adds`` appended in order, as add() did."""
-    history, idx = state.history, state.idx
     for added in adds:
-        history = history.plus(added)
-        grown = append_to_index(idx, history, added, fold=False)
-        idx = grown if grown is not None else history_index(history.dataset(), lexicon)
-    return _State(history, idx)
+        state, _ = _appended(state, added, lexicon)
+    return state
 
 
 class Scorer:
@@ -330,14 +337,11 @@ class Scorer:
             added = {name: df for name, df in added.items() if len(df)}
             if not added:
                 return
-            history = state.history.plus(added)  # the key's fingerprint travels with the base (features.delta)
-            idx = append_to_index(state.idx, history, added, fold=False)
-            if idx is None:  # a change the index cannot take in place (see index_append): re-build
-                idx = history_index(history.dataset(), self.model.lexicon)
+            self._state, rebuilt = _appended(state, added, self.model.lexicon)
+            if rebuilt:
                 self._since_snapshot = None  # a fold running now would publish a stale index: drop it
             elif self._since_snapshot is not None:
                 self._since_snapshot.append(added)
-            self._state = _State(history, idx)
             self._maybe_fold()
 
     def _maybe_fold(self) -> None:
