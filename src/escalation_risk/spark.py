@@ -60,7 +60,9 @@ from urllib.parse import quote, unquote
 
 import pandas as pd
 
+from . import spark_linkage as SL
 from .dataset import Dataset, load_dataset
+from .linking import stages as LS
 from .model import RiskModel, load_model
 from .nightly import DistrictLoad, Engine, _night_tag, newest_record, resolve_night, write_rejected
 from .province import (
@@ -73,7 +75,6 @@ from .province import (
     local_map,
     open_province,
     peak_rss_mb,
-    province_keys,
     score_loaded,
 )
 from .pseudonym_keys import KEY_ENV
@@ -249,15 +250,17 @@ def _model_of(files: dict[str, bytes]) -> RiskModel:
 
 # --------------------------------------------------------------------------- the tasks
 
-def _load_task(item: tuple[str, str], *, root: str, tag: str, keys: bool, out: str | None) -> dict[str, Any]:
-    """Load one district on an executor: its keys and problem report go to Parquet; counts come back."""
+def _load_task(item: tuple[str, str, int | None], *, root: str, tag: str, out: str | None) -> dict[str, Any]:
+    """Load one district on an executor: its linkage keys (when ``index``, its place among
+    the province's districts, is given) and problem report go to Parquet; counts come back."""
     t0 = time.perf_counter()
-    code, folder = item
+    code, folder, index = item
     ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
     r = Path(root)
-    if keys:
-        k = linkage_keys(ds, code).drop(columns="district")
-        k["_row"] = range(len(k))  # the local engine's order: the linkage samples pairs by position
+    if index is not None:  # the province linkage's input: integer keys, placed in the local engine's order
+        k = LS.key_columns(linkage_keys(ds, code).drop(columns="district"))
+        k.insert(0, "person_id", ds.persons["person_id"].astype(str).to_numpy())
+        k.insert(0, "gid", SL.gids(index, len(k)))
         _write(k, partition(r / "keys", tag, code))
     q = ds.quarantine
     if len(q):
@@ -269,12 +272,6 @@ def _load_task(item: tuple[str, str], *, root: str, tag: str, keys: bool, out: s
             "quarantined_rows": sum(len(x) for x in ds.rejected.values()), "nulled_values": nulled,
             "problems": len(q), "persons": len(ds.persons), "seconds": time.perf_counter() - t0,
             "peak_rss_mb": peak_rss_mb(), "pid": os.getpid()}
-
-
-def _province_keys_task(pdf: pd.DataFrame) -> pd.DataFrame:
-    """The province linkage over every district's keys, in the local engine's order."""
-    pdf = pdf.astype({"district": object}).sort_values(["district", "_row"], kind="stable", ignore_index=True)
-    return province_keys(pdf.drop(columns="_row"))
 
 
 def _history_task(item: tuple[str, str], *, root: str, tag: str) -> dict[str, Any]:
@@ -358,6 +355,7 @@ class SparkRun:
     tag: str
     n_people: int = 0
     sharing: list[str] = field(default_factory=list)
+    linkage: dict[str, float] = field(default_factory=dict)  # the province linkage's figures
 
 
 #: What this process's driver collected from district tasks since the count was reset (a
@@ -410,12 +408,12 @@ class SparkEngine(Engine):
                              "not a Dataset")
         _check_executor_key(self.spark, key)
         root = self._root(out)
-        for sub in ("keys", "quarantine", "province_keys", "links", "need", "scores", "recorded",
+        for sub in ("keys", "quarantine", "linkage", "province_keys", "links", "need", "scores", "recorded",
                     *(f"history/{t}" for t in SHARED_TABLES)):
             shutil.rmtree(root / sub / f"night={tag}", ignore_errors=True)  # a night's files are its run's
-        rows = _run(self.spark, partial(_load_task, root=str(root), tag=tag, keys=several,
-                                        out=str(out) if out is not None else None),
-                    [(c, str(f)) for c, f in sources.items()], "load")
+        order = {c: i for i, c in enumerate(sorted(sources))}
+        rows = _run(self.spark, partial(_load_task, root=str(root), tag=tag, out=str(out) if out is not None else None),
+                    [(c, str(f), order[c] if several else None) for c, f in sources.items()], "load")
         loads = []
         for r in rows:
             q = _read(partition(root / "quarantine", tag, r["district"])) if r["problems"] else None
@@ -436,10 +434,7 @@ class SparkEngine(Engine):
             return run
         sc = self.spark.sparkContext
         sc.setJobGroup("escalation-risk-link", "province linkage")
-        keys = self.spark.read.parquet(str(root / "keys" / f"night={tag}"))
-        schema = "district string, person_id string, key_district string, key_person string"
-        pk = keys.groupBy(F.lit(0).alias("_all")).applyInPandas(_province_keys_task, schema)
-        pk.write.mode("overwrite").partitionBy("district").parquet(str(root / "province_keys" / f"night={tag}"))
+        run.linkage = SL.link_province(self.spark, root, tag)
         pk = self.spark.read.parquet(str(root / "province_keys" / f"night={tag}"))
         groups = (pk.groupBy("key_district", "key_person").agg(F.countDistinct("district").alias("_n"))
                   .where("_n >= 2").select("key_district", "key_person"))

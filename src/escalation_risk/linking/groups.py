@@ -57,6 +57,17 @@ def _groups(k: _Keys, i: np.ndarray, j: np.ndarray, w: np.ndarray, transposed: n
     return comp, kept, stats
 
 
+def _named(ids: np.ndarray, comp: np.ndarray) -> np.ndarray:
+    """Each record's group key: the smallest person_id of its group (``comp``: group label per record)."""
+    # only groups of two or more need a look
+    multi = np.bincount(comp)[comp] > 1
+    key_arr = ids.copy()
+    if multi.any():
+        sub = pd.Series(ids[multi]).groupby(comp[multi]).transform("min")
+        key_arr[multi] = sub.to_numpy(dtype=object)
+    return key_arr
+
+
 def _recluster(ei: np.ndarray, ej: np.ndarray, ew: np.ndarray, etr: np.ndarray, firm: np.ndarray,
                model: LinkageModel) -> tuple[list[list[int]], np.ndarray]:
     """Greedy clustering of one suspicious component: strongest edges first, never two firm

@@ -14,7 +14,7 @@ from ..known import persons_at
 from .blocking import _candidates
 from .comparisons import _compare
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, _ids_unique, graph_evidence
-from .groups import _existing_pairs, _groups, _keep_keys, _prior_keys
+from .groups import _existing_pairs, _groups, _keep_keys, _named, _prior_keys
 from .keys import _keys
 from .model import (
     DEFAULT_MODEL,
@@ -134,12 +134,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     comp, kept, gstats = _groups(k, ai, aj, weight[acc], levels["id_number"][acc] == ID_TRANSPOSED, model)
     stats.update(gstats)
     ids = k.pid
-    # The smallest person_id names a group; only groups of two or more need a look.
-    multi = np.bincount(comp)[comp] > 1
-    key_arr = ids.copy()
-    if multi.any():
-        sub = pd.Series(ids[multi]).groupby(comp[multi]).transform("min")
-        key_arr[multi] = sub.to_numpy(dtype=object)
+    key_arr = _named(ids, comp)
     if existing is not None:
         key_arr = _keep_keys(ids, comp, key_arr, prior_code, prior_keys)
     out = pd.Series(key_arr, index=pd.Index(ids, name="person_id"), name="person_key", dtype=object)

@@ -195,17 +195,7 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
         # Graph levels are dearer to compare: a fifth of the pairs tells their u well enough.
         few = max(len(si) // 5, min(len(si), 1000))
         sample.update(_compare_graph(k.graph, si[:few], sj[:few])[0])
-    u = estimate_u(sample, model)
-    rule_keys = dict(_block_rules(k))
-    sessions = {name: np.flatnonzero((rule_keys[name][i] == rule_keys[name][j]) & (rule_keys[name][i] != 0))
-                for name in SESSIONS if name in rule_keys}
-    m, source, lam = _train_m(levels, sessions, u, model)
-    ratio: dict[tuple[str, int], float] = {}
-    namesakes = 0
-    if model.graph and k.graph is not None and "fuzzy_pinyin+birth_year" in sessions:
-        u, ratio, namesakes = _u_among_namesakes(levels, sessions["fuzzy_pinyin+birth_year"], u)
-    table = {f: _log_table(m[f], u[f]) for f in FIELDS}
-    pop = max(k.n, model.population or 0, model.min_population)
+    sessions = _sessions(dict(_block_rules(k)), i, j)
     tf = {}
     for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
                    ("phone", k.phone)):
@@ -213,10 +203,39 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
         codes = pd.factorize(arr[present])[0]
         c = np.ones(k.n)
         c[present] = np.bincount(codes)[codes]
-        # Others holding the same value, over the population: the pair itself is not chance.
-        tf[f] = np.log2(np.maximum(c - 1.0, 1.0) / pop)
+        tf[f] = _tf_log_u(c, k.n, model)
     holders = dict(k.graph.holders) if k.graph is not None else {}
-    return _Weights(m=m, u=u, table=table, tf=tf, holders=holders, m_from=source, lam=lam, ratio=ratio,
+    return _weights(sample, levels, sessions, tf, model, graph=model.graph and k.graph is not None,
+                    holders=holders)
+
+
+def _sessions(rule_keys: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
+    """The pairs of each training session: those whose session rule's key agrees."""
+    return {name: np.flatnonzero((rule_keys[name][i] == rule_keys[name][j]) & (rule_keys[name][i] != 0))
+            for name in SESSIONS if name in rule_keys}
+
+
+def _tf_log_u(count: np.ndarray, n: int, model: LinkageModel) -> np.ndarray:
+    """log2 u of agreeing on a value ``count`` records hold, among ``n`` records."""
+    pop = max(n, model.population or 0, model.min_population)
+    # Others holding the same value, over the population: the pair itself is not chance.
+    return np.log2(np.maximum(count - 1.0, 1.0) / pop)
+
+
+def _weights(sample: dict[str, np.ndarray], levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray],
+             tf: dict[str, np.ndarray], model: LinkageModel, *, graph: bool = False,
+             holders: dict[str, int] | None = None) -> _Weights:
+    """The weights from the random pairs' levels (u), the candidate pairs' levels and
+    sessions (m by EM) and the term frequencies: what :func:`_estimate` gathers from the
+    keys, and an engine linking a province in parts gathers by itself."""
+    u = estimate_u(sample, model)
+    m, source, lam = _train_m(levels, sessions, u, model)
+    ratio: dict[tuple[str, int], float] = {}
+    namesakes = 0
+    if graph and "fuzzy_pinyin+birth_year" in sessions:
+        u, ratio, namesakes = _u_among_namesakes(levels, sessions["fuzzy_pinyin+birth_year"], u)
+    table = {f: _log_table(m[f], u[f]) for f in FIELDS}
+    return _Weights(m=m, u=u, table=table, tf=tf, holders=dict(holders or {}), m_from=source, lam=lam, ratio=ratio,
                     namesakes=namesakes)
 
 
