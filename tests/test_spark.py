@@ -255,3 +255,46 @@ def test_training_by_districts_on_spark_gives_the_local_booster(spark, province_
                        "as_of": pd.Timestamp("2024-05-01")})
     a, b = sample_mask(ex, 0.3, 1), sample_mask(ex, 0.3, 2)
     assert (a != b).any() and 450 < a.sum() < 750 and (sample_mask(ex, 0.3, 1) == a).all()
+
+
+@pytest.fixture(scope="module")
+def noisy_keys(tmp_path_factory) -> pd.DataFrame:
+    """The linkage keys of a noisy district (duplicates written as real records are: old ids,
+    typos, homophones), cut into three districts so that one person's records span them."""
+    from escalation_risk.synth import generate_tables, write_tables
+    folder = tmp_path_factory.mktemp("noisy")
+    tables, _ = generate_tables(6000, seed=5, linkage_noise=0.25)
+    write_tables(tables, folder)
+    keys = P.linkage_keys(load_dataset(folder, errors="quarantine", pseudonym_key=KEY), "")
+    keys["district"] = np.array(DISTRICTS)[np.arange(len(keys)) * 3 // len(keys)]
+    return keys
+
+
+def test_the_spark_linkage_is_link_keys_over_the_province(spark, noisy_keys: pd.DataFrame, tmp_path: Path):
+    """Blocks grouped in Spark, pairs scored per partition with weights estimated once,
+    components joined: the keys, the pairs and the trained parameters of one
+    ``link_keys`` over every district's keys in district order."""
+    from escalation_risk import spark_linkage as SL
+    from escalation_risk.linking import link_keys
+    for i, d in enumerate(DISTRICTS):
+        mine = noisy_keys[noisy_keys["district"] == d].reset_index(drop=True)
+        S._write(SL.keys_table(mine, i), S.partition(tmp_path / "keys", TAG, d))
+    got = SL.link_province(spark, tmp_path, TAG)
+    qualified = noisy_keys.drop(columns="district").assign(
+        person_id=(noisy_keys["district"] + "/" + noisy_keys["person_id"].astype(str)).to_numpy())
+    local = link_keys(qualified)
+    # a linkage worth the name: EM trained m on the sessions, people linked across the cut
+    assert (local.parameters["m_from"] == "em").any() and local.stats["accepted_pairs"] > 100
+    for k in ("records", "candidate_pairs", "accepted_pairs"):
+        assert got.stats[k] == local.stats[k], k
+    assert {k: v for k, v in got.stats.items() if k.startswith("pairs_")} == \
+        {k: v for k, v in local.stats.items() if k.startswith("pairs_") and v}
+    pd.testing.assert_frame_equal(got.parameters.drop(columns=["m", "u", "weight"]),
+                                  local.parameters.drop(columns=["m", "u", "weight"]))
+    for c in ("m", "u", "weight"):  # EM sums the same pairs in another order
+        np.testing.assert_allclose(got.parameters[c], local.parameters[c], rtol=1e-9, atol=1e-12)
+    want = P.province_keys(noisy_keys).sort_values(["district", "person_id"], ignore_index=True)
+    assert (want["key_district"] != want["district"]).sum() > 20
+    pk = spark.read.parquet(str(tmp_path / "province_keys" / f"night={TAG}")).toPandas()
+    pk = pk[want.columns].astype(object).sort_values(["district", "person_id"], ignore_index=True)
+    pd.testing.assert_frame_equal(pk, want.astype(object))

@@ -13,7 +13,9 @@ Needs the ``spark`` extra (``pip install 'escalation-risk[spark]'``) and Java 17
   system);
 - **written by executors** under the work folder (``OUT/spark`` by default), each a
   Parquet dataset partitioned by ``night=`` and ``district=``: ``keys`` (a district's
-  persons as pseudonyms and hashed linkage keys), ``quarantine`` (the problem report:
+  persons' integer linkage keys, from their pseudonyms and hashed keys), ``handover``
+  (the records it would hand over were all its people shared), ``linkage/`` (the
+  linkage's working sets: records with value counts, pairs, accepted edges), ``quarantine`` (the problem report:
   table, row, column, masked value, reason; never free text), ``province_keys``,
   ``links`` (persons seen in two districts or more), ``need`` (per district, the people
   of every group holding one of its people), ``history/TABLE`` (their records),
@@ -27,17 +29,19 @@ Needs the ``spark`` extra (``pip install 'escalation-risk[spark]'``) and Java 17
   to ``recorded``, from which the scores CSV, the report and the briefing read it back
   one district at a time: the driver's memory does not grow with the districts.
 
-The cross-district part is a Spark job: link keys per district on executors (each
-district read once), the province linkage (:func:`escalation_risk.province.province_keys`,
-the linkage training uses, on the keys in district order, so the same links as the
-local engine) in one task over the keys dataset, the grouping by person key (persons
-in two districts or more) in Spark, then each sharing district hands over its shared
-people's records. A Spark join writes, per district, the people of the groups that
-hold one of its people (``need``): each score task reads its persons' keys, that list
-and the shared records of the districts it names, never the whole province's. The
-linkage itself is still one task over every person's keys (its parameters are
-estimated on the whole province, so splitting it changes the links): at 63 M people
-it must be spread by blocking key, which is not built.
+The cross-district part is a Spark job (:mod:`escalation_risk.spark_linkage`): each
+district's load task writes its persons' integer linkage keys (``keys``) and what it would
+hand over if all its people were seen elsewhere (``handover``); the province linkage runs
+spread over executors (term frequencies and blocks grouped by key in Spark, pairs scored
+per partition with the weights estimated once for the province, components joined by
+label propagation; the linkage's own stages, :mod:`escalation_risk.linking.stages`), and
+gives the same keys as the local engine's :func:`escalation_risk.province.province_keys`.
+The grouping by person key (persons in two districts or more) is Spark's; each sharing
+district's shared people's records are picked from its ``handover`` by the one rule
+(:func:`~escalation_risk.province.district_shared_history`), so every district is read
+once for the cross-district part. A Spark join writes, per district, the people of the
+groups that hold one of its people (``need``): each score task reads its persons' keys,
+that list and the shared records of the districts it names, never the whole province's.
 """
 
 from __future__ import annotations
@@ -55,14 +59,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from urllib.parse import quote, unquote
 
 import pandas as pd
 
 from . import spark_linkage as SL
 from .dataset import Dataset, load_dataset
-from .linking import stages as LS
 from .model import RiskModel, load_model
 from .nightly import DistrictLoad, Engine, _night_tag, newest_record, resolve_night, write_rejected
 from .province import (
@@ -258,10 +262,14 @@ def _load_task(item: tuple[str, str, int | None], *, root: str, tag: str, out: s
     ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
     r = Path(root)
     if index is not None:  # the province linkage's input: integer keys, placed in the local engine's order
-        k = LS.key_columns(linkage_keys(ds, code).drop(columns="district"))
-        k.insert(0, "person_id", ds.persons["person_id"].astype(str).to_numpy())
-        k.insert(0, "gid", SL.gids(index, len(k)))
-        _write(k, partition(r / "keys", tag, code))
+        _write(SL.keys_table(linkage_keys(ds, code), index), partition(r / "keys", tag, code))
+        # What this district would hand over if all its people were seen elsewhere (the one
+        # rule, district_shared_history, over everyone): the history step picks the shared
+        # people's rows from it, so no district is read a second time.
+        pid = ds.persons["person_id"].astype(object).to_numpy()
+        everyone = pd.DataFrame({"district": code, "person_id": pid, "key_district": code, "key_person": pid})
+        for t, df in district_shared_history(ds, code, everyone).items():
+            _write(df.drop(columns="district"), partition(r / "handover" / t, tag, code))
     q = ds.quarantine
     if len(q):
         _write(q.astype({c: str for c in q.columns if q[c].dtype == object}), partition(r / "quarantine", tag, code))
@@ -275,16 +283,18 @@ def _load_task(item: tuple[str, str, int | None], *, root: str, tag: str, out: s
 
 
 def _history_task(item: tuple[str, str], *, root: str, tag: str) -> dict[str, Any]:
-    """A sharing district hands over its shared people's records (a second read of this district)."""
+    """A sharing district hands over its shared people's records, picked from what its load
+    task wrote (``handover``) by the one rule: the district is not read again."""
     t0 = time.perf_counter()
-    code, folder = item
-    ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
-    links = _read(partition(Path(root) / "links", tag, code))  # this district's shared people only
+    code, _ = item
+    r = Path(root)
+    links = _read(partition(r / "links", tag, code))  # this district's shared people only
     assert links is not None
     links.insert(0, "district", code)
-    parts = district_shared_history(ds, code, links)
+    tables = {t: _read(partition(r / "handover" / t, tag, code)) for t in SHARED_TABLES}
+    parts = district_shared_history(cast(Dataset, SimpleNamespace(**tables)), code, links)
     for t, df in parts.items():
-        _write(df.drop(columns="district"), partition(Path(root) / "history" / t, tag, code))
+        _write(df.drop(columns="district"), partition(r / "history" / t, tag, code))
     return {"district": code, "rows": sum(len(df) for df in parts.values()),
             "seconds": time.perf_counter() - t0, "pid": os.getpid()}
 
@@ -355,15 +365,17 @@ class SparkRun:
     tag: str
     n_people: int = 0
     sharing: list[str] = field(default_factory=list)
-    linkage: dict[str, float] = field(default_factory=dict)  # the province linkage's figures
+    linkage: Any = None  # the province linkage's figures and parameters (spark_linkage.ProvinceLinkage)
 
 
 #: What this process's driver collected from district tasks since the count was reset (a
 #: benchmark's figure): ``bytes`` of the task rows (pickled), ``scores_bytes`` of score files read.
 COLLECTED: dict[str, int] = {"bytes": 0, "scores_bytes": 0}
+#: The figures of this process's last province linkage on Spark (a benchmark's).
+LINKAGE: dict[str, float] = {}
 
 
-def _run(spark: Any, fn: Any, items: Sequence[tuple[str, str]], group: str) -> list[dict[str, Any]]:
+def _run(spark: Any, fn: Any, items: Sequence[tuple[Any, ...]], group: str) -> list[dict[str, Any]]:
     """One task per item, each in its own partition on purpose (hashing codes put several in one)."""
     if not items:
         return []
@@ -409,7 +421,7 @@ class SparkEngine(Engine):
         _check_executor_key(self.spark, key)
         root = self._root(out)
         for sub in ("keys", "quarantine", "linkage", "province_keys", "links", "need", "scores", "recorded",
-                    *(f"history/{t}" for t in SHARED_TABLES)):
+                    *(f"{d}/{t}" for d in ("history", "handover") for t in SHARED_TABLES)):
             shutil.rmtree(root / sub / f"night={tag}", ignore_errors=True)  # a night's files are its run's
         order = {c: i for i, c in enumerate(sorted(sources))}
         rows = _run(self.spark, partial(_load_task, root=str(root), tag=tag, out=str(out) if out is not None else None),
@@ -451,6 +463,9 @@ class SparkEngine(Engine):
             .write.mode("overwrite").partitionBy("district").parquet(str(root / "need" / f"night={tag}"))
         run.n_people = links.select("key_district", "key_person").distinct().count()
         run.sharing = sorted(r["district"] for r in links.select("district").distinct().collect())
+        COLLECTED["bytes"] += run.linkage.stats["collected_bytes"] + len(pickle.dumps(run.sharing)) + 8
+        LINKAGE.clear()
+        LINKAGE.update(run.linkage.stats)
         sc.setLocalProperty("spark.jobGroup.id", None)
         # Spark's partitioned writer names files part-*.parquet: keep one per district under our name.
         for ds_name in ("province_keys", "links", "need"):

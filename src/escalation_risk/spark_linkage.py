@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import pickle
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ GID_SHIFT = 32  # gid = district index << 32 | row: the province order of link_k
 def gids(district_index: int, n: int) -> np.ndarray:
     """The gids of a district's ``n`` records (its index among the province's districts)."""
     return (np.int64(district_index) << np.int64(GID_SHIFT)) | np.arange(n, dtype=np.int64)
+
+
+def keys_table(keys: pd.DataFrame, district_index: int) -> pd.DataFrame:
+    """One district's rows of the ``keys`` dataset: gid, person_id and the integer keys,
+    from its :func:`~escalation_risk.province.linkage_keys` (``district_index``: its place
+    among the province's districts in code order)."""
+    k = LS.key_columns(keys.drop(columns=[c for c in ("district",) if c in keys.columns]))
+    k.insert(0, "person_id", keys["person_id"].astype(str).to_numpy())
+    k.insert(0, "gid", gids(district_index, len(k)))
+    return k
 
 
 def _concat(batches: Any) -> pd.DataFrame | None:
@@ -180,17 +191,32 @@ def _name_groups(nodes: pd.DataFrame, edges: pd.DataFrame, *, model: LinkageMode
 
 # --------------------------------------------------------------------------- the job
 
-def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAULT_MODEL) -> dict[str, float]:
+@dataclass
+class ProvinceLinkage:
+    """What the job returns to the driver: figures (counts, seconds) and the trained
+    parameters (levels, m, u, weights: never a value)."""
+
+    stats: dict[str, float]
+    parameters: pd.DataFrame
+
+
+def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAULT_MODEL) -> ProvinceLinkage:
     """Link every person of the ``keys`` dataset of night ``tag`` under ``root``; writes
     ``province_keys`` (district, person_id, key_district, key_person) partitioned by
-    district, and returns the linkage's figures (counts only)."""
+    district."""
     from functools import partial
 
     from pyspark.sql import functions as F
     t0 = time.perf_counter()
     work = root / "linkage" / f"night={tag}"
     keys = spark.read.parquet(str(root / "keys" / f"night={tag}"))
-    n_of = {r["district"]: int(r["count"]) for r in keys.groupBy("district").count().collect()}
+    collected = [0]
+
+    def collect(df: Any) -> list[Any]:
+        rows = df.collect()
+        collected[0] += len(pickle.dumps([tuple(r) for r in rows]))
+        return rows
+    n_of = {r["district"]: int(r["count"]) for r in collect(keys.groupBy("district").count())}
     codes = sorted(n_of)
     n = sum(n_of.values())
     stats: dict[str, float] = {"records": n}
@@ -209,8 +235,8 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
         partial(_sample_pairs, n=n, sizes=[n_of[c] for c in codes], model=model), "a long, b long")
     ra = rec.select(F.col("gid").alias("a"), *[F.col(f).alias(f"a_{f}") for f in LS.KEY_FIELDS])
     rb = rec.select(F.col("gid").alias("b"), *[F.col(f).alias(f"b_{f}") for f in LS.KEY_FIELDS])
-    u_rows = (sample.join(ra, "a").join(rb, "b").mapInPandas(_u_levels, "field string, level int, n long")
-              .groupBy("field", "level").agg(F.sum("n").alias("n")).collect())
+    u_rows = collect(sample.join(ra, "a").join(rb, "b").mapInPandas(_u_levels, "field string, level int, n long")
+                     .groupBy("field", "level").agg(F.sum("n").alias("n")))
     u_counts = {f: np.zeros(8, dtype=np.int64) for f in FIELDS}
     for r in u_rows:
         u_counts[r["field"]][r["level"]] = r["n"]
@@ -221,7 +247,7 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
     rule_names = LS.rules()
     blocks = rec.select("gid", *LS.KEY_FIELDS).mapInPandas(_block_rows, "rule int, bkey long, gid long")
     sizes = blocks.groupBy("rule", "bkey").agg(F.count(F.lit(1)).alias("size")).cache()
-    for r in sizes.where(F.col("size") > model.max_block).groupBy("rule").count().collect():
+    for r in collect(sizes.where(F.col("size") > model.max_block).groupBy("rule").count()):
         stats[f"skipped_blocks_{rule_names[r['rule']]}"] = int(r["count"])
     good = sizes.where((F.col("size") >= 2) & (F.col("size") <= model.max_block)).select("rule", "bkey")
     members = blocks.join(good, ["rule", "bkey"], "left_semi").join(rec, "gid")
@@ -233,7 +259,7 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
     pairs.write.mode("overwrite").parquet(str(work / "pairs"))
     sizes.unpersist()
     pairs = spark.read.parquet(str(work / "pairs"))
-    for r in pairs.groupBy("rule").count().collect():
+    for r in collect(pairs.groupBy("rule").count()):
         stats[f"pairs_{rule_names[r['rule']]}"] = int(r["count"])
     stats["candidate_pairs"] = sum(v for k_, v in stats.items() if k_.startswith("pairs_"))
 
@@ -246,7 +272,7 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
     assert em is not None
     def fit_task(pdf: pd.DataFrame) -> pd.DataFrame:
         return _fit_task(pdf, u_counts=u_counts, model=model)
-    fitted = em.groupBy(F.lit(0).alias("_all")).applyInPandas(fit_task, "weights binary").collect()
+    fitted = collect(em.groupBy(F.lit(0).alias("_all")).applyInPandas(fit_task, "weights binary"))
     weights = pickle.loads(fitted[0]["weights"])
 
     # 5. every pair scored with the province's weights; the accepted kept
@@ -277,7 +303,8 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
     stats["component_rounds"] = rounds
     bucket = F.pmod(F.xxhash64("label"), F.lit(parts))
     # each use of the labels under fresh aliases: the two sides of the cogroup share the checkpoint
-    nodes = (label.select(F.col("v").alias("v"), F.col("label").alias("label")).join(rec.withColumnRenamed("gid", "v"), "v")
+    nodes = (label.select(F.col("v").alias("v"), F.col("label").alias("label"))
+             .join(rec.withColumnRenamed("gid", "v"), "v")
              .join(keys.select(F.col("gid").alias("v"), F.concat_ws("/", "district", "person_id").alias("qid")), "v")
              .withColumnRenamed("v", "gid").withColumn("_b", bucket))
     ed = edges.join(label.select(F.col("v").alias("lo"), F.col("label").alias("label")), "lo").withColumn("_b", bucket)
@@ -294,4 +321,5 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
         .parquet(str(root / "province_keys" / f"night={tag}"))
     edges.unpersist()
     stats["seconds"] = time.perf_counter() - t0
-    return stats
+    stats["collected_bytes"] = collected[0]  # counts, level counts and the weights: nothing per record
+    return ProvinceLinkage(stats, LS.parameters(weights))

@@ -36,7 +36,16 @@ from .groups import _groups, _named
 from .keys import _Keys, _keys
 from .linker import _accept
 from .model import _TF_LEVELS, FIELDS, ID_TRANSPOSED, LEVELS, LinkageModel
-from .parameters import SESSIONS, _random_pairs, _score, _sessions, _tf_log_u, _Weights, _weights
+from .parameters import (
+    SESSIONS,
+    _random_pairs,
+    _score,
+    _sessions,
+    _tf_log_u,
+    _Weights,
+    _weights,
+    parameters_table,
+)
 
 #: The integer key columns of a record (:func:`key_columns`).
 KEY_FIELDS = tuple(f.name for f in dataclasses.fields(_Keys) if f.name not in ("pid", "graph"))
@@ -132,3 +141,8 @@ def group_keys(k: _Keys, i: np.ndarray, j: np.ndarray, weight: np.ndarray, id_le
     smallest id (``k.pid``)."""
     comp, _, _ = _groups(k, i, j, weight, id_level == ID_TRANSPOSED, model)
     return _named(k.pid, comp)
+
+
+def parameters(wt: _Weights) -> pd.DataFrame:
+    """The trained parameters (levels, m, u, weights), as :func:`~escalation_risk.linking.linkage_parameters`."""
+    return parameters_table(wt)
