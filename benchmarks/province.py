@@ -96,6 +96,7 @@ def child(engine: str, province: str, model: str, night: str, store: str, out: s
     }
     if spark is not None:
         res["collected"] = dict(S.COLLECTED)
+        res["linkage"] = dict(S.LINKAGE)
         res["executor_jvm_peak_mb"] = _executor_jvm_peaks_mb(spark.sparkContext.applicationId)
         spark.stop()
     Path(result).write_text(json.dumps(res, default=float), encoding="utf-8")
@@ -190,7 +191,7 @@ def render(meta: dict, runs: list[tuple[int, dict, dict, dict]], train: dict | N
         f"{meta['date']}, git {meta['git']}, {meta['machine']}; load average at start {meta['load_start']}, "
         f"at end {meta['load_end']} (a machine shared with 5 other engineers: wall times are inflated several-"
         f"fold and noisy; CPU time is the driver process's own). One province of {meta['max_districts']} "
-        f"districts generated in {meta['generate_s']:.0f} s; the smaller runs take its first districts. Each "
+        f"districts {meta['generated']}; the smaller runs take its first districts. Each "
         "night and each training in a fresh process. Spark: a master and two workers of one core and 1 GB "
         "(`spark-class`, as in `tests/spark_cluster.py`), executors of 1 GB, driver `spark.driver.memory` 2g; "
         f"model `{meta['model']}`.",
@@ -238,35 +239,45 @@ def render(meta: dict, runs: list[tuple[int, dict, dict, dict]], train: dict | N
     a = ANCHOR_1M
     f = 700_000 / 1_000_000
     load, score, rec = a["load_s"] * f, a["score_s"] * f, a["record_s"] * f
-    link_one_task = a["link_s"] * 63  # 63 M records in one task, if it were linear and fitted
-    sp_last = runs[-1][2]
-    fixed = sp_last["session_s"] + sp_last["seconds"].get("link", 0)
+    n_big, _, sp_big, _ = runs[-1]
+    lk = sp_big.get("linkage", {})
+    link_s, records = sp_big["seconds"].get("link", 0.0), max(float(lk.get("records", 0) or 0), 1.0)
+    workers = 2
     lines += [
+        "Linkage on Spark (the link step of each run: the province linkage spread over executors, the grouping "
+        "by person key, the joins for each score task and the handover of shared records): "
+        + "; ".join(f"{n} districts: {sp['linkage'].get('records', 0):,.0f} records, "
+                    f"{sp['linkage'].get('candidate_pairs', 0):,.0f} candidate pairs, "
+                    f"{sp['linkage'].get('accepted_pairs', 0):,.0f} accepted, linkage job "
+                    f"{sp['linkage'].get('seconds', 0):.0f} s, link step {sp['seconds'].get('link', 0):.0f} s"
+                    for n, _, sp, _ in runs if sp.get("linkage")) + ".",
+        "",
         "**Projection, not a measurement**, to 90 districts of 700,000 people (63 M), on N executors of one "
         "core and at least 5 GB, from the 1,000,000-person district night "
         f"({a['night_s']:.0f} s, {a['peak_gb']:.1f} GB: load {a['load_s']:.0f} s, score {a['score_s']:.0f} s, "
-        f"record {a['record_s']:.1f} s) and the 1,035,000-record linkage ({a['link_s']:.1f} s), taken as linear "
-        f"in people: per district load {load:.0f} s, score {score:.0f} s, record {rec:.1f} s. Each district is "
-        "read by its load, score and (when it shares people) history task: ⌈90/N⌉ × (3 × load + score), plus "
-        f"the province linkage, still ONE task (≈ {link_one_task / 60:.0f} min), plus the driver recording "
-        f"districts one after another (≈ {90 * rec / 60:.0f} min), plus Spark's fixed cost measured here "
-        f"({fixed:.0f} s):",
+        f"record {a['record_s']:.1f} s), taken as linear in people: per district load {load:.0f} s, score "
+        f"{score:.0f} s, record {rec:.1f} s. Each district is read twice (its load task, which also writes its "
+        "keys and its handover, and its score task): ⌈90/N⌉ × (2 × load + score). The link step measured at "
+        f"{n_big} districts ({link_s:.0f} s for {records:,.0f} records on {workers} one-core executors) is taken "
+        f"as spreading over executors and linear in records: {link_s:.0f} s × 63 M / {records / 1e6:.2f} M × "
+        f"{workers} / N (an assumption: it was not measured on more executors). Plus the driver recording "
+        f"districts one after another (≈ {90 * rec / 60:.0f} min) and the session's start:",
         "",
-        "| executors N | projected night | of which serial (linkage, recording, fixed) |",
-        "|---|---|---|",
+        "| executors N | projected night | of which linkage | of which serial (recording, session) |",
+        "|---|---|---|---|",
     ]
-    serial = link_one_task + 90 * rec + fixed
+    serial = 90 * rec + sp_big["session_s"]
     for e in (10, 30, 90):
-        t = math.ceil(90 / e) * (3 * load + score) + serial
-        lines.append(f"| {e} | {t / 60:,.0f} min | {serial / 60:,.0f} min |")
+        linkage = link_s * 63e6 / records * workers / e
+        t = math.ceil(90 / e) * (2 * load + score) + linkage + serial
+        lines.append(f"| {e} | {t / 60:,.0f} min | {linkage / 60:,.0f} min | {serial / 60:,.0f} min |")
     lines += [
         "",
-        "Left out, honestly: the province linkage is one Spark task over every person's keys; at 63 M records "
-        f"its keys frame alone is about {a['keys_gb'] * 63:.0f} GB, which fits no executor (it must itself be "
-        "spread: blocking keys grouped in Spark, pairs scored per block with parameters estimated once, "
-        f"components joined). A score task at 700,000 people needs about {a['peak_gb'] * f:.1f} GB. The driver "
-        "holds one district's scores at a time (recording, the CSV written district by district, the report "
-        "reading when asked).",
+        "No task holds the province: the linkage's largest single task is the EM fit on at most 3 × 150,000 "
+        "sampled pairs; the u sample is at most 500,000 pairs; components are joined by label propagation in "
+        f"Spark. A score task at 700,000 people needs about {a['peak_gb'] * f:.1f} GB. The driver holds one "
+        "district's scores at a time (recording, the CSV written district by district, the report reading when "
+        "asked).",
     ]
     return "\n".join(lines)
 
@@ -308,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=str(ROOT / "models" / "default"))
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--province-dir", default=None, help="a province generated before (districts of --persons, "
+                    "seed --seed, at least the largest size): reused instead of generating one")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
     # public on purpose: synthetic data only
@@ -318,14 +331,20 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="er-province-", dir=args.tmp))
     load_start = os.getloadavg()
     try:
-        print(f"  … generate {sizes[-1]} districts of {args.persons:,}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        full = tmp / "province"
-        # one district at a time: only the previous district is held while generating
-        write_province(iter_province(sizes[-1], args.persons, seed=args.seed), full)
-        generate_s = time.perf_counter() - t0
+        if args.province_dir:
+            full = Path(args.province_dir)
+            generate_s = float("nan")
+        else:
+            print(f"  … generate {sizes[-1]} districts of {args.persons:,}", file=sys.stderr, flush=True)
+            full = tmp / "province"
+            # one district at a time: only the previous district is held while generating
+            write_province(iter_province(sizes[-1], args.persons, seed=args.seed), full)
+            generate_s = time.perf_counter() - t0
         print(f"    {generate_s:.0f} s", file=sys.stderr, flush=True)
         codes = sorted(p.name for p in full.iterdir() if p.is_dir())
+        if len(codes) < sizes[-1]:
+            raise SystemExit(f"{full} holds {len(codes)} districts, fewer than {sizes[-1]}")
 
         def province_of(n: int) -> Path:
             if n == len(codes):
@@ -360,7 +379,9 @@ def main(argv: list[str] | None = None) -> None:
         git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=ROOT).stdout.strip()
         meta = {"persons": args.persons, "seed": args.seed, "night": args.night, "max_districts": sizes[-1],
-                "model": Path(args.model).name, "generate_s": generate_s, "git": git,
+                "model": Path(args.model).name, "git": git,
+                "generated": (f"generated before and reused ({full})" if args.province_dir
+                              else f"generated in {generate_s:.0f} s"),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "machine": f"{os.cpu_count()} cores, "
                            f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
