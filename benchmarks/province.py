@@ -182,10 +182,11 @@ def _same(cmp: dict) -> bool:
                 and cmp["alerts_equal"])
 
 
-def render(meta: dict, runs: list[tuple[int, dict, dict, dict]], train: dict | None) -> str:
+def render(meta: dict, runs: list[tuple], train: dict | None) -> str:
     """The section: one row per province size and engine, the training run, the projection."""
+    runs = [tuple(r) + (meta["persons"],) if len(r) == 4 else tuple(r) for r in runs]
     lines = [
-        f"### Province: {', '.join(str(r[0]) for r in runs)} districts of {meta['persons']:,} persons, local "
+        f"### Province: {', '.join(f'{r[0]} × {r[4]:,}' for r in runs)} (districts × persons), local "
         f"engine and a standalone cluster (seed {meta['seed']}, night {meta['night']})",
         "",
         f"{meta['date']}, git {meta['git']}, {meta['machine']}; load average at start {meta['load_start']}, "
@@ -200,26 +201,30 @@ def render(meta: dict, runs: list[tuple[int, dict, dict, dict]], train: dict | N
         "| task memory MB (min / mean / max) | collected per district | same night as local |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for n, local, spark, cmp in runs:
+    for n, local, spark, cmp, persons in runs:
         col = spark["collected"]
+        size = f"{n} × {persons:,}"
+        if local is not None:
+            lines.append(
+                f"| {size} | local | {local['night_s']:.1f} s | {local['cpu_s']:.1f} s | "
+                f"{local['driver_python_peak_mb']:,.0f} MB | {_mmm(local['tasks']['seconds'])} (scoring only) | "
+                f"{_mmm(local['tasks']['peak_rss_mb'], ',.0f')} (the driver itself) | everything (one process) | |")
+        same = (f"{'yes' if _same(cmp) else 'NO'} ({cmp['rows']:,} scores, max abs diff {cmp['max_abs_diff']:.0e})"
+                if cmp is not None else "not run on the local engine")
         lines.append(
-            f"| {n} | local | {local['night_s']:.1f} s | {local['cpu_s']:.1f} s | "
-            f"{local['driver_python_peak_mb']:,.0f} MB | {_mmm(local['tasks']['seconds'])} (scoring only) | "
-            f"{_mmm(local['tasks']['peak_rss_mb'], ',.0f')} (the driver itself) | everything (one process) | |")
-        lines.append(
-            f"| {n} | spark | {spark['night_s']:.1f} s (+ session {spark['session_s']:.1f} s) | "
+            f"| {size} | spark | {spark['night_s']:.1f} s (+ session {spark['session_s']:.1f} s) | "
             f"{spark['cpu_s']:.1f} s | Python {spark['driver_python_peak_mb']:,.0f} MB + JVM "
             f"{spark['jvm_peak_mb']:,.0f} MB | {_mmm(spark['tasks']['seconds'])} | Python worker "
             f"{_mmm(spark['tasks']['peak_rss_mb'], ',.0f')}; executor JVMs "
             f"{', '.join(format(x, ',.0f') for x in spark['executor_jvm_peak_mb']) or 'n/a'} | task rows "
             f"{col['bytes'] / n:,.0f} B; score files read back to record {col['scores_bytes'] / n:,.0f} B | "
-            f"{'yes' if _same(cmp) else 'NO'} ({cmp['rows']:,} scores, max abs diff {cmp['max_abs_diff']:.0e}) |")
+            f"{same} |")
     lines.append("")
-    steps = ", ".join(f"{n} districts: local " + " / ".join(f"{k} {lo['seconds'].get(k, 0):.0f}"
-                                                              for k in ("load", "link", "score", "record"))
-                      + " s, spark " + " / ".join(f"{k} {sp['seconds'].get(k, 0):.0f}"
-                                                  for k in ("load", "link", "score", "record")) + " s"
-                      for n, lo, sp, _ in runs)
+
+    def step_text(e: dict) -> str:
+        return " / ".join(f"{k} {e['seconds'].get(k, 0):.0f}" for k in ("load", "link", "score", "record")) + " s"
+    steps = ", ".join(f"{n} × {persons:,}: " + (f"local {step_text(lo)}, " if lo is not None else "")
+                      + f"spark {step_text(sp)}" for n, lo, sp, _, persons in runs)
     lines += [f"Steps (load / link / score / record, wall): {steps}.", ""]
     if train is not None:
         lo, sp = train["local"], train["spark"]
@@ -239,7 +244,7 @@ def render(meta: dict, runs: list[tuple[int, dict, dict, dict]], train: dict | N
     a = ANCHOR_1M
     f = 700_000 / 1_000_000
     load, score, rec = a["load_s"] * f, a["score_s"] * f, a["record_s"] * f
-    n_big, _, sp_big, _ = runs[-1]
+    n_big, _, sp_big, _, _ = max(runs, key=lambda r: float(r[2].get("linkage", {}).get("records", 0) or 0))
     lk = sp_big.get("linkage", {})
     link_s, records = sp_big["seconds"].get("link", 0.0), max(float(lk.get("records", 0) or 0), 1.0)
     workers = 2
@@ -250,7 +255,7 @@ def render(meta: dict, runs: list[tuple[int, dict, dict, dict]], train: dict | N
                     f"{sp['linkage'].get('candidate_pairs', 0):,.0f} candidate pairs, "
                     f"{sp['linkage'].get('accepted_pairs', 0):,.0f} accepted, linkage job "
                     f"{sp['linkage'].get('seconds', 0):.0f} s, link step {sp['seconds'].get('link', 0):.0f} s"
-                    for n, _, sp, _ in runs if sp.get("linkage")) + ".",
+                    for n, _, sp, _, _ in runs if sp.get("linkage")) + ".",
         "",
         "**Projection, not a measurement**, to 90 districts of 700,000 people (63 M), on N executors of one "
         "core and at least 5 GB, from the 1,000,000-person district night "
@@ -298,6 +303,36 @@ def write_markdown(path: Path, section: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def render_from(args: argparse.Namespace) -> None:
+    """One section from the results kept by earlier runs (``--keep``): sizes from one run
+    or several (e.g. the largest province run with smaller districts), load averages as
+    given in the notes of each run's directory (``load.txt``)."""
+    runs, train, loads = [], None, []
+    for item in args.render_from.split(","):
+        folder, persons = item.rsplit(":", 1)
+        for f in sorted(Path(folder).glob("results-*.json")):
+            if f.name == "results-train.json":
+                train = json.loads(f.read_text(encoding="utf-8"))
+                continue
+            r = json.loads(f.read_text(encoding="utf-8"))
+            runs.append(tuple(r[:4]) + (int(persons),))
+        if (Path(folder) / "load.txt").exists():
+            loads.append((Path(folder) / "load.txt").read_text(encoding="utf-8").strip())
+    runs.sort(key=lambda r: (r[0], r[4]))
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=ROOT).stdout.strip()
+    meta = {"persons": runs[0][4], "seed": args.seed, "night": args.night, "max_districts": max(r[0] for r in runs),
+            "model": Path(args.model).name, "git": git, "generated": "generated before and reused",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{os.cpu_count()} cores, "
+                       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
+            "load_start": "; ".join(loads) or "n/a", "load_end": f"{os.getloadavg()[0]:.1f} (at rendering)"}
+    section = render(meta, runs, train)
+    print(section)
+    if args.out:
+        write_markdown(Path(args.out), section)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--_child":
@@ -319,6 +354,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=str(ROOT / "models" / "default"))
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--skip-local-at", default="", help="sizes run on Spark only (e.g. 20), the local engine's "
+                    "night not run nor compared")
+    ap.add_argument("--render-from", default="", help="DIR:PERSONS,...: render the results-*.json kept (--keep) by "
+                    "earlier runs into one section instead of running")
     ap.add_argument("--province-dir", default=None, help="a province generated before (districts of --persons, "
                     "seed --seed, at least the largest size): reused instead of generating one")
     ap.add_argument("--keep", action="store_true")
@@ -328,6 +367,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from escalation_risk.synth import iter_province, write_province
     sizes = sorted(int(x) for x in args.districts.split(","))
+    if args.render_from:
+        render_from(args)
+        return
+    skip_local = {int(x) for x in args.skip_local_at.split(",") if x}
     tmp = Path(tempfile.mkdtemp(prefix="er-province-", dir=args.tmp))
     load_start = os.getloadavg()
     try:
@@ -364,9 +407,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             for n in sizes:
                 prov = province_of(n)
-                local = _run_child("local", tmp, prov, args.model, args.night)
+                local = None if n in skip_local else _run_child("local", tmp, prov, args.model, args.night)
                 spark = _run_child("spark", tmp, prov, args.model, args.night, cluster.master_url)
-                runs.append((n, local, spark, compare(tmp, args.night)))
+                runs.append((n, local, spark, None if local is None else compare(tmp, args.night), args.persons))
                 Path(tmp / f"results-{n}.json").write_text(json.dumps(runs[-1], default=float), encoding="utf-8")
                 if n == args.train_districts:
                     train = {"districts": n, "cutoff": args.cutoff,
