@@ -383,6 +383,14 @@ class GraphEvidence:
             self._wide = (wide, offsets.astype(np.int64), np.concatenate([self.counts[k] for k in KINDS]))
         return self._wide
 
+    def items_held(self) -> dict[str, np.ndarray]:
+        """Per kind, how many items each record holds."""
+        return {k: np.diff(m.indptr) for k, m in self.mats.items()}
+
+    def mean_items(self) -> dict[str, float]:
+        """Per kind, the mean number of items a holder holds."""
+        return {k: m.nnz / max(self.holders.get(k, 0), 1) for k, m in self.mats.items()}
+
     def held(self) -> np.ndarray:
         """Per record, a bit per kind (:data:`KINDS` order) that it holds any item of."""
         out = np.zeros(len(self.pid), dtype=np.int8)

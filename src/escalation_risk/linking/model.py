@@ -39,6 +39,10 @@ _TF_LEVELS = {("id_number", 1): "id_number", ("name", 1): "name", ("name", 2): "
 # Graph levels whose u is the frequency of the rarest shared item: level -> kind of item.
 _TF_GRAPH = {("counterparty", 1): "counterparty", ("place", 1): "household", ("place", 2): "place_time",
              ("place", 3): "place", ("place", 4): "grid"}
+# Fields whose value missing on one side is itself evidence, weighed by m and u learnt like
+# any level's: a second source (a police call) records no id number, so a duplicate lacks one
+# more often than a random pair does.
+MISSING_TELLS = ("id_number",)
 PLACE_SHARED = (1, 2, 3, 4)  # household, place at overlapping times, place, grid
 NAME_SOUND = (1, 2, 3)  # exact, same pinyin, same fuzzy pinyin
 NAME_SHAPE, NAME_DIFFERENT = 4, 5

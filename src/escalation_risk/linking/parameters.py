@@ -39,6 +39,7 @@ from .model import (
     ID_CONFLICT,
     ID_EXACT,
     LEVELS,
+    MISSING_TELLS,
     NAME_DIFFERENT,
     LinkageModel,
 )
@@ -55,6 +56,8 @@ class _Weights:
     table: dict[str, np.ndarray]      # log2(m/u) per level code (missing = 0)
     tf: dict[str, np.ndarray]         # per-record log2 u of the agreed value, for TF levels
     holders: dict[str, int]           # records holding any graph item, per kind
+    mean_items: dict[str, float] = field(default_factory=dict)
+    present_adj: dict[str, float] = field(default_factory=dict)  # bits on every present level (MISSING_TELLS)  # items a holder holds, on average, per kind
     m_from: dict[str, str] = field(default_factory=dict)  # field -> "em" or "default"
     lam: dict[str, float] = field(default_factory=dict)   # share of matches per session
     # graph (field, level) -> u among namesakes over u among random pairs (scales the TF u)
@@ -109,7 +112,8 @@ def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, 
     of the ``update`` fields (default: ``fields``; a field outside ``fields`` is learnt
     from the others' posteriors without feeding back) is the expected number of matches
     showing it over the matches with the field present (within each mode), with one
-    pseudo-observation at the starting value; the share is the mean probability.
+    pseudo-observation at the starting value; the share is the mean probability. ``m[f][0]``
+    is the share of matches with the field missing (it weighs nothing in the E step).
     """
     update = fields if update is None else update
     m = {f: m0[f].astype(float).copy() for f in set(fields) | set(update)}
@@ -131,6 +135,7 @@ def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, 
                 idx = list(mode)
                 denom = sums[idx].sum()
                 new[idx] = (sums[idx] + m0[f][idx] / max(m0[f][idx].sum(), 1e-12)) / (denom + 1.0)
+            new[0] = sums[0] / max(float(p.sum()), 1e-12)  # matches with the field missing (never fed back)
             change = max(change, float(np.abs(new - m[f]).max()))
             m[f] = new
         new_lam = float(np.clip(p.mean(), 1e-6, 1 - 1e-6))
@@ -212,7 +217,8 @@ def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: 
             if share * float((levels[f][rows] != 0).sum()) >= model.em_min_matches:
                 out[f], source[f] = m[f], "em"
     for f in FIELDS:
-        out[f][0] = 0.0
+        if f not in MISSING_TELLS or source[f] != "em":
+            out[f][0] = 0.0
     return out, source, lam
 
 
@@ -237,6 +243,19 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     if model.graph and k.graph is not None and "fuzzy_pinyin+birth_year" in sessions:
         u, ratio, namesakes = _u_among_namesakes(levels, sessions["fuzzy_pinyin+birth_year"], u)
     table = {f: _log_table(m[f], u[f]) for f in FIELDS}
+    present_adj: dict[str, float] = {}
+    for f in MISSING_TELLS:
+        # A value missing on one side is evidence when duplicates lack it more often than
+        # random pairs do (a second source that records no id number): the missing level
+        # weighs log2(m/u), the present levels their m and u as shares of all pairs.
+        m_miss = float(m[f][0])
+        u_miss = (float((sample[f] == 0).sum()) + 1.0) / (len(sample[f]) + 2.0)
+        if 0.0 < m_miss < 1.0 and source.get(f) == "em":
+            u[f] = u[f].copy()
+            u[f][0] = u_miss
+            present_adj[f] = float(np.log2((1.0 - m_miss) / (1.0 - u_miss)))
+            table[f] = table[f] + present_adj[f]
+            table[f][0] = float(np.log2(m_miss / u_miss))
     pop = max(k.n, model.population or 0, model.min_population)
     tf = {}
     for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
@@ -248,7 +267,9 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
         # Others holding the same value, over the population: the pair itself is not chance.
         tf[f] = np.log2(np.maximum(c - 1.0, 1.0) / pop)
     holders = dict(k.graph.holders) if k.graph is not None else {}
-    return _Weights(m=m, u=u, table=table, tf=tf, holders=holders, m_from=source, lam=lam, ratio=ratio,
+    mean_items = k.graph.mean_items() if k.graph is not None else {}
+    return _Weights(m=m, u=u, table=table, tf=tf, holders=holders, mean_items=mean_items, m_from=source,
+                    lam=lam, ratio=ratio, present_adj=present_adj,
                     namesakes=namesakes)
 
 
@@ -286,7 +307,8 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
     for (f, lv), key in _TF_LEVELS.items():
         hit = levels[f] == lv
         if hit.any():
-            total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - wt.tf[key][i[hit]] - wt.table[f][lv]
+            total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - wt.tf[key][i[hit]] - wt.table[f][lv] \
+                + wt.present_adj.get(f, 0.0)
     for (f, lv), kind in _TF_GRAPH.items():
         if not graph_counts or kind not in graph_counts:
             continue
@@ -296,6 +318,12 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
         # u of sharing this item by chance: the other records holding it, among the holders.
         holders = max(wt.holders.get(kind, 2), 2)
         u_tf = np.maximum(graph_counts[kind][hit] - 1.0, 1.0) / holders * wt.ratio.get((f, lv), 1.0)
+        held = graph_counts.get("held_" + kind)
+        if held is not None and wt.mean_items.get(kind):
+            # Two records holding many items share one by chance more often than two holding
+            # one each: u scaled by the items both hold over the holders' mean (squared), so a
+            # random pair's u is kept on average.
+            u_tf = np.minimum(u_tf * held[hit] / wt.mean_items[kind] ** 2, 1.0)
         total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - np.log2(u_tf) - wt.table[f][lv]
     return total
 
@@ -306,7 +334,7 @@ def parameters_table(wt: _Weights) -> pd.DataFrame:
     rows = []
     for f in FIELDS:
         for code, name in enumerate(LEVELS[f]):
-            if code == 0:
+            if code == 0 and wt.table[f][0] == 0.0:
                 continue
             rows.append({"field": f, "level": name, "m": float(wt.m[f][code]), "u": float(wt.u[f][code]),
                          "weight": float(wt.table[f][code]),
