@@ -578,7 +578,7 @@ def test_tables_without_linkage_keys_still_link_on_the_pseudonyms():
 # --------------------------------------------------------------------------- learnt weights
 
 from escalation_risk import linking  # noqa: E402
-from escalation_risk.linking import GRAPH_MODEL, em_m, estimate_u, graph_evidence, linkage_parameters  # noqa: E402
+from escalation_risk.linking import DEFAULT_MODEL, GRAPH_MODEL, em_m, estimate_u, graph_evidence, linkage_parameters  # noqa: E402
 from escalation_risk.linking.model import _MODES, DEFAULT_MODEL  # noqa: E402
 from escalation_risk.linking.parameters import _m_default, _random_pairs  # noqa: E402
 
@@ -675,10 +675,12 @@ PAIR = [("a", "郑晓燕", 1976, "13811112222", A, "female"), ("b", "郑晓燕",
 
 
 def test_name_birth_year_and_a_shared_counterpart_link_name_and_birth_year_alone_do_not():
-    # The default model (training's linkage) reads no graph evidence: the pair stays apart.
+    # The identifiers alone (DEFAULT_MODEL) leave the pair apart; link_persons reads the graph
+    # whenever the dataset holds it (the one rule: the night, training and every reader).
     ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
                          ("n2", "x", "2024-03-02")])
-    assert link_persons(ds)["a"] != link_persons(ds)["b"]
+    assert link_persons(ds, model=DEFAULT_MODEL)["a"] != link_persons(ds, model=DEFAULT_MODEL)["b"]
+    assert link_persons(ds)["a"] == link_persons(ds)["b"]
     alone = link_persons(district(PAIR, []), model=GRAPH_MODEL)
     assert alone["a"] != alone["b"]
     # Both records meet the same neighbour x, in two disputes at his door.

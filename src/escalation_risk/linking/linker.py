@@ -12,7 +12,7 @@ from ..clock import to_moment
 from ..dataset import Dataset
 from ..known import persons_at
 from .blocking import _candidates
-from .comparisons import _compare
+from .comparisons import _compare, _compare_graph
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, _ids_unique, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _prior_keys
 from .keys import _keys
@@ -56,6 +56,18 @@ def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float)
     # another person's number.
     same_id = (idl == ID_EXACT) & ((name != NAME_DIFFERENT) | (weight >= threshold))
     return same_id | (ok & ((idl != ID_TRANSPOSED) | all_else))
+
+
+def _graph_rows(idl: np.ndarray, model: LinkageModel) -> np.ndarray:
+    """The candidate pairs whose graph levels are compared: every pair but those with two
+    valid, different id numbers (two people whatever the graph says), of which a seeded
+    sample of ``graph_u_sample`` is kept for the graph levels' u among namesakes."""
+    need = idl != ID_CONFLICT
+    two = np.flatnonzero(~need)
+    if len(two) > model.graph_u_sample:
+        two = np.random.default_rng(model.seed + 2).choice(two, model.graph_u_sample, replace=False)
+    need[two] = True
+    return need
 
 
 @dataclass
@@ -116,9 +128,18 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         i, j = np.r_[i, ei], np.r_[j, ej]
         stats["pairs_existing_groups"] = len(ei)
     gcounts: dict[str, np.ndarray] = {}
-    levels = _compare(k, i, j, graph=model.graph, counts=gcounts)
+    levels = _compare(k, i, j, graph=False)
+    compared = None
+    if model.graph and k.graph is not None:
+        compared = _graph_rows(levels["id_number"], model)
+        rows = np.flatnonzero(compared)
+        glevels, counts = _compare_graph(k.graph, i[rows], j[rows])
+        for out, part in ((levels, glevels), (gcounts, counts)):
+            for name, v in part.items():
+                out[name] = np.zeros(len(i), dtype=v.dtype)
+                out[name][rows] = v
     cpu["cpu_comparing"] = lap()
-    wt = _estimate(k, model, levels, i, j)
+    wt = _estimate(k, model, levels, i, j, compared)
     cpu["cpu_training"] = lap()
     weight = _score(levels, wt, i, gcounts)
     t = model.weight_threshold(n)
@@ -165,15 +186,17 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
 
 
 def link_persons(ds: Dataset, existing: pd.Series | None = None,
-                 model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.Series:
+                 model: LinkageModel | None = None, *, as_of=None) -> pd.Series:
     """Map every ``person_id`` to a canonical person key (a Series named ``person_key``).
 
     ``existing`` is an earlier result: people it knows keep their key, new records
     join the group they link to, or start their own. The result is cached on the
     dataset when ``existing`` is not given (and the default model is used).
 
-    The evidence is what ``ds`` holds: identifiers, and with ``GRAPH_MODEL`` the graph
-    around each record (:func:`~escalation_risk.linking.graph_evidence`). ``as_of``: link
+    The evidence is what ``ds`` holds: identifiers, and the graph around each record
+    (:func:`~escalation_risk.linking.graph_evidence`) whenever the dataset holds the
+    graph's tables (``model`` None: :data:`GRAPH_MODEL` then, else :data:`DEFAULT_MODEL`;
+    one linkage rule for the night, training and every reader). ``as_of``: link
     as known at that moment (graph evidence from records known then, by
     :mod:`escalation_risk.known`; a person record with a later ``recorded_at`` stands
     alone). Without it the linkage is read as of the export (a cut Dataset,
@@ -182,9 +205,19 @@ def link_persons(ds: Dataset, existing: pd.Series | None = None,
     return _linkage(ds, existing, model, as_of=as_of).key
 
 
-def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of=None) -> Linkage:
+def model_for(ds: Dataset) -> LinkageModel:
+    """The linkage model a dataset is linked with: :data:`GRAPH_MODEL` when it holds the
+    graph (incidents with their parties and places), else :data:`DEFAULT_MODEL`."""
+    tables = ds.tables()
+    graph = all(t in tables and len(tables[t]) for t in ("incidents", "incident_parties", "places"))
+    return GRAPH_MODEL if graph else DEFAULT_MODEL
+
+
+def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel | None, as_of=None) -> Linkage:
+    chosen = model is None
+    model = model_for(ds) if model is None else model
     cacheable = existing is None and (model is DEFAULT_MODEL or model is GRAPH_MODEL)
-    slot = "linkage" if as_of is None and model is DEFAULT_MODEL else \
+    slot = "linkage" if as_of is None and (chosen or model is model_for(ds)) else \
         ("linkage", model.graph, None if as_of is None else to_moment(as_of, what="as_of"))
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
@@ -198,7 +231,7 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
     return res
 
 
-def linkage_summary(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> dict[str, float]:
+def linkage_summary(ds: Dataset, model: LinkageModel | None = None, *, as_of=None) -> dict[str, float]:
     """Figures of the dataset's linkage: candidate and accepted pairs per blocking rule,
     the weight threshold, the expected number of false matches among kept pairs, the
     components the chaining guard re-clustered."""
@@ -225,7 +258,7 @@ def _rule(levels: pd.DataFrame) -> pd.Series:
     return joined.where(idl != ID_EXACT, RULE_ID)
 
 
-def linkage_parameters(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
+def linkage_parameters(ds: Dataset, model: LinkageModel | None = None, *, as_of=None) -> pd.DataFrame:
     """The trained parameters of the dataset's linkage: per field and level, m (learnt by
     EM, or the model's default where the data were too few: ``m_from``), u (from random
     pairs), the weight log2(m/u) in bits, and whether the level is term-frequency adjusted
@@ -233,7 +266,7 @@ def linkage_parameters(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_o
     return _linkage(ds, None, model, as_of=as_of).parameters.copy()
 
 
-def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
+def explain_links(ds: Dataset, model: LinkageModel | None = None, *, as_of=None) -> pd.DataFrame:
     """The evidence behind every link: one row per accepted pair inside one group.
 
     Columns: person_key, person_id, linked_to (the pair, ``linked_to`` the smaller id),

@@ -105,7 +105,9 @@ class LinkageModel:
     default model, the linkage training reads: features at every moment T of a history
     read one linkage, and a link that only an incident after T revealed would carry that
     incident into features at T (the point-in-time property of ``tests/test_known.py``
-    catches it). A linkage as of one moment (``link_persons(ds, GRAPH_MODEL, as_of=t)``,
+    catches it). The graph levels are compared for every candidate pair but those with two
+    valid, different id numbers, of which ``graph_u_sample`` (seeded) are compared for the
+    graph u among namesakes. A linkage as of one moment (``link_persons(ds, GRAPH_MODEL, as_of=t)``,
     the night at t, a review of duplicates) may use it.
     """
 
@@ -125,6 +127,7 @@ class LinkageModel:
     em_min_matches: float = 30.0
     em_iterations: int = 25
     graph: bool = False
+    graph_u_sample: int = 250_000
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)
     u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
 

@@ -222,11 +222,12 @@ def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: 
     return out, source, lam
 
 
-def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray
-              ) -> _Weights:
+def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray,
+              compared: np.ndarray | None = None) -> _Weights:
     """u from random pairs, m by EM on the candidate pairs (``i``, ``j``; their ``levels``),
     term frequencies. A session takes every candidate pair its blocking rule's key agrees
-    on, whichever rule proposed it first (as Splink's training sessions do)."""
+    on, whichever rule proposed it first (as Splink's training sessions do). ``compared``:
+    the pairs whose graph levels were compared (all when None)."""
     si, sj = _random_pairs(k.n, model.u_sample, model.seed)
     sample = _compare(k, si, sj, graph=False)
     if model.graph and k.graph is not None:
@@ -241,7 +242,10 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     ratio: dict[tuple[str, int], float] = {}
     namesakes = 0
     if model.graph and k.graph is not None and "fuzzy_pinyin+birth_year" in sessions:
-        u, ratio, namesakes = _u_among_namesakes(levels, sessions["fuzzy_pinyin+birth_year"], u)
+        block = sessions["fuzzy_pinyin+birth_year"]
+        if compared is not None:  # the namesakes whose graph levels were compared
+            block = block[compared[block]]
+        u, ratio, namesakes = _u_among_namesakes(levels, block, u)
     table = {f: _log_table(m[f], u[f]) for f in FIELDS}
     present_adj: dict[str, float] = {}
     for f in MISSING_TELLS:
