@@ -578,7 +578,7 @@ def test_tables_without_linkage_keys_still_link_on_the_pseudonyms():
 # --------------------------------------------------------------------------- learnt weights
 
 from escalation_risk import linking  # noqa: E402
-from escalation_risk.linking import DEFAULT_MODEL, GRAPH_MODEL, em_m, estimate_u, graph_evidence, linkage_parameters  # noqa: E402
+from escalation_risk.linking import GRAPH_MODEL, em_m, estimate_u, graph_evidence, linkage_parameters  # noqa: E402
 from escalation_risk.linking.model import _MODES, DEFAULT_MODEL  # noqa: E402
 from escalation_risk.linking.parameters import _m_default, _random_pairs  # noqa: E402
 

@@ -56,8 +56,8 @@ class _Weights:
     table: dict[str, np.ndarray]      # log2(m/u) per level code (missing = 0)
     tf: dict[str, np.ndarray]         # per-record log2 u of the agreed value, for TF levels
     holders: dict[str, int]           # records holding any graph item, per kind
-    mean_items: dict[str, float] = field(default_factory=dict)
-    present_adj: dict[str, float] = field(default_factory=dict)  # bits on every present level (MISSING_TELLS)  # items a holder holds, on average, per kind
+    mean_items: dict[str, float] = field(default_factory=dict)  # items a holder holds, on average, per kind
+    present_adj: dict[str, float] = field(default_factory=dict)  # bits on every present level (MISSING_TELLS)
     m_from: dict[str, str] = field(default_factory=dict)  # field -> "em" or "default"
     lam: dict[str, float] = field(default_factory=dict)   # share of matches per session
     # graph (field, level) -> u among namesakes over u among random pairs (scales the TF u)
