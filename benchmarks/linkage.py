@@ -138,6 +138,26 @@ def _quality(res: linking.Linkage, truth: pd.DataFrame, persons: pd.DataFrame, g
             "other_recall": float(per.loc[~per["name_birth_only"], "ok"].mean())}
 
 
+def _graph_route(res: linking.Linkage, truth: pd.DataFrame) -> pd.DataFrame:
+    """The candidate pairs only the graph can settle (no id evidence, the phone not the same,
+    the name's sound and the birth year the same, no contrary sex), by the strongest graph
+    evidence shared: how many are one person and how many two, and how many of each linked."""
+    p = res.pairs
+    ids = res.key.index.to_numpy(dtype=object)
+    tp = truth.set_index("person_id")["true_person"].reindex(ids).to_numpy()
+    one = tp[p["i"].to_numpy()] == tp[p["j"].to_numpy()]
+    route = ~p["id_number"].isin([1, 2, 3, 4, 6]) & (p["phone"] != 1) & p["name"].isin([1, 2, 3]) \
+        & p["birth"].isin([1, 2, 4]) & (p["gender"] != 2)
+    pl, cp = p["place"].to_numpy(), p["counterparty"].to_numpy() == 1
+    ev = np.select([cp & np.isin(pl, (1, 2, 3)), cp, pl == 1, pl == 2, pl == 3, pl == 4],
+                   ["counterparty+place", "counterparty", "household", "place at overlapping times", "place",
+                    "grid only"], "nothing shared")
+    d = pd.DataFrame({"evidence": ev, "one": one, "linked": p["kept"].to_numpy()})[route.to_numpy()]
+    return d.groupby("evidence").agg(one_person=("one", "sum"), two_people=("one", lambda x: int((~x).sum())),
+                                     linked_one=("linked", lambda x: int((x & d.loc[x.index, "one"]).sum())),
+                                     linked_two=("linked", lambda x: int((x & ~d.loc[x.index, "one"]).sum())))
+
+
 def _graph_shared(keys: pd.DataFrame, evidence, truth: pd.DataFrame) -> pd.DataFrame:
     """Per true person with two records: the strongest graph evidence the two share (a
     counterpart, household, place or grid; every item compared), and their name level."""
@@ -284,6 +304,16 @@ def main(argv: list[str] | None = None) -> None:
           f"{st.get('namesake_pairs_for_graph_u', 0):,} pairs), over u among random pairs: "
           + ", ".join(f"{k[30:]} {v:.2f}" for k, v in st.items() if k.startswith("graph_u_namesakes_over_random_"))
           + ".")
+    print()
+    print("Candidate pairs only the graph can settle (no id evidence, the phone not the same, name sound "
+          "and birth year the same; graph on), by the strongest graph evidence shared: pairs that are one "
+          "person and two, and how many of each were linked:")
+    print()
+    print("| evidence | one person | two people | linked, one person | linked, two people |")
+    print("|---|---:|---:|---:|---:|")
+    for ev, r in _graph_route(res, truth).iterrows():
+        print(f"| {ev} | {int(r['one_person']):,} | {int(r['two_people']):,} | {int(r['linked_one']):,} | "
+              f"{int(r['linked_two']):,} |")
     print()
     print("Recall by kind of noise on the duplicate record:")
     print()

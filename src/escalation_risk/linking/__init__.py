@@ -21,12 +21,18 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
    grid, none); missing values
    are a level of their own with weight 0.
 3. **Match weights** ``log2(m/u)`` per level (:mod:`.parameters`): ``m`` (how often a
-   true duplicate shows the level) learnt by EM on the blocked pairs, ``u`` (how often
-   two different people do) from a seeded sample of random pairs, with term-frequency
+   true duplicate shows the level) learnt by EM on the blocked pairs for the identifiers,
+   and for the graph levels read among the pairs with one id number (the law's identifier:
+   one person; EM on every candidate pair took namesakes lacking an id for matches), ``u``
+   (how often two different people do) from a seeded sample of random pairs; an id number
+   missing on one side weighs ``log2(m/u)`` too (a second source records none, so
+   duplicates lack one more often than random pairs), with term-frequency
    adjustment for exact names, phones and ids, and for a name's sound at the pinyin and
    fuzzy-pinyin levels (a common name, or 张伟's sound, is weak evidence; a rare one is
    strong), and for shared graph items (a counterpart shared by hundreds counts for
-   little). The graph levels' u is read among namesakes known to be two people (same
+   little; two records holding many items share one by chance more often: the graph u is
+   scaled by the items both hold over the holders' mean). The graph levels' u is read among
+   namesakes known to be two people (same
    sound and birth year, two valid ids), the pairs the graph must tell apart, with the
    random pairs' u as its prior. The trained parameters ride with the result
    (:func:`linkage_parameters`).
@@ -63,10 +69,13 @@ Everything is a function of the keys table (``person_id``, ``birth_year``, ``gen
 and the ``lk_*`` columns) and, optionally, graph evidence (:func:`graph_evidence`):
 :func:`link_keys` links any such table, e.g. a province's.
 
-Graph evidence is compared with :data:`GRAPH_MODEL` (``LinkageModel(graph=True)``), not
-in the default model that training reads: features at every moment of a history read
-one linkage, and a link only a later incident revealed would carry that incident into
-earlier features. Use it for a linkage as of one moment.
+Graph evidence is compared with :data:`GRAPH_MODEL` (``LinkageModel(graph=True)``);
+:func:`link_persons` uses it whenever the dataset holds the graph (:func:`model_for`), so
+the night, training and every reader read one linkage rule. Point in time: that linkage
+is read as of the export, so a link only a later incident revealed is read by features
+at earlier moments too (identifiers recorded late are not: ``persons.recorded_at``);
+``link_persons(ds, model=DEFAULT_MODEL)`` is the identifier-only linkage, ``as_of=t``
+the linkage as known at t.
 
 Availability: :func:`link_persons` reads what the dataset holds, i.e. linkage as of the
 export; ``link_persons(ds, as_of=t)`` links as known at t: graph evidence only from
@@ -76,11 +85,20 @@ records known then (:mod:`escalation_risk.known`), and a person record only from
 
 
 from .evidence import GraphEvidence, graph_evidence
-from .linker import Linkage, _linkage, explain_links, link_keys, link_persons, linkage_parameters, linkage_summary
+from .linker import (
+    Linkage,
+    _linkage,
+    explain_links,
+    link_keys,
+    link_persons,
+    linkage_parameters,
+    linkage_summary,
+    model_for,
+)
 from .model import DEFAULT_MODEL, FIELDS, GRAPH_FIELDS, GRAPH_MODEL, LEVELS, RULE_FALLBACK, RULE_ID, LinkageModel
 from .parameters import em_m, estimate_u
 
 __all__ = ["DEFAULT_MODEL", "FIELDS", "GRAPH_FIELDS", "GRAPH_MODEL", "GraphEvidence", "LEVELS", "RULE_FALLBACK",
            "RULE_ID", "Linkage",
            "LinkageModel", "_linkage", "em_m", "estimate_u", "explain_links", "graph_evidence", "link_keys",
-           "link_persons", "linkage_parameters", "linkage_summary"]
+           "link_persons", "linkage_parameters", "linkage_summary", "model_for"]
