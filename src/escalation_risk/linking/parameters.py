@@ -8,13 +8,17 @@
   leaving out the fields its rule made agree (pairs found by the same name and birth year
   say nothing about how often a true duplicate keeps its name), u held fixed, the share of
   matches estimated. A field's m is the mean over the sessions that estimated it, weighted
-  by the matches each found; where no session had enough, the model's starting values stand. The graph levels' m are
-  then learnt on all candidate pairs from the identifiers' posteriors, the graph left out
-  of the E step (left in, EM takes the members of one household, who share a phone, a
-  home and a grid, for one person).
+  by the matches each found; where no session had enough, the model's starting values
+  stand. An id number missing on one side weighs log2(m/u) too (:data:`MISSING_TELLS`),
+  its m the share of matches EM found without one. The graph levels' m is read on the
+  pairs with one id number (one person by the law's identifier), as their u is read among
+  namesakes with two valid ids; EM on all candidate pairs (the graph left out of the E
+  step) is the fallback when too few pairs share an id.
 - **term frequencies**: an exact id number, name or phone weighs by how many records hold
   it (a common name is weak evidence), and a shared graph item by how many records hold
-  the rarest one shared (a counterpart shared by hundreds counts for little).
+  the rarest one shared (a counterpart shared by hundreds counts for little), scaled by
+  how many items the two records hold (someone seen in six grids shares one by chance far
+  more easily than someone seen in one).
 
 The trained parameters travel with the linkage (:attr:`Linkage.parameters`) and are shown
 by :func:`~escalation_risk.linking.linkage_parameters`: levels and weights, never values.
