@@ -20,10 +20,14 @@ Not part of the test suite; figures go into BENCHMARKS.md by hand.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import resource
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +55,7 @@ def district(persons: int, data: Path) -> Path:
         t0 = time.perf_counter()
         tables, truth = generate_tables(persons, seed=0, linkage_noise=0.25)
         write_tables(tables, data, "parquet", truth=truth)
+        er.dataset.mark_synthetic(data)  # generated here: the sample key may read it
         print(f"generated {persons:,} persons into {data} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return data
 
@@ -65,6 +70,36 @@ def add_rows(d: dict, ps: list[dict], new_id: str, night: pd.Timestamp, old: str
                      "mediator_type": "court", "outcome": "failed"})
     return {"incidents": [{**d, "incident_id": new_id, "reported_at": night, "occurred_at": night}],
             "incident_parties": [{**p, "incident_id": new_id, "added_at": None} for p in ps], "mediations": meds}
+
+
+class SlowSampler:
+    """Samples the adding thread's stack every ``every`` s while one add has run longer than
+    ``after`` s: where a slow add spends its time, measured, at no cost to the others."""
+
+    def __init__(self, after: float = 1.0, every: float = 0.05):
+        self.after, self.every = after, every
+        self.started: float | None = None
+        self.thread_id = threading.get_ident()
+        self.samples: collections.Counter = collections.Counter()
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            t = self.started
+            if t is None or time.perf_counter() - t < self.after:
+                continue
+            frame = sys._current_frames().get(self.thread_id)
+            if frame is not None:
+                stack = traceback.extract_stack(frame)
+                self.samples[tuple(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack[-14:])] += 1
+
+    def report(self, top: int = 6) -> str:
+        lines = []
+        for stack, n in self.samples.most_common(top):
+            lines.append(f"  {n} samples ({n * self.every:.1f} s):\n    " + "\n    ".join(stack))
+        self.samples.clear()
+        return "\n".join(lines)
 
 
 def _figures(wall: list[float], cpu: list[float]) -> str:
@@ -82,6 +117,8 @@ def main(argv=None) -> None:
     ap.add_argument("--block", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200, help="timed score_dispute calls per block")
     ap.add_argument("--touch", type=int, default=10, help="every N-th add also mediates an existing dispute (0: none)")
+    ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
+                    "with samples of their stack")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
@@ -114,16 +151,30 @@ def main(argv=None) -> None:
 
     print(f"score_dispute before adds: {p99_block()}")
     times, cpus = [], []
+    sampler = SlowSampler(args.slow)
+    p0 = time.process_time()
     for j, (d, ps) in enumerate(adds):
-        t, c = time.perf_counter(), time.thread_time()
         old = olds[j] if args.touch and j % args.touch == 0 else None
-        scorer.add(**add_rows(d, ps, f"ADD-{j:06d}", night, old))
+        rows = add_rows(d, ps, f"ADD-{j:06d}", night, old)
+        folds, rebuilds = scorer.folds, getattr(scorer, "rebuilds", None)
+        t, c = time.perf_counter(), time.thread_time()
+        sampler.started = t
+        scorer.add(**rows)
+        sampler.started = None
         times.append(time.perf_counter() - t)
         cpus.append(time.thread_time() - c)
+        if times[-1] > args.slow:
+            print(f"slow add {j}: wall {times[-1]:.2f} s, CPU {cpus[-1]:.2f} s, folds {folds} -> {scorer.folds}, "
+                  f"rebuilds {rebuilds} -> {getattr(scorer, 'rebuilds', None)}; where (stack samples):\n"
+                  f"{sampler.report()}")
         if (j + 1) % args.block == 0:
             print(f"after {j + 1:5d} adds: add {_figures(times[-args.block:], cpus[-args.block:])}; "
                   f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{uptime()[-16:]}]")
-    print(f"{len(times)} adds: {_figures(times, cpus)}")
+    print(f"{len(times)} adds: {_figures(times, cpus)}; first add wall {times[0] * 1e3:.0f} ms CPU "
+          f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
+          f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    sampler.stop.set()
     if args.check:
         from escalation_risk.features import build_features
 

@@ -43,8 +43,8 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..linking import link_persons
-from .delta import DeltaTimeline, Stacked, grow, positions_of
-from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline
+from .delta import DeltaTimeline, Stacked, entity_positions, grow
+from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline, join_on, unique_keys
 
 # timeline -> (kind of its entity, {payload column: kind}); None = a plain value.
 # "src" marks where the incident an event comes from is: "ent" or a payload column.
@@ -129,17 +129,55 @@ def _rows_by_incident(idx: HistoryIndex, history: Stacked, name: str, n_base: in
     return rows
 
 
-def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True
-          ) -> Timeline | DeltaTimeline:
+def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True,
+          ents: np.ndarray | None = None) -> Timeline | DeltaTimeline:
     """``tl`` without the events whose ``column`` ("ent" or a payload column; None: none)
     is one of the ``touched`` numbers (sorted), with ``add``'s events after equal keys
-    (compacted past its limit only when ``fold``)."""
+    (compacted past its limit only when ``fold``). For a payload column, ``ents`` are the
+    entities whose events may hold a touched number (a superset is fine): the base events
+    are looked for among theirs, by binary searches on the sorted key, never by a pass
+    over (or a sort of) the whole timeline."""
     d = DeltaTimeline.of(tl)
     if column is None or not len(touched):
         return d.edit(np.zeros(0, np.int64), None, add, fold=fold)
-    base_drop = positions_of(d.base, column, touched)
+    if column == "ent":
+        base_drop = entity_positions(d.base, touched)
+    else:
+        if ents is None:
+            raise ValueError(f"dropping by {column!r} needs the entities that hold those events")
+        near = entity_positions(d.base, ents)
+        base_drop = near[_member(np.asarray(d.base.payload[column][near], np.int64), touched)]
     delta_col = d.delta.ent if column == "ent" else d.delta.payload[column]
     return d.edit(base_drop, _member(np.asarray(delta_col, np.int64), touched), add, fold=fold)
+
+
+def _entities_of(idx: HistoryIndex, old: np.ndarray) -> dict[str, np.ndarray]:
+    """By kind, the entities whose timelines hold the events of the existing incidents
+    ``old`` (sorted positions), read from ``idx`` itself: their persons (party_inc) and the
+    pairs among them, their organisations, places, grids and the records they follow up.
+    Every event of an incident is filed under one of these (the build derives them from the
+    same parties and incident rows, which an add never rewrites; a linkage change re-builds),
+    so the events to drop are found among a few entities' events."""
+    none = np.zeros(0, np.int64)
+    if not len(old):
+        return dict.fromkeys(("person", "pair", "org", "place", "grid", "inc"), none)
+    every = np.full(len(old), NEVER)
+    pi = idx.party_inc
+    _, pos = pi.expand(old, None, every)
+    owner = np.asarray(pi.ent[pos], np.int64)
+    person = np.asarray(pi.payload["person"][pos], np.int64)
+    x, y = join_on(owner, owner)
+    keep = person[x] < person[y]
+    pair_keys = unique_keys(person[x][keep] * SHIFT + person[y][keep])
+    pairs = IdIndex.of(idx.pairs).get_indexer(pair_keys) if len(pair_keys) else none
+    op = idx.org_party_inc
+    _, opos = op.expand(old, None, every)
+    place = np.asarray(idx.inc_place[old], np.int64)
+    place = place[place >= 0]
+    related = np.asarray(idx.inc_related[old], np.int64)
+    return {"person": np.unique(person), "pair": pairs[pairs >= 0],
+            "org": np.unique(np.asarray(op.payload["org"][opos], np.int64)), "place": np.unique(place),
+            "grid": np.unique(np.asarray(idx.place_grid[place], np.int64)), "inc": related[related >= 0]}
 
 
 def _touched(idx: HistoryIndex, added: dict[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
@@ -321,13 +359,14 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
 
     # ---------------------------------------------------------------- timelines
     old_sorted = np.sort(old_pos)
+    entities = _entities_of(idx, old_sorted)
 
     def merged(big: Timeline | DeltaTimeline, small: Timeline | DeltaTimeline, spec) -> Timeline | DeltaTimeline:
         ent_kind, payload, src = spec
         ent = _remap(np.asarray(small.ent), maps[ent_kind])  # the small index is built plain
         pay = {k: (_remap(np.asarray(v), maps[kind]) if kind else v) for k, v in small.payload.items()
                for kind in [payload.get(k)]}
-        return _edit(big, src, old_sorted, Timeline.build(ent, small.t, **pay), fold)
+        return _edit(big, src, old_sorted, Timeline.build(ent, small.t, **pay), fold, entities.get(ent_kind))
 
     for name, spec in TIMELINES.items():
         setattr(out, name, merged(getattr(idx, name), getattr(sub, name), spec))
@@ -355,7 +394,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     cp = DeltaTimeline.of(idx.counterparties)
     gone = np.sort(np.concatenate([pa * SHIFT + pb, pb * SHIFT + pa]))
     # The ties of those pairs: among the events of their persons (binary searches, no scan).
-    near = positions_of(cp.base, "ent", np.concatenate([pa, pb]))
+    near = entity_positions(cp.base, np.concatenate([pa, pb]))
     base_drop = near[_member(cp.base.ent[near] * SHIFT + cp.base.payload["other"][near], gone)]
     delta_drop = _member(cp.delta.ent * SHIFT + cp.delta.payload["other"], gone)
     out.counterparties = cp.edit(base_drop, delta_drop, Timeline.build(
