@@ -348,7 +348,7 @@ def test_many_adds_in_a_row_equal_a_rebuilt_index(small_model, small_district, m
                                         "text": "对方扬言要报复"}]
         sc.add(incidents=incidents, incident_parties=parties, **extra)
         disputes.append(new)
-        if sc._since_snapshot is not None and len(sc._since_snapshot) >= 3:
+        if sc._job is not None and len(sc._job.since) >= 3:
             gate.set()
     gate.set()
     assert sc.wait_for_fold(60) and sc.fold_error is None
