@@ -34,6 +34,7 @@ from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
 from .features.index_append import append_to_index, delta_events, fold_index, needs_fold
+from .features.index_append import prepare as prepare_appends
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 
@@ -233,7 +234,9 @@ def _appended(state: _State, added: dict[str, pd.DataFrame], lexicon, rebuild: b
 def _rebuilt(history: Stacked, lexicon) -> _State:
     """The state of ``history`` with an index built from scratch (its tables joined)."""
     ds = history.dataset()
-    return _State(Stacked(ds), history_index(ds, lexicon))
+    state = _State(Stacked(ds), history_index(ds, lexicon))
+    prepare_appends(state.idx, state.history)  # the next add need not (seconds at a million people)
+    return state
 
 
 def _reapply(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _State:

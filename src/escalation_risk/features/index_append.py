@@ -43,6 +43,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..linking import link_persons
+from ..lookup import id_positions
 from .delta import DeltaTimeline, Stacked, entity_positions, grow
 from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline, join_on, unique_keys
 
@@ -122,11 +123,26 @@ def _rows_by_incident(idx: HistoryIndex, history: Stacked, name: str, n_base: in
     ``idx`` indexes) and then grown with each append."""
     rows = idx.append_cache.get(name)
     if rows is None:
-        ids = history.column(name, "incident_id", 0, n_base)
-        inc = idx.incidents.get_indexer(ids)
-        rows = Timeline.build(inc, np.zeros(len(ids), np.int64), row=np.arange(len(ids)))
+        n_inc = len(idx.incidents)
+        base, base_inc = getattr(history.base, name), history.base.incidents
+        if n_base <= len(base) and n_inc <= len(base_inc):
+            # Arrow's hash look-up over the loaded columns: no Python object per id (seconds
+            # at a million people through pandas, the first add's cost).
+            inc = id_positions(base_inc["incident_id"].iloc[:n_inc], base["incident_id"].iloc[:n_base])
+        else:
+            inc = idx.incidents.get_indexer(history.column(name, "incident_id", 0, n_base))
+        rows = Timeline.build(inc, np.zeros(len(inc), np.int64), row=np.arange(len(inc)))
         idx.append_cache[name] = rows
     return rows
+
+
+def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
+    """Build what the first add to ``idx`` (the index of ``history``) would otherwise build
+    on its path: the rows of each party, mediation and note table by incident."""
+    if isinstance(history, Dataset):
+        history = Stacked(history)
+    for name in ("incident_parties", "mediations", "incident_notes"):
+        _rows_by_incident(idx, history, name, history.n(name))
 
 
 def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True,
