@@ -49,6 +49,18 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def load() -> str:
+    return "load " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def namesake(pid: str, id_number: str | None, phone: str) -> dict:
+    """A person record of one made-up name and birth year: two such records with different
+    identifiers are two people until a third carries the id number of one and the phone
+    of the other (benchmark --link-at)."""
+    return {"person_id": pid, "birth_year": 1980, "gender": "male", "hukou": "local", "employment": "employed",
+            "name": "欧阳明远", "id_number": id_number, "phone": phone}
+
+
 def district(persons: int, data: Path) -> Path:
     """The cached district in ``data`` (generated there on first use)."""
     if not (data / "incidents.parquet").exists():
@@ -117,6 +129,8 @@ def main(argv=None) -> None:
     ap.add_argument("--block", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200, help="timed score_dispute calls per block")
     ap.add_argument("--touch", type=int, default=10, help="every N-th add also mediates an existing dispute (0: none)")
+    ap.add_argument("--link-at", type=int, default=None, help="add two namesakes with that add, and 10 adds "
+                    "later a record linking them (the index is rebuilt: in the background by default)")
     ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
                     "with samples of their stack")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
@@ -151,11 +165,20 @@ def main(argv=None) -> None:
 
     print(f"score_dispute before adds: {p99_block()}")
     times, cpus = [], []
+    from escalation_risk.idnumbers import gb11643_check_digit
+
+    idn = "33010219800312457" + gb11643_check_digit("33010219800312457")
+    t_link = None
     sampler = SlowSampler(args.slow)
     p0 = time.process_time()
     for j, (d, ps) in enumerate(adds):
         old = olds[j] if args.touch and j % args.touch == 0 else None
         rows = add_rows(d, ps, f"ADD-{j:06d}", night, old)
+        if args.link_at is not None and j == args.link_at:
+            rows["persons"] = [namesake("LINK-A", idn, "13912345671"), namesake("LINK-B", None, "13987654322")]
+        if args.link_at is not None and j == args.link_at + 10:
+            rows["persons"] = [namesake("LINK-R", idn, "13987654322")]
+            t_link, pending_adds = time.perf_counter(), []
         folds, rebuilds = scorer.folds, getattr(scorer, "rebuilds", None)
         t, c = time.perf_counter(), time.thread_time()
         sampler.started = t
@@ -163,13 +186,23 @@ def main(argv=None) -> None:
         sampler.started = None
         times.append(time.perf_counter() - t)
         cpus.append(time.thread_time() - c)
+        if args.link_at is not None and j == args.link_at + 10:
+            print(f"add {j} links two known people: wall {times[-1] * 1e3:.1f} ms, CPU {cpus[-1] * 1e3:.1f} ms; "
+                  f"{scorer.pending_adds} add(s) pending a rebuild")
+        elif args.link_at is not None and j > args.link_at + 10 and t_link is not None:
+            pending_adds.append(j)
+            if not scorer.pending_adds:
+                print(f"rebuild published {time.perf_counter() - t_link:.1f} s after the linking add; "
+                      f"{len(pending_adds) - 1} adds accepted meanwhile: "
+                      f"{_figures(times[-len(pending_adds):-1] or [0], cpus[-len(pending_adds):-1] or [0])}")
+                t_link = None
         if times[-1] > args.slow:
             print(f"slow add {j}: wall {times[-1]:.2f} s, CPU {cpus[-1]:.2f} s, folds {folds} -> {scorer.folds}, "
                   f"rebuilds {rebuilds} -> {getattr(scorer, 'rebuilds', None)}; where (stack samples):\n"
                   f"{sampler.report()}")
         if (j + 1) % args.block == 0:
             print(f"after {j + 1:5d} adds: add {_figures(times[-args.block:], cpus[-args.block:])}; "
-                  f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{uptime()[-16:]}]")
+                  f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{load()}]")
     print(f"{len(times)} adds: {_figures(times, cpus)}; first add wall {times[0] * 1e3:.0f} ms CPU "
           f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
           f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "
