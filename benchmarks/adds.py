@@ -129,6 +129,8 @@ def main(argv=None) -> None:
     ap.add_argument("--block", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200, help="timed score_dispute calls per block")
     ap.add_argument("--touch", type=int, default=10, help="every N-th add also mediates an existing dispute (0: none)")
+    ap.add_argument("--fold", default="background", choices=("background", "inline", "never"),
+                    help="Scorer(fold=...): where folds and rebuilds run")
     ap.add_argument("--link-at", type=int, default=None, help="add two namesakes with that add, and 10 adds "
                     "later a record linking them (the index is rebuilt: in the background by default)")
     ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
@@ -143,7 +145,7 @@ def main(argv=None) -> None:
     t_load = time.perf_counter() - t0
     night = pd.Timestamp(ds.incidents["reported_at"].max()).normalize()
     t0 = time.perf_counter()
-    scorer = er.Scorer(model, ds)
+    scorer = er.Scorer(model, ds, fold=args.fold)
     t_index = time.perf_counter() - t0
     print(f"{len(ds.persons):,} person records; load {t_load:.1f} s, Scorer (index) {t_index:.1f} s")
     reqs = score_requests(ds, night, args.adds + args.calls + 50, 1)
@@ -203,6 +205,12 @@ def main(argv=None) -> None:
         if (j + 1) % args.block == 0:
             print(f"after {j + 1:5d} adds: add {_figures(times[-args.block:], cpus[-args.block:])}; "
                   f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{load()}]")
+    if t_link is not None:
+        pending = scorer.pending_adds
+        scorer.wait_for_fold()
+        print(f"rebuild published {time.perf_counter() - t_link:.1f} s after the linking add, after the last add "
+              f"({pending} adds were pending; {len(pending_adds)} accepted after the linking add: "
+              f"{_figures(times[-len(pending_adds):] or [0], cpus[-len(pending_adds):] or [0])})")
     print(f"{len(times)} adds: {_figures(times, cpus)}; first add wall {times[0] * 1e3:.0f} ms CPU "
           f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
           f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "

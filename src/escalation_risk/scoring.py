@@ -204,6 +204,7 @@ class _State:
 
 FOLDS = ("background", "inline", "never")
 CATCH_UP = 8  # adds a finished fold or rebuild may still have to re-apply when it takes the lock
+CATCH_UP_ROUNDS = 3  # rounds of re-applying adds outside the lock before the rest is done holding it
 
 
 def _over_limit(state: _State) -> bool:
@@ -438,12 +439,14 @@ class Scorer:
         lexicon = self.model.lexicon
         try:
             state = _fold(snapshot) if isinstance(snapshot, _State) else _rebuilt(snapshot, lexicon)
-            done = 0
+            done = rounds = 0
             while True:
                 with self._lock:
                     if self._job is not job:
                         return  # superseded: an add re-built the index or started a rebuild
-                    if len(job.since) - done <= CATCH_UP:
+                    # Adds arriving as fast as they are re-applied would keep a catch-up going
+                    # for ever: after a few rounds the rest is re-applied holding the lock.
+                    if len(job.since) - done <= CATCH_UP or rounds == CATCH_UP_ROUNDS:
                         state = _reapply(state, job.since[done:], lexicon)
                         self._state, self._accepted = state, state.history
                         if job.kind == "rebuild":
@@ -455,6 +458,7 @@ class Scorer:
                     todo = list(job.since[done:])
                 state = _reapply(state, todo, lexicon)  # adds go on meanwhile
                 done += len(todo)
+                rounds += 1
         except Exception as e:  # the state stays and keeps answering; the next add may try again
             self.fold_error = e
             log.exception("background %s of the scorer's history failed", job.kind)
