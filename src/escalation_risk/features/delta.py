@@ -9,7 +9,9 @@ makes one add cost seconds at a million people. Two structures avoid the copy:
   plus a small sorted *delta*. It answers ``bounds``/``count``/``expand`` and indexes its
   ``key``/``t``/``ent``/``payload`` arrays by positions of the *merged* order, the order
   the materialised timeline would have, so feature code reads it as a plain Timeline.
-  An edit re-sorts only the delta; once the delta passes :func:`delta_limit` the
+  An edit merges the new events into the delta (binary searches of the few new ones,
+  each delta event keeping its rank in the base: nothing is sorted, and the base is not
+  searched again); once the delta passes :func:`delta_limit` the
   timeline is :meth:`~DeltaTimeline.compact`-ed into a new plain base: by the edit
   itself, or (``fold=False``, as ``Scorer`` does) later, on a snapshot, off the add's path.
 - :class:`Stacked` is the history itself as the loaded tables plus the rows added
