@@ -11,7 +11,9 @@ re-sorts every timeline of the district; here only the records that change are r
 3. Its numbers (incident, person, pair, place, grid, organisation, household,
    mediation) are mapped onto the big index's, new entities appended at the end.
 4. Each timeline of the big index loses the events that came from a touched existing
-   incident and gains the small index's events, as a :class:`~.delta.DeltaTimeline`:
+   incident (found among the events of that incident's own persons, pairs, organisations,
+   place, grid or followed-up record: binary searches, no pass over the timeline) and
+   gains the small index's events, as a :class:`~.delta.DeltaTimeline`:
    the big sorted arrays stay as they are, the drops and the new events live in a
    small delta merged into them on a threshold (see :mod:`.delta`); the counterparty
    ties of the pairs involved are recomputed from the pair timeline. Per-incident and
@@ -31,7 +33,8 @@ re-builds, so a forgotten part costs time, never correctness.
 New people are linked against the existing ones (``link_persons`` with the existing
 keys: a pass over the persons table, only when persons are added). If a new record
 links two people who had separate keys, or new ``person_attributes`` rows arrive
-(their timelines are per canonical person over all its records), the index is re-built.
+(their timelines are per canonical person over all its records), the index is re-built
+(by the caller: ``Scorer`` does it on a background thread by default).
 """
 
 from __future__ import annotations
