@@ -114,6 +114,39 @@ class SlowSampler:
         return "\n".join(lines)
 
 
+def phase_timers() -> collections.Counter:
+    """CPU seconds (``thread_time``) spent in the main steps of an add, by step, accumulated
+    by wrapping them (``--phases``; the wrappers cost a few per cent)."""
+    import functools
+
+    from escalation_risk import scoring
+    from escalation_risk.dataset import Dataset
+    from escalation_risk.features import delta, index_append
+
+    acc: collections.Counter = collections.Counter()
+
+    def wrap(owner, name: str, label: str) -> None:
+        f = getattr(owner, name)
+
+        @functools.wraps(f)
+        def timed(*a, **k):
+            c = time.thread_time()
+            try:
+                return f(*a, **k)
+            finally:
+                acc[label] += time.thread_time() - c
+        setattr(owner, name, timed)
+
+    wrap(scoring, "_context", "context (the history's rows the new rows name)")
+    wrap(Dataset, "append", "validating the rows (Dataset.append)")
+    wrap(scoring, "append_to_index", "append_to_index (all)")
+    wrap(index_append, "HistoryIndex", "  the small HistoryIndex")
+    wrap(delta.Stacked, "rows", "rows read by position (Stacked.rows)")
+    wrap(index_append, "_edit", "  timeline edits (_edit)")
+    wrap(index_append.IdIndex, "get_indexer", "id look-ups (IdIndex.get_indexer)")
+    return acc
+
+
 def _figures(wall: list[float], cpu: list[float]) -> str:
     w, c = np.array(wall) * 1e3, np.array(cpu) * 1e3
     return (f"wall p50 {np.percentile(w, 50):.1f} p99 {np.percentile(w, 99):.1f} max {w.max():.1f} ms, "
@@ -135,6 +168,7 @@ def main(argv=None) -> None:
                     "later a record linking them (the index is rebuilt: in the background by default)")
     ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
                     "with samples of their stack")
+    ap.add_argument("--phases", action="store_true", help="CPU per add of its main steps, per block")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
@@ -166,6 +200,7 @@ def main(argv=None) -> None:
         return _figures(lat, cpu)
 
     print(f"score_dispute before adds: {p99_block()}")
+    phases = phase_timers() if args.phases else None
     times, cpus = [], []
     from escalation_risk.idnumbers import gb11643_check_digit
 
@@ -205,6 +240,10 @@ def main(argv=None) -> None:
         if (j + 1) % args.block == 0:
             print(f"after {j + 1:5d} adds: add {_figures(times[-args.block:], cpus[-args.block:])}; "
                   f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{load()}]")
+            if phases is not None:
+                for label, v in sorted(phases.items(), key=lambda x: -x[1]):
+                    print(f"    {label:50s} {v / args.block * 1e3:6.2f} ms/add")
+                phases.clear()
     if t_link is not None:
         pending = scorer.pending_adds
         scorer.wait_for_fold()
