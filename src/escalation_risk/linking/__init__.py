@@ -69,13 +69,11 @@ Everything is a function of the keys table (``person_id``, ``birth_year``, ``gen
 and the ``lk_*`` columns) and, optionally, graph evidence (:func:`graph_evidence`):
 :func:`link_keys` links any such table, e.g. a province's.
 
-Graph evidence is compared with :data:`GRAPH_MODEL` (``LinkageModel(graph=True)``);
-:func:`link_persons` uses it whenever the dataset holds the graph (:func:`model_for`), so
-the night, training and every reader read one linkage rule. Point in time: that linkage
-is read as of the export, so a link only a later incident revealed is read by features
-at earlier moments too (identifiers recorded late are not: ``persons.recorded_at``);
-``link_persons(ds, model=DEFAULT_MODEL)`` is the identifier-only linkage, ``as_of=t``
-the linkage as known at t.
+Graph evidence is compared with :data:`GRAPH_MODEL` (``LinkageModel(graph=True)``), not
+in the default model that training and the night read: features at every moment of a
+history read one linkage, and a link only a later incident revealed would carry that
+incident into earlier features. Use it for a linkage as of one moment
+(``link_persons(ds, model=GRAPH_MODEL, as_of=t)``) or a review of duplicates.
 
 Availability: :func:`link_persons` reads what the dataset holds, i.e. linkage as of the
 export; ``link_persons(ds, as_of=t)`` links as known at t: graph evidence only from
@@ -85,20 +83,11 @@ records known then (:mod:`escalation_risk.known`), and a person record only from
 
 
 from .evidence import GraphEvidence, graph_evidence
-from .linker import (
-    Linkage,
-    _linkage,
-    explain_links,
-    link_keys,
-    link_persons,
-    linkage_parameters,
-    linkage_summary,
-    model_for,
-)
+from .linker import Linkage, _linkage, explain_links, link_keys, link_persons, linkage_parameters, linkage_summary
 from .model import DEFAULT_MODEL, FIELDS, GRAPH_FIELDS, GRAPH_MODEL, LEVELS, RULE_FALLBACK, RULE_ID, LinkageModel
 from .parameters import em_m, estimate_u
 
 __all__ = ["DEFAULT_MODEL", "FIELDS", "GRAPH_FIELDS", "GRAPH_MODEL", "GraphEvidence", "LEVELS", "RULE_FALLBACK",
            "RULE_ID", "Linkage",
            "LinkageModel", "_linkage", "em_m", "estimate_u", "explain_links", "graph_evidence", "link_keys",
-           "link_persons", "linkage_parameters", "linkage_summary", "model_for"]
+           "link_persons", "linkage_parameters", "linkage_summary"]

@@ -186,17 +186,15 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
 
 
 def link_persons(ds: Dataset, existing: pd.Series | None = None,
-                 model: LinkageModel | None = None, *, as_of=None) -> pd.Series:
+                 model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.Series:
     """Map every ``person_id`` to a canonical person key (a Series named ``person_key``).
 
     ``existing`` is an earlier result: people it knows keep their key, new records
     join the group they link to, or start their own. The result is cached on the
     dataset when ``existing`` is not given (and the default model is used).
 
-    The evidence is what ``ds`` holds: identifiers, and the graph around each record
-    (:func:`~escalation_risk.linking.graph_evidence`) whenever the dataset holds the
-    graph's tables (``model`` None: :data:`GRAPH_MODEL` then, else :data:`DEFAULT_MODEL`;
-    one linkage rule for the night, training and every reader). ``as_of``: link
+    The evidence is what ``ds`` holds: identifiers, and with ``GRAPH_MODEL`` the graph
+    around each record (:func:`~escalation_risk.linking.graph_evidence`). ``as_of``: link
     as known at that moment (graph evidence from records known then, by
     :mod:`escalation_risk.known`; a person record with a later ``recorded_at`` stands
     alone). Without it the linkage is read as of the export (a cut Dataset,
@@ -205,19 +203,9 @@ def link_persons(ds: Dataset, existing: pd.Series | None = None,
     return _linkage(ds, existing, model, as_of=as_of).key
 
 
-def model_for(ds: Dataset) -> LinkageModel:
-    """The linkage model a dataset is linked with: :data:`GRAPH_MODEL` when it holds the
-    graph (incidents with their parties and places), else :data:`DEFAULT_MODEL`."""
-    tables = ds.tables()
-    graph = all(t in tables and len(tables[t]) for t in ("incidents", "incident_parties", "places"))
-    return GRAPH_MODEL if graph else DEFAULT_MODEL
-
-
-def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel | None, as_of=None) -> Linkage:
-    chosen = model is None
-    model = model_for(ds) if model is None else model
+def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of=None) -> Linkage:
     cacheable = existing is None and (model is DEFAULT_MODEL or model is GRAPH_MODEL)
-    slot = "linkage" if as_of is None and (chosen or model is model_for(ds)) else \
+    slot = "linkage" if as_of is None and model is DEFAULT_MODEL else \
         ("linkage", model.graph, None if as_of is None else to_moment(as_of, what="as_of"))
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
@@ -231,7 +219,7 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel | None
     return res
 
 
-def linkage_summary(ds: Dataset, model: LinkageModel | None = None, *, as_of=None) -> dict[str, float]:
+def linkage_summary(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> dict[str, float]:
     """Figures of the dataset's linkage: candidate and accepted pairs per blocking rule,
     the weight threshold, the expected number of false matches among kept pairs, the
     components the chaining guard re-clustered."""
@@ -258,7 +246,7 @@ def _rule(levels: pd.DataFrame) -> pd.Series:
     return joined.where(idl != ID_EXACT, RULE_ID)
 
 
-def linkage_parameters(ds: Dataset, model: LinkageModel | None = None, *, as_of=None) -> pd.DataFrame:
+def linkage_parameters(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
     """The trained parameters of the dataset's linkage: per field and level, m (learnt by
     EM, or the model's default where the data were too few: ``m_from``), u (from random
     pairs), the weight log2(m/u) in bits, and whether the level is term-frequency adjusted
@@ -266,7 +254,7 @@ def linkage_parameters(ds: Dataset, model: LinkageModel | None = None, *, as_of=
     return _linkage(ds, None, model, as_of=as_of).parameters.copy()
 
 
-def explain_links(ds: Dataset, model: LinkageModel | None = None, *, as_of=None) -> pd.DataFrame:
+def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
     """The evidence behind every link: one row per accepted pair inside one group.
 
     Columns: person_key, person_id, linked_to (the pair, ``linked_to`` the smaller id),

@@ -101,11 +101,12 @@ class LinkageModel:
     held out (up to ``em_sample`` pairs each, seeded; a session needs ``em_min_pairs``
     pairs, and its estimate of a field counts only when it found ``em_min_matches``
     matches with that field present).
-    ``graph=True`` (:data:`GRAPH_MODEL`) compares graph evidence too; ``link_persons``
-    uses it whenever the dataset holds the graph (``model_for``). Features at every moment
-    T of a history read that one linkage, so a link only an incident after T revealed is
-    read at T as well (the identifiers' links are not, by ``persons.recorded_at``); a
-    linkage as of one moment is ``link_persons(ds, as_of=t)``. The graph levels are
+    ``graph=True`` (:data:`GRAPH_MODEL`) compares graph evidence too. It is off in the
+    default model, the linkage training and the night read: features at every moment T of
+    a history read one linkage, and a link that only an incident after T revealed would
+    carry that incident into features at T (the point-in-time property of
+    ``tests/test_known.py`` catches it). A linkage as of one moment
+    (``link_persons(ds, GRAPH_MODEL, as_of=t)``, a review of duplicates) may use it. The graph levels are
     compared for every candidate pair but those with two valid, different id numbers, of
     which ``graph_u_sample`` (seeded) are compared for the graph u among namesakes.
     """
