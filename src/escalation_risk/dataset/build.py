@@ -120,9 +120,13 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
         del read, given
         rows_read[name] = len(raw)
         _require_columns(spec, raw.columns)
+        normalised: dict[str, pd.Series] = {}
         if name == "persons" and key is not None:
-            # Record-linkage keys come from the raw identifiers, hashed with the same key.
-            raw = raw.assign(**normalize.linkage_keys(raw, key))
+            # Record-linkage keys come from the raw identifiers, hashed with the same key;
+            # the names are normalised once, for the keys and for their pseudonyms.
+            if "name" in raw.columns:
+                normalised["name"] = normalize.normalise_name(raw["name"])
+            raw = raw.assign(**normalize.linkage_keys(raw, key, names=normalised.get("name")))
         if len(raw) <= SMALL and not PII_COLUMNS[name]:
             # A service's few rows: the record engine (same spec, same result, without the
             # frame engine's fixed cost); on any problem the frame engine names them all.
@@ -133,7 +137,8 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 continue
             except DataValidationError:
                 pass
-        raw, df, probs = _parse_table(name, raw, key)
+        raw, df, probs = _parse_table(name, raw, key, normalised=normalised)
+        del normalised
         problems.extend(probs)
         parsed[name] = df
         # Kept for the rows a later check may set aside, in the columns their report may
