@@ -210,12 +210,15 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
     out: dict[str, pd.DataFrame] = {}
     rejected: dict[str, pd.DataFrame] = {}
     for name in TABLE_ORDER:
-        df = parsed[name]
+        # Each parsed table (and its raw columns) freed as its final form is made.
+        df = parsed.pop(name)
+        raw_rows = raw_frames.pop(name, None)
         bad = bad_rows.get(name, np.zeros(len(df), bool))
         if bad.any():
+            assert raw_rows is not None  # a table with rows was parsed, its raw columns kept
             # Ids, codes, times and numbers only: free text and personal data never leave.
-            keep = _shown_columns(name, raw_frames[name].columns)
-            rows = raw_frames[name].loc[bad, keep].copy()
+            keep = _shown_columns(name, raw_rows.columns)
+            rows = raw_rows.loc[bad, keep].copy()
             for c in rows.columns:  # a bad code or id can be anything someone typed
                 if not pd.api.types.is_numeric_dtype(rows[c]) and not pd.api.types.is_datetime64_any_dtype(rows[c]):
                     rows[c] = rows[c].astype(object).map(lambda v, t=name, c=c: rejected_value(t, c, v))
@@ -223,6 +226,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
             df = df[~bad]
             # Related-incident links to a rejected incident are dropped from the kept rows
             # only through the rejection above; nothing is silently rewritten.
+        del raw_rows
         out[name] = df if name in typed and not bad.any() else _finish_types(TABLES[name], df.reset_index(drop=True))
         if base is None:
             out[name] = _one_chunk(out[name])
