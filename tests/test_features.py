@@ -265,3 +265,21 @@ def test_features_a_slice_at_a_time_equal_features_at_once(district):
     assert not whole.equals(plain)  # the notes and mediations given online are read
     for chunk in (7, 64):
         pd.testing.assert_frame_equal(compute_features(idx, online, chunk=chunk), whole)
+
+
+def test_batch_score_a_slice_at_a_time_equals_scoring_at_once(district, monkeypatch):
+    """RiskModel.score builds features and reasons a slice of points at a time (the night's
+    memory): probabilities, levels, reasons and plans equal those of one pass."""
+    from pathlib import Path
+
+    import escalation_risk.model.risk_model as risk_model
+    from escalation_risk.model import load_model
+
+    model = load_model(Path(__file__).resolve().parents[1] / "models" / "default")
+    night = district.incidents["reported_at"].max()
+    whole = model.score(district, night, reasons_for="all")
+    alerts = model.score(district, night)
+    assert len(whole) > 200 and (alerts["level"] != "blue").any() and (alerts["level"] == "blue").any()
+    monkeypatch.setattr(risk_model, "CHUNK", 61)
+    pd.testing.assert_frame_equal(model.score(district, night, reasons_for="all"), whole)
+    pd.testing.assert_frame_equal(model.score(district, night), alerts)
