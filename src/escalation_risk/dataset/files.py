@@ -60,13 +60,15 @@ def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
     # which must be the caller's (when one is set); raw data need a key.
     given = find_key(pseudonym_key, argument="pseudonym_key", env=KEY_ENV, file_env=KEY_FILE_ENV)
     key, fingerprint = folder_key(folder, given)
-    tables: dict[str, pd.DataFrame | Callable[[], pd.DataFrame | None]] = {}
+    tables: dict[str, pd.DataFrame | Callable[[], pd.DataFrame | None]]
     if key is None:
+        read: dict[str, pd.DataFrame] = {}
         for name in TABLES:
             df = _read_table(folder, name, written=True)
             if df is not None:
-                tables[name] = df
-        check_pseudonyms(folder, tables)  # type: ignore[arg-type]
+                read[name] = df
+        check_pseudonyms(folder, read)
+        tables = dict(read)
     else:
         # Raw tables are read one at a time as they are validated, each freed once parsed:
         # a million-person district's raw tables (2.4 GB) never sit beside the parsed ones.

@@ -148,7 +148,8 @@ def feature_table() -> pd.DataFrame:
     return REGISTRY.table()
 
 
-__all__ = ["CHUNK", "build_features", "compute_columns", "compute_features", "feature_names", "feature_table", "FEATURE_NAMES",
+__all__ = ["CHUNK", "build_features", "compute_columns", "compute_features", "feature_names", "feature_table",
+           "FEATURE_NAMES",
            "CATEGORICAL", "SENSITIVE", "TextModel",
            "REGISTRY",
            "Feature", "Registry", "HistoryIndex", "history_index", "Lexicon", "load_lexicon", "PointSet",
