@@ -283,3 +283,39 @@ def test_batch_score_a_slice_at_a_time_equals_scoring_at_once(district, monkeypa
     monkeypatch.setattr(risk_model, "CHUNK", 61)
     pd.testing.assert_frame_equal(model.score(district, night, reasons_for="all"), whole)
     pd.testing.assert_frame_equal(model.score(district, night), alerts)
+
+
+_SEEDED_RUN = """
+import hashlib, sys
+import pandas as pd
+from escalation_risk import Dataset
+from escalation_risk.synth import generate_tables
+from escalation_risk.features import build_features
+tables, _ = generate_tables(1500, seed=7, linkage_noise=0.25)
+ds = Dataset.from_frames(pseudonym_key=sys.argv[1], errors="quarantine", **tables)
+inc = ds.incidents
+d = inc[inc["kind"] == "dispute"]
+pts = pd.DataFrame({"dispute_id": d["incident_id"].to_numpy(), "as_of": d["reported_at"].max()})
+X = build_features(ds, pts)
+key = ds.cache["person_key"]
+print(hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes()
+                     + pd.util.hash_pandas_object(key).to_numpy().tobytes()).hexdigest(), len(X))
+"""
+
+
+def test_linkage_and_features_do_not_depend_on_the_string_hash_seed():
+    """Two processes with different PYTHONHASHSEED (set and dict orders of strings differ)
+    link the same people and compute the same features, bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    out = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        run = subprocess.run([sys.executable, "-c", _SEEDED_RUN, KEY], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        out.append(run.stdout.split())
+    assert int(out[0][1]) > 100
+    assert out[0] == out[1]
