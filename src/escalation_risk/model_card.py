@@ -206,6 +206,45 @@ alerted). 95% bootstrap intervals.
 """
 
 
+def _equalised_section(m: dict, equalised: pd.DataFrame | None) -> str:
+    """The per-group thresholds of ``config={"equalise_fpr": ...}``, and what they cost."""
+    spec = m.get("equalised_fpr")
+    if not spec:
+        return ""
+
+    def iv(v, lo, hi) -> str:
+        return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    def tab(rows: pd.DataFrame) -> str:
+        return _table(pd.DataFrame({
+            "rule": rows["rule"], "group": rows["group"], "n": rows["n"], "escalated": rows["escalated"],
+            "alerted": [iv(*r) for r in rows[["alerted", "alerted_lo", "alerted_hi"]].to_numpy()],
+            "precision": [iv(*r) for r in rows[["precision", "precision_lo", "precision_hi"]].to_numpy()],
+            "false-positive rate": [iv(*r) for r in rows[["fpr", "fpr_lo", "fpr_hi"]].to_numpy()]}))
+
+    th = ", ".join(f"{g} {t:.3f}" for g, t in sorted(spec["thresholds"].items()))
+    kept = spec.get("groups_kept_single") or []
+    text = f"""## Equalised false-positive rates ({spec['attribute']})
+Trained with `equalise_fpr={spec['attribute']!r}`: besides the one threshold ({spec['single']:.3f}, the top
+{spec['budget']:.0%}), one threshold per {spec['attribute']} group so that every group has the same
+false-positive rate ({spec['fpr']:.3f}) while {spec['budget']:.0%} of disputes are alerted, fitted on the
+out-of-time validation predictions: {th}.{' Groups too small to fit, on the one threshold: ' + ', '.join(kept) + '.' if kept else ''}
+Equal false-positive rates cost precision: the row `all` of each rule shows how much.
+95% bootstrap intervals; thresholds held fixed.
+
+Out-of-time validation windows (where the thresholds were fitted):
+
+{tab(pd.DataFrame(spec['validation']))}
+"""
+    if equalised is not None and len(equalised):
+        text += f"""
+Held-out disputes (first reported after the cutoff, at report time; the same thresholds):
+
+{tab(equalised)}
+"""
+    return text
+
+
 def _ablation_section() -> str:
     """The per-family ablation measured on fresh districts (benchmarks/ablation.py)."""
     from .model.training import ABLATION
@@ -227,7 +266,7 @@ bootstrap 95% interval, resampled by dispute). {ABLATION['verdict']}
 
 
 def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str | None = None,
-                     fairness: pd.DataFrame | None = None) -> Path:
+                     fairness: pd.DataFrame | None = None, equalised: pd.DataFrame | None = None) -> Path:
     r"""Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path.
 
     ``test`` and ``nights`` are optional :class:`~escalation_risk.model.Evaluation`\ s on
@@ -236,6 +275,8 @@ def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str
     is used when it has one; otherwise the card says there is no held-out figure, and
     why (``no_test_reason``). ``fairness`` (:func:`fairness_comparison`) adds the model
     with and without the personal attributes; the card always says which were used.
+    ``equalised`` (:func:`escalation_risk.model.fairness.equalised_comparison` on held-out
+    disputes) adds the held-out figures of a model trained with ``equalise_fpr``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -336,6 +377,7 @@ precision and recall do not differ much between groups before use.
 {_table(by_group) if len(by_group) else '(none)'}
 
 {_fairness_section(fairness, m)}
+{_equalised_section(m, equalised)}
 {_ablation_section()}
 ## What drives the scores
 Mean |SHAP| of the final model on the validation windows' examples, top features:

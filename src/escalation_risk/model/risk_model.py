@@ -116,6 +116,16 @@ class RiskModel:
         """Calibrated probability of a crime within the horizon (0.2: about one in five)."""
         return apply_calibrator(self.raw_score(X), self.calibrator)
 
+    def equalised_alerts(self, X: pd.DataFrame) -> np.ndarray:
+        """Which rows the per-group thresholds alert when the model was trained with
+        ``config={"equalise_fpr": attribute}`` (one false-positive rate for every group at
+        the orange budget; :mod:`.fairness`). Raises ``ValueError`` for a model without them."""
+        spec = self.manifest.get("equalised_fpr")
+        if not spec:
+            raise ValueError("this model has no equalised thresholds: train with config={'equalise_fpr': attribute}")
+        from .fairness import equalised_alerts, group_of
+        return equalised_alerts(self.predict_proba(X), group_of(X, spec["attribute"]), spec)
+
     def contribution_matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """:meth:`contributions` as a bare array (columns: ``feature_names``, then the bias)."""
         if len(X) == 0:

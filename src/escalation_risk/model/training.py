@@ -72,6 +72,7 @@ from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
 from .baselines import _fit_checklist, _fit_logistic
 from .calibration import apply_calibrator, fit_calibrator
+from .fairness import equal_fpr_thresholds, equalised_comparison, group_of
 from .metrics import DEFAULT_BUDGETS, _evaluate_arrays, baseline_scores
 from .points import example_points
 from .risk_model import RiskModel
@@ -132,6 +133,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Feature families left out unless asked for ([]: all): those whose ablation on fresh
     # districts (benchmarks/ablation.py) showed no gain on any seed stay behind this setting.
     "families_off": list(FAMILIES_OFF),
+    # Per-group alert thresholds with one false-positive rate for every group of this
+    # attribute ("gender", "hukou", "age_band", "dispute_category") at the orange budget,
+    # fitted on the out-of-time predictions (model.fairness); None: one threshold for all.
+    "equalise_fpr": None,
 }
 
 
@@ -387,6 +392,13 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
                                 seed=seed)
     p_oot = apply_calibrator(raw_oot, calibrator)
     thresholds = choose_thresholds(p_oot, cfg["budget"])
+    equalised = None
+    if cfg["equalise_fpr"]:
+        g_oot = group_of(X_oot, cfg["equalise_fpr"])
+        equalised = equal_fpr_thresholds(p_oot, y_oot, g_oot, budget=cfg["budget"]["orange"],
+                                         attribute=cfg["equalise_fpr"])
+        equalised["validation"] = equalised_comparison(p_oot, y_oot, g_oot, equalised, n_boot=100,
+                                                       seed=seed).to_dict(orient="records")
     fold_scores: dict[str, list[np.ndarray]] = {"logistic_regression": [], "checklist": []}
     for tr, wi in folds:  # the baselines out of time too, each from its fold's training examples only
         bs = baseline_scores(F[wi], {"logistic_regression": _fit_logistic(F[tr], y[tr], seed),
@@ -435,6 +447,7 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
         "calibration": {"method": calibrator["method"], "cv": calibrator["cv"],
                         "fitted_on": "out-of-time predictions of the rolling-origin windows"},
         "budget": cfg["budget"], "thresholds": thresholds,
+        **({"equalised_fpr": equalised} if equalised is not None else {}),
         "metrics": {"validation": ev.to_dict()},
         **({"lexicon": lexicon.to_dict()} if lexicon is not None else {}),
         "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
