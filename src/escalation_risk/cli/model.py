@@ -66,7 +66,7 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     if pd.isna(newest):
         fail("the data hold no incident: there is nothing to learn from")
     try:
-        config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else {}
+        config: dict = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else {}
         if equalise_fpr:
             config["equalise_fpr"] = equalise_fpr
         outcomes = None

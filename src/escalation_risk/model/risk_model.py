@@ -15,6 +15,7 @@ from ..explain import global_importance, top_reasons
 from ..features import Lexicon, TextModel, build_features, feature_names
 from ..features.lexicon import lexicon_from_dict
 from ..response import ALERT_LEVELS, PLAN_REASONS, assign_levels, choose_plans, compute_trend
+from .baselines import logistic_terms
 from .calibration import apply_calibrator
 from .metrics import DEFAULT_BUDGETS, Evaluation
 from .points import open_points
@@ -50,6 +51,9 @@ class RiskModel:
         # process trained the model (not saved): lets a benchmark compare calibrators.
         self.validation: dict[str, np.ndarray] | None = None
         self._codes: dict[str, dict[str, float]] | None = None  # category -> code, built on first use
+        # The linear part (training's ``linear`` setting): raw score = trees * w_trees +
+        # logistic regression's log-odds * w_linear + intercept; None: the trees alone.
+        self.linear: dict | None = manifest.get("linear") or None
 
     def __repr__(self) -> str:
         return (f"RiskModel(version={self.version!r}, cutoff={self.manifest.get('cutoff')!r}, "
@@ -104,10 +108,24 @@ class RiskModel:
         # One thread for a handful of rows: starting threads costs more than the trees.
         threads = 1 if len(X) < 256 else self.manifest.get("num_threads", 0) or 0
         M = X if isinstance(X, np.ndarray) else self._matrix(X)
-        return np.asarray(self.booster.predict(M, num_threads=threads, **kind), dtype=float)
+        out = np.asarray(self.booster.predict(M, num_threads=threads, **kind), dtype=float)
+        if not self.linear:
+            return out
+        # Trees and the linear model add up on the log-odds scale, and so do their
+        # contributions: each feature's tree SHAP plus its linear term, scaled by the weights.
+        lin = self.baselines["logistic_regression"]
+        terms = logistic_terms(M, self.feature_names, lin)
+        wt, wl, b = self.linear["w_trees"], self.linear["w_linear"], self.linear["intercept"]
+        if kind.get("pred_contrib"):
+            out *= wt
+            out[:, :-1] += wl * terms
+            out[:, -1] += wl * lin["intercept"] + b
+            return out
+        return wt * out + wl * (terms.sum(axis=1) + lin["intercept"]) + b
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
-        """The booster's log-odds for each row of ``X`` (uncalibrated)."""
+        """The model's log-odds for each row of ``X`` (uncalibrated): the booster's, plus the
+        linear part's when the model has one."""
         if len(X) == 0:
             return np.zeros(0)
         return self._predict(X, raw_score=True)
