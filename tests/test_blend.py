@@ -47,7 +47,11 @@ def test_blended_model_scores_explains_and_round_trips(small_district, tmp_path)
     back = er.load_model(tmp_path / "m")
     np.testing.assert_array_equal(back.predict_proba(X), m.predict_proba(X))
     assert back.reasons(X.head(5)) == m.reasons(X.head(5))
+    from escalation_risk.model_card import write_model_card
+    card = write_model_card(back, tmp_path / "m").read_text(encoding="utf-8")
+    assert f"{lin['w_linear']:.3f} x the logistic regression's" in card
     # Without the linear part the same training gives the trees alone, another version.
     plain = er.train(small_district, cutoff="2025-01-01", seed=0, config={"param_grid": [], "linear": "none"})
     assert plain.linear is None and plain.version != m.version
+    assert "**Linear part:** none" in write_model_card(plain, tmp_path / "p").read_text(encoding="utf-8")
     np.testing.assert_allclose(plain.raw_score(X), plain.booster.predict(plain._matrix(X), raw_score=True))

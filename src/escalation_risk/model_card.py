@@ -206,6 +206,24 @@ alerted). 95% bootstrap intervals.
 """
 
 
+def _linear_line(m: dict) -> str:
+    """Whether the scores add the logistic regression's log-odds to the trees', and why."""
+    choice = m.get("linear_choice")
+    if not choice:
+        return ("**Linear part:** none (the trees alone; "
+                "`config={'linear': 'none'}` or a model trained before the setting existed).")
+    cv = choice.get("cv") or {}
+    why = (f" (cross-validated log-loss on the out-of-time windows: trees alone {cv['trees']:.5f}, blend "
+           f"{cv['blend']:.5f})" if cv else "")
+    lin = m.get("linear")
+    if not lin:
+        return f"**Linear part:** not used: the blend with the logistic regression did not beat the trees alone{why}."
+    return (f"**Linear part:** the score's log-odds are {lin['w_trees']:.3f} x the trees' + {lin['w_linear']:.3f} x "
+            f"the logistic regression's (the baseline below, refitted on all labelled history) "
+            f"{lin['intercept']:+.3f}, weights fitted on the out-of-time windows{why}. Reasons add the "
+            f"linear terms to the trees' SHAP values.")
+
+
 def _equalised_section(m: dict, equalised: pd.DataFrame | None) -> str:
     """The per-group thresholds of ``config={"equalise_fpr": ...}``, and what they cost."""
     spec = m.get("equalised_fpr")
@@ -349,6 +367,8 @@ them) and the alert thresholds. The final booster was then refitted with those s
 training scores.
 
 {_table(pd.DataFrame(search)) if len(search) else ''}
+
+{_linear_line(m)}
 
 {_held_out(test, nights, no_test_reason)}
 ## Metrics (out-of-time validation windows)
