@@ -84,7 +84,7 @@ def _earns(rows: list[dict]) -> pd.DataFrame:
     return out.assign(earns=out["above"] & ~out["below"])
 
 
-def merge(files: list[str], write: str | None) -> None:
+def merge(files: list[str], write: str | None, write_fairness: str | None = None) -> None:
     """Per-seed runs (``--out``) into the markdown tables of BENCHMARKS.md and, with
     ``write``, the ablation file every model card shows (``model/ablation.json``)."""
     runs = [json.loads(Path(f).read_text()) for f in files]
@@ -112,6 +112,18 @@ def merge(files: list[str], write: str | None) -> None:
         for c in run.get("costs", []):
             print(f"seed {c['seed']}: {run['persons']:,} people, wall {c['wall_s']:.0f} s, CPU {c['cpu_s']:.0f} s, "
                   f"peak RSS {c['peak_rss_mb']:.0f} MB, load {c['load_avg'][0]:.1f}")
+    fair = [dict(r) for run in runs for r in run.get("fairness", [])]
+    equal = [dict(r) for run in runs for r in run.get("equalised", [])]
+    if write_fairness and fair:
+        persons = sorted({run["persons"] for run in runs})
+        Path(write_fairness).write_text(json.dumps({
+            "what": f"Measured by benchmarks/ablation.py --fairness on {time.strftime('%Y-%m-%d')} (2 shared cores): "
+                    f"synthetic districts of {', '.join(f'{n:,}' for n in persons)} people, seeds "
+                    f"{', '.join(str(s) for s in sorted({r['seed'] for r in fair}))}, trained at 2024-07-01, the "
+                    f"default model with every attribute and without gender, hukou and age, scored on the disputes "
+                    f"first reported in the following year at report time.",
+            "fairness": fair, "equalised": equal}, default=float, indent=1) + "\n")
+        print(f"wrote {write_fairness}: {len(fair)} fairness rows, {len(equal)} equalised rows")
     if write:
         kept = sorted(f for f in FAMILIES if f in earns.index and earns.loc[f, "earns"])
         off = [f for f in FAMILIES if f not in kept]
@@ -152,9 +164,11 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="Write every figure as JSON here.")
     ap.add_argument("--merge", nargs="+", default=None, help="print the tables of these per-seed --out files")
     ap.add_argument("--write-ablation", default=None, help="with --merge: write the model cards' ablation file here")
+    ap.add_argument("--write-fairness", default=None,
+                    help="with --merge: write the model cards' fairness file here (model/fairness.json)")
     args = ap.parse_args()
     if args.merge:
-        merge(args.merge, args.write_ablation)
+        merge(args.merge, args.write_ablation, args.write_fairness)
         return
     key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
     cutoff = pd.Timestamp(args.cutoff)

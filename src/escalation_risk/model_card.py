@@ -263,6 +263,45 @@ Held-out disputes (first reported after the cutoff, at report time; the same thr
     return text
 
 
+def _fairness_benchmark_section() -> str:
+    """Fairness measured on fresh districts (benchmarks/ablation.py --fairness; model/fairness.json)."""
+    path = Path(__file__).parent / "model" / "fairness.json"
+    if not path.is_file():
+        return ""
+    import json
+    bench = json.loads(path.read_text(encoding="utf-8"))
+    f = pd.DataFrame(bench["fairness"])
+    p_col = [c for c in f.columns if c.startswith("precision@")][0]
+    r_col = [c for c in f.columns if c.startswith("fpr@")][0]
+
+    def iv(v, lo, hi) -> str:
+        return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    tab = pd.DataFrame({"seed": f["seed"], "model": f["model"], "attribute": f["attribute"], "group": f["group"],
+                        "n": f["n"], "escalated": f["escalated"],
+                        "AUC": [iv(*r) for r in f[["roc_auc", "roc_auc_lo", "roc_auc_hi"]].to_numpy()],
+                        p_col: [iv(*r) for r in f[[p_col, "precision_lo", "precision_hi"]].to_numpy()],
+                        "false-positive rate": [iv(*r) for r in f[[r_col, "fpr_lo", "fpr_hi"]].to_numpy()]})
+    text = f"""## With and without the personal attributes, on fresh districts
+{bench['what']} One threshold alerting the top {p_col.split('@')[1]}; 95% bootstrap intervals.
+
+{_table(tab)}
+"""
+    e = pd.DataFrame(bench.get("equalised", []))
+    if len(e):
+        etab = pd.DataFrame({"seed": e["seed"], "model": e["model"], "rule": e["rule"], "group": e["group"],
+                             "n": e["n"], "precision": [iv(*r) for r in e[["precision", "precision_lo",
+                                                                           "precision_hi"]].to_numpy()],
+                             "false-positive rate": [iv(*r) for r in e[["fpr", "fpr_lo", "fpr_hi"]].to_numpy()]})
+        text += f"""
+One threshold against thresholds equalising the false-positive rate across the groups (fitted on each
+model's out-of-time windows, `equalise_fpr`), on the same held-out disputes:
+
+{_table(etab)}
+"""
+    return text
+
+
 def _ablation_section() -> str:
     """The per-family ablation measured on fresh districts (benchmarks/ablation.py)."""
     from .model.training import ABLATION
@@ -398,6 +437,7 @@ precision and recall do not differ much between groups before use.
 
 {_fairness_section(fairness, m)}
 {_equalised_section(m, equalised)}
+{_fairness_benchmark_section()}
 {_ablation_section()}
 ## What drives the scores
 Mean |SHAP| of the final model on the validation windows' examples, top features:
