@@ -97,7 +97,7 @@ def merge(files: list[str], write: str | None, write_fairness: str | None = None
         below = r["roc_auc"][2] < 0 or r["precision@5%"][2] < 0
         print(f"| {r['without']} | {r['seed']} | {r['view']} | {r['n']:,} | {r['positives']:,} | {_fmt(r['roc_auc'])} "
               f"| {_fmt(r['precision@5%'])} | {'yes' if above else ('below zero' if below else 'no')} |")
-    earns = _earns(rows)
+    earns = _earns(rows) if rows else pd.DataFrame(columns=["above", "below", "earns"])
     print("\n" + earns.to_string())
     print("\n| seed | view | variant | lead over LR (AUC) | P@5% model vs LR | ECE (bootstrap) | Platt | isotonic "
           "| chosen | mean p / rate |")
