@@ -20,10 +20,14 @@ Not part of the test suite; figures go into BENCHMARKS.md by hand.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import resource
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +49,25 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def load() -> str:
+    return "load " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def namesake(pid: str, id_number: str | None, phone: str) -> dict:
+    """A person record of one made-up name and birth year: two such records with different
+    identifiers are two people until a third carries the id number of one and the phone
+    of the other (benchmark --link-at)."""
+    return {"person_id": pid, "birth_year": 1980, "gender": "male", "hukou": "local", "employment": "employed",
+            "name": "欧阳明远", "id_number": id_number, "phone": phone}
+
+
 def district(persons: int, data: Path) -> Path:
     """The cached district in ``data`` (generated there on first use)."""
     if not (data / "incidents.parquet").exists():
         t0 = time.perf_counter()
         tables, truth = generate_tables(persons, seed=0, linkage_noise=0.25)
         write_tables(tables, data, "parquet", truth=truth)
+        er.dataset.mark_synthetic(data)  # generated here: the sample key may read it
         print(f"generated {persons:,} persons into {data} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return data
 
@@ -65,6 +82,69 @@ def add_rows(d: dict, ps: list[dict], new_id: str, night: pd.Timestamp, old: str
                      "mediator_type": "court", "outcome": "failed"})
     return {"incidents": [{**d, "incident_id": new_id, "reported_at": night, "occurred_at": night}],
             "incident_parties": [{**p, "incident_id": new_id, "added_at": None} for p in ps], "mediations": meds}
+
+
+class SlowSampler:
+    """Samples the adding thread's stack every ``every`` s while one add has run longer than
+    ``after`` s: where a slow add spends its time, measured, at no cost to the others."""
+
+    def __init__(self, after: float = 1.0, every: float = 0.05):
+        self.after, self.every = after, every
+        self.started: float | None = None
+        self.thread_id = threading.get_ident()
+        self.samples: collections.Counter = collections.Counter()
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            t = self.started
+            if t is None or time.perf_counter() - t < self.after:
+                continue
+            frame = sys._current_frames().get(self.thread_id)
+            if frame is not None:
+                stack = traceback.extract_stack(frame)
+                self.samples[tuple(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack[-14:])] += 1
+
+    def report(self, top: int = 6) -> str:
+        lines = []
+        for stack, n in self.samples.most_common(top):
+            lines.append(f"  {n} samples ({n * self.every:.1f} s):\n    " + "\n    ".join(stack))
+        self.samples.clear()
+        return "\n".join(lines)
+
+
+def phase_timers() -> collections.Counter:
+    """CPU seconds (``thread_time``) spent in the main steps of an add, by step, accumulated
+    by wrapping them (``--phases``; the wrappers cost a few per cent)."""
+    import functools
+
+    from escalation_risk import scoring
+    from escalation_risk.dataset import Dataset
+    from escalation_risk.features import delta, index_append
+
+    acc: collections.Counter = collections.Counter()
+
+    def wrap(owner, name: str, label: str) -> None:
+        f = getattr(owner, name)
+
+        @functools.wraps(f)
+        def timed(*a, **k):
+            c = time.thread_time()
+            try:
+                return f(*a, **k)
+            finally:
+                acc[label] += time.thread_time() - c
+        setattr(owner, name, timed)
+
+    wrap(scoring, "_context", "context (the history's rows the new rows name)")
+    wrap(Dataset, "append", "validating the rows (Dataset.append)")
+    wrap(scoring, "append_to_index", "append_to_index (all)")
+    wrap(index_append, "HistoryIndex", "  the small HistoryIndex")
+    wrap(delta.Stacked, "rows", "rows read by position (Stacked.rows)")
+    wrap(index_append, "_edit", "  timeline edits (_edit)")
+    wrap(index_append.IdIndex, "get_indexer", "id look-ups (IdIndex.get_indexer)")
+    return acc
 
 
 def _figures(wall: list[float], cpu: list[float]) -> str:
@@ -82,6 +162,13 @@ def main(argv=None) -> None:
     ap.add_argument("--block", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200, help="timed score_dispute calls per block")
     ap.add_argument("--touch", type=int, default=10, help="every N-th add also mediates an existing dispute (0: none)")
+    ap.add_argument("--fold", default="background", choices=("background", "inline", "never"),
+                    help="Scorer(fold=...): where folds and rebuilds run")
+    ap.add_argument("--link-at", type=int, default=None, help="add two namesakes with that add, and 10 adds "
+                    "later a record linking them (the index is rebuilt: in the background by default)")
+    ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
+                    "with samples of their stack")
+    ap.add_argument("--phases", action="store_true", help="CPU per add of its main steps, per block")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
@@ -92,7 +179,7 @@ def main(argv=None) -> None:
     t_load = time.perf_counter() - t0
     night = pd.Timestamp(ds.incidents["reported_at"].max()).normalize()
     t0 = time.perf_counter()
-    scorer = er.Scorer(model, ds)
+    scorer = er.Scorer(model, ds, fold=args.fold)
     t_index = time.perf_counter() - t0
     print(f"{len(ds.persons):,} person records; load {t_load:.1f} s, Scorer (index) {t_index:.1f} s")
     reqs = score_requests(ds, night, args.adds + args.calls + 50, 1)
@@ -113,17 +200,61 @@ def main(argv=None) -> None:
         return _figures(lat, cpu)
 
     print(f"score_dispute before adds: {p99_block()}")
+    phases = phase_timers() if args.phases else None
     times, cpus = [], []
+    from escalation_risk.idnumbers import gb11643_check_digit
+
+    idn = "33010219800312457" + gb11643_check_digit("33010219800312457")
+    t_link = None
+    sampler = SlowSampler(args.slow)
+    p0 = time.process_time()
     for j, (d, ps) in enumerate(adds):
-        t, c = time.perf_counter(), time.thread_time()
         old = olds[j] if args.touch and j % args.touch == 0 else None
-        scorer.add(**add_rows(d, ps, f"ADD-{j:06d}", night, old))
+        rows = add_rows(d, ps, f"ADD-{j:06d}", night, old)
+        if args.link_at is not None and j == args.link_at:
+            rows["persons"] = [namesake("LINK-A", idn, "13912345671"), namesake("LINK-B", None, "13987654322")]
+        if args.link_at is not None and j == args.link_at + 10:
+            rows["persons"] = [namesake("LINK-R", idn, "13987654322")]
+            t_link, pending_adds = time.perf_counter(), []
+        folds, rebuilds = scorer.folds, getattr(scorer, "rebuilds", None)
+        t, c = time.perf_counter(), time.thread_time()
+        sampler.started = t
+        scorer.add(**rows)
+        sampler.started = None
         times.append(time.perf_counter() - t)
         cpus.append(time.thread_time() - c)
+        if args.link_at is not None and j == args.link_at + 10:
+            print(f"add {j} links two known people: wall {times[-1] * 1e3:.1f} ms, CPU {cpus[-1] * 1e3:.1f} ms; "
+                  f"{scorer.pending_adds} add(s) pending a rebuild")
+        elif args.link_at is not None and j > args.link_at + 10 and t_link is not None:
+            pending_adds.append(j)
+            if not scorer.pending_adds:
+                print(f"rebuild published {time.perf_counter() - t_link:.1f} s after the linking add; "
+                      f"{len(pending_adds) - 1} adds accepted meanwhile: "
+                      f"{_figures(times[-len(pending_adds):-1] or [0], cpus[-len(pending_adds):-1] or [0])}")
+                t_link = None
+        if times[-1] > args.slow:
+            print(f"slow add {j}: wall {times[-1]:.2f} s, CPU {cpus[-1]:.2f} s, folds {folds} -> {scorer.folds}, "
+                  f"rebuilds {rebuilds} -> {getattr(scorer, 'rebuilds', None)}; where (stack samples):\n"
+                  f"{sampler.report()}")
         if (j + 1) % args.block == 0:
             print(f"after {j + 1:5d} adds: add {_figures(times[-args.block:], cpus[-args.block:])}; "
-                  f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{uptime()[-16:]}]")
-    print(f"{len(times)} adds: {_figures(times, cpus)}")
+                  f"index delta {scorer.delta_size():,} events; score_dispute {p99_block()}  [{load()}]")
+            if phases is not None:
+                for label, v in sorted(phases.items(), key=lambda x: -x[1]):
+                    print(f"    {label:50s} {v / args.block * 1e3:6.2f} ms/add")
+                phases.clear()
+    if t_link is not None:
+        pending = scorer.pending_adds
+        scorer.wait_for_fold()
+        print(f"rebuild published {time.perf_counter() - t_link:.1f} s after the linking add, after the last add "
+              f"({pending} adds were pending; {len(pending_adds)} accepted after the linking add: "
+              f"{_figures(times[-len(pending_adds):] or [0], cpus[-len(pending_adds):] or [0])})")
+    print(f"{len(times)} adds: {_figures(times, cpus)}; first add wall {times[0] * 1e3:.0f} ms CPU "
+          f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
+          f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    sampler.stop.set()
     if args.check:
         from escalation_risk.features import build_features
 

@@ -114,9 +114,20 @@ def _quality(res: linking.Linkage, truth: pd.DataFrame, persons: pd.DataFrame, g
     per["graph"] = per["evidence"] != ""
     kinds = per.assign(kind=per["noise"].str.split(",")).explode("kind")
     by_kind = kinds.groupby(kinds["kind"].replace("", "(none)"))["ok"].agg(["mean", "size"])
+    # False merges by the noise on the records of each key holding two or more true persons
+    # (a key counts once per kind of noise among its records; "(none)": no noise on any).
+    every = pd.DataFrame({"t": true, "k": key, "noise": noise})
+    bad_keys = every.groupby("k")["t"].nunique()
+    bad = every[every["k"].isin(bad_keys.index[bad_keys > 1])]
+    fm_kinds = bad.assign(kind=bad["noise"].str.split(",")).explode("kind")
+    fm_kinds = fm_kinds[fm_kinds["kind"] != ""]
+    fm_by_kind = fm_kinds.drop_duplicates(["k", "kind"]).groupby("kind").size().to_dict()
+    noisy = set(fm_kinds["k"])
+    fm_by_kind["(none)"] = len(set(bad["k"]) - noisy)
     nb = per[per["name_birth_only"]]
     return {"recall": found / max(total, 1), "found": found, "total": total, "false_merges": false_merges,
-            "records": len(key), "by_kind": by_kind, "nb_pairs": len(nb), "nb_graph_pairs": int(nb["graph"].sum()),
+            "records": len(key), "by_kind": by_kind, "fm_by_kind": fm_by_kind, "nb_pairs": len(nb),
+            "nb_graph_pairs": int(nb["graph"].sum()),
             "nb_graph_recall": float(nb.loc[nb["graph"], "ok"].mean()) if nb["graph"].any() else float("nan"),
             "nb_recall": float(nb["ok"].mean()) if len(nb) else float("nan"),
             "nb_by_evidence": nb[nb["graph"]].groupby("evidence")["ok"].agg(["mean", "size"]),
@@ -125,6 +136,26 @@ def _quality(res: linking.Linkage, truth: pd.DataFrame, persons: pd.DataFrame, g
             if (nb["graph"] & (nb["evidence"] != "grid only")).any() else float("nan"),
             "nb_graph_no_grid_pairs": int((nb["graph"] & (nb["evidence"] != "grid only")).sum()),
             "other_recall": float(per.loc[~per["name_birth_only"], "ok"].mean())}
+
+
+def _graph_route(res: linking.Linkage, truth: pd.DataFrame) -> pd.DataFrame:
+    """The candidate pairs only the graph can settle (no id evidence, the phone not the same,
+    the name's sound and the birth year the same, no contrary sex), by the strongest graph
+    evidence shared: how many are one person and how many two, and how many of each linked."""
+    p = res.pairs
+    ids = res.key.index.to_numpy(dtype=object)
+    tp = truth.set_index("person_id")["true_person"].reindex(ids).to_numpy()
+    one = tp[p["i"].to_numpy()] == tp[p["j"].to_numpy()]
+    route = ~p["id_number"].isin([1, 2, 3, 4, 6]) & (p["phone"] != 1) & p["name"].isin([1, 2, 3]) \
+        & p["birth"].isin([1, 2, 4]) & (p["gender"] != 2)
+    pl, cp = p["place"].to_numpy(), p["counterparty"].to_numpy() == 1
+    ev = np.select([cp & np.isin(pl, (1, 2, 3)), cp, pl == 1, pl == 2, pl == 3, pl == 4],
+                   ["counterparty+place", "counterparty", "household", "place at overlapping times", "place",
+                    "grid only"], "nothing shared")
+    d = pd.DataFrame({"evidence": ev, "one": one, "linked": p["kept"].to_numpy()})[route.to_numpy()]
+    return d.groupby("evidence").agg(one_person=("one", "sum"), two_people=("one", lambda x: int((~x).sum())),
+                                     linked_one=("linked", lambda x: int((x & d.loc[x.index, "one"]).sum())),
+                                     linked_two=("linked", lambda x: int((x & ~d.loc[x.index, "one"]).sum())))
 
 
 def _graph_shared(keys: pd.DataFrame, evidence, truth: pd.DataFrame) -> pd.DataFrame:
@@ -160,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", default=None, help="folder to keep the generated tables and truth in")
     ap.add_argument("--no-incremental", action="store_true", help="skip the incremental 1%% step")
     ap.add_argument("--prepare", action="store_true", help="only generate the district into --cache, then stop")
+    ap.add_argument("--reuse-keys", action="store_true",
+                    help="read the linkage keys an earlier run kept in --cache (the keys step then times a read)")
     args = ap.parse_args(argv)
     n = args.persons
     cache = Path(args.cache) if args.cache else None
@@ -184,9 +217,14 @@ def main(argv: list[str] | None = None) -> None:
 
     normalize.linkage_keys(persons.head(50), KEY)  # imports and character tables, once per process
     with Peak() as pk:
-        lk = normalize.linkage_keys(persons, KEY)
-    keys = pd.concat([persons[["person_id", "birth_year", "gender"]], lk], axis=1)
-    del lk
+        if args.reuse_keys and cache and (cache / stem / "keys.parquet").exists():
+            keys = pd.read_parquet(cache / stem / "keys.parquet")  # made by an earlier run with this KEY
+        else:
+            lk = normalize.linkage_keys(persons, KEY)
+            keys = pd.concat([persons[["person_id", "birth_year", "gender"]], lk], axis=1)
+            del lk
+            if cache:
+                keys.to_parquet(cache / stem / "keys.parquet")
     with Peak() as pg:
         evidence = linking.graph_evidence({**tables, "persons": keys}, as_frame=False)
     with Peak() as pl:
@@ -217,14 +255,15 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("| step | wall s | CPU s | memory over start MB | notes |")
     print("|---|---:|---:|---:|---|")
-    print(f"| linkage keys on load (`normalize.linkage_keys`) | {pk.wall:.2f} | {pk.cpu:.2f} | "
+    keys_step = "read from the cache (`--reuse-keys`)" if args.reuse_keys else "`normalize.linkage_keys`"
+    print(f"| linkage keys on load ({keys_step}) | {pk.wall:.2f} | {pk.cpu:.2f} | "
           f"{pk.peak - pk.start:,.0f} | {len(keys):,} records, {len(normalize.KEY_COLUMNS)} keys |")
     print(f"| graph evidence (`linking.graph_evidence`) | {pg.wall:.2f} | {pg.cpu:.2f} | {pg.peak - pg.start:,.0f} | "
           f"{sum(m.nnz for m in evidence.mats.values()):,} items "
           f"({', '.join(f'{k} {m.nnz:,}' for k, m in evidence.mats.items())}; as sparse matrices, "
           f"`as_frame=False`) |")
-    print(f"| link the district, graph levels on (`link_keys(model=GRAPH_MODEL, graph=...)`) | {pl.wall:.2f} | {pl.cpu:.2f} | "
-          f"{pl.peak - pl.start:,.0f} | {st['candidate_pairs']:,} candidate pairs ({rules}); "
+    print(f"| link the district, graph levels on (`link_keys(model=GRAPH_MODEL, graph=...)`) | {pl.wall:.2f} | "
+          f"{pl.cpu:.2f} | {pl.peak - pl.start:,.0f} | {st['candidate_pairs']:,} candidate pairs ({rules}); "
           f"{st['accepted_pairs']:,} accepted ({st['pairs_linked_by_graph_evidence']:,} on name, birth year and "
           f"graph evidence), {st.get('edges_cut', 0)} cut by the chaining guard in {st['components_reclustered']} "
           f"components |")
@@ -233,8 +272,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{sum(v for k, v in st.items() if k.startswith('cpu_')):.2f} | | {split} (evidence build: the row above) |")
     print(f"| **evidence build + link, graph levels on** | {pg.wall + pl.wall:.2f} | **{pg.cpu + pl.cpu:.2f}** | "
           f"{max(pg.peak - pg.start, 0) + max(pl.peak - pl.start, 0):,.0f} | the target: at most 5 s |")
-    print(f"| link the district, graph levels off (the default model) | {po.wall:.2f} | {po.cpu:.2f} | {po.peak - po.start:,.0f} | "
-          f"{off.stats['accepted_pairs']:,} accepted |")
+    print(f"| link the district, graph levels off (`DEFAULT_MODEL`) | {po.wall:.2f} | {po.cpu:.2f} | "
+          f"{po.peak - po.start:,.0f} | {off.stats['accepted_pairs']:,} accepted |")
     if not args.no_incremental:
         print(f"| link the last 1% against the rest (`existing=`, graph on) | {pi.wall:.2f} | {pi.cpu:.2f} | "
               f"{pi.peak - pi.start:,.0f} | {inc.stats['candidate_pairs']:,} candidate pairs "
@@ -266,17 +305,28 @@ def main(argv: list[str] | None = None) -> None:
           + ", ".join(f"{k[30:]} {v:.2f}" for k, v in st.items() if k.startswith("graph_u_namesakes_over_random_"))
           + ".")
     print()
+    print("Candidate pairs only the graph can settle (no id evidence, the phone not the same, name sound "
+          "and birth year the same; graph on), by the strongest graph evidence shared: pairs that are one "
+          "person and two, and how many of each were linked:")
+    print()
+    print("| evidence | one person | two people | linked, one person | linked, two people |")
+    print("|---|---:|---:|---:|---:|")
+    for ev, r in _graph_route(res, truth).iterrows():
+        print(f"| {ev} | {int(r['one_person']):,} | {int(r['two_people']):,} | {int(r['linked_one']):,} | "
+              f"{int(r['linked_two']):,} |")
+    print()
     print("Recall by kind of noise on the duplicate record:")
     print()
-    print("| noise | pairs | recall, graph on | recall, graph off |")
-    print("|---|---:|---:|---:|")
+    print("| noise | pairs | recall, graph on | recall, graph off | false merges, graph on | false merges, graph off |")
+    print("|---|---:|---:|---:|---:|---:|")
     both = q_on["by_kind"].join(q_off["by_kind"]["mean"].rename("off"))
     for kind, row in both.sort_values("size", ascending=False).iterrows():
-        print(f"| {kind} | {int(row['size']):,} | {row['mean']:.3f} | {row['off']:.3f} |")
+        print(f"| {kind} | {int(row['size']):,} | {row['mean']:.3f} | {row['off']:.3f} | "
+              f"{int(q_on['fm_by_kind'].get(kind, 0))} | {int(q_off['fm_by_kind'].get(kind, 0))} |")
     print()
     print("Trained parameters (graph on; `linkage_parameters`):")
     print()
-    print("| field | level | m | u | weight (bits) | m from |")
+    print("| field | level | m | u | weight (bits) | m from |")  # m from: em, same_id (pairs with one id), default
     print("|---|---|---:|---:|---:|---|")
     for r in res.parameters.itertuples():
         tf = " (TF)" if r.term_frequency else ""

@@ -124,3 +124,21 @@ def test_csv_cells_of_a_text_column_equal_one_cell_at_a_time(dtype):
     assert [repr(v) for v in got] == [repr(v) for v in want]
     assert got[0] == "'=1+2" and got[6] == "ok"
 
+
+
+@pytest.mark.parametrize("dtype", [object, STR_DTYPE])
+def test_names_normalised_once_give_the_same_pseudonyms(dtype):
+    """The loader normalises the raw names once (for the linkage keys) and hands them to
+    pseudonymise: the same pseudonyms as normalising the stripped values there, padded,
+    blank, full-width, traditional and non-text values included."""
+    from escalation_risk.normalize import normalise_name
+    values = TRICKY + [" 李四 ", "\u00a0王五\u00a0", "\u3000赵六", "x\u2003", "張三", "ＡＢ", "a·b", None]
+    raw = pd.Series(values, dtype=object)
+    if dtype is object:
+        raw = pd.concat([raw, pd.Series([123, np.nan], dtype=object)], ignore_index=True)
+    else:
+        raw = raw.astype(STR_DTYPE)
+    given = normalise_name(raw)
+    padded = np.array([isinstance(v, str) and v != v.strip() for v in raw.astype(object)])
+    assert (given.notna().to_numpy() & padded).any()  # the values normalised again are exercised
+    pd.testing.assert_series_equal(pseudonymise(raw, KEY, "name", normalised=given), pseudonymise(raw, KEY, "name"))

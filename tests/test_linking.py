@@ -675,7 +675,7 @@ PAIR = [("a", "郑晓燕", 1976, "13811112222", A, "female"), ("b", "郑晓燕",
 
 
 def test_name_birth_year_and_a_shared_counterpart_link_name_and_birth_year_alone_do_not():
-    # The default model (training's linkage) reads no graph evidence: the pair stays apart.
+    # The default model (training's and the night's linkage) reads no graph evidence: the pair stays apart.
     ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
                          ("n2", "x", "2024-03-02")])
     assert link_persons(ds)["a"] != link_persons(ds)["b"]
@@ -936,3 +936,72 @@ def test_graph_u_is_read_among_namesakes_known_to_be_two_people():
     par = {r: x.parameters.set_index(["field", "level"]).loc[("counterparty", "shared"), "u"] for r, x in
            (("plain", plain), ("near", near))}
     assert par["near"] > par["plain"]
+
+
+def test_ids_of_one_prefix_and_digits_are_found_by_index_as_pandas_finds_them():
+    from escalation_risk.linking.evidence import _digits, _Index
+
+    rng = np.random.default_rng(3)
+    stored = np.array([f"P{v:07d}" for v in rng.choice(200_000, 500, replace=False)], dtype=object)
+    index = _Index(pd.Series(rng.permutation(stored)))
+    assert index.row_of is not None  # the array-index path
+    want = pd.Index(index.ids)
+    pool = np.r_[stored, ["P0000000", "P9999999", "Q0000001", "P000001", "P00000x1", "O123"]]
+    queries = [pd.Series(np.where(rng.random(n) < 0.1, None, rng.choice(pool, n))) for n in (1, 40, 900)]
+    queries.append(pd.Series(rng.choice(stored, 30)))  # all of the index's form
+    for q, got in zip(queries, index.find_many(*queries)):
+        expected = np.where(q.isna(), -1, want.get_indexer(q.fillna("missing")))
+        assert got.tolist() == expected.tolist()
+    # Only one prefix and one width of digits reads as numbers; anything else is no match.
+    assert _digits(pd.Series(["G0012", None, "G9999"])).value.tolist() == [12, 0, 9999]
+    assert _digits(pd.Series(["123456789012", "000000000001"])).value.tolist() == [123456789012, 1]
+    for other in (["A1x", "A12"], ["P1", "Q2"], ["1", "22"], ["P1", "P1 "]):
+        assert _digits(pd.Series(other)) is None, other
+
+
+def test_graph_m_is_read_on_pairs_with_one_id_number_and_a_missing_id_is_weighed():
+    from escalation_risk.synth import generate_tables
+
+    tables, _ = generate_tables(4000, seed=7, linkage_noise=0.25)
+    ds = Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", **tables)
+    res = linking.linker._linkage(ds, None, GRAPH_MODEL)
+    par = res.parameters.set_index(["field", "level"])
+    assert (par.loc[["counterparty", "place"], "m_from"] == "same_id").all()
+    # m of each place level is its share among the pairs with one id number whose records both
+    # hold places (one pseudo-observation aside).
+    p = res.pairs
+    one = p[(p["id_number"] == LEVELS["id_number"].index("exact")) & (p["name"] != LEVELS["name"].index("different"))
+            & (p["place"] != 0)]
+    share = one["place"].value_counts(normalize=True)
+    for code, level in enumerate(LEVELS["place"]):
+        if code:
+            assert abs(par.loc[("place", level), "m"] - share.get(code, 0.0)) < 0.02, level
+    # A duplicate lacks an id number more often than a random pair does: the missing level weighs.
+    missing = par.loc[("id_number", "missing")]
+    assert missing["m"] > missing["u"] and missing["weight"] > 0
+
+
+def test_a_shared_grid_says_less_between_records_seen_in_many_grids():
+    # a and b: one name and birth year, no id on b, the phone changed; they share one grid.
+    rng = np.random.default_rng(4)
+    n = 600
+    keys = pd.DataFrame({"person_id": [f"r{k:03d}" for k in range(n)],
+                         "name": [f"名{k}" for k in range(n)], "birth_year": rng.integers(1950, 2000, n),
+                         "gender": "male", "id_number": [f"X{k}" for k in range(n)],
+                         "phone": [f"1{k:010d}" for k in range(n)]})
+    keys.loc[:1, ["person_id", "name", "birth_year", "id_number"]] = [["a", "郑晓燕", 1976, "X-a"],
+                                                                      ["b", "郑晓燕", 1976, None]]
+    grid = pd.DataFrame({"person_id": keys["person_id"], "kind": "grid", "item": rng.integers(10, 40, n)})
+    grid.loc[:1, "item"] = 1
+
+    def weight(extra: int) -> float:
+        more = pd.DataFrame({"person_id": np.repeat(["a", "b"], extra), "kind": "grid",
+                             "item": np.r_[np.arange(100, 100 + extra), np.arange(200, 200 + extra)]})
+        res = link_keys(keys, model=GRAPH_MODEL, graph=pd.concat([grid, more], ignore_index=True))
+        ids = keys["person_id"].to_numpy()
+        hit = res.pairs[(ids[res.pairs["i"]] == "a") & (ids[res.pairs["j"]] == "b")]
+        assert LEVELS["place"][hit["place"].iloc[0]] == "grid"
+        return float(hit["weight"].iloc[0])
+
+    # Each holding six grids, the two share one by chance 36 times as often as holding one each.
+    assert weight(0) > weight(5) + 4

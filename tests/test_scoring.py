@@ -348,7 +348,7 @@ def test_many_adds_in_a_row_equal_a_rebuilt_index(small_model, small_district, m
                                         "text": "对方扬言要报复"}]
         sc.add(incidents=incidents, incident_parties=parties, **extra)
         disputes.append(new)
-        if sc._since_snapshot is not None and len(sc._since_snapshot) >= 3:
+        if sc._job is not None and len(sc._job.since) >= 3:
             gate.set()
     gate.set()
     assert sc.wait_for_fold(60) and sc.fold_error is None
@@ -524,3 +524,131 @@ def test_module_shortcut_uses_environment(tmp_path, monkeypatch, small_model, sm
 def test_fold_mode_is_checked(small_model, small_district):
     with pytest.raises(ValueError, match="fold must be one of"):
         Scorer(small_model, small_district, fold="sometimes")
+
+
+def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_district, monkeypatch):
+    """An add whose person record links two people the history held apart needs the index
+    rebuilt. With fold="background" it arrives during a fold (which it supersedes), the
+    rebuild runs on the job thread while more adds arrive (checked against every accepted
+    row, the unseen ones included), and then everything is published at once: a reader
+    scoring throughout only ever sees the history after some prefix of the adds, in order
+    (before the linking add until the rebuild is published, never the later adds without
+    it); afterwards the features equal a rebuilt index's and the scores the batch's."""
+    import threading
+
+    from escalation_risk import scoring
+    from escalation_risk.features import build_features as features_of
+    from escalation_risk.features import delta
+    from escalation_risk.idnumbers import gb11643_check_digit
+    from escalation_risk.model.points import open_points
+
+    monkeypatch.setattr(delta, "delta_limit", lambda n_base: 12)
+    gates = {"fold": threading.Event(), "rebuild": threading.Event()}
+    real_fold, real_rebuilt = scoring._fold, scoring._rebuilt
+
+    def held(kind, real):
+        def run(*a):
+            if threading.current_thread().name.startswith("scorer-"):  # the job, not an inline call
+                assert gates[kind].wait(60)
+            return real(*a)
+        return run
+
+    monkeypatch.setattr(scoring, "_fold", held("fold", real_fold))
+    monkeypatch.setattr(scoring, "_rebuilt", held("rebuild", real_rebuilt))
+    ds = small_district
+    people = ds.persons["person_id"].to_numpy(dtype=object)
+    idn = "33010219800312457"
+    idn += gb11643_check_digit(idn)
+
+    def person(pid, id_number, phone):  # namesakes born the same year: two people until a record joins them
+        return {"person_id": pid, "birth_year": 1980, "gender": "male", "hukou": "local", "employment": "employed",
+                "name": "欧阳明远", "id_number": id_number, "phone": phone}
+
+    def dispute(j, who, day, failed=False):
+        new = f"D-L{j}"
+        out = {"incidents": [{"incident_id": new, "kind": "dispute", "category": "neighbor", "occurred_at": day,
+                              "reported_at": day, "source": "grid_worker", "description": "邻里纠纷，扬言报复"}],
+               "incident_parties": [{"incident_id": new, "party_id": p, "party_type": "person", "role": r}
+                                    for p, r in zip(who, ("complainant", "respondent"))]}
+        if failed:
+            out["mediations"] = [{"mediation_id": f"M-L{j}", "incident_id": new, "held_at": day,
+                                  "mediator_type": "grid_worker", "outcome": "failed"}]
+        return out
+
+    day = pd.Timestamp("2025-06-10")
+    adds = [{"persons": [person("P-LA", idn, "13912345671"), person("P-LB", None, "13987654322")],
+             **dispute(0, ["P-LA", people[0]], day, failed=True)}]
+    adds += [dispute(j, ["P-LA" if j % 2 else "P-LB", people[j]], day + pd.Timedelta(days=j), failed=j % 2 == 1)
+             for j in range(1, 8)]
+    bridge = len(adds)
+    adds.append({"persons": [person("P-LR", idn, "13987654322")]})  # A's id number, B's phone: one person
+    adds += [dispute(j, ["P-LR" if j % 2 else "P-LB", people[j]], day + pd.Timedelta(days=j)) for j in range(8, 14)]
+    watched = ({"incident_id": "W-1", "kind": "dispute", "category": "neighbor", "occurred_at": NIGHT,
+                "reported_at": NIGHT, "source": "grid_worker"},
+               [{"incident_id": "W-1", "party_id": p, "party_type": "person", "role": "other"}
+                for p in ("P-LB", people[20])])
+
+    def score(sc):
+        return sc.score_dispute(*watched, as_of=NIGHT).probability
+
+    ref = Scorer(small_model, ds, pseudonym_key=KEY, fold="inline")
+    expected = []
+    for a in adds:
+        ref.add(**a)
+        expected.append(score(ref))
+    assert ref.rebuilds == 1
+    assert expected[bridge] != expected[bridge - 1]  # the link changes the watched answer (the test bites)
+
+    sc = Scorer(small_model, ds, pseudonym_key=KEY, fold="background")
+    seen, stop = [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            seen.append(score(sc))
+
+    thread = threading.Thread(target=reader)
+    try:
+        for a in adds[:bridge]:
+            sc.add(**a)
+        thread.start()
+        assert sc._job is not None and sc._job.kind == "fold"  # held: the link arrives during a fold
+        assert score(sc) == pytest.approx(expected[bridge - 1], abs=1e-12)
+        sc.add(**adds[bridge])
+        assert sc._job.kind == "rebuild" and sc.pending_adds == 1 and sc.rebuilds == 0
+        gates["fold"].set()  # the superseded fold ends without publishing
+        for a in adds[bridge + 1:bridge + 4]:
+            sc.add(**a)  # P-LR is known only from the unseen add: checked against it
+        with pytest.raises(DataValidationError):
+            sc.add(persons=[person("P-LR", None, None)])  # a duplicate of an unseen row
+        assert sc.pending_adds == 4 and sc.folds == 0
+        assert score(sc) == pytest.approx(expected[bridge - 1], abs=1e-12)  # before the link, still
+        gates["rebuild"].set()
+        for a in adds[bridge + 4:]:  # during the catch-up or after it
+            sc.add(**a)
+        assert sc.wait_for_fold(60) and sc.fold_error is None
+    finally:
+        gates["fold"].set()
+        gates["rebuild"].set()
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+    assert sc.rebuilds == 1 and sc.pending_adds == 0
+    assert score(sc) == pytest.approx(expected[-1], abs=1e-12)
+    # What the reader saw: the answers after prefixes of the adds, in order, and nothing else.
+    assert len(seen) > 0
+    at = bridge - 1
+    for p in seen:
+        while at < len(expected) and abs(p - expected[at]) > 1e-12:
+            at += 1
+        assert at < len(expected), f"a call saw {p}, the answer of no prefix of the adds (in order)"
+    grown = sc.history
+    assert grown.cache["history_index"].person_key["P-LB"] == grown.cache["history_index"].person_key["P-LA"]
+    fresh = Dataset(**grown.tables())
+    pts = open_points(grown, NIGHT)
+    assert {"D-L0", "D-L13"} <= set(pts["dispute_id"])
+    pd.testing.assert_frame_equal(features_of(grown, pts), features_of(fresh, pts))
+    batch = small_model.score(fresh, NIGHT).set_index("dispute_id")
+    for d in ("D-L3", "D-L8", "D-L13"):
+        row, ps, meds = _request(grown, d)
+        assert sc.score_dispute(row, ps, mediations=meds, as_of=NIGHT).probability == \
+            pytest.approx(batch.loc[d, "probability"], abs=1e-12)

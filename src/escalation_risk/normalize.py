@@ -321,11 +321,12 @@ KEY_COLUMNS = ("lk_id", "lk_id_region", "lk_id_date", "lk_id_seq", "lk_id_swap_e
 ``lk_id_kind`` / ``lk_id_sex`` (small codes) and ``lk_id_year`` (0 = unknown)."""
 
 
-def linkage_keys(persons: pd.DataFrame, key: bytes) -> pd.DataFrame:
+def linkage_keys(persons: pd.DataFrame, key: bytes, *, names: pd.Series | None = None) -> pd.DataFrame:
     """The linkage keys of raw ``persons`` rows (same index), hashed with the pseudonym key.
 
     Call it on the raw identifiers, before they are pseudonymised; the result holds no
-    raw value.
+    raw value. ``names``: :func:`normalise_name` of the rows' names when the caller has it
+    (the loader normalises them once for these keys and for the names' pseudonyms).
     """
     idx = persons.index
     n = len(persons)
@@ -337,7 +338,7 @@ def linkage_keys(persons: pd.DataFrame, key: bytes) -> pd.DataFrame:
 
     idn = normalise_id(col("id_number"))
     parts = _id_parts(idn)
-    name = normalise_name(col("name"))
+    name = normalise_name(col("name")) if names is None else names.reset_index(drop=True)
     pinyin, fuzzy = name_pinyin(name)
     out = pd.DataFrame({
         "lk_id": hash64(idn, key, "id_number"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -33,6 +34,7 @@ from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
 from .features.index_append import append_to_index, delta_events, fold_index, needs_fold
+from .features.index_append import prepare as prepare_appends
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 
@@ -150,9 +152,12 @@ def _check_references(idx: HistoryIndex, req: _Request) -> None:
                            "hold (add the organisation first)", row=i)
 
 
-def _context(history: Stacked, idx: HistoryIndex, frames: dict[str, pd.DataFrame]) -> Dataset:
+def _context(history: Stacked, idx: HistoryIndex, frames: dict[str, pd.DataFrame],
+             indexed: Stacked | None = None) -> Dataset:
     """The history's rows that new rows name (references) or share a key with (duplicates),
-    found through the index's id look-ups: what validating the new rows needs to see."""
+    found through the index's id look-ups: what validating the new rows needs to see.
+    ``indexed``: the part of ``history`` that ``idx`` indexes, when rows accepted since are
+    not in it yet (a rebuild pending): those few rows are all taken."""
     index_of = {"persons": idx._pid_index, "places": idx.places, "organizations": idx.orgs,
                 "households": idx.households, "incidents": idx.incidents, "mediations": idx.med_ids,
                 "incident_notes": idx.note_ids}
@@ -182,7 +187,10 @@ def _context(history: Stacked, idx: HistoryIndex, frames: dict[str, pd.DataFrame
         pos = np.zeros(0, np.int64)
         if name in wanted and wanted[name]:
             pos = index_of[name].get_indexer(pd.unique(np.array(wanted[name], dtype=object)))
-        tables[name] = history.rows(name, np.sort(pos[pos >= 0]))
+        pos = np.sort(pos[pos >= 0])
+        if indexed is not None and history.n(name) > indexed.n(name):
+            pos = np.concatenate([pos, np.arange(indexed.n(name), history.n(name))])
+        tables[name] = history.rows(name, pos)
     return Dataset(**tables)
 
 
@@ -195,7 +203,8 @@ class _State:
 
 
 FOLDS = ("background", "inline", "never")
-CATCH_UP = 8  # adds a finished fold may still have to re-apply when it takes the lock
+CATCH_UP = 8  # adds a finished fold or rebuild may still have to re-apply when it takes the lock
+CATCH_UP_ROUNDS = 3  # rounds of re-applying adds outside the lock before the rest is done holding it
 
 
 def _over_limit(state: _State) -> bool:
@@ -209,21 +218,44 @@ def _fold(state: _State) -> _State:
     return _State(history, fold_index(state.idx))
 
 
-def _appended(state: _State, added: dict[str, pd.DataFrame], lexicon) -> tuple[_State, bool]:
+def _appended(state: _State, added: dict[str, pd.DataFrame], lexicon, rebuild: bool = True
+              ) -> tuple[_State | None, bool]:
     """``state`` with validated rows appended (deltas unfolded), and whether the index had to
-    be re-built: a change it cannot take in place (see index_append)."""
+    be re-built: a change it cannot take in place (see index_append). With ``rebuild``
+    False such a change gives None instead (the caller re-builds elsewhere)."""
     history = state.history.plus(added)  # the key's fingerprint travels with the base (features.delta)
     idx = append_to_index(state.idx, history, added, fold=False)
-    if idx is None:
-        return _State(history, history_index(history.dataset(), lexicon)), True
-    return _State(history, idx), False
+    if idx is not None:
+        return _State(history, idx), False
+    if not rebuild:
+        return None, False
+    return _rebuilt(history, lexicon), True
+
+
+def _rebuilt(history: Stacked, lexicon) -> _State:
+    """The state of ``history`` with an index built from scratch (its tables joined)."""
+    ds = history.dataset()
+    state = _State(Stacked(ds), history_index(ds, lexicon))
+    prepare_appends(state.idx, state.history)  # the next add need not (seconds at a million people)
+    return state
 
 
 def _reapply(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _State:
     """``state`` with the validated rows of ``adds`` appended in order, as add() did."""
     for added in adds:
-        state, _ = _appended(state, added, lexicon)
+        new, _ = _appended(state, added, lexicon)
+        assert new is not None  # rebuild=True: never None
+        state = new
     return state
+
+
+class _Job:
+    """A background fold or rebuild: the adds accepted after its snapshot, to re-apply."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.since: list[dict[str, pd.DataFrame]] = []
+        self.thread: threading.Thread | None = None
 
 
 class Scorer:
@@ -244,6 +276,18 @@ class Scorer:
     ``fold="inline"`` folds at the end of the add that passes the limit (deterministic,
     for tests); ``fold="never"`` keeps everything in the deltas. All three give the same
     scores. :meth:`wait_for_fold` waits for a running fold.
+
+    A few adds cannot be taken into the index in place: a person record that links two
+    people the history held apart (their histories merge), or new ``person_attributes``
+    rows. The index is then built again from scratch (seconds at 100,000 people, minutes
+    at a million). With ``fold="background"`` that rebuild runs on the thread too: the add
+    checks its rows and returns at once (a bad row raises, as always), but its rows are
+    not seen by calls until the rebuilt index is published, and neither are the rows of
+    the adds accepted after it (they are checked against every accepted row, and
+    re-applied onto the rebuilt index in order). Calls meanwhile see the history before
+    that add; then, at once, the history after it and every add accepted since: never a
+    mix. :attr:`pending_adds` counts the adds accepted but not yet seen. ``"inline"`` and
+    ``"never"`` rebuild inside the add.
     """
 
     def __init__(self, model: RiskModel, history: Dataset, *, pseudonym_key: str | bytes | None = None,
@@ -253,12 +297,19 @@ class Scorer:
         self.model = model
         self._key = pseudonym_key
         self._fold_mode = fold
-        self._state = _State(Stacked(history), history_index(history, model.lexicon))
+        self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
         self._lock = threading.Lock()  # one add() at a time; readers never wait
-        self._fold_thread: threading.Thread | None = None
-        self._since_snapshot: list[dict[str, pd.DataFrame]] | None = None  # None: no fold to publish
+        self._accepted = self._state.history  # every accepted row: the state's, then the adds not yet in it
+        self._unseen: list[dict[str, pd.DataFrame]] = []  # accepted adds a pending rebuild will publish
+        self._job: _Job | None = None  # the background fold or rebuild running
         self.folds = 0  # folds published (inline or background)
-        self.fold_error: BaseException | None = None  # the last background fold's failure, if any
+        self.rebuilds = 0  # indexes rebuilt from scratch and published (inline or background)
+        self.fold_error: BaseException | None = None  # the last background job's failure, if any
+
+    @property
+    def pending_adds(self) -> int:
+        """Adds accepted but not yet seen by calls (waiting for a background rebuild)."""
+        return len(self._unseen)
 
     @property
     def history(self) -> Dataset:
@@ -327,69 +378,105 @@ class Scorer:
         frames = {name: rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(as_records(rows, name))
                   for name, rows in tables.items()}
         with self._lock:
-            state = self._state
+            state, accepted, unseen = self._state, self._accepted, self._unseen
             # Validated against only the rows they name or could collide with (found through the
             # index's id look-ups): checking against whole tables costs a pass over the district.
-            context = _context(state.history, state.idx, frames)
+            context = _context(accepted, state.idx, frames, state.history if unseen else None)
             checked = context.append(pseudonym_key=self._key, **frames)
             added = {name: getattr(checked, name).iloc[len(getattr(context, name)):].reset_index(drop=True)
                      for name in frames}
             added = {name: df for name, df in added.items() if len(df)}
             if not added:
                 return
-            self._state, rebuilt = _appended(state, added, self.model.lexicon)
+            job = self._job
+            if unseen:  # a rebuild is pending: these rows are seen when it is published
+                self._accepted = accepted.plus(added)
+                unseen.append(added)
+                if job is not None and job.kind == "rebuild":
+                    job.since.append(added)
+                else:  # the last rebuild failed: try again, this add included
+                    self._start("rebuild", self._accepted)
+                return
+            new, rebuilt = _appended(state, added, self.model.lexicon, rebuild=self._fold_mode != "background")
+            if new is None:  # background: the index is rebuilt off the add's path
+                self._accepted = state.history.plus(added)
+                self._unseen = [added]
+                self._start("rebuild", self._accepted)  # a fold running now is superseded
+                return
+            self._state, self._accepted = new, new.history
             if rebuilt:
-                self._since_snapshot = None  # a fold running now would publish a stale index: drop it
-            elif self._since_snapshot is not None:
-                self._since_snapshot.append(added)
+                self.rebuilds += 1
+                self._job = None  # a fold running now would publish a stale index: drop it
+            elif job is not None:
+                job.since.append(added)
             self._maybe_fold()
 
     def _maybe_fold(self) -> None:
         """Fold the deltas once past their limit: here (inline) or on a thread (background).
         Called holding ``self._lock``."""
-        if self._fold_mode == "never" or self._fold_thread is not None or not _over_limit(self._state):
+        if self._fold_mode == "never" or self._job is not None or not _over_limit(self._state):
             return
         if self._fold_mode == "inline":
             self._state = _fold(self._state)
+            self._accepted = self._state.history
             self.folds += 1
             return
-        self._since_snapshot = []
-        self._fold_thread = threading.Thread(target=self._fold_in_background, args=(self._state,),
-                                             name="scorer-fold", daemon=True)
-        self._fold_thread.start()
+        self._start("fold", self._state)
 
-    def _fold_in_background(self, snapshot: _State) -> None:
-        """Fold ``snapshot``, catch up with the adds made meanwhile (outside the lock while
-        there are many), then, holding the lock, re-apply the last few and publish."""
+    def _start(self, kind: str, snapshot: _State | Stacked) -> None:
+        """Run a fold of (or a rebuild over) ``snapshot`` on a thread; it becomes the job whose
+        result may be published (a job superseded meanwhile publishes nothing). Called
+        holding ``self._lock``."""
+        job = _Job(kind)
+        job.thread = threading.Thread(target=self._run_job, args=(job, snapshot), name=f"scorer-{kind}",
+                                      daemon=True)
+        self._job = job
+        job.thread.start()
+
+    def _run_job(self, job: _Job, snapshot: _State | Stacked) -> None:
+        """Fold or rebuild ``snapshot``, catch up with the adds accepted meanwhile (outside the
+        lock while there are many), then, holding the lock, re-apply the last few and publish."""
+        lexicon = self.model.lexicon
         try:
-            state, done = _fold(snapshot), 0
+            state = _fold(snapshot) if isinstance(snapshot, _State) else _rebuilt(snapshot, lexicon)
+            done = rounds = 0
             while True:
                 with self._lock:
-                    pending = self._since_snapshot
-                    if pending is None:
-                        return  # dropped: an add re-built the index meanwhile
-                    if len(pending) - done <= CATCH_UP:
-                        self._state = _reapply(state, pending[done:], self.model.lexicon)
-                        self.folds += 1
+                    if self._job is not job:
+                        return  # superseded: an add re-built the index or started a rebuild
+                    # Adds arriving as fast as they are re-applied would keep a catch-up going
+                    # for ever: after a few rounds the rest is re-applied holding the lock.
+                    if len(job.since) - done <= CATCH_UP or rounds == CATCH_UP_ROUNDS:
+                        state = _reapply(state, job.since[done:], lexicon)
+                        self._state, self._accepted = state, state.history
+                        if job.kind == "rebuild":
+                            self._unseen = []
+                            self.rebuilds += 1
+                        else:
+                            self.folds += 1
                         return
-                    todo = list(pending[done:])
-                state = _reapply(state, todo, self.model.lexicon)  # adds go on meanwhile
+                    todo = list(job.since[done:])
+                state = _reapply(state, todo, lexicon)  # adds go on meanwhile
                 done += len(todo)
-        except Exception as e:  # the deltas stay and keep answering; the next add may try again
+                rounds += 1
+        except Exception as e:  # the state stays and keeps answering; the next add may try again
             self.fold_error = e
-            log.exception("background fold of the scorer's history failed")
+            log.exception("background %s of the scorer's history failed", job.kind)
         finally:
             with self._lock:
-                self._since_snapshot = None
-                self._fold_thread = None
+                if self._job is job:
+                    self._job = None
 
     def wait_for_fold(self, timeout: float | None = None) -> bool:
-        """Wait for a background fold to be published (True) or the timeout (False)."""
-        thread = self._fold_thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        """Wait until no background fold or rebuild runs (True), or the timeout (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self._job
+            if job is None or job.thread is None:
+                return True
+            job.thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+            if job.thread.is_alive():
+                return False
 
 
 def _plain(v):

@@ -4,6 +4,7 @@ tables in dependency order, then quarantine (a bad row set aside, a bad optional
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -61,6 +62,12 @@ def _one_chunk(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _shown_columns(name: str, columns: pd.Index) -> list[str]:
+    """The contract columns of ``name`` a rejected row keeps (ids, codes, times and
+    numbers: free text and personal data never leave), in the contract's order."""
+    return [c.name for c in TABLES[name].columns if c.name not in HIDDEN_COLUMNS[name] and c.name in columns]
+
+
 def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None
                    ) -> tuple[str, pd.Series, str]:
     """Contract 1.1: a party's ``added_at`` and a note's ``recorded_at`` are not before the
@@ -76,9 +83,11 @@ def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: D
     return col, pd.Series(bad, index=df.index), BEFORE_REPORT
 
 
-def build_parts(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: bytes | None,
-                source: str | None, base: Dataset | None = None) -> dict:
+def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | None]], *, errors: ErrorsMode,
+                key: bytes | None, source: str | None, base: Dataset | None = None) -> dict:
     """Validate ``tables``; with ``base``, they are new rows checked against it and appended.
+    A table may be given as a function reading it (None: absent), called when its turn
+    comes, so only one raw table is held at a time.
     Returns the keyword arguments of the :class:`Dataset` they make."""
     if errors not in ("raise", "quarantine"):
         raise ValueError(f"errors must be 'raise' or 'quarantine', got {errors!r}")
@@ -100,12 +109,24 @@ def build_parts(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: byt
             rows_read[name] = 0
             typed.add(name)
             continue
-        raw = tables[name].reset_index(drop=True)
+        given = tables[name]
+        read = given() if callable(given) else given
+        if read is None:  # a table file that vanished since the folder was listed
+            parsed[name] = empty_table(name)
+            rows_read[name] = 0
+            typed.add(name)
+            continue
+        raw = read.reset_index(drop=True)
+        del read, given
         rows_read[name] = len(raw)
         _require_columns(spec, raw.columns)
+        normalised: dict[str, pd.Series] = {}
         if name == "persons" and key is not None:
-            # Record-linkage keys come from the raw identifiers, hashed with the same key.
-            raw = raw.assign(**normalize.linkage_keys(raw, key))
+            # Record-linkage keys come from the raw identifiers, hashed with the same key;
+            # the names are normalised once, for the keys and for their pseudonyms.
+            if "name" in raw.columns:
+                normalised["name"] = normalize.normalise_name(raw["name"])
+            raw = raw.assign(**normalize.linkage_keys(raw, key, names=normalised.get("name")))
         if len(raw) <= SMALL and not PII_COLUMNS[name]:
             # A service's few rows: the record engine (same spec, same result, without the
             # frame engine's fixed cost); on any problem the frame engine names them all.
@@ -116,10 +137,14 @@ def build_parts(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: byt
                 continue
             except DataValidationError:
                 pass
-        raw, df, probs = _parse_table(name, raw, key)
+        raw, df, probs = _parse_table(name, raw, key, normalised=normalised)
+        del normalised
         problems.extend(probs)
         parsed[name] = df
-        raw_frames[name] = raw
+        # Kept for the rows a later check may set aside, in the columns their report may
+        # show (no free text, no personal data): the rest of the raw table is freed now.
+        raw_frames[name] = raw[_shown_columns(name, raw.columns)]
+        del raw
 
     allp = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=PROBLEM_COLUMNS)
     soft = allp.apply(lambda p: _nullable(p["table"], p["column"]), axis=1).astype(bool) if len(allp) else \
@@ -185,13 +210,15 @@ def build_parts(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: byt
     out: dict[str, pd.DataFrame] = {}
     rejected: dict[str, pd.DataFrame] = {}
     for name in TABLE_ORDER:
-        df = parsed[name]
+        # Each parsed table (and its raw columns) freed as its final form is made.
+        df = parsed.pop(name)
+        raw_rows = raw_frames.pop(name, None)
         bad = bad_rows.get(name, np.zeros(len(df), bool))
         if bad.any():
+            assert raw_rows is not None  # a table with rows was parsed, its raw columns kept
             # Ids, codes, times and numbers only: free text and personal data never leave.
-            keep = [c.name for c in TABLES[name].columns
-                    if c.name not in HIDDEN_COLUMNS[name] and c.name in raw_frames[name].columns]
-            rows = raw_frames[name].loc[bad, keep].copy()
+            keep = _shown_columns(name, raw_rows.columns)
+            rows = raw_rows.loc[bad, keep].copy()
             for c in rows.columns:  # a bad code or id can be anything someone typed
                 if not pd.api.types.is_numeric_dtype(rows[c]) and not pd.api.types.is_datetime64_any_dtype(rows[c]):
                     rows[c] = rows[c].astype(object).map(lambda v, t=name, c=c: rejected_value(t, c, v))
@@ -199,6 +226,7 @@ def build_parts(tables: dict[str, pd.DataFrame], *, errors: ErrorsMode, key: byt
             df = df[~bad]
             # Related-incident links to a rejected incident are dropped from the kept rows
             # only through the rejection above; nothing is silently rewritten.
+        del raw_rows
         out[name] = df if name in typed and not bad.any() else _finish_types(TABLES[name], df.reset_index(drop=True))
         if base is None:
             out[name] = _one_chunk(out[name])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +60,20 @@ def load_dataset(path: str | os.PathLike, *, errors: ErrorsMode = "raise",
     # which must be the caller's (when one is set); raw data need a key.
     given = find_key(pseudonym_key, argument="pseudonym_key", env=KEY_ENV, file_env=KEY_FILE_ENV)
     key, fingerprint = folder_key(folder, given)
-    tables = {}
-    for name in TABLES:
-        df = _read_table(folder, name, written=key is None)
-        if df is not None:
-            tables[name] = df
+    tables: dict[str, pd.DataFrame | Callable[[], pd.DataFrame | None]]
     if key is None:
-        check_pseudonyms(folder, tables)
+        read: dict[str, pd.DataFrame] = {}
+        for name in TABLES:
+            df = _read_table(folder, name, written=True)
+            if df is not None:
+                read[name] = df
+        check_pseudonyms(folder, read)
+        tables = dict(read)
+    else:
+        # Raw tables are read one at a time as they are validated, each freed once parsed:
+        # a million-person district's raw tables (2.4 GB) never sit beside the parsed ones.
+        tables = {name: partial(_read_table, folder, name) for name in TABLES
+                  if (folder / f"{name}.parquet").exists() or (folder / f"{name}.csv").exists()}
     try:
         ds = _build(tables, errors=errors, key=key, source=str(folder))
     except DataValidationError as e:

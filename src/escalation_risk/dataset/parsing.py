@@ -25,8 +25,14 @@ def _as_str(s: pd.Series) -> pd.Series:
     """Strings with NaN for missing; blank cells count as missing."""
     if isinstance(s.dtype, pd.CategoricalDtype):
         s = s.astype(object)
-    out = s.astype(STR_DTYPE).str.strip()
-    return out.where(out != "")
+    text = s.astype(STR_DTYPE)
+    out = text.str.strip()
+    # Nothing to strip (the usual case): the column as read, sharing the raw column's
+    # buffers rather than holding a second copy of a million ids beside it.
+    if out.equals(text):
+        out = text
+    blank = (out == "").to_numpy(dtype=bool, na_value=False)
+    return out.where(~blank) if blank.any() else out
 
 
 def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, pd.DataFrame | None]:

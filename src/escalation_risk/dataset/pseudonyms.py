@@ -19,26 +19,38 @@ from .parsing import STR_DTYPE, _as_str
 from .problems import _problems
 
 
-def _normalise_pii(column: str, s: pd.Series) -> pd.Series:
-    s = _as_str(s)
+def _normalise_pii(column: str, raw: pd.Series, normalised: pd.Series | None = None) -> pd.Series:
+    s = _as_str(raw)
     # One written form per identifier (half-width, separators, 15 -> 18 digit ids,
     # traditional -> simplified names): see escalation_risk.normalize.
     if column == "phone":
         s = normalize.normalise_phone(s)
     elif column == "id_number":
         s = normalize.normalise_id(s)
+    elif column == "name" and normalised is not None:
+        # The rule works value by value: where stripping left the raw text as it was, the
+        # name normalised from the raw text (for the linkage keys) is this one too; the
+        # few others (padded, blank, not text) are normalised here.
+        same = s.notna().to_numpy() & (s.to_numpy(dtype=object) == raw.to_numpy(dtype=object))
+        out = pd.Series(normalised.to_numpy(dtype=object), index=s.index, dtype=object)
+        out[~same] = None
+        if (~same).any():
+            out[~same] = normalize.normalise_name(s[~same]).to_numpy(dtype=object)
+        s = out
     elif column == "name":
         s = normalize.normalise_name(s)
     return s.where(s.notna() & (s != ""))
 
 
-def pseudonymise(values: pd.Series, key: bytes, column: str) -> pd.Series:
+def pseudonymise(values: pd.Series, key: bytes, column: str, *, normalised: pd.Series | None = None) -> pd.Series:
     """Replace each value by a keyed hash (20 hex chars); nulls stay null.
 
     Values are normalised first (spaces, case, phone digits) so the same person
     gets the same pseudonym from every source, which record linkage relies on.
+    ``normalised``: for names, :func:`escalation_risk.normalize.normalise_name` of the raw
+    ``values`` (same rows) when the caller has it.
     """
-    norm = _normalise_pii(column, values)
+    norm = _normalise_pii(column, values, normalised)
     uniq = pd.unique(norm.dropna())
     table = dict(zip(uniq, hmac_hex20(key, column.encode() + b":", uniq.tolist())))
     return norm.map(table).astype(STR_DTYPE)

@@ -143,9 +143,11 @@ def _plausibility(name: str, df: pd.DataFrame) -> list[pd.DataFrame]:
                       f"in the future (after {this_year})")]
 
 
-def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
+def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None, *,
+                 normalised: dict[str, pd.Series] | None = None
                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
-    """Pseudonymise, parse and check the row rules of one table: (raw, parsed, problems)."""
+    """Pseudonymise, parse and check the row rules of one table: (raw, parsed, problems).
+    ``normalised``: personal-data columns already normalised from the raw values (names)."""
     spec = TABLES[name]
     raw = raw.copy()
     # Checked on the raw values only: pseudonyms (key None) are not id numbers any more.
@@ -153,7 +155,7 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None
     # Pseudonymise first: nothing below, error messages included, sees a raw identifier.
     for pii in PII_COLUMNS[name]:
         if pii in raw.columns and key is not None:
-            raw[pii] = pseudonymise(raw[pii], key, pii)
+            raw[pii] = pseudonymise(raw[pii], key, pii, normalised=(normalised or {}).get(pii))
     df = pd.DataFrame(index=raw.index)
     for c in spec.columns:
         col, prob = _parse_column(name, c, raw[c.name] if c.name in raw.columns else

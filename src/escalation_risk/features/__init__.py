@@ -96,19 +96,35 @@ def compute_columns(idx: HistoryIndex, P: PointSet, text: TextModel | None = Non
     return cols
 
 
-def compute_features(idx: HistoryIndex, P: PointSet, text: TextModel | None = None) -> pd.DataFrame:
-    """Features for a PointSet as a frame: dispute_id, as_of, then one column per feature."""
-    cols = compute_columns(idx, P, text)
+#: Points whose features are computed together: the families' intermediate arrays take
+#: about 11 kB a point, so a night's 209,408 open disputes at once held 2.3 GB beyond the
+#: result; a slice at a time holds under 200 MB, for the same numbers (each point's row
+#: reads the history and its own facts only) and no more CPU.
+CHUNK = 16_384
+
+
+def compute_features(idx: HistoryIndex, P: PointSet, text: TextModel | None = None, *,
+                     chunk: int = CHUNK) -> pd.DataFrame:
+    """Features for a PointSet as a frame: dispute_id, as_of, then one column per feature
+    (computed ``chunk`` points at a time)."""
     names = feature_names(idx.lexicon)
     n = len(P)
     numeric_names = [c for c in names if c not in CATEGORICAL]
     # Numbers as one float block (cheap for one row or a million), then the categoricals.
-    numeric = np.column_stack([np.asarray(cols[name], dtype="float64") for name in numeric_names]) if n else \
-        np.zeros((0, len(numeric_names)))
+    numeric = np.empty((n, len(numeric_names)), dtype="float64")
+    categorical = {name: np.empty(n, dtype=object) for name in CATEGORICAL}
+    for lo in range(0, n, max(int(chunk), 1)):
+        hi = min(n, lo + max(int(chunk), 1))
+        cols = compute_columns(idx, P if (lo, hi) == (0, n) else P.rows(lo, hi), text)
+        for j, name in enumerate(numeric_names):
+            numeric[lo:hi, j] = np.asarray(cols[name], dtype="float64")
+        for name in CATEGORICAL:
+            categorical[name][lo:hi] = pd.Series(cols[name], dtype=object).to_numpy(dtype=object)
+        del cols
     out = pd.DataFrame(numeric, columns=numeric_names)
     for name in CATEGORICAL:
         cats = list(REGISTRY[name].categories or ())
-        out[name] = pd.Categorical(pd.Series(cols[name], dtype=object), categories=cats)
+        out[name] = pd.Categorical(pd.Series(categorical[name], dtype=object), categories=cats)
     out.insert(0, "as_of", pd.Series(P.as_of, dtype="datetime64[ns]"))
     out.insert(0, "dispute_id", pd.Series(P.dispute_id, dtype=object))
     return out[["dispute_id", "as_of"] + names]
@@ -132,7 +148,8 @@ def feature_table() -> pd.DataFrame:
     return REGISTRY.table()
 
 
-__all__ = ["build_features", "compute_columns", "compute_features", "feature_names", "feature_table", "FEATURE_NAMES",
+__all__ = ["CHUNK", "build_features", "compute_columns", "compute_features", "feature_names", "feature_table",
+           "FEATURE_NAMES",
            "CATEGORICAL", "SENSITIVE", "TextModel",
            "REGISTRY",
            "Feature", "Registry", "HistoryIndex", "history_index", "Lexicon", "load_lexicon", "PointSet",

@@ -9,7 +9,9 @@ makes one add cost seconds at a million people. Two structures avoid the copy:
   plus a small sorted *delta*. It answers ``bounds``/``count``/``expand`` and indexes its
   ``key``/``t``/``ent``/``payload`` arrays by positions of the *merged* order, the order
   the materialised timeline would have, so feature code reads it as a plain Timeline.
-  An edit re-sorts only the delta; once the delta passes :func:`delta_limit` the
+  An edit merges the new events into the delta (binary searches of the few new ones,
+  each delta event keeping its rank in the base: nothing is sorted, and the base is not
+  searched again); once the delta passes :func:`delta_limit` the
   timeline is :meth:`~DeltaTimeline.compact`-ed into a new plain base: by the edit
   itself, or (``fold=False``, as ``Scorer`` does) later, on a snapshot, off the add's path.
 - :class:`Stacked` is the history itself as the loaded tables plus the rows added
@@ -104,10 +106,14 @@ class _Merged:
 class DeltaTimeline(Windows):
     """A Timeline as base - dropped + delta (see the module notes). Build with :meth:`of`."""
 
-    def __init__(self, base: Timeline, dropped: np.ndarray, delta: Timeline):
+    def __init__(self, base: Timeline, dropped: np.ndarray, delta: Timeline, below: np.ndarray | None = None):
         self.base, self.dropped, self.delta = base, dropped, delta
-        # Alive base events before each delta event; a delta event's merged position.
-        below = np.searchsorted(base.key, delta.key, side="right")
+        # Base events before each delta event (kept from edit to edit: binary searches in a
+        # base of millions miss the cache, so each delta event is searched for once);
+        # alive base events before it; its merged position.
+        if below is None:
+            below = np.searchsorted(base.key, delta.key, side="right")
+        self._below = below
         self._d_alive = below - np.searchsorted(dropped, below, side="left")
         self._d_merged = self._d_alive + np.arange(len(delta))
         self._shift = dropped - np.arange(len(dropped))
@@ -155,12 +161,13 @@ class DeltaTimeline(Windows):
         dropped = self.dropped
         if len(base_drop):
             dropped = np.union1d(dropped, np.asarray(base_drop, np.int64))
-        delta = self.delta
+        delta, below = self.delta, self._below
         if delta_drop is not None and delta_drop.any():
-            delta = _take(delta, np.flatnonzero(~delta_drop))
+            keep = np.flatnonzero(~delta_drop)
+            delta, below = _take(delta, keep), below[keep]
         if len(add):
-            delta = _cat(delta, add)
-        out = DeltaTimeline(self.base, dropped, delta)
+            delta, below = _cat(delta, below, add, np.searchsorted(self.base.key, add.key, side="right"))
+        out = DeltaTimeline(self.base, dropped, delta, below)
         if fold and out.over_limit():
             return out.compact()
         return out
@@ -177,14 +184,9 @@ class DeltaTimeline(Windows):
 
         def merge(b: np.ndarray, d: np.ndarray) -> np.ndarray:
             return np.insert(b[keep], at, d) if len(d) else b[keep]
-        out = Timeline(key=merge(self.base.key, self.delta.key), t=merge(self.base.t, self.delta.t),
-                       ent=merge(self.base.ent, self.delta.ent),
-                       payload={k: merge(v, self.delta.payload[k]) for k, v in self.base.payload.items()})
-        # The column orders positions_of keeps on a base, made again here (a fold may run in
-        # the background) so the next edit does not pay a sort of the whole timeline.
-        for column in list(self.base.__dict__.get("_by_column", {})):  # list: an add may be filling it
-            positions_of(out, column, np.zeros(1, np.int64))
-        return out
+        return Timeline(key=merge(self.base.key, self.delta.key), t=merge(self.base.t, self.delta.t),
+                        ent=merge(self.base.ent, self.delta.ent),
+                        payload={k: merge(v, self.delta.payload[k]) for k, v in self.base.payload.items()})
 
 
 def _empty_like(tl: Timeline) -> Timeline:
@@ -196,37 +198,34 @@ def _take(tl: Timeline, pos: np.ndarray) -> Timeline:
     return Timeline(key=tl.key[pos], t=tl.t[pos], ent=tl.ent[pos], payload={k: v[pos] for k, v in tl.payload.items()})
 
 
-def _cat(a: Timeline, b: Timeline) -> Timeline:
-    """a and b's events sorted by key, a's before b's on equal keys (both sorted)."""
-    key = np.concatenate([a.key, b.key])
-    order = np.argsort(key, kind="stable")
+def _cat(a: Timeline, a_below: np.ndarray, b: Timeline, b_below: np.ndarray) -> tuple[Timeline, np.ndarray]:
+    """a and b's events sorted by key, a's before b's on equal keys (both sorted), with their
+    ``below`` counts: a merge by binary searches of b's few events in a, no sort."""
+    at = np.searchsorted(a.key, b.key, side="right") + np.arange(len(b))
+    from_b = np.zeros(len(a) + len(b), bool)
+    from_b[at] = True
+    from_a = ~from_b
 
-    def c(x, y):
-        return np.concatenate([x, np.asarray(y, dtype=x.dtype) if x.dtype != object else y])[order]
-    return Timeline(key=key[order], t=c(a.t, b.t), ent=c(a.ent, b.ent),
-                    payload={k: c(v, b.payload[k]) for k, v in a.payload.items()})
+    def c(x: np.ndarray, y) -> np.ndarray:
+        y = np.asarray(y) if x.dtype == object else np.asarray(y, dtype=x.dtype)
+        out = np.empty(len(x) + len(y), dtype=np.result_type(x.dtype, y.dtype))
+        out[from_a] = x
+        out[at] = y
+        return out
+    return (Timeline(key=c(a.key, b.key), t=c(a.t, b.t), ent=c(a.ent, b.ent),
+                     payload={k: c(v, b.payload[k]) for k, v in a.payload.items()}),
+            c(a_below, b_below))
 
 
-def positions_of(tl: Timeline, column: str, values: np.ndarray) -> np.ndarray:
-    """Base positions of the events of a plain timeline whose ``column`` ("ent" or a payload
-    column) is in ``values``: binary searches on the sorted key for "ent"; for a payload
-    column through an order of that column, built once per timeline and kept on it."""
+def entity_positions(tl: Timeline, values: np.ndarray) -> np.ndarray:
+    """Base positions of the events of a plain timeline whose entity is in ``values``:
+    two binary searches on the sorted key per entity."""
     values = np.unique(np.asarray(values, np.int64))
     if not len(values) or not len(tl):
         return np.zeros(0, np.int64)
-    if column == "ent":
-        start = np.searchsorted(tl.key, tl._k(values, -OFF), side="right")
-        stop = np.searchsorted(tl.key, tl._k(values, OFF - 1), side="right")
-        return ragged(start, stop)[1]
-    cache = tl.__dict__.setdefault("_by_column", {})
-    if column not in cache:
-        col = np.asarray(tl.payload[column], np.int64)
-        order = np.argsort(col, kind="stable")
-        cache[column] = (col[order], order)
-    sorted_col, order = cache[column]
-    start = np.searchsorted(sorted_col, values, side="left")
-    stop = np.searchsorted(sorted_col, values, side="right")
-    return np.sort(order[ragged(start, stop)[1]])
+    start = np.searchsorted(tl.key, tl._k(values, -OFF), side="right")
+    stop = np.searchsorted(tl.key, tl._k(values, OFF - 1), side="right")
+    return ragged(start, stop)[1]
 
 
 class Stacked:

@@ -271,6 +271,10 @@ class HistoryIndex:
         self.inc_danger = danger
         dm = danger[pe_inc]
         self.person_events["danger_text"] = Timeline.build(pe_person[dm], pe_t[dm], inc=pe_inc[dm])
+        # The parties' scratch (a few million rows at a million people) freed before the pairs
+        # are expanded: held to the end of the build, it set the night's memory peak.
+        del pi, since, is_person, person, role, pp, pe_key, order, org, org_ids, op
+        del inc_of, per, t, kind, prole, crim_p, sus, vic, vs, dm
 
         # Pairs of persons in the same incident: earlier conflicts between the same parties,
         # and each person's distinct counterparties. The group-size cap is known.tie_members'.
@@ -286,11 +290,13 @@ class HistoryIndex:
         pair_id = self.pairs.get_indexer(a * SHIFT + b)
         self.pair_events = Timeline.build(pair_id, tied, inc=pinc,
                                           police=(self.inc_kind[pinc] == "police_call"))
+        del x, y, keep, pinc, pair_id, g, gp, gt
         first = pd.DataFrame({"a": np.concatenate([a, b]), "b": np.concatenate([b, a]),
                               "t": np.concatenate([tied] * 2)}).groupby(["a", "b"], sort=False)["t"].min()
         fa = first.index.get_level_values(0).to_numpy()
         fb = first.index.get_level_values(1).to_numpy()
         self.counterparties: Timeline | DeltaTimeline = Timeline.build(fa, first.to_numpy(), other=fb)
+        del first, fa, fb, a, b, tied
 
         # Follow-up records that name a dispute, and mediations of each incident.
         rel = self.inc_related >= 0

@@ -11,7 +11,9 @@ re-sorts every timeline of the district; here only the records that change are r
 3. Its numbers (incident, person, pair, place, grid, organisation, household,
    mediation) are mapped onto the big index's, new entities appended at the end.
 4. Each timeline of the big index loses the events that came from a touched existing
-   incident and gains the small index's events, as a :class:`~.delta.DeltaTimeline`:
+   incident (found among the events of that incident's own persons, pairs, organisations,
+   place, grid or followed-up record: binary searches, no pass over the timeline) and
+   gains the small index's events, as a :class:`~.delta.DeltaTimeline`:
    the big sorted arrays stay as they are, the drops and the new events live in a
    small delta merged into them on a threshold (see :mod:`.delta`); the counterparty
    ties of the pairs involved are recomputed from the pair timeline. Per-incident and
@@ -31,7 +33,8 @@ re-builds, so a forgotten part costs time, never correctness.
 New people are linked against the existing ones (``link_persons`` with the existing
 keys: a pass over the persons table, only when persons are added). If a new record
 links two people who had separate keys, or new ``person_attributes`` rows arrive
-(their timelines are per canonical person over all its records), the index is re-built.
+(their timelines are per canonical person over all its records), the index is re-built
+(by the caller: ``Scorer`` does it on a background thread by default).
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..linking import link_persons
-from .delta import DeltaTimeline, Stacked, grow, positions_of
-from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline
+from ..lookup import id_positions
+from .delta import DeltaTimeline, Stacked, entity_positions, grow
+from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline, join_on, unique_keys
 
 # timeline -> (kind of its entity, {payload column: kind}); None = a plain value.
 # "src" marks where the incident an event comes from is: "ent" or a payload column.
@@ -122,24 +126,77 @@ def _rows_by_incident(idx: HistoryIndex, history: Stacked, name: str, n_base: in
     ``idx`` indexes) and then grown with each append."""
     rows = idx.append_cache.get(name)
     if rows is None:
-        ids = history.column(name, "incident_id", 0, n_base)
-        inc = idx.incidents.get_indexer(ids)
-        rows = Timeline.build(inc, np.zeros(len(ids), np.int64), row=np.arange(len(ids)))
+        n_inc = len(idx.incidents)
+        base, base_inc = getattr(history.base, name), history.base.incidents
+        if n_base <= len(base) and n_inc <= len(base_inc):
+            # Arrow's hash look-up over the loaded columns: no Python object per id (seconds
+            # at a million people through pandas, the first add's cost).
+            inc = id_positions(base_inc["incident_id"].iloc[:n_inc], base["incident_id"].iloc[:n_base])
+        else:
+            inc = idx.incidents.get_indexer(history.column(name, "incident_id", 0, n_base))
+        rows = Timeline.build(inc, np.zeros(len(inc), np.int64), row=np.arange(len(inc)))
         idx.append_cache[name] = rows
     return rows
 
 
-def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True
-          ) -> Timeline | DeltaTimeline:
+def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
+    """Build what the first add to ``idx`` (the index of ``history``) would otherwise build
+    on its path: the rows of each party, mediation and note table by incident."""
+    if isinstance(history, Dataset):
+        history = Stacked(history)
+    for name in ("incident_parties", "mediations", "incident_notes"):
+        _rows_by_incident(idx, history, name, history.n(name))
+
+
+def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True,
+          ents: np.ndarray | None = None) -> Timeline | DeltaTimeline:
     """``tl`` without the events whose ``column`` ("ent" or a payload column; None: none)
     is one of the ``touched`` numbers (sorted), with ``add``'s events after equal keys
-    (compacted past its limit only when ``fold``)."""
+    (compacted past its limit only when ``fold``). For a payload column, ``ents`` are the
+    entities whose events may hold a touched number (a superset is fine): the base events
+    are looked for among theirs, by binary searches on the sorted key, never by a pass
+    over (or a sort of) the whole timeline."""
     d = DeltaTimeline.of(tl)
     if column is None or not len(touched):
         return d.edit(np.zeros(0, np.int64), None, add, fold=fold)
-    base_drop = positions_of(d.base, column, touched)
+    if column == "ent":
+        base_drop = entity_positions(d.base, touched)
+    else:
+        if ents is None:
+            raise ValueError(f"dropping by {column!r} needs the entities that hold those events")
+        near = entity_positions(d.base, ents)
+        base_drop = near[_member(np.asarray(d.base.payload[column][near], np.int64), touched)]
     delta_col = d.delta.ent if column == "ent" else d.delta.payload[column]
     return d.edit(base_drop, _member(np.asarray(delta_col, np.int64), touched), add, fold=fold)
+
+
+def _entities_of(idx: HistoryIndex, old: np.ndarray) -> dict[str, np.ndarray]:
+    """By kind, the entities whose timelines hold the events of the existing incidents
+    ``old`` (sorted positions), read from ``idx`` itself: their persons (party_inc) and the
+    pairs among them, their organisations, places, grids and the records they follow up.
+    Every event of an incident is filed under one of these (the build derives them from the
+    same parties and incident rows, which an add never rewrites; a linkage change re-builds),
+    so the events to drop are found among a few entities' events."""
+    none = np.zeros(0, np.int64)
+    if not len(old):
+        return dict.fromkeys(("person", "pair", "org", "place", "grid", "inc"), none)
+    every = np.full(len(old), NEVER)
+    pi = idx.party_inc
+    _, pos = pi.expand(old, None, every)
+    owner = np.asarray(pi.ent[pos], np.int64)
+    person = np.asarray(pi.payload["person"][pos], np.int64)
+    x, y = join_on(owner, owner)
+    keep = person[x] < person[y]
+    pair_keys = unique_keys(person[x][keep] * SHIFT + person[y][keep])
+    pairs = IdIndex.of(idx.pairs).get_indexer(pair_keys) if len(pair_keys) else none
+    op = idx.org_party_inc
+    _, opos = op.expand(old, None, every)
+    place = np.asarray(idx.inc_place[old], np.int64)
+    place = place[place >= 0]
+    related = np.asarray(idx.inc_related[old], np.int64)
+    return {"person": np.unique(person), "pair": pairs[pairs >= 0],
+            "org": np.unique(np.asarray(op.payload["org"][opos], np.int64)), "place": np.unique(place),
+            "grid": np.unique(np.asarray(idx.place_grid[place], np.int64)), "inc": related[related >= 0]}
 
 
 def _touched(idx: HistoryIndex, added: dict[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
@@ -321,13 +378,14 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
 
     # ---------------------------------------------------------------- timelines
     old_sorted = np.sort(old_pos)
+    entities = _entities_of(idx, old_sorted)
 
     def merged(big: Timeline | DeltaTimeline, small: Timeline | DeltaTimeline, spec) -> Timeline | DeltaTimeline:
         ent_kind, payload, src = spec
         ent = _remap(np.asarray(small.ent), maps[ent_kind])  # the small index is built plain
         pay = {k: (_remap(np.asarray(v), maps[kind]) if kind else v) for k, v in small.payload.items()
                for kind in [payload.get(k)]}
-        return _edit(big, src, old_sorted, Timeline.build(ent, small.t, **pay), fold)
+        return _edit(big, src, old_sorted, Timeline.build(ent, small.t, **pay), fold, entities.get(ent_kind))
 
     for name, spec in TIMELINES.items():
         setattr(out, name, merged(getattr(idx, name), getattr(sub, name), spec))
@@ -355,7 +413,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     cp = DeltaTimeline.of(idx.counterparties)
     gone = np.sort(np.concatenate([pa * SHIFT + pb, pb * SHIFT + pa]))
     # The ties of those pairs: among the events of their persons (binary searches, no scan).
-    near = positions_of(cp.base, "ent", np.concatenate([pa, pb]))
+    near = entity_positions(cp.base, np.concatenate([pa, pb]))
     base_drop = near[_member(cp.base.ent[near] * SHIFT + cp.base.payload["other"][near], gone)]
     delta_drop = _member(cp.delta.ent * SHIFT + cp.delta.payload["other"], gone)
     out.counterparties = cp.edit(base_drop, delta_drop, Timeline.build(

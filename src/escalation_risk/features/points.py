@@ -51,6 +51,29 @@ class PointSet:
     def __len__(self) -> int:
         return len(self.t)
 
+    def rows(self, lo: int, hi: int) -> PointSet:
+        """Points ``lo`` to ``hi - 1`` as a PointSet of their own (points renumbered from 0):
+        a batch's features are built a slice at a time, so their intermediate arrays
+        (about 11 kB a point) never exist for a whole night's points at once."""
+        def part(pt: np.ndarray) -> np.ndarray:
+            return (pt >= lo) & (pt < hi)
+
+        pp, op = part(self.pp_pt), part(self.op_pt)
+        em = part(self.extra_mediations["pt"])
+        npt, nt, nsig = self.extra_notes
+        en = part(npt)
+        return PointSet(
+            dispute_id=self.dispute_id[lo:hi], as_of=self.as_of[lo:hi], t=self.t[lo:hi], d=self.d[lo:hi],
+            category=self.category[lo:hi], source=self.source[lo:hi], amount=self.amount[lo:hi],
+            rep=self.rep[lo:hi], occ=self.occ[lo:hi], place=self.place[lo:hi], signals=self.signals[lo:hi],
+            pp_pt=self.pp_pt[pp] - lo, pp_person=self.pp_person[pp], pp_role=self.pp_role[pp],
+            op_pt=self.op_pt[op] - lo, op_org=self.op_org[op],
+            extra_mediations={k: (v[em] - lo if k == "pt" else v[em]) for k, v in self.extra_mediations.items()},
+            extra_notes=(npt[en] - lo, nt[en], nsig[en]),
+            extra_note_text=self.extra_note_text[en] if len(self.extra_note_text) else self.extra_note_text,
+            description=None if self.description is None else self.description[lo:hi],
+        )
+
 
 def _mediations(pt, t, failed, out_t=None) -> dict[str, np.ndarray]:
     t = np.asarray(t, np.int64)

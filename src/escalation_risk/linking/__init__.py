@@ -21,12 +21,18 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
    grid, none); missing values
    are a level of their own with weight 0.
 3. **Match weights** ``log2(m/u)`` per level (:mod:`.parameters`): ``m`` (how often a
-   true duplicate shows the level) learnt by EM on the blocked pairs, ``u`` (how often
-   two different people do) from a seeded sample of random pairs, with term-frequency
+   true duplicate shows the level) learnt by EM on the blocked pairs for the identifiers,
+   and for the graph levels read among the pairs with one id number (the law's identifier:
+   one person; EM on every candidate pair took namesakes lacking an id for matches), ``u``
+   (how often two different people do) from a seeded sample of random pairs; an id number
+   missing on one side weighs ``log2(m/u)`` too (a second source records none, so
+   duplicates lack one more often than random pairs), with term-frequency
    adjustment for exact names, phones and ids, and for a name's sound at the pinyin and
    fuzzy-pinyin levels (a common name, or 张伟's sound, is weak evidence; a rare one is
    strong), and for shared graph items (a counterpart shared by hundreds counts for
-   little). The graph levels' u is read among namesakes known to be two people (same
+   little; two records holding many items share one by chance more often: the graph u is
+   scaled by the items both hold over the holders' mean). The graph levels' u is read among
+   namesakes known to be two people (same
    sound and birth year, two valid ids), the pairs the graph must tell apart, with the
    random pairs' u as its prior. The trained parameters ride with the result
    (:func:`linkage_parameters`).
@@ -64,9 +70,10 @@ and the ``lk_*`` columns) and, optionally, graph evidence (:func:`graph_evidence
 :func:`link_keys` links any such table, e.g. a province's.
 
 Graph evidence is compared with :data:`GRAPH_MODEL` (``LinkageModel(graph=True)``), not
-in the default model that training reads: features at every moment of a history read
-one linkage, and a link only a later incident revealed would carry that incident into
-earlier features. Use it for a linkage as of one moment.
+in the default model that training and the night read: features at every moment of a
+history read one linkage, and a link only a later incident revealed would carry that
+incident into earlier features. Use it for a linkage as of one moment
+(``link_persons(ds, model=GRAPH_MODEL, as_of=t)``) or a review of duplicates.
 
 Availability: :func:`link_persons` reads what the dataset holds, i.e. linkage as of the
 export; ``link_persons(ds, as_of=t)`` links as known at t: graph evidence only from

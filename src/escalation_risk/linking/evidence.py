@@ -136,6 +136,98 @@ def _key64(values: pd.Series | np.ndarray | pa.Array) -> tuple[np.ndarray, np.nd
     return _pack(data, start, lens) | np.where(short, lens, 0).astype(np.uint64) << np.uint64(56), valid
 
 
+@dataclass(frozen=True)
+class _Digits:
+    """Ids written as one prefix and a fixed number of digits (``P000123``): each id's number,
+    where it is present. Two such columns with the same prefix and width compare exactly on
+    their numbers, so a look-up is an array index, not a hash probe."""
+
+    prefix: bytes
+    width: int
+    value: np.ndarray
+    valid: np.ndarray
+
+
+def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
+    """The ids as :class:`_Digits`, or None when they are not all one prefix and digits of one width."""
+    data, start, lens, valid = _bytes(_arrow(values))
+    if not valid.any():
+        return None
+    width = int(lens[valid][0])
+    if width == 0 or (lens[valid] != width).any():
+        return None
+    vstart = start[valid]
+    first = data[vstart[0]: vstart[0] + width]
+    digit = (first >= 48) & (first <= 57)
+    p = width - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
+    if not digit[p:].all() or width - p > 18 or width - p == 0:
+        return None
+    nv = len(vstart)
+    if width <= 8:
+        return _digits8(data, start, lens, valid, bytes(first[:p]), width)
+    if nv and int(vstart[-1]) - int(vstart[0]) == (nv - 1) * width and \
+            (nv == 1 or (np.diff(vstart) == width).all()):
+        block = data[vstart[0]: vstart[0] + nv * width].reshape(nv, width)  # contiguous: no gather
+    else:
+        block = data[vstart[:, None] + np.arange(width)]
+    if p and (block[:, :p] != first[:p]).any():
+        return None
+    num = block[:, p:] - np.uint8(48)  # a byte below '0' wraps round above 9
+    if (num > 9).any():
+        return None
+    acc = np.zeros(nv, dtype=np.int64)
+    for c in range(num.shape[1]):  # column by column: no int64 copy of every byte
+        acc *= 10
+        acc += num[:, c]
+    value = np.zeros(len(valid), dtype=np.int64)
+    value[valid] = acc
+    return _Digits(bytes(first[:p]), width, value, valid)
+
+
+_U64 = np.uint64
+_ZEROS = _U64(0x3030303030303030)  # eight ASCII '0'
+
+
+def _digits8(data: np.ndarray, start: np.ndarray, lens: np.ndarray, valid: np.ndarray, prefix: bytes,
+             width: int) -> _Digits | None:
+    """:func:`_digits` for ids of at most eight bytes: each id read as one 8-byte word, its
+    digits turned into a number by the usual three multiply-and-shift steps on the word."""
+    p, nd = len(prefix), width - len(prefix)
+    vstart = start[valid] if not valid.all() else start
+    nv = len(vstart)
+    s0 = int(vstart[0])
+    if s0 + nv * width <= len(data) and int(vstart[-1]) - s0 == (nv - 1) * width and \
+            (nv == 1 or (np.diff(vstart) == width).all()):
+        # The ids lie end to end (an Arrow column without gaps): read them as rows, no gather.
+        rows = data[s0: s0 + nv * width].reshape(nv, width)
+        if width == 8:
+            w = rows.copy().view("<u8").ravel()
+        else:
+            padded = np.zeros((nv, 8), dtype=np.uint8)
+            padded[:, :width] = rows
+            w = padded.view("<u8").ravel()
+    else:
+        w = _pack(data, start, lens)[valid]
+    if p:
+        pre = _U64(int.from_bytes(prefix, "little"))
+        if ((w & _U64((1 << (8 * p)) - 1)) != pre).any():
+            return None
+    # The digits to the top of the word (the first digit stays the most significant, in the
+    # lowest byte), the bytes below them filled with '0'.
+    x = (w >> _U64(8 * p)) << _U64(8 * (8 - nd))
+    if nd < 8:
+        x |= _ZEROS & _U64((1 << (8 * (8 - nd))) - 1)
+    x ^= _ZEROS
+    if (x.view(np.uint8) > 9).any():  # a byte that was not a digit
+        return None
+    x = (x * _U64(10) + (x >> _U64(8))) & _U64(0x00FF00FF00FF00FF)
+    x = (x * _U64(100) + (x >> _U64(16))) & _U64(0x0000FFFF0000FFFF)
+    x = (x * _U64(10000) + (x >> _U64(32))) & _U64(0xFFFFFFFF)
+    value = np.zeros(len(valid), dtype=np.int64)
+    value[valid] = x.view(np.int64)
+    return _Digits(prefix, width, value, valid)
+
+
 def _refactor(code: np.ndarray | None, part: np.ndarray) -> np.ndarray:
     """Codes of the pairs (code, part): integer hash tables only."""
     pc_, uniq = pd.factorize(part)
@@ -175,9 +267,20 @@ class _Index:
 
     def __init__(self, ids: pd.Series | np.ndarray | pa.Array) -> None:
         self.ids = ids
-        k = _key64(ids)
         self.keys: np.ndarray | None = None  # unique integer keys, for the set look-up
         self.ordered: np.ndarray | None = None
+        # Ids of one prefix and width (P000123): a row per number, found by indexing.
+        self.digits = _digits(ids)
+        self.row_of: np.ndarray | None = None
+        if self.digits is not None and self.digits.valid.all():
+            top = int(self.digits.value.max(initial=0))
+            if top <= 8 * len(self.digits.value) + 1_000_000:
+                row_of = np.full(top + 2, -1, dtype=np.int64)  # the last slot answers "not here"
+                row_of[self.digits.value] = np.arange(len(self.digits.value))
+                if (row_of >= 0).sum() == len(self.digits.value):  # unique
+                    self.row_of = row_of
+                    return
+        k = _key64(ids)
         if k is not None and k[1].all():
             order_key = k[0].byteswap()  # the first byte most significant: the ids' own order
             if len(order_key) > 1 and (order_key[1:] > order_key[:-1]).all():
@@ -192,6 +295,27 @@ class _Index:
 
     def find_many(self, *queries: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
         """:meth:`find` for several columns, hashed in one pass."""
+        if self.row_of is not None:
+            assert self.digits is not None
+            found: list[np.ndarray | None] = []
+            for q in queries:
+                d = _digits(q)
+                if d is not None and d.prefix == self.digits.prefix and d.width == self.digits.width:
+                    top = len(self.row_of) - 1
+                    found.append(np.where(d.valid, self.row_of[np.minimum(d.value, top)], -1))
+                else:
+                    found.append(None)
+            if all(f is not None for f in found):
+                return found  # type: ignore[return-value]
+            if self.keys is None:
+                k = _key64(self.ids)
+                self.keys = k[0] if k is not None else None
+            rest = self._find_keys(*[q for q, f in zip(queries, found) if f is None])
+            return [f if f is not None else rest.pop(0) for f in found]
+        return self._find_keys(*queries)
+
+    def _find_keys(self, *queries: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
+        """:meth:`find_many` on the ids' bytes as integers (ids of any form)."""
         kqs = [_key64(q) for q in queries] if self.keys is not None else [None]
         if any(kq is None for kq in kqs):
             return [_lookup(*reversed(_encode(self.ids, q))) for q in queries]
@@ -240,6 +364,9 @@ def _lookup(query: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 def _codes(values: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
     """0-based int64 codes of ids (-1 where missing)."""
+    d = _digits(values)
+    if d is not None:
+        return np.where(d.valid, pd.factorize(d.value)[0], -1).astype(np.int64)
     k = _key64(values)
     if k is None:
         return _encode(values)[0]
@@ -269,6 +396,14 @@ class GraphEvidence:
             wide.has_sorted_indices = True  # each row: kind by kind, each kind in order
             self._wide = (wide, offsets.astype(np.int64), np.concatenate([self.counts[k] for k in KINDS]))
         return self._wide
+
+    def items_held(self) -> dict[str, np.ndarray]:
+        """Per kind, how many items each record holds."""
+        return {k: np.diff(m.indptr) for k, m in self.mats.items()}
+
+    def mean_items(self) -> dict[str, float]:
+        """Per kind, the mean number of items a holder holds."""
+        return {k: m.nnz / max(self.holders.get(k, 0), 1) for k, m in self.mats.items()}
 
     def held(self) -> np.ndarray:
         """Per record, a bit per kind (:data:`KINDS` order) that it holds any item of."""
@@ -353,12 +488,17 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     households = households if households is not None else empty
     pid = persons["person_id"].to_numpy(dtype=object)
 
-    # Every person id looked up in one hash table of the persons' ids.
+    # Every person id looked up in one index of the persons' ids (a party that is an
+    # organisation is not looked up: its id is of another form).
+    is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
+    party_ids = _arrow(parties["party_id"])
     index = _Index(persons["person_id"])
-    queries = [parties["party_id"]] + ([relations["person_a"], relations["person_b"]] if has_rel else []) \
+    queries = [party_ids.filter(pa.array(is_person))] \
+        + ([relations["person_a"], relations["person_b"]] if has_rel else []) \
         + ([members["person_id"]] if has_mem else [])
     found = index.find_many(*queries)
-    party_rec = found[0]
+    party_rec = np.full(len(parties), -1, dtype=np.int64)
+    party_rec[is_person] = found[0]
     inc_pos = _positions(parties["incident_id"], incidents["incident_id"])
     n_inc = len(incidents)
 
@@ -376,11 +516,10 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
         ident = np.where(lk != 0, lk, ident)
     ident = pd.factorize(ident)[0].astype(np.int64)
     n_ident = int(ident.max(initial=-1)) + 1
-    is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
-    rec = np.where(is_person, party_rec, -1)
+    rec = party_rec
     party_code = np.full(len(parties), -1, dtype=np.int64)
     if (~is_person).any():
-        party_code[~is_person] = _codes(_arrow(parties["party_id"]).filter(pa.array(~is_person)))
+        party_code[~is_person] = _codes(party_ids.filter(pa.array(~is_person)))
     ok = (inc_pos >= 0) & np.where(is_person, rec >= 0, party_code >= 0)
     party = np.where(is_person, rec, n + party_code)  # one code per party: records, then organisations
     g, p = inc_pos[ok], party[ok]

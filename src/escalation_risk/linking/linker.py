@@ -12,7 +12,7 @@ from ..clock import to_moment
 from ..dataset import Dataset
 from ..known import persons_at
 from .blocking import _candidates
-from .comparisons import _compare
+from .comparisons import _compare, _compare_graph
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, _ids_unique, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _prior_keys
 from .keys import _keys
@@ -56,6 +56,18 @@ def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float)
     # another person's number.
     same_id = (idl == ID_EXACT) & ((name != NAME_DIFFERENT) | (weight >= threshold))
     return same_id | (ok & ((idl != ID_TRANSPOSED) | all_else))
+
+
+def _graph_rows(idl: np.ndarray, model: LinkageModel) -> np.ndarray:
+    """The candidate pairs whose graph levels are compared: every pair but those with two
+    valid, different id numbers (two people whatever the graph says), of which a seeded
+    sample of ``graph_u_sample`` is kept for the graph levels' u among namesakes."""
+    need = idl != ID_CONFLICT
+    two = np.flatnonzero(~need)
+    if len(two) > model.graph_u_sample:
+        two = np.random.default_rng(model.seed + 2).choice(two, model.graph_u_sample, replace=False)
+    need[two] = True
+    return need
 
 
 @dataclass
@@ -116,9 +128,18 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         i, j = np.r_[i, ei], np.r_[j, ej]
         stats["pairs_existing_groups"] = len(ei)
     gcounts: dict[str, np.ndarray] = {}
-    levels = _compare(k, i, j, graph=model.graph, counts=gcounts)
+    levels = _compare(k, i, j, graph=False)
+    compared = None
+    if model.graph and k.graph is not None:
+        compared = _graph_rows(levels["id_number"], model)
+        rows = np.flatnonzero(compared)
+        glevels, counts = _compare_graph(k.graph, i[rows], j[rows])
+        for out, part in ((levels, glevels), (gcounts, counts)):
+            for name, v in part.items():
+                out[name] = np.zeros(len(i), dtype=v.dtype)
+                out[name][rows] = v
     cpu["cpu_comparing"] = lap()
-    wt = _estimate(k, model, levels, i, j)
+    wt = _estimate(k, model, levels, i, j, compared)
     cpu["cpu_training"] = lap()
     weight = _score(levels, wt, i, gcounts)
     t = model.weight_threshold(n)

@@ -39,6 +39,10 @@ _TF_LEVELS = {("id_number", 1): "id_number", ("name", 1): "name", ("name", 2): "
 # Graph levels whose u is the frequency of the rarest shared item: level -> kind of item.
 _TF_GRAPH = {("counterparty", 1): "counterparty", ("place", 1): "household", ("place", 2): "place_time",
              ("place", 3): "place", ("place", 4): "grid"}
+# Fields whose value missing on one side is itself evidence, weighed by m and u learnt like
+# any level's: a second source (a police call) records no id number, so a duplicate lacks one
+# more often than a random pair does.
+MISSING_TELLS = ("id_number",)
 PLACE_SHARED = (1, 2, 3, 4)  # household, place at overlapping times, place, grid
 NAME_SOUND = (1, 2, 3)  # exact, same pinyin, same fuzzy pinyin
 NAME_SHAPE, NAME_DIFFERENT = 4, 5
@@ -98,11 +102,13 @@ class LinkageModel:
     pairs, and its estimate of a field counts only when it found ``em_min_matches``
     matches with that field present).
     ``graph=True`` (:data:`GRAPH_MODEL`) compares graph evidence too. It is off in the
-    default model, the linkage training reads: features at every moment T of a history
-    read one linkage, and a link that only an incident after T revealed would carry that
-    incident into features at T (the point-in-time property of ``tests/test_known.py``
-    catches it). A linkage as of one moment (``link_persons(ds, GRAPH_MODEL, as_of=t)``,
-    the night at t, a review of duplicates) may use it.
+    default model, the linkage training and the night read: features at every moment T of
+    a history read one linkage, and a link that only an incident after T revealed would
+    carry that incident into features at T (the point-in-time property of
+    ``tests/test_known.py`` catches it). A linkage as of one moment
+    (``link_persons(ds, GRAPH_MODEL, as_of=t)``, a review of duplicates) may use it. The graph levels are
+    compared for every candidate pair but those with two valid, different id numbers, of
+    which ``graph_u_sample`` (seeded) are compared for the graph u among namesakes.
     """
 
     threshold: float = 0.99
@@ -121,6 +127,7 @@ class LinkageModel:
     em_min_matches: float = 30.0
     em_iterations: int = 25
     graph: bool = False
+    graph_u_sample: int = 250_000
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)
     u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
 

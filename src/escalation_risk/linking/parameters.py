@@ -8,13 +8,17 @@
   leaving out the fields its rule made agree (pairs found by the same name and birth year
   say nothing about how often a true duplicate keeps its name), u held fixed, the share of
   matches estimated. A field's m is the mean over the sessions that estimated it, weighted
-  by the matches each found; where no session had enough, the model's starting values stand. The graph levels' m are
-  then learnt on all candidate pairs from the identifiers' posteriors, the graph left out
-  of the E step (left in, EM takes the members of one household, who share a phone, a
-  home and a grid, for one person).
+  by the matches each found; where no session had enough, the model's starting values
+  stand. An id number missing on one side weighs log2(m/u) too (:data:`MISSING_TELLS`),
+  its m the share of matches EM found without one. The graph levels' m is read on the
+  pairs with one id number (one person by the law's identifier), as their u is read among
+  namesakes with two valid ids; EM on all candidate pairs (the graph left out of the E
+  step) is the fallback when too few pairs share an id.
 - **term frequencies**: an exact id number, name or phone weighs by how many records hold
   it (a common name is weak evidence), and a shared graph item by how many records hold
-  the rarest one shared (a counterpart shared by hundreds counts for little).
+  the rarest one shared (a counterpart shared by hundreds counts for little), scaled by
+  how many items the two records hold (someone seen in six grids shares one by chance far
+  more easily than someone seen in one).
 
 The trained parameters travel with the linkage (:attr:`Linkage.parameters`) and are shown
 by :func:`~escalation_risk.linking.linkage_parameters`: levels and weights, never values.
@@ -30,7 +34,19 @@ import pandas as pd
 from .blocking import _block_rules
 from .comparisons import _compare, _compare_graph
 from .keys import _Keys
-from .model import _MODES, _TF_GRAPH, _TF_LEVELS, FIELDS, GRAPH_FIELDS, ID_CONFLICT, LEVELS, LinkageModel
+from .model import (
+    _MODES,
+    _TF_GRAPH,
+    _TF_LEVELS,
+    FIELDS,
+    GRAPH_FIELDS,
+    ID_CONFLICT,
+    ID_EXACT,
+    LEVELS,
+    MISSING_TELLS,
+    NAME_DIFFERENT,
+    LinkageModel,
+)
 
 # Training sessions: the blocking rule, and the fields it made agree (left out of the session).
 SESSIONS = {"id_number": ("id_number",), "fuzzy_pinyin+birth_year": ("name", "birth"), "phone": ("phone",)}
@@ -44,6 +60,8 @@ class _Weights:
     table: dict[str, np.ndarray]      # log2(m/u) per level code (missing = 0)
     tf: dict[str, np.ndarray]         # per-record log2 u of the agreed value, for TF levels
     holders: dict[str, int]           # records holding any graph item, per kind
+    mean_items: dict[str, float] = field(default_factory=dict)  # items a holder holds, on average, per kind
+    present_adj: dict[str, float] = field(default_factory=dict)  # bits on every present level (MISSING_TELLS)
     m_from: dict[str, str] = field(default_factory=dict)  # field -> "em" or "default"
     lam: dict[str, float] = field(default_factory=dict)   # share of matches per session
     # graph (field, level) -> u among namesakes over u among random pairs (scales the TF u)
@@ -98,7 +116,8 @@ def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, 
     of the ``update`` fields (default: ``fields``; a field outside ``fields`` is learnt
     from the others' posteriors without feeding back) is the expected number of matches
     showing it over the matches with the field present (within each mode), with one
-    pseudo-observation at the starting value; the share is the mean probability.
+    pseudo-observation at the starting value; the share is the mean probability. ``m[f][0]``
+    is the share of matches with the field missing (it weighs nothing in the E step).
     """
     update = fields if update is None else update
     m = {f: m0[f].astype(float).copy() for f in set(fields) | set(update)}
@@ -120,6 +139,7 @@ def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, 
                 idx = list(mode)
                 denom = sums[idx].sum()
                 new[idx] = (sums[idx] + m0[f][idx] / max(m0[f][idx].sum(), 1e-12)) / (denom + 1.0)
+            new[0] = sums[0] / max(float(p.sum()), 1e-12)  # matches with the field missing (never fed back)
             change = max(change, float(np.abs(new - m[f]).max()))
             m[f] = new
         new_lam = float(np.clip(p.mean(), 1e-6, 1 - 1e-6))
@@ -171,24 +191,47 @@ def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: 
             out[f], source[f] = m0[f], "default"
     for f in GRAPH_FIELDS:
         out[f], source[f] = m0[f], "default"
+    # The graph levels' m is read where the identifiers settle who is who: pairs with one id
+    # number (the law's identifier: one person; the names not differing outright), the
+    # counterpart of the graph u read among namesakes with two valid ids. EM on every candidate
+    # pair cannot learn it: the pairs lacking an id are mostly namesakes whose identifiers look
+    # alike, and two valid, different ids weigh -20 bits against the name and birth year's +19
+    # in an E step without term frequencies; their posteriors taught EM that one person's two
+    # records seldom share anything (measured at 1M: m of "no place shared" 0.70 by EM against
+    # 0.02 among the pairs with one id). EM on all candidate pairs stays the fallback when too
+    # few pairs share an id.
+    one = np.flatnonzero((levels["id_number"] == ID_EXACT) & (levels["name"] != NAME_DIFFERENT))
     rows = sample(np.arange(len(levels[FIELDS[0]])))
-    if model.em and model.graph and len(rows) >= model.em_min_pairs:
+    for f in GRAPH_FIELDS:
+        lv = levels[f][one]
+        counts = np.bincount(lv, minlength=len(LEVELS[f])).astype(float)
+        if counts[1:].sum() >= model.em_min_matches:
+            new = m0[f].astype(float).copy()
+            for mode in _MODES[f]:
+                idx = list(mode)
+                # One pseudo-observation at the starting values: a level never seen is rare.
+                new[idx] = (counts[idx] + m0[f][idx] / max(m0[f][idx].sum(), 1e-12)) / (counts[idx].sum() + 1.0)
+            out[f], source[f] = new, "same_id"
+    rest = tuple(f for f in GRAPH_FIELDS if source[f] != "same_id")
+    if model.em and model.graph and rest and len(rows) >= model.em_min_pairs:
         m, share = em_m({f: levels[f][rows] for f in FIELDS}, u, {**m0, **out}, ident, lam0=0.5,
-                        iterations=model.em_iterations, update=GRAPH_FIELDS)
+                        iterations=model.em_iterations, update=rest)
         lam["all_candidates"] = share
-        for f in GRAPH_FIELDS:
+        for f in rest:
             if share * float((levels[f][rows] != 0).sum()) >= model.em_min_matches:
                 out[f], source[f] = m[f], "em"
     for f in FIELDS:
-        out[f][0] = 0.0
+        if f not in MISSING_TELLS or source[f] != "em":
+            out[f][0] = 0.0
     return out, source, lam
 
 
-def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray
-              ) -> _Weights:
+def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray,
+              compared: np.ndarray | None = None) -> _Weights:
     """u from random pairs, m by EM on the candidate pairs (``i``, ``j``; their ``levels``),
     term frequencies. A session takes every candidate pair its blocking rule's key agrees
-    on, whichever rule proposed it first (as Splink's training sessions do)."""
+    on, whichever rule proposed it first (as Splink's training sessions do). ``compared``:
+    the pairs whose graph levels were compared (all when None)."""
     si, sj = _random_pairs(k.n, model.u_sample, model.seed)
     sample = _compare(k, si, sj, graph=False)
     if model.graph and k.graph is not None:
@@ -203,8 +246,24 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     ratio: dict[tuple[str, int], float] = {}
     namesakes = 0
     if model.graph and k.graph is not None and "fuzzy_pinyin+birth_year" in sessions:
-        u, ratio, namesakes = _u_among_namesakes(levels, sessions["fuzzy_pinyin+birth_year"], u)
+        block = sessions["fuzzy_pinyin+birth_year"]
+        if compared is not None:  # the namesakes whose graph levels were compared
+            block = block[compared[block]]
+        u, ratio, namesakes = _u_among_namesakes(levels, block, u)
     table = {f: _log_table(m[f], u[f]) for f in FIELDS}
+    present_adj: dict[str, float] = {}
+    for f in MISSING_TELLS:
+        # A value missing on one side is evidence when duplicates lack it more often than
+        # random pairs do (a second source that records no id number): the missing level
+        # weighs log2(m/u), the present levels their m and u as shares of all pairs.
+        m_miss = float(m[f][0])
+        u_miss = (float((sample[f] == 0).sum()) + 1.0) / (len(sample[f]) + 2.0)
+        if 0.0 < m_miss < 1.0 and source.get(f) == "em":
+            u[f] = u[f].copy()
+            u[f][0] = u_miss
+            present_adj[f] = float(np.log2((1.0 - m_miss) / (1.0 - u_miss)))
+            table[f] = table[f] + present_adj[f]
+            table[f][0] = float(np.log2(m_miss / u_miss))
     pop = max(k.n, model.population or 0, model.min_population)
     tf = {}
     for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
@@ -216,7 +275,9 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
         # Others holding the same value, over the population: the pair itself is not chance.
         tf[f] = np.log2(np.maximum(c - 1.0, 1.0) / pop)
     holders = dict(k.graph.holders) if k.graph is not None else {}
-    return _Weights(m=m, u=u, table=table, tf=tf, holders=holders, m_from=source, lam=lam, ratio=ratio,
+    mean_items = k.graph.mean_items() if k.graph is not None else {}
+    return _Weights(m=m, u=u, table=table, tf=tf, holders=holders, mean_items=mean_items, m_from=source,
+                    lam=lam, ratio=ratio, present_adj=present_adj,
                     namesakes=namesakes)
 
 
@@ -254,7 +315,8 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
     for (f, lv), key in _TF_LEVELS.items():
         hit = levels[f] == lv
         if hit.any():
-            total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - wt.tf[key][i[hit]] - wt.table[f][lv]
+            total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - wt.tf[key][i[hit]] - wt.table[f][lv] \
+                + wt.present_adj.get(f, 0.0)
     for (f, lv), kind in _TF_GRAPH.items():
         if not graph_counts or kind not in graph_counts:
             continue
@@ -264,6 +326,12 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
         # u of sharing this item by chance: the other records holding it, among the holders.
         holders = max(wt.holders.get(kind, 2), 2)
         u_tf = np.maximum(graph_counts[kind][hit] - 1.0, 1.0) / holders * wt.ratio.get((f, lv), 1.0)
+        held = graph_counts.get("held_" + kind)
+        if held is not None and wt.mean_items.get(kind):
+            # Two records holding many items share one by chance more often than two holding
+            # one each: u scaled by the items both hold over the holders' mean (squared), so a
+            # random pair's u is kept on average.
+            u_tf = np.minimum(u_tf * held[hit] / wt.mean_items[kind] ** 2, 1.0)
         total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - np.log2(u_tf) - wt.table[f][lv]
     return total
 
@@ -274,7 +342,7 @@ def parameters_table(wt: _Weights) -> pd.DataFrame:
     rows = []
     for f in FIELDS:
         for code, name in enumerate(LEVELS[f]):
-            if code == 0:
+            if code == 0 and wt.table[f][0] == 0.0:
                 continue
             rows.append({"field": f, "level": name, "m": float(wt.m[f][code]), "u": float(wt.u[f][code]),
                          "weight": float(wt.table[f][code]),

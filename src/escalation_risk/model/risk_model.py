@@ -12,8 +12,9 @@ import pandas as pd
 from ..artifacts import ModelLoadError, read_model_dir, write_model_dir
 from ..dataset import Dataset
 from ..explain import global_importance, top_reasons
-from ..features import Lexicon, TextModel, build_features, feature_names
+from ..features import CHUNK, Lexicon, TextModel, compute_features, feature_names, history_index
 from ..features.lexicon import lexicon_from_dict
+from ..features.points import points_from_history
 from ..response import ALERT_LEVELS, PLAN_REASONS, assign_levels, choose_plans, compute_trend
 from .baselines import logistic_terms
 from .calibration import apply_calibrator
@@ -199,26 +200,39 @@ class RiskModel:
                 "reason_features", "plan"]
         if len(points) == 0:
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
-        X = build_features(ds, points, lexicon=self.lexicon, text=self.text_model)
-        p = self.predict_proba(X)
-        levels = assign_levels(p, thresholds or self.thresholds)
-        out = pd.DataFrame({"dispute_id": X["dispute_id"].to_numpy(dtype=object),
-                            "as_of": X["as_of"].to_numpy(dtype="datetime64[ns]"), "probability": p})
+        # A slice of points at a time, features to reasons: a night's whole feature matrix
+        # (and LightGBM's copy of it) is never held, only each slice's and the results.
+        idx = history_index(ds, self.lexicon)
+        P = points_from_history(idx, points)
+        n = len(P)
+        p = np.empty(n, dtype=float)
+        category = np.empty(n, dtype=object)
+        en: list[list[str]] = [[] for _ in range(n)]
+        zh: list[list[str]] = [[] for _ in range(n)]
+        feats: list[list[str]] = [[] for _ in range(n)]
+        threshold_of = thresholds or self.thresholds
+        for lo in range(0, n, CHUNK):
+            hi = min(n, lo + CHUNK)
+            X = compute_features(idx, P if (lo, hi) == (0, n) else P.rows(lo, hi), self.text_model)
+            p[lo:hi] = self.predict_proba(X)
+            category[lo:hi] = X["category"].astype(object).to_numpy(dtype=object)
+            want = np.ones(hi - lo, bool) if reasons_for == "all" else \
+                np.isin(assign_levels(p[lo:hi], threshold_of), ALERT_LEVELS)
+            rows = np.flatnonzero(want)
+            if len(rows):
+                sub = X.iloc[rows]
+                # The plan reads PLAN_REASONS reasons however many are displayed.
+                for i, rs in zip(lo + rows, _reasons_of(self, sub, max(top_reasons, PLAN_REASONS))):
+                    en[i] = [r["en"] for r in rs[:top_reasons]]
+                    zh[i] = [r["zh"] for r in rs[:top_reasons]]
+                    feats[i] = [r["feature"] for r in rs]
+            del X
+        levels = assign_levels(p, threshold_of)
+        out = pd.DataFrame({"dispute_id": np.asarray(P.dispute_id, dtype=object),
+                            "as_of": np.asarray(P.as_of, dtype="datetime64[ns]"), "probability": p})
         trend, delta = compute_trend(out, history)
         out["level"], out["trend"], out["delta"] = levels, trend, delta
-        want = np.ones(len(X), bool) if reasons_for == "all" else np.isin(levels, ALERT_LEVELS)
-        en: list[list[str]] = [[] for _ in range(len(X))]
-        zh: list[list[str]] = [[] for _ in range(len(X))]
-        feats: list[list[str]] = [[] for _ in range(len(X))]
-        rows = np.flatnonzero(want)
-        if len(rows):
-            sub = X.iloc[rows]
-            # The plan reads PLAN_REASONS reasons however many are displayed.
-            for i, rs in zip(rows, _reasons_of(self, sub, max(top_reasons, PLAN_REASONS))):
-                en[i] = [r["en"] for r in rs[:top_reasons]]
-                zh[i] = [r["zh"] for r in rs[:top_reasons]]
-                feats[i] = [r["feature"] for r in rs]
-        out["plan"] = choose_plans(X["category"].astype(object).tolist(), feats, levels)
+        out["plan"] = choose_plans(category.tolist(), feats, levels)
         feats = [f[:top_reasons] for f in feats]
         out["reasons"], out["reasons_zh"], out["reason_features"] = en, zh, feats
         return out[cols]
