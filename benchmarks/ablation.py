@@ -84,6 +84,13 @@ def _earns(rows: list[dict]) -> pd.DataFrame:
     return out.assign(earns=out["above"] & ~out["below"])
 
 
+def _measured(runs: list[dict], seeds, flag: str = "") -> str:
+    persons = sorted({run["persons"] for run in runs})
+    return (f"Measured by benchmarks/ablation.py{flag} on {time.strftime('%Y-%m-%d')} (2 shared cores): synthetic "
+            f"districts of {', '.join(f'{n:,}' for n in persons)} people, seeds {', '.join(map(str, sorted(seeds)))} "
+            f"(never the sample's 7), trained at 2024-07-01")
+
+
 def merge(files: list[str], write: str | None, write_fairness: str | None = None) -> None:
     """Per-seed runs (``--out``) into the markdown tables of BENCHMARKS.md and, with
     ``write``, the ablation file every model card shows (``model/ablation.json``)."""
@@ -115,27 +122,20 @@ def merge(files: list[str], write: str | None, write_fairness: str | None = None
     fair = [dict(r) for run in runs for r in run.get("fairness", [])]
     equal = [dict(r) for run in runs for r in run.get("equalised", [])]
     if write_fairness and fair:
-        persons = sorted({run["persons"] for run in runs})
         Path(write_fairness).write_text(json.dumps({
-            "what": f"Measured by benchmarks/ablation.py --fairness on {time.strftime('%Y-%m-%d')} (2 shared cores): "
-                    f"synthetic districts of {', '.join(f'{n:,}' for n in persons)} people, seeds "
-                    f"{', '.join(str(s) for s in sorted({r['seed'] for r in fair}))}, trained at 2024-07-01, the "
-                    f"default model with every attribute and without gender, hukou and age, scored on the disputes "
-                    f"first reported in the following year at report time.",
+            "what": _measured(runs, {r["seed"] for r in fair}, " --fairness") + ", the default model with every "
+                    "attribute and without gender, hukou and age, scored on the disputes first reported in the "
+                    "following year at report time.",
             "fairness": fair, "equalised": equal}, default=float, indent=1) + "\n")
         print(f"wrote {write_fairness}: {len(fair)} fairness rows, {len(equal)} equalised rows")
     if write:
         kept = sorted(f for f in FAMILIES if f in earns.index and earns.loc[f, "earns"])
         off = [f for f in FAMILIES if f not in kept]
-        seeds = sorted({r["seed"] for r in rows})
-        persons = sorted({run["persons"] for run in runs})
         Path(write).write_text(json.dumps({
-            "what": f"Measured by benchmarks/ablation.py on {time.strftime('%Y-%m-%d')} (2 shared cores): synthetic "
-                    f"districts of {', '.join(f'{n:,}' for n in persons)} people, seeds "
-                    f"{', '.join(map(str, seeds))} (never the sample's 7), trained at 2024-07-01 with monthly "
-                    f"re-scoring (the variants with the full model's parameter set), scored on the disputes first "
-                    f"reported in the following year at report time (report) and on monthly nights while open "
-                    f"(nights).",
+            "what": _measured(runs, {r["seed"] for r in rows}) + " with monthly "
+                    "re-scoring (the variants with the full model's parameter set), scored on the disputes first "
+                    "reported in the following year at report time (report) and on monthly nights while open "
+                    "(nights).",
             "verdict": f"Kept (an interval above zero on some seed and view, none below zero): "
                        f"{', '.join(kept) or 'none'}. Behind the setting config={{\"families_off\": []}}: "
                        f"{', '.join(off) or 'none'}. The row 'none of the four' removes all four at once.",

@@ -59,18 +59,7 @@ def test_blended_model_scores_explains_and_round_trips(small_district, tmp_path)
 
 def test_online_scores_and_reasons_agree_with_batch_for_a_blended_model(small_district):
     """The Scorer's one-row path (a matrix from feature columns) adds the same linear part."""
-    import pandas as pd
-    from test_scoring import NIGHT, _with, _withheld_request, _withheld_set, _without
+    from test_signal_features import assert_online_equals_batch
     m = er.train(small_district, cutoff="2025-01-01", seed=0, config={"param_grid": [], "linear": "blend"})
     assert m.linear
-    withheld = _withheld_set(small_district, n=8, seed=5)
-    scorer = er.Scorer(m, _without(small_district, withheld))
-    rng = np.random.default_rng(2)
-    for d in withheld:
-        row, parties, meds, notes, own = _withheld_request(small_district, d)
-        as_of = min(row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 60))), NIGHT)
-        ref = _with(scorer.history, own)
-        b = m.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
-        a = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
-        assert abs(a.probability - b["probability"]) < 1e-9, d
-        assert [r["en"] for r in a.reasons] == b["reasons"], d
+    assert_online_equals_batch(m, small_district, n=8)
