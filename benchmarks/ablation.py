@@ -3,8 +3,9 @@
 For each seed (never the sample's 7): generate a district, train the full model
 (every family, re-scored monthly while open, as ``make model`` trains) at the cutoff,
 then the same model without one family at a time (``exclude=[family]``), without all
-four (the default of before issue 29) and, with ``--fairness``, without the personal
-attributes (``exclude=["gender", "hukou", "age"]``). The models share the examples,
+four (the default model: the four stay off until they earn their place) and, with
+``--fairness``, the default model without the personal attributes
+(``exclude=["gender", "hukou", "age"]`` and the four families). The models share the examples,
 features and text-model scores (``train_variants``); with ``--share-search`` the
 variants use the parameter set the full model chose (they differ only in features;
 each still picks its number of trees). Every model scores the disputes first reported
@@ -16,7 +17,11 @@ model without the family; resampled by dispute), and whether the family earns it
 the comparison with the lexicon alone. The targets (lead over the logistic regression
 on the same features, P@5% against it, ECE) for every variant, at report time and on
 nights. With ``--fairness``, per group (gender, hukou, age band) AUC, precision and the
-false-positive rate at the alert budget (the top 5%) with and without the attributes.
+false-positive rate at the alert budget (the top 5%) of the default model with and without
+the attributes, and (``--equalise hukou``) the same model with thresholds equalising the
+false-positive rate across that attribute's groups, with the cost in precision.
+``--linear`` sets the linear part (``auto``, the default; ``none``: the trees alone, the
+model before the blend) for a before-and-after comparison.
 CPU time, peak RSS and the load average are printed per seed.
 
     python benchmarks/ablation.py --persons 40000 --seeds 11 13 17 --n-boot 400 --share-search --out /tmp/a.json
@@ -39,6 +44,7 @@ from escalation_risk.features import build_features
 from escalation_risk.labels import make_labels
 from escalation_risk.model import night_points, report_points
 from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
+from escalation_risk.model.fairness import equalised_comparison
 from escalation_risk.model.metrics import (
     baseline_scores,
     bootstrap_intervals,
@@ -78,7 +84,14 @@ def _earns(rows: list[dict]) -> pd.DataFrame:
     return out.assign(earns=out["above"] & ~out["below"])
 
 
-def merge(files: list[str], write: str | None) -> None:
+def _measured(runs: list[dict], seeds, flag: str = "") -> str:
+    persons = sorted({run["persons"] for run in runs})
+    return (f"Measured by benchmarks/ablation.py{flag} on {time.strftime('%Y-%m-%d')} (2 shared cores): synthetic "
+            f"districts of {', '.join(f'{n:,}' for n in persons)} people, seeds {', '.join(map(str, sorted(seeds)))} "
+            f"(never the sample's 7), trained at 2024-07-01")
+
+
+def merge(files: list[str], write: str | None, write_fairness: str | None = None) -> None:
     """Per-seed runs (``--out``) into the markdown tables of BENCHMARKS.md and, with
     ``write``, the ablation file every model card shows (``model/ablation.json``)."""
     runs = [json.loads(Path(f).read_text()) for f in files]
@@ -91,7 +104,7 @@ def merge(files: list[str], write: str | None) -> None:
         below = r["roc_auc"][2] < 0 or r["precision@5%"][2] < 0
         print(f"| {r['without']} | {r['seed']} | {r['view']} | {r['n']:,} | {r['positives']:,} | {_fmt(r['roc_auc'])} "
               f"| {_fmt(r['precision@5%'])} | {'yes' if above else ('below zero' if below else 'no')} |")
-    earns = _earns(rows)
+    earns = _earns(rows) if rows else pd.DataFrame(columns=["above", "below", "earns"])
     print("\n" + earns.to_string())
     print("\n| seed | view | variant | lead over LR (AUC) | P@5% model vs LR | ECE (bootstrap) | Platt | isotonic "
           "| chosen | mean p / rate |")
@@ -106,18 +119,23 @@ def merge(files: list[str], write: str | None) -> None:
         for c in run.get("costs", []):
             print(f"seed {c['seed']}: {run['persons']:,} people, wall {c['wall_s']:.0f} s, CPU {c['cpu_s']:.0f} s, "
                   f"peak RSS {c['peak_rss_mb']:.0f} MB, load {c['load_avg'][0]:.1f}")
+    fair = [dict(r) for run in runs for r in run.get("fairness", [])]
+    equal = [dict(r) for run in runs for r in run.get("equalised", [])]
+    if write_fairness and fair:
+        Path(write_fairness).write_text(json.dumps({
+            "what": _measured(runs, {r["seed"] for r in fair}, " --fairness") + ", the default model with every "
+                    "attribute and without gender, hukou and age, scored on the disputes first reported in the "
+                    "following year at report time.",
+            "fairness": fair, "equalised": equal}, default=float, indent=1) + "\n")
+        print(f"wrote {write_fairness}: {len(fair)} fairness rows, {len(equal)} equalised rows")
     if write:
         kept = sorted(f for f in FAMILIES if f in earns.index and earns.loc[f, "earns"])
         off = [f for f in FAMILIES if f not in kept]
-        seeds = sorted({r["seed"] for r in rows})
-        persons = sorted({run["persons"] for run in runs})
         Path(write).write_text(json.dumps({
-            "what": f"Measured by benchmarks/ablation.py on {time.strftime('%Y-%m-%d')} (2 shared cores): synthetic "
-                    f"districts of {', '.join(f'{n:,}' for n in persons)} people, seeds "
-                    f"{', '.join(map(str, seeds))} (never the sample's 7), trained at 2024-07-01 with monthly "
-                    f"re-scoring (the variants with the full model's parameter set), scored on the disputes first "
-                    f"reported in the following year at report time (report) and on monthly nights while open "
-                    f"(nights).",
+            "what": _measured(runs, {r["seed"] for r in rows}) + " with monthly "
+                    "re-scoring (the variants with the full model's parameter set), scored on the disputes first "
+                    "reported in the following year at report time (report) and on monthly nights while open "
+                    "(nights).",
             "verdict": f"Kept (an interval above zero on some seed and view, none below zero): "
                        f"{', '.join(kept) or 'none'}. Behind the setting config={{\"families_off\": []}}: "
                        f"{', '.join(off) or 'none'}. The row 'none of the four' removes all four at once.",
@@ -135,6 +153,10 @@ def main() -> None:
     ap.add_argument("--share-search", action="store_true",
                     help="variants use the full model's parameter set (a third of the boosters)")
     ap.add_argument("--fairness", action="store_true", help="also the model without gender, hukou, age")
+    ap.add_argument("--linear", default="auto", choices=["auto", "blend", "none"],
+                    help="the linear part beside the trees (none: the trees alone)")
+    ap.add_argument("--equalise", default=None, choices=["gender", "hukou", "age_band"],
+                    help="with --fairness: also equalised false-positive-rate thresholds across this attribute")
     ap.add_argument("--calibration", default="auto", help="the calibrator: auto, platt or isotonic")
     ap.add_argument("--validation-months", type=int, default=6, help="the calibration set: months of windows")
     ap.add_argument("--only", nargs="+", default=None,
@@ -142,26 +164,30 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="Write every figure as JSON here.")
     ap.add_argument("--merge", nargs="+", default=None, help="print the tables of these per-seed --out files")
     ap.add_argument("--write-ablation", default=None, help="with --merge: write the model cards' ablation file here")
+    ap.add_argument("--write-fairness", default=None,
+                    help="with --merge: write the model cards' fairness file here (model/fairness.json)")
     args = ap.parse_args()
     if args.merge:
-        merge(args.merge, args.write_ablation)
+        merge(args.merge, args.write_ablation, args.write_fairness)
         return
     key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
     cutoff = pd.Timestamp(args.cutoff)
     end = cutoff + pd.DateOffset(years=1)
-    config = {**CONFIG, "calibration": args.calibration, "validation_months": args.validation_months}
+    config = {**CONFIG, "calibration": args.calibration, "validation_months": args.validation_months,
+              "linear": args.linear, "equalise_fpr": args.equalise if args.fairness else None}
     variants: dict[str, list[str]] = {"full": [], **{f: [f] for f in FAMILIES}, "none of the four": list(FAMILIES)}
     if args.fairness:
-        variants["gender,hukou,age"] = list(ATTRIBUTES)
+        variants["gender,hukou,age"] = list(ATTRIBUTES) + list(FAMILIES)
     if args.only:
         variants = {k: v for k, v in variants.items() if k in args.only}
-    rows, targets, fair, costs = [], [], [], []
+    rows, targets, fair, costs, equal = [], [], [], [], []  # type: ignore[var-annotated]
 
     def dump() -> None:  # after every seed: a long run stopped early keeps what it measured
         if args.out:
             Path(args.out).write_text(json.dumps(
                 {"ablation": rows, "targets": targets, "costs": costs,
                  "fairness": pd.concat(fair).to_dict(orient="records") if fair else [],
+                 "equalised": pd.concat(equal).to_dict(orient="records") if equal else [], "linear": args.linear,
                  "persons": args.persons, "seeds": args.seeds, "share_search": args.share_search,
                  "calibration": args.calibration, "n_boot": args.n_boot}, default=float, indent=1))
 
@@ -203,6 +229,9 @@ def main() -> None:
                     y, apply_calibrator(raw, fit_calibrator(val["raw"], val["y"], method=c, seed=0)))
                     for c in ("platt", "isotonic")} if val else {}
                 targets.append({"seed": seed, "view": view, "variant": name, "n": int(len(y)),
+                                "linear": m.manifest.get("linear_choice"),
+                                "trees": m.manifest["training"]["best_iteration"],
+                                "params": m.manifest["training"]["search"][m.manifest["training"]["chosen"]]["params"],
                                 "positives": int(y.sum()), "calibration": m.calibrator["method"],
                                 "calibration_n": int(m.calibrator.get("n", 0)),
                                 "calibration_cv": m.calibrator.get("cv", {}),
@@ -211,11 +240,18 @@ def main() -> None:
                                    for s in ("model", "logistic_regression", "model - logistic_regression")
                                    for k in ("roc_auc", "precision@5%", "ece")}})
             if view == "report" and args.fairness:
-                f = fairness_comparison({"all features": scorers["model"][0],
+                groups_x = group_attributes(X)
+                f = fairness_comparison({"every attribute": scorers["none of the four"][0],
                                          "without gender, hukou, age": scorers["gender,hukou,age"][0]},
-                                        y, group_attributes(X)[["gender", "hukou", "age_band"]], seed=seed,
+                                        y, groups_x[["gender", "hukou", "age_band"]], seed=seed,
                                         n_boot=min(args.n_boot, 300))
                 fair.append(f.assign(seed=seed))
+                if args.equalise:
+                    for name in ("none of the four", "gender,hukou,age"):
+                        spec = models[name].manifest["equalised_fpr"]
+                        e = equalised_comparison(scorers[name][0], y, groups_x[args.equalise].to_numpy(), spec,
+                                                 n_boot=min(args.n_boot, 300), seed=seed)
+                        equal.append(e.assign(seed=seed, model=name, fpr_fitted=spec["fpr"]))
         costs.append({"seed": seed, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
                       "train_cpu_s": t_train,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -241,6 +277,9 @@ def main() -> None:
         fr = pd.concat(fair, ignore_index=True)
         print("\nAUC, precision and false-positive rate at the 5% budget per group, with and without the attributes:")
         print(fr.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if equal:
+        print("\none threshold against equalised false-positive rates (" + str(args.equalise) + "), held out:")
+        print(pd.concat(equal, ignore_index=True).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     dump()
 
 

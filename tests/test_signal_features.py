@@ -186,8 +186,6 @@ def test_train_without_the_attributes(small_district, tmp_path):
 def test_families_behind_the_setting_are_off_by_default_and_online_agrees_when_on(small_district):
     """The families that did not earn their place are off unless asked for; switched on,
     a dispute the history never saw gets the batch's probability and reasons."""
-    from test_scoring import NIGHT, _with, _withheld_request, _withheld_set, _without
-
     from escalation_risk.model.training import DEFAULT_CONFIG, FAMILIES_OFF
     assert list(DEFAULT_CONFIG["families_off"]) == list(FAMILIES_OFF)
     on = er.train(small_district, cutoff="2025-01-01", seed=0, config={"param_grid": [], "families_off": []})
@@ -196,14 +194,21 @@ def test_families_behind_the_setting_are_off_by_default_and_online_agrees_when_o
     default = er.train(small_district, cutoff="2025-01-01", seed=0, config={"param_grid": []})
     assert not {f.name for f in REGISTRY if f.family in FAMILIES_OFF} & set(default.feature_names)
     assert default.manifest["features"]["excluded"]["families_off"] == list(FAMILIES_OFF)
-    withheld = _withheld_set(small_district, n=16, seed=5)
-    scorer = er.Scorer(on, _without(small_district, withheld))
+    assert_online_equals_batch(on, small_district, n=16)
+
+
+def assert_online_equals_batch(model, ds, n: int) -> None:
+    """Disputes the Scorer's history never saw, scored online one at a time, get the
+    batch's probability and reasons (``model.score`` on the history with the dispute)."""
+    from test_scoring import NIGHT, _with, _withheld_request, _withheld_set, _without
+    withheld = _withheld_set(ds, n=n, seed=5)
+    scorer = er.Scorer(model, _without(ds, withheld))
     rng = np.random.default_rng(2)
     for d in withheld:
-        row, parties, meds, notes, own = _withheld_request(small_district, d)
+        row, parties, meds, notes, own = _withheld_request(ds, d)
         as_of = min(row["reported_at"] + pd.Timedelta(days=int(rng.integers(0, 60))), NIGHT)
         ref = _with(scorer.history, own)
-        b = on.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
+        b = model.score(ref, pd.DataFrame({"dispute_id": [d], "as_of": [as_of]}), reasons_for="all").iloc[0]
         a = scorer.score_dispute(row, parties, mediations=meds, notes=notes, as_of=as_of)
         assert abs(a.probability - b["probability"]) < 1e-9, d
         assert [r["en"] for r in a.reasons] == b["reasons"], d

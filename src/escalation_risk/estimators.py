@@ -151,7 +151,8 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
                  num_threads: int = 1, lgb_params: dict | None = None, calibration: str = "auto",
                  calibration_folds: int = 5, budget: dict | None = None, offences: list[str] | None = None,
                  shared_party: bool = True, ece_bins: int = 10, text_model_folds: int = 5,
-                 families_off: list[str] | None = None, exclude: list[str] | None = None):
+                 families_off: list[str] | None = None, exclude: list[str] | None = None,
+                 linear: str = "auto", equalise_fpr: str | None = None):
         self.dataset = dataset
         self.cutoff = cutoff
         self.horizon_days = horizon_days
@@ -176,6 +177,8 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         self.text_model_folds = text_model_folds
         self.families_off = families_off
         self.exclude = exclude
+        self.linear = linear
+        self.equalise_fpr = equalise_fpr
 
     def train_config(self) -> dict:
         """The :func:`train` ``config`` these parameters stand for (for comparisons)."""

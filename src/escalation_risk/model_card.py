@@ -206,6 +206,102 @@ alerted). 95% bootstrap intervals.
 """
 
 
+def _linear_line(m: dict) -> str:
+    """Whether the scores add the logistic regression's log-odds to the trees', and why."""
+    choice = m.get("linear_choice")
+    if not choice:
+        return ("**Linear part:** none (the trees alone; "
+                "`config={'linear': 'none'}` or a model trained before the setting existed).")
+    cv = choice.get("cv") or {}
+    why = (f" (cross-validated log-loss on the out-of-time windows: trees alone {cv['trees']:.5f}, blend "
+           f"{cv['blend']:.5f})" if cv else "")
+    lin = m.get("linear")
+    if not lin:
+        return f"**Linear part:** not used: the blend with the logistic regression did not beat the trees alone{why}."
+    return (f"**Linear part:** the score's log-odds are {lin['w_trees']:.3f} x the trees' + {lin['w_linear']:.3f} x "
+            f"the logistic regression's (the baseline below, refitted on all labelled history) "
+            f"{lin['intercept']:+.3f}, weights fitted on the out-of-time windows{why}. Reasons add the "
+            f"linear terms to the trees' SHAP values.")
+
+
+def _equalised_section(m: dict, equalised: pd.DataFrame | None) -> str:
+    """The per-group thresholds of ``config={"equalise_fpr": ...}``, and what they cost."""
+    spec = m.get("equalised_fpr")
+    if not spec:
+        return ""
+
+    def iv(v, lo, hi) -> str:
+        return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    def tab(rows: pd.DataFrame) -> str:
+        return _table(pd.DataFrame({
+            "rule": rows["rule"], "group": rows["group"], "n": rows["n"], "escalated": rows["escalated"],
+            "alerted": [iv(*r) for r in rows[["alerted", "alerted_lo", "alerted_hi"]].to_numpy()],
+            "precision": [iv(*r) for r in rows[["precision", "precision_lo", "precision_hi"]].to_numpy()],
+            "false-positive rate": [iv(*r) for r in rows[["fpr", "fpr_lo", "fpr_hi"]].to_numpy()]}))
+
+    th = ", ".join(f"{g} {t:.3f}" for g, t in sorted(spec["thresholds"].items()))
+    kept = spec.get("groups_kept_single") or []
+    text = f"""## Equalised false-positive rates ({spec['attribute']})
+Trained with `equalise_fpr={spec['attribute']!r}`: besides the one threshold ({spec['single']:.3f}, the top
+{spec['budget']:.0%}), one threshold per {spec['attribute']} group so that every group has the same
+false-positive rate ({spec['fpr']:.3f}) while {spec['budget']:.0%} of disputes are alerted, fitted on the
+out-of-time validation predictions: {th}.{' Groups too small to fit, on the one threshold: ' + ', '.join(kept) + '.' if kept else ''}
+Equal false-positive rates cost precision: the row `all` of each rule shows how much.
+95% bootstrap intervals; thresholds held fixed.
+
+Out-of-time validation windows (where the thresholds were fitted):
+
+{tab(pd.DataFrame(spec['validation']))}
+"""
+    if equalised is not None and len(equalised):
+        text += f"""
+Held-out disputes (first reported after the cutoff, at report time; the same thresholds):
+
+{tab(equalised)}
+"""
+    return text
+
+
+def _fairness_benchmark_section() -> str:
+    """Fairness measured on fresh districts (benchmarks/ablation.py --fairness; model/fairness.json)."""
+    path = Path(__file__).parent / "model" / "fairness.json"
+    if not path.is_file():
+        return ""
+    import json
+    bench = json.loads(path.read_text(encoding="utf-8"))
+    f = pd.DataFrame(bench["fairness"])
+    p_col = [c for c in f.columns if c.startswith("precision@")][0]
+    r_col = [c for c in f.columns if c.startswith("fpr@")][0]
+
+    def iv(v, lo, hi) -> str:
+        return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    tab = pd.DataFrame({"seed": f["seed"], "model": f["model"], "attribute": f["attribute"], "group": f["group"],
+                        "n": f["n"], "escalated": f["escalated"],
+                        "AUC": [iv(*r) for r in f[["roc_auc", "roc_auc_lo", "roc_auc_hi"]].to_numpy()],
+                        p_col: [iv(*r) for r in f[[p_col, "precision_lo", "precision_hi"]].to_numpy()],
+                        "false-positive rate": [iv(*r) for r in f[[r_col, "fpr_lo", "fpr_hi"]].to_numpy()]})
+    text = f"""## With and without the personal attributes, on fresh districts
+{bench['what']} One threshold alerting the top {p_col.split('@')[1]}; 95% bootstrap intervals.
+
+{_table(tab)}
+"""
+    e = pd.DataFrame(bench.get("equalised", []))
+    if len(e):
+        etab = pd.DataFrame({"seed": e["seed"], "model": e["model"], "rule": e["rule"], "group": e["group"],
+                             "n": e["n"], "precision": [iv(*r) for r in e[["precision", "precision_lo",
+                                                                           "precision_hi"]].to_numpy()],
+                             "false-positive rate": [iv(*r) for r in e[["fpr", "fpr_lo", "fpr_hi"]].to_numpy()]})
+        text += f"""
+One threshold against thresholds equalising the false-positive rate across the groups (fitted on each
+model's out-of-time windows, `equalise_fpr`), on the same held-out disputes:
+
+{_table(etab)}
+"""
+    return text
+
+
 def _ablation_section() -> str:
     """The per-family ablation measured on fresh districts (benchmarks/ablation.py)."""
     from .model.training import ABLATION
@@ -227,7 +323,7 @@ bootstrap 95% interval, resampled by dispute). {ABLATION['verdict']}
 
 
 def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str | None = None,
-                     fairness: pd.DataFrame | None = None) -> Path:
+                     fairness: pd.DataFrame | None = None, equalised: pd.DataFrame | None = None) -> Path:
     r"""Write ``MODEL_CARD.md`` and ``calibration.png`` into ``out_dir``; return the card's path.
 
     ``test`` and ``nights`` are optional :class:`~escalation_risk.model.Evaluation`\ s on
@@ -236,6 +332,8 @@ def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str
     is used when it has one; otherwise the card says there is no held-out figure, and
     why (``no_test_reason``). ``fairness`` (:func:`fairness_comparison`) adds the model
     with and without the personal attributes; the card always says which were used.
+    ``equalised`` (:func:`escalation_risk.model.fairness.equalised_comparison` on held-out
+    disputes) adds the held-out figures of a model trained with ``equalise_fpr``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -309,6 +407,8 @@ training scores.
 
 {_table(pd.DataFrame(search)) if len(search) else ''}
 
+{_linear_line(m)}
+
 {_held_out(test, nights, no_test_reason)}
 ## Metrics (out-of-time validation windows)
 Out-of-time predictions of the fold boosters (each trained on less history than the final
@@ -336,6 +436,8 @@ precision and recall do not differ much between groups before use.
 {_table(by_group) if len(by_group) else '(none)'}
 
 {_fairness_section(fairness, m)}
+{_equalised_section(m, equalised)}
+{_fairness_benchmark_section()}
 {_ablation_section()}
 ## What drives the scores
 Mean |SHAP| of the final model on the validation windows' examples, top features:

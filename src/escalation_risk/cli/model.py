@@ -38,6 +38,10 @@ def _load(data_dir: str):
               help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
 @click.option("--exclude", default="", help="Comma-separated personal attributes (gender,hukou,age) the model must do "
               "without, with every feature derived from them, and/or feature families. Nothing by default.")
+@click.option("--equalise-fpr", "equalise_fpr", default=None,
+              type=click.Choice(["gender", "hukou", "age_band", "dispute_category"]),
+              help="Also fit per-group thresholds giving every group of this attribute the same false-positive "
+              "rate at the alert budget; the card shows them and their cost in precision.")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="spark (a province): examples made per district on Spark executors, a seeded sample by "
               "point (--max-points) fitted on this machine; local: the province's districts joined here.")
@@ -45,11 +49,13 @@ def _load(data_dir: str):
 @click.option("--max-points", default=None, type=click.IntRange(min=1),
               help="With --engine spark: fit on a seeded sample of at most this many examples (by point).")
 def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
-          max_rescores: int, store: str | None, exclude: str, engine: str = "local", spark_master: str | None = None,
-          max_points: int | None = None) -> None:
+          max_rescores: int, store: str | None, exclude: str, equalise_fpr: str | None = None, engine: str = "local",
+          spark_master: str | None = None, max_points: int | None = None) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..model import train as train_model
     from ..model_card import write_model_card
+    if engine == "spark" and equalise_fpr:
+        raise click.BadParameter("--equalise-fpr is not built for --engine spark", param_hint="--engine")
     if engine == "spark":
         return _train_on_spark(data_dir, cutoff, out_dir, horizon, seed, rescore_every, max_rescores, store,
                                exclude, spark_master, max_points)
@@ -60,7 +66,9 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     if pd.isna(newest):
         fail("the data hold no incident: there is nothing to learn from")
     try:
-        config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
+        config: dict = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else {}
+        if equalise_fpr:
+            config["equalise_fpr"] = equalise_fpr
         outcomes = None
         if store:
             with open_store(store, create=False) as st:
@@ -77,7 +85,9 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     fairness = None
     if test is not None and model.manifest["features"]["excluded"]["requested"]:
         fairness = _with_and_without(model, ds, cutoff, horizon, seed, config, outcomes)
-    card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not, fairness=fairness)
+    equalised = _equalised_held_out(model, ds, cutoff, horizon, seed) if test is not None and equalise_fpr else None
+    card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not, fairness=fairness,
+                            equalised=equalised)
     val = model.manifest["metrics"]["validation"]
     table = pd.DataFrame(val["scorers"]).T[["roc_auc", "average_precision", "brier", "ece", "precision@1%",
                                             "precision@5%", "precision@10%", "recall@5%"]]
@@ -139,6 +149,20 @@ def _with_and_without(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int, 
     asked = ",".join(model.manifest["features"]["excluded"]["requested"])
     return fairness_comparison({"all features": full.predict_proba(X), f"without {asked}": model.predict_proba(Xm)},
                                y, group_attributes(X)[["gender", "hukou", "age_band"]], seed=seed)
+
+
+def _equalised_held_out(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int):
+    """One threshold against the model's equalised ones on the held-out disputes at report time."""
+    from ..features import build_features
+    from ..labels import make_labels
+    from ..model import report_points
+    from ..model.fairness import equalised_comparison, group_of
+    spec = model.manifest["equalised_fpr"]
+    pts = report_points(ds, cutoff, None)
+    y = make_labels(ds, pts, horizon_days=horizon).to_numpy()
+    pts, y = pts[~pd.isna(y)].reset_index(drop=True), y[~pd.isna(y)]
+    X = build_features(ds, pts, lexicon=model.lexicon, text=model.text_model)
+    return equalised_comparison(model.predict_proba(X), y, group_of(X, spec["attribute"]), spec, seed=seed)
 
 
 def _held_out(model, ds, cutoff: pd.Timestamp, horizon: int):

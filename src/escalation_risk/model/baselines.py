@@ -76,9 +76,8 @@ def _checklist_proba(X: pd.DataFrame, spec: dict) -> tuple[np.ndarray, np.ndarra
     return s, rate[np.clip(s.astype(int), 0, len(rate) - 1)]
 
 
-def _design(X: pd.DataFrame, spec: dict) -> np.ndarray:
-    """The logistic regression's matrix: median-imputed standardised numbers, one-hot categories."""
-    num = X[spec["numeric"]].to_numpy(dtype=float)
+def _numeric(num: np.ndarray, spec: dict) -> np.ndarray:
+    """The numeric block of the design: median-imputed, log1p, standardised, clipped."""
     med = np.asarray(spec["median"])
     num = np.where(np.isnan(num), med, num)
     if spec.get("log1p"):
@@ -86,7 +85,12 @@ def _design(X: pd.DataFrame, spec: dict) -> np.ndarray:
     num = (num - np.asarray(spec["mean"])) / np.asarray(spec["scale"])
     if spec.get("clip"):
         num = np.clip(num, -spec["clip"], spec["clip"])
-    parts = [num]
+    return num
+
+
+def _design(X: pd.DataFrame, spec: dict) -> np.ndarray:
+    """The logistic regression's matrix: median-imputed standardised numbers, one-hot categories."""
+    parts = [_numeric(X[spec["numeric"]].to_numpy(dtype=float), spec)]
     for col, cats in spec["categories"].items():
         v = X[col].astype(object).to_numpy()
         parts.append((v[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(float))
@@ -111,6 +115,28 @@ def _fit_logistic(X: pd.DataFrame, y: np.ndarray, seed: int) -> dict:
     spec["coef"] = lr.coef_[0].tolist()
     spec["intercept"] = float(lr.intercept_[0])
     return spec
+
+
+def logistic_terms(M: np.ndarray, names: list[str], spec: dict) -> np.ndarray:
+    """Each feature's term in the logistic regression's log-odds, per row of ``M`` (the
+    model's matrix: columns ``names``, categoricals as codes in the spec's category order,
+    unknown NaN). A row's terms plus ``spec["intercept"]`` are its log-odds; the numbers
+    are centred (a feature at its training mean adds nothing), so they read as reasons."""
+    pos = {n: j for j, n in enumerate(names)}
+    missing = [c for c in [*spec["numeric"], *spec["categories"]] if c not in pos]
+    if missing:
+        raise ValueError(f"the logistic regression reads feature(s) {missing[:5]} the matrix lacks")
+    coef = np.asarray(spec["coef"], dtype=float)
+    out = np.zeros(M.shape, dtype=float)
+    idx = [pos[c] for c in spec["numeric"]]
+    k = len(idx)
+    out[:, idx] = _numeric(np.asarray(M[:, idx], dtype=float), spec) * coef[:k]
+    for col, cats in spec["categories"].items():
+        code = M[:, pos[col]]
+        known = ~np.isnan(code) & (code >= 0) & (code < len(cats))
+        out[known, pos[col]] = coef[k + code[known].astype(int)]
+        k += len(cats)
+    return out
 
 
 def _logistic_proba(X: pd.DataFrame, spec: dict) -> np.ndarray:

@@ -16,6 +16,7 @@ from ..features import CHUNK, Lexicon, TextModel, compute_features, feature_name
 from ..features.lexicon import lexicon_from_dict
 from ..features.points import points_from_history
 from ..response import ALERT_LEVELS, PLAN_REASONS, assign_levels, choose_plans, compute_trend
+from .baselines import logistic_terms
 from .calibration import apply_calibrator
 from .metrics import DEFAULT_BUDGETS, Evaluation
 from .points import open_points
@@ -51,6 +52,9 @@ class RiskModel:
         # process trained the model (not saved): lets a benchmark compare calibrators.
         self.validation: dict[str, np.ndarray] | None = None
         self._codes: dict[str, dict[str, float]] | None = None  # category -> code, built on first use
+        # The linear part (training's ``linear`` setting): raw score = trees * w_trees +
+        # logistic regression's log-odds * w_linear + intercept; None: the trees alone.
+        self.linear: dict | None = manifest.get("linear") or None
 
     def __repr__(self) -> str:
         return (f"RiskModel(version={self.version!r}, cutoff={self.manifest.get('cutoff')!r}, "
@@ -105,10 +109,24 @@ class RiskModel:
         # One thread for a handful of rows: starting threads costs more than the trees.
         threads = 1 if len(X) < 256 else self.manifest.get("num_threads", 0) or 0
         M = X if isinstance(X, np.ndarray) else self._matrix(X)
-        return np.asarray(self.booster.predict(M, num_threads=threads, **kind), dtype=float)
+        out = np.asarray(self.booster.predict(M, num_threads=threads, **kind), dtype=float)
+        if not self.linear:
+            return out
+        # Trees and the linear model add up on the log-odds scale, and so do their
+        # contributions: each feature's tree SHAP plus its linear term, scaled by the weights.
+        lin = self.baselines["logistic_regression"]
+        terms = logistic_terms(M, self.feature_names, lin)
+        wt, wl, b = self.linear["w_trees"], self.linear["w_linear"], self.linear["intercept"]
+        if kind.get("pred_contrib"):
+            out *= wt
+            out[:, :-1] += wl * terms
+            out[:, -1] += wl * lin["intercept"] + b
+            return out
+        return wt * out + wl * (terms.sum(axis=1) + lin["intercept"]) + b
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
-        """The booster's log-odds for each row of ``X`` (uncalibrated)."""
+        """The model's log-odds for each row of ``X`` (uncalibrated): the booster's, plus the
+        linear part's when the model has one."""
         if len(X) == 0:
             return np.zeros(0)
         return self._predict(X, raw_score=True)
@@ -116,6 +134,16 @@ class RiskModel:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of a crime within the horizon (0.2: about one in five)."""
         return apply_calibrator(self.raw_score(X), self.calibrator)
+
+    def equalised_alerts(self, X: pd.DataFrame) -> np.ndarray:
+        """Which rows the per-group thresholds alert when the model was trained with
+        ``config={"equalise_fpr": attribute}`` (one false-positive rate for every group at
+        the orange budget; :mod:`.fairness`). Raises ``ValueError`` for a model without them."""
+        spec = self.manifest.get("equalised_fpr")
+        if not spec:
+            raise ValueError("this model has no equalised thresholds: train with config={'equalise_fpr': attribute}")
+        from .fairness import equalised_alerts, group_of
+        return equalised_alerts(self.predict_proba(X), group_of(X, spec["attribute"]), spec)
 
     def contribution_matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """:meth:`contributions` as a bare array (columns: ``feature_names``, then the bias)."""
