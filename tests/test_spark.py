@@ -141,6 +141,9 @@ def test_each_district_task_writes_its_own_partition(spark, spark_night, local_n
         got = pq.read_table(files[0]).to_pandas()
         want = local.scores[local.scores["district"] == d]
         assert sorted(got["dispute_id"]) == sorted(want["dispute_id"]) and len(got) > 0
+    # the records copied for the cross-district part (free text among them) left with the night
+    copies = [f for d in ("history", "handover") for f in (out / "spark" / d).rglob(f"night={TAG}")]
+    assert remote.cross_people > 0 and copies == []
     # the driver collected one small row per task, no score table: pids of the executors that ran them
     assert sorted(remote.tasks["district"]) == DISTRICTS and (remote.tasks["pid"] != os.getpid()).all()
     # the recorded scores (trend applied) wait in a file per district, read one district at a time
