@@ -301,3 +301,15 @@ def test_the_spark_linkage_is_link_keys_over_the_province(spark, noisy_keys: pd.
     pk = spark.read.parquet(str(tmp_path / "province_keys" / f"night={TAG}")).toPandas()
     pk = pk[want.columns].astype(object).sort_values(["district", "person_id"], ignore_index=True)
     pd.testing.assert_frame_equal(pk, want.astype(object))
+
+
+def test_random_pairs_of_u_name_each_district_by_its_load_index():
+    """A district with no records holds no gids: the others keep the index their load gave them."""
+    from escalation_risk import spark_linkage as SL
+    from escalation_risk.linking import DEFAULT_MODEL
+    from escalation_risk.linking import stages as LS
+    sizes, indexes = [3, 4], [0, 2]  # district 1 of the load wrote no keys
+    got = next(SL._sample_pairs(iter([]), n=7, sizes=sizes, indexes=indexes, model=DEFAULT_MODEL))
+    si, sj = LS.random_pairs(7, DEFAULT_MODEL)
+    want = np.r_[SL.gids(0, 3), SL.gids(2, 4)]
+    assert got["a"].tolist() == want[si].tolist() and got["b"].tolist() == want[sj].tolist() and len(got)

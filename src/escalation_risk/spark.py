@@ -484,11 +484,12 @@ class SparkEngine(Engine):
                         [(c, str(data_of[c])) for c in codes], "score")
         finally:
             bc.unpersist()
-        # The districts' records copied for the cross-district part (pseudonymised, but with the
-        # staff's free text) are read by no later step: they leave the work folder with the night.
-        for d in ("history", "handover"):
-            for t in SHARED_TABLES:
-                shutil.rmtree(cross.root / d / t / f"night={cross.tag}", ignore_errors=True)
+            # The districts' records copied for the cross-district part (pseudonymised, but with the
+            # staff's free text) are read by no later step: they leave the work folder with the
+            # scoring, failed or not (a re-run writes them again from its load).
+            for d in ("history", "handover"):
+                for t in SHARED_TABLES:
+                    shutil.rmtree(cross.root / d / t / f"night={cross.tag}", ignore_errors=True)
         scores_root = cross.root / "scores"
         return [DistrictResult(r["district"], pd.DataFrame(), r["seconds"], r["peak_rss_mb"], r["pid"],
                                pickle.loads(r["drift"]),

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .linking import DEFAULT_MODEL, FIELDS, LinkageModel
+from .linking import DEFAULT_MODEL, FIELDS, LEVELS, LinkageModel
 from .linking import stages as LS
 
 _TF_COLS = [f"c_{name}" for name in LS.TF_FIELDS]
@@ -65,7 +65,7 @@ def keys_table(keys: pd.DataFrame, district_index: int) -> pd.DataFrame:
     """One district's rows of the ``keys`` dataset: gid, person_id and the integer keys,
     from its :func:`~escalation_risk.province.linkage_keys` (``district_index``: its place
     among the province's districts in code order)."""
-    k = LS.key_columns(keys.drop(columns=[c for c in ("district",) if c in keys.columns]))
+    k = LS.key_columns(keys.drop(columns="district", errors="ignore"))
     k.insert(0, "person_id", keys["person_id"].astype(str).to_numpy())
     k.insert(0, "gid", gids(district_index, len(k)))
     return k
@@ -90,8 +90,9 @@ def _block_rows(batches: Any) -> Any:
             yield pd.DataFrame({"rule": np.full(int(on.sum()), r, dtype=np.int32), "bkey": key[on], "gid": g[on]})
 
 
-def _sample_pairs(batches: Any, *, n: int, sizes: list[int], model: LinkageModel) -> Any:
-    """The random pairs of u, as link_keys draws them among the province's ``n`` records, as gids."""
+def _sample_pairs(batches: Any, *, n: int, sizes: list[int], indexes: list[int], model: LinkageModel) -> Any:
+    """The random pairs of u, as link_keys draws them among the province's ``n`` records, as gids
+    (``sizes`` and ``indexes``: each district's records and its index in the gids, in code order)."""
     for _ in batches:
         pass
     si, sj = LS.random_pairs(n, model)
@@ -100,13 +101,13 @@ def _sample_pairs(batches: Any, *, n: int, sizes: list[int], model: LinkageModel
 
     def gid_of(pos: np.ndarray) -> np.ndarray:
         d = np.searchsorted(ends, pos, side="right")
-        return (d.astype(np.int64) << np.int64(GID_SHIFT)) | (pos - starts[d]).astype(np.int64)
+        return (np.asarray(indexes, dtype=np.int64)[d] << np.int64(GID_SHIFT)) | (pos - starts[d]).astype(np.int64)
     yield pd.DataFrame({"a": gid_of(si), "b": gid_of(sj)})
 
 
 def _u_levels(batches: Any) -> Any:
     """Level counts of random pairs, each row holding both records' keys (a_*, b_*)."""
-    counts = {f: np.zeros(8, dtype=np.int64) for f in FIELDS}
+    counts = {f: np.zeros(len(LEVELS[f]), dtype=np.int64) for f in FIELDS}
     for b in batches:
         if not len(b):
             continue
@@ -116,8 +117,8 @@ def _u_levels(batches: Any) -> Any:
         lv = LS.compare(LS.keys_of(cols), np.arange(m), m + np.arange(m))
         for f, c in LS.level_counts(lv).items():
             counts[f][:len(c)] += c
-    yield pd.DataFrame([{"field": f, "level": lv, "n": int(c[lv])} for f, c in counts.items() for lv in range(8)
-                        if c[lv]])
+    yield pd.DataFrame([{"field": f, "level": lv, "n": int(n)} for f, c in counts.items() for lv, n in enumerate(c)
+                        if n])
 
 
 def _pairs_of_blocks(batches: Any, *, model: LinkageModel) -> Any:
@@ -129,10 +130,11 @@ def _pairs_of_blocks(batches: Any, *, model: LinkageModel) -> Any:
     pdf = pdf.sort_values(["rule", "bkey", "gid"], kind="stable", ignore_index=True)
     g = pdf["gid"].to_numpy(dtype=np.int64)
     rule = pdf["rule"].to_numpy()
+    bkey = pdf["bkey"].to_numpy(dtype=np.int64)
     ii, jj, rr = [], [], []
     for r in np.unique(rule):
         rows = np.flatnonzero(rule == r)
-        i, j, _ = LS.block_pairs(pdf["bkey"].to_numpy(dtype=np.int64)[rows], model)
+        i, j, _ = LS.block_pairs(bkey[rows], model)
         ii.append(rows[i])
         jj.append(rows[j])
         rr.append(np.full(len(i), r, dtype=np.int32))
@@ -216,7 +218,11 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
         rows = df.collect()
         collected[0] += len(pickle.dumps([tuple(r) for r in rows]))
         return rows
-    n_of = {r["district"]: int(r["count"]) for r in collect(keys.groupBy("district").count())}
+    # A district's index in the gids is the load's (its place among all the province's districts),
+    # not its place among those holding records: read it off its gids.
+    of = collect(keys.groupBy("district").agg(F.count(F.lit(1)).alias("count"), F.min("gid").alias("gid0")))
+    n_of = {r["district"]: int(r["count"]) for r in of}
+    index_of = {r["district"]: int(r["gid0"]) >> GID_SHIFT for r in of}
     codes = sorted(n_of)
     n = sum(n_of.values())
     stats: dict[str, float] = {"records": n}
@@ -232,16 +238,15 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
 
     # 2. u from the random pairs link_keys would draw (positions in district order), drawn on an executor
     sample = spark.range(1, numPartitions=1).mapInPandas(
-        partial(_sample_pairs, n=n, sizes=[n_of[c] for c in codes], model=model), "a long, b long")
+        partial(_sample_pairs, n=n, sizes=[n_of[c] for c in codes], indexes=[index_of[c] for c in codes],
+                model=model), "a long, b long")
     ra = rec.select(F.col("gid").alias("a"), *[F.col(f).alias(f"a_{f}") for f in LS.KEY_FIELDS])
     rb = rec.select(F.col("gid").alias("b"), *[F.col(f).alias(f"b_{f}") for f in LS.KEY_FIELDS])
     u_rows = collect(sample.join(ra, "a").join(rb, "b").mapInPandas(_u_levels, "field string, level int, n long")
                      .groupBy("field", "level").agg(F.sum("n").alias("n")))
-    u_counts = {f: np.zeros(8, dtype=np.int64) for f in FIELDS}
+    u_counts = {f: np.zeros(len(LEVELS[f]), dtype=np.int64) for f in FIELDS}
     for r in u_rows:
         u_counts[r["field"]][r["level"]] = r["n"]
-    from .linking.model import LEVELS
-    u_counts = {f: c[:len(LEVELS[f])] for f, c in u_counts.items()}
 
     # 3. candidate pairs: blocks grouped by (rule, key), pairs made and compared per partition
     rule_names = LS.rules()
