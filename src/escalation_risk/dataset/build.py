@@ -104,14 +104,9 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
     typed: set[str] = set()  # frames already in their final types (nothing to finish)
     for name in TABLE_ORDER:
         spec = TABLES[name]
-        if name not in tables:
-            parsed[name] = empty_table(name)
-            rows_read[name] = 0
-            typed.add(name)
-            continue
-        given = tables[name]
+        given = tables.get(name)
         read = given() if callable(given) else given
-        if read is None:  # a table file that vanished since the folder was listed
+        if read is None:  # not given, or a table file that vanished since the folder was listed
             parsed[name] = empty_table(name)
             rows_read[name] = 0
             typed.add(name)

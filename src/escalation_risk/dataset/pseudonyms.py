@@ -33,9 +33,9 @@ def _normalise_pii(column: str, raw: pd.Series, normalised: pd.Series | None = N
         # few others (padded, blank, not text) are normalised here.
         same = s.notna().to_numpy() & (s.to_numpy(dtype=object) == raw.to_numpy(dtype=object))
         out = pd.Series(normalised.to_numpy(dtype=object), index=s.index, dtype=object)
-        out[~same] = None
-        if (~same).any():
-            out[~same] = normalize.normalise_name(s[~same]).to_numpy(dtype=object)
+        other = ~same
+        if other.any():
+            out[other] = normalize.normalise_name(s[other]).to_numpy(dtype=object)
         s = out
     elif column == "name":
         s = normalize.normalise_name(s)

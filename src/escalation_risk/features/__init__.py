@@ -113,8 +113,9 @@ def compute_features(idx: HistoryIndex, P: PointSet, text: TextModel | None = No
     # Numbers as one float block (cheap for one row or a million), then the categoricals.
     numeric = np.empty((n, len(numeric_names)), dtype="float64")
     categorical = {name: np.empty(n, dtype=object) for name in CATEGORICAL}
-    for lo in range(0, n, max(int(chunk), 1)):
-        hi = min(n, lo + max(int(chunk), 1))
+    step = max(int(chunk), 1)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
         cols = compute_columns(idx, P if (lo, hi) == (0, n) else P.rows(lo, hi), text)
         for j, name in enumerate(numeric_names):
             numeric[lo:hi, j] = np.asarray(cols[name], dtype="float64")
