@@ -131,19 +131,25 @@ def _train_on_spark(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: 
                f"{sample['examples']} examples of {len(sample['districts'])} districts (sample by point, seed {seed})")
 
 
+def _labelled_report_points(ds, cutoff: pd.Timestamp, horizon: int):
+    """The held-out disputes at report time after the cutoff whose label is known, and their labels."""
+    from ..labels import make_labels
+    from ..model import report_points
+    pts = report_points(ds, cutoff, None)
+    y = make_labels(ds, pts, horizon_days=horizon).to_numpy()
+    known = ~pd.isna(y)
+    return pts[known].reset_index(drop=True), y[known]
+
+
 def _with_and_without(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int, config, outcomes):
     """The excluding model beside the same training with nothing excluded, on the held-out
     disputes at report time (for the card's fairness table)."""
     from ..features import build_features
-    from ..labels import make_labels
-    from ..model import report_points
     from ..model import train as train_model
     from ..model.metrics import group_attributes
     from ..model_card import fairness_comparison
     full = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
-    pts = report_points(ds, cutoff, None)
-    y = make_labels(ds, pts, horizon_days=horizon).to_numpy()
-    pts, y = pts[~pd.isna(y)].reset_index(drop=True), y[~pd.isna(y)]
+    pts, y = _labelled_report_points(ds, cutoff, horizon)
     X = build_features(ds, pts, lexicon=model.lexicon, text=full.text_model)
     Xm = build_features(ds, pts, lexicon=model.lexicon, text=model.text_model)
     asked = ",".join(model.manifest["features"]["excluded"]["requested"])
@@ -154,13 +160,9 @@ def _with_and_without(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int, 
 def _equalised_held_out(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int):
     """One threshold against the model's equalised ones on the held-out disputes at report time."""
     from ..features import build_features
-    from ..labels import make_labels
-    from ..model import report_points
     from ..model.fairness import equalised_comparison, group_of
     spec = model.manifest["equalised_fpr"]
-    pts = report_points(ds, cutoff, None)
-    y = make_labels(ds, pts, horizon_days=horizon).to_numpy()
-    pts, y = pts[~pd.isna(y)].reset_index(drop=True), y[~pd.isna(y)]
+    pts, y = _labelled_report_points(ds, cutoff, horizon)
     X = build_features(ds, pts, lexicon=model.lexicon, text=model.text_model)
     return equalised_comparison(model.predict_proba(X), y, group_of(X, spec["attribute"]), spec, seed=seed)
 

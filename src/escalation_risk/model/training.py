@@ -407,10 +407,10 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
     oot_scores = {name: tuple(np.concatenate(v, axis=1)) for name, v in fold_scores.items()}
     linear = None
     if cfg["linear"] != "none":
-        linear = fit_blend(raw_oot, _logit(oot_scores["logistic_regression"][0]), y_oot,
-                           method=cfg["linear"], folds=cfg["calibration_folds"], seed=seed)
+        lr_oot = _logit(oot_scores["logistic_regression"][0])
+        linear = fit_blend(raw_oot, lr_oot, y_oot, method=cfg["linear"], folds=cfg["calibration_folds"], seed=seed)
         if linear["chosen"]:
-            raw_oot = blend_raw(raw_oot, _logit(oot_scores["logistic_regression"][0]), linear)
+            raw_oot = blend_raw(raw_oot, lr_oot, linear)
         else:
             linear = {"chosen": False, "cv": linear["cv"]}
     calibrator = fit_calibrator(raw_oot, y_oot, method=cfg["calibration"], folds=cfg["calibration_folds"],
