@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,64 @@ class RssSampler:
         self._stop.set()
 
 
+def _descendants(pid: int) -> list[int]:
+    """This process's children, grandchildren, ... (Linux: /proc/PID/task/TID/children)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class TreeSampler:
+    """Max over time of the memory of this process and its forked workers together: the
+    sum of their proportional set sizes (a page shared copy-on-write by two processes
+    counts half in each), sampled every ``interval`` seconds by a daemon thread."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak_kb = 0
+        self.max_workers = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.is_set():
+            kids = _descendants(me)
+            total = _pss_kb(me) + sum(_pss_kb(k) for k in kids)
+            self.peak_kb = max(self.peak_kb, total)
+            self.max_workers = max(self.max_workers, len(kids))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 # --------------------------------------------------------------------------- stages
 
 _ROWS: list[dict] = []  # every finished stage, also reachable when a run fails
@@ -162,13 +221,19 @@ def _rate(n: int, s: float) -> str:
 def nightly_child(data: str, model: str, night: str, store: str, out: str, prof: str = "") -> None:
     """Run one night in this (fresh) process and print a JSON line with time and memory."""
     sampler = RssSampler()
+    tree = TreeSampler()
     rss0 = sampler.reset()
+    load0 = os.getloadavg()
     profiler = cProfile.Profile(time.process_time) if prof else None  # CPU time: the machine is shared
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0, c0 = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     report = er.run_night(data, model, night, store=store, out_dir=out)
     cpu = time.process_time() - c0
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_workers = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+    tree.stop()
     if profiler:
         profiler.disable()
     wall = time.perf_counter() - t0
@@ -177,7 +242,9 @@ def nightly_child(data: str, model: str, night: str, store: str, out: str, prof:
     peak = max(sampler.peak(), _status_kb("VmHWM"))
     s = report.summary
     print("NIGHTLY_JSON " + json.dumps({
-        "seconds": wall, "cpu_seconds": cpu, "peak_mb": peak / 1024, "rss_start_mb": rss0 / 1024,
+        "seconds": wall, "cpu_seconds": cpu, "cpu_workers_seconds": round(cpu_workers, 2),
+        "peak_mb": peak / 1024, "tree_pss_peak_mb": round(tree.peak_kb / 1024), "workers": tree.max_workers,
+        "rss_start_mb": rss0 / 1024, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
         "parts": {k: round(v, 2) for k, v in report.seconds.items()},
         "cpu_parts": {k: round(v, 2) for k, v in report.cpu_seconds.items()},
         "hwm_mb_after": {k: round(v) for k, v in report.peak_rss_mb.items()},
