@@ -62,7 +62,9 @@ from .alerts import AlertStore, NightSummary
 from .alerts.notify import DeliveryReport, Notifier, Webhook
 from .clock import end_of_day
 from .dataset import Dataset, load_dataset
+from .dataset.build import FORK_MIN_ROWS
 from .drift import DriftReport, check_night
+from .forks import Forked, workers
 from .model import RiskModel, load_model
 from .province import (
     CrossDistrict,
@@ -209,7 +211,9 @@ class DistrictLoad:
     """What loading one district tells the night (small: no table travels back but the keys)."""
 
     district: str
-    fingerprint: str
+    #: The data's fingerprint; for a district this process keeps, a forked child hashing
+    #: its tables while the night goes on (read when the night is recorded).
+    fingerprint: str | Forked[str]
     newest: pd.Timestamp | None
     quarantine: pd.DataFrame
     rejected: dict[str, pd.DataFrame]
@@ -321,7 +325,10 @@ def _load_district(code: str, source: Path | Dataset, key: bytes | None, *, with
         quarantine.insert(0, "district", code)
     nulled = int((ds.quarantine["action"] == "value set to missing, row kept").sum()) \
         if "action" in ds.quarantine.columns else 0
-    return DistrictLoad(code, ds.fingerprint(), newest_record(ds), quarantine, dict(ds.rejected),
+    # Hashing every table (seconds at a million people) is only needed to record the night.
+    fingerprint: str | Forked[str] = Forked(ds.fingerprint, fork=len(ds.incidents) >= FORK_MIN_ROWS) \
+        if keep and workers() > 1 else ds.fingerprint()
+    return DistrictLoad(code, fingerprint, newest_record(ds), quarantine, dict(ds.rejected),
                         sum(len(r) for r in ds.rejected.values()), nulled,
                         keys=linkage_keys(ds, code) if with_keys else None, ds=ds if keep else None)
 
@@ -490,25 +497,31 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     # A lone district is loaded once; a province's districts are loaded again by each task
     # that needs them, so that no more than one district's data is held at a time.
     loads = eng.load(sources, key, several=several, tag=tag, out=out)
-    data_of: dict[str, Path | Dataset] = {d.district: d.ds if d.ds is not None else sources[d.district]
-                                          for d in loads}
-    if not allow_stale:
-        _check_stale(loads, night, stale_days)
-    rm = model if isinstance(model, RiskModel) else load_model(model)
-    if out is not None:
-        files.update(_write_quarantine(loads, out, tag))
-    fingerprint = _fingerprint({d.district: d.fingerprint for d in loads}, rm.version, thresholds)
-    done()
+    try:
+        data_of: dict[str, Path | Dataset] = {d.district: d.ds if d.ds is not None else sources[d.district]
+                                              for d in loads}
+        if not allow_stale:
+            _check_stale(loads, night, stale_days)
+        rm = model if isinstance(model, RiskModel) else load_model(model)
+        if out is not None:
+            files.update(_write_quarantine(loads, out, tag))
+        done()
 
-    done = step("link")
-    cross = eng.link(data_of, loads, key, several=several, tag=tag, out=out)
-    done()
+        done = step("link")
+        cross = eng.link(data_of, loads, key, several=several, tag=tag, out=out)
+        done()
 
-    done = step("score")
-    results = eng.score(codes, data_of, cross, rm, night, key, thresholds=thresholds, check_drift=check_drift)
-    done()
+        done = step("score")
+        results = eng.score(codes, data_of, cross, rm, night, key, thresholds=thresholds, check_drift=check_drift)
+        done()
 
-    done = step("record")
+        done = step("record")
+        fingerprint = _fingerprint({d.district: d.fingerprint if isinstance(d.fingerprint, str)
+                                    else d.fingerprint.result() for d in loads}, rm.version, thresholds)
+    finally:
+        for d in loads:  # a night that failed leaves no child hashing behind
+            if not isinstance(d.fingerprint, str):
+                d.fingerprint.cancel()
     own_store = not isinstance(store, AlertStore)
     st: AlertStore = store if isinstance(store, AlertStore) else AlertStore(str(store))
     try:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..contract import ATTRIBUTES, VIOLENT_OFFENCES
 from ..dataset import Dataset
@@ -157,6 +158,58 @@ class Timeline(Windows):
                               **{k: np.concatenate([v, other.payload[k]]) for k, v in self.payload.items()})
 
 
+class TextColumn:
+    """A text column kept as the loaded table's Arrow array (shared with the Dataset, not
+    copied), read by position: a million-person district's descriptions and notes as
+    Python strings took ~370 MB more. Indexing with positions gives an object array, as
+    the numpy array it replaces did (missing values as the column's own missing value);
+    ``np.asarray`` gives the whole column (an index grown by :mod:`.index_append` holds that)."""
+
+    dtype = np.dtype(object)
+    ndim = 1
+    base = None
+
+    def __init__(self, values: pd.Series) -> None:
+        arrow = getattr(values.array, "_pa_array", None)
+        if not isinstance(arrow, pa.ChunkedArray) or not pa.types.is_string(arrow.type) and \
+                not pa.types.is_large_string(arrow.type):
+            arrow = pa.chunked_array([pa.array(values.to_numpy(dtype=object), type=pa.large_string(),
+                                               from_pandas=True)])
+            self._na = None
+        else:
+            self._na = values.dtype.na_value if hasattr(values.dtype, "na_value") else None
+        self._arrow = arrow.combine_chunks() if arrow.num_chunks != 1 else arrow.chunk(0)
+
+    def __len__(self) -> int:
+        return len(self._arrow)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self._arrow),)
+
+    def _objects(self, arrow: pa.Array) -> np.ndarray:
+        out = np.asarray(arrow.to_numpy(zero_copy_only=False), dtype=object)
+        if self._na is not None and arrow.null_count:
+            out[np.asarray(arrow.is_null())] = self._na
+        return out
+
+    def __getitem__(self, pos):
+        if isinstance(pos, (int, np.integer)):
+            return self._objects(self._arrow.slice(int(pos) % len(self), 1))[0]
+        if isinstance(pos, slice):
+            return self._objects(self._arrow[pos])
+        pos = np.asarray(pos)
+        if pos.dtype == bool:
+            pos = np.flatnonzero(pos)
+        pos = pos.astype(np.int64, copy=False)
+        pos = np.where(pos < 0, pos + len(self), pos)  # numpy's reading of negative positions
+        return self._objects(self._arrow.take(pa.array(pos)))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self._objects(self._arrow)
+        return out if dtype is None else out.astype(dtype)
+
+
 def _codes(values, categories) -> np.ndarray:
     return pd.Categorical(pd.Series(values).astype(object), categories=list(categories)).codes.astype(np.int16)
 
@@ -217,7 +270,7 @@ class HistoryIndex:
         self.inc_place = id_positions(ds.places["place_id"], inc["place_id"])
         self.inc_related = id_positions(inc["incident_id"], inc["related_incident_id"])
         self.inc_signals = self.lexicon.matrix(inc["description"])
-        self.inc_desc = inc["description"].to_numpy(dtype=object)  # the text model reads it at as_of
+        self.inc_desc = TextColumn(inc["description"])  # the text model reads it at as_of
         crim = self.inc_kind == "criminal_case"
         self.inc_violent = crim & np.isin(self.inc_category, VIOLENT_OFFENCES)
 
@@ -324,7 +377,7 @@ class HistoryIndex:
         self.note_ids = pd.Index(notes["note_id"].to_numpy(dtype=object))
         self.note_signals = self.lexicon.matrix(notes["text"])
         # The notes' own text, read only by a trained text model (features.text_model).
-        self.note_text = notes["text"].to_numpy(dtype=object)
+        self.note_text = TextColumn(notes["text"])
         self.notes = Timeline.build(ni, to_secs(notes["recorded_at"], ALWAYS), row=np.arange(len(notes)))
 
         # Places and grids.
