@@ -62,7 +62,7 @@ from .alerts import AlertStore, NightSummary
 from .alerts.notify import DeliveryReport, Notifier, Webhook
 from .clock import end_of_day
 from .dataset import Dataset, load_dataset
-from .dataset.build import FORK_MIN_ROWS
+from .dataset import build as dataset_build
 from .drift import DriftReport, check_night
 from .forks import Forked, workers
 from .model import RiskModel, load_model
@@ -326,7 +326,7 @@ def _load_district(code: str, source: Path | Dataset, key: bytes | None, *, with
     nulled = int((ds.quarantine["action"] == "value set to missing, row kept").sum()) \
         if "action" in ds.quarantine.columns else 0
     # Hashing every table (seconds at a million people) is only needed to record the night.
-    fingerprint: str | Forked[str] = Forked(ds.fingerprint, fork=len(ds.incidents) >= FORK_MIN_ROWS) \
+    fingerprint: str | Forked[str] = Forked(ds.fingerprint, fork=len(ds.incidents) >= dataset_build.FORK_MIN_ROWS) \
         if keep and workers() > 1 else ds.fingerprint()
     return DistrictLoad(code, fingerprint, newest_record(ds), quarantine, dict(ds.rejected),
                         sum(len(r) for r in ds.rejected.values()), nulled,

@@ -29,6 +29,7 @@ from .problems import (
     _structural,
     rejected_value,
 )
+from .pseudonyms import pseudonymise
 from .validation import BEFORE_REPORT, SMALL, _nullable, _parse_table, _validate_records
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
     raw_frames: dict[str, pd.DataFrame] = {}
     typed: set[str] = set()  # frames already in their final types (nothing to finish)
     link_keys: Forked[pd.DataFrame] | None = None
+    name_job: Forked[pd.Series] | None = None
     try:
         for name in TABLE_ORDER:
             spec = TABLES[name]
@@ -123,6 +125,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
             rows_read[name] = len(raw)
             _require_columns(spec, raw.columns)
             normalised: dict[str, pd.Series] = {}
+            pseudonyms: dict[str, Callable[[], pd.Series]] = {}
             if name == "persons" and key is not None:
                 # Record-linkage keys come from the raw identifiers, hashed with the same key;
                 # the names are normalised once, for the keys and for their pseudonyms.
@@ -131,8 +134,15 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 # Hashing every identifier is a third of a large district's load: done by a
                 # forked child while this process parses the tables; joined once they are parsed,
                 # as the last columns of the persons table (where they always were).
+                fork = len(raw) >= FORK_MIN_ROWS and workers() > 1
                 link_keys = Forked(partial(normalize.linkage_keys, raw, key, names=normalised.get("name")),
-                                   fork=len(raw) >= FORK_MIN_ROWS and workers() > 1)
+                                   fork=fork)
+                if fork and "name" in raw.columns:
+                    # The names' pseudonyms too (from the same raw names, by another child), while
+                    # this process checks and pseudonymises the id numbers and phones.
+                    name_job = Forked(partial(pseudonymise, raw["name"], key, "name",
+                                              normalised=normalised.get("name")))
+                    pseudonyms["name"] = name_job.result
             if len(raw) <= SMALL and not PII_COLUMNS[name]:
                 # A service's few rows: the record engine (same spec, same result, without the
                 # frame engine's fixed cost); on any problem the frame engine names them all.
@@ -143,8 +153,8 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                     continue
                 except DataValidationError:
                     pass
-            raw, df, probs = _parse_table(name, raw, key, normalised=normalised)
-            del normalised
+            raw, df, probs = _parse_table(name, raw, key, normalised=normalised, pseudonyms=pseudonyms)
+            del normalised, pseudonyms
             problems.extend(probs)
             parsed[name] = df
             # Kept for the rows a later check may set aside, in the columns their report may
@@ -152,8 +162,9 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
             raw_frames[name] = raw[_shown_columns(name, raw.columns)]
             del raw
     except BaseException:
-        if link_keys is not None:  # the child is not left behind
-            link_keys.cancel()
+        for job in (link_keys, name_job):  # no child is left behind
+            if job is not None:
+                job.cancel()
         raise
 
     if link_keys is not None:
