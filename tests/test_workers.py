@@ -8,12 +8,11 @@ import os
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import KEY
 
 from escalation_risk import forks, run_night
 from escalation_risk.dataset import build
 from escalation_risk.model import risk_model
-
-from conftest import KEY
 
 NIGHT = "2025-06-30"
 
@@ -70,7 +69,7 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     monkeypatch.setattr(os, "fork", fork)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")
-    assert len(forked) == 4, "one worker each: linkage keys, names' pseudonyms, the input's fingerprint, half the scores"
+    assert len(forked) == 4, "one each: linkage keys, names' pseudonyms, the input's fingerprint, half the scores"
     assert not [r for r in caplog.records if r.name == "escalation_risk.forks"], "a worker failed: redone here"
     assert one[1] == two[1]  # the scores CSV
     assert one[2] == two[2]  # the quarantine CSV (linkage noise makes bad ids)

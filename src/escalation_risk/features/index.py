@@ -21,7 +21,7 @@ only the incidents they touch and keeps the change as a small delta over these a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -377,7 +377,8 @@ class HistoryIndex:
         self.note_ids = pd.Index(notes["note_id"].to_numpy(dtype=object))
         self.note_signals = self.lexicon.matrix(notes["text"])
         # The notes' own text, read only by a trained text model (features.text_model).
-        self.note_text = TextColumn(notes["text"])
+        # (read by position like the object array it replaces, and grown into one by .index_append)
+        self.note_text = cast(np.ndarray, TextColumn(notes["text"]))
         self.notes = Timeline.build(ni, to_secs(notes["recorded_at"], ALWAYS), row=np.arange(len(notes)))
 
         # Places and grids.
