@@ -86,8 +86,9 @@ def _calibration_plot(curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def _scorer_table(ev) -> str:
-    scorers = ev.metrics[[c for c in METRIC_COLUMNS if c in ev.metrics.columns]].copy()
+def _scorer_table(metrics: pd.DataFrame) -> str:
+    """One row per scorer (the index), the card's metric columns."""
+    scorers = metrics[[c for c in METRIC_COLUMNS if c in metrics.columns]].copy()
     scorers.insert(0, "scorer", scorers.index)
     return _table(scorers)
 
@@ -115,12 +116,12 @@ def _held_out(test, nights, reason: str | None = None) -> str:
             f"calibration nor the thresholds saw these disputes: these are the figures to expect.\n\n"
             f"**At report time** (the contract's backtest): disputes reported {span} whose horizon ends "
             f"inside the data, {per.get('n', '?')} disputes, {per.get('positives', '?')} escalated.\n\n"
-            f"{_scorer_table(test)}\n{_interval_table(test)}")
+            f"{_scorer_table(test.metrics)}\n{_interval_table(test)}")
     if nights is not None:
         text += (f"\n**On nightly runs** (what the nightly job scores): the disputes first reported after the "
                  f"cutoff, each night it was open (the 10th of each month), {nights.period.get('n', '?')} "
                  f"dispute-nights, {nights.period.get('positives', '?')} escalated. Disputes already open at "
-                 f"the cutoff are left out: many were training examples.\n\n{_scorer_table(nights)}\n"
+                 f"the cutoff are left out: many were training examples.\n\n{_scorer_table(nights.metrics)}\n"
                  f"{_interval_table(nights)}")
     return text
 
@@ -282,9 +283,6 @@ def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str
     val = m["metrics"]["validation"]
     tr = m["training"]
     lab = m["labels"]
-    scorers = pd.DataFrame(val["scorers"]).T
-    scorers = scorers[[c for c in METRIC_COLUMNS if c in scorers.columns]]
-    scorers.insert(0, "scorer", scorers.index)
     by_group = pd.DataFrame(val["by_group"])
     curves = pd.DataFrame(val["calibration"])
     _calibration_plot(curves, out / "calibration.png")
@@ -359,7 +357,7 @@ described, failed mediation, concerns on record, follow-up reports, cohabiting i
 partners, repeated conflict between the parties). Precision and recall at the top 1/5/10% of
 disputes; ECE over 10 equal-count bins.
 
-{_table(scorers)}
+{_scorer_table(pd.DataFrame(val['scorers']).T)}
 
 ![calibration](calibration.png)
 
