@@ -6,6 +6,7 @@ import numpy as np
 
 
 def _sig(x: np.ndarray) -> np.ndarray:
+    """The logistic function."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -24,6 +25,7 @@ def _rows_choice(rng: np.random.Generator, prob_rows: np.ndarray) -> np.ndarray:
 
 
 def _pick(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
+    """``n`` uniform draws from ``pool``."""
     return pool[rng.integers(0, len(pool), n)]
 
 

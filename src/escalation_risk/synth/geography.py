@@ -8,6 +8,7 @@ from .vocab import _PT, CENTRE, TOWN_STEMS
 
 
 def _geography(rng: np.random.Generator, p: dict, n: int) -> dict:
+    """Towns, grids and places, and the place of each household (sets ``p["place"]`` and ``p["grid"]``)."""
     H, ht = p["H"], p["hh_type"]
     g: dict = {}
     rural = np.flatnonzero(ht == 1)

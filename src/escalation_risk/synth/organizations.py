@@ -9,6 +9,7 @@ from .vocab import _OT, _R, TOWN_STEMS
 
 
 def _organizations(rng: np.random.Generator, p: dict, g: dict, n: int) -> dict:
+    """Organisations and their places, employers of workers (sets ``p["employer"]``), enterprise owners and landlords."""
     o: dict = {}
     n_ent = max(6, n // 45)
     n_bank = max(3, n // 15000)

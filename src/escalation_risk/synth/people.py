@@ -12,6 +12,7 @@ from .vocab import _R, GIVEN, LOCAL_REGION, MIGRANT_REGIONS, PHONE_PREFIXES, SUR
 
 
 def _people(rng: np.random.Generator, n: int, year0: int) -> dict:
+    """Households and their members (ages, sexes, roles), hukou, employment, latent traits and names."""
     H = int(n / 2.4) + 20
     while True:
         htype = _choice_p(rng, [0.45, 0.25, 0.25, 0.05], H)  # urban family, rural family, rented, dorm
@@ -138,5 +139,6 @@ def _start_of(born: pd.Series, male: np.ndarray, rng: np.random.Generator) -> np
 
 
 def _phones(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Mobile numbers: a real prefix and eight random digits."""
     tail = pd.Series(rng.integers(0, 10**8, n)).astype(str).str.zfill(8)
     return (pd.Series(_pick(rng, PHONE_PREFIXES, n).astype(str)) + tail).to_numpy(dtype=object)

@@ -11,6 +11,7 @@ from .vocab import _DC, _PT, _R, _REL
 
 
 def _static_relations(rng: np.random.Generator, p: dict, g: dict, o: dict, n: int, T: float) -> dict:
+    """Relations that hold from the start, and the pairs episodes are drawn from (set on ``p``)."""
     hh, role, age = p["hh"], p["role"], p["age"]
     head_of = np.full(p["H"], -1)
     is_head = role == _R["head"]
