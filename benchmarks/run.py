@@ -66,11 +66,15 @@ MB = 1024 * 1024
 
 # --------------------------------------------------------------------------- memory
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+def _status_kb(field: str, path: str = "/proc/self/status") -> int:
+    """A kB field of a /proc file (0 when the file or field is not there: a process gone)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
@@ -131,14 +135,7 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _status_kb("Pss", f"/proc/{pid}/smaps_rollup")
 
 
 class TreeSampler:
