@@ -428,6 +428,9 @@ def score_points(model: RiskModel, ds: Dataset, points: pd.DataFrame, *, thresho
         return model.score(ds, points, thresholds=thresholds)
     cut = min(n - 1, -(-(n // 2) // CHUNK) * CHUNK) if n > CHUNK else n // 2
     first, second = points.iloc[:cut].reset_index(drop=True), points.iloc[cut:].reset_index(drop=True)
+    # One point scored here first: the look-up tables built on first use (the hash tables of
+    # the index's ids and pairs) are then made once and shared, not made again by the child.
+    model.score(ds, first.iloc[:1], thresholds=thresholds)
     mine, theirs = in_parallel(lambda: model.score(ds, first, thresholds=thresholds),
                                lambda: model.score(ds, second, thresholds=thresholds), fork=True)
     return pd.concat([mine, theirs], ignore_index=True)
