@@ -146,7 +146,10 @@ class TreeSampler:
     def __init__(self, interval: float = 0.2):
         self.interval = interval
         self.peak_kb = 0
+        self.peak_self_kb = 0  # this process's part of the peak
+        self.peak_at = 0.0  # seconds after the start
         self.max_workers = 0
+        self._t0 = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -155,8 +158,10 @@ class TreeSampler:
         me = os.getpid()
         while not self._stop.is_set():
             kids = _descendants(me)
-            total = _pss_kb(me) + sum(_pss_kb(k) for k in kids)
-            self.peak_kb = max(self.peak_kb, total)
+            mine = _pss_kb(me)
+            total = mine + sum(_pss_kb(k) for k in kids)
+            if total > self.peak_kb:
+                self.peak_kb, self.peak_self_kb, self.peak_at = total, mine, time.perf_counter() - self._t0
             self.max_workers = max(self.max_workers, len(kids))
             self._stop.wait(self.interval)
 
@@ -240,7 +245,9 @@ def nightly_child(data: str, model: str, night: str, store: str, out: str, prof:
     s = report.summary
     print("NIGHTLY_JSON " + json.dumps({
         "seconds": wall, "cpu_seconds": cpu, "cpu_workers_seconds": round(cpu_workers, 2),
-        "peak_mb": peak / 1024, "tree_pss_peak_mb": round(tree.peak_kb / 1024), "workers": tree.max_workers,
+        "peak_mb": peak / 1024, "tree_pss_peak_mb": round(tree.peak_kb / 1024),
+        "tree_peak_self_mb": round(tree.peak_self_kb / 1024), "tree_peak_at_s": round(tree.peak_at, 1),
+        "workers": tree.max_workers,
         "rss_start_mb": rss0 / 1024, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
         "parts": {k: round(v, 2) for k, v in report.seconds.items()},
         "cpu_parts": {k: round(v, 2) for k, v in report.cpu_seconds.items()},
