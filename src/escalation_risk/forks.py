@@ -11,7 +11,7 @@ The work split never changes a result: every caller splits work whose parts are
 computed independently and joined in a fixed order, and a child that fails is redone
 here (logged by exception type only: its message could name a value). ``workers()``
 says how many processes may run at once: ``ESCALATION_RISK_WORKERS`` when set (``1``:
-never fork), else the cores this process may use, at most two.
+never fork), else the cores this process may use, at most two (on Linux; elsewhere one).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -42,11 +43,9 @@ def workers() -> int:
         if n < 1:
             raise ValueError(f"{WORKERS_ENV} must be at least 1, got {n}")
         return n
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
+    if not sys.platform.startswith("linux"):
+        return 1  # forking a process with threads is only known safe on Linux
+    return max(1, min(2, len(os.sched_getaffinity(0))))
 
 
 class Forked(Generic[T]):
