@@ -16,6 +16,7 @@ never fork), else the cores this process may use, at most two (on Linux; elsewhe
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import pickle
@@ -62,9 +63,14 @@ class Forked(Generic[T]):
         if not fork or not hasattr(os, "fork"):
             return
         fd, self._path = tempfile.mkstemp(prefix="er-fork-", suffix=".pkl")
+        # Objects alive now moved out of the collector's reach for the fork: a collection
+        # in the child would otherwise write to every tracked object's header and so copy
+        # the pages holding them.
+        gc.freeze()
         try:
             pid = os.fork()
         except OSError as e:  # no memory or process left: do it here
+            gc.unfreeze()
             log.warning("could not fork a worker (%s); working in one process", type(e).__name__)
             os.close(fd)
             os.unlink(self._path)
@@ -85,6 +91,7 @@ class Forked(Generic[T]):
                     pass
             finally:
                 os._exit(code)
+        gc.unfreeze()
         os.close(fd)
         self._pid = pid
 
