@@ -62,7 +62,6 @@ from .._version import __version__
 from ..artifacts import jsonable
 from ..clock import to_moment
 from ..dataset import Dataset
-from ..explain import global_importance
 from ..features import CATEGORICAL, REGISTRY, Lexicon, TextModel, build_features, feature_names, history_index
 from ..features.points import points_from_history
 from ..features.text_model import NAME as TEXT_FEATURE
@@ -70,7 +69,7 @@ from ..features.text_model import fit_with_out_of_fold, point_texts
 from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
-from .baselines import _fit_checklist, _fit_logistic, logistic_terms
+from .baselines import _fit_checklist, _fit_logistic
 from .blend import _logit, blend_raw, fit_blend
 from .calibration import apply_calibrator, fit_calibrator
 from .fairness import equal_fpr_thresholds, equalised_comparison, group_of
@@ -436,16 +435,7 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
     recent = F[oot]
     if len(recent) > 5000:  # importance from a fixed sample: TreeSHAP costs ~0.1-1 ms a row
         recent = recent.sample(5000, random_state=seed)
-    contrib = np.asarray(booster.predict(recent, pred_contrib=True))
     lin_part = {k: linear[k] for k in ("w_trees", "w_linear", "intercept")} if linear and linear["chosen"] else None
-    if lin_part is not None:  # the linear terms add to the trees' contributions (RiskModel._predict)
-        M = recent.copy()
-        for c in CATEGORICAL:
-            M[c] = M[c].cat.codes.astype(float).where(M[c].cat.codes >= 0)
-        terms = logistic_terms(M.to_numpy(dtype=float), names, baselines["logistic_regression"])
-        contrib = lin_part["w_trees"] * contrib
-        contrib[:, :-1] += lin_part["w_linear"] * terms
-    importance = global_importance(pd.DataFrame(contrib, columns=names + ["bias"]))
 
     booster_text = booster.model_to_string()
     # The version names everything that scores: the trees and, when there is one, the linear part.
@@ -483,10 +473,13 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
         "linear_choice": linear,
         "metrics": {"validation": ev.to_dict()},
         **({"lexicon": lexicon.to_dict()} if lexicon is not None else {}),
-        "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
     }
     model = RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines,
                       text_model=text_model)
+    # Importance as the model scores: trees and linear part together (RiskModel.contributions).
+    importance = model.importance(recent)
+    model.manifest["importance"] = jsonable(importance.head(20)[["feature", "mean_abs_shap"]]
+                                            .to_dict(orient="records"))
     # The out-of-time scores the calibrator was fitted on (in memory only): a benchmark compares calibrators.
     model.validation = {"raw": raw_oot, "y": y_oot}
     return model
