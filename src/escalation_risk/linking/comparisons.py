@@ -97,10 +97,5 @@ def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray
     place = _levels([(hh_shared, 1), (pt_shared, 2), (pl_shared, 3), (gr_shared, 4), (gr_present, 5)], m)
     counts = {"counterparty": cp_count, "household": hh_count, "place_time": pt_count, "place": pl_count,
               "grid": gr_count}
-    # How many items of each kind the two records hold (multiplied): someone seen in many
-    # places shares one with anybody more easily (parameters._score scales the TF u by it).
-    n_items = g.items_held()
-    for kind in list(counts):
-        counts["held_" + kind] = n_items[kind][i].astype(np.float64) * n_items[kind][j]
     return {"counterparty": counterparty, "place": place}, counts
 

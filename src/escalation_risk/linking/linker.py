@@ -13,8 +13,9 @@ from ..dataset import Dataset
 from ..known import persons_at
 from .blocking import _candidates
 from .comparisons import _compare, _compare_graph
-from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, _ids_unique, graph_evidence
+from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _named, _prior_keys
+from .ids import _ids_unique
 from .keys import _keys
 from .model import (
     DEFAULT_MODEL,
@@ -141,7 +142,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     cpu["cpu_comparing"] = lap()
     wt = _estimate(k, model, levels, i, j, compared)
     cpu["cpu_training"] = lap()
-    weight = _score(levels, wt, i, gcounts)
+    weight = _score(levels, wt, i, gcounts, j, k.graph.items_held() if k.graph is not None else None)
     t = model.weight_threshold(n)
     judged = weight
     if existing is not None and len(ei):
