@@ -35,6 +35,7 @@ from .blocking import _block_rules
 from .comparisons import _compare, _compare_graph
 from .keys import _Keys
 from .model import (
+    _M_AS,
     _MODES,
     _TF_GRAPH,
     _TF_LEVELS,
@@ -215,6 +216,9 @@ def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: 
     for f in GRAPH_FIELDS:
         lv = levels[f][one]
         counts = np.bincount(lv, minlength=len(LEVELS[f])).astype(float)
+        for (field_, code), like in _M_AS.items():
+            if field_ == f:
+                counts[code] = counts[like]
         if counts[1:].sum() >= model.em_min_matches:
             new = m0[f].astype(float).copy()
             for mode in _MODES[f]:
@@ -247,7 +251,7 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     if model.graph and k.graph is not None:
         # Graph levels are dearer to compare: a fifth of the pairs tells their u well enough.
         few = max(len(si) // 5, min(len(si), 1000))
-        sample.update(_compare_graph(k.graph, si[:few], sj[:few])[0])
+        sample.update(_compare_graph(k.graph, si[:few], sj[:few], sample["id_number"][:few] == 0)[0])
     sessions = _sessions(dict(_block_rules(k)), i, j)
     tf = {}
     for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
