@@ -128,14 +128,18 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None)
     """Records x items, 0/1: each (record, item) once, each row's items in order (one sort of
     a packed int64 key: numpy's sort is several times faster than hashing millions of keys)."""
     ok = (rec >= 0) & (item >= 0)
-    rec, item = rec[ok].astype(np.int64), item[ok].astype(np.int64)
+    if not ok.all():
+        rec, item = rec[ok], item[ok]
+    rec, item = rec.astype(np.int64, copy=False), item.astype(np.int64, copy=False)
     width = int(item.max(initial=-1)) + 1 if width is None else int(width)
     shift = _bits(width)
     if _bits(n) + shift > 62:
         a = sparse.csr_matrix((np.ones(len(rec), dtype=np.int32), (rec, item)), shape=(n, width))
         a.data = np.ones(len(a.data), dtype=np.int8)
         return a
-    key = np.sort((rec << np.int64(shift)) | item)
+    key = rec << np.int64(shift)
+    key |= item
+    key.sort()  # in place: no second copy of millions of keys
     if len(key):
         key = key[np.r_[True, key[1:] != key[:-1]]]
     r = key >> np.int64(shift)
@@ -234,9 +238,12 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
                               shape=(n, n_inc))
     inc_id = sparse.csr_matrix((np.ones(len(g), np.int32), (g, party_ident)),
                                shape=(n_inc, max(width, n_ident, 1)))
+    # The party rows are done with once the product is made: freed before it is sorted.
+    del party, party_code, party_ident, g, p, person_row, rows_in, big
     cp = (r_inc @ inc_id).tocsr()
+    del r_inc, inc_id
     cp.sort_indices()
-    crow = np.repeat(np.arange(n), np.diff(cp.indptr))
+    crow = np.repeat(np.arange(n, dtype=np.int32), np.diff(cp.indptr))
     cp.data[cp.indices == ident[crow]] = 0  # a counterpart is someone else
     if not everyone:
         cp.data[~known[crow]] = 0
