@@ -23,9 +23,10 @@ linker sees only the identifiers; this module turns the district's graph into
   do in the same weeks, and the term frequency of the (place, window) says how rarely.
 
 Each kind is held as a sparse matrix, records x items (:class:`GraphEvidence`), built
-straight from the tables with integer codes (ids are coded from their bytes, never through
-a Python object per id) and compared pair by pair with sparse row products: every item a
-record holds is compared, not a capped few.
+straight from the tables with integer codes (ids are coded from their bytes by :mod:`.ids`,
+never through a Python object per id) and compared pair by pair with sparse row products:
+every item a record holds is compared, not a capped few. Whether a record holds any item of a
+kind is evidence too (``household_held``: a second system's record is in no household).
 
 Items are codes of ids already pseudonymous (person, place and grid ids, the keyed hash of
 an id number), never a name or a raw identifier. How often each item is held is its term frequency: a counterpart
