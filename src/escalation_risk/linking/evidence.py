@@ -80,6 +80,7 @@ class GraphEvidence:
     counts: dict[str, np.ndarray]
     holders: dict[str, int]
     _wide: tuple[sparse.csr_matrix, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    _held: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def wide(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         """Every kind side by side (records x all items, kinds in :data:`KINDS` order), the
@@ -101,11 +102,14 @@ class GraphEvidence:
         return {k: m.nnz / max(self.holders.get(k, 0), 1) for k, m in self.mats.items()}
 
     def held(self) -> np.ndarray:
-        """Per record, a bit per kind (:data:`KINDS` order) that it holds any item of."""
-        out = np.zeros(len(self.pid), dtype=np.int8)
-        for kc, k in enumerate(KINDS):
-            out |= ((np.diff(self.mats[k].indptr) > 0) << kc).astype(np.int8)
-        return out
+        """Per record, a bit per kind (:data:`KINDS` order) that it holds any item of: made
+        once, then kept."""
+        if self._held is None:
+            out = np.zeros(len(self.pid), dtype=np.int8)
+            for kc, k in enumerate(KINDS):
+                out |= ((np.diff(self.mats[k].indptr) > 0) << kc).astype(np.int8)
+            self._held = out
+        return self._held
 
     def for_records(self, pid: np.ndarray) -> GraphEvidence:
         """The same evidence with rows aligned to ``pid`` (records it lacks hold nothing)."""
