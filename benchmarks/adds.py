@@ -141,6 +141,7 @@ def phase_timers() -> collections.Counter:
     wrap(Dataset, "append", "validating the rows (Dataset.append)")
     wrap(scoring, "append_to_index", "append_to_index (all)")
     wrap(index_append, "HistoryIndex", "  the small HistoryIndex")
+    wrap(index_append, "link_new", "  incremental linkage (link_new)")
     wrap(delta.Stacked, "rows", "rows read by position (Stacked.rows)")
     wrap(index_append, "_edit", "  timeline edits (_edit)")
     wrap(index_append.IdIndex, "get_indexer", "id look-ups (IdIndex.get_indexer)")
@@ -166,6 +167,9 @@ def main(argv=None) -> None:
                     help="Scorer(fold=...): where folds and rebuilds run")
     ap.add_argument("--link-at", type=int, default=None, help="add two namesakes with that add, and 10 adds "
                     "later a record linking them (the index is rebuilt: in the background by default)")
+    ap.add_argument("--new-every", type=int, default=0, help="every N-th add brings a person record (0: none): "
+                    "alternately a new person (a namesake of a known one, a fresh id number and phone) and a "
+                    "record of a known person under a new person_id; the record is the dispute's first party")
     ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
                     "with samples of their stack")
     ap.add_argument("--phases", action="store_true", help="CPU per add of its main steps, per block")
@@ -187,6 +191,14 @@ def main(argv=None) -> None:
     # Every --touch-th add also mediates an existing open dispute of the history.
     open_ids = open_points(ds, night)["dispute_id"].to_numpy(dtype=object)
     olds = np.random.default_rng(2).choice(open_ids, size=len(adds))
+    raw = None
+    if args.new_every:
+        import pyarrow.parquet as pq
+
+        cols = ["person_id", "birth_year", "gender", "hukou", "employment", "name", "id_number", "phone"]
+        raw = pq.read_table(data / "persons.parquet", columns=cols).to_pandas()
+        raw = raw.iloc[np.random.default_rng(3).choice(len(raw), args.adds // args.new_every + 1, replace=False)]
+        raw = raw.reset_index(drop=True)
     del ds
 
     def p99_block() -> str:
@@ -206,11 +218,25 @@ def main(argv=None) -> None:
 
     idn = "33010219800312457" + gb11643_check_digit("33010219800312457")
     t_link = None
+    by_kind: dict[str, tuple[list[float], list[float]]] = {}
     sampler = SlowSampler(args.slow)
     p0 = time.process_time()
     for j, (d, ps) in enumerate(adds):
         old = olds[j] if args.touch and j % args.touch == 0 else None
         rows = add_rows(d, ps, f"ADD-{j:06d}", night, old)
+        kind = "known people only"
+        if raw is not None and j % args.new_every == args.new_every - 1:
+            rec = raw.iloc[j // args.new_every].to_dict()
+            if (j // args.new_every) % 2 == 0:
+                kind = "a new person"
+                stem = f"{110101 + j % 97:06d}{int(rec['birth_year'] or 1980):04d}0101{j % 1000:03d}"
+                rec.update(person_id=f"NEW-{j:06d}", id_number=stem + gb11643_check_digit(stem),
+                           phone=f"199{j:08d}")
+            else:
+                kind = "a known person's new record"
+                rec.update(person_id=f"DUP-{j:06d}")
+            rows["persons"] = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}]
+            rows["incident_parties"][0]["party_id"] = rec["person_id"]
         if args.link_at is not None and j == args.link_at:
             rows["persons"] = [namesake("LINK-A", idn, "13912345671"), namesake("LINK-B", None, "13987654322")]
         if args.link_at is not None and j == args.link_at + 10:
@@ -223,6 +249,9 @@ def main(argv=None) -> None:
         sampler.started = None
         times.append(time.perf_counter() - t)
         cpus.append(time.thread_time() - c)
+        by_kind.setdefault(kind, ([], []))
+        by_kind[kind][0].append(times[-1])
+        by_kind[kind][1].append(cpus[-1])
         if args.link_at is not None and j == args.link_at + 10:
             print(f"add {j} links two known people: wall {times[-1] * 1e3:.1f} ms, CPU {cpus[-1] * 1e3:.1f} ms; "
                   f"{scorer.pending_adds} add(s) pending a rebuild")
@@ -254,6 +283,8 @@ def main(argv=None) -> None:
           f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
           f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    for kind, (w, c) in by_kind.items():
+        print(f"  adds bringing {kind} ({len(w)}): {_figures(w, c)}")
     sampler.stop.set()
     if args.check:
         from escalation_risk.features import build_features

@@ -270,7 +270,7 @@ def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_distri
                         "mediator_type": "grid_worker", "outcome": "failed"}])
     grown = sc.history
     assert sc._state.idx is grown.cache["history_index"]
-    assert set(sc._state.idx.append_cache) == {"incident_parties", "mediations", "incident_notes"}  # grown
+    assert set(sc._state.idx.append_cache) == {"incident_parties", "mediations", "incident_notes", "linkage"}  # grown
     fresh = Dataset(**grown.tables())
     assert "history_index" not in fresh.cache
     pts = open_points(grown, NIGHT)

@@ -298,6 +298,7 @@ class Scorer:
         self._key = pseudonym_key
         self._fold_mode = fold
         self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
+        prepare_appends(self._state.idx, self._state.history)  # what the first add would build on its path
         self._lock = threading.Lock()  # one add() at a time; readers never wait
         self._accepted = self._state.history  # every accepted row: the state's, then the adds not yet in it
         self._unseen: list[dict[str, pd.DataFrame]] = []  # accepted adds a pending rebuild will publish
