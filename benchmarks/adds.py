@@ -114,6 +114,43 @@ class SlowSampler:
         return "\n".join(lines)
 
 
+class GilWatch:
+    """While a background job of the scorer runs, a thread asks to wake every millisecond;
+    a wake-up late by more than ``late`` s means another thread held the GIL that long. The
+    job thread's line right after (where its C call returned) is charged the delay: where
+    the job holds the GIL, measured from outside it."""
+
+    def __init__(self, scorer, late: float = 0.004):
+        self.scorer, self.late = scorer, late
+        self.charged: collections.Counter = collections.Counter()
+        self.hits: collections.Counter = collections.Counter()
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            job = self.scorer._job
+            t = time.perf_counter()
+            time.sleep(0.001)
+            late = time.perf_counter() - t - 0.001
+            if job is None or job.thread is None or late < self.late:
+                continue
+            frame = sys._current_frames().get(job.thread.ident)
+            if frame is not None:
+                where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                                    for f in reversed(traceback.extract_stack(frame)[-4:]))
+                self.charged[where] += late
+                self.hits[where] += 1
+
+    def report(self, top: int = 12) -> str:
+        total = sum(self.charged.values())
+        lines = [f"  GIL held by the job (waits over {self.late * 1e3:.0f} ms): {total:.1f} s in "
+                 f"{sum(self.hits.values())} waits"]
+        for where, v in self.charged.most_common(top):
+            lines.append(f"  {v:6.2f} s {self.hits[where]:5d} waits  {where}")
+        return "\n".join(lines)
+
+
 def phase_timers() -> collections.Counter:
     """CPU seconds (``thread_time``) spent in the main steps of an add, by step, accumulated
     by wrapping them (``--phases``; the wrappers cost a few per cent)."""
@@ -173,6 +210,7 @@ def main(argv=None) -> None:
     ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
                     "with samples of their stack")
     ap.add_argument("--phases", action="store_true", help="CPU per add of its main steps, per block")
+    ap.add_argument("--gil", action="store_true", help="where a background job holds the GIL (GilWatch)")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
@@ -219,7 +257,9 @@ def main(argv=None) -> None:
     idn = "33010219800312457" + gb11643_check_digit("33010219800312457")
     t_link = None
     by_kind: dict[str, tuple[list[float], list[float]]] = {}
+    during: tuple[list[float], list[float]] = ([], [])
     sampler = SlowSampler(args.slow)
+    gil = GilWatch(scorer) if args.gil else None
     p0 = time.process_time()
     for j, (d, ps) in enumerate(adds):
         old = olds[j] if args.touch and j % args.touch == 0 else None
@@ -262,6 +302,12 @@ def main(argv=None) -> None:
                       f"{len(pending_adds) - 1} adds accepted meanwhile: "
                       f"{_figures(times[-len(pending_adds):-1] or [0], cpus[-len(pending_adds):-1] or [0])}")
                 t_link = None
+        if scorer.pending_adds:  # a rebuild runs: calls meanwhile (wall and CPU), five per add
+            for d2, ps2 in calls[50:55]:
+                t2, c2 = time.perf_counter(), time.thread_time()
+                scorer.score_dispute(d2, ps2, as_of=night)
+                during[0].append(time.perf_counter() - t2)
+                during[1].append(time.thread_time() - c2)
         if times[-1] > args.slow:
             print(f"slow add {j}: wall {times[-1]:.2f} s, CPU {cpus[-1]:.2f} s, folds {folds} -> {scorer.folds}, "
                   f"rebuilds {rebuilds} -> {getattr(scorer, 'rebuilds', None)}; where (stack samples):\n"
@@ -283,9 +329,14 @@ def main(argv=None) -> None:
           f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
           f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    if during[0]:
+        print(f"score_dispute while a rebuild ran ({len(during[0])} calls): {_figures(*during)}")
     for kind, (w, c) in by_kind.items():
         print(f"  adds bringing {kind} ({len(w)}): {_figures(w, c)}")
     sampler.stop.set()
+    if gil is not None:
+        gil.stop.set()
+        print(gil.report())
     if args.check:
         from escalation_risk.features import build_features
 
