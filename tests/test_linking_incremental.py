@@ -4,20 +4,18 @@ the full re-link of every record with the same frozen parameters."""
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import KEY
 
 from escalation_risk.dataset import Dataset
 from escalation_risk.linking import DEFAULT_MODEL
 from escalation_risk.linking.incremental import Frozen, LinkState, link_new, relink
 from escalation_risk.linking.linker import _link
 
-from tests.conftest import KEY
-
 
 @pytest.fixture(scope="module")
 def noisy_persons():
-    from escalation_risk.synth import generate_tables
-
     from escalation_risk.idnumbers import gb11643_check_digit
+    from escalation_risk.synth import generate_tables
 
     tables, _ = generate_tables(3000, seed=7, linkage_noise=0.25)
     # Namesakes born the same year: A and B are two people until R carries A's id number and

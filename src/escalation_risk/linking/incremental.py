@@ -93,11 +93,11 @@ def relink(persons: pd.DataFrame, existing: pd.Series | None, frozen: Frozen) ->
 
 
 def _take(k: _Keys, pos: np.ndarray) -> _Keys:
-    return _Keys(**{f: getattr(k, f)[pos] for f in _FIELDS})
+    return _Keys(**{f: getattr(k, f)[pos] for f in _FIELDS})  # type: ignore[arg-type]
 
 
 def _cat(a: _Keys, b: _Keys) -> _Keys:
-    return _Keys(**{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in _FIELDS})
+    return _Keys(**{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in _FIELDS})  # type: ignore[arg-type]
 
 
 def _ragged(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +201,7 @@ def link_new(state: LinkState, persons: pd.DataFrame) -> Linked:
         which, at = _ragged(lo[a], hi[a])
         pi.append(n_old + a[which])
         pj.append(state.blocks[r].pos[at])
-        di, dj = np.nonzero((key[a][:, None] == dkey[None, :]))
+        di, dj = np.nonzero(key[a][:, None] == dkey[None, :])
         pi.append(n_old + a[di])
         pj.append(nb + dj)
         ri, rj = np.nonzero((key[a][:, None] == key[None, :]) & (a[:, None] < np.arange(nr)[None, :]))
