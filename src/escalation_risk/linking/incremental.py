@@ -93,7 +93,7 @@ def relink(persons: pd.DataFrame, existing: pd.Series | None, frozen: Frozen) ->
 
 
 def _take(k: _Keys, pos: np.ndarray) -> _Keys:
-    return _Keys(**{f: getattr(k, f)[pos] for f in _FIELDS})  # type: ignore[arg-type]
+    return _Keys(**{f: getattr(k, f)[pos] for f in _FIELDS})
 
 
 def _cat(a: _Keys, b: _Keys) -> _Keys:
