@@ -130,6 +130,9 @@ class GilWatch:
     def _run(self) -> None:
         while not self.stop.is_set():
             job = self.scorer._job
+            if job is None:  # nothing to watch: stay out of the way
+                self.stop.wait(0.05)
+                continue
             t = time.perf_counter()
             time.sleep(0.001)
             late = time.perf_counter() - t - 0.001
