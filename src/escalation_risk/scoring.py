@@ -277,6 +277,11 @@ class Scorer:
     for tests); ``fold="never"`` keeps everything in the deltas. All three give the same
     scores. :meth:`wait_for_fold` waits for a running fold.
 
+    New person records are linked in place (:mod:`escalation_risk.linking.incremental`):
+    blocked against the district's kept linkage keys and scored with the parameters of the
+    linkage the index was built with, frozen (m, u, weight threshold; the term frequencies
+    count the new records). A rebuild, like the night, re-fits them on all the records.
+
     A few adds cannot be taken into the index in place: a person record that links two
     people the history held apart (their histories merge), or new ``person_attributes``
     rows. The index is then built again from scratch (seconds at 100,000 people, minutes
