@@ -213,10 +213,16 @@ def main(argv=None) -> None:
     ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
                     "with samples of their stack")
     ap.add_argument("--phases", action="store_true", help="CPU per add of its main steps, per block")
+    ap.add_argument("--no-yield", action="store_true", help="background jobs do not yield to score_dispute "
+                    "calls (scoring.YIELD_TO_CALLS off: the behaviour before it)")
     ap.add_argument("--gil", action="store_true", help="where a background job holds the GIL (GilWatch)")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
+    if args.no_yield:
+        from escalation_risk import scoring
+
+        scoring.YIELD_TO_CALLS = False
     data = district(args.persons, Path(args.data or f"/tmp/er-bench-district-{args.persons}"))
     model = er.load_model(args.model)
     t0 = time.perf_counter()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -249,6 +250,53 @@ def _reapply(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _St
     return state
 
 
+YIELD_TO_CALLS = True  # a background job waits at its next Python call while score_dispute runs
+YIELD_WAIT = 0.02     # s: the longest a job waits for calls at one go ...
+YIELD_RUN = 0.005     # s: ... before it runs this long regardless (calls never starve it)
+
+
+class _Calls:
+    """Calls of score_dispute in progress, and the background job's way of yielding to them.
+
+    The job's heavy steps are C calls (numpy, pandas, Arrow); many hold the GIL, and a call
+    waiting for it took several times its CPU time. The job thread gets a profile hook
+    (:func:`sys.setprofile`, run at each Python and C function call it makes) that waits,
+    GIL released, while a call is in progress: up to ``YIELD_WAIT``, then the job runs at
+    least ``YIELD_RUN`` before it waits again, so a stream of calls slows it, never stops it.
+    A C call already running is not interrupted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+        self.quiet = threading.Event()
+        self.quiet.set()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._n += 1
+            self.quiet.clear()
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._n -= 1
+            if not self._n:
+                self.quiet.set()
+
+    def hook(self):
+        """The profile function of a job thread."""
+        quiet, until = self.quiet, [0.0]
+
+        def yield_to_calls(frame, event, arg) -> None:
+            if quiet.is_set():
+                return
+            now = time.perf_counter()
+            if now < until[0]:
+                return
+            quiet.wait(YIELD_WAIT)
+            until[0] = time.perf_counter() + YIELD_RUN
+        return yield_to_calls
+
+
 class _Job:
     """A background fold or rebuild: the adds accepted after its snapshot, to re-apply."""
 
@@ -311,6 +359,7 @@ class Scorer:
         self.folds = 0  # folds published (inline or background)
         self.rebuilds = 0  # indexes rebuilt from scratch and published (inline or background)
         self.fold_error: BaseException | None = None  # the last background job's failure, if any
+        self._calls = _Calls()  # calls in progress: a background job yields to them
 
     @property
     def pending_adds(self) -> int:
@@ -348,6 +397,10 @@ class Scorer:
         field and value for a missing or bad field, no party, an ``as_of`` that does not
         parse or precedes ``reported_at``, or a place or organisation the history lacks.
         """
+        with self._calls:
+            return self._score(dispute, parties, mediations, notes, as_of, top_reasons)
+
+    def _score(self, dispute, parties, mediations, notes, as_of, top_reasons: int) -> RiskAssessment:
         req = parse_request(dispute, parties, mediations, as_of, notes)
         state = self._state  # one consistent snapshot even if add() swaps the history meanwhile
         _check_references(state.idx, req)
@@ -443,6 +496,8 @@ class Scorer:
         """Fold or rebuild ``snapshot``, catch up with the adds accepted meanwhile (outside the
         lock while there are many), then, holding the lock, re-apply the last few and publish."""
         lexicon = self.model.lexicon
+        if YIELD_TO_CALLS:
+            sys.setprofile(self._calls.hook())  # this thread only
         try:
             state = _fold(snapshot) if isinstance(snapshot, _State) else _rebuilt(snapshot, lexicon)
             done = rounds = 0
@@ -469,6 +524,7 @@ class Scorer:
             self.fold_error = e
             log.exception("background %s of the scorer's history failed", job.kind)
         finally:
+            sys.setprofile(None)
             with self._lock:
                 if self._job is job:
                     self._job = None
