@@ -720,3 +720,38 @@ def test_adds_of_new_people_link_incrementally_and_keep_batch_parity(small_model
     refit = link_persons(Dataset(**grown.tables()))
     pairs = pd.DataFrame({"a": key.reindex(refit.index).to_numpy(dtype=object), "b": refit.to_numpy(dtype=object)})
     assert len(pairs.drop_duplicates()) == pairs["a"].nunique() == pairs["b"].nunique()
+
+
+def test_a_background_job_yields_to_calls_in_progress(monkeypatch):
+    """The job thread's hook waits (GIL released) while a score_dispute call is in progress,
+    wakes when the last call ends, runs its own turn after waiting, and never waits without calls."""
+    import threading
+    import time
+
+    from escalation_risk import scoring
+
+    monkeypatch.setattr(scoring, "YIELD_WAIT", 30.0)
+    monkeypatch.setattr(scoring, "YIELD_RUN", 60.0)
+    calls = scoring._Calls()
+    hook = calls.hook()
+    t = time.perf_counter()
+    hook(None, "call", None)
+    assert time.perf_counter() - t < 5  # no call in progress: no wait
+    done = threading.Event()
+
+    def job():
+        hook(None, "call", None)  # a call is in progress: waits for it
+        done.set()
+
+    with calls:
+        with calls:  # two calls at once: the job waits for both
+            thread = threading.Thread(target=job)
+            thread.start()
+            assert not done.wait(0.3)
+        assert not done.wait(0.3)
+    assert done.wait(10)  # the last call ended: the job goes on at once, not after YIELD_WAIT
+    thread.join()
+    with calls:  # the job's own turn (YIELD_RUN) after a wait: it runs though a call is in progress
+        t = time.perf_counter()
+        hook(None, "call", None)
+        assert time.perf_counter() - t < 5
