@@ -330,6 +330,13 @@ def main(argv=None) -> None:
                 phases.clear()
     if t_link is not None:
         pending = scorer.pending_adds
+        while scorer.pending_adds:  # the rebuild outlasts the adds: calls go on until it is published
+            for d2, ps2 in calls[50:55]:
+                t2, c2 = time.perf_counter(), time.thread_time()
+                scorer.score_dispute(d2, ps2, as_of=night)
+                during[0].append(time.perf_counter() - t2)
+                during[1].append(time.thread_time() - c2)
+            time.sleep(0.02)
         scorer.wait_for_fold()
         print(f"rebuild published {time.perf_counter() - t_link:.1f} s after the linking add, after the last add "
               f"({pending} adds were pending; {len(pending_adds)} accepted after the linking add: "
