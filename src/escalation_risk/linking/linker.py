@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from .comparisons import _compare, _compare_graph
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _named, _prior_keys
 from .ids import _ids_unique
-from .keys import _keys
+from .keys import _Keys, _keys
 from .model import (
     DEFAULT_MODEL,
     FIELDS,
@@ -34,7 +36,7 @@ from .model import (
     RULE_ID,
     LinkageModel,
 )
-from .parameters import _estimate, _score, parameters_table
+from .parameters import _estimate, _score, _Weights, parameters_table
 
 
 def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float) -> np.ndarray:
@@ -81,6 +83,9 @@ class Linkage:
     pairs: pd.DataFrame
     stats: dict[str, float]
     parameters: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # The trained weights themselves (term frequencies of this run's records): what linking
+    # more records with the same parameters needs (:mod:`.incremental`). Never shown.
+    weights: Any = None
 
 
 def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
@@ -105,7 +110,10 @@ def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
 
 
 def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel,
-          graph: pd.DataFrame | GraphEvidence | None = None) -> Linkage:
+          graph: pd.DataFrame | GraphEvidence | None = None,
+          weights: Callable[[_Keys], _Weights] | None = None) -> Linkage:
+    """The linkage of ``persons``; ``weights``: parameters given (frozen, of the records' keys)
+    instead of estimated on these records (:mod:`.incremental`)."""
     # CPU seconds per stage ride in the figures (``cpu_*``): where a linkage's time goes.
     clock = [time.process_time()]
 
@@ -141,7 +149,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
                 out[name] = np.zeros(len(i), dtype=v.dtype)
                 out[name][rows] = v
     cpu["cpu_comparing"] = lap()
-    wt = _estimate(k, model, levels, i, j, compared)
+    wt = _estimate(k, model, levels, i, j, compared) if weights is None else weights(k)
     cpu["cpu_training"] = lap()
     weight = _score(levels, wt, i, gcounts, j, k.graph.items_held() if k.graph is not None else None)
     t = model.weight_threshold(n)
@@ -179,7 +187,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         "namesake_pairs_for_graph_u": wt.namesakes,
         **{f"graph_u_namesakes_over_random_{f}_{LEVELS[f][lv]}": r for (f, lv), r in wt.ratio.items()},
     })
-    return Linkage(key=out, pairs=pairs, stats=stats, parameters=parameters_table(wt))
+    return Linkage(key=out, pairs=pairs, stats=stats, parameters=parameters_table(wt), weights=wt)
 
 
 def link_persons(ds: Dataset, existing: pd.Series | None = None,
