@@ -46,7 +46,7 @@ from escalation_risk.labels import make_labels
 from escalation_risk.model import night_points, report_points
 from escalation_risk.model.baselines import logistic_terms
 from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
-from escalation_risk.model.fairness import equalised_comparison
+from escalation_risk.model.fairness import equalised_comparison, fairness_comparison
 from escalation_risk.model.metrics import (
     baseline_scores,
     bootstrap_intervals,
@@ -55,7 +55,6 @@ from escalation_risk.model.metrics import (
 )
 from escalation_risk.model.points import open_points
 from escalation_risk.model.training import PARAM_GRID, train_variants
-from escalation_risk.model_card import fairness_comparison
 from escalation_risk.synth import generate_district
 
 FAMILIES = ("velocity", "after_mediation", "circle", "text_model")

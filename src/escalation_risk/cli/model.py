@@ -155,8 +155,8 @@ def _with_and_without(model, ds, pts: pd.DataFrame, y, Xm: pd.DataFrame, cutoff:
     for the card's fairness table."""
     from ..features import build_features
     from ..model import train as train_model
+    from ..model.fairness import fairness_comparison
     from ..model.metrics import group_attributes
-    from ..model_card import fairness_comparison
     full = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
     # The full model's text score comes from its own text model: a second build only when it has one.
     X = Xm if full.text_model is None and model.text_model is None else \
