@@ -78,24 +78,40 @@ def _status_kb(field: str, path: str = "/proc/self/status") -> int:
     return 0
 
 
-class RssSampler:
-    """Max VmRSS over a window, sampled by a daemon thread every ``interval`` seconds."""
+class _Sampler:
+    """A daemon thread calling ``_sample()`` every ``interval`` seconds until :meth:`stop`."""
 
-    def __init__(self, interval: float = 0.02):
+    def __init__(self, interval: float):
         self.interval = interval
-        self._peak = 0
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _sample(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss = _status_kb("VmRSS")
-            with self._lock:
-                if rss > self._peak:
-                    self._peak = rss
+            self._sample()
             self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class RssSampler(_Sampler):
+    """Max VmRSS over a window, sampled by a daemon thread every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.02):
+        self._peak = 0
+        self._lock = threading.Lock()
+        super().__init__(interval)
+
+    def _sample(self) -> None:
+        rss = _status_kb("VmRSS")
+        with self._lock:
+            if rss > self._peak:
+                self._peak = rss
 
     def reset(self) -> int:
         rss = _status_kb("VmRSS")
@@ -108,9 +124,6 @@ class RssSampler:
         with self._lock:
             self._peak = max(self._peak, rss)
             return self._peak
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -138,35 +151,27 @@ def _pss_kb(pid: int) -> int:
     return _status_kb("Pss", f"/proc/{pid}/smaps_rollup")
 
 
-class TreeSampler:
+class TreeSampler(_Sampler):
     """Max over time of the memory of this process and its forked workers together: the
     sum of their proportional set sizes (a page shared copy-on-write by two processes
     counts half in each), sampled every ``interval`` seconds by a daemon thread."""
 
     def __init__(self, interval: float = 0.2):
-        self.interval = interval
         self.peak_kb = 0
         self.peak_self_kb = 0  # this process's part of the peak
         self.peak_at = 0.0  # seconds after the start
         self.max_workers = 0
         self._t0 = time.perf_counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._me = os.getpid()
+        super().__init__(interval)
 
-    def _run(self) -> None:
-        me = os.getpid()
-        while not self._stop.is_set():
-            kids = _descendants(me)
-            mine = _pss_kb(me)
-            total = mine + sum(_pss_kb(k) for k in kids)
-            if total > self.peak_kb:
-                self.peak_kb, self.peak_self_kb, self.peak_at = total, mine, time.perf_counter() - self._t0
-            self.max_workers = max(self.max_workers, len(kids))
-            self._stop.wait(self.interval)
-
-    def stop(self) -> None:
-        self._stop.set()
+    def _sample(self) -> None:
+        kids = _descendants(self._me)
+        mine = _pss_kb(self._me)
+        total = mine + sum(_pss_kb(k) for k in kids)
+        if total > self.peak_kb:
+            self.peak_kb, self.peak_self_kb, self.peak_at = total, mine, time.perf_counter() - self._t0
+        self.max_workers = max(self.max_workers, len(kids))
 
 
 # --------------------------------------------------------------------------- stages
