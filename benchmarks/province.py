@@ -129,6 +129,8 @@ def child(engine: str, province: str, model: str, night: str, store: str, out: s
     }
     if spark is not None:
         res["jvm_nmt"] = _nmt(jvm_pid)
+        conf = spark.sparkContext.getConf()
+        res["driver_conf"] = {k: conf.get(k, "") for k in ("spark.driver.memory", "spark.driver.extraJavaOptions")}
         res["collected"] = dict(S.COLLECTED)
         res["linkage"] = dict(S.LINKAGE)
         res["executor_jvm_peak_mb"] = _executor_jvm_peaks_mb(spark.sparkContext.applicationId)
@@ -228,7 +230,10 @@ def render(meta: dict, runs: list[tuple], train: dict | None) -> str:
         f"fold and noisy; CPU time is the driver process's own). One province of {meta['max_districts']} "
         f"districts {meta['generated']}; the smaller runs take its first districts. Each "
         "night and each training in a fresh process. Spark: a master and two workers of one core and 1 GB "
-        "(`spark-class`, as in `tests/spark_cluster.py`), executors of 1 GB, driver `spark.driver.memory` 2g; "
+        "(`spark-class`, as in `tests/spark_cluster.py`), executors of 1 GB, driver "
+        + "; ".join(sorted({f"`spark.driver.memory` {r[2].get('driver_conf', {}).get('spark.driver.memory', '2g')}"
+                            + (f", `{o}`" if (o := r[2].get('driver_conf', {}).get('spark.driver.extraJavaOptions'))
+                               else "") for r in runs})) + "; "
         f"model `{meta['model']}`.",
         "",
         "| districts | engine | night wall | driver CPU | driver peak memory | district task s (min / mean / max) "

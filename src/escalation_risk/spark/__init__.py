@@ -52,9 +52,18 @@ from __future__ import annotations
 
 from .engine import HANDOVER, LINKAGE, SCORE_SCHEMA, SparkEngine, SparkRun, province_examples, score_province
 from .files import COLLECTED, _read, _read_all, _write, partition  # noqa: F401  (the tests' readers and writer)
-from .session import INSTALL_HINT, SparkUnavailableError, java_missing, session
+from .session import (
+    CLUSTER_DRIVER_JAVA_OPTIONS,
+    CLUSTER_DRIVER_MEMORY,
+    INSTALL_HINT,
+    LOCAL_DRIVER_MEMORY,
+    SparkUnavailableError,
+    java_missing,
+    session,
+)
 from .tasks import cross_of, read_scores
 
-__all__ = ["COLLECTED", "HANDOVER", "INSTALL_HINT", "LINKAGE", "SCORE_SCHEMA", "SparkEngine", "SparkRun",
+__all__ = ["CLUSTER_DRIVER_JAVA_OPTIONS", "CLUSTER_DRIVER_MEMORY", "COLLECTED", "HANDOVER", "INSTALL_HINT",
+           "LOCAL_DRIVER_MEMORY", "LINKAGE", "SCORE_SCHEMA", "SparkEngine", "SparkRun",
            "SparkUnavailableError", "cross_of", "java_missing", "partition", "province_examples", "read_scores",
            "score_province", "session"]

@@ -45,17 +45,32 @@ def _on_this_machine(master: str | None) -> bool:
     return master is None or master.startswith("local") or "127.0.0.1" in master or "localhost" in master
 
 
+#: The driver's JVM when the executors are elsewhere (a cluster): it holds the plans, the
+#: scheduler's bookkeeping and the tasks' small result rows, never data (every join
+#: shuffles: no broadcast hash table is built on the driver), about 60-80 MB live at 100,000
+#: people a district (measured, BENCHMARKS.md). A heap kept near what is live (serial GC,
+#: shrunk after each collection) instead of G1's, which grew to 1 GB around that; and a JVM
+#: short of memory exits instead of collecting garbage forever (a hang).
+CLUSTER_DRIVER_MEMORY = "512m"
+CLUSTER_DRIVER_JAVA_OPTIONS = ("-XX:+UseSerialGC -Xms64m -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 "
+                               "-XX:+ExitOnOutOfMemoryError")
+#: ``local[N]`` runs the executors inside the driver's JVM: it needs their memory too.
+LOCAL_DRIVER_MEMORY = "2g"
+
+
 def session(master: str | None = None, *, pseudonym_key: str | bytes | os.PathLike | None = None,
-            driver_memory: str = "2g", executor_memory: str = "1g", app_name: str = "escalation-risk",
+            driver_memory: str | None = None, executor_memory: str = "1g", app_name: str = "escalation-risk",
             driver_java_options: str | None = None) -> Any:
     """A SparkSession: the active one (``spark-submit``, a notebook), else a new one on ``master``.
 
     The pseudonym key (the argument, else ``$ESCALATION_RISK_PSEUDONYM_KEY[_FILE]``) goes
     to executors as ``spark.executorEnv.ESCALATION_RISK_PSEUDONYM_KEY`` (redacted in
     Spark's logs), so a task never carries it. For a new session on this machine:
-    workers run this interpreter (so they find this package), the driver gets
-    ``driver_memory`` (at 1g a large job ran out of heap and hung instead of failing),
-    the UI is off and everything binds to 127.0.0.1.
+    workers run this interpreter (so they find this package), the UI is off and
+    everything binds to 127.0.0.1. The driver's JVM gets ``driver_memory`` and
+    ``driver_java_options``: by default :data:`CLUSTER_DRIVER_MEMORY` and
+    :data:`CLUSTER_DRIVER_JAVA_OPTIONS` on a cluster, :data:`LOCAL_DRIVER_MEMORY` on
+    ``local[N]`` (or no master), whose executors share that JVM.
     """
     _, SparkSession = _pyspark()
     # PySpark warns at every pandas conversion that it predates pandas 3; our frames
@@ -81,6 +96,11 @@ def session(master: str | None = None, *, pseudonym_key: str | bytes | os.PathLi
         builder = builder.config(f"spark.executorEnv.{KEY_ENV}", _key_text(key))
     if os.environ.get("PYTHONPATH"):  # a development checkout: executors import the same package
         builder = builder.config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
+    local = master is None or master.startswith("local")
+    if driver_memory is None:
+        driver_memory = LOCAL_DRIVER_MEMORY if local else CLUSTER_DRIVER_MEMORY
+    if driver_java_options is None and not local:
+        driver_java_options = CLUSTER_DRIVER_JAVA_OPTIONS
     if driver_java_options:
         builder = builder.config("spark.driver.extraJavaOptions", driver_java_options)
     return (builder.config("spark.driver.memory", driver_memory)
