@@ -114,6 +114,46 @@ class SlowSampler:
         return "\n".join(lines)
 
 
+class GilWatch:
+    """While a background job of the scorer runs, a thread asks to wake every millisecond;
+    a wake-up late by more than ``late`` s means another thread held the GIL that long. The
+    job thread's line right after (where its C call returned) is charged the delay: where
+    the job holds the GIL, measured from outside it."""
+
+    def __init__(self, scorer, late: float = 0.004):
+        self.scorer, self.late = scorer, late
+        self.charged: collections.Counter = collections.Counter()
+        self.hits: collections.Counter = collections.Counter()
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            job = self.scorer._job
+            if job is None:  # nothing to watch: stay out of the way
+                self.stop.wait(0.05)
+                continue
+            t = time.perf_counter()
+            time.sleep(0.001)
+            late = time.perf_counter() - t - 0.001
+            if job is None or job.thread is None or late < self.late:
+                continue
+            frame = sys._current_frames().get(job.thread.ident)
+            if frame is not None:
+                where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                                    for f in reversed(traceback.extract_stack(frame)[-4:]))
+                self.charged[where] += late
+                self.hits[where] += 1
+
+    def report(self, top: int = 12) -> str:
+        total = sum(self.charged.values())
+        lines = [f"  GIL held by the job (waits over {self.late * 1e3:.0f} ms): {total:.1f} s in "
+                 f"{sum(self.hits.values())} waits"]
+        for where, v in self.charged.most_common(top):
+            lines.append(f"  {v:6.2f} s {self.hits[where]:5d} waits  {where}")
+        return "\n".join(lines)
+
+
 def phase_timers() -> collections.Counter:
     """CPU seconds (``thread_time``) spent in the main steps of an add, by step, accumulated
     by wrapping them (``--phases``; the wrappers cost a few per cent)."""
@@ -141,6 +181,7 @@ def phase_timers() -> collections.Counter:
     wrap(Dataset, "append", "validating the rows (Dataset.append)")
     wrap(scoring, "append_to_index", "append_to_index (all)")
     wrap(index_append, "HistoryIndex", "  the small HistoryIndex")
+    wrap(index_append, "link_new", "  incremental linkage (link_new)")
     wrap(delta.Stacked, "rows", "rows read by position (Stacked.rows)")
     wrap(index_append, "_edit", "  timeline edits (_edit)")
     wrap(index_append.IdIndex, "get_indexer", "id look-ups (IdIndex.get_indexer)")
@@ -166,12 +207,22 @@ def main(argv=None) -> None:
                     help="Scorer(fold=...): where folds and rebuilds run")
     ap.add_argument("--link-at", type=int, default=None, help="add two namesakes with that add, and 10 adds "
                     "later a record linking them (the index is rebuilt: in the background by default)")
+    ap.add_argument("--new-every", type=int, default=0, help="every N-th add brings a person record (0: none): "
+                    "alternately a new person (a namesake of a known one, a fresh id number and phone) and a "
+                    "record of a known person under a new person_id; the record is the dispute's first party")
     ap.add_argument("--slow", type=float, default=1.0, help="adds slower than this (s, wall) are reported "
                     "with samples of their stack")
     ap.add_argument("--phases", action="store_true", help="CPU per add of its main steps, per block")
+    ap.add_argument("--no-yield", action="store_true", help="background jobs do not yield to score_dispute "
+                    "calls (scoring.YIELD_TO_CALLS off: the behaviour before it)")
+    ap.add_argument("--gil", action="store_true", help="where a background job holds the GIL (GilWatch)")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
+    if args.no_yield:
+        from escalation_risk import scoring
+
+        scoring.YIELD_TO_CALLS = False
     data = district(args.persons, Path(args.data or f"/tmp/er-bench-district-{args.persons}"))
     model = er.load_model(args.model)
     t0 = time.perf_counter()
@@ -187,6 +238,14 @@ def main(argv=None) -> None:
     # Every --touch-th add also mediates an existing open dispute of the history.
     open_ids = open_points(ds, night)["dispute_id"].to_numpy(dtype=object)
     olds = np.random.default_rng(2).choice(open_ids, size=len(adds))
+    raw = None
+    if args.new_every:
+        import pyarrow.parquet as pq
+
+        cols = ["person_id", "birth_year", "gender", "hukou", "employment", "name", "id_number", "phone"]
+        raw = pq.read_table(data / "persons.parquet", columns=cols).to_pandas()
+        raw = raw.iloc[np.random.default_rng(3).choice(len(raw), args.adds // args.new_every + 1, replace=False)]
+        raw = raw.reset_index(drop=True)
     del ds
 
     def p99_block() -> str:
@@ -206,11 +265,27 @@ def main(argv=None) -> None:
 
     idn = "33010219800312457" + gb11643_check_digit("33010219800312457")
     t_link = None
+    by_kind: dict[str, tuple[list[float], list[float]]] = {}
+    during: tuple[list[float], list[float]] = ([], [])
     sampler = SlowSampler(args.slow)
+    gil = GilWatch(scorer) if args.gil else None
     p0 = time.process_time()
     for j, (d, ps) in enumerate(adds):
         old = olds[j] if args.touch and j % args.touch == 0 else None
         rows = add_rows(d, ps, f"ADD-{j:06d}", night, old)
+        kind = "known people only"
+        if raw is not None and j % args.new_every == args.new_every - 1:
+            rec = raw.iloc[j // args.new_every].to_dict()
+            if (j // args.new_every) % 2 == 0:
+                kind = "a new person"
+                stem = f"{110101 + j % 97:06d}{int(rec['birth_year'] or 1980):04d}0101{j % 1000:03d}"
+                rec.update(person_id=f"NEW-{j:06d}", id_number=stem + gb11643_check_digit(stem),
+                           phone=f"199{j:08d}")
+            else:
+                kind = "a known person's new record"
+                rec.update(person_id=f"DUP-{j:06d}")
+            rows["persons"] = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}]
+            rows["incident_parties"][0]["party_id"] = rec["person_id"]
         if args.link_at is not None and j == args.link_at:
             rows["persons"] = [namesake("LINK-A", idn, "13912345671"), namesake("LINK-B", None, "13987654322")]
         if args.link_at is not None and j == args.link_at + 10:
@@ -223,6 +298,9 @@ def main(argv=None) -> None:
         sampler.started = None
         times.append(time.perf_counter() - t)
         cpus.append(time.thread_time() - c)
+        by_kind.setdefault(kind, ([], []))
+        by_kind[kind][0].append(times[-1])
+        by_kind[kind][1].append(cpus[-1])
         if args.link_at is not None and j == args.link_at + 10:
             print(f"add {j} links two known people: wall {times[-1] * 1e3:.1f} ms, CPU {cpus[-1] * 1e3:.1f} ms; "
                   f"{scorer.pending_adds} add(s) pending a rebuild")
@@ -233,6 +311,12 @@ def main(argv=None) -> None:
                       f"{len(pending_adds) - 1} adds accepted meanwhile: "
                       f"{_figures(times[-len(pending_adds):-1] or [0], cpus[-len(pending_adds):-1] or [0])}")
                 t_link = None
+        if scorer.pending_adds:  # a rebuild runs: calls meanwhile (wall and CPU), five per add
+            for d2, ps2 in calls[50:55]:
+                t2, c2 = time.perf_counter(), time.thread_time()
+                scorer.score_dispute(d2, ps2, as_of=night)
+                during[0].append(time.perf_counter() - t2)
+                during[1].append(time.thread_time() - c2)
         if times[-1] > args.slow:
             print(f"slow add {j}: wall {times[-1]:.2f} s, CPU {cpus[-1]:.2f} s, folds {folds} -> {scorer.folds}, "
                   f"rebuilds {rebuilds} -> {getattr(scorer, 'rebuilds', None)}; where (stack samples):\n"
@@ -246,6 +330,13 @@ def main(argv=None) -> None:
                 phases.clear()
     if t_link is not None:
         pending = scorer.pending_adds
+        while scorer.pending_adds:  # the rebuild outlasts the adds: calls go on until it is published
+            for d2, ps2 in calls[50:55]:
+                t2, c2 = time.perf_counter(), time.thread_time()
+                scorer.score_dispute(d2, ps2, as_of=night)
+                during[0].append(time.perf_counter() - t2)
+                during[1].append(time.thread_time() - c2)
+            time.sleep(0.02)
         scorer.wait_for_fold()
         print(f"rebuild published {time.perf_counter() - t_link:.1f} s after the linking add, after the last add "
               f"({pending} adds were pending; {len(pending_adds)} accepted after the linking add: "
@@ -254,7 +345,14 @@ def main(argv=None) -> None:
           f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
           f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    if during[0]:
+        print(f"score_dispute while a rebuild ran ({len(during[0])} calls): {_figures(*during)}")
+    for kind, (w, c) in by_kind.items():
+        print(f"  adds bringing {kind} ({len(w)}): {_figures(w, c)}")
     sampler.stop.set()
+    if gil is not None:
+        gil.stop.set()
+        print(gil.report())
     if args.check:
         from escalation_risk.features import build_features
 

@@ -106,10 +106,11 @@ def test_protected_text_round_trips(tmp_path):
 def test_every_library_csv_goes_through_the_writer():
     """No module but the writer (and the synthetic generator, which writes raw input, and
     Dataset.write, which protects its text) calls to_csv or csv.writer."""
-    allowed_files = {"outputs.py", "synth.py", "frame.py"}
+    # by path below the package, so that another module of the same name is not let through
+    allowed_files = {"outputs.py", "synth/writing.py", "dataset/frame.py"}
     offenders = []
     for path in SRC.rglob("*.py"):
-        if path.name in allowed_files:
+        if path.relative_to(SRC).as_posix() in allowed_files:
             continue
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if re.search(r"\.to_csv\(|csv\.writer|DictWriter", line) and "outputs.to_csv" not in line:

@@ -270,7 +270,7 @@ def test_add_grows_the_index_like_a_build_from_scratch(small_model, small_distri
                         "mediator_type": "grid_worker", "outcome": "failed"}])
     grown = sc.history
     assert sc._state.idx is grown.cache["history_index"]
-    assert set(sc._state.idx.append_cache) == {"incident_parties", "mediations", "incident_notes"}  # grown
+    assert set(sc._state.idx.append_cache) == {"incident_parties", "mediations", "incident_notes", "linkage"}  # grown
     fresh = Dataset(**grown.tables())
     assert "history_index" not in fresh.cache
     pts = open_points(grown, NIGHT)
@@ -652,3 +652,106 @@ def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_
         row, ps, meds = _request(grown, d)
         assert sc.score_dispute(row, ps, mediations=meds, as_of=NIGHT).probability == \
             pytest.approx(batch.loc[d, "probability"], abs=1e-12)
+
+
+def test_adds_of_new_people_link_incrementally_and_keep_batch_parity(small_model, small_district):
+    """Adds bringing person records (a new person; a known person's record under a new id,
+    party to a new dispute; a second record of the person just added) are linked
+    incrementally with the linkage parameters the scorer's index was built with, frozen.
+    The batch on the same data, its linkage run with those parameters
+    (``linking.incremental.relink``), gives the same features and score_dispute its
+    probability; the batch re-fitting the parameters (the night) links the same people here."""
+    from escalation_risk.features import build_features as features_of
+    from escalation_risk.idnumbers import gb11643_check_digit
+    from escalation_risk.linking import link_persons
+    from escalation_risk.linking.incremental import relink
+    from escalation_risk.model.points import open_points
+    from escalation_risk.synth import generate_tables
+
+    ds = small_district
+    raw = generate_tables(4000, seed=2)[0]["persons"].set_index("person_id")  # small_district's identifiers
+    busiest = ds.incident_parties.loc[ds.incident_parties["party_type"] == "person", "party_id"].value_counts()
+    known = next(p for p in busiest.index if isinstance(raw.loc[p, "id_number"], str))
+    sc = Scorer(small_model, ds, pseudonym_key=KEY, fold="never")
+    day = pd.Timestamp("2025-06-20")
+    people = ds.persons["person_id"].tolist()
+    stem = "44030519880715123"
+
+    def dispute(new, who, when):
+        return {"incidents": [{"incident_id": new, "kind": "dispute", "category": "neighbor", "occurred_at": when,
+                               "reported_at": when, "source": "grid_worker", "description": "邻里纠纷，扬言报复"}],
+                "incident_parties": [{"incident_id": new, "party_id": p, "party_type": "person", "role": r}
+                                     for p, r in zip(who, ("complainant", "respondent"))]}
+
+    fresh_person = {"person_id": "P-NEW1", "birth_year": 1988, "gender": "male", "hukou": "migrant",
+                    "employment": "unemployed", "name": "司徒明", "id_number": stem + gb11643_check_digit(stem),
+                    "phone": "19912345678"}
+    sc.add(persons=[fresh_person], **dispute("D-P1", ["P-NEW1", people[3]], day))
+    dup = {**raw.loc[known].drop(["recorded_at"], errors="ignore").to_dict(), "person_id": "P-DUP1"}
+    dup = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in dup.items()}
+    sc.add(persons=[dup], **dispute("D-P2", ["P-DUP1", people[4]], day + pd.Timedelta(days=1)))
+    sc.add(persons=[{**fresh_person, "person_id": "P-NEW2", "phone": None}],
+           **dispute("D-P3", ["P-NEW2", people[5]], day + pd.Timedelta(days=2)))
+    assert sc.rebuilds == 0  # all three linked in place
+    idx = sc._state.idx
+    key = idx.person_key
+    assert key["P-DUP1"] == key[known] and key["P-NEW2"] == key["P-NEW1"] == "P-NEW1"
+    frozen = idx.append_cache["linkage"].frozen
+    grown = sc.history
+    same = Dataset(**grown.tables())
+    same.cache["person_key"] = relink(same.persons, None, frozen).key
+    pts = open_points(grown, NIGHT)
+    assert {"D-P1", "D-P2", "D-P3"} <= set(pts["dispute_id"])
+    x = features_of(grown, pts)
+    pd.testing.assert_frame_equal(x, features_of(same, pts))
+    batch = small_model.score(same, NIGHT).set_index("dispute_id")
+    for d in ("D-P1", "D-P2", "D-P3"):
+        row, ps, meds = _request(grown, d)
+        assert sc.score_dispute(row, ps, mediations=meds, as_of=NIGHT).probability == \
+            pytest.approx(batch.loc[d, "probability"], abs=1e-12)
+    # The known person's history counts for the dispute of their new record (the test bites).
+    alone = Dataset(**grown.tables())
+    alone.cache["person_key"] = same.cache["person_key"].where(same.cache["person_key"].index != "P-DUP1",
+                                                                "P-DUP1 alone")
+    y = features_of(alone, pts)
+    assert not y.equals(x)
+    # The re-fit batch (link_persons: m by EM, u from random pairs, term frequencies and the
+    # threshold over all records) groups the records alike here.
+    refit = link_persons(Dataset(**grown.tables()))
+    pairs = pd.DataFrame({"a": key.reindex(refit.index).to_numpy(dtype=object), "b": refit.to_numpy(dtype=object)})
+    assert len(pairs.drop_duplicates()) == pairs["a"].nunique() == pairs["b"].nunique()
+
+
+def test_a_background_job_yields_to_calls_in_progress(monkeypatch):
+    """The job thread's hook waits (GIL released) while a score_dispute call is in progress,
+    wakes when the last call ends, runs its own turn after waiting, and never waits without calls."""
+    import threading
+    import time
+
+    from escalation_risk import scoring
+
+    monkeypatch.setattr(scoring, "YIELD_WAIT", 30.0)
+    monkeypatch.setattr(scoring, "YIELD_RUN", 60.0)
+    calls = scoring._Calls()
+    hook = calls.hook()
+    t = time.perf_counter()
+    hook(None, "call", None)
+    assert time.perf_counter() - t < 5  # no call in progress: no wait
+    done = threading.Event()
+
+    def job():
+        hook(None, "call", None)  # a call is in progress: waits for it
+        done.set()
+
+    with calls:
+        with calls:  # two calls at once: the job waits for both
+            thread = threading.Thread(target=job)
+            thread.start()
+            assert not done.wait(0.3)
+        assert not done.wait(0.3)
+    assert done.wait(10)  # the last call ended: the job goes on at once, not after YIELD_WAIT
+    thread.join()
+    with calls:  # the job's own turn (YIELD_RUN) after a wait: it runs though a call is in progress
+        t = time.perf_counter()
+        hook(None, "call", None)
+        assert time.perf_counter() - t < 5

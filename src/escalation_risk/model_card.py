@@ -7,17 +7,16 @@ be regenerated from a saved model directory at any time).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .features import REGISTRY  # noqa: E402
+from .model.fairness import fairness_comparison  # noqa: E402  (its home before model/fairness.py)
 
 METRIC_COLUMNS = ["roc_auc", "average_precision", "brier", "ece", "precision@1%", "precision@5%",
                   "precision@10%", "recall@5%", "recall@10%"]
@@ -44,6 +43,32 @@ def _table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _iv(v, lo, hi) -> str:
+    return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _with_intervals(rows: pd.DataFrame, keep: list[str], figures: dict[str, tuple[str, str, str]]) -> pd.DataFrame:
+    """The columns ``keep`` of ``rows`` as they are, then each figure (label: its estimate,
+    lo and hi columns) as ``estimate [lo, hi]``."""
+    out: dict = {c: rows[c] for c in keep}
+    out.update({label: [_iv(*r) for r in rows[list(cols)].to_numpy()] for label, cols in figures.items()})
+    return pd.DataFrame(out)
+
+
+# The columns of an :func:`~escalation_risk.model.fairness.equalised_comparison` table.
+_PRECISION_FPR = {"precision": ("precision", "precision_lo", "precision_hi"),
+                  "false-positive rate": ("fpr", "fpr_lo", "fpr_hi")}
+
+
+def _fairness_table(f: pd.DataFrame, keep: list[str]) -> tuple[str, pd.DataFrame]:
+    """A :func:`fairness_comparison` table for the card, and its precision column's name."""
+    p_col = [c for c in f.columns if c.startswith("precision@")][0]
+    r_col = [c for c in f.columns if c.startswith("fpr@")][0]
+    return p_col, _with_intervals(f, keep + ["n", "escalated"], {
+        "AUC": ("roc_auc", "roc_auc_lo", "roc_auc_hi"), p_col: (p_col, "precision_lo", "precision_hi"),
+        "false-positive rate": (r_col, "fpr_lo", "fpr_hi")})
+
+
 def _calibration_plot(curves: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
     top = max(0.05, float(curves[["mean_predicted", "observed"]].max().max()) * 1.05) if len(curves) else 1.0
@@ -61,8 +86,9 @@ def _calibration_plot(curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def _scorer_table(ev) -> str:
-    scorers = ev.metrics[[c for c in METRIC_COLUMNS if c in ev.metrics.columns]].copy()
+def _scorer_table(metrics: pd.DataFrame) -> str:
+    """One row per scorer (the index), the card's metric columns."""
+    scorers = metrics[[c for c in METRIC_COLUMNS if c in metrics.columns]].copy()
     scorers.insert(0, "scorer", scorers.index)
     return _table(scorers)
 
@@ -90,12 +116,12 @@ def _held_out(test, nights, reason: str | None = None) -> str:
             f"calibration nor the thresholds saw these disputes: these are the figures to expect.\n\n"
             f"**At report time** (the contract's backtest): disputes reported {span} whose horizon ends "
             f"inside the data, {per.get('n', '?')} disputes, {per.get('positives', '?')} escalated.\n\n"
-            f"{_scorer_table(test)}\n{_interval_table(test)}")
+            f"{_scorer_table(test.metrics)}\n{_interval_table(test)}")
     if nights is not None:
         text += (f"\n**On nightly runs** (what the nightly job scores): the disputes first reported after the "
                  f"cutoff, each night it was open (the 10th of each month), {nights.period.get('n', '?')} "
                  f"dispute-nights, {nights.period.get('positives', '?')} escalated. Disputes already open at "
-                 f"the cutoff are left out: many were training examples.\n\n{_scorer_table(nights)}\n"
+                 f"the cutoff are left out: many were training examples.\n\n{_scorer_table(nights.metrics)}\n"
                  f"{_interval_table(nights)}")
     return text
 
@@ -108,61 +134,6 @@ def _time_varying(m: dict) -> str:
                 "hukou and employment were read as of the export).\n")
     return ("Time-varying facts in the training data (what the backtest could check, and what it took as "
             "unchanged):\n\n" + "\n".join(f"- {f}" for f in facts) + "\n")
-
-
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    pos = y == 1
-    if pos.all() or not pos.any():
-        return float("nan")
-    r = pd.Series(s).rank().to_numpy()
-    return float((r[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum()))
-
-
-def fairness_comparison(scores: dict[str, np.ndarray], y: np.ndarray, groups: pd.DataFrame, *,
-                        budget: float = 0.05, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """AUC, precision and false-positive rate at the alert budget, overall and per group,
-    for each scorer in ``scores`` (e.g. the model with and without the personal
-    attributes) on the same disputes ``y``, with percentile bootstrap 95% intervals.
-
-    The budget alerts the top ``budget`` share of all disputes (one threshold for every
-    group, re-drawn in each resample); a group's precision is that of its alerts and its
-    false-positive rate the share of its non-escalated disputes alerted. ``groups``: one
-    column per attribute (:func:`escalation_risk.model.metrics.group_attributes`)."""
-    y = np.asarray(y, dtype=int)
-    cells = [("all", "all", np.ones(len(y), bool))]
-    for attr in groups.columns:
-        g = groups[attr].astype(str).to_numpy()
-        cells += [(attr, k, g == k) for k in pd.unique(g)]
-
-    def figures(idx: np.ndarray) -> dict:
-        out = {}
-        for name, s in scores.items():
-            sb, yb = np.asarray(s)[idx], y[idx]
-            alert = sb >= np.quantile(sb, 1 - budget)
-            for attr, k, m in cells:
-                mb = m[idx]
-                neg = mb & (yb == 0)
-                out[(name, attr, k)] = (_auc(yb[mb], sb[mb]), float(yb[mb & alert].mean()) if (mb & alert).any()
-                                        else float("nan"), float(alert[neg].mean()) if neg.any() else float("nan"))
-        return out
-
-    masks = {(attr, k): m for attr, k, m in cells}
-    est = figures(np.arange(len(y)))
-    rng = np.random.default_rng(seed)
-    boots = [figures(rng.integers(0, len(y), len(y))) for _ in range(n_boot)]
-    rows = []
-    for key, (auc, prec, fpr) in est.items():
-        b = np.array([bt[key] for bt in boots], dtype=float)
-        with warnings.catch_warnings():  # a group with no alert in any resample has no precision: NaN, said as —
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanquantile(b, 0.025, axis=0), np.nanquantile(b, 0.975, axis=0)
-        name, attr, k = key
-        m = masks[(attr, k)]
-        rows.append({"model": name, "attribute": attr, "group": k, "n": int(m.sum()),
-                     "escalated": int(y[m].sum()), "roc_auc": auc, "roc_auc_lo": lo[0], "roc_auc_hi": hi[0],
-                     f"precision@{budget:.0%}": prec, "precision_lo": lo[1], "precision_hi": hi[1],
-                     f"fpr@{budget:.0%}": fpr, "fpr_lo": lo[2], "fpr_hi": hi[2]})
-    return pd.DataFrame(rows)
 
 
 def _fairness_section(fairness: pd.DataFrame | None, m: dict) -> str:
@@ -181,18 +152,7 @@ def _fairness_section(fairness: pd.DataFrame | None, m: dict) -> str:
                 "train --exclude ...` writes one)." if asked else " Train with `--exclude gender,hukou,age` for a card "
                 "comparing the model with and without them.")
         return "## Personal attributes (fairness as a setting)\n" + used + hint + "\n"
-    f = fairness.copy()
-    p_col = [c for c in f.columns if c.startswith("precision@")][0]
-    r_col = [c for c in f.columns if c.startswith("fpr@")][0]
-
-    def iv(v, lo, hi) -> str:
-        return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-
-    tab = pd.DataFrame({"model": f["model"], "attribute": f["attribute"], "group": f["group"], "n": f["n"],
-                        "escalated": f["escalated"],
-                        "AUC": [iv(*r) for r in f[["roc_auc", "roc_auc_lo", "roc_auc_hi"]].to_numpy()],
-                        p_col: [iv(*r) for r in f[[p_col, "precision_lo", "precision_hi"]].to_numpy()],
-                        "false-positive rate": [iv(*r) for r in f[[r_col, "fpr_lo", "fpr_hi"]].to_numpy()]})
+    p_col, tab = _fairness_table(fairness, ["model", "attribute", "group"])
     return f"""## Personal attributes (fairness as a setting)
 {used}
 
@@ -230,15 +190,9 @@ def _equalised_section(m: dict, equalised: pd.DataFrame | None) -> str:
     if not spec:
         return ""
 
-    def iv(v, lo, hi) -> str:
-        return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-
     def tab(rows: pd.DataFrame) -> str:
-        return _table(pd.DataFrame({
-            "rule": rows["rule"], "group": rows["group"], "n": rows["n"], "escalated": rows["escalated"],
-            "alerted": [iv(*r) for r in rows[["alerted", "alerted_lo", "alerted_hi"]].to_numpy()],
-            "precision": [iv(*r) for r in rows[["precision", "precision_lo", "precision_hi"]].to_numpy()],
-            "false-positive rate": [iv(*r) for r in rows[["fpr", "fpr_lo", "fpr_hi"]].to_numpy()]}))
+        return _table(_with_intervals(rows, ["rule", "group", "n", "escalated"], {
+            "alerted": ("alerted", "alerted_lo", "alerted_hi"), **_PRECISION_FPR}))
 
     th = ", ".join(f"{g} {t:.3f}" for g, t in sorted(spec["thresholds"].items()))
     kept = spec.get("groups_kept_single") or []
@@ -270,18 +224,7 @@ def _fairness_benchmark_section() -> str:
         return ""
     import json
     bench = json.loads(path.read_text(encoding="utf-8"))
-    f = pd.DataFrame(bench["fairness"])
-    p_col = [c for c in f.columns if c.startswith("precision@")][0]
-    r_col = [c for c in f.columns if c.startswith("fpr@")][0]
-
-    def iv(v, lo, hi) -> str:
-        return "—" if v != v else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-
-    tab = pd.DataFrame({"seed": f["seed"], "model": f["model"], "attribute": f["attribute"], "group": f["group"],
-                        "n": f["n"], "escalated": f["escalated"],
-                        "AUC": [iv(*r) for r in f[["roc_auc", "roc_auc_lo", "roc_auc_hi"]].to_numpy()],
-                        p_col: [iv(*r) for r in f[[p_col, "precision_lo", "precision_hi"]].to_numpy()],
-                        "false-positive rate": [iv(*r) for r in f[[r_col, "fpr_lo", "fpr_hi"]].to_numpy()]})
+    p_col, tab = _fairness_table(pd.DataFrame(bench["fairness"]), ["seed", "model", "attribute", "group"])
     text = f"""## With and without the personal attributes, on fresh districts
 {bench['what']} One threshold alerting the top {p_col.split('@')[1]}; 95% bootstrap intervals.
 
@@ -289,10 +232,7 @@ def _fairness_benchmark_section() -> str:
 """
     e = pd.DataFrame(bench.get("equalised", []))
     if len(e):
-        etab = pd.DataFrame({"seed": e["seed"], "model": e["model"], "rule": e["rule"], "group": e["group"],
-                             "n": e["n"], "precision": [iv(*r) for r in e[["precision", "precision_lo",
-                                                                           "precision_hi"]].to_numpy()],
-                             "false-positive rate": [iv(*r) for r in e[["fpr", "fpr_lo", "fpr_hi"]].to_numpy()]})
+        etab = _with_intervals(e, ["seed", "model", "rule", "group", "n"], _PRECISION_FPR)
         text += f"""
 One threshold against thresholds equalising the false-positive rate across the groups (fitted on each
 model's out-of-time windows, `equalise_fpr`), on the same held-out disputes:
@@ -343,9 +283,6 @@ def write_model_card(model, out_dir, test=None, nights=None, no_test_reason: str
     val = m["metrics"]["validation"]
     tr = m["training"]
     lab = m["labels"]
-    scorers = pd.DataFrame(val["scorers"]).T
-    scorers = scorers[[c for c in METRIC_COLUMNS if c in scorers.columns]]
-    scorers.insert(0, "scorer", scorers.index)
     by_group = pd.DataFrame(val["by_group"])
     curves = pd.DataFrame(val["calibration"])
     _calibration_plot(curves, out / "calibration.png")
@@ -420,7 +357,7 @@ described, failed mediation, concerns on record, follow-up reports, cohabiting i
 partners, repeated conflict between the parties). Precision and recall at the top 1/5/10% of
 disputes; ECE over 10 equal-count bins.
 
-{_table(scorers)}
+{_scorer_table(pd.DataFrame(val['scorers']).T)}
 
 ![calibration](calibration.png)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -241,12 +242,68 @@ def _rebuilt(history: Stacked, lexicon) -> _State:
 
 
 def _reapply(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _State:
-    """``state`` with the validated rows of ``adds`` appended in order, as add() did."""
+    """``state`` with the validated rows of ``adds`` appended in order, as add() did: in one
+    append (their rows joined by table, in order). A catch-up re-applies the hundreds of adds
+    a rebuild at a million people lets pass; one append each cost their fixed costs again
+    (~35 ms of CPU, holding the GIL, each: a minute at a million people), one append of all
+    costs the rows they touch."""
+    if not adds:
+        return state
+    tables: dict[str, list[pd.DataFrame]] = {}
     for added in adds:
-        new, _ = _appended(state, added, lexicon)
-        assert new is not None  # rebuild=True: never None
-        state = new
-    return state
+        for name, df in added.items():
+            tables.setdefault(name, []).append(df)
+    joined = {name: dfs[0] if len(dfs) == 1 else pd.concat(dfs, ignore_index=True) for name, dfs in tables.items()}
+    new, _ = _appended(state, joined, lexicon)
+    assert new is not None  # rebuild=True: never None
+    return new
+
+
+YIELD_TO_CALLS = True  # a background job waits at its next Python call while score_dispute runs
+YIELD_WAIT = 0.01     # s: the longest a job waits for calls at one go (a call takes ~5 ms) ...
+YIELD_RUN = 0.01      # s: ... before it runs this long regardless (calls never starve it)
+
+
+class _Calls:
+    """Calls of score_dispute in progress, and the background job's way of yielding to them.
+
+    The job's heavy steps are C calls (numpy, pandas, Arrow); many hold the GIL, and a call
+    waiting for it took several times its CPU time. The job thread gets a profile hook
+    (:func:`sys.setprofile`, run at each Python and C function call it makes) that waits,
+    GIL released, while a call is in progress: up to ``YIELD_WAIT``, then the job runs at
+    least ``YIELD_RUN`` before it waits again, so a stream of calls slows it, never stops it.
+    A C call already running is not interrupted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+        self.quiet = threading.Event()
+        self.quiet.set()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._n += 1
+            self.quiet.clear()
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._n -= 1
+            if not self._n:
+                self.quiet.set()
+
+    def hook(self):
+        """The profile function of a job thread."""
+        quiet, until = self.quiet, [0.0]
+
+        def yield_to_calls(frame, event, arg) -> None:
+            if not self._n:  # called at every function call of the job: the cheapest test first
+                return
+            now = time.perf_counter()
+            if now < until[0]:
+                return
+            quiet.wait(YIELD_WAIT)
+            until[0] = time.perf_counter() + YIELD_RUN
+        return yield_to_calls
 
 
 class _Job:
@@ -277,6 +334,11 @@ class Scorer:
     for tests); ``fold="never"`` keeps everything in the deltas. All three give the same
     scores. :meth:`wait_for_fold` waits for a running fold.
 
+    New person records are linked in place (:mod:`escalation_risk.linking.incremental`):
+    blocked against the district's kept linkage keys and scored with the parameters of the
+    linkage the index was built with, frozen (m, u, weight threshold; the term frequencies
+    count the new records). A rebuild, like the night, re-fits them on all the records.
+
     A few adds cannot be taken into the index in place: a person record that links two
     people the history held apart (their histories merge), or new ``person_attributes``
     rows. The index is then built again from scratch (seconds at 100,000 people, minutes
@@ -298,6 +360,7 @@ class Scorer:
         self._key = pseudonym_key
         self._fold_mode = fold
         self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
+        prepare_appends(self._state.idx, self._state.history)  # what the first add would build on its path
         self._lock = threading.Lock()  # one add() at a time; readers never wait
         self._accepted = self._state.history  # every accepted row: the state's, then the adds not yet in it
         self._unseen: list[dict[str, pd.DataFrame]] = []  # accepted adds a pending rebuild will publish
@@ -305,6 +368,7 @@ class Scorer:
         self.folds = 0  # folds published (inline or background)
         self.rebuilds = 0  # indexes rebuilt from scratch and published (inline or background)
         self.fold_error: BaseException | None = None  # the last background job's failure, if any
+        self._calls = _Calls()  # calls in progress: a background job yields to them
 
     @property
     def pending_adds(self) -> int:
@@ -342,6 +406,10 @@ class Scorer:
         field and value for a missing or bad field, no party, an ``as_of`` that does not
         parse or precedes ``reported_at``, or a place or organisation the history lacks.
         """
+        with self._calls:
+            return self._score(dispute, parties, mediations, notes, as_of, top_reasons)
+
+    def _score(self, dispute, parties, mediations, notes, as_of, top_reasons: int) -> RiskAssessment:
         req = parse_request(dispute, parties, mediations, as_of, notes)
         state = self._state  # one consistent snapshot even if add() swaps the history meanwhile
         _check_references(state.idx, req)
@@ -437,6 +505,8 @@ class Scorer:
         """Fold or rebuild ``snapshot``, catch up with the adds accepted meanwhile (outside the
         lock while there are many), then, holding the lock, re-apply the last few and publish."""
         lexicon = self.model.lexicon
+        if YIELD_TO_CALLS:
+            sys.setprofile(self._calls.hook())  # this thread only
         try:
             state = _fold(snapshot) if isinstance(snapshot, _State) else _rebuilt(snapshot, lexicon)
             done = rounds = 0
@@ -463,6 +533,7 @@ class Scorer:
             self.fold_error = e
             log.exception("background %s of the scorer's history failed", job.kind)
         finally:
+            sys.setprofile(None)
             with self._lock:
                 if self._job is job:
                     self._job = None

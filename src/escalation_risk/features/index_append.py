@@ -20,8 +20,8 @@ re-sorts every timeline of the district; here only the records that change are r
    other per-entity arrays grow through spare capacity (:func:`.delta.grow`).
 
 The history itself is a :class:`~.delta.Stacked` (the loaded tables plus the rows added
-since), read by position: nothing in an add is proportional to the district, except
-adding persons (linkage reads the persons table, see below).
+since), read by position: nothing in an add is proportional to the district (but two copies
+of the person-key arrays when persons are added: a few milliseconds at a million).
 
 The result is a new index (the old one is left untouched, so a reader holding it keeps
 one consistent history) whose features equal those of an index built from scratch on
@@ -30,9 +30,11 @@ the same data; tests hold the two equal. Everything an index holds is listed in
 function grew a new one) makes :func:`append_to_index` return None, and the caller
 re-builds, so a forgotten part costs time, never correctness.
 
-New people are linked against the existing ones (``link_persons`` with the existing
-keys: a pass over the persons table, only when persons are added). If a new record
-links two people who had separate keys, or new ``person_attributes`` rows arrive
+New people are linked against the existing ones incrementally
+(:mod:`escalation_risk.linking.incremental`: their keys blocked against the district's
+sorted block keys, scored with the parameters of the linkage that made the index's keys,
+frozen; a rebuild re-estimates them, as the night does). If a new record links two
+people who had separate keys (or splits one), or new ``person_attributes`` rows arrive
 (their timelines are per canonical person over all its records), the index is re-built
 (by the caller: ``Scorer`` does it on a background thread by default).
 """
@@ -45,7 +47,9 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
-from ..linking import link_persons
+from ..linking import DEFAULT_MODEL
+from ..linking.incremental import Frozen, LinkState, link_new
+from ..linking.linker import _link
 from ..lookup import id_positions
 from .delta import DeltaTimeline, Stacked, entity_positions, grow
 from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline, join_on, unique_keys
@@ -139,13 +143,36 @@ def _rows_by_incident(idx: HistoryIndex, history: Stacked, name: str, n_base: in
     return rows
 
 
+LINKAGE = "linkage"  # the append cache's linkage state (linking.incremental.LinkState)
+
+
+def link_state(idx: HistoryIndex, history: Stacked) -> LinkState:
+    """The linkage state of ``idx``'s persons (built once per index, then grown by each add):
+    their keys sorted by blocking rule, and the parameters of the linkage that made
+    ``idx.person_key``, frozen (re-estimated here only when the key came without them)."""
+    state = idx.append_cache.get(LINKAGE)
+    if state is not None:
+        return state
+    n = len(idx.person_key)
+    persons = history.base.persons if len(history.base.persons) == n else history.rows("persons", np.arange(n))
+    res = history.base.cache.get("linkage")
+    if res is None or res.weights is None or res.key is not idx.person_key:
+        res = _link(persons, None, DEFAULT_MODEL)  # a key made elsewhere: the district's own parameters
+    state = LinkState.build(persons, idx.person_key, Frozen.of(res, n))
+    idx.append_cache[LINKAGE] = state
+    return state
+
+
 def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
     """Build what the first add to ``idx`` (the index of ``history``) would otherwise build
-    on its path: the rows of each party, mediation and note table by incident."""
+    on its path: the rows of each party, mediation and note table by incident, and the
+    linkage state."""
     if isinstance(history, Dataset):
         history = Stacked(history)
     for name in ("incident_parties", "mediations", "incident_notes"):
         _rows_by_incident(idx, history, name, history.n(name))
+    if len(idx.person_key) == history.n("persons"):
+        link_state(idx, history)
 
 
 def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True,
@@ -231,24 +258,23 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     # ---------------------------------------------------------------- people, places, organisations
     pmap_key = idx.person_key
     if "persons" in added and len(added["persons"]):
-        # Linkage reads the whole persons table: adding persons costs a pass over it.
-        full = history.dataset()
-        key = link_persons(full, existing=idx.person_key)
-        old = key.reindex(idx.person_key.index)
-        if (old.to_numpy(dtype=object) != idx.person_key.to_numpy(dtype=object)).any():
-            return None  # a new record links two known people: their histories merge
-        new_pids = added["persons"]["person_id"].to_numpy(dtype=object)
-        new_keys = key.reindex(new_pids).to_numpy(dtype=object)
+        # New records linked against the kept linkage state: their own keys and blocks only,
+        # the district's linkage parameters frozen (linking.incremental).
+        linked = link_new(link_state(idx, history), added["persons"])
+        if linked.keys is None:
+            return None  # a new record links two known people (or splits one): their histories merge
+        new_pids = linked.keys.index.to_numpy(dtype=object)
+        new_keys = linked.keys.to_numpy(dtype=object)
         codes, out.persons = _positions_or_new(idx.persons, new_keys)
-        out.person_key = key
+        out.person_key = pd.concat([idx.person_key, linked.keys])
         out.pid_to_int = pd.concat([idx.pid_to_int, pd.Series(codes, index=pd.Index(new_pids, name="person_id"))])
         out._pid_index = IdIndex.of(idx._pid_index).append(new_pids)
-        out._pid_codes = np.append(out.pid_to_int.to_numpy(np.int64), -1)
-        # Attributes of the canonical persons with a new record: the first non-null across their records.
-        touched = np.unique(codes)
-        pids = key.index[key.isin(out.persons.take(touched)).to_numpy()]
-        p = full.persons[full.persons["person_id"].isin(pids)]
-        p = p.assign(_k=out.pid_to_int.reindex(p["person_id"]).to_numpy())
+        out._pid_codes = np.r_[idx._pid_codes[:-1], codes, -1]
+        out.append_cache = {**idx.append_cache, LINKAGE: linked.state}
+        # Attributes of the canonical persons with a new record: the first non-null across their
+        # records (the records of the groups joined: rows of the persons table, by position).
+        p = history.rows("persons", linked.joined)
+        p = p.assign(_k=out._pid_codes[out._pid_index.get_indexer(p["person_id"].to_numpy(dtype=object))])
         attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
         n_new = len(out.persons) - len(idx.persons)
         for col, dtype in (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object)):
@@ -256,7 +282,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
                                                              dtype=dtype)])
             arr[attrs.index.to_numpy(np.int64)] = attrs[col].astype(dtype).to_numpy()
             setattr(out, col, arr)
-        pmap_key = key
+        pmap_key = out.person_key
     if "places" in added and len(added["places"]):
         pl = added["places"]
         out.places = IdIndex.of(idx.places).append(pl["place_id"].to_numpy(dtype=object))
@@ -322,7 +348,11 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
                    parties.loc[parties["party_type"] == "organization", "party_id"].to_numpy(dtype=object))
     sub_ds = Dataset(persons=persons, places=places, organizations=orgs,
                      person_attributes=history.rows("person_attributes", []), **tables)
-    sub_ds.cache["person_key"] = pmap_key.reindex(persons["person_id"].to_numpy(dtype=object))
+    # Keys by position (the index's ids and its person_key are in one order): no hash table of
+    # a district's ids rebuilt when the key grew.
+    at = out._pid_index.get_indexer(persons["person_id"].to_numpy(dtype=object))
+    sub_ds.cache["person_key"] = pd.Series(pmap_key.to_numpy(dtype=object)[at], index=persons["person_id"].to_numpy(
+        dtype=object), name="person_key", dtype=object)
     sub = HistoryIndex(sub_ds, idx.lexicon)
     if set(vars(sub)) - KNOWN:
         return None
@@ -427,7 +457,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         out.rel_pairs = grow(idx.rel_pairs, np.minimum(ra, rb) * SHIFT + np.maximum(ra, rb))
         out.rel_pair_kind = grow(idx.rel_pair_kind, sub.rel_pair_kind)
         out.rel_pair_since = grow(idx.rel_pair_since, sub.rel_pair_since)
-    out.append_cache = row_maps
+    out.append_cache = {**row_maps, **{k: v for k, v in out.append_cache.items() if k == LINKAGE}}
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,15 +51,19 @@ def _keys(persons: pd.DataFrame) -> _Keys:
     n = len(persons)
     zero = np.zeros(n, dtype=np.int64)
 
-    def num(col: str, fallback: np.ndarray, dtype: Any = np.int64) -> np.ndarray:
+    def num(col: str, fallback: np.ndarray | Callable[[], np.ndarray], dtype: Any = np.int64) -> np.ndarray:
         if col in persons.columns:
             return persons[col].to_numpy(dtype=dtype, na_value=0)
-        return fallback.astype(dtype)
+        return (fallback() if callable(fallback) else fallback).astype(dtype)
+
+    def hashed(col: str) -> Callable[[], np.ndarray]:
+        # Only without the lk_ key: hashing a million strings holds the GIL for seconds.
+        return lambda: _str_hash(persons[col]) if col in persons else zero
 
     has_lk = "lk_id" in persons.columns
-    idn = num("lk_id", _str_hash(persons["id_number"]) if "id_number" in persons else zero)
-    name = num("lk_name", _str_hash(persons["name"]) if "name" in persons else zero)
-    phone = num("lk_phone", _str_hash(persons["phone"]) if "phone" in persons else zero)
+    idn = num("lk_id", hashed("id_number"))
+    name = num("lk_name", hashed("name"))
+    phone = num("lk_phone", hashed("phone"))
     # Without lk_ keys nothing is known of an id's form: any two different ids conflict.
     kind = num("lk_id_kind", np.where(idn != 0, ID_OTHER, ID_NONE), np.int8) if has_lk else \
         np.where(idn != 0, ID_OTHER, ID_NONE).astype(np.int8)

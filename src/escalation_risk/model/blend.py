@@ -6,24 +6,21 @@ each. Stacking the two (a logistic regression on the two out-of-time log-odds) i
 general remedy: the weights come from the rolling-origin windows, where neither model saw
 the labels, never from the months it is judged on. ``auto`` keeps the blend only when its
 cross-validated log-loss on those windows is lower than that of the trees alone (Platt on
-the trees' raw score: the same number of parameters bar one).
+the trees' raw score: the same number of parameters bar one). The fits and the folds are
+calibration's (:func:`.calibration.platt_fit`, :func:`.calibration.cv_folds`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedKFold
+
+from .calibration import cv_folds, platt_fit
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
     return np.log(p / (1 - p))
-
-
-def _stack(A: np.ndarray, y: np.ndarray) -> LogisticRegression:
-    return LogisticRegression(C=1e6, max_iter=1000).fit(A, y)
 
 
 def blend_raw(trees: np.ndarray, linear: np.ndarray, spec: dict) -> np.ndarray:
@@ -43,15 +40,14 @@ def fit_blend(trees: np.ndarray, linear: np.ndarray, y: np.ndarray, *, method: s
     trees, linear, y = np.asarray(trees, float), np.asarray(linear, float), np.asarray(y, int)
     A = np.column_stack([trees, linear])
     cv: dict[str, float] = {}
-    n_splits = int(min(folds, np.bincount(y, minlength=2).min()))
-    if n_splits >= 2:
-        skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    splits = cv_folds(y, folds, seed)
+    if splits:
         p_t, p_b = np.empty(len(y)), np.empty(len(y))
-        for tr, te in skf.split(A, y):
-            p_t[te] = _stack(A[tr, :1], y[tr]).predict_proba(A[te, :1])[:, 1]
-            p_b[te] = _stack(A[tr], y[tr]).predict_proba(A[te])[:, 1]
+        for tr, te in splits:
+            p_t[te] = platt_fit(A[tr, :1], y[tr]).predict_proba(A[te, :1])[:, 1]
+            p_b[te] = platt_fit(A[tr], y[tr]).predict_proba(A[te])[:, 1]
         cv = {"trees": float(log_loss(y, p_t, labels=[0, 1])), "blend": float(log_loss(y, p_b, labels=[0, 1]))}
-    st = _stack(A, y)
+    st = platt_fit(A, y)
     wt, wl = (float(v) for v in st.coef_[0])
     ok = wt > 0 and wl > 0
     chosen = ok and (method == "blend" or (bool(cv) and cv["blend"] < cv["trees"]))

@@ -30,8 +30,23 @@ def apply_calibrator(raw: np.ndarray, cal: dict) -> np.ndarray:
     return np.clip(p, lo, hi)
 
 
+def platt_fit(A: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    """Platt's logistic fit of labels ``y`` on the columns of ``A`` (log-odds), all but
+    unpenalised: one column calibrates a score, several stack them (model.blend)."""
+    return LogisticRegression(C=1e6, max_iter=1000).fit(A, y)
+
+
+def cv_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) rows of ``folds`` shuffled stratified folds of labels ``y``, fewer when
+    the rarer outcome has fewer rows; none when it has under two (no cross-validation)."""
+    n_splits = int(min(folds, np.bincount(y, minlength=2).min()))
+    if n_splits < 2:
+        return []
+    return list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
 def _fit_platt(raw: np.ndarray, y: np.ndarray) -> dict:
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), y)
+    lr = platt_fit(raw.reshape(-1, 1), y)
     return {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
 
 
@@ -51,12 +66,11 @@ def fit_calibrator(raw: np.ndarray, y: np.ndarray, *, method: str = "auto", fold
     if y.min() == y.max():
         raise ValueError("calibration needs both outcomes in the validation window; widen it")
     cv: dict[str, dict] = {}
-    n_splits = int(min(folds, np.bincount(y).min()))
-    if n_splits >= 2:
-        skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    splits = cv_folds(y, folds, seed)
+    if splits:
         for name, fit in _FITTERS.items():
             p = np.empty(len(y))
-            for tr, te in skf.split(raw, y):
+            for tr, te in splits:
                 p[te] = apply_calibrator(raw[te], fit(raw[tr], y[tr]))
             cv[name] = {"brier": float(brier_score_loss(y, p)), "log_loss": float(log_loss(y, p, labels=[0, 1]))}
     if method == "auto":

@@ -7,16 +7,18 @@ sets one threshold per group so that the share of each group's *non-escalated*
 disputes that are alerted is the same. It is fitted on the out-of-time validation
 predictions (never on the disputes it is judged on) and costs precision: the table
 of :func:`equalised_comparison` shows how much, beside the false-positive rates.
+
+:func:`fairness_comparison` sets models side by side (e.g. with and without the personal
+attributes) per group at one threshold. Both tables take their intervals from
+:func:`escalation_risk.model.metrics.paired_bootstrap`.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from .metrics import group_attributes
+from .metrics import _fast_auc, group_attributes, paired_bootstrap
 
 # The attributes a group can be drawn from (columns of metrics.group_attributes).
 GROUP_ATTRIBUTES = ("gender", "hukou", "age_band", "dispute_category")
@@ -90,6 +92,13 @@ def equalised_alerts(p: np.ndarray, groups: np.ndarray, spec: dict) -> np.ndarra
     return np.asarray(p, dtype=float) >= t
 
 
+def _precision_fpr(y: np.ndarray, alert: np.ndarray, member: np.ndarray) -> tuple[float, float]:
+    # A group's precision (of its alerts) and false-positive rate (the share of its
+    # non-escalated disputes alerted); NaN where the group has no alert, or no negative.
+    hit, neg = member & alert, member & (y == 0)
+    return (float(y[hit].mean()) if hit.any() else np.nan, float(alert[neg].mean()) if neg.any() else np.nan)
+
+
 def equalised_comparison(p: np.ndarray, y: np.ndarray, groups: np.ndarray, spec: dict, *,
                          n_boot: int = 200, seed: int = 0, single: float | None = None) -> pd.DataFrame:
     """One threshold against the equalised thresholds of ``spec`` on the same disputes:
@@ -111,24 +120,54 @@ def equalised_comparison(p: np.ndarray, y: np.ndarray, groups: np.ndarray, spec:
             ab = alert[idx]
             for g, m in cells:
                 mb = m[idx]
-                neg = mb & (yb == 0)
-                out[(rule, g)] = (float(ab[mb].mean()) if mb.any() else np.nan,
-                                  float(yb[mb & ab].mean()) if (mb & ab).any() else np.nan,
-                                  float(ab[neg].mean()) if neg.any() else np.nan)
+                out[(rule, g)] = (float(ab[mb].mean()) if mb.any() else np.nan, *_precision_fpr(yb, ab, mb))
         return out
 
-    est = figures(np.arange(len(y)))
-    rng = np.random.default_rng(seed)
-    boots = [figures(rng.integers(0, len(y), len(y))) for _ in range(n_boot)]
+    masks = dict(cells)
     rows = []
-    for (rule, g), (share, prec, fpr) in est.items():
-        b = np.array([bt[(rule, g)] for bt in boots], dtype=float)
-        with warnings.catch_warnings():  # a group with no alert in a resample has no precision
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanquantile(b, 0.025, axis=0), np.nanquantile(b, 0.975, axis=0)
-        m = dict(cells)[g]
+    for (rule, g), ((share, prec, fpr), lo, hi) in paired_bootstrap(figures, len(y), n_boot=n_boot,
+                                                                    seed=seed).items():
+        m = masks[g]
         rows.append({"rule": rule, "group": g, "n": int(m.sum()), "escalated": int(y[m].sum()),
                      "alerted": share, "alerted_lo": lo[0], "alerted_hi": hi[0],
                      "precision": prec, "precision_lo": lo[1], "precision_hi": hi[1],
                      "fpr": fpr, "fpr_lo": lo[2], "fpr_hi": hi[2]})
+    return pd.DataFrame(rows)
+
+
+def fairness_comparison(scores: dict[str, np.ndarray], y: np.ndarray, groups: pd.DataFrame, *,
+                        budget: float = 0.05, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """AUC, precision and false-positive rate at the alert budget, overall and per group,
+    for each scorer in ``scores`` (e.g. the model with and without the personal
+    attributes) on the same disputes ``y``, with percentile bootstrap 95% intervals.
+
+    The budget alerts the top ``budget`` share of all disputes (one threshold for every
+    group, re-drawn in each resample); a group's precision is that of its alerts and its
+    false-positive rate the share of its non-escalated disputes alerted. ``groups``: one
+    column per attribute (:func:`escalation_risk.model.metrics.group_attributes`)."""
+    y = np.asarray(y, dtype=int)
+    cells = [("all", "all", np.ones(len(y), bool))]
+    for attr in groups.columns:
+        g = groups[attr].astype(str).to_numpy()
+        cells += [(attr, k, g == k) for k in pd.unique(g)]
+
+    def figures(idx: np.ndarray) -> dict:
+        out = {}
+        for name, s in scores.items():
+            sb, yb = np.asarray(s)[idx], y[idx]
+            alert = sb >= np.quantile(sb, 1 - budget)
+            for attr, k, m in cells:
+                mb = m[idx]
+                out[(name, attr, k)] = (_fast_auc(yb[mb], sb[mb]), *_precision_fpr(yb, alert, mb))
+        return out
+
+    masks = {(attr, k): m for attr, k, m in cells}
+    rows = []
+    for (name, attr, k), ((auc, prec, fpr), lo, hi) in paired_bootstrap(figures, len(y), n_boot=n_boot,
+                                                                        seed=seed).items():
+        m = masks[(attr, k)]
+        rows.append({"model": name, "attribute": attr, "group": k, "n": int(m.sum()),
+                     "escalated": int(y[m].sum()), "roc_auc": auc, "roc_auc_lo": lo[0], "roc_auc_hi": hi[0],
+                     f"precision@{budget:.0%}": prec, "precision_lo": lo[1], "precision_hi": hi[1],
+                     f"fpr@{budget:.0%}": fpr, "fpr_lo": lo[2], "fpr_hi": hi[2]})
     return pd.DataFrame(rows)

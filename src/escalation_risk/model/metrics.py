@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ from .baselines import _checklist_proba, _logistic_proba
 SCORERS = ("model", "logistic_regression", "checklist")
 DEFAULT_BUDGETS = (0.01, 0.05, 0.10)
 GROUP_ATTRIBUTES = ("gender", "age_band", "hukou", "dispute_category")
+K = TypeVar("K")
 
 
 def _at_budget(y: np.ndarray, score: np.ndarray, budget: float) -> tuple[float, float]:
@@ -155,12 +159,47 @@ def _boot_metric(name: str, y: np.ndarray, p: np.ndarray, rank: np.ndarray, bins
     raise ValueError(f"no bootstrap for metric {name!r}")
 
 
+def resamples(n: int, n_boot: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """The row indices of ``n_boot`` bootstrap resamples of ``n`` rows, drawn with ``seed``;
+    with ``groups`` (one label per row) whole groups are drawn, their rows together."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return [rng.integers(0, n, n) for _ in range(n_boot)]
+    codes, uniq = pd.factorize(pd.Series(groups, dtype=object))
+    order = np.argsort(codes, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(codes, minlength=len(uniq)))[:-1])
+    return [np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+            for _ in range(n_boot)]
+
+
+def paired_bootstrap(figures: Callable[[np.ndarray], dict[K, Any]], n: int, *, n_boot: int = 200, seed: int = 0,
+                     groups: np.ndarray | None = None, level: float = 0.95) -> dict[K, tuple[Any, Any, Any]]:
+    """Percentile bootstrap intervals of the figures ``figures(rows)`` computes on rows of
+    ``n`` (a dict: key to a number or a tuple of numbers).
+
+    Every figure of one resample is computed on the same rows (:func:`resamples`), so the
+    interval of a difference made inside ``figures`` is paired. Returns, per key, the
+    estimate on all rows and the interval's ends (arrays for a tuple); resamples where a
+    figure is NaN (e.g. a group with no alert has no precision) are left out of its
+    interval, and a figure NaN in every resample has a NaN interval."""
+    est = figures(np.arange(n))
+    boots = [figures(idx) for idx in resamples(n, n_boot, seed, groups)]
+    a = round((1 - level) / 2, 12)  # 0.025 at 95%, not the 0.025000000000000022 of float subtraction
+    out = {}
+    for key, e in est.items():
+        b = np.array([bt[key] for bt in boots], dtype=float)
+        with warnings.catch_warnings():  # an all-NaN figure: its interval is NaN, said as such
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[key] = (e, np.nanquantile(b, a, axis=0), np.nanquantile(b, 1 - a, axis=0))
+    return out
+
+
 def bootstrap_intervals(y: np.ndarray, scorers: dict[str, tuple[np.ndarray, np.ndarray]], *,
                         groups: np.ndarray | None = None, metrics=INTERVAL_METRICS, n_boot: int = 200,
                         level: float = 0.95, bins: int = 10, seed: int = 0,
                         reference: str | None = "model") -> pd.DataFrame:
     """Percentile bootstrap intervals of each scorer's metrics, and of the paired
-    difference between ``reference`` and every other scorer.
+    difference between ``reference`` and every other scorer (:func:`paired_bootstrap`).
 
     ``scorers`` maps a name to (probabilities, ranking score). With ``groups`` (e.g.
     the dispute of each dispute-night) whole groups are resampled, so repeated scores
@@ -170,44 +209,21 @@ def bootstrap_intervals(y: np.ndarray, scorers: dict[str, tuple[np.ndarray, np.n
     above the estimate: read its upper end as a conservative bound.
     """
     y = np.asarray(y, dtype=float)
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        members = [np.array([i]) for i in range(len(y))]
-        draws = [rng.integers(0, len(y), len(y)) for _ in range(n_boot)]
-    else:
-        codes, uniq = pd.factorize(pd.Series(groups, dtype=object))
-        order = np.argsort(codes, kind="stable")
-        members = np.split(order, np.cumsum(np.bincount(codes, minlength=len(uniq)))[:-1])
-        draws = [np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-                 for _ in range(n_boot)]
     names = list(scorers)
-    est = {n: {m: _boot_metric(m, y, np.asarray(scorers[n][0]), np.asarray(scorers[n][1]), bins) for m in metrics}
-           for n in names}
-    boot = {n: {m: np.empty(n_boot) for m in metrics} for n in names}
-    for b, idx in enumerate(draws):
+    arrays = {n: (np.asarray(scorers[n][0]), np.asarray(scorers[n][1])) for n in names}
+
+    def figures(idx: np.ndarray) -> dict[tuple[str, str], float]:
         yb = y[idx]
-        for n in names:
-            p, r = scorers[n]
-            pb, rb = np.asarray(p)[idx], np.asarray(r)[idx]
-            for m in metrics:
-                boot[n][m][b] = _boot_metric(m, yb, pb, rb, bins)
-    a = (1 - level) / 2
-    rows = []
+        out = {(n, m): _boot_metric(m, yb, arrays[n][0][idx], arrays[n][1][idx], bins)
+               for n in names for m in metrics}
+        if reference in names:
+            out.update({(f"{reference} - {n}", m): out[(reference, m)] - out[(n, m)]
+                        for n in names if n != reference for m in metrics})
+        return out
 
-    def _row(name: str, m: str, e: float, draws_: np.ndarray) -> None:
-        ok = draws_[~np.isnan(draws_)]
-        lo, hi = (np.quantile(ok, [a, 1 - a]) if len(ok) else (np.nan, np.nan))
-        rows.append({"scorer": name, "metric": m, "estimate": e, "lo": float(lo), "hi": float(hi)})
-
-    for n in names:
-        for m in metrics:
-            _row(n, m, est[n][m], boot[n][m])
-    if reference in est:
-        for n in names:
-            if n != reference:
-                for m in metrics:
-                    _row(f"{reference} - {n}", m, est[reference][m] - est[n][m], boot[reference][m] - boot[n][m])
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"scorer": n, "metric": m, "estimate": e, "lo": float(lo), "hi": float(hi)}
+                         for (n, m), (e, lo, hi) in paired_bootstrap(figures, len(y), n_boot=n_boot, seed=seed,
+                                                                     groups=groups, level=level).items()])
 
 
 def format_interval(row) -> str:
