@@ -14,6 +14,10 @@ per step, the driver's peak memory (its Python process and its JVM), each distri
 task's time and memory (its Python worker; the executor JVMs), the bytes the driver
 collected from tasks and read back to record, and a projection (stated as one) to 90
 districts of 700,000 people. Sized by default for a 2-core machine shared with others.
+The driver's Python and JVM peaks are each process's VmHWM, reported side by side and
+summed against the target; ``$ER_BENCH_DRIVER_MEMORY`` and ``$ER_BENCH_DRIVER_JAVA_OPTIONS``
+replace the session's driver settings (to compare them: add
+``-XX:NativeMemoryTracking=summary`` and the JVM's heap, metaspace... are recorded too).
 Written into BENCHMARKS.md between ``<!-- run province -->`` markers.
 """
 
