@@ -22,14 +22,12 @@ Not part of the test suite. No dependency beyond the package's own.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import datetime as _dt
 import gc
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import subprocess
@@ -771,20 +769,8 @@ The CPU is shared with other work; each run records `uptime` at its start and en
 
 
 def write_markdown(path: Path, section: str, N: int) -> None:
-    begin, end = f"<!-- run persons={N} -->", f"<!-- /run persons={N} -->"
-    block = f"{begin}\n{section}\n{end}\n"
-    text = path.read_text(encoding="utf-8") if path.exists() else INTRO
-    if begin in text and end in text:
-        text = re.sub(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", lambda _m: block, text, flags=re.S)
-    else:
-        # at the end of the "## Runs" section: before the next "## " heading, if any
-        runs = text.find("\n## Runs")
-        nxt = text.find("\n## ", runs + 1) if runs >= 0 else -1
-        if nxt >= 0:
-            text = text[:nxt].rstrip("\n") + "\n\n" + block + text[nxt:]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
+    from bench_common import write_section
+    write_section(path, section, f"run persons={N}", INTRO)
 
 
 def main(argv=None) -> None:
@@ -798,17 +784,14 @@ def main(argv=None) -> None:
         from province import main as province_main
         province_main(argv)
         return
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--persons", type=int, required=True)
+    from bench_common import parser
+    ap = parser(__doc__.split("\n")[0], persons=None)
     ap.add_argument("--points", type=int, default=None, help="disputes at report time (default min(200,000, all))")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--linkage-noise", type=float, default=0.25,
                     help="share of duplicate person records written with linkage noise (synth linkage_noise)")
-    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="markdown file to update ('' : none)")
     ap.add_argument("--skip-train", action="store_true",
                     help="do not train at N; train on a --train-persons district instead")
     ap.add_argument("--train-persons", type=int, default=20_000)
-    ap.add_argument("--model", default=None, help="load this model directory instead of training")
     ap.add_argument("--calls", type=int, default=1000, help="timed score_dispute calls")
     ap.add_argument("--skip-nightly", action="store_true", help="leave out the nightly job (online figures only)")
     ap.add_argument("--adds", type=int, default=20, help="Scorer.add calls of one dispute each")
@@ -817,8 +800,6 @@ def main(argv=None) -> None:
     ap.add_argument("--case-calls", type=int, default=300, help="timed similar_cases calls (each path)")
     ap.add_argument("--profile", default="", help="comma-separated stage keys to cProfile ('all')")
     ap.add_argument("--profile-dir", default=None)
-    ap.add_argument("--tmp", default=None, help="parent of the temp folder")
-    ap.add_argument("--keep", action="store_true", help="keep the temp folder (data, model, store)")
     ap.add_argument("--json", default=None, help="also write the raw results here")
     args = ap.parse_args(argv)
     if args.profile and not args.profile_dir:
