@@ -27,3 +27,11 @@ def test_text_column_reads_as_the_object_array(dtype):
     # An index grown by an add holds an object array: the column followed by the new texts.
     grown = grow(col, np.array(["新"], dtype=object))
     assert isinstance(grown, np.ndarray) and grown[-1] == "新" and grown[0] == "争吵" and len(grown) == 6
+
+
+def test_a_position_outside_the_text_column_is_an_error_not_another_row():
+    col = TextColumn(pd.Series(["甲", "乙", "丙"], dtype=object))
+    assert col[-1] == "丙" and col[-3] == "甲"
+    for pos in (3, 7, -4):
+        with pytest.raises(IndexError):
+            col[pos]

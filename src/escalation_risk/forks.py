@@ -3,9 +3,10 @@ this one goes on, its result read back when needed.
 
 A forked child shares this process's memory copy-on-write (a built history index is not
 copied, only the pages the child writes to), so a night can hand half of its slices to
-a child without serialising what they read. Results come back pickled through a
-temporary file (a pipe would block the child until this process, busy with its own
-half, reads it).
+a child without serialising what they read. Results come back pickled through an
+unnamed temporary file (a pipe would block the child until this process, busy with its
+own half, reads it; the file is unlinked at once, so nothing is left on disk whatever
+kills either process).
 
 The work split never changes a result: every caller splits work whose parts are
 computed independently and joined in a fixed order, and a child that fails is redone
@@ -59,10 +60,11 @@ class Forked(Generic[T]):
     def __init__(self, fn: Callable[[], T], *, fork: bool = True) -> None:
         self._fn = fn
         self._pid = 0
-        self._path = ""
+        self._fd = -1
         if not fork or not hasattr(os, "fork"):
             return
-        fd, self._path = tempfile.mkstemp(prefix="er-fork-", suffix=".pkl")
+        fd, path = tempfile.mkstemp(prefix="er-fork-", suffix=".pkl")
+        os.unlink(path)  # both processes keep the open file; no name is left behind
         # Objects alive now moved out of the collector's reach for the fork: a collection
         # in the child would otherwise write to every tracked object's header and so copy
         # the pages holding them.
@@ -73,8 +75,6 @@ class Forked(Generic[T]):
             gc.unfreeze()
             log.warning("could not fork a worker (%s); working in one process", type(e).__name__)
             os.close(fd)
-            os.unlink(self._path)
-            self._path = ""
             return
         if pid == 0:  # the child: compute, write, leave without running the parent's clean-ups
             code = 1
@@ -92,7 +92,7 @@ class Forked(Generic[T]):
             finally:
                 os._exit(code)
         gc.unfreeze()
-        os.close(fd)
+        self._fd = fd
         self._pid = pid
 
     def cancel(self) -> None:
@@ -104,9 +104,12 @@ class Forked(Generic[T]):
             except OSError:
                 pass
             self._pid = 0
-        if self._path:
-            os.unlink(self._path)
-            self._path = ""
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def result(self) -> T:
         """The function's value (waits for the child)."""
@@ -116,15 +119,16 @@ class Forked(Generic[T]):
             _, status = os.waitpid(self._pid, 0)
             self._pid = 0
             if os.waitstatus_to_exitcode(status) == 0:
-                with open(self._path, "rb") as f:
+                # The child wrote through the same open file, so its offset is at the end.
+                os.lseek(self._fd, 0, os.SEEK_SET)
+                with os.fdopen(self._fd, "rb") as f:
+                    self._fd = -1
                     value: T = pickle.load(f)
                 return value
             log.warning("a forked worker failed (exit status %d); its part is redone here",
                         os.waitstatus_to_exitcode(status))
         finally:
-            if self._path:
-                os.unlink(self._path)
-                self._path = ""
+            self._close()
         return self._fn()
 
 

@@ -325,12 +325,14 @@ def _load_district(code: str, source: Path | Dataset, key: bytes | None, *, with
         quarantine.insert(0, "district", code)
     nulled = int((ds.quarantine["action"] == "value set to missing, row kept").sum()) \
         if "action" in ds.quarantine.columns else 0
+    # Made before the fingerprint's child starts: if it fails, no child is left running.
+    keys = linkage_keys(ds, code) if with_keys else None
     # Hashing every table (seconds at a million people) is only needed to record the night.
     fingerprint: str | Forked[str] = Forked(ds.fingerprint, fork=len(ds.incidents) >= dataset_build.FORK_MIN_ROWS) \
         if keep and workers() > 1 else ds.fingerprint()
     return DistrictLoad(code, fingerprint, newest_record(ds), quarantine, dict(ds.rejected),
                         sum(len(r) for r in ds.rejected.values()), nulled,
-                        keys=linkage_keys(ds, code) if with_keys else None, ds=ds if keep else None)
+                        keys=keys, ds=ds if keep else None)
 
 
 def _check_stale(loads: list[DistrictLoad], night: pd.Timestamp, stale_days: float) -> None:

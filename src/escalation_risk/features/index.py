@@ -197,7 +197,10 @@ class TextColumn:
 
     def __getitem__(self, pos):
         if isinstance(pos, (int, np.integer)):
-            return self._objects(self._arrow.slice(int(pos) % len(self), 1))[0]
+            i = int(pos) + len(self) if pos < 0 else int(pos)
+            if not 0 <= i < len(self):
+                raise IndexError(f"position {int(pos)} is outside a text column of {len(self)}")
+            return self._objects(self._arrow.slice(i, 1))[0]
         if isinstance(pos, slice):
             return self._objects(self._arrow[pos])
         pos = np.asarray(pos)

@@ -8,6 +8,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_info
 
 from ..artifacts import ModelLoadError, read_model_dir, write_model_dir
 from ..dataset import Dataset
@@ -109,7 +110,7 @@ class RiskModel:
 
     def _predict(self, X: pd.DataFrame | np.ndarray, **kind) -> np.ndarray:
         # One thread for a handful of rows: starting threads costs more than the trees.
-        threads = 1 if len(X) < 256 else self.manifest.get("num_threads", 0) or 0
+        threads = 1 if len(X) < 256 else _within_limit(self.manifest.get("num_threads", 0) or 0)
         M = X if isinstance(X, np.ndarray) else self._matrix(X)
         out = np.asarray(self.booster.predict(M, num_threads=threads, **kind), dtype=float)
         if not self.linear:
@@ -291,3 +292,15 @@ def load_model(path) -> RiskModel:
     except lgb.basic.LightGBMError as e:
         raise ModelLoadError(f"{path}/model.txt: not a LightGBM model ({e})") from None
     return RiskModel(booster, parts["calibrator"], parts["manifest"], parts["baselines"], text_model=text)
+
+
+def _within_limit(threads: int) -> int:
+    """``threads`` held to the OpenMP limit set around this call (0: that limit itself).
+
+    A forked night worker runs under a one-thread limit: a model trained with more threads
+    must not override it, or the two processes oversubscribe the cores and OpenMP is
+    re-entered after the fork (which GCC's runtime may hang on)."""
+    limits = [int(p["num_threads"]) for p in threadpool_info() if p.get("user_api") == "openmp"]
+    if not limits:
+        return threads
+    return min(limits) if threads <= 0 else min(threads, min(limits))

@@ -115,6 +115,9 @@ def session(master: str | None = None, *, pseudonym_key: str | bytes | os.PathLi
             # A broadcast join collects its small side into the driver's heap and builds the hash table
             # there; the linkage's "small" sides are estimated, not known. Every join shuffles instead.
             .config("spark.sql.autoBroadcastJoinThreshold", "-1")
+            # A task is one of Spark's cores: the night's own forking inside it would double its
+            # processes and memory behind the scheduler's back.
+            .config("spark.executorEnv.ESCALATION_RISK_WORKERS", "1")
             .config("spark.executorEnv.PYTHONWARNINGS", "ignore:PySpark does not yet fully support pandas")
             .getOrCreate())
 
