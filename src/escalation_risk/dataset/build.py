@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import normalize
-from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
+from ..contract import REQUIRED_TABLES, TABLE_ORDER, TABLES
 from ..pseudonym_keys import key_fingerprint
 from .parsing import _finish_types, arrow_strings, empty_table
 from .problems import (
