@@ -34,30 +34,137 @@ import json
 import os
 import resource
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import escalation_risk as er
-from escalation_risk.features import build_features
+from escalation_risk.features import REGISTRY, build_features
 from escalation_risk.labels import make_labels
 from escalation_risk.model import night_points, report_points
+from escalation_risk.model.baselines import logistic_terms
 from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
-from escalation_risk.model.fairness import equalised_comparison
+from escalation_risk.model.fairness import equalised_comparison, fairness_comparison
 from escalation_risk.model.metrics import (
     baseline_scores,
     bootstrap_intervals,
     expected_calibration_error,
     group_attributes,
 )
-from escalation_risk.model.training import train_variants
-from escalation_risk.model_card import fairness_comparison
+from escalation_risk.model.points import open_points
+from escalation_risk.model.training import PARAM_GRID, train_variants
 from escalation_risk.synth import generate_district
 
 FAMILIES = ("velocity", "after_mediation", "circle", "text_model")
 ATTRIBUTES = ("gender", "hukou", "age")
 CONFIG = {"rescore_every_days": 30, "max_rescores": 6, "families_off": []}
+# --diagnose: parameter sets offered to the default model's search beside PARAM_GRID (the
+# windows choose, as always): the regularised set with the literature's monotone direction
+# on prior harm, and a set sampling a third of the features at every split, so the sparse
+# history counts the trees never reached get their turn.
+CANDIDATE_SETS = [
+    {"num_leaves": 7, "min_data_in_leaf": 300, "lambda_l2": 30.0, "feature_fraction": 0.5, "monotone_history": True},
+    {"num_leaves": 15, "min_data_in_leaf": 100, "lambda_l2": 10.0, "feature_fraction": 1.0,
+     "feature_fraction_bynode": 0.3, "monotone_history": True},
+]
+
+
+def _iv(x: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Information value of ``x`` for ``y``: quantile bins, missing values their own bin,
+    each bin's rates shrunk by half an observation."""
+    code = np.full(len(x), -1)
+    ok = ~np.isnan(x)
+    if ok.any():
+        edges = np.unique(np.quantile(x[ok], np.linspace(0, 1, bins + 1)[1:-1]))
+        code[ok] = np.searchsorted(edges, x[ok], side="left")
+    iv = 0.0
+    pos, neg = max(y.sum(), 1), max((1 - y).sum(), 1)
+    for c in np.unique(code):
+        m = code == c
+        g, b = (y[m].sum() + 0.5) / pos, ((1 - y[m]).sum() + 0.5) / neg
+        iv += (g - b) * np.log(g / b)
+    return float(iv)
+
+
+def _auc(y: np.ndarray, x: np.ndarray) -> float:
+    """Univariate AUC, missing as the lowest value, oriented (0.5 = no signal)."""
+    from sklearn.metrics import roc_auc_score
+    v = np.where(np.isnan(x), np.nanmin(x) - 1 if (~np.isnan(x)).any() else 0.0, x)
+    a = roc_auc_score(y, v) if 0 < y.sum() < len(y) and np.ptp(v) > 0 else 0.5
+    return float(max(a, 1 - a))
+
+
+def _unused_share(m, X: pd.DataFrame) -> dict:
+    """How much the trees leave unused: features with no split, and the share of the
+    logistic regression's mean absolute log-odds terms on them."""
+    names = m.feature_names
+    splits = np.asarray(m.booster.feature_importance("split"))
+    lin = m.baselines["logistic_regression"]
+    terms = np.abs(logistic_terms(m._matrix(X), names, lin)).mean(axis=0)
+    unused = splits == 0
+    return {"features": len(names), "split_on": int((~unused).sum()),
+            "lr_share_on_unused": float(terms[unused].sum() / max(terms.sum(), 1e-12))}
+
+
+def diagnose(ds: er.Dataset, models: dict, X: pd.DataFrame, y: np.ndarray, cutoff: pd.Timestamp, seed: int,
+             view: str) -> dict:
+    """Why the four families add nothing: per family feature, its held-out univariate AUC
+    and IV, how often it is set, its strongest rank correlation with a feature outside
+    the four, and the full model's splits and gain on it; the point-in-time check (the
+    family columns at a moment computed on all the data and on the data cut there
+    agree); the linear model's gain from the four; and what the trees leave unused."""
+    full, default = models["full"], models["none of the four"]
+    fam_of = {n: REGISTRY[n].family for n in full.feature_names}
+    fam_cols = [n for n in full.feature_names if fam_of[n] in FAMILIES]
+    others = [n for n in full.feature_names if fam_of[n] not in FAMILIES and str(X[n].dtype) != "category"]
+    rank = X[others].rank().to_numpy(dtype=float)
+    with warnings.catch_warnings():  # a column missing everywhere has no mean: 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rank = np.where(np.isnan(rank), np.nan_to_num(np.nanmean(rank, axis=0)), rank)
+    rank = (rank - rank.mean(axis=0)) / np.where(rank.std(axis=0) > 0, rank.std(axis=0), 1)
+    splits = dict(zip(full.feature_names, full.booster.feature_importance("split")))
+    gain = dict(zip(full.feature_names, full.booster.feature_importance("gain")))
+    total_gain = max(sum(gain.values()), 1e-12)
+    feats = []
+    for n in fam_cols:
+        x = X[n].to_numpy(dtype=float)
+        r = pd.Series(x).rank().to_numpy()
+        r = np.where(np.isnan(r), np.nanmean(r) if (~np.isnan(r)).any() else 0.0, r)
+        r = (r - r.mean()) / (r.std() or 1)
+        corr = np.abs(rank.T @ r) / len(r)
+        j = int(np.argmax(corr))
+        feats.append({"family": fam_of[n], "feature": n, "auc": _auc(y, x), "iv": _iv(x, y),
+                      "set_share": float(np.mean(~np.isnan(x) & (x != 0))),
+                      "max_rank_corr": float(corr[j]), "closest": others[j],
+                      "splits": int(splits[n]), "gain_share": float(gain[n] / total_gain)})
+    # Point in time (once): the open disputes 60 days after the cutoff, on all the data and on the data cut there.
+    when = cutoff + pd.Timedelta(days=60)
+    pts = open_points(ds, when) if view == "report" else open_points(ds, when).iloc[:0]
+    a = build_features(ds, pts, text=full.text_model)[fam_cols]
+    b = build_features(ds.cut(when), pts, text=full.text_model)[fam_cols]
+    same = np.isclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), equal_nan=True)
+    lr_full = baseline_scores(X, full.baselines)["logistic_regression"][0]
+    lr_default = baseline_scores(X, default.baselines)["logistic_regression"][0]
+    lr_iv = bootstrap_intervals(y, {"model": (lr_full, lr_full), "lr": (lr_default, lr_default)},
+                                metrics=("roc_auc",), n_boot=200, seed=seed).set_index(["scorer", "metric"])
+    out = {"seed": seed, "view": view, "features": feats,
+           "point_in_time": {"moment": str(when), "points": int(len(pts)), "cells": int(same.size),
+                             "differing": int((~same).sum()),
+                             "differing_columns": [c for c, ok in zip(fam_cols, same.all(axis=0)) if not ok]},
+           "lr_gain_from_the_four_auc": [float(v) for v in lr_iv.loc[("model - lr", "roc_auc"),
+                                                                      ["estimate", "lo", "hi"]]],
+           "unused": {name: _unused_share(m, X) for name, m in models.items()
+                      if name in ("none of the four", "full", "candidate")}}
+    fam = pd.DataFrame(feats)
+    print(f"\nfamily features, held out ({view}; univariate AUC oriented; IV; the full model's splits):")
+    print(fam.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"point in time at {when:%Y-%m-%d}: {out['point_in_time']['differing']} of {same.size} family cells "
+          f"differ between all the data and the data cut there ({len(pts)} open disputes)")
+    print(f"the logistic regression's AUC gain from the four families: {_fmt(out['lr_gain_from_the_four_auc'])}")
+    print(f"unused by the trees: {out['unused']}")
+    return out
 
 
 def _views(ds: er.Dataset, cutoff: pd.Timestamp, end: pd.Timestamp, horizon: int) -> dict[str, pd.DataFrame]:
@@ -161,6 +268,9 @@ def main() -> None:
     ap.add_argument("--validation-months", type=int, default=6, help="the calibration set: months of windows")
     ap.add_argument("--only", nargs="+", default=None,
                     help="train only these variants (e.g. 'none of the four' for the targets and calibrators)")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="why the families add nothing (per-feature AUC, IV, redundancy, splits, point in time), "
+                    "and the default model with CANDIDATE_SETS offered to its search ('candidate')")
     ap.add_argument("--out", default=None, help="Write every figure as JSON here.")
     ap.add_argument("--merge", nargs="+", default=None, help="print the tables of these per-seed --out files")
     ap.add_argument("--write-ablation", default=None, help="with --merge: write the model cards' ablation file here")
@@ -178,14 +288,18 @@ def main() -> None:
     variants: dict[str, list[str]] = {"full": [], **{f: [f] for f in FAMILIES}, "none of the four": list(FAMILIES)}
     if args.fairness:
         variants["gender,hukou,age"] = list(ATTRIBUTES) + list(FAMILIES)
+    if args.diagnose:  # the default model searches first; the family variants share its set
+        variants = {"none of the four": list(FAMILIES), "full": [], **{f: [f] for f in FAMILIES},
+                    "candidate": {"exclude": list(FAMILIES),
+                                  "config": {"param_grid": [*PARAM_GRID, *CANDIDATE_SETS]}}}
     if args.only:
         variants = {k: v for k, v in variants.items() if k in args.only}
-    rows, targets, fair, costs, equal = [], [], [], [], []  # type: ignore[var-annotated]
+    rows, targets, fair, costs, equal, diag = [], [], [], [], [], []  # type: ignore[var-annotated]
 
     def dump() -> None:  # after every seed: a long run stopped early keeps what it measured
         if args.out:
             Path(args.out).write_text(json.dumps(
-                {"ablation": rows, "targets": targets, "costs": costs,
+                {"ablation": rows, "targets": targets, "costs": costs, "diagnosis": diag,
                  "fairness": pd.concat(fair).to_dict(orient="records") if fair else [],
                  "equalised": pd.concat(equal).to_dict(orient="records") if equal else [], "linear": args.linear,
                  "persons": args.persons, "seeds": args.seeds, "share_search": args.share_search,
@@ -196,7 +310,8 @@ def main() -> None:
         ds = generate_district(args.persons, seed=seed, pseudonym_key=key)
         models = train_variants(ds, variants, cutoff=cutoff, horizon_days=args.horizon, seed=0, config=config,
                                 share_search=args.share_search)
-        full = next(iter(models.values()))  # the text model is shared: any variant's serves
+        # The text model is shared: any variant that has one serves (not one trained without it).
+        full = next((m for m in models.values() if m.text_model is not None), next(iter(models.values())))
         t_train = time.process_time() - c0
         for view, pts in _views(ds, cutoff, end, args.horizon).items():
             y = make_labels(ds, pts, horizon_days=args.horizon).to_numpy()
@@ -209,7 +324,7 @@ def main() -> None:
                 y, scorers, groups=groups, metrics=("roc_auc", "precision@5%"), n_boot=args.n_boot,
                 seed=seed).set_index(["scorer", "metric"])
             for name in models:
-                if name == "full" or "model" not in scorers:
+                if name in ("full", "candidate") or "model" not in scorers:
                     continue
                 r = {"seed": seed, "view": view, "without": name, "n": int(len(y)), "positives": int(y.sum())}
                 for m in ("roc_auc", "precision@5%"):
@@ -232,6 +347,8 @@ def main() -> None:
                                 "linear": m.manifest.get("linear_choice"),
                                 "trees": m.manifest["training"]["best_iteration"],
                                 "params": m.manifest["training"]["search"][m.manifest["training"]["chosen"]]["params"],
+                                "search": [{k: t[k] for k in ("params", "n_trees", "window_log_loss", "window_auc")}
+                                           for t in m.manifest["training"]["search"]],
                                 "positives": int(y.sum()), "calibration": m.calibrator["method"],
                                 "calibration_n": int(m.calibrator.get("n", 0)),
                                 "calibration_cv": m.calibrator.get("cv", {}),
@@ -239,6 +356,19 @@ def main() -> None:
                                 **{f"{s} {k}": [float(v) for v in tv.loc[(s, k), ["estimate", "lo", "hi"]]]
                                    for s in ("model", "logistic_regression", "model - logistic_regression")
                                    for k in ("roc_auc", "precision@5%", "ece")}})
+            if "candidate" in models and "none of the four" in models:
+                c, d = scorers["candidate"][0], scorers["none of the four"][0]
+                ci = bootstrap_intervals(y, {"model": (c, c), "default": (d, d)}, groups=groups,
+                                         metrics=("roc_auc", "precision@5%"), n_boot=args.n_boot,
+                                         seed=seed).set_index(["scorer", "metric"])
+                targets[-1]["candidate - default"] = {
+                    k: [float(v) for v in ci.loc[("model - default", k), ["estimate", "lo", "hi"]]]
+                    for k in ("roc_auc", "precision@5%")}
+                cd = targets[-1]["candidate - default"]
+                print(f"seed {seed} {view}: candidate minus default AUC {_fmt(cd['roc_auc'])}, "
+                      f"P@5% {_fmt(cd['precision@5%'])}", flush=True)
+            if args.diagnose:
+                diag.append(diagnose(ds, models, X, y, cutoff, seed, view))
             if view == "report" and args.fairness:
                 groups_x = group_attributes(X)
                 f = fairness_comparison({"every attribute": scorers["none of the four"][0],

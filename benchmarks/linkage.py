@@ -140,22 +140,73 @@ def _quality(res: linking.Linkage, truth: pd.DataFrame, persons: pd.DataFrame, g
 
 def _graph_route(res: linking.Linkage, truth: pd.DataFrame) -> pd.DataFrame:
     """The candidate pairs only the graph can settle (no id evidence, the phone not the same,
-    the name's sound and the birth year the same, no contrary sex), by the strongest graph
-    evidence shared: how many are one person and how many two, and how many of each linked."""
+    the name's sound or shape and the birth year the same, no contrary sex), by the strongest
+    graph evidence shared and whether one record or both are in a household: how many are one
+    person and how many two, and how many of each linked."""
     p = res.pairs
     ids = res.key.index.to_numpy(dtype=object)
     tp = truth.set_index("person_id")["true_person"].reindex(ids).to_numpy()
     one = tp[p["i"].to_numpy()] == tp[p["j"].to_numpy()]
-    route = ~p["id_number"].isin([1, 2, 3, 4, 6]) & (p["phone"] != 1) & p["name"].isin([1, 2, 3]) \
+    route = ~p["id_number"].isin([1, 2, 3, 4, 6]) & (p["phone"] != 1) & p["name"].isin([1, 2, 3, 4]) \
         & p["birth"].isin([1, 2, 4]) & (p["gender"] != 2)
     pl, cp = p["place"].to_numpy(), p["counterparty"].to_numpy() == 1
     ev = np.select([cp & np.isin(pl, (1, 2, 3)), cp, pl == 1, pl == 2, pl == 3, pl == 4],
                    ["counterparty+place", "counterparty", "household", "place at overlapping times", "place",
                     "grid only"], "nothing shared")
-    d = pd.DataFrame({"evidence": ev, "one": one, "linked": p["kept"].to_numpy()})[route.to_numpy()]
-    return d.groupby("evidence").agg(one_person=("one", "sum"), two_people=("one", lambda x: int((~x).sum())),
-                                     linked_one=("linked", lambda x: int((x & d.loc[x.index, "one"]).sum())),
-                                     linked_two=("linked", lambda x: int((x & ~d.loc[x.index, "one"]).sum())))
+    hh = p["household_held"].to_numpy()
+    held = np.select([np.isin(hh, (1, 3)), np.isin(hh, (2, 4))], ["one", "both"], "neither")
+    d = pd.DataFrame({"evidence": ev, "household": held, "one": one, "linked": p["kept"].to_numpy()})[route.to_numpy()]
+    return d.groupby(["evidence", "household"]).agg(
+        one_person=("one", "sum"), two_people=("one", lambda x: int((~x).sum())),
+        linked_one=("linked", lambda x: int((x & d.loc[x.index, "one"]).sum())),
+        linked_two=("linked", lambda x: int((x & ~d.loc[x.index, "one"]).sum())))
+
+
+def _time_overlap(tables: dict, keys: pd.DataFrame, res: linking.Linkage, truth: pd.DataFrame,
+                  windows: tuple[int, ...] = (30, 90, 180)) -> list[list[str]]:
+    """Whether pairs whose closest shared whereabouts is a grid share it at overlapping times:
+    a (grid, window of the report) item per incident of a record, and the next window."""
+    from escalation_risk.linking.evidence import _matrix
+    from escalation_risk.linking.ids import _codes, _Index, _positions
+
+    inc, parties, places = tables["incidents"], tables["incident_parties"], tables["places"]
+    person = (parties["party_type"] == "person").to_numpy()
+    rec = _Index(keys["person_id"]).find(parties["party_id"][person])
+    pos = _positions(parties["incident_id"][person], inc["incident_id"])
+    ok = (rec >= 0) & (pos >= 0)
+    rec, pos = rec[ok], pos[ok]
+    place = _Index(places["place_id"]).find(inc["place_id"])[pos]
+    grid = np.where(place >= 0, _codes(places["grid_id"])[np.maximum(place, 0)], -1)
+    t = inc["reported_at"].to_numpy("datetime64[ns]")[pos]
+    dated = (grid >= 0) & ~np.isnat(t)
+    rec, grid, t = rec[dated], grid[dated], t[dated].view(np.int64)
+    p = res.pairs
+    i, j = p["i"].to_numpy(), p["j"].to_numpy()
+    ids = res.key.index.to_numpy(dtype=object)
+    tp = truth.set_index("person_id")["true_person"].reindex(ids).to_numpy()
+    one = tp[i] == tp[j]
+    grid_only = (p["place"].to_numpy() == 4) & (p["counterparty"].to_numpy() != 1)
+    idl, name, birth = p["id_number"].to_numpy(), p["name"].to_numpy(), p["birth"].to_numpy()
+    same_id = grid_only & (idl == 1) & (name != 5)
+    namesakes = grid_only & (idl == 6) & np.isin(name, (1, 2, 3)) & np.isin(birth, (1, 2, 4))
+    route = grid_only & ~np.isin(idl, (1, 2, 3, 4, 6)) & (p["phone"].to_numpy() != 1) \
+        & np.isin(name, (1, 2, 3, 4)) & np.isin(birth, (1, 2, 4)) & (p["gender"].to_numpy() != 2)
+    rows = []
+    for days in windows:
+        w = t // np.int64(days * 86_400 * 10**9)
+        w = w - w.min(initial=0)
+        nw = int(w.max(initial=0)) + 2
+        code = grid * nw + w
+        m = _matrix(np.r_[rec, rec], np.r_[code, code + 1], len(keys), (int(grid.max(initial=0)) + 1) * nw)
+
+        def share(sel: np.ndarray, m=m) -> np.ndarray:
+            a, b = i[sel], j[sel]
+            return np.asarray(m[a].multiply(m[b]).sum(axis=1)).ravel() > 0 if len(a) else np.zeros(0, bool)
+        r1, r2 = route & one, route & ~one
+        rows.append([f"{days} days", f"{share(same_id).mean():.3f} of {same_id.sum():,}",
+                     f"{share(namesakes).mean():.3f} of {namesakes.sum():,}",
+                     f"{int(share(r1).sum())} of {int(r1.sum())}", f"{int(share(r2).sum())} of {int(r2.sum())}"])
+    return rows
 
 
 def _graph_shared(keys: pd.DataFrame, evidence, truth: pd.DataFrame) -> pd.DataFrame:
@@ -306,14 +357,26 @@ def main(argv: list[str] | None = None) -> None:
           + ".")
     print()
     print("Candidate pairs only the graph can settle (no id evidence, the phone not the same, name sound "
-          "and birth year the same; graph on), by the strongest graph evidence shared: pairs that are one "
-          "person and two, and how many of each were linked:")
+          "or shape and birth year the same; graph on), by the strongest graph evidence shared and the records "
+          "in a household (one of the two, both, neither): pairs that are one person and two, and how many of "
+          "each were linked:")
     print()
-    print("| evidence | one person | two people | linked, one person | linked, two people |")
-    print("|---|---:|---:|---:|---:|")
-    for ev, r in _graph_route(res, truth).iterrows():
-        print(f"| {ev} | {int(r['one_person']):,} | {int(r['two_people']):,} | {int(r['linked_one']):,} | "
+    print("| evidence | in a household | one person | two people | linked, one person | linked, two people |")
+    print("|---|---|---:|---:|---:|---:|")
+    for (ev, held), r in _graph_route(res, truth).iterrows():
+        print(f"| {ev} | {held} | {int(r['one_person']):,} | {int(r['two_people']):,} | {int(r['linked_one']):,} | "
               f"{int(r['linked_two']):,} |")
+    print()
+    print("Time overlap (the grid at overlapping times, measured, not a level): how often two records "
+          "share a grid through incidents reported within a window of each other (each incident names its "
+          "window and the next). m: the pairs with one id number whose closest shared whereabouts is a "
+          "grid; u: such namesakes with two valid ids; and the candidate pairs above that share a grid only:")
+    print()
+    print("| window | m (one id, grid only) | u (namesakes, grid only) | grid-only pairs, one person | "
+          "grid-only pairs, two people |")
+    print("|---|---:|---:|---:|---:|")
+    for row in _time_overlap(tables, keys, res, truth):
+        print("| " + " | ".join(row) + " |")
     print()
     print("Recall by kind of noise on the duplicate record:")
     print()

@@ -173,7 +173,8 @@ def test_explain_links_names_the_rule():
     ds = dataset(ROWS)
     ex = explain_links(ds)
     assert list(ex.columns) == ["person_key", "person_id", "linked_to", "rule", "weight", "match_probability",
-                                "id_number", "name", "birth", "phone", "gender", "counterparty", "place"]
+                                "id_number", "name", "birth", "phone", "gender", "counterparty", "place",
+                                "household_held"]
     rules = {(r.person_id, r.linked_to): r.rule for r in ex.itertuples()}
     assert rules[("p03", "p01")] == RULE_ID
     assert rules[("p02", "p01")] == RULE_FALLBACK
@@ -605,7 +606,7 @@ def test_em_recovers_planted_m_and_u_recovers_planted_u():
         levels[f] = lv
     # u from random pairs: here a large sample of non-matches.
     randoms = {f: _planted(rng, u_true[f], 400_000) for f in m_true}
-    for f in ("id_number", "birth", "place"):
+    for f in set(LEVELS) - set(m_true):  # fields not planted: all missing
         randoms[f] = np.zeros(400_000, dtype=np.int8)
     u = estimate_u(randoms, DEFAULT_MODEL)
     for f in m_true:
@@ -1005,3 +1006,61 @@ def test_a_shared_grid_says_less_between_records_seen_in_many_grids():
 
     # Each holding six grids, the two share one by chance 36 times as often as holding one each.
     assert weight(0) > weight(5) + 4
+
+
+def test_household_held_by_one_record_only_is_weighed_and_judged_apart_when_an_id_is_missing():
+    # 1,000 residents, each in a household; 150 have a second record (a second system's: in no
+    # household), 100 of them carrying the id number, 50 without one. Background records
+    # without an id are in no household either, so two different people of whom one lacks an id
+    # show "one in a household" far more often than two with ids do.
+    from escalation_risk.linking.comparisons import _compare_graph
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    rng = np.random.default_rng(5)
+    n = 1000
+    keys = pd.DataFrame({"person_id": [f"r{k:04d}" for k in range(n)], "name": [f"名{k}" for k in range(n)],
+                         "birth_year": rng.integers(1950, 2000, n), "gender": "male",
+                         "id_number": [f"X{k}" for k in range(n)], "phone": [f"1{k:010d}" for k in range(n)]})
+    keys.loc[rng.choice(n, 150, replace=False), "id_number"] = None  # residents without an id number
+    dup = keys.iloc[:150].copy()
+    dup["person_id"] = [f"d{k:04d}" for k in range(150)]
+    dup.loc[dup.index[100:], "id_number"] = None
+    dup["phone"] = [f"2{k:010d}" for k in range(150)]
+    keys = pd.concat([keys, dup], ignore_index=True)
+    resident = keys["person_id"].str.startswith("r")
+    members = pd.DataFrame({"person_id": keys.loc[resident, "person_id"], "kind": "household",
+                            "item": np.arange(int(resident.sum())) // 3})
+    res = link_keys(keys, model=GRAPH_MODEL, graph=members)
+    par = res.parameters.set_index(["field", "level"])
+    held = par.loc["household_held"]
+    assert (held["m_from"] == "same_id").all()
+    assert held.loc["one_side", "m"] > 0.95 and held.loc["one_side", "weight"] > 0 > held.loc["both", "weight"]
+    assert held.loc["one_side_id_missing", "u"] > 2 * held.loc["one_side", "u"]
+    assert 0 < held.loc["one_side_id_missing", "weight"] < held.loc["one_side", "weight"]
+    # The levels of a few pairs: resident and their second record (with and without an id),
+    # two residents, two second records.
+    g = _graph_arrays(members, keys["person_id"].to_numpy(dtype=object))
+    pos = {p: k for k, p in enumerate(keys["person_id"])}
+    i = np.array([pos["r0000"], pos["r0120"], pos["r0000"], pos["d0000"]])
+    j = np.array([pos["d0000"], pos["d0120"], pos["r0001"], pos["d0001"]])
+    lost = np.array([False, True, False, False])
+    got = _compare_graph(g, i, j, lost)[0]["household_held"]
+    assert [LEVELS["household_held"][c] for c in got] == ["one_side", "one_side_id_missing", "both", "missing"]
+
+
+def test_a_look_alike_name_with_the_birth_year_and_a_shared_counterpart_links():
+    rows = [("a", "王伟", 1976, "13811112222", A, "male"), ("b", "王伦", 1976, "13799990000", None, "male"),
+            ("x", "冯建国", 1950, "13655554444", None, "male")]
+    # Two quarrels with the neighbour x at his door, two weeks apart: a police call (b) and a
+    # mediation (a). A look-alike character weighs less than the sound; the graph carries it.
+    shared = [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-01-24"),
+              ("n2", "x", "2024-01-24")]
+    door = {"n1": "pl-x", "n2": "pl-x"}
+    ds = district(rows, shared, at=door)
+    assert link_persons(ds)["a"] != link_persons(ds)["b"]  # identifiers only
+    assert link_persons(district(rows, []), model=GRAPH_MODEL).loc[["a", "b"]].nunique() == 2
+    key = link_persons(ds, model=GRAPH_MODEL)
+    assert key["a"] == key["b"] != key["x"]
+    ex = explain_links(ds, GRAPH_MODEL).set_index(["person_id", "linked_to"])
+    assert ex.loc[("b", "a"), "name"] == "shape" and ex.loc[("b", "a"), "counterparty"] == "shared"
+    assert ex.loc[("b", "a"), "place"] == "place_overlapping"

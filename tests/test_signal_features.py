@@ -36,8 +36,9 @@ def test_velocity_known_answers(tiny_ds):
     assert np.isnan(x["vel_gap_shrink_min"])  # two records give one gap: nothing to compare it with
     assert x["vel_7d_max"] == 0 and x["vel_burst_7d_max"] == 1.0
     # p1's two records are 45 and 54 days back (a month quieter than usual: 0.6), but the
-    # neighbour with no record reads 1 and the maximum over parties keeps it.
-    assert x["vel_burst_30d_max"] == 1.0
+    # neighbour with no record reads 1 and the maximum over parties keeps it. The month against
+    # the 90 days before is the history's trend (velocity once repeated it: one rule, one place).
+    assert "vel_burst_30d_max" not in x and x["hist_trend_max"] == 1.0
     ages = [_days("2024-03-02", "2024-04-25"), _days("2024-03-10T21:30", "2024-04-25")]
     assert x["vel_intensity_30d_max"] == pytest.approx(sum(0.5 ** (a / 30) for a in ages))
     assert np.isnan(x["vel_pair_last_gap_min"]) and x["vel_pair_intensity_30d_max"] == 0  # d2 is their first
@@ -47,11 +48,11 @@ def test_velocity_known_answers(tiny_ds):
     assert y["vel_last_gap_min"] == pytest.approx(_days("2024-03-10T21:30", "2024-04-02"))
     assert y["vel_pair_last_gap_min"] == pytest.approx(_days("2024-03-10T21:30", "2024-04-21"))
     # p1's last 30 days hold d2 (04-02), the 90 before them c1 (03-10): two against 1 + 1/3.
-    assert y["vel_burst_30d_max"] == pytest.approx(2 / (1 * 30 / 90 + 1))
+    assert y["hist_trend_max"] == pytest.approx(2 / (1 * 30 / 90 + 1))
     # A burst: d2 reported the day before scores p1's week at two records against none before.
     z = _feat(tiny_ds, "d1", "2024-04-03")
     assert z["vel_7d_max"] == 1 and z["vel_burst_7d_max"] == pytest.approx(2 / (1 * 7 / 90 + 1))
-    assert z["vel_burst_30d_max"] == pytest.approx(3.0)  # c1 and d2 both in the last 30 days, none before
+    assert z["hist_trend_max"] == pytest.approx(3.0)  # c1 and d2 both in the last 30 days, none before
 
 
 def test_after_a_failed_mediation_known_answers(tiny_ds):
@@ -225,7 +226,7 @@ def test_train_variants_gives_what_train_gives(small_district):
     assert v.booster.model_to_string() == alone.booster.model_to_string()
     assert v.calibrator == alone.calibrator and v.thresholds == alone.thresholds
     assert not {f.name for f in REGISTRY if f.family == "velocity"} & set(v.feature_names)
-    assert "vel_burst_30d_max" in got["all"].feature_names
+    assert "vel_burst_7d_max" in got["all"].feature_names
     from escalation_risk.model import report_points
     X = build_features(small_district, report_points(small_district, "2025-01-01", "2025-03-01").head(50),
                        text=v.text_model)

@@ -52,6 +52,7 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
           max_rescores: int, store: str | None, exclude: str, equalise_fpr: str | None = None, engine: str = "local",
           spark_master: str | None = None, max_points: int | None = None) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
+    from ..features import build_features
     from ..model import train as train_model
     from ..model_card import write_model_card
     if engine == "spark" and equalise_fpr:
@@ -82,10 +83,16 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     test, nights, why_not = _held_out(model, ds, cutoff, horizon)
     if why_not:
         click.echo(f"no held-out test: {why_not}", err=True)
-    fairness = None
-    if test is not None and model.manifest["features"]["excluded"]["requested"]:
-        fairness = _with_and_without(model, ds, cutoff, horizon, seed, config, outcomes)
-    equalised = _equalised_held_out(model, ds, cutoff, horizon, seed) if test is not None and equalise_fpr else None
+    fairness = equalised = None
+    excluding = bool(model.manifest["features"]["excluded"]["requested"])
+    if test is not None and (excluding or equalise_fpr):
+        # The held-out disputes' features under this model, built once for both comparisons.
+        pts, y = _labelled_report_points(ds, cutoff, horizon)
+        Xm = build_features(ds, pts, lexicon=model.lexicon, text=model.text_model)
+        if excluding:
+            fairness = _with_and_without(model, ds, pts, y, Xm, cutoff, horizon, seed, config, outcomes)
+        if equalise_fpr:
+            equalised = _equalised_held_out(model, Xm, y, seed)
     card = write_model_card(model, out_dir, test=test, nights=nights, no_test_reason=why_not, fairness=fairness,
                             equalised=equalised)
     val = model.manifest["metrics"]["validation"]
@@ -141,29 +148,29 @@ def _labelled_report_points(ds, cutoff: pd.Timestamp, horizon: int):
     return pts[known].reset_index(drop=True), y[known]
 
 
-def _with_and_without(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int, config, outcomes):
+def _with_and_without(model, ds, pts: pd.DataFrame, y, Xm: pd.DataFrame, cutoff: pd.Timestamp, horizon: int,
+                      seed: int, config, outcomes):
     """The excluding model beside the same training with nothing excluded, on the held-out
-    disputes at report time (for the card's fairness table)."""
+    disputes at report time ``pts`` (labels ``y``, the excluding model's features ``Xm``),
+    for the card's fairness table."""
     from ..features import build_features
     from ..model import train as train_model
+    from ..model.fairness import fairness_comparison
     from ..model.metrics import group_attributes
-    from ..model_card import fairness_comparison
     full = train_model(ds, cutoff=cutoff, horizon_days=horizon, seed=seed, config=config, outcomes=outcomes)
-    pts, y = _labelled_report_points(ds, cutoff, horizon)
-    X = build_features(ds, pts, lexicon=model.lexicon, text=full.text_model)
-    Xm = build_features(ds, pts, lexicon=model.lexicon, text=model.text_model)
+    # The full model's text score comes from its own text model: a second build only when it has one.
+    X = Xm if full.text_model is None and model.text_model is None else \
+        build_features(ds, pts, lexicon=model.lexicon, text=full.text_model)
     asked = ",".join(model.manifest["features"]["excluded"]["requested"])
     return fairness_comparison({"all features": full.predict_proba(X), f"without {asked}": model.predict_proba(Xm)},
                                y, group_attributes(X)[["gender", "hukou", "age_band"]], seed=seed)
 
 
-def _equalised_held_out(model, ds, cutoff: pd.Timestamp, horizon: int, seed: int):
-    """One threshold against the model's equalised ones on the held-out disputes at report time."""
-    from ..features import build_features
+def _equalised_held_out(model, X: pd.DataFrame, y, seed: int):
+    """One threshold against the model's equalised ones on the held-out disputes at report
+    time (features ``X``, labels ``y``)."""
     from ..model.fairness import equalised_comparison, group_of
     spec = model.manifest["equalised_fpr"]
-    pts, y = _labelled_report_points(ds, cutoff, horizon)
-    X = build_features(ds, pts, lexicon=model.lexicon, text=model.text_model)
     return equalised_comparison(model.predict_proba(X), y, group_of(X, spec["attribute"]), spec, seed=seed)
 
 

@@ -51,11 +51,6 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
         ("no party's last week was busier than usual", "各方当事人近7天的记录频率均不高于平时"),
         ("a party's last 7 days were {x} times as busy as the 90 days before would suggest",
          "有一方当事人近7天的记录频率是此前90天的 {x} 倍"), quiet=1.05)
-    S["vel_burst_30d_max"] = number(
-        ("whether a party's last month was busier than usual is not known", "当事人近30天是否比平时频繁不详"),
-        ("no party's last month was busier than usual", "各方当事人近30天的记录频率均不高于平时"),
-        ("a party's last 30 days were {x} times as busy as the 90 days before would suggest",
-         "有一方当事人近30天的记录频率是此前90天的 {x} 倍"), quiet=1.05)
     S["vel_last_gap_min"] = gap("a party's", "有一方当事人", "no party has two earlier records to compare",
                                 "各方当事人此前均不足两条记录")
     S["vel_gap_shrink_min"] = number(

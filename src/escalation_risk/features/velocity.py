@@ -2,7 +2,8 @@
 
 The risk-assessment literature (stalking and domestic-violence escalation, repeat
 victimisation) reads acceleration: the gaps between successive incidents shrinking,
-a burst in the last week against the usual pace, and an intensity that decays with
+a burst in the last week against the usual pace (the last month against the 90 days
+before is :mod:`.history`'s ``hist_trend_max``, not repeated here), and an intensity that decays with
 time, so five calls this month weigh more than five calls two years ago (a
 self-exciting process, here as an exponentially decayed count at a few half-lives).
 
@@ -35,9 +36,6 @@ def register() -> None:
       Feature("vel_burst_7d_max", FAMILY,
               "a party's last 7 days run at x{v} their pace of the 90 days before",
               "当事人近7天的记录频率是此前90天的 {v} 倍", "number", note=OWN_NOTE),
-      Feature("vel_burst_30d_max", FAMILY,
-              "a party's last 30 days run at x{v} their pace of the 90 days before",
-              "当事人近30天的记录频率是此前90天的 {v} 倍", "number", note=OWN_NOTE),
       Feature("vel_last_gap_min", FAMILY, "a party's last two records were {v} days apart",
               "当事人最近两条记录相隔 {v} 天", "number", note=OWN_NOTE),
       Feature("vel_gap_shrink_min", FAMILY,
@@ -92,15 +90,12 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     age = (t[owner] - tm) / DAY
     c7 = np.bincount(owner[age < 7], minlength=k)[:k].astype(float)
     prev90 = np.bincount(owner[(age >= 7) & (age < 97)], minlength=k)[:k].astype(float)
-    c30 = np.bincount(owner[age < 30], minlength=k)[:k].astype(float)
-    prev90_30 = np.bincount(owner[(age >= 30) & (age < 120)], minlength=k)[:k].astype(float)
     last_gap, prev_mean = _gaps(k, owner, tm)
     out: dict[str, np.ndarray] = {
         "vel_7d_max": group_max(n, pt, c7),
         # The last week against the week the 90 days before would predict, both smoothed by
         # one record, so a quiet party reads 1 and a single call is no great burst.
         "vel_burst_7d_max": group_max(n, pt, (c7 + 1.0) / (prev90 * 7 / 90 + 1.0), empty=1.0),
-        "vel_burst_30d_max": group_max(n, pt, (c30 + 1.0) / (prev90_30 * 30 / 90 + 1.0), empty=1.0),
         "vel_last_gap_min": group_min(n, pt, np.nan_to_num(last_gap, nan=np.inf)),
         # A gap of a day or less counts as a day: two records the same day are one burst.
         "vel_gap_shrink_min": group_min(n, pt, np.nan_to_num((np.maximum(last_gap, 1.0)) /

@@ -17,8 +17,10 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
    check digit only, typo, transposition, different, conflict), name (exact, same
    pinyin, same fuzzy pinyin, same shape, different), birth (same id birth date, same
    year, ...), phone, gender, and from the graph (:mod:`.evidence`): counterparty
-   (shared, none) and place (one household, one place at overlapping times, one place, one
-   grid, none); missing values
+   (shared, none), place (one household, one place at overlapping times, one place, one
+   grid, none) and household_held (one record in a household, or both: a household register
+   keeps a resident's record, a second system's record of them is in none; judged apart
+   when an id number is missing on one side); missing values
    are a level of their own with weight 0.
 3. **Match weights** ``log2(m/u)`` per level (:mod:`.parameters`): ``m`` (how often a
    true duplicate shows the level) learnt by EM on the blocked pairs for the identifiers,
@@ -46,8 +48,8 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
    people, unless the ids are one transposition apart and every other field agrees;
    the same id number is one person unless the names differ outright and the
    weights say otherwise; without id evidence a pair needs the birth year, no contrary
-   sex, and either the phone with a name that sounds or looks the same, or a name that
-   sounds the same with graph evidence (name and birth year alone never link); a
+   sex, and a name that sounds or looks the same with either the phone or graph
+   evidence (name and birth year alone never link); a
    check-digit failure is evidence of a typo, not of another person.
 5. **Groups**: connected components of accepted pairs, guarded against chaining: a
    component holding two firm, different id numbers (not joined by an accepted

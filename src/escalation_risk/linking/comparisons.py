@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..normalize import ID_BAD, ID_OTHER, ID_VALID
-from .evidence import GraphEvidence, _shared_all
+from .evidence import KINDS, GraphEvidence, _shared_all
 from .keys import _Keys
 from .model import ID_CHECK, ID_CONFLICT, ID_DIFFERENT, ID_EXACT, ID_TRANSPOSED, ID_TYPO, NAME_DIFFERENT, NAME_SHAPE
 
@@ -75,18 +75,20 @@ def _compare(k: _Keys, i: np.ndarray, j: np.ndarray, graph: bool = True,
     return out
 
 
-def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray
+def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray, id_missing: np.ndarray | None = None
                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Graph levels of the pairs, and for each TF kind the holders of the rarest shared item.
 
     ``place`` takes the closest shared whereabouts: one household, else one place at
     overlapping times, else one place, else one grid (a shared household is a shared place
     and grid too: counted once). The counterpart is a field of its own: a pair sharing a
-    counterpart and a place adds both weights."""
+    counterpart and a place adds both weights. ``household_held``: whether one record or
+    both are members of a household, in the mode of ``id_missing`` (the pairs whose id
+    number is missing on a side; none when not given)."""
     m = len(i)
     zero = np.zeros(m, dtype=np.int8)
     if g is None:
-        return {"counterparty": zero, "place": zero.copy()}, {}
+        return {"counterparty": zero, "place": zero.copy(), "household_held": zero.copy()}, {}
     sh = _shared_all(g, i, j)
     cp_present, cp_shared, cp_count = sh["counterparty"]
     counterparty = _levels([(cp_shared, 1), (cp_present, 2)], m)
@@ -97,10 +99,10 @@ def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray
     place = _levels([(hh_shared, 1), (pt_shared, 2), (pl_shared, 3), (gr_shared, 4), (gr_present, 5)], m)
     counts = {"counterparty": cp_count, "household": hh_count, "place_time": pt_count, "place": pl_count,
               "grid": gr_count}
-    # How many items of each kind the two records hold (multiplied): someone seen in many
-    # places shares one with anybody more easily (parameters._score scales the TF u by it).
-    n_items = g.items_held()
-    for kind in list(counts):
-        counts["held_" + kind] = n_items[kind][i].astype(np.float64) * n_items[kind][j]
-    return {"counterparty": counterparty, "place": place}, counts
+    bit = np.int8(1 << KINDS.index("household"))
+    held = g.held()
+    ha, hb = (held[i] & bit) != 0, (held[j] & bit) != 0
+    lost = np.zeros(m, dtype=bool) if id_missing is None else id_missing
+    household_held = _levels([(lost & (ha != hb), 3), (lost & ha & hb, 4), (ha != hb, 1), (ha & hb, 2)], m)
+    return {"counterparty": counterparty, "place": place, "household_held": household_held}, counts
 

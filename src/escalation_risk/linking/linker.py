@@ -15,8 +15,9 @@ from ..dataset import Dataset
 from ..known import persons_at
 from .blocking import _candidates
 from .comparisons import _compare, _compare_graph
-from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, _ids_unique, graph_evidence
+from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _named, _prior_keys
+from .ids import _ids_unique
 from .keys import _Keys, _keys
 from .model import (
     DEFAULT_MODEL,
@@ -42,13 +43,14 @@ def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float)
     idl, name, birth, phone, gender = (levels[f] for f in FIELDS[:5])
     id_pos = np.isin(idl, (ID_CHECK, ID_TYPO, ID_TRANSPOSED))
     same_year = np.isin(birth, (1, 2, 4))
-    # Without id evidence a pair needs the birth year, no contrary sex, and either the
-    # phone with a name that sounds the same or looks the same, or a name that sounds the
-    # same with evidence from the graph (a shared counterpart, household, place or grid):
-    # name and birth year alone never link (a district has namesakes).
-    triple = (phone == 1) & np.isin(name, NAME_SOUND + (NAME_SHAPE,)) & same_year & (gender != 2)
+    # Without id evidence a pair needs the birth year, no contrary sex, and a name that
+    # sounds the same or looks the same (伟/伦: a clerk's misreading) with either the phone
+    # or evidence from the graph (a shared counterpart, household, place or grid): name and
+    # birth year alone never link (a district has namesakes).
+    alike = np.isin(name, NAME_SOUND + (NAME_SHAPE,)) & same_year & (gender != 2)
+    triple = (phone == 1) & alike
     graph = (levels["counterparty"] == 1) | np.isin(levels["place"], PLACE_SHARED)
-    with_graph = graph & np.isin(name, NAME_SOUND) & same_year & (gender != 2)
+    with_graph = graph & alike
     # A transposition between two valid ids counts only when everything else agrees: the
     # name sounds the same, the birth year is the same, no phone or gender differs.
     all_else = np.isin(name, (1, 2)) & same_year & (phone != 2) & (gender != 2)
@@ -141,7 +143,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     if model.graph and k.graph is not None:
         compared = _graph_rows(levels["id_number"], model)
         rows = np.flatnonzero(compared)
-        glevels, counts = _compare_graph(k.graph, i[rows], j[rows])
+        glevels, counts = _compare_graph(k.graph, i[rows], j[rows], levels["id_number"][rows] == 0)
         for out, part in ((levels, glevels), (gcounts, counts)):
             for name, v in part.items():
                 out[name] = np.zeros(len(i), dtype=v.dtype)
@@ -149,7 +151,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     cpu["cpu_comparing"] = lap()
     wt = _estimate(k, model, levels, i, j, compared) if weights is None else weights(k)
     cpu["cpu_training"] = lap()
-    weight = _score(levels, wt, i, gcounts)
+    weight = _score(levels, wt, i, gcounts, j, k.graph.items_held() if k.graph is not None else None)
     t = model.weight_threshold(n)
     judged = weight
     if existing is not None and len(ei):
@@ -263,7 +265,7 @@ def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=Non
     Columns: person_key, person_id, linked_to (the pair, ``linked_to`` the smaller id),
     rule (the agreeing evidence, ``id_number`` when the id is the same), weight (summed
     log2 match weight), match_probability, and the agreement level of each field
-    (id_number, name, birth, phone, gender, and the graph's counterparty and place).
+    (id_number, name, birth, phone, gender, and the graph's counterparty, place and household_held).
     Levels only: never a value. Records that stand alone are not listed. The trained
     parameters (:func:`linkage_parameters`: levels, m, u and weights) ride along in
     ``.attrs["parameters"]``. ``model`` and ``as_of`` as for :func:`link_persons`.

@@ -9,8 +9,8 @@ import numpy as np
 RULE_ID = "id_number"
 RULE_FALLBACK = "name+birth_year+phone"
 
-FIELDS = ("id_number", "name", "birth", "phone", "gender", "counterparty", "place")
-GRAPH_FIELDS = ("counterparty", "place")
+FIELDS = ("id_number", "name", "birth", "phone", "gender", "counterparty", "place", "household_held")
+GRAPH_FIELDS = ("counterparty", "place", "household_held")
 LEVELS: dict[str, tuple[str, ...]] = {
     "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
     # "shape": every character the same or a look-alike (伟/伦, 己/已), the sound differing.
@@ -24,12 +24,20 @@ LEVELS: dict[str, tuple[str, ...]] = {
     # one place, else one grid).
     "counterparty": ("missing", "shared", "none"),
     "place": ("missing", "household", "place_overlapping", "place", "grid", "none"),
+    # Whether the two records are members of a household (any, shared or not): one of them
+    # only, or both; "missing" when neither is. A household register keeps a resident's
+    # record; a second system's record of the same person (a police call's party) is in no
+    # household, two residents' records are each in one. Judged apart when an id number is
+    # missing on one side: a record without one is itself more often a second system's, so
+    # two different people show "one side only" more often in that case (u read per mode).
+    "household_held": ("missing", "one_side", "both", "one_side_id_missing", "both_id_missing"),
 }
 # Levels compared under the same data (both ids' birth dates known, or not): u is
 # estimated within each mode.
 _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
     "phone": ((1, 2),), "gender": ((1, 2),), "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
+    "household_held": ((1, 2), (3, 4)),
 }
 # Levels whose u is the frequency of the agreed value (term-frequency adjustment): an exact
 # id, name or phone; and a name that sounds the same by how common that sound is (张伟's
@@ -44,6 +52,10 @@ _TF_GRAPH = {("counterparty", 1): "counterparty", ("place", 1): "household", ("p
 # more often than a random pair does.
 MISSING_TELLS = ("id_number",)
 PLACE_SHARED = (1, 2, 3, 4)  # household, place at overlapping times, place, grid
+# Graph levels whose m is read on another level's pairs: no pair with one id number lacks an
+# id, so "household held by one side only, an id missing" takes the m of "one side only"
+# (the second record is a second system's either way).
+_M_AS = {("household_held", 3): 1, ("household_held", 4): 2}
 NAME_SOUND = (1, 2, 3)  # exact, same pinyin, same fuzzy pinyin
 NAME_SHAPE, NAME_DIFFERENT = 4, 5
 
@@ -63,6 +75,7 @@ def _default_m() -> dict[str, dict[str, float]]:
         "gender": {"same": 0.995, "different": 0.005},
         "counterparty": {"shared": 0.3, "none": 0.7},
         "place": {"household": 0.05, "place_overlapping": 0.15, "place": 0.2, "grid": 0.35, "none": 0.25},
+        "household_held": {"one_side": 0.5, "both": 0.5, "one_side_id_missing": 0.5, "both_id_missing": 0.5},
     }
 
 
@@ -79,6 +92,7 @@ def _default_u0() -> dict[str, dict[str, float]]:
         "gender": {"same": 0.5, "different": 0.5},
         "counterparty": {"shared": 1e-4, "none": 1.0},
         "place": {"household": 1e-5, "place_overlapping": 1e-4, "place": 1e-3, "grid": 0.02, "none": 0.98},
+        "household_held": {"one_side": 0.1, "both": 0.9, "one_side_id_missing": 0.3, "both_id_missing": 0.7},
     }
 
 

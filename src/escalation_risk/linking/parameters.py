@@ -35,6 +35,7 @@ from .blocking import _block_rules
 from .comparisons import _compare, _compare_graph
 from .keys import _Keys
 from .model import (
+    _M_AS,
     _MODES,
     _TF_GRAPH,
     _TF_LEVELS,
@@ -87,10 +88,20 @@ def _random_pairs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 def estimate_u(levels: dict[str, np.ndarray], model: LinkageModel) -> dict[str, np.ndarray]:
     """u per level code from the levels of random pairs (within each mode of a field)."""
+    return _u_from_counts(_level_counts(levels), model)
+
+
+def _level_counts(levels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """How many pairs show each level of each field."""
+    return {f: np.bincount(levels[f], minlength=len(LEVELS[f])) for f in FIELDS}
+
+
+def _u_from_counts(level_counts: dict[str, np.ndarray], model: LinkageModel) -> dict[str, np.ndarray]:
+    """u per level code from how many random pairs show each level (within each mode of a field)."""
     us = {}
     for f in FIELDS:
         names = LEVELS[f]
-        counts = np.bincount(levels[f], minlength=len(names)).astype(float)
+        counts = np.asarray(level_counts[f], dtype=float)
         u = np.ones(len(names))
         for mode in _MODES[f]:
             total = counts[list(mode)].sum()
@@ -205,6 +216,9 @@ def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: 
     for f in GRAPH_FIELDS:
         lv = levels[f][one]
         counts = np.bincount(lv, minlength=len(LEVELS[f])).astype(float)
+        for (field_, code), like in _M_AS.items():
+            if field_ == f:
+                counts[code] = counts[like]
         if counts[1:].sum() >= model.em_min_matches:
             new = m0[f].astype(float).copy()
             for mode in _MODES[f]:
@@ -237,7 +251,7 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     if model.graph and k.graph is not None:
         # Graph levels are dearer to compare: a fifth of the pairs tells their u well enough.
         few = max(len(si) // 5, min(len(si), 1000))
-        sample.update(_compare_graph(k.graph, si[:few], sj[:few])[0])
+        sample.update(_compare_graph(k.graph, si[:few], sj[:few], sample["id_number"][:few] == 0)[0])
     sessions = _sessions(dict(_block_rules(k)), i, j)
     tf = {}
     for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
@@ -248,7 +262,7 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
         c[present] = np.bincount(codes)[codes]
         tf[f] = _tf_log_u(c, k.n, model)
     graph = model.graph and k.graph is not None
-    return _weights(sample, levels, sessions, tf, model, graph=graph,
+    return _weights(_level_counts(sample), levels, sessions, tf, model, graph=graph,
                     holders=dict(k.graph.holders) if k.graph is not None else {},
                     mean_items=k.graph.mean_items() if k.graph is not None else {}, compared=compared)
 
@@ -266,14 +280,14 @@ def _tf_log_u(count: np.ndarray, n: int, model: LinkageModel) -> np.ndarray:
     return np.log2(np.maximum(count - 1.0, 1.0) / pop)
 
 
-def _weights(sample: dict[str, np.ndarray], levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray],
+def _weights(u_counts: dict[str, np.ndarray], levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray],
              tf: dict[str, np.ndarray], model: LinkageModel, *, graph: bool = False,
              holders: dict[str, int] | None = None, mean_items: dict[str, float] | None = None,
              compared: np.ndarray | None = None) -> _Weights:
-    """The weights from the random pairs' levels (u), the candidate pairs' levels and
+    """The weights from how many random pairs show each level (u), the candidate pairs' levels and
     sessions (m by EM) and the term frequencies: what :func:`_estimate` gathers from the
     keys, and an engine linking a province in parts gathers by itself."""
-    u = estimate_u(sample, model)
+    u = _u_from_counts(u_counts, model)
     m, source, lam = _train_m(levels, sessions, u, model)
     ratio: dict[tuple[str, int], float] = {}
     namesakes = 0
@@ -289,7 +303,7 @@ def _weights(sample: dict[str, np.ndarray], levels: dict[str, np.ndarray], sessi
         # random pairs do (a second source that records no id number): the missing level
         # weighs log2(m/u), the present levels their m and u as shares of all pairs.
         m_miss = float(m[f][0])
-        u_miss = (float((sample[f] == 0).sum()) + 1.0) / (len(sample[f]) + 2.0)
+        u_miss = (float(u_counts[f][0]) + 1.0) / (float(np.sum(u_counts[f])) + 2.0)
         if 0.0 < m_miss < 1.0 and source.get(f) == "em":
             u[f] = u[f].copy()
             u[f][0] = u_miss
@@ -326,8 +340,13 @@ def _u_among_namesakes(levels: dict[str, np.ndarray], block: np.ndarray, u: dict
 
 
 def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
-           graph_counts: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Summed match weight of each pair, term-frequency adjusted where a value is shared."""
+           graph_counts: dict[str, np.ndarray] | None = None, j: np.ndarray | None = None,
+           items: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Summed match weight of each pair (i, j), term-frequency adjusted where a value is shared.
+
+    ``graph_counts``: per kind of graph item, how many records hold the rarest one the pair
+    shares; ``items``: per kind, how many items each record holds (read only for the pairs
+    that share one, with ``j``)."""
     total = np.zeros(len(i), dtype=np.float64)
     for f in FIELDS:
         total += wt.table[f][levels[f]]
@@ -345,12 +364,12 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
         # u of sharing this item by chance: the other records holding it, among the holders.
         holders = max(wt.holders.get(kind, 2), 2)
         u_tf = np.maximum(graph_counts[kind][hit] - 1.0, 1.0) / holders * wt.ratio.get((f, lv), 1.0)
-        held = graph_counts.get("held_" + kind)
-        if held is not None and wt.mean_items.get(kind):
+        if items is not None and j is not None and kind in items and wt.mean_items.get(kind):
+            held = items[kind][i[hit]].astype(np.float64) * items[kind][j[hit]]
             # Two records holding many items share one by chance more often than two holding
             # one each: u scaled by the items both hold over the holders' mean (squared), so a
             # random pair's u is kept on average.
-            u_tf = np.minimum(u_tf * held[hit] / wt.mean_items[kind] ** 2, 1.0)
+            u_tf = np.minimum(u_tf * held / wt.mean_items[kind] ** 2, 1.0)
         total[hit] += np.log2(max(wt.m[f][lv], _M_FLOOR)) - np.log2(u_tf) - wt.table[f][lv]
     return total
 

@@ -35,9 +35,10 @@ from .comparisons import _compare
 from .groups import _groups, _named
 from .keys import _Keys, _keys
 from .linker import _accept
-from .model import _TF_LEVELS, FIELDS, ID_TRANSPOSED, LEVELS, LinkageModel
+from .model import _TF_LEVELS, FIELDS, ID_TRANSPOSED, LinkageModel
 from .parameters import (
     SESSIONS,
+    _level_counts,
     _random_pairs,
     _score,
     _sessions,
@@ -109,7 +110,7 @@ def random_pairs(n: int, model: LinkageModel) -> tuple[np.ndarray, np.ndarray]:
 
 def level_counts(levels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """How many pairs show each level of each field: all u needs of the random pairs."""
-    return {f: np.bincount(levels[f], minlength=len(LEVELS[f])) for f in FIELDS}
+    return _level_counts(levels)
 
 
 def fit(u_counts: dict[str, np.ndarray], levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray],
@@ -117,8 +118,7 @@ def fit(u_counts: dict[str, np.ndarray], levels: dict[str, np.ndarray], sessions
     """The weights: u from the random pairs' :func:`level_counts`, m by EM on the
     candidate pairs' ``levels`` (``sessions``: each session's rows of them). Term
     frequencies are applied per pair by :func:`score`."""
-    sample = {f: np.repeat(np.arange(len(c)), c).astype(np.int8) for f, c in u_counts.items()}
-    return _weights(sample, levels, sessions, {}, model)
+    return _weights(u_counts, levels, sessions, {}, model)
 
 
 def score(levels: dict[str, np.ndarray], wt: _Weights, counts: dict[str, np.ndarray], n: int,

@@ -117,25 +117,36 @@ def _fit_logistic(X: pd.DataFrame, y: np.ndarray, seed: int) -> dict:
     return spec
 
 
-def logistic_terms(M: np.ndarray, names: list[str], spec: dict) -> np.ndarray:
-    """Each feature's term in the logistic regression's log-odds, per row of ``M`` (the
-    model's matrix: columns ``names``, categoricals as codes in the spec's category order,
-    unknown NaN). A row's terms plus ``spec["intercept"]`` are its log-odds; the numbers
-    are centred (a feature at its training mean adds nothing), so they read as reasons."""
+def logistic_layout(names: list[str], spec: dict) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
+    """Where the logistic regression's inputs sit in a matrix of columns ``names``: the
+    numeric columns' positions, each category column's (position, number of categories),
+    and the coefficients as an array. Made once per model (:class:`RiskModel` keeps it),
+    not once per scored row."""
     pos = {n: j for j, n in enumerate(names)}
     missing = [c for c in [*spec["numeric"], *spec["categories"]] if c not in pos]
     if missing:
         raise ValueError(f"the logistic regression reads feature(s) {missing[:5]} the matrix lacks")
-    coef = np.asarray(spec["coef"], dtype=float)
+    idx = np.asarray([pos[c] for c in spec["numeric"]], dtype=np.intp)
+    cats = [(pos[col], len(values)) for col, values in spec["categories"].items()]
+    return idx, cats, np.asarray(spec["coef"], dtype=float)
+
+
+def logistic_terms(M: np.ndarray, names: list[str], spec: dict,
+                   layout: tuple[np.ndarray, list[tuple[int, int]], np.ndarray] | None = None) -> np.ndarray:
+    """Each feature's term in the logistic regression's log-odds, per row of ``M`` (the
+    model's matrix: columns ``names``, categoricals as codes in the spec's category order,
+    unknown NaN). A row's terms plus ``spec["intercept"]`` are its log-odds; the numbers
+    are centred (a feature at its training mean adds nothing), so they read as reasons.
+    ``layout``: :func:`logistic_layout` of ``names`` and ``spec``, when the caller keeps it."""
+    idx, cats, coef = layout if layout is not None else logistic_layout(names, spec)
     out = np.zeros(M.shape, dtype=float)
-    idx = [pos[c] for c in spec["numeric"]]
     k = len(idx)
     out[:, idx] = _numeric(np.asarray(M[:, idx], dtype=float), spec) * coef[:k]
-    for col, cats in spec["categories"].items():
-        code = M[:, pos[col]]
-        known = ~np.isnan(code) & (code >= 0) & (code < len(cats))
-        out[known, pos[col]] = coef[k + code[known].astype(int)]
-        k += len(cats)
+    for j, n_cats in cats:
+        code = M[:, j]
+        known = ~np.isnan(code) & (code >= 0) & (code < n_cats)
+        out[known, j] = coef[k + code[known].astype(int)]
+        k += n_cats
     return out
 
 

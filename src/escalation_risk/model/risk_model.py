@@ -16,7 +16,7 @@ from ..features import CHUNK, Lexicon, TextModel, compute_features, feature_name
 from ..features.lexicon import lexicon_from_dict
 from ..features.points import points_from_history
 from ..response import ALERT_LEVELS, PLAN_REASONS, assign_levels, choose_plans, compute_trend
-from .baselines import logistic_terms
+from .baselines import logistic_layout, logistic_terms
 from .calibration import apply_calibrator
 from .metrics import DEFAULT_BUDGETS, Evaluation
 from .points import open_points
@@ -55,6 +55,8 @@ class RiskModel:
         # The linear part (training's ``linear`` setting): raw score = trees * w_trees +
         # logistic regression's log-odds * w_linear + intercept; None: the trees alone.
         self.linear: dict | None = manifest.get("linear") or None
+        # Where the linear part's inputs sit in the matrix: made on first use, not on every scored row.
+        self._linear_layout: tuple | None = None
 
     def __repr__(self) -> str:
         return (f"RiskModel(version={self.version!r}, cutoff={self.manifest.get('cutoff')!r}, "
@@ -115,7 +117,9 @@ class RiskModel:
         # Trees and the linear model add up on the log-odds scale, and so do their
         # contributions: each feature's tree SHAP plus its linear term, scaled by the weights.
         lin = self.baselines["logistic_regression"]
-        terms = logistic_terms(M, self.feature_names, lin)
+        if self._linear_layout is None:
+            self._linear_layout = logistic_layout(self.feature_names, lin)
+        terms = logistic_terms(M, self.feature_names, lin, self._linear_layout)
         wt, wl, b = self.linear["w_trees"], self.linear["w_linear"], self.linear["intercept"]
         if kind.get("pred_contrib"):
             out *= wt

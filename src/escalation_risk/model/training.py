@@ -62,7 +62,6 @@ from .._version import __version__
 from ..artifacts import jsonable
 from ..clock import to_moment
 from ..dataset import Dataset
-from ..explain import global_importance
 from ..features import CATEGORICAL, REGISTRY, Lexicon, TextModel, build_features, feature_names, history_index
 from ..features.points import points_from_history
 from ..features.text_model import NAME as TEXT_FEATURE
@@ -70,7 +69,7 @@ from ..features.text_model import fit_with_out_of_fold, point_texts
 from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
-from .baselines import _fit_checklist, _fit_logistic, logistic_terms
+from .baselines import _fit_checklist, _fit_logistic
 from .blend import _logit, blend_raw, fit_blend
 from .calibration import apply_calibrator, fit_calibrator
 from .fairness import equal_fpr_thresholds, equalised_comparison, group_of
@@ -112,6 +111,27 @@ PARAM_GRID: list[dict[str, Any]] = [
 ABLATION: dict[str, Any] = json.loads((Path(__file__).parent / "ablation.json").read_text(encoding="utf-8")) \
     if (Path(__file__).parent / "ablation.json").is_file() else {}
 FAMILIES_OFF: tuple[str, ...] = tuple(ABLATION.get("families_off", ()))
+
+# The direction the risk-assessment literature gives prior harm on record (DASH, ODARA,
+# the Ontario and Danger Assessment items): more police calls, offences, violence,
+# threats or failed mediations never lower the risk. A parameter set with
+# ``"monotone_history": True`` constrains the trees to that direction on these counts
+# (nothing else), so the few disputes with such a history cannot be split the other way
+# by noise; whether a district's data agree is the rolling-origin windows' choice.
+MONOTONE_INCREASING: tuple[str, ...] = ("hist_police_call_", "hist_crime_suspect_", "hist_violent_suspect_",
+                                        "hist_danger_text_", "hist_failed_mediation_")
+
+
+def _lgb_params(base: dict, overrides: dict, names: list[str]) -> dict:
+    """LightGBM's parameters for one set: ``base`` with the set's ``overrides``, the
+    ``monotone_history`` marker turned into a constraint per feature of ``names``."""
+    params = {**base, **overrides}
+    if params.pop("monotone_history", False):
+        params["monotone_constraints"] = [1 if n.startswith(MONOTONE_INCREASING) and n.endswith(("_max", "_sum"))
+                                          else 0 for n in names]
+        params["monotone_constraints_method"] = "intermediate"
+    return params
+
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "rescore_every_days": None,     # also re-score open disputes every N days (None: report time only)
@@ -210,7 +230,7 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
     table: list[dict[str, Any]] = []
     raws: list[list[np.ndarray]] = []
     for i, overrides in enumerate(grid):
-        params = {**base, **overrides}
+        params = _lgb_params(base, overrides, list(F.columns))
         curves, boosters = [], []
         for tr, wi in folds:
             dtr = _lgb_dataset(F[tr], y[tr], _recency_weight(as_of[tr], cfg["recency_half_life_days"]))
@@ -392,7 +412,7 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
     grid = PARAM_GRID if cfg["param_grid"] is None else (cfg["param_grid"] or [{}])
     grid = [{**g, **cfg["lgb_params"]} for g in grid]  # explicit overrides win over every set
     best, n_trees, search, raws = _search(F, y, as_of, folds, grid, base, cfg)
-    params = {**base, **grid[best]}
+    params = _lgb_params(base, grid[best], names)
 
     # Out-of-time predictions of the chosen set, window by window, oldest first.
     y_oot = np.concatenate([y[wi] for _, wi in folds])
@@ -436,16 +456,7 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
     recent = F[oot]
     if len(recent) > 5000:  # importance from a fixed sample: TreeSHAP costs ~0.1-1 ms a row
         recent = recent.sample(5000, random_state=seed)
-    contrib = np.asarray(booster.predict(recent, pred_contrib=True))
     lin_part = {k: linear[k] for k in ("w_trees", "w_linear", "intercept")} if linear and linear["chosen"] else None
-    if lin_part is not None:  # the linear terms add to the trees' contributions (RiskModel._predict)
-        M = recent.copy()
-        for c in CATEGORICAL:
-            M[c] = M[c].cat.codes.astype(float).where(M[c].cat.codes >= 0)
-        terms = logistic_terms(M.to_numpy(dtype=float), names, baselines["logistic_regression"])
-        contrib = lin_part["w_trees"] * contrib
-        contrib[:, :-1] += lin_part["w_linear"] * terms
-    importance = global_importance(pd.DataFrame(contrib, columns=names + ["bias"]))
 
     booster_text = booster.model_to_string()
     # The version names everything that scores: the trees and, when there is one, the linear part.
@@ -483,10 +494,13 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
         "linear_choice": linear,
         "metrics": {"validation": ev.to_dict()},
         **({"lexicon": lexicon.to_dict()} if lexicon is not None else {}),
-        "importance": importance.head(20)[["feature", "mean_abs_shap"]].to_dict(orient="records"),
     }
     model = RiskModel(lgb.Booster(model_str=booster_text), calibrator, jsonable(manifest), baselines,
                       text_model=text_model)
+    # Importance as the model scores: trees and linear part together (RiskModel.contributions).
+    importance = model.importance(recent)
+    model.manifest["importance"] = jsonable(importance.head(20)[["feature", "mean_abs_shap"]]
+                                            .to_dict(orient="records"))
     # The out-of-time scores the calibrator was fitted on (in memory only): a benchmark compares calibrators.
     model.validation = {"raw": raw_oot, "y": y_oot}
     return model
@@ -496,9 +510,11 @@ def train_variants(ds: Dataset, variants: dict[str, Any], *, cutoff, horizon_day
                    seed: int = 0, config: dict | None = None, lexicon: Lexicon | None = None,
                    share_search: bool = False) -> dict[str, RiskModel]:
     """One model per entry of ``variants`` (name: what to ``exclude``, as :func:`train`
-    takes it), each the model ``train(ds, cutoff=..., exclude=...)`` returns, but sharing
-    the features and the text model's out-of-fold scores: an ablation builds them once
-    instead of once per model (no ``holdout``: the caller evaluates).
+    takes it, or ``{"exclude": [...], "config": {...}}`` for a variant with its own
+    settings over ``config``; the example points follow ``config``), each the model
+    ``train(ds, cutoff=..., exclude=...)`` returns, but sharing the features and the text
+    model's out-of-fold scores: an ablation builds them once instead of once per model
+    (no ``holdout``: the caller evaluates).
 
     ``share_search``: the first variant searches the parameter sets; the others use the
     set it chose (each still chooses its number of trees out of time), so the variants
@@ -519,8 +535,10 @@ def train_variants(ds: Dataset, variants: dict[str, Any], *, cutoff, horizon_day
 
     out: dict[str, RiskModel] = {}
     with threadpool_limits(limits=cfg["num_threads"]):
-        for name, exclude in variants.items():
-            out[name] = _train_on_points(ds, points, None, cfg, cutoff=cut, horizon_days=horizon_days, seed=seed,
+        for name, spec in variants.items():
+            exclude, own = (spec.get("exclude"), spec.get("config") or {}) if isinstance(spec, dict) else (spec, {})
+            vcfg = _config({**{k: cfg[k] for k in DEFAULT_CONFIG}, **own}) if own else cfg
+            out[name] = _train_on_points(ds, points, None, vcfg, cutoff=cut, horizon_days=horizon_days, seed=seed,
                                          lexicon=lexicon, known=known, exclude=exclude, _features=features,
                                          _text_cache=cache)
             if share_search and len(out) == 1:

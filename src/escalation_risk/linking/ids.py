@@ -1,0 +1,336 @@
+"""Ids as integers: every id column read from its bytes, never through a Python object per id.
+
+The graph's tables join on ids (``person_id``, ``place_id``, ``incident_id``): millions of
+strings, which Arrow's and pandas' string look-ups took seconds to match. Here an id is
+its bytes packed eight at a time into integers (:func:`_key64`, :func:`_encode`), or, for
+ids written as one prefix and a fixed number of digits (``P000123``: every id column of
+the generated districts and of ``data/sample``), its number (:func:`_digits`), found by an
+array index (:class:`_Index`). :mod:`.evidence` builds the graph evidence with these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def _arrow(ids: pd.Series | np.ndarray | pa.Array) -> pa.Array:
+    """Ids as one Arrow string array (no copy through Python objects for Arrow-backed columns)."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if isinstance(ids, pa.Array):
+        arr = ids
+    else:
+        arr = None
+        if isinstance(ids, pd.Series | pd.Index):
+            try:
+                arr = pa.array(ids, type=pa.string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                arr = None
+        if arr is None:
+            obj = np.asarray(ids, dtype=object)
+            try:
+                arr = pa.array(obj, type=pa.string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids of another type: their text
+                arr = pa.array([None if pd.isna(v) else str(v) for v in obj], type=pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr
+
+
+def _bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(data bytes, start, length, valid) of a string array, without a Python object per value."""
+    big = arr.cast(pa.large_string())
+    n = len(big)
+    bufs = big.buffers()
+    off = np.frombuffer(bufs[1], dtype=np.int64)[big.offset: big.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    valid = ~big.is_null().to_numpy(zero_copy_only=False)
+    return data, off[:-1], np.where(valid, np.diff(off), 0), valid
+
+
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+
+
+def _pack(data: np.ndarray, start: np.ndarray, lens: np.ndarray, at: int = 0) -> np.ndarray:
+    """Bytes ``at`` .. ``at + 7`` of each string as one uint64 (zero past the string's end):
+    one unaligned 8-byte read per string in place, the bytes past its end masked off (only
+    the last eight bytes of the buffer are copied, padded, for reads that would run past it)."""
+    n = len(data)
+    take = np.clip(lens - at, 0, 8)
+    pos = np.minimum(start + at, n)
+    base = max(n - 8, 0)
+    tail = np.zeros(24, dtype=np.uint8)
+    tail[:n - base] = data[base:]
+    tail_words = np.ndarray(shape=(17,), dtype="<u8", buffer=tail.data, strides=(1,))
+    data = np.ascontiguousarray(data)
+    if n >= 8:
+        words = np.ndarray(shape=(n - 7,), dtype="<u8", buffer=data.data, strides=(1,))
+        out = words[np.minimum(pos, n - 8)]
+    else:
+        out = np.zeros(len(pos), dtype=np.uint64)
+    over = np.flatnonzero(pos > n - 8)
+    out[over] = tail_words[pos[over] - base]
+    return out & _LOW_BYTES[take]
+
+
+def _key64(values: pd.Series | np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each id as one exact uint64 (its bytes), and where it is present; None when an id is
+    longer than eight bytes or holds a control byte below 8."""
+    data, start, lens, valid = _bytes(_arrow(values))
+    if int(lens.max(initial=0)) > 8 or (data < 8).any():
+        return None
+    # A string shorter than eight bytes carries its length in the last byte: with no byte
+    # below 8 in any id, no two ids (of this column or another) share a key.
+    short = lens < 8
+    return _pack(data, start, lens) | np.where(short, lens, 0).astype(np.uint64) << np.uint64(56), valid
+
+
+@dataclass(frozen=True)
+class _Digits:
+    """Ids written as one prefix and a fixed number of digits (``P000123``): each id's number,
+    where it is present. Two such columns with the same prefix and width compare exactly on
+    their numbers, so a look-up is an array index, not a hash probe."""
+
+    prefix: bytes
+    width: int
+    value: np.ndarray
+    valid: np.ndarray
+
+
+def _rows(data: np.ndarray, vstart: np.ndarray, width: int) -> np.ndarray | None:
+    """The ids starting at ``vstart``, each ``width`` bytes, as rows of a view of ``data``
+    when they lie end to end (an Arrow column without gaps: no gather), else None."""
+    nv = len(vstart)
+    if not nv:
+        return None
+    s0 = int(vstart[0])
+    if s0 + nv * width > len(data) or int(vstart[-1]) - s0 != (nv - 1) * width:
+        return None
+    if nv > 1 and not (np.diff(vstart) == width).all():
+        return None
+    return data[s0: s0 + nv * width].reshape(nv, width)
+
+
+def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
+    """The ids as :class:`_Digits`, or None when they are not all one prefix and digits of one width."""
+    data, start, lens, valid = _bytes(_arrow(values))
+    if not valid.any():
+        return None
+    width = int(lens[valid][0])
+    if width == 0 or (lens[valid] != width).any():
+        return None
+    vstart = start[valid]
+    first = data[vstart[0]: vstart[0] + width]
+    digit = (first >= 48) & (first <= 57)
+    p = width - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
+    if not digit[p:].all() or width - p > 18 or width - p == 0:
+        return None
+    nv = len(vstart)
+    if width <= 8:
+        return _digits8(data, start, lens, valid, bytes(first[:p]), width)
+    block = _rows(data, vstart, width)
+    if block is None:
+        block = data[vstart[:, None] + np.arange(width)]
+    if p and (block[:, :p] != first[:p]).any():
+        return None
+    num = block[:, p:] - np.uint8(48)  # a byte below '0' wraps round above 9
+    if (num > 9).any():
+        return None
+    acc = np.zeros(nv, dtype=np.int64)
+    for c in range(num.shape[1]):  # column by column: no int64 copy of every byte
+        acc *= 10
+        acc += num[:, c]
+    value = np.zeros(len(valid), dtype=np.int64)
+    value[valid] = acc
+    return _Digits(bytes(first[:p]), width, value, valid)
+
+
+_U64 = np.uint64
+_ZEROS = _U64(0x3030303030303030)  # eight ASCII '0'
+
+
+def _digits8(data: np.ndarray, start: np.ndarray, lens: np.ndarray, valid: np.ndarray, prefix: bytes,
+             width: int) -> _Digits | None:
+    """:func:`_digits` for ids of at most eight bytes: each id read as one 8-byte word, its
+    digits turned into a number by the usual three multiply-and-shift steps on the word."""
+    p, nd = len(prefix), width - len(prefix)
+    vstart = start[valid] if not valid.all() else start
+    nv = len(vstart)
+    rows = _rows(data, vstart, width)
+    if rows is not None:
+        if width == 8:
+            w = rows.copy().view("<u8").ravel()
+        else:
+            padded = np.zeros((nv, 8), dtype=np.uint8)
+            padded[:, :width] = rows
+            w = padded.view("<u8").ravel()
+    else:
+        w = _pack(data, start, lens)[valid]
+    if p:
+        pre = _U64(int.from_bytes(prefix, "little"))
+        if ((w & _U64((1 << (8 * p)) - 1)) != pre).any():
+            return None
+    # The digits to the top of the word (the first digit stays the most significant, in the
+    # lowest byte), the bytes below them filled with '0'.
+    x = (w >> _U64(8 * p)) << _U64(8 * (8 - nd))
+    if nd < 8:
+        x |= _ZEROS & _U64((1 << (8 * (8 - nd))) - 1)
+    x ^= _ZEROS
+    if (x.view(np.uint8) > 9).any():  # a byte that was not a digit
+        return None
+    x = (x * _U64(10) + (x >> _U64(8))) & _U64(0x00FF00FF00FF00FF)
+    x = (x * _U64(100) + (x >> _U64(16))) & _U64(0x0000FFFF0000FFFF)
+    x = (x * _U64(10000) + (x >> _U64(32))) & _U64(0xFFFFFFFF)
+    value = np.zeros(len(valid), dtype=np.int64)
+    value[valid] = x.view(np.int64)
+    return _Digits(prefix, width, value, valid)
+
+
+def _refactor(code: np.ndarray | None, part: np.ndarray) -> np.ndarray:
+    """Codes of the pairs (code, part): integer hash tables only."""
+    pc_, uniq = pd.factorize(part)
+    if code is None:
+        return pc_.astype(np.int64)
+    return pd.factorize(code * np.int64(max(len(uniq), 1)) + pc_)[0].astype(np.int64)
+
+
+def _encode(*columns: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
+    """int64 codes of ids, one code per distinct id across all ``columns`` (-1 where missing).
+
+    Exact: each id's bytes packed eight at a time into integers (and its length), coded
+    by pandas' integer hash tables: no Python object per id (Arrow's and pandas' string
+    look-ups took seconds on millions of ids)."""
+    arrs = [_arrow(c) for c in columns]
+    sizes = [len(a) for a in arrs]
+    if not sum(sizes):
+        return [np.zeros(0, np.int64) for _ in arrs]
+    data, start, lens, valid = _bytes(pa.concat_arrays([a.cast(pa.large_string()) for a in arrs]))
+    width = int(lens.max(initial=0))
+    code: np.ndarray | None = None
+    if valid.any() and (lens[valid] != width).any():
+        code = _refactor(None, np.where(valid, lens, -1))  # "ab" and "ab\0" differ by length
+    for at in range(0, max(width, 1), 8):
+        code = _refactor(code, _pack(data, start, lens, at))
+    assert code is not None
+    out = np.where(valid, code, -1)
+    return list(np.split(out, np.cumsum(sizes)[:-1]))
+
+
+class _Index:
+    """Unique ids as one set of integers (their bytes), probed by other ids: Arrow's integer
+    set look-up (about 40% cheaper than pandas' hash table on millions of probes), its table
+    built once per call of :meth:`find_many` however many columns are looked up. Ids stored
+    in order (a table exported by its key) are found by a binary search instead when the
+    queries come mostly in order too (a child table exported by its parent's key)."""
+
+    def __init__(self, ids: pd.Series | np.ndarray | pa.Array) -> None:
+        self.ids = ids
+        self.keys: np.ndarray | None = None  # unique integer keys, for the set look-up
+        self.ordered: np.ndarray | None = None
+        # Ids of one prefix and width (P000123): a row per number, found by indexing.
+        self.digits = _digits(ids)
+        self.row_of: np.ndarray | None = None
+        if self.digits is not None and self.digits.valid.all():
+            top = int(self.digits.value.max(initial=0))
+            if top <= 8 * len(self.digits.value) + 1_000_000:
+                row_of = np.full(top + 2, -1, dtype=np.int64)  # the last slot answers "not here"
+                row_of[self.digits.value] = np.arange(len(self.digits.value))
+                if (row_of >= 0).sum() == len(self.digits.value):  # unique
+                    self.row_of = row_of
+                    return
+        k = _key64(ids)
+        if k is not None and k[1].all():
+            order_key = k[0].byteswap()  # the first byte most significant: the ids' own order
+            if len(order_key) > 1 and (order_key[1:] > order_key[:-1]).all():
+                self.ordered = order_key
+                self.keys = k[0]
+            elif pd.Index(k[0]).is_unique:
+                self.keys = k[0]
+
+    def find(self, query: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
+        """Row of each ``query`` id in the index, -1 where none."""
+        return self.find_many(query)[0]
+
+    def find_many(self, *queries: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
+        """:meth:`find` for several columns, hashed in one pass."""
+        if self.row_of is not None:
+            assert self.digits is not None
+            found: list[np.ndarray | None] = []
+            for q in queries:
+                d = _digits(q)
+                if d is not None and d.prefix == self.digits.prefix and d.width == self.digits.width:
+                    top = len(self.row_of) - 1
+                    found.append(np.where(d.valid, self.row_of[np.minimum(d.value, top)], -1))
+                else:
+                    found.append(None)
+            if all(f is not None for f in found):
+                return found  # type: ignore[return-value]
+            if self.keys is None:
+                k = _key64(self.ids)
+                self.keys = k[0] if k is not None else None
+            rest = self._find_keys(*[q for q, f in zip(queries, found) if f is None])
+            return [f if f is not None else rest.pop(0) for f in found]
+        return self._find_keys(*queries)
+
+    def _find_keys(self, *queries: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
+        """:meth:`find_many` on the ids' bytes as integers (ids of any form)."""
+        kqs = [_key64(q) for q in queries] if self.keys is not None else [None]
+        if any(kq is None for kq in kqs):
+            return [_lookup(*reversed(_encode(self.ids, q))) for q in queries]
+        out: list[np.ndarray | None] = [None] * len(queries)
+        rest = []
+        for c, kq in enumerate(kqs):
+            assert kq is not None
+            if self.ordered is not None:
+                q = kq[0].byteswap()
+                if np.count_nonzero(q[1:] < q[:-1]) <= len(q) // 100:  # mostly in order: cache-friendly
+                    pos = np.minimum(np.searchsorted(self.ordered, q), len(self.ordered) - 1)
+                    out[c] = np.where(kq[1] & (self.ordered[pos] == q), pos, -1).astype(np.int64)
+                    continue
+            rest.append(c)
+        if rest:
+            assert self.keys is not None
+            allq = np.concatenate([kqs[c][0] for c in rest])  # type: ignore[index]
+            found = pc.fill_null(pc.index_in(pa.array(allq), value_set=pa.array(self.keys)), -1)
+            hits = found.to_numpy(zero_copy_only=False).astype(np.int64)
+            for c, part in zip(rest, np.split(hits, np.cumsum([len(kqs[c][0]) for c in rest])[:-1])):  # type: ignore[index]
+                out[c] = np.where(kqs[c][1], part, -1)  # type: ignore[index]
+        return [o for o in out if o is not None]
+
+
+def _ids_unique(ids: pd.Series) -> bool:
+    """No id twice (on the ids' bytes as integers where they fit; else pandas' own check)."""
+    k = _key64(ids)
+    if k is not None and k[1].all():
+        return bool(pd.Index(k[0]).is_unique)
+    return not ids.duplicated().any()
+
+
+def _positions(query: pd.Series | np.ndarray | pa.Array, index: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
+    """Row of ``index`` (unique ids) holding each ``query`` id, -1 where none."""
+    return _Index(index).find(query)
+
+
+def _lookup(query: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Position in the index of each query code (-1 where absent); codes from one :func:`_encode`."""
+    top = int(max(query.max(initial=-1), index.max(initial=-1))) + 1
+    pos_of = np.full(top + 1, -1, dtype=np.int64)  # the last slot answers code -1
+    ok = index >= 0
+    pos_of[index[ok]] = np.flatnonzero(ok)
+    return pos_of[query]
+
+
+def _codes(values: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
+    """0-based int64 codes of ids (-1 where missing)."""
+    d = _digits(values)
+    if d is not None:
+        return np.where(d.valid, pd.factorize(d.value)[0], -1).astype(np.int64)
+    k = _key64(values)
+    if k is None:
+        return _encode(values)[0]
+    return np.where(k[1], pd.factorize(k[0])[0], -1).astype(np.int64)
