@@ -14,6 +14,10 @@ per step, the driver's peak memory (its Python process and its JVM), each distri
 task's time and memory (its Python worker; the executor JVMs), the bytes the driver
 collected from tasks and read back to record, and a projection (stated as one) to 90
 districts of 700,000 people. Sized by default for a 2-core machine shared with others.
+The driver's Python and JVM peaks are each process's VmHWM, reported side by side and
+summed against the target; ``$ER_BENCH_DRIVER_MEMORY`` and ``$ER_BENCH_DRIVER_JAVA_OPTIONS``
+replace the session's driver settings (to compare them: add
+``-XX:NativeMemoryTracking=summary`` and the JVM's heap, metaspace... are recorded too).
 Written into BENCHMARKS.md between ``<!-- run province -->`` markers.
 """
 
@@ -23,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import re
 import resource
 import shutil
 import sqlite3
@@ -33,20 +36,26 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+import bench_common as B
+
+HERE, ROOT = B.HERE, B.ROOT
 sys.path.insert(0, str(ROOT / "src"))
+MARKER = "run province"  # the section's markers in BENCHMARKS.md
 
 
-def _vmhwm_kb(pid: int) -> int:
+def _status_kb(pid: int, field: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def _vmhwm_kb(pid: int) -> int:
+    return _status_kb(pid, "VmHWM")
 
 
 def _executor_jvm_peaks_mb(app_id: str) -> list[float]:
@@ -64,13 +73,39 @@ def _executor_jvm_peaks_mb(app_id: str) -> list[float]:
     return out
 
 
+def _sample_rss(pids: list[int], every: float = 1.0) -> list[list[float]]:
+    """Every ``every`` seconds, (seconds since now, resident MB of each pid) in a daemon thread."""
+    import threading
+    out: list[list[float]] = []
+    t0 = time.perf_counter()
+
+    def run() -> None:
+        while True:
+            out.append([round(time.perf_counter() - t0, 1)] + [round(_status_kb(p, "VmRSS") / 1024) for p in pids])
+            time.sleep(every)
+    threading.Thread(target=run, daemon=True).start()
+    return out
+
+
+def _nmt(pid: int) -> str:
+    """The JVM's native memory summary (heap, metaspace, threads, code, GC...) when it tracks it."""
+    try:
+        out = subprocess.run(["jcmd", str(pid), "VM.native_memory", "summary", "scale=MB"], capture_output=True,
+                             text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return "\n".join(x.strip() for x in out.splitlines() if x.strip().startswith(("Total", "- ")))
+
+
 def _session(engine: str, master: str) -> tuple:
     """(session, its JVM's pid, seconds to start it) for engine spark; (None, None, 0.0) else."""
     if engine != "spark":
         return None, None, 0.0
     from escalation_risk import spark as S
     t0 = time.perf_counter()
-    spark = S.session(master)
+    given = {"driver_memory": os.environ.get("ER_BENCH_DRIVER_MEMORY"),
+             "driver_java_options": os.environ.get("ER_BENCH_DRIVER_JAVA_OPTIONS")}
+    spark = S.session(master, **{k: v for k, v in given.items() if v})
     return spark, int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()), time.perf_counter() - t0
 
 
@@ -81,6 +116,7 @@ def child(engine: str, province: str, model: str, night: str, store: str, out: s
     from escalation_risk import province as P
     from escalation_risk import spark as S
     spark, jvm_pid, t_session = _session(engine, master)
+    samples = _sample_rss([os.getpid(), jvm_pid] if jvm_pid else [os.getpid()])
     t0 = time.perf_counter()
     rep = P.run_province_night(province, model, night, store=f"sqlite:///{store}", out_dir=out, engine=engine,
                                spark=spark)
@@ -93,8 +129,12 @@ def child(engine: str, province: str, model: str, night: str, store: str, out: s
         "tasks": rep.tasks.to_dict(orient="list"), "scored": sum(s.n_scored for s in rep.summaries.values()),
         "cpu_s": time.process_time(),
         "alerts": sum(s.new_alerts for s in rep.summaries.values()), "cross_people": rep.cross_people,
+        "rss_samples": samples,
     }
     if spark is not None:
+        res["jvm_nmt"] = _nmt(jvm_pid)
+        conf = spark.sparkContext.getConf()
+        res["driver_conf"] = {k: conf.get(k, "") for k in ("spark.driver.memory", "spark.driver.extraJavaOptions")}
         res["collected"] = dict(S.COLLECTED)
         res["linkage"] = dict(S.LINKAGE)
         res["executor_jvm_peak_mb"] = _executor_jvm_peaks_mb(spark.sparkContext.applicationId)
@@ -194,7 +234,10 @@ def render(meta: dict, runs: list[tuple], train: dict | None) -> str:
         f"fold and noisy; CPU time is the driver process's own). One province of {meta['max_districts']} "
         f"districts {meta['generated']}; the smaller runs take its first districts. Each "
         "night and each training in a fresh process. Spark: a master and two workers of one core and 1 GB "
-        "(`spark-class`, as in `tests/spark_cluster.py`), executors of 1 GB, driver `spark.driver.memory` 2g; "
+        "(`spark-class`, as in `tests/spark_cluster.py`), executors of 1 GB, driver "
+        + "; ".join(sorted({f"`spark.driver.memory` {r[2].get('driver_conf', {}).get('spark.driver.memory', '2g')}"
+                            + (f", `{o}`" if (o := r[2].get('driver_conf', {}).get('spark.driver.extraJavaOptions'))
+                               else "") for r in runs})) + "; "
         f"model `{meta['model']}`.",
         "",
         "| districts | engine | night wall | driver CPU | driver peak memory | district task s (min / mean / max) "
@@ -289,22 +332,6 @@ def render(meta: dict, runs: list[tuple], train: dict | None) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, section: str) -> None:
-    begin, end = "<!-- run province -->", "<!-- /run province -->"
-    block = f"{begin}\n{section}\n{end}\n"
-    text = path.read_text(encoding="utf-8")
-    if begin in text:
-        text = re.sub(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", lambda _m: block, text, flags=re.S)
-    else:
-        runs = text.find("\n## Runs")
-        nxt = text.find("\n## ", runs + 1) if runs >= 0 else -1
-        if nxt >= 0:
-            text = text[:nxt].rstrip("\n") + "\n\n" + block + text[nxt:]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
-
-
 def render_from(args: argparse.Namespace) -> None:
     """One section from the results kept by earlier runs (``--keep``): sizes from one run
     or several (e.g. the largest province run with smaller districts), load averages as
@@ -321,18 +348,14 @@ def render_from(args: argparse.Namespace) -> None:
         if (Path(folder) / "load.txt").exists():
             loads.append((Path(folder) / "load.txt").read_text(encoding="utf-8").strip())
     runs.sort(key=lambda r: (r[0], r[4]))
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         cwd=ROOT).stdout.strip()
     meta = {"persons": runs[0][4], "seed": args.seed, "night": args.night, "max_districts": max(r[0] for r in runs),
-            "model": Path(args.model).name, "git": git, "generated": "generated before and reused",
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": f"{os.cpu_count()} cores, "
-                       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
+            "model": Path(args.model).name, "git": B.git_rev(), "generated": "generated before and reused",
+            "date": B.utc_now(), "machine": B.machine(),
             "load_start": "; ".join(loads) or "n/a", "load_end": f"{os.getloadavg()[0]:.1f} (at rendering)"}
     section = render(meta, runs, train)
     print(section)
     if args.out:
-        write_markdown(Path(args.out), section)
+        B.write_section(Path(args.out), section, MARKER)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -343,26 +366,20 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "--_train":
         train_child(*argv[1:7])
         return
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = B.parser(__doc__.split("\n")[0], persons=5_000, model=str(ROOT / "models" / "default"))
     ap.add_argument("--province", action="store_true", help="(the flag run.py dispatches on)")
     ap.add_argument("--districts", default="3,10,20", help="province sizes, e.g. 3,10,20 (one province, "
                     "the smaller take its first districts)")
     ap.add_argument("--train-districts", type=int, default=10, help="train on this size (0: no training run)")
     ap.add_argument("--cutoff", default="2025-01-01")
     ap.add_argument("--max-points", type=int, default=0, help="training sample size (0: every example)")
-    ap.add_argument("--persons", type=int, default=5_000, help="persons per district")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--night", default="2025-06-30")
-    ap.add_argument("--model", default=str(ROOT / "models" / "default"))
-    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
-    ap.add_argument("--tmp", default=None)
     ap.add_argument("--skip-local-at", default="", help="sizes run on Spark only (e.g. 20), the local engine's "
                     "night not run nor compared")
     ap.add_argument("--render-from", default="", help="DIR:PERSONS,...: render the results-*.json kept (--keep) by "
                     "earlier runs into one section instead of running")
     ap.add_argument("--province-dir", default=None, help="a province generated before (districts of --persons, "
                     "seed --seed, at least the largest size): reused instead of generating one")
-    ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
     # public on purpose: synthetic data only
     os.environ.setdefault("ESCALATION_RISK_PSEUDONYM_KEY", "benchmark-only pseudonym key: public, synthetic data")
@@ -421,20 +438,16 @@ def main(argv: list[str] | None = None) -> None:
                     Path(tmp / "results-train.json").write_text(json.dumps(train, default=float), encoding="utf-8")
         finally:
             cluster.stop()
-        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=ROOT).stdout.strip()
         meta = {"persons": args.persons, "seed": args.seed, "night": args.night, "max_districts": sizes[-1],
-                "model": Path(args.model).name, "git": git,
+                "model": Path(args.model).name, "git": B.git_rev(),
                 "generated": (f"generated before and reused ({full})" if args.province_dir
                               else f"generated in {generate_s:.0f} s"),
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": f"{os.cpu_count()} cores, "
-                           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
+                "date": B.utc_now(), "machine": B.machine(),
                 "load_start": f"{load_start[0]:.1f}", "load_end": f"{os.getloadavg()[0]:.1f}"}
         section = render(meta, runs, train)
         print(section)
         if args.out:
-            write_markdown(Path(args.out), section)
+            B.write_section(Path(args.out), section, MARKER)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -22,14 +22,13 @@ Not part of the test suite. No dependency beyond the package's own.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import datetime as _dt
 import gc
 import json
 import os
 import platform
-import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -65,32 +64,52 @@ MB = 1024 * 1024
 
 # --------------------------------------------------------------------------- memory
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+def _status_kb(field: str, path: str = "/proc/self/status") -> int:
+    """A kB field of a /proc file (0 when the file or field is not there: a process gone)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
-class RssSampler:
-    """Max VmRSS over a window, sampled by a daemon thread every ``interval`` seconds."""
+class _Sampler:
+    """A daemon thread calling ``_sample()`` every ``interval`` seconds until :meth:`stop`."""
 
-    def __init__(self, interval: float = 0.02):
+    def __init__(self, interval: float):
         self.interval = interval
-        self._peak = 0
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _sample(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss = _status_kb("VmRSS")
-            with self._lock:
-                if rss > self._peak:
-                    self._peak = rss
+            self._sample()
             self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class RssSampler(_Sampler):
+    """Max VmRSS over a window, sampled by a daemon thread every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.02):
+        self._peak = 0
+        self._lock = threading.Lock()
+        super().__init__(interval)
+
+    def _sample(self) -> None:
+        rss = _status_kb("VmRSS")
+        with self._lock:
+            if rss > self._peak:
+                self._peak = rss
 
     def reset(self) -> int:
         rss = _status_kb("VmRSS")
@@ -104,8 +123,53 @@ class RssSampler:
             self._peak = max(self._peak, rss)
             return self._peak
 
-    def stop(self) -> None:
-        self._stop.set()
+
+def _descendants(pid: int) -> list[int]:
+    """This process's children, grandchildren, ... (Linux: /proc/PID/task/TID/children)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    return _status_kb("Pss", f"/proc/{pid}/smaps_rollup")
+
+
+class TreeSampler(_Sampler):
+    """Max over time of the memory of this process and its forked workers together: the
+    sum of their proportional set sizes (a page shared copy-on-write by two processes
+    counts half in each), sampled every ``interval`` seconds by a daemon thread."""
+
+    def __init__(self, interval: float = 0.2):
+        self.peak_kb = 0
+        self.peak_self_kb = 0  # this process's part of the peak
+        self.peak_at = 0.0  # seconds after the start
+        self.max_workers = 0
+        self._t0 = time.perf_counter()
+        self._me = os.getpid()
+        super().__init__(interval)
+
+    def _sample(self) -> None:
+        kids = _descendants(self._me)
+        mine = _pss_kb(self._me)
+        total = mine + sum(_pss_kb(k) for k in kids)
+        if total > self.peak_kb:
+            self.peak_kb, self.peak_self_kb, self.peak_at = total, mine, time.perf_counter() - self._t0
+        self.max_workers = max(self.max_workers, len(kids))
 
 
 # --------------------------------------------------------------------------- stages
@@ -162,13 +226,19 @@ def _rate(n: int, s: float) -> str:
 def nightly_child(data: str, model: str, night: str, store: str, out: str, prof: str = "") -> None:
     """Run one night in this (fresh) process and print a JSON line with time and memory."""
     sampler = RssSampler()
+    tree = TreeSampler()
     rss0 = sampler.reset()
+    load0 = os.getloadavg()
     profiler = cProfile.Profile(time.process_time) if prof else None  # CPU time: the machine is shared
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0, c0 = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     report = er.run_night(data, model, night, store=store, out_dir=out)
     cpu = time.process_time() - c0
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_workers = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+    tree.stop()
     if profiler:
         profiler.disable()
     wall = time.perf_counter() - t0
@@ -177,7 +247,11 @@ def nightly_child(data: str, model: str, night: str, store: str, out: str, prof:
     peak = max(sampler.peak(), _status_kb("VmHWM"))
     s = report.summary
     print("NIGHTLY_JSON " + json.dumps({
-        "seconds": wall, "cpu_seconds": cpu, "peak_mb": peak / 1024, "rss_start_mb": rss0 / 1024,
+        "seconds": wall, "cpu_seconds": cpu, "cpu_workers_seconds": round(cpu_workers, 2),
+        "peak_mb": peak / 1024, "tree_pss_peak_mb": round(tree.peak_kb / 1024),
+        "tree_peak_self_mb": round(tree.peak_self_kb / 1024), "tree_peak_at_s": round(tree.peak_at, 1),
+        "workers": tree.max_workers,
+        "rss_start_mb": rss0 / 1024, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
         "parts": {k: round(v, 2) for k, v in report.seconds.items()},
         "cpu_parts": {k: round(v, 2) for k, v in report.cpu_seconds.items()},
         "hwm_mb_after": {k: round(v) for k, v in report.peak_rss_mb.items()},
@@ -695,20 +769,8 @@ The CPU is shared with other work; each run records `uptime` at its start and en
 
 
 def write_markdown(path: Path, section: str, N: int) -> None:
-    begin, end = f"<!-- run persons={N} -->", f"<!-- /run persons={N} -->"
-    block = f"{begin}\n{section}\n{end}\n"
-    text = path.read_text(encoding="utf-8") if path.exists() else INTRO
-    if begin in text and end in text:
-        text = re.sub(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", lambda _m: block, text, flags=re.S)
-    else:
-        # at the end of the "## Runs" section: before the next "## " heading, if any
-        runs = text.find("\n## Runs")
-        nxt = text.find("\n## ", runs + 1) if runs >= 0 else -1
-        if nxt >= 0:
-            text = text[:nxt].rstrip("\n") + "\n\n" + block + text[nxt:]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
+    from bench_common import write_section
+    write_section(path, section, f"run persons={N}", INTRO)
 
 
 def main(argv=None) -> None:
@@ -722,17 +784,14 @@ def main(argv=None) -> None:
         from province import main as province_main
         province_main(argv)
         return
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--persons", type=int, required=True)
+    from bench_common import parser
+    ap = parser(__doc__.split("\n")[0], persons=None)
     ap.add_argument("--points", type=int, default=None, help="disputes at report time (default min(200,000, all))")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--linkage-noise", type=float, default=0.25,
                     help="share of duplicate person records written with linkage noise (synth linkage_noise)")
-    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="markdown file to update ('' : none)")
     ap.add_argument("--skip-train", action="store_true",
                     help="do not train at N; train on a --train-persons district instead")
     ap.add_argument("--train-persons", type=int, default=20_000)
-    ap.add_argument("--model", default=None, help="load this model directory instead of training")
     ap.add_argument("--calls", type=int, default=1000, help="timed score_dispute calls")
     ap.add_argument("--skip-nightly", action="store_true", help="leave out the nightly job (online figures only)")
     ap.add_argument("--adds", type=int, default=20, help="Scorer.add calls of one dispute each")
@@ -741,8 +800,6 @@ def main(argv=None) -> None:
     ap.add_argument("--case-calls", type=int, default=300, help="timed similar_cases calls (each path)")
     ap.add_argument("--profile", default="", help="comma-separated stage keys to cProfile ('all')")
     ap.add_argument("--profile-dir", default=None)
-    ap.add_argument("--tmp", default=None, help="parent of the temp folder")
-    ap.add_argument("--keep", action="store_true", help="keep the temp folder (data, model, store)")
     ap.add_argument("--json", default=None, help="also write the raw results here")
     args = ap.parse_args(argv)
     if args.profile and not args.profile_dir:

@@ -11,6 +11,7 @@ timeout, because a Spark job short of memory hangs instead of failing.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -232,6 +233,46 @@ def test_the_pseudonym_key_is_in_no_cluster_log(spark, spark_night, spark_cluste
     logs = [p for p in spark_cluster.logs.rglob("*") if p.is_file() and p.suffix not in (".jar", ".py", ".zip")]
     assert any("CoarseGrainedExecutorBackend" in p.read_text(errors="replace") for p in logs)  # logs were read
     assert not [p for p in logs if KEY in p.read_text(errors="replace")]
+
+
+@pytest.mark.parametrize("spark", ["cluster"], indirect=True)  # on the cluster: the re-read is an executor's
+def test_a_district_that_shared_nobody_writes_no_handover_and_the_night_stays_equal(
+        spark, spark_night, province_dir: Path, small_model, tmp_path: Path):
+    """A district that shared nobody the night before writes no handover copy; one that
+    does share tonight after all is read again by the history step: either way the same
+    night as the local engine's."""
+    from escalation_risk.synth import generate_province, write_tables
+    night2, tag2 = "2025-02-28", "2025-02-28"
+    root = tmp_path / "province"
+    root.mkdir()
+    for d in DISTRICTS:
+        (root / d).symlink_to(province_dir / d, target_is_directory=True)
+    lone = next(iter(generate_province(1, 300, seed=29).values()))  # nobody of it lives in the others
+    write_tables(lone, root / "330104")
+    codes = [*DISTRICTS, "330104"]
+    # the night before (spark_night's): every district but 330102 shared people, and 330104 was not there
+    out = tmp_path / "out"
+    before = out / "spark" / "links" / f"night={TAG}"
+    before.parent.mkdir(parents=True)
+    shutil.copytree(spark_night[2] / "spark" / "links" / f"night={TAG}", before)
+    assert sorted(p.name for p in before.glob("district=*")) == [f"district={d}" for d in DISTRICTS]
+    shutil.rmtree(before / "district=330102")
+    remote = P.run_province_night(root, small_model, night2, store=f"sqlite:///{tmp_path / 'spark.db'}",
+                                  out_dir=out, engine="spark", spark=spark, pseudonym_key=KEY)
+    local = P.run_province_night(root, small_model, night2, store=f"sqlite:///{tmp_path / 'local.db'}",
+                                 out_dir=tmp_path / "local", engine="local", pseudonym_key=KEY)
+    assert S.HANDOVER == {"written": ["330101", "330103"], "skipped": ["330102", "330104"],
+                          "read_again": ["330102"]}
+    sharing = {p.name for p in (out / "spark" / "links" / f"night={tag2}").glob("district=*")}
+    assert sharing == {f"district={d}" for d in DISTRICTS}  # 330104 shares nobody: its copy was never needed
+    ls, rs = local.scores, remote.scores
+    assert set(ls["district"]) == set(codes) and remote.cross_people == local.cross_people > 0
+    assert ls[["district", "dispute_id"]].values.tolist() == rs[["district", "dispute_id"]].values.tolist()
+    np.testing.assert_allclose(rs["probability"], ls["probability"], rtol=0, atol=1e-9)
+    for c in ("level", "plan", "trend"):
+        assert ls[c].tolist() == rs[c].tolist()
+    assert [list(r) for r in ls["reasons"]] == [list(r) for r in rs["reasons"]]
+    _same_alerts(f"sqlite:///{tmp_path / 'local.db'}", f"sqlite:///{tmp_path / 'spark.db'}")
 
 
 @pytest.mark.parametrize("spark", ["local[2]"], indirect=True)  # one run: the examples travel as on the cluster

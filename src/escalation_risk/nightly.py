@@ -41,7 +41,6 @@ blanked values, 4 recorded with webhook messages still pending.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import logging
@@ -56,7 +55,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 from tqdm.auto import tqdm
 
 from . import clock, outputs
@@ -64,8 +62,9 @@ from .alerts import AlertStore, NightSummary
 from .alerts.notify import DeliveryReport, Notifier, Webhook
 from .clock import end_of_day
 from .dataset import Dataset, load_dataset
+from .dataset import build as dataset_build
 from .drift import DriftReport, check_night
-from .features import history_index
+from .forks import Forked, workers
 from .model import RiskModel, load_model
 from .province import (
     CrossDistrict,
@@ -74,6 +73,7 @@ from .province import (
     apply_trend,
     cross_district,
     districts_of,
+    give_back_memory,
     is_province,
     known_key,
     linkage_keys,
@@ -166,11 +166,6 @@ class Engine:
         """Step 4: every district scored (trend not applied), with its drift report."""
         def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
             ds = _data(it[1], key)
-            if it[2].keys.empty:
-                # A district scored on its own data: its history index built first (cached on
-                # the dataset), and the build's freed scratch given back before the features.
-                history_index(ds, model.lexicon)
-                give_back_memory()
             result = score_loaded(ds, it[0], model, night, it[2], thresholds=thresholds)
             # Tonight's features against the model's validation window, while the district is
             # loaded; reported in the drift step, after the night is recorded.
@@ -216,7 +211,9 @@ class DistrictLoad:
     """What loading one district tells the night (small: no table travels back but the keys)."""
 
     district: str
-    fingerprint: str
+    #: The data's fingerprint; for a district this process keeps, a forked child hashing
+    #: its tables while the night goes on (read when the night is recorded).
+    fingerprint: str | Forked[str]
     newest: pd.Timestamp | None
     quarantine: pd.DataFrame
     rejected: dict[str, pd.DataFrame]
@@ -233,7 +230,7 @@ class NightReport:
     summaries: dict[str, NightSummary]
     #: Each district's recorded scores (trend applied), read when asked: :attr:`scores`
     #: joins them; :meth:`scores_of` reads one (the driver's memory stays one district's).
-    by_district: dict[str, Callable[[], pd.DataFrame]]
+    by_district: Mapping[str, pd.DataFrame]
     quarantined_rows: int
     files: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -251,12 +248,12 @@ class NightReport:
     def scores(self) -> pd.DataFrame:
         """Every district's scores of the night, in district order (read now: a province's
         whole night in memory; :meth:`scores_of` reads one district)."""
-        frames = [read() for read in self.by_district.values()]
+        frames = list(self.by_district.values())
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def scores_of(self, district: str) -> pd.DataFrame:
         """One district's scores of the night."""
-        return self.by_district[district]()
+        return self.by_district[district]
 
     @property
     def districts(self) -> list[str]:
@@ -328,7 +325,10 @@ def _load_district(code: str, source: Path | Dataset, key: bytes | None, *, with
         quarantine.insert(0, "district", code)
     nulled = int((ds.quarantine["action"] == "value set to missing, row kept").sum()) \
         if "action" in ds.quarantine.columns else 0
-    return DistrictLoad(code, ds.fingerprint(), newest_record(ds), quarantine, dict(ds.rejected),
+    # Hashing every table (seconds at a million people) is only needed to record the night.
+    fingerprint: str | Forked[str] = Forked(ds.fingerprint, fork=len(ds.incidents) >= dataset_build.FORK_MIN_ROWS) \
+        if keep and workers() > 1 else ds.fingerprint()
+    return DistrictLoad(code, fingerprint, newest_record(ds), quarantine, dict(ds.rejected),
                         sum(len(r) for r in ds.rejected.values()), nulled,
                         keys=linkage_keys(ds, code) if with_keys else None, ds=ds if keep else None)
 
@@ -403,8 +403,9 @@ def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, 
     return summaries, scored
 
 
-class _Scores(Mapping[str, pd.DataFrame]):
-    """A night's recorded scores by district, each read when asked (one district at a time)."""
+class DistrictScores(Mapping[str, pd.DataFrame]):
+    """A night's recorded scores by district, each read when asked (one district at a time):
+    :attr:`NightReport.by_district`, the scores CSV's and the briefing's source."""
 
     def __init__(self, readers: dict[str, Callable[[], pd.DataFrame]]) -> None:
         self._readers = readers
@@ -496,25 +497,31 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
     # A lone district is loaded once; a province's districts are loaded again by each task
     # that needs them, so that no more than one district's data is held at a time.
     loads = eng.load(sources, key, several=several, tag=tag, out=out)
-    data_of: dict[str, Path | Dataset] = {d.district: d.ds if d.ds is not None else sources[d.district]
-                                          for d in loads}
-    if not allow_stale:
-        _check_stale(loads, night, stale_days)
-    rm = model if isinstance(model, RiskModel) else load_model(model)
-    if out is not None:
-        files.update(_write_quarantine(loads, out, tag))
-    fingerprint = _fingerprint({d.district: d.fingerprint for d in loads}, rm.version, thresholds)
-    done()
+    try:
+        data_of: dict[str, Path | Dataset] = {d.district: d.ds if d.ds is not None else sources[d.district]
+                                              for d in loads}
+        if not allow_stale:
+            _check_stale(loads, night, stale_days)
+        rm = model if isinstance(model, RiskModel) else load_model(model)
+        if out is not None:
+            files.update(_write_quarantine(loads, out, tag))
+        done()
 
-    done = step("link")
-    cross = eng.link(data_of, loads, key, several=several, tag=tag, out=out)
-    done()
+        done = step("link")
+        cross = eng.link(data_of, loads, key, several=several, tag=tag, out=out)
+        done()
 
-    done = step("score")
-    results = eng.score(codes, data_of, cross, rm, night, key, thresholds=thresholds, check_drift=check_drift)
-    done()
+        done = step("score")
+        results = eng.score(codes, data_of, cross, rm, night, key, thresholds=thresholds, check_drift=check_drift)
+        done()
 
-    done = step("record")
+        done = step("record")
+        fingerprint = _fingerprint({d.district: d.fingerprint if isinstance(d.fingerprint, str)
+                                    else d.fingerprint.result() for d in loads}, rm.version, thresholds)
+    finally:
+        for d in loads:  # a night that failed leaves no child hashing behind
+            if not isinstance(d.fingerprint, str):
+                d.fingerprint.cancel()
     own_store = not isinstance(store, AlertStore)
     st: AlertStore = store if isinstance(store, AlertStore) else AlertStore(str(store))
     try:
@@ -524,7 +531,7 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
                                      key_fingerprint=fingerprint_of_key(key) if key is not None
                                      else getattr(data, "key_fingerprint", None),
                                      hold=partial(eng.hold, tag=tag, out=out))
-        scored = _Scores(readers)
+        scored = DistrictScores(readers)
         if out is not None and not all(s.already_recorded for s in summaries.values()):
             # Written once the night is recorded, so the file never shows a night the store refused.
             out.mkdir(parents=True, exist_ok=True)
@@ -556,23 +563,11 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
                            "peak_rss_mb": r.peak_rss_mb, "pid": r.pid} for r in results])
     seconds["total"] = sum(seconds.values())
     cpu["total"] = sum(cpu.values())
-    return NightReport(summaries=summaries, by_district=readers,
+    return NightReport(summaries=summaries, by_district=scored,
                        quarantined_rows=sum(d.quarantined_rows for d in loads),
                        files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, rss_mb=held,
                        drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
                        delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
-
-
-def give_back_memory() -> None:
-    """Return the memory freed by a step to the system: Arrow's allocator (mimalloc) keeps
-    freed pages for Arrow alone (220 MB after loading a 100,000-person district, ten times
-    that at a million), where the next step's numpy arrays cannot reuse them; glibc's heap
-    likewise keeps freed small blocks until trimmed."""
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 def _peak_rss_mb() -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 
 from .. import normalize
 from ..contract import REQUIRED_TABLES, TABLE_ORDER, TABLES
+from ..forks import Forked, workers
 from ..pseudonym_keys import key_fingerprint
 from .parsing import _finish_types, arrow_strings, empty_table
 from .problems import (
@@ -27,6 +29,7 @@ from .problems import (
     _structural,
     rejected_value,
 )
+from .pseudonyms import pseudonymise
 from .validation import BEFORE_REPORT, SMALL, _nullable, _parse_table, _validate_records
 
 if TYPE_CHECKING:
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("escalation_risk.dataset")
 
 ErrorsMode = Literal["raise", "quarantine"]
+
+#: Persons rows from which the linkage keys are hashed in a forked child (fewer: not worth a fork).
+FORK_MIN_ROWS = 20_000
 
 def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
     """values.isin(keys) for id strings through Arrow's hash set: pandas' Arrow-string
@@ -102,50 +108,74 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
     rows_read: dict[str, int] = {}
     raw_frames: dict[str, pd.DataFrame] = {}
     typed: set[str] = set()  # frames already in their final types (nothing to finish)
-    for name in TABLE_ORDER:
-        spec = TABLES[name]
-        given = tables.get(name)
-        read = given() if callable(given) else given
-        if read is None:  # not given, or a table file that vanished since the folder was listed
-            parsed[name] = empty_table(name)
-            rows_read[name] = 0
-            typed.add(name)
-            continue
-        raw = read.reset_index(drop=True)
-        del read, given
-        rows_read[name] = len(raw)
-        _require_columns(spec, raw.columns)
-        normalised: dict[str, pd.Series] = {}
-        if name == "persons" and key is not None:
-            # Record-linkage keys come from the raw identifiers, hashed with the same key;
-            # the names are normalised once, for the keys and for their pseudonyms.
-            if "name" in raw.columns:
-                normalised["name"] = normalize.normalise_name(raw["name"])
-            raw = raw.assign(**normalize.linkage_keys(raw, key, names=normalised.get("name")))
-        if len(raw) <= SMALL:
-            # A service's few rows: the record engine (same spec, same checks and pseudonyms,
-            # held equal by tests, without the frame engine's ~25 ms of fixed cost on a new
-            # person); on any problem the frame engine names them all.
-            try:
-                df = _validate_records(spec, raw.to_dict("records"), list(raw.columns), key)
-            except DataValidationError:
-                pass
-            else:
-                for c in df.columns.difference(spec.column_names, sort=False):
-                    df[c] = raw[c].array  # columns outside the contract (linkage keys) as made
-                parsed[name] = df
-                raw_frames[name] = raw[_shown_columns(name, raw.columns)]  # never personal data
+    link_keys: Forked[pd.DataFrame] | None = None
+    name_job: Forked[pd.Series] | None = None
+    try:
+        for name in TABLE_ORDER:
+            spec = TABLES[name]
+            given = tables.get(name)
+            read = given() if callable(given) else given
+            if read is None:  # not given, or a table file that vanished since the folder was listed
+                parsed[name] = empty_table(name)
+                rows_read[name] = 0
                 typed.add(name)
                 continue
-        raw, df, probs = _parse_table(name, raw, key, normalised=normalised)
-        del normalised
-        problems.extend(probs)
-        parsed[name] = df
-        # Kept for the rows a later check may set aside, in the columns their report may
-        # show (no free text, no personal data): the rest of the raw table is freed now.
-        raw_frames[name] = raw[_shown_columns(name, raw.columns)]
-        del raw
+            raw = read.reset_index(drop=True)
+            del read, given
+            rows_read[name] = len(raw)
+            _require_columns(spec, raw.columns)
+            normalised: dict[str, pd.Series] = {}
+            pseudonyms: dict[str, Callable[[], pd.Series]] = {}
+            if name == "persons" and key is not None:
+                # Record-linkage keys come from the raw identifiers, hashed with the same key;
+                # the names are normalised once, for the keys and for their pseudonyms.
+                if "name" in raw.columns:
+                    normalised["name"] = normalize.normalise_name(raw["name"])
+                # Hashing every identifier is a third of a large district's load: done by a
+                # forked child while this process parses the tables; joined once they are parsed,
+                # as the last columns of the persons table (where they always were).
+                fork = len(raw) >= FORK_MIN_ROWS and workers() > 1
+                link_keys = Forked(partial(normalize.linkage_keys, raw, key, names=normalised.get("name")),
+                                   fork=fork)
+                if fork and "name" in raw.columns:
+                    # The names' pseudonyms too (from the same raw names, by another child), while
+                    # this process checks and pseudonymises the id numbers and phones.
+                    name_job = Forked(partial(pseudonymise, raw["name"], key, "name",
+                                              normalised=normalised.get("name")))
+                    pseudonyms["name"] = name_job.result
+            if len(raw) <= SMALL:
+                # A service's few rows: the record engine (same spec, same checks and pseudonyms,
+                # held equal by tests, without the frame engine's ~25 ms of fixed cost on a new
+                # person); on any problem the frame engine names them all.
+                try:
+                    df = _validate_records(spec, raw.to_dict("records"), list(raw.columns), key)
+                except DataValidationError:
+                    pass
+                else:
+                    for c in df.columns.difference(spec.column_names, sort=False):
+                        df[c] = raw[c].array  # columns outside the contract as given
+                    parsed[name] = df
+                    raw_frames[name] = raw[_shown_columns(name, raw.columns)]  # never personal data
+                    typed.add(name)
+                    continue
+            raw, df, probs = _parse_table(name, raw, key, normalised=normalised, pseudonyms=pseudonyms)
+            del normalised, pseudonyms
+            problems.extend(probs)
+            parsed[name] = df
+            # Kept for the rows a later check may set aside, in the columns their report may
+            # show (no free text, no personal data): the rest of the raw table is freed now.
+            raw_frames[name] = raw[_shown_columns(name, raw.columns)]
+            del raw
+    except BaseException:
+        for job in (link_keys, name_job):  # no child is left behind
+            if job is not None:
+                job.cancel()
+        raise
 
+    if link_keys is not None:
+        keys = link_keys.result()
+        parsed["persons"] = parsed["persons"].assign(**{c: keys[c] for c in keys.columns})
+        del keys, link_keys
     allp = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=PROBLEM_COLUMNS)
     soft = allp.apply(lambda p: _nullable(p["table"], p["column"]), axis=1).astype(bool) if len(allp) else \
         pd.Series(False, index=allp.index)

@@ -4,6 +4,7 @@ and the record-by-record engine that applies the same rules to a handful of rows
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import numpy as np
@@ -144,18 +145,24 @@ def _plausibility(name: str, df: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None, *,
-                 normalised: dict[str, pd.Series] | None = None
+                 normalised: dict[str, pd.Series] | None = None,
+                 pseudonyms: Mapping[str, Callable[[], pd.Series]] | None = None,
                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
     """Pseudonymise, parse and check the row rules of one table: (raw, parsed, problems).
-    ``normalised``: personal-data columns already normalised from the raw values (names)."""
+    ``normalised``: personal-data columns already normalised from the raw values (names).
+    ``pseudonyms``: columns whose pseudonyms another process is making from these raw
+    values (read last, when the others are done; the identifier checks never change them)."""
     spec = TABLES[name]
     raw = raw.copy()
+    given = {c: f for c, f in (pseudonyms or {}).items() if c in raw.columns and c not in _IDENTIFIER_RULES}
     # Checked on the raw values only: pseudonyms (key None) are not id numbers any more.
     raw, problems = _check_identifiers(name, raw) if key is not None else (raw, [])
     # Pseudonymise first: nothing below, error messages included, sees a raw identifier.
     for pii in PII_COLUMNS[name]:
-        if pii in raw.columns and key is not None:
+        if pii in raw.columns and key is not None and pii not in given:
             raw[pii] = pseudonymise(raw[pii], key, pii, normalised=(normalised or {}).get(pii))
+    for pii, made in given.items():
+        raw[pii] = made()
     df = pd.DataFrame(index=raw.index)
     for c in spec.columns:
         col, prob = _parse_column(name, c, raw[c.name] if c.name in raw.columns else

@@ -20,14 +20,17 @@ only the incidents they touch and keeps the change as a small delta over these a
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..contract import ATTRIBUTES, VIOLENT_OFFENCES
 from ..dataset import Dataset
+from ..forks import workers
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
 from ..lookup import id_positions
@@ -157,6 +160,67 @@ class Timeline(Windows):
                               **{k: np.concatenate([v, other.payload[k]]) for k, v in self.payload.items()})
 
 
+class TextColumn:
+    """A text column kept as the loaded table's Arrow array (shared with the Dataset, not
+    copied), read by position: a million-person district's descriptions and notes as
+    Python strings took ~370 MB more. Indexing with positions gives an object array, as
+    the numpy array it replaces did (missing values as the column's own missing value);
+    ``np.asarray`` gives the whole column (an index grown by :mod:`.index_append` holds that)."""
+
+    dtype = np.dtype(object)
+    ndim = 1
+    base = None
+
+    def __init__(self, values: pd.Series) -> None:
+        arrow = getattr(values.array, "_pa_array", None)
+        if not isinstance(arrow, pa.ChunkedArray) or not pa.types.is_string(arrow.type) and \
+                not pa.types.is_large_string(arrow.type):
+            arrow = pa.chunked_array([pa.array(values.to_numpy(dtype=object), type=pa.large_string(),
+                                               from_pandas=True)])
+            self._na = None
+        else:
+            self._na = values.dtype.na_value if hasattr(values.dtype, "na_value") else None
+        self._arrow = arrow.combine_chunks() if arrow.num_chunks != 1 else arrow.chunk(0)
+
+    def __len__(self) -> int:
+        return len(self._arrow)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self._arrow),)
+
+    def _objects(self, arrow: pa.Array) -> np.ndarray:
+        out = np.asarray(arrow.to_numpy(zero_copy_only=False), dtype=object)
+        if self._na is not None and arrow.null_count:
+            out[np.asarray(arrow.is_null())] = self._na
+        return out
+
+    def __getitem__(self, pos):
+        if isinstance(pos, (int, np.integer)):
+            return self._objects(self._arrow.slice(int(pos) % len(self), 1))[0]
+        if isinstance(pos, slice):
+            return self._objects(self._arrow[pos])
+        pos = np.asarray(pos)
+        if pos.dtype == bool:
+            pos = np.flatnonzero(pos)
+        pos = pos.astype(np.int64, copy=False)
+        pos = np.where(pos < 0, pos + len(self), pos)  # numpy's reading of negative positions
+        return self._objects(self._arrow.take(pa.array(pos)))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self._objects(self._arrow)
+        return out if dtype is None else out.astype(dtype)
+
+
+_THREAD_TEXTS = 50_000  # texts from which their signals are read by a thread beside the build
+
+
+def _done(value: np.ndarray) -> Future[np.ndarray]:
+    f: Future[np.ndarray] = Future()
+    f.set_result(value)
+    return f
+
+
 def _codes(values, categories) -> np.ndarray:
     return pd.Categorical(pd.Series(values).astype(object), categories=list(categories)).codes.astype(np.int16)
 
@@ -166,6 +230,15 @@ class HistoryIndex:
 
     def __init__(self, ds: Dataset, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or load_lexicon()
+        # The texts' signals (Arrow's RE2, which lets go of the GIL) read by a thread while
+        # the linkage and the rest of the build run here.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            signals = [pool.submit(self.lexicon.matrix, texts) if workers() > 1 and len(texts) >= _THREAD_TEXTS
+                       else _done(self.lexicon.matrix(texts))
+                       for texts in (ds.incidents["description"], ds.incident_notes["text"])]
+            self._build(ds, signals)
+
+    def _build(self, ds: Dataset, signals: list[Future[np.ndarray]]) -> None:
         # A key already decided for these records (an append's few people, keyed by the
         # district's linkage) is used as it is: linking them again could only disagree.
         key = ds.cache["person_key"] if "person_key" in ds.cache else link_persons(ds)
@@ -193,7 +266,7 @@ class HistoryIndex:
         self.orgs = pd.Index(ds.organizations["org_id"].to_numpy(dtype=object))
         self.org_type = ds.organizations["org_type"].astype(object).to_numpy()
 
-        self._build_incidents(ds)
+        self._build_incidents(ds, *signals)
         self._build_people(ds)
         del self._pid_keys
         # Structures that only appending new records needs (see .index_append), built on first use.
@@ -204,7 +277,8 @@ class HistoryIndex:
         return self._pid_codes[id_positions(self._pid_keys, person_ids)]
 
     # ------------------------------------------------------------------ incidents and parties
-    def _build_incidents(self, ds: Dataset) -> None:
+    def _build_incidents(self, ds: Dataset, inc_signals: Future[np.ndarray], note_signals: Future[np.ndarray]
+                         ) -> None:
         inc = ds.incidents
         self.incidents = pd.Index(inc["incident_id"].to_numpy(dtype=object))
         self.inc_kind = inc["kind"].astype(object).to_numpy()
@@ -216,8 +290,8 @@ class HistoryIndex:
         self.inc_amount = inc["amount"].to_numpy(dtype="float64")
         self.inc_place = id_positions(ds.places["place_id"], inc["place_id"])
         self.inc_related = id_positions(inc["incident_id"], inc["related_incident_id"])
-        self.inc_signals = self.lexicon.matrix(inc["description"])
-        self.inc_desc = inc["description"].to_numpy(dtype=object)  # the text model reads it at as_of
+        self.inc_signals = inc_signals.result()
+        self.inc_desc = TextColumn(inc["description"])  # the text model reads it at as_of
         crim = self.inc_kind == "criminal_case"
         self.inc_violent = crim & np.isin(self.inc_category, VIOLENT_OFFENCES)
 
@@ -322,9 +396,10 @@ class HistoryIndex:
         notes = ds.incident_notes
         ni = id_positions(inc["incident_id"], notes["incident_id"])
         self.note_ids = pd.Index(notes["note_id"].to_numpy(dtype=object))
-        self.note_signals = self.lexicon.matrix(notes["text"])
+        self.note_signals = note_signals.result()
         # The notes' own text, read only by a trained text model (features.text_model).
-        self.note_text = notes["text"].to_numpy(dtype=object)
+        # (read by position like the object array it replaces, and grown into one by .index_append)
+        self.note_text = cast(np.ndarray, TextColumn(notes["text"]))
         self.notes = Timeline.build(ni, to_secs(notes["recorded_at"], ALWAYS), row=np.arange(len(notes)))
 
         # Places and grids.

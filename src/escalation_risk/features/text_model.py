@@ -176,7 +176,7 @@ def point_texts(idx: HistoryIndex, P: PointSet) -> list[str]:
     if P.description is not None:
         desc = [d if isinstance(d, str) else "" for d in P.description]
     else:
-        desc = [d if isinstance(d, str) else "" for d in np.asarray(idx.inc_desc, dtype=object)[P.d]]
+        desc = [d if isinstance(d, str) else "" for d in idx.inc_desc[P.d]]
     nl = idx.notes
     no, npos = nl.expand(P.d, None, P.t)
     n_t = nl.t[npos]

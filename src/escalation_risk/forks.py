@@ -1,0 +1,145 @@
+"""Work split over the machine's cores by forking: a function run in a child process while
+this one goes on, its result read back when needed.
+
+A forked child shares this process's memory copy-on-write (a built history index is not
+copied, only the pages the child writes to), so a night can hand half of its slices to
+a child without serialising what they read. Results come back pickled through a
+temporary file (a pipe would block the child until this process, busy with its own
+half, reads it).
+
+The work split never changes a result: every caller splits work whose parts are
+computed independently and joined in a fixed order, and a child that fails is redone
+here (logged by exception type only: its message could name a value). ``workers()``
+says how many processes may run at once: ``ESCALATION_RISK_WORKERS`` when set (``1``:
+never fork), else the cores this process may use, at most two (on Linux; elsewhere one).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import pickle
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from threadpoolctl import threadpool_limits
+
+log = logging.getLogger(__name__)
+
+WORKERS_ENV = "ESCALATION_RISK_WORKERS"
+T = TypeVar("T")
+
+
+def workers() -> int:
+    """How many processes a night's work may be split over (1: none forked)."""
+    given = os.environ.get(WORKERS_ENV, "").strip()
+    if given:
+        try:
+            n = int(given)
+        except ValueError:
+            raise ValueError(f"{WORKERS_ENV} must be a whole number of processes, got {given!r}") from None
+        if n < 1:
+            raise ValueError(f"{WORKERS_ENV} must be at least 1, got {n}")
+        return n
+    if not sys.platform.startswith("linux"):
+        return 1  # forking a process with threads is only known safe on Linux
+    return max(1, min(2, len(os.sched_getaffinity(0))))
+
+
+class Forked(Generic[T]):
+    """``fn()`` running in a forked child (or here, when forking is off or impossible).
+
+    :meth:`result` waits for the child and returns its value; a child that failed or
+    died is redone here. Native thread pools (OpenMP, BLAS) are held to one thread in
+    the child: a pool the parent started does not survive a fork."""
+
+    def __init__(self, fn: Callable[[], T], *, fork: bool = True) -> None:
+        self._fn = fn
+        self._pid = 0
+        self._path = ""
+        if not fork or not hasattr(os, "fork"):
+            return
+        fd, self._path = tempfile.mkstemp(prefix="er-fork-", suffix=".pkl")
+        # Objects alive now moved out of the collector's reach for the fork: a collection
+        # in the child would otherwise write to every tracked object's header and so copy
+        # the pages holding them.
+        gc.freeze()
+        try:
+            pid = os.fork()
+        except OSError as e:  # no memory or process left: do it here
+            gc.unfreeze()
+            log.warning("could not fork a worker (%s); working in one process", type(e).__name__)
+            os.close(fd)
+            os.unlink(self._path)
+            self._path = ""
+            return
+        if pid == 0:  # the child: compute, write, leave without running the parent's clean-ups
+            code = 1
+            try:
+                with threadpool_limits(limits=1):
+                    value = fn()
+                with os.fdopen(fd, "wb") as f:
+                    pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+                code = 0
+            except BaseException as e:  # noqa: BLE001 - reported to the parent by the exit code
+                try:
+                    os.write(2, f"escalation_risk worker failed: {type(e).__name__}\n".encode())
+                except OSError:
+                    pass
+            finally:
+                os._exit(code)
+        gc.unfreeze()
+        os.close(fd)
+        self._pid = pid
+
+    def cancel(self) -> None:
+        """Stop the child (this process failed before it needed the result)."""
+        if self._pid:
+            try:
+                os.kill(self._pid, 9)
+                os.waitpid(self._pid, 0)
+            except OSError:
+                pass
+            self._pid = 0
+        if self._path:
+            os.unlink(self._path)
+            self._path = ""
+
+    def result(self) -> T:
+        """The function's value (waits for the child)."""
+        if not self._pid:
+            return self._fn()
+        try:
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = 0
+            if os.waitstatus_to_exitcode(status) == 0:
+                with open(self._path, "rb") as f:
+                    value: T = pickle.load(f)
+                return value
+            log.warning("a forked worker failed (exit status %d); its part is redone here",
+                        os.waitstatus_to_exitcode(status))
+        finally:
+            if self._path:
+                os.unlink(self._path)
+                self._path = ""
+        return self._fn()
+
+
+def in_parallel(first: Callable[[], Any], second: Callable[[], T], *, fork: bool | None = None) -> tuple[Any, T]:
+    """``(first(), second())``, ``second`` in a forked child while ``first`` runs here
+    (``fork=None``: when :func:`workers` allows two processes)."""
+    if fork is None:
+        fork = workers() > 1
+    other = Forked(second, fork=fork)
+    if not fork:
+        return first(), other.result()
+    try:
+        with threadpool_limits(limits=1):  # the other core is the child's
+            mine = first()
+    except BaseException:
+        other.cancel()
+        raise
+    return mine, other.result()

@@ -1,0 +1,99 @@
+"""The night's work split over forked workers gives the night of one process, byte for byte."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from conftest import KEY
+
+from escalation_risk import forks, run_night
+from escalation_risk.dataset import build
+from escalation_risk.model import risk_model
+
+NIGHT = "2025-06-30"
+
+
+def _dump(url: str) -> dict[str, pd.DataFrame]:
+    eng = sa.create_engine(url)
+    with eng.connect() as c:
+        out = {n: pd.read_sql_table(n, c) for n in sa.inspect(c).get_table_names()}
+    eng.dispose()
+    # The run's own clock readings differ between any two runs.
+    out["runs"] = out["runs"].drop(columns=["started_at", "finished_at"], errors="ignore")
+    out["schema_version"] = out["schema_version"].drop(columns=["applied_at"], errors="ignore")
+    return out
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory):
+    """A raw export (identifiers not yet pseudonymised, linkage noise): the load hashes them."""
+    from escalation_risk.synth import generate_tables, write_tables
+    d = tmp_path_factory.mktemp("raw")
+    tables, _ = generate_tables(3000, seed=4, linkage_noise=0.25)
+    write_tables(tables, d, fmt="parquet")
+    return d
+
+
+def _night(tmp_path, raw_dir, model, name: str) -> tuple[dict[str, pd.DataFrame], bytes, bytes]:
+    url = f"sqlite:///{tmp_path / f'{name}.db'}"
+    out = tmp_path / name
+    report = run_night(raw_dir, model, NIGHT, store=url, out_dir=out, pseudonym_key=KEY, allow_stale=True)
+    assert report.summary.n_scored > 128  # several slices of the small CHUNK below
+    return _dump(url), (out / f"scores-{NIGHT}.csv").read_bytes(), (out / f"quarantine-{NIGHT}.csv").read_bytes()
+
+
+def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, small_model, monkeypatch, caplog):
+    monkeypatch.setenv(forks.WORKERS_ENV, "1")
+    one = _night(tmp_path, raw_dir, small_model, "one")
+
+    # Two workers, and every split taken at this size: the linkage keys hashed by a child,
+    # the names' pseudonyms by another, the fingerprint by a third, the open disputes scored
+    # in two halves of several small slices each.
+    monkeypatch.setenv(forks.WORKERS_ENV, "2")
+    monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
+    monkeypatch.setattr(risk_model, "CHUNK", 64)
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "CHUNK", 64)
+    forked = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+    monkeypatch.setattr(os, "fork", fork)
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
+        two = _night(tmp_path, raw_dir, small_model, "two")
+    assert len(forked) == 4, "one each: linkage keys, names' pseudonyms, the input's fingerprint, half the scores"
+    assert not [r for r in caplog.records if r.name == "escalation_risk.forks"], "a worker failed: redone here"
+    assert one[1] == two[1]  # the scores CSV
+    assert one[2] == two[2]  # the quarantine CSV (linkage noise makes bad ids)
+    assert one[0].keys() == two[0].keys()
+    for table in one[0]:
+        pd.testing.assert_frame_equal(one[0][table], two[0][table], obj=table)
+
+
+def test_a_failed_worker_is_redone_here(caplog):
+    def boom() -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("only in the child")
+        return 7
+    parent = os.getpid()
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
+        assert forks.Forked(boom).result() == 7
+    assert any("redone here" in r.getMessage() for r in caplog.records)
+
+
+def test_workers_setting(monkeypatch):
+    monkeypatch.setenv(forks.WORKERS_ENV, "1")
+    assert forks.workers() == 1
+    monkeypatch.setenv(forks.WORKERS_ENV, "zero")
+    with pytest.raises(ValueError, match=forks.WORKERS_ENV):
+        forks.workers()
+    monkeypatch.delenv(forks.WORKERS_ENV)
+    assert 1 <= forks.workers() <= 2
