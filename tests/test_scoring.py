@@ -755,3 +755,66 @@ def test_a_background_job_yields_to_calls_in_progress(monkeypatch):
         t = time.perf_counter()
         hook(None, "call", None)
         assert time.perf_counter() - t < 5
+
+
+_GOOD_PERSON = {"person_id": "P-OK", "birth_year": 1988, "gender": "male", "hukou": "migrant",
+                "employment": "unemployed", "name": "司徒明", "id_number": "440305198807151231",
+                "phone": "19912345678"}
+
+
+@pytest.fixture(scope="module")
+def keyed_scorer(small_model, small_district):
+    return Scorer(small_model, small_district, pseudonym_key=KEY, fold="never")
+
+
+@pytest.mark.parametrize("bad", [
+    {"gender": "M"},  # a code (the record engine)
+    {"birth_year": 2999},  # a plausibility rule (the record engine)
+    {"person_id": None},  # a required id
+    {"id_number": "440305198807151239"},  # a wrong check digit: the record engine hands over to the frame engine
+    {"phone": "1380000000", "hukou": "abroad"},  # two problems in one row
+])
+def test_an_added_person_row_is_rejected_as_a_file_rejects_it(small_district, keyed_scorer, bad):
+    """A service's new person row is validated record by record (not through the frame
+    engine's fixed cost); the add is still refused with the problems a file of people gets
+    (the frame engine, over SMALL rows): same table, column, row, reason and shown value,
+    never the personal value itself, and nothing is added."""
+    from escalation_risk.dataset import SMALL
+    from escalation_risk.idnumbers import gb11643_check_digit
+
+    good = dict(_GOOD_PERSON, id_number=_GOOD_PERSON["id_number"][:17] + gb11643_check_digit(
+        _GOOD_PERSON["id_number"][:17]))
+    row = {**good, "person_id": "P-BAD", **bad}
+    n = len(keyed_scorer.history.persons)
+    with pytest.raises(DataValidationError) as added:
+        keyed_scorer.add(persons=[row])
+    assert len(keyed_scorer.history.persons) == n
+    file = pd.DataFrame([row] + [{**good, "person_id": f"P-OK{i}", "phone": f"199{i:08d}"} for i in range(SMALL + 1)])
+    with pytest.raises(DataValidationError) as loaded:
+        small_district.append(persons=file, pseudonym_key=KEY)
+    theirs = loaded.value.problems
+    pd.testing.assert_frame_equal(added.value.problems.reset_index(drop=True),
+                                  theirs[theirs["row"] == 0].reset_index(drop=True), check_dtype=False)
+    assert len(added.value.problems) == len(bad)
+    for col in ("id_number", "phone"):
+        if col in bad:
+            assert bad[col] not in str(added.value)  # identifiers never shown
+
+
+def test_a_built_or_rebuilt_index_has_its_id_hash_tables_ready(small_model, small_district):
+    """pandas hashes an Index on its first look-up: for the published index of a rebuild
+    that is done in the rebuild (index_append.prepare), never by the first reader."""
+    from escalation_risk import scoring
+    from escalation_risk.features.index import IdIndex
+
+    def ids(idx):
+        out = {k: (v.base if isinstance(v, IdIndex) else v) for k, v in vars(idx).items()}
+        return {k: v for k, v in out.items() if isinstance(v, pd.Index) and len(v)}
+
+    fresh = history_index(small_district.cut(NIGHT), small_model.lexicon)
+    assert {"incidents", "_pid_index", "med_ids"} <= set(ids(fresh))
+    assert not any(ids(fresh)[k]._engine.is_mapping_populated for k in ("incidents", "med_ids"))  # it bites
+    sc = Scorer(small_model, small_district, pseudonym_key=KEY, fold="never")
+    state = scoring._rebuilt(sc._state.history, small_model.lexicon)
+    for idx in (sc._state.idx, state.idx):
+        assert all(ix._engine.is_mapping_populated for ix in ids(idx).values())

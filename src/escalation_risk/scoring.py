@@ -34,7 +34,7 @@ from .dataset import Dataset, DataValidationError, as_records, load_dataset, par
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
-from .features.index_append import append_to_index, delta_events, fold_index, needs_fold
+from .features.index_append import append_to_index, delta_events, fold_index, hash_ids, needs_fold
 from .features.index_append import prepare as prepare_appends
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
@@ -216,7 +216,9 @@ def _fold(state: _State) -> _State:
     """The state with its deltas (history rows and index timelines past their limits)
     folded into new bases: the same history, the same answers, cheaper to read."""
     history = state.history.folded() if state.history.over_limit() else state.history
-    return _State(history, fold_index(state.idx))
+    idx = fold_index(state.idx)
+    hash_ids(idx)  # ids folded into a new Index: hashed here, not by the first reader
+    return _State(history, idx)
 
 
 def _appended(state: _State, added: dict[str, pd.DataFrame], lexicon, rebuild: bool = True

@@ -173,6 +173,18 @@ def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
         _rows_by_incident(idx, history, name, history.n(name))
     if len(idx.person_key) == history.n("persons"):
         link_state(idx, history)
+    hash_ids(idx)
+
+
+def hash_ids(idx: HistoryIndex) -> None:
+    """Build the hash table of each id index of ``idx`` now: pandas builds it on an Index's
+    first look-up, a district-sized C call holding the GIL (a third of a second for two
+    million incidents, seconds at a load of 8), which after a rebuild was paid by the first
+    call or add to read the published index."""
+    for value in vars(idx).values():
+        base = value.base if isinstance(value, IdIndex) else value
+        if isinstance(base, pd.Index) and len(base):
+            base.get_indexer(base[:1])
 
 
 def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True,
