@@ -818,3 +818,45 @@ def test_a_built_or_rebuilt_index_has_its_id_hash_tables_ready(small_model, smal
     state = scoring._rebuilt(sc._state.history, small_model.lexicon)
     for idx in (sc._state.idx, state.idx):
         assert all(ix._engine.is_mapping_populated for ix in ids(idx).values())
+
+
+def test_a_catch_up_links_each_add_of_persons_as_add_did(small_model, small_district, monkeypatch):
+    """A catch-up (the adds made while a fold or rebuild ran, re-applied to its result)
+    gives every person the key add() gave: an add bringing persons is linked against the
+    people known before it, the persons of the adds just before it included."""
+    from escalation_risk import scoring
+    from escalation_risk.idnumbers import gb11643_check_digit
+
+    ds = small_district
+    sc = Scorer(small_model, ds, pseudonym_key=KEY, fold="never")
+    start, seen = sc._state, []
+    real = scoring._appended
+
+    def recorded(state, added, lexicon, rebuild=True):
+        seen.append(added)
+        return real(state, added, lexicon, rebuild)
+
+    monkeypatch.setattr(scoring, "_appended", recorded)
+    people = ds.persons["person_id"].tolist()
+    stem = "44030519880715123"
+    first = {"person_id": "P-C1", "birth_year": 1988, "gender": "male", "hukou": "migrant",
+             "employment": "unemployed", "name": "司徒明", "id_number": stem + gb11643_check_digit(stem),
+             "phone": "19912345678"}
+    day = pd.Timestamp("2025-06-20")
+    for j, person in enumerate([first, {**first, "person_id": "P-C2", "phone": None},
+                                {**first, "person_id": "P-C3", "id_number": None}]):
+        new = f"D-C{j}"
+        sc.add(persons=[person],
+               incidents=[{"incident_id": new, "kind": "dispute", "category": "neighbor", "occurred_at": day,
+                           "reported_at": day, "source": "grid_worker"}],
+               incident_parties=[{"incident_id": new, "party_id": p, "party_type": "person", "role": r}
+                                 for p, r in zip([person["person_id"], people[j]], ("complainant", "respondent"))])
+        sc.add(incident_notes=[{"note_id": f"N-C{j}", "incident_id": new, "recorded_at": day, "text": "回访"}])
+    assert len(seen) == 6 and sc.rebuilds == 0
+    monkeypatch.setattr(scoring, "_appended", real)
+    # A catch-up applies the adds to a freshly built index (a rebuild's or a fold's result).
+    fresh = Scorer(small_model, Dataset(**start.history.dataset().tables()), pseudonym_key=KEY, fold="never")._state
+    caught_up = scoring._reapply(fresh, seen, small_model.lexicon)
+    one_by_one = sc._state.idx.person_key
+    pd.testing.assert_series_equal(caught_up.idx.person_key.sort_index(), one_by_one.sort_index())
+    assert caught_up.history.dataset().persons["person_id"].tolist() == sc.history.persons["person_id"].tolist()

@@ -244,11 +244,32 @@ def _rebuilt(history: Stacked, lexicon) -> _State:
 
 
 def _reapply(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _State:
-    """``state`` with the validated rows of ``adds`` appended in order, as add() did: in one
-    append (their rows joined by table, in order). A catch-up re-applies the hundreds of adds
-    a rebuild at a million people lets pass; one append each cost their fixed costs again
-    (~35 ms of CPU, holding the GIL, each: a minute at a million people), one append of all
-    costs the rows they touch."""
+    """``state`` with the validated rows of ``adds`` appended in order, as add() did.
+
+    A catch-up re-applies the hundreds of adds a rebuild at a million people lets pass; one
+    append each cost their fixed costs again (~35 ms of CPU, holding the GIL, each: a minute
+    at a million people), so a run of adds without persons is joined into one append (their
+    rows joined by table, in order). An add bringing persons is applied on its own: the
+    incremental linkage reads the people known before it (their groups and the counts behind
+    the name weights), so joining it with the next would give a later person another key
+    than add() published."""
+    run: list[dict[str, pd.DataFrame]] = []
+    for added in adds:
+        if _has_persons(added):
+            state = _append_run(state, run, lexicon)
+            state = _append_run(state, [added], lexicon)
+            run = []
+        else:
+            run.append(added)
+    return _append_run(state, run, lexicon)
+
+
+def _has_persons(added: dict[str, pd.DataFrame]) -> bool:
+    df = added.get("persons")
+    return df is not None and len(df) > 0
+
+
+def _append_run(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _State:
     if not adds:
         return state
     tables: dict[str, list[pd.DataFrame]] = {}
