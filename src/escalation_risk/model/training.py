@@ -117,7 +117,8 @@ FAMILIES_OFF: tuple[str, ...] = tuple(ABLATION.get("families_off", ()))
 # threats or failed mediations never lower the risk. A parameter set with
 # ``"monotone_history": True`` constrains the trees to that direction on these counts
 # (nothing else), so the few disputes with such a history cannot be split the other way
-# by noise; whether a district's data agree is the rolling-origin windows' choice.
+# by noise; whether a district's data agree is the rolling-origin windows' choice. Only the
+# trees are constrained: a blended linear part's coefficient may still point the other way.
 MONOTONE_INCREASING: tuple[str, ...] = ("hist_police_call_", "hist_crime_suspect_", "hist_violent_suspect_",
                                         "hist_danger_text_", "hist_failed_mediation_")
 
