@@ -114,3 +114,25 @@ def test_a_fifteen_digit_id_of_non_ascii_digits_fails_the_same_way_on_both_paths
         nz.normalise_id(pd.Series([odd] * (nz.FEW + 1)))
     with pytest.raises(UnicodeEncodeError):
         nz.normalise_id(pd.Series([odd]))
+
+
+def test_id_parts_and_hashes_of_a_few_values_are_those_of_a_column():
+    ids = nz.normalise_id(pd.Series(VALUES, dtype=object))
+    stems = [f"{r:06d}{y:04d}{m:02d}{d:02d}{s:03d}" for r, y, m, d, s in
+             [(110101, 1980, 1, 1, 123), (440305, 2000, 2, 29, 7), (440305, 1900, 2, 29, 8), (110101, 1879, 12, 31, 1),
+              (990000, 2024, 13, 1, 0), (0, 1996, 4, 31, 999), (123456, 2001, 2, 28, 10)]]
+    extra = [s + gb11643_check_digit(s) for s in stems] + [s + "0" for s in stems] + [s + "X" for s in stems]
+    ids = pd.concat([ids, pd.Series(extra, dtype=object)], ignore_index=True)
+    whole = nz._id_parts(ids)
+    key = KEY.encode()
+    hashed = {salt: nz.hash64(ids, key, salt) for salt in ("id_number", "name")}
+    swaps = nz.hash64(whole["swap_even"], key, "s")
+    for i in range(0, len(ids), 4):
+        few = ids.iloc[i:i + 4]
+        part = nz._id_parts(few)
+        for k, v in whole.items():
+            np.testing.assert_array_equal(part[k], v[i:i + 4], err_msg=k)
+            assert part[k].dtype == v.dtype
+        for salt in ("id_number", "name"):
+            np.testing.assert_array_equal(nz.hash64(few, key, salt), hashed[salt][i:i + 4])
+        np.testing.assert_array_equal(nz.hash64(part["swap_even"], key, "s"), swaps[i:i + 4])

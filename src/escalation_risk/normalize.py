@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -166,8 +167,39 @@ def _id_matrix(norm: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return rows, mat
 
 
+_PART_TYPES = {"kind": np.int8, "date": np.int64, "sex": np.int8, "region": np.int64, "seq": np.int64,
+               "swap_even": np.int64, "swap_odd": np.int64}
+_WEIGHT_LIST = _WEIGHTS.tolist()
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _id_parts_one(v: str | None) -> tuple[int, ...]:
+    """:func:`_id_parts` of one value, in the order of ``_PART_TYPES``."""
+    if v is None:
+        return ID_NONE, 0, -1, 0, 0, 0, 0
+    if not _ID_SHAPE.fullmatch(v):
+        return ID_OTHER, 0, -1, 0, 0, 0, 0
+    d = [ord(c) - 48 for c in v[:17]]
+    ok = "10X98765432"[sum(w * x for w, x in zip(_WEIGHT_LIST, d)) % 11] == v[17]
+    y, mo, dd = int(v[6:10]), int(v[10:12]), int(v[12:14])
+    leap = (y % 4 == 0 and y % 100 != 0) or y % 400 == 0
+    real = y >= 1880 and 1 <= mo <= 12 and 1 <= dd <= _MONTH_DAYS[mo] + (mo == 2 and leap)
+    swaps = []
+    for start in (0, 1):
+        e = d.copy()
+        for i in range(start, 16, 2):
+            e[i], e[i + 1] = min(d[i], d[i + 1]), max(d[i], d[i + 1])
+        swaps.append(int("".join(map(str, e))) + 1)
+    return (ID_VALID if ok and real else ID_BAD, int(v[6:14]) if real else 0, d[16] % 2, int(v[:6]) + 1,
+            int(v[14:17]) + 1, swaps[0], swaps[1])
+
+
 def _id_parts(norm: pd.Series) -> dict[str, np.ndarray]:
     """Kind, birth date (yyyymmdd int, 0 if none), sex, and the int parts of each id number."""
+    few = _few(pd.Series(norm))
+    if few is not None:
+        cols = list(zip(*map(_id_parts_one, few))) or [()] * len(_PART_TYPES)
+        return {k: np.array(c, dtype=dt) for (k, dt), c in zip(_PART_TYPES.items(), cols)}
     n = len(norm)
     present = pd.Series(norm).notna().to_numpy()
     kind = np.where(present, ID_OTHER, ID_NONE).astype(np.int8)
@@ -374,6 +406,20 @@ def _mac_key(key: bytes) -> bytes:
     return key if len(key) <= 64 else hashlib.sha256(key).digest()
 
 
+def _mac(key: bytes, salt: str) -> Callable[[bytes], bytes]:
+    """The 8-byte keyed BLAKE2b of ``salt:`` + a value, the keyed state set up once, not per value."""
+    base = hashlib.blake2b(key=_mac_key(key), digest_size=8)
+    base.update(salt.encode() + b":")
+    copy = base.copy
+
+    def mac(v: bytes) -> bytes:
+        h = copy()
+        h.update(v)
+        return h.digest()
+
+    return mac
+
+
 def hash64(values: pd.Series | np.ndarray, key: bytes, salt: str) -> np.ndarray:
     """Keyed hash (BLAKE2b in keyed mode, a MAC, under the pseudonym key; salted by the
     key's name) of each value as int64; 0 for missing (``None``/NaN, or 0 in an int array).
@@ -382,20 +428,18 @@ def hash64(values: pd.Series | np.ndarray, key: bytes, salt: str) -> np.ndarray:
     at about 3e-8.
     """
     arr = np.asarray(values)
+    few = arr.tolist() if len(arr) <= FEW else []
+    if few and (arr.dtype.kind in "iu" or all(isinstance(v, str) or _missing(v) for v in few)):
+        # A few values (an added person row): each hashed as it comes, the same bytes as below.
+        mac1 = _mac(key, salt)
+        return np.array([0 if _missing(v) or (not isinstance(v, str) and v == 0) else
+                         int.from_bytes(mac1(str(v).encode()), "little", signed=True) or 1 for v in few], dtype=np.int64)
     if arr.dtype.kind in "iu":
         codes, uniq = pd.factorize(arr)
         codes = np.where(arr == 0, -1, codes)
     else:
         codes, uniq = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    base = hashlib.blake2b(key=_mac_key(key), digest_size=8)
-    base.update(salt.encode() + b":")
-    copy = base.copy  # the keyed state is set up once, not per value
-
-    def mac(v: bytes) -> bytes:
-        h = copy()
-        h.update(v)
-        return h.digest()
-
+    mac = _mac(key, salt)
     uniq = np.asarray(uniq)
     # str(v).encode() of each value; numpy writes an integer's decimal digits itself.
     data = uniq.astype("S").tolist() if uniq.dtype.kind in "iu" else [str(v).encode() for v in uniq.tolist()]
