@@ -432,8 +432,9 @@ def hash64(values: pd.Series | np.ndarray, key: bytes, salt: str) -> np.ndarray:
     if few and (arr.dtype.kind in "iu" or all(isinstance(v, str) or _missing(v) for v in few)):
         # A few values (an added person row): each hashed as it comes, the same bytes as below.
         mac1 = _mac(key, salt)
-        return np.array([0 if _missing(v) or (not isinstance(v, str) and v == 0) else
-                         int.from_bytes(mac1(str(v).encode()), "little", signed=True) or 1 for v in few], dtype=np.int64)
+        return np.array([0 if _missing(v) or (not isinstance(v, str) and v == 0)
+                         else int.from_bytes(mac1(str(v).encode()), "little", signed=True) or 1
+                         for v in few], dtype=np.int64)
     if arr.dtype.kind in "iu":
         codes, uniq = pd.factorize(arr)
         codes = np.where(arr == 0, -1, codes)
