@@ -860,3 +860,48 @@ def test_a_catch_up_links_each_add_of_persons_as_add_did(small_model, small_dist
     one_by_one = sc._state.idx.person_key
     pd.testing.assert_series_equal(caught_up.idx.person_key.sort_index(), one_by_one.sort_index())
     assert caught_up.history.dataset().persons["person_id"].tolist() == sc.history.persons["person_id"].tolist()
+
+
+def test_a_fold_merges_the_people_linked_since_and_later_adds_link_as_without_it(small_model, small_district):
+    """A fold sorts the person records linked since the linkage state was built into it (no
+    records left pending, whose scans every add would pay until a rebuild); the people added
+    after link as they would have without the fold, and as the full re-link of every record
+    with the frozen parameters does."""
+    from escalation_risk import scoring
+    from escalation_risk.features.index_append import LINKAGE
+    from escalation_risk.idnumbers import gb11643_check_digit
+    from escalation_risk.linking.incremental import relink
+
+    sc, fs = (Scorer(small_model, small_district, pseudonym_key=KEY, fold="never") for _ in range(2))
+    stem = "44030519880715123"
+    one = {"person_id": "P-F1", "birth_year": 1988, "gender": "male", "hukou": "migrant",
+           "employment": "unemployed", "name": "司徒明", "id_number": stem + gb11643_check_digit(stem),
+           "phone": "19912345678"}
+    other = {**one, "person_id": "P-F9", "name": "上官云", "birth_year": 1961, "gender": "female",
+             "id_number": None, "phone": "18800001111"}
+    for person in (one, {**one, "person_id": "P-F2", "phone": None}, other):
+        sc.add(persons=[person])
+        fs.add(persons=[person])
+    start = sc._state
+    pending = start.idx.append_cache[LINKAGE]
+    assert pending.delta.n == 3, "records pending in the linkage state (the test bites)"
+    fs._state = scoring._fold(fs._state)  # what an inline fold does
+    fs._accepted = fs._state.history
+    merged = fs._state.idx.append_cache[LINKAGE]
+    assert merged.delta.n == 0 and merged.base.n == pending.n
+    assert (merged.base.pid == np.r_[pending.base.pid, pending.delta.pid]).all()
+    assert merged.frozen.weights is pending.frozen.weights and merged.frozen.n_base == pending.frozen.n_base
+    later = [{**one, "person_id": "P-F3", "id_number": None},
+             {**other, "person_id": "P-F10", "phone": None, "name": "上官芸"},
+             {**one, "person_id": "P-F4", "name": "赵大海", "birth_year": 1970, "id_number": None,
+              "phone": "13700002222"}]
+    for person in later:
+        sc.add(persons=[person])
+        fs.add(persons=[person])
+        pd.testing.assert_series_equal(sc._state.idx.person_key, fs._state.idx.person_key)
+    assert sc.rebuilds == fs.rebuilds == 0 and fs._state.idx.append_cache[LINKAGE].delta.n == len(later)
+    everyone = fs._state.history.dataset().persons
+    key = fs._state.idx.person_key
+    ref = relink(everyone, start.idx.person_key, pending.frozen).key
+    pd.testing.assert_series_equal(key.sort_index(), ref.reindex(key.index).sort_index(), check_names=False)
+    assert key["P-F3"] == key["P-F1"] == key["P-F2"] != key["P-F4"]
