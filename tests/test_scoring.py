@@ -905,3 +905,33 @@ def test_a_fold_merges_the_people_linked_since_and_later_adds_link_as_without_it
     ref = relink(everyone, start.idx.person_key, pending.frozen).key
     pd.testing.assert_series_equal(key.sort_index(), ref.reindex(key.index).sort_index(), check_names=False)
     assert key["P-F3"] == key["P-F1"] == key["P-F2"] != key["P-F4"]
+
+
+def test_a_linkage_state_for_a_key_made_elsewhere_is_logged_without_personal_values(small_model, small_district,
+                                                                                     caplog):
+    """An index whose person key came without its linkage re-links with fresh parameters
+    (which may split the key's groups, each add touching one then re-builds): said in a log
+    line of counts, never an id or a name."""
+    import copy
+    import logging
+
+    from escalation_risk.features.index_append import LINKAGE, link_state
+
+    sc = Scorer(small_model, small_district, pseudonym_key=KEY, fold="never")
+    idx = copy.copy(sc._state.idx)
+    idx.person_key = idx.person_key.copy()  # not the key the cached linkage made
+    idx.append_cache = {k: v for k, v in idx.append_cache.items() if k != LINKAGE}
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.features.index_append"):
+        state = link_state(idx, sc._state.history)
+    assert state.n == len(idx.person_key)
+    msgs = [r.getMessage() for r in caplog.records if "linkage state" in r.getMessage()]
+    assert len(msgs) == 1 and "another key" in msgs[0] and f"{len(idx.person_key)} records" in msgs[0], msgs
+    groups = idx.person_key.nunique()
+    assert f"of the key's {groups} groups" in msgs[0]
+    persons = small_district.persons
+    for col in ("person_id", "name", "id_number", "phone"):
+        values = set(persons[col].dropna().astype(str))
+        assert not any(v in msgs[0] for v in values if len(v) > 3), col
+    caplog.clear()
+    link_state(idx, sc._state.history)  # kept: logged once
+    assert not [r for r in caplog.records if "linkage state" in r.getMessage()]
