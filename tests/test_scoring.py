@@ -862,13 +862,15 @@ def test_a_catch_up_links_each_add_of_persons_as_add_did(small_model, small_dist
     assert caught_up.history.dataset().persons["person_id"].tolist() == sc.history.persons["person_id"].tolist()
 
 
-def test_a_fold_merges_the_people_linked_since_and_later_adds_link_as_without_it(small_model, small_district):
+def test_a_fold_merges_the_people_linked_since_and_later_adds_link_as_without_it(small_model, small_district,
+                                                                                  monkeypatch):
     """A fold sorts the person records linked since the linkage state was built into it (no
     records left pending, whose scans every add would pay until a rebuild); the people added
     after link as they would have without the fold, and as the full re-link of every record
     with the frozen parameters does."""
     from escalation_risk import scoring
-    from escalation_risk.features.index_append import LINKAGE
+    from escalation_risk.features import index_append
+    from escalation_risk.features.index_append import LINKAGE, needs_fold
     from escalation_risk.idnumbers import gb11643_check_digit
     from escalation_risk.linking.incremental import relink
 
@@ -885,6 +887,10 @@ def test_a_fold_merges_the_people_linked_since_and_later_adds_link_as_without_it
     start = sc._state
     pending = start.idx.append_cache[LINKAGE]
     assert pending.delta.n == 3, "records pending in the linkage state (the test bites)"
+    assert not needs_fold(start.idx)
+    with monkeypatch.context() as m:  # a delta past its limit asks for a fold, which empties it
+        m.setattr(index_append, "delta_limit", lambda n: 2)
+        assert needs_fold(start.idx) and not needs_fold(scoring._fold(start).idx)
     fs._state = scoring._fold(fs._state)  # what an inline fold does
     fs._accepted = fs._state.history
     merged = fs._state.idx.append_cache[LINKAGE]
