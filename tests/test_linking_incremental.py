@@ -112,3 +112,56 @@ def test_frozen_parameters_fix_the_threshold_and_the_weights(noisy_persons):
     pd.testing.assert_series_equal(again.key, res.key)
     assert again.stats["weight_threshold"] == res.stats["weight_threshold"]
     pd.testing.assert_frame_equal(again.parameters, res.parameters)
+
+
+def test_a_merged_state_links_later_records_as_the_unmerged_one(noisy_persons):
+    """The records linked since the state was built, merged into its base (what a fold of
+    the index does), leave no delta, and every later add gets the keys, pairs and weights
+    the unmerged state gives, which are the full re-link's with the frozen parameters."""
+    persons = noisy_persons
+    dup, alone, bridges = _held_out(persons)
+    held = dup + alone + bridges
+    base = persons[~persons["person_id"].isin(held)].reset_index(drop=True)
+    res = _link(base, None, DEFAULT_MODEL)
+    frozen = Frozen.of(res, len(base))
+    state = LinkState.build(base, res.key, frozen)
+    by_id = persons.set_index("person_id", drop=False)
+    current, keys = base, res.key
+    for batch in ([dup[0]], [alone[0], dup[1]], [dup[2], alone[1]]):
+        new = by_id.loc[batch].reset_index(drop=True)
+        linked = link_new(state, new)
+        assert linked.keys is not None and linked.state is not None
+        state, current = linked.state, pd.concat([current, new], ignore_index=True)
+        keys = pd.concat([keys, linked.keys])
+    assert state.delta.n == 5, "records pending in the delta (the test bites)"
+    merged = state.merged()
+    assert merged.delta.n == 0 and merged.base.n == state.n == len(current)
+    assert merged.frozen is state.frozen and (merged.keys == state.keys).all()
+    assert (merged.base.pid == np.r_[state.base.pid, state.delta.pid]).all()
+    assert merged.merged() is merged
+    later = [[dup[3]], [alone[2], dup[4]], [bridges[0]], [dup[5], alone[3]]]
+    kinds = set()
+    for batch in later:
+        new = by_id.loc[batch].reset_index(drop=True)
+        a, b = link_new(state, new), link_new(merged, new)
+        both = pd.concat([current, new], ignore_index=True)
+        ref = relink(both, keys, frozen).key
+        cols = ["i", "j", "accepted"]
+        pd.testing.assert_frame_equal(a.pairs.sort_values(["i", "j"])[cols].reset_index(drop=True),
+                                      b.pairs.sort_values(["i", "j"])[cols].reset_index(drop=True))
+        assert np.allclose(a.pairs.sort_values(["i", "j"])["weight"], b.pairs.sort_values(["i", "j"])["weight"],
+                           rtol=0, atol=1e-9)
+        if a.keys is None:
+            assert b.keys is None
+            kinds.add("changes known keys")
+            # What a rebuild starts from: a new state over every record, with the same frozen parameters.
+            state = merged = LinkState.build(both, ref, frozen)
+        else:
+            assert b.keys is not None and a.state is not None and b.state is not None
+            pd.testing.assert_series_equal(a.keys, b.keys)
+            pd.testing.assert_series_equal(b.keys, ref.reindex(new["person_id"]), check_names=False)
+            assert (np.sort(a.joined) == np.sort(b.joined)).all()
+            kinds.add("linked")
+            state, merged = a.state, b.state
+        current, keys = both, ref
+    assert kinds == {"linked", "changes known keys"}, kinds

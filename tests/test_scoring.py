@@ -860,3 +860,84 @@ def test_a_catch_up_links_each_add_of_persons_as_add_did(small_model, small_dist
     one_by_one = sc._state.idx.person_key
     pd.testing.assert_series_equal(caught_up.idx.person_key.sort_index(), one_by_one.sort_index())
     assert caught_up.history.dataset().persons["person_id"].tolist() == sc.history.persons["person_id"].tolist()
+
+
+def test_a_fold_merges_the_people_linked_since_and_later_adds_link_as_without_it(small_model, small_district,
+                                                                                  monkeypatch):
+    """A fold sorts the person records linked since the linkage state was built into it (no
+    records left pending, whose scans every add would pay until a rebuild); the people added
+    after link as they would have without the fold, and as the full re-link of every record
+    with the frozen parameters does."""
+    from escalation_risk import scoring
+    from escalation_risk.features import index_append
+    from escalation_risk.features.index_append import LINKAGE, needs_fold
+    from escalation_risk.idnumbers import gb11643_check_digit
+    from escalation_risk.linking.incremental import relink
+
+    sc, fs = (Scorer(small_model, small_district, pseudonym_key=KEY, fold="never") for _ in range(2))
+    stem = "44030519880715123"
+    one = {"person_id": "P-F1", "birth_year": 1988, "gender": "male", "hukou": "migrant",
+           "employment": "unemployed", "name": "司徒明", "id_number": stem + gb11643_check_digit(stem),
+           "phone": "19912345678"}
+    other = {**one, "person_id": "P-F9", "name": "上官云", "birth_year": 1961, "gender": "female",
+             "id_number": None, "phone": "18800001111"}
+    for person in (one, {**one, "person_id": "P-F2", "phone": None}, other):
+        sc.add(persons=[person])
+        fs.add(persons=[person])
+    start = sc._state
+    pending = start.idx.append_cache[LINKAGE]
+    assert pending.delta.n == 3, "records pending in the linkage state (the test bites)"
+    assert not needs_fold(start.idx)
+    with monkeypatch.context() as m:  # a delta past its limit asks for a fold, which empties it
+        m.setattr(index_append, "delta_limit", lambda n: 2)
+        assert needs_fold(start.idx) and not needs_fold(scoring._fold(start).idx)
+    fs._state = scoring._fold(fs._state)  # what an inline fold does
+    fs._accepted = fs._state.history
+    merged = fs._state.idx.append_cache[LINKAGE]
+    assert merged.delta.n == 0 and merged.base.n == pending.n
+    assert (merged.base.pid == np.r_[pending.base.pid, pending.delta.pid]).all()
+    assert merged.frozen.weights is pending.frozen.weights and merged.frozen.n_base == pending.frozen.n_base
+    later = [{**one, "person_id": "P-F3", "id_number": None},
+             {**other, "person_id": "P-F10", "phone": None, "name": "上官芸"},
+             {**one, "person_id": "P-F4", "name": "赵大海", "birth_year": 1970, "id_number": None,
+              "phone": "13700002222"}]
+    for person in later:
+        sc.add(persons=[person])
+        fs.add(persons=[person])
+        pd.testing.assert_series_equal(sc._state.idx.person_key, fs._state.idx.person_key)
+    assert sc.rebuilds == fs.rebuilds == 0 and fs._state.idx.append_cache[LINKAGE].delta.n == len(later)
+    everyone = fs._state.history.dataset().persons
+    key = fs._state.idx.person_key
+    ref = relink(everyone, start.idx.person_key, pending.frozen).key
+    pd.testing.assert_series_equal(key.sort_index(), ref.reindex(key.index).sort_index(), check_names=False)
+    assert key["P-F3"] == key["P-F1"] == key["P-F2"] != key["P-F4"]
+
+
+def test_a_linkage_state_for_a_key_made_elsewhere_is_logged_without_personal_values(small_model, small_district,
+                                                                                     caplog):
+    """An index whose person key came without its linkage re-links with fresh parameters
+    (which may split the key's groups, each add touching one then re-builds): said in a log
+    line of counts, never an id or a name."""
+    import copy
+    import logging
+
+    from escalation_risk.features.index_append import LINKAGE, link_state
+
+    sc = Scorer(small_model, small_district, pseudonym_key=KEY, fold="never")
+    idx = copy.copy(sc._state.idx)
+    idx.person_key = idx.person_key.copy()  # not the key the cached linkage made
+    idx.append_cache = {k: v for k, v in idx.append_cache.items() if k != LINKAGE}
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.features.index_append"):
+        state = link_state(idx, sc._state.history)
+    assert state.n == len(idx.person_key)
+    msgs = [r.getMessage() for r in caplog.records if "linkage state" in r.getMessage()]
+    assert len(msgs) == 1 and "another key" in msgs[0] and f"{len(idx.person_key)} records" in msgs[0], msgs
+    groups = idx.person_key.nunique()
+    assert f"of the key's {groups} groups" in msgs[0]
+    persons = small_district.persons
+    for col in ("person_id", "name", "id_number", "phone"):
+        values = set(persons[col].dropna().astype(str))
+        assert not any(v in msgs[0] for v in values if len(v) > 3), col
+    caplog.clear()
+    link_state(idx, sc._state.history)  # kept: logged once
+    assert not [r for r in caplog.records if "linkage state" in r.getMessage()]

@@ -42,6 +42,7 @@ people who had separate keys (or splits one), or new ``person_attributes`` rows 
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ from ..linking import DEFAULT_MODEL
 from ..linking.incremental import Frozen, LinkState, link_new
 from ..linking.linker import _link
 from ..lookup import id_positions
-from .delta import DeltaTimeline, Stacked, entity_positions, grow
+from .delta import DeltaTimeline, Stacked, delta_limit, entity_positions, grow
 from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline, join_on, unique_keys
 
 # timeline -> (kind of its entity, {payload column: kind}); None = a plain value.
@@ -144,6 +145,7 @@ def _rows_by_incident(idx: HistoryIndex, history: Stacked, name: str, n_base: in
 
 
 LINKAGE = "linkage"  # the append cache's linkage state (linking.incremental.LinkState)
+log = logging.getLogger(__name__)
 
 
 def link_state(idx: HistoryIndex, history: Stacked) -> LinkState:
@@ -157,7 +159,16 @@ def link_state(idx: HistoryIndex, history: Stacked) -> LinkState:
     persons = history.base.persons if len(history.base.persons) == n else history.rows("persons", np.arange(n))
     res = history.base.cache.get("linkage")
     if res is None or res.weights is None or res.key is not idx.person_key:
+        why = "no linkage cached" if res is None else "no weights" if res.weights is None else "another key"
         res = _link(persons, None, DEFAULT_MODEL)  # a key made elsewhere: the district's own parameters
+        # The fresh parameters may split groups the key holds: each add touching one then
+        # finds a known key changed and re-builds. Counts only, never a value.
+        kc = pd.factorize(idx.person_key.to_numpy(dtype=object))[0]
+        fc = pd.factorize(res.key.reindex(idx.person_key.index).to_numpy(dtype=object))[0]
+        split = int((pd.DataFrame({"k": kc, "f": fc}).groupby("k")["f"].nunique() > 1).sum())
+        log.warning("linkage state: the index's person key came without its linkage (%s); re-linked "
+                    "%d records with fresh parameters, which split %d of the key's %d groups (adds "
+                    "touching them re-build the index)", why, n, split, int(kc.max()) + 1 if n else 0)
     state = LinkState.build(persons, idx.person_key, Frozen.of(res, n))
     idx.append_cache[LINKAGE] = state
     return state
@@ -256,7 +267,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     """The index of ``history`` (the old history plus the validated rows ``added``, by
     table, at its end), built from ``idx`` (the index of the old history) by touching
     only what the new rows change. None when it cannot (an index part it does not know,
-    or a new record that joins two people who had separate keys): re-build then.
+    or a new record that joins two people who had separate keys or splits one): re-build then.
     With ``fold`` False no timeline is compacted here, whatever its delta (see
     :func:`fold_index`)."""
     if isinstance(history, Dataset):
@@ -491,17 +502,28 @@ def _timelines(idx: HistoryIndex):
 
 
 def needs_fold(idx: HistoryIndex) -> bool:
-    """Whether a timeline's delta has passed its limit (see :func:`fold_index`)."""
+    """Whether a timeline's delta, or the linkage state's records linked since it was
+    sorted, has passed its limit (see :func:`fold_index`)."""
+    state = idx.append_cache.get(LINKAGE)
+    if isinstance(state, LinkState) and state.delta.n > delta_limit(state.base.n):
+        return True
     return any(isinstance(tl, DeltaTimeline) and tl.over_limit() for _, _, tl in _timelines(idx))
 
 
 def fold_index(idx: HistoryIndex) -> HistoryIndex:
-    """``idx`` with every timeline whose delta passed its limit compacted into a plain one
-    (the work an add skips with ``fold=False``): a new index, ``idx`` left untouched, so it
-    can run on a snapshot in the background while adds go on."""
+    """``idx`` with every timeline whose delta passed its limit compacted into a plain one,
+    and the person records linked since the linkage state was sorted merged into it (same
+    groups, keys and frozen parameters: later adds link as they would have), the work an
+    add skips with ``fold=False``: a new index, ``idx`` left untouched, so it can run on a
+    snapshot in the background while adds go on."""
     out = copy.copy(idx)
     out.person_events = dict(idx.person_events)
     out.append_cache = dict(idx.append_cache)
+    state = idx.append_cache.get(LINKAGE)
+    if isinstance(state, LinkState):
+        # Unmerged, every add compares its re-checked records' values with every record
+        # linked since (link_new's scans): a cost growing with each add until a rebuild.
+        out.append_cache[LINKAGE] = state.merged()
     for where, name, tl in _timelines(idx):
         if isinstance(tl, DeltaTimeline) and tl.over_limit():
             if where == "attr":

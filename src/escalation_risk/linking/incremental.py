@@ -129,7 +129,8 @@ class _Sorted:
 @dataclass(frozen=True)
 class LinkState:
     """A linked district kept for :func:`link_new`: base records (sorted once) plus the few
-    records linked since (the delta, scanned). Immutable: :func:`link_new` returns a new one."""
+    records linked since (the delta, scanned; :meth:`merged` sorts them into the base, as a
+    fold does). Immutable: :func:`link_new` returns a new one."""
 
     frozen: Frozen
     base: _Keys
@@ -153,21 +154,40 @@ class LinkState:
         code, uniq = _prior_keys(kb.pid, person_key)
         if (code < 0).any():
             raise ValueError("LinkState: a person record of the table has no key")
-        size = np.bincount(code, minlength=len(uniq))
+        return LinkState._sorted(frozen, kb, code, np.asarray(uniq, dtype=object))
+
+    @staticmethod
+    def _sorted(frozen: Frozen, kb: _Keys, code: np.ndarray, keys: np.ndarray) -> LinkState:
+        """The state of records ``kb`` in groups ``code`` (named by ``keys``), all in the base."""
+        size = np.bincount(code, minlength=len(keys))
         multi = size[code] > 1
         return LinkState(
             frozen=frozen, base=kb, blocks=tuple(_Sorted(key) for _, key in _block_rules(kb)),
             tf_values=tuple(_Sorted(getattr(kb, c)) for c in TF_KEYS.values()),
             tf_grouped=tuple(_Sorted(getattr(kb, c), multi) for c in TF_KEYS.values()),
-            group=code, members=_Sorted(code + 1), keys=np.asarray(uniq, dtype=object),
+            group=code, members=_Sorted(code + 1), keys=keys,
             delta=_take(kb, np.zeros(0, np.int64)), delta_group=np.zeros(0, np.int64))
+
+    def merged(self) -> LinkState:
+        """This state with the records linked since sorted into the base: the same records in
+        the same order, groups, keys and frozen parameters (so :func:`link_new` decides as it
+        would have), without the scans of the delta that grow with every add."""
+        if not self.delta.n:
+            return self
+        return LinkState._sorted(self.frozen, _cat(self.base, self.delta),
+                                 np.r_[self.group, self.delta_group].astype(np.int64), self.keys)
 
     def _counts(self, field: int, values: np.ndarray, extra: np.ndarray) -> np.ndarray:
         """Records holding each of ``values`` among the base, the delta and ``extra``."""
         lo, hi = self.tf_values[field].range(values)
         col = list(TF_KEYS.values())[field]
-        d = getattr(self.delta, col)
-        return (hi - lo) + (values[:, None] == d[None, :]).sum(axis=1) + (values[:, None] == extra[None, :]).sum(axis=1)
+        # Binary searches in the delta and ``extra`` sorted, not a table of values x records.
+        return (hi - lo) + _held(np.sort(getattr(self.delta, col)), values) + _held(np.sort(extra), values)
+
+
+def _held(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """How many of ``sorted_values`` equal each value of ``q``."""
+    return np.searchsorted(sorted_values, q, side="right") - np.searchsorted(sorted_values, q, side="left")
 
 
 @dataclass(frozen=True)
