@@ -110,12 +110,21 @@ def test_linkage_keys_and_pseudonyms_of_a_few_rows_are_those_of_the_whole_table(
             pd.testing.assert_series_equal(pseudonymise(rows[c], key, c), want.iloc[i:i + 5])
 
 
-def test_a_fifteen_digit_id_of_non_ascii_digits_fails_the_same_way_on_both_paths():
-    odd = "١" * 15  # Arabic-Indic digits: a 15-digit id to the regex, not ASCII to the check digit
-    with pytest.raises(UnicodeEncodeError):
-        nz.normalise_id(pd.Series([odd] * (nz.FEW + 1)))
-    with pytest.raises(UnicodeEncodeError):
-        nz.normalise_id(pd.Series([odd]))
+def test_ids_of_non_ascii_digits_are_other_documents_on_both_paths():
+    """Digits of another script (NFKC keeps Arabic-Indic digits) are no resident id: not
+    converted, not checked, read as another document, never an encoding error that
+    would fail the whole column."""
+    odd = ["١" * 15, "١١٠١٠٥١٩٤٩١٢٣١٠٠٠٢", "110105194912310002"]
+    many = pd.Series(odd * (nz.FEW + 1), dtype=object)
+    norm = nz.normalise_id(many)
+    assert norm.tolist()[:3] == odd
+    for i in range(3):
+        assert nz.normalise_id(pd.Series([odd[i]], dtype=object)).tolist() == [odd[i]]
+    whole = nz._id_parts(norm)
+    part = nz._id_parts(norm.iloc[:3])
+    for k, v in whole.items():
+        np.testing.assert_array_equal(part[k], v[:3], err_msg=k)
+    assert whole["kind"][0] == whole["kind"][1] == nz.ID_OTHER and whole["kind"][2] != nz.ID_OTHER
 
 
 def test_id_parts_and_hashes_of_a_few_values_are_those_of_a_column():

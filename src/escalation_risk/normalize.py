@@ -101,7 +101,7 @@ ID_NONE, ID_VALID, ID_BAD, ID_OTHER = 0, 1, 2, 3
 """Kinds of id number: missing; 18 characters with a valid check digit and birth date; 18
 id-shaped characters that fail the check or the date (a typo); any other document."""
 
-_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_ID_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
 
 
 def _check_digits(bodies: np.ndarray) -> np.ndarray:
@@ -114,8 +114,8 @@ def _check_digits(bodies: np.ndarray) -> np.ndarray:
 
 _SPACE = re.compile(r"\s")
 _ID_SEP = re.compile(r"[\-\.·/]")
-_RESIDENT = re.compile(r"\d{15}|\d{17}[\dX]")
-_OLD_ID = re.compile(r"\d{15}")
+_RESIDENT = re.compile(r"[0-9]{15}|[0-9]{17}[0-9X]")
+_OLD_ID = re.compile(r"[0-9]{15}")
 
 
 def _id_one(v: str) -> str | None:
@@ -145,9 +145,9 @@ def normalise_id(s: pd.Series) -> pd.Series:
     out = out.str.replace(r"\s", "", regex=True).str.upper()
     # Separators go only where what is left is a resident id: "ID-A" and "IDA" stay two documents.
     compact = out.str.replace(r"[\-\.·/]", "", regex=True)
-    out = compact.where(compact.str.fullmatch(r"\d{15}|\d{17}[\dX]").fillna(False), out)
+    out = compact.where(compact.str.fullmatch(_RESIDENT.pattern).fillna(False), out)
     out = out.where(out != "")
-    old = out.str.fullmatch(r"\d{15}").fillna(False).to_numpy(dtype=bool)
+    old = out.str.fullmatch(_OLD_ID.pattern).fillna(False).to_numpy(dtype=bool)
     if old.any():
         o = out[old]
         body = (o.str[:6] + "19" + o.str[6:]).to_numpy(dtype=object).astype(str)
