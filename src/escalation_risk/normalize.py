@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 # The scalar rules live in one place; this module vectorises them for whole columns.
-from .idnumbers import gb11643_check_digit, is_valid_id  # noqa: F401 (re-exported)
+from .idnumbers import gb11643_check_digit, is_valid_id  # noqa: F401 (is_valid_id re-exported)
 
 # ---------------------------------------------------------------- characters
 
@@ -169,7 +169,6 @@ def _id_matrix(norm: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 _PART_TYPES = {"kind": np.int8, "date": np.int64, "sex": np.int8, "region": np.int64, "seq": np.int64,
                "swap_even": np.int64, "swap_odd": np.int64}
-_WEIGHT_LIST = _WEIGHTS.tolist()
 _MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
@@ -180,7 +179,7 @@ def _id_parts_one(v: str | None) -> tuple[int, ...]:
     if not _ID_SHAPE.fullmatch(v):
         return ID_OTHER, 0, -1, 0, 0, 0, 0
     d = [ord(c) - 48 for c in v[:17]]
-    ok = "10X98765432"[sum(w * x for w, x in zip(_WEIGHT_LIST, d)) % 11] == v[17]
+    ok = gb11643_check_digit(v[:17]) == v[17]  # the shape above: 17 ASCII digits
     y, mo, dd = int(v[6:10]), int(v[10:12]), int(v[12:14])
     leap = (y % 4 == 0 and y % 100 != 0) or y % 400 == 0
     real = y >= 1880 and 1 <= mo <= 12 and 1 <= dd <= _MONTH_DAYS[mo] + (mo == 2 and leap)
