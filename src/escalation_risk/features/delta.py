@@ -16,8 +16,8 @@ makes one add cost seconds at a million people. Two structures avoid the copy:
   itself, or (``fold=False``, as ``Scorer`` does) later, on a snapshot, off the add's path.
 - :class:`Stacked` is the history itself as the loaded tables plus the rows added
   since, read by position.
-- :func:`grow` appends to an array through spare capacity at the end of its buffer
-  (doubling when full): the old view is untouched, so a reader holding the old index
+- :func:`~escalation_risk.capacity.grow` appends to an array through spare capacity at the
+  end of its buffer (doubling when full): the old view is untouched, so a reader holding the old index
   keeps its own consistent arrays, and an add copies only its own rows.
 
 Both are immutable from a reader's point of view: an edit returns a new object, and
@@ -28,46 +28,22 @@ after it, never a mix.
 from __future__ import annotations
 
 import threading
-import weakref
 
 import numpy as np
 import pandas as pd
 
+from ..capacity import grow  # noqa: F401 - kept importable from here
 from ..contract import TABLES
 from ..dataset import Dataset
 from .index import OFF, Timeline, Windows, _search, ragged
 
 MIN_DELTA = 4096
-_USED: dict[int, int] = {}  # id(buffer) -> length in use, so one buffer is only ever extended by its last view
 
 
 def delta_limit(n_base: int) -> int:
     """Events a delta may hold before it is merged into the base: a sixteenth of the base
     (at least MIN_DELTA), so the merges cost O(1) per event added, amortised."""
     return max(MIN_DELTA, n_base // 16)
-
-
-def grow(arr: np.ndarray, extra) -> np.ndarray:
-    """``arr`` followed by ``extra`` along axis 0, written into spare capacity of ``arr``'s
-    buffer when it is the buffer's last view (else into a new buffer twice the size).
-    ``arr`` itself is unchanged."""
-    extra = np.asarray(extra, dtype=arr.dtype)
-    n, k = len(arr), len(extra)
-    if not k:
-        return arr
-    buf = arr.base
-    if (isinstance(buf, np.ndarray) and buf.dtype == arr.dtype and buf.ndim == arr.ndim
-            and buf.shape[1:] == arr.shape[1:] and len(buf) >= n + k and buf.flags.c_contiguous
-            and arr.__array_interface__["data"][0] == buf.__array_interface__["data"][0]
-            and _USED.get(id(buf)) == n):
-        buf[n:n + k] = extra
-    else:
-        buf = np.empty((max(2 * (n + k), 1024),) + arr.shape[1:], dtype=arr.dtype)
-        buf[:n] = arr
-        buf[n:n + k] = extra
-        weakref.finalize(buf, _USED.pop, id(buf), None)
-    _USED[id(buf)] = n + k
-    return buf[:n + k]
 
 
 class _Merged:

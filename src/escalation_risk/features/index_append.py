@@ -47,12 +47,13 @@ import logging
 import numpy as np
 import pandas as pd
 
+from ..capacity import grow
 from ..dataset import Dataset
 from ..linking import DEFAULT_MODEL
 from ..linking.incremental import Frozen, LinkState, link_new
 from ..linking.linker import _link
 from ..lookup import id_positions
-from .delta import DeltaTimeline, Stacked, delta_limit, entity_positions, grow
+from .delta import DeltaTimeline, Stacked, delta_limit, entity_positions
 from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline, join_on, unique_keys
 
 # timeline -> (kind of its entity, {payload column: kind}); None = a plain value.
@@ -88,9 +89,103 @@ OTHER = {
     "gender", "hukou", "employment", "places", "grids", "place_grid", "places_type", "orgs", "org_type", "incidents",
     "inc_person", "pairs", "counterparties", "med_ids", "person_events", "households", "household_place",
     "household_tenure", "rel_pairs", "rel_pair_kind", "rel_pair_since", "attr_timelines", "inc_person_t",
-    "note_ids", "note_signals", "note_text",
+    "note_ids", "note_signals", "note_text", "_joined_person_key", "_joined_pid_to_int",
 }
 KNOWN = set(TIMELINES) | set(PER_INCIDENT) | OTHER
+
+
+PARTS = 64  # small Series appended to a _Joined before they are joined among themselves
+
+
+class _Joined:
+    """A Series attribute kept as the built Series plus the small ones appended since, joined
+    on its first read (then kept joined): appending a person record to a district's
+    ``person_key`` copied its million ids and keys (~12 ms per Series at a million records),
+    for a Series only a rebuild or ``Scorer.history`` reads. Stored in the instance as one
+    tuple ``(base, parts)``, replaced whole, so a reader joining it never sees half an update."""
+
+    def __init__(self, name: str):
+        self.name, self.slot = name, f"_joined_{name}"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        base, parts = obj.__dict__[self.slot]
+        if not parts:
+            return base
+        joined = pd.concat([base, *parts])
+        obj.__dict__[self.slot] = (joined, ())
+        return joined
+
+    def __set__(self, obj, value: pd.Series) -> None:
+        obj.__dict__[self.slot] = (value, ())
+
+    def parts(self, obj) -> tuple[pd.Series, tuple[pd.Series, ...]]:
+        """(the joined part, the parts appended since), without joining them."""
+        return obj.__dict__[self.slot]
+
+    def append(self, obj, part: pd.Series) -> None:
+        base, parts = obj.__dict__[self.slot]
+        parts = (*parts, part)
+        if len(parts) > PARTS:  # the parts joined among themselves: a few hundred rows, not the district
+            parts = (pd.concat(parts),)
+        obj.__dict__[self.slot] = (base, parts)
+
+
+class GrownIndex(HistoryIndex):
+    """A :class:`HistoryIndex` that person records were appended to: the same parts, but its
+    ``person_key`` and ``pid_to_int`` join the persons added since on first read."""
+
+    person_key = _Joined("person_key")
+    pid_to_int = _Joined("pid_to_int")
+
+
+def _grown(idx: HistoryIndex) -> GrownIndex:
+    """A shallow copy of ``idx`` as a :class:`GrownIndex` (the same arrays, nothing copied)."""
+    out = copy.copy(idx)
+    if not isinstance(out, GrownIndex):
+        d = out.__dict__
+        out.__class__ = GrownIndex
+        for name in ("person_key", "pid_to_int"):
+            d[f"_joined_{name}"] = (d.pop(name), ())
+    return out
+
+
+def _keys_at(idx: HistoryIndex, at: np.ndarray) -> np.ndarray:
+    """``idx.person_key``'s values at positions ``at`` (of ``idx._pid_index``), without joining
+    the keys appended since into one district-sized Series."""
+    if not isinstance(idx, GrownIndex):
+        return idx.person_key.to_numpy(dtype=object)[at]
+    base, parts = GrownIndex.person_key.parts(idx)
+    values = base.to_numpy(dtype=object)
+    late = at >= len(base)
+    if not late.any():
+        return values[at]
+    out = np.empty(len(at), dtype=object)
+    out[~late] = values[at[~late]]
+    out[late] = np.concatenate([p.to_numpy(dtype=object) for p in parts])[at[late] - len(base)]
+    return out
+
+
+def _set_attributes(out: HistoryIndex, idx: HistoryIndex, attrs: pd.DataFrame, n_new: int) -> None:
+    """The canonical persons' attributes (``attrs``, by person number) written into ``idx``'s
+    arrays grown by ``n_new`` new persons: through spare capacity, so the district's arrays
+    are not copied, unless a known person's value changes (a new record's non-null value
+    comes first), when the array is copied: never written where ``idx`` can see it."""
+    pos = attrs.index.to_numpy(np.int64)
+    for col, dtype in (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object)):
+        old = getattr(idx, col)
+        arr = grow(old, np.full(n_new, np.nan if dtype == "float64" else None, dtype=dtype))
+        vals = attrs[col].astype(dtype).to_numpy()
+        known = pos < len(old)
+        was, now = old[pos[known]], vals[known]
+        same = (was == now) | (pd.isna(was) & pd.isna(now))
+        if not same.all():
+            arr = arr.copy()
+        write = ~known
+        write[known] = ~same
+        arr[pos[write]] = vals[write]
+        setattr(out, col, arr)
 
 
 def _positions_or_new(index: pd.Index | IdIndex, ids: np.ndarray) -> tuple[np.ndarray, IdIndex]:
@@ -276,10 +371,9 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         return None
     if "person_attributes" in added:
         return None  # attribute timelines are per canonical person over all its records: re-build
-    out = copy.copy(idx)
+    out = _grown(idx)
 
     # ---------------------------------------------------------------- people, places, organisations
-    pmap_key = idx.person_key
     if "persons" in added and len(added["persons"]):
         # New records linked against the kept linkage state: their own keys and blocks only,
         # the district's linkage parameters frozen (linking.incremental).
@@ -289,9 +383,11 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         new_pids = linked.keys.index.to_numpy(dtype=object)
         new_keys = linked.keys.to_numpy(dtype=object)
         codes, out.persons = _positions_or_new(idx.persons, new_keys)
-        out.person_key = pd.concat([idx.person_key, linked.keys])
-        out.pid_to_int = pd.concat([idx.pid_to_int, pd.Series(codes, index=pd.Index(new_pids, name="person_id"))])
+        GrownIndex.person_key.append(out, linked.keys)
+        GrownIndex.pid_to_int.append(out, pd.Series(codes, index=pd.Index(new_pids, name="person_id")))
         out._pid_index = IdIndex.of(idx._pid_index).append(new_pids)
+        # Copied (8 MB at a million records, ~1 ms): its last value is the "unknown" answer
+        # of every reader of ``idx``, so it cannot grow in place.
         out._pid_codes = np.r_[idx._pid_codes[:-1], codes, -1]
         out.append_cache = {**idx.append_cache, LINKAGE: linked.state}
         # Attributes of the canonical persons with a new record: the first non-null across their
@@ -299,13 +395,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         p = history.rows("persons", linked.joined)
         p = p.assign(_k=out._pid_codes[out._pid_index.get_indexer(p["person_id"].to_numpy(dtype=object))])
         attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
-        n_new = len(out.persons) - len(idx.persons)
-        for col, dtype in (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object)):
-            arr = np.concatenate([getattr(idx, col), np.full(n_new, np.nan if dtype == "float64" else None,
-                                                             dtype=dtype)])
-            arr[attrs.index.to_numpy(np.int64)] = attrs[col].astype(dtype).to_numpy()
-            setattr(out, col, arr)
-        pmap_key = out.person_key
+        _set_attributes(out, idx, attrs, len(out.persons) - len(idx.persons))
     if "places" in added and len(added["places"]):
         pl = added["places"]
         out.places = IdIndex.of(idx.places).append(pl["place_id"].to_numpy(dtype=object))
@@ -374,8 +464,8 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     # Keys by position (the index's ids and its person_key are in one order): no hash table of
     # a district's ids rebuilt when the key grew.
     at = out._pid_index.get_indexer(persons["person_id"].to_numpy(dtype=object))
-    sub_ds.cache["person_key"] = pd.Series(pmap_key.to_numpy(dtype=object)[at], index=persons["person_id"].to_numpy(
-        dtype=object), name="person_key", dtype=object)
+    sub_ds.cache["person_key"] = pd.Series(_keys_at(out, at), index=persons["person_id"].to_numpy(dtype=object),
+                                           name="person_key", dtype=object)
     sub = HistoryIndex(sub_ds, idx.lexicon)
     if set(vars(sub)) - KNOWN:
         return None

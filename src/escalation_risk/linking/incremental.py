@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..capacity import grow
 from .blocking import _block_rules
 from .comparisons import _compare
 from .groups import _groups, _keep_keys, _named, _prior_keys
@@ -302,7 +303,8 @@ def link_new(state: LinkState, persons: pd.DataFrame) -> Linked:
     uniq_new, inv = np.unique(comp[n_o:][fresh], return_inverse=True)
     at[fresh] = len(state.keys) + inv
     first_of = np.unique(inv, return_index=True)[1]
-    keys = np.r_[state.keys, np.asarray(new_keys[fresh][first_of], dtype=object)]
+    # Grown through spare capacity: one key per known person, copied by each add it was (~9 ms at a million).
+    keys = grow(state.keys, np.asarray(new_keys[fresh][first_of], dtype=object))
     out = dataclasses.replace(state, keys=keys, delta=_cat(state.delta, kr),
                               delta_group=np.r_[state.delta_group, at].astype(np.int64))
     # Records of the groups the new records joined (the new records' positions included).
