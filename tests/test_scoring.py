@@ -544,7 +544,7 @@ def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_
 
     monkeypatch.setattr(delta, "delta_limit", lambda n_base: 12)
     gates = {"fold": threading.Event(), "rebuild": threading.Event()}
-    real_fold, real_rebuilt = scoring._fold, scoring._rebuilt
+    real_fold = scoring._fold
 
     def held(kind, real):
         def run(*a):
@@ -554,7 +554,10 @@ def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_
         return run
 
     monkeypatch.setattr(scoring, "_fold", held("fold", real_fold))
-    monkeypatch.setattr(scoring, "_rebuilt", held("rebuild", real_rebuilt))
+    # Held in this process, before the fork: the child builds with the real _rebuilt.
+    monkeypatch.setattr(scoring, "_rebuilt_apart", held("rebuild", scoring._rebuilt_apart))
+    handed = []
+    monkeypatch.setattr(scoring.handover, "load", lambda fd, real=scoring.handover.load: handed.append(fd) or real(fd))
     ds = small_district
     people = ds.persons["person_id"].to_numpy(dtype=object)
     idn = "33010219800312457"
@@ -633,6 +636,8 @@ def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_
         if thread.is_alive():
             thread.join()
     assert sc.rebuilds == 1 and sc.pending_adds == 0
+    # The rebuild ran in a forked child and its index was handed over (mapped), where forking works.
+    assert len(handed) == (1 if scoring.forks.workers() > 1 else 0)
     assert score(sc) == pytest.approx(expected[-1], abs=1e-12)
     # What the reader saw: the answers after prefixes of the adds, in order, and nothing else.
     assert len(seen) > 0
@@ -816,8 +821,10 @@ def test_a_built_or_rebuilt_index_has_its_id_hash_tables_ready(small_model, smal
     assert not any(ids(fresh)[k]._engine.is_mapping_populated for k in ("incidents", "med_ids"))  # it bites
     sc = Scorer(small_model, small_district, pseudonym_key=KEY, fold="never")
     state = scoring._rebuilt(sc._state.history, small_model.lexicon)
-    for idx in (sc._state.idx, state.idx):
+    apart = scoring._rebuilt_apart(sc._state.history, small_model.lexicon)  # handed over by a child
+    for idx in (sc._state.idx, state.idx, apart.idx):
         assert all(ix._engine.is_mapping_populated for ix in ids(idx).values())
+    assert apart.idx.lexicon == state.idx.lexicon and set(vars(apart.idx)) == set(vars(state.idx))
 
 
 def test_a_catch_up_links_each_add_of_persons_as_add_did(small_model, small_district, monkeypatch):

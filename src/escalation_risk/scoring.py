@@ -17,9 +17,11 @@ from ``$ESCALATION_RISK_DATA``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -28,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import clock
+from . import clock, forks, handover
 from .contract import TABLES
 from .dataset import Dataset, DataValidationError, as_records, load_dataset, parse_records
 from .explain import top_reasons as _top_reasons
@@ -241,6 +243,47 @@ def _rebuilt(history: Stacked, lexicon) -> _State:
     state = _State(Stacked(ds), history_index(ds, lexicon))
     prepare_appends(state.idx, state.history)  # the next add need not (seconds at a million people)
     return state
+
+
+REBUILD_APART = True  # a background rebuild runs in a forked process (see _rebuilt_apart)
+
+
+def _rebuilt_apart(history: Stacked, lexicon) -> _State:
+    """:func:`_rebuilt` in a forked child, its index handed back mapped (:mod:`.handover`).
+
+    Built on the serving process's job thread, the index of a million people held its GIL
+    for ~10 s of long C calls and competed for it for minutes: ``score_dispute`` waited up
+    to a second or two. A child shares this process's memory copy-on-write, builds the index
+    on the other core and writes it to an unlinked file; this process maps its numeric
+    arrays (nothing copied) and reads its object arrays in small chunks, then hashes its id
+    indexes (pandas hashes on first look-up: a few district-sized C calls). The history
+    stays this process's ``history`` (the index's rows are its rows, in its order). Without
+    fork (another platform, ``ESCALATION_RISK_WORKERS=1``) or with ``REBUILD_APART`` off, the
+    thread builds it; a child that fails is redone here (:class:`~.forks.Forked`)."""
+    if not (REBUILD_APART and forks.workers() > 1):
+        return _rebuilt(history, lexicon)
+    fd, path = tempfile.mkstemp(prefix="er-rebuild-", suffix=".idx")
+    os.unlink(path)  # both processes hold it open; nothing is left on disk
+    parent = os.getpid()
+
+    def work() -> None:
+        if os.getpid() != parent:
+            sys.setprofile(None)  # the job thread's hook would wait for this process's calls
+            history._lock = threading.Lock()  # an add may have held it at the fork: this thread is alone now
+        idx = copy.copy(_rebuilt(history, lexicon).idx)
+        if lexicon is not None:
+            idx.lexicon = None  # the model's, set again here: not shipped
+        handover.dump(idx, fd)
+
+    try:
+        forks.Forked(work).result()  # waiting releases the GIL
+        idx = handover.load(fd)
+    finally:
+        os.close(fd)  # the mapping keeps the file's pages
+    if lexicon is not None:
+        idx.lexicon = lexicon
+    hash_ids(idx)  # lost with the pickled indexes: hashed here, not by the first reader
+    return _State(history, idx)
 
 
 def _reapply(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> _State:
@@ -531,7 +574,7 @@ class Scorer:
         if YIELD_TO_CALLS:
             sys.setprofile(self._calls.hook())  # this thread only
         try:
-            state = _fold(snapshot) if isinstance(snapshot, _State) else _rebuilt(snapshot, lexicon)
+            state = _fold(snapshot) if isinstance(snapshot, _State) else _rebuilt_apart(snapshot, lexicon)
             done = rounds = 0
             while True:
                 with self._lock:

@@ -1,0 +1,80 @@
+"""The handover of a forked child's result: mapped numeric arrays, object arrays in chunks."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from escalation_risk import handover
+from escalation_risk.forks import Forked
+
+
+def _fd() -> int:
+    fd, path = tempfile.mkstemp(prefix="er-handover-test-")
+    os.unlink(path)
+    return fd
+
+
+def _value(n: int) -> dict:
+    rng = np.random.default_rng(0)
+    ids = np.array([f"P{i:07d}" for i in range(n)], dtype=object)
+    words = np.array(["male", None, "female", float("nan")], dtype=object)[rng.integers(0, 4, n)]
+    return {
+        "ints": rng.integers(0, 10**12, n), "floats": rng.random((n, 3)), "empty": np.zeros(0, object),
+        "objects": words, "small_objects": words[:5].copy(), "nested": [words[:3], {"k": ids[:2]}],
+        "key": pd.Series(ids[::-1], index=pd.Index(ids, name="person_id"), name="person_key", dtype=object),
+        "frame": pd.DataFrame({"id": pd.array(ids, dtype="str"), "t": pd.to_datetime(rng.integers(0, 10**9, n),
+                                                                                       unit="s")}),
+        "index": pd.Index(ids), "shared": (same := np.arange(7)), "again": same,
+    }
+
+
+def _check(got: dict, want: dict) -> None:
+    for k in ("ints", "floats", "empty", "shared"):
+        np.testing.assert_array_equal(got[k], want[k])
+    assert got["ints"].dtype == want["ints"].dtype and got["floats"].shape == want["floats"].shape
+    pd.testing.assert_series_equal(pd.Series(got["objects"]), pd.Series(want["objects"]))
+    assert got["objects"].dtype == object
+    pd.testing.assert_series_equal(pd.Series(got["small_objects"]), pd.Series(want["small_objects"]))
+    pd.testing.assert_series_equal(got["key"], want["key"])
+    pd.testing.assert_frame_equal(got["frame"], want["frame"])
+    pd.testing.assert_index_equal(got["index"], want["index"])
+    assert got["again"] is got["shared"]  # one object stays one object
+    assert got["nested"][1]["k"].tolist() == want["nested"][1]["k"].tolist()
+
+
+@pytest.mark.parametrize("n", [10, handover.CHUNK * 2 + 17])
+def test_a_value_comes_back_equal_with_its_arrays_mapped_and_writable(n):
+    want = _value(n)
+    fd = _fd()
+    try:
+        handover.dump(want, fd)
+        got = handover.load(fd)
+    finally:
+        os.close(fd)  # the mapping outlives the descriptor
+    _check(got, want)
+    big = got["ints"]
+    # Mapped from the file, not copied into the heap: its memory is the mapping's.
+    assert not big.flags.owndata and big.flags.writeable
+    big[0] = -1  # copy-on-write: this process's page only
+    assert got["ints"][0] == -1
+
+
+def test_a_forked_child_hands_its_result_over():
+    want = _value(handover.CHUNK + 5)
+    fd = _fd()
+    try:
+        def work() -> int:
+            handover.dump(want, fd)
+            return os.getpid()
+
+        child = Forked(work).result()
+        got = handover.load(fd)
+    finally:
+        os.close(fd)
+    assert child != os.getpid() or not hasattr(os, "fork")
+    _check(got, want)
