@@ -215,16 +215,19 @@ def main(argv=None) -> None:
     ap.add_argument("--phases", action="store_true", help="CPU per add of its main steps, per block")
     ap.add_argument("--no-yield", action="store_true", help="background jobs do not yield to score_dispute "
                     "calls (scoring.YIELD_TO_CALLS off: the behaviour before it)")
+    ap.add_argument("--rebuild-in-thread", action="store_true", help="a background rebuild runs on the job thread "
+                    "(scoring.REBUILD_APART off: the behaviour before the forked rebuild)")
     ap.add_argument("--gil", action="store_true", help="where a background job holds the GIL (GilWatch)")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     ap.add_argument("--profile", default=None, help="cProfile the adds that bring a person record into this "
                     "file (pstats), and print their top functions")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
-    if args.no_yield:
+    if args.no_yield or args.rebuild_in_thread:
         from escalation_risk import scoring
 
-        scoring.YIELD_TO_CALLS = False
+        scoring.YIELD_TO_CALLS = not args.no_yield
+        scoring.REBUILD_APART = not args.rebuild_in_thread
     data = district(args.persons, Path(args.data or f"/tmp/er-bench-district-{args.persons}"))
     model = er.load_model(args.model)
     t0 = time.perf_counter()

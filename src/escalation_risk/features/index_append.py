@@ -180,11 +180,12 @@ def _set_attributes(out: HistoryIndex, idx: HistoryIndex, attrs: pd.DataFrame, n
         known = pos < len(old)
         was, now = old[pos[known]], vals[known]
         same = (was == now) | (pd.isna(was) & pd.isna(now))
-        if not same.all():
-            arr = arr.copy()
         write = ~known
         write[known] = ~same
-        arr[pos[write]] = vals[write]
+        if write.any():
+            if not same.all() or not arr.flags.writeable:  # (a built or mapped array may be read-only)
+                arr = arr.copy()
+            arr[pos[write]] = vals[write]
         setattr(out, col, arr)
 
 
