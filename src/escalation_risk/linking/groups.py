@@ -148,26 +148,33 @@ def _keep_keys(pid: np.ndarray, comp: np.ndarray, key: np.ndarray, prior: np.nda
     it stays with the group holding the record it was named after (else the first
     group) and the others keep their own smallest person_id.
     """
+    # numpy on the few known records an add re-checks: pandas' groupby and sort (Arrow's
+    # group-by on string columns) cost ~5 ms a call, most of an incremental link.
+    n_comp = int(comp.max()) + 1 if len(comp) else 0
+    comp_prior = np.full(n_comp, -1, dtype=np.int64)
     known = prior >= 0
-    cp = pd.DataFrame({"comp": comp[known], "prior": prior[known]}).drop_duplicates()
-    n_old = cp.groupby("comp")["prior"].transform("size").to_numpy()
-    many = cp[n_old > 1]
-    if len(many):  # the smallest earlier key by its text
-        many = many.assign(text=uniq[many["prior"].to_numpy()]).sort_values(["comp", "text"]) \
-            .drop_duplicates("comp")[["comp", "prior"]]
-    chosen = pd.concat([cp[n_old == 1], many])
-    comp_prior = np.full(int(comp.max()) + 1 if len(comp) else 0, -1, dtype=np.int64)
-    comp_prior[chosen["comp"].to_numpy()] = chosen["prior"].to_numpy()
+    if known.any():
+        base = np.int64(len(uniq) + 1)
+        packed = np.unique(comp[known].astype(np.int64) * base + prior[known].astype(np.int64))
+        cc, pp = packed // base, packed % base  # distinct (group, earlier key), by group
+        one = np.bincount(cc, minlength=n_comp)[cc] == 1
+        comp_prior[cc[one]] = pp[one]
+        # A group holding several earlier keys: the smallest by its text.
+        for r in sorted(np.flatnonzero(~one).tolist(), key=lambda r: (int(cc[r]), str(uniq[pp[r]])), reverse=True):
+            comp_prior[cc[r]] = pp[r]  # the smallest text of each group is written last
     rec_prior = comp_prior[comp]
     has = rec_prior >= 0
     named = np.zeros(len(pid), dtype=bool)
     named[has] = pid[has] == uniq[rec_prior[has]]
-    claims = pd.DataFrame({"comp": comp[has], "prior": rec_prior[has], "named": named[has]}) \
-        .groupby("comp", as_index=False).agg(prior=("prior", "first"), named=("named", "any"))
-    owner = claims.sort_values(["prior", "named", "comp"], ascending=[True, False, True]) \
-        .drop_duplicates("prior")
+    # The claims on each earlier key, one per group: the group holding the record it was named
+    # after first, then the smallest group label.
+    groups = np.unique(comp[has])
+    named_g = np.bincount(comp[has], weights=named[has], minlength=n_comp)[groups] > 0
+    prior_g = comp_prior[groups]
+    order = np.lexsort((groups, ~named_g, prior_g))
+    first = order[np.r_[True, prior_g[order][1:] != prior_g[order][:-1]]] if len(order) else order
     owner_of = np.full(len(uniq), -1, dtype=np.int64)
-    owner_of[owner["prior"].to_numpy()] = owner["comp"].to_numpy()
+    owner_of[prior_g[first]] = groups[first]
     keeps = has & (owner_of[np.maximum(rec_prior, 0)] == comp)
     out = key.copy()
     out[keeps] = uniq[rec_prior[keeps]]
