@@ -221,3 +221,21 @@ def test_earlier_keys_are_kept_as_the_pandas_rule_kept_them():
         seen = pd.DataFrame({"c": comp, "p": prior})[prior >= 0].drop_duplicates()
         hard += int(seen["c"].duplicated().any() and seen["p"].duplicated().any())
     assert hard > 100  # groups with several earlier keys and keys with several groups both occurred
+
+
+def test_group_keys_of_a_few_records_are_named_as_of_many(monkeypatch):
+    """groups._named takes a few records in numpy and many through pandas' group-by: the
+    same smallest person_id per group either way (ids with CJK, full-width and Latin text)."""
+    from escalation_risk.linking import groups
+
+    rng = np.random.default_rng(3)
+    alphabet = ["P", "p", "Ｐ", "张", "Z", "0", "é", "-"]
+    for case in range(300):
+        n = int(rng.integers(1, 60))
+        ids = pd.unique(np.array(["".join(rng.choice(alphabet, 3)) + str(i % 7) for i in range(n)], dtype=object))
+        comp = rng.integers(0, max(1, len(ids) // 3), len(ids)).astype(np.int64)
+        few = groups._named(ids, comp)
+        monkeypatch.setattr(groups, "SMALL_GROUPS", -1)
+        many = groups._named(ids, comp)
+        monkeypatch.undo()
+        assert few.tolist() == many.tolist(), case
