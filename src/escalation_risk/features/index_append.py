@@ -148,6 +148,7 @@ def _grown(idx: HistoryIndex) -> GrownIndex:
         out.__class__ = GrownIndex
         for name in ("person_key", "pid_to_int"):
             d[f"_joined_{name}"] = (d.pop(name), ())
+    assert isinstance(out, GrownIndex)
     return out
 
 
