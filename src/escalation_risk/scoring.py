@@ -285,7 +285,8 @@ class Scorer:
     A few adds cannot be taken into the index in place: a person record that links two
     people the history held apart (their histories merge), or new ``person_attributes``
     rows. The index is then built again from scratch (seconds at 100,000 people, minutes
-    at a million). With ``fold="background"`` that rebuild runs on the thread too: the add
+    at a million). With ``fold="background"`` that rebuild runs off the add's path (in a
+    forked process where forking works, see :func:`_rebuilt_apart`; else on the thread): the add
     checks its rows and returns at once (a bad row raises, as always), but its rows are
     not seen by calls until the rebuilt index is published, and neither are the rows of
     the adds accepted after it (they are checked against every accepted row, and
