@@ -948,3 +948,57 @@ def test_a_linkage_state_for_a_key_made_elsewhere_is_logged_without_personal_val
     caplog.clear()
     link_state(idx, sc._state.history)  # kept: logged once
     assert not [r for r in caplog.records if "linkage state" in r.getMessage()]
+
+
+def test_adds_onto_an_index_handed_over_by_a_child_equal_adds_onto_a_built_one(small_model, small_district):
+    """A rebuilt index comes back from its forked child mapped from a file (numeric arrays
+    copy-on-write, some read-only as built). Person adds onto it (a new person, a known
+    person's record under a new id, a second record of the new person) give the keys and
+    answers of the same adds onto the index built here, and leave the handed-over index's
+    arrays as they were (a reader may still hold it)."""
+    from escalation_risk import scoring
+    from escalation_risk.idnumbers import gb11643_check_digit
+    from escalation_risk.synth import generate_tables
+
+    ds = small_district
+    raw = generate_tables(4000, seed=2)[0]["persons"].set_index("person_id")
+    busiest = ds.incident_parties.loc[ds.incident_parties["party_type"] == "person", "party_id"].value_counts()
+    known = next(p for p in busiest.index if isinstance(raw.loc[p, "id_number"], str))
+    people = ds.persons["person_id"].tolist()
+    stem = "44030519880715123"
+    day = pd.Timestamp("2025-06-20")
+    fresh = {"person_id": "P-NEW1", "birth_year": 1988, "gender": None, "hukou": "migrant", "employment": None,
+             "name": "司徒明", "id_number": stem + gb11643_check_digit(stem), "phone": "19912345678"}
+    dup = {**raw.loc[known].drop(["recorded_at"], errors="ignore").to_dict(), "person_id": "A-DUP1"}
+    dup = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in dup.items()}
+    # The known person's record first: it adds no person, so nothing grows before it is written.
+    adds = [[dup], [fresh], [{**fresh, "person_id": "P-NEW2", "phone": None, "gender": "female"}]]
+
+    def run(handed: bool):
+        sc = Scorer(small_model, ds, pseudonym_key=KEY, fold="never")
+        if handed:
+            sc._state = scoring._rebuilt_apart(sc._state.history, small_model.lexicon)
+            for c in ("birth_year", "gender"):  # as pandas hands out arrays (copy-on-write), or as mapped
+                getattr(sc._state.idx, c).flags.writeable = False
+        before = {c: getattr(sc._state.idx, c).copy() for c in ("birth_year", "gender", "hukou", "employment")}
+        start = sc._state.idx
+        answers = []
+        for j, persons in enumerate(adds):
+            new = f"D-H{j}"
+            sc.add(persons=persons, incidents=[{"incident_id": new, "kind": "dispute", "category": "neighbor",
+                                                "occurred_at": day, "reported_at": day, "source": "grid_worker"}],
+                   incident_parties=[{"incident_id": new, "party_id": p, "party_type": "person", "role": r}
+                                     for p, r in ((persons[0]["person_id"], "complainant"), (people[j], "respondent"))])
+            answers.append(sc.score_dispute(*_request(sc.history, new)[:2], as_of=NIGHT).probability)
+        assert sc.rebuilds == 0
+        for c, arr in before.items():  # nothing written where the index before the adds can see
+            pd.testing.assert_series_equal(pd.Series(getattr(start, c)), pd.Series(arr))
+        return sc._state.idx, answers
+
+    built, want = run(False)
+    handed, got = run(True)
+    assert got == pytest.approx(want, abs=1e-12)
+    pd.testing.assert_series_equal(handed.person_key.sort_index(), built.person_key.sort_index())
+    for c in ("birth_year", "gender", "hukou", "employment"):
+        pd.testing.assert_series_equal(pd.Series(getattr(handed, c)), pd.Series(getattr(built, c)))
+    assert handed.person_key["A-DUP1"] == handed.person_key[known]
