@@ -223,6 +223,12 @@ def main(argv=None) -> None:
                     "file (pstats), and print their top functions")
     args = ap.parse_args(argv)
     print("load at start:", uptime())
+    import logging
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logging.getLogger("escalation_risk.scoring").addHandler(handler)  # the rebuild's steps (INFO)
+    logging.getLogger("escalation_risk.scoring").setLevel(logging.INFO)
     if args.no_yield or args.rebuild_in_thread:
         from escalation_risk import scoring
 

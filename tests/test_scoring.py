@@ -557,7 +557,8 @@ def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_
     # Held in this process, before the fork: the child builds with the real _rebuilt.
     monkeypatch.setattr(scoring, "_rebuilt_apart", held("rebuild", scoring._rebuilt_apart))
     handed = []
-    monkeypatch.setattr(scoring.handover, "load", lambda fd, real=scoring.handover.load: handed.append(fd) or real(fd))
+    real_load = scoring.handover.load
+    monkeypatch.setattr(scoring.handover, "load", lambda fd, *a: handed.append(fd) or real_load(fd, *a))
     ds = small_district
     people = ds.persons["person_id"].to_numpy(dtype=object)
     idn = "33010219800312457"

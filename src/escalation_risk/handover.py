@@ -26,6 +26,7 @@ import os
 import pickle
 import struct
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -91,9 +92,21 @@ def dump(value: Any, fd: int) -> None:
     _write(fd, _TAIL.pack(at_header, len(header)), at_header + len(header))
 
 
-def load(fd: int) -> Any:
+def load(fd: int, steps: list[tuple[str, float]] | None = None) -> Any:
     """The value :func:`dump` wrote to ``fd``: its numeric arrays mapped from the file
-    (copy-on-write: writable, the file unchanged), its object arrays read a chunk at a time."""
+    (copy-on-write: writable, the file unchanged), its object arrays read a chunk at a time.
+    ``steps`` (if given) receives each step's name and wall seconds: each is one call holding
+    the GIL, the longest being what a reader on another thread may wait."""
+
+    def timed(name: str, fn, *a, **k):
+        if steps is None:
+            return fn(*a, **k)
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            steps.append((name, time.perf_counter() - t))
+
     size = os.fstat(fd).st_size
     mm = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     view = memoryview(mm)
@@ -101,12 +114,12 @@ def load(fd: int) -> Any:
     header = pickle.loads(view[at_header:at_header + n_header])
     arrays = []
     for shape, chunks in header["arrays"]:
-        parts = [pickle.loads(view[at:at + n]) for at, n in chunks]  # one short GIL hold each
-        arrays.append(np.concatenate(parts).reshape(shape))
+        parts = [timed("object chunk", pickle.loads, view[at:at + n]) for at, n in chunks]  # one short hold each
+        arrays.append(timed("object join", np.concatenate, parts).reshape(shape))
     buffers = [view[at:at + n] for at, n in header["buffers"]]
     at_main, n_main = header["main"]
     _loading.arrays = arrays
     try:
-        return pickle.loads(view[at_main:at_main + n_main], buffers=buffers)
+        return timed("structure", pickle.loads, view[at_main:at_main + n_main], buffers=buffers)
     finally:
         del _loading.arrays

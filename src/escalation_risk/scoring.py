@@ -152,14 +152,20 @@ def _rebuilt_apart(history: Stacked, lexicon) -> _State:
             idx.lexicon = None  # type: ignore[assignment]  # the model's, set again here: not shipped
         handover.dump(idx, fd)
 
+    steps: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
     try:
         forks.Forked(work).result()  # waiting releases the GIL
-        idx = handover.load(fd)
+        t1 = time.perf_counter()
+        idx = handover.load(fd, steps)
     finally:
         os.close(fd)  # the mapping keeps the file's pages
     if lexicon is not None:
         idx.lexicon = lexicon
-    hash_ids(idx)  # lost with the pickled indexes: hashed here, not by the first reader
+    hash_ids(idx, steps)  # lost with the pickled indexes: hashed here, not by the first reader
+    name, longest = max(steps, key=lambda s: s[1], default=("", 0.0))
+    log.info("rebuild in a child: built and written in %.1f s; handed over and hashed in %.2f s (%d steps, the "
+             "longest %.3f s: %s)", t1 - t0, time.perf_counter() - t1, len(steps), longest, name)
     return _State(history, idx)
 
 

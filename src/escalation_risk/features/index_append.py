@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 
 import numpy as np
 import pandas as pd
@@ -284,15 +285,18 @@ def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
     hash_ids(idx)
 
 
-def hash_ids(idx: HistoryIndex) -> None:
+def hash_ids(idx: HistoryIndex, steps: list[tuple[str, float]] | None = None) -> None:
     """Build the hash table of each id index of ``idx`` now: pandas builds it on an Index's
     first look-up, a district-sized C call holding the GIL (a third of a second for two
     million incidents, seconds at a load of 8), which after a rebuild was paid by the first
     call or add to read the published index."""
-    for value in vars(idx).values():
+    for name, value in vars(idx).items():
         base = value.base if isinstance(value, IdIndex) else value
         if isinstance(base, pd.Index) and len(base):
+            t = time.perf_counter()
             base.get_indexer(base[:1])
+            if steps is not None:
+                steps.append((f"hash {name}", time.perf_counter() - t))
 
 
 def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True,
