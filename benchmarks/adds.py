@@ -318,6 +318,7 @@ def main(argv=None) -> None:
             rows["persons"] = [namesake("LINK-R", idn, "13987654322")]
             t_link, pending_adds = time.perf_counter(), []
         folds, rebuilds = scorer.folds, getattr(scorer, "rebuilds", None)
+        pending_before = scorer.pending_adds
         t, c = time.perf_counter(), time.thread_time()
         sampler.started = t
         if prof is not None and "persons" in rows:
@@ -329,6 +330,8 @@ def main(argv=None) -> None:
         sampler.started = None
         times.append(time.perf_counter() - t)
         cpus.append(time.thread_time() - c)
+        if pending_before or scorer.pending_adds:  # validated only: linked and indexed by the rebuild's catch-up
+            kind += ", while a rebuild is pending"
         by_kind.setdefault(kind, ([], []))
         by_kind[kind][0].append(times[-1])
         by_kind[kind][1].append(cpus[-1])
