@@ -826,6 +826,13 @@ def test_a_built_or_rebuilt_index_has_its_id_hash_tables_ready(small_model, smal
     for idx in (sc._state.idx, state.idx, apart.idx):
         assert all(ix._engine.is_mapping_populated for ix in ids(idx).values())
     assert apart.idx.lexicon == state.idx.lexicon and set(vars(apart.idx)) == set(vars(state.idx))
+    # Given the index it replaces, the child's id indexes that extend it are adopted as it (hashed
+    # already), not hashed again; the others (none here, nothing was added) come as built.
+    before = sc._state.idx
+    reused = scoring._rebuilt_apart(sc._state.history, small_model.lexicon, before).idx
+    assert reused.incidents.base is before.incidents and reused._pid_index.base is before._pid_index
+    for name, ix in ids(state.idx).items():
+        assert IdIndex.of(getattr(reused, name)).to_numpy().tolist() == ix.to_numpy().tolist(), name
 
 
 def test_a_catch_up_links_each_add_of_persons_as_add_did(small_model, small_district, monkeypatch):

@@ -35,6 +35,7 @@ from .dataset import Dataset, as_records, load_dataset
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
+from .features.index import IdIndex
 from .features.index_append import append_to_index, delta_events, fold_index, hash_ids, needs_fold
 from .features.index_append import prepare as prepare_appends
 from .model import RiskModel, load_model
@@ -125,7 +126,37 @@ def _rebuilt(history: Stacked, lexicon) -> _State:
 REBUILD_APART = True  # a background rebuild runs in a forked process (see _rebuilt_apart)
 
 
-def _rebuilt_apart(history: Stacked, lexicon) -> _State:
+@dataclass(frozen=True)
+class _Hashed:
+    """An id index the child found to be this process's ``name`` index (hashed already) with
+    ``tail`` appended: adopted as that index grown, not hashed again."""
+
+    name: str
+    tail: np.ndarray
+
+
+def _ids(index) -> np.ndarray:
+    return index.to_numpy() if isinstance(index, IdIndex) else index.to_numpy(dtype=object)
+
+
+def _hashed_in(idx: HistoryIndex, before: HistoryIndex | None) -> HistoryIndex:
+    """``idx`` (a shallow copy) with each id index that extends ``before``'s (the same ids in
+    the same order, then more) replaced by a :class:`_Hashed`: hashing a district's ids is
+    one long call holding the GIL (2.3 s for two million incidents at a load of 13)."""
+    out = copy.copy(idx)
+    if before is None:
+        return out
+    for name, value in vars(idx).items():
+        had = vars(before).get(name)
+        if not isinstance(value, pd.Index) or not isinstance(had, (pd.Index, IdIndex)) or len(had) > len(value):
+            continue
+        ids, old = _ids(value), _ids(had)
+        if ids.dtype == old.dtype and np.array_equal(ids[:len(old)], old):
+            setattr(out, name, _Hashed(name, ids[len(old):]))
+    return out
+
+
+def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None) -> _State:
     """:func:`_rebuilt` in a forked child, its index handed back mapped (:mod:`.handover`).
 
     Built on the serving process's job thread, the index of a million people held its GIL
@@ -147,7 +178,7 @@ def _rebuilt_apart(history: Stacked, lexicon) -> _State:
         if os.getpid() != parent:
             sys.setprofile(None)  # the job thread's hook would wait for this process's calls
             history._lock = threading.Lock()  # an add may have held it at the fork: this thread is alone now
-        idx = copy.copy(_rebuilt(history, lexicon).idx)
+        idx = _hashed_in(_rebuilt(history, lexicon).idx, before)
         if lexicon is not None:
             idx.lexicon = None  # type: ignore[assignment]  # the model's, set again here: not shipped
         handover.dump(idx, fd)
@@ -164,6 +195,10 @@ def _rebuilt_apart(history: Stacked, lexicon) -> _State:
         os.close(fd)  # the mapping keeps the file's pages
     if lexicon is not None:
         idx.lexicon = lexicon
+    for name, value in list(vars(idx).items()):
+        if isinstance(value, _Hashed):  # this process's index, hashed already, grown by the new ids
+            assert before is not None
+            setattr(idx, name, IdIndex.of(getattr(before, name)).append(value.tail))
     hash_ids(idx, steps)  # lost with the pickled indexes: hashed here, not by the first reader
     name, longest = max(steps, key=lambda s: s[1], default=("", 0.0))
     log.info("rebuild in a child: forked in %.3f s, built and written in %.1f s; handed over and hashed in %.2f s "
@@ -460,7 +495,8 @@ class Scorer:
         if YIELD_TO_CALLS:
             sys.setprofile(self._calls.hook())  # this thread only
         try:
-            state = _fold(snapshot) if isinstance(snapshot, _State) else _rebuilt_apart(snapshot, lexicon)
+            state = _fold(snapshot) if isinstance(snapshot, _State) else \
+                _rebuilt_apart(snapshot, lexicon, self._state.idx)
             done = rounds = 0
             while True:
                 with self._lock:
