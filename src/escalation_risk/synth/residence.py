@@ -69,10 +69,13 @@ def _realistic_residence(seed: int, p: dict, g: dict, mem: Memberships, police: 
     pl_grid = g["pl_grid"]
     old_place = buildings[rng.integers(0, max(len(buildings), 1), len(movers))] if len(buildings) else \
         mem.hh_place[movers]
-    # Another grid than the current home's (a move within one grid changes little): redraw once, then keep.
-    same = pl_grid[old_place] == pl_grid[mem.hh_place[movers]]
-    if same.any() and len(buildings):
-        old_place[same] = buildings[rng.integers(0, len(buildings), int(same.sum()))]
+    # Another grid than the current home's (a move within one grid changes little): redrawn a few
+    # times, then kept (a district of one urban grid has no other).
+    for _ in range(8):
+        same = np.flatnonzero(pl_grid[old_place] == pl_grid[mem.hh_place[movers]])
+        if not len(same) or not len(buildings):
+            break
+        old_place[same] = buildings[rng.integers(0, len(buildings), len(same))]
     move_of = np.full(H, -1)
     move_of[movers] = np.arange(len(movers))
     n_hh = len(mem.hh_place)
