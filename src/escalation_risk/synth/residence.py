@@ -21,7 +21,9 @@ seed is as without it):
   the household their person lived in when the record's first incident was reported, from
   that day (from before the data when the record has no incident), with their person's
   role. For a person who moved, half of such records keep the earlier home (the police
-  never learnt of the move): a stale address, a member still.
+  never learnt of the move): a stale address, a member still. A share :data:`ELSEWHERE_SHARE`
+  of them gives another household of the same grid instead (a relative's or a friend's
+  address, as ``other``): a household the person's own record was never in.
 """
 
 from __future__ import annotations
@@ -30,14 +32,16 @@ from dataclasses import replace
 
 import numpy as np
 
+from .draws import _Groups
 from .households import Memberships
 from .person_records import PoliceRecords
 from .records import Records
-from .vocab import _PT
+from .vocab import _PT, _R
 
 MOVE_SHARE = 0.12
 HOUSED_SHARE = 0.35
 STALE_SHARE = 0.5
+ELSEWHERE_SHARE = 0.15
 
 
 def _realistic_residence(seed: int, p: dict, g: dict, mem: Memberships, police: PoliceRecords, rec: Records,
@@ -116,12 +120,18 @@ def _realistic_residence(seed: int, p: dict, g: dict, mem: Memberships, police: 
     moved &= hh_of < H
     use_old = stale & moved
     hh_of = np.where(use_old, old_hh[move_of[np.minimum(hh_of, H - 1)]], hh_of)
+    hh_place = np.concatenate([mem.hh_place, old_place])
+    # Another household of the grid (of the households the generator made: not a moved one's earlier home).
+    elsewhere = (rng.random(len(housed)) < ELSEWHERE_SHARE) & ~use_old
+    hh_grid = pl_grid[hh_place]
+    other = _Groups(hh_grid[:H], np.arange(H), g["n_grid"]).pick(rng, hh_grid[hh_of])
+    elsewhere &= (other >= 0) & (other != hh_of)
+    hh_of = np.where(elsewhere, other, hh_of)
     new_hh.append(hh_of)
     new_pid.append(n + housed)
-    new_role.append(mem.role[pick])
+    new_role.append(np.where(elsewhere, _R["other"], mem.role[pick]))
     new_start.append(np.where(np.isfinite(when), when, np.nan))
-    new_end.append(np.where(use_old, np.nan, end[pick]))
-    hh_place = np.concatenate([mem.hh_place, old_place])
+    new_end.append(np.where(use_old | elsewhere, np.nan, end[pick]))
     tenure = np.concatenate([mem.tenure, np.full(len(movers), 1)])  # the earlier home: rented
     return replace(mem, hh=np.concatenate(new_hh), pid=np.concatenate(new_pid), role=np.concatenate(new_role),
                    start=np.concatenate(new_start), end=np.concatenate(new_end), hh_place=hh_place, tenure=tenure)
