@@ -1064,3 +1064,40 @@ def test_a_look_alike_name_with_the_birth_year_and_a_shared_counterpart_links():
     ex = explain_links(ds, GRAPH_MODEL).set_index(["person_id", "linked_to"])
     assert ex.loc[("b", "a"), "name"] == "shape" and ex.loc[("b", "a"), "counterparty"] == "shared"
     assert ex.loc[("b", "a"), "place"] == "place_overlapping"
+
+
+def test_household_held_weighs_nothing_where_the_records_share_a_household():
+    # 1,000 residents in households of three; 150 have a second record carrying their id number,
+    # 60 of those listed in their resident's household too (a police resident record), 90 in none.
+    # Two records sharing a household are both in one: "both" says nothing more there, and is
+    # read (m) on the pairs that share none.
+    from escalation_risk.linking.parameters import _score
+
+    rng = np.random.default_rng(6)
+    n = 1000
+    keys = pd.DataFrame({"person_id": [f"r{k:04d}" for k in range(n)], "name": [f"名{k}" for k in range(n)],
+                         "birth_year": rng.integers(1950, 2000, n), "gender": "male",
+                         "id_number": [f"X{k}" for k in range(n)], "phone": [f"1{k:010d}" for k in range(n)]})
+    dup = keys.iloc[:150].copy()
+    dup["person_id"] = [f"d{k:04d}" for k in range(150)]
+    dup["phone"] = [f"2{k:010d}" for k in range(150)]
+    keys = pd.concat([keys, dup], ignore_index=True)
+    hh = np.arange(n) // 3
+    members = pd.concat([
+        pd.DataFrame({"person_id": keys["person_id"][:n], "kind": "household", "item": hh}),
+        pd.DataFrame({"person_id": dup["person_id"][:60], "kind": "household", "item": hh[:60]})])
+    res = link_keys(keys, model=GRAPH_MODEL, graph=members)
+    held = res.parameters.set_index(["field", "level"]).loc["household_held"]
+    # Counted on every pair with one id number, "both" would have m 0.4; on those sharing no household, ~0.
+    assert held.loc["both", "m"] < 0.05 and held.loc["both", "weight"] < -5
+    p = res.pairs
+    levels = {f: p[f].to_numpy() for f in linking.FIELDS}
+    i, j = p["i"].to_numpy(), p["j"].to_numpy()
+    unheld = {**levels, "household_held": np.zeros(len(p), dtype=levels["household_held"].dtype)}
+    plain = _score(unheld, res.weights, i)
+    weighed = _score(levels, res.weights, i)
+    shared = levels["place"] == 1
+    both = levels["household_held"] == 2
+    assert (shared & both).sum() >= 60 and (~shared & (levels["household_held"] > 0)).sum() >= 90
+    np.testing.assert_allclose(weighed[shared], plain[shared])
+    assert (weighed[~shared & (levels["household_held"] > 0)] != plain[~shared & (levels["household_held"] > 0)]).all()
