@@ -1066,11 +1066,14 @@ def test_a_look_alike_name_with_the_birth_year_and_a_shared_counterpart_links():
     assert ex.loc[("b", "a"), "place"] == "place_overlapping"
 
 
-def test_household_held_weighs_nothing_where_the_records_share_a_household():
+def test_household_held_and_the_counterparty_weigh_nothing_where_the_records_share_a_household():
     # 1,000 residents in households of three; 150 have a second record carrying their id number,
     # 60 of those listed in their resident's household too (a police resident record), 90 in none.
     # Two records sharing a household are both in one: "both" says nothing more there, and is
-    # read (m) on the pairs that share none.
+    # read (m) on the pairs that share none. A household's members share a counterpart (a
+    # relative, their quarrel's other side) whether one person or two: it says nothing more either.
+    from escalation_risk.linking.comparisons import _compare_graph
+    from escalation_risk.linking.evidence import _graph_arrays
     from escalation_risk.linking.parameters import _score
 
     rng = np.random.default_rng(6)
@@ -1085,7 +1088,9 @@ def test_household_held_weighs_nothing_where_the_records_share_a_household():
     hh = np.arange(n) // 3
     members = pd.concat([
         pd.DataFrame({"person_id": keys["person_id"][:n], "kind": "household", "item": hh}),
-        pd.DataFrame({"person_id": dup["person_id"][:60], "kind": "household", "item": hh[:60]})])
+        pd.DataFrame({"person_id": dup["person_id"][:60], "kind": "household", "item": hh[:60]}),
+        pd.DataFrame({"person_id": keys["person_id"][:n], "kind": "counterparty", "item": 10_000 + hh}),
+        pd.DataFrame({"person_id": dup["person_id"], "kind": "counterparty", "item": 10_000 + hh[:150]})])
     res = link_keys(keys, model=GRAPH_MODEL, graph=members)
     held = res.parameters.set_index(["field", "level"]).loc["household_held"]
     # Counted on every pair with one id number, "both" would have m 0.4; on those sharing no household, ~0.
@@ -1093,11 +1098,15 @@ def test_household_held_weighs_nothing_where_the_records_share_a_household():
     p = res.pairs
     levels = {f: p[f].to_numpy() for f in linking.FIELDS}
     i, j = p["i"].to_numpy(), p["j"].to_numpy()
-    unheld = {**levels, "household_held": np.zeros(len(p), dtype=levels["household_held"].dtype)}
-    plain = _score(unheld, res.weights, i)
-    weighed = _score(levels, res.weights, i)
     shared = levels["place"] == 1
-    both = levels["household_held"] == 2
-    assert (shared & both).sum() >= 60 and (~shared & (levels["household_held"] > 0)).sum() >= 90
-    np.testing.assert_allclose(weighed[shared], plain[shared])
-    assert (weighed[~shared & (levels["household_held"] > 0)] != plain[~shared & (levels["household_held"] > 0)]).all()
+    assert (shared & (levels["household_held"] == 2)).sum() >= 60
+    g = _graph_arrays(members, keys["person_id"].to_numpy(dtype=object))
+    counts = _compare_graph(g, i, j, levels["id_number"] == 0)[1]  # the shared items' holders: TF applied
+    for f in ("household_held", "counterparty"):
+        without = {**levels, f: np.zeros(len(p), dtype=levels[f].dtype)}
+        plain = _score(without, res.weights, i, counts, j, g.items_held())
+        weighed = _score(levels, res.weights, i, counts, j, g.items_held())
+        np.testing.assert_allclose(weighed, p["weight"].to_numpy())
+        np.testing.assert_allclose(weighed[shared], plain[shared])
+        elsewhere = ~shared & (levels[f] > 0)
+        assert elsewhere.sum() >= 90 and (weighed[elsewhere] != plain[elsewhere]).all()

@@ -361,10 +361,11 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
     total = np.zeros(len(i), dtype=np.float64)
     for f in FIELDS:
         total += wt.table[f][levels[f]]
+    implied: dict[str, np.ndarray] = {}
     for f, (other, lv) in _IMPLIED.items():
-        implied = levels[other] == lv
-        if implied.any():
-            total[implied] -= wt.table[f][levels[f][implied]]
+        implied[f] = levels[other] == lv
+        if implied[f].any():
+            total[implied[f]] -= wt.table[f][levels[f][implied[f]]]
     for (f, lv), key in _TF_LEVELS.items():
         hit = levels[f] == lv
         if hit.any():
@@ -374,6 +375,8 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
         if not graph_counts or kind not in graph_counts:
             continue
         hit = levels[f] == lv
+        if f in implied:
+            hit &= ~implied[f]
         if not hit.any():
             continue
         # u of sharing this item by chance: the other records holding it, among the holders.
