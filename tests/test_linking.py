@@ -1008,6 +1008,23 @@ def test_a_shared_grid_says_less_between_records_seen_in_many_grids():
     assert weight(0) > weight(5) + 4
 
 
+def _residents(seed: int, n: int) -> tuple[pd.DataFrame, np.random.Generator]:
+    """Keys of ``n`` residents, each with their own name, id number and phone (and the generator)."""
+    rng = np.random.default_rng(seed)
+    keys = pd.DataFrame({"person_id": [f"r{k:04d}" for k in range(n)], "name": [f"名{k}" for k in range(n)],
+                         "birth_year": rng.integers(1950, 2000, n), "gender": "male",
+                         "id_number": [f"X{k}" for k in range(n)], "phone": [f"1{k:010d}" for k in range(n)]})
+    return keys, rng
+
+
+def _second_records(keys: pd.DataFrame, k: int) -> pd.DataFrame:
+    """A second system's records of the first ``k`` residents: the same keys, another phone."""
+    dup = keys.iloc[:k].copy()
+    dup["person_id"] = [f"d{r:04d}" for r in range(k)]
+    dup["phone"] = [f"2{r:010d}" for r in range(k)]
+    return dup
+
+
 def test_household_held_by_one_record_only_is_weighed_and_judged_apart_when_an_id_is_missing():
     # 1,000 residents, each in a household; 150 have a second record (a second system's: in no
     # household), 100 of them carrying the id number, 50 without one. Background records
@@ -1016,16 +1033,11 @@ def test_household_held_by_one_record_only_is_weighed_and_judged_apart_when_an_i
     from escalation_risk.linking.comparisons import _compare_graph
     from escalation_risk.linking.evidence import _graph_arrays
 
-    rng = np.random.default_rng(5)
     n = 1000
-    keys = pd.DataFrame({"person_id": [f"r{k:04d}" for k in range(n)], "name": [f"名{k}" for k in range(n)],
-                         "birth_year": rng.integers(1950, 2000, n), "gender": "male",
-                         "id_number": [f"X{k}" for k in range(n)], "phone": [f"1{k:010d}" for k in range(n)]})
+    keys, rng = _residents(5, n)
     keys.loc[rng.choice(n, 150, replace=False), "id_number"] = None  # residents without an id number
-    dup = keys.iloc[:150].copy()
-    dup["person_id"] = [f"d{k:04d}" for k in range(150)]
+    dup = _second_records(keys, 150)
     dup.loc[dup.index[100:], "id_number"] = None
-    dup["phone"] = [f"2{k:010d}" for k in range(150)]
     keys = pd.concat([keys, dup], ignore_index=True)
     resident = keys["person_id"].str.startswith("r")
     members = pd.DataFrame({"person_id": keys.loc[resident, "person_id"], "kind": "household",
@@ -1076,14 +1088,9 @@ def test_household_held_and_the_counterparty_weigh_nothing_where_the_records_sha
     from escalation_risk.linking.evidence import _graph_arrays
     from escalation_risk.linking.parameters import _score
 
-    rng = np.random.default_rng(6)
     n = 1000
-    keys = pd.DataFrame({"person_id": [f"r{k:04d}" for k in range(n)], "name": [f"名{k}" for k in range(n)],
-                         "birth_year": rng.integers(1950, 2000, n), "gender": "male",
-                         "id_number": [f"X{k}" for k in range(n)], "phone": [f"1{k:010d}" for k in range(n)]})
-    dup = keys.iloc[:150].copy()
-    dup["person_id"] = [f"d{k:04d}" for k in range(150)]
-    dup["phone"] = [f"2{k:010d}" for k in range(150)]
+    keys, _ = _residents(6, n)
+    dup = _second_records(keys, 150)
     keys = pd.concat([keys, dup], ignore_index=True)
     hh = np.arange(n) // 3
     members = pd.concat([
