@@ -252,8 +252,8 @@ def _text(s: pd.Series | Sequence, *, plain: bool = True) -> _Text:
     return _Many(codes, pd.Series(u, dtype=u.dtype))
 
 
-def _series(t: _Text, like: pd.Series, missing: object = None) -> pd.Series:
-    return pd.Series(t.rows(missing), index=like.index, name=like.name, dtype=object)
+def _series(t: _Text, like: pd.Series, missing: object = None, dtype: object = object) -> pd.Series:
+    return pd.Series(t.rows(missing), index=like.index, name=like.name, dtype=dtype)
 
 
 def _rule(fn: Callable[[_Text], _Text], s: pd.Series, *, plain: bool = True) -> pd.Series:
@@ -492,10 +492,10 @@ def name_shape(names: pd.Series) -> pd.Series:
     return _series(_shape(_text(names, plain=False)), names, np.nan)
 
 
-def per_distinct(s: pd.Series, fn: Callable[[list], list]) -> pd.Series:
+def per_distinct(s: pd.Series, fn: Callable[[list], list], dtype: object = object) -> pd.Series:
     """``fn`` of the distinct present values of ``s`` (one call, each value once), row by row,
-    as an object Series like ``s``; missing rows stay missing (None)."""
-    return _series(_text(s, plain=False).through(fn), s)
+    as a Series of ``dtype`` like ``s``; missing rows stay missing."""
+    return _series(_text(s, plain=False).through(fn), s, dtype=dtype)
 
 
 # ---------------------------------------------------------------- keyed hashes

@@ -8,6 +8,7 @@ mobile), then replaced by a keyed hash (HMAC-SHA256 with the key of
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -51,14 +52,7 @@ def pseudonymise(values: pd.Series, key: bytes, column: str, *, normalised: pd.S
     ``values`` (same rows) when the caller has it.
     """
     norm = _normalise_pii(column, values, normalised)
-    if len(norm) <= normalize.FEW and all(isinstance(v, str) or normalize._missing(v) for v in norm.tolist()):
-        # A service's few rows: each value hashed as it comes (the same bytes, so the same pseudonym).
-        salt = column.encode() + b":"
-        return pd.Series([hmac_hex20(key, salt, [v])[0] if isinstance(v, str) else np.nan for v in norm.tolist()],
-                         index=norm.index, name=norm.name, dtype=STR_DTYPE)
-    uniq = pd.unique(norm.dropna())
-    table = dict(zip(uniq, hmac_hex20(key, column.encode() + b":", uniq.tolist())))
-    return norm.map(table).astype(STR_DTYPE)
+    return normalize.per_distinct(norm, partial(hmac_hex20, key, column.encode() + b":"), STR_DTYPE)
 
 
 def hmac_hex20(key: bytes, salt: bytes, values: list[str]) -> list[str]:
