@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import normalize
-from ..contract import REQUIRED_TABLES, TABLE_ORDER, TABLES
+from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
 from ..forks import Forked, workers
 from ..pseudonym_keys import key_fingerprint
 from .parsing import _finish_types, arrow_strings, empty_table
@@ -53,6 +53,16 @@ def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
     mask = pc.is_in(arrow_strings(values), value_set=arrow_strings(keys), skip_nulls=True)
     return pd.Series(mask.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
+
+
+def _pseudonyms(raw: pd.DataFrame, key: bytes, names: pd.Series | None) -> dict[str, pd.Series]:
+    """The pseudonyms of every identifier column of ``raw`` (``names``: its names normalised)."""
+    return {c: pseudonymise(raw[c], key, c, normalised=names if c == "name" else None) for c in raw.columns}
+
+
+def _column(job: Forked[dict[str, pd.Series]], column: str) -> pd.Series:
+    """One column of a forked job's pseudonyms, handed over (not kept in the job's result)."""
+    return job.result().pop(column)
 
 
 def _one_chunk(df: pd.DataFrame) -> pd.DataFrame:
@@ -109,7 +119,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
     raw_frames: dict[str, pd.DataFrame] = {}
     typed: set[str] = set()  # frames already in their final types (nothing to finish)
     link_keys: Forked[pd.DataFrame] | None = None
-    name_job: Forked[pd.Series] | None = None
+    name_job: Forked[dict[str, pd.Series]] | None = None
     try:
         for name in TABLE_ORDER:
             spec = TABLES[name]
@@ -137,12 +147,13 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 fork = len(raw) >= FORK_MIN_ROWS and workers() > 1
                 link_keys = Forked(partial(normalize.linkage_keys, raw, key, names=normalised.get("name")),
                                    fork=fork)
-                if fork and "name" in raw.columns:
-                    # The names' pseudonyms too (from the same raw names, by another child), while
-                    # this process checks and pseudonymises the id numbers and phones.
-                    name_job = Forked(partial(pseudonymise, raw["name"], key, "name",
-                                              normalised=normalised.get("name")))
-                    pseudonyms["name"] = name_job.result
+                made = [c for c in PII_COLUMNS[name] if c in raw.columns]
+                if fork and made:
+                    # Every identifier's pseudonyms too (from the same raw values, by another
+                    # child), while this process checks the id numbers and phones and parses
+                    # the tables; an identifier the check rejects has its pseudonym blanked.
+                    name_job = Forked(partial(_pseudonyms, raw[made], key, normalised.get("name")))
+                    pseudonyms.update({c: partial(_column, name_job, c) for c in made})
             if len(raw) <= SMALL:
                 # A service's few rows: the record engine (same spec, same checks and pseudonyms,
                 # held equal by tests, without the frame engine's ~25 ms of fixed cost on a new

@@ -151,10 +151,12 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None, *,
     """Pseudonymise, parse and check the row rules of one table: (raw, parsed, problems).
     ``normalised``: personal-data columns already normalised from the raw values (names).
     ``pseudonyms``: columns whose pseudonyms another process is making from these raw
-    values (read last, when the others are done; the identifier checks never change them)."""
+    values (read last, when the others are done). Pseudonyms are made value by value, so
+    those of the raw values are the checked values' own, but where the identifier check
+    set a value to missing: blanked there."""
     spec = TABLES[name]
     raw = raw.copy()
-    given = {c: f for c, f in (pseudonyms or {}).items() if c in raw.columns and c not in _IDENTIFIER_RULES}
+    given = {c: f for c, f in (pseudonyms or {}).items() if c in raw.columns}
     # Checked on the raw values only: pseudonyms (key None) are not id numbers any more.
     raw, problems = _check_identifiers(name, raw) if key is not None else (raw, [])
     # Pseudonymise first: nothing below, error messages included, sees a raw identifier.
@@ -162,7 +164,7 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None, *,
         if pii in raw.columns and key is not None and pii not in given:
             raw[pii] = pseudonymise(raw[pii], key, pii, normalised=(normalised or {}).get(pii))
     for pii, made in given.items():
-        raw[pii] = made()
+        raw[pii] = made().where(raw[pii].notna()) if pii in _IDENTIFIER_RULES else made()
     df = pd.DataFrame(index=raw.index)
     for c in spec.columns:
         col, prob = _parse_column(name, c, raw[c.name] if c.name in raw.columns else
