@@ -17,7 +17,7 @@ from .. import normalize
 from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
 from ..forks import Forked, workers
 from ..pseudonym_keys import key_fingerprint
-from .parsing import _finish_types, arrow_strings, empty_table
+from .parsing import _as_str, _finish_types, arrow_strings, empty_table
 from .problems import (
     HIDDEN_COLUMNS,
     NULLED,
@@ -120,6 +120,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
     typed: set[str] = set()  # frames already in their final types (nothing to finish)
     link_keys: Forked[pd.DataFrame] | None = None
     name_job: Forked[dict[str, pd.Series]] | None = None
+    later: dict[str, dict[str, Callable[[], pd.Series]]] = {}  # table -> column -> its pseudonyms
     try:
         for name in TABLE_ORDER:
             spec = TABLES[name]
@@ -169,7 +170,10 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                     raw_frames[name] = raw[_shown_columns(name, raw.columns)]  # never personal data
                     typed.add(name)
                     continue
-            raw, df, probs = _parse_table(name, raw, key, normalised=normalised, pseudonyms=pseudonyms)
+            # The forked pseudonyms are set once every table is parsed, so this process never
+            # waits for them while it has tables to parse.
+            raw, df, probs = _parse_table(name, raw, key, normalised=normalised, pseudonyms=pseudonyms,
+                                          later=later.setdefault(name, {}) if pseudonyms else None)
             del normalised, pseudonyms
             problems.extend(probs)
             parsed[name] = df
@@ -183,6 +187,10 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 job.cancel()
         raise
 
+    for name, columns in later.items():  # parsed as their table's other strings: _as_str
+        for c, made in columns.items():
+            parsed[name][c] = _as_str(made())
+    del later
     if link_keys is not None:
         keys = link_keys.result()
         parsed["persons"] = parsed["persons"].assign(**{c: keys[c] for c in keys.columns})
