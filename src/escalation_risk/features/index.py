@@ -100,6 +100,20 @@ def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return out
 
 
+def _search_both(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_search` of two query arrays of one entity each row (a window's two ends),
+    sorted once: the order of ``hi`` is nearly the order of ``lo`` (the same entity first),
+    and the answers never depend on the order the queries are asked in."""
+    if len(hi) < 1024:
+        return np.searchsorted(keys, lo, side="right"), np.searchsorted(keys, hi, side="right")
+    order = np.argsort(hi)
+    start = np.empty(len(lo), dtype=np.int64)
+    stop = np.empty(len(hi), dtype=np.int64)
+    start[order] = np.searchsorted(keys, lo[order], side="right")
+    stop[order] = np.searchsorted(keys, hi[order], side="right")
+    return start, stop
+
+
 class Windows:
     """Window questions over events sorted by key (entity, time): a Timeline's, or a grown
     timeline's in its merged order (:class:`.delta.DeltaTimeline`), through ``_rank``."""
@@ -108,14 +122,17 @@ class Windows:
         """Events with key <= q (searchsorted side='right')."""
         raise NotImplementedError
 
+    def _ranks(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_rank`` of a window's two ends."""
+        return self._rank(lo), self._rank(hi)
+
     def _k(self, ent, t) -> np.ndarray:
         return np.asarray(ent, np.int64) * SHIFT + (np.asarray(t, np.int64) + OFF)
 
     def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
         """Positions [start, stop) of the events of ``ent`` with lo < time <= hi
         (``lo=None``: the whole history up to hi)."""
-        start = self._rank(self._k(ent, -OFF if lo is None else lo))
-        stop = self._rank(self._k(ent, hi))
+        start, stop = self._ranks(self._k(ent, -OFF if lo is None else lo), self._k(ent, hi))
         return start, np.maximum(stop, start)
 
     def count(self, ent, lo, hi) -> np.ndarray:
@@ -153,6 +170,10 @@ class Timeline(Windows):
 
     def _rank(self, q: np.ndarray) -> np.ndarray:
         return _search(self.key, q)
+
+    def _ranks(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = np.broadcast_arrays(lo, hi)
+        return _search_both(self.key, lo, hi)
 
     def merge(self, other: Timeline) -> Timeline:
         """This timeline with ``other``'s events added (for appending new records)."""
