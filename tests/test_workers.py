@@ -80,6 +80,36 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
         pd.testing.assert_frame_equal(one[0][table], two[0][table], obj=table)
 
 
+def test_a_night_failing_while_its_csv_is_written_leaves_no_file(tmp_path, raw_dir, small_model, monkeypatch):
+    from escalation_risk.alerts import AlertStore
+
+    monkeypatch.setenv(forks.WORKERS_ENV, "2")
+    monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
+    forked = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    def refused(self, scores, *args, **kwargs):
+        assert forked, "the CSV's child was started before the night is recorded"
+        raise RuntimeError("the store went away")
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setattr(AlertStore, "record_night", refused)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="went away"):
+        run_night(raw_dir, small_model, NIGHT, store=f"sqlite:///{tmp_path / 'a.db'}", out_dir=out,
+                  pseudonym_key=KEY, allow_stale=True)
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert not [n for n in left if n.startswith(("scores", ".scores"))], left
+    for pid in forked:  # no child left running
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
 def test_a_failed_worker_is_redone_here(caplog):
     def boom() -> int:
         if os.getpid() != parent:
