@@ -159,12 +159,13 @@ class TreeSampler(_Sampler):
     counts half in each), sampled every ``interval`` seconds by a daemon thread.
 
     Reading a process's PSS walks its page tables (~10 ms of kernel time per 2.4 GB
-    mapped): sampled five times a second through a whole 1M night it cost the night's
-    process several seconds of CPU. So PSS is read only while workers run (every
-    ``pss_interval`` seconds); alone, the process counts its RSS (cheap, and an upper
-    bound of its PSS), every ``interval`` seconds."""
+    mapped, more on a loaded machine): sampled five times a second through a whole 1M
+    night it cost the night's process 10 s of CPU or more, on the night's two cores. So
+    PSS is read only while workers run, once a second; alone, the process counts its RSS
+    (cheap, and an upper bound of its PSS), every ``interval`` seconds. What the sampling
+    still costs is reported (``measure_cpu_s``)."""
 
-    def __init__(self, interval: float = 0.2, pss_interval: float = 0.5):
+    def __init__(self, interval: float = 0.2, pss_interval: float = 1.0):
         self.peak_kb = 0
         self.peak_self_kb = 0  # this process's part of the peak
         self.peak_at = 0.0  # seconds after the start
