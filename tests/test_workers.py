@@ -38,12 +38,13 @@ def raw_dir(tmp_path_factory):
     return d
 
 
-def _night(tmp_path, raw_dir, model, name: str) -> tuple[dict[str, pd.DataFrame], bytes, bytes]:
+def _night(tmp_path, raw_dir, model, name: str) -> tuple[dict[str, pd.DataFrame], bytes, bytes, str]:
     url = f"sqlite:///{tmp_path / f'{name}.db'}"
     out = tmp_path / name
     report = run_night(raw_dir, model, NIGHT, store=url, out_dir=out, pseudonym_key=KEY, allow_stale=True)
     assert report.summary.n_scored > 128  # several slices of the small CHUNK below
-    return _dump(url), (out / f"scores-{NIGHT}.csv").read_bytes(), (out / f"quarantine-{NIGHT}.csv").read_bytes()
+    return (_dump(url), (out / f"scores-{NIGHT}.csv").read_bytes(), (out / f"quarantine-{NIGHT}.csv").read_bytes(),
+            str(report.drift))
 
 
 def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, small_model, monkeypatch, caplog):
@@ -51,9 +52,9 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     one = _night(tmp_path, raw_dir, small_model, "one")
 
     # Two workers, and every split taken at this size: the linkage keys hashed by a child,
-    # the identifiers' pseudonyms by another, the fingerprint by a third, the open disputes
-    # scored in two halves of several small slices each, the scores CSV written by a fifth
-    # while the night is recorded.
+    # the identifiers' pseudonyms by another, the fingerprint by a third, the drift checked by
+    # a fourth, the open disputes scored in two halves of several small slices each, the
+    # scores CSV written by a sixth while the night is recorded.
     monkeypatch.setenv(forks.WORKERS_ENV, "2")
     monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
     monkeypatch.setattr(risk_model, "CHUNK", 64)
@@ -70,11 +71,12 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     monkeypatch.setattr(os, "fork", fork)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")
-    assert len(forked) == 5, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, "
-                              "half the scores, the scores CSV")
+    assert len(forked) == 6, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, "
+                              "the drift, half the scores, the scores CSV")
     assert not [r for r in caplog.records if r.name == "escalation_risk.forks"], "a worker failed: redone here"
     assert one[1] == two[1]  # the scores CSV
     assert one[2] == two[2]  # the quarantine CSV (linkage noise makes bad ids)
+    assert one[3] == two[3] and "verdict" in one[3]  # the drift report, checked by the child
     assert one[0].keys() == two[0].keys()
     for table in one[0]:
         pd.testing.assert_frame_equal(one[0][table], two[0][table], obj=table)

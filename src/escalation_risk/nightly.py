@@ -64,6 +64,7 @@ from .clock import end_of_day
 from .dataset import Dataset, load_dataset
 from .dataset import build as dataset_build
 from .drift import DriftReport, check_night
+from .features import history_index
 from .forks import Forked, workers
 from .model import RiskModel, load_model
 from .province import (
@@ -79,6 +80,7 @@ from .province import (
     linkage_keys,
     local_map,
     score_loaded,
+    with_shared_history,
 )
 from .pseudonym_keys import key_fingerprint as fingerprint_of_key
 
@@ -166,10 +168,24 @@ class Engine:
         """Step 4: every district scored (trend not applied), with its drift report."""
         def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
             ds = _data(it[1], key)
-            result = score_loaded(ds, it[0], model, night, it[2], thresholds=thresholds)
             # Tonight's features against the model's validation window, while the district is
-            # loaded; reported in the drift step, after the night is recorded.
-            result.drift = check_night(model, ds, night) if check_drift else None
+            # loaded; reported in the drift step, after the night is recorded. A large district
+            # scored on its own data checks it in a forked child sharing the built index, beside
+            # the scoring: its labels of the whole history (half a gigabyte at a million people)
+            # never add to this process's memory.
+            drift: Forked[DriftReport | None] | None = None
+            if check_drift and workers() > 1 and len(ds.incidents) >= dataset_build.FORK_MIN_ROWS \
+                    and with_shared_history(ds, it[0], it[2]) is ds:
+                history_index(ds, model.lexicon)  # what score_loaded builds first (cached on ds)
+                drift = Forked(partial(check_night, model, ds, night))
+            try:
+                result = score_loaded(ds, it[0], model, night, it[2], thresholds=thresholds)
+            except BaseException:
+                if drift is not None:
+                    drift.cancel()
+                raise
+            result.drift = drift.result() if drift is not None else \
+                check_night(model, ds, night) if check_drift else None
             return result
 
         return self.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
