@@ -194,8 +194,8 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
         raise
 
     for name, columns in later.items():  # parsed as their table's other strings: _as_str
-        for c, made in columns.items():
-            parsed[name][c] = _as_str(made())
+        for c, pseudonyms_of in columns.items():
+            parsed[name][c] = _as_str(pseudonyms_of())
     del later
     if link_keys is not None:
         keys = link_keys.result()

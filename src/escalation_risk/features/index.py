@@ -201,8 +201,9 @@ class Timeline(Windows):
 
     def __init__(self, key: np.ndarray, t=None, ent=None, payload: dict[str, np.ndarray] | None = None) -> None:
         self.key = key
-        self.t = t if t is not None else KeyPart(key, "t")
-        self.ent = ent if ent is not None else KeyPart(key, "ent")
+        # (a KeyPart reads as the array it stands for, as TextColumn does below)
+        self.t: np.ndarray = t if t is not None else cast(np.ndarray, KeyPart(key, "t"))
+        self.ent: np.ndarray = ent if ent is not None else cast(np.ndarray, KeyPart(key, "ent"))
         self.payload: dict[str, np.ndarray] = payload if payload is not None else {}
 
     def __repr__(self) -> str:
