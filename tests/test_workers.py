@@ -47,6 +47,20 @@ def _night(tmp_path, raw_dir, model, name: str) -> tuple[dict[str, pd.DataFrame]
             str(report.drift))
 
 
+def _count_forks(monkeypatch) -> list[int]:
+    """The pids of the children forked from now on (os.fork still forks)."""
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+    monkeypatch.setattr(os, "fork", fork)
+    return forked
+
+
 def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, small_model, monkeypatch, caplog):
     monkeypatch.setenv(forks.WORKERS_ENV, "1")
     one = _night(tmp_path, raw_dir, small_model, "one")
@@ -60,15 +74,7 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     monkeypatch.setattr(risk_model, "CHUNK", 64)
     import escalation_risk.province as province
     monkeypatch.setattr(province, "CHUNK", 64)
-    forked = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
-    monkeypatch.setattr(os, "fork", fork)
+    forked = _count_forks(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")
     assert len(forked) == 6, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, "
@@ -87,19 +93,11 @@ def test_a_night_failing_while_its_csv_is_written_leaves_no_file(tmp_path, raw_d
 
     monkeypatch.setenv(forks.WORKERS_ENV, "2")
     monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
-    forked = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
+    forked = _count_forks(monkeypatch)
 
     def refused(self, scores, *args, **kwargs):
         assert forked, "the CSV's child was started before the night is recorded"
         raise RuntimeError("the store went away")
-    monkeypatch.setattr(os, "fork", fork)
     monkeypatch.setattr(AlertStore, "record_night", refused)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="went away"):
