@@ -73,12 +73,27 @@ def test_a_few_values_are_normalised_as_a_column_of_them_is(rule):
 
 def test_the_short_path_is_taken_for_plain_text_and_keeps_index_name_and_dtype():
     s = pd.Series(["歐陽 明遠", None, "Zhang Wei"], index=[5, 9, 2], name="name")
-    assert nz._few(s) == ["歐陽 明遠", None, "Zhang Wei"]
-    assert nz._few(pd.Series(["ß"])) is None  # case rules differ between Python and Arrow: vectorised
-    assert nz._few(pd.Series([12345])) is None  # not text: vectorised (its own conversion)
-    assert nz._few(pd.Series(["a"] * (nz.FEW + 1))) is None
+    few = nz._text(s)
+    assert isinstance(few, nz._Few) and few.rows() == ["歐陽 明遠", None, "Zhang Wei"]
+    assert isinstance(nz._text(pd.Series(["ß"])), nz._Many)  # case rules differ between Python and Arrow
+    assert isinstance(nz._text(pd.Series(["ß"]), plain=False), nz._Few)  # no case changed: Python's
+    assert isinstance(nz._text(pd.Series([12345])), nz._Many)  # not text: Arrow (its own conversion)
+    assert isinstance(nz._text(pd.Series(["a"] * (nz.FEW + 1))), nz._Many)
     long = pd.Series(s.tolist() * 20, name="name")
     pd.testing.assert_series_equal(nz.normalise_name(s), nz.normalise_name(long).iloc[:3].set_axis(s.index))
+
+
+def test_many_values_take_each_step_once_per_distinct_value():
+    """The Arrow engine works on the distinct values and gives each row its own: a column of
+    repeats is normalised as its distinct values are, row by row."""
+    base = ["張 偉", None, "ｚｈａｎｇ ｗｅｉ", "", "11010519491231002x", "李四"]
+    rows = [base[i % len(base)] for i in (np.arange(200) * 7) % 11]
+    t = nz._text(pd.Series(rows, dtype=object))
+    assert isinstance(t, nz._Many) and len(t.u) == len({v for v in rows if v is not None})
+    for rule in RULES.values():
+        got = rule(pd.Series(rows, dtype=object)).tolist()
+        one = dict(zip(base, rule(pd.Series(base * 6, dtype=object)).tolist()[:len(base)]))
+        assert all(_same(g, one[v]) for g, v in zip(got, rows))
 
 
 def test_pinyin_and_shape_of_a_few_names_are_those_of_a_column():

@@ -17,36 +17,74 @@ The public API is this page; everything else is importable but not promised::
     d = er.drift_report(model, ds, start="2025-01-01", end="2025-06-30")
     er.write_briefing(ds, store, "2025-06-30", "out")             # out/briefing-2025-06-30.html
     cases = er.similar_cases(model, ds, dispute_id, as_of, k=10)  # the typical-case library
+
+The names above are imported when first used (PEP 562), so ``import escalation_risk``
+does not load LightGBM, scikit-learn, networkx or the plots: a Spark driver, the CLI's
+``--help`` or a loader-only job pays for what it uses. Submodules (``er.linking``) load
+the same way.
 """
 
-from ._pandera_import import import_pandera  # noqa: E402
-from ._version import __version__  # noqa: E402,F401
+from __future__ import annotations
 
-import_pandera()  # before any module that validates: see _pandera_import
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .alerts import AlertStore  # noqa: E402
-from .briefing import write_briefing  # noqa: E402
-from .cases import CaseIndex, build_case_index, similar_cases, typical_cases  # noqa: E402
-from .contract import CONTRACT_VERSION  # noqa: E402
-from .dataset import Dataset, DataValidationError, load_dataset  # noqa: E402
-from .drift import drift_report  # noqa: E402
-from .features import build_features, feature_table  # noqa: E402
-from .governance import governance_index  # noqa: E402
-from .graph import build_graph, neighbourhood  # noqa: E402
-from .labels import make_labels  # noqa: E402
-from .linking import explain_links, link_persons  # noqa: E402
-from .model import RiskModel, backtest, evaluate, load_model, train  # noqa: E402
-from .nightly import run_night  # noqa: E402
-from .scoring import RiskAssessment, Scorer, score_dispute  # noqa: E402
+from ._pandera_import import import_pandera
+from ._version import __version__
 
-__all__ = [
-    "CONTRACT_VERSION", "DataValidationError", "Dataset", "load_dataset",
-    "link_persons", "explain_links", "build_graph", "neighbourhood",
-    "build_features", "feature_table", "make_labels",
-    "RiskModel", "train", "evaluate", "backtest", "load_model",
-    "RiskAssessment", "Scorer", "score_dispute",
-    "CaseIndex", "build_case_index", "similar_cases", "typical_cases",
-    "AlertStore", "run_night",
-    "governance_index", "drift_report", "write_briefing",
-    "__version__",
-]
+import_pandera()  # before any module that validates (dataset.validation): see _pandera_import
+
+# Each public name and the module that defines it: the one list __getattr__ and __all__ read.
+_WHERE = {
+    "CONTRACT_VERSION": "contract",
+    "DataValidationError": "dataset", "Dataset": "dataset", "load_dataset": "dataset",
+    "link_persons": "linking", "explain_links": "linking",
+    "build_graph": "graph", "neighbourhood": "graph",
+    "build_features": "features", "feature_table": "features",
+    "make_labels": "labels",
+    "RiskModel": "model", "train": "model", "evaluate": "model", "backtest": "model", "load_model": "model",
+    "RiskAssessment": "scoring", "Scorer": "scoring", "score_dispute": "scoring",
+    "CaseIndex": "cases", "build_case_index": "cases", "similar_cases": "cases", "typical_cases": "cases",
+    "AlertStore": "alerts", "run_night": "nightly",
+    "governance_index": "governance", "drift_report": "drift", "write_briefing": "briefing",
+}
+
+if TYPE_CHECKING:  # what __getattr__ gives, for type checkers and editors
+    from .alerts import AlertStore  # noqa: F401
+    from .briefing import write_briefing  # noqa: F401
+    from .cases import CaseIndex, build_case_index, similar_cases, typical_cases  # noqa: F401
+    from .contract import CONTRACT_VERSION  # noqa: F401
+    from .dataset import Dataset, DataValidationError, load_dataset  # noqa: F401
+    from .drift import drift_report  # noqa: F401
+    from .features import build_features, feature_table  # noqa: F401
+    from .governance import governance_index  # noqa: F401
+    from .graph import build_graph, neighbourhood  # noqa: F401
+    from .labels import make_labels  # noqa: F401
+    from .linking import explain_links, link_persons  # noqa: F401
+    from .model import RiskModel, backtest, evaluate, load_model, train  # noqa: F401
+    from .nightly import run_night  # noqa: F401
+    from .scoring import RiskAssessment, Scorer, score_dispute  # noqa: F401
+
+__all__ = [*_WHERE, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use (then kept here); or a submodule."""
+    module = _WHERE.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif not name.startswith("__"):
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise  # the submodule exists; something it imports does not
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

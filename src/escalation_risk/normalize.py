@@ -26,110 +26,289 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 # The scalar rules live in one place; this module vectorises them for whole columns.
-from .idnumbers import gb11643_check_digit, is_valid_id  # noqa: F401 (is_valid_id re-exported)
+from .idnumbers import _check_codes, _valid_dates, gb11643_check_digit, is_valid_id  # noqa: F401 (re-exported)
 
-# ---------------------------------------------------------------- characters
-
-_HALF = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
-_HALF[0x3000] = 0x20  # ideographic space
-_HALF[0x30FB] = 0xB7  # katakana middle dot, typed for the dot in minority names
-
-
-# ---------------------------------------------------------------- a few values at a time
+# ---------------------------------------------------------------- text, a few values or many
+#
+# Each rule below is written once, as steps on a column of text (``_Text``): translate, a
+# regular expression's substitution or full match, case, a slice, a function of the distinct
+# values. Two engines run the steps, the same steps, on the distinct values of the column:
+# ``_Few`` in Python, value by value (a service's added person row, without pandas' and Arrow's
+# fixed cost of ~2 ms a step), ``_Many`` with Arrow's kernels (a district's million rows).
 
 FEW = 32
-"""Up to this many values, the rules below take each value in Python (one-value forms, held
-equal to the vectorised ones by tests): a service's added person row skips pandas' and
-Arrow's fixed cost per call (~2 ms a rule, paid twice per identifier)."""
+"""Up to this many values, a rule's steps run in Python (``_Few``); above it, in Arrow (``_Many``)."""
 
-# Text whose case rules and digits Python and Arrow agree on: ASCII, the middle dots, the CJK
-# blocks (no case, no decimal digits) and the full-width forms. Anything else goes the
-# vectorised way, so a value never depends on the path it took.
+# Text whose case rules and character classes (``\s``, ``\D``) Python and Arrow agree on: ASCII,
+# the middle dots, the CJK blocks (no case, no decimal digits) and the full-width forms. A few
+# values with anything else take the Arrow way, so a value never depends on the path it took.
 _PLAIN = re.compile("[\x00-\x7f\u00b7\u2022\u2e80-\u9fff\uf900-\ufaff\uff01-\uff5e\U00020000-\U0003ffff]*")
+
+
+class _CharMap(NamedTuple):
+    """A ``str.translate`` table and a pattern matching the characters it maps (to skip, in a
+    column, the values holding none)."""
+
+    table: dict[int, int]
+    pattern: re.Pattern[str]
+
+
+def _char_map(table: dict[int, int]) -> _CharMap:
+    return _CharMap(table, re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(table)) + "]"))
+
+
+_HALF = _char_map({**{cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)},
+                   0x3000: 0x20,  # ideographic space
+                   0x30FB: 0xB7})  # katakana middle dot, typed for the dot in minority names
 
 
 def _missing(v: object) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and v != v)
 
 
-def _few(s: pd.Series, *, plain: bool = True) -> list[str | None] | None:
-    """The values of a short ``s`` (str, or None where missing), or None when the
-    vectorised path must take it: many values, or one that is neither text (``plain`` text,
-    when case is changed) nor missing."""
-    if len(s) > FEW:
-        return None
-    out: list[str | None] = []
-    for v in s.tolist():
-        if isinstance(v, str):
-            if plain and not _PLAIN.fullmatch(v):
-                return None
-            out.append(str(v))
-        elif _missing(v):
-            out.append(None)
+class _Text:
+    """A column of text, the steps a rule is written in, and its distinct values: each step
+    runs once per distinct value (a mask is one entry per distinct value)."""
+
+    __slots__ = ()
+
+    def translate(self, m: _CharMap) -> _Text: raise NotImplementedError
+    def sub(self, p: re.Pattern[str], repl: str) -> _Text: raise NotImplementedError
+    def upper(self) -> _Text: raise NotImplementedError
+    def lower(self) -> _Text: raise NotImplementedError
+    def last(self, n: int) -> _Text: raise NotImplementedError  # the last n characters
+    def blank_missing(self) -> _Text: raise NotImplementedError
+    def fullmatch(self, p: re.Pattern[str]) -> np.ndarray: raise NotImplementedError
+    def where(self, mask: np.ndarray, other: _Text) -> _Text: raise NotImplementedError  # other where not mask
+    def present(self) -> np.ndarray: raise NotImplementedError
+
+    def through(self, fn: Callable[[list], list], mask: np.ndarray | None = None) -> _Text:
+        """The present values (where ``mask``, if given) replaced by ``fn`` of them, in one call."""
+        raise NotImplementedError
+
+    def at(self, mask: np.ndarray) -> list:
+        """The distinct values where ``mask``."""
+        raise NotImplementedError
+
+    def rows(self, missing: object = None) -> list | np.ndarray:
+        """Each row's value (``missing`` where missing)."""
+        raise NotImplementedError
+
+    def expand(self, a: np.ndarray, missing: object) -> np.ndarray:
+        """Each row's entry of ``a`` (one per distinct value); ``missing`` where the row is."""
+        raise NotImplementedError
+
+
+class _Few(_Text):
+    """A few values (str, or None where missing), each step taken value by value in Python
+    (a few values are their own distinct values)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, values: list) -> None:
+        self.v = values
+
+    def _each(self, fn: Callable[[str], str]) -> _Few:
+        return _Few([None if x is None else fn(x) for x in self.v])
+
+    def translate(self, m: _CharMap) -> _Few:
+        return self._each(lambda x: x.translate(m.table))
+
+    def sub(self, p: re.Pattern[str], repl: str) -> _Few:
+        return self._each(partial(p.sub, repl))
+
+    def upper(self) -> _Few:
+        return self._each(str.upper)
+
+    def lower(self) -> _Few:
+        return self._each(str.lower)
+
+    def last(self, n: int) -> _Few:
+        return self._each(lambda x: x[-n:])
+
+    def blank_missing(self) -> _Few:
+        return _Few([x or None for x in self.v])
+
+    def fullmatch(self, p: re.Pattern[str]) -> np.ndarray:
+        return np.array([x is not None and p.fullmatch(x) is not None for x in self.v], dtype=bool)
+
+    def where(self, mask: np.ndarray, other: _Text) -> _Few:
+        assert isinstance(other, _Few)
+        return _Few([a if m else b for a, m, b in zip(self.v, mask.tolist(), other.v)])
+
+    def present(self) -> np.ndarray:
+        return np.array([x is not None for x in self.v], dtype=bool)
+
+    def through(self, fn: Callable[[list], list], mask: np.ndarray | None = None) -> _Few:
+        rows = [i for i, x in enumerate(self.v) if x is not None and (mask is None or mask[i])]
+        if not rows:
+            return self
+        out = list(self.v)
+        for i, y in zip(rows, fn([self.v[i] for i in rows])):
+            out[i] = y
+        return _Few(out)
+
+    def at(self, mask: np.ndarray) -> list:
+        return [x for x, m in zip(self.v, mask.tolist()) if m]
+
+    def rows(self, missing: object = None) -> list:
+        return self.v if missing is None else [missing if x is None else x for x in self.v]
+
+    def expand(self, a: np.ndarray, missing: object) -> np.ndarray:
+        return a
+
+
+class _Many(_Text):
+    """Many values, as their distinct values (``u``, in an Arrow string array, or objects)
+    and each row's position among them (``codes``, -1 where missing): each step runs once per
+    distinct value, in Arrow's kernels."""
+
+    __slots__ = ("codes", "u")
+
+    def __init__(self, codes: np.ndarray, u: pd.Series) -> None:
+        self.codes, self.u = codes, u
+
+    def _new(self, u: pd.Series) -> _Many:
+        return _Many(self.codes, u)
+
+    def translate(self, m: _CharMap) -> _Many:
+        hit = self.u.str.contains(m.pattern.pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+        if not hit.any():
+            return self
+        u = self.u.copy()
+        u[hit] = self.u[hit].str.translate(m.table)
+        return self._new(u)
+
+    def sub(self, p: re.Pattern[str], repl: str) -> _Many:
+        return self._new(self.u.str.replace(p.pattern, repl, regex=True))
+
+    def upper(self) -> _Many:
+        return self._new(self.u.str.upper())
+
+    def lower(self) -> _Many:
+        return self._new(self.u.str.lower())
+
+    def last(self, n: int) -> _Many:
+        return self._new(self.u.str[-n:])
+
+    def blank_missing(self) -> _Many:
+        return self._new(self.u.where(self.u != ""))
+
+    def fullmatch(self, p: re.Pattern[str]) -> np.ndarray:
+        return self.u.str.fullmatch(p.pattern).fillna(False).to_numpy(dtype=bool)
+
+    def where(self, mask: np.ndarray, other: _Text) -> _Many:
+        assert isinstance(other, _Many)
+        return self._new(self.u.where(mask, other.u))
+
+    def present(self) -> np.ndarray:
+        return self.u.notna().to_numpy()
+
+    def through(self, fn: Callable[[list], list], mask: np.ndarray | None = None) -> _Many:
+        hit = self.present() if mask is None else self.present() & mask
+        if not hit.any():
+            return self
+        u = self.u.to_numpy(dtype=object, copy=True)
+        u[hit] = fn(u[hit].tolist())
+        return self._new(pd.Series(u, dtype=self.u.dtype))  # Arrow strings stay Arrow strings
+
+    def at(self, mask: np.ndarray) -> list:
+        return self.u[mask].tolist()
+
+    def rows(self, missing: object = None) -> np.ndarray:
+        return self.expand(self.u.astype(object).where(self.u.notna(), missing).to_numpy(), missing)
+
+    def expand(self, a: np.ndarray, missing: object) -> np.ndarray:
+        return np.append(a, np.array([missing], dtype=a.dtype))[self.codes]  # code -1: the last
+
+
+def _text(s: pd.Series | Sequence, *, plain: bool = True) -> _Text:
+    """``s`` as a ``_Text``: ``_Few`` when short and all text or missing (``plain`` text, where
+    the rule changes case or matches character classes), else ``_Many``."""
+    if len(s) <= FEW:
+        few: list[str | None] = []
+        for v in (s.tolist() if isinstance(s, (pd.Series, np.ndarray)) else list(s)):
+            if isinstance(v, str) and (not plain or _PLAIN.fullmatch(v)):
+                few.append(str(v))
+            elif _missing(v):
+                few.append(None)
+            else:
+                break
         else:
-            return None
-    return out
+            return _Few(few)
+    s = pd.Series(s, dtype=object) if not isinstance(s, pd.Series) else s
+    if plain:  # Arrow strings (any value as its text), for Arrow's kernels
+        codes, u = pd.factorize(s.astype(object).where(s.notna(), None).astype("string"))
+    else:
+        codes, u = pd.factorize(s.astype(object), use_na_sentinel=True)
+    return _Many(codes, pd.Series(u, dtype=u.dtype))
 
 
-def _series(values: list, like: pd.Series) -> pd.Series:
-    return pd.Series(values, index=like.index, name=like.name, dtype=object)
+def _series(t: _Text, like: pd.Series, missing: object = None, dtype: object = object) -> pd.Series:
+    return pd.Series(t.rows(missing), index=like.index, name=like.name, dtype=dtype)
 
 
-def to_halfwidth(s: pd.Series) -> pd.Series:
-    """Full-width ASCII forms and the ideographic space replaced by their half-width forms."""
-    wide = s.str.contains("[\uff01-\uff5e\u3000\u30fb]", regex=True).fillna(False).to_numpy(dtype=bool)
-    if not wide.any():
-        return s
-    out = s.copy()
-    out[wide] = s[wide].str.translate(_HALF)
-    return out
+def _rule(fn: Callable[[_Text], _Text], s: pd.Series, *, plain: bool = True) -> pd.Series:
+    """A rule on ``s``, by the engine its size takes, as an object Series like it."""
+    return _series(fn(_text(s, plain=plain)), s)
+
+
+def _han_table(values: list[str], fn: Callable[[str], str]) -> dict[int, str]:
+    """A str.translate table applying ``fn`` to each Han character of ``values`` that it changes."""
+    table = {}
+    for c in set("".join(values)):
+        if ord(c) > 0x2E80 and (r := fn(c)) != c:
+            table[ord(c)] = r
+    return table
+
+
+def _by_char(fn: Callable[[str], str]) -> Callable[[list[str]], list[str]]:
+    """Each value with each of its Han characters through ``fn`` (character by character:
+    a name is not a phrase)."""
+    def each(values: list[str]) -> list[str]:
+        table = _han_table(values, fn)
+        return [v.translate(table) for v in values] if table else values
+    return each
 
 
 # ---------------------------------------------------------------- id numbers
-
-_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
-_CHECK = np.array(list("10X98765432"))
 
 ID_NONE, ID_VALID, ID_BAD, ID_OTHER = 0, 1, 2, 3
 """Kinds of id number: missing; 18 characters with a valid check digit and birth date; 18
 id-shaped characters that fail the check or the date (a typo); any other document."""
 
 _ID_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
-
-
-def _check_digits(bodies: np.ndarray) -> np.ndarray:
-    """Vectorised check characters of an array of 17-digit ASCII strings."""
-    if len(bodies) == 0:
-        return np.array([], dtype="<U1")
-    digits = np.frombuffer("".join(bodies.tolist()).encode("ascii"), dtype=np.uint8).reshape(-1, 17) - 48
-    return _CHECK[(digits.astype(np.int64) @ _WEIGHTS) % 11]
-
-
 _SPACE = re.compile(r"\s")
 _ID_SEP = re.compile(r"[\-\.·/]")
 _RESIDENT = re.compile(r"[0-9]{15}|[0-9]{17}[0-9X]")
 _OLD_ID = re.compile(r"[0-9]{15}")
 
 
-def _id_one(v: str) -> str | None:
-    """:func:`normalise_id` of one text value."""
-    v = _SPACE.sub("", v.translate(_HALF)).upper()
-    compact = _ID_SEP.sub("", v)
-    if _RESIDENT.fullmatch(compact):
-        v = compact
-    if not v:
-        return None
-    if _OLD_ID.fullmatch(v):
-        body = v[:6] + "19" + v[6:]
-        v = body + str(_check_digits(np.array([body]))[0])
-    return v
+def _ascii(values: list[str], width: int) -> np.ndarray:
+    """Strings of ``width`` ASCII characters as a uint8 matrix of their codes."""
+    return np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8).reshape(-1, width)
+
+
+def _eighteen(old: list[str]) -> list[str]:
+    """Old 15-digit ids in their 18-digit form: ``19`` before the year, the check digit after."""
+    bodies = [v[:6] + "19" + v[6:] for v in old]
+    return [b + chr(c) for b, c in zip(bodies, _check_codes(_ascii(bodies, 17).astype(np.int64) - 48).tolist())]
+
+
+def _id_rule(t: _Text) -> _Text:
+    t = t.translate(_HALF).sub(_SPACE, "").upper()
+    # Separators go only where what is left is a resident id: "ID-A" and "IDA" stay two documents.
+    compact = t.sub(_ID_SEP, "")
+    t = compact.where(compact.fullmatch(_RESIDENT), t).blank_missing()
+    return t.through(_eighteen, t.fullmatch(_OLD_ID))
 
 
 def normalise_id(s: pd.Series) -> pd.Series:
@@ -138,104 +317,48 @@ def normalise_id(s: pd.Series) -> pd.Series:
     Values that are not resident id numbers (other documents) keep their characters,
     upper-cased and without separators; blanks become missing.
     """
-    few = _few(s)
-    if few is not None:
-        return _series([None if v is None else _id_one(v) for v in few], s)
-    out = to_halfwidth(s.astype(object).where(s.notna(), None).astype("string"))
-    out = out.str.replace(r"\s", "", regex=True).str.upper()
-    # Separators go only where what is left is a resident id: "ID-A" and "IDA" stay two documents.
-    compact = out.str.replace(r"[\-\.·/]", "", regex=True)
-    out = compact.where(compact.str.fullmatch(_RESIDENT.pattern).fillna(False), out)
-    out = out.where(out != "")
-    old = out.str.fullmatch(_OLD_ID.pattern).fillna(False).to_numpy(dtype=bool)
-    if old.any():
-        o = out[old]
-        body = (o.str[:6] + "19" + o.str[6:]).to_numpy(dtype=object).astype(str)
-        out[old] = body + _check_digits(body)
-    return out.astype(object).where(out.notna(), None)
-
-
-def _id_matrix(norm: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(rows that are id-shaped, their 18 characters as a uint8 matrix)."""
-    s = pd.Series(norm, dtype="str")
-    shaped = s.str.fullmatch(_ID_SHAPE.pattern).fillna(False).to_numpy(dtype=bool)
-    rows = np.flatnonzero(shaped)
-    if not len(rows):
-        return rows, np.zeros((0, 18), dtype=np.uint8)
-    mat = np.frombuffer("".join(s.to_numpy(dtype=object)[rows].tolist()).encode("ascii"),
-                        dtype=np.uint8).reshape(-1, 18)
-    return rows, mat
+    return _rule(_id_rule, s)
 
 
 _PART_TYPES = {"kind": np.int8, "date": np.int64, "sex": np.int8, "region": np.int64, "seq": np.int64,
                "swap_even": np.int64, "swap_odd": np.int64}
-_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_PART_NONE = {"kind": ID_NONE, "date": 0, "sex": -1, "region": 0, "seq": 0, "swap_even": 0, "swap_odd": 0}
+_PLACE = 10 ** np.arange(17, -1, -1, dtype=np.int64)
 
 
-def _id_parts_one(v: str | None) -> tuple[int, ...]:
-    """:func:`_id_parts` of one value, in the order of ``_PART_TYPES``."""
-    if v is None:
-        return ID_NONE, 0, -1, 0, 0, 0, 0
-    if not _ID_SHAPE.fullmatch(v):
-        return ID_OTHER, 0, -1, 0, 0, 0, 0
-    d = [ord(c) - 48 for c in v[:17]]
-    ok = gb11643_check_digit(v[:17]) == v[17]  # the shape above: 17 ASCII digits
-    y, mo, dd = int(v[6:10]), int(v[10:12]), int(v[12:14])
-    leap = (y % 4 == 0 and y % 100 != 0) or y % 400 == 0
-    real = y >= 1880 and 1 <= mo <= 12 and 1 <= dd <= _MONTH_DAYS[mo] + (mo == 2 and leap)
-    swaps = []
-    for start in (0, 1):
-        e = d.copy()
-        for i in range(start, 16, 2):
-            e[i], e[i + 1] = min(d[i], d[i + 1]), max(d[i], d[i + 1])
-        swaps.append(int("".join(map(str, e))) + 1)
-    return (ID_VALID if ok and real else ID_BAD, int(v[6:14]) if real else 0, d[16] % 2, int(v[:6]) + 1,
-            int(v[14:17]) + 1, swaps[0], swaps[1])
+def _parts(t: _Text) -> dict[str, np.ndarray]:
+    """Kind, birth date (yyyymmdd int, 0 if none), sex, and the int parts of each normalised id."""
+    shaped = t.fullmatch(_ID_SHAPE)
+    n = len(shaped)
+    out = {k: np.full(n, _PART_NONE[k], dtype=dt) for k, dt in _PART_TYPES.items()}
+    out["kind"][t.present()] = ID_OTHER
+    if shaped.any():
+        mat = _ascii(t.at(shaped), 18)
+        d, check = mat[:, :17].astype(np.int64) - 48, mat[:, 17]
+
+        def num(a: int, b: int) -> np.ndarray:
+            return d[:, a:b] @ _PLACE[18 - (b - a):]
+
+        y, mo, dd = num(6, 10), num(10, 12), num(12, 14)
+        real = (y >= 1880) & _valid_dates(y, mo, dd)
+        out["kind"][shaped] = np.where((_check_codes(d) == check) & real, ID_VALID, ID_BAD)
+        out["date"][shaped] = np.where(real, num(6, 14), 0)
+        out["sex"][shaped] = d[:, 16] % 2
+        out["region"][shaped] = num(0, 6) + 1
+        out["seq"][shaped] = num(14, 17) + 1
+        # The body with each pair of neighbours (0-1, 2-3, ... or 1-2, 3-4, ...) put in order:
+        # two ids one adjacent transposition apart share one of the two.
+        for start, k in ((0, "swap_even"), (1, "swap_odd")):
+            e = d.copy()
+            a, b = e[:, start:16:2].copy(), e[:, start + 1:17:2].copy()
+            e[:, start:16:2], e[:, start + 1:17:2] = np.minimum(a, b), np.maximum(a, b)
+            out[k][shaped] = e @ _PLACE[1:] + 1
+    return {k: t.expand(v, _PART_NONE[k]) for k, v in out.items()}
 
 
 def _id_parts(norm: pd.Series) -> dict[str, np.ndarray]:
     """Kind, birth date (yyyymmdd int, 0 if none), sex, and the int parts of each id number."""
-    few = _few(pd.Series(norm))
-    if few is not None:
-        cols = list(zip(*map(_id_parts_one, few))) or [()] * len(_PART_TYPES)
-        return {k: np.array(c, dtype=dt) for (k, dt), c in zip(_PART_TYPES.items(), cols)}
-    n = len(norm)
-    present = pd.Series(norm).notna().to_numpy()
-    kind = np.where(present, ID_OTHER, ID_NONE).astype(np.int8)
-    date = np.zeros(n, dtype=np.int64)
-    sex = np.full(n, -1, dtype=np.int8)
-    region = np.zeros(n, dtype=np.int64)
-    seq = np.zeros(n, dtype=np.int64)
-    swap_even = np.zeros(n, dtype=np.int64)
-    swap_odd = np.zeros(n, dtype=np.int64)
-    rows, mat = _id_matrix(norm)
-    if len(rows):
-        d = mat[:, :17].astype(np.int64) - 48
-        ok = _CHECK[(d @ _WEIGHTS) % 11] == mat[:, 17].view("S1").astype(str)
-
-        def num(a: int, b: int) -> np.ndarray:
-            return d[:, a:b] @ (10 ** np.arange(b - a - 1, -1, -1, dtype=np.int64))
-
-        y, mo, dd = num(6, 10), num(10, 12), num(12, 14)
-        leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-        mdays = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(mo, 0, 12)] + \
-            ((mo == 2) & leap)
-        real = (y >= 1880) & (mo >= 1) & (mo <= 12) & (dd >= 1) & (dd <= mdays)
-        kind[rows] = np.where(ok & real, ID_VALID, ID_BAD)
-        date[rows] = np.where(real, num(6, 14), 0)
-        sex[rows] = d[:, 16] % 2
-        region[rows] = num(0, 6) + 1
-        seq[rows] = num(14, 17) + 1
-        # The body with each pair of neighbours (0-1, 2-3, ... or 1-2, 3-4, ...) put in order:
-        # two ids one adjacent transposition apart share one of the two.
-        place = 10 ** np.arange(16, -1, -1, dtype=np.int64)
-        for start, out in ((0, swap_even), (1, swap_odd)):
-            e = d.copy()
-            a, b = e[:, start:16:2].copy(), e[:, start + 1:17:2].copy()
-            e[:, start:16:2], e[:, start + 1:17:2] = np.minimum(a, b), np.maximum(a, b)
-            out[rows] = e @ place + 1
-    return {"kind": kind, "date": date, "sex": sex, "region": region, "seq": seq, "swap_even": swap_even,
-            "swap_odd": swap_odd}
+    return _parts(_text(pd.Series(norm)))
 
 
 def id_kind(norm: pd.Series) -> np.ndarray:
@@ -259,19 +382,13 @@ def id_sex(norm: pd.Series) -> np.ndarray:
 _NOT_DIGIT = re.compile(r"\D")
 
 
+def _phone_rule(t: _Text) -> _Text:
+    return t.translate(_HALF).sub(_NOT_DIGIT, "").last(11).blank_missing()
+
+
 def normalise_phone(s: pd.Series) -> pd.Series:
     """Digits only (full-width digits included), the last 11 (drops ``+86``/``0086``)."""
-    few = _few(s)
-    if few is not None:
-        return _series([None if v is None else _NOT_DIGIT.sub("", v.translate(_HALF))[-11:] or None for v in few], s)
-    out = to_halfwidth(s.astype(object).where(s.notna(), None).astype("string"))
-    out = out.str.replace(r"\D", "", regex=True).str[-11:]
-    out = out.where(out != "")
-    return out.astype(object).where(out.notna(), None)
-
-
-def _is_han(c: str) -> bool:
-    return ord(c) > 0x2E80
+    return _rule(_phone_rule, s)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -281,36 +398,16 @@ def _simplified(ch: str) -> str:
     return zhconv.convert(ch, "zh-cn")
 
 
-def _char_table(chars: set[str], fn) -> dict[int, str]:
-    """A str.translate table applying ``fn`` to each Han character of ``chars``."""
-    return {ord(c): fn(c) for c in chars if _is_han(c)}
-
-
 _NAME_SEP = re.compile(r"[\s·•\.\-]")
 
 
-def _name_one(v: str) -> str | None:
-    """:func:`normalise_name` of one text value."""
-    v = _NAME_SEP.sub("", v.translate(_HALF)).lower()
-    if not v:
-        return None
-    table = {k: c for k, c in _char_table(set(v), _simplified).items() if chr(k) != c}
-    return v.translate(table) if table else v
+def _name_rule(t: _Text) -> _Text:
+    return t.translate(_HALF).sub(_NAME_SEP, "").lower().blank_missing().through(_by_char(_simplified))
 
 
 def normalise_name(s: pd.Series) -> pd.Series:
     """Half-width, no spaces or middle dots, simplified characters, lower-case Latin."""
-    few = _few(s)
-    if few is not None:
-        return _series([None if v is None else _name_one(v) for v in few], s)
-    out = to_halfwidth(s.astype(object).where(s.notna(), None).astype("str"))
-    out = out.str.replace(r"[\s·•\.\-]", "", regex=True).str.lower()
-    out = out.where(out != "")
-    uniq = pd.unique(out.dropna())
-    table = {k: v for k, v in _char_table(set("".join(uniq)), _simplified).items() if chr(k) != v}
-    if table:  # character by character: a name is not a phrase
-        out = out.map(dict(zip(uniq, (v.translate(table) for v in uniq))), na_action="ignore")
-    return out.astype(object).where(out.notna(), None)
+    return _rule(_name_rule, s)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -335,6 +432,14 @@ def _fuzzy(syllable: str) -> str:
     return syllable
 
 
+def _fuzzy_of(ch: str) -> str:
+    return _fuzzy(_pinyin_of(ch))
+
+
+def _pinyin(names: _Text) -> tuple[_Text, _Text]:
+    return names.through(_by_char(_pinyin_of)), names.through(_by_char(_fuzzy_of))
+
+
 def name_pinyin(names: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(toneless pinyin, fuzzy pinyin) of normalised names; Latin names are taken as pinyin.
 
@@ -342,20 +447,8 @@ def name_pinyin(names: pd.Series) -> tuple[pd.Series, pd.Series]:
     written with homophones (张/章, 王/汪) get the same toneless pinyin, and near
     homophones (陈/程, 林/凌) the same fuzzy one.
     """
-    few = _few(names, plain=False)
-    if few is not None:
-        tone_1 = _char_table(set("".join(v for v in few if v is not None)), _pinyin_of)
-        fuzzy_1 = {k: _fuzzy(v) for k, v in tone_1.items()}
-        return (_series([np.nan if v is None else v.translate(tone_1) for v in few], names),
-                _series([np.nan if v is None else v.translate(fuzzy_1) for v in few], names))
-    uniq = pd.unique(names.dropna())
-    chars = set("".join(uniq))
-    tone_t = _char_table(chars, _pinyin_of)
-    fuzzy_t = {k: _fuzzy(v) for k, v in tone_t.items()}
-    tone = dict(zip(uniq, (v.translate(tone_t) for v in uniq)))
-    fuzzy = dict(zip(uniq, (v.translate(fuzzy_t) for v in uniq)))
-    return (names.map(tone, na_action="ignore").astype(object),
-            names.map(fuzzy, na_action="ignore").astype(object))
+    tone, fuzzy = _pinyin(_text(names, plain=False))
+    return _series(tone, names, np.nan), _series(fuzzy, names, np.nan)
 
 
 @lru_cache(maxsize=1)
@@ -387,16 +480,22 @@ def _lookalike_table() -> dict[int, str]:
     return {ord(c): find(c) for c in order if find(c) != c}
 
 
+def _shape(names: _Text) -> _Text:
+    table = _lookalike_table()
+    return names.through(lambda values: [v.translate(table) for v in values])
+
+
 def name_shape(names: pd.Series) -> pd.Series:
     """Normalised names with each look-alike character (伟/伦, 己/已/巳) replaced by the first
     of its group in ``lexicon/lookalike.txt``: two names written with look-alikes of
     each other get the same shape."""
-    table = _lookalike_table()
-    few = _few(names, plain=False)
-    if few is not None:
-        return _series([np.nan if v is None else v.translate(table) for v in few], names)
-    uniq = pd.unique(names.dropna())
-    return names.map(dict(zip(uniq, (v.translate(table) for v in uniq))), na_action="ignore").astype(object)
+    return _series(_shape(_text(names, plain=False)), names, np.nan)
+
+
+def per_distinct(s: pd.Series, fn: Callable[[list], list], dtype: object = object) -> pd.Series:
+    """``fn`` of the distinct present values of ``s`` (one call, each value once), row by row,
+    as a Series of ``dtype`` like ``s``; missing rows stay missing."""
+    return _series(_text(s, plain=False).through(fn), s, dtype=dtype)
 
 
 # ---------------------------------------------------------------- keyed hashes
@@ -405,8 +504,9 @@ def _mac_key(key: bytes) -> bytes:
     return key if len(key) <= 64 else hashlib.sha256(key).digest()
 
 
-def _mac(key: bytes, salt: str) -> Callable[[bytes], bytes]:
-    """The 8-byte keyed BLAKE2b of ``salt:`` + a value, the keyed state set up once, not per value."""
+def _macs(key: bytes, salt: str, data: list[bytes]) -> np.ndarray:
+    """The 8-byte keyed BLAKE2b of ``salt:`` + each value as int64 (the keyed state set up once,
+    not per value); 1 for a hash of 0, which means missing."""
     base = hashlib.blake2b(key=_mac_key(key), digest_size=8)
     base.update(salt.encode() + b":")
     copy = base.copy
@@ -416,7 +516,17 @@ def _mac(key: bytes, salt: str) -> Callable[[bytes], bytes]:
         h.update(v)
         return h.digest()
 
-    return mac
+    h = np.frombuffer(b"".join(map(mac, data)), dtype="<i8").astype(np.int64)
+    h[h == 0] = 1
+    return h
+
+
+def _hash_text(t: _Text, key: bytes, salt: str) -> np.ndarray:
+    """:func:`hash64` of each row of ``t``, each distinct value hashed once."""
+    present = t.present()
+    h = np.zeros(len(present), dtype=np.int64)
+    h[present] = _macs(key, salt, [str(v).encode() for v in t.at(present)])
+    return t.expand(h, 0)
 
 
 def hash64(values: pd.Series | np.ndarray, key: bytes, salt: str) -> np.ndarray:
@@ -427,28 +537,13 @@ def hash64(values: pd.Series | np.ndarray, key: bytes, salt: str) -> np.ndarray:
     at about 3e-8.
     """
     arr = np.asarray(values)
-    few = arr.tolist() if len(arr) <= FEW else []
-    if few and (arr.dtype.kind in "iu" or all(isinstance(v, str) or _missing(v) for v in few)):
-        # A few values (an added person row): each hashed as it comes, the same bytes as below.
-        mac1 = _mac(key, salt)
-        return np.array([0 if _missing(v) or (not isinstance(v, str) and v == 0)
-                         else int.from_bytes(mac1(str(v).encode()), "little", signed=True) or 1
-                         for v in few], dtype=np.int64)
-    if arr.dtype.kind in "iu":
-        codes, uniq = pd.factorize(arr)
-        codes = np.where(arr == 0, -1, codes)
-    else:
-        codes, uniq = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    mac = _mac(key, salt)
-    uniq = np.asarray(uniq)
-    # str(v).encode() of each value; numpy writes an integer's decimal digits itself.
-    data = uniq.astype("S").tolist() if uniq.dtype.kind in "iu" else [str(v).encode() for v in uniq.tolist()]
-    h = np.frombuffer(b"".join(map(mac, data)), dtype="<i8").astype(np.int64)
-    h[h == 0] = 1  # 0 means missing
-    out = np.zeros(len(arr), dtype=np.int64)
-    ok = codes >= 0
-    out[ok] = h[codes[ok]]
-    return out
+    if arr.dtype.kind not in "iu":
+        return _hash_text(_text(values if isinstance(values, pd.Series) else arr, plain=False), key, salt)
+    codes, uniq = (np.arange(len(arr)), arr) if len(arr) <= FEW else pd.factorize(arr)
+    # numpy writes an integer's decimal digits itself: the bytes of str(v).encode().
+    h = np.append(_macs(key, salt, uniq.astype("S").tolist()), 0)[codes]
+    h[arr == 0] = 0
+    return h
 
 
 KEY_COLUMNS = ("lk_id", "lk_id_region", "lk_id_date", "lk_id_seq", "lk_id_swap_even", "lk_id_swap_odd",
@@ -465,20 +560,17 @@ def linkage_keys(persons: pd.DataFrame, key: bytes, *, names: pd.Series | None =
     raw value. ``names``: :func:`normalise_name` of the rows' names when the caller has it
     (the loader normalises them once for these keys and for the names' pseudonyms).
     """
-    idx = persons.index
     n = len(persons)
 
-    def col(name: str) -> pd.Series:
-        if name in persons.columns:
-            return persons[name].reset_index(drop=True)
-        return pd.Series([None] * n, dtype=object)
+    def col(name: str) -> _Text:
+        return _text(persons[name] if name in persons.columns else [None] * n)
 
-    idn = normalise_id(col("id_number"))
-    parts = _id_parts(idn)
-    name = normalise_name(col("name")) if names is None else names.reset_index(drop=True)
-    pinyin, fuzzy = name_pinyin(name)
-    out = pd.DataFrame({
-        "lk_id": hash64(idn, key, "id_number"),
+    idn = _id_rule(col("id_number"))
+    parts = _parts(idn)
+    name = _name_rule(col("name")) if names is None else _text(names, plain=False)
+    tone, fuzzy = _pinyin(name)
+    return pd.DataFrame({
+        "lk_id": _hash_text(idn, key, "id_number"),
         "lk_id_region": hash64(parts["region"], key, "id_region"),
         "lk_id_date": hash64(parts["date"], key, "id_date"),
         "lk_id_seq": hash64(parts["seq"], key, "id_seq"),
@@ -487,11 +579,9 @@ def linkage_keys(persons: pd.DataFrame, key: bytes, *, names: pd.Series | None =
         "lk_id_kind": parts["kind"],
         "lk_id_year": (parts["date"] // 10_000).astype(np.int16),
         "lk_id_sex": parts["sex"],
-        "lk_name": hash64(name, key, "name"),
-        "lk_pinyin": hash64(pinyin, key, "pinyin"),
-        "lk_fuzzy": hash64(fuzzy, key, "fuzzy_pinyin"),
-        "lk_shape": hash64(name_shape(name), key, "name_shape"),
-        "lk_phone": hash64(normalise_phone(col("phone")), key, "phone"),
-    })
-    out.index = idx
-    return out
+        "lk_name": _hash_text(name, key, "name"),
+        "lk_pinyin": _hash_text(tone, key, "pinyin"),
+        "lk_fuzzy": _hash_text(fuzzy, key, "fuzzy_pinyin"),
+        "lk_shape": _hash_text(_shape(name), key, "name_shape"),
+        "lk_phone": _hash_text(_phone_rule(col("phone")), key, "phone"),
+    }, index=persons.index)

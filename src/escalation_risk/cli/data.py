@@ -64,12 +64,15 @@ def validate(data_dir: str, report: str | None, show: int, district: str | None)
               help="Write contract 1.1's facts recorded after a report (--no-late-facts: a 1.0 export).")
 @click.option("--linkage-noise", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of duplicate person records written with record-linkage noise.")
+@click.option("--realistic-residence", is_flag=True,
+              help="Households that moved, and second-system records listed in households, as a register "
+                   "keeps them (off: the default sample's residence).")
 def sample(out_dir: str, persons: int, seed: int, start: str, end: str, fmt: str, late_facts: bool,
-           linkage_noise: float) -> None:
+           linkage_noise: float, realistic_residence: bool) -> None:
     """Generate a synthetic district in the contract's shape into OUT_DIR."""
     from ..synth import generate_tables, write_tables
     tables, truth = generate_tables(persons, seed=seed, start=start, end=end, late_facts=late_facts,
-                                    linkage_noise=linkage_noise)
+                                    linkage_noise=linkage_noise, realistic_residence=realistic_residence)
     write_tables(tables, out_dir, fmt=fmt, truth=truth)
     # Generated data: the public sample key may read this folder, and only such a folder.
     mark_synthetic(out_dir)

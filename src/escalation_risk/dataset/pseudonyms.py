@@ -8,6 +8,7 @@ mobile), then replaced by a keyed hash (HMAC-SHA256 with the key of
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -51,14 +52,7 @@ def pseudonymise(values: pd.Series, key: bytes, column: str, *, normalised: pd.S
     ``values`` (same rows) when the caller has it.
     """
     norm = _normalise_pii(column, values, normalised)
-    if len(norm) <= normalize.FEW and all(isinstance(v, str) or normalize._missing(v) for v in norm.tolist()):
-        # A service's few rows: each value hashed as it comes (the same bytes, so the same pseudonym).
-        salt = column.encode() + b":"
-        return pd.Series([hmac_hex20(key, salt, [v])[0] if isinstance(v, str) else np.nan for v in norm.tolist()],
-                         index=norm.index, name=norm.name, dtype=STR_DTYPE)
-    uniq = pd.unique(norm.dropna())
-    table = dict(zip(uniq, hmac_hex20(key, column.encode() + b":", uniq.tolist())))
-    return norm.map(table).astype(STR_DTYPE)
+    return normalize.per_distinct(norm, partial(hmac_hex20, key, column.encode() + b":"), STR_DTYPE)
 
 
 def hmac_hex20(key: bytes, salt: bytes, values: list[str]) -> list[str]:
@@ -97,20 +91,22 @@ def _check_identifiers(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list
         if column not in PII_COLUMNS.get(name, ()) or column not in raw.columns:
             continue
         text = _as_str(raw[column])
-        present = text.dropna()
-        if present.empty:
+        # Each distinct value judged once (as plain str: iterating Arrow strings in Python
+        # cost more than the rule), its verdict spread back by code; missing stays missing.
+        codes, distinct = pd.factorize(text)
+        if not len(distinct):
             continue
-        distinct = pd.unique(present)
+        values = np.asarray(distinct, dtype=object)
         if column == "id_number":  # a million of them on a province's load: the vectorised rules
-            verdict = dict(zip(distinct, valid_ids(distinct).tolist()))
+            verdict = valid_ids(values)
         elif column == "phone":
-            verdict = dict(zip(distinct, valid_mobiles(distinct).tolist()))
+            verdict = valid_mobiles(values)
         else:
-            verdict = {v: valid(normalise(v)) for v in distinct}
-        bad = present.map(verdict).astype(bool).eq(False)
+            verdict = np.array([valid(normalise(v)) for v in values], dtype=bool)
+        bad = (codes >= 0) & ~verdict[np.maximum(codes, 0)]
         if bad.any():
-            rows = bad.index[bad.to_numpy()]
+            rows = text.index[bad]
             problems.append(_problems(name, rows, column, [np.nan] * len(rows), reason))
-            raw[column] = text.where(~text.index.isin(rows))
+            raw[column] = text.where(~bad)
     return raw, problems
 
