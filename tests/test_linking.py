@@ -619,6 +619,29 @@ def test_em_recovers_planted_m_and_u_recovers_planted_u():
             assert abs(m[f][list(mode)].sum() - 1) < 1e-9
 
 
+def test_em_learns_an_implied_field_where_it_is_not_implied():
+    # Matches sharing a household all show "both" in a household (implied by the household),
+    # matches elsewhere mostly "one side". EM's m of household_held must be read where the
+    # household does not imply it, as its weight is applied; the shared-household pairs
+    # would otherwise pull m of "both" up to about a half.
+    rng = np.random.default_rng(5)
+    n, lam = 40_000, 0.3
+    match = rng.random(n) < lam
+    shared = match & (rng.random(n) < 0.5)
+    m_true = {"name": np.array([0, 0.9, 0.05, 0.02, 0.01, 0.02])}
+    u_true = {"name": np.array([0, 0.02, 0.01, 0.01, 0.005, 0.955])}
+    levels = {"name": np.empty(n, dtype=np.int8)}
+    levels["name"][match] = _planted(rng, m_true["name"], int(match.sum()))
+    levels["name"][~match] = _planted(rng, u_true["name"], int((~match).sum()))
+    levels["place"] = np.where(shared, 1, 5).astype(np.int8)  # 1: the same household
+    held = np.array([0, 0.9, 0.1, 0, 0])  # where the household does not imply it
+    levels["household_held"] = _planted(rng, held, n)
+    levels["household_held"][shared] = 2  # "both"
+    u = {"name": u_true["name"], "household_held": np.array([0, 0.5, 0.01, 0.5, 0.01])}
+    m, _ = em_m(levels, u, _m_default(DEFAULT_MODEL), ("name",), update=("household_held",))
+    assert abs(m["household_held"][2] - 0.1) < 0.03, m["household_held"]
+
+
 def test_u_from_random_pairs_of_a_keys_table():
     # 40 names and 20 birth years drawn uniformly: two random records share a name with
     # probability 1/40 and a birth year with 1/20, whatever else they hold.

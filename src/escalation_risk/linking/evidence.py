@@ -26,7 +26,8 @@ Each kind is held as a sparse matrix, records x items (:class:`GraphEvidence`), 
 straight from the tables with integer codes (ids are coded from their bytes by :mod:`.ids`,
 never through a Python object per id) and compared pair by pair with sparse row products:
 every item a record holds is compared, not a capped few. Whether a record holds any item of a
-kind is evidence too (``household_held``: a second system's record is in no household).
+kind is evidence too (``household_held``: a second system's record is often in no household;
+in the default generator, never).
 
 Items are codes of ids already pseudonymous (person, place and grid ids, the keyed hash of
 an id number), never a name or a raw identifier. How often each item is held is its term frequency: a counterpart

@@ -266,7 +266,10 @@ def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=Non
     rule (the agreeing evidence, ``id_number`` when the id is the same), weight (summed
     log2 match weight), match_probability, and the agreement level of each field
     (id_number, name, birth, phone, gender, and the graph's counterparty, place and household_held).
-    Levels only: never a value. Records that stand alone are not listed. The trained
+    Levels only: never a value. For two records in one household, the counterparty and
+    household_held levels are shown but weigh nothing (the household implies them), so the
+    weight is not the sum of every listed level's weight. Records that stand alone are not
+    listed. The trained
     parameters (:func:`linkage_parameters`: levels, m, u and weights) ride along in
     ``.attrs["parameters"]``. ``model`` and ``as_of`` as for :func:`link_persons`.
     """

@@ -148,6 +148,9 @@ def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, 
     npairs = len(next(iter(lv.values()))) if lv else 0
     if npairs == 0:
         return m, lam
+    # A field implied by another's level (a shared household implies its holding and its
+    # counterparts) is learnt where it is not implied, as its weight is applied.
+    read = {f: _informative(levels, f) for f in update}
     for _ in range(iterations):
         s = np.full(npairs, np.log2(lam / (1 - lam)))
         for f in fields:
@@ -155,13 +158,14 @@ def em_m(levels: dict[str, np.ndarray], u: dict[str, np.ndarray], m0: dict[str, 
         p = 1.0 / (1.0 + np.exp2(-np.clip(s, -200, 200)))
         change = 0.0
         for f in update:
-            sums = np.bincount(lv[f], weights=p, minlength=len(m[f]))
+            r = read[f]
+            sums = np.bincount(lv[f][r], weights=p[r], minlength=len(m[f]))
             new = m[f].copy()
             for mode in _MODES[f]:
                 idx = list(mode)
                 denom = sums[idx].sum()
                 new[idx] = (sums[idx] + m0[f][idx] / max(m0[f][idx].sum(), 1e-12)) / (denom + 1.0)
-            new[0] = sums[0] / max(float(p.sum()), 1e-12)  # matches with the field missing (never fed back)
+            new[0] = sums[0] / max(float(p[r].sum()), 1e-12)  # matches with the field missing (never fed back)
             change = max(change, float(np.abs(new - m[f]).max()))
             m[f] = new
         new_lam = float(np.clip(p.mean(), 1e-6, 1 - 1e-6))
