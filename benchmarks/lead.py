@@ -34,6 +34,7 @@ import pickle
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -58,11 +59,12 @@ CUTOFF = pd.Timestamp("2024-07-01")
 HORIZON = 90
 
 
-def build(persons: int, seed: int, cache: Path | None) -> dict:
-    """The district's training examples (labelled points, features, labels) and held-out report-time view."""
+def build(persons: int, seed: int, cache: Path | None) -> tuple[dict, Any]:
+    """The district's training examples (labelled points, features, labels), its held-out
+    views (report time, nights), and the default model when this call trained it (None: from the cache)."""
     path = cache / f"c{persons // 1000}k_s{seed}.pkl" if cache else None
     if path and path.is_file():
-        return pickle.loads(path.read_bytes())
+        return pickle.loads(path.read_bytes()), None
     key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
     ds = generate_district(persons, seed=seed, pseudonym_key=key)
     known = ds.cut(CUTOFF)
@@ -81,8 +83,8 @@ def build(persons: int, seed: int, cache: Path | None) -> dict:
 
     start = pd.Timestamp(known.incidents["reported_at"].min())
     with threadpool_limits(limits=1):
-        fit_examples(points, labels, features, cfg, cutoff=CUTOFF, end=data_end(known), start=start,
-                     horizon_days=HORIZON, seed=0)
+        model = fit_examples(points, labels, features, cfg, cutoff=CUTOFF, end=data_end(known), start=start,
+                             horizon_days=HORIZON, seed=0)
     end = CUTOFF + pd.DateOffset(years=1)
     views = {}
     rep = report_points(ds, CUTOFF, end)
@@ -96,7 +98,7 @@ def build(persons: int, seed: int, cache: Path | None) -> dict:
     c = {"points": points, "y": got["y"], "X": got["X"], "start": start, "end": data_end(known), "views": views}
     if path:
         path.write_bytes(pickle.dumps(c))
-    return c
+    return c, model
 
 
 def fit(c: dict, overrides: dict | None = None):
@@ -193,7 +195,7 @@ def remedies(m, c: dict, n_boot: int, seed: int) -> list[dict]:
         idx = np.flatnonzero(rows)
         out = np.empty(len(idx))
         for fa, fb in GroupKFold(5).split(idx, groups=groups[idx]):
-            out[fb] = _logit(_logistic_proba(F.iloc[idx[fa]], _fit_logistic(F.iloc[idx[fa]], y[idx[fa]], 0)))
+            out[fb] = _logit(_logistic_proba(F.iloc[idx[fb]], _fit_logistic(F.iloc[idx[fa]], y[idx[fa]], 0)))
         return out
 
     def shrunk(rows: np.ndarray, X_out: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -262,9 +264,9 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         t0, c0 = time.perf_counter(), time.process_time()
-        c = build(args.persons, seed, cache)
+        c, m = build(args.persons, seed, cache)
         c_build = time.process_time() - c0
-        m = fit(c)
+        m = m or fit(c)
         run: dict = {"persons": args.persons, "seed": seed, "views": {}}
         for view in ("report", "nights"):
             v = c["views"][view]
