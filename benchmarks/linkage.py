@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--persons", type=int, required=True)
     ap.add_argument("--noise", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--realistic-residence", action="store_true",
+                    help="generate with synth's realistic_residence: households that moved, police records in "
+                         "households")
     ap.add_argument("--cache", default=None, help="folder to keep the generated tables and truth in")
     ap.add_argument("--no-incremental", action="store_true", help="skip the incremental 1%% step")
     ap.add_argument("--prepare", action="store_true", help="only generate the district into --cache, then stop")
@@ -247,13 +250,14 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     n = args.persons
     cache = Path(args.cache) if args.cache else None
-    stem = f"tables-{n}-{args.seed}-{args.noise}"
+    stem = f"tables-{n}-{args.seed}-{args.noise}" + ("-residence" if args.realistic_residence else "")
     names = ("persons", "incidents", "incident_parties", "places", "households", "household_members", "relations")
     if cache and (cache / stem / "truth.parquet").exists():
         tables = {t: pd.read_parquet(cache / stem / f"{t}.parquet") for t in names}
         truth = pd.read_parquet(cache / stem / "truth.parquet")
     else:
-        full, truth = generate_tables(n, seed=args.seed, linkage_noise=args.noise)
+        full, truth = generate_tables(n, seed=args.seed, linkage_noise=args.noise,
+                                      realistic_residence=args.realistic_residence)
         tables = {t: full[t] for t in names}
         del full
         if cache:
@@ -298,7 +302,8 @@ def main(argv: list[str] | None = None) -> None:
 
     rules = ", ".join(f"{k[6:]} {v:,}" for k, v in st.items() if k.startswith("pairs_") and k[6:] in
                       [r for r, _ in linking.blocking._block_rules(linking.keys._keys(keys.head(0)))])
-    print(f"### Record linkage, {len(keys):,} person records ({n:,} persons, noise {args.noise}, seed {args.seed})")
+    print(f"### Record linkage, {len(keys):,} person records ({n:,} persons, noise {args.noise}, seed {args.seed}"
+          + (", realistic residence" if args.realistic_residence else "") + ")")
     print()
     print(f"- load at start: `{load0}`; at end: `{load1}`; peak RSS of the process "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB; machine: {platform.node()}, "

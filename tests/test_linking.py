@@ -1008,6 +1008,23 @@ def test_a_shared_grid_says_less_between_records_seen_in_many_grids():
     assert weight(0) > weight(5) + 4
 
 
+def _residents(seed: int, n: int) -> tuple[pd.DataFrame, np.random.Generator]:
+    """Keys of ``n`` residents, each with their own name, id number and phone (and the generator)."""
+    rng = np.random.default_rng(seed)
+    keys = pd.DataFrame({"person_id": [f"r{k:04d}" for k in range(n)], "name": [f"名{k}" for k in range(n)],
+                         "birth_year": rng.integers(1950, 2000, n), "gender": "male",
+                         "id_number": [f"X{k}" for k in range(n)], "phone": [f"1{k:010d}" for k in range(n)]})
+    return keys, rng
+
+
+def _second_records(keys: pd.DataFrame, k: int) -> pd.DataFrame:
+    """A second system's records of the first ``k`` residents: the same keys, another phone."""
+    dup = keys.iloc[:k].copy()
+    dup["person_id"] = [f"d{r:04d}" for r in range(k)]
+    dup["phone"] = [f"2{r:010d}" for r in range(k)]
+    return dup
+
+
 def test_household_held_by_one_record_only_is_weighed_and_judged_apart_when_an_id_is_missing():
     # 1,000 residents, each in a household; 150 have a second record (a second system's: in no
     # household), 100 of them carrying the id number, 50 without one. Background records
@@ -1016,16 +1033,11 @@ def test_household_held_by_one_record_only_is_weighed_and_judged_apart_when_an_i
     from escalation_risk.linking.comparisons import _compare_graph
     from escalation_risk.linking.evidence import _graph_arrays
 
-    rng = np.random.default_rng(5)
     n = 1000
-    keys = pd.DataFrame({"person_id": [f"r{k:04d}" for k in range(n)], "name": [f"名{k}" for k in range(n)],
-                         "birth_year": rng.integers(1950, 2000, n), "gender": "male",
-                         "id_number": [f"X{k}" for k in range(n)], "phone": [f"1{k:010d}" for k in range(n)]})
+    keys, rng = _residents(5, n)
     keys.loc[rng.choice(n, 150, replace=False), "id_number"] = None  # residents without an id number
-    dup = keys.iloc[:150].copy()
-    dup["person_id"] = [f"d{k:04d}" for k in range(150)]
+    dup = _second_records(keys, 150)
     dup.loc[dup.index[100:], "id_number"] = None
-    dup["phone"] = [f"2{k:010d}" for k in range(150)]
     keys = pd.concat([keys, dup], ignore_index=True)
     resident = keys["person_id"].str.startswith("r")
     members = pd.DataFrame({"person_id": keys.loc[resident, "person_id"], "kind": "household",
@@ -1064,3 +1076,44 @@ def test_a_look_alike_name_with_the_birth_year_and_a_shared_counterpart_links():
     ex = explain_links(ds, GRAPH_MODEL).set_index(["person_id", "linked_to"])
     assert ex.loc[("b", "a"), "name"] == "shape" and ex.loc[("b", "a"), "counterparty"] == "shared"
     assert ex.loc[("b", "a"), "place"] == "place_overlapping"
+
+
+def test_household_held_and_the_counterparty_weigh_nothing_where_the_records_share_a_household():
+    # 1,000 residents in households of three; 150 have a second record carrying their id number,
+    # 60 of those listed in their resident's household too (a police resident record), 90 in none.
+    # Two records sharing a household are both in one: "both" says nothing more there, and is
+    # read (m) on the pairs that share none. A household's members share a counterpart (a
+    # relative, their quarrel's other side) whether one person or two: it says nothing more either.
+    from escalation_risk.linking.comparisons import _compare_graph
+    from escalation_risk.linking.evidence import _graph_arrays
+    from escalation_risk.linking.parameters import _score
+
+    n = 1000
+    keys, _ = _residents(6, n)
+    dup = _second_records(keys, 150)
+    keys = pd.concat([keys, dup], ignore_index=True)
+    hh = np.arange(n) // 3
+    members = pd.concat([
+        pd.DataFrame({"person_id": keys["person_id"][:n], "kind": "household", "item": hh}),
+        pd.DataFrame({"person_id": dup["person_id"][:60], "kind": "household", "item": hh[:60]}),
+        pd.DataFrame({"person_id": keys["person_id"][:n], "kind": "counterparty", "item": 10_000 + hh}),
+        pd.DataFrame({"person_id": dup["person_id"], "kind": "counterparty", "item": 10_000 + hh[:150]})])
+    res = link_keys(keys, model=GRAPH_MODEL, graph=members)
+    held = res.parameters.set_index(["field", "level"]).loc["household_held"]
+    # Counted on every pair with one id number, "both" would have m 0.4; on those sharing no household, ~0.
+    assert held.loc["both", "m"] < 0.05 and held.loc["both", "weight"] < -5
+    p = res.pairs
+    levels = {f: p[f].to_numpy() for f in linking.FIELDS}
+    i, j = p["i"].to_numpy(), p["j"].to_numpy()
+    shared = levels["place"] == 1
+    assert (shared & (levels["household_held"] == 2)).sum() >= 60
+    g = _graph_arrays(members, keys["person_id"].to_numpy(dtype=object))
+    counts = _compare_graph(g, i, j, levels["id_number"] == 0)[1]  # the shared items' holders: TF applied
+    for f in ("household_held", "counterparty"):
+        without = {**levels, f: np.zeros(len(p), dtype=levels[f].dtype)}
+        plain = _score(without, res.weights, i, counts, j, g.items_held())
+        weighed = _score(levels, res.weights, i, counts, j, g.items_held())
+        np.testing.assert_allclose(weighed, p["weight"].to_numpy())
+        np.testing.assert_allclose(weighed[shared], plain[shared])
+        elsewhere = ~shared & (levels[f] > 0)
+        assert elsewhere.sum() >= 90 and (weighed[elsewhere] != plain[elsewhere]).all()

@@ -257,3 +257,50 @@ def test_rejects_nonsense_arguments():
         generate_tables(3)
     with pytest.raises(ValueError, match="end must be after start"):
         generate_tables(100, start="2025-01-01", end="2024-01-01")
+
+
+def test_realistic_residence_moves_households_and_houses_police_records():
+    plain, truth = generate_tables(3000, seed=3)
+    real, truth_r = generate_tables(3000, seed=3, realistic_residence=True)
+    # Its own random stream: every other table, and the truth, as without the option.
+    pd.testing.assert_frame_equal(truth, truth_r)
+    for name in plain:
+        if name not in ("households", "household_members"):
+            pd.testing.assert_frame_equal(plain[name], real[name])
+    hh, mem, places = real["households"], real["household_members"], real["places"]
+    assert hh["household_id"].is_unique and mem["household_id"].isin(hh["household_id"]).all()
+    assert not (mem["start_date"] > mem["end_date"]).any()
+    # Police records (a person's second person_id) are members of households now, and none was before.
+    # Without the option every first record is in a household, and no police record is.
+    twice = truth_r[truth_r["true_person"].duplicated(keep=False)]
+    second = twice[~twice["person_id"].isin(plain["household_members"]["person_id"])]["person_id"]
+    assert len(second) == twice["true_person"].nunique() > 50
+    housed = mem[mem["person_id"].isin(second)]
+    assert 0.2 < housed["person_id"].nunique() / len(second) < 0.5
+    # ...mostly in a household their person's first record is a member of (now or before a move);
+    # some in another household of the same grid (a relative's address), as "other".
+    tp = truth_r.set_index("person_id")["true_person"]
+    firsts = mem[~mem["person_id"].isin(second)]
+    first_hh = set(zip(firsts["household_id"], firsts["person_id"].map(tp)))
+    same = np.array([(h, tp[p]) in first_hh for h, p in zip(housed["household_id"], housed["person_id"])])
+    assert 0.75 < same.mean() < 0.95
+    assert (housed["role"][~same] == "other").all()
+    grid_of = hh.set_index("household_id")["place_id"].map(places.set_index("place_id")["grid_id"])
+    own = firsts.assign(t=firsts["person_id"].map(tp)).groupby("t")["household_id"].first().map(grid_of)
+    assert (housed["household_id"][~same].map(grid_of).to_numpy()
+            == housed["person_id"][~same].map(tp).map(own).to_numpy()).all()
+    # Households that moved: an earlier home in another grid, ended on the day the current one starts.
+    new = hh[~hh["household_id"].isin(plain["households"]["household_id"])]
+    assert len(new) > 0
+    grid = places.set_index("place_id")["grid_id"]
+    old = mem[mem["household_id"].isin(new["household_id"]) & ~mem["person_id"].isin(second)]
+    assert old["end_date"].notna().all()
+    now = mem[mem["person_id"].isin(old["person_id"]) & ~mem["household_id"].isin(new["household_id"])]
+    moved = old.merge(now, on="person_id", suffixes=("_old", "_now"))
+    assert (moved["end_date_old"] == moved["start_date_now"]).all()
+    home = hh.set_index("household_id")["place_id"].map(grid)
+    assert (moved["household_id_old"].map(home) != moved["household_id_now"].map(home)).mean() > 0.9
+    # Nobody's incident comes before their household's move (it was simulated at the current home).
+    par = real["incident_parties"].merge(real["incidents"][["incident_id", "reported_at"]], on="incident_id")
+    first_inc = par.groupby("party_id")["reported_at"].min()
+    assert not (moved["person_id"].map(first_inc) < moved["start_date_now"]).any()

@@ -19,9 +19,10 @@ linkage keys on load; this module links records on those keys, Fellegi–Sunter 
    year, ...), phone, gender, and from the graph (:mod:`.evidence`): counterparty
    (shared, none), place (one household, one place at overlapping times, one place, one
    grid, none) and household_held (one record in a household, or both: a household register
-   keeps a resident's record, a second system's record of them is in none; judged apart
-   when an id number is missing on one side); missing values
-   are a level of their own with weight 0.
+   keeps a resident's record, a second system's record of them is often in none; judged apart
+   when an id number is missing on one side; it weighs nothing for two records sharing a
+   household, which are both in one by that fact, and its m and u are read on the pairs that
+   share none); missing values are a level of their own with weight 0.
 3. **Match weights** ``log2(m/u)`` per level (:mod:`.parameters`): ``m`` (how often a
    true duplicate shows the level) learnt by EM on the blocked pairs for the identifiers,
    and for the graph levels read among the pairs with one id number (the law's identifier:

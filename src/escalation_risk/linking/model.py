@@ -56,6 +56,14 @@ PLACE_SHARED = (1, 2, 3, 4)  # household, place at overlapping times, place, gri
 # id, so "household held by one side only, an id missing" takes the m of "one side only"
 # (the second record is a second system's either way).
 _M_AS = {("household_held", 3): 1, ("household_held", 4): 2}
+# A field that another field's level implies or explains, so it tells nothing more there: two
+# records sharing a household are both in one, and share a counterpart whether one person or
+# two (a household's members share their relatives and their quarrels: of two different people
+# in one household who both have counterparts, 76% share one, measured on a 200k district of the
+# generator with realistic_residence; of one person's two records, 61%). Where the other field
+# shows that level, the field weighs nothing, and its m and u are read on the pairs where it
+# does not (field -> (other field, level)).
+_IMPLIED = {"household_held": ("place", 1), "counterparty": ("place", 1)}
 NAME_SOUND = (1, 2, 3)  # exact, same pinyin, same fuzzy pinyin
 NAME_SHAPE, NAME_DIFFERENT = 4, 5
 

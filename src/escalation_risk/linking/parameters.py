@@ -35,6 +35,7 @@ from .blocking import _block_rules
 from .comparisons import _compare, _compare_graph
 from .keys import _Keys
 from .model import (
+    _IMPLIED,
     _M_AS,
     _MODES,
     _TF_GRAPH,
@@ -92,8 +93,18 @@ def estimate_u(levels: dict[str, np.ndarray], model: LinkageModel) -> dict[str, 
 
 
 def _level_counts(levels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """How many pairs show each level of each field."""
-    return {f: np.bincount(levels[f], minlength=len(LEVELS[f])) for f in FIELDS}
+    """How many pairs show each level of each field (a field :data:`_IMPLIED` by another's level:
+    among the pairs where it is not)."""
+    return {f: np.bincount(levels[f][_informative(levels, f)], minlength=len(LEVELS[f])) for f in FIELDS}
+
+
+def _informative(levels: dict[str, np.ndarray], f: str, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """The ``rows`` (all pairs by default) where field ``f`` is not implied by another field's level."""
+    if f not in _IMPLIED or _IMPLIED[f][0] not in levels:
+        return np.arange(len(levels[f]))[rows]
+    other, lv = _IMPLIED[f]
+    r = np.arange(len(levels[f]))[rows]
+    return r[levels[other][r] != lv]
 
 
 def _u_from_counts(level_counts: dict[str, np.ndarray], model: LinkageModel) -> dict[str, np.ndarray]:
@@ -214,7 +225,7 @@ def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: 
     one = np.flatnonzero((levels["id_number"] == ID_EXACT) & (levels["name"] != NAME_DIFFERENT))
     rows = sample(np.arange(len(levels[FIELDS[0]])))
     for f in GRAPH_FIELDS:
-        lv = levels[f][one]
+        lv = levels[f][_informative(levels, f, one)]
         counts = np.bincount(lv, minlength=len(LEVELS[f])).astype(float)
         for (field_, code), like in _M_AS.items():
             if field_ == f:
@@ -326,7 +337,7 @@ def _u_among_namesakes(levels: dict[str, np.ndarray], block: np.ndarray, u: dict
     two = block[levels["id_number"][block] == ID_CONFLICT]
     out, ratio = dict(u), {}
     for f in GRAPH_FIELDS:
-        lv = levels[f][two]
+        lv = levels[f][_informative(levels, f, two)]
         counts = np.bincount(lv, minlength=len(LEVELS[f])).astype(float)
         new = u[f].copy()
         for mode in _MODES[f]:
@@ -350,6 +361,11 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
     total = np.zeros(len(i), dtype=np.float64)
     for f in FIELDS:
         total += wt.table[f][levels[f]]
+    implied: dict[str, np.ndarray] = {}
+    for f, (other, lv) in _IMPLIED.items():
+        implied[f] = levels[other] == lv
+        if implied[f].any():
+            total[implied[f]] -= wt.table[f][levels[f][implied[f]]]
     for (f, lv), key in _TF_LEVELS.items():
         hit = levels[f] == lv
         if hit.any():
@@ -359,6 +375,8 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
         if not graph_counts or kind not in graph_counts:
             continue
         hit = levels[f] == lv
+        if f in implied:
+            hit &= ~implied[f]
         if not hit.any():
             continue
         # u of sharing this item by chance: the other records holding it, among the holders.

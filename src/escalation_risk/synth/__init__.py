@@ -105,11 +105,17 @@ written ``+86 138-...``; and, as hard negatives, the members of some households 
 the head's phone number. The noise has its own random streams: the district is otherwise
 the same, and ``person_truth`` gains a ``noise`` column naming what was done.
 
+Residence as a register keeps it (``realistic_residence=True``, off by default; see
+``synth.residence``): some urban households moved in during the period from a home in another
+grid (a person's presence in a grid starts and ends), and about a third of the police system's
+duplicate records are listed in a household too (their person's, an earlier home's, or a
+relative's in the same grid). On a random stream of its own: every other table is the same.
+
 The package holds one module a noun: ``vocab`` and ``params`` (codes, name pools, the
 mechanism's parameters), ``people``, ``geography``, ``organizations``, ``relations``,
 ``households``, ``episodes``, ``simulation`` and ``background`` (the district and what
 happens in it), ``records`` (incidents, parties and mediations, and their state at the
-export), ``texts``, ``flags``, ``person_records`` and ``noise`` (what records say and how
+export), ``texts``, ``flags``, ``person_records``, ``noise`` and ``residence`` (what records say and how
 they are written), ``late_facts``, ``tables`` (:func:`generate_tables`, step by step),
 ``writing`` and ``province``; ``draws`` and ``formats`` serve them all.
 """

@@ -43,13 +43,14 @@ from .people import _people
 from .person_records import Identities, PoliceRecords, _identities, _police_records
 from .records import Records, _Acc, _export_records
 from .relations import _relations_at_export, _static_relations
+from .residence import _realistic_residence
 from .simulation import _episode_parties, _escalations, _simulate
 from .vocab import _K, DISTRICT_NAME
 
 
 def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
-                    end: str = "2025-06-30", late_facts: bool = True, linkage_noise: float = 0.0
-                    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+                    end: str = "2025-06-30", late_facts: bool = True, linkage_noise: float = 0.0,
+                    realistic_residence: bool = False) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Generate a synthetic district: the contract tables and the person truth.
 
     Returns ``(tables, person_truth)``: ``tables`` maps each contract table name to a
@@ -61,7 +62,9 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     :func:`.late_facts._late_facts`); they come from their own random stream, so the 1.0 tables and
     columns of a seed are the same either way. ``late_facts=False`` gives a 1.0 export.
     ``linkage_noise`` is the share of duplicate records written with record-linkage noise
-    (package docstring).
+    (package docstring). ``realistic_residence`` adds households that moved during the period
+    and lists some of the police system's duplicate records in households (:mod:`.residence`),
+    on a random stream of its own: without it every table is as it always was.
     """
     if not 0.0 <= float(linkage_noise) <= 1.0:
         raise ValueError(f"linkage_noise must be between 0 and 1, got {linkage_noise!r}")
@@ -85,6 +88,8 @@ def generate_tables(n_persons: int, seed: int = 0, start: str = "2021-07-01",
     fl = _flags(rng, d.p, rec, n, T)
     ident = _identities(rng, d.p, n, seed, linkage_noise)
     police, rec, fl = _police_records(rng, d.p, ident, rec, fl, n, seed, linkage_noise)
+    if realistic_residence:
+        mem = _realistic_residence(seed, d.p, d.g, mem, police, rec, n)
     ids = _ids(rng, n, police.n_dup, d.o, d.g, mem, rec)
     persons, truth = _person_frames(rng, d.p, ident, police, ids, n, linkage_noise)
     tables = {"persons": persons, **_record_frames(d.g, d.o, rec, mem, relations, fl, ids, t_start)}
