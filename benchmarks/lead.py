@@ -175,7 +175,7 @@ def remedies(m, c: dict, n_boot: int, seed: int) -> list[dict]:
     """The general remedies, each judged by the windows' log-loss (what the search compares)."""
     names = m.feature_names
     pts, y = c["points"], c["y"]
-    labelled, folds, _ = _folds(pts, cutoff=CUTOFF, start=c["start"], horizon=pd.Timedelta(days=HORIZON),
+    labelled, folds, _ = _folds(pts, cutoff=min(CUTOFF, c["end"]), start=c["start"], horizon=pd.Timedelta(days=HORIZON),
                                 validation_months=6, folds=3)
     pts = pts[labelled].reset_index(drop=True)
     folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
