@@ -83,7 +83,9 @@ def build(persons: int, seed: int, cache: Path | None) -> tuple[dict, Any]:
 
     start = pd.Timestamp(known.incidents["reported_at"].min())
     with threadpool_limits(limits=1):
-        model = fit_examples(points, labels, features, cfg, cutoff=CUTOFF, end=data_end(known), start=start,
+        # The data's end, not the cut data's: as train_variants (and so ablation.py) passes it, the labelled
+        # span runs to the cutoff rather than to the last record before it.
+        model = fit_examples(points, labels, features, cfg, cutoff=CUTOFF, end=data_end(ds), start=start,
                              horizon_days=HORIZON, seed=0)
     end = CUTOFF + pd.DateOffset(years=1)
     views = {}
@@ -95,7 +97,7 @@ def build(persons: int, seed: int, cache: Path | None) -> tuple[dict, Any]:
         ok = ~np.isnan(y)
         pts = pts.reset_index(drop=True)[ok].reset_index(drop=True)
         views[view] = {"pts": pts, "y": y[ok], "X": build_features(ds, pts)}
-    c = {"points": points, "y": got["y"], "X": got["X"], "start": start, "end": data_end(known), "views": views}
+    c = {"points": points, "y": got["y"], "X": got["X"], "start": start, "end": data_end(ds), "views": views}
     if path:
         path.write_bytes(pickle.dumps(c))
     return c, model
