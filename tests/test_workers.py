@@ -38,27 +38,18 @@ def raw_dir(tmp_path_factory):
     return d
 
 
-def _night(tmp_path, raw_dir, model, name: str) -> tuple[dict[str, pd.DataFrame], bytes, bytes]:
+def _night(tmp_path, raw_dir, model, name: str) -> tuple[dict[str, pd.DataFrame], bytes, bytes, str]:
     url = f"sqlite:///{tmp_path / f'{name}.db'}"
     out = tmp_path / name
     report = run_night(raw_dir, model, NIGHT, store=url, out_dir=out, pseudonym_key=KEY, allow_stale=True)
     assert report.summary.n_scored > 128  # several slices of the small CHUNK below
-    return _dump(url), (out / f"scores-{NIGHT}.csv").read_bytes(), (out / f"quarantine-{NIGHT}.csv").read_bytes()
+    return (_dump(url), (out / f"scores-{NIGHT}.csv").read_bytes(), (out / f"quarantine-{NIGHT}.csv").read_bytes(),
+            str(report.drift))
 
 
-def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, small_model, monkeypatch, caplog):
-    monkeypatch.setenv(forks.WORKERS_ENV, "1")
-    one = _night(tmp_path, raw_dir, small_model, "one")
-
-    # Two workers, and every split taken at this size: the linkage keys hashed by a child,
-    # the names' pseudonyms by another, the fingerprint by a third, the open disputes scored
-    # in two halves of several small slices each.
-    monkeypatch.setenv(forks.WORKERS_ENV, "2")
-    monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
-    monkeypatch.setattr(risk_model, "CHUNK", 64)
-    import escalation_risk.province as province
-    monkeypatch.setattr(province, "CHUNK", 64)
-    forked = []
+def _count_forks(monkeypatch) -> list[int]:
+    """The pids of the children forked from now on (os.fork still forks)."""
+    forked: list[int] = []
     real_fork = os.fork
 
     def fork() -> int:
@@ -67,15 +58,56 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
             forked.append(pid)
         return pid
     monkeypatch.setattr(os, "fork", fork)
+    return forked
+
+
+def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, small_model, monkeypatch, caplog):
+    monkeypatch.setenv(forks.WORKERS_ENV, "1")
+    one = _night(tmp_path, raw_dir, small_model, "one")
+
+    # Two workers, and every split taken at this size: the linkage keys hashed by a child,
+    # the identifiers' pseudonyms by another, the fingerprint by a third, the drift checked by
+    # a fourth, the open disputes scored in two halves of several small slices each, the
+    # scores CSV written by a sixth while the night is recorded.
+    monkeypatch.setenv(forks.WORKERS_ENV, "2")
+    monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
+    monkeypatch.setattr(risk_model, "CHUNK", 64)
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "CHUNK", 64)
+    forked = _count_forks(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")
-    assert len(forked) == 4, "one each: linkage keys, names' pseudonyms, the input's fingerprint, half the scores"
+    assert len(forked) == 6, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, "
+                              "the drift, half the scores, the scores CSV")
     assert not [r for r in caplog.records if r.name == "escalation_risk.forks"], "a worker failed: redone here"
     assert one[1] == two[1]  # the scores CSV
     assert one[2] == two[2]  # the quarantine CSV (linkage noise makes bad ids)
+    assert one[3] == two[3] and "verdict" in one[3]  # the drift report, checked by the child
     assert one[0].keys() == two[0].keys()
     for table in one[0]:
         pd.testing.assert_frame_equal(one[0][table], two[0][table], obj=table)
+
+
+def test_a_night_failing_while_its_csv_is_written_leaves_no_file(tmp_path, raw_dir, small_model, monkeypatch):
+    from escalation_risk.alerts import AlertStore
+
+    monkeypatch.setenv(forks.WORKERS_ENV, "2")
+    monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
+    forked = _count_forks(monkeypatch)
+
+    def refused(self, scores, *args, **kwargs):
+        assert forked, "the CSV's child was started before the night is recorded"
+        raise RuntimeError("the store went away")
+    monkeypatch.setattr(AlertStore, "record_night", refused)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="went away"):
+        run_night(raw_dir, small_model, NIGHT, store=f"sqlite:///{tmp_path / 'a.db'}", out_dir=out,
+                  pseudonym_key=KEY, allow_stale=True)
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert not [n for n in left if n.startswith(("scores", ".scores"))], left
+    for pid in forked:  # no child left running
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_a_failed_worker_is_redone_here(caplog):

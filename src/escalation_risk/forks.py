@@ -61,6 +61,7 @@ class Forked(Generic[T]):
         self._fn = fn
         self._pid = 0
         self._fd = -1
+        self._value: list[T] = []  # the result once read (a second call returns it again)
         if not fork or not hasattr(os, "fork"):
             return
         fd, path = tempfile.mkstemp(prefix="er-fork-", suffix=".pkl")
@@ -112,7 +113,12 @@ class Forked(Generic[T]):
             self._fd = -1
 
     def result(self) -> T:
-        """The function's value (waits for the child)."""
+        """The function's value (waits for the child; computed or read once)."""
+        if not self._value:
+            self._value.append(self._result())
+        return self._value[0]
+
+    def _result(self) -> T:
         if not self._pid:
             return self._fn()
         try:

@@ -64,6 +64,7 @@ from .clock import end_of_day
 from .dataset import Dataset, load_dataset
 from .dataset import build as dataset_build
 from .drift import DriftReport, check_night
+from .features import history_index
 from .forks import Forked, workers
 from .model import RiskModel, load_model
 from .province import (
@@ -79,6 +80,7 @@ from .province import (
     linkage_keys,
     local_map,
     score_loaded,
+    with_shared_history,
 )
 from .pseudonym_keys import key_fingerprint as fingerprint_of_key
 
@@ -166,10 +168,24 @@ class Engine:
         """Step 4: every district scored (trend not applied), with its drift report."""
         def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
             ds = _data(it[1], key)
-            result = score_loaded(ds, it[0], model, night, it[2], thresholds=thresholds)
             # Tonight's features against the model's validation window, while the district is
-            # loaded; reported in the drift step, after the night is recorded.
-            result.drift = check_night(model, ds, night) if check_drift else None
+            # loaded; reported in the drift step, after the night is recorded. A large district
+            # scored on its own data checks it in a forked child sharing the built index, beside
+            # the scoring: its labels of the whole history (half a gigabyte at a million people)
+            # never add to this process's memory.
+            drift: Forked[DriftReport | None] | None = None
+            if check_drift and workers() > 1 and len(ds.incidents) >= dataset_build.FORK_MIN_ROWS \
+                    and with_shared_history(ds, it[0], it[2]) is ds:
+                history_index(ds, model.lexicon)  # what score_loaded builds first (cached on ds)
+                drift = Forked(partial(check_night, model, ds, night))
+            try:
+                result = score_loaded(ds, it[0], model, night, it[2], thresholds=thresholds)
+            except BaseException:
+                if drift is not None:
+                    drift.cancel()
+                raise
+            result.drift = drift.result() if drift is not None else \
+                check_night(model, ds, night) if check_drift else None
             return result
 
         return self.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
@@ -373,6 +389,7 @@ def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, 
             fingerprint: str, *, replace: bool, backfill: bool, lock_timeout: float,
             key_fingerprint: str | None = None,
             hold: Callable[[str, pd.DataFrame], Callable[[], pd.DataFrame]] = lambda d, s: lambda: s,
+            trended: Callable[[str, pd.DataFrame], None] = lambda d, s: None,
             ) -> tuple[dict[str, NightSummary], dict[str, Callable[[], pd.DataFrame]]]:
     """Record every district's night: all the locks first, then every district checked, then,
     per district, the previous scores (the trend) and the recording, so no other night comes
@@ -381,7 +398,8 @@ def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, 
 
     Each district's recorded scores go to ``hold`` (the engine's :meth:`Engine.hold`), which
     returns their reader: the driver holds one district's scores at a time when the engine
-    keeps them out of memory."""
+    keeps them out of memory. ``trended`` sees each district's scores, trend applied, before
+    they are recorded (the night's CSV may be written meanwhile, published once recorded)."""
     summaries: dict[str, NightSummary] = {}
     scored: dict[str, Callable[[], pd.DataFrame]] = {}
     with ExitStack() as locks:
@@ -397,6 +415,7 @@ def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, 
             previous = st.previous_scores(tonight["dispute_id"].tolist(), before=night, district=r.district)
             s = apply_trend(tonight, previous)
             del tonight, previous
+            trended(r.district, s)
             summaries[r.district] = st.record_night(s, night, model_version, input_fingerprint=fingerprint,
                                                     key_fingerprint=key_fingerprint, replace=replace,
                                                     backfill=backfill, district=r.district)
@@ -422,9 +441,14 @@ class DistrictScores(Mapping[str, pd.DataFrame]):
         return len(self._readers)
 
 
-def _write_scores_csv(scores: Mapping[str, pd.DataFrame], path: Path) -> None:
-    """The night's scores CSV, written district by district (renamed into place when whole)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def _scores_tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _write_scores_csv(scores: Mapping[str, pd.DataFrame], path: Path, *, publish: bool = True) -> None:
+    """The night's scores CSV, written district by district (renamed into place when whole;
+    ``publish=False``: left in its temporary file, :func:`_scores_tmp`)."""
+    tmp = _scores_tmp(path)
     first = True
     for code in scores:
         outputs.to_csv(_for_csv(scores[code]), "scores", tmp, date_format="%Y-%m-%dT%H:%M:%S.%f",
@@ -432,7 +456,53 @@ def _write_scores_csv(scores: Mapping[str, pd.DataFrame], path: Path) -> None:
         first = False
     if first:  # no district: an empty file with the header, as before
         outputs.to_csv(_for_csv(pd.DataFrame()), "scores", tmp)
-    os.replace(tmp, path)
+    if publish:
+        os.replace(tmp, path)
+
+
+class _ScoresWriter:
+    """The scores CSV of a lone district written by a forked child while the night is
+    recorded (the file is published only once the store has the night, as before): the
+    writing costs the night nothing but a fork. A province's CSV, a small night's, or one
+    process's, is written after the recording."""
+
+    def __init__(self, out: Path | None, tag: str, districts: int) -> None:
+        self.path = out / f"scores-{tag}.csv" if out is not None else None
+        self._fork = districts == 1 and workers() > 1
+        self._job: Forked[None] | None = None
+
+    def start(self, district: str, scores: pd.DataFrame) -> None:
+        """Called with the district's scores, trend applied, before they are recorded."""
+        if self.path is None or not self._fork or len(scores) < dataset_build.FORK_MIN_ROWS:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._job = Forked(partial(_write_scores_csv, {district: scores}, self.path, publish=False))
+
+    def publish(self, scored: Mapping[str, pd.DataFrame], written: bool) -> Path | None:
+        """The CSV put in place when the night was recorded (``written``); else nothing left behind."""
+        if self.path is None:
+            return None
+        if self._job is not None:
+            self._job.result()  # redone here if the child failed
+            self._job = None
+            if written:
+                os.replace(_scores_tmp(self.path), self.path)
+                return self.path
+            _scores_tmp(self.path).unlink(missing_ok=True)
+            return None
+        if not written:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _write_scores_csv(scored, self.path)
+        return self.path
+
+    def cancel(self) -> None:
+        """The night failed: no child left writing, no temporary file left behind."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+            if self.path is not None:
+                _scores_tmp(self.path).unlink(missing_ok=True)
 
 
 def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | RiskModel, as_of: Any, *,
@@ -526,19 +596,23 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
                 d.fingerprint.cancel()
     own_store = not isinstance(store, AlertStore)
     st: AlertStore = store if isinstance(store, AlertStore) else AlertStore(str(store))
+    writer = _ScoresWriter(out, tag, len(results))
     try:
-        # The store knows its key: a night pseudonymised with another key is refused by name.
-        summaries, readers = _record(st, results, night, rm.version, fingerprint, replace=replace,
-                                     backfill=backfill, lock_timeout=lock_timeout,
-                                     key_fingerprint=fingerprint_of_key(key) if key is not None
-                                     else getattr(data, "key_fingerprint", None),
-                                     hold=partial(eng.hold, tag=tag, out=out))
+        try:
+            # The store knows its key: a night pseudonymised with another key is refused by name.
+            summaries, readers = _record(st, results, night, rm.version, fingerprint, replace=replace,
+                                         backfill=backfill, lock_timeout=lock_timeout,
+                                         key_fingerprint=fingerprint_of_key(key) if key is not None
+                                         else getattr(data, "key_fingerprint", None),
+                                         hold=partial(eng.hold, tag=tag, out=out), trended=writer.start)
+        except BaseException:
+            writer.cancel()
+            raise
         scored = DistrictScores(readers)
-        if out is not None and not all(s.already_recorded for s in summaries.values()):
-            # Written once the night is recorded, so the file never shows a night the store refused.
-            out.mkdir(parents=True, exist_ok=True)
-            files["scores"] = out / f"scores-{tag}.csv"
-            _write_scores_csv(scored, files["scores"])
+        # Published once the night is recorded, so the file never shows a night the store refused.
+        written = writer.publish(scored, not all(s.already_recorded for s in summaries.values()))
+        if written is not None:
+            files["scores"] = written
         done()
 
         done = step("notify")

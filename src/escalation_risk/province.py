@@ -426,7 +426,9 @@ def score_points(model: RiskModel, ds: Dataset, points: pd.DataFrame, *, thresho
         fork = workers() > 1 and n > CHUNK
     if not fork or n < 2:
         return model.score(ds, points, thresholds=thresholds)
-    cut = min(n - 1, -(-(n // 2) // CHUNK) * CHUNK) if n > CHUNK else n // 2
+    # The child takes the odd slice: this process has more to do (the first point, reading
+    # the child's scores back, the drift check after).
+    cut = max(CHUNK, (n // 2) // CHUNK * CHUNK) if n > CHUNK else n // 2
     first, second = points.iloc[:cut].reset_index(drop=True), points.iloc[cut:].reset_index(drop=True)
     # One point scored here first: the look-up tables built on first use (the hash tables of
     # the index's ids and pairs) are then made once and shared, not made again by the child.

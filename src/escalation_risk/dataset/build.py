@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import normalize
-from ..contract import REQUIRED_TABLES, TABLE_ORDER, TABLES
+from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
 from ..forks import Forked, workers
 from ..pseudonym_keys import key_fingerprint
-from .parsing import _finish_types, arrow_strings, empty_table
+from .parsing import _as_str, _finish_types, arrow_strings, empty_table
 from .problems import (
     HIDDEN_COLUMNS,
     NULLED,
@@ -55,6 +55,16 @@ def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
 
 
 
+def _pseudonyms(raw: pd.DataFrame, key: bytes, names: pd.Series | None) -> dict[str, pd.Series]:
+    """The pseudonyms of every identifier column of ``raw`` (``names``: its names normalised)."""
+    return {c: pseudonymise(raw[c], key, c, normalised=names if c == "name" else None) for c in raw.columns}
+
+
+def _column(job: Forked[dict[str, pd.Series]], column: str) -> pd.Series:
+    """One column of a forked job's pseudonyms, handed over (not kept in the job's result)."""
+    return job.result().pop(column)
+
+
 def _one_chunk(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with each Arrow-backed column in one chunk: taking a few rows of a chunked
     column concatenates its chunks first, so reading an old dispute's rows in
@@ -80,10 +90,16 @@ def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: D
     report of their incident (looked up among the new incidents, then the history)."""
     col = "added_at" if name == "incident_parties" else "recorded_at"
     inc = incidents if base is None else pd.concat([base.incidents, incidents])
-    rep = pd.Series(inc["reported_at"].to_numpy(dtype="datetime64[ns]"),
-                    index=pd.Index(inc["incident_id"].to_numpy(dtype=object)))
-    rep = rep[~rep.index.duplicated(keep="last")]
-    at = rep.reindex(df["incident_id"].to_numpy(dtype=object)).to_numpy(dtype="datetime64[ns]")
+    # Each row's incident: the last row with its id (a missing id is one more id), looked up
+    # through Arrow as the first match among the ids read backwards. (A pandas index of the
+    # ids built a Python object per id, half a gigabyte at a million people.)
+    n = len(inc)
+    backwards = arrow_strings(inc["incident_id"]).take(pa.array(np.arange(n - 1, -1, -1, dtype=np.int64)))
+    hit = pc.index_in(arrow_strings(df["incident_id"]), value_set=backwards, skip_nulls=False)
+    hit = np.asarray(hit.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    found = hit >= 0
+    at = np.full(len(df), np.datetime64("NaT"), dtype="datetime64[ns]")
+    at[found] = inc["reported_at"].to_numpy(dtype="datetime64[ns]")[n - 1 - hit[found]]
     when = df[col].to_numpy(dtype="datetime64[ns]")
     bad = ~np.isnat(when) & ~np.isnat(at) & (when < at)
     return col, pd.Series(bad, index=df.index), BEFORE_REPORT
@@ -109,7 +125,8 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
     raw_frames: dict[str, pd.DataFrame] = {}
     typed: set[str] = set()  # frames already in their final types (nothing to finish)
     link_keys: Forked[pd.DataFrame] | None = None
-    name_job: Forked[pd.Series] | None = None
+    name_job: Forked[dict[str, pd.Series]] | None = None
+    later: dict[str, dict[str, Callable[[], pd.Series]]] = {}  # table -> column -> its pseudonyms
     try:
         for name in TABLE_ORDER:
             spec = TABLES[name]
@@ -137,12 +154,13 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 fork = len(raw) >= FORK_MIN_ROWS and workers() > 1
                 link_keys = Forked(partial(normalize.linkage_keys, raw, key, names=normalised.get("name")),
                                    fork=fork)
-                if fork and "name" in raw.columns:
-                    # The names' pseudonyms too (from the same raw names, by another child), while
-                    # this process checks and pseudonymises the id numbers and phones.
-                    name_job = Forked(partial(pseudonymise, raw["name"], key, "name",
-                                              normalised=normalised.get("name")))
-                    pseudonyms["name"] = name_job.result
+                made = [c for c in PII_COLUMNS[name] if c in raw.columns]
+                if fork and made:
+                    # Every identifier's pseudonyms too (from the same raw values, by another
+                    # child), while this process checks the id numbers and phones and parses
+                    # the tables; an identifier the check rejects has its pseudonym blanked.
+                    name_job = Forked(partial(_pseudonyms, raw[made], key, normalised.get("name")))
+                    pseudonyms.update({c: partial(_column, name_job, c) for c in made})
             if len(raw) <= SMALL:
                 # A service's few rows: the record engine (same spec, same checks and pseudonyms,
                 # held equal by tests, without the frame engine's ~25 ms of fixed cost on a new
@@ -158,7 +176,10 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                     raw_frames[name] = raw[_shown_columns(name, raw.columns)]  # never personal data
                     typed.add(name)
                     continue
-            raw, df, probs = _parse_table(name, raw, key, normalised=normalised, pseudonyms=pseudonyms)
+            # The forked pseudonyms are set once every table is parsed, so this process never
+            # waits for them while it has tables to parse.
+            raw, df, probs = _parse_table(name, raw, key, normalised=normalised, pseudonyms=pseudonyms,
+                                          later=later.setdefault(name, {}) if pseudonyms else None)
             del normalised, pseudonyms
             problems.extend(probs)
             parsed[name] = df
@@ -172,6 +193,10 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 job.cancel()
         raise
 
+    for name, columns in later.items():  # parsed as their table's other strings: _as_str
+        for c, pseudonyms_of in columns.items():
+            parsed[name][c] = _as_str(pseudonyms_of())
+    del later
     if link_keys is not None:
         keys = link_keys.result()
         parsed["persons"] = parsed["persons"].assign(**{c: keys[c] for c in keys.columns})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -147,14 +148,21 @@ def _plausibility(name: str, df: pd.DataFrame) -> list[pd.DataFrame]:
 def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None, *,
                  normalised: dict[str, pd.Series] | None = None,
                  pseudonyms: Mapping[str, Callable[[], pd.Series]] | None = None,
+                 later: dict[str, Callable[[], pd.Series]] | None = None,
                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
     """Pseudonymise, parse and check the row rules of one table: (raw, parsed, problems).
     ``normalised``: personal-data columns already normalised from the raw values (names).
     ``pseudonyms``: columns whose pseudonyms another process is making from these raw
-    values (read last, when the others are done; the identifier checks never change them)."""
+    values. Pseudonyms are made value by value, so those of the raw values are the checked
+    values' own, but where the identifier check set a value to missing: blanked there.
+    They are read here, when the others are done; or, with ``later``, not waited for: the
+    column is parsed blank (no rule of the contract reads a personal-data column's value)
+    and ``later[column]`` gives its parsed values, to be set before anything reads them."""
     spec = TABLES[name]
     raw = raw.copy()
-    given = {c: f for c, f in (pseudonyms or {}).items() if c in raw.columns and c not in _IDENTIFIER_RULES}
+    given = {c: f for c, f in (pseudonyms or {}).items() if c in raw.columns}
+    if later is not None and any(c not in PII_COLUMNS[name] for c in given):
+        raise ValueError("only personal-data columns are parsed before their pseudonyms are made")
     # Checked on the raw values only: pseudonyms (key None) are not id numbers any more.
     raw, problems = _check_identifiers(name, raw) if key is not None else (raw, [])
     # Pseudonymise first: nothing below, error messages included, sees a raw identifier.
@@ -162,7 +170,13 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None, *,
         if pii in raw.columns and key is not None and pii not in given:
             raw[pii] = pseudonymise(raw[pii], key, pii, normalised=(normalised or {}).get(pii))
     for pii, made in given.items():
-        raw[pii] = made()
+        if pii in _IDENTIFIER_RULES:
+            made = partial(_kept_where, made, raw[pii].notna().to_numpy())
+        if later is None:
+            raw[pii] = made()
+        else:
+            later[pii] = made
+            raw[pii] = pd.Series(np.nan, index=raw.index, dtype=STR_DTYPE)
     df = pd.DataFrame(index=raw.index)
     for c in spec.columns:
         col, prob = _parse_column(name, c, raw[c.name] if c.name in raw.columns else
@@ -178,6 +192,12 @@ def _parse_table(name: str, raw: pd.DataFrame, key: bytes | None, *,
         problems.append(prob)
     problems.extend(_plausibility(name, df))
     return raw, df, problems
+
+
+def _kept_where(made: Callable[[], pd.Series], kept: np.ndarray) -> pd.Series:
+    """Pseudonyms made from raw values, blanked where the identifier check set the value to missing."""
+    out = made()
+    return out.where(kept) if not kept.all() else out
 
 
 SMALL = 32  # up to this many rows, validate_rows checks record by record (no pandas/pandera overhead)
