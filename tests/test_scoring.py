@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -559,6 +560,14 @@ def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_
     handed = []
     real_load = scoring.handover.load
     monkeypatch.setattr(scoring.handover, "load", lambda fd, *a: handed.append(fd) or real_load(fd, *a))
+    built_here = []  # a job's builds seen by this process: none when the child built the index
+    real_rebuilt = scoring._rebuilt
+
+    def rebuilt(*a):
+        if threading.current_thread().name.startswith("scorer-"):
+            built_here.append(os.getpid())
+        return real_rebuilt(*a)
+    monkeypatch.setattr(scoring, "_rebuilt", rebuilt)
     ds = small_district
     people = ds.persons["person_id"].to_numpy(dtype=object)
     idn = "33010219800312457"
@@ -639,6 +648,7 @@ def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_
     assert sc.rebuilds == 1 and sc.pending_adds == 0
     # The rebuild ran in a forked child and its index was handed over (mapped), where forking works.
     assert len(handed) == (1 if scoring.forks.workers() > 1 else 0)
+    assert built_here == ([] if scoring.forks.workers() > 1 else [os.getpid()])  # not redone here
     assert score(sc) == pytest.approx(expected[-1], abs=1e-12)
     # What the reader saw: the answers after prefixes of the adds, in order, and nothing else.
     assert len(seen) > 0

@@ -93,10 +93,19 @@ def test_a_night_failing_while_its_csv_is_written_leaves_no_file(tmp_path, raw_d
 
     monkeypatch.setenv(forks.WORKERS_ENV, "2")
     monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
+    from escalation_risk import nightly
+
     forked = _count_forks(monkeypatch)
+    started: list[bool] = []  # whether each start of the CSV's writer forked its child
+    real_start = nightly._ScoresWriter.start
+
+    def start(self, district, scores):
+        real_start(self, district, scores)
+        started.append(self._job is not None)
+    monkeypatch.setattr(nightly._ScoresWriter, "start", start)
 
     def refused(self, scores, *args, **kwargs):
-        assert forked, "the CSV's child was started before the night is recorded"
+        assert started == [True], "the CSV's child was started before the night is recorded"
         raise RuntimeError("the store went away")
     monkeypatch.setattr(AlertStore, "record_night", refused)
     out = tmp_path / "out"

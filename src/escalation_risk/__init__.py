@@ -68,22 +68,23 @@ if TYPE_CHECKING:  # what __getattr__ gives, for type checkers and editors
 __all__ = [*_WHERE, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use (then kept here); or a submodule."""
-    module = _WHERE.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
-    elif not name.startswith("__"):
-        try:
-            value = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise  # the submodule exists; something it imports does not
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise take any misspelt name for Any
+    def __getattr__(name: str) -> Any:
+        """A public name, imported from its module on first use (then kept here); or a submodule."""
+        module = _WHERE.get(name)
+        if module is not None:
+            value = getattr(importlib.import_module(f".{module}", __name__), name)
+        elif not name.startswith("__"):
+            try:
+                value = importlib.import_module(f".{name}", __name__)
+            except ModuleNotFoundError as e:
+                if e.name != f"{__name__}.{name}":
+                    raise  # the submodule exists; something it imports does not
+                raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:

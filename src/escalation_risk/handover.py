@@ -66,6 +66,7 @@ def _write(fd: int, data, at: int) -> int:
 
 def dump(value: Any, fd: int) -> None:
     """Write ``value`` to the open file ``fd`` (from its start) for :func:`load`."""
+    os.ftruncate(fd, 0)  # :func:`load` finds the header from the file's end: nothing earlier may trail
     objects: list[np.ndarray] = []
     buffers: list[pickle.PickleBuffer] = []
     main = io.BytesIO()

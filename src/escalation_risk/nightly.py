@@ -80,7 +80,7 @@ from .province import (
     linkage_keys,
     local_map,
     score_loaded,
-    with_shared_history,
+    shares_history,
 )
 from .pseudonym_keys import key_fingerprint as fingerprint_of_key
 
@@ -175,7 +175,7 @@ class Engine:
             # never add to this process's memory.
             drift: Forked[DriftReport | None] | None = None
             if check_drift and workers() > 1 and len(ds.incidents) >= dataset_build.FORK_MIN_ROWS \
-                    and with_shared_history(ds, it[0], it[2]) is ds:
+                    and not shares_history(it[0], it[2]):
                 history_index(ds, model.lexicon)  # what score_loaded builds first (cached on ds)
                 drift = Forked(partial(check_night, model, ds, night))
             try:
@@ -483,13 +483,18 @@ class _ScoresWriter:
         if self.path is None:
             return None
         if self._job is not None:
-            self._job.result()  # redone here if the child failed
-            self._job = None
-            if written:
+            if not written:
+                self.cancel()  # not waited for: the file would be removed
+                return None
+            try:
+                self._job.result()  # redone here if the child failed
                 os.replace(_scores_tmp(self.path), self.path)
-                return self.path
-            _scores_tmp(self.path).unlink(missing_ok=True)
-            return None
+            except BaseException:
+                _scores_tmp(self.path).unlink(missing_ok=True)
+                raise
+            finally:
+                self._job = None
+            return self.path
         if not written:
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -185,12 +185,22 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
 
     steps: list[tuple[str, float]] = []
     t0 = time.perf_counter()
+    hook = sys.getprofile()
     try:
-        child = forks.Forked(work)
+        # The job thread's hook waits on the calls' event: a child inheriting it (with the
+        # event's lock perhaps held by a request thread at the fork) could wait forever.
+        sys.setprofile(None)
+        try:
+            child = forks.Forked(work)
+        finally:
+            sys.setprofile(hook)
         forked = time.perf_counter() - t0  # os.fork holds the GIL while it copies the page tables
         child.result()  # waiting releases the GIL
         t1 = time.perf_counter()
         idx = handover.load(fd, steps)
+    except Exception as e:  # noqa: BLE001 - e.g. no room for the file: the index is built here instead
+        log.warning("the rebuild's handover failed (%s); rebuilt in this process", type(e).__name__)
+        return _rebuilt(history, lexicon)
     finally:
         os.close(fd)  # the mapping keeps the file's pages
     if lexicon is not None:
@@ -519,7 +529,8 @@ class Scorer:
                 rounds += 1
         except Exception as e:  # the state stays and keeps answering; the next add may try again
             self.fold_error = e
-            log.exception("background %s of the scorer's history failed", job.kind)
+            # The kind only: an exception's message may quote a record (kept in fold_error).
+            log.error("background %s of the scorer's history failed (%s)", job.kind, type(e).__name__)
         finally:
             sys.setprofile(None)
             with self._lock:

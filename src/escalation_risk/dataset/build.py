@@ -187,20 +187,20 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
             # show (no free text, no personal data): the rest of the raw table is freed now.
             raw_frames[name] = raw[_shown_columns(name, raw.columns)]
             del raw
+        for name, columns in later.items():  # parsed as their table's other strings: _as_str
+            for c, pseudonyms_of in columns.items():
+                parsed[name][c] = _as_str(pseudonyms_of())
+        del later
+        if link_keys is not None:
+            keys = link_keys.result()
+            parsed["persons"] = parsed["persons"].assign(**{c: keys[c] for c in keys.columns})
+            del keys
     except BaseException:
         for job in (link_keys, name_job):  # no child is left behind
             if job is not None:
                 job.cancel()
         raise
-
-    for name, columns in later.items():  # parsed as their table's other strings: _as_str
-        for c, pseudonyms_of in columns.items():
-            parsed[name][c] = _as_str(pseudonyms_of())
-    del later
-    if link_keys is not None:
-        keys = link_keys.result()
-        parsed["persons"] = parsed["persons"].assign(**{c: keys[c] for c in keys.columns})
-        del keys, link_keys
+    del link_keys
     allp = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=PROBLEM_COLUMNS)
     soft = allp.apply(lambda p: _nullable(p["table"], p["column"]), axis=1).astype(bool) if len(allp) else \
         pd.Series(False, index=allp.index)

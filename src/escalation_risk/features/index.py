@@ -183,7 +183,8 @@ class KeyPart(NDArrayOperatorsMixin):
         return getattr(ufunc, method)(*inputs, **kwargs)
 
     def __getattr__(self, name: str):
-        if name.startswith("__"):
+        # Its own slots are never looked up here unless unset (a half-made copy): no recursion.
+        if name.startswith("__") or name in ("_key", "_part"):
             raise AttributeError(name)
         return getattr(np.asarray(self), name)
 
