@@ -245,7 +245,9 @@ def _text(s: pd.Series | Sequence, *, plain: bool = True) -> _Text:
         else:
             return _Few(few)
     s = pd.Series(s, dtype=object) if not isinstance(s, pd.Series) else s
-    if plain:  # Arrow strings (any value as its text), for Arrow's kernels
+    if plain and isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        codes, u = pd.factorize(s.astype("string"))  # Arrow strings already: no Python object per row
+    elif plain:  # Arrow strings (any value as its text), for Arrow's kernels
         codes, u = pd.factorize(s.astype(object).where(s.notna(), None).astype("string"))
     else:
         codes, u = pd.factorize(s.astype(object), use_na_sentinel=True)
