@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from escalation_risk.features.delta import grow
+from escalation_risk.capacity import grow
 from escalation_risk.features.index import TextColumn
 
 

@@ -563,10 +563,10 @@ def test_adds_linking_known_people_rebuild_in_the_background(small_model, small_
     built_here = []  # a job's builds seen by this process: none when the child built the index
     real_rebuilt = scoring._rebuilt
 
-    def rebuilt(*a):
+    def rebuilt(*a, **kw):
         if threading.current_thread().name.startswith("scorer-"):
             built_here.append(os.getpid())
-        return real_rebuilt(*a)
+        return real_rebuilt(*a, **kw)
     monkeypatch.setattr(scoring, "_rebuilt", rebuilt)
     ds = small_district
     people = ds.persons["person_id"].to_numpy(dtype=object)
@@ -819,7 +819,7 @@ def test_an_added_person_row_is_rejected_as_a_file_rejects_it(small_district, ke
 
 def test_a_built_or_rebuilt_index_has_its_id_hash_tables_ready(small_model, small_district):
     """pandas hashes an Index on its first look-up: for the published index of a rebuild
-    that is done in the rebuild (index_append.prepare), never by the first reader."""
+    that is done in the rebuild (index_append.hash_ids), never by the first reader."""
     from escalation_risk import scoring
     from escalation_risk.features.index import IdIndex
 

@@ -40,7 +40,7 @@ from .features.index_append import append_to_index, delta_events, fold_index, ha
 from .features.index_append import prepare as prepare_appends
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
-from .score_request import _check_references, _context, _problem, _Request, parse_request  # noqa: F401
+from .score_request import _check_references, _context, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,14 @@ def _appended(state: _State, added: dict[str, pd.DataFrame], lexicon, rebuild: b
     return _rebuilt(history, lexicon), True
 
 
-def _rebuilt(history: Stacked, lexicon) -> _State:
-    """The state of ``history`` with an index built from scratch (its tables joined)."""
+def _rebuilt(history: Stacked, lexicon, *, hashed: bool = True) -> _State:
+    """The state of ``history`` with an index built from scratch (its tables joined);
+    ``hashed``: its id indexes' hash tables built (not for a child's index: pickling loses them)."""
     ds = history.dataset()
     state = _State(Stacked(ds), history_index(ds, lexicon))
     prepare_appends(state.idx, state.history)  # the next add need not (seconds at a million people)
+    if hashed:
+        hash_ids(state.idx)  # not by the first reader of the published index
     return state
 
 
@@ -167,7 +170,7 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     indexes (pandas hashes on first look-up: a few district-sized C calls). The history
     stays this process's ``history`` (the index's rows are its rows, in its order). Without
     fork (another platform, ``ESCALATION_RISK_WORKERS=1``) or with ``REBUILD_APART`` off, the
-    thread builds it; a child that fails is redone here (:class:`~.forks.Forked`)."""
+    thread builds it, as it does when the child or the handover fails."""
     if not (REBUILD_APART and forks.workers() > 1):
         return _rebuilt(history, lexicon)
     fd, path = tempfile.mkstemp(prefix="er-rebuild-", suffix=".idx")
@@ -175,10 +178,10 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     parent = os.getpid()
 
     def work() -> None:
-        if os.getpid() != parent:
-            sys.setprofile(None)  # the job thread's hook would wait for this process's calls
-            history._lock = threading.Lock()  # an add may have held it at the fork: this thread is alone now
-        idx = _hashed_in(_rebuilt(history, lexicon).idx, before)
+        if os.getpid() == parent:  # the child failed or never forked: the except below builds it here
+            raise RuntimeError("the rebuild's child failed")
+        history._lock = threading.Lock()  # an add may have held it at the fork: this thread is alone now
+        idx = _hashed_in(_rebuilt(history, lexicon, hashed=False).idx, before)
         if lexicon is not None:
             idx.lexicon = None  # type: ignore[assignment]  # the model's, set again here: not shipped
         handover.dump(idx, fd)
@@ -199,7 +202,7 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
         t1 = time.perf_counter()
         idx = handover.load(fd, steps)
     except Exception as e:  # noqa: BLE001 - e.g. no room for the file: the index is built here instead
-        log.warning("the rebuild's handover failed (%s); rebuilt in this process", type(e).__name__)
+        log.warning("the rebuild in a child failed (%s); rebuilt in this process", type(e).__name__)
         return _rebuilt(history, lexicon)
     finally:
         os.close(fd)  # the mapping keeps the file's pages
@@ -358,6 +361,7 @@ class Scorer:
         self._fold_mode = fold
         self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
         prepare_appends(self._state.idx, self._state.history)  # what the first add would build on its path
+        hash_ids(self._state.idx)
         self._lock = threading.Lock()  # one add() at a time; readers never wait
         self._accepted = self._state.history  # every accepted row: the state's, then the adds not yet in it
         self._unseen: list[dict[str, pd.DataFrame]] = []  # accepted adds a pending rebuild will publish

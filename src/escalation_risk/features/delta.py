@@ -32,7 +32,6 @@ import threading
 import numpy as np
 import pandas as pd
 
-from ..capacity import grow  # noqa: F401 - kept importable from here
 from ..contract import TABLES
 from ..dataset import Dataset
 from .index import OFF, Timeline, Windows, _search, ragged

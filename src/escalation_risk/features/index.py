@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 # Times are int64 seconds; an event key packs (entity, time) into one sortable int64.
 OFF = np.int64(1 << 33)          # times live in [-OFF, OFF): years 1697..2242
-SHIFT = np.int64(1 << 34)
+_TIME_BITS = 34  # a key is entity * SHIFT + (time + OFF)
+SHIFT = np.int64(1 << _TIME_BITS)
 ALWAYS = -OFF + 1                # a missing start: known since before the data
 NEVER = OFF - 1                  # a missing end: not ended
 DAY = np.int64(86400)
@@ -189,8 +190,7 @@ class KeyPart(NDArrayOperatorsMixin):
         return getattr(np.asarray(self), name)
 
 
-_TIME_BITS = 34  # SHIFT == 1 << _TIME_BITS: a key is entity * SHIFT + (time + OFF)
-_TIME_MASK = np.int64((1 << _TIME_BITS) - 1)
+_TIME_MASK = SHIFT - 1
 
 
 class Timeline(Windows):

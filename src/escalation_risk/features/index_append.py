@@ -17,7 +17,7 @@ re-sorts every timeline of the district; here only the records that change are r
    the big sorted arrays stay as they are, the drops and the new events live in a
    small delta merged into them on a threshold (see :mod:`.delta`); the counterparty
    ties of the pairs involved are recomputed from the pair timeline. Per-incident and
-   other per-entity arrays grow through spare capacity (:func:`.delta.grow`).
+   other per-entity arrays grow through spare capacity (:func:`~escalation_risk.capacity.grow`).
 
 The history itself is a :class:`~.delta.Stacked` (the loaded tables plus the rows added
 since), read by position: nothing in an add is proportional to the district (but two copies
@@ -282,7 +282,6 @@ def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
         _rows_by_incident(idx, history, name, history.n(name))
     if len(idx.person_key) == history.n("persons"):
         link_state(idx, history)
-    hash_ids(idx)
 
 
 def hash_ids(idx: HistoryIndex, steps: list[tuple[str, float]] | None = None) -> None:
