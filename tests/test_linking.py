@@ -857,7 +857,7 @@ def test_graph_evidence_does_not_depend_on_the_order_or_repetition_of_evidence_r
 
 
 def test_ids_are_coded_exactly_from_their_bytes():
-    from escalation_risk.linking.evidence import _encode, _positions
+    from escalation_risk.linking.ids import _encode, _positions
 
     ids = ["abcdefghijk", "abcdefghijkl", None, "x", "abcdefghijk", "abcdefgh", "abcdefg", "郑", "x", "zz",
            "abcdefghijkl", "abcdefg"]
@@ -963,7 +963,7 @@ def test_graph_u_is_read_among_namesakes_known_to_be_two_people():
 
 
 def test_ids_of_one_prefix_and_digits_are_found_by_index_as_pandas_finds_them():
-    from escalation_risk.linking.evidence import _digits, _Index
+    from escalation_risk.linking.ids import _digits, _Index
 
     rng = np.random.default_rng(3)
     stored = np.array([f"P{v:07d}" for v in rng.choice(200_000, 500, replace=False)], dtype=object)

@@ -29,10 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._pandera_import import import_pandera
 from ._version import __version__
-
-import_pandera()  # before any module that validates (dataset.validation): see _pandera_import
 
 # Each public name and the module that defines it: the one list __getattr__ and __all__ read.
 _WHERE = {

@@ -80,7 +80,6 @@ from .province import (
     linkage_keys,
     local_map,
     score_loaded,
-    shares_history,
 )
 from .pseudonym_keys import key_fingerprint as fingerprint_of_key
 
@@ -175,7 +174,7 @@ class Engine:
             # never add to this process's memory.
             drift: Forked[DriftReport | None] | None = None
             if check_drift and workers() > 1 and len(ds.incidents) >= dataset_build.FORK_MIN_ROWS \
-                    and not shares_history(it[0], it[2]):
+                    and it[2].keys.empty:  # the district's part (for_district): with_shared_history keeps ds
                 history_index(ds, model.lexicon)  # what score_loaded builds first (cached on ds)
                 drift = Forked(partial(check_night, model, ds, night))
             try:

@@ -295,11 +295,6 @@ class CrossDistrict:
 
 # --------------------------------------------------------------------------- step 3: one district
 
-def shares_history(district: str, cross: CrossDistrict) -> bool:
-    """Whether :func:`with_shared_history` changes ``district``'s data (it holds keys in ``cross``)."""
-    return bool((cross.keys["district"] == district).any())
-
-
 def with_shared_history(ds: Dataset, district: str, cross: CrossDistrict) -> Dataset:
     """``ds`` linked by the province's linkage, plus the records other districts hold about its people.
 
@@ -307,9 +302,9 @@ def with_shared_history(ds: Dataset, district: str, cross: CrossDistrict) -> Dat
     joins share one key, and foreign records map to the key of the same person here.
     A district with no keys in ``cross`` (a province of one) is returned as it is.
     """
-    if not shares_history(district, cross):
-        return ds
     mine = cross.keys[cross.keys["district"] == district]
+    if mine.empty:
+        return ds
 
     def key_names(kd: pd.Series, kp: pd.Series) -> np.ndarray:
         # a person whose smallest record is here is named by that id, else by the foreign record's internal id

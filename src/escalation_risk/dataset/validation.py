@@ -10,14 +10,17 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pandera_pa
 
 from .. import clock
+from .._pandera_import import import_pandera
 from ..contract import ATTRIBUTE_CODES, DISPUTE_CATEGORIES, OFFENCE_CATEGORIES, PII_COLUMNS, TABLES, TableSpec
 from ..pseudonym_keys import resolve_pseudonym_key
 from .parsing import STR_DTYPE, _finish_types, _missing, _parse_column, _record_value
 from .problems import DataValidationError, _problems, _require_columns
 from .pseudonyms import _IDENTIFIER_RULES, _check_identifiers, pseudonymise
+
+import_pandera()  # before pandera's first import (this module is its only importer): see _pandera_import
+import pandera.pandas as pandera_pa  # noqa: E402
 
 
 def _attribute_value_ok(d: pd.DataFrame) -> pd.Series:

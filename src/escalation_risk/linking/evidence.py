@@ -60,9 +60,6 @@ from ..known import (
     tie_members,
 )
 from .ids import _arrow, _codes, _Index, _positions
-from .ids import _digits as _digits  # the ids' helpers stay importable from here, as before the split
-from .ids import _encode as _encode
-from .ids import _ids_unique as _ids_unique
 
 KINDS = ("counterparty", "household", "place", "grid", "place_time")
 PLACE_WINDOW_DAYS = 30

@@ -98,10 +98,12 @@ def _level_counts(levels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {f: np.bincount(levels[f][_informative(levels, f)], minlength=len(LEVELS[f])) for f in FIELDS}
 
 
-def _informative(levels: dict[str, np.ndarray], f: str, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """The ``rows`` (all pairs by default) where field ``f`` is not implied by another field's level."""
+def _informative(levels: dict[str, np.ndarray], f: str,
+                 rows: np.ndarray | slice = slice(None)) -> np.ndarray | slice:
+    """The ``rows`` (all pairs by default) where field ``f`` is not implied by another field's
+    level: ``rows`` themselves when nothing implies it (indexing by them then takes no copy)."""
     if f not in _IMPLIED or _IMPLIED[f][0] not in levels:
-        return np.arange(len(levels[f]))[rows]
+        return rows
     other, lv = _IMPLIED[f]
     r = np.arange(len(levels[f]))[rows]
     return r[levels[other][r] != lv]
