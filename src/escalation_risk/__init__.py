@@ -19,9 +19,9 @@ The public API is this page; everything else is importable but not promised::
     cases = er.similar_cases(model, ds, dispute_id, as_of, k=10)  # the typical-case library
 
 The names above are imported when first used (PEP 562), so ``import escalation_risk``
-does not load LightGBM, scikit-learn, networkx or the plots: a Spark driver, the CLI's
-``--help`` or a loader-only job pays for what it uses. Submodules (``er.linking``) load
-the same way.
+does not load pandera, LightGBM, scikit-learn, networkx or the plots: a loader-only job
+pays for what it uses. (The CLI and the Spark engine import the night, and so the model,
+at their own import.) Submodules (``er.linking``) load the same way.
 """
 
 from __future__ import annotations
