@@ -85,3 +85,29 @@ def test_a_forked_child_hands_its_result_over():
         os.close(fd)
     assert child != os.getpid() or not hasattr(os, "fork")
     _check(got, want)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_child_running_past_its_time_is_stopped_and_its_part_redone_here(caplog):
+    """A rebuild's child that never ends (a deadlock, a machine too busy) must not hold the
+    rebuild for ever: past its time it is killed, reaped, and the work is done here."""
+    import logging
+    import time
+
+    parent = os.getpid()
+    child_pid = []
+
+    def slow() -> int:
+        if os.getpid() != parent:
+            time.sleep(60)
+        return 7
+
+    job = Forked(slow)
+    child_pid.append(job._pid)
+    t = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
+        assert job.result(timeout=0.3) == 7
+    assert time.perf_counter() - t < 20
+    assert any("stopped" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
+        os.waitpid(child_pid[0], os.WNOHANG)

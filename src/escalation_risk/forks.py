@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -112,17 +113,36 @@ class Forked(Generic[T]):
             os.close(self._fd)
             self._fd = -1
 
-    def result(self) -> T:
-        """The function's value (waits for the child; computed or read once)."""
+    def result(self, timeout: float | None = None) -> T:
+        """The function's value (waits for the child; computed or read once). A child still
+        running after ``timeout`` seconds is killed, and its part redone here."""
         if not self._value:
-            self._value.append(self._result())
+            self._value.append(self._result(timeout))
         return self._value[0]
 
-    def _result(self) -> T:
+    def _wait(self, timeout: float | None) -> int | None:
+        """The child's wait status, or None once ``timeout`` passed (the child then killed)."""
+        if timeout is None:
+            return os.waitpid(self._pid, 0)[1]
+        deadline, pause = time.monotonic() + timeout, 0.001
+        while True:
+            pid, status = os.waitpid(self._pid, os.WNOHANG)
+            if pid:
+                return status
+            if time.monotonic() >= deadline:
+                self.cancel()
+                return None
+            time.sleep(pause)  # (waitpid has no timeout of its own)
+            pause = min(pause * 2, 0.05)
+
+    def _result(self, timeout: float | None = None) -> T:
         if not self._pid:
             return self._fn()
         try:
-            _, status = os.waitpid(self._pid, 0)
+            status = self._wait(timeout)
+            if status is None:  # stopped by cancel()
+                log.warning("a forked worker ran past %.0f s and was stopped; its part is redone here", timeout)
+                return self._fn()
             self._pid = 0
             if os.waitstatus_to_exitcode(status) == 0:
                 # The child wrote through the same open file, so its offset is at the end.

@@ -161,6 +161,7 @@ def _hashed_in(idx: HistoryIndex, before: HistoryIndex | None) -> HistoryIndex:
 
 
 REBUILD_NICE = 19  # the rebuild's child at the lowest priority: the serving process keeps its core
+REBUILD_TIMEOUT = 3600.0  # s: a rebuild's child still running then is stopped (and the rebuild done here)
 
 
 def _in_background() -> None:
@@ -215,7 +216,7 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
         forked = time.perf_counter() - t0  # os.fork holds the GIL while it copies the page tables
         if phase is not None:
             phase("child")
-        child.result()  # waiting releases the GIL
+        child.result(REBUILD_TIMEOUT)  # waiting releases the GIL
         t1 = time.perf_counter()
         if phase is not None:
             phase("handover")
