@@ -10,8 +10,8 @@ the parent's GIL, seconds during which its other threads (a service answering
   copy-on-write (``mmap`` with ``MAP_PRIVATE``) and hands back to the unpickler, so adopting
   them copies nothing and holds the GIL for no pass over them;
 - its object arrays (text codes, ids held as Python strings) in pickles of at most
-  :data:`CHUNK` values each, loaded one at a time (each a short hold of the GIL, between
-  which other threads run) and joined by ``np.concatenate`` (pointer copies);
+  :data:`CHUNK` values each, loaded one at a time into the array (each a short hold of the
+  GIL, between which other threads run);
 - the rest (the structure tying them together): one small pickle.
 
 The file is expected to be unlinked already (``tempfile`` then ``os.unlink``): its pages live
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-CHUNK = 32_768  # values of an object array per pickle: ~5 ms of the reader's GIL each
+CHUNK = 8_192  # values of an object array per pickle: ~1 ms of the reader's GIL each
 ALIGN = 64
 _TAIL = struct.Struct("<QQ")  # offset and length of the header pickle, at the file's end
 _loading = threading.local()  # the object arrays of the load in progress (this thread's)
@@ -125,8 +125,15 @@ def load(fd: int, steps: list[tuple[str, float]] | None = None) -> Any:
     header = pickle.loads(_read(fd, at_header, n_header))
     arrays = []
     for shape, chunks in header["arrays"]:
-        parts = [timed("object chunk", pickle.loads, _read(fd, at, n)) for at, n in chunks]  # one short hold each
-        arrays.append(timed("object join", np.concatenate, parts).reshape(shape))
+        # Each chunk unpickled and put in place: short holds of the GIL (one np.concatenate of
+        # two million objects was one long one).
+        flat = np.empty(int(np.prod(shape)), dtype=object)
+        done = 0
+        for at, n in chunks:
+            part = timed("object chunk", pickle.loads, _read(fd, at, n))
+            flat[done:done + len(part)] = part
+            done += len(part)
+        arrays.append(flat.reshape(shape))
     # The numeric buffers come first in the file: only they are mapped.
     mapped = max((at + n for at, n in header["buffers"]), default=0)
     buffers: list[memoryview] = []
