@@ -111,3 +111,27 @@ def test_a_child_running_past_its_time_is_stopped_and_its_part_redone_here(caplo
     assert any("stopped" in r.getMessage() for r in caplog.records)
     with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
         os.waitpid(child_pid[0], os.WNOHANG)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_fork_keeps_what_the_process_froze_out_of_the_collector():
+    """A server freezes its loaded history (gc.freeze) so no full collection walks it during a
+    request; a forked rebuild must not hand it back to the collector. A process that froze
+    nothing gets everything back after the fork, as before."""
+    import gc
+
+    def child() -> int:
+        return 1
+
+    gc.unfreeze()  # (whatever an earlier test froze)
+    try:
+        Forked(child).result()
+        assert gc.get_freeze_count() == 0  # nothing frozen before: nothing frozen after
+        kept = [[i] for i in range(1000)]  # tracked containers, frozen as a server does
+        gc.freeze()
+        before = gc.get_freeze_count()
+        assert before >= len(kept)
+        Forked(child).result()
+        assert gc.get_freeze_count() >= before
+    finally:
+        gc.unfreeze()

@@ -69,12 +69,16 @@ class Forked(Generic[T]):
         os.unlink(path)  # both processes keep the open file; no name is left behind
         # Objects alive now moved out of the collector's reach for the fork: a collection
         # in the child would otherwise write to every tracked object's header and so copy
-        # the pages holding them.
+        # the pages holding them. A process that froze its objects itself (a server, after
+        # loading its history) keeps them frozen: unfreezing would hand them all back to the
+        # collector, whose next full collection walks the history during some request.
+        frozen_before = gc.get_freeze_count() > 0
         gc.freeze()
         try:
             pid = os.fork()
         except OSError as e:  # no memory or process left: do it here
-            gc.unfreeze()
+            if not frozen_before:
+                gc.unfreeze()
             log.warning("could not fork a worker (%s); working in one process", type(e).__name__)
             os.close(fd)
             return
@@ -93,7 +97,8 @@ class Forked(Generic[T]):
                     pass
             finally:
                 os._exit(code)
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
         self._fd = fd
         self._pid = pid
 
