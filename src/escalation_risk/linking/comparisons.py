@@ -7,7 +7,17 @@ import numpy as np
 from ..normalize import ID_BAD, ID_OTHER, ID_VALID
 from .evidence import KINDS, GraphEvidence, _shared_all
 from .keys import _Keys
-from .model import ID_CHECK, ID_CONFLICT, ID_DIFFERENT, ID_EXACT, ID_TRANSPOSED, ID_TYPO, NAME_DIFFERENT, NAME_SHAPE
+from .model import (
+    ATTRIBUTE_FIELDS,
+    ID_CHECK,
+    ID_CONFLICT,
+    ID_DIFFERENT,
+    ID_EXACT,
+    ID_TRANSPOSED,
+    ID_TYPO,
+    NAME_DIFFERENT,
+    NAME_SHAPE,
+)
 
 
 def _agree(a: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -68,6 +78,8 @@ def _compare(k: _Keys, i: np.ndarray, j: np.ndarray, graph: bool = True,
     spres = (sa >= 0) & (sb >= 0)
     gender = _levels([(spres & (sa == sb), 1), (spres, 2)], m)
     out = {"id_number": idl, "name": namel, "birth": birth, "phone": phone, "gender": gender}
+    for f in ATTRIBUTE_FIELDS:  # zero (missing) unless the model reads them (keys._keys)
+        out[f] = _levels([(_agree(getattr(k, f), i, j), 1), ((getattr(k, f)[i] != 0) & (getattr(k, f)[j] != 0), 2)], m)
     glevels, gcounts = _compare_graph(k.graph if graph else None, i, j)
     out.update(glevels)
     if counts is not None:

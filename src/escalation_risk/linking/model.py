@@ -9,7 +9,11 @@ import numpy as np
 RULE_ID = "id_number"
 RULE_FALLBACK = "name+birth_year+phone"
 
-FIELDS = ("id_number", "name", "birth", "phone", "gender", "counterparty", "place", "household_held")
+FIELDS = ("id_number", "name", "birth", "phone", "gender", "hukou", "employment", "counterparty", "place",
+          "household_held")
+# Attributes both records state (the contract's coded persons columns): compared with
+# ``LinkageModel(attributes=True)`` (as GRAPH_MODEL does), "missing" otherwise.
+ATTRIBUTE_FIELDS = ("hukou", "employment")
 GRAPH_FIELDS = ("counterparty", "place", "household_held")
 LEVELS: dict[str, tuple[str, ...]] = {
     "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
@@ -19,6 +23,10 @@ LEVELS: dict[str, tuple[str, ...]] = {
               "year_differs"),
     "phone": ("missing", "exact", "different"),
     "gender": ("missing", "same", "different"),
+    # The registered-residence status and the employment both records state ("unknown" is
+    # missing): one person's two systems mostly agree, two namesakes often do not.
+    "hukou": ("missing", "same", "different"),
+    "employment": ("missing", "same", "different"),
     # Graph evidence (evidence.py): a shared counterpart in incidents or relations; the
     # closest shared whereabouts (one household, else one place at overlapping times, else
     # one place, else one grid).
@@ -36,7 +44,8 @@ LEVELS: dict[str, tuple[str, ...]] = {
 # estimated within each mode.
 _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
-    "phone": ((1, 2),), "gender": ((1, 2),), "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
+    "phone": ((1, 2),), "gender": ((1, 2),), "hukou": ((1, 2),), "employment": ((1, 2),),
+    "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
     "household_held": ((1, 2), (3, 4)),
 }
 # Levels whose u is the frequency of the agreed value (term-frequency adjustment): an exact
@@ -81,6 +90,9 @@ def _default_m() -> dict[str, dict[str, float]]:
                   "year": 0.95, "year_off_by_one": 0.03, "year_differs": 0.02},
         "phone": {"exact": 0.75, "different": 0.25},
         "gender": {"same": 0.995, "different": 0.005},
+        # A status changes (a migrant registers, a worker retires) and a clerk may guess it.
+        "hukou": {"same": 0.9, "different": 0.1},
+        "employment": {"same": 0.7, "different": 0.3},
         "counterparty": {"shared": 0.3, "none": 0.7},
         "place": {"household": 0.05, "place_overlapping": 0.15, "place": 0.2, "grid": 0.35, "none": 0.25},
         "household_held": {"one_side": 0.5, "both": 0.5, "one_side_id_missing": 0.5, "both_id_missing": 0.5},
@@ -98,6 +110,8 @@ def _default_u0() -> dict[str, dict[str, float]]:
                   "year": 0.015, "year_off_by_one": 0.03, "year_differs": 0.955},
         "phone": {"exact": 1e-6, "different": 1.0},
         "gender": {"same": 0.5, "different": 0.5},
+        "hukou": {"same": 0.5, "different": 0.5},
+        "employment": {"same": 0.3, "different": 0.7},
         "counterparty": {"shared": 1e-4, "none": 1.0},
         "place": {"household": 1e-5, "place_overlapping": 1e-4, "place": 1e-3, "grid": 0.02, "none": 0.98},
         "household_held": {"one_side": 0.1, "both": 0.9, "one_side_id_missing": 0.3, "both_id_missing": 0.7},
@@ -131,6 +145,11 @@ class LinkageModel:
     (``link_persons(ds, GRAPH_MODEL, as_of=t)``, a review of duplicates) may use it. The graph levels are
     compared for every candidate pair but those with two valid, different id numbers, of
     which ``graph_u_sample`` (seeded) are compared for the graph u among namesakes.
+    ``attributes=True`` (on in :data:`GRAPH_MODEL`) compares the records' hukou and
+    employment (:data:`ATTRIBUTE_FIELDS`; m by EM like the gender's, u from random pairs),
+    as of the linkage's moment (``person_attributes``' history where the data hold one). Off
+    in the default model, whose linkage the night's features and the shipped model read:
+    turning it on there changes them.
     """
 
     threshold: float = 0.99
@@ -149,6 +168,7 @@ class LinkageModel:
     em_min_matches: float = 30.0
     em_iterations: int = 25
     graph: bool = False
+    attributes: bool = False
     graph_u_sample: int = 250_000
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)
     u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
@@ -165,5 +185,5 @@ class LinkageModel:
 
 
 DEFAULT_MODEL = LinkageModel()
-GRAPH_MODEL = LinkageModel(graph=True)
+GRAPH_MODEL = LinkageModel(graph=True, attributes=True)
 
