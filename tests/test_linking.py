@@ -174,7 +174,7 @@ def test_explain_links_names_the_rule():
     ex = explain_links(ds)
     assert list(ex.columns) == ["person_key", "person_id", "linked_to", "rule", "weight", "match_probability",
                                 "id_number", "name", "birth", "phone", "gender", "hukou", "employment", "counterparty",
-                                "place", "household_held"]
+                                "place", "household_held", "incident_kinds"]
     rules = {(r.person_id, r.linked_to): r.rule for r in ex.itertuples()}
     assert rules[("p03", "p01")] == RULE_ID
     assert rules[("p02", "p01")] == RULE_FALLBACK

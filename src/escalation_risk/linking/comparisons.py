@@ -100,7 +100,8 @@ def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray, id_mis
     m = len(i)
     zero = np.zeros(m, dtype=np.int8)
     if g is None:
-        return {"counterparty": zero, "place": zero.copy(), "household_held": zero.copy()}, {}
+        return {"counterparty": zero, "place": zero.copy(), "household_held": zero.copy(),
+                "incident_kinds": zero.copy()}, {}
     sh = _shared_all(g, i, j)
     cp_present, cp_shared, cp_count = sh["counterparty"]
     counterparty = _levels([(cp_shared, 1), (cp_present, 2)], m)
@@ -116,5 +117,12 @@ def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray, id_mis
     ha, hb = (held[i] & bit) != 0, (held[j] & bit) != 0
     lost = np.zeros(m, dtype=bool) if id_missing is None else id_missing
     household_held = _levels([(lost & (ha != hb), 3), (lost & ha & hb, 4), (ha != hb, 1), (ha & hb, 2)], m)
-    return {"counterparty": counterparty, "place": place, "household_held": household_held}, counts
+    seen = g.kinds_seen()
+    if seen is None:
+        kinds = zero.copy()
+    else:
+        sa, sb = seen[i], seen[j]
+        kinds = _levels([((sa & sb) != 0, 2), ((sa != 0) & (sb != 0), 1)], m)
+    return {"counterparty": counterparty, "place": place, "household_held": household_held,
+            "incident_kinds": kinds}, counts
 

@@ -62,6 +62,12 @@ from ..known import (
 from .ids import _arrow, _codes, _Index, _positions
 
 KINDS = ("counterparty", "household", "place", "grid", "place_time")
+# Items compared as a set, not as something shared by chance: the kinds of incident each
+# record is a party of (contract.INCIDENT_KINDS). A system keeps the incidents of its own
+# kind (the police its calls and cases, a mediation centre its disputes), so one person's
+# records kept by two systems are more often seen in disjoint kinds than two people are.
+TRAITS = ("incident_kind",)
+ITEM_KINDS = KINDS + TRAITS
 PLACE_WINDOW_DAYS = 30
 EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
 
@@ -79,6 +85,7 @@ class GraphEvidence:
     holders: dict[str, int]
     _wide: tuple[sparse.csr_matrix, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _held: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _seen: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def wide(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         """Every kind side by side (records x all items, kinds in :data:`KINDS` order), the
@@ -108,6 +115,21 @@ class GraphEvidence:
                 out |= ((np.diff(self.mats[k].indptr) > 0) << kc).astype(np.int8)
             self._held = out
         return self._held
+
+    def kinds_seen(self) -> np.ndarray | None:
+        """Per record, a bit per kind of incident it is a party of (int64; 0: none), made once,
+        then kept; None when the evidence holds no incident kinds."""
+        a = self.mats.get("incident_kind")
+        if a is None:
+            return None
+        if self._seen is None:
+            bits = np.left_shift(np.int64(1), np.minimum(a.indices, 62).astype(np.int64))
+            out = np.zeros(a.shape[0], dtype=np.int64)
+            full = np.diff(a.indptr) > 0
+            if full.any():
+                out[full] = np.bitwise_or.reduceat(bits, a.indptr[:-1][full])
+            self._seen = out
+        return self._seen
 
     def for_records(self, pid: np.ndarray) -> GraphEvidence:
         """The same evidence with rows aligned to ``pid`` (records it lacks hold nothing)."""
@@ -151,6 +173,18 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None)
                           shape=(n, width))
     a.has_sorted_indices = True
     return a
+
+
+def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
+    """Records x kinds of incident, 0/1, from the party rows' records and kinds: a bit per
+    kind set row by row (a few passes over the rows, no sort of millions of keys)."""
+    ok = (rec >= 0) & (kind >= 0) & (kind < 63)
+    rec, kind = rec[ok], kind[ok]
+    width = int(kind.max(initial=-1)) + 1
+    seen = np.zeros((n, max(width, 1)), dtype=bool)
+    for k in range(width):
+        seen[rec[kind == k], k] = True
+    return sparse.csr_matrix(seen[:, :width], dtype=np.int8)
 
 
 def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix]) -> GraphEvidence:
@@ -267,6 +301,8 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     inc_place = place_index.find(incidents["place_id"])
     at = is_person & ok
     prec, pplace = rec[at], inc_place[inc_pos[at]]
+    # The kinds of incident the record is a party of (its own incidents).
+    mats["incident_kind"] = _kinds_seen(mine(prec), pd.factorize(incidents["kind"], sort=True)[0][inc_pos[at]], n)
     # Places at overlapping times: (place, window of the report) and (place, the next window).
     reported = incidents["reported_at"].to_numpy(dtype="datetime64[ns]")
     when = reported[inc_pos[at]]
@@ -294,7 +330,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # The grids of those places, from each record's places once.
     grid = _codes(places["grid_id"])
     mats["grid"] = _matrix(np.repeat(np.arange(n), np.diff(place.indptr)), grid[place.indices], n)
-    return _finish(pid, {k: mats[k] for k in KINDS})
+    return _finish(pid, {k: mats[k] for k in ITEM_KINDS})
 
 
 def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: bool = True
@@ -319,7 +355,8 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: 
 
 def _frame(ev: GraphEvidence) -> pd.DataFrame:
     rec, kind, item = [], [], []
-    for kc, k in enumerate(KINDS):
+    kinds = [k for k in ITEM_KINDS if k in ev.mats]
+    for kc, k in enumerate(kinds):
         a = ev.mats[k]
         rec.append(np.repeat(np.arange(a.shape[0]), np.diff(a.indptr)))
         item.append(a.indices.astype(np.int64) + 1)
@@ -330,7 +367,7 @@ def _frame(ev: GraphEvidence) -> pd.DataFrame:
     out = pd.DataFrame({
         "person_id": pd.Categorical.from_codes(r, categories=pd.Index(pid, dtype=object)) if unique
         else pd.Series(pid[r], dtype=object),
-        "kind": pd.Categorical.from_codes(np.concatenate(kind), categories=list(KINDS)),
+        "kind": pd.Categorical.from_codes(np.concatenate(kind), categories=kinds),
         "item": np.concatenate(item),
     })
     return out
@@ -358,8 +395,10 @@ def _graph_arrays(evidence: pd.DataFrame | GraphEvidence | None, pid: np.ndarray
     kinds = np.asarray(evidence["kind"].astype(object), dtype=object)
     item_all = evidence["item"].to_numpy(dtype=np.int64)
     mats = {}
-    for kind in KINDS:
+    for kind in ITEM_KINDS:
         sel = (kinds == kind) & (rec_all >= 0)
+        if kind in TRAITS and not sel.any():
+            continue  # evidence made without them: the level is missing
         item = pd.factorize(item_all[sel], sort=True)[0]  # sorted: the result does not depend on row order
         mats[kind] = _matrix(rec_all[sel], item.astype(np.int64), n)
     return _finish(np.asarray(pid, dtype=object), mats)

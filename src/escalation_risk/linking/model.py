@@ -10,11 +10,11 @@ RULE_ID = "id_number"
 RULE_FALLBACK = "name+birth_year+phone"
 
 FIELDS = ("id_number", "name", "birth", "phone", "gender", "hukou", "employment", "counterparty", "place",
-          "household_held")
+          "household_held", "incident_kinds")
 # Attributes both records state (the contract's coded persons columns): compared with
 # ``LinkageModel(attributes=True)`` (as GRAPH_MODEL does), "missing" otherwise.
 ATTRIBUTE_FIELDS = ("hukou", "employment")
-GRAPH_FIELDS = ("counterparty", "place", "household_held")
+GRAPH_FIELDS = ("counterparty", "place", "household_held", "incident_kinds")
 LEVELS: dict[str, tuple[str, ...]] = {
     "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
     # "shape": every character the same or a look-alike (伟/伦, 己/已), the sound differing.
@@ -39,6 +39,11 @@ LEVELS: dict[str, tuple[str, ...]] = {
     # missing on one side: a record without one is itself more often a second system's, so
     # two different people show "one side only" more often in that case (u read per mode).
     "household_held": ("missing", "one_side", "both", "one_side_id_missing", "both_id_missing"),
+    # The kinds of incident the two records are parties of (evidence.TRAITS): none in common,
+    # or some ("missing" when a record is party to none). Two systems keep one person's two
+    # records apart by the kinds of incident each handles; weighed only beside the graph
+    # evidence that lets a pair link (linker._accept), never on its own.
+    "incident_kinds": ("missing", "disjoint", "shared"),
 }
 # Levels compared under the same data (both ids' birth dates known, or not): u is
 # estimated within each mode.
@@ -46,7 +51,7 @@ _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
     "phone": ((1, 2),), "gender": ((1, 2),), "hukou": ((1, 2),), "employment": ((1, 2),),
     "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
-    "household_held": ((1, 2), (3, 4)),
+    "household_held": ((1, 2), (3, 4)), "incident_kinds": ((1, 2),),
 }
 # Levels whose u is the frequency of the agreed value (term-frequency adjustment): an exact
 # id, name or phone; and a name that sounds the same by how common that sound is (张伟's
@@ -96,6 +101,7 @@ def _default_m() -> dict[str, dict[str, float]]:
         "counterparty": {"shared": 0.3, "none": 0.7},
         "place": {"household": 0.05, "place_overlapping": 0.15, "place": 0.2, "grid": 0.35, "none": 0.25},
         "household_held": {"one_side": 0.5, "both": 0.5, "one_side_id_missing": 0.5, "both_id_missing": 0.5},
+        "incident_kinds": {"disjoint": 0.2, "shared": 0.8},
     }
 
 
@@ -115,6 +121,7 @@ def _default_u0() -> dict[str, dict[str, float]]:
         "counterparty": {"shared": 1e-4, "none": 1.0},
         "place": {"household": 1e-5, "place_overlapping": 1e-4, "place": 1e-3, "grid": 0.02, "none": 0.98},
         "household_held": {"one_side": 0.1, "both": 0.9, "one_side_id_missing": 0.3, "both_id_missing": 0.7},
+        "incident_kinds": {"disjoint": 0.2, "shared": 0.8},
     }
 
 
