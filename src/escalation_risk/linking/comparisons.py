@@ -123,6 +123,7 @@ def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray, id_mis
     else:
         sa, sb = seen[i], seen[j]
         kinds = _levels([((sa & sb) != 0, 2), ((sa != 0) & (sb != 0), 1)], m)
+        kinds[(kinds != 0) & (ha != hb)] += 2  # one record only in a household: the other mode
     return {"counterparty": counterparty, "place": place, "household_held": household_held,
             "incident_kinds": kinds}, counts
 

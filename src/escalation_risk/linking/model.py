@@ -42,8 +42,11 @@ LEVELS: dict[str, tuple[str, ...]] = {
     # The kinds of incident the two records are parties of (evidence.TRAITS): none in common,
     # or some ("missing" when a record is party to none). Two systems keep one person's two
     # records apart by the kinds of incident each handles; weighed only beside the graph
-    # evidence that lets a pair link (linker._accept), never on its own.
-    "incident_kinds": ("missing", "disjoint", "shared"),
+    # evidence that lets a pair link (linker._accept), never on its own. Judged apart when
+    # one record only is in a household: that record and the kinds it is seen in are one
+    # fact (a second system's record), so two different people show disjoint kinds far more
+    # often then (u read per mode, as household_held's is per missing id).
+    "incident_kinds": ("missing", "disjoint", "shared", "disjoint_one_held", "shared_one_held"),
 }
 # Levels compared under the same data (both ids' birth dates known, or not): u is
 # estimated within each mode.
@@ -51,7 +54,7 @@ _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
     "phone": ((1, 2),), "gender": ((1, 2),), "hukou": ((1, 2),), "employment": ((1, 2),),
     "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
-    "household_held": ((1, 2), (3, 4)), "incident_kinds": ((1, 2),),
+    "household_held": ((1, 2), (3, 4)), "incident_kinds": ((1, 2), (3, 4)),
 }
 # Levels whose u is the frequency of the agreed value (term-frequency adjustment): an exact
 # id, name or phone; and a name that sounds the same by how common that sound is (张伟's
@@ -101,7 +104,8 @@ def _default_m() -> dict[str, dict[str, float]]:
         "counterparty": {"shared": 0.3, "none": 0.7},
         "place": {"household": 0.05, "place_overlapping": 0.15, "place": 0.2, "grid": 0.35, "none": 0.25},
         "household_held": {"one_side": 0.5, "both": 0.5, "one_side_id_missing": 0.5, "both_id_missing": 0.5},
-        "incident_kinds": {"disjoint": 0.2, "shared": 0.8},
+        # Below any likely u: a mode no pair with one id shows never helps a link on a guess.
+        "incident_kinds": {"disjoint": 0.05, "shared": 0.95, "disjoint_one_held": 0.05, "shared_one_held": 0.95},
     }
 
 
@@ -121,7 +125,7 @@ def _default_u0() -> dict[str, dict[str, float]]:
         "counterparty": {"shared": 1e-4, "none": 1.0},
         "place": {"household": 1e-5, "place_overlapping": 1e-4, "place": 1e-3, "grid": 0.02, "none": 0.98},
         "household_held": {"one_side": 0.1, "both": 0.9, "one_side_id_missing": 0.3, "both_id_missing": 0.7},
-        "incident_kinds": {"disjoint": 0.2, "shared": 0.8},
+        "incident_kinds": {"disjoint": 0.2, "shared": 0.8, "disjoint_one_held": 0.2, "shared_one_held": 0.8},
     }
 
 
