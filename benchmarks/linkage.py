@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
             truth.to_parquet(cache / stem / "truth.parquet")
     if args.prepare:
         return
+    # Coded columns as loading makes them (a Dataset's code columns are categorical).
+    tables["incidents"]["kind"] = tables["incidents"]["kind"].astype("category")
     persons = tables["persons"]
     load0 = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 

@@ -21,6 +21,11 @@ linker sees only the identifiers; this module turns the district's graph into
   of each other, and never when more than two apart). A police call and the mediation of
   the same quarrel happen at one door within days; a market's hundreds of visitors rarely
   do in the same weeks, and the term frequency of the (place, window) says how rarely.
+- ``incident_kind``: the kinds of incident the record is a party of (not an item two
+  records share by chance, but a trait compared as a set: :data:`TRAITS`, the
+  ``incident_kinds`` level, disjoint or shared). A police system keeps its calls and
+  cases, a mediation centre its disputes: one person's records in two systems are seen
+  in disjoint kinds more often than two people are.
 
 Each kind is held as a sparse matrix, records x items (:class:`GraphEvidence`), built
 straight from the tables with integer codes (ids are coded from their bytes by :mod:`.ids`,
@@ -176,15 +181,18 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None)
 
 
 def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
-    """Records x kinds of incident, 0/1, from the party rows' records and kinds: a bit per
-    kind set row by row (a few passes over the rows, no sort of millions of keys)."""
-    ok = (rec >= 0) & (kind >= 0) & (kind < 63)
-    rec, kind = rec[ok], kind[ok]
-    width = int(kind.max(initial=-1)) + 1
-    seen = np.zeros((n, max(width, 1)), dtype=bool)
-    for k in range(width):
-        seen[rec[kind == k], k] = True
-    return sparse.csr_matrix(seen[:, :width], dtype=np.int8)
+    """Records x kinds of incident, 0/1, from the party rows' records and kinds: one flag per
+    (record, kind) set in place (no sort of millions of keys; a handful of kinds)."""
+    ok = (rec >= 0) & (kind >= 0)
+    width = int(kind[ok].max(initial=-1)) + 1
+    flags = np.zeros(n * max(width, 1), dtype=bool)
+    flags[rec[ok].astype(np.int64) * width + kind[ok]] = True
+    nz = np.flatnonzero(flags)
+    indptr = np.r_[0, np.cumsum(np.bincount(nz // max(width, 1), minlength=n))]
+    a = sparse.csr_matrix((np.ones(len(nz), dtype=np.int8), (nz % max(width, 1)).astype(np.int32), indptr),
+                          shape=(n, width))
+    a.has_sorted_indices = True
+    return a
 
 
 def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix]) -> GraphEvidence:
