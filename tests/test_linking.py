@@ -1183,11 +1183,13 @@ def test_em_recovers_a_planted_agreement_rate_of_the_attributes_read_only_when_t
     res = link_keys(keys, model=GRAPH_MODEL)
     par = res.parameters.set_index(["field", "level"])
     assert (par.loc["hukou", "m_from"] == "em").all()
+    h, e = par.loc["hukou"], par.loc["employment"]
     expect_hukou = (~flip[~(dup["hukou"] == "unknown").to_numpy()]).mean()
-    assert abs(par.loc[("hukou", "same"), "m"] - expect_hukou) < 0.03
-    assert abs(par.loc[("hukou", "same"), "u"] - (0.6 ** 2 + 0.4 ** 2)) < 0.03
-    assert abs(par.loc[("employment", "same"), "m"] - (~moved).mean()) < 0.04
-    assert par.loc[("hukou", "different"), "weight"] < 0 < par.loc[("hukou", "same"), "weight"]
+    assert abs(h.loc[["same_local", "same_migrant"], "m"].sum() - expect_hukou) < 0.03
+    # A level per agreed value: two migrants agree by chance 0.16 of the time, two locals 0.36.
+    assert abs(h.loc["same_migrant", "u"] - 0.4 ** 2) < 0.03 and abs(h.loc["same_local", "u"] - 0.6 ** 2) < 0.03
+    assert h.loc["same_migrant", "weight"] > h.loc["same_local", "weight"] > 0 > h.loc["different", "weight"]
+    assert abs(e.loc[[lv for lv in e.index if lv.startswith("same_")], "m"].sum() - (~moved).mean()) < 0.04
     ids = keys["person_id"].to_numpy()
     unknown = set(dup.loc[dup["hukou"] == "unknown", "person_id"])
     p = res.pairs
@@ -1222,10 +1224,10 @@ def test_the_hukou_weighs_its_learnt_weight_and_explain_links_shows_its_level():
     same, ex, par = run("local")
     other, ex_other, _ = run("migrant")
     w = par.set_index(["field", "level"])["weight"]
-    assert w[("hukou", "different")] < 0 < w[("hukou", "same")]
+    assert w[("hukou", "different")] < 0 < w[("hukou", "same_local")]
     # (b's own hukou moves the random pairs' u by a hair)
-    assert abs((same - other) - (w[("hukou", "same")] - w[("hukou", "different")])) < 0.01
-    assert ex.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "same"
+    assert abs((same - other) - (w[("hukou", "same_local")] - w[("hukou", "different")])) < 0.01
+    assert ex.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "same_local"
     assert ("hukou", "different") in set(zip(ex.attrs["parameters"]["field"], ex.attrs["parameters"]["level"]))
 
 

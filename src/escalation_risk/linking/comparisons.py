@@ -15,6 +15,7 @@ from .model import (
     ID_EXACT,
     ID_TRANSPOSED,
     ID_TYPO,
+    LEVELS,
     NAME_DIFFERENT,
     NAME_SHAPE,
 )
@@ -79,7 +80,9 @@ def _compare(k: _Keys, i: np.ndarray, j: np.ndarray, graph: bool = True,
     gender = _levels([(spres & (sa == sb), 1), (spres, 2)], m)
     out = {"id_number": idl, "name": namel, "birth": birth, "phone": phone, "gender": gender}
     for f in ATTRIBUTE_FIELDS:  # zero (missing) unless the model reads them (keys._keys)
-        out[f] = _levels([(_agree(getattr(k, f), i, j), 1), ((getattr(k, f)[i] != 0) & (getattr(k, f)[j] != 0), 2)], m)
+        a, b = getattr(k, f)[i], getattr(k, f)[j]
+        # The agreed value's own level (its code), else "different" (the last).
+        out[f] = np.where((a != 0) & (b != 0), np.where(a == b, a, len(LEVELS[f]) - 1), 0).astype(np.int8)
     glevels, gcounts = _compare_graph(k.graph if graph else None, i, j)
     out.update(glevels)
     if counts is not None:

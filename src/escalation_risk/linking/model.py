@@ -6,14 +6,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..contract import EMPLOYMENT, HUKOU
+
 RULE_ID = "id_number"
 RULE_FALLBACK = "name+birth_year+phone"
 
 FIELDS = ("id_number", "name", "birth", "phone", "gender", "hukou", "employment", "counterparty", "place",
           "household_held", "incident_kinds")
-# Attributes both records state (the contract's coded persons columns): compared with
-# ``LinkageModel(attributes=True)`` (as GRAPH_MODEL does), "missing" otherwise.
-ATTRIBUTE_FIELDS = ("hukou", "employment")
+# Attributes both records state (the contract's coded persons columns, "unknown" missing):
+# compared with ``LinkageModel(attributes=True)`` (as GRAPH_MODEL does), "missing" otherwise.
+# Agreement is a level per value (Splink's exact match per value of a field with few values:
+# two migrants agreeing say more than two locals, two retired namesakes less than two
+# employed ones), each with its own m and u: attribute -> its values, level k+1 the k-th.
+ATTRIBUTE_CODES = {"hukou": tuple(v for v in HUKOU if v != "unknown"),
+                   "employment": tuple(v for v in EMPLOYMENT if v != "unknown")}
+ATTRIBUTE_FIELDS = tuple(ATTRIBUTE_CODES)
 GRAPH_FIELDS = ("counterparty", "place", "household_held", "incident_kinds")
 LEVELS: dict[str, tuple[str, ...]] = {
     "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
@@ -25,8 +32,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "gender": ("missing", "same", "different"),
     # The registered-residence status and the employment both records state ("unknown" is
     # missing): one person's two systems mostly agree, two namesakes often do not.
-    "hukou": ("missing", "same", "different"),
-    "employment": ("missing", "same", "different"),
+    **{f: ("missing", *(f"same_{v}" for v in codes), "different") for f, codes in ATTRIBUTE_CODES.items()},
     # Graph evidence (evidence.py): a shared counterpart in incidents or relations; the
     # closest shared whereabouts (one household, else one place at overlapping times, else
     # one place, else one grid).
@@ -52,7 +58,8 @@ LEVELS: dict[str, tuple[str, ...]] = {
 # estimated within each mode.
 _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
-    "phone": ((1, 2),), "gender": ((1, 2),), "hukou": ((1, 2),), "employment": ((1, 2),),
+    "phone": ((1, 2),), "gender": ((1, 2),),
+    **{f: (tuple(range(1, len(codes) + 2)),) for f, codes in ATTRIBUTE_CODES.items()},
     "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
     "household_held": ((1, 2), (3, 4)), "incident_kinds": ((1, 2), (3, 4)),
 }
@@ -99,8 +106,8 @@ def _default_m() -> dict[str, dict[str, float]]:
         "phone": {"exact": 0.75, "different": 0.25},
         "gender": {"same": 0.995, "different": 0.005},
         # A status changes (a migrant registers, a worker retires) and a clerk may guess it.
-        "hukou": {"same": 0.9, "different": 0.1},
-        "employment": {"same": 0.7, "different": 0.3},
+        **{f: {**{f"same_{v}": 0.8 / len(codes) for v in codes}, "different": 0.2}
+           for f, codes in ATTRIBUTE_CODES.items()},
         "counterparty": {"shared": 0.3, "none": 0.7},
         "place": {"household": 0.05, "place_overlapping": 0.15, "place": 0.2, "grid": 0.35, "none": 0.25},
         "household_held": {"one_side": 0.5, "both": 0.5, "one_side_id_missing": 0.5, "both_id_missing": 0.5},
@@ -120,8 +127,8 @@ def _default_u0() -> dict[str, dict[str, float]]:
                   "year": 0.015, "year_off_by_one": 0.03, "year_differs": 0.955},
         "phone": {"exact": 1e-6, "different": 1.0},
         "gender": {"same": 0.5, "different": 0.5},
-        "hukou": {"same": 0.5, "different": 0.5},
-        "employment": {"same": 0.3, "different": 0.7},
+        **{f: {**{f"same_{v}": 0.5 / len(codes) ** 2 for v in codes}, "different": 1 - 0.5 / len(codes)}
+           for f, codes in ATTRIBUTE_CODES.items()},
         "counterparty": {"shared": 1e-4, "none": 1.0},
         "place": {"household": 1e-5, "place_overlapping": 1e-4, "place": 1e-3, "grid": 0.02, "none": 0.98},
         "household_held": {"one_side": 0.1, "both": 0.9, "one_side_id_missing": 0.3, "both_id_missing": 0.7},
