@@ -181,16 +181,22 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None)
 
 
 def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
-    """Records x kinds of incident, 0/1, from the party rows' records and kinds: one flag per
-    (record, kind) set in place (no sort of millions of keys; a handful of kinds)."""
+    """Records x kinds of incident, 0/1, from the party rows' records and kinds (int8 codes):
+    one flag per (record, kind) set in place (no sort of millions of keys; the flags' positions
+    in int32 where they fit)."""
+    width = max(int(kind.max(initial=-1)) + 1, 1)
     ok = (rec >= 0) & (kind >= 0)
-    width = int(kind[ok].max(initial=-1)) + 1
-    flags = np.zeros(n * max(width, 1), dtype=bool)
-    flags[rec[ok].astype(np.int64) * width + kind[ok]] = True
-    nz = np.flatnonzero(flags)
-    indptr = np.r_[0, np.cumsum(np.bincount(nz // max(width, 1), minlength=n))]
-    a = sparse.csr_matrix((np.ones(len(nz), dtype=np.int8), (nz % max(width, 1)).astype(np.int32), indptr),
-                          shape=(n, width))
+    small = n * width < 2**31
+    code = (rec if ok.all() else rec[ok]).astype(np.int32 if small else np.int64)
+    code *= width
+    code += kind if ok.all() else kind[ok]
+    seen = np.zeros(n * width, dtype=bool)
+    seen[code] = True
+    del code
+    nz = np.flatnonzero(seen)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(seen.reshape(n, width).sum(axis=1), out=indptr[1:])
+    a = sparse.csr_matrix((np.ones(len(nz), dtype=np.int8), (nz % width).astype(np.int32), indptr), shape=(n, width))
     a.has_sorted_indices = True
     return a
 
@@ -310,7 +316,9 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     at = is_person & ok
     prec, pplace = rec[at], inc_place[inc_pos[at]]
     # The kinds of incident the record is a party of (its own incidents).
-    mats["incident_kind"] = _kinds_seen(mine(prec), pd.factorize(incidents["kind"], sort=True)[0][inc_pos[at]], n)
+    kind_code = np.minimum(pd.factorize(incidents["kind"], sort=True)[0], 126).astype(np.int8)
+    mats["incident_kind"] = _kinds_seen(mine(prec), kind_code[inc_pos[at]], n)
+    del kind_code
     # Places at overlapping times: (place, window of the report) and (place, the next window).
     reported = incidents["reported_at"].to_numpy(dtype="datetime64[ns]")
     when = reported[inc_pos[at]]
