@@ -1278,3 +1278,17 @@ def test_incident_kinds_m_read_on_the_pairs_with_one_id_recovers_a_planted_share
     alone = police.sum() / len(keys)
     assert abs(par.loc["disjoint", "u"] - 2 * alone * (1 - alone)) < 0.03
     assert par.loc["disjoint", "weight"] > 1 and par.loc["shared", "weight"] < 0
+
+
+def test_kinds_seen_flags_each_record_and_kind_once():
+    from escalation_risk.linking.evidence import _kinds_seen
+
+    rng = np.random.default_rng(12)
+    n = 300
+    rec = rng.integers(-1, n, 5000)
+    kind = rng.integers(-1, 5, 5000).astype(np.int8)
+    got = _kinds_seen(rec, kind, n)
+    want = {(int(r), int(k)) for r, k in zip(rec, kind) if r >= 0 and k >= 0}
+    rows = np.repeat(np.arange(n), np.diff(got.indptr))
+    assert set(zip(rows.tolist(), got.indices.tolist())) == want and (got.data == 1).all()
+    assert got.shape == (n, 5) and got.has_sorted_indices
