@@ -315,10 +315,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     inc_place = place_index.find(incidents["place_id"])
     at = is_person & ok
     prec, pplace = rec[at], inc_place[inc_pos[at]]
-    # The kinds of incident the record is a party of (its own incidents).
-    kind_code = np.minimum(pd.factorize(incidents["kind"], sort=True)[0], 126).astype(np.int8)
-    mats["incident_kind"] = _kinds_seen(mine(prec), kind_code[inc_pos[at]], n)
-    del kind_code
+    n_own = len(prec)  # the record's own incidents' rows; households' places join below
     # Places at overlapping times: (place, window of the report) and (place, the next window).
     reported = incidents["reported_at"].to_numpy(dtype="datetime64[ns]")
     when = reported[inc_pos[at]]
@@ -346,6 +343,10 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # The grids of those places, from each record's places once.
     grid = _codes(places["grid_id"])
     mats["grid"] = _matrix(np.repeat(np.arange(n), np.diff(place.indptr)), grid[place.indices], n)
+    # The kinds of incident the record is a party of (its own incidents), made last: the
+    # places' and grids' transient arrays are freed by then.
+    kind_code = np.minimum(pd.factorize(incidents["kind"], sort=True)[0], 126).astype(np.int8)
+    mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[inc_pos[at]], n)
     return _finish(pid, {k: mats[k] for k in ITEM_KINDS})
 
 
