@@ -1292,3 +1292,25 @@ def test_kinds_seen_flags_each_record_and_kind_once():
     rows = np.repeat(np.arange(n), np.diff(got.indptr))
     assert set(zip(rows.tolist(), got.indices.tolist())) == want and (got.data == 1).all()
     assert got.shape == (n, 5) and got.has_sorted_indices
+
+
+def test_the_attributes_compared_as_of_a_moment_follow_their_history():
+    # b is a migrant at export, but was local until June (person_attributes): linked as of
+    # March, a and b agree on hukou; as of the export, they differ.
+    parties = [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+               ("n2", "x", "2024-03-02")]
+    ds = district(PAIR, parties)
+    persons = ds.persons.copy()
+    pid = persons["person_id"].to_numpy(dtype=object)
+    persons["hukou"] = pd.Categorical(np.where(pid == "b", "migrant", "local"), dtype=persons["hukou"].dtype)
+    history = pd.DataFrame({"person_id": ["b", "b"], "attribute": ["hukou", "hukou"], "value": ["local", "migrant"],
+                            "recorded_at": pd.to_datetime(["2023-01-01", "2024-06-01"])})
+    ds = dataclasses.replace(ds, persons=persons, person_attributes=history, cache={})
+
+    def level(as_of=None) -> str:
+        p = linking.linker._linkage(ds, None, GRAPH_MODEL, as_of=as_of).pairs
+        hit = p[((pid[p["i"]] == "a") & (pid[p["j"]] == "b")) | ((pid[p["i"]] == "b") & (pid[p["j"]] == "a"))]
+        return LEVELS["hukou"][int(hit["hukou"].iloc[0])]
+
+    assert level("2024-04-01") == "same_local"
+    assert level() == level("2024-07-01") == "different"
