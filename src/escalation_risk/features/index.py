@@ -304,6 +304,19 @@ def _done(value: np.ndarray) -> Future[np.ndarray]:
     return f
 
 
+def shared_objects(values: pd.Series) -> np.ndarray:
+    """``values.astype(object).to_numpy()`` holding one Python object per distinct value
+    (missing rows: the column's own missing value): a few roles over a million parties as
+    4 million strings took ~230 MB, and every read of them wrote to their pages (the
+    reference counts), so a forked scoring child copied them all."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = np.asarray(pd.Series(uniques, dtype=values.dtype).astype(object), dtype=object)[codes]
+    missing = codes < 0
+    if missing.any():
+        out[missing] = values[missing].astype(object).to_numpy()
+    return out
+
+
 def _codes(values, categories) -> np.ndarray:
     return pd.Categorical(pd.Series(values).astype(object), categories=list(categories)).codes.astype(np.int16)
 
@@ -383,7 +396,7 @@ class HistoryIndex:
         since = to_secs(party_since(parties, inc, pi), ALWAYS)
         is_person = (parties["party_type"] == "person").to_numpy()
         person = np.where(is_person, self._person_of(parties["party_id"]), -1)
-        role = parties["role"].astype(object).to_numpy()
+        role = shared_objects(parties["role"])
         pp = pd.DataFrame({"inc": pi[is_person], "person": person[is_person].astype(np.int64),
                            "role": role[is_person], "t": since[is_person]})
         # Two source ids of one canonical person in one incident count once, from the earlier.
