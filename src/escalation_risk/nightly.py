@@ -64,7 +64,6 @@ from .clock import end_of_day
 from .dataset import Dataset, load_dataset
 from .dataset import build as dataset_build
 from .drift import DriftReport, check_night
-from .features import history_index
 from .forks import Forked, workers
 from .model import RiskModel, load_model
 from .province import (
@@ -166,26 +165,13 @@ class Engine:
               check_drift: bool) -> list[DistrictResult]:
         """Step 4: every district scored (trend not applied), with its drift report."""
         def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
-            ds = _data(it[1], key)
             # Tonight's features against the model's validation window, while the district is
-            # loaded; reported in the drift step, after the night is recorded. A large district
-            # scored on its own data checks it in a forked child sharing the built index, beside
-            # the scoring: its labels of the whole history (half a gigabyte at a million people)
-            # never add to this process's memory.
-            drift: Forked[DriftReport | None] | None = None
-            if check_drift and workers() > 1 and len(ds.incidents) >= dataset_build.FORK_MIN_ROWS \
-                    and it[2].keys.empty:  # the district's part (for_district): with_shared_history keeps ds
-                history_index(ds, model.lexicon)  # what score_loaded builds first (cached on ds)
-                drift = Forked(partial(check_night, model, ds, night))
-            try:
-                result = score_loaded(ds, it[0], model, night, it[2], thresholds=thresholds)
-            except BaseException:
-                if drift is not None:
-                    drift.cancel()
-                raise
-            result.drift = drift.result() if drift is not None else \
-                check_night(model, ds, night) if check_drift else None
-            return result
+            # loaded; reported in the drift step, after the night is recorded. A district scored
+            # on its own data has it checked by its scoring child after its half, reading the
+            # built index: its labels of the whole history (half a gigabyte at a million
+            # people) never add to this process's memory.
+            return score_loaded(_data(it[1], key), it[0], model, night, it[2], thresholds=thresholds,
+                                drift=partial(_check_night, model, night) if check_drift else None)
 
         return self.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
 
@@ -648,6 +634,10 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
                        files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, rss_mb=held,
                        drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
                        delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
+
+
+def _check_night(model: RiskModel, night: pd.Timestamp, ds: Dataset) -> DriftReport | None:
+    return check_night(model, ds, night)
 
 
 def _peak_rss_mb() -> float:
