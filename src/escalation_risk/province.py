@@ -590,6 +590,6 @@ def run_province_night(path: str | os.PathLike, model: str | os.PathLike | RiskM
 
 def __getattr__(name: str) -> Any:
     if name == "ProvinceReport":  # one report for every night: a province's is a district's
-        from .nightly import NightReport
+        from .night_report import NightReport
         return NightReport
     raise AttributeError(name)
