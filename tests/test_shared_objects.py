@@ -27,3 +27,10 @@ def test_keeps_each_row_s_own_missing_value() -> None:
     got = shared_objects(s)
     assert got[1] is None and isinstance(got[2], float) and got[0] is got[3]
     assert len(shared_objects(pd.Series([], dtype="str"))) == 0
+
+
+def test_the_index_holds_each_role_once(small_district) -> None:
+    from escalation_risk.features import history_index
+    roles = history_index(small_district).party_inc.payload["role"]
+    assert len(roles) > 100
+    assert len({id(r) for r in roles}) == len(set(roles))

@@ -74,6 +74,7 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     monkeypatch.setattr(risk_model, "CHUNK", 64)
     import escalation_risk.province as province
     monkeypatch.setattr(province, "CHUNK", 64)
+    monkeypatch.setattr(province, "FORKED_SLICE", 24)  # each half scored a few points at a time
     forked = _count_forks(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")

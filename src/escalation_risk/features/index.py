@@ -305,10 +305,11 @@ def _done(value: np.ndarray) -> Future[np.ndarray]:
 
 
 def shared_objects(values: pd.Series) -> np.ndarray:
-    """``values.astype(object).to_numpy()`` holding one Python object per distinct value
-    (missing rows: the column's own missing value): a few roles over a million parties as
-    4 million strings took ~230 MB, and every read of them wrote to their pages (the
-    reference counts), so a forked scoring child copied them all."""
+    """``values.to_numpy(dtype=object)`` holding one Python object per distinct value
+    (missing rows: the column's own missing value). A frame's text column (Arrow strings,
+    or a categorical of them) makes a Python string per row when read as objects: a few
+    roles over a million people's parties were 4 million strings (~230 MB), and every read
+    of them wrote to their pages (the reference counts), so a forked scorer copied them."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     out = np.asarray(pd.Series(uniques, dtype=values.dtype).astype(object), dtype=object)[codes]
     missing = codes < 0
@@ -396,13 +397,14 @@ class HistoryIndex:
         since = to_secs(party_since(parties, inc, pi), ALWAYS)
         is_person = (parties["party_type"] == "person").to_numpy()
         person = np.where(is_person, self._person_of(parties["party_id"]), -1)
-        role = shared_objects(parties["role"])
+        role = parties["role"].astype(object).to_numpy()
         pp = pd.DataFrame({"inc": pi[is_person], "person": person[is_person].astype(np.int64),
                            "role": role[is_person], "t": since[is_person]})
         # Two source ids of one canonical person in one incident count once, from the earlier.
         pp = pp[pp["person"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "person", "role"])
+        prole = shared_objects(pp["role"])
         self.party_inc = Timeline.build(pp["inc"], pp["t"].to_numpy(np.int64),
-                                        person=pp["person"].to_numpy(), role=pp["role"].to_numpy())
+                                        person=pp["person"].to_numpy(), role=prole)
         # (incident, person) membership, hashed once so a point's own-dispute test is O(1),
         # with the person's arrival on the incident.
         pe = pp.drop_duplicates(["inc", "person"])[["person", "inc", "t"]]
@@ -421,7 +423,6 @@ class HistoryIndex:
         per = pp["person"].to_numpy()
         t = pp["t"].to_numpy(np.int64)
         kind = self.inc_kind[inc_of]
-        prole = pp["role"].to_numpy()
         # (a grown index holds some timelines in their delta form, see .delta)
         self.person_events: dict[str, Timeline | DeltaTimeline] = {}
         pe_inc, pe_person, pe_t = pe["inc"].to_numpy(), pe["person"].to_numpy(), pe["t"].to_numpy(np.int64)
