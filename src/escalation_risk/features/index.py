@@ -73,6 +73,20 @@ def _done(value: np.ndarray) -> Future[np.ndarray]:
     return f
 
 
+def shared_objects(values: pd.Series) -> np.ndarray:
+    """``values.to_numpy(dtype=object)`` holding one Python object per distinct value
+    (missing rows: the column's own missing value). A frame's text column (Arrow strings,
+    or a categorical of them) makes a Python string per row when read as objects: a few
+    roles over a million people's parties were 4 million strings (~230 MB), and every read
+    of them wrote to their pages (the reference counts), so a forked scorer copied them."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = np.asarray(pd.Series(uniques, dtype=values.dtype).astype(object), dtype=object)[codes]
+    missing = codes < 0
+    if missing.any():
+        out[missing] = values[missing].astype(object).to_numpy()
+    return out
+
+
 def _codes(values, categories) -> np.ndarray:
     return pd.Categorical(pd.Series(values).astype(object), categories=list(categories)).codes.astype(np.int16)
 
@@ -166,8 +180,9 @@ class HistoryIndex:
                            "role": role[is_person], "t": since[is_person]})
         # Two source ids of one canonical person in one incident count once, from the earlier.
         pp = pp[pp["person"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "person", "role"])
+        prole = shared_objects(pp["role"])
         self.party_inc = Timeline.build(pp["inc"], pp["t"].to_numpy(np.int64),
-                                        person=pp["person"].to_numpy(), role=pp["role"].to_numpy())
+                                        person=pp["person"].to_numpy(), role=prole)
         # (incident, person) membership, hashed once so a point's own-dispute test is O(1),
         # with the person's arrival on the incident.
         pe = pp.drop_duplicates(["inc", "person"])[["person", "inc", "t"]]
@@ -186,7 +201,6 @@ class HistoryIndex:
         per = pp["person"].to_numpy()
         t = pp["t"].to_numpy(np.int64)
         kind = self.inc_kind[inc_of]
-        prole = pp["role"].to_numpy()
         # (a grown index holds some timelines in their delta form, see .delta)
         self.person_events: dict[str, Timeline | DeltaTimeline] = {}
         pe_inc, pe_person, pe_t = pe["inc"].to_numpy(), pe["person"].to_numpy(), pe["t"].to_numpy(np.int64)
