@@ -251,6 +251,102 @@ def remedies(m, c: dict, n_boot: int, seed: int) -> list[dict]:
     return out
 
 
+def _setup(m, c: dict) -> dict:
+    """The default's labelled training examples, rolling-origin folds and chosen parameter set."""
+    names = m.feature_names
+    pts, y = c["points"], c["y"]
+    labelled, folds, _ = _folds(pts, cutoff=min(CUTOFF, c["end"]), start=c["start"],
+                                horizon=pd.Timedelta(days=HORIZON), validation_months=6, folds=3)
+    pts = pts[labelled].reset_index(drop=True)
+    folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
+    ok = ~np.isnan(y)
+    pts, y = pts[ok].reset_index(drop=True), np.nan_to_num(y[ok]).astype(int)
+    folds = [(tr[ok], wi[ok]) for tr, wi in folds]
+    tr_ = m.manifest["training"]
+    params = _lgb_params({**LGB_PARAMS, "seed": 0, "deterministic": True, "num_threads": 1, "force_col_wise": True},
+                         tr_["search"][tr_["chosen"]]["params"], names)
+    F = c["X"][names]
+    return {"names": names, "pts": pts, "y": y, "folds": folds, "F": F, "M": m._matrix(F), "params": params,
+            "cats": [n for n in names if n in CATEGORICAL]}
+
+
+def _cum_raw(b: lgb.Booster, M: np.ndarray, n: int) -> np.ndarray:
+    """Raw scores of ``b``'s first 1..n trees on ``M`` (n x rows), one tree at a time."""
+    out = np.empty((n, len(M)))
+    acc = np.zeros(len(M))
+    for i in range(n):
+        acc = acc + b.predict(M, raw_score=True, start_iteration=i, num_iteration=1)
+        out[i] = acc
+    return out
+
+
+def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: str = "",
+           n_boot: int = 300, seed: int = 0) -> dict:
+    """``k`` boosters of one parameter set (the default's chosen one with ``overrides``),
+    seeds 0..k-1 (their row and feature subsamples), their raw scores averaged. The number
+    of trees is the minimum of the fold-averaged window log-loss of the average, as the
+    search chooses it; then the blend with the regression and the calibration on the windows,
+    the refit of the k boosters on every example, and both held-out views' targets."""
+    from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
+    c0 = time.process_time()
+    y, F, M, folds = s["y"], s["F"], s["M"], s["folds"]
+    p = {**s["params"], **(overrides or {})}
+    per_fold = []
+    for tr, wi in folds:
+        dtr = lgb.Dataset(F[tr], y[tr], categorical_feature=s["cats"], free_raw_data=False)
+        dva = lgb.Dataset(F[wi], y[wi], reference=dtr)
+        members = [lgb.train({**p, "seed": j}, dtr, num_boost_round=600, valid_sets=[dva], valid_names=["w"],
+                             callbacks=[lgb.early_stopping(50, verbose=False)]) for j in range(k)]
+        per_fold.append(members)
+    common = min(b.num_trees() for ms in per_fold for b in ms)
+    curves, cum = [], []
+    for (_tr, wi), members in zip(folds, per_fold):
+        r = np.mean([_cum_raw(b, M[wi], common) for b in members], axis=0)
+        pr = 1 / (1 + np.exp(-r))
+        yy = y[wi][None, :]
+        curves.append(-np.mean(yy * np.log(np.clip(pr, 1e-15, 1)) + (1 - yy) * np.log(np.clip(1 - pr, 1e-15, 1)),
+                               axis=1))
+        cum.append(r)
+    mc = np.mean(curves, axis=0)
+    n = int(np.argmin(mc)) + 1
+    raw_w = np.concatenate([r[n - 1] for r in cum])
+    yw = np.concatenate([y[wi] for _, wi in folds])
+    lr_w = np.concatenate([_logit(_logistic_proba(F[wi], _fit_logistic(F[tr], y[tr], 0))) for tr, wi in folds])
+    bl = fit_blend(raw_w, lr_w, yw, method="auto", seed=0)
+    rw = blend_raw(raw_w, lr_w, bl) if bl["chosen"] else raw_w
+    cal = fit_calibrator(rw, yw, method="auto", folds=5, seed=0)
+    dall = lgb.Dataset(F, y, categorical_feature=s["cats"])
+    final = [lgb.train({**p, "seed": j}, dall, num_boost_round=n) for j in range(k)]
+    out = {"remedy": name, "k": k, "overrides": overrides or {}, "window_log_loss": float(mc[n - 1]), "trees": n,
+           "blend_chosen": bl["chosen"], "blend": {kk: bl[kk] for kk in ("w_trees", "w_linear", "cv")},
+           "calibration": cal["method"], "views": {}}
+    for view in ("report", "nights"):
+        v = c["views"][view]
+        Mh = m._matrix(v["X"])
+        raw = np.mean([b.predict(Mh, raw_score=True) for b in final], axis=0)
+        lr = baseline_scores(v["X"], m.baselines)["logistic_regression"][0]
+        rb = blend_raw(raw, _logit(lr), bl) if bl["chosen"] else raw
+        out["views"][view] = targets(v["y"], apply_calibrator(rb, cal), lr,
+                                     v["pts"]["dispute_id"].to_numpy(dtype=object), n_boot, seed)
+    out["cpu_s"] = time.process_time() - c0
+    print(f"{name} (k={k}, {overrides or {}}): windows' log-loss {out['window_log_loss']:.5f} at {n} trees, blend "
+          f"{bl['chosen']} ({bl['w_trees']:.2f}/{bl['w_linear']:.2f}), {cal['method']}, {out['cpu_s']:.0f} s CPU\n"
+          f"   report: {fmt(out['views']['report'])}\n   nights: {fmt(out['views']['nights'])}", flush=True)
+    return out
+
+
+BAG_REMEDIES = {
+    "default": (1, None),
+    "bag3": (3, None),
+    "bag5": (5, None),
+    "extra_trees": (1, {"extra_trees": True}),
+    "bag5_extra_trees": (5, {"extra_trees": True}),
+    "ff05": (1, {"feature_fraction": 0.5}),
+    "bag5_ff05": (5, {"feature_fraction": 0.5}),
+    "bag5_sub05": (5, {"bagging_fraction": 0.5, "feature_fraction": 0.5}),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--persons", type=int, default=40000)
@@ -258,6 +354,8 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=300)
     ap.add_argument("--cache", default=None, help="keep each district's examples and views here")
     ap.add_argument("--no-remedies", action="store_true", help="the targets and disagreements only")
+    ap.add_argument("--bag", nargs="*", default=None, choices=sorted(BAG_REMEDIES),
+                    help="bagging / regularisation remedies judged by the windows, both views")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     cache = Path(args.cache) if args.cache else None
@@ -281,7 +379,12 @@ def main() -> None:
         run["model"] = {"set": tr["search"][tr["chosen"]]["params"], "trees": tr["best_iteration"],
                         "linear": m.manifest.get("linear_choice"), "n_train": tr["n_train"]}
         print(f"model: {run['model']}")
-        run["disagreements"] = disagreements(m, c)
+        if args.bag is not None:
+            s = _setup(m, c)
+            run["bag"] = [bagged(m, c, s, k=BAG_REMEDIES[r][0], overrides=BAG_REMEDIES[r][1], name=r,
+                                 n_boot=args.n_boot, seed=seed) for r in args.bag]
+        else:
+            run["disagreements"] = disagreements(m, c)
         if not args.no_remedies:
             run["remedies"] = remedies(m, c, args.n_boot, seed)
         run["cost"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "build_cpu_s": c_build,
