@@ -251,8 +251,31 @@ def remedies(m, c: dict, n_boot: int, seed: int) -> list[dict]:
     return out
 
 
+def spread_examples(persons: int, seed: int, cache: Path | None) -> dict:
+    """The district's training examples with re-scores spread over each period (``phase="spread"``):
+    labelled points, labels and features, as ``build`` keeps them for the default's."""
+    path = cache / f"c{persons // 1000}k_s{seed}_spread.pkl" if cache else None
+    if path and path.is_file():
+        return pickle.loads(path.read_bytes())
+    key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
+    ds = generate_district(persons, seed=seed, pseudonym_key=key)
+    known = ds.cut(CUTOFF)
+    cfg = _config(CONFIG)
+    points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
+                            until=CUTOFF, phase="spread")
+    start = pd.Timestamp(known.incidents["reported_at"].min())
+    labelled, _, _ = _folds(points, cutoff=min(CUTOFF, data_end(ds)), start=start,
+                            horizon=pd.Timedelta(days=HORIZON), validation_months=6, folds=3)
+    lp = points[labelled].reset_index(drop=True)
+    c = {"points": points, "y": make_labels(known, lp, horizon_days=HORIZON).to_numpy(),
+         "X": build_features(known, lp), "start": start, "end": data_end(ds)}
+    if path:
+        path.write_bytes(pickle.dumps(c))
+    return c
+
+
 def _setup(m, c: dict) -> dict:
-    """The default's labelled training examples, rolling-origin folds and chosen parameter set."""
+    """The labelled training examples of ``c``, their rolling-origin folds, and the default's chosen parameter set."""
     names = m.feature_names
     pts, y = c["points"], c["y"]
     labelled, folds, _ = _folds(pts, cutoff=min(CUTOFF, c["end"]), start=c["start"],
@@ -281,19 +304,24 @@ def _cum_raw(b: lgb.Booster, M: np.ndarray, n: int) -> np.ndarray:
 
 
 def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: str = "",
-           n_boot: int = 300, seed: int = 0) -> dict:
+           n_boot: int = 300, seed: int = 0, ev: dict | None = None) -> dict:
     """``k`` boosters of one parameter set (the default's chosen one with ``overrides``),
     seeds 0..k-1 (their row and feature subsamples), their raw scores averaged. The number
     of trees is the minimum of the fold-averaged window log-loss of the average, as the
     search chooses it; then the blend with the regression and the calibration on the windows,
-    the refit of the k boosters on every example, and both held-out views' targets."""
+    the refit of the k boosters on every example, and both held-out views' targets. ``ev``:
+    the examples whose windows judge (default ``s``'s own), e.g. re-scores at every age of a
+    dispute, so that two ways of choosing the training points are judged on the same windows."""
     from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
     c0 = time.process_time()
-    y, F, M, folds = s["y"], s["F"], s["M"], s["folds"]
+    ev = ev or s
+    y, F, M = ev["y"], ev["F"], ev["M"]
+    folds = [(tr, wi) for (tr, _), (_, wi) in zip(s["folds"], ev["folds"])]
+    ys, Fs = s["y"], s["F"]
     p = {**s["params"], **(overrides or {})}
     per_fold = []
     for tr, wi in folds:
-        dtr = lgb.Dataset(F[tr], y[tr], categorical_feature=s["cats"], free_raw_data=False)
+        dtr = lgb.Dataset(Fs[tr], ys[tr], categorical_feature=s["cats"], free_raw_data=False)
         dva = lgb.Dataset(F[wi], y[wi], reference=dtr)
         members = [lgb.train({**p, "seed": j}, dtr, num_boost_round=600, valid_sets=[dva], valid_names=["w"],
                              callbacks=[lgb.early_stopping(50, verbose=False)]) for j in range(k)]
@@ -311,11 +339,12 @@ def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: 
     n = int(np.argmin(mc)) + 1
     raw_w = np.concatenate([r[n - 1] for r in cum])
     yw = np.concatenate([y[wi] for _, wi in folds])
-    lr_w = np.concatenate([_logit(_logistic_proba(F[wi], _fit_logistic(F[tr], y[tr], 0))) for tr, wi in folds])
+    lr_w = np.concatenate([_logit(_logistic_proba(F[wi], _fit_logistic(Fs[tr], ys[tr], 0))) for tr, wi in folds])
     bl = fit_blend(raw_w, lr_w, yw, method="auto", seed=0)
     rw = blend_raw(raw_w, lr_w, bl) if bl["chosen"] else raw_w
     cal = fit_calibrator(rw, yw, method="auto", folds=5, seed=0)
-    dall = lgb.Dataset(F, y, categorical_feature=s["cats"])
+    dall = lgb.Dataset(Fs, ys, categorical_feature=s["cats"])
+    lr_all = _fit_logistic(Fs, ys, 0)  # the regression on the same training points (the default's: its own)
     final = [lgb.train({**p, "seed": j}, dall, num_boost_round=n) for j in range(k)]
     out = {"remedy": name, "k": k, "overrides": overrides or {}, "window_log_loss": float(mc[n - 1]), "trees": n,
            "blend_chosen": bl["chosen"], "blend": {kk: bl[kk] for kk in ("w_trees", "w_linear", "cv")},
@@ -324,7 +353,7 @@ def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: 
         v = c["views"][view]
         Mh = m._matrix(v["X"])
         raw = np.mean([b.predict(Mh, raw_score=True) for b in final], axis=0)
-        lr = baseline_scores(v["X"], m.baselines)["logistic_regression"][0]
+        lr = _logistic_proba(v["X"][s["names"]], lr_all)
         rb = blend_raw(raw, _logit(lr), bl) if bl["chosen"] else raw
         out["views"][view] = targets(v["y"], apply_calibrator(rb, cal), lr,
                                      v["pts"]["dispute_id"].to_numpy(dtype=object), n_boot, seed)
@@ -356,6 +385,8 @@ def main() -> None:
     ap.add_argument("--no-remedies", action="store_true", help="the targets and disagreements only")
     ap.add_argument("--bag", nargs="*", default=None, choices=sorted(BAG_REMEDIES),
                     help="bagging / regularisation remedies judged by the windows, both views")
+    ap.add_argument("--spread", action="store_true",
+                    help="training re-scores at a fixed or a spread phase, judged on the same (spread) windows")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     cache = Path(args.cache) if args.cache else None
@@ -379,6 +410,13 @@ def main() -> None:
         run["model"] = {"set": tr["search"][tr["chosen"]]["params"], "trees": tr["best_iteration"],
                         "linear": m.manifest.get("linear_choice"), "n_train": tr["n_train"]}
         print(f"model: {run['model']}")
+        if args.spread:
+            s = _setup(m, c)
+            sp = _setup(m, spread_examples(args.persons, seed, cache))
+            run["spread"] = [bagged(m, c, s, k=1, name="fixed phase, judged on spread windows", ev=sp,
+                                    n_boot=args.n_boot, seed=seed),
+                             bagged(m, c, sp, k=1, name="spread phase, judged on spread windows",
+                                    n_boot=args.n_boot, seed=seed)]
         if args.bag is not None:
             s = _setup(m, c)
             run["bag"] = [bagged(m, c, s, k=BAG_REMEDIES[r][0], overrides=BAG_REMEDIES[r][1], name=r,
