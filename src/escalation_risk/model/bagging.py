@@ -49,22 +49,54 @@ def average_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
     return lgb.Booster(model_str=text)
 
 
+def _tree_outputs(b: lgb.Booster, X, rounds: int) -> np.ndarray:
+    """Each of ``b``'s first ``rounds`` trees' output on every row of ``X`` (rounds x rows): the
+    leaf each row falls in (one pass) and that leaf's value; their sum is the raw score."""
+    leaves = np.asarray(b.predict(X, pred_leaf=True, num_iteration=rounds), dtype=np.int64).reshape(len(X), -1)
+    out = np.empty((rounds, len(X)))
+    for t in range(rounds):
+        values = np.array([b.get_leaf_output(t, j) for j in range(int(leaves[:, t].max()) + 1)])
+        out[t] = values[leaves[:, t]]
+    return out
+
+
 def bag_curve(members: list[list[lgb.Booster]], windows: list[np.ndarray], labels: list[np.ndarray],
-              rounds: int) -> tuple[np.ndarray, list[np.ndarray]]:
+              rounds: int) -> np.ndarray:
     """The fold-averaged log-loss of the bag's mean raw score after 1..``rounds`` trees each
     (``members[f]``: fold f's boosters; ``windows[f]``, ``labels[f]``: its window's matrix
-    and labels), and each fold's mean raw scores (rounds x rows)."""
-    curves, raws = [], []
+    and labels)."""
+    curves = []
     for bs, M, y in zip(members, windows, labels):
         acc = np.zeros((rounds, len(M)))
         for b in bs:
-            # One tree at a time, summed: the score after every number of trees at the cost of one pass.
-            per_tree = np.stack([b.predict(M, raw_score=True, start_iteration=i, num_iteration=1)
-                                 for i in range(rounds)])
-            acc += np.cumsum(per_tree, axis=0)
+            acc += np.cumsum(_tree_outputs(b, M, rounds), axis=0)
         acc /= len(bs)
         p = np.clip(1.0 / (1.0 + np.exp(-acc)), 1e-15, 1 - 1e-15)
         yy = np.asarray(y, dtype=float)[None, :]
         curves.append(-np.mean(yy * np.log(p) + (1 - yy) * np.log(1 - p), axis=1))
-        raws.append(acc)
-    return np.mean(curves, axis=0), raws
+    return np.mean(curves, axis=0)
+
+
+def search_bag(params: dict, train_sets: list[lgb.Dataset], windows: list[tuple[lgb.Dataset, np.ndarray, np.ndarray]],
+               *, k: int, seed: int, rounds: int, early_stopping: int) -> tuple[int, float, list[np.ndarray]]:
+    """A bag of ``k`` boosters of ``params`` per rolling-origin fold (``train_sets[f]``, and
+    ``windows[f]``: its window as a Dataset, a matrix and labels): the number of trees where the
+    fold-averaged window log-loss of their mean is lowest, that log-loss, and each window's mean
+    raw scores at that number."""
+    members = []
+    for dtr, (dva, _, _) in zip(train_sets, windows):
+        members.append([lgb.train({**params, "seed": seed + j}, dtr, num_boost_round=rounds, valid_sets=[dva],
+                                  valid_names=["window"], callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
+                        for j in range(k)])
+    common = min(b.num_trees() for bs in members for b in bs)
+    curve = bag_curve(members, [M for _, M, _ in windows], [y for _, _, y in windows], common)
+    n = int(np.argmin(curve)) + 1
+    raws = [np.mean([b.predict(M, raw_score=True, num_iteration=n) for b in bs], axis=0)
+            for bs, (_, M, _) in zip(members, windows)]
+    return n, float(curve[n - 1]), raws
+
+
+def fit_bag(params: dict, data: lgb.Dataset, *, k: int, seed: int, n_trees: int) -> lgb.Booster:
+    """``k`` boosters of ``n_trees`` on ``data`` (seeds ``seed .. seed + k - 1``), as one averaged booster."""
+    return average_boosters([lgb.train({**params, "seed": seed + j}, data, num_boost_round=n_trees)
+                             for j in range(k)])
