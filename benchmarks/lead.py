@@ -304,24 +304,30 @@ def _cum_raw(b: lgb.Booster, M: np.ndarray, n: int) -> np.ndarray:
 
 
 def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: str = "",
-           n_boot: int = 300, seed: int = 0, ev: dict | None = None) -> dict:
+           n_boot: int = 300, seed: int = 0, ev: dict | None = None, drop: tuple[str, ...] = ()) -> dict:
     """``k`` boosters of one parameter set (the default's chosen one with ``overrides``),
     seeds 0..k-1 (their row and feature subsamples), their raw scores averaged. The number
     of trees is the minimum of the fold-averaged window log-loss of the average, as the
     search chooses it; then the blend with the regression and the calibration on the windows,
     the refit of the k boosters on every example, and both held-out views' targets. ``ev``:
     the examples whose windows judge (default ``s``'s own), e.g. re-scores at every age of a
-    dispute, so that two ways of choosing the training points are judged on the same windows."""
+    dispute, so that two ways of choosing the training points are judged on the same windows.
+    ``drop``: feature families left out (of the trees and of the regression alike)."""
+    from escalation_risk.features import REGISTRY
     from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
     c0 = time.process_time()
     ev = ev or s
-    y, F, M = ev["y"], ev["F"], ev["M"]
+    gone = set(REGISTRY.excluded(list(drop))) if drop else set()
+    idx = [j for j, n in enumerate(s["names"]) if n not in gone]
+    keep = [s["names"][j] for j in idx]
+    y, F, M = ev["y"], ev["F"][keep], ev["M"][:, idx]
     folds = [(tr, wi) for (tr, _), (_, wi) in zip(s["folds"], ev["folds"])]
-    ys, Fs = s["y"], s["F"]
+    ys, Fs = s["y"], s["F"][keep]
+    cats = [n for n in s["cats"] if n in keep]
     p = {**s["params"], **(overrides or {})}
     per_fold = []
     for tr, wi in folds:
-        dtr = lgb.Dataset(Fs[tr], ys[tr], categorical_feature=s["cats"], free_raw_data=False)
+        dtr = lgb.Dataset(Fs[tr], ys[tr], categorical_feature=cats, free_raw_data=False)
         dva = lgb.Dataset(F[wi], y[wi], reference=dtr)
         members = [lgb.train({**p, "seed": j}, dtr, num_boost_round=600, valid_sets=[dva], valid_names=["w"],
                              callbacks=[lgb.early_stopping(50, verbose=False)]) for j in range(k)]
@@ -343,17 +349,18 @@ def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: 
     bl = fit_blend(raw_w, lr_w, yw, method="auto", seed=0)
     rw = blend_raw(raw_w, lr_w, bl) if bl["chosen"] else raw_w
     cal = fit_calibrator(rw, yw, method="auto", folds=5, seed=0)
-    dall = lgb.Dataset(Fs, ys, categorical_feature=s["cats"])
+    dall = lgb.Dataset(Fs, ys, categorical_feature=cats)
     lr_all = _fit_logistic(Fs, ys, 0)  # the regression on the same training points (the default's: its own)
     final = [lgb.train({**p, "seed": j}, dall, num_boost_round=n) for j in range(k)]
-    out = {"remedy": name, "k": k, "overrides": overrides or {}, "window_log_loss": float(mc[n - 1]), "trees": n,
+    out = {"remedy": name, "k": k, "overrides": overrides or {}, "drop": list(drop),
+           "window_log_loss": float(mc[n - 1]), "trees": n,
            "blend_chosen": bl["chosen"], "blend": {kk: bl[kk] for kk in ("w_trees", "w_linear", "cv")},
            "calibration": cal["method"], "views": {}}
     for view in ("report", "nights"):
         v = c["views"][view]
-        Mh = m._matrix(v["X"])
+        Mh = m._matrix(v["X"])[:, idx]
         raw = np.mean([b.predict(Mh, raw_score=True) for b in final], axis=0)
-        lr = _logistic_proba(v["X"][s["names"]], lr_all)
+        lr = _logistic_proba(v["X"][keep], lr_all)
         rb = blend_raw(raw, _logit(lr), bl) if bl["chosen"] else raw
         out["views"][view] = targets(v["y"], apply_calibrator(rb, cal), lr,
                                      v["pts"]["dispute_id"].to_numpy(dtype=object), n_boot, seed)
@@ -385,6 +392,7 @@ def main() -> None:
     ap.add_argument("--no-remedies", action="store_true", help="the targets and disagreements only")
     ap.add_argument("--bag", nargs="*", default=None, choices=sorted(BAG_REMEDIES),
                     help="bagging / regularisation remedies judged by the windows, both views")
+    ap.add_argument("--drop", nargs="*", default=None, help="refit without each of these feature families in turn")
     ap.add_argument("--spread", action="store_true",
                     help="training re-scores at a fixed or a spread phase, judged on the same (spread) windows")
     ap.add_argument("--out", default=None)
@@ -417,11 +425,15 @@ def main() -> None:
                                     n_boot=args.n_boot, seed=seed),
                              bagged(m, c, sp, k=1, name="spread phase, judged on spread windows",
                                     n_boot=args.n_boot, seed=seed)]
+        if args.drop:
+            s = _setup(m, c)
+            run["drop"] = [bagged(m, c, s, k=1, name=f"without {f}", drop=(f,), n_boot=args.n_boot, seed=seed)
+                           for f in args.drop]
         if args.bag is not None:
             s = _setup(m, c)
             run["bag"] = [bagged(m, c, s, k=BAG_REMEDIES[r][0], overrides=BAG_REMEDIES[r][1], name=r,
                                  n_boot=args.n_boot, seed=seed) for r in args.bag]
-        else:
+        elif not (args.spread or args.drop):
             run["disagreements"] = disagreements(m, c)
         if not args.no_remedies:
             run["remedies"] = remedies(m, c, args.n_boot, seed)
