@@ -267,8 +267,10 @@ def spread_examples(persons: int, seed: int, cache: Path | None) -> dict:
     labelled, _, _ = _folds(points, cutoff=min(CUTOFF, data_end(ds)), start=start,
                             horizon=pd.Timedelta(days=HORIZON), validation_months=6, folds=3)
     lp = points[labelled].reset_index(drop=True)
-    c = {"points": points, "y": make_labels(known, lp, horizon_days=HORIZON).to_numpy(),
-         "X": build_features(known, lp), "start": start, "end": data_end(ds)}
+    y = make_labels(known, lp, horizon_days=HORIZON).to_numpy()
+    # As fit_examples: the features of the points the cut data can label (y: every labelled point's).
+    c = {"points": points, "y": y, "X": build_features(known, lp[~np.isnan(y)].reset_index(drop=True)),
+         "start": start, "end": data_end(ds)}
     if path:
         path.write_bytes(pickle.dumps(c))
     return c
