@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from conftest import KEY
 
-from escalation_risk.model import example_points
+from escalation_risk.features import build_features
+from escalation_risk.model import example_points, report_points
 from escalation_risk.model.bagging import _tree_outputs, average_boosters, fit_bag, search_bag
 from escalation_risk.synth import generate_district
 
@@ -105,3 +106,23 @@ def test_spread_rescores_fall_inside_their_period_while_open(district):
     pd.testing.assert_frame_equal(spread, again)
     with pytest.raises(ValueError, match="phase"):
         example_points(ds, every_days=30, max_rescores=4, until="2025-01-01", phase="random")
+
+
+def test_a_trained_bag_is_one_booster_of_k_times_the_trees_and_saves_as_it_scores(small_district, tmp_path):
+    from escalation_risk import train
+    from escalation_risk.model import load_model
+    cfg = {"bags": 3, "param_grid": [{}], "rescore_every_days": 30, "max_rescores": 2, "rescore_phase": "spread"}
+    m = train(small_district, cutoff="2025-01-01", seed=0, config=cfg)
+    tr = m.manifest["training"]
+    assert tr["search"][0]["bag"]["k"] == 3 and tr["best_iteration"] == tr["search"][0]["bag"]["n_trees"]
+    assert m.booster.num_trees() == 3 * tr["best_iteration"]
+    assert tr["config"]["rescore_phase"] == "spread"
+    m.save(tmp_path / "m")
+    back = load_model(tmp_path / "m")
+    X = build_features(small_district, report_points(small_district, "2025-01-01"))
+    np.testing.assert_array_equal(back.predict_proba(X), m.predict_proba(X))
+    # The same inputs give the same bag.
+    again = train(small_district, cutoff="2025-01-01", seed=0, config=cfg)
+    assert again.booster.model_to_string() == m.booster.model_to_string()
+    with pytest.raises(ValueError, match="bags"):
+        train(small_district, cutoff="2025-01-01", config={"bags": 0})
