@@ -126,3 +126,14 @@ def test_a_trained_bag_is_one_booster_of_k_times_the_trees_and_saves_as_it_score
     assert again.booster.model_to_string() == m.booster.model_to_string()
     with pytest.raises(ValueError, match="bags"):
         train(small_district, cutoff="2025-01-01", config={"bags": 0})
+
+
+def test_a_model_without_a_family_holding_a_category_column_trains_and_scores(small_district):
+    # The regression's design once expected every category column: a family with one (place)
+    # could not be excluded.
+    from escalation_risk import train
+    m = train(small_district, cutoff="2025-01-01", seed=0, exclude=["place"], config={"param_grid": [{}]})
+    assert "place_type" not in m.feature_names and "place_type" not in m.baselines["logistic_regression"]["categories"]
+    X = build_features(small_district, report_points(small_district, "2025-01-01"))
+    p = m.predict_proba(X)
+    assert np.isfinite(p).all() and 0 < p.mean() < 1

@@ -222,8 +222,8 @@ def _folds(points: pd.DataFrame, *, cutoff: pd.Timestamp, start: pd.Timestamp, h
 
 
 def _lgb_dataset(X: pd.DataFrame, y: np.ndarray, weight: np.ndarray | None, reference=None) -> lgb.Dataset:
-    return lgb.Dataset(X, y, weight=weight, reference=reference, categorical_feature=CATEGORICAL,
-                       free_raw_data=False)
+    return lgb.Dataset(X, y, weight=weight, reference=reference,
+                       categorical_feature=[c for c in CATEGORICAL if c in X.columns], free_raw_data=False)
 
 
 def _recency_weight(as_of: pd.Series, half_life: float | None) -> np.ndarray | None:
