@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from escalation_risk import linking, normalize  # noqa: E402
+from escalation_risk.contract import ATTRIBUTES  # noqa: E402
 from escalation_risk.synth import generate_tables  # noqa: E402
 
 KEY = b"benchmark-linkage-key-0123456789"
@@ -267,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
             truth.to_parquet(cache / stem / "truth.parquet")
     if args.prepare:
         return
+    # Coded columns as loading makes them (a Dataset's code columns are categorical).
+    tables["incidents"]["kind"] = tables["incidents"]["kind"].astype("category")
     persons = tables["persons"]
     load0 = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -274,9 +277,12 @@ def main(argv: list[str] | None = None) -> None:
     with Peak() as pk:
         if args.reuse_keys and cache and (cache / stem / "keys.parquet").exists():
             keys = pd.read_parquet(cache / stem / "keys.parquet")  # made by an earlier run with this KEY
+            for col in ATTRIBUTES:  # kept by an earlier version without them
+                if col not in keys:
+                    keys[col] = persons[col].to_numpy()
         else:
             lk = normalize.linkage_keys(persons, KEY)
-            keys = pd.concat([persons[["person_id", "birth_year", "gender"]], lk], axis=1)
+            keys = pd.concat([persons[["person_id", "birth_year", "gender", *ATTRIBUTES]], lk], axis=1)
             del lk
             if cache:
                 keys.to_parquet(cache / stem / "keys.parquet")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,8 +175,8 @@ def test_explain_links_names_the_rule():
     ds = dataset(ROWS)
     ex = explain_links(ds)
     assert list(ex.columns) == ["person_key", "person_id", "linked_to", "rule", "weight", "match_probability",
-                                "id_number", "name", "birth", "phone", "gender", "counterparty", "place",
-                                "household_held"]
+                                "id_number", "name", "birth", "phone", "gender", "hukou", "employment", "counterparty",
+                                "place", "household_held", "incident_kinds"]
     rules = {(r.person_id, r.linked_to): r.rule for r in ex.itertuples()}
     assert rules[("p03", "p01")] == RULE_ID
     assert rules[("p02", "p01")] == RULE_FALLBACK
@@ -1157,3 +1159,158 @@ def test_sample_command_writes_the_realistic_residence_it_is_asked_for(tmp_path)
     real = pd.read_csv(tmp_path / "real" / "household_members.csv")
     assert not plain.equals(real)
     assert pd.read_csv(tmp_path / "plain" / "persons.csv").equals(pd.read_csv(tmp_path / "real" / "persons.csv"))
+
+
+# --------------------------------------------------------------------------- attributes and incident kinds
+
+def test_em_recovers_a_planted_agreement_rate_of_the_attributes_read_only_when_the_model_compares_them():
+    # 2,000 residents, hukou local or migrant (60/40), employment one of four; 300 have a
+    # second record carrying their id number, whose hukou is the resident's in 90% of cases
+    # and whose employment is in 70% (else redrawn among the others), "unknown" in 10%.
+    keys, rng = _residents(8, 2000)
+    hukou = np.array(["local", "migrant"])[(rng.random(2000) < 0.4).astype(int)]
+    jobs = np.array(["employed", "unemployed", "retired", "student"])
+    job = jobs[rng.integers(0, 4, 2000)]
+    keys["hukou"], keys["employment"] = hukou, job
+    dup = _second_records(keys, 300)
+    flip = rng.random(300) >= 0.9
+    dup.loc[flip, "hukou"] = np.where(hukou[:300][flip] == "local", "migrant", "local")
+    moved = rng.random(300) >= 0.7
+    dup.loc[moved, "employment"] = [jobs[(list(jobs).index(v) + int(rng.integers(1, 4))) % 4]
+                                    for v in job[:300][moved]]
+    dup.loc[rng.random(300) < 0.1, "hukou"] = "unknown"
+    keys = pd.concat([keys, dup], ignore_index=True)
+    res = link_keys(keys, model=GRAPH_MODEL)
+    par = res.parameters.set_index(["field", "level"])
+    assert (par.loc["hukou", "m_from"] == "em").all()
+    h, e = par.loc["hukou"], par.loc["employment"]
+    expect_hukou = (~flip[~(dup["hukou"] == "unknown").to_numpy()]).mean()
+    assert abs(h.loc[["same_local", "same_migrant"], "m"].sum() - expect_hukou) < 0.03
+    # A level per agreed value: two migrants agree by chance 0.16 of the time, two locals 0.36.
+    assert abs(h.loc["same_migrant", "u"] - 0.4 ** 2) < 0.03 and abs(h.loc["same_local", "u"] - 0.6 ** 2) < 0.03
+    assert h.loc["same_migrant", "weight"] > h.loc["same_local", "weight"] > 0 > h.loc["different", "weight"]
+    assert abs(e.loc[[lv for lv in e.index if lv.startswith("same_")], "m"].sum() - (~moved).mean()) < 0.04
+    ids = keys["person_id"].to_numpy()
+    unknown = set(dup.loc[dup["hukou"] == "unknown", "person_id"])
+    p = res.pairs
+    hit = np.isin(ids[p["i"]], list(unknown)) | np.isin(ids[p["j"]], list(unknown))
+    assert (p.loc[hit, "hukou"] == 0).all() and (p.loc[~hit, "hukou"] != 0).any()
+    # The default model (the night's linkage) reads neither: missing everywhere, no weight.
+    off = link_keys(keys)
+    assert (off.pairs["hukou"] == 0).all() and (off.pairs["employment"] == 0).all()
+
+
+def test_the_hukou_weighs_its_learnt_weight_and_explain_links_shows_its_level():
+    # a and b: one name and birth year, no id on b, the phone changed; they share a counterpart.
+    # Background people are local or migrant at random. b's hukou the same as a's, or not:
+    # the pair's weight moves by the difference of the two levels' weights, no more.
+    parties = [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+               ("n2", "x", "2024-03-02")]
+
+    def run(hukou_b: str) -> tuple[float, pd.DataFrame, pd.DataFrame]:
+        ds = district(PAIR, parties)
+        persons = ds.persons.copy()
+        pid = persons["person_id"].to_numpy(dtype=object)
+        rng = np.random.default_rng(2)
+        hukou = np.where(rng.random(len(persons)) < 0.4, "migrant", "local")
+        hukou[pid == "a"], hukou[pid == "b"] = "local", hukou_b
+        persons["hukou"] = pd.Categorical(hukou, dtype=persons["hukou"].dtype)
+        ds = dataclasses.replace(ds, persons=persons, cache={})
+        res = linking.linker._linkage(ds, None, GRAPH_MODEL)
+        p = res.pairs
+        hit = p[(pid[p["i"]] == "a") & (pid[p["j"]] == "b") | (pid[p["i"]] == "b") & (pid[p["j"]] == "a")]
+        return float(hit["weight"].iloc[0]), explain_links(ds, GRAPH_MODEL), res.parameters
+
+    same, ex, par = run("local")
+    other, ex_other, _ = run("migrant")
+    w = par.set_index(["field", "level"])["weight"]
+    assert w[("hukou", "different")] < 0 < w[("hukou", "same_local")]
+    # (b's own hukou moves the random pairs' u by a hair)
+    assert abs((same - other) - (w[("hukou", "same_local")] - w[("hukou", "different")])) < 0.01
+    assert ex.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "same_local"
+    assert ("hukou", "different") in set(zip(ex.attrs["parameters"]["field"], ex.attrs["parameters"]["level"]))
+
+
+def test_the_kinds_of_incident_each_record_is_party_to_as_of_a_moment():
+    # a's incident is a dispute, b's a police call (at t2): disjoint kinds; before t2 b is party
+    # to nothing (missing); a and x share the dispute's kind.
+    from escalation_risk.linking.comparisons import _compare_graph
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02")])
+    tables = ds.tables()
+    inc = tables["incidents"].copy()
+    inc["kind"] = inc["kind"].astype(object).where(inc["incident_id"] != "n2", "police_call")
+    tables["incidents"] = inc
+    pid = ds.persons["person_id"].to_numpy(dtype=object)
+    pos = {p: k for k, p in enumerate(pid)}
+    i, j = np.array([pos["a"], pos["a"]]), np.array([pos["b"], pos["x"]])
+
+    def levels(as_of=None) -> list[str]:
+        ev = graph_evidence(tables, as_of)
+        assert "incident_kind" in set(ev["kind"].astype(str))
+        got = _compare_graph(_graph_arrays(ev, pid), i, j)[0]["incident_kinds"]
+        return [LEVELS["incident_kinds"][c] for c in got]
+
+    assert levels() == ["disjoint", "shared"]
+    assert levels("2024-02-01") == ["missing", "shared"]
+
+
+def test_incident_kinds_m_read_on_the_pairs_with_one_id_recovers_a_planted_share():
+    # 1,000 residents, each party to disputes (kind 0), a third to complaints too (kind 1);
+    # 200 second records carrying their id number, party to police calls only (kind 2) in 70%
+    # of cases, else to disputes. Two different people rarely show disjoint kinds (only a
+    # second record against a resident), one person's two records mostly do.
+    keys, rng = _residents(9, 1000)
+    dup = _second_records(keys, 200)
+    keys = pd.concat([keys, dup], ignore_index=True)
+    police = rng.random(200) < 0.7
+    kinds = pd.concat([
+        pd.DataFrame({"person_id": keys["person_id"][:1000], "kind": "incident_kind", "item": 0}),
+        pd.DataFrame({"person_id": keys["person_id"][:1000][rng.random(1000) < 1 / 3], "kind": "incident_kind",
+                      "item": 1}),
+        pd.DataFrame({"person_id": dup["person_id"], "kind": "incident_kind", "item": np.where(police, 2, 0)})])
+    res = link_keys(keys, model=GRAPH_MODEL, graph=kinds)
+    par = res.parameters.set_index(["field", "level"]).loc["incident_kinds"]
+    assert (par["m_from"] == "same_id").all()
+    assert abs(par.loc["disjoint", "m"] - police.mean()) < 0.03
+    # Two random records show disjoint kinds when one is a police-only second record.
+    alone = police.sum() / len(keys)
+    assert abs(par.loc["disjoint", "u"] - 2 * alone * (1 - alone)) < 0.03
+    assert par.loc["disjoint", "weight"] > 1 and par.loc["shared", "weight"] < 0
+
+
+def test_kinds_seen_flags_each_record_and_kind_once():
+    from escalation_risk.linking.evidence import _kinds_seen
+
+    rng = np.random.default_rng(12)
+    n = 300
+    rec = rng.integers(-1, n, 5000)
+    kind = rng.integers(-1, 5, 5000).astype(np.int8)
+    got = _kinds_seen(rec, kind, n)
+    want = {(int(r), int(k)) for r, k in zip(rec, kind) if r >= 0 and k >= 0}
+    rows = np.repeat(np.arange(n), np.diff(got.indptr))
+    assert set(zip(rows.tolist(), got.indices.tolist())) == want and (got.data == 1).all()
+    assert got.shape == (n, 5) and got.has_sorted_indices
+
+
+def test_the_attributes_compared_as_of_a_moment_follow_their_history():
+    # b is a migrant at export, but was local until June (person_attributes): linked as of
+    # March, a and b agree on hukou; as of the export, they differ.
+    parties = [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+               ("n2", "x", "2024-03-02")]
+    ds = district(PAIR, parties)
+    persons = ds.persons.copy()
+    pid = persons["person_id"].to_numpy(dtype=object)
+    persons["hukou"] = pd.Categorical(np.where(pid == "b", "migrant", "local"), dtype=persons["hukou"].dtype)
+    history = pd.DataFrame({"person_id": ["b", "b"], "attribute": ["hukou", "hukou"], "value": ["local", "migrant"],
+                            "recorded_at": pd.to_datetime(["2023-01-01", "2024-06-01"])})
+    ds = dataclasses.replace(ds, persons=persons, person_attributes=history, cache={})
+
+    def level(as_of=None) -> str:
+        p = linking.linker._linkage(ds, None, GRAPH_MODEL, as_of=as_of).pairs
+        hit = p[((pid[p["i"]] == "a") & (pid[p["j"]] == "b")) | ((pid[p["i"]] == "b") & (pid[p["j"]] == "a"))]
+        return LEVELS["hukou"][int(hit["hukou"].iloc[0])]
+
+    assert level("2024-04-01") == "same_local"
+    assert level() == level("2024-07-01") == "different"

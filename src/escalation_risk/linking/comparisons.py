@@ -7,7 +7,18 @@ import numpy as np
 from ..normalize import ID_BAD, ID_OTHER, ID_VALID
 from .evidence import KINDS, GraphEvidence, _shared_all
 from .keys import _Keys
-from .model import ID_CHECK, ID_CONFLICT, ID_DIFFERENT, ID_EXACT, ID_TRANSPOSED, ID_TYPO, NAME_DIFFERENT, NAME_SHAPE
+from .model import (
+    ATTRIBUTE_FIELDS,
+    ID_CHECK,
+    ID_CONFLICT,
+    ID_DIFFERENT,
+    ID_EXACT,
+    ID_TRANSPOSED,
+    ID_TYPO,
+    LEVELS,
+    NAME_DIFFERENT,
+    NAME_SHAPE,
+)
 
 
 def _agree(a: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -68,6 +79,10 @@ def _compare(k: _Keys, i: np.ndarray, j: np.ndarray, graph: bool = True,
     spres = (sa >= 0) & (sb >= 0)
     gender = _levels([(spres & (sa == sb), 1), (spres, 2)], m)
     out = {"id_number": idl, "name": namel, "birth": birth, "phone": phone, "gender": gender}
+    for f in ATTRIBUTE_FIELDS:  # zero (missing) unless the model reads them (keys._keys)
+        a, b = getattr(k, f)[i], getattr(k, f)[j]
+        # The agreed value's own level (its code), else "different" (the last).
+        out[f] = np.where((a != 0) & (b != 0), np.where(a == b, a, len(LEVELS[f]) - 1), 0).astype(np.int8)
     glevels, gcounts = _compare_graph(k.graph if graph else None, i, j)
     out.update(glevels)
     if counts is not None:
@@ -88,7 +103,8 @@ def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray, id_mis
     m = len(i)
     zero = np.zeros(m, dtype=np.int8)
     if g is None:
-        return {"counterparty": zero, "place": zero.copy(), "household_held": zero.copy()}, {}
+        return {"counterparty": zero, "place": zero.copy(), "household_held": zero.copy(),
+                "incident_kinds": zero.copy()}, {}
     sh = _shared_all(g, i, j)
     cp_present, cp_shared, cp_count = sh["counterparty"]
     counterparty = _levels([(cp_shared, 1), (cp_present, 2)], m)
@@ -104,5 +120,13 @@ def _compare_graph(g: GraphEvidence | None, i: np.ndarray, j: np.ndarray, id_mis
     ha, hb = (held[i] & bit) != 0, (held[j] & bit) != 0
     lost = np.zeros(m, dtype=bool) if id_missing is None else id_missing
     household_held = _levels([(lost & (ha != hb), 3), (lost & ha & hb, 4), (ha != hb, 1), (ha & hb, 2)], m)
-    return {"counterparty": counterparty, "place": place, "household_held": household_held}, counts
+    seen = g.kinds_seen()
+    if seen is None:
+        kinds = zero.copy()
+    else:
+        sa, sb = seen[i], seen[j]
+        kinds = _levels([((sa & sb) != 0, 2), ((sa != 0) & (sb != 0), 1)], m)
+        kinds[(kinds != 0) & (ha != hb)] += 2  # one record only in a household: the other mode
+    return {"counterparty": counterparty, "place": place, "household_held": household_held,
+            "incident_kinds": kinds}, counts
 

@@ -21,6 +21,11 @@ linker sees only the identifiers; this module turns the district's graph into
   of each other, and never when more than two apart). A police call and the mediation of
   the same quarrel happen at one door within days; a market's hundreds of visitors rarely
   do in the same weeks, and the term frequency of the (place, window) says how rarely.
+- ``incident_kind``: the kinds of incident the record is a party of (not an item two
+  records share by chance, but a trait compared as a set: :data:`TRAITS`, the
+  ``incident_kinds`` level, disjoint or shared). A police system keeps its calls and
+  cases, a mediation centre its disputes: one person's records in two systems are seen
+  in disjoint kinds more often than two people are.
 
 Each kind is held as a sparse matrix, records x items (:class:`GraphEvidence`), built
 straight from the tables with integer codes (ids are coded from their bytes by :mod:`.ids`,
@@ -62,6 +67,12 @@ from ..known import (
 from .ids import _arrow, _codes, _Index, _positions
 
 KINDS = ("counterparty", "household", "place", "grid", "place_time")
+# Items compared as a set, not as something shared by chance: the kinds of incident each
+# record is a party of (contract.INCIDENT_KINDS). A system keeps the incidents of its own
+# kind (the police its calls and cases, a mediation centre its disputes), so one person's
+# records kept by two systems are more often seen in disjoint kinds than two people are.
+TRAITS = ("incident_kind",)
+ITEM_KINDS = KINDS + TRAITS
 PLACE_WINDOW_DAYS = 30
 EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
 
@@ -79,6 +90,7 @@ class GraphEvidence:
     holders: dict[str, int]
     _wide: tuple[sparse.csr_matrix, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _held: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _seen: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def wide(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         """Every kind side by side (records x all items, kinds in :data:`KINDS` order), the
@@ -108,6 +120,21 @@ class GraphEvidence:
                 out |= ((np.diff(self.mats[k].indptr) > 0) << kc).astype(np.int8)
             self._held = out
         return self._held
+
+    def kinds_seen(self) -> np.ndarray | None:
+        """Per record, a bit per kind of incident it is a party of (int64; 0: none), made once,
+        then kept; None when the evidence holds no incident kinds."""
+        a = self.mats.get("incident_kind")
+        if a is None:
+            return None
+        if self._seen is None:
+            bits = np.left_shift(np.int64(1), np.minimum(a.indices, 62).astype(np.int64))
+            out = np.zeros(a.shape[0], dtype=np.int64)
+            full = np.diff(a.indptr) > 0
+            if full.any():
+                out[full] = np.bitwise_or.reduceat(bits, a.indptr[:-1][full])
+            self._seen = out
+        return self._seen
 
     def for_records(self, pid: np.ndarray) -> GraphEvidence:
         """The same evidence with rows aligned to ``pid`` (records it lacks hold nothing)."""
@@ -149,6 +176,27 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None)
     indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n))]
     a = sparse.csr_matrix((np.ones(len(key), dtype=np.int8), key & np.int64((1 << shift) - 1), indptr),
                           shape=(n, width))
+    a.has_sorted_indices = True
+    return a
+
+
+def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
+    """Records x kinds of incident, 0/1, from the party rows' records and kinds (int8 codes):
+    one flag per (record, kind) set in place (no sort of millions of keys; the flags' positions
+    in int32 where they fit)."""
+    width = max(int(kind.max(initial=-1)) + 1, 1)
+    ok = (rec >= 0) & (kind >= 0)
+    small = n * width < 2**31
+    code = (rec if ok.all() else rec[ok]).astype(np.int32 if small else np.int64)
+    code *= width
+    code += kind if ok.all() else kind[ok]
+    seen = np.zeros(n * width, dtype=bool)
+    seen[code] = True
+    del code
+    nz = np.flatnonzero(seen)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(seen.reshape(n, width).sum(axis=1), out=indptr[1:])
+    a = sparse.csr_matrix((np.ones(len(nz), dtype=np.int8), (nz % width).astype(np.int32), indptr), shape=(n, width))
     a.has_sorted_indices = True
     return a
 
@@ -267,6 +315,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     inc_place = place_index.find(incidents["place_id"])
     at = is_person & ok
     prec, pplace = rec[at], inc_place[inc_pos[at]]
+    n_own = len(prec)  # the record's own incidents' rows; households' places join below
     # Places at overlapping times: (place, window of the report) and (place, the next window).
     reported = incidents["reported_at"].to_numpy(dtype="datetime64[ns]")
     when = reported[inc_pos[at]]
@@ -294,7 +343,11 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # The grids of those places, from each record's places once.
     grid = _codes(places["grid_id"])
     mats["grid"] = _matrix(np.repeat(np.arange(n), np.diff(place.indptr)), grid[place.indices], n)
-    return _finish(pid, {k: mats[k] for k in KINDS})
+    # The kinds of incident the record is a party of (its own incidents), made last: the
+    # places' and grids' transient arrays are freed by then.
+    kind_code = np.minimum(pd.factorize(incidents["kind"], sort=True)[0], 126).astype(np.int8)
+    mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[inc_pos[at]], n)
+    return _finish(pid, {k: mats[k] for k in ITEM_KINDS})
 
 
 def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: bool = True
@@ -319,7 +372,8 @@ def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: 
 
 def _frame(ev: GraphEvidence) -> pd.DataFrame:
     rec, kind, item = [], [], []
-    for kc, k in enumerate(KINDS):
+    kinds = [k for k in ITEM_KINDS if k in ev.mats]
+    for kc, k in enumerate(kinds):
         a = ev.mats[k]
         rec.append(np.repeat(np.arange(a.shape[0]), np.diff(a.indptr)))
         item.append(a.indices.astype(np.int64) + 1)
@@ -330,7 +384,7 @@ def _frame(ev: GraphEvidence) -> pd.DataFrame:
     out = pd.DataFrame({
         "person_id": pd.Categorical.from_codes(r, categories=pd.Index(pid, dtype=object)) if unique
         else pd.Series(pid[r], dtype=object),
-        "kind": pd.Categorical.from_codes(np.concatenate(kind), categories=list(KINDS)),
+        "kind": pd.Categorical.from_codes(np.concatenate(kind), categories=kinds),
         "item": np.concatenate(item),
     })
     return out
@@ -358,8 +412,10 @@ def _graph_arrays(evidence: pd.DataFrame | GraphEvidence | None, pid: np.ndarray
     kinds = np.asarray(evidence["kind"].astype(object), dtype=object)
     item_all = evidence["item"].to_numpy(dtype=np.int64)
     mats = {}
-    for kind in KINDS:
+    for kind in ITEM_KINDS:
         sel = (kinds == kind) & (rec_all >= 0)
+        if kind in TRAITS and not sel.any():
+            continue  # evidence made without them: the level is missing
         item = pd.factorize(item_all[sel], sort=True)[0]  # sorted: the result does not depend on row order
         mats[kind] = _matrix(rec_all[sel], item.astype(np.int64), n)
     return _finish(np.asarray(pid, dtype=object), mats)

@@ -151,7 +151,7 @@ class LinkState:
     @staticmethod
     def build(persons: pd.DataFrame, person_key: pd.Series, frozen: Frozen) -> LinkState:
         """The state of a district's persons table and its keys (every record must have one)."""
-        kb = _keys(persons.reset_index(drop=True))
+        kb = _keys(persons.reset_index(drop=True), frozen.model.attributes)
         code, uniq = _prior_keys(kb.pid, person_key)
         if (code < 0).any():
             raise ValueError("LinkState: a person record of the table has no key")
@@ -207,7 +207,7 @@ class Linked:
 def link_new(state: LinkState, persons: pd.DataFrame) -> Linked:
     """Link new person records (``persons``, the keys table's columns) against ``state``."""
     fz, model = state.frozen, state.frozen.model
-    kr = _keys(persons.reset_index(drop=True))
+    kr = _keys(persons.reset_index(drop=True), model.attributes)
     nb, nd, nr = state.base.n, state.delta.n, kr.n
     n_old = nb + nd
     # ------------------------------------------------ candidates: pairs with a new record

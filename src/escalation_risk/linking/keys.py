@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..normalize import ID_NONE, ID_OTHER
 from .evidence import GraphEvidence
+from .model import ATTRIBUTE_CODES
 
 
 @dataclass
@@ -30,6 +31,8 @@ class _Keys:
     fuzzy: np.ndarray
     shape: np.ndarray
     phone: np.ndarray
+    hukou: np.ndarray
+    employment: np.ndarray
     graph: GraphEvidence | None = None
 
     @property
@@ -47,7 +50,24 @@ def _str_hash(s: pd.Series) -> np.ndarray:
     return h
 
 
-def _keys(persons: pd.DataFrame) -> _Keys:
+def _coded(persons: pd.DataFrame, col: str, read: bool) -> np.ndarray:
+    """The value of attribute ``col`` as 1 + its position in :data:`ATTRIBUTE_CODES` (int8); 0
+    where missing, ``unknown``, outside the codes, or not ``read`` (the model does not compare it)."""
+    codes = ATTRIBUTE_CODES[col]
+    n = len(persons)
+    if not read or col not in persons.columns:
+        return np.zeros(n, dtype=np.int8)
+    v = persons[col]
+    if not isinstance(v.dtype, pd.CategoricalDtype):
+        v = v.astype("category")
+    table = np.array([codes.index(c) + 1 if c in codes else 0 for c in v.cat.categories] + [0],
+                     dtype=np.int8)
+    return table[v.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry
+
+
+def _keys(persons: pd.DataFrame, attributes: bool = False) -> _Keys:
+    """The keys of the records of ``persons``; their hukou and employment only with
+    ``attributes`` (a model comparing them), else missing."""
     n = len(persons)
     zero = np.zeros(n, dtype=np.int64)
 
@@ -87,5 +107,6 @@ def _keys(persons: pd.DataFrame) -> _Keys:
         swap_odd=num("lk_id_swap_odd", zero), kind=kind,
         year=year, sex=sex, name=name, pinyin=num("lk_pinyin", name), fuzzy=num("lk_fuzzy", name),
         shape=num("lk_shape", name), phone=phone,
+        hukou=_coded(persons, "hukou", attributes), employment=_coded(persons, "employment", attributes),
     )
 

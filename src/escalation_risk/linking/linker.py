@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..clock import to_moment
 from ..dataset import Dataset
-from ..known import persons_at
+from ..known import attributes_at, persons_at
 from .blocking import _candidates
 from .comparisons import _compare, _compare_graph
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, graph_evidence
@@ -121,7 +121,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         clock.append(time.process_time())
         return clock[-1] - clock[-2]
 
-    k = _keys(persons)
+    k = _keys(persons, model.attributes)
     if model.graph and graph is not None:
         k.graph = _graph_arrays(graph, k.pid)
     cpu = {"cpu_keys": lap()}
@@ -214,7 +214,11 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
         ("linkage", model.graph, None if as_of is None else to_moment(as_of, what="as_of"))
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
-    persons = ds.persons if as_of is None else persons_at(ds.persons, as_of)
+    persons = ds.persons
+    if as_of is not None:
+        # The attributes compared as they stood then (their history, where the data hold one).
+        persons = persons_at(attributes_at(persons, ds.person_attributes, as_of) if model.attributes else persons,
+                             as_of)
     evidence = graph_evidence(ds.tables(), as_of, as_frame=False) if model.graph else None
     res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
     if cacheable:

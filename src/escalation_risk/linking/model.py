@@ -6,11 +6,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..contract import EMPLOYMENT, HUKOU
+
 RULE_ID = "id_number"
 RULE_FALLBACK = "name+birth_year+phone"
 
-FIELDS = ("id_number", "name", "birth", "phone", "gender", "counterparty", "place", "household_held")
-GRAPH_FIELDS = ("counterparty", "place", "household_held")
+FIELDS = ("id_number", "name", "birth", "phone", "gender", "hukou", "employment", "counterparty", "place",
+          "household_held", "incident_kinds")
+# Attributes both records state (the contract's coded persons columns, "unknown" missing):
+# compared with ``LinkageModel(attributes=True)`` (as GRAPH_MODEL does), "missing" otherwise.
+# Agreement is a level per value (Splink's exact match per value of a field with few values:
+# two migrants agreeing say more than two locals, two retired namesakes less than two
+# employed ones), each with its own m and u: attribute -> its values, level k+1 the k-th.
+ATTRIBUTE_CODES = {"hukou": tuple(v for v in HUKOU if v != "unknown"),
+                   "employment": tuple(v for v in EMPLOYMENT if v != "unknown")}
+ATTRIBUTE_FIELDS = tuple(ATTRIBUTE_CODES)
+GRAPH_FIELDS = ("counterparty", "place", "household_held", "incident_kinds")
 LEVELS: dict[str, tuple[str, ...]] = {
     "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
     # "shape": every character the same or a look-alike (伟/伦, 己/已), the sound differing.
@@ -19,6 +30,9 @@ LEVELS: dict[str, tuple[str, ...]] = {
               "year_differs"),
     "phone": ("missing", "exact", "different"),
     "gender": ("missing", "same", "different"),
+    # The registered-residence status and the employment both records state ("unknown" is
+    # missing): one person's two systems mostly agree, two namesakes often do not.
+    **{f: ("missing", *(f"same_{v}" for v in codes), "different") for f, codes in ATTRIBUTE_CODES.items()},
     # Graph evidence (evidence.py): a shared counterpart in incidents or relations; the
     # closest shared whereabouts (one household, else one place at overlapping times, else
     # one place, else one grid).
@@ -31,13 +45,23 @@ LEVELS: dict[str, tuple[str, ...]] = {
     # missing on one side: a record without one is itself more often a second system's, so
     # two different people show "one side only" more often in that case (u read per mode).
     "household_held": ("missing", "one_side", "both", "one_side_id_missing", "both_id_missing"),
+    # The kinds of incident the two records are parties of (evidence.TRAITS): none in common,
+    # or some ("missing" when a record is party to none). Two systems keep one person's two
+    # records apart by the kinds of incident each handles; weighed only beside the graph
+    # evidence that lets a pair link (linker._accept), never on its own. Judged apart when
+    # one record only is in a household: that record and the kinds it is seen in are one
+    # fact (a second system's record), so two different people show disjoint kinds far more
+    # often then (u read per mode, as household_held's is per missing id).
+    "incident_kinds": ("missing", "disjoint", "shared", "disjoint_one_held", "shared_one_held"),
 }
 # Levels compared under the same data (both ids' birth dates known, or not): u is
 # estimated within each mode.
 _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
-    "phone": ((1, 2),), "gender": ((1, 2),), "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
-    "household_held": ((1, 2), (3, 4)),
+    "phone": ((1, 2),), "gender": ((1, 2),),
+    **{f: (tuple(range(1, len(codes) + 2)),) for f, codes in ATTRIBUTE_CODES.items()},
+    "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
+    "household_held": ((1, 2), (3, 4)), "incident_kinds": ((1, 2), (3, 4)),
 }
 # Levels whose u is the frequency of the agreed value (term-frequency adjustment): an exact
 # id, name or phone; and a name that sounds the same by how common that sound is (张伟's
@@ -81,9 +105,14 @@ def _default_m() -> dict[str, dict[str, float]]:
                   "year": 0.95, "year_off_by_one": 0.03, "year_differs": 0.02},
         "phone": {"exact": 0.75, "different": 0.25},
         "gender": {"same": 0.995, "different": 0.005},
+        # A status changes (a migrant registers, a worker retires) and a clerk may guess it.
+        **{f: {**{f"same_{v}": 0.8 / len(codes) for v in codes}, "different": 0.2}
+           for f, codes in ATTRIBUTE_CODES.items()},
         "counterparty": {"shared": 0.3, "none": 0.7},
         "place": {"household": 0.05, "place_overlapping": 0.15, "place": 0.2, "grid": 0.35, "none": 0.25},
         "household_held": {"one_side": 0.5, "both": 0.5, "one_side_id_missing": 0.5, "both_id_missing": 0.5},
+        # Below any likely u: a mode no pair with one id shows never helps a link on a guess.
+        "incident_kinds": {"disjoint": 0.05, "shared": 0.95, "disjoint_one_held": 0.05, "shared_one_held": 0.95},
     }
 
 
@@ -98,9 +127,12 @@ def _default_u0() -> dict[str, dict[str, float]]:
                   "year": 0.015, "year_off_by_one": 0.03, "year_differs": 0.955},
         "phone": {"exact": 1e-6, "different": 1.0},
         "gender": {"same": 0.5, "different": 0.5},
+        **{f: {**{f"same_{v}": 0.5 / len(codes) ** 2 for v in codes}, "different": 1 - 0.5 / len(codes)}
+           for f, codes in ATTRIBUTE_CODES.items()},
         "counterparty": {"shared": 1e-4, "none": 1.0},
         "place": {"household": 1e-5, "place_overlapping": 1e-4, "place": 1e-3, "grid": 0.02, "none": 0.98},
         "household_held": {"one_side": 0.1, "both": 0.9, "one_side_id_missing": 0.3, "both_id_missing": 0.7},
+        "incident_kinds": {"disjoint": 0.2, "shared": 0.8, "disjoint_one_held": 0.2, "shared_one_held": 0.8},
     }
 
 
@@ -131,6 +163,11 @@ class LinkageModel:
     (``link_persons(ds, GRAPH_MODEL, as_of=t)``, a review of duplicates) may use it. The graph levels are
     compared for every candidate pair but those with two valid, different id numbers, of
     which ``graph_u_sample`` (seeded) are compared for the graph u among namesakes.
+    ``attributes=True`` (on in :data:`GRAPH_MODEL`) compares the records' hukou and
+    employment (:data:`ATTRIBUTE_FIELDS`; m by EM like the gender's, u from random pairs),
+    as of the linkage's moment (``person_attributes``' history where the data hold one). Off
+    in the default model, whose linkage the night's features and the shipped model read:
+    turning it on there changes them.
     """
 
     threshold: float = 0.99
@@ -149,6 +186,7 @@ class LinkageModel:
     em_min_matches: float = 30.0
     em_iterations: int = 25
     graph: bool = False
+    attributes: bool = False
     graph_u_sample: int = 250_000
     m: dict[str, dict[str, float]] = field(default_factory=_default_m)
     u0: dict[str, dict[str, float]] = field(default_factory=_default_u0)
@@ -165,5 +203,5 @@ class LinkageModel:
 
 
 DEFAULT_MODEL = LinkageModel()
-GRAPH_MODEL = LinkageModel(graph=True)
+GRAPH_MODEL = LinkageModel(graph=True, attributes=True)
 

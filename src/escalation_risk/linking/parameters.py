@@ -40,6 +40,7 @@ from .model import (
     _MODES,
     _TF_GRAPH,
     _TF_LEVELS,
+    ATTRIBUTE_FIELDS,
     FIELDS,
     GRAPH_FIELDS,
     ID_CONFLICT,
@@ -308,11 +309,14 @@ def _weights(u_counts: dict[str, np.ndarray], levels: dict[str, np.ndarray], ses
     m, source, lam = _train_m(levels, sessions, u, model)
     ratio: dict[tuple[str, int], float] = {}
     namesakes = 0
-    if graph and "fuzzy_pinyin+birth_year" in sessions:
+    # The attributes too: two namesakes share a birth year, and with it an age that makes them
+    # both students or both retired far more often than two random people.
+    told = (GRAPH_FIELDS if graph else ()) + (ATTRIBUTE_FIELDS if model.attributes else ())
+    if told and "fuzzy_pinyin+birth_year" in sessions:
         block = sessions["fuzzy_pinyin+birth_year"]
-        if compared is not None:  # the namesakes whose graph levels were compared
+        if graph and compared is not None:  # the namesakes whose graph levels were compared
             block = block[compared[block]]
-        u, ratio, namesakes = _u_among_namesakes(levels, block, u)
+        u, ratio, namesakes = _u_among_namesakes(levels, block, u, told)
     table = {f: _log_table(m[f], u[f]) for f in FIELDS}
     present_adj: dict[str, float] = {}
     for f in MISSING_TELLS:
@@ -331,9 +335,10 @@ def _weights(u_counts: dict[str, np.ndarray], levels: dict[str, np.ndarray], ses
                     m_from=source, lam=lam, ratio=ratio, present_adj=present_adj, namesakes=namesakes)
 
 
-def _u_among_namesakes(levels: dict[str, np.ndarray], block: np.ndarray, u: dict[str, np.ndarray]
+def _u_among_namesakes(levels: dict[str, np.ndarray], block: np.ndarray, u: dict[str, np.ndarray],
+                       fields: tuple[str, ...] = GRAPH_FIELDS
                        ) -> tuple[dict[str, np.ndarray], dict[tuple[str, int], float], int]:
-    """u of the graph levels among the pairs the graph must tell apart: two records whose
+    """u of the ``fields`` (the graph levels; the attributes) among the pairs they must tell apart: two records whose
     names sound the same with the same birth year, known to be two people (two valid,
     different id numbers). Whether two namesakes share a counterpart, a place or a grid is
     what matters, not whether two random people do (namesakes may live closer together,
@@ -342,7 +347,7 @@ def _u_among_namesakes(levels: dict[str, np.ndarray], block: np.ndarray, u: dict
     Returns the new u, its ratio to the random pairs' per (field, level), and the namesakes."""
     two = block[levels["id_number"][block] == ID_CONFLICT]
     out, ratio = dict(u), {}
-    for f in GRAPH_FIELDS:
+    for f in fields:
         lv = levels[f][_informative(levels, f, two)]
         counts = np.bincount(lv, minlength=len(LEVELS[f])).astype(float)
         new = u[f].copy()

@@ -54,7 +54,7 @@ KEY_FIELDS = tuple(f.name for f in dataclasses.fields(_Keys) if f.name not in ("
 TF_FIELDS = {"id_number": "idn", "name": "name", "pinyin": "pinyin", "fuzzy": "fuzzy", "phone": "phone"}
 #: The training sessions (blocking rules whose pairs train m).
 SESSION_RULES = tuple(SESSIONS)
-_DTYPES = {"kind": np.int8, "year": np.int16, "sex": np.int8}
+_DTYPES = {"kind": np.int8, "year": np.int16, "sex": np.int8, "hukou": np.int8, "employment": np.int8}
 
 
 def key_columns(keys: pd.DataFrame) -> pd.DataFrame:
