@@ -215,6 +215,7 @@ def remedies(m, c: dict, n_boot: int, seed: int) -> list[dict]:
             dva = lgb.Dataset(F[wi], y[wi], init_score=iw, reference=dtr)
             rec: dict = {}
             b = lgb.train(p, dtr, num_boost_round=rounds, valid_sets=[dva], valid_names=["w"],
+                          keep_training_booster=True,
                           callbacks=[lgb.early_stopping(esr, verbose=False), lgb.record_evaluation(rec)])
             curves.append(np.asarray(rec["w"]["binary_logloss"]))
             raws.append((b, wi, iw))
@@ -332,7 +333,8 @@ def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: 
         dtr = lgb.Dataset(Fs[tr], ys[tr], categorical_feature=cats, free_raw_data=False)
         dva = lgb.Dataset(F[wi], y[wi], reference=dtr)
         members = [lgb.train({**p, "seed": j}, dtr, num_boost_round=600, valid_sets=[dva], valid_names=["w"],
-                             callbacks=[lgb.early_stopping(50, verbose=False)]) for j in range(k)]
+                             keep_training_booster=True, callbacks=[lgb.early_stopping(50, verbose=False)])
+                   for j in range(k)]
         per_fold.append(members)
     common = min(b.num_trees() for ms in per_fold for b in ms)
     curves, cum = [], []

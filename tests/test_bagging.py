@@ -137,3 +137,47 @@ def test_a_model_without_a_family_holding_a_category_column_trains_and_scores(sm
     X = build_features(small_district, report_points(small_district, "2025-01-01"))
     p = m.predict_proba(X)
     assert np.isfinite(p).all() and 0 < p.mean() < 1
+
+
+@pytest.fixture(scope="module")
+def early_fold():
+    """Three rolling folds whose first window's labels are noise: its boosters' best iteration is
+    far below the other folds', and so below the number of trees the fold average chooses."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    X = pd.DataFrame(rng.normal(size=(n, 5)), columns=list("abcde"))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.2 * X["a"] - 0.8 * X["b"] - 2.5)))).to_numpy().astype(int)
+    i = np.arange(n)
+    folds = [(i < 2000, (i >= 2000) & (i < 3000)), (i < 4000, (i >= 4000) & (i < 5000)), (i < 5000, i >= 5000)]
+    y[folds[0][1]] = rng.random(1000) < 0.08
+    return X, y, folds
+
+
+def test_each_fold_scores_its_window_with_the_chosen_number_of_trees(early_fold):
+    # An early-stopped booster is cut to its own best iteration unless it is kept for training:
+    # the fold whose best is earliest then scored its window with fewer trees than chosen.
+    from escalation_risk.model.training import _config, _lgb_dataset, _search
+    X, y, folds = early_fold
+    base = {**PARAMS, "metric": "binary_logloss", "learning_rate": 0.05, "seed": 0}
+    as_of = pd.Series(pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(X)), "h"))
+    _, n_trees, table, raws = _search(X, y, as_of, folds, [{}], base, _config({}))
+    assert min(table[0]["fold_best_iterations"]) < n_trees
+    for (tr, wi), raw in zip(folds, raws[0]):
+        full = lgb.train(base, _lgb_dataset(X[tr], y[tr], None), num_boost_round=n_trees)
+        np.testing.assert_allclose(raw, full.predict(X[wi], raw_score=True), atol=1e-12)
+
+
+def test_the_bag_may_use_more_trees_than_its_earliest_stopping_member(early_fold):
+    from escalation_risk.model.bagging import member_seeds
+    X, y, folds = early_fold
+    params = {**PARAMS, "metric": "binary_logloss", "learning_rate": 0.05}
+    trs = [lgb.Dataset(X[tr], y[tr], free_raw_data=False) for tr, _ in folds]
+    wins = [(lgb.Dataset(X[wi], y[wi], reference=d), X[wi], y[wi]) for d, (_, wi) in zip(trs, folds)]
+    n, _, raws = search_bag(params, trs, wins, k=3, seed=2, rounds=300, early_stopping=30)
+    best = [lgb.train({**params, "seed": s}, d, num_boost_round=300, valid_sets=[w],
+                      callbacks=[lgb.early_stopping(30, verbose=False)]).best_iteration
+            for d, (w, _, _) in zip(trs, wins) for s in member_seeds(2, 3)]
+    assert n > min(best)
+    for d, (_, M, _), raw in zip(trs, wins, raws):
+        full = [lgb.train({**params, "seed": s}, d, num_boost_round=n) for s in member_seeds(2, 3)]
+        np.testing.assert_allclose(raw, np.mean([b.predict(M, raw_score=True) for b in full], axis=0), atol=1e-12)

@@ -77,6 +77,11 @@ def bag_curve(members: list[list[lgb.Booster]], windows: list[np.ndarray], label
     return np.mean(curves, axis=0)
 
 
+def member_seeds(seed: int, k: int) -> list[int]:
+    """The seeds of a bag's ``k`` members for the training seed ``seed``."""
+    return [seed + j for j in range(k)]
+
+
 def search_bag(params: dict, train_sets: list[lgb.Dataset], windows: list[tuple[lgb.Dataset, np.ndarray, np.ndarray]],
                *, k: int, seed: int, rounds: int, early_stopping: int) -> tuple[int, float, list[np.ndarray]]:
     """A bag of ``k`` boosters of ``params`` per rolling-origin fold (``train_sets[f]``, and
@@ -85,9 +90,12 @@ def search_bag(params: dict, train_sets: list[lgb.Dataset], windows: list[tuple[
     raw scores at that number."""
     members = []
     for dtr, (dva, _, _) in zip(train_sets, windows):
-        members.append([lgb.train({**params, "seed": seed + j}, dtr, num_boost_round=rounds, valid_sets=[dva],
-                                  valid_names=["window"], callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
-                        for j in range(k)])
+        # keep_training_booster: each member keeps the trees past its own best iteration (up to
+        # early stopping's patience), so the bag's number is not capped at its weakest member's best.
+        members.append([lgb.train({**params, "seed": s}, dtr, num_boost_round=rounds, valid_sets=[dva],
+                                  valid_names=["window"], keep_training_booster=True,
+                                  callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
+                        for s in member_seeds(seed, k)])
     common = min(b.num_trees() for bs in members for b in bs)
     curve = bag_curve(members, [M for _, M, _ in windows], [y for _, _, y in windows], common)
     n = int(np.argmin(curve)) + 1
@@ -98,5 +106,5 @@ def search_bag(params: dict, train_sets: list[lgb.Dataset], windows: list[tuple[
 
 def fit_bag(params: dict, data: lgb.Dataset, *, k: int, seed: int, n_trees: int) -> lgb.Booster:
     """``k`` boosters of ``n_trees`` on ``data`` (seeds ``seed .. seed + k - 1``), as one averaged booster."""
-    return average_boosters([lgb.train({**params, "seed": seed + j}, data, num_boost_round=n_trees)
-                             for j in range(k)])
+    return average_boosters([lgb.train({**params, "seed": s}, data, num_boost_round=n_trees)
+                             for s in member_seeds(seed, k)])

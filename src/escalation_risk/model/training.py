@@ -246,8 +246,10 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
             dtr = _lgb_dataset(F[tr], y[tr], _recency_weight(as_of[tr], cfg["recency_half_life_days"]))
             dva = _lgb_dataset(F[wi], y[wi], None, reference=dtr)
             rec: dict = {}
+            # keep_training_booster: otherwise the booster is cut to its own best iteration, and
+            # a fold whose best is below the common number would be scored with fewer trees.
             b = lgb.train(params, dtr, num_boost_round=cfg["num_boost_round"], valid_sets=[dva],
-                          valid_names=["window"],
+                          valid_names=["window"], keep_training_booster=True,
                           callbacks=[lgb.early_stopping(cfg["early_stopping_rounds"], verbose=False),
                                      lgb.record_evaluation(rec)])
             curves.append(np.asarray(rec["window"]["binary_logloss"]))
