@@ -6,6 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from conftest import KEY
 
 from escalation_risk.features import build_features
@@ -181,3 +182,24 @@ def test_the_bag_may_use_more_trees_than_its_earliest_stopping_member(early_fold
     for d, (_, M, _), raw in zip(trs, wins, raws):
         full = [lgb.train({**params, "seed": s}, d, num_boost_round=n) for s in member_seeds(2, 3)]
         np.testing.assert_allclose(raw, np.mean([b.predict(M, raw_score=True) for b in full], axis=0), atol=1e-12)
+
+
+def test_train_cli_reaches_the_bag_and_the_spread_phase_and_the_card_states_them(small_district, tmp_path):
+    import json
+
+    from escalation_risk.cli import main as cli
+    data = small_district.write(tmp_path / "data")
+    out = CliRunner().invoke(cli, ["train", str(data), "--cutoff", "2025-01-01", "--out", str(tmp_path / "m"),
+                                   "--rescore-every", "30", "--max-rescores", "2", "--rescore-phase", "spread",
+                                   "--bags", "2"])
+    assert out.exit_code == 0, out.output
+    tr = json.loads((tmp_path / "m" / "manifest.json").read_text(encoding="utf-8"))["training"]
+    assert tr["config"]["bags"] == 2 and tr["config"]["rescore_phase"] == "spread"
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    n = tr["best_iteration"]
+    assert "a bag of **k = 2** boosters" in card and f"**{2 * n}** trees in all" in card
+    assert "re-scores at a **spread** phase" in card and "once in every 30-day period while open" in card
+    assert "every 30 days while open" not in card
+    bad = CliRunner().invoke(cli, ["train", str(data), "--cutoff", "2025-01-01", "--out", str(tmp_path / "x"),
+                                   "--rescore-phase", "spread"])
+    assert bad.exit_code != 0 and "--rescore-every" in bad.output

@@ -166,6 +166,27 @@ alerted). 95% bootstrap intervals.
 """
 
 
+def _rescores(cfg: dict) -> str:
+    """The card's words for the re-scores of open disputes the model was trained on."""
+    every = cfg.get("rescore_every_days")
+    if not every:
+        return ""
+    if cfg.get("rescore_phase", "fixed") == "spread":
+        return f" and once in every {every}-day period while open, at a day drawn inside the period"
+    return f" and every {every} days while open"
+
+
+def _bag_words(tr: dict) -> str:
+    """How many boosters the model averages, their trees, and where the re-scores fall."""
+    k = int(tr["config"].get("bags", 1))
+    n = int(tr["best_iteration"])
+    bag = (f"; a bag of **k = {k}** boosters with their own row and feature subsamples, the number chosen for "
+           f"their mean, so **{k * n}** trees in all" if k > 1 else "; one booster (k = 1)")
+    phase = (f"; re-scores at a **{tr['config'].get('rescore_phase', 'fixed')}** phase"
+             if tr["config"].get("rescore_every_days") else "")
+    return bag + phase
+
+
 def _linear_line(m: dict) -> str:
     """Whether the scores add the logistic regression's log-odds to the trees', and why."""
     choice = m.get("linear_choice")
@@ -322,7 +343,7 @@ escalated in the validation period.
   evaluate`), nor after a change in how disputes are recorded.
 
 ## Data and label
-Disputes scored at their report time{(' and every ' + str(tr['config']['rescore_every_days']) + ' days while open') if tr['config'].get('rescore_every_days') else ''}.
+Disputes scored at their report time{_rescores(tr['config'])}.
 A dispute escalates when a criminal case ({offences}) occurs in the {lab['horizon_days']} days after the
 moment scored and {'shares a person party with the dispute (after record linkage) or ' if lab['shared_party'] else ''}names the
 dispute as its origin. Only records available at the moment scored shape the features.
@@ -337,7 +358,7 @@ dispute as its origin. Only records available at the moment scored shape the fea
 a booster learns from the examples whose labels end before the window starts (a one-horizon
 gap) and predicts the window. Those out-of-time predictions chose the parameter set (lowest
 fold-averaged log-loss), the number of trees (**{tr['best_iteration']}**, where that log-loss is
-lowest), the calibration (**{m['calibration']['method']}**, lower cross-validated Brier score on
+lowest{_bag_words(tr)}), the calibration (**{m['calibration']['method']}**, lower cross-validated Brier score on
 them) and the alert thresholds. The final booster was then refitted with those settings on
 *all* labelled history up to the cutoff; the calibration map was never fitted on its own
 training scores.

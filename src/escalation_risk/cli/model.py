@@ -34,6 +34,12 @@ def _load(data_dir: str):
 @click.option("--rescore-every", "rescore_every", default=None, type=click.IntRange(min=1),
               help="Also train on open disputes re-scored every N days (as the nightly job sees them).")
 @click.option("--max-rescores", default=6, show_default=True, type=click.IntRange(min=1))
+@click.option("--rescore-phase", "rescore_phase", default="fixed", show_default=True,
+              type=click.Choice(["fixed", "spread"]),
+              help="With --rescore-every: re-score at whole periods after the report (fixed) or at a point "
+              "drawn inside each period (spread, as nights fall on any day of a dispute's life).")
+@click.option("--bags", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Average this many boosters, each with its own row and feature subsamples (1: one booster).")
 @click.option("--store", default=None, callback=lambda c, p, v: v if v is None else check_store_url(c, p, v),
               help="Alert store URL: feed the recorded outcomes of closed alerts into the labels.")
 @click.option("--exclude", default="", help="Comma-separated personal attributes (gender,hukou,age) the model must do "
@@ -50,16 +56,23 @@ def _load(data_dir: str):
               help="With --engine spark: fit on a seeded sample of at most this many examples (by point).")
 def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int, rescore_every: int | None,
           max_rescores: int, store: str | None, exclude: str, equalise_fpr: str | None = None, engine: str = "local",
-          spark_master: str | None = None, max_points: int | None = None) -> None:
+          spark_master: str | None = None, max_points: int | None = None, rescore_phase: str = "fixed",
+          bags: int = 1) -> None:
     """Train a model on DATA_DIR as known at --cutoff, save it with its model card into --out."""
     from ..features import build_features
     from ..model import train as train_model
     from ..model_card import write_model_card
+    if rescore_phase != "fixed" and not rescore_every:
+        raise click.BadParameter("--rescore-phase places the re-scores of --rescore-every",
+                                 param_hint="--rescore-phase")
+    # The defaults stay out of the config, so a model trained without these options is unchanged.
+    extra: dict = {**({"bags": bags} if bags > 1 else {}),
+                   **({"rescore_phase": rescore_phase} if rescore_phase != "fixed" else {})}
     if engine == "spark" and equalise_fpr:
         raise click.BadParameter("--equalise-fpr is not built for --engine spark", param_hint="--engine")
     if engine == "spark":
         return _train_on_spark(data_dir, cutoff, out_dir, horizon, seed, rescore_every, max_rescores, store,
-                               exclude, spark_master, max_points)
+                               exclude, spark_master, max_points, extra)
     if spark_master or max_points:
         raise click.BadParameter("--spark-master and --max-points are for --engine spark", param_hint="--engine")
     ds = _load(data_dir)
@@ -67,7 +80,8 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
     if pd.isna(newest):
         fail("the data hold no incident: there is nothing to learn from")
     try:
-        config: dict = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else {}
+        config: dict = {**({"rescore_every_days": rescore_every, "max_rescores": max_rescores}
+                           if rescore_every else {}), **extra}
         if equalise_fpr:
             config["equalise_fpr"] = equalise_fpr
         outcomes = None
@@ -111,7 +125,7 @@ def train(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed:
 
 def _train_on_spark(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: int, seed: int,
                     rescore_every: int | None, max_rescores: int, store: str | None, exclude: str,
-                    spark_master: str | None, max_points: int | None) -> None:
+                    spark_master: str | None, max_points: int | None, extra: dict | None = None) -> None:
     """``train PROVINCE --engine spark``: :func:`escalation_risk.province_training.train_province`."""
     from .. import spark as er_spark
     from ..model_card import write_model_card
@@ -122,7 +136,8 @@ def _train_on_spark(data_dir: str, cutoff: pd.Timestamp, out_dir: str, horizon: 
                                  param_hint="DATA_DIR")
     if store or exclude:
         raise click.BadParameter("--store and --exclude are not built for --engine spark", param_hint="--engine")
-    config = {"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else None
+    config = {**({"rescore_every_days": rescore_every, "max_rescores": max_rescores} if rescore_every else {}),
+              **(extra or {})} or None
     try:
         session = er_spark.session(spark_master)
         model = train_province(data_dir, cutoff=cutoff, engine="spark", spark=session, max_points=max_points,
