@@ -11,7 +11,7 @@ from conftest import KEY
 
 from escalation_risk.features import build_features
 from escalation_risk.model import example_points, report_points
-from escalation_risk.model.bagging import _tree_outputs, average_boosters, fit_bag, search_bag
+from escalation_risk.model.bagging import _tree_outputs, average_boosters, fit_bag, member_seeds, search_bag
 from escalation_risk.synth import generate_district
 
 
@@ -169,7 +169,6 @@ def test_each_fold_scores_its_window_with_the_chosen_number_of_trees(early_fold)
 
 
 def test_the_bag_may_use_more_trees_than_its_earliest_stopping_member(early_fold):
-    from escalation_risk.model.bagging import member_seeds
     X, y, folds = early_fold
     params = {**PARAMS, "metric": "binary_logloss", "learning_rate": 0.05}
     trs = [lgb.Dataset(X[tr], y[tr], free_raw_data=False) for tr, _ in folds]
@@ -203,3 +202,15 @@ def test_train_cli_reaches_the_bag_and_the_spread_phase_and_the_card_states_them
     bad = CliRunner().invoke(cli, ["train", str(data), "--cutoff", "2025-01-01", "--out", str(tmp_path / "x"),
                                    "--rescore-phase", "spread"])
     assert bad.exit_code != 0 and "--rescore-every" in bad.output
+
+
+def test_neighbouring_training_seeds_share_no_bag_member(data):
+    seeds = [member_seeds(s, 5) for s in range(4)]
+    assert all(len(set(a) & set(b)) == 0 for i, a in enumerate(seeds) for b in seeds[i + 1:])
+    assert member_seeds(7, 1) == [7] and len(set(member_seeds(2, 5))) == 5
+    X, y = data
+    d = lgb.Dataset(X, y, categorical_feature=["g"], free_raw_data=False)
+    one = fit_bag(PARAMS, d, k=2, seed=1, n_trees=5)
+    want = np.mean([lgb.train({**PARAMS, "seed": s}, d, num_boost_round=5).predict(X, raw_score=True)
+                    for s in member_seeds(1, 2)], axis=0)
+    np.testing.assert_allclose(one.predict(X, raw_score=True), want, atol=1e-12)

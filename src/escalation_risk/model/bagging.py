@@ -1,7 +1,7 @@
 """Bagged boosters: the mean of a few boosters that differ only in their random row and feature subsamples.
 
 A booster fitted on a few hundred escalations varies with the rows and features its
-subsamples happened to draw; averaging ``k`` of them (seeds ``seed .. seed + k - 1``)
+subsamples happened to draw; averaging ``k`` of them (:func:`member_seeds`)
 keeps what they agree on and damps what each one learnt from its draw. The mean of their
 raw scores is itself a sum of trees, each leaf scaled by ``1 / k``, so the bag is stored
 and scored as one LightGBM booster (:func:`average_boosters`): prediction, TreeSHAP
@@ -78,8 +78,10 @@ def bag_curve(members: list[list[lgb.Booster]], windows: list[np.ndarray], label
 
 
 def member_seeds(seed: int, k: int) -> list[int]:
-    """The seeds of a bag's ``k`` members for the training seed ``seed``."""
-    return [seed + j for j in range(k)]
+    """The seeds of a bag's ``k`` members for the training seed ``seed``: ``seed * k .. seed * k + k - 1``,
+    so that two training seeds never share a member (``seed .. seed + k - 1`` would: seeds 0 and 1
+    share k - 1 of them); one booster keeps the training seed."""
+    return [seed * k + j for j in range(k)]
 
 
 def search_bag(params: dict, train_sets: list[lgb.Dataset], windows: list[tuple[lgb.Dataset, np.ndarray, np.ndarray]],
@@ -105,6 +107,6 @@ def search_bag(params: dict, train_sets: list[lgb.Dataset], windows: list[tuple[
 
 
 def fit_bag(params: dict, data: lgb.Dataset, *, k: int, seed: int, n_trees: int) -> lgb.Booster:
-    """``k`` boosters of ``n_trees`` on ``data`` (seeds ``seed .. seed + k - 1``), as one averaged booster."""
+    """``k`` boosters of ``n_trees`` on ``data`` (:func:`member_seeds`), as one averaged booster."""
     return average_boosters([lgb.train({**params, "seed": s}, data, num_boost_round=n_trees)
                              for s in member_seeds(seed, k)])
