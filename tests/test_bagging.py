@@ -68,13 +68,23 @@ def test_the_bag_chooses_its_trees_by_the_windows_and_repeats_itself(data):
     n, ll, raws = run(4)
     n2, ll2, raws2 = run(4)
     assert (n, ll) == (n2, ll2) and all(np.array_equal(a, b) for a, b in zip(raws, raws2))
-    # The chosen number is where the mean's window log-loss is lowest: the raw scores returned give it.
-    yw = np.concatenate([y[wi] for _, wi in folds])
-    p = 1 / (1 + np.exp(-np.concatenate(raws)))
+    # The chosen number is where the mean's window log-loss is lowest: the raw scores returned give it,
+    # and the members' mean one tree before or after it scores the windows worse.
     assert 1 < n < 300 and np.isfinite(ll) and 0 < ll < np.log(2)
-    fold_ll = [-np.mean(y[wi] * np.log(1 / (1 + np.exp(-r))) + (1 - y[wi]) * np.log(1 - 1 / (1 + np.exp(-r))))
-               for r, (_, wi) in zip(raws, folds)]
-    assert abs(np.mean(fold_ll) - ll) < 1e-9 and len(p) == len(yw)
+
+    def fold_ll(rs):
+        return np.mean([-np.mean(y[wi] * np.log(1 / (1 + np.exp(-r))) + (1 - y[wi]) * np.log(1 - 1 / (1 + np.exp(-r))))
+                        for r, (_, wi) in zip(rs, folds)])
+    assert abs(fold_ll(raws) - ll) < 1e-9
+    members = [[lgb.train({**PARAMS, "learning_rate": 0.05, "seed": s},
+                          lgb.Dataset(X[tr], y[tr], categorical_feature=["g"]), num_boost_round=n + 1)
+                for s in member_seeds(0, 4)] for tr, _ in folds]
+
+    def mean_at(m):
+        return [np.mean([b.predict(X[wi], raw_score=True, num_iteration=m) for b in bs], axis=0)
+                for bs, (_, wi) in zip(members, folds)]
+    np.testing.assert_allclose(np.concatenate(mean_at(n)), np.concatenate(raws), atol=1e-12)
+    assert fold_ll(mean_at(n - 1)) > ll and fold_ll(mean_at(n + 1)) > ll
     one = fit_bag(PARAMS, lgb.Dataset(X, y, categorical_feature=["g"]), k=3, seed=5, n_trees=10)
     assert one.num_trees() == 30
 
@@ -115,8 +125,11 @@ def test_a_trained_bag_is_one_booster_of_k_times_the_trees_and_saves_as_it_score
     cfg = {"bags": 3, "param_grid": [{}], "rescore_every_days": 30, "max_rescores": 2, "rescore_phase": "spread"}
     m = train(small_district, cutoff="2025-01-01", seed=0, config=cfg)
     tr = m.manifest["training"]
-    assert tr["search"][0]["bag"]["k"] == 3 and tr["best_iteration"] == tr["search"][0]["bag"]["n_trees"]
-    assert m.booster.num_trees() == 3 * tr["best_iteration"]
+    bag = tr["search"][0]["bag"]
+    # The bag's own search, not the single booster's copied: its window log-loss is its mean's, and
+    # the refit has k times its number of trees.
+    assert bag["k"] == 3 and bag["window_log_loss"] != tr["search"][0]["window_log_loss"]
+    assert m.booster.num_trees() == 3 * bag["n_trees"]
     assert tr["config"]["rescore_phase"] == "spread"
     m.save(tmp_path / "m")
     back = load_model(tmp_path / "m")
