@@ -44,12 +44,22 @@ from threadpoolctl import threadpool_limits
 
 from escalation_risk.features import CATEGORICAL, build_features
 from escalation_risk.labels import data_end, make_labels
+from escalation_risk.model.bagging import every_tree, fit_bag, search_bag
 from escalation_risk.model.baselines import _fit_logistic, _logistic_proba, logistic_terms
 from escalation_risk.model.blend import _logit, blend_raw, fit_blend
 from escalation_risk.model.calibration import platt_fit
 from escalation_risk.model.metrics import baseline_scores, bootstrap_intervals, expected_calibration_error
 from escalation_risk.model.points import example_points, night_points, report_points
-from escalation_risk.model.training import LGB_PARAMS, _config, _folds, _lgb_params, fit_examples
+from escalation_risk.model.training import (
+    LGB_PARAMS,
+    _config,
+    _lgb_dataset,
+    _lgb_params,
+    _recency_weight,
+    bag_windows,
+    fit_examples,
+    labelled_examples,
+)
 from escalation_risk.synth import generate_district
 
 FAMILIES = ("velocity", "after_mediation", "circle", "text_model")
@@ -175,20 +185,9 @@ def disagreements(m, c: dict, view: str = "report", top: int = 12) -> dict:
 
 def remedies(m, c: dict, n_boot: int, seed: int) -> list[dict]:
     """The general remedies, each judged by the windows' log-loss (what the search compares)."""
-    names = m.feature_names
-    pts, y = c["points"], c["y"]
-    labelled, folds, _ = _folds(pts, cutoff=min(CUTOFF, c["end"]), start=c["start"], horizon=pd.Timedelta(days=HORIZON),
-                                validation_months=6, folds=3)
-    pts = pts[labelled].reset_index(drop=True)
-    folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
-    ok = ~np.isnan(y)
-    pts, y = pts[ok].reset_index(drop=True), np.nan_to_num(y[ok]).astype(int)
-    folds = [(tr[ok], wi[ok]) for tr, wi in folds]
-    F = c["X"][names]
+    st = _setup(m, c)
+    names, pts, y, folds, F, params = st["names"], st["pts"], st["y"], st["folds"], st["F"], st["params"]
     groups = pts["dispute_id"].to_numpy(dtype=object)
-    tr_ = m.manifest["training"]
-    params = _lgb_params({**LGB_PARAMS, "seed": 0, "deterministic": True, "num_threads": 1, "force_col_wise": True},
-                         tr_["search"][tr_["chosen"]]["params"], names)
     v = c["views"]["report"]
     Xh, yh, gh = v["X"][names], v["y"], v["pts"]["dispute_id"].to_numpy(dtype=object)
     cats = [n for n in names if n in CATEGORICAL]
@@ -218,7 +217,7 @@ def remedies(m, c: dict, n_boot: int, seed: int) -> list[dict]:
                           keep_training_booster=True,
                           callbacks=[lgb.early_stopping(esr, verbose=False), lgb.record_evaluation(rec)])
             curves.append(np.asarray(rec["w"]["binary_logloss"]))
-            raws.append((b, wi, iw))
+            raws.append((every_tree(b), wi, iw))
         common = min(len(x) for x in curves)
         mc = np.mean([x[:common] for x in curves], axis=0)
         n = int(np.argmin(mc)) + 1
@@ -265,105 +264,73 @@ def spread_examples(persons: int, seed: int, cache: Path | None) -> dict:
     points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
                             until=CUTOFF, phase="spread")
     start = pd.Timestamp(known.incidents["reported_at"].min())
-    labelled, _, _ = _folds(points, cutoff=min(CUTOFF, data_end(ds)), start=start,
-                            horizon=pd.Timedelta(days=HORIZON), validation_months=6, folds=3)
-    lp = points[labelled].reset_index(drop=True)
-    y = make_labels(known, lp, horizon_days=HORIZON).to_numpy()
+    got: dict = {}
+
+    def labels(pts: pd.DataFrame, labelled: np.ndarray) -> np.ndarray:
+        got["y"] = make_labels(known, pts, horizon_days=HORIZON).to_numpy()
+        return got["y"]
+
     # As fit_examples: the features of the points the cut data can label (y: every labelled point's).
-    c = {"points": points, "y": y, "X": build_features(known, lp[~np.isnan(y)].reset_index(drop=True)),
-         "start": start, "end": data_end(ds)}
+    lp, _, _, _ = labelled_examples(points, labels, cfg, cutoff=CUTOFF, end=data_end(ds), start=start,
+                                    horizon_days=HORIZON)
+    c = {"points": points, "y": got["y"], "X": build_features(known, lp), "start": start, "end": data_end(ds)}
     if path:
         path.write_bytes(pickle.dumps(c))
     return c
 
 
 def _setup(m, c: dict) -> dict:
-    """The labelled training examples of ``c``, their rolling-origin folds, and the default's chosen parameter set."""
+    """The labelled training examples of ``c``, their rolling-origin folds (``labelled_examples``, as
+    ``fit_examples`` makes them), and the default's chosen parameter set."""
     names = m.feature_names
-    pts, y = c["points"], c["y"]
-    labelled, folds, _ = _folds(pts, cutoff=min(CUTOFF, c["end"]), start=c["start"],
-                                horizon=pd.Timedelta(days=HORIZON), validation_months=6, folds=3)
-    pts = pts[labelled].reset_index(drop=True)
-    folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
-    ok = ~np.isnan(y)
-    pts, y = pts[ok].reset_index(drop=True), np.nan_to_num(y[ok]).astype(int)
-    folds = [(tr[ok], wi[ok]) for tr, wi in folds]
+    cfg = _config(CONFIG)
+    pts, y, folds, _ = labelled_examples(c["points"], lambda pts, labelled: c["y"], cfg, cutoff=CUTOFF, end=c["end"],
+                                         start=c["start"], horizon_days=HORIZON)
     tr_ = m.manifest["training"]
-    params = _lgb_params({**LGB_PARAMS, "seed": 0, "deterministic": True, "num_threads": 1, "force_col_wise": True},
-                         tr_["search"][tr_["chosen"]]["params"], names)
-    F = c["X"][names]
-    return {"names": names, "pts": pts, "y": y, "folds": folds, "F": F, "M": m._matrix(F), "params": params,
-            "cats": [n for n in names if n in CATEGORICAL]}
-
-
-def _cum_raw(b: lgb.Booster, M: np.ndarray, n: int) -> np.ndarray:
-    """Raw scores of ``b``'s first 1..n trees on ``M`` (n x rows), one tree at a time."""
-    out = np.empty((n, len(M)))
-    acc = np.zeros(len(M))
-    for i in range(n):
-        acc = acc + b.predict(M, raw_score=True, start_iteration=i, num_iteration=1)
-        out[i] = acc
-    return out
+    params = _lgb_params({**LGB_PARAMS, "seed": 0, "deterministic": True, "num_threads": cfg["num_threads"],
+                          "force_col_wise": True}, tr_["search"][tr_["chosen"]]["params"], names)
+    return {"names": names, "pts": pts, "y": y, "folds": folds, "F": c["X"][names], "params": params, "cfg": cfg}
 
 
 def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: str = "",
            n_boot: int = 300, seed: int = 0, ev: dict | None = None, drop: tuple[str, ...] = ()) -> dict:
-    """``k`` boosters of one parameter set (the default's chosen one with ``overrides``),
-    seeds 0..k-1 (their row and feature subsamples), their raw scores averaged. The number
-    of trees is the minimum of the fold-averaged window log-loss of the average, as the
-    search chooses it; then the blend with the regression and the calibration on the windows,
-    the refit of the k boosters on every example, and both held-out views' targets. ``ev``:
-    the examples whose windows judge (default ``s``'s own), e.g. re-scores at every age of a
-    dispute, so that two ways of choosing the training points are judged on the same windows.
-    ``drop``: feature families left out (of the trees and of the regression alike)."""
+    """``k`` boosters of one parameter set (the default's chosen one with ``overrides``), their
+    raw scores averaged, as ``fit_examples`` does with ``config={"bags": k}``: the number of trees
+    chosen by the windows on their mean (``search_bag``), the blend with the regression and the
+    calibration fitted on the windows, the refit on every example (``fit_bag``), and both held-out
+    views' targets. ``ev``: the examples whose windows judge (default ``s``'s own), e.g. re-scores
+    at every age of a dispute, so that two ways of choosing the training points are judged on the
+    same windows. ``drop``: feature families left out (of the trees and of the regression alike)."""
     from escalation_risk.features import REGISTRY
     from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
     c0 = time.process_time()
     ev = ev or s
     gone = set(REGISTRY.excluded(list(drop))) if drop else set()
-    idx = [j for j, n in enumerate(s["names"]) if n not in gone]
-    keep = [s["names"][j] for j in idx]
-    y, F, M = ev["y"], ev["F"][keep], ev["M"][:, idx]
+    keep = [n for n in s["names"] if n not in gone]
+    y, F = ev["y"], ev["F"][keep]
     folds = [(tr, wi) for (tr, _), (_, wi) in zip(s["folds"], ev["folds"])]
-    ys, Fs = s["y"], s["F"][keep]
-    cats = [n for n in s["cats"] if n in keep]
+    ys, Fs, cfg = s["y"], s["F"][keep], s["cfg"]
     p = {**s["params"], **(overrides or {})}
-    per_fold = []
-    for tr, wi in folds:
-        dtr = lgb.Dataset(Fs[tr], ys[tr], categorical_feature=cats, free_raw_data=False)
-        dva = lgb.Dataset(F[wi], y[wi], reference=dtr)
-        members = [lgb.train({**p, "seed": j}, dtr, num_boost_round=600, valid_sets=[dva], valid_names=["w"],
-                             keep_training_booster=True, callbacks=[lgb.early_stopping(50, verbose=False)])
-                   for j in range(k)]
-        per_fold.append(members)
-    common = min(b.num_trees() for ms in per_fold for b in ms)
-    curves, cum = [], []
-    for (_tr, wi), members in zip(folds, per_fold):
-        r = np.mean([_cum_raw(b, M[wi], common) for b in members], axis=0)
-        pr = 1 / (1 + np.exp(-r))
-        yy = y[wi][None, :]
-        curves.append(-np.mean(yy * np.log(np.clip(pr, 1e-15, 1)) + (1 - yy) * np.log(np.clip(1 - pr, 1e-15, 1)),
-                               axis=1))
-        cum.append(r)
-    mc = np.mean(curves, axis=0)
-    n = int(np.argmin(mc)) + 1
-    raw_w = np.concatenate([r[n - 1] for r in cum])
+    trs, wins = bag_windows(Fs, ys, s["pts"]["as_of"], folds, cfg, F_window=F, y_window=y)
+    n, ll, raws = search_bag(p, trs, wins, k=k, seed=0, rounds=cfg["num_boost_round"],
+                             early_stopping=cfg["early_stopping_rounds"])
+    del trs, wins
+    raw_w = np.concatenate(raws)
     yw = np.concatenate([y[wi] for _, wi in folds])
     lr_w = np.concatenate([_logit(_logistic_proba(F[wi], _fit_logistic(Fs[tr], ys[tr], 0))) for tr, wi in folds])
     bl = fit_blend(raw_w, lr_w, yw, method="auto", seed=0)
     rw = blend_raw(raw_w, lr_w, bl) if bl["chosen"] else raw_w
     cal = fit_calibrator(rw, yw, method="auto", folds=5, seed=0)
-    dall = lgb.Dataset(Fs, ys, categorical_feature=cats)
     lr_all = _fit_logistic(Fs, ys, 0)  # the regression on the same training points (the default's: its own)
-    final = [lgb.train({**p, "seed": j}, dall, num_boost_round=n) for j in range(k)]
+    final = fit_bag(p, _lgb_dataset(Fs, ys, _recency_weight(s["pts"]["as_of"], cfg["recency_half_life_days"])),
+                    k=k, seed=0, n_trees=n)
     out = {"remedy": name, "k": k, "overrides": overrides or {}, "drop": list(drop),
-           "window_log_loss": float(mc[n - 1]), "trees": n,
+           "window_log_loss": ll, "trees": n,
            "blend_chosen": bl["chosen"], "blend": {kk: bl[kk] for kk in ("w_trees", "w_linear", "cv")},
            "calibration": cal["method"], "views": {}}
     for view in ("report", "nights"):
         v = c["views"][view]
-        Mh = m._matrix(v["X"])[:, idx]
-        raw = np.mean([b.predict(Mh, raw_score=True) for b in final], axis=0)
+        raw = final.predict(v["X"][keep], raw_score=True)
         lr = _logistic_proba(v["X"][keep], lr_all)
         rb = blend_raw(raw, _logit(lr), bl) if bl["chosen"] else raw
         out["views"][view] = targets(v["y"], apply_calibrator(rb, cal), lr,

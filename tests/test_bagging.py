@@ -227,3 +227,9 @@ def test_neighbouring_training_seeds_share_no_bag_member(data):
     want = np.mean([lgb.train({**PARAMS, "seed": s}, d, num_boost_round=5).predict(X, raw_score=True)
                     for s in member_seeds(1, 2)], axis=0)
     np.testing.assert_allclose(one.predict(X, raw_score=True), want, atol=1e-12)
+
+
+def test_tree_outputs_from_a_later_tree_are_the_same_rows_of_all(data):
+    X, y = data
+    b = lgb.train({**PARAMS, "seed": 1}, lgb.Dataset(X, y, categorical_feature=["g"]), num_boost_round=30)
+    np.testing.assert_array_equal(_tree_outputs(b, X, 30, 12), _tree_outputs(b, X, 30)[12:])

@@ -49,31 +49,49 @@ def average_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
     return lgb.Booster(model_str=text)
 
 
-def _tree_outputs(b: lgb.Booster, X, rounds: int) -> np.ndarray:
-    """Each of ``b``'s first ``rounds`` trees' output on every row of ``X`` (rounds x rows): the
-    leaf each row falls in (one pass) and that leaf's value; their sum is the raw score."""
-    leaves = np.asarray(b.predict(X, pred_leaf=True, num_iteration=rounds), dtype=np.int64).reshape(len(X), -1)
-    out = np.empty((rounds, len(X)))
-    for t in range(rounds):
-        values = np.array([b.get_leaf_output(t, j) for j in range(int(leaves[:, t].max()) + 1)])
-        out[t] = values[leaves[:, t]]
+def every_tree(b: lgb.Booster) -> lgb.Booster:
+    """``b``, trained with ``keep_training_booster=True`` so that early stopping did not cut it
+    to its own best iteration, as a model only: every tree it grew, its training state and
+    datasets let go (they would hold a copy of the fold's rows while the search goes on)."""
+    return b.model_from_string(b.model_to_string(num_iteration=-1)).free_dataset()
+
+
+def _tree_outputs(b: lgb.Booster, X, rounds: int, start: int = 0) -> np.ndarray:
+    """Each of ``b``'s trees ``start .. rounds - 1``'s output on every row of ``X`` ((rounds - start)
+    x rows): the leaf each row falls in (one pass) and that leaf's value; their sum over every tree
+    is the raw score."""
+    leaves = np.asarray(b.predict(X, pred_leaf=True, start_iteration=start, num_iteration=rounds - start),
+                        dtype=np.int64).reshape(len(X), -1)
+    out = np.empty((rounds - start, len(X)))
+    for i in range(rounds - start):
+        values = np.array([b.get_leaf_output(start + i, j) for j in range(int(leaves[:, i].max()) + 1)])
+        out[i] = values[leaves[:, i]]
     return out
 
 
-def bag_curve(members: list[list[lgb.Booster]], windows: list[np.ndarray], labels: list[np.ndarray],
-              rounds: int) -> np.ndarray:
+_CHUNK = 50  # trees whose outputs are held at once: memory is 2 x _CHUNK x rows, not rounds x rows per member
+
+
+def bag_curve(members: list[list[lgb.Booster]], windows: list, labels: list[np.ndarray], rounds: int) -> np.ndarray:
     """The fold-averaged log-loss of the bag's mean raw score after 1..``rounds`` trees each
     (``members[f]``: fold f's boosters; ``windows[f]``, ``labels[f]``: its window's matrix
-    and labels)."""
+    and labels), from a running sum of the members' tree outputs, a few trees at a time."""
     curves = []
     for bs, M, y in zip(members, windows, labels):
-        acc = np.zeros((rounds, len(M)))
-        for b in bs:
-            acc += np.cumsum(_tree_outputs(b, M, rounds), axis=0)
-        acc /= len(bs)
-        p = np.clip(1.0 / (1.0 + np.exp(-acc)), 1e-15, 1 - 1e-15)
-        yy = np.asarray(y, dtype=float)[None, :]
-        curves.append(-np.mean(yy * np.log(p) + (1 - yy) * np.log(1 - p), axis=1))
+        yy = np.asarray(y, dtype=float)
+        acc = np.zeros(len(M))
+        curve = np.empty(rounds)
+        for t0 in range(0, rounds, _CHUNK):
+            t1 = min(rounds, t0 + _CHUNK)
+            block = _tree_outputs(bs[0], M, t1, t0)
+            for b in bs[1:]:
+                block += _tree_outputs(b, M, t1, t0)
+            block /= len(bs)
+            for i, step in enumerate(block):
+                acc += step
+                p = np.clip(1.0 / (1.0 + np.exp(-acc)), 1e-15, 1 - 1e-15)
+                curve[t0 + i] = -np.mean(yy * np.log(p) + (1 - yy) * np.log(1 - p))
+        curves.append(curve)
     return np.mean(curves, axis=0)
 
 
@@ -94,9 +112,9 @@ def search_bag(params: dict, train_sets: list[lgb.Dataset], windows: list[tuple[
     for dtr, (dva, _, _) in zip(train_sets, windows):
         # keep_training_booster: each member keeps the trees past its own best iteration (up to
         # early stopping's patience), so the bag's number is not capped at its weakest member's best.
-        members.append([lgb.train({**params, "seed": s}, dtr, num_boost_round=rounds, valid_sets=[dva],
-                                  valid_names=["window"], keep_training_booster=True,
-                                  callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
+        members.append([every_tree(lgb.train({**params, "seed": s}, dtr, num_boost_round=rounds, valid_sets=[dva],
+                                             valid_names=["window"], keep_training_booster=True,
+                                             callbacks=[lgb.early_stopping(early_stopping, verbose=False)]))
                         for s in member_seeds(seed, k)])
     common = min(b.num_trees() for bs in members for b in bs)
     curve = bag_curve(members, [M for _, M, _ in windows], [y for _, _, y in windows], common)

@@ -69,7 +69,7 @@ from ..features.text_model import fit_with_out_of_fold, point_texts
 from ..known import time_varying_facts
 from ..labels import DEFAULT_HORIZON_DAYS, data_end, make_labels
 from ..response import DEFAULT_BUDGET, choose_thresholds
-from .bagging import fit_bag, search_bag
+from .bagging import every_tree, fit_bag, search_bag
 from .baselines import _fit_checklist, _fit_logistic
 from .blend import _logit, blend_raw, fit_blend
 from .calibration import apply_calibrator, fit_calibrator
@@ -253,7 +253,7 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
                           callbacks=[lgb.early_stopping(cfg["early_stopping_rounds"], verbose=False),
                                      lgb.record_evaluation(rec)])
             curves.append(np.asarray(rec["window"]["binary_logloss"]))
-            boosters.append(b)
+            boosters.append(every_tree(b))
         # One number of trees for every fold: the minimum of the fold-averaged curve (over
         # the rounds every fold ran), so the choice is the one the refit will use.
         common = min(len(c) for c in curves)
@@ -370,17 +370,13 @@ def _train_on_points(ds: Dataset, points: pd.DataFrame, y: np.ndarray | None, cf
                         lexicon=lexicon, exclude=exclude, text=text, training_data=training_data)
 
 
-def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *, cutoff: pd.Timestamp,
-                 end: pd.Timestamp, start: pd.Timestamp, horizon_days: int, seed: int,
-                 lexicon: Lexicon | None = None, exclude=None, text: Any = None,
-                 training_data: dict | None = None) -> RiskModel:
-    """Steps 3-7 on example points whose labels and features come from the callers:
-    ``labels(points, labelled_mask) -> y`` (NaN: not used) and ``features(points) -> X``
-    for the labelled points; ``text(points, y) -> (column, TextModel)`` when the text
-    model is on (None: it must be off). ``start``: the first labelled moment (the data's
-    first report plus the burn-in); ``end``: the data's last record. The one fitting
-    step of :func:`train` and of a province trained by districts
-    (:func:`escalation_risk.province_training.train_province`)."""
+def labelled_examples(points: pd.DataFrame, labels: Any, cfg: dict, *, cutoff: pd.Timestamp, end: pd.Timestamp,
+                      start: pd.Timestamp, horizon_days: int
+                      ) -> tuple[pd.DataFrame, np.ndarray, list[tuple[np.ndarray, np.ndarray]], dict]:
+    """The examples :func:`fit_examples` learns from: the labelled ``points`` whose label
+    (``labels(points, labelled_mask)``, NaN: not used) is known, their 0/1 labels, the
+    rolling-origin folds over them that have both outcomes in the window and enough escalated
+    training examples, and the periods those cover."""
     horizon = pd.Timedelta(days=horizon_days)
     # A cutoff after the data's end (train on everything: the production call) observes
     # labels only until the last record; the folds end there.
@@ -401,7 +397,34 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
                          f"least {cfg['min_train_positives']} escalated training examples before it "
                          f"({int(y.sum())} escalated of {len(y)} labelled examples); choose a later cutoff")
     periods["folds"] = [periods["folds"][k] for k in kept]
-    folds = [folds[k] for k in kept]
+    return points, y, [folds[k] for k in kept], periods
+
+
+def bag_windows(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[np.ndarray, np.ndarray]],
+                cfg: dict, *, F_window: pd.DataFrame | None = None, y_window: np.ndarray | None = None
+                ) -> tuple[list[lgb.Dataset], list[tuple[lgb.Dataset, pd.DataFrame, np.ndarray]]]:
+    """:func:`~escalation_risk.model.bagging.search_bag`'s inputs: each fold's training set
+    (recency-weighted as the search's) and window. ``F_window``/``y_window``: other examples
+    whose rows the folds' window masks select (default ``F``, ``y``)."""
+    Fw = F if F_window is None else F_window
+    yw = y if y_window is None else y_window
+    trs = [_lgb_dataset(F[tr], y[tr], _recency_weight(as_of[tr], cfg["recency_half_life_days"])) for tr, _ in folds]
+    return trs, [(_lgb_dataset(Fw[wi], yw[wi], None, reference=d), Fw[wi], yw[wi]) for d, (_, wi) in zip(trs, folds)]
+
+
+def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *, cutoff: pd.Timestamp,
+                 end: pd.Timestamp, start: pd.Timestamp, horizon_days: int, seed: int,
+                 lexicon: Lexicon | None = None, exclude=None, text: Any = None,
+                 training_data: dict | None = None) -> RiskModel:
+    """Steps 3-7 on example points whose labels and features come from the callers:
+    ``labels(points, labelled_mask) -> y`` (NaN: not used) and ``features(points) -> X``
+    for the labelled points; ``text(points, y) -> (column, TextModel)`` when the text
+    model is on (None: it must be off). ``start``: the first labelled moment (the data's
+    first report plus the burn-in); ``end``: the data's last record. The one fitting
+    step of :func:`train` and of a province trained by districts
+    (:func:`escalation_risk.province_training.train_province`)."""
+    points, y, folds, periods = labelled_examples(points, labels, cfg, cutoff=cutoff, end=end, start=start,
+                                                  horizon_days=horizon_days)
     dropped = REGISTRY.excluded(list(exclude or []) + list(cfg["families_off"] or []))
     names = [n for n in feature_names(lexicon) if n not in dropped]
     X = features(points)
@@ -426,9 +449,7 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
     best, n_trees, search, raws = _search(F, y, as_of, folds, grid, base, cfg)
     params = _lgb_params(base, grid[best], names)
     if cfg["bags"] > 1:  # the chosen set as a bag: its own number of trees, its windows' mean scores
-        trs = [_lgb_dataset(F[tr], y[tr], _recency_weight(as_of[tr], cfg["recency_half_life_days"]))
-               for tr, _ in folds]
-        wins = [(_lgb_dataset(F[wi], y[wi], None, reference=d), F[wi], y[wi]) for d, (_, wi) in zip(trs, folds)]
+        trs, wins = bag_windows(F, y, as_of, folds, cfg)
         n_trees, ll, raws[best] = search_bag(params, trs, wins, k=cfg["bags"], seed=seed,
                                              rounds=cfg["num_boost_round"], early_stopping=cfg["early_stopping_rounds"])
         search[best]["bag"] = {"k": cfg["bags"], "n_trees": n_trees, "window_log_loss": ll}
