@@ -782,6 +782,58 @@ def test_a_background_job_yields_to_calls_in_progress(monkeypatch):
         assert 0.6 < waited < 1.3, waited
 
 
+
+def test_a_background_job_never_yields_holding_a_lock_an_add_needs(small_model, small_district, monkeypatch):
+    """The job's hook waits at its function calls while a call is in progress, but never while
+    the job holds a lock an add or a call needs: the scorer's (its last catch-up), the
+    history's (joining its added rows) or the grown arrays' (capacity): else they would wait
+    for its yield in turn. Here a call is in progress throughout and the calls' event records
+    what the job holds at each wait instead of waiting."""
+    import threading
+
+    from escalation_risk import capacity, scoring
+    from escalation_risk.features import delta
+
+    monkeypatch.setattr(delta, "delta_limit", lambda n_base: 4)  # the second add starts a fold
+    gate, armed = threading.Event(), threading.Event()
+    real_fold = scoring._fold
+
+    def held_fold(state):  # held until the third add arrived: it is re-applied in the catch-up
+        assert gate.wait(60)
+        armed.set()
+        return real_fold(state)
+
+    monkeypatch.setattr(scoring, "_fold", held_fold)
+    sc = Scorer(small_model, small_district, pseudonym_key=KEY, fold="background")
+    waits, held = [0], []
+    snapshot: list = []
+
+    class Quiet:
+        def wait(self, timeout=None) -> bool:
+            if armed.is_set():
+                waits[0] += 1
+                held.extend(name for name, lock in (("scorer", sc._lock), ("history", snapshot[0]._lock),
+                                                    ("capacity", capacity._LOCK)) if lock.locked())
+            return False
+
+    sc._calls._n, sc._calls.quiet = 1, Quiet()  # a call in progress all along
+    people = small_district.persons["person_id"].iloc[:2].tolist()
+    for j in range(3):
+        new = f"D-Q{j}"
+        sc.add(incidents=[{"incident_id": new, "kind": "dispute", "category": "neighbor",
+                           "occurred_at": "2025-06-20", "reported_at": "2025-06-20", "source": "grid_worker"}],
+               incident_parties=[{"incident_id": new, "party_id": p, "party_type": "person", "role": r}
+                                 for p, r in zip(people, ("complainant", "respondent"))])
+        if j == 1:
+            assert sc._job is not None and sc._job.kind == "fold"
+            snapshot.append(sc._state.history)
+            assert len(snapshot[0]._chunks["incidents"]) == 2  # the fold joins them holding its lock
+    gate.set()
+    assert sc.wait_for_fold(120) and sc.fold_error is None and sc.folds == 1
+    assert waits[0] > 0  # the job did yield to the call in progress ...
+    assert held == []  # ... never holding a lock
+    assert len(sc.history.incidents) == len(small_district.incidents) + 3
+
 _GOOD_PERSON = {"person_id": "P-OK", "birth_year": 1988, "gender": "male", "hukou": "migrant",
                 "employment": "unemployed", "name": "司徒明", "id_number": "440305198807151231",
                 "phone": "19912345678"}

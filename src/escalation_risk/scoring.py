@@ -40,6 +40,7 @@ from .features.index_append import append_to_index
 from .features.index_append import prepare as prepare_appends
 from .features.index_fold import delta_events, fold_index, hash_ids, needs_fold
 from .model import RiskModel, load_model
+from .quiet_lock import QuietLock
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 from .score_request import _check_references, _context, parse_request
 
@@ -196,7 +197,7 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
         if os.getpid() == parent:  # the child failed or never forked: the except below builds it here
             raise RuntimeError("the rebuild's child failed")
         _in_background()
-        history._lock = threading.Lock()  # an add may have held it at the fork: this thread is alone now
+        history._lock = QuietLock()  # an add may have held it at the fork: this thread is alone now
         idx = _hashed_in(_rebuilt(history, lexicon, hashed=False).idx, before)
         if lexicon is not None:
             idx.lexicon = None  # type: ignore[assignment]  # the model's, set again here: not shipped
@@ -392,7 +393,9 @@ class Scorer:
         self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
         prepare_appends(self._state.idx, self._state.history)  # what the first add would build on its path
         hash_ids(self._state.idx)
-        self._lock = threading.Lock()  # one add() at a time; readers never wait
+        # One add() at a time; readers never wait. The background job, yielding to calls at
+        # its function calls, never does so holding it (an add would wait for its yield).
+        self._lock = QuietLock()
         self._accepted = self._state.history  # every accepted row: the state's, then the adds not yet in it
         self._unseen: list[dict[str, pd.DataFrame]] = []  # accepted adds a pending rebuild will publish
         self._job: _Job | None = None  # the background fold or rebuild running
