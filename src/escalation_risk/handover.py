@@ -136,7 +136,8 @@ def load(fd: int, steps: list[tuple[str, float]] | None = None) -> Any:
         arrays.append(flat.reshape(shape))
     # The numeric buffers come first in the file: only they are mapped.
     mapped = max((at + n for at, n in header["buffers"]), default=0)
-    buffers: list[memoryview] = []
+    # Buffers all empty (arrays of no rows) map nothing: each is then an empty buffer of its own.
+    buffers: list[memoryview] = [memoryview(bytearray()) for _ in header["buffers"]]
     if mapped:
         mm = mmap.mmap(fd, mapped, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         view = memoryview(mm)
