@@ -834,6 +834,32 @@ def test_a_background_job_never_yields_holding_a_lock_an_add_needs(small_model, 
     assert held == []  # ... never holding a lock
     assert len(sc.history.incidents) == len(small_district.incidents) + 3
 
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_rebuild_child_past_its_time_is_not_redone_on_the_serving_process(small_model, small_district,
+                                                                             monkeypatch):
+    """A rebuild's child stopped at its timeout: the rebuild is not done on the serving
+    process (holding the GIL the child was there to spare) but reported, for the next add."""
+    import time
+
+    from escalation_risk import scoring
+    from escalation_risk.features.delta import Stacked
+
+    monkeypatch.setenv("ESCALATION_RISK_WORKERS", "2")
+    monkeypatch.setattr(scoring, "REBUILD_TIMEOUT", 1.0)
+    monkeypatch.setattr(scoring, "_in_background", lambda: time.sleep(600))  # the child never ends
+    parent, built_here = os.getpid(), []
+    real = scoring._rebuilt
+
+    def rebuilt(*a, **k):
+        built_here.append(os.getpid() == parent)
+        return real(*a, **k)
+
+    monkeypatch.setattr(scoring, "_rebuilt", rebuilt)
+    with pytest.raises(scoring.RebuildTimeout):
+        scoring._rebuilt_apart(Stacked(small_district), small_model.lexicon)
+    assert built_here == []
+
 _GOOD_PERSON = {"person_id": "P-OK", "birth_year": 1988, "gender": "male", "hukou": "migrant",
                 "employment": "unemployed", "name": "司徒明", "id_number": "440305198807151231",
                 "phone": "19912345678"}

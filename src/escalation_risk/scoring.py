@@ -162,7 +162,11 @@ def _hashed_in(idx: HistoryIndex, before: HistoryIndex | None) -> HistoryIndex:
 
 
 REBUILD_NICE = 19  # the rebuild's child at the lowest priority: the serving process keeps its core
-REBUILD_TIMEOUT = 3600.0  # s: a rebuild's child still running then is stopped (and the rebuild done here)
+REBUILD_TIMEOUT = 3600.0  # s: a rebuild's child still running then is stopped (the next add tries again)
+
+
+class RebuildTimeout(TimeoutError):
+    """A rebuild's child ran past ``REBUILD_TIMEOUT`` and was stopped."""
 
 
 def _in_background() -> None:
@@ -186,7 +190,9 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     indexes (pandas hashes on first look-up: a few district-sized C calls). The history
     stays this process's ``history`` (the index's rows are its rows, in its order). Without
     fork (another platform, ``ESCALATION_RISK_WORKERS=1``) or with ``REBUILD_APART`` off, the
-    thread builds it, as it does when the child or the handover fails."""
+    thread builds it, as it does when the child or the handover fails. A child stopped past
+    ``REBUILD_TIMEOUT`` raises :class:`RebuildTimeout` instead: built here, the rebuild would
+    hold the GIL the child was there to spare (the job records it; the next add tries again)."""
     if not (REBUILD_APART and forks.workers() > 1):
         return _rebuilt(history, lexicon)
     fd, path = tempfile.mkstemp(prefix="er-rebuild-", suffix=".idx")
@@ -194,8 +200,10 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     parent = os.getpid()
 
     def work() -> None:
-        if os.getpid() == parent:  # the child failed or never forked: the except below builds it here
-            raise RuntimeError("the rebuild's child failed")
+        if os.getpid() == parent:  # the child failed, ran past its time or never forked
+            if time.perf_counter() - t0 >= REBUILD_TIMEOUT:
+                raise RebuildTimeout(f"the rebuild's child ran past {REBUILD_TIMEOUT:.0f} s")
+            raise RuntimeError("the rebuild's child failed")  # the except below builds it here
         _in_background()
         history._lock = QuietLock()  # an add may have held it at the fork: this thread is alone now
         idx = _hashed_in(_rebuilt(history, lexicon, hashed=False).idx, before)
@@ -222,6 +230,8 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
         if phase is not None:
             phase("handover")
         idx = handover.load(fd, steps)
+    except RebuildTimeout:
+        raise
     except Exception as e:  # noqa: BLE001 - e.g. no room for the file: the index is built here instead
         log.warning("the rebuild in a child failed (%s); rebuilt in this process", type(e).__name__)
         return _rebuilt(history, lexicon)
