@@ -860,6 +860,35 @@ def test_a_rebuild_child_past_its_time_is_not_redone_on_the_serving_process(smal
         scoring._rebuilt_apart(Stacked(small_district), small_model.lexicon)
     assert built_here == []
 
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_rebuild_job_spends_no_yield_waiting_for_its_child(small_model, small_district, monkeypatch):
+    """While a rebuild's child works, the job thread only waits for it: its hook is off (the
+    polling's calls would spend the credit the handover needs), and on again for the handover."""
+    import sys
+
+    from escalation_risk import scoring
+    from escalation_risk.features.delta import Stacked
+
+    monkeypatch.setenv("ESCALATION_RISK_WORKERS", "2")
+    now, seen = ["start"], []
+
+    class Quiet:  # a call in progress all along: the hook "waits" (records the phase) at each call
+        def wait(self, timeout=None) -> bool:
+            seen.append(now[0])
+            return False
+
+    calls = scoring._Calls()
+    calls._n, calls.quiet = 1, Quiet()
+    sys.setprofile(calls.hook())
+    try:
+        state = scoring._rebuilt_apart(Stacked(small_district), small_model.lexicon,
+                                       phase=lambda p: now.__setitem__(0, p))
+    finally:
+        sys.setprofile(None)
+    assert now[0] == "handover" and state.history.n("incidents") == len(small_district.incidents)
+    assert "child" not in seen and "handover" in seen, set(seen)
+
 _GOOD_PERSON = {"person_id": "P-OK", "birth_year": 1988, "gender": "male", "hukou": "migrant",
                 "employment": "unemployed", "name": "司徒明", "id_number": "440305198807151231",
                 "phone": "19912345678"}

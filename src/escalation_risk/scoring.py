@@ -216,19 +216,21 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     hook = sys.getprofile()
     try:
         # The job thread's hook waits on the calls' event: a child inheriting it (with the
-        # event's lock perhaps held by a request thread at the fork) could wait forever.
+        # event's lock perhaps held by a request thread at the fork) could wait forever. Off
+        # while the child runs too: polling for it makes calls, which would spend the job's
+        # credit of waits before the handover, where it counts.
         sys.setprofile(None)
         try:
             child = forks.Forked(work)
+            forked = time.perf_counter() - t0  # os.fork holds the GIL while it copies the page tables
+            if phase is not None:
+                phase("child")
+            child.result(REBUILD_TIMEOUT)  # waiting releases the GIL
+            t1 = time.perf_counter()
+            if phase is not None:
+                phase("handover")
         finally:
             sys.setprofile(hook)
-        forked = time.perf_counter() - t0  # os.fork holds the GIL while it copies the page tables
-        if phase is not None:
-            phase("child")
-        child.result(REBUILD_TIMEOUT)  # waiting releases the GIL
-        t1 = time.perf_counter()
-        if phase is not None:
-            phase("handover")
         idx = handover.load(fd, steps)
     except RebuildTimeout:
         raise
