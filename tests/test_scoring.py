@@ -376,7 +376,7 @@ def test_many_adds_in_a_row_equal_a_rebuilt_index(small_model, small_district, m
 
 @pytest.mark.parametrize("kind", ["str", "int"])
 def test_growing_id_index_answers_like_a_pandas_index(kind):
-    from escalation_risk.features.index import IdIndex, positions
+    from escalation_risk.features.id_index import IdIndex, positions
 
     def ids(a, b):
         return [f"id{i}" for i in range(a, b)] if kind == "str" else np.arange(a, b, dtype=np.int64) * 7
@@ -937,7 +937,7 @@ def test_a_built_or_rebuilt_index_has_its_id_hash_tables_ready(small_model, smal
     """pandas hashes an Index on its first look-up: for the published index of a rebuild
     that is done in the rebuild (index_fold.hash_ids), never by the first reader."""
     from escalation_risk import scoring
-    from escalation_risk.features.index import IdIndex
+    from escalation_risk.features.id_index import IdIndex
 
     def ids(idx):
         out = {k: (v.base if isinstance(v, IdIndex) else v) for k, v in vars(idx).items()}

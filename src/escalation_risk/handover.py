@@ -94,7 +94,10 @@ def dump(value: Any, fd: int) -> None:
 
 
 def _read(fd: int, at: int, n: int) -> bytes:
-    out = bytearray()
+    first = os.pread(fd, n, at)
+    if len(first) == n:  # the usual case: one read, no copy
+        return first
+    out = bytearray(first)
     while len(out) < n:
         got = os.pread(fd, n - len(out), at + len(out))
         if not got:

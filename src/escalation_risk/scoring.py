@@ -35,7 +35,7 @@ from .dataset import Dataset, as_records, load_dataset
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
-from .features.index import IdIndex
+from .features.id_index import IdIndex
 from .features.index_append import append_to_index
 from .features.index_append import prepare as prepare_appends
 from .features.index_fold import delta_events, fold_index, hash_ids, needs_fold

@@ -33,7 +33,7 @@ import pandas as pd
 from ..contract import TABLES
 from ..dataset import Dataset
 from ..quiet_lock import QuietLock
-from .index import OFF, Timeline, Windows, _search, ragged
+from .timeline import OFF, Timeline, Windows, _search, ragged
 
 MIN_DELTA = 4096
 
