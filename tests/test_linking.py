@@ -1200,7 +1200,7 @@ def test_em_recovers_a_planted_agreement_rate_of_the_attributes_read_only_when_t
     assert (off.pairs["hukou"] == 0).all() and (off.pairs["employment"] == 0).all()
 
 
-def test_the_hukou_weighs_its_learnt_weight_and_explain_links_shows_its_level():
+def test_the_hukou_weighs_its_learnt_weight_and_explain_links_shows_same_never_the_value():
     # a and b: one name and birth year, no id on b, the phone changed; they share a counterpart.
     # Background people are local or migrant at random. b's hukou the same as a's, or not:
     # the pair's weight moves by the difference of the two levels' weights, no more.
@@ -1227,7 +1227,15 @@ def test_the_hukou_weighs_its_learnt_weight_and_explain_links_shows_its_level():
     assert w[("hukou", "different")] < 0 < w[("hukou", "same_local")]
     # (b's own hukou moves the random pairs' u by a hair)
     assert abs((same - other) - (w[("hukou", "same_local")] - w[("hukou", "different")])) < 0.01
-    assert ex.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "same_local"
+    # Per pair, the level never states the value both records hold (a protected attribute).
+    assert ex.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "same"
+    assert ex_other.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "different"
+    from escalation_risk.contract import ATTRIBUTE_VALUES
+    for frame in (ex, ex_other):
+        shown = {str(v) for c in frame.columns for v in frame[c].astype(object).unique()}
+        assert not shown & ({*ATTRIBUTE_VALUES} | {f"same_{v}" for v in ATTRIBUTE_VALUES})
+        assert set(frame["hukou"].cat.categories) == set(frame["employment"].cat.categories) == {
+            "missing", "same", "different"}
     assert ("hukou", "different") in set(zip(ex.attrs["parameters"]["field"], ex.attrs["parameters"]["level"]))
 
 
