@@ -364,7 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(f"Graph levels' u among namesakes (same name sound and birth year, two valid ids: two people; "
           f"{st.get('namesake_pairs_for_graph_u', 0):,} pairs), over u among random pairs: "
-          + ", ".join(f"{k[30:]} {v:.2f}" for k, v in st.items() if k.startswith("graph_u_namesakes_over_random_"))
+          + ", ".join(f"{k.split('_u_namesakes_over_random_')[1]} {v:.2f}" for k, v in st.items()
+                       if "_u_namesakes_over_random_" in k)
           + ".")
     print()
     print("Candidate pairs only the graph can settle (no id evidence, the phone not the same, name sound "

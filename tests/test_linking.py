@@ -1322,3 +1322,37 @@ def test_the_attributes_compared_as_of_a_moment_follow_their_history():
 
     assert level("2024-04-01") == "same_local"
     assert level() == level("2024-07-01") == "different"
+
+
+def test_em_weighs_the_attributes_with_the_u_read_among_namesakes_that_scoring_uses(monkeypatch):
+    # 2,000 residents, hukou local (80%) or migrant; 300 second records carrying their id number;
+    # 300 pairs of namesakes (same name and birth year, two valid ids), both migrants: among
+    # namesakes two migrants are far commoner than among random pairs. Every EM step must weigh
+    # the hukou with that u, the one the pairs are scored with, not the random pairs'.
+    from escalation_risk.linking import parameters
+
+    keys, rng = _residents(21, 2000)
+    keys["hukou"] = np.where(rng.random(2000) < 0.2, "migrant", "local")
+    keys["employment"] = "employed"
+    dup = _second_records(keys, 300)
+    twins = keys.iloc[300:600].copy()
+    twins["person_id"] = [f"t{r:04d}" for r in range(300)]
+    twins["id_number"] = [f"Y{r}" for r in range(300)]
+    twins["phone"] = [f"3{r:010d}" for r in range(300)]
+    keys.loc[300:599, "hukou"] = twins["hukou"] = "migrant"
+    keys = pd.concat([keys, dup, twins], ignore_index=True)
+    seen: list[np.ndarray] = []
+    real = parameters.em_m
+
+    def spy(levels, u, *args, **kwargs):
+        if "hukou" in levels:
+            seen.append(np.array(u["hukou"], dtype=float))
+        return real(levels, u, *args, **kwargs)
+
+    monkeypatch.setattr(parameters, "em_m", spy)
+    res = link_keys(keys, model=GRAPH_MODEL)
+    used = res.weights.u["hukou"]
+    migrant = LEVELS["hukou"].index("same_migrant")
+    assert res.stats["attribute_u_namesakes_over_random_hukou_same_migrant"] > 2
+    assert seen and all(np.allclose(s, used) for s in seen)
+    assert used[migrant] > 0.1  # random pairs: 0.04

@@ -186,7 +186,9 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         "pairs_linked_by_graph_evidence": int(graph_route.sum()),
         **{f"em_share_of_matches_{name}": v for name, v in wt.lam.items()},
         "namesake_pairs_for_graph_u": wt.namesakes,
-        **{f"graph_u_namesakes_over_random_{f}_{LEVELS[f][lv]}": r for (f, lv), r in wt.ratio.items()},
+        # The u among namesakes over the random pairs': the graph's levels, and the attributes'.
+        **{f"{'attribute' if f in ATTRIBUTE_FIELDS else 'graph'}_u_namesakes_over_random_{f}_{LEVELS[f][lv]}": r
+           for (f, lv), r in wt.ratio.items()},
     })
     return Linkage(key=out, pairs=pairs, stats=stats, parameters=parameters_table(wt), weights=wt)
 
