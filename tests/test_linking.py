@@ -1356,3 +1356,17 @@ def test_em_weighs_the_attributes_with_the_u_read_among_namesakes_that_scoring_u
     assert res.stats["attribute_u_namesakes_over_random_hukou_same_migrant"] > 2
     assert seen and all(np.allclose(s, used) for s in seen)
     assert used[migrant] > 0.1  # random pairs: 0.04
+
+
+def test_kinds_seen_gives_each_of_63_kinds_its_own_bit_and_refuses_64():
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    def seen(width: int) -> np.ndarray:
+        pid = np.array([f"p{k}" for k in range(width)], dtype=object)
+        ev = pd.DataFrame({"person_id": pid, "kind": "incident_kind", "item": np.arange(width)})
+        return _graph_arrays(ev, pid).kinds_seen()
+
+    bits = seen(63)
+    assert len(set(bits.tolist())) == 63 and (bits != 0).all()
+    with pytest.raises(ValueError, match="64 kinds of incident"):
+        seen(64)
