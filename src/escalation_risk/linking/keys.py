@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..normalize import ID_NONE, ID_OTHER
 from .evidence import GraphEvidence
-from .model import ATTRIBUTE_CODES
+from .model import COMPARED_VALUES
 
 
 @dataclass
@@ -51,9 +51,9 @@ def _str_hash(s: pd.Series) -> np.ndarray:
 
 
 def _coded(persons: pd.DataFrame, col: str, read: bool) -> np.ndarray:
-    """The value of attribute ``col`` as 1 + its position in :data:`ATTRIBUTE_CODES` (int8); 0
+    """The value of attribute ``col`` as 1 + its position in :data:`COMPARED_VALUES` (int8); 0
     where missing, ``unknown``, outside the codes, or not ``read`` (the model does not compare it)."""
-    codes = ATTRIBUTE_CODES[col]
+    codes = COMPARED_VALUES[col]
     n = len(persons)
     if not read or col not in persons.columns:
         return np.zeros(n, dtype=np.int8)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..clock import to_moment
 from ..dataset import Dataset
-from ..known import attributes_at, persons_at
+from ..known import persons_known
 from .blocking import _candidates
 from .comparisons import _compare, _compare_graph
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, graph_evidence
@@ -217,11 +217,9 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
         ("linkage", model.graph, None if as_of is None else to_moment(as_of, what="as_of"))
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
-    persons = ds.persons
-    if as_of is not None:
-        # The attributes compared as they stood then (their history, where the data hold one).
-        persons = persons_at(attributes_at(persons, ds.person_attributes, as_of) if model.attributes else persons,
-                             as_of)
+    # The attributes compared as they stood then (their history, where the data hold one).
+    persons = ds.persons if as_of is None else \
+        persons_known(ds.persons, ds.person_attributes if model.attributes else None, as_of)
     evidence = graph_evidence(ds.tables(), as_of, as_frame=False) if model.graph else None
     res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
     if cacheable:
