@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -1370,3 +1371,112 @@ def test_kinds_seen_gives_each_of_63_kinds_its_own_bit_and_refuses_64():
     assert len(set(bits.tolist())) == 63 and (bits != 0).all()
     with pytest.raises(ValueError, match="64 kinds of incident"):
         seen(64)
+
+
+def test_the_default_model_lists_and_compares_only_the_fields_it_weighs():
+    # The default model reads neither the attributes nor graph evidence: no row of theirs in its
+    # parameters, and its keys' attributes stay unread even where the table states them.
+    from escalation_risk.linking.comparisons import _compare
+    from escalation_risk.linking.keys import _keys
+    from escalation_risk.linking.model import ATTRIBUTE_FIELDS
+
+    keys, rng = _residents(23, 600)
+    keys["hukou"] = np.where(rng.random(600) < 0.5, "migrant", "local")
+    keys["employment"] = "employed"
+    keys = pd.concat([keys, _second_records(keys, 100)], ignore_index=True)
+    off = link_keys(keys)
+    assert set(off.parameters["field"]) == {"id_number", "name", "birth", "phone", "gender"}
+    on = link_keys(keys, model=GRAPH_MODEL)
+    assert {"hukou", "employment"} <= set(on.parameters["field"])
+    assert not set(on.parameters["field"]) & set(linking.GRAPH_FIELDS)  # no graph evidence given
+    i, j = np.arange(100), np.arange(600, 700)
+    read, unread = _keys(keys, True), _keys(keys, False)
+    assert read.attributes and (read.hukou != 0).all() and not unread.attributes
+    unread.hukou, unread.employment = read.hukou, read.employment  # codes present, flag off: never compared
+    for f in ATTRIBUTE_FIELDS:
+        assert (_compare(read, i, j)[f] != 0).all() and (_compare(unread, i, j)[f] == 0).all()
+
+
+def test_the_staged_path_compares_the_attributes_only_when_asked_and_the_province_refuses_them():
+    from escalation_risk.linking import stages as LS
+    from escalation_risk.linking.comparisons import _compare
+    from escalation_risk.linking.keys import _keys
+
+    keys, rng = _residents(24, 300)
+    keys["hukou"] = np.where(rng.random(300) < 0.5, "migrant", "local")
+    keys["employment"] = np.where(rng.random(300) < 0.5, "retired", "employed")
+    keys = pd.concat([keys, _second_records(keys, 50)], ignore_index=True)
+    i, j = np.arange(50), np.arange(300, 350)
+    staged = LS.compare(LS.keys_of(LS.key_columns(keys, attributes=True)), i, j)
+    direct = _compare(_keys(keys, True), i, j)
+    for f in ("hukou", "employment"):
+        np.testing.assert_array_equal(staged[f], direct[f])
+        assert (staged[f] != 0).all()
+        assert (LS.compare(LS.keys_of(LS.key_columns(keys)), i, j)[f] == 0).all()
+    from escalation_risk import spark_linkage as SL
+
+    with pytest.raises(ValueError, match="attributes=False"):
+        SL.link_province(None, Path("."), "t", GRAPH_MODEL)
+
+
+def test_incident_kinds_judged_apart_when_one_record_only_is_in_a_household():
+    # p0 and p2 in households, p1 and p4 in none. Kinds: p0 dispute, p1 police call, p2 dispute,
+    # p4 police call.
+    from escalation_risk.linking.comparisons import _compare_graph
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    pid = np.array(["p0", "p1", "p2", "p4"], dtype=object)
+    ev = pd.DataFrame({"person_id": ["p0", "p2", "p0", "p1", "p2", "p4"],
+                       "kind": ["household", "household", "incident_kind", "incident_kind", "incident_kind",
+                                "incident_kind"],
+                       "item": [0, 1, 0, 1, 0, 1]})
+    g = _graph_arrays(ev, pid)
+    i, j = np.array([0, 0, 1, 2, 1]), np.array([1, 2, 3, 3, 2])
+    got = _compare_graph(g, i, j)[0]["incident_kinds"]
+    assert [LEVELS["incident_kinds"][c] for c in got] == [
+        "disjoint_one_held", "shared", "shared", "disjoint_one_held", "disjoint_one_held"]
+
+
+def test_an_attribute_with_history_rows_none_yet_by_the_moment_reads_missing():
+    # b's hukou rows start in June: as of April it is unknown (the contract's first step), so
+    # the pair's hukou level is missing, not b's exported value.
+    parties = [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+               ("n2", "x", "2024-03-02")]
+    ds = district(PAIR, parties)
+    persons = ds.persons.copy()
+    pid = persons["person_id"].to_numpy(dtype=object)
+    persons["hukou"] = pd.Categorical(np.full(len(pid), "local"), dtype=persons["hukou"].dtype)
+    history = pd.DataFrame({"person_id": ["b"], "attribute": ["hukou"], "value": ["local"],
+                            "recorded_at": pd.to_datetime(["2024-06-01"])})
+    ds = dataclasses.replace(ds, persons=persons, person_attributes=history, cache={})
+
+    def level(as_of) -> str:
+        p = linking.linker._linkage(ds, None, GRAPH_MODEL, as_of=as_of).pairs
+        hit = p[((pid[p["i"]] == "a") & (pid[p["j"]] == "b")) | ((pid[p["i"]] == "b") & (pid[p["j"]] == "a"))]
+        return LEVELS["hukou"][int(hit["hukou"].iloc[0])]
+
+    assert level("2024-04-01") == "missing"
+    assert level("2024-07-01") == "same_local"
+
+
+def test_the_attributes_cannot_let_name_and_birth_year_link_on_their_own():
+    # a and b: name and birth year only (no id on b, phone changed), nothing shared in the graph;
+    # both migrants and unemployed (the attributes' strongest agreement) among local, employed
+    # neighbours: still two people.
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n2", "b", "2024-03-02")])
+    persons = ds.persons.copy()
+    pid = persons["person_id"].to_numpy(dtype=object)
+    pair = np.isin(pid, ["a", "b"])
+    persons["hukou"] = pd.Categorical(np.where(pair, "migrant", "local"), dtype=persons["hukou"].dtype)
+    persons["employment"] = pd.Categorical(np.where(pair, "unemployed", "employed"),
+                                           dtype=persons["employment"].dtype)
+    ds = dataclasses.replace(ds, persons=persons, cache={})
+    res = linking.linker._linkage(ds, None, GRAPH_MODEL)
+    p = res.pairs
+    hit = p[((pid[p["i"]] == "a") & (pid[p["j"]] == "b")) | ((pid[p["i"]] == "b") & (pid[p["j"]] == "a"))]
+    assert LEVELS["hukou"][int(hit["hukou"].iloc[0])] == "same_migrant"
+    assert LEVELS["employment"][int(hit["employment"].iloc[0])] == "same_unemployed"
+    w = res.parameters.set_index(["field", "level"])["weight"]
+    assert w[("hukou", "same_migrant")] > 0 and w[("employment", "same_unemployed")] > 0
+    key = link_persons(ds, model=GRAPH_MODEL)
+    assert key["a"] != key["b"]

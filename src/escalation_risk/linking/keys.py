@@ -34,6 +34,9 @@ class _Keys:
     hukou: np.ndarray
     employment: np.ndarray
     graph: GraphEvidence | None = None
+    # Whether hukou and employment were read (a model comparing them): else both are zero and
+    # no pair's attribute level is computed.
+    attributes: bool = False
 
     @property
     def n(self) -> int:
@@ -108,5 +111,6 @@ def _keys(persons: pd.DataFrame, attributes: bool = False) -> _Keys:
         year=year, sex=sex, name=name, pinyin=num("lk_pinyin", name), fuzzy=num("lk_fuzzy", name),
         shape=num("lk_shape", name), phone=phone,
         hukou=_coded(persons, "hukou", attributes), employment=_coded(persons, "employment", attributes),
+        attributes=attributes,
     )
 

@@ -190,7 +190,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         **{f"{'attribute' if f in ATTRIBUTE_FIELDS else 'graph'}_u_namesakes_over_random_{f}_{LEVELS[f][lv]}": r
            for (f, lv), r in wt.ratio.items()},
     })
-    return Linkage(key=out, pairs=pairs, stats=stats, parameters=parameters_table(wt), weights=wt)
+    table = parameters_table(wt, model.applied(k.graph is not None))
+    return Linkage(key=out, pairs=pairs, stats=stats, parameters=table, weights=wt)
 
 
 def link_persons(ds: Dataset, existing: pd.Series | None = None,

@@ -202,6 +202,13 @@ class LinkageModel:
         return float(np.log2(self.threshold / (1 - self.threshold)) - self.prior_log2_odds(n_records))
 
 
+    def applied(self, graph: bool) -> tuple[str, ...]:
+        """The fields this model weighs (``graph``: graph evidence given): the others are
+        missing for every pair and are not listed among its parameters."""
+        return tuple(f for f in FIELDS if (graph or f not in GRAPH_FIELDS)
+                     and (self.attributes or f not in ATTRIBUTE_FIELDS))
+
+
 DEFAULT_MODEL = LinkageModel()
 GRAPH_MODEL = LinkageModel(graph=True, attributes=True)
 

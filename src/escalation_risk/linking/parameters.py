@@ -408,11 +408,11 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
     return total
 
 
-def parameters_table(wt: _Weights) -> pd.DataFrame:
-    """The trained parameters: one row per field and level (m, u, weight in bits, where m
-    came from). Levels and weights only, never a value."""
+def parameters_table(wt: _Weights, fields: tuple[str, ...] = FIELDS) -> pd.DataFrame:
+    """The trained parameters of ``fields`` (those the model weighs): one row per field and
+    level (m, u, weight in bits, where m came from). Levels and weights only, never a value."""
     rows = []
-    for f in FIELDS:
+    for f in fields:
         for code, name in enumerate(LEVELS[f]):
             if code == 0 and wt.table[f][0] == 0.0:
                 continue
