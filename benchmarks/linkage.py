@@ -102,7 +102,7 @@ def _attribute_noise(persons: pd.DataFrame, truth: pd.DataFrame, share: float, s
     dup = pd.Series(tp).duplicated().to_numpy() & ~pd.isna(tp)
     out = persons.copy()
     for col in ATTRIBUTES:
-        v = out[col].astype(object).to_numpy()
+        v = out[col].astype(object).to_numpy(copy=True)
         known = v[(v != UNKNOWN) & ~pd.isna(v)]
         hit = dup & (rng.random(len(v)) < share)
         v[hit] = rng.choice(known, int(hit.sum()))
@@ -180,6 +180,26 @@ def _graph_route(res: linking.Linkage, truth: pd.DataFrame) -> pd.DataFrame:
         one_person=("one", "sum"), two_people=("one", lambda x: int((~x).sum())),
         linked_one=("linked", lambda x: int((x & d.loc[x.index, "one"]).sum())),
         linked_two=("linked", lambda x: int((x & ~d.loc[x.index, "one"]).sum())))
+
+
+def _kinds_m(res: linking.Linkage, truth: pd.DataFrame) -> list[list[str]]:
+    """Per (id evidence, household mode) of the candidate pairs that are one person, how many
+    show disjoint incident kinds, beside the m the model learnt for that mode."""
+    p = res.pairs
+    ids = res.key.index.to_numpy(dtype=object)
+    tp = truth.set_index("person_id")["true_person"].reindex(ids).to_numpy()
+    one = tp[p["i"].to_numpy()] == tp[p["j"].to_numpy()]
+    lv, idl = p["incident_kinds"].to_numpy(), p["id_number"].to_numpy()
+    par = res.parameters.set_index(["field", "level"])
+    rows = []
+    for label, sel in (("one id number", idl == 1), ("id missing on one", idl == 0)):
+        for mode, (dis, sh) in (("both or neither in a household", (1, 2)), ("one only in a household", (3, 4))):
+            hit = one & sel & np.isin(lv, (dis, sh))
+            d = int((hit & (lv == dis)).sum())
+            name = linking.LEVELS["incident_kinds"][dis]
+            m = float(par.loc[("incident_kinds", name), "m"]) if ("incident_kinds", name) in par.index else float("nan")
+            rows.append([label, mode, f"{int(hit.sum()):,}", f"{d / max(int(hit.sum()), 1):.3f}", f"{m:.3f}"])
+    return rows
 
 
 def _time_overlap(tables: dict, keys: pd.DataFrame, res: linking.Linkage, truth: pd.DataFrame,
@@ -412,6 +432,15 @@ def main(argv: list[str] | None = None) -> None:
           "grid-only pairs, two people |")
     print("|---|---:|---:|---:|---:|")
     for row in _time_overlap(tables, keys, res, truth):
+        print("| " + " | ".join(row) + " |")
+    print()
+    print("incident_kinds' m (the share of one person's candidate pairs seen in disjoint kinds, from the "
+          "truth) where the model learns it (one id number on both records) and where it is applied most "
+          "(the id missing on one record), per household mode:")
+    print()
+    print("| pairs of one person | mode | pairs | disjoint | the model's m(disjoint) |")
+    print("|---|---|---:|---:|---:|")
+    for row in _kinds_m(res, truth):
         print("| " + " | ".join(row) + " |")
     print()
     print("Recall by kind of noise on the duplicate record:")
