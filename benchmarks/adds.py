@@ -161,7 +161,7 @@ def phase_timers() -> collections.Counter:
 
     from escalation_risk import scoring
     from escalation_risk.dataset import Dataset
-    from escalation_risk.features import delta, index_append
+    from escalation_risk.features import delta, grown_persons, index_append
 
     acc: collections.Counter = collections.Counter()
 
@@ -181,7 +181,7 @@ def phase_timers() -> collections.Counter:
     wrap(Dataset, "append", "validating the rows (Dataset.append)")
     wrap(scoring, "append_to_index", "append_to_index (all)")
     wrap(index_append, "HistoryIndex", "  the small HistoryIndex")
-    wrap(index_append, "link_new", "  incremental linkage (link_new)")
+    wrap(grown_persons, "link_new", "  incremental linkage (link_new)")
     wrap(delta.Stacked, "rows", "rows read by position (Stacked.rows)")
     wrap(index_append, "_edit", "  timeline edits (_edit)")
     wrap(index_append.IdIndex, "get_indexer", "id look-ups (IdIndex.get_indexer)")
@@ -288,13 +288,24 @@ def main(argv=None) -> None:
     t_link = None
     by_kind: dict[str, tuple[list[float], list[float]]] = {}
     during: tuple[list[float], list[float]] = ([], [])
+    phases_of: dict[str, tuple[list[float], list[float]]] = {}  # the calls during a rebuild, by what it was doing
+
+    def call_during(d2, ps2) -> None:
+        job = scorer._job
+        phase = getattr(job, "phase", "?") if job is not None else "publishing"
+        t2, c2 = time.perf_counter(), time.thread_time()
+        scorer.score_dispute(d2, ps2, as_of=night)
+        wall, cpu = time.perf_counter() - t2, time.thread_time() - c2
+        for w, c in (during, phases_of.setdefault(phase, ([], []))):
+            w.append(wall)
+            c.append(cpu)
     sampler = SlowSampler(args.slow)
     gil = GilWatch(scorer) if args.gil else None
     prof = None
     if args.profile:
         import cProfile
 
-        prof = cProfile.Profile()
+        prof = cProfile.Profile(time.thread_time)  # CPU of the adding thread: wall says the machine's load
     p0 = time.process_time()
     for j, (d, ps) in enumerate(adds):
         old = olds[j] if args.touch and j % args.touch == 0 else None
@@ -347,10 +358,7 @@ def main(argv=None) -> None:
                 t_link = None
         if scorer.pending_adds:  # a rebuild runs: calls meanwhile (wall and CPU), five per add
             for d2, ps2 in calls[50:55]:
-                t2, c2 = time.perf_counter(), time.thread_time()
-                scorer.score_dispute(d2, ps2, as_of=night)
-                during[0].append(time.perf_counter() - t2)
-                during[1].append(time.thread_time() - c2)
+                call_during(d2, ps2)
         if times[-1] > args.slow:
             print(f"slow add {j}: wall {times[-1]:.2f} s, CPU {cpus[-1]:.2f} s, folds {folds} -> {scorer.folds}, "
                   f"rebuilds {rebuilds} -> {getattr(scorer, 'rebuilds', None)}; where (stack samples):\n"
@@ -366,10 +374,7 @@ def main(argv=None) -> None:
         pending = scorer.pending_adds
         while scorer.pending_adds:  # the rebuild outlasts the adds: calls go on until it is published
             for d2, ps2 in calls[50:55]:
-                t2, c2 = time.perf_counter(), time.thread_time()
-                scorer.score_dispute(d2, ps2, as_of=night)
-                during[0].append(time.perf_counter() - t2)
-                during[1].append(time.thread_time() - c2)
+                call_during(d2, ps2)
             time.sleep(0.02)
         scorer.wait_for_fold()
         print(f"rebuild published {time.perf_counter() - t_link:.1f} s after the linking add, after the last add "
@@ -381,6 +386,8 @@ def main(argv=None) -> None:
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
     if during[0]:
         print(f"score_dispute while a rebuild ran ({len(during[0])} calls): {_figures(*during)}")
+        for phase, (w, c) in phases_of.items():
+            print(f"  while its job was at {phase} ({len(w)} calls): {_figures(w, c)}")
     for kind, (w, c) in by_kind.items():
         print(f"  adds bringing {kind} ({len(w)}): {_figures(w, c)}")
     sampler.stop.set()

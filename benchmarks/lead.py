@@ -251,6 +251,140 @@ def remedies(m, c: dict, n_boot: int, seed: int) -> list[dict]:
     return out
 
 
+def spread_examples(persons: int, seed: int, cache: Path | None) -> dict:
+    """The district's training examples with re-scores spread over each period (``phase="spread"``):
+    labelled points, labels and features, as ``build`` keeps them for the default's."""
+    path = cache / f"c{persons // 1000}k_s{seed}_spread.pkl" if cache else None
+    if path and path.is_file():
+        return pickle.loads(path.read_bytes())
+    key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
+    ds = generate_district(persons, seed=seed, pseudonym_key=key)
+    known = ds.cut(CUTOFF)
+    cfg = _config(CONFIG)
+    points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
+                            until=CUTOFF, phase="spread")
+    start = pd.Timestamp(known.incidents["reported_at"].min())
+    labelled, _, _ = _folds(points, cutoff=min(CUTOFF, data_end(ds)), start=start,
+                            horizon=pd.Timedelta(days=HORIZON), validation_months=6, folds=3)
+    lp = points[labelled].reset_index(drop=True)
+    y = make_labels(known, lp, horizon_days=HORIZON).to_numpy()
+    # As fit_examples: the features of the points the cut data can label (y: every labelled point's).
+    c = {"points": points, "y": y, "X": build_features(known, lp[~np.isnan(y)].reset_index(drop=True)),
+         "start": start, "end": data_end(ds)}
+    if path:
+        path.write_bytes(pickle.dumps(c))
+    return c
+
+
+def _setup(m, c: dict) -> dict:
+    """The labelled training examples of ``c``, their rolling-origin folds, and the default's chosen parameter set."""
+    names = m.feature_names
+    pts, y = c["points"], c["y"]
+    labelled, folds, _ = _folds(pts, cutoff=min(CUTOFF, c["end"]), start=c["start"],
+                                horizon=pd.Timedelta(days=HORIZON), validation_months=6, folds=3)
+    pts = pts[labelled].reset_index(drop=True)
+    folds = [(tr[labelled], wi[labelled]) for tr, wi in folds]
+    ok = ~np.isnan(y)
+    pts, y = pts[ok].reset_index(drop=True), np.nan_to_num(y[ok]).astype(int)
+    folds = [(tr[ok], wi[ok]) for tr, wi in folds]
+    tr_ = m.manifest["training"]
+    params = _lgb_params({**LGB_PARAMS, "seed": 0, "deterministic": True, "num_threads": 1, "force_col_wise": True},
+                         tr_["search"][tr_["chosen"]]["params"], names)
+    F = c["X"][names]
+    return {"names": names, "pts": pts, "y": y, "folds": folds, "F": F, "M": m._matrix(F), "params": params,
+            "cats": [n for n in names if n in CATEGORICAL]}
+
+
+def _cum_raw(b: lgb.Booster, M: np.ndarray, n: int) -> np.ndarray:
+    """Raw scores of ``b``'s first 1..n trees on ``M`` (n x rows), one tree at a time."""
+    out = np.empty((n, len(M)))
+    acc = np.zeros(len(M))
+    for i in range(n):
+        acc = acc + b.predict(M, raw_score=True, start_iteration=i, num_iteration=1)
+        out[i] = acc
+    return out
+
+
+def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: str = "",
+           n_boot: int = 300, seed: int = 0, ev: dict | None = None, drop: tuple[str, ...] = ()) -> dict:
+    """``k`` boosters of one parameter set (the default's chosen one with ``overrides``),
+    seeds 0..k-1 (their row and feature subsamples), their raw scores averaged. The number
+    of trees is the minimum of the fold-averaged window log-loss of the average, as the
+    search chooses it; then the blend with the regression and the calibration on the windows,
+    the refit of the k boosters on every example, and both held-out views' targets. ``ev``:
+    the examples whose windows judge (default ``s``'s own), e.g. re-scores at every age of a
+    dispute, so that two ways of choosing the training points are judged on the same windows.
+    ``drop``: feature families left out (of the trees and of the regression alike)."""
+    from escalation_risk.features import REGISTRY
+    from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
+    c0 = time.process_time()
+    ev = ev or s
+    gone = set(REGISTRY.excluded(list(drop))) if drop else set()
+    idx = [j for j, n in enumerate(s["names"]) if n not in gone]
+    keep = [s["names"][j] for j in idx]
+    y, F, M = ev["y"], ev["F"][keep], ev["M"][:, idx]
+    folds = [(tr, wi) for (tr, _), (_, wi) in zip(s["folds"], ev["folds"])]
+    ys, Fs = s["y"], s["F"][keep]
+    cats = [n for n in s["cats"] if n in keep]
+    p = {**s["params"], **(overrides or {})}
+    per_fold = []
+    for tr, wi in folds:
+        dtr = lgb.Dataset(Fs[tr], ys[tr], categorical_feature=cats, free_raw_data=False)
+        dva = lgb.Dataset(F[wi], y[wi], reference=dtr)
+        members = [lgb.train({**p, "seed": j}, dtr, num_boost_round=600, valid_sets=[dva], valid_names=["w"],
+                             callbacks=[lgb.early_stopping(50, verbose=False)]) for j in range(k)]
+        per_fold.append(members)
+    common = min(b.num_trees() for ms in per_fold for b in ms)
+    curves, cum = [], []
+    for (_tr, wi), members in zip(folds, per_fold):
+        r = np.mean([_cum_raw(b, M[wi], common) for b in members], axis=0)
+        pr = 1 / (1 + np.exp(-r))
+        yy = y[wi][None, :]
+        curves.append(-np.mean(yy * np.log(np.clip(pr, 1e-15, 1)) + (1 - yy) * np.log(np.clip(1 - pr, 1e-15, 1)),
+                               axis=1))
+        cum.append(r)
+    mc = np.mean(curves, axis=0)
+    n = int(np.argmin(mc)) + 1
+    raw_w = np.concatenate([r[n - 1] for r in cum])
+    yw = np.concatenate([y[wi] for _, wi in folds])
+    lr_w = np.concatenate([_logit(_logistic_proba(F[wi], _fit_logistic(Fs[tr], ys[tr], 0))) for tr, wi in folds])
+    bl = fit_blend(raw_w, lr_w, yw, method="auto", seed=0)
+    rw = blend_raw(raw_w, lr_w, bl) if bl["chosen"] else raw_w
+    cal = fit_calibrator(rw, yw, method="auto", folds=5, seed=0)
+    dall = lgb.Dataset(Fs, ys, categorical_feature=cats)
+    lr_all = _fit_logistic(Fs, ys, 0)  # the regression on the same training points (the default's: its own)
+    final = [lgb.train({**p, "seed": j}, dall, num_boost_round=n) for j in range(k)]
+    out = {"remedy": name, "k": k, "overrides": overrides or {}, "drop": list(drop),
+           "window_log_loss": float(mc[n - 1]), "trees": n,
+           "blend_chosen": bl["chosen"], "blend": {kk: bl[kk] for kk in ("w_trees", "w_linear", "cv")},
+           "calibration": cal["method"], "views": {}}
+    for view in ("report", "nights"):
+        v = c["views"][view]
+        Mh = m._matrix(v["X"])[:, idx]
+        raw = np.mean([b.predict(Mh, raw_score=True) for b in final], axis=0)
+        lr = _logistic_proba(v["X"][keep], lr_all)
+        rb = blend_raw(raw, _logit(lr), bl) if bl["chosen"] else raw
+        out["views"][view] = targets(v["y"], apply_calibrator(rb, cal), lr,
+                                     v["pts"]["dispute_id"].to_numpy(dtype=object), n_boot, seed)
+    out["cpu_s"] = time.process_time() - c0
+    print(f"{name} (k={k}, {overrides or {}}): windows' log-loss {out['window_log_loss']:.5f} at {n} trees, blend "
+          f"{bl['chosen']} ({bl['w_trees']:.2f}/{bl['w_linear']:.2f}), {cal['method']}, {out['cpu_s']:.0f} s CPU\n"
+          f"   report: {fmt(out['views']['report'])}\n   nights: {fmt(out['views']['nights'])}", flush=True)
+    return out
+
+
+BAG_REMEDIES = {
+    "default": (1, None),
+    "bag3": (3, None),
+    "bag5": (5, None),
+    "extra_trees": (1, {"extra_trees": True}),
+    "bag5_extra_trees": (5, {"extra_trees": True}),
+    "ff05": (1, {"feature_fraction": 0.5}),
+    "bag5_ff05": (5, {"feature_fraction": 0.5}),
+    "bag5_sub05": (5, {"bagging_fraction": 0.5, "feature_fraction": 0.5}),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--persons", type=int, default=40000)
@@ -258,6 +392,11 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=300)
     ap.add_argument("--cache", default=None, help="keep each district's examples and views here")
     ap.add_argument("--no-remedies", action="store_true", help="the targets and disagreements only")
+    ap.add_argument("--bag", nargs="*", default=None, choices=sorted(BAG_REMEDIES),
+                    help="bagging / regularisation remedies judged by the windows, both views")
+    ap.add_argument("--drop", nargs="*", default=None, help="refit without each of these feature families in turn")
+    ap.add_argument("--spread", action="store_true",
+                    help="training re-scores at a fixed or a spread phase, judged on the same (spread) windows")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     cache = Path(args.cache) if args.cache else None
@@ -281,7 +420,23 @@ def main() -> None:
         run["model"] = {"set": tr["search"][tr["chosen"]]["params"], "trees": tr["best_iteration"],
                         "linear": m.manifest.get("linear_choice"), "n_train": tr["n_train"]}
         print(f"model: {run['model']}")
-        run["disagreements"] = disagreements(m, c)
+        if args.spread:
+            s = _setup(m, c)
+            sp = _setup(m, spread_examples(args.persons, seed, cache))
+            run["spread"] = [bagged(m, c, s, k=1, name="fixed phase, judged on spread windows", ev=sp,
+                                    n_boot=args.n_boot, seed=seed),
+                             bagged(m, c, sp, k=1, name="spread phase, judged on spread windows",
+                                    n_boot=args.n_boot, seed=seed)]
+        if args.drop:
+            s = _setup(m, c)
+            run["drop"] = [bagged(m, c, s, k=1, name=f"without {f}", drop=(f,), n_boot=args.n_boot, seed=seed)
+                           for f in args.drop]
+        if args.bag is not None:
+            s = _setup(m, c)
+            run["bag"] = [bagged(m, c, s, k=BAG_REMEDIES[r][0], overrides=BAG_REMEDIES[r][1], name=r,
+                                 n_boot=args.n_boot, seed=seed) for r in args.bag]
+        elif not (args.spread or args.drop):
+            run["disagreements"] = disagreements(m, c)
         if not args.no_remedies:
             run["remedies"] = remedies(m, c, args.n_boot, seed)
         run["cost"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "build_cpu_s": c_build,

@@ -18,7 +18,7 @@ from escalation_risk.dataset.pseudonyms import _normalise_pii, hmac_hex20, pseud
 from escalation_risk.features.index import id_positions
 from escalation_risk.features.lexicon import load_lexicon
 from escalation_risk.idnumbers import is_valid_mobile, valid_mobiles
-from escalation_risk.nightly import _for_csv
+from escalation_risk.night_scores import _for_csv
 from escalation_risk.normalize import hash64
 
 KEY = b"test-key-for-bulk-rules-0123456789abcdef"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 
 import numpy as np
@@ -53,7 +54,13 @@ def test_a_value_comes_back_equal_with_its_arrays_mapped_and_writable(n):
     fd = _fd()
     try:
         handover.dump(want, fd)
+        written = os.fstat(fd).st_size
         got = handover.load(fd)
+        # Read once: the file keeps only its mapped part (the numeric buffers, written first),
+        # not the object chunks and the structure, which a live mapping kept in memory.
+        kept = os.fstat(fd).st_size
+        chunked = len(pickle.dumps(want["objects"], protocol=5)) if n > handover.CHUNK else 0
+        assert kept >= want["ints"].nbytes + want["floats"].nbytes and written - kept > chunked
     finally:
         os.close(fd)  # the mapping outlives the descriptor
     _check(got, want)
@@ -78,3 +85,53 @@ def test_a_forked_child_hands_its_result_over():
         os.close(fd)
     assert child != os.getpid() or not hasattr(os, "fork")
     _check(got, want)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_child_running_past_its_time_is_stopped_and_its_part_redone_here(caplog):
+    """A rebuild's child that never ends (a deadlock, a machine too busy) must not hold the
+    rebuild for ever: past its time it is killed, reaped, and the work is done here."""
+    import logging
+    import time
+
+    parent = os.getpid()
+    child_pid = []
+
+    def slow() -> int:
+        if os.getpid() != parent:
+            time.sleep(60)
+        return 7
+
+    job = Forked(slow)
+    child_pid.append(job._pid)
+    t = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
+        assert job.result(timeout=0.3) == 7
+    assert time.perf_counter() - t < 20
+    assert any("stopped" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
+        os.waitpid(child_pid[0], os.WNOHANG)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_fork_keeps_what_the_process_froze_out_of_the_collector():
+    """A server freezes its loaded history (gc.freeze) so no full collection walks it during a
+    request; a forked rebuild must not hand it back to the collector. A process that froze
+    nothing gets everything back after the fork, as before."""
+    import gc
+
+    def child() -> int:
+        return 1
+
+    gc.unfreeze()  # (whatever an earlier test froze)
+    try:
+        Forked(child).result()
+        assert gc.get_freeze_count() == 0  # nothing frozen before: nothing frozen after
+        kept = [[i] for i in range(1000)]  # tracked containers, frozen as a server does
+        gc.freeze()
+        before = gc.get_freeze_count()
+        assert before >= len(kept)
+        Forked(child).result()
+        assert gc.get_freeze_count() >= before
+    finally:
+        gc.unfreeze()

@@ -66,19 +66,20 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     one = _night(tmp_path, raw_dir, small_model, "one")
 
     # Two workers, and every split taken at this size: the linkage keys hashed by a child,
-    # the identifiers' pseudonyms by another, the fingerprint by a third, the drift checked by
-    # a fourth, the open disputes scored in two halves of several small slices each, the
-    # scores CSV written by a sixth while the night is recorded.
+    # the identifiers' pseudonyms by another, the fingerprint by a third, the open disputes
+    # scored in two halves of several small slices each (the drift checked by the fourth,
+    # after its half), the scores CSV written by a fifth while the night is recorded.
     monkeypatch.setenv(forks.WORKERS_ENV, "2")
     monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
     monkeypatch.setattr(risk_model, "CHUNK", 64)
     import escalation_risk.province as province
     monkeypatch.setattr(province, "CHUNK", 64)
+    monkeypatch.setattr(province, "FORKED_SLICE", 24)  # each half scored a few points at a time
     forked = _count_forks(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")
-    assert len(forked) == 6, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, "
-                              "the drift, half the scores, the scores CSV")
+    assert len(forked) == 5, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, "
+                              "half the scores and the drift, the scores CSV")
     assert not [r for r in caplog.records if r.name == "escalation_risk.forks"], "a worker failed: redone here"
     assert one[1] == two[1]  # the scores CSV
     assert one[2] == two[2]  # the quarantine CSV (linkage noise makes bad ids)
@@ -138,3 +139,24 @@ def test_workers_setting(monkeypatch):
         forks.workers()
     monkeypatch.delenv(forks.WORKERS_ENV)
     assert 1 <= forks.workers() <= 2
+
+
+class _Echo:
+    """A model whose scores are its points, with the process that scored each."""
+
+    def score(self, ds, points, thresholds=None):
+        return points.assign(pid=os.getpid())
+
+
+def test_the_scoring_child_runs_then_after_a_smaller_half(monkeypatch):
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "CHUNK", 4)
+    points = pd.DataFrame({"dispute_id": [f"d{i}" for i in range(20)], "as_of": pd.Timestamp(NIGHT)})
+    scores, pid = province.score_points(_Echo(), None, points, fork=True, then=os.getpid)
+    assert pid != os.getpid()  # run by the child
+    assert scores["dispute_id"].tolist() == points["dispute_id"].tolist()
+    assert (scores["pid"] == pid).sum() == 8  # a slice less than the 12 it scores with nothing after
+    scores, _ = province.score_points(_Echo(), None, points, fork=True)
+    assert (scores["pid"] != os.getpid()).sum() == 12
+    scores, pid = province.score_points(_Echo(), None, points, fork=False, then=os.getpid)
+    assert pid == os.getpid() and (scores["pid"] == pid).all()

@@ -52,7 +52,7 @@ from .response import DEFAULT_BUDGET
 
 # train() config options that choose *which* points to train on; the estimator is
 # given its points, so these have no estimator parameter.
-POINT_OPTIONS = ("rescore_every_days", "max_rescores")
+POINT_OPTIONS = ("rescore_every_days", "max_rescores", "rescore_phase")
 
 
 def _check_dataset(dataset: Any, who: str) -> Dataset:
@@ -137,7 +137,7 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
     (``families_off=None``: the default setting); every other
     parameter is the :data:`~escalation_risk.model.training.DEFAULT_CONFIG` option of the
     same name (``lgb_params=None``: ``{}``; ``budget=None``: the default budget), except
-    ``rescore_every_days``/``max_rescores``, which choose points and so do not apply.
+    ``rescore_every_days``/``max_rescores``/``rescore_phase``, which choose points and so do not apply.
 
     Learned: ``model_`` (the :class:`RiskModel`: save it, score with it, explain it),
     ``cutoff_``, ``classes_`` (``[0, 1]``: 1 = a crime within the horizon).
@@ -152,7 +152,7 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
                  calibration_folds: int = 5, budget: dict | None = None, offences: list[str] | None = None,
                  shared_party: bool = True, ece_bins: int = 10, text_model_folds: int = 5,
                  families_off: list[str] | None = None, exclude: list[str] | None = None,
-                 linear: str = "auto", equalise_fpr: str | None = None):
+                 linear: str = "auto", equalise_fpr: str | None = None, bags: int = DEFAULT_CONFIG["bags"]):
         self.dataset = dataset
         self.cutoff = cutoff
         self.horizon_days = horizon_days
@@ -179,6 +179,7 @@ class RiskClassifier(ClassifierMixin, BaseEstimator):
         self.exclude = exclude
         self.linear = linear
         self.equalise_fpr = equalise_fpr
+        self.bags = bags
 
     def train_config(self) -> dict:
         """The :func:`train` ``config`` these parameters stand for (for comparisons)."""

@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -68,12 +69,16 @@ class Forked(Generic[T]):
         os.unlink(path)  # both processes keep the open file; no name is left behind
         # Objects alive now moved out of the collector's reach for the fork: a collection
         # in the child would otherwise write to every tracked object's header and so copy
-        # the pages holding them.
+        # the pages holding them. A process that froze its objects itself (a server, after
+        # loading its history) keeps them frozen: unfreezing would hand them all back to the
+        # collector, whose next full collection walks the history during some request.
+        frozen_before = gc.get_freeze_count() > 0
         gc.freeze()
         try:
             pid = os.fork()
         except OSError as e:  # no memory or process left: do it here
-            gc.unfreeze()
+            if not frozen_before:
+                gc.unfreeze()
             log.warning("could not fork a worker (%s); working in one process", type(e).__name__)
             os.close(fd)
             return
@@ -92,7 +97,8 @@ class Forked(Generic[T]):
                     pass
             finally:
                 os._exit(code)
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
         self._fd = fd
         self._pid = pid
 
@@ -112,17 +118,36 @@ class Forked(Generic[T]):
             os.close(self._fd)
             self._fd = -1
 
-    def result(self) -> T:
-        """The function's value (waits for the child; computed or read once)."""
+    def result(self, timeout: float | None = None) -> T:
+        """The function's value (waits for the child; computed or read once). A child still
+        running after ``timeout`` seconds is killed, and its part redone here."""
         if not self._value:
-            self._value.append(self._result())
+            self._value.append(self._result(timeout))
         return self._value[0]
 
-    def _result(self) -> T:
+    def _wait(self, timeout: float | None) -> int | None:
+        """The child's wait status, or None once ``timeout`` passed (the child then killed)."""
+        if timeout is None:
+            return os.waitpid(self._pid, 0)[1]
+        deadline, pause = time.monotonic() + timeout, 0.001
+        while True:
+            pid, status = os.waitpid(self._pid, os.WNOHANG)
+            if pid:
+                return status
+            if time.monotonic() >= deadline:
+                self.cancel()
+                return None
+            time.sleep(pause)  # (waitpid has no timeout of its own)
+            pause = min(pause * 2, 0.05)
+
+    def _result(self, timeout: float | None = None) -> T:
         if not self._pid:
             return self._fn()
         try:
-            _, status = os.waitpid(self._pid, 0)
+            status = self._wait(timeout)
+            if status is None:  # stopped by cancel()
+                log.warning("a forked worker ran past %.0f s and was stopped; its part is redone here", timeout)
+                return self._fn()
             self._pid = 0
             if os.waitstatus_to_exitcode(status) == 0:
                 # The child wrote through the same open file, so its offset is at the end.

@@ -10,8 +10,8 @@ the parent's GIL, seconds during which its other threads (a service answering
   copy-on-write (``mmap`` with ``MAP_PRIVATE``) and hands back to the unpickler, so adopting
   them copies nothing and holds the GIL for no pass over them;
 - its object arrays (text codes, ids held as Python strings) in pickles of at most
-  :data:`CHUNK` values each, loaded one at a time (each a short hold of the GIL, between
-  which other threads run) and joined by ``np.concatenate`` (pointer copies);
+  :data:`CHUNK` values each, loaded one at a time into the array (each a short hold of the
+  GIL, between which other threads run);
 - the rest (the structure tying them together): one small pickle.
 
 The file is expected to be unlinked already (``tempfile`` then ``os.unlink``): its pages live
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-CHUNK = 32_768  # values of an object array per pickle: ~5 ms of the reader's GIL each
+CHUNK = 8_192  # values of an object array per pickle: ~1 ms of the reader's GIL each
 ALIGN = 64
 _TAIL = struct.Struct("<QQ")  # offset and length of the header pickle, at the file's end
 _loading = threading.local()  # the object arrays of the load in progress (this thread's)
@@ -93,9 +93,21 @@ def dump(value: Any, fd: int) -> None:
     _write(fd, _TAIL.pack(at_header, len(header)), at_header + len(header))
 
 
+def _read(fd: int, at: int, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        got = os.pread(fd, n - len(out), at + len(out))
+        if not got:
+            raise EOFError("a handover file ends before its parts")
+        out += got
+    return bytes(out)
+
+
 def load(fd: int, steps: list[tuple[str, float]] | None = None) -> Any:
     """The value :func:`dump` wrote to ``fd``: its numeric arrays mapped from the file
-    (copy-on-write: writable, the file unchanged), its object arrays read a chunk at a time.
+    (copy-on-write: writable, the mapped pages unchanged), its object arrays read a chunk at
+    a time. The file is read once: then cut to the mapped part, so the object chunks' pages
+    are not kept alive by the mapping as long as a mapped array lives.
     ``steps`` (if given) receives each step's name and wall seconds: each is one call holding
     the GIL, the longest being what a reader on another thread may wait."""
 
@@ -109,18 +121,31 @@ def load(fd: int, steps: list[tuple[str, float]] | None = None) -> Any:
             steps.append((name, time.perf_counter() - t))
 
     size = os.fstat(fd).st_size
-    mm = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-    view = memoryview(mm)
-    at_header, n_header = _TAIL.unpack(view[size - _TAIL.size:])
-    header = pickle.loads(view[at_header:at_header + n_header])
+    at_header, n_header = _TAIL.unpack(_read(fd, size - _TAIL.size, _TAIL.size))
+    header = pickle.loads(_read(fd, at_header, n_header))
     arrays = []
     for shape, chunks in header["arrays"]:
-        parts = [timed("object chunk", pickle.loads, view[at:at + n]) for at, n in chunks]  # one short hold each
-        arrays.append(timed("object join", np.concatenate, parts).reshape(shape))
-    buffers = [view[at:at + n] for at, n in header["buffers"]]
+        # Each chunk unpickled and put in place: short holds of the GIL (one np.concatenate of
+        # two million objects was one long one).
+        flat = np.empty(int(np.prod(shape)), dtype=object)
+        done = 0
+        for at, n in chunks:
+            part = timed("object chunk", pickle.loads, _read(fd, at, n))
+            flat[done:done + len(part)] = part
+            done += len(part)
+        arrays.append(flat.reshape(shape))
+    # The numeric buffers come first in the file: only they are mapped.
+    mapped = max((at + n for at, n in header["buffers"]), default=0)
+    buffers: list[memoryview] = []
+    if mapped:
+        mm = mmap.mmap(fd, mapped, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        view = memoryview(mm)
+        buffers = [view[at:at + n] for at, n in header["buffers"]]
     at_main, n_main = header["main"]
+    main = _read(fd, at_main, n_main)
+    os.ftruncate(fd, mapped)  # the chunks and the structure are read: their pages go now
     _loading.arrays = arrays
     try:
-        return timed("structure", pickle.loads, view[at_main:at_main + n_main], buffers=buffers)
+        return timed("structure", pickle.loads, main, buffers=buffers)
     finally:
         del _loading.arrays

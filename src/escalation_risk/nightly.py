@@ -47,9 +47,9 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,14 +59,15 @@ from tqdm.auto import tqdm
 
 from . import clock, outputs
 from .alerts import AlertStore, NightSummary
-from .alerts.notify import DeliveryReport, Notifier, Webhook
+from .alerts.notify import Notifier, Webhook
 from .clock import end_of_day
 from .dataset import Dataset, load_dataset
 from .dataset import build as dataset_build
 from .drift import DriftReport, check_night
-from .features import history_index
 from .forks import Forked, workers
 from .model import RiskModel, load_model
+from .night_report import NightReport
+from .night_scores import DistrictScores, _ScoresWriter
 from .province import (
     CrossDistrict,
     DistrictResult,
@@ -166,26 +167,13 @@ class Engine:
               check_drift: bool) -> list[DistrictResult]:
         """Step 4: every district scored (trend not applied), with its drift report."""
         def score(it: tuple[str, Path | Dataset, CrossDistrict]) -> DistrictResult:
-            ds = _data(it[1], key)
             # Tonight's features against the model's validation window, while the district is
-            # loaded; reported in the drift step, after the night is recorded. A large district
-            # scored on its own data checks it in a forked child sharing the built index, beside
-            # the scoring: its labels of the whole history (half a gigabyte at a million people)
-            # never add to this process's memory.
-            drift: Forked[DriftReport | None] | None = None
-            if check_drift and workers() > 1 and len(ds.incidents) >= dataset_build.FORK_MIN_ROWS \
-                    and it[2].keys.empty:  # the district's part (for_district): with_shared_history keeps ds
-                history_index(ds, model.lexicon)  # what score_loaded builds first (cached on ds)
-                drift = Forked(partial(check_night, model, ds, night))
-            try:
-                result = score_loaded(ds, it[0], model, night, it[2], thresholds=thresholds)
-            except BaseException:
-                if drift is not None:
-                    drift.cancel()
-                raise
-            result.drift = drift.result() if drift is not None else \
-                check_night(model, ds, night) if check_drift else None
-            return result
+            # loaded; reported in the drift step, after the night is recorded. A district scored
+            # on its own data has it checked by its scoring child after its half, reading the
+            # built index: its labels of the whole history (half a gigabyte at a million
+            # people) never add to this process's memory.
+            return score_loaded(_data(it[1], key), it[0], model, night, it[2], thresholds=thresholds,
+                                drift=partial(_check_night, model, night) if check_drift else None)
 
         return self.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
 
@@ -238,96 +226,10 @@ class DistrictLoad:
     ds: Dataset | None = None  # the loaded district, when the engine keeps data
 
 
-@dataclass
-class NightReport:
-    """What a night did: one store summary per district, the files, what was quarantined."""
-
-    summaries: dict[str, NightSummary]
-    #: Each district's recorded scores (trend applied), read when asked: :attr:`scores`
-    #: joins them; :meth:`scores_of` reads one (the driver's memory stays one district's).
-    by_district: Mapping[str, pd.DataFrame]
-    quarantined_rows: int
-    files: dict[str, Path] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process's CPU time per step
-    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # this process's high-water RSS at each step's end
-    rss_mb: dict[str, float] = field(default_factory=dict)  # this process's RSS at each step's end (Linux)
-    drifts: dict[str, DriftReport | None] = field(default_factory=dict)
-    nulled_values: int = 0
-    delivery: DeliveryReport | None = None  # webhook messages of the night, when asked for
-    cross_people: int = 0  # persons seen in two districts or more
-    tasks: pd.DataFrame = field(default_factory=pd.DataFrame)
-    store: str = ""  # where the night was recorded (the resolved URL, password hidden)
-
-    @property
-    def scores(self) -> pd.DataFrame:
-        """Every district's scores of the night, in district order (read now: a province's
-        whole night in memory; :meth:`scores_of` reads one district)."""
-        frames = list(self.by_district.values())
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-    def scores_of(self, district: str) -> pd.DataFrame:
-        """One district's scores of the night."""
-        return self.by_district[district]
-
-    @property
-    def districts(self) -> list[str]:
-        """The district codes of the night (``[""]``: a lone district)."""
-        return list(self.summaries)
-
-    @property
-    def summary(self) -> NightSummary:
-        """The night's summary: a lone district's, or the province's totals (district ``"*"``)."""
-        if len(self.summaries) == 1:
-            return next(iter(self.summaries.values()))
-        s = list(self.summaries.values())
-        return NightSummary(
-            as_of=s[0].as_of, model_version=s[0].model_version, n_scored=sum(x.n_scored for x in s),
-            by_level={lv: sum(x.by_level.get(lv, 0) for x in s) for lv in s[0].by_level},
-            new_alerts=sum(x.new_alerts for x in s), updated_alerts=sum(x.updated_alerts for x in s),
-            rising=sum(x.rising for x in s), overdue=sum(x.overdue for x in s),
-            already_recorded=all(x.already_recorded for x in s), district="*")
-
-    @property
-    def drift(self) -> DriftReport | None:
-        """A lone district's drift report (a province's are in ``drifts``)."""
-        return next(iter(self.drifts.values())) if len(self.drifts) == 1 else None
-
-    def __str__(self) -> str:
-        if len(self.summaries) == 1:
-            lines = [f"night {self.summary.as_of.isoformat()}: {self.summary}"]
-        else:
-            lines = [f"night {self.summary.as_of.isoformat()}:"] + [str(s) for s in self.summaries.values()]
-            lines.append(f"province: {len(self.summaries)} districts, {self.summary.n_scored} disputes scored, "
-                         f"{self.cross_people} people seen in several districts")
-        if self.quarantined_rows:
-            lines.append(f"quarantined rows: {self.quarantined_rows} (see {self.files.get('quarantine')})")
-        for code, d in self.drifts.items():
-            if d is not None:
-                lines.append(f"drift{f' {code}' if code else ''}: {d.verdict}")
-        if self.nulled_values:
-            lines.append(f"values set to missing in kept rows: {self.nulled_values} "
-                         f"(see {self.files.get('quarantine')})")
-        if self.delivery is not None:
-            lines.append(f"messages: {self.delivery}")
-        return "\n".join(lines)
-
-
 def _night_tag(as_of: pd.Timestamp) -> str:
     if as_of == end_of_day(as_of):
         return as_of.strftime("%Y-%m-%d")
     return as_of.strftime("%Y-%m-%dT%H%M%S")
-
-
-def _for_csv(scores: pd.DataFrame) -> pd.DataFrame:
-    out = scores.copy()
-    for c in ("reasons", "reasons_zh", "reason_features"):
-        if c in out.columns:
-            # Most rows share a few lists (the blue rows' empty one): each written once.
-            memo: dict[tuple, str] = {}
-            out[c] = [memo[t] if t in memo else memo.setdefault(t, json.dumps(list(t), ensure_ascii=False))
-                      for t in map(tuple, out[c])]
-    return out
 
 
 # --------------------------------------------------------------------------- the steps
@@ -421,92 +323,6 @@ def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, 
             scored[r.district] = hold(r.district, s)
             del s
     return summaries, scored
-
-
-class DistrictScores(Mapping[str, pd.DataFrame]):
-    """A night's recorded scores by district, each read when asked (one district at a time):
-    :attr:`NightReport.by_district`, the scores CSV's and the briefing's source."""
-
-    def __init__(self, readers: dict[str, Callable[[], pd.DataFrame]]) -> None:
-        self._readers = readers
-
-    def __getitem__(self, district: str) -> pd.DataFrame:
-        return self._readers[district]()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._readers)
-
-    def __len__(self) -> int:
-        return len(self._readers)
-
-
-def _scores_tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _write_scores_csv(scores: Mapping[str, pd.DataFrame], path: Path, *, publish: bool = True) -> None:
-    """The night's scores CSV, written district by district (renamed into place when whole;
-    ``publish=False``: left in its temporary file, :func:`_scores_tmp`)."""
-    tmp = _scores_tmp(path)
-    first = True
-    for code in scores:
-        outputs.to_csv(_for_csv(scores[code]), "scores", tmp, date_format="%Y-%m-%dT%H:%M:%S.%f",
-                       mode="w" if first else "a", header=first)
-        first = False
-    if first:  # no district: an empty file with the header, as before
-        outputs.to_csv(_for_csv(pd.DataFrame()), "scores", tmp)
-    if publish:
-        os.replace(tmp, path)
-
-
-class _ScoresWriter:
-    """The scores CSV of a lone district written by a forked child while the night is
-    recorded (the file is published only once the store has the night, as before): the
-    writing costs the night nothing but a fork. A province's CSV, a small night's, or one
-    process's, is written after the recording."""
-
-    def __init__(self, out: Path | None, tag: str, districts: int) -> None:
-        self.path = out / f"scores-{tag}.csv" if out is not None else None
-        self._fork = districts == 1 and workers() > 1
-        self._job: Forked[None] | None = None
-
-    def start(self, district: str, scores: pd.DataFrame) -> None:
-        """Called with the district's scores, trend applied, before they are recorded."""
-        if self.path is None or not self._fork or len(scores) < dataset_build.FORK_MIN_ROWS:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._job = Forked(partial(_write_scores_csv, {district: scores}, self.path, publish=False))
-
-    def publish(self, scored: Mapping[str, pd.DataFrame], written: bool) -> Path | None:
-        """The CSV put in place when the night was recorded (``written``); else nothing left behind."""
-        if self.path is None:
-            return None
-        if self._job is not None:
-            if not written:
-                self.cancel()  # not waited for: the file would be removed
-                return None
-            try:
-                self._job.result()  # redone here if the child failed
-                os.replace(_scores_tmp(self.path), self.path)
-            except BaseException:
-                _scores_tmp(self.path).unlink(missing_ok=True)
-                raise
-            finally:
-                self._job = None
-            return self.path
-        if not written:
-            return None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _write_scores_csv(scored, self.path)
-        return self.path
-
-    def cancel(self) -> None:
-        """The night failed: no child left writing, no temporary file left behind."""
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
-            if self.path is not None:
-                _scores_tmp(self.path).unlink(missing_ok=True)
 
 
 def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | RiskModel, as_of: Any, *,
@@ -648,6 +464,10 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
                        files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, rss_mb=held,
                        drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
                        delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
+
+
+def _check_night(model: RiskModel, night: pd.Timestamp, ds: Dataset) -> DriftReport | None:
+    return check_night(model, ds, night)
 
 
 def _peak_rss_mb() -> float:

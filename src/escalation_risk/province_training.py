@@ -83,7 +83,7 @@ def district_examples(ds: Dataset, district: str, cross: CrossDistrict, *, cutof
         # The province's linkage, made from the whole export as training links: kept on the cut.
         known.cache["linkage"], known.cache["person_key"] = full.cache["linkage"], full.cache["person_key"]
     points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
-                            until=cutoff)
+                            until=cutoff, phase=cfg["rescore_phase"])
     points = points[~points["dispute_id"].astype(str).str.startswith(_FOREIGN)].reset_index(drop=True)
     y = make_labels(known, points, horizon_days=horizon_days, offences=cfg["offences"],
                     shared_party=cfg["shared_party"]).to_numpy(dtype=float)

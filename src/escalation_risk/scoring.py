@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -36,8 +36,9 @@ from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
 from .features.index import IdIndex
-from .features.index_append import append_to_index, delta_events, fold_index, hash_ids, needs_fold
+from .features.index_append import append_to_index
 from .features.index_append import prepare as prepare_appends
+from .features.index_fold import delta_events, fold_index, hash_ids, needs_fold
 from .model import RiskModel, load_model
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 from .score_request import _check_references, _context, parse_request
@@ -159,7 +160,21 @@ def _hashed_in(idx: HistoryIndex, before: HistoryIndex | None) -> HistoryIndex:
     return out
 
 
-def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None) -> _State:
+REBUILD_NICE = 19  # the rebuild's child at the lowest priority: the serving process keeps its core
+REBUILD_TIMEOUT = 3600.0  # s: a rebuild's child still running then is stopped (and the rebuild done here)
+
+
+def _in_background() -> None:
+    """This process (a rebuild's child) at the lowest CPU priority (``REBUILD_NICE``): on a
+    busy machine the serving process's calls, not the rebuild, get the core. Best effort."""
+    try:
+        os.nice(max(REBUILD_NICE - os.nice(0), 0))
+    except OSError:
+        pass
+
+
+def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None,
+                   phase: Callable[[str], None] | None = None) -> _State:
     """:func:`_rebuilt` in a forked child, its index handed back mapped (:mod:`.handover`).
 
     Built on the serving process's job thread, the index of a million people held its GIL
@@ -180,6 +195,7 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     def work() -> None:
         if os.getpid() == parent:  # the child failed or never forked: the except below builds it here
             raise RuntimeError("the rebuild's child failed")
+        _in_background()
         history._lock = threading.Lock()  # an add may have held it at the fork: this thread is alone now
         idx = _hashed_in(_rebuilt(history, lexicon, hashed=False).idx, before)
         if lexicon is not None:
@@ -198,8 +214,12 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
         finally:
             sys.setprofile(hook)
         forked = time.perf_counter() - t0  # os.fork holds the GIL while it copies the page tables
-        child.result()  # waiting releases the GIL
+        if phase is not None:
+            phase("child")
+        child.result(REBUILD_TIMEOUT)  # waiting releases the GIL
         t1 = time.perf_counter()
+        if phase is not None:
+            phase("handover")
         idx = handover.load(fd, steps)
     except Exception as e:  # noqa: BLE001 - e.g. no room for the file: the index is built here instead
         log.warning("the rebuild in a child failed (%s); rebuilt in this process", type(e).__name__)
@@ -259,8 +279,9 @@ def _append_run(state: _State, adds: list[dict[str, pd.DataFrame]], lexicon) -> 
 
 
 YIELD_TO_CALLS = True  # a background job waits at its next Python call while score_dispute runs
-YIELD_WAIT = 0.01     # s: the longest a job waits for calls at one go (a call takes ~5 ms) ...
-YIELD_RUN = 0.01      # s: ... before it runs this long regardless (calls never starve it)
+YIELD_WAIT = 0.01     # s: the longest a job waits for calls at one go (a call takes ~5 ms)
+YIELD_SHARE = 0.9     # the share of its time a job may spend waiting for calls, over a stream of them ...
+YIELD_BURST = 0.2     # s: ... saved up while no call runs, at most this much
 
 
 class _Calls:
@@ -269,9 +290,14 @@ class _Calls:
     The job's heavy steps are C calls (numpy, pandas, Arrow); many hold the GIL, and a call
     waiting for it took several times its CPU time. The job thread gets a profile hook
     (:func:`sys.setprofile`, run at each Python and C function call it makes) that waits,
-    GIL released, while a call is in progress: up to ``YIELD_WAIT``, then the job runs at
-    least ``YIELD_RUN`` before it waits again, so a stream of calls slows it, never stops it.
-    A C call already running is not interrupted."""
+    GIL released, while a call is in progress (up to ``YIELD_WAIT`` at one go), and goes on
+    as soon as the last call ends. What it may wait is a credit: it grows by ``YIELD_SHARE``
+    of the time that passes (up to ``YIELD_BURST``) and shrinks by the time waited, so calls
+    now and then never share the GIL with the job, and a stream of calls without pause holds
+    it back ``YIELD_BURST / (1 - YIELD_SHARE)`` (2 s) at first, then ``YIELD_SHARE`` of the
+    time: it slows the job, never stops it. (A fixed turn for the job after each wait made every
+    other call of a burst share the GIL with it: the wall p99 during a rebuild twice the
+    call's CPU.) A C call already running is not interrupted."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -292,16 +318,19 @@ class _Calls:
 
     def hook(self):
         """The profile function of a job thread."""
-        quiet, until = self.quiet, [0.0]
+        quiet = self.quiet
+        credit, last = [YIELD_BURST], [time.perf_counter()]
 
         def yield_to_calls(frame, event, arg) -> None:
             if not self._n:  # called at every function call of the job: the cheapest test first
                 return
             now = time.perf_counter()
-            if now < until[0]:
+            credit[0] = min(credit[0] + (now - last[0]) * YIELD_SHARE, YIELD_BURST)
+            last[0] = now
+            if credit[0] <= 0:
                 return
-            quiet.wait(YIELD_WAIT)
-            until[0] = time.perf_counter() + YIELD_RUN
+            quiet.wait(min(credit[0], YIELD_WAIT))
+            credit[0] -= time.perf_counter() - now
         return yield_to_calls
 
 
@@ -310,6 +339,7 @@ class _Job:
 
     def __init__(self, kind: str):
         self.kind = kind
+        self.phase = kind  # what it is doing now ("child", "handover", "catch-up"): read by benchmarks
         self.since: list[dict[str, pd.DataFrame]] = []
         self.thread: threading.Thread | None = None
 
@@ -510,7 +540,8 @@ class Scorer:
             sys.setprofile(self._calls.hook())  # this thread only
         try:
             state = _fold(snapshot) if isinstance(snapshot, _State) else \
-                _rebuilt_apart(snapshot, lexicon, self._state.idx)
+                _rebuilt_apart(snapshot, lexicon, self._state.idx, phase=lambda p: setattr(job, "phase", p))
+            job.phase = "catch-up"
             done = rounds = 0
             while True:
                 with self._lock:

@@ -19,6 +19,9 @@ from .markers import is_synthetic, mark_synthetic, write_pseudonymised_marker
 from .parsing import empty_table
 from .problems import PROBLEM_COLUMNS
 
+#: Rows of a table hashed at a time by :meth:`Dataset.fingerprint`.
+FINGERPRINT_ROWS = 262_144
+
 # --------------------------------------------------------------------------- the Dataset
 
 @dataclass
@@ -151,7 +154,12 @@ class Dataset:
             if name in CONTRACT_1_1:
                 df = df.drop(columns=[c for c in CONTRACT_1_1[name] if df[c].isna().all()])
             h.update(name.encode())
-            h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+            # A row's hash is its own (each value's hash, combined across the row), so the
+            # rows hashed a block at a time give the same bytes as all at once, without the
+            # whole of a text column as Python strings (hundreds of MB at a million people).
+            for start in range(0, len(df), FINGERPRINT_ROWS):
+                part = df.iloc[start:start + FINGERPRINT_ROWS]
+                h.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
         return h.hexdigest()
 
     def __repr__(self) -> str:

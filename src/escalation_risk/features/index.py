@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from ..contract import ATTRIBUTES, VIOLENT_OFFENCES
 from ..dataset import Dataset
@@ -34,265 +32,36 @@ from ..forks import workers
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
 from ..lookup import id_positions
+from .id_index import IdIndex, positions
 from .lexicon import Lexicon, load_lexicon
+from .text_column import TextColumn
+from .timeline import (
+    ALWAYS,
+    DAY,
+    NEVER,
+    OFF,
+    SHIFT,
+    KeyPart,
+    Timeline,
+    Windows,
+    _search,
+    _search_both,
+    join_on,
+    ragged,
+    to_secs,
+    unique_keys,
+)
 
 if TYPE_CHECKING:
     from .delta import DeltaTimeline
 
-# Times are int64 seconds; an event key packs (entity, time) into one sortable int64.
-OFF = np.int64(1 << 33)          # times live in [-OFF, OFF): years 1697..2242
-_TIME_BITS = 34  # a key is entity * SHIFT + (time + OFF)
-SHIFT = np.int64(1 << _TIME_BITS)
-ALWAYS = -OFF + 1                # a missing start: known since before the data
-NEVER = OFF - 1                  # a missing end: not ended
-DAY = np.int64(86400)
+__all__ = [  # the timelines', text column's and id indexes' names, used from here before the split
+    "ALWAYS", "DAY", "NEVER", "OFF", "SHIFT", "HistoryIndex", "IdIndex", "KeyPart", "TextColumn", "Timeline",
+    "Windows", "_search", "_search_both", "history_index", "id_positions", "join_on", "positions", "ragged",
+    "to_secs", "unique_keys",
+]
+
 MAX_PAIR_PARTIES = MAX_GROUP     # incidents with more person parties make no pair ties (known.tie_members)
-
-
-def to_secs(values, missing: int) -> np.ndarray:
-    """Timestamps as int64 seconds; NaT becomes ``missing`` (ALWAYS or NEVER)."""
-    if isinstance(values, (pd.Series, np.ndarray)) and values.dtype.kind == "M":  # already naive datetimes
-        a = np.asarray(values.to_numpy(dtype="datetime64[s]") if isinstance(values, pd.Series)
-                       else values.astype("datetime64[s]"))
-    else:
-        a = np.asarray(pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]"))
-    out = a.astype(np.int64)
-    out[np.isnat(a)] = missing
-    return out
-
-
-def unique_keys(k: np.ndarray) -> np.ndarray:
-    """Distinct int64 keys, sorted: sort and compare, much faster than np.unique at scale."""
-    k = np.sort(np.asarray(k, dtype=np.int64))
-    return k[np.r_[True, k[1:] != k[:-1]]] if len(k) else k
-
-
-def ragged(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expand ranges [start, stop) into (owner, position) pairs, without a Python loop."""
-    lens = np.maximum(stop - start, 0)
-    total = int(lens.sum())
-    owner = np.repeat(np.arange(len(start)), lens)
-    if total == 0:
-        return owner, np.zeros(0, dtype=np.int64)
-    offsets = np.cumsum(lens) - lens
-    pos = np.arange(total) - np.repeat(offsets, lens) + np.repeat(start, lens)
-    return owner, pos
-
-
-def join_on(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs (i, j) with ``left[i] == right[j]``, in an inner merge's order (left rows in
-    order, each with its matches in right's order): a merge without pandas' fixed cost,
-    which dominated indexing the few incidents of an add."""
-    order = np.argsort(right, kind="stable")
-    rs = np.asarray(right)[order]
-    li, pos = ragged(np.searchsorted(rs, left, side="left"), np.searchsorted(rs, left, side="right"))
-    return li, order[pos]
-
-
-def _search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """searchsorted(side="right") with the queries sorted first: in key order the binary
-    searches walk memory in order (20x faster for millions of unsorted queries). Equal
-    queries get equal answers, so the sort need not be stable."""
-    if len(queries) < 1024:
-        return np.searchsorted(keys, queries, side="right")
-    order = np.argsort(queries)
-    out = np.empty(len(queries), dtype=np.int64)
-    out[order] = np.searchsorted(keys, queries[order], side="right")
-    return out
-
-
-def _search_both(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_search` of two query arrays of one entity each row (a window's two ends),
-    sorted once: the order of ``hi`` is nearly the order of ``lo`` (the same entity first),
-    and the answers never depend on the order the queries are asked in."""
-    if len(hi) < 1024:
-        return np.searchsorted(keys, lo, side="right"), np.searchsorted(keys, hi, side="right")
-    order = np.argsort(hi)
-    start = np.empty(len(lo), dtype=np.int64)
-    stop = np.empty(len(hi), dtype=np.int64)
-    start[order] = np.searchsorted(keys, lo[order], side="right")
-    stop[order] = np.searchsorted(keys, hi[order], side="right")
-    return start, stop
-
-
-class Windows:
-    """Window questions over events sorted by key (entity, time): a Timeline's, or a grown
-    timeline's in its merged order (:class:`.delta.DeltaTimeline`), through ``_rank``."""
-
-    def _rank(self, q: np.ndarray) -> np.ndarray:
-        """Events with key <= q (searchsorted side='right')."""
-        raise NotImplementedError
-
-    def _ranks(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``_rank`` of a window's two ends."""
-        return self._rank(lo), self._rank(hi)
-
-    def _k(self, ent, t) -> np.ndarray:
-        return np.asarray(ent, np.int64) * SHIFT + (np.asarray(t, np.int64) + OFF)
-
-    def bounds(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        """Positions [start, stop) of the events of ``ent`` with lo < time <= hi
-        (``lo=None``: the whole history up to hi)."""
-        start, stop = self._ranks(self._k(ent, -OFF if lo is None else lo), self._k(ent, hi))
-        return start, np.maximum(stop, start)
-
-    def count(self, ent, lo, hi) -> np.ndarray:
-        """Number of events of ``ent`` with lo < time <= hi (``lo=None``: since always)."""
-        start, stop = self.bounds(ent, lo, hi)
-        return stop - start
-
-    def expand(self, ent, lo, hi) -> tuple[np.ndarray, np.ndarray]:
-        """(query row, event position) for every event of each query in its window."""
-        return ragged(*self.bounds(ent, lo, hi))
-
-
-class KeyPart(NDArrayOperatorsMixin):
-    """A timeline's entity or time column read from its keys, which pack both (not stored:
-    at a million people the two columns held ~0.5 GB). Indexed like the array it stands
-    for (only the positions asked are decoded); anything else an array does, it does on
-    the whole column, decoded then."""
-
-    __slots__ = ("_key", "_part")
-    dtype = np.dtype(np.int64)
-    ndim = 1
-
-    def __init__(self, key: np.ndarray, part: str) -> None:
-        self._key, self._part = key, part
-
-    def _decode(self, k):
-        return k >> _TIME_BITS if self._part == "ent" else (k & _TIME_MASK) - OFF
-
-    def __len__(self) -> int:
-        return len(self._key)
-
-    @property
-    def shape(self) -> tuple[int]:
-        return (len(self._key),)
-
-    def __getitem__(self, pos):
-        return self._decode(self._key[pos])
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self._decode(self._key)
-        return out if dtype is None else out.astype(dtype)
-
-    def __iter__(self):
-        return iter(np.asarray(self))
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        inputs = tuple(np.asarray(x) if isinstance(x, KeyPart) else x for x in inputs)
-        return getattr(ufunc, method)(*inputs, **kwargs)
-
-    def __getattr__(self, name: str):
-        # Its own slots are never looked up here unless unset (a half-made copy): no recursion.
-        if name.startswith("__") or name in ("_key", "_part"):
-            raise AttributeError(name)
-        return getattr(np.asarray(self), name)
-
-
-_TIME_MASK = SHIFT - 1
-
-
-class Timeline(Windows):
-    """Events sorted by (entity, time), with payload columns in the same order.
-
-    Built by :meth:`build`, the entity and time columns are read from the keys
-    (:class:`KeyPart`) when every time is in the keys' range [-OFF, OFF); given (a
-    timeline assembled from parts) or out of range, they are stored as given."""
-
-    def __init__(self, key: np.ndarray, t=None, ent=None, payload: dict[str, np.ndarray] | None = None) -> None:
-        self.key = key
-        # (a KeyPart reads as the array it stands for, as TextColumn does below)
-        self.t: np.ndarray = t if t is not None else cast(np.ndarray, KeyPart(key, "t"))
-        self.ent: np.ndarray = ent if ent is not None else cast(np.ndarray, KeyPart(key, "ent"))
-        self.payload: dict[str, np.ndarray] = payload if payload is not None else {}
-
-    def __repr__(self) -> str:
-        return f"Timeline({len(self)} events, payload {list(self.payload)})"
-
-    @classmethod
-    def build(cls, ent, t, **payload) -> Timeline:
-        ent = np.asarray(ent, dtype=np.int64)
-        t = np.asarray(t, dtype=np.int64)
-        ok = ent >= 0
-        ent, t = ent[ok], t[ok]
-        key = ent * SHIFT + (t + OFF)
-        order = np.argsort(key, kind="stable")
-        pay = {k: np.asarray(v)[ok][order] for k, v in payload.items()}
-        if len(t) and (t.min() < -OFF or t.max() >= OFF):  # not in the keys' range: kept as they are
-            return cls(key=key[order], t=t[order], ent=ent[order], payload=pay)
-        del ent, t
-        return cls(key=key[order], payload=pay)
-
-    def __len__(self) -> int:
-        return len(self.key)
-
-    def _rank(self, q: np.ndarray) -> np.ndarray:
-        return _search(self.key, q)
-
-    def _ranks(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = np.broadcast_arrays(lo, hi)
-        return _search_both(self.key, lo, hi)
-
-    def merge(self, other: Timeline) -> Timeline:
-        """This timeline with ``other``'s events added (for appending new records)."""
-        return Timeline.build(np.concatenate([self.ent, other.ent]), np.concatenate([self.t, other.t]),
-                              **{k: np.concatenate([v, other.payload[k]]) for k, v in self.payload.items()})
-
-
-class TextColumn:
-    """A text column kept as the loaded table's Arrow array (shared with the Dataset, not
-    copied), read by position: a million-person district's descriptions and notes as
-    Python strings took ~370 MB more. Indexing with positions gives an object array, as
-    the numpy array it replaces did (missing values as the column's own missing value);
-    ``np.asarray`` gives the whole column (an index grown by :mod:`.index_append` holds that)."""
-
-    dtype = np.dtype(object)
-    ndim = 1
-    base = None
-
-    def __init__(self, values: pd.Series) -> None:
-        arrow = getattr(values.array, "_pa_array", None)
-        if not isinstance(arrow, pa.ChunkedArray) or not pa.types.is_string(arrow.type) and \
-                not pa.types.is_large_string(arrow.type):
-            arrow = pa.chunked_array([pa.array(values.to_numpy(dtype=object), type=pa.large_string(),
-                                               from_pandas=True)])
-            self._na = None
-        else:
-            self._na = values.dtype.na_value if hasattr(values.dtype, "na_value") else None
-        self._arrow = arrow.combine_chunks() if arrow.num_chunks != 1 else arrow.chunk(0)
-
-    def __len__(self) -> int:
-        return len(self._arrow)
-
-    @property
-    def shape(self) -> tuple[int]:
-        return (len(self._arrow),)
-
-    def _objects(self, arrow: pa.Array) -> np.ndarray:
-        out = np.asarray(arrow.to_numpy(zero_copy_only=False), dtype=object)
-        if self._na is not None and arrow.null_count:
-            out[np.asarray(arrow.is_null())] = self._na
-        return out
-
-    def __getitem__(self, pos):
-        if isinstance(pos, (int, np.integer)):
-            i = int(pos) + len(self) if pos < 0 else int(pos)
-            if not 0 <= i < len(self):
-                raise IndexError(f"position {int(pos)} is outside a text column of {len(self)}")
-            return self._objects(self._arrow.slice(i, 1))[0]
-        if isinstance(pos, slice):
-            return self._objects(self._arrow[pos])
-        pos = np.asarray(pos)
-        if pos.dtype == bool:
-            pos = np.flatnonzero(pos)
-        pos = pos.astype(np.int64, copy=False)
-        pos = np.where(pos < 0, pos + len(self), pos)  # numpy's reading of negative positions
-        return self._objects(self._arrow.take(pa.array(pos)))
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self._objects(self._arrow)
-        return out if dtype is None else out.astype(dtype)
 
 
 _THREAD_TEXTS = 50_000  # texts from which their signals are read by a thread beside the build
@@ -302,6 +71,20 @@ def _done(value: np.ndarray) -> Future[np.ndarray]:
     f: Future[np.ndarray] = Future()
     f.set_result(value)
     return f
+
+
+def shared_objects(values: pd.Series) -> np.ndarray:
+    """``values.to_numpy(dtype=object)`` holding one Python object per distinct value
+    (missing rows: the column's own missing value). A frame's text column (Arrow strings,
+    or a categorical of them) makes a Python string per row when read as objects: a few
+    roles over a million people's parties were 4 million strings (~230 MB), and every read
+    of them wrote to their pages (the reference counts), so a forked scorer copied them."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = np.asarray(pd.Series(uniques, dtype=values.dtype).astype(object), dtype=object)[codes]
+    missing = codes < 0
+    if missing.any():
+        out[missing] = values[missing].astype(object).to_numpy()
+    return out
 
 
 def _codes(values, categories) -> np.ndarray:
@@ -330,7 +113,7 @@ class HistoryIndex:
         self.persons = pd.Index(pd.unique(key.to_numpy()), name="person_key")
         self.pid_to_int = pd.Series(self.persons.get_indexer(key.to_numpy()), index=key.index)
         self._pid_index = pd.Index(key.index.to_numpy(dtype=object))
-        self._pid_codes = np.append(self.pid_to_int.to_numpy(np.int64), -1)  # position -1 -> unknown
+        self._pid_codes = self.pid_to_int.to_numpy(np.int64)  # by position of _pid_index (see codes_at)
         p = ds.persons.assign(_k=self.pid_to_int.reindex(ds.persons["person_id"]).to_numpy())
         self._pid_keys = key.index  # for _person_of while building; not kept
         # A canonical person's attributes: the first non-null across its records.
@@ -357,7 +140,16 @@ class HistoryIndex:
 
     def _person_of(self, person_ids: pd.Series) -> np.ndarray:
         """The canonical person number of each source person_id (-1: unknown or missing)."""
-        return self._pid_codes[id_positions(self._pid_keys, person_ids)]
+        return self.codes_at(id_positions(self._pid_keys, person_ids))
+
+    def codes_at(self, pos: np.ndarray) -> np.ndarray:
+        """The canonical person number of each position of ``_pid_index`` (-1 for -1: unknown).
+        (``_pid_codes`` grows in place as persons are added, so it holds no "unknown" slot.)"""
+        pos = np.asarray(pos, dtype=np.int64)
+        out = np.full(len(pos), -1, dtype=np.int64)
+        known = pos >= 0
+        out[known] = self._pid_codes[pos[known]]
+        return out
 
     # ------------------------------------------------------------------ incidents and parties
     def _build_incidents(self, ds: Dataset, inc_signals: Future[np.ndarray], note_signals: Future[np.ndarray]
@@ -388,8 +180,9 @@ class HistoryIndex:
                            "role": role[is_person], "t": since[is_person]})
         # Two source ids of one canonical person in one incident count once, from the earlier.
         pp = pp[pp["person"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "person", "role"])
+        prole = shared_objects(pp["role"])
         self.party_inc = Timeline.build(pp["inc"], pp["t"].to_numpy(np.int64),
-                                        person=pp["person"].to_numpy(), role=pp["role"].to_numpy())
+                                        person=pp["person"].to_numpy(), role=prole)
         # (incident, person) membership, hashed once so a point's own-dispute test is O(1),
         # with the person's arrival on the incident.
         pe = pp.drop_duplicates(["inc", "person"])[["person", "inc", "t"]]
@@ -408,7 +201,6 @@ class HistoryIndex:
         per = pp["person"].to_numpy()
         t = pp["t"].to_numpy(np.int64)
         kind = self.inc_kind[inc_of]
-        prole = pp["role"].to_numpy()
         # (a grown index holds some timelines in their delta form, see .delta)
         self.person_events: dict[str, Timeline | DeltaTimeline] = {}
         pe_inc, pe_person, pe_t = pe["inc"].to_numpy(), pe["person"].to_numpy(), pe["t"].to_numpy(np.int64)
@@ -481,7 +273,7 @@ class HistoryIndex:
         self.note_ids = pd.Index(notes["note_id"].to_numpy(dtype=object))
         self.note_signals = note_signals.result()
         # The notes' own text, read only by a trained text model (features.text_model).
-        # (read by position like the object array it replaces, and grown into one by .index_append)
+        # (read by position like the object array it replaces; grown by .index_append)
         self.note_text = cast(np.ndarray, TextColumn(notes["text"]))
         self.notes = Timeline.build(ni, to_secs(notes["recorded_at"], ALWAYS), row=np.arange(len(notes)))
 
@@ -596,7 +388,7 @@ class HistoryIndex:
 
     def person_ints(self, party_ids) -> np.ndarray:
         """Canonical person numbers of raw person_ids (-1 when unknown)."""
-        return self._pid_codes[positions(self._pid_index, party_ids)]
+        return self.codes_at(positions(self._pid_index, party_ids))
 
     def place_positions(self, ids) -> np.ndarray:
         """Positions of place ids (-1 when missing or not in the history)."""
@@ -609,97 +401,6 @@ class HistoryIndex:
     def mediation_positions(self, ids) -> np.ndarray:
         """Positions of mediation ids (-1 when not in the history)."""
         return positions(self.med_ids, ids)
-
-
-class IdIndex:
-    """A unique id index that grows without re-hashing: a pandas Index, hashed once, and the
-    ids appended since, in a dict. A new pandas Index costs a hash of every id on its first
-    look-up (half a second at two million incidents), which would make each ``Scorer.add``
-    cost the district. The appended part is folded into a new Index once it passes an
-    eighth of the whole, so each id is hashed O(1) times on average."""
-
-    def __init__(self, base: pd.Index, extra: dict | None = None):
-        self.base = base
-        self.extra: dict = extra or {}
-        self._int = base.dtype.kind in "iu"
-
-    @classmethod
-    def of(cls, index: pd.Index | IdIndex) -> IdIndex:
-        return index if isinstance(index, IdIndex) else cls(index)
-
-    def _key(self, x):
-        return int(x) if self._int else x
-
-    def __len__(self) -> int:
-        return len(self.base) + len(self.extra)
-
-    def __contains__(self, x) -> bool:
-        return self._key(x) in self.extra or x in self.base
-
-    def get_loc(self, x) -> int:
-        p = self.extra.get(self._key(x))
-        return int(p) if p is not None else int(self.base.get_loc(x))
-
-    def get_indexer(self, ids) -> np.ndarray:
-        if not self._int:
-            # A missing id is nowhere; asking pandas for None costs a pass over the index.
-            ids = np.asarray(ids, dtype=object)
-            given = ~pd.isna(ids)
-            if not given.all():
-                out = np.full(len(ids), -1, dtype=np.int64)
-                out[given] = self.get_indexer(ids[given])
-                return out
-        out = np.asarray(self.base.get_indexer(ids), dtype=np.int64)
-        if self.extra:
-            miss = np.flatnonzero(out < 0)
-            if len(miss):
-                values = np.asarray(ids, dtype=np.int64 if self._int else object)[miss]
-                out[miss] = [self.extra.get(self._key(v), -1) for v in values]
-        return out
-
-    def take(self, pos) -> np.ndarray:
-        """The ids at positions ``pos`` (without materialising the whole index)."""
-        pos = np.asarray(pos, dtype=np.int64)
-        out = np.empty(len(pos), dtype=np.int64 if self._int else object)
-        inb = pos < len(self.base)
-        out[inb] = self.base.take(pos[inb]).to_numpy()
-        if (~inb).any():
-            keys = list(self.extra)
-            out[~inb] = [keys[p - len(self.base)] for p in pos[~inb]]
-        return out
-
-    def to_numpy(self) -> np.ndarray:
-        extra = np.array(list(self.extra), dtype=np.int64 if self._int else object)
-        return np.concatenate([self.base.to_numpy(dtype=np.int64 if self._int else object), extra])
-
-    def append(self, ids) -> IdIndex:
-        """A new IdIndex with ``ids`` (not yet present) added at the end; this one is unchanged."""
-        ids = [self._key(v) for v in np.asarray(ids, dtype=np.int64 if self._int else object)]
-        if len(self.extra) + len(ids) > max(4096, len(self.base) // 8):
-            values = np.concatenate([self.to_numpy(), np.array(ids, dtype=np.int64 if self._int else object)])
-            return IdIndex(pd.Index(values))
-        extra = dict(self.extra)
-        n = len(self)
-        for i, v in enumerate(ids):
-            extra[v] = n + i
-        return IdIndex(self.base, extra)
-
-
-def positions(index: pd.Index | IdIndex, ids) -> np.ndarray:
-    """Positions of ``ids`` in a unique ``index`` (-1 when absent or missing). A handful of
-    ids go through the index's hash table one by one: ``get_indexer`` costs ~50 us a call."""
-    if isinstance(ids, np.ndarray) and ids.dtype.kind == "i":  # int64 keys (pairs, memberships)
-        if len(ids) > 16:
-            return index.get_indexer(ids)
-        return np.array([index.get_loc(x) if x in index else -1 for x in ids.tolist()], dtype=np.int64)
-    ids = ids.to_numpy(dtype=object) if isinstance(ids, pd.Series) else np.asarray(ids, dtype=object)
-    if len(ids) > 16:
-        return index.get_indexer(ids)
-    out = np.full(len(ids), -1, dtype=np.int64)
-    for i, x in enumerate(ids):
-        if not (x is None or x is pd.NA or (isinstance(x, float) and x != x)) and x in index:
-            out[i] = index.get_loc(x)
-    return out
 
 
 def history_index(ds: Dataset, lexicon: Lexicon | None = None) -> HistoryIndex:

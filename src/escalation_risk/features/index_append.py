@@ -20,8 +20,7 @@ re-sorts every timeline of the district; here only the records that change are r
    other per-entity arrays grow through spare capacity (:func:`~escalation_risk.capacity.grow`).
 
 The history itself is a :class:`~.delta.Stacked` (the loaded tables plus the rows added
-since), read by position: nothing in an add is proportional to the district (but two copies
-of the person-key arrays when persons are added: a few milliseconds at a million).
+since), read by position: nothing in an add is proportional to the district.
 
 The result is a new index (the old one is left untouched, so a reader holding it keeps
 one consistent history) whose features equal those of an index built from scratch on
@@ -36,26 +35,23 @@ sorted block keys, scored with the parameters of the linkage that made the index
 frozen; a rebuild re-estimates them, as the night does). If a new record links two
 people who had separate keys (or splits one), or new ``person_attributes`` rows arrive
 (their timelines are per canonical person over all its records), the index is re-built
-(by the caller: ``Scorer`` does it on a background thread by default).
+(by the caller: ``Scorer`` does it on a background thread by default). The persons' part
+is :mod:`.grown_persons`; folding a grown index's deltas, :mod:`.index_fold`.
 """
 
 from __future__ import annotations
-
-import copy
-import logging
-import time
 
 import numpy as np
 import pandas as pd
 
 from ..capacity import grow
 from ..dataset import Dataset
-from ..linking import DEFAULT_MODEL
-from ..linking.incremental import Frozen, LinkState, link_new
-from ..linking.linker import _link
 from ..lookup import id_positions
-from .delta import DeltaTimeline, Stacked, delta_limit, entity_positions
+from .delta import DeltaTimeline, Stacked, entity_positions
+from .grown_persons import LINKAGE, _grown, _keys_at, append_persons, link_state
+from .id_index import positions_or_new
 from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline, join_on, unique_keys
+from .text_column import TextColumn
 
 # timeline -> (kind of its entity, {payload column: kind}); None = a plain value.
 # "src" marks where the incident an event comes from is: "ent" or a payload column.
@@ -95,115 +91,10 @@ OTHER = {
 KNOWN = set(TIMELINES) | set(PER_INCIDENT) | OTHER
 
 
-PARTS = 64  # small Series appended to a _Joined before they are joined among themselves
-
-
-class _Joined:
-    """A Series attribute kept as the built Series plus the small ones appended since, joined
-    on its first read (then kept joined): appending a person record to a district's
-    ``person_key`` copied its million ids and keys (~12 ms per Series at a million records),
-    for a Series only a rebuild or ``Scorer.history`` reads. Stored in the instance as one
-    tuple ``(base, parts)``, replaced whole, so a reader joining it never sees half an update."""
-
-    def __init__(self, name: str):
-        self.name, self.slot = name, f"_joined_{name}"
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        base, parts = obj.__dict__[self.slot]
-        if not parts:
-            return base
-        joined = pd.concat([base, *parts])
-        obj.__dict__[self.slot] = (joined, ())
-        return joined
-
-    def __set__(self, obj, value: pd.Series) -> None:
-        obj.__dict__[self.slot] = (value, ())
-
-    def parts(self, obj) -> tuple[pd.Series, tuple[pd.Series, ...]]:
-        """(the joined part, the parts appended since), without joining them."""
-        return obj.__dict__[self.slot]
-
-    def append(self, obj, part: pd.Series) -> None:
-        base, parts = obj.__dict__[self.slot]
-        parts = (*parts, part)
-        if len(parts) > PARTS:  # the parts joined among themselves: a few hundred rows, not the district
-            parts = (pd.concat(parts),)
-        obj.__dict__[self.slot] = (base, parts)
-
-
-class GrownIndex(HistoryIndex):
-    """A :class:`HistoryIndex` that person records were appended to: the same parts, but its
-    ``person_key`` and ``pid_to_int`` join the persons added since on first read."""
-
-    person_key = _Joined("person_key")
-    pid_to_int = _Joined("pid_to_int")
-
-
-def _grown(idx: HistoryIndex) -> GrownIndex:
-    """A shallow copy of ``idx`` as a :class:`GrownIndex` (the same arrays, nothing copied)."""
-    out = copy.copy(idx)
-    if not isinstance(out, GrownIndex):
-        d = out.__dict__
-        out.__class__ = GrownIndex
-        for name in ("person_key", "pid_to_int"):
-            d[f"_joined_{name}"] = (d.pop(name), ())
-    assert isinstance(out, GrownIndex)
-    return out
-
-
-def _keys_at(idx: HistoryIndex, at: np.ndarray) -> np.ndarray:
-    """``idx.person_key``'s values at positions ``at`` (of ``idx._pid_index``), without joining
-    the keys appended since into one district-sized Series."""
-    if not isinstance(idx, GrownIndex):
-        return idx.person_key.to_numpy(dtype=object)[at]
-    base, parts = GrownIndex.person_key.parts(idx)
-    values = base.to_numpy(dtype=object)
-    late = at >= len(base)
-    if not late.any():
-        return values[at]
-    out = np.empty(len(at), dtype=object)
-    out[~late] = values[at[~late]]
-    out[late] = np.concatenate([p.to_numpy(dtype=object) for p in parts])[at[late] - len(base)]
-    return out
-
-
-def _set_attributes(out: HistoryIndex, idx: HistoryIndex, attrs: pd.DataFrame, n_new: int) -> None:
-    """The canonical persons' attributes (``attrs``, by person number) written into ``idx``'s
-    arrays grown by ``n_new`` new persons: through spare capacity, so the district's arrays
-    are not copied, unless a known person's value changes (a new record's non-null value
-    comes first), when the array is copied: never written where ``idx`` can see it."""
-    pos = attrs.index.to_numpy(np.int64)
-    for col, dtype in (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object)):
-        old = getattr(idx, col)
-        arr = grow(old, np.full(n_new, np.nan if dtype == "float64" else None, dtype=dtype))
-        vals = attrs[col].astype(dtype).to_numpy()
-        known = pos < len(old)
-        was, now = old[pos[known]], vals[known]
-        same = (was == now) | (pd.isna(was) & pd.isna(now))
-        write = ~known
-        write[known] = ~same
-        if write.any():
-            if not same.all() or not arr.flags.writeable:  # (a built or mapped array may be read-only)
-                arr = arr.copy()
-            arr[pos[write]] = vals[write]
-        setattr(out, col, arr)
-
-
-def _positions_or_new(index: pd.Index | IdIndex, ids: np.ndarray) -> tuple[np.ndarray, IdIndex]:
-    """Positions of ``ids`` in ``index``, appending the ones it lacks (in order of first
-    appearance): (positions, the grown index)."""
-    grown = IdIndex.of(index)
-    if not len(ids):
-        return np.zeros(0, np.int64), grown
-    pos = grown.get_indexer(ids)
-    missing = pos < 0
-    if missing.any():
-        new = pd.unique(np.asarray(ids)[missing])
-        grown = grown.append(new)
-        pos[missing] = len(grown) - len(new) + pd.Index(new).get_indexer(np.asarray(ids)[missing])
-    return pos, grown
+def _grown_column(arr, extra):
+    """``arr`` followed by ``extra``, through spare capacity; a text column keeps its Arrow
+    part as it is (:meth:`~.text_column.TextColumn.grown`)."""
+    return arr.grown(extra) if isinstance(arr, TextColumn) else grow(arr, extra)
 
 
 def _remap(values: np.ndarray, mapping: np.ndarray) -> np.ndarray:
@@ -242,36 +133,6 @@ def _rows_by_incident(idx: HistoryIndex, history: Stacked, name: str, n_base: in
     return rows
 
 
-LINKAGE = "linkage"  # the append cache's linkage state (linking.incremental.LinkState)
-log = logging.getLogger(__name__)
-
-
-def link_state(idx: HistoryIndex, history: Stacked) -> LinkState:
-    """The linkage state of ``idx``'s persons (built once per index, then grown by each add):
-    their keys sorted by blocking rule, and the parameters of the linkage that made
-    ``idx.person_key``, frozen (re-estimated here only when the key came without them)."""
-    state = idx.append_cache.get(LINKAGE)
-    if state is not None:
-        return state
-    n = len(idx.person_key)
-    persons = history.base.persons if len(history.base.persons) == n else history.rows("persons", np.arange(n))
-    res = history.base.cache.get("linkage")
-    if res is None or res.weights is None or res.key is not idx.person_key:
-        why = "no linkage cached" if res is None else "no weights" if res.weights is None else "another key"
-        res = _link(persons, None, DEFAULT_MODEL)  # a key made elsewhere: the district's own parameters
-        # The fresh parameters may split groups the key holds: each add touching one then
-        # finds a known key changed and re-builds. Counts only, never a value.
-        kc = pd.factorize(idx.person_key.to_numpy(dtype=object))[0]
-        fc = pd.factorize(res.key.reindex(idx.person_key.index).to_numpy(dtype=object))[0]
-        split = int((pd.DataFrame({"k": kc, "f": fc}).groupby("k")["f"].nunique() > 1).sum())
-        log.warning("linkage state: the index's person key came without its linkage (%s); re-linked "
-                    "%d records with fresh parameters, which split %d of the key's %d groups (adds "
-                    "touching them re-build the index)", why, n, split, int(kc.max()) + 1 if n else 0)
-    state = LinkState.build(persons, idx.person_key, Frozen.of(res, n))
-    idx.append_cache[LINKAGE] = state
-    return state
-
-
 def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
     """Build what the first add to ``idx`` (the index of ``history``) would otherwise build
     on its path: the rows of each party, mediation and note table by incident, and the
@@ -282,20 +143,6 @@ def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
         _rows_by_incident(idx, history, name, history.n(name))
     if len(idx.person_key) == history.n("persons"):
         link_state(idx, history)
-
-
-def hash_ids(idx: HistoryIndex, steps: list[tuple[str, float]] | None = None) -> None:
-    """Build the hash table of each id index of ``idx`` now: pandas builds it on an Index's
-    first look-up, a district-sized C call holding the GIL (a third of a second for two
-    million incidents, seconds at a load of 8), which after a rebuild was paid by the first
-    call or add to read the published index."""
-    for name, value in vars(idx).items():
-        base = value.base if isinstance(value, IdIndex) else value
-        if isinstance(base, pd.Index) and len(base):
-            t = time.perf_counter()
-            base.get_indexer(base[:1])
-            if steps is not None:
-                steps.append((f"hash {name}", time.perf_counter() - t))
 
 
 def _edit(tl: Timeline | DeltaTimeline, column: str | None, touched: np.ndarray, add: Timeline, fold: bool = True,
@@ -379,32 +226,12 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
     out = _grown(idx)
 
     # ---------------------------------------------------------------- people, places, organisations
-    if "persons" in added and len(added["persons"]):
-        # New records linked against the kept linkage state: their own keys and blocks only,
-        # the district's linkage parameters frozen (linking.incremental).
-        linked = link_new(link_state(idx, history), added["persons"])
-        if linked.keys is None:
-            return None  # a new record links two known people (or splits one): their histories merge
-        new_pids = linked.keys.index.to_numpy(dtype=object)
-        new_keys = linked.keys.to_numpy(dtype=object)
-        codes, out.persons = _positions_or_new(idx.persons, new_keys)
-        GrownIndex.person_key.append(out, linked.keys)
-        GrownIndex.pid_to_int.append(out, pd.Series(codes, index=pd.Index(new_pids, name="person_id")))
-        out._pid_index = IdIndex.of(idx._pid_index).append(new_pids)
-        # Copied (8 MB at a million records, ~1 ms): its last value is the "unknown" answer
-        # of every reader of ``idx``, so it cannot grow in place.
-        out._pid_codes = np.r_[idx._pid_codes[:-1], codes, -1]
-        out.append_cache = {**idx.append_cache, LINKAGE: linked.state}
-        # Attributes of the canonical persons with a new record: the first non-null across their
-        # records (the records of the groups joined: rows of the persons table, by position).
-        p = history.rows("persons", linked.joined)
-        p = p.assign(_k=out._pid_codes[out._pid_index.get_indexer(p["person_id"].to_numpy(dtype=object))])
-        attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
-        _set_attributes(out, idx, attrs, len(out.persons) - len(idx.persons))
+    if "persons" in added and len(added["persons"]) and not append_persons(out, idx, history, added["persons"]):
+        return None  # a new record links two known people (or splits one): their histories merge
     if "places" in added and len(added["places"]):
         pl = added["places"]
         out.places = IdIndex.of(idx.places).append(pl["place_id"].to_numpy(dtype=object))
-        g, out.grids = _positions_or_new(idx.grids, pl["grid_id"].to_numpy(dtype=object))
+        g, out.grids = positions_or_new(idx.grids, pl["grid_id"].to_numpy(dtype=object))
         out.place_grid = grow(idx.place_grid, g)
         out.places_type = grow(idx.places_type, pl["place_type"].astype(object).to_numpy())
     if "organizations" in added and len(added["organizations"]):
@@ -485,18 +312,18 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         "org": out.orgs.get_indexer(sub.orgs),
         "household": out.households.get_indexer(sub.households),
     }
-    med_pos, out.med_ids = _positions_or_new(idx.med_ids, sub.med_ids.to_numpy(dtype=object))
+    med_pos, out.med_ids = positions_or_new(idx.med_ids, sub.med_ids.to_numpy(dtype=object))
     maps["med"] = med_pos
-    note_pos, out.note_ids = _positions_or_new(idx.note_ids, sub.note_ids.to_numpy(dtype=object))
+    note_pos, out.note_ids = positions_or_new(idx.note_ids, sub.note_ids.to_numpy(dtype=object))
     maps["note"] = note_pos
     fresh = note_pos >= len(idx.note_ids)
     order = np.argsort(note_pos[fresh], kind="stable")
     out.note_signals = grow(idx.note_signals, sub.note_signals[fresh][order])
-    out.note_text = grow(idx.note_text, sub.note_text[fresh][order])  # object dtype: no truncation
+    out.note_text = _grown_column(idx.note_text, sub.note_text[fresh][order])  # object dtype: no truncation
     sa, sb = sub.pairs.to_numpy() // SHIFT, sub.pairs.to_numpy() % SHIFT
     a, b = _remap(sa, maps["person"]), _remap(sb, maps["person"])
     pair_keys = np.minimum(a, b) * SHIFT + np.maximum(a, b)
-    maps["pair"], out.pairs = _positions_or_new(idx.pairs, pair_keys)
+    maps["pair"], out.pairs = positions_or_new(idx.pairs, pair_keys)
 
     # New incidents' own arrays, in the big index's numbers.
     out.incidents = IdIndex.of(idx.incidents).append(new_ids)
@@ -505,7 +332,7 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         v = getattr(sub, name)[is_new]
         if kind is not None:
             v = _remap(v, maps[kind])
-        setattr(out, name, grow(getattr(idx, name), v))
+        setattr(out, name, _grown_column(getattr(idx, name), v))
     # A new record naming an incident outside the small index: its position in the big one
     # (written into the grown part only: the old index's arrays end before it).
     rel_ids = history.column("incidents", "related_incident_id", n_old, history.n("incidents"))
@@ -576,53 +403,4 @@ def append_to_index(idx: HistoryIndex, history: Dataset | Stacked, added: dict[s
         out.rel_pair_kind = grow(idx.rel_pair_kind, sub.rel_pair_kind)
         out.rel_pair_since = grow(idx.rel_pair_since, sub.rel_pair_since)
     out.append_cache = {**row_maps, **{k: v for k, v in out.append_cache.items() if k == LINKAGE}}
-    return out
-
-
-def delta_events(idx: HistoryIndex) -> int:
-    """Events held in the deltas of ``idx``'s timelines (dropped base events included)."""
-    tls = [getattr(idx, name) for name in TIMELINES] + list(idx.person_events.values()) + [idx.counterparties]
-    return sum(len(t.delta) + len(t.dropped) for t in tls if isinstance(t, DeltaTimeline))
-
-
-def _timelines(idx: HistoryIndex):
-    """(where, name, timeline) of every timeline an add edits, the append cache's included."""
-    for name in TIMELINES:
-        yield "attr", name, getattr(idx, name)
-    yield "attr", "counterparties", idx.counterparties
-    for k, tl in idx.person_events.items():
-        yield "person_events", k, tl
-    for name, tl in idx.append_cache.items():
-        yield "append_cache", name, tl
-
-
-def needs_fold(idx: HistoryIndex) -> bool:
-    """Whether a timeline's delta, or the linkage state's records linked since it was
-    sorted, has passed its limit (see :func:`fold_index`)."""
-    state = idx.append_cache.get(LINKAGE)
-    if isinstance(state, LinkState) and state.delta.n > delta_limit(state.base.n):
-        return True
-    return any(isinstance(tl, DeltaTimeline) and tl.over_limit() for _, _, tl in _timelines(idx))
-
-
-def fold_index(idx: HistoryIndex) -> HistoryIndex:
-    """``idx`` with every timeline whose delta passed its limit compacted into a plain one,
-    and the person records linked since the linkage state was sorted merged into it (same
-    groups, keys and frozen parameters: later adds link as they would have), the work an
-    add skips with ``fold=False``: a new index, ``idx`` left untouched, so it can run on a
-    snapshot in the background while adds go on."""
-    out = copy.copy(idx)
-    out.person_events = dict(idx.person_events)
-    out.append_cache = dict(idx.append_cache)
-    state = idx.append_cache.get(LINKAGE)
-    if isinstance(state, LinkState):
-        # Unmerged, every add compares its re-checked records' values with every record
-        # linked since (link_new's scans): a cost growing with each add until a rebuild.
-        out.append_cache[LINKAGE] = state.merged()
-    for where, name, tl in _timelines(idx):
-        if isinstance(tl, DeltaTimeline) and tl.over_limit():
-            if where == "attr":
-                setattr(out, name, tl.compact())
-            else:
-                getattr(out, where)[name] = tl.compact()
     return out

@@ -110,7 +110,8 @@ def _fit_logistic(X: pd.DataFrame, y: np.ndarray, seed: int) -> dict:
     mean, scale = filled.mean(axis=0), filled.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     spec = {"numeric": numeric, "median": med.tolist(), "mean": mean.tolist(), "scale": scale.tolist(),
-            "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL}, **LR_OPTS}
+            # Only the category columns given: a model trained without a family (``exclude``) has fewer.
+            "categories": {c: list(REGISTRY[c].categories or ()) for c in CATEGORICAL if c in X.columns}, **LR_OPTS}
     lr = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(_design(X, spec), y)
     spec["coef"] = lr.coef_[0].tolist()
     spec["intercept"] = float(lr.intercept_[0])

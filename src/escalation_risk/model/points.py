@@ -52,8 +52,17 @@ def night_points(ds: Dataset, *, start, end=None, day: int = 10, horizon_days: i
     return pd.concat([open_points(ds, n) for n in nights], ignore_index=True)
 
 
-def example_points(ds: Dataset, *, every_days: int | None, max_rescores: int, until) -> pd.DataFrame:
-    """Training examples: disputes at report time, plus later moments while still open."""
+def example_points(ds: Dataset, *, every_days: int | None, max_rescores: int, until,
+                   phase: str = "fixed") -> pd.DataFrame:
+    """Training examples: disputes at report time, plus later moments while still open.
+
+    ``phase="fixed"``: the k-th re-score ``k * every_days`` after the report. ``"spread"``:
+    somewhere in the k-th period of ``every_days`` after it, at a point drawn from the
+    dispute's id and k (the same for the same dispute in any data set), so the re-scores
+    cover every age of an open dispute as the nights see it (a night falls on any day of a
+    dispute's life), not only whole multiples of the period."""
+    if phase not in ("fixed", "spread"):
+        raise ValueError(f"phase must be 'fixed' or 'spread', got {phase!r}")
     base = report_points(ds)
     if not every_days:
         return base
@@ -63,8 +72,16 @@ def example_points(ds: Dataset, *, every_days: int | None, max_rescores: int, un
     rep = np.repeat(base["as_of"].to_numpy(dtype="datetime64[ns]"), len(k))
     ids = np.repeat(base["dispute_id"].to_numpy(dtype=object), len(k))
     cl = np.repeat(closed, len(k))
-    as_of = rep + np.tile(k, len(base)) * np.timedelta64(every_days, "D")
+    kk = np.tile(k, len(base))
+    period = np.timedelta64(every_days * 86_400_000_000_000, "ns")
+    if phase == "fixed":
+        as_of = rep + kk * period
+    else:
+        # A stable hash of (dispute, k), not a random stream: a dispute's points do not depend on the others.
+        h = pd.util.hash_array(ids) ^ pd.util.hash_array(kk.astype(np.uint64))
+        u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        as_of = rep + (np.maximum(kk - 1, 0) * period) + (u * period / np.timedelta64(1, "ns")).astype(
+            "timedelta64[ns]") * (kk > 0)
     keep = open_at(rep, cl, as_of) & (as_of <= np.datetime64(to_moment(until, what="until")))
-    keep |= np.tile(k == 0, len(base))
+    keep |= kk == 0
     return pd.DataFrame({"dispute_id": ids[keep], "as_of": as_of[keep]}).reset_index(drop=True)
-
