@@ -4,7 +4,7 @@ A service's background job (:class:`escalation_risk.scoring.Scorer`) yields to t
 progress through a profile hook that waits at each of its function calls. Waiting while it
 holds a lock an add or a call needs would make them wait for the job's yield in turn (up to
 its whole credit): a :class:`QuietLock` takes the hook off its thread while held, and puts it
-back once released. Without a hook it is a plain lock.
+back once released. Without a hook (or under a profiler, cProfile's) it is a plain lock.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ class QuietLock:
 
     def __enter__(self) -> QuietLock:
         hook = sys.getprofile()
-        sys.setprofile(None)  # before waiting for the lock: from here on the hook never runs
+        if callable(hook):  # (a profiler, cProfile's, is no function to set back: left running)
+            sys.setprofile(None)  # before waiting for the lock: from here on the hook never runs
+        else:
+            hook = None
         self._lock.acquire()
         self._hook = hook
         return self
@@ -34,7 +37,8 @@ class QuietLock:
     def __exit__(self, *exc) -> None:
         hook, self._hook = self._hook, None
         self._lock.release()
-        sys.setprofile(hook)
+        if hook is not None:
+            sys.setprofile(hook)
 
     def locked(self) -> bool:
         """Whether some thread holds it."""
