@@ -160,3 +160,22 @@ def test_the_scoring_child_runs_then_after_a_smaller_half(monkeypatch):
     assert (scores["pid"] != os.getpid()).sum() == 12
     scores, pid = province.score_points(_Echo(), None, points, fork=False, then=os.getpid)
     assert pid == os.getpid() and (scores["pid"] == pid).all()
+
+
+def test_a_then_that_fails_in_the_child_is_run_again_here_alone(monkeypatch, caplog):
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "CHUNK", 4)
+    parent = os.getpid()
+
+    def then() -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("only in the child")
+        return os.getpid()
+    points = pd.DataFrame({"dispute_id": [f"d{i}" for i in range(20)], "as_of": pd.Timestamp(NIGHT)})
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.province"):
+        scores, pid = province.score_points(_Echo(), None, points, fork=True, then=then)
+    assert pid == parent  # then() run again here
+    assert scores["dispute_id"].tolist() == points["dispute_id"].tolist()
+    assert (scores["pid"] != parent).sum() == 8  # the child's half kept, not scored again here
+    assert any("run again here" in r.getMessage() and "only in the child" not in r.getMessage()
+               for r in caplog.records)

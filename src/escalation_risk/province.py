@@ -452,12 +452,38 @@ def score_points(model: RiskModel, ds: Dataset, points: pd.DataFrame, *, thresho
     # the index's ids and pairs) are then made once and shared, not made again by the child.
     model.score(ds, first.iloc[:1], thresholds=thresholds)
 
-    def theirs() -> tuple[pd.DataFrame, T | None]:
+    parent = os.getpid()
+
+    def theirs() -> tuple[pd.DataFrame, T | _Failed | None]:
         scored = _in_slices(model, ds, second, thresholds)
-        return scored, then() if then is not None else None
+        return scored, _marked(then, parent) if then is not None else None
 
     mine, (other, checked) = in_parallel(lambda: _in_slices(model, ds, first, thresholds), theirs, fork=True)
+    if isinstance(checked, _Failed):
+        # Only ``then`` is run again: the child's half of the scores came back whole.
+        log.warning("the scoring child's %s failed (%s): run again here", checked.what, checked.error)
+        checked = then() if then is not None else None
     return pd.concat([mine, other], ignore_index=True), checked
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """What a forked child sends back in place of a ``then()`` that failed (the error's
+    type only: a message may carry data)."""
+
+    what: str
+    error: str
+
+
+def _marked(then: Callable[[], T], parent: int) -> T | _Failed:
+    """``then()``; in a forked child, a failure of it marked rather than raised, so the
+    parent runs ``then`` again and not the whole half of scores before it."""
+    if os.getpid() == parent:  # not forked (no process left): a failure is this process's own
+        return then()
+    try:
+        return then()
+    except Exception as e:  # noqa: BLE001 - run again by the parent, where it fails for real
+        return _Failed(getattr(then, "__name__", type(then).__name__), type(e).__name__)
 
 
 #: Points a forked half is scored at a time (a quarter of :data:`~.features.CHUNK`).
