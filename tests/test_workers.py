@@ -12,7 +12,7 @@ from conftest import KEY
 
 from escalation_risk import forks, run_night
 from escalation_risk.dataset import build
-from escalation_risk.model import risk_model
+from escalation_risk.model import open_points, risk_model
 
 NIGHT = "2025-06-30"
 
@@ -179,3 +179,28 @@ def test_a_then_that_fails_in_the_child_is_run_again_here_alone(monkeypatch, cap
     assert (scores["pid"] != parent).sum() == 8  # the child's half kept, not scored again here
     assert any("run again here" in r.getMessage() and "only in the child" not in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_large_district_s_few_open_disputes_check_drift_in_a_child(monkeypatch, small_district, small_model):
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "workers", lambda: 2)
+    night = pd.Timestamp(NIGHT)
+    n_open = len(open_points(small_district, night))
+    assert 1 < n_open <= province.CHUNK  # a single slice of points: score_points alone would not fork
+    monkeypatch.setattr(province, "FORK_MIN_ROWS", len(small_district.incidents))  # "large" from here
+    r = province.score_loaded(small_district, "", small_model, night, province.CrossDistrict.empty(),
+                              drift=lambda ds: os.getpid())
+    assert r.drift != os.getpid() and len(r.scores) == n_open
+    monkeypatch.setattr(province, "FORK_MIN_ROWS", len(small_district.incidents) + 1)
+    r = province.score_loaded(small_district, "", small_model, night, province.CrossDistrict.empty(),
+                              drift=lambda ds: os.getpid())
+    assert r.drift == os.getpid()
+
+
+def test_one_slice_of_points_is_scored_here_and_then_runs_alone_in_the_child(monkeypatch):
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "CHUNK", 32)
+    points = pd.DataFrame({"dispute_id": [f"d{i}" for i in range(20)], "as_of": pd.Timestamp(NIGHT)})
+    scores, pid = province.score_points(_Echo(), None, points, fork=True, then=os.getpid)
+    assert pid != os.getpid() and (scores["pid"] == os.getpid()).all()
+    assert scores["dispute_id"].tolist() == points["dispute_id"].tolist()
