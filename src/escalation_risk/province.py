@@ -643,13 +643,6 @@ def run_province_night(path: str | os.PathLike, model: str | os.PathLike | RiskM
                        **options: Any) -> Any:
     """The night of a province folder: :func:`escalation_risk.nightly.run_night`, every step and
     option of a district's night (engine ``"local"`` or ``"spark"``); returns its
-    :class:`~escalation_risk.nightly.NightReport`."""
+    :class:`~escalation_risk.night_report.NightReport`."""
     from .nightly import run_night
     return run_night(path, model, as_of, **options)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ProvinceReport":  # one report for every night: a province's is a district's
-        from .night_report import NightReport
-        return NightReport
-    raise AttributeError(name)
