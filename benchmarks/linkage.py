@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from escalation_risk import linking, normalize  # noqa: E402
 from escalation_risk.contract import ATTRIBUTES  # noqa: E402
+from escalation_risk.known import UNKNOWN  # noqa: E402
 from escalation_risk.synth import generate_tables  # noqa: E402
 
 KEY = b"benchmark-linkage-key-0123456789"
@@ -90,6 +91,24 @@ def _pairs_found(true: np.ndarray, key: np.ndarray) -> tuple[int, int]:
     total = int((sizes * (sizes - 1) // 2).sum())
     found = pd.DataFrame({"t": true, "k": key}).groupby(["t", "k"]).size()
     return int((found * (found - 1) // 2).sum()), total
+
+
+def _attribute_noise(persons: pd.DataFrame, truth: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """``persons`` with ``share`` of the duplicate records (every record of a true person but its
+    first) holding a hukou and an employment redrawn from the table's known values at their
+    frequencies (so a redraw may keep the value), each attribute drawn apart (seeded)."""
+    rng = np.random.default_rng([seed, 28])
+    tp = truth.set_index("person_id")["true_person"].reindex(persons["person_id"]).to_numpy()
+    dup = pd.Series(tp).duplicated().to_numpy() & ~pd.isna(tp)
+    out = persons.copy()
+    for col in ATTRIBUTES:
+        v = out[col].astype(object).to_numpy(copy=True)
+        known = v[(v != UNKNOWN) & ~pd.isna(v)]
+        hit = dup & (rng.random(len(v)) < share)
+        v[hit] = rng.choice(known, int(hit.sum()))
+        out[col] = pd.Categorical(v, dtype=persons[col].dtype) if isinstance(persons[col].dtype, pd.CategoricalDtype) \
+            else v
+    return out
 
 
 def _quality(res: linking.Linkage, truth: pd.DataFrame, persons: pd.DataFrame, graph_shared: pd.Series
@@ -161,6 +180,26 @@ def _graph_route(res: linking.Linkage, truth: pd.DataFrame) -> pd.DataFrame:
         one_person=("one", "sum"), two_people=("one", lambda x: int((~x).sum())),
         linked_one=("linked", lambda x: int((x & d.loc[x.index, "one"]).sum())),
         linked_two=("linked", lambda x: int((x & ~d.loc[x.index, "one"]).sum())))
+
+
+def _kinds_m(res: linking.Linkage, truth: pd.DataFrame) -> list[list[str]]:
+    """Per (id evidence, household mode) of the candidate pairs that are one person, how many
+    show disjoint incident kinds, beside the m the model learnt for that mode."""
+    p = res.pairs
+    ids = res.key.index.to_numpy(dtype=object)
+    tp = truth.set_index("person_id")["true_person"].reindex(ids).to_numpy()
+    one = tp[p["i"].to_numpy()] == tp[p["j"].to_numpy()]
+    lv, idl = p["incident_kinds"].to_numpy(), p["id_number"].to_numpy()
+    par = res.parameters.set_index(["field", "level"])
+    rows = []
+    for label, sel in (("one id number", idl == 1), ("id missing on one", idl == 0)):
+        for mode, (dis, sh) in (("both or neither in a household", (1, 2)), ("one only in a household", (3, 4))):
+            hit = one & sel & np.isin(lv, (dis, sh))
+            d = int((hit & (lv == dis)).sum())
+            name = linking.LEVELS["incident_kinds"][dis]
+            m = float(par.loc[("incident_kinds", name), "m"]) if ("incident_kinds", name) in par.index else float("nan")
+            rows.append([label, mode, f"{int(hit.sum()):,}", f"{d / max(int(hit.sum()), 1):.3f}", f"{m:.3f}"])
+    return rows
 
 
 def _time_overlap(tables: dict, keys: pd.DataFrame, res: linking.Linkage, truth: pd.DataFrame,
@@ -243,6 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--realistic-residence", action="store_true",
                     help="generate with synth's realistic_residence: households that moved, police records in "
                          "households")
+    ap.add_argument("--attribute-noise", type=float, default=0.0,
+                    help="share of duplicate records whose hukou and employment are redrawn (seeded; the generator "
+                         "copies them, real systems disagree: a status changed, a clerk guessed)")
     ap.add_argument("--cache", default=None, help="folder to keep the generated tables and truth in")
     ap.add_argument("--no-incremental", action="store_true", help="skip the incremental 1%% step")
     ap.add_argument("--prepare", action="store_true", help="only generate the district into --cache, then stop")
@@ -270,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     # Coded columns as loading makes them (a Dataset's code columns are categorical).
     tables["incidents"]["kind"] = tables["incidents"]["kind"].astype("category")
+    if args.attribute_noise:
+        tables["persons"] = _attribute_noise(tables["persons"], truth, args.attribute_noise, args.seed)
     persons = tables["persons"]
     load0 = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -277,15 +321,14 @@ def main(argv: list[str] | None = None) -> None:
     with Peak() as pk:
         if args.reuse_keys and cache and (cache / stem / "keys.parquet").exists():
             keys = pd.read_parquet(cache / stem / "keys.parquet")  # made by an earlier run with this KEY
-            for col in ATTRIBUTES:  # kept by an earlier version without them
-                if col not in keys:
-                    keys[col] = persons[col].to_numpy()
         else:
             lk = normalize.linkage_keys(persons, KEY)
             keys = pd.concat([persons[["person_id", "birth_year", "gender", *ATTRIBUTES]], lk], axis=1)
             del lk
             if cache:
                 keys.to_parquet(cache / stem / "keys.parquet")
+    for col in ATTRIBUTES:  # as the persons table states them (--attribute-noise; keys kept without them)
+        keys[col] = persons[col].to_numpy()
     with Peak() as pg:
         evidence = linking.graph_evidence({**tables, "persons": keys}, as_frame=False)
     with Peak() as pl:
@@ -309,7 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     rules = ", ".join(f"{k[6:]} {v:,}" for k, v in st.items() if k.startswith("pairs_") and k[6:] in
                       [r for r, _ in linking.blocking._block_rules(linking.keys._keys(keys.head(0)))])
     print(f"### Record linkage, {len(keys):,} person records ({n:,} persons, noise {args.noise}, seed {args.seed}"
-          + (", realistic residence" if args.realistic_residence else "") + ")")
+          + (", realistic residence" if args.realistic_residence else "")
+          + (f", attribute noise {args.attribute_noise}" if args.attribute_noise else "") + ")")
     print()
     print(f"- load at start: `{load0}`; at end: `{load1}`; peak RSS of the process "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB; machine: {platform.node()}, "
@@ -364,7 +408,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(f"Graph levels' u among namesakes (same name sound and birth year, two valid ids: two people; "
           f"{st.get('namesake_pairs_for_graph_u', 0):,} pairs), over u among random pairs: "
-          + ", ".join(f"{k[30:]} {v:.2f}" for k, v in st.items() if k.startswith("graph_u_namesakes_over_random_"))
+          + ", ".join(f"{k.split('_u_namesakes_over_random_')[1]} {v:.2f}" for k, v in st.items()
+                       if "_u_namesakes_over_random_" in k)
           + ".")
     print()
     print("Candidate pairs only the graph can settle (no id evidence, the phone not the same, name sound "
@@ -387,6 +432,15 @@ def main(argv: list[str] | None = None) -> None:
           "grid-only pairs, two people |")
     print("|---|---:|---:|---:|---:|")
     for row in _time_overlap(tables, keys, res, truth):
+        print("| " + " | ".join(row) + " |")
+    print()
+    print("incident_kinds' m (the share of one person's candidate pairs seen in disjoint kinds, from the "
+          "truth) where the model learns it (one id number on both records) and where it is applied most "
+          "(the id missing on one record), per household mode:")
+    print()
+    print("| pairs of one person | mode | pairs | disjoint | the model's m(disjoint) |")
+    print("|---|---|---:|---:|---:|")
+    for row in _kinds_m(res, truth):
         print("| " + " | ".join(row) + " |")
     print()
     print("Recall by kind of noise on the duplicate record:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -1200,7 +1201,7 @@ def test_em_recovers_a_planted_agreement_rate_of_the_attributes_read_only_when_t
     assert (off.pairs["hukou"] == 0).all() and (off.pairs["employment"] == 0).all()
 
 
-def test_the_hukou_weighs_its_learnt_weight_and_explain_links_shows_its_level():
+def test_the_hukou_weighs_its_learnt_weight_and_explain_links_shows_same_never_the_value():
     # a and b: one name and birth year, no id on b, the phone changed; they share a counterpart.
     # Background people are local or migrant at random. b's hukou the same as a's, or not:
     # the pair's weight moves by the difference of the two levels' weights, no more.
@@ -1227,7 +1228,15 @@ def test_the_hukou_weighs_its_learnt_weight_and_explain_links_shows_its_level():
     assert w[("hukou", "different")] < 0 < w[("hukou", "same_local")]
     # (b's own hukou moves the random pairs' u by a hair)
     assert abs((same - other) - (w[("hukou", "same_local")] - w[("hukou", "different")])) < 0.01
-    assert ex.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "same_local"
+    # Per pair, the level never states the value both records hold (a protected attribute).
+    assert ex.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "same"
+    assert ex_other.set_index(["person_id", "linked_to"]).loc[("b", "a"), "hukou"] == "different"
+    from escalation_risk.contract import ATTRIBUTE_VALUES
+    for frame in (ex, ex_other):
+        shown = {str(v) for c in frame.columns for v in frame[c].astype(object).unique()}
+        assert not shown & ({*ATTRIBUTE_VALUES} | {f"same_{v}" for v in ATTRIBUTE_VALUES})
+        assert set(frame["hukou"].cat.categories) == set(frame["employment"].cat.categories) == {
+            "missing", "same", "different"}
     assert ("hukou", "different") in set(zip(ex.attrs["parameters"]["field"], ex.attrs["parameters"]["level"]))
 
 
@@ -1314,3 +1323,160 @@ def test_the_attributes_compared_as_of_a_moment_follow_their_history():
 
     assert level("2024-04-01") == "same_local"
     assert level() == level("2024-07-01") == "different"
+
+
+def test_em_weighs_the_attributes_with_the_u_read_among_namesakes_that_scoring_uses(monkeypatch):
+    # 2,000 residents, hukou local (80%) or migrant; 300 second records carrying their id number;
+    # 300 pairs of namesakes (same name and birth year, two valid ids), both migrants: among
+    # namesakes two migrants are far commoner than among random pairs. Every EM step must weigh
+    # the hukou with that u, the one the pairs are scored with, not the random pairs'.
+    from escalation_risk.linking import parameters
+
+    keys, rng = _residents(21, 2000)
+    keys["hukou"] = np.where(rng.random(2000) < 0.2, "migrant", "local")
+    keys["employment"] = "employed"
+    dup = _second_records(keys, 300)
+    twins = keys.iloc[300:600].copy()
+    twins["person_id"] = [f"t{r:04d}" for r in range(300)]
+    twins["id_number"] = [f"Y{r}" for r in range(300)]
+    twins["phone"] = [f"3{r:010d}" for r in range(300)]
+    keys.loc[300:599, "hukou"] = twins["hukou"] = "migrant"
+    keys = pd.concat([keys, dup, twins], ignore_index=True)
+    seen: list[np.ndarray] = []
+    real = parameters.em_m
+
+    def spy(levels, u, *args, **kwargs):
+        if "hukou" in levels:
+            seen.append(np.array(u["hukou"], dtype=float))
+        return real(levels, u, *args, **kwargs)
+
+    monkeypatch.setattr(parameters, "em_m", spy)
+    res = link_keys(keys, model=GRAPH_MODEL)
+    used = res.weights.u["hukou"]
+    migrant = LEVELS["hukou"].index("same_migrant")
+    assert res.stats["attribute_u_namesakes_over_random_hukou_same_migrant"] > 2
+    assert seen and all(np.allclose(s, used) for s in seen)
+    assert used[migrant] > 0.1  # random pairs: 0.04
+
+
+def test_kinds_seen_gives_each_of_63_kinds_its_own_bit_and_refuses_64():
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    def seen(width: int) -> np.ndarray:
+        pid = np.array([f"p{k}" for k in range(width)], dtype=object)
+        ev = pd.DataFrame({"person_id": pid, "kind": "incident_kind", "item": np.arange(width)})
+        return _graph_arrays(ev, pid).kinds_seen()
+
+    bits = seen(63)
+    assert len(set(bits.tolist())) == 63 and (bits != 0).all()
+    with pytest.raises(ValueError, match="64 kinds of incident"):
+        seen(64)
+
+
+def test_the_default_model_lists_and_compares_only_the_fields_it_weighs():
+    # The default model reads neither the attributes nor graph evidence: no row of theirs in its
+    # parameters, and its keys' attributes stay unread even where the table states them.
+    from escalation_risk.linking.comparisons import _compare
+    from escalation_risk.linking.keys import _keys
+    from escalation_risk.linking.model import ATTRIBUTE_FIELDS
+
+    keys, rng = _residents(23, 600)
+    keys["hukou"] = np.where(rng.random(600) < 0.5, "migrant", "local")
+    keys["employment"] = "employed"
+    keys = pd.concat([keys, _second_records(keys, 100)], ignore_index=True)
+    off = link_keys(keys)
+    assert set(off.parameters["field"]) == {"id_number", "name", "birth", "phone", "gender"}
+    on = link_keys(keys, model=GRAPH_MODEL)
+    assert {"hukou", "employment"} <= set(on.parameters["field"])
+    assert not set(on.parameters["field"]) & set(linking.GRAPH_FIELDS)  # no graph evidence given
+    i, j = np.arange(100), np.arange(600, 700)
+    read, unread = _keys(keys, True), _keys(keys, False)
+    assert read.attributes and (read.hukou != 0).all() and not unread.attributes
+    unread.hukou, unread.employment = read.hukou, read.employment  # codes present, flag off: never compared
+    for f in ATTRIBUTE_FIELDS:
+        assert (_compare(read, i, j)[f] != 0).all() and (_compare(unread, i, j)[f] == 0).all()
+
+
+def test_the_staged_path_compares_the_attributes_only_when_asked_and_the_province_refuses_them():
+    from escalation_risk.linking import stages as LS
+    from escalation_risk.linking.comparisons import _compare
+    from escalation_risk.linking.keys import _keys
+
+    keys, rng = _residents(24, 300)
+    keys["hukou"] = np.where(rng.random(300) < 0.5, "migrant", "local")
+    keys["employment"] = np.where(rng.random(300) < 0.5, "retired", "employed")
+    keys = pd.concat([keys, _second_records(keys, 50)], ignore_index=True)
+    i, j = np.arange(50), np.arange(300, 350)
+    staged = LS.compare(LS.keys_of(LS.key_columns(keys, attributes=True)), i, j)
+    direct = _compare(_keys(keys, True), i, j)
+    for f in ("hukou", "employment"):
+        np.testing.assert_array_equal(staged[f], direct[f])
+        assert (staged[f] != 0).all()
+        assert (LS.compare(LS.keys_of(LS.key_columns(keys)), i, j)[f] == 0).all()
+    from escalation_risk import spark_linkage as SL
+
+    with pytest.raises(ValueError, match="attributes=False"):
+        SL.link_province(None, Path("."), "t", GRAPH_MODEL)
+
+
+def test_incident_kinds_judged_apart_when_one_record_only_is_in_a_household():
+    # p0 and p2 in households, p1 and p4 in none. Kinds: p0 dispute, p1 police call, p2 dispute,
+    # p4 police call.
+    from escalation_risk.linking.comparisons import _compare_graph
+    from escalation_risk.linking.evidence import _graph_arrays
+
+    pid = np.array(["p0", "p1", "p2", "p4"], dtype=object)
+    ev = pd.DataFrame({"person_id": ["p0", "p2", "p0", "p1", "p2", "p4"],
+                       "kind": ["household", "household", "incident_kind", "incident_kind", "incident_kind",
+                                "incident_kind"],
+                       "item": [0, 1, 0, 1, 0, 1]})
+    g = _graph_arrays(ev, pid)
+    i, j = np.array([0, 0, 1, 2, 1]), np.array([1, 2, 3, 3, 2])
+    got = _compare_graph(g, i, j)[0]["incident_kinds"]
+    assert [LEVELS["incident_kinds"][c] for c in got] == [
+        "disjoint_one_held", "shared", "shared", "disjoint_one_held", "disjoint_one_held"]
+
+
+def test_an_attribute_with_history_rows_none_yet_by_the_moment_reads_missing():
+    # b's hukou rows start in June: as of April it is unknown (the contract's first step), so
+    # the pair's hukou level is missing, not b's exported value.
+    parties = [("n1", "a", "2024-01-10"), ("n1", "x", "2024-01-10"), ("n2", "b", "2024-03-02"),
+               ("n2", "x", "2024-03-02")]
+    ds = district(PAIR, parties)
+    persons = ds.persons.copy()
+    pid = persons["person_id"].to_numpy(dtype=object)
+    persons["hukou"] = pd.Categorical(np.full(len(pid), "local"), dtype=persons["hukou"].dtype)
+    history = pd.DataFrame({"person_id": ["b"], "attribute": ["hukou"], "value": ["local"],
+                            "recorded_at": pd.to_datetime(["2024-06-01"])})
+    ds = dataclasses.replace(ds, persons=persons, person_attributes=history, cache={})
+
+    def level(as_of) -> str:
+        p = linking.linker._linkage(ds, None, GRAPH_MODEL, as_of=as_of).pairs
+        hit = p[((pid[p["i"]] == "a") & (pid[p["j"]] == "b")) | ((pid[p["i"]] == "b") & (pid[p["j"]] == "a"))]
+        return LEVELS["hukou"][int(hit["hukou"].iloc[0])]
+
+    assert level("2024-04-01") == "missing"
+    assert level("2024-07-01") == "same_local"
+
+
+def test_the_attributes_cannot_let_name_and_birth_year_link_on_their_own():
+    # a and b: name and birth year only (no id on b, phone changed), nothing shared in the graph;
+    # both migrants and unemployed (the attributes' strongest agreement) among local, employed
+    # neighbours: still two people.
+    ds = district(PAIR, [("n1", "a", "2024-01-10"), ("n2", "b", "2024-03-02")])
+    persons = ds.persons.copy()
+    pid = persons["person_id"].to_numpy(dtype=object)
+    pair = np.isin(pid, ["a", "b"])
+    persons["hukou"] = pd.Categorical(np.where(pair, "migrant", "local"), dtype=persons["hukou"].dtype)
+    persons["employment"] = pd.Categorical(np.where(pair, "unemployed", "employed"),
+                                           dtype=persons["employment"].dtype)
+    ds = dataclasses.replace(ds, persons=persons, cache={})
+    res = linking.linker._linkage(ds, None, GRAPH_MODEL)
+    p = res.pairs
+    hit = p[((pid[p["i"]] == "a") & (pid[p["j"]] == "b")) | ((pid[p["i"]] == "b") & (pid[p["j"]] == "a"))]
+    assert LEVELS["hukou"][int(hit["hukou"].iloc[0])] == "same_migrant"
+    assert LEVELS["employment"][int(hit["employment"].iloc[0])] == "same_unemployed"
+    w = res.parameters.set_index(["field", "level"])["weight"]
+    assert w[("hukou", "same_migrant")] > 0 and w[("employment", "same_unemployed")] > 0
+    key = link_persons(ds, model=GRAPH_MODEL)
+    assert key["a"] != key["b"]

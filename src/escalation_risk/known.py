@@ -238,6 +238,13 @@ def persons_at(persons: pd.DataFrame, t) -> pd.DataFrame:
     return out
 
 
+def persons_known(persons: pd.DataFrame, attributes: pd.DataFrame | None, t) -> pd.DataFrame:
+    """``persons`` as known at t: hukou and employment as they stood then (``attributes``:
+    ``person_attributes``' history; None keeps the exported values) and the identifiers of
+    records recorded after t blank (:func:`persons_at`)."""
+    return persons_at(persons if attributes is None else attributes_at(persons, attributes, t), t)
+
+
 def cut_tables(tables: dict[str, pd.DataFrame], t) -> dict[str, pd.DataFrame]:
     """Every contract table as it stood at t (missing tables stay missing)."""
     t = _t(t)
@@ -264,7 +271,7 @@ def cut_tables(tables: dict[str, pd.DataFrame], t) -> dict[str, pd.DataFrame]:
                 df = df[df["incident_id"].isin(ids)]
         out[name] = df
     if "persons" in tables:
-        out["persons"] = persons_at(attributes_at(tables["persons"], tables.get("person_attributes"), t), t)
+        out["persons"] = persons_known(tables["persons"], tables.get("person_attributes"), t)
     return {k: v.reset_index(drop=True) for k, v in out.items()}
 
 

@@ -206,6 +206,9 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
     """Link every person of the ``keys`` dataset of night ``tag`` under ``root``; writes
     ``province_keys`` (district, person_id, key_district, key_person) partitioned by
     district."""
+    if model.attributes:
+        # The keys dataset holds no hukou or employment (keys_table codes them as missing).
+        raise ValueError("link_province compares identifiers only: use a model with attributes=False")
     from functools import partial
 
     from pyspark.sql import functions as F
@@ -327,4 +330,4 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
     edges.unpersist()
     stats["seconds"] = time.perf_counter() - t0
     stats["collected_bytes"] = collected[0]  # counts, level counts and the weights: nothing per record
-    return ProvinceLinkage(stats, LS.parameters(weights))
+    return ProvinceLinkage(stats, LS.parameters(weights, model))

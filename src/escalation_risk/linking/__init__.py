@@ -72,7 +72,8 @@ Everything is a function of the keys table (``person_id``, ``birth_year``, ``gen
 and the ``lk_*`` columns) and, optionally, graph evidence (:func:`graph_evidence`):
 :func:`link_keys` links any such table, e.g. a province's.
 
-Graph evidence is compared with :data:`GRAPH_MODEL` (``LinkageModel(graph=True)``), not
+Graph evidence, and the hukou and employment both records state, are compared with
+:data:`GRAPH_MODEL` (``LinkageModel(graph=True, attributes=True)``), not
 in the default model that training and the night read: features at every moment of a
 history read one linkage, and a link only a later incident revealed would carry that
 incident into earlier features. Use it for a linkage as of one moment

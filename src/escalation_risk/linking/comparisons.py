@@ -79,7 +79,10 @@ def _compare(k: _Keys, i: np.ndarray, j: np.ndarray, graph: bool = True,
     spres = (sa >= 0) & (sb >= 0)
     gender = _levels([(spres & (sa == sb), 1), (spres, 2)], m)
     out = {"id_number": idl, "name": namel, "birth": birth, "phone": phone, "gender": gender}
-    for f in ATTRIBUTE_FIELDS:  # zero (missing) unless the model reads them (keys._keys)
+    for f in ATTRIBUTE_FIELDS:  # missing unless the model reads them (keys._keys)
+        if not k.attributes:
+            out[f] = np.zeros(m, dtype=np.int8)
+            continue
         a, b = getattr(k, f)[i], getattr(k, f)[j]
         # The agreed value's own level (its code), else "different" (the last).
         out[f] = np.where((a != 0) & (b != 0), np.where(a == b, a, len(LEVELS[f]) - 1), 0).astype(np.int8)

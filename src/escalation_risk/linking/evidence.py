@@ -72,6 +72,8 @@ KINDS = ("counterparty", "household", "place", "grid", "place_time")
 # kind (the police its calls and cases, a mediation centre its disputes), so one person's
 # records kept by two systems are more often seen in disjoint kinds than two people are.
 TRAITS = ("incident_kind",)
+# A record's kinds are held as the bits of an int64 (GraphEvidence.kinds_seen), the sign's left alone.
+MAX_INCIDENT_KINDS = 63
 ITEM_KINDS = KINDS + TRAITS
 PLACE_WINDOW_DAYS = 30
 EVIDENCE_COLUMNS = ["person_id", "kind", "item"]
@@ -128,7 +130,8 @@ class GraphEvidence:
         if a is None:
             return None
         if self._seen is None:
-            bits = np.left_shift(np.int64(1), np.minimum(a.indices, 62).astype(np.int64))
+            _check_kinds(a.shape[1])
+            bits = np.left_shift(np.int64(1), a.indices.astype(np.int64))
             out = np.zeros(a.shape[0], dtype=np.int64)
             full = np.diff(a.indptr) > 0
             if full.any():
@@ -178,6 +181,13 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None)
                           shape=(n, width))
     a.has_sorted_indices = True
     return a
+
+
+def _check_kinds(n: int) -> None:
+    """Refuse more kinds of incident than a record's bits hold (two kinds sharing a bit would
+    read as one)."""
+    if n > MAX_INCIDENT_KINDS:
+        raise ValueError(f"linkage: {n} kinds of incident, at most {MAX_INCIDENT_KINDS} can be compared")
 
 
 def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
@@ -345,7 +355,9 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     mats["grid"] = _matrix(np.repeat(np.arange(n), np.diff(place.indptr)), grid[place.indices], n)
     # The kinds of incident the record is a party of (its own incidents), made last: the
     # places' and grids' transient arrays are freed by then.
-    kind_code = np.minimum(pd.factorize(incidents["kind"], sort=True)[0], 126).astype(np.int8)
+    kind_code, kind_values = pd.factorize(incidents["kind"], sort=True)
+    _check_kinds(len(kind_values))
+    kind_code = kind_code.astype(np.int8)
     mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[inc_pos[at]], n)
     return _finish(pid, {k: mats[k] for k in ITEM_KINDS})
 

@@ -48,7 +48,7 @@ from .parameters import _score, _tf_log_u, _Weights
 
 # Term-frequency values: the name in _Weights.tf -> the _Keys field.
 TF_KEYS = {"id_number": "idn", "name": "name", "pinyin": "pinyin", "fuzzy": "fuzzy", "phone": "phone"}
-_FIELDS = tuple(f.name for f in dataclasses.fields(_Keys) if f.name != "graph")
+_FIELDS = tuple(f.name for f in dataclasses.fields(_Keys) if f.name not in ("graph", "attributes"))
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,12 @@ def relink(persons: pd.DataFrame, existing: pd.Series | None, frozen: Frozen) ->
 
 
 def _take(k: _Keys, pos: np.ndarray) -> _Keys:
-    return _Keys(**{f: getattr(k, f)[pos] for f in _FIELDS})
+    return _Keys(**{f: getattr(k, f)[pos] for f in _FIELDS}, attributes=k.attributes)
 
 
 def _cat(a: _Keys, b: _Keys) -> _Keys:
-    return _Keys(**{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in _FIELDS})  # type: ignore[arg-type]
+    return _Keys(**{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in _FIELDS},  # type: ignore[arg-type]
+                 attributes=a.attributes or b.attributes)
 
 
 def _ragged(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

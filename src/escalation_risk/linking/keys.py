@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..normalize import ID_NONE, ID_OTHER
 from .evidence import GraphEvidence
-from .model import ATTRIBUTE_CODES
+from .model import COMPARED_VALUES
 
 
 @dataclass
@@ -34,6 +34,9 @@ class _Keys:
     hukou: np.ndarray
     employment: np.ndarray
     graph: GraphEvidence | None = None
+    # Whether hukou and employment were read (a model comparing them): else both are zero and
+    # no pair's attribute level is computed.
+    attributes: bool = False
 
     @property
     def n(self) -> int:
@@ -51,9 +54,9 @@ def _str_hash(s: pd.Series) -> np.ndarray:
 
 
 def _coded(persons: pd.DataFrame, col: str, read: bool) -> np.ndarray:
-    """The value of attribute ``col`` as 1 + its position in :data:`ATTRIBUTE_CODES` (int8); 0
+    """The value of attribute ``col`` as 1 + its position in :data:`COMPARED_VALUES` (int8); 0
     where missing, ``unknown``, outside the codes, or not ``read`` (the model does not compare it)."""
-    codes = ATTRIBUTE_CODES[col]
+    codes = COMPARED_VALUES[col]
     n = len(persons)
     if not read or col not in persons.columns:
         return np.zeros(n, dtype=np.int8)
@@ -108,5 +111,6 @@ def _keys(persons: pd.DataFrame, attributes: bool = False) -> _Keys:
         year=year, sex=sex, name=name, pinyin=num("lk_pinyin", name), fuzzy=num("lk_fuzzy", name),
         shape=num("lk_shape", name), phone=phone,
         hukou=_coded(persons, "hukou", attributes), employment=_coded(persons, "employment", attributes),
+        attributes=attributes,
     )
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..clock import to_moment
 from ..dataset import Dataset
-from ..known import attributes_at, persons_at
+from ..known import persons_known
 from .blocking import _candidates
 from .comparisons import _compare, _compare_graph
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, graph_evidence
@@ -20,6 +20,7 @@ from .groups import _existing_pairs, _groups, _keep_keys, _named, _prior_keys
 from .ids import _ids_unique
 from .keys import _Keys, _keys
 from .model import (
+    ATTRIBUTE_FIELDS,
     DEFAULT_MODEL,
     FIELDS,
     GRAPH_MODEL,
@@ -185,9 +186,12 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         "pairs_linked_by_graph_evidence": int(graph_route.sum()),
         **{f"em_share_of_matches_{name}": v for name, v in wt.lam.items()},
         "namesake_pairs_for_graph_u": wt.namesakes,
-        **{f"graph_u_namesakes_over_random_{f}_{LEVELS[f][lv]}": r for (f, lv), r in wt.ratio.items()},
+        # The u among namesakes over the random pairs': the graph's levels, and the attributes'.
+        **{f"{'attribute' if f in ATTRIBUTE_FIELDS else 'graph'}_u_namesakes_over_random_{f}_{LEVELS[f][lv]}": r
+           for (f, lv), r in wt.ratio.items()},
     })
-    return Linkage(key=out, pairs=pairs, stats=stats, parameters=parameters_table(wt), weights=wt)
+    table = parameters_table(wt, model.applied(k.graph is not None))
+    return Linkage(key=out, pairs=pairs, stats=stats, parameters=table, weights=wt)
 
 
 def link_persons(ds: Dataset, existing: pd.Series | None = None,
@@ -214,11 +218,9 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
         ("linkage", model.graph, None if as_of is None else to_moment(as_of, what="as_of"))
     if cacheable and slot in ds.cache:
         return ds.cache[slot]
-    persons = ds.persons
-    if as_of is not None:
-        # The attributes compared as they stood then (their history, where the data hold one).
-        persons = persons_at(attributes_at(persons, ds.person_attributes, as_of) if model.attributes else persons,
-                             as_of)
+    # The attributes compared as they stood then (their history, where the data hold one).
+    persons = ds.persons if as_of is None else \
+        persons_known(ds.persons, ds.person_attributes if model.attributes else None, as_of)
     evidence = graph_evidence(ds.tables(), as_of, as_frame=False) if model.graph else None
     res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
     if cacheable:
@@ -263,14 +265,26 @@ def linkage_parameters(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_o
     return _linkage(ds, None, model, as_of=as_of).parameters.copy()
 
 
+# The levels explain_links shows of an attribute: never which value two records share.
+ATTRIBUTE_SHOWN = ("missing", "same", "different")
+
+
+def _attribute_shown(codes: np.ndarray, f: str) -> np.ndarray:
+    """An attribute's levels as :data:`ATTRIBUTE_SHOWN`'s codes (every ``same_*`` one ``same``)."""
+    last = len(LEVELS[f]) - 1
+    return np.where(codes == 0, 0, np.where(codes == last, 2, 1)).astype(np.int8)
+
+
 def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> pd.DataFrame:
     """The evidence behind every link: one row per accepted pair inside one group.
 
     Columns: person_key, person_id, linked_to (the pair, ``linked_to`` the smaller id),
     rule (the agreeing evidence, ``id_number`` when the id is the same), weight (summed
     log2 match weight), match_probability, and the agreement level of each field
-    (id_number, name, birth, phone, gender, and the graph's counterparty, place and household_held).
-    Levels only: never a value. For two records in one household, the counterparty and
+    (id_number, name, birth, phone, gender, hukou, employment, and the graph's counterparty, place,
+    household_held and incident_kinds). Levels only: never a value; hukou and employment show
+    ``same``, ``different`` or ``missing`` (the weight applied is still their value's level's,
+    per value only in the aggregate :func:`linkage_parameters`). For two records in one household, the counterparty and
     household_held levels are shown but weigh nothing (the household implies them), so the
     weight is not the sum of every listed level's weight. Records that stand alone are not
     listed. The trained
@@ -289,7 +303,13 @@ def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=Non
     out["weight"] = p["weight"].round(2).to_numpy()
     out["match_probability"] = p["match_probability"].to_numpy()
     for f in FIELDS:
-        out[f] = pd.Categorical.from_codes(lv[f].to_numpy(), categories=list(LEVELS[f]))
+        codes = lv[f].to_numpy()
+        if f in ATTRIBUTE_FIELDS:
+            # A pair's own level would state both records' hukou or employment (a protected
+            # group's attribute, fairness.GROUP_ATTRIBUTES): "same", weighed as its value's level.
+            out[f] = pd.Categorical.from_codes(_attribute_shown(codes, f), categories=list(ATTRIBUTE_SHOWN))
+        else:
+            out[f] = pd.Categorical.from_codes(codes, categories=list(LEVELS[f]))
     same = out["person_key"].to_numpy() == out["linked_to"].map(res.key).to_numpy()
     out = out[same].sort_values(["person_key", "person_id", "linked_to"], ignore_index=True)
     out.attrs["parameters"] = res.parameters.copy()

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..contract import EMPLOYMENT, HUKOU
+from ..contract import ATTRIBUTE_CODES
+from ..known import UNKNOWN
 
 RULE_ID = "id_number"
 RULE_FALLBACK = "name+birth_year+phone"
@@ -18,9 +19,8 @@ FIELDS = ("id_number", "name", "birth", "phone", "gender", "hukou", "employment"
 # Agreement is a level per value (Splink's exact match per value of a field with few values:
 # two migrants agreeing say more than two locals, two retired namesakes less than two
 # employed ones), each with its own m and u: attribute -> its values, level k+1 the k-th.
-ATTRIBUTE_CODES = {"hukou": tuple(v for v in HUKOU if v != "unknown"),
-                   "employment": tuple(v for v in EMPLOYMENT if v != "unknown")}
-ATTRIBUTE_FIELDS = tuple(ATTRIBUTE_CODES)
+COMPARED_VALUES = {f: tuple(v for v in codes if v != UNKNOWN) for f, codes in ATTRIBUTE_CODES.items()}
+ATTRIBUTE_FIELDS = tuple(COMPARED_VALUES)
 GRAPH_FIELDS = ("counterparty", "place", "household_held", "incident_kinds")
 LEVELS: dict[str, tuple[str, ...]] = {
     "id_number": ("missing", "exact", "check_digit", "typo", "transposed", "different", "conflict"),
@@ -32,7 +32,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "gender": ("missing", "same", "different"),
     # The registered-residence status and the employment both records state ("unknown" is
     # missing): one person's two systems mostly agree, two namesakes often do not.
-    **{f: ("missing", *(f"same_{v}" for v in codes), "different") for f, codes in ATTRIBUTE_CODES.items()},
+    **{f: ("missing", *(f"same_{v}" for v in codes), "different") for f, codes in COMPARED_VALUES.items()},
     # Graph evidence (evidence.py): a shared counterpart in incidents or relations; the
     # closest shared whereabouts (one household, else one place at overlapping times, else
     # one place, else one grid).
@@ -59,7 +59,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
 _MODES: dict[str, tuple[tuple[int, ...], ...]] = {
     "id_number": ((1, 2, 3, 4, 5, 6),), "name": ((1, 2, 3, 4, 5),), "birth": ((1, 2, 3), (4, 5, 6)),
     "phone": ((1, 2),), "gender": ((1, 2),),
-    **{f: (tuple(range(1, len(codes) + 2)),) for f, codes in ATTRIBUTE_CODES.items()},
+    **{f: (tuple(range(1, len(codes) + 2)),) for f, codes in COMPARED_VALUES.items()},
     "counterparty": ((1, 2),), "place": ((1, 2, 3, 4, 5),),
     "household_held": ((1, 2), (3, 4)), "incident_kinds": ((1, 2), (3, 4)),
 }
@@ -107,7 +107,7 @@ def _default_m() -> dict[str, dict[str, float]]:
         "gender": {"same": 0.995, "different": 0.005},
         # A status changes (a migrant registers, a worker retires) and a clerk may guess it.
         **{f: {**{f"same_{v}": 0.8 / len(codes) for v in codes}, "different": 0.2}
-           for f, codes in ATTRIBUTE_CODES.items()},
+           for f, codes in COMPARED_VALUES.items()},
         "counterparty": {"shared": 0.3, "none": 0.7},
         "place": {"household": 0.05, "place_overlapping": 0.15, "place": 0.2, "grid": 0.35, "none": 0.25},
         "household_held": {"one_side": 0.5, "both": 0.5, "one_side_id_missing": 0.5, "both_id_missing": 0.5},
@@ -128,7 +128,7 @@ def _default_u0() -> dict[str, dict[str, float]]:
         "phone": {"exact": 1e-6, "different": 1.0},
         "gender": {"same": 0.5, "different": 0.5},
         **{f: {**{f"same_{v}": 0.5 / len(codes) ** 2 for v in codes}, "different": 1 - 0.5 / len(codes)}
-           for f, codes in ATTRIBUTE_CODES.items()},
+           for f, codes in COMPARED_VALUES.items()},
         "counterparty": {"shared": 1e-4, "none": 1.0},
         "place": {"household": 1e-5, "place_overlapping": 1e-4, "place": 1e-3, "grid": 0.02, "none": 0.98},
         "household_held": {"one_side": 0.1, "both": 0.9, "one_side_id_missing": 0.3, "both_id_missing": 0.7},
@@ -200,6 +200,13 @@ class LinkageModel:
     def weight_threshold(self, n_records: int) -> float:
         """The summed match weight a pair needs to reach ``threshold``."""
         return float(np.log2(self.threshold / (1 - self.threshold)) - self.prior_log2_odds(n_records))
+
+
+    def applied(self, graph: bool) -> tuple[str, ...]:
+        """The fields this model weighs (``graph``: graph evidence given): the others are
+        missing for every pair and are not listed among its parameters."""
+        return tuple(f for f in FIELDS if (graph or f not in GRAPH_FIELDS)
+                     and (self.attributes or f not in ATTRIBUTE_FIELDS))
 
 
 DEFAULT_MODEL = LinkageModel()

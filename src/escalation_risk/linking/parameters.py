@@ -306,17 +306,22 @@ def _weights(u_counts: dict[str, np.ndarray], levels: dict[str, np.ndarray], ses
     sessions (m by EM) and the term frequencies: what :func:`_estimate` gathers from the
     keys, and an engine linking a province in parts gathers by itself."""
     u = _u_from_counts(u_counts, model)
-    m, source, lam = _train_m(levels, sessions, u, model)
     ratio: dict[tuple[str, int], float] = {}
     namesakes = 0
-    # The attributes too: two namesakes share a birth year, and with it an age that makes them
-    # both students or both retired far more often than two random people.
-    told = (GRAPH_FIELDS if graph else ()) + (ATTRIBUTE_FIELDS if model.attributes else ())
-    if told and "fuzzy_pinyin+birth_year" in sessions:
+    block = None
+    if (graph or model.attributes) and "fuzzy_pinyin+birth_year" in sessions:
         block = sessions["fuzzy_pinyin+birth_year"]
         if graph and compared is not None:  # the namesakes whose graph levels were compared
             block = block[compared[block]]
-        u, ratio, namesakes = _u_among_namesakes(levels, block, u, told)
+    if model.attributes and block is not None:
+        # The attributes' u among namesakes too: two namesakes share a birth year, and with it
+        # an age that makes them both students or both retired far more often than two random
+        # people. Read before EM, whose steps weigh them with the u the scoring will use.
+        u, ratio, namesakes = _u_among_namesakes(levels, block, u, ATTRIBUTE_FIELDS)
+    m, source, lam = _train_m(levels, sessions, u, model)
+    if graph and block is not None:
+        u, graph_ratio, namesakes = _u_among_namesakes(levels, block, u, GRAPH_FIELDS)
+        ratio.update(graph_ratio)
     table = {f: _log_table(m[f], u[f]) for f in FIELDS}
     present_adj: dict[str, float] = {}
     for f in MISSING_TELLS:
@@ -403,11 +408,11 @@ def _score(levels: dict[str, np.ndarray], wt: _Weights, i: np.ndarray,
     return total
 
 
-def parameters_table(wt: _Weights) -> pd.DataFrame:
-    """The trained parameters: one row per field and level (m, u, weight in bits, where m
-    came from). Levels and weights only, never a value."""
+def parameters_table(wt: _Weights, fields: tuple[str, ...] = FIELDS) -> pd.DataFrame:
+    """The trained parameters of ``fields`` (those the model weighs): one row per field and
+    level (m, u, weight in bits, where m came from). Levels and weights only, never a value."""
     rows = []
-    for f in FIELDS:
+    for f in fields:
         for code, name in enumerate(LEVELS[f]):
             if code == 0 and wt.table[f][0] == 0.0:
                 continue

@@ -35,7 +35,7 @@ from .comparisons import _compare
 from .groups import _groups, _named
 from .keys import _Keys, _keys
 from .linker import _accept
-from .model import _TF_LEVELS, FIELDS, ID_TRANSPOSED, LinkageModel
+from .model import _TF_LEVELS, ATTRIBUTE_FIELDS, FIELDS, ID_TRANSPOSED, LinkageModel
 from .parameters import (
     SESSIONS,
     _level_counts,
@@ -49,7 +49,7 @@ from .parameters import (
 )
 
 #: The integer key columns of a record (:func:`key_columns`).
-KEY_FIELDS = tuple(f.name for f in dataclasses.fields(_Keys) if f.name not in ("pid", "graph"))
+KEY_FIELDS = tuple(f.name for f in dataclasses.fields(_Keys) if f.name not in ("pid", "graph", "attributes"))
 #: The term-frequency values: name -> key column.
 TF_FIELDS = {"id_number": "idn", "name": "name", "pinyin": "pinyin", "fuzzy": "fuzzy", "phone": "phone"}
 #: The training sessions (blocking rules whose pairs train m).
@@ -57,10 +57,11 @@ SESSION_RULES = tuple(SESSIONS)
 _DTYPES = {"kind": np.int8, "year": np.int16, "sex": np.int8, "hukou": np.int8, "employment": np.int8}
 
 
-def key_columns(keys: pd.DataFrame) -> pd.DataFrame:
+def key_columns(keys: pd.DataFrame, attributes: bool = False) -> pd.DataFrame:
     """A keys table (``person_id``, ``birth_year``, ``gender``, ``lk_*``) as integer key
-    columns (:data:`KEY_FIELDS`), one row per record in its order."""
-    k = _keys(keys.reset_index(drop=True))
+    columns (:data:`KEY_FIELDS`), one row per record in its order; ``hukou`` and
+    ``employment`` coded only with ``attributes`` (a model comparing them), else zero."""
+    k = _keys(keys.reset_index(drop=True), attributes)
     return pd.DataFrame({f: getattr(k, f) for f in KEY_FIELDS})
 
 
@@ -68,7 +69,9 @@ def keys_of(columns: pd.DataFrame, ids: np.ndarray | None = None) -> _Keys:
     """The linkage's keys from :func:`key_columns` (``ids``: the records' ids, when needed)."""
     n = len(columns)
     arrays = {f: columns[f].to_numpy(dtype=_DTYPES.get(f, np.int64)) for f in KEY_FIELDS}
-    return _Keys(pid=np.arange(n).astype(object) if ids is None else np.asarray(ids, dtype=object), **arrays)
+    read = any(bool(arrays[f].any()) for f in ATTRIBUTE_FIELDS)  # zero unless key_columns read them
+    return _Keys(pid=np.arange(n).astype(object) if ids is None else np.asarray(ids, dtype=object), **arrays,
+                 attributes=read)
 
 
 def rules() -> list[str]:
@@ -143,6 +146,7 @@ def group_keys(k: _Keys, i: np.ndarray, j: np.ndarray, weight: np.ndarray, id_le
     return _named(k.pid, comp)
 
 
-def parameters(wt: _Weights) -> pd.DataFrame:
-    """The trained parameters (levels, m, u, weights), as :func:`~escalation_risk.linking.linkage_parameters`."""
-    return parameters_table(wt)
+def parameters(wt: _Weights, model: LinkageModel) -> pd.DataFrame:
+    """The trained parameters (levels, m, u, weights) of the fields ``model`` weighs without
+    graph evidence, as :func:`~escalation_risk.linking.linkage_parameters`."""
+    return parameters_table(wt, model.applied(False))
