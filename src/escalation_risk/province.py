@@ -448,6 +448,8 @@ def score_points(model: RiskModel, ds: Dataset, points: pd.DataFrame, *, thresho
         fork = workers() > 1 and n > CHUNK
     parent = os.getpid()
     if fork and then is not None and n <= CHUNK:
+        # One point scored first, as below: the look-up tables built on first use shared with the child.
+        model.score(ds, points.iloc[:1], thresholds=thresholds)
         scores, done = in_parallel(lambda: model.score(ds, points, thresholds=thresholds),
                                    partial(_marked, then, parent), fork=True)
         return scores, _or_again(done, then)
@@ -463,7 +465,6 @@ def score_points(model: RiskModel, ds: Dataset, points: pd.DataFrame, *, thresho
     # One point scored here first: the look-up tables built on first use (the hash tables of
     # the index's ids and pairs) are then made once and shared, not made again by the child.
     model.score(ds, first.iloc[:1], thresholds=thresholds)
-
 
     def theirs() -> tuple[pd.DataFrame, T | _Failed | None]:
         scored = _in_slices(model, ds, second, thresholds)
