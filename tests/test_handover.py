@@ -71,6 +71,20 @@ def test_a_value_comes_back_equal_with_its_arrays_mapped_and_writable(n):
     assert got["ints"][0] == -1
 
 
+
+def test_a_value_whose_numeric_arrays_are_all_empty_comes_back():
+    """No numeric byte to map (every array of no rows): the buffers are still handed back."""
+    want = {"a": np.zeros(0), "b": np.zeros((0, 3), dtype=np.int64), "o": np.zeros(0, object)}
+    fd = _fd()
+    try:
+        handover.dump(want, fd)
+        got = handover.load(fd)
+    finally:
+        os.close(fd)
+    assert set(got) == set(want)
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and got[k].shape == v.shape
+
 def test_a_forked_child_hands_its_result_over():
     want = _value(handover.CHUNK + 5)
     fd = _fd()

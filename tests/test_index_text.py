@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from escalation_risk.features.index import TextColumn
+from escalation_risk.features.text_column import TextColumn
 
 
 @pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", object])

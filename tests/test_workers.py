@@ -204,3 +204,65 @@ def test_one_slice_of_points_is_scored_here_and_then_runs_alone_in_the_child(mon
     scores, pid = province.score_points(_Echo(), None, points, fork=True, then=os.getpid)
     assert pid != os.getpid() and (scores["pid"] == os.getpid()).all()
     assert scores["dispute_id"].tolist() == points["dispute_id"].tolist()
+
+
+def test_two_threads_forking_at_once_leave_the_collector_as_it_was(monkeypatch):
+    """Thread B forking while thread A is between its freeze and its unfreeze: B must not take
+    A's freeze for the process's own (it would never undo its own). Forks fail here (no
+    child), so only the freezes are seen."""
+    import gc
+    import threading
+    import types
+
+    gc.unfreeze()  # (whatever an earlier test froze)
+    calls: list[str] = []
+
+    def record(name):
+        def fn():
+            calls.append(name)
+            getattr(gc, name)()
+        return fn
+
+    monkeypatch.setattr(forks, "gc", types.SimpleNamespace(
+        get_freeze_count=gc.get_freeze_count, freeze=record("freeze"), unfreeze=record("unfreeze")))
+    second = threading.Thread(target=lambda: forks.Forked(lambda: 2))
+    forks_made = []
+
+    def fork() -> int:
+        forks_made.append(1)
+        if len(forks_made) == 1:  # A, frozen: B forks now (and waits for A, once forks are one at a time)
+            second.start()
+            second.join(2)
+        raise OSError("no fork here")
+
+    monkeypatch.setattr(os, "fork", fork)
+    try:
+        assert forks.Forked(lambda: 1).result() == 1
+        second.join(60)
+        assert not second.is_alive() and len(forks_made) == 2
+        assert calls.count("freeze") == calls.count("unfreeze") == 2, calls
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+
+
+def test_a_frozen_process_forking_freezes_nothing_more_here():
+    """A server froze its history; each fork freezes the objects alive at that moment in the
+    child only: here they stay the collector's (frozen for good, they would leak)."""
+    import gc
+
+    gc.unfreeze()  # (whatever an earlier test froze)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        later = [[i] for i in range(1000)]  # tracked objects made after the server froze
+
+        def unfrozen() -> int:  # later's objects the collector walks (its generations hold no frozen object)
+            collected = {id(o) for o in gc.get_objects()}
+            return sum(id(x) in collected for x in [later, *later])
+
+        assert forks.Forked(unfrozen).result(600) == 0  # the child froze what it shares with this process
+        assert unfrozen() == len(later) + 1  # nothing more frozen here
+    finally:
+        gc.unfreeze()

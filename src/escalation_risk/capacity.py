@@ -12,18 +12,19 @@ state's group keys (:mod:`escalation_risk.linking.incremental`).
 from __future__ import annotations
 
 import os
-import threading
 import weakref
 
 import numpy as np
 
+from .quiet_lock import QuietLock
+
 _USED: dict[int, int] = {}  # id(buffer) -> length in use, so one buffer is only ever extended by its last view
-_LOCK = threading.Lock()  # an add and a background catch-up may grow views of one buffer at once
+_LOCK = QuietLock()  # an add and a background catch-up may grow views of one buffer at once
 
 
 def _after_fork() -> None:
     global _LOCK
-    _LOCK = threading.Lock()  # a thread of the parent may have held it at the fork
+    _LOCK = QuietLock()  # a thread of the parent may have held it at the fork
 
 
 if hasattr(os, "register_at_fork"):

@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 WORKERS_ENV = "ESCALATION_RISK_WORKERS"
 T = TypeVar("T")
+_FORK_LOCK = threading.Lock()  # held from the freeze before a fork to the unfreeze after it
 
 
 def workers() -> int:
@@ -71,18 +73,28 @@ class Forked(Generic[T]):
         # in the child would otherwise write to every tracked object's header and so copy
         # the pages holding them. A process that froze its objects itself (a server, after
         # loading its history) keeps them frozen: unfreezing would hand them all back to the
-        # collector, whose next full collection walks the history during some request.
-        frozen_before = gc.get_freeze_count() > 0
-        gc.freeze()
-        try:
-            pid = os.fork()
-        except OSError as e:  # no memory or process left: do it here
+        # collector, whose next full collection walks the history during some request. Its
+        # objects are then frozen in the child only: frozen here, everything alive at each
+        # fork would stay frozen for good. One fork at a time: another thread's freeze read
+        # as this process's own would never be undone.
+        error: OSError | None = None
+        with _FORK_LOCK:
+            frozen_before = gc.get_freeze_count() > 0
             if not frozen_before:
+                gc.freeze()
+            try:
+                pid = os.fork()
+            except OSError as e:  # no memory or process left: done here
+                pid, error = -1, e
+            if pid and not frozen_before:
                 gc.unfreeze()
-            log.warning("could not fork a worker (%s); working in one process", type(e).__name__)
+        if error is not None:
+            log.warning("could not fork a worker (%s); working in one process", type(error).__name__)
             os.close(fd)
             return
         if pid == 0:  # the child: compute, write, leave without running the parent's clean-ups
+            if frozen_before:
+                gc.freeze()
             code = 1
             try:
                 with threadpool_limits(limits=1):
@@ -97,8 +109,6 @@ class Forked(Generic[T]):
                     pass
             finally:
                 os._exit(code)
-        if not frozen_before:
-            gc.unfreeze()
         self._fd = fd
         self._pid = pid
 

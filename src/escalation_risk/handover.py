@@ -94,7 +94,10 @@ def dump(value: Any, fd: int) -> None:
 
 
 def _read(fd: int, at: int, n: int) -> bytes:
-    out = bytearray()
+    first = os.pread(fd, n, at)
+    if len(first) == n:  # the usual case: one read, no copy
+        return first
+    out = bytearray(first)
     while len(out) < n:
         got = os.pread(fd, n - len(out), at + len(out))
         if not got:
@@ -136,7 +139,8 @@ def load(fd: int, steps: list[tuple[str, float]] | None = None) -> Any:
         arrays.append(flat.reshape(shape))
     # The numeric buffers come first in the file: only they are mapped.
     mapped = max((at + n for at, n in header["buffers"]), default=0)
-    buffers: list[memoryview] = []
+    # Buffers all empty (arrays of no rows) map nothing: each is then an empty buffer of its own.
+    buffers: list[memoryview] = [memoryview(bytearray()) for _ in header["buffers"]]
     if mapped:
         mm = mmap.mmap(fd, mapped, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         view = memoryview(mm)

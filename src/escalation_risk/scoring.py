@@ -35,11 +35,12 @@ from .dataset import Dataset, as_records, load_dataset
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
-from .features.index import IdIndex
+from .features.id_index import IdIndex
 from .features.index_append import append_to_index
 from .features.index_append import prepare as prepare_appends
 from .features.index_fold import delta_events, fold_index, hash_ids, needs_fold
 from .model import RiskModel, load_model
+from .quiet_lock import QuietLock
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 from .score_request import _check_references, _context, parse_request
 
@@ -161,7 +162,11 @@ def _hashed_in(idx: HistoryIndex, before: HistoryIndex | None) -> HistoryIndex:
 
 
 REBUILD_NICE = 19  # the rebuild's child at the lowest priority: the serving process keeps its core
-REBUILD_TIMEOUT = 3600.0  # s: a rebuild's child still running then is stopped (and the rebuild done here)
+REBUILD_TIMEOUT = 3600.0  # s: a rebuild's child still running then is stopped (the next add tries again)
+
+
+class RebuildTimeout(TimeoutError):
+    """A rebuild's child ran past ``REBUILD_TIMEOUT`` and was stopped."""
 
 
 def _in_background() -> None:
@@ -185,7 +190,9 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     indexes (pandas hashes on first look-up: a few district-sized C calls). The history
     stays this process's ``history`` (the index's rows are its rows, in its order). Without
     fork (another platform, ``ESCALATION_RISK_WORKERS=1``) or with ``REBUILD_APART`` off, the
-    thread builds it, as it does when the child or the handover fails."""
+    thread builds it, as it does when the child or the handover fails. A child stopped past
+    ``REBUILD_TIMEOUT`` raises :class:`RebuildTimeout` instead: built here, the rebuild would
+    hold the GIL the child was there to spare (the job records it; the next add tries again)."""
     if not (REBUILD_APART and forks.workers() > 1):
         return _rebuilt(history, lexicon)
     fd, path = tempfile.mkstemp(prefix="er-rebuild-", suffix=".idx")
@@ -193,10 +200,12 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     parent = os.getpid()
 
     def work() -> None:
-        if os.getpid() == parent:  # the child failed or never forked: the except below builds it here
-            raise RuntimeError("the rebuild's child failed")
+        if os.getpid() == parent:  # the child failed, ran past its time or never forked
+            if time.perf_counter() - t0 >= REBUILD_TIMEOUT:
+                raise RebuildTimeout(f"the rebuild's child ran past {REBUILD_TIMEOUT:.0f} s")
+            raise RuntimeError("the rebuild's child failed")  # the except below builds it here
         _in_background()
-        history._lock = threading.Lock()  # an add may have held it at the fork: this thread is alone now
+        history._lock = QuietLock()  # an add may have held it at the fork: this thread is alone now
         idx = _hashed_in(_rebuilt(history, lexicon, hashed=False).idx, before)
         if lexicon is not None:
             idx.lexicon = None  # type: ignore[assignment]  # the model's, set again here: not shipped
@@ -207,20 +216,24 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
     hook = sys.getprofile()
     try:
         # The job thread's hook waits on the calls' event: a child inheriting it (with the
-        # event's lock perhaps held by a request thread at the fork) could wait forever.
+        # event's lock perhaps held by a request thread at the fork) could wait forever. Off
+        # while the child runs too: polling for it makes calls, which would spend the job's
+        # credit of waits before the handover, where it counts.
         sys.setprofile(None)
         try:
             child = forks.Forked(work)
+            forked = time.perf_counter() - t0  # os.fork holds the GIL while it copies the page tables
+            if phase is not None:
+                phase("child")
+            child.result(REBUILD_TIMEOUT)  # waiting releases the GIL
+            t1 = time.perf_counter()
+            if phase is not None:
+                phase("handover")
         finally:
             sys.setprofile(hook)
-        forked = time.perf_counter() - t0  # os.fork holds the GIL while it copies the page tables
-        if phase is not None:
-            phase("child")
-        child.result(REBUILD_TIMEOUT)  # waiting releases the GIL
-        t1 = time.perf_counter()
-        if phase is not None:
-            phase("handover")
         idx = handover.load(fd, steps)
+    except RebuildTimeout:
+        raise
     except Exception as e:  # noqa: BLE001 - e.g. no room for the file: the index is built here instead
         log.warning("the rebuild in a child failed (%s); rebuilt in this process", type(e).__name__)
         return _rebuilt(history, lexicon)
@@ -392,7 +405,9 @@ class Scorer:
         self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
         prepare_appends(self._state.idx, self._state.history)  # what the first add would build on its path
         hash_ids(self._state.idx)
-        self._lock = threading.Lock()  # one add() at a time; readers never wait
+        # One add() at a time; readers never wait. The background job, yielding to calls at
+        # its function calls, never does so holding it (an add would wait for its yield).
+        self._lock = QuietLock()
         self._accepted = self._state.history  # every accepted row: the state's, then the adds not yet in it
         self._unseen: list[dict[str, pd.DataFrame]] = []  # accepted adds a pending rebuild will publish
         self._job: _Job | None = None  # the background fold or rebuild running

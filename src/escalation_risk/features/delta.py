@@ -27,14 +27,13 @@ after it, never a mix.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pandas as pd
 
 from ..contract import TABLES
 from ..dataset import Dataset
-from .index import OFF, Timeline, Windows, _search, ragged
+from ..quiet_lock import QuietLock
+from .timeline import OFF, Timeline, Windows, _search, ragged
 
 MIN_DELTA = 4096
 
@@ -216,7 +215,7 @@ class Stacked:
         self._chunks = {k: v for k, v in (chunks or {}).items() if v}
         self._n_added = {k: sum(len(c) for c in v) for k, v in self._chunks.items()}
         self._dataset: Dataset | None = None if self._chunks else base
-        self._lock = threading.Lock()
+        self._lock = QuietLock()  # a background job never yields to calls holding it
         self._empty: dict[str, pd.DataFrame] = {}
 
     def n(self, name: str) -> int:

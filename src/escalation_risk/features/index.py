@@ -32,7 +32,7 @@ from ..forks import workers
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
 from ..lookup import id_positions
-from .id_index import IdIndex, positions
+from .id_index import positions
 from .lexicon import Lexicon, load_lexicon
 from .text_column import TextColumn
 from .timeline import (
@@ -41,11 +41,7 @@ from .timeline import (
     NEVER,
     OFF,
     SHIFT,
-    KeyPart,
     Timeline,
-    Windows,
-    _search,
-    _search_both,
     join_on,
     ragged,
     to_secs,
@@ -55,10 +51,9 @@ from .timeline import (
 if TYPE_CHECKING:
     from .delta import DeltaTimeline
 
-__all__ = [  # the timelines', text column's and id indexes' names, used from here before the split
-    "ALWAYS", "DAY", "NEVER", "OFF", "SHIFT", "HistoryIndex", "IdIndex", "KeyPart", "TextColumn", "Timeline",
-    "Windows", "_search", "_search_both", "history_index", "id_positions", "join_on", "positions", "ragged",
-    "to_secs", "unique_keys",
+__all__ = [  # with the timelines' and id indexes' names the feature modules read from here
+    "ALWAYS", "DAY", "OFF", "SHIFT", "HistoryIndex", "Timeline", "history_index", "id_positions", "positions",
+    "ragged", "to_secs", "unique_keys",
 ]
 
 MAX_PAIR_PARTIES = MAX_GROUP     # incidents with more person parties make no pair ties (known.tie_members)

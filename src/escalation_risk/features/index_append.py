@@ -49,9 +49,10 @@ from ..dataset import Dataset
 from ..lookup import id_positions
 from .delta import DeltaTimeline, Stacked, entity_positions
 from .grown_persons import LINKAGE, _grown, _keys_at, append_persons, link_state
-from .id_index import positions_or_new
-from .index import NEVER, SHIFT, HistoryIndex, IdIndex, Timeline, join_on, unique_keys
+from .id_index import IdIndex, positions_or_new
+from .index import HistoryIndex
 from .text_column import TextColumn
+from .timeline import NEVER, SHIFT, Timeline, join_on, unique_keys
 
 # timeline -> (kind of its entity, {payload column: kind}); None = a plain value.
 # "src" marks where the incident an event comes from is: "ent" or a payload column.
