@@ -126,8 +126,9 @@ def _u_from_counts(level_counts: dict[str, np.ndarray], model: LinkageModel) -> 
 
 
 def _log_table(m: np.ndarray, u: np.ndarray) -> np.ndarray:
-    w = np.log2(np.maximum(m, _M_FLOOR) / u)
-    w[0] = 0.0
+    w = np.zeros(len(m))
+    # Level 0 (missing) weighs nothing, whatever its u (which may be 0 where nothing is missing).
+    w[1:] = np.log2(np.maximum(m[1:], _M_FLOOR) / u[1:])
     return w
 
 
