@@ -238,8 +238,4 @@ def night_check(model: RiskModel, night: Any) -> Callable[[Dataset], DriftReport
     """The night's drift check of one district's data (:func:`check_night`), as
     :func:`escalation_risk.province.score_loaded` takes it (``drift=``): every engine of
     the nightly job checks a district this one way."""
-    return partial(_checked, model, night)
-
-
-def _checked(model: RiskModel, night: Any, ds: Dataset) -> DriftReport | None:
-    return check_night(model, ds, night)
+    return partial(check_night, model, night=night)

@@ -450,9 +450,8 @@ def score_points(model: RiskModel, ds: Dataset, points: pd.DataFrame, *, thresho
     if fork and then is not None and n <= CHUNK:
         # One point scored first, as below: the look-up tables built on first use shared with the child.
         model.score(ds, points.iloc[:1], thresholds=thresholds)
-        scores, done = in_parallel(lambda: model.score(ds, points, thresholds=thresholds),
-                                   partial(_marked, then, parent), fork=True)
-        return scores, _or_again(done, then)
+        # then() alone in the child: a failure there is run again here by the fork itself.
+        return in_parallel(lambda: model.score(ds, points, thresholds=thresholds), then, fork=True)
     if not fork or n < 2:
         scores = model.score(ds, points, thresholds=thresholds)
         return scores, then() if then is not None else None
