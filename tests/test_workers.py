@@ -223,16 +223,23 @@ def test_two_threads_forking_at_once_leave_the_collector_as_it_was(monkeypatch):
             getattr(gc, name)()
         return fn
 
-    monkeypatch.setattr(forks, "gc", types.SimpleNamespace(
-        get_freeze_count=gc.get_freeze_count, freeze=record("freeze"), unfreeze=record("unfreeze")))
     second = threading.Thread(target=lambda: forks.Forked(lambda: 2))
+    b_looked = threading.Event()  # B read the freeze count: without one fork at a time, inside A's freeze
+
+    def count() -> int:
+        if threading.current_thread() is second:
+            b_looked.set()
+        return gc.get_freeze_count()
+
+    monkeypatch.setattr(forks, "gc", types.SimpleNamespace(
+        get_freeze_count=count, freeze=record("freeze"), unfreeze=record("unfreeze")))
     forks_made = []
 
     def fork() -> int:
         forks_made.append(1)
         if len(forks_made) == 1:  # A, frozen: B forks now (and waits for A, once forks are one at a time)
             second.start()
-            second.join(2)
+            b_looked.wait(10)  # at once without the fork lock; with it B waits for A, and so does this
         raise OSError("no fork here")
 
     monkeypatch.setattr(os, "fork", fork)
