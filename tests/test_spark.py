@@ -123,6 +123,10 @@ def test_spark_night_equals_local_night(local_night, spark_night):
                                       pd.read_csv(local.files["quarantine"].parent / f))
     assert {d: s.n_scored for d, s in remote.summaries.items()} == {d: s.n_scored for d, s in local.summaries.items()}
     assert set(remote.drifts) == set(DISTRICTS)
+    # one drift check on both engines (drift.night_check, run by score_loaded): the same reports
+    def drift_of(night):
+        return {d: None if r is None else (r.verdict, r.n_recent, r.score) for d, r in night.drifts.items()}
+    assert drift_of(remote) == drift_of(local)
 
 
 def test_each_district_task_writes_its_own_partition(spark, spark_night, local_night):

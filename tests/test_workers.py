@@ -12,7 +12,7 @@ from conftest import KEY
 
 from escalation_risk import forks, run_night
 from escalation_risk.dataset import build
-from escalation_risk.model import risk_model
+from escalation_risk.model import open_points, risk_model
 
 NIGHT = "2025-06-30"
 
@@ -162,6 +162,50 @@ def test_the_scoring_child_runs_then_after_a_smaller_half(monkeypatch):
     assert pid == os.getpid() and (scores["pid"] == pid).all()
 
 
+def test_a_then_that_fails_in_the_child_is_run_again_here_alone(monkeypatch, caplog):
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "CHUNK", 4)
+    parent = os.getpid()
+
+    def then() -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("only in the child")
+        return os.getpid()
+    points = pd.DataFrame({"dispute_id": [f"d{i}" for i in range(20)], "as_of": pd.Timestamp(NIGHT)})
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.province"):
+        scores, pid = province.score_points(_Echo(), None, points, fork=True, then=then)
+    assert pid == parent  # then() run again here
+    assert scores["dispute_id"].tolist() == points["dispute_id"].tolist()
+    assert (scores["pid"] != parent).sum() == 8  # the child's half kept, not scored again here
+    assert any("run again here" in r.getMessage() and "only in the child" not in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_large_district_s_few_open_disputes_check_drift_in_a_child(monkeypatch, small_district, small_model):
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "workers", lambda: 2)
+    night = pd.Timestamp(NIGHT)
+    n_open = len(open_points(small_district, night))
+    assert 1 < n_open <= province.CHUNK  # a single slice of points: score_points alone would not fork
+    monkeypatch.setattr(province, "FORK_MIN_ROWS", len(small_district.incidents))  # "large" from here
+    r = province.score_loaded(small_district, "", small_model, night, province.CrossDistrict.empty(),
+                              drift=lambda ds: os.getpid())
+    assert r.drift != os.getpid() and len(r.scores) == n_open
+    monkeypatch.setattr(province, "FORK_MIN_ROWS", len(small_district.incidents) + 1)
+    r = province.score_loaded(small_district, "", small_model, night, province.CrossDistrict.empty(),
+                              drift=lambda ds: os.getpid())
+    assert r.drift == os.getpid()
+
+
+def test_one_slice_of_points_is_scored_here_and_then_runs_alone_in_the_child(monkeypatch):
+    import escalation_risk.province as province
+    monkeypatch.setattr(province, "CHUNK", 32)
+    points = pd.DataFrame({"dispute_id": [f"d{i}" for i in range(20)], "as_of": pd.Timestamp(NIGHT)})
+    scores, pid = province.score_points(_Echo(), None, points, fork=True, then=os.getpid)
+    assert pid != os.getpid() and (scores["pid"] == os.getpid()).all()
+    assert scores["dispute_id"].tolist() == points["dispute_id"].tolist()
+
+
 def test_two_threads_forking_at_once_leave_the_collector_as_it_was(monkeypatch):
     """Thread B forking while thread A is between its freeze and its unfreeze: B must not take
     A's freeze for the process's own (it would never undo its own). Forks fail here (no
@@ -179,16 +223,23 @@ def test_two_threads_forking_at_once_leave_the_collector_as_it_was(monkeypatch):
             getattr(gc, name)()
         return fn
 
-    monkeypatch.setattr(forks, "gc", types.SimpleNamespace(
-        get_freeze_count=gc.get_freeze_count, freeze=record("freeze"), unfreeze=record("unfreeze")))
     second = threading.Thread(target=lambda: forks.Forked(lambda: 2))
+    b_looked = threading.Event()  # B read the freeze count: without one fork at a time, inside A's freeze
+
+    def count() -> int:
+        if threading.current_thread() is second:
+            b_looked.set()
+        return gc.get_freeze_count()
+
+    monkeypatch.setattr(forks, "gc", types.SimpleNamespace(
+        get_freeze_count=count, freeze=record("freeze"), unfreeze=record("unfreeze")))
     forks_made = []
 
     def fork() -> int:
         forks_made.append(1)
         if len(forks_made) == 1:  # A, frozen: B forks now (and waits for A, once forks are one at a time)
             second.start()
-            second.join(2)
+            b_looked.wait(10)  # at once without the fork lock; with it B waits for A, and so does this
         raise OSError("no fork here")
 
     monkeypatch.setattr(os, "fork", fork)

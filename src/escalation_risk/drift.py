@@ -29,8 +29,9 @@ that moved most; ``watch`` when some are moderate; ``stable`` otherwise.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,8 @@ from .response import ALERT_LEVELS, assign_levels
 from .stability import BINS, EPSILON, histograms, psi, psi_from_counts
 
 __all__ = ["psi", "psi_from_counts", "feature_drift", "drift_report", "night_drift", "DriftReport",
-           "EPSILON", "MOVED", "MODERATE", "MISSING_MOVED", "NIGHTS", "SEASONAL", "check_night"]
+           "EPSILON", "MOVED", "MODERATE", "MISSING_MOVED", "NIGHTS", "SEASONAL", "check_night",
+           "night_check"]
 
 log = logging.getLogger(__name__)
 
@@ -230,3 +232,10 @@ def check_night(model: RiskModel, ds: Dataset, night: Any, *, max_points: int = 
     except ValueError as e:
         log.warning("drift not checked: %s", e)
         return None
+
+
+def night_check(model: RiskModel, night: Any) -> Callable[[Dataset], DriftReport | None]:
+    """The night's drift check of one district's data (:func:`check_night`), as
+    :func:`escalation_risk.province.score_loaded` takes it (``drift=``): every engine of
+    the nightly job checks a district this one way."""
+    return partial(check_night, model, night=night)

@@ -306,4 +306,4 @@ def time_varying_facts(tables: dict[str, pd.DataFrame]) -> list[str]:
 
 __all__ = ["MAX_GROUP", "open_at", "member_at", "added_by", "party_since", "outcome_since", "tie_members",
            "known_incidents", "known_parties", "known_mediations", "attribute_history", "attributes_at",
-           "known_members", "not_after", "persons_at", "cut_tables", "time_varying_facts"]
+           "known_members", "not_after", "persons_at", "persons_known", "cut_tables", "time_varying_facts"]

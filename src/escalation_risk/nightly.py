@@ -63,7 +63,7 @@ from .alerts.notify import Notifier, Webhook
 from .clock import end_of_day
 from .dataset import Dataset, load_dataset
 from .dataset import build as dataset_build
-from .drift import DriftReport, check_night
+from .drift import DriftReport, night_check
 from .forks import Forked, workers
 from .model import RiskModel, load_model
 from .night_report import NightReport
@@ -173,7 +173,7 @@ class Engine:
             # built index: its labels of the whole history (half a gigabyte at a million
             # people) never add to this process's memory.
             return score_loaded(_data(it[1], key), it[0], model, night, it[2], thresholds=thresholds,
-                                drift=partial(_check_night, model, night) if check_drift else None)
+                                drift=night_check(model, night) if check_drift else None)
 
         return self.map(score, [(c, data_of[c], cross.for_district(c)) for c in codes])
 
@@ -464,10 +464,6 @@ def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | Risk
                        files=files, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak, rss_mb=held,
                        drifts=drifts, nulled_values=sum(d.nulled_values for d in loads),
                        delivery=delivery, cross_people=cross.n_people, tasks=tasks, store=where)
-
-
-def _check_night(model: RiskModel, night: pd.Timestamp, ds: Dataset) -> DriftReport | None:
-    return check_night(model, ds, night)
 
 
 def _peak_rss_mb() -> float:

@@ -45,8 +45,9 @@ import pyarrow as pa
 from .clock import to_moment
 from .contract import TABLES
 from .dataset import Dataset, empty_table, load_dataset, resolve_pseudonym_key
+from .dataset.build import FORK_MIN_ROWS
 from .features import CHUNK, history_index
-from .forks import in_parallel, workers
+from .forks import Forked, in_parallel, workers
 from .linking import Linkage, link_keys
 from .model import RiskModel, open_points
 from .normalize import KEY_COLUMNS
@@ -405,7 +406,9 @@ def score_loaded(ds: Dataset, district: str, model: RiskModel, night: pd.Timesta
     ``drift(ds)`` (the night's drift check of the district's own data) is run too, and
     its value is the result's ``drift``: by the scoring child after its half when the
     district is scored on its own data (it reads the index built for the scores), else
-    here after the scores.
+    after the scores. A district of ``FORK_MIN_ROWS`` incidents or more checks drift in a
+    forked child even when its few open disputes are scored here: the check's features
+    over the validation window, freed with the child, never add to this process's peak.
     """
     t0 = time.perf_counter()
     points = open_points(ds, night)
@@ -415,10 +418,12 @@ def score_loaded(ds: Dataset, district: str, model: RiskModel, night: pd.Timesta
     # before the features are built.
     history_index(full, model.lexicon)
     give_back_memory()
+    large = workers() > 1 and len(ds.incidents) >= FORK_MIN_ROWS
     beside = partial(drift, ds) if drift is not None and full is ds else None
-    scores, checked = score_points(model, full, points, thresholds=thresholds, then=beside)
+    scores, checked = score_points(model, full, points, thresholds=thresholds, then=beside,
+                                   fork=True if beside is not None and large else None)
     if drift is not None and beside is None:
-        checked = drift(ds)
+        checked = Forked(partial(drift, ds), fork=large).result()
     if district:
         scores.insert(0, "district", district)
     return DistrictResult(district, scores, time.perf_counter() - t0, peak_rss_mb(), drift=checked)
@@ -430,34 +435,70 @@ def score_points(model: RiskModel, ds: Dataset, points: pd.DataFrame, *, thresho
     sharing ``ds``'s built history index (``fork=None``: when :func:`~.forks.workers`
     allows two processes and there are two slices of points or more), and ``then()``
     (None when not given), run by that child after its half, else here after the scores.
+    Forked with ``then`` and at most one slice (:data:`~.features.CHUNK`) of points, the
+    points are scored here and the child runs ``then()`` alone.
 
-    The halves meet at a slice boundary of ``model.score`` (:data:`~.features.CHUNK`
-    points), so every slice, and every score, is the one a single process makes. One
-    child, not one for the scores and another for ``then``: two children beside this
-    process each copied the pages they touched, their peaks together (a million people's
-    night) over a gigabyte above one child's."""
+    A point's score does not depend on the slice it is scored in (its features read the
+    index and the point only), so the halves, whatever their slices, give the scores one
+    process gives. One child, not one for the scores and another for ``then``: two
+    children beside this process each copied the pages they touched, their peaks together
+    (a million people's night) over a gigabyte above one child's."""
     n = len(points)
     if fork is None:
         fork = workers() > 1 and n > CHUNK
+    parent = os.getpid()
+    if fork and then is not None and n <= CHUNK:
+        # One point scored first, as below: the look-up tables built on first use shared with the child.
+        model.score(ds, points.iloc[:1], thresholds=thresholds)
+        # then() alone in the child: a failure there is run again here by the fork itself.
+        return in_parallel(lambda: model.score(ds, points, thresholds=thresholds), then, fork=True)
     if not fork or n < 2:
         scores = model.score(ds, points, thresholds=thresholds)
         return scores, then() if then is not None else None
     # The child takes the odd slice: this process has more to do (the first point, reading
     # the child's scores back). A child with ``then`` to do after its half takes a slice less.
     cut = max(CHUNK, (n // 2) // CHUNK * CHUNK) if n > CHUNK else n // 2
-    if then is not None and n > CHUNK and cut + CHUNK < n:
+    if then is not None and cut + CHUNK < n:
         cut += CHUNK
     first, second = points.iloc[:cut].reset_index(drop=True), points.iloc[cut:].reset_index(drop=True)
     # One point scored here first: the look-up tables built on first use (the hash tables of
     # the index's ids and pairs) are then made once and shared, not made again by the child.
     model.score(ds, first.iloc[:1], thresholds=thresholds)
 
-    def theirs() -> tuple[pd.DataFrame, T | None]:
+    def theirs() -> tuple[pd.DataFrame, T | _Failed | None]:
         scored = _in_slices(model, ds, second, thresholds)
-        return scored, then() if then is not None else None
+        return scored, _marked(then, parent) if then is not None else None
 
     mine, (other, checked) = in_parallel(lambda: _in_slices(model, ds, first, thresholds), theirs, fork=True)
-    return pd.concat([mine, other], ignore_index=True), checked
+    return pd.concat([mine, other], ignore_index=True), _or_again(checked, then)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """What a forked child sends back in place of a ``then()`` that failed (the error's
+    type only: a message may carry data)."""
+
+    error: str
+
+
+def _marked(then: Callable[[], T], parent: int) -> T | _Failed:
+    """``then()``; in a forked child, a failure of it marked rather than raised, so the
+    parent runs ``then`` again and not the whole half of scores before it."""
+    if os.getpid() == parent:  # not forked (no process left): a failure is this process's own
+        return then()
+    try:
+        return then()
+    except Exception as e:  # noqa: BLE001 - run again by the parent, where it fails for real
+        return _Failed(type(e).__name__)
+
+
+def _or_again(done: T | _Failed | None, then: Callable[[], T] | None) -> T | None:
+    """The child's ``then()``, or, where it failed there, ``then()`` run again here (only
+    it: the child's half of the scores came back whole)."""
+    if isinstance(done, _Failed) and then is not None:
+        log.warning("then() failed in the scoring child (%s): run again here", done.error)
+        return then()
+    return done  # type: ignore[return-value]  # not a _Failed: the child's value
 
 
 #: Points a forked half is scored at a time (a quarter of :data:`~.features.CHUNK`).
@@ -602,13 +643,6 @@ def run_province_night(path: str | os.PathLike, model: str | os.PathLike | RiskM
                        **options: Any) -> Any:
     """The night of a province folder: :func:`escalation_risk.nightly.run_night`, every step and
     option of a district's night (engine ``"local"`` or ``"spark"``); returns its
-    :class:`~escalation_risk.nightly.NightReport`."""
+    :class:`~escalation_risk.night_report.NightReport`."""
     from .nightly import run_night
     return run_night(path, model, as_of, **options)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ProvinceReport":  # one report for every night: a province's is a district's
-        from .night_report import NightReport
-        return NightReport
-    raise AttributeError(name)

@@ -11,7 +11,30 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+
+def _off() -> Any:
+    """Take this thread's profile hook off and return it (None where there is none, or where
+    it is a profiler, cProfile's, which is no function to set back: left running)."""
+    hook = sys.getprofile()
+    if not callable(hook):
+        return None
+    sys.setprofile(None)
+    return hook
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """This thread without its profile hook until the block ends (as :class:`QuietLock` holds it)."""
+    hook = _off()
+    try:
+        yield
+    finally:
+        if hook is not None:
+            sys.setprofile(hook)
 
 
 class QuietLock:
@@ -25,11 +48,7 @@ class QuietLock:
         self._hook: Any = None  # the holder's hook, set back on release
 
     def __enter__(self) -> QuietLock:
-        hook = sys.getprofile()
-        if callable(hook):  # (a profiler, cProfile's, is no function to set back: left running)
-            sys.setprofile(None)  # before waiting for the lock: from here on the hook never runs
-        else:
-            hook = None
+        hook = _off()  # before waiting for the lock: from here on the hook never runs
         self._lock.acquire()
         self._hook = hook
         return self

@@ -40,7 +40,7 @@ from .features.index_append import append_to_index
 from .features.index_append import prepare as prepare_appends
 from .features.index_fold import delta_events, fold_index, hash_ids, needs_fold
 from .model import RiskModel, load_model
-from .quiet_lock import QuietLock
+from .quiet_lock import QuietLock, quiet
 from .response import ALERT_LEVELS, PLAN_REASONS, PLANS, assign_levels, choose_plan
 from .score_request import _check_references, _context, parse_request
 
@@ -213,14 +213,12 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
 
     steps: list[tuple[str, float]] = []
     t0 = time.perf_counter()
-    hook = sys.getprofile()
     try:
         # The job thread's hook waits on the calls' event: a child inheriting it (with the
         # event's lock perhaps held by a request thread at the fork) could wait forever. Off
         # while the child runs too: polling for it makes calls, which would spend the job's
         # credit of waits before the handover, where it counts.
-        sys.setprofile(None)
-        try:
+        with quiet():
             child = forks.Forked(work)
             forked = time.perf_counter() - t0  # os.fork holds the GIL while it copies the page tables
             if phase is not None:
@@ -229,8 +227,6 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
             t1 = time.perf_counter()
             if phase is not None:
                 phase("handover")
-        finally:
-            sys.setprofile(hook)
         idx = handover.load(fd, steps)
     except RebuildTimeout:
         raise

@@ -46,8 +46,9 @@ import pandas as pd
 
 from .linking import DEFAULT_MODEL, FIELDS, LEVELS, LinkageModel
 from .linking import stages as LS
+from .linking.keys import TF_FIELDS
 
-_TF_COLS = [f"c_{name}" for name in LS.TF_FIELDS]
+_TF_COLS = [f"c_{name}" for name in TF_FIELDS]
 _SESSION_COLS = {name: f"s_{i}" for i, name in enumerate(LS.SESSION_RULES)}
 _LEVEL_SCHEMA = ", ".join(f"{f} tinyint" for f in FIELDS)
 _PAIR_SCHEMA = (f"lo long, hi long, rule int, {_LEVEL_SCHEMA}, "
@@ -170,7 +171,7 @@ def _decide(batches: Any, *, weights: Any, n: int, model: LinkageModel) -> Any:
         if not len(b):
             continue
         lv = _levels_of(b)
-        counts = {name: b[c].to_numpy(dtype=float) for name, c in zip(LS.TF_FIELDS, _TF_COLS)}
+        counts = {name: b[c].to_numpy(dtype=float) for name, c in zip(TF_FIELDS, _TF_COLS)}
         weight, acc = LS.score(lv, weights, counts, n, model)
         if acc.any():
             yield pd.DataFrame({"lo": b["lo"].to_numpy()[acc], "hi": b["hi"].to_numpy()[acc], "weight": weight[acc],
@@ -232,7 +233,7 @@ def link_province(spark: Any, root: Path, tag: str, model: LinkageModel = DEFAUL
 
     # 1. term frequencies, province-wide
     rec = keys.select("gid", *LS.KEY_FIELDS)
-    for name, col in LS.TF_FIELDS.items():
+    for name, col in TF_FIELDS.items():
         c = keys.where(F.col(col) != 0).groupBy(col).agg(F.count(F.lit(1)).alias(f"c_{name}"))
         rec = rec.join(c, col, "left")
     rec = rec.fillna(1, subset=_TF_COLS)

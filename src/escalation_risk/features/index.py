@@ -75,8 +75,11 @@ def shared_objects(values: pd.Series) -> np.ndarray:
     roles over a million people's parties were 4 million strings (~230 MB), and every read
     of them wrote to their pages (the reference counts), so a forked scorer copied them."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    out = np.asarray(pd.Series(uniques, dtype=values.dtype).astype(object), dtype=object)[codes]
+    objects = np.asarray(pd.Series(uniques, dtype=values.dtype).astype(object), dtype=object)
+    out = np.empty(len(codes), dtype=object)
     missing = codes < 0
+    # Missing rows (code -1) are not looked up: a column of only missing values has no uniques.
+    out[~missing] = objects[codes[~missing]]
     if missing.any():
         out[missing] = values[missing].astype(object).to_numpy()
     return out

@@ -41,14 +41,10 @@ from ..capacity import grow
 from .blocking import _block_rules
 from .comparisons import _compare
 from .groups import _groups, _keep_keys, _named, _prior_keys
-from .keys import _Keys, _keys
+from .keys import KEY_ARRAYS, TF_FIELDS, _Keys, _keys
 from .linker import Linkage, _accept, _link
 from .model import DEFAULT_MODEL, ID_TRANSPOSED, LinkageModel
 from .parameters import _score, _tf_log_u, _Weights
-
-# Term-frequency values: the name in _Weights.tf -> the _Keys field.
-TF_KEYS = {"id_number": "idn", "name": "name", "pinyin": "pinyin", "fuzzy": "fuzzy", "phone": "phone"}
-_FIELDS = tuple(f.name for f in dataclasses.fields(_Keys) if f.name not in ("graph", "attributes"))
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ class Frozen:
     def weights_for(self, k: _Keys) -> _Weights:
         """The frozen weights with term frequencies counted over the records of ``k``."""
         tf = {}
-        for f, col in TF_KEYS.items():
+        for f, col in TF_FIELDS.items():
             arr = getattr(k, col)
             present = arr != 0
             codes = pd.factorize(arr[present])[0]
@@ -94,11 +90,11 @@ def relink(persons: pd.DataFrame, existing: pd.Series | None, frozen: Frozen) ->
 
 
 def _take(k: _Keys, pos: np.ndarray) -> _Keys:
-    return _Keys(**{f: getattr(k, f)[pos] for f in _FIELDS}, attributes=k.attributes)
+    return _Keys(**{f: getattr(k, f)[pos] for f in KEY_ARRAYS}, attributes=k.attributes)
 
 
 def _cat(a: _Keys, b: _Keys) -> _Keys:
-    return _Keys(**{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in _FIELDS},  # type: ignore[arg-type]
+    return _Keys(**{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in KEY_ARRAYS},  # type: ignore[arg-type]
                  attributes=a.attributes or b.attributes)
 
 
@@ -137,7 +133,7 @@ class LinkState:
     frozen: Frozen
     base: _Keys
     blocks: tuple[_Sorted, ...]       # per blocking rule, the base's keys
-    tf_values: tuple[_Sorted, ...]    # per TF_KEYS field, the base's values (counts: ranges)
+    tf_values: tuple[_Sorted, ...]    # per TF_FIELDS field, the base's values (counts: ranges)
     tf_grouped: tuple[_Sorted, ...]   # the same, among records of groups of two or more
     group: np.ndarray                 # per base record, its group's code
     members: _Sorted                  # base records by group code + 1
@@ -165,8 +161,8 @@ class LinkState:
         multi = size[code] > 1
         return LinkState(
             frozen=frozen, base=kb, blocks=tuple(_Sorted(key) for _, key in _block_rules(kb)),
-            tf_values=tuple(_Sorted(getattr(kb, c)) for c in TF_KEYS.values()),
-            tf_grouped=tuple(_Sorted(getattr(kb, c), multi) for c in TF_KEYS.values()),
+            tf_values=tuple(_Sorted(getattr(kb, c)) for c in TF_FIELDS.values()),
+            tf_grouped=tuple(_Sorted(getattr(kb, c), multi) for c in TF_FIELDS.values()),
             group=code, members=_Sorted(code + 1), keys=keys,
             delta=_take(kb, np.zeros(0, np.int64)), delta_group=np.zeros(0, np.int64))
 
@@ -182,7 +178,7 @@ class LinkState:
     def _counts(self, field: int, values: np.ndarray, extra: np.ndarray) -> np.ndarray:
         """Records holding each of ``values`` among the base, the delta and ``extra``."""
         lo, hi = self.tf_values[field].range(values)
-        col = list(TF_KEYS.values())[field]
+        col = list(TF_FIELDS.values())[field]
         # Binary searches in the delta and ``extra`` sorted, not a table of values x records.
         return (hi - lo) + _held(np.sort(getattr(self.delta, col)), values) + _held(np.sort(extra), values)
 
@@ -236,7 +232,7 @@ def link_new(state: LinkState, persons: pd.DataFrame) -> Linked:
     # ------------------------------------------------ the existing groups to re-check
     old = cj[cj < n_old]
     groups = [state.group[old[old < nb]], state.delta_group[old[old >= nb] - nb]]
-    for f, col in enumerate(TF_KEYS.values()):
+    for f, col in enumerate(TF_FIELDS.values()):
         v = getattr(kr, col)
         v = np.unique(v[v != 0])
         _, hold = state.tf_grouped[f].find(v)
@@ -271,7 +267,7 @@ def link_new(state: LinkState, persons: pd.DataFrame) -> Linked:
     j = np.r_[local.reindex(cj).to_numpy(np.int64), ej_]
     levels = _compare(ks, i, j, graph=False)
     tf = {}
-    for f, (name, col) in enumerate(TF_KEYS.items()):
+    for f, (name, col) in enumerate(TF_FIELDS.items()):
         v = getattr(ks, col)
         c = np.ones(len(v))
         has = v != 0

@@ -43,6 +43,12 @@ class _Keys:
         return len(self.pid)
 
 
+#: The per-record arrays of :class:`_Keys` (its fields less the graph evidence and the flag).
+KEY_ARRAYS = tuple(f for f in _Keys.__dataclass_fields__ if f not in ("graph", "attributes"))
+#: The term-frequency values: the name in the weights' ``tf`` -> the key array.
+TF_FIELDS = {"id_number": "idn", "name": "name", "pinyin": "pinyin", "fuzzy": "fuzzy", "phone": "phone"}
+
+
 def _str_hash(s: pd.Series) -> np.ndarray:
     """int64 hashes of (already pseudonymised) strings, 0 for missing: for tables without lk_ keys."""
     obj = s.astype(object)

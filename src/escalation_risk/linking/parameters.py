@@ -126,8 +126,9 @@ def _u_from_counts(level_counts: dict[str, np.ndarray], model: LinkageModel) -> 
 
 
 def _log_table(m: np.ndarray, u: np.ndarray) -> np.ndarray:
-    w = np.log2(np.maximum(m, _M_FLOOR) / u)
-    w[0] = 0.0
+    w = np.zeros(len(m))
+    # Level 0 (missing) weighs nothing, whatever its u (which may be 0 where nothing is missing).
+    w[1:] = np.log2(np.maximum(m[1:], _M_FLOOR) / u[1:])
     return w
 
 
@@ -313,6 +314,7 @@ def _weights(u_counts: dict[str, np.ndarray], levels: dict[str, np.ndarray], ses
         block = sessions["fuzzy_pinyin+birth_year"]
         if graph and compared is not None:  # the namesakes whose graph levels were compared
             block = block[compared[block]]
+        block = block[levels["id_number"][block] == ID_CONFLICT]  # known to be two people
     if model.attributes and block is not None:
         # The attributes' u among namesakes too: two namesakes share a birth year, and with it
         # an age that makes them both students or both retired far more often than two random
@@ -340,7 +342,7 @@ def _weights(u_counts: dict[str, np.ndarray], levels: dict[str, np.ndarray], ses
                     m_from=source, lam=lam, ratio=ratio, present_adj=present_adj, namesakes=namesakes)
 
 
-def _u_among_namesakes(levels: dict[str, np.ndarray], block: np.ndarray, u: dict[str, np.ndarray],
+def _u_among_namesakes(levels: dict[str, np.ndarray], two: np.ndarray, u: dict[str, np.ndarray],
                        fields: tuple[str, ...] = GRAPH_FIELDS
                        ) -> tuple[dict[str, np.ndarray], dict[tuple[str, int], float], int]:
     """u of the ``fields`` (the graph levels; the attributes) among the pairs they must tell apart: two records whose
@@ -349,8 +351,8 @@ def _u_among_namesakes(levels: dict[str, np.ndarray], block: np.ndarray, u: dict
     what matters, not whether two random people do (namesakes may live closer together,
     as families and villages share surnames). The random pairs' u is the prior (one
     pseudo-observation of each level at its random rate), so few namesakes change little.
-    Returns the new u, its ratio to the random pairs' per (field, level), and the namesakes."""
-    two = block[levels["id_number"][block] == ID_CONFLICT]
+    ``two``: those pairs. Returns the new u, its ratio to the random pairs' per (field, level),
+    and the namesakes."""
     out, ratio = dict(u), {}
     for f in fields:
         lv = levels[f][_informative(levels, f, two)]

@@ -33,7 +33,7 @@ import pandas as pd
 from .blocking import _block_pairs, _block_rules
 from .comparisons import _compare
 from .groups import _groups, _named
-from .keys import _Keys, _keys
+from .keys import KEY_ARRAYS, _Keys, _keys
 from .linker import _accept
 from .model import _TF_LEVELS, ATTRIBUTE_FIELDS, FIELDS, ID_TRANSPOSED, LinkageModel
 from .parameters import (
@@ -49,9 +49,7 @@ from .parameters import (
 )
 
 #: The integer key columns of a record (:func:`key_columns`).
-KEY_FIELDS = tuple(f.name for f in dataclasses.fields(_Keys) if f.name not in ("pid", "graph", "attributes"))
-#: The term-frequency values: name -> key column.
-TF_FIELDS = {"id_number": "idn", "name": "name", "pinyin": "pinyin", "fuzzy": "fuzzy", "phone": "phone"}
+KEY_FIELDS = tuple(f for f in KEY_ARRAYS if f != "pid")
 #: The training sessions (blocking rules whose pairs train m).
 SESSION_RULES = tuple(SESSIONS)
 _DTYPES = {"kind": np.int8, "year": np.int16, "sex": np.int8, "hukou": np.int8, "employment": np.int8}

@@ -105,20 +105,20 @@ def cross_of(root: Path, tag: str, district: str) -> CrossDistrict:
 def _score_task(item: tuple[str, str], *, root: str, tag: str, model: Any, night: pd.Timestamp,
                 thresholds: dict[str, float] | None, check_drift: bool) -> dict[str, Any]:
     """Score one district on an executor and write its scores; counts and the drift report come back."""
-    from ..drift import check_night
+    from ..drift import night_check
     t0 = time.perf_counter()
     code, folder = item
     rm = _model_of(model.value)
     ds = load_dataset(folder, errors="quarantine", pseudonym_key=known_key(None))
-    result = score_loaded(ds, code, rm, night, cross_of(Path(root), tag, code), thresholds=thresholds)
+    result = score_loaded(ds, code, rm, night, cross_of(Path(root), tag, code), thresholds=thresholds,
+                          drift=night_check(rm, night) if check_drift else None)
     s = result.scores.drop(columns=[c for c in ("district",) if c in result.scores.columns])
     s["as_of"] = s["as_of"].astype("datetime64[us]")
     for c in ("reasons", "reasons_zh", "reason_features"):
         s[c] = [list(v) for v in s[c]]
     _write(s, partition(Path(root) / "scores", tag, code))
-    drift = check_night(rm, ds, night) if check_drift else None
     return {"district": code, "disputes": len(s), "seconds": time.perf_counter() - t0,
-            "peak_rss_mb": peak_rss_mb(), "pid": os.getpid(), "drift": pickle.dumps(drift)}
+            "peak_rss_mb": peak_rss_mb(), "pid": os.getpid(), "drift": pickle.dumps(result.drift)}
 
 
 def read_scores(root: Path, tag: str, district: str) -> pd.DataFrame:
