@@ -49,14 +49,14 @@ sys.path.insert(0, str(ROOT / "src"))  # run from a checkout even without `pip i
 
 import escalation_risk as er  # noqa: E402
 from escalation_risk import graph as er_graph  # noqa: E402
-from escalation_risk.briefing import write_briefing  # noqa: E402
 from escalation_risk import linking as er_linking  # noqa: E402
 from escalation_risk import normalize as er_normalize  # noqa: E402
+from escalation_risk.briefing import write_briefing  # noqa: E402
+from escalation_risk.dataset import mark_synthetic  # noqa: E402
 from escalation_risk.features import history_index  # noqa: E402
 from escalation_risk.governance import governance_index  # noqa: E402
 from escalation_risk.model import open_points, report_points  # noqa: E402
 from escalation_risk.response import ALERT_LEVELS, assign_levels  # noqa: E402
-from escalation_risk.dataset import mark_synthetic  # noqa: E402
 from escalation_risk.synth import generate_district, generate_tables, write_tables  # noqa: E402
 
 MB = 1024 * 1024
