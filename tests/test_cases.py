@@ -148,7 +148,9 @@ def test_typical_library(small_district, small_model):
     idx = case_index(small_model, small_district)
     lib = typical_cases(idx, "2023-01-01", "2024-07-01", per_category=2)
     assert set(lib["kind"]) == {"escalated", "defused"}
-    assert lib["reported_at"].between(pd.Timestamp("2023-01-01"), pd.Timestamp("2024-07-01")).all()
+    # "2024-07-01" as an end is that day's end (clock.to_moment): a dispute reported during it belongs
+    assert lib["reported_at"].between(pd.Timestamp("2023-01-01"), pd.Timestamp("2024-07-02"), inclusive="left").all(), \
+        lib["reported_at"].max()
     assert (lib.loc[lib["kind"] == "escalated", "escalated"] == True).all()  # noqa: E712
     dfd = lib[lib["kind"] == "defused"]
     assert (dfd["escalated"] == False).all() and dfd["level"].isin(["red", "orange", "yellow"]).all()  # noqa: E712
