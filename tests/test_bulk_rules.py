@@ -15,9 +15,9 @@ from escalation_risk.contract import is_safe_id, safe_ids
 from escalation_risk.dataset.build import _isin
 from escalation_risk.dataset.parsing import STR_DTYPE
 from escalation_risk.dataset.pseudonyms import _normalise_pii, hmac_hex20, pseudonymise
-from escalation_risk.features.index import id_positions
 from escalation_risk.features.lexicon import load_lexicon
 from escalation_risk.idnumbers import is_valid_mobile, valid_mobiles
+from escalation_risk.lookup import id_positions
 from escalation_risk.night_scores import _for_csv
 from escalation_risk.normalize import hash64
 

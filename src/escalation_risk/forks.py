@@ -11,7 +11,8 @@ kills either process).
 The work split never changes a result: every caller splits work whose parts are
 computed independently and joined in a fixed order, and a child that fails is redone
 here (logged by exception type only: its message could name a value). ``workers()``
-says how many processes may run at once: ``ESCALATION_RISK_WORKERS`` when set (``1``:
+says how many processes may run at once, ``worth_forking(rows)`` whether a step's rows
+are worth a child: ``ESCALATION_RISK_WORKERS`` when set (``1``:
 never fork), else the cores this process may use, at most two (on Linux; elsewhere one).
 """
 
@@ -35,6 +36,16 @@ log = logging.getLogger(__name__)
 WORKERS_ENV = "ESCALATION_RISK_WORKERS"
 T = TypeVar("T")
 _FORK_LOCK = threading.Lock()  # held from the freeze before a fork to the unfreeze after it
+
+
+#: Rows from which a step's work is handed to a forked child (fewer: the fork costs more than it saves).
+FORK_MIN_ROWS = 20_000
+
+
+def worth_forking(rows: int) -> bool:
+    """Whether work over ``rows`` rows goes to a forked child: two processes allowed
+    (:func:`workers`) and at least :data:`FORK_MIN_ROWS` rows."""
+    return workers() > 1 and rows >= FORK_MIN_ROWS
 
 
 def workers() -> int:

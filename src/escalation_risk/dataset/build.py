@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from .. import normalize
 from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
-from ..forks import Forked, workers
+from ..forks import Forked, worth_forking
 from ..pseudonym_keys import key_fingerprint
 from .parsing import _as_str, _finish_types, arrow_strings, empty_table
 from .problems import (
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("escalation_risk.dataset")
 
 ErrorsMode = Literal["raise", "quarantine"]
-
-#: Persons rows from which the linkage keys are hashed in a forked child (fewer: not worth a fork).
-FORK_MIN_ROWS = 20_000
 
 def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
     """values.isin(keys) for id strings through Arrow's hash set: pandas' Arrow-string
@@ -151,7 +148,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 # Hashing every identifier is a third of a large district's load: done by a
                 # forked child while this process parses the tables; joined once they are parsed,
                 # as the last columns of the persons table (where they always were).
-                fork = len(raw) >= FORK_MIN_ROWS and workers() > 1
+                fork = worth_forking(len(raw))
                 link_keys = Forked(partial(normalize.linkage_keys, raw, key, names=normalised.get("name")),
                                    fork=fork)
                 made = [c for c in PII_COLUMNS[name] if c in raw.columns]
