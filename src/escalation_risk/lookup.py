@@ -14,7 +14,9 @@ def arrow_strings(values) -> pa.Array:
     from an Arrow-backed column, converted otherwise (an object array, a list)."""
     if isinstance(values, (pd.Series, pd.Index)):
         values = values.array
-    if isinstance(values, pd.api.extensions.ExtensionArray) and hasattr(values, "__arrow_array__"):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        arr = values
+    elif isinstance(values, pd.api.extensions.ExtensionArray) and hasattr(values, "__arrow_array__"):
         arr = pa.array(values)
     else:
         arr = pa.array(np.asarray(values, dtype=object), from_pandas=True)
