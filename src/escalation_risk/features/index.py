@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from ..contract import ATTRIBUTES, VIOLENT_OFFENCES
 from ..dataset import Dataset
-from ..forks import workers
+from ..forks import Forked, workers, worth_forking
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
 from ..lookup import arrow_strings, id_positions
@@ -48,7 +48,7 @@ __all__ = ["HistoryIndex", "history_index", "shared_objects"]
 MAX_PAIR_PARTIES = MAX_GROUP     # incidents with more person parties make no pair ties (known.tie_members)
 
 
-_THREAD_TEXTS = 50_000  # texts from which their signals are read by a thread beside the build
+_THREAD_IDS = 50_000  # parties from which the build's id look-ups are made by a thread beside it
 
 
 class _Later:
@@ -59,12 +59,6 @@ class _Later:
 
     def result(self) -> np.ndarray:
         return self._job()
-
-
-def _done(value: np.ndarray) -> Future[np.ndarray]:
-    f: Future[np.ndarray] = Future()
-    f.set_result(value)
-    return f
 
 
 def shared_objects(values: pd.Series) -> np.ndarray:
@@ -93,15 +87,20 @@ class HistoryIndex:
 
     def __init__(self, ds: Dataset, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or load_lexicon()
-        # The texts' signals (Arrow's RE2, which lets go of the GIL) read by a thread while
-        # the linkage and the rest of the build run here.
-        with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as finder:
-            signals = [pool.submit(self.lexicon.matrix, texts) if workers() > 1 and len(texts) >= _THREAD_TEXTS
-                       else _done(self.lexicon.matrix(texts))
-                       for texts in (ds.incidents["description"], ds.incident_notes["text"])]
-            self._build(ds, signals, finder if workers() > 1 and len(ds.incident_parties) >= _THREAD_TEXTS else None)
+        # The texts' signals (a few seconds of RE2 at a million people, a small 0/1 matrix to
+        # send back) read by forked children while the linkage and the rest of the build run
+        # here (without a fork: read when the build asks for them).
+        signals = [Forked(partial(self.lexicon.matrix, texts), fork=worth_forking(len(texts)))
+                   for texts in (ds.incidents["description"], ds.incident_notes["text"])]
+        try:
+            with ThreadPoolExecutor(max_workers=1) as finder:
+                self._build(ds, signals, finder if workers() > 1 and len(ds.incident_parties) >= _THREAD_IDS
+                            else None)
+        finally:
+            for s in signals:  # a build that failed leaves no child behind
+                s.cancel()
 
-    def _build(self, ds: Dataset, signals: list[Future[np.ndarray]], finder: ThreadPoolExecutor | None) -> None:
+    def _build(self, ds: Dataset, signals: list[Forked[np.ndarray]], finder: ThreadPoolExecutor | None) -> None:
         # A key already decided for these records (an append's few people, keyed by the
         # district's linkage) is used as it is: linking them again could only disagree.
         key = ds.cache["person_key"] if "person_key" in ds.cache else link_persons(ds)
@@ -179,7 +178,7 @@ class HistoryIndex:
         return out
 
     # ------------------------------------------------------------------ incidents and parties
-    def _build_incidents(self, ds: Dataset, inc_signals: Future[np.ndarray], note_signals: Future[np.ndarray]
+    def _build_incidents(self, ds: Dataset, inc_signals: Forked[np.ndarray], note_signals: Forked[np.ndarray]
                          ) -> None:
         inc = ds.incidents
         self.incidents = pd.Index(inc["incident_id"].to_numpy(dtype=object))
