@@ -287,8 +287,9 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     rows_in = np.bincount(g, minlength=n_inc)
     big = rows_in[g] > MAX_GROUP
     if big.any():
-        since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)[ok]
-        gb, pb, _ = tie_members(g[big], p[big], since[big], MAX_GROUP)
+        rows = np.flatnonzero(ok)[big]  # the arrival of these rows only: the rest never need it
+        since = party_since(parties.iloc[rows], incidents, inc_pos[rows]).to_numpy(dtype="datetime64[ns]")
+        gb, pb, _ = tie_members(g[big], p[big], since.view(np.int64), MAX_GROUP)
         g, p = np.r_[g[~big], gb], np.r_[p[~big], pb]
     person_row = p < n
     party_ident = np.where(person_row, ident[np.minimum(p, n - 1)] if n else 0, n_ident + (p - n))
