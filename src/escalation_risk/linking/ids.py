@@ -215,7 +215,11 @@ class _Index:
                 d = _digits(q)
                 if d is not None and d.prefix == self.digits.prefix and d.width == self.digits.width:
                     top = len(self.row_of) - 1
-                    found.append(np.where(d.valid, self.row_of[np.minimum(d.value, top)], -1))
+                    pos = np.minimum(d.value, top)
+                    hit = self.row_of[pos]
+                    if not d.valid.all():
+                        hit[~d.valid] = -1
+                    found.append(hit)
                 else:
                     found.append(None)
             if all(f is not None for f in found):
