@@ -982,8 +982,44 @@ def test_ids_of_one_prefix_and_digits_are_found_by_index_as_pandas_finds_them():
     # Only one prefix and one width of digits reads as numbers; anything else is no match.
     assert _digits(pd.Series(["G0012", None, "G9999"])).value.tolist() == [12, 0, 9999]
     assert _digits(pd.Series(["123456789012", "000000000001"])).value.tolist() == [123456789012, 1]
-    for other in (["A1x", "A12"], ["P1", "Q2"], ["1", "22"], ["P1", "P1 "]):
-        assert _digits(pd.Series(other)) is None, other
+    for other in (["A1x", "A12"], ["P1", "Q2"], ["1", "22"], ["P1", "P1 "], ["P+1", "P01"], ["Ｐ12", "Ｐ34"],
+                  ["P１", "P1"], [None, None]):
+        assert _digits(pd.Series(other, dtype=object)) is None, other
+    assert _digits(pd.Series(["P-7", "P-8"])).value.tolist() == [7, 8]  # the prefix is all before the digits
+
+
+def test_mass_incidents_tie_no_counterparts_in_the_evidence():
+    from escalation_risk.known import MAX_GROUP
+
+    n = MAX_GROUP + 1
+    ids = [f"w{i:03d}" for i in range(n)]
+    ds = Dataset.from_frames(
+        pseudonym_key=KEY,
+        persons=pd.DataFrame({"person_id": ids}),
+        places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
+        incidents=pd.DataFrame({"incident_id": ["mass", "small"], "kind": "dispute", "category": "labor_wage",
+                                "occurred_at": "2024-01-01", "reported_at": "2024-01-02", "place_id": "pl"}),
+        incident_parties=pd.DataFrame({"incident_id": ["mass"] * n + ["small"] * 2,
+                                       "party_id": ids + ids[:2], "party_type": "person"}),
+    )
+    ev = graph_evidence(ds.tables())
+    cp = ev[ev["kind"] == "counterparty"]
+    # Only the small incident's two parties name a counterpart: the mass incident ties nobody.
+    assert sorted(cp["person_id"].astype(str)) == ["w000", "w001"]
+    assert cp["item"].nunique() == 2
+    # Its places still count: every party was at the place.
+    assert (ev["kind"] == "place").sum() == n
+
+
+def test_items_with_the_next_window_are_those_of_both_windows():
+    from escalation_risk.linking.evidence import _matrix
+
+    rng = np.random.default_rng(5)
+    rec, item = rng.integers(0, 50, 2000), rng.integers(0, 30, 2000)
+    both = _matrix(np.r_[rec, rec], np.r_[item, item + 1], 50, 31)
+    merged = _matrix(rec, item, 50, 31, also_next=True)
+    assert (both != merged).nnz == 0 and np.array_equal(both.indptr, merged.indptr)
+    assert np.array_equal(both.indices, merged.indices)
 
 
 def test_graph_m_is_read_on_pairs_with_one_id_number_and_a_missing_id_is_weighed():

@@ -157,9 +157,12 @@ def _bits(x: int) -> int:
     return max(int(x), 1).bit_length()
 
 
-def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None) -> sparse.csr_matrix:
+def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None, also_next: bool = False
+            ) -> sparse.csr_matrix:
     """Records x items, 0/1: each (record, item) once, each row's items in order (one sort of
-    a packed int64 key: numpy's sort is several times faster than hashing millions of keys)."""
+    a packed int64 key: numpy's sort is several times faster than hashing millions of keys).
+    ``also_next``: each record holds item + 1 too (below ``width``), a window and the next,
+    merged from the sorted keys shifted by one (two sorted runs: one merge, not a second sort)."""
     ok = (rec >= 0) & (item >= 0)
     if not ok.all():
         rec, item = rec[ok], item[ok]
@@ -174,6 +177,13 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None)
     key |= item
     key.sort()  # in place: no second copy of millions of keys
     if len(key):
+        key = key[np.r_[True, key[1:] != key[:-1]]]
+    if also_next and len(key):
+        nxt = key + 1
+        nxt = nxt[(nxt & np.int64((1 << shift) - 1)) < width]  # an item past the width is no item
+        key = np.concatenate([key, nxt])
+        del nxt
+        key.sort(kind="stable")  # timsort: the two sorted runs merged
         key = key[np.r_[True, key[1:] != key[:-1]]]
     r = key >> np.int64(shift)
     indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n))]
@@ -287,9 +297,15 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     rows_in = np.bincount(g, minlength=n_inc)
     big = rows_in[g] > MAX_GROUP
     if big.any():
-        since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)[ok]
-        gb, pb, _ = tie_members(g[big], p[big], since[big], MAX_GROUP)
-        g, p = np.r_[g[~big], gb], np.r_[p[~big], pb]
+        rows = np.flatnonzero(ok)[big]  # the arrival of these rows only: the rest never need it
+        since = party_since(parties.iloc[rows], incidents, inc_pos[rows]).to_numpy(dtype="datetime64[ns]")
+        gb, pb, _ = tie_members(g[big], p[big], since.view(np.int64), MAX_GROUP)
+        # The rows of the members kept (few incidents are over the cap: a mask, no concatenation).
+        big_rows = np.flatnonzero(big)
+        span = np.int64(int(p[big_rows].max(initial=0)) + 1)
+        keep = ~big
+        keep[big_rows[np.isin(g[big_rows] * span + p[big_rows], gb * span + pb)]] = True
+        g, p = g[keep], p[keep]
     person_row = p < n
     party_ident = np.where(person_row, ident[np.minimum(p, n - 1)] if n else 0, n_ident + (p - n))
     # records x incidents, times incidents x identities: each record's counterparts (a
@@ -336,7 +352,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
         w = w - w.min()
         nw = int(w.max()) + 2
         code = pplace[dated].astype(np.int64) * nw + w
-        mats["place_time"] = _matrix(mine(np.r_[prec[dated], prec[dated]]), np.r_[code, code + 1], n, n_pl * nw)
+        mats["place_time"] = _matrix(mine(prec[dated]), code, n, n_pl * nw, also_next=True)
     else:
         mats["place_time"] = sparse.csr_matrix((n, 0), dtype=np.int8)
     if has_mem:

@@ -210,5 +210,12 @@ class LinkageModel:
 
 
 DEFAULT_MODEL = LinkageModel()
-GRAPH_MODEL = LinkageModel(graph=True, attributes=True)
+# The review linkage's posterior threshold: 0.95 (at most 1 accepted pair in 20 two people by
+# the model), where the default model keeps 0.99. Its pairs are judged on more evidence, and
+# its budget is false merges per record (at most 1 per 10,000), not per accepted pair: at 1M
+# records 0.95 states 1.2-1.4 false matches and measured 1-4, against 0.4 and 1-3 at 0.99,
+# while the one-person pairs left with name, birth year and graph evidence that clear it rise
+# from 0.86-0.88 to 0.92-0.93 (benchmarks/linkage.py, BENCHMARKS.md). The grid-only class
+# sits just below 0.99 by the model's own posterior (median -1.3 bits at 1M, -1.6 at 200k).
+GRAPH_MODEL = LinkageModel(graph=True, attributes=True, threshold=0.95)
 
