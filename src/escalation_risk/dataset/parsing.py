@@ -146,7 +146,8 @@ def _categorical(values: pd.Series, categories: list[str]) -> pd.Categorical:
         at = pc.index_in(arr, value_set=pa.array(categories, type=arr.type))
         codes = np.asarray(at.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
         return pd.Categorical.from_codes(codes, categories=categories)
-    return pd.Categorical(values.astype(object).where(values.notna()), categories=categories)
+    # (a value outside the categories made missing first, as the categorical would: pandas 4 refuses it)
+    return pd.Categorical(values.astype(object).where(values.notna() & values.isin(categories)), categories=categories)
 
 
 def empty_table(name: str) -> pd.DataFrame:
