@@ -48,7 +48,7 @@ __all__ = ["HistoryIndex", "history_index", "shared_objects"]
 MAX_PAIR_PARTIES = MAX_GROUP     # incidents with more person parties make no pair ties (known.tie_members)
 
 
-_THREAD_IDS = 50_000  # parties from which the build's id look-ups are made by a thread beside it
+_THREAD_ROWS = 50_000  # texts, parties: from which their signals, their look-ups are made by a thread beside the build
 
 
 class _Later:
@@ -85,22 +85,33 @@ def _codes(values, categories) -> np.ndarray:
 class HistoryIndex:
     """Point-in-time look-up structures over one Dataset. Build with :func:`history_index`."""
 
-    def __init__(self, ds: Dataset, lexicon: Lexicon | None = None):
+    def __init__(self, ds: Dataset, lexicon: Lexicon | None = None, *, fork_texts: bool = False):
         self.lexicon = lexicon or load_lexicon()
-        # The texts' signals (a few seconds of RE2 at a million people, a small 0/1 matrix to
-        # send back) read by forked children while the linkage and the rest of the build run
-        # here (without a fork: read when the build asks for them).
-        signals = [Forked(partial(self.lexicon.matrix, texts), fork=worth_forking(len(texts)))
-                   for texts in (ds.incidents["description"], ds.incident_notes["text"])]
+        threaded = workers() > 1
+        # The texts' signals (a few seconds of RE2 at a million people, a small 0/1 matrix)
+        # read beside the linkage and the rest of the build: with ``fork_texts`` (the batch
+        # night's scoring, which forks anyway: no server's request threads, whose locks a
+        # child would inherit) by forked children, whose CPU is not this process's; else by a
+        # thread (Arrow's RE2 lets go of the GIL). Few texts: read here when asked for.
+        signals: list[Forked[np.ndarray] | Future[np.ndarray]] = []
+        forked: list[Forked[np.ndarray]] = []
         try:
-            with ThreadPoolExecutor(max_workers=1) as finder:
-                self._build(ds, signals, finder if workers() > 1 and len(ds.incident_parties) >= _THREAD_IDS
-                            else None)
+            with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as finder:
+                for texts in (ds.incidents["description"], ds.incident_notes["text"]):
+                    if fork_texts and worth_forking(len(texts)):
+                        forked.append(Forked(partial(self.lexicon.matrix, texts)))
+                        signals.append(forked[-1])
+                    elif threaded and len(texts) >= _THREAD_ROWS:
+                        signals.append(pool.submit(self.lexicon.matrix, texts))
+                    else:
+                        signals.append(Forked(partial(self.lexicon.matrix, texts), fork=False))  # read when asked
+                self._build(ds, signals, finder if threaded and len(ds.incident_parties) >= _THREAD_ROWS else None)
         finally:
-            for s in signals:  # a build that failed leaves no child behind
-                s.cancel()
+            for job in forked:  # a build that failed leaves no child behind
+                job.cancel()
 
-    def _build(self, ds: Dataset, signals: list[Forked[np.ndarray]], finder: ThreadPoolExecutor | None) -> None:
+    def _build(self, ds: Dataset, signals: list[Forked[np.ndarray] | Future[np.ndarray]],
+               finder: ThreadPoolExecutor | None) -> None:
         # A key already decided for these records (an append's few people, keyed by the
         # district's linkage) is used as it is: linking them again could only disagree.
         key = ds.cache["person_key"] if "person_key" in ds.cache else link_persons(ds)
@@ -178,7 +189,8 @@ class HistoryIndex:
         return out
 
     # ------------------------------------------------------------------ incidents and parties
-    def _build_incidents(self, ds: Dataset, inc_signals: Forked[np.ndarray], note_signals: Forked[np.ndarray]
+    def _build_incidents(self, ds: Dataset, inc_signals: Forked[np.ndarray] | Future[np.ndarray],
+                         note_signals: Forked[np.ndarray] | Future[np.ndarray]
                          ) -> None:
         inc = ds.incidents
         self.incidents = pd.Index(inc["incident_id"].to_numpy(dtype=object))
@@ -429,12 +441,12 @@ class HistoryIndex:
         return positions(self.med_ids, ids)
 
 
-def history_index(ds: Dataset, lexicon: Lexicon | None = None) -> HistoryIndex:
+def history_index(ds: Dataset, lexicon: Lexicon | None = None, *, fork_texts: bool = False) -> HistoryIndex:
     """The HistoryIndex of ``ds`` with ``lexicon`` (default: the shipped one), built once
-    and cached on the dataset."""
+    and cached on the dataset (``fork_texts``: see :class:`HistoryIndex`; the index is the same)."""
     idx = ds.cache.get("history_index")
     want = lexicon or load_lexicon()
     if idx is None or (idx.lexicon is not want and idx.lexicon != want):
-        idx = HistoryIndex(ds, lexicon)
+        idx = HistoryIndex(ds, lexicon, fork_texts=fork_texts)
         ds.cache["history_index"] = idx
     return idx
