@@ -486,6 +486,7 @@ def test_threshold_states_its_false_match_rate():
     model = LinkageModel(threshold=0.999)
     ds = people([("a", "张伟", 1980, "13811112222", A, "male")], 1000)
     res = link_keys(ds.persons, model=model)
+    assert res.stats["threshold"] == 0.999  # shown with the figures (linkage_summary)
     p = 2.0 ** -res.stats["weight_threshold"] * 2.0 ** -res.stats["prior_log2_odds"]
     assert abs(1 / (1 + p) - 0.999) < 1e-9  # the weight threshold is the stated probability
     assert res.stats["expected_false_matches"] >= 0
@@ -792,6 +793,8 @@ def test_parameters_are_saved_with_the_linkage_and_shown_without_values():
     assert ((par["m"] >= 0) & (par["m"] <= 1) & (par["u"] > 0) & (par["u"] <= 1)).all()
     ex = explain_links(ds, GRAPH_MODEL)
     pd.testing.assert_frame_equal(ex.attrs["parameters"], par)
+    assert ex.attrs["threshold"] == GRAPH_MODEL.threshold == 0.95
+    assert linkage_summary(ds, GRAPH_MODEL)["threshold"] == 0.95 and linkage_summary(ds)["threshold"] == 0.99
     text = par.to_csv() + ex.to_csv()
     for raw in ("郑晓燕", "zheng", A, "13811112222", "13799990000", "1976"):
         assert raw not in text
