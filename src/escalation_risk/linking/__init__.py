@@ -75,7 +75,9 @@ and the ``lk_*`` columns) and, optionally, graph evidence (:func:`graph_evidence
 :func:`link_keys` links any such table, e.g. a province's.
 
 Graph evidence, and the hukou and employment both records state, are compared with
-:data:`GRAPH_MODEL` (``LinkageModel(graph=True, attributes=True)``), not
+:data:`GRAPH_MODEL` (``LinkageModel(graph=True, attributes=True, threshold=0.95)``: a pair
+needs a posterior of 0.95, where the default model asks 0.99, in every rule that reads the
+weight; ``linkage_summary``'s ``threshold`` shows it), not
 in the default model that training and the night read: features at every moment of a
 history read one linkage, and a link only a later incident revealed would carry that
 incident into earlier features. Use it for a linkage as of one moment

@@ -64,7 +64,8 @@ from ..known import (
     party_since,
     tie_members,
 )
-from .ids import _arrow, _codes, _Index, _positions
+from ..lookup import arrow_strings
+from .ids import _codes, _Index, _positions
 
 KINDS = ("counterparty", "household", "place", "grid", "place_time")
 # Items compared as a set, not as something shared by chance: the kinds of incident each
@@ -157,6 +158,9 @@ def _bits(x: int) -> int:
     return max(int(x), 1).bit_length()
 
 
+_KEY_BITS = 62  # a record and an item packed into one int64 sort key (sign bit kept clear)
+
+
 def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None, also_next: bool = False
             ) -> sparse.csr_matrix:
     """Records x items, 0/1: each (record, item) once, each row's items in order (one sort of
@@ -169,7 +173,10 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
     rec, item = rec.astype(np.int64, copy=False), item.astype(np.int64, copy=False)
     width = int(item.max(initial=-1)) + 1 if width is None else int(width)
     shift = _bits(width)
-    if _bits(n) + shift > 62:
+    if _bits(n) + shift > _KEY_BITS:
+        if also_next:
+            nxt = item + 1 < width
+            rec, item = np.concatenate([rec, rec[nxt]]), np.concatenate([item, item[nxt] + 1])
         a = sparse.csr_matrix((np.ones(len(rec), dtype=np.int32), (rec, item)), shape=(n, width))
         a.data = np.ones(len(a.data), dtype=np.int8)
         return a
@@ -260,7 +267,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # Every person id looked up in one index of the persons' ids (a party that is an
     # organisation is not looked up: its id is of another form).
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
-    party_ids = _arrow(parties["party_id"])
+    party_ids = arrow_strings(parties["party_id"])
     index = _Index(persons["person_id"])
     queries = [party_ids.filter(pa.array(is_person))] \
         + ([relations["person_a"], relations["person_b"]] if has_rel else []) \

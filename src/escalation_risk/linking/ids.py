@@ -17,29 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
-def _arrow(ids: pd.Series | np.ndarray | pa.Array) -> pa.Array:
-    """Ids as one Arrow string array (no copy through Python objects for Arrow-backed columns)."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if isinstance(ids, pa.Array):
-        arr = ids
-    else:
-        arr = None
-        if isinstance(ids, pd.Series | pd.Index):
-            try:
-                arr = pa.array(ids, type=pa.string(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                arr = None
-        if arr is None:
-            obj = np.asarray(ids, dtype=object)
-            try:
-                arr = pa.array(obj, type=pa.string(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids of another type: their text
-                arr = pa.array([None if pd.isna(v) else str(v) for v in obj], type=pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr
+from ..lookup import arrow_strings
 
 
 def _bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -81,7 +59,7 @@ def _pack(data: np.ndarray, start: np.ndarray, lens: np.ndarray, at: int = 0) ->
 def _key64(values: pd.Series | np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     """Each id as one exact uint64 (its bytes), and where it is present; None when an id is
     longer than eight bytes or holds a control byte below 8."""
-    data, start, lens, valid = _bytes(_arrow(values))
+    data, start, lens, valid = _bytes(arrow_strings(values))
     if int(lens.max(initial=0)) > 8 or (data < 8).any():
         return None
     # A string shorter than eight bytes carries its length in the last byte: with no byte
@@ -108,7 +86,7 @@ def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
     Read by Arrow's compute kernels (byte length, prefix, slice, decimal check, integer cast):
     one C++ pass each over the column, several times cheaper than numpy's passes over a
     byte view (each allocating an array the size of the column)."""
-    arr = _arrow(values)
+    arr = arrow_strings(values)
     n = len(arr)
     if arr.null_count >= n:
         return None
@@ -116,9 +94,9 @@ def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
     width = lens["min"].as_py()
     if not width or lens["max"].as_py() != width:
         return None
-    first = arr.drop_null()[0].as_py().encode()
-    if len(first) != width:
-        return None
+    # Every id is ``width`` bytes (min == max): the first present one shows the prefix.
+    at = int(pc.index(arr.is_valid(), True).as_py()) if arr.null_count else 0
+    first = arr[at].as_py().encode()
     byte = np.frombuffer(first, dtype=np.uint8)
     digit = (byte >= 48) & (byte <= 57)
     p = width - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
@@ -155,11 +133,11 @@ def _encode(*columns: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
     Exact: each id's bytes packed eight at a time into integers (and its length), coded
     by pandas' integer hash tables: no Python object per id (Arrow's and pandas' string
     look-ups took seconds on millions of ids)."""
-    arrs = [_arrow(c) for c in columns]
+    arrs = [arrow_strings(c) for c in columns]
     sizes = [len(a) for a in arrs]
     if not sum(sizes):
         return [np.zeros(0, np.int64) for _ in arrs]
-    data, start, lens, valid = _bytes(pa.concat_arrays([a.cast(pa.large_string()) for a in arrs]))
+    data, start, lens, valid = _bytes(pa.concat_arrays(arrs))
     width = int(lens.max(initial=0))
     code: np.ndarray | None = None
     if valid.any() and (lens[valid] != width).any():
