@@ -92,3 +92,32 @@ def test_vectorised_id_check_agrees_with_the_scalar_rule():
     assert (got == want).all(), [v for v, g, w in zip(values, got, want) if g != w][:5]
     assert want.sum() > 1000 and (~want).sum() > 1000
     assert [is_valid_id(v) for v in values[:200]] == list(want[:200])
+
+
+def test_the_ascii_spaces_removed_in_arrow_are_the_ones_normalise_id_removes():
+    """valid_ids writes normalise_id's whitespace rule again for Arrow: the same ASCII characters."""
+    import re
+
+    from escalation_risk.idnumbers import _ASCII_SPACE
+
+    removed = {c for c in map(chr, range(128)) if re.fullmatch(_ASCII_SPACE, c)}
+    assert removed == {c for c in map(chr, range(128)) if c.isspace()}
+
+
+def test_valid_ids_of_a_chunked_arrow_column_with_nulls_equal_one_at_a_time():
+    import pyarrow as pa
+
+    from escalation_risk.idnumbers import gb11643_check_digit, is_valid_id, valid_ids
+
+    good = "11010119900307123" + gb11643_check_digit("11010119900307123")
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in good)  # full-width digits
+    chunks = [[good, None, f" {good[:6]} {good[6:14]} {good[14:].lower()} "],
+              [None, "110101900307123", wide],
+              [], [good[:17] + "Y", None]]
+    for typ in (pa.string(), pa.large_string()):
+        column = pa.chunked_array([pa.array(c, type=typ) for c in chunks], type=typ)
+        flat = [v for c in chunks for v in c]
+        want = [v is not None and is_valid_id(v) for v in flat]
+        assert valid_ids(column).tolist() == want
+        assert valid_ids(column.slice(2, 5)).tolist() == want[2:7]
+        assert sum(want) == 4 and len(want) == 8

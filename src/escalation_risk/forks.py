@@ -11,9 +11,13 @@ kills either process).
 The work split never changes a result: every caller splits work whose parts are
 computed independently and joined in a fixed order, and a child that fails is redone
 here (logged by exception type only: its message could name a value). ``workers()``
-says how many processes may run at once, ``worth_forking(rows)`` whether a step's rows
-are worth a child: ``ESCALATION_RISK_WORKERS`` when set (``1``:
-never fork), else the cores this process may use, at most two (on Linux; elsewhere one).
+says how many cores a night's work is spread over (``1``: never fork), not how many
+processes exist at once: the load runs two children beside itself (the linkage keys,
+the pseudonyms), and a child of one step may still be running beside the next step's
+(the load's input fingerprint beside the history index's texts), so for a while three
+processes share two cores. ``worth_forking(rows)`` says whether a step's rows are worth
+a child. ``workers()`` is ``ESCALATION_RISK_WORKERS`` when set, else the cores this
+process may use, at most two (on Linux; elsewhere one).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def worth_forking(rows: int) -> bool:
 
 
 def workers() -> int:
-    """How many processes a night's work may be split over (1: none forked)."""
+    """How many cores a night's work may be split over (1: none forked; see the module's note)."""
     given = os.environ.get(WORKERS_ENV, "").strip()
     if given:
         try:

@@ -61,6 +61,24 @@ class _Later:
         return self._job()
 
 
+def _matrices(lexicon: Lexicon, texts: tuple[pd.Series, ...]) -> list[np.ndarray]:
+    """Each text column's lexicon matrix (a forked child's work: see :class:`HistoryIndex`)."""
+    return [lexicon.matrix(t) for t in texts]
+
+
+class _Part:
+    """One of a forked job's several results (read when first asked for)."""
+
+    def __init__(self, job: Forked[list[np.ndarray]], i: int) -> None:
+        self._job, self._i = job, i
+
+    def result(self) -> np.ndarray:
+        return self._job.result()[self._i]
+
+
+_Signals = Forked[np.ndarray] | Future[np.ndarray] | _Part
+
+
 def shared_objects(values: pd.Series) -> np.ndarray:
     """``values.to_numpy(dtype=object)`` holding one Python object per distinct value
     (missing rows: the column's own missing value). A frame's text column (Arrow strings,
@@ -91,26 +109,39 @@ class HistoryIndex:
         # The texts' signals (a few seconds of RE2 at a million people, a small 0/1 matrix)
         # read beside the linkage and the rest of the build: with ``fork_texts`` (the batch
         # night's scoring, which forks anyway: no server's request threads, whose locks a
-        # child would inherit) by forked children, whose CPU is not this process's; else by a
-        # thread (Arrow's RE2 lets go of the GIL). Few texts: read here when asked for.
-        signals: list[Forked[np.ndarray] | Future[np.ndarray]] = []
-        forked: list[Forked[np.ndarray]] = []
+        # child would inherit) by one forked child, both texts one after the other (one core
+        # beside this process's), whose CPU is not this process's; else by a thread (Arrow's
+        # RE2 lets go of the GIL). Few texts: read here when asked for. A forking build
+        # never starts a thread for the texts: a fork while it ran would copy its locks.
+        texts = (ds.incidents["description"], ds.incident_notes["text"])
+        signals: list[_Signals]
+        forked: Forked[list[np.ndarray]] | None = None
+        pool = ThreadPoolExecutor(max_workers=1)
+        finder = ThreadPoolExecutor(max_workers=1) if threaded and len(ds.incident_parties) >= _THREAD_ROWS else None
         try:
-            with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as finder:
-                for texts in (ds.incidents["description"], ds.incident_notes["text"]):
-                    if fork_texts and worth_forking(len(texts)):
-                        forked.append(Forked(partial(self.lexicon.matrix, texts)))
-                        signals.append(forked[-1])
-                    elif threaded and len(texts) >= _THREAD_ROWS:
-                        signals.append(pool.submit(self.lexicon.matrix, texts))
-                    else:
-                        signals.append(Forked(partial(self.lexicon.matrix, texts), fork=False))  # read when asked
-                self._build(ds, signals, finder if threaded and len(ds.incident_parties) >= _THREAD_ROWS else None)
-        finally:
-            for job in forked:  # a build that failed leaves no child behind
-                job.cancel()
+            if fork_texts:
+                forked = Forked(partial(_matrices, self.lexicon, texts),
+                                fork=worth_forking(sum(len(t) for t in texts)))
+                signals = [_Part(forked, i) for i in range(len(texts))]
+            else:
+                signals = [pool.submit(self.lexicon.matrix, t) if threaded and len(t) >= _THREAD_ROWS
+                           else Forked(partial(self.lexicon.matrix, t), fork=False)  # read when asked
+                           for t in texts]
+            self._build(ds, signals, finder)
+        except BaseException:
+            # A build that failed leaves no child behind and waits for no queued look-up
+            # (only for one already running: a thread cannot be stopped).
+            if forked is not None:
+                forked.cancel()
+            for threads in (pool, finder):
+                if threads is not None:
+                    threads.shutdown(cancel_futures=True)
+            raise
+        pool.shutdown()
+        if finder is not None:
+            finder.shutdown()
 
-    def _build(self, ds: Dataset, signals: list[Forked[np.ndarray] | Future[np.ndarray]],
+    def _build(self, ds: Dataset, signals: list[_Signals],
                finder: ThreadPoolExecutor | None) -> None:
         # A key already decided for these records (an append's few people, keyed by the
         # district's linkage) is used as it is: linking them again could only disagree.
@@ -189,9 +220,7 @@ class HistoryIndex:
         return out
 
     # ------------------------------------------------------------------ incidents and parties
-    def _build_incidents(self, ds: Dataset, inc_signals: Forked[np.ndarray] | Future[np.ndarray],
-                         note_signals: Forked[np.ndarray] | Future[np.ndarray]
-                         ) -> None:
+    def _build_incidents(self, ds: Dataset, inc_signals: _Signals, note_signals: _Signals) -> None:
         inc = ds.incidents
         self.incidents = pd.Index(inc["incident_id"].to_numpy(dtype=object))
         self.inc_kind = inc["kind"].astype(object).to_numpy()
