@@ -78,8 +78,8 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     forked = _count_forks(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")
-    assert len(forked) == 7, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, the "
-                              "descriptions' and the notes' signals, half the scores and the drift, the scores CSV")
+    assert len(forked) == 6, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, the "
+                              "texts' signals (descriptions and notes), half the scores and the drift, the scores CSV")
     assert not [r for r in caplog.records if r.name == "escalation_risk.forks"], "a worker failed: redone here"
     assert one[1] == two[1]  # the scores CSV
     assert one[2] == two[2]  # the quarantine CSV (linkage noise makes bad ids)
