@@ -79,6 +79,14 @@ class _Part:
 _Signals = Forked[np.ndarray] | Future[np.ndarray] | _Part
 
 
+def _first_rows(keys: np.ndarray) -> np.ndarray:
+    """The positions of each distinct key's first row, in the rows' order (what
+    ``drop_duplicates`` keeps)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    return np.sort(order[np.r_[True, ordered[1:] != ordered[:-1]]]) if len(keys) else order
+
+
 def shared_objects(values: pd.Series) -> np.ndarray:
     """``values.to_numpy(dtype=object)`` holding one Python object per distinct value
     (missing rows: the column's own missing value). A frame's text column (Arrow strings,
@@ -242,35 +250,45 @@ class HistoryIndex:
         since = to_secs(party_since(parties, inc, pi), ALWAYS)
         is_person = (parties["party_type"] == "person").to_numpy()
         person = np.where(is_person, self.codes_at(self._ids("party_person")), -1)
-        role = parties["role"].astype(object).to_numpy()
-        pp = pd.DataFrame({"inc": pi[is_person], "person": person[is_person].astype(np.int64),
-                           "role": role[is_person], "t": since[is_person]})
-        # Two source ids of one canonical person in one incident count once, from the earlier.
-        pp = pp[pp["person"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "person", "role"])
-        prole = shared_objects(pp["role"])
-        self.party_inc = Timeline.build(pp["inc"], pp["t"].to_numpy(np.int64),
-                                        person=pp["person"].to_numpy(), role=prole)
+        # Two source ids of one canonical person in one incident count once, from the earlier
+        # (with each role: a person may be a suspect and a victim of one case). Deduplicated
+        # on integer keys (the roles' codes): pandas hashing an object role column and two
+        # int columns took seconds at a million people.
+        role_codes, role_names = pd.factorize(parties["role"], use_na_sentinel=True)
+        rows = np.flatnonzero(is_person & (person >= 0))
+        rows = rows[np.argsort(since[rows], kind="stable")]  # by arrival, a tie in the parties' order
+        inc_of, per, t = pi[rows], person[rows].astype(np.int64), since[rows]
+        # (incident, role) as one number below 2**29, so that with the person it fits an int64 key
+        n_roles = len(role_names) + 1
+        inc_role = inc_of.astype(np.int64) * n_roles + role_codes[rows] + 1
+        if len(inc_role) and int(inc_role.max()) >= 1 << 29:
+            inc_role = np.unique(inc_role, return_inverse=True)[1].astype(np.int64)
+        first = _first_rows(inc_role * SHIFT + per)
+        rows, inc_of, per, t = rows[first], inc_of[first], per[first], t[first]
+        prole = shared_objects(parties["role"].iloc[rows])
+        self.party_inc = Timeline.build(inc_of, t, person=per, role=prole)
         # (incident, person) membership, hashed once so a point's own-dispute test is O(1),
         # with the person's arrival on the incident.
-        pe = pp.drop_duplicates(["inc", "person"])[["person", "inc", "t"]]
-        pe_key = pe["inc"].to_numpy(np.int64) * SHIFT + pe["person"].to_numpy(np.int64)
+        pe_key = inc_of.astype(np.int64) * SHIFT + per
         order = np.argsort(pe_key, kind="stable")
-        self.inc_person = pd.Index(pe_key[order])
-        self.inc_person_t = pe["t"].to_numpy(np.int64)[order]
-        org = ~is_person
-        org_ids = parties["party_id"][org].to_numpy(dtype=object)
-        op = pd.DataFrame({"inc": pi[org], "org": id_positions(ds.organizations["org_id"], org_ids), "t": since[org]})
-        op = op[op["org"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "org"])
-        self.org_party_inc = Timeline.build(op["inc"], op["t"].to_numpy(np.int64), org=op["org"].to_numpy())
+        sorted_key = pe_key[order]
+        firsts = order[np.r_[True, sorted_key[1:] != sorted_key[:-1]]] if len(order) else order
+        self.inc_person = pd.Index(pe_key[firsts])
+        self.inc_person_t = t[firsts]
+        pe = np.sort(firsts)  # the rows of each (incident, person)'s first arrival, in arrival order
+        org = np.flatnonzero(~is_person)
+        org_at = id_positions(ds.organizations["org_id"], parties["party_id"].iloc[org].to_numpy(dtype=object))
+        org, org_at = org[org_at >= 0], org_at[org_at >= 0]
+        by_t = np.argsort(since[org], kind="stable")
+        org, org_at = org[by_t], org_at[by_t]
+        first = _first_rows(pi[org].astype(np.int64) * SHIFT + org_at)
+        self.org_party_inc = Timeline.build(pi[org][first], since[org][first], org=org_at[first])
 
         # Person timelines by kind, and criminal cases by role: from the person's arrival.
-        inc_of = pp["inc"].to_numpy()
-        per = pp["person"].to_numpy()
-        t = pp["t"].to_numpy(np.int64)
         kind = self.inc_kind[inc_of]
         # (a grown index holds some timelines in their delta form, see .delta)
         self.person_events: dict[str, Timeline | DeltaTimeline] = {}
-        pe_inc, pe_person, pe_t = pe["inc"].to_numpy(), pe["person"].to_numpy(), pe["t"].to_numpy(np.int64)
+        pe_inc, pe_person, pe_t = inc_of[pe], per[pe], t[pe]
         pe_kind = self.inc_kind[pe_inc]
         for k in ("dispute", "police_call", "complaint", "petition", "criminal_case"):
             m = pe_kind == k
@@ -289,8 +307,8 @@ class HistoryIndex:
         self.person_events["danger_text"] = Timeline.build(pe_person[dm], pe_t[dm], inc=pe_inc[dm])
         # The parties' scratch (a few million rows at a million people) freed before the pairs
         # are expanded: held to the end of the build, it set the night's memory peak.
-        del pi, since, is_person, person, role, pp, pe_key, order, org, org_ids, op
-        del inc_of, per, t, kind, prole, crim_p, sus, vic, vs, dm
+        del pi, since, is_person, person, role_codes, rows, inc_role, first, pe_key, order, sorted_key, firsts, pe
+        del org, org_at, by_t, inc_of, per, t, kind, prole, crim_p, sus, vic, vs, dm
 
         # Pairs of persons in the same incident: earlier conflicts between the same parties,
         # and each person's distinct counterparties. The group-size cap is known.tie_members'.
@@ -307,12 +325,20 @@ class HistoryIndex:
         self.pair_events = Timeline.build(pair_id, tied, inc=pinc,
                                           police=(self.inc_kind[pinc] == "police_call"))
         del x, y, keep, pinc, pair_id, g, gp, gt
-        first = pd.DataFrame({"a": np.concatenate([a, b]), "b": np.concatenate([b, a]),
-                              "t": np.concatenate([tied] * 2)}).groupby(["a", "b"], sort=False)["t"].min()
-        fa = first.index.get_level_values(0).to_numpy()
-        fb = first.index.get_level_values(1).to_numpy()
-        self.counterparties: Timeline | DeltaTimeline = Timeline.build(fa, first.to_numpy(), other=fb)
-        del first, fa, fb, a, b, tied
+        # Each (person, counterparty)'s first tie, in the order the pairs first appear (as a
+        # group-by without sorting gives them; the timeline keeps that order among equal times).
+        ab = np.concatenate([a * SHIFT + b, b * SHIFT + a])
+        ties = np.concatenate([tied] * 2)
+        del a, b, tied
+        order = np.argsort(ab, kind="stable")
+        sorted_ab = ab[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ab[1:] != sorted_ab[:-1]]) if len(ab) else order
+        earliest = np.minimum.reduceat(ties[order], starts) if len(ab) else ties
+        appear = np.argsort(order[starts], kind="stable")  # (a group's first row: its smallest)
+        pair_ab, earliest = sorted_ab[starts][appear], earliest[appear]
+        self.counterparties: Timeline | DeltaTimeline = Timeline.build(
+            pair_ab // SHIFT, earliest, other=pair_ab % SHIFT)
+        del ab, ties, order, sorted_ab, starts, appear, pair_ab, earliest
 
         # Follow-up records that name a dispute, and mediations of each incident.
         rel = self.inc_related >= 0
