@@ -994,6 +994,53 @@ def test_an_added_person_row_is_rejected_as_a_file_rejects_it(small_district, ke
             assert bad[col] not in str(added.value)  # identifiers never shown
 
 
+def _dispute_rows(ds, table: str, i: int) -> dict:
+    """A good row of ``table`` naming the history's first place, dispute and person."""
+    inc, person = ds.incidents["incident_id"].iloc[0], ds.persons["person_id"].iloc[0]
+    return {"incidents": {"incident_id": f"F-{i}", "kind": "dispute", "category": "neighbor",
+                          "occurred_at": "2025-06-01", "reported_at": "2025-06-02",
+                          "place_id": ds.places["place_id"].iloc[0], "source": "walk_in"},
+            "incident_parties": {"incident_id": inc, "party_id": person, "party_type": "person", "role": "other"},
+            "mediations": {"mediation_id": f"FM-{i}", "incident_id": inc, "held_at": "2025-06-01",
+                           "mediator_type": "court", "outcome": "failed"},
+            "incident_notes": {"note_id": f"FN-{i}", "incident_id": inc, "recorded_at": "2025-06-03",
+                               "text": "双方再次争吵"}}[table]
+
+
+@pytest.mark.parametrize("table,bad", [
+    ("incidents", {"category": "assault"}),  # a row rule
+    ("incidents", {"reported_at": "2025-05-01"}),  # reported before it occurred
+    ("incidents", {"place_id": "PL-NOWHERE", "source": "fax"}),  # a reference and a code
+    ("incidents", {"incident_id": "HIST"}),  # an id the history holds
+    ("incident_parties", {"party_id": "P-NOWHERE"}),
+    ("incident_parties", {"added_at": "2000-01-01"}),  # before its incident's report
+    ("mediations", {"outcome_at": "2025-05-01"}),  # before it was held
+    ("mediations", {"incident_id": "I-NOWHERE"}),
+    ("incident_notes", {"recorded_at": "not a date"}),
+])
+def test_an_added_dispute_row_is_refused_as_a_file_refuses_it(small_district, keyed_scorer, table, bad):
+    """The rows of an add are validated record by record against the few history rows they
+    name (Dataset.new_rows on the add's context); a bad one is refused with the problems the
+    same row gets in a file appended to the whole history (the frame engine, over SMALL rows),
+    and nothing is added."""
+    from escalation_risk.dataset import SMALL
+
+    if bad.get("incident_id") == "HIST":
+        bad = {"incident_id": small_district.incidents["incident_id"].iloc[3]}
+    row = {**_dispute_rows(small_district, table, -1), **bad}
+    n = len(getattr(keyed_scorer.history, table))
+    with pytest.raises(DataValidationError) as added:
+        keyed_scorer.add(**{table: [row]})
+    assert len(getattr(keyed_scorer.history, table)) == n
+    file = pd.DataFrame([row] + [_dispute_rows(small_district, table, i) for i in range(SMALL + 1)])
+    with pytest.raises(DataValidationError) as loaded:
+        small_district.append(**{table: file})
+    theirs = loaded.value.problems
+    assert len(theirs) and (theirs["row"] == 0).all()  # the good rows are good
+    pd.testing.assert_frame_equal(added.value.problems.reset_index(drop=True), theirs.reset_index(drop=True),
+                                  check_dtype=False)
+
+
 def test_a_built_or_rebuilt_index_has_its_id_hash_tables_ready(small_model, small_district):
     """pandas hashes an Index on its first look-up: for the published index of a rebuild
     that is done in the rebuild (index_fold.hash_ids), never by the first reader."""
