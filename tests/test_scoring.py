@@ -879,6 +879,41 @@ def test_a_rebuild_child_past_its_time_is_not_redone_on_the_serving_process(smal
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_rebuild_child_that_failed_is_redone_here_however_long_it_took(small_model, small_district,
+                                                                          monkeypatch):
+    """A timeout is what the wait that stopped the child says (forks.Forked.stopped), not a
+    clock read afterwards: a child that failed near its deadline was not stopped, and its
+    rebuild is done here. (The clock said "timed out" for a failure seen in the last poll.)"""
+    import time
+    import types
+
+    from escalation_risk import scoring
+    from escalation_risk.features.delta import Stacked
+
+    monkeypatch.setenv("ESCALATION_RISK_WORKERS", "2")
+    monkeypatch.setattr(scoring, "REBUILD_TIMEOUT", 5.0)
+
+    def fail() -> None:
+        raise RuntimeError("the child fails")
+
+    monkeypatch.setattr(scoring, "_in_background", fail)
+    # The serving process's clock runs an hour per read: any time-based verdict says "timed out".
+    reads = iter(range(0, 10**6, 3600))
+    monkeypatch.setattr(scoring, "time", types.SimpleNamespace(perf_counter=lambda: float(next(reads)),
+                                                               monotonic=time.monotonic))
+    parent, built_here = os.getpid(), []
+    real = scoring._rebuilt
+
+    def rebuilt(*a, **k):
+        built_here.append(os.getpid() == parent)
+        return real(*a, **k)
+
+    monkeypatch.setattr(scoring, "_rebuilt", rebuilt)
+    state = scoring._rebuilt_apart(Stacked(small_district), small_model.lexicon)
+    assert built_here == [True] and len(state.idx.person_key) == len(small_district.persons)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
 def test_a_rebuild_job_spends_no_yield_waiting_for_its_child(small_model, small_district, monkeypatch):
     """While a rebuild's child works, the job thread only waits for it: its hook is off (the
     polling's calls would spend the credit the handover needs), and on again for the handover."""
