@@ -486,6 +486,7 @@ def test_threshold_states_its_false_match_rate():
     model = LinkageModel(threshold=0.999)
     ds = people([("a", "张伟", 1980, "13811112222", A, "male")], 1000)
     res = link_keys(ds.persons, model=model)
+    assert res.stats["threshold"] == 0.999  # shown with the figures (linkage_summary)
     p = 2.0 ** -res.stats["weight_threshold"] * 2.0 ** -res.stats["prior_log2_odds"]
     assert abs(1 / (1 + p) - 0.999) < 1e-9  # the weight threshold is the stated probability
     assert res.stats["expected_false_matches"] >= 0
@@ -792,6 +793,8 @@ def test_parameters_are_saved_with_the_linkage_and_shown_without_values():
     assert ((par["m"] >= 0) & (par["m"] <= 1) & (par["u"] > 0) & (par["u"] <= 1)).all()
     ex = explain_links(ds, GRAPH_MODEL)
     pd.testing.assert_frame_equal(ex.attrs["parameters"], par)
+    assert ex.attrs["threshold"] == GRAPH_MODEL.threshold == 0.95
+    assert linkage_summary(ds, GRAPH_MODEL)["threshold"] == 0.95 and linkage_summary(ds)["threshold"] == 0.99
     text = par.to_csv() + ex.to_csv()
     for raw in ("郑晓燕", "zheng", A, "13811112222", "13799990000", "1976"):
         assert raw not in text
@@ -982,8 +985,128 @@ def test_ids_of_one_prefix_and_digits_are_found_by_index_as_pandas_finds_them():
     # Only one prefix and one width of digits reads as numbers; anything else is no match.
     assert _digits(pd.Series(["G0012", None, "G9999"])).value.tolist() == [12, 0, 9999]
     assert _digits(pd.Series(["123456789012", "000000000001"])).value.tolist() == [123456789012, 1]
-    for other in (["A1x", "A12"], ["P1", "Q2"], ["1", "22"], ["P1", "P1 "]):
-        assert _digits(pd.Series(other)) is None, other
+    for other in (["A1x", "A12"], ["P1", "Q2"], ["1", "22"], ["P1", "P1 "], ["P+1", "P01"], ["Ｐ12", "Ｐ34"],
+                  ["P１", "P1"], [None, None]):
+        assert _digits(pd.Series(other, dtype=object)) is None, other
+    assert _digits(pd.Series(["P-7", "P-8"])).value.tolist() == [7, 8]  # the prefix is all before the digits
+    # One byte width, one prefix, ASCII: only the decimal check refuses these (a sign, a
+    # full-width digit: "P1１" is five bytes as "P1234" is, a space).
+    for other in (["P01", "P+1"], ["P1234", "P1１"], ["P01", "P 1"]):
+        assert len({len(v.encode()) for v in other}) == 1, other
+        assert _digits(pd.Series(other, dtype=object)) is None, other
+
+
+def test_ids_of_any_arrow_type_read_as_their_text():
+    import pyarrow as pa
+
+    from escalation_risk.linking.ids import _digits, _encode, _Index
+
+    text = ["P003", None, "P001", "P002", "P001"]
+    forms = {
+        "dictionary": pa.array(text).dictionary_encode(),
+        "binary": pa.array([None if v is None else v.encode() for v in text], type=pa.binary()),
+        # chunks of a dictionary column with different dictionaries
+        "chunked": pa.chunked_array([pa.array(text[:2]).dictionary_encode(), pa.array(text[2:]).dictionary_encode()]),
+        "chunked strings": pa.chunked_array([pa.array(text[:3]), pa.array(text[3:])]),
+    }
+    want = _digits(pd.Series(text, dtype=object))
+    assert want is not None and want.value.tolist() == [3, 0, 1, 2, 1]
+    index = _Index(pd.Series(["P001", "P002", "P003"]))
+    codes = _encode(pd.Series(text, dtype=object))[0]
+    for name, arr in forms.items():
+        got = _digits(arr)
+        assert got is not None, name
+        assert got.value.tolist() == want.value.tolist() and got.valid.tolist() == want.valid.tolist(), name
+        assert index.find_many(arr)[0].tolist() == [2, -1, 0, 1, 0], name
+        assert _encode(arr)[0].tolist() == codes.tolist(), name
+
+
+def test_mixed_ids_read_as_arrow_writes_each_alone():
+    """A value's text does not depend on its neighbours: 1.0 reads '1' beside a string as in a
+    float column, so an id column of mixed objects still finds the float keys."""
+    from escalation_risk.lookup import arrow_strings, id_positions
+
+    mixed = pd.Series(["x", 1.0, True, None], dtype=object)
+    assert arrow_strings(mixed).to_pylist() == ["x", "1", "true", None]
+    assert arrow_strings(pd.Series([1.0, 2.0])).to_pylist() == ["1", "2"]
+    assert id_positions(pd.Series([1.0, 2.0]), mixed).tolist() == [-1, 0, -1, -1]
+
+
+def test_mass_incidents_tie_no_counterparts_in_the_evidence():
+    from escalation_risk.known import MAX_GROUP
+
+    n = MAX_GROUP + 1
+    ids = [f"w{i:03d}" for i in range(n)]
+    ds = Dataset.from_frames(
+        pseudonym_key=KEY,
+        persons=pd.DataFrame({"person_id": ids}),
+        places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
+        incidents=pd.DataFrame({"incident_id": ["mass", "small"], "kind": "dispute", "category": "labor_wage",
+                                "occurred_at": "2024-01-01", "reported_at": "2024-01-02", "place_id": "pl"}),
+        incident_parties=pd.DataFrame({"incident_id": ["mass"] * n + ["small"] * 2,
+                                       "party_id": ids + ids[:2], "party_type": "person"}),
+    )
+    ev = graph_evidence(ds.tables())
+    cp = ev[ev["kind"] == "counterparty"]
+    # Only the small incident's two parties name a counterpart: the mass incident ties nobody.
+    assert sorted(cp["person_id"].astype(str)) == ["w000", "w001"]
+    assert cp["item"].nunique() == 2
+    # Its places still count: every party was at the place.
+    assert (ev["kind"] == "place").sum() == n
+
+
+def test_mass_incident_keeps_the_parties_there_by_the_cap():
+    from escalation_risk.known import MAX_GROUP
+
+    ids = [f"w{i:03d}" for i in range(MAX_GROUP + 1)]
+    late = ids[-1]
+    # MAX_GROUP parties on time, one added later (the group is then over the cap), one row repeated.
+    rows = ids[:MAX_GROUP] + [late, ids[0]]
+    added = [None] * MAX_GROUP + ["2024-03-01", None]
+    ds = Dataset.from_frames(
+        pseudonym_key=KEY,
+        persons=pd.DataFrame({"person_id": ids}),
+        places=pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
+        incidents=pd.DataFrame({"incident_id": ["mass"], "kind": "dispute", "category": "labor_wage",
+                                "occurred_at": "2024-01-01", "reported_at": "2024-01-02", "place_id": "pl"}),
+        incident_parties=pd.DataFrame({"incident_id": "mass", "party_id": rows, "party_type": "person",
+                                       "added_at": pd.to_datetime(added)}),
+    )
+    cp = graph_evidence(ds.tables())
+    cp = cp[cp["kind"] == "counterparty"]
+    # The first MAX_GROUP name each other (the repeated row once); the late one is tied to nobody.
+    assert len(cp) == MAX_GROUP * (MAX_GROUP - 1) == 2_450
+    assert set(cp["person_id"].astype(str)) == set(ids[:MAX_GROUP])
+    assert cp["item"].nunique() == MAX_GROUP
+    assert not cp.duplicated().any()
+
+
+def test_next_window_items_are_kept_when_the_key_does_not_fit_in_64_bits(monkeypatch):
+    from escalation_risk.linking import evidence
+
+    rng = np.random.default_rng(7)
+    rec, item = rng.integers(-1, 50, 2000), rng.integers(-1, 30, 2000)  # item 29's next window is past the width
+    for also_next in (False, True):
+        fast = evidence._matrix(rec, item, 50, 30, also_next=also_next)
+        with monkeypatch.context() as m:
+            m.setattr(evidence, "_KEY_BITS", 0)  # every key over the budget: the fallback
+            slow = evidence._matrix(rec, item, 50, 30, also_next=also_next)
+        slow.sort_indices()
+        assert slow.shape == fast.shape and slow.dtype == fast.dtype
+        assert np.array_equal(slow.indptr, fast.indptr) and np.array_equal(slow.indices, fast.indices)
+        assert (slow.data == 1).all() and (fast.data == 1).all()
+    assert fast.nnz > evidence._matrix(rec, item, 50, 30).nnz  # the next windows are there
+
+
+def test_items_with_the_next_window_are_those_of_both_windows():
+    from escalation_risk.linking.evidence import _matrix
+
+    rng = np.random.default_rng(5)
+    rec, item = rng.integers(0, 50, 2000), rng.integers(0, 30, 2000)
+    both = _matrix(np.r_[rec, rec], np.r_[item, item + 1], 50, 31)
+    merged = _matrix(rec, item, 50, 31, also_next=True)
+    assert (both != merged).nnz == 0 and np.array_equal(both.indptr, merged.indptr)
+    assert np.array_equal(both.indices, merged.indices)
 
 
 def test_graph_m_is_read_on_pairs_with_one_id_number_and_a_missing_id_is_weighed():

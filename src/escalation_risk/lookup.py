@@ -11,16 +11,28 @@ import pyarrow.compute as pc
 
 def arrow_strings(values) -> pa.Array:
     """String values (ids) as one Arrow large_string array, nulls for missing: zero-copy
-    from an Arrow-backed column, converted otherwise (an object array, a list)."""
+    from an Arrow-backed column or array, converted otherwise (an object array, a list).
+    Ids of another type (dictionary-encoded, binary, integers, mixed objects) as their text."""
     if isinstance(values, (pd.Series, pd.Index)):
         values = values.array
-    if isinstance(values, pd.api.extensions.ExtensionArray) and hasattr(values, "__arrow_array__"):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        arr = values
+    elif isinstance(values, pd.api.extensions.ExtensionArray) and hasattr(values, "__arrow_array__"):
         arr = pa.array(values)
     else:
-        arr = pa.array(np.asarray(values, dtype=object), from_pandas=True)
+        obj = np.asarray(values, dtype=object)
+        try:
+            arr = pa.array(obj, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: each id's text, as Arrow writes it
+            arr = pa.array([None if pd.isna(v) else v if isinstance(v, str)
+                            else pa.scalar(v).cast(pa.large_string()).as_py() for v in obj],
+                           type=pa.large_string())
+    # Cast before combining: chunks of a dictionary column may hold different dictionaries.
+    if not pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
+    return arr
 
 
 def id_positions(keys, ids) -> np.ndarray:

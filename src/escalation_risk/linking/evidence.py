@@ -64,7 +64,8 @@ from ..known import (
     party_since,
     tie_members,
 )
-from .ids import _arrow, _codes, _Index, _positions
+from ..lookup import arrow_strings
+from .ids import _codes, _Index, _positions
 
 KINDS = ("counterparty", "household", "place", "grid", "place_time")
 # Items compared as a set, not as something shared by chance: the kinds of incident each
@@ -157,16 +158,25 @@ def _bits(x: int) -> int:
     return max(int(x), 1).bit_length()
 
 
-def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None) -> sparse.csr_matrix:
+_KEY_BITS = 62  # a record and an item packed into one int64 sort key (sign bit kept clear)
+
+
+def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None, also_next: bool = False
+            ) -> sparse.csr_matrix:
     """Records x items, 0/1: each (record, item) once, each row's items in order (one sort of
-    a packed int64 key: numpy's sort is several times faster than hashing millions of keys)."""
+    a packed int64 key: numpy's sort is several times faster than hashing millions of keys).
+    ``also_next``: each record holds item + 1 too (below ``width``), a window and the next,
+    merged from the sorted keys shifted by one (two sorted runs: one merge, not a second sort)."""
     ok = (rec >= 0) & (item >= 0)
     if not ok.all():
         rec, item = rec[ok], item[ok]
     rec, item = rec.astype(np.int64, copy=False), item.astype(np.int64, copy=False)
     width = int(item.max(initial=-1)) + 1 if width is None else int(width)
     shift = _bits(width)
-    if _bits(n) + shift > 62:
+    if _bits(n) + shift > _KEY_BITS:
+        if also_next:
+            nxt = item + 1 < width
+            rec, item = np.concatenate([rec, rec[nxt]]), np.concatenate([item, item[nxt] + 1])
         a = sparse.csr_matrix((np.ones(len(rec), dtype=np.int32), (rec, item)), shape=(n, width))
         a.data = np.ones(len(a.data), dtype=np.int8)
         return a
@@ -174,6 +184,13 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None)
     key |= item
     key.sort()  # in place: no second copy of millions of keys
     if len(key):
+        key = key[np.r_[True, key[1:] != key[:-1]]]
+    if also_next and len(key):
+        nxt = key + 1
+        nxt = nxt[(nxt & np.int64((1 << shift) - 1)) < width]  # an item past the width is no item
+        key = np.concatenate([key, nxt])
+        del nxt
+        key.sort(kind="stable")  # timsort: the two sorted runs merged
         key = key[np.r_[True, key[1:] != key[:-1]]]
     r = key >> np.int64(shift)
     indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n))]
@@ -250,7 +267,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # Every person id looked up in one index of the persons' ids (a party that is an
     # organisation is not looked up: its id is of another form).
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
-    party_ids = _arrow(parties["party_id"])
+    party_ids = arrow_strings(parties["party_id"])
     index = _Index(persons["person_id"])
     queries = [party_ids.filter(pa.array(is_person))] \
         + ([relations["person_a"], relations["person_b"]] if has_rel else []) \
@@ -287,9 +304,15 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     rows_in = np.bincount(g, minlength=n_inc)
     big = rows_in[g] > MAX_GROUP
     if big.any():
-        since = party_since(parties, incidents, inc_pos).to_numpy(dtype="datetime64[ns]").view(np.int64)[ok]
-        gb, pb, _ = tie_members(g[big], p[big], since[big], MAX_GROUP)
-        g, p = np.r_[g[~big], gb], np.r_[p[~big], pb]
+        rows = np.flatnonzero(ok)[big]  # the arrival of these rows only: the rest never need it
+        since = party_since(parties.iloc[rows], incidents, inc_pos[rows]).to_numpy(dtype="datetime64[ns]")
+        gb, pb, _ = tie_members(g[big], p[big], since.view(np.int64), MAX_GROUP)
+        # The rows of the members kept (few incidents are over the cap: a mask, no concatenation).
+        big_rows = np.flatnonzero(big)
+        span = np.int64(int(p[big_rows].max(initial=0)) + 1)
+        keep = ~big
+        keep[big_rows[np.isin(g[big_rows] * span + p[big_rows], gb * span + pb)]] = True
+        g, p = g[keep], p[keep]
     person_row = p < n
     party_ident = np.where(person_row, ident[np.minimum(p, n - 1)] if n else 0, n_ident + (p - n))
     # records x incidents, times incidents x identities: each record's counterparts (a
@@ -336,7 +359,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
         w = w - w.min()
         nw = int(w.max()) + 2
         code = pplace[dated].astype(np.int64) * nw + w
-        mats["place_time"] = _matrix(mine(np.r_[prec[dated], prec[dated]]), np.r_[code, code + 1], n, n_pl * nw)
+        mats["place_time"] = _matrix(mine(prec[dated]), code, n, n_pl * nw, also_next=True)
     else:
         mats["place_time"] = sparse.csr_matrix((n, 0), dtype=np.int8)
     if has_mem:

@@ -17,29 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
-def _arrow(ids: pd.Series | np.ndarray | pa.Array) -> pa.Array:
-    """Ids as one Arrow string array (no copy through Python objects for Arrow-backed columns)."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if isinstance(ids, pa.Array):
-        arr = ids
-    else:
-        arr = None
-        if isinstance(ids, pd.Series | pd.Index):
-            try:
-                arr = pa.array(ids, type=pa.string(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                arr = None
-        if arr is None:
-            obj = np.asarray(ids, dtype=object)
-            try:
-                arr = pa.array(obj, type=pa.string(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids of another type: their text
-                arr = pa.array([None if pd.isna(v) else str(v) for v in obj], type=pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr
+from ..lookup import arrow_strings
 
 
 def _bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -81,7 +59,7 @@ def _pack(data: np.ndarray, start: np.ndarray, lens: np.ndarray, at: int = 0) ->
 def _key64(values: pd.Series | np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     """Each id as one exact uint64 (its bytes), and where it is present; None when an id is
     longer than eight bytes or holds a control byte below 8."""
-    data, start, lens, valid = _bytes(_arrow(values))
+    data, start, lens, valid = _bytes(arrow_strings(values))
     if int(lens.max(initial=0)) > 8 or (data < 8).any():
         return None
     # A string shorter than eight bytes carries its length in the last byte: with no byte
@@ -102,93 +80,43 @@ class _Digits:
     valid: np.ndarray
 
 
-def _rows(data: np.ndarray, vstart: np.ndarray, width: int) -> np.ndarray | None:
-    """The ids starting at ``vstart``, each ``width`` bytes, as rows of a view of ``data``
-    when they lie end to end (an Arrow column without gaps: no gather), else None."""
-    nv = len(vstart)
-    if not nv:
-        return None
-    s0 = int(vstart[0])
-    if s0 + nv * width > len(data) or int(vstart[-1]) - s0 != (nv - 1) * width:
-        return None
-    if nv > 1 and not (np.diff(vstart) == width).all():
-        return None
-    return data[s0: s0 + nv * width].reshape(nv, width)
-
-
 def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
-    """The ids as :class:`_Digits`, or None when they are not all one prefix and digits of one width."""
-    data, start, lens, valid = _bytes(_arrow(values))
-    if not valid.any():
+    """The ids as :class:`_Digits`, or None when they are not all one prefix and digits of one width.
+
+    Read by Arrow's compute kernels (byte length, prefix, slice, decimal check, integer cast):
+    one C++ pass each over the column, several times cheaper than numpy's passes over a
+    byte view (each allocating an array the size of the column)."""
+    arr = arrow_strings(values)
+    n = len(arr)
+    if arr.null_count >= n:
         return None
-    width = int(lens[valid][0])
-    if width == 0 or (lens[valid] != width).any():
+    lens = pc.min_max(pc.binary_length(arr))
+    width = lens["min"].as_py()
+    if not width or lens["max"].as_py() != width:
         return None
-    vstart = start[valid]
-    first = data[vstart[0]: vstart[0] + width]
-    digit = (first >= 48) & (first <= 57)
+    # Every id is ``width`` bytes (min == max): the first present one shows the prefix.
+    at = int(pc.index(arr.is_valid(), True).as_py()) if arr.null_count else 0
+    first = arr[at].as_py().encode()
+    byte = np.frombuffer(first, dtype=np.uint8)
+    digit = (byte >= 48) & (byte <= 57)
     p = width - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
-    if not digit[p:].all() or width - p > 18 or width - p == 0:
+    if not digit[p:].all() or width - p > 18 or width - p == 0 or not first[:p].isascii():
         return None
-    nv = len(vstart)
-    if width <= 8:
-        return _digits8(data, start, lens, valid, bytes(first[:p]), width)
-    block = _rows(data, vstart, width)
-    if block is None:
-        block = data[vstart[:, None] + np.arange(width)]
-    if p and (block[:, :p] != first[:p]).any():
+    if p and not pc.all(pc.starts_with(arr, first[:p].decode())).as_py():
         return None
-    num = block[:, p:] - np.uint8(48)  # a byte below '0' wraps round above 9
-    if (num > 9).any():
+    # The prefix is ASCII, so its bytes are as many code units (no cast to binary and back,
+    # which validates every string again).
+    tail = pc.utf8_slice_codeunits(arr, p, width) if p else arr
+    if not pc.all(pc.ascii_is_decimal(tail)).as_py():
         return None
-    acc = np.zeros(nv, dtype=np.int64)
-    for c in range(num.shape[1]):  # column by column: no int64 copy of every byte
-        acc *= 10
-        acc += num[:, c]
-    value = np.zeros(len(valid), dtype=np.int64)
-    value[valid] = acc
-    return _Digits(bytes(first[:p]), width, value, valid)
-
-
-_U64 = np.uint64
-_ZEROS = _U64(0x3030303030303030)  # eight ASCII '0'
-
-
-def _digits8(data: np.ndarray, start: np.ndarray, lens: np.ndarray, valid: np.ndarray, prefix: bytes,
-             width: int) -> _Digits | None:
-    """:func:`_digits` for ids of at most eight bytes: each id read as one 8-byte word, its
-    digits turned into a number by the usual three multiply-and-shift steps on the word."""
-    p, nd = len(prefix), width - len(prefix)
-    vstart = start[valid] if not valid.all() else start
-    nv = len(vstart)
-    rows = _rows(data, vstart, width)
-    if rows is not None:
-        if width == 8:
-            w = rows.copy().view("<u8").ravel()
-        else:
-            padded = np.zeros((nv, 8), dtype=np.uint8)
-            padded[:, :width] = rows
-            w = padded.view("<u8").ravel()
+    num = pc.cast(tail, pa.int64())
+    if arr.null_count:
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        num = num.fill_null(0)
     else:
-        w = _pack(data, start, lens)[valid]
-    if p:
-        pre = _U64(int.from_bytes(prefix, "little"))
-        if ((w & _U64((1 << (8 * p)) - 1)) != pre).any():
-            return None
-    # The digits to the top of the word (the first digit stays the most significant, in the
-    # lowest byte), the bytes below them filled with '0'.
-    x = (w >> _U64(8 * p)) << _U64(8 * (8 - nd))
-    if nd < 8:
-        x |= _ZEROS & _U64((1 << (8 * (8 - nd))) - 1)
-    x ^= _ZEROS
-    if (x.view(np.uint8) > 9).any():  # a byte that was not a digit
-        return None
-    x = (x * _U64(10) + (x >> _U64(8))) & _U64(0x00FF00FF00FF00FF)
-    x = (x * _U64(100) + (x >> _U64(16))) & _U64(0x0000FFFF0000FFFF)
-    x = (x * _U64(10000) + (x >> _U64(32))) & _U64(0xFFFFFFFF)
-    value = np.zeros(len(valid), dtype=np.int64)
-    value[valid] = x.view(np.int64)
-    return _Digits(prefix, width, value, valid)
+        valid = np.ones(n, dtype=bool)
+    value = num.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return _Digits(first[:p], width, value, valid)
 
 
 def _refactor(code: np.ndarray | None, part: np.ndarray) -> np.ndarray:
@@ -205,11 +133,11 @@ def _encode(*columns: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
     Exact: each id's bytes packed eight at a time into integers (and its length), coded
     by pandas' integer hash tables: no Python object per id (Arrow's and pandas' string
     look-ups took seconds on millions of ids)."""
-    arrs = [_arrow(c) for c in columns]
+    arrs = [arrow_strings(c) for c in columns]
     sizes = [len(a) for a in arrs]
     if not sum(sizes):
         return [np.zeros(0, np.int64) for _ in arrs]
-    data, start, lens, valid = _bytes(pa.concat_arrays([a.cast(pa.large_string()) for a in arrs]))
+    data, start, lens, valid = _bytes(pa.concat_arrays(arrs))
     width = int(lens.max(initial=0))
     code: np.ndarray | None = None
     if valid.any() and (lens[valid] != width).any():
@@ -265,7 +193,11 @@ class _Index:
                 d = _digits(q)
                 if d is not None and d.prefix == self.digits.prefix and d.width == self.digits.width:
                     top = len(self.row_of) - 1
-                    found.append(np.where(d.valid, self.row_of[np.minimum(d.value, top)], -1))
+                    pos = np.minimum(d.value, top)
+                    hit = self.row_of[pos]
+                    if not d.valid.all():
+                        hit[~d.valid] = -1
+                    found.append(hit)
                 else:
                     found.append(None)
             if all(f is not None for f in found):

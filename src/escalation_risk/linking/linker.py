@@ -180,7 +180,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     stats.update(cpu)
     stats.update({
         "records": n, "candidate_pairs": len(i), "accepted_pairs": int(acc.sum()),
-        "kept_pairs": int(accepted_kept.sum()), "weight_threshold": t, "prior_log2_odds": prior,
+        "kept_pairs": int(accepted_kept.sum()), "threshold": model.threshold, "weight_threshold": t,
+        "prior_log2_odds": prior,
         "expected_false_matches": float((1.0 - prob[accepted_kept]).sum()),
         "persons": int((np.bincount(comp) > 0).sum()),
         "pairs_linked_by_graph_evidence": int(graph_route.sum()),
@@ -232,7 +233,8 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
 
 def linkage_summary(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=None) -> dict[str, float]:
     """Figures of the dataset's linkage: candidate and accepted pairs per blocking rule,
-    the weight threshold, the expected number of false matches among kept pairs, the
+    the posterior threshold (``threshold``: 0.99 in the default model, 0.95 in
+    :data:`GRAPH_MODEL`) and the weight threshold it sets, the expected number of false matches among kept pairs, the
     components the chaining guard re-clustered."""
     return dict(_linkage(ds, None, model, as_of=as_of).stats)
 
@@ -289,7 +291,8 @@ def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=Non
     weight is not the sum of every listed level's weight. Records that stand alone are not
     listed. The trained
     parameters (:func:`linkage_parameters`: levels, m, u and weights) ride along in
-    ``.attrs["parameters"]``. ``model`` and ``as_of`` as for :func:`link_persons`.
+    ``.attrs["parameters"]``, the posterior threshold the links cleared in
+    ``.attrs["threshold"]``. ``model`` and ``as_of`` as for :func:`link_persons`.
     """
     res = _linkage(ds, None, model, as_of=as_of)
     p = res.pairs[res.pairs["kept"]]
@@ -313,4 +316,5 @@ def explain_links(ds: Dataset, model: LinkageModel = DEFAULT_MODEL, *, as_of=Non
     same = out["person_key"].to_numpy() == out["linked_to"].map(res.key).to_numpy()
     out = out[same].sort_values(["person_key", "person_id", "linked_to"], ignore_index=True)
     out.attrs["parameters"] = res.parameters.copy()
+    out.attrs["threshold"] = res.stats["threshold"]
     return out
