@@ -80,6 +80,7 @@ class Forked(Generic[T]):
         self._pid = 0
         self._fd = -1
         self._value: list[T] = []  # the result once read (a second call returns it again)
+        self.stopped = False  # the child ran past result()'s timeout and was killed
         if not fork or not hasattr(os, "fork"):
             return
         fd, path = tempfile.mkstemp(prefix="er-fork-", suffix=".pkl")
@@ -160,6 +161,7 @@ class Forked(Generic[T]):
             if pid:
                 return status
             if time.monotonic() >= deadline:
+                self.stopped = True
                 self.cancel()
                 return None
             time.sleep(pause)  # (waitpid has no timeout of its own)

@@ -236,3 +236,25 @@ def as_records(rows: Mapping | Iterable[Mapping] | pd.DataFrame, what: str, **de
         raise TypeError(f"{what} must be a dict or a list of dicts in the contract's columns")
     return [{**defaults, **r} for r in out]
 
+
+def read_alike(spec: TableSpec, records: list[dict]) -> bool:
+    """Whether ``pd.DataFrame(records).to_dict("records")`` gives the record engine the same
+    values as ``records`` themselves: every key a contract column, and no column mixing
+    integers with missing values or floats (a frame makes them floats: ``7`` read as ``7.0``).
+    Missing values (an absent key read as NaN) and numpy scalars it reads alike."""
+    names = spec.column_names
+    ints: set[str] = set()
+    other: set[str] = set()  # columns holding a float or a missing value
+    for r in records:
+        for k, v in r.items():
+            if k not in names:
+                return False
+            if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+                ints.add(k)
+            elif v is None or isinstance(v, (float, np.floating)) or v is pd.NA or v is pd.NaT:
+                other.add(k)
+    if not ints:
+        return True
+    if ints & other:
+        return False
+    return all(k in r for r in records for k in ints)  # an absent key is a missing value
