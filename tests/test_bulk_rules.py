@@ -127,6 +127,12 @@ def test_reasons_written_once_per_list_equal_one_per_row():
     reasons = [[], ["a", "乙"], [], ("a", "乙"), np.array(["x"]), None, "[\"y\"]", ["a", "乙"]]
     idx = pd.RangeIndex(len(reasons))
     assert _dumps_rows(idx, reasons) == [_dumps(_reasons_list(r, "row")) for r in reasons]
+    # A value seen before is written as before; a bad one is refused however often it comes.
+    again = reasons + [["a", "乙"], "[\"y\"]", ("a", "乙"), []]
+    assert _dumps_rows(pd.RangeIndex(len(again)), again) == [_dumps(_reasons_list(r, "row")) for r in again]
+    for bad in ([["a"], ["a", 1]], [["a"], [["a"]]], ["[\"a\"]", "[1]"], [["a"], ["a", {"k": 1}]]):
+        with pytest.raises(ValueError, match="scores row 1"):
+            _dumps_rows(pd.RangeIndex(2), bad)
     scores = pd.DataFrame({"dispute_id": [f"D{i}" for i in range(4)],
                            "reasons": [[], ["甲", "b"], [], ["甲", "b"]], "reasons_zh": [[], ["甲"], [], ["甲"]],
                            "reason_features": [[], ["f"], [], ["f"]]})
