@@ -484,3 +484,27 @@ def test_new_rows_are_the_rows_append_adds(late_ds):
     for t in rows:
         pd.testing.assert_frame_equal(got[t], getattr(grown, t).iloc[len(getattr(late_ds, t)):].reset_index(drop=True))
         assert len(got[t]) == len(rows[t])
+
+
+def test_reference_checks_two_at_a_time_equal_one_at_a_time(monkeypatch):
+    """A large table's reference checks run by two threads: the same problems, in the same order."""
+    from escalation_risk import forks
+
+    t = late_tables()
+    for table, row, column, value, reason in RULES:
+        if "missing" in reason and "required" not in reason or "before its incident" in reason:
+            df = t[table].astype(object)
+            df.loc[row, column] = value
+            t[table] = df
+
+    def quarantine(workers: str) -> pd.DataFrame:
+        monkeypatch.setenv(forks.WORKERS_ENV, workers)
+        monkeypatch.setattr(forks, "FORK_MIN_ROWS", 1)
+        return Dataset.from_frames(pseudonym_key=KEY, errors="quarantine", **t).quarantine
+
+    one, two = quarantine("1"), quarantine("2")
+    pd.testing.assert_frame_equal(one, two)
+    reasons = set(one["reason"])
+    assert {"refers to a missing incident", "refers to a missing person (party_type person)",
+            "refers to a missing organization (party_type organization)"} <= reasons, reasons
+    assert any("before its incident" in r for r in reasons)

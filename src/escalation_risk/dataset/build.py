@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -117,8 +118,13 @@ def _shown_rows(name: str, raw: pd.DataFrame | list[dict]) -> pd.DataFrame:
     return raw[_shown_columns(name, raw.columns)]
 
 
-def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None
-                   ) -> tuple[str, pd.Series, str]:
+def _missing_refs(values: pd.Series, keys: list[pd.Series], rows: pd.Series | None = None) -> pd.Series:
+    """The rows (of ``rows``, when given) whose reference is given and names none of ``keys``."""
+    miss = values.notna() & ~_isin(values, *keys)
+    return miss if rows is None else rows & miss
+
+
+def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None) -> pd.Series:
     """Contract 1.1: a party's ``added_at`` and a note's ``recorded_at`` are not before the
     report of their incident (looked up among the new incidents, then the history)."""
     col = "added_at" if name == "incident_parties" else "recorded_at"
@@ -139,7 +145,7 @@ def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: D
     at[found] = reported[n - 1 - hit[found]]
     when = df[col].to_numpy(dtype="datetime64[ns]")
     bad = ~np.isnat(when) & ~np.isnat(at) & (when < at)
-    return col, pd.Series(bad, index=df.index), BEFORE_REPORT
+    return pd.Series(bad, index=df.index)
 
 
 def build_parts(tables: Mapping[str, pd.DataFrame | list[dict] | Callable[[], pd.DataFrame | None]], *,
@@ -273,41 +279,52 @@ def build_parts(tables: Mapping[str, pd.DataFrame | list[dict] | Callable[[], pd
     else:
         soft[:] = False
     # References, in dependency order: a row pointing at a rejected row is rejected too.
-    for name in TABLE_ORDER:
-        df = parsed[name]
-        bad = np.zeros(len(df), dtype=bool)
-        if not len(df):
-            bad_rows[name] = bad
-            continue
-        mine = allp[(allp["table"] == name) & ~soft]
-        if len(mine):
-            bad[mine["row"].astype("int64").to_numpy()] = True
-        refs = []
-        for c in TABLES[name].columns:
-            if c.ref is None:
+    # A large table's several checks (each an Arrow hash set, which lets go of the GIL) run
+    # two at a time, on the core the parse left idle (rows worth it: those worth a child, see
+    # forks.worth_forking); their problems are joined in order.
+    checks = ThreadPoolExecutor(max_workers=2) if any(worth_forking(len(df)) for df in parsed.values()) else None
+    try:
+        for name in TABLE_ORDER:
+            df = parsed[name]
+            bad = np.zeros(len(df), dtype=bool)
+            if not len(df):
+                bad_rows[name] = bad
                 continue
-            rt, rc = c.ref
-            keys = _ref_keys(df[rc], bad, base, rt, rc) if rt == name else \
-                _ref_keys(parsed[rt][rc], bad_rows.get(rt), base, rt, rc)
-            refs.append((c.name, df[c.name].notna() & ~_isin(df[c.name], *keys), f"refers to a missing {rt[:-1]}"))
-        if name == "incident_parties":
-            for ptype, rt, rc in (("person", "persons", "person_id"), ("organization", "organizations", "org_id")):
-                keys = _ref_keys(parsed[rt][rc], bad_rows.get(rt), base, rt, rc)
-                miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~_isin(df["party_id"], *keys)
-                refs.append(("party_id", miss, f"refers to a missing {rt[:-1]} (party_type {ptype})"))
-        if name in ("incident_parties", "incident_notes"):
-            refs.append(_before_report(name, df, parsed["incidents"], base))
-        spec_key = TABLES[name].key
-        if base is not None and spec_key is not None and len(df):
-            refs.append((spec_key, _isin(df[spec_key], getattr(base, name)[spec_key]),
-                         "duplicate id (already in the history)"))
-        for col, miss, reason in refs:
-            miss = miss.to_numpy(dtype=bool)
-            if miss.any():
-                p = _problems(name, np.flatnonzero(miss), col, df[col].to_numpy()[miss], reason)
-                allp = pd.concat([allp, p], ignore_index=True)
-                bad |= miss
-        bad_rows[name] = bad
+            mine = allp[(allp["table"] == name) & ~soft]
+            if len(mine):
+                bad[mine["row"].astype("int64").to_numpy()] = True
+            refs: list[tuple[str, Callable[[], pd.Series], str]] = []
+            for c in TABLES[name].columns:
+                if c.ref is None:
+                    continue
+                rt, rc = c.ref
+                keys = _ref_keys(df[rc], bad, base, rt, rc) if rt == name else \
+                    _ref_keys(parsed[rt][rc], bad_rows.get(rt), base, rt, rc)
+                refs.append((c.name, partial(_missing_refs, df[c.name], keys), f"refers to a missing {rt[:-1]}"))
+            if name == "incident_parties":
+                for ptype, rt, rc in (("person", "persons", "person_id"), ("organization", "organizations", "org_id")):
+                    keys = _ref_keys(parsed[rt][rc], bad_rows.get(rt), base, rt, rc)
+                    refs.append(("party_id", partial(_missing_refs, df["party_id"], keys, df["party_type"] == ptype),
+                                 f"refers to a missing {rt[:-1]} (party_type {ptype})"))
+            if name in ("incident_parties", "incident_notes"):
+                col = "added_at" if name == "incident_parties" else "recorded_at"
+                refs.append((col, partial(_before_report, name, df, parsed["incidents"], base), BEFORE_REPORT))
+            spec_key = TABLES[name].key
+            if base is not None and spec_key is not None and len(df):
+                refs.append((spec_key, partial(_isin, df[spec_key], getattr(base, name)[spec_key]),
+                             "duplicate id (already in the history)"))
+            found = list(checks.map(lambda ref: ref[1](), refs)) if checks is not None and worth_forking(len(df)) \
+                else [ref[1]() for ref in refs]
+            for (col, _, reason), miss_rows in zip(refs, found):
+                miss = miss_rows.to_numpy(dtype=bool)
+                if miss.any():
+                    p = _problems(name, np.flatnonzero(miss), col, df[col].to_numpy()[miss], reason)
+                    allp = pd.concat([allp, p], ignore_index=True)
+                    bad |= miss
+            bad_rows[name] = bad
+    finally:
+        if checks is not None:
+            checks.shutdown(cancel_futures=True)
 
     if len(allp):
         allp = allp.sort_values(["table", "row"], key=lambda s: s.map(TABLE_ORDER.index) if s.name == "table" else s,
