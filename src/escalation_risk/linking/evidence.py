@@ -229,7 +229,7 @@ def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
 
 
 def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix]) -> GraphEvidence:
-    counts = {k: np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64) for k, a in mats.items()}
+    counts = {k: np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64, copy=False) for k, a in mats.items()}
     holders = {k: int((np.diff(a.indptr) > 0).sum()) for k, a in mats.items()}
     return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders)
 
@@ -317,10 +317,12 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     party_ident = np.where(person_row, ident[np.minimum(p, n - 1)] if n else 0, n_ident + (p - n))
     # records x incidents, times incidents x identities: each record's counterparts (a
     # sparse product: every pair of members once, never a Python loop).
+    # Boolean operands: the product says whether a record and an identity share an incident
+    # (scipy's boolean sum is an OR: no count to overflow), in a byte per entry, not four.
     width = int(party_ident.max(initial=-1)) + 1
-    r_inc = sparse.csr_matrix((np.ones(int(person_row.sum()), np.int32), (p[person_row], g[person_row])),
+    r_inc = sparse.csr_matrix((np.ones(int(person_row.sum()), bool), (p[person_row], g[person_row])),
                               shape=(n, n_inc))
-    inc_id = sparse.csr_matrix((np.ones(len(g), np.int32), (g, party_ident)),
+    inc_id = sparse.csr_matrix((np.ones(len(g), bool), (g, party_ident)),
                                shape=(n_inc, max(width, n_ident, 1)))
     # The party rows are done with once the product is made: freed before it is sorted.
     del party, party_code, party_ident, g, p, person_row, rows_in, big

@@ -80,13 +80,110 @@ class _Digits:
     valid: np.ndarray
 
 
+# Rows per block of the integer reads below: each block's temporaries stay in the cache and
+# are reused by the allocator (a temporary the size of a 4.6M-row column is mapped fresh and
+# faulted in page by page each time, which cost more than the arithmetic).
+_BLOCK = 1 << 16
+
+
+def _fixed_words(chunk: pa.Array, out: np.ndarray) -> int | None:
+    """Each string of a chunk with no missing value, all of one width up to eight bytes, as
+    one uint64 in ``out`` (its bytes, the first the lowest); returns the width, None when the
+    chunk is not of that form. The strings sit end to end at a fixed stride: strided reads,
+    no gather."""
+    n = len(chunk)
+    if not n or chunk.null_count:
+        return None
+    bufs = chunk.buffers()
+    off = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + n + 1]
+    start = int(off[0])
+    width = (int(off[-1]) - start) // n
+    if not 1 <= width <= 8 or int(off[-1]) - start != n * width:
+        return None
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    # Rows whose 8-byte read stays inside the buffer are read in place; the last few padded.
+    inside = min(n, max((len(data) - 8 - start) // width + 1, 0))
+    view = np.ndarray(shape=(inside,), dtype="<u8", buffer=data.data, offset=start, strides=(width,)) \
+        if inside else np.zeros(0, np.uint64)
+    low = _LOW_BYTES[width]
+    for b0 in range(0, n, _BLOCK):
+        b1 = min(b0 + _BLOCK, n)
+        if (np.diff(off[b0: b1 + 1]) != width).any():
+            return None
+        mid = max(min(b1, inside), b0)
+        np.bitwise_and(view[b0:mid], low, out=out[b0:mid])
+        for r in range(mid, b1):  # the last few rows (their read would pass the buffer's end)
+            at = start + r * width
+            out[r] = int.from_bytes(bytes(data[at: at + width]), "little")
+    return width
+
+
+def _rep(byte: int, k: int) -> np.uint64:
+    """The byte repeated in the low ``k`` bytes of a uint64."""
+    return np.uint64(int.from_bytes(bytes([byte]) * k, "little"))
+
+
+def _digits_words(chunks: list[pa.Array]) -> _Digits | None:
+    """:func:`_digits` of ids all one width up to eight bytes, none missing, read as integers
+    (a prefix compared and the digits parsed eight at a time in one uint64, SWAR), block by
+    block in place; None when the ids are not of that form (:func:`_digits` then asks Arrow)."""
+    total = sum(len(c) for c in chunks)
+    if not total:
+        return None
+    w = np.empty(total, dtype=np.uint64)
+    widths = set()
+    at = 0
+    for c in chunks:
+        if len(c):
+            got = _fixed_words(c, w[at: at + len(c)])
+            if got is None:
+                return None
+            widths.add(got)
+        at += len(c)
+    if len(widths) != 1:
+        return None
+    width = widths.pop()
+    first = int(w[0]).to_bytes(8, "little")[:width]
+    byte = np.frombuffer(first, dtype=np.uint8)
+    digit = (byte >= 48) & (byte <= 57)
+    p = width - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
+    if not digit[p:].all() or width - p == 0 or not first[:p].isascii():
+        return None
+    d = width - p
+    low_p, prefix = _LOW_BYTES[p], np.uint64(int.from_bytes(first[:p], "little"))
+    nib, zero, six = _rep(0xF0, d), _rep(0x30, d), _rep(0x06, d)
+    shift_p, shift_d = np.uint64(8 * p), np.uint64(8 * (8 - d))
+    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0x00000000FFFFFFFF)
+    with np.errstate(over="ignore"):
+        for b0 in range(0, total, _BLOCK):
+            x = w[b0: b0 + _BLOCK]
+            if p and ((x & low_p) != prefix).any():
+                return None
+            x >>= shift_p
+            # Every digit byte 0x30-0x39: its high nibble 3, and still 3 after adding 6 (a byte
+            # with another high nibble fails the first test, so a carry it makes decides nothing).
+            if ((x & nib) != zero).any() or (((x + six) & nib) != zero).any():
+                return None
+            x -= zero
+            x <<= shift_d  # leading zeros: eight digits, the first the most significant
+            x[:] = ((x * np.uint64(10)) + (x >> np.uint64(8))) & m1
+            x[:] = ((x * np.uint64(100)) + (x >> np.uint64(16))) & m2
+            x[:] = ((x * np.uint64(10000)) + (x >> np.uint64(32))) & m3
+    return _Digits(first[:p], width, w.view(np.int64), np.ones(total, dtype=bool))
+
+
 def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
     """The ids as :class:`_Digits`, or None when they are not all one prefix and digits of one width.
 
-    Read by Arrow's compute kernels (byte length, prefix, slice, decimal check, integer cast):
+    Ids of up to eight bytes, none missing, are read as integers (:func:`_digits_words`);
+    others by Arrow's compute kernels (byte length, prefix, slice, decimal check, integer cast):
     one C++ pass each over the column, several times cheaper than numpy's passes over a
     byte view (each allocating an array the size of the column)."""
-    arr = arrow_strings(values)
+    parts = arrow_strings(values, combine=False)
+    fast = _digits_words(parts.chunks if isinstance(parts, pa.ChunkedArray) else [parts])
+    if fast is not None:
+        return fast
+    arr = parts.combine_chunks() if isinstance(parts, pa.ChunkedArray) else parts
     n = len(arr)
     if arr.null_count >= n:
         return None
@@ -192,9 +289,8 @@ class _Index:
             for q in queries:
                 d = _digits(q)
                 if d is not None and d.prefix == self.digits.prefix and d.width == self.digits.width:
-                    top = len(self.row_of) - 1
-                    pos = np.minimum(d.value, top)
-                    hit = self.row_of[pos]
+                    # A number past the last row takes the last slot ("not here"): clipped in the take.
+                    hit = np.take(self.row_of, d.value, mode="clip")
                     if not d.valid.all():
                         hit[~d.valid] = -1
                     found.append(hit)
