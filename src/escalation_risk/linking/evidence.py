@@ -269,12 +269,10 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
     party_ids = arrow_strings(parties["party_id"])
     index = _Index(persons["person_id"])
-    queries = [party_ids.filter(pa.array(is_person))] \
-        + ([relations["person_a"], relations["person_b"]] if has_rel else []) \
+    queries = ([relations["person_a"], relations["person_b"]] if has_rel else []) \
         + ([members["person_id"]] if has_mem else [])
-    found = index.find_many(*queries)
-    party_rec = np.full(len(parties), -1, dtype=np.int64)
-    party_rec[is_person] = found[0]
+    party_rec = index.find_where(party_ids, is_person)
+    found = [party_rec] + (index.find_many(*queries) if queries else [])
     inc_pos = _positions(parties["incident_id"], incidents["incident_id"])
     n_inc = len(incidents)
 

@@ -172,6 +172,76 @@ def _digits_words(chunks: list[pa.Array]) -> _Digits | None:
     return _Digits(first[:p], width, w.view(np.int64), np.ones(total, dtype=bool))
 
 
+def _digit_rows(values: pd.Series | np.ndarray | pa.Array, table: np.ndarray, prefix: bytes, width: int,
+                mask: np.ndarray | None = None) -> np.ndarray | None:
+    """``table[number]`` of each id (the number clipped to the table's last slot), -1 where
+    ``mask`` is False: ids of ``prefix`` and ``width`` bytes (at most eight), read block by
+    block from the column's bytes with no array of the numbers, no filtered copy of the
+    column; None when a masked-in id is not of that form or any is missing (the caller then
+    reads them otherwise)."""
+    if not 1 <= width <= 8 or len(prefix) >= width:
+        return None
+    parts = arrow_strings(values, combine=False)
+    chunks = parts.chunks if isinstance(parts, pa.ChunkedArray) else [parts]
+    total = sum(len(c) for c in chunks)
+    out = np.empty(total, dtype=np.int64)
+    p, d = len(prefix), width - len(prefix)
+    low, low_p = _LOW_BYTES[width], _LOW_BYTES[p]
+    pre = np.uint64(int.from_bytes(prefix, "little"))
+    nib, zero, six = _rep(0xF0, d), _rep(0x30, d), _rep(0x06, d)
+    shift_p, shift_d = np.uint64(8 * p), np.uint64(8 * (8 - d))
+    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0x00000000FFFFFFFF)
+    at = 0
+    for c in chunks:
+        n = len(c)
+        if not n:
+            continue
+        if c.null_count:
+            return None
+        bufs = c.buffers()
+        off = np.frombuffer(bufs[1], dtype=np.int64)[c.offset: c.offset + n + 1]
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        last = len(data) - 8  # the last byte an 8-byte read may start at
+        words8 = np.ndarray(shape=(last + 1,), dtype="<u8", buffer=data.data, strides=(1,)) if last >= 0 \
+            else np.zeros(1, np.uint64)
+        with np.errstate(over="ignore"):
+            for b0 in range(0, n, _BLOCK):
+                b1 = min(b0 + _BLOCK, n)
+                sel = None if mask is None else mask[at + b0: at + b1]
+                start = off[b0:b1]
+                bad = (off[b0 + 1: b1 + 1] - start) != width
+                if sel is not None:
+                    bad &= sel
+                if bad.any():
+                    return None
+                x = words8[np.clip(start, 0, max(last, 0))]
+                for r in np.flatnonzero(start > last):  # the last few ids: their read would pass the end
+                    s0 = int(start[r])
+                    x[r] = int.from_bytes(bytes(data[s0: s0 + width]), "little")
+                x &= low
+                bad = (x & low_p) != pre
+                x >>= shift_p
+                # Every digit byte 0x30-0x39: its high nibble 3, and still 3 after adding 6 (a
+                # byte with another high nibble fails the first test: a carry it makes decides nothing).
+                bad |= (x & nib) != zero
+                bad |= ((x + six) & nib) != zero
+                if sel is not None:
+                    bad &= sel
+                if bad.any():
+                    return None
+                x -= zero
+                x <<= shift_d  # leading zeros: eight digits, the first the most significant
+                x = ((x * np.uint64(10)) + (x >> np.uint64(8))) & m1
+                x = ((x * np.uint64(100)) + (x >> np.uint64(16))) & m2
+                x = ((x * np.uint64(10000)) + (x >> np.uint64(32))) & m3
+                rows = out[at + b0: at + b1]
+                np.take(table, x.view(np.int64), mode="clip", out=rows)
+                if sel is not None:
+                    rows[~sel] = -1
+        at += n
+    return out
+
+
 def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
     """The ids as :class:`_Digits`, or None when they are not all one prefix and digits of one width.
 
@@ -281,12 +351,28 @@ class _Index:
         """Row of each ``query`` id in the index, -1 where none."""
         return self.find_many(query)[0]
 
+    def find_where(self, query: pd.Series | np.ndarray | pa.Array, mask: np.ndarray) -> np.ndarray:
+        """:meth:`find` of the ``query`` ids where ``mask`` holds, -1 elsewhere (the others,
+        e.g. an organisation's id in a column of parties, are not read)."""
+        if self.row_of is not None:
+            assert self.digits is not None
+            rows = _digit_rows(query, self.row_of, self.digits.prefix, self.digits.width, mask)
+            if rows is not None:
+                return rows
+        out = np.full(len(mask), -1, dtype=np.int64)
+        out[mask] = self.find(arrow_strings(query).filter(pa.array(mask)))
+        return out
+
     def find_many(self, *queries: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
         """:meth:`find` for several columns, hashed in one pass."""
         if self.row_of is not None:
             assert self.digits is not None
             found: list[np.ndarray | None] = []
             for q in queries:
+                rows = _digit_rows(q, self.row_of, self.digits.prefix, self.digits.width)
+                if rows is not None:
+                    found.append(rows)
+                    continue
                 d = _digits(q)
                 if d is not None and d.prefix == self.digits.prefix and d.width == self.digits.width:
                     # A number past the last row takes the last slot ("not here"): clipped in the take.
