@@ -94,6 +94,13 @@ class GraphEvidence:
     _wide: tuple[sparse.csr_matrix, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _held: np.ndarray | None = field(default=None, repr=False, compare=False)
     _seen: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # The records' ids as the Arrow text they were read from: a linkage of the same records
+    # takes ``pid`` from here instead of making a Python object per id again.
+    _ids: pa.Array | None = field(default=None, repr=False, compare=False)
+
+    def same_ids(self, ids: pd.Series) -> bool:
+        """Whether ``ids`` are this evidence's records' ids, in order (compared as Arrow text)."""
+        return self._ids is not None and len(ids) == len(self.pid) and arrow_strings(ids).equals(self._ids)
 
     def wide(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         """Every kind side by side (records x all items, kinds in :data:`KINDS` order), the
@@ -165,8 +172,9 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
             ) -> sparse.csr_matrix:
     """Records x items, 0/1: each (record, item) once, each row's items in order (one sort of
     a packed int64 key: numpy's sort is several times faster than hashing millions of keys).
-    ``also_next``: each record holds item + 1 too (below ``width``), a window and the next,
-    merged from the sorted keys shifted by one (two sorted runs: one merge, not a second sort)."""
+    ``also_next``: each record holds item + 1 too (below ``width``), a window and the next:
+    written after each key whose next key is not already that one (the keys stay in order,
+    no second sort)."""
     ok = (rec >= 0) & (item >= 0)
     if not ok.all():
         rec, item = rec[ok], item[ok]
@@ -184,14 +192,25 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
     key |= item
     key.sort()  # in place: no second copy of millions of keys
     if len(key):
-        key = key[np.r_[True, key[1:] != key[:-1]]]
+        first = np.empty(len(key), dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        key = key[first]
+        del first
     if also_next and len(key):
-        nxt = key + 1
-        nxt = nxt[(nxt & np.int64((1 << shift) - 1)) < width]  # an item past the width is no item
-        key = np.concatenate([key, nxt])
-        del nxt
-        key.sort(kind="stable")  # timsort: the two sorted runs merged
-        key = key[np.r_[True, key[1:] != key[:-1]]]
+        # Sorted, unique keys k: k + 1 follows k unless it is the next key already, or its item
+        # is past the width (an item past the width is no item; it never carries into the
+        # record's bits, the width being below 1 << shift).
+        add = np.empty(len(key), dtype=bool)
+        add[-1] = True
+        np.not_equal(key[1:], key[:-1] + 1, out=add[:-1])
+        add &= (key & np.int64((1 << shift) - 1)) + 1 < width
+        times = add.astype(np.int64)
+        times += 1
+        key = np.repeat(key, times)
+        np.cumsum(times, out=times)
+        key[times[add] - 1] += 1  # each added key is the second of its pair
+        del add, times
     r = key >> np.int64(shift)
     indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n))]
     a = sparse.csr_matrix((np.ones(len(key), dtype=np.int8), key & np.int64((1 << shift) - 1), indptr),
@@ -228,10 +247,10 @@ def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
     return a
 
 
-def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix]) -> GraphEvidence:
+def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix], ids: pa.Array | None = None) -> GraphEvidence:
     counts = {k: np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64, copy=False) for k, a in mats.items()}
     holders = {k: int((np.diff(a.indptr) > 0).sum()) for k, a in mats.items()}
-    return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders)
+    return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders, _ids=ids)
 
 
 def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
@@ -303,7 +322,12 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     big = rows_in[g] > MAX_GROUP
     if big.any():
         rows = np.flatnonzero(ok)[big]  # the arrival of these rows only: the rest never need it
-        since = party_since(parties.iloc[rows], incidents, inc_pos[rows]).to_numpy(dtype="datetime64[ns]")
+        # Only these rows and their incidents handed over, with the columns party_since reads
+        # (it reads every incident's report time; a row selection of the whole parties
+        # frame takes each of its text columns too).
+        used, at_inc = np.unique(inc_pos[rows], return_inverse=True)
+        since = party_since(parties[[c for c in ("added_at",) if c in parties]].iloc[rows],
+                            incidents[["reported_at"]].iloc[used], at_inc).to_numpy(dtype="datetime64[ns]")
         gb, pb, _ = tie_members(g[big], p[big], since.view(np.int64), MAX_GROUP)
         # The rows of the members kept (few incidents are over the cap: a mask, no concatenation).
         big_rows = np.flatnonzero(big)
@@ -382,7 +406,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     _check_kinds(len(kind_values))
     kind_code = kind_code.astype(np.int8)
     mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[inc_pos[at]], n)
-    return _finish(pid, {k: mats[k] for k in ITEM_KINDS})
+    return _finish(pid, {k: mats[k] for k in ITEM_KINDS}, arrow_strings(persons["person_id"]))
 
 
 def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: bool = True

@@ -122,7 +122,10 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         clock.append(time.process_time())
         return clock[-1] - clock[-2]
 
-    k = _keys(persons, model.attributes)
+    # The graph evidence of these very records already holds their ids as objects: shared.
+    pid = graph.pid if model.graph and isinstance(graph, GraphEvidence) and graph.same_ids(persons["person_id"]) \
+        else None
+    k = _keys(persons, model.attributes, pid)
     if model.graph and graph is not None:
         k.graph = _graph_arrays(graph, k.pid)
     cpu = {"cpu_keys": lap()}
