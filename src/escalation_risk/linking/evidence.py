@@ -178,17 +178,18 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
     ok = (rec >= 0) & (item >= 0)
     if not ok.all():
         rec, item = rec[ok], item[ok]
-    rec, item = rec.astype(np.int64, copy=False), item.astype(np.int64, copy=False)
     width = int(item.max(initial=-1)) + 1 if width is None else int(width)
     shift = _bits(width)
     if _bits(n) + shift > _KEY_BITS:
+        rec, item = rec.astype(np.int64, copy=False), item.astype(np.int64, copy=False)
         if also_next:
             nxt = item + 1 < width
             rec, item = np.concatenate([rec, rec[nxt]]), np.concatenate([item, item[nxt] + 1])
         a = sparse.csr_matrix((np.ones(len(rec), dtype=np.int32), (rec, item)), shape=(n, width))
         a.data = np.ones(len(a.data), dtype=np.int8)
         return a
-    key = rec << np.int64(shift)
+    key = rec.astype(np.int64)  # a copy of its own (records and items may come in int32), then in place
+    key <<= np.int64(shift)
     key |= item
     key.sort()  # in place: no second copy of millions of keys
     if len(key):
@@ -307,10 +308,13 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     if "lk_id" in persons:
         lk = persons["lk_id"].to_numpy(dtype=np.int64, na_value=0)
         ident = np.where(lk != 0, lk, ident)
-    ident = pd.factorize(ident)[0].astype(np.int64)
+    # The party rows' codes in int32 where they fit: a dozen arrays of millions of rows are
+    # made from them, and fresh memory is paged in at a cost comparable to the arithmetic.
+    code_t = np.int32 if n + len(parties) < 2**31 - 1 else np.int64
+    ident = pd.factorize(ident)[0].astype(code_t)
     n_ident = int(ident.max(initial=-1)) + 1
     rec = party_rec
-    party_code = np.full(len(parties), -1, dtype=np.int64)
+    party_code = np.full(len(parties), -1, dtype=code_t)
     if (~is_person).any():
         party_code[~is_person] = _codes(party_ids.filter(pa.array(~is_person)))
     ok = (inc_pos >= 0) & np.where(is_person, rec >= 0, party_code >= 0)
@@ -319,7 +323,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # The group-size cap (known.tie_members, judged at each arrival) can only bite in an
     # incident with more party rows than the cap: the rest pass whole.
     rows_in = np.bincount(g, minlength=n_inc)
-    big = rows_in[g] > MAX_GROUP
+    big = (rows_in > MAX_GROUP)[g]
     if big.any():
         rows = np.flatnonzero(ok)[big]  # the arrival of these rows only: the rest never need it
         # Only these rows and their incidents handed over, with the columns party_since reads

@@ -174,7 +174,8 @@ def _digits_words(chunks: list[pa.Array]) -> _Digits | None:
 
 def _digit_rows(values: pd.Series | np.ndarray | pa.Array, table: np.ndarray, prefix: bytes, width: int,
                 mask: np.ndarray | None = None) -> np.ndarray | None:
-    """``table[number]`` of each id (the number clipped to the table's last slot), -1 where
+    """``table[number]`` of each id (the number clipped to the table's last slot; the table's
+    dtype), -1 where
     ``mask`` is False: ids of ``prefix`` and ``width`` bytes (at most eight), read block by
     block from the column's bytes with no array of the numbers, no filtered copy of the
     column; None when a masked-in id is not of that form or any is missing (the caller then
@@ -184,7 +185,7 @@ def _digit_rows(values: pd.Series | np.ndarray | pa.Array, table: np.ndarray, pr
     parts = arrow_strings(values, combine=False)
     chunks = parts.chunks if isinstance(parts, pa.ChunkedArray) else [parts]
     total = sum(len(c) for c in chunks)
-    out = np.empty(total, dtype=np.int64)
+    out = np.empty(total, dtype=table.dtype)
     p, d = len(prefix), width - len(prefix)
     low, low_p = _LOW_BYTES[width], _LOW_BYTES[p]
     pre = np.uint64(int.from_bytes(prefix, "little"))
@@ -333,8 +334,11 @@ class _Index:
         if self.digits is not None and self.digits.valid.all():
             top = int(self.digits.value.max(initial=0))
             if top <= 8 * len(self.digits.value) + 1_000_000:
-                row_of = np.full(top + 2, -1, dtype=np.int64)  # the last slot answers "not here"
-                row_of[self.digits.value] = np.arange(len(self.digits.value))
+                # Rows in int32 where they fit: the look-ups of millions of ids are half the
+                # memory (fresh memory is paged in at a cost comparable to the arithmetic).
+                rows_t = np.int32 if len(self.digits.value) < 2**31 - 1 else np.int64
+                row_of = np.full(top + 2, -1, dtype=rows_t)  # the last slot answers "not here"
+                row_of[self.digits.value] = np.arange(len(self.digits.value), dtype=rows_t)
                 if (row_of >= 0).sum() == len(self.digits.value):  # unique
                     self.row_of = row_of
                     return
