@@ -46,6 +46,7 @@ yet recorded (``persons.recorded_at`` after ``as_of``) are dropped with it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -212,10 +213,15 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
         np.cumsum(times, out=times)
         key[times[add] - 1] += 1  # each added key is the second of its pair
         del add, times
-    r = key >> np.int64(shift)
-    indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n))]
-    a = sparse.csr_matrix((np.ones(len(key), dtype=np.int8), key & np.int64((1 << shift) - 1), indptr),
-                          shape=(n, width))
+    # Each record's first key found in the sorted keys (no array of records to count), and the
+    # items read from the keys' low 32 bits where they hold them (an int32 array, no int64 one).
+    indptr = np.searchsorted(key, np.arange(n + 1, dtype=np.int64) << np.int64(shift))
+    mask = (1 << shift) - 1
+    if shift <= 31 and sys.byteorder == "little":
+        items = np.bitwise_and(key.view(np.int32)[::2], np.int32(mask))
+    else:
+        items = key & np.int64(mask)
+    a = sparse.csr_matrix((np.ones(len(key), dtype=np.int8), items, indptr), shape=(n, width))
     a.has_sorted_indices = True
     return a
 
