@@ -493,36 +493,28 @@ def _graph_arrays(evidence: pd.DataFrame | GraphEvidence | None, pid: np.ndarray
 def _shared_all(g: GraphEvidence, i: np.ndarray, j: np.ndarray, kinds: tuple[str, ...] = KINDS
                 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per kind: (both hold items, share one, records holding the rarest shared item) for
-    the pairs (i, j). Every item of both records is compared: one sparse elementwise product
-    of the two records' rows of all kinds side by side (each row's items are ordered by kind,
-    so a pair's shared items of one kind are contiguous)."""
-    wide, offsets, counts = g.wide()
+    the pairs (i, j). Every item of both records is compared: per kind, one sparse
+    elementwise product of the two records' rows, for the pairs whose records both hold an
+    item of it (no matrix of every kind side by side is made: its tens of millions of
+    entries cost more to write than the products read)."""
     held = g.held()
+    hi, hj = held[i], held[j]
     out = {}
     n = len(i)
-    mins = {}
-    sel = np.flatnonzero((held[i] & held[j]) != 0)
-    if len(sel):
-        both = wide[i[sel]].multiply(wide[j[sel]]).tocsr()
-        both.eliminate_zeros()
-        if both.nnz:
-            row = np.repeat(np.arange(len(sel)), np.diff(both.indptr))
-            kind = np.searchsorted(offsets, both.indices, side="right") - 1
-            vals = counts[both.indices]
-            first = np.r_[True, (row[1:] != row[:-1]) | (kind[1:] != kind[:-1])]
-            start = np.flatnonzero(first)
-            low = np.minimum.reduceat(vals, start)
-            for kc, k in enumerate(KINDS):
-                hit = kind[start] == kc
-                c = np.zeros(n, dtype=np.float64)
-                c[sel[row[start[hit]]]] = low[hit]
-                mins[k] = c
     for kc, k in enumerate(KINDS):
         if k not in kinds:
             continue
         bit = np.int8(1 << kc)
-        present = ((held[i] & bit) != 0) & ((held[j] & bit) != 0)
-        count = mins.get(k, np.zeros(n, dtype=np.float64))
+        present = ((hi & bit) != 0) & ((hj & bit) != 0)
+        count = np.zeros(n, dtype=np.float64)
+        sel = np.flatnonzero(present)
+        if len(sel):
+            a = g.mats[k]
+            both = a[i[sel]].multiply(a[j[sel]]).tocsr()
+            both.eliminate_zeros()
+            if both.nnz:
+                hit = np.diff(both.indptr) > 0
+                count[sel[hit]] = np.minimum.reduceat(g.counts[k][both.indices], both.indptr[:-1][hit])
         out[k] = (present, count > 0, count)
     return out
 
