@@ -381,19 +381,28 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     place_index = _Index(places["place_id"])
     inc_place = place_index.find(incidents["place_id"])
     at = is_person & ok
-    prec, pplace = rec[at], inc_place[inc_pos[at]]
+    ipos = inc_pos[at]  # the incident of each of the record's own rows
+    prec, pplace = rec[at], inc_place[ipos]
     n_own = len(prec)  # the record's own incidents' rows; households' places join below
-    # Places at overlapping times: (place, window of the report) and (place, the next window).
+    # Places at overlapping times: (place, window of the report) and (place, the next window),
+    # coded per incident, then read per row (one gather, not a column of each part per row).
     reported = incidents["reported_at"].to_numpy(dtype="datetime64[ns]")
-    when = reported[inc_pos[at]]
-    dated = (pplace >= 0) & ~np.isnat(when)
+    inc_dated = (inc_place >= 0) & ~np.isnat(reported)
+    dated = inc_dated[ipos]
     window = np.int64(PLACE_WINDOW_DAYS * 86_400 * 10**9)
     if dated.any():
-        w = when[dated].view(np.int64) // window
-        w = w - w.min()
-        nw = int(w.max()) + 2
-        code = pplace[dated].astype(np.int64) * nw + w
-        mats["place_time"] = _matrix(mine(prec[dated]), code, n, n_pl * nw, also_next=True)
+        win = reported.view(np.int64) // window  # a missing time's window is never read
+        used = np.zeros(len(incidents), dtype=bool)
+        used[ipos] = True
+        used &= inc_dated  # the incidents of the dated rows: their windows' span, as the rows'
+        lo = int(win[used].min())
+        nw = int(win[used].max()) - lo + 2
+        inc_code = inc_place.astype(np.int64) * nw
+        inc_code += win
+        inc_code -= lo
+        del win, used
+        mats["place_time"] = _matrix(mine(prec[dated]), inc_code[ipos[dated]], n, n_pl * nw, also_next=True)
+        del inc_code
     else:
         mats["place_time"] = sparse.csr_matrix((n, 0), dtype=np.int8)
     if has_mem:
@@ -415,7 +424,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     kind_code, kind_values = pd.factorize(incidents["kind"], sort=True)
     _check_kinds(len(kind_values))
     kind_code = kind_code.astype(np.int8)
-    mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[inc_pos[at]], n)
+    mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[ipos], n)
     return _finish(pid, {k: mats[k] for k in ITEM_KINDS}, arrow_strings(persons["person_id"]))
 
 
