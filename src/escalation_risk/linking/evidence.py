@@ -213,9 +213,8 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
         np.cumsum(times, out=times)
         key[times[add] - 1] += 1  # each added key is the second of its pair
         del add, times
-    # Each record's first key found in the sorted keys (no array of records to count), and the
-    # items read from the keys' low 32 bits where they hold them (an int32 array, no int64 one).
-    indptr = np.searchsorted(key, np.arange(n + 1, dtype=np.int64) << np.int64(shift))
+    # The items read from the keys' low 32 bits where they hold them (an int32 array, no int64 one).
+    indptr = np.r_[0, np.cumsum(np.bincount(key >> np.int64(shift), minlength=n))]
     mask = (1 << shift) - 1
     if shift <= 31 and sys.byteorder == "little":
         items = np.bitwise_and(key.view(np.int32)[::2], np.int32(mask))
@@ -293,7 +292,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # Every person id looked up in one index of the persons' ids (a party that is an
     # organisation is not looked up: its id is of another form).
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
-    party_ids = arrow_strings(parties["party_id"])
+    party_ids = arrow_strings(parties["party_id"], combine=False)  # read chunk by chunk: no copy
     index = _Index(persons["person_id"])
     queries = ([relations["person_a"], relations["person_b"]] if has_rel else []) \
         + ([members["person_id"]] if has_mem else [])
