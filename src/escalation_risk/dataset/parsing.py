@@ -188,8 +188,8 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
         return str(v).strip().lower()
     if kind == "timestamp":
         if isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "isoformat") and not isinstance(v, str):
-            ts = pd.Timestamp(v)
-            return ts.tz_localize(None) if ts.tzinfo is not None else ts
+            # An aware time converted to the zone, as the frame engine converts an aware column.
+            return clock.localize(pd.Timestamp(v))
         ts = _parse_timestamp(str(v).strip())
         if ts is None:
             problems.append((row, col.name, v, BAD_TIMESTAMP))
