@@ -477,13 +477,16 @@ def test_new_rows_given_as_records_equal_the_rows_append_adds_from_their_frame(l
             return fn()
         except DataValidationError as e:
             return e.problems
+    def appended():
+        return getattr(late_ds.append(pseudonym_key=KEY, **{table: pd.DataFrame(records)}), table) \
+            .iloc[len(getattr(late_ds, table)):].reset_index(drop=True)
     got = outcome(lambda: late_ds.new_rows(pseudonym_key=KEY, **{table: records})[table])
-    # The frame read by the frame engine (a few rows of a frame would go through the record engine too).
+    small_frame = outcome(appended)  # a few rows of a frame: the record engine reads them too
     monkeypatch.setattr(build, "SMALL", 0)
-    want = outcome(lambda: getattr(late_ds.append(pseudonym_key=KEY, **{table: pd.DataFrame(records)}), table)
-                   .iloc[len(getattr(late_ds, table)):].reset_index(drop=True))
+    want = outcome(appended)  # the frame engine
     # A column outside the contract keeps its rows' type (append's is the join's: the history lacks it).
     pd.testing.assert_frame_equal(got, want, check_dtype="our_ref" not in got.columns)
+    pd.testing.assert_frame_equal(small_frame, want)
     # read as records unless an integer sits beside a missing value (rows 1, 2) or a column is not the contract's (3)
     i = NEW_ROWS.index((table, records))
     assert read_alike(TABLES[table], records) == (i not in (1, 2, 3))
