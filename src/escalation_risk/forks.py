@@ -167,9 +167,9 @@ class Forked(Generic[T]):
             if time.monotonic() >= deadline:
                 # A child that ended after the last poll ended on its own: its status, not
                 # stopped (a kill by someone else reads as ours: stopped, redone here).
-                status = self._kill()
-                if status is not None and not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9):
-                    return status
+                ended = self._kill()
+                if ended is not None and not (os.WIFSIGNALED(ended) and os.WTERMSIG(ended) == 9):
+                    return ended
                 self.stopped = True
                 return None
             time.sleep(pause)  # (waitpid has no timeout of its own)
