@@ -78,9 +78,7 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
     if kind == "timestamp":
         if pd.api.types.is_datetime64_any_dtype(raw.dtype):
             # An aware column (Parquet with a zone) is converted to the zone, never stripped.
-            out = raw.dt.tz_convert(clock.zone()).dt.tz_localize(None) \
-                if getattr(raw.dt, "tz", None) is not None else raw
-            return out.astype("datetime64[ns]"), None
+            return clock.localize_column(raw), None
         text = _as_str(raw)
         out, bad = _parse_timestamps(text)
         return out, _bad(table, col, raw, bad, BAD_TIMESTAMP)
