@@ -13,11 +13,11 @@ import pytest
 from escalation_risk.alerts.rows import _dumps, _dumps_rows, _reasons_list
 from escalation_risk.contract import is_safe_id, safe_ids
 from escalation_risk.dataset.build import _isin
-from escalation_risk.dataset.parsing import STR_DTYPE
+from escalation_risk.dataset.parsing import STR_DTYPE, _as_str, _categorical, _unsafe_ids
 from escalation_risk.dataset.pseudonyms import _normalise_pii, hmac_hex20, pseudonymise
-from escalation_risk.features.index import id_positions
 from escalation_risk.features.lexicon import load_lexicon
 from escalation_risk.idnumbers import is_valid_mobile, valid_mobiles
+from escalation_risk.lookup import id_positions
 from escalation_risk.night_scores import _for_csv
 from escalation_risk.normalize import hash64
 
@@ -64,6 +64,27 @@ def test_safe_ids_in_bulk_equal_one_at_a_time():
     values = TRICKY + ["Z9", "a$", "a" * 127 + "é"]
     assert safe_ids(values).tolist() == [is_safe_id(v) for v in values]
     assert safe_ids(values).any() and not safe_ids(values).all()
+
+
+@pytest.mark.parametrize("dtype", [object, STR_DTYPE])
+def test_id_columns_judged_row_by_row_equal_each_distinct_id_judged(dtype):
+    """The loader's id rule over a column (Arrow strings: row by row) against each value's own verdict."""
+    values = [*TRICKY, "Z9", "a$", None, np.nan, "a" * 128, "a" * 129]
+    column = _as_str(pd.Series(values, dtype=dtype))
+    want = [isinstance(v, str) and not is_safe_id(v) for v in column.astype(object).where(column.notna(), None)]
+    got = _unsafe_ids(column)
+    assert got.tolist() == want and any(want) and not all(want)
+
+
+@pytest.mark.parametrize("dtype", [object, STR_DTYPE])
+def test_code_columns_made_categorical_in_arrow_equal_pandas(dtype):
+    categories = ["person", "organization", "é"]
+    values = pd.Series(["person", None, "organization", "x", "", "PERSON", "é", np.nan, "person "], dtype=dtype)
+    got = _categorical(values, categories)
+    want = pd.Categorical(values.astype(object).where(values.notna()).where(values.isin(categories)),
+                          categories=categories)
+    assert got.dtype == want.dtype and got.codes.tolist() == want.codes.tolist()
+    assert got.codes.tolist() == [0, -1, 1, -1, -1, -1, 2, -1, -1]
 
 
 @pytest.mark.parametrize("dtype", [object, STR_DTYPE])

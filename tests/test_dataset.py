@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import stat
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import KEY, late_tables, tiny_tables
@@ -402,3 +404,101 @@ def test_reports_give_the_csv_line_and_never_free_text(tmp_path):
         assert raw not in text
     with pytest.raises(DataValidationError, match=r"row 2 \(line 6 of the file\)"):
         load_dataset(tmp_path, pseudonym_key=KEY)
+
+
+# ----------------------------------------------------------------------------- new rows as records (Scorer.add)
+
+_D = dt.datetime(2024, 5, 2, 9, 30)
+NEW_ROWS = [
+    ("incidents", [{"incident_id": "n1", "kind": "dispute", "category": "neighbor", "occurred_at": "2024-05-01",
+                    "reported_at": pd.Timestamp("2024-05-02"), "place_id": "pl1", "source": "walk_in",
+                    "status": "open", "amount": 1200, "description": "  楼上漏水 "}]),
+    # an integer beside a missing value: a frame reads 1200 as 1200.0 (the frame is made)
+    ("incidents", [{"incident_id": "n1", "kind": "dispute", "category": "neighbor", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl1", "source": "walk_in", "amount": 1200},
+                   {"incident_id": "n2", "kind": "police_call", "category": "neighbor", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl2", "source": "police_110", "amount": None,
+                    "related_incident_id": "n1"}]),
+    ("incidents", [{"incident_id": 7, "kind": "dispute", "category": "neighbor", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl1", "source": "walk_in"},
+                   {"incident_id": "n8", "kind": "dispute", "category": "neighbor", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl1", "source": "walk_in", "related_incident_id": 7}]),
+    # a column outside the contract (our_ref)
+    ("incidents", [{"incident_id": "n1", "kind": "dispute", "category": "neighbor", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl1", "source": "walk_in", "our_ref": np.int64(3)}]),
+    ("incident_parties", [{"incident_id": "d1", "party_id": "p5", "party_type": "person", "role": "other",
+                           "added_at": np.datetime64("2024-04-01T10:00")},
+                          {"incident_id": "d2", "party_id": "o1", "party_type": "ORGANIZATION ", "role": "other"}]),
+    ("mediations", [{"mediation_id": "m9", "incident_id": "d2", "held_at": _D, "mediator_type": "court",
+                     "outcome": "failed", "outcome_at": None}]),
+    ("persons", [{"person_id": "p9", "birth_year": np.int64(1991), "gender": "female", "hukou": "local",
+                  "employment": "employed", "name": " 王 芳", "id_number": None, "phone": "13800000009"}]),
+    # aware times, converted to the zone as the frame converts an aware column (never stripped)
+    ("incidents", [{"incident_id": "n1", "kind": "dispute", "category": "neighbor",
+                    "occurred_at": dt.datetime(2024, 5, 2, 1, 30, tzinfo=dt.timezone.utc),
+                    "reported_at": pd.Timestamp("2024-05-02 09:30", tz="UTC"), "place_id": "pl1",
+                    "source": "walk_in"}]),
+    # missing text as None beside NaN (and pd.NA): both missing, as the frame's strings read them
+    ("incidents", [{"incident_id": "n1", "kind": "dispute", "category": "neighbor", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl1", "source": "walk_in", "description": None,
+                    "related_incident_id": np.nan, "amount": None},
+                   {"incident_id": "n2", "kind": "dispute", "category": "neighbor", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl1", "source": "walk_in", "description": float("nan"),
+                    "related_incident_id": None, "amount": np.nan, "closed_at": pd.NA}]),
+    # refused: a code, a reference, a duplicate, a party added before its incident's report, a bad time
+    ("incidents", [{"incident_id": "n1", "kind": "dispute", "category": "assault", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl1", "source": "walk_in"}]),
+    ("incidents", [{"incident_id": "d1", "kind": "dispute", "category": "neighbor", "occurred_at": _D,
+                    "reported_at": _D, "place_id": "pl-none", "source": "walk_in"}]),
+    ("incident_parties", [{"incident_id": "d1", "party_id": "p-none", "party_type": "person", "role": "other",
+                           "added_at": "2024-01-01"}]),
+    ("mediations", [{"mediation_id": "m1", "incident_id": "d2", "held_at": "2024-06-01", "mediator_type": "court",
+                     "outcome": "failed", "outcome_at": "2024-05-01"}]),
+    ("persons", [{"person_id": "p1", "birth_year": 2999, "gender": "robot", "hukou": "local",
+                  "employment": "employed", "name": "王芳", "id_number": "110105194912310021", "phone": None}]),
+]
+
+
+@pytest.fixture(scope="module")
+def late_ds():
+    return Dataset.from_frames(pseudonym_key=KEY, **late_tables())
+
+
+@pytest.mark.parametrize("table,records", NEW_ROWS)
+def test_new_rows_given_as_records_equal_the_rows_append_adds_from_their_frame(late_ds, table, records,
+                                                                                monkeypatch):
+    """Dataset.new_rows (what Scorer.add validates its records with) gives the rows append
+    adds when given the records' frame, in the same types, or refuses them with the same
+    problems: the record engine reads records as given only where a frame reads them alike."""
+    from escalation_risk.dataset import build, read_alike
+
+    def outcome(fn):
+        try:
+            return fn()
+        except DataValidationError as e:
+            return e.problems
+    def appended():
+        return getattr(late_ds.append(pseudonym_key=KEY, **{table: pd.DataFrame(records)}), table) \
+            .iloc[len(getattr(late_ds, table)):].reset_index(drop=True)
+    got = outcome(lambda: late_ds.new_rows(pseudonym_key=KEY, **{table: records})[table])
+    small_frame = outcome(appended)  # a few rows of a frame: the record engine reads them too
+    monkeypatch.setattr(build, "SMALL", 0)
+    want = outcome(appended)  # the frame engine
+    # A column outside the contract keeps its rows' type (append's is the join's: the history lacks it).
+    pd.testing.assert_frame_equal(got, want, check_dtype="our_ref" not in got.columns)
+    pd.testing.assert_frame_equal(small_frame, want)
+    # read as records unless an integer sits beside a missing value (rows 1, 2) or a column is not the contract's (3)
+    i = NEW_ROWS.index((table, records))
+    assert read_alike(TABLES[table], records) == (i not in (1, 2, 3))
+    # refused: the last five, and row 2 (a frame reads its second row's 7 as 7.0: no such incident)
+    assert ("reason" in got.columns) == (i >= len(NEW_ROWS) - 5 or i == 2)
+
+
+def test_new_rows_are_the_rows_append_adds(late_ds):
+    rows = dict(NEW_ROWS[1:2] + NEW_ROWS[4:7])
+    got = late_ds.new_rows(pseudonym_key=KEY, **rows)
+    grown = late_ds.append(pseudonym_key=KEY, **{t: pd.DataFrame(r) for t, r in rows.items()})
+    assert set(got) == set(rows)
+    for t in rows:
+        pd.testing.assert_frame_equal(got[t], getattr(grown, t).iloc[len(getattr(late_ds, t)):].reset_index(drop=True))
+        assert len(got[t]) == len(rows[t])

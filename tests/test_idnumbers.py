@@ -78,13 +78,15 @@ def test_vectorised_id_check_agrees_with_the_scalar_rule():
     rng = np.random.default_rng(3)
     values = ["", "x", "1" * 17, "1" * 19, "１１０１０１１９９００３０７１２３Ｘ", " 110101 19900307 123x ",
               "11010190030712", "110101900229123",
-              "110101000229123", "110101200002291234", "11010119000229123X", "11010119960229123X"]
+              "110101000229123", "110101200002291234", "11010119000229123X", "11010119960229123X",
+              "\t11010119900307123x\x1c", "110101\x1f900307123", "110101 19900307\u3000123X", "1101011990030712\u00b3X",
+              "11010119900307123\u0130"]
     for _ in range(3000):
         y, m, d = int(rng.integers(1890, 2030)), int(rng.integers(0, 14)), int(rng.integers(0, 33))
         first = f"{int(rng.integers(110000, 660000))}{y:04d}{m:02d}{d:02d}{int(rng.integers(0, 1000)):03d}"
         good = first + gb11643_check_digit(first)
         values += [good, first + str(int(rng.integers(0, 10))), good.lower(), good[:6] + good[8:14] + good[14:17],
-                   good[:10] + "A" + good[11:]]
+                   good[:10] + "A" + good[11:], good[:4] + "\v" + good[4:], "\uff11" + good[1:]]
     got = valid_ids(values)
     want = np.array([_oracle(v) for v in values])
     assert (got == want).all(), [v for v, g, w in zip(values, got, want) if g != w][:5]

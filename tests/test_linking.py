@@ -1064,6 +1064,17 @@ def test_ids_of_any_arrow_type_read_as_their_text():
         assert _encode(arr)[0].tolist() == codes.tolist(), name
 
 
+def test_mixed_ids_read_as_arrow_writes_each_alone():
+    """A value's text does not depend on its neighbours: 1.0 reads '1' beside a string as in a
+    float column, so an id column of mixed objects still finds the float keys."""
+    from escalation_risk.lookup import arrow_strings, id_positions
+
+    mixed = pd.Series(["x", 1.0, True, None], dtype=object)
+    assert arrow_strings(mixed).to_pylist() == ["x", "1", "true", None]
+    assert arrow_strings(pd.Series([1.0, 2.0])).to_pylist() == ["1", "2"]
+    assert id_positions(pd.Series([1.0, 2.0]), mixed).tolist() == [-1, 0, -1, -1]
+
+
 def test_mass_incidents_tie_no_counterparts_in_the_evidence():
     from escalation_risk.known import MAX_GROUP
 
@@ -1117,17 +1128,17 @@ def test_next_window_items_are_kept_when_the_key_does_not_fit_in_64_bits(monkeyp
     from escalation_risk.linking import evidence
 
     rng = np.random.default_rng(7)
-    rec, item = rng.integers(-1, 50, 2000), rng.integers(-1, 30, 2000)
+    rec, item = rng.integers(-1, 50, 2000), rng.integers(-1, 30, 2000)  # item 29's next window is past the width
     for also_next in (False, True):
-        fast = evidence._matrix(rec, item, 50, 31, also_next=also_next)
+        fast = evidence._matrix(rec, item, 50, 30, also_next=also_next)
         with monkeypatch.context() as m:
             m.setattr(evidence, "_KEY_BITS", 0)  # every key over the budget: the fallback
-            slow = evidence._matrix(rec, item, 50, 31, also_next=also_next)
+            slow = evidence._matrix(rec, item, 50, 30, also_next=also_next)
         slow.sort_indices()
         assert slow.shape == fast.shape and slow.dtype == fast.dtype
         assert np.array_equal(slow.indptr, fast.indptr) and np.array_equal(slow.indices, fast.indices)
         assert (slow.data == 1).all() and (fast.data == 1).all()
-    assert fast.nnz > evidence._matrix(rec, item, 50, 31).nnz  # the next windows are there
+    assert fast.nnz > evidence._matrix(rec, item, 50, 30).nnz  # the next windows are there
 
 
 def test_items_with_the_next_window_are_those_of_both_windows():

@@ -879,6 +879,41 @@ def test_a_rebuild_child_past_its_time_is_not_redone_on_the_serving_process(smal
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_rebuild_child_that_failed_is_redone_here_however_long_it_took(small_model, small_district,
+                                                                          monkeypatch):
+    """A timeout is what the wait that stopped the child says (forks.Forked.stopped), not a
+    clock read afterwards: a child that failed near its deadline was not stopped, and its
+    rebuild is done here. (The clock said "timed out" for a failure seen in the last poll.)"""
+    import time
+    import types
+
+    from escalation_risk import scoring
+    from escalation_risk.features.delta import Stacked
+
+    monkeypatch.setenv("ESCALATION_RISK_WORKERS", "2")
+    monkeypatch.setattr(scoring, "REBUILD_TIMEOUT", 5.0)
+
+    def fail() -> None:
+        raise RuntimeError("the child fails")
+
+    monkeypatch.setattr(scoring, "_in_background", fail)
+    # The serving process's clock runs an hour per read: any time-based verdict says "timed out".
+    reads = iter(range(0, 10**6, 3600))
+    monkeypatch.setattr(scoring, "time", types.SimpleNamespace(perf_counter=lambda: float(next(reads)),
+                                                               monotonic=time.monotonic))
+    parent, built_here = os.getpid(), []
+    real = scoring._rebuilt
+
+    def rebuilt(*a, **k):
+        built_here.append(os.getpid() == parent)
+        return real(*a, **k)
+
+    monkeypatch.setattr(scoring, "_rebuilt", rebuilt)
+    state = scoring._rebuilt_apart(Stacked(small_district), small_model.lexicon)
+    assert built_here == [True] and len(state.idx.person_key) == len(small_district.persons)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
 def test_a_rebuild_job_spends_no_yield_waiting_for_its_child(small_model, small_district, monkeypatch):
     """While a rebuild's child works, the job thread only waits for it: its hook is off (the
     polling's calls would spend the credit the handover needs), and on again for the handover."""
@@ -992,6 +1027,53 @@ def test_an_added_person_row_is_rejected_as_a_file_rejects_it(small_district, ke
     for col in ("id_number", "phone"):
         if col in bad:
             assert bad[col] not in str(added.value)  # identifiers never shown
+
+
+def _dispute_rows(ds, table: str, i: int) -> dict:
+    """A good row of ``table`` naming the history's first place, dispute and person."""
+    inc, person = ds.incidents["incident_id"].iloc[0], ds.persons["person_id"].iloc[0]
+    return {"incidents": {"incident_id": f"F-{i}", "kind": "dispute", "category": "neighbor",
+                          "occurred_at": "2025-06-01", "reported_at": "2025-06-02",
+                          "place_id": ds.places["place_id"].iloc[0], "source": "walk_in"},
+            "incident_parties": {"incident_id": inc, "party_id": person, "party_type": "person", "role": "other"},
+            "mediations": {"mediation_id": f"FM-{i}", "incident_id": inc, "held_at": "2025-06-01",
+                           "mediator_type": "court", "outcome": "failed"},
+            "incident_notes": {"note_id": f"FN-{i}", "incident_id": inc, "recorded_at": "2025-06-03",
+                               "text": "双方再次争吵"}}[table]
+
+
+@pytest.mark.parametrize("table,bad", [
+    ("incidents", {"category": "assault"}),  # a row rule
+    ("incidents", {"reported_at": "2025-05-01"}),  # reported before it occurred
+    ("incidents", {"place_id": "PL-NOWHERE", "source": "fax"}),  # a reference and a code
+    ("incidents", {"incident_id": "HIST"}),  # an id the history holds
+    ("incident_parties", {"party_id": "P-NOWHERE"}),
+    ("incident_parties", {"added_at": "2000-01-01"}),  # before its incident's report
+    ("mediations", {"outcome_at": "2025-05-01"}),  # before it was held
+    ("mediations", {"incident_id": "I-NOWHERE"}),
+    ("incident_notes", {"recorded_at": "not a date"}),
+])
+def test_an_added_dispute_row_is_refused_as_a_file_refuses_it(small_district, keyed_scorer, table, bad):
+    """The rows of an add are validated record by record against the few history rows they
+    name (Dataset.new_rows on the add's context); a bad one is refused with the problems the
+    same row gets in a file appended to the whole history (the frame engine, over SMALL rows),
+    and nothing is added."""
+    from escalation_risk.dataset import SMALL
+
+    if bad.get("incident_id") == "HIST":
+        bad = {"incident_id": small_district.incidents["incident_id"].iloc[3]}
+    row = {**_dispute_rows(small_district, table, -1), **bad}
+    n = len(getattr(keyed_scorer.history, table))
+    with pytest.raises(DataValidationError) as added:
+        keyed_scorer.add(**{table: [row]})
+    assert len(getattr(keyed_scorer.history, table)) == n
+    file = pd.DataFrame([row] + [_dispute_rows(small_district, table, i) for i in range(SMALL + 1)])
+    with pytest.raises(DataValidationError) as loaded:
+        small_district.append(**{table: file})
+    theirs = loaded.value.problems
+    assert len(theirs) and (theirs["row"] == 0).all()  # the good rows are good
+    pd.testing.assert_frame_equal(added.value.problems.reset_index(drop=True), theirs.reset_index(drop=True),
+                                  check_dtype=False)
 
 
 def test_a_built_or_rebuilt_index_has_its_id_hash_tables_ready(small_model, small_district):
@@ -1198,3 +1280,51 @@ def test_adds_onto_an_index_handed_over_by_a_child_equal_adds_onto_a_built_one(s
     for c in ("birth_year", "gender", "hukou", "employment"):
         pd.testing.assert_series_equal(pd.Series(getattr(handed, c)), pd.Series(getattr(built, c)))
     assert handed.person_key["A-DUP1"] == handed.person_key[known]
+
+
+def test_first_present_attributes_equal_the_pandas_group_by():
+    """A new record's person gets, per attribute, the first non-null value across its records
+    in person_id order: grown_persons._first_present (numpy, a few rows) equals the pandas
+    form it replaced on random records (missing values, shared persons, unsorted ids), in
+    nullable, float, categorical, object and string columns, missing as None, pd.NA or NaN;
+    a person with every value missing gets NaN (never pd.NA or None) in each."""
+    from escalation_risk.features.grown_persons import ATTRIBUTES, _first_present
+
+    def column(values: list, kind: str, missing) -> pd.Series:
+        """``values`` (None: missing, written as ``missing``) in a column of ``kind``."""
+        if kind == "Int64":
+            return pd.Series(pd.array(values, dtype="Int64"))
+        if kind == "float64":
+            return pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+        if kind == "category":
+            return pd.Series(pd.Categorical(values, categories=list("abc")))
+        if kind == "str":  # strings, NaN or pd.NA for missing by the dtype
+            return pd.Series(values, dtype="str" if missing is np.nan else pd.StringDtype("python"))
+        return pd.Series([missing if v is None else v for v in values], dtype=object)
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        n = int(rng.integers(1, 9))
+        ids = [f"P{v}" for v in rng.choice(40, n + 2, replace=False)]
+        person = np.concatenate([rng.integers(0, 4, n), [9, 9]])  # person 9: every value missing
+        missing = [None, pd.NA, np.nan][trial % 3]  # each kind of column with each missing value
+        kinds = {"birth_year": ("Int64", "float64", "object")[trial // 3 % 3],
+                 **{c: ("category", "object", "str")[(trial // 3 + i) % 3]
+                    for i, c in enumerate(("gender", "hukou", "employment"))}}
+        data = {"person_id": pd.Series(ids, dtype="str")}
+        for c, kind in kinds.items():
+            vals = [None if i >= n or rng.random() < 0.4 else
+                    int(rng.integers(1940, 2010)) if c == "birth_year" else str(rng.choice(list("abc")))
+                    for i in range(n + 2)]
+            data[c] = column(vals, kind, missing)
+        rows = pd.DataFrame(data)
+        pos, got = _first_present(rows, person)
+        want = rows.assign(_k=person).sort_values("person_id").groupby("_k")[[c for c, _ in ATTRIBUTES]].first()
+        assert pos.tolist() == want.index.tolist() and pos[-1] == 9
+        for col, dtype in ATTRIBUTES:
+            w = want[col].astype(dtype).to_numpy()
+            g = got[col]
+            assert all((pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
+                       for a, b in zip(g, w)), (trial, col, kinds[col])
+            assert pd.isna(g[-1]) and g[-1] is not pd.NA, (trial, col)  # the all-missing person: NaN
+            assert g.dtype == np.dtype(dtype) and not any(v is pd.NA or v is None for v in g), (trial, col)

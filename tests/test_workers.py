@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from conftest import KEY
 
 from escalation_risk import forks, run_night
-from escalation_risk.dataset import build
 from escalation_risk.model import open_points, risk_model
 
 NIGHT = "2025-06-30"
@@ -66,11 +65,12 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     one = _night(tmp_path, raw_dir, small_model, "one")
 
     # Two workers, and every split taken at this size: the linkage keys hashed by a child,
-    # the identifiers' pseudonyms by another, the fingerprint by a third, the open disputes
-    # scored in two halves of several small slices each (the drift checked by the fourth,
-    # after its half), the scores CSV written by a fifth while the night is recorded.
+    # the identifiers' pseudonyms by another, the fingerprint by a third, the descriptions'
+    # and the notes' signals by a fourth and a fifth, the open disputes scored in two halves
+    # of several small slices each (the drift checked by the sixth, after its half), the
+    # scores CSV written by a seventh while the night is recorded.
     monkeypatch.setenv(forks.WORKERS_ENV, "2")
-    monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
+    monkeypatch.setattr(forks, "FORK_MIN_ROWS", 1)
     monkeypatch.setattr(risk_model, "CHUNK", 64)
     import escalation_risk.province as province
     monkeypatch.setattr(province, "CHUNK", 64)
@@ -78,8 +78,8 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     forked = _count_forks(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")
-    assert len(forked) == 5, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, "
-                              "half the scores and the drift, the scores CSV")
+    assert len(forked) == 7, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, the "
+                              "descriptions' and the notes' signals, half the scores and the drift, the scores CSV")
     assert not [r for r in caplog.records if r.name == "escalation_risk.forks"], "a worker failed: redone here"
     assert one[1] == two[1]  # the scores CSV
     assert one[2] == two[2]  # the quarantine CSV (linkage noise makes bad ids)
@@ -93,7 +93,7 @@ def test_a_night_failing_while_its_csv_is_written_leaves_no_file(tmp_path, raw_d
     from escalation_risk.alerts import AlertStore
 
     monkeypatch.setenv(forks.WORKERS_ENV, "2")
-    monkeypatch.setattr(build, "FORK_MIN_ROWS", 1)
+    monkeypatch.setattr(forks, "FORK_MIN_ROWS", 1)
     from escalation_risk import nightly
 
     forked = _count_forks(monkeypatch)
@@ -183,15 +183,15 @@ def test_a_then_that_fails_in_the_child_is_run_again_here_alone(monkeypatch, cap
 
 def test_a_large_district_s_few_open_disputes_check_drift_in_a_child(monkeypatch, small_district, small_model):
     import escalation_risk.province as province
-    monkeypatch.setattr(province, "workers", lambda: 2)
+    monkeypatch.setenv(forks.WORKERS_ENV, "2")
     night = pd.Timestamp(NIGHT)
     n_open = len(open_points(small_district, night))
     assert 1 < n_open <= province.CHUNK  # a single slice of points: score_points alone would not fork
-    monkeypatch.setattr(province, "FORK_MIN_ROWS", len(small_district.incidents))  # "large" from here
+    monkeypatch.setattr(forks, "FORK_MIN_ROWS", len(small_district.incidents))  # "large" from here
     r = province.score_loaded(small_district, "", small_model, night, province.CrossDistrict.empty(),
                               drift=lambda ds: os.getpid())
     assert r.drift != os.getpid() and len(r.scores) == n_open
-    monkeypatch.setattr(province, "FORK_MIN_ROWS", len(small_district.incidents) + 1)
+    monkeypatch.setattr(forks, "FORK_MIN_ROWS", len(small_district.incidents) + 1)
     r = province.score_loaded(small_district, "", small_model, night, province.CrossDistrict.empty(),
                               drift=lambda ds: os.getpid())
     assert r.drift == os.getpid()

@@ -11,7 +11,8 @@ kills either process).
 The work split never changes a result: every caller splits work whose parts are
 computed independently and joined in a fixed order, and a child that fails is redone
 here (logged by exception type only: its message could name a value). ``workers()``
-says how many processes may run at once: ``ESCALATION_RISK_WORKERS`` when set (``1``:
+says how many processes may run at once, ``worth_forking(rows)`` whether a step's rows
+are worth a child: ``ESCALATION_RISK_WORKERS`` when set (``1``:
 never fork), else the cores this process may use, at most two (on Linux; elsewhere one).
 """
 
@@ -35,6 +36,16 @@ log = logging.getLogger(__name__)
 WORKERS_ENV = "ESCALATION_RISK_WORKERS"
 T = TypeVar("T")
 _FORK_LOCK = threading.Lock()  # held from the freeze before a fork to the unfreeze after it
+
+
+#: Rows from which a step's work is handed to a forked child (fewer: the fork costs more than it saves).
+FORK_MIN_ROWS = 20_000
+
+
+def worth_forking(rows: int) -> bool:
+    """Whether work over ``rows`` rows goes to a forked child: two processes allowed
+    (:func:`workers`) and at least :data:`FORK_MIN_ROWS` rows."""
+    return workers() > 1 and rows >= FORK_MIN_ROWS
 
 
 def workers() -> int:
@@ -65,6 +76,7 @@ class Forked(Generic[T]):
         self._pid = 0
         self._fd = -1
         self._value: list[T] = []  # the result once read (a second call returns it again)
+        self.stopped = False  # the child ran past result()'s timeout and was killed
         if not fork or not hasattr(os, "fork"):
             return
         fd, path = tempfile.mkstemp(prefix="er-fork-", suffix=".pkl")
@@ -112,16 +124,24 @@ class Forked(Generic[T]):
         self._fd = fd
         self._pid = pid
 
-    def cancel(self) -> None:
-        """Stop the child (this process failed before it needed the result)."""
+    def cancel(self) -> int | None:
+        """Stop the child (this process failed before it needed the result); its wait status
+        (None: no child to stop)."""
+        status = self._kill()
+        self._close()
+        return status
+
+    def _kill(self) -> int | None:
+        """Kill and reap the child; its wait status (a child that ended first: its own)."""
+        status = None
         if self._pid:
             try:
-                os.kill(self._pid, 9)
-                os.waitpid(self._pid, 0)
+                os.kill(self._pid, 9)  # (a child that already ended is a zombie: no effect)
+                status = os.waitpid(self._pid, 0)[1]
             except OSError:
                 pass
             self._pid = 0
-        self._close()
+        return status
 
     def _close(self) -> None:
         if self._fd >= 0:
@@ -145,7 +165,12 @@ class Forked(Generic[T]):
             if pid:
                 return status
             if time.monotonic() >= deadline:
-                self.cancel()
+                # A child that ended after the last poll ended on its own: its status, not
+                # stopped (a kill by someone else reads as ours: stopped, redone here).
+                ended = self._kill()
+                if ended is not None and not (os.WIFSIGNALED(ended) and os.WTERMSIG(ended) == 9):
+                    return ended
+                self.stopped = True
                 return None
             time.sleep(pause)  # (waitpid has no timeout of its own)
             pause = min(pause * 2, 0.05)
@@ -155,7 +180,7 @@ class Forked(Generic[T]):
             return self._fn()
         try:
             status = self._wait(timeout)
-            if status is None:  # stopped by cancel()
+            if status is None:  # stopped by _kill()
                 log.warning("a forked worker ran past %.0f s and was stopped; its part is redone here", timeout)
                 return self._fn()
             self._pid = 0

@@ -24,8 +24,10 @@ def arrow_strings(values, *, combine: bool = True) -> pa.Array | pa.ChunkedArray
         obj = np.asarray(values, dtype=object)
         try:
             arr = pa.array(obj, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: each id's text
-            arr = pa.array([None if pd.isna(v) else str(v) for v in obj], type=pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: each id's text, as Arrow writes it
+            arr = pa.array([None if pd.isna(v) else v if isinstance(v, str)
+                            else pa.scalar(v).cast(pa.large_string()).as_py() for v in obj],
+                           type=pa.large_string())
     # Cast before combining: chunks of a dictionary column may hold different dictionaries.
     if not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.large_string())

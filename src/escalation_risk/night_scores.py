@@ -13,8 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import outputs
-from .dataset import build as dataset_build
-from .forks import Forked, workers
+from .forks import Forked, workers, worth_forking
 
 
 def _for_csv(scores: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +76,7 @@ class _ScoresWriter:
 
     def start(self, district: str, scores: pd.DataFrame) -> None:
         """Called with the district's scores, trend applied, before they are recorded."""
-        if self.path is None or not self._fork or len(scores) < dataset_build.FORK_MIN_ROWS:
+        if self.path is None or not self._fork or not worth_forking(len(scores)):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._job = Forked(partial(_write_scores_csv, {district: scores}, self.path, publish=False))

@@ -62,9 +62,8 @@ from .alerts import AlertStore, NightSummary
 from .alerts.notify import Notifier, Webhook
 from .clock import end_of_day
 from .dataset import Dataset, load_dataset
-from .dataset import build as dataset_build
 from .drift import DriftReport, night_check
-from .forks import Forked, workers
+from .forks import Forked, workers, worth_forking
 from .model import RiskModel, load_model
 from .night_report import NightReport
 from .night_scores import DistrictScores, _ScoresWriter
@@ -245,7 +244,7 @@ def _load_district(code: str, source: Path | Dataset, key: bytes | None, *, with
     # Made before the fingerprint's child starts: if it fails, no child is left running.
     keys = linkage_keys(ds, code) if with_keys else None
     # Hashing every table (seconds at a million people) is only needed to record the night.
-    fingerprint: str | Forked[str] = Forked(ds.fingerprint, fork=len(ds.incidents) >= dataset_build.FORK_MIN_ROWS) \
+    fingerprint: str | Forked[str] = Forked(ds.fingerprint, fork=worth_forking(len(ds.incidents))) \
         if keep and workers() > 1 else ds.fingerprint()
     return DistrictLoad(code, fingerprint, newest_record(ds), quarantine, dict(ds.rejected),
                         sum(len(r) for r in ds.rejected.values()), nulled,

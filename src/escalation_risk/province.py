@@ -45,9 +45,8 @@ import pyarrow as pa
 from .clock import to_moment
 from .contract import TABLES
 from .dataset import Dataset, empty_table, load_dataset, resolve_pseudonym_key
-from .dataset.build import FORK_MIN_ROWS
 from .features import CHUNK, history_index
-from .forks import Forked, in_parallel, workers
+from .forks import Forked, in_parallel, workers, worth_forking
 from .linking import Linkage, link_keys
 from .model import RiskModel, open_points
 from .normalize import KEY_COLUMNS
@@ -406,7 +405,7 @@ def score_loaded(ds: Dataset, district: str, model: RiskModel, night: pd.Timesta
     ``drift(ds)`` (the night's drift check of the district's own data) is run too, and
     its value is the result's ``drift``: by the scoring child after its half when the
     district is scored on its own data (it reads the index built for the scores), else
-    after the scores. A district of ``FORK_MIN_ROWS`` incidents or more checks drift in a
+    after the scores. A district of :data:`~.forks.FORK_MIN_ROWS` incidents or more checks drift in a
     forked child even when its few open disputes are scored here: the check's features
     over the validation window, freed with the child, never add to this process's peak.
     """
@@ -416,9 +415,9 @@ def score_loaded(ds: Dataset, district: str, model: RiskModel, night: pd.Timesta
     # The history index built first (cached on the data: a district scored on its own
     # data keeps it for the drift check), and the build's freed scratch given back
     # before the features are built.
-    history_index(full, model.lexicon)
+    history_index(full, model.lexicon, fork_texts=True)
     give_back_memory()
-    large = workers() > 1 and len(ds.incidents) >= FORK_MIN_ROWS
+    large = worth_forking(len(ds.incidents))
     beside = partial(drift, ds) if drift is not None and full is ds else None
     scores, checked = score_points(model, full, points, thresholds=thresholds, then=beside,
                                    fork=True if beside is not None and large else None)

@@ -98,36 +98,41 @@ def _check_references(idx: HistoryIndex, req: _Request) -> None:
                            "hold (add the organisation first)", row=i)
 
 
-def _context(history: Stacked, idx: HistoryIndex, frames: dict[str, pd.DataFrame],
+def _context(history: Stacked, idx: HistoryIndex, frames: dict[str, pd.DataFrame | list[dict]],
              indexed: Stacked | None = None) -> Dataset:
-    """The history's rows that new rows name (references) or share a key with (duplicates),
-    found through the index's id look-ups: what validating the new rows needs to see.
-    ``indexed``: the part of ``history`` that ``idx`` indexes, when rows accepted since are
-    not in it yet (a rebuild pending): those few rows are all taken."""
+    """The history's rows that new rows (frames, or lists of records) name (references) or
+    share a key with (duplicates), found through the index's id look-ups: what validating
+    the new rows needs to see. ``indexed``: the part of ``history`` that ``idx`` indexes,
+    when rows accepted since are not in it yet (a rebuild pending): those few rows are all taken."""
     index_of = {"persons": idx._pid_index, "places": idx.places, "organizations": idx.orgs,
                 "households": idx.households, "incidents": idx.incidents, "mediations": idx.med_ids,
                 "incident_notes": idx.note_ids}
     wanted: dict[str, list] = {name: [] for name in index_of}
 
-    def ids(df: pd.DataFrame, col: str, mask=None) -> list:
-        if col not in df.columns:
-            return []
-        values = df[col] if mask is None else df.loc[mask, col]
-        return [str(v).strip() for v in values if not (v is None or (not isinstance(v, str) and pd.isna(v)))]
+    def values(rows: pd.DataFrame | list[dict], col: str) -> list:
+        if isinstance(rows, pd.DataFrame):
+            return rows[col].tolist() if col in rows.columns else []
+        return [r.get(col) for r in rows] if any(col in r for r in rows) else []
 
-    for name, df in frames.items():
+    def ids(vals: list, keep: list[bool] | None = None) -> list:
+        return [str(v).strip() for i, v in enumerate(vals) if (keep is None or keep[i])
+                and not (v is None or (not isinstance(v, str) and pd.isna(v)))]
+
+    for name, rows in frames.items():
         spec = TABLES.get(name)
         if spec is None:
             continue  # Dataset.append names the unknown table
         if spec.key is not None and name in wanted:
-            wanted[name] += ids(df, spec.key)
+            wanted[name] += ids(values(rows, spec.key))
         for c in spec.columns:
             if c.ref is not None and c.ref[0] in wanted:
-                wanted[c.ref[0]] += ids(df, c.name)
-        if name == "incident_parties" and "party_type" in df.columns:
-            kind = df["party_type"].astype(str).str.strip().str.lower()
-            wanted["persons"] += ids(df, "party_id", (kind == "person").to_numpy())
-            wanted["organizations"] += ids(df, "party_id", (kind == "organization").to_numpy())
+                wanted[c.ref[0]] += ids(values(rows, c.name))
+        kinds = values(rows, "party_type")
+        if name == "incident_parties" and kinds:
+            kind = [str(v).strip().lower() for v in kinds]  # as pandas' astype(str): None is 'None'
+            party = values(rows, "party_id")
+            wanted["persons"] += ids(party, [k == "person" for k in kind])
+            wanted["organizations"] += ids(party, [k == "organization" for k in kind])
     tables = {}
     for name in TABLES:
         pos = np.zeros(0, np.int64)

@@ -26,12 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import forks, handover
-from .dataset import Dataset, as_records, load_dataset
+from .dataset import Dataset, as_table, load_dataset
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
@@ -201,7 +202,7 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
 
     def work() -> None:
         if os.getpid() == parent:  # the child failed, ran past its time or never forked
-            if time.perf_counter() - t0 >= REBUILD_TIMEOUT:
+            if child.stopped:  # said by the wait that stopped it (a clock read here could disagree)
                 raise RebuildTimeout(f"the rebuild's child ran past {REBUILD_TIMEOUT:.0f} s")
             raise RuntimeError("the rebuild's child failed")  # the except below builds it here
         _in_background()
@@ -485,16 +486,14 @@ class Scorer:
         The new rows are validated like a file against the history's ids and
         references; on error nothing changes.
         """
-        frames = {name: rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(as_records(rows, name))
-                  for name, rows in tables.items()}
+        # Records stay records where the record engine reads them as it would read their frame.
+        given: dict[str, Any] = {name: as_table(rows, name) for name, rows in tables.items()}
         with self._lock:
             state, accepted, unseen = self._state, self._accepted, self._unseen
             # Validated against only the rows they name or could collide with (found through the
             # index's id look-ups): checking against whole tables costs a pass over the district.
-            context = _context(accepted, state.idx, frames, state.history if unseen else None)
-            checked = context.append(pseudonym_key=self._key, **frames)
-            added = {name: getattr(checked, name).iloc[len(getattr(context, name)):].reset_index(drop=True)
-                     for name in frames}
+            context = _context(accepted, state.idx, given, state.history if unseen else None)
+            added = context.new_rows(pseudonym_key=self._key, **given)
             added = {name: df for name, df in added.items() if len(df)}
             if not added:
                 return

@@ -38,7 +38,7 @@ from here.
 from __future__ import annotations
 
 from ..pseudonym_keys import KEY_ENV, KEY_FILE_ENV, PseudonymKeyError, resolve_pseudonym_key
-from .build import ErrorsMode, _before_report, _isin, build_parts
+from .build import ErrorsMode, _before_report, _isin, as_table, build_parts
 from .files import _add_line_numbers, _csv_lines, _read_table, _with_lines, load_dataset
 from .frame import Dataset, _build
 from .markers import PSEUDONYMISED_MARKER, SYNTHETIC_MARKER, MarkerError, mark_synthetic
@@ -57,6 +57,7 @@ from .parsing import (
     _record_value,
     as_records,
     empty_table,
+    read_alike,
 )
 from .problems import (
     HIDDEN_COLUMNS,
@@ -94,8 +95,8 @@ __all__ = [
     "SET_ASIDE",
     "SMALL", "STR_DTYPE", "SYNTHETIC_MARKER", "TIMESTAMP_FORMATS", "VALUE_RULE", "DataValidationError", "Dataset",
     "ErrorsMode", "MarkerError", "mark_synthetic",
-    "PseudonymKeyError", "as_records", "build_parts", "empty_table", "load_dataset", "parse_records",
-    "pseudonymise", "resolve_pseudonym_key", "table_schema", "validate_rows",
+    "PseudonymKeyError", "as_records", "as_table", "build_parts", "empty_table", "load_dataset", "parse_records",
+    "pseudonymise", "read_alike", "resolve_pseudonym_key", "table_schema", "validate_rows",
 ]
 # Private helpers other modules and tests reach for, importable from the old path too.
 _PRIVATE = (_add_line_numbers, _as_str, _bad, _before_report, _build, _check_identifiers, _check_records,

@@ -4,7 +4,7 @@ tables in dependency order, then quarantine (a bad row set aside, a bad optional
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -15,9 +15,9 @@ import pyarrow.compute as pc
 
 from .. import normalize
 from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
-from ..forks import Forked, workers
+from ..forks import Forked, worth_forking
 from ..pseudonym_keys import key_fingerprint
-from .parsing import _as_str, _finish_types, arrow_strings, empty_table
+from .parsing import _as_str, _finish_types, arrow_strings, as_records, empty_table, read_alike
 from .problems import (
     HIDDEN_COLUMNS,
     NULLED,
@@ -39,20 +39,39 @@ log = logging.getLogger("escalation_risk.dataset")
 
 ErrorsMode = Literal["raise", "quarantine"]
 
-#: Persons rows from which the linkage keys are hashed in a forked child (fewer: not worth a fork).
-FORK_MIN_ROWS = 20_000
 
-def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
-    """values.isin(keys) for id strings through Arrow's hash set: pandas' Arrow-string
-    isin builds a Python object per key, which dominated loading a large district. A few
-    values against a few keys (an add checked against its context) go through a set."""
-    if len(values) <= SMALL and len(keys) <= 64 * SMALL:
-        keyset = {k for k in keys.astype(object) if isinstance(k, str)}
-        return pd.Series([isinstance(v, str) and v in keyset for v in values.astype(object)], index=values.index,
+def _isin(values: pd.Series, *keys: pd.Series) -> pd.Series:
+    """values.isin(keys) for id strings (``keys`` in one or more parts: the history's and the
+    new rows', not joined) through Arrow's hash set: pandas' Arrow-string isin builds a Python
+    object per key, which dominated loading a large district. A few values against a few
+    keys (an add checked against its context) go through a set."""
+    keys = tuple(k for k in keys if len(k))
+    if len(values) <= SMALL and sum(len(k) for k in keys) <= 64 * SMALL:
+        keyset = {k for part in keys for k in part.tolist() if isinstance(k, str)}
+        return pd.Series([isinstance(v, str) and v in keyset for v in values.tolist()], index=values.index,
                          dtype=bool)
-    mask = pc.is_in(arrow_strings(values), value_set=arrow_strings(keys), skip_nulls=True)
+    if not keys:
+        return pd.Series(False, index=values.index, dtype=bool)
+    value_set = arrow_strings(keys[0]) if len(keys) == 1 else \
+        pa.concat_arrays([arrow_strings(k) for k in keys])
+    mask = pc.is_in(arrow_strings(values), value_set=value_set, skip_nulls=True)
     return pd.Series(mask.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
+
+
+def as_table(rows: Mapping | Iterable[Mapping] | pd.DataFrame, name: str) -> pd.DataFrame | list[dict]:
+    """A service's rows of table ``name`` as :meth:`Dataset.new_rows` takes them: a frame as
+    given; records (:func:`.as_records`) kept as records when they are few and a frame would
+    read them alike (:func:`.read_alike`: the record engine then reads them without one),
+    else their frame, as ``pd.DataFrame(records)``. The one rule: :func:`build_parts` reads
+    a list of records by it."""
+    if isinstance(rows, pd.DataFrame):
+        return rows
+    records = as_records(rows, name)
+    spec = TABLES.get(name)
+    if spec is not None and len(records) <= SMALL and read_alike(spec, records):
+        return records
+    return pd.DataFrame(records)
 
 
 def _pseudonyms(raw: pd.DataFrame, key: bytes, names: pd.Series | None) -> dict[str, pd.Series]:
@@ -84,32 +103,54 @@ def _shown_columns(name: str, columns: pd.Index) -> list[str]:
     return [c.name for c in TABLES[name].columns if c.name not in HIDDEN_COLUMNS[name] and c.name in columns]
 
 
+def _ref_keys(new: pd.Series, gone: np.ndarray | None, base: Dataset | None, table: str, column: str
+              ) -> list[pd.Series]:
+    """The keys a reference to ``table.column`` may name: ``base``'s (the history), then the
+    new rows' not set aside (``gone``), in parts: joining them was most of an add's checks."""
+    parts = [new if gone is None or not gone.any() else new[~gone]]
+    return parts if base is None else [getattr(base, table)[column], *parts]
+
+
+def _shown_rows(name: str, raw: pd.DataFrame | list[dict]) -> pd.DataFrame:
+    """The rows of ``raw`` in the columns a rejected row's report may show (never personal data)."""
+    if isinstance(raw, list):
+        raw = pd.DataFrame(raw, columns=list(dict.fromkeys(k for r in raw for k in r)))
+    return raw[_shown_columns(name, raw.columns)]
+
+
 def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None
                    ) -> tuple[str, pd.Series, str]:
     """Contract 1.1: a party's ``added_at`` and a note's ``recorded_at`` are not before the
     report of their incident (looked up among the new incidents, then the history)."""
     col = "added_at" if name == "incident_parties" else "recorded_at"
-    inc = incidents if base is None else pd.concat([base.incidents, incidents])
+    # The two columns read, part by part (the whole tables joined were an add's fixed cost).
+    parts = [incidents] if base is None else [base.incidents, incidents]
+    ids = [arrow_strings(p["incident_id"]) for p in parts]
+    reported = np.concatenate([p["reported_at"].to_numpy(dtype="datetime64[ns]") for p in parts])
     # Each row's incident: the last row with its id (a missing id is one more id), looked up
     # through Arrow as the first match among the ids read backwards. (A pandas index of the
     # ids built a Python object per id, half a gigabyte at a million people.)
-    n = len(inc)
-    backwards = arrow_strings(inc["incident_id"]).take(pa.array(np.arange(n - 1, -1, -1, dtype=np.int64)))
+    n = len(reported)
+    joined = ids[0] if len(ids) == 1 else pa.concat_arrays(ids)
+    backwards = joined.take(pa.array(np.arange(n - 1, -1, -1, dtype=np.int64)))
     hit = pc.index_in(arrow_strings(df["incident_id"]), value_set=backwards, skip_nulls=False)
     hit = np.asarray(hit.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
     found = hit >= 0
     at = np.full(len(df), np.datetime64("NaT"), dtype="datetime64[ns]")
-    at[found] = inc["reported_at"].to_numpy(dtype="datetime64[ns]")[n - 1 - hit[found]]
+    at[found] = reported[n - 1 - hit[found]]
     when = df[col].to_numpy(dtype="datetime64[ns]")
     bad = ~np.isnat(when) & ~np.isnat(at) & (when < at)
     return col, pd.Series(bad, index=df.index), BEFORE_REPORT
 
 
-def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | None]], *, errors: ErrorsMode,
-                key: bytes | None, source: str | None, base: Dataset | None = None) -> dict:
-    """Validate ``tables``; with ``base``, they are new rows checked against it and appended.
+def build_parts(tables: Mapping[str, pd.DataFrame | list[dict] | Callable[[], pd.DataFrame | None]], *,
+                errors: ErrorsMode, key: bytes | None, source: str | None, base: Dataset | None = None,
+                joined: bool = True) -> dict:
+    """Validate ``tables``; with ``base``, they are new rows checked against it and appended
+    (``joined`` False: the new rows only, not joined to ``base``'s, as ``Scorer.add`` keeps them).
     A table may be given as a function reading it (None: absent), called when its turn
-    comes, so only one raw table is held at a time.
+    comes, so only one raw table is held at a time; or as a list of records (a service's
+    rows, read as ``pd.DataFrame(records)`` would read them).
     Returns the keyword arguments of the :class:`Dataset` they make."""
     if errors not in ("raise", "quarantine"):
         raise ValueError(f"errors must be 'raise' or 'quarantine', got {errors!r}")
@@ -122,7 +163,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
     problems: list[pd.DataFrame] = []
     bad_rows: dict[str, np.ndarray] = {}
     rows_read: dict[str, int] = {}
-    raw_frames: dict[str, pd.DataFrame] = {}
+    raw_frames: dict[str, pd.DataFrame | Callable[[], pd.DataFrame]] = {}
     typed: set[str] = set()  # frames already in their final types (nothing to finish)
     link_keys: Forked[pd.DataFrame] | None = None
     name_job: Forked[dict[str, pd.Series]] | None = None
@@ -137,13 +178,25 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 rows_read[name] = 0
                 typed.add(name)
                 continue
-            raw = read.reset_index(drop=True)
+            if isinstance(read, list):  # kept as records or made their frame by the one rule
+                read = as_table(read, name)
+            records: list[dict] | None = None
+            if isinstance(read, list):
+                # Records as given (the record engine reads them as it would read their frame):
+                # the frame is then made only if something needs it (the linkage keys, a problem).
+                records = read
+                cols = list(dict.fromkeys(k for r in read for k in r))
+                raw = pd.DataFrame(read, columns=cols) if name == "persons" and key is not None else None
+            else:
+                raw = read.reset_index(drop=True)
+                cols = list(raw.columns)
+            rows_read[name] = len(read)
             del read, given
-            rows_read[name] = len(raw)
-            _require_columns(spec, raw.columns)
+            _require_columns(spec, cols)
             normalised: dict[str, pd.Series] = {}
             pseudonyms: dict[str, Callable[[], pd.Series]] = {}
             if name == "persons" and key is not None:
+                assert raw is not None
                 # Record-linkage keys come from the raw identifiers, hashed with the same key;
                 # the names are normalised once, for the keys and for their pseudonyms.
                 if "name" in raw.columns:
@@ -151,7 +204,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 # Hashing every identifier is a third of a large district's load: done by a
                 # forked child while this process parses the tables; joined once they are parsed,
                 # as the last columns of the persons table (where they always were).
-                fork = len(raw) >= FORK_MIN_ROWS and workers() > 1
+                fork = worth_forking(len(raw))
                 link_keys = Forked(partial(normalize.linkage_keys, raw, key, names=normalised.get("name")),
                                    fork=fork)
                 made = [c for c in PII_COLUMNS[name] if c in raw.columns]
@@ -161,21 +214,29 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                     # the tables; an identifier the check rejects has its pseudonym blanked.
                     name_job = Forked(partial(_pseudonyms, raw[made], key, normalised.get("name")))
                     pseudonyms.update({c: partial(_column, name_job, c) for c in made})
-            if len(raw) <= SMALL:
+            if rows_read[name] <= SMALL:
                 # A service's few rows: the record engine (same spec, same checks and pseudonyms,
                 # held equal by tests, without the frame engine's ~25 ms of fixed cost on a new
                 # person); on any problem the frame engine names them all.
+                rows = records if records is not None else raw
+                assert rows is not None
                 try:
-                    df = _validate_records(spec, raw.to_dict("records"), list(raw.columns), key)
+                    df = _validate_records(spec, rows if isinstance(rows, list) else rows.to_dict("records"), cols, key)
                 except DataValidationError:
                     pass
                 else:
-                    for c in df.columns.difference(spec.column_names, sort=False):
-                        df[c] = raw[c].array  # columns outside the contract as given
+                    if isinstance(rows, pd.DataFrame):  # columns outside the contract as given (records: none)
+                        for c in df.columns.difference(spec.column_names, sort=False):
+                            df[c] = rows[c].array
                     parsed[name] = df
-                    raw_frames[name] = raw[_shown_columns(name, raw.columns)]  # never personal data
+                    # Kept for a row a later check sets aside: never personal data. A frame is
+                    # cut now (its raw identifiers freed); records only if a row is set aside.
+                    raw_frames[name] = partial(_shown_rows, name, rows) if isinstance(rows, list) \
+                        else _shown_rows(name, rows)
                     typed.add(name)
                     continue
+            if raw is None:
+                raw = pd.DataFrame(records, columns=cols)
             # The forked pseudonyms are set once every table is parsed, so this process never
             # waits for them while it has tables to parse.
             raw, df, probs = _parse_table(name, raw, key, normalised=normalised, pseudonyms=pseudonyms,
@@ -185,7 +246,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
             parsed[name] = df
             # Kept for the rows a later check may set aside, in the columns their report may
             # show (no free text, no personal data): the rest of the raw table is freed now.
-            raw_frames[name] = raw[_shown_columns(name, raw.columns)]
+            raw_frames[name] = _shown_rows(name, raw)
             del raw
         for name, columns in later.items():  # parsed as their table's other strings: _as_str
             for c, pseudonyms_of in columns.items():
@@ -229,17 +290,13 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
             if c.ref is None:
                 continue
             rt, rc = c.ref
-            ok_keys = parsed[rt][rc][~bad_rows.get(rt, np.zeros(len(parsed[rt]), bool))] if rt != name else \
-                df[rc][~bad]
-            if base is not None:
-                ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
-            refs.append((c.name, df[c.name].notna() & ~_isin(df[c.name], ok_keys), f"refers to a missing {rt[:-1]}"))
+            keys = _ref_keys(df[rc], bad, base, rt, rc) if rt == name else \
+                _ref_keys(parsed[rt][rc], bad_rows.get(rt), base, rt, rc)
+            refs.append((c.name, df[c.name].notna() & ~_isin(df[c.name], *keys), f"refers to a missing {rt[:-1]}"))
         if name == "incident_parties":
             for ptype, rt, rc in (("person", "persons", "person_id"), ("organization", "organizations", "org_id")):
-                ok_keys = parsed[rt][rc][~bad_rows.get(rt, np.zeros(len(parsed[rt]), bool))]
-                if base is not None:
-                    ok_keys = pd.concat([getattr(base, rt)[rc], ok_keys])
-                miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~_isin(df["party_id"], ok_keys)
+                keys = _ref_keys(parsed[rt][rc], bad_rows.get(rt), base, rt, rc)
+                miss = (df["party_type"] == ptype) & df["party_id"].notna() & ~_isin(df["party_id"], *keys)
                 refs.append(("party_id", miss, f"refers to a missing {rt[:-1]} (party_type {ptype})"))
         if name in ("incident_parties", "incident_notes"):
             refs.append(_before_report(name, df, parsed["incidents"], base))
@@ -255,8 +312,9 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
                 bad |= miss
         bad_rows[name] = bad
 
-    allp = allp.sort_values(["table", "row"], key=lambda s: s.map(TABLE_ORDER.index) if s.name == "table" else s,
-                            kind="stable").reset_index(drop=True)
+    if len(allp):
+        allp = allp.sort_values(["table", "row"], key=lambda s: s.map(TABLE_ORDER.index) if s.name == "table" else s,
+                                kind="stable").reset_index(drop=True)
     if len(allp) and errors == "raise":
         raise DataValidationError(allp)
     allp["action"] = [SET_ASIDE if bad_rows.get(t, np.zeros(0, bool))[int(r)] else NULLED
@@ -271,6 +329,8 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
         bad = bad_rows.get(name, np.zeros(len(df), bool))
         if bad.any():
             assert raw_rows is not None  # a table with rows was parsed, its raw columns kept
+            if callable(raw_rows):
+                raw_rows = raw_rows()
             # Ids, codes, times and numbers only: free text and personal data never leave.
             keep = _shown_columns(name, raw_rows.columns)
             rows = raw_rows.loc[bad, keep].copy()
@@ -285,7 +345,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | Callable[[], pd.DataFrame | 
         out[name] = df if name in typed and not bad.any() else _finish_types(TABLES[name], df.reset_index(drop=True))
         if base is None:
             out[name] = _one_chunk(out[name])
-        if base is not None:
+        elif joined:
             out[name] = pd.concat([getattr(base, name), out[name]], ignore_index=True) if len(out[name]) \
                 else getattr(base, name)
     if len(allp):

@@ -92,6 +92,20 @@ class Dataset:
                **tables: pd.DataFrame) -> Dataset:
         """A new Dataset: this one plus new rows, validated like a file (only the new rows
         are checked, against this dataset's ids and references)."""
+        out = Dataset(**self._checked(tables, errors, pseudonym_key, joined=True))
+        out.key_fingerprint = self.key_fingerprint if self.key_fingerprint is not None else out.key_fingerprint
+        return out
+
+    def new_rows(self, *, errors: ErrorsMode = "raise", pseudonym_key: str | bytes | os.PathLike[str] | None = None,
+                 **tables: pd.DataFrame | list[dict]) -> dict[str, pd.DataFrame]:
+        """The rows :meth:`append` would add, by table (the tables given), validated by the
+        same checks against this dataset, without joining them to its tables: what a service
+        adding a few rows to a history it keeps itself needs. A table may be given as a list
+        of records (read as ``pd.DataFrame(records)``)."""
+        parts = self._checked(tables, errors, pseudonym_key, joined=False)
+        return {name: parts[name] for name in tables}
+
+    def _checked(self, tables: dict, errors: ErrorsMode, pseudonym_key, *, joined: bool) -> dict:
         unknown = set(tables) - set(TABLES)
         if unknown:
             raise TypeError(f"unknown table(s) {sorted(unknown)}; the contract's tables are {sorted(TABLES)}")
@@ -100,9 +114,7 @@ class Dataset:
         if key is not None and self.key_fingerprint not in (None, key_fingerprint(key)):
             raise PseudonymKeyError("the new rows' pseudonym key is not the one this dataset's pseudonyms were "
                                     "made with: mixed in, every person's history would split; use the same key")
-        out = _build(dict(tables), errors=errors, key=key, source=self.source, base=self)
-        out.key_fingerprint = self.key_fingerprint if self.key_fingerprint is not None else out.key_fingerprint
-        return out
+        return build_parts(dict(tables), errors=errors, key=key, source=self.source, base=self, joined=joined)
 
     def cut(self, as_of) -> Dataset:
         """The dataset as it stood at ``as_of``, by the rules of :mod:`escalation_risk.known`.

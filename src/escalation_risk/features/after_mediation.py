@@ -14,9 +14,10 @@ import numpy as np
 
 from .common import group_max, group_sum
 from .dispute import mediations_known, notes_known
-from .index import DAY, HistoryIndex
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
+from .timeline import DAY
 
 FAMILY = "after_mediation"
 REPEAT_DAYS = 7

@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from .common import group_max, households_at, members_at, minus, pack, unique_pairs, unique_parties
-from .index import DAY, HistoryIndex
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
+from .timeline import DAY
 
 FAMILY = "circle"
 HALF_LIFE_DAYS = 365

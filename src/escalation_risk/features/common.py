@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..known import member_at
-from .index import DAY, SHIFT, unique_keys
 from .points import PointSet
+from .timeline import DAY, SHIFT, unique_keys
 
 WINDOWS = {"30d": 30, "90d": 90, "365d": 365, "all": None}
 

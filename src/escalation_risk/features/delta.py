@@ -248,11 +248,16 @@ class Stacked:
         first = self.n(name) - len(last)
         if (pos >= first).all():  # the rows of the last add: from its own chunk, nothing joined
             return last.iloc[pos - first].reset_index(drop=True)
-        extra = self._added(name)
-        if (pos >= nb).all():
-            return extra.iloc[pos - nb].reset_index(drop=True)
         inb = pos < nb
-        both = pd.concat([base.iloc[pos[inb]], extra.iloc[pos[~inb] - nb]], ignore_index=True)
+        if (pos[~inb] >= first).all():  # base rows and the last add's (a group a new record joins)
+            extra, at = last, first
+        else:
+            extra, at = self._added(name), nb
+        if not inb.any():
+            return extra.iloc[pos - at].reset_index(drop=True)
+        both = pd.concat([base.iloc[pos[inb]], extra.iloc[pos[~inb] - at]], ignore_index=True)
+        if (np.diff(pos) >= 0).all():  # in order already: the base's rows come first
+            return both
         order = np.concatenate([np.flatnonzero(inb), np.flatnonzero(~inb)])
         return both.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 

@@ -9,9 +9,10 @@ import numpy as np
 
 from ..contract import DISPUTE_CATEGORIES, SOURCES
 from .common import group_max, group_sum
-from .index import DAY, HistoryIndex
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
+from .timeline import DAY
 
 FAMILY = "dispute"
 

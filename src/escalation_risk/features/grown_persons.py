@@ -93,16 +93,37 @@ def _keys_at(idx: HistoryIndex, at: np.ndarray) -> np.ndarray:
     return out
 
 
-def _set_attributes(out: HistoryIndex, idx: HistoryIndex, attrs: pd.DataFrame, n_new: int) -> None:
-    """The canonical persons' attributes (``attrs``, by person number) written into ``idx``'s
+ATTRIBUTES = (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object))
+
+
+def _first_present(rows: pd.DataFrame, person: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The persons of ``rows`` (``person``: each row's number) and, by attribute, each one's first
+    non-null value across its rows in ``person_id`` order (pandas' ``sort_values("person_id")
+    .groupby(...).first()``, in numpy: a few rows at a time, the group-by was most of the cost)."""
+    order = np.argsort(rows["person_id"].to_numpy(dtype=object), kind="stable")
+    person = person[order]
+    persons = np.unique(person)
+    out = {}
+    for col, dtype in ATTRIBUTES:
+        vals = rows[col].to_numpy(dtype=dtype, na_value=np.nan)[order]
+        present = ~pd.isna(vals)
+        first = np.full(len(persons), np.nan, dtype=dtype)
+        who, at = np.unique(person[present], return_index=True)
+        first[np.searchsorted(persons, who)] = vals[present][at]
+        out[col] = first
+    return persons, out
+
+
+def _set_attributes(out: HistoryIndex, idx: HistoryIndex, pos: np.ndarray, attrs: dict[str, np.ndarray],
+                    n_new: int) -> None:
+    """The canonical persons' attributes (``attrs`` of persons ``pos``) written into ``idx``'s
     arrays grown by ``n_new`` new persons: through spare capacity, so the district's arrays
     are not copied, unless a known person's value changes (a new record's non-null value
     comes first), when the array is copied: never written where ``idx`` can see it."""
-    pos = attrs.index.to_numpy(np.int64)
-    for col, dtype in (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object)):
+    for col, dtype in ATTRIBUTES:
         old = getattr(idx, col)
         arr = grow(old, np.full(n_new, np.nan if dtype == "float64" else None, dtype=dtype))
-        vals = attrs[col].astype(dtype).to_numpy()
+        vals = attrs[col]
         known = pos < len(old)
         was, now = old[pos[known]], vals[known]
         same = (was == now) | (pd.isna(was) & pd.isna(now))
@@ -167,7 +188,6 @@ def append_persons(out: GrownIndex, idx: HistoryIndex, history: Stacked, persons
     # Attributes of the canonical persons with a new record: the first non-null across their
     # records (the records of the groups joined: rows of the persons table, by position).
     p = history.rows("persons", linked.joined)
-    p = p.assign(_k=out.codes_at(out._pid_index.get_indexer(p["person_id"].to_numpy(dtype=object))))
-    attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
-    _set_attributes(out, idx, attrs, len(out.persons) - len(idx.persons))
+    pos, attrs = _first_present(p, out.codes_at(out._pid_index.get_indexer(p["person_id"].to_numpy(dtype=object))))
+    _set_attributes(out, idx, pos, attrs, len(out.persons) - len(idx.persons))
     return True

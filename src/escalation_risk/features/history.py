@@ -18,9 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from .common import WINDOWS, group_max, group_min, group_sum, unique_parties
-from .index import DAY, OFF, SHIFT, HistoryIndex, positions, ragged
+from .id_index import positions
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
+from .timeline import DAY, OFF, SHIFT, ragged
 
 FAMILY = "party_history"
 

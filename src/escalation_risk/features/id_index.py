@@ -1,5 +1,5 @@
 """Id indexes of the history index that grow without re-hashing, and positions of ids in
-them. Split from :mod:`.index`, which re-exports these names."""
+them. Split from :mod:`.index`."""
 
 from __future__ import annotations
 

@@ -20,52 +20,45 @@ only the incidents they touch and keeps the change as a small delta over these a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..contract import ATTRIBUTES, VIOLENT_OFFENCES
 from ..dataset import Dataset
-from ..forks import workers
+from ..forks import Forked, workers, worth_forking
 from ..known import MAX_GROUP, attribute_history, outcome_since, party_since, tie_members
 from ..linking import link_persons
-from ..lookup import id_positions
+from ..lookup import arrow_strings, id_positions
 from .id_index import positions
 from .lexicon import Lexicon, load_lexicon
 from .text_column import TextColumn
-from .timeline import (
-    ALWAYS,
-    DAY,
-    NEVER,
-    OFF,
-    SHIFT,
-    Timeline,
-    join_on,
-    ragged,
-    to_secs,
-    unique_keys,
-)
+from .timeline import ALWAYS, NEVER, SHIFT, Timeline, join_on, to_secs, unique_keys
 
 if TYPE_CHECKING:
     from .delta import DeltaTimeline
 
-__all__ = [  # with the timelines' and id indexes' names the feature modules read from here
-    "ALWAYS", "DAY", "OFF", "SHIFT", "HistoryIndex", "Timeline", "history_index", "id_positions", "positions",
-    "ragged", "to_secs", "unique_keys",
-]
+__all__ = ["HistoryIndex", "history_index", "shared_objects"]
 
 MAX_PAIR_PARTIES = MAX_GROUP     # incidents with more person parties make no pair ties (known.tie_members)
 
 
-_THREAD_TEXTS = 50_000  # texts from which their signals are read by a thread beside the build
+_THREAD_ROWS = 50_000  # texts, parties: from which their signals, their look-ups are made by a thread beside the build
 
 
-def _done(value: np.ndarray) -> Future[np.ndarray]:
-    f: Future[np.ndarray] = Future()
-    f.set_result(value)
-    return f
+class _Later:
+    """A look-up made when its value is first asked for (the build without a thread)."""
+
+    def __init__(self, job: Callable[[], np.ndarray]) -> None:
+        self._job = job
+
+    def result(self) -> np.ndarray:
+        return self._job()
 
 
 def shared_objects(values: pd.Series) -> np.ndarray:
@@ -92,17 +85,33 @@ def _codes(values, categories) -> np.ndarray:
 class HistoryIndex:
     """Point-in-time look-up structures over one Dataset. Build with :func:`history_index`."""
 
-    def __init__(self, ds: Dataset, lexicon: Lexicon | None = None):
+    def __init__(self, ds: Dataset, lexicon: Lexicon | None = None, *, fork_texts: bool = False):
         self.lexicon = lexicon or load_lexicon()
-        # The texts' signals (Arrow's RE2, which lets go of the GIL) read by a thread while
-        # the linkage and the rest of the build run here.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            signals = [pool.submit(self.lexicon.matrix, texts) if workers() > 1 and len(texts) >= _THREAD_TEXTS
-                       else _done(self.lexicon.matrix(texts))
-                       for texts in (ds.incidents["description"], ds.incident_notes["text"])]
-            self._build(ds, signals)
+        threaded = workers() > 1
+        # The texts' signals (a few seconds of RE2 at a million people, a small 0/1 matrix)
+        # read beside the linkage and the rest of the build: with ``fork_texts`` (the batch
+        # night's scoring, which forks anyway: no server's request threads, whose locks a
+        # child would inherit) by forked children, whose CPU is not this process's; else by a
+        # thread (Arrow's RE2 lets go of the GIL). Few texts: read here when asked for.
+        signals: list[Forked[np.ndarray] | Future[np.ndarray]] = []
+        forked: list[Forked[np.ndarray]] = []
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as finder:
+                for texts in (ds.incidents["description"], ds.incident_notes["text"]):
+                    if fork_texts and worth_forking(len(texts)):
+                        forked.append(Forked(partial(self.lexicon.matrix, texts)))
+                        signals.append(forked[-1])
+                    elif threaded and len(texts) >= _THREAD_ROWS:
+                        signals.append(pool.submit(self.lexicon.matrix, texts))
+                    else:
+                        signals.append(Forked(partial(self.lexicon.matrix, texts), fork=False))  # read when asked
+                self._build(ds, signals, finder if threaded and len(ds.incident_parties) >= _THREAD_ROWS else None)
+        finally:
+            for job in forked:  # a build that failed leaves no child behind
+                job.cancel()
 
-    def _build(self, ds: Dataset, signals: list[Future[np.ndarray]]) -> None:
+    def _build(self, ds: Dataset, signals: list[Forked[np.ndarray] | Future[np.ndarray]],
+               finder: ThreadPoolExecutor | None) -> None:
         # A key already decided for these records (an append's few people, keyed by the
         # district's linkage) is used as it is: linking them again could only disagree.
         key = ds.cache["person_key"] if "person_key" in ds.cache else link_persons(ds)
@@ -113,7 +122,8 @@ class HistoryIndex:
         self._pid_index = pd.Index(key.index.to_numpy(dtype=object))
         self._pid_codes = self.pid_to_int.to_numpy(np.int64)  # by position of _pid_index (see codes_at)
         p = ds.persons.assign(_k=self.pid_to_int.reindex(ds.persons["person_id"]).to_numpy())
-        self._pid_keys = key.index  # for _person_of while building; not kept
+        self._pid_keys = key.index  # for the person look-ups while building; not kept
+        self._find_ids(ds, finder)
         # A canonical person's attributes: the first non-null across its records.
         attrs = p.sort_values("person_id").groupby("_k")[["birth_year", "gender", "hukou", "employment"]].first()
         attrs = attrs.reindex(np.arange(len(self.persons)))
@@ -132,13 +142,42 @@ class HistoryIndex:
 
         self._build_incidents(ds, *signals)
         self._build_people(ds)
-        del self._pid_keys
+        del self._pid_keys, self._found
         # Structures that only appending new records needs (see .index_append), built on first use.
         self.append_cache: dict = {}
 
-    def _person_of(self, person_ids: pd.Series) -> np.ndarray:
-        """The canonical person number of each source person_id (-1: unknown or missing)."""
-        return self.codes_at(id_positions(self._pid_keys, person_ids))
+    def _find_ids(self, ds: Dataset, finder: ThreadPoolExecutor | None) -> None:
+        """Every large id look-up of the build (Arrow's hash tables, which let go of the GIL),
+        by ``finder``'s thread in the order the build reads them while this one builds (a
+        million people's: seconds), else here; read by :meth:`_ids`."""
+        inc = ds.incidents["incident_id"]
+        parties, hm, rel = ds.incident_parties, ds.household_members, ds.relations
+        person_keys: list[pa.Array] = []
+
+        def persons(ids: pd.Series) -> np.ndarray:
+            if not person_keys:  # the source ids as Arrow strings once, not once per look-up
+                person_keys.append(arrow_strings(self._pid_keys))
+            return id_positions(person_keys[0], ids)
+
+        jobs: dict[str, Callable[[], np.ndarray]] = {
+            "inc_place": partial(id_positions, ds.places["place_id"], ds.incidents["place_id"]),
+            "inc_related": partial(id_positions, inc, ds.incidents["related_incident_id"]),
+            "party_inc": partial(id_positions, inc, parties["incident_id"]),
+            "party_person": partial(persons, parties["party_id"]),
+            "med_inc": partial(id_positions, inc, ds.mediations["incident_id"]),
+            "note_inc": partial(id_positions, inc, ds.incident_notes["incident_id"]),
+            "flag_person": partial(persons, ds.person_flags["person_id"]),
+            "member_person": partial(persons, hm["person_id"]),
+            "member_household": partial(id_positions, ds.households["household_id"], hm["household_id"]),
+            "rel_a": partial(persons, rel["person_a"]),
+            "rel_b": partial(persons, rel["person_b"]),
+        }
+        self._found: dict[str, Future[np.ndarray] | _Later] = {
+            name: finder.submit(job) if finder is not None else _Later(job) for name, job in jobs.items()}
+
+    def _ids(self, name: str) -> np.ndarray:
+        """One look-up of :meth:`_find_ids` (waited for, or made now); handed over, not kept."""
+        return self._found.pop(name).result()
 
     def codes_at(self, pos: np.ndarray) -> np.ndarray:
         """The canonical person number of each position of ``_pid_index`` (-1 for -1: unknown).
@@ -150,7 +189,8 @@ class HistoryIndex:
         return out
 
     # ------------------------------------------------------------------ incidents and parties
-    def _build_incidents(self, ds: Dataset, inc_signals: Future[np.ndarray], note_signals: Future[np.ndarray]
+    def _build_incidents(self, ds: Dataset, inc_signals: Forked[np.ndarray] | Future[np.ndarray],
+                         note_signals: Forked[np.ndarray] | Future[np.ndarray]
                          ) -> None:
         inc = ds.incidents
         self.incidents = pd.Index(inc["incident_id"].to_numpy(dtype=object))
@@ -161,18 +201,18 @@ class HistoryIndex:
         self.inc_occ = to_secs(inc["occurred_at"], ALWAYS)
         self.inc_closed = to_secs(inc["closed_at"], NEVER)
         self.inc_amount = inc["amount"].to_numpy(dtype="float64")
-        self.inc_place = id_positions(ds.places["place_id"], inc["place_id"])
-        self.inc_related = id_positions(inc["incident_id"], inc["related_incident_id"])
+        self.inc_place = self._ids("inc_place")
+        self.inc_related = self._ids("inc_related")
         self.inc_signals = inc_signals.result()
         self.inc_desc = TextColumn(inc["description"])  # the text model reads it at as_of
         crim = self.inc_kind == "criminal_case"
         self.inc_violent = crim & np.isin(self.inc_category, VIOLENT_OFFENCES)
 
         parties = ds.incident_parties
-        pi = id_positions(inc["incident_id"], parties["incident_id"])
+        pi = self._ids("party_inc")
         since = to_secs(party_since(parties, inc, pi), ALWAYS)
         is_person = (parties["party_type"] == "person").to_numpy()
-        person = np.where(is_person, self._person_of(parties["party_id"]), -1)
+        person = np.where(is_person, self.codes_at(self._ids("party_person")), -1)
         role = parties["role"].astype(object).to_numpy()
         pp = pd.DataFrame({"inc": pi[is_person], "person": person[is_person].astype(np.int64),
                            "role": role[is_person], "t": since[is_person]})
@@ -251,7 +291,7 @@ class HistoryIndex:
         self.followups: Timeline | DeltaTimeline = Timeline.build(self.inc_related[rel], self.inc_rep[rel], inc=idx,
                                         kind=self.inc_kind[rel])
         med = ds.mediations
-        mi = id_positions(inc["incident_id"], med["incident_id"])
+        mi = self._ids("med_inc")
         self.med_ids = pd.Index(med["mediation_id"].to_numpy(dtype=object))
         held = to_secs(med["held_at"], ALWAYS)
         # An outcome exists from outcome_at (null: the session); until then it is pending.
@@ -267,7 +307,7 @@ class HistoryIndex:
 
         # Notes written on incidents after their report (contract 1.1), with their signals.
         notes = ds.incident_notes
-        ni = id_positions(inc["incident_id"], notes["incident_id"])
+        ni = self._ids("note_inc")
         self.note_ids = pd.Index(notes["note_id"].to_numpy(dtype=object))
         self.note_signals = note_signals.result()
         # The notes' own text, read only by a trained text model (features.text_model).
@@ -299,7 +339,7 @@ class HistoryIndex:
     # ------------------------------------------------------------------ people, households, ties
     def _build_people(self, ds: Dataset) -> None:
         fl = ds.person_flags
-        fp = self._person_of(fl["person_id"])
+        fp = self.codes_at(self._ids("flag_person"))
         self.flags = Timeline.build(fp, to_secs(fl["recorded_at"], ALWAYS), flag=fl["flag"].astype(object).to_numpy())
 
         hm = ds.household_members
@@ -307,8 +347,8 @@ class HistoryIndex:
         self.households = hh
         self.household_place = id_positions(ds.places["place_id"], ds.households["place_id"])
         self.household_tenure = ds.households["tenure"].astype(object).to_numpy()
-        mp = self._person_of(hm["person_id"])
-        mh = id_positions(ds.households["household_id"], hm["household_id"])
+        mp = self.codes_at(self._ids("member_person"))
+        mh = self._ids("member_household")
         start = to_secs(hm["start_date"], ALWAYS)
         end = to_secs(hm["end_date"], NEVER)
         # An ending is known only from the moment it happens, so "member at t" is
@@ -317,8 +357,8 @@ class HistoryIndex:
         self.members = Timeline.build(mh, start, person=mp, end=end)
 
         rel = ds.relations
-        ra = self._person_of(rel["person_a"])
-        rb = self._person_of(rel["person_b"])
+        ra = self.codes_at(self._ids("rel_a"))
+        rb = self.codes_at(self._ids("rel_b"))
         since = to_secs(rel["since"], ALWAYS)
         kind = rel["relation"].astype(object).to_numpy()
         ok = (ra >= 0) & (rb >= 0) & (ra != rb)
@@ -401,12 +441,12 @@ class HistoryIndex:
         return positions(self.med_ids, ids)
 
 
-def history_index(ds: Dataset, lexicon: Lexicon | None = None) -> HistoryIndex:
+def history_index(ds: Dataset, lexicon: Lexicon | None = None, *, fork_texts: bool = False) -> HistoryIndex:
     """The HistoryIndex of ``ds`` with ``lexicon`` (default: the shipped one), built once
-    and cached on the dataset."""
+    and cached on the dataset (``fork_texts``: see :class:`HistoryIndex`; the index is the same)."""
     idx = ds.cache.get("history_index")
     want = lexicon or load_lexicon()
     if idx is None or (idx.lexicon is not want and idx.lexicon != want):
-        idx = HistoryIndex(ds, lexicon)
+        idx = HistoryIndex(ds, lexicon, fork_texts=fork_texts)
         ds.cache["history_index"] = idx
     return idx

@@ -8,9 +8,10 @@ import numpy as np
 
 from ..known import open_at
 from .common import group_max
-from .index import DAY, HistoryIndex
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
+from .timeline import DAY
 
 FAMILY = "organization"
 

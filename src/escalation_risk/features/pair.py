@@ -8,9 +8,11 @@ import numpy as np
 
 from ..contract import RELATIONS
 from .common import group_max, households_at, pack, unique_parties, unpack
-from .index import DAY, SHIFT, HistoryIndex, positions, ragged
+from .id_index import positions
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
+from .timeline import DAY, SHIFT, ragged
 
 FAMILY = "pair"
 MAX_PARTIES = 12  # pairs among at most this many parties per dispute (mass disputes have hundreds)

@@ -11,9 +11,10 @@ import numpy as np
 
 from ..contract import PLACE_TYPES
 from .common import group_min, households_at, unique_parties
-from .index import DAY, HistoryIndex, Timeline
+from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
+from .timeline import DAY, Timeline
 
 FAMILY = "place"
 

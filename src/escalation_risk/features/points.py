@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ..clock import to_moments
-from .index import ALWAYS, HistoryIndex, positions, to_secs
+from .id_index import positions
+from .index import HistoryIndex
+from .timeline import ALWAYS, to_secs
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """A text column of the history index, kept as the loaded table's Arrow array and read by
-position. Split from :mod:`.index`, which re-exports it."""
+position. Split from :mod:`.index`."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ An event's key packs its entity and its time (int64 seconds) into one sortable i
 so "the events of this entity with lo < time <= hi" is two binary searches, for one
 point or for 200,000 at once. The history index (:mod:`.index`) is built of these; a
 grown index keeps some as a base plus a small delta (:mod:`.delta`). Split from
-:mod:`.index`, which re-exports these names.
+:mod:`.index`.
 """
 
 from __future__ import annotations

@@ -19,10 +19,12 @@ import numpy as np
 
 from .common import group_max, group_min, unique_parties
 from .history import TREND_KINDS
-from .index import DAY, SHIFT, HistoryIndex, positions
+from .id_index import positions
+from .index import HistoryIndex
 from .pair import party_pairs
 from .points import PointSet
 from .registry import REGISTRY, Feature
+from .timeline import DAY, SHIFT
 
 FAMILY = "velocity"
 HALF_LIVES = (7, 30, 180)  # days: a burst, a month, a season

@@ -183,6 +183,16 @@ class LinkState:
         return (hi - lo) + _held(np.sort(getattr(self.delta, col)), values) + _held(np.sort(extra), values)
 
 
+def _local(sub: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Where each of ``pos`` is in ``sub`` (sorted, unique, holding every one of them)."""
+    at = np.searchsorted(sub, pos)
+    ok = at < len(sub)
+    ok[ok] = sub[at[ok]] == pos[ok]
+    if not ok.all():
+        raise ValueError("link_new: a candidate record outside the records compared")
+    return at.astype(np.int64)
+
+
 def _held(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:
     """How many of ``sorted_values`` equal each value of ``q``."""
     return np.searchsorted(sorted_values, q, side="right") - np.searchsorted(sorted_values, q, side="left")
@@ -227,7 +237,8 @@ def link_new(state: LinkState, persons: pd.DataFrame) -> Linked:
         pj.append(n_old + rj)
     ci, cj = np.concatenate(pi).astype(np.int64), np.concatenate(pj).astype(np.int64)
     lo_, hi_ = np.minimum(ci, cj), np.maximum(ci, cj)
-    first = ~pd.Series((lo_ << np.int64(32)) | hi_).duplicated().to_numpy()
+    first = np.zeros(len(ci), dtype=bool)  # each pair once, at its first occurrence (numpy: pandas' fixed cost)
+    first[np.unique((lo_ << np.int64(32)) | hi_, return_index=True)[1]] = True
     ci, cj = ci[first], cj[first]
     # ------------------------------------------------ the existing groups to re-check
     old = cj[cj < n_old]
@@ -247,7 +258,6 @@ def link_new(state: LinkState, persons: pd.DataFrame) -> Linked:
     sub = np.concatenate([olds, n_old + np.arange(nr)])
     ob, od = olds[olds < nb], olds[olds >= nb] - nb
     ks = _cat(_cat(_take(state.base, ob), _take(state.delta, od)), kr)
-    local = pd.Series(np.arange(len(sub)), index=sub)
     n_o = len(olds)
     prior = np.r_[state.group[ob], state.delta_group[od]].astype(np.int64)  # group codes of the known records
     # Pairs inside each re-checked group (both records known), then the candidates.
@@ -263,8 +273,8 @@ def link_new(state: LinkState, persons: pd.DataFrame) -> Linked:
         ej.append(m[b])
     ei_ = np.concatenate(ei).astype(np.int64) if ei else np.zeros(0, np.int64)
     ej_ = np.concatenate(ej).astype(np.int64) if ej else np.zeros(0, np.int64)
-    i = np.r_[local.reindex(ci).to_numpy(np.int64), ei_]
-    j = np.r_[local.reindex(cj).to_numpy(np.int64), ej_]
+    i = np.r_[_local(sub, ci), ei_]
+    j = np.r_[_local(sub, cj), ej_]
     levels = _compare(ks, i, j, graph=False)
     tf = {}
     for f, (name, col) in enumerate(TF_FIELDS.items()):
