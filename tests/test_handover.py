@@ -128,6 +128,39 @@ def test_a_child_running_past_its_time_is_stopped_and_its_part_redone_here(caplo
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_child_that_ended_after_the_last_poll_is_not_stopped(monkeypatch, caplog, fails):
+    """The order forced: the child ends between the wait's last poll (it said "running") and
+    the deadline, already passed. It is not reported stopped (a rebuild would say it timed
+    out): its result is read, or, if it failed, its part is redone here as a failure's is."""
+    import logging
+
+    parent = os.getpid()
+
+    def quick() -> int:
+        if fails and os.getpid() != parent:
+            raise RuntimeError("the child fails")
+        return os.getpid()
+
+    job = Forked(quick)
+    child, real = job._pid, os.waitpid
+
+    def waitpid(pid: int, options: int) -> tuple[int, int]:
+        if options & os.WNOHANG:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has ended (not reaped) ...
+            return 0, 0  # ... after this poll
+        return real(pid, options)
+
+    monkeypatch.setattr(os, "waitpid", waitpid)
+    with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
+        got = job.result(timeout=0)
+    assert not job.stopped
+    assert got == (parent if fails else child)
+    said = [r.getMessage() for r in caplog.records]
+    assert not any("stopped" in m for m in said) and any("failed" in m for m in said) == fails
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
 def test_a_fork_keeps_what_the_process_froze_out_of_the_collector():
     """A server freezes its loaded history (gc.freeze) so no full collection walks it during a
     request; a forked rebuild must not hand it back to the collector. A process that froze

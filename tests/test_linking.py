@@ -996,6 +996,49 @@ def test_ids_of_one_prefix_and_digits_are_found_by_index_as_pandas_finds_them():
         assert _digits(pd.Series(other, dtype=object)) is None, other
 
 
+def test_ids_read_as_integers_agree_with_arrows_kernels():
+    """Ids of up to eight bytes are read from their bytes as integers (SWAR digits, block by
+    block); every answer must be the one Arrow's kernels and pandas give, chunked or sliced,
+    with a mask, and for the last ids of a buffer (whose 8-byte read would pass its end)."""
+    import pyarrow as pa
+
+    from escalation_risk.linking import ids
+
+    def by_arrow(values):
+        fast, ids._digits_words = ids._digits_words, lambda chunks: None
+        try:
+            return ids._digits(values)
+        finally:
+            ids._digits_words = fast
+
+    rng = np.random.default_rng(5)
+    cases = [[f"P{v:07d}" for v in rng.integers(0, 10**7, 3000)], [f"L{v:06d}" for v in range(0, 10**6, 977)],
+             [f"{v:08d}" for v in rng.integers(0, 10**8, 50)], ["G0001", "G0420"], ["AB001", "AB999"], ["7"],
+             ["P0000001", "P000000:"], ["P0000001", "P00000/1"], ["P0000001", "Q0000001"], ["A1B0001", "A1B0002"],
+             ["P0000001", "P000001"], ["P\u00e9001", "P\u00e9002"], ["P", "Q"]]
+    for case in cases:
+        half = len(case) // 2
+        chunked = pa.chunked_array([pa.array(case[:half], pa.large_string()), pa.array(case[half:], pa.large_string())])
+        for values in (pd.Series(case, dtype="str"), pd.Series(pd.arrays.ArrowExtensionArray(chunked)),
+                       pa.array(["x"] + case, pa.large_string()).slice(1)):
+            got, want = ids._digits(values), by_arrow(values)
+            assert (got is None) == (want is None), case[:2]
+            if got is not None:
+                assert (got.prefix, got.width, got.value.tolist()) == (want.prefix, want.width, want.value.tolist())
+    # Look-ups by the integer reads, with a mask (a parties column: persons' and organisations' ids).
+    stored = pd.Series([f"P{v:07d}" for v in rng.choice(10**6, 2000, replace=False)], dtype="str")
+    index = ids._Index(stored)
+    assert index.row_of is not None and index.row_of.dtype == np.int32
+    query = np.array(list(rng.choice(stored.to_numpy(dtype=object), 5000)) + ["P9999999", "O123", "P0000000"],
+                     dtype=object)
+    query[rng.random(len(query)) < 0.2] = "O77"  # an organisation's id, of another width
+    mask = np.array([not q.startswith("O") for q in query])
+    chunks = pa.chunked_array([pa.array(query[:1000], pa.large_string()), pa.array(query[1000:], pa.large_string())])
+    expected = np.where(mask, pd.Index(stored.to_numpy(dtype=object)).get_indexer(query), -1)
+    assert index.find_where(pd.Series(pd.arrays.ArrowExtensionArray(chunks)), mask).tolist() == expected.tolist()
+    assert index.find(pd.Series(query[mask], dtype="str")).tolist() == expected[mask].tolist()
+
+
 def test_ids_of_any_arrow_type_read_as_their_text():
     import pyarrow as pa
 

@@ -1285,22 +1285,46 @@ def test_adds_onto_an_index_handed_over_by_a_child_equal_adds_onto_a_built_one(s
 def test_first_present_attributes_equal_the_pandas_group_by():
     """A new record's person gets, per attribute, the first non-null value across its records
     in person_id order: grown_persons._first_present (numpy, a few rows) equals the pandas
-    form it replaced on random records (missing values, shared persons, unsorted ids)."""
+    form it replaced on random records (missing values, shared persons, unsorted ids), in
+    nullable, float, categorical, object and string columns, missing as None, pd.NA or NaN;
+    a person with every value missing gets NaN (never pd.NA or None) in each."""
     from escalation_risk.features.grown_persons import ATTRIBUTES, _first_present
 
+    def column(values: list, kind: str, missing) -> pd.Series:
+        """``values`` (None: missing, written as ``missing``) in a column of ``kind``."""
+        if kind == "Int64":
+            return pd.Series(pd.array(values, dtype="Int64"))
+        if kind == "float64":
+            return pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+        if kind == "category":
+            return pd.Series(pd.Categorical(values, categories=list("abc")))
+        if kind == "str":  # strings, NaN or pd.NA for missing by the dtype
+            return pd.Series(values, dtype="str" if missing is np.nan else pd.StringDtype("python"))
+        return pd.Series([missing if v is None else v for v in values], dtype=object)
+
     rng = np.random.default_rng(0)
-    for trial in range(200):
+    for trial in range(400):
         n = int(rng.integers(1, 9))
-        rows = pd.DataFrame({
-            "person_id": pd.array([f"P{v}" for v in rng.choice(40, n, replace=False)], dtype="str"),
-            "birth_year": pd.array([None if rng.random() < 0.4 else int(rng.integers(1940, 2010)) for _ in range(n)],
-                                   dtype="Int64"),
-            **{c: pd.Categorical([None if rng.random() < 0.4 else str(rng.choice(list("abc"))) for _ in range(n)],
-                                 categories=list("abc")) for c in ("gender", "hukou", "employment")}})
-        person = rng.integers(0, 4, n)
+        ids = [f"P{v}" for v in rng.choice(40, n + 2, replace=False)]
+        person = np.concatenate([rng.integers(0, 4, n), [9, 9]])  # person 9: every value missing
+        missing = [None, pd.NA, np.nan][trial % 3]  # each kind of column with each missing value
+        kinds = {"birth_year": ("Int64", "float64", "object")[trial // 3 % 3],
+                 **{c: ("category", "object", "str")[(trial // 3 + i) % 3]
+                    for i, c in enumerate(("gender", "hukou", "employment"))}}
+        data = {"person_id": pd.Series(ids, dtype="str")}
+        for c, kind in kinds.items():
+            vals = [None if i >= n or rng.random() < 0.4 else
+                    int(rng.integers(1940, 2010)) if c == "birth_year" else str(rng.choice(list("abc")))
+                    for i in range(n + 2)]
+            data[c] = column(vals, kind, missing)
+        rows = pd.DataFrame(data)
         pos, got = _first_present(rows, person)
         want = rows.assign(_k=person).sort_values("person_id").groupby("_k")[[c for c, _ in ATTRIBUTES]].first()
-        assert pos.tolist() == want.index.tolist()
+        assert pos.tolist() == want.index.tolist() and pos[-1] == 9
         for col, dtype in ATTRIBUTES:
             w = want[col].astype(dtype).to_numpy()
-            assert ((got[col] == w) | (pd.isna(got[col]) & pd.isna(w))).all(), (trial, col)
+            g = got[col]
+            assert all((pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
+                       for a, b in zip(g, w)), (trial, col, kinds[col])
+            assert pd.isna(g[-1]) and g[-1] is not pd.NA, (trial, col)  # the all-missing person: NaN
+            assert g.dtype == np.dtype(dtype) and not any(v is pd.NA or v is None for v in g), (trial, col)

@@ -92,6 +92,14 @@ def localize(ts: pd.Timestamp | _dt.datetime, tz: str | None = None) -> pd.Times
     return t.tz_convert(zone(tz)).tz_localize(None)
 
 
+def localize_column(s: pd.Series, tz: str | None = None) -> pd.Series:
+    """:func:`localize` for a datetime column: an aware one converted to naive local time in
+    the zone (never stripped of its offset), a naive one as it is; nanoseconds either way."""
+    if getattr(s.dt, "tz", None) is not None:
+        s = s.dt.tz_convert(zone(tz)).dt.tz_localize(None)
+    return s.astype("datetime64[ns]")
+
+
 def to_moment(value: Any, *, role: Role = "moment", what: str = "as_of", tz: str | None = None) -> pd.Timestamp:
     """A user's value as a moment under the one rule (see the module's docstring).
 
@@ -125,9 +133,7 @@ def to_moments(values: Any, *, role: Role = "moment", what: str = "as_of", tz: s
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if pd.api.types.is_datetime64_any_dtype(s):
-        if getattr(s.dt, "tz", None) is not None:
-            s = s.dt.tz_convert(zone(tz)).dt.tz_localize(None)
-        return s.astype("datetime64[ns]")
+        return localize_column(s, tz)
     seen: dict[Any, pd.Timestamp] = {}
     out = []
     for i, v in enumerate(s.tolist()):
@@ -185,7 +191,7 @@ def parse_series(text: pd.Series, tz: str | None = None) -> tuple[pd.Series, pd.
     out = pd.to_datetime(clean.where(~has_off), format="ISO8601", errors="coerce").astype("datetime64[ns]")
     if has_off.any():
         aware = pd.to_datetime(clean[has_off], format="ISO8601", errors="coerce", utc=True)
-        out.loc[has_off] = aware.dt.tz_convert(zone(tz)).dt.tz_localize(None).astype("datetime64[ns]")
+        out.loc[has_off] = localize_column(aware, tz)
     bad = text.notna() & out.isna()
     return out, bad
 

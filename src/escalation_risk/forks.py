@@ -128,16 +128,24 @@ class Forked(Generic[T]):
         self._fd = fd
         self._pid = pid
 
-    def cancel(self) -> None:
-        """Stop the child (this process failed before it needed the result)."""
+    def cancel(self) -> int | None:
+        """Stop the child (this process failed before it needed the result); its wait status
+        (None: no child to stop)."""
+        status = self._kill()
+        self._close()
+        return status
+
+    def _kill(self) -> int | None:
+        """Kill and reap the child; its wait status (a child that ended first: its own)."""
+        status = None
         if self._pid:
             try:
-                os.kill(self._pid, 9)
-                os.waitpid(self._pid, 0)
+                os.kill(self._pid, 9)  # (a child that already ended is a zombie: no effect)
+                status = os.waitpid(self._pid, 0)[1]
             except OSError:
                 pass
             self._pid = 0
-        self._close()
+        return status
 
     def _close(self) -> None:
         if self._fd >= 0:
@@ -161,8 +169,12 @@ class Forked(Generic[T]):
             if pid:
                 return status
             if time.monotonic() >= deadline:
+                # A child that ended after the last poll ended on its own: its status, not
+                # stopped (a kill by someone else reads as ours: stopped, redone here).
+                ended = self._kill()
+                if ended is not None and not (os.WIFSIGNALED(ended) and os.WTERMSIG(ended) == 9):
+                    return ended
                 self.stopped = True
-                self.cancel()
                 return None
             time.sleep(pause)  # (waitpid has no timeout of its own)
             pause = min(pause * 2, 0.05)
@@ -172,7 +184,7 @@ class Forked(Generic[T]):
             return self._fn()
         try:
             status = self._wait(timeout)
-            if status is None:  # stopped by cancel()
+            if status is None:  # stopped by _kill()
                 log.warning("a forked worker ran past %.0f s and was stopped; its part is redone here", timeout)
                 return self._fn()
             self._pid = 0

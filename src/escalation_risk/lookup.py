@@ -9,10 +9,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def arrow_strings(values) -> pa.Array:
+def arrow_strings(values, *, combine: bool = True) -> pa.Array | pa.ChunkedArray:
     """String values (ids) as one Arrow large_string array, nulls for missing: zero-copy
     from an Arrow-backed column or array, converted otherwise (an object array, a list).
-    Ids of another type (dictionary-encoded, binary, integers, mixed objects) as their text."""
+    Ids of another type (dictionary-encoded, binary, integers, mixed objects) as their text.
+    ``combine=False``: a chunked column's chunks are left apart (no copy of its bytes)."""
     if isinstance(values, (pd.Series, pd.Index)):
         values = values.array
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
@@ -30,7 +31,7 @@ def arrow_strings(values) -> pa.Array:
     # Cast before combining: chunks of a dictionary column may hold different dictionaries.
     if not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.large_string())
-    if isinstance(arr, pa.ChunkedArray):
+    if isinstance(arr, pa.ChunkedArray) and combine:
         arr = arr.combine_chunks()
     return arr
 

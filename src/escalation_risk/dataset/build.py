@@ -64,7 +64,8 @@ def as_table(rows: Mapping | Iterable[Mapping] | pd.DataFrame, name: str) -> pd.
     """A service's rows of table ``name`` as :meth:`Dataset.new_rows` takes them: a frame as
     given; records (:func:`.as_records`) kept as records when they are few and a frame would
     read them alike (:func:`.read_alike`: the record engine then reads them without one),
-    else their frame, as ``pd.DataFrame(records)``."""
+    else their frame, as ``pd.DataFrame(records)``. The one rule: :func:`build_parts` reads
+    a list of records by it."""
     if isinstance(rows, pd.DataFrame):
         return rows
     records = as_records(rows, name)
@@ -183,15 +184,15 @@ def build_parts(tables: Mapping[str, pd.DataFrame | list[dict] | Callable[[], pd
                 rows_read[name] = 0
                 typed.add(name)
                 continue
+            if isinstance(read, list):  # kept as records or made their frame by the one rule
+                read = as_table(read, name)
             records: list[dict] | None = None
             if isinstance(read, list):
-                # Records as given, when the record engine reads them as it would read their
-                # frame's (pd.DataFrame(records).to_dict("records"), the same values): the frame
-                # is then made only if something needs it (the linkage keys, a problem).
-                records = read if len(read) <= SMALL and read_alike(spec, read) else None
+                # Records as given (the record engine reads them as it would read their frame):
+                # the frame is then made only if something needs it (the linkage keys, a problem).
+                records = read
                 cols = list(dict.fromkeys(k for r in read for k in r))
-                raw = pd.DataFrame(read, columns=cols) if records is None or (
-                    name == "persons" and key is not None) else None
+                raw = pd.DataFrame(read, columns=cols) if name == "persons" and key is not None else None
             else:
                 raw = read.reset_index(drop=True)
                 cols = list(raw.columns)
@@ -234,8 +235,10 @@ def build_parts(tables: Mapping[str, pd.DataFrame | list[dict] | Callable[[], pd
                         for c in df.columns.difference(spec.column_names, sort=False):
                             df[c] = rows[c].array
                     parsed[name] = df
-                    # Kept for a row a later check sets aside: never personal data.
-                    raw_frames[name] = partial(_shown_rows, name, rows)
+                    # Kept for a row a later check sets aside: never personal data. A frame is
+                    # cut now (its raw identifiers freed); records only if a row is set aside.
+                    raw_frames[name] = partial(_shown_rows, name, rows) if isinstance(rows, list) \
+                        else _shown_rows(name, rows)
                     typed.add(name)
                     continue
             if raw is None:

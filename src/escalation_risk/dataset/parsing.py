@@ -78,9 +78,7 @@ def _parse_column(table: str, col: Column, raw: pd.Series) -> tuple[pd.Series, p
     if kind == "timestamp":
         if pd.api.types.is_datetime64_any_dtype(raw.dtype):
             # An aware column (Parquet with a zone) is converted to the zone, never stripped.
-            out = raw.dt.tz_convert(clock.zone()).dt.tz_localize(None) \
-                if getattr(raw.dt, "tz", None) is not None else raw
-            return out.astype("datetime64[ns]"), None
+            return clock.localize_column(raw), None
         text = _as_str(raw)
         out, bad = _parse_timestamps(text)
         return out, _bad(table, col, raw, bad, BAD_TIMESTAMP)
@@ -188,8 +186,8 @@ def _record_value(table: str, col: Column, v, row: int, problems: list):
         return str(v).strip().lower()
     if kind == "timestamp":
         if isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "isoformat") and not isinstance(v, str):
-            ts = pd.Timestamp(v)
-            return ts.tz_localize(None) if ts.tzinfo is not None else ts
+            # An aware time converted to the zone, as the frame engine converts an aware column.
+            return clock.localize(pd.Timestamp(v))
         ts = _parse_timestamp(str(v).strip())
         if ts is None:
             problems.append((row, col.name, v, BAD_TIMESTAMP))

@@ -82,11 +82,13 @@ def _block_rules(k: _Keys) -> list[tuple[str, np.ndarray]]:
     ]
 
 
-def _candidates(k: _Keys, model: LinkageModel, new: np.ndarray | None
+def _candidates(k: _Keys, model: LinkageModel, new: np.ndarray | None,
+                rules: list[tuple[str, np.ndarray]] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
     """Candidate pairs from every blocking rule, each pair once: (i, j, the rule that
-    proposed the pair first (index into :func:`_block_rules`), figures)."""
-    rules = _block_rules(k)
+    proposed the pair first (index into :func:`_block_rules`), figures). ``rules``: the
+    records' :func:`_block_rules`, when already made."""
+    rules = _block_rules(k) if rules is None else rules
     out_i, out_j, out_r = [], [], []
     stats: dict[str, float] = {}
     for r, (name, key) in enumerate(rules):

@@ -46,6 +46,7 @@ yet recorded (``persons.recorded_at`` after ``as_of``) are dropped with it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -94,6 +95,13 @@ class GraphEvidence:
     _wide: tuple[sparse.csr_matrix, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _held: np.ndarray | None = field(default=None, repr=False, compare=False)
     _seen: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # The records' ids as the Arrow text they were read from: a linkage of the same records
+    # takes ``pid`` from here instead of making a Python object per id again.
+    _ids: pa.Array | None = field(default=None, repr=False, compare=False)
+
+    def same_ids(self, ids: pd.Series) -> bool:
+        """Whether ``ids`` are this evidence's records' ids, in order (compared as Arrow text)."""
+        return self._ids is not None and len(ids) == len(self.pid) and arrow_strings(ids).equals(self._ids)
 
     def wide(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         """Every kind side by side (records x all items, kinds in :data:`KINDS` order), the
@@ -165,37 +173,54 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
             ) -> sparse.csr_matrix:
     """Records x items, 0/1: each (record, item) once, each row's items in order (one sort of
     a packed int64 key: numpy's sort is several times faster than hashing millions of keys).
-    ``also_next``: each record holds item + 1 too (below ``width``), a window and the next,
-    merged from the sorted keys shifted by one (two sorted runs: one merge, not a second sort)."""
+    ``also_next``: each record holds item + 1 too (below ``width``), a window and the next:
+    written after each key whose next key is not already that one (the keys stay in order,
+    no second sort)."""
     ok = (rec >= 0) & (item >= 0)
     if not ok.all():
         rec, item = rec[ok], item[ok]
-    rec, item = rec.astype(np.int64, copy=False), item.astype(np.int64, copy=False)
     width = int(item.max(initial=-1)) + 1 if width is None else int(width)
     shift = _bits(width)
     if _bits(n) + shift > _KEY_BITS:
+        rec, item = rec.astype(np.int64, copy=False), item.astype(np.int64, copy=False)
         if also_next:
             nxt = item + 1 < width
             rec, item = np.concatenate([rec, rec[nxt]]), np.concatenate([item, item[nxt] + 1])
         a = sparse.csr_matrix((np.ones(len(rec), dtype=np.int32), (rec, item)), shape=(n, width))
         a.data = np.ones(len(a.data), dtype=np.int8)
         return a
-    key = rec << np.int64(shift)
+    key = rec.astype(np.int64)  # a copy of its own (records and items may come in int32), then in place
+    key <<= np.int64(shift)
     key |= item
     key.sort()  # in place: no second copy of millions of keys
     if len(key):
-        key = key[np.r_[True, key[1:] != key[:-1]]]
+        first = np.empty(len(key), dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        key = key[first]
+        del first
     if also_next and len(key):
-        nxt = key + 1
-        nxt = nxt[(nxt & np.int64((1 << shift) - 1)) < width]  # an item past the width is no item
-        key = np.concatenate([key, nxt])
-        del nxt
-        key.sort(kind="stable")  # timsort: the two sorted runs merged
-        key = key[np.r_[True, key[1:] != key[:-1]]]
-    r = key >> np.int64(shift)
-    indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n))]
-    a = sparse.csr_matrix((np.ones(len(key), dtype=np.int8), key & np.int64((1 << shift) - 1), indptr),
-                          shape=(n, width))
+        # Sorted, unique keys k: k + 1 follows k unless it is the next key already, or its item
+        # is past the width (an item past the width is no item; it never carries into the
+        # record's bits, the width being below 1 << shift).
+        add = np.empty(len(key), dtype=bool)
+        add[-1] = True
+        np.not_equal(key[1:], key[:-1] + 1, out=add[:-1])
+        add &= (key & np.int64((1 << shift) - 1)) + 1 < width
+        times = add.astype(np.int64)
+        times += 1
+        key = np.repeat(key, times)
+        np.cumsum(times, out=times)
+        key[times[add] - 1] += 1  # each added key is the second of its pair
+        del add, times
+    # The items read from the keys' low 32 bits where they hold them (an int32 array, no int64 one).
+    indptr = np.r_[0, np.cumsum(np.bincount(key >> np.int64(shift), minlength=n))]
+    mask = (1 << shift) - 1
+    if shift <= 31 and sys.byteorder == "little":
+        items = np.bitwise_and(key.view(np.int32)[::2], np.int32(mask))
+    else:
+        items = key & np.int64(mask)
+    a = sparse.csr_matrix((np.ones(len(key), dtype=np.int8), items, indptr), shape=(n, width))
     a.has_sorted_indices = True
     return a
 
@@ -228,10 +253,10 @@ def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
     return a
 
 
-def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix]) -> GraphEvidence:
-    counts = {k: np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64) for k, a in mats.items()}
+def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix], ids: pa.Array | None = None) -> GraphEvidence:
+    counts = {k: np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64, copy=False) for k, a in mats.items()}
     holders = {k: int((np.diff(a.indptr) > 0).sum()) for k, a in mats.items()}
-    return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders)
+    return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders, _ids=ids)
 
 
 def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
@@ -267,14 +292,12 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # Every person id looked up in one index of the persons' ids (a party that is an
     # organisation is not looked up: its id is of another form).
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
-    party_ids = arrow_strings(parties["party_id"])
+    party_ids = arrow_strings(parties["party_id"], combine=False)  # read chunk by chunk: no copy
     index = _Index(persons["person_id"])
-    queries = [party_ids.filter(pa.array(is_person))] \
-        + ([relations["person_a"], relations["person_b"]] if has_rel else []) \
+    queries = ([relations["person_a"], relations["person_b"]] if has_rel else []) \
         + ([members["person_id"]] if has_mem else [])
-    found = index.find_many(*queries)
-    party_rec = np.full(len(parties), -1, dtype=np.int64)
-    party_rec[is_person] = found[0]
+    party_rec = index.find_where(party_ids, is_person)
+    found = [party_rec] + (index.find_many(*queries) if queries else [])
     inc_pos = _positions(parties["incident_id"], incidents["incident_id"])
     n_inc = len(incidents)
 
@@ -290,10 +313,13 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     if "lk_id" in persons:
         lk = persons["lk_id"].to_numpy(dtype=np.int64, na_value=0)
         ident = np.where(lk != 0, lk, ident)
-    ident = pd.factorize(ident)[0].astype(np.int64)
+    # The party rows' codes in int32 where they fit: a dozen arrays of millions of rows are
+    # made from them, and fresh memory is paged in at a cost comparable to the arithmetic.
+    code_t = np.int32 if n + len(parties) < 2**31 - 1 else np.int64
+    ident = pd.factorize(ident)[0].astype(code_t)
     n_ident = int(ident.max(initial=-1)) + 1
     rec = party_rec
-    party_code = np.full(len(parties), -1, dtype=np.int64)
+    party_code = np.full(len(parties), -1, dtype=code_t)
     if (~is_person).any():
         party_code[~is_person] = _codes(party_ids.filter(pa.array(~is_person)))
     ok = (inc_pos >= 0) & np.where(is_person, rec >= 0, party_code >= 0)
@@ -302,10 +328,15 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     # The group-size cap (known.tie_members, judged at each arrival) can only bite in an
     # incident with more party rows than the cap: the rest pass whole.
     rows_in = np.bincount(g, minlength=n_inc)
-    big = rows_in[g] > MAX_GROUP
+    big = (rows_in > MAX_GROUP)[g]
     if big.any():
         rows = np.flatnonzero(ok)[big]  # the arrival of these rows only: the rest never need it
-        since = party_since(parties.iloc[rows], incidents, inc_pos[rows]).to_numpy(dtype="datetime64[ns]")
+        # Only these rows and their incidents handed over, with the columns party_since reads
+        # (it reads every incident's report time; a row selection of the whole parties
+        # frame takes each of its text columns too).
+        used, at_inc = np.unique(inc_pos[rows], return_inverse=True)
+        since = party_since(parties[[c for c in ("added_at",) if c in parties]].iloc[rows],
+                            incidents[["reported_at"]].iloc[used], at_inc).to_numpy(dtype="datetime64[ns]")
         gb, pb, _ = tie_members(g[big], p[big], since.view(np.int64), MAX_GROUP)
         # The rows of the members kept (few incidents are over the cap: a mask, no concatenation).
         big_rows = np.flatnonzero(big)
@@ -317,10 +348,12 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     party_ident = np.where(person_row, ident[np.minimum(p, n - 1)] if n else 0, n_ident + (p - n))
     # records x incidents, times incidents x identities: each record's counterparts (a
     # sparse product: every pair of members once, never a Python loop).
+    # Boolean operands: the product says whether a record and an identity share an incident
+    # (scipy's boolean sum is an OR: no count to overflow), in a byte per entry, not four.
     width = int(party_ident.max(initial=-1)) + 1
-    r_inc = sparse.csr_matrix((np.ones(int(person_row.sum()), np.int32), (p[person_row], g[person_row])),
+    r_inc = sparse.csr_matrix((np.ones(int(person_row.sum()), bool), (p[person_row], g[person_row])),
                               shape=(n, n_inc))
-    inc_id = sparse.csr_matrix((np.ones(len(g), np.int32), (g, party_ident)),
+    inc_id = sparse.csr_matrix((np.ones(len(g), bool), (g, party_ident)),
                                shape=(n_inc, max(width, n_ident, 1)))
     # The party rows are done with once the product is made: freed before it is sorted.
     del party, party_code, party_ident, g, p, person_row, rows_in, big
@@ -347,19 +380,28 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     place_index = _Index(places["place_id"])
     inc_place = place_index.find(incidents["place_id"])
     at = is_person & ok
-    prec, pplace = rec[at], inc_place[inc_pos[at]]
+    ipos = inc_pos[at]  # the incident of each of the record's own rows
+    prec, pplace = rec[at], inc_place[ipos]
     n_own = len(prec)  # the record's own incidents' rows; households' places join below
-    # Places at overlapping times: (place, window of the report) and (place, the next window).
+    # Places at overlapping times: (place, window of the report) and (place, the next window),
+    # coded per incident, then read per row (one gather, not a column of each part per row).
     reported = incidents["reported_at"].to_numpy(dtype="datetime64[ns]")
-    when = reported[inc_pos[at]]
-    dated = (pplace >= 0) & ~np.isnat(when)
+    inc_dated = (inc_place >= 0) & ~np.isnat(reported)
+    dated = inc_dated[ipos]
     window = np.int64(PLACE_WINDOW_DAYS * 86_400 * 10**9)
     if dated.any():
-        w = when[dated].view(np.int64) // window
-        w = w - w.min()
-        nw = int(w.max()) + 2
-        code = pplace[dated].astype(np.int64) * nw + w
-        mats["place_time"] = _matrix(mine(prec[dated]), code, n, n_pl * nw, also_next=True)
+        win = reported.view(np.int64) // window  # a missing time's window is never read
+        used = np.zeros(len(incidents), dtype=bool)
+        used[ipos] = True
+        used &= inc_dated  # the incidents of the dated rows: their windows' span, as the rows'
+        lo = int(win[used].min())
+        nw = int(win[used].max()) - lo + 2
+        inc_code = inc_place.astype(np.int64) * nw
+        inc_code += win
+        inc_code -= lo
+        del win, used
+        mats["place_time"] = _matrix(mine(prec[dated]), inc_code[ipos[dated]], n, n_pl * nw, also_next=True)
+        del inc_code
     else:
         mats["place_time"] = sparse.csr_matrix((n, 0), dtype=np.int8)
     if has_mem:
@@ -381,8 +423,8 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     kind_code, kind_values = pd.factorize(incidents["kind"], sort=True)
     _check_kinds(len(kind_values))
     kind_code = kind_code.astype(np.int8)
-    mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[inc_pos[at]], n)
-    return _finish(pid, {k: mats[k] for k in ITEM_KINDS})
+    mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[ipos], n)
+    return _finish(pid, {k: mats[k] for k in ITEM_KINDS}, arrow_strings(persons["person_id"]))
 
 
 def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: bool = True
@@ -459,36 +501,28 @@ def _graph_arrays(evidence: pd.DataFrame | GraphEvidence | None, pid: np.ndarray
 def _shared_all(g: GraphEvidence, i: np.ndarray, j: np.ndarray, kinds: tuple[str, ...] = KINDS
                 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per kind: (both hold items, share one, records holding the rarest shared item) for
-    the pairs (i, j). Every item of both records is compared: one sparse elementwise product
-    of the two records' rows of all kinds side by side (each row's items are ordered by kind,
-    so a pair's shared items of one kind are contiguous)."""
-    wide, offsets, counts = g.wide()
+    the pairs (i, j). Every item of both records is compared: per kind, one sparse
+    elementwise product of the two records' rows, for the pairs whose records both hold an
+    item of it (no matrix of every kind side by side is made: its tens of millions of
+    entries cost more to write than the products read)."""
     held = g.held()
+    hi, hj = held[i], held[j]
     out = {}
     n = len(i)
-    mins = {}
-    sel = np.flatnonzero((held[i] & held[j]) != 0)
-    if len(sel):
-        both = wide[i[sel]].multiply(wide[j[sel]]).tocsr()
-        both.eliminate_zeros()
-        if both.nnz:
-            row = np.repeat(np.arange(len(sel)), np.diff(both.indptr))
-            kind = np.searchsorted(offsets, both.indices, side="right") - 1
-            vals = counts[both.indices]
-            first = np.r_[True, (row[1:] != row[:-1]) | (kind[1:] != kind[:-1])]
-            start = np.flatnonzero(first)
-            low = np.minimum.reduceat(vals, start)
-            for kc, k in enumerate(KINDS):
-                hit = kind[start] == kc
-                c = np.zeros(n, dtype=np.float64)
-                c[sel[row[start[hit]]]] = low[hit]
-                mins[k] = c
     for kc, k in enumerate(KINDS):
         if k not in kinds:
             continue
         bit = np.int8(1 << kc)
-        present = ((held[i] & bit) != 0) & ((held[j] & bit) != 0)
-        count = mins.get(k, np.zeros(n, dtype=np.float64))
+        present = ((hi & bit) != 0) & ((hj & bit) != 0)
+        count = np.zeros(n, dtype=np.float64)
+        sel = np.flatnonzero(present)
+        if len(sel):
+            a = g.mats[k]
+            both = a[i[sel]].multiply(a[j[sel]]).tocsr()
+            both.eliminate_zeros()
+            if both.nnz:
+                hit = np.diff(both.indptr) > 0
+                count[sel[hit]] = np.minimum.reduceat(g.counts[k][both.indices], both.indptr[:-1][hit])
         out[k] = (present, count > 0, count)
     return out
 

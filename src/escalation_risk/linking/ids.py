@@ -80,13 +80,181 @@ class _Digits:
     valid: np.ndarray
 
 
+# Rows per block of the integer reads below: each block's temporaries stay in the cache and
+# are reused by the allocator (a temporary the size of a 4.6M-row column is mapped fresh and
+# faulted in page by page each time, which cost more than the arithmetic).
+_BLOCK = 1 << 16
+
+
+def _fixed_words(chunk: pa.Array, out: np.ndarray) -> int | None:
+    """Each string of a chunk with no missing value, all of one width up to eight bytes, as
+    one uint64 in ``out`` (its bytes, the first the lowest); returns the width, None when the
+    chunk is not of that form. The strings sit end to end at a fixed stride: strided reads,
+    no gather."""
+    n = len(chunk)
+    if not n or chunk.null_count:
+        return None
+    bufs = chunk.buffers()
+    off = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + n + 1]
+    start = int(off[0])
+    width = (int(off[-1]) - start) // n
+    if not 1 <= width <= 8 or int(off[-1]) - start != n * width:
+        return None
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    # Rows whose 8-byte read stays inside the buffer are read in place; the last few padded.
+    inside = min(n, max((len(data) - 8 - start) // width + 1, 0))
+    view = np.ndarray(shape=(inside,), dtype="<u8", buffer=data.data, offset=start, strides=(width,)) \
+        if inside else np.zeros(0, np.uint64)
+    low = _LOW_BYTES[width]
+    for b0 in range(0, n, _BLOCK):
+        b1 = min(b0 + _BLOCK, n)
+        if (np.diff(off[b0: b1 + 1]) != width).any():
+            return None
+        mid = max(min(b1, inside), b0)
+        np.bitwise_and(view[b0:mid], low, out=out[b0:mid])
+        for r in range(mid, b1):  # the last few rows (their read would pass the buffer's end)
+            at = start + r * width
+            out[r] = int.from_bytes(bytes(data[at: at + width]), "little")
+    return width
+
+
+def _rep(byte: int, k: int) -> np.uint64:
+    """The byte repeated in the low ``k`` bytes of a uint64."""
+    return np.uint64(int.from_bytes(bytes([byte]) * k, "little"))
+
+
+def _digits_words(chunks: list[pa.Array]) -> _Digits | None:
+    """:func:`_digits` of ids all one width up to eight bytes, none missing, read as integers
+    (a prefix compared and the digits parsed eight at a time in one uint64, SWAR), block by
+    block in place; None when the ids are not of that form (:func:`_digits` then asks Arrow)."""
+    total = sum(len(c) for c in chunks)
+    if not total:
+        return None
+    w = np.empty(total, dtype=np.uint64)
+    widths = set()
+    at = 0
+    for c in chunks:
+        if len(c):
+            got = _fixed_words(c, w[at: at + len(c)])
+            if got is None:
+                return None
+            widths.add(got)
+        at += len(c)
+    if len(widths) != 1:
+        return None
+    width = widths.pop()
+    first = int(w[0]).to_bytes(8, "little")[:width]
+    byte = np.frombuffer(first, dtype=np.uint8)
+    digit = (byte >= 48) & (byte <= 57)
+    p = width - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
+    if not digit[p:].all() or width - p == 0 or not first[:p].isascii():
+        return None
+    d = width - p
+    low_p, prefix = _LOW_BYTES[p], np.uint64(int.from_bytes(first[:p], "little"))
+    nib, zero, six = _rep(0xF0, d), _rep(0x30, d), _rep(0x06, d)
+    shift_p, shift_d = np.uint64(8 * p), np.uint64(8 * (8 - d))
+    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0x00000000FFFFFFFF)
+    with np.errstate(over="ignore"):
+        for b0 in range(0, total, _BLOCK):
+            x = w[b0: b0 + _BLOCK]
+            if p and ((x & low_p) != prefix).any():
+                return None
+            x >>= shift_p
+            # Every digit byte 0x30-0x39: its high nibble 3, and still 3 after adding 6 (a byte
+            # with another high nibble fails the first test, so a carry it makes decides nothing).
+            if ((x & nib) != zero).any() or (((x + six) & nib) != zero).any():
+                return None
+            x -= zero
+            x <<= shift_d  # leading zeros: eight digits, the first the most significant
+            x[:] = ((x * np.uint64(10)) + (x >> np.uint64(8))) & m1
+            x[:] = ((x * np.uint64(100)) + (x >> np.uint64(16))) & m2
+            x[:] = ((x * np.uint64(10000)) + (x >> np.uint64(32))) & m3
+    return _Digits(first[:p], width, w.view(np.int64), np.ones(total, dtype=bool))
+
+
+def _digit_rows(values: pd.Series | np.ndarray | pa.Array, table: np.ndarray, prefix: bytes, width: int,
+                mask: np.ndarray | None = None) -> np.ndarray | None:
+    """``table[number]`` of each id (the number clipped to the table's last slot; the table's
+    dtype), -1 where
+    ``mask`` is False: ids of ``prefix`` and ``width`` bytes (at most eight), read block by
+    block from the column's bytes with no array of the numbers, no filtered copy of the
+    column; None when a masked-in id is not of that form or any is missing (the caller then
+    reads them otherwise)."""
+    if not 1 <= width <= 8 or len(prefix) >= width:
+        return None
+    parts = arrow_strings(values, combine=False)
+    chunks = parts.chunks if isinstance(parts, pa.ChunkedArray) else [parts]
+    total = sum(len(c) for c in chunks)
+    out = np.empty(total, dtype=table.dtype)
+    p, d = len(prefix), width - len(prefix)
+    low, low_p = _LOW_BYTES[width], _LOW_BYTES[p]
+    pre = np.uint64(int.from_bytes(prefix, "little"))
+    nib, zero, six = _rep(0xF0, d), _rep(0x30, d), _rep(0x06, d)
+    shift_p, shift_d = np.uint64(8 * p), np.uint64(8 * (8 - d))
+    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0x00000000FFFFFFFF)
+    at = 0
+    for c in chunks:
+        n = len(c)
+        if not n:
+            continue
+        if c.null_count:
+            return None
+        bufs = c.buffers()
+        off = np.frombuffer(bufs[1], dtype=np.int64)[c.offset: c.offset + n + 1]
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        last = len(data) - 8  # the last byte an 8-byte read may start at
+        words8 = np.ndarray(shape=(last + 1,), dtype="<u8", buffer=data.data, strides=(1,)) if last >= 0 \
+            else np.zeros(1, np.uint64)
+        with np.errstate(over="ignore"):
+            for b0 in range(0, n, _BLOCK):
+                b1 = min(b0 + _BLOCK, n)
+                sel = None if mask is None else mask[at + b0: at + b1]
+                start = off[b0:b1]
+                bad = (off[b0 + 1: b1 + 1] - start) != width
+                if sel is not None:
+                    bad &= sel
+                if bad.any():
+                    return None
+                x = words8[np.clip(start, 0, max(last, 0))]
+                for r in np.flatnonzero(start > last):  # the last few ids: their read would pass the end
+                    s0 = int(start[r])
+                    x[r] = int.from_bytes(bytes(data[s0: s0 + width]), "little")
+                x &= low
+                bad = (x & low_p) != pre
+                x >>= shift_p
+                # Every digit byte 0x30-0x39: its high nibble 3, and still 3 after adding 6 (a
+                # byte with another high nibble fails the first test: a carry it makes decides nothing).
+                bad |= (x & nib) != zero
+                bad |= ((x + six) & nib) != zero
+                if sel is not None:
+                    bad &= sel
+                if bad.any():
+                    return None
+                x -= zero
+                x <<= shift_d  # leading zeros: eight digits, the first the most significant
+                x = ((x * np.uint64(10)) + (x >> np.uint64(8))) & m1
+                x = ((x * np.uint64(100)) + (x >> np.uint64(16))) & m2
+                x = ((x * np.uint64(10000)) + (x >> np.uint64(32))) & m3
+                rows = out[at + b0: at + b1]
+                np.take(table, x.view(np.int64), mode="clip", out=rows)
+                if sel is not None:
+                    rows[~sel] = -1
+        at += n
+    return out
+
+
 def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
     """The ids as :class:`_Digits`, or None when they are not all one prefix and digits of one width.
 
-    Read by Arrow's compute kernels (byte length, prefix, slice, decimal check, integer cast):
+    Ids of up to eight bytes, none missing, are read as integers (:func:`_digits_words`);
+    others by Arrow's compute kernels (byte length, prefix, slice, decimal check, integer cast):
     one C++ pass each over the column, several times cheaper than numpy's passes over a
     byte view (each allocating an array the size of the column)."""
-    arr = arrow_strings(values)
+    parts = arrow_strings(values, combine=False)
+    fast = _digits_words(parts.chunks if isinstance(parts, pa.ChunkedArray) else [parts])
+    if fast is not None:
+        return fast
+    arr = parts.combine_chunks() if isinstance(parts, pa.ChunkedArray) else parts
     n = len(arr)
     if arr.null_count >= n:
         return None
@@ -166,8 +334,11 @@ class _Index:
         if self.digits is not None and self.digits.valid.all():
             top = int(self.digits.value.max(initial=0))
             if top <= 8 * len(self.digits.value) + 1_000_000:
-                row_of = np.full(top + 2, -1, dtype=np.int64)  # the last slot answers "not here"
-                row_of[self.digits.value] = np.arange(len(self.digits.value))
+                # Rows in int32 where they fit: the look-ups of millions of ids are half the
+                # memory (fresh memory is paged in at a cost comparable to the arithmetic).
+                rows_t = np.int32 if len(self.digits.value) < 2**31 - 1 else np.int64
+                row_of = np.full(top + 2, -1, dtype=rows_t)  # the last slot answers "not here"
+                row_of[self.digits.value] = np.arange(len(self.digits.value), dtype=rows_t)
                 if (row_of >= 0).sum() == len(self.digits.value):  # unique
                     self.row_of = row_of
                     return
@@ -184,17 +355,32 @@ class _Index:
         """Row of each ``query`` id in the index, -1 where none."""
         return self.find_many(query)[0]
 
+    def find_where(self, query: pd.Series | np.ndarray | pa.Array, mask: np.ndarray) -> np.ndarray:
+        """:meth:`find` of the ``query`` ids where ``mask`` holds, -1 elsewhere (the others,
+        e.g. an organisation's id in a column of parties, are not read)."""
+        if self.row_of is not None:
+            assert self.digits is not None
+            rows = _digit_rows(query, self.row_of, self.digits.prefix, self.digits.width, mask)
+            if rows is not None:
+                return rows
+        out = np.full(len(mask), -1, dtype=np.int64)
+        out[mask] = self.find(arrow_strings(query).filter(pa.array(mask)))
+        return out
+
     def find_many(self, *queries: pd.Series | np.ndarray | pa.Array) -> list[np.ndarray]:
         """:meth:`find` for several columns, hashed in one pass."""
         if self.row_of is not None:
             assert self.digits is not None
             found: list[np.ndarray | None] = []
             for q in queries:
+                rows = _digit_rows(q, self.row_of, self.digits.prefix, self.digits.width)
+                if rows is not None:
+                    found.append(rows)
+                    continue
                 d = _digits(q)
                 if d is not None and d.prefix == self.digits.prefix and d.width == self.digits.width:
-                    top = len(self.row_of) - 1
-                    pos = np.minimum(d.value, top)
-                    hit = self.row_of[pos]
+                    # A number past the last row takes the last slot ("not here"): clipped in the take.
+                    hit = np.take(self.row_of, d.value, mode="clip")
                     if not d.valid.all():
                         hit[~d.valid] = -1
                     found.append(hit)

@@ -74,9 +74,10 @@ def _coded(persons: pd.DataFrame, col: str, read: bool) -> np.ndarray:
     return table[v.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry
 
 
-def _keys(persons: pd.DataFrame, attributes: bool = False) -> _Keys:
+def _keys(persons: pd.DataFrame, attributes: bool = False, pid: np.ndarray | None = None) -> _Keys:
     """The keys of the records of ``persons``; their hukou and employment only with
-    ``attributes`` (a model comparing them), else missing."""
+    ``attributes`` (a model comparing them), else missing. ``pid``: the records' ids as an
+    object array already made (the graph evidence's), else made from ``person_id``."""
     n = len(persons)
     zero = np.zeros(n, dtype=np.int64)
 
@@ -111,7 +112,8 @@ def _keys(persons: pd.DataFrame, attributes: bool = False) -> _Keys:
     else:
         sex = id_sex
     return _Keys(
-        pid=persons["person_id"].to_numpy(dtype=object), idn=idn, region=num("lk_id_region", zero),
+        pid=persons["person_id"].to_numpy(dtype=object) if pid is None else pid, idn=idn,
+        region=num("lk_id_region", zero),
         date=num("lk_id_date", zero), seq=num("lk_id_seq", zero), swap_even=num("lk_id_swap_even", zero),
         swap_odd=num("lk_id_swap_odd", zero), kind=kind,
         year=year, sex=sex, name=name, pinyin=num("lk_pinyin", name), fuzzy=num("lk_fuzzy", name),

@@ -13,7 +13,7 @@ import pandas as pd
 from ..clock import to_moment
 from ..dataset import Dataset
 from ..known import persons_known
-from .blocking import _candidates
+from .blocking import _block_rules, _candidates
 from .comparisons import _compare, _compare_graph
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, graph_evidence
 from .groups import _existing_pairs, _groups, _keep_keys, _named, _prior_keys
@@ -122,7 +122,10 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         clock.append(time.process_time())
         return clock[-1] - clock[-2]
 
-    k = _keys(persons, model.attributes)
+    # The graph evidence of these very records already holds their ids as objects: shared.
+    pid = graph.pid if model.graph and isinstance(graph, GraphEvidence) and graph.same_ids(persons["person_id"]) \
+        else None
+    k = _keys(persons, model.attributes, pid)
     if model.graph and graph is not None:
         k.graph = _graph_arrays(graph, k.pid)
     cpu = {"cpu_keys": lap()}
@@ -131,7 +134,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     if existing is not None:
         prior_code, prior_keys = _prior_keys(k.pid, existing)
         new = prior_code < 0
-    i, j, _, stats = _candidates(k, model, new)
+    rules = _block_rules(k)  # made once: the blocking's keys, then the training sessions'
+    i, j, _, stats = _candidates(k, model, new, rules)
     cpu["cpu_blocking"] = lap()
     if existing is not None:
         ei, ej = _existing_pairs(prior_code)
@@ -150,7 +154,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
                 out[name] = np.zeros(len(i), dtype=v.dtype)
                 out[name][rows] = v
     cpu["cpu_comparing"] = lap()
-    wt = _estimate(k, model, levels, i, j, compared) if weights is None else weights(k)
+    wt = _estimate(k, model, levels, i, j, compared, dict(rules)) if weights is None else weights(k)
+    del rules
     cpu["cpu_training"] = lap()
     weight = _score(levels, wt, i, gcounts, j, k.graph.items_held() if k.graph is not None else None)
     t = model.weight_threshold(n)

@@ -260,18 +260,19 @@ def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: 
 
 
 def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray,
-              compared: np.ndarray | None = None) -> _Weights:
+              compared: np.ndarray | None = None, rule_keys: dict[str, np.ndarray] | None = None) -> _Weights:
     """u from random pairs, m by EM on the candidate pairs (``i``, ``j``; their ``levels``),
     term frequencies. A session takes every candidate pair its blocking rule's key agrees
     on, whichever rule proposed it first (as Splink's training sessions do). ``compared``:
-    the pairs whose graph levels were compared (all when None)."""
+    the pairs whose graph levels were compared (all when None); ``rule_keys``: the records'
+    blocking keys by rule, when already made (:func:`~.blocking._block_rules`)."""
     si, sj = _random_pairs(k.n, model.u_sample, model.seed)
     sample = _compare(k, si, sj, graph=False)
     if model.graph and k.graph is not None:
         # Graph levels are dearer to compare: a fifth of the pairs tells their u well enough.
         few = max(len(si) // 5, min(len(si), 1000))
         sample.update(_compare_graph(k.graph, si[:few], sj[:few], sample["id_number"][:few] == 0)[0])
-    sessions = _sessions(dict(_block_rules(k)), i, j)
+    sessions = _sessions(dict(_block_rules(k)) if rule_keys is None else rule_keys, i, j)
     tf = {}
     for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
                    ("phone", k.phone)):
