@@ -92,7 +92,6 @@ class GraphEvidence:
     mats: dict[str, sparse.csr_matrix]
     counts: dict[str, np.ndarray]
     holders: dict[str, int]
-    _wide: tuple[sparse.csr_matrix, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _held: np.ndarray | None = field(default=None, repr=False, compare=False)
     _seen: np.ndarray | None = field(default=None, repr=False, compare=False)
     # The records' ids as the Arrow text they were read from: a linkage of the same records
@@ -102,17 +101,6 @@ class GraphEvidence:
     def same_ids(self, ids: pd.Series) -> bool:
         """Whether ``ids`` are this evidence's records' ids, in order (compared as Arrow text)."""
         return self._ids is not None and len(ids) == len(self.pid) and arrow_strings(ids).equals(self._ids)
-
-    def wide(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-        """Every kind side by side (records x all items, kinds in :data:`KINDS` order), the
-        first column of each kind, and every item's count: made once, then kept."""
-        if self._wide is None:
-            mats = [self.mats[k] for k in KINDS]
-            offsets = np.cumsum([0] + [m.shape[1] for m in mats])[:-1]
-            wide = sparse.hstack(mats, format="csr", dtype=np.int8)
-            wide.has_sorted_indices = True  # each row: kind by kind, each kind in order
-            self._wide = (wide, offsets.astype(np.int64), np.concatenate([self.counts[k] for k in KINDS]))
-        return self._wide
 
     def items_held(self) -> dict[str, np.ndarray]:
         """Per kind, how many items each record holds."""
