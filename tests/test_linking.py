@@ -1039,6 +1039,25 @@ def test_ids_read_as_integers_agree_with_arrows_kernels():
     assert index.find(pd.Series(query[mask], dtype="str")).tolist() == expected[mask].tolist()
 
 
+def test_masked_look_up_of_another_width_reads_otherwise_in_the_same_dtype():
+    """A masked-in id of another width than the index's (P0000001 beside P000001) leaves the
+    integer read: the look-up falls back to the ids' bytes and still answers rows in the
+    dtype of the fast path's rows."""
+    from escalation_risk.linking.ids import _digit_rows, _Index
+
+    index = _Index(pd.Series(["P000001", "P000002", "P000003"]))
+    assert index.row_of is not None and index.digits is not None
+    query = pd.Series(["P000003", "O12", "P0000001", "P000001", "P000009"], dtype="str")
+    mask = np.array([True, False, True, True, True])
+    assert _digit_rows(query, index.row_of, index.digits.prefix, index.digits.width, mask) is None  # the fallback
+    got = index.find_where(query, mask)
+    assert got.tolist() == [2, -1, -1, 0, -1]
+    assert got.dtype == index.row_of.dtype == np.int32
+    # Masked out, the id of another width is not read: the fast path, the same dtype.
+    fast = index.find_where(query, np.array([True, False, False, True, True]))
+    assert fast.tolist() == [2, -1, -1, 0, -1] and fast.dtype == np.int32
+
+
 def test_ids_of_any_arrow_type_read_as_their_text():
     import pyarrow as pa
 

@@ -366,7 +366,8 @@ class _Index:
             rows = _digit_rows(query, self.row_of, self.digits.prefix, self.digits.width, mask)
             if rows is not None:
                 return rows
-        out = np.full(len(mask), -1, dtype=np.int64)
+        # The rows in the fast path's dtype, whichever path read them.
+        out = np.full(len(mask), -1, dtype=self.row_of.dtype if self.row_of is not None else np.int64)
         out[mask] = self.find(arrow_strings(query).filter(pa.array(mask)))
         return out
 
