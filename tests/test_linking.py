@@ -862,6 +862,33 @@ def test_graph_evidence_does_not_depend_on_the_order_or_repetition_of_evidence_r
         assert (moved.mats[kind] != direct.mats[kind][order]).nnz == 0
 
 
+def test_linkage_takes_the_evidence_ids_only_from_a_column_of_the_same_dtype():
+    """Evidence built from the text ids "1", "2", ... reads alike the numbers 1, 2, ... as
+    Arrow text: a linkage of the numbers keeps its own ids, not the evidence's strings."""
+    ids = [str(i) for i in range(1, 7)]
+    tables = {
+        "persons": pd.DataFrame({"person_id": pd.Series(ids, dtype="str")}),
+        "places": pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
+        "incidents": pd.DataFrame({"incident_id": ["i1"], "kind": "dispute", "category": "labor_wage",
+                                   "occurred_at": pd.Timestamp("2024-01-01"),
+                                   "reported_at": pd.Timestamp("2024-01-02"), "place_id": "pl"}),
+        "incident_parties": pd.DataFrame({"incident_id": "i1", "party_id": ids[:3], "party_type": "person"}),
+    }
+    ev = graph_evidence(tables, as_frame=False)
+    text = tables["persons"]["person_id"]
+    numbers = pd.Series(range(1, 7), dtype=np.int64)
+    assert ev.same_ids(text) and ev.same_ids(text.copy())
+    assert not ev.same_ids(numbers) and not ev.same_ids(text.astype(object))
+    keys = pd.DataFrame({"person_id": numbers, "birth_year": 1970, "gender": "male"})
+    res = link_keys(keys, model=GRAPH_MODEL, graph=ev)
+    assert [type(v) for v in res.key.index] == [int] * 6 and res.key.index.tolist() == list(range(1, 7))
+    with_text = link_keys(keys.assign(person_id=text), model=GRAPH_MODEL, graph=ev)
+    assert with_text.key.index.tolist() == ids
+    # The same linkage otherwise: keys (record ids themselves) of the same text, the same pairs.
+    assert [type(v) for v in res.key] == [int] * 6 and res.key.astype(str).tolist() == with_text.key.tolist()
+    assert res.pairs.shape == with_text.pairs.shape
+
+
 def test_ids_are_coded_exactly_from_their_bytes():
     from escalation_risk.linking.ids import _encode, _positions
 
@@ -1037,6 +1064,25 @@ def test_ids_read_as_integers_agree_with_arrows_kernels():
     expected = np.where(mask, pd.Index(stored.to_numpy(dtype=object)).get_indexer(query), -1)
     assert index.find_where(pd.Series(pd.arrays.ArrowExtensionArray(chunks)), mask).tolist() == expected.tolist()
     assert index.find(pd.Series(query[mask], dtype="str")).tolist() == expected[mask].tolist()
+
+
+def test_masked_look_up_of_another_width_reads_otherwise_in_the_same_dtype():
+    """A masked-in id of another width than the index's (P0000001 beside P000001) leaves the
+    integer read: the look-up falls back to the ids' bytes and still answers rows in the
+    dtype of the fast path's rows."""
+    from escalation_risk.linking.ids import _digit_rows, _Index
+
+    index = _Index(pd.Series(["P000001", "P000002", "P000003"]))
+    assert index.row_of is not None and index.digits is not None
+    query = pd.Series(["P000003", "O12", "P0000001", "P000001", "P000009"], dtype="str")
+    mask = np.array([True, False, True, True, True])
+    assert _digit_rows(query, index.row_of, index.digits.prefix, index.digits.width, mask) is None  # the fallback
+    got = index.find_where(query, mask)
+    assert got.tolist() == [2, -1, -1, 0, -1]
+    assert got.dtype == index.row_of.dtype == np.int32
+    # Masked out, the id of another width is not read: the fast path, the same dtype.
+    fast = index.find_where(query, np.array([True, False, False, True, True]))
+    assert fast.tolist() == [2, -1, -1, 0, -1] and fast.dtype == np.int32
 
 
 def test_ids_of_any_arrow_type_read_as_their_text():

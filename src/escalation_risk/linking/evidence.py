@@ -49,6 +49,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,27 +93,21 @@ class GraphEvidence:
     mats: dict[str, sparse.csr_matrix]
     counts: dict[str, np.ndarray]
     holders: dict[str, int]
-    _wide: tuple[sparse.csr_matrix, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _held: np.ndarray | None = field(default=None, repr=False, compare=False)
     _seen: np.ndarray | None = field(default=None, repr=False, compare=False)
-    # The records' ids as the Arrow text they were read from: a linkage of the same records
-    # takes ``pid`` from here instead of making a Python object per id again.
+    # The records' ids as the Arrow text they were read from, and their column's dtype: a
+    # linkage of the same records takes ``pid`` from here instead of making a Python object
+    # per id again.
     _ids: pa.Array | None = field(default=None, repr=False, compare=False)
+    _ids_dtype: Any = field(default=None, repr=False, compare=False)
 
     def same_ids(self, ids: pd.Series) -> bool:
-        """Whether ``ids`` are this evidence's records' ids, in order (compared as Arrow text)."""
-        return self._ids is not None and len(ids) == len(self.pid) and arrow_strings(ids).equals(self._ids)
-
-    def wide(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-        """Every kind side by side (records x all items, kinds in :data:`KINDS` order), the
-        first column of each kind, and every item's count: made once, then kept."""
-        if self._wide is None:
-            mats = [self.mats[k] for k in KINDS]
-            offsets = np.cumsum([0] + [m.shape[1] for m in mats])[:-1]
-            wide = sparse.hstack(mats, format="csr", dtype=np.int8)
-            wide.has_sorted_indices = True  # each row: kind by kind, each kind in order
-            self._wide = (wide, offsets.astype(np.int64), np.concatenate([self.counts[k] for k in KINDS]))
-        return self._wide
+        """Whether ``ids`` are this evidence's records' ids, in order, in a column of the same
+        dtype (the text alone reads the number 1 as "1": ``pid`` would then hold the other
+        column's values). Never for a column of objects: one dtype says nothing of the
+        objects' types, and its own objects cost nothing to take."""
+        return (self._ids is not None and ids.dtype == self._ids_dtype and ids.dtype != object
+                and len(ids) == len(self.pid) and arrow_strings(ids).equals(self._ids))
 
     def items_held(self) -> dict[str, np.ndarray]:
         """Per kind, how many items each record holds."""
@@ -253,10 +248,14 @@ def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
     return a
 
 
-def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix], ids: pa.Array | None = None) -> GraphEvidence:
+def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix], ids: pd.Series | None = None) -> GraphEvidence:
+    """The evidence of ``mats``; ``ids``: the records' id column, kept for :meth:`GraphEvidence.same_ids`."""
     counts = {k: np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64, copy=False) for k, a in mats.items()}
     holders = {k: int((np.diff(a.indptr) > 0).sum()) for k, a in mats.items()}
-    return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders, _ids=ids)
+    if ids is None:
+        return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders)
+    return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders, _ids=arrow_strings(ids),
+                         _ids_dtype=ids.dtype)
 
 
 def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
@@ -424,7 +423,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     _check_kinds(len(kind_values))
     kind_code = kind_code.astype(np.int8)
     mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[ipos], n)
-    return _finish(pid, {k: mats[k] for k in ITEM_KINDS}, arrow_strings(persons["person_id"]))
+    return _finish(pid, {k: mats[k] for k in ITEM_KINDS}, persons["person_id"])
 
 
 def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: bool = True

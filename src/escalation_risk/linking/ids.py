@@ -123,6 +123,45 @@ def _rep(byte: int, k: int) -> np.uint64:
     return np.uint64(int.from_bytes(bytes([byte]) * k, "little"))
 
 
+def _prefix_len(first: bytes) -> int | None:
+    """How many bytes of ``first`` (an id) come before its digits, when it is an ASCII
+    prefix and at least one digit; else None."""
+    byte = np.frombuffer(first, dtype=np.uint8)
+    digit = (byte >= 48) & (byte <= 57)
+    p = len(first) - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
+    if not digit[p:].all() or len(first) - p == 0 or not first[:p].isascii():
+        return None
+    return p
+
+
+_M1, _M2, _M3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0x00000000FFFFFFFF)
+
+
+def _parse_digits(x: np.ndarray, p: bytes, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids meant to be the prefix ``p`` and ``d`` digits (``len(p) + d`` at most eight), each
+    its bytes in one uint64 of ``x`` (the first the lowest, zero past the id): each id's
+    number (``x`` itself, overwritten), and where an id is not of that form (its number then
+    means nothing). The digits are parsed eight at a time in one uint64 (SWAR)."""
+    n_p = len(p)
+    nib, zero, six = _rep(0xF0, d), _rep(0x30, d), _rep(0x06, d)
+    with np.errstate(over="ignore"):
+        bad = (x & _LOW_BYTES[n_p]) != np.uint64(int.from_bytes(p, "little")) if n_p \
+            else np.zeros(len(x), dtype=bool)
+        x >>= np.uint64(8 * n_p)
+        # Every digit byte 0x30-0x39: its high nibble 3, and still 3 after adding 6 (a byte
+        # with another high nibble fails the first test, so a carry it makes decides nothing).
+        bad |= (x & nib) != zero
+        bad |= ((x + six) & nib) != zero
+        x -= zero
+        x <<= np.uint64(8 * (8 - d))  # leading zeros: eight digits, the first the most significant
+        for mul, shift, keep in ((10, 8, _M1), (100, 16, _M2), (10000, 32, _M3)):
+            t = x >> np.uint64(shift)
+            x *= np.uint64(mul)
+            x += t
+            x &= keep
+    return x, bad
+
+
 def _digits_words(chunks: list[pa.Array]) -> _Digits | None:
     """:func:`_digits` of ids all one width up to eight bytes, none missing, read as integers
     (a prefix compared and the digits parsed eight at a time in one uint64, SWAR), block by
@@ -144,31 +183,12 @@ def _digits_words(chunks: list[pa.Array]) -> _Digits | None:
         return None
     width = widths.pop()
     first = int(w[0]).to_bytes(8, "little")[:width]
-    byte = np.frombuffer(first, dtype=np.uint8)
-    digit = (byte >= 48) & (byte <= 57)
-    p = width - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
-    if not digit[p:].all() or width - p == 0 or not first[:p].isascii():
+    p = _prefix_len(first)
+    if p is None:
         return None
-    d = width - p
-    low_p, prefix = _LOW_BYTES[p], np.uint64(int.from_bytes(first[:p], "little"))
-    nib, zero, six = _rep(0xF0, d), _rep(0x30, d), _rep(0x06, d)
-    shift_p, shift_d = np.uint64(8 * p), np.uint64(8 * (8 - d))
-    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0x00000000FFFFFFFF)
-    with np.errstate(over="ignore"):
-        for b0 in range(0, total, _BLOCK):
-            x = w[b0: b0 + _BLOCK]
-            if p and ((x & low_p) != prefix).any():
-                return None
-            x >>= shift_p
-            # Every digit byte 0x30-0x39: its high nibble 3, and still 3 after adding 6 (a byte
-            # with another high nibble fails the first test, so a carry it makes decides nothing).
-            if ((x & nib) != zero).any() or (((x + six) & nib) != zero).any():
-                return None
-            x -= zero
-            x <<= shift_d  # leading zeros: eight digits, the first the most significant
-            x[:] = ((x * np.uint64(10)) + (x >> np.uint64(8))) & m1
-            x[:] = ((x * np.uint64(100)) + (x >> np.uint64(16))) & m2
-            x[:] = ((x * np.uint64(10000)) + (x >> np.uint64(32))) & m3
+    for b0 in range(0, total, _BLOCK):
+        if _parse_digits(w[b0: b0 + _BLOCK], first[:p], width - p)[1].any():
+            return None
     return _Digits(first[:p], width, w.view(np.int64), np.ones(total, dtype=bool))
 
 
@@ -186,12 +206,7 @@ def _digit_rows(values: pd.Series | np.ndarray | pa.Array, table: np.ndarray, pr
     chunks = parts.chunks if isinstance(parts, pa.ChunkedArray) else [parts]
     total = sum(len(c) for c in chunks)
     out = np.empty(total, dtype=table.dtype)
-    p, d = len(prefix), width - len(prefix)
-    low, low_p = _LOW_BYTES[width], _LOW_BYTES[p]
-    pre = np.uint64(int.from_bytes(prefix, "little"))
-    nib, zero, six = _rep(0xF0, d), _rep(0x30, d), _rep(0x06, d)
-    shift_p, shift_d = np.uint64(8 * p), np.uint64(8 * (8 - d))
-    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0x00000000FFFFFFFF)
+    low = _LOW_BYTES[width]
     at = 0
     for c in chunks:
         n = len(c)
@@ -220,23 +235,13 @@ def _digit_rows(values: pd.Series | np.ndarray | pa.Array, table: np.ndarray, pr
                     s0 = int(start[r])
                     x[r] = int.from_bytes(bytes(data[s0: s0 + width]), "little")
                 x &= low
-                bad = (x & low_p) != pre
-                x >>= shift_p
-                # Every digit byte 0x30-0x39: its high nibble 3, and still 3 after adding 6 (a
-                # byte with another high nibble fails the first test: a carry it makes decides nothing).
-                bad |= (x & nib) != zero
-                bad |= ((x + six) & nib) != zero
+                value, bad = _parse_digits(x, prefix, width - len(prefix))
                 if sel is not None:
                     bad &= sel
                 if bad.any():
                     return None
-                x -= zero
-                x <<= shift_d  # leading zeros: eight digits, the first the most significant
-                x = ((x * np.uint64(10)) + (x >> np.uint64(8))) & m1
-                x = ((x * np.uint64(100)) + (x >> np.uint64(16))) & m2
-                x = ((x * np.uint64(10000)) + (x >> np.uint64(32))) & m3
                 rows = out[at + b0: at + b1]
-                np.take(table, x.view(np.int64), mode="clip", out=rows)
+                np.take(table, value.view(np.int64), mode="clip", out=rows)
                 if sel is not None:
                     rows[~sel] = -1
         at += n
@@ -265,10 +270,8 @@ def _digits(values: pd.Series | np.ndarray | pa.Array) -> _Digits | None:
     # Every id is ``width`` bytes (min == max): the first present one shows the prefix.
     at = int(pc.index(arr.is_valid(), True).as_py()) if arr.null_count else 0
     first = arr[at].as_py().encode()
-    byte = np.frombuffer(first, dtype=np.uint8)
-    digit = (byte >= 48) & (byte <= 57)
-    p = width - int(np.argmin(digit[::-1])) if not digit.all() else 0  # bytes before the digits
-    if not digit[p:].all() or width - p > 18 or width - p == 0 or not first[:p].isascii():
+    p = _prefix_len(first)
+    if p is None or width - p > 18:  # 18 digits: the most an int64 holds whatever they are
         return None
     if p and not pc.all(pc.starts_with(arr, first[:p].decode())).as_py():
         return None
@@ -363,7 +366,8 @@ class _Index:
             rows = _digit_rows(query, self.row_of, self.digits.prefix, self.digits.width, mask)
             if rows is not None:
                 return rows
-        out = np.full(len(mask), -1, dtype=np.int64)
+        # The rows in the fast path's dtype, whichever path read them.
+        out = np.full(len(mask), -1, dtype=self.row_of.dtype if self.row_of is not None else np.int64)
         out[mask] = self.find(arrow_strings(query).filter(pa.array(mask)))
         return out
 
