@@ -71,26 +71,19 @@ def _dumps_rows(index: pd.Index, values: list[Any]) -> list[str]:
     """:func:`_dumps` of each row's reasons (checked by :func:`_reasons_list`); most rows
     share a few lists (the blue rows' empty one), each written once."""
     memo: dict[tuple[str, ...], str] = {}
-    # A value as given (a JSON text, a list's or tuple's items) seen before is not checked
-    # again: a million-person night's 209,408 rows hold a few thousand distinct lists.
-    given: dict[tuple[type, Any], str] = {}
+    # A JSON text seen before is not parsed again: a million-person night's 209,408 rows
+    # hold a few thousand distinct lists. (A list is cheap to check; its text is in memo.)
+    given: dict[str, str] = {}
     out = []
     for idx, r in zip(index, values):
-        seen: tuple[type, Any] | None = None
-        text = None
-        if isinstance(r, (str, list, tuple)):
-            seen = (type(r), r if isinstance(r, str) else tuple(r))
-            try:
-                text = given.get(seen)
-            except TypeError:  # an item that cannot be hashed: checked (and refused) below
-                seen = None
+        text = given.get(r) if isinstance(r, str) else None
         if text is None:
             rs = tuple(_reasons_list(r, f"scores row {idx!r}"))
             text = memo.get(rs)
             if text is None:
                 text = memo[rs] = _dumps(list(rs))
-            if seen is not None:
-                given[seen] = text
+            if isinstance(r, str):
+                given[r] = text
         out.append(text)
     return out
 

@@ -125,10 +125,9 @@ def _missing_refs(values: pd.Series, keys: list[pd.Series], rows: pd.Series | No
     return miss if rows is None else rows & miss
 
 
-def _before_report(name: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None) -> pd.Series:
-    """Contract 1.1: a party's ``added_at`` and a note's ``recorded_at`` are not before the
-    report of their incident (looked up among the new incidents, then the history)."""
-    col = "added_at" if name == "incident_parties" else "recorded_at"
+def _before_report(col: str, df: pd.DataFrame, incidents: pd.DataFrame, base: Dataset | None) -> pd.Series:
+    """Contract 1.1: a party's ``added_at`` and a note's ``recorded_at`` (``col``) are not
+    before the report of their incident (looked up among the new incidents, then the history)."""
     # The two columns read, part by part (the whole tables joined were an add's fixed cost).
     parts = [incidents] if base is None else [base.incidents, incidents]
     ids = [arrow_strings(p["incident_id"]) for p in parts]
@@ -311,7 +310,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | list[dict] | Callable[[], pd
                                  f"refers to a missing {rt[:-1]} (party_type {ptype})"))
             if name in ("incident_parties", "incident_notes"):
                 col = "added_at" if name == "incident_parties" else "recorded_at"
-                refs.append((col, partial(_before_report, name, df, parsed["incidents"], base), BEFORE_REPORT))
+                refs.append((col, partial(_before_report, col, df, parsed["incidents"], base), BEFORE_REPORT))
             spec_key = TABLES[name].key
             if base is not None and spec_key is not None and len(df):
                 refs.append((spec_key, partial(_isin, df[spec_key], getattr(base, name)[spec_key]),

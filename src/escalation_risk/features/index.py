@@ -38,7 +38,7 @@ from ..lookup import arrow_strings, id_positions
 from .id_index import positions
 from .lexicon import Lexicon, load_lexicon
 from .text_column import TextColumn
-from .timeline import ALWAYS, NEVER, SHIFT, Timeline, join_on, to_secs, unique_keys
+from .timeline import ALWAYS, NEVER, SHIFT, Timeline, join_on, sorted_groups, to_secs, unique_keys
 
 if TYPE_CHECKING:
     from .delta import DeltaTimeline
@@ -82,9 +82,8 @@ _Signals = Forked[np.ndarray] | Future[np.ndarray] | _Part
 def _first_rows(keys: np.ndarray) -> np.ndarray:
     """The positions of each distinct key's first row, in the rows' order (what
     ``drop_duplicates`` keeps)."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    return np.sort(order[np.r_[True, ordered[1:] != ordered[:-1]]]) if len(keys) else order
+    order, starts = sorted_groups(keys)
+    return np.sort(order[starts])
 
 
 def shared_objects(values: pd.Series) -> np.ndarray:
@@ -124,7 +123,7 @@ class HistoryIndex:
         texts = (ds.incidents["description"], ds.incident_notes["text"])
         signals: list[_Signals]
         forked: Forked[list[np.ndarray]] | None = None
-        pool = ThreadPoolExecutor(max_workers=1)
+        pool: ThreadPoolExecutor | None = None
         finder = ThreadPoolExecutor(max_workers=1) if threaded and len(ds.incident_parties) >= _THREAD_ROWS else None
         try:
             if fork_texts:
@@ -132,9 +131,11 @@ class HistoryIndex:
                                 fork=worth_forking(sum(len(t) for t in texts)))
                 signals = [_Part(forked, i) for i in range(len(texts))]
             else:
-                signals = [pool.submit(self.lexicon.matrix, t) if threaded and len(t) >= _THREAD_ROWS
+                by_thread = [threaded and len(t) >= _THREAD_ROWS for t in texts]
+                pool = ThreadPoolExecutor(max_workers=1) if any(by_thread) else None
+                signals = [pool.submit(self.lexicon.matrix, t) if pool is not None and thread
                            else Forked(partial(self.lexicon.matrix, t), fork=False)  # read when asked
-                           for t in texts]
+                           for t, thread in zip(texts, by_thread)]
             self._build(ds, signals, finder)
         except BaseException:
             # A build that failed leaves no child behind and waits for no queued look-up
@@ -145,9 +146,9 @@ class HistoryIndex:
                 if threads is not None:
                     threads.shutdown(cancel_futures=True)
             raise
-        pool.shutdown()
-        if finder is not None:
-            finder.shutdown()
+        for threads in (pool, finder):
+            if threads is not None:
+                threads.shutdown()
 
     def _build(self, ds: Dataset, signals: list[_Signals],
                finder: ThreadPoolExecutor | None) -> None:
@@ -270,9 +271,8 @@ class HistoryIndex:
         # (incident, person) membership, hashed once so a point's own-dispute test is O(1),
         # with the person's arrival on the incident.
         pe_key = inc_of.astype(np.int64) * SHIFT + per
-        order = np.argsort(pe_key, kind="stable")
-        sorted_key = pe_key[order]
-        firsts = order[np.r_[True, sorted_key[1:] != sorted_key[:-1]]] if len(order) else order
+        order, starts = sorted_groups(pe_key)
+        firsts = order[starts]
         self.inc_person = pd.Index(pe_key[firsts])
         self.inc_person_t = t[firsts]
         pe = np.sort(firsts)  # the rows of each (incident, person)'s first arrival, in arrival order
@@ -307,7 +307,7 @@ class HistoryIndex:
         self.person_events["danger_text"] = Timeline.build(pe_person[dm], pe_t[dm], inc=pe_inc[dm])
         # The parties' scratch (a few million rows at a million people) freed before the pairs
         # are expanded: held to the end of the build, it set the night's memory peak.
-        del pi, since, is_person, person, role_codes, rows, inc_role, first, pe_key, order, sorted_key, firsts, pe
+        del pi, since, is_person, person, role_codes, rows, inc_role, first, pe_key, order, starts, firsts, pe
         del org, org_at, by_t, inc_of, per, t, kind, prole, crim_p, sus, vic, vs, dm
 
         # Pairs of persons in the same incident: earlier conflicts between the same parties,
@@ -330,15 +330,14 @@ class HistoryIndex:
         ab = np.concatenate([a * SHIFT + b, b * SHIFT + a])
         ties = np.concatenate([tied] * 2)
         del a, b, tied
-        order = np.argsort(ab, kind="stable")
-        sorted_ab = ab[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ab[1:] != sorted_ab[:-1]]) if len(ab) else order
+        order, starts = sorted_groups(ab)
+        firsts = order[starts]  # (a group's first row: its smallest)
         earliest = np.minimum.reduceat(ties[order], starts) if len(ab) else ties
-        appear = np.argsort(order[starts], kind="stable")  # (a group's first row: its smallest)
-        pair_ab, earliest = sorted_ab[starts][appear], earliest[appear]
+        appear = np.argsort(firsts, kind="stable")
+        pair_ab, earliest = ab[firsts][appear], earliest[appear]
         self.counterparties: Timeline | DeltaTimeline = Timeline.build(
             pair_ab // SHIFT, earliest, other=pair_ab % SHIFT)
-        del ab, ties, order, sorted_ab, starts, appear, pair_ab, earliest
+        del ab, ties, order, starts, firsts, appear, pair_ab, earliest
 
         # Follow-up records that name a dispute, and mediations of each incident.
         rel = self.inc_related >= 0

@@ -36,10 +36,26 @@ def to_secs(values, missing: int) -> np.ndarray:
     return out
 
 
+def group_starts(ordered: np.ndarray) -> np.ndarray:
+    """The positions in sorted ``ordered`` where each run of equal values begins."""
+    if not len(ordered):
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+
+
+def sorted_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, starts)``: the stable order that sorts ``keys``, and where in that order
+    each distinct key's group begins, so ``order[starts]`` is each key's first row and
+    ``np.minimum.reduceat(v[order], starts)`` a per-key minimum (a group-by without pandas)."""
+    order = np.argsort(keys, kind="stable")
+    return order, group_starts(keys[order])
+
+
 def unique_keys(k: np.ndarray) -> np.ndarray:
-    """Distinct int64 keys, sorted: sort and compare, much faster than np.unique at scale."""
+    """Distinct int64 keys, sorted: sort and compare, much faster than np.unique at scale.
+    (A plain sort, not :func:`sorted_groups`' stable argsort: ~12x faster on int64 keys.)"""
     k = np.sort(np.asarray(k, dtype=np.int64))
-    return k[np.r_[True, k[1:] != k[:-1]]] if len(k) else k
+    return k[group_starts(k)]
 
 
 def ragged(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
