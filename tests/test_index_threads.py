@@ -1,6 +1,9 @@
 """The history index built with its look-ups and texts' signals by a thread, or its texts
 by a forked child, is the index built in one thread: every array the same."""
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +11,7 @@ import pytest
 from escalation_risk import forks
 from escalation_risk.features import index
 from escalation_risk.features.index import HistoryIndex
+from escalation_risk.features.timeline import SHIFT, sorted_groups, unique_keys
 
 
 def _same(a, b, where: str = "") -> None:
@@ -70,20 +74,87 @@ def test_the_threaded_and_forked_builds_equal_the_build_in_one_thread(small_dist
 def test_a_look_up_that_fails_on_the_thread_fails_the_build(small_district, monkeypatch):
     real = index.id_positions
     calls: list[int] = []
+    fail_at = [1]  # a look-up made before the texts' signals are read: the child still running
 
     class LookUpFailed(RuntimeError):
         pass
 
     def failing(keys, ids):
         calls.append(1)
-        if len(calls) == 3:  # the incidents of the parties
+        if len(calls) == fail_at[0]:
             raise LookUpFailed("no")
         return real(keys, ids)
 
+    # The failed build stops its child and drops the queued look-ups: both recorded.
+    cancelled: list[int] = []
+    real_cancel = forks.Forked.cancel
+
+    def cancel(self):
+        cancelled.append(self._pid)
+        return real_cancel(self)
+
+    shutdowns: list[bool] = []
+
+    class Threads(ThreadPoolExecutor):
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            shutdowns.append(cancel_futures)
+            super().shutdown(wait, cancel_futures=cancel_futures)
+
     monkeypatch.setattr(index, "id_positions", failing)
+    monkeypatch.setattr(forks.Forked, "cancel", cancel)
+    monkeypatch.setattr(index, "ThreadPoolExecutor", Threads)
     with pytest.raises(LookUpFailed):
         _built(small_district, monkeypatch, workers=2, thread_rows=1, fork_min=1, fork_texts=True)
+    assert len(cancelled) == 1 and cancelled[0] > 0  # a forked child, stopped
+    with pytest.raises(ChildProcessError):  # and reaped: no child of that id is left
+        os.waitpid(cancelled[0], os.WNOHANG)
+    assert shutdowns == [True]  # the look-ups' thread (the texts had the child)
     calls.clear()
+    shutdowns.clear()
+    fail_at[0] = 3  # the incidents of the parties
     with pytest.raises(LookUpFailed):
         _built(small_district, monkeypatch, workers=2, thread_rows=1)
     assert len(calls) >= 3
+    assert shutdowns == [True, True]  # the texts' thread and the look-ups'
+
+
+def _old_first_arrivals(inc, person, role, since) -> pd.DataFrame:
+    """The parties' de-duplication as it was in pandas (before night2)."""
+    pp = pd.DataFrame({"inc": inc, "person": person, "role": role, "t": since})
+    return pp[pp["person"] >= 0].sort_values("t", kind="stable").drop_duplicates(["inc", "person", "role"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_first_arrivals_and_ties_equal_the_pandas_they_replaced(seed):
+    rng = np.random.default_rng(seed)
+    n = 0 if seed == 0 else int(rng.integers(1, 400))  # (seed 0: no rows)
+    # Few incidents, persons, roles and times: many repeated keys and equal times.
+    inc = rng.integers(0, 8, n)
+    person = rng.integers(-1, 6, n)  # -1: an organisation or an unknown person
+    role = rng.choice(np.array(["suspect", "victim", "witness", None], dtype=object), n)
+    since = rng.integers(0, 5, n).astype(np.int64) * 86400
+    codes = pd.factorize(pd.Series(role, dtype=object), use_na_sentinel=True)[0]
+    rows = index._first_arrivals(inc, person, codes, since)
+    old = _old_first_arrivals(inc, person, role, since)
+    assert rows.tolist() == old.index.tolist()
+    if n > 50:
+        assert len(old) < (person >= 0).sum() and (codes[rows] < 0).any()  # (duplicates and missing roles met)
+    # Each (incident, person)'s first arrival: the rows sorted by that key.
+    key = inc[rows].astype(np.int64) * SHIFT + person[rows]
+    order, starts = sorted_groups(key)
+    pe = old.drop_duplicates(["inc", "person"])
+    pe_key = pe["inc"].to_numpy(np.int64) * SHIFT + pe["person"].to_numpy(np.int64)
+    by_key = np.argsort(pe_key, kind="stable")
+    assert key[order[starts]].tolist() == pe_key[by_key].tolist()
+    assert since[rows][order[starts]].tolist() == pe["t"].to_numpy()[by_key].tolist()
+    assert unique_keys(key).tolist() == np.unique(key).tolist()
+    # Each (person, counterparty)'s earliest tie, in the order the pairs first appear.
+    a, b = rng.integers(0, 6, n), rng.integers(0, 6, n)
+    tied = rng.integers(0, 4, n).astype(np.int64)
+    got_ab, got_t = index._earliest_by_key(np.concatenate([a * SHIFT + b, b * SHIFT + a]),
+                                           np.concatenate([tied] * 2))
+    first = pd.DataFrame({"a": np.concatenate([a, b]), "b": np.concatenate([b, a]),
+                          "t": np.concatenate([tied] * 2)}).groupby(["a", "b"], sort=False)["t"].min()
+    assert (got_ab // SHIFT).tolist() == first.index.get_level_values(0).tolist()
+    assert (got_ab % SHIFT).tolist() == first.index.get_level_values(1).tolist()
+    assert got_t.tolist() == first.tolist()

@@ -86,6 +86,31 @@ def _first_rows(keys: np.ndarray) -> np.ndarray:
     return np.sort(order[starts])
 
 
+def _first_arrivals(inc: np.ndarray, person: np.ndarray, role: np.ndarray, since: np.ndarray) -> np.ndarray:
+    """The rows of each (incident, person, role)'s earliest ``since`` (a tie: the earlier
+    row), ordered by ``since`` (a tie: by row): sorting by time and ``drop_duplicates``.
+    ``person`` -1: not a known person, left out; ``role``: codes, -1 missing (one role)."""
+    rows = np.flatnonzero(person >= 0)
+    rows = rows[np.argsort(since[rows], kind="stable")]
+    per = person[rows].astype(np.int64)
+    # (incident, role) as one number below 2**29, so that with the person it fits an int64 key
+    n_roles = int(role.max()) + 2 if len(role) else 1
+    inc_role = inc[rows].astype(np.int64) * n_roles + role[rows] + 1
+    if len(inc_role) and int(inc_role.max()) >= 1 << 29:
+        inc_role = np.unique(inc_role, return_inverse=True)[1].astype(np.int64)
+    return rows[_first_rows(inc_role * SHIFT + per)]
+
+
+def _earliest_by_key(keys: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct key with its smallest ``t``, the keys in the order they first appear
+    (a group-by without sorting, then ``min``)."""
+    order, starts = sorted_groups(keys)
+    firsts = order[starts]  # (a group's first row: its smallest)
+    earliest = np.minimum.reduceat(t[order], starts) if len(keys) else t
+    appear = np.argsort(firsts, kind="stable")
+    return keys[firsts][appear], earliest[appear]
+
+
 def shared_objects(values: pd.Series) -> np.ndarray:
     """``values.to_numpy(dtype=object)`` holding one Python object per distinct value
     (missing rows: the column's own missing value). A frame's text column (Arrow strings,
@@ -255,17 +280,9 @@ class HistoryIndex:
         # (with each role: a person may be a suspect and a victim of one case). Deduplicated
         # on integer keys (the roles' codes): pandas hashing an object role column and two
         # int columns took seconds at a million people.
-        role_codes, role_names = pd.factorize(parties["role"], use_na_sentinel=True)
-        rows = np.flatnonzero(is_person & (person >= 0))
-        rows = rows[np.argsort(since[rows], kind="stable")]  # by arrival, a tie in the parties' order
+        role_codes = pd.factorize(parties["role"], use_na_sentinel=True)[0]
+        rows = _first_arrivals(pi, person, role_codes, since)  # (person: -1 for an organisation)
         inc_of, per, t = pi[rows], person[rows].astype(np.int64), since[rows]
-        # (incident, role) as one number below 2**29, so that with the person it fits an int64 key
-        n_roles = len(role_names) + 1
-        inc_role = inc_of.astype(np.int64) * n_roles + role_codes[rows] + 1
-        if len(inc_role) and int(inc_role.max()) >= 1 << 29:
-            inc_role = np.unique(inc_role, return_inverse=True)[1].astype(np.int64)
-        first = _first_rows(inc_role * SHIFT + per)
-        rows, inc_of, per, t = rows[first], inc_of[first], per[first], t[first]
         prole = shared_objects(parties["role"].iloc[rows])
         self.party_inc = Timeline.build(inc_of, t, person=per, role=prole)
         # (incident, person) membership, hashed once so a point's own-dispute test is O(1),
@@ -307,7 +324,7 @@ class HistoryIndex:
         self.person_events["danger_text"] = Timeline.build(pe_person[dm], pe_t[dm], inc=pe_inc[dm])
         # The parties' scratch (a few million rows at a million people) freed before the pairs
         # are expanded: held to the end of the build, it set the night's memory peak.
-        del pi, since, is_person, person, role_codes, rows, inc_role, first, pe_key, order, starts, firsts, pe
+        del pi, since, is_person, person, role_codes, rows, first, pe_key, order, starts, firsts, pe
         del org, org_at, by_t, inc_of, per, t, kind, prole, crim_p, sus, vic, vs, dm
 
         # Pairs of persons in the same incident: earlier conflicts between the same parties,
@@ -327,17 +344,12 @@ class HistoryIndex:
         del x, y, keep, pinc, pair_id, g, gp, gt
         # Each (person, counterparty)'s first tie, in the order the pairs first appear (as a
         # group-by without sorting gives them; the timeline keeps that order among equal times).
-        ab = np.concatenate([a * SHIFT + b, b * SHIFT + a])
-        ties = np.concatenate([tied] * 2)
+        pair_ab, earliest = _earliest_by_key(np.concatenate([a * SHIFT + b, b * SHIFT + a]),
+                                             np.concatenate([tied] * 2))
         del a, b, tied
-        order, starts = sorted_groups(ab)
-        firsts = order[starts]  # (a group's first row: its smallest)
-        earliest = np.minimum.reduceat(ties[order], starts) if len(ab) else ties
-        appear = np.argsort(firsts, kind="stable")
-        pair_ab, earliest = ab[firsts][appear], earliest[appear]
         self.counterparties: Timeline | DeltaTimeline = Timeline.build(
             pair_ab // SHIFT, earliest, other=pair_ab % SHIFT)
-        del ab, ties, order, starts, firsts, appear, pair_ab, earliest
+        del pair_ab, earliest
 
         # Follow-up records that name a dispute, and mediations of each incident.
         rel = self.inc_related >= 0
