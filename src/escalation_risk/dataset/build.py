@@ -18,7 +18,7 @@ from .. import normalize
 from ..contract import PII_COLUMNS, REQUIRED_TABLES, TABLE_ORDER, TABLES
 from ..forks import Forked, worth_forking
 from ..pseudonym_keys import key_fingerprint
-from .parsing import _as_str, _finish_types, arrow_strings, as_records, empty_table, read_alike
+from .parsing import _as_str, _finish_types, arrow_strings, as_records, empty_table, read_alike, record_columns
 from .problems import (
     HIDDEN_COLUMNS,
     NULLED,
@@ -115,7 +115,7 @@ def _ref_keys(new: pd.Series, gone: np.ndarray | None, base: Dataset | None, tab
 def _shown_rows(name: str, raw: pd.DataFrame | list[dict]) -> pd.DataFrame:
     """The rows of ``raw`` in the columns a rejected row's report may show (never personal data)."""
     if isinstance(raw, list):
-        raw = pd.DataFrame(raw, columns=list(dict.fromkeys(k for r in raw for k in r)))
+        raw = pd.DataFrame(raw, columns=record_columns(raw))
     return raw[_shown_columns(name, raw.columns)]
 
 
@@ -190,7 +190,7 @@ def build_parts(tables: Mapping[str, pd.DataFrame | list[dict] | Callable[[], pd
                 # Records as given (the record engine reads them as it would read their frame):
                 # the frame is then made only if something needs it (the linkage keys, a problem).
                 records = read
-                cols = list(dict.fromkeys(k for r in read for k in r))
+                cols = record_columns(read)
                 raw = pd.DataFrame(read, columns=cols) if name == "persons" and key is not None else None
             else:
                 raw = read.reset_index(drop=True)

@@ -235,6 +235,12 @@ def as_records(rows: Mapping | Iterable[Mapping] | pd.DataFrame, what: str, **de
     return [{**defaults, **r} for r in out]
 
 
+def record_columns(records: Iterable[Mapping]) -> list[str]:
+    """The columns of a list of records: every key, in the order first seen (as
+    ``pd.DataFrame(records)`` orders them)."""
+    return list(dict.fromkeys(k for r in records for k in r))
+
+
 def read_alike(spec: TableSpec, records: list[dict]) -> bool:
     """Whether ``pd.DataFrame(records).to_dict("records")`` gives the record engine the same
     values as ``records`` themselves: every key a contract column, and no column mixing

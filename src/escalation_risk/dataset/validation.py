@@ -15,7 +15,7 @@ from .. import clock
 from .._pandera_import import import_pandera
 from ..contract import ATTRIBUTE_CODES, DISPUTE_CATEGORIES, OFFENCE_CATEGORIES, PII_COLUMNS, TABLES, TableSpec
 from ..pseudonym_keys import resolve_pseudonym_key
-from .parsing import STR_DTYPE, _finish_types, _missing, _parse_column, _record_value
+from .parsing import STR_DTYPE, _finish_types, _missing, _parse_column, _record_value, record_columns
 from .problems import DataValidationError, _problems, _require_columns
 from .pseudonyms import _IDENTIFIER_RULES, _check_identifiers, pseudonymise
 
@@ -225,7 +225,7 @@ def validate_rows(name: str, rows: pd.DataFrame | list[dict], *,
     if frame is not None:
         columns = list(frame.columns)
     else:
-        columns = list(dict.fromkeys(k for r in records or [] for k in r))
+        columns = record_columns(records or [])
     _require_columns(spec, columns)
     key = resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None
     n = len(frame) if frame is not None else len(records or [])
@@ -247,7 +247,7 @@ def parse_records(name: str, records: list[dict], *, pseudonym_key: str | bytes 
     """:func:`validate_rows` for a handful of records, without building a DataFrame:
     column name -> parsed values (None when missing), or :class:`DataValidationError`."""
     spec = TABLES[name]
-    columns = list(dict.fromkeys(k for r in records for k in r))
+    columns = record_columns(records)
     _require_columns(spec, columns)
     key = resolve_pseudonym_key(pseudonym_key) if PII_COLUMNS[name] else None
     return _check_records(spec, records, key)[0]
