@@ -1288,7 +1288,7 @@ def test_first_present_attributes_equal_the_pandas_group_by():
     form it replaced on random records (missing values, shared persons, unsorted ids), in
     nullable, float, categorical, object and string columns, missing as None, pd.NA or NaN;
     a person with every value missing gets NaN (never pd.NA or None) in each."""
-    from escalation_risk.features.grown_persons import ATTRIBUTES, _first_present
+    from escalation_risk.features.grown_persons import PERSON_COLUMNS, _first_present
 
     def column(values: list, kind: str, missing) -> pd.Series:
         """``values`` (None: missing, written as ``missing``) in a column of ``kind``."""
@@ -1319,9 +1319,9 @@ def test_first_present_attributes_equal_the_pandas_group_by():
             data[c] = column(vals, kind, missing)
         rows = pd.DataFrame(data)
         pos, got = _first_present(rows, person)
-        want = rows.assign(_k=person).sort_values("person_id").groupby("_k")[[c for c, _ in ATTRIBUTES]].first()
+        want = rows.assign(_k=person).sort_values("person_id").groupby("_k")[[c for c, _ in PERSON_COLUMNS]].first()
         assert pos.tolist() == want.index.tolist() and pos[-1] == 9
-        for col, dtype in ATTRIBUTES:
+        for col, dtype in PERSON_COLUMNS:
             w = want[col].astype(dtype).to_numpy()
             g = got[col]
             assert all((pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)

@@ -93,7 +93,8 @@ def _keys_at(idx: HistoryIndex, at: np.ndarray) -> np.ndarray:
     return out
 
 
-ATTRIBUTES = (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object))
+#: A person's columns the index keeps, with their dtypes (not contract.ATTRIBUTES: those vary in time).
+PERSON_COLUMNS = (("birth_year", "float64"), ("gender", object), ("hukou", object), ("employment", object))
 
 
 def _first_present(rows: pd.DataFrame, person: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -104,7 +105,7 @@ def _first_present(rows: pd.DataFrame, person: np.ndarray) -> tuple[np.ndarray, 
     person = person[order]
     persons = np.unique(person)
     out = {}
-    for col, dtype in ATTRIBUTES:
+    for col, dtype in PERSON_COLUMNS:
         vals = rows[col].to_numpy(dtype=dtype, na_value=np.nan)[order]
         present = ~pd.isna(vals)
         first = np.full(len(persons), np.nan, dtype=dtype)
@@ -120,7 +121,7 @@ def _set_attributes(out: HistoryIndex, idx: HistoryIndex, pos: np.ndarray, attrs
     arrays grown by ``n_new`` new persons: through spare capacity, so the district's arrays
     are not copied, unless a known person's value changes (a new record's non-null value
     comes first), when the array is copied: never written where ``idx`` can see it."""
-    for col, dtype in ATTRIBUTES:
+    for col, dtype in PERSON_COLUMNS:
         old = getattr(idx, col)
         arr = grow(old, np.full(n_new, np.nan if dtype == "float64" else None, dtype=dtype))
         vals = attrs[col]
