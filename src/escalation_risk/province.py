@@ -26,7 +26,6 @@ process, or Spark: :mod:`escalation_risk.spark`) can run apart:
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import logging
 import os
@@ -40,7 +39,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from .clock import to_moment
 from .contract import TABLES
@@ -48,6 +46,7 @@ from .dataset import Dataset, empty_table, load_dataset, resolve_pseudonym_key
 from .features import CHUNK, history_index
 from .forks import Forked, in_parallel, workers, worth_forking
 from .linking import Linkage, link_keys
+from .memory import give_back_memory
 from .model import RiskModel, open_points
 from .normalize import KEY_COLUMNS
 from .pseudonym_keys import KEY_ENV, KEY_FILE_ENV, find_key
@@ -517,18 +516,6 @@ def _in_slices(model: RiskModel, ds: Dataset, points: pd.DataFrame,
         parts.append(model.score(ds, points.iloc[lo:lo + FORKED_SLICE].reset_index(drop=True), thresholds=thresholds))
         give_back_memory()
     return pd.concat(parts, ignore_index=True)
-
-
-def give_back_memory() -> None:
-    """Return the memory freed by a step to the system: Arrow's allocator (mimalloc) keeps
-    freed pages for Arrow alone (220 MB after loading a 100,000-person district, ten times
-    that at a million), where the next step's numpy arrays cannot reuse them; glibc's heap
-    likewise keeps freed small blocks until trimmed."""
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 def score_district(folder: str | os.PathLike | Dataset, district: str, model: RiskModel, as_of: Any,

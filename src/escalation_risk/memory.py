@@ -1,0 +1,129 @@
+"""How a night's process takes and gives back memory: the page faults of a batch job.
+
+A night at a million people allocates and frees several GB of numpy and pandas arrays,
+step after step. Two defaults of the libraries made that cost a third of its CPU in the
+kernel (35-43 s of system time of ~120 s, measured on the 1M night):
+
+- numpy asks for transparent huge pages on every large array (``madvise``), and a
+  kernel whose THP ``defrag`` is ``madvise`` (Debian's default) compacts memory
+  synchronously on the first touch of each such region, for every temporary array;
+- glibc hands each allocation over 128 KiB (a sliding threshold) to its own ``mmap``
+  and ``munmap``s it when freed, so the next array of that size faults its pages in
+  again; and it trims the heap's top as soon as 128 KiB is free there.
+
+:func:`night_memory` is the night's choice (:func:`~.nightly.run_night` runs inside it,
+so the CLI's ``nightly`` and the benchmark's night do too; forked workers inherit it):
+numpy's huge-page advice off, and glibc's ``mmap`` threshold at its 32 MiB ceiling,
+its trim threshold out of reach (2 GiB) and 1 GiB of top pad, so freed heap memory is reused
+by the next array instead of being unmapped and faulted in again. The trade-off: the
+process keeps freed memory resident for reuse. :func:`give_back_memory`, called
+between the night's steps, still trims the heap (``malloc_trim`` ignores the trim
+threshold) and Arrow's pool, so the peak is a step's own, not the sum of the steps'.
+
+Scoped, not global: on leaving, numpy's advice is set back to what it was and glibc's
+three parameters to their defaults (128 KiB each), so a notebook that imports the
+library and runs a night is left as it was, but for one thing glibc cannot undo: its
+``mmap`` threshold no longer slides (fixed at 128 KiB, glibc's starting value). An
+operator's own choice wins: a parameter set in the environment (``NUMPY_MADVISE_HUGEPAGE``,
+``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) is left alone.
+Elsewhere than glibc (or numpy without the switch) the part that does not apply is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+#: glibc's ``mallopt`` parameters the night sets: (number, environment variable, the night's
+#: value, glibc's default). 32 MiB is the ceiling glibc accepts for the mmap threshold on 64 bits;
+#: ``mallopt`` takes a C int, so the trim threshold's "out of reach" is its largest, ~2 GiB.
+MALLOC_PARAMETERS: tuple[tuple[int, str, int, int], ...] = (
+    (-3, "MALLOC_MMAP_THRESHOLD_", 32 * 2**20, 128 * 2**10),  # M_MMAP_THRESHOLD
+    (-1, "MALLOC_TRIM_THRESHOLD_", 2**31 - 1, 128 * 2**10),   # M_TRIM_THRESHOLD
+    (-2, "MALLOC_TOP_PAD_", 2**30, 128 * 2**10),              # M_TOP_PAD
+)
+HUGEPAGE_ENV = "NUMPY_MADVISE_HUGEPAGE"
+
+_LOCK = threading.Lock()
+_DEPTH = 0  # nights running inside night_memory() in this process (threads may run two)
+_NUMPY_BEFORE: list[bool] = []  # numpy's advice before the outermost night
+
+
+@functools.cache
+def _libc() -> Any | None:
+    """glibc, or None elsewhere (musl, macOS: their allocators have no such parameters)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def _hugepage_switch() -> Callable[[bool], bool] | None:
+    """numpy's switch of its huge-page advice (returns the previous setting), if it has one."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        try:
+            from numpy.core import multiarray  # type: ignore[no-redef]
+        except ImportError:
+            return None
+    return getattr(multiarray, "_set_madvise_hugepage", None)
+
+
+def _set_malloc(night: bool) -> None:
+    """glibc's parameters to the night's values (``night``) or back to glibc's defaults."""
+    libc = _libc()
+    if libc is None:
+        return
+    for number, env, value, default in MALLOC_PARAMETERS:
+        if env in os.environ:
+            continue
+        if not libc.mallopt(ctypes.c_int(number), ctypes.c_int(value if night else default)):
+            log.debug("mallopt(%d) refused", number)
+
+
+@contextlib.contextmanager
+def night_memory() -> Iterator[None]:
+    """The night's memory settings while inside (see the module's note); nested or
+    concurrent nights share them, and the outermost's end restores them."""
+    global _DEPTH
+    switch = _hugepage_switch()
+    with _LOCK:
+        _DEPTH += 1
+        if _DEPTH == 1:
+            if switch is not None and HUGEPAGE_ENV not in os.environ:
+                _NUMPY_BEFORE.append(switch(False))
+            _set_malloc(True)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _DEPTH -= 1
+            if _DEPTH == 0:
+                if switch is not None and _NUMPY_BEFORE:
+                    switch(_NUMPY_BEFORE.pop())
+                _set_malloc(False)
+                give_back_memory()
+
+
+def give_back_memory() -> None:
+    """Return the memory freed by a step to the system: Arrow's allocator (mimalloc) keeps
+    freed pages for Arrow alone (220 MB after loading a 100,000-person district, ten times
+    that at a million), where the next step's numpy arrays cannot reuse them; glibc's heap
+    likewise keeps freed small blocks until trimmed (whatever its trim threshold)."""
+    pa.default_memory_pool().release_unused()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)

@@ -1,0 +1,139 @@
+"""The night's memory settings (escalation_risk.memory): set inside, restored after, inherited by forks."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from escalation_risk import memory, nightly
+from escalation_risk.forks import Forked
+from escalation_risk.memory import MALLOC_PARAMETERS, night_memory
+
+switch = memory._hugepage_switch()
+needs_switch = pytest.mark.skipif(switch is None, reason="this numpy has no huge-page switch")
+
+
+def advice() -> bool:
+    """numpy's huge-page advice now, read without changing it."""
+    assert switch is not None
+    before = switch(True)
+    switch(before)
+    return before
+
+
+@pytest.fixture
+def advising(monkeypatch: pytest.MonkeyPatch):
+    """numpy advising huge pages (as it does by default on Linux), set back after the test."""
+    monkeypatch.delenv(memory.HUGEPAGE_ENV, raising=False)
+    assert switch is not None
+    before = switch(True)
+    yield
+    switch(before)
+
+
+class FakeLibc:
+    """glibc's two calls the module makes, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.trims = 0
+
+    def mallopt(self, number, value) -> int:
+        self.calls.append((number.value, value.value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.trims += 1
+        return 1
+
+
+@pytest.fixture
+def libc(monkeypatch: pytest.MonkeyPatch) -> FakeLibc:
+    fake = FakeLibc()
+    monkeypatch.setattr(memory, "_libc", lambda: fake)
+    for _, env, _, _ in MALLOC_PARAMETERS:
+        monkeypatch.delenv(env, raising=False)
+    return fake
+
+
+@needs_switch
+def test_huge_page_advice_off_inside_and_restored_after(advising, libc):
+    with night_memory():
+        assert advice() is False
+        with night_memory():  # a nested night leaves the outer's settings alone at its end
+            pass
+        assert advice() is False
+    assert advice() is True
+
+
+@needs_switch
+def test_an_operators_numpy_setting_is_left_alone(advising, libc, monkeypatch):
+    monkeypatch.setenv(memory.HUGEPAGE_ENV, "1")
+    with night_memory():
+        assert advice() is True
+    assert advice() is True
+
+
+def test_malloc_parameters_set_then_set_back_to_glibcs_defaults(libc):
+    with night_memory():
+        assert libc.calls == [(n, night) for n, _, night, _ in MALLOC_PARAMETERS]
+        with night_memory():
+            pass
+        assert len(libc.calls) == len(MALLOC_PARAMETERS)
+    assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]
+    assert all(default == 128 * 1024 for *_, default in MALLOC_PARAMETERS)
+    assert libc.trims == 1  # the memory kept for reuse given back at the end
+
+
+def test_a_malloc_parameter_in_the_environment_is_left_alone(libc, monkeypatch):
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "0")
+    with night_memory():
+        pass
+    assert -2 not in {n for n, _ in libc.calls}
+    assert {n for n, _ in libc.calls} == {-1, -3}
+
+
+def test_settings_restored_when_the_night_fails(libc):
+    with pytest.raises(KeyError), night_memory():
+        raise KeyError("x")
+    assert libc.calls[-len(MALLOC_PARAMETERS):] == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]
+    assert memory._DEPTH == 0
+
+
+@needs_switch
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux only")
+def test_a_forked_worker_inherits_the_nights_settings(advising, libc):
+    with night_memory():
+        assert Forked(advice).result() is False
+    assert Forked(advice).result() is True
+
+
+@needs_switch
+def test_run_night_runs_inside_the_settings_and_restores_them(advising, libc, monkeypatch):
+    seen: list[bool] = []
+
+    def probe(*args, **kwargs):
+        seen.append(advice())
+        raise LookupError("stop here")
+
+    monkeypatch.setattr(nightly, "districts_of", probe)
+    with pytest.raises(LookupError):
+        nightly.run_night("/nowhere", "/no-model", "2025-06-30", store="sqlite://", out_dir=None)
+    assert seen == [False]
+    assert advice() is True
+    assert len(libc.calls) == 2 * len(MALLOC_PARAMETERS)
+
+
+def test_on_this_machine_glibc_accepts_the_nights_values():
+    libc = memory._libc()
+    if libc is None:
+        pytest.skip("not glibc")
+    import ctypes
+    for number, env, value, default in MALLOC_PARAMETERS:
+        assert libc.mallopt(ctypes.c_int(number), ctypes.c_int(value)) == 1, env
+        assert libc.mallopt(ctypes.c_int(number), ctypes.c_int(default)) == 1, env
+
+
+def test_every_value_fits_mallopts_int():
+    assert all(-(2**31) <= v < 2**31 for _, _, night, default in MALLOC_PARAMETERS for v in (night, default))
