@@ -1,5 +1,5 @@
 """The history index built with its look-ups and texts' signals by a thread, or its texts
-by a forked child, is the index built in one thread: every array the same."""
+and pairs by forked children, is the index built in one thread: every array the same."""
 
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -46,22 +46,22 @@ def _same(a, b, where: str = "") -> None:
 
 
 def _built(ds, monkeypatch, *, workers: int, thread_rows: int = 50_000, fork_min: int = 20_000,
-           fork_texts: bool = False) -> HistoryIndex:
+           fork: bool = False) -> HistoryIndex:
     monkeypatch.setenv(forks.WORKERS_ENV, str(workers))
     monkeypatch.setattr(index, "_THREAD_ROWS", thread_rows)
     monkeypatch.setattr(forks, "FORK_MIN_ROWS", fork_min)
-    return HistoryIndex(ds, fork_texts=fork_texts)
+    return HistoryIndex(ds, fork=fork)
 
 
 def _arrays(idx: HistoryIndex) -> dict:
     return {k: v for k, v in vars(idx).items() if k != "lexicon"}
 
 
-@pytest.mark.parametrize("fork_texts", [False, True])
-def test_the_threaded_and_forked_builds_equal_the_build_in_one_thread(small_district, monkeypatch, fork_texts):
+@pytest.mark.parametrize("fork", [False, True])
+def test_the_threaded_and_forked_builds_equal_the_build_in_one_thread(small_district, monkeypatch, fork):
     one = _built(small_district, monkeypatch, workers=1)
-    # Every look-up and (without fork_texts) both texts by the threads; with it, the texts by one child.
-    two = _built(small_district, monkeypatch, workers=2, thread_rows=1, fork_min=1, fork_texts=fork_texts)
+    # Every look-up and (without fork) both texts by the threads; with it, the texts by one child.
+    two = _built(small_district, monkeypatch, workers=2, thread_rows=1, fork_min=1, fork=fork)
     assert len(one.incidents) > 1000 and one.inc_signals.any()
     _same(_arrays(one), _arrays(two))
     # (the comparison sees a changed value deep in a timeline)
@@ -104,7 +104,7 @@ def test_a_look_up_that_fails_on_the_thread_fails_the_build(small_district, monk
     monkeypatch.setattr(forks.Forked, "cancel", cancel)
     monkeypatch.setattr(index, "ThreadPoolExecutor", Threads)
     with pytest.raises(LookUpFailed):
-        _built(small_district, monkeypatch, workers=2, thread_rows=1, fork_min=1, fork_texts=True)
+        _built(small_district, monkeypatch, workers=2, thread_rows=1, fork_min=1, fork=True)
     assert len(cancelled) == 1 and cancelled[0] > 0  # a forked child, stopped
     with pytest.raises(ChildProcessError):  # and reaped: no child of that id is left
         os.waitpid(cancelled[0], os.WNOHANG)
@@ -158,3 +158,45 @@ def test_the_first_arrivals_and_ties_equal_the_pandas_they_replaced(seed):
     assert (got_ab // SHIFT).tolist() == first.index.get_level_values(0).tolist()
     assert (got_ab % SHIFT).tolist() == first.index.get_level_values(1).tolist()
     assert got_t.tolist() == first.tolist()
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_forking_build_makes_the_pairs_in_a_child(small_district, monkeypatch, tmp_path, fork):
+    real = index._pairs
+    where = tmp_path / "pid"
+
+    def pairs(*args):
+        where.write_text(str(os.getpid()))  # (a child's memory is its own: the file tells)
+        return real(*args)
+
+    monkeypatch.setattr(index, "_pairs", pairs)
+    idx = _built(small_district, monkeypatch, workers=2, thread_rows=1, fork_min=1, fork=fork)
+    assert (int(where.read_text()) != os.getpid()) is fork
+    assert len(idx.pairs) > 100 and len(idx.pair_events) >= len(idx.pairs)
+    assert not any(k in vars(idx) for k in ("_fork", "_children", "_pairs_made"))  # no child kept
+    keys = idx.pairs.to_numpy()
+    assert np.array_equal(idx.pairs.get_indexer(keys), np.arange(len(keys)))
+
+
+def test_a_build_that_fails_after_the_pairs_fork_stops_both_children(small_district, monkeypatch):
+    cancelled: list[int] = []
+    real_cancel = forks.Forked.cancel
+
+    def cancel(self):
+        cancelled.append(self._pid)
+        return real_cancel(self)
+
+    class Failed(RuntimeError):
+        pass
+
+    def people(self, ds):
+        raise Failed("no")
+
+    monkeypatch.setattr(forks.Forked, "cancel", cancel)
+    monkeypatch.setattr(HistoryIndex, "_build_people", people)
+    with pytest.raises(Failed):
+        _built(small_district, monkeypatch, workers=2, thread_rows=1, fork_min=1, fork=True)
+    # Both children cancelled: the texts' already read (no process left), the pairs' running.
+    assert len(cancelled) == 2 and cancelled[0] == 0 and cancelled[1] > 0
+    with pytest.raises(ChildProcessError):  # stopped and reaped
+        os.waitpid(cancelled[1], os.WNOHANG)

@@ -414,7 +414,7 @@ def score_loaded(ds: Dataset, district: str, model: RiskModel, night: pd.Timesta
     # The history index built first (cached on the data: a district scored on its own
     # data keeps it for the drift check), and the build's freed scratch given back
     # before the features are built.
-    history_index(full, model.lexicon, fork_texts=True)
+    history_index(full, model.lexicon, fork=True)
     give_back_memory()
     large = worth_forking(len(ds.incidents))
     beside = partial(drift, ds) if drift is not None and full is ds else None

@@ -21,7 +21,7 @@ only the incidents they touch and keeps the change as a small delta over these a
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
@@ -111,6 +111,33 @@ def _earliest_by_key(keys: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.nd
     return keys[firsts][appear], earliest[appear]
 
 
+def _pairs(pe_inc: np.ndarray, pe_person: np.ndarray, pe_t: np.ndarray,
+           police: np.ndarray) -> tuple[pd.Index, Timeline, Timeline]:
+    """The pairs of persons in the same incident from each (incident, person)'s first arrival:
+    the pairs' keys, each pair's incidents (earlier conflicts between the same parties) and
+    each person's distinct counterparties. ``police``: whether each incident is a police call.
+    The group-size cap is known.tie_members'."""
+    g, gp, gt = tie_members(pe_inc, pe_person, pe_t, MAX_PAIR_PARTIES)
+    gp, gt = np.asarray(gp, np.int64), np.asarray(gt, np.int64)
+    x, y = join_on(np.asarray(g, np.int64), np.asarray(g, np.int64))
+    keep = gp[x] < gp[y]
+    x, y = x[keep], y[keep]
+    a, b = gp[x], gp[y]
+    pinc = np.asarray(g, np.int64)[x]
+    tied = np.maximum(gt[x], gt[y])
+    keys = unique_keys(a * SHIFT + b)
+    # (the keys sorted and distinct: a key's position by binary search, no hash table built
+    # in a child that would not be the index's)
+    pair_events = Timeline.build(np.searchsorted(keys, a * SHIFT + b), tied, inc=pinc, police=police[pinc])
+    del x, y, keep, pinc, g, gp, gt
+    # Each (person, counterparty)'s first tie, in the order the pairs first appear (as a
+    # group-by without sorting gives them; the timeline keeps that order among equal times).
+    pair_ab, earliest = _earliest_by_key(np.concatenate([a * SHIFT + b, b * SHIFT + a]),
+                                         np.concatenate([tied] * 2))
+    del a, b, tied
+    return pd.Index(keys), pair_events, Timeline.build(pair_ab // SHIFT, earliest, other=pair_ab % SHIFT)
+
+
 def shared_objects(values: pd.Series) -> np.ndarray:
     """``values.to_numpy(dtype=object)`` holding one Python object per distinct value
     (missing rows: the column's own missing value). A frame's text column (Arrow strings,
@@ -135,25 +162,28 @@ def _codes(values, categories) -> np.ndarray:
 class HistoryIndex:
     """Point-in-time look-up structures over one Dataset. Build with :func:`history_index`."""
 
-    def __init__(self, ds: Dataset, lexicon: Lexicon | None = None, *, fork_texts: bool = False):
+    def __init__(self, ds: Dataset, lexicon: Lexicon | None = None, *, fork: bool = False):
         self.lexicon = lexicon or load_lexicon()
         threaded = workers() > 1
-        # The texts' signals (a few seconds of RE2 at a million people, a small 0/1 matrix)
-        # read beside the linkage and the rest of the build: with ``fork_texts`` (the batch
-        # night's scoring, which forks anyway: no server's request threads, whose locks a
-        # child would inherit) by one forked child, both texts one after the other (one core
-        # beside this process's), whose CPU is not this process's; else by a thread (Arrow's
-        # RE2 lets go of the GIL). Few texts: read here when asked for. A forking build
-        # never starts a thread for the texts: a fork while it ran would copy its locks.
+        # A forking build (``fork``: the batch night's scoring, which forks anyway: no server's
+        # request threads, whose locks a child would inherit) hands two parts to forked
+        # children, whose CPU is not this process's: the texts' signals (a few seconds of RE2
+        # at a million people, a small 0/1 matrix), both texts one after the other, read
+        # beside the linkage and the rest of the build; and the pairs of persons met in an
+        # incident (see _build_incidents). Else the texts are read by a thread (Arrow's RE2
+        # lets go of the GIL), or here when asked for if few. A forking build never starts a
+        # thread for the texts: a fork while it ran would copy its locks.
+        self._fork = fork
+        self._children: list[Forked] = []
         texts = (ds.incidents["description"], ds.incident_notes["text"])
         signals: list[_Signals]
-        forked: Forked[list[np.ndarray]] | None = None
         pool: ThreadPoolExecutor | None = None
         finder = ThreadPoolExecutor(max_workers=1) if threaded and len(ds.incident_parties) >= _THREAD_ROWS else None
         try:
-            if fork_texts:
+            if fork:
                 forked = Forked(partial(_matrices, self.lexicon, texts),
                                 fork=worth_forking(sum(len(t) for t in texts)))
+                self._children.append(forked)
                 signals = [_Part(forked, i) for i in range(len(texts))]
             else:
                 by_thread = [threaded and len(t) >= _THREAD_ROWS for t in texts]
@@ -165,8 +195,8 @@ class HistoryIndex:
         except BaseException:
             # A build that failed leaves no child behind and waits for no queued look-up
             # (only for one already running: a thread cannot be stopped).
-            if forked is not None:
-                forked.cancel()
+            for child in self._children:
+                child.cancel()
             for threads in (pool, finder):
                 if threads is not None:
                     threads.shutdown(cancel_futures=True)
@@ -174,6 +204,7 @@ class HistoryIndex:
         for threads in (pool, finder):
             if threads is not None:
                 threads.shutdown()
+        del self._fork, self._children
 
     def _build(self, ds: Dataset, signals: list[_Signals],
                finder: ThreadPoolExecutor | None) -> None:
@@ -207,7 +238,12 @@ class HistoryIndex:
 
         self._build_incidents(ds, *signals)
         self._build_people(ds)
-        del self._pid_keys, self._found
+        pairs: tuple[pd.Index, Timeline, Timeline] = self._pairs_made.result()
+        self.pairs, self.pair_events = pairs[0], pairs[1]
+        self.counterparties: Timeline | DeltaTimeline = pairs[2]
+        # The pairs' hash table made now, before the scoring forks its halves: both read it.
+        self.pairs.get_indexer(self.pairs[:1])
+        del self._pid_keys, self._found, self._pairs_made, pairs
         # Structures that only appending new records needs (see .index_append), built on first use.
         self.append_cache: dict = {}
 
@@ -327,29 +363,19 @@ class HistoryIndex:
         del pi, since, is_person, person, role_codes, rows, first, pe_key, order, starts, firsts, pe
         del org, org_at, by_t, inc_of, per, t, kind, prole, crim_p, sus, vic, vs, dm
 
-        # Pairs of persons in the same incident: earlier conflicts between the same parties,
-        # and each person's distinct counterparties. The group-size cap is known.tie_members'.
-        g, gp, gt = tie_members(pe_inc, pe_person, pe_t, MAX_PAIR_PARTIES)
-        gp, gt = np.asarray(gp, np.int64), np.asarray(gt, np.int64)
-        x, y = join_on(np.asarray(g, np.int64), np.asarray(g, np.int64))
-        keep = gp[x] < gp[y]
-        x, y = x[keep], y[keep]
-        a, b = gp[x], gp[y]
-        pinc = np.asarray(g, np.int64)[x]
-        tied = np.maximum(gt[x], gt[y])
-        self.pairs = pd.Index(unique_keys(a * SHIFT + b))
-        pair_id = self.pairs.get_indexer(a * SHIFT + b)
-        self.pair_events = Timeline.build(pair_id, tied, inc=pinc,
-                                          police=(self.inc_kind[pinc] == "police_call"))
-        del x, y, keep, pinc, pair_id, g, gp, gt
-        # Each (person, counterparty)'s first tie, in the order the pairs first appear (as a
-        # group-by without sorting gives them; the timeline keeps that order among equal times).
-        pair_ab, earliest = _earliest_by_key(np.concatenate([a * SHIFT + b, b * SHIFT + a]),
-                                             np.concatenate([tied] * 2))
-        del a, b, tied
-        self.counterparties: Timeline | DeltaTimeline = Timeline.build(
-            pair_ab // SHIFT, earliest, other=pair_ab % SHIFT)
-        del pair_ab, earliest
+        # Pairs of persons in the same incident (a few seconds at a million people, reading only
+        # the first arrivals): by a forked child while this process builds the rest, in a
+        # forking build (see __init__), else here.
+        job = partial(_pairs, pe_inc, pe_person, pe_t, self.inc_kind == "police_call")
+        forking = self._fork and worth_forking(len(pe_inc))
+        if forking:
+            # No look-up may be running on the finder's thread when forking (a lock it held
+            # would be held for good in the child): the rest are waited for, most already made.
+            wait([f for f in self._found.values() if isinstance(f, Future)])
+        self._pairs_made = Forked(job, fork=forking)
+        self._children.append(self._pairs_made)
+        if not forking:
+            self._pairs_made.result()  # made now (its scratch freed before the rest is built)
 
         # Follow-up records that name a dispute, and mediations of each incident.
         rel = self.inc_related >= 0
@@ -507,12 +533,12 @@ class HistoryIndex:
         return positions(self.med_ids, ids)
 
 
-def history_index(ds: Dataset, lexicon: Lexicon | None = None, *, fork_texts: bool = False) -> HistoryIndex:
+def history_index(ds: Dataset, lexicon: Lexicon | None = None, *, fork: bool = False) -> HistoryIndex:
     """The HistoryIndex of ``ds`` with ``lexicon`` (default: the shipped one), built once
-    and cached on the dataset (``fork_texts``: see :class:`HistoryIndex`; the index is the same)."""
+    and cached on the dataset (``fork``: see :class:`HistoryIndex`; the index is the same)."""
     idx = ds.cache.get("history_index")
     want = lexicon or load_lexicon()
     if idx is None or (idx.lexicon is not want and idx.lexicon != want):
-        idx = HistoryIndex(ds, lexicon, fork_texts=fork_texts)
+        idx = HistoryIndex(ds, lexicon, fork=fork)
         ds.cache["history_index"] = idx
     return idx
