@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import pyarrow as pa
 import pytest
 
 from escalation_risk import memory, nightly
@@ -54,7 +55,29 @@ def libc(monkeypatch: pytest.MonkeyPatch) -> FakeLibc:
     monkeypatch.setattr(memory, "_libc", lambda: fake)
     for _, env, _, _ in MALLOC_PARAMETERS:
         monkeypatch.delenv(env, raising=False)
+    monkeypatch.delenv(memory.ARROW_POOL_ENV, raising=False)
     return fake
+
+
+def test_arrows_pool_is_the_systems_inside_and_set_back_after(libc):
+    before = pa.default_memory_pool().backend_name
+    assert before != "system"  # (pyarrow's default here: mimalloc or jemalloc)
+    with night_memory():
+        assert pa.default_memory_pool().backend_name == "system"
+        kept = pa.array([str(i) for i in range(1000)])  # a buffer of the night's pool, outliving it
+        with night_memory():
+            pass
+        assert pa.default_memory_pool().backend_name == "system"
+    assert pa.default_memory_pool().backend_name == before
+    assert kept[999].as_py() == "999"
+    del kept  # (freed to the pool it came from)
+
+
+def test_an_operators_arrow_pool_is_left_alone(libc, monkeypatch):
+    monkeypatch.setenv(memory.ARROW_POOL_ENV, "mimalloc")
+    before = pa.default_memory_pool().backend_name
+    with night_memory():
+        assert pa.default_memory_pool().backend_name == before
 
 
 @needs_switch
@@ -83,7 +106,7 @@ def test_malloc_parameters_set_then_set_back_to_glibcs_defaults(libc):
         assert len(libc.calls) == len(MALLOC_PARAMETERS)
     assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]
     assert all(default == 128 * 1024 for *_, default in MALLOC_PARAMETERS)
-    assert libc.trims == 1  # the memory kept for reuse given back at the end
+    assert libc.trims == 2  # the memory kept for reuse given back at the end (the night's pool, then glibc's)
 
 
 def test_a_malloc_parameter_in_the_environment_is_left_alone(libc, monkeypatch):
@@ -106,6 +129,7 @@ def test_settings_restored_when_the_night_fails(libc):
 def test_a_forked_worker_inherits_the_nights_settings(advising, libc):
     with night_memory():
         assert Forked(advice).result() is False
+        assert Forked(lambda: pa.default_memory_pool().backend_name).result() == "system"
     assert Forked(advice).result() is True
 
 

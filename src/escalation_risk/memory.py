@@ -9,23 +9,28 @@ kernel (35-43 s of system time of ~120 s, measured on the 1M night):
   synchronously on the first touch of each such region, for every temporary array;
 - glibc hands each allocation over 128 KiB (a sliding threshold) to its own ``mmap``
   and ``munmap``s it when freed, so the next array of that size faults its pages in
-  again; and it trims the heap's top as soon as 128 KiB is free there.
+  again; and it trims the heap's top as soon as 128 KiB is free there;
+- Arrow's default pool (mimalloc) advises huge pages on its 1 GiB arenas, and keeps the
+  pages it frees for Arrow alone.
 
 :func:`night_memory` is the night's choice (:func:`~.nightly.run_night` runs inside it,
 so the CLI's ``nightly`` and the benchmark's night do too; forked workers inherit it):
-numpy's huge-page advice off, and glibc's ``mmap`` threshold at its 32 MiB ceiling,
-its trim threshold out of reach (2 GiB) and 1 GiB of top pad, so freed heap memory is reused
-by the next array instead of being unmapped and faulted in again. The trade-off: the
+numpy's huge-page advice off; glibc's ``mmap`` threshold at its 32 MiB ceiling, its trim
+threshold out of reach (2 GiB) and 1 GiB of top pad, so freed heap memory is reused by the
+next array instead of being unmapped and faulted in again; and Arrow's default pool the
+system's (glibc: the same heap as numpy's, reused by both). The trade-off: the
 process keeps freed memory resident for reuse. :func:`give_back_memory`, called
 between the night's steps, still trims the heap (``malloc_trim`` ignores the trim
 threshold) and Arrow's pool, so the peak is a step's own, not the sum of the steps'.
 
-Scoped, not global: on leaving, numpy's advice is set back to what it was and glibc's
-three parameters to their defaults (128 KiB each), so a notebook that imports the
-library and runs a night is left as it was, but for one thing glibc cannot undo: its
-``mmap`` threshold no longer slides (fixed at 128 KiB, glibc's starting value). An
-operator's own choice wins: a parameter set in the environment (``NUMPY_MADVISE_HUGEPAGE``,
-``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) is left alone.
+Scoped, not global: on leaving, numpy's advice and Arrow's default pool are set back to
+what they were (a buffer allocated during the night is freed to its own pool whenever it
+is freed) and glibc's three parameters to their defaults (128 KiB each), so a notebook
+that imports the library and runs a night is left as it was, but for one thing glibc
+cannot undo: its ``mmap`` threshold no longer slides (fixed at 128 KiB, glibc's starting
+value). An operator's own choice wins: a parameter set in the environment
+(``NUMPY_MADVISE_HUGEPAGE``, ``ARROW_DEFAULT_MEMORY_POOL``, ``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) is left alone.
 Elsewhere than glibc (or numpy without the switch) the part that does not apply is skipped.
 """
 
@@ -53,10 +58,12 @@ MALLOC_PARAMETERS: tuple[tuple[int, str, int, int], ...] = (
     (-2, "MALLOC_TOP_PAD_", 2**30, 128 * 2**10),              # M_TOP_PAD
 )
 HUGEPAGE_ENV = "NUMPY_MADVISE_HUGEPAGE"
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
 _LOCK = threading.Lock()
 _DEPTH = 0  # nights running inside night_memory() in this process (threads may run two)
 _NUMPY_BEFORE: list[bool] = []  # numpy's advice before the outermost night
+_POOL_BEFORE: list[pa.MemoryPool] = []  # Arrow's default pool before it
 
 
 @functools.cache
@@ -106,6 +113,9 @@ def night_memory() -> Iterator[None]:
             if switch is not None and HUGEPAGE_ENV not in os.environ:
                 _NUMPY_BEFORE.append(switch(False))
             _set_malloc(True)
+            if ARROW_POOL_ENV not in os.environ and _libc() is not None:
+                _POOL_BEFORE.append(pa.default_memory_pool())
+                pa.set_memory_pool(pa.system_memory_pool())
     try:
         yield
     finally:
@@ -114,15 +124,18 @@ def night_memory() -> Iterator[None]:
             if _DEPTH == 0:
                 if switch is not None and _NUMPY_BEFORE:
                     switch(_NUMPY_BEFORE.pop())
+                give_back_memory()  # (the night's pool: what it keeps freed)
+                if _POOL_BEFORE:
+                    pa.set_memory_pool(_POOL_BEFORE.pop())
                 _set_malloc(False)
                 give_back_memory()
 
 
 def give_back_memory() -> None:
-    """Return the memory freed by a step to the system: Arrow's allocator (mimalloc) keeps
-    freed pages for Arrow alone (220 MB after loading a 100,000-person district, ten times
-    that at a million), where the next step's numpy arrays cannot reuse them; glibc's heap
-    likewise keeps freed small blocks until trimmed (whatever its trim threshold)."""
+    """Return the memory freed by a step to the system: Arrow's default allocator (mimalloc,
+    outside a night) keeps freed pages for Arrow alone (220 MB after loading a 100,000-person
+    district, ten times that at a million), where the next step's numpy arrays cannot reuse
+    them; glibc's heap likewise keeps freed blocks until trimmed (whatever its trim threshold)."""
     pa.default_memory_pool().release_unused()
     libc = _libc()
     if libc is not None:
