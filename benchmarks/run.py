@@ -171,6 +171,7 @@ class TreeSampler(_Sampler):
         self.peak_at = 0.0  # seconds after the start
         self.max_workers = 0
         self.pss_samples = 0
+        self.peak_parts_kb: list[int] = []  # at the peak: this process's, then each worker's (oldest first)
         self._pss_interval = pss_interval
         self._last_pss = -1e9
         self._t0 = time.perf_counter()
@@ -186,11 +187,14 @@ class TreeSampler(_Sampler):
             self._last_pss = now
             self.pss_samples += 1
             mine = _pss_kb(self._me)
-            total = mine + sum(_pss_kb(k) for k in kids)
+            parts = [mine] + [_pss_kb(k) for k in sorted(kids)]
+            total = sum(parts)
         else:
             mine = total = _status_kb("VmRSS")
+            parts = [mine]
         if total > self.peak_kb:
             self.peak_kb, self.peak_self_kb, self.peak_at = total, mine, now - self._t0
+            self.peak_parts_kb = parts
         self.max_workers = max(self.max_workers, len(kids))
 
 
@@ -278,6 +282,7 @@ def nightly_child(data: str, model: str, night: str, store: str, out: str, prof:
         "sys_seconds": round(sys_self, 2), "sys_workers_seconds": round(sys_workers, 2),
         "peak_mb": peak / 1024, "tree_pss_peak_mb": round(tree.peak_kb / 1024),
         "tree_peak_self_mb": round(tree.peak_self_kb / 1024), "tree_peak_at_s": round(tree.peak_at, 1),
+        "tree_peak_parts_mb": [round(k / 1024) for k in tree.peak_parts_kb],
         "workers": tree.max_workers, "measure_cpu_s": round(tree.cpu_s + sampler.cpu_s, 2),
         "pss_samples": tree.pss_samples,
         "rss_start_mb": rss0 / 1024, "loadavg_start": load0, "loadavg_end": os.getloadavg(),

@@ -161,3 +161,26 @@ def test_on_this_machine_glibc_accepts_the_nights_values():
 
 def test_every_value_fits_mallopts_int():
     assert all(-(2**31) <= v < 2**31 for _, _, night, default in MALLOC_PARAMETERS for v in (night, default))
+
+
+def test_the_loads_freed_memory_is_given_back_before_the_fingerprints_fork(small_district, monkeypatch):
+    # Given back after the fork, the pages the load freed would stay in the hashing child alone.
+    from escalation_risk import forks
+    events: list[str] = []
+    monkeypatch.setattr(nightly, "give_back_memory", lambda: events.append("give back"))
+    monkeypatch.setattr(nightly, "worth_forking", lambda rows: True)
+    monkeypatch.setattr(nightly, "workers", lambda: 2)
+
+    class Recorded(forks.Forked):
+        def __init__(self, fn, *, fork=True):
+            events.append(f"fork={fork}")
+            super().__init__(fn, fork=False)  # (run here: only the order is asked)
+
+    monkeypatch.setattr(nightly, "Forked", Recorded)
+    load = nightly._load_district("", small_district, None, with_keys=False, keep=True)
+    assert events == ["give back", "fork=True"]
+    assert load.fingerprint.result() == small_district.fingerprint()
+    events.clear()
+    monkeypatch.setattr(nightly, "worth_forking", lambda rows: False)
+    nightly._load_district("", small_district, None, with_keys=False, keep=True)
+    assert events == ["fork=False"]  # nothing forked: nothing to give back first

@@ -244,8 +244,17 @@ def _load_district(code: str, source: Path | Dataset, key: bytes | None, *, with
     # Made before the fingerprint's child starts: if it fails, no child is left running.
     keys = linkage_keys(ds, code) if with_keys else None
     # Hashing every table (seconds at a million people) is only needed to record the night.
-    fingerprint: str | Forked[str] = Forked(ds.fingerprint, fork=worth_forking(len(ds.incidents))) \
-        if keep and workers() > 1 else ds.fingerprint()
+    fingerprint: str | Forked[str]
+    if keep and workers() > 1:
+        fork = worth_forking(len(ds.incidents))
+        if fork:
+            # The load's scratch (freed, but kept by the allocators: ~2 GB at a million people)
+            # given back before the fork: given back after it, those pages would stay in the
+            # child alone for as long as it hashes (the tree's memory peak on a busy machine).
+            give_back_memory()
+        fingerprint = Forked(ds.fingerprint, fork=fork)
+    else:
+        fingerprint = ds.fingerprint()
     return DistrictLoad(code, fingerprint, newest_record(ds), quarantine, dict(ds.rejected),
                         sum(len(r) for r in ds.rejected.values()), nulled,
                         keys=keys, ds=ds if keep else None)
