@@ -66,9 +66,9 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
 
     # Two workers, and every split taken at this size: the linkage keys hashed by a child,
     # the identifiers' pseudonyms by another, the fingerprint by a third, the descriptions'
-    # and the notes' signals by a fourth and a fifth, the open disputes scored in two halves
-    # of several small slices each (the drift checked by the sixth, after its half), the
-    # scores CSV written by a seventh while the night is recorded.
+    # and the notes' signals by a fourth, the index's pairs by a fifth, the open disputes
+    # scored in two halves of several small slices each (the drift checked by the sixth,
+    # after its half), the scores CSV written by a seventh while the night is recorded.
     monkeypatch.setenv(forks.WORKERS_ENV, "2")
     monkeypatch.setattr(forks, "FORK_MIN_ROWS", 1)
     monkeypatch.setattr(risk_model, "CHUNK", 64)
@@ -78,8 +78,9 @@ def test_the_night_is_the_same_whatever_the_worker_count(tmp_path, raw_dir, smal
     forked = _count_forks(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="escalation_risk.forks"):
         two = _night(tmp_path, raw_dir, small_model, "two")
-    assert len(forked) == 6, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, the "
-                              "texts' signals (descriptions and notes), half the scores and the drift, the scores CSV")
+    assert len(forked) == 7, ("one each: linkage keys, identifiers' pseudonyms, the input's fingerprint, the "
+                              "texts' signals (descriptions and notes), the index's pairs, half the scores and "
+                              "the drift, the scores CSV")
     assert not [r for r in caplog.records if r.name == "escalation_risk.forks"], "a worker failed: redone here"
     assert one[1] == two[1]  # the scores CSV
     assert one[2] == two[2]  # the quarantine CSV (linkage noise makes bad ids)

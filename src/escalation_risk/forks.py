@@ -14,8 +14,8 @@ here (logged by exception type only: its message could name a value). ``workers(
 says how many cores a night's work is spread over (``1``: never fork), not how many
 processes exist at once: the load runs two children beside itself (the linkage keys,
 the pseudonyms), and a child of one step may still be running beside the next step's
-(the load's input fingerprint beside the history index's texts), so for a while three
-processes share two cores. ``worth_forking(rows)`` says whether a step's rows are worth
+(the load's input fingerprint beside the history index's texts, then its pairs), so for a
+while three processes share two cores. ``worth_forking(rows)`` says whether a step's rows are worth
 a child. ``workers()`` is ``ESCALATION_RISK_WORKERS`` when set, else the cores this
 process may use, at most two (on Linux; elsewhere one).
 """
