@@ -213,9 +213,9 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
         add = np.empty(len(key), dtype=bool)
         for b0 in range(0, len(key), _BLOCK):
             b1 = min(b0 + _BLOCK, len(key))
-            here, flag, nxt = key[b0:b1], add[b0:b1], key[b0 + 1: b1 + 1]  # nxt: one short at the end
-            np.not_equal(nxt, here[:len(nxt)] + 1, out=flag[:len(nxt)])
-            flag[len(nxt):] = True
+            here, flag, after = key[b0:b1], add[b0:b1], key[b0 + 1: b1 + 1]  # after: one short at the end
+            np.not_equal(after, here[:len(after)] + 1, out=flag[:len(after)])
+            flag[len(after):] = True
             flag &= (here & low) + 1 < width
         total += int(np.count_nonzero(add))
     # The items in the keys' low bits (int32 where they fit), each record's count from the high.
