@@ -59,12 +59,13 @@ def main(argv: list[str] | None = None) -> None:
         for backend in ("sqlite", "postgresql") if server else ("sqlite",):
             times = []
             for _ in range(args.runs):
-                if backend == "sqlite":
-                    url = f"sqlite:///{tempfile.mkdtemp(prefix='er-rec-')}/alerts.db"
-                else:
-                    assert server is not None
-                    url = server.create_database()
-                times.append(_once(url, scores, night))
+                with tempfile.TemporaryDirectory(prefix="er-rec-") as tmp:
+                    if backend == "sqlite":
+                        url = f"sqlite:///{tmp}/alerts.db"
+                    else:
+                        assert server is not None
+                        url = server.create_database()
+                    times.append(_once(url, scores, night))
                 urls.append((backend, url))
             best = min(times)
             print(f"record {backend}: best wall {best[0]:.2f} s, cpu {best[1]:.2f} s "
