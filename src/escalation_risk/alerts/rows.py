@@ -108,7 +108,17 @@ def _frame(rows: Iterable[Any], columns: Sequence[str]) -> pd.DataFrame:
         if col in _DATETIME_COLUMNS:
             df[col] = pd.to_datetime(df[col])
         elif col in ("reasons", "reasons_zh"):
-            df[col] = pd.Series([_loads(v) for v in df[col]], index=df.index, dtype=object)
+            # Each distinct text parsed once (most rows share a few lists), each row its own list.
+            parsed: dict[Any, list[str]] = {}
+            lists = []
+            for v in df[col].tolist():
+                got = parsed.get(v) if isinstance(v, str) else None
+                if got is None:
+                    got = _loads(v)
+                    if isinstance(v, str):
+                        parsed[v] = got
+                lists.append(list(got))
+            df[col] = pd.Series(lists, index=df.index, dtype=object)
         elif col == "escalated_to_crime":
             df[col] = df[col].astype("boolean")
         elif col in ("probability", "delta"):
