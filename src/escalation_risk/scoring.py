@@ -31,10 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import forks, handover, normalize
-from .contract import TABLES
+from . import forks, handover
 from .dataset import Dataset, as_table, load_dataset
-from .dataset.parsing import empty_table
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
@@ -133,18 +131,6 @@ def _rebuilt(history: Stacked, lexicon, *, hashed: bool = True) -> _State:
 
 
 REBUILD_APART = True  # a background rebuild runs in a forked process (see _rebuilt_apart)
-
-
-def _warm_add_path() -> None:
-    """Load now what an add loads on first use, once per process: the contract's empty
-    tables and the person rules' tables (pypinyin's phrase dictionary and segmenter, ~0.5 s).
-    A history loaded with forked children never loaded them in this process, so the first
-    add after a build paid them."""
-    for name in TABLES:
-        empty_table(name)
-    # A made-up record (no person's identifiers), under a throwaway key; the keys are dropped.
-    normalize.linkage_keys(pd.DataFrame({"name": ["張三 Li"], "id_number": ["11010119900307001X"],
-                                         "phone": ["+86 138 0000 0000"]}), b"warm" * 8)
 
 
 @dataclass(frozen=True)
@@ -417,7 +403,6 @@ class Scorer:
         self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
         prepare_appends(self._state.idx, self._state.history)  # what the first add would build on its path
         reserve_room(self._state.idx)
-        _warm_add_path()
         hash_ids(self._state.idx)
         # One add() at a time; readers never wait. The background job, yielding to calls at
         # its function calls, never does so holding it (an add would wait for its yield).
