@@ -18,11 +18,21 @@ the year after the cutoff, at report time. Then, per seed:
   Each prints the windows' log-loss (the number the search compares) and the held-out
   figures it would give, with and without the blend the windows fit.
 
+- **The sixth pass** (``--sixth [disagree cap activity extra]``): the training's monthly re-scores
+  capped at 6, 12 or not at all (each dispute's open period counting once, as on the nights),
+  judged by night-like windows (every dispute open on the night of day 10 of each month of the
+  rolling-origin windows, labelled from the cut data); the activity family added, judged by the
+  search's windows and by the night-like ones, with its paired change on both held-out views;
+  the nights' top-5% disagreements. ``--extra-grid``: the search given each parameter set's
+  extra-trees twin beside it.
+
 The features, labels and views of a district are built once and kept with ``--cache DIR``
 (one pickle per size and seed), so a rerun of the analysis costs only the fits.
 
     python benchmarks/lead.py --persons 40000 --seeds 11 13 17 --cache /tmp/lead --out lead40.json
     /work/wt/big python benchmarks/lead.py --persons 100000 --seeds 11 --cache /tmp/lead --out lead100_11.json
+    python benchmarks/lead.py --persons 40000 --seeds 11 --cache /tmp/lead --sixth disagree cap activity --out s11.json
+    /work/wt/big python benchmarks/lead.py --persons 100000 --seeds 11 --cache /tmp/lead --no-remedies --extra-grid
 """
 
 from __future__ import annotations
