@@ -48,7 +48,22 @@ def grow(arr: np.ndarray, extra) -> np.ndarray:
             _USED[id(buf)] = n + k  # claimed before writing: no other view of length n may extend it now
             buf[n:n + k] = extra
             return buf[:n + k]
-    buf = np.empty((max(2 * (n + k), 1024),) + arr.shape[1:], dtype=arr.dtype)
+    return _copied(arr, extra, max(2 * (n + k), 1024))
+
+
+def reserve(arr: np.ndarray, spare: int) -> np.ndarray:
+    """``arr``'s values in a new buffer with room for ``spare`` more rows, so the next
+    :func:`grow` of the view returned writes in place instead of copying the array.
+
+    For arrays an add will grow, made ready off the add's path (when a ``Scorer`` is
+    built): the first add after a build otherwise copied every such array of the district."""
+    return _copied(arr, arr[:0], len(arr) + max(int(spare), 0))
+
+
+def _copied(arr: np.ndarray, extra: np.ndarray, size: int) -> np.ndarray:
+    """``arr`` then ``extra`` in a new buffer of ``size`` rows, registered as its last view."""
+    n, k = len(arr), len(extra)
+    buf = np.empty((size,) + arr.shape[1:], dtype=arr.dtype)
     buf[:n] = arr
     buf[n:n + k] = extra
     weakref.finalize(buf, _USED.pop, id(buf), None)

@@ -37,7 +37,7 @@ from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
 from .features.delta import Stacked
 from .features.id_index import IdIndex
-from .features.index_append import append_to_index
+from .features.index_append import append_to_index, reserve_room
 from .features.index_append import prepare as prepare_appends
 from .features.index_fold import delta_events, fold_index, hash_ids, needs_fold
 from .model import RiskModel, load_model
@@ -124,7 +124,8 @@ def _rebuilt(history: Stacked, lexicon, *, hashed: bool = True) -> _State:
     ds = history.dataset()
     state = _State(Stacked(ds), history_index(ds, lexicon))
     prepare_appends(state.idx, state.history)  # the next add need not (seconds at a million people)
-    if hashed:
+    if hashed:  # (a child's index is pickled: its arrays' room would not travel)
+        reserve_room(state.idx)
         hash_ids(state.idx)  # not by the first reader of the published index
     return state
 
@@ -401,6 +402,7 @@ class Scorer:
         self._fold_mode = fold
         self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
         prepare_appends(self._state.idx, self._state.history)  # what the first add would build on its path
+        reserve_room(self._state.idx)
         hash_ids(self._state.idx)
         # One add() at a time; readers never wait. The background job, yielding to calls at
         # its function calls, never does so holding it (an add would wait for its yield).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,11 +41,18 @@ class _Instant(sa.types.TypeDecorator):
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
         if value is None:
             return None
-        if isinstance(value, str):  # a raw SQLite value read without the type
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(_zone(dialect)).replace(tzinfo=None)
+        return _local(value, _zone(dialect))
+
+
+@lru_cache(maxsize=1 << 12)
+def _local(value: Any, zone: ZoneInfo) -> datetime:
+    """A stored instant as naive local time in ``zone``. Cached: a night's rows read back
+    share a few instants (its as_of, its due times), converted once each."""
+    if isinstance(value, str):  # a raw SQLite value read without the type
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(zone).replace(tzinfo=None)
 
 
 def _zone(dialect: sa.Dialect) -> ZoneInfo:

@@ -97,7 +97,7 @@ class Queries(StoreBase):
                     .where(inner.c.rank == 1)
                     .order_by(inner.c.district, inner.c.dispute_id)
                 )
-                rows.extend(conn.execute(query))
+                rows.extend(conn.execute(query).all())  # fetchall: not a fetchone per row
         return _frame(rows, _SCORE_COLUMNS)
 
 

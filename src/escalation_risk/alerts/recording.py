@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
+from .bulk import insert_dicts, insert_rows
 from .errors import NightConflictError, StoreKeyError
 from .lifecycle import (
     ACTIVE_STATUSES,
@@ -20,7 +23,7 @@ from .lifecycle import (
     tighten_due,
 )
 from .locking import Locking
-from .rows import _now, _score_rows, _timestamp
+from .rows import _ROW_COLUMNS, _now, _score_rows, _timestamp
 from .tables import alerts_table, events_table, replaced_runs_table, replaced_scores_table, runs_table, scores_table
 
 
@@ -138,11 +141,10 @@ class Recording(Locking):
             ).inserted_primary_key
             assert inserted is not None  # an INSERT of one row always has one
             run_id = inserted[0]
-            if rows:
-                conn.execute(
-                    sa.insert(scores_table),
-                    [dict(r, district=district, as_of=night, model_version=model_version) for r in rows],
-                )
+            # The night's constants are bound once, not per row (bulk.insert_rows).
+            insert_rows(conn, scores_table, _ROW_COLUMNS, list(map(itemgetter(*_ROW_COLUMNS), rows)),
+                        {"district": district, "as_of": night, "model_version": model_version},
+                        plain=("probability", "delta"))  # _score_rows made them float or None
             new, updated = _apply_alerts(conn, rows, night, model_version, tuple(alert_levels), raised_by,
                                          district)
             overdue = conn.execute(
@@ -151,7 +153,8 @@ class Recording(Locking):
                     alerts_table.c.status.in_(ACTIVE_STATUSES), alerts_table.c.due_at < night,
                 )
             ).scalar_one()
-            by_level = {lvl: sum(r["level"] == lvl for r in rows) for lvl in LEVELS}
+            counts = Counter(r["level"] for r in rows)
+            by_level = {lvl: counts[lvl] for lvl in LEVELS}
             rising = sum(r["trend"] == "rising" for r in rows)
             conn.execute(
                 sa.update(runs_table)
@@ -341,6 +344,7 @@ def _apply_alerts(
     to_raise: list[dict[str, Any]] = []
     to_update: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    due_tonight = {lvl: due_at(lvl, night).to_pydatetime() for lvl in alert_levels}
     for r in rows:
         current = open_alerts.get(r["dispute_id"])
         if current is None:
@@ -355,7 +359,7 @@ def _apply_alerts(
                         "owner": who,
                         "raised_by": who,
                         "raised_at": night,
-                        "due_at": due_at(r["level"], night).to_pydatetime(),
+                        "due_at": due_tonight[r["level"]],
                         "updated_at": night,
                         "status_at": night,
                         "last_as_of": night,
@@ -406,7 +410,7 @@ def _apply_alerts(
             to_update,
         )
     if to_raise:
-        conn.execute(sa.insert(a), to_raise)
+        insert_dicts(conn, a, to_raise)
         raised = {r["dispute_id"] for r in to_raise}
         by_dispute = {r["dispute_id"]: r for r in to_raise}
         new_ids = conn.execute(
@@ -431,5 +435,5 @@ def _apply_alerts(
                 }
             )
     if events:
-        conn.execute(sa.insert(events_table), events)
+        insert_dicts(conn, events_table, events)
     return len(to_raise), sum(e["event"] == "updated" for e in events)

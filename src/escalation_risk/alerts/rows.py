@@ -76,6 +76,15 @@ def _dumps_rows(index: pd.Index, values: list[Any]) -> list[str]:
     given: dict[str, str] = {}
     out = []
     for idx, r in zip(index, values):
+        if type(r) is list:
+            # A list seen before (by value) was checked then: its text is in memo.
+            try:
+                text = memo.get(tuple(r))
+            except TypeError:  # an unhashable item: not a list of str, refused below
+                text = None
+            if text is not None:
+                out.append(text)
+                continue
         text = given.get(r) if isinstance(r, str) else None
         if text is None:
             rs = tuple(_reasons_list(r, f"scores row {idx!r}"))
@@ -99,7 +108,17 @@ def _frame(rows: Iterable[Any], columns: Sequence[str]) -> pd.DataFrame:
         if col in _DATETIME_COLUMNS:
             df[col] = pd.to_datetime(df[col])
         elif col in ("reasons", "reasons_zh"):
-            df[col] = pd.Series([_loads(v) for v in df[col]], index=df.index, dtype=object)
+            # Each distinct text parsed once (most rows share a few lists), each row its own list.
+            parsed: dict[Any, list[str]] = {}
+            lists = []
+            for v in df[col].tolist():
+                got = parsed.get(v) if isinstance(v, str) else None
+                if got is None:
+                    got = _loads(v)
+                    if isinstance(v, str):
+                        parsed[v] = got
+                lists.append(list(got))
+            df[col] = pd.Series(lists, index=df.index, dtype=object)
         elif col == "escalated_to_crime":
             df[col] = df[col].astype("boolean")
         elif col in ("probability", "delta"):
@@ -112,6 +131,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return pd.Timestamp(value)
     return value
+
+
+#: The keys of a :func:`_score_rows` row, in its order.
+_ROW_COLUMNS = ("dispute_id", "probability", "level", "trend", "delta", "reasons", "plan", "reasons_zh")
 
 
 def _score_rows(scores: pd.DataFrame, night: datetime) -> list[dict[str, Any]]:
@@ -157,7 +180,7 @@ def _score_rows(scores: pd.DataFrame, night: datetime) -> list[dict[str, Any]]:
     reasons = _dumps_rows(scores.index, scores["reasons"].tolist())
     zh = scores["reasons_zh"].tolist() if "reasons_zh" in scores.columns else [None] * len(scores)
     reasons_zh = _dumps_rows(scores.index, zh)
-    deltas = [None if pd.isna(d) else float(d) for d in delta.tolist()]
+    deltas = [None if d != d else d for d in delta.to_numpy(dtype=float, na_value=np.nan).tolist()]
     rows = [
         {"dispute_id": did, "probability": float(p), "level": str(lvl), "trend": str(tr),
          "delta": d, "reasons": r, "plan": pl, "reasons_zh": rz}

@@ -1,0 +1,108 @@
+"""Many rows into one table, fast, inside the caller's transaction.
+
+SQLAlchemy's ``executemany`` builds a parameter dict per row and runs every value through
+its type's bind processor: at a million-person night (209,408 score rows) that per-row
+work is most of the record step, and the night's constants (its ``as_of``, the model, the
+district) go through the ``_Instant`` processor once per row. Here each column's processor
+runs once for a constant and per row only where a column varies and its type has one; the
+rows then go to the driver in its fastest form: ``COPY`` on PostgreSQL (psycopg),
+``executemany`` of plain tuples on SQLite. Both run on the connection's own DBAPI
+connection, so they are part of the transaction the caller holds. Any other driver takes
+SQLAlchemy's ``executemany``: the values stored are the same on every path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]], constants: Mapping[str, Any] | None = None, *,
+                plain: Collection[str] = (), fast: bool = True) -> None:
+    """Insert ``rows`` (tuples of ``columns``' values) into ``table``, each with ``constants``.
+
+    ``plain`` names columns whose values are already what every driver takes (a Python
+    float or str, or None), so their type's processor, which would hand them back
+    unchanged, is skipped. Columns left out take their server defaults. Nothing is
+    returned: the caller reads back generated keys by a query if it needs them.
+    ``fast=False`` takes SQLAlchemy's ``executemany`` whatever the driver (as any other
+    driver does).
+    """
+    if not rows:
+        return
+    constants = dict(constants or {})
+    names = [*columns, *constants]
+    dialect = conn.dialect
+    fixed = tuple(_bound(table.c[n], dialect, v) for n, v in constants.items())
+    procs = [None if n in plain else _memo(_processor(table.c[n], dialect)) for n in columns]
+    if any(p is not None for p in procs):
+        steps: list[tuple[int, Callable[[Any], Any]]] = [(i, p) for i, p in enumerate(procs) if p is not None]
+
+        def convert(row: Sequence[Any]) -> tuple[Any, ...]:
+            out = list(row)
+            for i, p in steps:
+                out[i] = p(out[i])
+            return (*out, *fixed)
+        values = [convert(r) for r in rows]
+    else:
+        values = [(*r, *fixed) for r in rows] if fixed else [tuple(r) for r in rows]
+
+    raw: Any = None if not fast else conn.connection.dbapi_connection
+    into = f"{_quote(dialect, table.name)} ({', '.join(_quote(dialect, n) for n in names)})"
+    if dialect.name == "sqlite" and raw is not None:
+        cur = raw.cursor()
+        try:
+            cur.executemany(f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))})", values)
+        finally:
+            cur.close()
+    elif dialect.name == "postgresql" and dialect.driver == "psycopg" and raw is not None:
+        with raw.cursor() as cur, cur.copy(f"COPY {into} FROM STDIN") as copy:
+            for v in values:
+                copy.write_row(v)
+    else:
+        # The values are bound already: a plain executemany of the processed values.
+        stmt = sa.text(f"INSERT INTO {into} VALUES ({', '.join(f':p{i}' for i in range(len(names)))})")
+        conn.execute(stmt, [{f"p{i}": x for i, x in enumerate(v)} for v in values])
+
+
+def insert_dicts(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]],
+                 constants: Mapping[str, Any] | None = None) -> None:
+    """:func:`insert_rows` of dicts that all have the first one's keys."""
+    if rows:
+        columns = list(rows[0])
+        insert_rows(conn, table, columns, [tuple(r[c] for c in columns) for r in rows], constants)
+
+
+def _processor(column: sa.Column, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processor for ``dialect`` (its own, then its impl's), if any."""
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _bound(column: sa.Column, dialect: sa.Dialect, value: Any) -> Any:
+    """``value`` as the driver takes it for ``column``."""
+    proc = _processor(column, dialect)
+    return value if proc is None else proc(value)
+
+
+def _memo(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """``proc`` converting each distinct value once: a night's rows share a few instants."""
+    if proc is None:
+        return None
+    seen: dict[Any, Any] = {}
+
+    def once(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            out = seen[value] = proc(value)
+            return out
+        except TypeError:  # unhashable: converted every time
+            return proc(value)
+    return once
+
+
+def _quote(dialect: sa.Dialect, name: str) -> str:
+    return dialect.identifier_preparer.quote(name)

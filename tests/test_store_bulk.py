@@ -1,0 +1,66 @@
+"""The record step's bulk insert stores exactly what SQLAlchemy's executemany stores.
+
+Runs on SQLite (``executemany`` of tuples) and on a real PostgreSQL (``COPY``), and on
+each against the slow path, with text that COPY must escape and instants bound once.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from escalation_risk.alerts import AlertStore
+from escalation_risk.alerts.bulk import insert_dicts, insert_rows
+from escalation_risk.alerts.tables import events_table, scores_table
+
+NIGHT = pd.Timestamp("2025-06-30 23:59:59.999999").to_pydatetime()
+COLUMNS = ("dispute_id", "probability", "level", "trend", "delta", "reasons", "plan", "reasons_zh")
+ROWS = [
+    ("d1", 0.91, "red", "new", None, '["邻里纠纷\\t多次", "a\\\\b"]', "tab\there\nnew line \\N 'q' \"dq\"", None),
+    ("d2", 1e-300, "blue", "rising", -0.25, "[]", "", "[]"),
+    ("d3", 0.5, "orange", "falling", 0.0, '["x"]', "\\", '["网格员当日上门"]'),
+]
+
+
+def _stored(conn: sa.Connection, version: str) -> list[tuple]:
+    s = scores_table
+    cols = [c for c in s.columns if c.name not in ("score_id", "model_version")]
+    return [tuple(r) for r in conn.execute(sa.select(*cols).where(s.c.model_version == version)
+                                           .order_by(s.c.dispute_id))]
+
+
+def test_bulk_insert_stores_what_executemany_stores(store_url):
+    with AlertStore(store_url, timezone="Asia/Shanghai") as st, st.engine.begin() as conn:
+        for version, fast in (("fast", True), ("slow", False)):
+            insert_rows(conn, scores_table, COLUMNS, ROWS,
+                        {"district": "d", "as_of": NIGHT, "model_version": version},
+                        plain=("probability", "delta"), fast=fast)
+        conn.execute(sa.insert(scores_table), [dict(zip(COLUMNS, r), district="d", as_of=NIGHT,
+                                                    model_version="sqlalchemy") for r in ROWS])
+        fast, slow, reference = (_stored(conn, v) for v in ("fast", "slow", "sqlalchemy"))
+        assert fast == reference and slow == reference
+        assert [r[-2] for r in fast] == [r[6] for r in ROWS]  # the plan's tab, newline, backslash kept
+        assert fast[0][2] == NIGHT  # the instant bound once comes back as the same local time
+        # The raw value is the UTC instant (8 hours before Shanghai's local time).
+        raw = conn.execute(sa.text("SELECT as_of FROM scores WHERE dispute_id = 'd1' "
+                                   "AND model_version = 'fast'")).scalar_one()
+        if st.engine.dialect.name == "postgresql":
+            assert raw == pd.Timestamp("2025-06-30 15:59:59.999999", tz="UTC")
+        else:
+            assert str(raw).startswith("2025-06-30 15:59:59.999999")
+
+
+def test_bulk_insert_of_dicts_keeps_nulls_and_varying_instants(store_url):
+    with AlertStore(store_url) as st, st.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO alerts (district, dispute_id, model_version, level, probability, trend, "
+                             "reasons, plan, status, owner, raised_by, raised_at, due_at, updated_at, status_at, "
+                             "last_as_of) VALUES ('', 'd1', 'm', 'red', 0.9, 'new', '[]', '', 'raised', 'o', 'o', "
+                             ":t, :t, :t, :t, :t)"), {"t": "2025-06-30 00:00:00"})
+        alert_id = conn.execute(sa.text("SELECT alert_id FROM alerts")).scalar_one()
+        events = [{"alert_id": alert_id, "at": NIGHT - pd.Timedelta(days=i).to_pytimedelta(), "who": "w",
+                   "event": "updated", "from_status": None if i else "raised", "to_status": "raised",
+                   "owner": "o", "note": f"n{i}"} for i in range(3)]
+        insert_dicts(conn, events_table, events)
+        got = conn.execute(sa.select(events_table.c.at, events_table.c.from_status, events_table.c.note)
+                           .order_by(events_table.c.note)).all()
+    assert [tuple(r) for r in got] == [(e["at"], e["from_status"], e["note"]) for e in events]
