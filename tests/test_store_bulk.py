@@ -6,6 +6,8 @@ each against the slow path, with text that COPY must escape and instants bound o
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pandas as pd
 import sqlalchemy as sa
 
@@ -64,3 +66,17 @@ def test_bulk_insert_of_dicts_keeps_nulls_and_varying_instants(store_url):
         got = conn.execute(sa.select(events_table.c.at, events_table.c.from_status, events_table.c.note)
                            .order_by(events_table.c.note)).all()
     assert [tuple(r) for r in got] == [(e["at"], e["from_status"], e["note"]) for e in events]
+
+
+def test_bulk_insert_keeps_naive_times_apart_that_differ_only_in_fold(store_url):
+    # 2024-11-03 01:30 in New York happens twice: fold 0 is EDT (05:30 UTC), fold 1 EST (06:30).
+    first = datetime(2024, 11, 3, 1, 30)
+    rows = [(f"d{fold}", 0.5, "red", "new", None, "[]", "", None, first.replace(fold=fold)) for fold in (0, 1)]
+    with AlertStore(store_url, timezone="America/New_York") as st, st.engine.begin() as conn:
+        insert_rows(conn, scores_table, (*COLUMNS, "as_of"), rows, {"district": "d", "model_version": "m"})
+        raw = conn.execute(sa.text("SELECT as_of FROM scores ORDER BY dispute_id")).scalars().all()
+    if st.engine.dialect.name == "postgresql":
+        got = [v.astimezone(timezone.utc).replace(tzinfo=None) for v in raw]
+    else:
+        got = [datetime.fromisoformat(str(v)) for v in raw]
+    assert got == [datetime(2024, 11, 3, 5, 30), datetime(2024, 11, 3, 6, 30)]

@@ -94,10 +94,13 @@ def _memo(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
     seen: dict[Any, Any] = {}
 
     def once(value: Any) -> Any:
+        # Keyed on type and fold too: equality ignores ``fold`` (two naive local times of a
+        # DST repeated hour are equal, yet are different instants) and 1 == 1.0 == True.
+        key = (value.__class__, value, getattr(value, "fold", 0))
         try:
-            return seen[value]
+            return seen[key]
         except KeyError:
-            out = seen[value] = proc(value)
+            out = seen[key] = proc(value)
             return out
         except TypeError:  # unhashable: converted every time
             return proc(value)
