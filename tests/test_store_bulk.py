@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from escalation_risk.alerts import AlertStore
@@ -54,11 +55,7 @@ def test_bulk_insert_stores_what_executemany_stores(store_url):
 
 def test_bulk_insert_of_dicts_keeps_nulls_and_varying_instants(store_url):
     with AlertStore(store_url) as st, st.engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO alerts (district, dispute_id, model_version, level, probability, trend, "
-                             "reasons, plan, status, owner, raised_by, raised_at, due_at, updated_at, status_at, "
-                             "last_as_of) VALUES ('', 'd1', 'm', 'red', 0.9, 'new', '[]', '', 'raised', 'o', 'o', "
-                             ":t, :t, :t, :t, :t)"), {"t": "2025-06-30 00:00:00"})
-        alert_id = conn.execute(sa.text("SELECT alert_id FROM alerts")).scalar_one()
+        alert_id = _one_alert(conn)
         events = [{"alert_id": alert_id, "at": NIGHT - pd.Timedelta(days=i).to_pytimedelta(), "who": "w",
                    "event": "updated", "from_status": None if i else "raised", "to_status": "raised",
                    "owner": "o", "note": f"n{i}"} for i in range(3)]
@@ -80,3 +77,27 @@ def test_bulk_insert_keeps_naive_times_apart_that_differ_only_in_fold(store_url)
     else:
         got = [datetime.fromisoformat(str(v)) for v in raw]
     assert got == [datetime(2024, 11, 3, 5, 30), datetime(2024, 11, 3, 6, 30)]
+
+
+def _one_alert(conn: sa.Connection) -> int:
+    conn.execute(sa.text("INSERT INTO alerts (district, dispute_id, model_version, level, probability, trend, "
+                         "reasons, plan, status, owner, raised_by, raised_at, due_at, updated_at, status_at, "
+                         "last_as_of) VALUES ('', 'd1', 'm', 'red', 0.9, 'new', '[]', '', 'raised', 'o', 'o', "
+                         ":t, :t, :t, :t, :t)"), {"t": "2025-06-30 00:00:00"})
+    return conn.execute(sa.text("SELECT alert_id FROM alerts")).scalar_one()
+
+
+def test_bulk_insert_fills_python_side_constant_defaults(store_url):
+    # alert_events.note has a Python-side default ("") and no server default.
+    with AlertStore(store_url) as st, st.engine.begin() as conn:
+        alert_id = _one_alert(conn)
+        insert_dicts(conn, events_table, [{"alert_id": alert_id, "at": NIGHT, "who": "w", "event": "raised",
+                                           "from_status": None, "to_status": "raised", "owner": "o"}])
+        assert conn.execute(sa.select(events_table.c.note)).scalars().all() == [""]
+
+
+def test_bulk_insert_refuses_a_computed_default_left_out():
+    table = sa.Table("t", sa.MetaData(), sa.Column("a", sa.Integer), sa.Column("b", sa.Integer, default=lambda: 1))
+    with sa.create_engine("sqlite://").begin() as conn:
+        with pytest.raises(ValueError, match=r"t\.b .*computed"):
+            insert_rows(conn, table, ("a",), [(1,)])

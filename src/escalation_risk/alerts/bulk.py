@@ -26,14 +26,17 @@ def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
 
     ``plain`` names columns whose values are already what every driver takes (a Python
     float or str, or None), so their type's processor, which would hand them back
-    unchanged, is skipped. Columns left out take their server defaults. Nothing is
-    returned: the caller reads back generated keys by a query if it needs them.
+    unchanged, is skipped. Columns left out take their Python-side default where it is a
+    constant (as SQLAlchemy's insert does), else their server default; a column left out
+    whose Python-side default is computed (a callable, a SQL expression, a sequence) is
+    refused: pass its values. Nothing is returned: the caller reads back generated keys by
+    a query if it needs them.
     ``fast=False`` takes SQLAlchemy's ``executemany`` whatever the driver (as any other
     driver does).
     """
     if not rows:
         return
-    constants = dict(constants or {})
+    constants = {**_defaults(table, {*columns, *(constants or {})}), **(constants or {})}
     names = [*columns, *constants]
     dialect = conn.dialect
     fixed = tuple(_bound(table.c[n], dialect, v) for n, v in constants.items())
@@ -74,6 +77,20 @@ def insert_dicts(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[st
     if rows:
         columns = list(rows[0])
         insert_rows(conn, table, columns, [tuple(r[c] for c in columns) for r in rows], constants)
+
+
+def _defaults(table: sa.Table, given: Collection[str]) -> dict[str, Any]:
+    """The Python-side defaults of ``table``'s columns not in ``given`` (constants only)."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in given or default is None:
+            continue
+        if not getattr(default, "is_scalar", False):
+            raise ValueError(f"insert_rows: column {table.name}.{column.name} is left out and its "
+                             f"default is computed ({type(default).__name__}); pass its values")
+        out[column.name] = default.arg  # type: ignore[attr-defined]
+    return out
 
 
 def _processor(column: sa.Column, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
