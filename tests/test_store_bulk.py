@@ -101,3 +101,15 @@ def test_bulk_insert_refuses_a_computed_default_left_out():
     with sa.create_engine("sqlite://").begin() as conn:
         with pytest.raises(ValueError, match=r"t\.b .*computed"):
             insert_rows(conn, table, ("a",), [(1,)])
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_bulk_insert_raises_what_sqlalchemy_raises(store_url, fast):
+    # The same dispute twice in one night breaks uq_scores_dispute_night: the driver's own
+    # error comes back as SQLAlchemy's IntegrityError, as on SQLAlchemy's path.
+    with AlertStore(store_url) as st, st.engine.connect() as conn:
+        with pytest.raises(sa.exc.IntegrityError) as caught, conn.begin():
+            insert_rows(conn, scores_table, COLUMNS, [ROWS[0], ROWS[0]],
+                        {"district": "d", "as_of": NIGHT, "model_version": "m"}, fast=fast)
+        assert isinstance(caught.value.orig, st.engine.dialect.loaded_dbapi.IntegrityError)
+        assert "INSERT" in str(caught.value.statement) or "COPY" in str(caught.value.statement)

@@ -56,15 +56,22 @@ def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
     raw: Any = None if not fast else conn.connection.dbapi_connection
     into = f"{_quote(dialect, table.name)} ({', '.join(_quote(dialect, n) for n in names)})"
     if dialect.name == "sqlite" and raw is not None:
+        statement = f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))})"
         cur = raw.cursor()
         try:
-            cur.executemany(f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))})", values)
+            cur.executemany(statement, values)
+        except dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(statement, exc, dialect) from exc
         finally:
             cur.close()
     elif dialect.name == "postgresql" and dialect.driver == "psycopg" and raw is not None:
-        with raw.cursor() as cur, cur.copy(f"COPY {into} FROM STDIN") as copy:
-            for v in values:
-                copy.write_row(v)
+        statement = f"COPY {into} FROM STDIN"
+        try:
+            with raw.cursor() as cur, cur.copy(statement) as copy:
+                for v in values:
+                    copy.write_row(v)
+        except dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(statement, exc, dialect) from exc
     else:
         # The values are bound already: a plain executemany of the processed values.
         stmt = sa.text(f"INSERT INTO {into} VALUES ({', '.join(f':p{i}' for i in range(len(names)))})")
@@ -91,6 +98,13 @@ def _defaults(table: sa.Table, given: Collection[str]) -> dict[str, Any]:
                              f"default is computed ({type(default).__name__}); pass its values")
         out[column.name] = default.arg  # type: ignore[attr-defined]
     return out
+
+
+def _wrapped(statement: str, exc: Exception, dialect: sa.Dialect) -> sa.exc.DBAPIError:
+    """The driver's error as SQLAlchemy's path raises it (IntegrityError and the like), so
+    callers catch the same types on every path. The rows are left out of the message."""
+    return sa.exc.DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error,
+                                      hide_parameters=True, dialect=dialect)
 
 
 def _processor(column: sa.Column, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
