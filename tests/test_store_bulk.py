@@ -14,10 +14,11 @@ import sqlalchemy as sa
 
 from escalation_risk.alerts import AlertStore
 from escalation_risk.alerts.bulk import insert_dicts, insert_rows
+from escalation_risk.alerts.rows import _ROW_COLUMNS, _score_rows
 from escalation_risk.alerts.tables import events_table, scores_table
 
 NIGHT = pd.Timestamp("2025-06-30 23:59:59.999999").to_pydatetime()
-COLUMNS = ("dispute_id", "probability", "level", "trend", "delta", "reasons", "plan", "reasons_zh")
+COLUMNS = _ROW_COLUMNS  # the record step's columns, in its rows' order
 ROWS = [
     ("d1", 0.91, "red", "new", None, '["邻里纠纷\\t多次", "a\\\\b"]', "tab\there\nnew line \\N 'q' \"dq\"", None),
     ("d2", 1e-300, "blue", "rising", -0.25, "[]", "", "[]"),
@@ -113,3 +114,13 @@ def test_bulk_insert_raises_what_sqlalchemy_raises(store_url, fast):
                         {"district": "d", "as_of": NIGHT, "model_version": "m"}, fast=fast)
         assert isinstance(caught.value.orig, st.engine.dialect.loaded_dbapi.IntegrityError)
         assert "INSERT" in str(caught.value.statement) or "COPY" in str(caught.value.statement)
+
+
+def test_score_rows_are_keyed_by_the_record_steps_columns_in_order():
+    scores = pd.DataFrame({"dispute_id": ["d1", "d2"], "probability": [0.9, 0.1], "level": ["red", "blue"],
+                           "trend": ["new", "rising"], "delta": [None, -0.5], "reasons": [["x"], []],
+                           "plan": ["p", None]})
+    rows = _score_rows(scores, NIGHT)
+    assert [tuple(r) for r in rows] == [_ROW_COLUMNS] * 2
+    assert [tuple(r.values()) for r in rows] == [("d1", 0.9, "red", "new", None, '["x"]', "p", "[]"),
+                                                 ("d2", 0.1, "blue", "rising", -0.5, "[]", "", "[]")]
