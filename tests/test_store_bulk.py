@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from escalation_risk.alerts import AlertStore
 from escalation_risk.alerts.bulk import insert_dicts, insert_rows
-from escalation_risk.alerts.rows import _ROW_COLUMNS, _score_rows
+from escalation_risk.alerts.rows import _ROW_COLUMNS, _frame, _score_rows
 from escalation_risk.alerts.tables import events_table, scores_table
 
 NIGHT = pd.Timestamp("2025-06-30 23:59:59.999999").to_pydatetime()
@@ -124,3 +124,15 @@ def test_score_rows_are_keyed_by_the_record_steps_columns_in_order():
     assert [tuple(r) for r in rows] == [_ROW_COLUMNS] * 2
     assert [tuple(r.values()) for r in rows] == [("d1", 0.9, "red", "new", None, '["x"]', "p", "[]"),
                                                  ("d2", 0.1, "blue", "rising", -0.5, "[]", "", "[]")]
+
+
+def test_frame_gives_each_row_its_own_reasons_list():
+    # Equal texts are parsed once, yet a caller editing one row's list must not edit another's.
+    df = _frame([("d1", '["a", "b"]', '["甲"]'), ("d2", '["a", "b"]', '["甲"]'), ("d3", None, None)],
+                ("dispute_id", "reasons", "reasons_zh"))
+    for col in ("reasons", "reasons_zh"):
+        lists = df[col].tolist()
+        assert lists[0] == lists[1] and lists[0] is not lists[1]
+        assert lists[2] == []
+    df.at[0, "reasons"].append("c")
+    assert df.at[1, "reasons"] == ["a", "b"]
