@@ -100,7 +100,7 @@ def _defaults(table: sa.Table, given: Collection[str]) -> dict[str, Any]:
     return out
 
 
-def _wrapped(statement: str, exc: Exception, dialect: sa.Dialect) -> sa.exc.DBAPIError:
+def _wrapped(statement: str, exc: Exception, dialect: sa.Dialect) -> sa.exc.StatementError:
     """The driver's error as SQLAlchemy's path raises it (IntegrityError and the like), so
     callers catch the same types on every path. The rows are left out of the message."""
     return sa.exc.DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error,
