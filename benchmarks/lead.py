@@ -18,11 +18,21 @@ the year after the cutoff, at report time. Then, per seed:
   Each prints the windows' log-loss (the number the search compares) and the held-out
   figures it would give, with and without the blend the windows fit.
 
+- **The sixth pass** (``--sixth [disagree cap activity extra]``): the training's monthly re-scores
+  capped at 6, 12 or not at all (each dispute's open period counting once, as on the nights),
+  judged by night-like windows (every dispute open on the night of day 10 of each month of the
+  rolling-origin windows, labelled from the cut data); the activity family added, judged by the
+  search's windows and by the night-like ones, with its paired change on both held-out views;
+  the nights' top-5% disagreements. ``--extra-grid``: the search given each parameter set's
+  extra-trees twin beside it.
+
 The features, labels and views of a district are built once and kept with ``--cache DIR``
 (one pickle per size and seed), so a rerun of the analysis costs only the fits.
 
     python benchmarks/lead.py --persons 40000 --seeds 11 13 17 --cache /tmp/lead --out lead40.json
     /work/wt/big python benchmarks/lead.py --persons 100000 --seeds 11 --cache /tmp/lead --out lead100_11.json
+    python benchmarks/lead.py --persons 40000 --seeds 11 --cache /tmp/lead --sixth disagree cap activity --out s11.json
+    /work/wt/big python benchmarks/lead.py --persons 100000 --seeds 11 --cache /tmp/lead --no-remedies --extra-grid
 """
 
 from __future__ import annotations
@@ -62,7 +72,7 @@ from escalation_risk.model.training import (
 )
 from escalation_risk.synth import generate_district
 
-FAMILIES = ("velocity", "after_mediation", "circle", "text_model")
+FAMILIES = ("velocity", "after_mediation", "circle", "text_model", "activity")
 # benchmarks/ablation.py's design: monthly re-scoring, the four families off (the default model).
 CONFIG = {"rescore_every_days": 30, "max_rescores": 6, "families_off": list(FAMILIES)}
 CUTOFF = pd.Timestamp("2024-07-01")
@@ -293,20 +303,23 @@ def _setup(m, c: dict) -> dict:
 
 
 def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: str = "",
-           n_boot: int = 300, seed: int = 0, ev: dict | None = None, drop: tuple[str, ...] = ()) -> dict:
+           n_boot: int = 300, seed: int = 0, ev: dict | None = None, drop: tuple[str, ...] = (),
+           add: tuple[str, ...] = ()) -> dict:
     """``k`` boosters of one parameter set (the default's chosen one with ``overrides``), their
     raw scores averaged, as ``fit_examples`` does with ``config={"bags": k}``: the number of trees
     chosen by the windows on their mean (``search_bag``), the blend with the regression and the
     calibration fitted on the windows, the refit on every example (``fit_bag``), and both held-out
     views' targets. ``ev``: the examples whose windows judge (default ``s``'s own), e.g. re-scores
     at every age of a dispute, so that two ways of choosing the training points are judged on the
-    same windows. ``drop``: feature families left out (of the trees and of the regression alike)."""
+    same windows. ``drop``: feature families left out (of the trees and of the regression alike);
+    ``add``: features the default leaves out, added to both. The held-out scores are kept in
+    ``out["scores"]`` (not written to JSON) for paired comparisons between remedies."""
     from escalation_risk.features import REGISTRY
     from escalation_risk.model.calibration import apply_calibrator, fit_calibrator
     c0 = time.process_time()
     ev = ev or s
     gone = set(REGISTRY.excluded(list(drop))) if drop else set()
-    keep = [n for n in s["names"] if n not in gone]
+    keep = [n for n in s["names"] if n not in gone] + [n for n in add if n not in s["names"]]
     y, F = ev["y"], ev["F"][keep]
     folds = [(tr, wi) for (tr, _), (_, wi) in zip(s["folds"], ev["folds"])]
     ys, Fs, cfg = s["y"], s["F"][keep], s["cfg"]
@@ -327,18 +340,202 @@ def bagged(m, c: dict, s: dict, *, k: int, overrides: dict | None = None, name: 
     out = {"remedy": name, "k": k, "overrides": overrides or {}, "drop": list(drop),
            "window_log_loss": ll, "trees": n,
            "blend_chosen": bl["chosen"], "blend": {kk: bl[kk] for kk in ("w_trees", "w_linear", "cv")},
-           "calibration": cal["method"], "views": {}}
+           "calibration": cal["method"], "views": {}, "scores": {}}
     for view in ("report", "nights"):
         v = c["views"][view]
         raw = final.predict(v["X"][keep], raw_score=True)
         lr = _logistic_proba(v["X"][keep], lr_all)
         rb = blend_raw(raw, _logit(lr), bl) if bl["chosen"] else raw
-        out["views"][view] = targets(v["y"], apply_calibrator(rb, cal), lr,
+        out["scores"][view] = apply_calibrator(rb, cal)
+        out["views"][view] = targets(v["y"], out["scores"][view], lr,
                                      v["pts"]["dispute_id"].to_numpy(dtype=object), n_boot, seed)
     out["cpu_s"] = time.process_time() - c0
     print(f"{name} (k={k}, {overrides or {}}): windows' log-loss {out['window_log_loss']:.5f} at {n} trees, blend "
           f"{bl['chosen']} ({bl['w_trees']:.2f}/{bl['w_linear']:.2f}), {cal['method']}, {out['cpu_s']:.0f} s CPU\n"
           f"   report: {fmt(out['views']['report'])}\n   nights: {fmt(out['views']['nights'])}", flush=True)
+    return out
+
+
+
+# --- Issue 29, sixth pass: the re-score cap against the nights, and the activity family. ---
+NO_CAP = 60  # re-scores a dispute may have in training: five years of months, i.e. no cap (checked)
+ACTIVITY = ("act_days_since_contact", "act_days_since_dispute_contact", "act_age_vs_category")
+
+
+def _window_masks(pts: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, cfg: dict) -> list[np.ndarray]:
+    """The rolling-origin windows' masks over ``pts`` (labelled points), with the edges
+    ``labelled_examples`` gives the training examples (they depend only on the cutoff)."""
+    from escalation_risk.model.training import _folds
+    _, folds, _ = _folds(pts, cutoff=min(CUTOFF, end), start=start, horizon=pd.Timedelta(days=HORIZON),
+                         validation_months=cfg["validation_months"], folds=cfg["folds"])
+    return [wi for _, wi in folds]
+
+
+def sixth_build(persons: int, seed: int, cache: Path | None) -> dict:
+    """A district's training examples with every monthly re-score while open (no cap; ``k``
+    says which re-score each is, so a cap is a subset), their features (the activity family
+    included), the night-like windows (every dispute open on the night of day 10 of each
+    month of the validation span, as the nightly job scores them, labelled from the cut
+    data), and the held-out views."""
+    path = cache / f"six{persons // 1000}k_s{seed}.pkl" if cache else None
+    if path and path.is_file():
+        return pickle.loads(path.read_bytes())
+    key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
+    ds = generate_district(persons, seed=seed, pseudonym_key=key)
+    known = ds.cut(CUTOFF)
+    cfg = _config(CONFIG)
+    points = example_points(known, every_days=30, max_rescores=NO_CAP, until=CUTOFF)
+    start = pd.Timestamp(known.incidents["reported_at"].min())
+
+    def labels(pts: pd.DataFrame, labelled: np.ndarray) -> np.ndarray:
+        return make_labels(known, pts, horizon_days=HORIZON).to_numpy()
+
+    pts, y, folds, _ = labelled_examples(points, labels, cfg, cutoff=CUTOFF, end=data_end(ds), start=start,
+                                         horizon_days=HORIZON)
+    rep = known.incidents.set_index("incident_id").loc[pts["dispute_id"], "reported_at"].to_numpy()
+    k = np.rint((pts["as_of"].to_numpy() - rep) / np.timedelta64(30, "D")).astype(int)
+    if k.max() >= NO_CAP:
+        raise ValueError(f"a dispute reached {NO_CAP} re-scores: raise NO_CAP")
+    X = build_features(known, pts)
+    # Night-like windows: the nights of the validation span, on the data known at the cutoff.
+    val0 = CUTOFF - pd.Timedelta(days=HORIZON) - pd.DateOffset(months=cfg["validation_months"])
+    nights = night_points(known, start=val0, end=CUTOFF - pd.Timedelta(days=HORIZON), horizon_days=HORIZON)
+    yn = make_labels(known, nights, horizon_days=HORIZON).to_numpy()
+    ok = ~np.isnan(yn)
+    nights, yn = nights[ok].reset_index(drop=True), yn[ok].astype(int)
+    night = {"pts": nights, "y": yn, "X": build_features(known, nights),
+             "windows": _window_masks(nights, start, data_end(ds), cfg)}
+    end = CUTOFF + pd.DateOffset(years=1)
+    views = {}
+    rep_v = report_points(ds, CUTOFF, end)
+    nv = night_points(ds, start=CUTOFF, end=end, horizon_days=HORIZON)
+    first = ds.incidents.set_index("incident_id").loc[nv["dispute_id"], "reported_at"].to_numpy()
+    for view, vp in {"report": rep_v, "nights": nv[first >= CUTOFF.to_datetime64()]}.items():
+        yv = make_labels(ds, vp.reset_index(drop=True), horizon_days=HORIZON).to_numpy()
+        okv = ~np.isnan(yv)
+        vp = vp.reset_index(drop=True)[okv].reset_index(drop=True)
+        views[view] = {"pts": vp, "y": yv[okv], "X": build_features(ds, vp)}
+    c = {"pts": pts, "y": y, "k": k, "X": X, "folds": folds, "night": night, "views": views,
+         "start": start, "end": data_end(ds)}
+    if path:
+        path.write_bytes(pickle.dumps(c))
+    return c
+
+
+def _subset(c6: dict, cap: int, params: dict, names: list[str]) -> dict:
+    """``bagged``'s examples (``_setup``'s dict) for the training re-scores up to ``cap``."""
+    keep = c6["k"] <= cap
+    cfg = _config({**CONFIG, "max_rescores": cap})
+    return {"names": names, "pts": c6["pts"][keep].reset_index(drop=True), "y": c6["y"][keep],
+            "folds": [(tr[keep], wi[keep]) for tr, wi in c6["folds"]], "F": c6["X"][keep].reset_index(drop=True),
+            "params": params, "cfg": cfg}
+
+
+def _night_ev(c6: dict, n_folds: int) -> dict:
+    """The night-like windows as ``bagged``'s ``ev`` (only their window masks are read)."""
+    w = c6["night"]["windows"]
+    if len(w) != n_folds:
+        raise ValueError(f"{len(w)} night windows against {n_folds} folds")
+    return {"y": c6["night"]["y"], "F": c6["night"]["X"], "folds": [(None, wi) for wi in w]}
+
+
+def paired(c6: dict, a: dict, b: dict, n_boot: int, seed: int) -> dict:
+    """The change from ``b`` to ``a`` on both held-out views: paired bootstrap by dispute (the ablation's)."""
+    out = {}
+    for view in ("report", "nights"):
+        v = c6["views"][view]
+        tv = bootstrap_intervals(v["y"], {"model": (a["scores"][view],) * 2, "base": (b["scores"][view],) * 2},
+                                 groups=v["pts"]["dispute_id"].to_numpy(dtype=object),
+                                 metrics=("roc_auc", "precision@5%"), n_boot=n_boot, seed=seed).set_index(
+                                     ["scorer", "metric"])
+        out[view] = {m: [float(x) for x in tv.loc[("model - base", m), ["estimate", "lo", "hi"]]]
+                     for m in ("roc_auc", "precision@5%")}
+    return out
+
+
+def sixth(persons: int, seed: int, cache: Path | None, n_boot: int, parts: set[str]) -> dict:
+    """The sixth pass on one district: the default model on the capped examples (its search
+    chooses the parameter set every variant uses), the nights' disagreements, the re-score cap
+    judged by the night-like windows, the activity family judged by both sets of windows with
+    its paired change on both views, and extra trees as further parameter sets of the search."""
+    from escalation_risk.features import REGISTRY
+    from escalation_risk.model.training import PARAM_GRID
+    c6 = sixth_build(persons, seed, cache)
+    cap0 = CONFIG["max_rescores"]
+    keep = c6["k"] <= cap0
+    y6, X6 = c6["y"][keep], c6["X"][keep].reset_index(drop=True)
+    pts6 = c6["pts"][keep].reset_index(drop=True)
+    c = {"views": c6["views"], "X": X6}
+    out: dict = {"persons": persons, "seed": seed, "n_examples": {"cap6": int(keep.sum()), "no_cap": len(c6["y"])},
+                 "share_at_cap": float(np.mean(pd.Series(c6["k"]).groupby(c6["pts"]["dispute_id"].to_numpy())
+                                               .max().to_numpy() >= cap0)),
+                 "night_windows": [int(w.sum()) for w in c6["night"]["windows"]]}
+
+    def fitted(overrides: dict | None = None):
+        cfg = _config({**CONFIG, **(overrides or {})})
+        with threadpool_limits(limits=1):
+            return fit_examples(pts6, lambda p, lab: y6, lambda p: X6.copy(), cfg, cutoff=CUTOFF, end=c6["end"],
+                                start=c6["start"], horizon_days=HORIZON, seed=0)
+    m = fitted()
+    tr_ = m.manifest["training"]
+    out["default"] = {"set": tr_["search"][tr_["chosen"]]["params"], "trees": tr_["best_iteration"],
+                      "search": [{kk: r[kk] for kk in ("params", "n_trees", "window_log_loss")} for r in tr_["search"]]}
+    for view in ("report", "nights"):
+        v = c6["views"][view]
+        p, lr = m.predict_proba(v["X"]), baseline_scores(v["X"], m.baselines)["logistic_regression"][0]
+        out["default"][view] = targets(v["y"], p, lr, v["pts"]["dispute_id"].to_numpy(dtype=object), n_boot, seed)
+        print(f"{persons:,} people, seed {seed}, default, {view}: {fmt(out['default'][view])}", flush=True)
+    print(f"default: {out['default']['set']} at {out['default']['trees']} trees", flush=True)
+    if "disagree" in parts:
+        out["disagreements_nights"] = disagreements(m, c, view="nights")
+    s6 = _setup(m, {"points": pts6, "y": y6, "X": X6, "start": c6["start"], "end": c6["end"]})
+    names, params = s6["names"], s6["params"]
+    ev = _night_ev(c6, len(s6["folds"]))
+    assert sum(int(wi.sum()) for _, wi in s6["folds"]) == sum(int(wi.sum()) for _, wi in _subset(c6, cap0, params,
+                                                                                                    names)["folds"])
+
+    def run(name: str, cap: int, add: tuple[str, ...] = (), judge: str = "night") -> dict:
+        r = bagged(m, c, _subset(c6, cap, params, names), k=1, name=f"{name} [{judge} windows]", n_boot=n_boot,
+                   seed=seed, ev=ev if judge == "night" else None, add=add)
+        r["cap"], r["judge"] = cap, judge
+        return r
+    kept: dict[str, dict] = {}
+    if "cap" in parts:
+        out["cap"] = []
+        for cap in (cap0, 12, NO_CAP):
+            r = run(f"cap {cap}", cap)
+            kept[f"cap{cap}"] = r
+            out["cap"].append({kk: vv for kk, vv in r.items() if kk != "scores"})
+        out["cap_paired_vs_6"] = {f"cap{cap}": paired(c6, kept[f"cap{cap}"], kept[f"cap{cap0}"], n_boot, seed)
+                                  for cap in (12, NO_CAP)}
+    if "activity" in parts:
+        assert set(ACTIVITY) == {f.name for f in REGISTRY if f.family == "activity"}
+        out["activity"] = []
+        for judge in ("train", "night"):
+            base = kept.get(f"cap{cap0}") if judge == "night" else None
+            base = base or run("default", cap0, judge=judge)
+            withf = run("with activity", cap0, add=ACTIVITY, judge=judge)
+            out["activity"].append({"judge": judge, "base": {kk: vv for kk, vv in base.items() if kk != "scores"},
+                                    "with": {kk: vv for kk, vv in withf.items() if kk != "scores"},
+                                    "paired": paired(c6, withf, base, n_boot, seed)})
+            print(f"activity, {judge} windows: {out['activity'][-1]['paired']}", flush=True)
+    if "extra" in parts:
+        grid = PARAM_GRID + [{**g, "extra_trees": True} for g in PARAM_GRID]
+        mx = fitted({"param_grid": grid})
+        trx = mx.manifest["training"]
+        out["extra_grid"] = {"chosen": trx["chosen"], "set": trx["search"][trx["chosen"]]["params"],
+                             "trees": trx["best_iteration"],
+                             "search": [{kk: r[kk] for kk in ("params", "n_trees", "window_log_loss")}
+                                        for r in trx["search"]]}
+        for view in ("report", "nights"):
+            v = c6["views"][view]
+            p, lr = mx.predict_proba(v["X"]), baseline_scores(v["X"], mx.baselines)["logistic_regression"][0]
+            out["extra_grid"][view] = targets(v["y"], p, lr, v["pts"]["dispute_id"].to_numpy(dtype=object), n_boot,
+                                              seed)
+            print(f"extra-trees grid, {view}: {fmt(out['extra_grid'][view])}", flush=True)
+        print(f"extra-trees grid chose {out['extra_grid']['set']} ({out['extra_grid']['trees']} trees): "
+              f"{[(r['params'], r['n_trees'], round(r['window_log_loss'], 5)) for r in out['extra_grid']['search']]}",
+              flush=True)
     return out
 
 
@@ -366,12 +563,29 @@ def main() -> None:
     ap.add_argument("--drop", nargs="*", default=None, help="refit without each of these feature families in turn")
     ap.add_argument("--spread", action="store_true",
                     help="training re-scores at a fixed or a spread phase, judged on the same (spread) windows")
+    ap.add_argument("--sixth", nargs="*", default=None, choices=["disagree", "cap", "activity", "extra"],
+                    help="issue 29's sixth pass (these parts; none named: all)")
+    ap.add_argument("--extra-grid", action="store_true",
+                    help="also search PARAM_GRID with each set's extra-trees twin (the search chooses)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     cache = Path(args.cache) if args.cache else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     runs = []
+    if args.sixth is not None:
+        for seed in args.seeds:
+            t0, c0 = time.perf_counter(), time.process_time()
+            parts = set(args.sixth or ["disagree", "cap", "activity", "extra"])
+            r = sixth(args.persons, seed, cache, args.n_boot, parts)
+            r["cost"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                         "load_avg": os.getloadavg()}
+            print(f"seed {seed}: {r['cost']}", flush=True)
+            runs.append(r)
+            if args.out:
+                Path(args.out).write_text(json.dumps(runs, default=float, indent=1))
+        return
     for seed in args.seeds:
         t0, c0 = time.perf_counter(), time.process_time()
         c, m = build(args.persons, seed, cache)
@@ -389,6 +603,22 @@ def main() -> None:
         run["model"] = {"set": tr["search"][tr["chosen"]]["params"], "trees": tr["best_iteration"],
                         "linear": m.manifest.get("linear_choice"), "n_train": tr["n_train"]}
         print(f"model: {run['model']}")
+        if args.extra_grid:
+            from escalation_risk.model.training import PARAM_GRID
+            mx = fit(c, {"param_grid": PARAM_GRID + [{**g, "extra_trees": True} for g in PARAM_GRID]})
+            trx = mx.manifest["training"]
+            run["extra_grid"] = {"chosen": trx["chosen"], "set": trx["search"][trx["chosen"]]["params"],
+                                 "trees": trx["best_iteration"], "views": {},
+                                 "search": [{kk: r[kk] for kk in ("params", "n_trees", "window_log_loss")}
+                                            for r in trx["search"]]}
+            for view in ("report", "nights"):
+                v = c["views"][view]
+                p, lr = mx.predict_proba(v["X"]), baseline_scores(v["X"], mx.baselines)["logistic_regression"][0]
+                run["extra_grid"]["views"][view] = targets(v["y"], p, lr, v["pts"]["dispute_id"].to_numpy(dtype=object),
+                                                           args.n_boot, seed)
+                print(f"extra-trees grid, {view}: {fmt(run['extra_grid']['views'][view])}", flush=True)
+            print(f"extra-trees grid chose {run['extra_grid']['set']} ({run['extra_grid']['trees']} trees): "
+                  f"{[(r['params'], r['n_trees'], round(r['window_log_loss'], 5)) for r in trx['search']]}", flush=True)
         if args.spread:
             s = _setup(m, c)
             sp = _setup(m, spread_examples(args.persons, seed, cache))
@@ -404,7 +634,7 @@ def main() -> None:
             s = _setup(m, c)
             run["bag"] = [bagged(m, c, s, k=BAG_REMEDIES[r][0], overrides=BAG_REMEDIES[r][1], name=r,
                                  n_boot=args.n_boot, seed=seed) for r in args.bag]
-        elif not (args.spread or args.drop):
+        elif not (args.spread or args.drop or args.extra_grid):
             run["disagreements"] = disagreements(m, c)
         if not args.no_remedies:
             run["remedies"] = remedies(m, c, args.n_boot, seed)

@@ -1692,3 +1692,38 @@ def test_the_attributes_cannot_let_name_and_birth_year_link_on_their_own():
     assert w[("hukou", "same_migrant")] > 0 and w[("employment", "same_unemployed")] > 0
     key = link_persons(ds, model=GRAPH_MODEL)
     assert key["a"] != key["b"]
+
+
+@pytest.mark.parametrize("block", [3, 7, 1 << 16])
+@pytest.mark.parametrize("also_next", [False, True])
+def test_matrix_blocks_agree_with_a_set_of_pairs(monkeypatch, block, also_next):
+    """The evidence matrix read block by block (repeats across a block's edge, a next window
+    already held, an item at the width's edge) holds exactly each (record, item) once, and
+    (record, item + 1) below the width with ``also_next``."""
+    from escalation_risk.linking import evidence
+
+    monkeypatch.setattr(evidence, "_BLOCK", block)
+    rng = np.random.default_rng(5)
+    n, width = 40, 12
+    rec = rng.integers(-1, n, 600).astype(np.int32)
+    item = rng.integers(-1, width, 600)
+    a = evidence._matrix(rec, item, n, width, also_next=also_next)
+    want = {(int(r), int(t)) for r, t in zip(rec, item) if r >= 0 and t >= 0}
+    if also_next:
+        want |= {(r, t + 1) for r, t in want if t + 1 < width}
+    got = a.tocoo()
+    assert {(int(r), int(t)) for r, t in zip(got.row, got.col)} == want
+    assert a.nnz == len(want) and a.has_sorted_indices
+    assert all(np.all(np.diff(a.indices[a.indptr[r]:a.indptr[r + 1]]) > 0) for r in range(n))
+
+
+def test_block_holders_are_term_frequencies():
+    """The blocking's count of the records holding each key equals a count of the values."""
+    from escalation_risk.linking.blocking import _block_pairs
+
+    rng = np.random.default_rng(9)
+    key = rng.integers(0, 30, 500).astype(np.int64)  # 0: missing
+    holders = np.ones(len(key))
+    _block_pairs(key, max_block=5, holders=holders)
+    counts = pd.Series(key).map(pd.Series(key).value_counts()).to_numpy(dtype=float)
+    assert np.array_equal(holders, np.where(key != 0, counts, 1.0))

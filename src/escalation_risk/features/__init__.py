@@ -7,7 +7,8 @@ module each: the dispute itself (:mod:`.dispute`), the parties' histories
 household (:mod:`.household`), the place and grid (:mod:`.place`), the network
 around the parties (:mod:`.network`), organisations (:mod:`.organization`), escalation
 velocity (:mod:`.velocity`), what followed a failed mediation (:mod:`.after_mediation`),
-violence in the family circle and where a party's conflicts led (:mod:`.circle`), and
+violence in the family circle and where a party's conflicts led (:mod:`.circle`), how
+recently anything happened around the dispute and its age against its kind's (:mod:`.activity`), and
 the text read by a trained linear model (:mod:`.text_model`, given the model).
 
 Point-in-time correctness: every family reads the history through
@@ -22,6 +23,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from . import (
+    activity,
     after_mediation,
     circle,
     dispute,
@@ -42,10 +44,10 @@ from .registry import REGISTRY, SENSITIVE, Feature, Registry
 from .text_model import TextModel
 
 FAMILIES = (dispute, history, pair, people, household, place, network, organization, velocity, after_mediation,
-            circle)
+            circle, activity)
 
 # Families a model may leave out (config families_off): skipped online when it does.
-OPTIONAL = (velocity, after_mediation, circle)
+OPTIONAL = (velocity, after_mediation, circle, activity)
 
 dispute.register(load_lexicon())
 for _family in FAMILIES[1:]:

@@ -1,5 +1,5 @@
 """Reason sentences of the escalation families: velocity, what followed a failed
-mediation, the family circle and the text model (split from :mod:`.sentences`, which
+mediation, the family circle, activity and the text model (split from :mod:`.sentences`, which
 merges them into ``SENTENCES``)."""
 
 from __future__ import annotations
@@ -150,4 +150,26 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
             if lang == "en" else zh(f"文字模型对纠纷描述和走访记录的评分为 {x}（对数几率）")
 
     S["text_model_score"] = text_score
+
+    def quiet(who_en: str, who_zh: str) -> Callable:
+        def render(v: Any, row: Mapping[str, Any], lang: str) -> str:
+            if missing(v):
+                return en(f"when {who_en} was last on record is not known") if lang == "en" else \
+                    zh(f"{who_zh}最近一条记录的时间不详")
+            k = int(round(float(v)))
+            if k == 0:
+                return en(f"there was a record on {who_en} within the last day") if lang == "en" else \
+                    zh(f"{who_zh}最近一天内有新记录")
+            return en(f"the latest record on {who_en} was {days(k)} ago") if lang == "en" else \
+                zh(f"{who_zh}的最近一条记录在 {k} 天前")
+        return render
+
+    S["act_days_since_contact"] = quiet("this dispute or any of its parties", "该纠纷及各方当事人")
+    S["act_days_since_dispute_contact"] = quiet("this dispute", "该纠纷")
+    S["act_age_vs_category"] = number(
+        ("how long disputes of its category usually stay open is not known", "同类纠纷通常的结案用时不详"),
+        ("it has been open for {x} of the time its category's disputes usually take to close",
+         "已持续时间为同类纠纷通常结案用时的 {x} 倍"),
+        ("it has been open {x} times as long as its category's disputes usually take to close",
+         "已持续时间是同类纠纷通常结案用时的 {x} 倍"), quiet=1.0)
     return S

@@ -25,12 +25,15 @@ def _combine(*cols: np.ndarray) -> np.ndarray:
     return res
 
 
-def _block_pairs(key: np.ndarray, max_block: int, need: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _block_pairs(key: np.ndarray, max_block: int, need: np.ndarray | None = None,
+                 holders: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """All pairs (i < j by position in the block) of records sharing a non-zero key.
 
     Returns (i, j, skipped, n_skipped_blocks): ``skipped`` marks records in blocks over
     ``max_block``. With ``need``, only blocks holding a needed record are expanded.
+    ``holders``, when given, receives for each record with a key how many records hold it
+    (the key's term frequency, read from the blocks the sort made; records without one
+    are left as they are).
     """
     n = len(key)
     skipped = np.zeros(n, dtype=bool)
@@ -38,9 +41,13 @@ def _block_pairs(key: np.ndarray, max_block: int, need: np.ndarray | None = None
     order = rows[np.argsort(key[rows])]  # pairs come out the same whatever the order within a block
     k = key[order]
     if len(k) < 2:
+        if holders is not None:
+            holders[order] = 1
         return np.array([], np.int64), np.array([], np.int64), skipped, 0
     starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     sizes = np.diff(np.r_[starts, len(k)])
+    if holders is not None:
+        holders[order] = np.repeat(sizes, sizes)
     big = sizes > max_block
     for s, z in zip(starts[big], sizes[big]):
         skipped[order[s:s + z]] = True
@@ -83,16 +90,20 @@ def _block_rules(k: _Keys) -> list[tuple[str, np.ndarray]]:
 
 
 def _candidates(k: _Keys, model: LinkageModel, new: np.ndarray | None,
-                rules: list[tuple[str, np.ndarray]] | None = None
+                rules: list[tuple[str, np.ndarray]] | None = None,
+                holders: dict[str, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
     """Candidate pairs from every blocking rule, each pair once: (i, j, the rule that
     proposed the pair first (index into :func:`_block_rules`), figures). ``rules``: the
-    records' :func:`_block_rules`, when already made."""
+    records' :func:`_block_rules`, when already made. ``holders``: arrays by rule name,
+    filled as :func:`_block_pairs` fills its ``holders`` (term frequencies, from the sort
+    the blocking makes anyway)."""
     rules = _block_rules(k) if rules is None else rules
     out_i, out_j, out_r = [], [], []
     stats: dict[str, float] = {}
     for r, (name, key) in enumerate(rules):
-        i, j, _, n_big = _block_pairs(key, model.max_block, need=new)
+        i, j, _, n_big = _block_pairs(key, model.max_block, need=new,
+                                      holders=None if holders is None else holders.get(name))
         if new is not None:
             keep = new[i] | new[j]
             i, j = i[keep], j[keep]

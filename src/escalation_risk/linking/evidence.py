@@ -46,7 +46,6 @@ yet recorded (``persons.recorded_at`` after ``as_of``) are dropped with it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +99,8 @@ class GraphEvidence:
     # per id again.
     _ids: pa.Array | None = field(default=None, repr=False, compare=False)
     _ids_dtype: Any = field(default=None, repr=False, compare=False)
+    # Whether those ids were found unique and present when the evidence's index was built.
+    _ids_unique: bool = field(default=False, repr=False, compare=False)
 
     def same_ids(self, ids: pd.Series) -> bool:
         """Whether ``ids`` are this evidence's records' ids, in order, in a column of the same
@@ -108,6 +109,11 @@ class GraphEvidence:
         objects' types, and its own objects cost nothing to take."""
         return (self._ids is not None and ids.dtype == self._ids_dtype and ids.dtype != object
                 and len(ids) == len(self.pid) and arrow_strings(ids).equals(self._ids))
+
+    def unique_ids(self, ids: pd.Series) -> bool:
+        """Whether ``ids`` are :meth:`same_ids` and known unique, none missing (checked when the
+        evidence was built: a linkage of the same records need not check them again)."""
+        return self._ids_unique and self.same_ids(ids)
 
     def items_held(self) -> dict[str, np.ndarray]:
         """Per kind, how many items each record holds."""
@@ -164,13 +170,21 @@ def _bits(x: int) -> int:
 _KEY_BITS = 62  # a record and an item packed into one int64 sort key (sign bit kept clear)
 
 
+# Entries per block of the passes over sorted keys below: each block's temporaries stay in the
+# cache and are reused by the allocator (an array of millions of int64 keys is mapped fresh and
+# faulted in page by page, which costs more than the arithmetic on it).
+_BLOCK = 1 << 16
+
+
 def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None, also_next: bool = False
             ) -> sparse.csr_matrix:
     """Records x items, 0/1: each (record, item) once, each row's items in order (one sort of
     a packed int64 key: numpy's sort is several times faster than hashing millions of keys).
     ``also_next``: each record holds item + 1 too (below ``width``), a window and the next:
     written after each key whose next key is not already that one (the keys stay in order,
-    no second sort)."""
+    no second sort). After the sort, the keys are read block by block: made unique in place,
+    then the items and each record's count written straight from them (no second array of
+    keys, of their records or of their repeats)."""
     ok = (rec >= 0) & (item >= 0)
     if not ok.all():
         rec, item = rec[ok], item[ok]
@@ -188,36 +202,66 @@ def _matrix(rec: np.ndarray, item: np.ndarray, n: int, width: int | None = None,
     key <<= np.int64(shift)
     key |= item
     key.sort()  # in place: no second copy of millions of keys
-    if len(key):
-        first = np.empty(len(key), dtype=bool)
-        first[0] = True
-        np.not_equal(key[1:], key[:-1], out=first[1:])
-        key = key[first]
-        del first
+    key = key[:_unique_sorted(key)]
+    low = np.int64((1 << shift) - 1)
+    add = None
+    total = len(key)
     if also_next and len(key):
         # Sorted, unique keys k: k + 1 follows k unless it is the next key already, or its item
         # is past the width (an item past the width is no item; it never carries into the
         # record's bits, the width being below 1 << shift).
         add = np.empty(len(key), dtype=bool)
-        add[-1] = True
-        np.not_equal(key[1:], key[:-1] + 1, out=add[:-1])
-        add &= (key & np.int64((1 << shift) - 1)) + 1 < width
-        times = add.astype(np.int64)
-        times += 1
-        key = np.repeat(key, times)
-        np.cumsum(times, out=times)
-        key[times[add] - 1] += 1  # each added key is the second of its pair
-        del add, times
-    # The items read from the keys' low 32 bits where they hold them (an int32 array, no int64 one).
-    indptr = np.r_[0, np.cumsum(np.bincount(key >> np.int64(shift), minlength=n))]
-    mask = (1 << shift) - 1
-    if shift <= 31 and sys.byteorder == "little":
-        items = np.bitwise_and(key.view(np.int32)[::2], np.int32(mask))
-    else:
-        items = key & np.int64(mask)
-    a = sparse.csr_matrix((np.ones(len(key), dtype=np.int8), items, indptr), shape=(n, width))
+        for b0 in range(0, len(key), _BLOCK):
+            b1 = min(b0 + _BLOCK, len(key))
+            here, flag, after = key[b0:b1], add[b0:b1], key[b0 + 1: b1 + 1]  # after: one short at the end
+            np.not_equal(after, here[:len(after)] + 1, out=flag[:len(after)])
+            flag[len(after):] = True
+            flag &= (here & low) + 1 < width
+        total += int(np.count_nonzero(add))
+    # The items in the keys' low bits (int32 where they fit), each record's count from the high.
+    items = np.empty(total, dtype=np.int32 if shift <= 31 else np.int64)
+    per_rec = np.zeros(n, dtype=np.int64)
+    at = 0
+    for b0 in range(0, len(key), _BLOCK):
+        b1 = min(b0 + _BLOCK, len(key))
+        kb = key[b0:b1]
+        if add is not None:
+            ab = add[b0:b1]
+            times = ab.astype(np.intp)
+            times += 1
+            kb = np.repeat(kb, times)
+            np.cumsum(times, out=times)
+            kb[times[ab] - 1] += 1  # each added key is the second of its pair
+        np.bitwise_and(kb, low, out=items[at: at + len(kb)], casting="unsafe")
+        r = kb >> np.int64(shift)
+        r0 = int(r[0])
+        r -= r0
+        got = np.bincount(r)
+        per_rec[r0: r0 + len(got)] += got
+        at += len(kb)
+    indptr = np.empty(n + 1, dtype=np.int64)
+    indptr[0] = 0
+    np.cumsum(per_rec, out=indptr[1:])
+    a = sparse.csr_matrix((np.ones(total, dtype=np.int8), items, indptr), shape=(n, width))
     a.has_sorted_indices = True
     return a
+
+
+def _unique_sorted(key: np.ndarray) -> int:
+    """Sorted ``key`` made unique in place, block by block (each kept key moved down over the
+    repeats before it); returns how many are kept, now at the front."""
+    kept = 0
+    prev = None
+    for b0 in range(0, len(key), _BLOCK):
+        kb = key[b0: b0 + _BLOCK]
+        first = np.empty(len(kb), dtype=bool)
+        first[0] = prev is None or kb[0] != prev
+        np.not_equal(kb[1:], kb[:-1], out=first[1:])
+        prev = kb[-1]  # read before the block's kept keys are written (they may land on it)
+        vals = kb[first]
+        key[kept: kept + len(vals)] = vals
+        kept += len(vals)
+    return kept
 
 
 def _check_kinds(n: int) -> None:
@@ -248,14 +292,24 @@ def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
     return a
 
 
-def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix], ids: pd.Series | None = None) -> GraphEvidence:
-    """The evidence of ``mats``; ``ids``: the records' id column, kept for :meth:`GraphEvidence.same_ids`."""
-    counts = {k: np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64, copy=False) for k, a in mats.items()}
+def _count(codes: np.ndarray, width: int) -> np.ndarray:
+    """How many times each code 0 .. ``width`` - 1 occurs (int64): ``np.bincount`` without its
+    int64 copy of int32 codes (millions of them: fresh memory, paged in)."""
+    out = np.zeros(width, dtype=np.int64)
+    np.add.at(out, codes, 1)
+    return out
+
+
+def _finish(pid: np.ndarray, mats: dict[str, sparse.csr_matrix], ids: pd.Series | None = None,
+            unique: bool = False) -> GraphEvidence:
+    """The evidence of ``mats``; ``ids``: the records' id column, kept for :meth:`GraphEvidence.same_ids`
+    (``unique``: found unique and present)."""
+    counts = {k: _count(a.indices, a.shape[1]) for k, a in mats.items()}
     holders = {k: int((np.diff(a.indptr) > 0).sum()) for k, a in mats.items()}
     if ids is None:
         return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders)
     return GraphEvidence(pid=pid, mats=mats, counts=counts, holders=holders, _ids=arrow_strings(ids),
-                         _ids_dtype=ids.dtype)
+                         _ids_dtype=ids.dtype, _ids_unique=unique)
 
 
 def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
@@ -293,6 +347,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
     party_ids = arrow_strings(parties["party_id"], combine=False)  # read chunk by chunk: no copy
     index = _Index(persons["person_id"])
+    unique = index.unique()  # asked now: a look-up below may add keys not checked for repeats
     queries = ([relations["person_a"], relations["person_b"]] if has_rel else []) \
         + ([members["person_id"]] if has_mem else [])
     party_rec = index.find_where(party_ids, is_person)
@@ -326,10 +381,13 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     g, p = inc_pos[ok], party[ok]
     # The group-size cap (known.tie_members, judged at each arrival) can only bite in an
     # incident with more party rows than the cap: the rest pass whole.
-    rows_in = np.bincount(g, minlength=n_inc)
+    rows_in = _count(g, n_inc)
     big = (rows_in > MAX_GROUP)[g]
     if big.any():
-        rows = np.flatnonzero(ok)[big]  # the arrival of these rows only: the rest never need it
+        at_big = np.zeros(len(ok), dtype=bool)  # a mask, not the positions of every row kept
+        at_big[ok] = big
+        rows = np.flatnonzero(at_big)  # the arrival of these rows only: the rest never need it
+        del at_big
         # Only these rows and their incidents handed over, with the columns party_since reads
         # (it reads every incident's report time; a row selection of the whole parties
         # frame takes each of its text columns too).
@@ -398,6 +456,8 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
         inc_code = inc_place.astype(np.int64) * nw
         inc_code += win
         inc_code -= lo
+        if n_pl * nw < 2**31:  # gathered per row below: int32, half the memory
+            inc_code = inc_code.astype(np.int32)
         del win, used
         mats["place_time"] = _matrix(mine(prec[dated]), inc_code[ipos[dated]], n, n_pl * nw, also_next=True)
         del inc_code
@@ -423,7 +483,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     _check_kinds(len(kind_values))
     kind_code = kind_code.astype(np.int8)
     mats["incident_kind"] = _kinds_seen(mine(prec[:n_own]), kind_code[ipos], n)
-    return _finish(pid, {k: mats[k] for k in ITEM_KINDS}, persons["person_id"])
+    return _finish(pid, {k: mats[k] for k in ITEM_KINDS}, persons["person_id"], unique)
 
 
 def graph_evidence(tables: Mapping[str, pd.DataFrame], as_of=None, *, as_frame: bool = True

@@ -354,6 +354,11 @@ class _Index:
             elif pd.Index(k[0]).is_unique:
                 self.keys = k[0]
 
+    def unique(self) -> bool:
+        """Whether the ids were found unique with none missing (a row per number, or keys
+        checked); False when not checked (ids of another form)."""
+        return self.row_of is not None or self.keys is not None
+
     def find(self, query: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
         """Row of each ``query`` id in the index, -1 where none."""
         return self.find_many(query)[0]

@@ -37,7 +37,7 @@ from .model import (
     RULE_ID,
     LinkageModel,
 )
-from .parameters import _estimate, _score, _Weights, parameters_table
+from .parameters import TF_FROM_BLOCKING, _estimate, _score, _Weights, parameters_table
 
 
 def _accept(levels: dict[str, np.ndarray], weight: np.ndarray, threshold: float) -> np.ndarray:
@@ -89,6 +89,18 @@ class Linkage:
     weights: Any = None
 
 
+# The dtype pandas gives an index of text ids (``str`` in pandas 3, object before).
+_TEXT_INDEX = pd.Index(np.array(["P1"], dtype=object)).dtype
+
+
+def _id_index(column: pd.Series, ids: np.ndarray) -> pd.Index:
+    """The result's index of the records' ids: from a column already of the dtype pandas gives
+    text ids, that column (no dtype inferred again over a million objects), else ``ids``."""
+    if column.dtype == _TEXT_INDEX and column.dtype != object:
+        return pd.Index(column.array, name="person_id")
+    return pd.Index(ids, name="person_id")
+
+
 def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
               model: LinkageModel = DEFAULT_MODEL, graph: pd.DataFrame | GraphEvidence | None = None) -> Linkage:
     """Link the records of a keys table (``person_id``, ``birth_year``, ``gender``, ``lk_*``).
@@ -102,7 +114,8 @@ def link_keys(keys: pd.DataFrame, existing: pd.Series | None = None,
     persons = keys.reset_index(drop=True)
     if "person_id" not in persons.columns:
         raise ValueError("link_keys: the keys table needs a 'person_id' column")
-    if persons["person_id"].isna().any() or not _ids_unique(persons["person_id"]):
+    known = isinstance(graph, GraphEvidence) and model.graph and graph.unique_ids(persons["person_id"])
+    if not known and (persons["person_id"].isna().any() or not _ids_unique(persons["person_id"])):
         raise ValueError("link_keys: column 'person_id' has missing or duplicate values; each record needs "
                          "its own id")
     if isinstance(graph, pd.DataFrame) and not set(EVIDENCE_COLUMNS) <= set(graph.columns):
@@ -135,7 +148,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
         prior_code, prior_keys = _prior_keys(k.pid, existing)
         new = prior_code < 0
     rules = _block_rules(k)  # made once: the blocking's keys, then the training sessions'
-    i, j, _, stats = _candidates(k, model, new, rules)
+    holders = {f: np.ones(n) for f in TF_FROM_BLOCKING} if weights is None else None
+    i, j, _, stats = _candidates(k, model, new, rules, holders)
     cpu["cpu_blocking"] = lap()
     if existing is not None:
         ei, ej = _existing_pairs(prior_code)
@@ -154,8 +168,8 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
                 out[name] = np.zeros(len(i), dtype=v.dtype)
                 out[name][rows] = v
     cpu["cpu_comparing"] = lap()
-    wt = _estimate(k, model, levels, i, j, compared, dict(rules)) if weights is None else weights(k)
-    del rules
+    wt = _estimate(k, model, levels, i, j, compared, dict(rules), holders) if weights is None else weights(k)
+    del rules, holders
     cpu["cpu_training"] = lap()
     weight = _score(levels, wt, i, gcounts, j, k.graph.items_held() if k.graph is not None else None)
     t = model.weight_threshold(n)
@@ -174,7 +188,7 @@ def _link(persons: pd.DataFrame, existing: pd.Series | None, model: LinkageModel
     key_arr = _named(ids, comp)
     if existing is not None:
         key_arr = _keep_keys(ids, comp, key_arr, prior_code, prior_keys)
-    out = pd.Series(key_arr, index=pd.Index(ids, name="person_id"), name="person_key", dtype=object)
+    out = pd.Series(key_arr, index=_id_index(persons["person_id"], ids), name="person_key", dtype=object)
     accepted_kept = np.zeros(len(i), dtype=bool)
     accepted_kept[np.flatnonzero(acc)[kept]] = True
     pairs = pd.DataFrame({"i": i, "j": j, "weight": weight, "match_probability": prob, "accepted": acc,

@@ -53,6 +53,9 @@ from .model import (
 
 # Training sessions: the blocking rule, and the fields it made agree (left out of the session).
 SESSIONS = {"id_number": ("id_number",), "fuzzy_pinyin+birth_year": ("name", "birth"), "phone": ("phone",)}
+#: The term-frequency fields whose value is a blocking rule's key (same name): how many records
+#: hold each value is read from the blocks' sort (:func:`~.blocking._block_pairs`' ``holders``).
+TF_FROM_BLOCKING = ("id_number", "phone")
 _M_FLOOR = 1e-6  # a level never seen among matches is rare, not impossible (EM's logs need it)
 
 
@@ -260,12 +263,15 @@ def _train_m(levels: dict[str, np.ndarray], sessions: dict[str, np.ndarray], u: 
 
 
 def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray,
-              compared: np.ndarray | None = None, rule_keys: dict[str, np.ndarray] | None = None) -> _Weights:
+              compared: np.ndarray | None = None, rule_keys: dict[str, np.ndarray] | None = None,
+              holders: dict[str, np.ndarray] | None = None) -> _Weights:
     """u from random pairs, m by EM on the candidate pairs (``i``, ``j``; their ``levels``),
     term frequencies. A session takes every candidate pair its blocking rule's key agrees
     on, whichever rule proposed it first (as Splink's training sessions do). ``compared``:
     the pairs whose graph levels were compared (all when None); ``rule_keys``: the records'
-    blocking keys by rule, when already made (:func:`~.blocking._block_rules`)."""
+    blocking keys by rule, when already made (:func:`~.blocking._block_rules`); ``holders``:
+    per term-frequency field, how many records hold each record's value (1 where missing),
+    when the blocking has counted them (:data:`TF_FROM_BLOCKING`)."""
     si, sj = _random_pairs(k.n, model.u_sample, model.seed)
     sample = _compare(k, si, sj, graph=False)
     if model.graph and k.graph is not None:
@@ -276,10 +282,12 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     tf = {}
     for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
                    ("phone", k.phone)):
-        present = arr != 0
-        codes = pd.factorize(arr[present])[0]
-        c = np.ones(k.n)
-        c[present] = np.bincount(codes)[codes]
+        c = None if holders is None else holders.get(f)
+        if c is None:
+            present = arr != 0
+            codes = pd.factorize(arr[present])[0]
+            c = np.ones(k.n)
+            c[present] = np.bincount(codes)[codes]
         tf[f] = _tf_log_u(c, k.n, model)
     graph = model.graph and k.graph is not None
     return _weights(_level_counts(sample), levels, sessions, tf, model, graph=graph,

@@ -1,0 +1,81 @@
+"""The activity family (how recently anything happened around a dispute, its age against its
+category's): known answers on the hand-built district, the category medians against a plain
+recomputation, and the point-in-time rule on a generated one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from escalation_risk.features import REGISTRY, build_features
+from escalation_risk.features.activity import CLOSED_WINDOW_DAYS, MIN_CLOSED
+from escalation_risk.features.sentences import render
+from escalation_risk.model.points import example_points
+
+DAY = 86400.0
+NAMES = ["act_days_since_contact", "act_days_since_dispute_contact", "act_age_vs_category"]
+
+
+def _feat(ds, dispute_id: str, as_of: str) -> pd.Series:
+    return build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [as_of]})).iloc[0]
+
+
+def _days(a: str, b: str) -> float:
+    return (pd.Timestamp(b) - pd.Timestamp(a)).total_seconds() / DAY
+
+
+def test_activity_known_answers(tiny_ds):
+    # d2 (p1 and the neighbour p4), reported 04-02, nothing on it since; p1 is the suspect of k1 (04-21).
+    x = _feat(tiny_ds, "d2", "2024-04-25T00:00")
+    assert x["act_days_since_dispute_contact"] == pytest.approx(_days("2024-04-02", "2024-04-25"))
+    assert x["act_days_since_contact"] == pytest.approx(_days("2024-04-21", "2024-04-25"))
+    # d1 on 03-08: its report (03-02) and the failed session m1 (03-05); the police call c1
+    # about it (03-10) is not known yet, and neither is anything of its parties after 03-02.
+    y = _feat(tiny_ds, "d1", "2024-03-08T00:00")
+    assert y["act_days_since_dispute_contact"] == pytest.approx(_days("2024-03-05", "2024-03-08"))
+    assert y["act_days_since_contact"] == pytest.approx(_days("2024-03-05", "2024-03-08"))
+    # Two days later c1 names d1: a follow-up is contact with the dispute and with its parties.
+    z = _feat(tiny_ds, "d1", "2024-03-11T00:00")
+    assert z["act_days_since_dispute_contact"] == pytest.approx(_days("2024-03-10T21:30", "2024-03-11"))
+    # Three closed disputes of any category: far fewer than the medians need.
+    assert np.isnan(z["act_age_vs_category"])
+
+
+def test_category_medians_as_recomputed(small_district):
+    ds = small_district
+    pts = example_points(ds, every_days=30, max_rescores=3, until="2025-01-01").sample(300, random_state=0)
+    X = build_features(ds, pts.reset_index(drop=True))
+    inc = ds.incidents[ds.incidents["kind"] == "dispute"]
+    closed = inc.dropna(subset=["closed_at"])
+    dur = (closed["closed_at"] - closed["reported_at"]).dt.total_seconds() / DAY
+    checked = 0
+    for (_, p), got in zip(pts.iterrows(), X["act_age_vs_category"]):
+        me = inc.set_index("incident_id").loc[p["dispute_id"]]
+        day = pd.Timestamp(p["as_of"]).floor("D")
+        m = ((closed["category"] == me["category"]) & (closed["closed_at"] < day)
+             & (closed["closed_at"] >= day - pd.Timedelta(days=CLOSED_WINDOW_DAYS)))
+        if m.sum() < MIN_CLOSED:
+            assert np.isnan(got)
+            continue
+        age = (pd.Timestamp(p["as_of"]) - me["reported_at"]).total_seconds() / DAY
+        assert got == pytest.approx(age / max(float(dur[m].median()), 1.0))
+        checked += 1
+    assert checked > 100
+
+
+def test_activity_is_point_in_time(small_district):
+    # The same points on the data as known at a moment and on the whole export: equal.
+    when = pd.Timestamp("2024-09-01")
+    pts = example_points(small_district.cut(when), every_days=30, max_rescores=6, until=when)
+    pts = pts[pts["as_of"] <= when].reset_index(drop=True)
+    a = build_features(small_district.cut(when), pts)[NAMES]
+    b = build_features(small_district, pts)[NAMES]
+    pd.testing.assert_frame_equal(a, b)
+    assert a["act_age_vs_category"].notna().mean() > 0.5
+
+
+def test_activity_reads_in_both_languages():
+    for name in NAMES:
+        assert REGISTRY[name].family == "activity"
+        assert "12" in render(name, {name: 12.0}, "en") and "12" in render(name, {name: 12.0}, "zh")
