@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import KEY
 
 from escalation_risk import Scorer
@@ -32,7 +35,27 @@ def test_reserved_room_is_written_in_place_and_old_views_keep_their_values():
 def test_a_scorers_first_add_grows_its_arrays_in_place(small_model, small_district):
     """The Scorer reserves room when it is built, so its first add copies none of the arrays
     an add grows (the first add after a build at a million people copied 0.3 s of them)."""
+    _first_add_copies_nothing(Scorer(small_model, small_district, pseudonym_key=KEY, fold="never"), small_district)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_the_first_add_after_a_rebuild_in_a_child_grows_its_arrays_in_place(small_model, small_district,
+                                                                             monkeypatch):
+    """A child's index comes back without the room (pickled arrays keep none): the parent
+    reserves it when it adopts the index, so the first add after the rebuild copies nothing."""
+    from escalation_risk import scoring
+
+    monkeypatch.setenv("ESCALATION_RISK_WORKERS", "2")
+    loads = []
+    real = scoring.handover.load
+    monkeypatch.setattr(scoring.handover, "load", lambda *a: loads.append(1) or real(*a))
     sc = Scorer(small_model, small_district, pseudonym_key=KEY, fold="never")
+    sc._state = scoring._rebuilt_apart(sc._state.history, small_model.lexicon)
+    assert loads == [1]  # handed over by a child, not built here
+    _first_add_copies_nothing(sc, small_district)
+
+
+def _first_add_copies_nothing(sc: Scorer, small_district) -> None:
     before = {n: getattr(sc._state.idx, n) for n in GROWN_BY_ADDS
               if isinstance(getattr(sc._state.idx, n, None), np.ndarray)}
     assert {"inc_kind", "inc_person_t", "_pid_codes", "hukou"} <= set(before)

@@ -243,6 +243,7 @@ def _rebuilt_apart(history: Stacked, lexicon, before: HistoryIndex | None = None
         if isinstance(value, _Hashed):  # this process's index, hashed already, grown by the new ids
             assert before is not None
             setattr(idx, name, IdIndex.of(getattr(before, name)).append(value.tail))
+    reserve_room(idx)  # the room a child's pickled arrays lost, made before the index is published
     hash_ids(idx, steps)  # lost with the pickled indexes: hashed here, not by the first reader
     name, longest = max(steps, key=lambda s: s[1], default=("", 0.0))
     log.info("rebuild in a child: forked in %.3f s, built and written in %.1f s; handed over and hashed in %.2f s "

@@ -26,14 +26,17 @@ def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
 
     ``plain`` names columns whose values are already what every driver takes (a Python
     float or str, or None), so their type's processor, which would hand them back
-    unchanged, is skipped. Columns left out take their server defaults. Nothing is
-    returned: the caller reads back generated keys by a query if it needs them.
+    unchanged, is skipped. Columns left out take their Python-side default where it is a
+    constant (as SQLAlchemy's insert does), else their server default; a column left out
+    whose Python-side default is computed (a callable, a SQL expression, a sequence) is
+    refused: pass its values. Nothing is returned: the caller reads back generated keys by
+    a query if it needs them.
     ``fast=False`` takes SQLAlchemy's ``executemany`` whatever the driver (as any other
     driver does).
     """
     if not rows:
         return
-    constants = dict(constants or {})
+    constants = {**_defaults(table, {*columns, *(constants or {})}), **(constants or {})}
     names = [*columns, *constants]
     dialect = conn.dialect
     fixed = tuple(_bound(table.c[n], dialect, v) for n, v in constants.items())
@@ -53,15 +56,22 @@ def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
     raw: Any = None if not fast else conn.connection.dbapi_connection
     into = f"{_quote(dialect, table.name)} ({', '.join(_quote(dialect, n) for n in names)})"
     if dialect.name == "sqlite" and raw is not None:
+        statement = f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))})"
         cur = raw.cursor()
         try:
-            cur.executemany(f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))})", values)
+            cur.executemany(statement, values)
+        except dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(statement, exc, dialect) from exc
         finally:
             cur.close()
     elif dialect.name == "postgresql" and dialect.driver == "psycopg" and raw is not None:
-        with raw.cursor() as cur, cur.copy(f"COPY {into} FROM STDIN") as copy:
-            for v in values:
-                copy.write_row(v)
+        statement = f"COPY {into} FROM STDIN"
+        try:
+            with raw.cursor() as cur, cur.copy(statement) as copy:
+                for v in values:
+                    copy.write_row(v)
+        except dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(statement, exc, dialect) from exc
     else:
         # The values are bound already: a plain executemany of the processed values.
         stmt = sa.text(f"INSERT INTO {into} VALUES ({', '.join(f':p{i}' for i in range(len(names)))})")
@@ -74,6 +84,27 @@ def insert_dicts(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[st
     if rows:
         columns = list(rows[0])
         insert_rows(conn, table, columns, [tuple(r[c] for c in columns) for r in rows], constants)
+
+
+def _defaults(table: sa.Table, given: Collection[str]) -> dict[str, Any]:
+    """The Python-side defaults of ``table``'s columns not in ``given`` (constants only)."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in given or default is None:
+            continue
+        if not getattr(default, "is_scalar", False):
+            raise ValueError(f"insert_rows: column {table.name}.{column.name} is left out and its "
+                             f"default is computed ({type(default).__name__}); pass its values")
+        out[column.name] = default.arg  # type: ignore[attr-defined]
+    return out
+
+
+def _wrapped(statement: str, exc: Exception, dialect: sa.Dialect) -> sa.exc.StatementError:
+    """The driver's error as SQLAlchemy's path raises it (IntegrityError and the like), so
+    callers catch the same types on every path. The rows are left out of the message."""
+    return sa.exc.DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error,
+                                      hide_parameters=True, dialect=dialect)
 
 
 def _processor(column: sa.Column, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
@@ -94,10 +125,13 @@ def _memo(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
     seen: dict[Any, Any] = {}
 
     def once(value: Any) -> Any:
+        # Keyed on type and fold too: equality ignores ``fold`` (two naive local times of a
+        # DST repeated hour are equal, yet are different instants) and 1 == 1.0 == True.
+        key = (value.__class__, value, getattr(value, "fold", 0))
         try:
-            return seen[value]
+            return seen[key]
         except KeyError:
-            out = seen[value] = proc(value)
+            out = seen[key] = proc(value)
             return out
         except TypeError:  # unhashable: converted every time
             return proc(value)

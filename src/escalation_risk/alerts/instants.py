@@ -41,13 +41,18 @@ class _Instant(sa.types.TypeDecorator):
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
         if value is None:
             return None
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            # To UTC before the cache: psycopg hands timestamptz back in the session's zone,
+            # where two instants of a DST repeated hour differ only in ``fold``, which
+            # equality and hashing ignore, so the cache would take one for the other.
+            value = value.astimezone(timezone.utc)
         return _local(value, _zone(dialect))
 
 
 @lru_cache(maxsize=1 << 12)
 def _local(value: Any, zone: ZoneInfo) -> datetime:
-    """A stored instant as naive local time in ``zone``. Cached: a night's rows read back
-    share a few instants (its as_of, its due times), converted once each."""
+    """A stored instant (UTC if aware) as naive local time in ``zone``. Cached: a night's
+    rows read back share a few instants (its as_of, its due times), converted once each."""
     if isinstance(value, str):  # a raw SQLite value read without the type
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:

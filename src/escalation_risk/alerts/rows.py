@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -181,15 +182,11 @@ def _score_rows(scores: pd.DataFrame, night: datetime) -> list[dict[str, Any]]:
     zh = scores["reasons_zh"].tolist() if "reasons_zh" in scores.columns else [None] * len(scores)
     reasons_zh = _dumps_rows(scores.index, zh)
     deltas = [None if d != d else d for d in delta.to_numpy(dtype=float, na_value=np.nan).tolist()]
-    rows = [
-        {"dispute_id": did, "probability": float(p), "level": str(lvl), "trend": str(tr),
-         "delta": d, "reasons": r, "plan": pl, "reasons_zh": rz}
-        for did, p, lvl, tr, d, r, pl, rz in zip(
-            ids.tolist(), prob.tolist(), scores["level"].tolist(), scores["trend"].tolist(),
-            deltas, reasons, plans, reasons_zh,
-        )
-    ]
-    return rows
+    values = (  # in _ROW_COLUMNS' order
+        ids.tolist(), prob.to_numpy(dtype=float).tolist(), list(map(str, scores["level"].tolist())),
+        list(map(str, scores["trend"].tolist())), deltas, reasons, plans, reasons_zh,
+    )
+    return list(map(dict, map(zip, repeat(_ROW_COLUMNS), zip(*values))))
 
 
 
