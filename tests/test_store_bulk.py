@@ -114,6 +114,8 @@ def test_bulk_insert_raises_what_sqlalchemy_raises(store_url, fast):
                         {"district": "d", "as_of": NIGHT, "model_version": "m"}, fast=fast)
         assert isinstance(caught.value.orig, st.engine.dialect.loaded_dbapi.IntegrityError)
         assert "INSERT" in str(caught.value.statement) or "COPY" in str(caught.value.statement)
+        # The rows' values (a plan typed at the desk) stay out of the message.
+        assert "new line" not in str(caught.value) and "0.91" not in str(caught.value)
 
 
 def test_score_rows_are_keyed_by_the_record_steps_columns_in_order():

@@ -47,8 +47,11 @@ def connect(url: str, *, create: bool, timezone: str | None) -> tuple[sa.URL, Zo
             Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # Nights of several districts may write at once: SQLite makes them queue
     # (for up to a minute) instead of failing at once with "database is locked".
+    # hide_parameters: a failed statement's message would otherwise quote its rows
+    # (notes typed at the desk, handlers' names) into logs and tracebacks.
     try:
-        engine = sa.create_engine(parsed, connect_args={"timeout": 60} if sqlite else {})
+        engine = sa.create_engine(parsed, connect_args={"timeout": 60} if sqlite else {},
+                                  hide_parameters=True)
     except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as e:
         raise MissingDriverError(_driver_message(parsed, e)) from None
     engine.dialect._escalation_risk_zone = zone  # type: ignore[attr-defined]
