@@ -1727,3 +1727,56 @@ def test_block_holders_are_term_frequencies():
     _block_pairs(key, max_block=5, holders=holders)
     counts = pd.Series(key).map(pd.Series(key).value_counts()).to_numpy(dtype=float)
     assert np.array_equal(holders, np.where(key != 0, counts, 1.0))
+
+
+def _phone_rule_changed(rules, how):
+    """Blocking rules whose ``phone`` rule is renamed, or keys on the phone and the id number
+    under the same name (the blocking's counts of it are then not the phone's)."""
+    from escalation_risk.linking.blocking import _combine
+
+    def made(k):
+        if how == "renamed":
+            return [("phone_number" if name == "phone" else name, key) for name, key in rules(k)]
+        return [(name, _combine(k.phone, k.idn) if name == "phone" else key) for name, key in rules(k)]
+    return made
+
+
+@pytest.mark.parametrize("phone_rule", ["as_is", "renamed", "combined"])
+@pytest.mark.parametrize("incremental", [False, True])
+def test_term_frequencies_from_the_blocking_equal_a_count(monkeypatch, phone_rule, incremental):
+    """``_link``'s term frequencies, weights and keys are the same with the counts the blocking
+    made (``TF_FROM_BLOCKING``) as with a count of the values; also when the ``phone`` rule is
+    renamed, or its key is the phone combined with the id number."""
+    from escalation_risk.linking import blocking, linker, parameters
+
+    family, own = "13811110000", "13822223333"  # held by four people; by one person's three records
+    rows = [("f1", "王大明", 1960, family, idn("11010119600101001"), "male"),
+            ("f2", "李秀英", 1962, family, idn("11010119620202002"), "female"),
+            ("f3", "王小明", 1990, family, None, "male"),
+            ("f4", "王小红", 1993, family, idn("11010119930303004"), "female"),
+            ("p1", "张伟", 1980, own, A, "male"), ("p2", "张伟", 1980, own, A, "male"),
+            ("p3", "章伟", 1980, own, None, "male"), ("p4", "张伟", 1980, None, A, "male")]
+    persons = people(rows, 300).persons.reset_index(drop=True)
+    if phone_rule != "as_is":
+        made = _phone_rule_changed(blocking._block_rules, phone_rule)
+        for mod in (blocking, linker, parameters):
+            monkeypatch.setattr(mod, "_block_rules", made)
+        if phone_rule == "combined":
+            k = linker._keys(persons, False)
+            held = np.ones(k.n)
+            blocking._block_pairs(dict(made(k))["phone"], 50, holders=held)
+            phones = pd.Series(k.phone).map(pd.Series(k.phone).value_counts()).to_numpy(dtype=float)
+            assert not np.array_equal(held, np.where(k.phone != 0, phones, 1.0))  # the test can tell them apart
+    existing = linker._link(persons.iloc[2:], None, DEFAULT_MODEL).key if incremental else None
+    assert linker.TF_FROM_BLOCKING  # the path under test is on
+    on = linker._link(persons, existing, DEFAULT_MODEL)
+    monkeypatch.setattr(linker, "TF_FROM_BLOCKING", ())
+    off = linker._link(persons, existing, DEFAULT_MODEL)
+    assert on.weights.tf.keys() == off.weights.tf.keys()
+    # log2 u of the value: higher the more records hold it (4, 3, 1 of them).
+    assert on.weights.tf["phone"][0] > on.weights.tf["phone"][4] > on.weights.tf["phone"][10]
+    for f in on.weights.tf:
+        np.testing.assert_array_equal(on.weights.tf[f], off.weights.tf[f], err_msg=f)
+    np.testing.assert_array_equal(on.pairs["weight"], off.pairs["weight"])
+    pd.testing.assert_frame_equal(on.parameters, off.parameters)
+    pd.testing.assert_series_equal(on.key, off.key)
