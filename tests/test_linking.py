@@ -1780,3 +1780,27 @@ def test_term_frequencies_from_the_blocking_equal_a_count(monkeypatch, phone_rul
     np.testing.assert_array_equal(on.pairs["weight"], off.pairs["weight"])
     pd.testing.assert_frame_equal(on.parameters, off.parameters)
     pd.testing.assert_series_equal(on.key, off.key)
+
+
+@pytest.mark.parametrize("form", ["digits", "ordered", "unordered", "long", "missing"])
+@pytest.mark.parametrize("repeated", [False, True])
+def test_index_says_whether_ids_are_unique_as_built_whatever_look_ups_follow(form, repeated):
+    """``_Index.unique`` answers what was checked when the index was built: true only for
+    ids found unique with none missing, and the same after look-ups (of any form) since."""
+    from escalation_risk.linking.ids import _Index
+
+    ids = {"digits": ["P000003", "P000001", "P000002", "P000007"], "ordered": ["a", "b", "c", "d"],
+           "unordered": ["d", "b", "a", "c"], "long": ["person-0000001", "person-0000002", "x", "y"],
+           "missing": ["a", None, "c", "d"]}[form]
+    if repeated:
+        ids = ids + [ids[2]]
+    want = form in ("digits", "ordered", "unordered") and not repeated
+    index = _Index(pd.Series(ids, dtype=object))
+    assert index.unique() is want
+    queries = [pd.Series(ids, dtype=object), pd.Series(["zz", "P000002", "a", "person-0000002"], dtype=object),
+               pd.Series(["P000009", "P000001"], dtype=object)]
+    for q in queries:
+        index.find_many(q)
+        index.find(q)
+        assert index.unique() is want
+    assert index.find(pd.Series([ids[2]], dtype=object))[0] >= 0  # found, whichever of its rows

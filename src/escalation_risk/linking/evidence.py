@@ -347,7 +347,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
     party_ids = arrow_strings(parties["party_id"], combine=False)  # read chunk by chunk: no copy
     index = _Index(persons["person_id"])
-    unique = index.unique()  # asked now: a look-up below may add keys not checked for repeats
+    unique = index.unique()
     queries = ([relations["person_a"], relations["person_b"]] if has_rel else []) \
         + ([members["person_id"]] if has_mem else [])
     party_rec = index.find_where(party_ids, is_person)
