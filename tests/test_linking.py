@@ -1717,16 +1717,40 @@ def test_matrix_blocks_agree_with_a_set_of_pairs(monkeypatch, block, also_next):
     assert all(np.all(np.diff(a.indices[a.indptr[r]:a.indptr[r + 1]]) > 0) for r in range(n))
 
 
-def test_block_holders_are_term_frequencies():
-    """The blocking's count of the records holding each key equals a count of the values."""
+
+@pytest.mark.parametrize("rows", ["none", "all_dropped"])
+@pytest.mark.parametrize("n, width", [(0, None), (6, None), (6, 9), (6, 2**60)])
+@pytest.mark.parametrize("also_next", [False, True])
+def test_matrix_of_no_items_is_empty(rows, n, width, also_next):
+    """No (record, item) left (none given, or every one with a missing record or item): a
+    records x items matrix of the stated shape holding nothing, its rows in order."""
+    from escalation_risk.linking import evidence
+
+    rec = np.zeros(0, np.int32) if rows == "none" else np.array([-1, 2, -1], np.int32)
+    item = np.zeros(0, np.int64) if rows == "none" else np.array([3, -1, -1], np.int64)
+    if n == 0:
+        rec = np.full(len(rec), -1, np.int32)
+    a = evidence._matrix(rec, item, n, width, also_next=also_next)
+    assert a.shape == (n, 0 if width is None else width) and a.nnz == 0
+    assert len(a.indptr) == n + 1 and not a.indptr.any() and a.has_sorted_indices
+
+@pytest.mark.parametrize("keyed", ["many", "one", "none", "no_records"])
+def test_block_holders_are_term_frequencies(keyed):
+    """The blocking's count of the records holding each key equals a count of the values;
+    records without a key are left as they are (also when fewer than two records have one)."""
     from escalation_risk.linking.blocking import _block_pairs
 
     rng = np.random.default_rng(9)
     key = rng.integers(0, 30, 500).astype(np.int64)  # 0: missing
-    holders = np.ones(len(key))
-    _block_pairs(key, max_block=5, holders=holders)
+    if keyed != "many":
+        key[:] = 0
+        key[7] = 12 if keyed == "one" else 0
+        key = key[:0] if keyed == "no_records" else key
+    holders = np.full(len(key), 7.0)  # what the caller had: kept where there is no key
+    i, _, skipped, _ = _block_pairs(key, max_block=15, holders=holders)  # blocks over 15 skipped: counted too
     counts = pd.Series(key).map(pd.Series(key).value_counts()).to_numpy(dtype=float)
-    assert np.array_equal(holders, np.where(key != 0, counts, 1.0))
+    assert np.array_equal(holders, np.where(key != 0, counts, 7.0))
+    assert (len(i) > 0) is (keyed == "many") and bool(skipped.any()) is (keyed == "many")
 
 
 def _phone_rule_changed(rules, how):
@@ -1804,3 +1828,27 @@ def test_index_says_whether_ids_are_unique_as_built_whatever_look_ups_follow(for
         index.find(q)
         assert index.unique() is want
     assert index.find(pd.Series([ids[2]], dtype=object))[0] >= 0  # found, whichever of its rows
+
+
+@pytest.mark.parametrize("ids", [["P000001", "P000002", "P000003", "P000002"], ["a", "b", "c", "b"]])
+def test_link_keys_refuses_repeated_ids_even_with_evidence_of_the_same_records(ids):
+    """``link_keys`` trusts the evidence's own check of its records' ids (no second check)
+    only where it found them unique: evidence built from a repeated id still has it refused."""
+    tables = {
+        "persons": pd.DataFrame({"person_id": pd.Series(ids, dtype="str")}),
+        "places": pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
+        "incidents": pd.DataFrame({"incident_id": ["i1"], "kind": "dispute", "category": "labor_wage",
+                                   "occurred_at": pd.Timestamp("2024-01-01"),
+                                   "reported_at": pd.Timestamp("2024-01-02"), "place_id": "pl"}),
+        "incident_parties": pd.DataFrame({"incident_id": "i1", "party_id": ids[:3], "party_type": "person"}),
+    }
+    keys = pd.DataFrame({"person_id": tables["persons"]["person_id"], "birth_year": 1970, "gender": "male"})
+    ev = graph_evidence(tables, as_frame=False)
+    assert ev.same_ids(keys["person_id"]) and not ev.unique_ids(keys["person_id"])
+    with pytest.raises(ValueError, match="duplicate"):
+        link_keys(keys, model=GRAPH_MODEL, graph=ev)
+    # The same records without the repeat: trusted, and linked.
+    tables["persons"] = tables["persons"].iloc[:3]
+    ev = graph_evidence(tables, as_frame=False)
+    assert ev.unique_ids(keys["person_id"].iloc[:3])
+    assert len(link_keys(keys.iloc[:3], model=GRAPH_MODEL, graph=ev).key) == 3
