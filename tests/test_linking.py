@@ -1852,3 +1852,15 @@ def test_link_keys_refuses_repeated_ids_even_with_evidence_of_the_same_records(i
     ev = graph_evidence(tables, as_frame=False)
     assert ev.unique_ids(keys["person_id"].iloc[:3])
     assert len(link_keys(keys.iloc[:3], model=GRAPH_MODEL, graph=ev).key) == 3
+
+
+def test_item_counts_refuse_negative_codes_as_bincount_does():
+    """Counting codes is bincount's count, and a negative code (a missing row's -1) is refused,
+    not counted as the last code."""
+    from escalation_risk.linking.evidence import _count
+
+    codes = np.random.default_rng(3).integers(0, 9, 200).astype(np.int32)
+    np.testing.assert_array_equal(_count(codes, 12), np.bincount(codes, minlength=12))
+    assert _count(codes[:0], 4).tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="negative"):
+        _count(np.r_[codes, -1].astype(np.int32), 12)
