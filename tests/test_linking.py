@@ -1864,3 +1864,21 @@ def test_item_counts_refuse_negative_codes_as_bincount_does():
     assert _count(codes[:0], 4).tolist() == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="negative"):
         _count(np.r_[codes, -1].astype(np.int32), 12)
+
+
+@pytest.mark.parametrize("values", [[5, 0, 5, 7, 5, 0, -3], [0, 0], []])
+def test_term_counts_count_the_records_holding_each_value(values):
+    """A record's term frequency is how many records hold its value (itself counted); a
+    missing value (0) counts 1, or is left as it was in ``out``; read from a sort's runs alike."""
+    from escalation_risk.linking.keys import _term_counts
+
+    v = np.asarray(values, dtype=np.int64)
+    held = pd.Series(v).map(pd.Series(v).value_counts()).to_numpy(dtype=float)
+    want = np.where(v != 0, held, 1.0)
+    np.testing.assert_array_equal(_term_counts(v), want)
+    out = np.full(len(v), 9.0)
+    assert _term_counts(v, out) is out
+    np.testing.assert_array_equal(out, np.where(v != 0, held, 9.0))
+    order = np.flatnonzero(v != 0)[np.argsort(v[v != 0], kind="stable")]
+    sizes = np.unique(v[order], return_counts=True)[1]
+    np.testing.assert_array_equal(_term_counts(v, np.ones(len(v)), order, sizes), want)

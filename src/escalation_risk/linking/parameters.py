@@ -33,7 +33,7 @@ import pandas as pd
 
 from .blocking import _block_rules
 from .comparisons import _compare, _compare_graph
-from .keys import _Keys
+from .keys import TF_FIELDS, _Keys, _term_counts
 from .model import (
     _IMPLIED,
     _M_AS,
@@ -282,18 +282,13 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
     rule_keys = dict(_block_rules(k)) if rule_keys is None else rule_keys
     sessions = _sessions(rule_keys, i, j)
     tf = {}
-    for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
-                   ("phone", k.phone)):
+    for f, col in TF_FIELDS.items():
+        arr = getattr(k, col)
         # The blocking counted the values of the key of the rule named ``f``: they are this
         # field's only when that key is this very array (a rule renamed, or its key combined
         # with another, would hand over counts of something else).
         c = holders.get(f) if holders is not None and rule_keys.get(f) is arr else None
-        if c is None:
-            present = arr != 0
-            codes = pd.factorize(arr[present])[0]
-            c = np.ones(k.n)
-            c[present] = np.bincount(codes)[codes]
-        tf[f] = _tf_log_u(c, k.n, model)
+        tf[f] = _tf_log_u(_term_counts(arr) if c is None else c, k.n, model)
     graph = model.graph and k.graph is not None
     return _weights(_level_counts(sample), levels, sessions, tf, model, graph=graph,
                     holders=dict(k.graph.holders) if k.graph is not None else {},
