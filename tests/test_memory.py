@@ -125,6 +125,33 @@ def test_settings_restored_when_the_night_fails(libc):
 
 
 @needs_switch
+def test_a_setup_interrupted_halfway_is_undone(advising, libc, monkeypatch):
+    # numpy's advice already off, Arrow's pool not yet switched when glibc's first call is interrupted.
+    pool = pa.default_memory_pool().backend_name
+    interrupted: list[int] = []
+    set_one = libc.mallopt
+
+    def mallopt(number, value) -> int:
+        if not interrupted:
+            interrupted.append(number.value)
+            raise KeyboardInterrupt
+        return set_one(number, value)
+
+    monkeypatch.setattr(libc, "mallopt", mallopt)
+    with pytest.raises(KeyboardInterrupt), night_memory():
+        pass
+    assert memory._DEPTH == 0
+    assert advice() is True
+    assert pa.default_memory_pool().backend_name == pool
+    assert libc.calls == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]  # what it may have set, undone
+    with night_memory():  # the next night sets up and restores as if nothing had happened
+        assert advice() is False
+        assert pa.default_memory_pool().backend_name == "system"
+    assert advice() is True
+    assert pa.default_memory_pool().backend_name == pool
+
+
+@needs_switch
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux only")
 def test_a_forked_worker_inherits_the_nights_settings(advising, libc):
     with night_memory():

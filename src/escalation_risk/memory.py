@@ -64,6 +64,7 @@ _LOCK = threading.Lock()
 _DEPTH = 0  # nights running inside night_memory() in this process (threads may run two)
 _NUMPY_BEFORE: list[bool] = []  # numpy's advice before the outermost night
 _POOL_BEFORE: list[pa.MemoryPool] = []  # Arrow's default pool before it
+_MALLOC_SET: list[bool] = []  # glibc's parameters (maybe some of them) set to the night's
 
 
 @functools.cache
@@ -107,28 +108,36 @@ def night_memory() -> Iterator[None]:
     concurrent nights share them, and the outermost's end restores them."""
     global _DEPTH
     switch = _hugepage_switch()
-    with _LOCK:
-        _DEPTH += 1
-        if _DEPTH == 1:
-            if switch is not None and HUGEPAGE_ENV not in os.environ:
-                _NUMPY_BEFORE.append(switch(False))
-            _set_malloc(True)
-            if ARROW_POOL_ENV not in os.environ and _libc() is not None:
-                _POOL_BEFORE.append(pa.default_memory_pool())
-                pa.set_memory_pool(pa.system_memory_pool())
+    entered = False
     try:
+        with _LOCK:
+            _DEPTH += 1
+            entered = True
+            if _DEPTH == 1:
+                # Each setting recorded before it is made: a setup interrupted halfway (a
+                # KeyboardInterrupt in a call) is undone below as far as it went.
+                if switch is not None and HUGEPAGE_ENV not in os.environ:
+                    _NUMPY_BEFORE.append(switch(False))
+                _MALLOC_SET.append(True)
+                _set_malloc(True)
+                if ARROW_POOL_ENV not in os.environ and _libc() is not None:
+                    _POOL_BEFORE.append(pa.default_memory_pool())
+                    pa.set_memory_pool(pa.system_memory_pool())
         yield
     finally:
-        with _LOCK:
-            _DEPTH -= 1
-            if _DEPTH == 0:
-                if switch is not None and _NUMPY_BEFORE:
-                    switch(_NUMPY_BEFORE.pop())
-                give_back_memory()  # (the night's pool: what it keeps freed)
-                if _POOL_BEFORE:
-                    pa.set_memory_pool(_POOL_BEFORE.pop())
-                _set_malloc(False)
-                give_back_memory()
+        if entered:
+            with _LOCK:
+                _DEPTH -= 1
+                if _DEPTH == 0:
+                    if switch is not None and _NUMPY_BEFORE:
+                        switch(_NUMPY_BEFORE.pop())
+                    give_back_memory()  # (the night's pool: what it keeps freed)
+                    if _POOL_BEFORE:
+                        pa.set_memory_pool(_POOL_BEFORE.pop())
+                    if _MALLOC_SET:
+                        _MALLOC_SET.clear()
+                        _set_malloc(False)
+                    give_back_memory()
 
 
 def give_back_memory() -> None:
