@@ -106,7 +106,7 @@ def test_malloc_parameters_set_then_set_back_to_glibcs_defaults(libc):
         assert len(libc.calls) == len(MALLOC_PARAMETERS)
     assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]
     assert all(default == 128 * 1024 for *_, default in MALLOC_PARAMETERS)
-    assert libc.trims == 2  # the memory kept for reuse given back at the end (the night's pool, then glibc's)
+    assert libc.trims == 1  # the memory kept for reuse given back at the end
 
 
 def test_a_malloc_parameter_in_the_environment_is_left_alone(libc, monkeypatch):
@@ -149,6 +149,22 @@ def test_a_setup_interrupted_halfway_is_undone(advising, libc, monkeypatch):
         assert pa.default_memory_pool().backend_name == "system"
     assert advice() is True
     assert pa.default_memory_pool().backend_name == pool
+
+
+@needs_switch
+def test_every_setting_restored_when_giving_memory_back_fails(advising, libc, monkeypatch):
+    pool = pa.default_memory_pool().backend_name
+
+    def fails(pad: int) -> int:
+        raise OSError("trim failed")
+
+    monkeypatch.setattr(libc, "malloc_trim", fails)
+    with pytest.raises(OSError), night_memory():
+        pass
+    assert advice() is True
+    assert pa.default_memory_pool().backend_name == pool
+    assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]
+    assert memory._DEPTH == 0
 
 
 @needs_switch

@@ -129,15 +129,23 @@ def night_memory() -> Iterator[None]:
             with _LOCK:
                 _DEPTH -= 1
                 if _DEPTH == 0:
-                    if switch is not None and _NUMPY_BEFORE:
-                        switch(_NUMPY_BEFORE.pop())
-                    give_back_memory()  # (the night's pool: what it keeps freed)
-                    if _POOL_BEFORE:
-                        pa.set_memory_pool(_POOL_BEFORE.pop())
-                    if _MALLOC_SET:
-                        _MALLOC_SET.clear()
-                        _set_malloc(False)
-                    give_back_memory()
+                    _restore(switch)
+
+
+def _restore(switch: Callable[[bool], bool] | None) -> None:
+    """Every setting the night made set back, each whatever the others do (a step that
+    raises stops none of the rest); then the memory kept for reuse given back."""
+    with contextlib.ExitStack() as steps:  # (run last to first)
+        # Last: the restored pool's freed pages and glibc's heap, which also holds the
+        # night's system pool's (whose own release is a malloc_trim).
+        steps.callback(give_back_memory)
+        if _MALLOC_SET:
+            _MALLOC_SET.clear()
+            steps.callback(_set_malloc, False)
+        if _POOL_BEFORE:
+            steps.callback(pa.set_memory_pool, _POOL_BEFORE.pop())
+        if switch is not None and _NUMPY_BEFORE:
+            steps.callback(switch, _NUMPY_BEFORE.pop())
 
 
 def give_back_memory() -> None:
