@@ -53,9 +53,10 @@ class FakeLibc:
 def libc(monkeypatch: pytest.MonkeyPatch) -> FakeLibc:
     fake = FakeLibc()
     monkeypatch.setattr(memory, "_libc", lambda: fake)
-    for _, env, _, _ in MALLOC_PARAMETERS:
+    for _, env, *_ in MALLOC_PARAMETERS:
         monkeypatch.delenv(env, raising=False)
     monkeypatch.delenv(memory.ARROW_POOL_ENV, raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     return fake
 
 
@@ -100,11 +101,11 @@ def test_an_operators_numpy_setting_is_left_alone(advising, libc, monkeypatch):
 
 def test_malloc_parameters_set_then_set_back_to_glibcs_defaults(libc):
     with night_memory():
-        assert libc.calls == [(n, night) for n, _, night, _ in MALLOC_PARAMETERS]
+        assert libc.calls == [(n, night) for n, *_, night, _ in MALLOC_PARAMETERS]
         with night_memory():
             pass
         assert len(libc.calls) == len(MALLOC_PARAMETERS)
-    assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]
+    assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, *_, default in MALLOC_PARAMETERS]
     assert all(default == 128 * 1024 for *_, default in MALLOC_PARAMETERS)
     assert libc.trims == 1  # the memory kept for reuse given back at the end
 
@@ -117,10 +118,22 @@ def test_a_malloc_parameter_in_the_environment_is_left_alone(libc, monkeypatch):
     assert {n for n, _ in libc.calls} == {-1, -3}
 
 
+def test_a_malloc_tunable_in_glibcs_tunables_is_left_alone(libc, monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.top_pad=0:glibc.malloc.mmap_threshold=65536:glibc.rtld.x=1")
+    with night_memory():
+        pass
+    assert {n for n, _ in libc.calls} == {-1}  # the trim threshold only
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
+    libc.calls.clear()
+    with night_memory():
+        pass
+    assert {n for n, _ in libc.calls} == {-2, -3}
+
+
 def test_settings_restored_when_the_night_fails(libc):
     with pytest.raises(KeyError), night_memory():
         raise KeyError("x")
-    assert libc.calls[-len(MALLOC_PARAMETERS):] == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]
+    assert libc.calls[-len(MALLOC_PARAMETERS):] == [(n, default) for n, *_, default in MALLOC_PARAMETERS]
     assert memory._DEPTH == 0
 
 
@@ -143,7 +156,7 @@ def test_a_setup_interrupted_halfway_is_undone(advising, libc, monkeypatch):
     assert memory._DEPTH == 0
     assert advice() is True
     assert pa.default_memory_pool().backend_name == pool
-    assert libc.calls == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]  # what it may have set, undone
+    assert libc.calls == [(n, default) for n, *_, default in MALLOC_PARAMETERS]  # what it may have set, undone
     with night_memory():  # the next night sets up and restores as if nothing had happened
         assert advice() is False
         assert pa.default_memory_pool().backend_name == "system"
@@ -163,7 +176,7 @@ def test_every_setting_restored_when_giving_memory_back_fails(advising, libc, mo
         pass
     assert advice() is True
     assert pa.default_memory_pool().backend_name == pool
-    assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, _, _, default in MALLOC_PARAMETERS]
+    assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, *_, default in MALLOC_PARAMETERS]
     assert memory._DEPTH == 0
 
 
@@ -197,13 +210,13 @@ def test_on_this_machine_glibc_accepts_the_nights_values():
     if libc is None:
         pytest.skip("not glibc")
     import ctypes
-    for number, env, value, default in MALLOC_PARAMETERS:
+    for number, env, _, value, default in MALLOC_PARAMETERS:
         assert libc.mallopt(ctypes.c_int(number), ctypes.c_int(value)) == 1, env
         assert libc.mallopt(ctypes.c_int(number), ctypes.c_int(default)) == 1, env
 
 
 def test_every_value_fits_mallopts_int():
-    assert all(-(2**31) <= v < 2**31 for _, _, night, default in MALLOC_PARAMETERS for v in (night, default))
+    assert all(-(2**31) <= v < 2**31 for *_, night, default in MALLOC_PARAMETERS for v in (night, default))
 
 
 def test_the_loads_freed_memory_is_given_back_before_the_fingerprints_fork(small_district, monkeypatch):

@@ -30,7 +30,7 @@ that imports the library and runs a night is left as it was, but for one thing g
 cannot undo: its ``mmap`` threshold no longer slides (fixed at 128 KiB, glibc's starting
 value). An operator's own choice wins: a parameter set in the environment
 (``NUMPY_MADVISE_HUGEPAGE``, ``ARROW_DEFAULT_MEMORY_POOL``, ``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) is left alone.
+``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, or its tunable in ``GLIBC_TUNABLES``) is left alone.
 Elsewhere than glibc (or numpy without the switch) the part that does not apply is skipped.
 """
 
@@ -49,13 +49,14 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-#: glibc's ``mallopt`` parameters the night sets: (number, environment variable, the night's
-#: value, glibc's default). 32 MiB is the ceiling glibc accepts for the mmap threshold on 64 bits;
-#: ``mallopt`` takes a C int, so the trim threshold's "out of reach" is its largest, ~2 GiB.
-MALLOC_PARAMETERS: tuple[tuple[int, str, int, int], ...] = (
-    (-3, "MALLOC_MMAP_THRESHOLD_", 32 * 2**20, 128 * 2**10),  # M_MMAP_THRESHOLD
-    (-1, "MALLOC_TRIM_THRESHOLD_", 2**31 - 1, 128 * 2**10),   # M_TRIM_THRESHOLD
-    (-2, "MALLOC_TOP_PAD_", 2**30, 128 * 2**10),              # M_TOP_PAD
+#: glibc's ``mallopt`` parameters the night sets: (number, environment variable, tunable in
+#: ``GLIBC_TUNABLES``, the night's value, glibc's default). 32 MiB is the ceiling glibc accepts for
+#: the mmap threshold on 64 bits; ``mallopt`` takes a C int, so the trim threshold's "out of
+#: reach" is its largest, ~2 GiB.
+MALLOC_PARAMETERS: tuple[tuple[int, str, str, int, int], ...] = (
+    (-3, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold", 32 * 2**20, 128 * 2**10),  # M_MMAP_THRESHOLD
+    (-1, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold", 2**31 - 1, 128 * 2**10),   # M_TRIM_THRESHOLD
+    (-2, "MALLOC_TOP_PAD_", "glibc.malloc.top_pad", 2**30, 128 * 2**10),                     # M_TOP_PAD
 )
 HUGEPAGE_ENV = "NUMPY_MADVISE_HUGEPAGE"
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
@@ -95,9 +96,11 @@ def _set_malloc(night: bool) -> None:
     libc = _libc()
     if libc is None:
         return
-    for number, env, value, default in MALLOC_PARAMETERS:
-        if env in os.environ:
-            continue
+    # glibc's tunables: ``name=value`` pairs separated by colons.
+    tunables = {item.partition("=")[0] for item in os.environ.get("GLIBC_TUNABLES", "").split(":")}
+    for number, env, tunable, value, default in MALLOC_PARAMETERS:
+        if env in os.environ or tunable in tunables:
+            continue  # the operator's choice
         if not libc.mallopt(ctypes.c_int(number), ctypes.c_int(value if night else default)):
             log.debug("mallopt(%d) refused", number)
 
