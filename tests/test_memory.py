@@ -130,6 +130,15 @@ def test_a_malloc_tunable_in_glibcs_tunables_is_left_alone(libc, monkeypatch):
     assert {n for n, _ in libc.calls} == {-2, -3}
 
 
+def test_giving_back_trims_glibcs_heap_once(libc):
+    memory.give_back_memory()  # Arrow's pool its own (mimalloc or jemalloc): glibc's trimmed besides
+    assert libc.trims == 1
+    with night_memory():
+        memory.give_back_memory()  # the system pool's release is glibc's malloc_trim already
+        assert libc.trims == 1
+    assert libc.trims == 2  # (the night's end, its pool set back)
+
+
 def test_settings_restored_when_the_night_fails(libc):
     with pytest.raises(KeyError), night_memory():
         raise KeyError("x")

@@ -156,7 +156,8 @@ def give_back_memory() -> None:
     outside a night) keeps freed pages for Arrow alone (220 MB after loading a 100,000-person
     district, ten times that at a million), where the next step's numpy arrays cannot reuse
     them; glibc's heap likewise keeps freed blocks until trimmed (whatever its trim threshold)."""
-    pa.default_memory_pool().release_unused()
+    pool = pa.default_memory_pool()
+    pool.release_unused()
     libc = _libc()
-    if libc is not None:
+    if libc is not None and pool.backend_name != "system":  # (the system pool's release is malloc_trim)
         libc.malloc_trim(0)
