@@ -1,12 +1,13 @@
 """How a night's process takes and gives back memory: the page faults of a batch job.
 
 A night at a million people allocates and frees several GB of numpy and pandas arrays,
-step after step. Two defaults of the libraries made that cost a third of its CPU in the
-kernel (35-43 s of system time of ~120 s, measured on the 1M night):
+step after step, and pays for it in page faults: system time, most of it on a quiet
+machine (what was measured: the README's note on memory). The defaults in play:
 
-- numpy asks for transparent huge pages on every large array (``madvise``), and a
-  kernel whose THP ``defrag`` is ``madvise`` (Debian's default) compacts memory
-  synchronously on the first touch of each such region, for every temporary array;
+- numpy asks for transparent huge pages on every large array (``madvise``). Faulting them
+  was dear here, most on a quiet machine; read (not measured directly) as the cost of
+  huge pages faulted onto memory the VM had handed back to its host (free page
+  reporting). Not THP compaction: ``compact_stall`` stayed 0;
 - glibc hands each allocation over 128 KiB (a sliding threshold) to its own ``mmap``
   and ``munmap``s it when freed, so the next array of that size faults its pages in
   again; and it trims the heap's top as soon as 128 KiB is free there;
@@ -15,7 +16,7 @@ kernel (35-43 s of system time of ~120 s, measured on the 1M night):
 
 :func:`night_memory` is the night's choice (:func:`~.nightly.run_night` runs inside it,
 so the CLI's ``nightly`` and the benchmark's night do too; forked workers inherit it):
-numpy's huge-page advice off; glibc's ``mmap`` threshold at its 32 MiB ceiling, its trim
+numpy's huge-page advice off; glibc's ``mmap`` threshold at 32 MiB (its sliding ceiling), its trim
 threshold out of reach (2 GiB) and 1 GiB of top pad, so freed heap memory is reused by the
 next array instead of being unmapped and faulted in again; and Arrow's default pool the
 system's (glibc: the same heap as numpy's, reused by both). The trade-off: the
@@ -50,9 +51,9 @@ import pyarrow as pa
 log = logging.getLogger(__name__)
 
 #: glibc's ``mallopt`` parameters the night sets: (number, environment variable, tunable in
-#: ``GLIBC_TUNABLES``, the night's value, glibc's default). 32 MiB is the ceiling glibc accepts for
-#: the mmap threshold on 64 bits; ``mallopt`` takes a C int, so the trim threshold's "out of
-#: reach" is its largest, ~2 GiB.
+#: ``GLIBC_TUNABLES``, the night's value, glibc's default). 32 MiB is the ceiling of glibc's own
+#: sliding mmap threshold on 64 bits (older glibc refuse more; 2.36 accepts it); ``mallopt``
+#: takes a C int, so the trim threshold's "out of reach" is its largest, ~2 GiB.
 MALLOC_PARAMETERS: tuple[tuple[int, str, str, int, int], ...] = (
     (-3, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold", 32 * 2**20, 128 * 2**10),  # M_MMAP_THRESHOLD
     (-1, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold", 2**31 - 1, 128 * 2**10),   # M_TRIM_THRESHOLD
