@@ -118,8 +118,9 @@ def night_memory() -> Iterator[None]:
             _DEPTH += 1
             entered = True
             if _DEPTH == 1:
-                # Each setting recorded before it is made: a setup interrupted halfway (a
-                # KeyboardInterrupt in a call) is undone below as far as it went.
+                # Each setting recorded as it is made (glibc's and Arrow's before the call):
+                # a setup interrupted halfway (a KeyboardInterrupt) is undone below as far
+                # as it went.
                 if switch is not None and HUGEPAGE_ENV not in os.environ:
                     _NUMPY_BEFORE.append(switch(False))
                 _MALLOC_SET.append(True)
