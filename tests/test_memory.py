@@ -12,7 +12,7 @@ import pytest
 
 from escalation_risk import memory, nightly
 from escalation_risk.forks import Forked
-from escalation_risk.memory import MALLOC_PARAMETERS, night_memory
+from escalation_risk.memory import MALLOC_PARAMETERS, batch_memory
 
 switch = memory._hugepage_switch()
 needs_switch = pytest.mark.skipif(switch is None, reason="this numpy has no huge-page switch")
@@ -66,10 +66,10 @@ def libc(monkeypatch: pytest.MonkeyPatch) -> FakeLibc:
 def test_arrows_pool_is_the_systems_inside_and_set_back_after(libc):
     before = pa.default_memory_pool().backend_name
     assert before != "system"  # (pyarrow's default here: mimalloc or jemalloc)
-    with night_memory():
+    with batch_memory():
         assert pa.default_memory_pool().backend_name == "system"
         kept = pa.array([str(i) for i in range(1000)])  # a buffer of the night's pool, outliving it
-        with night_memory():
+        with batch_memory():
             pass
         assert pa.default_memory_pool().backend_name == "system"
     assert pa.default_memory_pool().backend_name == before
@@ -82,15 +82,15 @@ def test_arrows_pool_is_the_systems_inside_and_set_back_after(libc):
 def test_an_operators_arrow_pool_is_left_alone(libc, monkeypatch):
     monkeypatch.setenv(memory.ARROW_POOL_ENV, "mimalloc")
     before = pa.default_memory_pool().backend_name
-    with night_memory():
+    with batch_memory():
         assert pa.default_memory_pool().backend_name == before
 
 
 @needs_switch
 def test_huge_page_advice_off_inside_and_restored_after(advising, libc):
-    with night_memory():
+    with batch_memory():
         assert advice() is False
-        with night_memory():  # a nested night leaves the outer's settings alone at its end
+        with batch_memory():  # a nested night leaves the outer's settings alone at its end
             pass
         assert advice() is False
     assert advice() is True
@@ -99,15 +99,15 @@ def test_huge_page_advice_off_inside_and_restored_after(advising, libc):
 @needs_switch
 def test_an_operators_numpy_setting_is_left_alone(advising, libc, monkeypatch):
     monkeypatch.setenv(memory.HUGEPAGE_ENV, "1")
-    with night_memory():
+    with batch_memory():
         assert advice() is True
     assert advice() is True
 
 
 def test_malloc_parameters_set_then_set_back_to_glibcs_defaults(libc):
-    with night_memory():
+    with batch_memory():
         assert libc.calls == [(n, night) for n, *_, night, _ in MALLOC_PARAMETERS]
-        with night_memory():
+        with batch_memory():
             pass
         assert len(libc.calls) == len(MALLOC_PARAMETERS)
     assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, *_, default in MALLOC_PARAMETERS]
@@ -117,7 +117,7 @@ def test_malloc_parameters_set_then_set_back_to_glibcs_defaults(libc):
 
 def test_a_malloc_parameter_in_the_environment_is_left_alone(libc, monkeypatch):
     monkeypatch.setenv("MALLOC_TOP_PAD_", "0")
-    with night_memory():
+    with batch_memory():
         pass
     assert -2 not in {n for n, _ in libc.calls}
     assert {n for n, _ in libc.calls} == {-1, -3}
@@ -125,12 +125,12 @@ def test_a_malloc_parameter_in_the_environment_is_left_alone(libc, monkeypatch):
 
 def test_a_malloc_tunable_in_glibcs_tunables_is_left_alone(libc, monkeypatch):
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.top_pad=0:glibc.malloc.mmap_threshold=65536:glibc.rtld.x=1")
-    with night_memory():
+    with batch_memory():
         pass
     assert {n for n, _ in libc.calls} == {-1}  # the trim threshold only
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
     libc.calls.clear()
-    with night_memory():
+    with batch_memory():
         pass
     assert {n for n, _ in libc.calls} == {-2, -3}
 
@@ -138,14 +138,14 @@ def test_a_malloc_tunable_in_glibcs_tunables_is_left_alone(libc, monkeypatch):
 def test_giving_back_trims_glibcs_heap_once(libc):
     memory.give_back_memory()  # Arrow's pool its own (mimalloc or jemalloc): glibc's trimmed besides
     assert libc.trims == 1
-    with night_memory():
+    with batch_memory():
         memory.give_back_memory()  # the system pool's release is glibc's malloc_trim already
         assert libc.trims == 1
     assert libc.trims == 2  # (the night's end, its pool set back)
 
 
 def test_settings_restored_when_the_night_fails(libc):
-    with pytest.raises(KeyError), night_memory():
+    with pytest.raises(KeyError), batch_memory():
         raise KeyError("x")
     assert libc.calls[-len(MALLOC_PARAMETERS):] == [(n, default) for n, *_, default in MALLOC_PARAMETERS]
     assert memory._DEPTH == 0
@@ -165,13 +165,13 @@ def test_a_setup_interrupted_halfway_is_undone(advising, libc, monkeypatch):
         return set_one(number, value)
 
     monkeypatch.setattr(libc, "mallopt", mallopt)
-    with pytest.raises(KeyboardInterrupt), night_memory():
+    with pytest.raises(KeyboardInterrupt), batch_memory():
         pass
     assert memory._DEPTH == 0
     assert advice() is True
     assert pa.default_memory_pool().backend_name == pool
     assert libc.calls == [(n, default) for n, *_, default in MALLOC_PARAMETERS]  # what it may have set, undone
-    with night_memory():  # the next night sets up and restores as if nothing had happened
+    with batch_memory():  # the next night sets up and restores as if nothing had happened
         assert advice() is False
         assert pa.default_memory_pool().backend_name == "system"
     assert advice() is True
@@ -186,7 +186,7 @@ def test_every_setting_restored_when_giving_memory_back_fails(advising, libc, mo
         raise OSError("trim failed")
 
     monkeypatch.setattr(libc, "malloc_trim", fails)
-    with pytest.raises(OSError), night_memory():
+    with pytest.raises(OSError), batch_memory():
         pass
     assert advice() is True
     assert pa.default_memory_pool().backend_name == pool
@@ -197,7 +197,7 @@ def test_every_setting_restored_when_giving_memory_back_fails(advising, libc, mo
 @needs_switch
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux only")
 def test_a_forked_worker_inherits_the_nights_settings(advising, libc):
-    with night_memory():
+    with batch_memory():
         assert Forked(advice).result() is False
         assert Forked(lambda: pa.default_memory_pool().backend_name).result() == "system"
     assert Forked(advice).result() is True
@@ -215,6 +215,25 @@ def test_run_night_runs_inside_the_settings_and_restores_them(advising, libc, mo
     with pytest.raises(LookupError):
         nightly.run_night("/nowhere", "/no-model", "2025-06-30", store="sqlite://", out_dir=None)
     assert seen == [False]
+    assert advice() is True
+    assert len(libc.calls) == 2 * len(MALLOC_PARAMETERS)
+
+
+@needs_switch
+def test_a_districts_linkage_runs_inside_the_settings_and_restores_them(advising, libc, monkeypatch, small_district):
+    from escalation_risk.linking import linker
+
+    seen: list[bool] = []
+    real = linker._link
+
+    def probe(*args, **kwargs):
+        seen.append(advice())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(linker, "_link", probe)
+    ds = small_district.cut(small_district.incidents["reported_at"].max())  # a fresh Dataset: nothing cached
+    key = linker.link_persons(ds)
+    assert seen == [False] and len(key) == len(ds.persons)
     assert advice() is True
     assert len(libc.calls) == 2 * len(MALLOC_PARAMETERS)
 

@@ -14,8 +14,9 @@ machine (what was measured: the README's note on memory). The defaults in play:
 - Arrow's default pool (mimalloc) advises huge pages on its 1 GiB arenas, and keeps the
   pages it frees for Arrow alone.
 
-:func:`night_memory` is the night's choice (:func:`~.nightly.run_night` runs inside it,
-so the CLI's ``nightly`` and the benchmark's night do too; forked workers inherit it):
+:func:`batch_memory` is the batch's choice (:func:`~.nightly.run_night` runs inside it,
+so the CLI's ``nightly`` and the benchmark's night do too, forked workers inherit it; and
+a linkage computed by :func:`~escalation_risk.linking.link_persons`):
 numpy's huge-page advice off; glibc's ``mmap`` threshold at 32 MiB (its sliding ceiling), its trim
 threshold out of reach (2 GiB) and 1 GiB of top pad, so freed heap memory is reused by the
 next array instead of being unmapped and faulted in again; and Arrow's default pool the
@@ -63,7 +64,7 @@ HUGEPAGE_ENV = "NUMPY_MADVISE_HUGEPAGE"
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
 _LOCK = threading.Lock()
-_DEPTH = 0  # nights running inside night_memory() in this process (threads may run two)
+_DEPTH = 0  # nights running inside batch_memory() in this process (threads may run two)
 _NUMPY_BEFORE: list[bool] = []  # numpy's advice before the outermost night
 _POOL_BEFORE: list[pa.MemoryPool] = []  # Arrow's default pool before it
 _MALLOC_SET: list[bool] = []  # glibc's parameters (maybe some of them) set to the night's
@@ -107,9 +108,10 @@ def _set_malloc(night: bool) -> None:
 
 
 @contextlib.contextmanager
-def night_memory() -> Iterator[None]:
-    """The night's memory settings while inside (see the module's note); nested or
-    concurrent nights share them, and the outermost's end restores them."""
+def batch_memory() -> Iterator[None]:
+    """The batch's memory settings while inside (see the module's note): a night, and a
+    district's linkage (:func:`~escalation_risk.linking.link_persons`). Nested or
+    concurrent users share them, and the outermost's end restores them."""
     global _DEPTH
     switch = _hugepage_switch()
     entered = False

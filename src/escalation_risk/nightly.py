@@ -64,7 +64,7 @@ from .clock import end_of_day
 from .dataset import Dataset, load_dataset
 from .drift import DriftReport, night_check
 from .forks import Forked, workers, worth_forking
-from .memory import give_back_memory, night_memory
+from .memory import batch_memory, give_back_memory
 from .model import RiskModel, load_model
 from .night_report import NightReport
 from .night_scores import DistrictScores, _ScoresWriter
@@ -333,7 +333,7 @@ def _record(st: AlertStore, results: list[DistrictResult], night: pd.Timestamp, 
     return summaries, scored
 
 
-@night_memory()
+@batch_memory()
 def run_night(data: str | os.PathLike | Dataset, model: str | os.PathLike | RiskModel, as_of: Any, *,
               store: str | AlertStore = "sqlite:///alerts.db", out_dir: str | Path | None = "out",
               progress: bool = False, thresholds: dict[str, float] | None = None,

@@ -13,6 +13,7 @@ import pandas as pd
 from ..clock import to_moment
 from ..dataset import Dataset
 from ..known import persons_known
+from ..memory import batch_memory
 from .blocking import _block_rules, _candidates
 from .comparisons import _compare, _compare_graph
 from .evidence import EVIDENCE_COLUMNS, GraphEvidence, _graph_arrays, graph_evidence
@@ -241,8 +242,9 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
     # The attributes compared as they stood then (their history, where the data hold one).
     persons = ds.persons if as_of is None else \
         persons_known(ds.persons, ds.person_attributes if model.attributes else None, as_of)
-    evidence = graph_evidence(ds.tables(), as_of, as_frame=False) if model.graph else None
-    res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
+    with batch_memory():  # a batch step at a district's scale: see memory's note
+        evidence = graph_evidence(ds.tables(), as_of, as_frame=False) if model.graph else None
+        res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
     if cacheable:
         ds.cache[slot] = res
         if slot == "linkage":
