@@ -79,3 +79,36 @@ def test_activity_reads_in_both_languages():
     for name in NAMES:
         assert REGISTRY[name].family == "activity"
         assert "12" in render(name, {name: 12.0}, "en") and "12" in render(name, {name: 12.0}, "zh")
+
+
+def test_activity_online_equals_batch_for_parties_added_late(small_district):
+    """A party added to a dispute after its report: the batch's history holds the dispute
+    in that party's timeline (from the arrival), the online history never saw it; either
+    way the dispute itself is no contact of its parties' (it counts as its own record)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_scoring import NIGHT, _with, _withheld_request, _without
+
+    from escalation_risk.features import activity, history_index, points_from_records
+    ds = small_district
+    p, inc = ds.incident_parties, ds.incidents
+    late = p[p["added_at"].notna()].merge(inc[["incident_id", "reported_at", "kind"]], on="incident_id")
+    late = late[(late["kind"] == "dispute") & (late["added_at"] > late["reported_at"] + pd.Timedelta(days=1))
+                & (late["reported_at"] >= "2024-09-01") & (late["added_at"] < NIGHT - pd.Timedelta(days=2))]
+    withheld = list(late["incident_id"].drop_duplicates().iloc[:8])
+    assert len(withheld) == 8
+    base = _without(ds, withheld)
+    idx = history_index(base)
+    for d in withheld:
+        row, parties, meds, notes, own = _withheld_request(ds, d)
+        pa = pd.DataFrame(parties)
+        # The day after the last arrival: the batch's party timelines hold the dispute then.
+        as_of = pa["added_at"].max() + pd.Timedelta(days=1)
+        P = points_from_records(idx, pd.DataFrame([row]), pa, as_of,
+                                mediations=pd.DataFrame(meds) if meds else None,
+                                notes=pd.DataFrame(notes) if notes else None)
+        online = activity.compute(idx, P)
+        batch = build_features(_with(base, own), pd.DataFrame({"dispute_id": [d], "as_of": [as_of]})).iloc[0]
+        for name in NAMES:
+            np.testing.assert_allclose(online[name][0], batch[name], rtol=1e-12, err_msg=f"{d} {name}")

@@ -9,7 +9,7 @@ one with a call last night, and a dispute still open long after most of its kind
 settled is one the usual remedies have not closed. So:
 
 - days since the latest record of any kind on the dispute or on any of its parties
-  (its report, follow-ups, notes, mediation sessions, and every incident a party is in);
+  (its report, follow-ups, notes, mediation sessions, and every other incident a party is in);
 - days since the latest record on the dispute itself;
 - its age against the median time to closure of its category's disputes closed in the
   year before (``CLOSED_WINDOW_DAYS``, at least ``MIN_CLOSED`` of them; else unknown).
@@ -25,15 +25,15 @@ import numpy as np
 
 from .common import group_max, unique_parties
 from .dispute import mediations_known, notes_known
+from .history import last_record
 from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
-from .timeline import DAY, NEVER
+from .timeline import DAY, NEVER, OFF
 
 FAMILY = "activity"
 CLOSED_WINDOW_DAYS = 365
 MIN_CLOSED = 20
-PERSON_KINDS = ("dispute", "police_call", "complaint", "petition", "criminal_case")
 
 
 def register() -> None:
@@ -41,7 +41,7 @@ def register() -> None:
     R(Feature("act_days_since_contact", FAMILY,
               "{v} days since the latest record on this dispute or any of its parties",
               "距该纠纷或任一当事人的最近一条记录已 {v} 天", "number",
-              note="its report, follow-ups, notes and mediation sessions, and every incident a party is in"),
+              note="its report, follow-ups, notes and mediation sessions, and every other incident a party is in"),
       Feature("act_days_since_dispute_contact", FAMILY, "{v} days since the latest record on this dispute",
               "距该纠纷的最近一条记录（报告、后续、回访、调解）已 {v} 天", "number",
               note="its report, follow-ups, notes and mediation sessions"),
@@ -98,11 +98,11 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
     own = np.maximum(own, group_max(n, n_pt, n_t.astype(float), empty=-np.inf))
     m_pt, m_t, _ = mediations_known(idx, P)
     own = np.maximum(own, group_max(n, m_pt, m_t.astype(float), empty=-np.inf))
-    # Its parties: the latest incident of any kind each is in (the dispute's own report included).
+    # Its parties: the latest incident of any kind each is in, this dispute left out (its
+    # report is in ``own``; a party's arrival on it is no contact a new dispute could show).
     pt, person = unique_parties(P)
-    last = np.full(len(pt), -np.inf)
-    for k in PERSON_KINDS:
-        last = np.maximum(last, _last_before(idx.person_events[k], person, t[pt]))
+    last = last_record(idx, person, t[pt], P.d[pt])
+    last = np.where(last > -OFF, last, -np.inf).astype(float)
     anyone = np.maximum(own, group_max(n, pt, last, empty=-np.inf))
     days_open = (tf - np.asarray(P.rep, dtype=float)) / DAY
     typical = category_median_days(idx, P.category, t)
