@@ -112,3 +112,22 @@ def test_activity_online_equals_batch_for_parties_added_late(small_district):
         batch = build_features(_with(base, own), pd.DataFrame({"dispute_id": [d], "as_of": [as_of]})).iloc[0]
         for name in NAMES:
             np.testing.assert_allclose(online[name][0], batch[name], rtol=1e-12, err_msg=f"{d} {name}")
+
+
+def test_scoring_skips_the_families_the_model_does_not_read(small_model, small_district, monkeypatch):
+    """The night's batch skips the families a model leaves out, as online scoring does (one
+    rule, ``skipped_families``): the activity family, off by default, is never computed."""
+    from escalation_risk.features import activity
+    assert not {f.name for f in REGISTRY if f.family == "activity"} & set(small_model.feature_names)
+    before = small_model.score(small_district, "2025-03-01")
+
+    def refuse(idx, P):
+        raise AssertionError("activity computed for a model that does not read it")
+
+    monkeypatch.setattr(activity, "compute", refuse)
+    after = small_model.score(small_district, "2025-03-01")
+    pd.testing.assert_frame_equal(before, after)
+    # Without a model's features every family is computed, as before.
+    with pytest.raises(AssertionError, match="activity computed"):
+        build_features(small_district, pd.DataFrame({"dispute_id": [after["dispute_id"].iloc[0]],
+                                                     "as_of": [pd.Timestamp("2025-03-01")]}))
