@@ -42,6 +42,25 @@ def test_activity_known_answers(tiny_ds):
     assert np.isnan(z["act_age_vs_category"])
 
 
+def test_activity_known_answers_with_notes_and_a_late_party():
+    """The late-facts district: a note is contact with the dispute from when it is recorded;
+    a party added late brings no contact of its own by joining."""
+    from conftest import KEY, late_tables
+
+    from escalation_risk import Dataset
+    ds = Dataset.from_frames(pseudonym_key=KEY, **late_tables())
+    # d3 (p5, o1; nothing else on either), reported 04-05; the note n3 is recorded 04-06.
+    before = _feat(ds, "d3", "2024-04-05T12:00")
+    assert before["act_days_since_dispute_contact"] == pytest.approx(0.5)
+    after = _feat(ds, "d3", "2024-04-10T00:00")
+    assert after["act_days_since_dispute_contact"] == pytest.approx(_days("2024-04-06", "2024-04-10"))
+    assert after["act_days_since_contact"] == pytest.approx(_days("2024-04-06", "2024-04-10"))
+    # d1 at 04-22 05:00: p4 joined it at 00:00 (not contact); the latest is k1 (04-21), which
+    # names d1 and has p1 and p2 in it.
+    x = _feat(ds, "d1", "2024-04-22T05:00")
+    assert x["act_days_since_contact"] == pytest.approx(_days("2024-04-21", "2024-04-22T05:00"))
+
+
 def test_category_medians_as_recomputed(small_district):
     ds = small_district
     pts = example_points(ds, every_days=30, max_rescores=3, until="2025-01-01").sample(300, random_state=0)
