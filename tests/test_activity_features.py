@@ -150,3 +150,15 @@ def test_scoring_skips_the_families_the_model_does_not_read(small_model, small_d
     with pytest.raises(AssertionError, match="activity computed"):
         build_features(small_district, pd.DataFrame({"dispute_id": [after["dispute_id"].iloc[0]],
                                                      "as_of": [pd.Timestamp("2025-03-01")]}))
+
+
+def test_the_card_says_why_activity_is_off():
+    """Each family left out by default is in the ablation's table or has its own note, and the
+    card shows the note (else a rebuilt card lists the family as off with no word on why)."""
+    from escalation_risk.model.training import ABLATION, FAMILIES_OFF
+    from escalation_risk.model_card import _ablation_section
+    card = _ablation_section()
+    tabled = {r["without"] for r in ABLATION["rows"]}
+    for fam in FAMILIES_OFF:
+        assert fam in tabled or (isinstance(ABLATION.get(fam), str) and ABLATION[fam] in card), fam
+    assert "activity" in ABLATION["verdict"] and "all four" not in ABLATION["verdict"]

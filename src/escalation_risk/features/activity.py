@@ -26,12 +26,13 @@ import weakref
 import numpy as np
 
 from .common import group_max, unique_parties
+from .delta import DeltaTimeline
 from .dispute import mediations_known, notes_known
 from .history import last_record
 from .index import HistoryIndex
 from .points import PointSet
 from .registry import REGISTRY, Feature
-from .timeline import DAY, NEVER, OFF
+from .timeline import DAY, NEVER, OFF, Timeline
 
 FAMILY = "activity"
 CLOSED_WINDOW_DAYS = 365
@@ -54,7 +55,7 @@ def register() -> None:
                    f"(unknown with fewer than {MIN_CLOSED})"))
 
 
-def _last_before(tl, ent: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _last_before(tl: Timeline | DeltaTimeline, ent: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Per query: the time of the latest event of ``ent`` at or before ``t`` (-inf: none)."""
     start, stop = tl.bounds(ent, None, t)
     out = np.full(len(t), -np.inf)
@@ -111,6 +112,7 @@ def category_median_days(idx: HistoryIndex, category: np.ndarray, t: np.ndarray)
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The activity features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     t = P.t
     tf = t.astype(float)
