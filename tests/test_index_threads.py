@@ -1,7 +1,9 @@
 """The history index built with its look-ups and texts' signals by a thread, or its texts
 and pairs by forked children, is the index built in one thread: every array the same."""
 
+import gc
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -176,6 +178,30 @@ def test_a_forking_build_makes_the_pairs_in_a_child(small_district, monkeypatch,
     assert not any(k in vars(idx) for k in ("_fork", "_children", "_pairs_made"))  # no child kept
     keys = idx.pairs.to_numpy()
     assert np.array_equal(idx.pairs.get_indexer(keys), np.arange(len(keys)))
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_the_pairs_inputs_are_freed_with_the_incidents_scratch_when_made_here(small_district, monkeypatch, fork):
+    # Made in this process (no fork asked, or too few rows for one), the pairs' inputs (a few
+    # million rows at a million people) are not kept for the rest of the build.
+    inputs: list[weakref.ref] = []
+    alive: list[int] = []
+    real_pairs, real_people = index._pairs, HistoryIndex._build_people
+
+    def pairs(*args):
+        inputs.extend(weakref.ref(a) for a in args)
+        return real_pairs(*args)
+
+    def people(self, ds):
+        gc.collect()
+        alive.extend(i for i, ref in enumerate(inputs) if ref() is not None)
+        return real_people(self, ds)
+
+    monkeypatch.setattr(index, "_pairs", pairs)
+    monkeypatch.setattr(HistoryIndex, "_build_people", people)
+    idx = _built(small_district, monkeypatch, workers=2, thread_rows=1, fork_min=10**9, fork=fork)
+    assert len(inputs) == 4 and len(idx.pairs) > 100
+    assert alive == []
 
 
 def test_a_build_that_fails_after_the_pairs_fork_stops_both_children(small_district, monkeypatch):

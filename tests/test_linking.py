@@ -1717,13 +1717,168 @@ def test_matrix_blocks_agree_with_a_set_of_pairs(monkeypatch, block, also_next):
     assert all(np.all(np.diff(a.indices[a.indptr[r]:a.indptr[r + 1]]) > 0) for r in range(n))
 
 
-def test_block_holders_are_term_frequencies():
-    """The blocking's count of the records holding each key equals a count of the values."""
+
+@pytest.mark.parametrize("rows", ["none", "all_dropped"])
+@pytest.mark.parametrize("n, width", [(0, None), (6, None), (6, 9), (6, 2**60)])
+@pytest.mark.parametrize("also_next", [False, True])
+def test_matrix_of_no_items_is_empty(rows, n, width, also_next):
+    """No (record, item) left (none given, or every one with a missing record or item): a
+    records x items matrix of the stated shape holding nothing, its rows in order."""
+    from escalation_risk.linking import evidence
+
+    rec = np.zeros(0, np.int32) if rows == "none" else np.array([-1, 2, -1], np.int32)
+    item = np.zeros(0, np.int64) if rows == "none" else np.array([3, -1, -1], np.int64)
+    if n == 0:
+        rec = np.full(len(rec), -1, np.int32)
+    a = evidence._matrix(rec, item, n, width, also_next=also_next)
+    assert a.shape == (n, 0 if width is None else width) and a.nnz == 0
+    assert len(a.indptr) == n + 1 and not a.indptr.any() and a.has_sorted_indices
+
+@pytest.mark.parametrize("keyed", ["many", "one", "none", "no_records"])
+def test_block_holders_are_term_frequencies(keyed):
+    """The blocking's count of the records holding each key equals a count of the values;
+    records without a key are left as they are (also when fewer than two records have one)."""
     from escalation_risk.linking.blocking import _block_pairs
 
     rng = np.random.default_rng(9)
     key = rng.integers(0, 30, 500).astype(np.int64)  # 0: missing
-    holders = np.ones(len(key))
-    _block_pairs(key, max_block=5, holders=holders)
+    if keyed != "many":
+        key[:] = 0
+        key[7] = 12 if keyed == "one" else 0
+        key = key[:0] if keyed == "no_records" else key
+    holders = np.full(len(key), 7.0)  # what the caller had: kept where there is no key
+    i, _, skipped, _ = _block_pairs(key, max_block=15, holders=holders)  # blocks over 15 skipped: counted too
     counts = pd.Series(key).map(pd.Series(key).value_counts()).to_numpy(dtype=float)
-    assert np.array_equal(holders, np.where(key != 0, counts, 1.0))
+    assert np.array_equal(holders, np.where(key != 0, counts, 7.0))
+    assert (len(i) > 0) is (keyed == "many") and bool(skipped.any()) is (keyed == "many")
+
+
+def _phone_rule_changed(rules, how):
+    """Blocking rules whose ``phone`` rule is renamed, or keys on the phone and the id number
+    under the same name (the blocking's counts of it are then not the phone's)."""
+    from escalation_risk.linking.blocking import _combine
+
+    def made(k):
+        if how == "renamed":
+            return [("phone_number" if name == "phone" else name, key) for name, key in rules(k)]
+        return [(name, _combine(k.phone, k.idn) if name == "phone" else key) for name, key in rules(k)]
+    return made
+
+
+@pytest.mark.parametrize("phone_rule", ["as_is", "renamed", "combined"])
+@pytest.mark.parametrize("incremental", [False, True])
+def test_term_frequencies_from_the_blocking_equal_a_count(monkeypatch, phone_rule, incremental):
+    """``_link``'s term frequencies, weights and keys are the same with the counts the blocking
+    made (``TF_FROM_BLOCKING``) as with a count of the values; also when the ``phone`` rule is
+    renamed, or its key is the phone combined with the id number."""
+    from escalation_risk.linking import blocking, linker, parameters
+
+    family, own = "13811110000", "13822223333"  # held by four people; by one person's three records
+    rows = [("f1", "王大明", 1960, family, idn("11010119600101001"), "male"),
+            ("f2", "李秀英", 1962, family, idn("11010119620202002"), "female"),
+            ("f3", "王小明", 1990, family, None, "male"),
+            ("f4", "王小红", 1993, family, idn("11010119930303004"), "female"),
+            ("p1", "张伟", 1980, own, A, "male"), ("p2", "张伟", 1980, own, A, "male"),
+            ("p3", "章伟", 1980, own, None, "male"), ("p4", "张伟", 1980, None, A, "male")]
+    persons = people(rows, 300).persons.reset_index(drop=True)
+    if phone_rule != "as_is":
+        made = _phone_rule_changed(blocking._block_rules, phone_rule)
+        for mod in (blocking, linker, parameters):
+            monkeypatch.setattr(mod, "_block_rules", made)
+        if phone_rule == "combined":
+            k = linker._keys(persons, False)
+            held = np.ones(k.n)
+            blocking._block_pairs(dict(made(k))["phone"], 50, holders=held)
+            phones = pd.Series(k.phone).map(pd.Series(k.phone).value_counts()).to_numpy(dtype=float)
+            assert not np.array_equal(held, np.where(k.phone != 0, phones, 1.0))  # the test can tell them apart
+    existing = linker._link(persons.iloc[2:], None, DEFAULT_MODEL).key if incremental else None
+    assert linker.TF_FROM_BLOCKING  # the path under test is on
+    on = linker._link(persons, existing, DEFAULT_MODEL)
+    monkeypatch.setattr(linker, "TF_FROM_BLOCKING", ())
+    off = linker._link(persons, existing, DEFAULT_MODEL)
+    assert on.weights.tf.keys() == off.weights.tf.keys()
+    # log2 u of the value: higher the more records hold it (4, 3, 1 of them).
+    assert on.weights.tf["phone"][0] > on.weights.tf["phone"][4] > on.weights.tf["phone"][10]
+    for f in on.weights.tf:
+        np.testing.assert_array_equal(on.weights.tf[f], off.weights.tf[f], err_msg=f)
+    np.testing.assert_array_equal(on.pairs["weight"], off.pairs["weight"])
+    pd.testing.assert_frame_equal(on.parameters, off.parameters)
+    pd.testing.assert_series_equal(on.key, off.key)
+
+
+@pytest.mark.parametrize("form", ["digits", "ordered", "unordered", "long", "missing"])
+@pytest.mark.parametrize("repeated", [False, True])
+def test_index_says_whether_ids_are_unique_as_built_whatever_look_ups_follow(form, repeated):
+    """``_Index.unique`` answers what was checked when the index was built: true only for
+    ids found unique with none missing, and the same after look-ups (of any form) since."""
+    from escalation_risk.linking.ids import _Index
+
+    ids = {"digits": ["P000003", "P000001", "P000002", "P000007"], "ordered": ["a", "b", "c", "d"],
+           "unordered": ["d", "b", "a", "c"], "long": ["person-0000001", "person-0000002", "x", "y"],
+           "missing": ["a", None, "c", "d"]}[form]
+    if repeated:
+        ids = ids + [ids[2]]
+    want = form in ("digits", "ordered", "unordered") and not repeated
+    index = _Index(pd.Series(ids, dtype=object))
+    assert index.unique() is want
+    queries = [pd.Series(ids, dtype=object), pd.Series(["zz", "P000002", "a", "person-0000002"], dtype=object),
+               pd.Series(["P000009", "P000001"], dtype=object)]
+    for q in queries:
+        index.find_many(q)
+        index.find(q)
+        assert index.unique() is want
+    assert index.find(pd.Series([ids[2]], dtype=object))[0] >= 0  # found, whichever of its rows
+
+
+@pytest.mark.parametrize("ids", [["P000001", "P000002", "P000003", "P000002"], ["a", "b", "c", "b"]])
+def test_link_keys_refuses_repeated_ids_even_with_evidence_of_the_same_records(ids):
+    """``link_keys`` trusts the evidence's own check of its records' ids (no second check)
+    only where it found them unique: evidence built from a repeated id still has it refused."""
+    tables = {
+        "persons": pd.DataFrame({"person_id": pd.Series(ids, dtype="str")}),
+        "places": pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
+        "incidents": pd.DataFrame({"incident_id": ["i1"], "kind": "dispute", "category": "labor_wage",
+                                   "occurred_at": pd.Timestamp("2024-01-01"),
+                                   "reported_at": pd.Timestamp("2024-01-02"), "place_id": "pl"}),
+        "incident_parties": pd.DataFrame({"incident_id": "i1", "party_id": ids[:3], "party_type": "person"}),
+    }
+    keys = pd.DataFrame({"person_id": tables["persons"]["person_id"], "birth_year": 1970, "gender": "male"})
+    ev = graph_evidence(tables, as_frame=False)
+    assert ev.same_ids(keys["person_id"]) and not ev.unique_ids(keys["person_id"])
+    with pytest.raises(ValueError, match="duplicate"):
+        link_keys(keys, model=GRAPH_MODEL, graph=ev)
+    # The same records without the repeat: trusted, and linked.
+    tables["persons"] = tables["persons"].iloc[:3]
+    ev = graph_evidence(tables, as_frame=False)
+    assert ev.unique_ids(keys["person_id"].iloc[:3])
+    assert len(link_keys(keys.iloc[:3], model=GRAPH_MODEL, graph=ev).key) == 3
+
+
+def test_item_counts_refuse_negative_codes_as_bincount_does():
+    """Counting codes is bincount's count, and a negative code (a missing row's -1) is refused,
+    not counted as the last code."""
+    from escalation_risk.linking.evidence import _count
+
+    codes = np.random.default_rng(3).integers(0, 9, 200).astype(np.int32)
+    np.testing.assert_array_equal(_count(codes, 12), np.bincount(codes, minlength=12))
+    assert _count(codes[:0], 4).tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="negative"):
+        _count(np.r_[codes, -1].astype(np.int32), 12)
+
+
+@pytest.mark.parametrize("values", [[5, 0, 5, 7, 5, 0, -3], [0, 0], []])
+def test_term_counts_count_the_records_holding_each_value(values):
+    """A record's term frequency is how many records hold its value (itself counted); a
+    missing value (0) counts 1, or is left as it was in ``out``; read from a sort's runs alike."""
+    from escalation_risk.linking.keys import _term_counts
+
+    v = np.asarray(values, dtype=np.int64)
+    held = pd.Series(v).map(pd.Series(v).value_counts()).to_numpy(dtype=float)
+    want = np.where(v != 0, held, 1.0)
+    np.testing.assert_array_equal(_term_counts(v), want)
+    out = np.full(len(v), 9.0)
+    assert _term_counts(v, out) is out
+    np.testing.assert_array_equal(out, np.where(v != 0, held, 9.0))
+    order = np.flatnonzero(v != 0)[np.argsort(v[v != 0], kind="stable")]
+    sizes = np.unique(v[order], return_counts=True)[1]
+    np.testing.assert_array_equal(_term_counts(v, np.ones(len(v)), order, sizes), want)

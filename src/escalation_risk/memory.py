@@ -1,12 +1,13 @@
 """How a night's process takes and gives back memory: the page faults of a batch job.
 
 A night at a million people allocates and frees several GB of numpy and pandas arrays,
-step after step. Two defaults of the libraries made that cost a third of its CPU in the
-kernel (35-43 s of system time of ~120 s, measured on the 1M night):
+step after step, and pays for it in page faults: system time, most of it on a quiet
+machine (what was measured: the README's note on memory). The defaults in play:
 
-- numpy asks for transparent huge pages on every large array (``madvise``), and a
-  kernel whose THP ``defrag`` is ``madvise`` (Debian's default) compacts memory
-  synchronously on the first touch of each such region, for every temporary array;
+- numpy asks for transparent huge pages on every large array (``madvise``). Faulting them
+  was dear here, most on a quiet machine; read (not measured directly) as the cost of
+  huge pages faulted onto memory the VM had handed back to its host (free page
+  reporting). Not THP compaction: ``compact_stall`` stayed 0;
 - glibc hands each allocation over 128 KiB (a sliding threshold) to its own ``mmap``
   and ``munmap``s it when freed, so the next array of that size faults its pages in
   again; and it trims the heap's top as soon as 128 KiB is free there;
@@ -15,7 +16,7 @@ kernel (35-43 s of system time of ~120 s, measured on the 1M night):
 
 :func:`night_memory` is the night's choice (:func:`~.nightly.run_night` runs inside it,
 so the CLI's ``nightly`` and the benchmark's night do too; forked workers inherit it):
-numpy's huge-page advice off; glibc's ``mmap`` threshold at its 32 MiB ceiling, its trim
+numpy's huge-page advice off; glibc's ``mmap`` threshold at 32 MiB (its sliding ceiling), its trim
 threshold out of reach (2 GiB) and 1 GiB of top pad, so freed heap memory is reused by the
 next array instead of being unmapped and faulted in again; and Arrow's default pool the
 system's (glibc: the same heap as numpy's, reused by both). The trade-off: the
@@ -30,7 +31,7 @@ that imports the library and runs a night is left as it was, but for one thing g
 cannot undo: its ``mmap`` threshold no longer slides (fixed at 128 KiB, glibc's starting
 value). An operator's own choice wins: a parameter set in the environment
 (``NUMPY_MADVISE_HUGEPAGE``, ``ARROW_DEFAULT_MEMORY_POOL``, ``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) is left alone.
+``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, or its tunable in ``GLIBC_TUNABLES``) is left alone.
 Elsewhere than glibc (or numpy without the switch) the part that does not apply is skipped.
 """
 
@@ -49,13 +50,14 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-#: glibc's ``mallopt`` parameters the night sets: (number, environment variable, the night's
-#: value, glibc's default). 32 MiB is the ceiling glibc accepts for the mmap threshold on 64 bits;
-#: ``mallopt`` takes a C int, so the trim threshold's "out of reach" is its largest, ~2 GiB.
-MALLOC_PARAMETERS: tuple[tuple[int, str, int, int], ...] = (
-    (-3, "MALLOC_MMAP_THRESHOLD_", 32 * 2**20, 128 * 2**10),  # M_MMAP_THRESHOLD
-    (-1, "MALLOC_TRIM_THRESHOLD_", 2**31 - 1, 128 * 2**10),   # M_TRIM_THRESHOLD
-    (-2, "MALLOC_TOP_PAD_", 2**30, 128 * 2**10),              # M_TOP_PAD
+#: glibc's ``mallopt`` parameters the night sets: (number, environment variable, tunable in
+#: ``GLIBC_TUNABLES``, the night's value, glibc's default). 32 MiB is the ceiling of glibc's own
+#: sliding mmap threshold on 64 bits (older glibc refuse more; 2.36 accepts it); ``mallopt``
+#: takes a C int, so the trim threshold's "out of reach" is its largest, ~2 GiB.
+MALLOC_PARAMETERS: tuple[tuple[int, str, str, int, int], ...] = (
+    (-3, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold", 32 * 2**20, 128 * 2**10),  # M_MMAP_THRESHOLD
+    (-1, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold", 2**31 - 1, 128 * 2**10),   # M_TRIM_THRESHOLD
+    (-2, "MALLOC_TOP_PAD_", "glibc.malloc.top_pad", 2**30, 128 * 2**10),                     # M_TOP_PAD
 )
 HUGEPAGE_ENV = "NUMPY_MADVISE_HUGEPAGE"
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
@@ -64,6 +66,7 @@ _LOCK = threading.Lock()
 _DEPTH = 0  # nights running inside night_memory() in this process (threads may run two)
 _NUMPY_BEFORE: list[bool] = []  # numpy's advice before the outermost night
 _POOL_BEFORE: list[pa.MemoryPool] = []  # Arrow's default pool before it
+_MALLOC_SET: list[bool] = []  # glibc's parameters (maybe some of them) set to the night's
 
 
 @functools.cache
@@ -94,9 +97,11 @@ def _set_malloc(night: bool) -> None:
     libc = _libc()
     if libc is None:
         return
-    for number, env, value, default in MALLOC_PARAMETERS:
-        if env in os.environ:
-            continue
+    # glibc's tunables: ``name=value`` pairs separated by colons.
+    tunables = {item.partition("=")[0] for item in os.environ.get("GLIBC_TUNABLES", "").split(":")}
+    for number, env, tunable, value, default in MALLOC_PARAMETERS:
+        if env in os.environ or tunable in tunables:
+            continue  # the operator's choice
         if not libc.mallopt(ctypes.c_int(number), ctypes.c_int(value if night else default)):
             log.debug("mallopt(%d) refused", number)
 
@@ -107,28 +112,45 @@ def night_memory() -> Iterator[None]:
     concurrent nights share them, and the outermost's end restores them."""
     global _DEPTH
     switch = _hugepage_switch()
-    with _LOCK:
-        _DEPTH += 1
-        if _DEPTH == 1:
-            if switch is not None and HUGEPAGE_ENV not in os.environ:
-                _NUMPY_BEFORE.append(switch(False))
-            _set_malloc(True)
-            if ARROW_POOL_ENV not in os.environ and _libc() is not None:
-                _POOL_BEFORE.append(pa.default_memory_pool())
-                pa.set_memory_pool(pa.system_memory_pool())
+    entered = False
     try:
+        with _LOCK:
+            _DEPTH += 1
+            entered = True
+            if _DEPTH == 1:
+                # Each setting recorded as it is made (glibc's and Arrow's before the call):
+                # a setup interrupted halfway (a KeyboardInterrupt) is undone below as far
+                # as it went.
+                if switch is not None and HUGEPAGE_ENV not in os.environ:
+                    _NUMPY_BEFORE.append(switch(False))
+                _MALLOC_SET.append(True)
+                _set_malloc(True)
+                if ARROW_POOL_ENV not in os.environ and _libc() is not None:
+                    _POOL_BEFORE.append(pa.default_memory_pool())
+                    pa.set_memory_pool(pa.system_memory_pool())
         yield
     finally:
-        with _LOCK:
-            _DEPTH -= 1
-            if _DEPTH == 0:
-                if switch is not None and _NUMPY_BEFORE:
-                    switch(_NUMPY_BEFORE.pop())
-                give_back_memory()  # (the night's pool: what it keeps freed)
-                if _POOL_BEFORE:
-                    pa.set_memory_pool(_POOL_BEFORE.pop())
-                _set_malloc(False)
-                give_back_memory()
+        if entered:
+            with _LOCK:
+                _DEPTH -= 1
+                if _DEPTH == 0:
+                    _restore(switch)
+
+
+def _restore(switch: Callable[[bool], bool] | None) -> None:
+    """Every setting the night made set back, each whatever the others do (a step that
+    raises stops none of the rest); then the memory kept for reuse given back."""
+    with contextlib.ExitStack() as steps:  # (run last to first)
+        # Last: the restored pool's freed pages and glibc's heap, which also holds the
+        # night's system pool's (whose own release is a malloc_trim).
+        steps.callback(give_back_memory)
+        if _MALLOC_SET:
+            _MALLOC_SET.clear()
+            steps.callback(_set_malloc, False)
+        if _POOL_BEFORE:
+            steps.callback(pa.set_memory_pool, _POOL_BEFORE.pop())
+        if switch is not None and _NUMPY_BEFORE:
+            steps.callback(switch, _NUMPY_BEFORE.pop())
 
 
 def give_back_memory() -> None:
@@ -136,7 +158,8 @@ def give_back_memory() -> None:
     outside a night) keeps freed pages for Arrow alone (220 MB after loading a 100,000-person
     district, ten times that at a million), where the next step's numpy arrays cannot reuse
     them; glibc's heap likewise keeps freed blocks until trimmed (whatever its trim threshold)."""
-    pa.default_memory_pool().release_unused()
+    pool = pa.default_memory_pool()
+    pool.release_unused()
     libc = _libc()
-    if libc is not None:
+    if libc is not None and pool.backend_name != "system":  # (the system pool's release is malloc_trim)
         libc.malloc_trim(0)

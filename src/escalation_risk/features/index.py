@@ -111,8 +111,10 @@ def _earliest_by_key(keys: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.nd
     return keys[firsts][appear], earliest[appear]
 
 
-def _pairs(pe_inc: np.ndarray, pe_person: np.ndarray, pe_t: np.ndarray,
-           police: np.ndarray) -> tuple[pd.Index, Timeline, Timeline]:
+_PairsMade = tuple[pd.Index, Timeline, Timeline]
+
+
+def _pairs(pe_inc: np.ndarray, pe_person: np.ndarray, pe_t: np.ndarray, police: np.ndarray) -> _PairsMade:
     """The pairs of persons in the same incident from each (incident, person)'s first arrival:
     the pairs' keys, each pair's incidents (earlier conflicts between the same parties) and
     each person's distinct counterparties. ``police``: whether each incident is a police call.
@@ -238,7 +240,7 @@ class HistoryIndex:
 
         self._build_incidents(ds, *signals)
         self._build_people(ds)
-        pairs: tuple[pd.Index, Timeline, Timeline] = self._pairs_made.result()
+        pairs = self._pairs_made.result()
         self.pairs, self.pair_events = pairs[0], pairs[1]
         self.counterparties: Timeline | DeltaTimeline = pairs[2]
         # The pairs' hash table made now, before the scoring forks its halves: both read it.
@@ -366,16 +368,21 @@ class HistoryIndex:
         # Pairs of persons in the same incident (a few seconds at a million people, reading only
         # the first arrivals): by a forked child while this process builds the rest, in a
         # forking build (see __init__), else here.
-        job = partial(_pairs, pe_inc, pe_person, pe_t, self.inc_kind == "police_call")
-        forking = self._fork and worth_forking(len(pe_inc))
-        if forking:
+        police = self.inc_kind == "police_call"
+        self._pairs_made: Forked[_PairsMade] | Future[_PairsMade]
+        if self._fork and worth_forking(len(pe_inc)):
             # No look-up may be running on the finder's thread when forking (a lock it held
             # would be held for good in the child): the rest are waited for, most already made.
             wait([f for f in self._found.values() if isinstance(f, Future)])
-        self._pairs_made = Forked(job, fork=forking)
-        self._children.append(self._pairs_made)
-        if not forking:
-            self._pairs_made.result()  # made now (its scratch freed before the rest is built)
+            # (the job keeps its inputs to the end of the build: a child that fails is redone here)
+            self._pairs_made = Forked(partial(_pairs, pe_inc, pe_person, pe_t, police))
+            self._children.append(self._pairs_made)
+        else:
+            # Made now: its scratch freed before the rest is built, and its inputs with this
+            # step's (a Forked would keep them, for a redo no child needs).
+            self._pairs_made = Future()
+            self._pairs_made.set_result(_pairs(pe_inc, pe_person, pe_t, police))
+        del police
 
         # Follow-up records that name a dispute, and mediations of each incident.
         rel = self.inc_related >= 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .keys import _Keys
+from .keys import _Keys, _term_counts
 from .model import LinkageModel
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -40,14 +40,12 @@ def _block_pairs(key: np.ndarray, max_block: int, need: np.ndarray | None = None
     rows = np.flatnonzero(key != 0)
     order = rows[np.argsort(key[rows])]  # pairs come out the same whatever the order within a block
     k = key[order]
-    if len(k) < 2:
-        if holders is not None:
-            holders[order] = 1
-        return np.array([], np.int64), np.array([], np.int64), skipped, 0
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else np.zeros(0, np.int64)
     sizes = np.diff(np.r_[starts, len(k)])
     if holders is not None:
-        holders[order] = np.repeat(sizes, sizes)
+        _term_counts(key, holders, order, sizes)
+    if len(k) < 2:
+        return np.array([], np.int64), np.array([], np.int64), skipped, 0
     big = sizes > max_block
     for s, z in zip(starts[big], sizes[big]):
         skipped[order[s:s + z]] = True

@@ -295,6 +295,10 @@ def _kinds_seen(rec: np.ndarray, kind: np.ndarray, n: int) -> sparse.csr_matrix:
 def _count(codes: np.ndarray, width: int) -> np.ndarray:
     """How many times each code 0 .. ``width`` - 1 occurs (int64): ``np.bincount`` without its
     int64 copy of int32 codes (millions of them: fresh memory, paged in)."""
+    # np.add.at reads a negative code from the end (a missing row's -1 would count as the last
+    # item) where bincount refuses it: refused here too, for one pass of min over the codes.
+    if len(codes) and int(codes.min()) < 0:
+        raise ValueError("linkage: a negative code among the codes counted")
     out = np.zeros(width, dtype=np.int64)
     np.add.at(out, codes, 1)
     return out
@@ -347,7 +351,7 @@ def _build(tables: Mapping[str, pd.DataFrame], as_of=None) -> GraphEvidence:
     is_person = (parties["party_type"] == "person").to_numpy(dtype=bool, na_value=False)
     party_ids = arrow_strings(parties["party_id"], combine=False)  # read chunk by chunk: no copy
     index = _Index(persons["person_id"])
-    unique = index.unique()  # asked now: a look-up below may add keys not checked for repeats
+    unique = index.unique()
     queries = ([relations["person_a"], relations["person_b"]] if has_rel else []) \
         + ([members["person_id"]] if has_mem else [])
     party_rec = index.find_where(party_ids, is_person)

@@ -331,6 +331,8 @@ class _Index:
         self.ids = ids
         self.keys: np.ndarray | None = None  # unique integer keys, for the set look-up
         self.ordered: np.ndarray | None = None
+        # Set here, once: a look-up may fill ``keys`` later without checking them for repeats.
+        self.checked_unique = False
         # Ids of one prefix and width (P000123): a row per number, found by indexing.
         self.digits = _digits(ids)
         self.row_of: np.ndarray | None = None
@@ -344,6 +346,7 @@ class _Index:
                 row_of[self.digits.value] = np.arange(len(self.digits.value), dtype=rows_t)
                 if (row_of >= 0).sum() == len(self.digits.value):  # unique
                     self.row_of = row_of
+                    self.checked_unique = True
                     return
         k = _key64(ids)
         if k is not None and k[1].all():
@@ -351,13 +354,16 @@ class _Index:
             if len(order_key) > 1 and (order_key[1:] > order_key[:-1]).all():
                 self.ordered = order_key
                 self.keys = k[0]
+                self.checked_unique = True
             elif pd.Index(k[0]).is_unique:
                 self.keys = k[0]
+                self.checked_unique = True
 
     def unique(self) -> bool:
-        """Whether the ids were found unique with none missing (a row per number, or keys
-        checked); False when not checked (ids of another form)."""
-        return self.row_of is not None or self.keys is not None
+        """Whether the ids were found unique with none missing when the index was built (a row
+        per number, or keys checked); False when not checked (ids of another form), whatever
+        look-ups came since."""
+        return self.checked_unique
 
     def find(self, query: pd.Series | np.ndarray | pa.Array) -> np.ndarray:
         """Row of each ``query`` id in the index, -1 where none."""

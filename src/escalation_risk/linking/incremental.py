@@ -41,7 +41,7 @@ from ..capacity import grow
 from .blocking import _block_rules
 from .comparisons import _compare
 from .groups import _groups, _keep_keys, _named, _prior_keys
-from .keys import KEY_ARRAYS, TF_FIELDS, _Keys, _keys
+from .keys import KEY_ARRAYS, TF_FIELDS, _Keys, _keys, _term_counts
 from .linker import Linkage, _accept, _link
 from .model import DEFAULT_MODEL, ID_TRANSPOSED, LinkageModel
 from .parameters import _score, _tf_log_u, _Weights
@@ -72,14 +72,7 @@ class Frozen:
 
     def weights_for(self, k: _Keys) -> _Weights:
         """The frozen weights with term frequencies counted over the records of ``k``."""
-        tf = {}
-        for f, col in TF_FIELDS.items():
-            arr = getattr(k, col)
-            present = arr != 0
-            codes = pd.factorize(arr[present])[0]
-            c = np.ones(k.n)
-            c[present] = np.bincount(codes)[codes]
-            tf[f] = self.tf(c)
+        tf = {f: self.tf(_term_counts(getattr(k, col))) for f, col in TF_FIELDS.items()}
         return dataclasses.replace(self.weights, tf=tf)
 
 

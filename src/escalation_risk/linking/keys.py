@@ -49,6 +49,24 @@ KEY_ARRAYS = tuple(f for f in _Keys.__dataclass_fields__ if f not in ("graph", "
 TF_FIELDS = {"id_number": "idn", "name": "name", "pinyin": "pinyin", "fuzzy": "fuzzy", "phone": "phone"}
 
 
+def _term_counts(values: np.ndarray, out: np.ndarray | None = None, order: np.ndarray | None = None,
+                 sizes: np.ndarray | None = None) -> np.ndarray:
+    """How many records hold each record's value (its term frequency, the record itself
+    counted), written into ``out`` (default: 1.0 each) where the value is present (not 0);
+    the others are left as they are. ``order`` and ``sizes``: the records with a value
+    sorted by it and the lengths of its runs of equal values, when a sort has made them
+    (the blocking's): the counts are then read from them, not counted again."""
+    out = np.ones(len(values)) if out is None else out
+    if order is None:
+        present = values != 0
+        codes = pd.factorize(values[present])[0]
+        out[present] = np.bincount(codes)[codes]
+    else:
+        assert sizes is not None
+        out[order] = np.repeat(sizes, sizes)
+    return out
+
+
 def _str_hash(s: pd.Series) -> np.ndarray:
     """int64 hashes of (already pseudonymised) strings, 0 for missing: for tables without lk_ keys."""
     obj = s.astype(object)

@@ -33,7 +33,7 @@ import pandas as pd
 
 from .blocking import _block_rules
 from .comparisons import _compare, _compare_graph
-from .keys import _Keys
+from .keys import TF_FIELDS, _Keys, _term_counts
 from .model import (
     _IMPLIED,
     _M_AS,
@@ -54,7 +54,8 @@ from .model import (
 # Training sessions: the blocking rule, and the fields it made agree (left out of the session).
 SESSIONS = {"id_number": ("id_number",), "fuzzy_pinyin+birth_year": ("name", "birth"), "phone": ("phone",)}
 #: The term-frequency fields whose value is a blocking rule's key (same name): how many records
-#: hold each value is read from the blocks' sort (:func:`~.blocking._block_pairs`' ``holders``).
+#: hold each value is read from the blocks' sort (:func:`~.blocking._block_pairs`' ``holders``),
+#: where that rule's key is the field's array itself (:func:`_estimate` checks; else it counts).
 TF_FROM_BLOCKING = ("id_number", "phone")
 _M_FLOOR = 1e-6  # a level never seen among matches is rare, not impossible (EM's logs need it)
 
@@ -278,17 +279,16 @@ def _estimate(k: _Keys, model: LinkageModel, levels: dict[str, np.ndarray], i: n
         # Graph levels are dearer to compare: a fifth of the pairs tells their u well enough.
         few = max(len(si) // 5, min(len(si), 1000))
         sample.update(_compare_graph(k.graph, si[:few], sj[:few], sample["id_number"][:few] == 0)[0])
-    sessions = _sessions(dict(_block_rules(k)) if rule_keys is None else rule_keys, i, j)
+    rule_keys = dict(_block_rules(k)) if rule_keys is None else rule_keys
+    sessions = _sessions(rule_keys, i, j)
     tf = {}
-    for f, arr in (("id_number", k.idn), ("name", k.name), ("pinyin", k.pinyin), ("fuzzy", k.fuzzy),
-                   ("phone", k.phone)):
-        c = None if holders is None else holders.get(f)
-        if c is None:
-            present = arr != 0
-            codes = pd.factorize(arr[present])[0]
-            c = np.ones(k.n)
-            c[present] = np.bincount(codes)[codes]
-        tf[f] = _tf_log_u(c, k.n, model)
+    for f, col in TF_FIELDS.items():
+        arr = getattr(k, col)
+        # The blocking counted the values of the key of the rule named ``f``: they are this
+        # field's only when that key is this very array (a rule renamed, or its key combined
+        # with another, would hand over counts of something else).
+        c = holders.get(f) if holders is not None and rule_keys.get(f) is arr else None
+        tf[f] = _tf_log_u(_term_counts(arr) if c is None else c, k.n, model)
     graph = model.graph and k.graph is not None
     return _weights(_level_counts(sample), levels, sessions, tf, model, graph=graph,
                     holders=dict(k.graph.holders) if k.graph is not None else {},
