@@ -42,6 +42,25 @@ def test_activity_known_answers(tiny_ds):
     assert np.isnan(z["act_age_vs_category"])
 
 
+def test_activity_known_answers_with_notes_and_a_late_party():
+    """The late-facts district: a note is contact with the dispute from when it is recorded;
+    a party added late brings no contact of its own by joining."""
+    from conftest import KEY, late_tables
+
+    from escalation_risk import Dataset
+    ds = Dataset.from_frames(pseudonym_key=KEY, **late_tables())
+    # d3 (p5, o1; nothing else on either), reported 04-05; the note n3 is recorded 04-06.
+    before = _feat(ds, "d3", "2024-04-05T12:00")
+    assert before["act_days_since_dispute_contact"] == pytest.approx(0.5)
+    after = _feat(ds, "d3", "2024-04-10T00:00")
+    assert after["act_days_since_dispute_contact"] == pytest.approx(_days("2024-04-06", "2024-04-10"))
+    assert after["act_days_since_contact"] == pytest.approx(_days("2024-04-06", "2024-04-10"))
+    # d1 at 04-22 05:00: p4 joined it at 00:00 (not contact); the latest is k1 (04-21), which
+    # names d1 and has p1 and p2 in it.
+    x = _feat(ds, "d1", "2024-04-22T05:00")
+    assert x["act_days_since_contact"] == pytest.approx(_days("2024-04-21", "2024-04-22T05:00"))
+
+
 def test_category_medians_as_recomputed(small_district):
     ds = small_district
     pts = example_points(ds, every_days=30, max_rescores=3, until="2025-01-01").sample(300, random_state=0)
@@ -79,3 +98,67 @@ def test_activity_reads_in_both_languages():
     for name in NAMES:
         assert REGISTRY[name].family == "activity"
         assert "12" in render(name, {name: 12.0}, "en") and "12" in render(name, {name: 12.0}, "zh")
+
+
+def test_activity_online_equals_batch_for_parties_added_late(small_district):
+    """A party added to a dispute after its report: the batch's history holds the dispute
+    in that party's timeline (from the arrival), the online history never saw it; either
+    way the dispute itself is no contact of its parties' (it counts as its own record)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_scoring import NIGHT, _with, _withheld_request, _without
+
+    from escalation_risk.features import activity, history_index, points_from_records
+    ds = small_district
+    p, inc = ds.incident_parties, ds.incidents
+    late = p[p["added_at"].notna()].merge(inc[["incident_id", "reported_at", "kind"]], on="incident_id")
+    late = late[(late["kind"] == "dispute") & (late["added_at"] > late["reported_at"] + pd.Timedelta(days=1))
+                & (late["reported_at"] >= "2024-09-01") & (late["added_at"] < NIGHT - pd.Timedelta(days=2))]
+    withheld = list(late["incident_id"].drop_duplicates().iloc[:8])
+    assert len(withheld) == 8
+    base = _without(ds, withheld)
+    idx = history_index(base)
+    for d in withheld:
+        row, parties, meds, notes, own = _withheld_request(ds, d)
+        pa = pd.DataFrame(parties)
+        # The day after the last arrival: the batch's party timelines hold the dispute then.
+        as_of = pa["added_at"].max() + pd.Timedelta(days=1)
+        P = points_from_records(idx, pd.DataFrame([row]), pa, as_of,
+                                mediations=pd.DataFrame(meds) if meds else None,
+                                notes=pd.DataFrame(notes) if notes else None)
+        online = activity.compute(idx, P)
+        batch = build_features(_with(base, own), pd.DataFrame({"dispute_id": [d], "as_of": [as_of]})).iloc[0]
+        for name in NAMES:
+            np.testing.assert_allclose(online[name][0], batch[name], rtol=1e-12, err_msg=f"{d} {name}")
+
+
+def test_scoring_skips_the_families_the_model_does_not_read(small_model, small_district, monkeypatch):
+    """The night's batch skips the families a model leaves out, as online scoring does (one
+    rule, ``skipped_families``): the activity family, off by default, is never computed."""
+    from escalation_risk.features import activity
+    assert not {f.name for f in REGISTRY if f.family == "activity"} & set(small_model.feature_names)
+    before = small_model.score(small_district, "2025-03-01")
+
+    def refuse(idx, P):
+        raise AssertionError("activity computed for a model that does not read it")
+
+    monkeypatch.setattr(activity, "compute", refuse)
+    after = small_model.score(small_district, "2025-03-01")
+    pd.testing.assert_frame_equal(before, after)
+    # Without a model's features every family is computed, as before.
+    with pytest.raises(AssertionError, match="activity computed"):
+        build_features(small_district, pd.DataFrame({"dispute_id": [after["dispute_id"].iloc[0]],
+                                                     "as_of": [pd.Timestamp("2025-03-01")]}))
+
+
+def test_the_card_says_why_activity_is_off():
+    """Each family left out by default is in the ablation's table or has its own note, and the
+    card shows the note (else a rebuilt card lists the family as off with no word on why)."""
+    from escalation_risk.model.training import ABLATION, FAMILIES_OFF
+    from escalation_risk.model_card import _ablation_section
+    card = _ablation_section()
+    tabled = {r["without"] for r in ABLATION["rows"]}
+    for fam in FAMILIES_OFF:
+        assert fam in tabled or (isinstance(ABLATION.get(fam), str) and ABLATION[fam] in card), fam
+    assert "activity" in ABLATION["verdict"] and "all four" not in ABLATION["verdict"]

@@ -275,11 +275,16 @@ def _ablation_section() -> str:
 
     tab = pd.DataFrame({"seed": rows["seed"], "view": rows["view"], "without": rows["without"],
                         "Δ AUC": rows["roc_auc"].map(iv), "Δ P@5%": rows["precision@5%"].map(iv)})
+    # A family measured after the table (its note keyed by its name): else the card would
+    # list it as left out with no word on why.
+    notes = [f"- **{fam}**: {ABLATION[fam]}" for fam in ABLATION.get("families_off", ())
+             if isinstance(ABLATION.get(fam), str)]
+    later = "\n\nMeasured after the table:\n" + "\n".join(notes) if notes else ""
     return f"""## Does each feature family earn its place
 {ABLATION['what']} Δ: the full model minus the model trained without the family (paired
 bootstrap 95% interval, resampled by dispute). {ABLATION['verdict']}
 
-{_table(tab)}
+{_table(tab)}{later}
 """
 
 

@@ -72,6 +72,15 @@ def feature_names(lexicon: Lexicon | None = None) -> list[str]:
     return kept + [n for n in names if n not in kept]
 
 
+def skipped_families(needed: list[str] | None) -> set[str]:
+    """The optional families none of ``needed`` (a model's features; None: all wanted)
+    reads: neither online nor batch scoring computes them."""
+    if needed is None:
+        return set()
+    want = set(needed)
+    return {fam.FAMILY for fam in OPTIONAL if not want & {f.name for f in REGISTRY if f.family == fam.FAMILY}}
+
+
 def compute_columns(idx: HistoryIndex, P: PointSet, text: TextModel | None = None,
                     needed: list[str] | None = None) -> dict[str, np.ndarray]:
     """Feature name -> values for a PointSet: the one code path behind batch and online
@@ -80,13 +89,8 @@ def compute_columns(idx: HistoryIndex, P: PointSet, text: TextModel | None = Non
     trained model's text model (None: ``text_model_score`` is missing). With ``needed``
     (a model's features) the optional families none of them reads are skipped (a third
     of a single dispute's cost); the others are always computed, as reasons read them."""
-    names = feature_names(idx.lexicon)
-    if needed is not None:
-        want = set(needed)
-        skip = {fam.FAMILY for fam in OPTIONAL if not want & {f.name for f in REGISTRY if f.family == fam.FAMILY}}
-        names = [n for n in names if REGISTRY[n].family not in skip]
-    else:
-        skip = set()
+    skip = skipped_families(needed)
+    names = [n for n in feature_names(idx.lexicon) if REGISTRY[n].family not in skip]
     cols: dict[str, np.ndarray] = {}
     for fam in FAMILIES:
         if fam.FAMILY not in skip:
@@ -106,26 +110,30 @@ CHUNK = 16_384
 
 
 def compute_features(idx: HistoryIndex, P: PointSet, text: TextModel | None = None, *,
-                     chunk: int = CHUNK) -> pd.DataFrame:
+                     chunk: int = CHUNK, needed: list[str] | None = None) -> pd.DataFrame:
     """Features for a PointSet as a frame: dispute_id, as_of, then one column per feature
-    (computed ``chunk`` points at a time)."""
-    names = feature_names(idx.lexicon)
+    (computed ``chunk`` points at a time). With ``needed`` (a model's features) the
+    optional families none of them reads are neither computed nor in the frame
+    (:func:`skipped_families`)."""
+    skip = skipped_families(needed)
+    names = [n for n in feature_names(idx.lexicon) if REGISTRY[n].family not in skip]
     n = len(P)
     numeric_names = [c for c in names if c not in CATEGORICAL]
+    categoricals = [c for c in names if c in CATEGORICAL]
     # Numbers as one float block (cheap for one row or a million), then the categoricals.
     numeric = np.empty((n, len(numeric_names)), dtype="float64")
-    categorical = {name: np.empty(n, dtype=object) for name in CATEGORICAL}
+    categorical = {name: np.empty(n, dtype=object) for name in categoricals}
     step = max(int(chunk), 1)
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        cols = compute_columns(idx, P if (lo, hi) == (0, n) else P.rows(lo, hi), text)
+        cols = compute_columns(idx, P if (lo, hi) == (0, n) else P.rows(lo, hi), text, needed)
         for j, name in enumerate(numeric_names):
             numeric[lo:hi, j] = np.asarray(cols[name], dtype="float64")
-        for name in CATEGORICAL:
+        for name in categoricals:
             categorical[name][lo:hi] = pd.Series(cols[name], dtype=object).to_numpy(dtype=object)
         del cols
     out = pd.DataFrame(numeric, columns=numeric_names)
-    for name in CATEGORICAL:
+    for name in categoricals:
         cats = list(REGISTRY[name].categories or ())
         out[name] = pd.Categorical(pd.Series(categorical[name], dtype=object), categories=cats)
     out.insert(0, "as_of", pd.Series(P.as_of, dtype="datetime64[ns]"))
@@ -152,6 +160,7 @@ def feature_table() -> pd.DataFrame:
 
 
 __all__ = ["CHUNK", "build_features", "compute_columns", "compute_features", "feature_names", "feature_table",
+           "skipped_families",
            "FEATURE_NAMES",
            "CATEGORICAL", "SENSITIVE", "TextModel",
            "REGISTRY",

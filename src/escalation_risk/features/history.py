@@ -42,6 +42,8 @@ WINDOW_EN = {"30d": "in the last 30 days", "90d": "in the last 90 days", "365d":
              "all": "on record"}
 WINDOW_ZH = {"30d": "近30天", "90d": "近90天", "365d": "近一年", "all": "历史累计"}
 TREND_KINDS = ("dispute", "police_call", "complaint", "petition")
+# The records that make a person's "latest record" (:func:`last_record`).
+RECORD_KINDS = ("dispute", "police_call", "complaint", "petition", "criminal_case")
 OWN_NOTE = "the scored dispute's own records (itself, its mediations, the ties it creates) are not counted"
 
 
@@ -67,6 +69,31 @@ def register() -> None:
               "各方当事人共与 {v} 人发生过冲突",
               note="people met in other records only: a co-party of the scored dispute counts when an "
                    "earlier or other record ties them"))
+
+
+def last_record(idx: HistoryIndex, person: np.ndarray, t: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Per query: the time of ``person``'s latest record of any of :data:`RECORD_KINDS` at
+    or before ``t``, the scored dispute ``d`` left out (-OFF: none).
+
+    Leaving ``d`` out keeps batch and online equal: a dispute the history never saw has no
+    record in its parties' timelines, one it saw has one (at each party's arrival on it).
+    """
+    last = np.full(len(person), -OFF)
+    for ev in RECORD_KINDS:
+        tl = idx.person_events[ev]
+        if not len(tl):
+            continue
+        start, stop = tl.bounds(person, None, t)
+        has = stop > start
+        i = np.where(has, stop - 1, 0)
+        if ev == "dispute":
+            # A party is on a dispute once, so the scored dispute, when it is the latest
+            # record, is left out by stepping back once (equal times included).
+            is_own = has & (tl.payload["inc"][i] == d)
+            i = np.where(is_own, i - 1, i)
+            has = has & (~is_own | (i >= start))
+        last = np.where(has, np.maximum(last, tl.t[np.clip(i, 0, None)]), last)
+    return last
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
@@ -110,19 +137,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
             out[f"hist_{ev}_{w}_sum"] = group_sum(n, pt, c)
 
     # Days since the party's previous record of any kind, the scored dispute excluded.
-    last = np.full(len(person), -OFF)
-    for ev in ("dispute", "police_call", "complaint", "petition", "criminal_case"):
-        tl = idx.person_events[ev]
-        start, stop = tl.bounds(person, None, t)
-        has = stop > start
-        i = np.where(has, stop - 1, 0)
-        if ev == "dispute" and len(tl):
-            # Skip the scored dispute if it is the latest record (equal times: step back once).
-            is_own = has & (tl.payload["inc"][i] == d)
-            i = np.where(is_own, i - 1, i)
-            has = has & (~is_own | (i >= start))
-        if len(tl):
-            last = np.where(has, np.maximum(last, tl.t[np.clip(i, 0, None)]), last)
+    last = last_record(idx, person, t, d)
     since = np.where(last > -OFF, (t - last) / DAY, np.nan)
     out["hist_days_since_last"] = group_min(n, pt, np.where(np.isnan(since), np.inf, since), empty=np.nan)
     out["hist_days_since_last"][np.isinf(out["hist_days_since_last"])] = np.nan

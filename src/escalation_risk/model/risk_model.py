@@ -218,7 +218,8 @@ class RiskModel:
         threshold_of = thresholds or self.thresholds
         for lo in range(0, n, CHUNK):
             hi = min(n, lo + CHUNK)
-            X = compute_features(idx, P if (lo, hi) == (0, n) else P.rows(lo, hi), self.text_model)
+            X = compute_features(idx, P if (lo, hi) == (0, n) else P.rows(lo, hi), self.text_model,
+                                 needed=self.feature_names)
             p[lo:hi] = self.predict_proba(X)
             category[lo:hi] = X["category"].astype(object).to_numpy(dtype=object)
             want = np.ones(hi - lo, bool) if reasons_for == "all" else \
