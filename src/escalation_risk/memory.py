@@ -17,7 +17,7 @@ machine (what was measured: the README's note on memory). The defaults in play:
 :func:`batch_memory` is the batch's choice (:func:`~.nightly.run_night` runs inside it,
 so the CLI's ``nightly`` and the benchmark's night do too, forked workers inherit it; and
 a linkage computed by :func:`~escalation_risk.linking.link_persons`):
-numpy's huge-page advice off; glibc's ``mmap`` threshold at 32 MiB (its sliding ceiling), its trim
+numpy's huge-page advice off; glibc's ``mmap`` threshold at 4 MiB (see below), its trim
 threshold out of reach (2 GiB) and 1 GiB of top pad, so freed heap memory is reused by the
 next array instead of being unmapped and faulted in again; and Arrow's default pool the
 system's (glibc: the same heap as numpy's, reused by both). The trade-off: the
@@ -52,11 +52,14 @@ import pyarrow as pa
 log = logging.getLogger(__name__)
 
 #: glibc's ``mallopt`` parameters the night sets: (number, environment variable, tunable in
-#: ``GLIBC_TUNABLES``, the night's value, glibc's default). 32 MiB is the ceiling of glibc's own
-#: sliding mmap threshold on 64 bits (older glibc refuse more; 2.36 accepts it); ``mallopt``
-#: takes a C int, so the trim threshold's "out of reach" is its largest, ~2 GiB.
+#: ``GLIBC_TUNABLES``, the night's value, glibc's default). The mmap threshold is a trade of
+#: time for memory, measured on the 1M night (one quiet run each, tree PSS peak): 32 MiB
+#: 51-52 s and 4.2 GB, 16 MiB 52.9 s and 4.2 GB, 8 MiB 52.6 s and 4.1 GB, 4 MiB 54-55 s and
+#: 3.6-3.8 GB (heap blocks of two scoring processes kept for reuse are the difference), against
+#: 63 s and 3.3 GB with every parameter at glibc's 128 KiB: 4 MiB keeps the night under 4 GB.
+#: ``mallopt`` takes a C int, so the trim threshold's "out of reach" is its largest, ~2 GiB.
 MALLOC_PARAMETERS: tuple[tuple[int, str, str, int, int], ...] = (
-    (-3, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold", 32 * 2**20, 128 * 2**10),  # M_MMAP_THRESHOLD
+    (-3, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold", 4 * 2**20, 128 * 2**10),  # M_MMAP_THRESHOLD
     (-1, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold", 2**31 - 1, 128 * 2**10),   # M_TRIM_THRESHOLD
     (-2, "MALLOC_TOP_PAD_", "glibc.malloc.top_pad", 2**30, 128 * 2**10),                     # M_TOP_PAD
 )
