@@ -104,14 +104,16 @@ def test_an_operators_numpy_setting_is_left_alone(advising, libc, monkeypatch):
     assert advice() is True
 
 
-def test_malloc_parameters_set_then_set_back_to_glibcs_defaults(libc):
+def test_malloc_parameters_set_then_set_where_glibcs_sliding_threshold_settles(libc):
     with batch_memory():
         assert libc.calls == [(n, night) for n, *_, night, _ in MALLOC_PARAMETERS]
         with batch_memory():
             pass
         assert len(libc.calls) == len(MALLOC_PARAMETERS)
     assert libc.calls[len(MALLOC_PARAMETERS):] == [(n, default) for n, *_, default in MALLOC_PARAMETERS]
-    assert all(default == 128 * 1024 for *_, default in MALLOC_PARAMETERS)
+    after = {n: v for n, *_, v in MALLOC_PARAMETERS}
+    # glibc's own rule once a freed mapped chunk raises the threshold: trim at twice it.
+    assert after[-1] == 2 * after[-3] and after[-2] == 128 * 1024
     assert libc.trims == 1  # the memory kept for reuse given back at the end
 
 
