@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     for col in ATTRIBUTES:  # as the persons table states them (--attribute-noise; keys kept without them)
         keys[col] = persons[col].to_numpy()
     # As link_persons runs them: inside the batch's memory settings (--plain-memory: without).
-    settings = contextlib.nullcontext() if args.plain_memory else batch_memory()
+    settings = contextlib.nullcontext() if args.plain_memory else batch_memory(allocators=False)
     with settings:
         with Peak() as pg:
             evidence = linking.graph_evidence({**tables, "persons": keys}, as_frame=False)

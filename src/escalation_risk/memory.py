@@ -29,10 +29,9 @@ Scoped, not global: on leaving, numpy's advice and Arrow's default pool are set 
 what they were (a buffer allocated during the night is freed to its own pool whenever it
 is freed) and glibc's three parameters to where glibc's own sliding threshold settles in a
 process that frees large arrays (mmap threshold 32 MiB, its 64-bit ceiling; trim threshold
-twice that, as glibc sets it; top pad 128 KiB): a ``mallopt`` call stops the sliding for
-good, and leaving the threshold at glibc's starting 128 KiB made every later array over
-128 KiB be mapped and faulted in afresh (the linkage benchmark's steps after
-``link_persons``: 25 -> 31 s, system time 7.6 -> 16 s).
+twice that, as glibc sets it; top pad 128 KiB). A ``mallopt`` call stops the sliding for
+good, which no value undoes (see :func:`batch_memory`'s ``allocators``): a notebook that runs a
+night goes on with fixed thresholds.
 An operator's own choice wins: a parameter set in the environment
 (``NUMPY_MADVISE_HUGEPAGE``, ``ARROW_DEFAULT_MEMORY_POOL``, ``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, or its tunable in ``GLIBC_TUNABLES``) is left alone.
@@ -114,10 +113,18 @@ def _set_malloc(night: bool) -> None:
 
 
 @contextlib.contextmanager
-def batch_memory() -> Iterator[None]:
+def batch_memory(*, allocators: bool = True) -> Iterator[None]:
     """The batch's memory settings while inside (see the module's note): a night, and a
     district's linkage (:func:`~escalation_risk.linking.link_persons`). Nested or
-    concurrent users share them, and the outermost's end restores them."""
+    concurrent users share the outermost's settings, and its end restores them.
+
+    ``allocators=False`` turns numpy's huge-page advice off and leaves glibc's parameters
+    and Arrow's pool alone: the process goes on afterwards as before. With them, it did not:
+    the linkage benchmark's steps after ``link_persons`` (a million records) paid 14-20 s of
+    system time against 6.3 s, from Arrow's pool set back to mimalloc (8.7 s without that
+    switch) and from glibc's fixed thresholds (a ``mallopt`` call stops glibc's sliding
+    thresholds for good). So the linkage, which a notebook calls, takes numpy's part only;
+    a night (its own process from the command line) takes all."""
     global _DEPTH
     switch = _hugepage_switch()
     entered = False
@@ -131,9 +138,10 @@ def batch_memory() -> Iterator[None]:
                 # as it went.
                 if switch is not None and HUGEPAGE_ENV not in os.environ:
                     _NUMPY_BEFORE.append(switch(False))
-                _MALLOC_SET.append(True)
-                _set_malloc(True)
-                if ARROW_POOL_ENV not in os.environ and _libc() is not None:
+                if allocators:
+                    _MALLOC_SET.append(True)
+                    _set_malloc(True)
+                if allocators and ARROW_POOL_ENV not in os.environ and _libc() is not None:
                     _POOL_BEFORE.append(pa.default_memory_pool())
                     pa.set_memory_pool(pa.system_memory_pool())
         yield

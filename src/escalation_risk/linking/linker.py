@@ -242,7 +242,7 @@ def _linkage(ds: Dataset, existing: pd.Series | None, model: LinkageModel, as_of
     # The attributes compared as they stood then (their history, where the data hold one).
     persons = ds.persons if as_of is None else \
         persons_known(ds.persons, ds.person_attributes if model.attributes else None, as_of)
-    with batch_memory():  # a batch step at a district's scale: see memory's note
+    with batch_memory(allocators=False):  # a batch step at a district's scale, in the caller's process
         evidence = graph_evidence(ds.tables(), as_of, as_frame=False) if model.graph else None
         res = _link(persons, existing, model, evidence)  # person_id: unique and present by the contract
     if cacheable:
