@@ -119,12 +119,10 @@ def batch_memory(*, allocators: bool = True) -> Iterator[None]:
     concurrent users share the outermost's settings, and its end restores them.
 
     ``allocators=False`` turns numpy's huge-page advice off and leaves glibc's parameters
-    and Arrow's pool alone: the process goes on afterwards as before. With them, it did not:
-    the linkage benchmark's steps after ``link_persons`` (a million records) paid 14-20 s of
-    system time against 6.3 s, from Arrow's pool set back to mimalloc (8.7 s without that
-    switch) and from glibc's fixed thresholds (a ``mallopt`` call stops glibc's sliding
-    thresholds for good). So the linkage, which a notebook calls, takes numpy's part only;
-    a night (its own process from the command line) takes all."""
+    and Arrow's pool alone: numpy's advice is set back exactly, where a ``mallopt`` call
+    stops glibc's sliding thresholds for good. The linkage, which a notebook calls, takes
+    that part only; a night (its own process from the command line) takes all. (The README's
+    note on memory has what was seen of a process's later steps either way.)"""
     global _DEPTH
     switch = _hugepage_switch()
     entered = False
