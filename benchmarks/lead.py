@@ -79,6 +79,23 @@ CUTOFF = pd.Timestamp("2024-07-01")
 HORIZON = 90
 
 
+def held_out_views(ds) -> dict:
+    """The held-out year after the cutoff, two views: each dispute at its report time
+    (``report``), and the disputes first reported in that year on each monthly night
+    while open (``nights``); points, labels and features of each."""
+    end = CUTOFF + pd.DateOffset(years=1)
+    views = {}
+    rep = report_points(ds, CUTOFF, end)
+    nights = night_points(ds, start=CUTOFF, end=end, horizon_days=HORIZON)
+    first = ds.incidents.set_index("incident_id").loc[nights["dispute_id"], "reported_at"].to_numpy()
+    for view, pts in {"report": rep, "nights": nights[first >= CUTOFF.to_datetime64()]}.items():
+        y = make_labels(ds, pts.reset_index(drop=True), horizon_days=HORIZON).to_numpy()
+        ok = ~np.isnan(y)
+        pts = pts.reset_index(drop=True)[ok].reset_index(drop=True)
+        views[view] = {"pts": pts, "y": y[ok], "X": build_features(ds, pts)}
+    return views
+
+
 def build(persons: int, seed: int, cache: Path | None) -> tuple[dict, Any]:
     """The district's training examples (labelled points, features, labels), its held-out
     views (report time, nights), and the default model when this call trained it (None: from the cache)."""
@@ -107,16 +124,7 @@ def build(persons: int, seed: int, cache: Path | None) -> tuple[dict, Any]:
         # span runs to the cutoff rather than to the last record before it.
         model = fit_examples(points, labels, features, cfg, cutoff=CUTOFF, end=data_end(ds), start=start,
                              horizon_days=HORIZON, seed=0)
-    end = CUTOFF + pd.DateOffset(years=1)
-    views = {}
-    rep = report_points(ds, CUTOFF, end)
-    nights = night_points(ds, start=CUTOFF, end=end, horizon_days=HORIZON)
-    first = ds.incidents.set_index("incident_id").loc[nights["dispute_id"], "reported_at"].to_numpy()
-    for view, pts in {"report": rep, "nights": nights[first >= CUTOFF.to_datetime64()]}.items():
-        y = make_labels(ds, pts.reset_index(drop=True), horizon_days=HORIZON).to_numpy()
-        ok = ~np.isnan(y)
-        pts = pts.reset_index(drop=True)[ok].reset_index(drop=True)
-        views[view] = {"pts": pts, "y": y[ok], "X": build_features(ds, pts)}
+    views = held_out_views(ds)
     c = {"points": points, "y": got["y"], "X": got["X"], "start": start, "end": data_end(ds), "views": views}
     if path:
         path.write_bytes(pickle.dumps(c))
@@ -405,16 +413,7 @@ def sixth_build(persons: int, seed: int, cache: Path | None) -> dict:
     nights, yn = nights[ok].reset_index(drop=True), yn[ok].astype(int)
     night = {"pts": nights, "y": yn, "X": build_features(known, nights),
              "windows": _window_masks(nights, start, data_end(ds), cfg)}
-    end = CUTOFF + pd.DateOffset(years=1)
-    views = {}
-    rep_v = report_points(ds, CUTOFF, end)
-    nv = night_points(ds, start=CUTOFF, end=end, horizon_days=HORIZON)
-    first = ds.incidents.set_index("incident_id").loc[nv["dispute_id"], "reported_at"].to_numpy()
-    for view, vp in {"report": rep_v, "nights": nv[first >= CUTOFF.to_datetime64()]}.items():
-        yv = make_labels(ds, vp.reset_index(drop=True), horizon_days=HORIZON).to_numpy()
-        okv = ~np.isnan(yv)
-        vp = vp.reset_index(drop=True)[okv].reset_index(drop=True)
-        views[view] = {"pts": vp, "y": yv[okv], "X": build_features(ds, vp)}
+    views = held_out_views(ds)
     c = {"pts": pts, "y": y, "k": k, "X": X, "folds": folds, "night": night, "views": views,
          "start": start, "end": data_end(ds)}
     if path:
