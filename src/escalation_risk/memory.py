@@ -15,8 +15,8 @@ machine (what was measured: the README's note on memory). The defaults in play:
   pages it frees for Arrow alone.
 
 :func:`batch_memory` is the batch's choice (:func:`~.nightly.run_night` runs inside it,
-so the CLI's ``nightly`` and the benchmark's night do too, forked workers inherit it; and
-a linkage computed by :func:`~escalation_risk.linking.link_persons`):
+so the CLI's ``nightly`` and the benchmark's night do too, forked workers inherit it;
+:func:`~escalation_risk.linking.link_persons` takes its first part only, ``allocators=False``):
 numpy's huge-page advice off; glibc's ``mmap`` threshold at 4 MiB (see below), its trim
 threshold out of reach (2 GiB) and 1 GiB of top pad, so freed heap memory is reused by the
 next array instead of being unmapped and faulted in again; and Arrow's default pool the
