@@ -79,6 +79,13 @@ CUTOFF = pd.Timestamp("2024-07-01")
 HORIZON = 90
 
 
+def district(persons: int, seed: int) -> tuple[Any, Any]:
+    """A fresh synthetic district (the sample's public key) and its data as known at the cutoff."""
+    key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
+    ds = generate_district(persons, seed=seed, pseudonym_key=key)
+    return ds, ds.cut(CUTOFF)
+
+
 def held_out_views(ds) -> dict:
     """The held-out year after the cutoff, two views: each dispute at its report time
     (``report``), and the disputes first reported in that year on each monthly night
@@ -102,9 +109,7 @@ def build(persons: int, seed: int, cache: Path | None) -> tuple[dict, Any]:
     path = cache / f"c{persons // 1000}k_s{seed}.pkl" if cache else None
     if path and path.is_file():
         return pickle.loads(path.read_bytes()), None
-    key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
-    ds = generate_district(persons, seed=seed, pseudonym_key=key)
-    known = ds.cut(CUTOFF)
+    ds, known = district(persons, seed)
     cfg = _config(CONFIG)
     points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
                             until=CUTOFF)
@@ -275,9 +280,7 @@ def spread_examples(persons: int, seed: int, cache: Path | None) -> dict:
     path = cache / f"c{persons // 1000}k_s{seed}_spread.pkl" if cache else None
     if path and path.is_file():
         return pickle.loads(path.read_bytes())
-    key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
-    ds = generate_district(persons, seed=seed, pseudonym_key=key)
-    known = ds.cut(CUTOFF)
+    ds, known = district(persons, seed)
     cfg = _config(CONFIG)
     points = example_points(known, every_days=cfg["rescore_every_days"], max_rescores=cfg["max_rescores"],
                             until=CUTOFF, phase="spread")
@@ -388,9 +391,7 @@ def sixth_build(persons: int, seed: int, cache: Path | None) -> dict:
     path = cache / f"six{persons // 1000}k_s{seed}.pkl" if cache else None
     if path and path.is_file():
         return pickle.loads(path.read_bytes())
-    key = Path(__file__).resolve().parents[1] / "data" / "sample" / "SAMPLE_KEY"  # public on purpose
-    ds = generate_district(persons, seed=seed, pseudonym_key=key)
-    known = ds.cut(CUTOFF)
+    ds, known = district(persons, seed)
     cfg = _config(CONFIG)
     points = example_points(known, every_days=30, max_rescores=NO_CAP, until=CUTOFF)
     start = pd.Timestamp(known.incidents["reported_at"].min())

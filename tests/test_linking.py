@@ -862,11 +862,9 @@ def test_graph_evidence_does_not_depend_on_the_order_or_repetition_of_evidence_r
         assert (moved.mats[kind] != direct.mats[kind][order]).nnz == 0
 
 
-def test_linkage_takes_the_evidence_ids_only_from_a_column_of_the_same_dtype():
-    """Evidence built from the text ids "1", "2", ... reads alike the numbers 1, 2, ... as
-    Arrow text: a linkage of the numbers keeps its own ids, not the evidence's strings."""
-    ids = [str(i) for i in range(1, 7)]
-    tables = {
+def _one_dispute_tables(ids: list[str]) -> dict[str, pd.DataFrame]:
+    """Persons of these text ids, the first three parties to one dispute at one place."""
+    return {
         "persons": pd.DataFrame({"person_id": pd.Series(ids, dtype="str")}),
         "places": pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
         "incidents": pd.DataFrame({"incident_id": ["i1"], "kind": "dispute", "category": "labor_wage",
@@ -874,6 +872,13 @@ def test_linkage_takes_the_evidence_ids_only_from_a_column_of_the_same_dtype():
                                    "reported_at": pd.Timestamp("2024-01-02"), "place_id": "pl"}),
         "incident_parties": pd.DataFrame({"incident_id": "i1", "party_id": ids[:3], "party_type": "person"}),
     }
+
+
+def test_linkage_takes_the_evidence_ids_only_from_a_column_of_the_same_dtype():
+    """Evidence built from the text ids "1", "2", ... reads alike the numbers 1, 2, ... as
+    Arrow text: a linkage of the numbers keeps its own ids, not the evidence's strings."""
+    ids = [str(i) for i in range(1, 7)]
+    tables = _one_dispute_tables(ids)
     ev = graph_evidence(tables, as_frame=False)
     text = tables["persons"]["person_id"]
     numbers = pd.Series(range(1, 7), dtype=np.int64)
@@ -1834,14 +1839,7 @@ def test_index_says_whether_ids_are_unique_as_built_whatever_look_ups_follow(for
 def test_link_keys_refuses_repeated_ids_even_with_evidence_of_the_same_records(ids):
     """``link_keys`` trusts the evidence's own check of its records' ids (no second check)
     only where it found them unique: evidence built from a repeated id still has it refused."""
-    tables = {
-        "persons": pd.DataFrame({"person_id": pd.Series(ids, dtype="str")}),
-        "places": pd.DataFrame({"place_id": ["pl"], "grid_id": ["g"]}),
-        "incidents": pd.DataFrame({"incident_id": ["i1"], "kind": "dispute", "category": "labor_wage",
-                                   "occurred_at": pd.Timestamp("2024-01-01"),
-                                   "reported_at": pd.Timestamp("2024-01-02"), "place_id": "pl"}),
-        "incident_parties": pd.DataFrame({"incident_id": "i1", "party_id": ids[:3], "party_type": "person"}),
-    }
+    tables = _one_dispute_tables(ids)
     keys = pd.DataFrame({"person_id": tables["persons"]["person_id"], "birth_year": 1970, "gender": "male"})
     ev = graph_evidence(tables, as_frame=False)
     assert ev.same_ids(keys["person_id"]) and not ev.unique_ids(keys["person_id"])
