@@ -25,6 +25,9 @@ the year after the cutoff, at report time. Then, per seed:
   search's windows and by the night-like ones, with its paired change on both held-out views;
   the nights' top-5% disagreements. ``--extra-grid``: the search given each parameter set's
   extra-trees twin beside it.
+- **The seventh pass** (``--seventh``): the search given each parameter set's twin at half the
+  learning rate (round cap and patience doubled, so early stopping ends it), the default being
+  the first four rows of the same search; both views of both, and their paired change.
 
 The features, labels and views of a district are built once and kept with ``--cache DIR``
 (one pickle per size and seed), so a rerun of the analysis costs only the fits.
@@ -33,6 +36,7 @@ The features, labels and views of a district are built once and kept with ``--ca
     /work/wt/big python benchmarks/lead.py --persons 100000 --seeds 11 --cache /tmp/lead --out lead100_11.json
     python benchmarks/lead.py --persons 40000 --seeds 11 --cache /tmp/lead --sixth disagree cap activity --out s11.json
     /work/wt/big python benchmarks/lead.py --persons 100000 --seeds 11 --cache /tmp/lead --no-remedies --extra-grid
+    python benchmarks/lead.py --persons 40000 --seeds 11 --cache /tmp/lead --seventh --out seventh40_11.json
 """
 
 from __future__ import annotations
@@ -539,6 +543,71 @@ def sixth(persons: int, seed: int, cache: Path | None, n_boot: int, parts: set[s
     return out
 
 
+# --- Issue 29, seventh pass: a slower learning rate as further parameter sets of the search. ---
+SLOW_LR = 0.015  # half of LGB_PARAMS' 0.03; training._rounds doubles such a set's round cap and patience
+
+
+def _examples(persons: int, seed: int, cache: Path | None) -> dict:
+    """The default's training examples (monthly re-scores capped at 6) and held-out views: the
+    sixth pass's cache (its cap-6 subset) where one exists, else ``build``'s."""
+    six = cache / f"six{persons // 1000}k_s{seed}.pkl" if cache else None
+    if six and six.is_file():
+        c6 = sixth_build(persons, seed, cache)
+        keep = c6["k"] <= CONFIG["max_rescores"]
+        return {"points": c6["pts"][keep].reset_index(drop=True), "y": c6["y"][keep],
+                "X": c6["X"][keep].reset_index(drop=True), "start": c6["start"], "end": c6["end"],
+                "views": c6["views"]}
+    return build(persons, seed, cache)[0]
+
+
+def seventh(persons: int, seed: int, cache: Path | None, n_boot: int) -> dict:
+    """The search given each set of ``PARAM_GRID`` and its twin at :data:`SLOW_LR` (eight sets,
+    judged by the rolling-origin windows only), against the default (the first four: the same
+    rows of the same search). The default's model is refitted with its chosen set alone (the
+    same search row, so the same trees, blend and calibration); the held-out views of both,
+    and the paired change between them, are printed and choose nothing."""
+    from escalation_risk.model.training import PARAM_GRID
+    c = _examples(persons, seed, cache)
+    grid = PARAM_GRID + [{**g, "learning_rate": SLOW_LR} for g in PARAM_GRID]
+    t0 = time.process_time()
+    mx = fit(c, {"param_grid": grid})
+    cpu_search = time.process_time() - t0
+    trx = mx.manifest["training"]
+    search = [{kk: r[kk] for kk in ("params", "n_trees", "window_log_loss", "fold_best_iterations", "fold_rounds",
+                                    "max_rounds")} for r in trx["search"]]
+    plain = int(np.argmin([r["window_log_loss"] for r in search[:len(PARAM_GRID)]]))
+    slow = len(PARAM_GRID) + int(np.argmin([r["window_log_loss"] for r in search[len(PARAM_GRID):]]))
+    chosen = int(trx["chosen"])
+    md = mx if chosen == plain else fit(c, {"param_grid": [PARAM_GRID[plain]]})
+    if md is not mx:
+        assert md.manifest["training"]["best_iteration"] == search[plain]["n_trees"]
+    out: dict = {"persons": persons, "seed": seed, "search": search, "default_set": plain, "best_slow_set": slow,
+                 "chosen": chosen, "slow_chosen": chosen >= len(PARAM_GRID),
+                 "slow_minus_default": search[slow]["window_log_loss"] - search[plain]["window_log_loss"],
+                 "cap_ended": [i for i, r in enumerate(search) if r["max_rounds"] in r["fold_rounds"]],
+                 "cpu_search_s": cpu_search, "models": {}}
+    scores: dict = {}
+    for name, m in (("default", md), ("slow_grid", mx)):
+        tr_ = m.manifest["training"]
+        out["models"][name] = {"set": tr_["search"][tr_["chosen"]]["params"], "trees": tr_["best_iteration"],
+                               "linear": m.manifest.get("linear_choice")}
+        scores[name] = {}
+        for view in ("report", "nights"):
+            v = c["views"][view]
+            p, lr = m.predict_proba(v["X"]), baseline_scores(v["X"], m.baselines)["logistic_regression"][0]
+            scores[name][view] = p
+            out["models"][name][view] = targets(v["y"], p, lr, v["pts"]["dispute_id"].to_numpy(dtype=object),
+                                                n_boot, seed)
+            print(f"{persons:,} people, seed {seed}, {name}, {view}: {fmt(out['models'][name][view])}", flush=True)
+    out["paired_vs_default"] = paired({"views": c["views"]}, {"scores": scores["slow_grid"]},
+                                      {"scores": scores["default"]}, n_boot, seed)
+    print(f"search (set, trees, windows' log-loss, fold rounds / cap): "
+          f"{[(r['params'], r['n_trees'], round(r['window_log_loss'], 5), r['fold_rounds'], r['max_rounds']) for r in search]}\n"
+          f"default set {plain}, best slow set {slow} ({out['slow_minus_default']:+.5f}), chosen {chosen}; "
+          f"paired slow grid - default: {out['paired_vs_default']}", flush=True)
+    return out
+
+
 BAG_REMEDIES = {
     "default": (1, None),
     "bag3": (3, None),
@@ -567,12 +636,26 @@ def main() -> None:
                     help="issue 29's sixth pass (these parts; none named: all)")
     ap.add_argument("--extra-grid", action="store_true",
                     help="also search PARAM_GRID with each set's extra-trees twin (the search chooses)")
+    ap.add_argument("--seventh", action="store_true",
+                    help="issue 29's seventh pass: PARAM_GRID with each set's twin at SLOW_LR (the search chooses)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     cache = Path(args.cache) if args.cache else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     runs = []
+    if args.seventh:
+        for seed in args.seeds:
+            t0, c0 = time.perf_counter(), time.process_time()
+            r = seventh(args.persons, seed, cache, args.n_boot)
+            r["cost"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                         "load_avg": os.getloadavg()}
+            print(f"seed {seed}: {r['cost']}", flush=True)
+            runs.append(r)
+            if args.out:
+                Path(args.out).write_text(json.dumps(runs, default=float, indent=1))
+        return
     if args.sixth is not None:
         for seed in args.seeds:
             t0, c0 = time.perf_counter(), time.process_time()

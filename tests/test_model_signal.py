@@ -73,3 +73,28 @@ def test_train_cli_builds_the_held_out_features_once_for_both_comparisons(small_
     # The command's own builds: the held-out features once (the default model has no text
     # model, so the full model reads the same matrix); before, three.
     assert len(calls) == 1
+
+
+def test_a_slower_parameter_set_gets_rounds_and_patience_in_proportion():
+    from escalation_risk.model.training import DEFAULT_CONFIG, LGB_PARAMS, _rounds
+    base = dict(LGB_PARAMS)
+    cfg = {**DEFAULT_CONFIG, "num_boost_round": 600, "early_stopping_rounds": 50}
+    assert _rounds({**base}, base, cfg) == (600, 50)
+    assert _rounds({**base, "learning_rate": base["learning_rate"] / 2}, base, cfg) == (1200, 100)
+    assert _rounds({**base, "learning_rate": base["learning_rate"] * 2}, base, cfg) == (600, 50)  # never fewer
+    slow_everywhere = {**base, "learning_rate": 0.01}  # lgb_params changing every set's rate: as configured
+    assert _rounds(dict(slow_everywhere), slow_everywhere, cfg) == (600, 50)
+
+
+def test_the_search_records_whether_the_cap_or_early_stopping_ended_each_fold(small_district):
+    cfg = {"param_grid": [{"num_leaves": 3}, {"num_leaves": 3, "learning_rate": 0.015}], "linear": "none",
+           "num_boost_round": 40, "early_stopping_rounds": 5}
+    m = er.train(small_district, cutoff="2025-01-01", seed=0, config=cfg)
+    plain, slow = m.manifest["training"]["search"]
+    assert plain["max_rounds"] == 40 and slow["max_rounds"] == 80
+    for row in (plain, slow):
+        assert all(r <= row["max_rounds"] for r in row["fold_rounds"])
+        # A fold early stopping ended ran its patience past its best round.
+        patience = 5 * row["max_rounds"] // 40
+        assert all(r == row["max_rounds"] or r == b + patience
+                   for r, b in zip(row["fold_rounds"], row["fold_best_iterations"]))

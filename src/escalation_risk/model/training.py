@@ -135,6 +135,16 @@ def _lgb_params(base: dict, overrides: dict, names: list[str]) -> dict:
     return params
 
 
+def _rounds(params: dict, base: dict, cfg: dict) -> tuple[int, int]:
+    """The round cap and early-stopping patience for one parameter set: the config's,
+    scaled by ``base``'s learning rate over the set's own when the set is slower, so a
+    slower set gets the same horizon in learning-rate units and early stopping, not the
+    cap, ends it (a set at the base rate, or a base rate changed for every set, keeps the
+    config's numbers)."""
+    scale = max(1.0, float(base["learning_rate"]) / float(params["learning_rate"]))
+    return int(round(cfg["num_boost_round"] * scale)), int(round(cfg["early_stopping_rounds"] * scale))
+
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "rescore_every_days": None,     # also re-score open disputes every N days (None: report time only)
     "max_rescores": 12,             # at most this many later moments per dispute
@@ -241,6 +251,7 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
     raws: list[list[np.ndarray]] = []
     for i, overrides in enumerate(grid):
         params = _lgb_params(base, overrides, list(F.columns))
+        rounds, patience = _rounds(params, base, cfg)
         curves, boosters = [], []
         for tr, wi in folds:
             dtr = _lgb_dataset(F[tr], y[tr], _recency_weight(as_of[tr], cfg["recency_half_life_days"]))
@@ -248,9 +259,9 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
             rec: dict = {}
             # keep_training_booster: otherwise the booster is cut to its own best iteration, and
             # a fold whose best is below the common number would be scored with fewer trees.
-            b = lgb.train(params, dtr, num_boost_round=cfg["num_boost_round"], valid_sets=[dva],
+            b = lgb.train(params, dtr, num_boost_round=rounds, valid_sets=[dva],
                           valid_names=["window"], keep_training_booster=True,
-                          callbacks=[lgb.early_stopping(cfg["early_stopping_rounds"], verbose=False),
+                          callbacks=[lgb.early_stopping(patience, verbose=False),
                                      lgb.record_evaluation(rec)])
             curves.append(np.asarray(rec["window"]["binary_logloss"]))
             boosters.append(every_tree(b))
@@ -265,7 +276,9 @@ def _search(F: pd.DataFrame, y: np.ndarray, as_of: pd.Series, folds: list[tuple[
         table.append({"params": overrides, "n_trees": n_trees, "window_log_loss": float(mean_curve[n_trees - 1]),
                       "window_auc": float(roc_auc_score(yw, np.concatenate(raw))) if 0 < yw.sum() < len(yw)
                       else float("nan"),
-                      "fold_best_iterations": [int(np.argmin(c)) + 1 for c in curves]})
+                      "fold_best_iterations": [int(np.argmin(c)) + 1 for c in curves],
+                      # A fold that ran every round was ended by the cap, not by early stopping.
+                      "fold_rounds": [len(c) for c in curves], "max_rounds": rounds})
         raws.append(raw)
         log.info("parameter set %d %s: %d trees, window log-loss %.5f", i, overrides, n_trees,
                  table[-1]["window_log_loss"])
@@ -450,8 +463,9 @@ def fit_examples(points: pd.DataFrame, labels: Any, features: Any, cfg: dict, *,
     params = _lgb_params(base, grid[best], names)
     if cfg["bags"] > 1:  # the chosen set as a bag: its own number of trees, its windows' mean scores
         trs, wins = bag_windows(F, y, as_of, folds, cfg)
+        rounds, patience = _rounds(params, base, cfg)
         n_trees, ll, raws[best] = search_bag(params, trs, wins, k=cfg["bags"], seed=seed,
-                                             rounds=cfg["num_boost_round"], early_stopping=cfg["early_stopping_rounds"])
+                                             rounds=rounds, early_stopping=patience)
         search[best]["bag"] = {"k": cfg["bags"], "n_trees": n_trees, "window_log_loss": ll}
 
     # Out-of-time predictions of the chosen set, window by window, oldest first.
