@@ -601,8 +601,9 @@ def seventh(persons: int, seed: int, cache: Path | None, n_boot: int) -> dict:
             print(f"{persons:,} people, seed {seed}, {name}, {view}: {fmt(out['models'][name][view])}", flush=True)
     out["paired_vs_default"] = paired({"views": c["views"]}, {"scores": scores["slow_grid"]},
                                       {"scores": scores["default"]}, n_boot, seed)
-    print(f"search (set, trees, windows' log-loss, fold rounds / cap): "
-          f"{[(r['params'], r['n_trees'], round(r['window_log_loss'], 5), r['fold_rounds'], r['max_rounds']) for r in search]}\n"
+    rows = [(r["params"], r["n_trees"], round(r["window_log_loss"], 5), r["fold_rounds"], r["max_rounds"])
+            for r in search]
+    print(f"search (set, trees, windows' log-loss, fold rounds / cap): {rows}\n"
           f"default set {plain}, best slow set {slow} ({out['slow_minus_default']:+.5f}), chosen {chosen}; "
           f"paired slow grid - default: {out['paired_vs_default']}", flush=True)
     return out
