@@ -28,6 +28,8 @@ the year after the cutoff, at report time. Then, per seed:
 - **The seventh pass** (``--seventh``): the search given each parameter set's twin at half the
   learning rate (round cap and patience doubled, so early stopping ends it), the default being
   the first four rows of the same search; both views of both, and their paired change.
+  ``--separation``: the separation family (features/separation.py) added to the default's chosen
+  set, judged by the search's windows, with its paired change on both views.
 
 The features, labels and views of a district are built once and kept with ``--cache DIR``
 (one pickle per size and seed), so a rerun of the analysis costs only the fits.
@@ -76,7 +78,7 @@ from escalation_risk.model.training import (
 )
 from escalation_risk.synth import generate_district
 
-FAMILIES = ("velocity", "after_mediation", "circle", "text_model", "activity")
+FAMILIES = ("velocity", "after_mediation", "circle", "text_model", "activity", "separation")
 # benchmarks/ablation.py's design: monthly re-scoring, the four families off (the default model).
 CONFIG = {"rescore_every_days": 30, "max_rescores": 6, "families_off": list(FAMILIES)}
 CUTOFF = pd.Timestamp("2024-07-01")
@@ -609,6 +611,56 @@ def seventh(persons: int, seed: int, cache: Path | None, n_boot: int) -> dict:
     return out
 
 
+SEPARATION = ("sep_pair_days_apart", "sep_moved_out_days")
+
+
+def separation_columns(persons: int, seed: int, c: dict, cache: Path | None) -> dict:
+    """The separation family's columns for ``c``'s training points (on the data known at the
+    cutoff) and held-out views (on the whole district), from the regenerated district; kept
+    in ``cache`` as ``sep{k}k_s{seed}.pkl``."""
+    from escalation_risk.features import history_index, points_from_history, separation
+    path = cache / f"sep{persons // 1000}k_s{seed}.pkl" if cache else None
+    if path and path.is_file():
+        return pickle.loads(path.read_bytes())
+    ds, known = district(persons, seed)
+
+    def cols(d, pts: pd.DataFrame) -> pd.DataFrame:
+        idx = history_index(d)
+        got = separation.compute(idx, points_from_history(idx, pts))
+        return pd.DataFrame({n: np.asarray(got[n], dtype=float) for n in SEPARATION})
+    out = {"train": cols(known, c["points"]), "views": {v: cols(ds, c["views"][v]["pts"]) for v in c["views"]}}
+    if path:
+        path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def seventh_feature(persons: int, seed: int, cache: Path | None, n_boot: int) -> dict:
+    """The separation family added to the default's features (trees and regression alike), the
+    default's chosen set refitted with and without it (``bagged``, k=1), judged by the search's
+    rolling-origin windows only; both held-out views and the paired change printed beside."""
+    c = _examples(persons, seed, cache)
+    sep = separation_columns(persons, seed, c, cache)
+    c = {**c, "X": pd.concat([c["X"].reset_index(drop=True), sep["train"]], axis=1),
+         "views": {v: {**c["views"][v], "X": pd.concat([c["views"][v]["X"].reset_index(drop=True),
+                                                        sep["views"][v]], axis=1)} for v in c["views"]}}
+    m = fit(c)
+    s = {**_setup(m, c), "F": c["X"]}
+    out: dict = {"persons": persons, "seed": seed,
+                 "coverage": {n: float(sep["train"][n].notna().mean()) for n in SEPARATION},
+                 "coverage_365d": {n: float((sep["train"][n] <= 365).mean()) for n in SEPARATION}}
+    print(f"{persons:,} people, seed {seed}: separation known on {out['coverage']}, within a year on "
+          f"{out['coverage_365d']}", flush=True)
+    base = bagged(m, c, s, k=1, name="default [search windows]", n_boot=n_boot, seed=seed)
+    withf = bagged(m, c, s, k=1, name="with separation [search windows]", n_boot=n_boot, seed=seed, add=SEPARATION)
+    out["base"] = {kk: vv for kk, vv in base.items() if kk != "scores"}
+    out["with"] = {kk: vv for kk, vv in withf.items() if kk != "scores"}
+    out["chosen"] = withf["window_log_loss"] < base["window_log_loss"]
+    out["paired"] = paired(c, withf, base, n_boot, seed)
+    print(f"separation: windows' log-loss {base['window_log_loss']:.5f} -> {withf['window_log_loss']:.5f} "
+          f"(chosen: {out['chosen']}); paired with - without: {out['paired']}", flush=True)
+    return out
+
+
 BAG_REMEDIES = {
     "default": (1, None),
     "bag3": (3, None),
@@ -639,16 +691,18 @@ def main() -> None:
                     help="also search PARAM_GRID with each set's extra-trees twin (the search chooses)")
     ap.add_argument("--seventh", action="store_true",
                     help="issue 29's seventh pass: PARAM_GRID with each set's twin at SLOW_LR (the search chooses)")
+    ap.add_argument("--separation", action="store_true",
+                    help="issue 29's seventh pass: the separation family added, judged by the search's windows")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     cache = Path(args.cache) if args.cache else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     runs = []
-    if args.seventh:
+    if args.seventh or args.separation:
         for seed in args.seeds:
             t0, c0 = time.perf_counter(), time.process_time()
-            r = seventh(args.persons, seed, cache, args.n_boot)
+            r = (seventh if args.seventh else seventh_feature)(args.persons, seed, cache, args.n_boot)
             r["cost"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                          "load_avg": os.getloadavg()}

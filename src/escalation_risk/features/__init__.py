@@ -8,8 +8,9 @@ household (:mod:`.household`), the place and grid (:mod:`.place`), the network
 around the parties (:mod:`.network`), organisations (:mod:`.organization`), escalation
 velocity (:mod:`.velocity`), what followed a failed mediation (:mod:`.after_mediation`),
 violence in the family circle and where a party's conflicts led (:mod:`.circle`), how
-recently anything happened around the dispute and its age against its kind's (:mod:`.activity`), and
-the text read by a trained linear model (:mod:`.text_model`, given the model).
+recently anything happened around the dispute and its age against its kind's (:mod:`.activity`),
+parties who stopped living together and a party who just moved out (:mod:`.separation`), and the
+text read by a trained linear model (:mod:`.text_model`, given the model).
 
 Point-in-time correctness: every family reads the history through
 :class:`~.index.HistoryIndex`, whose look-ups only see records available at or
@@ -34,6 +35,7 @@ from . import (
     pair,
     people,
     place,
+    separation,
     text_model,
     velocity,
 )
@@ -44,10 +46,10 @@ from .registry import REGISTRY, SENSITIVE, Feature, Registry
 from .text_model import TextModel
 
 FAMILIES = (dispute, history, pair, people, household, place, network, organization, velocity, after_mediation,
-            circle, activity)
+            circle, activity, separation)
 
 # Families a model may leave out (config families_off): skipped online when it does.
-OPTIONAL = (velocity, after_mediation, circle, activity)
+OPTIONAL = (velocity, after_mediation, circle, activity, separation)
 
 dispute.register(load_lexicon())
 for _family in FAMILIES[1:]:

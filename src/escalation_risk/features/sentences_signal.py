@@ -1,5 +1,5 @@
 """Reason sentences of the escalation families: velocity, what followed a failed
-mediation, the family circle, activity and the text model (split from :mod:`.sentences`, which
+mediation, the family circle, activity, separation and the text model (split from :mod:`.sentences`, which
 merges them into ``SENTENCES``)."""
 
 from __future__ import annotations
@@ -172,4 +172,19 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
          "已持续时间为同类纠纷通常结案用时的 {x} 倍"),
         ("it has been open {x} times as long as its category's disputes usually take to close",
          "已持续时间是同类纠纷通常结案用时的 {x} 倍"), quiet=1.0)
+
+    def since_days(unknown: tuple[str, str], happened: tuple[str, str]) -> Callable:
+        def render(v: Any, row: Mapping[str, Any], lang: str) -> str:
+            if missing(v):
+                return en(unknown[0]) if lang == "en" else zh(unknown[1])
+            k = int(round(float(v)))
+            return en(happened[0].format(d=days(k))) if lang == "en" else zh(happened[1].format(k=k))
+        return render
+
+    S["sep_pair_days_apart"] = since_days(
+        ("the parties are not on record as having lived together and moved apart", "无双方曾同住后分开的记录"),
+        ("the parties stopped living together {d} ago", "双方 {k} 天前不再同住"))
+    S["sep_moved_out_days"] = since_days(
+        ("no party is on record as having moved out of a household", "无当事人迁出住户的记录"),
+        ("a party moved out of a household {d} ago", "有一方当事人 {k} 天前迁出住户"))
     return S
