@@ -391,7 +391,8 @@ def main(argv=None) -> None:
     print(f"{len(times)} adds: {_figures(times, cpus)}; first add wall {times[0] * 1e3:.0f} ms CPU "
           f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
           f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB, "
+          f"RSS now {int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**30:.2f} GB")
     if during[0]:
         print(f"score_dispute while a rebuild ran ({len(during[0])} calls): {_figures(*during)}")
         for phase, (w, c) in phases_of.items():
