@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 from run import score_requests  # noqa: E402
 
 import escalation_risk as er  # noqa: E402
+from escalation_risk import collector  # noqa: E402
 from escalation_risk.model.points import open_points  # noqa: E402
 from escalation_risk.synth import generate_tables, write_tables  # noqa: E402
 
@@ -218,6 +219,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rebuild-in-thread", action="store_true", help="a background rebuild runs on the job thread "
                     "(scoring.REBUILD_APART off: the behaviour before the forked rebuild)")
     ap.add_argument("--gil", action="store_true", help="where a background job holds the GIL (GilWatch)")
+    ap.add_argument("--no-freeze", action="store_true", help="leave the loaded history in the collector's "
+                    "sight (the server freezes it: escalation_risk.collector)")
     ap.add_argument("--check", action="store_true", help="parity of the grown index with a rebuild")
     ap.add_argument("--profile", default=None, help="cProfile the adds that bring a person record into this "
                     "file (pstats), and print their top functions")
@@ -268,6 +271,11 @@ def main(argv=None) -> None:
         raw = raw.iloc[np.random.default_rng(3).choice(len(raw), args.adds // args.new_every + 1, replace=False)]
         raw = raw.reset_index(drop=True)
     del ds
+    if not args.no_freeze:
+        # As `escalation-risk serve` does once its Scorer is built (escalation_risk.collector):
+        # without it, each full collection walks the loaded history inside some call.
+        collector.freeze_loaded()
+    print(f"collector: {'loaded history frozen, as the server does' if collector.frozen() else 'nothing frozen'}")
 
     def p99_block() -> str:
         lat, cpu = [], []
@@ -383,7 +391,8 @@ def main(argv=None) -> None:
     print(f"{len(times)} adds: {_figures(times, cpus)}; first add wall {times[0] * 1e3:.0f} ms CPU "
           f"{cpus[0] * 1e3:.0f} ms; process CPU over the adds and blocks (fold threads included) "
           f"{time.process_time() - p0:.1f} s; folds {scorer.folds}, rebuilds {getattr(scorer, 'rebuilds', None)}; "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB, "
+          f"RSS now {int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**30:.2f} GB")
     if during[0]:
         print(f"score_dispute while a rebuild ran ({len(during[0])} calls): {_figures(*during)}")
         for phase, (w, c) in phases_of.items():

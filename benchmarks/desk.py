@@ -29,7 +29,6 @@ Not part of the test suite. The machine is shared: each run records ``uptime``.
 from __future__ import annotations
 
 import argparse
-import gc
 import http.client
 import json
 import os
@@ -49,6 +48,7 @@ sys.path.insert(0, str(HERE))
 from run import ROOT, git_rev, machine, score_requests, uptime  # noqa: E402  (sets the sample key)
 
 import escalation_risk as er  # noqa: E402
+from escalation_risk import collector  # noqa: E402
 from escalation_risk.alerts import AlertStore  # noqa: E402
 from escalation_risk.desk import Directory  # noqa: E402
 from escalation_risk.desk.process import served  # noqa: E402
@@ -321,8 +321,7 @@ def run(args) -> dict:
     use_case_index(scorer.history, load_case_index(site / "cases", model))
     # The server freezes its loaded heap (serve: a full collection would walk the whole
     # history); the same here, so both sides pay the collector alike.
-    gc.collect()
-    gc.freeze()
+    collector.freeze_loaded()
     need = args.warmup + args.rounds * args.chunk
     reqs = [(_plain(d), [_plain(p) for p in ps]) for d, ps in score_requests(ds, NIGHT, need, args.seed)]
     bodies = [json.dumps({"dispute": d, "parties": ps, "as_of": NIGHT.isoformat()}).encode() for d, ps in reqs]

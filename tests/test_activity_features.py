@@ -146,10 +146,18 @@ def test_scoring_skips_the_families_the_model_does_not_read(small_model, small_d
     monkeypatch.setattr(activity, "compute", refuse)
     after = small_model.score(small_district, "2025-03-01")
     pd.testing.assert_frame_equal(before, after)
+    # The model's feature rows elsewhere (similar cases, drift, the desk) skip it too, with the
+    # same values for what the model reads.
+    pts = pd.DataFrame({"dispute_id": after["dispute_id"].iloc[:20].to_numpy(),
+                        "as_of": [pd.Timestamp("2025-03-01")] * 20})
+    X = small_model.features(small_district, pts)
     # Without a model's features every family is computed, as before.
     with pytest.raises(AssertionError, match="activity computed"):
-        build_features(small_district, pd.DataFrame({"dispute_id": [after["dispute_id"].iloc[0]],
-                                                     "as_of": [pd.Timestamp("2025-03-01")]}))
+        build_features(small_district, pts)
+    monkeypatch.undo()
+    full = build_features(small_district, pts, lexicon=small_model.lexicon, text=small_model.text_model)
+    assert set(NAMES) <= set(full.columns) and not set(NAMES) & set(X.columns)
+    pd.testing.assert_frame_equal(X[list(small_model.feature_names)], full[list(small_model.feature_names)])
 
 
 def test_the_card_says_why_activity_is_off():

@@ -162,3 +162,39 @@ def test_id_parts_and_hashes_of_a_few_values_are_those_of_a_column():
         for salt in ("id_number", "name"):
             np.testing.assert_array_equal(nz.hash64(few, key, salt), hashed[salt][i:i + 4])
         np.testing.assert_array_equal(nz.hash64(part["swap_even"], key, "s"), swaps[i:i + 4])
+
+
+
+_READINGS = """
+import hashlib, os, sys
+if sys.argv[1] == "ours":  # escalation_risk loads pypinyin
+    from escalation_risk.normalize import _pinyin_of as read
+    read("张")
+    import pypinyin.constants
+    assert pypinyin.constants.PHRASES_DICT == {} and "PYPINYIN_NO_PHRASES" not in os.environ
+else:  # pypinyin loaded as anyone else would: with its phrases
+    from pypinyin import Style, lazy_pinyin
+    import pypinyin.constants
+    assert len(pypinyin.constants.PHRASES_DICT) > 10_000
+    read = lambda ch: "".join(lazy_pinyin(ch, style=Style.NORMAL, errors="default"))
+from pypinyin.pinyin_dict import pinyin_dict
+chars = [chr(c) for c in sorted(pinyin_dict)]
+print(len(chars), hashlib.sha256("|".join(read(ch) for ch in chars).encode()).hexdigest())
+"""
+
+
+def test_names_read_without_pypinyins_phrases_as_with_them():
+    """normalize loads pypinyin without its phrase dictionary (194,000 objects the garbage
+    collector walks): a character's reading is the same as with it, for every character
+    pypinyin knows; the switch is not left in the environment."""
+    import subprocess
+    import sys
+
+    def run(which: str) -> str:
+        out = subprocess.run([sys.executable, "-c", _READINGS, which], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip()
+
+    ours, theirs = run("ours"), run("phrases")
+    assert int(ours.split()[0]) > 20_000
+    assert ours == theirs

@@ -50,7 +50,7 @@ from .artifacts import sha256_file
 from .clock import to_moment
 from .dataset import Dataset, as_records, validate_rows
 from .explain import top_reasons
-from .features import build_features, compute_features, history_index, points_from_records
+from .features import compute_features, history_index, points_from_records
 from .labels import DEFAULT_HORIZON_DAYS, data_end, escalating_crimes
 from .model import RiskModel, apply_calibrator
 from .response import ALERT_LEVELS, PLANS, assign_levels, choose_plans
@@ -371,7 +371,7 @@ def build_case_index(model: RiskModel, ds: Dataset, as_of=None, *, horizon_days:
         for i, s in zip(old, src):
             feats[i], en[i], zh[i] = previous.reason_features[s], previous.reasons_en[s], previous.reasons_zh[s]
     if len(new):
-        X = build_features(ds, pd.DataFrame({"dispute_id": ids[new], "as_of": rep[new]}), text=model.text_model)
+        X = model.features(ds, pd.DataFrame({"dispute_id": ids[new], "as_of": rep[new]}))
         contrib = model.contributions(X)
         C[new] = contrib[names].to_numpy(dtype=np.float32)
         prob[new] = model.predict_proba(X)
@@ -459,7 +459,7 @@ def similar_cases(model: RiskModel, ds: Dataset, dispute_id: str, as_of, k: int 
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     t = to_moment(as_of)
-    X = build_features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [t]}), text=model.text_model)
+    X = model.features(ds, pd.DataFrame({"dispute_id": [dispute_id], "as_of": [t]}))
     return _answer(model, index if index is not None else case_index(model, ds), X, dispute_id, t, k,
                    same_category_first)
 

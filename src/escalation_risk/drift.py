@@ -40,7 +40,7 @@ from sklearn.metrics import brier_score_loss
 
 from .clock import to_moment
 from .dataset import Dataset
-from .features import CATEGORICAL, build_features
+from .features import CATEGORICAL
 from .labels import make_labels
 from .model import RiskModel, expected_calibration_error, open_points
 from .response import ALERT_LEVELS, assign_levels
@@ -180,7 +180,7 @@ def drift_report(model: RiskModel, ds: Dataset, *, start: Any, end: Any, referen
     if len(ref_pts) == 0 or len(cur_pts) == 0:
         which = "reference" if len(ref_pts) == 0 else "recent"
         raise ValueError(f"the {which} window holds no open dispute: choose other dates")
-    Xr, Xc = (build_features(ds, p, lexicon=model.lexicon, text=model.text_model) for p in (ref_pts, cur_pts))
+    Xr, Xc = (model.features(ds, p) for p in (ref_pts, cur_pts))
     feats = feature_drift(Xr, Xc, model.feature_names, seasonal=SEASONAL, threshold=threshold,
                           categorical=[c for c in CATEGORICAL if c in model.feature_names])
     pr, pc = model.predict_proba(Xr), model.predict_proba(Xc)

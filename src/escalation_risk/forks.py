@@ -28,18 +28,18 @@ import os
 import pickle
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from threadpoolctl import threadpool_limits
 
+from .collector import LOCK as _FORK_LOCK  # one freeze decision at a time, forks and services alike
+
 log = logging.getLogger(__name__)
 
 WORKERS_ENV = "ESCALATION_RISK_WORKERS"
 T = TypeVar("T")
-_FORK_LOCK = threading.Lock()  # held from the freeze before a fork to the unfreeze after it
 
 
 #: Rows from which a step's work is handed to a forked child (fewer: the fork costs more than it saves).

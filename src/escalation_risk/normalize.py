@@ -25,7 +25,9 @@ in clear are no more identifying than the contract's own columns: the id's kind
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from functools import lru_cache, partial
 from typing import NamedTuple
@@ -412,11 +414,33 @@ def normalise_name(s: pd.Series) -> pd.Series:
     return _rule(_name_rule, s)
 
 
+#: pypinyin's switch for loading it without its phrase dictionary.
+NO_PHRASES_ENV = "PYPINYIN_NO_PHRASES"
+
+
+@lru_cache(maxsize=1)
+def _reader() -> Callable[[str], list[str]]:
+    """pypinyin's toneless reading, loaded without its phrase dictionary when nothing in
+    this process loaded pypinyin before. Names are read one character at a time, where
+    phrases never apply (the same reading of all 41,923 characters either way: a test);
+    the dictionary is ~194,000 objects, 45 MB, that each full collection of the garbage
+    collector walked in every process that linked a name (:mod:`.collector`). The switch is
+    pypinyin's own environment variable, read once at its import and put back after: a
+    program that wants pypinyin's phrases imports it before this runs."""
+    if "pypinyin" not in sys.modules and NO_PHRASES_ENV not in os.environ:
+        os.environ[NO_PHRASES_ENV] = "1"
+        try:
+            import pypinyin  # noqa: F401 - bundled dictionaries: no network
+        finally:
+            os.environ.pop(NO_PHRASES_ENV, None)
+    from pypinyin import Style, lazy_pinyin
+
+    return partial(lazy_pinyin, style=Style.NORMAL, errors="default")
+
+
 @lru_cache(maxsize=1 << 16)
 def _pinyin_of(ch: str) -> str:
-    from pypinyin import Style, lazy_pinyin  # bundled dictionaries: no network
-
-    return "".join(lazy_pinyin(ch, style=Style.NORMAL, errors="default"))
+    return "".join(_reader()(ch))
 
 
 # Merges of sounds that southern speakers (and the clerks who write for them) confuse:

@@ -519,6 +519,7 @@ class Scorer:
             if rebuilt:
                 self.rebuilds += 1
                 self._job = None  # a fold running now would publish a stale index: drop it
+                self._settle()
             elif job is not None:
                 job.since.append(added)
             self._maybe_fold()
@@ -532,6 +533,7 @@ class Scorer:
             self._state = _fold(self._state)
             self._accepted = self._state.history
             self.folds += 1
+            self._settle()
             return
         self._start("fold", self._state)
 
@@ -549,6 +551,7 @@ class Scorer:
         """Fold or rebuild ``snapshot``, catch up with the adds accepted meanwhile (outside the
         lock while there are many), then, holding the lock, re-apply the last few and publish."""
         lexicon = self.model.lexicon
+        published = False
         if YIELD_TO_CALLS:
             sys.setprofile(self._calls.hook())  # this thread only
         try:
@@ -570,6 +573,7 @@ class Scorer:
                             self.rebuilds += 1
                         else:
                             self.folds += 1
+                        published = True
                         return
                     todo = list(job.since[done:])
                 state = _reapply(state, todo, lexicon)  # adds go on meanwhile
@@ -584,6 +588,18 @@ class Scorer:
             with self._lock:
                 if self._job is job:
                     self._job = None
+            if published:
+                self._settle()
+
+    def _settle(self) -> None:
+        """After a fold or a rebuild published a new index: the history's base Dataset forgets
+        the index cached on it once that is not the published one. Kept there, the replaced
+        index would live as long as the history (a background rebuild keeps the history's
+        base): at a million people, a second index beside the new one."""
+        state = self._state
+        cache = state.history.base.cache
+        if cache.get("history_index") is not state.idx:
+            cache.pop("history_index", None)
 
     def wait_for_fold(self, timeout: float | None = None) -> bool:
         """Wait until no background fold or rebuild runs (True), or the timeout (False)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -13,6 +12,7 @@ import click
 if TYPE_CHECKING:
     from ..desk import Desk
 
+from .. import collector
 from .alerts import DEFAULT_STORE, STORE_ENV
 from .cases import INDEX_ENV
 from .errors import check_store_url, fail, open_store
@@ -85,7 +85,7 @@ def serve(store_url: str, model_dir: str, data_dir: str, host: str, port: int, s
         # What is loaded stays for the server's life: out of the collector's sight, a full
         # collection no longer walks the history (half a second at 100,000 persons, landing
         # in some request), and forked scorers do not copy its pages by touching them.
-        gc.freeze()
+        collector.freeze_loaded()
         # Forked before any thread starts and before the model first runs (see desk.pool).
         pool = ScorePool(scorer, score_processes)
         # The case index and the alert list are built while the server already answers.
@@ -99,7 +99,7 @@ def serve(store_url: str, model_dir: str, data_dir: str, host: str, port: int, s
 
 def _warm(desk: Desk) -> None:
     desk.warm()
-    gc.freeze()  # the caches just built live as long as the server: keep the collector off them too
+    collector.keep_frozen()  # the caches just built live as long as the server: keep the collector off them too
 
 
 def _path(p: str) -> os.PathLike[str]:

@@ -281,7 +281,6 @@ class Desk:
     def _prepare_queries(self, alerts: pd.DataFrame) -> None:
         """The feature rows and contributions of ``alerts``' disputes as of their nights, in one
         batch: what finding an alert's similar cases would otherwise compute per page."""
-        from ..features import build_features
 
         history, model = self.scorer.history, self.scorer.model
         did = alerts["dispute_id"].astype(str).to_numpy(dtype=object)
@@ -294,7 +293,7 @@ class Desk:
         pts = pd.DataFrame({"dispute_id": did[keep], "as_of": night[keep]}).drop_duplicates(ignore_index=True)
         if not len(pts):
             return
-        X = build_features(history, pts, text=model.text_model)
+        X = model.features(history, pts)
         C = model.contributions(X)
         self._query_rows = (X, C)
         self._query_pos = {(d, pd.Timestamp(t)): i for i, (d, t) in enumerate(zip(pts["dispute_id"], pts["as_of"]))}

@@ -144,16 +144,18 @@ def compute_features(idx: HistoryIndex, P: PointSet, text: TextModel | None = No
 
 
 def build_features(ds: Dataset, points: pd.DataFrame, *, lexicon: Lexicon | None = None,
-                   text: TextModel | None = None) -> pd.DataFrame:
+                   text: TextModel | None = None, needed: list[str] | None = None) -> pd.DataFrame:
     """Features of each ``(dispute_id, as_of)`` point, one row per point, in order.
 
     Only records available at or before a point's ``as_of`` shape its row. The
     dataset's history index is built on first use and cached on ``ds``. ``lexicon``
     (default: the shipped one) sets the text features (:func:`feature_names`); ``text``
-    (a trained model's :class:`TextModel`) scores the text (else ``text_model_score`` is NaN).
+    (a trained model's :class:`TextModel`) scores the text (else ``text_model_score`` is NaN);
+    ``needed`` (a model's features): the optional families none of them reads are skipped
+    (:func:`compute_features`).
     """
     idx = history_index(ds, lexicon)
-    return compute_features(idx, points_from_history(idx, points), text)
+    return compute_features(idx, points_from_history(idx, points), text, needed=needed)
 
 
 def feature_table() -> pd.DataFrame:

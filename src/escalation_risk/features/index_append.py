@@ -152,7 +152,7 @@ def prepare(idx: HistoryIndex, history: Dataset | Stacked) -> None:
 
 def _warm_loads() -> None:
     """Load now what an add loads on first use, once per process (~0.7 s, then ~2 ms): the
-    contract's empty tables and the person rules' tables (pypinyin's phrase dictionary and
+    contract's empty tables and the person rules' tables (pypinyin's dictionary and
     segmenter). A history loaded with forked children never loaded them in this process,
     so the first add after a build paid them."""
     for name in TABLES:

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_info
 from ..artifacts import ModelLoadError, read_model_dir, write_model_dir
 from ..dataset import Dataset
 from ..explain import global_importance, top_reasons
-from ..features import CHUNK, Lexicon, TextModel, compute_features, feature_names, history_index
+from ..features import CHUNK, Lexicon, TextModel, build_features, compute_features, feature_names, history_index
 from ..features.lexicon import lexicon_from_dict
 from ..features.points import points_from_history
 from ..response import ALERT_LEVELS, PLAN_REASONS, assign_levels, choose_plans, compute_trend
@@ -177,6 +177,13 @@ class RiskModel:
             for r in row:
                 r["text"] = r[lang]
         return out
+
+    def features(self, ds: Dataset, points: pd.DataFrame) -> pd.DataFrame:
+        """Feature rows of ``points`` (dispute_id, as_of) as this model reads them: its
+        lexicon and text model, and only the optional families its features read
+        (:func:`~escalation_risk.features.build_features`)."""
+        return build_features(ds, points, lexicon=self.lexicon, text=self.text_model,
+                              needed=list(self.feature_names))
 
     def importance(self, X: pd.DataFrame) -> pd.DataFrame:
         """Global importance on ``X``: mean |SHAP| per feature, largest first."""

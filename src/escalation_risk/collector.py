@@ -1,0 +1,52 @@
+"""The cyclic garbage collector and what a long-running process keeps for its life.
+
+CPython's full collection walks every container object it tracks: the modules imported
+(pandas, scikit-learn, LightGBM, SQLAlchemy...) and what the process built, a few hundred
+thousand objects (numpy's arrays are not among them: the collector does not track them).
+Measured in ``benchmarks/adds.py`` at 1,000,000 people: 133-206 ms of CPU each, 9 to 16 of
+them in 1,000 adds, each landing in whatever call allocated at that moment (an add, or a
+``score_dispute`` a service is waiting for). Nothing they find is garbage.
+
+A service therefore takes what it loaded out of the collector's sight once it is built
+(:func:`freeze_loaded`, ``gc.freeze``; ``escalation-risk serve`` does, and so do the
+benchmarks that stand for it): frozen objects are still freed when their last reference
+goes, only a reference cycle among them is never collected. What the service builds for good
+later (the desk's caches) joins them (:func:`keep_frozen`), only in a process that froze
+its own objects: a notebook's collector is left as it was.
+
+:data:`LOCK` is held by whoever freezes or unfreezes (a fork freezes the parent's objects
+for a moment around ``os.fork``: :class:`~escalation_risk.forks.Forked`), so one thread's
+momentary freeze is never read as the process's own.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+#: Held from a momentary freeze to its unfreeze, and while a lasting freeze is decided.
+LOCK = threading.Lock()
+
+
+def freeze_loaded() -> None:
+    """Collect, then take every object alive now out of the collector's sight for good:
+    for a process that keeps what it loaded for its life (a service, once its ``Scorer``
+    is built), so no full collection walks the history during a call."""
+    with LOCK:
+        gc.collect()
+        gc.freeze()
+
+
+def frozen() -> bool:
+    """Whether this process has taken objects out of the collector's sight."""
+    return gc.get_freeze_count() > 0
+
+
+def keep_frozen() -> None:
+    """In a process that froze what it loaded (:func:`freeze_loaded`), freeze what it built
+    since to keep as well; elsewhere, nothing. The young generations are collected first,
+    so the garbage of the work that built it is not kept."""
+    with LOCK:
+        if gc.get_freeze_count() > 0:
+            gc.collect(1)
+            gc.freeze()

@@ -1,0 +1,83 @@
+"""A long-running process's memory: a replaced index is freed; what a service froze stays frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import weakref
+
+import pandas as pd
+import pytest
+from conftest import KEY  # noqa: E402
+
+from escalation_risk import Scorer, collector
+from escalation_risk.idnumbers import gb11643_check_digit
+
+
+def _namesakes(tag: str, id_stem: str) -> tuple[dict, dict]:
+    """Two people (one id number, one phone) and a record joining them: its add rebuilds the index."""
+    idn = id_stem + gb11643_check_digit(id_stem)
+
+    def person(pid, id_number, phone):
+        return {"person_id": pid, "birth_year": 1980, "gender": "male", "hukou": "local", "employment": "employed",
+                "name": "欧阳明远", "id_number": id_number, "phone": phone}
+
+    apart = {"persons": [person(f"P-{tag}A", idn, "13912345671"), person(f"P-{tag}B", None, "13987654322")]}
+    joined = {"persons": [person(f"P-{tag}R", idn, "13987654322")]}
+    return apart, joined
+
+
+def _disputes(people, n: int) -> list[dict]:
+    day = pd.Timestamp("2025-06-10")
+    return [{"incidents": [{"incident_id": f"D-C{j}", "kind": "dispute", "category": "neighbor", "occurred_at": day,
+                            "reported_at": day, "source": "grid_worker", "description": "邻里纠纷"}],
+             "incident_parties": [{"incident_id": f"D-C{j}", "party_id": p, "party_type": "person", "role": r}
+                                  for p, r in zip((people[2 * j], people[2 * j + 1]), ("complainant", "respondent"))]}
+            for j in range(n)]
+
+
+@pytest.mark.parametrize("fold", ["inline", "background"])
+@pytest.mark.parametrize("replaced_by", ["rebuild", "fold"])
+def test_an_index_replaced_by_a_fold_or_a_rebuild_is_freed(small_model, small_district, monkeypatch, fold,
+                                                           replaced_by):
+    """The index a Scorer was built with is cached on its history's base Dataset; a fold or a
+    rebuild that keeps that base (a background rebuild does) must not keep the old index
+    alive through it: at a million people, a second whole index for the process's life."""
+    from escalation_risk.features import delta
+
+    monkeypatch.setattr(delta, "delta_limit", lambda n_base: 12)
+    # A history only the scorer holds, as a server's (a caller's Dataset keeps its own index).
+    sc = Scorer(small_model, dataclasses.replace(small_district, cache={}), pseudonym_key=KEY, fold=fold)
+    old = weakref.ref(sc._state.idx)
+    if replaced_by == "rebuild":
+        apart, joined = _namesakes("F", "33010219800312458")
+        sc.add(**apart)
+        sc.add(**joined)
+    else:
+        for a in _disputes(small_district.persons["person_id"].to_numpy(dtype=object), 8):
+            sc.add(**a)
+    assert sc.wait_for_fold(120)
+    assert sc.fold_error is None
+    assert (sc.rebuilds, sc.folds > 0) == ((1, False) if replaced_by == "rebuild" else (0, True))
+    assert sc._state.idx is not old()
+    gc.collect()
+    assert old() is None
+
+
+def test_freezing_is_for_a_process_that_froze_what_it_loaded():
+    """keep_frozen freezes only in a process that froze what it loaded (a service); a
+    notebook's collector is left alone."""
+    gc.unfreeze()  # (whatever an earlier test froze)
+    try:
+        collector.keep_frozen()
+        assert not collector.frozen() and gc.get_freeze_count() == 0
+        kept = [[i] for i in range(1000)]
+        collector.freeze_loaded()
+        assert collector.frozen() and not any(o is kept for o in gc.get_objects())
+        later = [[i] for i in range(1000)]
+        before = gc.get_freeze_count()
+        collector.keep_frozen()
+        assert gc.get_freeze_count() >= before + len(later)
+        assert not any(o is later for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
