@@ -558,8 +558,10 @@ def _examples(persons: int, seed: int, cache: Path | None) -> dict:
         keep = c6["k"] <= CONFIG["max_rescores"]
         return {"points": c6["pts"][keep].reset_index(drop=True), "y": c6["y"][keep],
                 "X": c6["X"][keep].reset_index(drop=True), "start": c6["start"], "end": c6["end"],
-                "views": c6["views"]}
-    return build(persons, seed, cache)[0]
+                "views": c6["views"], "source": six.stem}
+    # build's points are every example point, its X the labelled ones' only (as fit_examples):
+    # whatever adds columns to X must key them on X's own (dispute_id, as_of).
+    return {**build(persons, seed, cache)[0], "source": f"c{persons // 1000}k_s{seed}" if cache else None}
 
 
 def seventh(persons: int, seed: int, cache: Path | None, n_boot: int) -> dict:
@@ -612,23 +614,36 @@ def seventh(persons: int, seed: int, cache: Path | None, n_boot: int) -> dict:
 
 
 SEPARATION = ("sep_pair_days_apart", "sep_moved_out_days")
+SEP_VERSION = 2  # the definition after the review (living together now, moving with the household): not 1's caches
 
 
 def separation_columns(persons: int, seed: int, c: dict, cache: Path | None) -> dict:
-    """The separation family's columns for ``c``'s training points (on the data known at the
-    cutoff) and held-out views (on the whole district), from the regenerated district; kept
-    in ``cache`` as ``sep{k}k_s{seed}.pkl``."""
+    """The separation family's columns for the rows of ``c``'s training features (on the data
+    known at the cutoff) and of its held-out views' (on the whole district), computed at each
+    row's own (dispute_id, as_of), from the regenerated district. Kept in ``cache`` as
+    ``sep{SEP_VERSION}_{source}.pkl``, named after the examples they belong to (``c["source"]``),
+    with the keys they were computed at, checked on reading."""
     from escalation_risk.features import history_index, points_from_history, separation
-    path = cache / f"sep{persons // 1000}k_s{seed}.pkl" if cache else None
+    src = c.get("source")
+    path = cache / f"sep{SEP_VERSION}_{src}.pkl" if cache and src else None
+
+    def keys(X: pd.DataFrame) -> pd.DataFrame:
+        return X[["dispute_id", "as_of"]].reset_index(drop=True)
+    want = {"train": keys(c["X"]), "views": {v: keys(c["views"][v]["X"]) for v in c["views"]}}
     if path and path.is_file():
-        return pickle.loads(path.read_bytes())
+        got = pickle.loads(path.read_bytes())
+        pd.testing.assert_frame_equal(got["keys"]["train"], want["train"])
+        for v in c["views"]:
+            pd.testing.assert_frame_equal(got["keys"]["views"][v], want["views"][v])
+        return got
     ds, known = district(persons, seed)
 
     def cols(d, pts: pd.DataFrame) -> pd.DataFrame:
         idx = history_index(d)
         got = separation.compute(idx, points_from_history(idx, pts))
         return pd.DataFrame({n: np.asarray(got[n], dtype=float) for n in SEPARATION})
-    out = {"train": cols(known, c["points"]), "views": {v: cols(ds, c["views"][v]["pts"]) for v in c["views"]}}
+    out = {"train": cols(known, want["train"]), "views": {v: cols(ds, want["views"][v]) for v in c["views"]},
+           "keys": want}
     if path:
         path.write_bytes(pickle.dumps(out))
     return out

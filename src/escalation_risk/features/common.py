@@ -69,6 +69,16 @@ def households_at(idx, persons: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, 
     return unique_pairs(owner[live], ms.payload["household"][pos][live])
 
 
+def living_together(idx, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Whether each query row's persons ``a`` and ``b`` share a household at its time t (both
+    members at t, as :func:`households_at` has them): the one rule behind ``pair_cohabit`` and
+    the separation family."""
+    both = np.intersect1d(pack(*households_at(idx, a, t)), pack(*households_at(idx, b, t)))
+    out = np.zeros(len(a), bool)
+    out[unpack(both)[0]] = True
+    return out
+
+
 def members_at(idx, h_row: np.ndarray, h_id: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, person) for the members at t of the households ``h_id`` (as :func:`households_at`
     gives them, ``t`` being each query row's time); unknown persons dropped."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..contract import RELATIONS
-from .common import group_max, households_at, pack, unique_parties, unpack
+from .common import group_max, living_together, unique_parties
 from .id_index import positions
 from .index import HistoryIndex
 from .points import PointSet
@@ -71,10 +71,7 @@ def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
            "pair_police_calls_30d": group_max(n, pt, police)}
 
     # Living together at t: a shared household membership that has started and not ended.
-    both = np.intersect1d(pack(*households_at(idx, a, t)), pack(*households_at(idx, b, t)))
-    co = np.zeros(len(pid), bool)
-    co[unpack(both)[0]] = True
-    out["pair_cohabit"] = group_max(n, pt, co)
+    out["pair_cohabit"] = group_max(n, pt, living_together(idx, a, b, t))
 
     # The recorded tie, known once its `since` has passed.
     rel = idx.relations

@@ -181,10 +181,13 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
             return en(happened[0].format(d=days(k))) if lang == "en" else zh(happened[1].format(k=k))
         return render
 
+    # Living together now is "no separation"; moving out is leaving the people one lived with
+    # (not a role change, not a move together with them): features/separation.py.
     S["sep_pair_days_apart"] = since_days(
-        ("the parties are not on record as having lived together and moved apart", "无双方曾同住后分开的记录"),
+        ("no record shows the parties living apart after living together", "无双方曾同住、现已分开居住的记录"),
         ("the parties stopped living together {d} ago", "双方 {k} 天前不再同住"))
     S["sep_moved_out_days"] = since_days(
-        ("no party is on record as having moved out of a household", "无当事人迁出住户的记录"),
-        ("a party moved out of a household {d} ago", "有一方当事人 {k} 天前迁出住户"))
+        ("no party is on record as having moved away from the people they lived with",
+         "无当事人离开同住者迁出的记录"),
+        ("a party moved away from the people they lived with {d} ago", "有一方当事人 {k} 天前离开同住者迁出"))
     return S
