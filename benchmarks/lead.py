@@ -655,9 +655,13 @@ def seventh_feature(persons: int, seed: int, cache: Path | None, n_boot: int) ->
     rolling-origin windows only; both held-out views and the paired change printed beside."""
     c = _examples(persons, seed, cache)
     sep = separation_columns(persons, seed, c, cache)
-    c = {**c, "X": pd.concat([c["X"].reset_index(drop=True), sep["train"]], axis=1),
-         "views": {v: {**c["views"][v], "X": pd.concat([c["views"][v]["X"].reset_index(drop=True),
-                                                        sep["views"][v]], axis=1)} for v in c["views"]}}
+
+    def plus(X: pd.DataFrame, cols: pd.DataFrame) -> pd.DataFrame:
+        # Features built after the family was registered have its columns already (build's,
+        # without the sixth pass's cache): this definition's replace them.
+        return pd.concat([X.drop(columns=list(SEPARATION), errors="ignore").reset_index(drop=True), cols], axis=1)
+    c = {**c, "X": plus(c["X"], sep["train"]),
+         "views": {v: {**c["views"][v], "X": plus(c["views"][v]["X"], sep["views"][v])} for v in c["views"]}}
     m = fit(c)
     s = {**_setup(m, c), "F": c["X"]}
     out: dict = {"persons": persons, "seed": seed,
