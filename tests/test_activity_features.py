@@ -151,6 +151,9 @@ def test_scoring_skips_the_families_the_model_does_not_read(small_model, small_d
     pts = pd.DataFrame({"dispute_id": after["dispute_id"].iloc[:20].to_numpy(),
                         "as_of": [pd.Timestamp("2025-03-01")] * 20})
     X = small_model.features(small_district, pts)
+    from escalation_risk.cases import case_index, similar_cases
+    index = case_index(small_model, small_district)  # every dispute's row, through the model's features
+    similar_cases(small_model, small_district, pts["dispute_id"].iloc[0], "2025-03-01", k=3, index=index)
     # Without a model's features every family is computed, as before.
     with pytest.raises(AssertionError, match="activity computed"):
         build_features(small_district, pts)

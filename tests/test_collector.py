@@ -81,3 +81,22 @@ def test_freezing_is_for_a_process_that_froze_what_it_loaded():
         assert not any(o is later for o in gc.get_objects())
     finally:
         gc.unfreeze()
+
+
+def test_a_callers_dataset_keeps_its_index_when_the_scorer_replaces_its_own(small_model, small_district):
+    """The scorer drops a replaced index from its own history's cache, never from the Dataset
+    the caller gave it: a notebook (or the desk) reading that Dataset afterwards reuses its
+    index instead of building it again."""
+    ds = dataclasses.replace(small_district, cache={})
+    sc = Scorer(small_model, ds, pseudonym_key=KEY, fold="background")
+    built = ds.cache["history_index"]
+    apart, joined = _namesakes("K", "33010219800312459")
+    sc.add(**apart)
+    sc.add(**joined)
+    assert sc.wait_for_fold(120) and sc.rebuilds == 1 and sc.fold_error is None
+    assert ds.cache.get("history_index") is built
+    disputes = ds.incidents.loc[ds.incidents["kind"] == "dispute", "incident_id"]
+    pts = pd.DataFrame({"dispute_id": disputes.iloc[:3].to_numpy(),
+                        "as_of": [pd.Timestamp("2025-03-01")] * 3})
+    small_model.features(ds, pts)
+    assert ds.cache.get("history_index") is built

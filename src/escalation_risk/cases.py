@@ -493,7 +493,7 @@ def similar_to_records(model: RiskModel, history: Dataset, dispute: Mapping,
     meds = as_records(mediations, "mediations", incident_id=did)
     med_df = validate_rows("mediations", meds) if meds else None
     when = clock.now().floor("s") if as_of is None else to_moment(as_of)
-    idx = history_index(history)
+    idx = history_index(history, model.lexicon)
     X = compute_features(idx, points_from_records(idx, inc_df, parts, when, med_df), model.text_model,
                          needed=list(model.feature_names))
     return _answer(model, index if index is not None else case_index(model, history), X, str(did), when, k,

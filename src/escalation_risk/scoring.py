@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -401,7 +401,11 @@ class Scorer:
         self.model = model
         self._key = pseudonym_key
         self._fold_mode = fold
-        self._state = _State(Stacked(history), history_index(history, model.lexicon))  # what calls see
+        idx = history_index(history, model.lexicon)  # cached on the caller's Dataset too, for its own use
+        # The scorer's history caches on its own dict: what it drops when an index is replaced
+        # (_settle) is never taken from a Dataset the caller keeps.
+        own = replace(history, cache=dict(history.cache))
+        self._state = _State(Stacked(own), idx)  # what calls see
         prepare_appends(self._state.idx, self._state.history)  # what the first add would build on its path
         reserve_room(self._state.idx)
         hash_ids(self._state.idx)
@@ -415,6 +419,7 @@ class Scorer:
         self.rebuilds = 0  # indexes rebuilt from scratch and published (inline or background)
         self.fold_error: BaseException | None = None  # the last background job's failure, if any
         self._calls = _Calls()  # calls in progress: a background job yields to them
+        self._cache_lock = threading.Lock()  # the history's cached index: set by readers, dropped by _settle
 
     @property
     def pending_adds(self) -> int:
@@ -427,8 +432,10 @@ class Scorer:
         as one Dataset: concatenated on first use after an add."""
         state = self._state
         ds = state.history.dataset()
-        ds.cache.setdefault("history_index", state.idx)
-        ds.cache.setdefault("person_key", state.idx.person_key)
+        with self._cache_lock:
+            if self._state is state:  # else a new index was published since: not this one's to cache
+                ds.cache.setdefault("history_index", state.idx)
+                ds.cache.setdefault("person_key", state.idx.person_key)
         return ds
 
     def delta_size(self) -> int:
@@ -595,11 +602,14 @@ class Scorer:
         """After a fold or a rebuild published a new index: the history's base Dataset forgets
         the index cached on it once that is not the published one. Kept there, the replaced
         index would live as long as the history (a background rebuild keeps the history's
-        base): at a million people, a second index beside the new one."""
-        state = self._state
-        cache = state.history.base.cache
-        if cache.get("history_index") is not state.idx:
-            cache.pop("history_index", None)
+        base): at a million people, a second index beside the new one. The base's cache is
+        the scorer's own (see ``__init__``): a caller's Dataset keeps what it cached.
+        (Its ``person_key`` and ``linkage`` stay: the incremental linkage reads them.)"""
+        with self._cache_lock:
+            state = self._state
+            cache = state.history.base.cache
+            if cache.get("history_index") is not state.idx:
+                cache.pop("history_index", None)
 
     def wait_for_fold(self, timeout: float | None = None) -> bool:
         """Wait until no background fold or rebuild runs (True), or the timeout (False)."""
