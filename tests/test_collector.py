@@ -27,6 +27,11 @@ def _namesakes(tag: str, id_stem: str) -> tuple[dict, dict]:
     return apart, joined
 
 
+def _in_sight(obj) -> bool:
+    """Whether the collector's generations hold ``obj`` (a frozen object is in none)."""
+    return any(o is obj for o in gc.get_objects())
+
+
 def _disputes(people, n: int) -> list[dict]:
     day = pd.Timestamp("2025-06-10")
     return [{"incidents": [{"incident_id": f"D-C{j}", "kind": "dispute", "category": "neighbor", "occurred_at": day,
@@ -73,12 +78,12 @@ def test_freezing_is_for_a_process_that_froze_what_it_loaded():
         assert not collector.frozen() and gc.get_freeze_count() == 0
         kept = [[i] for i in range(1000)]
         collector.freeze_loaded()
-        assert collector.frozen() and not any(o is kept for o in gc.get_objects())
+        assert collector.frozen() and not _in_sight(kept)
         later = [[i] for i in range(1000)]
         before = gc.get_freeze_count()
         collector.keep_frozen()
         assert gc.get_freeze_count() >= before + len(later)
-        assert not any(o is later for o in gc.get_objects())
+        assert not _in_sight(later)
     finally:
         gc.unfreeze()
 
@@ -100,3 +105,26 @@ def test_a_callers_dataset_keeps_its_index_when_the_scorer_replaces_its_own(smal
                         "as_of": [pd.Timestamp("2025-03-01")] * 3})
     small_model.features(ds, pts)
     assert ds.cache.get("history_index") is built
+
+
+@pytest.mark.parametrize("fold", ["inline", "background"])
+def test_in_a_frozen_service_what_a_rebuild_publishes_is_frozen_too(small_model, small_district, fold):
+    """After freeze_loaded (a service), a rebuild's published state joins the frozen objects:
+    else every later full collection walks it (the adds re-applied, their frames). In a
+    process that froze nothing, nothing is frozen."""
+    gc.unfreeze()
+    try:
+        sc = Scorer(small_model, dataclasses.replace(small_district, cache={}), pseudonym_key=KEY, fold=fold)
+        apart, joined = _namesakes("Z" + fold[0], "33010219800312450")
+        sc.add(**apart)
+        sc.add(**joined)
+        assert sc.wait_for_fold(120) and sc.rebuilds == 1
+        assert not collector.frozen()  # a notebook: untouched
+        collector.freeze_loaded()
+        apart, joined = _namesakes("Y" + fold[0], "33010219800312451")
+        sc.add(**apart)
+        sc.add(**joined)
+        assert sc.wait_for_fold(120) and sc.rebuilds == 2 and sc.fold_error is None
+        assert not _in_sight(sc._state) and not _in_sight(sc._state.history)
+    finally:
+        gc.unfreeze()

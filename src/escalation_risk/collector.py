@@ -11,8 +11,9 @@ A service therefore takes what it loaded out of the collector's sight once it is
 (:func:`freeze_loaded`, ``gc.freeze``; ``escalation-risk serve`` does, and so do the
 benchmarks that stand for it): frozen objects are still freed when their last reference
 goes, only a reference cycle among them is never collected. What the service builds for good
-later (the desk's caches) joins them (:func:`keep_frozen`), only in a process that froze
-its own objects: a notebook's collector is left as it was.
+later (the desk's caches; what a ``Scorer`` publishes after a fold or a rebuild) joins them
+(:func:`keep_frozen`), only in a process that froze its own objects: a notebook's collector
+is left as it was.
 
 :data:`LOCK` is held by whoever freezes or unfreezes (a fork freezes the parent's objects
 for a moment around ``os.fork``: :class:`~escalation_risk.forks.Forked`), so one thread's

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import forks, handover
+from . import collector, forks, handover
 from .dataset import Dataset, as_table, load_dataset
 from .explain import top_reasons as _top_reasons
 from .features import HistoryIndex, compute_columns, history_index, points_from_records
@@ -604,12 +604,18 @@ class Scorer:
         index would live as long as the history (a background rebuild keeps the history's
         base): at a million people, a second index beside the new one. The base's cache is
         the scorer's own (see ``__init__``): a caller's Dataset keeps what it cached.
-        (Its ``person_key`` and ``linkage`` stay: the incremental linkage reads them.)"""
+        (Its ``person_key`` and ``linkage`` stay: the incremental linkage reads them.) And a
+        process that froze what it loaded freezes what was just published (:mod:`.collector`)."""
         with self._cache_lock:
             state = self._state
             cache = state.history.base.cache
             if cache.get("history_index") is not state.idx:
                 cache.pop("history_index", None)
+        # In a service that froze what it loaded: what this publish made long-lived (the adds
+        # re-applied after a rebuild, with their frames) out of the collector's sight too. Else
+        # every later full collection walks them: at a million people with 490 adds waiting
+        # for a rebuild, 90-135 ms each, measured (BENCHMARKS.md).
+        collector.keep_frozen()
 
     def wait_for_fold(self, timeout: float | None = None) -> bool:
         """Wait until no background fold or rebuild runs (True), or the timeout (False)."""
