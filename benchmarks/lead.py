@@ -717,11 +717,13 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
-    runs = []
-    if args.seventh or args.separation:
+    runs: list[dict] = []
+
+    def each_seed(run) -> None:
+        """``run(seed)`` for each seed, its cost added, the runs written after each."""
         for seed in args.seeds:
             t0, c0 = time.perf_counter(), time.process_time()
-            r = (seventh if args.seventh else seventh_feature)(args.persons, seed, cache, args.n_boot)
+            r = run(seed)
             r["cost"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                          "load_avg": os.getloadavg()}
@@ -729,19 +731,13 @@ def main() -> None:
             runs.append(r)
             if args.out:
                 Path(args.out).write_text(json.dumps(runs, default=float, indent=1))
+
+    if args.seventh or args.separation:
+        each_seed(lambda seed: (seventh if args.seventh else seventh_feature)(args.persons, seed, cache, args.n_boot))
         return
     if args.sixth is not None:
-        for seed in args.seeds:
-            t0, c0 = time.perf_counter(), time.process_time()
-            parts = set(args.sixth or ["disagree", "cap", "activity", "extra"])
-            r = sixth(args.persons, seed, cache, args.n_boot, parts)
-            r["cost"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
-                         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                         "load_avg": os.getloadavg()}
-            print(f"seed {seed}: {r['cost']}", flush=True)
-            runs.append(r)
-            if args.out:
-                Path(args.out).write_text(json.dumps(runs, default=float, indent=1))
+        parts = set(args.sixth or ["disagree", "cap", "activity", "extra"])
+        each_seed(lambda seed: sixth(args.persons, seed, cache, args.n_boot, parts))
         return
     for seed in args.seeds:
         t0, c0 = time.perf_counter(), time.process_time()

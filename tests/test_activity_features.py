@@ -133,17 +133,21 @@ def test_activity_online_equals_batch_for_parties_added_late(small_district):
             np.testing.assert_allclose(online[name][0], batch[name], rtol=1e-12, err_msg=f"{d} {name}")
 
 
-def test_scoring_skips_the_families_the_model_does_not_read(small_model, small_district, monkeypatch):
+@pytest.mark.parametrize("family", ["activity", "separation"])
+def test_scoring_skips_the_families_the_model_does_not_read(small_model, small_district, monkeypatch, family):
     """The night's batch skips the families a model leaves out, as online scoring does (one
-    rule, ``skipped_families``): the activity family, off by default, is never computed."""
-    from escalation_risk.features import activity
-    assert not {f.name for f in REGISTRY if f.family == "activity"} & set(small_model.feature_names)
+    rule, ``skipped_families``): a family off by default (OPTIONAL in features/__init__.py)
+    is never computed for the default model, nor for its feature rows elsewhere."""
+    import importlib
+    module = importlib.import_module(f"escalation_risk.features.{family}")
+    names = [f.name for f in REGISTRY if f.family == family]
+    assert names and not set(names) & set(small_model.feature_names)
     before = small_model.score(small_district, "2025-03-01")
 
     def refuse(idx, P):
-        raise AssertionError("activity computed for a model that does not read it")
+        raise AssertionError(f"{family} computed for a model that does not read it")
 
-    monkeypatch.setattr(activity, "compute", refuse)
+    monkeypatch.setattr(module, "compute", refuse)
     after = small_model.score(small_district, "2025-03-01")
     pd.testing.assert_frame_equal(before, after)
     # The model's feature rows elsewhere (similar cases, drift, the desk) skip it too, with the
@@ -155,11 +159,11 @@ def test_scoring_skips_the_families_the_model_does_not_read(small_model, small_d
     index = case_index(small_model, small_district)  # every dispute's row, through the model's features
     similar_cases(small_model, small_district, pts["dispute_id"].iloc[0], "2025-03-01", k=3, index=index)
     # Without a model's features every family is computed, as before.
-    with pytest.raises(AssertionError, match="activity computed"):
+    with pytest.raises(AssertionError, match=f"{family} computed"):
         build_features(small_district, pts)
     monkeypatch.undo()
     full = build_features(small_district, pts, lexicon=small_model.lexicon, text=small_model.text_model)
-    assert set(NAMES) <= set(full.columns) and not set(NAMES) & set(X.columns)
+    assert set(names) <= set(full.columns) and not set(names) & set(X.columns)
     pd.testing.assert_frame_equal(X[list(small_model.feature_names)], full[list(small_model.feature_names)])
 
 

@@ -192,22 +192,3 @@ def test_a_default_model_does_not_read_separation(small_model):
     assert "separation" in FAMILIES_OFF
     assert not {f.name for f in REGISTRY if f.family == "separation"} & set(small_model.feature_names)
 
-
-def test_scoring_skips_separation_when_the_model_does_not_read_it(small_model, small_district, monkeypatch):
-    """The default model leaves separation out (OPTIONAL in features/__init__.py): neither its
-    scoring nor its feature rows compute the family; a plain build_features does."""
-    from escalation_risk.features import separation
-    before = small_model.score(small_district, "2025-03-01")
-
-    def refuse(idx, P):
-        raise AssertionError("separation computed for a model that does not read it")
-
-    monkeypatch.setattr(separation, "compute", refuse)
-    after = small_model.score(small_district, "2025-03-01")
-    pd.testing.assert_frame_equal(before, after)
-    pts = pd.DataFrame({"dispute_id": after["dispute_id"].iloc[:20].to_numpy(),
-                        "as_of": [pd.Timestamp("2025-03-01")] * 20})
-    X = small_model.features(small_district, pts)
-    assert not set(NAMES) & set(X.columns)
-    with pytest.raises(AssertionError, match="separation computed"):
-        build_features(small_district, pts)
