@@ -144,3 +144,16 @@ def small_district():
 def small_model(small_district):
     from escalation_risk import train
     return train(small_district, cutoff="2025-01-01", seed=0)
+
+
+def same_when_cut(ds, names: list[str], when: str = "2024-09-01") -> pd.DataFrame:
+    """Columns ``names`` of re-scored points up to ``when``, computed on the data as known then
+    (``ds.cut``) and on the whole export: asserted equal (point in time); the cut's columns."""
+    from escalation_risk import build_features
+    from escalation_risk.model.points import example_points
+    t = pd.Timestamp(when)
+    pts = example_points(ds.cut(t), every_days=30, max_rescores=6, until=t)
+    pts = pts[pts["as_of"] <= t].reset_index(drop=True)
+    a = build_features(ds.cut(t), pts)[names]
+    pd.testing.assert_frame_equal(a, build_features(ds, pts)[names])
+    return a

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import same_when_cut
 
 from escalation_risk.features import REGISTRY, build_features
 from escalation_risk.features.activity import CLOSED_WINDOW_DAYS, MIN_CLOSED
@@ -84,13 +85,7 @@ def test_category_medians_as_recomputed(small_district):
 
 
 def test_activity_is_point_in_time(small_district):
-    # The same points on the data as known at a moment and on the whole export: equal.
-    when = pd.Timestamp("2024-09-01")
-    pts = example_points(small_district.cut(when), every_days=30, max_rescores=6, until=when)
-    pts = pts[pts["as_of"] <= when].reset_index(drop=True)
-    a = build_features(small_district.cut(when), pts)[NAMES]
-    b = build_features(small_district, pts)[NAMES]
-    pd.testing.assert_frame_equal(a, b)
+    a = same_when_cut(small_district, NAMES)  # the data as known at a moment and the whole export: equal
     assert a["act_age_vs_category"].notna().mean() > 0.5
 
 
