@@ -32,6 +32,16 @@ def _in_sight(obj) -> bool:
     return any(o is obj for o in gc.get_objects())
 
 
+@pytest.fixture
+def collector_as_found():
+    """Whatever a test freezes or sets, the collector is given back as it was found."""
+    gc.unfreeze()
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
 def _disputes(people, n: int) -> list[dict]:
     day = pd.Timestamp("2025-06-10")
     return [{"incidents": [{"incident_id": f"D-C{j}", "kind": "dispute", "category": "neighbor", "occurred_at": day,
@@ -69,23 +79,21 @@ def test_an_index_replaced_by_a_fold_or_a_rebuild_is_freed(small_model, small_di
     assert old() is None
 
 
-def test_freezing_is_for_a_process_that_froze_what_it_loaded():
+def test_freezing_is_for_a_process_that_froze_what_it_loaded(collector_as_found):
     """keep_frozen freezes only in a process that froze what it loaded (a service); a
-    notebook's collector is left alone."""
-    gc.unfreeze()  # (whatever an earlier test froze)
-    try:
-        collector.keep_frozen()
-        assert not collector.frozen() and gc.get_freeze_count() == 0
-        kept = [[i] for i in range(1000)]
-        collector.freeze_loaded()
-        assert collector.frozen() and not _in_sight(kept)
-        later = [[i] for i in range(1000)]
-        before = gc.get_freeze_count()
-        collector.keep_frozen()
-        assert gc.get_freeze_count() >= before + len(later)
-        assert not _in_sight(later)
-    finally:
-        gc.unfreeze()
+    notebook's collector is left alone. Freezing also spaces the full collections."""
+    young, middle, full = gc.get_threshold()
+    collector.keep_frozen()
+    assert not collector.frozen() and gc.get_freeze_count() == 0
+    kept = [[i] for i in range(1000)]
+    collector.freeze_loaded()
+    assert collector.frozen() and not _in_sight(kept)
+    assert gc.get_threshold() == (young, middle, max(full, collector.FULL_EVERY))
+    later = [[i] for i in range(1000)]
+    before = gc.get_freeze_count()
+    collector.keep_frozen()
+    assert gc.get_freeze_count() >= before + len(later)
+    assert not _in_sight(later)
 
 
 def test_a_callers_dataset_keeps_its_index_when_the_scorer_replaces_its_own(small_model, small_district):
@@ -108,23 +116,20 @@ def test_a_callers_dataset_keeps_its_index_when_the_scorer_replaces_its_own(smal
 
 
 @pytest.mark.parametrize("fold", ["inline", "background"])
-def test_in_a_frozen_service_what_a_rebuild_publishes_is_frozen_too(small_model, small_district, fold):
+def test_in_a_frozen_service_what_a_rebuild_publishes_is_frozen_too(small_model, small_district, fold,
+                                                                    collector_as_found):
     """After freeze_loaded (a service), a rebuild's published state joins the frozen objects:
     else every later full collection walks it (the adds re-applied, their frames). In a
     process that froze nothing, nothing is frozen."""
-    gc.unfreeze()
-    try:
-        sc = Scorer(small_model, dataclasses.replace(small_district, cache={}), pseudonym_key=KEY, fold=fold)
-        apart, joined = _namesakes("Z" + fold[0], "33010219800312450")
-        sc.add(**apart)
-        sc.add(**joined)
-        assert sc.wait_for_fold(120) and sc.rebuilds == 1
-        assert not collector.frozen()  # a notebook: untouched
-        collector.freeze_loaded()
-        apart, joined = _namesakes("Y" + fold[0], "33010219800312451")
-        sc.add(**apart)
-        sc.add(**joined)
-        assert sc.wait_for_fold(120) and sc.rebuilds == 2 and sc.fold_error is None
-        assert not _in_sight(sc._state) and not _in_sight(sc._state.history)
-    finally:
-        gc.unfreeze()
+    sc = Scorer(small_model, dataclasses.replace(small_district, cache={}), pseudonym_key=KEY, fold=fold)
+    apart, joined = _namesakes("Z" + fold[0], "33010219800312450")
+    sc.add(**apart)
+    sc.add(**joined)
+    assert sc.wait_for_fold(120) and sc.rebuilds == 1
+    assert not collector.frozen()  # a notebook: untouched
+    collector.freeze_loaded()
+    apart, joined = _namesakes("Y" + fold[0], "33010219800312451")
+    sc.add(**apart)
+    sc.add(**joined)
+    assert sc.wait_for_fold(120) and sc.rebuilds == 2 and sc.fold_error is None
+    assert not _in_sight(sc._state) and not _in_sight(sc._state.history)

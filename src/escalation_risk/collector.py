@@ -28,14 +28,24 @@ import threading
 #: Held from a momentary freeze to its unfreeze, and while a lasting freeze is decided.
 LOCK = threading.Lock()
 
+#: Young-generation collections between full ones once a service froze what it loaded
+#: (CPython's default: 10). A full collection also waits until the objects it would walk
+#: grew by a quarter since the last, counted without the frozen ones: with few left in
+#: sight, that rule no longer spaces them, and at the default they came three times as
+#: often (30 in 1,000 adds at 1M, against 10-16 before the freeze).
+FULL_EVERY = 100
+
 
 def freeze_loaded() -> None:
     """Collect, then take every object alive now out of the collector's sight for good:
     for a process that keeps what it loaded for its life (a service, once its ``Scorer``
-    is built), so no full collection walks the history during a call."""
+    is built), so no full collection walks the modules and the history during a call;
+    and space full collections by :data:`FULL_EVERY` young ones."""
     with LOCK:
         gc.collect()
         gc.freeze()
+        young, middle, full = gc.get_threshold()
+        gc.set_threshold(young, middle, max(full, FULL_EVERY))
 
 
 def frozen() -> bool:
