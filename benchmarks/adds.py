@@ -273,7 +273,7 @@ def main(argv=None) -> None:
     del ds
     if not args.no_freeze:
         # As `escalation-risk serve` does once its Scorer is built (escalation_risk.collector):
-        # without it, each full collection walks the loaded history inside some call.
+        # without it, each full collection walks the imported modules and the history inside some call.
         collector.freeze_loaded()
     print(f"collector: {'loaded history frozen, as the server does' if collector.frozen() else 'nothing frozen'}")
 

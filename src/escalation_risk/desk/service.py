@@ -281,7 +281,6 @@ class Desk:
     def _prepare_queries(self, alerts: pd.DataFrame) -> None:
         """The feature rows and contributions of ``alerts``' disputes as of their nights, in one
         batch: what finding an alert's similar cases would otherwise compute per page."""
-
         history, model = self.scorer.history, self.scorer.model
         did = alerts["dispute_id"].astype(str).to_numpy(dtype=object)
         night = pd.to_datetime(alerts["last_as_of"]).to_numpy()
