@@ -102,9 +102,9 @@ def test_activity_online_equals_batch_for_parties_added_late(small_district):
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_scoring import NIGHT, _with, _withheld_request, _without
+    from test_scoring import NIGHT, _family_online_and_batch, _withheld_request, _without
 
-    from escalation_risk.features import activity, history_index, points_from_records
+    from escalation_risk.features import activity
     ds = small_district
     p, inc = ds.incident_parties, ds.incidents
     late = p[p["added_at"].notna()].merge(inc[["incident_id", "reported_at", "kind"]], on="incident_id")
@@ -113,17 +113,11 @@ def test_activity_online_equals_batch_for_parties_added_late(small_district):
     withheld = list(late["incident_id"].drop_duplicates().iloc[:8])
     assert len(withheld) == 8
     base = _without(ds, withheld)
-    idx = history_index(base)
     for d in withheld:
-        row, parties, meds, notes, own = _withheld_request(ds, d)
-        pa = pd.DataFrame(parties)
+        request = _withheld_request(ds, d)
         # The day after the last arrival: the batch's party timelines hold the dispute then.
-        as_of = pa["added_at"].max() + pd.Timedelta(days=1)
-        P = points_from_records(idx, pd.DataFrame([row]), pa, as_of,
-                                mediations=pd.DataFrame(meds) if meds else None,
-                                notes=pd.DataFrame(notes) if notes else None)
-        online = activity.compute(idx, P)
-        batch = build_features(_with(base, own), pd.DataFrame({"dispute_id": [d], "as_of": [as_of]})).iloc[0]
+        as_of = pd.DataFrame(request[1])["added_at"].max() + pd.Timedelta(days=1)
+        online, batch = _family_online_and_batch(base, request, d, as_of, activity.compute)
         for name in NAMES:
             np.testing.assert_allclose(online[name][0], batch[name], rtol=1e-12, err_msg=f"{d} {name}")
 

@@ -147,6 +147,20 @@ def _withheld_request(ds, d):
     return row, parties, meds, notes, {k: v.astype(getattr(ds, k).dtypes.to_dict()) for k, v in own.items()}
 
 
+def _family_online_and_batch(base: Dataset, request, d: str, as_of, compute) -> tuple[dict, pd.Series]:
+    """One feature family (``compute``, e.g. ``features.activity.compute``) for a withheld
+    dispute ``d`` (``request``: :func:`_withheld_request`'s answer): online, from the
+    request's records against ``base``'s index, and the batch's row on ``base`` with it."""
+    from escalation_risk.features import points_from_records
+    row, parties, meds, notes, own = request
+    idx = history_index(base)
+    P = points_from_records(idx, pd.DataFrame([row]), pd.DataFrame(parties), as_of,
+                            mediations=pd.DataFrame(meds) if meds else None,
+                            notes=pd.DataFrame(notes) if notes else None)
+    batch = build_features(_with(base, own), pd.DataFrame({"dispute_id": [d], "as_of": [as_of]})).iloc[0]
+    return compute(idx, P), batch
+
+
 def test_disputes_never_seen_get_the_batch_answer(small_model, small_district):
     """Each withheld dispute, one at a time: score_dispute on the history without it, then
     after Scorer.add of its records, against RiskModel.score on the data with it (built

@@ -145,9 +145,9 @@ def test_separation_online_equals_batch(small_district):
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_scoring import NIGHT, _with, _withheld_request, _without
+    from test_scoring import NIGHT, _family_online_and_batch, _withheld_request, _without
 
-    from escalation_risk.features import history_index, points_from_records, separation
+    from escalation_risk.features import separation
     ds = small_district
     inc = ds.incidents
     hm = ds.household_members.dropna(subset=["end_date"])
@@ -159,17 +159,9 @@ def test_separation_online_equals_batch(small_district):
     withheld = list(with_mover.drop_duplicates().iloc[:8])
     assert len(withheld) == 8
     base = _without(ds, withheld)
-    idx = history_index(base)
     seen = 0
     for d in withheld:
-        row, parties, meds, notes, own = _withheld_request(ds, d)
-        pa = pd.DataFrame(parties)
-        as_of = NIGHT
-        P = points_from_records(idx, pd.DataFrame([row]), pa, as_of,
-                                mediations=pd.DataFrame(meds) if meds else None,
-                                notes=pd.DataFrame(notes) if notes else None)
-        online = separation.compute(idx, P)
-        batch = build_features(_with(base, own), pd.DataFrame({"dispute_id": [d], "as_of": [as_of]})).iloc[0]
+        online, batch = _family_online_and_batch(base, _withheld_request(ds, d), d, NIGHT, separation.compute)
         for name in NAMES:
             np.testing.assert_allclose(online[name][0], batch[name], rtol=1e-12, err_msg=f"{d} {name}")
         seen += int(not np.isnan(batch["sep_moved_out_days"]))
