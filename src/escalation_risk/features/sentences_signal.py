@@ -30,17 +30,22 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
             return en(high[0].format(x=num(x))) if lang == "en" else zh(high[1].format(x=num(x)))
         return render
 
-    def gap(who_en: str, who_zh: str, none_en: str, none_zh: str) -> Callable:
+    def in_days(unknown: tuple[str, str], same_day: tuple[str, str], some: tuple[str, str]) -> Callable:
+        """A number of days in words (en, zh): not known, under a day, or some (``{d}`` the
+        days in English words, ``{k}`` the number)."""
         def render(v: Any, row: Mapping[str, Any], lang: str) -> str:
             if missing(v):
-                return en(none_en) if lang == "en" else zh(none_zh)
+                return en(unknown[0]) if lang == "en" else zh(unknown[1])
             k = int(round(float(v)))
             if k == 0:
-                return en(f"{who_en} last two records were on the same day") if lang == "en" else \
-                    zh(f"{who_zh}最近两条记录在同一天")
-            return en(f"{who_en} last two records were {days(k)} apart") if lang == "en" else \
-                zh(f"{who_zh}最近两条记录相隔 {k} 天")
+                return en(same_day[0]) if lang == "en" else zh(same_day[1])
+            return en(some[0].format(d=days(k))) if lang == "en" else zh(some[1].format(k=k))
         return render
+
+    def gap(who_en: str, who_zh: str, none_en: str, none_zh: str) -> Callable:
+        return in_days((none_en, none_zh),
+                       (f"{who_en} last two records were on the same day", f"{who_zh}最近两条记录在同一天"),
+                       (f"{who_en} last two records were {{d}} apart", f"{who_zh}最近两条记录相隔 {{k}} 天"))
 
     S["vel_7d_max"] = C("one party has had 1 record in the last 7 days",
                         "one party has had {n} records in the last 7 days",
@@ -152,17 +157,9 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
     S["text_model_score"] = text_score
 
     def quiet(who_en: str, who_zh: str) -> Callable:
-        def render(v: Any, row: Mapping[str, Any], lang: str) -> str:
-            if missing(v):
-                return en(f"when {who_en} was last on record is not known") if lang == "en" else \
-                    zh(f"{who_zh}最近一条记录的时间不详")
-            k = int(round(float(v)))
-            if k == 0:
-                return en(f"there was a record on {who_en} within the last day") if lang == "en" else \
-                    zh(f"{who_zh}最近一天内有新记录")
-            return en(f"the latest record on {who_en} was {days(k)} ago") if lang == "en" else \
-                zh(f"{who_zh}的最近一条记录在 {k} 天前")
-        return render
+        return in_days((f"when {who_en} was last on record is not known", f"{who_zh}最近一条记录的时间不详"),
+                       (f"there was a record on {who_en} within the last day", f"{who_zh}最近一天内有新记录"),
+                       (f"the latest record on {who_en} was {{d}} ago", f"{who_zh}的最近一条记录在 {{k}} 天前"))
 
     S["act_days_since_contact"] = quiet("this dispute or any of its parties", "该纠纷及各方当事人")
     S["act_days_since_dispute_contact"] = quiet("this dispute", "该纠纷")
