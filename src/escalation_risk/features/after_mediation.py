@@ -41,6 +41,7 @@ def register() -> None:
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """What followed the latest failed mediation, for each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     t = P.t
     m_pt, m_t, m_failed = mediations_known(idx, P)

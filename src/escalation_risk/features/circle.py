@@ -66,6 +66,7 @@ def _decayed(idx_tl, person: np.ndarray, t: np.ndarray, owner_n: int, owner: np.
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The circle features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     pt, person = unique_parties(P)
     t = P.t[pt]

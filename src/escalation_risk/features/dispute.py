@@ -62,6 +62,7 @@ def text_features(lexicon) -> list[Feature]:
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The dispute features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     t = P.t
     out: dict[str, np.ndarray] = {

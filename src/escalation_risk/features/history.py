@@ -97,6 +97,7 @@ def last_record(idx: HistoryIndex, person: np.ndarray, t: np.ndarray, d: np.ndar
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The party-history features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     pt, person = unique_parties(P)
     t = P.t[pt]

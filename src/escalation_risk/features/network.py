@@ -47,6 +47,7 @@ def _ties(idx: HistoryIndex, person: np.ndarray, t: np.ndarray, households: bool
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The network features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     pt, person = unique_parties(P)
     t = P.t[pt]

@@ -27,6 +27,7 @@ def register() -> None:
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The organisation features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     pt, org = P.op_pt, P.op_org
     t = P.t[pt]

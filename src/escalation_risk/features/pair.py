@@ -49,6 +49,7 @@ def party_pairs(P: PointSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The pair features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     pt, a, b = party_pairs(P)
     t = P.t[pt]

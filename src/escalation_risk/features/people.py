@@ -39,6 +39,7 @@ def register() -> None:
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The people features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     pt, person = unique_parties(P)
     t = P.t[pt]

@@ -41,6 +41,7 @@ def _count_excl(tl: Timeline, ent, lo, hi, own, own_rep) -> np.ndarray:
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The place features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     t = P.t
     place = P.place.copy()

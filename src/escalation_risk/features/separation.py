@@ -89,6 +89,7 @@ def moves_out(idx: HistoryIndex, person: np.ndarray, t: np.ndarray) -> tuple[np.
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The separation features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     out: dict[str, np.ndarray] = {}
 

@@ -196,6 +196,8 @@ def point_texts(idx: HistoryIndex, P: PointSet) -> list[str]:
 
 
 def compute(idx: HistoryIndex, P: PointSet, model: TextModel | None = None) -> dict[str, np.ndarray]:
+    """The text model's score of each point, from its texts known at its ``as_of``; unknown
+    (NaN) without a fitted ``model`` (see the module's docstring)."""
     if model is None:
         return {NAME: np.full(len(P), np.nan)}
     return {NAME: model.score(point_texts(idx, P))}

@@ -76,6 +76,7 @@ def _intensity(n_rows: int, owner: np.ndarray, age_days: np.ndarray, half_life: 
 
 
 def compute(idx: HistoryIndex, P: PointSet) -> dict[str, np.ndarray]:
+    """The velocity features of each point (see the module's docstring), read at its ``as_of``."""
     n = len(P)
     pt, person = unique_parties(P)
     t = P.t[pt]
