@@ -75,6 +75,7 @@ def _signature(key: bytes, manifest_bytes: bytes) -> str:
 
 
 def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes, read a megabyte at a time."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -40,6 +40,7 @@ MIN_CLOSED = 20
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     R = REGISTRY.add
     R(Feature("act_days_since_contact", FAMILY,
               "{v} days since the latest record on this dispute or any of its parties",

@@ -24,6 +24,7 @@ REPEAT_DAYS = 7
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     REGISTRY.add(
         Feature("am_days_since_failed", FAMILY, "the last failed mediation was {v} days ago",
                 "距上次调解失败 {v} 天", "number"),

@@ -33,6 +33,7 @@ NOTE = "household members and relatives on record, the dispute's parties exclude
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     REGISTRY.add(
         Feature("circle_family", FAMILY, "{v} household members and relatives around the parties",
                 "当事人身边共有 {v} 名家庭成员和亲属", note=NOTE),

@@ -22,6 +22,7 @@ def pack(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def unpack(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays :func:`pack` made ``k`` of."""
     return k // SHIFT, k % SHIFT
 
 
@@ -45,6 +46,7 @@ def group_max(n: int, owner: np.ndarray, values: np.ndarray, empty: float = 0.0)
 
 
 def group_min(n: int, owner: np.ndarray, values: np.ndarray, empty: float = np.nan) -> np.ndarray:
+    """Min of ``values`` per owner in 0..n-1 (``empty`` where an owner has none)."""
     out = np.full(n, np.inf)
     np.minimum.at(out, owner, values.astype(float))
     out[np.isposinf(out)] = empty
@@ -52,6 +54,7 @@ def group_min(n: int, owner: np.ndarray, values: np.ndarray, empty: float = np.n
 
 
 def group_sum(n: int, owner: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` per owner in 0..n-1 (0 where an owner has none)."""
     return np.bincount(owner, weights=values.astype(float), minlength=n)[:n]
 
 

@@ -18,6 +18,8 @@ FAMILY = "dispute"
 
 
 def register(lexicon) -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the
+    registry (the keyword features from ``lexicon``)."""
     R = REGISTRY.add
     R(Feature("category", FAMILY, "dispute category: {v}", "纠纷类别：{v}", "category", DISPUTE_CATEGORIES),
       Feature("source", FAMILY, "reported through: {v}", "来源：{v}", "category", SOURCES),

@@ -48,6 +48,7 @@ OWN_NOTE = "the scored dispute's own records (itself, its mediations, the ties i
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     R = REGISTRY.add
     for ev, (wins, en, zh) in EVENTS.items():
         for w in wins:

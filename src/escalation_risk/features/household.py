@@ -15,6 +15,7 @@ FAMILY = "household"
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     REGISTRY.add(
         Feature("hh_coresidents", FAMILY, "{v} other people live with the parties", "与当事人同住的其他人 {v} 人"),
         Feature("hh_coresident_flags", FAMILY, "{v} co-residents with concerns on record",

@@ -19,6 +19,7 @@ FAMILY = "network"
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     REGISTRY.add(
         Feature("net_size", FAMILY, "the parties' circle counts {v} people", "当事人关系圈共 {v} 人"),
         Feature("net_criminal", FAMILY, "{v} people close to the parties have criminal records",

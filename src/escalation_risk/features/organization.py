@@ -17,6 +17,7 @@ FAMILY = "organization"
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     REGISTRY.add(
         Feature("org_open_disputes_30d", FAMILY,
                 "{v} other open disputes against the same organisation reported in the last 30 days",

@@ -24,6 +24,7 @@ _RANK = {k: float(i) for i, k in enumerate(RELATION_PRIORITY)}
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     REGISTRY.add(
         Feature("pair_prior_conflicts", FAMILY, "{v} earlier records between the same parties",
                 "双方此前已有 {v} 条冲突记录"),

@@ -25,6 +25,7 @@ FLAG_TEXT = {
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     R = REGISTRY.add
     R(Feature("age_max", FAMILY, "the oldest party is {v}", "最年长当事人 {v} 岁", "number", uses=("age",)),
       Feature("age_min", FAMILY, "the youngest party is {v}", "最年轻当事人 {v} 岁", "number", uses=("age",)),

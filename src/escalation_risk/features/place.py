@@ -20,6 +20,7 @@ FAMILY = "place"
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     R = REGISTRY.add
     R(Feature("place_type", FAMILY, "place type: {v}", "地点类型：{v}", "category", PLACE_TYPES))
     for w, en, zh in (("90d", "in the last 90 days", "近90天"), ("365d", "in the last year", "近一年")):

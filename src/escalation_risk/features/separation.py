@@ -42,6 +42,7 @@ STAY_ON_DAYS = 1  # a membership of the same household starting this soon after 
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     REGISTRY.add(
         Feature("sep_pair_days_apart", FAMILY, "the parties stopped living together {v} days ago",
                 "双方 {v} 天前不再同住", "number",

@@ -38,6 +38,7 @@ MIN_DF = 5  # a hashed n-gram in fewer training texts is not kept (no rare strin
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     REGISTRY.add(Feature(NAME, FAMILY, "the wording of the description and notes scores {v} (log-odds)",
                          "纠纷描述和走访记录的文字评分 {v}（对数几率）", "number",
                          note="a linear model of character n-grams of the description and the notes "

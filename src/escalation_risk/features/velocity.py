@@ -32,6 +32,7 @@ OWN_NOTE = "the scored dispute's own record is not counted"
 
 
 def register() -> None:
+    """Add this family's features, with their sentences in English and Chinese, to the registry."""
     R = REGISTRY.add
     R(Feature("vel_7d_max", FAMILY, "a party has {v} records in the last 7 days", "当事人近7天有 {v} 条记录",
               note=OWN_NOTE),
