@@ -54,12 +54,15 @@ from escalation_risk.model.metrics import (
     group_attributes,
 )
 from escalation_risk.model.points import open_points
-from escalation_risk.model.training import PARAM_GRID, train_variants
+from escalation_risk.model.training import FAMILIES_OFF, PARAM_GRID, train_variants
 from escalation_risk.synth import generate_district
 
 FAMILIES = ("velocity", "after_mediation", "circle", "text_model")
 ATTRIBUTES = ("gender", "hukou", "age")
-CONFIG = {"rescore_every_days": 30, "max_rescores": 6, "families_off": []}
+# The families measured by later passes (activity, separation) stay off in every variant, so
+# "none of the four" is the default model and each row measures one of the four alone.
+CONFIG = {"rescore_every_days": 30, "max_rescores": 6,
+          "families_off": [f for f in FAMILIES_OFF if f not in FAMILIES]}
 # --diagnose: parameter sets offered to the default model's search beside PARAM_GRID (the
 # windows choose, as always): the regularised set with the literature's monotone direction
 # on prior harm, and a set sampling a third of the features at every split, so the sparse
@@ -238,6 +241,11 @@ def merge(files: list[str], write: str | None, write_fairness: str | None = None
     if write:
         kept = sorted(f for f in FAMILIES if f in earns.index and earns.loc[f, "earns"])
         off = [f for f in FAMILIES if f not in kept]
+        # Families measured by later passes (not this script) keep their place and their notes:
+        # rewriting the table must not switch them on by leaving them out of families_off.
+        old = json.loads(Path(write).read_text()) if Path(write).is_file() else {}
+        notes = {k: v for k, v in old.items() if k not in ("what", "verdict", "families_off", "rows", "targets")}
+        later = [f for f in old.get("families_off", []) if f not in FAMILIES]
         Path(write).write_text(json.dumps({
             "what": _measured(runs, {r["seed"] for r in rows}) + " with monthly "
                     "re-scoring (the variants with the full model's parameter set), scored on the disputes first "
@@ -245,9 +253,11 @@ def merge(files: list[str], write: str | None, write_fairness: str | None = None
                     "(nights).",
             "verdict": f"Kept (an interval above zero on some seed and view, none below zero): "
                        f"{', '.join(kept) or 'none'}. Behind the setting config={{\"families_off\": []}}: "
-                       f"{', '.join(off) or 'none'}. The row 'none of the four' removes all four at once.",
-            "families_off": off, "rows": rows, "targets": targets}, default=float, indent=1) + "\n")
-        print(f"wrote {write}: kept {kept or 'none'}")
+                       f"{', '.join(off + later) or 'none'}"
+                       + (f" ({', '.join(later)}: measured later, see below)" if later else "")
+                       + ". The row 'none of the four' removes all four at once.",
+            "families_off": off + later, "rows": rows, "targets": targets, **notes}, default=float, indent=1) + "\n")
+        print(f"wrote {write}: kept {kept or 'none'}; left as they were: {later or 'none'}")
 
 
 def main() -> None:
