@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
+from hypothesis import settings
 from pg import pg_server, store_url  # noqa: F401  (fixtures: a throwaway PostgreSQL server)
 from spark_cluster import spark_cluster  # noqa: F401  (fixture: a standalone Spark master and two workers)
+
+# CI gives one verdict per commit: there the property tests draw the same examples every run
+# (a failure shows its example and reproduces); elsewhere they explore new ones each run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # Public on purpose, like data/sample/SAMPLE_KEY: for synthetic test data only.
 KEY = "SAMPLE-ONLY test pseudonym key: public, synthetic data only"

@@ -3,7 +3,8 @@ benchmarks/bench_delivery.py: each command below runs as its own ``python tests/
 
 - ``nights URL SEED N``: record three nights of two districts (N disputes each, scores made
   from SEED) and queue each night's messages, as the nightly job does; prints ``ready``
-  once imported and connected (the moment a killer starts its clock), then ``done``.
+  once imported and connected, ``recorded K`` after its K-th night (the moments a killer
+  times itself from), then ``done``.
 - ``record URL DISTRICT NIGHT N SEED GO [backfill]``: record one night once the file GO
   exists (so that two processes start together); prints the summary as JSON.
 - ``deliver URL HOOK LEASE GO``: deliver what is pending to HOOK once GO exists (the
@@ -59,16 +60,21 @@ def record(store: Any, district: str, night: pd.Timestamp, n: int, seed: int, *,
     return summary
 
 
-def record_nights(url: str, seed: int, n: int, on_ready: Any = None) -> None:
-    """Three nights of two districts, in order, with their messages queued."""
+def record_nights(url: str, seed: int, n: int, on_ready: Any = None, on_recorded: Any = None) -> None:
+    """Three nights of two districts, in order, with their messages queued; ``on_recorded(k)``
+    after the k-th."""
     from escalation_risk.alerts import AlertStore
 
     with AlertStore(url) as store:
         if on_ready is not None:
             on_ready()
+        k = 0
         for night in NIGHTS:
             for district in DISTRICTS:
                 record(store, district, night, n, seed)
+                k += 1
+                if on_recorded is not None:
+                    on_recorded(k)
 
 
 def _wait_for(go: str) -> None:
@@ -79,7 +85,8 @@ def _wait_for(go: str) -> None:
 def main(argv: list[str]) -> None:
     command, url = argv[0], argv[1]
     if command == "nights":
-        record_nights(url, int(argv[2]), int(argv[3]), on_ready=lambda: print("ready", flush=True))
+        record_nights(url, int(argv[2]), int(argv[3]), on_ready=lambda: print("ready", flush=True),
+                      on_recorded=lambda k: print(f"recorded {k}", flush=True))
         print("done", flush=True)
     elif command == "record":
         from escalation_risk.alerts import AlertStore

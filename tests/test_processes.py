@@ -161,46 +161,47 @@ def test_two_processes_record_the_same_night_once_and_different_nights_both(new_
 
 def kill_and_rerun(new_url: Any, points: int, disputes: int) -> tuple[float, list[tuple[float, bool, int, bool]]]:
     """Record the nights cleanly on a fresh store; then, ``points`` times on another fresh
-    store, SIGKILL a night process at a seeded random moment of its run and re-run it.
-    Returns the clean run's seconds and, per point: the delay, whether the process was
-    still running, the nights it had recorded, and whether the store then equals the clean
-    run's."""
+    store, SIGKILL a night process at a seeded moment of its run and re-run it. A moment is
+    K nights recorded plus a fraction of the next night's time (K and the fraction seeded;
+    the time per night from one uninterrupted process), counted from the process's own
+    ``recorded K`` line: so the kills spread over the whole run however fast the machine
+    is that minute. Returns the clean run's seconds and, per point: the moment (K plus the
+    fraction), whether the process was still running, the nights it had recorded, and
+    whether the store then equals the clean run's."""
     clean = new_url()
     t0 = time.perf_counter()
     record_nights(clean, SEED, disputes)
     took = time.perf_counter() - t0
     expected = natural_dump(clean)
-    assert len(expected["runs"]) == len(NIGHTS) * len(DISTRICTS) and expected["notifications"]
-    # The kill moments are drawn over a night process's own run after "ready", timed once
-    # uninterrupted: the clean run above, in this process, pays first-use costs the
-    # process does not, so moments drawn over it fell after the process had ended.
+    total = len(NIGHTS) * len(DISTRICTS)
+    assert len(expected["runs"]) == total and expected["notifications"]
     whole = new_url()
     p = spawn("nights", whole, SEED, disputes)
     wait_line(p, "ready")
     t0 = time.perf_counter()
     p.communicate(timeout=120)
-    span = time.perf_counter() - t0
+    per_night = (time.perf_counter() - t0) / total
     assert p.returncode == 0 and natural_dump(whole) == expected
     rng = random.Random(SEED)
     out = []
-    for delay in sorted(rng.uniform(0, span) for _ in range(points)):
+    for k, fraction in sorted((rng.randrange(total), rng.uniform(0, 0.9)) for _ in range(points)):
         url = new_url()
         p = spawn("nights", url, SEED, disputes)
-        wait_line(p, "ready")
-        time.sleep(delay)
+        wait_line(p, f"recorded {k}" if k else "ready")
+        time.sleep(fraction * per_night)
         alive = p.poll() is None
         p.send_signal(signal.SIGKILL)
         p.communicate(timeout=60)
         with AlertStore(url) as s:
             recorded = len(s.runs())
         record_nights(url, SEED, disputes)  # the re-run
-        out.append((round(delay, 2), alive, recorded, natural_dump(url) == expected))
+        out.append((round(k + fraction, 2), alive, recorded, natural_dump(url) == expected))
     return took, out
 
 
 def test_a_night_killed_at_random_points_and_rerun_equals_a_clean_run(new_store):
     _, points = kill_and_rerun(new_store, 10, 400)
-    print(f"\nkill points (delay s, alive when killed, nights recorded, store equal after the re-run): {points}")
+    print(f"\nkill points (nights in, alive when killed, nights recorded, store equal after the re-run): {points}")
     assert all(equal for *_, equal in points)
     # most points must land inside the run, at different places, or this proves little
     assert sum(alive for _, alive, _, _ in points) >= 6

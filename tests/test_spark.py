@@ -214,7 +214,7 @@ def test_a_killed_executor_changes_nothing_in_the_store(spark, spark_cluster, pr
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append((pids[0], done))
                 return
-            time.sleep(0.2)
+            time.sleep(0.02)  # the margin is one district's score task: poll well inside it
 
     watcher = threading.Thread(target=kill_mid_night)
     watcher.start()
