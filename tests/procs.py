@@ -5,8 +5,9 @@ benchmarks/bench_delivery.py: each command below runs as its own ``python tests/
   from SEED) and queue each night's messages, as the nightly job does; prints ``ready``
   once imported and connected, ``recorded K`` after its K-th night (the moments a killer
   times itself from), then ``done``.
-- ``record URL DISTRICT NIGHT N SEED GO [backfill]``: record one night once the file GO
-  exists (so that two processes start together); prints the summary as JSON.
+- ``record URL DISTRICT NIGHT N SEED GO [backfill]``: open the store, print ``ready``, and
+  record one night once the file GO exists (so that processes start together); prints the
+  summary as JSON.
 - ``deliver URL HOOK LEASE GO``: deliver what is pending to HOOK once GO exists (the
   secret from $ESCALATION_RISK_NOTIFY_SECRET); prints the report as JSON.
 
@@ -93,6 +94,7 @@ def main(argv: list[str]) -> None:
 
         district, night, n, seed, go = argv[2], pd.Timestamp(argv[3]), int(argv[4]), int(argv[5]), argv[6]
         with AlertStore(url) as store:
+            print("ready", flush=True)
             _wait_for(go)
             summary = record(store, district, night, n, seed, backfill="backfill" in argv[7:])
         print(json.dumps(summary.as_dict()), flush=True)

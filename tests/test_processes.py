@@ -62,6 +62,13 @@ def wait_line(p: subprocess.Popen, expected: str, timeout: float = 120.0) -> Non
     raise AssertionError(f"process never said {expected!r}: {p.stderr.read() if p.stderr else ''}")
 
 
+def start_together(procs: list[subprocess.Popen], go: Path) -> None:
+    """Let ``procs`` go at once: each has imported, opened its store and said ``ready``."""
+    for p in procs:
+        wait_line(p, "ready")
+    go.touch()
+
+
 def finish(p: subprocess.Popen, timeout: float = 300.0) -> dict[str, Any]:
     out, err = p.communicate(timeout=timeout)
     assert p.returncode == 0, err
@@ -122,8 +129,7 @@ def test_two_processes_record_the_same_night_once_and_different_nights_both(new_
     url = new_store()
     go = tmp_path / "go-same"
     procs = [spawn("record", url, DISTRICTS[0], night.isoformat(), n, SEED, go) for _ in range(2)]
-    time.sleep(0.5)
-    go.touch()
+    start_together(procs, go)
     summaries = [finish(p) for p in procs]
     assert sorted(s["already_recorded"] for s in summaries) == [False, True]
     assert summaries[0]["n_scored"] == summaries[1]["n_scored"] == n
@@ -138,8 +144,7 @@ def test_two_processes_record_the_same_night_once_and_different_nights_both(new_
              # the older of the two may come second: it is a backfill then
              spawn("record", url, DISTRICTS[0], NIGHTS[1].isoformat(), n, SEED, go, "backfill"),
              spawn("record", url, DISTRICTS[0], NIGHTS[2].isoformat(), n, SEED, go)]
-    time.sleep(0.5)
-    go.touch()
+    start_together(procs, go)
     assert not any(finish(p)["already_recorded"] for p in procs)
     with AlertStore(url) as s:
         runs = s.runs()
@@ -277,9 +282,7 @@ def queue_messages(url: str, count: int) -> list[str]:
 
 def race(url: str, receiver: CountingReceiver, go: Path, deliverers: int = 2, lease: float = 600) -> list[dict]:
     procs = [spawn("deliver", url, receiver.url, lease, go) for _ in range(deliverers)]
-    for p in procs:
-        wait_line(p, "ready")
-    go.touch()
+    start_together(procs, go)
     return [finish(p) for p in procs]
 
 
