@@ -182,16 +182,22 @@ def _fmt(v) -> str:
     return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
 
 
+SEEDS_ABOVE = 2  # a family's gain must show on this many seeds
+
+
 def _earns(rows: list[dict]) -> pd.DataFrame:
-    """Per family: an interval above zero on some seed and view (AUC or P@5%), and one
-    wholly below zero (clearly negative). A family earns its place with the first and
-    without the second."""
+    """Per family: the seeds with an interval wholly above zero (AUC or P@5%, either view),
+    and whether any interval lies wholly below zero. A family earns its place with gains on
+    ``SEEDS_ABOVE`` seeds and no loss: with four intervals a seed, one above zero on one seed
+    is what chance gives over a few seeds."""
     tab = pd.DataFrame(rows)
     tab = tab[tab["without"].isin(FAMILIES)]
     tab = tab.assign(above=tab["roc_auc"].map(lambda v: v[1] > 0) | tab["precision@5%"].map(lambda v: v[1] > 0),
                      below=tab["roc_auc"].map(lambda v: v[2] < 0) | tab["precision@5%"].map(lambda v: v[2] < 0))
-    out = tab.groupby("without")[["above", "below"]].any()
-    return out.assign(earns=out["above"] & ~out["below"])
+    below = tab.groupby("without")["below"].any()
+    seeds_above = tab[tab["above"]].groupby("without")["seed"].nunique().reindex(below.index, fill_value=0)
+    out = pd.DataFrame({"seeds_above": seeds_above, "below": below})
+    return out.assign(earns=(out["seeds_above"] >= SEEDS_ABOVE) & ~out["below"])
 
 
 def _measured(runs: list[dict], seeds, flag: str = "") -> str:
@@ -214,7 +220,7 @@ def merge(files: list[str], write: str | None, write_fairness: str | None = None
         below = r["roc_auc"][2] < 0 or r["precision@5%"][2] < 0
         print(f"| {r['without']} | {r['seed']} | {r['view']} | {r['n']:,} | {r['positives']:,} | {_fmt(r['roc_auc'])} "
               f"| {_fmt(r['precision@5%'])} | {'yes' if above else ('below zero' if below else 'no')} |")
-    earns = _earns(rows) if rows else pd.DataFrame(columns=["above", "below", "earns"])
+    earns = _earns(rows) if rows else pd.DataFrame(columns=["seeds_above", "below", "earns"])
     print("\n" + earns.to_string())
     print("\n| seed | view | variant | lead over LR (AUC) | P@5% model vs LR | ECE (bootstrap) | Platt | isotonic "
           "| chosen | mean p / rate |")
@@ -251,7 +257,7 @@ def merge(files: list[str], write: str | None, write_fairness: str | None = None
                     "re-scoring (the variants with the full model's parameter set), scored on the disputes first "
                     "reported in the following year at report time (report) and on monthly nights while open "
                     "(nights).",
-            "verdict": f"Kept (an interval above zero on some seed and view, none below zero): "
+            "verdict": f"Kept (an interval above zero on {SEEDS_ABOVE} seeds or more, none below zero): "
                        f"{', '.join(kept) or 'none'}. Behind the setting config={{\"families_off\": []}}: "
                        f"{', '.join(off + later) or 'none'}"
                        + (f" ({', '.join(later)}: measured later, see below)" if later else "")
