@@ -247,7 +247,7 @@ def merge(files: list[str], write: str | None, write_fairness: str | None = None
     if write:
         kept = sorted(f for f in FAMILIES if f in earns.index and earns.loc[f, "earns"])
         off = [f for f in FAMILIES if f not in kept]
-        # Families measured by later passes (not this script) keep their place and their notes:
+        # Families measured apart (not by this script) keep their place and their notes:
         # rewriting the table must not switch them on by leaving them out of families_off.
         old = json.loads(Path(write).read_text()) if Path(write).is_file() else {}
         notes = {k: v for k, v in old.items() if k not in ("what", "verdict", "families_off", "rows", "targets")}
@@ -260,8 +260,8 @@ def merge(files: list[str], write: str | None, write_fairness: str | None = None
             "verdict": f"Kept (an interval above zero on {SEEDS_ABOVE} seeds or more, none below zero): "
                        f"{', '.join(kept) or 'none'}. Behind the setting config={{\"families_off\": []}}: "
                        f"{', '.join(off + later) or 'none'}"
-                       + (f" ({', '.join(later)}: measured later, see below)" if later else "")
-                       + ". The row 'none of the four' removes all four at once.",
+                       + (f" ({', '.join(later)}: measured apart, see below)" if later else "")
+                       + ". The row 'none of the four' removes the four together: the default model.",
             "families_off": off + later, "rows": rows, "targets": targets, **notes}, default=float, indent=1) + "\n")
         print(f"wrote {write}: kept {kept or 'none'}; left as they were: {later or 'none'}")
 
