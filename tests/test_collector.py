@@ -90,10 +90,10 @@ def test_freezing_is_for_a_process_that_froze_what_it_loaded(collector_as_found)
     assert collector.frozen() and not _in_sight(kept)
     assert gc.get_threshold() == (young, middle, max(full, collector.FULL_EVERY))
     later = [[i] for i in range(1000)]
-    before = gc.get_freeze_count()
     collector.keep_frozen()
-    assert gc.get_freeze_count() >= before + len(later)
-    assert not _in_sight(later)
+    # what was made since is frozen too (counted by identity: the frozen count alone can fall
+    # meanwhile, when another thread frees a frozen object)
+    assert not _in_sight(later) and gc.get_freeze_count() >= len(later)
 
 
 def test_a_callers_dataset_keeps_its_index_when_the_scorer_replaces_its_own(small_model, small_district):
