@@ -30,14 +30,14 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
             return en(high[0].format(x=num(x))) if lang == "en" else zh(high[1].format(x=num(x)))
         return render
 
-    def in_days(unknown: tuple[str, str], same_day: tuple[str, str], some: tuple[str, str]) -> Callable:
-        """A number of days in words (en, zh): not known, under a day, or some (``{d}`` the
-        days in English words, ``{k}`` the number)."""
+    def in_days(unknown: tuple[str, str], same_day: tuple[str, str] | None, some: tuple[str, str]) -> Callable:
+        """A number of days in words (en, zh): not known, under a day (``same_day``; without
+        it, as ``some``), or some (``{d}`` the days in English words, ``{k}`` the number)."""
         def render(v: Any, row: Mapping[str, Any], lang: str) -> str:
             if missing(v):
                 return en(unknown[0]) if lang == "en" else zh(unknown[1])
             k = int(round(float(v)))
-            if k == 0:
+            if k == 0 and same_day is not None:
                 return en(same_day[0]) if lang == "en" else zh(same_day[1])
             return en(some[0].format(d=days(k))) if lang == "en" else zh(some[1].format(k=k))
         return render
@@ -170,21 +170,13 @@ def build(C, Flag, missing: Callable[[Any], bool], en: Callable[[str], str], zh:
         ("it has been open {x} times as long as its category's disputes usually take to close",
          "已持续时间是同类纠纷通常结案用时的 {x} 倍"), quiet=1.0)
 
-    def since_days(unknown: tuple[str, str], happened: tuple[str, str]) -> Callable:
-        def render(v: Any, row: Mapping[str, Any], lang: str) -> str:
-            if missing(v):
-                return en(unknown[0]) if lang == "en" else zh(unknown[1])
-            k = int(round(float(v)))
-            return en(happened[0].format(d=days(k))) if lang == "en" else zh(happened[1].format(k=k))
-        return render
-
     # Living together now is "no separation"; moving out is leaving the people one lived with
     # (not a role change, not a move together with them): features/separation.py.
-    S["sep_pair_days_apart"] = since_days(
-        ("no record shows the parties living apart after living together", "无双方曾同住、现已分开居住的记录"),
+    S["sep_pair_days_apart"] = in_days(
+        ("no record shows the parties living apart after living together", "无双方曾同住、现已分开居住的记录"), None,
         ("the parties stopped living together {d} ago", "双方 {k} 天前不再同住"))
-    S["sep_moved_out_days"] = since_days(
+    S["sep_moved_out_days"] = in_days(
         ("no party is on record as having moved away from the people they lived with",
-         "无当事人离开同住者迁出的记录"),
+         "无当事人离开同住者迁出的记录"), None,
         ("a party moved away from the people they lived with {d} ago", "有一方当事人 {k} 天前离开同住者迁出"))
     return S
